@@ -1,0 +1,1 @@
+"""target-meta-capi: Singer target and client library for Meta Conversions API."""
