@@ -1,0 +1,349 @@
+"""Local validation of one Conversions API event against the rules Meta enforces.
+
+Shared by the sandbox (which answers exactly as Graph would) and the target (which
+dead-letters an invalid event before it can fail a whole request of up to 1000 events).
+
+Called once per event at high rates, so: no regex compiled per call, no datetime parsing,
+no allocation on the happy path beyond the empty result list.
+
+Subcodes. Graph rejects a request with an invalid event as code 100 plus an
+``error_subcode`` in the 2804xxx family. Two of them are documented by Meta (see
+shared reference): 2804003 "Event Timestamp Too Old" and 2804001 for a malformed fbc.
+Meta documents no subcode for the other rules, so the sandbox uses the rest of the
+2804xxx family, one number per rule, as in this table:
+
+=====================================  ========  ===========================================
+rule                                   subcode   source
+=====================================  ========  ===========================================
+``fbc_invalid``                        2804001   Meta (malformed fbc)
+``fbp_invalid``                        2804002   sandbox assignment
+``event_time_too_old``                 2804003   Meta (Event Timestamp Too Old)
+``event_time_in_future``               2804004   sandbox assignment
+``event_time_invalid``                 2804005   sandbox assignment
+``event_name_missing``                 2804006   sandbox assignment
+``action_source_invalid``              2804007   sandbox assignment
+``website_user_agent_missing``         2804008   sandbox assignment
+``website_source_url_invalid``         2804009   sandbox assignment
+``user_data_missing_match_key``        2804010   sandbox assignment
+``user_data_not_hashed``               2804011   sandbox assignment
+``purchase_value_missing``             2804012   sandbox assignment
+``purchase_currency_invalid``          2804013   sandbox assignment
+=====================================  ========  ===========================================
+
+Clients must not depend on the exact numbers beyond "code 100, subcode 2804xxx means an
+invalid event"; only 2804001 and 2804003 are Meta's own.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MAX_EVENTS_PER_REQUEST = 1000
+MAX_AGE_SECONDS = 7 * 24 * 3600
+PHYSICAL_STORE_MAX_AGE_SECONDS = 62 * 24 * 3600
+
+ACTION_SOURCES = frozenset(
+    {
+        "email",
+        "website",
+        "app",
+        "phone_call",
+        "chat",
+        "physical_store",
+        "system_generated",
+        "business_messaging",
+        "other",
+    }
+)
+
+# Keys Meta requires as SHA-256 hex (a string or a list of them). external_id is a
+# customer-information key too, but hashing it is only recommended, so it is not here.
+MUST_BE_HASHED_KEYS = frozenset({"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country"})
+
+# Any one of these (non-empty) satisfies "at least one customer-information parameter".
+CUSTOMER_INFORMATION_KEYS = MUST_BE_HASHED_KEYS | frozenset(
+    {
+        "external_id",
+        "client_ip_address",
+        "client_user_agent",
+        "fbc",
+        "fbp",
+        "subscription_id",
+        "fb_login_id",
+        "lead_id",
+        "anon_id",
+        "madid",
+        "page_id",
+        "page_scoped_user_id",
+        "ctwa_clid",
+        "ig_account_id",
+        "ig_sid",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """What the sandbox answers for a broken rule: Graph's subcode and user-facing title."""
+
+    subcode: int
+    user_title: str
+
+
+RULES: dict[str, RuleSpec] = {
+    "fbc_invalid": RuleSpec(2804001, "Invalid fbc Parameter"),
+    "fbp_invalid": RuleSpec(2804002, "Invalid fbp Parameter"),
+    "event_time_too_old": RuleSpec(2804003, "Event Timestamp Too Old"),
+    "event_time_in_future": RuleSpec(2804004, "Event Timestamp In The Future"),
+    "event_time_invalid": RuleSpec(2804005, "Invalid Event Timestamp"),
+    "event_name_missing": RuleSpec(2804006, "Missing Event Name"),
+    "action_source_invalid": RuleSpec(2804007, "Invalid Action Source"),
+    "website_user_agent_missing": RuleSpec(2804008, "Missing Client User Agent"),
+    "website_source_url_invalid": RuleSpec(2804009, "Invalid Event Source URL"),
+    "user_data_missing_match_key": RuleSpec(2804010, "Missing Customer Information Parameters"),
+    "user_data_not_hashed": RuleSpec(2804011, "Customer Information Not Hashed"),
+    "purchase_value_missing": RuleSpec(2804012, "Missing Purchase Value"),
+    "purchase_currency_invalid": RuleSpec(2804013, "Invalid Purchase Currency"),
+}
+
+
+@dataclass(frozen=True)
+class RuleViolation:
+    """One broken rule. ``message`` never contains a raw user_data value."""
+
+    rule: str
+    field: str
+    message: str
+    subcode: int | None
+
+
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+# fb.{subdomainIndex}.{creationTimeMs}.{fbclid or random}[.{appendix}]
+_CLICK_COOKIE = re.compile(r"fb\.[0-9]+\.[0-9]+\.[^.]+(?:\.[^.]+)?")
+_HTTP_URL = re.compile(r"https?://[^/?#\s]", re.IGNORECASE)
+
+
+def _violation(rule: str, field: str, message: str) -> RuleViolation:
+    return RuleViolation(rule, field, message, RULES[rule].subcode)
+
+
+def _is_present(value: Any) -> bool:
+    """Absent: None, "" or a list of nothing but absent items. Anything else is a value
+    (possibly a malformed one, which the format checks then report)."""
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return bool(value)
+    if isinstance(value, (list, tuple)):
+        return any(_is_present(item) for item in value)
+    return True
+
+
+def _is_sha256(value: Any, _fullmatch: Any = _SHA256_HEX.fullmatch) -> bool:
+    if type(value) is str:
+        return _fullmatch(value) is not None
+    if isinstance(value, (list, tuple)):
+        return all(type(item) is str and _fullmatch(item) is not None for item in value)
+    return False
+
+
+def _is_click_cookie(value: Any, _fullmatch: Any = _CLICK_COOKIE.fullmatch) -> bool:
+    return type(value) is str and _fullmatch(value) is not None
+
+
+def _check_event_time(
+    event: Mapping[str, Any],
+    action_source: Any,
+    now: float,
+    max_age_margin_seconds: int,
+    future_tolerance_seconds: int,
+) -> RuleViolation | None:
+    event_time = event.get("event_time")
+    # bool is an int subclass; floats and numeric strings are refused to stay strict
+    if type(event_time) is not int:
+        return _violation(
+            "event_time_invalid", "event_time", "event_time must be an integer Unix timestamp"
+        )
+    max_age = (
+        PHYSICAL_STORE_MAX_AGE_SECONDS if action_source == "physical_store" else MAX_AGE_SECONDS
+    )
+    if event_time < now - (max_age - max_age_margin_seconds):
+        days = max_age // 86400
+        return _violation(
+            "event_time_too_old",
+            "event_time",
+            f"event_time is more than {days} days in the past"
+            + (f" (less a safety margin of {max_age_margin_seconds} s)"
+               if max_age_margin_seconds else ""),
+        )
+    if event_time > now + future_tolerance_seconds:
+        return _violation(
+            "event_time_in_future",
+            "event_time",
+            f"event_time is more than {future_tolerance_seconds} s in the future",
+        )
+    return None
+
+
+def _check_user_data(user_data: Any) -> list[RuleViolation]:
+    if not isinstance(user_data, Mapping):
+        return [
+            _violation(
+                "user_data_missing_match_key",
+                "user_data",
+                "user_data must be an object with at least one customer-information parameter",
+            )
+        ]
+    violations: list[RuleViolation] = []
+    has_match_key = False
+    for key, value in user_data.items():
+        if key not in CUSTOMER_INFORMATION_KEYS:
+            continue
+        # the common case, a non-empty string, needs no call
+        if (type(value) is not str or not value) and not _is_present(value):
+            continue
+        has_match_key = True
+        if key in MUST_BE_HASHED_KEYS:
+            if not _is_sha256(value):
+                violations.append(
+                    _violation(
+                        "user_data_not_hashed",
+                        f"user_data.{key}",
+                        f"user_data.{key} must be a SHA-256 hex digest or a list of them",
+                    )
+                )
+        elif key == "fbc":
+            if not _is_click_cookie(value):
+                violations.append(
+                    _violation(
+                        "fbc_invalid",
+                        "user_data.fbc",
+                        "user_data.fbc must look like fb.{subdomainIndex}.{creationTimeMs}"
+                        ".{fbclid}",
+                    )
+                )
+        # Meta's parameter builder may append an appendix segment to fbp as well as fbc;
+        # refusing it locally would dead-letter events Meta accepts.
+        elif key == "fbp" and not _is_click_cookie(value):
+            violations.append(
+                _violation(
+                    "fbp_invalid",
+                    "user_data.fbp",
+                    "user_data.fbp must look like fb.{subdomainIndex}.{creationTimeMs}.{random}",
+                )
+            )
+    if not has_match_key:
+        violations.insert(
+            0,
+            _violation(
+                "user_data_missing_match_key",
+                "user_data",
+                "user_data needs at least one customer-information parameter",
+            ),
+        )
+    return violations
+
+
+def _check_purchase(custom_data: Any) -> list[RuleViolation]:
+    if not isinstance(custom_data, Mapping):
+        custom_data = {}
+    violations: list[RuleViolation] = []
+    value = custom_data.get("value")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
+        violations.append(
+            _violation(
+                "purchase_value_missing",
+                "custom_data.value",
+                "Purchase events need a numeric custom_data.value",
+            )
+        )
+    currency = custom_data.get("currency")
+    if not (
+        isinstance(currency, str)
+        and len(currency) == 3
+        and currency.isascii()
+        and currency.isalpha()
+    ):
+        violations.append(
+            _violation(
+                "purchase_currency_invalid",
+                "custom_data.currency",
+                "Purchase events need custom_data.currency as a 3-letter ISO 4217 code",
+            )
+        )
+    return violations
+
+
+def validate_event(
+    event: Mapping[str, Any],
+    *,
+    now: float | None = None,
+    max_age_margin_seconds: int = 0,
+    future_tolerance_seconds: int = 60,
+) -> list[RuleViolation]:
+    """Return every rule ``event`` breaks (empty list: Meta would accept it).
+
+    ``now`` defaults to the current time. ``max_age_margin_seconds`` shortens the allowed
+    age so an event still valid now is not too old by the time it reaches Meta (retries,
+    backpressure). ``future_tolerance_seconds`` allows for clock skew.
+    """
+    if now is None:
+        now = time.time()
+    violations: list[RuleViolation] = []
+
+    event_name = event.get("event_name")
+    if not isinstance(event_name, str) or not event_name.strip():
+        violations.append(
+            _violation("event_name_missing", "event_name", "event_name must be a non-empty string")
+        )
+
+    action_source = event.get("action_source")
+    time_violation = _check_event_time(
+        event, action_source, now, max_age_margin_seconds, future_tolerance_seconds
+    )
+    if time_violation is not None:
+        violations.append(time_violation)
+
+    user_data = event.get("user_data")
+    if not isinstance(action_source, str) or action_source not in ACTION_SOURCES:
+        violations.append(
+            _violation(
+                "action_source_invalid",
+                "action_source",
+                "action_source must be one of " + ", ".join(sorted(ACTION_SOURCES)),
+            )
+        )
+    elif action_source == "website":
+        user_agent = user_data.get("client_user_agent") if isinstance(user_data, Mapping) else None
+        if not isinstance(user_agent, str) or not user_agent.strip():
+            violations.append(
+                _violation(
+                    "website_user_agent_missing",
+                    "user_data.client_user_agent",
+                    "website events need user_data.client_user_agent",
+                )
+            )
+        source_url = event.get("event_source_url")
+        if not isinstance(source_url, str) or _HTTP_URL.match(source_url) is None:
+            violations.append(
+                _violation(
+                    "website_source_url_invalid",
+                    "event_source_url",
+                    "website events need an http(s) event_source_url",
+                )
+            )
+
+    violations.extend(_check_user_data(user_data))
+
+    if event_name == "Purchase":
+        violations.extend(_check_purchase(event.get("custom_data")))
+    return violations

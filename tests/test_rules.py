@@ -1,0 +1,272 @@
+"""Local validation of a Conversions API event (capi/rules.py)."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import pytest
+
+from target_meta_capi.capi.rules import (
+    MAX_AGE_SECONDS,
+    PHYSICAL_STORE_MAX_AGE_SECONDS,
+    RULES,
+    validate_event,
+)
+
+NOW = 1_760_000_000
+HASH = "6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec"  # sha256("mary")
+
+
+def valid_event(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_name": "Purchase",
+        "event_time": NOW - 3600,
+        "event_id": "order-1",
+        "action_source": "website",
+        "event_source_url": "https://shop.example/checkout",
+        "user_data": {"em": [HASH], "client_user_agent": "Mozilla/5.0"},
+        "custom_data": {"value": 12.5, "currency": "EUR"},
+    }
+    event.update(overrides)
+    return event
+
+
+def rules_broken(event: dict[str, Any], **kwargs: Any) -> list[str]:
+    return [violation.rule for violation in validate_event(event, now=NOW, **kwargs)]
+
+
+def with_user_data(**user_data: Any) -> dict[str, Any]:
+    return valid_event(action_source="app", user_data=user_data)
+
+
+def test_valid_event_has_no_violations():
+    assert validate_event(valid_event(), now=NOW) == []
+
+
+def test_every_rule_has_a_2804_subcode():
+    assert all(2804000 < spec.subcode < 2805000 for spec in RULES.values())
+    assert len({spec.subcode for spec in RULES.values()}) == len(RULES)
+
+
+def test_violation_carries_rule_subcode():
+    [violation] = validate_event(valid_event(event_time=NOW - MAX_AGE_SECONDS - 1), now=NOW)
+    assert (violation.rule, violation.field, violation.subcode) == (
+        "event_time_too_old",
+        "event_time",
+        2804003,
+    )
+
+
+@pytest.mark.parametrize("event_name", [None, "", "   ", 42])
+def test_event_name_must_be_non_empty_string(event_name):
+    assert rules_broken(valid_event(event_name=event_name)) == ["event_name_missing"]
+
+
+def test_missing_event_name_is_reported():
+    event = valid_event()
+    del event["event_name"]
+    assert rules_broken(event) == ["event_name_missing"]
+
+
+@pytest.mark.parametrize("event_time", [None, float(NOW), str(NOW), True, NOW * 1.0 + 0.5])
+def test_event_time_must_be_an_integer(event_time):
+    assert rules_broken(valid_event(event_time=event_time)) == ["event_time_invalid"]
+
+
+def test_event_time_exactly_seven_days_old_is_accepted():
+    assert rules_broken(valid_event(event_time=NOW - MAX_AGE_SECONDS)) == []
+
+
+def test_event_time_older_than_seven_days_is_too_old():
+    assert rules_broken(valid_event(event_time=NOW - MAX_AGE_SECONDS - 1)) == [
+        "event_time_too_old"
+    ]
+
+
+def test_event_time_in_milliseconds_is_in_the_future():
+    assert rules_broken(valid_event(event_time=NOW * 1000)) == ["event_time_in_future"]
+
+
+def test_physical_store_events_may_be_62_days_old():
+    event = valid_event(action_source="physical_store", event_time=NOW - 30 * 86400)
+    assert rules_broken(event) == []
+
+
+def test_physical_store_events_older_than_62_days_are_too_old():
+    event = valid_event(
+        action_source="physical_store", event_time=NOW - PHYSICAL_STORE_MAX_AGE_SECONDS - 1
+    )
+    assert rules_broken(event) == ["event_time_too_old"]
+
+
+def test_max_age_margin_shortens_the_allowed_age():
+    event = valid_event(event_time=NOW - MAX_AGE_SECONDS + 100)
+    assert rules_broken(event) == []
+    assert rules_broken(event, max_age_margin_seconds=600) == ["event_time_too_old"]
+
+
+def test_event_time_within_future_tolerance_is_accepted():
+    assert rules_broken(valid_event(event_time=NOW + 60)) == []
+
+
+def test_event_time_beyond_future_tolerance_is_in_the_future():
+    assert rules_broken(valid_event(event_time=NOW + 61)) == ["event_time_in_future"]
+    assert rules_broken(valid_event(event_time=NOW + 61), future_tolerance_seconds=120) == []
+
+
+def test_now_defaults_to_the_current_time():
+    current = int(time.time())
+    assert validate_event(valid_event(event_time=current)) == []
+    too_old = valid_event(event_time=current - MAX_AGE_SECONDS - 600)
+    assert [violation.rule for violation in validate_event(too_old)] == ["event_time_too_old"]
+
+
+@pytest.mark.parametrize("action_source", [None, "", "web", "WEBSITE", 1])
+def test_action_source_must_be_known(action_source):
+    assert rules_broken(valid_event(action_source=action_source)) == ["action_source_invalid"]
+
+
+@pytest.mark.parametrize(
+    "action_source",
+    ["email", "app", "phone_call", "chat", "physical_store", "system_generated",
+     "business_messaging", "other"],
+)
+def test_non_website_sources_need_no_user_agent_or_url(action_source):
+    event = valid_event(action_source=action_source, user_data={"em": HASH})
+    del event["event_source_url"]
+    assert rules_broken(event) == []
+
+
+@pytest.mark.parametrize("user_agent", [None, "", "  "])
+def test_website_events_need_a_client_user_agent(user_agent):
+    event = valid_event(user_data={"em": HASH, "client_user_agent": user_agent})
+    assert rules_broken(event) == ["website_user_agent_missing"]
+
+
+@pytest.mark.parametrize(
+    "url", [None, "", "shop.example/checkout", "ftp://shop.example", "https://", "http:///x"]
+)
+def test_website_events_need_an_http_source_url(url):
+    assert rules_broken(valid_event(event_source_url=url)) == ["website_source_url_invalid"]
+
+
+def test_website_source_url_scheme_is_case_insensitive():
+    assert rules_broken(valid_event(event_source_url="HTTP://shop.example")) == []
+
+
+@pytest.mark.parametrize("user_data", [None, {}, "x", {"em": []}, {"unknown": "x"}])
+def test_user_data_needs_a_customer_information_key(user_data):
+    assert rules_broken(with_user_data() | {"user_data": user_data}) == [
+        "user_data_missing_match_key"
+    ]
+
+
+@pytest.mark.parametrize(
+    "user_data",
+    [
+        {"external_id": "cust-42"},
+        {"client_ip_address": "203.0.113.9"},
+        {"fbp": "fb.1.1596403881668.1116446470"},
+        {"madid": "38400000-8cf0-11bd-b23e-10b96e40000d"},
+        {"page_id": 123},
+    ],
+)
+def test_unhashed_match_keys_count_as_customer_information(user_data):
+    assert rules_broken(with_user_data(**user_data)) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["mary@example.com", HASH[:-1], HASH + "0", "g" * 64, [HASH, "plain"], 42, {"a": HASH}],
+)
+def test_hashed_keys_must_be_sha256_hex(value):
+    assert rules_broken(with_user_data(em=value)) == ["user_data_not_hashed"]
+
+
+def test_uppercase_sha256_hex_is_accepted():
+    assert rules_broken(with_user_data(ph=HASH.upper())) == []
+
+
+def test_not_hashed_message_never_contains_the_value():
+    [violation] = validate_event(with_user_data(em="mary@example.com"), now=NOW)
+    assert "mary" not in violation.message
+    assert violation.field == "user_data.em"
+
+
+def test_external_id_may_be_unhashed():
+    assert rules_broken(with_user_data(external_id=["cust-42", "CUST-42"])) == []
+
+
+@pytest.mark.parametrize(
+    "fbc",
+    [
+        "fb.1.1554763741205.AbCdEfGhIjKlMnOpQrStUvWxYz1234567890",
+        "fb.1.1554763741205.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk.AQ",
+    ],
+)
+def test_well_formed_fbc_is_accepted(fbc):
+    assert rules_broken(with_user_data(fbc=fbc)) == []
+
+
+@pytest.mark.parametrize(
+    "fbc",
+    ["IwAR2F4-dbP0l7", "fb.1.1554763741205", "fb.1.155476374120x.abc", "fbc.1.1554763741205.abc",
+     "fb.1.1554763741205.", "fb.1.2.abc.def.ghi", 1554763741205],
+)
+def test_malformed_fbc_is_rejected_with_subcode_2804001(fbc):
+    violations = validate_event(with_user_data(em=HASH, fbc=fbc), now=NOW)
+    assert [(v.rule, v.subcode) for v in violations] == [("fbc_invalid", 2804001)]
+
+
+@pytest.mark.parametrize("fbp", ["1116446470", "fb.1.1596403881668", "fb.x.1596403881668.1"])
+def test_malformed_fbp_is_rejected(fbp):
+    assert rules_broken(with_user_data(em=HASH, fbp=fbp)) == ["fbp_invalid"]
+
+
+@pytest.mark.parametrize("value", [None, "12.5", True])
+def test_purchase_needs_a_numeric_value(value):
+    event = valid_event(custom_data={"value": value, "currency": "EUR"})
+    assert rules_broken(event) == ["purchase_value_missing"]
+
+
+def test_purchase_value_may_be_an_integer():
+    assert rules_broken(valid_event(custom_data={"value": 0, "currency": "usd"})) == []
+
+
+@pytest.mark.parametrize("currency", [None, "", "EURO", "E1R", "€€€", 978])
+def test_purchase_needs_a_three_letter_currency(currency):
+    event = valid_event(custom_data={"value": 1, "currency": currency})
+    assert rules_broken(event) == ["purchase_currency_invalid"]
+
+
+def test_purchase_without_custom_data_breaks_both_purchase_rules():
+    event = valid_event()
+    del event["custom_data"]
+    assert rules_broken(event) == ["purchase_value_missing", "purchase_currency_invalid"]
+
+
+def test_other_events_need_no_value_or_currency():
+    event = valid_event(event_name="Lead")
+    del event["custom_data"]
+    assert rules_broken(event) == []
+
+
+def test_all_violations_are_reported_together():
+    event = {"event_name": "Purchase", "event_time": "yesterday", "action_source": "website"}
+    assert rules_broken(event) == [
+        "event_time_invalid",
+        "website_user_agent_missing",
+        "website_source_url_invalid",
+        "user_data_missing_match_key",
+        "purchase_value_missing",
+        "purchase_currency_invalid",
+    ]
+
+
+def test_validation_does_not_modify_the_event():
+    event = valid_event(user_data={"em": "plain", "fbc": "bad"})
+    before = copy.deepcopy(event)
+    validate_event(event, now=NOW)
+    assert event == before
