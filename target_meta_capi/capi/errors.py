@@ -1,0 +1,288 @@
+"""Errors raised by the CAPI client, and classification of Graph API error responses.
+
+Every message and repr is safe to log: it never contains an access token (Graph echoes
+malformed tokens back in its messages, so those are redacted) and never contains event data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .request import EventResponse
+
+THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
+AUTH_CODES = frozenset({10, 102, 104, 190, *range(200, 300)})
+TRANSIENT_CODES = frozenset({1, 2})
+INVALID_PARAMETER_CODE = 100
+UNKNOWN_PIXEL_SUBCODE = 33
+
+# Graph access tokens start with "EAA"; catches tokens echoed back even when we do not know them.
+_ACCESS_TOKEN_PATTERN = re.compile(r"EAA[A-Za-z0-9]{16,}")
+_HTML_TITLE_PATTERN = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_REDACTED = "[redacted]"
+# shorter "secrets" are test placeholders; replacing them would shred ordinary words
+_MIN_SECRET_LENGTH = 8
+
+
+def redact(text: str | None, secrets: Iterable[str | None] = ()) -> str | None:
+    """Remove the given secrets and anything that looks like an access token from text."""
+    if not text:
+        return text
+    for secret in secrets:
+        if secret and len(secret) >= _MIN_SECRET_LENGTH:
+            text = text.replace(secret, _REDACTED)
+    return _ACCESS_TOKEN_PATTERN.sub(_REDACTED, text)
+
+
+class CapiError(Exception):
+    """Base class of every error raised by the CAPI client."""
+
+
+class ConfigurationError(CapiError):
+    """A setting is unusable: bad batch_size, http service path, graph_url, missing token..."""
+
+
+class DeliveryError(CapiError):
+    """Sending a request failed. `retryable` says whether sending it again may succeed."""
+
+    retryable: bool = False
+
+
+class NetworkError(DeliveryError):
+    """No HTTP answer: connection refused, reset or cut, DNS failure...
+
+    `maybe_delivered` is true when the request may have reached Graph before the failure,
+    so a retry can duplicate events (Graph deduplicates them by event_id and event_name).
+    """
+
+    def __init__(
+        self, message: str, *, maybe_delivered: bool = False, retryable: bool = True
+    ) -> None:
+        super().__init__(message)
+        self.maybe_delivered = maybe_delivered
+        self.retryable = retryable
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self)!r}, maybe_delivered={self.maybe_delivered}, "
+            f"retryable={self.retryable})"
+        )
+
+
+class RequestTimeout(NetworkError):
+    """No answer within the timeout; Graph may have stored the events anyway."""
+
+    def __init__(
+        self, message: str, *, maybe_delivered: bool = True, retryable: bool = True
+    ) -> None:
+        super().__init__(message, maybe_delivered=maybe_delivered, retryable=retryable)
+
+
+class GraphAPIError(DeliveryError):
+    """Graph answered with an error (or with a non-2xx status and a body that is not JSON)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int,
+        code: int | None = None,
+        subcode: int | None = None,
+        error_type: str | None = None,
+        user_title: str | None = None,
+        user_message: str | None = None,
+        fbtrace_id: str | None = None,
+        is_transient: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.code = code
+        self.subcode = subcode
+        self.error_type = error_type
+        self.user_title = user_title
+        self.user_message = user_message
+        self.fbtrace_id = fbtrace_id
+        self.is_transient = is_transient
+
+    def __str__(self) -> str:
+        details = [f"http_status={self.http_status}"]
+        if self.code is not None:
+            details.append(f"code={self.code}")
+        if self.subcode is not None:
+            details.append(f"subcode={self.subcode}")
+        if self.error_type:
+            details.append(f"type={self.error_type}")
+        if self.fbtrace_id:
+            details.append(f"fbtrace_id={self.fbtrace_id}")
+        text = f"{self.message} ({', '.join(details)})"
+        user_text = ": ".join(part for part in (self.user_title, self.user_message) if part)
+        return f"{text} — {user_text}" if user_text else text
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, http_status={self.http_status}, "
+            f"code={self.code}, subcode={self.subcode}, fbtrace_id={self.fbtrace_id!r})"
+        )
+
+
+class TransientError(GraphAPIError):
+    """Codes 1 and 2, `is_transient: true`, or a 5xx status: sending again may succeed."""
+
+    retryable = True
+
+
+class ThrottledError(GraphAPIError):
+    """Rate limited (codes 4, 17, 32, 341, 613, 80000-80014): back off longer, send less."""
+
+    retryable = True
+
+
+class AuthError(GraphAPIError):
+    """Token, permission or pixel problem (190, 102, 104, 10, 200-299, 100/33): stop."""
+
+
+class InvalidRequestError(GraphAPIError):
+    """Graph refused the request's content. Never retried as is.
+
+    With code 100 one or more events are invalid and the whole request was rejected; splitting
+    the request finds them (see capi/isolate.py).
+    """
+
+    @property
+    def bisectable(self) -> bool:
+        return self.code == INVALID_PARAMETER_CODE and self.subcode != UNKNOWN_PIXEL_SUBCODE
+
+
+class EventsReceivedMismatch(DeliveryError):
+    """Graph answered 200 but counted a different number of events than were sent.
+
+    Not retried: some events may have been stored.
+    """
+
+    def __init__(self, *, sent: int, received: int, fbtrace_id: str | None = None) -> None:
+        self.sent = sent
+        self.received = received
+        self.fbtrace_id = fbtrace_id
+        super().__init__(f"Graph received {received} of {sent} events (fbtrace_id={fbtrace_id})")
+
+    def __repr__(self) -> str:
+        return (
+            f"EventsReceivedMismatch(sent={self.sent}, received={self.received}, "
+            f"fbtrace_id={self.fbtrace_id!r})"
+        )
+
+
+class BatchProcessingError(CapiError):
+    """Some requests of a BatchProcessor run failed; all the others completed.
+
+    `failures` lists (request_index, error) in request order; `responses` holds one entry per
+    request, None where it failed.
+    """
+
+    def __init__(
+        self,
+        failures: Sequence[tuple[int, BaseException]],
+        responses: Sequence[EventResponse | None],
+    ) -> None:
+        self.failures = list(failures)
+        self.responses = list(responses)
+        listed = "; ".join(
+            f"request {index}: {type(error).__name__}: {error}" for index, error in self.failures
+        )
+        super().__init__(f"{len(self.failures)} of {len(self.responses)} requests failed: {listed}")
+
+    def __repr__(self) -> str:
+        indices = [index for index, _ in self.failures]
+        return f"BatchProcessingError(failed_requests={indices}, requests={len(self.responses)})"
+
+
+def classify_response(
+    status: int,
+    body: bytes,
+    *,
+    secrets: Iterable[str | None] = (),
+) -> GraphAPIError:
+    """Turn a Graph error answer (any status, usually non-2xx) into the matching error class.
+
+    `secrets` (the access token, app secret...) are removed from every text taken from the body.
+    """
+    secrets = tuple(secrets)
+    error = _error_object(body)
+    if error is None:
+        return _classify_without_error_object(status, body, secrets)
+
+    code = _as_int(error.get("code"))
+    subcode = _as_int(error.get("error_subcode"))
+    is_transient = error.get("is_transient") is True
+    fields: dict[str, Any] = {
+        "http_status": status,
+        "code": code,
+        "subcode": subcode,
+        "error_type": _text(error.get("type"), secrets),
+        "user_title": _text(error.get("error_user_title"), secrets),
+        "user_message": _text(error.get("error_user_msg"), secrets),
+        "fbtrace_id": _text(error.get("fbtrace_id"), secrets),
+        "is_transient": is_transient,
+    }
+    message = _text(error.get("message"), secrets) or "Graph API error"
+    return _error_class(status, code, subcode, is_transient)(message, **fields)
+
+
+def _error_class(
+    status: int, code: int | None, subcode: int | None, is_transient: bool
+) -> type[GraphAPIError]:
+    if code in THROTTLE_CODES:
+        return ThrottledError
+    if code in AUTH_CODES or (code == INVALID_PARAMETER_CODE and subcode == UNKNOWN_PIXEL_SUBCODE):
+        return AuthError
+    if code in TRANSIENT_CODES or is_transient:
+        return TransientError
+    if code == INVALID_PARAMETER_CODE:
+        return InvalidRequestError
+    return _class_for_status(status)
+
+
+def _class_for_status(status: int) -> type[GraphAPIError]:
+    if status >= 500 or 200 <= status < 300:
+        # a 2xx we could not read may come from a proxy: whether Graph got it is unknown
+        return TransientError
+    if status == 429:
+        return ThrottledError
+    if status in (401, 403):
+        return AuthError
+    return InvalidRequestError
+
+
+def _classify_without_error_object(
+    status: int, body: bytes, secrets: tuple[str | None, ...]
+) -> GraphAPIError:
+    title_match = _HTML_TITLE_PATTERN.search(body[:4096])
+    title = title_match.group(1).decode("utf-8", "replace").strip()[:120] if title_match else ""
+    description = f"HTTP {status} without a Graph error object ({len(body)} bytes"
+    description += f", page title {redact(title, secrets)!r})" if title else ")"
+    return _class_for_status(status)(description, http_status=status)
+
+
+def _error_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any, secrets: tuple[str | None, ...]) -> str | None:
+    return redact(str(value), secrets) if value is not None else None

@@ -1,0 +1,182 @@
+"""The HTTP service: the only part that moves bytes, and the only part users may replace.
+
+Parsing, error classification and retries stay in the library, so a custom service gets them
+for free in sync, async and batch sends.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from .errors import ConfigurationError, NetworkError, RequestTimeout
+
+DEFAULT_POOL_SIZE = 32
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class HttpServiceInterface(ABC):
+    """Sends one HTTP request and returns the answer, whatever its status.
+
+    Implementations must be thread-safe: one instance serves every request of the process.
+    They may raise `NetworkError` themselves; `requests`, `urllib3` and `OSError` exceptions
+    are classified by the library.
+    """
+
+    @abstractmethod
+    def execute(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: float | None,
+    ) -> HttpResponse: ...
+
+
+class RequestsHttpService(HttpServiceInterface):
+    """A pooled `requests.Session` with keep-alive; retries are left to the library."""
+
+    def __init__(self, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def execute(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: float | None,
+    ) -> HttpResponse:
+        response = self.session.request(
+            method, url, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False
+        )
+        return HttpResponse(response.status_code, response.headers, response.content)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def classify_transport_error(error: BaseException) -> NetworkError | None:
+    """The NetworkError matching an exception raised while sending, or None if it is not one."""
+    if isinstance(error, NetworkError):
+        return error
+    name = type(error).__name__
+    if isinstance(error, requests.ConnectTimeout):
+        return RequestTimeout(f"connect timeout ({name}): {error}", maybe_delivered=False)
+    if isinstance(error, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+        return RequestTimeout(f"timeout ({name}): {error}")
+    if isinstance(error, (requests.ConnectionError, urllib3.exceptions.NewConnectionError)):
+        # requests folds refused connections and cut ones into ConnectionError; only a refused
+        # or unresolvable connection is known not to have reached Graph
+        refused = _caused_by(error, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError))
+        return NetworkError(f"connection failed ({name}): {error}", maybe_delivered=not refused)
+    if isinstance(error, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
+        return NetworkError(f"network error ({name}): {error}", maybe_delivered=True)
+    return None
+
+
+def _caused_by(error: BaseException, types: tuple[type[BaseException], ...]) -> bool:
+    seen: set[int] = set()
+    pending: list[Any] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, types):
+            return True
+        pending.extend((current.__cause__, current.__context__, getattr(current, "reason", None)))
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+    return False
+
+
+_default_service: RequestsHttpService | None = None
+_loaded_services: dict[Any, Any] = {}
+_lock = threading.Lock()
+
+
+def default_http_service() -> RequestsHttpService:
+    """The process-wide pooled service used when none is configured."""
+    global _default_service
+    with _lock:
+        if _default_service is None:
+            _default_service = RequestsHttpService()
+        return _default_service
+
+
+def load_http_service(spec: HttpServiceInterface | str | type | None) -> HttpServiceInterface:
+    """Resolve an HTTP service given as an object, a class, or "package.module:ClassName".
+
+    None gives the shared default. A class or path is instantiated once (without arguments) and
+    that instance is shared, so its connection pool is too.
+    """
+    if spec is None:
+        return default_http_service()
+    if isinstance(spec, (str, type)):
+        with _lock:
+            service = _loaded_services.get(spec)
+            if service is None:
+                service = _instantiate(_import_class(spec) if isinstance(spec, str) else spec)
+                _loaded_services[spec] = service
+        return service
+    _require_execute(spec, type(spec).__name__)
+    return spec
+
+
+def _import_class(path: str) -> type:
+    module_name, separator, class_name = path.strip().rpartition(":")
+    if not separator:
+        module_name, _, class_name = path.strip().rpartition(".")
+    if not module_name or not class_name:
+        raise ConfigurationError(
+            f"http service {path!r} is not a path of the form 'package.module:ClassName'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigurationError(
+            f"http service {path!r}: cannot import module {module_name!r}: {error}"
+        ) from error
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type):
+        raise ConfigurationError(
+            f"http service {path!r}: module {module_name!r} has no class {class_name!r}"
+        )
+    return cls
+
+
+def _instantiate(cls: type) -> Any:
+    try:
+        service = cls()
+    except Exception as error:
+        raise ConfigurationError(
+            f"http service class {cls.__module__}.{cls.__qualname__} could not be created "
+            f"without arguments: {type(error).__name__}: {error}"
+        ) from error
+    _require_execute(service, cls.__qualname__)
+    return service
+
+
+def _require_execute(service: Any, name: str) -> None:
+    if not callable(getattr(service, "execute", None)):
+        raise ConfigurationError(
+            f"http service {name} has no execute(method, url, headers, body, timeout) method"
+        )

@@ -1,0 +1,248 @@
+"""EventRequest / EventRequestAsync: one POST of up to 1000 events to a pixel's /events edge."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from .errors import (
+    ConfigurationError,
+    EventsReceivedMismatch,
+    NetworkError,
+    classify_response,
+    redact,
+)
+from .http import (
+    DEFAULT_POOL_SIZE,
+    HttpResponse,
+    HttpServiceInterface,
+    classify_transport_error,
+    load_http_service,
+)
+from .retry import RetryPolicy
+
+DEFAULT_API_VERSION = "v24.0"
+DEFAULT_GRAPH_URL = "https://graph.facebook.com"
+MAX_EVENTS_PER_REQUEST = 1000
+REQUEST_HEADERS: Mapping[str, str] = {
+    "Content-Type": "application/json",
+    "Accept": "application/json",
+    "User-Agent": "target-meta-capi",
+}
+_OPTIONAL_PARAMETERS = (
+    "test_event_code",
+    "partner_agent",
+    "namespace_id",
+    "upload_id",
+    "upload_tag",
+    "upload_source",
+)
+_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+class RequestObserver(Protocol):
+    """Hooks for metrics. Subclass it to inherit no-op defaults and override what you need."""
+
+    def on_attempt(
+        self, events: int, status: int | None, seconds: float, error: Exception | None
+    ) -> None:
+        """After every HTTP attempt; status is None when no HTTP answer came."""
+
+    def on_retry(self, error: Exception, attempt: int, delay: float) -> None:
+        """Before sleeping `delay` seconds to retry after attempt number `attempt` failed."""
+
+
+@dataclass(frozen=True)
+class EventResponse:
+    events_received: int
+    messages: list[str]
+    fbtrace_id: str | None
+
+
+@dataclass
+class EventRequest:
+    """Events for one pixel; `execute()` sends them, retrying transient failures.
+
+    The access token and appsecret_proof travel in the JSON body, never in the URL.
+    A `http_service` may be an HttpServiceInterface, a class, or "package.module:ClassName".
+    """
+
+    pixel_id: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    access_token: str | None = field(default=None, repr=False)
+    app_secret: str | None = field(default=None, repr=False)
+    test_event_code: str | None = None
+    partner_agent: str | None = None
+    namespace_id: str | None = None
+    upload_id: str | None = None
+    upload_tag: str | None = None
+    upload_source: str | None = None
+    api_version: str = DEFAULT_API_VERSION
+    graph_url: str = DEFAULT_GRAPH_URL
+    timeout: float | None = 60.0
+    http_service: HttpServiceInterface | str | type | None = None
+    retry_policy: RetryPolicy | None = None
+
+    def __repr__(self) -> str:
+        # events hold customer data, the token is a secret: show neither
+        return (
+            f"{type(self).__name__}(pixel_id={self.pixel_id!r}, events={len(self.events)}, "
+            f"api_version={self.api_version!r}, graph_url={self.graph_url!r}, "
+            f"test_event_code={self.test_event_code!r})"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"{self.graph_url.rstrip('/')}/{self.api_version}/{self.pixel_id}/events"
+
+    @property
+    def appsecret_proof(self) -> str | None:
+        if not self.app_secret or not self.access_token:
+            return None
+        return hmac.new(
+            self.app_secret.encode(), self.access_token.encode(), hashlib.sha256
+        ).hexdigest()
+
+    @property
+    def body(self) -> bytes:
+        payload: dict[str, Any] = {"data": self.events, "access_token": self.access_token}
+        proof = self.appsecret_proof
+        if proof:
+            payload["appsecret_proof"] = proof
+        for name in _OPTIONAL_PARAMETERS:
+            value = getattr(self, name)
+            if value is not None:
+                payload[name] = value
+        return _encoder.encode(payload)
+
+    def copy_with(self, events: list[dict[str, Any]]) -> EventRequest:
+        """The same request (every setting kept, same class) carrying other events."""
+        return dataclasses.replace(self, events=events)
+
+    def execute(self, *, observer: RequestObserver | None = None) -> EventResponse:
+        return self.execute_blocking(observer=observer)
+
+    def execute_blocking(self, *, observer: RequestObserver | None = None) -> EventResponse:
+        """Send in the calling thread, retrying per `retry_policy` (async requests too)."""
+        self._check()
+        service = load_http_service(self.http_service)
+        url, body = self.url, self.body
+        policy = self.retry_policy or RetryPolicy()
+        return policy.call(lambda: self._attempt(service, url, body, observer), observer=observer)
+
+    def _check(self) -> None:
+        if not self.pixel_id:
+            raise ConfigurationError("EventRequest needs a pixel_id")
+        if not self.access_token:
+            raise ConfigurationError("EventRequest needs an access_token")
+        if not self.graph_url.startswith(("https://", "http://")):
+            raise ConfigurationError(
+                f"graph_url {self.graph_url!r} must start with https:// or http://"
+            )
+        if not 1 <= len(self.events) <= MAX_EVENTS_PER_REQUEST:
+            raise ConfigurationError(
+                f"an EventRequest carries 1 to {MAX_EVENTS_PER_REQUEST} events, "
+                f"not {len(self.events)}"
+            )
+
+    def _attempt(
+        self,
+        service: HttpServiceInterface,
+        url: str,
+        body: bytes,
+        observer: RequestObserver | None,
+    ) -> EventResponse:
+        started = time.monotonic()
+        status: int | None = None
+        try:
+            try:
+                answer = service.execute("POST", url, REQUEST_HEADERS, body, self.timeout)
+            except Exception as error:
+                network_error = classify_transport_error(error)
+                if network_error is None:
+                    raise
+                raise self._redacted(network_error) from error
+            answer = _as_http_response(answer)
+            status = answer.status
+            response = self._parse(answer)
+        except Exception as error:
+            if observer is not None:
+                observer.on_attempt(len(self.events), status, time.monotonic() - started, error)
+            raise
+        if observer is not None:
+            observer.on_attempt(len(self.events), status, time.monotonic() - started, None)
+        return response
+
+    def _parse(self, answer: HttpResponse) -> EventResponse:
+        secrets = (self.access_token, self.app_secret, self.appsecret_proof)
+        if not 200 <= answer.status < 300:
+            raise classify_response(answer.status, answer.body, secrets=secrets)
+        try:
+            parsed = json.loads(answer.body)
+            received = int(parsed["events_received"])
+        except (ValueError, TypeError, KeyError):
+            raise classify_response(answer.status, answer.body, secrets=secrets) from None
+        fbtrace_id = parsed.get("fbtrace_id")
+        if received != len(self.events):
+            raise EventsReceivedMismatch(
+                sent=len(self.events), received=received, fbtrace_id=fbtrace_id
+            )
+        return EventResponse(
+            events_received=received,
+            messages=list(parsed.get("messages") or []),
+            fbtrace_id=fbtrace_id,
+        )
+
+    def _redacted(self, error: NetworkError) -> NetworkError:
+        # a custom service's message may quote what it was given
+        secrets = (self.access_token, self.app_secret, self.appsecret_proof)
+        text = str(error)
+        clean = redact(text, secrets) or ""
+        if clean == text:
+            return error
+        return type(error)(clean, maybe_delivered=error.maybe_delivered, retryable=error.retryable)
+
+
+def _as_http_response(answer: Any) -> HttpResponse:
+    if isinstance(answer, HttpResponse):
+        return answer
+    status, headers, body = answer
+    return HttpResponse(int(status), headers, body)
+
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def shared_executor() -> ThreadPoolExecutor:
+    """The one executor every EventRequestAsync runs on (sized like the default HTTP pool)."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=DEFAULT_POOL_SIZE, thread_name_prefix="capi-async"
+            )
+        return _executor
+
+
+class EventRequestAsync(EventRequest):
+    """Like EventRequest, but `execute()` returns a Future at once.
+
+    The future resolves to an EventResponse or raises the classified error. All async requests
+    share one executor and, unless told otherwise, one pooled HTTP session.
+    """
+
+    def execute(  # type: ignore[override]
+        self, *, observer: RequestObserver | None = None
+    ) -> Future[EventResponse]:
+        return shared_executor().submit(self.execute_blocking, observer=observer)

@@ -1,0 +1,77 @@
+"""Retry policy: exponential backoff with full jitter (via `backoff`) for transient failures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import backoff
+
+from .errors import ConfigurationError, DeliveryError, ThrottledError
+
+if TYPE_CHECKING:
+    from .request import RequestObserver
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry one request.
+
+    The n-th retry waits a random time between 0 and min(max_delay, base * 2**(n-1)) seconds,
+    where base is `throttle_base_delay` after a throttling error and `base_delay` otherwise.
+    At most `max_retries` retries, and none that would start after `max_time` seconds.
+    """
+
+    max_retries: int = 5
+    max_time: float = 300.0
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    throttle_base_delay: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_retries", "max_time", "base_delay", "max_delay", "throttle_base_delay"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"RetryPolicy.{name} must not be negative")
+
+    @staticmethod
+    def is_retryable(error: BaseException) -> bool:
+        """Transient, throttled and network errors are; auth and invalid requests never are."""
+        return isinstance(error, DeliveryError) and error.retryable
+
+    def call(self, attempt: Callable[[], T], *, observer: RequestObserver | None = None) -> T:
+        """Run `attempt` until it succeeds, fails for good, or retries run out."""
+        on_backoff = []
+        if observer is not None:
+            on_backoff.append(
+                lambda details: observer.on_retry(
+                    details["exception"], details["tries"], details["wait"]
+                )
+            )
+        result: T
+        for try_ in backoff.retry_context(
+            DeliveryError,
+            self._delays,
+            max_tries=self.max_retries + 1,
+            max_time=self.max_time,
+            jitter=backoff.full_jitter,
+            giveup=lambda error: not self.is_retryable(error),
+            on_backoff=on_backoff,
+            logger=None,
+        ):
+            with try_:
+                result = attempt()
+        return result
+
+    def _delays(self) -> Generator[float, Any, None]:
+        # backoff sends the exception that failed the attempt, so the throttling base can
+        # apply to exactly the retries that follow a throttling error
+        doublings = backoff.expo()
+        next(doublings)
+        error = yield 0.0
+        while True:
+            throttled = isinstance(error, ThrottledError)
+            base = self.throttle_base_delay if throttled else self.base_delay
+            error = yield min(self.max_delay, base * next(doublings))
