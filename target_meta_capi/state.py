@@ -1,0 +1,173 @@
+"""Record numbering and the acknowledgement ledger that decides when a STATE may be written.
+
+Every record that reaches a sink gets the next number. A STATE message becomes a barrier: the
+last number issued when it arrived. Numbers are *settled* when Meta acknowledged the request
+that carried them, when they were dead-lettered, or when there was nothing to send for them.
+A state may be written once every number up to its barrier is settled — before that, writing
+it would tell the orchestrator to skip rows that could still be lost.
+
+Callbacks settle numbers from executor threads; states are only ever taken from the main
+thread. Memory stays bounded however long the run: the ledger keeps a watermark (every number
+at or below it is settled) plus the settled ranges above it, which exist only while an older
+number is still in flight.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+
+class SettledRanges:
+    """Settled numbers as a watermark plus sorted, disjoint, non-adjacent ranges above it."""
+
+    def __init__(self) -> None:
+        self.watermark = 0
+        # Parallel sorted lists: range i covers starts[i]..ends[i] inclusive.
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    @property
+    def fragment_count(self) -> int:
+        """How many settled ranges wait above the watermark (a measure of held memory)."""
+        return len(self._starts)
+
+    @property
+    def count_above_watermark(self) -> int:
+        """How many numbers above the watermark are settled."""
+        return sum(end - start + 1 for start, end in zip(self._starts, self._ends, strict=True))
+
+    def add_range(self, first: int, last: int) -> None:
+        """Mark first..last (inclusive) settled; settling a number twice is harmless."""
+        if last < first or last <= self.watermark:
+            return
+        first = max(first, self.watermark + 1)
+        # Merge with every range that overlaps or touches first..last.
+        left = bisect.bisect_left(self._ends, first - 1)
+        right = bisect.bisect_right(self._starts, last + 1)
+        if left < right:
+            first = min(first, self._starts[left])
+            last = max(last, self._ends[right - 1])
+        self._starts[left:right] = [first]
+        self._ends[left:right] = [last]
+        if self._starts[0] == self.watermark + 1:
+            self.watermark = self._ends[0]
+            del self._starts[0]
+            del self._ends[0]
+
+    def add_numbers(self, numbers: Iterable[int]) -> None:
+        """Mark each number settled, coalescing consecutive runs into ranges first."""
+        run_first: int | None = None
+        run_last = 0
+        for number in sorted(numbers):
+            if run_first is not None and number <= run_last + 1:
+                run_last = max(run_last, number)
+                continue
+            if run_first is not None:
+                self.add_range(run_first, run_last)
+            run_first = run_last = number
+        if run_first is not None:
+            self.add_range(run_first, run_last)
+
+    def __contains__(self, number: object) -> bool:
+        if not isinstance(number, int):
+            return False
+        if number <= self.watermark:
+            return True
+        index = bisect.bisect_right(self._starts, number) - 1
+        return index >= 0 and number <= self._ends[index]
+
+
+class AckLedger:
+    """Thread-safe record numbering, settlement and state barriers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_issued = 0
+        self._settled = SettledRanges()
+        # (barrier, state) in arrival order; barriers never decrease.
+        self._pending_states: deque[tuple[int, Any]] = deque()
+        self._poisoned = False
+
+    def issue(self) -> int:
+        """Number the next record (main thread)."""
+        with self._lock:
+            self._last_issued += 1
+            return self._last_issued
+
+    @property
+    def last_issued(self) -> int:
+        """The number given to the most recent record (0 before any record)."""
+        with self._lock:
+            return self._last_issued
+
+    @property
+    def watermark(self) -> int:
+        """Every record number at or below this one is settled."""
+        with self._lock:
+            return self._settled.watermark
+
+    @property
+    def unsettled_count(self) -> int:
+        """Records numbered but not yet settled, counting those still buffered in sinks."""
+        with self._lock:
+            settled = self._settled
+            return self._last_issued - settled.watermark - settled.count_above_watermark
+
+    @property
+    def pending_state_count(self) -> int:
+        """States received but not yet released."""
+        with self._lock:
+            return len(self._pending_states)
+
+    def settle(self, numbers: Iterable[int]) -> None:
+        """Mark record numbers settled (any thread)."""
+        with self._lock:
+            self._settled.add_numbers(numbers)
+
+    def is_settled(self, number: int) -> bool:
+        """Whether this record number is settled."""
+        with self._lock:
+            return number in self._settled
+
+    def register_state(self, state: Any) -> int:
+        """Hold `state` until every record numbered so far is settled; returns its barrier."""
+        with self._lock:
+            barrier = self._last_issued
+            # A newer state with the same barrier supersedes the older one: both cover the
+            # same records, and only the newest is worth writing.
+            if self._pending_states and self._pending_states[-1][0] == barrier:
+                self._pending_states.pop()
+            self._pending_states.append((barrier, state))
+            return barrier
+
+    def poison(self) -> None:
+        """Release no state any more: a send failed for good, later states would skip rows."""
+        with self._lock:
+            self._poisoned = True
+            self._pending_states.clear()
+
+    @property
+    def poisoned(self) -> bool:
+        """Whether `poison()` was called."""
+        with self._lock:
+            return self._poisoned
+
+    def take_ready_state(self) -> tuple[bool, Any]:
+        """Pop every state whose barrier is settled; return (found, newest of them).
+
+        Older ready states are dropped: the newest covers everything they cover.
+        """
+        with self._lock:
+            found = False
+            newest: Any = None
+            watermark = self._settled.watermark
+            while self._pending_states and self._pending_states[0][0] <= watermark:
+                _, newest = self._pending_states.popleft()
+                found = True
+            if self._poisoned:
+                return False, None
+            return found, newest
