@@ -1,0 +1,117 @@
+"""The dead-letter file: exact lines, no raw PII, no token, append-only, thread-safe."""
+
+from __future__ import annotations
+
+import decimal
+import json
+import threading
+from pathlib import Path
+
+from target_meta_capi.capi.errors import InvalidRequestError
+from target_meta_capi.capi.rules import RuleViolation
+from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter, encode_dead_letter
+
+HASHED_EMAIL = "a" * 64
+EVENT = {
+    "event_name": "Purchase",
+    "event_time": 1_700_000_000,
+    "event_id": "evt-1",
+    "action_source": "website",
+    "user_data": {"em": [HASHED_EMAIL]},
+}
+
+
+def _violation_letter(stream: str = "public-orders") -> DeadLetter:
+    return DeadLetter.from_violations(
+        stream=stream,
+        key={"order_id": decimal.Decimal("42")},
+        event=EVENT,
+        violations=[
+            RuleViolation("purchase_value_missing", "custom_data.value", "value is required", None),
+            RuleViolation("purchase_currency_invalid", "custom_data.currency", "bad", None),
+        ],
+    )
+
+
+def test_local_violation_line_names_stream_key_rule_and_field() -> None:
+    assert json.loads(encode_dead_letter(_violation_letter())) == {
+        "stream": "public-orders",
+        "key": {"order_id": 42},
+        "event_id": "evt-1",
+        "event_name": "Purchase",
+        "reason": "local_validation",
+        "rule": "purchase_value_missing",
+        "field": "custom_data.value",
+        "message": "custom_data.value: value is required; custom_data.currency: bad",
+        "meta_error": None,
+        "event": EVENT,
+    }
+
+
+def test_meta_rejection_line_carries_metas_error_fields() -> None:
+    error = InvalidRequestError(
+        "Invalid parameter",
+        http_status=400,
+        code=100,
+        subcode=2804003,
+        user_title="Event Timestamp Too Old",
+        user_message="The timestamp for this event is too far in the past.",
+        fbtrace_id="AbCdEf",
+    )
+    letter = DeadLetter.from_meta_error(stream="s", key={}, event=EVENT, error=error)
+    line = json.loads(encode_dead_letter(letter))
+    assert line["reason"] == "meta_rejected"
+    assert line["rule"] is None
+    assert line["message"] == "Invalid parameter"
+    assert line["meta_error"] == {
+        "code": 100,
+        "error_subcode": 2804003,
+        "message": "Invalid parameter",
+        "error_user_title": "Event Timestamp Too Old",
+        "error_user_msg": "The timestamp for this event is too far in the past.",
+        "fbtrace_id": "AbCdEf",
+    }
+    assert letter.summary_reason == "meta:100/2804003"
+
+
+def test_summary_reason_of_a_local_violation_names_the_rule() -> None:
+    assert _violation_letter().summary_reason == "rule:purchase_value_missing"
+
+
+def test_encoding_the_same_letter_twice_gives_the_same_line() -> None:
+    assert encode_dead_letter(_violation_letter()) == encode_dead_letter(_violation_letter())
+
+
+def test_no_file_is_created_when_nothing_is_dead_lettered(tmp_path: Path) -> None:
+    writer = DeadLetterWriter(tmp_path / "dead.jsonl")
+    writer.sync()
+    writer.close()
+    assert not (tmp_path / "dead.jsonl").exists()
+
+
+def test_writer_appends_to_letters_of_an_earlier_run(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dead.jsonl"
+    for stream in ("first-run", "second-run"):
+        writer = DeadLetterWriter(path)
+        writer.write(_violation_letter(stream))
+        writer.close()
+    streams = [json.loads(line)["stream"] for line in path.read_text().splitlines()]
+    assert streams == ["first-run", "second-run"]
+
+
+def test_concurrent_writers_produce_whole_lines(tmp_path: Path) -> None:
+    writer = DeadLetterWriter(tmp_path / "dead.jsonl")
+
+    def write_many() -> None:
+        for _ in range(200):
+            writer.write(_violation_letter())
+
+    threads = [threading.Thread(target=write_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.close()
+    lines = (tmp_path / "dead.jsonl").read_text().splitlines()
+    assert len(lines) == 800 == writer.count
+    assert all(json.loads(line)["stream"] == "public-orders" for line in lines)
