@@ -1,0 +1,373 @@
+"""Meta's normalization of customer information, and SHA-256 hashing.
+
+Rules (see the Conversions API reference, "Customer information parameters"):
+
+========== ======================================================================
+key        normalized text (then SHA-256, lowercase hex of the UTF-8 bytes)
+========== ======================================================================
+em         trimmed, lowercase; must look like ``local@domain.tld``
+ph         digits only, leading zeros dropped; at least 7 digits
+fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``, ``Zoë`` → ``zoë``)
+ge         ``f`` or ``m`` (female/woman/w/f/girl, male/man/m/boy; any case)
+db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``19970216``,
+           ``02/16/1997`` (month first; day first when the first number is above 12),
+           ``16.02.1997`` (day first), ISO datetimes; impossible dates are dropped
+st         US state and territory names → 2-letter code; otherwise letters only, lowercase
+zp         US ZIP (``94035``, ``94035-1234``) → 5 digits; others lowercase, no spaces/dashes
+country    ISO 3166-1 alpha-2, lowercase, from alpha-2, alpha-3 or an English name
+external_id trimmed, lowercase (hashed unless ``hash_external_id=False``: then only trimmed)
+========== ======================================================================
+
+A string that already is a SHA-256 (64 hex digits) passes through, lowercased, so a hash is
+never hashed twice. 32-hex MD5 digests are not hashes for Meta and are treated as raw text.
+Integers are accepted as text for ph, zp, db and external_id.
+Lists are allowed for the hashed keys (a list in, a list out, duplicates removed in order).
+The unhashed keys (client_ip_address, client_user_agent, fbc, fbp, ...) pass through untouched.
+
+Nothing here raises on bad input: a value that cannot be normalized is left out of the result
+and reported as a :class:`DroppedValue` (key and reason, never the value itself).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from target_meta_capi.capi._countries import COUNTRY_ALIASES, ISO_3166_1
+from target_meta_capi.capi._us_states import US_STATE_ALIASES, US_STATES
+
+__all__ = [
+    "HASHED_KEYS",
+    "MATCH_KEYS",
+    "REASON_EMPTY",
+    "REASON_INVALID",
+    "REASON_UNKNOWN_KEY",
+    "REASON_UNSUPPORTED_TYPE",
+    "UNHASHED_KEYS",
+    "DroppedValue",
+    "NormalizedUserData",
+    "is_sha256_hex",
+    "normalize_user_data",
+    "normalize_value",
+    "sha256_hex",
+]
+
+HASHED_KEYS: frozenset[str] = frozenset(
+    {"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"}
+)
+UNHASHED_KEYS: frozenset[str] = frozenset(
+    {
+        "client_ip_address",
+        "client_user_agent",
+        "fbc",
+        "fbp",
+        "subscription_id",
+        "fb_login_id",
+        "lead_id",
+        "anon_id",
+        "madid",
+        "page_id",
+        "page_scoped_user_id",
+        "ctwa_clid",
+        "ig_account_id",
+        "ig_sid",
+    }
+)
+# Every customer-information key of user_data.
+MATCH_KEYS: frozenset[str] = HASHED_KEYS | UNHASHED_KEYS
+
+# Reasons a value is dropped (stable strings: they end up in dead letters and summaries).
+REASON_EMPTY = "empty"
+REASON_INVALID = "invalid"
+REASON_UNSUPPORTED_TYPE = "unsupported_type"
+REASON_UNKNOWN_KEY = "unknown_key"
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedValue:
+    """A user_data value left out of the event. Holds no part of the value itself."""
+
+    key: str
+    reason: str
+
+
+@dataclass(slots=True)
+class NormalizedUserData:
+    user_data: dict[str, Any]
+    dropped: list[DroppedValue] = field(default_factory=list)
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def is_sha256_hex(text: str) -> bool:
+    return _SHA256_RE.fullmatch(text) is not None
+
+
+# --- per-key normalizers: text in, normalized text or None out ---------------------------------
+
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s.][^@\s]*\.[^@\s.]+")
+_NON_DIGITS_RE = re.compile(r"\D+")
+_ASCII_NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
+_ZIP_SEPARATORS_RE = re.compile(r"[\s\-]+")
+_US_ZIP_RE = re.compile(r"(\d{5})(?:[\s\-]?\d{4})?")
+_MIN_PHONE_DIGITS = 7
+
+_GENDERS: dict[str, str] = {
+    **dict.fromkeys(("f", "female", "woman", "w", "girl"), "f"),
+    **dict.fromkeys(("m", "male", "man", "boy"), "m"),
+}
+
+
+def _letters_only(text: str) -> str:
+    """Lowercase, NFC, keep letters, combining marks and digits (any script)."""
+    text = unicodedata.normalize("NFC", text).lower()
+    if text.isascii():
+        return _ASCII_NON_ALNUM_RE.sub("", text)
+    category = unicodedata.category
+    return "".join(char for char in text if category(char)[0] in "LMN")
+
+
+def _ascii_key(text: str) -> str:
+    """Lookup key for names in tables: accents folded, lowercase, letters and digits only."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return _ASCII_NON_ALNUM_RE.sub("", folded.lower())
+
+
+def _build_country_lookup() -> dict[str, str]:
+    lookup: dict[str, str] = {}
+    for line in ISO_3166_1.splitlines():
+        alpha_2, alpha_3, names = line.split(" ", 2)
+        lookup[alpha_2.lower()] = alpha_2.lower()
+        lookup[alpha_3.lower()] = alpha_2.lower()
+        for name in names.split("|"):
+            lookup.setdefault(_ascii_key(name), alpha_2.lower())
+    for name, alpha_2 in COUNTRY_ALIASES.items():
+        lookup.setdefault(_ascii_key(name), alpha_2.lower())
+    return lookup
+
+
+def _build_us_state_lookup() -> dict[str, str]:
+    lookup = {_ascii_key(name): code.lower() for code, name in US_STATES.items()}
+    lookup.update({_ascii_key(name): code.lower() for name, code in US_STATE_ALIASES.items()})
+    return lookup
+
+
+_COUNTRY_BY_KEY = _build_country_lookup()
+_US_STATE_BY_NAME = _build_us_state_lookup()
+
+
+def _normalize_email(text: str) -> str | None:
+    text = text.strip().lower()
+    return text if _EMAIL_RE.fullmatch(text) else None
+
+
+def _normalize_phone(text: str) -> str | None:
+    digits = _NON_DIGITS_RE.sub("", text).lstrip("0")
+    return digits if len(digits) >= _MIN_PHONE_DIGITS else None
+
+
+def _normalize_letters(text: str) -> str | None:
+    return _letters_only(text) or None
+
+
+def _normalize_gender(text: str) -> str | None:
+    return _GENDERS.get(text.strip().lower())
+
+
+def _normalize_state(text: str) -> str | None:
+    letters = _letters_only(text)
+    if len(letters) <= 2:
+        return letters or None
+    return _US_STATE_BY_NAME.get(letters, letters)
+
+
+def _normalize_zip(text: str) -> str | None:
+    text = text.strip().lower()
+    us_zip = _US_ZIP_RE.fullmatch(text)
+    if us_zip:
+        return us_zip.group(1)
+    return _ZIP_SEPARATORS_RE.sub("", text) or None
+
+
+def _normalize_country(text: str) -> str | None:
+    return _COUNTRY_BY_KEY.get(_ascii_key(text))
+
+
+def _normalize_external_id(text: str) -> str | None:
+    return text.strip().lower() or None
+
+
+_ISO_DATE_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ].*)?")
+_YEAR_FIRST_RE = re.compile(r"(\d{4})([/.])(\d{1,2})\2(\d{1,2})")
+_COMPACT_DATE_RE = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_YEAR_LAST_RE = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})")
+
+
+def _valid_date(year: str, month: str, day: str) -> str | None:
+    try:
+        return dt.date(int(year), int(month), int(day)).strftime("%Y%m%d")
+    except ValueError:
+        return None
+
+
+def _normalize_date_text(text: str) -> str | None:
+    text = text.strip()
+    if match := _COMPACT_DATE_RE.fullmatch(text):
+        return _valid_date(*match.groups())
+    if match := _ISO_DATE_RE.fullmatch(text):
+        return _valid_date(*match.groups())
+    if match := _YEAR_FIRST_RE.fullmatch(text):
+        year, _, month, day = match.groups()
+        return _valid_date(year, month, day)
+    if match := _YEAR_LAST_RE.fullmatch(text):
+        first, separator, second, year = match.groups()
+        if separator == ".":  # dotted dates are written day first (16.02.1997)
+            return _valid_date(year, second, first)
+        # US order (02/16/1997) unless the first number cannot be a month (16/02/1997)
+        return _valid_date(year, first, second) or _valid_date(year, second, first)
+    return None
+
+
+_NORMALIZERS: dict[str, Callable[[str], str | None]] = {
+    "em": _normalize_email,
+    "ph": _normalize_phone,
+    "fn": _normalize_letters,
+    "ln": _normalize_letters,
+    "ct": _normalize_letters,
+    "ge": _normalize_gender,
+    "db": _normalize_date_text,
+    "st": _normalize_state,
+    "zp": _normalize_zip,
+    "country": _normalize_country,
+    "external_id": _normalize_external_id,
+}
+# Keys whose values are often stored as numbers (phone, zip and id columns, 19970216).
+_NUMBER_KEYS = frozenset({"ph", "zp", "db", "external_id"})
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _as_text(key: str, value: Any) -> str:
+    """The value as text to normalize; raises _Rejected for empty or unusable values."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise _Rejected(REASON_EMPTY)
+        return value
+    if value is None:
+        raise _Rejected(REASON_EMPTY)
+    if key == "db" and isinstance(value, dt.date):  # datetime is a date subclass
+        return value.strftime("%Y-%m-%d")
+    if key in _NUMBER_KEYS and not isinstance(value, bool):
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            return str(int(value))
+    raise _Rejected(REASON_UNSUPPORTED_TYPE)
+
+
+def normalize_value(key: str, value: Any) -> str | None:
+    """Normalized (unhashed) text of one raw value of a hashed key, or None if unusable.
+
+    Does not recognise hashes: give it raw values. Raises KeyError for a key that is not hashed.
+    """
+    normalizer = _NORMALIZERS[key]
+    try:
+        return normalizer(_as_text(key, value))
+    except _Rejected:
+        return None
+
+
+@lru_cache(maxsize=1 << 16, typed=True)
+def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
+    """(hash, "") or (None, reason). Memoized: the same emails, cities and states repeat."""
+    try:
+        text = _as_text(key, value)
+    except _Rejected as rejected:
+        return None, rejected.reason
+    stripped = text.strip()
+    if _SHA256_RE.fullmatch(stripped):
+        return stripped.lower(), ""
+    normalized = _NORMALIZERS[key](text)
+    if normalized is None:
+        return None, REASON_INVALID
+    return sha256_hex(normalized), ""
+
+
+def _plain_external_id(key: str, value: Any) -> tuple[str | None, str]:
+    try:
+        text = _as_text(key, value).strip()
+    except _Rejected as rejected:
+        return None, rejected.reason
+    return text, ""
+
+
+def _hash_or_reject(key: str, value: Any) -> tuple[str | None, str]:
+    try:
+        return _hash_value(key, value)
+    except TypeError:  # unhashable (dict, set …): lru_cache cannot take it
+        return None, REASON_UNSUPPORTED_TYPE
+
+
+def _has_content(value: str | list | tuple) -> bool:
+    return bool(value.strip()) if isinstance(value, str) else bool(value)
+
+
+def normalize_user_data(
+    raw: Mapping[str, Any], *, hash_external_id: bool = True
+) -> NormalizedUserData:
+    """Normalize and hash every hashed key of a user_data mapping; never raises on bad values.
+
+    Hashed keys come back as a hex string (or a list of them for a list in); unhashed keys are
+    passed through untouched; unknown keys are dropped (they might carry raw PII).
+    """
+    user_data: dict[str, Any] = {}
+    dropped: list[DroppedValue] = []
+    for key, value in raw.items():
+        if key in HASHED_KEYS:
+            convert = (
+                _plain_external_id
+                if key == "external_id" and not hash_external_id
+                else _hash_or_reject
+            )
+            if isinstance(value, (list, tuple)):
+                if not value:
+                    dropped.append(DroppedValue(key, REASON_EMPTY))
+                    continue
+                results: dict[str, None] = {}
+                for item in value:
+                    result, reason = convert(key, item)
+                    if result is None:
+                        dropped.append(DroppedValue(key, reason))
+                    else:
+                        results[result] = None
+                if results:
+                    user_data[key] = list(results)
+            else:
+                result, reason = convert(key, value)
+                if result is None:
+                    dropped.append(DroppedValue(key, reason))
+                else:
+                    user_data[key] = result
+        elif key in UNHASHED_KEYS:
+            if value is None or (isinstance(value, (str, list, tuple)) and not _has_content(value)):
+                dropped.append(DroppedValue(key, REASON_EMPTY))
+            else:
+                user_data[key] = value
+        else:
+            dropped.append(DroppedValue(key, REASON_UNKNOWN_KEY))
+    return NormalizedUserData(user_data, dropped)

@@ -1,0 +1,358 @@
+import datetime as dt
+import hashlib
+from decimal import Decimal
+
+import pytest
+
+from target_meta_capi.capi.normalize import (
+    HASHED_KEYS,
+    MATCH_KEYS,
+    UNHASHED_KEYS,
+    DroppedValue,
+    is_sha256_hex,
+    normalize_user_data,
+    normalize_value,
+    sha256_hex,
+)
+
+MARY_SHA256 = "6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec"
+US_SHA256 = "79adb2a2fce5c6ba215fe5f27f532d4e7edbac4b6a5e09e1ef3a08084a904621"
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_sha256_hex_matches_metas_documented_hashes():
+    assert sha256_hex("mary") == MARY_SHA256
+    assert sha256_hex("us") == US_SHA256
+
+
+def test_first_name_mary_hashes_to_metas_documented_hash():
+    assert normalize_user_data({"fn": "Mary"}).user_data == {"fn": MARY_SHA256}
+
+
+def test_country_us_hashes_to_metas_documented_hash():
+    assert normalize_user_data({"country": "US"}).user_data == {"country": US_SHA256}
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "normalized"),
+    [
+        ("em", " John_Smith@Gmail.com ", "john_smith@gmail.com"),
+        ("ph", "+1 (616) 954-7888", "16169547888"),
+        ("ph", "+44 844 412 4653", "448444124653"),
+        ("fn", "Mary", "mary"),
+        ("ln", "Mary", "mary"),
+        ("ge", "Female", "f"),
+        ("db", "1997-02-16", "19970216"),
+        ("ct", "Menlo Park", "menlopark"),
+        ("st", "California", "ca"),
+        ("zp", "94035-1234", "94035"),
+        ("country", "US", "us"),
+        ("external_id", " Cust-42 ", "cust-42"),
+    ],
+)
+def test_reference_table_examples_normalize_as_documented(key, raw, normalized):
+    assert normalize_value(key, raw) == normalized
+    assert normalize_user_data({key: raw}).user_data == {key: sha(normalized)}
+
+
+def test_every_hashed_key_has_a_normalizer():
+    for key in HASHED_KEYS:
+        normalize_value(key, "x")  # raises KeyError for a key without normalizer
+
+
+def test_match_keys_are_hashed_and_unhashed_keys():
+    assert MATCH_KEYS == HASHED_KEYS | UNHASHED_KEYS
+    assert not HASHED_KEYS & UNHASHED_KEYS
+    assert {"em", "external_id", "client_ip_address", "fbc", "ig_sid"} <= MATCH_KEYS
+
+
+@pytest.mark.parametrize(
+    "raw", ["a@b", "john.smith", "@gmail.com", "john@.com", "jo hn@gmail.com", "a@b@c.com"]
+)
+def test_email_that_does_not_look_like_an_email_is_dropped(raw):
+    result = normalize_user_data({"em": raw})
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("em", "invalid")]
+
+
+def test_phone_leading_double_zero_before_country_code_is_dropped():
+    assert normalize_value("ph", "0044 844 412 4653") == "448444124653"
+
+
+def test_phone_with_fewer_than_seven_digits_is_dropped():
+    assert normalize_user_data({"ph": "12-34-56"}).dropped == [DroppedValue("ph", "invalid")]
+
+
+def test_phone_given_as_int_is_accepted():
+    assert normalize_value("ph", 16169547888) == "16169547888"
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [("Zoë", "zoë"), ("O'Brien", "obrien"), ("Jean-Luc", "jeanluc"), ("  MARY  ", "mary")],
+)
+def test_names_lose_punctuation_and_spaces_but_keep_utf8_letters(raw, normalized):
+    assert normalize_value("fn", raw) == normalized
+
+
+def test_names_are_nfc_normalized_before_hashing():
+    decomposed = "Zoe\u0308"  # e + combining diaeresis
+    assert normalize_value("ln", decomposed) == "zo\u00eb"
+    assert normalize_user_data({"ln": decomposed}).user_data == {"ln": sha("zo\u00eb")}
+
+
+def test_names_in_non_latin_scripts_keep_their_letters_and_marks():
+    assert normalize_value("fn", "Дми́трий") == "дми\u0301трий"  # noqa: RUF001
+    assert normalize_value("fn", "अनिता") == "अनिता"
+
+
+def test_name_made_only_of_punctuation_is_dropped():
+    assert normalize_user_data({"fn": "--"}).dropped == [DroppedValue("fn", "invalid")]
+
+
+def test_city_loses_spaces_and_punctuation():
+    assert normalize_value("ct", "St. Louis") == "stlouis"
+    assert normalize_value("ct", "São Paulo") == "sãopaulo"
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("female", "f"),
+        ("WOMAN", "f"),
+        ("w", "f"),
+        ("F", "f"),
+        ("Girl", "f"),
+        ("male", "m"),
+        ("Man", "m"),
+        (" M ", "m"),
+        ("boy", "m"),
+    ],
+)
+def test_gender_synonyms_become_f_or_m(raw, normalized):
+    assert normalize_value("ge", raw) == normalized
+
+
+def test_unknown_gender_is_dropped():
+    assert normalize_user_data({"ge": "x"}).dropped == [DroppedValue("ge", "invalid")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "1997-02-16",
+        "02/16/1997",
+        "19970216",
+        "1997/02/16",
+        "1997.02.16",
+        "16.02.1997",
+        "16/02/1997",
+        "2-16-1997",
+        "1997-02-16T08:30:00Z",
+        "1997-02-16 08:30:00+02:00",
+        19970216,
+        dt.date(1997, 2, 16),
+        dt.datetime(1997, 2, 16, 23, 59),
+    ],
+)
+def test_date_of_birth_common_forms_become_yyyymmdd(raw):
+    assert normalize_value("db", raw) == "19970216"
+
+
+def test_ambiguous_slash_date_is_read_month_first():
+    assert normalize_value("db", "03/04/1997") == "19970304"
+
+
+@pytest.mark.parametrize("raw", ["19971345", "1997-02-30", "0000-00-00", "13/13/1997", "soon"])
+def test_impossible_date_of_birth_is_dropped(raw):
+    assert normalize_user_data({"db": raw}).dropped == [DroppedValue("db", "invalid")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("California", "ca"),
+        ("new york", "ny"),
+        ("District of Columbia", "dc"),
+        ("Washington, D.C.", "dc"),
+        ("Puerto Rico", "pr"),
+        ("U.S. Virgin Islands", "vi"),
+        ("TX", "tx"),
+    ],
+)
+def test_us_state_names_become_two_letter_codes(raw, normalized):
+    assert normalize_value("st", raw) == normalized
+
+
+def test_non_us_state_is_lowercased_without_punctuation_or_spaces():
+    assert normalize_value("st", "Baden-Württemberg") == "badenwürttemberg"
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [("94035", "94035"), ("94035-1234", "94035"), ("940351234", "94035"), (94035, "94035")],
+)
+def test_us_zip_codes_keep_first_five_digits(raw, normalized):
+    assert normalize_value("zp", raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"), [("SW1A 1AA", "sw1a1aa"), ("1234-567", "1234567"), ("75001", "75001")]
+)
+def test_other_postcodes_are_lowercase_without_spaces_or_dashes(raw, normalized):
+    assert normalize_value("zp", raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("us", "us"),
+        ("USA", "us"),
+        ("United States", "us"),
+        ("United States of America", "us"),
+        ("U.S.A.", "us"),
+        ("DEU", "de"),
+        ("Germany", "de"),
+        ("Deutschland", "de"),
+        ("UK", "gb"),
+        ("United Kingdom", "gb"),
+        ("Côte d'Ivoire", "ci"),
+        ("Cote d'Ivoire", "ci"),
+        ("Korea, Republic of", "kr"),
+        ("South Korea", "kr"),
+        ("Viet Nam", "vn"),
+        ("Åland Islands", "ax"),
+    ],
+)
+def test_country_names_and_alpha3_become_alpha2(raw, normalized):
+    assert normalize_value("country", raw) == normalized
+
+
+def test_country_table_covers_every_iso_3166_alpha2_code():
+    from target_meta_capi.capi._countries import ISO_3166_1
+
+    codes = [line.split(" ", 1)[0] for line in ISO_3166_1.splitlines()]
+    assert len(codes) == 249
+    assert all(normalize_value("country", code) == code.lower() for code in codes)
+
+
+def test_unknown_country_is_dropped():
+    assert normalize_user_data({"country": "Atlantis"}).dropped == [
+        DroppedValue("country", "invalid")
+    ]
+
+
+def test_external_id_given_as_int_is_hashed_as_text():
+    assert normalize_user_data({"external_id": 42}).user_data == {"external_id": sha("42")}
+
+
+def test_external_id_is_only_trimmed_when_hashing_is_off():
+    result = normalize_user_data({"external_id": " Cust-42 "}, hash_external_id=False)
+    assert result.user_data == {"external_id": "Cust-42"}
+
+
+def test_external_id_list_is_only_trimmed_when_hashing_is_off():
+    result = normalize_user_data({"external_id": [" A ", 7]}, hash_external_id=False)
+    assert result.user_data == {"external_id": ["A", "7"]}
+
+
+def test_already_hashed_value_passes_through():
+    assert normalize_user_data({"em": MARY_SHA256}).user_data == {"em": MARY_SHA256}
+
+
+def test_uppercase_sha256_passes_through_lowercased():
+    result = normalize_user_data({"fn": MARY_SHA256.upper()})
+    assert result.user_data == {"fn": MARY_SHA256}
+
+
+def test_md5_digest_is_treated_as_raw_text_not_as_a_hash():
+    md5 = hashlib.md5(b"cust-42").hexdigest()
+    assert normalize_user_data({"external_id": md5}).user_data == {"external_id": sha(md5)}
+
+
+def test_md5_digest_given_as_email_is_dropped_as_invalid():
+    md5 = hashlib.md5(b"a@b.com").hexdigest()
+    assert normalize_user_data({"em": md5}).dropped == [DroppedValue("em", "invalid")]
+
+
+def test_is_sha256_hex_requires_exactly_64_hex_digits():
+    assert is_sha256_hex(MARY_SHA256)
+    assert not is_sha256_hex(MARY_SHA256[:-1])
+    assert not is_sha256_hex(MARY_SHA256[:-1] + "g")
+
+
+def test_list_in_gives_list_out_without_duplicates_in_order():
+    result = normalize_user_data({"em": ["B@x.com", "a@x.com", " b@x.com"]})
+    assert result.user_data == {"em": [sha("b@x.com"), sha("a@x.com")]}
+
+
+def test_invalid_list_items_are_dropped_and_the_rest_kept():
+    result = normalize_user_data({"ph": ["123", "+1 616 954 7888", None]})
+    assert result.user_data == {"ph": [sha("16169547888")]}
+    assert result.dropped == [DroppedValue("ph", "invalid"), DroppedValue("ph", "empty")]
+
+
+def test_list_with_only_invalid_items_leaves_the_key_out():
+    assert normalize_user_data({"em": ["nope", ""]}).user_data == {}
+
+
+@pytest.mark.parametrize("raw", [None, "", "   ", []])
+def test_empty_values_are_dropped_as_empty(raw):
+    assert normalize_user_data({"fn": raw}).dropped == [DroppedValue("fn", "empty")]
+
+
+@pytest.mark.parametrize("raw", [True, 3.5, {"a": 1}, {"a"}, b"mary"])
+def test_values_of_unsupported_type_are_dropped_without_raising(raw):
+    assert normalize_user_data({"fn": raw}).dropped == [DroppedValue("fn", "unsupported_type")]
+
+
+def test_integral_decimal_is_accepted_for_numeric_keys():
+    assert normalize_value("zp", Decimal("94035")) == "94035"
+
+
+def test_unhashed_keys_pass_through_untouched():
+    raw = {
+        "client_ip_address": "2001:db8::1",
+        "client_user_agent": "Mozilla/5.0 (X11)",
+        "fbc": "fb.1.1554763741205.AbCdEfGhIjKlMnOpQrStUvWxYz1234567890",
+        "fbp": "fb.1.1558571054389.1098115397",
+        "lead_id": 123456789012345,
+        "madid": "AB-CD",
+    }
+    assert normalize_user_data(raw).user_data == raw
+
+
+def test_empty_unhashed_values_are_dropped_as_empty():
+    result = normalize_user_data({"fbc": "", "fbp": None})
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("fbc", "empty"), DroppedValue("fbp", "empty")]
+
+
+def test_unknown_keys_are_dropped_never_sent_raw():
+    result = normalize_user_data({"email": "a@b.com"})
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("email", "unknown_key")]
+
+
+def test_dropped_value_never_contains_the_raw_value():
+    result = normalize_user_data({"em": "secret-not-an-email", "ph": "12"})
+    assert "secret" not in repr(result.dropped)
+    assert "12" not in repr(result.dropped)
+
+
+def test_normalize_value_returns_none_for_invalid_input():
+    assert normalize_value("em", "nope") is None
+    assert normalize_value("db", None) is None
+
+
+def test_normalize_value_refuses_keys_that_are_not_hashed():
+    with pytest.raises(KeyError):
+        normalize_value("fbc", "fb.1.1.x")
+
+
+def test_equal_values_of_different_types_are_not_confused_by_the_cache():
+    assert normalize_user_data({"zp": 1}).user_data == {"zp": sha("1")}
+    assert normalize_user_data({"zp": True}).dropped == [DroppedValue("zp", "unsupported_type")]
