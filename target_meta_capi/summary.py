@@ -1,0 +1,611 @@
+"""What a run did, for operators: progress lines, Singer METRIC lines and the run summary.
+
+Only counts, key names and reasons are kept here — never a user_data value (hashed or not),
+an error message or a token — so nothing this module logs or writes can leak them.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk import metrics as singer_metrics
+
+from target_meta_capi.capi.errors import EventsReceivedMismatch, GraphAPIError, NetworkError
+from target_meta_capi.capi.request import RequestObserver
+from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS
+
+if TYPE_CHECKING:
+    from target_meta_capi.capi.normalize import DroppedValue
+
+# The customer-information keys Meta's Event Match Quality rewards most, in report order.
+COVERAGE_KEYS = (
+    "em",
+    "ph",
+    "fn",
+    "ln",
+    "external_id",
+    "fbc",
+    "fbp",
+    "client_ip_address",
+    "client_user_agent",
+)
+NEAR_CUTOFF_WINDOW_SECONDS = 24 * 3600
+DEFAULT_PROGRESS_INTERVAL = 10.0
+DEFAULT_ENDPOINT = "events"
+# Dead letters with these reasons never reached Meta, so they do not settle sent events.
+LOCAL_REASON_PREFIXES = ("rule:", "mapping:")
+
+
+class CapiMetric(str, enum.Enum):
+    """Counters this target adds to singer_sdk's metric names."""
+
+    EVENTS_SENT = "events_sent"
+    EVENTS_ACKNOWLEDGED = "events_acknowledged"
+    EVENTS_DEAD_LETTERED = "events_dead_lettered"
+    HTTP_REQUEST_RETRY_COUNT = "http_request_retry_count"
+
+
+def is_near_cutoff(event: Mapping[str, Any], now: float) -> bool:
+    """True when the event is still accepted but will be too old for Meta within 24 hours."""
+    event_time = event.get("event_time")
+    if type(event_time) is not int:
+        return False
+    max_age = (
+        PHYSICAL_STORE_MAX_AGE_SECONDS
+        if event.get("action_source") == "physical_store"
+        else MAX_AGE_SECONDS
+    )
+    cutoff = now - max_age
+    return cutoff <= event_time < cutoff + NEAR_CUTOFF_WINDOW_SECONDS
+
+
+def error_reason(error: BaseException) -> str:
+    """A short, PII-free label for a failed attempt: `meta:<code>/<subcode>`, `http:<status>`..."""
+    if isinstance(error, GraphAPIError):
+        if error.code is None:
+            return f"http:{error.http_status}"
+        if error.subcode is None:
+            return f"meta:{error.code}"
+        return f"meta:{error.code}/{error.subcode}"
+    if isinstance(error, NetworkError):
+        return f"network:{type(error).__name__}"
+    if isinstance(error, EventsReceivedMismatch):
+        return "events_received_mismatch"
+    return type(error).__name__
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of already sorted values; None when there are none."""
+    if not sorted_values:
+        return None
+    rank = math.ceil(fraction * len(sorted_values))
+    return sorted_values[max(rank, 1) - 1]
+
+
+def coverage_percent(count: int, total: int) -> float:
+    """count/total as a percentage with one decimal, rounding halves up (6.25 → 6.3)."""
+    tenths = (2000 * count + total) // (2 * total)
+    return tenths / 10
+
+
+class _StreamCounters:
+    __slots__ = (
+        "coverage",
+        "dead_letters",
+        "dropped",
+        "events_acknowledged",
+        "events_mapped",
+        "events_sent",
+        "mismatch_received",
+        "mismatch_requests",
+        "mismatch_sent",
+        "near_cutoff",
+        "records_read",
+        "requests",
+        "skipped_reason",
+    )
+
+    def __init__(self) -> None:
+        self.records_read = 0
+        self.events_mapped = 0
+        self.requests = 0
+        self.events_sent = 0
+        self.events_acknowledged = 0
+        self.near_cutoff = 0
+        self.mismatch_requests = 0
+        self.mismatch_sent = 0
+        self.mismatch_received = 0
+        self.skipped_reason: str | None = None
+        self.coverage = dict.fromkeys(COVERAGE_KEYS, 0)
+        self.dead_letters: dict[str, int] = {}
+        self.dropped: dict[tuple[str, str], int] = {}
+
+    def counts(self) -> dict[str, Any]:
+        dead_lettered = sum(self.dead_letters.values())
+        settled_remotely = sum(
+            count
+            for reason, count in self.dead_letters.items()
+            if not reason.startswith(LOCAL_REASON_PREFIXES)
+        )
+        return {
+            "records_read": self.records_read,
+            "events_mapped": self.events_mapped,
+            "events_skipped": self.records_read if self.skipped_reason is not None else 0,
+            "requests": self.requests,
+            "events_sent": self.events_sent,
+            "events_acknowledged": self.events_acknowledged,
+            "events_dead_lettered": dead_lettered,
+            "events_in_flight": max(
+                0, self.events_sent - self.events_acknowledged - settled_remotely
+            ),
+        }
+
+
+_COUNT_KEYS = tuple(_StreamCounters().counts())
+
+
+def _sum_counts(rows: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    totals = dict.fromkeys(_COUNT_KEYS, 0)
+    for row in rows:
+        for key in _COUNT_KEYS:
+            totals[key] += row[key]
+    return totals
+
+
+def _add(target: dict[Any, int], key: Any, count: int) -> None:
+    target[key] = target.get(key, 0) + count
+
+
+def _nested_dropped(dropped: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    nested: dict[str, dict[str, int]] = {}
+    for (field, reason), count in sorted(dropped.items()):
+        nested.setdefault(field, {})[reason] = count
+    return nested
+
+
+class RunStats(RequestObserver):
+    """Thread-safe counters of one run; also the RequestObserver given to the dispatcher.
+
+    Per-record hooks take one uncontended lock and touch a few dict entries, so they cost
+    about a microsecond; everything else (percentiles, formatting) happens at report time.
+    Records of a skipped stream should still be passed to `record_read`: they are what the
+    summary reports as skipped.
+    """
+
+    def __init__(
+        self,
+        *,
+        logger: logging.Logger | None = None,
+        endpoint: str = DEFAULT_ENDPOINT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger or logging.getLogger(__name__)
+        self._metrics_logger = singer_metrics.get_metrics_logger()
+        self._endpoint = endpoint
+        self._clock = clock
+        self._started = clock()
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._streams: dict[str, _StreamCounters] = {}
+        self._attempts_by_status: dict[str, int] = {}
+        self._failures_by_reason: dict[str, int] = {}
+        self._retries_by_reason: dict[str, int] = {}
+        self._latencies: list[float] = []
+        self._emitted_counters: dict[tuple[CapiMetric, tuple[tuple[str, str], ...]], int] = {}
+        self._logged_warnings: set[str] = set()
+
+    def _stream(self, stream: str) -> _StreamCounters:
+        # callers hold self._lock
+        counters = self._streams.get(stream)
+        if counters is None:
+            counters = self._streams[stream] = _StreamCounters()
+        return counters
+
+    # --- hooks called by the sink ------------------------------------------------------
+
+    def record_read(self, stream: str) -> None:
+        with self._lock:
+            self._stream(stream).records_read += 1
+
+    def event_mapped(
+        self, stream: str, event: Mapping[str, Any], dropped: Sequence[DroppedValue]
+    ) -> None:
+        """Count the event's match keys (present = a non-empty value) and its dropped values."""
+        user_data = event.get("user_data")
+        if not isinstance(user_data, Mapping):
+            user_data = {}
+        with self._lock:
+            counters = self._stream(stream)
+            counters.events_mapped += 1
+            coverage = counters.coverage
+            for key in COVERAGE_KEYS:
+                if user_data.get(key):
+                    coverage[key] += 1
+            for value in dropped:
+                _add(counters.dropped, (value.key, value.reason), 1)
+
+    def stream_skipped(self, stream: str, reason: str) -> None:
+        """Mark a stream as not sent; warns the first time it is seen."""
+        with self._lock:
+            self._stream(stream).skipped_reason = reason
+        self._warn_once(_skipped_warning(stream, reason))
+
+    def events_dead_lettered(self, stream: str, reason: str, count: int = 1) -> None:
+        """reason: `rule:<rule_name>` (local), `meta:<code>/<subcode>` (rejected by Meta)..."""
+        with self._lock:
+            _add(self._stream(stream).dead_letters, reason, count)
+
+    def request_submitted(self, stream: str, events: int) -> None:
+        with self._lock:
+            counters = self._stream(stream)
+            counters.requests += 1
+            counters.events_sent += events
+
+    def request_acknowledged(self, stream: str, events: int) -> None:
+        with self._lock:
+            self._stream(stream).events_acknowledged += events
+
+    def events_received_mismatch(self, stream: str, sent: int, received: int) -> None:
+        with self._lock:
+            counters = self._stream(stream)
+            counters.mismatch_requests += 1
+            counters.mismatch_sent += sent
+            counters.mismatch_received += received
+
+    def near_cutoff_event(self, stream: str) -> None:
+        with self._lock:
+            self._stream(stream).near_cutoff += 1
+
+    # --- RequestObserver -----------------------------------------------------------------
+
+    def on_attempt(
+        self, events: int, status: int | None, seconds: float, error: Exception | None
+    ) -> None:
+        """Record the attempt and log one `http_request_duration` METRIC for it."""
+        status_key = "none" if status is None else str(status)
+        with self._lock:
+            self._latencies.append(seconds)
+            _add(self._attempts_by_status, status_key, 1)
+            if error is not None:
+                _add(self._failures_by_reason, error_reason(error), 1)
+        tags = {
+            singer_metrics.Tag.ENDPOINT: self._endpoint,
+            singer_metrics.Tag.HTTP_STATUS_CODE: status,
+            singer_metrics.Tag.STATUS: (
+                singer_metrics.Status.SUCCEEDED if error is None else singer_metrics.Status.FAILED
+            ),
+            singer_metrics.Tag.PID: self._pid,
+        }
+        singer_metrics.log(
+            self._metrics_logger,
+            singer_metrics.Point(
+                "timer", singer_metrics.Metric.HTTP_REQUEST_DURATION, seconds, tags
+            ),
+        )
+
+    def on_retry(self, error: Exception, attempt: int, delay: float) -> None:
+        with self._lock:
+            _add(self._retries_by_reason, error_reason(error), 1)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return self._clock() - self._started
+
+    def progress(self) -> dict[str, Any]:
+        """Counts only (cheap enough for every progress line): totals, per stream, retries."""
+        with self._lock:
+            streams = {name: self._streams[name].counts() for name in sorted(self._streams)}
+            retries = sum(self._retries_by_reason.values())
+        return {
+            "totals": _sum_counts(list(streams.values())),
+            "streams": streams,
+            "retries": retries,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """The run summary as a JSON-able dict (streams and reasons in sorted order)."""
+        with self._lock:
+            streams = {name: self._stream_summary(name) for name in sorted(self._streams)}
+            latencies = sorted(self._latencies)
+            attempts_by_status = dict(sorted(self._attempts_by_status.items()))
+            failures_by_reason = dict(sorted(self._failures_by_reason.items()))
+            retries_by_reason = dict(sorted(self._retries_by_reason.items()))
+        dead_letters: dict[str, int] = {}
+        dropped: dict[tuple[str, str], int] = {}
+        mismatches = {"requests": 0, "events_sent": 0, "events_received": 0}
+        for stream in streams.values():
+            for reason, count in stream["dead_letters_by_reason"].items():
+                _add(dead_letters, reason, count)
+            for field, reasons in stream["dropped_values"].items():
+                for reason, count in reasons.items():
+                    _add(dropped, (field, reason), count)
+            for key, count in stream["events_received_mismatches"].items():
+                mismatches[key] += count
+        summary = {
+            "duration_seconds": round(self.elapsed(), 3),
+            "totals": _sum_counts(list(streams.values())),
+            "streams": streams,
+            "requests": {
+                "submitted": sum(stream["requests"] for stream in streams.values()),
+                "attempts": len(latencies),
+                "attempts_by_status": attempts_by_status,
+                "failures_by_reason": failures_by_reason,
+                "retries": sum(retries_by_reason.values()),
+                "retries_by_reason": retries_by_reason,
+                "latency_seconds": {
+                    "p50": percentile(latencies, 0.50),
+                    "p95": percentile(latencies, 0.95),
+                    "max": latencies[-1] if latencies else None,
+                },
+            },
+            "dead_letters_by_reason": dict(sorted(dead_letters.items())),
+            "dropped_values": _nested_dropped(dropped),
+            "events_received_mismatches": mismatches,
+        }
+        summary["warnings"] = _warnings(streams)
+        return summary
+
+    def _stream_summary(self, name: str) -> dict[str, Any]:
+        # callers hold self._lock
+        counters = self._streams[name]
+        mapped = counters.events_mapped
+        return {
+            **counters.counts(),
+            "skipped_reason": counters.skipped_reason,
+            "match_key_coverage": (
+                {key: coverage_percent(count, mapped) for key, count in counters.coverage.items()}
+                if mapped
+                else {}
+            ),
+            "dead_letters_by_reason": dict(sorted(counters.dead_letters.items())),
+            "dropped_values": _nested_dropped(counters.dropped),
+            "events_near_cutoff": counters.near_cutoff,
+            "events_received_mismatches": {
+                "requests": counters.mismatch_requests,
+                "events_sent": counters.mismatch_sent,
+                "events_received": counters.mismatch_received,
+            },
+        }
+
+    # --- logging ---------------------------------------------------------------------------
+
+    def emit_metric_counters(self) -> None:
+        """Log a METRIC counter line for every count that grew since the previous call.
+
+        Values are increments, as singer_sdk's own counters report them.
+        """
+        with self._lock:
+            current: list[tuple[CapiMetric, tuple[tuple[str, str], ...], int]] = []
+            for name, counters in self._streams.items():
+                stream_tag = (singer_metrics.Tag.STREAM.value, name)
+                current.append((CapiMetric.EVENTS_SENT, (stream_tag,), counters.events_sent))
+                current.append(
+                    (CapiMetric.EVENTS_ACKNOWLEDGED, (stream_tag,), counters.events_acknowledged)
+                )
+                for reason, count in counters.dead_letters.items():
+                    tags = (stream_tag, ("reason", reason))
+                    current.append((CapiMetric.EVENTS_DEAD_LETTERED, tags, count))
+            for reason, count in self._retries_by_reason.items():
+                tags = ((singer_metrics.Tag.ENDPOINT.value, self._endpoint), ("reason", reason))
+                current.append((CapiMetric.HTTP_REQUEST_RETRY_COUNT, tags, count))
+            increments = []
+            for metric, tags, total in current:
+                increment = total - self._emitted_counters.get((metric, tags), 0)
+                if increment:
+                    self._emitted_counters[(metric, tags)] = total
+                    increments.append((metric, tags, increment))
+        for metric, tags, increment in increments:
+            point = singer_metrics.Point(
+                "counter", metric, increment, {**dict(tags), singer_metrics.Tag.PID: self._pid}
+            )
+            singer_metrics.log(self._metrics_logger, point)
+
+    def _warn_once(self, message: str, logger: logging.Logger | None = None) -> None:
+        with self._lock:
+            if message in self._logged_warnings:
+                return
+            self._logged_warnings.add(message)
+        (logger or self._logger).warning(message)
+
+
+def _skipped_warning(stream: str, reason: str) -> str:
+    return f"Stream {stream!r} is skipped ({reason}): its records are not sent to Meta."
+
+
+def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    warnings = []
+    for name, stream in streams.items():
+        if stream["skipped_reason"] is not None:
+            warnings.append(_skipped_warning(name, stream["skipped_reason"]))
+        if stream["events_near_cutoff"]:
+            warnings.append(
+                f"Stream {name!r}: {stream['events_near_cutoff']} events were within 24 h of "
+                "Meta's event_time cutoff (7 days, 62 for physical_store) when sent; a day's "
+                "delay would get them rejected. Run the sync more often."
+            )
+        coverage = stream["match_key_coverage"]
+        if coverage and not any(coverage.values()):
+            warnings.append(
+                f"Stream {name!r}: none of its {stream['events_mapped']} events carries a match "
+                f"key ({', '.join(COVERAGE_KEYS)}); Meta can hardly attribute them."
+            )
+    return warnings
+
+
+# --- formatting ------------------------------------------------------------------------------
+
+
+def _listing(counts: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in counts.items()) or "none"
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f} s"
+
+
+def format_summary(summary: Mapping[str, Any]) -> list[str]:
+    """The run summary as log lines: one for the totals, one per stream, one for requests."""
+    totals = summary["totals"]
+    lines = [
+        f"Run summary ({summary['duration_seconds']:.1f} s): "
+        f"{totals['records_read']} records read, {totals['events_mapped']} events mapped, "
+        f"{totals['events_sent']} sent, {totals['events_acknowledged']} acknowledged, "
+        f"{totals['events_dead_lettered']} dead-lettered, {totals['events_skipped']} skipped, "
+        f"{totals['events_in_flight']} unsettled."
+    ]
+    for name, stream in summary["streams"].items():
+        coverage = ", ".join(
+            f"{key} {pct:.1f}%" for key, pct in stream["match_key_coverage"].items()
+        )
+        dropped = ", ".join(
+            f"{field}/{reason}={count}"
+            for field, reasons in stream["dropped_values"].items()
+            for reason, count in reasons.items()
+        )
+        lines.append(
+            f"Stream {name!r}: {stream['records_read']} read, {stream['events_mapped']} mapped, "
+            f"{stream['events_sent']} sent in {stream['requests']} requests, "
+            f"{stream['events_acknowledged']} acknowledged, "
+            f"{stream['events_dead_lettered']} dead-lettered, {stream['events_skipped']} skipped; "
+            f"match-key coverage: {coverage or 'n/a'}; "
+            f"dead letters: {_listing(stream['dead_letters_by_reason'])}; "
+            f"dropped values: {dropped or 'none'}."
+        )
+    requests = summary["requests"]
+    latency = requests["latency_seconds"]
+    lines.append(
+        f"Requests: {requests['submitted']} submitted, {requests['attempts']} attempts "
+        f"(by status: {_listing(requests['attempts_by_status'])}; "
+        f"failures: {_listing(requests['failures_by_reason'])}), "
+        f"{requests['retries']} retries ({_listing(requests['retries_by_reason'])}); "
+        f"latency p50 {_seconds(latency['p50'])}, p95 {_seconds(latency['p95'])}, "
+        f"max {_seconds(latency['max'])}."
+    )
+    mismatches = summary["events_received_mismatches"]
+    if mismatches["requests"]:
+        lines.append(
+            f"events_received mismatches: {mismatches['requests']} requests, "
+            f"{mismatches['events_sent']} events sent, {mismatches['events_received']} counted "
+            "by Meta."
+        )
+    return lines
+
+
+def write_run_summary(
+    stats: RunStats, logger: logging.Logger, summary_path: str | os.PathLike[str] | None
+) -> dict[str, Any]:
+    """Flush METRIC counters, log the summary and its warnings, write it as JSON if asked."""
+    stats.emit_metric_counters()
+    summary = stats.snapshot()
+    for line in format_summary(summary):
+        logger.info(line)
+    for warning in summary["warnings"]:
+        stats._warn_once(warning, logger)
+    if summary_path:
+        path = Path(summary_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        partial.replace(path)
+    return summary
+
+
+class ProgressReporter:
+    """Logs a progress line every `interval` seconds from a daemon thread, and a last one at stop.
+
+    METRIC counters are flushed every `metric_interval` seconds (singer_sdk's default 60 s)
+    and at stop. An interval of 0 or less turns the periodic lines off.
+    """
+
+    def __init__(
+        self,
+        stats: RunStats,
+        logger: logging.Logger,
+        interval: float = DEFAULT_PROGRESS_INTERVAL,
+        *,
+        metric_interval: float = singer_metrics.DEFAULT_LOG_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stats = stats
+        self._logger = logger
+        self._interval = interval
+        self._metric_interval = metric_interval
+        self._clock = clock
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_time = clock()
+        self._last_acknowledged = 0
+        self._stopped = False
+
+    def start(self) -> None:
+        if self._interval <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._run, name="target-meta-capi-progress", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread, log the final line and flush counters; later calls do nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.report(final=True)
+        self._stats.emit_metric_counters()
+
+    def __enter__(self) -> ProgressReporter:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        next_metrics = self._clock() + self._metric_interval
+        while not self._stopping.wait(self._interval):
+            self.report()
+            if self._clock() >= next_metrics:
+                self._stats.emit_metric_counters()
+                next_metrics = self._clock() + self._metric_interval
+
+    def report(self, *, final: bool = False) -> str:
+        """Log one progress line. events/s: acknowledged events since the previous line
+        (the whole run for the final line)."""
+        progress = self._stats.progress()
+        totals = progress["totals"]
+        now = self._clock()
+        if final:
+            seconds, acknowledged = self._stats.elapsed(), totals["events_acknowledged"]
+        else:
+            seconds = now - self._last_time
+            acknowledged = totals["events_acknowledged"] - self._last_acknowledged
+        self._last_time, self._last_acknowledged = now, totals["events_acknowledged"]
+        rate = acknowledged / seconds if seconds > 0 else 0.0
+        per_stream = "; ".join(
+            f"{name}: {counts['records_read']} read, {counts['events_sent']} sent, "
+            f"{counts['events_acknowledged']} acknowledged, {counts['events_in_flight']} in "
+            f"flight, {counts['events_dead_lettered']} dead-lettered"
+            for name, counts in progress["streams"].items()
+        )
+        line = (
+            f"{'Final progress' if final else 'Progress'}: {totals['records_read']} records read, "
+            f"{totals['events_sent']} events sent, {totals['events_acknowledged']} acknowledged, "
+            f"{totals['events_in_flight']} in flight, {progress['retries']} retries, "
+            f"{totals['events_dead_lettered']} dead-lettered, {rate:.1f} events/s"
+            + (f" [{per_stream}]" if per_stream else "")
+        )
+        self._logger.info(line)
+        return line
