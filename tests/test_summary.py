@@ -1,0 +1,581 @@
+"""RunStats counting, coverage, percentiles, METRIC lines, progress and the run summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import pytest
+
+from target_meta_capi.capi.errors import (
+    EventsReceivedMismatch,
+    InvalidRequestError,
+    RequestTimeout,
+    ThrottledError,
+    TransientError,
+)
+from target_meta_capi.capi.normalize import DroppedValue, sha256_hex
+from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS
+from target_meta_capi.summary import (
+    COVERAGE_KEYS,
+    ProgressReporter,
+    RunStats,
+    coverage_percent,
+    error_reason,
+    is_near_cutoff,
+    percentile,
+    write_run_summary,
+)
+
+HASHED_EMAIL = sha256_hex("mary@example.com")
+HASHED_PHONE = sha256_hex("16169547888")
+METRICS_LOGGER = "singer_sdk.metrics"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def metric_points(caplog: pytest.LogCaptureFixture) -> list[dict]:
+    return [
+        json.loads(record.getMessage().removeprefix("METRIC: "))
+        for record in caplog.records
+        if record.name == METRICS_LOGGER
+    ]
+
+
+def map_events(stats: RunStats, stream: str, user_datas: list[dict]) -> None:
+    for user_data in user_datas:
+        stats.record_read(stream)
+        stats.event_mapped(stream, {"event_name": "Purchase", "user_data": user_data}, [])
+
+
+# --- counting ------------------------------------------------------------------------------
+
+
+def test_counts_are_kept_per_stream_and_totalled():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 3)
+    map_events(stats, "leads", [{"em": HASHED_EMAIL}])
+    stats.request_submitted("orders", 3)
+    stats.request_acknowledged("orders", 3)
+    stats.request_submitted("leads", 1)
+
+    summary = stats.snapshot()
+
+    orders, leads = summary["streams"]["orders"], summary["streams"]["leads"]
+    assert (orders["records_read"], orders["events_mapped"], orders["requests"]) == (3, 3, 1)
+    assert (orders["events_sent"], orders["events_acknowledged"]) == (3, 3)
+    assert (leads["events_sent"], leads["events_acknowledged"], leads["events_in_flight"]) == (
+        1,
+        0,
+        1,
+    )
+    assert summary["totals"]["records_read"] == 4
+    assert summary["totals"]["events_acknowledged"] == 3
+    assert summary["requests"]["submitted"] == 2
+
+
+def test_events_rejected_by_meta_are_no_longer_in_flight_but_local_dead_letters_never_were():
+    stats = RunStats()
+    stats.request_submitted("orders", 10)
+    stats.request_acknowledged("orders", 7)
+    stats.events_dead_lettered("orders", "meta:100/2804019", 2)
+    stats.events_dead_lettered("orders", "rule:event_time_too_old", 5)
+
+    orders = stats.snapshot()["streams"]["orders"]
+
+    assert orders["events_dead_lettered"] == 7
+    assert orders["events_in_flight"] == 1
+
+
+def test_dead_letters_are_counted_by_reason_per_stream_and_in_total():
+    stats = RunStats()
+    stats.events_dead_lettered("orders", "rule:event_time_too_old", 2)
+    stats.events_dead_lettered("orders", "meta:100/2804019")
+    stats.events_dead_lettered("leads", "rule:event_time_too_old")
+
+    summary = stats.snapshot()
+
+    assert summary["streams"]["orders"]["dead_letters_by_reason"] == {
+        "meta:100/2804019": 1,
+        "rule:event_time_too_old": 2,
+    }
+    assert summary["dead_letters_by_reason"] == {
+        "meta:100/2804019": 1,
+        "rule:event_time_too_old": 3,
+    }
+
+
+def test_dropped_values_are_counted_per_field_and_reason():
+    stats = RunStats()
+    stats.event_mapped("orders", {"user_data": {}}, [DroppedValue("ph", "too_few_digits")])
+    stats.event_mapped(
+        "orders",
+        {"user_data": {}},
+        [DroppedValue("ph", "too_few_digits"), DroppedValue("em", "invalid_email")],
+    )
+    stats.event_mapped("leads", {"user_data": {}}, [DroppedValue("em", "invalid_email")])
+
+    summary = stats.snapshot()
+
+    assert summary["streams"]["orders"]["dropped_values"] == {
+        "em": {"invalid_email": 1},
+        "ph": {"too_few_digits": 2},
+    }
+    assert summary["dropped_values"] == {"em": {"invalid_email": 2}, "ph": {"too_few_digits": 2}}
+
+
+def test_events_received_mismatches_are_summed():
+    stats = RunStats()
+    stats.events_received_mismatch("orders", sent=10, received=9)
+    stats.events_received_mismatch("leads", sent=5, received=0)
+
+    summary = stats.snapshot()
+
+    assert summary["streams"]["orders"]["events_received_mismatches"] == {
+        "requests": 1,
+        "events_sent": 10,
+        "events_received": 9,
+    }
+    assert summary["events_received_mismatches"] == {
+        "requests": 2,
+        "events_sent": 15,
+        "events_received": 9,
+    }
+
+
+def test_records_of_a_skipped_stream_are_reported_as_skipped():
+    stats = RunStats()
+    stats.stream_skipped("audit_log", "no mapping")
+    for _ in range(4):
+        stats.record_read("audit_log")
+
+    audit_log = stats.snapshot()["streams"]["audit_log"]
+
+    assert (audit_log["events_skipped"], audit_log["skipped_reason"]) == (4, "no mapping")
+    assert audit_log["match_key_coverage"] == {}
+
+
+def test_counts_from_concurrent_threads_are_exact():
+    stats = RunStats()
+
+    def work() -> None:
+        for _ in range(5000):
+            stats.record_read("orders")
+            stats.event_mapped("orders", {"user_data": {"em": HASHED_EMAIL}}, [])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    orders = stats.snapshot()["streams"]["orders"]
+    assert (orders["records_read"], orders["events_mapped"]) == (20000, 20000)
+    assert orders["match_key_coverage"]["em"] == 100.0
+
+
+# --- match-key coverage ----------------------------------------------------------------------
+
+
+def test_coverage_is_the_share_of_events_carrying_each_key():
+    stats = RunStats()
+    map_events(
+        stats,
+        "orders",
+        [
+            {"em": HASHED_EMAIL, "ph": [HASHED_PHONE], "client_ip_address": "203.0.113.9"},
+            {"em": [HASHED_EMAIL, HASHED_EMAIL], "fbp": "fb.1.1596403881668.1116446470"},
+            {"em": HASHED_EMAIL, "ph": HASHED_PHONE},
+        ],
+    )
+
+    coverage = stats.snapshot()["streams"]["orders"]["match_key_coverage"]
+
+    assert coverage == {
+        "em": 100.0,
+        "ph": 66.7,
+        "fn": 0.0,
+        "ln": 0.0,
+        "external_id": 0.0,
+        "fbc": 0.0,
+        "fbp": 33.3,
+        "client_ip_address": 33.3,
+        "client_user_agent": 0.0,
+    }
+
+
+def test_empty_values_do_not_count_as_carrying_a_key():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": "", "ph": [], "fn": None, "ln": HASHED_EMAIL}])
+
+    coverage = stats.snapshot()["streams"]["orders"]["match_key_coverage"]
+
+    assert (coverage["em"], coverage["ph"], coverage["fn"], coverage["ln"]) == (
+        0.0,
+        0.0,
+        0.0,
+        100.0,
+    )
+
+
+def test_keys_outside_the_coverage_list_are_not_reported():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL, "zp": sha256_hex("94035")}])
+
+    assert list(stats.snapshot()["streams"]["orders"]["match_key_coverage"]) == list(COVERAGE_KEYS)
+
+
+@pytest.mark.parametrize(
+    ("count", "total", "expected"),
+    [(1, 16, 6.3), (1, 3, 33.3), (2, 3, 66.7), (0, 5, 0.0), (7, 7, 100.0), (1, 8, 12.5)],
+)
+def test_coverage_percent_has_one_decimal_rounding_halves_up(count, total, expected):
+    assert coverage_percent(count, total) == expected
+
+
+# --- requests, latency, retries ----------------------------------------------------------------
+
+
+def test_latency_percentiles_use_nearest_rank():
+    stats = RunStats()
+    for milliseconds in range(20, 0, -1):
+        stats.on_attempt(10, 200, milliseconds / 1000, None)
+
+    latency = stats.snapshot()["requests"]["latency_seconds"]
+
+    assert latency == {"p50": 0.010, "p95": 0.019, "max": 0.020}
+
+
+def test_latency_is_none_without_requests():
+    latency = RunStats().snapshot()["requests"]["latency_seconds"]
+
+    assert latency == {"p50": None, "p95": None, "max": None}
+
+
+@pytest.mark.parametrize(
+    ("values", "fraction", "expected"),
+    [([5.0], 0.5, 5.0), ([1.0, 2.0], 0.5, 1.0), ([1.0, 2.0, 3.0, 4.0], 0.95, 4.0)],
+)
+def test_percentile_of_small_samples(values, fraction, expected):
+    assert percentile(values, fraction) == expected
+
+
+def test_attempts_are_counted_by_status_and_failures_by_reason():
+    stats = RunStats()
+    stats.on_attempt(10, 200, 0.01, None)
+    stats.on_attempt(10, 503, 0.01, TransientError("Service Unavailable", http_status=503))
+    stats.on_attempt(10, None, 1.5, RequestTimeout("timed out"))
+    invalid = InvalidRequestError("Invalid parameter", http_status=400, code=100, subcode=2804019)
+    stats.on_attempt(10, 400, 0.01, invalid)
+
+    requests = stats.snapshot()["requests"]
+
+    assert requests["attempts"] == 4
+    assert requests["attempts_by_status"] == {"200": 1, "400": 1, "503": 1, "none": 1}
+    assert requests["failures_by_reason"] == {
+        "http:503": 1,
+        "meta:100/2804019": 1,
+        "network:RequestTimeout": 1,
+    }
+
+
+def test_retries_are_counted_by_reason():
+    stats = RunStats()
+    throttled = ThrottledError("Too many calls", http_status=400, code=17, subcode=2446079)
+    stats.on_retry(throttled, 1, 5.0)
+    stats.on_retry(throttled, 2, 10.0)
+    stats.on_retry(TransientError("Unknown error", http_status=500, code=1), 1, 0.5)
+
+    requests = stats.snapshot()["requests"]
+
+    assert requests["retries"] == 3
+    assert requests["retries_by_reason"] == {"meta:1": 1, "meta:17/2446079": 2}
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (InvalidRequestError("x", http_status=400, code=100, subcode=33), "meta:100/33"),
+        (TransientError("x", http_status=500, code=2), "meta:2"),
+        (TransientError("<html>", http_status=502), "http:502"),
+        (RequestTimeout("x"), "network:RequestTimeout"),
+        (EventsReceivedMismatch(sent=3, received=2), "events_received_mismatch"),
+        (ValueError("x"), "ValueError"),
+    ],
+)
+def test_error_reason_labels(error, reason):
+    assert error_reason(error) == reason
+
+
+# --- METRIC lines ----------------------------------------------------------------------------
+
+
+def test_each_attempt_logs_an_http_request_duration_timer(caplog):
+    stats = RunStats(endpoint="1234567890/events")
+    with caplog.at_level(logging.INFO, logger=METRICS_LOGGER):
+        stats.on_attempt(3, 200, 0.25, None)
+        stats.on_attempt(3, 500, 0.5, TransientError("x", http_status=500, code=1))
+
+    points = metric_points(caplog)
+
+    assert [
+        (p["type"], p["metric"], p["value"], p["tags"]["status"], p["tags"]["http_status_code"])
+        for p in points
+    ] == [
+        ("timer", "http_request_duration", 0.25, "succeeded", 200),
+        ("timer", "http_request_duration", 0.5, "failed", 500),
+    ]
+    assert {p["tags"]["endpoint"] for p in points} == {"1234567890/events"}
+
+
+def test_metric_counters_log_increments_since_the_previous_flush(caplog):
+    stats = RunStats()
+    stats.request_submitted("orders", 100)
+    stats.request_acknowledged("orders", 100)
+    stats.events_dead_lettered("orders", "rule:event_time_too_old", 2)
+    stats.on_retry(TransientError("x", http_status=503), 1, 0.5)
+    with caplog.at_level(logging.INFO, logger=METRICS_LOGGER):
+        stats.emit_metric_counters()
+        stats.emit_metric_counters()
+        stats.request_submitted("orders", 50)
+        stats.emit_metric_counters()
+
+    points = [
+        (p["type"], p["metric"], p["value"], p["tags"].get("stream"), p["tags"].get("reason"))
+        for p in metric_points(caplog)
+    ]
+    assert points == [
+        ("counter", "events_sent", 100, "orders", None),
+        ("counter", "events_acknowledged", 100, "orders", None),
+        ("counter", "events_dead_lettered", 2, "orders", "rule:event_time_too_old"),
+        ("counter", "http_request_retry_count", 1, None, "http:503"),
+        ("counter", "events_sent", 50, "orders", None),
+    ]
+
+
+def test_per_record_hooks_log_nothing(caplog):
+    stats = RunStats()
+    with caplog.at_level(logging.DEBUG):
+        map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 10)
+
+    assert caplog.records == []
+
+
+# --- warnings ----------------------------------------------------------------------------------
+
+
+def test_skipped_stream_is_warned_about_once_when_first_seen(caplog):
+    stats = RunStats(logger=logging.getLogger("test.target"))
+    with caplog.at_level(logging.INFO):
+        stats.stream_skipped("audit_log", "no mapping")
+        stats.stream_skipped("audit_log", "no mapping")
+        warned_when_seen = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        write_run_summary(stats, logging.getLogger("test.target"), None)
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned_when_seen) == 1
+    assert warnings == warned_when_seen
+    assert "audit_log" in warnings[0]
+
+
+def test_stream_without_any_match_key_is_warned_about():
+    stats = RunStats()
+    map_events(stats, "orders", [{"ct": sha256_hex("menlopark")}] * 2)
+    map_events(stats, "leads", [{"ct": sha256_hex("menlopark")}, {"fbc": "fb.1.1.abc"}])
+
+    warnings = stats.snapshot()["warnings"]
+
+    assert len(warnings) == 1
+    assert "'orders'" in warnings[0]
+    assert "none of its 2 events carries a match key" in warnings[0]
+
+
+def test_events_near_the_cutoff_are_warned_about_with_their_count():
+    stats = RunStats()
+    for _ in range(3):
+        stats.near_cutoff_event("orders")
+
+    summary = stats.snapshot()
+
+    assert summary["streams"]["orders"]["events_near_cutoff"] == 3
+    assert len(summary["warnings"]) == 1
+    assert summary["warnings"][0].startswith("Stream 'orders': 3 events were within 24 h")
+
+
+def test_a_clean_run_has_no_warnings():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}])
+
+    assert stats.snapshot()["warnings"] == []
+
+
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("age_seconds", "action_source", "near"),
+    [
+        (MAX_AGE_SECONDS - 3600, "website", True),
+        (MAX_AGE_SECONDS - 24 * 3600 + 1, "website", True),
+        (MAX_AGE_SECONDS - 24 * 3600, "website", False),
+        (MAX_AGE_SECONDS + 1, "website", False),
+        (MAX_AGE_SECONDS - 3600, "physical_store", False),
+        (PHYSICAL_STORE_MAX_AGE_SECONDS - 3600, "physical_store", True),
+    ],
+)
+def test_is_near_cutoff(age_seconds, action_source, near):
+    event = {"event_time": int(NOW) - age_seconds, "action_source": action_source}
+
+    assert is_near_cutoff(event, NOW) is near
+
+
+def test_an_unparsed_event_time_is_not_near_cutoff():
+    assert is_near_cutoff({"event_time": "1700000000"}, NOW) is False
+
+
+# --- run summary -------------------------------------------------------------------------------
+
+
+def test_run_summary_file_holds_the_returned_summary(tmp_path):
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}])
+    path = tmp_path / "reports" / "summary.json"
+
+    summary = write_run_summary(stats, logging.getLogger("test.target"), str(path))
+
+    assert json.loads(path.read_text()) == summary
+    assert list(path.parent.iterdir()) == [path]
+
+
+def test_run_summary_is_logged_and_not_printed_to_stdout(caplog, capsys):
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}])
+    stats.events_dead_lettered("orders", "rule:event_time_too_old")
+    stats.on_attempt(1, 200, 0.02, None)
+    with caplog.at_level(logging.INFO, logger="test.target"):
+        write_run_summary(stats, logging.getLogger("test.target"), None)
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "test.target"]
+    assert lines[0].startswith("Run summary (")
+    assert "match-key coverage: em 100.0%, ph 0.0%" in lines[1]
+    assert "dead letters: rule:event_time_too_old=1" in lines[1]
+    assert "latency p50 0.020 s, p95 0.020 s, max 0.020 s" in lines[2]
+    assert capsys.readouterr().out == ""
+
+
+def test_summary_and_logs_hold_no_user_data_value(caplog, tmp_path):
+    stats = RunStats()
+    ip_address = "203.0.113.9"
+    with caplog.at_level(logging.DEBUG):
+        map_events(stats, "orders", [{"em": HASHED_EMAIL, "client_ip_address": ip_address}])
+        stats.on_attempt(1, 200, 0.02, None)
+        reporter = ProgressReporter(stats, logging.getLogger("test.target"), interval=0)
+        reporter.stop()
+        write_run_summary(stats, logging.getLogger("test.target"), tmp_path / "summary.json")
+
+    written = (tmp_path / "summary.json").read_text() + caplog.text
+    assert HASHED_EMAIL not in written
+    assert ip_address not in written
+
+
+# --- progress ----------------------------------------------------------------------------------
+
+
+def test_progress_line_reports_counts_in_flight_and_rate_since_the_previous_line(caplog):
+    clock = FakeClock()
+    stats = RunStats(clock=clock)
+    reporter = ProgressReporter(stats, logging.getLogger("test.target"), clock=clock)
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 5)
+    stats.request_submitted("orders", 5)
+    stats.request_acknowledged("orders", 3)
+    stats.on_retry(TransientError("x", http_status=503), 1, 0.5)
+    stats.events_dead_lettered("orders", "rule:event_time_too_old")
+    clock.now += 2.0
+
+    line = reporter.report()
+
+    assert line == (
+        "Progress: 5 records read, 5 events sent, 3 acknowledged, 2 in flight, 1 retries, "
+        "1 dead-lettered, 1.5 events/s "
+        "[orders: 5 read, 5 sent, 3 acknowledged, 2 in flight, 1 dead-lettered]"
+    )
+
+
+def test_final_progress_line_reports_the_rate_over_the_whole_run():
+    clock = FakeClock()
+    stats = RunStats(clock=clock)
+    reporter = ProgressReporter(stats, logging.getLogger("test.target"), clock=clock)
+    stats.request_submitted("orders", 40)
+    stats.request_acknowledged("orders", 40)
+    clock.now += 4.0
+    reporter.report()
+    clock.now += 4.0
+
+    line = reporter.report(final=True)
+
+    assert line.startswith("Final progress: ")
+    assert "5.0 events/s" in line
+
+
+class LineWaiter(logging.Handler):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.seen = threading.Event()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        if record.getMessage().startswith(self.prefix):
+            self.seen.set()
+
+
+def test_reporter_thread_logs_periodically_and_a_final_line_at_stop():
+    logger = logging.getLogger("test.progress.periodic")
+    logger.setLevel(logging.INFO)
+    waiter = LineWaiter("Progress: ")
+    logger.addHandler(waiter)
+    try:
+        reporter = ProgressReporter(RunStats(), logger, interval=0.01)
+        reporter.start()
+        assert waiter.seen.wait(timeout=10)
+        reporter.stop()
+        reporter.stop()
+    finally:
+        logger.removeHandler(waiter)
+
+    assert waiter.lines[-1].startswith("Final progress: ")
+    assert sum(line.startswith("Final progress: ") for line in waiter.lines) == 1
+    assert not reporter._thread.is_alive()
+
+
+def test_reporter_with_interval_zero_logs_only_the_final_line():
+    logger = logging.getLogger("test.progress.off")
+    logger.setLevel(logging.INFO)
+    waiter = LineWaiter("Final progress: ")
+    logger.addHandler(waiter)
+    try:
+        with ProgressReporter(RunStats(), logger, interval=0) as reporter:
+            assert reporter._thread is None
+    finally:
+        logger.removeHandler(waiter)
+
+    assert len(waiter.lines) == 1
+    assert waiter.seen.is_set()
+
+
+def test_stopping_the_reporter_flushes_metric_counters(caplog):
+    stats = RunStats()
+    stats.request_submitted("orders", 7)
+    reporter = ProgressReporter(stats, logging.getLogger("test.target"), interval=0)
+    with caplog.at_level(logging.INFO, logger=METRICS_LOGGER):
+        reporter.stop()
+
+    assert [(p["metric"], p["value"]) for p in metric_points(caplog)] == [("events_sent", 7)]
