@@ -80,9 +80,7 @@ def test_event_time_exactly_seven_days_old_is_accepted():
 
 
 def test_event_time_older_than_seven_days_is_too_old():
-    assert rules_broken(valid_event(event_time=NOW - MAX_AGE_SECONDS - 1)) == [
-        "event_time_too_old"
-    ]
+    assert rules_broken(valid_event(event_time=NOW - MAX_AGE_SECONDS - 1)) == ["event_time_too_old"]
 
 
 def test_event_time_in_milliseconds_is_in_the_future():
@@ -130,8 +128,16 @@ def test_action_source_must_be_known(action_source):
 
 @pytest.mark.parametrize(
     "action_source",
-    ["email", "app", "phone_call", "chat", "physical_store", "system_generated",
-     "business_messaging", "other"],
+    [
+        "email",
+        "app",
+        "phone_call",
+        "chat",
+        "physical_store",
+        "system_generated",
+        "business_messaging",
+        "other",
+    ],
 )
 def test_non_website_sources_need_no_user_agent_or_url(action_source):
     event = valid_event(action_source=action_source, user_data={"em": HASH})
@@ -212,8 +218,15 @@ def test_well_formed_fbc_is_accepted(fbc):
 
 @pytest.mark.parametrize(
     "fbc",
-    ["IwAR2F4-dbP0l7", "fb.1.1554763741205", "fb.1.155476374120x.abc", "fbc.1.1554763741205.abc",
-     "fb.1.1554763741205.", "fb.1.2.abc.def.ghi", 1554763741205],
+    [
+        "IwAR2F4-dbP0l7",
+        "fb.1.1554763741205",
+        "fb.1.155476374120x.abc",
+        "fbc.1.1554763741205.abc",
+        "fb.1.1554763741205.",
+        "fb.1.2.abc.def.ghi",
+        1554763741205,
+    ],
 )
 def test_malformed_fbc_is_rejected_with_subcode_2804001(fbc):
     violations = validate_event(with_user_data(em=HASH, fbc=fbc), now=NOW)

@@ -178,8 +178,11 @@ def _check_event_time(
             "event_time_too_old",
             "event_time",
             f"event_time is more than {days} days in the past"
-            + (f" (less a safety margin of {max_age_margin_seconds} s)"
-               if max_age_margin_seconds else ""),
+            + (
+                f" (less a safety margin of {max_age_margin_seconds} s)"
+                if max_age_margin_seconds
+                else ""
+            ),
         )
     if event_time > now + future_tolerance_seconds:
         return _violation(

@@ -1,0 +1,5 @@
+import sys
+
+from target_meta_capi.sandbox.cli import main
+
+sys.exit(main())

@@ -1,0 +1,328 @@
+"""``target-meta-capi-sandbox``: run the sandbox, or report what it received.
+
+target-meta-capi-sandbox [serve] --port 8787 [--throttle-rate 0.1 ...]
+target-meta-capi-sandbox report --url http://127.0.0.1:8787
+target-meta-capi-sandbox report --jsonl events.jsonl | --sqlite events.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sqlite3
+import sys
+import threading
+import urllib.request
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from target_meta_capi.sandbox.server import (
+    DEFAULT_ACCESS_TOKEN,
+    DEFAULT_PIXEL_ID,
+    DEFAULT_PORT,
+    SandboxConfig,
+    SandboxServer,
+)
+
+DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a rate is a share between 0 and 1, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="target-meta-capi-sandbox",
+        description="A local Meta Conversions API endpoint: validates events like Graph, "
+        "records them, injects seeded faults. Use its URL as the target's graph_url. "
+        "See also: target-meta-capi-sandbox report --help",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument(
+        "--pixel-id",
+        action="append",
+        dest="pixel_ids",
+        metavar="ID",
+        help=f"accepted pixel id (repeatable; default {DEFAULT_PIXEL_ID})",
+    )
+    parser.add_argument(
+        "--access-token",
+        action="append",
+        dest="access_tokens",
+        metavar="TOKEN",
+        help=f"accepted access token (repeatable; default {DEFAULT_ACCESS_TOKEN})",
+    )
+    parser.add_argument(
+        "--app-secret", help="require appsecret_proof = HMAC-SHA256(app secret, token)"
+    )
+    faults = parser.add_argument_group(
+        "fault injection (rates are shares of requests and add up to at most 1)"
+    )
+    faults.add_argument(
+        "--latency-ms",
+        type=_non_negative,
+        default=0.0,
+        help="mean added latency; each request gets the mean +/- 20%% (uniform)",
+    )
+    faults.add_argument(
+        "--transient-error-rate",
+        type=_rate,
+        default=0.0,
+        help="answer HTTP 500, code 2, is_transient (nothing stored)",
+    )
+    faults.add_argument(
+        "--throttle-rate",
+        type=_rate,
+        default=0.0,
+        help="answer HTTP 400, code 17, subcode 2446079 (nothing stored)",
+    )
+    faults.add_argument(
+        "--cut-after-accept-rate",
+        type=_rate,
+        default=0.0,
+        help="store the events, then close the connection without an answer",
+    )
+    faults.add_argument(
+        "--slow-response-rate",
+        type=_rate,
+        default=0.0,
+        help="store the events, then answer after --slow-response-seconds",
+    )
+    faults.add_argument("--slow-response-seconds", type=_non_negative, default=5.0)
+    faults.add_argument(
+        "--html-502-rate",
+        type=_rate,
+        default=0.0,
+        help="answer HTTP 502 with an HTML page, like a proxy (nothing stored)",
+    )
+    faults.add_argument("--seed", type=int, default=0, help="seed of the fault sequence")
+    recording = parser.add_argument_group("recording")
+    recording.add_argument("--record-jsonl", metavar="PATH", help="append accepted events here")
+    recording.add_argument("--record-sqlite", metavar="PATH", help="insert accepted events here")
+    recording.add_argument(
+        "--max-events-in-memory",
+        type=int,
+        default=DEFAULT_MAX_EVENTS_IN_MEMORY,
+        help="how many recent events GET /__events can return (default %(default)s)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no log line per request")
+    return parser
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="target-meta-capi-sandbox report",
+        description="Summarize what a sandbox accepted: counts per event_name, pixel and "
+        "test_event_code, and one sample event as Meta would receive it.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--url", help="a running sandbox, e.g. http://127.0.0.1:8787")
+    source.add_argument("--jsonl", metavar="PATH", help="a file written by --record-jsonl")
+    source.add_argument("--sqlite", metavar="PATH", help="a file written by --record-sqlite")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["report"]:
+        return report(args[1:])
+    if args[:1] == ["serve"]:
+        args = args[1:]
+    return serve(args)
+
+
+def serve(argv: Sequence[str]) -> int:
+    args = _serve_parser().parse_args(argv)
+    try:
+        config = SandboxConfig(
+            host=args.host,
+            port=args.port,
+            pixel_ids=tuple(args.pixel_ids or (DEFAULT_PIXEL_ID,)),
+            access_tokens=tuple(args.access_tokens or (DEFAULT_ACCESS_TOKEN,)),
+            app_secret=args.app_secret,
+            latency_ms=args.latency_ms,
+            transient_error_rate=args.transient_error_rate,
+            throttle_rate=args.throttle_rate,
+            cut_after_accept_rate=args.cut_after_accept_rate,
+            slow_response_rate=args.slow_response_rate,
+            slow_response_seconds=args.slow_response_seconds,
+            html_502_rate=args.html_502_rate,
+            seed=args.seed,
+            record_jsonl=args.record_jsonl,
+            record_sqlite=args.record_sqlite,
+            max_events_in_memory=args.max_events_in_memory,
+            log_requests=not args.quiet,
+        )
+        server = SandboxServer(config).start()
+    except (ValueError, OSError) as error:
+        print(f"target-meta-capi-sandbox: {error}", file=sys.stderr)
+        return 2
+
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    print(
+        f"target-meta-capi sandbox listening on {server.url} "
+        f"(pixel ids: {', '.join(config.pixel_ids)}; use it as graph_url)",
+        file=sys.stderr,
+        flush=True,
+    )
+    while not stop_requested.wait(0.5):
+        pass
+    stats = server.stats()
+    server.stop()
+    print(
+        f"target-meta-capi sandbox stopped: {stats['accepted_requests']} requests accepted, "
+        f"{stats['rejected_requests']} rejected, {stats['events_received']} events received",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 0
+
+
+# report -------------------------------------------------------------------------------------
+def _fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+def _records_from_jsonl(path: str) -> Iterable[dict[str, Any]]:
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _records_from_sqlite(path: str) -> Iterable[dict[str, Any]]:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = connection.execute(
+            "SELECT pixel_id, api_version, test_event_code, event_json FROM events ORDER BY id"
+        )
+        for pixel_id, api_version, test_event_code, event_json in rows:
+            yield {
+                "params": {
+                    "pixel_id": pixel_id,
+                    "api_version": api_version,
+                    "test_event_code": test_event_code,
+                },
+                "event": json.loads(event_json),
+            }
+    finally:
+        connection.close()
+
+
+def _redacted(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with every user_data value that is not a SHA-256 digest masked:
+    IP addresses, user agents and unhashed ids are personal data too."""
+    user_data = event.get("user_data")
+    if not isinstance(user_data, dict):
+        return event
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, list):
+            return [mask(item) for item in value]
+        if (
+            isinstance(value, str)
+            and len(value) == 64
+            and all(char in "0123456789abcdefABCDEF" for char in value)
+        ):
+            return value
+        return "<redacted>"
+
+    return {**event, "user_data": {key: mask(value) for key, value in user_data.items()}}
+
+
+def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    by_event_name: Counter[str] = Counter()
+    by_pixel: Counter[str] = Counter()
+    by_test_event_code: Counter[str] = Counter()
+    total = 0
+    sample: dict[str, Any] | None = None
+    for record in records:
+        event = record.get("event") or {}
+        params = record.get("params") or {}
+        total += 1
+        by_event_name[str(event.get("event_name"))] += 1
+        by_pixel[str(params.get("pixel_id"))] += 1
+        by_test_event_code[params.get("test_event_code") or "(none)"] += 1
+        if sample is None:
+            sample = _redacted(event)
+    return {
+        "events": total,
+        "by_event_name": dict(by_event_name.most_common()),
+        "by_pixel_id": dict(by_pixel.most_common()),
+        "by_test_event_code": dict(by_test_event_code.most_common()),
+        "sample_event": sample,
+    }
+
+
+def _print_counts(title: str, counts: dict[str, int]) -> None:
+    print(f"{title}:")
+    width = max((len(name) for name in counts), default=0)
+    for name, count in counts.items():
+        print(f"  {name:<{width}}  {count:>8}")
+
+
+def report(argv: Sequence[str]) -> int:
+    args = _report_parser().parse_args(argv)
+    stats: dict[str, Any] | None = None
+    try:
+        if args.url:
+            base = args.url.rstrip("/")
+            stats = _fetch_json(f"{base}/__stats")
+            summary = summarize(_fetch_json(f"{base}/__events"))
+            source = base
+        elif args.jsonl:
+            summary = summarize(_records_from_jsonl(args.jsonl))
+            source = args.jsonl
+        else:
+            summary = summarize(_records_from_sqlite(args.sqlite))
+            source = args.sqlite
+    except (OSError, ValueError, sqlite3.Error) as error:
+        print(f"target-meta-capi-sandbox report: {error}", file=sys.stderr)
+        return 2
+    if stats is not None:
+        summary["stats"] = stats
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"Sandbox report: {source}")
+    if stats is not None:
+        print(
+            f"requests: {stats['requests']} ({stats['accepted_requests']} accepted, "
+            f"{stats['rejected_requests']} rejected {stats['rejected_by_code']}), "
+            f"max in flight: {stats['max_in_flight']}"
+        )
+        print(
+            f"events received: {stats['events_received']} "
+            f"(duplicates by event_id: {stats['duplicate_events']}), "
+            f"faults injected: { {k: v for k, v in stats['faults'].items() if v} }"
+        )
+    print(f"events listed: {summary['events']}")
+    _print_counts("by event_name", summary["by_event_name"])
+    _print_counts("by pixel_id", summary["by_pixel_id"])
+    _print_counts("by test_event_code", summary["by_test_event_code"])
+    if summary["sample_event"] is not None:
+        print("sample event (as received; user_data values other than SHA-256 redacted):")
+        print(json.dumps(summary["sample_event"], indent=2))
+    return 0

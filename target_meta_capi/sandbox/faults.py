@@ -1,0 +1,78 @@
+"""Seeded fault injection: which requests the sandbox delays, fails or cuts.
+
+Every request draws exactly two numbers from one ``random.Random(seed)`` under a lock:
+one for its latency jitter, one for its fault. So a given seed and a given order of
+requests always produce the same faults, whatever the rates are.
+
+The fault rates are shares of all requests and must add up to at most 1: one draw ``r``
+picks the fault whose interval [sum of previous rates, + its rate) contains it. A request
+hit by ``cut_after_accept`` or ``slow_response`` that turns out invalid is rejected as
+usual (the fault only applies to accepted requests).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+HTML_502 = "html_502"
+TRANSIENT_ERROR = "transient_error"
+THROTTLE = "throttle"
+CUT_AFTER_ACCEPT = "cut_after_accept"
+SLOW_RESPONSE = "slow_response"
+
+# before validation: the request never reaches "Meta", nothing is stored
+FAULTS_BEFORE_PROCESSING = (HTML_502, TRANSIENT_ERROR, THROTTLE)
+# after the events were stored: the client cannot tell whether they arrived
+FAULTS_AFTER_ACCEPT = (CUT_AFTER_ACCEPT, SLOW_RESPONSE)
+FAULT_KINDS = FAULTS_BEFORE_PROCESSING + FAULTS_AFTER_ACCEPT
+
+# latency is the mean; each request gets mean * uniform(1 - JITTER, 1 + JITTER)
+LATENCY_JITTER = 0.2
+
+
+@dataclass(frozen=True)
+class FaultDecision:
+    latency_seconds: float
+    fault: str | None
+
+
+class FaultInjector:
+    def __init__(self, *, seed: int, latency_ms: float, rates: dict[str, float]) -> None:
+        unknown = set(rates) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
+        for kind, rate in rates.items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{kind} rate must be between 0 and 1, got {rate}")
+        if sum(rates.values()) > 1.0 + 1e-9:
+            raise ValueError("fault rates must add up to at most 1")
+        if latency_ms < 0:
+            raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+        self._seed = seed
+        self._mean_latency_seconds = latency_ms / 1000.0
+        self._thresholds: list[tuple[float, str]] = []
+        cumulative = 0.0
+        for kind in FAULT_KINDS:
+            rate = rates.get(kind, 0.0)
+            if rate > 0:
+                cumulative += rate
+                self._thresholds.append((cumulative, kind))
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+
+    def decide(self) -> FaultDecision:
+        with self._lock:
+            jitter_draw = self._random.random()
+            fault_draw = self._random.random()
+        latency = self._mean_latency_seconds * (1.0 + LATENCY_JITTER * (2.0 * jitter_draw - 1.0))
+        for threshold, kind in self._thresholds:
+            if fault_draw < threshold:
+                return FaultDecision(latency, kind)
+        return FaultDecision(latency, None)
+
+    def reset(self) -> None:
+        """Start the same sequence of decisions again."""
+        with self._lock:
+            self._random = random.Random(self._seed)

@@ -1,0 +1,678 @@
+"""A local stand-in for ``graph.facebook.com/{api_version}/{pixel_id}/events``.
+
+It answers the way Graph does (status, error JSON, codes), validates events with
+``capi.rules`` and rejects a whole request when one event is invalid, records what it
+accepted, and injects seeded faults. See docs/sandbox.md for the table of answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import socket
+import socketserver
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST, RULES, validate_event
+from target_meta_capi.sandbox import faults
+from target_meta_capi.sandbox.store import REQUEST_PARAM_NAMES, EventStore
+
+DEFAULT_PIXEL_ID = "1234567890"
+DEFAULT_ACCESS_TOKEN = "sandbox-token"
+DEFAULT_PORT = 8787
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+THROTTLE_SUBCODE = 2446079
+
+_OPTIONAL_PARAMS = tuple(
+    name for name in REQUEST_PARAM_NAMES if name not in ("pixel_id", "api_version")
+)
+_API_VERSION = re.compile(r"v[0-9]+\.[0-9]+")
+_MULTIPART_NAME = re.compile(rb'\bname=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
+_MULTIPART_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    pixel_ids: tuple[str, ...] = (DEFAULT_PIXEL_ID,)
+    access_tokens: tuple[str, ...] = field(default=(DEFAULT_ACCESS_TOKEN,), repr=False)
+    app_secret: str | None = field(default=None, repr=False)
+    latency_ms: float = 0.0
+    transient_error_rate: float = 0.0
+    throttle_rate: float = 0.0
+    cut_after_accept_rate: float = 0.0
+    slow_response_rate: float = 0.0
+    slow_response_seconds: float = 5.0
+    html_502_rate: float = 0.0
+    seed: int = 0
+    record_jsonl: str | Path | None = None
+    record_sqlite: str | Path | None = None
+    # None keeps every accepted event in memory (tests); the CLI bounds it for long runs
+    max_events_in_memory: int | None = None
+    log_requests: bool = False
+    # seconds an idle keep-alive connection stays open
+    idle_timeout_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("pixel_ids", "access_tokens"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+        if self.slow_response_seconds < 0:
+            raise ValueError("slow_response_seconds must be >= 0")
+
+    def fault_rates(self) -> dict[str, float]:
+        return {
+            faults.HTML_502: self.html_502_rate,
+            faults.TRANSIENT_ERROR: self.transient_error_rate,
+            faults.THROTTLE: self.throttle_rate,
+            faults.CUT_AFTER_ACCEPT: self.cut_after_accept_rate,
+            faults.SLOW_RESPONSE: self.slow_response_rate,
+        }
+
+
+class GraphError(Exception):
+    """An error answer, shaped like Graph's ``{"error": {...}}``."""
+
+    def __init__(
+        self,
+        http_status: int,
+        code: int,
+        message: str,
+        *,
+        error_type: str = "OAuthException",
+        subcode: int | None = None,
+        is_transient: bool = False,
+        user_title: str | None = None,
+        user_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = code
+        self.message = message
+        self.error_type = error_type
+        self.subcode = subcode
+        self.is_transient = is_transient
+        self.user_title = user_title
+        self.user_message = user_message
+
+    def body(self, fbtrace_id: str) -> dict[str, Any]:
+        # Graph leaves out error_subcode and the user_* fields when it has none
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.error_type,
+            "code": self.code,
+        }
+        if self.subcode is not None:
+            error["error_subcode"] = self.subcode
+        error["is_transient"] = self.is_transient
+        if self.user_title is not None:
+            error["error_user_title"] = self.user_title
+        if self.user_message is not None:
+            error["error_user_msg"] = self.user_message
+        error["fbtrace_id"] = fbtrace_id
+        return {"error": error}
+
+
+def _invalid_parameter(message: str) -> GraphError:
+    return GraphError(400, 100, message)
+
+
+def _new_fbtrace_id() -> str:
+    return "A" + secrets.token_urlsafe(16)
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.clear()
+
+    def clear(self) -> None:
+        self.requests = 0
+        self.accepted_requests = 0
+        self.rejected_requests = 0
+        self.rejected_by_code: dict[str, int] = {}
+        self.rejected_by_subcode: dict[str, int] = {}
+        self.events_received = 0
+        self.max_in_flight = self.in_flight
+        self.faults = dict.fromkeys(faults.FAULT_KINDS, 0)
+
+
+class SandboxServer:
+    """``with SandboxServer(SandboxConfig(...)) as sandbox: sandbox.url``."""
+
+    def __init__(self, config: SandboxConfig | None = None, **overrides: Any) -> None:
+        self.config = replace(config or SandboxConfig(), **overrides)
+        self._faults = faults.FaultInjector(
+            seed=self.config.seed,
+            latency_ms=self.config.latency_ms,
+            rates=self.config.fault_rates(),
+        )
+        self._pixel_ids = frozenset(self.config.pixel_ids)
+        self._access_tokens = frozenset(self.config.access_tokens)
+        self._counters = _Counters()
+        self._store: EventStore | None = None
+        self._http: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    # lifecycle -------------------------------------------------------------------------
+    def start(self) -> SandboxServer:
+        if self._http is not None:
+            raise RuntimeError("sandbox already started")
+        self._store = EventStore(
+            max_events_in_memory=self.config.max_events_in_memory,
+            jsonl_path=self.config.record_jsonl,
+            sqlite_path=self.config.record_sqlite,
+        )
+        self._stopping.clear()
+        self._http = _HTTPServer((self.config.host, self.config.port), _Handler, self)
+        self._thread = threading.Thread(
+            target=self._http.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sandbox-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._http is None:
+            return
+        self._stopping.set()  # wakes requests sleeping for latency or a slow response
+        self._http.shutdown()
+        self._http.server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:  # idle keep-alive connections would block forever
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join()
+        if self._store is not None:
+            self._store.close()
+        self._http = None
+        self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._http is None:
+            raise RuntimeError("sandbox not started")
+        return int(self._http.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL to use as graph_url, e.g. ``http://127.0.0.1:8787``."""
+        return f"http://{self.config.host}:{self.port}"
+
+    def events_url(self, pixel_id: str | None = None, api_version: str = "v24.0") -> str:
+        return f"{self.url}/{api_version}/{pixel_id or self.config.pixel_ids[0]}/events"
+
+    # inspection --------------------------------------------------------------------------
+    def accepted_events(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """``[{"event": {...}, "params": {"pixel_id", "api_version", ...}}]``, oldest first."""
+        return self._store.events(limit) if self._store is not None else []
+
+    def stats(self) -> dict[str, Any]:
+        counters = self._counters
+        store = self._store
+        with counters.lock:
+            return {
+                "requests": counters.requests,
+                "accepted_requests": counters.accepted_requests,
+                "rejected_requests": counters.rejected_requests,
+                "rejected_by_code": dict(counters.rejected_by_code),
+                "rejected_by_subcode": dict(counters.rejected_by_subcode),
+                "events_received": counters.events_received,
+                "duplicate_events": store.duplicate_events if store else 0,
+                "events_without_event_id": store.events_without_event_id if store else 0,
+                "events_in_memory": len(store) if store else 0,
+                "in_flight": counters.in_flight,
+                "max_in_flight": counters.max_in_flight,
+                "faults": dict(counters.faults),
+            }
+
+    def reset(self) -> None:
+        """Forget events and counters, and restart the fault sequence from the seed."""
+        with self._counters.lock:
+            self._counters.clear()
+        if self._store is not None:
+            self._store.clear()
+        self._faults.reset()
+
+    # request handling (called from handler threads) --------------------------------------
+    def _track_connection(self, connection: socket.socket, open_: bool) -> None:
+        with self._connections_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def _begin_request(self) -> None:
+        counters = self._counters
+        with counters.lock:
+            counters.requests += 1
+            counters.in_flight += 1
+            if counters.in_flight > counters.max_in_flight:
+                counters.max_in_flight = counters.in_flight
+
+    def _end_request(self) -> None:
+        with self._counters.lock:
+            self._counters.in_flight -= 1
+
+    def _count_fault(self, kind: str) -> None:
+        with self._counters.lock:
+            self._counters.faults[kind] += 1
+
+    def _count_rejection(self, error: GraphError) -> None:
+        counters = self._counters
+        with counters.lock:
+            counters.rejected_requests += 1
+            code = str(error.code)
+            counters.rejected_by_code[code] = counters.rejected_by_code.get(code, 0) + 1
+            if error.subcode is not None:
+                subcode = str(error.subcode)
+                counters.rejected_by_subcode[subcode] = (
+                    counters.rejected_by_subcode.get(subcode, 0) + 1
+                )
+
+    def _accept(self, events: list[dict[str, Any]], params: dict[str, Any]) -> None:
+        assert self._store is not None
+        self._store.record(events, params)
+        with self._counters.lock:
+            self._counters.accepted_requests += 1
+            self._counters.events_received += len(events)
+
+    def _check_access(self, params: dict[str, Any], bearer: str | None, pixel_id: str) -> None:
+        token = params.get("access_token") or bearer
+        if not token:
+            raise GraphError(400, 104, "An access token is required to request this resource.")
+        if not isinstance(token, str) or token not in self._access_tokens:
+            raise GraphError(400, 190, "Invalid OAuth access token - Cannot parse access token")
+        if self.config.app_secret is not None:
+            proof = params.get("appsecret_proof")
+            if not proof:
+                raise GraphError(
+                    400,
+                    100,
+                    "API calls from the server require an appsecret_proof argument",
+                    error_type="GraphMethodException",
+                )
+            expected = hmac.new(
+                self.config.app_secret.encode(), token.encode(), hashlib.sha256
+            ).hexdigest()
+            if not isinstance(proof, str) or not hmac.compare_digest(proof.lower(), expected):
+                raise GraphError(
+                    400,
+                    100,
+                    "Invalid appsecret_proof provided in the API argument",
+                    error_type="GraphMethodException",
+                )
+        if pixel_id not in self._pixel_ids:
+            raise GraphError(
+                400,
+                100,
+                f"Unsupported post request. Object with ID '{pixel_id}' does not exist, cannot"
+                " be loaded due to missing permissions, or does not support this operation."
+                " Please read the Graph API documentation at"
+                " https://developers.facebook.com/docs/graph-api",
+                error_type="GraphMethodException",
+                subcode=33,
+            )
+
+    def _validated_events(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        data = params.get("data")
+        if data is None:
+            raise _invalid_parameter("(#100) The parameter data is required")
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise _invalid_parameter("(#100) param data must be an array.") from None
+        if not isinstance(data, list):
+            raise _invalid_parameter("(#100) param data must be an array.")
+        if not 1 <= len(data) <= MAX_EVENTS_PER_REQUEST:
+            raise _invalid_parameter(
+                f"(#100) param data must contain between 1 and {MAX_EVENTS_PER_REQUEST} events"
+            )
+        now = time.time()
+        for event in data:
+            if not isinstance(event, dict):
+                raise _invalid_parameter("(#100) every element of param data must be an object")
+            violations = validate_event(event, now=now)
+            if violations:
+                violation = violations[0]
+                return_error = GraphError(
+                    400,
+                    100,
+                    "Invalid parameter",
+                    subcode=violation.subcode,
+                    user_title=RULES[violation.rule].user_title,
+                    user_message=violation.message,
+                )
+                raise return_error
+        return data
+
+    def _handle_events(
+        self, api_version: str, pixel_id: str, params: dict[str, Any], bearer: str | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Validate one events request; return its events and the params to record."""
+        self._check_access(params, bearer, pixel_id)
+        events = self._validated_events(params)
+        recorded_params: dict[str, Any] = {"pixel_id": pixel_id, "api_version": api_version}
+        for name in _OPTIONAL_PARAMS:
+            value = params.get(name)
+            recorded_params[name] = None if value is None else str(value)
+        return events, recorded_params
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # stop() must not wait for handlers sleeping in a slow response
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type, sandbox: SandboxServer) -> None:
+        self.sandbox = sandbox
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name (getfqdn), which can hang offline
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+
+def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
+    match = _MULTIPART_BOUNDARY.search(content_type)
+    if match is None:
+        raise _invalid_parameter("(#100) multipart body without boundary")
+    delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
+    params: dict[str, Any] = {}
+    for part in body.split(delimiter)[1:]:
+        if part.startswith(b"--"):
+            break
+        head, separator, value = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not separator:
+            continue
+        name_match = _MULTIPART_NAME.search(head)
+        if name_match is None:
+            continue
+        name = (name_match.group(1) or name_match.group(2)).decode("utf-8", "replace")
+        params[name] = value.removesuffix(b"\r\n").decode("utf-8", "replace")
+    return params
+
+
+def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if not body.strip():
+        return {}
+    if media_type == "multipart/form-data":
+        return _parse_multipart(body, content_type)
+    if media_type == "application/x-www-form-urlencoded":
+        return _parse_form(body)
+    if media_type == "application/json" or body.lstrip()[:1] == b"{":
+        try:
+            params = json.loads(body)
+        except ValueError:
+            raise _invalid_parameter("(#100) The request body is not valid JSON") from None
+        if not isinstance(params, dict):
+            raise _invalid_parameter("(#100) The request body must be a JSON object")
+        return params
+    return _parse_form(body)
+
+
+def _parse_form(body: bytes) -> dict[str, Any]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid_parameter("(#100) The request body is not valid UTF-8") from None
+    return {name: values[-1] for name, values in parse_qs(text, keep_blank_values=True).items()}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "target-meta-capi-sandbox"
+    sys_version = ""
+    disable_nagle_algorithm = True
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        self.timeout = self.server.sandbox.config.idle_timeout_seconds
+        super().setup()
+        self.server.sandbox._track_connection(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.sandbox._track_connection(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # the default access log would print the query string, which may hold a token
+        pass
+
+    # plumbing ---------------------------------------------------------------------------
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = self._read_chunked()
+        else:
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+            except ValueError:
+                length = -1
+            if length < 0 or length > MAX_BODY_BYTES:
+                self.close_connection = True
+                raise GraphError(413, 100, "(#100) Request body too large or malformed")
+            body = self.rfile.read(length) if length else b""
+        if self.headers.get("Content-Encoding", "").lower() == "gzip":
+            try:
+                body = gzip.decompress(body)
+            except (OSError, EOFError):
+                raise _invalid_parameter("(#100) The request body is not valid gzip") from None
+        return body
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise _invalid_parameter("(#100) Malformed chunked body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY_BYTES:
+                self.close_connection = True
+                raise GraphError(413, 100, "(#100) Request body too large")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, fbtrace_id: str | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if fbtrace_id is not None:
+            self.send_header("x-fb-trace-id", fbtrace_id)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(self, status: int, payload: Any, fbtrace_id: str | None = None) -> None:
+        self._send(
+            status, json.dumps(payload).encode(), "application/json; charset=UTF-8", fbtrace_id
+        )
+
+    def _send_graph_error(self, error: GraphError) -> None:
+        fbtrace_id = _new_fbtrace_id()
+        self._send_json(error.http_status, error.body(fbtrace_id), fbtrace_id)
+
+    def _log(self, status: int | str, detail: str, started: float) -> None:
+        if not self.server.sandbox.config.log_requests:
+            return
+        path = self.path.split("?", 1)[0]  # never the query: it may carry the token
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        sys.stderr.write(
+            f"{self.client_address[0]} {self.command} {path} {status} {detail} {elapsed_ms:.1f}ms\n"
+        )
+
+    # routes -----------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        sandbox = self.server.sandbox
+        path, _, query = self.path.partition("?")
+        if path == "/__stats":
+            self._send_json(200, sandbox.stats())
+        elif path == "/__events":
+            limit_values = parse_qs(query).get("limit")
+            try:
+                limit = int(limit_values[-1]) if limit_values else None
+            except ValueError:
+                limit = None
+            self._send_json(200, sandbox.accepted_events(limit))
+        else:
+            self._send_graph_error(GraphError(400, 2500, f"Unknown path components: {path}"))
+
+    def do_POST(self) -> None:
+        path, _, query = self.path.partition("?")
+        if path == "/__reset":
+            self._read_body()
+            self.server.sandbox.reset()
+            self._send_json(200, {"reset": True})
+            return
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[2] != "events" or not _API_VERSION.fullmatch(parts[0]):
+            started = time.perf_counter()
+            try:
+                self._read_body()
+                error = GraphError(400, 2500, f"Unknown path components: {path}")
+            except GraphError as body_error:
+                error = body_error
+            self._send_graph_error(error)
+            self._log(error.http_status, f"code={error.code}", started)
+            return
+        sandbox = self.server.sandbox
+        sandbox._begin_request()
+        try:
+            self._post_events(parts[0], parts[1], query)
+        finally:
+            sandbox._end_request()
+
+    def _post_events(self, api_version: str, pixel_id: str, query: str) -> None:
+        sandbox = self.server.sandbox
+        started = time.perf_counter()
+        try:
+            body = self._read_body()
+        except GraphError as error:
+            sandbox._count_rejection(error)
+            self._send_graph_error(error)
+            self._log(error.http_status, f"code={error.code}", started)
+            return
+
+        decision = sandbox._faults.decide()
+        if decision.latency_seconds > 0 and sandbox._stopping.wait(decision.latency_seconds):
+            return
+        if decision.fault in faults.FAULTS_BEFORE_PROCESSING:
+            self._answer_fault_before_processing(decision.fault, started)
+            return
+
+        try:
+            params: dict[str, Any] = {name: values[-1] for name, values in parse_qs(query).items()}
+            params.update(_parse_body(body, self.headers.get("Content-Type", "")))
+            authorization = self.headers.get("Authorization", "")
+            bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
+            events, recorded_params = sandbox._handle_events(api_version, pixel_id, params, bearer)
+        except GraphError as error:
+            sandbox._count_rejection(error)
+            self._send_graph_error(error)
+            subcode = f"/{error.subcode}" if error.subcode is not None else ""
+            self._log(error.http_status, f"code={error.code}{subcode}", started)
+            return
+
+        sandbox._accept(events, recorded_params)
+        detail = f"events={len(events)}"
+        if decision.fault == faults.CUT_AFTER_ACCEPT:
+            sandbox._count_fault(decision.fault)
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            self._log("-", f"{detail} fault={decision.fault}", started)
+            return
+        if decision.fault == faults.SLOW_RESPONSE:
+            sandbox._count_fault(decision.fault)
+            detail += f" fault={decision.fault}"
+            if sandbox._stopping.wait(sandbox.config.slow_response_seconds):
+                return
+        fbtrace_id = _new_fbtrace_id()
+        try:
+            self._send_json(
+                200,
+                {"events_received": len(events), "messages": [], "fbtrace_id": fbtrace_id},
+                fbtrace_id,
+            )
+        except OSError:  # the client gave up waiting (slow response): expected
+            self.close_connection = True
+        self._log(200, detail, started)
+
+    def _answer_fault_before_processing(self, fault: str, started: float) -> None:
+        sandbox = self.server.sandbox
+        sandbox._count_fault(fault)
+        if fault == faults.HTML_502:
+            self._send(
+                502,
+                b"<html><head><title>502 Bad Gateway</title></head>"
+                b"<body><h1>502 Bad Gateway</h1></body></html>",
+                "text/html; charset=utf-8",
+            )
+            self._log(502, f"fault={fault}", started)
+            return
+        if fault == faults.TRANSIENT_ERROR:
+            error = GraphError(
+                500,
+                2,
+                "An unexpected error has occurred. Please retry your request later.",
+                is_transient=True,
+            )
+        else:
+            error = GraphError(
+                400,
+                17,
+                "(#17) User request limit reached",
+                subcode=THROTTLE_SUBCODE,
+                is_transient=True,
+                user_title="API User Request Limit Reached",
+                user_message="Too many calls were made. Please wait a bit and try again.",
+            )
+        sandbox._count_rejection(error)
+        self._send_graph_error(error)
+        self._log(error.http_status, f"code={error.code} fault={fault}", started)

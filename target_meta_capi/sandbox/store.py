@@ -1,0 +1,162 @@
+"""Where the sandbox keeps accepted events: in memory, and optionally a JSONL and a SQLite file.
+
+Each record is ``{"event": <event as received>, "params": <request parameters>}``; the
+files add ``received_at`` (Unix seconds, float). Events are stored as received, i.e.
+hashed exactly as the sender hashed them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+REQUEST_PARAM_NAMES = (
+    "pixel_id",
+    "api_version",
+    "test_event_code",
+    "partner_agent",
+    "namespace_id",
+    "upload_id",
+    "upload_tag",
+    "upload_source",
+)
+
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at REAL NOT NULL,
+    pixel_id TEXT,
+    api_version TEXT,
+    test_event_code TEXT,
+    partner_agent TEXT,
+    namespace_id TEXT,
+    upload_id TEXT,
+    upload_tag TEXT,
+    upload_source TEXT,
+    event_name TEXT,
+    event_time INTEGER,
+    event_id TEXT,
+    action_source TEXT,
+    event_json TEXT NOT NULL
+)
+"""
+_SQLITE_INSERT = (
+    "INSERT INTO events (received_at, pixel_id, api_version, test_event_code, partner_agent,"
+    " namespace_id, upload_id, upload_tag, upload_source, event_name, event_time, event_id,"
+    " action_source, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class EventStore:
+    """Thread-safe; ``record`` is called once per accepted request with all its events."""
+
+    def __init__(
+        self,
+        *,
+        max_events_in_memory: int | None = None,
+        jsonl_path: str | Path | None = None,
+        sqlite_path: str | Path | None = None,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._events: deque[dict[str, Any]] = deque(maxlen=max_events_in_memory)
+        # hashes of (event_name, event_id): enough to count what Meta would deduplicate
+        self._seen_event_keys: set[int] = set()
+        self.duplicate_events = 0
+        self.events_without_event_id = 0
+        self._jsonl: TextIO | None = None
+        self._sqlite: sqlite3.Connection | None = None
+        if jsonl_path is not None:
+            self._jsonl = open(jsonl_path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        if sqlite_path is not None:
+            self._sqlite = sqlite3.connect(str(sqlite_path), check_same_thread=False)
+            self._sqlite.execute("PRAGMA journal_mode=WAL")
+            self._sqlite.execute(_SQLITE_SCHEMA)
+            self._sqlite.commit()
+
+    def record(self, events: list[dict[str, Any]], params: Mapping[str, Any]) -> None:
+        received_at = time.time()
+        with self._lock:
+            seen = self._seen_event_keys
+            for event in events:
+                self._events.append({"event": event, "params": params})
+                event_id = event.get("event_id")
+                if event_id is None:
+                    self.events_without_event_id += 1
+                    continue
+                key = hash((event.get("event_name"), str(event_id)))
+                if key in seen:
+                    self.duplicate_events += 1
+                else:
+                    seen.add(key)
+            if self._jsonl is not None:
+                self._write_jsonl(events, params, received_at)
+            if self._sqlite is not None:
+                self._write_sqlite(events, params, received_at)
+
+    def _write_jsonl(
+        self, events: list[dict[str, Any]], params: Mapping[str, Any], received_at: float
+    ) -> None:
+        assert self._jsonl is not None
+        # params and the timestamp are the same for the whole request: encode them once
+        prefix = f'{{"received_at": {received_at!r}, "params": {json.dumps(params)}, "event": '
+        self._jsonl.write("".join(f"{prefix}{json.dumps(event)}}}\n" for event in events))
+        self._jsonl.flush()
+
+    def _write_sqlite(
+        self, events: list[dict[str, Any]], params: Mapping[str, Any], received_at: float
+    ) -> None:
+        assert self._sqlite is not None
+        request_columns = tuple(params.get(name) for name in REQUEST_PARAM_NAMES)
+        self._sqlite.executemany(
+            _SQLITE_INSERT,
+            [
+                (
+                    received_at,
+                    *request_columns,
+                    _text_or_none(event.get("event_name")),
+                    event.get("event_time") if type(event.get("event_time")) is int else None,
+                    _text_or_none(event.get("event_id")),
+                    _text_or_none(event.get("action_source")),
+                    json.dumps(event),
+                )
+                for event in events
+            ],
+        )
+        self._sqlite.commit()
+
+    def events(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Accepted events, oldest first (the last ``limit`` ones if given)."""
+        with self._lock:
+            if limit is None or limit >= len(self._events):
+                return list(self._events)
+            return list(self._events)[-limit:] if limit > 0 else []
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def clear(self) -> None:
+        """Forget events in memory and the dedup history; recorded files are history, kept."""
+        with self._lock:
+            self._events.clear()
+            self._seen_event_keys.clear()
+            self.duplicate_events = 0
+            self.events_without_event_id = 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._jsonl is not None:
+                self._jsonl.close()
+                self._jsonl = None
+            if self._sqlite is not None:
+                self._sqlite.close()
+                self._sqlite = None
