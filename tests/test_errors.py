@@ -1,0 +1,194 @@
+import json
+
+import pytest
+
+from target_meta_capi.capi.errors import (
+    AuthError,
+    BatchProcessingError,
+    CapiError,
+    ConfigurationError,
+    DeliveryError,
+    EventsReceivedMismatch,
+    GraphAPIError,
+    InvalidRequestError,
+    NetworkError,
+    RequestTimeout,
+    ThrottledError,
+    TransientError,
+    classify_response,
+)
+from target_meta_capi.capi.request import EventResponse
+
+TOKEN = "EAAGm0PX4ZCpsBAKZBZCtokenvalue1234567890"
+
+
+def error_body(code: int | None = None, subcode: int | None = None, **extra: object) -> bytes:
+    error: dict[str, object] = {"message": "An error occurred", "type": "OAuthException"}
+    if code is not None:
+        error["code"] = code
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    error.update(extra)
+    return json.dumps({"error": error}).encode()
+
+
+@pytest.mark.parametrize("code", [1, 2])
+def test_codes_1_and_2_are_transient(code):
+    assert type(classify_response(500, error_body(code))) is TransientError
+
+
+def test_is_transient_flag_makes_an_unknown_code_transient():
+    error = classify_response(400, error_body(9999, is_transient=True))
+    assert type(error) is TransientError
+    assert error.is_transient
+
+
+def test_5xx_with_an_unknown_code_is_transient():
+    assert type(classify_response(503, error_body(12345))) is TransientError
+
+
+def test_html_502_is_transient_and_names_the_page_title():
+    page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    error = classify_response(502, page)
+    assert type(error) is TransientError
+    assert error.http_status == 502
+    assert "502 Bad Gateway" in str(error)
+
+
+def test_unparseable_json_5xx_is_transient():
+    assert type(classify_response(500, b'{"error": ')) is TransientError
+
+
+def test_unparseable_2xx_is_transient_because_delivery_is_unknown():
+    assert type(classify_response(200, b"<html>captive portal</html>")) is TransientError
+
+
+def test_non_json_4xx_is_an_invalid_request():
+    assert type(classify_response(400, b"Bad Request")) is InvalidRequestError
+
+
+def test_429_without_error_object_is_throttled():
+    assert type(classify_response(429, b"")) is ThrottledError
+
+
+@pytest.mark.parametrize("code", [4, 17, 32, 341, 613, 80000, 80004, 80014])
+def test_rate_limit_codes_are_throttled(code):
+    assert type(classify_response(400, error_body(code))) is ThrottledError
+
+
+def test_code_80015_is_not_throttled():
+    assert type(classify_response(400, error_body(80015))) is InvalidRequestError
+
+
+@pytest.mark.parametrize("code", [190, 102, 104, 10, 200, 250, 299])
+def test_token_and_permission_codes_are_auth_errors(code):
+    assert type(classify_response(400, error_body(code))) is AuthError
+
+
+def test_code_100_subcode_33_unknown_pixel_is_an_auth_error():
+    assert type(classify_response(400, error_body(100, 33))) is AuthError
+
+
+def test_code_100_with_an_event_subcode_is_a_bisectable_invalid_request():
+    error = classify_response(400, error_body(100, 2804003))
+    assert type(error) is InvalidRequestError
+    assert error.bisectable
+
+
+def test_code_100_without_subcode_is_bisectable():
+    error = classify_response(400, error_body(100))
+    assert isinstance(error, InvalidRequestError)
+    assert error.bisectable
+
+
+def test_other_4xx_code_is_an_invalid_request_but_not_bisectable():
+    error = classify_response(400, error_body(803))
+    assert type(error) is InvalidRequestError
+    assert not error.bisectable
+
+
+def test_graph_error_fields_are_parsed():
+    body = error_body(
+        100,
+        2804003,
+        error_user_title="Event Timestamp Too Old",
+        error_user_msg="The timestamp for this event is too far in the past.",
+        fbtrace_id="AbCdEf",
+        is_transient=False,
+    )
+    error = classify_response(400, body)
+    assert (error.http_status, error.code, error.subcode) == (400, 100, 2804003)
+    assert error.error_type == "OAuthException"
+    assert error.message == "An error occurred"
+    assert error.user_title == "Event Timestamp Too Old"
+    assert error.user_message == "The timestamp for this event is too far in the past."
+    assert error.fbtrace_id == "AbCdEf"
+    assert error.is_transient is False
+
+
+def test_str_of_graph_error_names_code_subcode_and_user_title():
+    body = error_body(100, 2804003, error_user_title="Event Timestamp Too Old")
+    text = str(classify_response(400, body))
+    assert "code=100" in text
+    assert "subcode=2804003" in text
+    assert "Event Timestamp Too Old" in text
+
+
+def test_retryable_flags_follow_the_error_kind():
+    retryable = {
+        TransientError: True,
+        ThrottledError: True,
+        AuthError: False,
+        InvalidRequestError: False,
+    }
+    for error_class, expected in retryable.items():
+        assert error_class("x", http_status=400).retryable is expected
+    assert NetworkError("reset").retryable
+    assert RequestTimeout("slow").retryable
+    assert not EventsReceivedMismatch(sent=3, received=2).retryable
+
+
+def test_request_timeout_may_have_been_delivered():
+    assert RequestTimeout("slow").maybe_delivered
+    assert isinstance(RequestTimeout("slow"), NetworkError)
+
+
+def test_hierarchy_matches_the_contract():
+    assert issubclass(ConfigurationError, CapiError)
+    assert issubclass(DeliveryError, CapiError)
+    assert issubclass(NetworkError, DeliveryError)
+    assert issubclass(GraphAPIError, DeliveryError)
+    assert issubclass(EventsReceivedMismatch, DeliveryError)
+    assert not issubclass(EventsReceivedMismatch, GraphAPIError)
+    assert issubclass(BatchProcessingError, CapiError)
+    assert not issubclass(BatchProcessingError, DeliveryError)
+
+
+def test_echoed_token_is_redacted_when_passed_as_secret():
+    body = error_body(190, message=f"Invalid OAuth access token {TOKEN}.")
+    error = classify_response(400, body, secrets=[TOKEN])
+    assert TOKEN not in str(error)
+    assert TOKEN not in repr(error)
+    assert TOKEN not in error.message
+
+
+def test_token_looking_text_is_redacted_without_being_told_the_token():
+    body = error_body(190, message=f"Malformed access token {TOKEN}", error_user_msg=TOKEN)
+    error = classify_response(400, body)
+    assert TOKEN not in str(error)
+    assert TOKEN not in repr(error)
+
+
+def test_events_received_mismatch_reports_counts():
+    error = EventsReceivedMismatch(sent=5, received=3, fbtrace_id="T1")
+    assert "3 of 5" in str(error)
+    assert (error.sent, error.received) == (5, 3)
+
+
+def test_batch_processing_error_names_the_failed_requests():
+    failures = [(1, AuthError("bad token", http_status=400, code=190))]
+    responses = [EventResponse(10, [], "a"), None, EventResponse(10, [], "c")]
+    error = BatchProcessingError(failures, responses)
+    assert "1 of 3 requests failed" in str(error)
+    assert "request 1: AuthError" in str(error)
+    assert repr(error) == "BatchProcessingError(failed_requests=[1], requests=3)"

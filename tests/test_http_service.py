@@ -1,0 +1,155 @@
+import socket
+import threading
+
+import pytest
+import requests
+
+from target_meta_capi.capi.errors import ConfigurationError, NetworkError, RequestTimeout
+from target_meta_capi.capi.http import (
+    HttpServiceInterface,
+    RequestsHttpService,
+    classify_transport_error,
+    default_http_service,
+    load_http_service,
+)
+from tests._http_fixture import (
+    HANDLER_WAIT_SECONDS,
+    FakeGraphServer,
+    RecordingHttpService,
+    closed_port,
+    graph_error,
+    success,
+)
+
+HEADERS = {"Content-Type": "application/json"}
+
+
+class NotAService:
+    pass
+
+
+class NeedsArguments(HttpServiceInterface):
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    def execute(self, method, url, headers, body, timeout):
+        raise AssertionError("never called")
+
+
+def test_requests_service_returns_error_statuses_instead_of_raising():
+    with FakeGraphServer(lambda request: graph_error(400, 190)) as server:
+        answer = RequestsHttpService().execute("POST", server.url + "/x", HEADERS, b"{}", 5.0)
+    assert answer.status == 400
+    assert b'"code": 190' in answer.body
+    assert answer.headers["Content-Type"] == "application/json"
+
+
+def test_requests_service_sends_method_headers_and_body():
+    with FakeGraphServer(lambda request: success(1)) as server:
+        RequestsHttpService().execute("POST", server.url + "/p", HEADERS, b'{"a":1}', 5.0)
+    (request,) = server.requests
+    assert (request.method, request.path, request.body) == ("POST", "/p", b'{"a":1}')
+    assert request.headers["Content-Type"] == "application/json"
+
+
+def test_requests_service_keeps_the_connection_alive():
+    service = RequestsHttpService()
+    with FakeGraphServer(lambda request: success(1)) as server:
+        for _ in range(3):
+            service.execute("POST", server.url + "/p", HEADERS, b"{}", 5.0)
+    assert len({request.client_port for request in server.requests}) == 1
+
+
+def test_default_service_is_shared_and_pools_at_least_32_connections():
+    service = load_http_service(None)
+    assert service is default_http_service()
+    adapter = service.session.get_adapter("https://graph.facebook.com")
+    assert adapter.poolmanager.connection_pool_kw["maxsize"] >= 32
+
+
+def test_service_object_is_used_as_given():
+    service = RecordingHttpService()
+    assert load_http_service(service) is service
+
+
+def test_service_class_is_instantiated_once_and_shared():
+    first = load_http_service(RecordingHttpService)
+    assert isinstance(first, RecordingHttpService)
+    assert load_http_service(RecordingHttpService) is first
+
+
+@pytest.mark.parametrize(
+    "path", ["tests._http_fixture:RecordingHttpService", "tests._http_fixture.RecordingHttpService"]
+)
+def test_service_is_loaded_from_a_dotted_path(path):
+    assert isinstance(load_http_service(path), RecordingHttpService)
+
+
+@pytest.mark.parametrize(
+    ("path", "complaint"),
+    [
+        ("RecordingHttpService", "package.module:ClassName"),
+        ("tests.no_such_module:Service", "cannot import module"),
+        ("tests._http_fixture:NoSuchClass", "has no class"),
+        ("tests.test_http_service:NotAService", "no execute"),
+        ("tests.test_http_service:NeedsArguments", "without arguments"),
+    ],
+)
+def test_unusable_service_path_is_a_configuration_error(path, complaint):
+    with pytest.raises(ConfigurationError, match=complaint):
+        load_http_service(path)
+
+
+def test_connection_refused_is_a_network_error_that_was_not_delivered():
+    url = f"http://127.0.0.1:{closed_port()}/"
+    with pytest.raises(requests.RequestException) as raised:
+        RequestsHttpService().execute("POST", url, HEADERS, b"", 2)
+    error = classify_transport_error(raised.value)
+    assert type(error) is NetworkError
+    assert error.maybe_delivered is False
+
+
+def test_read_timeout_is_a_request_timeout_that_may_have_been_delivered():
+    release = threading.Event()
+
+    def stall(request):
+        release.wait(HANDLER_WAIT_SECONDS)
+        return success(1)
+
+    with FakeGraphServer(stall) as server, pytest.raises(requests.RequestException) as raised:
+        RequestsHttpService().execute("POST", server.url + "/", HEADERS, b"{}", 0.2)
+        release.set()
+    error = classify_transport_error(raised.value)
+    assert type(error) is RequestTimeout
+    assert error.maybe_delivered is True
+
+
+def test_connection_cut_after_the_request_may_have_been_delivered():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def accept_and_cut():
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.close()
+
+    cutter = threading.Thread(target=accept_and_cut)
+    cutter.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    with pytest.raises(requests.RequestException) as raised:
+        RequestsHttpService().execute("POST", url, HEADERS, b"{}", 5.0)
+    cutter.join()
+    listener.close()
+    error = classify_transport_error(raised.value)
+    assert type(error) is NetworkError
+    assert error.maybe_delivered is True
+
+
+def test_network_error_from_a_custom_service_is_kept():
+    error = NetworkError("proxy down", maybe_delivered=False)
+    assert classify_transport_error(error) is error
+
+
+def test_unrelated_exceptions_are_not_network_errors():
+    assert classify_transport_error(KeyError("x")) is None

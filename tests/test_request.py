@@ -1,0 +1,342 @@
+import hashlib
+import hmac
+import logging
+from concurrent.futures import Future
+from decimal import Decimal
+
+import pytest
+
+from target_meta_capi.capi.errors import (
+    AuthError,
+    ConfigurationError,
+    DeliveryError,
+    EventsReceivedMismatch,
+    InvalidRequestError,
+    NetworkError,
+    ThrottledError,
+    TransientError,
+)
+from target_meta_capi.capi.request import (
+    DEFAULT_API_VERSION,
+    EventRequest,
+    EventRequestAsync,
+    EventResponse,
+    RequestObserver,
+)
+from target_meta_capi.capi.retry import RetryPolicy
+from tests._http_fixture import (
+    FakeGraphServer,
+    RecordingHttpService,
+    Reply,
+    accept,
+    closed_port,
+    graph_error,
+    html_page,
+    success,
+)
+
+TOKEN = "EAAGm0PX4ZCpsBAKZBZCtestaccesstoken1234"
+APP_SECRET = "app-secret-0123456789"
+RAW_EMAIL = "jane.doe@example.com"
+FAST_RETRIES = RetryPolicy(
+    max_retries=3, base_delay=0.001, max_delay=0.01, throttle_base_delay=0.002
+)
+EVENTS = [
+    {"event_name": "Purchase", "event_time": 1700000000, "action_source": "website"},
+    {"event_name": "Lead", "event_time": 1700000001, "action_source": "website"},
+]
+
+
+def make_request(server: FakeGraphServer, cls=EventRequest, **overrides) -> EventRequest:
+    settings = {
+        "pixel_id": "1234567890",
+        "events": EVENTS,
+        "access_token": TOKEN,
+        "graph_url": server.url,
+        "retry_policy": FAST_RETRIES,
+        **overrides,
+    }
+    return cls(**settings)
+
+
+def replies(*answers: Reply):
+    """A handler giving the answers in turn, then accepting everything."""
+    remaining = list(answers)
+
+    def handler(request):
+        return remaining.pop(0) if remaining else accept(request)
+
+    return handler
+
+
+class RecordingObserver(RequestObserver):
+    def __init__(self) -> None:
+        self.attempts: list[tuple[int, int | None, str | None]] = []
+        self.retries: list[tuple[str, int]] = []
+
+    def on_attempt(self, events, status, seconds, error):
+        assert seconds >= 0
+        self.attempts.append((events, status, type(error).__name__ if error else None))
+
+    def on_retry(self, error, attempt, delay):
+        self.retries.append((type(error).__name__, attempt))
+
+
+def test_execute_returns_the_graph_response():
+    with FakeGraphServer(lambda request: success(2, fbtrace_id="AbC")) as server:
+        response = make_request(server).execute()
+    assert response == EventResponse(events_received=2, messages=[], fbtrace_id="AbC")
+
+
+def test_request_posts_json_to_the_pixel_events_edge():
+    with FakeGraphServer() as server:
+        make_request(server).execute()
+    (request,) = server.requests
+    assert request.method == "POST"
+    assert request.path == f"/{DEFAULT_API_VERSION}/1234567890/events"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.json["data"] == EVENTS
+
+
+def test_configured_api_version_is_used():
+    with FakeGraphServer() as server:
+        make_request(server, api_version="v19.0").execute()
+    assert server.requests[0].path == "/v19.0/1234567890/events"
+
+
+def test_token_travels_in_the_body_and_never_in_the_url():
+    with FakeGraphServer() as server:
+        make_request(server).execute()
+    (request,) = server.requests
+    assert TOKEN not in request.path
+    assert "?" not in request.path
+    assert request.json["access_token"] == TOKEN
+
+
+def test_appsecret_proof_is_hmac_sha256_of_the_token_keyed_by_the_app_secret():
+    with FakeGraphServer() as server:
+        make_request(server, app_secret=APP_SECRET).execute()
+    expected = hmac.new(APP_SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
+    body = server.requests[0].json
+    assert body["appsecret_proof"] == expected
+    assert APP_SECRET not in server.requests[0].body.decode()
+
+
+def test_optional_parameters_are_sent_when_set():
+    options = {
+        "test_event_code": "TEST123",
+        "partner_agent": "target-meta-capi",
+        "namespace_id": "ns",
+        "upload_id": "up-1",
+        "upload_tag": "nightly",
+        "upload_source": "warehouse",
+    }
+    with FakeGraphServer() as server:
+        make_request(server, **options).execute()
+    body = server.requests[0].json
+    assert {name: body[name] for name in options} == options
+
+
+def test_unset_optional_parameters_are_left_out():
+    with FakeGraphServer() as server:
+        make_request(server).execute()
+    assert set(server.requests[0].json) == {"data", "access_token"}
+
+
+def test_decimal_values_are_encoded_as_json_numbers():
+    event = {**EVENTS[0], "custom_data": {"value": Decimal("19.99"), "currency": "EUR"}}
+    with FakeGraphServer() as server:
+        make_request(server, events=[event]).execute()
+    assert server.requests[0].json["data"][0]["custom_data"]["value"] == 19.99
+
+
+def test_copy_with_keeps_every_setting_and_the_class():
+    with FakeGraphServer() as server:
+        template = make_request(
+            server, cls=EventRequestAsync, partner_agent="agent", api_version="v20.0"
+        )
+    copy = template.copy_with([EVENTS[0]])
+    assert type(copy) is EventRequestAsync
+    assert copy.events == [EVENTS[0]]
+    assert (copy.partner_agent, copy.api_version, copy.access_token) == ("agent", "v20.0", TOKEN)
+
+
+def test_events_received_mismatch_raises_and_is_not_retried():
+    with (
+        FakeGraphServer(lambda request: success(1)) as server,
+        pytest.raises(EventsReceivedMismatch) as raised,
+    ):
+        make_request(server).execute()
+    assert (raised.value.sent, raised.value.received) == (2, 1)
+    assert len(server.requests) == 1
+
+
+def test_retry_then_success_on_500_code_2():
+    error = graph_error(500, 2, message="Service temporarily unavailable", is_transient=True)
+    with FakeGraphServer(replies(error, error)) as server:
+        response = make_request(server).execute()
+    assert response.events_received == 2
+    assert len(server.requests) == 3
+
+
+def test_retry_then_success_on_throttling_code_17():
+    with FakeGraphServer(replies(graph_error(400, 17, 2446079))) as server:
+        response = make_request(server).execute()
+    assert response.events_received == 2
+    assert len(server.requests) == 2
+
+
+def test_retry_then_success_on_html_502_from_a_proxy():
+    with FakeGraphServer(replies(html_page(502, "502 Bad Gateway"))) as server:
+        make_request(server).execute()
+    assert len(server.requests) == 2
+
+
+def test_no_retry_on_expired_token_190():
+    with (
+        FakeGraphServer(lambda request: graph_error(400, 190, 463)) as server,
+        pytest.raises(AuthError),
+    ):
+        make_request(server).execute()
+    assert len(server.requests) == 1
+
+
+def test_no_retry_on_invalid_event_100_2804003():
+    with (
+        FakeGraphServer(lambda request: graph_error(400, 100, 2804003)) as server,
+        pytest.raises(InvalidRequestError) as raised,
+    ):
+        make_request(server).execute()
+    assert raised.value.subcode == 2804003
+    assert len(server.requests) == 1
+
+
+def test_retries_stop_after_max_retries_with_the_last_error():
+    policy = RetryPolicy(max_retries=2, base_delay=0.001)
+    with (
+        FakeGraphServer(lambda request: graph_error(500, 1, is_transient=True)) as server,
+        pytest.raises(TransientError),
+    ):
+        make_request(server, retry_policy=policy).execute()
+    assert len(server.requests) == 3
+
+
+def test_retries_stop_when_max_time_is_spent():
+    policy = RetryPolicy(max_retries=100, max_time=0.0, base_delay=0.001)
+    with (
+        FakeGraphServer(lambda request: graph_error(500, 2)) as server,
+        pytest.raises(TransientError),
+    ):
+        make_request(server, retry_policy=policy).execute()
+    assert len(server.requests) == 1
+
+
+def test_throttling_waits_use_the_throttle_base_delay():
+    waits = []
+    policy = RetryPolicy(base_delay=0.0, max_delay=10.0, throttle_base_delay=0.01)
+
+    class Waits(RequestObserver):
+        def on_retry(self, error, attempt, delay):
+            waits.append((type(error), delay))
+
+    throttled, transient = graph_error(400, 4), graph_error(500, 2)
+    with FakeGraphServer(replies(throttled, transient)) as server:
+        make_request(server, retry_policy=policy).execute(observer=Waits())
+    assert waits[0][0] is ThrottledError
+    assert 0 <= waits[0][1] <= 0.01
+    assert waits[1] == (TransientError, 0.0)
+
+
+def test_observer_sees_every_attempt_and_every_retry():
+    observer = RecordingObserver()
+    with FakeGraphServer(replies(graph_error(500, 2))) as server:
+        make_request(server).execute(observer=observer)
+    assert observer.attempts == [(2, 500, "TransientError"), (2, 200, None)]
+    assert observer.retries == [("TransientError", 1)]
+
+
+def test_observer_sees_attempts_without_http_status_on_network_errors():
+    observer = RecordingObserver()
+    request = EventRequest(
+        "1234567890",
+        EVENTS,
+        access_token=TOKEN,
+        graph_url=f"http://127.0.0.1:{closed_port()}",
+        retry_policy=RetryPolicy(max_retries=0),
+    )
+    with pytest.raises(NetworkError):
+        request.execute(observer=observer)
+    assert observer.attempts == [(2, None, "NetworkError")]
+
+
+def test_async_execute_returns_a_future_of_the_response():
+    with FakeGraphServer() as server:
+        future = make_request(server, cls=EventRequestAsync).execute()
+        assert isinstance(future, Future)
+        assert future.result(timeout=10).events_received == 2
+
+
+def test_async_future_raises_the_classified_error():
+    with FakeGraphServer(lambda request: graph_error(400, 190)) as server:
+        future = make_request(server, cls=EventRequestAsync).execute()
+        with pytest.raises(AuthError):
+            future.result(timeout=10)
+
+
+def test_async_requests_share_one_pooled_connection():
+    with FakeGraphServer() as server:
+        for _ in range(3):
+            make_request(server, cls=EventRequestAsync).execute().result(timeout=10)
+    assert len({request.client_port for request in server.requests}) == 1
+
+
+@pytest.mark.parametrize("cls", [EventRequest, EventRequestAsync])
+@pytest.mark.parametrize(
+    "service",
+    [RecordingHttpService, "tests._http_fixture:RecordingHttpService", RecordingHttpService()],
+    ids=["class", "path", "object"],
+)
+def test_custom_http_service_is_used(cls, service):
+    RecordingHttpService.sent_urls.clear()
+    with FakeGraphServer() as server:
+        result = make_request(server, cls=cls, http_service=service).execute()
+        response = result.result(timeout=10) if isinstance(result, Future) else result
+    assert response.events_received == 2
+    assert RecordingHttpService.sent_urls == [server.url + server.requests[0].path]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({"access_token": None}, "access_token"),
+        ({"graph_url": "graph.facebook.com"}, "graph_url"),
+        ({"events": []}, "1 to 1000 events"),
+        ({"events": [{"event_name": "x"}] * 1001}, "1 to 1000 events"),
+    ],
+)
+def test_unusable_request_is_a_configuration_error(overrides, complaint):
+    with FakeGraphServer() as server, pytest.raises(ConfigurationError, match=complaint):
+        make_request(server, **overrides).execute()
+    assert server.requests == []
+
+
+def test_errors_and_reprs_never_show_the_token_or_event_data(caplog):
+    caplog.set_level(logging.DEBUG)
+    event = {**EVENTS[0], "user_data": {"em": RAW_EMAIL, "client_ip_address": "203.0.113.9"}}
+    echoing = graph_error(400, 190, message=f"Malformed access token {TOKEN}", user_message=TOKEN)
+    answers = [echoing, graph_error(400, 100, 2804003), success(0)]
+    texts = []
+    with FakeGraphServer(lambda request: answers.pop(0)) as server:
+        request = make_request(server, events=[event], app_secret=APP_SECRET)
+        texts += [repr(request), str(request)]
+        for _ in range(3):
+            with pytest.raises(DeliveryError) as raised:
+                request.execute()
+            texts += [str(raised.value), repr(raised.value)]
+    unreachable = make_request(server, events=[event], retry_policy=RetryPolicy(max_retries=0))
+    with pytest.raises(NetworkError) as raised:
+        unreachable.execute()
+    texts += [str(raised.value), repr(raised.value), caplog.text]
+    for text in texts:
+        for secret in (TOKEN, APP_SECRET, RAW_EMAIL, "203.0.113.9"):
+            assert secret not in text
