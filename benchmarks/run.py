@@ -1,0 +1,379 @@
+"""Throughput benchmark: target-meta-capi against a do-nothing target and Meta's Python SDK.
+
+One command (from the repository root):
+
+    .venv/bin/python benchmarks/run.py --records 50000 --latency-ms 100
+
+It writes N realistic order records as a Singer stream (benchmarks/generate.py), starts the
+sandbox with the given latency on a free port, and measures over that same input:
+  (a) target-meta-capi end to end: `target-meta-capi --config cfg < input`, wall time until the
+      process exits, which it does only after every event was acknowledged; the sandbox must
+      have received all N events;
+  (b) a singer-sdk target whose sink does nothing (benchmarks/noop_target.py);
+  (c) Meta's facebook-business SDK, BatchProcessor(1000, 4), building and sending the same
+      events to the same sandbox (benchmarks/facebook_sdk_sender.py, in .venv-bench, which this
+      script creates on first use).
+Then it runs (a) once more on 4N records, and prints events/s, the ratios a/b and a/c and the
+target's peak RSS at N and 4N next to the goals of issue 7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from generate import STREAM, write_stream
+
+BENCHMARKS = Path(__file__).resolve().parent
+ROOT = BENCHMARKS.parent
+PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
+PROJECT_BIN = ROOT / ".venv" / "bin"
+BENCH_VENV = ROOT / ".venv-bench"
+FACEBOOK_SDK_REQUIREMENT = "facebook-business==26.0.3"
+PIXEL_ID = "1234567890"
+ACCESS_TOKEN = "sandbox-token"
+
+GOAL_RATIO_TO_NOOP = 3.5
+GOAL_RATIO_TO_FACEBOOK_SDK = 12.0
+GOAL_PEAK_RSS_MB = 120.0
+GOAL_RSS_GROWTH = 0.20
+
+# The `streams` setting for the benchmark's orders, in the shape of config.sample.json.
+ORDERS_MAPPING = {
+    STREAM: {
+        "event_name": "Purchase",
+        "action_source": "website",
+        "fields": {
+            "event_time": "created_at",
+            "event_id": "order_id",
+            "event_source_url": "page_url",
+            "user_data.em": "email",
+            "user_data.ph": "phone",
+            "user_data.fn": "first_name",
+            "user_data.ln": "last_name",
+            "user_data.ge": "gender",
+            "user_data.db": "date_of_birth",
+            "user_data.ct": "city",
+            "user_data.st": "state",
+            "user_data.zp": "zip",
+            "user_data.country": "country",
+            "user_data.external_id": "customer_id",
+            "user_data.client_ip_address": "client_ip",
+            "user_data.client_user_agent": "user_agent",
+            "user_data.fbp": "fbp",
+            "user_data.fbc": "fbc",
+            "custom_data.value": "total",
+            "custom_data.currency": "currency",
+            "custom_data.order_id": "order_id",
+            "custom_data.content_ids": "product_ids",
+            "custom_data.num_items": "num_items",
+        },
+    }
+}
+
+
+@dataclass
+class Measurement:
+    label: str
+    events: int
+    seconds: float
+    peak_rss_mb: float
+    problem: str | None = None
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+# --- environment -------------------------------------------------------------------------------
+
+
+def ensure_bench_venv() -> Path:
+    """The facebook-business SDK lives in its own venv: its pins must not touch the project's."""
+    python = BENCH_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {BENCH_VENV.name} with {FACEBOOK_SDK_REQUIREMENT} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+    probe = subprocess.run([str(python), "-c", "import facebook_business"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", FACEBOOK_SDK_REQUIREMENT],
+                       check=True)
+    return python
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SandboxProcess:
+    """The project's sandbox as a separate process, so it does not share our GIL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(f"{self.url}/__stats", timeout=10) as response:
+            return json.load(response)
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/__reset", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def wait_ready(self, seconds: float = 20.0) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                self.stats()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
+@contextmanager
+def sandbox(latency_ms: float, workdir: Path, url: str | None) -> Iterator[SandboxProcess]:
+    if url:  # a sandbox the user started (e.g. with other fault settings)
+        running = SandboxProcess(url.rstrip("/"))
+        running.wait_ready()
+        yield running
+        return
+    port = free_port()
+    command = [str(PROJECT_BIN / "target-meta-capi-sandbox"), "--port", str(port),
+               "--latency-ms", str(latency_ms), "--quiet"]
+    with (workdir / "sandbox.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        running = SandboxProcess(f"http://127.0.0.1:{port}")
+        running.wait_ready()
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def measure(command: list[str], stdin: Path, workdir: Path, name: str) -> dict:
+    """Run `command` under benchmarks/measure.py: wall seconds, exit code, peak RSS in MB."""
+    finished = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "measure.py"), "--stdin", str(stdin),
+         "--stdout", str(workdir / f"{name}.stdout"), "--stderr", str(workdir / f"{name}.stderr"),
+         "--", *command],
+        capture_output=True, text=True, check=True, cwd=workdir,
+    )
+    return json.loads(finished.stdout)
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --- the three contenders --------------------------------------------------------------------
+
+
+def run_target(input_path: Path, records: int, box: SandboxProcess, workdir: Path,
+               name: str) -> Measurement:
+    config = {
+        "pixel_id": PIXEL_ID,
+        "access_token": ACCESS_TOKEN,
+        "graph_url": box.url,
+        "batch_size": 1000,
+        "concurrent_requests": 4,
+        "dead_letter_path": str(workdir / f"{name}.dead-letters.jsonl"),
+        "streams": ORDERS_MAPPING,
+    }
+    config_path = workdir / f"{name}.config.json"
+    config_path.write_text(json.dumps(config, indent=2))
+    box.reset()
+    result = measure([str(PROJECT_BIN / "target-meta-capi"), "--config", str(config_path)],
+                     input_path, workdir, name)
+    received = box.stats().get("events_received")
+    problem = None
+    if result["returncode"] != 0:
+        problem = f"exit code {result['returncode']}:\n{_tail(workdir / f'{name}.stderr')}"
+    elif received != records:
+        problem = f"the sandbox received {received} of {records} events"
+    return Measurement(f"(a) target-meta-capi, {records:,} records", records, result["seconds"],
+                       result["peak_rss_mb"], problem)
+
+
+def run_noop(input_path: Path, records: int, workdir: Path) -> Measurement:
+    config_path = workdir / "noop.config.json"
+    config_path.write_text("{}")
+    result = measure([str(PROJECT_PYTHON), str(BENCHMARKS / "noop_target.py"),
+                      "--config", str(config_path)], input_path, workdir, "noop")
+    problem = None
+    if result["returncode"] != 0:
+        problem = f"exit code {result['returncode']}:\n{_tail(workdir / 'noop.stderr')}"
+    return Measurement("(b) do-nothing singer-sdk target", records, result["seconds"],
+                       result["peak_rss_mb"], problem)
+
+
+def run_facebook_sdk(input_path: Path, records: int, box: SandboxProcess,
+                     workdir: Path) -> Measurement:
+    python = ensure_bench_venv()
+    box.reset()
+    empty = workdir / "empty.stdin"
+    empty.write_bytes(b"")
+    result = measure([str(python), str(BENCHMARKS / "facebook_sdk_sender.py"),
+                      "--input", str(input_path), "--graph-url", box.url,
+                      "--pixel-id", PIXEL_ID, "--access-token", ACCESS_TOKEN],
+                     empty, workdir, "facebook-sdk")
+    received = box.stats().get("events_received")
+    problem = None
+    if result["returncode"] != 0:
+        problem = f"exit code {result['returncode']}:\n{_tail(workdir / 'facebook-sdk.stderr')}"
+    elif received != records:
+        problem = f"the sandbox received {received} of {records} events"
+    return Measurement("(c) facebook-business BatchProcessor(1000, 4)", records,
+                       result["seconds"], result["peak_rss_mb"], problem)
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def print_measurement(measurement: Measurement) -> None:
+    line = (f"{measurement.label:<48} {measurement.seconds:8.2f} s "
+            f"{measurement.events_per_second:10,.0f} events/s "
+            f"{measurement.peak_rss_mb:7.1f} MB peak RSS")
+    print(line, flush=True)
+    if measurement.problem:
+        print(f"    FAILED: {measurement.problem}", flush=True)
+
+
+def print_goals(target: Measurement | None, noop: Measurement | None,
+                facebook: Measurement | None, target_4n: Measurement | None) -> bool:
+    all_met = True
+    print("\ngoals (issue 7):")
+    if target and noop:
+        ratio = target.events_per_second / noop.events_per_second
+        all_met &= ratio >= GOAL_RATIO_TO_NOOP
+        print(f"  a/b = {ratio:5.2f}   goal >= {GOAL_RATIO_TO_NOOP}   "
+              f"{_verdict(ratio >= GOAL_RATIO_TO_NOOP)}")
+    if target and facebook:
+        ratio = target.events_per_second / facebook.events_per_second
+        all_met &= ratio >= GOAL_RATIO_TO_FACEBOOK_SDK
+        print(f"  a/c = {ratio:5.2f}   goal >= {GOAL_RATIO_TO_FACEBOOK_SDK}   "
+              f"{_verdict(ratio >= GOAL_RATIO_TO_FACEBOOK_SDK)}")
+    for run in (target, target_4n):
+        if run:
+            met = run.peak_rss_mb <= GOAL_PEAK_RSS_MB
+            all_met &= met
+            print(f"  peak RSS at {run.events:,} records = {run.peak_rss_mb:.1f} MB   "
+                  f"goal <= {GOAL_PEAK_RSS_MB:.0f} MB   {_verdict(met)}")
+    if target and target_4n:
+        growth = target_4n.peak_rss_mb / target.peak_rss_mb - 1
+        met = growth < GOAL_RSS_GROWTH
+        all_met &= met
+        print(f"  RSS growth {target.events:,} -> {target_4n.events:,} records = {growth:+.1%}   "
+              f"goal < {GOAL_RSS_GROWTH:.0%}   {_verdict(met)}")
+    return all_met
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
+    parser.add_argument("--records", type=int, default=50_000, help="N (default 50,000)")
+    parser.add_argument("--latency-ms", type=float, default=100.0,
+                        help="the sandbox's answer delay per request (default 100)")
+    parser.add_argument("--only", default="abc",
+                        help="which of a, b, c to run (default abc), e.g. --only bc")
+    parser.add_argument("--no-4n", action="store_true",
+                        help="skip the target's second run on 4N records (RSS growth)")
+    parser.add_argument("--sandbox-url", help="use a sandbox already running there")
+    parser.add_argument("--workdir", type=Path,
+                        help="keep inputs, configs and logs here (default: a temp dir, removed)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="capi-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(args, workdir)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, workdir: Path) -> int:
+    records = args.records
+    print(f"machine: {machine_description()}")
+    started = time.perf_counter()
+    input_path = write_stream(workdir / f"orders-{records}.singer", records, seed=args.seed)
+    print(f"input: {records:,} records of stream {STREAM!r} "
+          f"({input_path.stat().st_size / 1e6:.0f} MB, generated in "
+          f"{time.perf_counter() - started:.1f} s); sandbox latency {args.latency_ms:g} ms\n",
+          flush=True)
+
+    target = noop = facebook = target_4n = None
+    with sandbox(args.latency_ms, workdir, args.sandbox_url) as box:
+        if "b" in args.only:
+            noop = run_noop(input_path, records, workdir)
+            print_measurement(noop)
+        if "c" in args.only:
+            facebook = run_facebook_sdk(input_path, records, box, workdir)
+            print_measurement(facebook)
+        if "a" in args.only:
+            target = run_target(input_path, records, box, workdir, "target")
+            print_measurement(target)
+            if not args.no_4n:
+                big_input = write_stream(workdir / f"orders-{4 * records}.singer", 4 * records,
+                                         seed=args.seed)
+                target_4n = run_target(big_input, 4 * records, box, workdir, "target-4n")
+                print_measurement(target_4n)
+                big_input.unlink()
+
+    runs = [run for run in (target, noop, facebook, target_4n) if run]
+    all_met = print_goals(target, noop, facebook, target_4n)
+    if args.json:
+        args.json.write_text(json.dumps({
+            "machine": machine_description(), "records": records, "latency_ms": args.latency_ms,
+            "runs": [{"label": run.label, "events": run.events, "seconds": run.seconds,
+                      "events_per_second": run.events_per_second,
+                      "peak_rss_mb": run.peak_rss_mb, "problem": run.problem} for run in runs],
+            "all_goals_met": all_met,
+        }, indent=2))
+    return 1 if any(run.problem for run in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
