@@ -1,0 +1,563 @@
+"""The sandbox, driven with plain HTTP requests as a Graph client would."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from target_meta_capi.capi.rules import MAX_AGE_SECONDS
+from target_meta_capi.sandbox import SandboxConfig, SandboxServer, cli
+from target_meta_capi.sandbox.faults import FaultInjector
+
+TOKEN = "sandbox-token"
+PIXEL = "1234567890"
+HASH = "6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec"  # sha256("mary")
+
+
+def make_event(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_name": "Purchase",
+        "event_time": int(time.time()) - 60,
+        "event_id": "order-1",
+        "action_source": "website",
+        "event_source_url": "https://shop.example/checkout",
+        "user_data": {
+            "em": [HASH],
+            "client_user_agent": "Mozilla/5.0",
+            "client_ip_address": "203.0.113.9",
+        },
+        "custom_data": {"value": 12.5, "currency": "EUR"},
+    }
+    event.update(overrides)
+    return event
+
+
+def post_events(
+    sandbox: SandboxServer, events: Any, *, timeout: float = 10, **params: Any
+) -> requests.Response:
+    body = {"data": events, "access_token": TOKEN, **params}
+    return requests.post(sandbox.events_url(), json=body, timeout=timeout)
+
+
+def graph_error(response: requests.Response) -> dict[str, Any]:
+    assert response.headers["Content-Type"].startswith("application/json")
+    return response.json()["error"]
+
+
+# success and parameters ------------------------------------------------------------------
+def test_valid_request_is_answered_like_graph(sandbox):
+    response = post_events(sandbox, [make_event(), make_event(event_id="order-2")])
+    assert response.status_code == 200
+    body = response.json()
+    assert body["events_received"] == 2
+    assert body["messages"] == []
+    assert isinstance(body["fbtrace_id"], str) and body["fbtrace_id"]
+
+
+def test_accepted_events_are_recorded_with_request_params(sandbox):
+    event = make_event()
+    post_events(
+        sandbox,
+        [event],
+        test_event_code="TEST123",
+        partner_agent="target-meta-capi",
+        namespace_id="ns",
+        upload_id="u1",
+        upload_tag="tag",
+        upload_source="src",
+    )
+    assert sandbox.accepted_events() == [
+        {
+            "event": event,
+            "params": {
+                "pixel_id": PIXEL,
+                "api_version": "v24.0",
+                "test_event_code": "TEST123",
+                "partner_agent": "target-meta-capi",
+                "namespace_id": "ns",
+                "upload_id": "u1",
+                "upload_tag": "tag",
+                "upload_source": "src",
+            },
+        }
+    ]
+
+
+def test_form_body_with_data_as_json_string_is_accepted(sandbox):
+    form = {"data": json.dumps([make_event()]), "access_token": TOKEN, "test_event_code": "T1"}
+    response = requests.post(sandbox.events_url(), data=form, timeout=10)
+    assert response.status_code == 200
+    assert sandbox.accepted_events()[0]["params"]["test_event_code"] == "T1"
+
+
+def test_multipart_body_is_accepted(sandbox):
+    parts = {
+        "data": (None, json.dumps([make_event()])),
+        "access_token": (None, TOKEN),
+        "partner_agent": (None, "agent"),
+    }
+    response = requests.post(sandbox.events_url(), files=parts, timeout=10)
+    assert response.status_code == 200
+    assert sandbox.accepted_events()[0]["params"]["partner_agent"] == "agent"
+
+
+def test_gzip_body_is_accepted(sandbox):
+    body = gzip.compress(json.dumps({"data": [make_event()], "access_token": TOKEN}).encode())
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = requests.post(sandbox.events_url(), data=body, headers=headers, timeout=10)
+    assert response.json()["events_received"] == 1
+
+
+def test_chunked_body_is_accepted(sandbox):
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN}).encode()
+    chunks = (body[i : i + 100] for i in range(0, len(body), 100))
+    headers = {"Content-Type": "application/json"}
+    response = requests.post(sandbox.events_url(), data=chunks, headers=headers, timeout=10)
+    assert response.json()["events_received"] == 1
+
+
+def test_access_token_in_query_is_accepted(sandbox):
+    response = requests.post(
+        sandbox.events_url(), params={"access_token": TOKEN}, json={"data": [make_event()]}
+    )
+    assert response.status_code == 200
+
+
+def test_bearer_token_header_is_accepted(sandbox):
+    response = requests.post(
+        sandbox.events_url(),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={"data": [make_event()]},
+        timeout=10,
+    )
+    assert response.status_code == 200
+
+
+def test_other_api_versions_are_accepted_and_recorded(sandbox):
+    url = sandbox.events_url(api_version="v26.0")
+    response = requests.post(url, json={"data": [make_event()], "access_token": TOKEN})
+    assert response.status_code == 200
+    assert sandbox.accepted_events()[0]["params"]["api_version"] == "v26.0"
+
+
+def test_connection_is_kept_alive_between_requests(sandbox):
+    connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN})
+    headers = {"Content-Type": "application/json"}
+    path = f"/v24.0/{PIXEL}/events"
+    connection.request("POST", path, body=body, headers=headers)
+    assert connection.getresponse().read()
+    first_socket = connection.sock
+    connection.request("POST", path, body=body, headers=headers)
+    assert json.loads(connection.getresponse().read())["events_received"] == 1
+    assert connection.sock is first_socket
+    connection.close()
+
+
+# authentication and objects ------------------------------------------------------------------
+def test_missing_token_is_rejected_with_code_104(sandbox):
+    response = requests.post(sandbox.events_url(), json={"data": [make_event()]}, timeout=10)
+    assert response.status_code == 400
+    assert graph_error(response)["code"] == 104
+
+
+def test_unknown_token_is_rejected_with_code_190(sandbox):
+    body = {"data": [make_event()], "access_token": "stolen"}
+    response = requests.post(sandbox.events_url(), json=body, timeout=10)
+    assert response.status_code == 400
+    error = graph_error(response)
+    assert (error["code"], error["type"], error["is_transient"]) == (190, "OAuthException", False)
+    assert sandbox.accepted_events() == []
+
+
+def test_unknown_pixel_is_rejected_with_code_100_subcode_33(sandbox):
+    body = {"data": [make_event()], "access_token": TOKEN}
+    response = requests.post(sandbox.events_url(pixel_id="999"), json=body, timeout=10)
+    assert response.status_code == 400
+    error = graph_error(response)
+    assert (error["code"], error["error_subcode"]) == (100, 33)
+
+
+def appsecret_proof(secret: str, token: str) -> str:
+    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def test_matching_appsecret_proof_is_accepted(sandbox_factory):
+    sandbox = sandbox_factory(app_secret="s3cret")
+    response = post_events(
+        sandbox, [make_event()], appsecret_proof=appsecret_proof("s3cret", TOKEN)
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("proof", [None, "0" * 64])
+def test_missing_or_wrong_appsecret_proof_is_rejected(sandbox_factory, proof):
+    sandbox = sandbox_factory(app_secret="s3cret")
+    params = {} if proof is None else {"appsecret_proof": proof}
+    response = post_events(sandbox, [make_event()], **params)
+    assert response.status_code == 400
+    assert graph_error(response)["code"] == 100
+    assert sandbox.accepted_events() == []
+
+
+def test_unknown_path_is_rejected_with_code_2500(sandbox):
+    response = requests.post(f"{sandbox.url}/v24.0/{PIXEL}/nope", json={}, timeout=10)
+    assert response.status_code == 400
+    assert graph_error(response)["code"] == 2500
+
+
+# the data parameter ----------------------------------------------------------------------------
+def test_missing_data_is_rejected_with_code_100(sandbox):
+    response = requests.post(sandbox.events_url(), json={"access_token": TOKEN}, timeout=10)
+    assert response.status_code == 400
+    assert graph_error(response)["code"] == 100
+
+
+@pytest.mark.parametrize("data", [{"event_name": "Purchase"}, "not json", '{"a": 1}', 42])
+def test_data_that_is_not_a_list_is_rejected_with_code_100(sandbox, data):
+    response = post_events(sandbox, data)
+    assert response.status_code == 400
+    assert graph_error(response)["code"] == 100
+
+
+def test_empty_data_is_rejected_with_code_100(sandbox):
+    response = post_events(sandbox, [])
+    assert (response.status_code, graph_error(response)["code"]) == (400, 100)
+
+
+def test_more_than_1000_events_are_rejected_with_code_100(sandbox):
+    response = post_events(sandbox, [make_event(event_id=str(i)) for i in range(1001)])
+    assert (response.status_code, graph_error(response)["code"]) == (400, 100)
+    assert sandbox.accepted_events() == []
+
+
+def test_exactly_1000_events_are_accepted(sandbox):
+    response = post_events(sandbox, [make_event(event_id=str(i)) for i in range(1000)])
+    assert response.json()["events_received"] == 1000
+    assert sandbox.stats()["events_received"] == 1000
+
+
+def test_event_that_is_not_an_object_is_rejected_with_code_100(sandbox):
+    response = post_events(sandbox, [make_event(), "event"])
+    assert (response.status_code, graph_error(response)["code"]) == (400, 100)
+
+
+# Meta's event rules ------------------------------------------------------------------------------
+def without_user_data_key(key: str) -> dict[str, Any]:
+    event = make_event()
+    del event["user_data"][key]
+    return event
+
+
+INVALID_EVENTS = {
+    "event_time_too_old": (
+        make_event(event_time=int(time.time()) - MAX_AGE_SECONDS - 3600),
+        2804003,
+    ),
+    "event_time_in_future": (make_event(event_time=int(time.time()) + 3600), 2804004),
+    "event_time_not_integer": (make_event(event_time=float(int(time.time()))), 2804005),
+    "event_name_missing": (make_event(event_name=""), 2804006),
+    "action_source_invalid": (make_event(action_source="web"), 2804007),
+    "website_user_agent_missing": (without_user_data_key("client_user_agent"), 2804008),
+    "website_source_url_invalid": (make_event(event_source_url="shop.example"), 2804009),
+    "user_data_missing_match_key": (make_event(action_source="app", user_data={}), 2804010),
+    "user_data_not_hashed": (
+        make_event(user_data={"em": "mary@example.com", "client_user_agent": "UA"}),
+        2804011,
+    ),
+    "fbc_invalid": (
+        make_event(user_data={"fbc": "IwAR2F4-dbP0l7", "client_user_agent": "UA"}),
+        2804001,
+    ),
+    "fbp_invalid": (make_event(user_data={"fbp": "fb.1", "client_user_agent": "UA"}), 2804002),
+    "purchase_value_missing": (make_event(custom_data={"currency": "EUR"}), 2804012),
+    "purchase_currency_invalid": (
+        make_event(custom_data={"value": 1, "currency": "EURO"}),
+        2804013,
+    ),
+}
+
+
+@pytest.mark.parametrize(("event", "subcode"), INVALID_EVENTS.values(), ids=INVALID_EVENTS.keys())
+def test_invalid_event_is_rejected_with_code_100_and_rule_subcode(sandbox, event, subcode):
+    response = post_events(sandbox, [event])
+    assert response.status_code == 400
+    error = graph_error(response)
+    assert (error["code"], error["error_subcode"], error["is_transient"]) == (100, subcode, False)
+    assert error["error_user_title"]
+
+
+def test_one_invalid_event_rejects_the_whole_request(sandbox):
+    events = [make_event(event_id="a"), make_event(event_name=""), make_event(event_id="c")]
+    response = post_events(sandbox, events)
+    assert response.status_code == 400
+    assert sandbox.accepted_events() == []
+    assert sandbox.stats()["events_received"] == 0
+
+
+def test_error_message_never_contains_raw_user_data(sandbox):
+    event = make_event(user_data={"em": "mary@example.com", "client_user_agent": "UA"})
+    response = post_events(sandbox, [event])
+    assert "mary" not in response.text
+
+
+def test_physical_store_event_thirty_days_old_is_accepted(sandbox):
+    event = make_event(action_source="physical_store", event_time=int(time.time()) - 30 * 24 * 3600)
+    assert post_events(sandbox, [event]).status_code == 200
+
+
+def test_error_body_has_graph_shape(sandbox):
+    response = post_events(sandbox, [make_event(event_name="")])
+    error = graph_error(response)
+    assert set(error) == {
+        "message",
+        "type",
+        "code",
+        "error_subcode",
+        "is_transient",
+        "error_user_title",
+        "error_user_msg",
+        "fbtrace_id",
+    }
+    assert response.headers["x-fb-trace-id"] == error["fbtrace_id"]
+
+
+# faults --------------------------------------------------------------------------------------
+def test_transient_error_fault_answers_500_code_2_and_stores_nothing(sandbox_factory):
+    sandbox = sandbox_factory(transient_error_rate=1.0)
+    response = post_events(sandbox, [make_event()])
+    assert response.status_code == 500
+    error = graph_error(response)
+    assert (error["code"], error["is_transient"]) == (2, True)
+    assert sandbox.accepted_events() == []
+    assert sandbox.stats()["faults"]["transient_error"] == 1
+
+
+def test_throttle_fault_answers_code_17_subcode_2446079_and_stores_nothing(sandbox_factory):
+    sandbox = sandbox_factory(throttle_rate=1.0)
+    response = post_events(sandbox, [make_event()])
+    assert response.status_code == 400
+    error = graph_error(response)
+    assert (error["code"], error["error_subcode"]) == (17, 2446079)
+    assert sandbox.accepted_events() == []
+    assert sandbox.stats()["faults"]["throttle"] == 1
+
+
+def test_html_502_fault_answers_an_html_page(sandbox_factory):
+    sandbox = sandbox_factory(html_502_rate=1.0)
+    response = post_events(sandbox, [make_event()])
+    assert response.status_code == 502
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert sandbox.accepted_events() == []
+
+
+def test_cut_after_accept_stores_events_then_closes_without_answer(sandbox_factory):
+    sandbox = sandbox_factory(cut_after_accept_rate=1.0)
+    with pytest.raises(requests.ConnectionError):
+        post_events(sandbox, [make_event()])
+    assert len(sandbox.accepted_events()) == 1
+    assert sandbox.stats()["faults"]["cut_after_accept"] == 1
+
+
+def test_slow_response_stores_events_and_outlasts_the_client_timeout(sandbox_factory):
+    sandbox = sandbox_factory(slow_response_rate=1.0, slow_response_seconds=3.0)
+    with pytest.raises(requests.Timeout):
+        post_events(sandbox, [make_event()], timeout=0.3)
+    assert len(sandbox.accepted_events()) == 1
+    assert sandbox.stats()["faults"]["slow_response"] == 1
+
+
+def test_fault_after_accept_does_not_apply_to_invalid_requests(sandbox_factory):
+    sandbox = sandbox_factory(cut_after_accept_rate=1.0)
+    response = post_events(sandbox, [make_event(event_name="")])
+    assert response.status_code == 400
+    assert sandbox.stats()["faults"]["cut_after_accept"] == 0
+
+
+def outcomes(sandbox: SandboxServer, count: int) -> list[int]:
+    return [post_events(sandbox, [make_event()]).status_code for _ in range(count)]
+
+
+def test_same_seed_gives_the_same_faults(sandbox_factory):
+    first = sandbox_factory(transient_error_rate=0.5, seed=7)
+    second = sandbox_factory(transient_error_rate=0.5, seed=7)
+    sequence = outcomes(first, 20)
+    assert set(sequence) == {200, 500}
+    assert outcomes(second, 20) == sequence
+
+
+def test_reset_restarts_the_fault_sequence(sandbox_factory):
+    sandbox = sandbox_factory(throttle_rate=0.5, seed=3)
+    sequence = outcomes(sandbox, 12)
+    sandbox.reset()
+    assert outcomes(sandbox, 12) == sequence
+
+
+def test_latency_jitter_stays_within_twenty_percent_of_the_mean():
+    injector = FaultInjector(seed=1, latency_ms=100, rates={})
+    latencies = [injector.decide().latency_seconds for _ in range(1000)]
+    assert min(latencies) >= 0.08
+    assert max(latencies) <= 0.12
+
+
+def test_fault_rates_adding_up_to_more_than_one_are_refused():
+    with pytest.raises(ValueError, match="at most 1"):
+        SandboxServer(SandboxConfig(throttle_rate=0.6, transient_error_rate=0.6))
+
+
+def test_each_rate_is_the_share_of_requests():
+    injector = FaultInjector(seed=5, latency_ms=0, rates={"throttle": 0.25, "slow_response": 0.25})
+    faults = [injector.decide().fault for _ in range(4000)]
+    assert 800 < faults.count("throttle") < 1200
+    assert 800 < faults.count("slow_response") < 1200
+
+
+# stats, events, reset ------------------------------------------------------------------------
+def test_max_in_flight_counts_concurrent_requests(sandbox_factory):
+    sandbox = sandbox_factory(latency_ms=1500)
+    threads = [
+        threading.Thread(target=post_events, args=(sandbox, [make_event()])) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stats = sandbox.stats()
+    assert stats["max_in_flight"] == 4
+    assert stats["in_flight"] == 0
+
+
+def test_stats_count_requests_by_outcome(sandbox):
+    post_events(sandbox, [make_event(), make_event(event_id="order-2")])
+    post_events(sandbox, [make_event(event_name="")])
+    requests.post(sandbox.events_url(), json={"data": [make_event()]}, timeout=10)
+    stats = requests.get(f"{sandbox.url}/__stats", timeout=10).json()
+    assert stats["requests"] == 3
+    assert stats["accepted_requests"] == 1
+    assert stats["rejected_requests"] == 2
+    assert stats["rejected_by_code"] == {"100": 1, "104": 1}
+    assert stats["rejected_by_subcode"] == {"2804006": 1}
+    assert stats["events_received"] == 2
+
+
+def test_events_with_a_repeated_event_id_are_counted_as_duplicates(sandbox):
+    post_events(sandbox, [make_event(event_id="a"), make_event(event_id="b")])
+    post_events(sandbox, [make_event(event_id="a")])
+    stats = sandbox.stats()
+    assert (stats["events_received"], stats["duplicate_events"]) == (3, 1)
+
+
+def test_events_endpoint_lists_accepted_events(sandbox):
+    post_events(sandbox, [make_event(event_id="a"), make_event(event_id="b")])
+    records = requests.get(f"{sandbox.url}/__events", timeout=10).json()
+    assert [record["event"]["event_id"] for record in records] == ["a", "b"]
+    last = requests.get(f"{sandbox.url}/__events?limit=1", timeout=10).json()
+    assert [record["event"]["event_id"] for record in last] == ["b"]
+
+
+def test_reset_endpoint_clears_events_and_counters(sandbox):
+    post_events(sandbox, [make_event()])
+    response = requests.post(f"{sandbox.url}/__reset", timeout=10)
+    assert response.status_code == 200
+    assert sandbox.accepted_events() == []
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_memory_keeps_only_the_most_recent_events_when_bounded(sandbox_factory):
+    sandbox = sandbox_factory(max_events_in_memory=2)
+    post_events(sandbox, [make_event(event_id=name) for name in "abc"])
+    assert [record["event"]["event_id"] for record in sandbox.accepted_events()] == ["b", "c"]
+    assert sandbox.stats()["events_received"] == 3
+
+
+# recording -------------------------------------------------------------------------------------
+def test_accepted_events_are_appended_to_jsonl(sandbox_factory, tmp_path):
+    path = tmp_path / "events.jsonl"
+    sandbox = sandbox_factory(record_jsonl=path)
+    post_events(sandbox, [make_event(event_id="a"), make_event(event_id="b")], test_event_code="T")
+    post_events(sandbox, [make_event(event_name="")])
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["event"]["event_id"] for line in lines] == ["a", "b"]
+    assert lines[0]["params"]["test_event_code"] == "T"
+    assert isinstance(lines[0]["received_at"], float)
+
+
+def test_accepted_events_are_inserted_into_sqlite(sandbox_factory, tmp_path):
+    path = tmp_path / "events.db"
+    sandbox = sandbox_factory(record_sqlite=path)
+    post_events(sandbox, [make_event(event_id="a")], test_event_code="T")
+    sandbox.stop()
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute(
+            "SELECT event_name, event_id, pixel_id, test_event_code, event_json FROM events"
+        ).fetchall()
+    assert [row[:4] for row in rows] == [("Purchase", "a", PIXEL, "T")]
+    assert json.loads(rows[0][4])["event_id"] == "a"
+
+
+# report and CLI ------------------------------------------------------------------------------
+def test_report_counts_events_and_redacts_unhashed_user_data(sandbox, capsys):
+    post_events(sandbox, [make_event(), make_event(event_name="Lead")], test_event_code="T9")
+    assert cli.main(["report", "--url", sandbox.url]) == 0
+    output = capsys.readouterr().out
+    assert "Purchase" in output and "Lead" in output and "T9" in output
+    assert HASH in output
+    assert "203.0.113.9" not in output
+
+
+def test_report_reads_a_jsonl_recording(sandbox_factory, tmp_path, capsys):
+    path = tmp_path / "events.jsonl"
+    sandbox = sandbox_factory(record_jsonl=path)
+    post_events(sandbox, [make_event(), make_event(event_name="Lead")])
+    assert cli.main(["report", "--jsonl", str(path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["by_event_name"] == {"Purchase": 1, "Lead": 1}
+
+
+@pytest.fixture
+def sandbox_process(tmp_path: Path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "target_meta_capi.sandbox", "--port", "0", "--seed", "1"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stderr is not None
+    first_line = process.stderr.readline()
+    url = first_line.split(" listening on ", 1)[1].split()[0]
+    yield process, url
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_cli_serves_logs_without_token_and_stops_on_sigterm(sandbox_process):
+    process, url = sandbox_process
+    response = requests.post(
+        f"{url}/v24.0/{PIXEL}/events",
+        params={"access_token": TOKEN},
+        json={"data": [make_event()]},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    log = process.stderr.read()
+    assert f"POST /v24.0/{PIXEL}/events 200" in log
+    assert TOKEN not in log
+    assert "1 events received" in log
