@@ -1,0 +1,65 @@
+"""Dry run: an HTTP service that writes each request body as a JSON line and answers success.
+
+Everything before the wire (mapping, hashing, validation, batching, bisection) runs as usual,
+nothing is sent, and the target writes state as if Meta had acknowledged every request.
+The access token and appsecret_proof are removed from what is written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO
+
+from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface
+
+DRY_RUN_ACCESS_TOKEN = "dry-run"  # EventRequest insists on a token; this one never leaves
+_SECRET_PARAMETERS = ("access_token", "appsecret_proof")
+
+
+class DryRunHttpService(HttpServiceInterface):
+    """Writes `{"url": ..., "payload": {...}}` lines to a file (replaced per run) or stderr."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self._path = Path(path) if path else None
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+        self.requests_written = 0
+
+    def execute(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: float | None,
+    ) -> HttpResponse:
+        payload = json.loads(body)
+        for name in _SECRET_PARAMETERS:
+            payload.pop(name, None)
+        line = json.dumps({"url": url, "payload": payload}, ensure_ascii=False)
+        with self._lock:
+            output = self._output()
+            output.write(line + "\n")
+            output.flush()
+            self.requests_written += 1
+        answer = {"events_received": len(payload["data"]), "messages": [], "fbtrace_id": None}
+        return HttpResponse(200, {"Content-Type": "application/json"}, json.dumps(answer).encode())
+
+    def _output(self) -> IO[str]:
+        # callers hold self._lock
+        if self._path is None:
+            return sys.stderr
+        if self._file is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self._path.open("w", encoding="utf-8")
+        return self._file
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
