@@ -135,6 +135,9 @@ class FakeGraphServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like Graph
+            # headers and body in one segment: split small writes meet delayed ACKs (40 ms each)
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))

@@ -1,0 +1,225 @@
+"""BatchProcessor: many requests, `concurrent_requests` of them in flight at once.
+
+Two ways to use it:
+- Meta's wave API (`process_events`, `process_event_requests` and their `_generator` forms).
+- A sliding window (`submit`, `submit_isolating`): a request starts the moment another ends,
+  and submitting blocks while the window is full. Throttling halves the window; each successful
+  answer widens it again by one, up to `concurrent_requests`.
+
+Every request goes through the window, so the wave API gets the same limits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
+from typing import Any, TypeVar
+
+from .errors import BatchProcessingError, ConfigurationError, ThrottledError
+from .http import HttpServiceInterface, load_http_service
+from .isolate import DeliveryReport, deliver_isolating_invalid
+from .request import MAX_EVENTS_PER_REQUEST, EventRequest, EventResponse, RequestObserver
+from .retry import RetryPolicy
+
+T = TypeVar("T")
+
+
+class BatchProcessor:
+    """Splits events into requests of `batch_size` and sends them concurrently.
+
+    `http_service`, `retry_policy` and `observer`, when given, apply to every request sent
+    through this processor (overriding the requests' own service and policy).
+    """
+
+    def __init__(
+        self,
+        batch_size: int = MAX_EVENTS_PER_REQUEST,
+        concurrent_requests: int = 4,
+        http_service: HttpServiceInterface | str | type | None = None,
+        retry_policy: RetryPolicy | None = None,
+        observer: RequestObserver | None = None,
+    ) -> None:
+        if not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_EVENTS_PER_REQUEST:
+            raise ConfigurationError(
+                f"batch_size must be a whole number from 1 to {MAX_EVENTS_PER_REQUEST} "
+                f"(Graph accepts at most {MAX_EVENTS_PER_REQUEST} events per request), "
+                f"got {batch_size!r}"
+            )
+        if not isinstance(concurrent_requests, int) or concurrent_requests < 1:
+            raise ConfigurationError(
+                f"concurrent_requests must be a whole number of at least 1, "
+                f"got {concurrent_requests!r}"
+            )
+        self.batch_size = batch_size
+        self.concurrent_requests = concurrent_requests
+        self._overrides: dict[str, Any] = {}
+        if http_service is not None:
+            self._overrides["http_service"] = load_http_service(http_service)
+        if retry_policy is not None:
+            self._overrides["retry_policy"] = retry_policy
+        self._observer = _WindowObserver(self, observer)
+        self._executor = ThreadPoolExecutor(
+            max_workers=concurrent_requests, thread_name_prefix="capi-batch"
+        )
+        self._condition = threading.Condition()
+        self._in_flight = 0
+        self._window_size = concurrent_requests
+        self._closed = False
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def window_size(self) -> int:
+        return self._window_size
+
+    # Meta's wave API
+
+    def process_events(
+        self, template_request: EventRequest, events: Iterable[dict[str, Any]]
+    ) -> list[EventResponse]:
+        """Send all events in requests like `template_request`; responses in request order.
+
+        Raises BatchProcessingError naming the failed requests once all the others completed.
+        """
+        return self.process_event_requests(self._requests_for(template_request, events))
+
+    def process_events_generator(
+        self, template_request: EventRequest, events: Iterable[dict[str, Any]]
+    ) -> Iterator[list[Future[EventResponse]]]:
+        """Yield one list of futures per wave of `concurrent_requests` requests.
+
+        Events are read only as the waves are asked for.
+        """
+        return self.process_event_requests_generator(self._requests_for(template_request, events))
+
+    def process_event_requests(self, requests: Iterable[EventRequest]) -> list[EventResponse]:
+        """Send the requests; responses in request order.
+
+        Raises BatchProcessingError naming the failed requests once all the others completed.
+        """
+        futures = [self.submit(request) for request in requests]
+        responses: list[EventResponse | None] = []
+        failures: list[tuple[int, BaseException]] = []
+        for index, future in enumerate(futures):
+            error = future.exception()
+            if error is None:
+                responses.append(future.result())
+            else:
+                responses.append(None)
+                failures.append((index, error))
+        if failures:
+            raise BatchProcessingError(failures, responses)
+        return responses  # type: ignore[return-value]  # no None left without failures
+
+    def process_event_requests_generator(
+        self, requests: Iterable[EventRequest]
+    ) -> Iterator[list[Future[EventResponse]]]:
+        """Yield one list of futures per wave of `concurrent_requests` requests."""
+        remaining = iter(requests)
+        while wave := list(islice(remaining, self.concurrent_requests)):
+            yield [self.submit(request) for request in wave]
+
+    # sliding window
+
+    def submit(self, request: EventRequest) -> Future[EventResponse]:
+        """Start sending `request` as soon as the window has room (blocks until then)."""
+        return self._start(self._send, self._with_overrides(request))
+
+    def submit_isolating(self, request: EventRequest) -> Future[DeliveryReport]:
+        """Like submit, but invalid events are isolated by bisection (see capi/isolate.py)."""
+        return self._start(self._isolate, self._with_overrides(request))
+
+    def wait_all(self, timeout: float | None = None) -> None:
+        """Block until nothing is in flight; TimeoutError if that takes longer than `timeout`."""
+        with self._condition:
+            if not self._condition.wait_for(lambda: self._in_flight == 0, timeout):
+                raise TimeoutError(f"{self._in_flight} requests still in flight")
+
+    def close(self, wait: bool = True) -> None:
+        """Refuse new requests; with `wait`, let the ones in flight finish first."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        self._executor.shutdown(wait=wait)
+
+    def __enter__(self) -> BatchProcessor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # internals
+
+    def _requests_for(
+        self, template_request: EventRequest, events: Iterable[dict[str, Any]]
+    ) -> Iterator[EventRequest]:
+        remaining = iter(events)
+        while chunk := list(islice(remaining, self.batch_size)):
+            yield template_request.copy_with(chunk)
+
+    def _with_overrides(self, request: EventRequest) -> EventRequest:
+        return dataclasses.replace(request, **self._overrides) if self._overrides else request
+
+    def _send(self, request: EventRequest) -> EventResponse:
+        return request.execute_blocking(observer=self._observer)
+
+    def _isolate(self, request: EventRequest) -> DeliveryReport:
+        return deliver_isolating_invalid(request, observer=self._observer)
+
+    def _start(self, work: Callable[[EventRequest], T], request: EventRequest) -> Future[T]:
+        with self._condition:
+            self._condition.wait_for(lambda: self._closed or self._in_flight < self._window_size)
+            if self._closed:
+                raise RuntimeError("BatchProcessor is closed")
+            self._in_flight += 1
+        try:
+            future = self._executor.submit(work, request)
+        except BaseException:
+            self._release()
+            raise
+        # released in a done callback so that a finished request's future is already resolved
+        # when wait_all() returns or the next request takes its place
+        future.add_done_callback(self._release)
+        return future
+
+    def _release(self, _future: Future[Any] | None = None) -> None:
+        with self._condition:
+            self._in_flight -= 1
+            self._condition.notify_all()
+
+    def _on_throttled(self) -> None:
+        with self._condition:
+            self._window_size = max(1, self._window_size // 2)
+
+    def _on_success(self) -> None:
+        with self._condition:
+            if self._window_size < self.concurrent_requests:
+                self._window_size += 1
+                self._condition.notify_all()
+
+
+class _WindowObserver(RequestObserver):
+    """Adjusts the processor's window from each attempt, then tells the user's observer."""
+
+    def __init__(self, processor: BatchProcessor, user_observer: RequestObserver | None) -> None:
+        self._processor = processor
+        self._user_observer = user_observer
+
+    def on_attempt(
+        self, events: int, status: int | None, seconds: float, error: Exception | None
+    ) -> None:
+        if isinstance(error, ThrottledError):
+            self._processor._on_throttled()
+        elif error is None:
+            self._processor._on_success()
+        if self._user_observer is not None:
+            self._user_observer.on_attempt(events, status, seconds, error)
+
+    def on_retry(self, error: Exception, attempt: int, delay: float) -> None:
+        if self._user_observer is not None:
+            self._user_observer.on_retry(error, attempt, delay)

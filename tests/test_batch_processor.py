@@ -1,0 +1,328 @@
+import hashlib
+import itertools
+import threading
+import time
+
+import pytest
+
+from target_meta_capi.capi.batch import BatchProcessor
+from target_meta_capi.capi.errors import (
+    AuthError,
+    BatchProcessingError,
+    ConfigurationError,
+    InvalidRequestError,
+)
+from target_meta_capi.capi.request import EventRequest, EventRequestAsync, RequestObserver
+from target_meta_capi.capi.retry import RetryPolicy
+from tests._http_fixture import (
+    HANDLER_WAIT_SECONDS,
+    FakeGraphServer,
+    RecordedRequest,
+    RecordingHttpService,
+    accept,
+    graph_error,
+)
+
+TOKEN = "EAAGm0PX4ZCpsBAKZBZCtestaccesstoken1234"
+NO_RETRIES = RetryPolicy(max_retries=0)
+FAST_RETRIES = RetryPolicy(max_retries=3, base_delay=0.001, throttle_base_delay=0.001)
+
+
+def events(count: int, **marks: object) -> list[dict]:
+    return [{"event_name": "Lead", "event_id": f"e{number}", **marks} for number in range(count)]
+
+
+def template(server_url: str, cls=EventRequest) -> EventRequest:
+    return cls("1234567890", access_token=TOKEN, graph_url=server_url, test_event_code="TEST42")
+
+
+def requests_marked(server_url: str, marks: list[str]) -> list[EventRequest]:
+    """One single-event request per mark; the server reads the mark to decide its answer."""
+    return [
+        template(server_url).copy_with([{"event_name": "Lead", "mark": mark, "request": index}])
+        for index, mark in enumerate(marks)
+    ]
+
+
+def mark_of(request: RecordedRequest) -> str:
+    return request.events[0]["mark"]
+
+
+@pytest.mark.parametrize("batch_size", [0, 1001, 5000])
+def test_batch_size_outside_1_to_1000_is_refused(batch_size):
+    with pytest.raises(ConfigurationError, match="at most 1000 events per request"):
+        BatchProcessor(batch_size=batch_size)
+
+
+def test_concurrent_requests_below_1_is_refused():
+    with pytest.raises(ConfigurationError, match="concurrent_requests"):
+        BatchProcessor(concurrent_requests=0)
+
+
+def test_process_events_sends_batches_and_returns_responses_in_order():
+    with FakeGraphServer() as server, BatchProcessor(batch_size=10, concurrent_requests=3) as bp:
+        responses = bp.process_events(template(server.url), events(25))
+    assert [response.events_received for response in responses] == [10, 10, 5]
+    sent = sorted(itertools.chain.from_iterable(r.events for r in server.requests), key=str)
+    assert sent == sorted(events(25), key=str)
+    assert all(request.json["test_event_code"] == "TEST42" for request in server.requests)
+
+
+def test_process_events_delivers_to_the_sandbox(sandbox):
+    now = int(time.time())
+    data = [
+        {
+            "event_name": "Lead",
+            "event_time": now,
+            "action_source": "system_generated",
+            "event_id": f"e{number}",
+            "user_data": {"external_id": hashlib.sha256(str(number).encode()).hexdigest()},
+        }
+        for number in range(2500)
+    ]
+    request = EventRequest(
+        "1234567890", access_token="sandbox-token", graph_url=sandbox.url, partner_agent="pa"
+    )
+    with BatchProcessor(batch_size=1000, concurrent_requests=2) as processor:
+        responses = processor.process_events(request, iter(data))
+    assert [response.events_received for response in responses] == [1000, 1000, 500]
+    accepted = sandbox.accepted_events()
+    assert sorted(item["event"]["event_id"] for item in accepted) == sorted(
+        event["event_id"] for event in data
+    )
+    assert {item["params"]["partner_agent"] for item in accepted} == {"pa"}
+
+
+def test_server_sees_exactly_concurrent_requests_in_flight():
+    # each request waits at the server until 3 are there (fewer in flight would time out),
+    # then stays a little longer so that a 4th one, if the client sent it, would be counted
+    all_three_here = threading.Barrier(3)
+
+    def handler(request):
+        all_three_here.wait(HANDLER_WAIT_SECONDS)
+        time.sleep(0.05)
+        return accept(request)
+
+    with (
+        FakeGraphServer(handler) as server,
+        BatchProcessor(concurrent_requests=3, retry_policy=NO_RETRIES) as processor,
+    ):
+        processor.process_event_requests(requests_marked(server.url, ["ok"] * 9))
+    assert server.max_in_flight == 3
+    assert len(server.requests) == 9
+
+
+def test_wave_generator_yields_one_list_of_futures_per_wave():
+    with FakeGraphServer() as server, BatchProcessor(concurrent_requests=3) as processor:
+        waves = list(
+            processor.process_event_requests_generator(requests_marked(server.url, ["ok"] * 7))
+        )
+        sizes = [len(wave) for wave in waves]
+        results = [future.result(timeout=10).events_received for wave in waves for future in wave]
+    assert sizes == [3, 3, 1]
+    assert results == [1] * 7
+
+
+def test_events_are_read_only_as_waves_are_asked_for():
+    consumed = 0
+
+    def many_events():
+        nonlocal consumed
+        for number in range(100_000):
+            consumed += 1
+            yield {"event_name": "Lead", "event_id": f"e{number}"}
+
+    with FakeGraphServer() as server, BatchProcessor(batch_size=10, concurrent_requests=2) as bp:
+        waves = bp.process_events_generator(template(server.url), many_events())
+        first_wave = next(waves)
+        assert [future.result(timeout=10).events_received for future in first_wave] == [10, 10]
+        waves.close()
+    assert consumed == 20
+
+
+def test_sliding_window_starts_the_next_request_when_any_one_ends():
+    # one request is held until five others have been answered: with 2 slots that only works
+    # if each answered request's slot is reused at once instead of waiting for the slow one
+    five_fast_answered = threading.Event()
+    fast_answered = itertools.count(1)
+    slow_was_overtaken = []
+
+    def handler(request):
+        if mark_of(request) == "slow":
+            slow_was_overtaken.append(five_fast_answered.wait(HANDLER_WAIT_SECONDS))
+        elif next(fast_answered) == 5:
+            five_fast_answered.set()
+        return accept(request)
+
+    marks = ["slow", "fast", "fast", "fast", "fast", "fast"]
+    with FakeGraphServer(handler) as server, BatchProcessor(concurrent_requests=2) as processor:
+        futures = [processor.submit(request) for request in requests_marked(server.url, marks)]
+        assert [future.result(timeout=20).events_received for future in futures] == [1] * 6
+    assert slow_was_overtaken == [True]
+    assert server.max_in_flight == 2
+
+
+def test_submit_blocks_while_the_window_is_full():
+    release = threading.Event()
+
+    def handler(request):
+        release.wait(HANDLER_WAIT_SECONDS)
+        return accept(request)
+
+    with FakeGraphServer(handler) as server, BatchProcessor(concurrent_requests=1) as processor:
+        first, second = requests_marked(server.url, ["first", "second"])
+        processor.submit(first)
+        submitted = []
+        submitter = threading.Thread(target=lambda: submitted.append(processor.submit(second)))
+        submitter.start()
+        submitter.join(0.3)
+        assert submitter.is_alive()
+        assert processor.in_flight == 1
+        release.set()
+        submitter.join(HANDLER_WAIT_SECONDS)
+        assert submitted[0].result(timeout=10).events_received == 1
+    assert [mark_of(request) for request in server.requests] == ["first", "second"]
+
+
+def test_throttling_halves_the_window_and_success_grows_it_back():
+    retry_arrived, release = threading.Event(), threading.Event()
+    answers = itertools.count()
+
+    def handler(request):
+        if next(answers) == 0:
+            return graph_error(400, 17, 2446079, message="User request limit reached")
+        retry_arrived.set()
+        release.wait(HANDLER_WAIT_SECONDS)
+        return accept(request)
+
+    with (
+        FakeGraphServer(handler) as server,
+        BatchProcessor(concurrent_requests=4, retry_policy=FAST_RETRIES) as processor,
+    ):
+        future = processor.submit(requests_marked(server.url, ["throttled"])[0])
+        assert retry_arrived.wait(HANDLER_WAIT_SECONDS)
+        window_while_throttled = processor.window_size
+        release.set()
+        future.result(timeout=10)
+        window_after_success = processor.window_size
+    assert (window_while_throttled, window_after_success) == (2, 3)
+
+
+def test_window_never_shrinks_below_one():
+    windows_seen_at_retry = []
+    processors = []
+
+    class WindowWatcher(RequestObserver):
+        def on_retry(self, error, attempt, delay):
+            windows_seen_at_retry.append(processors[0].window_size)
+
+    with (
+        FakeGraphServer(lambda request: graph_error(400, 4)) as server,
+        BatchProcessor(
+            concurrent_requests=2, retry_policy=FAST_RETRIES, observer=WindowWatcher()
+        ) as processor,
+    ):
+        processors.append(processor)
+        future = processor.submit(requests_marked(server.url, ["x"])[0])
+        future.exception(timeout=10)
+    assert windows_seen_at_retry == [1, 1, 1]
+
+
+def test_failed_requests_are_listed_after_all_others_completed():
+    def handler(request):
+        return {
+            "auth": graph_error(400, 190),
+            "invalid": graph_error(400, 100, 2804003),
+        }.get(mark_of(request)) or accept(request)
+
+    marks = ["ok", "auth", "ok", "invalid", "ok"]
+    with (
+        FakeGraphServer(handler) as server,
+        BatchProcessor(concurrent_requests=2, retry_policy=NO_RETRIES) as processor,
+        pytest.raises(BatchProcessingError) as raised,
+    ):
+        processor.process_event_requests(requests_marked(server.url, marks))
+    failures = raised.value.failures
+    assert [index for index, _ in failures] == [1, 3]
+    assert [type(error) for _, error in failures] == [AuthError, InvalidRequestError]
+    assert [response is not None for response in raised.value.responses] == [
+        True, False, True, False, True,
+    ]  # fmt: skip
+    assert len(server.requests) == 5
+
+
+@pytest.mark.parametrize(
+    "service", [RecordingHttpService, "tests._http_fixture:RecordingHttpService"]
+)
+def test_custom_http_service_is_used_by_batch_sends(service):
+    RecordingHttpService.sent_urls.clear()
+    with (
+        FakeGraphServer() as server,
+        BatchProcessor(batch_size=10, concurrent_requests=2, http_service=service) as processor,
+    ):
+        processor.process_events(template(server.url), events(25))
+    assert len(RecordingHttpService.sent_urls) == 3
+    assert set(RecordingHttpService.sent_urls) == {server.url + "/v24.0/1234567890/events"}
+
+
+def test_async_template_works_in_batch_mode():
+    with FakeGraphServer() as server, BatchProcessor(batch_size=5) as processor:
+        responses = processor.process_events(template(server.url, EventRequestAsync), events(8))
+    assert [response.events_received for response in responses] == [5, 3]
+
+
+def test_processor_retry_policy_applies_to_its_requests():
+    answers = itertools.count()
+
+    def handler(request):
+        return graph_error(500, 2) if next(answers) == 0 else accept(request)
+
+    with (
+        FakeGraphServer(handler) as server,
+        BatchProcessor(retry_policy=FAST_RETRIES) as processor,
+    ):
+        processor.process_event_requests(requests_marked(server.url, ["x"]))
+    assert len(server.requests) == 2
+
+
+def test_submit_isolating_delivers_around_an_invalid_event():
+    def handler(request):
+        if any(event.get("bad") for event in request.events):
+            return graph_error(400, 100, 2804003)
+        return accept(request)
+
+    data = [{"event_name": "Lead", "bad": number == 2} for number in range(6)]
+    with FakeGraphServer(handler) as server, BatchProcessor() as processor:
+        report = processor.submit_isolating(template(server.url).copy_with(data)).result(10)
+    assert report.delivered == [0, 1, 3, 4, 5]
+    assert [rejected.index for rejected in report.rejected] == [2]
+
+
+def test_wait_all_returns_once_nothing_is_in_flight():
+    with FakeGraphServer() as server, BatchProcessor(concurrent_requests=2) as processor:
+        futures = [processor.submit(r) for r in requests_marked(server.url, ["a", "b", "c"])]
+        processor.wait_all(timeout=10)
+        assert processor.in_flight == 0
+        assert all(future.done() for future in futures)
+
+
+def test_observer_is_told_about_every_attempt():
+    attempts = []
+
+    class Counting(RequestObserver):
+        def on_attempt(self, events, status, seconds, error):
+            attempts.append((events, status))
+
+    with (
+        FakeGraphServer() as server,
+        BatchProcessor(batch_size=4, observer=Counting()) as processor,
+    ):
+        processor.process_events(template(server.url), events(10))
+    assert sorted(attempts) == [(2, 200), (4, 200), (4, 200)]
+
+
+def test_closed_processor_refuses_new_requests():
+    processor = BatchProcessor()
+    processor.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        processor.submit(template("http://127.0.0.1:1").copy_with(events(1)))

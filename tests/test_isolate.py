@@ -1,0 +1,118 @@
+import pytest
+
+from target_meta_capi.capi.errors import AuthError, InvalidRequestError
+from target_meta_capi.capi.isolate import DeliveryReport, deliver_isolating_invalid
+from target_meta_capi.capi.request import EventRequest
+from target_meta_capi.capi.retry import RetryPolicy
+from tests._http_fixture import FakeGraphServer, RecordedRequest, accept, graph_error
+
+TOKEN = "EAAGm0PX4ZCpsBAKZBZCtestaccesstoken1234"
+
+
+def events(count: int, bad: set[int] = frozenset()) -> list[dict]:
+    return [
+        {"event_name": "Lead", "event_id": f"e{number}", "bad": number in bad}
+        for number in range(count)
+    ]
+
+
+def reject_bad_events(request: RecordedRequest):
+    """Like Graph: one invalid event rejects the whole request, without saying which."""
+    if any(event["bad"] for event in request.events):
+        return graph_error(
+            400, 100, 2804003, message="Invalid parameter", user_title="Event Timestamp Too Old"
+        )
+    return accept(request)
+
+
+def delivered_ids(server: FakeGraphServer) -> list[str]:
+    return [
+        event["event_id"]
+        for request in server.requests
+        if not any(event["bad"] for event in request.events)
+        for event in request.events
+    ]
+
+
+def make_request(server: FakeGraphServer, data: list[dict]) -> EventRequest:
+    return EventRequest(
+        "1234567890",
+        data,
+        access_token=TOKEN,
+        graph_url=server.url,
+        retry_policy=RetryPolicy(max_retries=2, base_delay=0.001),
+    )
+
+
+def test_valid_request_is_delivered_in_one_request():
+    with FakeGraphServer(reject_bad_events) as server:
+        report = deliver_isolating_invalid(make_request(server, events(8)))
+    assert report.delivered == list(range(8))
+    assert report.rejected == []
+    assert len(report.responses) == 1
+    assert len(server.requests) == 1
+
+
+def test_bad_events_are_isolated_and_all_others_delivered():
+    with FakeGraphServer(reject_bad_events) as server:
+        report = deliver_isolating_invalid(make_request(server, events(10, bad={3, 7})))
+    assert report.delivered == [0, 1, 2, 4, 5, 6, 8, 9]
+    assert [rejected.index for rejected in report.rejected] == [3, 7]
+    assert sorted(delivered_ids(server)) == sorted(f"e{n}" for n in report.delivered)
+
+
+def test_rejected_event_carries_metas_error():
+    with FakeGraphServer(reject_bad_events) as server:
+        report = deliver_isolating_invalid(make_request(server, events(4, bad={2})))
+    (rejected,) = report.rejected
+    assert isinstance(rejected.error, InvalidRequestError)
+    assert (rejected.error.code, rejected.error.subcode) == (100, 2804003)
+    assert rejected.error.user_title == "Event Timestamp Too Old"
+
+
+def test_single_bad_event_request_is_rejected_without_splitting():
+    with FakeGraphServer(reject_bad_events) as server:
+        report = deliver_isolating_invalid(make_request(server, events(1, bad={0})))
+    assert report == DeliveryReport(delivered=[], rejected=report.rejected, responses=[])
+    assert [rejected.index for rejected in report.rejected] == [0]
+    assert len(server.requests) == 1
+
+
+def test_all_bad_events_are_all_rejected():
+    with FakeGraphServer(reject_bad_events) as server:
+        report = deliver_isolating_invalid(make_request(server, events(5, bad=set(range(5)))))
+    assert report.delivered == []
+    assert [rejected.index for rejected in report.rejected] == [0, 1, 2, 3, 4]
+
+
+def test_halves_are_retried_per_policy():
+    answered_transient_once = []
+
+    def handler(request):
+        if len(request.events) == 2 and not answered_transient_once:
+            answered_transient_once.append(True)
+            return graph_error(500, 2, is_transient=True)
+        return reject_bad_events(request)
+
+    with FakeGraphServer(handler) as server:
+        report = deliver_isolating_invalid(make_request(server, events(4, bad={3})))
+    assert report.delivered == [0, 1, 2]
+    assert [rejected.index for rejected in report.rejected] == [3]
+
+
+def test_unknown_pixel_is_not_bisected():
+    with (
+        FakeGraphServer(lambda request: graph_error(400, 100, 33)) as server,
+        pytest.raises(AuthError),
+    ):
+        deliver_isolating_invalid(make_request(server, events(8)))
+    assert len(server.requests) == 1
+
+
+def test_invalid_request_without_code_100_is_not_bisected():
+    with (
+        FakeGraphServer(lambda request: graph_error(400, 803)) as server,
+        pytest.raises(InvalidRequestError),
+    ):
+        deliver_isolating_invalid(make_request(server, events(8)))
+    assert len(server.requests) == 1
