@@ -1,0 +1,798 @@
+"""Record → Conversions API event, driven by configuration only.
+
+How a record becomes an event (explicit beats implicit):
+
+1. Columns holding whole objects — ``user_data``, ``custom_data``, ``app_data``,
+   ``original_event_data``, ``attribution_data`` — are copied in, so a record already shaped
+   like a CAPI event is taken as is (its user_data is still normalized and hashed).
+2. Every CAPI field then takes the first non-empty value of, in order:
+   the column mapped to it in ``streams.<stream>.fields``; the stream's literal
+   (``event_name``, ``action_source``, ``constants``); a column named like one of its
+   :data:`ALIASES` (case-insensitive, earlier alias first); the target's ``default_event_name``
+   or ``default_action_source``.
+3. With ``unmapped_columns_to_custom_data: true`` every other column (except Singer's ``_sdc_*``
+   metadata) goes to ``custom_data`` under its own name.
+
+``streams`` maps a stream name (or a glob pattern such as ``public-*``; the exact name wins) to::
+
+    {"event_name": "Purchase", "action_source": "website",
+     "fields": {"event_time": "created_at", "user_data.em": "email",
+                "custom_data": {"value": "total"}},
+     "constants": {"custom_data.currency": "EUR"},
+     "unmapped_columns_to_custom_data": false}
+
+``fields`` and ``constants`` accept dotted paths and nested objects alike (Meltano rewrites the
+former into the latter). A ``fields`` column may name a nested value with dots
+(``customer.email``) when the record has no column of that exact name.
+
+Values are made acceptable to Meta: ``event_time`` becomes integer Unix seconds (datetimes,
+naive = UTC; dates = midnight UTC; ISO strings; epoch seconds; epoch milliseconds when above
+1e11), decimals become JSON numbers, datetimes in custom_data ISO strings, ``value`` and
+``predicted_ltv`` floats, ``num_items`` an int, ``content_ids`` a list of strings.
+
+``event_id`` is the mapped or aliased column's value as text; otherwise it is derived from the
+row so that the same row always gets the same id (and Meta deduplicates a resend): the first 32
+hex digits of SHA-256 over the canonical JSON (sorted keys, no spaces, integral numbers as
+integers) of ``[stream_name, [key property values…], event_name]``, or, for a stream without
+key properties (or a record missing one), of ``[stream_name, {record without _sdc_* columns},
+event_name]``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from target_meta_capi.capi.normalize import (
+    MATCH_KEYS,
+    DroppedValue,
+    normalize_user_data,
+)
+
+__all__ = [
+    "ALIASES",
+    "EVENT_ID_HEX_DIGITS",
+    "EventMapper",
+    "MappedEvent",
+    "MappingConfigError",
+    "MappingError",
+    "StreamMapping",
+    "build_event_mapper",
+    "deterministic_event_id",
+    "parse_event_time",
+]
+
+# CAPI field → column names that map to it by themselves (matched case-insensitively; when a
+# record has several, the earlier name is used first). Documented in the README.
+ALIASES: dict[str, tuple[str, ...]] = {
+    # whole objects: a record already shaped like a CAPI event
+    "user_data": ("user_data",),
+    "custom_data": ("custom_data",),
+    "app_data": ("app_data",),
+    "original_event_data": ("original_event_data",),
+    "attribution_data": ("attribution_data",),
+    # event parameters
+    "event_name": ("event_name",),
+    "event_time": ("event_time",),
+    "event_id": ("event_id",),
+    "event_source_url": ("event_source_url",),
+    "action_source": ("action_source",),
+    "opt_out": ("opt_out",),
+    "referrer_url": ("referrer_url",),
+    "data_processing_options": ("data_processing_options",),
+    "data_processing_options_country": ("data_processing_options_country",),
+    "data_processing_options_state": ("data_processing_options_state",),
+    # customer information (normalized and hashed where Meta requires it)
+    "user_data.em": ("em", "email", "email_address"),
+    "user_data.ph": ("ph", "phone", "phone_number"),
+    "user_data.fn": ("fn", "first_name", "firstname"),
+    "user_data.ln": ("ln", "last_name", "lastname", "surname"),
+    "user_data.ge": ("ge", "gender"),
+    "user_data.db": ("db", "date_of_birth", "birthdate", "birth_date", "dob", "birthday"),
+    "user_data.ct": ("ct", "city"),
+    "user_data.st": ("st", "state"),
+    "user_data.zp": ("zp", "zip", "zip_code", "zipcode", "postal_code", "postcode"),
+    "user_data.country": ("country", "country_code"),
+    "user_data.external_id": ("external_id",),
+    "user_data.client_ip_address": ("client_ip_address", "ip_address", "client_ip", "ip"),
+    "user_data.client_user_agent": ("client_user_agent", "user_agent"),
+    "user_data.fbc": ("fbc",),
+    "user_data.fbp": ("fbp",),
+    # custom data
+    "custom_data.value": ("value",),
+    "custom_data.currency": ("currency",),
+    "custom_data.order_id": ("order_id",),
+    "custom_data.content_ids": ("content_ids",),
+    "custom_data.contents": ("contents",),
+    "custom_data.num_items": ("num_items",),
+    "custom_data.content_name": ("content_name",),
+    "custom_data.content_type": ("content_type",),
+    "custom_data.content_category": ("content_category",),
+    "custom_data.predicted_ltv": ("predicted_ltv",),
+    "custom_data.search_string": ("search_string",),
+    "custom_data.status": ("status",),
+    "custom_data.delivery_category": ("delivery_category",),
+}
+
+EVENT_ID_HEX_DIGITS = 32
+_MILLISECONDS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138: anything larger is milliseconds
+_METADATA_PREFIX = "_sdc_"
+_MAX_CACHED_PLANS = 256
+
+# Top-level event parameters holding objects (user_data, custom_data …) or single values.
+_OBJECT_KEYS = frozenset(
+    {"user_data", "custom_data", "app_data", "original_event_data", "attribution_data"}
+)
+_SCALAR_KEYS = frozenset(
+    {
+        "event_name",
+        "event_time",
+        "event_id",
+        "event_source_url",
+        "action_source",
+        "opt_out",
+        "referrer_url",
+        "messaging_channel",
+        "customer_segmentation",
+        "data_processing_options",
+        "data_processing_options_country",
+        "data_processing_options_state",
+    }
+)
+_STREAM_SETTINGS = frozenset(
+    {"event_name", "action_source", "fields", "constants", "unmapped_columns_to_custom_data"}
+)
+
+Path = tuple[str, ...]
+
+
+class MappingConfigError(ValueError):
+    """The ``streams`` setting for a stream cannot be used."""
+
+
+class MappingError(ValueError):
+    """A record cannot become an event. Names stream, record and field — never a PII value."""
+
+    def __init__(self, stream: str, field: str, message: str, record_key: str | None = None):
+        self.stream = stream
+        self.field = field
+        self.message = message
+        self.record_key = record_key
+        record = f"record {record_key}" if record_key else "record"
+        super().__init__(f"stream {stream!r}, {record}, field {field!r}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class MappedEvent:
+    event: dict[str, Any]
+    dropped: list[DroppedValue]
+    event_id: str
+
+
+# --- the `streams` setting ----------------------------------------------------------------------
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _parse_path(stream: str, dotted: str) -> Path:
+    path = tuple(dotted.split("."))
+    head = path[0]
+    problem = None
+    if any(not part for part in path):
+        problem = "has an empty part"
+    elif head in _SCALAR_KEYS:
+        if len(path) > 1:
+            problem = f"{head} is a single value, not an object"
+    elif head not in _OBJECT_KEYS:
+        problem = "is not a Conversions API event parameter"
+    elif head == "user_data" and path[1:] and (len(path) > 2 or path[1] not in MATCH_KEYS):
+        problem = "is not a customer information parameter"
+    if problem:
+        raise MappingConfigError(f"streams.{stream}: field {dotted!r} {problem}")
+    return path
+
+
+def _parse_paths(stream: str, setting: str, raw: Any) -> dict[Path, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise MappingConfigError(f"streams.{stream}.{setting} must be an object")
+    parsed: dict[Path, Any] = {}
+    for dotted, value in _flatten(raw):
+        path = _parse_path(stream, dotted)
+        if path in parsed:
+            raise MappingConfigError(f"streams.{stream}.{setting}: {dotted!r} is given twice")
+        parsed[path] = value
+    return parsed
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    """The ``streams`` entry of one stream, checked and with paths split."""
+
+    event_name: str | None = None
+    action_source: str | None = None
+    fields: dict[Path, str] = field(default_factory=dict)
+    constants: dict[Path, Any] = field(default_factory=dict)
+    unmapped_columns_to_custom_data: bool = False
+
+    @classmethod
+    def from_config(cls, stream: str, raw: Mapping[str, Any]) -> StreamMapping:
+        if not isinstance(raw, Mapping):
+            raise MappingConfigError(f"streams.{stream} must be an object")
+        unknown = sorted(set(raw) - _STREAM_SETTINGS)
+        if unknown:
+            raise MappingConfigError(
+                f"streams.{stream}: unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_STREAM_SETTINGS))}"
+            )
+        for literal in ("event_name", "action_source"):
+            value = raw.get(literal)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise MappingConfigError(f"streams.{stream}.{literal} must be a non-empty text")
+        fields = {
+            path: column
+            for path, column in _parse_paths(stream, "fields", raw.get("fields")).items()
+            if column is not None
+        }
+        for path, column in fields.items():
+            if not isinstance(column, str) or not column:
+                raise MappingConfigError(
+                    f"streams.{stream}.fields.{'.'.join(path)} must name a column"
+                )
+        return cls(
+            event_name=raw.get("event_name"),
+            action_source=raw.get("action_source"),
+            fields=fields,
+            constants=_parse_paths(stream, "constants", raw.get("constants")),
+            unmapped_columns_to_custom_data=bool(raw.get("unmapped_columns_to_custom_data")),
+        )
+
+
+def _find_stream_config(streams: Mapping[str, Any], stream_name: str) -> Any:
+    if stream_name in streams:
+        return streams[stream_name]
+    for pattern, stream_config in streams.items():
+        if any(char in pattern for char in "*?[") and fnmatch.fnmatchcase(stream_name, pattern):
+            return stream_config
+    return None
+
+
+# --- value conversion ---------------------------------------------------------------------------
+
+_NUMBER_TEXT_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def _number(value: Any) -> float | int | Decimal:
+    """A finite number from a number or numeric text; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("is a boolean, not a number")
+    if isinstance(value, str):
+        text = value.strip()
+        if not _NUMBER_TEXT_RE.fullmatch(text):
+            raise ValueError("is not a number")
+        value = Decimal(text)
+    if not isinstance(value, (int, float, Decimal)):
+        raise ValueError(f"is a {type(value).__name__}, not a number")
+    if isinstance(value, (float, Decimal)) and not math.isfinite(value):
+        raise ValueError("is not a finite number")
+    return value
+
+
+def _json_number(value: Decimal | float) -> int | float:
+    if value == int(value):
+        return int(value)
+    return float(value)
+
+
+def _to_float(value: Any) -> float:
+    return float(_number(value))
+
+
+def _to_int(value: Any) -> int:
+    number = _number(value)
+    if number != int(number):
+        raise ValueError("is not a whole number")
+    return int(number)
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, (Decimal, float)) and math.isfinite(value) and value == int(value):
+        return str(int(value))
+    if isinstance(value, (str, int, Decimal, float)) and not isinstance(value, bool):
+        return str(value).strip()
+    raise ValueError(f"is a {type(value).__name__}, not a text")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "t", "yes", "y"):
+        return True
+    if text in ("0", "false", "f", "no", "n"):
+        return False
+    raise ValueError("is not a boolean")
+
+
+def _to_json(value: Any) -> Any:
+    """Something json.dumps writes and Meta reads: no Decimal, datetime, NaN or tuple."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, (Decimal, float)):
+        if not math.isfinite(value):
+            raise ValueError("is not a finite number")
+        return _json_number(value) if isinstance(value, Decimal) else value
+    if isinstance(value, (dt.date, dt.time)):  # datetime included
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(key): _to_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(item) for item in value]
+    return str(value)
+
+
+def _loads_if_text(value: Any, kind: type) -> Any:
+    """JSON columns sometimes arrive as text (CSV taps, json columns read as strings)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(f"is text that is not a JSON {kind.__name__}") from None
+    return value
+
+
+def _to_text_list(value: Any) -> list[str]:
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        value = _loads_if_text(value, list)
+    if isinstance(value, (list, tuple)):
+        return [_to_text(item) for item in value if item is not None]
+    return [_to_text(value)]
+
+
+_CONTENT_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "id": _to_text,
+    "quantity": _to_int,
+    "item_price": _to_float,
+}
+
+
+def _to_contents(value: Any) -> list[dict[str, Any]]:
+    value = _loads_if_text(value, list)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(c, Mapping) for c in value):
+        raise ValueError("is not a list of objects")
+    return [
+        {key: _CONTENT_CONVERTERS.get(key, _to_json)(item) for key, item in content.items()}
+        for content in value
+    ]
+
+
+_CUSTOM_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "value": _to_float,
+    "predicted_ltv": _to_float,
+    "num_items": _to_int,
+    "content_ids": _to_text_list,
+    "contents": _to_contents,
+    "currency": _to_text,
+    "order_id": _to_text,
+    "content_name": _to_text,
+    "content_type": _to_text,
+    "content_category": _to_text,
+    "search_string": _to_text,
+    "status": _to_text,
+    "delivery_category": _to_text,
+}
+_TOP_LEVEL_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "action_source": _to_text,
+    "event_source_url": _to_text,
+    "referrer_url": _to_text,
+    "messaging_channel": _to_text,
+    "opt_out": _to_bool,
+    "data_processing_options": _to_text_list,
+    "data_processing_options_country": _to_int,
+    "data_processing_options_state": _to_int,
+}
+
+
+def parse_event_time(value: Any) -> int:
+    """Unix seconds from a datetime, date, ISO text or epoch seconds/milliseconds."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return math.floor(value.timestamp())
+    if isinstance(value, dt.date):
+        return math.floor(
+            dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc).timestamp()
+        )
+    if isinstance(value, str):
+        text = value.strip()
+        if not _NUMBER_TEXT_RE.fullmatch(text):
+            if text[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat refuses "Z"
+                text = text[:-1] + "+00:00"
+            try:
+                return parse_event_time(dt.datetime.fromisoformat(text))
+            except ValueError:
+                raise ValueError("is neither an ISO 8601 time nor epoch seconds") from None
+    seconds = _number(value)
+    if seconds > _MILLISECONDS_THRESHOLD:
+        seconds = seconds / 1000
+    return math.floor(seconds)
+
+
+# --- event_id -----------------------------------------------------------------------------------
+
+
+def _canonical(value: Any) -> Any:
+    """The same data gives the same JSON whether numbers arrive as Decimal, float or int."""
+    if isinstance(value, (Decimal, float)) and not isinstance(value, bool):
+        if math.isfinite(value) and value == int(value):
+            return int(value)
+        return float(value)
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(key): _canonical(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
+def deterministic_event_id(stream_name: str, row_identity: Any, event_name: str) -> str:
+    """First 32 hex digits of SHA-256 of canonical JSON [stream, identity, event_name]."""
+    text = json.dumps(
+        [stream_name, _canonical(row_identity), event_name],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:EVENT_ID_HEX_DIGITS]
+
+
+# --- the mapper ---------------------------------------------------------------------------------
+
+_COLUMN, _NESTED_COLUMN, _LITERAL = 0, 1, 2
+Source = tuple[int, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What to read from records with one particular set of columns."""
+
+    objects: tuple[tuple[Source, str], ...]  # (source, event key) of whole-object columns
+    paths: tuple[tuple[Path, tuple[Source, ...]], ...]  # sources in order of precedence
+    extra_columns: tuple[str, ...]
+
+
+def _dig(record: Mapping[str, Any], parts: Path) -> Any:
+    value: Any = record
+    for part in parts:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _alias_lookup() -> tuple[dict[str, list[tuple[Path, int]]], dict[str, str]]:
+    by_column: dict[str, list[tuple[Path, int]]] = {}
+    for dotted, names in ALIASES.items():
+        for rank, name in enumerate(names):
+            by_column.setdefault(name, []).append((tuple(dotted.split(".")), rank))
+    objects = {
+        name: dotted
+        for dotted, names in ALIASES.items()
+        if dotted in _OBJECT_KEYS
+        for name in names
+    }
+    return by_column, objects
+
+
+_ALIAS_PATHS_BY_COLUMN, _OBJECT_ALIASES = _alias_lookup()
+_USER_DATA_ALIAS_COLUMNS = frozenset(
+    name for dotted, names in ALIASES.items() if dotted.startswith("user_data") for name in names
+)
+
+
+class EventMapper:
+    """Maps the records of one stream. Build it with :func:`build_event_mapper`."""
+
+    def __init__(
+        self,
+        stream_name: str,
+        key_properties: Collection[str],
+        mapping: StreamMapping,
+        *,
+        default_event_name: str | None = None,
+        default_action_source: str | None = None,
+        hash_external_id: bool = True,
+        schema_properties: Collection[str] = (),
+    ) -> None:
+        self.stream_name = stream_name
+        self.key_properties = tuple(key_properties)
+        self.mapping = mapping
+        self.hash_external_id = hash_external_id
+        self._literals: dict[Path, Any] = dict(mapping.constants)
+        if mapping.event_name:
+            self._literals[("event_name",)] = mapping.event_name
+        if mapping.action_source:
+            self._literals[("action_source",)] = mapping.action_source
+        self._defaults: dict[Path, str] = {}
+        if default_event_name:
+            self._defaults[("event_name",)] = default_event_name
+        if default_action_source:
+            self._defaults[("action_source",)] = default_action_source
+        known = set(schema_properties)
+        # `fields` columns the schema does not know: probably typos, worth a warning by the caller
+        self.unknown_columns: tuple[str, ...] = tuple(
+            column
+            for column in dict.fromkeys(mapping.fields.values())
+            if known and column not in known and column.split(".", 1)[0] not in known
+        )
+        user_data_columns = {
+            column for path, column in mapping.fields.items() if path[0] == "user_data"
+        }
+        # Key properties that carry customer information are not named in error messages.
+        self._redacted_keys = frozenset(
+            key
+            for key in self.key_properties
+            if key in user_data_columns or key.lower() in _USER_DATA_ALIAS_COLUMNS
+        )
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+
+    # -- planning (once per set of columns) --
+
+    def _plan(self, columns: tuple[str, ...]) -> _Plan:
+        present = set(columns)
+        by_lower: dict[str, str] = {}
+        for column in columns:
+            by_lower.setdefault(column.lower(), column)
+        consumed: set[str] = set()
+        objects: list[tuple[Source, str]] = []
+        sources: dict[Path, list[tuple[int, Source]]] = {}
+
+        def add(path: Path, rank: int, source: Source) -> None:
+            sources.setdefault(path, []).append((rank, source))
+
+        for lower, column in by_lower.items():
+            if lower in _OBJECT_ALIASES:
+                objects.append(((_COLUMN, column), _OBJECT_ALIASES[lower]))
+                consumed.add(column)
+            for path, rank in _ALIAS_PATHS_BY_COLUMN.get(lower, ()):
+                if path[0] not in _OBJECT_KEYS or len(path) > 1:
+                    add(path, 2000 + rank, (_COLUMN, column))
+                    consumed.add(column)
+        for path, value in self._literals.items():
+            add(path, 1000, (_LITERAL, value))
+        for path, value in self._defaults.items():
+            add(path, 3000, (_LITERAL, value))
+        for path, column in self.mapping.fields.items():
+            if column in present:
+                source: Source = (_COLUMN, column)
+            elif "." in column and column.split(".", 1)[0] in present:
+                source = (_NESTED_COLUMN, tuple(column.split(".")))
+            else:
+                continue
+            consumed.add(column.split(".", 1)[0] if source[0] == _NESTED_COLUMN else column)
+            if len(path) == 1 and path[0] in _OBJECT_KEYS:
+                objects.append((source, path[0]))
+            else:
+                add(path, 0, source)
+        if self.mapping.unmapped_columns_to_custom_data:
+            extra = tuple(
+                column
+                for column in columns
+                if column not in consumed and not column.startswith(_METADATA_PREFIX)
+            )
+        else:
+            extra = ()
+        return _Plan(
+            objects=tuple(objects),
+            paths=tuple(
+                (path, tuple(source for _, source in sorted(ranked, key=lambda r: r[0])))
+                for path, ranked in sources.items()
+            ),
+            extra_columns=extra,
+        )
+
+    # -- mapping (once per record) --
+
+    def map(self, record: Mapping[str, Any]) -> MappedEvent:
+        columns = tuple(record)
+        plan = self._plans.get(columns)
+        if plan is None:
+            if len(self._plans) >= _MAX_CACHED_PLANS:
+                self._plans.clear()
+            plan = self._plans[columns] = self._plan(columns)
+
+        event: dict[str, Any] = {}
+        for (kind, payload), key in plan.objects:
+            value = record[payload] if kind == _COLUMN else _dig(record, payload)
+            if _is_empty(value):
+                continue
+            try:
+                value = _loads_if_text(value, dict)
+            except ValueError as error:
+                raise self._error(record, key, str(error)) from None
+            if not isinstance(value, Mapping):
+                raise self._error(record, key, "the column does not hold an object")
+            event[key] = {**event[key], **value} if key in event else dict(value)
+        for path, path_sources in plan.paths:
+            for kind, payload in path_sources:
+                if kind == _COLUMN:
+                    value = record[payload]
+                elif kind == _LITERAL:
+                    value = payload
+                else:
+                    value = _dig(record, payload)
+                if not _is_empty(value):
+                    self._put(event, path, value)
+                    break
+        if plan.extra_columns:
+            custom = event.setdefault("custom_data", {})
+            for column in plan.extra_columns:
+                value = record[column]
+                if value is not None:
+                    custom[column] = value
+        return self._finish(record, event)
+
+    @staticmethod
+    def _put(event: dict[str, Any], path: Path, value: Any) -> None:
+        target = event
+        for part in path[:-1]:
+            inner = target.get(part)
+            if not isinstance(inner, dict):
+                inner = target[part] = {}
+            target = inner
+        target[path[-1]] = value
+
+    def _finish(self, record: Mapping[str, Any], event: dict[str, Any]) -> MappedEvent:
+        event_name = event.pop("event_name", None)
+        if event_name is None:
+            raise self._error(
+                record,
+                "event_name",
+                "no event name: map a column, or set streams.<stream>.event_name "
+                "or default_event_name",
+            )
+        try:
+            event_name = _to_text(event_name)
+        except ValueError as error:
+            raise self._error(record, "event_name", str(error)) from None
+
+        raw_time = event.pop("event_time", None)
+        if raw_time is None:
+            raise self._error(record, "event_time", "no event time: map a column to event_time")
+        try:
+            event_time = parse_event_time(raw_time)
+        except (ValueError, ArithmeticError) as error:
+            shown = repr(raw_time)[:40] if isinstance(raw_time, str) else type(raw_time).__name__
+            raise self._error(record, "event_time", f"{shown} {error}") from None
+
+        raw_id = event.pop("event_id", None)
+        event_id = self._event_id_text(record, raw_id) if raw_id is not None else ""
+        if not event_id:
+            event_id = deterministic_event_id(
+                self.stream_name, self._row_identity(record), event_name
+            )
+
+        raw_user_data = event.pop("user_data", None) or {}
+        normalized = normalize_user_data(raw_user_data, hash_external_id=self.hash_external_id)
+        result: dict[str, Any] = {
+            "event_name": event_name,
+            "event_time": event_time,
+            "event_id": event_id,
+            "user_data": normalized.user_data,
+        }
+        for key, value in event.items():
+            result[key] = self._convert_top_level(record, key, value)
+        return MappedEvent(result, normalized.dropped, event_id)
+
+    def _event_id_text(self, record: Mapping[str, Any], value: Any) -> str:
+        try:
+            return _to_text(value)
+        except ValueError as error:
+            raise self._error(record, "event_id", str(error)) from None
+
+    def _convert_top_level(self, record: Mapping[str, Any], key: str, value: Any) -> Any:
+        if key == "custom_data":
+            converted = {}
+            for name, item in value.items():
+                if item is None:
+                    continue
+                try:
+                    converted[name] = _CUSTOM_DATA_CONVERTERS.get(name, _to_json)(item)
+                except (ValueError, ArithmeticError) as error:
+                    raise self._error(record, f"custom_data.{name}", str(error)) from None
+            return converted
+        try:
+            return _TOP_LEVEL_CONVERTERS.get(key, _to_json)(value)
+        except (ValueError, ArithmeticError) as error:
+            raise self._error(record, key, str(error)) from None
+
+    def _row_identity(self, record: Mapping[str, Any]) -> Any:
+        if self.key_properties:
+            values = [record.get(key) for key in self.key_properties]
+            if all(value is not None for value in values):
+                return values
+        return {
+            column: value
+            for column, value in record.items()
+            if not column.startswith(_METADATA_PREFIX)
+        }
+
+    def _record_key(self, record: Mapping[str, Any]) -> str | None:
+        if not self.key_properties:
+            return None
+        return ", ".join(
+            f"{key}=<redacted>" if key in self._redacted_keys else f"{key}={record.get(key)!r}"
+            for key in self.key_properties
+        )
+
+    def _error(self, record: Mapping[str, Any], field: str, message: str) -> MappingError:
+        return MappingError(self.stream_name, field, message, self._record_key(record))
+
+
+def _has_recognisable_fields(schema_properties: Collection[str], config: Mapping) -> bool:
+    """Customer information and an event name can be found without a `streams` entry."""
+    columns = {name.lower() for name in schema_properties}
+    has_customer_information = "user_data" in columns or bool(columns & _USER_DATA_ALIAS_COLUMNS)
+    has_event_name = "event_name" in columns or bool(config.get("default_event_name"))
+    return has_customer_information and has_event_name
+
+
+def build_event_mapper(
+    stream_name: str,
+    key_properties: Collection[str] | None,
+    config: Mapping[str, Any],
+    schema_properties: Collection[str] = (),
+) -> EventMapper | None:
+    """The mapper for one stream, or None when the stream cannot yield events (skip it).
+
+    A stream listed in ``streams`` is always mapped. Any other stream is mapped only when its
+    schema has customer information (a ``user_data`` column or a user_data alias) and an event
+    name (an ``event_name`` column or ``default_event_name``). Raises MappingConfigError for an
+    unusable ``streams`` entry.
+    """
+    streams = config.get("streams") or {}
+    if isinstance(streams, str):  # given as JSON text, e.g. through an environment variable
+        try:
+            streams = json.loads(streams)
+        except ValueError:
+            raise MappingConfigError("streams is text that is not a JSON object") from None
+    if not isinstance(streams, Mapping):
+        raise MappingConfigError("streams must be an object keyed by stream name")
+    stream_config = _find_stream_config(streams, stream_name)
+    if stream_config is None:
+        if not _has_recognisable_fields(schema_properties, config):
+            return None
+        mapping = StreamMapping()
+    else:
+        mapping = StreamMapping.from_config(stream_name, stream_config)
+    return EventMapper(
+        stream_name,
+        key_properties or (),
+        mapping,
+        default_event_name=config.get("default_event_name"),
+        default_action_source=config.get("default_action_source"),
+        hash_external_id=config.get("hash_external_id") is not False,
+        schema_properties=schema_properties,
+    )

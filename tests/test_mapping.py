@@ -1,0 +1,539 @@
+import datetime as dt
+import hashlib
+import json
+from decimal import Decimal
+
+import pytest
+
+from target_meta_capi.capi.normalize import DroppedValue
+from target_meta_capi.mapping import (
+    ALIASES,
+    MappingConfigError,
+    MappingError,
+    build_event_mapper,
+    deterministic_event_id,
+    parse_event_time,
+)
+
+T_2026_11_27_10H_UTC = 1795773600
+MARY_SHA256 = "6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec"
+
+ORDERS_CONFIG = {
+    "streams": {
+        "public-orders": {
+            "event_name": "Purchase",
+            "action_source": "website",
+            "fields": {
+                "event_time": "created_at",
+                "event_id": "order_id",
+                "event_source_url": "page_url",
+                "user_data.em": "email",
+                "user_data.client_ip_address": "client_ip",
+                "custom_data.value": "total",
+                "custom_data.order_id": "order_id",
+            },
+        }
+    }
+}
+ORDERS_COLUMNS = ["order_id", "created_at", "email", "client_ip", "total", "page_url"]
+ORDER = {
+    "order_id": 1001,
+    "created_at": "2026-11-27T10:00:00Z",
+    "email": " Mary@Example.com ",
+    "client_ip": "203.0.113.7",
+    "total": Decimal("19.99"),
+    "page_url": "https://shop.example.com/checkout",
+}
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def mapper_for(config=None, stream="s", keys=(), columns=()):
+    mapper = build_event_mapper(stream, list(keys), config or {}, columns)
+    assert mapper is not None
+    return mapper
+
+
+def flat_mapper(**config):
+    config.setdefault("default_event_name", "Lead")
+    config.setdefault("default_action_source", "system_generated")
+    return mapper_for(config, columns=["email"])
+
+
+def test_issue_orders_example_maps_to_the_expected_event():
+    mapper = mapper_for(ORDERS_CONFIG, "public-orders", ["order_id"], ORDERS_COLUMNS)
+    mapped = mapper.map(ORDER)
+    assert mapped.event == {
+        "event_name": "Purchase",
+        "event_time": T_2026_11_27_10H_UTC,
+        "event_id": "1001",
+        "action_source": "website",
+        "event_source_url": "https://shop.example.com/checkout",
+        "user_data": {"em": sha("mary@example.com"), "client_ip_address": "203.0.113.7"},
+        "custom_data": {"value": 19.99, "order_id": "1001"},
+    }
+    assert mapped.event_id == "1001"
+    assert mapped.dropped == []
+
+
+def test_nested_fields_form_maps_like_the_dotted_form():
+    nested = {
+        "streams": {
+            "public-orders": {
+                "event_name": "Purchase",
+                "action_source": "website",
+                "fields": {
+                    "event_time": "created_at",
+                    "event_id": "order_id",
+                    "event_source_url": "page_url",
+                    "user_data": {"em": "email", "client_ip_address": "client_ip"},
+                    "custom_data": {"value": "total", "order_id": "order_id"},
+                },
+            }
+        }
+    }
+    dotted_event = mapper_for(ORDERS_CONFIG, "public-orders", ["order_id"]).map(ORDER).event
+    nested_event = mapper_for(nested, "public-orders", ["order_id"]).map(ORDER).event
+    assert nested_event == dotted_event
+
+
+def test_a_path_given_in_both_forms_is_a_config_error():
+    config = {
+        "streams": {"s": {"fields": {"user_data.em": "email", "user_data": {"em": "other_email"}}}}
+    }
+    with pytest.raises(MappingConfigError, match="given twice"):
+        build_event_mapper("s", [], config, [])
+
+
+def test_flat_record_columns_map_by_their_aliases():
+    record = {
+        "email": "mary@example.com",
+        "phone_number": "+1 (616) 954-7888",
+        "first_name": "Mary",
+        "surname": "O'Brien",
+        "gender": "Female",
+        "birthdate": "1997-02-16",
+        "city": "Menlo Park",
+        "state": "California",
+        "postal_code": "94035-1234",
+        "country_code": "US",
+        "external_id": "Cust-42",
+        "ip_address": "203.0.113.7",
+        "user_agent": "Mozilla/5.0",
+        "fbc": "fb.1.1554763741205.AbCdEf",
+        "fbp": "fb.1.1558571054389.1098115397",
+        "event_time": T_2026_11_27_10H_UTC,
+        "value": Decimal("5.50"),
+        "currency": "USD",
+        "content_ids": [1, 2],
+        "num_items": Decimal("2"),
+    }
+    event = flat_mapper().map(record).event
+    assert event["user_data"] == {
+        "em": sha("mary@example.com"),
+        "ph": sha("16169547888"),
+        "fn": MARY_SHA256,
+        "ln": sha("obrien"),
+        "ge": sha("f"),
+        "db": sha("19970216"),
+        "ct": sha("menlopark"),
+        "st": sha("ca"),
+        "zp": sha("94035"),
+        "country": sha("us"),
+        "external_id": sha("cust-42"),
+        "client_ip_address": "203.0.113.7",
+        "client_user_agent": "Mozilla/5.0",
+        "fbc": "fb.1.1554763741205.AbCdEf",
+        "fbp": "fb.1.1558571054389.1098115397",
+    }
+    assert event["custom_data"] == {
+        "value": 5.5,
+        "currency": "USD",
+        "content_ids": ["1", "2"],
+        "num_items": 2,
+    }
+
+
+def test_aliases_match_column_names_case_insensitively():
+    event = flat_mapper().map({"Email": "mary@example.com", "Event_Time": 1795773600}).event
+    assert event["user_data"] == {"em": sha("mary@example.com")}
+
+
+def test_earlier_alias_wins_when_a_record_has_several():
+    record = {"email": "second@example.com", "em": "first@example.com", "event_time": 1}
+    assert flat_mapper().map(record).event["user_data"] == {"em": sha("first@example.com")}
+
+
+def test_alias_table_lists_only_known_capi_paths():
+    for path in ALIASES:
+        build_event_mapper("s", [], {"streams": {"s": {"fields": {path: "c"}}}}, [])
+
+
+def test_record_shaped_like_a_capi_event_is_taken_as_is_with_user_data_hashed():
+    record = {
+        "event_name": "Lead",
+        "event_time": T_2026_11_27_10H_UTC,
+        "event_id": "lead-7",
+        "action_source": "system_generated",
+        "user_data": {"em": "Mary@Example.com", "fn": MARY_SHA256, "lead_id": 123},
+        "custom_data": {"lead_event_source": "crm", "value": Decimal("1")},
+    }
+    mapper = mapper_for(columns=list(record))
+    assert mapper.map(record).event == {
+        "event_name": "Lead",
+        "event_time": T_2026_11_27_10H_UTC,
+        "event_id": "lead-7",
+        "action_source": "system_generated",
+        "user_data": {"em": sha("mary@example.com"), "fn": MARY_SHA256, "lead_id": 123},
+        "custom_data": {"lead_event_source": "crm", "value": 1.0},
+    }
+
+
+def test_user_data_column_given_as_json_text_is_parsed():
+    record = {"user_data": '{"em": "mary@example.com"}', "event_time": 1}
+    event = flat_mapper().map(record).event
+    assert event["user_data"] == {"em": sha("mary@example.com")}
+
+
+def test_user_data_column_that_is_not_an_object_is_a_mapping_error():
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({"user_data": [1, 2], "event_time": 1})
+    assert error.value.field == "user_data"
+
+
+def test_mapped_column_beats_stream_literal_beats_alias_column_beats_default():
+    def event_name(stream_config, record):
+        config = {"streams": {"s": stream_config}, "default_event_name": "Default"}
+        return mapper_for(config).map({"t": 1, **record}).event["event_name"]
+
+    fields = {"fields": {"event_time": "t", "event_name": "kind"}}
+    assert event_name({**fields, "event_name": "Literal"}, {"kind": "Mapped"}) == "Mapped"
+    assert event_name({**fields, "event_name": "Literal"}, {"event_name": "Col"}) == "Literal"
+    assert event_name(fields, {"event_name": "Col"}) == "Col"
+    assert event_name(fields, {}) == "Default"
+
+
+def test_null_mapped_column_falls_back_to_the_next_source():
+    config = {"streams": {"s": {"event_name": "Lead", "fields": {"event_name": "kind"}}}}
+    event = mapper_for(config).map({"kind": None, "event_time": 1}).event
+    assert event["event_name"] == "Lead"
+
+
+def test_default_action_source_is_used_when_nothing_else_gives_one():
+    assert flat_mapper().map({"email": "a@b.com", "event_time": 1}).event["action_source"] == (
+        "system_generated"
+    )
+
+
+def test_constants_set_literal_values():
+    config = {
+        "streams": {"s": {"event_name": "Purchase", "constants": {"custom_data.currency": "EUR"}}}
+    }
+    event = mapper_for(config).map({"event_time": 1, "value": 3}).event
+    assert event["custom_data"] == {"value": 3.0, "currency": "EUR"}
+
+
+def test_fields_column_can_name_a_nested_value():
+    config = {
+        "streams": {"s": {"event_name": "Lead", "fields": {"user_data.em": "customer.email"}}}
+    }
+    record = {"customer": {"email": "mary@example.com"}, "event_time": 1}
+    assert mapper_for(config).map(record).event["user_data"] == {"em": sha("mary@example.com")}
+
+
+def test_missing_event_name_without_default_is_a_mapping_error_naming_stream_and_record():
+    mapper = mapper_for({"streams": {"orders": {}}}, "orders", ["order_id"])
+    with pytest.raises(MappingError) as error:
+        mapper.map({"order_id": 7, "email": "mary@example.com", "event_time": 1})
+    assert error.value.stream == "orders"
+    assert error.value.field == "event_name"
+    assert "order_id=7" in str(error.value)
+    assert "mary" not in str(error.value)
+
+
+def test_missing_event_time_is_a_mapping_error():
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({"email": "a@b.com"})
+    assert error.value.field == "event_time"
+
+
+def test_unparseable_event_time_is_a_mapping_error_without_pii():
+    mapper = mapper_for(ORDERS_CONFIG, "public-orders", ["order_id"])
+    with pytest.raises(MappingError) as error:
+        mapper.map({**ORDER, "created_at": "yesterday-ish"})
+    assert error.value.field == "event_time"
+    assert "public-orders" in str(error.value)
+    assert "order_id=1001" in str(error.value)
+    assert "mary" not in str(error.value).lower()
+
+
+def test_key_property_holding_customer_information_is_redacted_in_errors():
+    mapper = mapper_for({"default_event_name": "Lead"}, "s", ["email"], ["email"])
+    with pytest.raises(MappingError) as error:
+        mapper.map({"email": "mary@example.com", "event_time": "never"})
+    assert "email=<redacted>" in str(error.value)
+    assert "mary" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        dt.datetime(2026, 11, 27, 10, 0),
+        dt.datetime(2026, 11, 27, 11, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        "2026-11-27T10:00:00Z",
+        "2026-11-27T10:00:00.250+00:00",
+        "2026-11-27 12:00:00+02:00",
+        "2026-11-27T10:00:00",
+        T_2026_11_27_10H_UTC,
+        float(T_2026_11_27_10H_UTC) + 0.9,
+        Decimal(T_2026_11_27_10H_UTC),
+        str(T_2026_11_27_10H_UTC),
+        T_2026_11_27_10H_UTC * 1000,
+        str(T_2026_11_27_10H_UTC * 1000 + 999),
+        Decimal(T_2026_11_27_10H_UTC * 1000),
+    ],
+)
+def test_event_time_forms_become_integer_unix_seconds(raw):
+    seconds = parse_event_time(raw)
+    assert seconds == T_2026_11_27_10H_UTC
+    assert type(seconds) is int
+
+
+def test_event_time_date_is_midnight_utc():
+    assert parse_event_time(dt.date(2026, 11, 27)) == T_2026_11_27_10H_UTC - 10 * 3600
+
+
+@pytest.mark.parametrize("raw", ["soon", "2026-13-01", True, [1], float("nan"), ""])
+def test_unusable_event_time_raises_value_error(raw):
+    with pytest.raises(ValueError):
+        parse_event_time(raw)
+
+
+def test_event_id_comes_from_the_aliased_column_as_text():
+    event = flat_mapper().map({"event_id": 12345, "event_time": 1}).event
+    assert event["event_id"] == "12345"
+
+
+def test_deterministic_event_id_is_sha256_of_stream_keys_and_event_name():
+    config = {"streams": {"orders": {"event_name": "Purchase"}}}
+    mapped = mapper_for(config, "orders", ["order_id"]).map({"order_id": 1001, "event_time": 1})
+    assert mapped.event_id == sha('["orders",[1001],"Purchase"]')[:32]
+    assert mapped.event["event_id"] == mapped.event_id
+
+
+def test_deterministic_event_id_is_the_same_for_the_same_row_in_a_new_mapper():
+    config = {"streams": {"orders": {"event_name": "Purchase"}}}
+    row = {"order_id": 1001, "event_time": 1, "_sdc_extracted_at": "2026-11-27"}
+    first = mapper_for(config, "orders", ["order_id"]).map(row).event_id
+    second = mapper_for(config, "orders", ["order_id"]).map({**row, "_sdc_extracted_at": "x"})
+    assert first == second.event_id
+
+
+def test_deterministic_event_id_differs_by_key_event_name_and_stream():
+    ids = {
+        deterministic_event_id("orders", [1001], "Purchase"),
+        deterministic_event_id("orders", [1002], "Purchase"),
+        deterministic_event_id("orders", [1001], "Refund"),
+        deterministic_event_id("returns", [1001], "Purchase"),
+    }
+    assert len(ids) == 4
+
+
+def test_deterministic_event_id_ignores_whether_numbers_are_decimal_or_float():
+    assert deterministic_event_id("s", [Decimal("1.50"), Decimal("2")], "E") == (
+        deterministic_event_id("s", [1.5, 2], "E")
+    )
+
+
+def test_record_without_key_properties_gets_an_id_from_its_content_without_metadata():
+    mapper = flat_mapper()
+    row = {"email": "a@b.com", "event_time": 1}
+    first = mapper.map({**row, "_sdc_batched_at": "1"}).event_id
+    assert first == mapper.map({**row, "_sdc_batched_at": "2"}).event_id
+    assert first != mapper.map({**row, "email": "c@d.com"}).event_id
+
+
+def test_record_missing_a_key_property_value_gets_an_id_from_its_content():
+    mapper = mapper_for({"default_event_name": "Lead"}, "s", ["id"], ["email"])
+    first = mapper.map({"id": None, "email": "a@b.com", "event_time": 1}).event_id
+    assert first != mapper.map({"id": None, "email": "c@d.com", "event_time": 1}).event_id
+
+
+def test_decimals_become_json_numbers_of_the_right_kind():
+    record = {
+        "event_time": Decimal("1795773600"),
+        "value": Decimal("10"),
+        "num_items": Decimal("3"),
+        "predicted_ltv": Decimal("99.95"),
+        "custom_data": {"margin": Decimal("2.50"), "units": Decimal("4")},
+    }
+    event = flat_mapper().map(record).event
+    assert event["custom_data"] == {
+        "margin": 2.5,
+        "units": 4,
+        "value": 10.0,
+        "num_items": 3,
+        "predicted_ltv": 99.95,
+    }
+    assert type(event["custom_data"]["value"]) is float
+    assert type(event["custom_data"]["units"]) is int
+    json.dumps(event, allow_nan=False)
+
+
+def test_datetimes_in_custom_data_become_iso_text():
+    record = {"event_time": 1, "custom_data": {"shipped": dt.datetime(2026, 11, 27, 10, 0)}}
+    assert flat_mapper().map(record).event["custom_data"] == {"shipped": "2026-11-27T10:00:00"}
+
+
+def test_contents_items_get_the_types_meta_expects():
+    contents = [{"id": 17, "quantity": Decimal("2"), "item_price": "9.90", "note": Decimal("1")}]
+    event = flat_mapper().map({"event_time": 1, "contents": contents}).event
+    assert event["custom_data"]["contents"] == [
+        {"id": "17", "quantity": 2, "item_price": 9.9, "note": 1}
+    ]
+
+
+def test_content_ids_given_as_one_value_become_a_list_of_text():
+    event = flat_mapper().map({"event_time": 1, "content_ids": 17}).event
+    assert event["custom_data"]["content_ids"] == ["17"]
+
+
+@pytest.mark.parametrize(("column", "raw"), [("value", "12,50"), ("num_items", "2.5")])
+def test_value_of_the_wrong_type_is_a_mapping_error_naming_the_field(column, raw):
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({"event_time": 1, column: raw})
+    assert error.value.field == f"custom_data.{column}"
+
+
+def test_nan_in_custom_data_is_a_mapping_error():
+    with pytest.raises(MappingError):
+        flat_mapper().map({"event_time": 1, "custom_data": {"score": float("nan")}})
+
+
+def test_limited_data_use_options_get_list_and_int_types():
+    record = {
+        "event_time": 1,
+        "data_processing_options": "LDU",
+        "data_processing_options_country": "1",
+        "data_processing_options_state": Decimal("1000"),
+    }
+    event = flat_mapper().map(record).event
+    assert event["data_processing_options"] == ["LDU"]
+    assert event["data_processing_options_country"] == 1
+    assert event["data_processing_options_state"] == 1000
+
+
+def test_empty_data_processing_options_are_kept_as_explicitly_off():
+    event = flat_mapper().map({"event_time": 1, "data_processing_options": []}).event
+    assert event["data_processing_options"] == []
+
+
+def test_unmapped_columns_stay_out_of_the_event_by_default():
+    event = flat_mapper().map({"email": "a@b.com", "event_time": 1, "sku": "X1"}).event
+    assert "custom_data" not in event
+
+
+def test_unmapped_columns_go_to_custom_data_when_the_stream_says_so():
+    config = {
+        "streams": {
+            "s": {
+                "event_name": "Lead",
+                "fields": {"user_data.ph": "mobile"},
+                "unmapped_columns_to_custom_data": True,
+            }
+        }
+    }
+    record = {
+        "email": "a@b.com",
+        "mobile": "+1 616 954 7888",
+        "event_time": 1,
+        "sku": "X1",
+        "price": Decimal("2.5"),
+        "_sdc_extracted_at": "2026-11-27",
+    }
+    event = mapper_for(config).map(record).event
+    assert event["custom_data"] == {"sku": "X1", "price": 2.5}
+
+
+def test_invalid_customer_information_is_dropped_and_reported():
+    mapped = flat_mapper().map({"email": "not-an-email", "phone": "12", "event_time": 1})
+    assert mapped.event["user_data"] == {}
+    assert mapped.dropped == [DroppedValue("em", "invalid"), DroppedValue("ph", "invalid")]
+
+
+def test_external_id_is_only_trimmed_when_hash_external_id_is_false():
+    event = flat_mapper(hash_external_id=False).map({"external_id": " C-1 ", "event_time": 1})
+    assert event.event["user_data"] == {"external_id": "C-1"}
+
+
+def test_stream_without_mapping_or_recognisable_fields_gets_no_mapper():
+    assert build_event_mapper("animals", ["id"], {}, ["id", "name", "description"]) is None
+
+
+def test_stream_with_customer_information_but_no_event_name_gets_no_mapper():
+    assert build_event_mapper("users", ["id"], {}, ["id", "email"]) is None
+
+
+def test_stream_with_customer_information_and_default_event_name_is_mapped():
+    config = {"default_event_name": "Lead"}
+    assert build_event_mapper("users", ["id"], config, ["id", "email"]) is not None
+
+
+def test_stream_with_a_user_data_column_and_event_name_column_is_mapped():
+    columns = ["event_name", "event_time", "user_data"]
+    assert build_event_mapper("events", [], {}, columns) is not None
+
+
+def test_stream_listed_in_streams_is_mapped_even_with_an_unknown_schema():
+    assert build_event_mapper("animals", [], {"streams": {"animals": {}}}, []) is not None
+
+
+def test_stream_config_can_be_found_by_glob_pattern_with_exact_name_first():
+    config = {
+        "streams": {
+            "public-*": {"event_name": "Glob"},
+            "public-orders": {"event_name": "Exact"},
+        },
+    }
+    record = {"event_time": 1}
+    assert mapper_for(config, "public-orders").map(record).event["event_name"] == "Exact"
+    assert mapper_for(config, "public-refunds").map(record).event["event_name"] == "Glob"
+
+
+def test_streams_setting_given_as_json_text_is_parsed():
+    config = {"streams": json.dumps({"orders": {"event_name": "Purchase"}})}
+    event = mapper_for(config, "orders").map({"event_time": 1}).event
+    assert event["event_name"] == "Purchase"
+
+
+@pytest.mark.parametrize(
+    ("stream_config", "message"),
+    [
+        ({"event": "Purchase"}, "unknown setting"),
+        ({"fields": {"user_data.email": "email"}}, "not a customer information parameter"),
+        ({"fields": {"price": "total"}}, "not a Conversions API event parameter"),
+        ({"fields": {"event_time.x": "t"}}, "single value"),
+        ({"fields": {"user_data.em": 5}}, "must name a column"),
+        ({"event_name": ""}, "non-empty"),
+        ({"fields": ["em"]}, "must be an object"),
+    ],
+)
+def test_unusable_stream_settings_are_config_errors(stream_config, message):
+    with pytest.raises(MappingConfigError, match=message):
+        build_event_mapper("s", [], {"streams": {"s": stream_config}}, [])
+
+
+def test_fields_columns_missing_from_the_schema_are_reported():
+    config = {"streams": {"s": {"fields": {"user_data.em": "emial", "event_time": "ts"}}}}
+    mapper = mapper_for(config, columns=["email", "ts"])
+    assert mapper.unknown_columns == ("emial",)
+
+
+def test_records_with_different_columns_in_one_stream_each_map_correctly():
+    mapper = flat_mapper()
+    first = mapper.map({"email": "a@b.com", "event_time": 1}).event
+    second = mapper.map({"phone": "+1 616 954 7888", "event_time": 1}).event
+    assert first["user_data"] == {"em": sha("a@b.com")}
+    assert second["user_data"] == {"ph": sha("16169547888")}
