@@ -376,7 +376,11 @@ def _to_contents(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(c, Mapping) for c in value):
         raise ValueError("is not a list of objects")
     return [
-        {key: _CONTENT_CONVERTERS.get(key, _to_json)(item) for key, item in content.items()}
+        {
+            key: _CONTENT_CONVERTERS.get(key, _to_json)(item)
+            for key, item in content.items()
+            if item is not None
+        }
         for content in value
     ]
 

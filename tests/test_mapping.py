@@ -388,10 +388,14 @@ def test_datetimes_in_custom_data_become_iso_text():
 
 
 def test_contents_items_get_the_types_meta_expects():
-    contents = [{"id": 17, "quantity": Decimal("2"), "item_price": "9.90", "note": Decimal("1")}]
+    contents = [
+        {"id": 17, "quantity": Decimal("2"), "item_price": "9.90", "note": Decimal("1")},
+        {"id": "18", "quantity": None},
+    ]
     event = flat_mapper().map({"event_time": 1, "contents": contents}).event
     assert event["custom_data"]["contents"] == [
-        {"id": "17", "quantity": 2, "item_price": 9.9, "note": 1}
+        {"id": "17", "quantity": 2, "item_price": 9.9, "note": 1},
+        {"id": "18"},
     ]
 
 
