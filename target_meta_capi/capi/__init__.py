@@ -1,0 +1,78 @@
+"""A client for Meta's Conversions API, usable without Singer.
+
+Events are plain dicts in CAPI wire shape. See docs/client.md for examples.
+"""
+
+from .batch import BatchProcessor
+from .errors import (
+    AuthError,
+    BatchProcessingError,
+    CapiError,
+    ConfigurationError,
+    DeliveryError,
+    EventsReceivedMismatch,
+    GraphAPIError,
+    InvalidRequestError,
+    NetworkError,
+    RequestTimeout,
+    ThrottledError,
+    TransientError,
+    classify_response,
+)
+from .http import HttpResponse, HttpServiceInterface, RequestsHttpService, load_http_service
+from .isolate import DeliveryReport, RejectedEvent, deliver_isolating_invalid
+from .normalize import (
+    DroppedValue,
+    NormalizedUserData,
+    normalize_user_data,
+    normalize_value,
+    sha256_hex,
+)
+from .request import (
+    DEFAULT_API_VERSION,
+    DEFAULT_GRAPH_URL,
+    EventRequest,
+    EventRequestAsync,
+    EventResponse,
+    RequestObserver,
+)
+from .retry import RetryPolicy
+from .rules import RuleViolation, validate_event
+
+__all__ = [
+    "DEFAULT_API_VERSION",
+    "DEFAULT_GRAPH_URL",
+    "AuthError",
+    "BatchProcessingError",
+    "BatchProcessor",
+    "CapiError",
+    "ConfigurationError",
+    "DeliveryError",
+    "DeliveryReport",
+    "DroppedValue",
+    "EventRequest",
+    "EventRequestAsync",
+    "EventResponse",
+    "EventsReceivedMismatch",
+    "GraphAPIError",
+    "HttpResponse",
+    "HttpServiceInterface",
+    "InvalidRequestError",
+    "NetworkError",
+    "NormalizedUserData",
+    "RejectedEvent",
+    "RequestObserver",
+    "RequestTimeout",
+    "RequestsHttpService",
+    "RetryPolicy",
+    "RuleViolation",
+    "ThrottledError",
+    "TransientError",
+    "classify_response",
+    "deliver_isolating_invalid",
+    "load_http_service",
+    "normalize_user_data",
+    "normalize_value",
+    "sha256_hex",
+    "validate_event",
+]
