@@ -1,0 +1,159 @@
+"""What the target delivers to the sandbox: counts, hashing, ids, request parameters, dry run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from target_meta_capi.sandbox import SandboxServer
+from target_meta_capi.target import DEFAULT_PARTNER_AGENT
+
+from ._target_support import (
+    ORDERS_MAPPING,
+    PIXEL_ID,
+    STREAM,
+    TEST_EVENT_CODE,
+    order,
+    order_stream,
+    orders_config,
+    record_line,
+    run_in_process,
+    schema_line,
+    state_line,
+)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_every_record_arrives_exactly_once(sandbox: SandboxServer, tmp_path: Path) -> None:
+    result = run_in_process(orders_config(sandbox.url, tmp_path, batch_size=7), order_stream(25))
+    assert result.exit_code == 0
+    event_ids = sorted(int(item["event"]["event_id"]) for item in sandbox.accepted_events())
+    assert event_ids == list(range(1, 26))
+
+
+def test_requests_carry_at_most_batch_size_events(sandbox: SandboxServer, tmp_path: Path) -> None:
+    run_in_process(orders_config(sandbox.url, tmp_path, batch_size=7), order_stream(25))
+    assert sandbox.stats()["requests"] == 4
+
+
+def test_customer_data_arrives_normalized_and_hashed(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    run_in_process(orders_config(sandbox.url, tmp_path), order_stream(1))
+    user_data = sandbox.accepted_events()[0]["event"]["user_data"]
+    assert user_data == {
+        "em": _sha256("customer1@example.com"),
+        "client_ip_address": "203.0.113.7",
+        "client_user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+    }
+
+
+def test_mapped_fields_arrive_in_the_event(sandbox: SandboxServer, tmp_path: Path) -> None:
+    run_in_process(orders_config(sandbox.url, tmp_path), order_stream(1))
+    event = sandbox.accepted_events()[0]["event"]
+    assert event["event_name"] == "Purchase"
+    assert event["action_source"] == "website"
+    assert event["event_source_url"] == "https://shop.example.com/thanks?order=1"
+    assert event["custom_data"]["value"] == 19.99
+    assert event["custom_data"]["currency"] == "USD"
+
+
+def test_every_request_carries_test_event_code_and_partner_agent(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    run_in_process(orders_config(sandbox.url, tmp_path, batch_size=3), order_stream(10))
+    params = [item["params"] for item in sandbox.accepted_events()]
+    assert len(params) == 10
+    assert all(p["test_event_code"] == TEST_EVENT_CODE for p in params)
+    assert all(p["partner_agent"] == DEFAULT_PARTNER_AGENT for p in params)
+    assert all(p["pixel_id"] == PIXEL_ID for p in params)
+
+
+def test_derived_event_ids_are_the_same_in_a_second_run(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    mapping = {**ORDERS_MAPPING, "fields": dict(ORDERS_MAPPING["fields"])}
+    del mapping["fields"]["event_id"]
+    config = orders_config(sandbox.url, tmp_path, streams={STREAM: mapping})
+    run_in_process(config, order_stream(5))
+    first = [item["event"]["event_id"] for item in sandbox.accepted_events()]
+    sandbox.reset()
+    run_in_process(config, order_stream(5))
+    second = [item["event"]["event_id"] for item in sandbox.accepted_events()]
+    assert len(set(first)) == 5
+    assert sorted(first) == sorted(second)
+    assert all(event_id not in {"1", "2", "3", "4", "5"} for event_id in first)
+
+
+def test_final_state_is_written_once_everything_is_acknowledged(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = run_in_process(orders_config(sandbox.url, tmp_path), order_stream(12, state_every=4))
+    assert result.states[-1] == {"bookmarks": {STREAM: 12}}
+    assert result.target.ledger.unsettled_count == 0
+
+
+def test_stream_without_mapping_is_skipped_and_its_state_still_written(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    lines = [
+        json.dumps(
+            {
+                "type": "SCHEMA",
+                "stream": "inventory",
+                "schema": {"properties": {"sku": {"type": "string"}}},
+                "key_properties": ["sku"],
+            }
+        ),
+        json.dumps({"type": "RECORD", "stream": "inventory", "record": {"sku": "A-1"}}),
+        json.dumps({"type": "STATE", "value": {"inventory": "A-1"}}),
+    ]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 0
+    assert result.states == [{"inventory": "A-1"}]
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_dry_run_sends_nothing_and_writes_payloads_without_token(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    payload_path = tmp_path / "payloads.jsonl"
+    config = orders_config(
+        sandbox.url, tmp_path, dry_run=True, dry_run_path=str(payload_path), batch_size=2
+    )
+    del config["access_token"]
+    result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 0
+    assert sandbox.stats()["requests"] == 0
+    lines = [json.loads(line) for line in payload_path.read_text().splitlines()]
+    assert [len(line["payload"]["data"]) for line in lines] == [2, 1]
+    assert all("access_token" not in line["payload"] for line in lines)
+    assert lines[0]["url"] == f"{sandbox.url}/v24.0/{PIXEL_ID}/events"
+    assert lines[0]["payload"]["test_event_code"] == TEST_EVENT_CODE
+    assert lines[0]["payload"]["data"][0]["user_data"]["em"] == _sha256("customer1@example.com")
+
+
+def test_dry_run_writes_state_as_if_acknowledged(sandbox: SandboxServer, tmp_path: Path) -> None:
+    config = orders_config(sandbox.url, tmp_path, dry_run=True, dry_run_path=str(tmp_path / "p"))
+    result = run_in_process(config, order_stream(3))
+    assert result.states == [{"bookmarks": {STREAM: 3}}]
+
+
+def test_records_of_two_streams_settle_independently(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(
+        sandbox.url, tmp_path, streams={STREAM: ORDERS_MAPPING, "refunds": ORDERS_MAPPING}
+    )
+    lines = [schema_line(), schema_line("refunds")]
+    for order_id in range(1, 7):
+        stream = STREAM if order_id % 2 else "refunds"
+        lines.append(record_line(order(order_id), stream=stream))
+    lines.append(state_line(6))
+    result = run_in_process(config, lines)
+    assert result.states == [{"bookmarks": {STREAM: 6}}]
+    assert len(sandbox.accepted_events()) == 6
