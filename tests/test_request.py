@@ -16,6 +16,7 @@ from target_meta_capi.capi.errors import (
     ThrottledError,
     TransientError,
 )
+from target_meta_capi.capi.http import HttpServiceInterface, RequestsHttpService
 from target_meta_capi.capi.request import (
     DEFAULT_API_VERSION,
     EventRequest,
@@ -303,6 +304,44 @@ def test_custom_http_service_is_used(cls, service):
         response = result.result(timeout=10) if isinstance(result, Future) else result
     assert response.events_received == 2
     assert RecordingHttpService.sent_urls == [server.url + server.requests[0].path]
+
+
+class FlakyService(HttpServiceInterface):
+    """Fails the first call the way a custom service might, then delegates."""
+
+    def __init__(self, first_failure: Exception) -> None:
+        self.first_failure: Exception | None = first_failure
+        self.calls = 0
+
+    def execute(self, method, url, headers, body, timeout):
+        self.calls += 1
+        if self.first_failure is not None:
+            failure, self.first_failure = self.first_failure, None
+            raise failure
+        return RequestsHttpService().execute(method, url, headers, body, timeout)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [NetworkError("proxy refused", maybe_delivered=False), ConnectionResetError("reset")],
+    ids=["network-error", "os-error"],
+)
+def test_network_failures_of_a_custom_service_are_retried(failure):
+    service = FlakyService(failure)
+    with FakeGraphServer() as server:
+        response = make_request(server, http_service=service).execute()
+    assert response.events_received == 2
+    assert service.calls == 2
+
+
+def test_custom_service_may_answer_with_a_plain_tuple():
+    class TupleService(HttpServiceInterface):
+        def execute(self, method, url, headers, body, timeout):
+            return 200, {}, b'{"events_received": 2, "messages": ["ok"], "fbtrace_id": "T"}'
+
+    with FakeGraphServer() as server:
+        response = make_request(server, http_service=TupleService()).execute()
+    assert response == EventResponse(2, ["ok"], "T")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import msgspec
@@ -34,11 +35,13 @@ from .retry import RetryPolicy
 DEFAULT_API_VERSION = "v24.0"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 MAX_EVENTS_PER_REQUEST = 1000
-REQUEST_HEADERS: Mapping[str, str] = {
-    "Content-Type": "application/json",
-    "Accept": "application/json",
-    "User-Agent": "target-meta-capi",
-}
+REQUEST_HEADERS: Mapping[str, str] = MappingProxyType(
+    {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": "target-meta-capi",
+    }
+)
 _OPTIONAL_PARAMETERS = (
     "test_event_code",
     "partner_agent",
