@@ -105,19 +105,37 @@ class Delivery:
         self.dead_letters = dead_letters
         self.stats = stats
         self.fail_on_invalid_event = fail_on_invalid_event
-        self._failure_lock = threading.Lock()
+        # Requests whose completion callback has not finished yet. The processor's own
+        # in-flight count drops before our callback runs, so waiting on it could write the
+        # final state before the last numbers are settled.
+        self._unsettled_requests = 0
+        self._condition = threading.Condition()
         self._failure: TargetFailure | None = None
 
     @property
     def failure(self) -> TargetFailure | None:
         return self._failure
 
+    @property
+    def unsettled_requests(self) -> int:
+        """Requests submitted whose answer has not been settled yet."""
+        return self._unsettled_requests
+
     def fail(self, failure: TargetFailure) -> None:
         """Remember the first failure; no state is released from now on."""
-        with self._failure_lock:
+        with self._condition:
             if self._failure is None:
                 self._failure = failure
+            self._condition.notify_all()
         self.ledger.poison()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted request is settled; False on a failure or timeout."""
+        with self._condition:
+            self._condition.wait_for(
+                lambda: self._unsettled_requests == 0 or self._failure is not None, timeout
+            )
+            return self._unsettled_requests == 0 and self._failure is None
 
     def raise_if_failed(self) -> None:
         """Raise a failure recorded by a callback thread (main thread)."""
@@ -129,8 +147,19 @@ class Delivery:
         self.raise_if_failed()
         request = self.template_request.copy_with(list(batch.events))
         self.stats.request_submitted(batch.stream, len(batch.events))
-        future = self.processor.submit_isolating(request)
+        with self._condition:
+            self._unsettled_requests += 1
+        try:
+            future = self.processor.submit_isolating(request)
+        except BaseException:
+            self._request_settled()
+            raise
         future.add_done_callback(self._callback_for(batch))
+
+    def _request_settled(self) -> None:
+        with self._condition:
+            self._unsettled_requests -= 1
+            self._condition.notify_all()
 
     def _callback_for(self, batch: SentBatch) -> Callable[[Future[DeliveryReport]], None]:
         def on_done(future: Future[DeliveryReport]) -> None:
@@ -140,6 +169,8 @@ class Delivery:
                 self._settle(batch, future)
             except BaseException as error:
                 self.fail(DeliveryFailed(f"{batch.describe()}: {type(error).__name__}: {error}"))
+            finally:
+                self._request_settled()
 
         return on_done
 

@@ -538,19 +538,8 @@ class TargetMetaCapi(Target):
         self.close()
 
     def _wait_for_in_flight(self, timeout: float | None) -> bool:
-        """Wait until every request is answered; stop early on a failure or after `timeout`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        processor = self.delivery.processor
-        while True:
-            if self.delivery.failure is not None:
-                return False
-            try:
-                processor.wait_all(timeout=0.2)
-            except TimeoutError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
-                continue
-            return True
+        """Wait until every request is settled; False on a failure or after `timeout`."""
+        return self.delivery.wait(timeout)
 
     def close(self) -> None:
         """Stop progress, close files and log the run summary (once)."""
@@ -558,8 +547,7 @@ class TargetMetaCapi(Target):
             return
         self._closed = True
         self.progress.stop()
-        processor = self.delivery.processor
-        processor.close(wait=processor.in_flight == 0)
+        self.delivery.processor.close(wait=self.delivery.unsettled_requests == 0)
         self.delivery.dead_letters.close()
         if self._dry_run_service is not None:
             self._dry_run_service.close()
@@ -601,7 +589,7 @@ class TargetMetaCapi(Target):
         return 0
 
     def _stop_after_signal(self, signum: int) -> int:
-        in_flight = self.delivery.processor.in_flight
+        in_flight = self.delivery.unsettled_requests
         self.logger.warning(
             "Received %s: stopped reading; waiting up to %.0f s for %d requests in flight",
             signal.Signals(signum).name,
@@ -635,7 +623,7 @@ class TargetMetaCapi(Target):
             cls.logger.error("Configuration error: %s", error)
             _flush_and_exit(1)
         code = target.run(file_input)
-        if code or target.delivery.processor.in_flight:
+        if code or target.delivery.unsettled_requests:
             # threads of abandoned requests would otherwise keep the process alive
             _flush_and_exit(code)
 

@@ -1,0 +1,194 @@
+"""Bad events, Meta's rejections and failed sends: dead letters, bisection, fatal errors."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from target_meta_capi import sink as sink_module
+from target_meta_capi.sandbox import SandboxServer
+
+from ._target_support import (
+    STREAM,
+    order,
+    order_stream,
+    orders_config,
+    read_dead_letters,
+    run_in_process,
+)
+
+EIGHT_DAYS = 8 * 24 * 3600
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_event_breaking_a_rule_is_dead_lettered_with_its_rule_and_field(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    bad = order(2, currency="dollars")
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path),
+        order_stream(3, records=[order(1), bad, order(3)]),
+    )
+    assert result.exit_code == 0
+    [letter] = read_dead_letters(tmp_path)
+    event = letter.pop("event")
+    assert letter == {
+        "stream": STREAM,
+        "key": {"order_id": 2},
+        "event_id": "2",
+        "event_name": "Purchase",
+        "reason": "local_validation",
+        "rule": "purchase_currency_invalid",
+        "field": "custom_data.currency",
+        "message": (
+            "custom_data.currency: Purchase events need custom_data.currency as a 3-letter "
+            "ISO 4217 code"
+        ),
+        "meta_error": None,
+    }
+    assert event["user_data"]["em"] == _sha256("customer2@example.com")
+    assert event["custom_data"]["currency"] == "dollars"
+
+
+def test_dead_lettered_event_is_not_sent_but_the_others_are(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    run_in_process(
+        orders_config(sandbox.url, tmp_path),
+        order_stream(3, records=[order(1), order(2, currency="dollars"), order(3)]),
+    )
+    assert sorted(e["event"]["event_id"] for e in sandbox.accepted_events()) == ["1", "3"]
+
+
+def test_state_moves_past_dead_lettered_events(sandbox: SandboxServer, tmp_path: Path) -> None:
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path),
+        order_stream(
+            2, records=[order(1, age_seconds=EIGHT_DAYS), order(2, age_seconds=EIGHT_DAYS)]
+        ),
+    )
+    assert result.states == [{"bookmarks": {STREAM: 2}}]
+    assert [letter["rule"] for letter in read_dead_letters(tmp_path)] == [
+        "event_time_too_old",
+        "event_time_too_old",
+    ]
+
+
+def test_event_within_the_safety_margin_of_the_cutoff_is_dead_lettered(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # Meta would still take it now, but perhaps not after retries: it is not sent.
+    almost_too_old = 7 * 24 * 3600 - sink_module.EVENT_TIME_SAFETY_MARGIN_SECONDS // 2
+    run_in_process(
+        orders_config(sandbox.url, tmp_path),
+        order_stream(1, records=[order(1, age_seconds=almost_too_old)]),
+    )
+    assert [letter["rule"] for letter in read_dead_letters(tmp_path)] == ["event_time_too_old"]
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_on_invalid_event_fail_stops_the_run_at_the_first_bad_event(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path, on_invalid_event="fail"),
+        order_stream(3, records=[order(1), order(2, currency="dollars"), order(3)]),
+    )
+    assert result.exit_code == 1
+    assert result.states == []
+    assert read_dead_letters(tmp_path) == []
+    assert "record #2" in caplog.text
+    assert "purchase_currency_invalid" in caplog.text
+
+
+@pytest.fixture
+def no_local_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let events through that only Meta (the sandbox) rejects, as if our rules missed them."""
+    monkeypatch.setattr(sink_module, "validate_event", lambda event, **_: [])
+
+
+@pytest.mark.usefixtures("no_local_validation")
+def test_event_meta_rejects_is_isolated_and_the_others_delivered(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    records = [order(i, age_seconds=EIGHT_DAYS if i == 13 else 3600) for i in range(1, 21)]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), order_stream(20, records=records))
+    assert result.exit_code == 0
+    delivered = sorted(int(e["event"]["event_id"]) for e in sandbox.accepted_events())
+    assert delivered == [i for i in range(1, 21) if i != 13]
+    assert result.states == [{"bookmarks": {STREAM: 20}}]
+
+
+@pytest.mark.usefixtures("no_local_validation")
+def test_event_meta_rejects_is_dead_lettered_with_metas_error(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    records = [order(i, age_seconds=EIGHT_DAYS if i == 3 else 3600) for i in range(1, 5)]
+    run_in_process(orders_config(sandbox.url, tmp_path), order_stream(4, records=records))
+    [letter] = read_dead_letters(tmp_path)
+    meta_error = letter["meta_error"]
+    assert (letter["reason"], letter["key"], letter["event_id"]) == (
+        "meta_rejected",
+        {"order_id": 3},
+        "3",
+    )
+    assert (meta_error["code"], meta_error["error_subcode"]) == (100, 2804003)
+    assert meta_error["fbtrace_id"]
+    assert letter["message"] == meta_error["message"]
+
+
+@pytest.mark.usefixtures("no_local_validation")
+def test_meta_rejection_with_on_invalid_event_fail_exits_without_state(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    records = [order(1), order(2, age_seconds=EIGHT_DAYS)]
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path, on_invalid_event="fail"),
+        order_stream(2, records=records),
+    )
+    assert result.exit_code == 1
+    assert result.states == []
+
+
+def test_invalid_token_stops_the_run_without_state(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path, access_token="wrong-token"),
+        order_stream(4, state_every=2),
+    )
+    assert result.exit_code == 1
+    assert result.states == []
+    assert "access_token" in caplog.text
+    assert "wrong-token" not in caplog.text
+
+
+def test_unknown_pixel_stops_the_run_without_retrying(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path, pixel_id="999", max_retries=5), order_stream(3)
+    )
+    assert result.exit_code == 1
+    assert sandbox.stats()["requests"] == 1
+
+
+def test_exhausted_retries_fail_the_run_naming_stream_and_records(
+    sandbox_factory: Callable[..., SandboxServer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failing = sandbox_factory(transient_error_rate=1.0)
+    result = run_in_process(
+        orders_config(failing.url, tmp_path, max_retries=2, batch_size=5), order_stream(5)
+    )
+    assert result.exit_code == 1
+    assert result.states == []
+    assert failing.stats()["requests"] == 3
+    assert f"stream '{STREAM}', request of 5 events (records #1 to #5)" in caplog.text
