@@ -1,6 +1,7 @@
 import hashlib
 import hmac
 import logging
+import traceback
 from concurrent.futures import Future
 from decimal import Decimal
 
@@ -42,6 +43,7 @@ RAW_EMAIL = "jane.doe@example.com"
 FAST_RETRIES = RetryPolicy(
     max_retries=3, base_delay=0.001, max_delay=0.01, throttle_base_delay=0.002
 )
+NO_RETRIES = RetryPolicy(max_retries=0)
 EVENTS = [
     {"event_name": "Purchase", "event_time": 1700000000, "action_source": "website"},
     {"event_name": "Lead", "event_time": 1700000001, "action_source": "website"},
@@ -263,7 +265,7 @@ def test_observer_sees_attempts_without_http_status_on_network_errors():
         EVENTS,
         access_token=TOKEN,
         graph_url=f"http://127.0.0.1:{closed_port()}",
-        retry_policy=RetryPolicy(max_retries=0),
+        retry_policy=NO_RETRIES,
     )
     with pytest.raises(NetworkError):
         request.execute(observer=observer)
@@ -372,10 +374,22 @@ def test_errors_and_reprs_never_show_the_token_or_event_data(caplog):
             with pytest.raises(DeliveryError) as raised:
                 request.execute()
             texts += [str(raised.value), repr(raised.value)]
-    unreachable = make_request(server, events=[event], retry_policy=RetryPolicy(max_retries=0))
+    unreachable = make_request(server, events=[event], retry_policy=NO_RETRIES)
     with pytest.raises(NetworkError) as raised:
         unreachable.execute()
     texts += [str(raised.value), repr(raised.value), caplog.text]
     for text in texts:
         for secret in (TOKEN, APP_SECRET, RAW_EMAIL, "203.0.113.9"):
             assert secret not in text
+
+
+def test_network_error_quoting_the_token_is_redacted_with_its_cause():
+    class LeakyService(HttpServiceInterface):
+        def execute(self, method, url, headers, body, timeout):
+            raise OSError(f"proxy refused body {body.decode()}")
+
+    with FakeGraphServer() as server, pytest.raises(NetworkError) as raised:
+        make_request(server, http_service=LeakyService(), retry_policy=NO_RETRIES).execute()
+    rendered = "".join(traceback.format_exception(raised.value))
+    assert "proxy refused body" in rendered
+    assert TOKEN not in rendered

@@ -174,7 +174,11 @@ class EventRequest:
                 network_error = classify_transport_error(error)
                 if network_error is None:
                     raise
-                raise self._redacted(network_error) from error
+                clean = self._redacted(network_error)
+                if clean is error:
+                    raise
+                # the original stays attached as the cause unless it quoted a secret
+                raise clean from (error if clean is network_error else None)
             answer = _as_http_response(answer)
             status = answer.status
             response = self._parse(answer)
