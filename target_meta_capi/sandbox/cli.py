@@ -276,9 +276,14 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _nonzero_counts(counts: dict[str, int]) -> str:
+    """``{"100": 2, "17": 0}`` -> ``100: 2``; ``none`` when nothing counted."""
+    return ", ".join(f"{name}: {count}" for name, count in counts.items() if count) or "none"
+
+
 def _print_counts(title: str, counts: dict[str, int]) -> None:
     print(f"{title}:")
-    width = max((len(name) for name in counts), default=0)
+    width = max([24, *(len(name) for name in counts)])
     for name, count in counts.items():
         print(f"  {name:<{width}}  {count:>8}")
 
@@ -310,13 +315,14 @@ def report(argv: Sequence[str]) -> int:
     if stats is not None:
         print(
             f"requests: {stats['requests']} ({stats['accepted_requests']} accepted, "
-            f"{stats['rejected_requests']} rejected {stats['rejected_by_code']}), "
+            f"{stats['rejected_requests']} rejected), "
+            f"rejected by code: {_nonzero_counts(stats['rejected_by_code'])}, "
             f"max in flight: {stats['max_in_flight']}"
         )
         print(
             f"events received: {stats['events_received']} "
             f"(duplicates by event_id: {stats['duplicate_events']}), "
-            f"faults injected: { {k: v for k, v in stats['faults'].items() if v} }"
+            f"faults injected: {_nonzero_counts(stats['faults'])}"
         )
     print(f"events listed: {summary['events']}")
     _print_counts("by event_name", summary["by_event_name"])
