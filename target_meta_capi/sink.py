@@ -15,7 +15,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
+from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_meta_capi.capi.errors import (
     AuthError,
@@ -212,6 +214,46 @@ class Delivery:
         self.stats.events_dead_lettered(letter.stream, letter.summary_reason)
 
 
+def describe_schema_violation(cause: BaseException | None) -> str:
+    """Which field broke which schema keyword — never the value, which may be customer data.
+
+    Understands jsonschema's ValidationError and fastjsonschema's JsonSchemaValueException.
+    """
+    path = getattr(cause, "absolute_path", None)  # jsonschema
+    keyword = getattr(cause, "validator", None)
+    expected = getattr(cause, "validator_value", None)
+    if path is None:  # fastjsonschema: path starts with "data"
+        raw_path = getattr(cause, "path", None)
+        path = raw_path[1:] if isinstance(raw_path, list | tuple) else None
+        keyword = getattr(cause, "rule", None)
+        expected = getattr(cause, "rule_definition", None)
+    if path is None or keyword is None:
+        return "the record does not match its SCHEMA"
+    field = ".".join(str(part) for part in path) or "(the record)"
+    if isinstance(expected, dict | list) and len(str(expected)) > 80:
+        expected = "…"
+    return f"field {field!r} breaks the schema's {keyword!r} ({expected!r})"
+
+
+class PrivacySafeValidator(BaseJSONSchemaValidator):
+    """Wraps a record validator so its errors name the field but never echo the value.
+
+    The SDK logs a failed validation with its traceback: without this, a value that broke the
+    schema (an email in a number column...) would land in the logs.
+    """
+
+    def __init__(self, inner: BaseJSONSchemaValidator) -> None:
+        super().__init__(inner.schema)
+        self.inner = inner
+
+    def validate(self, record: dict[str, Any]) -> None:
+        try:
+            self.inner.validate(record)
+        except InvalidRecord as error:
+            message = describe_schema_violation(error.__cause__)
+            raise InvalidRecord(message, record) from None
+
+
 def _record_key(
     record: Mapping[str, Any], key_properties: Sequence[str], redacted: frozenset[str]
 ) -> dict[str, Any]:
@@ -250,6 +292,10 @@ class EventSink(BatchSink):
                 )
             # key columns holding customer information never reach the dead-letter file
             self._redacted_keys = self._mapper._redacted_keys
+
+    def get_validator(self) -> BaseJSONSchemaValidator | None:
+        validator = super().get_validator()
+        return PrivacySafeValidator(validator) if validator is not None else None
 
     @property
     def max_size(self) -> int:

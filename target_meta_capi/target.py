@@ -136,20 +136,6 @@ class NumberedSingerReader(GenericSingerReader[str]):
         return Counter(counts)
 
 
-def _describe_invalid_record(error: InvalidRecord) -> str:
-    """Which field broke which schema keyword — without the value, which may be PII."""
-    cause = error.__cause__
-    path = getattr(cause, "absolute_path", None)
-    keyword = getattr(cause, "validator", None)
-    if path is None or keyword is None:
-        return "the record does not match its SCHEMA"
-    field = ".".join(str(part) for part in path) or "(record)"
-    expected = getattr(cause, "validator_value", None)
-    if isinstance(expected, dict | list) and len(str(expected)) > 80:
-        expected = "…"
-    return f"field {field!r} breaks the schema's {keyword!r} ({expected!r})"
-
-
 SETTINGS = th.PropertiesList(
     th.Property(
         "pixel_id",
@@ -572,7 +558,7 @@ class TargetMetaCapi(Target):
         if isinstance(error, (TargetFailure, SingerInputError, CapiError)):
             return str(error)
         if isinstance(error, InvalidRecord):
-            return f"Record does not match its SCHEMA ({where}): {_describe_invalid_record(error)}"
+            return f"Record does not match its SCHEMA ({where}): {error.error_message}"
         return f"{type(error).__name__} ({where}): {error}"
 
     def run(self, file_input: t.IO[str] | None = None) -> int:
@@ -582,9 +568,10 @@ class TargetMetaCapi(Target):
         except TerminationRequested as stop:
             return self._stop_after_signal(stop.signum)
         except Exception as error:
-            self.logger.error("target-meta-capi failed: %s", self.describe_failure(error))
             self.ledger.poison()
             self.close()
+            # last, so that the line an operator reads first at the bottom says what failed
+            self.logger.error("target-meta-capi failed: %s", self.describe_failure(error))
             return 1
         return 0
 

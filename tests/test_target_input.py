@@ -1,0 +1,146 @@
+"""Bad Singer input: one clear error naming the line, stream or field; exit code 1; no state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from target_meta_capi.sandbox import SandboxServer
+
+from ._target_support import (
+    STREAM,
+    order,
+    order_stream,
+    orders_config,
+    record_line,
+    run_in_process,
+    schema_line,
+    state_line,
+)
+
+
+def _failure_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("target-meta-capi failed")
+    ]
+
+
+def test_non_json_line_is_named_by_its_line_number(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [schema_line(), record_line(order(1)), "{not json, customer@example.com"]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    [failure] = _failure_lines(caplog)
+    assert "Input line 3 is not valid JSON" in failure
+    assert "customer@example.com" not in caplog.text
+
+
+def test_json_that_is_not_an_object_is_rejected(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = run_in_process(orders_config(sandbox.url, tmp_path), [schema_line(), "[1, 2]"])
+    assert result.exit_code == 1
+    assert "Input line 2 is not a Singer message" in _failure_lines(caplog)[0]
+
+
+def test_blank_lines_are_skipped(sandbox: SandboxServer, tmp_path: Path) -> None:
+    lines = order_stream(2)
+    lines.insert(1, "   ")
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 2
+
+
+def test_record_before_its_schema_names_line_and_stream(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = run_in_process(orders_config(sandbox.url, tmp_path), [record_line(order(1))])
+    assert result.exit_code == 1
+    [failure] = _failure_lines(caplog)
+    assert f"input line 1, stream '{STREAM}'" in failure
+    assert "before a corresponding schema" in failure
+
+
+def test_unknown_message_type_names_the_line(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [schema_line(), json.dumps({"type": "RECORDS", "stream": STREAM, "record": {}})]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert "Input line 2 has unknown message type 'RECORDS'" in _failure_lines(caplog)[0]
+
+
+def test_batch_messages_are_refused_rather_than_dropped(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    batch = {
+        "type": "BATCH",
+        "stream": STREAM,
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "manifest": ["file:///tmp/orders.jsonl.gz"],
+    }
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path), [schema_line(), json.dumps(batch)]
+    )
+    assert result.exit_code == 1
+    assert "BATCH messages are not supported" in _failure_lines(caplog)[0]
+
+
+def test_empty_input_is_an_error(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = run_in_process(orders_config(sandbox.url, tmp_path), [])
+    assert result.exit_code == 1
+    assert "No input" in _failure_lines(caplog)[0]
+
+
+def test_record_violating_its_schema_names_the_field_but_not_the_value(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [schema_line(), record_line(order(1, total="a lot, ask jane@example.com"))]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    [failure] = _failure_lines(caplog)
+    assert "input line 2" in failure
+    assert "field 'total'" in failure
+    assert "jane@example.com" not in failure
+
+
+def test_unparseable_event_time_names_stream_record_and_field(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    schema = {"properties": {"order_id": {"type": "integer"}, "created_at": {"type": "string"}}}
+    lines = [
+        json.dumps(
+            {"type": "SCHEMA", "stream": STREAM, "schema": schema, "key_properties": ["order_id"]}
+        ),
+        record_line({"order_id": 7, "created_at": "last tuesday"}),
+    ]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    [failure] = _failure_lines(caplog)
+    assert f"stream '{STREAM}'" in failure
+    assert "order_id=7" in failure
+    assert "'event_time'" in failure
+    assert "record #1" in failure
+
+
+def test_bad_line_after_unacknowledged_records_writes_no_state_for_them(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # The records before the bad line sit in a half-full batch: never sent, never in a state.
+    config = orders_config(sandbox.url, tmp_path, batch_size=100)
+    lines = [schema_line(), record_line(order(1)), state_line(1), record_line(order(2)), "oops"]
+    result = run_in_process(config, lines)
+    assert result.exit_code == 1
+    acknowledged = {int(e["event"]["event_id"]) for e in sandbox.accepted_events()}
+    for state in result.states:
+        assert all(
+            order_id in acknowledged for order_id in range(1, state["bookmarks"][STREAM] + 1)
+        )
+    assert 2 not in acknowledged
