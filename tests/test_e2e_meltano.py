@@ -15,6 +15,7 @@ Three runs share one database, one sandbox and one Meltano system database:
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
@@ -32,8 +33,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+import yaml
 
 from target_meta_capi.sandbox import SandboxConfig, SandboxServer
+from target_meta_capi.target import TargetMetaCapi
 from tests._postgres import PostgresServer, missing_postgres_reason, running_postgres
 
 pytestmark = pytest.mark.e2e
@@ -447,6 +450,38 @@ def auth_rejected_run(pipeline: Pipeline, incremental_run: IncrementalRun) -> Fa
     pipeline.orders.insert_recent(ROWS_INSERTED_BEFORE_FAILING_RUN)
     outcome = pipeline.run({"TARGET_META_CAPI_ACCESS_TOKEN": "not-the-sandbox-token"})
     return FailedRun(outcome, incremental_run.outcome.state)
+
+
+# --- meltano.yml itself ----------------------------------------------------------------------
+
+# SQL targets only; meaningless for an API target.
+SETTINGS_NOT_FOR_MELTANO = {"load_method"}
+
+
+def _meltano_loader() -> dict[str, Any]:
+    project = yaml.safe_load((REPO_ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    (loader,) = [plugin for plugin in project["plugins"]["loaders"]
+                 if plugin["name"] == "target-meta-capi"]
+    return loader
+
+
+def _target_settings() -> dict[str, Any]:
+    """The settings `target-meta-capi --about` lists: the target's own and the SDK's."""
+    schema = copy.deepcopy(TargetMetaCapi.config_jsonschema)
+    TargetMetaCapi.append_builtin_config(schema)
+    return schema["properties"]
+
+
+def test_meltano_yml_declares_every_setting_of_the_target():
+    declared = {setting["name"] for setting in _meltano_loader()["settings"]}
+    assert declared == set(_target_settings()) - SETTINGS_NOT_FOR_MELTANO
+
+
+def test_meltano_yml_marks_exactly_the_secret_settings_sensitive():
+    sensitive = {setting["name"] for setting in _meltano_loader()["settings"]
+                 if setting.get("sensitive")}
+    secret = {name for name, schema in _target_settings().items() if schema.get("secret")}
+    assert sensitive == secret
 
 
 # --- run 1: full load ------------------------------------------------------------------------
