@@ -1,0 +1,165 @@
+"""STATE is written only once Meta acknowledged every record before it — and then promptly.
+
+Each state line is checked at the moment the target writes it, against what the sandbox has
+accepted by then; no timing is assumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface, RequestsHttpService
+from target_meta_capi.sandbox import SandboxServer
+from target_meta_capi.target import TargetMetaCapi
+
+from ._target_support import STREAM, FastRetryTarget, order_stream, orders_config
+
+RECORDS = 40
+
+
+class StateRecorder(io.StringIO):
+    """Stands in for stdout; on every state line notes what the sandbox had accepted."""
+
+    def __init__(self, sandbox: SandboxServer, target: TargetMetaCapi) -> None:
+        super().__init__()
+        self._sandbox = sandbox
+        self._target = target
+        self.observations: list[tuple[int, set[int], int]] = []
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            bookmark = json.loads(line)["bookmarks"][STREAM]
+            accepted = {int(item["event"]["event_id"]) for item in self._sandbox.accepted_events()}
+            self.observations.append((bookmark, accepted, self._target.message_reader.line_number))
+        return super().write(text)
+
+
+def _run(
+    target_class: type[TargetMetaCapi],
+    config: Mapping[str, Any],
+    sandbox: SandboxServer,
+    lines: list[str],
+) -> tuple[int, StateRecorder]:
+    target = target_class(config=dict(config), parse_env_config=False)
+    recorder = StateRecorder(sandbox, target)
+    with contextlib.redirect_stdout(recorder):
+        exit_code = target.run(io.StringIO("".join(line + "\n" for line in lines)))
+    return exit_code, recorder
+
+
+def _target_with_service(service: HttpServiceInterface) -> type[TargetMetaCapi]:
+    return type("TargetWithService", (FastRetryTarget,), {"_http_service": lambda self: service})
+
+
+class AuthFailsAfter(HttpServiceInterface):
+    """Forwards to the sandbox, then answers Graph's 190 error from request `n + 1` on."""
+
+    def __init__(self, successful_requests: int) -> None:
+        self._inner = RequestsHttpService(pool_size=2)
+        self._remaining = successful_requests
+        self._lock = threading.Lock()
+
+    def execute(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout: float | None,
+    ) -> HttpResponse:
+        with self._lock:
+            self._remaining -= 1
+            allowed = self._remaining >= 0
+        if allowed:
+            return self._inner.execute(method, url, headers, body, timeout)
+        error = {
+            "error": {
+                "message": "Error validating access token: Session has expired",
+                "type": "OAuthException",
+                "code": 190,
+                "error_subcode": 463,
+                "fbtrace_id": "AexpiredXYZ",
+            }
+        }
+        return HttpResponse(400, {"Content-Type": "application/json"}, json.dumps(error).encode())
+
+
+def _slow_sandbox(sandbox_factory: Callable[..., SandboxServer]) -> SandboxServer:
+    return sandbox_factory(latency_ms=20)
+
+
+def _one_request_at_a_time(sandbox: SandboxServer, tmp_path: Path, **overrides: Any) -> dict:
+    # A window of one makes reading wait for each answer: acknowledgements and input interleave.
+    return orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1, **overrides)
+
+
+def test_no_state_is_written_before_its_records_are_acknowledged(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = _slow_sandbox(sandbox_factory)
+    exit_code, recorder = _run(
+        FastRetryTarget,
+        _one_request_at_a_time(sandbox, tmp_path),
+        sandbox,
+        order_stream(RECORDS, state_every=5),
+    )
+    assert exit_code == 0
+    assert recorder.observations
+    for bookmark, accepted, _ in recorder.observations:
+        assert set(range(1, bookmark + 1)) <= accepted
+
+
+def test_states_are_written_while_input_is_still_being_read(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = _slow_sandbox(sandbox_factory)
+    lines = order_stream(RECORDS, state_every=5)
+    _, recorder = _run(FastRetryTarget, _one_request_at_a_time(sandbox, tmp_path), sandbox, lines)
+    written_mid_run = [bookmark for bookmark, _, line in recorder.observations if line < len(lines)]
+    assert len(written_mid_run) >= 3
+    assert recorder.observations[-1][0] == RECORDS
+
+
+def test_state_drains_a_half_full_batch_so_it_can_be_written(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    eager = type("EagerStateTarget", (FastRetryTarget,), {"state_drain_min_interval_seconds": 0})
+    config = orders_config(sandbox.url, tmp_path, batch_size=1000, concurrent_requests=1)
+    lines = order_stream(RECORDS, state_every=5)
+    _, recorder = _run(eager, config, sandbox, lines)
+    assert sandbox.stats()["requests"] == RECORDS // 5
+    assert [bookmark for bookmark, _, _ in recorder.observations][-1] == RECORDS
+
+
+def test_failure_mid_run_stops_state_and_exits_nonzero(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    target_class = _target_with_service(AuthFailsAfter(successful_requests=3))
+    exit_code, recorder = _run(
+        target_class,
+        _one_request_at_a_time(sandbox, tmp_path),
+        sandbox,
+        order_stream(RECORDS, state_every=5),
+    )
+    assert exit_code == 1
+    bookmarks = [bookmark for bookmark, _, _ in recorder.observations]
+    assert bookmarks
+    assert max(bookmarks) <= 15
+    for bookmark, accepted, _ in recorder.observations:
+        assert set(range(1, bookmark + 1)) <= accepted
+
+
+def test_nothing_is_left_unsettled_after_a_clean_run(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    target = FastRetryTarget(config=orders_config(sandbox.url, tmp_path), parse_env_config=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        target.run(io.StringIO("\n".join(order_stream(12, state_every=3)) + "\n"))
+    assert target.ledger.unsettled_count == 0
+    assert target.ledger.pending_state_count == 0
