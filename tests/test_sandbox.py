@@ -529,6 +529,16 @@ def test_report_reads_a_jsonl_recording(sandbox_factory, tmp_path, capsys):
     assert summary["by_event_name"] == {"Purchase": 1, "Lead": 1}
 
 
+def test_report_reads_a_sqlite_recording(sandbox_factory, tmp_path, capsys):
+    path = tmp_path / "events.db"
+    sandbox = sandbox_factory(record_sqlite=path)
+    post_events(sandbox, [make_event(), make_event(event_name="Lead")], test_event_code="T2")
+    sandbox.stop()
+    assert cli.main(["report", "--sqlite", str(path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["events"], summary["by_test_event_code"]) == (2, {"T2": 2})
+
+
 @pytest.fixture
 def sandbox_process(tmp_path: Path):
     process = subprocess.Popen(

@@ -127,33 +127,28 @@ _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _CLICK_COOKIE = re.compile(r"fb\.[0-9]+\.[0-9]+\.[^.]+(?:\.[^.]+)?")
 _HTTP_URL = re.compile(r"https?://[^/?#\s]", re.IGNORECASE)
 
+# what _check_user_data does with a key: one dict lookup per key
+_HASHED_KEY, _CLICK_COOKIE_KEY, _PLAIN_KEY = 1, 2, 3
+_KEY_KINDS: dict[str, int] = {
+    **dict.fromkeys(CUSTOMER_INFORMATION_KEYS, _PLAIN_KEY),
+    **dict.fromkeys(MUST_BE_HASHED_KEYS, _HASHED_KEY),
+    "fbc": _CLICK_COOKIE_KEY,
+    "fbp": _CLICK_COOKIE_KEY,
+}
+
 
 def _violation(rule: str, field: str, message: str) -> RuleViolation:
     return RuleViolation(rule, field, message, RULES[rule].subcode)
 
 
-def _is_present(value: Any) -> bool:
-    """Absent: None, "" or a list of nothing but absent items. Anything else is a value
-    (possibly a malformed one, which the format checks then report)."""
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return bool(value)
-    if isinstance(value, (list, tuple)):
-        return any(_is_present(item) for item in value)
-    return True
-
-
-def _is_sha256(value: Any, _fullmatch: Any = _SHA256_HEX.fullmatch) -> bool:
-    if type(value) is str:
-        return _fullmatch(value) is not None
-    if isinstance(value, (list, tuple)):
-        return all(type(item) is str and _fullmatch(item) is not None for item in value)
+def _is_absent(value: Any) -> bool:
+    """None, "" or a list holding nothing but None and "". Anything else is a value,
+    possibly a malformed one, which the format checks then report."""
+    if value is None or value == "":
+        return True
+    if type(value) is list or type(value) is tuple:
+        return value.count(None) + value.count("") == len(value)
     return False
-
-
-def _is_click_cookie(value: Any, _fullmatch: Any = _CLICK_COOKIE.fullmatch) -> bool:
-    return type(value) is str and _fullmatch(value) is not None
 
 
 def _check_event_time(
@@ -193,7 +188,12 @@ def _check_event_time(
     return None
 
 
-def _check_user_data(user_data: Any) -> list[RuleViolation]:
+def _check_user_data(
+    user_data: Any,
+    _kinds: Mapping[str, int] = _KEY_KINDS,
+    _is_sha256: Any = _SHA256_HEX.fullmatch,
+    _is_click_cookie: Any = _CLICK_COOKIE.fullmatch,
+) -> list[RuleViolation]:
     if not isinstance(user_data, Mapping):
         return [
             _violation(
@@ -205,14 +205,28 @@ def _check_user_data(user_data: Any) -> list[RuleViolation]:
     violations: list[RuleViolation] = []
     has_match_key = False
     for key, value in user_data.items():
-        if key not in CUSTOMER_INFORMATION_KEYS:
+        kind = _kinds.get(key)
+        if kind is None:
             continue
-        # the common case, a non-empty string, needs no call
-        if (type(value) is not str or not value) and not _is_present(value):
+        value_type = type(value)
+        # a non-empty string, the common case, skips the call
+        if (value_type is not str or not value) and _is_absent(value):
             continue
         has_match_key = True
-        if key in MUST_BE_HASHED_KEYS:
-            if not _is_sha256(value):
+        if kind == _PLAIN_KEY:
+            continue
+        if kind == _HASHED_KEY:
+            if value_type is str:
+                hashed = _is_sha256(value) is not None
+            elif value_type is list or value_type is tuple:
+                hashed = True
+                for item in value:
+                    if type(item) is not str or _is_sha256(item) is None:
+                        hashed = False
+                        break
+            else:
+                hashed = False
+            if not hashed:
                 violations.append(
                     _violation(
                         "user_data_not_hashed",
@@ -220,24 +234,15 @@ def _check_user_data(user_data: Any) -> list[RuleViolation]:
                         f"user_data.{key} must be a SHA-256 hex digest or a list of them",
                     )
                 )
-        elif key == "fbc":
-            if not _is_click_cookie(value):
-                violations.append(
-                    _violation(
-                        "fbc_invalid",
-                        "user_data.fbc",
-                        "user_data.fbc must look like fb.{subdomainIndex}.{creationTimeMs}"
-                        ".{fbclid}",
-                    )
-                )
-        # Meta's parameter builder may append an appendix segment to fbp as well as fbc;
-        # refusing it locally would dead-letter events Meta accepts.
-        elif key == "fbp" and not _is_click_cookie(value):
+        elif value_type is not str or _is_click_cookie(value) is None:
+            # Meta's parameter builder may append an appendix segment to fbp as well as
+            # fbc; refusing it locally would dead-letter events Meta accepts.
             violations.append(
                 _violation(
-                    "fbp_invalid",
-                    "user_data.fbp",
-                    "user_data.fbp must look like fb.{subdomainIndex}.{creationTimeMs}.{random}",
+                    f"{key}_invalid",
+                    f"user_data.{key}",
+                    f"user_data.{key} must look like fb.{{subdomainIndex}}.{{creationTimeMs}}"
+                    + (".{fbclid}" if key == "fbc" else ".{random}"),
                 )
             )
     if not has_match_key:

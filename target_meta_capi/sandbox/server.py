@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import msgspec
+
 from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST, RULES, validate_event
 from target_meta_capi.sandbox import faults
 from target_meta_capi.sandbox.store import REQUEST_PARAM_NAMES, EventStore
@@ -39,6 +41,8 @@ THROTTLE_SUBCODE = 2446079
 _OPTIONAL_PARAMS = tuple(
     name for name in REQUEST_PARAM_NAMES if name not in ("pixel_id", "api_version")
 )
+# msgspec decodes to the same dicts and lists as json.loads, about twice as fast
+_decode_json = msgspec.json.Decoder().decode
 _API_VERSION = re.compile(r"v[0-9]+\.[0-9]+")
 _MULTIPART_NAME = re.compile(rb'\bname=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
 _MULTIPART_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
@@ -348,7 +352,7 @@ class SandboxServer:
             raise _invalid_parameter("(#100) The parameter data is required")
         if isinstance(data, str):
             try:
-                data = json.loads(data)
+                data = _decode_json(data)
             except ValueError:
                 raise _invalid_parameter("(#100) param data must be an array.") from None
         if not isinstance(data, list):
@@ -436,7 +440,7 @@ def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
         return _parse_form(body)
     if media_type == "application/json" or body.lstrip()[:1] == b"{":
         try:
-            params = json.loads(body)
+            params = _decode_json(body)
         except ValueError:
             raise _invalid_parameter("(#100) The request body is not valid JSON") from None
         if not isinstance(params, dict):

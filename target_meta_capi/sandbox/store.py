@@ -7,14 +7,15 @@ hashed exactly as the sender hashed them.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
+
+import msgspec
 
 REQUEST_PARAM_NAMES = (
     "pixel_id",
@@ -53,6 +54,9 @@ _SQLITE_INSERT = (
 )
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -73,10 +77,10 @@ class EventStore:
         self._seen_event_keys: set[int] = set()
         self.duplicate_events = 0
         self.events_without_event_id = 0
-        self._jsonl: TextIO | None = None
+        self._jsonl: BinaryIO | None = None
         self._sqlite: sqlite3.Connection | None = None
         if jsonl_path is not None:
-            self._jsonl = open(jsonl_path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            self._jsonl = open(jsonl_path, "ab")  # noqa: SIM115 - open while the store lives
         if sqlite_path is not None:
             self._sqlite = sqlite3.connect(str(sqlite_path), check_same_thread=False)
             self._sqlite.execute("PRAGMA journal_mode=WAL")
@@ -108,8 +112,8 @@ class EventStore:
     ) -> None:
         assert self._jsonl is not None
         # params and the timestamp are the same for the whole request: encode them once
-        prefix = f'{{"received_at": {received_at!r}, "params": {json.dumps(params)}, "event": '
-        self._jsonl.write("".join(f"{prefix}{json.dumps(event)}}}\n" for event in events))
+        prefix = b'{"received_at":%r,"params":%s,"event":' % (received_at, _encode(params))
+        self._jsonl.write(b"".join(b"%s%s}\n" % (prefix, _encode(event)) for event in events))
         self._jsonl.flush()
 
     def _write_sqlite(
@@ -127,7 +131,7 @@ class EventStore:
                     event.get("event_time") if type(event.get("event_time")) is int else None,
                     _text_or_none(event.get("event_id")),
                     _text_or_none(event.get("action_source")),
-                    json.dumps(event),
+                    _encode(event).decode(),
                 )
                 for event in events
             ],
