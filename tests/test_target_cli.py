@@ -1,0 +1,157 @@
+"""The installed `target-meta-capi` command against the sandbox, as a pipeline runs it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from target_meta_capi.sandbox import SandboxServer
+
+from ._target_support import STREAM, order_stream, orders_config
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET = Path(sys.executable).with_name("target-meta-capi")
+SETTINGS = [
+    "pixel_id", "access_token", "app_secret", "api_version", "graph_url", "test_event_code",
+    "partner_agent", "namespace_id", "upload_tag", "upload_id", "upload_source", "batch_size",
+    "concurrent_requests", "request_timeout", "max_retries", "http_service_class",
+    "default_event_name", "default_action_source", "streams", "hash_external_id",
+    "dead_letter_path", "on_invalid_event", "dry_run", "dry_run_path", "progress_interval",
+    "summary_path",
+]  # fmt: skip
+
+
+def _write_config(tmp_path: Path, config: dict[str, Any]) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _run_target(config_path: Path, stdin: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TARGET), "--config", str(config_path)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=config_path.parent,
+    )
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "| ERROR" in line]
+
+
+def test_example_orders_pipe_into_the_target(sandbox: SandboxServer, tmp_path: Path) -> None:
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    subprocess.run(
+        [sys.executable, str(REPO / "examples" / "make_orders.py"), "--output",
+         str(examples / "orders.singer")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    config = json.loads((REPO / "config.sample.json").read_text())
+    config["graph_url"] = sandbox.url
+    config_path = _write_config(tmp_path, config)
+    completed = subprocess.run(
+        f"cat {examples}/*.singer | {TARGET} --config {config_path}",
+        shell=True, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    states = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert states[-1]["bookmarks"][STREAM]["replication_key"] == "created_at"
+    accepted = sandbox.accepted_events()
+    assert len(accepted) == 50
+    assert {item["params"]["test_event_code"] for item in accepted} == {"TEST12345"}
+
+
+def test_about_lists_every_setting_with_a_description() -> None:
+    completed = subprocess.run(
+        [str(TARGET), "--about", "--format=markdown"], capture_output=True, text=True, check=True
+    )
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[4].strip()
+        for line in completed.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| Setting")
+    }
+    assert all(rows.get(name) for name in SETTINGS), [n for n in SETTINGS if not rows.get(n)]
+
+
+def test_missing_access_token_is_a_configuration_error(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(sandbox.url, tmp_path)
+    del config["access_token"]
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(1)))
+    assert completed.returncode == 1
+    assert "access_token is required (unless dry_run is true)" in completed.stderr
+    assert completed.stdout == ""
+
+
+def test_graph_url_must_be_http(sandbox: SandboxServer, tmp_path: Path) -> None:
+    config = orders_config("ftp://graph.example.com", tmp_path)
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(1)))
+    assert completed.returncode == 1
+    assert "graph_url must be an http:// or https:// URL" in completed.stderr
+
+
+def test_expired_token_stops_with_one_clear_error_and_no_state(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, access_token="EAAexpiredtoken1234567890abc")
+    completed = _run_target(
+        _write_config(tmp_path, config), "\n".join(order_stream(20, state_every=5))
+    )
+    assert completed.returncode == 1
+    assert completed.stdout == ""
+    [error] = _error_lines(completed.stderr)
+    assert "code=190" in error
+    assert "Check access_token" in error
+    assert "EAAexpiredtoken1234567890abc" not in completed.stderr
+
+
+def test_sigterm_stops_reading_and_writes_only_acknowledged_state(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=50)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1)
+    process = subprocess.Popen(
+        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    lines = order_stream(20, state_every=5)
+    # everything but the last state; the pipe stays open as if the tap were still running
+    process.stdin.write("\n".join(lines[:-1]) + "\n")
+    process.stdin.flush()
+    first_state = json.loads(process.stdout.readline())
+    process.send_signal(signal.SIGTERM)
+    rest, stderr = process.communicate(timeout=30)
+    states = [first_state] + [json.loads(line) for line in rest.splitlines()]
+    accepted = {int(item["event"]["event_id"]) for item in sandbox.accepted_events()}
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Received SIGTERM: stopped reading" in stderr
+    for state in states:
+        assert set(range(1, state["bookmarks"][STREAM] + 1)) <= accepted
+
+
+@pytest.mark.parametrize("dry_run_path", [None, "payloads.jsonl"])
+def test_dry_run_keeps_stdout_for_state_only(
+    sandbox: SandboxServer, tmp_path: Path, dry_run_path: str | None
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, dry_run=True, dry_run_path=dry_run_path)
+    del config["access_token"]
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(3)))
+    assert completed.returncode == 0
+    assert [json.loads(line) for line in completed.stdout.splitlines()] == [
+        {"bookmarks": {STREAM: 3}}
+    ]
+    assert sandbox.stats()["requests"] == 0
