@@ -29,6 +29,7 @@ from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
 from target_meta_capi.mapping import EventMapper, MappingError, build_event_mapper
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import RunStats, is_near_cutoff
+from target_meta_capi.validation import FastRecordParsingMixin
 
 if TYPE_CHECKING:
     from target_meta_capi.capi.batch import BatchProcessor
@@ -260,7 +261,7 @@ def _record_key(
     return {name: "<redacted>" if name in redacted else record.get(name) for name in key_properties}
 
 
-class EventSink(BatchSink):
+class EventSink(FastRecordParsingMixin, BatchSink):
     """Maps a stream's records to CAPI events and sends them in requests of `batch_size`."""
 
     def __init__(
