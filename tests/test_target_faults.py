@@ -24,7 +24,7 @@ def test_fault_mix_delivers_every_event(
         transient_error_rate=0.10, throttle_rate=0.05, cut_after_accept_rate=0.02, seed=11
     )
     config = orders_config(
-        sandbox.url, tmp_path, batch_size=10, concurrent_requests=4, max_retries=12
+        sandbox.url, tmp_path, batch_size=5, concurrent_requests=4, max_retries=12
     )
     result = run_in_process(config, order_stream(300, state_every=50))
     assert result.exit_code == 0
