@@ -116,6 +116,14 @@ def test_multipart_body_is_accepted(sandbox):
     assert sandbox.accepted_events()[0]["params"]["partner_agent"] == "agent"
 
 
+def test_events_sent_as_json_strings_are_accepted_like_metas_sdk_sends_them(sandbox):
+    event = make_event()
+    form = {"data": json.dumps([json.dumps(event)]), "access_token": TOKEN}
+    response = requests.post(sandbox.events_url(), data=form, timeout=10)
+    assert response.status_code == 200
+    assert sandbox.accepted_events()[0]["event"] == event
+
+
 def test_gzip_body_is_accepted(sandbox):
     body = gzip.compress(json.dumps({"data": [make_event()], "access_token": TOKEN}).encode())
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}

@@ -362,7 +362,13 @@ class SandboxServer:
                 f"(#100) param data must contain between 1 and {MAX_EVENTS_PER_REQUEST} events"
             )
         now = time.time()
-        for event in data:
+        for index, event in enumerate(data):
+            if isinstance(event, str):
+                # Meta's own SDK sends each event as a JSON string inside the data array
+                try:
+                    event = data[index] = _decode_json(event)
+                except ValueError:
+                    event = None
             if not isinstance(event, dict):
                 raise _invalid_parameter("(#100) every element of param data must be an object")
             violations = validate_event(event, now=now)
