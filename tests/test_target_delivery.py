@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from target_meta_capi.sandbox import SandboxServer
@@ -157,3 +158,28 @@ def test_records_of_two_streams_settle_independently(
     result = run_in_process(config, lines)
     assert result.states == [{"bookmarks": {STREAM: 6}}]
     assert len(sandbox.accepted_events()) == 6
+
+
+def test_app_secret_adds_the_proof_graph_requires(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    strict = sandbox_factory(app_secret="app-secret-for-tests")
+    config = orders_config(strict.url, tmp_path, app_secret="app-secret-for-tests")
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 0
+    assert len(strict.accepted_events()) == 2
+
+
+def test_state_numbers_are_written_back_unchanged(sandbox: SandboxServer, tmp_path: Path) -> None:
+    lines = [*order_stream(1)[:-1], '{"type": "STATE", "value": {"position": 12.50, "n": 3}}']
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.states == [{"position": 12.5, "n": 3}]
+
+
+def test_run_summary_is_written_to_summary_path(sandbox: SandboxServer, tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(sandbox.url, tmp_path, summary_path=str(summary_path), batch_size=2)
+    run_in_process(config, order_stream(3, records=[order(1), order(2, currency="?"), order(3)]))
+    totals = json.loads(summary_path.read_text())["totals"]
+    assert (totals["records_read"], totals["events_acknowledged"]) == (3, 2)
+    assert totals["events_dead_lettered"] == 1
