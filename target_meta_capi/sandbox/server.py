@@ -50,6 +50,8 @@ _MULTIPART_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNOREC
 
 @dataclass(frozen=True)
 class SandboxConfig:
+    """How a sandbox behaves; fault rates are shares of requests (see faults.py)."""
+
     host: str = "127.0.0.1"
     port: int = 0
     pixel_ids: tuple[str, ...] = (DEFAULT_PIXEL_ID,)
@@ -240,6 +242,7 @@ class SandboxServer:
         return self._store.events(limit) if self._store is not None else []
 
     def stats(self) -> dict[str, Any]:
+        """Counters since start or the last reset, as served by ``GET /__stats``."""
         counters = self._counters
         store = self._store
         with counters.lock:
@@ -374,7 +377,7 @@ class SandboxServer:
             violations = validate_event(event, now=now)
             if violations:
                 violation = violations[0]
-                return_error = GraphError(
+                raise GraphError(
                     400,
                     100,
                     "Invalid parameter",
@@ -382,7 +385,6 @@ class SandboxServer:
                     user_title=RULES[violation.rule].user_title,
                     user_message=violation.message,
                 )
-                raise return_error
         return data
 
     def _handle_events(
