@@ -23,6 +23,8 @@ from target_meta_capi.capi.errors import (
     AuthError,
     DeliveryError,
     EventsReceivedMismatch,
+    GraphAPIError,
+    NetworkError,
 )
 from target_meta_capi.capi.rules import validate_event
 from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
@@ -82,6 +84,10 @@ def _failure_hint(error: BaseException) -> str:
             " Check access_token (valid, not expired, with ads_management permission for "
             "the pixel) and pixel_id."
         )
+    if isinstance(error, GraphAPIError) and error.code is None and 400 <= error.http_status < 500:
+        return " Check graph_url and api_version: this does not look like the Graph API."
+    if isinstance(error, NetworkError):
+        return " Check graph_url and the network; rerun from the last state when it is reachable."
     if isinstance(error, EventsReceivedMismatch):
         return " Meta stored an unknown part of the events; rerun from the last state."
     if isinstance(error, DeliveryError) and error.retryable:

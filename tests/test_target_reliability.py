@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -192,3 +193,16 @@ def test_exhausted_retries_fail_the_run_naming_stream_and_records(
     assert result.states == []
     assert failing.stats()["requests"] == 3
     assert f"stream '{STREAM}', request of 5 events (records #1 to #5)" in caplog.text
+
+
+def test_unreachable_graph_url_fails_after_its_retries_naming_the_setting(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    config = orders_config(f"http://127.0.0.1:{closed_port}", tmp_path, max_retries=1)
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 1
+    assert result.states == []
+    assert "Check graph_url" in caplog.text
