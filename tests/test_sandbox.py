@@ -470,6 +470,15 @@ def test_events_with_a_repeated_event_id_are_counted_as_duplicates(sandbox):
     assert (stats["events_received"], stats["duplicate_events"]) == (3, 1)
 
 
+def test_stats_count_events_by_name_pixel_and_test_event_code(sandbox):
+    post_events(sandbox, [make_event(), make_event(event_name="Lead")], test_event_code="T1")
+    post_events(sandbox, [make_event(event_name="Lead")])
+    stats = sandbox.stats()
+    assert stats["events_by_event_name"] == {"Lead": 2, "Purchase": 1}
+    assert stats["events_by_pixel_id"] == {PIXEL: 3}
+    assert stats["events_by_test_event_code"] == {"T1": 2, "(none)": 1}
+
+
 def test_events_endpoint_lists_accepted_events(sandbox):
     post_events(sandbox, [make_event(event_id="a"), make_event(event_id="b")])
     records = requests.get(f"{sandbox.url}/__events", timeout=10).json()
@@ -526,6 +535,15 @@ def test_report_counts_events_and_redacts_unhashed_user_data(sandbox, capsys):
     assert "Purchase" in output and "Lead" in output and "T9" in output
     assert HASH in output
     assert "203.0.113.9" not in output
+
+
+def test_report_of_a_running_sandbox_counts_events_no_longer_in_memory(sandbox_factory, capsys):
+    sandbox = sandbox_factory(max_events_in_memory=1)
+    post_events(sandbox, [make_event(event_id=name) for name in "abc"])
+    assert cli.main(["report", "--url", sandbox.url, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["events"], summary["by_event_name"]) == (3, {"Purchase": 3})
+    assert summary["sample_event"]["event_id"] == "c"
 
 
 def test_report_reads_a_jsonl_recording(sandbox_factory, tmp_path, capsys):

@@ -281,6 +281,19 @@ def _nonzero_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{name}: {count}" for name, count in counts.items() if count) or "none"
 
 
+def _summary_from_stats(
+    stats: dict[str, Any], last_records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A running sandbox counts every event it received, also those no longer in memory."""
+    return {
+        "events": stats["events_received"],
+        "by_event_name": stats["events_by_event_name"],
+        "by_pixel_id": stats["events_by_pixel_id"],
+        "by_test_event_code": stats["events_by_test_event_code"],
+        "sample_event": _redacted(last_records[-1]["event"]) if last_records else None,
+    }
+
+
 def _print_counts(title: str, counts: dict[str, int]) -> None:
     print(f"{title}:")
     width = max([24, *(len(name) for name in counts)])
@@ -295,7 +308,7 @@ def report(argv: Sequence[str]) -> int:
         if args.url:
             base = args.url.rstrip("/")
             stats = _fetch_json(f"{base}/__stats")
-            summary = summarize(_fetch_json(f"{base}/__events"))
+            summary = _summary_from_stats(stats, _fetch_json(f"{base}/__events?limit=1"))
             source = base
         elif args.jsonl:
             summary = summarize(_records_from_jsonl(args.jsonl))
@@ -324,7 +337,7 @@ def report(argv: Sequence[str]) -> int:
             f"(duplicates by event_id: {stats['duplicate_events']}), "
             f"faults injected: {_nonzero_counts(stats['faults'])}"
         )
-    print(f"events listed: {summary['events']}")
+    print(f"events: {summary['events']}")
     _print_counts("by event_name", summary["by_event_name"])
     _print_counts("by pixel_id", summary["by_pixel_id"])
     _print_counts("by test_event_code", summary["by_test_event_code"])

@@ -244,22 +244,21 @@ class SandboxServer:
     def stats(self) -> dict[str, Any]:
         """Counters since start or the last reset, as served by ``GET /__stats``."""
         counters = self._counters
-        store = self._store
         with counters.lock:
-            return {
+            stats: dict[str, Any] = {
                 "requests": counters.requests,
                 "accepted_requests": counters.accepted_requests,
                 "rejected_requests": counters.rejected_requests,
                 "rejected_by_code": dict(counters.rejected_by_code),
                 "rejected_by_subcode": dict(counters.rejected_by_subcode),
                 "events_received": counters.events_received,
-                "duplicate_events": store.duplicate_events if store else 0,
-                "events_without_event_id": store.events_without_event_id if store else 0,
-                "events_in_memory": len(store) if store else 0,
                 "in_flight": counters.in_flight,
                 "max_in_flight": counters.max_in_flight,
                 "faults": dict(counters.faults),
             }
+        if self._store is not None:
+            stats.update(self._store.counts())
+        return stats
 
     def reset(self) -> None:
         """Forget events and counters, and restart the fault sequence from the seed."""

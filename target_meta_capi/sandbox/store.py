@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -75,8 +75,7 @@ class EventStore:
         self._events: deque[dict[str, Any]] = deque(maxlen=max_events_in_memory)
         # hashes of (event_name, event_id): enough to count what Meta would deduplicate
         self._seen_event_keys: set[int] = set()
-        self.duplicate_events = 0
-        self.events_without_event_id = 0
+        self._reset_counts()
         self._jsonl: BinaryIO | None = None
         self._sqlite: sqlite3.Connection | None = None
         if jsonl_path is not None:
@@ -87,19 +86,30 @@ class EventStore:
             self._sqlite.execute(_SQLITE_SCHEMA)
             self._sqlite.commit()
 
+    def _reset_counts(self) -> None:
+        self._duplicate_events = 0
+        self._events_without_event_id = 0
+        self._by_event_name: Counter[str] = Counter()
+        self._by_pixel_id: Counter[str] = Counter()
+        self._by_test_event_code: Counter[str] = Counter()
+
     def record(self, events: list[dict[str, Any]], params: Mapping[str, Any]) -> None:
         received_at = time.time()
         with self._lock:
+            self._by_pixel_id[str(params.get("pixel_id"))] += len(events)
+            self._by_test_event_code[params.get("test_event_code") or "(none)"] += len(events)
+            by_event_name = self._by_event_name
             seen = self._seen_event_keys
             for event in events:
                 self._events.append({"event": event, "params": params})
+                by_event_name[event.get("event_name")] += 1
                 event_id = event.get("event_id")
                 if event_id is None:
-                    self.events_without_event_id += 1
+                    self._events_without_event_id += 1
                     continue
                 key = hash((event.get("event_name"), str(event_id)))
                 if key in seen:
-                    self.duplicate_events += 1
+                    self._duplicate_events += 1
                 else:
                     seen.add(key)
             if self._jsonl is not None:
@@ -145,16 +155,24 @@ class EventStore:
                 return list(self._events)
             return list(self._events)[-limit:] if limit > 0 else []
 
-    def __len__(self) -> int:
-        return len(self._events)
+    def counts(self) -> dict[str, Any]:
+        """Counts over every event recorded since the last clear (not only those in memory)."""
+        with self._lock:
+            return {
+                "duplicate_events": self._duplicate_events,
+                "events_without_event_id": self._events_without_event_id,
+                "events_in_memory": len(self._events),
+                "events_by_event_name": dict(self._by_event_name.most_common()),
+                "events_by_pixel_id": dict(self._by_pixel_id.most_common()),
+                "events_by_test_event_code": dict(self._by_test_event_code.most_common()),
+            }
 
     def clear(self) -> None:
-        """Forget events in memory and the dedup history; recorded files are history, kept."""
+        """Forget events in memory, counts and the dedup history; recorded files are kept."""
         with self._lock:
             self._events.clear()
             self._seen_event_keys.clear()
-            self.duplicate_events = 0
-            self.events_without_event_id = 0
+            self._reset_counts()
 
     def close(self) -> None:
         with self._lock:
