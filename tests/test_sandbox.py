@@ -177,6 +177,16 @@ def test_connection_is_kept_alive_between_requests(sandbox):
     connection.close()
 
 
+def test_stop_closes_idle_keep_alive_connections(sandbox_factory):
+    sandbox = sandbox_factory()
+    connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    connection.request("GET", "/__stats")
+    connection.getresponse().read()
+    sandbox.stop()
+    assert connection.sock.recv(1) == b""
+    connection.close()
+
+
 # authentication and objects ------------------------------------------------------------------
 def test_missing_token_is_rejected_with_code_104(sandbox):
     response = requests.post(sandbox.events_url(), json={"data": [make_event()]}, timeout=10)
@@ -574,8 +584,11 @@ def sandbox_process(tmp_path: Path):
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stderr is not None
-    first_line = process.stderr.readline()
-    url = first_line.split(" listening on ", 1)[1].split()[0]
+    line = ""
+    while " listening on " not in line:
+        line = process.stderr.readline()
+        assert line, "the sandbox exited before listening"
+    url = line.split(" listening on ", 1)[1].split()[0]
     yield process, url
     if process.poll() is None:
         process.kill()
