@@ -434,7 +434,8 @@ class TargetMetaCapi(Target):
             retry_policy=RetryPolicy(
                 max_retries=int(config.get("max_retries", DEFAULT_MAX_RETRIES)),
                 base_delay=self.retry_base_delay_seconds,
-                throttle_base_delay=max(self.retry_base_delay_seconds, 0.0) * 10,
+                # throttling needs a longer breath than a transient error (5 s by default)
+                throttle_base_delay=self.retry_base_delay_seconds * 10,
             ),
             observer=self.stats,
         )
