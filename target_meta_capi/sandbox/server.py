@@ -11,7 +11,6 @@ import contextlib
 import gzip
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import socket
@@ -41,8 +40,9 @@ THROTTLE_SUBCODE = 2446079
 _OPTIONAL_PARAMS = tuple(
     name for name in REQUEST_PARAM_NAMES if name not in ("pixel_id", "api_version")
 )
-# msgspec decodes to the same dicts and lists as json.loads, about twice as fast
+# msgspec reads and writes the same JSON as the json module, several times faster
 _decode_json = msgspec.json.Decoder().decode
+_encode_json = msgspec.json.Encoder().encode
 _API_VERSION = re.compile(r"v[0-9]+\.[0-9]+")
 _MULTIPART_NAME = re.compile(rb'\bname=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
 _MULTIPART_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
@@ -541,9 +541,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_json(self, status: int, payload: Any, fbtrace_id: str | None = None) -> None:
-        self._send(
-            status, json.dumps(payload).encode(), "application/json; charset=UTF-8", fbtrace_id
-        )
+        self._send(status, _encode_json(payload), "application/json; charset=UTF-8", fbtrace_id)
 
     def _send_graph_error(self, error: GraphError) -> None:
         fbtrace_id = _new_fbtrace_id()
