@@ -41,8 +41,10 @@ from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
 from target_meta_capi.sink import (
     ON_INVALID_DEAD_LETTER,
     ON_INVALID_FAIL,
+    BadRecordError,
     Delivery,
     EventSink,
+    InvalidEventError,
     TargetFailure,
 )
 from target_meta_capi.state import AckLedger
@@ -556,6 +558,8 @@ class TargetMetaCapi(Target):
         where = f"input line {reader.line_number}"
         if reader.current_stream:
             where += f", stream {reader.current_stream!r}"
+        if isinstance(error, (BadRecordError, InvalidEventError)):
+            return f"{error} at input line {reader.line_number}"
         if isinstance(error, (TargetFailure, SingerInputError, CapiError)):
             return str(error)
         if isinstance(error, InvalidRecord):

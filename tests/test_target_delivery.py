@@ -11,6 +11,7 @@ from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.target import DEFAULT_PARTNER_AGENT
 
 from ._target_support import (
+    ORDER_SCHEMA,
     ORDERS_MAPPING,
     PIXEL_ID,
     STREAM,
@@ -183,3 +184,25 @@ def test_run_summary_is_written_to_summary_path(sandbox: SandboxServer, tmp_path
     totals = json.loads(summary_path.read_text())["totals"]
     assert (totals["records_read"], totals["events_acknowledged"]) == (3, 2)
     assert totals["events_dead_lettered"] == 1
+
+
+def test_records_before_and_after_a_schema_change_are_all_sent(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    wider = {
+        **ORDER_SCHEMA,
+        "properties": {**ORDER_SCHEMA["properties"], "coupon": {"type": "string"}},
+    }
+    lines = [schema_line(), record_line(order(1)), record_line(order(2))]
+    lines += [schema_line(schema=wider), record_line(order(3, coupon="SPRING")), state_line(3)]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert sorted(e["event"]["event_id"] for e in sandbox.accepted_events()) == ["1", "2", "3"]
+    assert result.states == [{"bookmarks": {STREAM: 3}}]
+
+
+def test_batch_size_rows_can_only_make_requests_smaller(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, batch_size=4, batch_size_rows=3)
+    run_in_process(config, order_stream(9))
+    assert sandbox.stats()["requests"] == 3

@@ -128,6 +128,7 @@ def test_unparseable_event_time_names_stream_record_and_field(
     assert "order_id=7" in failure
     assert "'event_time'" in failure
     assert "record #1" in failure
+    assert "at input line 2" in failure
 
 
 def test_bad_line_after_unacknowledged_records_writes_no_state_for_them(
