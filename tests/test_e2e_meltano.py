@@ -285,10 +285,14 @@ def _find_meltano() -> str | None:
 @dataclass
 class MeltanoResult:
     returncode: int
-    output: str
+    stdout: str
+    stderr: str  # Meltano's and the plugins' logs
 
     def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.output.splitlines()[-lines:])
+        return "\n".join((self.stderr + self.stdout).splitlines()[-lines:])
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
 
 
 class MeltanoProject:
@@ -313,10 +317,10 @@ class MeltanoProject:
     def meltano(self, *args: str, env: Mapping[str, str] | None = None) -> MeltanoResult:
         completed = subprocess.run(
             [self.executable, *args], cwd=REPO_ROOT, env={**self.env, **(env or {})},
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, timeout=MELTANO_TIMEOUT_SECONDS, check=False,
+            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=MELTANO_TIMEOUT_SECONDS, check=False,
         )
-        return MeltanoResult(completed.returncode, completed.stdout)
+        return MeltanoResult(completed.returncode, completed.stdout, completed.stderr)
 
     def install(self) -> None:
         result = self.meltano("install")
@@ -328,10 +332,7 @@ class MeltanoProject:
     def state(self) -> dict[str, Any]:
         result = self.meltano("state", "get", STATE_ID)
         assert result.returncode == 0, f"meltano state get failed:\n{result.tail()}"
-        # Meltano logs to the same stream; the state is the JSON object in the output.
-        json_start = result.output.index("{")
-        state, _ = json.JSONDecoder().raw_decode(result.output[json_start:])
-        return state
+        return result.json()
 
 
 def _bookmark(state: Mapping[str, Any]) -> dt.datetime:
@@ -377,22 +378,27 @@ class Pipeline:
 # --- fixtures: one database, sandbox and Meltano project for the three runs ----------------
 
 @pytest.fixture(scope="module")
-def pipeline() -> Iterator[Pipeline]:
-    reason = missing_postgres_reason()
-    if reason is not None:
-        _skip_or_fail(reason)
+def meltano_executable() -> str:
     executable = _find_meltano()
     if executable is None:
         _skip_or_fail(
             "meltano not found (.venv-meltano/bin/meltano, MELTANO_BIN or PATH); `make test` "
             "installs it in .venv-meltano"
         )
+    return executable
+
+
+@pytest.fixture(scope="module")
+def pipeline(meltano_executable: str) -> Iterator[Pipeline]:
+    reason = missing_postgres_reason()
+    if reason is not None:
+        _skip_or_fail(reason)
     work_dir = Path(tempfile.mkdtemp(prefix="tmc-e2e-"))
     try:
         with running_postgres() as postgres, \
                 SandboxServer(SandboxConfig(port=0)) as sandbox:
             dead_letter_path = work_dir / "dead-letters.jsonl"
-            meltano = MeltanoProject(executable, work_dir, {
+            meltano = MeltanoProject(meltano_executable, work_dir, {
                 "TAP_POSTGRES_HOST": postgres.host,
                 "TAP_POSTGRES_PORT": str(postgres.port),
                 "TAP_POSTGRES_USER": postgres.user,
@@ -482,6 +488,21 @@ def test_meltano_yml_marks_exactly_the_secret_settings_sensitive():
                  if setting.get("sensitive")}
     secret = {name for name, schema in _target_settings().items() if schema.get("secret")}
     assert sensitive == secret
+
+
+def test_meltano_prod_environment_sends_real_events_to_meta(
+    meltano_executable: str, tmp_path: Path
+):
+    meltano = MeltanoProject(meltano_executable, tmp_path, {
+        "META_PIXEL_ID": "424242", "META_ACCESS_TOKEN": "live-token",
+    })
+    result = meltano.meltano("--environment=prod", "config", "--unsafe", "print",
+                             "target-meta-capi")
+    assert result.returncode == 0, result.tail()
+    config = result.json()
+    assert config["graph_url"] == "https://graph.facebook.com"
+    assert (config["pixel_id"], config["access_token"]) == ("424242", "live-token")
+    assert "test_event_code" not in config
 
 
 # --- run 1: full load ------------------------------------------------------------------------
