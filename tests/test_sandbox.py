@@ -435,7 +435,7 @@ def test_latency_jitter_stays_within_twenty_percent_of_the_mean():
 
 def test_fault_rates_adding_up_to_more_than_one_are_refused():
     with pytest.raises(ValueError, match="at most 1"):
-        SandboxServer(SandboxConfig(throttle_rate=0.6, transient_error_rate=0.6))
+        SandboxConfig(throttle_rate=0.6, transient_error_rate=0.6)
 
 
 def test_each_rate_is_the_share_of_requests():
@@ -610,3 +610,8 @@ def test_cli_serves_logs_without_token_and_stops_on_sigterm(sandbox_process):
     assert f"POST /v24.0/{PIXEL}/events 200" in log
     assert TOKEN not in log
     assert "1 events received" in log
+
+
+def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):
+    assert cli.main(["--throttle-rate", "0.7", "--transient-error-rate", "0.7"]) == 2
+    assert "at most 1" in capsys.readouterr().err

@@ -168,9 +168,17 @@ def serve(argv: Sequence[str]) -> int:
             max_events_in_memory=args.max_events_in_memory,
             log_requests=not args.quiet,
         )
-        server = SandboxServer(config).start()
-    except (ValueError, OSError) as error:
+    except ValueError as error:
         print(f"target-meta-capi-sandbox: {error}", file=sys.stderr)
+        return 2
+    try:
+        server = SandboxServer(config).start()
+    except OSError as error:
+        print(
+            f"target-meta-capi-sandbox: cannot listen on {args.host}:{args.port} ({error}); "
+            "pick another --port",
+            file=sys.stderr,
+        )
         return 2
 
     stop_requested = threading.Event()

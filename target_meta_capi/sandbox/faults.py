@@ -38,18 +38,23 @@ class FaultDecision:
     fault: str | None
 
 
+def check_settings(latency_ms: float, rates: dict[str, float]) -> None:
+    """Raise ValueError for settings FaultInjector cannot honour."""
+    unknown = set(rates) - set(FAULT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
+    for kind, rate in rates.items():
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"{kind} rate must be between 0 and 1, got {rate}")
+    if sum(rates.values()) > 1.0 + 1e-9:
+        raise ValueError("fault rates must add up to at most 1")
+    if latency_ms < 0:
+        raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+
+
 class FaultInjector:
     def __init__(self, *, seed: int, latency_ms: float, rates: dict[str, float]) -> None:
-        unknown = set(rates) - set(FAULT_KINDS)
-        if unknown:
-            raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
-        for kind, rate in rates.items():
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"{kind} rate must be between 0 and 1, got {rate}")
-        if sum(rates.values()) > 1.0 + 1e-9:
-            raise ValueError("fault rates must add up to at most 1")
-        if latency_ms < 0:
-            raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+        check_settings(latency_ms, rates)
         self._seed = seed
         self._mean_latency_seconds = latency_ms / 1000.0
         self._thresholds: list[tuple[float, str]] = []

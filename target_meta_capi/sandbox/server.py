@@ -79,6 +79,7 @@ class SandboxConfig:
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         if self.slow_response_seconds < 0:
             raise ValueError("slow_response_seconds must be >= 0")
+        faults.check_settings(self.latency_ms, self.fault_rates())
 
     def fault_rates(self) -> dict[str, float]:
         return {
