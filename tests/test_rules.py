@@ -45,6 +45,24 @@ def test_valid_event_has_no_violations():
     assert validate_event(valid_event(), now=NOW) == []
 
 
+def test_rule_names_are_the_contracts():
+    assert set(RULES) == {
+        "event_name_missing",
+        "event_time_invalid",
+        "event_time_too_old",
+        "event_time_in_future",
+        "action_source_invalid",
+        "website_user_agent_missing",
+        "website_source_url_invalid",
+        "user_data_missing_match_key",
+        "user_data_not_hashed",
+        "fbc_invalid",
+        "fbp_invalid",
+        "purchase_value_missing",
+        "purchase_currency_invalid",
+    }
+
+
 def test_every_rule_has_a_2804_subcode():
     assert all(2804000 < spec.subcode < 2805000 for spec in RULES.values())
     assert len({spec.subcode for spec in RULES.values()}) == len(RULES)
