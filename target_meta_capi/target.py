@@ -260,11 +260,13 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "streams",
-        th.ObjectType(),
+        # JSON text too: an object setting given through an environment variable stays text
+        th.CustomType({"type": ["object", "string"]}),
         description=(
             "Per-stream mapping, keyed by stream name: event_name, action_source and "
             'fields (CAPI path → column, e.g. {"user_data.em": "email"} or nested '
-            '{"user_data": {"em": "email"}}). See the README for every option.'
+            '{"user_data": {"em": "email"}}), as an object or as JSON text. '
+            "See the README for every option."
         ),
     ),
     th.Property(

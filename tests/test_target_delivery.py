@@ -206,3 +206,10 @@ def test_batch_size_rows_can_only_make_requests_smaller(
     config = orders_config(sandbox.url, tmp_path, batch_size=4, batch_size_rows=3)
     run_in_process(config, order_stream(9))
     assert sandbox.stats()["requests"] == 3
+
+
+def test_streams_setting_may_be_given_as_json_text(sandbox: SandboxServer, tmp_path: Path) -> None:
+    config = orders_config(sandbox.url, tmp_path, streams=json.dumps({STREAM: ORDERS_MAPPING}))
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 2
