@@ -485,6 +485,15 @@ class TargetMetaCapi(Target):
             f"Input line {self.message_reader.line_number}: BATCH messages are not supported"
         )
 
+    def _assert_line_requires(self, message_dict: dict, requires: set[str]) -> None:
+        # The SDK's own message quotes the whole line, customer data included.
+        missing = requires.difference(message_dict)
+        if missing:
+            raise SingerInputError(
+                f"Input line {self.message_reader.line_number} lacks required key(s) "
+                f"{', '.join(repr(key) for key in sorted(missing))}"
+            )
+
     def _after_message(self) -> None:
         self.delivery.raise_if_failed()
         self._write_ready_state()

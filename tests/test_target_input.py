@@ -145,3 +145,13 @@ def test_bad_line_after_unacknowledged_records_writes_no_state_for_them(
             order_id in acknowledged for order_id in range(1, state["bookmarks"][STREAM] + 1)
         )
     assert 2 not in acknowledged
+
+
+def test_message_missing_a_required_key_is_named_without_quoting_the_line(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [schema_line(), json.dumps({"type": "RECORD", "record": {"email": "jane@example.com"}})]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert "Input line 2 lacks required key(s) 'stream'" in _failure_lines(caplog)[0]
+    assert "jane@example.com" not in caplog.text
