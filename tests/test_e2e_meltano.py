@@ -296,7 +296,13 @@ class MeltanoResult:
 
 
 class MeltanoProject:
-    """The repository's own Meltano project with a throwaway system database."""
+    """The repository's own Meltano project with a private system database and `.meltano`.
+
+    A private `.meltano` (MELTANO_SYS_DIR_ROOT) keeps two test sessions, or a test session and
+    someone's own `meltano run`, from overwriting each other's generated config and catalog in
+    `.meltano/run`. Installing the plugins into it takes seconds: Meltano installs with uv,
+    whose download cache is what makes a second install cheap.
+    """
 
     def __init__(self, executable: str, work_dir: Path, settings_env: Mapping[str, str]) -> None:
         self.executable = executable
@@ -309,6 +315,7 @@ class MeltanoProject:
         self.env = {
             **base_env,
             "MELTANO_DATABASE_URI": f"sqlite:///{work_dir / 'meltano.db'}",
+            "MELTANO_SYS_DIR_ROOT": str(work_dir / "meltano-sys"),
             "MELTANO_ENVIRONMENT": "dev",
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             **settings_env,
