@@ -11,6 +11,7 @@ from __future__ import annotations
 import decimal
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -67,6 +68,8 @@ DEFAULT_CONCURRENT_REQUESTS = 8
 DEFAULT_REQUEST_TIMEOUT = 60
 DEFAULT_MAX_RETRIES = 5
 
+# singer_sdk's error for a date-like string it cannot parse (helpers/_typing.py)
+_UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.*)'\.$", re.DOTALL)
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 _input_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
 
@@ -573,6 +576,13 @@ class TargetMetaCapi(Target):
             return f"{error} at input line {reader.line_number}"
         if isinstance(error, (TargetFailure, SingerInputError, CapiError)):
             return str(error)
+        unparseable_date = _UNPARSEABLE_DATE.match(str(error))
+        if isinstance(error, ValueError) and unparseable_date:
+            # the SDK's message quotes the value, which may be a birth date
+            return (
+                f"Record has a date that cannot be parsed ({where}): field "
+                f"{unparseable_date['field']!r} is not an ISO 8601 date, time or date-time"
+            )
         if isinstance(error, InvalidRecord):
             return f"Record does not match its SCHEMA ({where}): {error.error_message}"
         return f"{type(error).__name__} ({where}): {error}"

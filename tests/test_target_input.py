@@ -155,3 +155,15 @@ def test_message_missing_a_required_key_is_named_without_quoting_the_line(
     assert result.exit_code == 1
     assert "Input line 2 lacks required key(s) 'stream'" in _failure_lines(caplog)[0]
     assert "jane@example.com" not in caplog.text
+
+
+def test_unparseable_date_names_the_field_but_not_the_value(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [schema_line(), record_line(order(1, created_at="31/02/1990 jane"))]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    [failure] = _failure_lines(caplog)
+    assert f"input line 2, stream '{STREAM}'" in failure
+    assert "field 'created_at' is not an ISO 8601 date" in failure
+    assert "jane" not in failure
