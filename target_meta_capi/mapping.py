@@ -311,6 +311,8 @@ def _to_int(value: Any) -> int:
 
 
 def _to_text(value: Any) -> str:
+    if value.__class__ is str:  # the common case, first
+        return value.strip()
     if isinstance(value, (Decimal, float)) and math.isfinite(value) and value == int(value):
         return str(int(value))
     if isinstance(value, (str, int, Decimal, float)) and not isinstance(value, bool):
@@ -647,9 +649,16 @@ class EventMapper:
                     value = payload
                 else:
                     value = _dig(record, payload)
-                if not _is_empty(value):
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    continue
+                if len(path) == 2:  # user_data.em, custom_data.value ...: most paths
+                    inner = event.get(path[0])
+                    if not isinstance(inner, dict):
+                        inner = event[path[0]] = {}
+                    inner[path[1]] = value
+                else:
                     self._put(event, path, value)
-                    break
+                break
         if plan.extra_columns:
             custom = event.setdefault("custom_data", {})
             for column in plan.extra_columns:

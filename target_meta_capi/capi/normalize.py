@@ -335,6 +335,34 @@ def normalize_user_data(
     Hashed keys come back as a hex string (or a list of them for a list in); unhashed keys are
     passed through untouched; unknown keys are dropped (they might carry raw PII).
     """
+    # A customer's hashed keys (em, ph, fn … zp) repeat together from order to order: their
+    # text values are normalized as one group, memoized; the rest (ip, user agent, fbc …
+    # which change per event, or values of other types) goes through key by key.
+    identity: list[tuple[str, str]] = []
+    rest: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in HASHED_KEYS and value.__class__ is str:
+            identity.append((key, value))
+        else:
+            rest[key] = value
+    if len(identity) < 2:
+        return _normalize_each(raw, hash_external_id)
+    user_data, dropped = _normalize_identity(tuple(identity), hash_external_id)
+    normalized = _normalize_each(rest, hash_external_id)
+    normalized.user_data = {**user_data, **normalized.user_data}
+    normalized.dropped[:0] = dropped
+    return normalized
+
+
+@lru_cache(maxsize=1 << 14)
+def _normalize_identity(
+    identity: tuple[tuple[str, str], ...], hash_external_id: bool
+) -> tuple[dict[str, Any], tuple[DroppedValue, ...]]:
+    normalized = _normalize_each(dict(identity), hash_external_id)
+    return normalized.user_data, tuple(normalized.dropped)
+
+
+def _normalize_each(raw: Mapping[str, Any], hash_external_id: bool) -> NormalizedUserData:
     user_data: dict[str, Any] = {}
     dropped: list[DroppedValue] = []
     for key, value in raw.items():
