@@ -347,6 +347,11 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         context.setdefault("numbers", []).append(number)
         context.setdefault("keys", []).append(key)
 
+    def _after_process_record(self, context: dict) -> None:
+        # The SDK logs the whole batch context here at DEBUG level, for every record: with
+        # events and keys in it that is customer data, and quadratic in the batch size.
+        return
+
     def process_batch(self, context: dict) -> None:
         events: list[dict] = context.get("events", [])
         if not events:
