@@ -89,6 +89,13 @@ def test_code_100_subcode_33_unknown_pixel_is_an_auth_error():
     assert type(classify_response(400, error_body(100, 33))) is AuthError
 
 
+def test_wrong_appsecret_proof_is_an_auth_error_not_a_bisectable_request():
+    body = error_body(
+        100, type="GraphMethodException", message="Invalid appsecret_proof provided in the API"
+    )
+    assert type(classify_response(400, body)) is AuthError
+
+
 def test_code_100_with_an_event_subcode_is_a_bisectable_invalid_request():
     error = classify_response(400, error_body(100, 2804003))
     assert type(error) is InvalidRequestError

@@ -19,6 +19,9 @@ AUTH_CODES = frozenset({10, 102, 104, 190, *range(200, 300)})
 TRANSIENT_CODES = frozenset({1, 2})
 INVALID_PARAMETER_CODE = 100
 UNKNOWN_PIXEL_SUBCODE = 33
+# Graph answers a missing or wrong appsecret_proof with code 100 of this type: an auth problem,
+# which splitting the request would only multiply.
+APP_SECRET_PROOF_ERROR_TYPE = "GraphMethodException"
 
 # Graph access tokens start with "EAA"; catches tokens echoed back even when we do not know them.
 _ACCESS_TOKEN_PATTERN = re.compile(r"EAA[A-Za-z0-9]{16,}")
@@ -143,7 +146,8 @@ class ThrottledError(GraphAPIError):
 
 
 class AuthError(GraphAPIError):
-    """Token, permission or pixel problem (190, 102, 104, 10, 200-299, 100/33): stop."""
+    """Token, permission, app secret proof or pixel problem (190, 102, 104, 10, 200-299, 100/33,
+    100 GraphMethodException): stop."""
 
 
 class InvalidRequestError(GraphAPIError):
@@ -230,15 +234,18 @@ def classify_response(
         "is_transient": is_transient,
     }
     message = _text(error.get("message"), secrets) or "Graph API error"
-    return _error_class(status, code, subcode, is_transient)(message, **fields)
+    error_class = _error_class(status, code, subcode, is_transient, fields["error_type"])
+    return error_class(message, **fields)
 
 
 def _error_class(
-    status: int, code: int | None, subcode: int | None, is_transient: bool
+    status: int, code: int | None, subcode: int | None, is_transient: bool, error_type: str | None
 ) -> type[GraphAPIError]:
     if code in THROTTLE_CODES:
         return ThrottledError
     if code in AUTH_CODES or (code == INVALID_PARAMETER_CODE and subcode == UNKNOWN_PIXEL_SUBCODE):
+        return AuthError
+    if code == INVALID_PARAMETER_CODE and error_type == APP_SECRET_PROOF_ERROR_TYPE:
         return AuthError
     if code in TRANSIENT_CODES or is_transient:
         return TransientError
