@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from target_meta_capi.sandbox import SandboxServer
+from target_meta_capi.sink import describe_schema_violation
 
 from ._target_support import (
     STREAM,
@@ -167,3 +169,13 @@ def test_unparseable_date_names_the_field_but_not_the_value(
     assert f"input line 2, stream '{STREAM}'" in failure
     assert "field 'created_at' is not an ISO 8601 date" in failure
     assert "jane" not in failure
+
+
+def test_schema_violations_from_jsonschema_are_described_without_the_value() -> None:
+    validator = jsonschema.Draft202012Validator(
+        {"properties": {"customer": {"properties": {"age": {"type": "integer"}}}}}
+    )
+    error = next(validator.iter_errors({"customer": {"age": "jane@example.com"}}))
+    assert describe_schema_violation(error) == (
+        "field 'customer.age' breaks the schema's 'type' ('integer')"
+    )
