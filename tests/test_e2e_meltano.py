@@ -53,6 +53,7 @@ UPDATED_ORDER_IDS = (17, 250, 1234, 2222)
 INSERTED_ROWS = 25
 ROWS_INSERTED_BEFORE_FAILING_RUN = 5
 MELTANO_TIMEOUT_SECONDS = 600
+REFUSED_TOKEN = "not-the-sandbox-token"
 
 ORDER_COLUMNS = (
     "order_id", "customer_id", "email", "phone", "first_name", "last_name", "city", "state",
@@ -461,7 +462,7 @@ class FailedRun:
 @pytest.fixture(scope="module")
 def auth_rejected_run(pipeline: Pipeline, incremental_run: IncrementalRun) -> FailedRun:
     pipeline.orders.insert_recent(ROWS_INSERTED_BEFORE_FAILING_RUN)
-    outcome = pipeline.run({"TARGET_META_CAPI_ACCESS_TOKEN": "not-the-sandbox-token"})
+    outcome = pipeline.run({"TARGET_META_CAPI_ACCESS_TOKEN": REFUSED_TOKEN})
     return FailedRun(outcome, incremental_run.outcome.state)
 
 
@@ -603,3 +604,9 @@ def test_rejected_access_token_fails_the_run(auth_rejected_run: FailedRun):
 
 def test_rejected_access_token_leaves_the_state_unchanged(auth_rejected_run: FailedRun):
     assert auth_rejected_run.outcome.state == auth_rejected_run.state_before
+
+
+def test_rejected_access_token_is_explained_without_the_token(auth_rejected_run: FailedRun):
+    log = auth_rejected_run.outcome.result.stderr
+    assert "public-orders" in log and "code=190" in log
+    assert REFUSED_TOKEN not in log
