@@ -1,0 +1,385 @@
+"""The run summary, progress and METRIC lines of real runs against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from target_meta_capi import sink as sink_module
+from target_meta_capi.sandbox import SandboxServer
+
+from ._target_support import (
+    ACCESS_TOKEN,
+    STREAM,
+    order,
+    order_stream,
+    orders_config,
+    record_line,
+    run_in_process,
+    state_line,
+)
+
+TARGET = Path(sys.executable).with_name("target-meta-capi")
+EIGHT_DAYS = 8 * 24 * 3600
+SIX_AND_A_HALF_DAYS = 6 * 24 * 3600 + 12 * 3600
+
+CUSTOMERS = "public-customers"
+CUSTOMER_COLUMNS = (
+    "email", "phone", "first_name", "last_name", "external_id", "fbc", "fbp", "client_ip",
+    "user_agent",
+)  # fmt: skip
+CUSTOMER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "page_url": {"type": "string"},
+        "total": {"type": "number"},
+        "currency": {"type": "string"},
+        **{column: {"type": ["string", "null"]} for column in CUSTOMER_COLUMNS},
+    },
+}
+CUSTOMERS_MAPPING = {
+    "event_name": "Purchase",
+    "action_source": "website",
+    "fields": {
+        "event_time": "created_at",
+        "event_id": "id",
+        "event_source_url": "page_url",
+        "custom_data.value": "total",
+    },
+}
+FBC = "fb.1.1596403881668.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk"
+FBP = "fb.1.1596403881668.1116446470"
+
+
+def customer(customer_id: int, **columns: str) -> dict[str, Any]:
+    base = order(customer_id)
+    record = {
+        "id": customer_id,
+        "created_at": base["created_at"],
+        "page_url": base["page_url"],
+        "total": 10.0,
+        "currency": "EUR",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+    }
+    record.update(columns)
+    return record
+
+
+def keyed_schema_line(stream: str, schema: dict[str, Any]) -> str:
+    return json.dumps(
+        {"type": "SCHEMA", "stream": stream, "schema": schema, "key_properties": ["id"]}
+    )
+
+
+def run_with_summary(
+    config: dict[str, Any], lines: list[str], tmp_path: Path
+) -> tuple[dict[str, Any], Any]:
+    summary_path = tmp_path / "summary.json"
+    result = run_in_process({**config, "summary_path": str(summary_path)}, lines)
+    return json.loads(summary_path.read_text()), result
+
+
+def test_match_key_coverage_and_dropped_values_of_a_known_input(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    records = [
+        customer(
+            1, email="ann@example.com", phone="+1 616 954 7888", first_name="Ann",
+            last_name="Lee", external_id="c-1", fbc=FBC, fbp=FBP, client_ip="203.0.113.1",
+        ),
+        customer(2, email="bo@example.com", phone="+44 844 412 4653", client_ip="203.0.113.2"),
+        customer(3, email="cy@example.com", fbp=FBP),
+        customer(4, email="di@example.com"),
+        customer(5, external_id="c-5"),
+        customer(6, email="not-an-email", phone="12"),
+    ]  # fmt: skip
+    lines = [
+        keyed_schema_line(CUSTOMERS, CUSTOMER_SCHEMA),
+        *(record_line(record, CUSTOMERS) for record in records),
+    ]
+    config = orders_config(sandbox.url, tmp_path, streams={CUSTOMERS: CUSTOMERS_MAPPING})
+
+    summary, result = run_with_summary(config, lines, tmp_path)
+
+    assert result.exit_code == 0
+    stream = summary["streams"][CUSTOMERS]
+    assert stream["match_key_coverage"] == {
+        "em": 66.7,
+        "ph": 33.3,
+        "fn": 16.7,
+        "ln": 16.7,
+        "external_id": 33.3,
+        "fbc": 16.7,
+        "fbp": 33.3,
+        "client_ip_address": 33.3,
+        "client_user_agent": 100.0,
+    }
+    assert stream["dropped_values"] == {"em": {"invalid": 1}, "ph": {"invalid": 1}}
+    assert (stream["events_mapped"], stream["events_acknowledged"]) == (6, 6)
+    assert summary["warnings"] == []
+
+
+def test_local_dead_letters_are_counted_by_rule(sandbox: SandboxServer, tmp_path: Path) -> None:
+    records = [
+        order(1),
+        order(2, currency="dollars"),
+        order(3, age_seconds=EIGHT_DAYS),
+        order(4, currency="€"),
+        order(5),
+    ]
+
+    summary, _ = run_with_summary(
+        orders_config(sandbox.url, tmp_path), order_stream(5, records=records), tmp_path
+    )
+
+    assert summary["dead_letters_by_reason"] == {
+        "rule:event_time_too_old": 1,
+        "rule:purchase_currency_invalid": 2,
+    }
+    stream = summary["streams"][STREAM]
+    assert (stream["events_sent"], stream["events_acknowledged"]) == (2, 2)
+    assert (stream["events_dead_lettered"], stream["events_in_flight"]) == (3, 0)
+    assert summary["requests"]["attempts_by_status"] == {"200": 1}
+
+
+@pytest.fixture
+def no_local_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let events through that only Meta (the sandbox) rejects, as if our rules missed them."""
+    monkeypatch.setattr(sink_module, "validate_event", lambda event, **_: [])
+
+
+@pytest.mark.usefixtures("no_local_validation")
+def test_events_meta_rejects_are_counted_by_code_and_subcode(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    records = [order(1), order(2, age_seconds=EIGHT_DAYS)]
+
+    summary, _ = run_with_summary(
+        orders_config(sandbox.url, tmp_path), order_stream(2, records=records), tmp_path
+    )
+
+    assert summary["dead_letters_by_reason"] == {"meta:100/2804003": 1}
+    requests = summary["requests"]
+    # the pair is rejected, then each half is sent alone: one accepted, one rejected
+    assert requests["attempts_by_status"] == {"200": 1, "400": 2}
+    assert requests["failures_by_reason"] == {"meta:100/2804003": 2}
+    assert requests["retries"] == 0
+    stream = summary["streams"][STREAM]
+    assert (stream["events_acknowledged"], stream["events_in_flight"]) == (1, 0)
+
+
+def seeded_faults(seed: int, requests: int, rates: dict[str, float]) -> Counter[str]:
+    """Replay the sandbox's documented draws: two per request, the second picks the fault."""
+    draws = random.Random(seed)
+    faults: Counter[str] = Counter()
+    successes = 0
+    while successes < requests:
+        draws.random()
+        fault_draw = draws.random()
+        threshold = 0.0
+        for reason, rate in rates.items():
+            threshold += rate
+            if fault_draw < threshold:
+                faults[reason] += 1
+                break
+        else:
+            successes += 1
+    return faults
+
+
+def test_retries_under_injected_faults_are_counted_by_reason(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(
+        html_502_rate=0.1, transient_error_rate=0.1, throttle_rate=0.1, seed=3
+    )
+    config = orders_config(
+        sandbox.url, tmp_path, batch_size=5, concurrent_requests=1, max_retries=12
+    )
+    # in the sandbox's order of fault kinds: html_502, transient_error, throttle
+    expected = seeded_faults(
+        3, requests=8, rates={"http:502": 0.1, "meta:2": 0.1, "meta:17/2446079": 0.1}
+    )
+
+    summary, result = run_with_summary(config, order_stream(40), tmp_path)
+
+    assert result.exit_code == 0
+    requests = summary["requests"]
+    assert requests["retries_by_reason"] == dict(sorted(expected.items()))
+    assert requests["retries"] == sum(expected.values()) == sum(sandbox.stats()["faults"].values())
+    assert requests["failures_by_reason"] == requests["retries_by_reason"]
+    assert requests["attempts_by_status"] == {
+        "200": 8,
+        **{
+            status: count
+            for status, count in (
+                ("400", expected["meta:17/2446079"]),
+                ("500", expected["meta:2"]),
+                ("502", expected["http:502"]),
+            )
+            if count
+        },
+    }
+    assert summary["totals"]["events_acknowledged"] == 40
+
+
+def test_skipped_stream_is_counted_and_warned_about_once(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    audit_schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    lines = [
+        *order_stream(2)[:-1],
+        keyed_schema_line("public-audit", audit_schema),
+        *(record_line({"id": i}, "public-audit") for i in range(3)),
+        state_line(2),
+    ]
+
+    with caplog.at_level(logging.WARNING):
+        summary, result = run_with_summary(orders_config(sandbox.url, tmp_path), lines, tmp_path)
+
+    assert result.exit_code == 0
+    audit = summary["streams"]["public-audit"]
+    assert (audit["records_read"], audit["events_skipped"], audit["events_sent"]) == (3, 3, 0)
+    assert summary["totals"]["events_acknowledged"] == 2
+    warnings = [r.getMessage() for r in caplog.records if "public-audit" in r.getMessage()]
+    assert len(warnings) == 1
+    assert summary["warnings"] == warnings
+
+
+def test_events_near_the_cutoff_are_counted_and_warned_about(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    records = [order(1), order(2, age_seconds=SIX_AND_A_HALF_DAYS), order(3)]
+    records.append(order(4, age_seconds=SIX_AND_A_HALF_DAYS))
+
+    summary, _ = run_with_summary(
+        orders_config(sandbox.url, tmp_path), order_stream(4, records=records), tmp_path
+    )
+
+    stream = summary["streams"][STREAM]
+    assert (stream["events_near_cutoff"], stream["events_acknowledged"]) == (2, 4)
+    [warning] = summary["warnings"]
+    assert warning.startswith(f"Stream {STREAM!r}: 2 events were within 24 h")
+
+
+def test_stream_without_match_keys_is_warned_about(sandbox: SandboxServer, tmp_path: Path) -> None:
+    store_schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "city": {"type": "string"},
+        },
+    }
+    store_mapping = {
+        "event_name": "Lead",
+        "action_source": "physical_store",
+        "fields": {"event_time": "created_at", "event_id": "id"},
+    }
+    created_at = order(1)["created_at"]
+    lines = [
+        keyed_schema_line("public-visits", store_schema),
+        *(
+            record_line({"id": i, "created_at": created_at, "city": "Menlo Park"}, "public-visits")
+            for i in range(4)
+        ),
+    ]
+    config = orders_config(sandbox.url, tmp_path, streams={"public-visits": store_mapping})
+
+    summary, _ = run_with_summary(config, lines, tmp_path)
+
+    visits = summary["streams"]["public-visits"]
+    assert set(visits["match_key_coverage"].values()) == {0.0}
+    assert visits["events_acknowledged"] == 4
+    [warning] = summary["warnings"]
+    assert "'public-visits': none of its 4 events carries a match key" in warning
+
+
+def metric_points(stderr: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line.split("METRIC: ", 1)[1])
+        for line in stderr.splitlines()
+        if "METRIC: " in line
+    ]
+
+
+@pytest.fixture
+def cli_run(sandbox: SandboxServer, tmp_path: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """The installed command, 30 orders with a STATE every 10, progress every 50 ms."""
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(
+        sandbox.url,
+        tmp_path,
+        batch_size=10,
+        progress_interval=0.05,
+        summary_path=str(summary_path),
+    )
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    completed = subprocess.run(
+        [str(TARGET), "--config", str(config_path)],
+        input="\n".join(order_stream(30, state_every=10)) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed, json.loads(summary_path.read_text())
+
+
+def test_stdout_carries_only_state_lines(cli_run) -> None:
+    completed, _ = cli_run
+
+    states = [json.loads(line) for line in completed.stdout.splitlines()]
+
+    assert states
+    assert all(set(state) == {"bookmarks"} for state in states)
+    assert states[-1] == {"bookmarks": {STREAM: 30}}
+
+
+def test_stderr_carries_the_final_progress_line_and_the_summary(cli_run) -> None:
+    completed, _ = cli_run
+
+    assert (
+        "Final progress: 30 records read, 30 events sent, 30 acknowledged, 0 in flight, "
+        "0 retries, 0 dead-lettered" in completed.stderr
+    )
+    assert "Run summary (" in completed.stderr
+    assert "match-key coverage: em 100.0%, ph 0.0%" in completed.stderr
+
+
+def test_metric_lines_count_events_and_time_each_request(cli_run) -> None:
+    completed, summary = cli_run
+
+    points = metric_points(completed.stderr)
+
+    counters = Counter()
+    for point in points:
+        if point["type"] == "counter" and point["tags"].get("stream") == STREAM:
+            counters[point["metric"]] += point["value"]
+    assert counters["events_sent"] == 30
+    assert counters["events_acknowledged"] == 30
+    timers = [p for p in points if p["metric"] == "http_request_duration"]
+    assert len(timers) == summary["requests"]["attempts"]
+    assert {(p["tags"]["http_status_code"], p["tags"]["status"]) for p in timers} == {
+        (200, "succeeded")
+    }
+
+
+def test_logs_hold_no_token_and_no_raw_customer_data(cli_run) -> None:
+    completed, _ = cli_run
+
+    assert ACCESS_TOKEN not in completed.stderr
+    assert "@example.com" not in completed.stderr.lower()
