@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -115,7 +116,9 @@ def _free_loopback_port() -> int:
 def _as_server_user(command: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return command
-    return ["runuser", "-u", _SUPERUSER, "--", *command]
+    if shutil.which("runuser"):
+        return ["runuser", "-u", _SUPERUSER, "--", *command]
+    return ["su", "-s", "/bin/sh", _SUPERUSER, "-c", shlex.join(command)]
 
 
 def _run(command: list[str], *, what: str, log_file: Path | None = None) -> None:
@@ -179,10 +182,12 @@ def running_postgres(
         server.psql(f"CREATE DATABASE {database} OWNER {user}", database="postgres")
         yield server
     finally:
-        if started:
-            _run([str(bin_dir / "pg_ctl"), "stop", "--pgdata", str(data_dir), "--mode", "fast",
-                  "--wait"], what="pg_ctl stop")
-        shutil.rmtree(base_dir, ignore_errors=True)
+        try:
+            if started:
+                _run([str(bin_dir / "pg_ctl"), "stop", "--pgdata", str(data_dir), "--mode",
+                      "fast", "--wait"], what="pg_ctl stop")
+        finally:
+            shutil.rmtree(base_dir, ignore_errors=True)
 
 
 def _start_on_free_port(bin_dir: Path, data_dir: Path, socket_dir: Path, log_file: Path) -> int:
