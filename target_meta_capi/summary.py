@@ -548,7 +548,8 @@ class ProgressReporter:
         self._stopped = False
 
     def start(self) -> None:
-        if self._interval <= 0 or self._thread is not None:
+        """Start the thread; calling it again (the target does, per record) does nothing."""
+        if self._interval <= 0 or self._thread is not None or self._stopped:
             return
         self._thread = threading.Thread(
             target=self._run, name="target-meta-capi-progress", daemon=True

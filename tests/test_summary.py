@@ -571,6 +571,15 @@ def test_reporter_with_interval_zero_logs_only_the_final_line():
     assert waiter.seen.is_set()
 
 
+def test_reporter_started_after_stop_starts_no_thread():
+    reporter = ProgressReporter(RunStats(), logging.getLogger("test.target"), interval=0.01)
+    reporter.stop()
+
+    reporter.start()
+
+    assert reporter._thread is None
+
+
 def test_stopping_the_reporter_flushes_metric_counters(caplog):
     stats = RunStats()
     stats.request_submitted("orders", 7)
