@@ -102,10 +102,12 @@ class DeadLetter:
 
     @property
     def summary_reason(self) -> str:
-        """The reason as the run summary counts it: `rule:<name>` or `meta:<code>/<subcode>`."""
-        if self.meta_error is not None:
-            return f"meta:{self.meta_error.get('code')}/{self.meta_error.get('error_subcode')}"
-        return f"rule:{self.rule}"
+        """The reason as the run summary counts it: `rule:<name>`, `meta:<code>[/<subcode>]`."""
+        if self.meta_error is None:
+            return f"rule:{self.rule}"
+        subcode = self.meta_error.get("error_subcode")
+        code = self.meta_error.get("code")
+        return f"meta:{code}" if subcode is None else f"meta:{code}/{subcode}"
 
 
 def meta_error_fields(error: GraphAPIError) -> dict[str, Any]:

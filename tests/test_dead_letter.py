@@ -115,3 +115,9 @@ def test_concurrent_writers_produce_whole_lines(tmp_path: Path) -> None:
     lines = (tmp_path / "dead.jsonl").read_text().splitlines()
     assert len(lines) == 800 == writer.count
     assert all(json.loads(line)["stream"] == "public-orders" for line in lines)
+
+
+def test_summary_reason_of_a_meta_rejection_without_subcode_is_the_code_alone() -> None:
+    error = InvalidRequestError("Invalid parameter", http_status=400, code=100)
+    letter = DeadLetter.from_meta_error(stream="s", key={}, event=EVENT, error=error)
+    assert letter.summary_reason == "meta:100"
