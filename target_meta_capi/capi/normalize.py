@@ -354,7 +354,7 @@ def normalize_user_data(
     return normalized
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 13)  # ~1.5 KB per customer: at most ~12 MB
 def _normalize_identity(
     identity: tuple[tuple[str, str], ...], hash_external_id: bool
 ) -> tuple[dict[str, Any], tuple[DroppedValue, ...]]:
