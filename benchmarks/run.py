@@ -10,6 +10,8 @@ sandbox with the given latency on a free port, and measures over that same input
       process exits, which it does only after every event was acknowledged; the sandbox must
       have received all N events;
   (b) a singer-sdk target whose sink does nothing (benchmarks/noop_target.py);
+  (f) the same with the SDK-side speed levers the target uses (benchmarks/floor_target.py):
+      the floor no target on this SDK gets under, to tell SDK cost from the target's own;
   (c) Meta's facebook-business SDK, BatchProcessor(1000, 4), building and sending the same
       events to the same sandbox (benchmarks/facebook_sdk_sender.py, in .venv-bench, which this
       script creates on first use).
@@ -228,16 +230,19 @@ def run_target(input_path: Path, records: int, box: SandboxProcess, workdir: Pat
                        result["peak_rss_mb"], problem)
 
 
-def run_noop(input_path: Path, records: int, workdir: Path) -> Measurement:
-    config_path = workdir / "noop.config.json"
+def run_noop(input_path: Path, records: int, workdir: Path, *, floor: bool = False) -> Measurement:
+    """(b), or with `floor` the same do-nothing target with every SDK-side speed lever."""
+    name = "floor" if floor else "noop"
+    config_path = workdir / f"{name}.config.json"
     config_path.write_text("{}")
-    result = measure([str(PROJECT_PYTHON), str(BENCHMARKS / "noop_target.py"),
-                      "--config", str(config_path)], input_path, workdir, "noop")
+    result = measure([str(PROJECT_PYTHON), str(BENCHMARKS / f"{name}_target.py"),
+                      "--config", str(config_path)], input_path, workdir, name)
     problem = None
     if result["returncode"] != 0:
-        problem = f"exit code {result['returncode']}:\n{_tail(workdir / 'noop.stderr')}"
-    return Measurement("(b) do-nothing singer-sdk target", records, result["seconds"],
-                       result["peak_rss_mb"], problem)
+        problem = f"exit code {result['returncode']}:\n{_tail(workdir / f'{name}.stderr')}"
+    label = ("(f) floor: do-nothing target, fast validator+reader" if floor
+             else "(b) do-nothing singer-sdk target")
+    return Measurement(label, records, result["seconds"], result["peak_rss_mb"], problem)
 
 
 def run_facebook_sdk(input_path: Path, records: int, box: SandboxProcess,
@@ -268,7 +273,7 @@ def _verdict(met: bool) -> str:
 
 
 def print_measurement(measurement: Measurement) -> None:
-    line = (f"{measurement.label:<48} {measurement.seconds:8.2f} s "
+    line = (f"{measurement.label:<52} {measurement.seconds:8.2f} s "
             f"{measurement.events_per_second:10,.0f} events/s "
             f"{measurement.peak_rss_mb:7.1f} MB peak RSS")
     print(line, flush=True)
@@ -314,8 +319,8 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=50_000, help="N (default 50,000)")
     parser.add_argument("--latency-ms", type=float, default=100.0,
                         help="the sandbox's answer delay per request (default 100)")
-    parser.add_argument("--only", default="abc",
-                        help="which of a, b, c to run (default abc), e.g. --only bc")
+    parser.add_argument("--only", default="abfc",
+                        help="which of a, b, f, c to run (default abfc), e.g. --only bc")
     parser.add_argument("--no-4n", action="store_true",
                         help="skip the target's second run on 4N records (RSS growth)")
     parser.add_argument("--sandbox-url", help="use a sandbox already running there")
@@ -363,11 +368,15 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
           f"{time.perf_counter() - started:.1f} s); sandbox latency {args.latency_ms:g} ms\n",
           flush=True)
 
-    target = noop = facebook = target_4n = None
+    target = noop = floor = facebook = target_4n = None
     with sandbox(args.latency_ms, workdir, args.sandbox_url) as box:
         if "b" in args.only:
             noop = best_of(args.repeat, lambda: run_noop(input_path, records, workdir))
             print_measurement(noop)
+        if "f" in args.only:
+            floor = best_of(args.repeat, lambda: run_noop(input_path, records, workdir,
+                                                          floor=True))
+            print_measurement(floor)
         if "c" in args.only:
             facebook = best_of(
                 args.repeat, lambda: run_facebook_sdk(input_path, records, box, workdir)
@@ -385,8 +394,11 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
                 print_measurement(target_4n)
                 big_input.unlink()
 
-    runs = [run for run in (target, noop, facebook, target_4n) if run]
+    runs = [run for run in (target, noop, floor, facebook, target_4n) if run]
     all_met = print_goals(target, noop, facebook, target_4n)
+    if target and floor:
+        print(f"\n  a/f = {target.events_per_second / floor.events_per_second:5.2f}   "
+              "(share of the SDK's floor speed the target keeps; the rest is its own work)")
     if args.json:
         args.json.write_text(json.dumps({
             "machine": machine_description(), "records": records, "latency_ms": args.latency_ms,
