@@ -1,4 +1,4 @@
-"""TargetMetaCapi: settings, Singer input, and the hooks that hold STATE until Meta acknowledged.
+"""TargetMetaCapi: the hooks that hold STATE until Meta acknowledged, and the CLI's exit codes.
 
 The SDK writes state whenever `process_batch()` returned; here `process_batch()` only hands a
 request to the sliding window, so state goes through the ack ledger instead (see state.py):
@@ -8,7 +8,6 @@ written after every message, at drains and at the end. Nothing but state lines g
 
 from __future__ import annotations
 
-import decimal
 import logging
 import os
 import re
@@ -16,16 +15,12 @@ import signal
 import sys
 import time
 import typing as t
-from collections import Counter, defaultdict
-from importlib import metadata
 from types import FrameType
 
 import msgspec
-from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, InvalidRecord
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.plugin_base import _ConfigInput
-from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.target_base import Target
 
 from target_meta_capi.capi.batch import BatchProcessor
@@ -38,16 +33,21 @@ from target_meta_capi.capi.http import (
 from target_meta_capi.capi.request import DEFAULT_API_VERSION, DEFAULT_GRAPH_URL, EventRequest
 from target_meta_capi.capi.retry import RetryPolicy
 from target_meta_capi.dead_letter import DeadLetterWriter
+from target_meta_capi.delivery import BadRecordError, Delivery, InvalidEventError, TargetFailure
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
-from target_meta_capi.sink import (
-    ON_INVALID_DEAD_LETTER,
+from target_meta_capi.reader import NumberedSingerReader, SingerInputError
+from target_meta_capi.settings import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCURRENT_REQUESTS,
+    DEFAULT_DEAD_LETTER_PATH,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PARTNER_AGENT,
+    DEFAULT_REQUEST_TIMEOUT,
     ON_INVALID_FAIL,
-    BadRecordError,
-    Delivery,
-    EventSink,
-    InvalidEventError,
-    TargetFailure,
+    SETTINGS,
+    settings_errors,
 )
+from target_meta_capi.sink import EventSink
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
@@ -56,26 +56,9 @@ from target_meta_capi.summary import (
     write_run_summary,
 )
 
-try:
-    __version__ = metadata.version("target-meta-capi")
-except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0.0.0"
-
-DEFAULT_PARTNER_AGENT = f"target-meta-capi/{__version__}"
-DEFAULT_DEAD_LETTER_PATH = "dead_letters.jsonl"
-DEFAULT_BATCH_SIZE = 1000
-DEFAULT_CONCURRENT_REQUESTS = 8
-DEFAULT_REQUEST_TIMEOUT = 60
-DEFAULT_MAX_RETRIES = 5
-
 # singer_sdk's error for a date-like string it cannot parse (helpers/_typing.py)
 _UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.*)'\.$", re.DOTALL)
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
-_input_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
-
-
-class SingerInputError(InvalidInputLine):
-    """The input is not a valid Singer message stream; the message names the line."""
 
 
 class TerminationRequested(BaseException):
@@ -84,259 +67,6 @@ class TerminationRequested(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(f"received signal {signal.Signals(signum).name}")
         self.signum = signum
-
-
-class NumberedSingerReader(GenericSingerReader[str]):
-    """Reads Singer messages with msgspec, counting lines so every error can name its line.
-
-    Blank lines are skipped. Error messages never quote the line: it may hold customer data.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.line_number = 0
-        self.messages_read = 0
-        self.current_stream: str | None = None
-
-    @property
-    def default_input(self) -> t.IO[str]:
-        return sys.stdin
-
-    def deserialize_json(self, line: str) -> dict:
-        try:
-            message = _input_decoder.decode(line)
-        except msgspec.DecodeError as error:
-            raise SingerInputError(
-                f"Input line {self.line_number} is not valid JSON ({error})"
-            ) from None
-        if not isinstance(message, dict):
-            raise SingerInputError(
-                f"Input line {self.line_number} is not a Singer message (a JSON object)"
-            )
-        return message
-
-    def process_lines(
-        self,
-        file_input: t.IO[str] | None,
-        callbacks: dict[str, t.Callable[[dict], None]],
-    ) -> t.Counter[str]:
-        counts: dict[str, int] = defaultdict(int)
-        for line in file_input or self.default_input:
-            self.line_number += 1
-            if not line.strip():
-                continue
-            message = self.deserialize_json(line)
-            message_type = message.get("type")
-            callback = callbacks.get(message_type) if isinstance(message_type, str) else None
-            if callback is None:
-                raise SingerInputError(
-                    f"Input line {self.line_number} has unknown message type "
-                    f"{message_type!r} (expected SCHEMA, RECORD or STATE)"
-                )
-            stream = message.get("stream")
-            self.current_stream = stream if isinstance(stream, str) else None
-            callback(message)
-            self.messages_read += 1
-            counts[message_type] += 1
-        return Counter(counts)
-
-
-SETTINGS = th.PropertiesList(
-    th.Property(
-        "pixel_id",
-        th.StringType,
-        required=True,
-        description="Meta pixel (dataset) ID the events are sent to.",
-    ),
-    th.Property(
-        "access_token",
-        th.StringType,
-        secret=True,
-        description=(
-            "Conversions API access token (System User token with access to the pixel). "
-            "Required unless dry_run is true. Sent in the request body, never logged."
-        ),
-    ),
-    th.Property(
-        "app_secret",
-        th.StringType,
-        secret=True,
-        description=(
-            "App secret. When set, every request carries appsecret_proof "
-            "(HMAC-SHA256 of the access token), as apps requiring it demand."
-        ),
-    ),
-    th.Property(
-        "api_version",
-        th.StringType,
-        default=DEFAULT_API_VERSION,
-        description="Graph API version, e.g. v24.0.",
-    ),
-    th.Property(
-        "graph_url",
-        th.StringType,
-        default=DEFAULT_GRAPH_URL,
-        description=(
-            "Base URL of the Graph API (http or https). Point it at the local sandbox "
-            "(e.g. http://127.0.0.1:8787) for tests and demos."
-        ),
-    ),
-    th.Property(
-        "test_event_code",
-        th.StringType,
-        description=(
-            "Test event code from Events Manager; events then show under Test Events and "
-            "do not count as real conversions."
-        ),
-    ),
-    th.Property(
-        "partner_agent",
-        th.StringType,
-        default=DEFAULT_PARTNER_AGENT,
-        description="partner_agent parameter sent with every request.",
-    ),
-    th.Property("namespace_id", th.StringType, description="namespace_id parameter (optional)."),
-    th.Property(
-        "upload_tag",
-        th.StringType,
-        description="upload_tag parameter: a label for this upload (offline events).",
-    ),
-    th.Property(
-        "upload_id", th.StringType, description="upload_id parameter (offline event uploads)."
-    ),
-    th.Property(
-        "upload_source",
-        th.StringType,
-        description="upload_source parameter (offline event uploads).",
-    ),
-    th.Property(
-        "batch_size",
-        th.IntegerType(minimum=1, maximum=1000),
-        default=DEFAULT_BATCH_SIZE,
-        description="Events per request, 1 to 1000 (Meta's maximum).",
-    ),
-    th.Property(
-        "concurrent_requests",
-        th.IntegerType(minimum=1),
-        default=DEFAULT_CONCURRENT_REQUESTS,
-        description=(
-            "Requests in flight at once (a sliding window; halved while Meta throttles). "
-            "Reading stops while the window is full, so memory stays flat."
-        ),
-    ),
-    th.Property(
-        "request_timeout",
-        th.NumberType(exclusive_minimum=0),
-        default=DEFAULT_REQUEST_TIMEOUT,
-        description="Seconds to wait for Meta's answer to one request before retrying it.",
-    ),
-    th.Property(
-        "max_retries",
-        th.IntegerType(minimum=0),
-        default=DEFAULT_MAX_RETRIES,
-        description=(
-            "Retries of a request after transient errors, throttling or network failures "
-            "(exponential backoff with jitter). Auth and invalid-event errors are not retried."
-        ),
-    ),
-    th.Property(
-        "http_service_class",
-        th.StringType,
-        description=(
-            "Custom HTTP service: dotted path 'package.module:ClassName' of an "
-            "HttpServiceInterface implementation (e.g. behind a corporate proxy)."
-        ),
-    ),
-    th.Property(
-        "default_event_name",
-        th.StringType,
-        description="event_name for records of streams that neither map nor carry one.",
-    ),
-    th.Property(
-        "default_action_source",
-        th.StringType,
-        description=(
-            "action_source for records of streams that neither map nor carry one "
-            "(website, app, email, phone_call, chat, physical_store, system_generated, "
-            "business_messaging, other)."
-        ),
-    ),
-    th.Property(
-        "streams",
-        # JSON text too: an object setting given through an environment variable stays text
-        th.CustomType({"type": ["object", "string"]}),
-        description=(
-            "Per-stream mapping, keyed by stream name: event_name, action_source and "
-            'fields (CAPI path → column, e.g. {"user_data.em": "email"} or nested '
-            '{"user_data": {"em": "email"}}), as an object or as JSON text. '
-            "See the README for every option."
-        ),
-    ),
-    th.Property(
-        "hash_external_id",
-        th.BooleanType,
-        default=True,
-        description="Hash external_id with SHA-256 (recommended by Meta).",
-    ),
-    th.Property(
-        "dead_letter_path",
-        th.StringType,
-        default=DEFAULT_DEAD_LETTER_PATH,
-        description=(
-            "JSONL file (appended) receiving every event Meta would not or did not accept, "
-            "with the reason and the hashed event. Relative to the working directory."
-        ),
-    ),
-    th.Property(
-        "on_invalid_event",
-        th.StringType,
-        default=ON_INVALID_DEAD_LETTER,
-        allowed_values=[ON_INVALID_DEAD_LETTER, ON_INVALID_FAIL],
-        description=(
-            "What to do with an event that breaks Meta's rules: 'dead_letter' (write it to "
-            "dead_letter_path and go on) or 'fail' (stop the run, exit code 1)."
-        ),
-    ),
-    th.Property(
-        "dry_run",
-        th.BooleanType,
-        default=False,
-        description=(
-            "Map, hash, validate and batch, but send nothing: request payloads (without "
-            "the token) go to dry_run_path or stderr, and state is written as if acknowledged."
-        ),
-    ),
-    th.Property(
-        "dry_run_path",
-        th.StringType,
-        description="JSONL file for dry-run payloads (replaced per run); stderr when unset.",
-    ),
-    th.Property(
-        "progress_interval",
-        th.NumberType(minimum=0),
-        default=DEFAULT_PROGRESS_INTERVAL,
-        description="Seconds between progress lines on stderr; 0 turns them off.",
-    ),
-    th.Property(
-        "summary_path",
-        th.StringType,
-        description="Write the run summary as JSON to this file (it is always logged).",
-    ),
-).to_dict()
-
-
-def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
-    """Rules the JSON schema cannot express clearly."""
-    errors = []
-    if not config.get("dry_run") and not config.get("access_token"):
-        errors.append("access_token is required (unless dry_run is true)")
-    graph_url = config.get("graph_url", DEFAULT_GRAPH_URL)
-    if not isinstance(graph_url, str) or not graph_url.startswith(("https://", "http://")):
-        errors.append(
-            f"graph_url must be an http:// or https:// URL, got {graph_url!r} "
-            f"(default {DEFAULT_GRAPH_URL})"
-        )
-    return errors
 
 
 class TargetMetaCapi(Target):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from target_meta_capi.sandbox import SandboxServer
-from target_meta_capi.target import DEFAULT_PARTNER_AGENT
+from target_meta_capi.settings import DEFAULT_PARTNER_AGENT
 
 from ._target_support import (
     ORDER_SCHEMA,

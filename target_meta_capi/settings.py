@@ -1,0 +1,223 @@
+"""The target's settings: their JSON schema (shown by `--about`) and the rules it cannot express."""
+
+from __future__ import annotations
+
+import typing as t
+from importlib import metadata
+
+from singer_sdk import typing as th
+
+from target_meta_capi.capi.request import DEFAULT_API_VERSION, DEFAULT_GRAPH_URL
+from target_meta_capi.summary import DEFAULT_PROGRESS_INTERVAL
+
+try:
+    __version__ = metadata.version("target-meta-capi")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    __version__ = "0.0.0"
+
+DEFAULT_PARTNER_AGENT = f"target-meta-capi/{__version__}"
+DEFAULT_DEAD_LETTER_PATH = "dead_letters.jsonl"
+DEFAULT_BATCH_SIZE = 1000
+DEFAULT_CONCURRENT_REQUESTS = 8
+DEFAULT_REQUEST_TIMEOUT = 60
+DEFAULT_MAX_RETRIES = 5
+ON_INVALID_DEAD_LETTER = "dead_letter"
+ON_INVALID_FAIL = "fail"
+
+
+SETTINGS = th.PropertiesList(
+    th.Property(
+        "pixel_id",
+        th.StringType,
+        required=True,
+        description="Meta pixel (dataset) ID the events are sent to.",
+    ),
+    th.Property(
+        "access_token",
+        th.StringType,
+        secret=True,
+        description=(
+            "Conversions API access token (System User token with access to the pixel). "
+            "Required unless dry_run is true. Sent in the request body, never logged."
+        ),
+    ),
+    th.Property(
+        "app_secret",
+        th.StringType,
+        secret=True,
+        description=(
+            "App secret. When set, every request carries appsecret_proof "
+            "(HMAC-SHA256 of the access token), as apps requiring it demand."
+        ),
+    ),
+    th.Property(
+        "api_version",
+        th.StringType,
+        default=DEFAULT_API_VERSION,
+        description="Graph API version, e.g. v24.0.",
+    ),
+    th.Property(
+        "graph_url",
+        th.StringType,
+        default=DEFAULT_GRAPH_URL,
+        description=(
+            "Base URL of the Graph API (http or https). Point it at the local sandbox "
+            "(e.g. http://127.0.0.1:8787) for tests and demos."
+        ),
+    ),
+    th.Property(
+        "test_event_code",
+        th.StringType,
+        description=(
+            "Test event code from Events Manager; events then show under Test Events and "
+            "do not count as real conversions."
+        ),
+    ),
+    th.Property(
+        "partner_agent",
+        th.StringType,
+        default=DEFAULT_PARTNER_AGENT,
+        description="partner_agent parameter sent with every request.",
+    ),
+    th.Property("namespace_id", th.StringType, description="namespace_id parameter (optional)."),
+    th.Property(
+        "upload_tag",
+        th.StringType,
+        description="upload_tag parameter: a label for this upload (offline events).",
+    ),
+    th.Property(
+        "upload_id", th.StringType, description="upload_id parameter (offline event uploads)."
+    ),
+    th.Property(
+        "upload_source",
+        th.StringType,
+        description="upload_source parameter (offline event uploads).",
+    ),
+    th.Property(
+        "batch_size",
+        th.IntegerType(minimum=1, maximum=1000),
+        default=DEFAULT_BATCH_SIZE,
+        description="Events per request, 1 to 1000 (Meta's maximum).",
+    ),
+    th.Property(
+        "concurrent_requests",
+        th.IntegerType(minimum=1),
+        default=DEFAULT_CONCURRENT_REQUESTS,
+        description=(
+            "Requests in flight at once (a sliding window; halved while Meta throttles). "
+            "Reading stops while the window is full, so memory stays flat."
+        ),
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType(exclusive_minimum=0),
+        default=DEFAULT_REQUEST_TIMEOUT,
+        description="Seconds to wait for Meta's answer to one request before retrying it.",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType(minimum=0),
+        default=DEFAULT_MAX_RETRIES,
+        description=(
+            "Retries of a request after transient errors, throttling or network failures "
+            "(exponential backoff with jitter). Auth and invalid-event errors are not retried."
+        ),
+    ),
+    th.Property(
+        "http_service_class",
+        th.StringType,
+        description=(
+            "Custom HTTP service: dotted path 'package.module:ClassName' of an "
+            "HttpServiceInterface implementation (e.g. behind a corporate proxy)."
+        ),
+    ),
+    th.Property(
+        "default_event_name",
+        th.StringType,
+        description="event_name for records of streams that neither map nor carry one.",
+    ),
+    th.Property(
+        "default_action_source",
+        th.StringType,
+        description=(
+            "action_source for records of streams that neither map nor carry one "
+            "(website, app, email, phone_call, chat, physical_store, system_generated, "
+            "business_messaging, other)."
+        ),
+    ),
+    th.Property(
+        "streams",
+        # JSON text too: an object setting given through an environment variable stays text
+        th.CustomType({"type": ["object", "string"]}),
+        description=(
+            "Per-stream mapping, keyed by stream name: event_name, action_source and "
+            'fields (CAPI path → column, e.g. {"user_data.em": "email"} or nested '
+            '{"user_data": {"em": "email"}}), as an object or as JSON text. '
+            "See the README for every option."
+        ),
+    ),
+    th.Property(
+        "hash_external_id",
+        th.BooleanType,
+        default=True,
+        description="Hash external_id with SHA-256 (recommended by Meta).",
+    ),
+    th.Property(
+        "dead_letter_path",
+        th.StringType,
+        default=DEFAULT_DEAD_LETTER_PATH,
+        description=(
+            "JSONL file (appended) receiving every event Meta would not or did not accept, "
+            "with the reason and the hashed event. Relative to the working directory."
+        ),
+    ),
+    th.Property(
+        "on_invalid_event",
+        th.StringType,
+        default=ON_INVALID_DEAD_LETTER,
+        allowed_values=[ON_INVALID_DEAD_LETTER, ON_INVALID_FAIL],
+        description=(
+            "What to do with an event that breaks Meta's rules: 'dead_letter' (write it to "
+            "dead_letter_path and go on) or 'fail' (stop the run, exit code 1)."
+        ),
+    ),
+    th.Property(
+        "dry_run",
+        th.BooleanType,
+        default=False,
+        description=(
+            "Map, hash, validate and batch, but send nothing: request payloads (without "
+            "the token) go to dry_run_path or stderr, and state is written as if acknowledged."
+        ),
+    ),
+    th.Property(
+        "dry_run_path",
+        th.StringType,
+        description="JSONL file for dry-run payloads (replaced per run); stderr when unset.",
+    ),
+    th.Property(
+        "progress_interval",
+        th.NumberType(minimum=0),
+        default=DEFAULT_PROGRESS_INTERVAL,
+        description="Seconds between progress lines on stderr; 0 turns them off.",
+    ),
+    th.Property(
+        "summary_path",
+        th.StringType,
+        description="Write the run summary as JSON to this file (it is always logged).",
+    ),
+).to_dict()
+
+
+def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Rules the JSON schema cannot express clearly."""
+    errors = []
+    if not config.get("dry_run") and not config.get("access_token"):
+        errors.append("access_token is required (unless dry_run is true)")
+    graph_url = config.get("graph_url", DEFAULT_GRAPH_URL)
+    if not isinstance(graph_url, str) or not graph_url.startswith(("https://", "http://")):
+        errors.append(
+            f"graph_url must be an http:// or https:// URL, got {graph_url!r} "
+            f"(default {DEFAULT_GRAPH_URL})"
+        )
+    return errors
