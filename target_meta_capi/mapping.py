@@ -556,8 +556,8 @@ class EventMapper:
         user_data_columns = {
             column for path, column in mapping.fields.items() if path[0] == "user_data"
         }
-        # Key properties that carry customer information are not named in error messages.
-        self._redacted_keys = frozenset(
+        # Key properties that carry customer information: never shown in errors or dead letters.
+        self.redacted_keys = frozenset(
             key
             for key in self.key_properties
             if key in user_data_columns or key.lower() in _USER_DATA_ALIAS_COLUMNS
@@ -756,7 +756,7 @@ class EventMapper:
         if not self.key_properties:
             return None
         return ", ".join(
-            f"{key}=<redacted>" if key in self._redacted_keys else f"{key}={record.get(key)!r}"
+            f"{key}=<redacted>" if key in self.redacted_keys else f"{key}={record.get(key)!r}"
             for key in self.key_properties
         )
 

@@ -104,7 +104,7 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                     ", ".join(self._mapper.unknown_columns),
                 )
             # key columns holding customer information never reach the dead-letter file
-            self._redacted_keys = self._mapper._redacted_keys
+            self._redacted_keys = self._mapper.redacted_keys
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         validator = super().get_validator()
