@@ -43,6 +43,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .normalize import HASHED_KEYS, MATCH_KEYS
+
 MAX_EVENTS_PER_REQUEST = 1000
 MAX_AGE_SECONDS = 7 * 24 * 3600
 PHYSICAL_STORE_MAX_AGE_SECONDS = 62 * 24 * 3600
@@ -63,28 +65,10 @@ ACTION_SOURCES = frozenset(
 
 # Keys Meta requires as SHA-256 hex (a string or a list of them). external_id is a
 # customer-information key too, but hashing it is only recommended, so it is not here.
-MUST_BE_HASHED_KEYS = frozenset({"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country"})
+MUST_BE_HASHED_KEYS = HASHED_KEYS - {"external_id"}
 
 # Any one of these (non-empty) satisfies "at least one customer-information parameter".
-CUSTOMER_INFORMATION_KEYS = MUST_BE_HASHED_KEYS | frozenset(
-    {
-        "external_id",
-        "client_ip_address",
-        "client_user_agent",
-        "fbc",
-        "fbp",
-        "subscription_id",
-        "fb_login_id",
-        "lead_id",
-        "anon_id",
-        "madid",
-        "page_id",
-        "page_scoped_user_id",
-        "ctwa_clid",
-        "ig_account_id",
-        "ig_sid",
-    }
-)
+CUSTOMER_INFORMATION_KEYS = MATCH_KEYS
 
 
 @dataclass(frozen=True)
