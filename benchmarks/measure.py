@@ -1,4 +1,4 @@
-"""Run one command with a file on stdin; print its wall time and peak RSS as JSON.
+"""Run one command with a file on stdin; print its wall time, CPU time and peak RSS as JSON.
 
 A fresh process per measured run, so `RUSAGE_CHILDREN` holds the peak of exactly that command
 (Linux reports ru_maxrss in KiB). Used by run.py; by hand:
@@ -28,9 +28,9 @@ def main() -> None:
         started = time.perf_counter()
         returncode = subprocess.run(command, stdin=stdin, stdout=stdout, stderr=stderr).returncode
         seconds = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    json.dump({"seconds": seconds, "returncode": returncode, "peak_rss_mb": peak_kib / 1024},
-              sys.stdout)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    json.dump({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+               "returncode": returncode, "peak_rss_mb": usage.ru_maxrss / 1024}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from generate import STREAM, write_stream
 
-from target_meta_capi.target import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENT_REQUESTS
+from target_meta_capi.settings import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENT_REQUESTS
 
 BENCHMARKS = Path(__file__).resolve().parent
 ROOT = BENCHMARKS.parent
@@ -94,6 +94,7 @@ class Measurement:
     label: str
     events: int
     seconds: float
+    cpu_seconds: float
     peak_rss_mb: float
     problem: str | None = None
 
@@ -227,7 +228,7 @@ def run_target(input_path: Path, records: int, box: SandboxProcess, workdir: Pat
     elif received != records:
         problem = f"the sandbox received {received} of {records} events"
     return Measurement(f"(a) target-meta-capi, {records:,} records", records, result["seconds"],
-                       result["peak_rss_mb"], problem)
+                       result["cpu_seconds"], result["peak_rss_mb"], problem)
 
 
 def run_noop(input_path: Path, records: int, workdir: Path, *, floor: bool = False) -> Measurement:
@@ -242,7 +243,8 @@ def run_noop(input_path: Path, records: int, workdir: Path, *, floor: bool = Fal
         problem = f"exit code {result['returncode']}:\n{_tail(workdir / f'{name}.stderr')}"
     label = ("(f) floor: do-nothing target, fast validator+reader" if floor
              else "(b) do-nothing singer-sdk target")
-    return Measurement(label, records, result["seconds"], result["peak_rss_mb"], problem)
+    return Measurement(label, records, result["seconds"], result["cpu_seconds"],
+                       result["peak_rss_mb"], problem)
 
 
 def run_facebook_sdk(input_path: Path, records: int, box: SandboxProcess,
@@ -262,7 +264,7 @@ def run_facebook_sdk(input_path: Path, records: int, box: SandboxProcess,
     elif received != records:
         problem = f"the sandbox received {received} of {records} events"
     return Measurement("(c) facebook-business BatchProcessor(1000, 4)", records,
-                       result["seconds"], result["peak_rss_mb"], problem)
+                       result["seconds"], result["cpu_seconds"], result["peak_rss_mb"], problem)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -273,9 +275,9 @@ def _verdict(met: bool) -> str:
 
 
 def print_measurement(measurement: Measurement) -> None:
-    line = (f"{measurement.label:<52} {measurement.seconds:8.2f} s "
-            f"{measurement.events_per_second:10,.0f} events/s "
-            f"{measurement.peak_rss_mb:7.1f} MB peak RSS")
+    line = (f"{measurement.label:<52} {measurement.seconds:6.2f} s "
+            f"{measurement.events_per_second:8,.0f} events/s "
+            f"{measurement.peak_rss_mb:6.1f} MB peak RSS  ({measurement.cpu_seconds:.2f} s CPU)")
     print(line, flush=True)
     if measurement.problem:
         print(f"    FAILED: {measurement.problem}", flush=True)
@@ -403,6 +405,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         args.json.write_text(json.dumps({
             "machine": machine_description(), "records": records, "latency_ms": args.latency_ms,
             "runs": [{"label": run.label, "events": run.events, "seconds": run.seconds,
+                      "cpu_seconds": run.cpu_seconds,
                       "events_per_second": run.events_per_second,
                       "peak_rss_mb": run.peak_rss_mb, "problem": run.problem} for run in runs],
             "all_goals_met": all_met,
