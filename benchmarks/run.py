@@ -173,8 +173,10 @@ def sandbox(latency_ms: float, workdir: Path, url: str | None) -> Iterator[Sandb
         yield running
         return
     port = free_port()
+    # Only the counters are read back: keeping every event would make the sandbox itself
+    # slower (and its answers later) as a run goes on, which is not how Meta behaves.
     command = [str(PROJECT_BIN / "target-meta-capi-sandbox"), "--port", str(port),
-               "--latency-ms", str(latency_ms), "--quiet"]
+               "--latency-ms", str(latency_ms), "--max-events-in-memory", "1000", "--quiet"]
     with (workdir / "sandbox.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
