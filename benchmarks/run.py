@@ -11,7 +11,7 @@ sandbox with the given latency on a free port, and measures over that same input
       have received all N events;
   (b) a singer-sdk target whose sink does nothing (benchmarks/noop_target.py);
   (f) the same with the SDK-side speed levers the target uses (benchmarks/floor_target.py):
-      the floor no target on this SDK gets under, to tell SDK cost from the target's own;
+      a speed no target on this SDK can beat, to tell the SDK's cost from the target's own;
   (c) Meta's facebook-business SDK, BatchProcessor(1000, 4), building and sending the same
       events to the same sandbox (benchmarks/facebook_sdk_sender.py, in .venv-bench, which this
       script creates on first use).
@@ -331,8 +331,8 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path,
                         help="keep inputs, configs and logs here (default: a temp dir, removed)")
     parser.add_argument("--repeat", type=int, default=1,
-                        help="run (a) at N, (b) and (c) this many times and keep the fastest")
-    parser.add_argument("--seed", type=int, default=7)
+                        help="run (a) at N, (b), (f) and (c) this many times and keep the fastest")
+    parser.add_argument("--seed", type=int, default=7, help="of the generated records")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
