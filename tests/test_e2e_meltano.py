@@ -307,7 +307,6 @@ class MeltanoProject:
 
     def __init__(self, executable: str, work_dir: Path, settings_env: Mapping[str, str]) -> None:
         self.executable = executable
-        self.work_dir = work_dir
         # Settings from the caller's shell (or an earlier export) must not leak in.
         base_env = {
             name: value for name, value in os.environ.items()
