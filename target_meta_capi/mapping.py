@@ -52,6 +52,7 @@ from decimal import Decimal
 from typing import Any
 
 from target_meta_capi.capi.normalize import (
+    HASHED_KEYS,
     MATCH_KEYS,
     DroppedValue,
     normalize_user_data,
@@ -536,6 +537,11 @@ class EventMapper:
         self.key_properties = tuple(key_properties)
         self.mapping = mapping
         self.hash_external_id = hash_external_id
+        # Every user_data value of these keys in map()'s events is SHA-256 hex: all of them go
+        # through normalize_user_data, which hashes or drops what is not a hash already.
+        self.hashed_user_data_keys: frozenset[str] = (
+            HASHED_KEYS if hash_external_id else HASHED_KEYS - {"external_id"}
+        )
         self._literals: dict[Path, Any] = dict(mapping.constants)
         if mapping.event_name:
             self._literals[("event_name",)] = mapping.event_name

@@ -132,7 +132,11 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         event = mapped.event
         delivery.stats.event_mapped(self.stream_name, event, mapped.dropped)
         key = _record_key(record, self.key_properties, self._redacted_keys)
-        violations = validate_event(event, max_age_margin_seconds=EVENT_TIME_SAFETY_MARGIN_SECONDS)
+        violations = validate_event(
+            event,
+            max_age_margin_seconds=EVENT_TIME_SAFETY_MARGIN_SECONDS,
+            trusted_hashed_keys=self._mapper.hashed_user_data_keys,
+        )
         if violations:
             letter = DeadLetter.from_violations(
                 stream=self.stream_name, key=key, event=event, violations=violations

@@ -1,6 +1,7 @@
 import datetime as dt
 import hashlib
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -541,3 +542,27 @@ def test_records_with_different_columns_in_one_stream_each_map_correctly():
     second = mapper.map({"phone": "+1 616 954 7888", "event_time": 1}).event
     assert first["user_data"] == {"em": sha("a@b.com")}
     assert second["user_data"] == {"ph": sha("16169547888")}
+
+
+@pytest.mark.parametrize("hash_external_id", [True, False])
+def test_values_of_hashed_user_data_keys_are_always_sha256_hex(hash_external_id):
+    # The target trusts these keys instead of re-checking them (rules' trusted_hashed_keys).
+    record = {
+        "event_name": "Lead",
+        "event_time": 1,
+        "user_data": {
+            "em": [" Mary@Example.com", MARY_SHA256.upper(), "a" * 40],
+            "ph": 4915112345678,
+            "fn": MARY_SHA256.upper(),
+            "zp": "not a zip?!",
+            "external_id": 42,
+        },
+    }
+    mapper = mapper_for({"hash_external_id": hash_external_id}, columns=list(record))
+    user_data = mapper.map(record).event["user_data"]
+    checked = [key for key in user_data if key in mapper.hashed_user_data_keys]
+    assert checked
+    assert "external_id" in checked if hash_external_id else "external_id" not in checked
+    for key in checked:
+        values = user_data[key] if isinstance(user_data[key], list) else [user_data[key]]
+        assert all(re.fullmatch("[0-9a-f]{64}", value) for value in values), key

@@ -219,6 +219,28 @@ def test_not_hashed_message_never_contains_the_value():
     assert violation.field == "user_data.em"
 
 
+def test_trusted_hashed_key_is_not_rechecked_for_the_hex_format():
+    event = with_user_data(em="not-a-hash-but-trusted")
+    assert rules_broken(event, trusted_hashed_keys=frozenset({"em"})) == []
+
+
+def test_untrusted_hashed_key_is_still_checked_when_others_are_trusted():
+    event = with_user_data(em=HASH, ph="+1 616 954 7888")
+    assert rules_broken(event, trusted_hashed_keys=frozenset({"em"})) == ["user_data_not_hashed"]
+
+
+def test_trusted_hashed_key_still_needs_a_value_to_count_as_customer_information():
+    event = with_user_data(em="")
+    assert rules_broken(event, trusted_hashed_keys=frozenset({"em"})) == [
+        "user_data_missing_match_key"
+    ]
+
+
+def test_trusting_keys_for_one_call_leaves_the_next_call_strict():
+    rules_broken(with_user_data(em="plain"), trusted_hashed_keys=frozenset({"em"}))
+    assert rules_broken(with_user_data(em="plain")) == ["user_data_not_hashed"]
+
+
 def test_external_id_may_be_unhashed():
     assert rules_broken(with_user_data(external_id=["cust-42", "CUST-42"])) == []
 

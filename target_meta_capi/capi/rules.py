@@ -41,6 +41,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .normalize import HASHED_KEYS, MATCH_KEYS
@@ -119,6 +120,15 @@ _KEY_KINDS: dict[str, int] = {
     "fbc": _CLICK_COOKIE_KEY,
     "fbp": _CLICK_COOKIE_KEY,
 }
+
+
+@lru_cache(maxsize=16)
+def _key_kinds_trusting(trusted_hashed_keys: frozenset[str]) -> dict[str, int]:
+    """_KEY_KINDS with the trusted hashed keys checked for presence only."""
+    return {
+        key: _PLAIN_KEY if kind == _HASHED_KEY and key in trusted_hashed_keys else kind
+        for key, kind in _KEY_KINDS.items()
+    }
 
 
 def _violation(rule: str, field: str, message: str) -> RuleViolation:
@@ -281,12 +291,16 @@ def validate_event(
     now: float | None = None,
     max_age_margin_seconds: int = 0,
     future_tolerance_seconds: int = 60,
+    trusted_hashed_keys: frozenset[str] = frozenset(),
 ) -> list[RuleViolation]:
     """Return every rule ``event`` breaks (empty list: Meta would accept it).
 
     ``now`` defaults to the current time. ``max_age_margin_seconds`` shortens the allowed
     age so an event still valid now is not too old by the time it reaches Meta (retries,
     backpressure). ``future_tolerance_seconds`` allows for clock skew.
+    ``trusted_hashed_keys``: user_data keys whose values the caller produced as SHA-256 hex
+    itself (the target's normalizer); they are checked for presence, not re-matched against
+    the hex pattern. Everything else, and every call from the sandbox, stays strict.
     """
     if now is None:
         now = time.time()
@@ -334,7 +348,10 @@ def validate_event(
                 )
             )
 
-    violations.extend(_check_user_data(user_data))
+    if trusted_hashed_keys:
+        violations.extend(_check_user_data(user_data, _key_kinds_trusting(trusted_hashed_keys)))
+    else:
+        violations.extend(_check_user_data(user_data))
 
     if event_name == "Purchase":
         violations.extend(_check_purchase(event.get("custom_data")))
