@@ -46,7 +46,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -54,7 +54,9 @@ from typing import Any
 from target_meta_capi.capi.normalize import (
     HASHED_KEYS,
     MATCH_KEYS,
+    UNHASHED_KEYS,
     DroppedValue,
+    normalize_identity,
     normalize_user_data,
 )
 
@@ -127,6 +129,9 @@ EVENT_ID_HEX_DIGITS = 32
 _MILLISECONDS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138: anything larger is milliseconds
 _METADATA_PREFIX = "_sdc_"
 _MAX_CACHED_PLANS = 256
+# Customers repeat: their hashed user_data, keyed on the raw values of the columns it comes from
+# (~0.3 KB each beyond what normalize's own group memo holds).
+_MAX_CACHED_IDENTITIES = 1 << 13
 
 # Top-level event parameters holding objects (user_data, custom_data …) or single values.
 _OBJECT_KEYS = frozenset(
@@ -475,6 +480,7 @@ def deterministic_event_id(stream_name: str, row_identity: Any, event_name: str)
 
 _COLUMN, _NESTED_COLUMN, _LITERAL = 0, 1, 2
 Source = tuple[int, Any]
+_Identity = tuple[Mapping[str, Any], tuple[DroppedValue, ...]]  # normalize_identity's result
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,6 +490,15 @@ class _Plan:
     objects: tuple[tuple[Source, str], ...]  # (source, event key) of whole-object columns
     paths: tuple[tuple[Path, tuple[Source, ...]], ...]  # sources in order of precedence
     extra_columns: tuple[str, ...]
+    # The hashed user_data paths when they can be taken from the identity memo (all fed by
+    # plain columns or literals, no user_data object column, the other user_data keys all
+    # unhashed): their columns (the memo key), those paths, and every other path.
+    identity_columns: tuple[str, ...] | None = None
+    identity_paths: tuple[tuple[Path, tuple[Source, ...]], ...] = ()
+    other_paths: tuple[tuple[Path, tuple[Source, ...]], ...] = ()
+    # raw values of identity_columns → normalize_identity's result, or None when those values
+    # take the general path (fewer than two texts, other types)
+    identities: dict[tuple[Any, ...], _Identity | None] = field(default_factory=dict)
 
 
 def _dig(record: Mapping[str, Any], parts: Path) -> Any:
@@ -493,6 +508,15 @@ def _dig(record: Mapping[str, Any], parts: Path) -> Any:
             return None
         value = value.get(part)
     return value
+
+
+def _unique(sources: Iterable[Source]) -> tuple[Source, ...]:
+    """Sources in order, each once (a column both mapped and aliased is read once)."""
+    unique: list[Source] = []
+    for source in sources:
+        if source not in unique:  # literals may be unhashable (lists, objects)
+            unique.append(source)
+    return tuple(unique)
 
 
 def _is_empty(value: Any) -> bool:
@@ -569,6 +593,7 @@ class EventMapper:
             if key in user_data_columns or key.lower() in _USER_DATA_ALIAS_COLUMNS
         )
         self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._identities_kept = 0  # over all plans, bounded by _MAX_CACHED_IDENTITIES
 
     # -- planning (once per set of columns) --
 
@@ -616,14 +641,86 @@ class EventMapper:
             )
         else:
             extra = ()
+        paths = tuple(
+            (path, _unique(source for _, source in sorted(ranked, key=lambda r: r[0])))
+            for path, ranked in sources.items()
+        )
         return _Plan(
             objects=tuple(objects),
-            paths=tuple(
-                (path, tuple(source for _, source in sorted(ranked, key=lambda r: r[0])))
-                for path, ranked in sources.items()
-            ),
+            paths=paths,
             extra_columns=extra,
+            **self._identity_plan(objects, paths),
         )
+
+    @staticmethod
+    def _identity_plan(
+        objects: list[tuple[Source, str]], paths: tuple[tuple[Path, tuple[Source, ...]], ...]
+    ) -> dict[str, Any]:
+        identity_paths = tuple(
+            (path, path_sources)
+            for path, path_sources in paths
+            if path[0] == "user_data" and len(path) == 2 and path[1] in HASHED_KEYS
+        )
+        columns = tuple(
+            dict.fromkeys(
+                payload
+                for _, path_sources in identity_paths
+                for kind, payload in path_sources
+                if kind == _COLUMN
+            )
+        )
+        usable = (
+            len(columns) >= 2
+            and not any(key == "user_data" for _, key in objects)
+            and all(
+                kind != _NESTED_COLUMN
+                for _, path_sources in identity_paths
+                for kind, _ in path_sources
+            )
+        )
+        other_paths = tuple(item for item in paths if item not in identity_paths)
+        usable = usable and all(
+            len(path) == 2 and path[1] in UNHASHED_KEYS
+            for path, _ in other_paths
+            if path[0] == "user_data"
+        )
+        if not usable:
+            return {}
+        return {
+            "identity_columns": columns,
+            "identity_paths": identity_paths,
+            "other_paths": other_paths,
+        }
+
+    def _identity(self, plan: _Plan, values: tuple[Any, ...]) -> _Identity | None:
+        """The memoized hashed user_data for these raw values of the plan's identity columns."""
+        try:
+            return plan.identities[values]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value (a list …): the general path
+            return None
+        if not all(value is None or value.__class__ is str for value in values):
+            return None  # not kept: 1, 1.0 and True would share an entry
+        by_column = dict(zip(plan.identity_columns, values, strict=True))
+        winners: list[tuple[str, str]] = []
+        for path, path_sources in plan.identity_paths:
+            for kind, payload in path_sources:
+                value = by_column[payload] if kind == _COLUMN else payload
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    continue
+                winners.append((path[1], value))
+                break
+        identity = None
+        if len(winners) >= 2 and all(value.__class__ is str for _, value in winners):
+            identity = normalize_identity(tuple(winners), hash_external_id=self.hash_external_id)
+        if self._identities_kept >= _MAX_CACHED_IDENTITIES:
+            for cached_plan in self._plans.values():
+                cached_plan.identities.clear()
+            self._identities_kept = 0
+        plan.identities[values] = identity
+        self._identities_kept += 1
+        return identity
 
     # -- mapping (once per record) --
 
@@ -634,6 +731,13 @@ class EventMapper:
             if len(self._plans) >= _MAX_CACHED_PLANS:
                 self._plans.clear()
             plan = self._plans[columns] = self._plan(columns)
+
+        identity = None
+        paths = plan.paths
+        if plan.identity_columns is not None:
+            identity = self._identity(plan, tuple([record[c] for c in plan.identity_columns]))
+            if identity is not None:
+                paths = plan.other_paths
 
         event: dict[str, Any] = {}
         for (kind, payload), key in plan.objects:
@@ -647,7 +751,7 @@ class EventMapper:
             if not isinstance(value, Mapping):
                 raise self._error(record, key, "the column does not hold an object")
             event[key] = {**event[key], **value} if key in event else dict(value)
-        for path, path_sources in plan.paths:
+        for path, path_sources in paths:
             for kind, payload in path_sources:
                 if kind == _COLUMN:
                     value = record[payload]
@@ -662,6 +766,8 @@ class EventMapper:
                     if not isinstance(inner, dict):
                         inner = event[path[0]] = {}
                     inner[path[1]] = value
+                elif len(path) == 1:
+                    event[path[0]] = value
                 else:
                     self._put(event, path, value)
                 break
@@ -671,7 +777,7 @@ class EventMapper:
                 value = record[column]
                 if value is not None:
                     custom[column] = value
-        return self._finish(record, event)
+        return self._finish(record, event, identity)
 
     @staticmethod
     def _put(event: dict[str, Any], path: Path, value: Any) -> None:
@@ -683,7 +789,9 @@ class EventMapper:
             target = inner
         target[path[-1]] = value
 
-    def _finish(self, record: Mapping[str, Any], event: dict[str, Any]) -> MappedEvent:
+    def _finish(
+        self, record: Mapping[str, Any], event: dict[str, Any], identity: _Identity | None = None
+    ) -> MappedEvent:
         event_name = event.pop("event_name", None)
         if event_name is None:
             raise self._error(
@@ -714,16 +822,28 @@ class EventMapper:
             )
 
         raw_user_data = event.pop("user_data", None) or {}
-        normalized = normalize_user_data(raw_user_data, hash_external_id=self.hash_external_id)
+        if identity is None:
+            normalized = normalize_user_data(raw_user_data, hash_external_id=self.hash_external_id)
+            user_data, dropped = normalized.user_data, normalized.dropped
+        else:
+            # what normalize_user_data gives for the hashed and unhashed keys together
+            hashed, dropped_hashed = identity
+            if all(value.__class__ is str for value in raw_user_data.values()):
+                user_data = {**hashed, **raw_user_data}  # non-empty texts, kept as they are
+                dropped = list(dropped_hashed)
+            else:
+                rest = normalize_user_data(raw_user_data, hash_external_id=self.hash_external_id)
+                user_data = {**hashed, **rest.user_data}
+                dropped = [*dropped_hashed, *rest.dropped]
         result: dict[str, Any] = {
             "event_name": event_name,
             "event_time": event_time,
             "event_id": event_id,
-            "user_data": normalized.user_data,
+            "user_data": user_data,
         }
         for key, value in event.items():
             result[key] = self._convert_top_level(record, key, value)
-        return MappedEvent(result, normalized.dropped, event_id)
+        return MappedEvent(result, dropped, event_id)
 
     def _event_id_text(self, record: Mapping[str, Any], value: Any) -> str:
         try:
