@@ -56,7 +56,6 @@ from target_meta_capi.capi.normalize import (
     MATCH_KEYS,
     UNHASHED_KEYS,
     DroppedValue,
-    normalize_identity,
     normalize_user_data,
 )
 
@@ -480,7 +479,8 @@ def deterministic_event_id(stream_name: str, row_identity: Any, event_name: str)
 
 _COLUMN, _NESTED_COLUMN, _LITERAL = 0, 1, 2
 Source = tuple[int, Any]
-_Identity = tuple[Mapping[str, Any], tuple[DroppedValue, ...]]  # normalize_identity's result
+_Identity = tuple[Mapping[str, Any], tuple[DroppedValue, ...]]  # shared: copied, never changed
+_IDENTITY_VALUE_TYPES = frozenset({str, type(None), dt.date})
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,12 +492,13 @@ class _Plan:
     extra_columns: tuple[str, ...]
     # The hashed user_data paths when they can be taken from the identity memo (all fed by
     # plain columns or literals, no user_data object column, the other user_data keys all
-    # unhashed): their columns (the memo key), those paths, and every other path.
+    # unhashed): their columns (the memo key); those paths, each with whether it comes
+    # before every unhashed user_data path; and every other path.
     identity_columns: tuple[str, ...] | None = None
-    identity_paths: tuple[tuple[Path, tuple[Source, ...]], ...] = ()
+    identity_paths: tuple[tuple[Path, tuple[Source, ...], bool], ...] = ()
     other_paths: tuple[tuple[Path, tuple[Source, ...]], ...] = ()
-    # raw values of identity_columns → normalize_identity's result, or None when those values
-    # take the general path (fewer than two texts, other types)
+    # raw values of identity_columns → the hashed user_data and dropped values they give, or
+    # None when those values take the general path
     identities: dict[tuple[Any, ...], _Identity | None] = field(default_factory=dict)
 
 
@@ -656,15 +657,21 @@ class EventMapper:
     def _identity_plan(
         objects: list[tuple[Source, str]], paths: tuple[tuple[Path, tuple[Source, ...]], ...]
     ) -> dict[str, Any]:
-        identity_paths = tuple(
-            (path, path_sources)
-            for path, path_sources in paths
+        hashed = [
+            (index, path, path_sources)
+            for index, (path, path_sources) in enumerate(paths)
             if path[0] == "user_data" and len(path) == 2 and path[1] in HASHED_KEYS
-        )
+        ]
+        hashed_indexes = {index for index, _, _ in hashed}
+        unhashed_indexes = [
+            index
+            for index, (path, _) in enumerate(paths)
+            if path[0] == "user_data" and index not in hashed_indexes
+        ]
         columns = tuple(
             dict.fromkeys(
                 payload
-                for _, path_sources in identity_paths
+                for _, _, path_sources in hashed
                 for kind, payload in path_sources
                 if kind == _COLUMN
             )
@@ -673,47 +680,61 @@ class EventMapper:
             len(columns) >= 2
             and not any(key == "user_data" for _, key in objects)
             and all(
-                kind != _NESTED_COLUMN
-                for _, path_sources in identity_paths
-                for kind, _ in path_sources
+                kind != _NESTED_COLUMN for _, _, path_sources in hashed for kind, _ in path_sources
             )
-        )
-        other_paths = tuple(item for item in paths if item not in identity_paths)
-        usable = usable and all(
-            len(path) == 2 and path[1] in UNHASHED_KEYS
-            for path, _ in other_paths
-            if path[0] == "user_data"
+            and all(
+                len(paths[index][0]) == 2 and paths[index][0][1] in UNHASHED_KEYS
+                for index in unhashed_indexes
+            )
         )
         if not usable:
             return {}
+        first_unhashed = min(unhashed_indexes, default=len(paths))
         return {
             "identity_columns": columns,
-            "identity_paths": identity_paths,
-            "other_paths": other_paths,
+            "identity_paths": tuple(
+                (path, path_sources, index < first_unhashed) for index, path, path_sources in hashed
+            ),
+            "other_paths": tuple(
+                item for index, item in enumerate(paths) if index not in hashed_indexes
+            ),
         }
 
     def _identity(self, plan: _Plan, values: tuple[Any, ...]) -> _Identity | None:
-        """The memoized hashed user_data for these raw values of the plan's identity columns."""
+        """The memoized hashed user_data for these raw values of the plan's identity columns.
+
+        None: these values take the general path (normalize_user_data over all of user_data).
+        """
+        # Only types whose equal values normalize alike (1, 1.0 and True are equal keys).
+        if not _IDENTITY_VALUE_TYPES.issuperset(map(type, values)):
+            return None
         try:
             return plan.identities[values]
         except KeyError:
             pass
-        except TypeError:  # an unhashable value (a list …): the general path
-            return None
-        if not all(value is None or value.__class__ is str for value in values):
-            return None  # not kept: 1, 1.0 and True would share an entry
         by_column = dict(zip(plan.identity_columns, values, strict=True))
-        winners: list[tuple[str, str]] = []
-        for path, path_sources in plan.identity_paths:
+        winners: dict[str, Any] = {}
+        before_unhashed: dict[str, bool] = {}
+        for path, path_sources, precedes_unhashed in plan.identity_paths:
             for kind, payload in path_sources:
                 value = by_column[payload] if kind == _COLUMN else payload
                 if value is None or (isinstance(value, str) and not value.strip()):
                     continue
-                winners.append((path[1], value))
+                winners[path[1]] = value
+                before_unhashed[path[1]] = precedes_unhashed
                 break
+        # normalize_user_data puts two or more texts first as a group and the rest in record
+        # order: hashed results followed by the unhashed values is the same only when every
+        # hashed value outside that group comes before the unhashed ones.
+        texts = sum(value.__class__ is str for value in winners.values())
         identity = None
-        if len(winners) >= 2 and all(value.__class__ is str for _, value in winners):
-            identity = normalize_identity(tuple(winners), hash_external_id=self.hash_external_id)
+        if all(
+            before_unhashed[key]
+            for key, value in winners.items()
+            if texts < 2 or value.__class__ is not str
+        ):
+            normalized = normalize_user_data(winners, hash_external_id=self.hash_external_id)
+            identity = (normalized.user_data, tuple(normalized.dropped))
         if self._identities_kept >= _MAX_CACHED_IDENTITIES:
             for cached_plan in self._plans.values():
                 cached_plan.identities.clear()

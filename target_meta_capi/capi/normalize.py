@@ -54,7 +54,6 @@ __all__ = [
     "DroppedValue",
     "NormalizedUserData",
     "is_sha256_hex",
-    "normalize_identity",
     "normalize_user_data",
     "normalize_value",
     "sha256_hex",
@@ -353,18 +352,6 @@ def normalize_user_data(
     normalized.user_data = {**user_data, **normalized.user_data}
     normalized.dropped[:0] = dropped
     return normalized
-
-
-def normalize_identity(
-    identity: tuple[tuple[str, str], ...], *, hash_external_id: bool = True
-) -> tuple[Mapping[str, Any], tuple[DroppedValue, ...]]:
-    """A customer's hashed keys given as (key, text) pairs, normalized as one memoized group.
-
-    What normalize_user_data does with the text values of hashed keys when at least two come
-    together: their results come first in its user_data and dropped. The mapping returned is
-    shared between calls (memoized): copy it, never change it.
-    """
-    return _normalize_identity(identity, hash_external_id)
 
 
 @lru_cache(maxsize=1 << 13)  # ~1.5 KB per customer: at most ~12 MB
