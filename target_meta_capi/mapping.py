@@ -45,6 +45,7 @@ import fnmatch
 import hashlib
 import json
 import math
+import operator
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -175,7 +176,7 @@ class MappingError(ValueError):
         super().__init__(f"stream {stream!r}, {record}, field {field!r}: {message}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slow to build, once per record
 class MappedEvent:
     event: dict[str, Any]
     dropped: list[DroppedValue]
@@ -305,10 +306,17 @@ def _json_number(value: Decimal | float) -> int | float:
 
 
 def _to_float(value: Any) -> float:
+    kind = value.__class__
+    if kind is float or kind is Decimal:  # the common cases, first
+        if not math.isfinite(value):
+            raise ValueError("is not a finite number")
+        return float(value)
     return float(_number(value))
 
 
 def _to_int(value: Any) -> int:
+    if value.__class__ is int:  # the common case, first
+        return value
     number = _number(value)
     if number != int(number):
         raise ValueError("is not a whole number")
@@ -316,8 +324,10 @@ def _to_int(value: Any) -> int:
 
 
 def _to_text(value: Any) -> str:
-    if value.__class__ is str:  # the common case, first
+    if value.__class__ is str:  # the common cases, first
         return value.strip()
+    if value.__class__ is int:
+        return str(value)
     if isinstance(value, (Decimal, float)) and math.isfinite(value) and value == int(value):
         return str(int(value))
     if isinstance(value, (str, int, Decimal, float)) and not isinstance(value, bool):
@@ -481,6 +491,7 @@ _COLUMN, _NESTED_COLUMN, _LITERAL = 0, 1, 2
 Source = tuple[int, Any]
 _Identity = tuple[Mapping[str, Any], tuple[DroppedValue, ...]]  # shared: copied, never changed
 _IDENTITY_VALUE_TYPES = frozenset({str, type(None), dt.date})
+_TEXT_TYPE = frozenset({str})
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,6 +511,7 @@ class _Plan:
     # raw values of identity_columns → the hashed user_data and dropped values they give, or
     # None when those values take the general path
     identities: dict[tuple[Any, ...], _Identity | None] = field(default_factory=dict)
+    identity_values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = tuple
 
 
 def _dig(record: Mapping[str, Any], parts: Path) -> Any:
@@ -691,6 +703,7 @@ class EventMapper:
             return {}
         first_unhashed = min(unhashed_indexes, default=len(paths))
         return {
+            "identity_values": operator.itemgetter(*columns),  # a tuple: 2 columns or more
             "identity_columns": columns,
             "identity_paths": tuple(
                 (path, path_sources, index < first_unhashed) for index, path, path_sources in hashed
@@ -705,13 +718,18 @@ class EventMapper:
 
         None: these values take the general path (normalize_user_data over all of user_data).
         """
-        # Only types whose equal values normalize alike (1, 1.0 and True are equal keys).
-        if not _IDENTITY_VALUE_TYPES.issuperset(map(type, values)):
-            return None
         try:
             return plan.identities[values]
         except KeyError:
             pass
+        except TypeError:  # an unhashable value (a list …)
+            return None
+        # Kept only for types whose equal values normalize alike (1, 1.0 and True are equal
+        # keys). Looking up needs no such check: nothing but a str, None or a date equals a
+        # str, None or a date, short of subclasses that neither JSON decoding nor the SDK's
+        # date parsing produce.
+        if not _IDENTITY_VALUE_TYPES.issuperset(map(type, values)):
+            return None
         by_column = dict(zip(plan.identity_columns, values, strict=True))
         winners: dict[str, Any] = {}
         before_unhashed: dict[str, bool] = {}
@@ -756,7 +774,7 @@ class EventMapper:
         identity = None
         paths = plan.paths
         if plan.identity_columns is not None:
-            identity = self._identity(plan, tuple([record[c] for c in plan.identity_columns]))
+            identity = self._identity(plan, plan.identity_values(record))
             if identity is not None:
                 paths = plan.other_paths
 
@@ -849,7 +867,7 @@ class EventMapper:
         else:
             # what normalize_user_data gives for the hashed and unhashed keys together
             hashed, dropped_hashed = identity
-            if all(value.__class__ is str for value in raw_user_data.values()):
+            if _TEXT_TYPE.issuperset(map(type, raw_user_data.values())):
                 user_data = {**hashed, **raw_user_data}  # non-empty texts, kept as they are
                 dropped = list(dropped_hashed)
             else:

@@ -84,7 +84,10 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         key_properties: Sequence[str] | None,
     ) -> None:
         self.delivery: Delivery = target.delivery
+        self._include_sdc_metadata: bool | None = None
         super().__init__(target, stream_name, schema, key_properties)
+        # the SDK reads these from the config for every record; the config is fixed for a run
+        self._batch_size = int(self.config.get("batch_size", 1000))
         self._mapper: EventMapper | None = build_event_mapper(
             stream_name,
             list(self.key_properties),
@@ -113,10 +116,21 @@ class EventSink(FastRecordParsingMixin, BatchSink):
     @property
     def max_size(self) -> int:
         """Records per batch: `batch_size` (events per request), or less with batch_size_rows."""
-        batch_size = int(self.config.get("batch_size", 1000))
         if self.batch_size_rows is not None:
-            return max(1, min(batch_size, self.batch_size_rows))
-        return batch_size
+            return max(1, min(self._batch_size, self.batch_size_rows))
+        return self._batch_size
+
+    @property
+    def include_sdc_metadata_properties(self) -> bool:
+        if self._include_sdc_metadata is None:
+            self._include_sdc_metadata = bool(super().include_sdc_metadata_properties)
+        return self._include_sdc_metadata
+
+    def _singer_validate_message(self, record: dict) -> None:
+        for key_property in self._key_properties:
+            if key_property not in record:  # the SDK's check raises its error
+                super()._singer_validate_message(record)
+                return
 
     def process_record(self, record: dict, context: dict) -> None:
         delivery = self.delivery

@@ -566,3 +566,17 @@ def test_values_of_hashed_user_data_keys_are_always_sha256_hex(hash_external_id)
     for key in checked:
         values = user_data[key] if isinstance(user_data[key], list) else [user_data[key]]
         assert all(re.fullmatch("[0-9a-f]{64}", value) for value in values), key
+
+
+@pytest.mark.parametrize("raw", [float("nan"), float("inf"), Decimal("NaN"), Decimal("-Infinity")])
+def test_value_that_is_not_a_finite_number_is_a_mapping_error(raw):
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({"event_time": 1, "value": raw})
+    assert error.value.field == "custom_data.value"
+
+
+def test_whole_number_columns_become_text_ids_and_integer_counts():
+    record = {"event_time": 1, "event_id": 1001, "order_id": 1001, "num_items": 3}
+    event = flat_mapper().map(record).event
+    assert event["event_id"] == "1001"
+    assert event["custom_data"] == {"order_id": "1001", "num_items": 3}

@@ -12,6 +12,7 @@ from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.sink import describe_schema_violation
 
 from ._target_support import (
+    ORDER_SCHEMA,
     STREAM,
     order,
     order_stream,
@@ -179,3 +180,16 @@ def test_schema_violations_from_jsonschema_are_described_without_the_value() -> 
     assert describe_schema_violation(error) == (
         "field 'customer.age' breaks the schema's 'type' ('integer')"
     )
+
+
+def test_record_missing_its_key_property_fails_the_run(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    schema = {**ORDER_SCHEMA, "required": ["total"]}
+    record = order(1)
+    del record["order_id"]
+    lines = [schema_line(schema=schema), record_line(record)]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert "missing one or more key_properties" in _failure_lines(caplog)[0]
+    assert sandbox.accepted_events() == []
