@@ -20,6 +20,7 @@ from types import FrameType
 import msgspec
 from singer_sdk.exceptions import ConfigValidationError, InvalidRecord
 from singer_sdk.io_base import GenericSingerReader
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.target_base import Target
 
@@ -59,6 +60,7 @@ from target_meta_capi.summary import (
 # singer_sdk's error for a date-like string it cannot parse (helpers/_typing.py)
 _UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.*)'\.$", re.DOTALL)
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
+_RECORD_KEYS = frozenset({"stream", "record"})
 
 
 class TerminationRequested(BaseException):
@@ -108,6 +110,8 @@ class TargetMetaCapi(Target):
         # process_batch only submits to the shared window; draining sinks in joblib threads
         # would buy nothing and make the window's users concurrent.
         self.max_parallelism = 1
+        # streams whose records the SDK's stream maps pass through unchanged → their sink
+        self._plain_sinks: dict[str, EventSink] = {}
         self.stats = RunStats(logger=self.logger)
         self._dry_run_service = (
             DryRunHttpService(self.config.get("dry_run_path"))
@@ -194,13 +198,65 @@ class TargetMetaCapi(Target):
     # --- messages --------------------------------------------------------------------------
 
     def _process_schema_message(self, message_dict: dict) -> None:
+        self._plain_sinks.clear()  # stream maps and sinks may change with a schema
         super()._process_schema_message(message_dict)
         self._after_message()
 
     def _process_record_message(self, message_dict: dict) -> None:
         self.progress.start()
-        super()._process_record_message(message_dict)
+        stream = message_dict.get("stream")
+        sink = self._plain_sinks.get(stream) if stream.__class__ is str else None
+        record = message_dict.get("record")
+        if sink is not None and record.__class__ is dict:
+            self._process_plain_record(sink, message_dict, record)
+        else:
+            super()._process_record_message(message_dict)
+            self._remember_if_plain(stream)
         self._after_message()
+
+    def _remember_if_plain(self, stream_name: t.Any) -> None:
+        """Remember the stream's sink when the SDK's record path would not transform its records.
+
+        That is: no stream map, just the SDK's pass-through one, without flattening.
+        """
+        stream_maps = self.mapper.stream_maps.get(stream_name)
+        sink = self._sinks_active.get(stream_name)
+        if (
+            stream_maps is not None
+            and len(stream_maps) == 1
+            and type(stream_maps[0]) is SameRecordTransform
+            and stream_maps[0].stream_alias == stream_name
+            and not (stream_maps[0].flattening_options and stream_maps[0].flattening_enabled)
+            and isinstance(sink, EventSink)
+        ):
+            self._plain_sinks[stream_name] = sink
+
+    def _process_plain_record(self, sink: EventSink, message_dict: dict, record: dict) -> None:
+        """Target._process_record_message for a stream whose one stream map passes records
+        through unchanged (see _remember_if_plain): the same steps in the same order, minus
+        looking up and calling that map."""
+        self._assert_line_requires(message_dict, requires=_RECORD_KEYS)
+        record = record.copy()
+        context = sink._get_context(record)
+        if sink.include_sdc_metadata_properties:
+            sink._add_sdc_metadata_to_record(record, message_dict, context)
+        else:
+            sink._remove_sdc_metadata_from_record(record)
+        sink._validate_and_parse(record)
+        record = sink.preprocess_record(record, context)
+        sink._singer_validate_message(record)
+        sink.tally_record_read()
+        sink.process_record(record, context)
+        sink.record_counter_metric.increment()
+        sink._after_process_record(context)
+        if sink.is_full:
+            self.logger.info(
+                "Target sink for '%s' is full. Current size is '%s'. Draining...",
+                sink.stream_name,
+                sink.current_size,
+            )
+            self.drain_one(sink)
+        self._handle_max_record_age()
 
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
@@ -218,7 +274,7 @@ class TargetMetaCapi(Target):
             f"Input line {self.message_reader.line_number}: BATCH messages are not supported"
         )
 
-    def _assert_line_requires(self, message_dict: dict, requires: set[str]) -> None:
+    def _assert_line_requires(self, message_dict: dict, requires: t.AbstractSet[str]) -> None:
         # The SDK's own message quotes the whole line, customer data included.
         missing = requires.difference(message_dict)
         if missing:

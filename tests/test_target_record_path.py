@@ -1,0 +1,81 @@
+"""The target's shortcut for streams without stream maps keeps the SDK's record handling.
+
+Records of a stream whose only stream map passes them through unchanged skip the stream-map
+lookup; stream maps, flattening and schema changes must still apply exactly as in the SDK.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from target_meta_capi.sandbox import SandboxServer
+
+from ._target_support import (
+    ORDER_SCHEMA,
+    ORDERS_MAPPING,
+    STREAM,
+    order,
+    order_stream,
+    orders_config,
+    record_line,
+    run_in_process,
+    schema_line,
+    state_line,
+)
+
+
+def _user_data_keys(sandbox: SandboxServer) -> list[set[str]]:
+    return [set(accepted["event"]["user_data"]) for accepted in sandbox.accepted_events()]
+
+
+def test_stream_map_removing_a_column_still_applies(sandbox: SandboxServer, tmp_path: Path) -> None:
+    config = orders_config(sandbox.url, tmp_path, stream_maps={STREAM: {"email": None}})
+    result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 0
+    assert _user_data_keys(sandbox) == [{"client_ip_address", "client_user_agent"}] * 3
+
+
+def test_stream_map_filter_still_drops_records(sandbox: SandboxServer, tmp_path: Path) -> None:
+    config = orders_config(
+        sandbox.url, tmp_path, stream_maps={STREAM: {"__filter__": "order_id != 2"}}
+    )
+    result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 0
+    assert sorted(e["event"]["event_id"] for e in sandbox.accepted_events()) == ["1", "3"]
+
+
+def test_flattening_still_applies(sandbox: SandboxServer, tmp_path: Path) -> None:
+    schema = {
+        **ORDER_SCHEMA,
+        "properties": {
+            **ORDER_SCHEMA["properties"],
+            "customer": {"type": "object", "properties": {"email": {"type": "string"}}},
+        },
+    }
+    fields = {**ORDERS_MAPPING["fields"], "user_data.em": "customer__email"}
+    config = orders_config(
+        sandbox.url,
+        tmp_path,
+        flattening_enabled=True,
+        flattening_max_depth=1,
+        streams={STREAM: {**ORDERS_MAPPING, "fields": fields}},
+    )
+    records = [order(i, email=None, customer={"email": f"c{i}@example.com"}) for i in (1, 2)]
+    lines = [schema_line(schema=schema), *map(record_line, records), state_line(2)]
+    result = run_in_process(config, lines)
+    assert result.exit_code == 0
+    assert all("em" in keys for keys in _user_data_keys(sandbox))
+    assert len(sandbox.accepted_events()) == 2
+
+
+def test_records_after_a_schema_change_are_checked_against_the_new_schema(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    stricter = {
+        **ORDER_SCHEMA,
+        "properties": {**ORDER_SCHEMA["properties"], "currency": {"enum": ["EUR"]}},
+    }
+    lines = [schema_line(), record_line(order(1)), record_line(order(2))]
+    lines += [schema_line(schema=stricter), record_line(order(3, currency="USD"))]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
