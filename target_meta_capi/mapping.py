@@ -501,6 +501,8 @@ class _Plan:
     objects: tuple[tuple[Source, str], ...]  # (source, event key) of whole-object columns
     paths: tuple[tuple[Path, tuple[Source, ...]], ...]  # sources in order of precedence
     extra_columns: tuple[str, ...]
+    fill_paths: FillPaths  # every path, compiled
+    fill_other_paths: FillPaths  # other_paths, compiled (the identity comes from the memo)
     # The hashed user_data paths when they can be taken from the identity memo (all fed by
     # plain columns or literals, no user_data object column, the other user_data keys all
     # unhashed): their columns (the memo key); those paths, each with whether it comes
@@ -530,6 +532,73 @@ def _unique(sources: Iterable[Source]) -> tuple[Source, ...]:
         if source not in unique:  # literals may be unhashable (lists, objects)
             unique.append(source)
     return tuple(unique)
+
+
+def _put(event: dict[str, Any], path: Path, value: Any) -> None:
+    target = event
+    for part in path[:-1]:
+        inner = target.get(part)
+        if not isinstance(inner, dict):
+            inner = target[part] = {}
+        target = inner
+    target[path[-1]] = value
+
+
+_NO_VALUE = object()
+FillPaths = Callable[[Mapping[str, Any], dict[str, Any]], None]
+
+
+def _compile_paths(paths: tuple[tuple[Path, tuple[Source, ...]], ...]) -> FillPaths:
+    """fill(record, event): each path gets the first non-empty value of its sources.
+
+    Generated straight-line code, once per set of columns: the loop it replaces cost more in
+    dispatch (source kinds, path lengths) than in the work itself.
+    """
+    constants: list[Any] = []
+
+    def literal(value: Any) -> str:
+        if value.__class__ is str:
+            return repr(value)  # a str's repr is always a valid Python literal
+        constants.append(value)
+        return f"_constants[{len(constants) - 1}]"
+
+    lines = ["def fill(record, event):"]
+    for path, path_sources in paths:
+        indent = "    "
+        for kind, payload in path_sources:
+            if kind == _COLUMN:
+                read = f"record[{literal(payload)}]"
+            elif kind == _LITERAL:
+                read = literal(payload)
+            else:
+                read = f"_dig(record, {literal(payload)})"
+            lines.append(f"{indent}value = {read}")
+            lines.append(
+                f"{indent}if value is None or (isinstance(value, str) and not value.strip()):"
+            )
+            indent += "    "
+        lines.append(f"{indent}value = _NO_VALUE")
+        lines.append("    if value is not _NO_VALUE:")
+        if len(path) == 2:  # user_data.em, custom_data.value ...: most paths
+            lines += [
+                f"        inner = event.get({literal(path[0])})",
+                "        if not isinstance(inner, dict):",
+                f"            inner = event[{literal(path[0])}] = {{}}",
+                f"        inner[{literal(path[1])}] = value",
+            ]
+        elif len(path) == 1:
+            lines.append(f"        event[{literal(path[0])}] = value")
+        else:
+            lines.append(f"        _put(event, {literal(path)}, value)")
+    lines.append("    return None")
+    namespace: dict[str, Any] = {
+        "_constants": tuple(constants),
+        "_dig": _dig,
+        "_put": _put,
+        "_NO_VALUE": _NO_VALUE,
+    }
+    exec(compile("\n".join(lines), "<event mapping>", "exec"), namespace)
+    return namespace["fill"]
 
 
 def _is_empty(value: Any) -> bool:
@@ -658,11 +727,14 @@ class EventMapper:
             (path, _unique(source for _, source in sorted(ranked, key=lambda r: r[0])))
             for path, ranked in sources.items()
         )
+        identity_plan = self._identity_plan(objects, paths)
         return _Plan(
             objects=tuple(objects),
             paths=paths,
             extra_columns=extra,
-            **self._identity_plan(objects, paths),
+            fill_paths=_compile_paths(paths),
+            fill_other_paths=_compile_paths(identity_plan.get("other_paths", ())),
+            **identity_plan,
         )
 
     @staticmethod
@@ -772,11 +844,11 @@ class EventMapper:
             plan = self._plans[columns] = self._plan(columns)
 
         identity = None
-        paths = plan.paths
+        fill_paths = plan.fill_paths
         if plan.identity_columns is not None:
             identity = self._identity(plan, plan.identity_values(record))
             if identity is not None:
-                paths = plan.other_paths
+                fill_paths = plan.fill_other_paths
 
         event: dict[str, Any] = {}
         for (kind, payload), key in plan.objects:
@@ -790,26 +862,7 @@ class EventMapper:
             if not isinstance(value, Mapping):
                 raise self._error(record, key, "the column does not hold an object")
             event[key] = {**event[key], **value} if key in event else dict(value)
-        for path, path_sources in paths:
-            for kind, payload in path_sources:
-                if kind == _COLUMN:
-                    value = record[payload]
-                elif kind == _LITERAL:
-                    value = payload
-                else:
-                    value = _dig(record, payload)
-                if value is None or (isinstance(value, str) and not value.strip()):
-                    continue
-                if len(path) == 2:  # user_data.em, custom_data.value ...: most paths
-                    inner = event.get(path[0])
-                    if not isinstance(inner, dict):
-                        inner = event[path[0]] = {}
-                    inner[path[1]] = value
-                elif len(path) == 1:
-                    event[path[0]] = value
-                else:
-                    self._put(event, path, value)
-                break
+        fill_paths(record, event)
         if plan.extra_columns:
             custom = event.setdefault("custom_data", {})
             for column in plan.extra_columns:
@@ -817,16 +870,6 @@ class EventMapper:
                 if value is not None:
                     custom[column] = value
         return self._finish(record, event, identity)
-
-    @staticmethod
-    def _put(event: dict[str, Any], path: Path, value: Any) -> None:
-        target = event
-        for part in path[:-1]:
-            inner = target.get(part)
-            if not isinstance(inner, dict):
-                inner = target[part] = {}
-            target = inner
-        target[path[-1]] = value
 
     def _finish(
         self, record: Mapping[str, Any], event: dict[str, Any], identity: _Identity | None = None

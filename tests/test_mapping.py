@@ -580,3 +580,36 @@ def test_whole_number_columns_become_text_ids_and_integer_counts():
     event = flat_mapper().map(record).event
     assert event["event_id"] == "1001"
     assert event["custom_data"] == {"order_id": "1001", "num_items": 3}
+
+
+def test_column_names_that_need_quoting_are_read_as_written():
+    column = "e\"mail's\\col\nx"
+    config = {"default_event_name": "Lead", "streams": {"s": {"fields": {"user_data.em": column}}}}
+    mapper = mapper_for(config, columns=[column, "event_time"])
+    event = mapper.map({column: "mary@example.com", "event_time": 1}).event
+    assert event["user_data"] == {"em": sha("mary@example.com")}
+
+
+def test_deeper_custom_data_paths_build_nested_objects():
+    config = {
+        "default_event_name": "Lead",
+        "streams": {"s": {"fields": {"custom_data.shipping.city": "ship_city"}}},
+    }
+    mapper = mapper_for(config, columns=["ship_city", "event_time"])
+    event = mapper.map({"ship_city": "Lyon", "event_time": 1}).event
+    assert event["custom_data"] == {"shipping": {"city": "Lyon"}}
+
+
+def test_blank_column_falls_back_to_the_constant_and_list_constants_are_kept():
+    config = {
+        "default_event_name": "Lead",
+        "streams": {
+            "s": {
+                "fields": {"custom_data.currency": "cur"},
+                "constants": {"custom_data.currency": "EUR", "custom_data.content_ids": ["a", 1]},
+            }
+        },
+    }
+    mapper = mapper_for(config, columns=["cur", "event_time"])
+    event = mapper.map({"cur": "  ", "event_time": 1}).event
+    assert event["custom_data"] == {"currency": "EUR", "content_ids": ["a", "1"]}
