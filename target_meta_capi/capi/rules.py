@@ -200,8 +200,8 @@ def _check_user_data(
     has_match_key = False
     for key, value in user_data.items():
         kind = _kinds.get(key)
-        if kind is None:
-            continue
+        if kind is None or (kind == _PLAIN_KEY and has_match_key):
+            continue  # a plain key only counts as a match key, and one was already found
         value_type = type(value)
         # a non-empty string, the common case, skips the call
         if (value_type is not str or not value) and _is_absent(value):
