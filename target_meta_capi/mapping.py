@@ -897,7 +897,12 @@ class EventMapper:
             raise self._error(record, "event_time", f"{shown} {error}") from None
 
         raw_id = event.pop("event_id", None)
-        event_id = self._event_id_text(record, raw_id) if raw_id is not None else ""
+        event_id = ""
+        if raw_id is not None:
+            try:
+                event_id = _to_text(raw_id)
+            except ValueError as error:
+                raise self._error(record, "event_id", str(error)) from None
         if not event_id:
             event_id = deterministic_event_id(
                 self.stream_name, self._row_identity(record), event_name
@@ -924,30 +929,28 @@ class EventMapper:
             "user_data": user_data,
         }
         for key, value in event.items():
-            result[key] = self._convert_top_level(record, key, value)
+            if key == "custom_data":
+                result[key] = self._convert_custom_data(record, value)
+                continue
+            try:
+                result[key] = _TOP_LEVEL_CONVERTERS.get(key, _to_json)(value)
+            except (ValueError, ArithmeticError) as error:
+                raise self._error(record, key, str(error)) from None
         return MappedEvent(result, dropped, event_id)
 
-    def _event_id_text(self, record: Mapping[str, Any], value: Any) -> str:
-        try:
-            return _to_text(value)
-        except ValueError as error:
-            raise self._error(record, "event_id", str(error)) from None
-
-    def _convert_top_level(self, record: Mapping[str, Any], key: str, value: Any) -> Any:
-        if key == "custom_data":
-            converted = {}
-            for name, item in value.items():
-                if item is None:
-                    continue
-                try:
-                    converted[name] = _CUSTOM_DATA_CONVERTERS.get(name, _to_json)(item)
-                except (ValueError, ArithmeticError) as error:
-                    raise self._error(record, f"custom_data.{name}", str(error)) from None
-            return converted
-        try:
-            return _TOP_LEVEL_CONVERTERS.get(key, _to_json)(value)
-        except (ValueError, ArithmeticError) as error:
-            raise self._error(record, key, str(error)) from None
+    def _convert_custom_data(
+        self, record: Mapping[str, Any], custom_data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        converted = {}
+        converters = _CUSTOM_DATA_CONVERTERS
+        for name, item in custom_data.items():
+            if item is None:
+                continue
+            try:
+                converted[name] = converters.get(name, _to_json)(item)
+            except (ValueError, ArithmeticError) as error:
+                raise self._error(record, f"custom_data.{name}", str(error)) from None
+        return converted
 
     def _row_identity(self, record: Mapping[str, Any]) -> Any:
         if self.key_properties:
