@@ -818,7 +818,8 @@ class EventMapper:
         # hashed value outside that group comes before the unhashed ones.
         texts = sum(value.__class__ is str for value in winners.values())
         identity = None
-        if all(
+        # a literal of another type (a list constant …) could give a list, shared if kept
+        if _IDENTITY_VALUE_TYPES.issuperset(map(type, winners.values())) and all(
             before_unhashed[key]
             for key, value in winners.items()
             if texts < 2 or value.__class__ is not str

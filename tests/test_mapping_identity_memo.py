@@ -166,3 +166,17 @@ def test_user_data_object_column_merges_with_mapped_columns_as_before():
         }
     )
     assert mapper.map(record).event["user_data"] == expected.user_data
+
+
+def test_a_list_constant_for_a_hashed_key_is_not_shared_between_events():
+    config = json.loads(json.dumps(CONFIG))
+    # the IP from a column that is no alias: its path follows the constant's
+    config["streams"]["orders"]["fields"]["user_data.client_ip_address"] = "remote"
+    config["streams"]["orders"]["constants"] = {"user_data.ct": ["Paris", "Lyon"]}
+    record = {**{k: v for k, v in ORDER.items() if k != "ip"}, "remote": "203.0.113.7"}
+    mapper = orders_mapper(config, tuple(record))
+    first = mapper.map(dict(record)).event["user_data"]
+    first["ct"].append("changed by a caller")
+    second = mapper.map(dict(record)).event["user_data"]
+    assert len(second["ct"]) == 2
+    assert json.dumps(second) == json.dumps(map_without_memo(config, record).event["user_data"])
