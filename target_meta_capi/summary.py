@@ -202,6 +202,8 @@ class RunStats(RequestObserver):
         self._latencies: list[float] = []
         self._emitted_counters: dict[tuple[CapiMetric, tuple[tuple[str, str], ...]], int] = {}
         self._logged_warnings: set[str] = set()
+        #: Whether any HTTP answer came back, error or not: graph_url leads somewhere.
+        self.endpoint_answered = False
 
     def _stream(self, stream: str) -> _StreamCounters:
         # callers hold self._lock
@@ -272,6 +274,8 @@ class RunStats(RequestObserver):
     ) -> None:
         """Record the attempt and log one `http_request_duration` METRIC for it."""
         status_key = "none" if status is None else str(status)
+        if status is not None:
+            self.endpoint_answered = True
         with self._lock:
             self._latencies.append(seconds)
             _add(self._attempts_by_status, status_key, 1)

@@ -25,7 +25,7 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.target_base import Target
 
 from target_meta_capi.capi.batch import BatchProcessor
-from target_meta_capi.capi.errors import CapiError
+from target_meta_capi.capi.errors import CapiError, NetworkError
 from target_meta_capi.capi.http import (
     HttpServiceInterface,
     RequestsHttpService,
@@ -177,6 +177,7 @@ class TargetMetaCapi(Target):
                 base_delay=self.retry_base_delay_seconds,
                 # throttling needs a longer breath than a transient error (5 s by default)
                 throttle_base_delay=self.retry_base_delay_seconds * 10,
+                give_up=self.is_unreachable_endpoint,
             ),
             observer=self.stats,
         )
@@ -189,6 +190,15 @@ class TargetMetaCapi(Target):
             ),
             stats=self.stats,
             fail_on_invalid_event=config.get("on_invalid_event") == ON_INVALID_FAIL,
+        )
+
+    def is_unreachable_endpoint(self, error: BaseException) -> bool:
+        """A refused or unresolvable connection before graph_url ever answered is a setting
+        to fix, not an outage to wait out: stop within seconds instead of retrying."""
+        return (
+            isinstance(error, NetworkError)
+            and not error.maybe_delivered
+            and not self.stats.endpoint_answered
         )
 
     @property

@@ -224,6 +224,27 @@ def test_retries_stop_after_max_retries_with_the_last_error():
     assert len(server.requests) == 3
 
 
+def test_give_up_vetoes_retrying_an_error_it_names():
+    policy = RetryPolicy(
+        max_retries=5, base_delay=0.001, give_up=lambda error: isinstance(error, TransientError)
+    )
+    with (
+        FakeGraphServer(lambda request: graph_error(500, 2)) as server,
+        pytest.raises(TransientError),
+    ):
+        make_request(server, retry_policy=policy).execute()
+    assert len(server.requests) == 1
+
+
+def test_give_up_leaves_other_retryable_errors_retried():
+    policy = RetryPolicy(
+        max_retries=5, base_delay=0.001, give_up=lambda error: isinstance(error, NetworkError)
+    )
+    with FakeGraphServer(replies(graph_error(500, 2))) as server:
+        make_request(server, retry_policy=policy).execute()
+    assert len(server.requests) == 2
+
+
 def test_retries_stop_when_max_time_is_spent():
     policy = RetryPolicy(max_retries=100, max_time=0.0, base_delay=0.001)
     with (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -10,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from target_meta_capi import sink as sink_module
+from target_meta_capi.capi.errors import NetworkError, RequestTimeout
 from target_meta_capi.sandbox import SandboxServer
 
 from ._target_support import (
     STREAM,
+    FastRetryTarget,
     order,
     order_stream,
     orders_config,
@@ -206,3 +209,35 @@ def test_unreachable_graph_url_fails_after_its_retries_naming_the_setting(
     assert result.exit_code == 1
     assert result.states == []
     assert "Check graph_url" in caplog.text
+
+
+def test_graph_url_that_never_answered_is_not_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(
+        f"http://127.0.0.1:{closed_port}", tmp_path, max_retries=5, summary_path=str(summary_path)
+    )
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 1
+    summary = json.loads(summary_path.read_text())
+    assert summary["requests"]["retries"] == 0
+    assert "Check graph_url" in caplog.text
+
+
+def test_refused_connection_after_the_endpoint_answered_is_left_to_the_retries(
+    tmp_path: Path,
+) -> None:
+    target = FastRetryTarget(config=orders_config("http://127.0.0.1:9", tmp_path))
+    refused = NetworkError("connection refused", maybe_delivered=False)
+    assert target.is_unreachable_endpoint(refused)
+    target.stats.on_attempt(events=2, status=200, seconds=0.01, error=None)
+    assert not target.is_unreachable_endpoint(refused)
+
+
+def test_read_timeout_is_retried_even_before_the_endpoint_answered(tmp_path: Path) -> None:
+    target = FastRetryTarget(config=orders_config("http://127.0.0.1:9", tmp_path))
+    assert not target.is_unreachable_endpoint(RequestTimeout("read timeout"))

@@ -23,6 +23,8 @@ class RetryPolicy:
     The n-th retry waits a random time between 0 and min(max_delay, base * 2**(n-1)) seconds,
     where base is `throttle_base_delay` after a throttling error and `base_delay` otherwise.
     At most `max_retries` retries, and none that would start after `max_time` seconds.
+    `give_up`, when set, vetoes retrying a retryable error (e.g. a refused connection before
+    the endpoint ever answered: a wrong graph_url, not a passing outage).
     """
 
     max_retries: int = 5
@@ -30,6 +32,7 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     throttle_base_delay: float = 5.0
+    give_up: Callable[[BaseException], bool] | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_retries", "max_time", "base_delay", "max_delay", "throttle_base_delay"):
@@ -40,6 +43,9 @@ class RetryPolicy:
     def is_retryable(error: BaseException) -> bool:
         """Transient, throttled and network errors are; auth and invalid requests never are."""
         return isinstance(error, DeliveryError) and error.retryable
+
+    def _gives_up(self, error: BaseException) -> bool:
+        return not self.is_retryable(error) or (self.give_up is not None and self.give_up(error))
 
     def call(self, attempt: Callable[[], T], *, observer: RequestObserver | None = None) -> T:
         """Run `attempt` until it succeeds, fails for good, or retries run out."""
@@ -57,7 +63,7 @@ class RetryPolicy:
             max_tries=self.max_retries + 1,
             max_time=self.max_time,
             jitter=backoff.full_jitter,
-            giveup=lambda error: not self.is_retryable(error),
+            giveup=self._gives_up,
             on_backoff=on_backoff,
             logger=None,
         ):
