@@ -91,6 +91,7 @@ class Delivery:
         dead_letters: DeadLetterWriter,
         stats: RunStats,
         fail_on_invalid_event: bool,
+        on_settled: Callable[[], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.processor = processor
@@ -98,6 +99,9 @@ class Delivery:
         self.dead_letters = dead_letters
         self.stats = stats
         self.fail_on_invalid_event = fail_on_invalid_event
+        # Called after each answer is settled, so that a state can be written the moment it is
+        # covered, even while the main thread waits for a quiet tap's next line.
+        self._on_settled = on_settled
         # Requests whose completion callback has not finished yet. The processor's own
         # in-flight count drops before our callback runs, so waiting on it could write the
         # final state before the last numbers are settled.
@@ -160,6 +164,8 @@ class Delivery:
             # anything unexpected must still stop the run.
             try:
                 self._settle(batch, future)
+                if self._on_settled is not None:
+                    self._on_settled()
             except BaseException as error:
                 self.fail(DeliveryFailed(f"{batch.describe()}: {type(error).__name__}: {error}"))
             finally:

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import typing as t
 from types import FrameType
@@ -113,6 +114,10 @@ class TargetMetaCapi(Target):
         # streams whose records the SDK's stream maps pass through unchanged → their sink
         self._plain_sinks: dict[str, EventSink] = {}
         self.stats = RunStats(logger=self.logger)
+        # states are written by the main thread and by callbacks of settled requests
+        self._state_lock = threading.Lock()
+        self._last_written_state: t.Any = None
+        self._wrote_state = False
         self._dry_run_service = (
             DryRunHttpService(self.config.get("dry_run_path"))
             if self.config.get("dry_run")
@@ -125,8 +130,6 @@ class TargetMetaCapi(Target):
             float(self.config.get("progress_interval", DEFAULT_PROGRESS_INTERVAL)),
         )
         self._last_state_drain = 0.0
-        self._last_written_state: t.Any = None
-        self._wrote_state = False
         self._closed = False
         self._terminating = False
 
@@ -190,6 +193,7 @@ class TargetMetaCapi(Target):
             ),
             stats=self.stats,
             fail_on_invalid_event=config.get("on_invalid_event") == ON_INVALID_FAIL,
+            on_settled=self._write_ready_state,
         )
 
     def is_unreachable_endpoint(self, error: BaseException) -> bool:
@@ -313,15 +317,17 @@ class TargetMetaCapi(Target):
         self._write_ready_state()
 
     def _write_ready_state(self) -> None:
-        found, state = self.ledger.take_ready_state()
-        if not found or (self._wrote_state and state == self._last_written_state):
-            return
-        # dead letters are settled records: they must be on disk before state passes them
-        self.delivery.dead_letters.sync()
-        sys.stdout.write(_state_encoder.encode(state).decode() + "\n")
-        sys.stdout.flush()
-        self._last_written_state = state
-        self._wrote_state = True
+        """Write the newest state whose records are all settled (main or callback thread)."""
+        with self._state_lock:
+            found, state = self.ledger.take_ready_state()
+            if not found or (self._wrote_state and state == self._last_written_state):
+                return
+            # dead letters are settled records: they must be on disk before state passes them
+            self.delivery.dead_letters.sync()
+            sys.stdout.write(_state_encoder.encode(state).decode() + "\n")
+            sys.stdout.flush()
+            self._last_written_state = state
+            self._wrote_state = True
 
     # --- end of input ----------------------------------------------------------------------
 

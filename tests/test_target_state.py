@@ -9,6 +9,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import select
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -163,3 +166,29 @@ def test_nothing_is_left_unsettled_after_a_clean_run(
         target.run(io.StringIO("\n".join(order_stream(12, state_every=3)) + "\n"))
     assert target.ledger.unsettled_count == 0
     assert target.ledger.pending_state_count == 0
+
+
+def test_state_of_a_quiet_tap_is_written_before_its_next_line(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # answers arrive well after the STATE line was read: only their callbacks can write it
+    sandbox = sandbox_factory(latency_ms=300)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(orders_config(sandbox.url, tmp_path, batch_size=5)))
+    target = subprocess.Popen(
+        [str(Path(sys.executable).with_name("target-meta-capi")), "--config", str(config_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert target.stdin is not None and target.stdout is not None
+    try:
+        # 10 records and their STATE, then the tap goes quiet with stdin still open
+        target.stdin.write("\n".join(order_stream(10, state_every=10)) + "\n")
+        target.stdin.flush()
+        ready, _, _ = select.select([target.stdout], [], [], 30)
+        assert ready, "no state line while the tap was quiet"
+        assert json.loads(target.stdout.readline()) == {"bookmarks": {STREAM: 10}}
+        assert len(sandbox.accepted_events()) == 10
+    finally:
+        target.stdin.close()
+        target.wait(timeout=30)
+    assert target.returncode == 0
