@@ -3,7 +3,8 @@
 The SDK writes state whenever `process_batch()` returned; here `process_batch()` only hands a
 request to the sliding window, so state goes through the ack ledger instead (see state.py):
 a STATE message registers a barrier, and the newest state whose records are all settled is
-written after every message, at drains and at the end. Nothing but state lines goes to stdout.
+written as soon as the answer settling them arrives (from its callback, under a lock), after
+every message and at the end. Nothing but state lines goes to stdout.
 """
 
 from __future__ import annotations
