@@ -76,7 +76,7 @@ class NumberedSingerReader(GenericSingerReader[str]):
         counts: dict[str, int] = defaultdict(int)
         for line in file_input or self.default_input:
             self.line_number += 1
-            if not line.strip():
+            if not line or line.isspace():  # as `not line.strip()`, without copying the line
                 continue
             message = self.deserialize_json(line)
             message_type = message.get("type")
