@@ -374,6 +374,8 @@ def _loads_if_text(value: Any, kind: type) -> Any:
 
 
 def _to_text_list(value: Any) -> list[str]:
+    if value.__class__ is list and _TEXT_TYPE.issuperset(map(type, value)):
+        return [item.strip() for item in value]  # the common case: what _to_text gives texts
     if isinstance(value, str) and value.lstrip().startswith("["):
         value = _loads_if_text(value, list)
     if isinstance(value, (list, tuple)):

@@ -223,7 +223,7 @@ class RunStats(RequestObserver):
     ) -> None:
         """Count the event's match keys (present = a non-empty value) and its dropped values."""
         user_data = event.get("user_data")
-        if not isinstance(user_data, Mapping):
+        if user_data.__class__ is not dict and not isinstance(user_data, Mapping):
             user_data = {}
         with self._lock:
             counters = self._stream(stream)

@@ -188,7 +188,8 @@ def _check_user_data(
     _is_sha256: Any = _SHA256_HEX.fullmatch,
     _is_click_cookie: Any = _CLICK_COOKIE.fullmatch,
 ) -> list[RuleViolation]:
-    if not isinstance(user_data, Mapping):
+    # a dict, the common case, skips the ABC check
+    if user_data.__class__ is not dict and not isinstance(user_data, Mapping):
         return [
             _violation(
                 "user_data_missing_match_key",
@@ -252,7 +253,7 @@ def _check_user_data(
 
 
 def _check_purchase(custom_data: Any) -> list[RuleViolation]:
-    if not isinstance(custom_data, Mapping):
+    if custom_data.__class__ is not dict and not isinstance(custom_data, Mapping):
         custom_data = {}
     violations: list[RuleViolation] = []
     value = custom_data.get("value")
@@ -329,7 +330,8 @@ def validate_event(
             )
         )
     elif action_source == "website":
-        user_agent = user_data.get("client_user_agent") if isinstance(user_data, Mapping) else None
+        is_mapping = user_data.__class__ is dict or isinstance(user_data, Mapping)
+        user_agent = user_data.get("client_user_agent") if is_mapping else None
         if not isinstance(user_agent, str) or not user_agent.strip():
             violations.append(
                 _violation(
