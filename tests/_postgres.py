@@ -24,8 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Debian/Ubuntu layout; POSTGRES_BIN_DIR overrides it (e.g. a Homebrew or source build).
-_CANDIDATE_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin",
-                       "/usr/lib/postgresql/17/bin")
+_CANDIDATE_BIN_DIRS = (
+    "/usr/lib/postgresql/15/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/17/bin",
+)
 _REQUIRED_BINARIES = ("initdb", "pg_ctl", "postgres", "psql")
 _SUPERUSER = "postgres"
 _START_TIMEOUT_SECONDS = 60
@@ -73,14 +76,30 @@ class PostgresServer:
         `stdin` feeds `COPY ... FROM STDIN` statements.
         """
         command = [
-            str(self.bin_dir / "psql"), "--no-psqlrc", "--quiet", "--tuples-only",
-            "--no-align", "--set", "ON_ERROR_STOP=1",
-            "--host", str(self.socket_dir), "--port", str(self.port),
-            "--username", _SUPERUSER, "--dbname", database or self.database,
-            "--command", sql,
+            str(self.bin_dir / "psql"),
+            "--no-psqlrc",
+            "--quiet",
+            "--tuples-only",
+            "--no-align",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "--host",
+            str(self.socket_dir),
+            "--port",
+            str(self.port),
+            "--username",
+            _SUPERUSER,
+            "--dbname",
+            database or self.database,
+            "--command",
+            sql,
         ]
         completed = subprocess.run(
-            command, input=stdin, capture_output=True, text=True, check=False,
+            command,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
             env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
         )
         if completed.returncode != 0:
@@ -123,7 +142,10 @@ def _as_server_user(command: list[str]) -> list[str]:
 
 def _run(command: list[str], *, what: str, log_file: Path | None = None) -> None:
     completed = subprocess.run(
-        _as_server_user(command), capture_output=True, text=True, check=False,
+        _as_server_user(command),
+        capture_output=True,
+        text=True,
+        check=False,
         stdin=subprocess.DEVNULL,
     )
     if completed.returncode != 0:
@@ -164,28 +186,55 @@ def running_postgres(
     started = False
     try:
         _run(
-            [str(bin_dir / "initdb"), "--pgdata", str(data_dir), "--username", _SUPERUSER,
-             "--pwfile", str(superuser_password_file), "--auth-local", "trust",
-             "--auth-host", "scram-sha-256", "--encoding", "UTF8", "--locale", "C",
-             "--no-sync"],
+            [
+                str(bin_dir / "initdb"),
+                "--pgdata",
+                str(data_dir),
+                "--username",
+                _SUPERUSER,
+                "--pwfile",
+                str(superuser_password_file),
+                "--auth-local",
+                "trust",
+                "--auth-host",
+                "scram-sha-256",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
+                "--no-sync",
+            ],
             what="initdb",
         )
         port = _start_on_free_port(bin_dir, data_dir, socket_dir, log_file)
         started = True
         server = PostgresServer(
-            bin_dir=bin_dir, host="127.0.0.1", port=port, socket_dir=socket_dir,
-            user=user, password=password, database=database,
+            bin_dir=bin_dir,
+            host="127.0.0.1",
+            port=port,
+            socket_dir=socket_dir,
+            user=user,
+            password=password,
+            database=database,
         )
-        server.psql(
-            f"CREATE ROLE {user} LOGIN PASSWORD '{password}'", database="postgres"
-        )
+        server.psql(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'", database="postgres")
         server.psql(f"CREATE DATABASE {database} OWNER {user}", database="postgres")
         yield server
     finally:
         try:
             if started:
-                _run([str(bin_dir / "pg_ctl"), "stop", "--pgdata", str(data_dir), "--mode",
-                      "fast", "--wait"], what="pg_ctl stop")
+                _run(
+                    [
+                        str(bin_dir / "pg_ctl"),
+                        "stop",
+                        "--pgdata",
+                        str(data_dir),
+                        "--mode",
+                        "fast",
+                        "--wait",
+                    ],
+                    what="pg_ctl stop",
+                )
         finally:
             shutil.rmtree(base_dir, ignore_errors=True)
 
@@ -202,10 +251,21 @@ def _start_on_free_port(bin_dir: Path, data_dir: Path, socket_dir: Path, log_fil
         )
         try:
             _run(
-                [str(bin_dir / "pg_ctl"), "start", "--pgdata", str(data_dir), "--wait",
-                 "--timeout", str(_START_TIMEOUT_SECONDS), "--log", str(log_file),
-                 "--options", server_options],
-                what="pg_ctl start", log_file=log_file,
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "start",
+                    "--pgdata",
+                    str(data_dir),
+                    "--wait",
+                    "--timeout",
+                    str(_START_TIMEOUT_SECONDS),
+                    "--log",
+                    str(log_file),
+                    "--options",
+                    server_options,
+                ],
+                what="pg_ctl start",
+                log_file=log_file,
             )
             return port
         except RuntimeError as error:

@@ -25,8 +25,9 @@ def test_stream_is_one_schema_the_records_and_a_state_every_10000(tmp_path: Path
     assert messages[0]["type"] == "SCHEMA"
     assert sum(message["type"] == "RECORD" for message in messages) == 10_001
     states = [message for message in messages if message["type"] == "STATE"]
-    assert [state["value"]["bookmarks"][generate.STREAM]["replication_key_value"]
-            for state in states] == [10_000, 10_001]
+    assert [
+        state["value"]["bookmarks"][generate.STREAM]["replication_key_value"] for state in states
+    ] == [10_000, 10_001]
 
 
 def test_customers_repeat_with_their_messy_contact_data(tmp_path: Path) -> None:
@@ -44,13 +45,24 @@ def test_target_delivers_every_generated_order_with_the_benchmark_mapping(
     input_path = generate.write_stream(tmp_path / "orders.singer", 500)
     dead_letters = tmp_path / "dead-letters.jsonl"
     config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps({
-        "pixel_id": PIXEL_ID, "access_token": ACCESS_TOKEN, "graph_url": sandbox.url,
-        "dead_letter_path": str(dead_letters), "streams": ORDERS_MAPPING,
-    }))
+    config_path.write_text(
+        json.dumps(
+            {
+                "pixel_id": PIXEL_ID,
+                "access_token": ACCESS_TOKEN,
+                "graph_url": sandbox.url,
+                "dead_letter_path": str(dead_letters),
+                "streams": ORDERS_MAPPING,
+            }
+        )
+    )
     with input_path.open("rb") as stdin:
-        finished = subprocess.run([str(TARGET), "--config", str(config_path)], stdin=stdin,
-                                  capture_output=True, timeout=120)
+        finished = subprocess.run(
+            [str(TARGET), "--config", str(config_path)],
+            stdin=stdin,
+            capture_output=True,
+            timeout=120,
+        )
     assert finished.returncode == 0, finished.stderr.decode()[-2000:]
     assert len(sandbox.accepted_events()) == 500
     assert not dead_letters.exists() or dead_letters.read_text() == ""

@@ -56,17 +56,42 @@ MELTANO_TIMEOUT_SECONDS = 600
 REFUSED_TOKEN = "not-the-sandbox-token"
 
 ORDER_COLUMNS = (
-    "order_id", "customer_id", "email", "phone", "first_name", "last_name", "city", "state",
-    "zip", "country", "client_ip", "user_agent", "page_url", "total", "currency",
-    "created_at", "updated_at",
+    "order_id",
+    "customer_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "client_ip",
+    "user_agent",
+    "page_url",
+    "total",
+    "currency",
+    "created_at",
+    "updated_at",
 )
 
 # Messy inputs as shops store them. None is NULL; an entry may be invalid on purpose
 # ("not-an-email", a 5-digit phone) and must then be left out of the event.
-EMAIL_PATTERNS = (" {first}.{last}{n}@Example.COM ", "{FIRST}_{n}@MAIL.example.org",
-                  "\t{first}{n}@shop.example\t", None, "not-an-email")
-PHONE_PATTERNS = ("+1 (616) 954-{n4}", "001 616 954 {n4}", "+44 20 7946 {n4}",
-                  "(+33) 6-12-34-{n2}-{n2}", None, "12-345")
+EMAIL_PATTERNS = (
+    " {first}.{last}{n}@Example.COM ",
+    "{FIRST}_{n}@MAIL.example.org",
+    "\t{first}{n}@shop.example\t",
+    None,
+    "not-an-email",
+)
+PHONE_PATTERNS = (
+    "+1 (616) 954-{n4}",
+    "001 616 954 {n4}",
+    "+44 20 7946 {n4}",
+    "(+33) 6-12-34-{n2}-{n2}",
+    None,
+    "12-345",
+)
 FIRST_NAMES = ("  MARY ", "José", "Zoë", "renée", "BJÖRN", "Ana-Lucía", None)
 LAST_NAMES = ("O'Brien", " Müller ", "SMITH", "García", "Nguyễn", None)
 CITIES = ("Menlo Park", " SÃO PAULO ", "St. Louis", "Zürich", "new york", None)
@@ -81,6 +106,7 @@ CURRENCIES = ("USD", "EUR", "GBP")
 
 
 # --- expected normalization, written from Meta's rules independently of the target's code ---
+
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -126,8 +152,15 @@ EXPECTED_NORMALIZERS = {
 }
 # The mapping in meltano.yml: CAPI user_data key -> orders column.
 HASHED_COLUMNS = {
-    "em": "email", "ph": "phone", "fn": "first_name", "ln": "last_name", "ct": "city",
-    "st": "state", "zp": "zip", "country": "country", "external_id": "customer_id",
+    "em": "email",
+    "ph": "phone",
+    "fn": "first_name",
+    "ln": "last_name",
+    "ct": "city",
+    "st": "state",
+    "zp": "zip",
+    "country": "country",
+    "external_id": "customer_id",
 }
 
 
@@ -146,6 +179,7 @@ def expected_user_data(order: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- the orders table ---------------------------------------------------------------------
 
+
 def _pick(options: tuple[Any, ...], rng: random.Random) -> Any:
     return options[rng.randrange(len(options))]
 
@@ -162,10 +196,12 @@ def make_order(order_id: int, updated_at: dt.datetime, rng: random.Random) -> di
     return {
         "order_id": order_id,
         "customer_id": None if order_id % 11 == 0 else f"  Cust-{order_id:05d} ",
-        "email": None if email_pattern is None else email_pattern.format(
-            first=first, last=last, FIRST=first.upper(), n=n),
-        "phone": None if phone_pattern is None else phone_pattern.format(
-            n4=f"{n % 10000:04d}", n2=f"{n % 100:02d}"),
+        "email": None
+        if email_pattern is None
+        else email_pattern.format(first=first, last=last, FIRST=first.upper(), n=n),
+        "phone": None
+        if phone_pattern is None
+        else phone_pattern.format(n4=f"{n % 10000:04d}", n2=f"{n % 100:02d}"),
         "first_name": _pick(FIRST_NAMES, rng),
         "last_name": _pick(LAST_NAMES, rng),
         "city": _pick(CITIES, rng),
@@ -222,7 +258,8 @@ class OrdersTable:
 
     def insert(self, orders: list[dict[str, Any]]) -> None:
         self.postgres.copy_rows(
-            "public.orders", ORDER_COLUMNS,
+            "public.orders",
+            ORDER_COLUMNS,
             [[_sql_text(order[column]) for column in ORDER_COLUMNS] for order in orders],
         )
         self.rows.update({order["order_id"]: order for order in orders})
@@ -235,16 +272,18 @@ class OrdersTable:
         end = max(start, end)
         first_id = max(self.rows, default=0) + 1
         orders = [
-            make_order(first_id + index, start + (end - start) * index / max(count - 1, 1),
-                       self.rng)
+            make_order(
+                first_id + index, start + (end - start) * index / max(count - 1, 1), self.rng
+            )
             for index in range(count)
         ]
         self.insert(orders)
         return [order["order_id"] for order in orders]
 
     def update(self, order_id: int, *, email: str, total: Decimal) -> None:
-        updated_at = max(self._next_updated_at(),
-                         _whole_seconds_ago(dt.datetime.now(dt.timezone.utc), 1))
+        updated_at = max(
+            self._next_updated_at(), _whole_seconds_ago(dt.datetime.now(dt.timezone.utc), 1)
+        )
         self.postgres.psql(
             f"UPDATE public.orders SET email = '{email}', total = {total},"
             f" updated_at = '{updated_at.isoformat()}' WHERE order_id = {order_id}"
@@ -269,6 +308,7 @@ def _sql_text(value: Any) -> Any:
 
 # --- Meltano --------------------------------------------------------------------------------
 
+
 def _skip_or_fail(reason: str) -> NoReturn:
     # `make test` and CI set E2E_REQUIRED=1: there a missing prerequisite is a failure, not a
     # quiet skip that would let the pipeline go untested.
@@ -278,8 +318,11 @@ def _skip_or_fail(reason: str) -> NoReturn:
 
 
 def _find_meltano() -> str | None:
-    candidates = [os.environ.get("MELTANO_BIN"), str(REPO_ROOT / ".venv-meltano/bin/meltano"),
-                  shutil.which("meltano")]
+    candidates = [
+        os.environ.get("MELTANO_BIN"),
+        str(REPO_ROOT / ".venv-meltano/bin/meltano"),
+        shutil.which("meltano"),
+    ]
     return next((path for path in candidates if path and os.access(path, os.X_OK)), None)
 
 
@@ -309,7 +352,8 @@ class MeltanoProject:
         self.executable = executable
         # Settings from the caller's shell (or an earlier export) must not leak in.
         base_env = {
-            name: value for name, value in os.environ.items()
+            name: value
+            for name, value in os.environ.items()
             if not name.startswith(("TAP_POSTGRES_", "TARGET_META_CAPI_", "MELTANO_"))
         }
         self.env = {
@@ -323,9 +367,14 @@ class MeltanoProject:
 
     def meltano(self, *args: str, env: Mapping[str, str] | None = None) -> MeltanoResult:
         completed = subprocess.run(
-            [self.executable, *args], cwd=REPO_ROOT, env={**self.env, **(env or {})},
-            stdin=subprocess.DEVNULL, capture_output=True, text=True,
-            timeout=MELTANO_TIMEOUT_SECONDS, check=False,
+            [self.executable, *args],
+            cwd=REPO_ROOT,
+            env={**self.env, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=MELTANO_TIMEOUT_SECONDS,
+            check=False,
         )
         return MeltanoResult(completed.returncode, completed.stdout, completed.stderr)
 
@@ -384,6 +433,7 @@ class Pipeline:
 
 # --- fixtures: one database, sandbox and Meltano project for the three runs ----------------
 
+
 @pytest.fixture(scope="module")
 def meltano_executable() -> str:
     executable = _find_meltano()
@@ -402,18 +452,21 @@ def pipeline(meltano_executable: str) -> Iterator[Pipeline]:
         _skip_or_fail(reason)
     work_dir = Path(tempfile.mkdtemp(prefix="tmc-e2e-"))
     try:
-        with running_postgres() as postgres, \
-                SandboxServer(SandboxConfig(port=0)) as sandbox:
+        with running_postgres() as postgres, SandboxServer(SandboxConfig(port=0)) as sandbox:
             dead_letter_path = work_dir / "dead-letters.jsonl"
-            meltano = MeltanoProject(meltano_executable, work_dir, {
-                "TAP_POSTGRES_HOST": postgres.host,
-                "TAP_POSTGRES_PORT": str(postgres.port),
-                "TAP_POSTGRES_USER": postgres.user,
-                "TAP_POSTGRES_PASSWORD": postgres.password,
-                "TAP_POSTGRES_DATABASE": postgres.database,
-                "TARGET_META_CAPI_GRAPH_URL": sandbox.url,
-                "TARGET_META_CAPI_DEAD_LETTER_PATH": str(dead_letter_path),
-            })
+            meltano = MeltanoProject(
+                meltano_executable,
+                work_dir,
+                {
+                    "TAP_POSTGRES_HOST": postgres.host,
+                    "TAP_POSTGRES_PORT": str(postgres.port),
+                    "TAP_POSTGRES_USER": postgres.user,
+                    "TAP_POSTGRES_PASSWORD": postgres.password,
+                    "TAP_POSTGRES_DATABASE": postgres.database,
+                    "TARGET_META_CAPI_GRAPH_URL": sandbox.url,
+                    "TARGET_META_CAPI_DEAD_LETTER_PATH": str(dead_letter_path),
+                },
+            )
             meltano.install()
             orders = OrdersTable(postgres)
             orders.create()
@@ -473,8 +526,9 @@ SETTINGS_NOT_FOR_MELTANO = {"load_method"}
 
 def _meltano_loader() -> dict[str, Any]:
     project = yaml.safe_load((REPO_ROOT / "meltano.yml").read_text(encoding="utf-8"))
-    (loader,) = [plugin for plugin in project["plugins"]["loaders"]
-                 if plugin["name"] == "target-meta-capi"]
+    (loader,) = [
+        plugin for plugin in project["plugins"]["loaders"] if plugin["name"] == "target-meta-capi"
+    ]
     return loader
 
 
@@ -491,8 +545,9 @@ def test_meltano_yml_declares_every_setting_of_the_target():
 
 
 def test_meltano_yml_marks_exactly_the_secret_settings_sensitive():
-    sensitive = {setting["name"] for setting in _meltano_loader()["settings"]
-                 if setting.get("sensitive")}
+    sensitive = {
+        setting["name"] for setting in _meltano_loader()["settings"] if setting.get("sensitive")
+    }
     secret = {name for name, schema in _target_settings().items() if schema.get("secret")}
     assert sensitive == secret
 
@@ -500,11 +555,17 @@ def test_meltano_yml_marks_exactly_the_secret_settings_sensitive():
 def test_meltano_prod_environment_sends_real_events_to_meta(
     meltano_executable: str, tmp_path: Path
 ):
-    meltano = MeltanoProject(meltano_executable, tmp_path, {
-        "META_PIXEL_ID": "424242", "META_ACCESS_TOKEN": "live-token",
-    })
-    result = meltano.meltano("--environment=prod", "config", "--unsafe", "print",
-                             "target-meta-capi")
+    meltano = MeltanoProject(
+        meltano_executable,
+        tmp_path,
+        {
+            "META_PIXEL_ID": "424242",
+            "META_ACCESS_TOKEN": "live-token",
+        },
+    )
+    result = meltano.meltano(
+        "--environment=prod", "config", "--unsafe", "print", "target-meta-capi"
+    )
     assert result.returncode == 0, result.tail()
     config = result.json()
     assert config["graph_url"] == "https://graph.facebook.com"
@@ -513,6 +574,7 @@ def test_meltano_prod_environment_sends_real_events_to_meta(
 
 
 # --- run 1: full load ------------------------------------------------------------------------
+
 
 def test_full_load_delivers_every_row_exactly_once(pipeline: Pipeline, first_run: RunOutcome):
     counts = {event_id: len(events) for event_id, events in first_run.events_by_id.items()}
@@ -531,7 +593,8 @@ def test_full_load_hashes_user_data_as_meta_normalizes_it(
         if sent != expected:
             mismatches[order_id] = {
                 key: (sent.get(key), expected.get(key))
-                for key in sent.keys() | expected.keys() if sent.get(key) != expected.get(key)
+                for key in sent.keys() | expected.keys()
+                if sent.get(key) != expected.get(key)
             }
     assert not mismatches, f"{len(mismatches)} events differ, e.g. {list(mismatches.items())[:3]}"
 
@@ -541,25 +604,42 @@ def test_full_load_maps_the_order_columns(pipeline: Pipeline, first_run: RunOutc
     for order_id, order in pipeline.orders.rows.items():
         event = first_run.events_by_id[str(order_id)][0]["event"]
         custom_data = event.get("custom_data", {})
-        observed = (event["event_name"], event["action_source"], event["event_time"],
-                    event["event_source_url"], custom_data.get("value"),
-                    custom_data.get("currency"), str(custom_data.get("order_id")))
-        expected = ("Purchase", "website", int(order["created_at"].timestamp()),
-                    order["page_url"], float(order["total"]), order["currency"], str(order_id))
+        observed = (
+            event["event_name"],
+            event["action_source"],
+            event["event_time"],
+            event["event_source_url"],
+            custom_data.get("value"),
+            custom_data.get("currency"),
+            str(custom_data.get("order_id")),
+        )
+        expected = (
+            "Purchase",
+            "website",
+            int(order["created_at"].timestamp()),
+            order["page_url"],
+            float(order["total"]),
+            order["currency"],
+            str(order_id),
+        )
         if observed != expected:
             mismatches.append((order_id, observed, expected))
     assert not mismatches, f"{len(mismatches)} events differ, e.g. {mismatches[:3]}"
 
 
 def test_full_load_sends_every_event_as_a_test_event_to_the_dev_pixel(first_run: RunOutcome):
-    params = [accepted["params"] for events in first_run.events_by_id.values()
-              for accepted in events]
+    params = [
+        accepted["params"] for events in first_run.events_by_id.values() for accepted in events
+    ]
     assert {(p["test_event_code"], p["pixel_id"]) for p in params} == {(TEST_EVENT_CODE, PIXEL_ID)}
 
 
 def test_full_load_dead_letters_nothing(pipeline: Pipeline, first_run: RunOutcome):
-    dead_letters = (pipeline.dead_letter_path.read_text().splitlines()
-                    if pipeline.dead_letter_path.exists() else [])
+    dead_letters = (
+        pipeline.dead_letter_path.read_text().splitlines()
+        if pipeline.dead_letter_path.exists()
+        else []
+    )
     assert dead_letters == []
 
 
@@ -569,11 +649,15 @@ def test_full_load_state_holds_the_latest_updated_at(pipeline: Pipeline, first_r
 
 # --- run 2: incremental ----------------------------------------------------------------------
 
+
 def test_incremental_run_sends_only_inserted_and_updated_rows(incremental_run: IncrementalRun):
     # tap-postgres reads `updated_at >= bookmark`, so the row(s) at the old bookmark come
     # again; they keep their event_id, so Meta deduplicates them.
-    expected_ids = (set(UPDATED_ORDER_IDS) | set(incremental_run.inserted_ids)
-                    | incremental_run.previous_bookmark_ids)
+    expected_ids = (
+        set(UPDATED_ORDER_IDS)
+        | set(incremental_run.inserted_ids)
+        | incremental_run.previous_bookmark_ids
+    )
     events_by_id = incremental_run.outcome.events_by_id
     assert set(events_by_id) == {str(order_id) for order_id in expected_ids}
     assert all(len(events) == 1 for events in events_by_id.values())
@@ -588,13 +672,12 @@ def test_incremental_run_sends_the_updated_values(
         assert event["custom_data"]["value"] == pytest.approx(99.99)
 
 
-def test_incremental_run_advances_the_bookmark(
-    pipeline: Pipeline, incremental_run: IncrementalRun
-):
+def test_incremental_run_advances_the_bookmark(pipeline: Pipeline, incremental_run: IncrementalRun):
     assert _bookmark(incremental_run.outcome.state) == pipeline.orders.max_updated_at()
 
 
 # --- run 3: the sandbox rejects the access token -------------------------------------------
+
 
 def test_rejected_access_token_fails_the_run(auth_rejected_run: FailedRun):
     assert auth_rejected_run.outcome.result.returncode != 0

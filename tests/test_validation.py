@@ -61,14 +61,17 @@ def test_invalid_schema_raises_invalid_json_schema() -> None:
 def test_plan_lists_only_datelike_properties_including_any_of() -> None:
     plan = TimestampPlan.for_schema(SCHEMA)
     assert dict(plan.datelike) == {
-        "created_at": "date-time", "birthday": "date", "opens_at": "time",
+        "created_at": "date-time",
+        "birthday": "date",
+        "opens_at": "time",
     }
 
 
 def test_parse_timestamps_converts_present_values_and_leaves_none_and_absent() -> None:
     record = {"created_at": "2026-11-28T10:00:00Z", "birthday": "1997-02-16", "opens_at": None}
-    parse_timestamps(record, TimestampPlan.for_schema(SCHEMA),
-                     DatetimeErrorTreatmentEnum.ERROR, LOGGER)
+    parse_timestamps(
+        record, TimestampPlan.for_schema(SCHEMA), DatetimeErrorTreatmentEnum.ERROR, LOGGER
+    )
     assert record == {
         "created_at": datetime.datetime(2026, 11, 28, 10, tzinfo=datetime.timezone.utc),
         "birthday": datetime.date(1997, 2, 16),
@@ -78,8 +81,9 @@ def test_parse_timestamps_converts_present_values_and_leaves_none_and_absent() -
 
 def test_unparseable_timestamp_follows_the_null_treatment() -> None:
     record = {"created_at": "yesterday-ish"}
-    parse_timestamps(record, TimestampPlan.for_schema(SCHEMA),
-                     DatetimeErrorTreatmentEnum.NULL, LOGGER)
+    parse_timestamps(
+        record, TimestampPlan.for_schema(SCHEMA), DatetimeErrorTreatmentEnum.NULL, LOGGER
+    )
     assert record == {"created_at": None}
 
 
@@ -98,11 +102,14 @@ class _Target(Target):
 
 def _run(records: list[dict], config: dict | None = None) -> list[dict]:
     _CollectingSink.batches = []
-    lines = [{"type": "SCHEMA", "stream": "orders", "schema": SCHEMA,
-              "key_properties": ["order_id"]}]
+    lines = [
+        {"type": "SCHEMA", "stream": "orders", "schema": SCHEMA, "key_properties": ["order_id"]}
+    ]
     lines += [{"type": "RECORD", "stream": "orders", "record": record} for record in records]
     runner = TargetTestRunner(
-        _Target, config=config or {}, parse_env_config=False,
+        _Target,
+        config=config or {},
+        parse_env_config=False,
         input_io=io.StringIO("".join(json.dumps(line) + "\n" for line in lines)),
     )
     runner.sync_all()
@@ -111,8 +118,7 @@ def _run(records: list[dict], config: dict | None = None) -> list[dict]:
 
 def test_sink_with_mixin_receives_parsed_datetimes() -> None:
     [record] = _run([{"order_id": 1, "created_at": "2026-11-28T10:00:00+00:00"}])
-    assert record["created_at"] == datetime.datetime(2026, 11, 28, 10,
-                                                     tzinfo=datetime.timezone.utc)
+    assert record["created_at"] == datetime.datetime(2026, 11, 28, 10, tzinfo=datetime.timezone.utc)
 
 
 def test_sink_with_mixin_fails_the_run_on_an_invalid_record_without_quoting_it() -> None:
