@@ -32,19 +32,9 @@ ORDER_SCHEMA = {
     },
     "required": ["order_id", "total"],
 }
-ORDERS_MAPPING = {
-    "event_name": "Purchase",
-    "action_source": "website",
-    "fields": {
-        "event_time": "created_at",
-        "event_id": "order_id",
-        "event_source_url": "page_url",
-        "user_data.em": "email",
-        "user_data.client_ip_address": "client_ip",
-        "custom_data.value": "total",
-        "custom_data.order_id": "order_id",
-    },
-}
+# The orders mapping users start from: the tests prove config.sample.json works.
+_SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config.sample.json"
+ORDERS_MAPPING = json.loads(_SAMPLE_CONFIG.read_text(encoding="utf-8"))["streams"][STREAM]
 
 
 class FastRetryTarget(TargetMetaCapi):
