@@ -27,7 +27,6 @@ class DryRunHttpService(HttpServiceInterface):
         self._path = Path(path) if path else None
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
-        self.requests_written = 0
 
     def execute(
         self,
@@ -45,7 +44,6 @@ class DryRunHttpService(HttpServiceInterface):
             output = self._output()
             output.write(line + "\n")
             output.flush()
-            self.requests_written += 1
         answer = {"events_received": len(payload["data"]), "messages": [], "fbtrace_id": None}
         return HttpResponse(200, {"Content-Type": "application/json"}, json.dumps(answer).encode())
 
