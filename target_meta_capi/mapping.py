@@ -504,14 +504,14 @@ class _Plan:
     paths: tuple[tuple[Path, tuple[Source, ...]], ...]  # sources in order of precedence
     extra_columns: tuple[str, ...]
     fill_paths: FillPaths  # every path, compiled
-    fill_other_paths: FillPaths  # other_paths, compiled (the identity comes from the memo)
+    # every path but the hashed user_data ones, compiled (those come from the identity memo)
+    fill_other_paths: FillPaths
     # The hashed user_data paths when they can be taken from the identity memo (all fed by
     # plain columns or literals, no user_data object column, the other user_data keys all
     # unhashed): their columns (the memo key); those paths, each with whether it comes
-    # before every unhashed user_data path; and every other path.
+    # before every unhashed user_data path.
     identity_columns: tuple[str, ...] | None = None
     identity_paths: tuple[tuple[Path, tuple[Source, ...], bool], ...] = ()
-    other_paths: tuple[tuple[Path, tuple[Source, ...]], ...] = ()
     # raw values of identity_columns → the hashed user_data and dropped values they give, or
     # None when those values take the general path
     identities: dict[tuple[Any, ...], _Identity | None] = field(default_factory=dict)
@@ -735,7 +735,7 @@ class EventMapper:
             paths=paths,
             extra_columns=extra,
             fill_paths=_compile_paths(paths),
-            fill_other_paths=_compile_paths(identity_plan.get("other_paths", ())),
+            fill_other_paths=_compile_paths(identity_plan.pop("other_paths", ())),
             **identity_plan,
         )
 
