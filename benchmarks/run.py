@@ -114,8 +114,9 @@ def ensure_bench_venv() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
     probe = subprocess.run([str(python), "-c", "import facebook_business"], capture_output=True)
     if probe.returncode != 0:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", FACEBOOK_SDK_REQUIREMENT],
-                       check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", FACEBOOK_SDK_REQUIREMENT], check=True
+        )
     return python
 
 
@@ -128,8 +129,10 @@ def machine_description() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
 
 
 def free_port() -> int:
@@ -175,8 +178,16 @@ def sandbox(latency_ms: float, workdir: Path, url: str | None) -> Iterator[Sandb
     port = free_port()
     # Only the counters are read back: keeping every event would make the sandbox itself
     # slower (and its answers later) as a run goes on, which is not how Meta behaves.
-    command = [str(PROJECT_BIN / "target-meta-capi-sandbox"), "--port", str(port),
-               "--latency-ms", str(latency_ms), "--max-events-in-memory", "1000", "--quiet"]
+    command = [
+        str(PROJECT_BIN / "target-meta-capi-sandbox"),
+        "--port",
+        str(port),
+        "--latency-ms",
+        str(latency_ms),
+        "--max-events-in-memory",
+        "1000",
+        "--quiet",
+    ]
     with (workdir / "sandbox.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -194,10 +205,22 @@ def sandbox(latency_ms: float, workdir: Path, url: str | None) -> Iterator[Sandb
 def measure(command: list[str], stdin: Path, workdir: Path, name: str) -> dict:
     """Run `command` under benchmarks/measure.py: wall seconds, exit code, peak RSS in MB."""
     finished = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "measure.py"), "--stdin", str(stdin),
-         "--stdout", str(workdir / f"{name}.stdout"), "--stderr", str(workdir / f"{name}.stderr"),
-         "--", *command],
-        capture_output=True, text=True, check=True, cwd=workdir,
+        [
+            sys.executable,
+            str(BENCHMARKS / "measure.py"),
+            "--stdin",
+            str(stdin),
+            "--stdout",
+            str(workdir / f"{name}.stdout"),
+            "--stderr",
+            str(workdir / f"{name}.stderr"),
+            "--",
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=workdir,
     )
     return json.loads(finished.stdout)
 
@@ -209,8 +232,9 @@ def _tail(path: Path, lines: int = 5) -> str:
 # --- the three contenders --------------------------------------------------------------------
 
 
-def run_target(input_path: Path, records: int, box: SandboxProcess, workdir: Path,
-               name: str) -> Measurement:
+def run_target(
+    input_path: Path, records: int, box: SandboxProcess, workdir: Path, name: str
+) -> Measurement:
     config = {
         "pixel_id": PIXEL_ID,
         "access_token": ACCESS_TOKEN,
@@ -221,16 +245,26 @@ def run_target(input_path: Path, records: int, box: SandboxProcess, workdir: Pat
     config_path = workdir / f"{name}.config.json"
     config_path.write_text(json.dumps(config, indent=2))
     box.reset()
-    result = measure([str(PROJECT_BIN / "target-meta-capi"), "--config", str(config_path)],
-                     input_path, workdir, name)
+    result = measure(
+        [str(PROJECT_BIN / "target-meta-capi"), "--config", str(config_path)],
+        input_path,
+        workdir,
+        name,
+    )
     received = box.stats().get("events_received")
     problem = None
     if result["returncode"] != 0:
         problem = f"exit code {result['returncode']}:\n{_tail(workdir / f'{name}.stderr')}"
     elif received != records:
         problem = f"the sandbox received {received} of {records} events"
-    return Measurement(f"(a) target-meta-capi, {records:,} records", records, result["seconds"],
-                       result["cpu_seconds"], result["peak_rss_mb"], problem)
+    return Measurement(
+        f"(a) target-meta-capi, {records:,} records",
+        records,
+        result["seconds"],
+        result["cpu_seconds"],
+        result["peak_rss_mb"],
+        problem,
+    )
 
 
 def run_noop(input_path: Path, records: int, workdir: Path, *, floor: bool = False) -> Measurement:
@@ -238,35 +272,63 @@ def run_noop(input_path: Path, records: int, workdir: Path, *, floor: bool = Fal
     name = "floor" if floor else "noop"
     config_path = workdir / f"{name}.config.json"
     config_path.write_text("{}")
-    result = measure([str(PROJECT_PYTHON), str(BENCHMARKS / f"{name}_target.py"),
-                      "--config", str(config_path)], input_path, workdir, name)
+    result = measure(
+        [str(PROJECT_PYTHON), str(BENCHMARKS / f"{name}_target.py"), "--config", str(config_path)],
+        input_path,
+        workdir,
+        name,
+    )
     problem = None
     if result["returncode"] != 0:
         problem = f"exit code {result['returncode']}:\n{_tail(workdir / f'{name}.stderr')}"
-    label = ("(f) floor: do-nothing target, fast validator+reader" if floor
-             else "(b) do-nothing singer-sdk target")
-    return Measurement(label, records, result["seconds"], result["cpu_seconds"],
-                       result["peak_rss_mb"], problem)
+    label = (
+        "(f) floor: do-nothing target, fast validator+reader"
+        if floor
+        else "(b) do-nothing singer-sdk target"
+    )
+    return Measurement(
+        label, records, result["seconds"], result["cpu_seconds"], result["peak_rss_mb"], problem
+    )
 
 
-def run_facebook_sdk(input_path: Path, records: int, box: SandboxProcess,
-                     workdir: Path) -> Measurement:
+def run_facebook_sdk(
+    input_path: Path, records: int, box: SandboxProcess, workdir: Path
+) -> Measurement:
     python = ensure_bench_venv()
     box.reset()
     empty = workdir / "empty.stdin"
     empty.write_bytes(b"")
-    result = measure([str(python), str(BENCHMARKS / "facebook_sdk_sender.py"),
-                      "--input", str(input_path), "--graph-url", box.url,
-                      "--pixel-id", PIXEL_ID, "--access-token", ACCESS_TOKEN],
-                     empty, workdir, "facebook-sdk")
+    result = measure(
+        [
+            str(python),
+            str(BENCHMARKS / "facebook_sdk_sender.py"),
+            "--input",
+            str(input_path),
+            "--graph-url",
+            box.url,
+            "--pixel-id",
+            PIXEL_ID,
+            "--access-token",
+            ACCESS_TOKEN,
+        ],
+        empty,
+        workdir,
+        "facebook-sdk",
+    )
     received = box.stats().get("events_received")
     problem = None
     if result["returncode"] != 0:
         problem = f"exit code {result['returncode']}:\n{_tail(workdir / 'facebook-sdk.stderr')}"
     elif received != records:
         problem = f"the sandbox received {received} of {records} events"
-    return Measurement("(c) facebook-business BatchProcessor(1000, 4)", records,
-                       result["seconds"], result["cpu_seconds"], result["peak_rss_mb"], problem)
+    return Measurement(
+        "(c) facebook-business BatchProcessor(1000, 4)",
+        records,
+        result["seconds"],
+        result["cpu_seconds"],
+        result["peak_rss_mb"],
+        problem,
+    )
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -277,40 +339,54 @@ def _verdict(met: bool) -> str:
 
 
 def print_measurement(measurement: Measurement) -> None:
-    line = (f"{measurement.label:<52} {measurement.seconds:6.2f} s "
-            f"{measurement.events_per_second:8,.0f} events/s "
-            f"{measurement.peak_rss_mb:6.1f} MB peak RSS  ({measurement.cpu_seconds:.2f} s CPU)")
+    line = (
+        f"{measurement.label:<52} {measurement.seconds:6.2f} s "
+        f"{measurement.events_per_second:8,.0f} events/s "
+        f"{measurement.peak_rss_mb:6.1f} MB peak RSS  ({measurement.cpu_seconds:.2f} s CPU)"
+    )
     print(line, flush=True)
     if measurement.problem:
         print(f"    FAILED: {measurement.problem}", flush=True)
 
 
-def print_goals(target: Measurement | None, noop: Measurement | None,
-                facebook: Measurement | None, target_4n: Measurement | None) -> bool:
+def print_goals(
+    target: Measurement | None,
+    noop: Measurement | None,
+    facebook: Measurement | None,
+    target_4n: Measurement | None,
+) -> bool:
     all_met = True
     print("\ngoals (issue 7):")
     if target and noop:
         ratio = target.events_per_second / noop.events_per_second
         all_met &= ratio >= GOAL_RATIO_TO_NOOP
-        print(f"  a/b = {ratio:5.2f}   goal >= {GOAL_RATIO_TO_NOOP}   "
-              f"{_verdict(ratio >= GOAL_RATIO_TO_NOOP)}")
+        print(
+            f"  a/b = {ratio:5.2f}   goal >= {GOAL_RATIO_TO_NOOP}   "
+            f"{_verdict(ratio >= GOAL_RATIO_TO_NOOP)}"
+        )
     if target and facebook:
         ratio = target.events_per_second / facebook.events_per_second
         all_met &= ratio >= GOAL_RATIO_TO_FACEBOOK_SDK
-        print(f"  a/c = {ratio:5.2f}   goal >= {GOAL_RATIO_TO_FACEBOOK_SDK}   "
-              f"{_verdict(ratio >= GOAL_RATIO_TO_FACEBOOK_SDK)}")
+        print(
+            f"  a/c = {ratio:5.2f}   goal >= {GOAL_RATIO_TO_FACEBOOK_SDK}   "
+            f"{_verdict(ratio >= GOAL_RATIO_TO_FACEBOOK_SDK)}"
+        )
     for run in (target, target_4n):
         if run:
             met = run.peak_rss_mb <= GOAL_PEAK_RSS_MB
             all_met &= met
-            print(f"  peak RSS at {run.events:,} records = {run.peak_rss_mb:.1f} MB   "
-                  f"goal <= {GOAL_PEAK_RSS_MB:.0f} MB   {_verdict(met)}")
+            print(
+                f"  peak RSS at {run.events:,} records = {run.peak_rss_mb:.1f} MB   "
+                f"goal <= {GOAL_PEAK_RSS_MB:.0f} MB   {_verdict(met)}"
+            )
     if target and target_4n:
         growth = target_4n.peak_rss_mb / target.peak_rss_mb - 1
         met = growth < GOAL_RSS_GROWTH
         all_met &= met
-        print(f"  RSS growth {target.events:,} -> {target_4n.events:,} records = {growth:+.1%}   "
-              f"goal < {GOAL_RSS_GROWTH:.0%}   {_verdict(met)}")
+        print(
+            f"  RSS growth {target.events:,} -> {target_4n.events:,} records = {growth:+.1%}   "
+            f"goal < {GOAL_RSS_GROWTH:.0%}   {_verdict(met)}"
+        )
     return all_met
 
 
@@ -321,17 +397,32 @@ def main() -> int:
         epilog=__doc__.split("\n\n", 2)[2],
     )
     parser.add_argument("--records", type=int, default=50_000, help="N (default 50,000)")
-    parser.add_argument("--latency-ms", type=float, default=100.0,
-                        help="the sandbox's answer delay per request (default 100)")
-    parser.add_argument("--only", default="abfc",
-                        help="which of a, b, f, c to run (default abfc), e.g. --only bc")
-    parser.add_argument("--no-4n", action="store_true",
-                        help="skip the target's second run on 4N records (RSS growth)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=100.0,
+        help="the sandbox's answer delay per request (default 100)",
+    )
+    parser.add_argument(
+        "--only", default="abfc", help="which of a, b, f, c to run (default abfc), e.g. --only bc"
+    )
+    parser.add_argument(
+        "--no-4n",
+        action="store_true",
+        help="skip the target's second run on 4N records (RSS growth)",
+    )
     parser.add_argument("--sandbox-url", help="use a sandbox already running there")
-    parser.add_argument("--workdir", type=Path,
-                        help="keep inputs, configs and logs here (default: a temp dir, removed)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run (a) at N, (b), (f) and (c) this many times and keep the fastest")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep inputs, configs and logs here (default: a temp dir, removed)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run (a) at N, (b), (f) and (c) this many times and keep the fastest",
+    )
     parser.add_argument("--seed", type=int, default=7, help="of the generated records")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
@@ -361,16 +452,19 @@ def best_of(repeat: int, measure_once: Callable[[], Measurement]) -> Measurement
 
 def _run(args: argparse.Namespace, workdir: Path) -> int:
     records = args.records
-    print(f"machine: {machine_description()}; load average before the run "
-          f"{os.getloadavg()[0]:.2f}")
-    print(f"target settings: batch_size {DEFAULT_BATCH_SIZE}, concurrent_requests "
-          f"{DEFAULT_CONCURRENT_REQUESTS} (its defaults); best of {args.repeat} run(s)")
+    print(f"machine: {machine_description()}; load average before the run {os.getloadavg()[0]:.2f}")
+    print(
+        f"target settings: batch_size {DEFAULT_BATCH_SIZE}, concurrent_requests "
+        f"{DEFAULT_CONCURRENT_REQUESTS} (its defaults); best of {args.repeat} run(s)"
+    )
     started = time.perf_counter()
     input_path = write_stream(workdir / f"orders-{records}.singer", records, seed=args.seed)
-    print(f"input: {records:,} records of stream {STREAM!r} "
-          f"({input_path.stat().st_size / 1e6:.0f} MB, generated in "
-          f"{time.perf_counter() - started:.1f} s); sandbox latency {args.latency_ms:g} ms\n",
-          flush=True)
+    print(
+        f"input: {records:,} records of stream {STREAM!r} "
+        f"({input_path.stat().st_size / 1e6:.0f} MB, generated in "
+        f"{time.perf_counter() - started:.1f} s); sandbox latency {args.latency_ms:g} ms\n",
+        flush=True,
+    )
 
     target = noop = floor = facebook = target_4n = None
     with sandbox(args.latency_ms, workdir, args.sandbox_url) as box:
@@ -378,8 +472,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
             noop = best_of(args.repeat, lambda: run_noop(input_path, records, workdir))
             print_measurement(noop)
         if "f" in args.only:
-            floor = best_of(args.repeat, lambda: run_noop(input_path, records, workdir,
-                                                          floor=True))
+            floor = best_of(args.repeat, lambda: run_noop(input_path, records, workdir, floor=True))
             print_measurement(floor)
         if "c" in args.only:
             facebook = best_of(
@@ -392,8 +485,9 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
             )
             print_measurement(target)
             if not args.no_4n:
-                big_input = write_stream(workdir / f"orders-{4 * records}.singer", 4 * records,
-                                         seed=args.seed)
+                big_input = write_stream(
+                    workdir / f"orders-{4 * records}.singer", 4 * records, seed=args.seed
+                )
                 target_4n = run_target(big_input, 4 * records, box, workdir, "target-4n")
                 print_measurement(target_4n)
                 big_input.unlink()
@@ -401,17 +495,34 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     runs = [run for run in (target, noop, floor, facebook, target_4n) if run]
     all_met = print_goals(target, noop, facebook, target_4n)
     if target and floor:
-        print(f"\n  a/f = {target.events_per_second / floor.events_per_second:5.2f}   "
-              "(share of the SDK's floor speed the target keeps; the rest is its own work)")
+        print(
+            f"\n  a/f = {target.events_per_second / floor.events_per_second:5.2f}   "
+            "(share of the SDK's floor speed the target keeps; the rest is its own work)"
+        )
     if args.json:
-        args.json.write_text(json.dumps({
-            "machine": machine_description(), "records": records, "latency_ms": args.latency_ms,
-            "runs": [{"label": run.label, "events": run.events, "seconds": run.seconds,
-                      "cpu_seconds": run.cpu_seconds,
-                      "events_per_second": run.events_per_second,
-                      "peak_rss_mb": run.peak_rss_mb, "problem": run.problem} for run in runs],
-            "all_goals_met": all_met,
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": machine_description(),
+                    "records": records,
+                    "latency_ms": args.latency_ms,
+                    "runs": [
+                        {
+                            "label": run.label,
+                            "events": run.events,
+                            "seconds": run.seconds,
+                            "cpu_seconds": run.cpu_seconds,
+                            "events_per_second": run.events_per_second,
+                            "peak_rss_mb": run.peak_rss_mb,
+                            "problem": run.problem,
+                        }
+                        for run in runs
+                    ],
+                    "all_goals_met": all_met,
+                },
+                indent=2,
+            )
+        )
     return 1 if any(run.problem for run in runs) else 0
 
 
