@@ -13,6 +13,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from target_meta_capi.capi.errors import (
     AuthError,
     DeliveryError,
@@ -53,7 +55,12 @@ class SentBatch:
     stream: str
     record_numbers: Sequence[int]
     keys: Sequence[Mapping[str, Any]]
-    events: Sequence[Mapping[str, Any]]
+    events: Sequence[Mapping[str, Any] | msgspec.Raw]
+
+    def event(self, index: int) -> Mapping[str, Any]:
+        """The event at `index`, decoded when a record worker handed it over as JSON."""
+        event = self.events[index]
+        return msgspec.json.decode(event) if isinstance(event, msgspec.Raw) else event
 
     def describe(self) -> str:
         return (
@@ -189,7 +196,7 @@ class Delivery:
             letter = DeadLetter.from_meta_error(
                 stream=batch.stream,
                 key=batch.keys[rejected.index],
-                event=batch.events[rejected.index],
+                event=batch.event(rejected.index),
                 error=rejected.error,
             )
             self.dead_letter(letter)

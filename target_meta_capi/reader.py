@@ -16,7 +16,7 @@ from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 # floats as Decimal, as the SDK's own reader does: money keeps its digits
-_input_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
+input_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
 # stdin's own buffer reads 8 KB at a time: each read lets the sending threads take the GIL and
 # the reading thread wait for it back. 1 MB reads cut those hand-overs ~100-fold; a read still
 # returns what a pipe holds without waiting for more.
@@ -25,6 +25,17 @@ _INPUT_BUFFER_BYTES = 1 << 20
 
 class SingerInputError(InvalidInputLine):
     """The input is not a valid Singer message stream; the message names the line."""
+
+
+class RecordRouter(t.Protocol):
+    """Claims RECORD lines to process them elsewhere; gives back, in input order, what it
+    cannot process (`NumberedSingerReader.reprocess_line`)."""
+
+    def claim(self, line: str, line_number: int) -> bool:
+        """Take this line (True), or leave it to the reader (False)."""
+
+    def flush(self) -> None:
+        """Finish every claimed line: the reader is about to process a line itself."""
 
 
 class NumberedSingerReader(GenericSingerReader[str]):
@@ -38,6 +49,9 @@ class NumberedSingerReader(GenericSingerReader[str]):
         self.line_number = 0
         self.messages_read = 0
         self.current_stream: str | None = None
+        #: Takes RECORD lines to process elsewhere (record_workers.py), or None.
+        self.record_router: RecordRouter | None = None
+        self._callbacks: dict[str, t.Callable[[dict], None]] = {}
 
     @property
     def default_input(self) -> t.IO[str]:
@@ -57,7 +71,7 @@ class NumberedSingerReader(GenericSingerReader[str]):
 
     def deserialize_json(self, line: str) -> dict:
         try:
-            message = _input_decoder.decode(line)
+            message = input_decoder.decode(line)
         except msgspec.DecodeError as error:
             raise SingerInputError(
                 f"Input line {self.line_number} is not valid JSON ({error})"
@@ -73,22 +87,45 @@ class NumberedSingerReader(GenericSingerReader[str]):
         file_input: t.IO[str] | None,
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> t.Counter[str]:
+        self._callbacks = callbacks
         counts: dict[str, int] = defaultdict(int)
         for line in file_input or self.default_input:
             self.line_number += 1
             if not line or line.isspace():  # as `not line.strip()`, without copying the line
                 continue
-            message = self.deserialize_json(line)
-            message_type = message.get("type")
-            callback = callbacks.get(message_type) if isinstance(message_type, str) else None
-            if callback is None:
-                raise SingerInputError(
-                    f"Input line {self.line_number} has unknown message type "
-                    f"{message_type!r} (expected SCHEMA, RECORD or STATE)"
-                )
-            stream = message.get("stream")
-            self.current_stream = stream if isinstance(stream, str) else None
-            callback(message)
+            router = self.record_router
+            if router is not None:
+                if router.claim(line, self.line_number):
+                    self.messages_read += 1
+                    counts["RECORD"] += 1
+                    continue
+                router.flush()  # what it holds comes before this line
+            counts[self._process_line(line)] += 1
             self.messages_read += 1
-            counts[message_type] += 1
+        if self.record_router is not None:
+            self.record_router.flush()
         return Counter(counts)
+
+    def reprocess_line(self, line: str, line_number: int) -> None:
+        """Process a line the record router claimed and gives back, as if read now.
+
+        An error then names that line; otherwise reading goes on where it was.
+        """
+        reading_at = self.line_number
+        self.line_number = line_number
+        self._process_line(line)
+        self.line_number = reading_at
+
+    def _process_line(self, line: str) -> str:
+        message = self.deserialize_json(line)
+        message_type = message.get("type")
+        callback = self._callbacks.get(message_type) if isinstance(message_type, str) else None
+        if callback is None:
+            raise SingerInputError(
+                f"Input line {self.line_number} has unknown message type "
+                f"{message_type!r} (expected SCHEMA, RECORD or STATE)"
+            )
+        stream = message.get("stream")
+        self.current_stream = stream if isinstance(stream, str) else None
+        callback(message)
+        return message_type

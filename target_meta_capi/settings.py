@@ -109,6 +109,15 @@ SETTINGS = th.PropertiesList(
         ),
     ),
     th.Property(
+        "record_workers",
+        th.IntegerType(minimum=0),
+        description=(
+            "Processes that validate, map and hash records in parallel with reading and "
+            "sending. Default: one per CPU (at most 8), none on a single CPU; 0 does all "
+            "the work in the target's own process. Workers are forked (Linux, macOS)."
+        ),
+    ),
+    th.Property(
         "request_timeout",
         th.NumberType(exclusive_minimum=0),
         default=DEFAULT_REQUEST_TIMEOUT,
@@ -207,6 +216,12 @@ SETTINGS = th.PropertiesList(
         description="Write the run summary as JSON to this file (it is always logged).",
     ),
 ).to_dict()
+
+
+#: Settings that never leave the target's main process (not even to its record workers).
+SECRET_SETTINGS = frozenset(
+    name for name, schema in SETTINGS["properties"].items() if schema.get("secret")
+)
 
 
 def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from target_meta_capi.capi.rules import validate_event
+from target_meta_capi.capi.normalize import DroppedValue
+from target_meta_capi.capi.rules import RuleViolation, validate_event
 from target_meta_capi.dead_letter import DeadLetter
 from target_meta_capi.delivery import BadRecordError, Delivery, InvalidEventError, SentBatch
 from target_meta_capi.mapping import EventMapper, MappingError, build_event_mapper
@@ -73,6 +76,32 @@ def _record_key(
     return {name: "<redacted>" if name in redacted else record.get(name) for name in key_properties}
 
 
+@dataclass(slots=True)
+class ConvertedRecord:
+    """A record as an event, with what mapping left out and what breaks Meta's rules."""
+
+    event: dict[str, Any]
+    dropped: list[DroppedValue]
+    key: dict[str, Any]
+    violations: list[RuleViolation]
+
+
+def convert_record(mapper: EventMapper, record: Mapping[str, Any]) -> ConvertedRecord:
+    """Map a validated, date-parsed record and check its event against Meta's rules.
+
+    Raises MappingError when the record cannot become an event. The one conversion both the
+    sink and the record workers (record_workers.py) run.
+    """
+    mapped = mapper.map(record)
+    violations = validate_event(
+        mapped.event,
+        max_age_margin_seconds=EVENT_TIME_SAFETY_MARGIN_SECONDS,
+        trusted_hashed_keys=mapper.hashed_user_data_keys,
+    )
+    key = _record_key(record, mapper.key_properties, mapper.redacted_keys)
+    return ConvertedRecord(mapped.event, mapped.dropped, key, violations)
+
+
 class EventSink(FastRecordParsingMixin, BatchSink):
     """Maps a stream's records to CAPI events and sends them in requests of `batch_size`."""
 
@@ -109,6 +138,11 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             # key columns holding customer information never reach the dead-letter file
             self._redacted_keys = self._mapper.redacted_keys
 
+    @property
+    def mapper(self) -> EventMapper | None:
+        """The stream's mapper; None when the stream is skipped."""
+        return self._mapper
+
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         validator = super().get_validator()
         return PrivacySafeValidator(validator) if validator is not None else None
@@ -140,20 +174,15 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             delivery.ledger.settle((number,))
             return
         try:
-            mapped = self._mapper.map(record)
+            converted = convert_record(self._mapper, record)
         except MappingError as error:
             raise BadRecordError(f"Cannot map {error} (record #{number})") from None
-        event = mapped.event
-        delivery.stats.event_mapped(self.stream_name, event, mapped.dropped)
-        key = _record_key(record, self.key_properties, self._redacted_keys)
-        violations = validate_event(
-            event,
-            max_age_margin_seconds=EVENT_TIME_SAFETY_MARGIN_SECONDS,
-            trusted_hashed_keys=self._mapper.hashed_user_data_keys,
-        )
+        event = converted.event
+        delivery.stats.event_mapped(self.stream_name, event, converted.dropped)
+        violations = converted.violations
         if violations:
             letter = DeadLetter.from_violations(
-                stream=self.stream_name, key=key, event=event, violations=violations
+                stream=self.stream_name, key=converted.key, event=event, violations=violations
             )
             if delivery.fail_on_invalid_event:
                 first = violations[0]
@@ -169,7 +198,21 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             delivery.stats.near_cutoff_event(self.stream_name)
         context.setdefault("events", []).append(event)
         context.setdefault("numbers", []).append(number)
-        context.setdefault("keys", []).append(key)
+        context.setdefault("keys", []).append(converted.key)
+
+    def add_converted(self, events: Sequence[msgspec.Raw], keys: Sequence[dict]) -> None:
+        """Batch records a record worker already turned into events that pass Meta's rules.
+
+        What the SDK's record steps and `process_record` do after mapping, for many records at
+        once; the caller keeps the batch within `max_size` and drains it when full.
+        """
+        count = len(events)
+        context = self._get_context({})
+        self.tally_record_read(count)
+        context.setdefault("events", []).extend(events)
+        context.setdefault("numbers", []).extend(self.delivery.ledger.issue_many(count))
+        context.setdefault("keys", []).extend(keys)
+        self.record_counter_metric.increment(count)
 
     def _after_process_record(self, context: dict) -> None:
         # The SDK logs the whole batch context here at DEBUG level, for every record: with

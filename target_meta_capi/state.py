@@ -98,6 +98,13 @@ class AckLedger:
             self._last_issued += 1
             return self._last_issued
 
+    def issue_many(self, count: int) -> range:
+        """Number the next `count` records (main thread)."""
+        with self._lock:
+            first = self._last_issued + 1
+            self._last_issued += count
+            return range(first, first + count)
+
     @property
     def last_issued(self) -> int:
         """The number given to the most recent record (0 before any record)."""

@@ -172,6 +172,40 @@ def _nested_dropped(dropped: Mapping[tuple[str, str], int]) -> dict[str, dict[st
     return nested
 
 
+def _count_mapped(
+    counters: _StreamCounters, event: Mapping[str, Any], dropped: Sequence[DroppedValue]
+) -> None:
+    user_data = event.get("user_data")
+    if user_data.__class__ is not dict and not isinstance(user_data, Mapping):
+        user_data = {}
+    counters.events_mapped += 1
+    coverage = counters.coverage
+    for key in COVERAGE_KEYS:
+        if user_data.get(key):
+            coverage[key] += 1
+    for value in dropped:
+        _add(counters.dropped, (value.key, value.reason), 1)
+
+
+class MappingTally:
+    """Per-record counts kept where records are mapped apart from the run's RunStats (a record
+    worker process), and added to it in one go with `RunStats.records_converted`."""
+
+    __slots__ = ("counters", "records")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.counters = _StreamCounters()
+
+    def event_mapped(
+        self, event: Mapping[str, Any], dropped: Sequence[DroppedValue], *, near_cutoff: bool
+    ) -> None:
+        self.records += 1
+        _count_mapped(self.counters, event, dropped)
+        if near_cutoff:
+            self.counters.near_cutoff += 1
+
+
 class RunStats(RequestObserver):
     """Thread-safe counters of one run; also the RequestObserver given to the dispatcher.
 
@@ -222,18 +256,20 @@ class RunStats(RequestObserver):
         self, stream: str, event: Mapping[str, Any], dropped: Sequence[DroppedValue]
     ) -> None:
         """Count the event's match keys (present = a non-empty value) and its dropped values."""
-        user_data = event.get("user_data")
-        if user_data.__class__ is not dict and not isinstance(user_data, Mapping):
-            user_data = {}
+        with self._lock:
+            _count_mapped(self._stream(stream), event, dropped)
+
+    def records_converted(self, stream: str, tally: MappingTally) -> None:
+        """Add what a record worker counted while it mapped `tally.records` records."""
         with self._lock:
             counters = self._stream(stream)
-            counters.events_mapped += 1
-            coverage = counters.coverage
-            for key in COVERAGE_KEYS:
-                if user_data.get(key):
-                    coverage[key] += 1
-            for value in dropped:
-                _add(counters.dropped, (value.key, value.reason), 1)
+            counters.records_read += tally.records
+            counters.events_mapped += tally.counters.events_mapped
+            counters.near_cutoff += tally.counters.near_cutoff
+            for key, count in tally.counters.coverage.items():
+                counters.coverage[key] += count
+            for reason, count in tally.counters.dropped.items():
+                _add(counters.dropped, reason, count)
 
     def stream_skipped(self, stream: str, reason: str) -> None:
         """Mark a stream as not sent; warns the first time it is seen."""

@@ -39,6 +39,13 @@ from target_meta_capi.dead_letter import DeadLetterWriter
 from target_meta_capi.delivery import BadRecordError, Delivery, InvalidEventError, TargetFailure
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
 from target_meta_capi.reader import NumberedSingerReader, SingerInputError
+from target_meta_capi.record_workers import (
+    ParallelRecords,
+    RecordWorkerPool,
+    StreamSpec,
+    can_fork_workers,
+    default_worker_count,
+)
 from target_meta_capi.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENT_REQUESTS,
@@ -47,10 +54,11 @@ from target_meta_capi.settings import (
     DEFAULT_PARTNER_AGENT,
     DEFAULT_REQUEST_TIMEOUT,
     ON_INVALID_FAIL,
+    SECRET_SETTINGS,
     SETTINGS,
     settings_errors,
 )
-from target_meta_capi.sink import EventSink
+from target_meta_capi.sink import EventSink, PrivacySafeValidator
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
@@ -58,6 +66,7 @@ from target_meta_capi.summary import (
     RunStats,
     write_run_summary,
 )
+from target_meta_capi.validation import CompiledRecordValidator
 
 # singer_sdk's error for a date-like string it cannot parse (helpers/_typing.py)
 _UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.*)'\.$", re.DOTALL)
@@ -133,6 +142,12 @@ class TargetMetaCapi(Target):
         self._last_state_drain = 0.0
         self._closed = False
         self._terminating = False
+        record_workers = self.config.get("record_workers")
+        self._record_workers = (
+            default_worker_count() if record_workers is None else int(record_workers)
+        )
+        self._parallel: ParallelRecords | None = None
+        self._routed_specs: dict[str, StreamSpec] = {}
 
     # --- settings --------------------------------------------------------------------------
 
@@ -215,6 +230,7 @@ class TargetMetaCapi(Target):
     def _process_schema_message(self, message_dict: dict) -> None:
         self._plain_sinks.clear()  # stream maps and sinks may change with a schema
         super()._process_schema_message(message_dict)
+        self._route_to_workers(message_dict.get("stream"))
         self._after_message()
 
     def _process_record_message(self, message_dict: dict) -> None:
@@ -230,10 +246,13 @@ class TargetMetaCapi(Target):
         self._after_message()
 
     def _remember_if_plain(self, stream_name: t.Any) -> None:
-        """Remember the stream's sink when the SDK's record path would not transform its records.
+        """Remember the stream's sink when the SDK's record path would not transform its records."""
+        sink = self._plain_sink(stream_name)
+        if sink is not None:
+            self._plain_sinks[stream_name] = sink
 
-        That is: no stream map, just the SDK's pass-through one, without flattening.
-        """
+    def _plain_sink(self, stream_name: t.Any) -> EventSink | None:
+        """The stream's sink, if its only stream map is the SDK's pass-through one, unflattened."""
         stream_maps = self.mapper.stream_maps.get(stream_name)
         sink = self._sinks_active.get(stream_name)
         if (
@@ -244,7 +263,83 @@ class TargetMetaCapi(Target):
             and not (stream_maps[0].flattening_options and stream_maps[0].flattening_enabled)
             and isinstance(sink, EventSink)
         ):
-            self._plain_sinks[stream_name] = sink
+            return sink
+        return None
+
+    # --- record workers (record_workers.py) ----------------------------------------------
+
+    def _route_to_workers(self, stream_name: t.Any) -> None:
+        """After a SCHEMA: let record workers process the stream's records, if they can."""
+        if not isinstance(stream_name, str):
+            return
+        parallel = self._parallel
+        if parallel is None:
+            if self._record_workers <= 0 or not can_fork_workers():
+                return
+            parallel = self._start_record_workers()
+        spec, sink = self._worker_spec(stream_name)
+        if spec is not None and spec == self._routed_specs.get(stream_name):
+            return  # the same SCHEMA again: the workers keep what they learned
+        parallel.unroute(stream_name)
+        self._routed_specs.pop(stream_name, None)
+        if spec is not None:
+            parallel.route(stream_name, spec, sink)
+            self._routed_specs[stream_name] = spec
+
+    def _start_record_workers(self) -> ParallelRecords:
+        self._parallel = ParallelRecords(
+            RecordWorkerPool(self._record_workers),
+            add_events=self._add_converted_records,
+            add_tally=self.stats.records_converted,
+            reprocess=self.message_reader.reprocess_line,
+        )
+        self.message_reader.record_router = self._parallel
+        self.logger.info(
+            "Validating, mapping and hashing records in %d worker processes", self._record_workers
+        )
+        return self._parallel
+
+    def _worker_spec(self, stream_name: str) -> tuple[StreamSpec | None, EventSink | None]:
+        """What workers need to process the stream as its sink would; None when they cannot:
+        stream maps, record metadata, format validation, or nothing to map."""
+        sink = self._plain_sink(stream_name)
+        if sink is None or sink.mapper is None or sink.include_sdc_metadata_properties:
+            return None, None
+        validator = sink._validator
+        if validator is not None and not (
+            isinstance(validator, PrivacySafeValidator)
+            and isinstance(validator.inner, CompiledRecordValidator)
+        ):
+            return None, None
+        spec = StreamSpec(
+            stream=stream_name,
+            schema=sink.schema,
+            key_properties=tuple(sink.key_properties),
+            config={k: v for k, v in self.config.items() if k not in SECRET_SETTINGS},
+            validate=validator is not None,
+        )
+        return spec, sink
+
+    def _add_converted_records(
+        self, sink: EventSink, events: list[bytes], keys: list[dict[str, t.Any]]
+    ) -> None:
+        """Records a worker turned into events: batch them, draining each full batch."""
+        self.progress.start()
+        raw_events = [msgspec.Raw(event) for event in events]
+        start = 0
+        while start < len(raw_events):
+            stop = start + max(1, sink.max_size - sink.current_size)
+            sink.add_converted(raw_events[start:stop], keys[start:stop])
+            start = stop
+            if sink.is_full:
+                self.logger.info(
+                    "Target sink for '%s' is full. Current size is '%s'. Draining...",
+                    sink.stream_name,
+                    sink.current_size,
+                )
+                self.drain_one(sink)
+        self._handle_max_record_age()
+        self._after_message()
 
     def _process_plain_record(self, sink: EventSink, message_dict: dict, record: dict) -> None:
         """Target._process_record_message for a stream whose one stream map passes records
@@ -352,6 +447,8 @@ class TargetMetaCapi(Target):
         if self._closed:
             return
         self._closed = True
+        if self._parallel is not None:
+            self._parallel.close()
         self.progress.stop()
         self.delivery.processor.close(wait=self.delivery.unsettled_requests == 0)
         self.delivery.dead_letters.close()

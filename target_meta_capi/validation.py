@@ -196,10 +196,13 @@ class TimestampPlan:
 def parse_timestamps(
     record: dict[str, Any],
     plan: TimestampPlan,
-    treatment: DatetimeErrorTreatmentEnum,
-    logger: logging.Logger,
+    treatment: DatetimeErrorTreatmentEnum | None,
+    logger: logging.Logger | None,
 ) -> None:
-    """Replace the date-like strings of `record` by date/datetime/time objects, in place."""
+    """Replace the date-like strings of `record` by date/datetime/time objects, in place.
+
+    A value that is not a date follows `treatment`; without one, ValueError (nothing logged).
+    """
     for name, kind in plan.datelike:
         value = record.get(name)
         if value is None:
@@ -207,6 +210,8 @@ def parse_timestamps(
         try:
             record[name] = _PARSERS[kind](value)
         except ValueError as error:
+            if treatment is None or logger is None:
+                raise
             record[name] = handle_invalid_timestamp_in_record(
                 record, [name], value, kind, error, treatment, logger
             )

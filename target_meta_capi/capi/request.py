@@ -76,12 +76,15 @@ class EventResponse:
 class EventRequest:
     """Events for one pixel; `execute()` sends them, retrying transient failures.
 
+    An event is a mapping, or a `msgspec.Raw` holding it already encoded as a JSON object
+    (the body then embeds those bytes as they are).
+
     The access token and appsecret_proof travel in the JSON body, never in the URL.
     A `http_service` may be an HttpServiceInterface, a class, or "package.module:ClassName".
     """
 
     pixel_id: str
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
     access_token: str | None = field(default=None, repr=False)
     app_secret: str | None = field(default=None, repr=False)
     test_event_code: str | None = None
@@ -128,7 +131,7 @@ class EventRequest:
                 payload[name] = value
         return _encoder.encode(payload)
 
-    def copy_with(self, events: list[dict[str, Any]]) -> EventRequest:
+    def copy_with(self, events: list[Any]) -> EventRequest:
         """The same request (every setting kept, same class) carrying other events."""
         return dataclasses.replace(self, events=events)
 

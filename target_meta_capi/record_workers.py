@@ -1,0 +1,418 @@
+"""Record workers: forked processes that turn RECORD lines into checked, encoded events.
+
+Decoding, validating, date parsing, mapping, hashing and checking Meta's rules cost ~35 µs of
+Python per record (docs/performance.md), independently for each record, while one core holds
+one Python thread at a time. Here that work runs in worker processes; the main process keeps
+what must happen once and in input order: numbering records in the ack ledger, batching,
+sending, dead letters and state.
+
+The contract: for each line of a chunk a worker answers with the event encoded as JSON and
+the record's key, or with None — "process this line yourself" — for anything but a clean
+record of the stream (not a RECORD of it, invalid JSON, a schema violation, a field outside
+the schema, an unparseable date, a missing key property, a mapping error, a broken rule of
+Meta). The main process then processes that line exactly as it does without workers, at its
+place in the input, so every error, warning and dead letter is the same with or without them.
+
+Workers are forked, so they start in milliseconds with every module loaded, and only from a
+process with no other thread: a fork copies locks held by other threads, locked forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgspec
+from singer_sdk.sinks import Sink
+
+from target_meta_capi.mapping import build_event_mapper
+from target_meta_capi.reader import input_decoder
+from target_meta_capi.sink import ConvertedRecord, convert_record
+from target_meta_capi.summary import MappingTally, is_near_cutoff
+from target_meta_capi.validation import CompiledRecordValidator, TimestampPlan, parse_timestamps
+
+#: Lines per chunk: sending one costs ~1% of its work, and a STATE waits for at most
+#: `CHUNKS_PER_WORKER` chunks per worker to come back (a few tens of ms).
+CHUNK_LINES = 400
+#: Chunks a worker holds at once: one at work, one queued, so it never waits for the next.
+CHUNKS_PER_WORKER = 2
+MAX_WORKERS = 8
+
+# as the request body encodes events, so that an embedded event is byte-identical
+_event_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+class RecordWorkerError(RuntimeError):
+    """A worker process is gone (killed, out of memory): its chunks are lost, stop the run."""
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_worker_count() -> int:
+    """One worker per CPU (the main process mostly waits for them); none on a single CPU."""
+    cpus = available_cpus()
+    return 0 if cpus < 2 else min(cpus, MAX_WORKERS)
+
+
+def can_fork_workers() -> bool:
+    """Forking is possible here and safe now: no thread but this one runs."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
+def record_line_prefixes(stream: str) -> tuple[str, ...]:
+    """How RECORD lines of `stream` start as singer-sdk taps and as singer-python taps write them.
+
+    Lines written any other way are processed by the main process, so this only has to be
+    right, not complete.
+    """
+    name = json.dumps(stream, ensure_ascii=False)
+    return (
+        '{"type":"RECORD","stream":' + name + ",",
+        '{"type": "RECORD", "stream": ' + name + ", ",
+    )
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What a worker needs to process a stream's records as its sink does."""
+
+    stream: str
+    schema: dict[str, Any]
+    key_properties: tuple[str, ...]
+    config: dict[str, Any]
+    validate: bool
+
+
+@dataclass
+class ConvertedChunk:
+    """A worker's answer for one chunk: per line an encoded event and its key, or None."""
+
+    events: list[bytes | None]
+    keys: list[dict[str, Any] | None]
+    tally: MappingTally
+
+
+class StreamConverter:
+    """Worker side: one stream's RECORD lines → events, as the main process would make them."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        self._stream = spec.stream
+        self._key_properties = spec.key_properties
+        self._validator = CompiledRecordValidator(spec.schema) if spec.validate else None
+        self._timestamps = TimestampPlan.for_schema(spec.schema)
+        mapper = build_event_mapper(
+            spec.stream,
+            spec.key_properties,
+            spec.config,
+            schema_properties=tuple(spec.schema.get("properties") or ()),
+        )
+        if mapper is None:
+            raise ValueError(f"stream {spec.stream!r} has no mapping")
+        self._mapper = mapper
+
+    def convert(self, lines: Sequence[str]) -> ConvertedChunk:
+        events: list[bytes | None] = []
+        keys: list[dict[str, Any] | None] = []
+        tally = MappingTally()
+        now = time.time()
+        for line in lines:
+            try:
+                converted = self._convert(line)
+            except Exception:  # whatever it is, the main process reports it properly
+                converted = None
+            if converted is None or converted.violations:
+                events.append(None)
+                keys.append(None)
+                continue
+            event = converted.event
+            events.append(_event_encoder.encode(event))
+            keys.append(converted.key)
+            tally.event_mapped(event, converted.dropped, near_cutoff=is_near_cutoff(event, now))
+        return ConvertedChunk(events, keys, tally)
+
+    def _convert(self, line: str) -> ConvertedRecord | None:
+        """The steps of the target's record path for a plain stream, or None to leave it."""
+        message = input_decoder.decode(line)
+        if (
+            message.__class__ is not dict
+            or message.get("type") != "RECORD"
+            or message.get("stream") != self._stream
+        ):
+            return None
+        record = message.get("record")
+        if record.__class__ is not dict:
+            return None
+        # the SDK's own list of metadata columns; the method reads nothing from its sink
+        Sink._remove_sdc_metadata_from_record(None, record)  # type: ignore[arg-type]
+        if self._validator is not None:
+            self._validator.validate(record)
+        timestamps = self._timestamps
+        if not record.keys() <= timestamps.properties:
+            return None  # the SDK warns about fields outside the schema
+        parse_timestamps(record, timestamps, None, None)
+        for key_property in self._key_properties:
+            if key_property not in record:
+                return None
+        return convert_record(self._mapper, record)
+
+
+def _unconverted(lines: Sequence[str]) -> ConvertedChunk:
+    return ConvertedChunk([None] * len(lines), [None] * len(lines), MappingTally())
+
+
+def _serve(connection: Connection, inherited: Sequence[Connection]) -> None:
+    """A worker's life: learn streams, convert chunks, until told to stop or orphaned."""
+    for other in inherited:
+        other.close()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stdout carries the target's state only
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Receiving on a thread of its own: while this process sends an answer the main process
+    # may be sending the next chunk, and two blocked senders would wait for each other.
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def receive() -> None:
+        try:
+            while True:
+                inbox.put(connection.recv())
+        except (EOFError, OSError):  # the main process is gone
+            inbox.put(None)
+
+    threading.Thread(target=receive, daemon=True).start()
+    converters: dict[int, StreamConverter | None] = {}
+    while (message := inbox.get()) is not None:
+        kind, stream_id, payload = message
+        if kind == "lines":
+            converter = converters.get(stream_id)
+            answer = converter.convert(payload) if converter else _unconverted(payload)
+            try:
+                connection.send(answer)
+            except OSError:  # the main process stopped listening: it has given up on us
+                return
+        elif kind == "stream":
+            try:
+                converters[stream_id] = StreamConverter(payload)
+            except Exception:  # the main process then processes this stream itself
+                converters[stream_id] = None
+        elif kind == "forget":
+            converters.pop(stream_id, None)
+        else:  # "stop"
+            return
+
+
+class RecordWorkerPool:
+    """Forked worker processes; chunks go round-robin and come back in the order sent."""
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("fork")
+        pipes = [context.Pipe() for _ in range(workers)]
+        ours = [mine for mine, _ in pipes]
+        theirs = [their for _, their in pipes]
+        # whatever sits in these buffers would be written once more by each child
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._processes = []
+        for index, connection in enumerate(theirs):
+            inherited = ours + theirs[:index] + theirs[index + 1 :]
+            process = context.Process(
+                target=_serve,
+                args=(connection, inherited),
+                name=f"target-meta-capi-record-worker-{index}",
+                daemon=True,
+            )
+            process.start()
+            self._processes.append(process)
+        for connection in theirs:
+            connection.close()
+        self._connections = ours
+        self._turn = itertools.cycle(ours)
+        self._stream_ids = itertools.count()
+        self._pending: deque[tuple[Connection, Any]] = deque()
+
+    @property
+    def size(self) -> int:
+        return len(self._connections)
+
+    @property
+    def pending(self) -> int:
+        """Chunks sent and not taken back yet."""
+        return len(self._pending)
+
+    def add_stream(self, spec: StreamSpec) -> int:
+        """Teach every worker a stream; chunks of it are then submitted under the id returned."""
+        stream_id = next(self._stream_ids)
+        self._send_all(("stream", stream_id, spec))
+        return stream_id
+
+    def forget_stream(self, stream_id: int) -> None:
+        """Let workers drop a stream they learned, and its memos."""
+        self._send_all(("forget", stream_id, None))
+
+    def submit(self, stream_id: int, lines: list[str], context: Any) -> None:
+        """Send a chunk; `take_oldest` gives back its answer with `context`."""
+        connection = next(self._turn)
+        self._send(connection, ("lines", stream_id, lines))
+        self._pending.append((connection, context))
+
+    def oldest_ready(self) -> bool:
+        """The answer to the oldest pending chunk has arrived."""
+        return bool(self._pending) and self._pending[0][0].poll()
+
+    def take_oldest(self) -> tuple[ConvertedChunk, Any]:
+        """The answer to the oldest pending chunk (waits for it) and its context."""
+        connection, context = self._pending.popleft()
+        try:
+            return connection.recv(), context
+        except (EOFError, OSError):
+            raise RecordWorkerError(self._describe_loss()) from None
+
+    def close(self) -> None:
+        """Stop every worker (at the end of a run, or to give up on what they hold)."""
+        self._pending.clear()
+        for connection in self._connections:
+            with contextlib.suppress(OSError):
+                connection.send(("stop", 0, None))
+            connection.close()
+        for process in self._processes:
+            process.join(timeout=2)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    def _send_all(self, message: tuple[str, int, Any]) -> None:
+        for connection in self._connections:
+            self._send(connection, message)
+
+    def _send(self, connection: Connection, message: tuple[str, int, Any]) -> None:
+        try:
+            connection.send(message)
+        except OSError:
+            raise RecordWorkerError(self._describe_loss()) from None
+
+    def _describe_loss(self) -> str:
+        codes = ", ".join(
+            f"{process.name} exit code {process.exitcode}"
+            for process in self._processes
+            if process.exitcode is not None
+        )
+        return f"A record worker process stopped unexpectedly ({codes or 'no exit code yet'})"
+
+
+@dataclass(frozen=True)
+class _Route:
+    stream: str
+    stream_id: int
+    destination: Any
+
+
+class ParallelRecords:
+    """The reader's record router (reader.RecordRouter): claims RECORD lines of the streams
+    routed to it, sends them to the pool in chunks, and hands the answers on in input order:
+    runs of events to `add_events`, counts to `add_tally`, given-back lines to `reprocess`."""
+
+    def __init__(
+        self,
+        pool: RecordWorkerPool,
+        *,
+        add_events: Callable[[Any, list[bytes], list[dict[str, Any]]], None],
+        add_tally: Callable[[str, MappingTally], None],
+        reprocess: Callable[[str, int], None],
+        chunk_lines: int = CHUNK_LINES,
+    ) -> None:
+        self._pool = pool
+        self._add_events = add_events
+        self._add_tally = add_tally
+        self._reprocess = reprocess
+        self._chunk_lines = chunk_lines
+        self._max_pending = CHUNKS_PER_WORKER * pool.size
+        self._routes: dict[str, _Route] = {}  # by line prefix
+        self._prefixes: tuple[str, ...] = ()
+        self._route: _Route | None = None  # of the lines being gathered
+        self._lines: list[str] = []
+        self._line_numbers: list[int] = []
+
+    def route(self, stream: str, spec: StreamSpec, destination: Any) -> None:
+        """Claim the RECORD lines of `stream` from now on; their events go to `destination`."""
+        route = _Route(stream, self._pool.add_stream(spec), destination)
+        for prefix in record_line_prefixes(stream):
+            self._routes[prefix] = route
+        self._prefixes = tuple(self._routes)
+
+    def unroute(self, stream: str) -> None:
+        """Stop claiming the stream's lines (its schema is changing); workers forget it."""
+        self.flush()
+        routes = {prefix: route for prefix, route in self._routes.items() if route.stream != stream}
+        for stream_id in {route.stream_id for route in self._routes.values()} - {
+            route.stream_id for route in routes.values()
+        }:
+            self._pool.forget_stream(stream_id)
+        self._routes = routes
+        self._prefixes = tuple(routes)
+
+    def claim(self, line: str, line_number: int) -> bool:
+        if not line.startswith(self._prefixes):
+            return False
+        route = next(
+            candidate for prefix, candidate in self._routes.items() if line.startswith(prefix)
+        )
+        if route is not self._route and self._lines:
+            self._send_gathered()
+        self._route = route
+        self._lines.append(line)
+        self._line_numbers.append(line_number)
+        if len(self._lines) >= self._chunk_lines:
+            self._send_gathered()
+        return True
+
+    def flush(self) -> None:
+        if self._lines:
+            self._send_gathered(wait=False)
+        while self._pool.pending:
+            self._apply_oldest()
+
+    def close(self) -> None:
+        """Give up on what the workers hold and stop them (after a failure or a signal)."""
+        self._lines, self._line_numbers = [], []
+        self._pool.close()
+
+    def _send_gathered(self, *, wait: bool = True) -> None:
+        assert self._route is not None
+        lines, numbers = self._lines, self._line_numbers
+        self._lines, self._line_numbers = [], []
+        self._pool.submit(self._route.stream_id, lines, (self._route, lines, numbers))
+        # apply what is back, and wait for the oldest while every worker has its fill
+        while self._pool.oldest_ready() or (wait and self._pool.pending >= self._max_pending):
+            self._apply_oldest()
+
+    def _apply_oldest(self) -> None:
+        chunk, (route, lines, line_numbers) = self._pool.take_oldest()
+        events, keys = chunk.events, chunk.keys
+        start = 0
+        for index, event in enumerate(events):
+            if event is None:
+                if start < index:
+                    self._add_events(route.destination, events[start:index], keys[start:index])  # type: ignore[arg-type]
+                self._reprocess(lines[index], line_numbers[index])
+                start = index + 1
+        if start < len(events):
+            self._add_events(route.destination, events[start:], keys[start:])  # type: ignore[arg-type]
+        self._add_tally(route.stream, chunk.tally)
