@@ -1,0 +1,629 @@
+"""Record workers (record_workers.py): forked processes change how fast records are processed,
+never what comes out. The same input gives the same events, errors, warnings, dead letters,
+state and run summary with `record_workers` 2 as with 0 (the main process alone).
+
+The target runs as the installed command in a subprocess: workers are only forked from a
+process with no other thread, and pytest's process has some. `record_workers` is set in every
+config, so nothing here depends on the machine's CPU count. Most runs are dry runs, whose
+payload files show every event the target would have sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from singer_sdk.singerlib.encoding.simple import RecordMessage, SimpleSingerWriter
+
+from target_meta_capi.record_workers import record_line_prefixes
+from target_meta_capi.sandbox import SandboxServer
+
+from ._target_support import ACCESS_TOKEN, PIXEL_ID, wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import generate
+from run import ORDERS_MAPPING
+
+TARGET = Path(sys.executable).with_name("target-meta-capi")
+STREAM = generate.STREAM
+WORKERS_LOG_LINE = "Validating, mapping and hashing records in 2 worker processes"
+NO_SCHEMA_WARNING = "No schema for record field 'loyalty_tier'"
+LOST_WORKER = re.compile(
+    r"A record worker process stopped unexpectedly "
+    r"\(target-meta-capi-record-worker-\d exit code -9\)"
+)
+
+# --- input ---------------------------------------------------------------------------------
+
+Encoder = Callable[[dict[str, Any]], str]
+# as singer-sdk taps write messages (and benchmarks/generate.py)
+compact: Encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# as singer-python taps write them: json.dumps's default separators, "type" first
+singer_python_style: Encoder = json.dumps
+
+
+def stream_first(message: dict[str, Any]) -> str:
+    """Valid Singer, but with "stream" before "type": a line the workers do not recognise."""
+    if "stream" not in message:
+        return compact(message)
+    return compact({"stream": message["stream"], **message})
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def messy_orders(count: int, *, seed: int = 7) -> list[dict[str, Any]]:
+    """Orders 1..count of repeat customers with messy contact data (benchmarks/generate.py);
+    every 97th is 6.5 days old: still accepted, but within a day of Meta's 7-day cutoff."""
+    rng = random.Random(seed)
+    now = dt.datetime.now(dt.timezone.utc)
+    customers = generate.make_customers(300, rng)
+    orders = []
+    for order_id in range(1, count + 1):
+        record = generate.order_record(order_id, rng.choice(customers), rng, now)
+        if order_id % 97 == 0:
+            record["created_at"] = iso(now - dt.timedelta(days=6, hours=12))
+        orders.append(record)
+    return orders
+
+
+def schema_message(schema: dict[str, Any] = generate.SCHEMA) -> dict[str, Any]:
+    return {"type": "SCHEMA", "stream": STREAM, "schema": schema, "key_properties": ["order_id"]}
+
+
+def record_message(record: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "RECORD", "stream": STREAM, "record": record}
+
+
+def singer_lines(
+    records: list[dict[str, Any]],
+    *,
+    state_every: int,
+    encode: Encoder = compact,
+    schema: dict[str, Any] = generate.SCHEMA,
+) -> list[str]:
+    """SCHEMA, the records, a STATE after every `state_every` records and after the last."""
+    lines = [encode(schema_message(schema))]
+    for index, record in enumerate(records, start=1):
+        lines.append(encode(record_message(record)))
+        if index % state_every == 0 or index == len(records):
+            lines.append(encode(generate.state_message(record["order_id"])))
+    return lines
+
+
+def line_number_of(lines: list[str], order_id: int) -> int:
+    """The 1-based input line of the order's RECORD."""
+    for number, line in enumerate(lines, start=1):
+        message = json.loads(line)
+        if message["type"] == "RECORD" and message["record"]["order_id"] == order_id:
+            return number
+    raise AssertionError(f"no RECORD of order {order_id}")
+
+
+def bookmark(state: dict[str, Any]) -> int:
+    return state["bookmarks"][STREAM]["replication_key_value"]
+
+
+# --- running the target --------------------------------------------------------------------
+
+
+def dry_run_config(directory: Path, record_workers: int, **overrides: Any) -> dict[str, Any]:
+    return {
+        "pixel_id": PIXEL_ID,
+        "dry_run": True,
+        "dry_run_path": str(directory / "payloads.jsonl"),
+        "dead_letter_path": str(directory / "dead_letters.jsonl"),
+        "summary_path": str(directory / "summary.json"),
+        "progress_interval": 0,
+        "streams": ORDERS_MAPPING,
+        "record_workers": record_workers,
+        **overrides,
+    }
+
+
+def write_config(directory: Path, config: dict[str, Any]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Run:
+    """What one run of the command left behind."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    directory: Path
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout.splitlines()]
+
+    @property
+    def events(self) -> list[str]:
+        """Every event of the dry-run payloads as canonical JSON, sorted: requests run on
+        threads, so their order in the file is not the order they were made in."""
+        path = self.directory / "payloads.jsonl"
+        if not path.exists():
+            return []
+        return sorted(
+            json.dumps(event, sort_keys=True)
+            for line in path.read_text(encoding="utf-8").splitlines()
+            for event in json.loads(line)["payload"]["data"]
+        )
+
+    @property
+    def event_ids(self) -> list[int]:
+        return sorted(int(json.loads(event)["event_id"]) for event in self.events)
+
+    @property
+    def dead_letters(self) -> bytes:
+        path = self.directory / "dead_letters.jsonl"
+        return path.read_bytes() if path.exists() else b""
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.directory / "summary.json").read_text(encoding="utf-8"))
+
+    def log(self, level: str) -> list[tuple[str, str]]:
+        """(logger, message) of each log line at `level`, without its time stamp."""
+        entries = []
+        for line in self.stderr.splitlines():
+            parts = line.split(" | ", 3)
+            if len(parts) == 4 and parts[1].strip() == level:
+                entries.append((parts[2].strip(), parts[3]))
+        return entries
+
+    @property
+    def errors(self) -> list[str]:
+        return [message for _, message in self.log("ERROR")]
+
+    @property
+    def failure(self) -> str:
+        """The one line that says why the run failed."""
+        [failure] = [error for error in self.errors if error.startswith("target-meta-capi failed")]
+        return failure
+
+
+def run_target(directory: Path, lines: list[str], record_workers: int, **overrides: Any) -> Run:
+    config = dry_run_config(directory, record_workers, **overrides)
+    completed = subprocess.run(
+        [str(TARGET), "--config", str(write_config(directory, config))],
+        input="".join(line + "\n" for line in lines),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        cwd=directory,
+    )
+    return Run(completed.returncode, completed.stdout, completed.stderr, directory)
+
+
+def run_both_ways(directory: Path, lines: list[str], **overrides: Any) -> tuple[Run, Run]:
+    """The same input with two record workers, and with none."""
+    return (
+        run_target(directory / "workers", lines, 2, **overrides),
+        run_target(directory / "main-process-only", lines, 0, **overrides),
+    )
+
+
+def summary_figures(summary: dict[str, Any]) -> dict[str, Any]:
+    """The run summary without what depends on the clock: its duration and request latencies."""
+    figures = copy.deepcopy(summary)
+    del figures["duration_seconds"]
+    del figures["requests"]["latency_seconds"]
+    return figures
+
+
+# --- watching the processes of a running target ----------------------------------------------
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def process_start_time(pid: int) -> str | None:
+    """The start time of a running (not zombie) process, which tells it from a later one that
+    reuses its pid; None when no such process runs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # fields 3.. of proc(5)
+    state, start_time = fields[0], fields[19]
+    return None if state in ("Z", "X") else start_time
+
+
+@dataclass
+class LiveTarget:
+    process: subprocess.Popen[str]
+    directory: Path
+
+    def write(self, lines: list[str]) -> None:
+        """Write lines as a tap does; a target that already stopped reading is not an error."""
+        assert self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.process.stdin.write("".join(line + "\n" for line in lines))
+            self.process.stdin.flush()
+
+    def close_input(self) -> None:
+        assert self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.process.stdin.close()
+
+    def workers(self) -> list[int]:
+        """The pids of its two record workers, once both were forked."""
+        wait_until(lambda: len(child_pids(self.process.pid)) == 2)
+        return child_pids(self.process.pid)
+
+    def finish(self) -> Run:
+        self.close_input()
+        self.process.wait(timeout=60)
+        return Run(
+            self.process.returncode,
+            (self.directory / "stdout").read_text(encoding="utf-8"),
+            (self.directory / "stderr").read_text(encoding="utf-8"),
+            self.directory,
+        )
+
+
+@contextlib.contextmanager
+def live_target(directory: Path, **overrides: Any) -> Iterator[LiveTarget]:
+    """The command with two record workers, reading from a pipe the test writes to."""
+    config_path = write_config(directory, dry_run_config(directory, 2, **overrides))
+    with (directory / "stdout").open("w") as stdout, (directory / "stderr").open("w") as stderr:
+        process = subprocess.Popen(
+            [str(TARGET), "--config", str(config_path)],
+            stdin=subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+            encoding="utf-8",
+            cwd=directory,
+        )
+    try:
+        yield LiveTarget(process, directory)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+# --- the same input with and without workers ------------------------------------------------
+
+PAIRED_RECORDS = 3000  # 7.5 chunks of 400 lines
+PAIRED_STATE_EVERY = 500
+
+
+@pytest.fixture(scope="module")
+def paired_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Run]:
+    """3000 messy orders with a STATE every 500, with two workers and with none.
+
+    Each STATE falls where a request of 500 events is full and one request is sent at a time,
+    so which states are written does not depend on how fast the answers come back."""
+    lines = singer_lines(messy_orders(PAIRED_RECORDS), state_every=PAIRED_STATE_EVERY)
+    workers, alone = run_both_ways(
+        tmp_path_factory.mktemp("paired"), lines, batch_size=500, concurrent_requests=1
+    )
+    assert workers.returncode == 0, workers.stderr[-3000:]
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    return workers, alone
+
+
+def test_workers_send_the_same_events_as_the_main_process_alone(
+    paired_runs: tuple[Run, Run],
+) -> None:
+    workers, alone = paired_runs
+
+    assert workers.event_ids == list(range(1, PAIRED_RECORDS + 1))
+    assert workers.events == alone.events
+
+
+def test_workers_write_the_same_state_lines_as_the_main_process_alone(
+    paired_runs: tuple[Run, Run],
+) -> None:
+    workers, alone = paired_runs
+
+    assert [bookmark(state) for state in workers.states] == list(
+        range(PAIRED_STATE_EVERY, PAIRED_RECORDS + 1, PAIRED_STATE_EVERY)
+    )
+    assert workers.stdout == alone.stdout
+
+
+def test_workers_report_the_same_run_summary_as_the_main_process_alone(
+    paired_runs: tuple[Run, Run],
+) -> None:
+    workers, alone = paired_runs
+
+    summary = workers.summary
+    stream = summary["streams"][STREAM]
+    assert stream["records_read"] == stream["events_mapped"] == PAIRED_RECORDS
+    assert stream["events_near_cutoff"] == PAIRED_RECORDS // 97
+    assert stream["dropped_values"]  # the messy e-mails
+    assert summary_figures(summary) == summary_figures(alone.summary)
+
+
+def test_record_workers_2_starts_two_worker_processes(paired_runs: tuple[Run, Run]) -> None:
+    workers, _ = paired_runs
+
+    assert [message for _, message in workers.log("INFO") if "worker" in message] == [
+        WORKERS_LOG_LINE
+    ]
+
+
+def test_record_workers_0_leaves_every_record_to_the_main_process(
+    paired_runs: tuple[Run, Run],
+) -> None:
+    _, alone = paired_runs
+
+    assert "worker processes" not in alone.stderr
+
+
+# --- records the workers give back to the main process --------------------------------------
+
+
+def test_record_breaking_its_schema_among_worker_records_fails_the_run_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    records = messy_orders(1200)
+    records[600]["num_items"] = "three items"  # order 601; the schema says integer
+    lines = singer_lines(records, state_every=200)
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.errors == alone.errors
+    error = workers.failure
+    assert f"input line {line_number_of(lines, 601)}, stream '{STREAM}'" in error
+    assert "'num_items'" in error
+    for run in (workers, alone):
+        assert "three items" not in run.stderr
+        assert all(bookmark(state) <= 600 for state in run.states)
+
+
+def test_events_breaking_metas_rules_are_dead_lettered_byte_for_byte_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    records = messy_orders(1200)
+    eight_days_ago = iso(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=8))
+    too_old = list(range(50, 1201, 50))
+    for order_id in too_old:
+        records[order_id - 1]["created_at"] = eight_days_ago
+    lines = singer_lines(records, state_every=200)
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 0
+    letters = [json.loads(line) for line in workers.dead_letters.splitlines()]
+    assert [int(letter["event_id"]) for letter in letters] == too_old
+    assert {letter["rule"] for letter in letters} == {"event_time_too_old"}
+    assert workers.dead_letters == alone.dead_letters
+    assert workers.event_ids == sorted(set(range(1, 1201)) - set(too_old))
+    assert workers.events == alone.events
+    assert workers.states[-1] == alone.states[-1]
+
+
+def test_field_outside_the_schema_is_warned_about_once_as_without_workers_and_delivered(
+    tmp_path: Path,
+) -> None:
+    records = messy_orders(1200)
+    for order_id in (300, 700, 1100):
+        records[order_id - 1]["loyalty_tier"] = "gold"
+    lines = singer_lines(records, state_every=200)
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 0
+    warnings = workers.log("WARNING")
+    assert [message for _, message in warnings].count(NO_SCHEMA_WARNING) == 1
+    assert warnings == alone.log("WARNING")
+    assert workers.event_ids == list(range(1, 1201))
+    assert workers.events == alone.events
+
+
+# --- a SCHEMA that changes mid-input ----------------------------------------------------------
+
+STATUS_AS_INTEGER = {
+    **generate.SCHEMA,
+    "properties": {**generate.SCHEMA["properties"], "status": {"type": ["integer", "null"]}},
+}
+
+
+def orders_with_a_changed_schema() -> tuple[list[dict[str, Any]], list[str]]:
+    """Orders 1..800 with a text status; a SCHEMA making status an integer; orders 801..1600
+    with status codes, valid under the new schema only."""
+    records = messy_orders(1600)
+    for record in records[800:]:
+        record["status"] = 2
+    lines = singer_lines(records[:800], state_every=200)
+    lines += singer_lines(records[800:], state_every=200, schema=STATUS_AS_INTEGER)
+    return records, lines
+
+
+def test_records_after_a_changed_schema_are_validated_against_the_new_schema(
+    tmp_path: Path,
+) -> None:
+    _, lines = orders_with_a_changed_schema()
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 0, workers.stderr[-3000:]
+    assert workers.event_ids == list(range(1, 1601))
+    assert workers.events == alone.events
+
+
+def test_record_valid_only_under_the_replaced_schema_fails_after_the_change_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    records, _ = orders_with_a_changed_schema()
+    records[1200]["status"] = "completed"  # order 1201
+    lines = singer_lines(records[:800], state_every=200)
+    lines += singer_lines(records[800:], state_every=200, schema=STATUS_AS_INTEGER)
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.errors == alone.errors
+    error = workers.failure
+    assert f"input line {line_number_of(lines, 1201)}, stream '{STREAM}'" in error
+    assert "'status'" in error
+
+
+# --- how RECORD lines are written ----------------------------------------------------------
+
+
+def test_singer_python_style_lines_are_processed_by_the_workers_as_without_them(
+    tmp_path: Path,
+) -> None:
+    lines = singer_lines(messy_orders(1200), state_every=200, encode=singer_python_style)
+    assert lines[1].startswith('{"type": "RECORD", "stream": ')
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 0
+    assert WORKERS_LOG_LINE in workers.stderr
+    assert workers.event_ids == list(range(1, 1201))
+    assert workers.events == alone.events
+    assert workers.stdout.splitlines()[-1] == alone.stdout.splitlines()[-1]
+
+
+def test_lines_with_stream_before_type_are_processed_as_without_workers(tmp_path: Path) -> None:
+    lines = singer_lines(messy_orders(1200), state_every=200, encode=stream_first)
+    assert lines[1].startswith('{"stream":')
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 0
+    assert workers.event_ids == list(range(1, 1201))
+    assert workers.events == alone.events
+    assert workers.stdout.splitlines()[-1] == alone.stdout.splitlines()[-1]
+
+
+# --- worker processes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "encode", [compact, singer_python_style], ids=["singer-sdk-lines", "singer-python-lines"]
+)
+def test_worker_killed_mid_run_fails_the_run_and_no_later_state_is_written(
+    tmp_path: Path, encode: Encoder
+) -> None:
+    lines = singer_lines(messy_orders(2000), state_every=800, encode=encode)
+    first_state = lines.index(encode(generate.state_message(800)))
+    with live_target(tmp_path) as target:
+        target.write(lines[: first_state + 1])
+        wait_until(lambda: (tmp_path / "stdout").read_text() != "")  # state 800 is written
+        killed = target.workers()[0]
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: process_start_time(killed) is None)  # dead, not only dying
+        target.write(lines[first_state + 1 :])
+        run = target.finish()
+
+    assert run.returncode == 1
+    assert LOST_WORKER.search(run.failure), run.failure
+    assert [bookmark(state) for state in run.states] == [800]
+    assert set(range(1, 801)) <= set(run.event_ids)
+
+
+@pytest.mark.parametrize("bad_record", [False, True], ids=["finished-run", "failed-run"])
+def test_worker_processes_are_gone_after_the_target_exits(tmp_path: Path, bad_record: bool) -> None:
+    records = messy_orders(2000)
+    if bad_record:
+        records[1500]["total"] = "a lot"
+    lines = singer_lines(records, state_every=500)
+    with live_target(tmp_path) as target:
+        target.write(lines[:2])
+        workers = {pid: process_start_time(pid) for pid in target.workers()}
+        target.write(lines[2:])
+        run = target.finish()
+
+    assert run.returncode == (1 if bad_record else 0)
+    assert all(start_time is not None for start_time in workers.values())
+    wait_until(lambda: all(process_start_time(pid) != started for pid, started in workers.items()))
+
+
+def test_workers_deliver_every_event_to_the_sandbox_and_write_the_final_state(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    records = 3000
+    lines = singer_lines(messy_orders(records), state_every=1000)
+
+    run = run_target(
+        tmp_path, lines, 2, dry_run=False, access_token=ACCESS_TOKEN, graph_url=sandbox.url
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert WORKERS_LOG_LINE in run.stderr
+    assert sandbox.stats()["events_received"] == records
+    received = sorted(int(item["event"]["event_id"]) for item in sandbox.accepted_events())
+    assert received == list(range(1, records + 1))
+    assert bookmark(run.states[-1]) == records
+
+
+# --- units -----------------------------------------------------------------------------------
+
+
+def test_workers_can_be_forked_only_while_no_other_thread_runs() -> None:
+    # a fresh interpreter: pytest's own process has threads of its own
+    script = textwrap.dedent(
+        """
+        import threading
+        from target_meta_capi.record_workers import can_fork_workers
+
+        alone = can_fork_workers()
+        stop = threading.Event()
+        thread = threading.Thread(target=stop.wait)
+        thread.start()
+        with_a_thread = can_fork_workers()
+        stop.set()
+        thread.join()
+        print(alone, with_a_thread, can_fork_workers())
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+
+    assert completed.stdout.split() == ["True", "False", "True"]
+
+
+def test_record_line_prefixes_match_the_lines_singer_sdk_and_singer_python_write() -> None:
+    prefixes = record_line_prefixes(STREAM)
+    record = {"order_id": 1, "email": "a@example.com"}
+    singer_sdk_line = SimpleSingerWriter().serialize_message(
+        RecordMessage(stream=STREAM, record=record)
+    )
+    singer_python_line = json.dumps({"type": "RECORD", "stream": STREAM, "record": record})
+
+    assert singer_sdk_line.startswith(prefixes)
+    assert singer_python_line.startswith(prefixes)
+
+
+def test_record_line_prefixes_do_not_match_a_stream_whose_name_only_starts_the_same() -> None:
+    line = SimpleSingerWriter().serialize_message(
+        RecordMessage(stream=f"{STREAM}-archive", record={"order_id": 1})
+    )
+
+    assert not line.startswith(record_line_prefixes(STREAM))
