@@ -20,6 +20,7 @@ process with no other thread: a fork copies locks held by other threads, locked 
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import json
 import multiprocessing
@@ -38,6 +39,7 @@ from typing import Any
 import msgspec
 from singer_sdk.sinks import Sink
 
+from target_meta_capi.delivery import TargetFailure
 from target_meta_capi.mapping import build_event_mapper
 from target_meta_capi.reader import input_decoder
 from target_meta_capi.sink import ConvertedRecord, convert_record
@@ -55,7 +57,7 @@ MAX_WORKERS = 8
 _event_encoder = msgspec.json.Encoder(decimal_format="number")
 
 
-class RecordWorkerError(RuntimeError):
+class RecordWorkerError(TargetFailure):
     """A worker process is gone (killed, out of memory): its chunks are lost, stop the run."""
 
 
@@ -227,6 +229,9 @@ class RecordWorkerPool:
         pipes = [context.Pipe() for _ in range(workers)]
         ours = [mine for mine, _ in pipes]
         theirs = [their for _, their in pipes]
+        # Workers share what exists now (modules, config, schemas) copy-on-write; a garbage
+        # collection would touch every object of it and copy its pages into each worker.
+        gc.freeze()
         # whatever sits in these buffers would be written once more by each child
         sys.stdout.flush()
         sys.stderr.flush()
@@ -314,12 +319,17 @@ class RecordWorkerPool:
             for process in self._processes
             if process.exitcode is not None
         )
-        return f"A record worker process stopped unexpectedly ({codes or 'no exit code yet'})"
+        return (
+            f"A record worker process stopped unexpectedly ({codes or 'no exit code yet'}); "
+            "the records it held were not sent. Check memory limits (an out-of-memory kill "
+            "shows as exit code -9) and rerun from the last state."
+        )
 
 
 @dataclass(frozen=True)
 class _Route:
     stream: str
+    prefixes: tuple[str, ...]
     stream_id: int
     destination: Any
 
@@ -352,8 +362,9 @@ class ParallelRecords:
 
     def route(self, stream: str, spec: StreamSpec, destination: Any) -> None:
         """Claim the RECORD lines of `stream` from now on; their events go to `destination`."""
-        route = _Route(stream, self._pool.add_stream(spec), destination)
-        for prefix in record_line_prefixes(stream):
+        prefixes = record_line_prefixes(stream)
+        route = _Route(stream, prefixes, self._pool.add_stream(spec), destination)
+        for prefix in prefixes:
             self._routes[prefix] = route
         self._prefixes = tuple(self._routes)
 
@@ -367,16 +378,19 @@ class ParallelRecords:
             self._pool.forget_stream(stream_id)
         self._routes = routes
         self._prefixes = tuple(routes)
+        self._route = None
 
     def claim(self, line: str, line_number: int) -> bool:
-        if not line.startswith(self._prefixes):
-            return False
-        route = next(
-            candidate for prefix, candidate in self._routes.items() if line.startswith(prefix)
-        )
-        if route is not self._route and self._lines:
-            self._send_gathered()
-        self._route = route
+        route = self._route
+        if route is None or not line.startswith(route.prefixes):  # not the stream of the last
+            if not line.startswith(self._prefixes):
+                return False
+            route = next(
+                candidate for prefix, candidate in self._routes.items() if line.startswith(prefix)
+            )
+            if self._lines:
+                self._send_gathered()
+            self._route = route
         self._lines.append(line)
         self._line_numbers.append(line_number)
         if len(self._lines) >= self._chunk_lines:
