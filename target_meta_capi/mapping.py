@@ -826,7 +826,9 @@ class EventMapper:
             for key, value in winners.items()
             if texts < 2 or value.__class__ is not str
         ):
-            normalized = normalize_user_data(winners, hash_external_id=self.hash_external_id)
+            normalized = normalize_user_data(
+                winners, hash_external_id=self.hash_external_id, memoize_group=False
+            )
             identity = (normalized.user_data, tuple(normalized.dropped))
         if self._identities_kept >= _MAX_CACHED_IDENTITIES:
             for cached_plan in self._plans.values():

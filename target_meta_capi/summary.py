@@ -172,38 +172,66 @@ def _nested_dropped(dropped: Mapping[tuple[str, str], int]) -> dict[str, dict[st
     return nested
 
 
-def _count_mapped(
-    counters: _StreamCounters, event: Mapping[str, Any], dropped: Sequence[DroppedValue]
-) -> None:
-    user_data = event.get("user_data")
+def _count_coverage(coverage: dict[str, int], user_data: Any) -> None:
     if user_data.__class__ is not dict and not isinstance(user_data, Mapping):
-        user_data = {}
-    counters.events_mapped += 1
-    coverage = counters.coverage
+        return
     for key in COVERAGE_KEYS:
         if user_data.get(key):
             coverage[key] += 1
+
+
+def _count_mapped(
+    counters: _StreamCounters, event: Mapping[str, Any], dropped: Sequence[DroppedValue]
+) -> None:
+    counters.events_mapped += 1
+    _count_coverage(counters.coverage, event.get("user_data"))
     for value in dropped:
         _add(counters.dropped, (value.key, value.reason), 1)
 
 
 class MappingTally:
-    """Per-record counts kept where records are mapped apart from the run's RunStats (a record
-    worker process), and added to it in one go with `RunStats.records_converted`."""
+    """Counts of mapped events kept apart from the run's RunStats (in a record worker process)
+    and added to it in one go with `RunStats.records_converted`."""
 
-    __slots__ = ("counters", "records")
+    __slots__ = ("_coverage", "_dropped", "_user_data_shapes", "near_cutoff", "records")
 
     def __init__(self) -> None:
         self.records = 0
-        self.counters = _StreamCounters()
+        self.near_cutoff = 0
+        self._coverage = dict.fromkeys(COVERAGE_KEYS, 0)
+        self._user_data_shapes: dict[tuple[str, ...], int] = {}
+        self._dropped: dict[tuple[str, str], int] = {}
 
     def event_mapped(
         self, event: Mapping[str, Any], dropped: Sequence[DroppedValue], *, near_cutoff: bool
     ) -> None:
         self.records += 1
-        _count_mapped(self.counters, event, dropped)
         if near_cutoff:
-            self.counters.near_cutoff += 1
+            self.near_cutoff += 1
+        user_data = event.get("user_data")
+        if user_data.__class__ is dict and all(user_data.values()):
+            # every key is present: count the key set, and expand it once per set in add_to
+            shapes = self._user_data_shapes
+            shape = tuple(user_data)
+            shapes[shape] = shapes.get(shape, 0) + 1
+        else:
+            _count_coverage(self._coverage, user_data)
+        for value in dropped:
+            _add(self._dropped, (value.key, value.reason), 1)
+
+    def add_to(self, counters: _StreamCounters) -> None:
+        counters.records_read += self.records
+        counters.events_mapped += self.records
+        counters.near_cutoff += self.near_cutoff
+        coverage = counters.coverage
+        for key, count in self._coverage.items():
+            coverage[key] += count
+        for shape, count in self._user_data_shapes.items():
+            for key in shape:
+                if key in coverage:
+                    coverage[key] += count
+        for reason, count in self._dropped.items():
+            _add(counters.dropped, reason, count)
 
 
 class RunStats(RequestObserver):
@@ -262,14 +290,7 @@ class RunStats(RequestObserver):
     def records_converted(self, stream: str, tally: MappingTally) -> None:
         """Add what a record worker counted while it mapped `tally.records` records."""
         with self._lock:
-            counters = self._stream(stream)
-            counters.records_read += tally.records
-            counters.events_mapped += tally.counters.events_mapped
-            counters.near_cutoff += tally.counters.near_cutoff
-            for key, count in tally.counters.coverage.items():
-                counters.coverage[key] += count
-            for reason, count in tally.counters.dropped.items():
-                _add(counters.dropped, reason, count)
+            tally.add_to(self._stream(stream))
 
     def stream_skipped(self, stream: str, reason: str) -> None:
         """Mark a stream as not sent; warns the first time it is seen."""

@@ -83,6 +83,9 @@ class FlatTypeCheck:
     else gets an answer of False, and the full validator decides, with its own message.
     """
 
+    #: Verdicts kept per record shape (columns and value classes); a stream has few shapes.
+    max_shapes = 1024
+
     def __init__(
         self,
         classes: dict[str, frozenset[type]],
@@ -92,6 +95,8 @@ class FlatTypeCheck:
         self._classes = classes
         self._item_classes = item_classes
         self._required = required
+        # shape → the list columns whose items still need a look, or None: not vouched for
+        self._verdicts: dict[tuple[Any, ...], tuple[str, ...] | None] = {}
 
     @classmethod
     def for_schema(cls, schema: Mapping[str, Any]) -> FlatTypeCheck | None:
@@ -126,21 +131,38 @@ class FlatTypeCheck:
         return cls(classes, item_classes, frozenset(required))
 
     def __call__(self, record: dict[str, Any]) -> bool:
+        shape = (tuple(record), *map(type, record.values()))
+        try:
+            list_columns = self._verdicts[shape]
+        except KeyError:
+            if len(self._verdicts) >= self.max_shapes:
+                self._verdicts.clear()
+            list_columns = self._verdicts[shape] = self._verdict(record)
+        if list_columns is None:
+            return False
+        for name in list_columns:
+            allowed_items = self._item_classes[name]
+            for item in record[name]:
+                if item.__class__ not in allowed_items:
+                    return False
+        return True
+
+    def _verdict(self, record: dict[str, Any]) -> tuple[str, ...] | None:
+        """For records of this one's shape: None when not vouched for, else the list columns
+        whose items must still be checked."""
         classes = self._classes
+        list_columns = []
         for name, value in record.items():
             allowed = classes.get(name)
             if allowed is None:  # not in the schema, or any value allowed
                 continue
-            value_class = value.__class__
-            if value_class not in allowed:
-                return False
-            if value_class is list:
-                allowed_items = self._item_classes.get(name)
-                if allowed_items is not None:
-                    for item in value:
-                        if item.__class__ not in allowed_items:
-                            return False
-        return self._required <= record.keys()
+            if value.__class__ not in allowed:
+                return None
+            if value.__class__ is list and name in self._item_classes:
+                list_columns.append(name)
+        if not self._required <= record.keys():
+            return None
+        return tuple(list_columns)
 
 
 class CompiledRecordValidator(BaseJSONSchemaValidator):

@@ -41,3 +41,15 @@ def test_grouped_and_key_by_key_paths_agree_on_mixed_value_types() -> None:
     assert normalized.user_data["em"] == [sha256_hex("mary.smith@example.com")]
     assert normalized.user_data["zp"] == sha256_hex("94035")
     assert normalized.user_data["fn"] == sha256_hex("mary")
+
+
+def test_a_group_not_memoized_gives_the_same_result_and_is_not_kept() -> None:
+    from target_meta_capi.capi import normalize
+
+    customer = {**CUSTOMER, "em": "only.once@example.com"}
+    normalize._normalize_identity.cache_clear()
+    unkept = normalize_user_data(customer, memoize_group=False)
+    assert normalize._normalize_identity.cache_info().currsize == 0
+    kept = normalize_user_data(customer)
+    assert normalize._normalize_identity.cache_info().currsize == 1
+    assert (unkept.user_data, unkept.dropped) == (kept.user_data, kept.dropped)

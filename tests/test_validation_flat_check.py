@@ -112,3 +112,27 @@ def test_a_field_outside_the_schema_is_allowed_as_by_the_full_validator() -> Non
 )
 def test_schema_asking_for_more_than_types_gets_no_quick_check(schema: dict) -> None:
     assert FlatTypeCheck.for_schema(schema) is None
+
+
+def test_a_shape_vouched_for_still_gets_its_list_items_checked() -> None:
+    check = FlatTypeCheck.for_schema(FLAT_SCHEMA)
+    assert check is not None
+    good = {"order_id": 1, "paid": True, "product_ids": ["a", "b"]}
+    assert check(good)
+    # same columns, same value classes: only the items differ
+    assert not check({**good, "product_ids": ["a", 2]})
+
+
+def test_the_quick_check_stays_right_after_forgetting_shapes(monkeypatch) -> None:
+    monkeypatch.setattr(FlatTypeCheck, "max_shapes", 2)
+    check = FlatTypeCheck.for_schema(FLAT_SCHEMA)
+    assert check is not None
+    records = [
+        ({"order_id": 1, "paid": True}, True),
+        ({"order_id": 1, "paid": True, "email": None}, True),
+        ({"order_id": 1, "paid": "yes"}, False),
+        ({"order_id": 1.5, "paid": True}, False),
+        ({"paid": True}, False),  # order_id is required
+    ]
+    for _ in range(3):
+        assert [check(record) for record, _ in records] == [valid for _, valid in records]

@@ -292,7 +292,7 @@ def normalize_value(key: str, value: Any) -> str | None:
         return None
 
 
-@lru_cache(maxsize=1 << 16, typed=True)
+@lru_cache(maxsize=1 << 12, typed=True)
 def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
     """(hash, "") or (None, reason). Memoized: the same emails, cities and states repeat."""
     try:
@@ -328,12 +328,14 @@ def _has_content(value: str | list | tuple) -> bool:
 
 
 def normalize_user_data(
-    raw: Mapping[str, Any], *, hash_external_id: bool = True
+    raw: Mapping[str, Any], *, hash_external_id: bool = True, memoize_group: bool = True
 ) -> NormalizedUserData:
     """Normalize and hash every hashed key of a user_data mapping; never raises on bad values.
 
     Hashed keys come back as a hex string (or a list of them for a list in); unhashed keys are
     passed through untouched; unknown keys are dropped (they might carry raw PII).
+    `memoize_group=False` is for a caller that keeps the result itself: a customer's group
+    would otherwise be held twice.
     """
     # A customer's hashed keys (em, ph, fn … zp) repeat together from order to order: their
     # text values are normalized as one group, memoized; the rest (ip, user agent, fbc …
@@ -347,7 +349,8 @@ def normalize_user_data(
             rest[key] = value
     if len(identity) < 2:
         return _normalize_each(raw, hash_external_id)
-    user_data, dropped = _normalize_identity(tuple(identity), hash_external_id)
+    normalize_group = _normalize_identity if memoize_group else _normalize_identity.__wrapped__
+    user_data, dropped = normalize_group(tuple(identity), hash_external_id)
     normalized = _normalize_each(rest, hash_external_id)
     normalized.user_data = {**user_data, **normalized.user_data}
     normalized.dropped[:0] = dropped
