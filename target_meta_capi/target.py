@@ -26,7 +26,7 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.target_base import Target
 
-from target_meta_capi.allocator import keep_large_blocks_mmapped
+from target_meta_capi.allocator import use_one_malloc_arena
 from target_meta_capi.capi.batch import BatchProcessor
 from target_meta_capi.capi.errors import CapiError, NetworkError
 from target_meta_capi.capi.http import (
@@ -528,7 +528,7 @@ class TargetMetaCapi(Target):
     ) -> None:
         super(Target, cls).invoke(about=about, about_format=about_format)
         cls.print_version(print_fn=cls.logger.info)
-        keep_large_blocks_mmapped()
+        use_one_malloc_arena()
         config = config or _ConfigInput()
         try:
             target = cls(
