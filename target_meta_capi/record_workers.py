@@ -70,9 +70,13 @@ def available_cpus() -> int:
 
 
 def default_worker_count() -> int:
-    """One worker per CPU (the main process mostly waits for them); none on a single CPU."""
+    """One worker per CPU (the main process mostly waits for them); none on a single CPU.
+
+    None by default outside Linux: macOS system libraries are not safe to use after a fork,
+    which is why Python itself stopped forking there by default.
+    """
     cpus = available_cpus()
-    return 0 if cpus < 2 else min(cpus, MAX_WORKERS)
+    return 0 if cpus < 2 or not sys.platform.startswith("linux") else min(cpus, MAX_WORKERS)
 
 
 def can_fork_workers() -> bool:

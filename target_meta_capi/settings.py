@@ -113,8 +113,9 @@ SETTINGS = th.PropertiesList(
         th.IntegerType(minimum=0),
         description=(
             "Processes that validate, map and hash records in parallel with reading and "
-            "sending. Default: one per CPU (at most 8), none on a single CPU; 0 does all "
-            "the work in the target's own process. Workers are forked (Linux, macOS)."
+            "sending. Default on Linux: one per CPU (at most 8), none on a single CPU; "
+            "elsewhere none. 0 does all the work in the target's own process. Workers are "
+            "forked, so not on Windows."
         ),
     ),
     th.Property(

@@ -148,6 +148,7 @@ class TargetMetaCapi(Target):
             default_worker_count() if record_workers is None else int(record_workers)
         )
         self._parallel: ParallelRecords | None = None
+        self._workers_unavailable = False
         self._routed_specs: dict[str, StreamSpec] = {}
 
     # --- settings --------------------------------------------------------------------------
@@ -275,7 +276,15 @@ class TargetMetaCapi(Target):
             return
         parallel = self._parallel
         if parallel is None:
-            if self._record_workers <= 0 or not can_fork_workers():
+            if self._record_workers <= 0 or self._workers_unavailable:
+                return
+            if not can_fork_workers():
+                self._workers_unavailable = True
+                self.logger.info(
+                    "Processing records in the main process: record workers are forked only "
+                    "while no other thread runs (%d run now)",
+                    threading.active_count(),
+                )
                 return
             parallel = self._start_record_workers()
         spec, sink = self._worker_spec(stream_name)

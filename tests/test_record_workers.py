@@ -627,3 +627,33 @@ def test_record_line_prefixes_do_not_match_a_stream_whose_name_only_starts_the_s
     )
 
     assert not line.startswith(record_line_prefixes(STREAM))
+
+
+def test_a_target_started_among_other_threads_processes_records_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from ._target_support import order_stream, orders_config, run_in_process
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        config = orders_config(
+            "http://127.0.0.1:9",
+            tmp_path,
+            dry_run=True,
+            record_workers=2,
+            dry_run_path=str(tmp_path / "payloads.jsonl"),
+        )
+        with caplog.at_level("INFO"):
+            result = run_in_process(config, order_stream(30, state_every=10))
+    finally:
+        stop.set()
+        other.join()
+    assert result.exit_code == 0
+    assert result.states[-1] == {"bookmarks": {"public-orders": 30}}
+    assert "record workers are forked only while no other thread runs" in caplog.text
+    assert "worker processes" not in caplog.text
+    assert result.target.stats.snapshot()["streams"]["public-orders"]["events_mapped"] == 30
