@@ -49,6 +49,7 @@ from typing import TypeVar
 
 from generate import STREAM, write_stream
 
+from target_meta_capi.record_workers import default_worker_count
 from target_meta_capi.settings import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENT_REQUESTS
 
 BENCHMARKS = Path(__file__).resolve().parent
@@ -503,7 +504,8 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     print(f"machine: {machine_description()}; load average before the run {os.getloadavg()[0]:.2f}")
     print(
         f"target settings: batch_size {DEFAULT_BATCH_SIZE}, concurrent_requests "
-        f"{DEFAULT_CONCURRENT_REQUESTS} (its defaults); best of {args.repeat} run(s)"
+        f"{DEFAULT_CONCURRENT_REQUESTS}, record_workers {default_worker_count()} (its defaults "
+        f"here); best of {args.repeat} run(s)"
     )
     started = time.perf_counter()
     input_path = write_stream(workdir / f"orders-{records}.singer", records, seed=args.seed)

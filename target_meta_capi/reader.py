@@ -17,10 +17,14 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 # floats as Decimal, as the SDK's own reader does: money keeps its digits
 input_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
-# stdin's own buffer reads 8 KB at a time: each read lets the sending threads take the GIL and
-# the reading thread wait for it back. 1 MB reads cut those hand-overs ~100-fold; a read still
-# returns what a pipe holds without waiting for more.
+# Singer lines are UTF-8 JSON: stdin is read as bytes, which msgspec decodes as they are, so
+# no line is decoded to text and encoded back (for the record workers, twice). Its buffer is
+# 1 MB: stdin's own reads 8 KB at a time, each read lets the sending threads take the GIL and
+# the reading thread wait for it back. A read still returns what a pipe holds without waiting.
 _INPUT_BUFFER_BYTES = 1 << 20
+
+#: A line of input: bytes from stdin, or text from a file object given instead.
+Line: t.TypeAlias = "bytes | str"
 
 
 class SingerInputError(InvalidInputLine):
@@ -31,7 +35,7 @@ class RecordRouter(t.Protocol):
     """Claims RECORD lines to process them elsewhere; gives back, in input order, what it
     cannot process (`NumberedSingerReader.reprocess_line`)."""
 
-    def claim(self, line: str, line_number: int) -> bool:
+    def claim(self, line: Line, line_number: int) -> bool:
         """Take this line (True), or leave it to the reader (False)."""
 
     def flush(self) -> None:
@@ -54,27 +58,28 @@ class NumberedSingerReader(GenericSingerReader[str]):
         self._callbacks: dict[str, t.Callable[[dict], None]] = {}
 
     @property
-    def default_input(self) -> t.IO[str]:
+    def default_input(self) -> t.IO[t.Any]:
         stdin = sys.stdin
         try:
             descriptor = stdin.fileno()
         except (AttributeError, OSError, ValueError):  # replaced by an object without a file
             return stdin
-        return io.TextIOWrapper(
-            io.BufferedReader(
-                io.FileIO(descriptor, "rb", closefd=False), buffer_size=_INPUT_BUFFER_BYTES
-            ),
-            encoding=stdin.encoding,
-            errors=stdin.errors,
-            newline="\n",  # as sys.stdin: lines end at \n only, nothing translated
+        # lines end at b"\n" only, nothing translated: as sys.stdin's newline handling
+        return io.BufferedReader(
+            io.FileIO(descriptor, "rb", closefd=False), buffer_size=_INPUT_BUFFER_BYTES
         )
 
-    def deserialize_json(self, line: str) -> dict:
+    def deserialize_json(self, line: Line) -> dict:  # type: ignore[override]
         try:
             message = input_decoder.decode(line)
         except msgspec.DecodeError as error:
             raise SingerInputError(
                 f"Input line {self.line_number} is not valid JSON ({error})"
+            ) from None
+        except UnicodeDecodeError as error:  # the message quotes a byte, nothing more
+            raise SingerInputError(
+                f"Input line {self.line_number} is not valid JSON: it is not UTF-8 ({error.reason} "
+                f"at byte {error.start})"
             ) from None
         if not isinstance(message, dict):
             raise SingerInputError(
@@ -84,7 +89,7 @@ class NumberedSingerReader(GenericSingerReader[str]):
 
     def process_lines(
         self,
-        file_input: t.IO[str] | None,
+        file_input: t.IO[t.Any] | None,
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> t.Counter[str]:
         self._callbacks = callbacks
@@ -106,7 +111,7 @@ class NumberedSingerReader(GenericSingerReader[str]):
             self.record_router.flush()
         return Counter(counts)
 
-    def reprocess_line(self, line: str, line_number: int) -> None:
+    def reprocess_line(self, line: Line, line_number: int) -> None:
         """Process a line the record router claimed and gives back, as if read now.
 
         An error then names that line; otherwise reading goes on where it was.
@@ -116,7 +121,7 @@ class NumberedSingerReader(GenericSingerReader[str]):
         self._process_line(line)
         self.line_number = reading_at
 
-    def _process_line(self, line: str) -> str:
+    def _process_line(self, line: Line) -> str:
         message = self.deserialize_json(line)
         message_type = message.get("type")
         callback = self._callbacks.get(message_type) if isinstance(message_type, str) else None

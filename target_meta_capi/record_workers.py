@@ -30,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+import typing as t
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from singer_sdk.sinks import Sink
 
 from target_meta_capi.delivery import TargetFailure
 from target_meta_capi.mapping import build_event_mapper
-from target_meta_capi.reader import input_decoder
+from target_meta_capi.reader import Line, input_decoder
 from target_meta_capi.sink import ConvertedRecord, convert_record
 from target_meta_capi.summary import MappingTally, is_near_cutoff
 from target_meta_capi.validation import CompiledRecordValidator, TimestampPlan, parse_timestamps
@@ -135,7 +136,7 @@ class StreamConverter:
             raise ValueError(f"stream {spec.stream!r} has no mapping")
         self._mapper = mapper
 
-    def convert(self, lines: Sequence[str]) -> ConvertedChunk:
+    def convert(self, lines: Sequence[Line]) -> ConvertedChunk:
         events: list[bytes | None] = []
         keys: list[dict[str, Any] | None] = []
         tally = MappingTally()
@@ -155,7 +156,7 @@ class StreamConverter:
             tally.event_mapped(event, converted.dropped, near_cutoff=is_near_cutoff(event, now))
         return ConvertedChunk(events, keys, tally)
 
-    def _convert(self, line: str) -> ConvertedRecord | None:
+    def _convert(self, line: Line) -> ConvertedRecord | None:
         """The steps of the target's record path for a plain stream, or None to leave it."""
         message = input_decoder.decode(line)
         if (
@@ -181,7 +182,7 @@ class StreamConverter:
         return convert_record(self._mapper, record)
 
 
-def _unconverted(lines: Sequence[str]) -> ConvertedChunk:
+def _unconverted(lines: Sequence[Line]) -> ConvertedChunk:
     return ConvertedChunk([None] * len(lines), [None] * len(lines), MappingTally())
 
 
@@ -276,7 +277,7 @@ class RecordWorkerPool:
         """Let workers drop a stream they learned, and its memos."""
         self._send_all(("forget", stream_id, None))
 
-    def submit(self, stream_id: int, lines: list[str], context: Any) -> None:
+    def submit(self, stream_id: int, lines: list[Line], context: Any) -> None:
         """Send a chunk; `take_oldest` gives back its answer with `context`."""
         connection = next(self._turn)
         self._send(connection, ("lines", stream_id, lines))
@@ -333,7 +334,7 @@ class RecordWorkerPool:
 @dataclass(frozen=True)
 class _Route:
     stream: str
-    prefixes: tuple[str, ...]
+    prefixes: dict[type, tuple[t.Any, ...]]  # as text and as UTF-8, by type of line
     stream_id: int
     destination: Any
 
@@ -349,7 +350,7 @@ class ParallelRecords:
         *,
         add_events: Callable[[Any, list[bytes], list[dict[str, Any]]], None],
         add_tally: Callable[[str, MappingTally], None],
-        reprocess: Callable[[str, int], None],
+        reprocess: Callable[[Line, int], None],
         chunk_lines: int = CHUNK_LINES,
     ) -> None:
         self._pool = pool
@@ -358,19 +359,20 @@ class ParallelRecords:
         self._reprocess = reprocess
         self._chunk_lines = chunk_lines
         self._max_pending = CHUNKS_PER_WORKER * pool.size
-        self._routes: dict[str, _Route] = {}  # by line prefix
-        self._prefixes: tuple[str, ...] = ()
+        self._routes: dict[t.Any, _Route] = {}  # by line prefix, text and UTF-8
+        self._prefixes: dict[type, tuple[t.Any, ...]] = {str: (), bytes: ()}
         self._route: _Route | None = None  # of the lines being gathered
-        self._lines: list[str] = []
+        self._lines: list[Line] = []
         self._line_numbers: list[int] = []
 
     def route(self, stream: str, spec: StreamSpec, destination: Any) -> None:
         """Claim the RECORD lines of `stream` from now on; their events go to `destination`."""
-        prefixes = record_line_prefixes(stream)
+        text = record_line_prefixes(stream)
+        prefixes = {str: text, bytes: tuple(prefix.encode() for prefix in text)}
         route = _Route(stream, prefixes, self._pool.add_stream(spec), destination)
-        for prefix in prefixes:
+        for prefix in (*prefixes[str], *prefixes[bytes]):
             self._routes[prefix] = route
-        self._prefixes = tuple(self._routes)
+        self._index_prefixes()
 
     def unroute(self, stream: str) -> None:
         """Stop claiming the stream's lines (its schema is changing); workers forget it."""
@@ -381,16 +383,19 @@ class ParallelRecords:
         }:
             self._pool.forget_stream(stream_id)
         self._routes = routes
-        self._prefixes = tuple(routes)
+        self._index_prefixes()
         self._route = None
 
-    def claim(self, line: str, line_number: int) -> bool:
+    def claim(self, line: Line, line_number: int) -> bool:
+        kind = line.__class__
         route = self._route
-        if route is None or not line.startswith(route.prefixes):  # not the stream of the last
-            if not line.startswith(self._prefixes):
+        if route is None or not line.startswith(route.prefixes[kind]):  # not the last's stream
+            if not line.startswith(self._prefixes[kind]):
                 return False
             route = next(
-                candidate for prefix, candidate in self._routes.items() if line.startswith(prefix)
+                candidate
+                for prefix, candidate in self._routes.items()
+                if prefix.__class__ is kind and line.startswith(prefix)
             )
             if self._lines:
                 self._send_gathered()
@@ -400,6 +405,12 @@ class ParallelRecords:
         if len(self._lines) >= self._chunk_lines:
             self._send_gathered()
         return True
+
+    def _index_prefixes(self) -> None:
+        self._prefixes = {
+            kind: tuple(prefix for prefix in self._routes if prefix.__class__ is kind)
+            for kind in (str, bytes)
+        }
 
     def flush(self) -> None:
         if self._lines:
