@@ -582,6 +582,41 @@ def test_workers_deliver_every_event_to_the_sandbox_and_write_the_final_state(
     assert bookmark(run.states[-1]) == records
 
 
+def test_events_meta_rejects_are_isolated_and_dead_lettered_as_without_workers(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    rejected = ["7", "400", "401", "999"]
+    lines = singer_lines(messy_orders(1000), state_every=250)
+    runs = {}
+    for record_workers in (2, 0):
+        sandbox = sandbox_factory(reject_event_ids=rejected)
+        runs[record_workers] = run_target(
+            tmp_path / f"workers-{record_workers}",
+            lines,
+            record_workers,
+            dry_run=False,
+            access_token=ACCESS_TOKEN,
+            graph_url=sandbox.url,
+        )
+        received = sorted(int(item["event"]["event_id"]) for item in sandbox.accepted_events())
+        assert received == sorted(set(range(1, 1001)) - {int(i) for i in rejected})
+    workers, alone = runs[2], runs[0]
+    assert workers.returncode == alone.returncode == 0, workers.stderr[-3000:]
+    letters = [json.loads(line) for line in workers.dead_letters.splitlines()]
+    assert [letter["event_id"] for letter in letters] == rejected
+    assert {letter["reason"] for letter in letters} == {"meta_rejected"}
+    # the same lines but for Graph's fbtrace_id, which is new for every answer
+    assert [without_trace_id(letter) for letter in letters] == [
+        without_trace_id(json.loads(line)) for line in alone.dead_letters.splitlines()
+    ]
+    assert bookmark(workers.states[-1]) == bookmark(alone.states[-1]) == 1000
+
+
+def without_trace_id(letter: dict[str, Any]) -> dict[str, Any]:
+    assert letter["meta_error"]["fbtrace_id"]
+    return {**letter, "meta_error": {**letter["meta_error"], "fbtrace_id": None}}
+
+
 # --- units -----------------------------------------------------------------------------------
 
 

@@ -615,3 +615,45 @@ def test_cli_serves_logs_without_token_and_stops_on_sigterm(sandbox_process):
 def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):
     assert cli.main(["--throttle-rate", "0.7", "--transient-error-rate", "0.7"]) == 2
     assert "at most 1" in capsys.readouterr().err
+
+
+def test_an_event_on_the_reject_list_is_refused_as_an_invalid_event(sandbox_factory):
+    sandbox = sandbox_factory(reject_event_ids=("order-2",))
+    response = post_events(sandbox, [make_event(), make_event(event_id="order-2")])
+    assert response.status_code == 400
+    error = graph_error(response)
+    assert (error["code"], error["error_subcode"]) == (100, 2804099)
+    assert "reject list" in error["error_user_msg"]
+    assert post_events(sandbox, [make_event()]).status_code == 200
+    assert [event["event"]["event_id"] for event in sandbox.accepted_events()] == ["order-1"]
+
+
+def test_cli_refuses_events_on_its_reject_list():
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "target_meta_capi.sandbox", "--port", "0"),
+            *("--reject-event-id", "order-2", "--reject-event-id", "order-3"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        line = ""
+        while " listening on " not in line:
+            line = process.stderr.readline()
+            assert line, "the sandbox exited before listening"
+        url = line.split(" listening on ", 1)[1].split()[0]
+        answers = [
+            requests.post(
+                f"{url}/v24.0/{PIXEL}/events",
+                json={"data": [make_event(event_id=event_id)], "access_token": TOKEN},
+                timeout=10,
+            ).status_code
+            for event_id in ("order-1", "order-2", "order-3")
+        ]
+        assert answers == [200, 400, 400]
+    finally:
+        process.kill()
+        process.wait()

@@ -109,6 +109,14 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="answer HTTP 502 with an HTML page, like a proxy (nothing stored)",
     )
+    faults.add_argument(
+        "--reject-event-id",
+        dest="reject_event_ids",
+        action="append",
+        metavar="ID",
+        help="refuse events with this event_id as Graph refuses an invalid event (code 100, "
+        "subcode 2804099), to try out a sender's dead letters (repeatable)",
+    )
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault sequence")
     recording = parser.add_argument_group("recording")
     recording.add_argument("--record-jsonl", metavar="PATH", help="append accepted events here")
@@ -162,6 +170,7 @@ def serve(argv: Sequence[str]) -> int:
             slow_response_rate=args.slow_response_rate,
             slow_response_seconds=args.slow_response_seconds,
             html_502_rate=args.html_502_rate,
+            reject_event_ids=tuple(args.reject_event_ids or ()),
             seed=args.seed,
             record_jsonl=args.record_jsonl,
             record_sqlite=args.record_sqlite,

@@ -33,6 +33,8 @@ from target_meta_capi.sandbox.store import REQUEST_PARAM_NAMES, EventStore
 DEFAULT_PIXEL_ID = "1234567890"
 DEFAULT_ACCESS_TOKEN = "sandbox-token"
 DEFAULT_PORT = 8787
+#: the sandbox's own subcode for an event on its reject list (see SandboxConfig)
+REJECTED_EVENT_SUBCODE = 2804099
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 THROTTLE_SUBCODE = 2446079
@@ -64,6 +66,9 @@ class SandboxConfig:
     slow_response_rate: float = 0.0
     slow_response_seconds: float = 5.0
     html_502_rate: float = 0.0
+    #: events with these event_ids are refused as Graph refuses an invalid event, so that a
+    #: sender's isolation of bad events and its dead letters can be tried out
+    reject_event_ids: tuple[str, ...] = ()
     seed: int = 0
     record_jsonl: str | Path | None = None
     record_sqlite: str | Path | None = None
@@ -74,7 +79,7 @@ class SandboxConfig:
     idle_timeout_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("pixel_ids", "access_tokens"):
+        for name in ("pixel_ids", "access_tokens", "reject_event_ids"):
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         if self.slow_response_seconds < 0:
@@ -170,6 +175,7 @@ class SandboxServer:
             rates=self.config.fault_rates(),
         )
         self._pixel_ids = frozenset(self.config.pixel_ids)
+        self._reject_event_ids = frozenset(self.config.reject_event_ids)
         self._access_tokens = frozenset(self.config.access_tokens)
         self._counters = _Counters()
         self._store: EventStore | None = None
@@ -384,6 +390,15 @@ class SandboxServer:
                     subcode=violation.subcode,
                     user_title=RULES[violation.rule].user_title,
                     user_message=violation.message,
+                )
+            if self._reject_event_ids and event.get("event_id") in self._reject_event_ids:
+                raise GraphError(
+                    400,
+                    100,
+                    "Invalid parameter",
+                    subcode=REJECTED_EVENT_SUBCODE,
+                    user_title="Event Rejected By The Sandbox",
+                    user_message="The event's event_id is on the sandbox's reject list.",
                 )
         return data
 
