@@ -7,6 +7,7 @@ thread raises at its next message (an exception on an executor thread would only
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -149,7 +150,9 @@ class Delivery:
     def submit(self, batch: SentBatch) -> None:
         """Hand one request to the window (blocks while it is full: backpressure)."""
         self.raise_if_failed()
-        request = self.template_request.copy_with(list(batch.events))
+        request = self.template_request.copy_with(list(batch.events)).with_encoded_body()
+        # from here on the events are read from the body: each is held once while in flight
+        batch = dataclasses.replace(batch, events=request.events)
         self.stats.request_submitted(batch.stream, len(batch.events))
         with self._condition:
             self._unsettled_requests += 1

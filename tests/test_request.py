@@ -414,3 +414,27 @@ def test_network_error_quoting_the_token_is_redacted_with_its_cause():
     rendered = "".join(traceback.format_exception(raised.value))
     assert "proxy refused body" in rendered
     assert TOKEN not in rendered
+
+
+def test_a_request_with_its_body_encoded_reads_its_events_from_that_body():
+    import msgspec
+
+    events = [
+        {"event_name": "Purchase", "custom_data": {"value": Decimal("12.50")}},
+        msgspec.Raw(b'{"event_name":"Lead"}'),
+        {"event_name": "Zoë"},
+    ]
+    request = EventRequest(pixel_id="1", access_token="t", events=events, test_event_code="T1")
+    encoded = request.with_encoded_body()
+    assert encoded.body == request.body
+    assert [msgspec.json.decode(event) for event in encoded.events] == [
+        {"event_name": "Purchase", "custom_data": {"value": 12.5}},
+        {"event_name": "Lead"},
+        {"event_name": "Zoë"},
+    ]
+
+
+def test_a_part_of_a_request_with_an_encoded_body_gets_a_body_of_its_own():
+    request = EventRequest(pixel_id="1", access_token="t", events=[{"n": 1}, {"n": 2}, {"n": 3}])
+    part = request.with_encoded_body().copy_with(request.with_encoded_body().events[1:])
+    assert part.body == request.copy_with([{"n": 2}, {"n": 3}]).body

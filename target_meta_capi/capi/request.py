@@ -51,6 +51,7 @@ _OPTIONAL_PARAMETERS = (
     "upload_source",
 )
 _encoder = msgspec.json.Encoder(decimal_format="number")
+_DATA_OPENING = b'{"data":['
 
 
 class RequestObserver(Protocol):
@@ -98,6 +99,8 @@ class EventRequest:
     timeout: float | None = 60.0
     http_service: HttpServiceInterface | str | type | None = None
     retry_policy: RetryPolicy | None = None
+    #: the body, once encoded by `with_encoded_body` (for these very events)
+    encoded_body: bytes | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         # events hold customer data, the token is a secret: show neither
@@ -121,6 +124,8 @@ class EventRequest:
 
     @property
     def body(self) -> bytes:
+        if self.encoded_body is not None:
+            return self.encoded_body
         payload: dict[str, Any] = {"data": self.events, "access_token": self.access_token}
         proof = self.appsecret_proof
         if proof:
@@ -133,7 +138,29 @@ class EventRequest:
 
     def copy_with(self, events: list[Any]) -> EventRequest:
         """The same request (every setting kept, same class) carrying other events."""
-        return dataclasses.replace(self, events=events)
+        return dataclasses.replace(self, events=events, encoded_body=None)
+
+    def with_encoded_body(self) -> EventRequest:
+        """This request with its body encoded now and its events read from that body.
+
+        A request waiting for its answer then holds its events once, not twice (events and
+        body are the same size). Each event becomes a `msgspec.Raw` view into the body.
+        """
+        events = [
+            event if isinstance(event, msgspec.Raw) else msgspec.Raw(_encoder.encode(event))
+            for event in self.events
+        ]
+        body = self.copy_with(events).body
+        if not body.startswith(_DATA_OPENING):  # not a layout this method knows
+            return self.copy_with(events)
+        whole = memoryview(body)
+        views = []
+        start = len(_DATA_OPENING)
+        for event in events:
+            end = start + len(event)
+            views.append(msgspec.Raw(whole[start:end]))
+            start = end + 1  # the comma
+        return dataclasses.replace(self, events=views, encoded_body=body)
 
     def execute(self, *, observer: RequestObserver | None = None) -> EventResponse:
         return self.execute_blocking(observer=observer)
