@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import decimal
 import io
+import select
 import sys
 import typing as t
 from collections import Counter, defaultdict
@@ -25,6 +26,8 @@ _INPUT_BUFFER_BYTES = 1 << 20
 
 #: A line of input: bytes from stdin, or text from a file object given instead.
 Line: t.TypeAlias = "bytes | str"
+#: Waits up to so many seconds for input; True when some came.
+InputWait: t.TypeAlias = "t.Callable[[float], bool]"
 
 
 class SingerInputError(InvalidInputLine):
@@ -39,7 +42,43 @@ class RecordRouter(t.Protocol):
         """Take this line (True), or leave it to the reader (False)."""
 
     def flush(self) -> None:
-        """Finish every claimed line: the reader is about to process a line itself."""
+        """Finish every claimed line (before a SCHEMA, at the end)."""
+
+
+_RECORD_OPENINGS = {
+    str: ('{"type":"RECORD"', '{"type": "RECORD"'),
+    bytes: (b'{"type":"RECORD"', b'{"type": "RECORD"'),
+}
+# Messages that need not wait for the claimed lines before them: a STATE covers them by the
+# numbers they got when claimed, and a record of another stream does not depend on them.
+_NO_WAIT_TYPES = frozenset({"STATE", "RECORD"})
+
+
+class _Stdin(io.RawIOBase):
+    """stdin's file; `on_pause` runs before a read that would wait for the tap."""
+
+    def __init__(self, descriptor: int, on_pause: t.Callable[[InputWait], None]) -> None:
+        super().__init__()
+        self._file = io.FileIO(descriptor, "rb", closefd=False)
+        self._on_pause = on_pause
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def readinto(self, buffer: t.Any) -> int | None:
+        if not self.wait_for_input(0):
+            self._on_pause(self.wait_for_input)
+        return self._file.readinto(buffer)
+
+    def wait_for_input(self, seconds: float) -> bool:
+        """Whether input arrives within `seconds` (or end of input)."""
+        try:
+            return bool(select.select([self._file.fileno()], [], [], seconds)[0])
+        except (OSError, ValueError):  # select cannot watch this file here (Windows pipes)
+            return seconds == 0
 
 
 class NumberedSingerReader(GenericSingerReader[str]):
@@ -55,6 +94,9 @@ class NumberedSingerReader(GenericSingerReader[str]):
         self.current_stream: str | None = None
         #: Takes RECORD lines to process elsewhere (record_workers.py), or None.
         self.record_router: RecordRouter | None = None
+        #: Called when stdin has no line waiting, before reading waits for the tap, with a
+        #: function that waits up to some seconds for input and says whether it came.
+        self.on_input_pause: t.Callable[[InputWait], None] | None = None
         self._callbacks: dict[str, t.Callable[[dict], None]] = {}
 
     @property
@@ -66,8 +108,12 @@ class NumberedSingerReader(GenericSingerReader[str]):
             return stdin
         # lines end at b"\n" only, nothing translated: as sys.stdin's newline handling
         return io.BufferedReader(
-            io.FileIO(descriptor, "rb", closefd=False), buffer_size=_INPUT_BUFFER_BYTES
+            _Stdin(descriptor, self._input_pauses), buffer_size=_INPUT_BUFFER_BYTES
         )
+
+    def _input_pauses(self, wait_for_input: InputWait) -> None:
+        if self.on_input_pause is not None:
+            self.on_input_pause(wait_for_input)
 
     def deserialize_json(self, line: Line) -> dict:  # type: ignore[override]
         try:
@@ -99,13 +145,14 @@ class NumberedSingerReader(GenericSingerReader[str]):
             if not line or line.isspace():  # as `not line.strip()`, without copying the line
                 continue
             router = self.record_router
-            if router is not None:
-                if router.claim(line, self.line_number):
-                    self.messages_read += 1
-                    counts["RECORD"] += 1
-                    continue
-                router.flush()  # what it holds comes before this line
-            counts[self._process_line(line)] += 1
+            if router is not None and router.claim(line, self.line_number):
+                self.messages_read += 1
+                counts["RECORD"] += 1
+                continue
+            message = self._decode(line)
+            if router is not None and message.get("type") not in _NO_WAIT_TYPES:
+                router.flush()  # what it holds comes before this message
+            counts[self._dispatch(message)] += 1
             self.messages_read += 1
         if self.record_router is not None:
             self.record_router.flush()
@@ -118,11 +165,21 @@ class NumberedSingerReader(GenericSingerReader[str]):
         """
         reading_at = self.line_number
         self.line_number = line_number
-        self._process_line(line)
+        self._dispatch(self._decode(line))
         self.line_number = reading_at
 
-    def _process_line(self, line: Line) -> str:
+    def _decode(self, line: Line) -> dict:
         message = self.deserialize_json(line)
+        if message.get("type") != "RECORD" and line.startswith(_RECORD_OPENINGS[type(line)]):
+            # Decoders keep the last value of a key given twice. A record router claims such
+            # a line as a RECORD by its start and hands it back later: refused either way.
+            raise SingerInputError(
+                f'Input line {self.line_number} starts as a RECORD but gives the key "type" '
+                f"again ({message.get('type')!r}): a key given twice is ambiguous"
+            )
+        return message
+
+    def _dispatch(self, message: dict) -> str:
         message_type = message.get("type")
         callback = self._callbacks.get(message_type) if isinstance(message_type, str) else None
         if callback is None:

@@ -341,19 +341,23 @@ class _Route:
 
 class ParallelRecords:
     """The reader's record router (reader.RecordRouter): claims RECORD lines of the streams
-    routed to it, sends them to the pool in chunks, and hands the answers on in input order:
-    runs of events to `add_events`, counts to `add_tally`, given-back lines to `reprocess`."""
+    routed to it, numbers them in the ack ledger at once (`number`), so that a STATE read
+    after them covers them without waiting, sends them to the pool in chunks, and hands the
+    answers on in input order: runs of events with their numbers to `add_events`, counts to
+    `add_tally`, given-back lines with their line and record numbers to `reprocess`."""
 
     def __init__(
         self,
         pool: RecordWorkerPool,
         *,
-        add_events: Callable[[Any, list[bytes], list[dict[str, Any]]], None],
+        number: Callable[[], int],
+        add_events: Callable[[Any, list[bytes], list[dict[str, Any]], list[int]], None],
         add_tally: Callable[[str, MappingTally], None],
-        reprocess: Callable[[Line, int], None],
+        reprocess: Callable[[Line, int, int], None],
         chunk_lines: int = CHUNK_LINES,
     ) -> None:
         self._pool = pool
+        self._number = number
         self._add_events = add_events
         self._add_tally = add_tally
         self._reprocess = reprocess
@@ -364,6 +368,7 @@ class ParallelRecords:
         self._route: _Route | None = None  # of the lines being gathered
         self._lines: list[Line] = []
         self._line_numbers: list[int] = []
+        self._record_numbers: list[int] = []
 
     def route(self, stream: str, spec: StreamSpec, destination: Any) -> None:
         """Claim the RECORD lines of `stream` from now on; their events go to `destination`."""
@@ -402,6 +407,7 @@ class ParallelRecords:
             self._route = route
         self._lines.append(line)
         self._line_numbers.append(line_number)
+        self._record_numbers.append(self._number())
         if len(self._lines) >= self._chunk_lines:
             self._send_gathered()
         return True
@@ -412,6 +418,11 @@ class ParallelRecords:
             for kind in (str, bytes)
         }
 
+    @property
+    def holds_records(self) -> bool:
+        """Some claimed lines have not been handed on yet."""
+        return bool(self._lines) or self._pool.pending > 0
+
     def flush(self) -> None:
         if self._lines:
             self._send_gathered(wait=False)
@@ -420,28 +431,38 @@ class ParallelRecords:
 
     def close(self) -> None:
         """Give up on what the workers hold and stop them (after a failure or a signal)."""
-        self._lines, self._line_numbers = [], []
+        self._lines, self._line_numbers, self._record_numbers = [], [], []
         self._pool.close()
 
     def _send_gathered(self, *, wait: bool = True) -> None:
         assert self._route is not None
-        lines, numbers = self._lines, self._line_numbers
-        self._lines, self._line_numbers = [], []
-        self._pool.submit(self._route.stream_id, lines, (self._route, lines, numbers))
+        gathered = (self._route, self._lines, self._line_numbers, self._record_numbers)
+        self._lines, self._line_numbers, self._record_numbers = [], [], []
+        self._pool.submit(self._route.stream_id, gathered[1], gathered)
         # apply what is back, and wait for the oldest while every worker has its fill
         while self._pool.oldest_ready() or (wait and self._pool.pending >= self._max_pending):
             self._apply_oldest()
 
     def _apply_oldest(self) -> None:
-        chunk, (route, lines, line_numbers) = self._pool.take_oldest()
-        events, keys = chunk.events, chunk.keys
+        chunk, (route, lines, line_numbers, record_numbers) = self._pool.take_oldest()
+        events = chunk.events
         start = 0
         for index, event in enumerate(events):
             if event is None:
                 if start < index:
-                    self._add_events(route.destination, events[start:index], keys[start:index])  # type: ignore[arg-type]
-                self._reprocess(lines[index], line_numbers[index])
+                    self._add_run(route, chunk, record_numbers, start, index)
+                self._reprocess(lines[index], line_numbers[index], record_numbers[index])
                 start = index + 1
         if start < len(events):
-            self._add_events(route.destination, events[start:], keys[start:])  # type: ignore[arg-type]
+            self._add_run(route, chunk, record_numbers, start, len(events))
         self._add_tally(route.stream, chunk.tally)
+
+    def _add_run(
+        self, route: _Route, chunk: ConvertedChunk, numbers: list[int], start: int, stop: int
+    ) -> None:
+        self._add_events(
+            route.destination,
+            chunk.events[start:stop],  # type: ignore[arg-type]
+            chunk.keys[start:stop],  # type: ignore[arg-type]
+            numbers[start:stop],
+        )

@@ -200,17 +200,20 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         context.setdefault("numbers", []).append(number)
         context.setdefault("keys", []).append(converted.key)
 
-    def add_converted(self, events: Sequence[msgspec.Raw], keys: Sequence[dict]) -> None:
+    def add_converted(
+        self, events: Sequence[msgspec.Raw], keys: Sequence[dict], numbers: Sequence[int]
+    ) -> None:
         """Batch records a record worker already turned into events that pass Meta's rules.
 
         What the SDK's record steps and `process_record` do after mapping, for many records at
-        once; the caller keeps the batch within `max_size` and drains it when full.
+        once, with the numbers they got when they were read; the caller keeps the batch within
+        `max_size` and drains it when full.
         """
         count = len(events)
         context = self._get_context({})
         self.tally_record_read(count)
         context.setdefault("events", []).extend(events)
-        context.setdefault("numbers", []).extend(self.delivery.ledger.issue_many(count))
+        context.setdefault("numbers", []).extend(numbers)
         context.setdefault("keys", []).extend(keys)
         self.record_counter_metric.increment(count)
 

@@ -87,23 +87,32 @@ class AckLedger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last_issued = 0
+        self._preassigned: int | None = None
         self._settled = SettledRanges()
         # (barrier, state) in arrival order; barriers never decrease.
         self._pending_states: deque[tuple[int, Any]] = deque()
         self._poisoned = False
 
     def issue(self) -> int:
-        """Number the next record (main thread)."""
+        """Number the next record (main thread); the number given to `preassign`, if any."""
         with self._lock:
+            if self._preassigned is not None:
+                number, self._preassigned = self._preassigned, None
+                return number
             self._last_issued += 1
             return self._last_issued
 
-    def issue_many(self, count: int) -> range:
-        """Number the next `count` records (main thread)."""
+    def preassign(self, number: int) -> None:
+        """Have the next `issue()` return `number`, issued earlier for a record processed late
+        (main thread)."""
         with self._lock:
-            first = self._last_issued + 1
-            self._last_issued += count
-            return range(first, first + count)
+            self._preassigned = number
+
+    def take_back_preassigned(self) -> int | None:
+        """The preassigned number if no `issue()` used it, which then no longer will."""
+        with self._lock:
+            number, self._preassigned = self._preassigned, None
+            return number
 
     @property
     def last_issued(self) -> int:

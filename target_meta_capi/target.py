@@ -39,7 +39,7 @@ from target_meta_capi.capi.retry import RetryPolicy
 from target_meta_capi.dead_letter import DeadLetterWriter
 from target_meta_capi.delivery import BadRecordError, Delivery, InvalidEventError, TargetFailure
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
-from target_meta_capi.reader import NumberedSingerReader, SingerInputError
+from target_meta_capi.reader import Line, NumberedSingerReader, SingerInputError
 from target_meta_capi.record_workers import (
     ParallelRecords,
     RecordWorkerPool,
@@ -141,6 +141,7 @@ class TargetMetaCapi(Target):
             float(self.config.get("progress_interval", DEFAULT_PROGRESS_INTERVAL)),
         )
         self._last_state_drain = 0.0
+        self.message_reader.on_input_pause = self._input_paused
         self._closed = False
         self._terminating = False
         record_workers = self.config.get("record_workers")
@@ -149,6 +150,7 @@ class TargetMetaCapi(Target):
         )
         self._parallel: ParallelRecords | None = None
         self._workers_unavailable = False
+        self._drain_owed = False
         self._routed_specs: dict[str, StreamSpec] = {}
 
     # --- settings --------------------------------------------------------------------------
@@ -299,9 +301,10 @@ class TargetMetaCapi(Target):
     def _start_record_workers(self) -> ParallelRecords:
         self._parallel = ParallelRecords(
             RecordWorkerPool(self._record_workers),
+            number=self.ledger.issue,
             add_events=self._add_converted_records,
             add_tally=self.stats.records_converted,
-            reprocess=self.message_reader.reprocess_line,
+            reprocess=self._reprocess_claimed_line,
         )
         self.message_reader.record_router = self._parallel
         self.logger.info(
@@ -330,8 +333,24 @@ class TargetMetaCapi(Target):
         )
         return spec, sink
 
+    def _reprocess_claimed_line(self, line: Line, line_number: int, record_number: int) -> None:
+        """A line a worker gave back: processed here, under the number it got when read."""
+        self.ledger.preassign(record_number)
+        try:
+            self.message_reader.reprocess_line(line, line_number)
+        except BaseException:
+            self.ledger.take_back_preassigned()  # unsettled: no state passes this record
+            raise
+        if self.ledger.take_back_preassigned() is not None:
+            # the line made no record (a record filtered out …): nothing to wait for
+            self.ledger.settle((record_number,))
+
     def _add_converted_records(
-        self, sink: EventSink, events: list[bytes], keys: list[dict[str, t.Any]]
+        self,
+        sink: EventSink,
+        events: list[bytes],
+        keys: list[dict[str, t.Any]],
+        numbers: list[int],
     ) -> None:
         """Records a worker turned into events: batch them, draining each full batch."""
         self.progress.start()
@@ -339,7 +358,7 @@ class TargetMetaCapi(Target):
         start = 0
         while start < len(raw_events):
             stop = start + max(1, sink.max_size - sink.current_size)
-            sink.add_converted(raw_events[start:stop], keys[start:stop])
+            sink.add_converted(raw_events[start:stop], keys[start:stop], numbers[start:stop])
             start = stop
             if sink.is_full:
                 self.logger.info(
@@ -411,10 +430,30 @@ class TargetMetaCapi(Target):
         """Send half-full batches so the state just received can be written soon."""
         now = time.monotonic()
         if now - self._last_state_drain < self.state_drain_min_interval_seconds:
+            self._drain_owed = True  # paid when the input pauses, if it does
             return
+        self._drain_sinks(now)
+        # records the workers still hold reach their sink later: send them once back
+        self._drain_owed = self._parallel is not None and self._parallel.holds_records
+
+    def _drain_sinks(self, now: float) -> None:
         self._last_state_drain = now
         for sink in [*self._sinks_to_clear, *self._sinks_active.values()]:
             self.drain_one(sink)
+
+    def _input_paused(self, wait_for_input: t.Callable[[float], bool]) -> None:
+        """The tap sends nothing for now: finish what the workers hold, and if a state waits
+        for records still in half-full batches, send them — unless input comes back within
+        the drain interval — rather than hold that state until the tap goes on."""
+        if self._parallel is not None:
+            self._parallel.flush()
+        if self._drain_owed:
+            now = time.monotonic()
+            wait = self.state_drain_min_interval_seconds - (now - self._last_state_drain)
+            if wait <= 0 or not wait_for_input(wait):
+                self._drain_owed = False
+                self._drain_sinks(time.monotonic())
+        self._after_message()
 
     # --- state -----------------------------------------------------------------------------
 
