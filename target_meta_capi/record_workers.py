@@ -33,7 +33,7 @@ import time
 import typing as t
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -331,20 +331,31 @@ class RecordWorkerPool:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Route:
+    """A stream whose lines are claimed, and its lines gathered for the next chunk."""
+
     stream: str
     prefixes: dict[type, tuple[t.Any, ...]]  # as text and as UTF-8, by type of line
     stream_id: int
     destination: Any
+    lines: list[Line] = field(default_factory=list)
+    line_numbers: list[int] = field(default_factory=list)
+    record_numbers: list[int] = field(default_factory=list)
+
+    def take_gathered(self) -> tuple[list[Line], list[int], list[int]]:
+        gathered = (self.lines, self.line_numbers, self.record_numbers)
+        self.lines, self.line_numbers, self.record_numbers = [], [], []
+        return gathered
 
 
 class ParallelRecords:
     """The reader's record router (reader.RecordRouter): claims RECORD lines of the streams
     routed to it, numbers them in the ack ledger at once (`number`), so that a STATE read
-    after them covers them without waiting, sends them to the pool in chunks, and hands the
-    answers on in input order: runs of events with their numbers to `add_events`, counts to
-    `add_tally`, given-back lines with their line and record numbers to `reprocess`."""
+    after them covers them without waiting, sends them to the pool in chunks of one stream,
+    and hands the answers on in the order the chunks were sent — within a stream, input order:
+    runs of events with their numbers to `add_events`, counts to `add_tally`, given-back lines
+    with their line and record numbers to `reprocess`."""
 
     def __init__(
         self,
@@ -365,10 +376,7 @@ class ParallelRecords:
         self._max_pending = CHUNKS_PER_WORKER * pool.size
         self._routes: dict[t.Any, _Route] = {}  # by line prefix, text and UTF-8
         self._prefixes: dict[type, tuple[t.Any, ...]] = {str: (), bytes: ()}
-        self._route: _Route | None = None  # of the lines being gathered
-        self._lines: list[Line] = []
-        self._line_numbers: list[int] = []
-        self._record_numbers: list[int] = []
+        self._last_route: _Route | None = None  # lines of one stream tend to come together
 
     def route(self, stream: str, spec: StreamSpec, destination: Any) -> None:
         """Claim the RECORD lines of `stream` from now on; their events go to `destination`."""
@@ -389,27 +397,24 @@ class ParallelRecords:
             self._pool.forget_stream(stream_id)
         self._routes = routes
         self._index_prefixes()
-        self._route = None
+        self._last_route = None
 
     def claim(self, line: Line, line_number: int) -> bool:
         kind = line.__class__
-        route = self._route
-        if route is None or not line.startswith(route.prefixes[kind]):  # not the last's stream
+        route = self._last_route
+        if route is None or not line.startswith(route.prefixes[kind]):
             if not line.startswith(self._prefixes[kind]):
                 return False
-            route = next(
+            route = self._last_route = next(
                 candidate
                 for prefix, candidate in self._routes.items()
                 if prefix.__class__ is kind and line.startswith(prefix)
             )
-            if self._lines:
-                self._send_gathered()
-            self._route = route
-        self._lines.append(line)
-        self._line_numbers.append(line_number)
-        self._record_numbers.append(self._number())
-        if len(self._lines) >= self._chunk_lines:
-            self._send_gathered()
+        route.lines.append(line)
+        route.line_numbers.append(line_number)
+        route.record_numbers.append(self._number())
+        if len(route.lines) >= self._chunk_lines:
+            self._send(route, wait=True)
         return True
 
     def _index_prefixes(self) -> None:
@@ -421,24 +426,24 @@ class ParallelRecords:
     @property
     def holds_records(self) -> bool:
         """Some claimed lines have not been handed on yet."""
-        return bool(self._lines) or self._pool.pending > 0
+        return self._pool.pending > 0 or any(route.lines for route in self._routes.values())
 
     def flush(self) -> None:
-        if self._lines:
-            self._send_gathered(wait=False)
+        for route in dict.fromkeys(self._routes.values()):
+            if route.lines:
+                self._send(route, wait=False)
         while self._pool.pending:
             self._apply_oldest()
 
     def close(self) -> None:
         """Give up on what the workers hold and stop them (after a failure or a signal)."""
-        self._lines, self._line_numbers, self._record_numbers = [], [], []
+        for route in self._routes.values():
+            route.take_gathered()
         self._pool.close()
 
-    def _send_gathered(self, *, wait: bool = True) -> None:
-        assert self._route is not None
-        gathered = (self._route, self._lines, self._line_numbers, self._record_numbers)
-        self._lines, self._line_numbers, self._record_numbers = [], [], []
-        self._pool.submit(self._route.stream_id, gathered[1], gathered)
+    def _send(self, route: _Route, *, wait: bool) -> None:
+        lines, line_numbers, record_numbers = route.take_gathered()
+        self._pool.submit(route.stream_id, lines, (route, lines, line_numbers, record_numbers))
         # apply what is back, and wait for the oldest while every worker has its fill
         while self._pool.oldest_ready() or (wait and self._pool.pending >= self._max_pending):
             self._apply_oldest()

@@ -680,6 +680,26 @@ def test_a_line_that_starts_as_a_record_but_gives_its_type_again_is_refused_eith
         assert all(bookmark(state) <= 300 for state in run.states)
 
 
+def test_records_of_two_streams_line_by_line_give_the_same_events_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    other = "public-orders-archive"
+    lines = [compact(schema_message()), compact({**schema_message(), "stream": other})]
+    for first, second in zip(messy_orders(700), messy_orders(700, seed=8), strict=True):
+        lines.append(compact(record_message(first)))
+        lines.append(compact({**record_message(second), "stream": other}))
+    lines.append(compact(generate.state_message(700)))
+    streams = {**ORDERS_MAPPING, other: ORDERS_MAPPING[STREAM]}
+
+    workers, alone = run_both_ways(tmp_path, lines, streams=streams)
+
+    assert workers.returncode == alone.returncode == 0, workers.stderr[-3000:]
+    assert WORKERS_LOG_LINE in workers.stderr
+    assert len(workers.events) == 1400
+    assert workers.events == alone.events
+    assert workers.states == alone.states
+
+
 # --- units -----------------------------------------------------------------------------------
 
 
