@@ -5,9 +5,11 @@ Error messages never quote a line: it may hold customer data.
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import io
 import select
+import signal
 import sys
 import typing as t
 from collections import Counter, defaultdict
@@ -34,6 +36,19 @@ class SingerInputError(InvalidInputLine):
     """The input is not a valid Singer message stream; the message names the line."""
 
 
+class TerminationRequested(BaseException):
+    """SIGTERM/SIGINT arrived: stop reading (a BaseException so no handler swallows it).
+
+    Raised only where nothing is half done: at a line boundary, or while waiting for input.
+    An exception raised anywhere a signal happens to land could leave a lock taken or a
+    request counted but never settled (and the shutdown waiting for it).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"received signal {signal.Signals(signum).name}")
+        self.signum = signum
+
+
 class RecordRouter(t.Protocol):
     """Claims RECORD lines to process them elsewhere; gives back, in input order, what it
     cannot process (`NumberedSingerReader.reprocess_line`)."""
@@ -55,12 +70,12 @@ _NO_WAIT_TYPES = frozenset({"STATE", "RECORD"})
 
 
 class _Stdin(io.RawIOBase):
-    """stdin's file; `on_pause` runs before a read that would wait for the tap."""
+    """stdin's file for the reader: tells it when reading would wait for the tap."""
 
-    def __init__(self, descriptor: int, on_pause: t.Callable[[InputWait], None]) -> None:
+    def __init__(self, descriptor: int, reader: NumberedSingerReader) -> None:
         super().__init__()
         self._file = io.FileIO(descriptor, "rb", closefd=False)
-        self._on_pause = on_pause
+        self._reader = reader
 
     def readable(self) -> bool:
         return True
@@ -70,13 +85,15 @@ class _Stdin(io.RawIOBase):
 
     def readinto(self, buffer: t.Any) -> int | None:
         if not self.wait_for_input(0):
-            self._on_pause(self.wait_for_input)
-        return self._file.readinto(buffer)
+            self._reader.input_pauses(self.wait_for_input)
+        with self._reader.waiting_for_input():
+            return self._file.readinto(buffer)
 
     def wait_for_input(self, seconds: float) -> bool:
         """Whether input arrives within `seconds` (or end of input)."""
         try:
-            return bool(select.select([self._file.fileno()], [], [], seconds)[0])
+            with self._reader.waiting_for_input():
+                return bool(select.select([self._file.fileno()], [], [], seconds)[0])
         except (OSError, ValueError):  # select cannot watch this file here (Windows pipes)
             return seconds == 0
 
@@ -97,6 +114,8 @@ class NumberedSingerReader(GenericSingerReader[str]):
         #: Called when stdin has no line waiting, before reading waits for the tap, with a
         #: function that waits up to some seconds for input and says whether it came.
         self.on_input_pause: t.Callable[[InputWait], None] | None = None
+        self._stop_signal: int | None = None
+        self._waiting_for_input = False
         self._callbacks: dict[str, t.Callable[[dict], None]] = {}
 
     @property
@@ -107,13 +126,33 @@ class NumberedSingerReader(GenericSingerReader[str]):
         except (AttributeError, OSError, ValueError):  # replaced by an object without a file
             return stdin
         # lines end at b"\n" only, nothing translated: as sys.stdin's newline handling
-        return io.BufferedReader(
-            _Stdin(descriptor, self._input_pauses), buffer_size=_INPUT_BUFFER_BYTES
-        )
+        return io.BufferedReader(_Stdin(descriptor, self), buffer_size=_INPUT_BUFFER_BYTES)
 
-    def _input_pauses(self, wait_for_input: InputWait) -> None:
+    def input_pauses(self, wait_for_input: InputWait) -> None:
+        self.stop_if_requested()
         if self.on_input_pause is not None:
             self.on_input_pause(wait_for_input)
+
+    def request_stop(self, signum: int) -> None:
+        """From a signal handler: stop reading at the next safe point (now, if waiting)."""
+        self._stop_signal = signum
+        if self._waiting_for_input:
+            raise TerminationRequested(signum)
+
+    def stop_if_requested(self) -> None:
+        if self._stop_signal is not None:
+            raise TerminationRequested(self._stop_signal)
+
+    @contextlib.contextmanager
+    def waiting_for_input(self) -> t.Iterator[None]:
+        """A stretch where a signal may stop reading at once: blocked on stdin, nothing half
+        done."""
+        self.stop_if_requested()
+        self._waiting_for_input = True
+        try:
+            yield
+        finally:
+            self._waiting_for_input = False
 
     def deserialize_json(self, line: Line) -> dict:  # type: ignore[override]
         try:
@@ -141,6 +180,8 @@ class NumberedSingerReader(GenericSingerReader[str]):
         self._callbacks = callbacks
         counts: dict[str, int] = defaultdict(int)
         for line in file_input or self.default_input:
+            if self._stop_signal is not None:
+                raise TerminationRequested(self._stop_signal)
             self.line_number += 1
             if not line or line.isspace():  # as `not line.strip()`, without copying the line
                 continue

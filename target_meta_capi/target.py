@@ -39,7 +39,12 @@ from target_meta_capi.capi.retry import RetryPolicy
 from target_meta_capi.dead_letter import DeadLetterWriter
 from target_meta_capi.delivery import BadRecordError, Delivery, InvalidEventError, TargetFailure
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
-from target_meta_capi.reader import Line, NumberedSingerReader, SingerInputError
+from target_meta_capi.reader import (
+    Line,
+    NumberedSingerReader,
+    SingerInputError,
+    TerminationRequested,
+)
 from target_meta_capi.record_workers import (
     ParallelRecords,
     RecordWorkerPool,
@@ -72,15 +77,8 @@ from target_meta_capi.validation import CompiledRecordValidator
 # singer_sdk's error for a date-like string it cannot parse (helpers/_typing.py)
 _UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.*)'\.$", re.DOTALL)
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
+_CONDITION_WAIT = threading.Condition.wait.__code__
 _RECORD_KEYS = frozenset({"stream", "record"})
-
-
-class TerminationRequested(BaseException):
-    """SIGTERM/SIGINT arrived: stop reading (a BaseException so no handler swallows it)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"received signal {signal.Signals(signum).name}")
-        self.signum = signum
 
 
 class TargetMetaCapi(Target):
@@ -482,7 +480,10 @@ class TargetMetaCapi(Target):
                 "No input: expected Singer messages (SCHEMA, RECORD, STATE) on stdin"
             )
         self.drain_all(is_endofpipe=True)
-        self._wait_for_in_flight(timeout=None)
+        # in short waits, so that a signal arriving now is heard
+        while not self._wait_for_in_flight(timeout=0.1):
+            self.delivery.raise_if_failed()
+            self.message_reader.stop_if_requested()
         self.delivery.raise_if_failed()
         self._write_ready_state()
         self.close()
@@ -513,7 +514,10 @@ class TargetMetaCapi(Target):
             self.logger.error("Received %s again: exiting now", signal.Signals(signum).name)
             _flush_and_exit(128 + signum)
         self._terminating = True
-        raise TerminationRequested(signum)
+        if frame is not None and frame.f_code is _CONDITION_WAIT:
+            # blocked for a slot in the window or for answers: nothing is half done here
+            raise TerminationRequested(signum)
+        self.message_reader.request_stop(signum)
 
     def describe_failure(self, error: BaseException) -> str:
         """One line saying what went wrong and where."""

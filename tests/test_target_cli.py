@@ -14,7 +14,7 @@ import pytest
 
 from target_meta_capi.sandbox import SandboxServer
 
-from ._target_support import STREAM, order_stream, orders_config
+from ._target_support import STREAM, order_stream, orders_config, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = Path(sys.executable).with_name("target-meta-capi")
@@ -141,6 +141,31 @@ def test_sigterm_stops_reading_and_writes_only_acknowledged_state(
     assert "Received SIGTERM: stopped reading" in stderr
     for state in states:
         assert set(range(1, state["bookmarks"][STREAM] + 1)) <= accepted
+
+
+def test_sigterm_while_the_window_is_full_waits_only_for_the_requests_in_flight(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1)
+    process = subprocess.Popen(
+        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert process.stdin is not None
+    # far more than one request: reading stops while the one request in flight waits
+    process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
+    process.stdin.flush()
+    wait_until(lambda: sandbox.stats()["in_flight"] == 1)
+    process.send_signal(signal.SIGTERM)
+    rest, stderr = process.communicate(timeout=20)
+    accepted = {int(item["event"]["event_id"]) for item in sandbox.accepted_events()}
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Received SIGTERM: stopped reading; waiting up to 30 s for 1 requests" in stderr
+    assert 0 < len(accepted) < 60
+    for line in rest.splitlines():
+        assert set(range(1, json.loads(line)["bookmarks"][STREAM] + 1)) <= accepted
 
 
 @pytest.mark.parametrize("dry_run_path", [None, "payloads.jsonl"])
