@@ -293,7 +293,7 @@ class RecordWorkerPool:
         try:
             return connection.recv(), context
         except (EOFError, OSError):
-            raise RecordWorkerError(self._describe_loss()) from None
+            raise RecordWorkerError(self._describe_loss(connection)) from None
 
     def close(self) -> None:
         """Stop every worker (at the end of a run, or to give up on what they hold)."""
@@ -316,9 +316,11 @@ class RecordWorkerPool:
         try:
             connection.send(message)
         except OSError:
-            raise RecordWorkerError(self._describe_loss()) from None
+            raise RecordWorkerError(self._describe_loss(connection)) from None
 
-    def _describe_loss(self) -> str:
+    def _describe_loss(self, connection: Connection) -> str:
+        # its pipe closes while it exits, a moment before its exit code can be read
+        self._processes[self._connections.index(connection)].join(timeout=1)
         codes = ", ".join(
             f"{process.name} exit code {process.exitcode}"
             for process in self._processes
