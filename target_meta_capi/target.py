@@ -5,6 +5,11 @@ request to the sliding window, so state goes through the ack ledger instead (see
 a STATE message registers a barrier, and the newest state whose records are all settled is
 written as soon as the answer settling them arrives (from its callback, under a lock), after
 every message and at the end. Nothing but state lines goes to stdout.
+
+Records of plain streams are validated, mapped and hashed by record workers
+(record_workers.py): they are numbered in the ledger when read, and their events come back
+to the sink in batches. SIGTERM/SIGINT stop reading only where nothing is half done (see
+`TerminationRequested` in reader.py), then requests in flight get a grace period.
 """
 
 from __future__ import annotations
