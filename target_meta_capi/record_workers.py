@@ -1,17 +1,18 @@
 """Record workers: forked processes that turn RECORD lines into checked, encoded events.
 
-Decoding, validating, date parsing, mapping, hashing and checking Meta's rules cost ~35 µs of
+Decoding, validating, date parsing, mapping, hashing and checking Meta's rules cost ~25 µs of
 Python per record (docs/performance.md), independently for each record, while one core holds
 one Python thread at a time. Here that work runs in worker processes; the main process keeps
-what must happen once and in input order: numbering records in the ack ledger, batching,
-sending, dead letters and state.
+what must happen once: numbering records in the ack ledger (as they are read, so a STATE
+covers them at once), batching, sending, dead letters and state.
 
 The contract: for each line of a chunk a worker answers with the event encoded as JSON and
 the record's key, or with None — "process this line yourself" — for anything but a clean
 record of the stream (not a RECORD of it, invalid JSON, a schema violation, a field outside
 the schema, an unparseable date, a missing key property, a mapping error, a broken rule of
-Meta). The main process then processes that line exactly as it does without workers, at its
-place in the input, so every error, warning and dead letter is the same with or without them.
+Meta). The main process then processes that line exactly as it does without workers, under
+the number it got when read and in its stream's order, so every error, warning and dead
+letter is the same with or without them.
 
 Workers are forked, so they start in milliseconds with every module loaded, and only from a
 process with no other thread: a fork copies locks held by other threads, locked forever.
