@@ -277,12 +277,13 @@ class TargetMetaCapi(Target):
 
     def _route_to_workers(self, stream_name: t.Any) -> None:
         """After a SCHEMA: let record workers process the stream's records, if they can."""
-        if not isinstance(stream_name, str):
+        if not isinstance(stream_name, str) or self._record_workers <= 0:
             return
+        spec, sink = self._worker_spec(stream_name)
         parallel = self._parallel
         if parallel is None:
-            if self._record_workers <= 0 or self._workers_unavailable:
-                return
+            if spec is None or self._workers_unavailable:
+                return  # no work for workers (yet): fork none
             if not can_fork_workers():
                 self._workers_unavailable = True
                 self.logger.info(
@@ -292,7 +293,6 @@ class TargetMetaCapi(Target):
                 )
                 return
             parallel = self._start_record_workers()
-        spec, sink = self._worker_spec(stream_name)
         if spec is not None and spec == self._routed_specs.get(stream_name):
             return  # the same SCHEMA again: the workers keep what they learned
         parallel.unroute(stream_name)

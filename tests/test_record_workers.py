@@ -700,6 +700,17 @@ def test_records_of_two_streams_line_by_line_give_the_same_events_as_without_wor
     assert workers.states == alone.states
 
 
+def test_no_worker_is_forked_when_no_stream_can_use_one(tmp_path: Path) -> None:
+    # record metadata is added by the SDK's record path, which only the main process runs
+    lines = singer_lines(messy_orders(500), state_every=250)
+
+    run = run_target(tmp_path, lines, 2, add_record_metadata=True)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "worker processes" not in run.stderr
+    assert run.event_ids == list(range(1, 501))
+
+
 # --- units -----------------------------------------------------------------------------------
 
 
