@@ -114,8 +114,8 @@ SETTINGS = th.PropertiesList(
         description=(
             "Processes that validate, map and hash records in parallel with reading and "
             "sending. Default on Linux: one per CPU (at most 8), none on a single CPU; "
-            "elsewhere none. 0 does all the work in the target's own process. Workers are "
-            "forked, so not on Windows."
+            "elsewhere none. 0 does all the work in the target's own process. Each worker "
+            "adds ~30 MB of memory. Workers are forked, so not on Windows."
         ),
     ),
     th.Property(
