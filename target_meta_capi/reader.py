@@ -60,9 +60,15 @@ class RecordRouter(t.Protocol):
         """Finish every claimed line (before a SCHEMA, at the end)."""
 
 
+#: How RECORD lines begin as singer-sdk taps (compact JSON) and singer-python taps
+#: (json.dumps) write them: the opening, the "stream" key, the separator after its value.
+RECORD_LINE_LAYOUTS = (
+    ('{"type":"RECORD"', ',"stream":', ","),
+    ('{"type": "RECORD"', ', "stream": ', ", "),
+)
 _RECORD_OPENINGS = {
-    str: ('{"type":"RECORD"', '{"type": "RECORD"'),
-    bytes: (b'{"type":"RECORD"', b'{"type": "RECORD"'),
+    str: tuple(opening for opening, _, _ in RECORD_LINE_LAYOUTS),
+    bytes: tuple(opening.encode() for opening, _, _ in RECORD_LINE_LAYOUTS),
 }
 # Messages that need not wait for the claimed lines before them: a STATE covers them by the
 # numbers they got when claimed, and a record of another stream does not depend on them.

@@ -43,7 +43,7 @@ from singer_sdk.sinks import Sink
 
 from target_meta_capi.delivery import TargetFailure
 from target_meta_capi.mapping import build_event_mapper
-from target_meta_capi.reader import Line, input_decoder
+from target_meta_capi.reader import RECORD_LINE_LAYOUTS, Line, input_decoder
 from target_meta_capi.sink import ConvertedRecord, convert_record
 from target_meta_capi.summary import MappingTally, is_near_cutoff
 from target_meta_capi.validation import CompiledRecordValidator, TimestampPlan, parse_timestamps
@@ -93,9 +93,9 @@ def record_line_prefixes(stream: str) -> tuple[str, ...]:
     right, not complete.
     """
     name = json.dumps(stream, ensure_ascii=False)
-    return (
-        '{"type":"RECORD","stream":' + name + ",",
-        '{"type": "RECORD", "stream": ' + name + ", ",
+    return tuple(
+        opening + stream_key + name + separator
+        for opening, stream_key, separator in RECORD_LINE_LAYOUTS
     )
 
 
@@ -393,12 +393,11 @@ class ParallelRecords:
     def unroute(self, stream: str) -> None:
         """Stop claiming the stream's lines (its schema is changing); workers forget it."""
         self.flush()
-        routes = {prefix: route for prefix, route in self._routes.items() if route.stream != stream}
-        for stream_id in {route.stream_id for route in self._routes.values()} - {
-            route.stream_id for route in routes.values()
-        }:
-            self._pool.forget_stream(stream_id)
-        self._routes = routes
+        for route in {route for route in self._routes.values() if route.stream == stream}:
+            self._pool.forget_stream(route.stream_id)
+        self._routes = {
+            prefix: route for prefix, route in self._routes.items() if route.stream != stream
+        }
         self._index_prefixes()
         self._last_route = None
 

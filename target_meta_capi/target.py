@@ -363,13 +363,7 @@ class TargetMetaCapi(Target):
             stop = start + max(1, sink.max_size - sink.current_size)
             sink.add_converted(raw_events[start:stop], keys[start:stop], numbers[start:stop])
             start = stop
-            if sink.is_full:
-                self.logger.info(
-                    "Target sink for '%s' is full. Current size is '%s'. Draining...",
-                    sink.stream_name,
-                    sink.current_size,
-                )
-                self.drain_one(sink)
+            self._drain_if_full(sink)
         self._handle_max_record_age()
         self._after_message()
 
@@ -391,6 +385,11 @@ class TargetMetaCapi(Target):
         sink.process_record(record, context)
         sink.record_counter_metric.increment()
         sink._after_process_record(context)
+        self._drain_if_full(sink)
+        self._handle_max_record_age()
+
+    def _drain_if_full(self, sink: EventSink) -> None:
+        """As the SDK's record path does after each record (same log line)."""
         if sink.is_full:
             self.logger.info(
                 "Target sink for '%s' is full. Current size is '%s'. Draining...",
@@ -398,7 +397,6 @@ class TargetMetaCapi(Target):
                 sink.current_size,
             )
             self.drain_one(sink)
-        self._handle_max_record_age()
 
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
