@@ -738,6 +738,33 @@ def test_workers_can_be_forked_only_while_no_other_thread_runs() -> None:
     assert completed.stdout.split() == ["True", "False", "True"]
 
 
+def test_worker_sockets_hold_a_whole_chunk_so_it_passes_in_one_write() -> None:
+    # a fresh interpreter: forking from pytest's own process, which has threads, is unsafe
+    script = textwrap.dedent(
+        """
+        import os, socket
+        from target_meta_capi.record_workers import RecordWorkerPool
+
+        def send_buffer(fileno):
+            with socket.socket(fileno=os.dup(fileno)) as end:
+                return end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+
+        default_pair = socket.socketpair()
+        pool = RecordWorkerPool(1)
+        print(send_buffer(default_pair[0].fileno()), send_buffer(pool._connections[0].fileno()))
+        pool.close()
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    default, widened = map(int, completed.stdout.split())
+    if int(Path("/proc/sys/net/core/wmem_max").read_text()) < 1024 * 1024:
+        pytest.skip("this kernel allows no socket buffer of 1 MB")
+
+    assert widened >= 1024 * 1024 > default
+
+
 def test_record_line_prefixes_match_the_lines_singer_sdk_and_singer_python_write() -> None:
     prefixes = record_line_prefixes(STREAM)
     record = {"order_id": 1, "email": "a@example.com"}
