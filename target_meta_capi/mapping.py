@@ -23,7 +23,10 @@ How a record becomes an event (explicit beats implicit):
 
 ``fields`` and ``constants`` accept dotted paths and nested objects alike (Meltano rewrites the
 former into the latter). A ``fields`` column may name a nested value with dots
-(``customer.email``) when the record has no column of that exact name.
+(``customer.email``) when the record has no column of that exact name. A hashed customer
+parameter (``em``, ``ph``, ``fn`` … ``external_id``) may list several columns
+(``"user_data.ph": ["phone", "mobile_phone"]``): it gets the list of their non-empty values,
+which Meta matches one by one.
 
 Values are made acceptable to Meta: ``event_time`` becomes integer Unix seconds (datetimes,
 naive = UTC; dates = midnight UTC; ISO strings; epoch seconds; epoch milliseconds when above
@@ -232,7 +235,8 @@ class StreamMapping:
 
     event_name: str | None = None
     action_source: str | None = None
-    fields: dict[Path, str] = field(default_factory=dict)
+    # a column, or for a hashed customer parameter possibly several (every value is sent)
+    fields: dict[Path, str | tuple[str, ...]] = field(default_factory=dict)
     constants: dict[Path, Any] = field(default_factory=dict)
     unmapped_columns_to_custom_data: bool = False
 
@@ -251,15 +255,10 @@ class StreamMapping:
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise MappingConfigError(f"streams.{stream}.{literal} must be a non-empty text")
         fields = {
-            path: column
+            path: _field_columns(stream, path, column)
             for path, column in _parse_paths(stream, "fields", raw.get("fields")).items()
             if column is not None
         }
-        for path, column in fields.items():
-            if not isinstance(column, str) or not column:
-                raise MappingConfigError(
-                    f"streams.{stream}.fields.{'.'.join(path)} must name a column"
-                )
         return cls(
             event_name=raw.get("event_name"),
             action_source=raw.get("action_source"),
@@ -267,6 +266,27 @@ class StreamMapping:
             constants=_parse_paths(stream, "constants", raw.get("constants")),
             unmapped_columns_to_custom_data=bool(raw.get("unmapped_columns_to_custom_data")),
         )
+
+
+def _field_columns(stream: str, path: Path, columns: Any) -> str | tuple[str, ...]:
+    """A `fields` entry: one column, or several for a parameter Meta takes a list of."""
+    where = f"streams.{stream}.fields.{'.'.join(path)}"
+    if isinstance(columns, str) and columns:
+        return columns
+    if not isinstance(columns, list):
+        raise MappingConfigError(f"{where} must name a column")
+    if path[0] != "user_data" or len(path) != 2 or path[1] not in HASHED_KEYS:
+        raise MappingConfigError(
+            f"{where} must name one column: only the hashed customer parameters "
+            f"({', '.join(sorted(HASHED_KEYS))}) take a list of columns"
+        )
+    if not columns or not all(isinstance(column, str) and column for column in columns):
+        raise MappingConfigError(f"{where} must list one or more column names")
+    return tuple(dict.fromkeys(columns))
+
+
+def _each_column(columns: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (columns,) if isinstance(columns, str) else columns
 
 
 def _find_stream_config(streams: Mapping[str, Any], stream_name: str) -> Any:
@@ -489,7 +509,9 @@ def deterministic_event_id(stream_name: str, row_identity: Any, event_name: str)
 
 # --- the mapper ---------------------------------------------------------------------------------
 
-_COLUMN, _NESTED_COLUMN, _LITERAL = 0, 1, 2
+# _COLUMNS: several column sources (_COLUMN or _NESTED_COLUMN), read as the list of their
+# non-empty values
+_COLUMN, _NESTED_COLUMN, _LITERAL, _COLUMNS = 0, 1, 2, 3
 Source = tuple[int, Any]
 _Identity = tuple[Mapping[str, Any], tuple[DroppedValue, ...]]  # shared: copied, never changed
 _IDENTITY_VALUE_TYPES = frozenset({str, type(None), dt.date})
@@ -525,6 +547,16 @@ def _dig(record: Mapping[str, Any], parts: Path) -> Any:
             return None
         value = value.get(part)
     return value
+
+
+def _gather(record: Mapping[str, Any], sources: tuple[Source, ...]) -> list[Any] | None:
+    """The non-empty values of several column sources, in order; None when there is none."""
+    values = [
+        value
+        for kind, payload in sources
+        if not _is_empty(value := record[payload] if kind == _COLUMN else _dig(record, payload))
+    ]
+    return values or None
 
 
 def _unique(sources: Iterable[Source]) -> tuple[Source, ...]:
@@ -570,6 +602,8 @@ def _compile_paths(paths: tuple[tuple[Path, tuple[Source, ...]], ...]) -> FillPa
         for kind, payload in path_sources:
             if kind == _COLUMN:
                 read = f"record[{literal(payload)}]"
+            elif kind == _COLUMNS:
+                read = f"_gather(record, {literal(payload)})"
             elif kind == _LITERAL:
                 read = literal(payload)
             else:
@@ -596,6 +630,7 @@ def _compile_paths(paths: tuple[tuple[Path, tuple[Source, ...]], ...]) -> FillPa
     namespace: dict[str, Any] = {
         "_constants": tuple(constants),
         "_dig": _dig,
+        "_gather": _gather,
         "_put": _put,
         "_NO_VALUE": _NO_VALUE,
     }
@@ -664,11 +699,15 @@ class EventMapper:
         # `fields` columns the schema does not know: probably typos, worth a warning by the caller
         self.unknown_columns: tuple[str, ...] = tuple(
             column
-            for column in dict.fromkeys(mapping.fields.values())
+            for columns in mapping.fields.values()
+            for column in dict.fromkeys(_each_column(columns))
             if known and column not in known and column.split(".", 1)[0] not in known
         )
         user_data_columns = {
-            column for path, column in mapping.fields.items() if path[0] == "user_data"
+            column
+            for path, columns in mapping.fields.items()
+            if path[0] == "user_data"
+            for column in _each_column(columns)
         }
         # Key properties that carry customer information: never shown in errors or dead letters.
         self.redacted_keys = frozenset(
@@ -705,14 +744,20 @@ class EventMapper:
             add(path, 1000, (_LITERAL, value))
         for path, value in self._defaults.items():
             add(path, 3000, (_LITERAL, value))
-        for path, column in self.mapping.fields.items():
-            if column in present:
-                source: Source = (_COLUMN, column)
-            elif "." in column and column.split(".", 1)[0] in present:
-                source = (_NESTED_COLUMN, tuple(column.split(".")))
-            else:
+        for path, mapped in self.mapping.fields.items():
+            column_sources = []
+            for column in _each_column(mapped):
+                if column in present:
+                    column_sources.append((_COLUMN, column))
+                    consumed.add(column)
+                elif "." in column and column.split(".", 1)[0] in present:
+                    column_sources.append((_NESTED_COLUMN, tuple(column.split("."))))
+                    consumed.add(column.split(".", 1)[0])
+            if not column_sources:
                 continue
-            consumed.add(column.split(".", 1)[0] if source[0] == _NESTED_COLUMN else column)
+            source: Source = (
+                column_sources[0] if isinstance(mapped, str) else (_COLUMNS, tuple(column_sources))
+            )
             if len(path) == 1 and path[0] in _OBJECT_KEYS:
                 objects.append((source, path[0]))
             else:
@@ -766,7 +811,9 @@ class EventMapper:
             len(columns) >= 2
             and not any(key == "user_data" for _, key in objects)
             and all(
-                kind != _NESTED_COLUMN for _, _, path_sources in hashed for kind, _ in path_sources
+                kind in (_COLUMN, _LITERAL)
+                for _, _, path_sources in hashed
+                for kind, _ in path_sources
             )
             and all(
                 len(paths[index][0]) == 2 and paths[index][0][1] in UNHASHED_KEYS

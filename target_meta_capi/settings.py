@@ -162,7 +162,9 @@ SETTINGS = th.PropertiesList(
         description=(
             "Per-stream mapping, keyed by stream name: event_name, action_source and "
             'fields (CAPI path → column, e.g. {"user_data.em": "email"} or nested '
-            '{"user_data": {"em": "email"}}), as an object or as JSON text. '
+            '{"user_data": {"em": "email"}}; a hashed customer parameter may list several '
+            'columns: {"user_data.ph": ["phone", "mobile_phone"]}), as an object or as JSON '
+            "text. "
             "See the README for every option."
         ),
     ),

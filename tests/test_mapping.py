@@ -244,6 +244,79 @@ def test_fields_column_can_name_a_nested_value():
     assert mapper_for(config).map(record).event["user_data"] == {"em": sha("mary@example.com")}
 
 
+def phones_mapper():
+    config = {
+        "streams": {
+            "s": {
+                "event_name": "Lead",
+                "action_source": "system_generated",
+                "fields": {
+                    "event_time": "ts",
+                    "user_data.ph": ["phone", "mobile_phone", "profile.phone"],
+                    "user_data.fn": "first_name",
+                    "user_data.ln": "last_name",
+                },
+            }
+        }
+    }
+    return mapper_for(config, columns=["ts", "phone", "mobile_phone", "profile"])
+
+
+def test_a_parameter_listing_several_columns_gets_every_non_empty_value_hashed_in_order():
+    record = {
+        "ts": 1,
+        "phone": "+1 (308) 929-5552",
+        "mobile_phone": "+44 7700 900123",
+        "profile": {"phone": "+1 308 555 0100"},
+        "first_name": "Mary",
+        "last_name": "Major",
+    }
+
+    user_data = phones_mapper().map(record).event["user_data"]
+
+    assert user_data["ph"] == [sha("13089295552"), sha("447700900123"), sha("13085550100")]
+
+
+def test_empty_columns_of_a_listed_parameter_are_skipped_without_counting_as_dropped():
+    record = {"ts": 1, "phone": None, "mobile_phone": "  ", "profile": {"phone": "+44 7700 900123"}}
+
+    mapped = phones_mapper().map(record)
+
+    assert mapped.event["user_data"] == {"ph": [sha("447700900123")]}
+    assert mapped.dropped == []
+
+
+def test_a_listed_parameter_with_no_value_in_any_column_is_left_out():
+    record = {"ts": 1, "phone": None, "mobile_phone": "", "profile": {}, "first_name": "Mary"}
+
+    assert phones_mapper().map(record).event["user_data"] == {"fn": sha("mary")}
+
+
+def test_the_same_value_in_two_listed_columns_is_sent_once():
+    record = {"ts": 1, "phone": "+1 308 929 5552", "mobile_phone": "1-308-929-5552"}
+
+    assert phones_mapper().map(record).event["user_data"]["ph"] == [sha("13089295552")]
+
+
+def test_an_unusable_value_among_listed_columns_is_dropped_and_the_others_are_sent():
+    record = {"ts": 1, "phone": "call me", "mobile_phone": "+44 7700 900123"}
+
+    mapped = phones_mapper().map(record)
+
+    assert mapped.event["user_data"]["ph"] == [sha("447700900123")]
+    assert mapped.dropped == [DroppedValue("ph", "invalid")]
+
+
+def test_listed_columns_are_redacted_key_properties_and_checked_against_the_schema():
+    config = {"streams": {"s": {"fields": {"user_data.em": ["email", "work_emial"]}}}}
+
+    mapper = build_event_mapper("s", ["email"], config, ["email", "work_email"])
+
+    assert mapper is not None
+    assert mapper.unknown_columns == ("work_emial",)
+    assert mapper.redacted_keys == frozenset({"email"})
+
+
 def test_missing_event_name_without_default_is_a_mapping_error_naming_stream_and_record():
     mapper = mapper_for({"streams": {"orders": {}}}, "orders", ["order_id"])
     with pytest.raises(MappingError) as error:
@@ -521,6 +594,10 @@ def test_streams_setting_given_as_json_text_is_parsed():
         ({"fields": {"price": "total"}}, "not a Conversions API event parameter"),
         ({"fields": {"event_time.x": "t"}}, "single value"),
         ({"fields": {"user_data.em": 5}}, "must name a column"),
+        ({"fields": {"event_id": ["id", "order_id"]}}, "only the hashed customer parameters"),
+        ({"fields": {"user_data.fbp": ["fbp", "fbp2"]}}, "only the hashed customer parameters"),
+        ({"fields": {"user_data.ph": []}}, "one or more column names"),
+        ({"fields": {"user_data.ph": ["phone", ""]}}, "one or more column names"),
         ({"event_name": ""}, "non-empty"),
         ({"fields": ["em"]}, "must be an object"),
     ],

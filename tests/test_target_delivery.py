@@ -213,3 +213,29 @@ def test_streams_setting_may_be_given_as_json_text(sandbox: SandboxServer, tmp_p
     result = run_in_process(config, order_stream(2))
     assert result.exit_code == 0
     assert len(sandbox.accepted_events()) == 2
+
+
+def test_a_customer_parameter_mapped_to_two_columns_arrives_as_a_list_of_hashes(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    schema = {
+        **ORDER_SCHEMA,
+        "properties": {**ORDER_SCHEMA["properties"], "billing_email": {"type": ["string", "null"]}},
+    }
+    mapping = {**ORDERS_MAPPING, "fields": {**ORDERS_MAPPING["fields"]}}
+    mapping["fields"]["user_data.em"] = ["email", "billing_email"]
+    lines = [
+        schema_line(schema=schema),
+        record_line(order(1, billing_email="Billing@Example.com")),
+        record_line(order(2, billing_email=None)),
+    ]
+
+    result = run_in_process(orders_config(sandbox.url, tmp_path, streams={STREAM: mapping}), lines)
+
+    assert result.exit_code == 0
+    by_id = {item["event"]["event_id"]: item["event"] for item in sandbox.accepted_events()}
+    assert by_id["1"]["user_data"]["em"] == [
+        _sha256("customer1@example.com"),
+        _sha256("billing@example.com"),
+    ]
+    assert by_id["2"]["user_data"]["em"] == [_sha256("customer2@example.com")]
