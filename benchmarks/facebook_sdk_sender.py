@@ -36,9 +36,17 @@ from facebook_business.api import FacebookAdsApi
 from facebook_business.session import FacebookSession
 
 COUNTRY_CODES = {
-    "united states": "us", "us": "us", "usa": "us", "united states of america": "us",
-    "u.s.": "us", "canada": "ca", "ca": "ca", "united kingdom": "gb", "germany": "de",
-    "france": "fr", "mexico": "mx",
+    "united states": "us",
+    "us": "us",
+    "usa": "us",
+    "united states of america": "us",
+    "u.s.": "us",
+    "canada": "ca",
+    "ca": "ca",
+    "united kingdom": "gb",
+    "germany": "de",
+    "france": "fr",
+    "mexico": "mx",
 }
 GENDERS = {"f": Gender.FEMALE, "female": Gender.FEMALE, "m": Gender.MALE, "male": Gender.MALE}
 NOT_PHONE_CHARACTERS = re.compile(r"[^\d+]")
@@ -115,8 +123,10 @@ def main() -> None:
     processor = BatchProcessor(args.batch_size, args.concurrent_requests)
     processor.process_events(EventRequestAsync(pixel_id=args.pixel_id, events=[]), events)
     sent = time.perf_counter()
-    json.dump({"events": len(events), "build_seconds": built - started,
-               "send_seconds": sent - built}, sys.stdout)
+    json.dump(
+        {"events": len(events), "build_seconds": built - started, "send_seconds": sent - built},
+        sys.stdout,
+    )
 
 
 if __name__ == "__main__":

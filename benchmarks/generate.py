@@ -55,27 +55,95 @@ SCHEMA = {
 }
 
 FIRST_NAMES = [
-    "Mary", "José", "Zoë", "Renée", "Chloé", "Björn", "Ana María", "Jean-Luc", "Siobhán", "Łukasz",
-    "James", "Olivia", "Noah", "Emma", "Liam", "Sophia", "Mateo", "Amélie", "François", "Søren",
-    "Aiden", "Isabella", "Lucía", "Nguyễn", "Priya", "Ravi", "Mohammed", "Fatima", "Hiroshi",
+    "Mary",
+    "José",
+    "Zoë",
+    "Renée",
+    "Chloé",
+    "Björn",
+    "Ana María",
+    "Jean-Luc",
+    "Siobhán",
+    "Łukasz",
+    "James",
+    "Olivia",
+    "Noah",
+    "Emma",
+    "Liam",
+    "Sophia",
+    "Mateo",
+    "Amélie",
+    "François",
+    "Søren",
+    "Aiden",
+    "Isabella",
+    "Lucía",
+    "Nguyễn",
+    "Priya",
+    "Ravi",
+    "Mohammed",
+    "Fatima",
+    "Hiroshi",
     "Yuki",
 ]
 LAST_NAMES = [
-    "Smith", "García", "O'Brien", "Müller", "Nuñez", "van der Berg", "Dupont-Léger", "Johnson",
-    "Williams", "Brown", "Jones", "Miller", "Davis", "Rodríguez", "Martínez", "Hernández", "Lopez",
-    "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee",
-    "Pérez", "Thompson", "White", "Harris", "Sánchez", "Clark", "Ramírez", "Lewis", "Robinson",
+    "Smith",
+    "García",
+    "O'Brien",
+    "Müller",
+    "Nuñez",
+    "van der Berg",
+    "Dupont-Léger",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Miller",
+    "Davis",
+    "Rodríguez",
+    "Martínez",
+    "Hernández",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Pérez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sánchez",
+    "Clark",
+    "Ramírez",
+    "Lewis",
+    "Robinson",
 ]
 US_PLACES = [  # (city, state as a shop form lets people type it, zip prefix)
-    ("Menlo Park", "California", "940"), ("San José", "california", "951"),
-    ("Los Angeles", "CA", "900"), ("New York", "New York", "100"), ("Brooklyn", "new york", "112"),
-    ("St. Louis", "Missouri", "631"), ("Austin", "Texas", "787"), ("Houston", "TX", "770"),
-    ("Miami", "Florida", "331"), ("Chicago", "Illinois", "606"), ("Seattle", "Washington", "981"),
-    ("Portland", "Oregon", "972"), ("Boston", "Massachusetts", "021"),
+    ("Menlo Park", "California", "940"),
+    ("San José", "california", "951"),
+    ("Los Angeles", "CA", "900"),
+    ("New York", "New York", "100"),
+    ("Brooklyn", "new york", "112"),
+    ("St. Louis", "Missouri", "631"),
+    ("Austin", "Texas", "787"),
+    ("Houston", "TX", "770"),
+    ("Miami", "Florida", "331"),
+    ("Chicago", "Illinois", "606"),
+    ("Seattle", "Washington", "981"),
+    ("Portland", "Oregon", "972"),
+    ("Boston", "Massachusetts", "021"),
     ("Denver", "Colorado", "802"),
-    ("Coeur d'Alene", "Idaho", "838"), ("Winston-Salem", "North Carolina", "271"),
-    ("Washington", "District of Columbia", "200"), ("Phoenix", "Arizona", "850"),
-    ("Ann Arbor", "Michigan", "481"), ("Grand Rapids", "michigan", "495"),
+    ("Coeur d'Alene", "Idaho", "838"),
+    ("Winston-Salem", "North Carolina", "271"),
+    ("Washington", "District of Columbia", "200"),
+    ("Phoenix", "Arizona", "850"),
+    ("Ann Arbor", "Michigan", "481"),
+    ("Grand Rapids", "michigan", "495"),
 ]
 US_COUNTRY_SPELLINGS = ["United States", "US", "USA", "United States of America", "us", "U.S."]
 FOREIGN_PLACES = [  # (city, region, postal code, country, phone prefix)
@@ -141,10 +209,16 @@ def _messy_us_phone(rng: random.Random) -> str | None:
     if rng.random() < 0.08:
         return None
     area, exchange, line = rng.randint(201, 989), rng.randint(200, 999), rng.randint(0, 9999)
-    pattern = rng.choice([
-        "+1 ({a}) {e}-{l:04d}", "1-{a}-{e}-{l:04d}", "+1.{a}.{e}.{l:04d}", "001 {a} {e} {l:04d}",
-        "+1{a}{e}{l:04d}", "({a}) {e} {l:04d}",  # the last one lacks the country code
-    ])
+    pattern = rng.choice(
+        [
+            "+1 ({a}) {e}-{l:04d}",
+            "1-{a}-{e}-{l:04d}",
+            "+1.{a}.{e}.{l:04d}",
+            "001 {a} {e} {l:04d}",
+            "+1{a}{e}{l:04d}",
+            "({a}) {e} {l:04d}",  # the last one lacks the country code
+        ]
+    )
     return pattern.format(a=area, e=exchange, l=line)
 
 
@@ -170,28 +244,30 @@ def make_customers(count: int, rng: random.Random) -> list[Customer]:
         if rng.random() < 0.7:
             first_visit_ms = rng.randint(1_690_000_000_000, 1_730_000_000_000)
             fbp = f"fb.1.{first_visit_ms}.{rng.randint(1, 2**31)}"
-        customers.append(Customer(
-            customer_id=f"CUST-{number:06d}",
-            email=_messy_email(rng, first, last),
-            phone=phone,
-            first_name=rng.choice(["", " "]) + first,
-            last_name=last + rng.choice(["", " ", "."]),
-            gender=rng.choice(GENDER_SPELLINGS),
-            date_of_birth=birth,
-            address_line1=f"{rng.randint(1, 9999)} {rng.choice(LAST_NAMES)} St.",
-            city=city if rng.random() < 0.8 else city.upper(),
-            state=state,
-            zip=postal,
-            country=country,
-            client_ip=(
-                f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}."
-                f"{rng.randint(1, 254)}"
-                if rng.random() < 0.9
-                else f"2001:db8:{rng.randint(0, 0xFFFF):x}::{rng.randint(1, 0xFFFF):x}"
-            ),
-            user_agent=rng.choice(USER_AGENTS),
-            fbp=fbp,
-        ))
+        customers.append(
+            Customer(
+                customer_id=f"CUST-{number:06d}",
+                email=_messy_email(rng, first, last),
+                phone=phone,
+                first_name=rng.choice(["", " "]) + first,
+                last_name=last + rng.choice(["", " ", "."]),
+                gender=rng.choice(GENDER_SPELLINGS),
+                date_of_birth=birth,
+                address_line1=f"{rng.randint(1, 9999)} {rng.choice(LAST_NAMES)} St.",
+                city=city if rng.random() < 0.8 else city.upper(),
+                state=state,
+                zip=postal,
+                country=country,
+                client_ip=(
+                    f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}."
+                    f"{rng.randint(1, 254)}"
+                    if rng.random() < 0.9
+                    else f"2001:db8:{rng.randint(0, 0xFFFF):x}::{rng.randint(1, 0xFFFF):x}"
+                ),
+                user_agent=rng.choice(USER_AGENTS),
+                fbp=fbp,
+            )
+        )
     return customers
 
 
@@ -239,25 +315,52 @@ def order_record(order_id: int, customer: Customer, rng: random.Random, now: dat
 def state_message(last_order_id: int) -> dict:
     return {
         "type": "STATE",
-        "value": {"bookmarks": {STREAM: {"replication_key": "order_id",
-                                         "replication_key_value": last_order_id}}},
+        "value": {
+            "bookmarks": {
+                STREAM: {"replication_key": "order_id", "replication_key_value": last_order_id}
+            }
+        },
     }
 
 
-def write_stream(path: Path, records: int, *, customers: int = DEFAULT_CUSTOMERS,
-                 seed: int = 7, now: datetime | None = None) -> Path:
+def write_stream(
+    path: Path,
+    records: int,
+    *,
+    customers: int = DEFAULT_CUSTOMERS,
+    seed: int = 7,
+    now: datetime | None = None,
+) -> Path:
     """Write SCHEMA, `records` RECORDs and a STATE every 10,000 records (and at the end)."""
     rng = random.Random(seed)
     now = now or datetime.now(timezone.utc)
     pool = make_customers(customers, rng)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     with path.open("w", encoding="utf-8") as out:
-        out.write(dumps({"type": "SCHEMA", "stream": STREAM, "schema": SCHEMA,
-                         "key_properties": ["order_id"]}) + "\n")
+        out.write(
+            dumps(
+                {
+                    "type": "SCHEMA",
+                    "stream": STREAM,
+                    "schema": SCHEMA,
+                    "key_properties": ["order_id"],
+                }
+            )
+            + "\n"
+        )
         for order_id in range(1, records + 1):
             record = order_record(order_id, rng.choice(pool), rng, now)
-            out.write(dumps({"type": "RECORD", "stream": STREAM, "record": record,
-                             "time_extracted": _iso(now)}) + "\n")
+            out.write(
+                dumps(
+                    {
+                        "type": "RECORD",
+                        "stream": STREAM,
+                        "record": record,
+                        "time_extracted": _iso(now),
+                    }
+                )
+                + "\n"
+            )
             if order_id % STATE_EVERY == 0:
                 out.write(dumps(state_message(order_id)) + "\n")
         if records % STATE_EVERY:
