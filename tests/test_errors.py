@@ -16,8 +16,11 @@ from target_meta_capi.capi.errors import (
     ThrottledError,
     TransientError,
     classify_response,
+    retry_after_seconds,
 )
 from target_meta_capi.capi.request import EventResponse
+
+NOW = 1_795_773_600.0  # Fri, 27 Nov 2026 10:00:00 GMT
 
 TOKEN = "EAAGm0PX4ZCpsBAKZBZCtokenvalue1234567890"
 
@@ -199,3 +202,32 @@ def test_batch_processing_error_names_the_failed_requests():
     assert "1 of 3 requests failed" in str(error)
     assert "request 1: AuthError" in str(error)
     assert repr(error) == "BatchProcessingError(failed_requests=[1], requests=3)"
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        ("0", 0.0),
+        (" 5 ", 5.0),
+        ("Fri, 27 Nov 2026 10:00:30 GMT", 30.0),
+        ("Fri, 27 Nov 2026 09:00:00 GMT", 0.0),  # already past: retry at once
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_as_an_http_date(value, seconds):
+    assert retry_after_seconds({"Retry-After": value}, now=NOW) == seconds
+
+
+@pytest.mark.parametrize("value", ["", "soon", "-5", "1.5", "27 Nov 2026 10:00:30"])
+def test_an_unreadable_retry_after_counts_as_absent(value):
+    assert retry_after_seconds({"Retry-After": value}, now=NOW) is None
+
+
+def test_retry_after_header_name_is_case_insensitive():
+    assert retry_after_seconds({"retry-after": "3"}) == 3.0
+
+
+def test_a_graph_error_carries_the_retry_after_of_its_answer():
+    body = error_body(17, subcode=2446079)
+    assert classify_response(400, body, headers={"Retry-After": "9"}).retry_after == 9.0
+    assert classify_response(400, body).retry_after is None

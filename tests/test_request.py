@@ -1,6 +1,8 @@
+import dataclasses
 import hashlib
 import hmac
 import logging
+import time
 import traceback
 from concurrent.futures import Future
 from decimal import Decimal
@@ -83,6 +85,14 @@ class RecordingObserver(RequestObserver):
 
     def on_retry(self, error, attempt, delay):
         self.retries.append((type(error).__name__, attempt))
+
+
+class DelayObserver(RequestObserver):
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def on_retry(self, error, attempt, delay):
+        self.delays.append(delay)
 
 
 def test_execute_returns_the_graph_response():
@@ -193,6 +203,29 @@ def test_retry_then_success_on_html_502_from_a_proxy():
     with FakeGraphServer(replies(html_page(502, "502 Bad Gateway"))) as server:
         make_request(server).execute()
     assert len(server.requests) == 2
+
+
+def test_a_retry_waits_at_least_what_the_answers_retry_after_asked():
+    throttled = dataclasses.replace(graph_error(400, 17, 2446079), headers={"Retry-After": "1"})
+    observer = DelayObserver()
+    with FakeGraphServer(replies(throttled)) as server:
+        started = time.monotonic()
+        response = make_request(server).execute(observer=observer)
+        elapsed = time.monotonic() - started
+    assert response.events_received == 2
+    assert observer.delays == [1.0]  # FAST_RETRIES alone would wait at most 0.01 s
+    assert elapsed >= 1.0
+
+
+def test_a_retry_after_beyond_max_time_waits_only_until_max_time():
+    unavailable = dataclasses.replace(graph_error(503, 2), headers={"Retry-After": "3600"})
+    policy = RetryPolicy(max_retries=3, max_time=0.5, base_delay=0.001, max_delay=0.01)
+    with FakeGraphServer(replies(unavailable)) as server:
+        started = time.monotonic()
+        response = make_request(server, retry_policy=policy).execute()
+        elapsed = time.monotonic() - started
+    assert response.events_received == 2
+    assert elapsed < 5
 
 
 def test_no_retry_on_expired_token_190():

@@ -376,6 +376,19 @@ def test_throttle_fault_answers_code_17_subcode_2446079_and_stores_nothing(sandb
     assert sandbox.stats()["faults"]["throttle"] == 1
 
 
+@pytest.mark.parametrize("fault", ["throttle_rate", "transient_error_rate", "html_502_rate"])
+def test_retry_after_setting_adds_the_header_to_fault_answers(sandbox_factory, fault):
+    sandbox = sandbox_factory(**{fault: 1.0}, retry_after_seconds=7)
+    response = post_events(sandbox, [make_event()])
+    assert response.status_code >= 400
+    assert response.headers["Retry-After"] == "7"
+
+
+def test_fault_answers_carry_no_retry_after_by_default_as_graph_sends_none(sandbox_factory):
+    sandbox = sandbox_factory(throttle_rate=1.0)
+    assert "Retry-After" not in post_events(sandbox, [make_event()]).headers
+
+
 def test_html_502_fault_answers_an_html_page(sandbox_factory):
     sandbox = sandbox_factory(html_502_rate=1.0)
     response = post_events(sandbox, [make_event()])

@@ -6,9 +6,12 @@ malformed tokens back in its messages, so those are redacted) and never contains
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -100,6 +103,7 @@ class GraphAPIError(DeliveryError):
         user_message: str | None = None,
         fbtrace_id: str | None = None,
         is_transient: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -111,6 +115,8 @@ class GraphAPIError(DeliveryError):
         self.user_message = user_message
         self.fbtrace_id = fbtrace_id
         self.is_transient = is_transient
+        #: seconds the answer's Retry-After header asked to wait before sending again
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         details = [f"http_status={self.http_status}"]
@@ -210,12 +216,37 @@ def classify_response(
     body: bytes,
     *,
     secrets: Iterable[str | None] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> GraphAPIError:
     """Turn a Graph error answer (any status, usually non-2xx) into the matching error class.
 
     `secrets` (the access token, app secret...) are removed from every text taken from the body.
+    A Retry-After header among `headers` becomes the error's `retry_after`.
     """
-    secrets = tuple(secrets)
+    error = _classify(status, body, tuple(secrets))
+    error.retry_after = retry_after_seconds(headers or {})
+    return error
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """The wait a Retry-After header asks for (delay-seconds or an HTTP date), or None."""
+    value = next((value for name, value in headers.items() if name.lower() == "retry-after"), None)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None  # neither form: as if absent
+    if when.tzinfo is None:  # an HTTP date is GMT; a date without a zone is not one
+        return None
+    seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _classify(status: int, body: bytes, secrets: tuple[str | None, ...]) -> GraphAPIError:
     error = _error_object(body)
     if error is None:
         return _classify_without_error_object(status, body, secrets)

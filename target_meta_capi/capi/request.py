@@ -223,7 +223,9 @@ class EventRequest:
     def _parse(self, answer: HttpResponse) -> EventResponse:
         secrets = (self.access_token, self.app_secret, self.appsecret_proof)
         if not 200 <= answer.status < 300:
-            raise classify_response(answer.status, answer.body, secrets=secrets)
+            raise classify_response(
+                answer.status, answer.body, secrets=secrets, headers=answer.headers
+            )
         try:
             parsed = json.loads(answer.body)
             received = int(parsed["events_received"])

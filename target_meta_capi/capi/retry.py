@@ -1,4 +1,5 @@
-"""Retry policy: exponential backoff with full jitter (via `backoff`) for transient failures."""
+"""Retry policy: exponential backoff with full jitter (via `backoff`) for transient failures,
+never sooner than an answer's Retry-After asked."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ class RetryPolicy:
     """How often and how long to retry one request.
 
     The n-th retry waits a random time between 0 and min(max_delay, base * 2**(n-1)) seconds,
-    where base is `throttle_base_delay` after a throttling error and `base_delay` otherwise.
-    At most `max_retries` retries, and none that would start after `max_time` seconds.
+    where base is `throttle_base_delay` after a throttling error and `base_delay` otherwise;
+    when the failed answer had a Retry-After header, at least the time it asked for (which may
+    exceed max_delay). At most `max_retries` retries, and none that would start after
+    `max_time` seconds: no wait goes past it.
     `give_up`, when set, vetoes retrying a retryable error (e.g. a refused connection before
     the endpoint ever answered: a wrong graph_url, not a passing outage).
     """
@@ -62,7 +65,7 @@ class RetryPolicy:
             self._delays,
             max_tries=self.max_retries + 1,
             max_time=self.max_time,
-            jitter=backoff.full_jitter,
+            jitter=None,  # applied in _delays, where Retry-After can set a floor under it
             giveup=self._gives_up,
             on_backoff=on_backoff,
             logger=None,
@@ -80,4 +83,6 @@ class RetryPolicy:
         while True:
             throttled = isinstance(error, ThrottledError)
             base = self.throttle_base_delay if throttled else self.base_delay
-            error = yield min(self.max_delay, base * next(doublings))
+            delay = backoff.full_jitter(min(self.max_delay, base * next(doublings)))
+            asked = getattr(error, "retry_after", None)
+            error = yield delay if asked is None else max(delay, asked)

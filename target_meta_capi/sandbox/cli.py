@@ -43,6 +43,12 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, got {text}")
+    return int(text)
+
+
 def _serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="target-meta-capi-sandbox",
@@ -103,6 +109,14 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="store the events, then answer after --slow-response-seconds",
     )
     faults.add_argument("--slow-response-seconds", type=_non_negative, default=5.0)
+    faults.add_argument(
+        "--retry-after",
+        type=_non_negative_int,
+        default=None,
+        metavar="SECONDS",
+        help="add a Retry-After header to the throttle, transient and HTML 502 answers, "
+        "as a proxy in front of Graph may (Graph itself sends none)",
+    )
     faults.add_argument(
         "--html-502-rate",
         type=_rate,
@@ -169,6 +183,7 @@ def serve(argv: Sequence[str]) -> int:
             cut_after_accept_rate=args.cut_after_accept_rate,
             slow_response_rate=args.slow_response_rate,
             slow_response_seconds=args.slow_response_seconds,
+            retry_after_seconds=args.retry_after,
             html_502_rate=args.html_502_rate,
             reject_event_ids=tuple(args.reject_event_ids or ()),
             seed=args.seed,

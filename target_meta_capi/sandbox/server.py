@@ -66,6 +66,9 @@ class SandboxConfig:
     slow_response_rate: float = 0.0
     slow_response_seconds: float = 5.0
     html_502_rate: float = 0.0
+    #: a Retry-After header (seconds) on the throttle, transient and HTML 502 faults' answers,
+    #: as a proxy or gateway in front of Graph may send; Graph itself sends none
+    retry_after_seconds: int | None = None
     #: events with these event_ids are refused as Graph refuses an invalid event, so that a
     #: sender's isolation of bad events and its dead letters can be tried out
     reject_event_ids: tuple[str, ...] = ()
@@ -84,6 +87,8 @@ class SandboxConfig:
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         if self.slow_response_seconds < 0:
             raise ValueError("slow_response_seconds must be >= 0")
+        if self.retry_after_seconds is not None and self.retry_after_seconds < 0:
+            raise ValueError("retry_after_seconds must be >= 0")
         faults.check_settings(self.latency_ms, self.fault_rates())
 
     def fault_rates(self) -> dict[str, float]:
@@ -544,24 +549,45 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def _send(
-        self, status: int, body: bytes, content_type: str, fbtrace_id: str | None = None
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        fbtrace_id: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         if fbtrace_id is not None:
             self.send_header("x-fb-trace-id", fbtrace_id)
+        for name, value in extra_headers:
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_json(self, status: int, payload: Any, fbtrace_id: str | None = None) -> None:
-        self._send(status, _encode_json(payload), "application/json; charset=UTF-8", fbtrace_id)
+    def _send_json(
+        self,
+        status: int,
+        payload: Any,
+        fbtrace_id: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self._send(
+            status,
+            _encode_json(payload),
+            "application/json; charset=UTF-8",
+            fbtrace_id,
+            extra_headers,
+        )
 
-    def _send_graph_error(self, error: GraphError) -> None:
+    def _send_graph_error(
+        self, error: GraphError, extra_headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         fbtrace_id = _new_fbtrace_id()
-        self._send_json(error.http_status, error.body(fbtrace_id), fbtrace_id)
+        self._send_json(error.http_status, error.body(fbtrace_id), fbtrace_id, extra_headers)
 
     def _log(self, status: int | str, detail: str, started: float) -> None:
         if not self.server.sandbox.config.log_requests:
@@ -672,12 +698,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer_fault_before_processing(self, fault: str, started: float) -> None:
         sandbox = self.server.sandbox
         sandbox._count_fault(fault)
+        retry_after = sandbox.config.retry_after_seconds
+        extra_headers = () if retry_after is None else (("Retry-After", str(retry_after)),)
         if fault == faults.HTML_502:
             self._send(
                 502,
                 b"<html><head><title>502 Bad Gateway</title></head>"
                 b"<body><h1>502 Bad Gateway</h1></body></html>",
                 "text/html; charset=utf-8",
+                extra_headers=extra_headers,
             )
             self._log(502, f"fault={fault}", started)
             return
@@ -699,5 +728,5 @@ class _Handler(BaseHTTPRequestHandler):
                 user_message="Too many calls were made. Please wait a bit and try again.",
             )
         sandbox._count_rejection(error)
-        self._send_graph_error(error)
+        self._send_graph_error(error, extra_headers)
         self._log(error.http_status, f"code={error.code} fault={fault}", started)
