@@ -538,6 +538,8 @@ class _Plan:
     # None when those values take the general path
     identities: dict[tuple[Any, ...], _Identity | None] = field(default_factory=dict)
     identity_values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = tuple
+    # the whole event from a memoized identity, when the plan allows (see _compile_builder)
+    build: BuildEvent | None = None
 
 
 def _dig(record: Mapping[str, Any], parts: Path) -> Any:
@@ -580,6 +582,66 @@ def _put(event: dict[str, Any], path: Path, value: Any) -> None:
 
 _NO_VALUE = object()
 FillPaths = Callable[[Mapping[str, Any], dict[str, Any]], None]
+BuildEvent = Callable[[Mapping[str, Any], Mapping[str, Any], tuple[DroppedValue, ...]], MappedEvent]
+_NO_EVENT_NAME = (
+    "no event name: map a column, or set streams.<stream>.event_name or default_event_name"
+)
+_NO_EVENT_TIME = "no event time: map a column to event_time"
+
+
+def _with_identity(
+    hashed: Mapping[str, Any],
+    dropped_hashed: tuple[DroppedValue, ...],
+    unhashed: dict[str, Any],
+    mapper: EventMapper,
+) -> tuple[dict[str, Any], list[DroppedValue]]:
+    """What normalize_user_data gives for the memoized hashed keys and the unhashed ones."""
+    if _TEXT_TYPE.issuperset(map(type, unhashed.values())):
+        return {**hashed, **unhashed}, list(dropped_hashed)  # non-empty texts, kept as they are
+    rest = normalize_user_data(unhashed, hash_external_id=mapper.hash_external_id)
+    return {**hashed, **rest.user_data}, [*dropped_hashed, *rest.dropped]
+
+
+class _Code:
+    """Python source being generated for one plan, and the constants it refers to."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.namespace: dict[str, Any] = {
+            "_dig": _dig,
+            "_gather": _gather,
+            "_put": _put,
+            "_NO_VALUE": _NO_VALUE,
+        }
+
+    def literal(self, value: Any) -> str:
+        if value.__class__ is str:
+            return repr(value)  # a str's repr is always a valid Python literal
+        name = f"_constant_{len(self.namespace)}"
+        self.namespace[name] = value
+        return name
+
+    def first_value(self, path_sources: tuple[Source, ...], indent: str) -> None:
+        """Lines setting `value` to the first non-empty value of the sources, or _NO_VALUE."""
+        for kind, payload in path_sources:
+            if kind == _COLUMN:
+                read = f"record[{self.literal(payload)}]"
+            elif kind == _COLUMNS:
+                read = f"_gather(record, {self.literal(payload)})"
+            elif kind == _LITERAL:
+                read = self.literal(payload)
+            else:
+                read = f"_dig(record, {self.literal(payload)})"
+            self.lines.append(f"{indent}value = {read}")
+            self.lines.append(
+                f"{indent}if value is None or (isinstance(value, str) and not value.strip()):"
+            )
+            indent += "    "
+        self.lines.append(f"{indent}value = _NO_VALUE")
+
+    def function(self, name: str) -> Any:
+        exec(compile("\n".join(self.lines), "<event mapping>", "exec"), self.namespace)
+        return self.namespace[name]
 
 
 def _compile_paths(paths: tuple[tuple[Path, tuple[Source, ...]], ...]) -> FillPaths:
@@ -588,54 +650,140 @@ def _compile_paths(paths: tuple[tuple[Path, tuple[Source, ...]], ...]) -> FillPa
     Generated straight-line code, once per set of columns: the loop it replaces cost more in
     dispatch (source kinds, path lengths) than in the work itself.
     """
-    constants: list[Any] = []
-
-    def literal(value: Any) -> str:
-        if value.__class__ is str:
-            return repr(value)  # a str's repr is always a valid Python literal
-        constants.append(value)
-        return f"_constants[{len(constants) - 1}]"
-
-    lines = ["def fill(record, event):"]
+    code = _Code()
+    code.lines.append("def fill(record, event):")
     for path, path_sources in paths:
-        indent = "    "
-        for kind, payload in path_sources:
-            if kind == _COLUMN:
-                read = f"record[{literal(payload)}]"
-            elif kind == _COLUMNS:
-                read = f"_gather(record, {literal(payload)})"
-            elif kind == _LITERAL:
-                read = literal(payload)
-            else:
-                read = f"_dig(record, {literal(payload)})"
-            lines.append(f"{indent}value = {read}")
-            lines.append(
-                f"{indent}if value is None or (isinstance(value, str) and not value.strip()):"
-            )
-            indent += "    "
-        lines.append(f"{indent}value = _NO_VALUE")
-        lines.append("    if value is not _NO_VALUE:")
+        code.first_value(path_sources, "    ")
+        code.lines.append("    if value is not _NO_VALUE:")
         if len(path) == 2:  # user_data.em, custom_data.value ...: most paths
-            lines += [
-                f"        inner = event.get({literal(path[0])})",
+            code.lines += [
+                f"        inner = event.get({code.literal(path[0])})",
                 "        if not isinstance(inner, dict):",
-                f"            inner = event[{literal(path[0])}] = {{}}",
-                f"        inner[{literal(path[1])}] = value",
+                f"            inner = event[{code.literal(path[0])}] = {{}}",
+                f"        inner[{code.literal(path[1])}] = value",
             ]
         elif len(path) == 1:
-            lines.append(f"        event[{literal(path[0])}] = value")
+            code.lines.append(f"        event[{code.literal(path[0])}] = value")
         else:
-            lines.append(f"        _put(event, {literal(path)}, value)")
-    lines.append("    return None")
-    namespace: dict[str, Any] = {
-        "_constants": tuple(constants),
-        "_dig": _dig,
-        "_gather": _gather,
-        "_put": _put,
-        "_NO_VALUE": _NO_VALUE,
-    }
-    exec(compile("\n".join(lines), "<event mapping>", "exec"), namespace)
-    return namespace["fill"]
+            code.lines.append(f"        _put(event, {code.literal(path)}, value)")
+    code.lines.append("    return None")
+    return code.function("fill")
+
+
+def _compile_builder(
+    paths: tuple[tuple[Path, tuple[Source, ...]], ...],
+    hashed_paths: Collection[Path],
+    mapper: EventMapper,
+) -> BuildEvent | None:
+    """build(record, hashed, dropped_hashed) → MappedEvent, for a plan whose hashed user_data
+    comes from the identity memo; None when the plan has paths it does not cover.
+
+    It does what fill and _finish do together, in one piece of straight-line code: each value
+    is read, converted and put in its final place once, with converters and literals resolved
+    when the plan is made (~4 µs of ~35 per record in a record worker). _finish stays the
+    reference: tests/test_mapping_builder.py holds the two to the same events, dropped values
+    and errors. Two differences, both without meaning to Meta: the keys after user_data come
+    in the plan's order, not in the order the record happened to fill them; and when two
+    fields after user_data are unusable, the error names the first in that order.
+    """
+    by_key: dict[str, list[tuple[Path, tuple[Source, ...]]]] = {}
+    for path, path_sources in paths:
+        if len(path) > 2 or (len(path) == 2 and path[0] not in ("user_data", "custom_data")):
+            return None
+        if len(path) == 1 and path[0] in _OBJECT_KEYS:  # a constant object: _finish merges it
+            return None
+        if path not in hashed_paths:
+            by_key.setdefault(path[0], []).append((path, path_sources))
+    if ("event_name",) not in dict(paths) or ("event_time",) not in dict(paths):
+        return None  # _finish raises its error for every record
+
+    code = _Code()
+    code.namespace.update(
+        _error=mapper._error,
+        _time_error=mapper._event_time_error,
+        _derived_event_id=mapper._derived_event_id,
+        _with_identity=_with_identity,
+        _parse_event_time=parse_event_time,
+        _to_text=_to_text,
+        MappedEvent=MappedEvent,
+        mapper=mapper,
+    )
+    lines = code.lines
+    lines.append("def build(record, hashed, dropped_hashed):")
+
+    def convert(path: Path, converter: Callable[[Any], Any], target: str, field: str) -> None:
+        """Lines converting the path's first value into `target`, or leaving it unset."""
+        ((_, path_sources),) = [item for item in by_key[path[0]] if item[0] == path]
+        first_kind, first_payload = path_sources[0]
+        if first_kind == _LITERAL and not _is_empty(first_payload):
+            try:
+                constant = converter(first_payload)
+            except (ValueError, ArithmeticError):
+                constant = None  # refused per record, as _finish does
+            if constant.__class__ in (str, int, float, bool):  # immutable: shared by events
+                lines.append(f"    {target} = {code.literal(constant)}")
+                return
+        code.first_value(path_sources, "    ")
+        lines.extend(
+            [
+                "    if value is not _NO_VALUE:",
+                "        try:",
+                f"            {target} = {code.literal(converter)}(value)",
+                "        except (ValueError, ArithmeticError) as error:",
+                f"            raise _error(record, {field!r}, str(error)) from None",
+            ]
+        )
+
+    by_path = dict(paths)
+    lines.append("    event_name = _NO_VALUE")
+    convert(("event_name",), _to_text, "event_name", "event_name")
+    lines += [
+        "    if event_name is _NO_VALUE:",
+        f"        raise _error(record, 'event_name', {_NO_EVENT_NAME!r})",
+    ]
+    code.first_value(by_path[("event_time",)], "    ")
+    lines += [
+        "    if value is _NO_VALUE:",
+        f"        raise _error(record, 'event_time', {_NO_EVENT_TIME!r})",
+        "    try:",
+        "        event_time = _parse_event_time(value)",
+        "    except (ValueError, ArithmeticError) as error:",
+        "        raise _time_error(record, value, error) from None",
+        "    event_id = ''",
+    ]
+    if ("event_id",) in by_path:
+        convert(("event_id",), _to_text, "event_id", "event_id")
+    lines += [
+        "    if not event_id:",
+        "        event_id = _derived_event_id(record, event_name)",
+        "    unhashed = {}",
+    ]
+    for path, path_sources in by_key.get("user_data", ()):
+        code.first_value(path_sources, "    ")
+        lines += [
+            "    if value is not _NO_VALUE:",
+            f"        unhashed[{code.literal(path[1])}] = value",
+        ]
+    lines += [
+        "    user_data, dropped = _with_identity(hashed, dropped_hashed, unhashed, mapper)",
+        "    event = {'event_name': event_name, 'event_time': event_time, "
+        "'event_id': event_id, 'user_data': user_data}",
+    ]
+    for key, key_paths in by_key.items():
+        if key in ("event_name", "event_time", "event_id", "user_data"):
+            continue
+        if key == "custom_data":
+            lines.append("    custom_data = {}")
+            for path, _ in key_paths:
+                name = path[1]
+                converter = _CUSTOM_DATA_CONVERTERS.get(name, _to_json)
+                convert(path, converter, f"custom_data[{name!r}]", f"custom_data.{name}")
+            lines += ["    if custom_data:", "        event['custom_data'] = custom_data"]
+        else:
+            converter = _TOP_LEVEL_CONVERTERS.get(key, _to_json)
+            convert((key,), converter, f"event[{key!r}]", key)
+    lines.append("    return MappedEvent(event, dropped, event_id)")
+    return code.function("build")
 
 
 def _is_empty(value: Any) -> bool:
@@ -775,12 +923,18 @@ class EventMapper:
             for path, ranked in sources.items()
         )
         identity_plan = self._identity_plan(objects, paths)
+        build = None
+        if identity_plan and not objects and not extra:
+            build = _compile_builder(
+                paths, [path for path, _, _ in identity_plan["identity_paths"]], self
+            )
         return _Plan(
             objects=tuple(objects),
             paths=paths,
             extra_columns=extra,
             fill_paths=_compile_paths(paths),
             fill_other_paths=_compile_paths(identity_plan.pop("other_paths", ())),
+            build=build,
             **identity_plan,
         )
 
@@ -900,6 +1054,8 @@ class EventMapper:
         if plan.identity_columns is not None:
             identity = self._identity(plan, plan.identity_values(record))
             if identity is not None:
+                if plan.build is not None:
+                    return plan.build(record, *identity)
                 fill_paths = plan.fill_other_paths
 
         event: dict[str, Any] = {}
@@ -928,12 +1084,7 @@ class EventMapper:
     ) -> MappedEvent:
         event_name = event.pop("event_name", None)
         if event_name is None:
-            raise self._error(
-                record,
-                "event_name",
-                "no event name: map a column, or set streams.<stream>.event_name "
-                "or default_event_name",
-            )
+            raise self._error(record, "event_name", _NO_EVENT_NAME)
         try:
             event_name = _to_text(event_name)
         except ValueError as error:
@@ -941,12 +1092,11 @@ class EventMapper:
 
         raw_time = event.pop("event_time", None)
         if raw_time is None:
-            raise self._error(record, "event_time", "no event time: map a column to event_time")
+            raise self._error(record, "event_time", _NO_EVENT_TIME)
         try:
             event_time = parse_event_time(raw_time)
         except (ValueError, ArithmeticError) as error:
-            shown = repr(raw_time)[:40] if isinstance(raw_time, str) else type(raw_time).__name__
-            raise self._error(record, "event_time", f"{shown} {error}") from None
+            raise self._event_time_error(record, raw_time, error) from None
 
         raw_id = event.pop("event_id", None)
         event_id = ""
@@ -956,24 +1106,14 @@ class EventMapper:
             except ValueError as error:
                 raise self._error(record, "event_id", str(error)) from None
         if not event_id:
-            event_id = deterministic_event_id(
-                self.stream_name, self._row_identity(record), event_name
-            )
+            event_id = self._derived_event_id(record, event_name)
 
         raw_user_data = event.pop("user_data", None) or {}
         if identity is None:
             normalized = normalize_user_data(raw_user_data, hash_external_id=self.hash_external_id)
             user_data, dropped = normalized.user_data, normalized.dropped
         else:
-            # what normalize_user_data gives for the hashed and unhashed keys together
-            hashed, dropped_hashed = identity
-            if _TEXT_TYPE.issuperset(map(type, raw_user_data.values())):
-                user_data = {**hashed, **raw_user_data}  # non-empty texts, kept as they are
-                dropped = list(dropped_hashed)
-            else:
-                rest = normalize_user_data(raw_user_data, hash_external_id=self.hash_external_id)
-                user_data = {**hashed, **rest.user_data}
-                dropped = [*dropped_hashed, *rest.dropped]
+            user_data, dropped = _with_identity(*identity, raw_user_data, self)
         result: dict[str, Any] = {
             "event_name": event_name,
             "event_time": event_time,
@@ -1003,6 +1143,15 @@ class EventMapper:
             except (ValueError, ArithmeticError) as error:
                 raise self._error(record, f"custom_data.{name}", str(error)) from None
         return converted
+
+    def _event_time_error(
+        self, record: Mapping[str, Any], raw_time: Any, error: Exception
+    ) -> MappingError:
+        shown = repr(raw_time)[:40] if isinstance(raw_time, str) else type(raw_time).__name__
+        return self._error(record, "event_time", f"{shown} {error}")
+
+    def _derived_event_id(self, record: Mapping[str, Any], event_name: str) -> str:
+        return deterministic_event_id(self.stream_name, self._row_identity(record), event_name)
 
     def _row_identity(self, record: Mapping[str, Any]) -> Any:
         if self.key_properties:
