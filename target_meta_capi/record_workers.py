@@ -236,7 +236,10 @@ def _widen_socket_buffers(connection: Connection) -> None:
     With the default ~200 KB, a message takes several reads, and a worker's receiving thread
     waits for the converting thread to let go of the GIL before each (~3% of a run).
     """
-    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(connection.fileno())) as end:
+    with (
+        contextlib.suppress(OSError),
+        socket.fromfd(connection.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as end,
+    ):
         end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
         end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
 

@@ -56,6 +56,8 @@ class DeliveryError(CapiError):
     """Sending a request failed. `retryable` says whether sending it again may succeed."""
 
     retryable: bool = False
+    #: seconds the answer's Retry-After header asked to wait before sending again
+    retry_after: float | None = None
 
 
 class NetworkError(DeliveryError):
@@ -115,7 +117,6 @@ class GraphAPIError(DeliveryError):
         self.user_message = user_message
         self.fbtrace_id = fbtrace_id
         self.is_transient = is_transient
-        #: seconds the answer's Retry-After header asked to wait before sending again
         self.retry_after = retry_after
 
     def __str__(self) -> str:

@@ -84,5 +84,5 @@ class RetryPolicy:
             throttled = isinstance(error, ThrottledError)
             base = self.throttle_base_delay if throttled else self.base_delay
             delay = backoff.full_jitter(min(self.max_delay, base * next(doublings)))
-            asked = getattr(error, "retry_after", None)
+            asked = error.retry_after
             error = yield delay if asked is None else max(delay, asked)
