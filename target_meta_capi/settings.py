@@ -21,6 +21,7 @@ DEFAULT_BATCH_SIZE = 1000
 DEFAULT_CONCURRENT_REQUESTS = 8
 DEFAULT_REQUEST_TIMEOUT = 60
 DEFAULT_MAX_RETRIES = 5
+DEFAULT_SHUTDOWN_GRACE_SECONDS = 30
 ON_INVALID_DEAD_LETTER = "dead_letter"
 ON_INVALID_FAIL = "fail"
 
@@ -123,6 +124,17 @@ SETTINGS = th.PropertiesList(
         th.NumberType(exclusive_minimum=0),
         default=DEFAULT_REQUEST_TIMEOUT,
         description="Seconds to wait for Meta's answer to one request before retrying it.",
+    ),
+    th.Property(
+        "shutdown_grace_seconds",
+        th.NumberType(minimum=0),
+        default=DEFAULT_SHUTDOWN_GRACE_SECONDS,
+        description=(
+            "After SIGTERM or Ctrl-C, how long requests in flight may take to be answered "
+            "before they are abandoned (their state is then not written). Keep it below the "
+            "time your orchestrator allows before it kills the process (Kubernetes' "
+            "terminationGracePeriodSeconds is 30 by default)."
+        ),
     ),
     th.Property(
         "max_retries",

@@ -64,6 +64,7 @@ from target_meta_capi.settings import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_PARTNER_AGENT,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ON_INVALID_FAIL,
     SECRET_SETTINGS,
     SETTINGS,
@@ -99,8 +100,6 @@ class TargetMetaCapi(Target):
     #: more often than this: a tap that emits STATE after every record would otherwise
     #: send one-event requests.
     state_drain_min_interval_seconds: float = 1.0
-    #: After SIGTERM/SIGINT, how long requests in flight may take to finish.
-    shutdown_grace_seconds: float = 30.0
     #: Backoff base of retries (seconds); tests lower it.
     retry_base_delay_seconds: float = 0.5
 
@@ -559,13 +558,14 @@ class TargetMetaCapi(Target):
 
     def _stop_after_signal(self, signum: int) -> int:
         in_flight = self.delivery.unsettled_requests
+        grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
         self.logger.warning(
-            "Received %s: stopped reading; waiting up to %.0f s for %d requests in flight",
+            "Received %s: stopped reading; waiting up to %g s for %d requests in flight",
             signal.Signals(signum).name,
-            self.shutdown_grace_seconds,
+            grace,
             in_flight,
         )
-        if self._wait_for_in_flight(timeout=self.shutdown_grace_seconds):
+        if self._wait_for_in_flight(timeout=grace):
             self._write_ready_state()
         else:
             self.logger.error("Requests still in flight were abandoned; their state is not written")

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ TARGET = Path(sys.executable).with_name("target-meta-capi")
 SETTINGS = [
     "pixel_id", "access_token", "app_secret", "api_version", "graph_url", "test_event_code",
     "partner_agent", "namespace_id", "upload_tag", "upload_id", "upload_source", "batch_size",
-    "concurrent_requests", "request_timeout", "max_retries", "http_service_class",
+    "concurrent_requests", "request_timeout", "shutdown_grace_seconds", "max_retries",
+    "http_service_class",
     "default_event_name", "default_action_source", "streams", "hash_external_id",
     "dead_letter_path", "on_invalid_event", "dry_run", "dry_run_path", "progress_interval",
     "summary_path",
@@ -163,9 +165,36 @@ def test_sigterm_while_the_window_is_full_waits_only_for_the_requests_in_flight(
     accepted = {int(item["event"]["event_id"]) for item in sandbox.accepted_events()}
     assert process.returncode == 128 + signal.SIGTERM
     assert "Received SIGTERM: stopped reading; waiting up to 30 s for 1 requests" in stderr
+    assert "abandoned" not in stderr
     assert 0 < len(accepted) < 60
     for line in rest.splitlines():
         assert set(range(1, json.loads(line)["bookmarks"][STREAM] + 1)) <= accepted
+
+
+def test_requests_still_unanswered_after_the_grace_period_are_abandoned_without_their_state(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=8000)
+    config = orders_config(
+        sandbox.url, tmp_path, batch_size=5, concurrent_requests=1, shutdown_grace_seconds=0.5
+    )
+    process = subprocess.Popen(
+        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert process.stdin is not None
+    process.stdin.write("\n".join(order_stream(10, state_every=5)) + "\n")
+    process.stdin.flush()
+    wait_until(lambda: sandbox.stats()["in_flight"] == 1)
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "waiting up to 0.5 s for 1 requests in flight" in stderr
+    assert "Requests still in flight were abandoned; their state is not written" in stderr
+    assert stdout == ""  # the only request was never answered: no state covers it
+    assert time.monotonic() - signalled < 6  # gone well before the sandbox would answer
 
 
 @pytest.mark.parametrize("dry_run_path", [None, "payloads.jsonl"])
