@@ -523,7 +523,6 @@ class _Plan:
     """What to read from records with one particular set of columns."""
 
     objects: tuple[tuple[Source, str], ...]  # (source, event key) of whole-object columns
-    paths: tuple[tuple[Path, tuple[Source, ...]], ...]  # sources in order of precedence
     extra_columns: tuple[str, ...]
     fill_paths: FillPaths  # every path, compiled
     # every path but the hashed user_data ones, compiled (those come from the identity memo)
@@ -686,16 +685,17 @@ def _compile_builder(
     in the plan's order, not in the order the record happened to fill them; and when two
     fields after user_data are unusable, the error names the first in that order.
     """
-    by_key: dict[str, list[tuple[Path, tuple[Source, ...]]]] = {}
-    for path, path_sources in paths:
+    by_path = dict(paths)
+    if ("event_name",) not in by_path or ("event_time",) not in by_path:
+        return None  # _finish raises its error for every record
+    by_key: dict[str, list[Path]] = {}
+    for path in by_path:
         if len(path) > 2 or (len(path) == 2 and path[0] not in ("user_data", "custom_data")):
             return None
         if len(path) == 1 and path[0] in _OBJECT_KEYS:  # a constant object: _finish merges it
             return None
         if path not in hashed_paths:
-            by_key.setdefault(path[0], []).append((path, path_sources))
-    if ("event_name",) not in dict(paths) or ("event_time",) not in dict(paths):
-        return None  # _finish raises its error for every record
+            by_key.setdefault(path[0], []).append(path)
 
     code = _Code()
     code.namespace.update(
@@ -713,7 +713,7 @@ def _compile_builder(
 
     def convert(path: Path, converter: Callable[[Any], Any], target: str, field: str) -> None:
         """Lines converting the path's first value into `target`, or leaving it unset."""
-        ((_, path_sources),) = [item for item in by_key[path[0]] if item[0] == path]
+        path_sources = by_path[path]
         first_kind, first_payload = path_sources[0]
         if first_kind == _LITERAL and not _is_empty(first_payload):
             try:
@@ -734,7 +734,6 @@ def _compile_builder(
             ]
         )
 
-    by_path = dict(paths)
     lines.append("    event_name = _NO_VALUE")
     convert(("event_name",), _to_text, "event_name", "event_name")
     lines += [
@@ -758,8 +757,8 @@ def _compile_builder(
         "        event_id = _derived_event_id(record, event_name)",
         "    unhashed = {}",
     ]
-    for path, path_sources in by_key.get("user_data", ()):
-        code.first_value(path_sources, "    ")
+    for path in by_key.get("user_data", ()):
+        code.first_value(by_path[path], "    ")
         lines += [
             "    if value is not _NO_VALUE:",
             f"        unhashed[{code.literal(path[1])}] = value",
@@ -774,7 +773,7 @@ def _compile_builder(
             continue
         if key == "custom_data":
             lines.append("    custom_data = {}")
-            for path, _ in key_paths:
+            for path in key_paths:
                 name = path[1]
                 converter = _CUSTOM_DATA_CONVERTERS.get(name, _to_json)
                 convert(path, converter, f"custom_data[{name!r}]", f"custom_data.{name}")
@@ -926,11 +925,10 @@ class EventMapper:
         build = None
         if identity_plan and not objects and not extra:
             build = _compile_builder(
-                paths, [path for path, _, _ in identity_plan["identity_paths"]], self
+                paths, {path for path, _, _ in identity_plan["identity_paths"]}, self
             )
         return _Plan(
             objects=tuple(objects),
-            paths=paths,
             extra_columns=extra,
             fill_paths=_compile_paths(paths),
             fill_other_paths=_compile_paths(identity_plan.pop("other_paths", ())),
@@ -1011,7 +1009,7 @@ class EventMapper:
         for path, path_sources, precedes_unhashed in plan.identity_paths:
             for kind, payload in path_sources:
                 value = by_column[payload] if kind == _COLUMN else payload
-                if value is None or (isinstance(value, str) and not value.strip()):
+                if _is_empty(value):
                     continue
                 winners[path[1]] = value
                 before_unhashed[path[1]] = precedes_unhashed

@@ -78,6 +78,7 @@ class RecordingObserver(RequestObserver):
     def __init__(self) -> None:
         self.attempts: list[tuple[int, int | None, str | None]] = []
         self.retries: list[tuple[str, int]] = []
+        self.delays: list[float] = []
 
     def on_attempt(self, events, status, seconds, error):
         assert seconds >= 0
@@ -85,13 +86,6 @@ class RecordingObserver(RequestObserver):
 
     def on_retry(self, error, attempt, delay):
         self.retries.append((type(error).__name__, attempt))
-
-
-class DelayObserver(RequestObserver):
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    def on_retry(self, error, attempt, delay):
         self.delays.append(delay)
 
 
@@ -207,7 +201,7 @@ def test_retry_then_success_on_html_502_from_a_proxy():
 
 def test_a_retry_waits_at_least_what_the_answers_retry_after_asked():
     throttled = dataclasses.replace(graph_error(400, 17, 2446079), headers={"Retry-After": "1"})
-    observer = DelayObserver()
+    observer = RecordingObserver()
     with FakeGraphServer(replies(throttled)) as server:
         started = time.monotonic()
         response = make_request(server).execute(observer=observer)

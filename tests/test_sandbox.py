@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import hmac
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -588,24 +589,32 @@ def test_report_reads_a_sqlite_recording(sandbox_factory, tmp_path, capsys):
     assert (summary["events"], summary["by_test_event_code"]) == (2, {"T2": 2})
 
 
-@pytest.fixture
-def sandbox_process(tmp_path: Path):
+@contextlib.contextmanager
+def sandbox_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`target-meta-capi-sandbox --port 0 ARGS` started, and its URL once it listens."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "target_meta_capi.sandbox", "--port", "0", "--seed", "1"],
+        [sys.executable, "-m", "target_meta_capi.sandbox", "--port", "0", *args],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    assert process.stderr is not None
-    line = ""
-    while " listening on " not in line:
-        line = process.stderr.readline()
-        assert line, "the sandbox exited before listening"
-    url = line.split(" listening on ", 1)[1].split()[0]
-    yield process, url
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    try:
+        assert process.stderr is not None
+        line = ""
+        while " listening on " not in line:
+            line = process.stderr.readline()
+            assert line, "the sandbox exited before listening"
+        yield process, line.split(" listening on ", 1)[1].split()[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def sandbox_process():
+    with sandbox_cli("--seed", "1") as started:
+        yield started
 
 
 def test_cli_serves_logs_without_token_and_stops_on_sigterm(sandbox_process):
@@ -642,22 +651,7 @@ def test_an_event_on_the_reject_list_is_refused_as_an_invalid_event(sandbox_fact
 
 
 def test_cli_refuses_events_on_its_reject_list():
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "target_meta_capi.sandbox", "--port", "0"),
-            *("--reject-event-id", "order-2", "--reject-event-id", "order-3"),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stderr is not None
-        line = ""
-        while " listening on " not in line:
-            line = process.stderr.readline()
-            assert line, "the sandbox exited before listening"
-        url = line.split(" listening on ", 1)[1].split()[0]
+    with sandbox_cli("--reject-event-id", "order-2", "--reject-event-id", "order-3") as (_, url):
         answers = [
             requests.post(
                 f"{url}/v24.0/{PIXEL}/events",
@@ -666,7 +660,4 @@ def test_cli_refuses_events_on_its_reject_list():
             ).status_code
             for event_id in ("order-1", "order-2", "order-3")
         ]
-        assert answers == [200, 400, 400]
-    finally:
-        process.kill()
-        process.wait()
+    assert answers == [200, 400, 400]

@@ -47,6 +47,15 @@ def _run_target(config_path: Path, stdin: str) -> subprocess.CompletedProcess[st
     )
 
 
+def _start_target(tmp_path: Path, config: dict[str, Any]) -> subprocess.Popen[str]:
+    """The target reading from a pipe the test writes to, as a running tap's would be."""
+    return subprocess.Popen(
+        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+
+
 def _error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "| ERROR" in line]
 
@@ -124,11 +133,7 @@ def test_sigterm_stops_reading_and_writes_only_acknowledged_state(
 ) -> None:
     sandbox = sandbox_factory(latency_ms=50)
     config = orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1)
-    process = subprocess.Popen(
-        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=tmp_path,
-    )  # fmt: skip
+    process = _start_target(tmp_path, config)
     assert process.stdin is not None and process.stdout is not None
     lines = order_stream(20, state_every=5)
     # everything but the last state; the pipe stays open as if the tap were still running
@@ -150,11 +155,7 @@ def test_sigterm_while_the_window_is_full_waits_only_for_the_requests_in_flight(
 ) -> None:
     sandbox = sandbox_factory(latency_ms=1500)
     config = orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1)
-    process = subprocess.Popen(
-        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=tmp_path,
-    )  # fmt: skip
+    process = _start_target(tmp_path, config)
     assert process.stdin is not None
     # far more than one request: reading stops while the one request in flight waits
     process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
@@ -178,11 +179,7 @@ def test_requests_still_unanswered_after_the_grace_period_are_abandoned_without_
     config = orders_config(
         sandbox.url, tmp_path, batch_size=5, concurrent_requests=1, shutdown_grace_seconds=0.5
     )
-    process = subprocess.Popen(
-        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=tmp_path,
-    )  # fmt: skip
+    process = _start_target(tmp_path, config)
     assert process.stdin is not None
     process.stdin.write("\n".join(order_stream(10, state_every=5)) + "\n")
     process.stdin.flush()
