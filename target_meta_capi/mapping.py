@@ -60,6 +60,7 @@ from target_meta_capi.capi.normalize import (
     MATCH_KEYS,
     UNHASHED_KEYS,
     DroppedValue,
+    normalize_hashed_values,
     normalize_user_data,
 )
 
@@ -519,6 +520,16 @@ _TEXT_TYPE = frozenset({str})
 
 
 @dataclass(frozen=True, slots=True)
+class _IdentitySource:
+    """Where a hashed user_data key of the identity memo takes its value from."""
+
+    key: str
+    value_indexes: tuple[int, ...]  # into the memo key, tried in order: first non-empty wins
+    fallback: Any  # a non-empty literal when no column has a value, or _NO_VALUE
+    precedes_unhashed: bool  # its path comes before every unhashed user_data path
+
+
+@dataclass(frozen=True, slots=True)
 class _Plan:
     """What to read from records with one particular set of columns."""
 
@@ -529,10 +540,9 @@ class _Plan:
     fill_other_paths: FillPaths
     # The hashed user_data paths when they can be taken from the identity memo (all fed by
     # plain columns or literals, no user_data object column, the other user_data keys all
-    # unhashed): their columns (the memo key); those paths, each with whether it comes
-    # before every unhashed user_data path.
+    # unhashed): their columns (the memo key); how each key finds its value in those.
     identity_columns: tuple[str, ...] | None = None
-    identity_paths: tuple[tuple[Path, tuple[Source, ...], bool], ...] = ()
+    identity_sources: tuple[_IdentitySource, ...] = ()
     # raw values of identity_columns → the hashed user_data and dropped values they give, or
     # None when those values take the general path
     identities: dict[tuple[Any, ...], _Identity | None] = field(default_factory=dict)
@@ -789,6 +799,21 @@ def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def _identity_source(
+    key: str, path_sources: tuple[Source, ...], columns: tuple[str, ...], precedes_unhashed: bool
+) -> _IdentitySource:
+    """The sources of a hashed key, as positions in the memo key up to its first literal."""
+    indexes: list[int] = []
+    fallback: Any = _NO_VALUE
+    for kind, payload in path_sources:
+        if kind == _COLUMN:
+            indexes.append(columns.index(payload))
+        elif not _is_empty(payload):  # a literal: the sources after it are never read
+            fallback = payload
+            break
+    return _IdentitySource(key, tuple(indexes), fallback, precedes_unhashed)
+
+
 def _alias_lookup() -> tuple[dict[str, list[tuple[Path, int]]], dict[str, str]]:
     by_column: dict[str, list[tuple[Path, int]]] = {}
     for dotted, names in ALIASES.items():
@@ -924,9 +949,8 @@ class EventMapper:
         identity_plan = self._identity_plan(objects, paths)
         build = None
         if identity_plan and not objects and not extra:
-            build = _compile_builder(
-                paths, {path for path, _, _ in identity_plan["identity_paths"]}, self
-            )
+            hashed_paths = {("user_data", key.key) for key in identity_plan["identity_sources"]}
+            build = _compile_builder(paths, hashed_paths, self)
         return _Plan(
             objects=tuple(objects),
             extra_columns=extra,
@@ -978,8 +1002,9 @@ class EventMapper:
         return {
             "identity_values": operator.itemgetter(*columns),  # a tuple: 2 columns or more
             "identity_columns": columns,
-            "identity_paths": tuple(
-                (path, path_sources, index < first_unhashed) for index, path, path_sources in hashed
+            "identity_sources": tuple(
+                _identity_source(path[1], path_sources, columns, index < first_unhashed)
+                for index, path, path_sources in hashed
             ),
             "other_paths": tuple(
                 item for index, item in enumerate(paths) if index not in hashed_indexes
@@ -1003,31 +1028,29 @@ class EventMapper:
         # date parsing produce.
         if not _IDENTITY_VALUE_TYPES.issuperset(map(type, values)):
             return None
-        by_column = dict(zip(plan.identity_columns, values, strict=True))
         winners: dict[str, Any] = {}
-        before_unhashed: dict[str, bool] = {}
-        for path, path_sources, precedes_unhashed in plan.identity_paths:
-            for kind, payload in path_sources:
-                value = by_column[payload] if kind == _COLUMN else payload
-                if _is_empty(value):
+        late: list[str] = []  # winners whose paths come after an unhashed one
+        for source in plan.identity_sources:
+            for index in source.value_indexes:
+                value = values[index]  # a str, None or a date (checked above)
+                if value is not None and (value.__class__ is not str or value.strip()):
+                    break
+            else:
+                value = source.fallback
+                if value is _NO_VALUE:
                     continue
-                winners[path[1]] = value
-                before_unhashed[path[1]] = precedes_unhashed
-                break
+            winners[source.key] = value
+            if not source.precedes_unhashed:
+                late.append(source.key)
         # normalize_user_data puts two or more texts first as a group and the rest in record
         # order: hashed results followed by the unhashed values is the same only when every
         # hashed value outside that group comes before the unhashed ones.
-        texts = sum(value.__class__ is str for value in winners.values())
+        if late and sum(value.__class__ is str for value in winners.values()) >= 2:
+            late = [key for key in late if winners[key].__class__ is not str]
         identity = None
         # a literal of another type (a list constant …) could give a list, shared if kept
-        if _IDENTITY_VALUE_TYPES.issuperset(map(type, winners.values())) and all(
-            before_unhashed[key]
-            for key, value in winners.items()
-            if texts < 2 or value.__class__ is not str
-        ):
-            normalized = normalize_user_data(
-                winners, hash_external_id=self.hash_external_id, memoize_group=False
-            )
+        if not late and _IDENTITY_VALUE_TYPES.issuperset(map(type, winners.values())):
+            normalized = normalize_hashed_values(winners, hash_external_id=self.hash_external_id)
             identity = (normalized.user_data, tuple(normalized.dropped))
         if self._identities_kept >= _MAX_CACHED_IDENTITIES:
             for cached_plan in self._plans.values():

@@ -135,6 +135,28 @@ def test_hashed_keys_after_unhashed_ones_keep_the_general_paths_order(changes):
         assert_same_as_general_path(mapper, LATE_HASHED_CONFIG, {**LATE_ORDER, **changes})
 
 
+def test_a_late_hashed_text_in_a_group_of_texts_is_still_memoized():
+    order = {**LATE_ORDER, "date_of_birth": "1990-05-17"}  # every hashed value a text
+    mapper = orders_mapper(LATE_HASHED_CONFIG, tuple(order))
+    mapper.map(dict(order))
+    (plan,) = mapper._plans.values()
+    assert list(plan.identities.values()) != [None]
+    assert_same_as_general_path(mapper, LATE_HASHED_CONFIG, order)
+
+
+def test_a_constant_wins_over_an_alias_column_of_the_same_key_as_without_the_memo():
+    config = json.loads(json.dumps(CONFIG))
+    config["streams"]["orders"]["constants"] = {"user_data.ct": "Paris"}
+    record = {**ORDER, "city": "Lyon"}  # `city` is an alias of user_data.ct
+    mapper = orders_mapper(config, tuple(record))
+    for _ in range(2):
+        assert_same_as_general_path(mapper, config, record)
+    assert (
+        mapper.map(dict(record)).event["user_data"]["ct"]
+        == normalize_user_data({"ct": "Paris"}).user_data["ct"]
+    )
+
+
 def test_a_number_and_a_boolean_that_compare_equal_are_not_mixed_up():
     mapper = orders_mapper()
     with_number = mapper.map({**ORDER, "phone": 1, "zip": 1}).event["user_data"]

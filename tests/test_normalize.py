@@ -162,6 +162,20 @@ def test_date_of_birth_common_forms_become_yyyymmdd(raw):
     assert normalize_value("db", raw) == "19970216"
 
 
+@pytest.mark.parametrize("raw", [dt.date(1997, 2, 16), dt.datetime(1997, 2, 16, 23, 59)])
+def test_date_objects_hash_like_their_iso_text(raw):
+    assert (
+        normalize_user_data({"db": raw}).user_data
+        == normalize_user_data({"db": "1997-02-16"}).user_data
+    )
+
+
+def test_date_object_before_year_1000_is_dropped_like_its_text():
+    assert normalize_user_data({"db": dt.date(999, 2, 16)}).dropped == [
+        DroppedValue("db", "invalid")
+    ]
+
+
 def test_ambiguous_slash_date_is_read_month_first():
     assert normalize_value("db", "03/04/1997") == "19970304"
 

@@ -1,9 +1,18 @@
-"""normalize_user_data memoizes a customer's hashed values as a group: results stay per call."""
+"""normalize_user_data memoizes a customer's hashed values as a group: results stay per call.
+
+normalize_hashed_values gives the same without that memo, for a caller that keeps its own.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+
+import pytest
+
+from target_meta_capi.capi import normalize
 from target_meta_capi.capi.normalize import (
     DroppedValue,
+    normalize_hashed_values,
     normalize_user_data,
     sha256_hex,
 )
@@ -43,13 +52,32 @@ def test_grouped_and_key_by_key_paths_agree_on_mixed_value_types() -> None:
     assert normalized.user_data["fn"] == sha256_hex("mary")
 
 
-def test_a_group_not_memoized_gives_the_same_result_and_is_not_kept() -> None:
-    from target_meta_capi.capi import normalize
+@pytest.mark.parametrize(
+    "hashed",
+    [
+        {"em": " Mary.Smith@Example.COM ", "fn": "Mary", "ph": "12"},
+        {"db": dt.date(1990, 5, 17), "em": "mary@example.com", "fn": "Mary"},  # texts first
+        {"db": dt.date(1990, 5, 17), "fn": "Mary"},  # a single text: in the given order
+        {"em": "   ", "zp": "94035-1234", "external_id": "CUST-7"},
+    ],
+)
+def test_hashed_values_alone_give_what_normalize_user_data_gives_in_the_same_order(
+    hashed,
+) -> None:
+    alone = normalize_hashed_values(hashed)
+    grouped = normalize_user_data(hashed)
+    assert list(alone.user_data.items()) == list(grouped.user_data.items())
+    assert alone.dropped == grouped.dropped
 
-    customer = {**CUSTOMER, "em": "only.once@example.com"}
+
+def test_hashed_values_alone_are_not_kept_in_the_group_memo() -> None:
     normalize._normalize_identity.cache_clear()
-    unkept = normalize_user_data(customer, memoize_group=False)
+    normalize_hashed_values({"em": "only.once@example.com", "fn": "Mary"})
     assert normalize._normalize_identity.cache_info().currsize == 0
-    kept = normalize_user_data(customer)
-    assert normalize._normalize_identity.cache_info().currsize == 1
-    assert (unkept.user_data, unkept.dropped) == (kept.user_data, kept.dropped)
+
+
+def test_hashed_values_alone_leave_external_id_unhashed_when_asked() -> None:
+    alone = normalize_hashed_values(
+        {"external_id": " Cust-7 ", "fn": "Mary"}, hash_external_id=False
+    )
+    assert alone.user_data["external_id"] == "Cust-7"

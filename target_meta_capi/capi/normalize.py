@@ -34,7 +34,7 @@ import datetime as dt
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
@@ -54,6 +54,7 @@ __all__ = [
     "DroppedValue",
     "NormalizedUserData",
     "is_sha256_hex",
+    "normalize_hashed_values",
     "normalize_user_data",
     "normalize_value",
     "sha256_hex",
@@ -295,12 +296,15 @@ def normalize_value(key: str, value: Any) -> str | None:
 @lru_cache(maxsize=1 << 12, typed=True)
 def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
     """(hash, "") or (None, reason). Memoized: the same emails, cities and states repeat."""
+    if key == "db" and isinstance(value, dt.date) and value.year >= 1000:
+        # what _as_text's text of it, read back by _normalize_date_text, comes to
+        return sha256_hex(f"{value.year}{value.month:02d}{value.day:02d}"), ""
     try:
         text = _as_text(key, value)
     except _Rejected as rejected:
         return None, rejected.reason
     stripped = text.strip()
-    if _SHA256_RE.fullmatch(stripped):
+    if len(stripped) == 64 and _SHA256_RE.fullmatch(stripped):
         return stripped.lower(), ""
     normalized = _NORMALIZERS[key](text)
     if normalized is None:
@@ -328,14 +332,12 @@ def _has_content(value: str | list | tuple) -> bool:
 
 
 def normalize_user_data(
-    raw: Mapping[str, Any], *, hash_external_id: bool = True, memoize_group: bool = True
+    raw: Mapping[str, Any], *, hash_external_id: bool = True
 ) -> NormalizedUserData:
     """Normalize and hash every hashed key of a user_data mapping; never raises on bad values.
 
     Hashed keys come back as a hex string (or a list of them for a list in); unhashed keys are
     passed through untouched; unknown keys are dropped (they might carry raw PII).
-    `memoize_group=False` is for a caller that keeps the result itself: a customer's group
-    would otherwise be held twice.
     """
     # A customer's hashed keys (em, ph, fn … zp) repeat together from order to order: their
     # text values are normalized as one group, memoized; the rest (ip, user agent, fbc …
@@ -349,12 +351,39 @@ def normalize_user_data(
             rest[key] = value
     if len(identity) < 2:
         return _normalize_each(raw, hash_external_id)
-    normalize_group = _normalize_identity if memoize_group else _normalize_identity.__wrapped__
-    user_data, dropped = normalize_group(tuple(identity), hash_external_id)
+    user_data, dropped = _normalize_identity(tuple(identity), hash_external_id)
     normalized = _normalize_each(rest, hash_external_id)
     normalized.user_data = {**user_data, **normalized.user_data}
     normalized.dropped[:0] = dropped
     return normalized
+
+
+def normalize_hashed_values(
+    raw: Mapping[str, Any], *, hash_external_id: bool = True
+) -> NormalizedUserData:
+    """normalize_user_data of single values of hashed keys, with no memo of the group.
+
+    For a caller that memoizes each customer itself (the mapping's customer memo): the same
+    user_data in the same order and the same dropped values, in fewer steps, and a group
+    not held twice. Values must be single values (no lists) of hashed keys.
+    """
+    items: Iterable[tuple[str, Any]] = raw.items()
+    texts = [item for item in items if item[1].__class__ is str]
+    if 2 <= len(texts) < len(raw):  # normalize_user_data's order: its group of texts first
+        items = texts + [item for item in items if item[1].__class__ is not str]
+    user_data: dict[str, Any] = {}
+    dropped: list[DroppedValue] = []
+    plain_external_id = not hash_external_id
+    for key, value in items:
+        if plain_external_id and key == "external_id":
+            result, reason = _plain_external_id(key, value)
+        else:
+            result, reason = _hash_or_reject(key, value)
+        if result is None:
+            dropped.append(DroppedValue(key, reason))
+        else:
+            user_data[key] = result
+    return NormalizedUserData(user_data, dropped)
 
 
 @lru_cache(maxsize=1 << 13)  # ~1.5 KB per customer: at most ~12 MB
