@@ -70,6 +70,10 @@ class SentBatch:
         )
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
 def _failure_hint(error: BaseException) -> str:
     if isinstance(error, AuthError):
         return (
@@ -82,6 +86,12 @@ def _failure_hint(error: BaseException) -> str:
         return " Check graph_url and the network; rerun from the last state when it is reachable."
     if isinstance(error, EventsReceivedMismatch):
         return " Meta stored an unknown part of the events; rerun from the last state."
+    if isinstance(error, DeliveryError) and error.retryable and error.retry_after is not None:
+        return (
+            f" Meta asked to wait {_duration(error.retry_after)} before sending again, beyond "
+            "max_retry_seconds; rerun from the last state after that, or raise "
+            "max_retry_seconds to wait it out."
+        )
     if isinstance(error, DeliveryError) and error.retryable:
         return " Retries are exhausted; rerun from the last state when the endpoint recovers."
     return ""

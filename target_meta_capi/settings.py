@@ -21,6 +21,7 @@ DEFAULT_BATCH_SIZE = 1000
 DEFAULT_CONCURRENT_REQUESTS = 8
 DEFAULT_REQUEST_TIMEOUT = 60
 DEFAULT_MAX_RETRIES = 5
+DEFAULT_MAX_RETRY_SECONDS = 300
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 30
 ON_INVALID_DEAD_LETTER = "dead_letter"
 ON_INVALID_FAIL = "fail"
@@ -143,6 +144,17 @@ SETTINGS = th.PropertiesList(
         description=(
             "Retries of a request after transient errors, throttling or network failures "
             "(exponential backoff with jitter). Auth and invalid-event errors are not retried."
+        ),
+    ),
+    th.Property(
+        "max_retry_seconds",
+        th.NumberType(minimum=0),
+        default=DEFAULT_MAX_RETRY_SECONDS,
+        description=(
+            "How long one request may keep retrying. A retry never comes sooner than Meta "
+            "asks (Retry-After, or the estimated time to regain access of a throttled "
+            "business); when that is beyond this limit the run stops at once, state unchanged, "
+            "and says how long to wait. Raise it to let a long run wait out throttling."
         ),
     ),
     th.Property(

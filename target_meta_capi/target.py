@@ -62,6 +62,7 @@ from target_meta_capi.settings import (
     DEFAULT_CONCURRENT_REQUESTS,
     DEFAULT_DEAD_LETTER_PATH,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_SECONDS,
     DEFAULT_PARTNER_AGENT,
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SHUTDOWN_GRACE_SECONDS,
@@ -199,6 +200,7 @@ class TargetMetaCapi(Target):
             http_service=self._http_service(),
             retry_policy=RetryPolicy(
                 max_retries=int(config.get("max_retries", DEFAULT_MAX_RETRIES)),
+                max_time=float(config.get("max_retry_seconds", DEFAULT_MAX_RETRY_SECONDS)),
                 base_delay=self.retry_base_delay_seconds,
                 # throttling needs a longer breath than a transient error (5 s by default)
                 throttle_base_delay=self.retry_base_delay_seconds * 10,

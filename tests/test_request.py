@@ -211,15 +211,31 @@ def test_a_retry_waits_at_least_what_the_answers_retry_after_asked():
     assert elapsed >= 1.0
 
 
-def test_a_retry_after_beyond_max_time_waits_only_until_max_time():
+def test_a_retry_after_beyond_max_time_is_not_waited_for_and_raises_at_once():
     unavailable = dataclasses.replace(graph_error(503, 2), headers={"Retry-After": "3600"})
     policy = RetryPolicy(max_retries=3, max_time=0.5, base_delay=0.001, max_delay=0.01)
     with FakeGraphServer(replies(unavailable)) as server:
         started = time.monotonic()
-        response = make_request(server, retry_policy=policy).execute()
+        with pytest.raises(TransientError) as raised:
+            make_request(server, retry_policy=policy).execute()
         elapsed = time.monotonic() - started
-    assert response.events_received == 2
-    assert elapsed < 5
+    assert raised.value.retry_after == 3600.0
+    assert len(server.requests) == 1
+    assert elapsed < 0.5
+
+
+def test_throttling_with_metas_time_to_regain_access_beyond_max_time_raises_at_once():
+    usage = (
+        '{"100000000000001": [{"type": "ads_management", "call_count": 100, '
+        '"estimated_time_to_regain_access": 30}]}'
+    )
+    throttled = dataclasses.replace(
+        graph_error(400, 80004), headers={"X-Business-Use-Case-Usage": usage}
+    )
+    with FakeGraphServer(replies(throttled)) as server, pytest.raises(ThrottledError) as raised:
+        make_request(server).execute()
+    assert raised.value.retry_after == 1800.0
+    assert len(server.requests) == 1
 
 
 def test_no_retry_on_expired_token_190():

@@ -390,6 +390,21 @@ def test_fault_answers_carry_no_retry_after_by_default_as_graph_sends_none(sandb
     assert "Retry-After" not in post_events(sandbox, [make_event()]).headers
 
 
+def test_regain_access_setting_adds_metas_usage_header_to_throttle_answers(sandbox_factory):
+    sandbox = sandbox_factory(throttle_rate=1.0, regain_access_minutes=30)
+    response = post_events(sandbox, [make_event()])
+    assert response.json()["error"]["code"] == 17
+    usage = json.loads(response.headers["X-Business-Use-Case-Usage"])
+    (entries,) = usage.values()
+    assert entries[0]["estimated_time_to_regain_access"] == 30
+    assert entries[0]["call_count"] == 100
+
+
+def test_throttle_answers_carry_no_usage_header_by_default(sandbox_factory):
+    sandbox = sandbox_factory(throttle_rate=1.0)
+    assert "X-Business-Use-Case-Usage" not in post_events(sandbox, [make_event()]).headers
+
+
 def test_html_502_fault_answers_an_html_page(sandbox_factory):
     sandbox = sandbox_factory(html_502_rate=1.0)
     response = post_events(sandbox, [make_event()])
@@ -661,3 +676,15 @@ def test_cli_refuses_events_on_its_reject_list():
             for event_id in ("order-1", "order-2", "order-3")
         ]
     assert answers == [200, 400, 400]
+
+
+def test_cli_throttles_with_metas_time_to_regain_access():
+    with sandbox_cli("--throttle-rate", "1", "--regain-access-minutes", "5") as (_, url):
+        response = requests.post(
+            f"{url}/v24.0/{PIXEL}/events",
+            json={"data": [make_event()], "access_token": TOKEN},
+            timeout=10,
+        )
+    assert response.status_code == 400
+    (entries,) = json.loads(response.headers["X-Business-Use-Case-Usage"]).values()
+    assert entries[0]["estimated_time_to_regain_access"] == 5

@@ -23,7 +23,7 @@ SETTINGS = [
     "pixel_id", "access_token", "app_secret", "api_version", "graph_url", "test_event_code",
     "partner_agent", "namespace_id", "upload_tag", "upload_id", "upload_source", "batch_size",
     "concurrent_requests", "request_timeout", "shutdown_grace_seconds", "max_retries",
-    "http_service_class",
+    "max_retry_seconds", "http_service_class",
     "default_event_name", "default_action_source", "streams", "hash_external_id",
     "dead_letter_path", "on_invalid_event", "dry_run", "dry_run_path", "progress_interval",
     "summary_path",
@@ -126,6 +126,24 @@ def test_expired_token_stops_with_one_clear_error_and_no_state(
     assert "code=190" in error
     assert "Check access_token" in error
     assert "EAAexpiredtoken1234567890abc" not in completed.stderr
+
+
+def test_throttling_meta_will_not_lift_within_max_retry_seconds_stops_at_once_with_the_wait(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(throttle_rate=1.0, regain_access_minutes=30)
+    config = orders_config(sandbox.url, tmp_path)
+    started = time.monotonic()
+    completed = _run_target(
+        _write_config(tmp_path, config), "\n".join(order_stream(20, state_every=5))
+    )
+    assert time.monotonic() - started < 20  # not the 300 s max_retry_seconds
+    assert completed.returncode == 1
+    assert completed.stdout == ""
+    [error] = _error_lines(completed.stderr)
+    assert "code=17" in error
+    assert "Meta asked to wait 30 min before sending again, beyond max_retry_seconds" in error
+    assert sandbox.stats()["faults"]["throttle"] == 1  # asked once, not retried into the wall
 
 
 def test_sigterm_stops_reading_and_writes_only_acknowledged_state(

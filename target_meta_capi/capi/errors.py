@@ -56,7 +56,8 @@ class DeliveryError(CapiError):
     """Sending a request failed. `retryable` says whether sending it again may succeed."""
 
     retryable: bool = False
-    #: seconds the answer's Retry-After header asked to wait before sending again
+    #: seconds the answer asked to wait before sending again (Retry-After, or Meta's
+    #: estimated time to regain access when throttled)
     retry_after: float | None = None
 
 
@@ -222,11 +223,47 @@ def classify_response(
     """Turn a Graph error answer (any status, usually non-2xx) into the matching error class.
 
     `secrets` (the access token, app secret...) are removed from every text taken from the body.
-    A Retry-After header among `headers` becomes the error's `retry_after`.
+    The longest wait `headers` ask for (Retry-After, or Meta's estimated time to regain
+    access in X-Business-Use-Case-Usage) becomes the error's `retry_after`.
     """
     error = _classify(status, body, tuple(secrets))
-    error.retry_after = retry_after_seconds(headers or {})
+    asked = [
+        seconds
+        for seconds in (retry_after_seconds(headers or {}), regain_access_seconds(headers or {}))
+        if seconds is not None
+    ]
+    error.retry_after = max(asked, default=None)
     return error
+
+
+def regain_access_seconds(headers: Mapping[str, str]) -> float | None:
+    """Meta's estimate of when a throttled business regains access, in seconds, or None.
+
+    X-Business-Use-Case-Usage maps business ids to lists of usage entries, each with an
+    `estimated_time_to_regain_access` in minutes (0 while not throttled). The longest counts.
+    """
+    value = next(
+        (value for name, value in headers.items() if name.lower() == "x-business-use-case-usage"),
+        None,
+    )
+    if not isinstance(value, str):
+        return None
+    try:
+        usage = json.loads(value)
+    except ValueError:
+        return None
+    minutes = [
+        entry.get("estimated_time_to_regain_access")
+        for entries in (usage.values() if isinstance(usage, dict) else ())
+        if isinstance(entries, list)
+        for entry in entries
+        if isinstance(entry, dict)
+    ]
+    longest = max(
+        (m for m in minutes if isinstance(m, (int, float)) and not isinstance(m, bool)),
+        default=0,
+    )
+    return float(longest) * 60 if math.isfinite(longest) and longest > 0 else None
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:

@@ -1,8 +1,9 @@
 """Retry policy: exponential backoff with full jitter (via `backoff`) for transient failures,
-never sooner than an answer's Retry-After asked."""
+never sooner than an answer asked (Retry-After, Meta's estimated time to regain access)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,9 +24,10 @@ class RetryPolicy:
 
     The n-th retry waits a random time between 0 and min(max_delay, base * 2**(n-1)) seconds,
     where base is `throttle_base_delay` after a throttling error and `base_delay` otherwise;
-    when the failed answer had a Retry-After header, at least the time it asked for (which may
-    exceed max_delay). At most `max_retries` retries, and none that would start after
-    `max_time` seconds: no wait goes past it.
+    when the failed answer asked for a wait (Retry-After, or Meta's estimated time to regain
+    access), at least that long (which may exceed max_delay). At most `max_retries` retries,
+    and none that would start after `max_time` seconds: no wait goes past it, and an asked
+    wait that would is not waited for at all (the error is raised at once).
     `give_up`, when set, vetoes retrying a retryable error (e.g. a refused connection before
     the endpoint ever answered: a wrong graph_url, not a passing outage).
     """
@@ -47,11 +49,16 @@ class RetryPolicy:
         """Transient, throttled and network errors are; auth and invalid requests never are."""
         return isinstance(error, DeliveryError) and error.retryable
 
-    def _gives_up(self, error: BaseException) -> bool:
-        return not self.is_retryable(error) or (self.give_up is not None and self.give_up(error))
+    def _gives_up(self, error: BaseException, started: float) -> bool:
+        if not self.is_retryable(error) or (self.give_up is not None and self.give_up(error)):
+            return True
+        # waiting as asked would pass max_time: a retry sooner would only be refused again
+        asked = error.retry_after if isinstance(error, DeliveryError) else None
+        return asked is not None and time.monotonic() - started + asked > self.max_time
 
     def call(self, attempt: Callable[[], T], *, observer: RequestObserver | None = None) -> T:
         """Run `attempt` until it succeeds, fails for good, or retries run out."""
+        started = time.monotonic()
         on_backoff = []
         if observer is not None:
             on_backoff.append(
@@ -66,7 +73,7 @@ class RetryPolicy:
             max_tries=self.max_retries + 1,
             max_time=self.max_time,
             jitter=None,  # applied in _delays, where Retry-After can set a floor under it
-            giveup=self._gives_up,
+            giveup=lambda error: self._gives_up(error, started),
             on_backoff=on_backoff,
             logger=None,
         ):

@@ -118,6 +118,14 @@ def _serve_parser() -> argparse.ArgumentParser:
         "as a proxy in front of Graph may (Graph itself sends none)",
     )
     faults.add_argument(
+        "--regain-access-minutes",
+        type=_non_negative_int,
+        default=None,
+        metavar="MINUTES",
+        help="throttle answers carry X-Business-Use-Case-Usage with this "
+        "estimated_time_to_regain_access, as Graph's do when a business hits its rate limit",
+    )
+    faults.add_argument(
         "--html-502-rate",
         type=_rate,
         default=0.0,
@@ -184,6 +192,7 @@ def serve(argv: Sequence[str]) -> int:
             slow_response_rate=args.slow_response_rate,
             slow_response_seconds=args.slow_response_seconds,
             retry_after_seconds=args.retry_after,
+            regain_access_minutes=args.regain_access_minutes,
             html_502_rate=args.html_502_rate,
             reject_event_ids=tuple(args.reject_event_ids or ()),
             seed=args.seed,

@@ -38,6 +38,7 @@ REJECTED_EVENT_SUBCODE = 2804099
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 THROTTLE_SUBCODE = 2446079
+SANDBOX_BUSINESS_ID = "100000000000001"  # names the business in usage headers
 
 _OPTIONAL_PARAMS = tuple(
     name for name in REQUEST_PARAM_NAMES if name not in ("pixel_id", "api_version")
@@ -69,6 +70,9 @@ class SandboxConfig:
     #: a Retry-After header (seconds) on the throttle, transient and HTML 502 faults' answers,
     #: as a proxy or gateway in front of Graph may send; Graph itself sends none
     retry_after_seconds: int | None = None
+    #: throttle answers carry X-Business-Use-Case-Usage, as Graph's do, with this
+    #: estimated_time_to_regain_access (minutes); None: no usage header
+    regain_access_minutes: int | None = None
     #: events with these event_ids are refused as Graph refuses an invalid event, so that a
     #: sender's isolation of bad events and its dead letters can be tried out
     reject_event_ids: tuple[str, ...] = ()
@@ -89,6 +93,8 @@ class SandboxConfig:
             raise ValueError("slow_response_seconds must be >= 0")
         if self.retry_after_seconds is not None and self.retry_after_seconds < 0:
             raise ValueError("retry_after_seconds must be >= 0")
+        if self.regain_access_minutes is not None and self.regain_access_minutes < 0:
+            raise ValueError("regain_access_minutes must be >= 0")
         faults.check_settings(self.latency_ms, self.fault_rates())
 
     def fault_rates(self) -> dict[str, float]:
@@ -146,6 +152,18 @@ class GraphError(Exception):
 
 def _invalid_parameter(message: str) -> GraphError:
     return GraphError(400, 100, message)
+
+
+def _usage_header(regain_access_minutes: int) -> str:
+    """X-Business-Use-Case-Usage of a business at its limit, shaped as Graph sends it."""
+    entry = {
+        "type": "ads_management",
+        "call_count": 100,
+        "total_cputime": 25,
+        "total_time": 25,
+        "estimated_time_to_regain_access": regain_access_minutes,
+    }
+    return msgspec.json.encode({SANDBOX_BUSINESS_ID: [entry]}).decode()
 
 
 def _new_fbtrace_id() -> str:
@@ -727,6 +745,9 @@ class _Handler(BaseHTTPRequestHandler):
                 user_title="API User Request Limit Reached",
                 user_message="Too many calls were made. Please wait a bit and try again.",
             )
+            regain = sandbox.config.regain_access_minutes
+            if regain is not None:
+                extra_headers += (("X-Business-Use-Case-Usage", _usage_header(regain)),)
         sandbox._count_rejection(error)
         self._send_graph_error(error, extra_headers)
         self._log(error.http_status, f"code={error.code} fault={fault}", started)
