@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from generate import STREAM, write_stream
+from generate import DEFAULT_CUSTOMERS, STREAM, write_stream
 
 from target_meta_capi.record_workers import default_worker_count
 from target_meta_capi.settings import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENT_REQUESTS
@@ -463,6 +463,13 @@ def main() -> int:
         default=1,
         help="run (a) at N, (b), (f) and (c) this many times and keep the fastest",
     )
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=DEFAULT_CUSTOMERS,
+        help=f"distinct customers the orders come from (default {DEFAULT_CUSTOMERS:,}; as many "
+        "as --records for one order each, the costliest case)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="of the generated records")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
@@ -522,9 +529,11 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     )
     compile_bytecode()
     started = time.perf_counter()
-    input_path = write_stream(workdir / f"orders-{records}.singer", records, seed=args.seed)
+    input_path = write_stream(
+        workdir / f"orders-{records}.singer", records, customers=args.customers, seed=args.seed
+    )
     print(
-        f"input: {records:,} records of stream {STREAM!r} "
+        f"input: {records:,} records of stream {STREAM!r} from {args.customers:,} customers "
         f"({input_path.stat().st_size / 1e6:.0f} MB, generated in "
         f"{time.perf_counter() - started:.1f} s); sandbox latency {args.latency_ms:g} ms\n",
         flush=True,
@@ -550,7 +559,10 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
             print_measurement(target)
             if not args.no_4n:
                 big_input = write_stream(
-                    workdir / f"orders-{4 * records}.singer", 4 * records, seed=args.seed
+                    workdir / f"orders-{4 * records}.singer",
+                    4 * records,
+                    customers=args.customers,
+                    seed=args.seed,
                 )
                 target_4n = run_target(big_input, 4 * records, box, workdir, "target-4n")
                 print_measurement(target_4n)
