@@ -39,6 +39,8 @@ COVERAGE_KEYS = (
     "client_user_agent",
 )
 NEAR_CUTOFF_WINDOW_SECONDS = 24 * 3600
+#: Meta throttles at 100% of a rate limit; a run that gets this close is warned once
+RATE_LIMIT_WARNING_PERCENT = 90
 DEFAULT_PROGRESS_INTERVAL = 10.0
 DEFAULT_ENDPOINT = "events"
 # Dead letters with these reasons never reached Meta, so they do not settle sent events.
@@ -262,6 +264,7 @@ class RunStats(RequestObserver):
         self._failures_by_reason: dict[str, int] = {}
         self._retries_by_reason: dict[str, int] = {}
         self._latencies: list[float] = []
+        self._peak_rate_limit_usage: float | None = None
         self._emitted_counters: dict[tuple[CapiMetric, tuple[tuple[str, str], ...]], int] = {}
         self._logged_warnings: set[str] = set()
         #: Whether any HTTP answer came back, error or not: graph_url leads somewhere.
@@ -357,6 +360,14 @@ class RunStats(RequestObserver):
         with self._lock:
             _add(self._retries_by_reason, error_reason(error), 1)
 
+    def on_rate_limit_usage(self, percent: float) -> None:
+        with self._lock:
+            if self._peak_rate_limit_usage is not None and percent <= self._peak_rate_limit_usage:
+                return
+            self._peak_rate_limit_usage = percent
+        if percent >= RATE_LIMIT_WARNING_PERCENT:
+            self._warn_once(RATE_LIMIT_WARNING)
+
     # --- reading ---------------------------------------------------------------------------
 
     def elapsed(self) -> float:
@@ -381,6 +392,7 @@ class RunStats(RequestObserver):
             attempts_by_status = dict(sorted(self._attempts_by_status.items()))
             failures_by_reason = dict(sorted(self._failures_by_reason.items()))
             retries_by_reason = dict(sorted(self._retries_by_reason.items()))
+            peak_usage = self._peak_rate_limit_usage
         dead_letters: dict[str, int] = {}
         dropped: dict[tuple[str, str], int] = {}
         mismatches = {"requests": 0, "events_sent": 0, "events_received": 0}
@@ -408,12 +420,16 @@ class RunStats(RequestObserver):
                     "p95": percentile(latencies, 0.95),
                     "max": latencies[-1] if latencies else None,
                 },
+                # the highest share of a Meta rate limit any answer reported (capi/usage.py)
+                "peak_rate_limit_usage_percent": peak_usage,
             },
             "dead_letters_by_reason": dict(sorted(dead_letters.items())),
             "dropped_values": _nested_dropped(dropped),
             "events_received_mismatches": mismatches,
         }
         summary["warnings"] = _warnings(streams)
+        if peak_usage is not None and peak_usage >= RATE_LIMIT_WARNING_PERCENT:
+            summary["warnings"].append(RATE_LIMIT_WARNING)
         return summary
 
     def _stream_summary(self, name: str) -> dict[str, Any]:
@@ -477,6 +493,13 @@ class RunStats(RequestObserver):
                 return
             self._logged_warnings.add(message)
         (logger or self._logger).warning(message)
+
+
+RATE_LIMIT_WARNING = (
+    f"Meta reported {RATE_LIMIT_WARNING_PERCENT}% or more of a rate limit of this app or "
+    "business used (X-Business-Use-Case-Usage / X-App-Usage; the run summary has the peak); at "
+    "100% it throttles every call. Lower concurrent_requests, or spread the runs out."
+)
 
 
 def _skipped_warning(stream: str, reason: str) -> str:
@@ -550,7 +573,12 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
         f"failures: {_listing(requests['failures_by_reason'])}), "
         f"{requests['retries']} retries ({_listing(requests['retries_by_reason'])}); "
         f"latency p50 {_seconds(latency['p50'])}, p95 {_seconds(latency['p95'])}, "
-        f"max {_seconds(latency['max'])}."
+        f"max {_seconds(latency['max'])}"
+        + (
+            f"; Meta rate-limit usage peaked at {usage:g}%."
+            if (usage := requests["peak_rate_limit_usage_percent"]) is not None
+            else "."
+        )
     )
     mismatches = summary["events_received_mismatches"]
     if mismatches["requests"]:

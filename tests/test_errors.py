@@ -16,7 +16,6 @@ from target_meta_capi.capi.errors import (
     ThrottledError,
     TransientError,
     classify_response,
-    regain_access_seconds,
     retry_after_seconds,
 )
 from target_meta_capi.capi.request import EventResponse
@@ -236,42 +235,6 @@ def test_a_graph_error_carries_the_retry_after_of_its_answer():
 
 def usage(*entries: dict, business: str = "100000000000001") -> dict[str, str]:
     return {"X-Business-Use-Case-Usage": json.dumps({business: list(entries)})}
-
-
-def test_metas_time_to_regain_access_is_read_in_seconds_from_the_usage_header():
-    headers = usage({"type": "ads_management", "estimated_time_to_regain_access": 12})
-    assert regain_access_seconds(headers) == 720.0
-
-
-def test_the_longest_time_to_regain_access_over_every_business_and_entry_counts():
-    headers = {
-        "x-business-use-case-usage": json.dumps(
-            {
-                "1": [{"estimated_time_to_regain_access": 2}],
-                "2": [
-                    {"estimated_time_to_regain_access": 0},
-                    {"estimated_time_to_regain_access": 5},
-                ],
-            }
-        )
-    }
-    assert regain_access_seconds(headers) == 300.0
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {},
-        usage({"type": "ads_management", "call_count": 80, "estimated_time_to_regain_access": 0}),
-        usage({"estimated_time_to_regain_access": "soon"}),
-        usage({"estimated_time_to_regain_access": True}),
-        {"X-Business-Use-Case-Usage": "not json"},
-        {"X-Business-Use-Case-Usage": "[1, 2]"},
-        {"X-Business-Use-Case-Usage": '{"1": "not a list"}'},
-    ],
-)
-def test_no_usage_header_or_no_throttling_in_it_asks_for_no_wait(headers):
-    assert regain_access_seconds(headers) is None
 
 
 def test_a_graph_error_waits_for_the_longer_of_retry_after_and_the_time_to_regain_access():

@@ -79,6 +79,7 @@ class RecordingObserver(RequestObserver):
         self.attempts: list[tuple[int, int | None, str | None]] = []
         self.retries: list[tuple[str, int]] = []
         self.delays: list[float] = []
+        self.usages: list[float] = []
 
     def on_attempt(self, events, status, seconds, error):
         assert seconds >= 0
@@ -87,6 +88,9 @@ class RecordingObserver(RequestObserver):
     def on_retry(self, error, attempt, delay):
         self.retries.append((type(error).__name__, attempt))
         self.delays.append(delay)
+
+    def on_rate_limit_usage(self, percent):
+        self.usages.append(percent)
 
 
 def test_execute_returns_the_graph_response():
@@ -236,6 +240,25 @@ def test_throttling_with_metas_time_to_regain_access_beyond_max_time_raises_at_o
         make_request(server).execute()
     assert raised.value.retry_after == 1800.0
     assert len(server.requests) == 1
+
+
+def test_the_observer_hears_the_rate_limit_usage_each_answer_reports():
+    usage = '{"1": [{"type": "ads_management", "call_count": 97}]}'
+    answers = [
+        dataclasses.replace(graph_error(400, 80004), headers={"X-Business-Use-Case-Usage": usage}),
+        dataclasses.replace(success(2), headers={"X-App-Usage": '{"call_count": 12}'}),
+    ]
+    observer = RecordingObserver()
+    with FakeGraphServer(lambda request: answers.pop(0)) as server:
+        make_request(server).execute(observer=observer)
+    assert observer.usages == [97.0, 12.0]
+
+
+def test_answers_without_usage_headers_report_no_usage():
+    observer = RecordingObserver()
+    with FakeGraphServer() as server:
+        make_request(server).execute(observer=observer)
+    assert observer.usages == []
 
 
 def test_no_retry_on_expired_token_190():

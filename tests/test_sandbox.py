@@ -400,6 +400,21 @@ def test_regain_access_setting_adds_metas_usage_header_to_throttle_answers(sandb
     assert entries[0]["call_count"] == 100
 
 
+def test_usage_setting_reports_the_share_used_on_accepted_answers(sandbox_factory):
+    sandbox = sandbox_factory(usage_percent=42)
+    response = post_events(sandbox, [make_event()])
+    assert response.status_code == 200
+    (entries,) = json.loads(response.headers["X-Business-Use-Case-Usage"]).values()
+    assert (entries[0]["call_count"], entries[0]["estimated_time_to_regain_access"]) == (42, 0)
+
+
+def test_usage_setting_reports_the_limit_reached_on_throttle_answers(sandbox_factory):
+    sandbox = sandbox_factory(throttle_rate=1.0, usage_percent=42)
+    response = post_events(sandbox, [make_event()])
+    (entries,) = json.loads(response.headers["X-Business-Use-Case-Usage"]).values()
+    assert (entries[0]["call_count"], entries[0]["estimated_time_to_regain_access"]) == (100, 0)
+
+
 def test_throttle_answers_carry_no_usage_header_by_default(sandbox_factory):
     sandbox = sandbox_factory(throttle_rate=1.0)
     assert "X-Business-Use-Case-Usage" not in post_events(sandbox, [make_event()]).headers

@@ -234,6 +234,45 @@ def test_retries_under_injected_faults_are_counted_by_reason(
     assert summary["totals"]["events_acknowledged"] == 40
 
 
+def test_metas_reported_rate_limit_usage_peak_is_in_the_summary_without_warning_below_90(
+    sandbox_factory: Callable[..., SandboxServer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sandbox = sandbox_factory(usage_percent=40)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5)
+    with caplog.at_level(logging.WARNING):
+        summary, result = run_with_summary(config, order_stream(20), tmp_path)
+    assert result.exit_code == 0
+    assert summary["requests"]["peak_rate_limit_usage_percent"] == 40
+    assert not [r for r in caplog.records if "rate limit" in r.getMessage()]
+    assert summary["warnings"] == []
+
+
+def test_rate_limit_usage_near_metas_limit_is_warned_about_once(
+    sandbox_factory: Callable[..., SandboxServer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sandbox = sandbox_factory(usage_percent=95)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5)
+    with caplog.at_level(logging.WARNING):
+        summary, result = run_with_summary(config, order_stream(20), tmp_path)
+    assert result.exit_code == 0
+    assert summary["requests"]["peak_rate_limit_usage_percent"] == 95
+    warnings = [r.getMessage() for r in caplog.records if "rate limit" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "Lower concurrent_requests" in warnings[0]
+    assert summary["warnings"] == warnings
+
+
+def test_a_run_without_usage_headers_reports_no_usage(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    summary, _ = run_with_summary(orders_config(sandbox.url, tmp_path), order_stream(3), tmp_path)
+    assert summary["requests"]["peak_rate_limit_usage_percent"] is None
+
+
 def test_skipped_stream_is_counted_and_warned_about_once(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

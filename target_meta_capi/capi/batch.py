@@ -223,3 +223,7 @@ class _WindowObserver(RequestObserver):
     def on_retry(self, error: Exception, attempt: int, delay: float) -> None:
         if self._user_observer is not None:
             self._user_observer.on_retry(error, attempt, delay)
+
+    def on_rate_limit_usage(self, percent: float) -> None:
+        if self._user_observer is not None:
+            self._user_observer.on_rate_limit_usage(percent)

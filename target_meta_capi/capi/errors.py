@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .usage import regain_access_seconds
+
 if TYPE_CHECKING:
     from .request import EventResponse
 
@@ -234,36 +236,6 @@ def classify_response(
     ]
     error.retry_after = max(asked, default=None)
     return error
-
-
-def regain_access_seconds(headers: Mapping[str, str]) -> float | None:
-    """Meta's estimate of when a throttled business regains access, in seconds, or None.
-
-    X-Business-Use-Case-Usage maps business ids to lists of usage entries, each with an
-    `estimated_time_to_regain_access` in minutes (0 while not throttled). The longest counts.
-    """
-    value = next(
-        (value for name, value in headers.items() if name.lower() == "x-business-use-case-usage"),
-        None,
-    )
-    if not isinstance(value, str):
-        return None
-    try:
-        usage = json.loads(value)
-    except ValueError:
-        return None
-    minutes = [
-        entry.get("estimated_time_to_regain_access")
-        for entries in (usage.values() if isinstance(usage, dict) else ())
-        if isinstance(entries, list)
-        for entry in entries
-        if isinstance(entry, dict)
-    ]
-    longest = max(
-        (m for m in minutes if isinstance(m, (int, float)) and not isinstance(m, bool)),
-        default=0,
-    )
-    return float(longest) * 60 if math.isfinite(longest) and longest > 0 else None
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:

@@ -31,6 +31,7 @@ from .http import (
     load_http_service,
 )
 from .retry import RetryPolicy
+from .usage import rate_limit_usage_percent
 
 DEFAULT_API_VERSION = "v24.0"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
@@ -64,6 +65,10 @@ class RequestObserver(Protocol):
 
     def on_retry(self, error: Exception, attempt: int, delay: float) -> None:
         """Before sleeping `delay` seconds to retry after attempt number `attempt` failed."""
+
+    def on_rate_limit_usage(self, percent: float) -> None:
+        """After an answer that reported Meta's rate-limit usage: the highest share (percent)
+        of any app or business limit used (see capi/usage.py)."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,10 @@ class EventRequest:
                 raise clean from (error if clean is network_error else None)
             answer = _as_http_response(answer)
             status = answer.status
+            if observer is not None:
+                usage = rate_limit_usage_percent(answer.headers)
+                if usage is not None:
+                    observer.on_rate_limit_usage(usage)
             response = self._parse(answer)
         except Exception as error:
             if observer is not None:

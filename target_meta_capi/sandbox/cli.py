@@ -45,8 +45,15 @@ def _non_negative(text: str) -> float:
 
 def _non_negative_int(text: str) -> int:
     if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
     return int(text)
+
+
+def _percent(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"a percentage is at most 100, got {text}")
+    return value
 
 
 def _serve_parser() -> argparse.ArgumentParser:
@@ -118,12 +125,20 @@ def _serve_parser() -> argparse.ArgumentParser:
         "as a proxy in front of Graph may (Graph itself sends none)",
     )
     faults.add_argument(
+        "--usage-percent",
+        type=_percent,
+        default=None,
+        metavar="P",
+        help="answer accepted requests with X-Business-Use-Case-Usage reporting P%% of the "
+        "business's rate limit used, as Graph does",
+    )
+    faults.add_argument(
         "--regain-access-minutes",
         type=_non_negative_int,
         default=None,
         metavar="MINUTES",
-        help="throttle answers carry X-Business-Use-Case-Usage with this "
-        "estimated_time_to_regain_access, as Graph's do when a business hits its rate limit",
+        help="throttle answers report the business at its rate limit with this "
+        "estimated_time_to_regain_access, as Graph's do (X-Business-Use-Case-Usage)",
     )
     faults.add_argument(
         "--html-502-rate",
@@ -193,6 +208,7 @@ def serve(argv: Sequence[str]) -> int:
             slow_response_seconds=args.slow_response_seconds,
             retry_after_seconds=args.retry_after,
             regain_access_minutes=args.regain_access_minutes,
+            usage_percent=args.usage_percent,
             html_502_rate=args.html_502_rate,
             reject_event_ids=tuple(args.reject_event_ids or ()),
             seed=args.seed,

@@ -70,8 +70,11 @@ class SandboxConfig:
     #: a Retry-After header (seconds) on the throttle, transient and HTML 502 faults' answers,
     #: as a proxy or gateway in front of Graph may send; Graph itself sends none
     retry_after_seconds: int | None = None
-    #: throttle answers carry X-Business-Use-Case-Usage, as Graph's do, with this
-    #: estimated_time_to_regain_access (minutes); None: no usage header
+    #: accepted requests are answered with X-Business-Use-Case-Usage reporting this share
+    #: (percent) of the business's rate limit used, as Graph's answers do
+    usage_percent: int | None = None
+    #: throttle answers report the limit reached and this estimated_time_to_regain_access
+    #: (minutes); with usage_percent alone, 0
     regain_access_minutes: int | None = None
     #: events with these event_ids are refused as Graph refuses an invalid event, so that a
     #: sender's isolation of bad events and its dead letters can be tried out
@@ -95,6 +98,8 @@ class SandboxConfig:
             raise ValueError("retry_after_seconds must be >= 0")
         if self.regain_access_minutes is not None and self.regain_access_minutes < 0:
             raise ValueError("regain_access_minutes must be >= 0")
+        if self.usage_percent is not None and not 0 <= self.usage_percent <= 100:
+            raise ValueError("usage_percent must be between 0 and 100")
         faults.check_settings(self.latency_ms, self.fault_rates())
 
     def fault_rates(self) -> dict[str, float]:
@@ -154,16 +159,17 @@ def _invalid_parameter(message: str) -> GraphError:
     return GraphError(400, 100, message)
 
 
-def _usage_header(regain_access_minutes: int) -> str:
-    """X-Business-Use-Case-Usage of a business at its limit, shaped as Graph sends it."""
+def _usage_headers(call_count: int, regain_access_minutes: int) -> tuple[tuple[str, str], ...]:
+    """X-Business-Use-Case-Usage of the sandbox's business, shaped as Graph sends it."""
     entry = {
         "type": "ads_management",
-        "call_count": 100,
-        "total_cputime": 25,
-        "total_time": 25,
+        "call_count": call_count,
+        "total_cputime": min(call_count, 25),
+        "total_time": min(call_count, 25),
         "estimated_time_to_regain_access": regain_access_minutes,
     }
-    return msgspec.json.encode({SANDBOX_BUSINESS_ID: [entry]}).decode()
+    usage = msgspec.json.encode({SANDBOX_BUSINESS_ID: [entry]}).decode()
+    return (("X-Business-Use-Case-Usage", usage),)
 
 
 def _new_fbtrace_id() -> str:
@@ -704,10 +710,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         fbtrace_id = _new_fbtrace_id()
         try:
+            usage = sandbox.config.usage_percent
             self._send_json(
                 200,
                 {"events_received": len(events), "messages": [], "fbtrace_id": fbtrace_id},
                 fbtrace_id,
+                () if usage is None else _usage_headers(usage, 0),
             )
         except OSError:  # the client gave up waiting (slow response): expected
             self.close_connection = True
@@ -745,9 +753,9 @@ class _Handler(BaseHTTPRequestHandler):
                 user_title="API User Request Limit Reached",
                 user_message="Too many calls were made. Please wait a bit and try again.",
             )
-            regain = sandbox.config.regain_access_minutes
-            if regain is not None:
-                extra_headers += (("X-Business-Use-Case-Usage", _usage_header(regain)),)
+            config = sandbox.config
+            if config.regain_access_minutes is not None or config.usage_percent is not None:
+                extra_headers += _usage_headers(100, config.regain_access_minutes or 0)
         sandbox._count_rejection(error)
         self._send_graph_error(error, extra_headers)
         self._log(error.http_status, f"code={error.code} fault={fault}", started)
