@@ -86,7 +86,11 @@ def _failure_hint(error: BaseException) -> str:
         return " Check graph_url and the network; rerun from the last state when it is reachable."
     if isinstance(error, EventsReceivedMismatch):
         return " Meta stored an unknown part of the events; rerun from the last state."
-    if isinstance(error, DeliveryError) and error.retryable and error.retry_after is not None:
+    if (
+        isinstance(error, DeliveryError)
+        and error.wait_beyond_max_time
+        and error.retry_after is not None
+    ):
         return (
             f" Meta asked to wait {_duration(error.retry_after)} before sending again, beyond "
             "max_retry_seconds; rerun from the last state after that, or raise "

@@ -224,8 +224,22 @@ def test_a_retry_after_beyond_max_time_is_not_waited_for_and_raises_at_once():
             make_request(server, retry_policy=policy).execute()
         elapsed = time.monotonic() - started
     assert raised.value.retry_after == 3600.0
+    assert raised.value.wait_beyond_max_time
     assert len(server.requests) == 1
     assert elapsed < 0.5
+
+
+def test_retries_exhausted_by_count_are_not_blamed_on_the_wait_asked():
+    throttled = dataclasses.replace(graph_error(400, 17, 2446079), headers={"Retry-After": "0"})
+    policy = RetryPolicy(max_retries=1, base_delay=0.001, throttle_base_delay=0.001)
+    with (
+        FakeGraphServer(lambda request: throttled) as server,
+        pytest.raises(ThrottledError) as raised,
+    ):
+        make_request(server, retry_policy=policy).execute()
+    assert raised.value.retry_after == 0.0
+    assert not raised.value.wait_beyond_max_time
+    assert len(server.requests) == 2
 
 
 def test_throttling_with_metas_time_to_regain_access_beyond_max_time_raises_at_once():

@@ -61,6 +61,8 @@ class DeliveryError(CapiError):
     #: seconds the answer asked to wait before sending again (Retry-After, or Meta's
     #: estimated time to regain access when throttled)
     retry_after: float | None = None
+    #: set by RetryPolicy when that wait would have passed its max_time: not retried at all
+    wait_beyond_max_time: bool = False
 
 
 class NetworkError(DeliveryError):

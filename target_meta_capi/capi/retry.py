@@ -53,8 +53,10 @@ class RetryPolicy:
         if not self.is_retryable(error) or (self.give_up is not None and self.give_up(error)):
             return True
         # waiting as asked would pass max_time: a retry sooner would only be refused again
-        asked = error.retry_after if isinstance(error, DeliveryError) else None
-        return asked is not None and time.monotonic() - started + asked > self.max_time
+        if not isinstance(error, DeliveryError) or error.retry_after is None:
+            return False
+        error.wait_beyond_max_time = time.monotonic() - started + error.retry_after > self.max_time
+        return error.wait_beyond_max_time
 
     def call(self, attempt: Callable[[], T], *, observer: RequestObserver | None = None) -> T:
         """Run `attempt` until it succeeds, fails for good, or retries run out."""
