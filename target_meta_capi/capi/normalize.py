@@ -34,7 +34,7 @@ import datetime as dt
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
@@ -365,25 +365,12 @@ def normalize_hashed_values(
 
     For a caller that memoizes each customer itself (the mapping's customer memo): the same
     user_data in the same order and the same dropped values, in fewer steps, and a group
-    not held twice. Values must be single values (no lists) of hashed keys.
+    not held twice.
     """
-    items: Iterable[tuple[str, Any]] = raw.items()
-    texts = [item for item in items if item[1].__class__ is str]
+    texts = [item for item in raw.items() if item[1].__class__ is str]
     if 2 <= len(texts) < len(raw):  # normalize_user_data's order: its group of texts first
-        items = texts + [item for item in items if item[1].__class__ is not str]
-    user_data: dict[str, Any] = {}
-    dropped: list[DroppedValue] = []
-    plain_external_id = not hash_external_id
-    for key, value in items:
-        if plain_external_id and key == "external_id":
-            result, reason = _plain_external_id(key, value)
-        else:
-            result, reason = _hash_or_reject(key, value)
-        if result is None:
-            dropped.append(DroppedValue(key, reason))
-        else:
-            user_data[key] = result
-    return NormalizedUserData(user_data, dropped)
+        raw = dict(texts + [item for item in raw.items() if item[1].__class__ is not str])
+    return _normalize_each(raw, hash_external_id)
 
 
 @lru_cache(maxsize=1 << 13)  # ~1.5 KB per customer: at most ~12 MB
