@@ -234,35 +234,23 @@ def test_retries_under_injected_faults_are_counted_by_reason(
     assert summary["totals"]["events_acknowledged"] == 40
 
 
-def test_metas_reported_rate_limit_usage_peak_is_in_the_summary_without_warning_below_90(
+@pytest.mark.parametrize(("usage", "warned"), [(40, False), (95, True)])
+def test_peak_rate_limit_usage_meta_reports_is_summarized_and_warned_about_once_from_90(
     sandbox_factory: Callable[..., SandboxServer],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    usage: int,
+    warned: bool,
 ) -> None:
-    sandbox = sandbox_factory(usage_percent=40)
+    sandbox = sandbox_factory(usage_percent=usage)
     config = orders_config(sandbox.url, tmp_path, batch_size=5)
     with caplog.at_level(logging.WARNING):
         summary, result = run_with_summary(config, order_stream(20), tmp_path)
     assert result.exit_code == 0
-    assert summary["requests"]["peak_rate_limit_usage_percent"] == 40
-    assert not [r for r in caplog.records if "rate limit" in r.getMessage()]
-    assert summary["warnings"] == []
-
-
-def test_rate_limit_usage_near_metas_limit_is_warned_about_once(
-    sandbox_factory: Callable[..., SandboxServer],
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    sandbox = sandbox_factory(usage_percent=95)
-    config = orders_config(sandbox.url, tmp_path, batch_size=5)
-    with caplog.at_level(logging.WARNING):
-        summary, result = run_with_summary(config, order_stream(20), tmp_path)
-    assert result.exit_code == 0
-    assert summary["requests"]["peak_rate_limit_usage_percent"] == 95
+    assert summary["requests"]["peak_rate_limit_usage_percent"] == usage
     warnings = [r.getMessage() for r in caplog.records if "rate limit" in r.getMessage()]
-    assert len(warnings) == 1
-    assert "Lower concurrent_requests" in warnings[0]
+    assert len(warnings) == int(warned)
+    assert all("Lower concurrent_requests" in warning for warning in warnings)
     assert summary["warnings"] == warnings
 
 
