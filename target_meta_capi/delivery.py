@@ -57,6 +57,7 @@ class SentBatch:
     record_numbers: Sequence[int]
     keys: Sequence[Mapping[str, Any]]
     events: Sequence[Mapping[str, Any] | msgspec.Raw]
+    pixel_id: str | None = None  # the stream's own pixel, else the target's
 
     def event(self, index: int) -> Mapping[str, Any]:
         """The event at `index`, decoded when a record worker handed it over as JSON."""
@@ -164,7 +165,8 @@ class Delivery:
     def submit(self, batch: SentBatch) -> None:
         """Hand one request to the window (blocks while it is full: backpressure)."""
         self.raise_if_failed()
-        request = self.template_request.copy_with(list(batch.events)).with_encoded_body()
+        request = self.template_request.copy_with(list(batch.events), pixel_id=batch.pixel_id)
+        request = request.with_encoded_body()
         # from here on the events are read from the body: each is held once while in flight
         batch = dataclasses.replace(batch, events=request.events)
         self.stats.request_submitted(batch.stream, len(batch.events))

@@ -158,7 +158,14 @@ _SCALAR_KEYS = frozenset(
     }
 )
 _STREAM_SETTINGS = frozenset(
-    {"event_name", "action_source", "fields", "constants", "unmapped_columns_to_custom_data"}
+    {
+        "event_name",
+        "action_source",
+        "fields",
+        "constants",
+        "unmapped_columns_to_custom_data",
+        "pixel_id",
+    }
 )
 
 Path = tuple[str, ...]
@@ -240,6 +247,8 @@ class StreamMapping:
     fields: dict[Path, str | tuple[str, ...]] = field(default_factory=dict)
     constants: dict[Path, Any] = field(default_factory=dict)
     unmapped_columns_to_custom_data: bool = False
+    # the pixel (dataset) this stream's events go to, instead of the target's pixel_id
+    pixel_id: str | None = None
 
     @classmethod
     def from_config(cls, stream: str, raw: Mapping[str, Any]) -> StreamMapping:
@@ -255,6 +264,13 @@ class StreamMapping:
             value = raw.get(literal)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise MappingConfigError(f"streams.{stream}.{literal} must be a non-empty text")
+        pixel_id = raw.get("pixel_id")
+        if pixel_id is not None:
+            pixel_id = str(pixel_id)
+            if not (pixel_id.isascii() and pixel_id.isdigit()):
+                raise MappingConfigError(
+                    f"streams.{stream}.pixel_id must be a pixel (dataset) ID: digits only"
+                )
         fields = {
             path: _field_columns(stream, path, column)
             for path, column in _parse_paths(stream, "fields", raw.get("fields")).items()
@@ -266,6 +282,7 @@ class StreamMapping:
             fields=fields,
             constants=_parse_paths(stream, "constants", raw.get("constants")),
             unmapped_columns_to_custom_data=bool(raw.get("unmapped_columns_to_custom_data")),
+            pixel_id=pixel_id,
         )
 
 

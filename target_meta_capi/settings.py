@@ -187,8 +187,8 @@ SETTINGS = th.PropertiesList(
             "Per-stream mapping, keyed by stream name: event_name, action_source and "
             'fields (CAPI path → column, e.g. {"user_data.em": "email"} or nested '
             '{"user_data": {"em": "email"}}; a hashed customer parameter may list several '
-            'columns: {"user_data.ph": ["phone", "mobile_phone"]}), as an object or as JSON '
-            "text. "
+            'columns: {"user_data.ph": ["phone", "mobile_phone"]}), and pixel_id to send the '
+            "stream to another pixel; as an object or as JSON text. "
             "See the README for every option."
         ),
     ),

@@ -123,6 +123,7 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             self.config,
             schema_properties=tuple(self.schema.get("properties") or ()),
         )
+        self._pixel_id = None if self._mapper is None else self._mapper.mapping.pixel_id
         if self._mapper is None:
             self.delivery.stats.stream_skipped(
                 stream_name, "no entry in `streams` and no recognisable customer fields"
@@ -236,5 +237,6 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                     record_numbers=numbers[start : start + size],
                     keys=keys[start : start + size],
                     events=events[start : start + size],
+                    pixel_id=self._pixel_id,
                 )
             )

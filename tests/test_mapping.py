@@ -600,11 +600,20 @@ def test_streams_setting_given_as_json_text_is_parsed():
         ({"fields": {"user_data.ph": ["phone", ""]}}, "one or more column names"),
         ({"event_name": ""}, "non-empty"),
         ({"fields": ["em"]}, "must be an object"),
+        ({"pixel_id": "pixel-2"}, "pixel_id must be a pixel"),
+        ({"pixel_id": ""}, "pixel_id must be a pixel"),
     ],
 )
 def test_unusable_stream_settings_are_config_errors(stream_config, message):
     with pytest.raises(MappingConfigError, match=message):
         build_event_mapper("s", [], {"streams": {"s": stream_config}}, [])
+
+
+@pytest.mark.parametrize("pixel_id", ["2233445566", 2233445566])
+def test_a_stream_may_name_its_own_pixel(pixel_id):
+    mapper = build_event_mapper("s", [], {"streams": {"s": {"pixel_id": pixel_id}}}, [])
+    assert mapper is not None
+    assert mapper.mapping.pixel_id == "2233445566"
 
 
 def test_fields_columns_missing_from_the_schema_are_reported():

@@ -161,6 +161,36 @@ def test_records_of_two_streams_settle_independently(
     assert len(sandbox.accepted_events()) == 6
 
 
+def test_a_stream_with_its_own_pixel_id_sends_its_events_there(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    store_pixel = "2233445566"
+    sandbox = sandbox_factory(pixel_ids=(PIXEL_ID, store_pixel))
+    refunds_mapping = {**ORDERS_MAPPING, "pixel_id": store_pixel}
+    config = orders_config(
+        sandbox.url, tmp_path, streams={STREAM: ORDERS_MAPPING, "refunds": refunds_mapping}
+    )
+    lines = [schema_line(), schema_line("refunds")]
+    for order_id in range(1, 7):
+        stream = STREAM if order_id % 2 else "refunds"
+        lines.append(record_line(order(order_id), stream=stream))
+    lines.append(state_line(6))
+    result = run_in_process(config, lines)
+    assert result.exit_code == 0
+    pixels = {
+        int(item["event"]["custom_data"]["order_id"]): item["params"]["pixel_id"]
+        for item in sandbox.accepted_events()
+    }
+    assert pixels == {
+        1: PIXEL_ID,
+        3: PIXEL_ID,
+        5: PIXEL_ID,
+        2: store_pixel,
+        4: store_pixel,
+        6: store_pixel,
+    }
+
+
 def test_app_secret_adds_the_proof_graph_requires(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:

@@ -141,9 +141,12 @@ class EventRequest:
                 payload[name] = value
         return _encoder.encode(payload)
 
-    def copy_with(self, events: list[Any]) -> EventRequest:
-        """The same request (every setting kept, same class) carrying other events."""
-        return dataclasses.replace(self, events=events, encoded_body=None)
+    def copy_with(self, events: list[Any], *, pixel_id: str | None = None) -> EventRequest:
+        """The same request (every setting kept, same class) carrying other events, to
+        another pixel when `pixel_id` is given."""
+        return dataclasses.replace(
+            self, events=events, encoded_body=None, pixel_id=pixel_id or self.pixel_id
+        )
 
     def with_encoded_body(self) -> EventRequest:
         """This request with its body encoded now and its events read from that body.
