@@ -79,7 +79,7 @@ def _failure_hint(error: BaseException) -> str:
     if isinstance(error, AuthError):
         return (
             " Check access_token (valid, not expired, with ads_management permission for "
-            "the pixel) and pixel_id."
+            "the pixel) and pixel_id (the stream's own, where streams.<stream>.pixel_id is set)."
         )
     if isinstance(error, GraphAPIError) and error.code is None and 400 <= error.http_status < 500:
         return " Check graph_url and api_version: this does not look like the Graph API."

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.settings import DEFAULT_PARTNER_AGENT
@@ -189,6 +192,24 @@ def test_a_stream_with_its_own_pixel_id_sends_its_events_there(
         4: store_pixel,
         6: store_pixel,
     }
+
+
+def test_a_stream_pixel_meta_does_not_know_stops_the_run_naming_the_stream(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    refunds_mapping = {**ORDERS_MAPPING, "pixel_id": "999"}
+    config = orders_config(
+        sandbox.url, tmp_path, streams={STREAM: ORDERS_MAPPING, "refunds": refunds_mapping}
+    )
+    lines = [schema_line("refunds"), record_line(order(1), stream="refunds"), state_line(1)]
+    with caplog.at_level(logging.ERROR):
+        result = run_in_process(config, lines)
+    assert result.exit_code == 1
+    assert result.states == []
+    assert sandbox.accepted_events() == []
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "stream 'refunds'" in error
+    assert "streams.<stream>.pixel_id" in error
 
 
 def test_app_secret_adds_the_proof_graph_requires(
