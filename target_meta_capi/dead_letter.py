@@ -8,6 +8,7 @@ state that covers it is written (`sync()`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import json
@@ -135,28 +136,43 @@ def encode_dead_letter(letter: DeadLetter) -> str:
     return json.dumps(letter.to_dict(), ensure_ascii=False, default=_json_default)
 
 
+class DeadLetterWriteError(Exception):
+    """The dead-letter file cannot be written (disk full, no permission …): the run stops,
+    and no state is written past the letters it could not keep."""
+
+
 class DeadLetterWriter:
     """Appends dead letters to a JSONL file; safe to call from several threads.
 
     The file is opened on the first letter, so a clean run leaves no empty file behind, and
-    in append mode, so a rerun never destroys the letters of an earlier run.
+    in append mode, so a rerun never destroys the letters of an earlier run. A line that
+    cannot be written whole is cut off again, so the file stays valid JSONL for that rerun.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
+        self._size = 0  # bytes of whole lines in the file
         self._unsynced = False
+        self._broken = False
         self.count = 0
 
     def write(self, letter: DeadLetter) -> None:
-        line = encode_dead_letter(letter)
+        line = (encode_dead_letter(letter) + "\n").encode()
         with self._lock:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
-            self._file.write(line + "\n")
-            self._file.flush()
+            try:
+                if self._file is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    # unbuffered: a line is in the file when write returns, or the call fails
+                    self._file = self.path.open("ab", buffering=0)
+                    self._size = self._file.seek(0, os.SEEK_END)
+                unwritten = memoryview(line)
+                while unwritten:
+                    unwritten = unwritten[self._file.write(unwritten) or 0 :]
+            except OSError as error:
+                raise self._failed(error) from None
+            self._size += len(line)
             self._unsynced = True
             self.count += 1
 
@@ -164,14 +180,38 @@ class DeadLetterWriter:
         """Make written letters durable; called before writing a state that covers them."""
         with self._lock:
             if self._file is not None and self._unsynced:
-                os.fsync(self._file.fileno())
+                try:
+                    os.fsync(self._file.fileno())
+                except OSError as error:
+                    raise self._failed(error) from None
                 self._unsynced = False
 
     def close(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
-                self._file = None
-                self._unsynced = False
+            if self._file is None:
+                return
+            file, self._file = self._file, None
+            if self._broken:  # what could be kept is on disk; the run already failed
+                with contextlib.suppress(OSError):
+                    file.close()
+                return
+            try:
+                os.fsync(file.fileno())
+            except OSError as error:
+                raise self._failed(error) from None
+            finally:
+                with contextlib.suppress(OSError):
+                    file.close()
+            self._unsynced = False
+
+    def _failed(self, error: OSError) -> DeadLetterWriteError:
+        # callers hold self._lock
+        self._broken = True
+        if self._file is not None:
+            with contextlib.suppress(OSError):  # a half-written line would break the file
+                os.ftruncate(self._file.fileno(), self._size)
+        return DeadLetterWriteError(
+            f"Cannot write the dead-letter file {self.path}: {error.strerror or error}. "
+            "No state is written past the events it should have kept; free space or fix "
+            "dead_letter_path, then rerun from the last state."
+        )

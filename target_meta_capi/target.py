@@ -41,7 +41,7 @@ from target_meta_capi.capi.http import (
 )
 from target_meta_capi.capi.request import DEFAULT_API_VERSION, DEFAULT_GRAPH_URL, EventRequest
 from target_meta_capi.capi.retry import RetryPolicy
-from target_meta_capi.dead_letter import DeadLetterWriter
+from target_meta_capi.dead_letter import DeadLetterWriteError, DeadLetterWriter
 from target_meta_capi.delivery import BadRecordError, Delivery, InvalidEventError, TargetFailure
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
 from target_meta_capi.reader import (
@@ -531,7 +531,7 @@ class TargetMetaCapi(Target):
             where += f", stream {reader.current_stream!r}"
         if isinstance(error, (BadRecordError, InvalidEventError)):
             return f"{error} at input line {reader.line_number}"
-        if isinstance(error, (TargetFailure, SingerInputError, CapiError)):
+        if isinstance(error, (TargetFailure, SingerInputError, CapiError, DeadLetterWriteError)):
             return str(error)
         unparseable_date = _UNPARSEABLE_DATE.match(str(error))
         if isinstance(error, ValueError) and unparseable_date:
@@ -552,7 +552,10 @@ class TargetMetaCapi(Target):
             return self._stop_after_signal(stop.signum)
         except Exception as error:
             self.ledger.poison()
-            self.close()
+            try:
+                self.close()
+            except Exception as close_error:  # the failure below is the one to report
+                self.logger.warning("Closing after the failure failed too: %s", close_error)
             # last, so that the line an operator reads first at the bottom says what failed
             self.logger.error("target-meta-capi failed: %s", self.describe_failure(error))
             return 1

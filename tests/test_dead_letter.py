@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import decimal
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from target_meta_capi.capi.errors import InvalidRequestError
 from target_meta_capi.capi.rules import RuleViolation
-from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter, encode_dead_letter
+from target_meta_capi.dead_letter import (
+    DeadLetter,
+    DeadLetterWriteError,
+    DeadLetterWriter,
+    encode_dead_letter,
+)
 
 HASHED_EMAIL = "a" * 64
 EVENT = {
@@ -121,3 +130,43 @@ def test_summary_reason_of_a_meta_rejection_without_subcode_is_the_code_alone() 
     error = InvalidRequestError("Invalid parameter", http_status=400, code=100)
     letter = DeadLetter.from_meta_error(stream="s", key={}, event=EVENT, error=error)
     assert letter.summary_reason == "meta:100"
+
+
+def test_a_full_disk_is_a_clear_error_naming_the_file_and_close_does_not_raise_again() -> None:
+    writer = DeadLetterWriter("/dev/full")  # every write fails with ENOSPC
+    with pytest.raises(DeadLetterWriteError, match="/dev/full: No space left on device"):
+        writer.write(_violation_letter())
+    writer.close()
+    assert writer.count == 0
+
+
+def test_a_line_that_cannot_be_written_whole_is_cut_off_and_the_file_stays_valid_jsonl(
+    tmp_path: Path,
+) -> None:
+    # A real partial write: the file size limit stops the second line halfway.
+    path = tmp_path / "dead.jsonl"
+    line_length = len(encode_dead_letter(_violation_letter())) + 1
+    script = f"""
+import resource, signal
+from target_meta_capi.dead_letter import DeadLetterWriter, DeadLetterWriteError
+from tests.test_dead_letter import _violation_letter
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({line_length} * 3 // 2, resource.RLIM_INFINITY))
+writer = DeadLetterWriter({str(path)!r})
+writer.write(_violation_letter("kept"))
+try:
+    writer.write(_violation_letter("cut"))
+except DeadLetterWriteError as error:
+    print(error)
+writer.close()
+"""
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert "Cannot write the dead-letter file" in completed.stdout
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["stream"] for line in lines] == ["kept"]

@@ -15,7 +15,7 @@ import pytest
 
 from target_meta_capi.sandbox import SandboxServer
 
-from ._target_support import STREAM, order_stream, orders_config, wait_until
+from ._target_support import STREAM, order, order_stream, orders_config, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = Path(sys.executable).with_name("target-meta-capi")
@@ -144,6 +144,20 @@ def test_throttling_meta_will_not_lift_within_max_retry_seconds_stops_at_once_wi
     assert "code=17" in error
     assert "Meta asked to wait 30 min before sending again, beyond max_retry_seconds" in error
     assert sandbox.stats()["faults"]["throttle"] == 1  # asked once, not retried into the wall
+
+
+def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_error(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, dead_letter_path="/dev/full")
+    too_old = order(2, age_seconds=10 * 24 * 3600)  # dead-lettered locally: older than 7 days
+    lines = order_stream(3, records=[order(1), too_old, order(3)])
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(lines))
+    assert completed.returncode == 1
+    assert completed.stdout == ""  # no state past the letter it could not keep
+    [error] = _error_lines(completed.stderr)
+    assert "Cannot write the dead-letter file /dev/full: No space left on device" in error
+    assert "Traceback" not in completed.stderr
 
 
 def test_sigterm_stops_reading_and_writes_only_acknowledged_state(
