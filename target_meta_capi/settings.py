@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import typing as t
 from importlib import metadata
+from pathlib import Path
 
 from singer_sdk import typing as th
 
@@ -262,4 +264,30 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             f"graph_url must be an http:// or https:// URL, got {graph_url!r} "
             f"(default {DEFAULT_GRAPH_URL})"
         )
+    output_paths = {
+        "dead_letter_path": config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH,
+        "summary_path": config.get("summary_path"),
+        "dry_run_path": config.get("dry_run_path") if config.get("dry_run") else None,
+    }
+    for setting, path in output_paths.items():
+        problem = path and unwritable_path_problem(Path(path))
+        if problem:
+            errors.append(f"{setting} {path!r}: {problem}")
     return errors
+
+
+def unwritable_path_problem(path: Path) -> str | None:
+    """Why a file cannot be written (or created) at `path`, found without creating anything;
+    None when it can. Checked at start-up, so a wrong path fails before anything is sent."""
+    if path.is_dir():
+        return "is a directory"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "is not writable"
+    parent = path.parent
+    while not parent.exists():  # missing directories are created when the file is
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot create files in {parent}"
+    return None

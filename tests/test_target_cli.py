@@ -106,6 +106,20 @@ def test_missing_access_token_is_a_configuration_error(
     assert completed.stdout == ""
 
 
+@pytest.mark.parametrize("setting", ["dead_letter_path", "summary_path"])
+def test_an_output_path_that_cannot_be_written_fails_before_any_input_is_read(
+    sandbox: SandboxServer, tmp_path: Path, setting: str
+) -> None:
+    not_a_directory = tmp_path / "plain-file"
+    not_a_directory.write_text("")
+    config = orders_config(sandbox.url, tmp_path, **{setting: str(not_a_directory / "out.json")})
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(3)))
+    assert completed.returncode == 1
+    assert f"{setting} " in completed.stderr
+    assert f"{not_a_directory} is not a directory" in completed.stderr
+    assert sandbox.accepted_events() == []
+
+
 def test_graph_url_must_be_http(sandbox: SandboxServer, tmp_path: Path) -> None:
     config = orders_config("ftp://graph.example.com", tmp_path)
     completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(1)))

@@ -1,0 +1,32 @@
+"""Settings checks the JSON schema cannot express: output paths are checked before a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from target_meta_capi.settings import settings_errors, unwritable_path_problem
+
+BASE = {"pixel_id": "1", "access_token": "token"}
+
+
+def test_a_file_in_directories_still_to_be_created_is_writable(tmp_path: Path) -> None:
+    assert unwritable_path_problem(tmp_path / "a" / "b" / "dead.jsonl") is None
+    assert not (tmp_path / "a").exists()  # checking creates nothing
+
+
+def test_a_directory_is_not_a_file_to_write(tmp_path: Path) -> None:
+    assert unwritable_path_problem(tmp_path) == "is a directory"
+
+
+def test_a_path_under_a_plain_file_cannot_be_created(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    assert unwritable_path_problem(plain / "x" / "dead.jsonl") == f"{plain} is not a directory"
+
+
+def test_the_dry_run_path_is_only_checked_for_a_dry_run(tmp_path: Path) -> None:
+    config = {**BASE, "dry_run_path": str(tmp_path), "dead_letter_path": str(tmp_path / "d")}
+    assert settings_errors(config) == []
+    assert settings_errors({**config, "dry_run": True}) == [
+        f"dry_run_path {str(tmp_path)!r}: is a directory"
+    ]
