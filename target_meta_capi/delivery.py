@@ -49,6 +49,10 @@ class DeliveryFailed(TargetFailure):
     """A request failed for good (auth, retries exhausted, events_received mismatch...)."""
 
 
+class StateOutputClosed(TargetFailure):
+    """stdout, where state goes, is closed: no state can be recorded, so the run stops."""
+
+
 @dataclass(frozen=True)
 class SentBatch:
     """What the completion callback needs to know about one request."""
@@ -192,6 +196,8 @@ class Delivery:
                 self._settle(batch, future)
                 if self._on_settled is not None:
                     self._on_settled()
+            except TargetFailure as failure:  # says what happened and what to do already
+                self.fail(failure)
             except BaseException as error:
                 self.fail(DeliveryFailed(f"{batch.describe()}: {type(error).__name__}: {error}"))
             finally:

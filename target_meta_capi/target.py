@@ -42,7 +42,13 @@ from target_meta_capi.capi.http import (
 from target_meta_capi.capi.request import DEFAULT_API_VERSION, DEFAULT_GRAPH_URL, EventRequest
 from target_meta_capi.capi.retry import RetryPolicy
 from target_meta_capi.dead_letter import DeadLetterWriteError, DeadLetterWriter
-from target_meta_capi.delivery import BadRecordError, Delivery, InvalidEventError, TargetFailure
+from target_meta_capi.delivery import (
+    BadRecordError,
+    Delivery,
+    InvalidEventError,
+    StateOutputClosed,
+    TargetFailure,
+)
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
 from target_meta_capi.reader import (
     Line,
@@ -471,8 +477,15 @@ class TargetMetaCapi(Target):
                 return
             # dead letters are settled records: they must be on disk before state passes them
             self.delivery.dead_letters.sync()
-            sys.stdout.write(_state_encoder.encode(state).decode() + "\n")
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(_state_encoder.encode(state).decode() + "\n")
+                sys.stdout.flush()
+            except OSError as error:
+                raise StateOutputClosed(
+                    f"Cannot write state to stdout ({error.strerror or error}): whoever reads "
+                    "the target's state (Meltano, the pipe's next command) has stopped. Every "
+                    "event up to the last state written is settled; rerun from that state."
+                ) from None
             self._last_written_state = state
             self._wrote_state = True
 

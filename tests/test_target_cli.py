@@ -174,6 +174,20 @@ def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_
     assert "Traceback" not in completed.stderr
 
 
+def test_a_closed_stdout_stops_the_run_with_one_clear_error(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    process = _start_target(tmp_path, orders_config(sandbox.url, tmp_path))
+    assert process.stdout is not None
+    process.stdout.close()  # whoever reads the state is gone
+    _, stderr = process.communicate("\n".join(order_stream(20, state_every=5)), timeout=60)
+    assert process.returncode == 1
+    [error] = _error_lines(stderr)
+    assert "Cannot write state to stdout (Broken pipe)" in error
+    assert "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
+
+
 def test_sigterm_stops_reading_and_writes_only_acknowledged_state(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
