@@ -117,6 +117,8 @@ class Measurement:
     peak_tree_rss_mb: float | None = None
     peak_tree_pss_mb: float | None = None
     peak_processes: int | None = None
+    # CPU the sandbox used while the command ran (it shares the machine's cores)
+    sandbox_cpu_seconds: float | None = None
 
     @property
     def events_per_second(self) -> float:
@@ -279,20 +281,39 @@ def run_target(
     }
     config_path = workdir / f"{name}.config.json"
     config_path.write_text(json.dumps(config, indent=2))
-    box.reset()
-    result = measure(
+    return measure_sending(
+        f"(a) target-meta-capi, {records:,} records",
         [str(PROJECT_BIN / "target-meta-capi"), "--config", str(config_path)],
         input_path,
+        records,
+        box,
         workdir,
         name,
     )
-    received = box.stats().get("events_received")
+
+
+def measure_sending(
+    label: str,
+    command: list[str],
+    stdin: Path,
+    records: int,
+    box: SandboxProcess,
+    workdir: Path,
+    name: str,
+) -> Measurement:
+    """`command`'s run to a reset sandbox, failed unless it exits 0 and all events arrive."""
+    box.reset()
+    sandbox_cpu = box.stats()["process_cpu_seconds"]
+    result = measure(command, stdin, workdir, name)
+    stats = box.stats()
     problem = None
     if result["returncode"] != 0:
         problem = f"exit code {result['returncode']}:\n{_tail(workdir / f'{name}.stderr')}"
-    elif received != records:
-        problem = f"the sandbox received {received} of {records} events"
-    return _measurement(f"(a) target-meta-capi, {records:,} records", records, result, problem)
+    elif stats.get("events_received") != records:
+        problem = f"the sandbox received {stats.get('events_received')} of {records} events"
+    measurement = _measurement(label, records, result, problem)
+    measurement.sandbox_cpu_seconds = stats["process_cpu_seconds"] - sandbox_cpu
+    return measurement
 
 
 def run_noop(input_path: Path, records: int, workdir: Path, *, floor: bool = False) -> Measurement:
@@ -321,10 +342,10 @@ def run_facebook_sdk(
     input_path: Path, records: int, box: SandboxProcess, workdir: Path
 ) -> Measurement:
     python = ensure_bench_venv()
-    box.reset()
     empty = workdir / "empty.stdin"
     empty.write_bytes(b"")
-    result = measure(
+    return measure_sending(
+        "(c) facebook-business BatchProcessor(1000, 4)",
         [
             str(python),
             str(BENCHMARKS / "facebook_sdk_sender.py"),
@@ -338,16 +359,11 @@ def run_facebook_sdk(
             ACCESS_TOKEN,
         ],
         empty,
+        records,
+        box,
         workdir,
         "facebook-sdk",
     )
-    received = box.stats().get("events_received")
-    problem = None
-    if result["returncode"] != 0:
-        problem = f"exit code {result['returncode']}:\n{_tail(workdir / 'facebook-sdk.stderr')}"
-    elif received != records:
-        problem = f"the sandbox received {received} of {records} events"
-    return _measurement("(c) facebook-business BatchProcessor(1000, 4)", records, result, problem)
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -372,7 +388,13 @@ def print_measurement(measurement: Measurement) -> None:
     line = (
         f"{measurement.label:<52} {measurement.seconds:6.2f} s "
         f"{measurement.events_per_second:8,.0f} events/s "
-        f"{_memory_text(measurement)}  ({measurement.cpu_seconds:.2f} s CPU)"
+        f"{_memory_text(measurement)}  ({measurement.cpu_seconds:.2f} s CPU"
+        + (
+            f"; the sandbox meanwhile {measurement.sandbox_cpu_seconds:.2f} s"
+            if measurement.sandbox_cpu_seconds is not None
+            else ""
+        )
+        + ")"
     )
     print(line, flush=True)
     if measurement.problem:

@@ -7,6 +7,7 @@ accepted, and injects seeded faults. See docs/sandbox.md for the table of answer
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import gzip
 import hashlib
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_to_bytes
 
 import msgspec
 
@@ -291,6 +292,9 @@ class SandboxServer:
                 "in_flight": counters.in_flight,
                 "max_in_flight": counters.max_in_flight,
                 "faults": dict(counters.faults),
+                # of the whole process since it started, not reset: load tests on one machine
+                # compare it before and after a run to see what the sandbox itself took
+                "process_cpu_seconds": round(time.process_time(), 3),
             }
         if self._store is not None:
             stats.update(self._store.counts())
@@ -502,11 +506,36 @@ def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
 
 
 def _parse_form(body: bytes) -> dict[str, Any]:
+    """A urlencoded body as parse_qs(keep_blank_values=True) reads it, the last value winning.
+
+    Meta's SDKs send events this way, as percent-encoded JSON: a 1,000-event request holds
+    ~400,000 escapes, which urllib's pure-Python unquote takes ~25 ms to decode, ~3 ms here.
+    """
     try:
-        text = body.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError:
         raise _invalid_parameter("(#100) The request body is not valid UTF-8") from None
-    return {name: values[-1] for name, values in parse_qs(text, keep_blank_values=True).items()}
+    params: dict[str, Any] = {}
+    for pair in body.split(b"&"):
+        if pair:
+            name, _, value = pair.partition(b"=")
+            params[_unquote_plus(name)] = _unquote_plus(value)
+    return params
+
+
+_LONE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def _unquote_plus(text: bytes) -> str:
+    """urllib.parse.unquote_plus for bytes, decoded in C where that gives the same result."""
+    text = text.replace(b"+", b" ")
+    if b"%" not in text:
+        return text.decode("utf-8", "replace")
+    if b"=" in text or _LONE_PERCENT.search(text):
+        return unquote_to_bytes(text).decode("utf-8", "replace")
+    # Quoted-printable's =XX escapes are %XX's; with no "=" of its own and every "%" before
+    # two hex digits, the text holds nothing else quoted-printable would read differently.
+    return binascii.a2b_qp(text.replace(b"%", b"=")).decode("utf-8", "replace")
 
 
 class _Handler(BaseHTTPRequestHandler):
