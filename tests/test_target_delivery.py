@@ -148,18 +148,23 @@ def test_dry_run_writes_state_as_if_acknowledged(sandbox: SandboxServer, tmp_pat
     assert result.states == [{"bookmarks": {STREAM: 3}}]
 
 
+def _orders_and_refunds_alternating() -> list[str]:
+    """Orders 1, 3, 5 on the orders stream, 2, 4, 6 on `refunds`, then a state."""
+    lines = [schema_line(), schema_line("refunds")]
+    for order_id in range(1, 7):
+        stream = STREAM if order_id % 2 else "refunds"
+        lines.append(record_line(order(order_id), stream=stream))
+    lines.append(state_line(6))
+    return lines
+
+
 def test_records_of_two_streams_settle_independently(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     config = orders_config(
         sandbox.url, tmp_path, streams={STREAM: ORDERS_MAPPING, "refunds": ORDERS_MAPPING}
     )
-    lines = [schema_line(), schema_line("refunds")]
-    for order_id in range(1, 7):
-        stream = STREAM if order_id % 2 else "refunds"
-        lines.append(record_line(order(order_id), stream=stream))
-    lines.append(state_line(6))
-    result = run_in_process(config, lines)
+    result = run_in_process(config, _orders_and_refunds_alternating())
     assert result.states == [{"bookmarks": {STREAM: 6}}]
     assert len(sandbox.accepted_events()) == 6
 
@@ -173,12 +178,7 @@ def test_a_stream_with_its_own_pixel_id_sends_its_events_there(
     config = orders_config(
         sandbox.url, tmp_path, streams={STREAM: ORDERS_MAPPING, "refunds": refunds_mapping}
     )
-    lines = [schema_line(), schema_line("refunds")]
-    for order_id in range(1, 7):
-        stream = STREAM if order_id % 2 else "refunds"
-        lines.append(record_line(order(order_id), stream=stream))
-    lines.append(state_line(6))
-    result = run_in_process(config, lines)
+    result = run_in_process(config, _orders_and_refunds_alternating())
     assert result.exit_code == 0
     pixels = {
         int(item["event"]["custom_data"]["order_id"]): item["params"]["pixel_id"]
