@@ -13,6 +13,7 @@ import datetime
 import decimal
 import json
 import os
+import stat
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -167,6 +168,10 @@ class DeadLetterWriter:
                     # unbuffered: a line is in the file when write returns, or the call fails
                     self._file = self.path.open("ab", buffering=0)
                     self._size = self._file.seek(0, os.SEEK_END)
+                    if stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
+                        # a run killed mid-line left a letter no state covers: it comes again
+                        self._size = _whole_lines_size(self.path)
+                        os.ftruncate(self._file.fileno(), self._size)
                 unwritten = memoryview(line)
                 while unwritten:
                     unwritten = unwritten[self._file.write(unwritten) or 0 :]
@@ -215,3 +220,18 @@ class DeadLetterWriter:
             "No state is written past the events it should have kept; free space or fix "
             "dead_letter_path, then rerun from the last state."
         )
+
+
+def _whole_lines_size(path: Path, chunk: int = 1 << 16) -> int:
+    """Bytes of `path` up to the end of its last whole line (a file ends with a newline)."""
+    with path.open("rb") as file:
+        end = file.seek(0, os.SEEK_END)
+        position = end
+        while position > 0:
+            start = max(0, position - chunk)
+            file.seek(start)
+            newline = file.read(position - start).rfind(b"\n")
+            if newline >= 0:
+                return start + newline + 1
+            position = start
+        return 0

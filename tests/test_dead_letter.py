@@ -170,3 +170,25 @@ writer.close()
     assert "Cannot write the dead-letter file" in completed.stdout
     lines = path.read_text().splitlines()
     assert [json.loads(line)["stream"] for line in lines] == ["kept"]
+
+
+def test_a_line_left_half_written_by_a_killed_run_is_dropped_before_appending(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dead.jsonl"
+    whole = encode_dead_letter(_violation_letter("earlier-run")) + "\n"
+    path.write_text(whole + whole[: len(whole) // 2])  # killed while writing the second
+    writer = DeadLetterWriter(path)
+    writer.write(_violation_letter("rerun"))
+    writer.close()
+    streams = [json.loads(line)["stream"] for line in path.read_text().splitlines()]
+    assert streams == ["earlier-run", "rerun"]
+
+
+def test_a_file_of_one_unfinished_line_is_emptied_before_appending(tmp_path: Path) -> None:
+    path = tmp_path / "dead.jsonl"
+    path.write_text('{"stream": "cut')
+    writer = DeadLetterWriter(path)
+    writer.write(_violation_letter("rerun"))
+    writer.close()
+    assert [json.loads(line)["stream"] for line in path.read_text().splitlines()] == ["rerun"]
