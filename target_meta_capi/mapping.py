@@ -134,7 +134,7 @@ _MILLISECONDS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138: anything larger
 _METADATA_PREFIX = "_sdc_"
 _MAX_CACHED_PLANS = 256
 # Customers repeat: their hashed user_data, keyed on the raw values of the columns it comes from
-# (~0.3 KB each beyond what normalize's own group memo holds).
+# (~1.8 KB each with its key: at most ~15 MB per process).
 _MAX_CACHED_IDENTITIES = 1 << 13
 
 # Top-level event parameters holding objects (user_data, custom_data …) or single values.
