@@ -136,6 +136,10 @@ _MAX_CACHED_PLANS = 256
 # Customers repeat: their hashed user_data, keyed on the raw values of the columns it comes from
 # (~1.8 KB each with its key: at most ~15 MB per process).
 _MAX_CACHED_IDENTITIES = 1 << 13
+# The memo is used while at least this share of customers come back within its size; whether
+# they do is judged over this many customers (see EventMapper._keep).
+_MIN_RETURNING_SHARE = 0.05
+_CUSTOMERS_JUDGED = 1 << 10
 
 # Top-level event parameters holding objects (user_data, custom_data …) or single values.
 _OBJECT_KEYS = frozenset(
@@ -905,7 +909,15 @@ class EventMapper:
             if key in user_data_columns or key.lower() in _USER_DATA_ALIAS_COLUMNS
         )
         self._plans: dict[tuple[str, ...], _Plan] = {}
-        self._identities_kept = 0  # over all plans, bounded by _MAX_CACHED_IDENTITIES
+        # The customer memo, over all plans. It is used only while customers come back: when
+        # they do not (a day of orders from one-off customers), it would hold ~15 MB of them
+        # for nothing. While it is off, hashes of recent customers tell whether it would pay.
+        self._identities_kept = 0
+        self._memoizing = False
+        self._identity_hits = 0  # while memoizing, since the memo was last emptied
+        self._recent_customers: set[int] = set()  # while not memoizing, at most as many
+        self._customers_judged = 0
+        self._customers_returning = 0
 
     # -- planning (once per set of columns) --
 
@@ -1034,11 +1046,14 @@ class EventMapper:
         None: these values take the general path (normalize_user_data over all of user_data).
         """
         try:
-            return plan.identities[values]
+            identity = plan.identities[values]
         except KeyError:
             pass
         except TypeError:  # an unhashable value (a list …)
             return None
+        else:
+            self._identity_hits += 1
+            return identity
         # Kept only for types whose equal values normalize alike (1, 1.0 and True are equal
         # keys). Looking up needs no such check: nothing but a str, None or a date equals a
         # str, None or a date, short of subclasses that neither JSON decoding nor the SDK's
@@ -1069,13 +1084,41 @@ class EventMapper:
         if not late and _IDENTITY_VALUE_TYPES.issuperset(map(type, winners.values())):
             normalized = normalize_hashed_values(winners, hash_external_id=self.hash_external_id)
             identity = (normalized.user_data, tuple(normalized.dropped))
-        if self._identities_kept >= _MAX_CACHED_IDENTITIES:
-            for cached_plan in self._plans.values():
-                cached_plan.identities.clear()
-            self._identities_kept = 0
-        plan.identities[values] = identity
-        self._identities_kept += 1
+        self._keep(plan, values, identity)
         return identity
+
+    def _keep(self, plan: _Plan, values: tuple[Any, ...], identity: _Identity | None) -> None:
+        """Memoize a customer met for the first time, while customers come back.
+
+        Memoizing: when the memo is full, it is emptied, and it goes on only if at least
+        `_MIN_RETURNING_SHARE` of the lookups since it was last emptied found a customer.
+        Not memoizing: every `_CUSTOMERS_JUDGED` customers, the hashes of the last
+        `_MAX_CACHED_IDENTITIES` say whether a memo of that size would have found that share.
+        """
+        if self._memoizing:
+            if self._identities_kept >= _MAX_CACHED_IDENTITIES:
+                lookups = self._identity_hits + self._identities_kept
+                self._memoizing = self._identity_hits >= _MIN_RETURNING_SHARE * lookups
+                self._identity_hits = self._identities_kept = 0
+                for cached_plan in self._plans.values():
+                    cached_plan.identities.clear()
+            if self._memoizing:
+                plan.identities[values] = identity
+                self._identities_kept += 1
+            return
+        recent = self._recent_customers
+        customer = hash(values)
+        if customer in recent:
+            self._customers_returning += 1
+        elif len(recent) >= _MAX_CACHED_IDENTITIES:
+            recent.clear()
+        recent.add(customer)
+        self._customers_judged += 1
+        if self._customers_judged >= _CUSTOMERS_JUDGED:
+            if self._customers_returning >= _MIN_RETURNING_SHARE * self._customers_judged:
+                self._memoizing = True
+                recent.clear()
+            self._customers_judged = self._customers_returning = 0
 
     # -- mapping (once per record) --
 

@@ -47,9 +47,15 @@ LATE_ORDER = {**ORDER, "date_of_birth": dt.date(1990, 5, 17), "customer_id": "CU
 
 
 def orders_mapper(config=CONFIG, columns=tuple(ORDER)) -> EventMapper:
+    """A mapper whose memo is on, as once customers were seen coming back (tested below)."""
     mapper = build_event_mapper("orders", [], config, list(columns))
     assert mapper is not None
+    mapper._memoizing = True
     return mapper
+
+
+def memo_size(mapper: EventMapper) -> int:
+    return sum(len(plan.identities) for plan in mapper._plans.values())
 
 
 def map_without_memo(config, record) -> MappedEvent:
@@ -202,3 +208,47 @@ def test_a_list_constant_for_a_hashed_key_is_not_shared_between_events():
     second = mapper.map(dict(record)).event["user_data"]
     assert len(second["ct"]) == 2
     assert json.dumps(second) == json.dumps(map_without_memo(config, record).event["user_data"])
+
+
+def test_the_memo_starts_off_and_turns_on_once_customers_come_back(monkeypatch):
+    monkeypatch.setattr(mapping_module, "_CUSTOMERS_JUDGED", 10)
+    mapper = build_event_mapper("orders", [], CONFIG, list(ORDER))
+    assert mapper is not None
+    names = ["Ann", "Bob", "Cy"] * 4
+    for name in names[:10]:
+        mapper.map({**ORDER, "first_name": name})
+    assert memo_size(mapper) == 0  # judged over 10 customers, 7 of them returning
+    for name in names[10:]:
+        assert_same_as_general_path(mapper, CONFIG, {**ORDER, "first_name": name})
+    assert memo_size(mapper) == 2
+
+
+def test_one_off_customers_never_fill_the_memo(monkeypatch):
+    monkeypatch.setattr(mapping_module, "_CUSTOMERS_JUDGED", 16)
+    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 64)
+    mapper = build_event_mapper("orders", [], CONFIG, list(ORDER))
+    assert mapper is not None
+    for number in range(500):
+        mapper.map({**ORDER, "email": f"customer{number}@example.com"})
+        assert memo_size(mapper) == 0
+        assert len(mapper._recent_customers) <= 64
+
+
+def test_a_full_memo_whose_customers_stopped_coming_back_is_emptied_and_turned_off(monkeypatch):
+    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
+    mapper = orders_mapper()
+    for number in range(17):
+        mapper.map({**ORDER, "email": f"customer{number}@example.com"})
+    assert memo_size(mapper) == 0
+    assert not mapper._memoizing
+
+
+def test_a_full_memo_whose_customers_come_back_is_emptied_and_stays_on(monkeypatch):
+    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
+    mapper = orders_mapper()
+    regulars = [f"regular{number}@example.com" for number in range(10)]
+    newcomers = [f"new{number}@example.com" for number in range(7)]
+    for email in regulars * 3 + newcomers:  # the 7th newcomer finds the memo full
+        mapper.map({**ORDER, "email": email})
+    assert mapper._memoizing
+    assert memo_size(mapper) == 1
