@@ -489,8 +489,8 @@ def main() -> int:
         "--customers",
         type=int,
         default=DEFAULT_CUSTOMERS,
-        help=f"distinct customers the orders come from (default {DEFAULT_CUSTOMERS:,}; as many "
-        "as --records for one order each, the costliest case)",
+        help=f"customers each order picks one of at random (default {DEFAULT_CUSTOMERS:,}); "
+        "far more than --records makes nearly every order a new customer's, the costliest case",
     )
     parser.add_argument("--seed", type=int, default=7, help="of the generated records")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
