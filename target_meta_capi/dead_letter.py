@@ -154,7 +154,8 @@ class DeadLetterWriter:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
-        self._size = 0  # bytes of whole lines in the file
+        self._size = 0  # bytes of whole lines in the file (a regular file)
+        self._regular = True
         self._unsynced = False
         self._broken = False
         self.count = 0
@@ -167,8 +168,9 @@ class DeadLetterWriter:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                     # unbuffered: a line is in the file when write returns, or the call fails
                     self._file = self.path.open("ab", buffering=0)
-                    self._size = self._file.seek(0, os.SEEK_END)
-                    if stat.S_ISREG(os.fstat(self._file.fileno()).st_mode):
+                    # a pipe or device (/dev/stderr) has no size to mend and nothing to fsync
+                    self._regular = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
+                    if self._regular:
                         # a run killed mid-line left a letter no state covers: it comes again
                         self._size = _whole_lines_size(self.path)
                         os.ftruncate(self._file.fileno(), self._size)
@@ -178,7 +180,7 @@ class DeadLetterWriter:
             except OSError as error:
                 raise self._failed(error) from None
             self._size += len(line)
-            self._unsynced = True
+            self._unsynced = self._regular
             self.count += 1
 
     def sync(self) -> None:
@@ -201,7 +203,8 @@ class DeadLetterWriter:
                     file.close()
                 return
             try:
-                os.fsync(file.fileno())
+                if self._regular:
+                    os.fsync(file.fileno())
             except OSError as error:
                 raise self._failed(error) from None
             finally:

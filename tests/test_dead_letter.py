@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -192,3 +193,16 @@ def test_a_file_of_one_unfinished_line_is_emptied_before_appending(tmp_path: Pat
     writer.write(_violation_letter("rerun"))
     writer.close()
     assert [json.loads(line)["stream"] for line in path.read_text().splitlines()] == ["rerun"]
+
+
+def test_letters_can_go_to_a_pipe(tmp_path: Path) -> None:
+    fifo = tmp_path / "letters.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    writer = DeadLetterWriter(fifo)
+    writer.write(_violation_letter("piped"))
+    writer.close()
+    reader.join(timeout=10)
+    assert [json.loads(line)["stream"] for line in received[0].splitlines()] == ["piped"]
