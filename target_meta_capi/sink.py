@@ -128,16 +128,12 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             self.delivery.stats.stream_skipped(
                 stream_name, "no entry in `streams` and no recognisable customer fields"
             )
-            self._redacted_keys: frozenset[str] = frozenset()
-        else:
-            if self._mapper.unknown_columns:
-                self.logger.warning(
-                    "Stream %r: `streams` maps columns its schema does not have: %s",
-                    stream_name,
-                    ", ".join(self._mapper.unknown_columns),
-                )
-            # key columns holding customer information never reach the dead-letter file
-            self._redacted_keys = self._mapper.redacted_keys
+        elif self._mapper.unknown_columns:
+            self.logger.warning(
+                "Stream %r: `streams` maps columns its schema does not have: %s",
+                stream_name,
+                ", ".join(self._mapper.unknown_columns),
+            )
 
     @property
     def mapper(self) -> EventMapper | None:

@@ -93,12 +93,10 @@ class SandboxConfig:
         for name in ("pixel_ids", "access_tokens", "reject_event_ids"):
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
-        if self.slow_response_seconds < 0:
-            raise ValueError("slow_response_seconds must be >= 0")
-        if self.retry_after_seconds is not None and self.retry_after_seconds < 0:
-            raise ValueError("retry_after_seconds must be >= 0")
-        if self.regain_access_minutes is not None and self.regain_access_minutes < 0:
-            raise ValueError("regain_access_minutes must be >= 0")
+        for name in ("slow_response_seconds", "retry_after_seconds", "regain_access_minutes"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0")
         if self.usage_percent is not None and not 0 <= self.usage_percent <= 100:
             raise ValueError("usage_percent must be between 0 and 100")
         faults.check_settings(self.latency_ms, self.fault_rates())
