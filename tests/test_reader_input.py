@@ -1,14 +1,23 @@
-"""The reader takes stdin as bytes through a larger buffer: exactly the lines stdin holds."""
+"""The reader takes stdin as bytes through a larger buffer: exactly the lines stdin holds.
+
+A stdin pipe is widened to 1 MB, and when it runs dry the reader lets the tap write on for a
+moment before reading again, instead of waking up for every line a tap writes and flushes.
+"""
 
 from __future__ import annotations
 
 import io
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from target_meta_capi.reader import NumberedSingerReader, SingerInputError
+from target_meta_capi import reader as reader_module
+from target_meta_capi.reader import INPUT_GATHER_SECONDS, NumberedSingerReader, SingerInputError
+
+fcntl = pytest.importorskip("fcntl")
 
 # CRLF and a lone CR, an accented name, a byte that is not UTF-8, a blank line, no final newline
 RAW_INPUT = b'{"a": 1}\r\n{"b": "x\ry"}\n{"n": "Zo\xc3\xab"}\n\n{"bad": "\xff"}\n{"last": 2}'
@@ -41,3 +50,83 @@ def test_a_stdin_without_a_file_is_read_as_it_is(monkeypatch: pytest.MonkeyPatch
     replacement = io.StringIO('{"type": "STATE", "value": {}}\n')
     monkeypatch.setattr(sys, "stdin", replacement)
     assert NumberedSingerReader().default_input is replacement
+
+
+@pytest.fixture
+def stdin_pipe(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, io.BufferedWriter]]:
+    """stdin is the read end of a fresh pipe; yields its descriptor and the tap's write end."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as stdin, os.fdopen(write_end, "wb") as tap:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        yield read_end, tap
+
+
+def _tap_writing_on_each_pause(reader: NumberedSingerReader, tap: io.BufferedWriter) -> None:
+    """At each of the reader's pauses, the tap writes 50 more lines; after two, it ends."""
+    batches = iter([[b'{"n": %d}\n' % n for n in range(first, first + 50)] for first in (1, 51)])
+
+    def write_next_batch(wait_for_input: object) -> None:
+        batch = next(batches, None)
+        if batch is None:
+            tap.close()
+        else:
+            tap.write(b"".join(batch))
+            tap.flush()
+
+    reader.on_input_pause = write_next_batch
+    tap.write(b'{"n": 0}\n')
+    tap.flush()
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_a_stdin_pipe_is_widened_so_the_tap_can_write_a_megabyte_ahead(
+    stdin_pipe: tuple[int, io.BufferedWriter],
+) -> None:
+    read_end, _ = stdin_pipe
+    assert NumberedSingerReader().default_input is not None
+    assert fcntl.fcntl(read_end, fcntl.F_GETPIPE_SZ) >= 1 << 20
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_a_dry_pipe_is_read_again_after_the_tap_had_a_moment_to_write_on(
+    stdin_pipe: tuple[int, io.BufferedWriter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = NumberedSingerReader()
+    sleeps: list[tuple[float, bool]] = []
+    # signals must still stop the reader during the pause: it counts as waiting for input
+    monkeypatch.setattr(
+        reader_module.time,
+        "sleep",
+        lambda seconds: sleeps.append((seconds, reader._waiting_for_input)),
+    )
+    _tap_writing_on_each_pause(reader, stdin_pipe[1])
+    lines = list(reader.default_input)
+    assert lines == [b'{"n": %d}\n' % n for n in range(101)]
+    assert sleeps == [(INPUT_GATHER_SECONDS, True)] * 3
+
+
+def test_a_pipe_that_cannot_be_widened_is_read_as_soon_as_a_line_comes(
+    stdin_pipe: tuple[int, io.BufferedWriter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a 64 KB pipe would be full after a few ms of a fast tap: waiting would stall it
+    monkeypatch.setattr(reader_module, "_widen_pipe", lambda descriptor: False)
+    reader = NumberedSingerReader()
+    sleeps: list[float] = []
+    monkeypatch.setattr(reader_module.time, "sleep", sleeps.append)
+    _tap_writing_on_each_pause(reader, stdin_pipe[1])
+    assert len(list(reader.default_input)) == 101
+    assert sleeps == []
+
+
+def test_a_file_on_stdin_is_neither_widened_nor_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "input.singer"
+    path.write_bytes(b'{"n": 0}\n' * 3)
+    sleeps: list[float] = []
+    monkeypatch.setattr(reader_module.time, "sleep", sleeps.append)
+    with path.open("rb") as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        assert reader_module._widen_pipe(stdin.fileno()) is False
+        assert len(list(NumberedSingerReader().default_input)) == 3
+    assert sleeps == []
