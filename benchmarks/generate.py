@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -312,6 +313,21 @@ def order_record(order_id: int, customer: Customer, rng: random.Random, now: dat
     }
 
 
+def orders(
+    records: int,
+    *,
+    customers: int = DEFAULT_CUSTOMERS,
+    seed: int = 7,
+    now: datetime | None = None,
+) -> Iterator[dict]:
+    """`records` orders with ids 1..records, each from one of `customers` customers."""
+    rng = random.Random(seed)
+    now = now or datetime.now(timezone.utc)
+    pool = make_customers(customers, rng)
+    for order_id in range(1, records + 1):
+        yield order_record(order_id, rng.choice(pool), rng, now)
+
+
 def state_message(last_order_id: int) -> dict:
     return {
         "type": "STATE",
@@ -332,9 +348,7 @@ def write_stream(
     now: datetime | None = None,
 ) -> Path:
     """Write SCHEMA, `records` RECORDs and a STATE every 10,000 records (and at the end)."""
-    rng = random.Random(seed)
     now = now or datetime.now(timezone.utc)
-    pool = make_customers(customers, rng)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     with path.open("w", encoding="utf-8") as out:
         out.write(
@@ -348,8 +362,9 @@ def write_stream(
             )
             + "\n"
         )
-        for order_id in range(1, records + 1):
-            record = order_record(order_id, rng.choice(pool), rng, now)
+        for order_id, record in enumerate(
+            orders(records, customers=customers, seed=seed, now=now), start=1
+        ):
             out.write(
                 dumps(
                     {

@@ -30,13 +30,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 import yaml
 
 from target_meta_capi.sandbox import SandboxConfig, SandboxServer
 from target_meta_capi.target import TargetMetaCapi
+from tests._e2e import skip_or_fail
 from tests._postgres import PostgresServer, missing_postgres_reason, running_postgres
 
 pytestmark = pytest.mark.e2e
@@ -309,14 +310,6 @@ def _sql_text(value: Any) -> Any:
 # --- Meltano --------------------------------------------------------------------------------
 
 
-def _skip_or_fail(reason: str) -> NoReturn:
-    # `make test` and CI set E2E_REQUIRED=1: there a missing prerequisite is a failure, not a
-    # quiet skip that would let the pipeline go untested.
-    if os.environ.get("E2E_REQUIRED") == "1":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
 def _find_meltano() -> str | None:
     candidates = [
         os.environ.get("MELTANO_BIN"),
@@ -438,7 +431,7 @@ class Pipeline:
 def meltano_executable() -> str:
     executable = _find_meltano()
     if executable is None:
-        _skip_or_fail(
+        skip_or_fail(
             "meltano not found (.venv-meltano/bin/meltano, MELTANO_BIN or PATH); `make test` "
             "installs it in .venv-meltano"
         )
@@ -449,7 +442,7 @@ def meltano_executable() -> str:
 def pipeline(meltano_executable: str) -> Iterator[Pipeline]:
     reason = missing_postgres_reason()
     if reason is not None:
-        _skip_or_fail(reason)
+        skip_or_fail(reason)
     work_dir = Path(tempfile.mkdtemp(prefix="tmc-e2e-"))
     try:
         with running_postgres() as postgres, SandboxServer(SandboxConfig(port=0)) as sandbox:

@@ -1,0 +1,289 @@
+"""Pipeline benchmark: does target-meta-capi hold tap-postgres back?
+
+One command (from the repository root):
+
+    .venv/bin/python benchmarks/pipeline.py --rows 200000 --latency-ms 100
+
+Issue 7's goal is that the target is never the slowest part of
+`tap-postgres | target-meta-capi`. run.py measures the target on its own; this measures the
+pipeline. It starts a private PostgreSQL server (as the end-to-end tests do), loads N of
+run.py's orders into a typed `public.orders` table (26 columns), starts the sandbox with the
+given latency, and times, each in a fresh process:
+  (t) tap-postgres alone, its output thrown away: the pace of the source;
+  (b) tap-postgres | the do-nothing singer-sdk target of run.py (benchmarks/noop_target.py);
+  (p) tap-postgres | target-meta-capi, until every event was acknowledged (the sandbox must
+      have received all N events).
+The tap is meltanolabs-tap-postgres in its own venv, .venv-tap, which this script creates on
+first use (or the executable given with --tap-postgres). p/t is what the target costs the
+pipeline: 1.00 would mean the tap never waits for it. On a machine with fewer cores than the
+two programs can use together, they also share the CPU, so p/t > 1 there says how much CPU the
+target takes from the tap, not only whether it is slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from generate import DEFAULT_CUSTOMERS, SCHEMA, orders
+from run import (
+    ACCESS_TOKEN,
+    BENCHMARKS,
+    ORDERS_MAPPING,
+    PIXEL_ID,
+    PROJECT_BIN,
+    PROJECT_PYTHON,
+    ROOT,
+    Measurement,
+    SandboxProcess,
+    best_of,
+    compile_bytecode,
+    machine_description,
+    measure,
+    measure_sending,
+    print_measurement,
+    sandbox,
+)
+
+sys.path.insert(0, str(ROOT))
+from tests._postgres import PostgresServer, running_postgres
+
+TAP_VENV = ROOT / ".venv-tap"
+TAP_POSTGRES_REQUIREMENT = "meltanolabs-tap-postgres"
+LOAD_CHUNK_ROWS = 20_000
+
+# Column types as a shop's orders table has them; the order follows generate.SCHEMA.
+COLUMN_TYPES = {
+    "order_id": "bigint PRIMARY KEY",
+    "date_of_birth": "date",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+    "total": "numeric(10, 2)",
+    "num_items": "integer",
+    "product_ids": "text[]",
+}
+COLUMNS = tuple(SCHEMA["properties"])
+
+
+def ensure_tap_postgres(executable: Path | None) -> Path:
+    """tap-postgres in its own venv: its pins (SQLAlchemy, psycopg2) stay out of the project's."""
+    if executable is not None:
+        return executable
+    tap = TAP_VENV / "bin" / "tap-postgres"
+    if not tap.exists():
+        print(f"creating {TAP_VENV.name} with {TAP_POSTGRES_REQUIREMENT} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(TAP_VENV)], check=True)
+        subprocess.run(
+            [
+                str(TAP_VENV / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                TAP_POSTGRES_REQUIREMENT,
+            ],
+            check=True,
+        )
+    return tap
+
+
+def _sql_value(column: str, value: object) -> object:
+    if value is None or column != "product_ids":
+        return value
+    return "{" + ",".join(str(item) for item in value) + "}"  # type: ignore[union-attr]
+
+
+def _chunks(rows: Iterable[dict], size: int) -> Iterator[list[list[object]]]:
+    chunk: list[list[object]] = []
+    for row in rows:
+        chunk.append([_sql_value(column, row[column]) for column in COLUMNS])
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def load_orders(server: PostgresServer, rows: int, *, customers: int, seed: int) -> None:
+    """`rows` of run.py's orders in public.orders, typed as a shop stores them."""
+    definitions = ", ".join(f"{column} {COLUMN_TYPES.get(column, 'text')}" for column in COLUMNS)
+    server.psql(f"CREATE TABLE public.orders ({definitions})")
+    for chunk in _chunks(orders(rows, customers=customers, seed=seed), LOAD_CHUNK_ROWS):
+        server.copy_rows("public.orders", COLUMNS, chunk)
+    server.psql(f"GRANT SELECT ON public.orders TO {server.user}")
+    server.psql("ANALYZE public.orders")
+
+
+def orders_catalog(tap: Path, config: Path) -> dict:
+    """The tap's discovered catalog with public.orders and all its columns selected (a tap run
+    without a catalog selects nothing)."""
+    discovered = subprocess.run(
+        [str(tap), "--config", str(config), "--discover"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    catalog = json.loads(discovered.stdout)
+    for stream in catalog["streams"]:
+        if stream["tap_stream_id"] == "public-orders":
+            for entry in stream["metadata"]:
+                entry["metadata"]["selected"] = True
+    return catalog
+
+
+def _pipeline(*commands: list[str]) -> list[str]:
+    """One command running `commands` as a shell pipeline that fails if any part fails."""
+    return ["bash", "-c", "set -o pipefail; " + " | ".join(map(shlex.join, commands))]
+
+
+def run_pipeline(args: argparse.Namespace, workdir: Path) -> int:
+    rows = args.rows
+    print(f"machine: {machine_description()}")
+    compile_bytecode()
+    tap = ensure_tap_postgres(args.tap_postgres)
+    with running_postgres() as server:
+        started = time.perf_counter()
+        load_orders(server, rows, customers=args.customers, seed=args.seed)
+        print(
+            f"input: {rows:,} orders of {args.customers:,} customers in public.orders "
+            f"({len(COLUMNS)} columns, loaded in {time.perf_counter() - started:.1f} s); "
+            f"sandbox latency {args.latency_ms:g} ms; best of {args.repeat} run(s)\n",
+            flush=True,
+        )
+        tap_config = workdir / "tap.config.json"
+        tap_config.write_text(
+            json.dumps(
+                {
+                    "host": server.host,
+                    "port": server.port,
+                    "user": server.user,
+                    "password": server.password,
+                    "database": server.database,
+                    "filter_schemas": ["public"],
+                }
+            )
+        )
+        catalog = workdir / "tap.catalog.json"
+        catalog.write_text(json.dumps(orders_catalog(tap, tap_config)))
+        read = [str(tap), "--config", str(tap_config), "--catalog", str(catalog)]
+        empty = workdir / "empty.stdin"
+        empty.write_bytes(b"")
+        with sandbox(args.latency_ms, workdir, None) as box:
+            tap_alone = best_of(args.repeat, lambda: measure_tap_alone(read, rows, empty, workdir))
+            print_measurement(tap_alone)
+            noop = best_of(args.repeat, lambda: measure_noop_pipeline(read, rows, empty, workdir))
+            print_measurement(noop)
+            target = best_of(
+                args.repeat, lambda: measure_target_pipeline(read, rows, empty, box, workdir)
+            )
+            print_measurement(target)
+    print_pipeline_costs(tap_alone, noop, target)
+    return 0 if not any(run.problem for run in (tap_alone, noop, target)) else 1
+
+
+def _measured(label: str, rows: int, result: dict) -> Measurement:
+    problem = None
+    if result["returncode"] != 0:
+        problem = f"exit code {result['returncode']}"
+    return Measurement(
+        label,
+        rows,
+        result["seconds"],
+        result["cpu_seconds"],
+        result["peak_rss_mb"],
+        problem,
+        result["peak_tree_rss_mb"],
+        result["peak_tree_pss_mb"],
+        result["peak_processes"],
+    )
+
+
+def measure_tap_alone(read: list[str], rows: int, empty: Path, workdir: Path) -> Measurement:
+    result = measure(_pipeline(read, ["wc", "-l"]), empty, workdir, "tap")
+    measured = _measured("(t) tap-postgres alone (| wc -l)", rows, result)
+    lines = (workdir / "tap.stdout").read_text().strip()
+    if measured.problem is None and int(lines or 0) < rows:
+        measured.problem = f"the tap wrote {lines} lines for {rows} rows"
+    return measured
+
+
+def measure_noop_pipeline(read: list[str], rows: int, empty: Path, workdir: Path) -> Measurement:
+    config = workdir / "noop.config.json"
+    config.write_text("{}")
+    noop = [str(PROJECT_PYTHON), str(BENCHMARKS / "noop_target.py"), "--config", str(config)]
+    result = measure(_pipeline(read, noop), empty, workdir, "noop-pipeline")
+    return _measured("(b) tap-postgres | do-nothing singer-sdk target", rows, result)
+
+
+def measure_target_pipeline(
+    read: list[str], rows: int, empty: Path, box: SandboxProcess, workdir: Path
+) -> Measurement:
+    config = workdir / "target.config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "pixel_id": PIXEL_ID,
+                "access_token": ACCESS_TOKEN,
+                "graph_url": box.url,
+                "dead_letter_path": str(workdir / "dead-letters.jsonl"),
+                "streams": ORDERS_MAPPING,
+            }
+        )
+    )
+    target = [str(PROJECT_BIN / "target-meta-capi"), "--config", str(config)]
+    return measure_sending(
+        "(p) tap-postgres | target-meta-capi",
+        _pipeline(read, target),
+        empty,
+        rows,
+        box,
+        workdir,
+        "target-pipeline",
+    )
+
+
+def print_pipeline_costs(tap_alone: Measurement, noop: Measurement, target: Measurement) -> None:
+    print("\nwhat each target costs the pipeline (time / the tap's time alone; 1.00 = nothing):")
+    for run in (noop, target):
+        print(f"  {run.label.split(' ')[0]}/t = {run.seconds / tap_alone.seconds:5.2f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
+    parser.add_argument("--rows", type=int, default=200_000, help="N (default 200,000)")
+    parser.add_argument(
+        "--latency-ms", type=float, default=100.0, help="the sandbox's answer delay (default 100)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each; the fastest counts")
+    parser.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS)
+    parser.add_argument("--seed", type=int, default=7, help="of the generated orders")
+    parser.add_argument(
+        "--tap-postgres", type=Path, help="a tap-postgres executable to use instead of .venv-tap"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="keep configs and logs here (default: a temp dir, removed)"
+    )
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="capi-pipeline-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return run_pipeline(args, workdir)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

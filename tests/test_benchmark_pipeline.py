@@ -1,0 +1,53 @@
+"""The pipeline benchmark runs whole: PostgreSQL -> tap-postgres -> each target, every row in.
+
+benchmarks/pipeline.py is a documented command; this runs it on a small table, with the real
+PostgreSQL server, the tap-postgres it installs in .venv-tap and the sandbox, so that it keeps
+working. Its figures are not checked: they are the benchmark's to print.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._e2e import skip_or_fail
+from tests._postgres import missing_postgres_reason
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = 500
+
+
+def test_pipeline_benchmark_sends_every_row_through_tap_postgres_and_prints_each_cost(
+    tmp_path: Path,
+) -> None:
+    reason = missing_postgres_reason()
+    if reason is not None:
+        skip_or_fail(reason)
+    command = [sys.executable, "benchmarks/pipeline.py", "--rows", str(ROWS), "--latency-ms", "10"]
+    finished = subprocess.run(
+        [*command, "--workdir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    report = finished.stdout
+    # a run that failed (exit code, or fewer events at the sandbox than rows) says FAILED
+    assert finished.returncode == 0, report + finished.stderr[-3000:]
+    assert "FAILED" not in report
+    for label in (
+        "(t) tap-postgres alone (| wc -l)",
+        "(b) tap-postgres | do-nothing singer-sdk target",
+        "(p) tap-postgres | target-meta-capi",
+    ):
+        assert re.search(re.escape(label) + r" +\d+\.\d\d s", report), label
+    assert re.search(r"\(p\)/t = +\d+\.\d\d", report)
+    target_log = (tmp_path / "target-pipeline.stderr").read_text()
+    assert f"{ROWS} read, {ROWS} mapped, {ROWS} sent" in target_log
