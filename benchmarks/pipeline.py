@@ -9,21 +9,27 @@ Issue 7's goal is that the target is never the slowest part of
 pipeline. It starts a private PostgreSQL server (as the end-to-end tests do), loads N of
 run.py's orders into a typed `public.orders` table (26 columns), starts the sandbox with the
 given latency, and times, each in a fresh process:
-  (t) tap-postgres alone, its output thrown away: the pace of the source;
+  (t) tap-postgres alone, into /dev/null: the pace of the source;
   (b) tap-postgres | the do-nothing singer-sdk target of run.py (benchmarks/noop_target.py);
   (p) tap-postgres | target-meta-capi, until every event was acknowledged (the sandbox must
-      have received all N events).
+      have received all N events);
+  (m) `meltano run --full-refresh tap-postgres target-meta-capi` with the repository's
+      meltano.yml, the same mapping and the same sandbox: Meltano relays every line itself.
+      It needs Meltano (.venv-meltano, which `make test` installs, or --meltano); the plugins
+      are installed into the work directory first.
 The tap is meltanolabs-tap-postgres in its own venv, .venv-tap, which this script creates on
 first use (or the executable given with --tap-postgres). p/t is what the target costs the
-pipeline: 1.00 would mean the tap never waits for it. On a machine with fewer cores than the
-two programs can use together, they also share the CPU, so p/t > 1 there says how much CPU the
-target takes from the tap, not only whether it is slower.
+pipeline: 1.00 would mean the tap never waits for it; m/t adds what Meltano's relay costs. On
+a machine with fewer cores than the programs can use together, they also share the CPU, so a
+ratio above 1 there says how much CPU the others take from the tap, not only who is slower.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -57,8 +63,11 @@ sys.path.insert(0, str(ROOT))
 from tests._postgres import PostgresServer, running_postgres
 
 TAP_VENV = ROOT / ".venv-tap"
+MELTANO = ROOT / ".venv-meltano" / "bin" / "meltano"
 TAP_POSTGRES_REQUIREMENT = "meltanolabs-tap-postgres"
 LOAD_CHUNK_ROWS = 20_000
+# singer-sdk taps log how many records they wrote as METRIC counters on stderr
+RECORD_COUNT = re.compile(r'"metric": ?"record_count", ?"value": ?(\d+)')
 
 # Column types as a shop's orders table has them; the order follows generate.SCHEMA.
 COLUMN_TYPES = {
@@ -185,8 +194,20 @@ def run_pipeline(args: argparse.Namespace, workdir: Path) -> int:
                 args.repeat, lambda: measure_target_pipeline(read, rows, empty, box, workdir)
             )
             print_measurement(target)
-    print_pipeline_costs(tap_alone, noop, target)
-    return 0 if not any(run.problem for run in (tap_alone, noop, target)) else 1
+            runs = [tap_alone, noop, target]
+            if args.meltano.exists():
+                env = meltano_environment(server, box, workdir)
+                install_plugins(args.meltano, env, workdir)
+                meltano = best_of(
+                    args.repeat,
+                    lambda: measure_meltano_run(args.meltano, env, rows, empty, box, workdir),
+                )
+                print_measurement(meltano)
+                runs.append(meltano)
+            else:
+                print(f"(m) meltano run: skipped, no Meltano at {args.meltano}", flush=True)
+    print_pipeline_costs(*runs)
+    return 0 if not any(run.problem for run in runs) else 1
 
 
 def _measured(label: str, rows: int, result: dict) -> Measurement:
@@ -207,11 +228,13 @@ def _measured(label: str, rows: int, result: dict) -> Measurement:
 
 
 def measure_tap_alone(read: list[str], rows: int, empty: Path, workdir: Path) -> Measurement:
-    result = measure(_pipeline(read, ["wc", "-l"]), empty, workdir, "tap")
-    measured = _measured("(t) tap-postgres alone (| wc -l)", rows, result)
-    lines = (workdir / "tap.stdout").read_text().strip()
-    if measured.problem is None and int(lines or 0) < rows:
-        measured.problem = f"the tap wrote {lines} lines for {rows} rows"
+    # Into /dev/null: a reader at the other end of a pipe (even `wc -l`) wakes up for each line
+    # a singer-sdk tap writes and flushes, and on two cores that slows the tap down.
+    result = measure(["bash", "-c", shlex.join(read) + " > /dev/null"], empty, workdir, "tap")
+    measured = _measured("(t) tap-postgres alone (> /dev/null)", rows, result)
+    emitted = sum(map(int, RECORD_COUNT.findall((workdir / "tap.stderr").read_text())))
+    if measured.problem is None and emitted != rows:
+        measured.problem = f"the tap counted {emitted} records for {rows} rows"
     return measured
 
 
@@ -250,9 +273,61 @@ def measure_target_pipeline(
     )
 
 
-def print_pipeline_costs(tap_alone: Measurement, noop: Measurement, target: Measurement) -> None:
+def meltano_environment(
+    server: PostgresServer, box: SandboxProcess, workdir: Path
+) -> dict[str, str]:
+    """meltano.yml's `dev` environment pointed at this run's database, sandbox and mapping,
+    with Meltano's own files in the work directory; settings from the caller's shell left out."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("TAP_POSTGRES_", "TARGET_META_CAPI_", "MELTANO_"))
+    }
+    return {
+        **inherited,
+        "MELTANO_PROJECT_ROOT": str(ROOT),
+        "MELTANO_DATABASE_URI": f"sqlite:///{workdir / 'meltano.db'}",
+        "MELTANO_SYS_DIR_ROOT": str(workdir / "meltano-sys"),
+        "MELTANO_ENVIRONMENT": "dev",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "TAP_POSTGRES_HOST": server.host,
+        "TAP_POSTGRES_PORT": str(server.port),
+        "TAP_POSTGRES_USER": server.user,
+        "TAP_POSTGRES_PASSWORD": server.password,
+        "TAP_POSTGRES_DATABASE": server.database,
+        "TARGET_META_CAPI_GRAPH_URL": box.url,
+        "TARGET_META_CAPI_STREAMS": json.dumps(ORDERS_MAPPING),
+        "TARGET_META_CAPI_DEAD_LETTER_PATH": str(workdir / "meltano-dead-letters.jsonl"),
+    }
+
+
+def install_plugins(meltano: Path, env: dict[str, str], workdir: Path) -> None:
+    installed = subprocess.run(
+        [str(meltano), "install"], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    (workdir / "meltano-install.log").write_text(installed.stdout + installed.stderr)
+    if installed.returncode != 0:
+        raise SystemExit(f"meltano install failed:\n{installed.stderr[-3000:]}")
+
+
+def measure_meltano_run(
+    meltano: Path, env: dict[str, str], rows: int, empty: Path, box: SandboxProcess, workdir: Path
+) -> Measurement:
+    return measure_sending(
+        "(m) meltano run tap-postgres target-meta-capi",
+        [str(meltano), "run", "--full-refresh", "tap-postgres", "target-meta-capi"],
+        empty,
+        rows,
+        box,
+        workdir,
+        "meltano-run",
+        env,
+    )
+
+
+def print_pipeline_costs(tap_alone: Measurement, *pipelines: Measurement) -> None:
     print("\nwhat each target costs the pipeline (time / the tap's time alone; 1.00 = nothing):")
-    for run in (noop, target):
+    for run in pipelines:
         print(f"  {run.label.split(' ')[0]}/t = {run.seconds / tap_alone.seconds:5.2f}")
 
 
@@ -271,6 +346,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7, help="of the generated orders")
     parser.add_argument(
         "--tap-postgres", type=Path, help="a tap-postgres executable to use instead of .venv-tap"
+    )
+    parser.add_argument(
+        "--meltano",
+        type=Path,
+        default=MELTANO,
+        help=f"the meltano executable for (m) (default {MELTANO.relative_to(ROOT)})",
     )
     parser.add_argument(
         "--workdir", type=Path, help="keep configs and logs here (default: a temp dir, removed)"

@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,9 +224,16 @@ def sandbox(latency_ms: float, workdir: Path, url: str | None) -> Iterator[Sandb
             process.kill()
 
 
-def measure(command: list[str], stdin: Path, workdir: Path, name: str) -> dict:
-    """Run `command` under benchmarks/measure.py: wall and CPU seconds, exit code, the peak RSS
-    of its largest process and the peak RSS and PSS sums over its process tree, in MB."""
+def measure(
+    command: list[str],
+    stdin: Path,
+    workdir: Path,
+    name: str,
+    env: Mapping[str, str] | None = None,
+) -> dict:
+    """Run `command` under benchmarks/measure.py (with `env` as its environment if given):
+    wall and CPU seconds, exit code, the peak RSS of its largest process and the peak RSS and
+    PSS sums over its process tree, in MB."""
     finished = subprocess.run(
         [
             sys.executable,
@@ -244,6 +251,7 @@ def measure(command: list[str], stdin: Path, workdir: Path, name: str) -> dict:
         text=True,
         check=True,
         cwd=workdir,
+        env=env,
     )
     return json.loads(finished.stdout)
 
@@ -300,11 +308,12 @@ def measure_sending(
     box: SandboxProcess,
     workdir: Path,
     name: str,
+    env: Mapping[str, str] | None = None,
 ) -> Measurement:
     """`command`'s run to a reset sandbox, failed unless it exits 0 and all events arrive."""
     box.reset()
     sandbox_cpu = box.stats()["process_cpu_seconds"]
-    result = measure(command, stdin, workdir, name)
+    result = measure(command, stdin, workdir, name, env)
     stats = box.stats()
     problem = None
     if result["returncode"] != 0:

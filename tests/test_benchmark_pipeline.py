@@ -1,8 +1,8 @@
 """The pipeline benchmark runs whole: PostgreSQL -> tap-postgres -> each target, every row in.
 
 benchmarks/pipeline.py is a documented command; this runs it on a small table, with the real
-PostgreSQL server, the tap-postgres it installs in .venv-tap and the sandbox, so that it keeps
-working. Its figures are not checked: they are the benchmark's to print.
+PostgreSQL server, the tap-postgres it installs in .venv-tap, Meltano and the sandbox, so that
+it keeps working. Its figures are not checked: they are the benchmark's to print.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._e2e import skip_or_fail
+from tests._e2e import find_meltano, skip_or_fail
 from tests._postgres import missing_postgres_reason
 
 pytestmark = pytest.mark.e2e
@@ -29,9 +29,12 @@ def test_pipeline_benchmark_sends_every_row_through_tap_postgres_and_prints_each
     reason = missing_postgres_reason()
     if reason is not None:
         skip_or_fail(reason)
+    meltano = find_meltano()
+    if meltano is None:
+        skip_or_fail("meltano not found; `make test` installs it in .venv-meltano")
     command = [sys.executable, "benchmarks/pipeline.py", "--rows", str(ROWS), "--latency-ms", "10"]
     finished = subprocess.run(
-        [*command, "--workdir", str(tmp_path)],
+        [*command, "--meltano", meltano, "--workdir", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -43,11 +46,13 @@ def test_pipeline_benchmark_sends_every_row_through_tap_postgres_and_prints_each
     assert finished.returncode == 0, report + finished.stderr[-3000:]
     assert "FAILED" not in report
     for label in (
-        "(t) tap-postgres alone (| wc -l)",
+        "(t) tap-postgres alone (> /dev/null)",
         "(b) tap-postgres | do-nothing singer-sdk target",
         "(p) tap-postgres | target-meta-capi",
+        "(m) meltano run tap-postgres target-meta-capi",
     ):
         assert re.search(re.escape(label) + r" +\d+\.\d\d s", report), label
-    assert re.search(r"\(p\)/t = +\d+\.\d\d", report)
-    target_log = (tmp_path / "target-pipeline.stderr").read_text()
-    assert f"{ROWS} read, {ROWS} mapped, {ROWS} sent" in target_log
+    for ratio in ("(b)/t", "(p)/t", "(m)/t"):
+        assert re.search(re.escape(ratio) + r" = +\d+\.\d\d", report), ratio
+    for log in ("target-pipeline.stderr", "meltano-run.stderr"):
+        assert f"{ROWS} read, {ROWS} mapped, {ROWS} sent" in (tmp_path / log).read_text(), log

@@ -37,7 +37,7 @@ import yaml
 
 from target_meta_capi.sandbox import SandboxConfig, SandboxServer
 from target_meta_capi.target import TargetMetaCapi
-from tests._e2e import skip_or_fail
+from tests._e2e import find_meltano, skip_or_fail
 from tests._postgres import PostgresServer, missing_postgres_reason, running_postgres
 
 pytestmark = pytest.mark.e2e
@@ -310,15 +310,6 @@ def _sql_text(value: Any) -> Any:
 # --- Meltano --------------------------------------------------------------------------------
 
 
-def _find_meltano() -> str | None:
-    candidates = [
-        os.environ.get("MELTANO_BIN"),
-        str(REPO_ROOT / ".venv-meltano/bin/meltano"),
-        shutil.which("meltano"),
-    ]
-    return next((path for path in candidates if path and os.access(path, os.X_OK)), None)
-
-
 @dataclass
 class MeltanoResult:
     returncode: int
@@ -429,7 +420,7 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def meltano_executable() -> str:
-    executable = _find_meltano()
+    executable = find_meltano()
     if executable is None:
         skip_or_fail(
             "meltano not found (.venv-meltano/bin/meltano, MELTANO_BIN or PATH); `make test` "
