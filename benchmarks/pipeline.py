@@ -31,10 +31,8 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -50,11 +48,14 @@ from run import (
     ROOT,
     Measurement,
     SandboxProcess,
+    argument_parser,
     best_of,
     compile_bytecode,
+    in_workdir,
     machine_description,
     measure,
     measure_sending,
+    measured,
     print_measurement,
     sandbox,
 )
@@ -210,32 +211,15 @@ def run_pipeline(args: argparse.Namespace, workdir: Path) -> int:
     return 0 if not any(run.problem for run in runs) else 1
 
 
-def _measured(label: str, rows: int, result: dict) -> Measurement:
-    problem = None
-    if result["returncode"] != 0:
-        problem = f"exit code {result['returncode']}"
-    return Measurement(
-        label,
-        rows,
-        result["seconds"],
-        result["cpu_seconds"],
-        result["peak_rss_mb"],
-        problem,
-        result["peak_tree_rss_mb"],
-        result["peak_tree_pss_mb"],
-        result["peak_processes"],
-    )
-
-
 def measure_tap_alone(read: list[str], rows: int, empty: Path, workdir: Path) -> Measurement:
     # Into /dev/null: a reader at the other end of a pipe (even `wc -l`) wakes up for each line
     # a singer-sdk tap writes and flushes, and on two cores that slows the tap down.
     result = measure(["bash", "-c", shlex.join(read) + " > /dev/null"], empty, workdir, "tap")
-    measured = _measured("(t) tap-postgres alone (> /dev/null)", rows, result)
+    tap_alone = measured("(t) tap-postgres alone (> /dev/null)", rows, result, workdir, "tap")
     emitted = sum(map(int, RECORD_COUNT.findall((workdir / "tap.stderr").read_text())))
-    if measured.problem is None and emitted != rows:
-        measured.problem = f"the tap counted {emitted} records for {rows} rows"
-    return measured
+    if tap_alone.problem is None and emitted != rows:
+        tap_alone.problem = f"the tap counted {emitted} records for {rows} rows"
+    return tap_alone
 
 
 def measure_noop_pipeline(read: list[str], rows: int, empty: Path, workdir: Path) -> Measurement:
@@ -243,7 +227,8 @@ def measure_noop_pipeline(read: list[str], rows: int, empty: Path, workdir: Path
     config.write_text("{}")
     noop = [str(PROJECT_PYTHON), str(BENCHMARKS / "noop_target.py"), "--config", str(config)]
     result = measure(_pipeline(read, noop), empty, workdir, "noop-pipeline")
-    return _measured("(b) tap-postgres | do-nothing singer-sdk target", rows, result)
+    label = "(b) tap-postgres | do-nothing singer-sdk target"
+    return measured(label, rows, result, workdir, "noop-pipeline")
 
 
 def measure_target_pipeline(
@@ -332,11 +317,7 @@ def print_pipeline_costs(tap_alone: Measurement, *pipelines: Measurement) -> Non
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 2)[2],
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--rows", type=int, default=200_000, help="N (default 200,000)")
     parser.add_argument(
         "--latency-ms", type=float, default=100.0, help="the sandbox's answer delay (default 100)"
@@ -357,13 +338,7 @@ def main() -> int:
         "--workdir", type=Path, help="keep configs and logs here (default: a temp dir, removed)"
     )
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="capi-pipeline-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        return run_pipeline(args, workdir)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return in_workdir(args.workdir, "capi-pipeline-", lambda workdir: run_pipeline(args, workdir))
 
 
 if __name__ == "__main__":

@@ -256,7 +256,12 @@ def measure(
     return json.loads(finished.stdout)
 
 
-def _measurement(label: str, records: int, result: dict, problem: str | None) -> Measurement:
+def measured(label: str, records: int, result: dict, workdir: Path, name: str) -> Measurement:
+    """measure()'s `result` as a Measurement, failed (with its stderr's tail) unless it
+    exited 0."""
+    problem = None
+    if result["returncode"] != 0:
+        problem = f"exit code {result['returncode']}:\n{_tail(workdir / f'{name}.stderr')}"
     return Measurement(
         label,
         records,
@@ -315,12 +320,11 @@ def measure_sending(
     sandbox_cpu = box.stats()["process_cpu_seconds"]
     result = measure(command, stdin, workdir, name, env)
     stats = box.stats()
-    problem = None
-    if result["returncode"] != 0:
-        problem = f"exit code {result['returncode']}:\n{_tail(workdir / f'{name}.stderr')}"
-    elif stats.get("events_received") != records:
-        problem = f"the sandbox received {stats.get('events_received')} of {records} events"
-    measurement = _measurement(label, records, result, problem)
+    measurement = measured(label, records, result, workdir, name)
+    if measurement.problem is None and stats.get("events_received") != records:
+        measurement.problem = (
+            f"the sandbox received {stats.get('events_received')} of {records} events"
+        )
     measurement.sandbox_cpu_seconds = stats["process_cpu_seconds"] - sandbox_cpu
     return measurement
 
@@ -336,15 +340,12 @@ def run_noop(input_path: Path, records: int, workdir: Path, *, floor: bool = Fal
         workdir,
         name,
     )
-    problem = None
-    if result["returncode"] != 0:
-        problem = f"exit code {result['returncode']}:\n{_tail(workdir / f'{name}.stderr')}"
     label = (
         "(f) floor: do-nothing target, fast validator+reader"
         if floor
         else "(b) do-nothing singer-sdk target"
     )
-    return _measurement(label, records, result, problem)
+    return measured(label, records, result, workdir, name)
 
 
 def run_facebook_sdk(
@@ -461,12 +462,29 @@ def _memory_basis(*runs: Measurement) -> tuple[str, Callable[[Measurement], floa
     return "RSS, largest process", lambda run: run.peak_rss_mb
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
+def argument_parser(doc: str) -> argparse.ArgumentParser:
+    """A command line whose description is the first paragraph of `doc`, and whose help ends
+    with the rest of it after the usage example."""
+    return argparse.ArgumentParser(
+        description=doc.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 2)[2],
+        epilog=doc.split("\n\n", 2)[2],
     )
+
+
+def in_workdir(workdir: Path | None, prefix: str, run: Callable[[Path], int]) -> int:
+    """`run` in `workdir`, or in a temporary directory removed afterwards."""
+    directory = workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        return run(directory)
+    finally:
+        if workdir is None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argument_parser(__doc__)
     parser.add_argument("--records", type=int, default=50_000, help="N (default 50,000)")
     parser.add_argument(
         "--latency-ms",
@@ -504,14 +522,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7, help="of the generated records")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="capi-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        return _run(args, workdir)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return in_workdir(args.workdir, "capi-bench-", lambda workdir: _run(args, workdir))
 
 
 def compile_bytecode() -> None:
