@@ -108,13 +108,18 @@ class _Stdin(io.RawIOBase):
         return self._file.fileno()
 
     def readinto(self, buffer: t.Any) -> int | None:
-        if not self.wait_for_input(0):
+        if self.wait_for_input(0):
+            with self._reader.waiting_for_input():
+                return self._file.readinto(buffer)
+        dry_since = time.monotonic()
+        try:
             self._reader.input_pauses(self.wait_for_input)
-            if self._gather_seconds:
-                with self._reader.waiting_for_input():
+            with self._reader.waiting_for_input():
+                if self._gather_seconds:
                     time.sleep(self._gather_seconds)
-        with self._reader.waiting_for_input():
-            return self._file.readinto(buffer)
+                return self._file.readinto(buffer)
+        finally:
+            self._reader.input_wait_seconds += time.monotonic() - dry_since
 
     def wait_for_input(self, seconds: float) -> bool:
         """Whether input arrives within `seconds` (or end of input)."""
@@ -153,6 +158,9 @@ class NumberedSingerReader(GenericSingerReader[str]):
         super().__init__()
         self.line_number = 0
         self.messages_read = 0
+        #: Seconds stdin had nothing to read: from finding it dry (and pausing, see
+        #: `on_input_pause`) until the tap's next bytes came. The tap was the slower side then.
+        self.input_wait_seconds = 0.0
         self.current_stream: str | None = None
         #: Takes RECORD lines to process elsewhere (record_workers.py), or None.
         self.record_router: RecordRouter | None = None

@@ -47,6 +47,34 @@ DEFAULT_ENDPOINT = "events"
 LOCAL_REASON_PREFIXES = ("rule:", "mapping:")
 
 
+#: Who set a run's pace, by where its main thread spent the most time (see `pace`).
+PACE_VERDICTS = {
+    "tap": "the tap set the pace",
+    "meta": (
+        "Meta's answers set the pace (latency, throttling or retries; concurrent_requests "
+        "widens the window)"
+    ),
+    "target": "the target's own work set the pace (record_workers and CPUs add to it)",
+}
+
+
+def pace(duration: float, input_wait: float, answer_wait: float) -> dict[str, Any]:
+    """Where the run's main thread spent its time, and so which side was the slowest.
+
+    The main thread reads, hands records to the workers and hands batches to the sending
+    window. Waiting for input means the tap was slower; waiting for the window to have room
+    (or for the last answers) means Meta was; the rest is the target's own work.
+    """
+    working = max(duration - input_wait - answer_wait, 0.0)
+    shares = {"tap": input_wait, "meta": answer_wait, "target": working}
+    return {
+        "waiting_for_input_seconds": round(input_wait, 3),
+        "waiting_for_meta_seconds": round(answer_wait, 3),
+        "working_seconds": round(working, 3),
+        "set_by": max(shares, key=shares.__getitem__),
+    }
+
+
 class CapiMetric(str, enum.Enum):
     """Counters this target adds to singer_sdk's metric names."""
 
@@ -265,6 +293,8 @@ class RunStats(RequestObserver):
         self._retries_by_reason: dict[str, int] = {}
         self._latencies: list[float] = []
         self._peak_rate_limit_usage: float | None = None
+        self._input_wait = 0.0
+        self._answer_wait = 0.0
         self._emitted_counters: dict[tuple[CapiMetric, tuple[tuple[str, str], ...]], int] = {}
         self._logged_warnings: set[str] = set()
         #: Whether any HTTP answer came back, error or not: graph_url leads somewhere.
@@ -368,6 +398,11 @@ class RunStats(RequestObserver):
         if percent >= RATE_LIMIT_WARNING_PERCENT:
             self._warn_once(RATE_LIMIT_WARNING)
 
+    def note_waits(self, *, input_seconds: float, answer_seconds: float) -> None:
+        """How long the run's main thread has waited for the tap and for Meta, in all."""
+        self._input_wait = input_seconds
+        self._answer_wait = answer_seconds
+
     # --- reading ---------------------------------------------------------------------------
 
     def elapsed(self) -> float:
@@ -404,8 +439,9 @@ class RunStats(RequestObserver):
                     _add(dropped, (field, reason), count)
             for key, count in stream["events_received_mismatches"].items():
                 mismatches[key] += count
+        duration = self.elapsed()
         summary = {
-            "duration_seconds": round(self.elapsed(), 3),
+            "duration_seconds": round(duration, 3),
             "totals": _sum_counts(list(streams.values())),
             "streams": streams,
             "requests": {
@@ -426,6 +462,7 @@ class RunStats(RequestObserver):
             "dead_letters_by_reason": dict(sorted(dead_letters.items())),
             "dropped_values": _nested_dropped(dropped),
             "events_received_mismatches": mismatches,
+            "pace": pace(duration, self._input_wait, self._answer_wait),
         }
         summary["warnings"] = _warnings(streams)
         if peak_usage is not None and peak_usage >= RATE_LIMIT_WARNING_PERCENT:
@@ -580,6 +617,7 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
             else "."
         )
     )
+    lines.append(_pace_line(summary["pace"], summary["duration_seconds"]))
     mismatches = summary["events_received_mismatches"]
     if mismatches["requests"]:
         lines.append(
@@ -588,6 +626,18 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
             "by Meta."
         )
     return lines
+
+
+def _pace_line(run_pace: Mapping[str, Any], duration: float) -> str:
+    def part(seconds: float) -> str:
+        share = round(100 * seconds / duration) if duration > 0 else 0
+        return f"{seconds:.1f} s ({share}%)"
+
+    return (
+        f"Pace: {part(run_pace['waiting_for_input_seconds'])} waiting for input, "
+        f"{part(run_pace['waiting_for_meta_seconds'])} waiting for Meta's answers, "
+        f"{part(run_pace['working_seconds'])} working: {PACE_VERDICTS[run_pace['set_by']]}."
+    )
 
 
 def write_run_summary(

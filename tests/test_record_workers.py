@@ -225,11 +225,12 @@ def run_both_ways(directory: Path, lines: list[str], **overrides: Any) -> tuple[
 
 
 def summary_figures(summary: dict[str, Any]) -> dict[str, Any]:
-    """The run summary without what depends on the clock: its duration, and the requests
-    (latencies, and how events were cut into requests: a STATE sends half-full batches when it
-    arrives, and with workers some of its records are still with them then)."""
+    """The run summary without what depends on the clock: its duration and pace, and the
+    requests (latencies, and how events were cut into requests: a STATE sends half-full
+    batches when it arrives, and with workers some of its records are still with them then)."""
     figures = copy.deepcopy(summary)
     del figures["duration_seconds"]
+    del figures["pace"]
     del figures["requests"]
     del figures["totals"]["requests"]
     for stream in figures["streams"].values():
@@ -373,7 +374,7 @@ def test_workers_report_the_same_run_summary_as_the_main_process_alone(
 def test_record_workers_2_starts_two_worker_processes(paired_runs: tuple[Run, Run]) -> None:
     workers, _ = paired_runs
 
-    assert [message for _, message in workers.log("INFO") if "worker" in message] == [
+    assert [message for _, message in workers.log("INFO") if "worker process" in message] == [
         WORKERS_LOG_LINE
     ]
 

@@ -23,7 +23,9 @@ from target_meta_capi.summary import (
     RunStats,
     coverage_percent,
     error_reason,
+    format_summary,
     is_near_cutoff,
+    pace,
     percentile,
     write_run_summary,
 )
@@ -588,3 +590,41 @@ def test_stopping_the_reporter_flushes_metric_counters(caplog):
         reporter.stop()
 
     assert [(p["metric"], p["value"]) for p in metric_points(caplog)] == [("events_sent", 7)]
+
+
+# --- pace ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("input_wait", "answer_wait", "set_by"),
+    [(8.0, 1.0, "tap"), (1.0, 8.0, "meta"), (3.0, 3.0, "target")],
+)
+def test_pace_is_set_by_whatever_the_main_thread_spent_most_of_the_run_on(
+    input_wait: float, answer_wait: float, set_by: str
+) -> None:
+    run_pace = pace(10.0, input_wait, answer_wait)
+    assert run_pace["set_by"] == set_by
+    assert run_pace["working_seconds"] == round(10.0 - input_wait - answer_wait, 3)
+
+
+def test_pace_never_reports_negative_work() -> None:
+    # the waits are measured apart from the run's clock, and may add up to a hair more
+    assert pace(1.0, 0.6, 0.45)["working_seconds"] == 0.0
+
+
+def test_summary_gives_each_share_of_the_run_and_who_set_the_pace() -> None:
+    clock = FakeClock()
+    stats = RunStats(clock=clock)
+    clock.now += 20.0
+    stats.note_waits(input_seconds=17.0, answer_seconds=1.0)
+    summary = stats.snapshot()
+    assert summary["pace"] == {
+        "waiting_for_input_seconds": 17.0,
+        "waiting_for_meta_seconds": 1.0,
+        "working_seconds": 2.0,
+        "set_by": "tap",
+    }
+    assert (
+        "Pace: 17.0 s (85%) waiting for input, 1.0 s (5%) waiting for Meta's answers, "
+        "2.0 s (10%) working: the tap set the pace." in format_summary(summary)
+    )

@@ -7,6 +7,7 @@ import logging
 import random
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -410,3 +411,70 @@ def test_logs_hold_no_token_and_no_raw_customer_data(cli_run) -> None:
 
     assert ACCESS_TOKEN not in completed.stderr
     assert "@example.com" not in completed.stderr.lower()
+
+
+# --- pace: who was the slowest side -------------------------------------------------------
+
+
+def _run_cli_with_summary(
+    config: dict[str, Any], tmp_path: Path, write_input: Callable[[Any], None]
+) -> dict[str, Any]:
+    """The installed command, its stdin written by `write_input`; the run summary it wrote."""
+    summary_path = tmp_path / "summary.json"
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps({**config, "summary_path": str(summary_path)}))
+    process = subprocess.Popen(
+        [str(TARGET), "--config", str(config_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert process.stdin is not None
+    write_input(process.stdin)
+    _, stderr = process.communicate(timeout=60)  # closes stdin: the end of the input
+    assert process.returncode == 0, stderr[-2000:]
+    assert "| INFO     | target-meta-capi               | Pace: " in stderr
+    return json.loads(summary_path.read_text())
+
+
+def test_a_tap_slower_than_the_target_is_named_as_setting_the_pace(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    lines = order_stream(40, state_every=10)
+
+    def tap_that_stops_for_a_while(stdin: Any) -> None:
+        stdin.write("\n".join(lines[:20]) + "\n")
+        stdin.flush()
+        time.sleep(2.0)
+        stdin.write("\n".join(lines[20:]) + "\n")
+
+    summary = _run_cli_with_summary(
+        orders_config(sandbox.url, tmp_path), tmp_path, tap_that_stops_for_a_while
+    )
+    assert summary["pace"]["set_by"] == "tap"
+    assert summary["pace"]["waiting_for_input_seconds"] >= 1.5
+
+
+def test_slow_answers_from_meta_are_named_as_setting_the_pace(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=800)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1)
+    lines = order_stream(20)  # 4 requests, one at a time
+
+    summary = _run_cli_with_summary(
+        config, tmp_path, lambda stdin: stdin.write("\n".join(lines) + "\n")
+    )
+    assert summary["pace"]["set_by"] == "meta"
+    assert summary["pace"]["waiting_for_meta_seconds"] >= 2.4
+
+
+def test_input_read_at_once_and_answered_at_once_leaves_the_pace_to_the_target(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    lines = order_stream(300)
+    summary = _run_cli_with_summary(
+        orders_config(sandbox.url, tmp_path),
+        tmp_path,
+        lambda stdin: stdin.write("\n".join(lines) + "\n"),
+    )
+    assert summary["pace"]["set_by"] == "target"
