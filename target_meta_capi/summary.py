@@ -48,6 +48,7 @@ LOCAL_REASON_PREFIXES = ("rule:", "mapping:")
 
 
 #: Who set a run's pace, by where its main thread spent the most time (see `pace`).
+PACE_SETTERS = {"tap": "the tap", "meta": "Meta's answers", "target": "the target's own work"}
 PACE_VERDICTS = {
     "tap": "the tap set the pace",
     "meta": (
@@ -293,8 +294,9 @@ class RunStats(RequestObserver):
         self._retries_by_reason: dict[str, int] = {}
         self._latencies: list[float] = []
         self._peak_rate_limit_usage: float | None = None
-        self._input_wait = 0.0
-        self._answer_wait = 0.0
+        #: The run's main thread's waits so far, in seconds: for input, and for Meta's answers
+        #: (see `pace`). The target points it at its reader and delivery.
+        self.waits: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0)
         self._emitted_counters: dict[tuple[CapiMetric, tuple[tuple[str, str], ...]], int] = {}
         self._logged_warnings: set[str] = set()
         #: Whether any HTTP answer came back, error or not: graph_url leads somewhere.
@@ -398,11 +400,6 @@ class RunStats(RequestObserver):
         if percent >= RATE_LIMIT_WARNING_PERCENT:
             self._warn_once(RATE_LIMIT_WARNING)
 
-    def note_waits(self, *, input_seconds: float, answer_seconds: float) -> None:
-        """How long the run's main thread has waited for the tap and for Meta, in all."""
-        self._input_wait = input_seconds
-        self._answer_wait = answer_seconds
-
     # --- reading ---------------------------------------------------------------------------
 
     def elapsed(self) -> float:
@@ -462,7 +459,7 @@ class RunStats(RequestObserver):
             "dead_letters_by_reason": dict(sorted(dead_letters.items())),
             "dropped_values": _nested_dropped(dropped),
             "events_received_mismatches": mismatches,
-            "pace": pace(duration, self._input_wait, self._answer_wait),
+            "pace": pace(duration, *self.waits()),
         }
         summary["warnings"] = _warnings(streams)
         if peak_usage is not None and peak_usage >= RATE_LIMIT_WARNING_PERCENT:
@@ -684,6 +681,7 @@ class ProgressReporter:
         self._thread: threading.Thread | None = None
         self._last_time = clock()
         self._last_acknowledged = 0
+        self._last_waits = stats.waits()
         self._stopped = False
 
     def start(self) -> None:
@@ -732,7 +730,12 @@ class ProgressReporter:
         else:
             seconds = now - self._last_time
             acknowledged = totals["events_acknowledged"] - self._last_acknowledged
+        waits = self._stats.waits()
+        input_wait = waits[0] - self._last_waits[0]
+        answer_wait = waits[1] - self._last_waits[1]
+        interval_pace = pace(seconds, input_wait, answer_wait)
         self._last_time, self._last_acknowledged = now, totals["events_acknowledged"]
+        self._last_waits = waits
         rate = acknowledged / seconds if seconds > 0 else 0.0
         per_stream = "; ".join(
             f"{name}: {counts['records_read']} read, {counts['events_sent']} sent, "
@@ -746,6 +749,18 @@ class ProgressReporter:
             f"{totals['events_in_flight']} in flight, {progress['retries']} retries, "
             f"{totals['events_dead_lettered']} dead-lettered, {rate:.1f} events/s"
             + (f" [{per_stream}]" if per_stream else "")
+            + ("" if final else f"; {_short_pace(interval_pace, seconds)}")
         )
         self._logger.info(line)
         return line
+
+
+def _short_pace(interval_pace: Mapping[str, Any], seconds: float) -> str:
+    def share(key: str) -> str:
+        return f"{round(100 * interval_pace[key] / seconds) if seconds > 0 else 0}%"
+
+    return (
+        f"since the last line {share('waiting_for_input_seconds')} waiting for input, "
+        f"{share('waiting_for_meta_seconds')} for Meta's answers, "
+        f"{share('working_seconds')} working (pace set by {PACE_SETTERS[interval_pace['set_by']]})"
+    )

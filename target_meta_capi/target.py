@@ -152,6 +152,7 @@ class TargetMetaCapi(Target):
         self._last_state_drain = 0.0
         # Meta's answers awaited while stdin was dry: the tap's wait, not Meta's (see close)
         self._answer_wait_while_input_dry = 0.0
+        self.stats.waits = self._waits
         self.message_reader.on_input_pause = self._input_paused
         self._closed = False
         self._terminating = False
@@ -462,6 +463,13 @@ class TargetMetaCapi(Target):
                 self.delivery.answer_wait_seconds - answer_wait_before
             )
 
+    def _waits(self) -> tuple[float, float]:
+        """Seconds the main thread has waited for input, and for Meta's answers meanwhile."""
+        return (
+            self.message_reader.input_wait_seconds,
+            self.delivery.answer_wait_seconds - self._answer_wait_while_input_dry,
+        )
+
     def _finish_while_input_is_dry(self, wait_for_input: t.Callable[[float], bool]) -> None:
         """Finish what the workers hold, and if a state waits for records still in half-full
         batches, send them — unless input comes back within the drain interval — rather than
@@ -534,10 +542,6 @@ class TargetMetaCapi(Target):
         self.delivery.dead_letters.close()
         if self._dry_run_service is not None:
             self._dry_run_service.close()
-        self.stats.note_waits(
-            input_seconds=self.message_reader.input_wait_seconds,
-            answer_seconds=self.delivery.answer_wait_seconds - self._answer_wait_while_input_dry,
-        )
         write_run_summary(self.stats, self.logger, self.config.get("summary_path"))
 
     # --- CLI -------------------------------------------------------------------------------

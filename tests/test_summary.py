@@ -506,7 +506,29 @@ def test_progress_line_reports_counts_in_flight_and_rate_since_the_previous_line
     assert line == (
         "Progress: 5 records read, 5 events sent, 3 acknowledged, 2 in flight, 1 retries, "
         "1 dead-lettered, 1.5 events/s "
-        "[orders: 5 read, 5 sent, 3 acknowledged, 2 in flight, 1 dead-lettered]"
+        "[orders: 5 read, 5 sent, 3 acknowledged, 2 in flight, 1 dead-lettered]; "
+        "since the last line 0% waiting for input, 0% for Meta's answers, 100% working "
+        "(pace set by the target's own work)"
+    )
+
+
+def test_progress_line_says_who_set_the_pace_since_the_previous_line():
+    clock = FakeClock()
+    stats = RunStats(clock=clock)
+    waits = [(0.0, 0.0)]
+    stats.waits = lambda: waits[-1]
+    reporter = ProgressReporter(stats, logging.getLogger("test.target"), clock=clock)
+    clock.now += 10.0
+    waits.append((9.0, 0.5))  # the tap was slow
+    assert reporter.report().endswith(
+        "since the last line 90% waiting for input, 5% for Meta's answers, 5% working "
+        "(pace set by the tap)"
+    )
+    clock.now += 10.0
+    waits.append((10.0, 8.5))  # then Meta was: one more second for input, eight for answers
+    assert reporter.report().endswith(
+        "since the last line 10% waiting for input, 80% for Meta's answers, 10% working "
+        "(pace set by Meta's answers)"
     )
 
 
@@ -616,7 +638,7 @@ def test_summary_gives_each_share_of_the_run_and_who_set_the_pace() -> None:
     clock = FakeClock()
     stats = RunStats(clock=clock)
     clock.now += 20.0
-    stats.note_waits(input_seconds=17.0, answer_seconds=1.0)
+    stats.waits = lambda: (17.0, 1.0)
     summary = stats.snapshot()
     assert summary["pace"] == {
         "waiting_for_input_seconds": 17.0,
