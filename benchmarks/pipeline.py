@@ -68,6 +68,7 @@ MELTANO = ROOT / ".venv-meltano" / "bin" / "meltano"
 TAP_POSTGRES_REQUIREMENT = "meltanolabs-tap-postgres"
 LOAD_CHUNK_ROWS = 20_000
 # singer-sdk taps log how many records they wrote as METRIC counters on stderr
+PACE_LINE = re.compile(r"Pace: .*")
 RECORD_COUNT = re.compile(r'"metric": ?"record_count", ?"value": ?(\d+)')
 
 # Column types as a shop's orders table has them; the order follows generate.SCHEMA.
@@ -195,6 +196,7 @@ def run_pipeline(args: argparse.Namespace, workdir: Path) -> int:
                 args.repeat, lambda: measure_target_pipeline(read, rows, empty, box, workdir)
             )
             print_measurement(target)
+            print_target_pace(workdir / "target-pipeline.stderr")
             runs = [tap_alone, noop, target]
             if args.meltano.exists():
                 env = meltano_environment(server, box, workdir)
@@ -204,6 +206,7 @@ def run_pipeline(args: argparse.Namespace, workdir: Path) -> int:
                     lambda: measure_meltano_run(args.meltano, env, rows, empty, box, workdir),
                 )
                 print_measurement(meltano)
+                print_target_pace(workdir / "meltano-run.stderr")
                 runs.append(meltano)
             else:
                 print(f"(m) meltano run: skipped, no Meltano at {args.meltano}", flush=True)
@@ -308,6 +311,13 @@ def measure_meltano_run(
         "meltano-run",
         env,
     )
+
+
+def print_target_pace(stderr: Path) -> None:
+    """The target's own account of its last run: who set the pace (its run summary's line)."""
+    found = PACE_LINE.search(stderr.read_text(errors="replace"))
+    if found:
+        print(f"    the target's summary: {found.group(0)}", flush=True)
 
 
 def print_pipeline_costs(tap_alone: Measurement, *pipelines: Measurement) -> None:

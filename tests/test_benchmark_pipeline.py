@@ -54,5 +54,7 @@ def test_pipeline_benchmark_sends_every_row_through_tap_postgres_and_prints_each
         assert re.search(re.escape(label) + r" +\d+\.\d\d s", report), label
     for ratio in ("(b)/t", "(p)/t", "(m)/t"):
         assert re.search(re.escape(ratio) + r" = +\d+\.\d\d", report), ratio
+    # the target's own account of who set the pace, after (p) and after (m)
+    assert len(re.findall(r"the target's summary: Pace: .* set the pace", report)) == 2
     for log in ("target-pipeline.stderr", "meltano-run.stderr"):
         assert f"{ROWS} read, {ROWS} mapped, {ROWS} sent" in (tmp_path / log).read_text(), log
