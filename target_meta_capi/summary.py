@@ -628,7 +628,8 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
 def _pace_line(run_pace: Mapping[str, Any], duration: float) -> str:
     def part(seconds: float) -> str:
         share = round(100 * seconds / duration) if duration > 0 else 0
-        return f"{seconds:.1f} s ({share}%)"
+        # a short run's parts would all read "0.0 s"
+        return f"{seconds:.1f} s ({share}%)" if duration >= 10 else f"{seconds:.2f} s ({share}%)"
 
     return (
         f"Pace: {part(run_pace['waiting_for_input_seconds'])} waiting for input, "

@@ -650,3 +650,15 @@ def test_summary_gives_each_share_of_the_run_and_who_set_the_pace() -> None:
         "Pace: 17.0 s (85%) waiting for input, 1.0 s (5%) waiting for Meta's answers, "
         "2.0 s (10%) working: the tap set the pace." in format_summary(summary)
     )
+
+
+def test_pace_line_of_a_short_run_shows_hundredths() -> None:
+    clock = FakeClock()
+    stats = RunStats(clock=clock)
+    clock.now += 0.5
+    stats.waits = lambda: (0.0, 0.11)
+    [pace_line] = [line for line in format_summary(stats.snapshot()) if line.startswith("Pace")]
+    assert pace_line.startswith(
+        "Pace: 0.00 s (0%) waiting for input, 0.11 s (22%) waiting for Meta's answers, "
+        "0.39 s (78%) working"
+    )
