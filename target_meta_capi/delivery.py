@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -136,8 +135,6 @@ class Delivery:
         self._unsettled_requests = 0
         self._condition = threading.Condition()
         self._failure: TargetFailure | None = None
-        #: Seconds the caller spent waiting for answers: for room in the window, or at the end.
-        self.answer_wait_seconds = 0.0
 
     @property
     def failure(self) -> TargetFailure | None:
@@ -158,15 +155,11 @@ class Delivery:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every submitted request is settled; False on a failure or timeout."""
-        started = time.monotonic()
-        try:
-            with self._condition:
-                self._condition.wait_for(
-                    lambda: self._unsettled_requests == 0 or self._failure is not None, timeout
-                )
-                return self._unsettled_requests == 0 and self._failure is None
-        finally:
-            self.answer_wait_seconds += time.monotonic() - started
+        with self.stats.pace_clock.waiting_for("meta"), self._condition:
+            self._condition.wait_for(
+                lambda: self._unsettled_requests == 0 or self._failure is not None, timeout
+            )
+            return self._unsettled_requests == 0 and self._failure is None
 
     def raise_if_failed(self) -> None:
         """Raise a failure recorded by a callback thread (main thread)."""
@@ -183,14 +176,13 @@ class Delivery:
         self.stats.request_submitted(batch.stream, len(batch.events))
         with self._condition:
             self._unsettled_requests += 1
-        started = time.monotonic()
         try:
-            future = self.processor.submit_isolating(request)
+            # blocks while the window is full
+            with self.stats.pace_clock.waiting_for("meta"):
+                future = self.processor.submit_isolating(request)
         except BaseException:
             self._request_settled()
             raise
-        finally:
-            self.answer_wait_seconds += time.monotonic() - started
         future.add_done_callback(self._callback_for(batch))
 
     def _request_settled(self) -> None:

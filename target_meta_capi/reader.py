@@ -26,6 +26,8 @@ import msgspec
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
+from target_meta_capi.pace import PaceClock
+
 # floats as Decimal, as the SDK's own reader does: money keeps its digits
 input_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
 # Singer lines are UTF-8 JSON: stdin is read as bytes, which msgspec decodes as they are, so
@@ -111,15 +113,12 @@ class _Stdin(io.RawIOBase):
         if self.wait_for_input(0):
             with self._reader.waiting_for_input():
                 return self._file.readinto(buffer)
-        dry_since = time.monotonic()
-        try:
+        with self._reader.pace_clock.waiting_for("input"):
             self._reader.input_pauses(self.wait_for_input)
             with self._reader.waiting_for_input():
                 if self._gather_seconds:
                     time.sleep(self._gather_seconds)
                 return self._file.readinto(buffer)
-        finally:
-            self._reader.input_wait_seconds += time.monotonic() - dry_since
 
     def wait_for_input(self, seconds: float) -> bool:
         """Whether input arrives within `seconds` (or end of input)."""
@@ -158,9 +157,9 @@ class NumberedSingerReader(GenericSingerReader[str]):
         super().__init__()
         self.line_number = 0
         self.messages_read = 0
-        #: Seconds stdin had nothing to read: from finding it dry (and pausing, see
-        #: `on_input_pause`) until the tap's next bytes came. The tap was the slower side then.
-        self.input_wait_seconds = 0.0
+        #: Keeps the time from finding stdin dry (and pausing, see `on_input_pause`) until the
+        #: tap's next bytes came: the tap was the slower side then. The target shares its own.
+        self.pace_clock = PaceClock()
         self.current_stream: str | None = None
         #: Takes RECORD lines to process elsewhere (record_workers.py), or None.
         self.record_router: RecordRouter | None = None

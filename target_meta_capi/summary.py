@@ -22,6 +22,7 @@ from singer_sdk import metrics as singer_metrics
 from target_meta_capi.capi.errors import EventsReceivedMismatch, GraphAPIError, NetworkError
 from target_meta_capi.capi.request import RequestObserver
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS
+from target_meta_capi.pace import PACE_SETTERS, PACE_VERDICTS, PaceClock, pace
 
 if TYPE_CHECKING:
     from target_meta_capi.capi.normalize import DroppedValue
@@ -45,35 +46,6 @@ DEFAULT_PROGRESS_INTERVAL = 10.0
 DEFAULT_ENDPOINT = "events"
 # Dead letters with these reasons never reached Meta, so they do not settle sent events.
 LOCAL_REASON_PREFIXES = ("rule:", "mapping:")
-
-
-#: Who set a run's pace, by where its main thread spent the most time (see `pace`).
-PACE_SETTERS = {"tap": "the tap", "meta": "Meta's answers", "target": "the target's own work"}
-PACE_VERDICTS = {
-    "tap": "the tap set the pace",
-    "meta": (
-        "Meta's answers set the pace (latency, throttling or retries; concurrent_requests "
-        "widens the window)"
-    ),
-    "target": "the target's own work set the pace (record_workers and CPUs add to it)",
-}
-
-
-def pace(duration: float, input_wait: float, answer_wait: float) -> dict[str, Any]:
-    """Where the run's main thread spent its time, and so which side was the slowest.
-
-    The main thread reads, hands records to the workers and hands batches to the sending
-    window. Waiting for input means the tap was slower; waiting for the window to have room
-    (or for the last answers) means Meta was; the rest is the target's own work.
-    """
-    working = max(duration - input_wait - answer_wait, 0.0)
-    shares = {"tap": input_wait, "meta": answer_wait, "target": working}
-    return {
-        "waiting_for_input_seconds": round(input_wait, 3),
-        "waiting_for_meta_seconds": round(answer_wait, 3),
-        "working_seconds": round(working, 3),
-        "set_by": max(shares, key=shares.__getitem__),
-    }
 
 
 class CapiMetric(str, enum.Enum):
@@ -294,9 +266,8 @@ class RunStats(RequestObserver):
         self._retries_by_reason: dict[str, int] = {}
         self._latencies: list[float] = []
         self._peak_rate_limit_usage: float | None = None
-        #: The run's main thread's waits so far, in seconds: for input, and for Meta's answers
-        #: (see `pace`). The target points it at its reader and delivery.
-        self.waits: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0)
+        #: The main thread's waits for input and for Meta's answers (pace.py)
+        self.pace_clock = PaceClock(clock)
         self._emitted_counters: dict[tuple[CapiMetric, tuple[tuple[str, str], ...]], int] = {}
         self._logged_warnings: set[str] = set()
         #: Whether any HTTP answer came back, error or not: graph_url leads somewhere.
@@ -459,7 +430,7 @@ class RunStats(RequestObserver):
             "dead_letters_by_reason": dict(sorted(dead_letters.items())),
             "dropped_values": _nested_dropped(dropped),
             "events_received_mismatches": mismatches,
-            "pace": pace(duration, *self.waits()),
+            "pace": pace(duration, *self.pace_clock.waits()),
         }
         summary["warnings"] = _warnings(streams)
         if peak_usage is not None and peak_usage >= RATE_LIMIT_WARNING_PERCENT:
@@ -682,7 +653,7 @@ class ProgressReporter:
         self._thread: threading.Thread | None = None
         self._last_time = clock()
         self._last_acknowledged = 0
-        self._last_waits = stats.waits()
+        self._last_waits = stats.pace_clock.waits()
         self._stopped = False
 
     def start(self) -> None:
@@ -731,7 +702,7 @@ class ProgressReporter:
         else:
             seconds = now - self._last_time
             acknowledged = totals["events_acknowledged"] - self._last_acknowledged
-        waits = self._stats.waits()
+        waits = self._stats.pace_clock.waits()
         input_wait = waits[0] - self._last_waits[0]
         answer_wait = waits[1] - self._last_waits[1]
         interval_pace = pace(seconds, input_wait, answer_wait)

@@ -150,9 +150,7 @@ class TargetMetaCapi(Target):
             float(self.config.get("progress_interval", DEFAULT_PROGRESS_INTERVAL)),
         )
         self._last_state_drain = 0.0
-        # Meta's answers awaited while stdin was dry: the tap's wait, not Meta's (see close)
-        self._answer_wait_while_input_dry = 0.0
-        self.stats.waits = self._waits
+        self.message_reader.pace_clock = self.stats.pace_clock
         self.message_reader.on_input_pause = self._input_paused
         self._closed = False
         self._terminating = False
@@ -453,27 +451,9 @@ class TargetMetaCapi(Target):
             self.drain_one(sink)
 
     def _input_paused(self, wait_for_input: t.Callable[[float], bool]) -> None:
-        """The tap sends nothing for now. Whatever waits for Meta's answers meanwhile does not
-        hold the tap back: the run summary counts it as waiting for input."""
-        answer_wait_before = self.delivery.answer_wait_seconds
-        try:
-            self._finish_while_input_is_dry(wait_for_input)
-        finally:
-            self._answer_wait_while_input_dry += (
-                self.delivery.answer_wait_seconds - answer_wait_before
-            )
-
-    def _waits(self) -> tuple[float, float]:
-        """Seconds the main thread has waited for input, and for Meta's answers meanwhile."""
-        return (
-            self.message_reader.input_wait_seconds,
-            self.delivery.answer_wait_seconds - self._answer_wait_while_input_dry,
-        )
-
-    def _finish_while_input_is_dry(self, wait_for_input: t.Callable[[float], bool]) -> None:
-        """Finish what the workers hold, and if a state waits for records still in half-full
-        batches, send them — unless input comes back within the drain interval — rather than
-        hold that state until the tap goes on."""
+        """The tap sends nothing for now: finish what the workers hold, and if a state waits
+        for records still in half-full batches, send them — unless input comes back within
+        the drain interval — rather than hold that state until the tap goes on."""
         if self._parallel is not None:
             self._parallel.flush()
         if self._drain_owed:

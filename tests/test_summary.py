@@ -17,6 +17,7 @@ from target_meta_capi.capi.errors import (
 )
 from target_meta_capi.capi.normalize import DroppedValue, sha256_hex
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS
+from target_meta_capi.pace import Wait
 from target_meta_capi.summary import (
     COVERAGE_KEYS,
     ProgressReporter,
@@ -25,7 +26,6 @@ from target_meta_capi.summary import (
     error_reason,
     format_summary,
     is_near_cutoff,
-    pace,
     percentile,
     write_run_summary,
 )
@@ -49,6 +49,12 @@ def metric_points(caplog: pytest.LogCaptureFixture) -> list[dict]:
         for record in caplog.records
         if record.name == METRICS_LOGGER
     ]
+
+
+def wait_for(stats: RunStats, clock: FakeClock, what: Wait, seconds: float) -> None:
+    """The run's main thread waits `seconds` for input or for Meta's answers."""
+    with stats.pace_clock.waiting_for(what):
+        clock.now += seconds
 
 
 def map_events(stats: RunStats, stream: str, user_datas: list[dict]) -> None:
@@ -515,17 +521,17 @@ def test_progress_line_reports_counts_in_flight_and_rate_since_the_previous_line
 def test_progress_line_says_who_set_the_pace_since_the_previous_line():
     clock = FakeClock()
     stats = RunStats(clock=clock)
-    waits = [(0.0, 0.0)]
-    stats.waits = lambda: waits[-1]
     reporter = ProgressReporter(stats, logging.getLogger("test.target"), clock=clock)
-    clock.now += 10.0
-    waits.append((9.0, 0.5))  # the tap was slow
+    wait_for(stats, clock, "input", 9.0)  # the tap was slow
+    wait_for(stats, clock, "meta", 0.5)
+    clock.now += 0.5
     assert reporter.report().endswith(
         "since the last line 90% waiting for input, 5% for Meta's answers, 5% working "
         "(pace set by the tap)"
     )
-    clock.now += 10.0
-    waits.append((10.0, 8.5))  # then Meta was: one more second for input, eight for answers
+    wait_for(stats, clock, "input", 1.0)
+    wait_for(stats, clock, "meta", 8.0)  # then Meta was
+    clock.now += 1.0
     assert reporter.report().endswith(
         "since the last line 10% waiting for input, 80% for Meta's answers, 10% working "
         "(pace set by Meta's answers)"
@@ -617,28 +623,12 @@ def test_stopping_the_reporter_flushes_metric_counters(caplog):
 # --- pace ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("input_wait", "answer_wait", "set_by"),
-    [(8.0, 1.0, "tap"), (1.0, 8.0, "meta"), (3.0, 3.0, "target")],
-)
-def test_pace_is_set_by_whatever_the_main_thread_spent_most_of_the_run_on(
-    input_wait: float, answer_wait: float, set_by: str
-) -> None:
-    run_pace = pace(10.0, input_wait, answer_wait)
-    assert run_pace["set_by"] == set_by
-    assert run_pace["working_seconds"] == round(10.0 - input_wait - answer_wait, 3)
-
-
-def test_pace_never_reports_negative_work() -> None:
-    # the waits are measured apart from the run's clock, and may add up to a hair more
-    assert pace(1.0, 0.6, 0.45)["working_seconds"] == 0.0
-
-
 def test_summary_gives_each_share_of_the_run_and_who_set_the_pace() -> None:
     clock = FakeClock()
     stats = RunStats(clock=clock)
-    clock.now += 20.0
-    stats.waits = lambda: (17.0, 1.0)
+    wait_for(stats, clock, "input", 17.0)
+    wait_for(stats, clock, "meta", 1.0)
+    clock.now += 2.0
     summary = stats.snapshot()
     assert summary["pace"] == {
         "waiting_for_input_seconds": 17.0,
@@ -655,8 +645,8 @@ def test_summary_gives_each_share_of_the_run_and_who_set_the_pace() -> None:
 def test_pace_line_of_a_short_run_shows_hundredths() -> None:
     clock = FakeClock()
     stats = RunStats(clock=clock)
-    clock.now += 0.5
-    stats.waits = lambda: (0.0, 0.11)
+    wait_for(stats, clock, "meta", 0.11)
+    clock.now += 0.39
     [pace_line] = [line for line in format_summary(stats.snapshot()) if line.startswith("Pace")]
     assert pace_line.startswith(
         "Pace: 0.00 s (0%) waiting for input, 0.11 s (22%) waiting for Meta's answers, "
