@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -348,6 +349,9 @@ def main() -> int:
         "--workdir", type=Path, help="keep configs and logs here (default: a temp dir, removed)"
     )
     args = parser.parse_args()
+    # Stopped with SIGTERM (a CI time limit, say), it must still stop the PostgreSQL server and
+    # the sandbox it started: exiting this way runs their clean-up, Python's default does not.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     return in_workdir(args.workdir, "capi-pipeline-", lambda workdir: run_pipeline(args, workdir))
 
 

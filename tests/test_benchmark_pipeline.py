@@ -8,6 +8,7 @@ it keeps working. Its figures are not checked: they are the benchmark's to print
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from tests._e2e import find_meltano, skip_or_fail
 from tests._postgres import missing_postgres_reason
+from tests._target_support import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -58,3 +60,45 @@ def test_pipeline_benchmark_sends_every_row_through_tap_postgres_and_prints_each
     assert len(re.findall(r"the target's summary: Pace: .* set the pace", report)) == 2
     for log in ("target-pipeline.stderr", "meltano-run.stderr"):
         assert f"{ROWS} read, {ROWS} mapped, {ROWS} sent" in (tmp_path / log).read_text(), log
+
+
+def _running_postgres_data_dirs() -> set[bytes]:
+    """The data directory of every PostgreSQL server running on this machine."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if args[0].endswith(b"/postgres") and b"-D" in args[:-1]:
+            found.add(args[args.index(b"-D") + 1])
+    return found
+
+
+def test_pipeline_benchmark_stopped_with_sigterm_stops_the_postgresql_server_it_started(
+    tmp_path: Path,
+) -> None:
+    reason = missing_postgres_reason()
+    if reason is not None:
+        skip_or_fail(reason)
+    discovering = tmp_path / "discovering"
+    tap = tmp_path / "tap-that-never-answers"
+    tap.write_text(f"#!/bin/sh\ntouch {discovering}\nexec sleep 120\n")
+    tap.chmod(0o755)
+    servers_before = _running_postgres_data_dirs()
+    command = [sys.executable, "benchmarks/pipeline.py", "--rows", "50", "--tap-postgres", str(tap)]
+    process = subprocess.Popen(
+        [*command, "--meltano", str(tmp_path / "no-meltano"), "--workdir", str(tmp_path / "work")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(discovering.exists, timeout=120)  # the table is loaded: its server is up
+        assert _running_postgres_data_dirs() - servers_before
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert not _running_postgres_data_dirs() - servers_before
