@@ -40,12 +40,7 @@ from pathlib import Path
 
 from generate import DEFAULT_CUSTOMERS, SCHEMA, orders
 from run import (
-    ACCESS_TOKEN,
-    BENCHMARKS,
     ORDERS_MAPPING,
-    PIXEL_ID,
-    PROJECT_BIN,
-    PROJECT_PYTHON,
     ROOT,
     Measurement,
     SandboxProcess,
@@ -57,8 +52,10 @@ from run import (
     measure,
     measure_sending,
     measured,
+    noop_command,
     print_measurement,
     sandbox,
+    target_command,
 )
 
 sys.path.insert(0, str(ROOT))
@@ -228,10 +225,7 @@ def measure_tap_alone(read: list[str], rows: int, empty: Path, workdir: Path) ->
 
 
 def measure_noop_pipeline(read: list[str], rows: int, empty: Path, workdir: Path) -> Measurement:
-    config = workdir / "noop.config.json"
-    config.write_text("{}")
-    noop = [str(PROJECT_PYTHON), str(BENCHMARKS / "noop_target.py"), "--config", str(config)]
-    result = measure(_pipeline(read, noop), empty, workdir, "noop-pipeline")
+    result = measure(_pipeline(read, noop_command(workdir)), empty, workdir, "noop-pipeline")
     label = "(b) tap-postgres | do-nothing singer-sdk target"
     return measured(label, rows, result, workdir, "noop-pipeline")
 
@@ -239,22 +233,9 @@ def measure_noop_pipeline(read: list[str], rows: int, empty: Path, workdir: Path
 def measure_target_pipeline(
     read: list[str], rows: int, empty: Path, box: SandboxProcess, workdir: Path
 ) -> Measurement:
-    config = workdir / "target.config.json"
-    config.write_text(
-        json.dumps(
-            {
-                "pixel_id": PIXEL_ID,
-                "access_token": ACCESS_TOKEN,
-                "graph_url": box.url,
-                "dead_letter_path": str(workdir / "dead-letters.jsonl"),
-                "streams": ORDERS_MAPPING,
-            }
-        )
-    )
-    target = [str(PROJECT_BIN / "target-meta-capi"), "--config", str(config)]
     return measure_sending(
         "(p) tap-postgres | target-meta-capi",
-        _pipeline(read, target),
+        _pipeline(read, target_command(box, workdir, "target-pipeline")),
         empty,
         rows,
         box,

@@ -282,9 +282,9 @@ def _tail(path: Path, lines: int = 5) -> str:
 # --- the three contenders --------------------------------------------------------------------
 
 
-def run_target(
-    input_path: Path, records: int, box: SandboxProcess, workdir: Path, name: str
-) -> Measurement:
+def target_command(box: SandboxProcess, workdir: Path, name: str) -> list[str]:
+    """target-meta-capi with its default settings and the orders' mapping, sending to `box`
+    (its config and dead letters in `workdir`, named after `name`)."""
     config = {
         "pixel_id": PIXEL_ID,
         "access_token": ACCESS_TOKEN,
@@ -294,9 +294,28 @@ def run_target(
     }
     config_path = workdir / f"{name}.config.json"
     config_path.write_text(json.dumps(config, indent=2))
+    return [str(PROJECT_BIN / "target-meta-capi"), "--config", str(config_path)]
+
+
+def noop_command(workdir: Path, *, floor: bool = False) -> list[str]:
+    """The do-nothing singer-sdk target, or with `floor` the same with the SDK-side levers."""
+    name = "floor" if floor else "noop"
+    config_path = workdir / f"{name}.config.json"
+    config_path.write_text("{}")
+    return [
+        str(PROJECT_PYTHON),
+        str(BENCHMARKS / f"{name}_target.py"),
+        "--config",
+        str(config_path),
+    ]
+
+
+def run_target(
+    input_path: Path, records: int, box: SandboxProcess, workdir: Path, name: str
+) -> Measurement:
     return measure_sending(
         f"(a) target-meta-capi, {records:,} records",
-        [str(PROJECT_BIN / "target-meta-capi"), "--config", str(config_path)],
+        target_command(box, workdir, name),
         input_path,
         records,
         box,
@@ -332,14 +351,7 @@ def measure_sending(
 def run_noop(input_path: Path, records: int, workdir: Path, *, floor: bool = False) -> Measurement:
     """(b), or with `floor` the same do-nothing target with every SDK-side speed lever."""
     name = "floor" if floor else "noop"
-    config_path = workdir / f"{name}.config.json"
-    config_path.write_text("{}")
-    result = measure(
-        [str(PROJECT_PYTHON), str(BENCHMARKS / f"{name}_target.py"), "--config", str(config_path)],
-        input_path,
-        workdir,
-        name,
-    )
+    result = measure(noop_command(workdir, floor=floor), input_path, workdir, name)
     label = (
         "(f) floor: do-nothing target, fast validator+reader"
         if floor

@@ -215,7 +215,7 @@ class DeadLetterWriter:
     def _failed(self, error: OSError) -> DeadLetterWriteError:
         # callers hold self._lock
         self._broken = True
-        if self._file is not None:
+        if self._file is not None and self._regular:
             with contextlib.suppress(OSError):  # a half-written line would break the file
                 os.ftruncate(self._file.fileno(), self._size)
         return DeadLetterWriteError(

@@ -136,7 +136,7 @@ def _widen_pipe(descriptor: int) -> bool:
     A pipe holds 64 KB by default: ~70 wide records, which a tap writes in a few ms and then
     waits, however much CPU it could use meanwhile.
     """
-    set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # None without fcntl too
     if set_pipe_size is None:
         return False
     try:

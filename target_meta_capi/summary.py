@@ -596,9 +596,13 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _percent_of(seconds: float, duration: float) -> int:
+    return round(100 * seconds / duration) if duration > 0 else 0
+
+
 def _pace_line(run_pace: Mapping[str, Any], duration: float) -> str:
     def part(seconds: float) -> str:
-        share = round(100 * seconds / duration) if duration > 0 else 0
+        share = _percent_of(seconds, duration)
         # a short run's parts would all read "0.0 s"
         return f"{seconds:.1f} s ({share}%)" if duration >= 10 else f"{seconds:.2f} s ({share}%)"
 
@@ -729,7 +733,7 @@ class ProgressReporter:
 
 def _short_pace(interval_pace: Mapping[str, Any], seconds: float) -> str:
     def share(key: str) -> str:
-        return f"{round(100 * interval_pace[key] / seconds) if seconds > 0 else 0}%"
+        return f"{_percent_of(interval_pace[key], seconds)}%"
 
     return (
         f"since the last line {share('waiting_for_input_seconds')} waiting for input, "

@@ -496,10 +496,15 @@ def test_summary_and_logs_hold_no_user_data_value(caplog, tmp_path):
 # --- progress ----------------------------------------------------------------------------------
 
 
-def test_progress_line_reports_counts_in_flight_and_rate_since_the_previous_line(caplog):
+def clocked_reporter() -> tuple[FakeClock, RunStats, ProgressReporter]:
+    """A progress reporter and the run statistics it reads, both on one fake clock."""
     clock = FakeClock()
     stats = RunStats(clock=clock)
-    reporter = ProgressReporter(stats, logging.getLogger("test.target"), clock=clock)
+    return clock, stats, ProgressReporter(stats, logging.getLogger("test.target"), clock=clock)
+
+
+def test_progress_line_reports_counts_in_flight_and_rate_since_the_previous_line(caplog):
+    clock, stats, reporter = clocked_reporter()
     map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 5)
     stats.request_submitted("orders", 5)
     stats.request_acknowledged("orders", 3)
@@ -519,9 +524,7 @@ def test_progress_line_reports_counts_in_flight_and_rate_since_the_previous_line
 
 
 def test_progress_line_says_who_set_the_pace_since_the_previous_line():
-    clock = FakeClock()
-    stats = RunStats(clock=clock)
-    reporter = ProgressReporter(stats, logging.getLogger("test.target"), clock=clock)
+    clock, stats, reporter = clocked_reporter()
     wait_for(stats, clock, "input", 9.0)  # the tap was slow
     wait_for(stats, clock, "meta", 0.5)
     clock.now += 0.5
@@ -539,9 +542,7 @@ def test_progress_line_says_who_set_the_pace_since_the_previous_line():
 
 
 def test_final_progress_line_reports_the_rate_over_the_whole_run():
-    clock = FakeClock()
-    stats = RunStats(clock=clock)
-    reporter = ProgressReporter(stats, logging.getLogger("test.target"), clock=clock)
+    clock, stats, reporter = clocked_reporter()
     stats.request_submitted("orders", 40)
     stats.request_acknowledged("orders", 40)
     clock.now += 4.0
