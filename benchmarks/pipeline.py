@@ -195,7 +195,6 @@ def run_pipeline(args: argparse.Namespace, workdir: Path) -> int:
                 args.repeat, lambda: measure_target_pipeline(read, rows, empty, box, workdir)
             )
             print_measurement(target)
-            print_target_pace(workdir / "target-pipeline.stderr")
             runs = [tap_alone, noop, target]
             if args.meltano.exists():
                 env = meltano_environment(server, box, workdir)
@@ -205,7 +204,6 @@ def run_pipeline(args: argparse.Namespace, workdir: Path) -> int:
                     lambda: measure_meltano_run(args.meltano, env, rows, empty, box, workdir),
                 )
                 print_measurement(meltano)
-                print_target_pace(workdir / "meltano-run.stderr")
                 runs.append(meltano)
             else:
                 print(f"(m) meltano run: skipped, no Meltano at {args.meltano}", flush=True)
@@ -233,7 +231,7 @@ def measure_noop_pipeline(read: list[str], rows: int, empty: Path, workdir: Path
 def measure_target_pipeline(
     read: list[str], rows: int, empty: Path, box: SandboxProcess, workdir: Path
 ) -> Measurement:
-    return measure_sending(
+    measurement = measure_sending(
         "(p) tap-postgres | target-meta-capi",
         _pipeline(read, target_command(box, workdir, "target-pipeline")),
         empty,
@@ -242,6 +240,7 @@ def measure_target_pipeline(
         workdir,
         "target-pipeline",
     )
+    return with_target_pace(measurement, workdir / "target-pipeline.stderr")
 
 
 def meltano_environment(
@@ -284,7 +283,7 @@ def install_plugins(meltano: Path, env: dict[str, str], workdir: Path) -> None:
 def measure_meltano_run(
     meltano: Path, env: dict[str, str], rows: int, empty: Path, box: SandboxProcess, workdir: Path
 ) -> Measurement:
-    return measure_sending(
+    measurement = measure_sending(
         "(m) meltano run tap-postgres target-meta-capi",
         [str(meltano), "run", "--full-refresh", "tap-postgres", "target-meta-capi"],
         empty,
@@ -294,13 +293,15 @@ def measure_meltano_run(
         "meltano-run",
         env,
     )
+    return with_target_pace(measurement, workdir / "meltano-run.stderr")
 
 
-def print_target_pace(stderr: Path) -> None:
-    """The target's own account of its last run: who set the pace (its run summary's line)."""
+def with_target_pace(measurement: Measurement, stderr: Path) -> Measurement:
+    """The run with the target's own account of it: who set the pace (its summary's line),
+    read now because the next repeat writes the same log."""
     found = PACE_LINE.search(stderr.read_text(errors="replace"))
-    if found:
-        print(f"    the target's summary: {found.group(0)}", flush=True)
+    measurement.target_pace = found.group(0) if found else None
+    return measurement
 
 
 def print_pipeline_costs(tap_alone: Measurement, *pipelines: Measurement) -> None:
