@@ -407,6 +407,8 @@ class RunStats(RequestObserver):
                     _add(dropped, (field, reason), count)
             for key, count in stream["events_received_mismatches"].items():
                 mismatches[key] += count
+        # waits first: one still going on is counted up to now, and must fit in the run
+        waits = self.pace_clock.waits()
         duration = self.elapsed()
         summary = {
             "duration_seconds": round(duration, 3),
@@ -430,7 +432,7 @@ class RunStats(RequestObserver):
             "dead_letters_by_reason": dict(sorted(dead_letters.items())),
             "dropped_values": _nested_dropped(dropped),
             "events_received_mismatches": mismatches,
-            "pace": pace(duration, *self.pace_clock.waits()),
+            "pace": pace(duration, *waits),
         }
         summary["warnings"] = _warnings(streams)
         if peak_usage is not None and peak_usage >= RATE_LIMIT_WARNING_PERCENT:
@@ -596,20 +598,43 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _percent_of(seconds: float, duration: float) -> int:
-    return round(100 * seconds / duration) if duration > 0 else 0
+def _shares_percent(run_pace: Mapping[str, Any]) -> tuple[int, int, int]:
+    """Whole percentages of the waits for input and for Meta and of the work, adding up to 100.
+
+    Each rounded on its own, three shares may add up to 99 or 101; the largest remainders get
+    the points rounding down lost, as in a seat count.
+    """
+    parts = (
+        run_pace["waiting_for_input_seconds"],
+        run_pace["waiting_for_meta_seconds"],
+        run_pace["working_seconds"],
+    )
+    whole = sum(parts)
+    if whole <= 0:
+        return 0, 0, 100
+    exact = [100 * part / whole for part in parts]
+    shares = [int(share) for share in exact]
+    by_remainder = sorted(range(3), key=lambda index: exact[index] - shares[index], reverse=True)
+    for index in by_remainder[: 100 - sum(shares)]:
+        shares[index] += 1
+    return shares[0], shares[1], shares[2]
 
 
 def _pace_line(run_pace: Mapping[str, Any], duration: float) -> str:
-    def part(seconds: float) -> str:
-        share = _percent_of(seconds, duration)
-        # a short run's parts would all read "0.0 s"
-        return f"{seconds:.1f} s ({share}%)" if duration >= 10 else f"{seconds:.2f} s ({share}%)"
-
+    # a short run's parts would all read "0.0 s"
+    decimals = 1 if duration >= 10 else 2
+    seconds = (
+        run_pace["waiting_for_input_seconds"],
+        run_pace["waiting_for_meta_seconds"],
+        run_pace["working_seconds"],
+    )
+    input_part, meta_part, working_part = (
+        f"{part:.{decimals}f} s ({share}%)"
+        for part, share in zip(seconds, _shares_percent(run_pace), strict=True)
+    )
     return (
-        f"Pace: {part(run_pace['waiting_for_input_seconds'])} waiting for input, "
-        f"{part(run_pace['waiting_for_meta_seconds'])} waiting for Meta's answers, "
-        f"{part(run_pace['working_seconds'])} working: {PACE_VERDICTS[run_pace['set_by']]}."
+        f"Pace: {input_part} waiting for input, {meta_part} waiting for Meta's answers, "
+        f"{working_part} working: {PACE_VERDICTS[run_pace['set_by']]}."
     )
 
 
@@ -700,13 +725,14 @@ class ProgressReporter:
         (the whole run for the final line)."""
         progress = self._stats.progress()
         totals = progress["totals"]
+        # waits first: one still going on is counted up to now, and must fit in the interval
+        waits = self._stats.pace_clock.waits()
         now = self._clock()
         if final:
             seconds, acknowledged = self._stats.elapsed(), totals["events_acknowledged"]
         else:
             seconds = now - self._last_time
             acknowledged = totals["events_acknowledged"] - self._last_acknowledged
-        waits = self._stats.pace_clock.waits()
         input_wait = waits[0] - self._last_waits[0]
         answer_wait = waits[1] - self._last_waits[1]
         interval_pace = pace(seconds, input_wait, answer_wait)
@@ -725,18 +751,15 @@ class ProgressReporter:
             f"{totals['events_in_flight']} in flight, {progress['retries']} retries, "
             f"{totals['events_dead_lettered']} dead-lettered, {rate:.1f} events/s"
             + (f" [{per_stream}]" if per_stream else "")
-            + ("" if final else f"; {_short_pace(interval_pace, seconds)}")
+            + ("" if final else f"; {_short_pace(interval_pace)}")
         )
         self._logger.info(line)
         return line
 
 
-def _short_pace(interval_pace: Mapping[str, Any], seconds: float) -> str:
-    def share(key: str) -> str:
-        return f"{_percent_of(interval_pace[key], seconds)}%"
-
+def _short_pace(interval_pace: Mapping[str, Any]) -> str:
+    input_share, meta_share, working_share = _shares_percent(interval_pace)
     return (
-        f"since the last line {share('waiting_for_input_seconds')} waiting for input, "
-        f"{share('waiting_for_meta_seconds')} for Meta's answers, "
-        f"{share('working_seconds')} working (pace set by {PACE_SETTERS[interval_pace['set_by']]})"
+        f"since the last line {input_share}% waiting for input, {meta_share}% for Meta's "
+        f"answers, {working_share}% working (pace set by {PACE_SETTERS[interval_pace['set_by']]})"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 
 import pytest
@@ -653,3 +654,43 @@ def test_pace_line_of_a_short_run_shows_hundredths() -> None:
         "Pace: 0.00 s (0%) waiting for input, 0.11 s (22%) waiting for Meta's answers, "
         "0.39 s (78%) working"
     )
+
+
+class TickingClock(FakeClock):
+    """Once started, time passes between any two readings, as between two lines of code."""
+
+    ticking = False
+
+    def __call__(self) -> float:
+        if self.ticking:
+            self.now += 0.01
+        return self.now
+
+
+def pace_shares(line: str) -> list[int]:
+    return [int(share) for share in re.findall(r"(\d+)%", line)]
+
+
+def test_a_wait_as_long_as_the_run_and_still_going_on_is_never_longer_than_the_run() -> None:
+    clock = TickingClock()
+    stats = RunStats(clock=clock)
+    with stats.pace_clock.waiting_for("input"):  # from the start, e.g. a tap that never wrote
+        clock.ticking = True
+        summary = stats.snapshot()  # e.g. for a failure while waiting
+    assert summary["pace"]["waiting_for_input_seconds"] <= summary["duration_seconds"]
+
+
+@pytest.mark.parametrize(
+    ("input_wait", "answer_wait", "working"),
+    [(0.0215, 0.0605, 0.0), (1.0, 1.0, 1.0), (0.005, 0.005, 0.99), (2.0, 0.0, 0.0)],
+)
+def test_pace_shares_add_up_to_a_hundred(
+    input_wait: float, answer_wait: float, working: float
+) -> None:
+    clock = FakeClock()
+    stats = RunStats(clock=clock)
+    wait_for(stats, clock, "input", input_wait)
+    wait_for(stats, clock, "meta", answer_wait)
+    clock.now += working
+    [pace_line] = [line for line in format_summary(stats.snapshot()) if line.startswith("Pace")]
+    assert sum(pace_shares(pace_line)) == 100
