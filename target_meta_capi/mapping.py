@@ -44,6 +44,7 @@ event_name]``.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import fnmatch
 import hashlib
 import json
@@ -63,6 +64,7 @@ from target_meta_capi.capi.normalize import (
     normalize_hashed_values,
     normalize_user_data,
 )
+from target_meta_capi.capi.rules import ACTION_SOURCES
 
 __all__ = [
     "ALIASES",
@@ -73,8 +75,11 @@ __all__ = [
     "MappingError",
     "StreamMapping",
     "build_event_mapper",
+    "closest_stream_entry",
     "deterministic_event_id",
+    "mapping_config_errors",
     "parse_event_time",
+    "unmatched_stream_entries",
 ]
 
 # CAPI field → column names that map to it by themselves (matched case-insensitively; when a
@@ -268,6 +273,7 @@ class StreamMapping:
             value = raw.get(literal)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise MappingConfigError(f"streams.{stream}.{literal} must be a non-empty text")
+        _check_action_source(f"streams.{stream}.action_source", raw.get("action_source"))
         pixel_id = raw.get("pixel_id")
         if pixel_id is not None:
             pixel_id = str(pixel_id)
@@ -280,13 +286,25 @@ class StreamMapping:
             for path, column in _parse_paths(stream, "fields", raw.get("fields")).items()
             if column is not None
         }
+        constants = _parse_paths(stream, "constants", raw.get("constants"))
+        _check_action_source(
+            f"streams.{stream}.constants.action_source", constants.get(("action_source",))
+        )
         return cls(
             event_name=raw.get("event_name"),
             action_source=raw.get("action_source"),
             fields=fields,
-            constants=_parse_paths(stream, "constants", raw.get("constants")),
+            constants=constants,
             unmapped_columns_to_custom_data=bool(raw.get("unmapped_columns_to_custom_data")),
             pixel_id=pixel_id,
+        )
+
+
+def _check_action_source(setting: str, value: Any) -> None:
+    """A configured action_source Meta would refuse fails the run at start, not every event."""
+    if value is not None and value not in ACTION_SOURCES:
+        raise MappingConfigError(
+            f"{setting} must be one of {', '.join(sorted(ACTION_SOURCES))}; got {value!r}"
         )
 
 
@@ -315,9 +333,65 @@ def _find_stream_config(streams: Mapping[str, Any], stream_name: str) -> Any:
     if stream_name in streams:
         return streams[stream_name]
     for pattern, stream_config in streams.items():
-        if any(char in pattern for char in "*?[") and fnmatch.fnmatchcase(stream_name, pattern):
+        if _is_pattern(pattern) and fnmatch.fnmatchcase(stream_name, pattern):
             return stream_config
     return None
+
+
+def _is_pattern(entry: str) -> bool:
+    return any(char in entry for char in "*?[")
+
+
+def _streams_setting(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    streams = config.get("streams") or {}
+    if isinstance(streams, str):  # given as JSON text, e.g. through an environment variable
+        try:
+            streams = json.loads(streams)
+        except ValueError:
+            raise MappingConfigError("streams is text that is not a JSON object") from None
+    if not isinstance(streams, Mapping):
+        raise MappingConfigError("streams must be an object keyed by stream name")
+    return streams
+
+
+def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
+    """Every problem of the ``streams`` and default mapping settings, found at start-up: a
+    wrong entry must not wait for its stream's SCHEMA, after other streams' data went out."""
+    errors = []
+    try:
+        streams = _streams_setting(config)
+    except MappingConfigError as error:
+        return [str(error)]
+    for stream, raw in streams.items():
+        try:
+            StreamMapping.from_config(stream, raw)
+        except MappingConfigError as error:
+            errors.append(str(error))
+    try:
+        _check_action_source("default_action_source", config.get("default_action_source"))
+    except MappingConfigError as error:
+        errors.append(str(error))
+    return errors
+
+
+def unmatched_stream_entries(config: Mapping[str, Any], streams_seen: Iterable[str]) -> list[str]:
+    """The ``streams`` entries (names or patterns) that no stream of the run matched."""
+    seen = list(streams_seen)
+    return [
+        entry
+        for entry in _streams_setting(config)
+        if not any(
+            fnmatch.fnmatchcase(stream, entry) if _is_pattern(entry) else stream == entry
+            for stream in seen
+        )
+    ]
+
+
+def closest_stream_entry(config: Mapping[str, Any], stream_name: str) -> str | None:
+    """The ``streams`` entry most like an unmapped stream's name: probably meant for it."""
+    names = [entry for entry in _streams_setting(config) if not _is_pattern(entry)]
+    close = difflib.get_close_matches(stream_name, names, n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 # --- value conversion ---------------------------------------------------------------------------
@@ -1278,15 +1352,7 @@ def build_event_mapper(
     name (an ``event_name`` column or ``default_event_name``). Raises MappingConfigError for an
     unusable ``streams`` entry.
     """
-    streams = config.get("streams") or {}
-    if isinstance(streams, str):  # given as JSON text, e.g. through an environment variable
-        try:
-            streams = json.loads(streams)
-        except ValueError:
-            raise MappingConfigError("streams is text that is not a JSON object") from None
-    if not isinstance(streams, Mapping):
-        raise MappingConfigError("streams must be an object keyed by stream name")
-    stream_config = _find_stream_config(streams, stream_name)
+    stream_config = _find_stream_config(_streams_setting(config), stream_name)
     if stream_config is None:
         if not _has_recognisable_fields(schema_properties, config):
             return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import typing as t
 from importlib import metadata
 from pathlib import Path
@@ -253,11 +255,41 @@ SECRET_SETTINGS = frozenset(
 )
 
 
+#: Graph API versions as Meta names them: v24.0
+API_VERSION_PATTERN = re.compile(r"v\d+\.\d+")
+
+
+def secret_settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Secrets that are not text, said without their values.
+
+    Checked before the JSON schema, whose messages quote the value they refuse.
+    """
+    return [
+        f"{name} must be text (a JSON string), got {type(config[name]).__name__}; "
+        "its value is not shown"
+        for name in sorted(SECRET_SETTINGS)
+        if config.get(name) is not None and not isinstance(config[name], str)
+    ]
+
+
 def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     """Rules the JSON schema cannot express clearly."""
     errors = []
     if not config.get("dry_run") and not config.get("access_token"):
-        errors.append("access_token is required (unless dry_run is true)")
+        errors.append(
+            "access_token is required (unless dry_run is true); run by hand, the target reads "
+            "TARGET_META_CAPI_ACCESS_TOKEN only with --config ENV "
+            "(e.g. --config config.json --config ENV)"
+        )
+    pixel_id = config.get("pixel_id")
+    if isinstance(pixel_id, str) and not (pixel_id.isascii() and pixel_id.isdigit()):
+        errors.append(f"pixel_id must be a pixel (dataset) ID: digits only, got {pixel_id!r}")
+    api_version = config.get("api_version", DEFAULT_API_VERSION)
+    if isinstance(api_version, str) and not API_VERSION_PATTERN.fullmatch(api_version):
+        errors.append(
+            f"api_version must be a Graph API version like {DEFAULT_API_VERSION}, "
+            f"got {api_version!r}"
+        )
     graph_url = config.get("graph_url", DEFAULT_GRAPH_URL)
     if not isinstance(graph_url, str) or not graph_url.startswith(("https://", "http://")):
         errors.append(
@@ -291,3 +323,19 @@ def unwritable_path_problem(path: Path) -> str | None:
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot create files in {parent}"
     return None
+
+
+def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -> list[str]:
+    """Settings that are accepted but do nothing: probably not what was meant."""
+    warnings = []
+    for name in sorted(set(config) - set(known)):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        warnings.append(f"Unknown setting {name!r} is ignored{hint}.")
+    load_method = config.get("load_method")
+    if load_method not in (None, "append-only"):
+        warnings.append(
+            f"load_method {load_method!r} is ignored: events sent to Meta cannot be updated "
+            "or deleted, every run appends."
+        )
+    return warnings

@@ -21,7 +21,12 @@ from target_meta_capi.capi.normalize import DroppedValue
 from target_meta_capi.capi.rules import RuleViolation, validate_event
 from target_meta_capi.dead_letter import DeadLetter
 from target_meta_capi.delivery import BadRecordError, Delivery, InvalidEventError, SentBatch
-from target_meta_capi.mapping import EventMapper, MappingError, build_event_mapper
+from target_meta_capi.mapping import (
+    EventMapper,
+    MappingError,
+    build_event_mapper,
+    closest_stream_entry,
+)
 from target_meta_capi.summary import is_near_cutoff
 from target_meta_capi.validation import FastRecordParsingMixin
 
@@ -125,8 +130,12 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         )
         self._pixel_id = None if self._mapper is None else self._mapper.mapping.pixel_id
         if self._mapper is None:
+            meant = closest_stream_entry(self.config, stream_name)
             self.delivery.stats.stream_skipped(
-                stream_name, "no entry in `streams` and no recognisable customer fields"
+                stream_name,
+                "no entry in `streams`"
+                + (f", whose entry {meant!r} may be meant for it," if meant else "")
+                + " and no recognisable customer fields",
             )
         elif self._mapper.unknown_columns:
             self.logger.warning(

@@ -270,6 +270,7 @@ class RunStats(RequestObserver):
         self.pace_clock = PaceClock(clock)
         self._emitted_counters: dict[tuple[CapiMetric, tuple[tuple[str, str], ...]], int] = {}
         self._logged_warnings: set[str] = set()
+        self._run_warnings: list[str] = []
         #: Whether any HTTP answer came back, error or not: graph_url leads somewhere.
         self.endpoint_answered = False
 
@@ -297,6 +298,13 @@ class RunStats(RequestObserver):
         """Add what a record worker counted while it mapped `tally.records` records."""
         with self._lock:
             tally.add_to(self._stream(stream))
+
+    def run_warning(self, message: str) -> None:
+        """A warning about the whole run: logged once, and listed in the summary."""
+        with self._lock:
+            if message not in self._run_warnings:
+                self._run_warnings.append(message)
+        self._warn_once(message)
 
     def stream_skipped(self, stream: str, reason: str) -> None:
         """Mark a stream as not sent; warns the first time it is seen."""
@@ -434,7 +442,7 @@ class RunStats(RequestObserver):
             "events_received_mismatches": mismatches,
             "pace": pace(duration, *waits),
         }
-        summary["warnings"] = _warnings(streams)
+        summary["warnings"] = _warnings(streams) + list(self._run_warnings)
         if peak_usage is not None and peak_usage >= RATE_LIMIT_WARNING_PERCENT:
             summary["warnings"].append(RATE_LIMIT_WARNING)
         return summary

@@ -50,6 +50,7 @@ from target_meta_capi.delivery import (
     TargetFailure,
 )
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
+from target_meta_capi.mapping import mapping_config_errors, unmatched_stream_entries
 from target_meta_capi.reader import (
     Line,
     NumberedSingerReader,
@@ -75,7 +76,9 @@ from target_meta_capi.settings import (
     ON_INVALID_FAIL,
     SECRET_SETTINGS,
     SETTINGS,
+    secret_settings_errors,
     settings_errors,
+    settings_warnings,
 )
 from target_meta_capi.sink import EventSink, PrivacySafeValidator
 from target_meta_capi.state import AckLedger
@@ -133,7 +136,11 @@ class TargetMetaCapi(Target):
         self.max_parallelism = 1
         # streams whose records the SDK's stream maps pass through unchanged → their sink
         self._plain_sinks: dict[str, EventSink] = {}
+        # by the names their sinks have, which the `streams` setting is matched against
+        self._streams_seen: set[str] = set()
         self.stats = RunStats(logger=self.logger)
+        for warning in settings_warnings(self.config, self.config_jsonschema["properties"]):
+            self.logger.warning(warning)
         # states are written by the main thread and by callbacks of settled requests
         self._state_lock = threading.Lock()
         self._last_written_state: t.Any = None
@@ -166,8 +173,14 @@ class TargetMetaCapi(Target):
     # --- settings --------------------------------------------------------------------------
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        secrets = secret_settings_errors(self.config)
+        if secrets and raise_errors:
+            # before the SDK's check, whose messages quote the values
+            raise ConfigValidationError(
+                "Config validation failed", errors=secrets, schema=self.config_jsonschema
+            )
         errors = super()._validate_config(raise_errors=raise_errors)
-        extra = settings_errors(self.config)
+        extra = settings_errors(self.config) + mapping_config_errors(self.config)
         if extra and raise_errors:
             raise ConfigValidationError(
                 "Config validation failed", errors=extra, schema=self.config_jsonschema
@@ -245,6 +258,7 @@ class TargetMetaCapi(Target):
     def _process_schema_message(self, message_dict: dict) -> None:
         self._plain_sinks.clear()  # stream maps and sinks may change with a schema
         super()._process_schema_message(message_dict)
+        self._streams_seen.update(self._sinks_active)
         self._route_to_workers(message_dict.get("stream"))
         self._after_message()
 
@@ -522,6 +536,11 @@ class TargetMetaCapi(Target):
         self.delivery.dead_letters.close()
         if self._dry_run_service is not None:
             self._dry_run_service.close()
+        for entry in unmatched_stream_entries(self.config, self._streams_seen):
+            self.stats.run_warning(
+                f"`streams` entry {entry!r} matched no stream of this run "
+                f"(streams seen: {', '.join(map(repr, sorted(self._streams_seen))) or 'none'})."
+            )
         write_run_summary(self.stats, self.logger, self.config.get("summary_path"))
 
     # --- CLI -------------------------------------------------------------------------------

@@ -1,0 +1,163 @@
+"""Config mistakes stop the run before anything is read, or are warned about: none is silent."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from singer_sdk.exceptions import ConfigValidationError
+
+from target_meta_capi.sandbox import SandboxServer
+from target_meta_capi.target import TargetMetaCapi
+
+from ._target_support import ORDERS_MAPPING, STREAM, order_stream, orders_config, run_in_process
+
+
+def config_errors(config: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigValidationError) as failure:
+        TargetMetaCapi(config=config, parse_env_config=False)
+    return failure.value.errors
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("access_token", ["EAAsecretTOKEN999"]),
+        ("access_token", 987654321987),
+        ("app_secret", {"v": "APPSECRETxyz"}),
+    ],
+)
+def test_a_secret_of_the_wrong_type_is_refused_without_showing_its_value(
+    tmp_path: Path, setting: str, value: Any
+) -> None:
+    config = orders_config("http://127.0.0.1:9", tmp_path, **{setting: value})
+    with pytest.raises(ConfigValidationError) as failure:
+        TargetMetaCapi(config=config, parse_env_config=False)
+    said = str(failure.value) + " ".join(failure.value.errors)
+    assert f"{setting} must be text" in said
+    for secret in ("EAAsecretTOKEN999", "987654321987", "APPSECRETxyz"):
+        assert secret not in said
+
+
+@pytest.mark.parametrize("pixel_id", ["my-pixel", "12 34", "١٢٣"])
+def test_a_pixel_id_that_is_not_digits_is_refused_at_start(tmp_path: Path, pixel_id: str) -> None:
+    errors = config_errors(orders_config("http://127.0.0.1:9", tmp_path, pixel_id=pixel_id))
+    assert any(error.startswith("pixel_id must be a pixel (dataset) ID") for error in errors)
+
+
+@pytest.mark.parametrize("api_version", ["24", "v24", "24.0", "latest"])
+def test_an_api_version_not_named_as_meta_names_them_is_refused_at_start(
+    tmp_path: Path, api_version: str
+) -> None:
+    errors = config_errors(orders_config("http://127.0.0.1:9", tmp_path, api_version=api_version))
+    assert any(error.startswith("api_version must be a Graph API version") for error in errors)
+
+
+def test_an_action_source_meta_refuses_is_refused_at_start_not_for_every_event(
+    tmp_path: Path,
+) -> None:
+    mapping = {**ORDERS_MAPPING, "action_source": "web"}
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
+    assert config_errors(config) == [
+        f"streams.{STREAM}.action_source must be one of app, business_messaging, chat, email, "
+        "other, phone_call, physical_store, system_generated, website; got 'web'"
+    ]
+
+
+def test_an_action_source_given_as_a_constant_is_checked_too(tmp_path: Path) -> None:
+    mapping = {**ORDERS_MAPPING, "action_source": None, "constants": {"action_source": "Web"}}
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
+    [error] = config_errors(config)
+    assert error.startswith(f"streams.{STREAM}.constants.action_source must be one of")
+
+
+def test_a_default_action_source_meta_refuses_is_refused_at_start(tmp_path: Path) -> None:
+    config = orders_config("http://127.0.0.1:9", tmp_path, default_action_source="online")
+    [error] = config_errors(config)
+    assert error.startswith("default_action_source must be one of")
+
+
+def test_a_wrong_entry_for_a_stream_not_in_the_input_is_still_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    streams = {STREAM: ORDERS_MAPPING, "public-refunds": {"fields": {"price": "amount"}}}
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams=streams)
+    [error] = config_errors(config)
+    assert "streams.public-refunds: field 'price' is not a Conversions API event parameter" in error
+
+
+def test_streams_given_as_json_text_are_checked_at_start_too(tmp_path: Path) -> None:
+    streams = json.dumps({STREAM: {**ORDERS_MAPPING, "action_source": "web"}})
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams=streams)
+    [error] = config_errors(config)
+    assert error.startswith(f"streams.{STREAM}.action_source must be one of")
+
+
+def test_a_missing_access_token_says_how_the_cli_reads_it_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    config = orders_config("http://127.0.0.1:9", tmp_path)
+    del config["access_token"]
+    [error] = config_errors(config)
+    assert "TARGET_META_CAPI_ACCESS_TOKEN only with --config ENV" in error
+
+
+def test_an_unknown_setting_is_warned_about_with_the_setting_probably_meant(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, acess_token="x", unmapped_columns=True)
+    run_in_process(config, order_stream(1))
+    warnings = warnings_of(caplog)
+    assert "Unknown setting 'acess_token' is ignored (did you mean 'access_token'?)." in warnings
+    assert "Unknown setting 'unmapped_columns' is ignored." in warnings
+
+
+def test_a_load_method_other_than_append_only_is_warned_about(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_in_process(orders_config(sandbox.url, tmp_path, load_method="overwrite"), order_stream(1))
+    assert any(
+        warning.startswith("load_method 'overwrite' is ignored") for warning in warnings_of(caplog)
+    )
+
+
+def test_a_streams_entry_that_matches_no_stream_is_in_the_summary_warnings(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    streams = {"public-order": ORDERS_MAPPING}  # one letter short of the input's stream
+    config = orders_config(sandbox.url, tmp_path, streams=streams)
+    result = run_in_process(config, order_stream(2))
+    warnings = result.target.stats.snapshot()["warnings"]
+    assert (
+        "`streams` entry 'public-order' matched no stream of this run "
+        f"(streams seen: {STREAM!r})." in warnings
+    )
+
+
+def test_a_skipped_stream_names_the_streams_entry_probably_meant_for_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, streams={"public-order": ORDERS_MAPPING})
+    result = run_in_process(config, order_stream(2))
+    summary = result.target.stats.snapshot()
+    assert summary["totals"]["events_skipped"] == 2
+    assert (
+        "whose entry 'public-order' may be meant for it"
+        in summary["streams"][STREAM]["skipped_reason"]
+    )
+
+
+def test_a_pattern_entry_that_matches_a_stream_is_not_warned_about(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, streams={"public-*": ORDERS_MAPPING})
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 0
+    assert not any("matched no stream" in w for w in result.target.stats.snapshot()["warnings"])
