@@ -24,6 +24,7 @@ import time
 import typing as t
 from types import FrameType
 
+import click
 import msgspec
 from singer_sdk.exceptions import ConfigValidationError, InvalidRecord
 from singer_sdk.io_base import GenericSingerReader
@@ -611,6 +612,23 @@ class TargetMetaCapi(Target):
         return 128 + signum
 
     @classmethod
+    def cb_config(
+        cls, ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+    ) -> _ConfigInput:
+        """The SDK's --config files, merged as it merges them; a file it cannot use is one
+        error naming the file, not a traceback (and never its content: it holds the token)."""
+        config: dict[str, t.Any] = {}
+        parse_env = False
+        for path in value:
+            try:
+                part = _ConfigInput.from_cli_args(path)
+                config |= part.config
+            except (OSError, ValueError, TypeError) as error:
+                raise click.BadParameter(f"{path}: {_config_file_problem(error)}") from None
+            parse_env = parse_env or part.parse_env
+        return _ConfigInput(config=config, parse_env=parse_env)
+
+    @classmethod
     def invoke(  # type: ignore[override]
         cls,
         *,
@@ -634,6 +652,22 @@ class TargetMetaCapi(Target):
         if code or target.delivery.unsettled_requests:
             # threads of abandoned requests would otherwise keep the process alive
             _flush_and_exit(code)
+
+
+def _config_file_problem(error: Exception) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory, not a JSON file"
+    if isinstance(error, PermissionError):
+        return "cannot be read (permission denied)"
+    if isinstance(error, OSError):
+        return f"cannot be read ({error.strerror or error})"
+    if isinstance(error, UnicodeDecodeError):
+        return "is not UTF-8 text"
+    if isinstance(error, TypeError):  # the SDK merged something other than an object
+        return "does not hold a JSON object"
+    return f"is not valid JSON ({error})"  # its position only, no content
 
 
 def _flush_and_exit(code: int) -> t.NoReturn:

@@ -266,3 +266,28 @@ def test_dry_run_keeps_stdout_for_state_only(
         {"bookmarks": {STREAM: 3}}
     ]
     assert sandbox.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "no such file"),
+        ('{"pixel_id": "1", "access_token": "EAAsecret" "x": 1}', "is not valid JSON (Expecting"),
+        ("[1, 2]", "does not hold a JSON object"),
+        (b"\xff\xfe", "is not UTF-8 text"),
+    ],
+)
+def test_a_config_file_that_cannot_be_used_is_one_error_naming_it(
+    tmp_path: Path, content: str | bytes | None, problem: str
+) -> None:
+    config_path = tmp_path / "config.json"
+    if isinstance(content, bytes):
+        config_path.write_bytes(content)
+    elif content is not None:
+        config_path.write_text(content)
+    completed = _run_target(config_path, "")
+    assert completed.returncode == 2
+    assert f"Error: Invalid value for '--config': {config_path}: {problem}" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert "EAAsecret" not in completed.stderr
+    assert completed.stdout == ""
