@@ -252,8 +252,11 @@ class RunStats(RequestObserver):
         logger: logging.Logger | None = None,
         endpoint: str = DEFAULT_ENDPOINT,
         clock: Callable[[], float] = time.monotonic,
+        dry_run: bool = False,
     ) -> None:
         self._logger = logger or logging.getLogger(__name__)
+        #: Nothing reaches Meta: "sent" and "acknowledged" count requests written out.
+        self.dry_run = dry_run
         self._metrics_logger = singer_metrics.get_metrics_logger()
         self._endpoint = endpoint
         self._clock = clock
@@ -420,6 +423,7 @@ class RunStats(RequestObserver):
         duration = self.elapsed()
         summary = {
             "duration_seconds": round(duration, 3),
+            "dry_run": self.dry_run,
             "totals": _sum_counts(list(streams.values())),
             "streams": streams,
             "requests": {
@@ -555,8 +559,14 @@ def _seconds(value: float | None) -> str:
 def format_summary(summary: Mapping[str, Any]) -> list[str]:
     """The run summary as log lines: one for the totals, one per stream, one for requests."""
     totals = summary["totals"]
+    dry_run = (
+        " of a DRY RUN: nothing was sent to Meta; 'sent' and 'acknowledged' count events "
+        "written out as requests"
+        if summary.get("dry_run")
+        else ""
+    )
     lines = [
-        f"Run summary ({summary['duration_seconds']:.1f} s): "
+        f"Run summary{dry_run} ({summary['duration_seconds']:.1f} s): "
         f"{totals['records_read']} records read, {totals['events_mapped']} events mapped, "
         f"{totals['events_sent']} sent, {totals['events_acknowledged']} acknowledged, "
         f"{totals['events_dead_lettered']} dead-lettered, {totals['events_skipped']} skipped, "

@@ -139,7 +139,7 @@ class TargetMetaCapi(Target):
         self._plain_sinks: dict[str, EventSink] = {}
         # by the names their sinks have, which the `streams` setting is matched against
         self._streams_seen: set[str] = set()
-        self.stats = RunStats(logger=self.logger)
+        self.stats = RunStats(logger=self.logger, dry_run=bool(self.config.get("dry_run")))
         for warning in settings_warnings(self.config, self.config_jsonschema["properties"]):
             self.logger.warning(warning)
         # states are written by the main thread and by callbacks of settled requests
@@ -151,6 +151,12 @@ class TargetMetaCapi(Target):
             if self.config.get("dry_run")
             else None
         )
+        if self._dry_run_service is not None:
+            self.logger.info(
+                "DRY RUN: nothing is sent to Meta; request payloads (without the token) go to "
+                "%s, and state is written as if Meta had acknowledged them.",
+                self.config.get("dry_run_path") or "stderr",
+            )
         self.delivery = self._build_delivery()
         self.progress = ProgressReporter(
             self.stats,

@@ -148,6 +148,30 @@ def test_dry_run_writes_state_as_if_acknowledged(sandbox: SandboxServer, tmp_pat
     assert result.states == [{"bookmarks": {STREAM: 3}}]
 
 
+def test_dry_run_says_so_at_start_and_in_the_summary(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, dry_run=True, dry_run_path=str(tmp_path / "p"))
+    with caplog.at_level(logging.INFO):
+        result = run_in_process(config, order_stream(3))
+    messages = [record.getMessage() for record in caplog.records]
+    announcement = (
+        "DRY RUN: nothing is sent to Meta; request payloads (without the token) go to "
+        f"{tmp_path / 'p'}, and state is written as if Meta had acknowledged them."
+    )
+    assert announcement in messages
+    assert any(
+        message.startswith("Run summary of a DRY RUN: nothing was sent to Meta;")
+        for message in messages
+    )
+    assert result.target.stats.snapshot()["dry_run"] is True
+
+
+def test_a_real_run_is_not_called_a_dry_run(sandbox: SandboxServer, tmp_path: Path) -> None:
+    result = run_in_process(orders_config(sandbox.url, tmp_path), order_stream(1))
+    assert result.target.stats.snapshot()["dry_run"] is False
+
+
 def _orders_and_refunds_alternating() -> list[str]:
     """Orders 1, 3, 5 on the orders stream, 2, 4, 6 on `refunds`, then a state."""
     lines = [schema_line(), schema_line("refunds")]
