@@ -23,7 +23,9 @@ from typing import IO, Any, Literal
 from target_meta_capi.capi.errors import GraphAPIError
 from target_meta_capi.capi.rules import RuleViolation
 
-DeadLetterReason = Literal["local_validation", "meta_rejected"]
+DeadLetterReason = Literal["local_validation", "unmappable", "meta_rejected"]
+#: The rule of a record whose value could not be turned into the event field it maps to.
+UNMAPPABLE_VALUE_RULE = "unmappable_value"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class DeadLetter:
     field: str | None
     message: str
     meta_error: Mapping[str, Any] | None
-    event: Mapping[str, Any]
+    # None when no event could be made of the record
+    event: Mapping[str, Any] | None
 
     @classmethod
     def from_violations(
@@ -63,6 +66,31 @@ class DeadLetter:
             message="; ".join(f"{v.field}: {v.message}" for v in violations),
             meta_error=None,
             event=event,
+        )
+
+    @classmethod
+    def from_unmappable_record(
+        cls,
+        *,
+        stream: str,
+        key: Mapping[str, Any],
+        event_name: str | None,
+        field: str,
+        message: str,
+    ) -> DeadLetter:
+        """A record that cannot become an event: a value its field cannot take ("12,50" for
+        custom_data.value, 30 February for event_time). The key says which row to fix."""
+        return cls(
+            stream=stream,
+            key=key,
+            event_id=None,
+            event_name=event_name,
+            reason="unmappable",
+            rule=UNMAPPABLE_VALUE_RULE,
+            field=field,
+            message=message,
+            meta_error=None,
+            event=None,
         )
 
     @classmethod

@@ -1302,7 +1302,8 @@ class EventMapper:
     def _event_time_error(
         self, record: Mapping[str, Any], raw_time: Any, error: Exception
     ) -> MappingError:
-        shown = repr(raw_time)[:40] if isinstance(raw_time, str) else type(raw_time).__name__
+        # the kind of value, never the value: a wrongly mapped column may hold an e-mail
+        shown = "the text" if isinstance(raw_time, str) else f"a {type(raw_time).__name__}"
         return self._error(record, "event_time", f"{shown} {error}")
 
     def _derived_event_id(self, record: Mapping[str, Any], event_name: str) -> str:

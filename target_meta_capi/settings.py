@@ -217,8 +217,10 @@ SETTINGS = th.PropertiesList(
         default=ON_INVALID_DEAD_LETTER,
         allowed_values=[ON_INVALID_DEAD_LETTER, ON_INVALID_FAIL],
         description=(
-            "What to do with an event that breaks Meta's rules: 'dead_letter' (write it to "
-            "dead_letter_path and go on) or 'fail' (stop the run, exit code 1)."
+            "What to do with an event that breaks Meta's rules, or a record with a value its "
+            "event field cannot take (text that is not a number for custom_data.value, 30 "
+            "February for event_time): 'dead_letter' (write it to dead_letter_path and go on) "
+            "or 'fail' (stop the run, exit code 1)."
         ),
     ),
     th.Property(

@@ -179,10 +179,27 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         if self._mapper is None:
             delivery.ledger.settle((number,))
             return
+        mapper = self._mapper
         try:
-            converted = convert_record(self._mapper, record)
+            converted = convert_record(mapper, record)
         except MappingError as error:
-            raise BadRecordError(f"Cannot map {error} (record #{number})") from None
+            # a row's value, like an event breaking Meta's rules: the rest of the run goes on
+            if delivery.fail_on_invalid_event:
+                raise BadRecordError(
+                    f"Cannot map {error} (record #{number}; on_invalid_event is 'fail')"
+                ) from None
+            key = _record_key(record, mapper.key_properties, mapper.redacted_keys)
+            delivery.dead_letter(
+                DeadLetter.from_unmappable_record(
+                    stream=self.stream_name,
+                    key=key,
+                    event_name=mapper.mapping.event_name,
+                    field=error.field,
+                    message=error.message,
+                )
+            )
+            delivery.ledger.settle((number,))
+            return
         event = converted.event
         delivery.stats.event_mapped(self.stream_name, event, converted.dropped)
         violations = converted.violations

@@ -17,6 +17,7 @@ from ._target_support import (
     order,
     order_stream,
     orders_config,
+    read_dead_letters,
     record_line,
     run_in_process,
     schema_line,
@@ -114,24 +115,84 @@ def test_record_violating_its_schema_names_the_field_but_not_the_value(
     assert "jane@example.com" not in failure
 
 
-def test_unparseable_event_time_names_stream_record_and_field(
+def _untyped_orders(*records: dict) -> list[str]:
+    """Orders whose time and total arrive as text the tap did not type (a CSV, a JSON column)."""
+    schema = {
+        "properties": {
+            "order_id": {"type": "integer"},
+            "created_at": {"type": "string"},
+            "email": {"type": "string"},
+            "client_ip": {"type": "string"},
+            "user_agent": {"type": "string"},
+            "page_url": {"type": "string"},
+            "total": {"type": "string"},
+            "currency": {"type": "string"},
+        }
+    }
+    header = {"type": "SCHEMA", "stream": STREAM, "schema": schema, "key_properties": ["order_id"]}
+    return [json.dumps(header), *map(record_line, records), state_line(len(records))]
+
+
+def _untyped_order(order_id: int, **fields: str) -> dict:
+    good = order(order_id)
+    return {
+        **{
+            column: good[column] for column in ("created_at", "client_ip", "user_agent", "page_url")
+        },
+        "order_id": order_id,
+        "email": f"customer{order_id}@example.com",
+        "total": "12.50",
+        "currency": "EUR",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "mapped_field"),
+    [
+        ("created_at", "2024-02-30T00:00:00", "event_time"),
+        ("created_at", "last tuesday jane@example.com", "event_time"),
+        ("total", "12,50", "custom_data.value"),
+        ("total", "NaN", "custom_data.value"),
+    ],
+)
+def test_a_value_its_field_cannot_take_dead_letters_that_row_and_the_run_goes_on(
+    sandbox: SandboxServer, tmp_path: Path, field: str, value: str, mapped_field: str
+) -> None:
+    records = [_untyped_order(1), _untyped_order(2, **{field: value}), _untyped_order(3)]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), _untyped_orders(*records))
+    assert result.exit_code == 0
+    assert result.states == [{"bookmarks": {STREAM: 3}}]
+    assert sandbox.stats()["events_received"] == 2
+    [letter] = read_dead_letters(tmp_path)
+    assert letter["key"] == {"order_id": 2}
+    assert (letter["reason"], letter["rule"], letter["field"]) == (
+        "unmappable",
+        "unmappable_value",
+        mapped_field,
+    )
+    assert letter["event"] is None
+    assert value not in json.dumps(letter)
+    summary = result.target.stats.snapshot()
+    assert summary["dead_letters_by_reason"] == {"rule:unmappable_value": 1}
+
+
+def test_with_on_invalid_event_fail_an_unmappable_value_stops_the_run_naming_it(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    schema = {"properties": {"order_id": {"type": "integer"}, "created_at": {"type": "string"}}}
-    lines = [
-        json.dumps(
-            {"type": "SCHEMA", "stream": STREAM, "schema": schema, "key_properties": ["order_id"]}
-        ),
-        record_line({"order_id": 7, "created_at": "last tuesday"}),
-    ]
-    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    records = [_untyped_order(7, created_at="last tuesday jane@example.com")]
+    config = orders_config(sandbox.url, tmp_path, on_invalid_event="fail")
+    result = run_in_process(config, _untyped_orders(*records))
     assert result.exit_code == 1
+    assert result.states == []
+    assert read_dead_letters(tmp_path) == []
     [failure] = _failure_lines(caplog)
     assert f"stream '{STREAM}'" in failure
     assert "order_id=7" in failure
     assert "'event_time'" in failure
     assert "record #1" in failure
     assert "at input line 2" in failure
+    assert "jane@example.com" not in failure
 
 
 def test_bad_line_after_unacknowledged_records_writes_no_state_for_them(
