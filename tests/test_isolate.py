@@ -1,6 +1,6 @@
 import pytest
 
-from target_meta_capi.capi.errors import AuthError, InvalidRequestError
+from target_meta_capi.capi.errors import AuthError, InvalidRequestError, RequestRejectedError
 from target_meta_capi.capi.isolate import DeliveryReport, deliver_isolating_invalid
 from target_meta_capi.capi.request import EventRequest
 from target_meta_capi.capi.retry import RetryPolicy
@@ -116,3 +116,44 @@ def test_invalid_request_without_code_100_is_not_bisected():
     ):
         deliver_isolating_invalid(make_request(server, events(8)))
     assert len(server.requests) == 1
+
+
+UPLOAD_SOURCE_ERROR = "(#100) Param upload_source must be one of {in_store, ...}"
+
+
+def test_an_error_the_first_and_last_event_alone_get_too_is_raised_as_the_requests_own():
+    with (
+        FakeGraphServer(
+            lambda request: graph_error(400, 100, message=UPLOAD_SOURCE_ERROR)
+        ) as server,
+        pytest.raises(RequestRejectedError, match="rejected the request itself") as raised,
+    ):
+        deliver_isolating_invalid(make_request(server, events(1000)))
+    assert raised.value.message == UPLOAD_SOURCE_ERROR
+    assert not raised.value.bisectable
+    assert [len(request.events) for request in server.requests] == [1000, 1, 1]
+
+
+def test_bad_events_rejected_without_a_subcode_are_still_isolated():
+    def reject_without_subcode(request: RecordedRequest):
+        if any(event["bad"] for event in request.events):
+            return graph_error(400, 100, message="(#100) Invalid parameter")
+        return accept(request)
+
+    with FakeGraphServer(reject_without_subcode) as server:
+        report = deliver_isolating_invalid(make_request(server, events(10, bad={3, 7})))
+    assert report.delivered == [0, 1, 2, 4, 5, 6, 8, 9]
+    assert [rejected.index for rejected in report.rejected] == [3, 7]
+    assert sorted(delivered_ids(server)) == sorted(f"e{n}" for n in report.delivered)
+
+
+def test_a_bad_first_event_alone_does_not_make_the_error_the_requests():
+    def reject_without_subcode(request: RecordedRequest):
+        if any(event["bad"] for event in request.events):
+            return graph_error(400, 100, message="(#100) Invalid parameter")
+        return accept(request)
+
+    with FakeGraphServer(reject_without_subcode) as server:
+        report = deliver_isolating_invalid(make_request(server, events(6, bad={0})))
+    assert report.delivered == [1, 2, 3, 4, 5]
+    assert [rejected.index for rejected in report.rejected] == [0]

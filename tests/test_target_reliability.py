@@ -13,6 +13,7 @@ import pytest
 from target_meta_capi import sink as sink_module
 from target_meta_capi.capi.errors import NetworkError, RequestTimeout
 from target_meta_capi.sandbox import SandboxServer
+from tests._http_fixture import FakeGraphServer, graph_error
 
 from ._target_support import (
     STREAM,
@@ -241,3 +242,19 @@ def test_refused_connection_after_the_endpoint_answered_is_left_to_the_retries(
 def test_read_timeout_is_retried_even_before_the_endpoint_answered(tmp_path: Path) -> None:
     target = FastRetryTarget(config=orders_config("http://127.0.0.1:9", tmp_path))
     assert not target.is_unreachable_endpoint(RequestTimeout("read timeout"))
+
+
+def test_an_error_of_the_request_itself_stops_the_run_instead_of_dead_lettering_every_event(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = "(#100) Param upload_source must be one of {in_store, ...}"
+    with FakeGraphServer(lambda request: graph_error(400, 100, message=message)) as server:
+        config = orders_config(server.url, tmp_path, upload_source="bogus")
+        result = run_in_process(config, order_stream(50))
+        requests = len(server.requests)
+    assert result.exit_code == 1
+    assert result.states == []
+    assert read_dead_letters(tmp_path) == []
+    assert requests == 3  # the batch, then its first and its last event alone
+    assert "Meta rejected the request itself, not its events" in caplog.text
+    assert message in caplog.text

@@ -174,6 +174,37 @@ class InvalidRequestError(GraphAPIError):
         return self.code == INVALID_PARAMETER_CODE and self.subcode != UNKNOWN_PIXEL_SUBCODE
 
 
+class RequestRejectedError(InvalidRequestError):
+    """Graph refused something the whole request carries (a parameter such as upload_source),
+    not one of its events: its first and its last event, each sent alone, got the very error
+    the request got. Splitting on would send every event alone to the same end."""
+
+    @classmethod
+    def from_error(cls, error: GraphAPIError) -> RequestRejectedError:
+        return cls(
+            error.message,
+            http_status=error.http_status,
+            code=error.code,
+            subcode=error.subcode,
+            error_type=error.error_type,
+            user_title=error.user_title,
+            user_message=error.user_message,
+            fbtrace_id=error.fbtrace_id,
+        )
+
+    @property
+    def bisectable(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return (
+            "Meta rejected the request itself, not its events (its first and last event alone "
+            f"got the same error): {super().__str__()}. Check the request's settings "
+            "(upload_source, upload_tag, upload_id, namespace_id, partner_agent, "
+            "test_event_code, api_version)."
+        )
+
+
 class EventsReceivedMismatch(DeliveryError):
     """Graph answered 200 but counted a different number of events than were sent.
 

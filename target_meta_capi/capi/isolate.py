@@ -3,13 +3,17 @@
 Graph rejects a request when any of its events is invalid and does not say which one, so the
 request is split in halves and each half is sent again (with the same retry policy) until every
 event is either delivered or alone in a rejected request.
+
+An error without a subcode may be the request's own (a parameter every part carries), which
+bisection would only repeat once per event. So its first and last events are sent alone
+first; when both get the very same error, it is raised as RequestRejectedError.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import GraphAPIError, InvalidRequestError
+from .errors import GraphAPIError, InvalidRequestError, RequestRejectedError
 from .request import EventRequest, EventResponse, RequestObserver
 
 
@@ -32,20 +36,52 @@ def deliver_isolating_invalid(
     """Send `request`; if Graph rejects it as invalid (code 100), isolate the bad events.
 
     Indices in the report refer to `request.events`, in ascending order. Errors other than a
-    bisectable InvalidRequestError (auth, exhausted retries...) propagate.
+    bisectable InvalidRequestError (auth, exhausted retries, a RequestRejectedError...)
+    propagate.
     """
     report = DeliveryReport()
-    _deliver_range(request, 0, len(request.events), report, observer)
+    count = len(request.events)
+    error = _send(request, 0, count, report, observer)
+    if error is not None and count > 1:
+        if error.subcode is None:
+            _probe_both_ends(request, error, report, observer)
+            _deliver_splitting(request, 1, count - 1, report, observer)
+        else:
+            _split(request, 0, count, report, observer)
+    report.delivered.sort()
+    report.rejected.sort(key=lambda rejected: rejected.index)
     return report
 
 
-def _deliver_range(
+def _probe_both_ends(
+    request: EventRequest,
+    error: InvalidRequestError,
+    report: DeliveryReport,
+    observer: RequestObserver | None,
+) -> None:
+    last = len(request.events) - 1
+    first_error = _send(request, 0, 1, report, observer)
+    last_error = _send(request, last, last + 1, report, observer)
+    if _same(first_error, error) and _same(last_error, error):
+        raise RequestRejectedError.from_error(error)
+
+
+def _same(error: GraphAPIError | None, other: GraphAPIError) -> bool:
+    return error is not None and (error.code, error.subcode, error.message) == (
+        other.code,
+        other.subcode,
+        other.message,
+    )
+
+
+def _send(
     request: EventRequest,
     start: int,
     stop: int,
     report: DeliveryReport,
     observer: RequestObserver | None,
-) -> None:
+) -> InvalidRequestError | None:
+    """Send events[start:stop] once; returns the bisectable error that rejected them."""
     whole = (start, stop) == (0, len(request.events))
     part = request if whole else request.copy_with(request.events[start:stop])
     try:
@@ -55,10 +91,32 @@ def _deliver_range(
             raise
         if stop - start == 1:
             report.rejected.append(RejectedEvent(index=start, error=error))
-            return
-        middle = (start + stop) // 2
-        _deliver_range(request, start, middle, report, observer)
-        _deliver_range(request, middle, stop, report, observer)
-        return
+        return error
     report.delivered.extend(range(start, stop))
     report.responses.append(response)
+    return None
+
+
+def _deliver_splitting(
+    request: EventRequest,
+    start: int,
+    stop: int,
+    report: DeliveryReport,
+    observer: RequestObserver | None,
+) -> None:
+    """Deliver events[start:stop], in halves if Graph rejects them together."""
+    if stop > start and _send(request, start, stop, report, observer) is not None:
+        _split(request, start, stop, report, observer)
+
+
+def _split(
+    request: EventRequest,
+    start: int,
+    stop: int,
+    report: DeliveryReport,
+    observer: RequestObserver | None,
+) -> None:
+    if stop - start > 1:
+        middle = (start + stop) // 2
+        _deliver_splitting(request, start, middle, report, observer)
+        _deliver_splitting(request, middle, stop, report, observer)
