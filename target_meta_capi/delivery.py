@@ -45,6 +45,11 @@ class InvalidEventError(TargetFailure):
     """An event broke Meta's rules while `on_invalid_event` is `fail`."""
 
 
+class EventRejectedError(TargetFailure):
+    """Meta rejected an event while `on_invalid_event` is `fail`. Found when its request was
+    answered, long after its input line was read, so the message names its key instead."""
+
+
 class DeliveryFailed(TargetFailure):
     """A request failed for good (auth, retries exhausted, events_received mismatch...)."""
 
@@ -219,6 +224,17 @@ class Delivery:
             )
             return
         report = future.result()
+        if report.rejected and self.fail_on_invalid_event:
+            # as for an event breaking a rule locally: the run stops instead of dead-lettering
+            first = report.rejected[0]
+            self.fail(
+                EventRejectedError(
+                    f"Meta rejected an event of {batch.describe()} (key "
+                    f"{_key_text(batch.keys[first.index])}): {first.error} "
+                    "(on_invalid_event is 'fail')"
+                )
+            )
+            return
         for rejected in report.rejected:
             letter = DeadLetter.from_meta_error(
                 stream=batch.stream,
@@ -227,19 +243,13 @@ class Delivery:
                 error=rejected.error,
             )
             self.dead_letter(letter)
-        if report.rejected and self.fail_on_invalid_event:
-            first = report.rejected[0]
-            self.fail(
-                InvalidEventError(
-                    f"Meta rejected an event of {batch.describe()} (record "
-                    f"#{batch.record_numbers[first.index]}): {first.error} "
-                    "(on_invalid_event is 'fail')"
-                )
-            )
-            return
         self.stats.request_acknowledged(batch.stream, len(report.delivered))
         self.ledger.settle(batch.record_numbers)
 
     def dead_letter(self, letter: DeadLetter) -> None:
         self.dead_letters.write(letter)
         self.stats.events_dead_lettered(letter.stream, letter.summary_reason)
+
+
+def _key_text(key: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in key.items()) or "none"

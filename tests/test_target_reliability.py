@@ -149,8 +149,8 @@ def test_event_meta_rejects_is_dead_lettered_with_metas_error(
 
 
 @pytest.mark.usefixtures("no_local_validation")
-def test_meta_rejection_with_on_invalid_event_fail_exits_without_state(
-    sandbox: SandboxServer, tmp_path: Path
+def test_meta_rejection_with_on_invalid_event_fail_exits_without_state_or_dead_letter(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     records = [order(1), order(2, age_seconds=EIGHT_DAYS)]
     result = run_in_process(
@@ -159,6 +159,11 @@ def test_meta_rejection_with_on_invalid_event_fail_exits_without_state(
     )
     assert result.exit_code == 1
     assert result.states == []
+    assert read_dead_letters(tmp_path) == []  # the rerun would write it a second time
+    [failure] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "Meta rejected an event of stream 'public-orders'" in failure
+    assert "(key order_id=2)" in failure
+    assert "input line" not in failure  # found when answered, not where reading was then
 
 
 def test_invalid_token_stops_the_run_without_state(
