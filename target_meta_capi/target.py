@@ -596,8 +596,10 @@ class TargetMetaCapi(Target):
                 self.close()
             except Exception as close_error:  # the failure below is the one to report
                 self.logger.warning("Closing after the failure failed too: %s", close_error)
-            # last, so that the line an operator reads first at the bottom says what failed
-            self.logger.error("target-meta-capi failed: %s", self.describe_failure(error))
+            # last, so that the line an operator reads first at the bottom says what failed;
+            # one line, whatever the message (the SDK's own may span several)
+            failure = " ".join(self.describe_failure(error).split("\n"))
+            self.logger.error("target-meta-capi failed: %s", failure)
             return 1
         return 0
 
