@@ -995,6 +995,11 @@ class EventMapper:
 
     # -- planning (once per set of columns) --
 
+    def custom_data_columns(self, columns: Iterable[str]) -> tuple[str, ...]:
+        """The columns a record with `columns` sends as custom_data under their own names,
+        unhashed (``unmapped_columns_to_custom_data``)."""
+        return self._plan(tuple(columns)).extra_columns
+
     def _plan(self, columns: tuple[str, ...]) -> _Plan:
         present = set(columns)
         by_lower: dict[str, str] = {}

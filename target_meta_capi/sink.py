@@ -143,6 +143,17 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 stream_name,
                 ", ".join(self._mapper.unknown_columns),
             )
+        if self._mapper is not None and self._mapper.mapping.unmapped_columns_to_custom_data:
+            unhashed = self._mapper.custom_data_columns(self.schema.get("properties") or ())
+            if unhashed:
+                self.logger.warning(
+                    "Stream %r: unmapped_columns_to_custom_data sends these columns to Meta as "
+                    "custom_data, unhashed: %s. Meta forbids personal data there: map such a "
+                    "column in `fields` (customer information is hashed) or leave it out of "
+                    "the stream.",
+                    stream_name,
+                    ", ".join(unhashed),
+                )
 
     @property
     def mapper(self) -> EventMapper | None:

@@ -13,7 +13,15 @@ from singer_sdk.exceptions import ConfigValidationError
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.target import TargetMetaCapi
 
-from ._target_support import ORDERS_MAPPING, STREAM, order_stream, orders_config, run_in_process
+from ._target_support import (
+    ORDER_SCHEMA,
+    ORDERS_MAPPING,
+    STREAM,
+    order_stream,
+    orders_config,
+    run_in_process,
+    schema_line,
+)
 
 
 def config_errors(config: dict[str, Any]) -> list[str]:
@@ -161,3 +169,16 @@ def test_a_pattern_entry_that_matches_a_stream_is_not_warned_about(
     result = run_in_process(config, order_stream(2))
     assert result.exit_code == 0
     assert not any("matched no stream" in w for w in result.target.stats.snapshot()["warnings"])
+
+
+def test_unmapped_columns_to_custom_data_names_the_columns_it_sends_unhashed(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], "full_name": {}}}
+    mapping = {**ORDERS_MAPPING, "unmapped_columns_to_custom_data": True}
+    config = orders_config(sandbox.url, tmp_path, streams={STREAM: mapping})
+    run_in_process(config, [schema_line(schema=schema)])
+    assert (
+        f"Stream {STREAM!r}: unmapped_columns_to_custom_data sends these columns to Meta as "
+        "custom_data, unhashed: full_name. Meta forbids personal data there"
+    ) in " ".join(warnings_of(caplog))
