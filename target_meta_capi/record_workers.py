@@ -472,6 +472,9 @@ class ParallelRecords:
 
     def _apply_oldest(self) -> None:
         chunk, (route, lines, line_numbers, record_numbers) = self._pool.take_oldest()
+        # counted before the events go on: adding them may send batches, and a failure or a
+        # signal while it waits for the window must not leave sent events uncounted as read
+        self._add_tally(route.stream, chunk.tally)
         events = chunk.events
         start = 0
         for index, event in enumerate(events):
@@ -482,7 +485,6 @@ class ParallelRecords:
                 start = index + 1
         if start < len(events):
             self._add_run(route, chunk, record_numbers, start, len(events))
-        self._add_tally(route.stream, chunk.tally)
 
     def _add_run(
         self, route: _Route, chunk: ConvertedChunk, numbers: list[int], start: int, stop: int

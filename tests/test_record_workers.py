@@ -409,6 +409,17 @@ def test_record_breaking_its_schema_among_worker_records_fails_the_run_as_withou
         assert all(bookmark(state) <= 600 for state in run.states)
 
 
+def test_a_failed_run_counts_the_records_before_the_bad_one_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    records = messy_orders(300)
+    records[-1]["num_items"] = "three items"  # the last record; the schema says integer
+    workers, alone = run_both_ways(tmp_path, singer_lines(records, state_every=1000))
+    assert workers.returncode == alone.returncode == 1
+    read = [run.summary["totals"]["records_read"] for run in (workers, alone)]
+    assert read == [299, 299]
+
+
 def test_events_breaking_metas_rules_are_dead_lettered_byte_for_byte_as_without_workers(
     tmp_path: Path,
 ) -> None:
