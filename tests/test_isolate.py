@@ -1,10 +1,15 @@
 import pytest
 
-from target_meta_capi.capi.errors import AuthError, InvalidRequestError, RequestRejectedError
+from target_meta_capi.capi.errors import (
+    AuthError,
+    InvalidRequestError,
+    RequestRejectedError,
+    RequestTooLargeError,
+)
 from target_meta_capi.capi.isolate import DeliveryReport, deliver_isolating_invalid
 from target_meta_capi.capi.request import EventRequest
 from target_meta_capi.capi.retry import RetryPolicy
-from tests._http_fixture import FakeGraphServer, RecordedRequest, accept, graph_error
+from tests._http_fixture import FakeGraphServer, RecordedRequest, accept, graph_error, html_page
 
 TOKEN = "EAAGm0PX4ZCpsBAKZBZCtestaccesstoken1234"
 
@@ -157,3 +162,37 @@ def test_a_bad_first_event_alone_does_not_make_the_error_the_requests():
         report = deliver_isolating_invalid(make_request(server, events(6, bad={0})))
     assert report.delivered == [1, 2, 3, 4, 5]
     assert [rejected.index for rejected in report.rejected] == [0]
+
+
+PROXY_BODY_LIMIT = 25_000
+
+
+def refuse_large_bodies(request: RecordedRequest):
+    """A proxy in front of Graph that refuses large bodies with its own HTML page."""
+    if len(request.body) > PROXY_BODY_LIMIT:
+        return html_page(413, "413 Request Entity Too Large")
+    return accept(request)
+
+
+def test_a_body_too_large_for_a_proxy_is_split_until_it_passes():
+    data = [{**event, "padding": "x" * 1000} for event in events(40)]
+    with FakeGraphServer(refuse_large_bodies) as server:
+        report = deliver_isolating_invalid(make_request(server, data))
+    assert report.delivered == list(range(40))
+    assert report.rejected == []
+    passed = [r for r in server.requests if len(r.body) <= PROXY_BODY_LIMIT]
+    assert sorted(event["event_id"] for r in passed for event in r.events) == sorted(
+        f"e{n}" for n in range(40)
+    )
+
+
+def test_an_event_too_large_alone_is_rejected_and_the_others_delivered():
+    data = events(8)
+    data[5] = {**data[5], "padding": "x" * 50_000}
+    with FakeGraphServer(refuse_large_bodies) as server:
+        report = deliver_isolating_invalid(make_request(server, data))
+    assert report.delivered == [0, 1, 2, 3, 4, 6, 7]
+    [rejected] = report.rejected
+    assert rejected.index == 5
+    assert isinstance(rejected.error, RequestTooLargeError)
+    assert rejected.error.http_status == 413

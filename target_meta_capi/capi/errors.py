@@ -174,6 +174,16 @@ class InvalidRequestError(GraphAPIError):
         return self.code == INVALID_PARAMETER_CODE and self.subcode != UNKNOWN_PIXEL_SUBCODE
 
 
+class RequestTooLargeError(InvalidRequestError):
+    """HTTP 413 without a Graph error: a proxy in front of Graph (nginx allows 1 MB by
+    default) refused the body's size. Halves are smaller, so it is split like invalid events;
+    an event too large alone is rejected."""
+
+    @property
+    def bisectable(self) -> bool:
+        return True
+
+
 class RequestRejectedError(InvalidRequestError):
     """Graph refused something the whole request carries (a parameter such as upload_source),
     not one of its events: its first and its last event, each sent alone, got the very error
@@ -334,6 +344,8 @@ def _class_for_status(status: int) -> type[GraphAPIError]:
         return TransientError
     if status == 429:
         return ThrottledError
+    if status == 413:
+        return RequestTooLargeError
     if status in (401, 403):
         return AuthError
     return InvalidRequestError
