@@ -1,7 +1,8 @@
 """The dead-letter file: one JSON line per event that Meta would not or did not accept.
 
 Lines are deterministic (no timestamps) so two runs over the same input can be compared, and
-carry only the hashed wire event and Meta's error fields — never raw PII, never the token.
+carry only the wire event with its hashed customer data (every other user_data value, such as
+the IP address and user agent, masked) and Meta's error fields — never raw PII, never the token.
 A dead-lettered event is settled: state moves past it, so the line must be on disk before any
 state that covers it is written (`sync()`).
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from target_meta_capi.capi.errors import GraphAPIError
+from target_meta_capi.capi.privacy import redact_user_data
 from target_meta_capi.capi.rules import RuleViolation
 
 DeadLetterReason = Literal["local_validation", "unmappable", "meta_rejected"]
@@ -127,7 +129,8 @@ class DeadLetter:
             "field": self.field,
             "message": self.message,
             "meta_error": dict(self.meta_error) if self.meta_error is not None else None,
-            "event": self.event,
+            # hashed customer data only: the IP address and user agent are personal data too
+            "event": redact_user_data(dict(self.event)) if self.event is not None else None,
         }
 
     @property

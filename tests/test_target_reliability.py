@@ -85,6 +85,21 @@ def test_state_moves_past_dead_lettered_events(sandbox: SandboxServer, tmp_path:
     ]
 
 
+def test_a_dead_letter_keeps_hashed_customer_data_and_masks_ip_address_and_user_agent(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    run_in_process(
+        orders_config(sandbox.url, tmp_path),
+        order_stream(1, records=[order(1, age_seconds=EIGHT_DAYS)]),
+    )
+    [letter] = read_dead_letters(tmp_path)
+    user_data = letter["event"]["user_data"]
+    assert user_data["em"] == hashlib.sha256(b"customer1@example.com").hexdigest()
+    assert user_data["client_ip_address"] == "<redacted>"
+    assert user_data["client_user_agent"] == "<redacted>"
+    assert "203.0.113.7" not in json.dumps(letter)
+
+
 def test_event_within_the_safety_margin_of_the_cutoff_is_dead_lettered(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from target_meta_capi.capi.privacy import redact_user_data
 from target_meta_capi.sandbox.server import (
     DEFAULT_ACCESS_TOKEN,
     DEFAULT_PIXEL_ID,
@@ -288,27 +289,6 @@ def _records_from_sqlite(path: str) -> Iterable[dict[str, Any]]:
         connection.close()
 
 
-def _redacted(event: dict[str, Any]) -> dict[str, Any]:
-    """The event with every user_data value that is not a SHA-256 digest masked:
-    IP addresses, user agents and unhashed ids are personal data too."""
-    user_data = event.get("user_data")
-    if not isinstance(user_data, dict):
-        return event
-
-    def mask(value: Any) -> Any:
-        if isinstance(value, list):
-            return [mask(item) for item in value]
-        if (
-            isinstance(value, str)
-            and len(value) == 64
-            and all(char in "0123456789abcdefABCDEF" for char in value)
-        ):
-            return value
-        return "<redacted>"
-
-    return {**event, "user_data": {key: mask(value) for key, value in user_data.items()}}
-
-
 def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     by_event_name: Counter[str] = Counter()
     by_pixel: Counter[str] = Counter()
@@ -323,7 +303,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         by_pixel[str(params.get("pixel_id"))] += 1
         by_test_event_code[params.get("test_event_code") or "(none)"] += 1
         if sample is None:
-            sample = _redacted(event)
+            sample = redact_user_data(event)
     return {
         "events": total,
         "by_event_name": dict(by_event_name.most_common()),
@@ -347,7 +327,7 @@ def _summary_from_stats(
         "by_event_name": stats["events_by_event_name"],
         "by_pixel_id": stats["events_by_pixel_id"],
         "by_test_event_code": stats["events_by_test_event_code"],
-        "sample_event": _redacted(last_records[-1]["event"]) if last_records else None,
+        "sample_event": redact_user_data(last_records[-1]["event"]) if last_records else None,
     }
 
 
