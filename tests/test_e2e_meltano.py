@@ -528,6 +528,34 @@ def test_meltano_yml_declares_every_setting_of_the_target():
     assert declared == set(_target_settings()) - SETTINGS_NOT_FOR_MELTANO
 
 
+# Meltano's kind for each JSON Schema type; a string setting has no kind (string is the default).
+MELTANO_KIND_OF_TYPE = {
+    "integer": "integer",
+    "number": "decimal",
+    "boolean": "boolean",
+    "object": "object",
+    "array": "array",
+    "string": None,
+}
+
+
+def _meltano_kind(schema: Mapping[str, Any]) -> str | None:
+    if "enum" in schema:
+        return "options"
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    return MELTANO_KIND_OF_TYPE[next(kind for kind in types if kind != "null")]
+
+
+def test_meltano_yml_settings_have_the_kind_of_the_targets_setting_type():
+    declared = {setting["name"]: setting.get("kind") for setting in _meltano_loader()["settings"]}
+    expected = {
+        name: _meltano_kind(schema)
+        for name, schema in _target_settings().items()
+        if name not in SETTINGS_NOT_FOR_MELTANO
+    }
+    assert declared == expected
+
+
 def test_meltano_yml_marks_exactly_the_secret_settings_sensitive():
     sensitive = {
         setting["name"] for setting in _meltano_loader()["settings"] if setting.get("sensitive")
