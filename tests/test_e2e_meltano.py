@@ -556,6 +556,11 @@ def test_meltano_yml_settings_have_the_kind_of_the_targets_setting_type():
     assert declared == expected
 
 
+def test_meltano_yml_declares_the_capabilities_the_target_reports():
+    reported = {str(capability) for capability in TargetMetaCapi.capabilities}
+    assert set(_meltano_loader()["capabilities"]) == reported
+
+
 def test_meltano_yml_marks_exactly_the_secret_settings_sensitive():
     sensitive = {
         setting["name"] for setting in _meltano_loader()["settings"] if setting.get("sensitive")
