@@ -437,7 +437,7 @@ def pipeline(meltano_executable: str) -> Iterator[Pipeline]:
     work_dir = Path(tempfile.mkdtemp(prefix="tmc-e2e-"))
     try:
         with running_postgres() as postgres, SandboxServer(SandboxConfig(port=0)) as sandbox:
-            dead_letter_path = work_dir / "dead-letters.jsonl"
+            dead_letter_path = work_dir / "dead_letters.jsonl"
             meltano = MeltanoProject(
                 meltano_executable,
                 work_dir,
