@@ -569,6 +569,26 @@ def test_meltano_yml_marks_exactly_the_secret_settings_sensitive():
     assert sensitive == secret
 
 
+def _sample_orders_columns() -> set[str]:
+    """The columns examples/orders.sql gives public.orders."""
+    sql = (REPO_ROOT / "examples" / "orders.sql").read_text(encoding="utf-8")
+    table = re.search(r"CREATE TABLE IF NOT EXISTS public\.orders \((.*?)\n\);", sql, re.DOTALL)
+    assert table is not None, "examples/orders.sql creates no public.orders"
+    return {line.split()[0] for line in table[1].strip().splitlines()}
+
+
+def test_sample_orders_table_has_the_columns_of_the_end_to_end_tests_table():
+    assert _sample_orders_columns() == set(ORDER_COLUMNS)
+
+
+def test_sample_orders_table_has_every_column_meltano_yml_reads():
+    project = yaml.safe_load((REPO_ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    (extractor,) = project["plugins"]["extractors"]
+    fields = _meltano_loader()["config"]["streams"][STREAM]["fields"]
+    read = {*fields.values(), extractor["metadata"][STREAM]["replication-key"]}
+    assert read <= _sample_orders_columns()
+
+
 def test_meltano_prod_environment_sends_real_events_to_meta(
     meltano_executable: str, tmp_path: Path
 ):
