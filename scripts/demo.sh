@@ -64,4 +64,10 @@ echo "==> 4/4 What the sandbox received"
 
 echo
 echo "Files in ${OUT}/: orders.singer (input), config.json, target.log, state.jsonl,"
-echo "summary.json (run summary), sandbox-events.jsonl (every accepted event), dead_letters.jsonl"
+echo "summary.json (run summary), sandbox-events.jsonl (every accepted event), sandbox.log."
+# The dead-letter file is created only when an event is dead-lettered.
+if [[ -s "$OUT/dead_letters.jsonl" ]]; then
+    echo "dead_letters.jsonl: $(wc -l < "$OUT/dead_letters.jsonl") events Meta would not or did not accept, with the reason."
+else
+    echo "No dead_letters.jsonl: no event was dead-lettered."
+fi

@@ -437,7 +437,7 @@ def pipeline(meltano_executable: str) -> Iterator[Pipeline]:
     work_dir = Path(tempfile.mkdtemp(prefix="tmc-e2e-"))
     try:
         with running_postgres() as postgres, SandboxServer(SandboxConfig(port=0)) as sandbox:
-            dead_letter_path = work_dir / "dead-letters.jsonl"
+            dead_letter_path = work_dir / "dead_letters.jsonl"
             meltano = MeltanoProject(
                 meltano_executable,
                 work_dir,
@@ -528,12 +528,65 @@ def test_meltano_yml_declares_every_setting_of_the_target():
     assert declared == set(_target_settings()) - SETTINGS_NOT_FOR_MELTANO
 
 
+# Meltano's kind for each JSON Schema type; a string setting has no kind (string is the default).
+MELTANO_KIND_OF_TYPE = {
+    "integer": "integer",
+    "number": "decimal",
+    "boolean": "boolean",
+    "object": "object",
+    "array": "array",
+    "string": None,
+}
+
+
+def _meltano_kind(schema: Mapping[str, Any]) -> str | None:
+    if "enum" in schema:
+        return "options"
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    return MELTANO_KIND_OF_TYPE[next(kind for kind in types if kind != "null")]
+
+
+def test_meltano_yml_settings_have_the_kind_of_the_targets_setting_type():
+    declared = {setting["name"]: setting.get("kind") for setting in _meltano_loader()["settings"]}
+    expected = {
+        name: _meltano_kind(schema)
+        for name, schema in _target_settings().items()
+        if name not in SETTINGS_NOT_FOR_MELTANO
+    }
+    assert declared == expected
+
+
+def test_meltano_yml_declares_the_capabilities_the_target_reports():
+    reported = {str(capability) for capability in TargetMetaCapi.capabilities}
+    assert set(_meltano_loader()["capabilities"]) == reported
+
+
 def test_meltano_yml_marks_exactly_the_secret_settings_sensitive():
     sensitive = {
         setting["name"] for setting in _meltano_loader()["settings"] if setting.get("sensitive")
     }
     secret = {name for name, schema in _target_settings().items() if schema.get("secret")}
     assert sensitive == secret
+
+
+def _sample_orders_columns() -> set[str]:
+    """The columns examples/orders.sql gives public.orders."""
+    sql = (REPO_ROOT / "examples" / "orders.sql").read_text(encoding="utf-8")
+    table = re.search(r"CREATE TABLE IF NOT EXISTS public\.orders \((.*?)\n\);", sql, re.DOTALL)
+    assert table is not None, "examples/orders.sql creates no public.orders"
+    return {line.split()[0] for line in table[1].strip().splitlines()}
+
+
+def test_sample_orders_table_has_the_columns_of_the_end_to_end_tests_table():
+    assert _sample_orders_columns() == set(ORDER_COLUMNS)
+
+
+def test_sample_orders_table_has_every_column_meltano_yml_reads():
+    project = yaml.safe_load((REPO_ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    (extractor,) = project["plugins"]["extractors"]
+    fields = _meltano_loader()["config"]["streams"][STREAM]["fields"]
+    read = {*fields.values(), extractor["metadata"][STREAM]["replication-key"]}
+    assert read <= _sample_orders_columns()
 
 
 def test_meltano_prod_environment_sends_real_events_to_meta(

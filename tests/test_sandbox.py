@@ -619,6 +619,34 @@ def test_report_reads_a_sqlite_recording(sandbox_factory, tmp_path, capsys):
     assert (summary["events"], summary["by_test_event_code"]) == (2, {"T2": 2})
 
 
+def test_report_piped_into_a_reader_that_stops_early_exits_quietly(tmp_path):
+    # ~1 MB of report, more than a pipe holds: the report is still writing when the reader
+    # (like `head -n 1`) has gone.
+    path = tmp_path / "events.jsonl"
+    lines = (
+        json.dumps({"params": {"pixel_id": PIXEL}, "event": {"event_name": f"Event{n:05}"}})
+        for n in range(30_000)
+    )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = subprocess.Popen(
+        [sys.executable, "-m", "target_meta_capi.sandbox", "report", "--jsonl", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert report.stdout is not None and report.stderr is not None
+    reader = subprocess.run(
+        [sys.executable, "-c", "import sys; print(sys.stdin.readline(), end='')"],
+        stdin=report.stdout,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    report.stdout.close()  # the reader has gone; now nothing reads the pipe
+    assert report.wait(timeout=60) == 128 + signal.SIGPIPE
+    assert reader.stdout == f"Sandbox report: {path}\n"
+    assert report.stderr.read() == b""
+
+
 @contextlib.contextmanager
 def sandbox_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`target-meta-capi-sandbox --port 0 ARGS` started, and its URL once it listens."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sqlite3
 import sys
@@ -28,6 +29,8 @@ from target_meta_capi.sandbox.server import (
 )
 
 DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
+#: the report's exit status when its reader stopped early, as the shell reports a SIGPIPE
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 def _rate(text: str) -> float:
@@ -358,9 +361,25 @@ def report(argv: Sequence[str]) -> int:
         return 2
     if stats is not None:
         summary["stats"] = stats
-    if args.json:
+    try:
+        _print_report(summary, stats, source, as_json=args.json)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`report ... | head`): stop quietly, as tools stopped by
+        # SIGPIPE do. Python flushes stdout again at exit; that flush must go nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return 0
+
+
+def _print_report(
+    summary: dict[str, Any], stats: dict[str, Any] | None, source: str, *, as_json: bool
+) -> None:
+    if as_json:
         print(json.dumps(summary, indent=2))
-        return 0
+        return
     print(f"Sandbox report: {source}")
     if stats is not None:
         print(
@@ -381,4 +400,3 @@ def report(argv: Sequence[str]) -> int:
     if summary["sample_event"] is not None:
         print("sample event (as received; user_data values other than SHA-256 redacted):")
         print(json.dumps(summary["sample_event"], indent=2))
-    return 0
