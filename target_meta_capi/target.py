@@ -543,6 +543,14 @@ class TargetMetaCapi(Target):
         self.delivery.dead_letters.close()
         if self._dry_run_service is not None:
             self._dry_run_service.close()
+        reader = self.message_reader
+        if reader.lone_surrogates_replaced:
+            self.stats.run_warning(
+                f"Replaced {reader.lone_surrogates_replaced} lone UTF-16 surrogate(s) in input "
+                "strings (an escape such as \\ud83d without the other half of its pair, e.g. "
+                "an emoji cut in two) with U+FFFD, the replacement character; the first at "
+                f"input line {reader.first_line_with_lone_surrogate}."
+            )
         for entry in unmatched_stream_entries(self.config, self._streams_seen):
             self.stats.run_warning(
                 f"`streams` entry {entry!r} matched no stream of this run "
