@@ -413,6 +413,29 @@ def test_record_breaking_its_schema_among_worker_records_fails_the_run_as_withou
         assert all(bookmark(state) <= 600 for state in run.states)
 
 
+@pytest.mark.parametrize(
+    ("record", "kind"), [(None, "null"), ([1, 2], "an array")], ids=["null", "array"]
+)
+def test_a_record_that_is_not_an_object_among_worker_records_fails_the_run_as_without_workers(
+    tmp_path: Path, record: Any, kind: str
+) -> None:
+    lines = singer_lines(messy_orders(1200), state_every=200)
+    position = line_number_of(lines, 601) - 1  # after the STATE of order 600
+    lines.insert(position, compact({**record_message({}), "record": record}))
+    assert lines[position].startswith(record_line_prefixes(STREAM))  # a worker gets it
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.errors == alone.errors
+    assert workers.failure == (
+        f"target-meta-capi failed: Input line {position + 1}, stream '{STREAM}': "
+        f"'record' is {kind}, not a JSON object"
+    )
+    for run in (workers, alone):
+        assert all(bookmark(state) <= 600 for state in run.states)
+
+
 def test_events_breaking_metas_rules_are_dead_lettered_byte_for_byte_as_without_workers(
     tmp_path: Path,
 ) -> None:

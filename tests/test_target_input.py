@@ -160,6 +160,44 @@ def test_message_missing_a_required_key_is_named_without_quoting_the_line(
     assert "jane@example.com" not in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("record", "kind"),
+    [
+        (None, "null"),
+        ([1, 2], "an array"),
+        ("jane@example.com", "a string"),
+        (42, "a number"),
+        (True, "true or false"),
+    ],
+)
+def test_a_record_that_is_not_a_json_object_is_refused_naming_line_and_stream(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    record: object,
+    kind: str,
+) -> None:
+    lines = [
+        schema_line(),
+        record_line(order(1)),
+        state_line(1),
+        json.dumps({"type": "RECORD", "stream": STREAM, "record": record}),
+        record_line(order(2)),
+        state_line(2),
+    ]
+    result = run_in_process(orders_config(sandbox.url, tmp_path, batch_size=1), lines)
+
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: Input line 4, stream '{STREAM}': 'record' is {kind}, "
+        "not a JSON object"
+    ]
+    assert "jane@example.com" not in caplog.text
+    # state 1 only if Meta's answer for order 1 came before the run stopped
+    assert result.states in ([], [{"bookmarks": {STREAM: 1}}])
+    assert "2" not in [item["event"]["event_id"] for item in sandbox.accepted_events()]
+
+
 def test_unparseable_date_names_the_field_but_not_the_value(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
