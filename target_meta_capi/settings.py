@@ -245,7 +245,11 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "summary_path",
         th.StringType,
-        description="Write the run summary as JSON to this file (it is always logged).",
+        description=(
+            "Write the run summary as JSON to this file (it is always logged). A file is "
+            "replaced at once, never seen half written; through a symlink, the file it points "
+            "to. A FIFO or a device (e.g. /dev/stderr) is written into."
+        ),
     ),
 ).to_dict()
 
