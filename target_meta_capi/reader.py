@@ -9,6 +9,7 @@ import contextlib
 import decimal
 import io
 import os
+import re
 import select
 import signal
 import stat
@@ -47,6 +48,37 @@ INPUT_GATHER_SECONDS = 0.005
 Line: t.TypeAlias = "bytes | str"
 #: Waits up to so many seconds for input; True when some came.
 InputWait: t.TypeAlias = "t.Callable[[float], bool]"
+
+# A string escape of half a UTF-16 surrogate pair ("\ud83d": an emoji cut in two when a
+# column was truncated) is valid JSON and json.loads (singer-sdk's reader) takes it, but
+# msgspec refuses the whole line, and no UTF-8 text for Meta can hold it. Escapes are matched
+# one whole escape at a time from the left, so that in "\\ud83d" (an escaped backslash, then
+# text) nothing is taken for a surrogate; a pair that is whole stays as it is.
+_ESCAPE_PATTERN = (
+    r"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    r"|(u[dD][89a-fA-F][0-9a-fA-F]{2})|.)"
+)
+_ESCAPES = {
+    str: re.compile(_ESCAPE_PATTERN, re.DOTALL),
+    bytes: re.compile(_ESCAPE_PATTERN.encode(), re.DOTALL),
+}
+_REPLACEMENT_ESCAPE = {str: "\\ufffd", bytes: b"\\ufffd"}
+
+
+def replace_lone_surrogates(line: Line) -> tuple[Line, int]:
+    """The line with each escaped lone surrogate replaced by the escape of U+FFFD (the same
+    length, so a position in it is one in the line), and how many there were."""
+    replacement = _REPLACEMENT_ESCAPE[type(line)]
+    replaced = 0
+
+    def replace(escape: re.Match) -> t.Any:
+        nonlocal replaced
+        if escape.group(1) is None:
+            return escape.group(0)
+        replaced += 1
+        return replacement
+
+    return _ESCAPES[type(line)].sub(replace, line), replaced
 
 
 class SingerInputError(InvalidInputLine):
@@ -169,6 +201,10 @@ class NumberedSingerReader(GenericSingerReader[str]):
         self._stop_signal: int | None = None
         self._waiting_for_input = False
         self._callbacks: dict[str, t.Callable[[dict], None]] = {}
+        #: Escaped lone surrogates replaced with U+FFFD (`replace_lone_surrogates`), and the
+        #: first input line that had one: the run warns about them.
+        self.lone_surrogates_replaced = 0
+        self.first_line_with_lone_surrogate: int | None = None
 
     @property
     def default_input(self) -> t.IO[t.Any]:
@@ -214,19 +250,48 @@ class NumberedSingerReader(GenericSingerReader[str]):
         try:
             message = input_decoder.decode(line)
         except msgspec.DecodeError as error:
-            raise SingerInputError(
-                f"Input line {self.line_number} is not valid JSON ({error})"
-            ) from None
-        except UnicodeDecodeError as error:  # the message quotes a byte, nothing more
-            raise SingerInputError(
-                f"Input line {self.line_number} is not valid JSON: it is not UTF-8 ({error.reason} "
-                f"at byte {error.start})"
-            ) from None
+            # only here, after msgspec refused the line: the lines that decode pay nothing
+            message = self._decode_with_lone_surrogates_replaced(line, error)
+        except UnicodeDecodeError as error:
+            raise self._not_utf8(error) from None
         if not isinstance(message, dict):
             raise SingerInputError(
                 f"Input line {self.line_number} is not a Singer message (a JSON object)"
             )
         return message
+
+    def _decode_with_lone_surrogates_replaced(
+        self, line: Line, error: msgspec.DecodeError
+    ) -> t.Any:
+        """The line decoded with U+FFFD for each escaped lone surrogate, if it had any and is
+        valid JSON then; otherwise the error naming the line (the one after the replacement:
+        its positions are the line's, and it is about what is still wrong)."""
+        repaired, replaced = replace_lone_surrogates(line)
+        if replaced:
+            try:
+                message = input_decoder.decode(repaired)
+            except msgspec.DecodeError as still:
+                error = still
+            except UnicodeDecodeError as not_utf8:
+                raise self._not_utf8(not_utf8) from None
+            else:
+                self.lone_surrogates_replaced += replaced
+                # lines given back by record workers come later than lines read after them
+                first = self.first_line_with_lone_surrogate
+                self.first_line_with_lone_surrogate = min(
+                    first or self.line_number, self.line_number
+                )
+                return message
+        raise SingerInputError(
+            f"Input line {self.line_number} is not valid JSON ({error})"
+        ) from None
+
+    def _not_utf8(self, error: UnicodeDecodeError) -> SingerInputError:
+        # the message quotes a byte, nothing more
+        return SingerInputError(
+            f"Input line {self.line_number} is not valid JSON: it is not UTF-8 ({error.reason} "
+            f"at byte {error.start})"
+        )
 
     def process_lines(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 import typing as t
 from importlib import metadata
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from singer_sdk import typing as th
 
 from target_meta_capi.capi.request import DEFAULT_API_VERSION, DEFAULT_GRAPH_URL
-from target_meta_capi.summary import DEFAULT_PROGRESS_INTERVAL
+from target_meta_capi.summary import DEFAULT_PROGRESS_INTERVAL, summary_file_target
 
 try:
     __version__ = metadata.version("target-meta-capi")
@@ -246,7 +247,11 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "summary_path",
         th.StringType,
-        description="Write the run summary as JSON to this file (it is always logged).",
+        description=(
+            "Write the run summary as JSON to this file (it is always logged). A file is "
+            "replaced at once, never seen half written; through a symlink, the file it points "
+            "to. A FIFO or a device (e.g. /dev/stderr) is written into."
+        ),
     ),
 ).to_dict()
 
@@ -304,19 +309,39 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         "dry_run_path": config.get("dry_run_path") if config.get("dry_run") else None,
     }
     for setting, path in output_paths.items():
-        problem = path and unwritable_path_problem(Path(path))
+        problem = path and unwritable_path_problem(
+            Path(path), renamed_over=setting == "summary_path"
+        )
         if problem:
             errors.append(f"{setting} {path!r}: {problem}")
     return errors
 
 
-def unwritable_path_problem(path: Path) -> str | None:
+def unwritable_path_problem(path: Path, *, renamed_over: bool = False) -> str | None:
     """Why a file cannot be written (or created) at `path`, found without creating anything;
-    None when it can. Checked at start-up, so a wrong path fails before anything is sent."""
-    if path.is_dir():
-        return "is a directory"
-    if path.exists():
-        return None if os.access(path, os.W_OK) else "is not writable"
+    None when it can. Checked at start-up, so a wrong path fails before anything is sent.
+
+    `renamed_over`: written as the run summary is (`write_summary_file`), beside the file its
+    symlinks lead to and renamed over it, so that file's directory must take a new file too.
+    """
+    try:
+        status = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        status = None
+    except OSError as error:  # a symlink loop, a directory it may not look into
+        return f"cannot be reached ({error.strerror or error})"
+    if status is not None:
+        if stat.S_ISDIR(status.st_mode):
+            return "is a directory"
+        if not os.access(path, os.W_OK):
+            return "is not writable"
+    if renamed_over:
+        target = summary_file_target(path)
+        if target is None:
+            return None  # written in place
+        path = target
+    elif status is not None:
+        return None
     parent = path.parent
     while not parent.exists():  # missing directories are created when the file is
         parent = parent.parent

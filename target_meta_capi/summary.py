@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -667,12 +668,51 @@ def write_run_summary(
     for warning in summary["warnings"]:
         stats._warn_once(warning, logger)
     if summary_path:
-        path = Path(summary_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        partial.replace(path)
+        write_summary_file(Path(summary_path), json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def summary_file_target(path: Path) -> Path | None:
+    """The file a summary written to `path` replaces: `path`, or the file its symlinks lead to
+    (which need not exist yet); None when the summary is written into `path` as it is.
+
+    Written in place: a FIFO or a device (/dev/stderr in a container), whose node (or the
+    symlink to it) a rename would replace, and a file this process's stdout or stderr writes
+    to (/dev/stderr redirected to a log), which a rename would cut off from them.
+    """
+    try:
+        status = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        status = None
+    if status is not None and (not stat.S_ISREG(status.st_mode) or _is_standard_output(status)):
+        return None
+    return path.resolve()
+
+
+def write_summary_file(path: Path, text: str) -> None:
+    """Write the run summary to `path` (see `summary_file_target`)."""
+    target = summary_file_target(path)
+    if target is None:
+        # appended: a log, or the states already written to stdout, keep what they hold
+        with path.open("a", encoding="utf-8") as file:
+            file.write(text)
+        return
+    # written beside the file and renamed over it: a reader never sees half a summary
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(target)
+
+
+def _is_standard_output(status: os.stat_result) -> bool:
+    for descriptor in (1, 2):
+        try:
+            output = os.fstat(descriptor)
+        except OSError:  # closed
+            continue
+        if (output.st_dev, output.st_ino) == (status.st_dev, status.st_ino):
+            return True
+    return False
 
 
 class ProgressReporter:

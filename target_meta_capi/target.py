@@ -14,6 +14,7 @@ to the sink in batches. SIGTERM/SIGINT stop reading only where nothing is half d
 
 from __future__ import annotations
 
+import decimal
 import logging
 import os
 import re
@@ -277,6 +278,7 @@ class TargetMetaCapi(Target):
         if sink is not None and record.__class__ is dict:
             self._process_plain_record(sink, message_dict, record)
         else:
+            self._assert_record_is_an_object(message_dict)
             super()._process_record_message(message_dict)
             self._remember_if_plain(stream)
         self._after_message()
@@ -452,6 +454,18 @@ class TargetMetaCapi(Target):
                 f"{', '.join(repr(key) for key in sorted(missing))}"
             )
 
+    def _assert_record_is_an_object(self, message_dict: dict) -> None:
+        # The SDK's stream maps take a null record for one they filtered out and drop it
+        # without a word, so state would pass a row never sent; other kinds fail deep inside
+        # them with a TypeError.
+        self._assert_line_requires(message_dict, requires=_RECORD_KEYS)
+        record = message_dict["record"]
+        if not isinstance(record, dict):
+            raise SingerInputError(
+                f"Input line {self.message_reader.line_number}, stream "
+                f"{message_dict['stream']!r}: 'record' is {_json_kind(record)}, not a JSON object"
+            )
+
     def _after_message(self) -> None:
         self.delivery.raise_if_failed()
         self._write_ready_state()
@@ -543,6 +557,14 @@ class TargetMetaCapi(Target):
         self.delivery.dead_letters.close()
         if self._dry_run_service is not None:
             self._dry_run_service.close()
+        reader = self.message_reader
+        if reader.lone_surrogates_replaced:
+            self.stats.run_warning(
+                f"Replaced {reader.lone_surrogates_replaced} lone UTF-16 surrogate(s) in input "
+                "strings (an escape such as \\ud83d without the other half of its pair, e.g. "
+                "an emoji cut in two) with U+FFFD, the replacement character; the first at "
+                f"input line {reader.first_line_with_lone_surrogate}."
+            )
         for entry in unmatched_stream_entries(self.config, self._streams_seen):
             self.stats.run_warning(
                 f"`streams` entry {entry!r} matched no stream of this run "
@@ -660,6 +682,21 @@ class TargetMetaCapi(Target):
         if code or target.delivery.unsettled_requests:
             # threads of abandoned requests would otherwise keep the process alive
             _flush_and_exit(code)
+
+
+def _json_kind(value: t.Any) -> str:
+    """What kind of JSON value this is, without the value: it may be customer data."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
 
 
 def _config_file_problem(error: Exception) -> str:

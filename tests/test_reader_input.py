@@ -46,6 +46,21 @@ def test_lines_read_as_bytes_are_decoded_as_utf8_and_a_bad_byte_names_its_line()
     assert seen == [{"type": "STATE", "value": {"name": "Zoë"}}]
 
 
+def test_an_escaped_half_of_a_surrogate_pair_becomes_the_replacement_character() -> None:
+    reader = NumberedSingerReader()
+    seen: list[dict] = []
+    lines = io.BytesIO(
+        # half a pair, a whole pair, and an escaped backslash followed by "udc00"
+        b'{"type": "STATE", "value": ["Zo\xc3\xab\\ud83d", "\\ud83d\\ude00", "\\\\udc00"]}\n'
+        # half a pair, then a byte that is not UTF-8: still refused for that byte
+        b'{"type": "STATE", "value": "\\udc00\xff"}\n'
+    )
+    with pytest.raises(SingerInputError, match=r"^Input line 2 is not valid JSON: it is not UTF-8"):
+        reader.process_lines(lines, {"STATE": seen.append})
+    assert seen == [{"type": "STATE", "value": ["Zoë\ufffd", "\U0001f600", "\\udc00"]}]
+    assert (reader.lone_surrogates_replaced, reader.first_line_with_lone_surrogate) == (1, 1)
+
+
 def test_a_stdin_without_a_file_is_read_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
     replacement = io.StringIO('{"type": "STATE", "value": {}}\n')
     monkeypatch.setattr(sys, "stdin", replacement)

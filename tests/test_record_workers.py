@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from singer_sdk.singerlib.encoding.simple import RecordMessage, SimpleSingerWriter
 
+from target_meta_capi.capi.normalize import normalize_user_data
 from target_meta_capi.record_workers import record_line_prefixes
 from target_meta_capi.sandbox import SandboxServer
 
@@ -54,6 +55,9 @@ Encoder = Callable[[dict[str, Any]], str]
 compact: Encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # as singer-python taps write them: json.dumps's default separators, "type" first
 singer_python_style: Encoder = json.dumps
+# compact, with every character beyond ASCII escaped as json.dumps escapes it: the only way a
+# tap can write half a surrogate pair (an emoji cut in two) in UTF-8 output
+ascii_compact: Encoder = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def stream_first(message: dict[str, Any]) -> str:
@@ -420,6 +424,29 @@ def test_a_failed_run_counts_the_records_before_the_bad_one_as_without_workers(
     assert read == [299, 299]
 
 
+@pytest.mark.parametrize(
+    ("record", "kind"), [(None, "null"), ([1, 2], "an array")], ids=["null", "array"]
+)
+def test_a_record_that_is_not_an_object_among_worker_records_fails_the_run_as_without_workers(
+    tmp_path: Path, record: Any, kind: str
+) -> None:
+    lines = singer_lines(messy_orders(1200), state_every=200)
+    position = line_number_of(lines, 601) - 1  # after the STATE of order 600
+    lines.insert(position, compact({**record_message({}), "record": record}))
+    assert lines[position].startswith(record_line_prefixes(STREAM))  # a worker gets it
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.errors == alone.errors
+    assert workers.failure == (
+        f"target-meta-capi failed: Input line {position + 1}, stream '{STREAM}': "
+        f"'record' is {kind}, not a JSON object"
+    )
+    for run in (workers, alone):
+        assert all(bookmark(state) <= 600 for state in run.states)
+
+
 def test_events_breaking_metas_rules_are_dead_lettered_byte_for_byte_as_without_workers(
     tmp_path: Path,
 ) -> None:
@@ -671,6 +698,47 @@ def test_a_state_is_written_while_the_tap_is_quiet(tmp_path: Path, record_worker
 
     assert run.returncode == 0
     assert [bookmark(state) for state in run.states][-2:] == [600, 700]
+
+
+def test_half_a_surrogate_pair_reaches_meta_as_the_replacement_character_as_without_workers(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    records = messy_orders(1000)
+    cut = (150, 600, 601, 999)
+    for order_id in cut:
+        records[order_id - 1]["first_name"] = "Zoë\ud83d"
+        records[order_id - 1]["user_agent"] = "Mozilla/5.0 (iPhone) \ud83d"
+    lines = singer_lines(records, state_every=250, encode=ascii_compact)
+    # a worker gets such a line, cannot decode it, and gives it back to the main process
+    assert lines[line_number_of(lines, 600) - 1].startswith(record_line_prefixes(STREAM))
+    runs, received = {}, {}
+    for record_workers in (2, 0):
+        sandbox = sandbox_factory()
+        runs[record_workers] = run_target(
+            tmp_path / f"workers-{record_workers}",
+            lines,
+            record_workers,
+            dry_run=False,
+            access_token=ACCESS_TOKEN,
+            graph_url=sandbox.url,
+        )
+        received[record_workers] = {
+            int(item["event"]["event_id"]): item["event"] for item in sandbox.accepted_events()
+        }
+    workers, alone = runs[2], runs[0]
+
+    assert workers.returncode == alone.returncode == 0, workers.stderr[-3000:]
+    assert WORKERS_LOG_LINE in workers.stderr
+    assert sorted(received[2]) == list(range(1, 1001))
+    hashed_zoe = normalize_user_data({"fn": "Zoë"}).user_data["fn"]
+    for order_id in cut:
+        user_data = received[2][order_id]["user_data"]
+        assert user_data["client_user_agent"] == "Mozilla/5.0 (iPhone) \ufffd"
+        assert user_data["fn"] == hashed_zoe
+    assert received[2] == received[0]
+    assert bookmark(workers.states[-1]) == bookmark(alone.states[-1]) == 1000
+    assert workers.log("WARNING") == alone.log("WARNING")
+    assert "Replaced 8 lone UTF-16 surrogate(s)" in workers.stderr
 
 
 def test_a_line_that_starts_as_a_record_but_gives_its_type_again_is_refused_either_way(

@@ -30,3 +30,22 @@ def test_the_dry_run_path_is_only_checked_for_a_dry_run(tmp_path: Path) -> None:
     assert settings_errors({**config, "dry_run": True}) == [
         f"dry_run_path {str(tmp_path)!r}: is a directory"
     ]
+
+
+def test_a_symlink_loop_is_refused_before_the_run(tmp_path: Path) -> None:
+    loop = tmp_path / "summary.json"
+    loop.symlink_to(loop)
+    assert settings_errors({**BASE, "summary_path": str(loop)}) == [
+        f"summary_path {str(loop)!r}: cannot be reached (Too many levels of symbolic links)"
+    ]
+
+
+def test_a_summary_path_is_checked_where_its_symlink_leads(tmp_path: Path) -> None:
+    # the summary is written beside the file the link points to, and renamed over it
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    link = tmp_path / "summary.json"
+    link.symlink_to(plain / "summary.json")
+    assert settings_errors({**BASE, "summary_path": str(link)}) == [
+        f"summary_path {str(link)!r}: {plain.resolve()} is not a directory"
+    ]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import stat
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -461,6 +464,58 @@ def test_run_summary_file_holds_the_returned_summary(tmp_path):
 
     assert json.loads(path.read_text()) == summary
     assert list(path.parent.iterdir()) == [path]
+
+
+def test_a_summary_path_that_is_a_symlink_replaces_the_file_it_points_to_and_keeps_the_link(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "reports").mkdir()
+    real = tmp_path / "reports" / "summary.json"
+    real.write_text("the previous run's summary\n")
+    link = tmp_path / "summary.json"
+    link.symlink_to(real)
+
+    summary = write_run_summary(RunStats(), logging.getLogger("test.target"), str(link))
+
+    assert json.loads(real.read_text()) == summary
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert set(tmp_path.rglob("*")) == {link, tmp_path / "reports", real}  # no .partial
+
+
+def test_a_summary_path_that_is_a_dangling_symlink_creates_the_file_it_points_to(
+    tmp_path: Path,
+) -> None:
+    link = tmp_path / "summary.json"
+    link.symlink_to(tmp_path / "reports" / "latest.json")
+
+    summary = write_run_summary(RunStats(), logging.getLogger("test.target"), str(link))
+
+    assert link.is_symlink()
+    assert json.loads((tmp_path / "reports" / "latest.json").read_text()) == summary
+
+
+@pytest.mark.parametrize("through_a_symlink", [False, True], ids=["fifo", "symlink-to-fifo"])
+def test_a_summary_path_that_is_a_fifo_is_written_into_and_stays_a_fifo(
+    tmp_path: Path, through_a_symlink: bool
+) -> None:
+    fifo = tmp_path / "summary.fifo"
+    os.mkfifo(fifo)
+    path = fifo
+    if through_a_symlink:
+        path = tmp_path / "summary.json"
+        path.symlink_to(fifo)
+    received: list[str] = []
+    # daemon: if the FIFO were replaced, its reader would wait for a writer forever
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+
+    summary = write_run_summary(RunStats(), logging.getLogger("test.target"), str(path))
+    reader.join(timeout=10)
+
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert path.is_symlink() == through_a_symlink
+    assert [json.loads(text) for text in received] == [summary]
+    assert set(tmp_path.iterdir()) == {fifo, path}  # no .partial
 
 
 def test_run_summary_is_logged_and_not_printed_to_stdout(caplog, capsys):

@@ -120,6 +120,33 @@ def test_an_output_path_that_cannot_be_written_fails_before_any_input_is_read(
     assert sandbox.accepted_events() == []
 
 
+def test_a_summary_path_leading_to_the_file_stderr_goes_to_appends_the_summary_to_that_log(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # as /dev/stderr does (a symlink to /proc/self/fd/2) when stderr is redirected to a file
+    log = tmp_path / "target.log"
+    log.write_text("")
+    log_inode = log.stat().st_ino
+    link = tmp_path / "stderr"
+    link.symlink_to(log)
+    config_path = _write_config(
+        tmp_path, orders_config(sandbox.url, tmp_path, summary_path=str(link))
+    )
+    with log.open("a") as stderr:
+        completed = subprocess.run(
+            [str(TARGET), "--config", str(config_path)],
+            input="\n".join(order_stream(3)), stdout=subprocess.PIPE, stderr=stderr, text=True,
+            timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+
+    assert completed.returncode == 0
+    assert link.is_symlink() and log.stat().st_ino == log_inode
+    text = log.read_text()
+    summary_start = text.rindex("\n{\n") + 1  # after the log lines
+    assert "Run summary (" in text[:summary_start]
+    assert json.loads(text[summary_start:])["streams"][STREAM]["records_read"] == 3
+
+
 def test_graph_url_must_be_http(sandbox: SandboxServer, tmp_path: Path) -> None:
     config = orders_config("ftp://graph.example.com", tmp_path)
     completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(1)))

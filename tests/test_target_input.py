@@ -221,6 +221,44 @@ def test_message_missing_a_required_key_is_named_without_quoting_the_line(
     assert "jane@example.com" not in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("record", "kind"),
+    [
+        (None, "null"),
+        ([1, 2], "an array"),
+        ("jane@example.com", "a string"),
+        (42, "a number"),
+        (True, "true or false"),
+    ],
+)
+def test_a_record_that_is_not_a_json_object_is_refused_naming_line_and_stream(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    record: object,
+    kind: str,
+) -> None:
+    lines = [
+        schema_line(),
+        record_line(order(1)),
+        state_line(1),
+        json.dumps({"type": "RECORD", "stream": STREAM, "record": record}),
+        record_line(order(2)),
+        state_line(2),
+    ]
+    result = run_in_process(orders_config(sandbox.url, tmp_path, batch_size=1), lines)
+
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: Input line 4, stream '{STREAM}': 'record' is {kind}, "
+        "not a JSON object"
+    ]
+    assert "jane@example.com" not in caplog.text
+    # state 1 only if Meta's answer for order 1 came before the run stopped
+    assert result.states in ([], [{"bookmarks": {STREAM: 1}}])
+    assert "2" not in [item["event"]["event_id"] for item in sandbox.accepted_events()]
+
+
 def test_unparseable_date_names_the_field_but_not_the_value(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -256,3 +294,47 @@ def test_record_missing_its_key_property_fails_the_run(
     assert "missing one or more key_properties" in failure
     assert "\n" not in failure  # one line, as every failure
     assert sandbox.accepted_events() == []
+
+
+# --- half a surrogate pair -----------------------------------------------------------------
+
+# json.dumps writes each as an escape: "\ude00…(\ud83d) \ud83d\ude00 C:\\ud83d"
+CUT_USER_AGENT = "\ude00Mozilla/5.0 (\ud83d) \U0001f600 C:\\ud83d"
+
+
+def test_a_string_with_half_a_surrogate_pair_is_delivered_with_the_replacement_character(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = order_stream(3, records=[order(1), order(2, user_agent=CUT_USER_AGENT), order(3)])
+    assert "\\ud83d)" in lines[2]  # as taps write it: an escape, not a character
+
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+
+    assert result.exit_code == 0, caplog.text
+    assert result.states == [{"bookmarks": {STREAM: 3}}]
+    agents = {
+        int(item["event"]["event_id"]): item["event"]["user_data"]["client_user_agent"]
+        for item in sandbox.accepted_events()
+    }
+    # lone halves replaced; a whole pair and an escaped backslash before "ud83d" kept
+    assert agents[2] == "\ufffdMozilla/5.0 (\ufffd) \U0001f600 C:\\ud83d"
+    assert sorted(agents) == [1, 2, 3]
+    assert "Replaced 2 lone UTF-16 surrogate(s)" in caplog.text
+    assert "the first at input line 3" in caplog.text
+
+
+def test_a_line_with_half_a_surrogate_pair_and_another_flaw_is_refused_for_the_other_flaw(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flawed = record_line(order(2, email="jane@example.com\ud83d")).replace("19.99", "NaN")
+
+    result = run_in_process(orders_config(sandbox.url, tmp_path), [schema_line(), flawed])
+
+    assert result.exit_code == 1
+    [failure] = _failure_lines(caplog)
+    assert failure.endswith(
+        "Input line 2 is not valid JSON "
+        f"(JSON is malformed: invalid character (byte {flawed.index('NaN')}))"
+    )
+    assert "jane@example.com" not in caplog.text
+    assert result.states == []
