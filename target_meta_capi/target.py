@@ -264,6 +264,7 @@ class TargetMetaCapi(Target):
     # --- messages --------------------------------------------------------------------------
 
     def _process_schema_message(self, message_dict: dict) -> None:
+        self._assert_schema_message_shape(message_dict)
         self._plain_sinks.clear()  # stream maps and sinks may change with a schema
         super()._process_schema_message(message_dict)
         self._streams_seen.update(self._sinks_active)
@@ -452,6 +453,26 @@ class TargetMetaCapi(Target):
             raise SingerInputError(
                 f"Input line {self.message_reader.line_number} lacks required key(s) "
                 f"{', '.join(repr(key) for key in sorted(missing))}"
+            )
+
+    def _assert_schema_message_shape(self, message_dict: dict) -> None:
+        # The SDK takes a SCHEMA's parts as they come: a null schema or stream fails deep inside
+        # it with a TypeError, and key_properties "id" becomes the keys "i" and "d".
+        problem = None
+        stream = message_dict.get("stream")
+        key_properties = message_dict.get("key_properties")
+        if not isinstance(stream, str) or not stream:
+            problem = f"'stream' is {_json_kind(stream)}, not a stream name"
+        elif "schema" in message_dict and not isinstance(message_dict["schema"], dict):
+            problem = f"'schema' is {_json_kind(message_dict['schema'])}, not a JSON object"
+        elif key_properties is not None and not (
+            isinstance(key_properties, list)
+            and all(isinstance(key, str) for key in key_properties)
+        ):
+            problem = "'key_properties' is not an array of column names"
+        if problem:
+            raise SingerInputError(
+                f"Input line {self.message_reader.line_number}, SCHEMA message: {problem}"
             )
 
     def _assert_record_is_an_object(self, message_dict: dict) -> None:

@@ -338,3 +338,29 @@ def test_a_line_with_half_a_surrogate_pair_and_another_flaw_is_refused_for_the_o
     )
     assert "jane@example.com" not in caplog.text
     assert result.states == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"schema": None}, "'schema' is null, not a JSON object"),
+        ({"schema": [1]}, "'schema' is an array, not a JSON object"),
+        ({"stream": None}, "'stream' is null, not a stream name"),
+        ({"stream": ""}, "'stream' is a string, not a stream name"),
+        ({"key_properties": "order_id"}, "'key_properties' is not an array of column names"),
+        ({"key_properties": [1]}, "'key_properties' is not an array of column names"),
+    ],
+)
+def test_a_schema_message_of_the_wrong_shape_is_refused_naming_the_part(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    changes: dict,
+    problem: str,
+) -> None:
+    schema = {**json.loads(schema_line()), **changes}
+    result = run_in_process(orders_config(sandbox.url, tmp_path), [json.dumps(schema)])
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: Input line 1, SCHEMA message: {problem}"
+    ]
