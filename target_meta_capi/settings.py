@@ -309,12 +309,24 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         "dry_run_path": config.get("dry_run_path") if config.get("dry_run") else None,
     }
     for setting, path in output_paths.items():
-        problem = path and unwritable_path_problem(
-            Path(path), renamed_over=setting == "summary_path"
+        problem = path and (
+            _stdout_problem(Path(path))
+            or unwritable_path_problem(Path(path), renamed_over=setting == "summary_path")
         )
         if problem:
             errors.append(f"{setting} {path!r}: {problem}")
     return errors
+
+
+def _stdout_problem(path: Path) -> str | None:
+    """Stdout carries state lines only (Meltano stores every line it reads there as state)."""
+    try:
+        written, stdout = path.stat(), os.fstat(1)
+    except OSError:  # no such file yet, or stdout closed
+        return None
+    if (written.st_dev, written.st_ino) == (stdout.st_dev, stdout.st_ino):
+        return "is where stdout goes, which carries state lines only"
+    return None
 
 
 def unwritable_path_problem(path: Path, *, renamed_over: bool = False) -> str | None:

@@ -318,3 +318,27 @@ def test_a_config_file_that_cannot_be_used_is_one_error_naming_it(
     assert "Traceback" not in completed.stderr
     assert "EAAsecret" not in completed.stderr
     assert completed.stdout == ""
+
+
+@pytest.mark.parametrize("setting", ["summary_path", "dead_letter_path"])
+def test_an_output_path_where_stdout_goes_is_refused_at_start(
+    sandbox: SandboxServer, tmp_path: Path, setting: str
+) -> None:
+    states = tmp_path / "states.jsonl"
+    states.write_text("")
+    config = orders_config(sandbox.url, tmp_path, **{setting: str(states)})
+    with states.open("w") as stdout:
+        completed = subprocess.run(
+            [str(TARGET), "--config", str(_write_config(tmp_path, config))],
+            input="\n".join(order_stream(1)),
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert completed.returncode == 1
+    assert f"{setting} '{states}': is where stdout goes, which carries state lines only" in (
+        completed.stderr
+    )
+    assert sandbox.stats()["requests"] == 0
