@@ -135,7 +135,10 @@ class DeadLetter:
 
     @property
     def summary_reason(self) -> str:
-        """The reason as the run summary counts it: `rule:<name>`, `meta:<code>[/<subcode>]`."""
+        """The reason as the run summary counts it: `rule:<name>`, `mapping:<field>` (a value
+        the field cannot take), `meta:<code>[/<subcode>]`."""
+        if self.reason == "unmappable":
+            return f"mapping:{self.field}"
         if self.meta_error is None:
             return f"rule:{self.rule}"
         subcode = self.meta_error.get("error_subcode")

@@ -140,6 +140,11 @@ class _StreamCounters:
             for reason, count in self.dead_letters.items()
             if not reason.startswith(LOCAL_REASON_PREFIXES)
         )
+        # mapped events that broke a rule were never to be sent (an unmappable record never
+        # became an event, so it is not among the mapped)
+        broke_rules = sum(
+            count for reason, count in self.dead_letters.items() if reason.startswith("rule:")
+        )
         return {
             "records_read": self.records_read,
             "events_mapped": self.events_mapped,
@@ -151,6 +156,7 @@ class _StreamCounters:
             "events_in_flight": max(
                 0, self.events_sent - self.events_acknowledged - settled_remotely
             ),
+            "events_unsent": max(0, self.events_mapped - self.events_sent - broke_rules),
         }
 
 
@@ -536,6 +542,12 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"Stream {name!r}: {stream['events_near_cutoff']} events were within 24 h of "
                 "Meta's event_time cutoff (7 days, 62 for physical_store) when sent; a day's "
                 "delay would get them rejected. Run the sync more often."
+            )
+        if stream["events_unsent"]:
+            warnings.append(
+                f"Stream {name!r}: {stream['events_unsent']} mapped events were not sent: the "
+                "run stopped before they were, and no state covers them (a rerun from the "
+                "last state sends them)."
             )
         coverage = stream["match_key_coverage"]
         if coverage and not any(coverage.values()):

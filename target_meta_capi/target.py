@@ -466,8 +466,7 @@ class TargetMetaCapi(Target):
         elif "schema" in message_dict and not isinstance(message_dict["schema"], dict):
             problem = f"'schema' is {_json_kind(message_dict['schema'])}, not a JSON object"
         elif key_properties is not None and not (
-            isinstance(key_properties, list)
-            and all(isinstance(key, str) for key in key_properties)
+            isinstance(key_properties, list) and all(isinstance(key, str) for key in key_properties)
         ):
             problem = "'key_properties' is not an array of column names"
         if problem:

@@ -61,6 +61,13 @@ def wait_for(stats: RunStats, clock: FakeClock, what: Wait, seconds: float) -> N
         clock.now += seconds
 
 
+def send_all(stats: RunStats, events_by_stream: dict[str, int]) -> None:
+    """The events are sent, one request per stream, and acknowledged."""
+    for stream, count in events_by_stream.items():
+        stats.request_submitted(stream, count)
+        stats.request_acknowledged(stream, count)
+
+
 def map_events(stats: RunStats, stream: str, user_datas: list[dict]) -> None:
     for user_data in user_datas:
         stats.record_read(stream)
@@ -401,6 +408,7 @@ def test_stream_without_any_match_key_is_warned_about():
     stats = RunStats()
     map_events(stats, "orders", [{"ct": sha256_hex("menlopark")}] * 2)
     map_events(stats, "leads", [{"ct": sha256_hex("menlopark")}, {"fbc": "fb.1.1.abc"}])
+    send_all(stats, {"orders": 2, "leads": 2})
 
     warnings = stats.snapshot()["warnings"]
 
@@ -424,8 +432,30 @@ def test_events_near_the_cutoff_are_warned_about_with_their_count():
 def test_a_clean_run_has_no_warnings():
     stats = RunStats()
     map_events(stats, "orders", [{"em": HASHED_EMAIL}])
+    send_all(stats, {"orders": 1})
 
     assert stats.snapshot()["warnings"] == []
+
+
+def test_events_mapped_and_never_sent_are_warned_about():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 3)
+    send_all(stats, {"orders": 1})
+
+    assert stats.snapshot()["streams"]["orders"]["events_unsent"] == 2
+    assert stats.snapshot()["warnings"] == [
+        "Stream 'orders': 2 mapped events were not sent: the run stopped before they were, and "
+        "no state covers them (a rerun from the last state sends them)."
+    ]
+
+
+def test_events_breaking_rules_are_dead_lettered_not_unsent():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 3)
+    stats.events_dead_lettered("orders", "rule:event_time_too_old", 2)
+    send_all(stats, {"orders": 1})
+
+    assert stats.snapshot()["streams"]["orders"]["events_unsent"] == 0
 
 
 NOW = 1_800_000_000.0

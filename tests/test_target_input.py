@@ -174,7 +174,8 @@ def test_a_value_its_field_cannot_take_dead_letters_that_row_and_the_run_goes_on
     assert letter["event"] is None
     assert value not in json.dumps(letter)
     summary = result.target.stats.snapshot()
-    assert summary["dead_letters_by_reason"] == {"rule:unmappable_value": 1}
+    assert summary["dead_letters_by_reason"] == {f"mapping:{mapped_field}": 1}
+    assert summary["totals"]["events_unsent"] == 0
 
 
 def test_with_on_invalid_event_fail_an_unmappable_value_stops_the_run_naming_it(
@@ -193,6 +194,21 @@ def test_with_on_invalid_event_fail_an_unmappable_value_stops_the_run_naming_it(
     assert "record #1" in failure
     assert "at input line 2" in failure
     assert "jane@example.com" not in failure
+
+
+def test_events_mapped_but_not_sent_when_the_run_stops_are_counted_and_warned_about(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    lines = order_stream(3)
+    lines.insert(4, "not json")  # after the third record: the batch is still half full
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    summary = result.target.stats.snapshot()
+    assert summary["totals"]["events_unsent"] == 3
+    assert (
+        f"Stream {STREAM!r}: 3 mapped events were not sent: the run stopped before they were, "
+        "and no state covers them (a rerun from the last state sends them)."
+    ) in summary["warnings"]
 
 
 def test_bad_line_after_unacknowledged_records_writes_no_state_for_them(
