@@ -13,7 +13,11 @@ from pathlib import Path
 from singer_sdk import typing as th
 
 from target_meta_capi.capi.request import DEFAULT_API_VERSION, DEFAULT_GRAPH_URL
-from target_meta_capi.summary import DEFAULT_PROGRESS_INTERVAL, summary_file_target
+from target_meta_capi.summary import (
+    DEFAULT_PROGRESS_INTERVAL,
+    standard_outputs_to,
+    summary_file_target,
+)
 
 try:
     __version__ = metadata.version("target-meta-capi")
@@ -319,14 +323,17 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
 
 
 def _stdout_problem(path: Path) -> str | None:
-    """Stdout carries state lines only (Meltano stores every line it reads there as state)."""
+    """Stdout carries state lines only (Meltano stores every line it reads there as state),
+    where it goes to a file, a pipe or a socket that is not stderr's too (2>&1: the logs are
+    there already). A terminal or /dev/null keeps nothing."""
     try:
-        written, stdout = path.stat(), os.fstat(1)
-    except OSError:  # no such file yet, or stdout closed
+        status = path.stat()
+    except OSError:  # no such file yet
         return None
-    if (written.st_dev, written.st_ino) == (stdout.st_dev, stdout.st_ino):
-        return "is where stdout goes, which carries state lines only"
-    return None
+    mode = status.st_mode
+    if stat.S_ISCHR(mode) or standard_outputs_to(status) != {1}:
+        return None
+    return "is where stdout goes, which carries state lines only"
 
 
 def unwritable_path_problem(path: Path, *, renamed_over: bool = False) -> str | None:

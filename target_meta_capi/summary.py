@@ -696,7 +696,7 @@ def summary_file_target(path: Path) -> Path | None:
         status = path.stat()
     except (FileNotFoundError, NotADirectoryError):
         status = None
-    if status is not None and (not stat.S_ISREG(status.st_mode) or _is_standard_output(status)):
+    if status is not None and (not stat.S_ISREG(status.st_mode) or standard_outputs_to(status)):
         return None
     return path.resolve()
 
@@ -716,15 +716,17 @@ def write_summary_file(path: Path, text: str) -> None:
     partial.replace(target)
 
 
-def _is_standard_output(status: os.stat_result) -> bool:
+def standard_outputs_to(status: os.stat_result) -> set[int]:
+    """Which of this process's stdout (1) and stderr (2) write to the file `status` is of."""
+    descriptors = set()
     for descriptor in (1, 2):
         try:
             output = os.fstat(descriptor)
         except OSError:  # closed
             continue
         if (output.st_dev, output.st_ino) == (status.st_dev, status.st_ino):
-            return True
-    return False
+            descriptors.add(descriptor)
+    return descriptors
 
 
 class ProgressReporter:

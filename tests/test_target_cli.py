@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -342,3 +343,38 @@ def test_an_output_path_where_stdout_goes_is_refused_at_start(
         completed.stderr
     )
     assert sandbox.stats()["requests"] == 0
+
+
+def test_an_output_path_where_stdout_and_stderr_both_go_is_taken_as_a_log(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    log = tmp_path / "run.log"  # 2>&1 > run.log: the logs are in it already
+    config = orders_config(sandbox.url, tmp_path, summary_path=str(log))
+    with log.open("w") as output:
+        completed = subprocess.run(
+            [str(TARGET), "--config", str(_write_config(tmp_path, config))],
+            input="\n".join(order_stream(1)),
+            stdout=output,
+            stderr=output,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert completed.returncode == 0
+    assert '"events_acknowledged": 1' in log.read_text()
+
+
+def test_a_dry_run_into_dev_null_with_stdout_there_too_is_not_refused(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, dry_run=True, dry_run_path=os.devnull)
+    completed = subprocess.run(
+        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
+        input="\n".join(order_stream(1)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
