@@ -9,7 +9,14 @@ from target_meta_capi.capi.errors import (
 from target_meta_capi.capi.isolate import DeliveryReport, deliver_isolating_invalid
 from target_meta_capi.capi.request import EventRequest
 from target_meta_capi.capi.retry import RetryPolicy
-from tests._http_fixture import FakeGraphServer, RecordedRequest, accept, graph_error, html_page
+from tests._http_fixture import (
+    FakeGraphServer,
+    RecordedRequest,
+    accept,
+    graph_error,
+    html_page,
+    success,
+)
 
 TOKEN = "EAAGm0PX4ZCpsBAKZBZCtestaccesstoken1234"
 
@@ -126,7 +133,7 @@ def test_invalid_request_without_code_100_is_not_bisected():
 UPLOAD_SOURCE_ERROR = "(#100) Param upload_source must be one of {in_store, ...}"
 
 
-def test_an_error_the_first_and_last_event_alone_get_too_is_raised_as_the_requests_own():
+def test_an_error_the_first_middle_and_last_event_alone_get_too_is_the_requests_own():
     with (
         FakeGraphServer(
             lambda request: graph_error(400, 100, message=UPLOAD_SOURCE_ERROR)
@@ -136,7 +143,7 @@ def test_an_error_the_first_and_last_event_alone_get_too_is_raised_as_the_reques
         deliver_isolating_invalid(make_request(server, events(1000)))
     assert raised.value.message == UPLOAD_SOURCE_ERROR
     assert not raised.value.bisectable
-    assert [len(request.events) for request in server.requests] == [1000, 1, 1]
+    assert [len(request.events) for request in server.requests] == [1000, 1, 1, 1]
 
 
 def test_bad_events_rejected_without_a_subcode_are_still_isolated():
@@ -152,16 +159,16 @@ def test_bad_events_rejected_without_a_subcode_are_still_isolated():
     assert sorted(delivered_ids(server)) == sorted(f"e{n}" for n in report.delivered)
 
 
-def test_a_bad_first_event_alone_does_not_make_the_error_the_requests():
+def test_bad_first_and_last_events_alone_do_not_make_the_error_the_requests():
     def reject_without_subcode(request: RecordedRequest):
         if any(event["bad"] for event in request.events):
             return graph_error(400, 100, message="(#100) Invalid parameter")
         return accept(request)
 
     with FakeGraphServer(reject_without_subcode) as server:
-        report = deliver_isolating_invalid(make_request(server, events(6, bad={0})))
-    assert report.delivered == [1, 2, 3, 4, 5]
-    assert [rejected.index for rejected in report.rejected] == [0]
+        report = deliver_isolating_invalid(make_request(server, events(10, bad={0, 9})))
+    assert report.delivered == list(range(1, 9))
+    assert [rejected.index for rejected in report.rejected] == [0, 9]
 
 
 PROXY_BODY_LIMIT = 25_000
@@ -196,3 +203,27 @@ def test_an_event_too_large_alone_is_rejected_and_the_others_delivered():
     assert rejected.index == 5
     assert isinstance(rejected.error, RequestTooLargeError)
     assert rejected.error.http_status == 413
+
+
+def test_events_each_too_large_alone_are_rejected_not_taken_for_a_request_error():
+    data = [
+        {**event, "padding": "x" * 50_000} if event["event_id"] in ("e0", "e5") else event
+        for event in events(6)
+    ]
+    with FakeGraphServer(refuse_large_bodies) as server:
+        report = deliver_isolating_invalid(make_request(server, data))
+    assert report.delivered == [1, 2, 3, 4]
+    assert [rejected.index for rejected in report.rejected] == [0, 5]
+
+
+def test_responses_come_in_the_order_of_the_events_they_acknowledged():
+    def reject_without_subcode(request: RecordedRequest):
+        if any(event["bad"] for event in request.events):
+            return graph_error(400, 100, message="(#100) Invalid parameter")
+        return success(len(request.events), fbtrace_id=request.events[0]["event_id"])
+
+    with FakeGraphServer(reject_without_subcode) as server:
+        report = deliver_isolating_invalid(make_request(server, events(10, bad={4})))
+    firsts = [int(response.fbtrace_id.removeprefix("e")) for response in report.responses]
+    assert firsts == sorted(firsts)
+    assert sum(response.events_received for response in report.responses) == 9

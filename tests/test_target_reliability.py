@@ -275,6 +275,6 @@ def test_an_error_of_the_request_itself_stops_the_run_instead_of_dead_lettering_
     assert result.exit_code == 1
     assert result.states == []
     assert read_dead_letters(tmp_path) == []
-    assert requests == 3  # the batch, then its first and its last event alone
+    assert requests == 4  # the batch, then its first, middle and last event alone
     assert "Meta rejected the request itself, not its events" in caplog.text
     assert message in caplog.text

@@ -186,7 +186,7 @@ class RequestTooLargeError(InvalidRequestError):
 
 class RequestRejectedError(InvalidRequestError):
     """Graph refused something the whole request carries (a parameter such as upload_source),
-    not one of its events: its first and its last event, each sent alone, got the very error
+    not one of its events: its first, middle and last event, each sent alone, got the very error
     the request got. Splitting on would send every event alone to the same end."""
 
     @classmethod
@@ -208,8 +208,8 @@ class RequestRejectedError(InvalidRequestError):
 
     def __str__(self) -> str:
         return (
-            "Meta rejected the request itself, not its events (its first and last event alone "
-            f"got the same error): {super().__str__()}. Check the request's settings "
+            "Meta rejected the request itself, not its events (its first, middle and last event "
+            f"alone got the same error): {super().__str__()}. Check the request's settings "
             "(upload_source, upload_tag, upload_id, namespace_id, partner_agent, "
             "test_event_code, api_version)."
         )

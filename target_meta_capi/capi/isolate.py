@@ -5,15 +5,21 @@ request is split in halves and each half is sent again (with the same retry poli
 event is either delivered or alone in a rejected request.
 
 An error without a subcode may be the request's own (a parameter every part carries), which
-bisection would only repeat once per event. So its first and last events are sent alone
-first; when both get the very same error, it is raised as RequestRejectedError.
+bisection would only repeat once per event. So its first, middle and last events are sent
+alone first; when all three get the very same error, it is raised as RequestRejectedError. (A
+body too large is never the request's own: smaller parts pass.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import GraphAPIError, InvalidRequestError, RequestRejectedError
+from .errors import (
+    GraphAPIError,
+    InvalidRequestError,
+    RequestRejectedError,
+    RequestTooLargeError,
+)
 from .request import EventRequest, EventResponse, RequestObserver
 
 
@@ -35,35 +41,24 @@ def deliver_isolating_invalid(
 ) -> DeliveryReport:
     """Send `request`; if Graph rejects it as invalid (code 100), isolate the bad events.
 
-    Indices in the report refer to `request.events`, in ascending order. Errors other than a
-    bisectable InvalidRequestError (auth, exhausted retries, a RequestRejectedError...)
-    propagate.
+    Indices in the report refer to `request.events`, in ascending order, and its responses
+    come in the order of the events they acknowledged. Errors other than a bisectable
+    InvalidRequestError (auth, exhausted retries, a RequestRejectedError...) propagate.
     """
-    report = DeliveryReport()
+    progress = _Progress(request, observer)
     count = len(request.events)
-    error = _send(request, 0, count, report, observer)
+    error = progress.send(0, count)
     if error is not None and count > 1:
-        if error.subcode is None:
-            _probe_both_ends(request, error, report, observer)
-            _deliver_splitting(request, 1, count - 1, report, observer)
+        if error.subcode is None and not isinstance(error, RequestTooLargeError):
+            probed = sorted({0, count // 2, count - 1})
+            answers = [progress.send(index, index + 1) for index in probed]
+            if all(_same(answer, error) for answer in answers):
+                raise RequestRejectedError.from_error(error)
+            for start, stop in zip([*probed][:-1], probed[1:], strict=True):
+                progress.deliver_splitting(start + 1, stop)
         else:
-            _split(request, 0, count, report, observer)
-    report.delivered.sort()
-    report.rejected.sort(key=lambda rejected: rejected.index)
-    return report
-
-
-def _probe_both_ends(
-    request: EventRequest,
-    error: InvalidRequestError,
-    report: DeliveryReport,
-    observer: RequestObserver | None,
-) -> None:
-    last = len(request.events) - 1
-    first_error = _send(request, 0, 1, report, observer)
-    last_error = _send(request, last, last + 1, report, observer)
-    if _same(first_error, error) and _same(last_error, error):
-        raise RequestRejectedError.from_error(error)
+            progress.split(0, count)
+    return progress.report()
 
 
 def _same(error: GraphAPIError | None, other: GraphAPIError) -> bool:
@@ -74,49 +69,51 @@ def _same(error: GraphAPIError | None, other: GraphAPIError) -> bool:
     )
 
 
-def _send(
-    request: EventRequest,
-    start: int,
-    stop: int,
-    report: DeliveryReport,
-    observer: RequestObserver | None,
-) -> InvalidRequestError | None:
-    """Send events[start:stop] once; returns the bisectable error that rejected them."""
-    whole = (start, stop) == (0, len(request.events))
-    part = request if whole else request.copy_with(request.events[start:stop])
-    try:
-        response = part.execute_blocking(observer=observer)
-    except InvalidRequestError as error:
-        if not error.bisectable:
-            raise
-        if stop - start == 1:
-            report.rejected.append(RejectedEvent(index=start, error=error))
-        return error
-    report.delivered.extend(range(start, stop))
-    report.responses.append(response)
-    return None
+class _Progress:
+    """What has been delivered and rejected of one request so far."""
+
+    def __init__(self, request: EventRequest, observer: RequestObserver | None) -> None:
+        self._request = request
+        self._observer = observer
+        self._delivered: list[int] = []
+        self._rejected: list[RejectedEvent] = []
+        self._responses: list[tuple[int, EventResponse]] = []  # by the first event's index
+
+    def report(self) -> DeliveryReport:
+        return DeliveryReport(
+            delivered=sorted(self._delivered),
+            rejected=sorted(self._rejected, key=lambda rejected: rejected.index),
+            responses=[response for _, response in sorted(self._responses, key=_first)],
+        )
+
+    def send(self, start: int, stop: int) -> InvalidRequestError | None:
+        """Send events[start:stop] once; returns the bisectable error that rejected them."""
+        request = self._request
+        whole = (start, stop) == (0, len(request.events))
+        part = request if whole else request.copy_with(request.events[start:stop])
+        try:
+            response = part.execute_blocking(observer=self._observer)
+        except InvalidRequestError as error:
+            if not error.bisectable:
+                raise
+            if stop - start == 1:
+                self._rejected.append(RejectedEvent(index=start, error=error))
+            return error
+        self._delivered.extend(range(start, stop))
+        self._responses.append((start, response))
+        return None
+
+    def deliver_splitting(self, start: int, stop: int) -> None:
+        """Deliver events[start:stop], in halves if Graph rejects them together."""
+        if stop > start and self.send(start, stop) is not None:
+            self.split(start, stop)
+
+    def split(self, start: int, stop: int) -> None:
+        if stop - start > 1:
+            middle = (start + stop) // 2
+            self.deliver_splitting(start, middle)
+            self.deliver_splitting(middle, stop)
 
 
-def _deliver_splitting(
-    request: EventRequest,
-    start: int,
-    stop: int,
-    report: DeliveryReport,
-    observer: RequestObserver | None,
-) -> None:
-    """Deliver events[start:stop], in halves if Graph rejects them together."""
-    if stop > start and _send(request, start, stop, report, observer) is not None:
-        _split(request, start, stop, report, observer)
-
-
-def _split(
-    request: EventRequest,
-    start: int,
-    stop: int,
-    report: DeliveryReport,
-    observer: RequestObserver | None,
-) -> None:
-    if stop - start > 1:
-        middle = (start + stop) // 2
-        _deliver_splitting(request, start, middle, report, observer)
-        _deliver_splitting(request, middle, stop, report, observer)
+def _first(sent: tuple[int, EventResponse]) -> int:
+    return sent[0]
