@@ -136,19 +136,23 @@ class DeadLetter:
     @property
     def summary_reason(self) -> str:
         """The reason as the run summary counts it: `rule:<name>`, `mapping:<field>` (a value
-        the field cannot take), `meta:<code>[/<subcode>]`."""
+        the field cannot take), `meta:<code>[/<subcode>]`, or `http:<status>` for an answer
+        without a Graph error (a proxy's 413), as failed attempts are counted."""
         if self.reason == "unmappable":
             return f"mapping:{self.field}"
         if self.meta_error is None:
             return f"rule:{self.rule}"
         subcode = self.meta_error.get("error_subcode")
         code = self.meta_error.get("code")
+        if code is None:
+            return f"http:{self.meta_error.get('http_status')}"
         return f"meta:{code}" if subcode is None else f"meta:{code}/{subcode}"
 
 
 def meta_error_fields(error: GraphAPIError) -> dict[str, Any]:
     """Meta's error object, with Graph's own field names."""
     return {
+        "http_status": error.http_status,
         "code": error.code,
         "error_subcode": error.subcode,
         "message": error.message,

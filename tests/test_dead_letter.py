@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from target_meta_capi.capi.errors import InvalidRequestError
+from target_meta_capi.capi.errors import InvalidRequestError, RequestTooLargeError
 from target_meta_capi.capi.rules import RuleViolation
 from target_meta_capi.dead_letter import (
     DeadLetter,
@@ -74,6 +74,7 @@ def test_meta_rejection_line_carries_metas_error_fields() -> None:
     assert line["rule"] is None
     assert line["message"] == "Invalid parameter"
     assert line["meta_error"] == {
+        "http_status": 400,
         "code": 100,
         "error_subcode": 2804003,
         "message": "Invalid parameter",
@@ -82,6 +83,13 @@ def test_meta_rejection_line_carries_metas_error_fields() -> None:
         "fbtrace_id": "AbCdEf",
     }
     assert letter.summary_reason == "meta:100/2804003"
+
+
+def test_an_event_a_proxy_refused_is_counted_by_its_http_status() -> None:
+    error = RequestTooLargeError("HTTP 413 without a Graph error object", http_status=413)
+    letter = DeadLetter.from_meta_error(stream="s", key={}, event=EVENT, error=error)
+    assert letter.summary_reason == "http:413"
+    assert json.loads(encode_dead_letter(letter))["meta_error"]["http_status"] == 413
 
 
 def test_summary_reason_of_a_local_violation_names_the_rule() -> None:
