@@ -302,7 +302,7 @@ class StreamMapping:
 
 def _check_action_source(setting: str, value: Any) -> None:
     """A configured action_source Meta would refuse fails the run at start, not every event."""
-    if value is not None and value not in ACTION_SOURCES:
+    if value is not None and (not isinstance(value, str) or value not in ACTION_SOURCES):
         raise MappingConfigError(
             f"{setting} must be one of {', '.join(sorted(ACTION_SOURCES))}; got {value!r}"
         )

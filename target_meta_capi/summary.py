@@ -547,7 +547,7 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
             warnings.append(
                 f"Stream {name!r}: {stream['events_unsent']} mapped events were not sent: the "
                 "run stopped before they were, and no state covers them (a rerun from the "
-                "last state sends them)."
+                "last state processes them again)."
             )
         coverage = stream["match_key_coverage"]
         if coverage and not any(coverage.values()):

@@ -86,6 +86,13 @@ def test_an_action_source_given_as_a_constant_is_checked_too(tmp_path: Path) -> 
     assert error.startswith(f"streams.{STREAM}.constants.action_source must be one of")
 
 
+def test_an_action_source_that_is_not_text_is_refused_at_start(tmp_path: Path) -> None:
+    mapping = {**ORDERS_MAPPING, "action_source": None, "constants": {"action_source": ["web"]}}
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
+    [error] = config_errors(config)
+    assert error.endswith("got ['web']")
+
+
 def test_a_default_action_source_meta_refuses_is_refused_at_start(tmp_path: Path) -> None:
     config = orders_config("http://127.0.0.1:9", tmp_path, default_action_source="online")
     [error] = config_errors(config)

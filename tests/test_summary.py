@@ -445,7 +445,7 @@ def test_events_mapped_and_never_sent_are_warned_about():
     assert stats.snapshot()["streams"]["orders"]["events_unsent"] == 2
     assert stats.snapshot()["warnings"] == [
         "Stream 'orders': 2 mapped events were not sent: the run stopped before they were, and "
-        "no state covers them (a rerun from the last state sends them)."
+        "no state covers them (a rerun from the last state processes them again)."
     ]
 
 

@@ -207,7 +207,7 @@ def test_events_mapped_but_not_sent_when_the_run_stops_are_counted_and_warned_ab
     assert summary["totals"]["events_unsent"] == 3
     assert (
         f"Stream {STREAM!r}: 3 mapped events were not sent: the run stopped before they were, "
-        "and no state covers them (a rerun from the last state sends them)."
+        "and no state covers them (a rerun from the last state processes them again)."
     ) in summary["warnings"]
 
 
