@@ -142,7 +142,7 @@ class TargetMetaCapi(Target):
         self._streams_seen: set[str] = set()
         self.stats = RunStats(logger=self.logger, dry_run=bool(self.config.get("dry_run")))
         for warning in settings_warnings(self.config, self.config_jsonschema["properties"]):
-            self.logger.warning(warning)
+            self.stats.run_warning(warning)
         # states are written by the main thread and by callbacks of settled requests
         self._state_lock = threading.Lock()
         self._last_written_state: t.Any = None
@@ -559,6 +559,12 @@ class TargetMetaCapi(Target):
             self.message_reader.stop_if_requested()
         self.delivery.raise_if_failed()
         self._write_ready_state()
+        # only for a whole input: a stopped run may not have reached an entry's stream yet
+        for entry in unmatched_stream_entries(self.config, self._streams_seen):
+            self.stats.run_warning(
+                f"`streams` entry {entry!r} matched no stream of this run "
+                f"(streams seen: {', '.join(map(repr, sorted(self._streams_seen))) or 'none'})."
+            )
         self.close()
 
     def _wait_for_in_flight(self, timeout: float | None) -> bool:
@@ -584,11 +590,6 @@ class TargetMetaCapi(Target):
                 "strings (an escape such as \\ud83d without the other half of its pair, e.g. "
                 "an emoji cut in two) with U+FFFD, the replacement character; the first at "
                 f"input line {reader.first_line_with_lone_surrogate}."
-            )
-        for entry in unmatched_stream_entries(self.config, self._streams_seen):
-            self.stats.run_warning(
-                f"`streams` entry {entry!r} matched no stream of this run "
-                f"(streams seen: {', '.join(map(repr, sorted(self._streams_seen))) or 'none'})."
             )
         write_run_summary(self.stats, self.logger, self.config.get("summary_path"))
 

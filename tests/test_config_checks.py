@@ -189,3 +189,23 @@ def test_unmapped_columns_to_custom_data_names_the_columns_it_sends_unhashed(
         f"Stream {STREAM!r}: unmapped_columns_to_custom_data sends these columns to Meta as "
         "custom_data, unhashed: full_name. Meta forbids personal data there"
     ) in " ".join(warnings_of(caplog))
+
+
+def test_a_run_that_stopped_early_does_not_call_later_streams_entries_unmatched(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    streams = {STREAM: ORDERS_MAPPING, "public-refunds": ORDERS_MAPPING}
+    lines = [*order_stream(1), "not json"]  # stops before any refund came
+    result = run_in_process(orders_config(sandbox.url, tmp_path, streams=streams), lines)
+    assert result.exit_code == 1
+    assert not any("matched no stream" in w for w in result.target.stats.snapshot()["warnings"])
+
+
+def test_unknown_settings_are_in_the_summary_warnings_too(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = run_in_process(orders_config(sandbox.url, tmp_path, acess_token="x"), order_stream(1))
+    assert (
+        "Unknown setting 'acess_token' is ignored (did you mean 'access_token'?)."
+        in result.target.stats.snapshot()["warnings"]
+    )
