@@ -28,6 +28,7 @@ from types import FrameType
 import click
 import msgspec
 from singer_sdk.exceptions import ConfigValidationError, InvalidRecord
+from singer_sdk.helpers._util import read_json_file
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
@@ -671,12 +672,17 @@ class TargetMetaCapi(Target):
         config: dict[str, t.Any] = {}
         parse_env = False
         for path in value:
+            if path == "ENV":
+                parse_env = True
+                continue
             try:
-                part = _ConfigInput.from_cli_args(path)
-                config |= part.config
-            except (OSError, ValueError, TypeError) as error:
-                raise click.BadParameter(f"{path}: {_config_file_problem(error)}") from None
-            parse_env = parse_env or part.parse_env
+                file_config = read_json_file(path)
+            except (OSError, ValueError, RuntimeError) as error:
+                problem = _config_file_problem(error)
+                raise click.BadParameter(f"{path or repr(path)}: {problem}") from None
+            if not isinstance(file_config, dict):
+                raise click.BadParameter(f"{path}: does not hold a JSON object")
+            config |= file_config
         return _ConfigInput(config=config, parse_env=parse_env)
 
     @classmethod
@@ -731,8 +737,8 @@ def _config_file_problem(error: Exception) -> str:
         return f"cannot be read ({error.strerror or error})"
     if isinstance(error, UnicodeDecodeError):
         return "is not UTF-8 text"
-    if isinstance(error, TypeError):  # the SDK merged something other than an object
-        return "does not hold a JSON object"
+    if isinstance(error, RuntimeError):  # the SDK's word for an empty path
+        return "is not a file name"
     return f"is not valid JSON ({error})"  # its position only, no content
 
 

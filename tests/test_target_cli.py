@@ -302,6 +302,8 @@ def test_dry_run_keeps_stdout_for_state_only(
         (None, "no such file"),
         ('{"pixel_id": "1", "access_token": "EAAsecret" "x": 1}', "is not valid JSON (Expecting"),
         ("[1, 2]", "does not hold a JSON object"),
+        ('[["pixel_id", "1"], ["dry_run", true]]', "does not hold a JSON object"),
+        ('"abc"', "does not hold a JSON object"),
         (b"\xff\xfe", "is not UTF-8 text"),
     ],
 )
@@ -378,3 +380,12 @@ def test_a_dry_run_into_dev_null_with_stdout_there_too_is_not_refused(
         cwd=tmp_path,
     )
     assert completed.returncode == 0, completed.stderr
+
+
+def test_an_empty_config_file_name_is_one_error(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [str(TARGET), "--config", ""], input="", capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 2
+    assert "Error: Invalid value for '--config': '': is not a file name" in completed.stderr
+    assert "Traceback" not in completed.stderr
