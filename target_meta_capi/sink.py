@@ -118,6 +118,7 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         key_properties: Sequence[str] | None,
     ) -> None:
         self.delivery: Delivery = target.delivery
+        self._reader = target.message_reader  # where in the input a record came from
         self._include_sdc_metadata: bool | None = None
         super().__init__(target, stream_name, schema, key_properties)
         # the SDK reads these from the config for every record; the config is fixed for a run
@@ -206,7 +207,8 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                     key=key,
                     event_name=mapper.mapping.event_name,
                     field=error.field,
-                    message=error.message,
+                    # a row without key properties is found by its place in the input
+                    message=f"{error.message} (input line {self._reader.line_number})",
                 )
             )
             delivery.ledger.settle((number,))

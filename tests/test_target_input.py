@@ -172,6 +172,7 @@ def test_a_value_its_field_cannot_take_dead_letters_that_row_and_the_run_goes_on
         mapped_field,
     )
     assert letter["event"] is None
+    assert letter["message"].endswith("(input line 3)")  # after the SCHEMA and order 1
     assert value not in json.dumps(letter)
     summary = result.target.stats.snapshot()
     assert summary["dead_letters_by_reason"] == {f"mapping:{mapped_field}": 1}
