@@ -98,6 +98,7 @@ _UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 _CONDITION_WAIT = threading.Condition.wait.__code__
 _RECORD_KEYS = frozenset({"stream", "record"})
+_SCHEMA_KEYS = frozenset({"stream", "schema"})
 
 
 class TargetMetaCapi(Target):
@@ -459,12 +460,13 @@ class TargetMetaCapi(Target):
     def _assert_schema_message_shape(self, message_dict: dict) -> None:
         # The SDK takes a SCHEMA's parts as they come: a null schema or stream fails deep inside
         # it with a TypeError, and key_properties "id" becomes the keys "i" and "d".
+        self._assert_line_requires(message_dict, requires=_SCHEMA_KEYS)
         problem = None
-        stream = message_dict.get("stream")
+        stream = message_dict["stream"]
         key_properties = message_dict.get("key_properties")
         if not isinstance(stream, str) or not stream:
             problem = f"'stream' is {_json_kind(stream)}, not a stream name"
-        elif "schema" in message_dict and not isinstance(message_dict["schema"], dict):
+        elif not isinstance(message_dict["schema"], dict):
             problem = f"'schema' is {_json_kind(message_dict['schema'])}, not a JSON object"
         elif key_properties is not None and not (
             isinstance(key_properties, list) and all(isinstance(key, str) for key in key_properties)

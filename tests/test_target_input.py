@@ -381,3 +381,16 @@ def test_a_schema_message_of_the_wrong_shape_is_refused_naming_the_part(
     assert _failure_lines(caplog) == [
         f"target-meta-capi failed: Input line 1, SCHEMA message: {problem}"
     ]
+
+
+@pytest.mark.parametrize("missing", ["stream", "schema"])
+def test_a_schema_message_without_its_stream_or_schema_says_which_key_it_lacks(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, missing: str
+) -> None:
+    schema = json.loads(schema_line())
+    del schema[missing]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), [json.dumps(schema)])
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: Input line 1 lacks required key(s) '{missing}'"
+    ]
