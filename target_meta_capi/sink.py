@@ -20,7 +20,13 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator
 from target_meta_capi.capi.normalize import DroppedValue
 from target_meta_capi.capi.rules import RuleViolation, validate_event
 from target_meta_capi.dead_letter import DeadLetter
-from target_meta_capi.delivery import BadRecordError, Delivery, InvalidEventError, SentBatch
+from target_meta_capi.delivery import (
+    BadRecordError,
+    Delivery,
+    InvalidEventError,
+    SentBatch,
+    TargetFailure,
+)
 from target_meta_capi.mapping import (
     EventMapper,
     MappingError,
@@ -196,22 +202,18 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             converted = convert_record(mapper, record)
         except MappingError as error:
             # a row's value, like an event breaking Meta's rules: the rest of the run goes on
-            if delivery.fail_on_invalid_event:
-                raise BadRecordError(
-                    f"Cannot map {error} (record #{number}; on_invalid_event is 'fail')"
-                ) from None
-            key = _record_key(record, mapper.key_properties, mapper.redacted_keys)
-            delivery.dead_letter(
-                DeadLetter.from_unmappable_record(
-                    stream=self.stream_name,
-                    key=key,
-                    event_name=mapper.mapping.event_name,
-                    field=error.field,
-                    # a row without key properties is found by its place in the input
-                    message=f"{error.message} (input line {self._reader.line_number})",
-                )
+            letter = DeadLetter.from_unmappable_record(
+                stream=self.stream_name,
+                key=_record_key(record, mapper.key_properties, mapper.redacted_keys),
+                event_name=mapper.mapping.event_name,
+                field=error.field,
+                # a row without key properties is found by its place in the input
+                message=f"{error.message} (input line {self._reader.line_number})",
             )
-            delivery.ledger.settle((number,))
+            failure = BadRecordError(
+                f"Cannot map {error} (record #{number}; on_invalid_event is 'fail')"
+            )
+            self._set_aside(number, letter, failure)
             return
         event = converted.event
         delivery.stats.event_mapped(self.stream_name, event, converted.dropped)
@@ -220,21 +222,27 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             letter = DeadLetter.from_violations(
                 stream=self.stream_name, key=converted.key, event=event, violations=violations
             )
-            if delivery.fail_on_invalid_event:
-                first = violations[0]
-                raise InvalidEventError(
-                    f"Stream {self.stream_name!r}, record #{number}: event breaks Meta's rule "
-                    f"{first.rule!r} on field {first.field!r}: {first.message} "
-                    "(on_invalid_event is 'fail')"
-                )
-            delivery.dead_letter(letter)
-            delivery.ledger.settle((number,))
+            first = violations[0]
+            failure = InvalidEventError(
+                f"Stream {self.stream_name!r}, record #{number}: event breaks Meta's rule "
+                f"{first.rule!r} on field {first.field!r}: {first.message} "
+                "(on_invalid_event is 'fail')"
+            )
+            self._set_aside(number, letter, failure)
             return
         if is_near_cutoff(event, time.time()):
             delivery.stats.near_cutoff_event(self.stream_name)
         context.setdefault("events", []).append(event)
         context.setdefault("numbers", []).append(number)
         context.setdefault("keys", []).append(converted.key)
+
+    def _set_aside(self, number: int, letter: DeadLetter, failure: TargetFailure) -> None:
+        """A record Meta would never take: dead-lettered and settled, or, with
+        on_invalid_event 'fail', the run stops with `failure` instead."""
+        if self.delivery.fail_on_invalid_event:
+            raise failure from None
+        self.delivery.dead_letter(letter)
+        self.delivery.ledger.settle((number,))
 
     def add_converted(
         self, events: Sequence[msgspec.Raw], keys: Sequence[dict], numbers: Sequence[int]

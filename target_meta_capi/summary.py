@@ -629,17 +629,22 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _pace_seconds(run_pace: Mapping[str, Any]) -> tuple[float, float, float]:
+    """Waiting for input, waiting for Meta's answers, working."""
+    return (
+        run_pace["waiting_for_input_seconds"],
+        run_pace["waiting_for_meta_seconds"],
+        run_pace["working_seconds"],
+    )
+
+
 def _shares_percent(run_pace: Mapping[str, Any]) -> tuple[int, int, int]:
     """Whole percentages of the waits for input and for Meta and of the work, adding up to 100.
 
     Each rounded on its own, three shares may add up to 99 or 101; the largest remainders get
     the points rounding down lost, as in a seat count.
     """
-    parts = (
-        run_pace["waiting_for_input_seconds"],
-        run_pace["waiting_for_meta_seconds"],
-        run_pace["working_seconds"],
-    )
+    parts = _pace_seconds(run_pace)
     whole = sum(parts)
     if whole <= 0:
         return 0, 0, 100
@@ -654,14 +659,9 @@ def _shares_percent(run_pace: Mapping[str, Any]) -> tuple[int, int, int]:
 def _pace_line(run_pace: Mapping[str, Any], duration: float) -> str:
     # a short run's parts would all read "0.0 s"
     decimals = 1 if duration >= 10 else 2
-    seconds = (
-        run_pace["waiting_for_input_seconds"],
-        run_pace["waiting_for_meta_seconds"],
-        run_pace["working_seconds"],
-    )
     input_part, meta_part, working_part = (
         f"{part:.{decimals}f} s ({share}%)"
-        for part, share in zip(seconds, _shares_percent(run_pace), strict=True)
+        for part, share in zip(_pace_seconds(run_pace), _shares_percent(run_pace), strict=True)
     )
     return (
         f"Pace: {input_part} waiting for input, {meta_part} waiting for Meta's answers, "
