@@ -146,12 +146,14 @@ def test_an_error_the_first_middle_and_last_event_alone_get_too_is_the_requests_
     assert [len(request.events) for request in server.requests] == [1000, 1, 1, 1]
 
 
-def test_bad_events_rejected_without_a_subcode_are_still_isolated():
-    def reject_without_subcode(request: RecordedRequest):
-        if any(event["bad"] for event in request.events):
-            return graph_error(400, 100, message="(#100) Invalid parameter")
-        return accept(request)
+def reject_without_subcode(request: RecordedRequest):
+    """Like Graph for some invalid events: no subcode says what is wrong."""
+    if any(event["bad"] for event in request.events):
+        return graph_error(400, 100, message="(#100) Invalid parameter")
+    return accept(request)
 
+
+def test_bad_events_rejected_without_a_subcode_are_still_isolated():
     with FakeGraphServer(reject_without_subcode) as server:
         report = deliver_isolating_invalid(make_request(server, events(10, bad={3, 7})))
     assert report.delivered == [0, 1, 2, 4, 5, 6, 8, 9]
@@ -160,11 +162,6 @@ def test_bad_events_rejected_without_a_subcode_are_still_isolated():
 
 
 def test_bad_first_and_last_events_alone_do_not_make_the_error_the_requests():
-    def reject_without_subcode(request: RecordedRequest):
-        if any(event["bad"] for event in request.events):
-            return graph_error(400, 100, message="(#100) Invalid parameter")
-        return accept(request)
-
     with FakeGraphServer(reject_without_subcode) as server:
         report = deliver_isolating_invalid(make_request(server, events(10, bad={0, 9})))
     assert report.delivered == list(range(1, 9))
@@ -217,12 +214,12 @@ def test_events_each_too_large_alone_are_rejected_not_taken_for_a_request_error(
 
 
 def test_responses_come_in_the_order_of_the_events_they_acknowledged():
-    def reject_without_subcode(request: RecordedRequest):
+    def accept_naming_the_first_event(request: RecordedRequest):
         if any(event["bad"] for event in request.events):
-            return graph_error(400, 100, message="(#100) Invalid parameter")
+            return reject_without_subcode(request)
         return success(len(request.events), fbtrace_id=request.events[0]["event_id"])
 
-    with FakeGraphServer(reject_without_subcode) as server:
+    with FakeGraphServer(accept_naming_the_first_event) as server:
         report = deliver_isolating_invalid(make_request(server, events(10, bad={4})))
     firsts = [int(response.fbtrace_id.removeprefix("e")) for response in report.responses]
     assert firsts == sorted(firsts)

@@ -228,6 +228,33 @@ def run_both_ways(directory: Path, lines: list[str], **overrides: Any) -> tuple[
     )
 
 
+def run_both_ways_to_sandboxes(
+    sandbox_factory: Callable[..., SandboxServer],
+    directory: Path,
+    lines: list[str],
+    **sandbox_settings: Any,
+) -> tuple[tuple[Run, Run], tuple[dict[int, dict], dict[int, dict]]]:
+    """The same input sent for real, with two record workers and with none, each to a sandbox
+    of its own; the runs and the events each sandbox accepted, by event_id."""
+    runs, received = [], []
+    for record_workers in (2, 0):
+        sandbox = sandbox_factory(**sandbox_settings)
+        runs.append(
+            run_target(
+                directory / f"workers-{record_workers}",
+                lines,
+                record_workers,
+                dry_run=False,
+                access_token=ACCESS_TOKEN,
+                graph_url=sandbox.url,
+            )
+        )
+        received.append(
+            {int(item["event"]["event_id"]): item["event"] for item in sandbox.accepted_events()}
+        )
+    return (runs[0], runs[1]), (received[0], received[1])
+
+
 def summary_figures(summary: dict[str, Any]) -> dict[str, Any]:
     """The run summary without what depends on the clock: its duration and pace, and the
     requests (latencies, and how events were cut into requests: a STATE sends half-full
@@ -631,20 +658,11 @@ def test_events_meta_rejects_are_isolated_and_dead_lettered_as_without_workers(
 ) -> None:
     rejected = ["7", "400", "401", "999"]
     lines = singer_lines(messy_orders(1000), state_every=250)
-    runs = {}
-    for record_workers in (2, 0):
-        sandbox = sandbox_factory(reject_event_ids=rejected)
-        runs[record_workers] = run_target(
-            tmp_path / f"workers-{record_workers}",
-            lines,
-            record_workers,
-            dry_run=False,
-            access_token=ACCESS_TOKEN,
-            graph_url=sandbox.url,
-        )
-        received = sorted(int(item["event"]["event_id"]) for item in sandbox.accepted_events())
-        assert received == sorted(set(range(1, 1001)) - {int(i) for i in rejected})
-    workers, alone = runs[2], runs[0]
+    (workers, alone), received = run_both_ways_to_sandboxes(
+        sandbox_factory, tmp_path, lines, reject_event_ids=rejected
+    )
+    for events in received:
+        assert sorted(events) == sorted(set(range(1, 1001)) - {int(i) for i in rejected})
     assert workers.returncode == alone.returncode == 0, workers.stderr[-3000:]
     # in the order the answers came back, which the requests in flight at once decide
     letters = sorted_letters(workers.dead_letters)
@@ -711,31 +729,19 @@ def test_half_a_surrogate_pair_reaches_meta_as_the_replacement_character_as_with
     lines = singer_lines(records, state_every=250, encode=ascii_compact)
     # a worker gets such a line, cannot decode it, and gives it back to the main process
     assert lines[line_number_of(lines, 600) - 1].startswith(record_line_prefixes(STREAM))
-    runs, received = {}, {}
-    for record_workers in (2, 0):
-        sandbox = sandbox_factory()
-        runs[record_workers] = run_target(
-            tmp_path / f"workers-{record_workers}",
-            lines,
-            record_workers,
-            dry_run=False,
-            access_token=ACCESS_TOKEN,
-            graph_url=sandbox.url,
-        )
-        received[record_workers] = {
-            int(item["event"]["event_id"]): item["event"] for item in sandbox.accepted_events()
-        }
-    workers, alone = runs[2], runs[0]
+    (workers, alone), (with_workers, without) = run_both_ways_to_sandboxes(
+        sandbox_factory, tmp_path, lines
+    )
 
     assert workers.returncode == alone.returncode == 0, workers.stderr[-3000:]
     assert WORKERS_LOG_LINE in workers.stderr
-    assert sorted(received[2]) == list(range(1, 1001))
+    assert sorted(with_workers) == list(range(1, 1001))
     hashed_zoe = normalize_user_data({"fn": "Zoë"}).user_data["fn"]
     for order_id in cut:
-        user_data = received[2][order_id]["user_data"]
+        user_data = with_workers[order_id]["user_data"]
         assert user_data["client_user_agent"] == "Mozilla/5.0 (iPhone) \ufffd"
         assert user_data["fn"] == hashed_zoe
-    assert received[2] == received[0]
+    assert with_workers == without
     assert bookmark(workers.states[-1]) == bookmark(alone.states[-1]) == 1000
     assert workers.log("WARNING") == alone.log("WARNING")
     assert "Replaced 8 lone UTF-16 surrogate(s)" in workers.stderr
