@@ -543,6 +543,8 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 "Meta's event_time cutoff (7 days, 62 for physical_store) when sent; a day's "
                 "delay would get them rejected. Run the sync more often."
             )
+        if stream["events_dead_lettered"]:
+            warnings.append(_dead_letter_warning(name, stream))
         if stream["events_unsent"]:
             warnings.append(
                 f"Stream {name!r}: {stream['events_unsent']} mapped events were not sent: the "
@@ -556,6 +558,22 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"key ({', '.join(COVERAGE_KEYS)}); Meta can hardly attribute them."
             )
     return warnings
+
+
+def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
+    """Exit code 0 does not say that some events never reached Meta; this line does."""
+    reasons = stream["dead_letters_by_reason"]
+    warning = (
+        f"Stream {name!r}: {stream['events_dead_lettered']} events were dead-lettered "
+        f"({_listing(reasons)}): Meta has not taken them; each is in the dead-letter file with "
+        "its reason."
+    )
+    if "rule:event_time_too_old" in reasons:
+        warning += (
+            " Meta takes events at most 7 days old (62 for physical_store): older rows cannot "
+            "be sent through the Conversions API."
+        )
+    return warning
 
 
 # --- formatting ------------------------------------------------------------------------------

@@ -449,6 +449,30 @@ def test_events_mapped_and_never_sent_are_warned_about():
     ]
 
 
+def test_dead_lettered_events_are_warned_about_with_their_reasons():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 3)
+    stats.events_dead_lettered("orders", "rule:purchase_value_missing", 2)
+    send_all(stats, {"orders": 1})
+
+    assert stats.snapshot()["warnings"] == [
+        "Stream 'orders': 2 events were dead-lettered (rule:purchase_value_missing=2): Meta has "
+        "not taken them; each is in the dead-letter file with its reason."
+    ]
+
+
+def test_events_too_old_for_meta_are_warned_about_with_the_window_meta_takes():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}])
+    stats.events_dead_lettered("orders", "rule:event_time_too_old", 1)
+
+    [warning] = stats.snapshot()["warnings"]
+    assert warning.endswith(
+        "Meta takes events at most 7 days old (62 for physical_store): older rows cannot be "
+        "sent through the Conversions API."
+    )
+
+
 def test_events_breaking_rules_are_dead_lettered_not_unsent():
     stats = RunStats()
     map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 3)
