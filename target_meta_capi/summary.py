@@ -7,6 +7,7 @@ an error message or a token — so nothing this module logs or writes can leak t
 from __future__ import annotations
 
 import enum
+import errno
 import json
 import logging
 import math
@@ -698,8 +699,18 @@ def write_run_summary(
     for warning in summary["warnings"]:
         stats._warn_once(warning, logger)
     if summary_path:
-        write_summary_file(Path(summary_path), json.dumps(summary, indent=2) + "\n")
+        try:
+            write_summary_file(Path(summary_path), json.dumps(summary, indent=2) + "\n")
+        except NoReaderError:
+            logger.warning(
+                "summary_path %s is a FIFO nobody reads: the summary above is not written to it",
+                summary_path,
+            )
     return summary
+
+
+class NoReaderError(OSError):
+    """A FIFO has no reader: writing to it would wait for one, at the end of a finished run."""
 
 
 def summary_file_target(path: Path) -> Path | None:
@@ -724,7 +735,9 @@ def write_summary_file(path: Path, text: str) -> None:
     target = summary_file_target(path)
     if target is None:
         # appended: a log, or the states already written to stdout, keep what they hold
-        with path.open("a", encoding="utf-8") as file:
+        descriptor = _open_for_appending(path)
+        os.set_blocking(descriptor, True)  # a slow reader still gets all of it
+        with open(descriptor, "a", encoding="utf-8") as file:
             file.write(text)
         return
     # written beside the file and renamed over it: a reader never sees half a summary
@@ -732,6 +745,25 @@ def write_summary_file(path: Path, text: str) -> None:
     partial = target.with_name(target.name + ".partial")
     partial.write_text(text, encoding="utf-8")
     partial.replace(target)
+
+
+#: How long a summary waits for a FIFO's reader to open it, at the end of a run.
+FIFO_READER_WAIT_SECONDS = 2.0
+
+
+def _open_for_appending(path: Path) -> int:
+    """A descriptor appending to `path`, opened without blocking: for a FIFO, a reader is
+    waited for a little, never forever (NoReaderError)."""
+    deadline = time.monotonic() + FIFO_READER_WAIT_SECONDS
+    while True:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+        except OSError as error:
+            if error.errno != errno.ENXIO:  # ENXIO: a FIFO without a reader
+                raise
+            if time.monotonic() >= deadline:
+                raise NoReaderError(error.errno, error.strerror, str(path)) from None
+            time.sleep(0.01)
 
 
 def standard_outputs_to(status: os.stat_result) -> set[int]:

@@ -803,3 +803,12 @@ def test_pace_shares_add_up_to_a_hundred(
     clock.now += working
     [pace_line] = [line for line in format_summary(stats.snapshot()) if line.startswith("Pace")]
     assert sum(pace_shares(pace_line)) == 100
+
+
+def test_a_summary_path_that_is_a_fifo_nobody_reads_is_given_up_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fifo = tmp_path / "summary.fifo"
+    os.mkfifo(fifo)
+    write_run_summary(RunStats(), logging.getLogger("test.target"), str(fifo))
+    assert f"summary_path {fifo} is a FIFO nobody reads" in caplog.text
