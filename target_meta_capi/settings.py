@@ -12,7 +12,11 @@ from pathlib import Path
 
 from singer_sdk import typing as th
 
-from target_meta_capi.capi.request import DEFAULT_API_VERSION, DEFAULT_GRAPH_URL
+from target_meta_capi.capi.request import (
+    DEFAULT_API_VERSION,
+    DEFAULT_GRAPH_URL,
+    graph_url_problem,
+)
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
     standard_outputs_to,
@@ -302,10 +306,11 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             f"got {api_version!r}"
         )
     graph_url = config.get("graph_url", DEFAULT_GRAPH_URL)
-    if not isinstance(graph_url, str) or not graph_url.startswith(("https://", "http://")):
+    graph_url_unusable = graph_url_problem(graph_url)
+    if graph_url_unusable:
         errors.append(
-            f"graph_url must be an http:// or https:// URL, got {graph_url!r} "
-            f"(default {DEFAULT_GRAPH_URL})"
+            f"graph_url must be an http:// or https:// URL, got {graph_url!r}: "
+            f"{graph_url_unusable} (default {DEFAULT_GRAPH_URL})"
         )
     output_paths = {
         "dead_letter_path": config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH,

@@ -46,6 +46,13 @@ def test_is_transient_flag_makes_an_unknown_code_transient():
     assert error.is_transient
 
 
+def test_an_invalid_event_is_isolated_even_when_graph_calls_it_transient():
+    # the reference: 100/2804xxx is never retried as is, whatever else the answer says
+    error = classify_response(400, error_body(100, 2804003, is_transient=True))
+    assert type(error) is InvalidRequestError
+    assert error.bisectable
+
+
 def test_5xx_with_an_unknown_code_is_transient():
     assert type(classify_response(503, error_body(12345))) is TransientError
 

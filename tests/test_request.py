@@ -452,6 +452,9 @@ def test_custom_service_may_answer_with_a_plain_tuple():
     [
         ({"access_token": None}, "access_token"),
         ({"graph_url": "graph.facebook.com"}, "graph_url"),
+        ({"graph_url": "http://"}, "graph_url 'http://' is not a valid URL"),
+        ({"graph_url": "http://exa mple.com"}, "is not a valid URL"),
+        ({"graph_url": "http://127.0.0.1:99999"}, "is not a valid URL"),
         ({"events": []}, "1 to 1000 events"),
         ({"events": [{"event_name": "x"}] * 1001}, "1 to 1000 events"),
     ],

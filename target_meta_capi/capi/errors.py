@@ -331,6 +331,9 @@ def _error_class(
         return AuthError
     if code == INVALID_PARAMETER_CODE and error_type == APP_SECRET_PROOF_ERROR_TYPE:
         return AuthError
+    if code == INVALID_PARAMETER_CODE and subcode is not None and subcode // 1000 == 2804:
+        # an invalid event (2804xxx): retrying it as is cannot help, whatever is_transient says
+        return InvalidRequestError
     if code in TRANSIENT_CODES or is_transient:
         return TransientError
     if code == INVALID_PARAMETER_CODE:

@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -186,10 +187,9 @@ class EventRequest:
             raise ConfigurationError("EventRequest needs a pixel_id")
         if not self.access_token:
             raise ConfigurationError("EventRequest needs an access_token")
-        if not self.graph_url.startswith(("https://", "http://")):
-            raise ConfigurationError(
-                f"graph_url {self.graph_url!r} must start with https:// or http://"
-            )
+        problem = graph_url_problem(self.graph_url)
+        if problem:
+            raise ConfigurationError(f"graph_url {self.graph_url!r} {problem}")
         if not 1 <= len(self.events) <= MAX_EVENTS_PER_REQUEST:
             raise ConfigurationError(
                 f"an EventRequest carries 1 to {MAX_EVENTS_PER_REQUEST} events, "
@@ -262,6 +262,21 @@ class EventRequest:
         if clean == text:
             return error
         return type(error)(clean, maybe_delivered=error.maybe_delivered, retryable=error.retryable)
+
+
+def graph_url_problem(graph_url: Any) -> str | None:
+    """Why `graph_url` cannot lead to Graph (said at once, not after retrying as a network
+    failure); None when it can."""
+    if not isinstance(graph_url, str) or not graph_url.startswith(("https://", "http://")):
+        return "must start with https:// or http://"
+    try:
+        parts = urlsplit(graph_url)
+        usable = bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number, or out of range
+        usable = False
+    if not usable or any(character.isspace() for character in graph_url):
+        return "is not a valid URL (a host name, and a port from 1 to 65535 if any)"
+    return None
 
 
 def _as_http_response(answer: Any) -> HttpResponse:
