@@ -306,6 +306,20 @@ def test_wait_all_returns_once_nothing_is_in_flight():
         assert all(future.done() for future in futures)
 
 
+def test_wait_all_returns_once_the_callbacks_given_to_the_futures_have_run():
+    acknowledged = []
+
+    def on_done(future):
+        time.sleep(0.2)  # a slow callback: bookkeeping, a database write
+        acknowledged.append(future.result().events_received)
+
+    with FakeGraphServer() as server, BatchProcessor(concurrent_requests=2) as processor:
+        for request in requests_marked(server.url, ["a", "b"]):
+            processor.submit(request).add_done_callback(on_done)
+        processor.wait_all(timeout=10)
+        assert acknowledged == [1, 1]
+
+
 def test_observer_is_told_about_every_attempt():
     attempts = []
 

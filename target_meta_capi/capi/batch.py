@@ -177,17 +177,31 @@ class BatchProcessor:
             if self._closed:
                 raise RuntimeError("BatchProcessor is closed")
             self._in_flight += 1
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                if not future.set_running_or_notify_cancel():  # cancelled while waiting
+                    return
+                try:
+                    result = work(request)
+                except BaseException as error:
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+            finally:
+                # after the future is resolved and the callbacks given to it have run (they
+                # run inside set_result), so that wait_all() returning means both
+                self._release()
+
         try:
-            future = self._executor.submit(work, request)
+            self._executor.submit(run)
         except BaseException:
             self._release()
             raise
-        # released in a done callback so that a finished request's future is already resolved
-        # when wait_all() returns or the next request takes its place
-        future.add_done_callback(self._release)
         return future
 
-    def _release(self, _future: Future[Any] | None = None) -> None:
+    def _release(self) -> None:
         with self._condition:
             self._in_flight -= 1
             self._condition.notify_all()
