@@ -182,6 +182,22 @@ def test_events_received_mismatch_raises_and_is_not_retried():
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize("count", ["1.9", "true", '"2"', "null"])
+def test_a_success_without_a_whole_events_received_count_is_not_trusted(count):
+    body = f'{{"events_received": {count}, "messages": [], "fbtrace_id": "T"}}'.encode()
+    with (
+        FakeGraphServer(lambda request: Reply(200, body)) as server,
+        pytest.raises(TransientError),
+    ):
+        make_request(server, retry_policy=NO_RETRIES).execute()
+
+
+def test_events_given_as_a_generator_are_a_configuration_error():
+    with FakeGraphServer() as server, pytest.raises(ConfigurationError, match="must be a list"):
+        make_request(server, events=(event for event in EVENTS)).execute()
+    assert server.requests == []
+
+
 def test_retry_then_success_on_500_code_2():
     error = graph_error(500, 2, message="Service temporarily unavailable", is_transient=True)
     with FakeGraphServer(replies(error, error)) as server:

@@ -8,7 +8,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -190,6 +190,10 @@ class EventRequest:
         problem = graph_url_problem(self.graph_url)
         if problem:
             raise ConfigurationError(f"graph_url {self.graph_url!r} {problem}")
+        if not isinstance(self.events, Sized):
+            raise ConfigurationError(
+                "events must be a list (a generator can be read only once: make a list of it)"
+            )
         if not 1 <= len(self.events) <= MAX_EVENTS_PER_REQUEST:
             raise ConfigurationError(
                 f"an EventRequest carries 1 to {MAX_EVENTS_PER_REQUEST} events, "
@@ -240,9 +244,13 @@ class EventRequest:
             )
         try:
             parsed = json.loads(answer.body)
-            received = int(parsed["events_received"])
+            received = parsed["events_received"]
         except (ValueError, TypeError, KeyError):
-            raise classify_response(answer.status, answer.body, secrets=secrets) from None
+            received = None
+        if received.__class__ is not int:  # not 1.9, not true: a count or nothing we trust
+            raise classify_response(
+                answer.status, answer.body, secrets=secrets, headers=answer.headers
+            )
         fbtrace_id = parsed.get("fbtrace_id")
         if received != len(self.events):
             raise EventsReceivedMismatch(
