@@ -82,6 +82,20 @@ def test_phone_leading_double_zero_before_country_code_is_dropped():
     assert normalize_value("ph", "0044 844 412 4653") == "448444124653"
 
 
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("+٩٦٦ ٥٠ ١٢٣ ٤٥٦٧", "966501234567"),  # noqa: RUF001 (Arabic-Indic)
+        ("۰۹۱۲۳۴۵۶۷۸۹", "9123456789"),  # Persian, leading zero dropped
+        ("０９１２３４５６７８９", "9123456789"),  # noqa: RUF001 (fullwidth, leading zero dropped)
+        ("+९१ ९८७६५ ४३२१०", "919876543210"),  # Devanagari
+    ],
+)
+def test_phone_digits_of_other_scripts_are_hashed_as_ascii_digits(raw, normalized):
+    assert normalize_value("ph", raw) == normalized
+    assert normalize_user_data({"ph": raw}).user_data == {"ph": sha(normalized)}
+
+
 def test_phone_with_fewer_than_seven_digits_is_dropped():
     assert normalize_user_data({"ph": "12-34-56"}).dropped == [DroppedValue("ph", "invalid")]
 
@@ -211,6 +225,18 @@ def test_non_us_state_is_lowercased_without_punctuation_or_spaces():
 )
 def test_us_zip_codes_keep_first_five_digits(raw, normalized):
     assert normalize_value("zp", raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("٩٤٠٣٥", "94035"),  # Arabic-Indic
+        ("９４０３５-１２３４", "94035"),  # noqa: RUF001 (fullwidth)
+    ],
+)
+def test_zip_digits_of_other_scripts_are_hashed_as_ascii_digits(raw, normalized):
+    assert normalize_value("zp", raw) == normalized
+    assert normalize_user_data({"zp": raw}).user_data == {"zp": sha(normalized)}
 
 
 @pytest.mark.parametrize(

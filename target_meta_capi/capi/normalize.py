@@ -20,7 +20,8 @@ external_id trimmed, lowercase (hashed unless ``hash_external_id=False``: then o
 
 A string that already is a SHA-256 (64 hex digits) passes through, lowercased, so a hash is
 never hashed twice. 32-hex MD5 digests are not hashes for Meta and are treated as raw text.
-Integers are accepted as text for ph, zp, db and external_id.
+Integers are accepted as text for ph, zp, db and external_id. The decimal digits of other
+scripts (Arabic-Indic ``٩``, fullwidth …) are read as ASCII digits in ph, zp and db.
 Lists are allowed for the hashed keys (a list in, a list out, duplicates removed in order).
 The unhashed keys (client_ip_address, client_user_agent, fbc, fbp, ...) pass through untouched.
 
@@ -124,6 +125,7 @@ _ASCII_NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
 _ZIP_SEPARATORS_RE = re.compile(r"[\s\-]+")
 _US_ZIP_RE = re.compile(r"(\d{5})(?:[\s\-]?\d{4})?")
 _MIN_PHONE_DIGITS = 7
+_DECIMAL_DIGIT_RE = re.compile(r"\d")
 
 _GENDERS: dict[str, str] = {
     **dict.fromkeys(("f", "female", "woman", "w", "girl"), "f"),
@@ -138,6 +140,22 @@ def _letters_only(text: str) -> str:
         return _ASCII_NON_ALNUM_RE.sub("", text)
     category = unicodedata.category
     return "".join(char for char in text if category(char)[0] in "LMN")
+
+
+def _ascii_digit(match: re.Match[str]) -> str:
+    return str(int(match.group()))  # int() reads any Unicode decimal digit
+
+
+def _ascii_digits(text: str) -> str:
+    """The text with every Unicode decimal digit (Arabic-Indic, fullwidth …) as ASCII 0-9.
+
+    The regexes' ``\\d`` and ``\\D`` match the decimal digits of every script: without this a
+    phone or ZIP typed in another script's digits keeps them (and its leading zeros), and its
+    hash is one Meta can never match. ASCII text, the common case, costs one check.
+    """
+    if text.isascii():
+        return text
+    return _DECIMAL_DIGIT_RE.sub(_ascii_digit, text)
 
 
 def _ascii_key(text: str) -> str:
@@ -175,7 +193,7 @@ def _normalize_email(text: str) -> str | None:
 
 
 def _normalize_phone(text: str) -> str | None:
-    digits = _NON_DIGITS_RE.sub("", text).lstrip("0")
+    digits = _NON_DIGITS_RE.sub("", _ascii_digits(text)).lstrip("0")
     return digits if len(digits) >= _MIN_PHONE_DIGITS else None
 
 
@@ -195,7 +213,7 @@ def _normalize_state(text: str) -> str | None:
 
 
 def _normalize_zip(text: str) -> str | None:
-    text = text.strip().lower()
+    text = _ascii_digits(text.strip().lower())
     us_zip = _US_ZIP_RE.fullmatch(text)
     if us_zip:
         return us_zip.group(1)
@@ -224,7 +242,7 @@ def _valid_date(year: str, month: str, day: str) -> str | None:
 
 
 def _normalize_date_text(text: str) -> str | None:
-    text = text.strip()
+    text = _ascii_digits(text.strip())
     if match := _COMPACT_DATE_RE.fullmatch(text):
         return _valid_date(*match.groups())
     if match := _ISO_DATE_RE.fullmatch(text):
