@@ -96,6 +96,52 @@ def test_phone_digits_of_other_scripts_are_hashed_as_ascii_digits(raw, normalize
     assert normalize_user_data({"ph": raw}).user_data == {"ph": sha(normalized)}
 
 
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("616-954-7888 ext 123", "6169547888"),
+        ("616-954-7888 ext. 123", "6169547888"),
+        ("616-954-7888 Extension 123", "6169547888"),
+        ("616-954-7888x123", "6169547888"),
+        ("(616) 954-7888 #123", "6169547888"),
+        ("+1 616 954 7888;ext=5", "16169547888"),
+        ("tel:+1-616-954-7888;ext=5", "16169547888"),
+        ("+1 616 954 7888, ext: 12", "16169547888"),
+    ],
+)
+def test_phone_extension_is_left_out_of_the_number(raw, normalized):
+    assert normalize_value("ph", raw) == normalized
+    assert normalize_user_data({"ph": raw}).user_data == {"ph": sha(normalized)}
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("+44 (0) 20 7946 0958", "442079460958"),
+        ("0044(0)2079460958", "442079460958"),
+        ("+49 (0)30 1234567", "49301234567"),
+        ("+44 (0) 20 7946 0958 ext 12", "442079460958"),
+    ],
+)
+def test_bracketed_trunk_zero_after_the_country_code_is_left_out(raw, normalized):
+    assert normalize_value("ph", raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("+1 (616) 954-7888", "16169547888"),
+        ("616.954.7888", "6169547888"),
+        ("(020) 7946 0958", "2079460958"),  # national: the leading zero goes as always
+        ("+39 06 6982 1234", "390669821234"),  # Italy: this 0 is part of the number
+        ("+39 (06) 6982 1234", "390669821234"),  # a bracketed area code, not a lone (0)
+        ("+1 616 954 7888 x", "16169547888"),  # a marker without digits is no extension
+    ],
+)
+def test_phone_without_extension_or_trunk_zero_keeps_all_its_digits(raw, normalized):
+    assert normalize_value("ph", raw) == normalized
+
+
 def test_phone_with_fewer_than_seven_digits_is_dropped():
     assert normalize_user_data({"ph": "12-34-56"}).dropped == [DroppedValue("ph", "invalid")]
 

@@ -6,7 +6,8 @@ Rules (see the Conversions API reference, "Customer information parameters"):
 key        normalized text (then SHA-256, lowercase hex of the UTF-8 bytes)
 ========== ======================================================================
 em         trimmed, lowercase; must look like ``local@domain.tld``
-ph         digits only, leading zeros dropped; at least 7 digits
+ph         digits only, leading zeros dropped; at least 7 digits; an extension (``ext 12``,
+           ``x12``, ``#12``, ``;ext=12``) and a ``(0)`` after the country code left out
 fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``, ``Zoë`` → ``zoë``)
 ge         ``f`` or ``m`` (female/woman/w/f/girl, male/man/m/boy; any case)
 db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``19970216``,
@@ -126,6 +127,19 @@ _ZIP_SEPARATORS_RE = re.compile(r"[\s\-]+")
 _US_ZIP_RE = re.compile(r"(\d{5})(?:[\s\-]?\d{4})?")
 _MIN_PHONE_DIGITS = 7
 _DECIMAL_DIGIT_RE = re.compile(r"\d")
+# A number followed by its extension ("ext 12", "ext. 12", "extension 12", "x12", "#12", RFC
+# 3966's ";ext=12"): the extension is no part of the number Meta matches, and folded into its
+# digits it makes another number. Only after a number written with digits and ( ) + - . / and
+# spaces, so a value with other letters is never cut.
+_PHONE_EXTENSION_RE = re.compile(
+    r"((?:tel:)?[+\d\s().\-/]*\d[\s().\-/]*)"
+    r"(?:;\s*ext\s*=|,?\s*(?:ext(?:ension)?\.?|x|#)\s*:?)\s*\d+\s*",
+    re.IGNORECASE,
+)
+# "+44 (0) 20 …": the trunk 0, dialled only inside the country, written in brackets after the
+# country code. Only "(0)" right after it: a 0 that is not in its own brackets can be part of
+# the number (Italy's +39 06 …).
+_PHONE_TRUNK_ZERO_RE = re.compile(r"^(\s*(?:\+|00)\s*\d{1,3})[\s.\-]*\(0\)")
 
 _GENDERS: dict[str, str] = {
     **dict.fromkeys(("f", "female", "woman", "w", "girl"), "f"),
@@ -193,7 +207,15 @@ def _normalize_email(text: str) -> str | None:
 
 
 def _normalize_phone(text: str) -> str | None:
-    digits = _NON_DIGITS_RE.sub("", _ascii_digits(text)).lstrip("0")
+    text = _ascii_digits(text)
+    # every extension marker has an x or a #: plain numbers skip the regex
+    if ("x" in text or "X" in text or "#" in text) and (
+        extension := _PHONE_EXTENSION_RE.fullmatch(text)
+    ):
+        text = extension.group(1)
+    if "(0)" in text:
+        text = _PHONE_TRUNK_ZERO_RE.sub(r"\1", text, count=1)
+    digits = _NON_DIGITS_RE.sub("", text).lstrip("0")
     return digits if len(digits) >= _MIN_PHONE_DIGITS else None
 
 
