@@ -141,6 +141,17 @@ def test_hashed_keys_after_unhashed_ones_keep_the_general_paths_order(changes):
         assert_same_as_general_path(mapper, LATE_HASHED_CONFIG, {**LATE_ORDER, **changes})
 
 
+@pytest.mark.parametrize("date_of_birth", [dt.date(1800, 1, 1), "1800-01-01"])
+def test_an_implausible_date_of_birth_is_dropped_on_every_path(date_of_birth):
+    order = {**LATE_ORDER, "date_of_birth": date_of_birth}
+    mapper = orders_mapper(LATE_HASHED_CONFIG, tuple(order))
+    for _ in range(2):  # first sight and repeat
+        mapped = mapper.map(dict(order))
+        assert "db" not in mapped.event["user_data"]
+        assert DroppedValue("db", "invalid") in mapped.dropped
+        assert_same_as_general_path(mapper, LATE_HASHED_CONFIG, order)
+
+
 def test_a_late_hashed_text_in_a_group_of_texts_is_still_memoized():
     order = {**LATE_ORDER, "date_of_birth": "1990-05-17"}  # every hashed value a text
     mapper = orders_mapper(LATE_HASHED_CONFIG, tuple(order))

@@ -213,6 +213,11 @@ def test_unknown_gender_is_dropped():
         "2-16-1997",
         "1997-02-16T08:30:00Z",
         "1997-02-16 08:30:00+02:00",
+        "1997-02-16T08:30:00.123456",
+        "1997-02-16 08:30:00+0200",
+        "1997-02-16 08:30",
+        "1997-02-16 08:30:00 UTC",
+        "1997-02-16T08:30:00-05",
         19970216,
         dt.date(1997, 2, 16),
         dt.datetime(1997, 2, 16, 23, 59),
@@ -234,6 +239,52 @@ def test_date_object_before_year_1000_is_dropped_like_its_text():
     assert normalize_user_data({"db": dt.date(999, 2, 16)}).dropped == [
         DroppedValue("db", "invalid")
     ]
+
+
+THIS_YEAR = dt.date.today().year
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0001-01-01",
+        "0999-01-01",
+        "1800-01-01",
+        "1899-12-31",
+        "18991231",
+        f"{THIS_YEAR + 1}-01-01",
+        dt.date(1, 1, 1),
+        dt.date(1899, 12, 31),
+        dt.date(THIS_YEAR + 1, 1, 1),
+        dt.datetime(1800, 1, 1, 12, 0),
+    ],
+)
+def test_birth_year_before_1900_or_after_this_year_is_dropped(raw):
+    assert normalize_value("db", raw) is None
+    assert normalize_user_data({"db": raw}).dropped == [DroppedValue("db", "invalid")]
+
+
+def test_birth_dates_are_eight_digits_from_1900_to_this_year():
+    assert normalize_value("db", "1900-01-01") == "19000101"
+    assert normalize_value("db", dt.date(1900, 1, 1)) == "19000101"
+    assert normalize_value("db", f"{THIS_YEAR}-01-01") == f"{THIS_YEAR}0101"
+    assert normalize_user_data({"db": dt.date(THIS_YEAR, 1, 1)}).user_data == {
+        "db": sha(f"{THIS_YEAR}0101")
+    }
+    assert normalize_value("db", "0001-01-01") is None  # not "10101"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "1997-02-16 garbage",
+        "1997-02-16T",
+        "1997-02-16T25:00",
+        "1997-02-16 08:30 or so",
+    ],
+)
+def test_date_of_birth_followed_by_text_that_is_not_a_time_is_dropped(raw):
+    assert normalize_user_data({"db": raw}).dropped == [DroppedValue("db", "invalid")]
 
 
 def test_ambiguous_slash_date_is_read_month_first():

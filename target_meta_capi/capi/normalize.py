@@ -12,7 +12,8 @@ fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``
 ge         ``f`` or ``m`` (female/woman/w/f/girl, male/man/m/boy; any case)
 db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``19970216``,
            ``02/16/1997`` (month first; day first when the first number is above 12),
-           ``16.02.1997`` (day first), ISO datetimes; impossible dates are dropped
+           ``16.02.1997`` (day first), ISO datetimes; impossible dates, other text after
+           the date, and birth years before 1900 or after this year are dropped
 st         US state and territory names → 2-letter code; otherwise letters only, lowercase
 zp         US ZIP (``94035``, ``94035-1234``) → 5 digits; others lowercase, no spaces/dashes
 country    ISO 3166-1 alpha-2, lowercase, from alpha-2, alpha-3 or an English name
@@ -250,15 +251,36 @@ def _normalize_external_id(text: str) -> str | None:
     return text.strip().lower() or None
 
 
-_ISO_DATE_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ].*)?")
+# An ISO date, or an ISO datetime (a time and a UTC offset or Z, as databases and isoformat()
+# write them): only a time may follow the date, not any text ("1997-02-16 maybe").
+_ISO_DATE_RE = re.compile(
+    r"(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:[T ](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d+)?)?"
+    r"\s*(?:Z|UTC|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?)?",
+    re.IGNORECASE,
+)
 _YEAR_FIRST_RE = re.compile(r"(\d{4})([/.])(\d{1,2})\2(\d{1,2})")
 _COMPACT_DATE_RE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _YEAR_LAST_RE = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})")
 
 
+# Birth years Meta can match: one before 1900 is a placeholder or a typo (0001-01-01,
+# 1800-01-01), one after this year is not yet a birth; hashed they could only miss. Also keeps
+# YYYY four digits.
+_MIN_BIRTH_YEAR = 1900
+
+
+def _birth_date(date: dt.date) -> str | None:
+    """YYYYMMDD of a plausible date of birth, else None."""
+    if not _MIN_BIRTH_YEAR <= date.year <= dt.date.today().year:
+        return None
+    # not strftime: its %Y is not zero-padded everywhere (glibc writes year 1 as "1")
+    return f"{date.year:04d}{date.month:02d}{date.day:02d}"
+
+
 def _valid_date(year: str, month: str, day: str) -> str | None:
     try:
-        return dt.date(int(year), int(month), int(day)).strftime("%Y%m%d")
+        return _birth_date(dt.date(int(year), int(month), int(day)))
     except ValueError:
         return None
 
@@ -312,7 +334,8 @@ def _as_text(key: str, value: Any) -> str:
     if value is None:
         raise _Rejected(REASON_EMPTY)
     if key == "db" and isinstance(value, dt.date):  # datetime is a date subclass
-        return value.strftime("%Y-%m-%d")
+        # zero-padded (strftime's %Y is not, on glibc): read back as the same date
+        return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
     if key in _NUMBER_KEYS and not isinstance(value, bool):
         if isinstance(value, int):
             return str(value)
@@ -336,9 +359,10 @@ def normalize_value(key: str, value: Any) -> str | None:
 @lru_cache(maxsize=1 << 12, typed=True)
 def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
     """(hash, "") or (None, reason). Memoized: the same emails, cities and states repeat."""
-    if key == "db" and isinstance(value, dt.date) and value.year >= 1000:
+    if key == "db" and isinstance(value, dt.date):
         # what _as_text's text of it, read back by _normalize_date_text, comes to
-        return sha256_hex(f"{value.year}{value.month:02d}{value.day:02d}"), ""
+        birth_date = _birth_date(value)
+        return (sha256_hex(birth_date), "") if birth_date else (None, REASON_INVALID)
     try:
         text = _as_text(key, value)
     except _Rejected as rejected:
