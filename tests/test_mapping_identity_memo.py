@@ -126,6 +126,14 @@ def test_values_outside_the_common_case_give_what_the_general_path_gives(changes
         assert_same_as_general_path(mapper, CONFIG, {**ORDER, **changes})
 
 
+def test_an_unhashed_list_of_empty_values_is_left_out_of_a_repeated_customers_events():
+    mapper = orders_mapper()
+    for _ in range(2):  # first sight and repeat
+        mapped = mapper.map({**ORDER, "ip": ["", None]})
+        assert "client_ip_address" not in mapped.event["user_data"]
+        assert mapped.dropped.count(DroppedValue("client_ip_address", "empty")) == 2
+
+
 @pytest.mark.parametrize(
     "changes",
     [

@@ -468,6 +468,20 @@ def test_empty_unhashed_values_are_dropped_as_empty():
     assert result.dropped == [DroppedValue("fbc", "empty"), DroppedValue("fbp", "empty")]
 
 
+def test_empty_items_of_an_unhashed_list_are_left_out_and_counted():
+    result = normalize_user_data({"client_user_agent": ["Mozilla/5.0", "", None, "  "]})
+    assert result.user_data == {"client_user_agent": ["Mozilla/5.0"]}
+    assert result.dropped == [DroppedValue("client_user_agent", "empty")] * 3
+
+
+def test_unhashed_list_of_only_empty_values_is_dropped_and_counted_like_a_hashed_one():
+    result = normalize_user_data({"client_user_agent": ["", None]})
+    assert result.user_data == {}
+    assert [value.reason for value in result.dropped] == [
+        value.reason for value in normalize_user_data({"fn": ["", None]}).dropped
+    ]
+
+
 def test_unknown_keys_are_dropped_never_sent_raw():
     result = normalize_user_data({"email": "a@b.com"})
     assert result.user_data == {}

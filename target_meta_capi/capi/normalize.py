@@ -391,8 +391,8 @@ def _hash_or_reject(key: str, value: Any) -> tuple[str | None, str]:
         return None, REASON_UNSUPPORTED_TYPE
 
 
-def _has_content(value: str | list | tuple) -> bool:
-    return bool(value.strip()) if isinstance(value, str) else bool(value)
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def normalize_user_data(
@@ -475,7 +475,16 @@ def _normalize_each(raw: Mapping[str, Any], hash_external_id: bool) -> Normalize
                 else:
                     user_data[key] = result
         elif key in UNHASHED_KEYS:
-            if value is None or (isinstance(value, (str, list, tuple)) and not _has_content(value)):
+            if isinstance(value, (list, tuple)):
+                # Empty items are left out and counted, one by one as for the hashed keys:
+                # Meta has no use for an empty user agent or IP, and rejects some of them.
+                items = [item for item in value if not _is_empty(item)]
+                dropped.extend([DroppedValue(key, REASON_EMPTY)] * (len(value) - len(items)))
+                if items:
+                    user_data[key] = value if len(items) == len(value) else items
+                elif not value:
+                    dropped.append(DroppedValue(key, REASON_EMPTY))
+            elif _is_empty(value):
                 dropped.append(DroppedValue(key, REASON_EMPTY))
             else:
                 user_data[key] = value
