@@ -134,6 +134,16 @@ def test_an_unhashed_list_of_empty_values_is_left_out_of_a_repeated_customers_ev
         assert mapped.dropped.count(DroppedValue("client_ip_address", "empty")) == 2
 
 
+def test_integral_float_columns_are_hashed_like_integers_on_every_path():
+    order = {**ORDER, "phone": 16169547888.0, "zip": 94035.0}  # as CSV and pandas give them
+    mapper = orders_mapper()
+    for _ in range(2):  # first sight and repeat
+        user_data = mapper.map(dict(order)).event["user_data"]
+        expected = normalize_user_data({"ph": 16169547888, "zp": 94035}).user_data
+        assert (user_data["ph"], user_data["zp"]) == (expected["ph"], expected["zp"])
+        assert_same_as_general_path(mapper, CONFIG, order)
+
+
 @pytest.mark.parametrize(
     "changes",
     [

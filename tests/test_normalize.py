@@ -450,6 +450,36 @@ def test_integral_decimal_is_accepted_for_numeric_keys():
     assert normalize_value("zp", Decimal("94035")) == "94035"
 
 
+@pytest.mark.parametrize(
+    ("key", "raw", "normalized"),
+    [
+        ("ph", 16169547888.0, "16169547888"),
+        ("zp", 94035.0, "94035"),
+        ("db", 19970216.0, "19970216"),
+        ("external_id", 42.0, "42"),
+    ],
+)
+def test_integral_float_is_accepted_like_an_integer_for_numeric_keys(key, raw, normalized):
+    assert normalize_value(key, raw) == normalized
+    assert normalize_user_data({key: raw}).user_data == {key: sha(normalized)}
+
+
+@pytest.mark.parametrize(
+    ("key", "raw"),
+    [
+        ("ph", 16169547888.5),
+        ("zp", 94035.5),
+        ("zp", float("nan")),
+        ("zp", float("inf")),
+        ("external_id", 2.0**53 + 2),  # may not be the source's integer
+    ],
+)
+def test_float_that_is_not_an_exact_integer_is_refused_for_numeric_keys(key, raw):
+    assert normalize_user_data({key: raw}).dropped == [DroppedValue(key, "unsupported_type")]
+    # the largest float below which every integer is exact is still read
+    assert normalize_value(key, 2.0**53) == normalize_value(key, 2**53)
+
+
 def test_unhashed_keys_pass_through_untouched():
     raw = {
         "client_ip_address": "2001:db8::1",

@@ -22,7 +22,8 @@ external_id trimmed, lowercase (hashed unless ``hash_external_id=False``: then o
 
 A string that already is a SHA-256 (64 hex digits) passes through, lowercased, so a hash is
 never hashed twice. 32-hex MD5 digests are not hashes for Meta and are treated as raw text.
-Integers are accepted as text for ph, zp, db and external_id. The decimal digits of other
+Integers, and integral floats and Decimals, are accepted as text for ph, zp, db and
+external_id (``94035.0`` is ``94035``; ``94035.5`` is refused). The decimal digits of other
 scripts (Arabic-Indic ``٩``, fullwidth …) are read as ASCII digits in ph, zp and db.
 Lists are allowed for the hashed keys (a list in, a list out, duplicates removed in order).
 The unhashed keys (client_ip_address, client_user_agent, fbc, fbp, ...) pass through untouched.
@@ -318,6 +319,7 @@ _NORMALIZERS: dict[str, Callable[[str], str | None]] = {
 }
 # Keys whose values are often stored as numbers (phone, zip and id columns, 19970216).
 _NUMBER_KEYS = frozenset({"ph", "zp", "db", "external_id"})
+_MAX_EXACT_FLOAT = 2.0**53  # every integer up to it is exactly a float
 
 
 class _Rejected(Exception):
@@ -339,6 +341,10 @@ def _as_text(key: str, value: Any) -> str:
     if key in _NUMBER_KEYS and not isinstance(value, bool):
         if isinstance(value, int):
             return str(value)
+        # CSV readers and pandas give integer columns as floats (94035.0, a column with a
+        # gap). Only up to 2**53: beyond it a float may be a neighbour of the source's integer.
+        if isinstance(value, float) and value.is_integer() and abs(value) <= _MAX_EXACT_FLOAT:
+            return str(int(value))
         if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
             return str(int(value))
     raise _Rejected(REASON_UNSUPPORTED_TYPE)
