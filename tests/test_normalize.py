@@ -1,5 +1,6 @@
 import datetime as dt
 import hashlib
+import time
 from decimal import Decimal
 
 import pytest
@@ -140,6 +141,13 @@ def test_bracketed_trunk_zero_after_the_country_code_is_left_out(raw, normalized
 )
 def test_phone_without_extension_or_trunk_zero_keeps_all_its_digits(raw, normalized):
     assert normalize_value("ph", raw) == normalized
+
+
+def test_long_text_given_as_phone_is_dropped_without_regex_backtracking():
+    started = time.perf_counter()
+    # before the length limit: ~4 s of backtracking in the extension regex
+    assert normalize_value("ph", "1" + " " * 20_000 + "x") is None
+    assert time.perf_counter() - started < 0.5
 
 
 def test_phone_with_fewer_than_seven_digits_is_dropped():

@@ -138,6 +138,7 @@ _PHONE_EXTENSION_RE = re.compile(
     r"(?:;\s*ext\s*=|,?\s*(?:ext(?:ension)?\.?|x|#)\s*:?)\s*\d+\s*",
     re.IGNORECASE,
 )
+_MAX_PHONE_WITH_EXTENSION = 64  # "+1 (616) 954-7888 extension 12345" is 33
 # "+44 (0) 20 …": the trunk 0, dialled only inside the country, written in brackets after the
 # country code. Only "(0)" right after it: a 0 that is not in its own brackets can be part of
 # the number (Italy's +39 06 …).
@@ -210,9 +211,12 @@ def _normalize_email(text: str) -> str | None:
 
 def _normalize_phone(text: str) -> str | None:
     text = _ascii_digits(text)
-    # every extension marker has an x or a #: plain numbers skip the regex
-    if ("x" in text or "X" in text or "#" in text) and (
-        extension := _PHONE_EXTENSION_RE.fullmatch(text)
+    # Every extension marker has an x or a #: plain numbers skip the regex. A longer text is
+    # no phone with an extension, and would cost the regex's backtracking time squared.
+    if (
+        ("x" in text or "X" in text or "#" in text)
+        and len(text) <= _MAX_PHONE_WITH_EXTENSION
+        and (extension := _PHONE_EXTENSION_RE.fullmatch(text))
     ):
         text = extension.group(1)
     if "(0)" in text:
