@@ -26,7 +26,8 @@ Integers, and integral floats and Decimals, are accepted as text for ph, zp, db 
 external_id (``94035.0`` is ``94035``; ``94035.5`` is refused). The decimal digits of other
 scripts (Arabic-Indic ``٩``, fullwidth …) are read as ASCII digits in ph, zp and db.
 Lists are allowed for the hashed keys (a list in, a list out, duplicates removed in order).
-The unhashed keys (client_ip_address, client_user_agent, fbc, fbp, ...) pass through untouched.
+The unhashed keys (client_ip_address, client_user_agent, fbc, fbp, ...) pass through untouched;
+empty ones, and the empty items of their lists, are left out.
 
 Nothing here raises on bad input: a value that cannot be normalized is left out of the result
 and reported as a :class:`DroppedValue` (key and reason, never the value itself).
@@ -487,7 +488,7 @@ def _normalize_each(raw: Mapping[str, Any], hash_external_id: bool) -> Normalize
         elif key in UNHASHED_KEYS:
             if isinstance(value, (list, tuple)):
                 # Empty items are left out and counted, one by one as for the hashed keys:
-                # Meta has no use for an empty user agent or IP, and rejects some of them.
+                # an empty user agent or IP matches no one, and is no value to send.
                 items = [item for item in value if not _is_empty(item)]
                 dropped.extend([DroppedValue(key, REASON_EMPTY)] * (len(value) - len(items)))
                 if items:
