@@ -126,6 +126,24 @@ def test_values_outside_the_common_case_give_what_the_general_path_gives(changes
         assert_same_as_general_path(mapper, CONFIG, {**ORDER, **changes})
 
 
+def test_an_unhashed_list_of_empty_values_is_left_out_of_a_repeated_customers_events():
+    mapper = orders_mapper()
+    for _ in range(2):  # first sight and repeat
+        mapped = mapper.map({**ORDER, "ip": ["", None]})
+        assert "client_ip_address" not in mapped.event["user_data"]
+        assert mapped.dropped.count(DroppedValue("client_ip_address", "empty")) == 2
+
+
+def test_integral_float_columns_are_hashed_like_integers_on_every_path():
+    order = {**ORDER, "phone": 16169547888.0, "zip": 94035.0}  # as CSV and pandas give them
+    mapper = orders_mapper()
+    for _ in range(2):  # first sight and repeat
+        user_data = mapper.map(dict(order)).event["user_data"]
+        expected = normalize_user_data({"ph": 16169547888, "zp": 94035}).user_data
+        assert (user_data["ph"], user_data["zp"]) == (expected["ph"], expected["zp"])
+        assert_same_as_general_path(mapper, CONFIG, order)
+
+
 @pytest.mark.parametrize(
     "changes",
     [
@@ -139,6 +157,17 @@ def test_hashed_keys_after_unhashed_ones_keep_the_general_paths_order(changes):
     mapper = orders_mapper(LATE_HASHED_CONFIG, tuple(LATE_ORDER))
     for _ in range(2):
         assert_same_as_general_path(mapper, LATE_HASHED_CONFIG, {**LATE_ORDER, **changes})
+
+
+@pytest.mark.parametrize("date_of_birth", [dt.date(1800, 1, 1), "1800-01-01"])
+def test_an_implausible_date_of_birth_is_dropped_on_every_path(date_of_birth):
+    order = {**LATE_ORDER, "date_of_birth": date_of_birth}
+    mapper = orders_mapper(LATE_HASHED_CONFIG, tuple(order))
+    for _ in range(2):  # first sight and repeat
+        mapped = mapper.map(dict(order))
+        assert "db" not in mapped.event["user_data"]
+        assert DroppedValue("db", "invalid") in mapped.dropped
+        assert_same_as_general_path(mapper, LATE_HASHED_CONFIG, order)
 
 
 def test_a_late_hashed_text_in_a_group_of_texts_is_still_memoized():

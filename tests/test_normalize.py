@@ -1,5 +1,6 @@
 import datetime as dt
 import hashlib
+import time
 from decimal import Decimal
 
 import pytest
@@ -82,6 +83,73 @@ def test_phone_leading_double_zero_before_country_code_is_dropped():
     assert normalize_value("ph", "0044 844 412 4653") == "448444124653"
 
 
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("+٩٦٦ ٥٠ ١٢٣ ٤٥٦٧", "966501234567"),  # noqa: RUF001 (Arabic-Indic)
+        ("۰۹۱۲۳۴۵۶۷۸۹", "9123456789"),  # Persian, leading zero dropped
+        ("０９１２３４５６７８９", "9123456789"),  # noqa: RUF001 (fullwidth, leading zero dropped)
+        ("+९१ ९८७६५ ४३२१०", "919876543210"),  # Devanagari
+    ],
+)
+def test_phone_digits_of_other_scripts_are_hashed_as_ascii_digits(raw, normalized):
+    assert normalize_value("ph", raw) == normalized
+    assert normalize_user_data({"ph": raw}).user_data == {"ph": sha(normalized)}
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("616-954-7888 ext 123", "6169547888"),
+        ("616-954-7888 ext. 123", "6169547888"),
+        ("616-954-7888 Extension 123", "6169547888"),
+        ("616-954-7888x123", "6169547888"),
+        ("(616) 954-7888 #123", "6169547888"),
+        ("+1 616 954 7888;ext=5", "16169547888"),
+        ("tel:+1-616-954-7888;ext=5", "16169547888"),
+        ("+1 616 954 7888, ext: 12", "16169547888"),
+    ],
+)
+def test_phone_extension_is_left_out_of_the_number(raw, normalized):
+    assert normalize_value("ph", raw) == normalized
+    assert normalize_user_data({"ph": raw}).user_data == {"ph": sha(normalized)}
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("+44 (0) 20 7946 0958", "442079460958"),
+        ("0044(0)2079460958", "442079460958"),
+        ("+49 (0)30 1234567", "49301234567"),
+        ("+44 (0) 20 7946 0958 ext 12", "442079460958"),
+    ],
+)
+def test_bracketed_trunk_zero_after_the_country_code_is_left_out(raw, normalized):
+    assert normalize_value("ph", raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("+1 (616) 954-7888", "16169547888"),
+        ("616.954.7888", "6169547888"),
+        ("(020) 7946 0958", "2079460958"),  # national: the leading zero goes as always
+        ("+39 06 6982 1234", "390669821234"),  # Italy: this 0 is part of the number
+        ("+39 (06) 6982 1234", "390669821234"),  # a bracketed area code, not a lone (0)
+        ("+1 616 954 7888 x", "16169547888"),  # a marker without digits is no extension
+    ],
+)
+def test_phone_without_extension_or_trunk_zero_keeps_all_its_digits(raw, normalized):
+    assert normalize_value("ph", raw) == normalized
+
+
+def test_long_text_given_as_phone_is_dropped_without_regex_backtracking():
+    started = time.perf_counter()
+    # before the length limit: ~4 s of backtracking in the extension regex
+    assert normalize_value("ph", "1" + " " * 20_000 + "x") is None
+    assert time.perf_counter() - started < 0.5
+
+
 def test_phone_with_fewer_than_seven_digits_is_dropped():
     assert normalize_user_data({"ph": "12-34-56"}).dropped == [DroppedValue("ph", "invalid")]
 
@@ -153,6 +221,11 @@ def test_unknown_gender_is_dropped():
         "2-16-1997",
         "1997-02-16T08:30:00Z",
         "1997-02-16 08:30:00+02:00",
+        "1997-02-16T08:30:00.123456",
+        "1997-02-16 08:30:00+0200",
+        "1997-02-16 08:30",
+        "1997-02-16 08:30:00 UTC",
+        "1997-02-16T08:30:00-05",
         19970216,
         dt.date(1997, 2, 16),
         dt.datetime(1997, 2, 16, 23, 59),
@@ -174,6 +247,52 @@ def test_date_object_before_year_1000_is_dropped_like_its_text():
     assert normalize_user_data({"db": dt.date(999, 2, 16)}).dropped == [
         DroppedValue("db", "invalid")
     ]
+
+
+THIS_YEAR = dt.date.today().year
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0001-01-01",
+        "0999-01-01",
+        "1800-01-01",
+        "1899-12-31",
+        "18991231",
+        f"{THIS_YEAR + 1}-01-01",
+        dt.date(1, 1, 1),
+        dt.date(1899, 12, 31),
+        dt.date(THIS_YEAR + 1, 1, 1),
+        dt.datetime(1800, 1, 1, 12, 0),
+    ],
+)
+def test_birth_year_before_1900_or_after_this_year_is_dropped(raw):
+    assert normalize_value("db", raw) is None
+    assert normalize_user_data({"db": raw}).dropped == [DroppedValue("db", "invalid")]
+
+
+def test_birth_dates_are_eight_digits_from_1900_to_this_year():
+    assert normalize_value("db", "1900-01-01") == "19000101"
+    assert normalize_value("db", dt.date(1900, 1, 1)) == "19000101"
+    assert normalize_value("db", f"{THIS_YEAR}-01-01") == f"{THIS_YEAR}0101"
+    assert normalize_user_data({"db": dt.date(THIS_YEAR, 1, 1)}).user_data == {
+        "db": sha(f"{THIS_YEAR}0101")
+    }
+    assert normalize_value("db", "0001-01-01") is None  # not "10101"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "1997-02-16 garbage",
+        "1997-02-16T",
+        "1997-02-16T25:00",
+        "1997-02-16 08:30 or so",
+    ],
+)
+def test_date_of_birth_followed_by_text_that_is_not_a_time_is_dropped(raw):
+    assert normalize_user_data({"db": raw}).dropped == [DroppedValue("db", "invalid")]
 
 
 def test_ambiguous_slash_date_is_read_month_first():
@@ -211,6 +330,18 @@ def test_non_us_state_is_lowercased_without_punctuation_or_spaces():
 )
 def test_us_zip_codes_keep_first_five_digits(raw, normalized):
     assert normalize_value("zp", raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("٩٤٠٣٥", "94035"),  # Arabic-Indic
+        ("９４０３５-１２３４", "94035"),  # noqa: RUF001 (fullwidth)
+    ],
+)
+def test_zip_digits_of_other_scripts_are_hashed_as_ascii_digits(raw, normalized):
+    assert normalize_value("zp", raw) == normalized
+    assert normalize_user_data({"zp": raw}).user_data == {"zp": sha(normalized)}
 
 
 @pytest.mark.parametrize(
@@ -327,6 +458,36 @@ def test_integral_decimal_is_accepted_for_numeric_keys():
     assert normalize_value("zp", Decimal("94035")) == "94035"
 
 
+@pytest.mark.parametrize(
+    ("key", "raw", "normalized"),
+    [
+        ("ph", 16169547888.0, "16169547888"),
+        ("zp", 94035.0, "94035"),
+        ("db", 19970216.0, "19970216"),
+        ("external_id", 42.0, "42"),
+    ],
+)
+def test_integral_float_is_accepted_like_an_integer_for_numeric_keys(key, raw, normalized):
+    assert normalize_value(key, raw) == normalized
+    assert normalize_user_data({key: raw}).user_data == {key: sha(normalized)}
+
+
+@pytest.mark.parametrize(
+    ("key", "raw"),
+    [
+        ("ph", 16169547888.5),
+        ("zp", 94035.5),
+        ("zp", float("nan")),
+        ("zp", float("inf")),
+        ("external_id", 2.0**53 + 2),  # may not be the source's integer
+    ],
+)
+def test_float_that_is_not_an_exact_integer_is_refused_for_numeric_keys(key, raw):
+    assert normalize_user_data({key: raw}).dropped == [DroppedValue(key, "unsupported_type")]
+    # the largest float below which every integer is exact is still read
+    assert normalize_value(key, 2.0**53) == normalize_value(key, 2**53)
+
+
 def test_unhashed_keys_pass_through_untouched():
     raw = {
         "client_ip_address": "2001:db8::1",
@@ -343,6 +504,20 @@ def test_empty_unhashed_values_are_dropped_as_empty():
     result = normalize_user_data({"fbc": "", "fbp": None})
     assert result.user_data == {}
     assert result.dropped == [DroppedValue("fbc", "empty"), DroppedValue("fbp", "empty")]
+
+
+def test_empty_items_of_an_unhashed_list_are_left_out_and_counted():
+    result = normalize_user_data({"client_user_agent": ["Mozilla/5.0", "", None, "  "]})
+    assert result.user_data == {"client_user_agent": ["Mozilla/5.0"]}
+    assert result.dropped == [DroppedValue("client_user_agent", "empty")] * 3
+
+
+def test_unhashed_list_of_only_empty_values_is_dropped_and_counted_like_a_hashed_one():
+    result = normalize_user_data({"client_user_agent": ["", None]})
+    assert result.user_data == {}
+    assert [value.reason for value in result.dropped] == [
+        value.reason for value in normalize_user_data({"fn": ["", None]}).dropped
+    ]
 
 
 def test_unknown_keys_are_dropped_never_sent_raw():

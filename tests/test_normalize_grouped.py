@@ -59,6 +59,8 @@ def test_grouped_and_key_by_key_paths_agree_on_mixed_value_types() -> None:
         {"db": dt.date(1990, 5, 17), "em": "mary@example.com", "fn": "Mary"},  # texts first
         {"db": dt.date(1990, 5, 17), "fn": "Mary"},  # a single text: in the given order
         {"em": "   ", "zp": "94035-1234", "external_id": "CUST-7"},
+        # values this module's rules drop or rewrite: a float, a date out of range, an extension
+        {"ph": "616-954-7888 ext 12", "zp": 94035.0, "db": dt.date(1800, 1, 1), "fn": "Mary"},
     ],
 )
 def test_hashed_values_alone_give_what_normalize_user_data_gives_in_the_same_order(

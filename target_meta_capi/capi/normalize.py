@@ -6,12 +6,14 @@ Rules (see the Conversions API reference, "Customer information parameters"):
 key        normalized text (then SHA-256, lowercase hex of the UTF-8 bytes)
 ========== ======================================================================
 em         trimmed, lowercase; must look like ``local@domain.tld``
-ph         digits only, leading zeros dropped; at least 7 digits
+ph         digits only, leading zeros dropped; at least 7 digits; an extension (``ext 12``,
+           ``x12``, ``#12``, ``;ext=12``) and a ``(0)`` after the country code left out
 fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``, ``Zoë`` → ``zoë``)
 ge         ``f`` or ``m`` (female/woman/w/f/girl, male/man/m/boy; any case)
 db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``19970216``,
            ``02/16/1997`` (month first; day first when the first number is above 12),
-           ``16.02.1997`` (day first), ISO datetimes; impossible dates are dropped
+           ``16.02.1997`` (day first), ISO datetimes; impossible dates, other text after
+           the date, and birth years before 1900 or after this year are dropped
 st         US state and territory names → 2-letter code; otherwise letters only, lowercase
 zp         US ZIP (``94035``, ``94035-1234``) → 5 digits; others lowercase, no spaces/dashes
 country    ISO 3166-1 alpha-2, lowercase, from alpha-2, alpha-3 or an English name
@@ -20,9 +22,12 @@ external_id trimmed, lowercase (hashed unless ``hash_external_id=False``: then o
 
 A string that already is a SHA-256 (64 hex digits) passes through, lowercased, so a hash is
 never hashed twice. 32-hex MD5 digests are not hashes for Meta and are treated as raw text.
-Integers are accepted as text for ph, zp, db and external_id.
+Integers, and integral floats and Decimals, are accepted as text for ph, zp, db and
+external_id (``94035.0`` is ``94035``; ``94035.5`` is refused). The decimal digits of other
+scripts (Arabic-Indic ``٩``, fullwidth …) are read as ASCII digits in ph, zp and db.
 Lists are allowed for the hashed keys (a list in, a list out, duplicates removed in order).
-The unhashed keys (client_ip_address, client_user_agent, fbc, fbp, ...) pass through untouched.
+The unhashed keys (client_ip_address, client_user_agent, fbc, fbp, ...) pass through untouched;
+empty ones, and the empty items of their lists, are left out.
 
 Nothing here raises on bad input: a value that cannot be normalized is left out of the result
 and reported as a :class:`DroppedValue` (key and reason, never the value itself).
@@ -124,6 +129,21 @@ _ASCII_NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
 _ZIP_SEPARATORS_RE = re.compile(r"[\s\-]+")
 _US_ZIP_RE = re.compile(r"(\d{5})(?:[\s\-]?\d{4})?")
 _MIN_PHONE_DIGITS = 7
+_DECIMAL_DIGIT_RE = re.compile(r"\d")
+# A number followed by its extension ("ext 12", "ext. 12", "extension 12", "x12", "#12", RFC
+# 3966's ";ext=12"): the extension is no part of the number Meta matches, and folded into its
+# digits it makes another number. Only after a number written with digits and ( ) + - . / and
+# spaces, so a value with other letters is never cut.
+_PHONE_EXTENSION_RE = re.compile(
+    r"((?:tel:)?[+\d\s().\-/]*\d[\s().\-/]*)"
+    r"(?:;\s*ext\s*=|,?\s*(?:ext(?:ension)?\.?|x|#)\s*:?)\s*\d+\s*",
+    re.IGNORECASE,
+)
+_MAX_PHONE_WITH_EXTENSION = 64  # "+1 (616) 954-7888 extension 12345" is 33
+# "+44 (0) 20 …": the trunk 0, dialled only inside the country, written in brackets after the
+# country code. Only "(0)" right after it: a 0 that is not in its own brackets can be part of
+# the number (Italy's +39 06 …).
+_PHONE_TRUNK_ZERO_RE = re.compile(r"^(\s*(?:\+|00)\s*\d{1,3})[\s.\-]*\(0\)")
 
 _GENDERS: dict[str, str] = {
     **dict.fromkeys(("f", "female", "woman", "w", "girl"), "f"),
@@ -138,6 +158,22 @@ def _letters_only(text: str) -> str:
         return _ASCII_NON_ALNUM_RE.sub("", text)
     category = unicodedata.category
     return "".join(char for char in text if category(char)[0] in "LMN")
+
+
+def _ascii_digit(match: re.Match[str]) -> str:
+    return str(int(match.group()))  # int() reads any Unicode decimal digit
+
+
+def _ascii_digits(text: str) -> str:
+    """The text with every Unicode decimal digit (Arabic-Indic, fullwidth …) as ASCII 0-9.
+
+    The regexes' ``\\d`` and ``\\D`` match the decimal digits of every script: without this a
+    phone or ZIP typed in another script's digits keeps them (and its leading zeros), and its
+    hash is one Meta can never match. ASCII text, the common case, costs one check.
+    """
+    if text.isascii():
+        return text
+    return _DECIMAL_DIGIT_RE.sub(_ascii_digit, text)
 
 
 def _ascii_key(text: str) -> str:
@@ -175,6 +211,17 @@ def _normalize_email(text: str) -> str | None:
 
 
 def _normalize_phone(text: str) -> str | None:
+    text = _ascii_digits(text)
+    # Every extension marker has an x or a #: plain numbers skip the regex. A longer text is
+    # no phone with an extension, and would cost the regex's backtracking time squared.
+    if (
+        ("x" in text or "X" in text or "#" in text)
+        and len(text) <= _MAX_PHONE_WITH_EXTENSION
+        and (extension := _PHONE_EXTENSION_RE.fullmatch(text))
+    ):
+        text = extension.group(1)
+    if "(0)" in text:
+        text = _PHONE_TRUNK_ZERO_RE.sub(r"\1", text, count=1)
     digits = _NON_DIGITS_RE.sub("", text).lstrip("0")
     return digits if len(digits) >= _MIN_PHONE_DIGITS else None
 
@@ -195,7 +242,7 @@ def _normalize_state(text: str) -> str | None:
 
 
 def _normalize_zip(text: str) -> str | None:
-    text = text.strip().lower()
+    text = _ascii_digits(text.strip().lower())
     us_zip = _US_ZIP_RE.fullmatch(text)
     if us_zip:
         return us_zip.group(1)
@@ -210,21 +257,42 @@ def _normalize_external_id(text: str) -> str | None:
     return text.strip().lower() or None
 
 
-_ISO_DATE_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ].*)?")
+# An ISO date, or an ISO datetime (a time and a UTC offset or Z, as databases and isoformat()
+# write them): only a time may follow the date, not any text ("1997-02-16 maybe").
+_ISO_DATE_RE = re.compile(
+    r"(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:[T ](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d+)?)?"
+    r"\s*(?:Z|UTC|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?)?",
+    re.IGNORECASE,
+)
 _YEAR_FIRST_RE = re.compile(r"(\d{4})([/.])(\d{1,2})\2(\d{1,2})")
 _COMPACT_DATE_RE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _YEAR_LAST_RE = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})")
 
 
+# Birth years Meta can match: one before 1900 is a placeholder or a typo (0001-01-01,
+# 1800-01-01), one after this year is not yet a birth; hashed they could only miss. Also keeps
+# YYYY four digits.
+_MIN_BIRTH_YEAR = 1900
+
+
+def _birth_date(date: dt.date) -> str | None:
+    """YYYYMMDD of a plausible date of birth, else None."""
+    if not _MIN_BIRTH_YEAR <= date.year <= dt.date.today().year:
+        return None
+    # not strftime: its %Y is not zero-padded everywhere (glibc writes year 1 as "1")
+    return f"{date.year:04d}{date.month:02d}{date.day:02d}"
+
+
 def _valid_date(year: str, month: str, day: str) -> str | None:
     try:
-        return dt.date(int(year), int(month), int(day)).strftime("%Y%m%d")
+        return _birth_date(dt.date(int(year), int(month), int(day)))
     except ValueError:
         return None
 
 
 def _normalize_date_text(text: str) -> str | None:
-    text = text.strip()
+    text = _ascii_digits(text.strip())
     if match := _COMPACT_DATE_RE.fullmatch(text):
         return _valid_date(*match.groups())
     if match := _ISO_DATE_RE.fullmatch(text):
@@ -256,6 +324,7 @@ _NORMALIZERS: dict[str, Callable[[str], str | None]] = {
 }
 # Keys whose values are often stored as numbers (phone, zip and id columns, 19970216).
 _NUMBER_KEYS = frozenset({"ph", "zp", "db", "external_id"})
+_MAX_EXACT_FLOAT = 2.0**53  # every integer up to it is exactly a float
 
 
 class _Rejected(Exception):
@@ -272,10 +341,15 @@ def _as_text(key: str, value: Any) -> str:
     if value is None:
         raise _Rejected(REASON_EMPTY)
     if key == "db" and isinstance(value, dt.date):  # datetime is a date subclass
-        return value.strftime("%Y-%m-%d")
+        # zero-padded (strftime's %Y is not, on glibc): read back as the same date
+        return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
     if key in _NUMBER_KEYS and not isinstance(value, bool):
         if isinstance(value, int):
             return str(value)
+        # CSV readers and pandas give integer columns as floats (94035.0, a column with a
+        # gap). Only up to 2**53: beyond it a float may be a neighbour of the source's integer.
+        if isinstance(value, float) and value.is_integer() and abs(value) <= _MAX_EXACT_FLOAT:
+            return str(int(value))
         if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
             return str(int(value))
     raise _Rejected(REASON_UNSUPPORTED_TYPE)
@@ -296,9 +370,10 @@ def normalize_value(key: str, value: Any) -> str | None:
 @lru_cache(maxsize=1 << 12, typed=True)
 def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
     """(hash, "") or (None, reason). Memoized: the same emails, cities and states repeat."""
-    if key == "db" and isinstance(value, dt.date) and value.year >= 1000:
+    if key == "db" and isinstance(value, dt.date):
         # what _as_text's text of it, read back by _normalize_date_text, comes to
-        return sha256_hex(f"{value.year}{value.month:02d}{value.day:02d}"), ""
+        birth_date = _birth_date(value)
+        return (sha256_hex(birth_date), "") if birth_date else (None, REASON_INVALID)
     try:
         text = _as_text(key, value)
     except _Rejected as rejected:
@@ -327,8 +402,8 @@ def _hash_or_reject(key: str, value: Any) -> tuple[str | None, str]:
         return None, REASON_UNSUPPORTED_TYPE
 
 
-def _has_content(value: str | list | tuple) -> bool:
-    return bool(value.strip()) if isinstance(value, str) else bool(value)
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def normalize_user_data(
@@ -411,7 +486,16 @@ def _normalize_each(raw: Mapping[str, Any], hash_external_id: bool) -> Normalize
                 else:
                     user_data[key] = result
         elif key in UNHASHED_KEYS:
-            if value is None or (isinstance(value, (str, list, tuple)) and not _has_content(value)):
+            if isinstance(value, (list, tuple)):
+                # Empty items are left out and counted, one by one as for the hashed keys:
+                # an empty user agent or IP matches no one, and is no value to send.
+                items = [item for item in value if not _is_empty(item)]
+                dropped.extend([DroppedValue(key, REASON_EMPTY)] * (len(value) - len(items)))
+                if items:
+                    user_data[key] = value if len(items) == len(value) else items
+                elif not value:
+                    dropped.append(DroppedValue(key, REASON_EMPTY))
+            elif _is_empty(value):
                 dropped.append(DroppedValue(key, REASON_EMPTY))
             else:
                 user_data[key] = value
