@@ -97,6 +97,8 @@ from target_meta_capi.validation import CompiledRecordValidator
 _UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.*)'\.$", re.DOTALL)
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 _CONDITION_WAIT = threading.Condition.wait.__code__
+#: A signal of another kind this soon after the first is the same request to stop.
+SAME_STOP_SECONDS = 1.0
 _RECORD_KEYS = frozenset({"stream", "record"})
 _SCHEMA_KEYS = frozenset({"stream", "schema"})
 
@@ -170,7 +172,8 @@ class TargetMetaCapi(Target):
         self.message_reader.pace_clock = self.stats.pace_clock
         self.message_reader.on_input_pause = self._input_paused
         self._closed = False
-        self._terminating = False
+        # the first SIGTERM/SIGINT and when it came
+        self._stop_signal: tuple[int, float] | None = None
         record_workers = self.config.get("record_workers")
         self._record_workers = (
             default_worker_count() if record_workers is None else int(record_workers)
@@ -599,11 +602,21 @@ class TargetMetaCapi(Target):
     # --- CLI -------------------------------------------------------------------------------
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        if self._terminating:
+        if self._stop_signal is not None:
+            first, at = self._stop_signal
+            if signum != first and time.monotonic() - at < SAME_STOP_SECONDS:
+                # Ctrl-C reaches Meltano and the target alike, and Meltano then sends SIGTERM:
+                # one request to stop, whose grace period still holds
+                self.logger.info(
+                    "Received %s too, right after %s: the same stop",
+                    signal.Signals(signum).name,
+                    signal.Signals(first).name,
+                )
+                return
             # a second signal: stop waiting for requests in flight
             self.logger.error("Received %s again: exiting now", signal.Signals(signum).name)
             _flush_and_exit(128 + signum)
-        self._terminating = True
+        self._stop_signal = (signum, time.monotonic())
         if frame is not None and frame.f_code is _CONDITION_WAIT:
             # blocked for a slot in the window or for answers: nothing is half done here
             raise TerminationRequested(signum)

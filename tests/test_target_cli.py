@@ -260,6 +260,31 @@ def test_sigterm_while_the_window_is_full_waits_only_for_the_requests_in_flight(
         assert set(range(1, json.loads(line)["bookmarks"][STREAM] + 1)) <= accepted
 
 
+def test_sigterm_right_after_sigint_is_the_same_stop_and_keeps_the_grace_period(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # Ctrl-C under Meltano: SIGINT reaches the whole group, then Meltano sends SIGTERM
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1)
+    process = _start_target(tmp_path, config)
+    assert process.stdin is not None
+    process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
+    process.stdin.flush()
+    wait_until(lambda: sandbox.stats()["in_flight"] == 1)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    rest, stderr = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGINT
+    assert "Received SIGTERM too, right after SIGINT: the same stop" in stderr
+    assert "exiting now" not in stderr
+    assert "abandoned" not in stderr
+    accepted = {int(item["event"]["event_id"]) for item in sandbox.accepted_events()}
+    assert rest  # the answered request's state
+    for line in rest.splitlines():
+        assert set(range(1, json.loads(line)["bookmarks"][STREAM] + 1)) <= accepted
+
+
 def test_requests_still_unanswered_after_the_grace_period_are_abandoned_without_their_state(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
