@@ -238,39 +238,49 @@ def test_sigterm_stops_reading_and_writes_only_acknowledged_state(
         assert set(range(1, state["bookmarks"][STREAM] + 1)) <= accepted
 
 
-def test_sigterm_while_the_window_is_full_waits_only_for_the_requests_in_flight(
+def _target_with_one_request_in_flight(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
-) -> None:
+) -> tuple[SandboxServer, subprocess.Popen[str]]:
+    """A target given far more than one request of input, its window of one request full and
+    that request waiting for a slow answer: reading stops meanwhile."""
     sandbox = sandbox_factory(latency_ms=1500)
     config = orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1)
     process = _start_target(tmp_path, config)
     assert process.stdin is not None
-    # far more than one request: reading stops while the one request in flight waits
     process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
     process.stdin.flush()
     wait_until(lambda: sandbox.stats()["in_flight"] == 1)
+    return sandbox, process
+
+
+def _accepted_ids(sandbox: SandboxServer) -> set[int]:
+    return {int(item["event"]["event_id"]) for item in sandbox.accepted_events()}
+
+
+def _assert_states_cover_only_accepted(state_lines: str, sandbox: SandboxServer) -> None:
+    accepted = _accepted_ids(sandbox)
+    for line in state_lines.splitlines():
+        assert set(range(1, json.loads(line)["bookmarks"][STREAM] + 1)) <= accepted
+
+
+def test_sigterm_while_the_window_is_full_waits_only_for_the_requests_in_flight(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox, process = _target_with_one_request_in_flight(sandbox_factory, tmp_path)
     process.send_signal(signal.SIGTERM)
     rest, stderr = process.communicate(timeout=20)
-    accepted = {int(item["event"]["event_id"]) for item in sandbox.accepted_events()}
     assert process.returncode == 128 + signal.SIGTERM
     assert "Received SIGTERM: stopped reading; waiting up to 30 s for 1 requests" in stderr
     assert "abandoned" not in stderr
-    assert 0 < len(accepted) < 60
-    for line in rest.splitlines():
-        assert set(range(1, json.loads(line)["bookmarks"][STREAM] + 1)) <= accepted
+    assert 0 < len(_accepted_ids(sandbox)) < 60
+    _assert_states_cover_only_accepted(rest, sandbox)
 
 
 def test_sigterm_right_after_sigint_is_the_same_stop_and_keeps_the_grace_period(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     # Ctrl-C under Meltano: SIGINT reaches the whole group, then Meltano sends SIGTERM
-    sandbox = sandbox_factory(latency_ms=1500)
-    config = orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1)
-    process = _start_target(tmp_path, config)
-    assert process.stdin is not None
-    process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
-    process.stdin.flush()
-    wait_until(lambda: sandbox.stats()["in_flight"] == 1)
+    sandbox, process = _target_with_one_request_in_flight(sandbox_factory, tmp_path)
     process.send_signal(signal.SIGINT)
     time.sleep(0.01)
     process.send_signal(signal.SIGTERM)
@@ -279,10 +289,8 @@ def test_sigterm_right_after_sigint_is_the_same_stop_and_keeps_the_grace_period(
     assert "Received SIGTERM too, right after SIGINT: the same stop" in stderr
     assert "exiting now" not in stderr
     assert "abandoned" not in stderr
-    accepted = {int(item["event"]["event_id"]) for item in sandbox.accepted_events()}
     assert rest  # the answered request's state
-    for line in rest.splitlines():
-        assert set(range(1, json.loads(line)["bookmarks"][STREAM] + 1)) <= accepted
+    _assert_states_cover_only_accepted(rest, sandbox)
 
 
 def test_requests_still_unanswered_after_the_grace_period_are_abandoned_without_their_state(
