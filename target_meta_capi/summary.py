@@ -546,6 +546,12 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
             )
         if stream["events_dead_lettered"]:
             warnings.append(_dead_letter_warning(name, stream))
+        if stream["events_in_flight"]:
+            warnings.append(
+                f"Stream {name!r}: {stream['events_in_flight']} sent events got no answer "
+                "before the run stopped, and no state covers them (a rerun sends them again; "
+                "Meta deduplicates those it did receive, by event_id)."
+            )
         if stream["events_unsent"]:
             warnings.append(
                 f"Stream {name!r}: {stream['events_unsent']} mapped events were not sent: the "

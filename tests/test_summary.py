@@ -473,6 +473,18 @@ def test_events_too_old_for_meta_are_warned_about_with_the_window_meta_takes():
     )
 
 
+def test_events_sent_and_never_answered_are_warned_about():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 3)
+    stats.request_submitted("orders", 3)
+
+    assert stats.snapshot()["warnings"] == [
+        "Stream 'orders': 3 sent events got no answer before the run stopped, and no state "
+        "covers them (a rerun sends them again; Meta deduplicates those it did receive, by "
+        "event_id)."
+    ]
+
+
 def test_events_breaking_rules_are_dead_lettered_not_unsent():
     stats = RunStats()
     map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 3)
