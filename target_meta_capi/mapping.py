@@ -375,15 +375,17 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
 
 
 def unmatched_stream_entries(config: Mapping[str, Any], streams_seen: Iterable[str]) -> list[str]:
-    """The ``streams`` entries (names or patterns) that no stream of the run matched."""
-    seen = list(streams_seen)
+    """The ``streams`` entries (names or patterns) that no stream of the run matched.
+
+    An entry matches a stream of exactly its name first, as in :func:`_find_stream_config`:
+    ``sales[eu]`` is the stream ``sales[eu]`` even though it also reads as a pattern.
+    """
+    seen = set(streams_seen)
     return [
         entry
         for entry in _streams_setting(config)
-        if not any(
-            fnmatch.fnmatchcase(stream, entry) if _is_pattern(entry) else stream == entry
-            for stream in seen
-        )
+        if entry not in seen
+        and not (_is_pattern(entry) and any(fnmatch.fnmatchcase(s, entry) for s in seen))
     ]
 
 

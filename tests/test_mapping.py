@@ -14,6 +14,7 @@ from target_meta_capi.mapping import (
     build_event_mapper,
     deterministic_event_id,
     parse_event_time,
+    unmatched_stream_entries,
 )
 
 T_2026_11_27_10H_UTC = 1795773600
@@ -699,3 +700,11 @@ def test_blank_column_falls_back_to_the_constant_and_list_constants_are_kept():
     mapper = mapper_for(config, columns=["cur", "event_time"])
     event = mapper.map({"cur": "  ", "event_time": 1}).event
     assert event["custom_data"] == {"currency": "EUR", "content_ids": ["a", "1"]}
+
+
+def test_an_entry_named_like_a_pattern_matches_the_stream_of_exactly_its_name():
+    config = {"streams": {"sales[eu]": {}, "sales[us]": {}, "web-*": {}}}
+
+    unmatched = unmatched_stream_entries(config, ["sales[eu]", "sales-u", "web-orders"])
+
+    assert unmatched == ["sales[us]"]
