@@ -36,9 +36,10 @@ naive = UTC; dates = midnight UTC; ISO strings; epoch seconds; epoch millisecond
 ``event_id`` is the mapped or aliased column's value as text; otherwise it is derived from the
 row so that the same row always gets the same id (and Meta deduplicates a resend): the first 32
 hex digits of SHA-256 over the canonical JSON (sorted keys, no spaces, integral numbers as
-integers) of ``[stream_name, [key property values…], event_name]``, or, for a stream without
-key properties (or a record missing one), of ``[stream_name, {record without _sdc_* columns},
-event_name]``.
+integers, other numbers as the float equal to them — or, for a decimal with more digits than a
+float holds, as its exact digits in a text) of ``[stream_name, [key property values…],
+event_name]``, or, for a stream without key properties (or a record missing one), of
+``[stream_name, {record without _sdc_* columns}, event_name]``.
 """
 
 from __future__ import annotations
@@ -582,6 +583,8 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, (Decimal, float)) and not isinstance(value, bool):
         if math.isfinite(value) and value == int(value):
             return int(value)
+        if isinstance(value, Decimal) and value.is_finite():
+            return _canonical_decimal(value)
         return float(value)
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
@@ -592,6 +595,16 @@ def _canonical(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, bool)):
         return value
     return str(value)
+
+
+def _canonical_decimal(value: Decimal) -> float | str:
+    """A non-integral decimal as the float holding exactly its value, as ids were always
+    derived; otherwise (more digits than a float holds) as exact text, so that two such values
+    never share an id. Trailing zeros do not count: 2.50 and 2.5 are the same value."""
+    as_float = float(value)
+    if Decimal(repr(as_float)) == value:
+        return as_float
+    return format(value, "f").rstrip("0")  # non-integral: a non-zero digit follows the point
 
 
 def deterministic_event_id(stream_name: str, row_identity: Any, event_name: str) -> str:

@@ -422,6 +422,41 @@ def test_deterministic_event_id_ignores_whether_numbers_are_decimal_or_float():
     )
 
 
+# Ids derived by the versions before decimals that no float holds were told apart: a rerun must
+# give the same ids so that Meta deduplicates the events sent again.
+@pytest.mark.parametrize(
+    ("row_identity", "pinned_id"),
+    [
+        ([Decimal("19.99")], "2cc27a776d8770eb5c5de3db3f1fffa1"),
+        ([19.99], "2cc27a776d8770eb5c5de3db3f1fffa1"),
+        ([Decimal("0.1")], "10b1f82b4f490478cccae07cc02491ef"),
+        ([Decimal("-2.5")], "30621558472c138f4d8cc5baa3eeb974"),
+        ([Decimal("0.30000000000000004")], "722c7dfeb53abf805505a614bf2e745c"),
+        ([Decimal("1.0")], "21c2d26e140a8f4ccddae2ac1bd5fd1b"),
+        ([Decimal("1E+2")], "8732452ad2e865158f1f6b105a809ebb"),
+        (
+            {"order_id": 7, "total": Decimal("19.99"), "ts": "2026-01-01"},
+            "ae3c36187988f42c5738ae688458cba3",
+        ),
+    ],
+)
+def test_deterministic_event_id_of_a_decimal_a_float_holds_is_the_id_it_always_was(
+    row_identity, pinned_id
+):
+    stream = "orders" if isinstance(row_identity, dict) else "s"
+    assert deterministic_event_id(stream, row_identity, "Purchase") == pinned_id
+
+
+def test_deterministic_event_ids_of_decimals_no_float_holds_do_not_collide():
+    def event_id(text: str) -> str:
+        return deterministic_event_id("s", [Decimal(text)], "Lead")
+
+    assert event_id("12345678901234567890.5") != event_id("12345678901234567891.5")
+    assert event_id("0.1000000000000000055511151231257827") != event_id("0.1")
+    # the same value written with more zeros is the same row
+    assert event_id("12345678901234567890.50") == event_id("12345678901234567890.5")
+
+
 def test_record_without_key_properties_gets_an_id_from_its_content_without_metadata():
     mapper = flat_mapper()
     row = {"email": "a@b.com", "event_time": 1}
