@@ -400,6 +400,9 @@ def closest_stream_entry(config: Mapping[str, Any], stream_name: str) -> str | N
 # --- value conversion ---------------------------------------------------------------------------
 
 _NUMBER_TEXT_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# No value: a source that gives none, or a converter's answer for a value that leaves its key
+# out of the event (an empty content_ids list).
+_NO_VALUE = object()
 
 
 def _number(value: Any) -> float | int | Decimal:
@@ -502,6 +505,15 @@ def _to_text_list(value: Any) -> list[str]:
     return [_to_text(value)]
 
 
+def _to_content_ids(value: Any) -> Any:
+    """content_ids: a list of non-empty texts; _NO_VALUE (the key left out) when none is."""
+    if value.__class__ is list and _TEXT_TYPE.issuperset(map(type, value)):
+        ids = [text for item in value if (text := item.strip())]  # the common case
+    else:
+        ids = [text for text in _to_text_list(value) if text]
+    return ids or _NO_VALUE
+
+
 _CONTENT_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "id": _to_text,
     "quantity": _to_int,
@@ -527,7 +539,7 @@ _CUSTOM_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "value": _to_float,
     "predicted_ltv": _to_float,
     "num_items": _to_int,
-    "content_ids": _to_text_list,
+    "content_ids": _to_content_ids,
     "contents": _to_contents,
     "currency": _to_text,
     "order_id": _to_text,
@@ -538,6 +550,8 @@ _CUSTOM_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "status": _to_text,
     "delivery_category": _to_text,
 }
+# converters that may answer _NO_VALUE
+_CONVERTERS_LEAVING_OUT = frozenset({_to_content_ids})
 _TOP_LEVEL_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "action_source": _to_text,
     "event_source_url": _to_text,
@@ -699,7 +713,6 @@ def _put(event: dict[str, Any], path: Path, value: Any) -> None:
     target[path[-1]] = value
 
 
-_NO_VALUE = object()
 FillPaths = Callable[[Mapping[str, Any], dict[str, Any]], None]
 BuildEvent = Callable[[Mapping[str, Any], Mapping[str, Any], tuple[DroppedValue, ...]], MappedEvent]
 _NO_EVENT_NAME = (
@@ -848,11 +861,17 @@ def _compile_builder(
             [
                 "    if value is not _NO_VALUE:",
                 "        try:",
-                f"            {target} = {code.literal(converter)}(value)",
+                f"            converted = {code.literal(converter)}(value)",
                 "        except (ValueError, ArithmeticError) as error:",
                 f"            raise _error(record, {field!r}, str(error)) from None",
             ]
         )
+        if converter in _CONVERTERS_LEAVING_OUT:
+            lines.extend(
+                ["        if converted is not _NO_VALUE:", f"            {target} = converted"]
+            )
+        else:
+            lines.append(f"        {target} = converted")
 
     lines.append("    event_name = _NO_VALUE")
     convert(("event_name",), _to_text, "event_name", "event_name")
@@ -1297,7 +1316,9 @@ class EventMapper:
         }
         for key, value in event.items():
             if key == "custom_data":
-                result[key] = self._convert_custom_data(record, value)
+                custom_data = self._convert_custom_data(record, value)
+                if custom_data:  # as the builder does: no empty custom_data
+                    result[key] = custom_data
                 continue
             try:
                 result[key] = _TOP_LEVEL_CONVERTERS.get(key, _to_json)(value)
@@ -1314,9 +1335,11 @@ class EventMapper:
             if item is None:
                 continue
             try:
-                converted[name] = converters.get(name, _to_json)(item)
+                value = converters.get(name, _to_json)(item)
             except (ValueError, ArithmeticError) as error:
                 raise self._error(record, f"custom_data.{name}", str(error)) from None
+            if value is not _NO_VALUE:
+                converted[name] = value
         return converted
 
     def _event_time_error(

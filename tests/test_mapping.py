@@ -514,6 +514,25 @@ def test_content_ids_given_as_one_value_become_a_list_of_text():
     assert event["custom_data"]["content_ids"] == ["17"]
 
 
+@pytest.mark.parametrize(
+    "content_ids", [["a", "", None, " b "], ("a", "  ", "b"), '["a", "", " b"]']
+)
+def test_content_ids_leave_out_empty_items(content_ids):
+    event = flat_mapper().map({"event_time": 1, "content_ids": content_ids}).event
+    assert event["custom_data"]["content_ids"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("content_ids", [[], ["", None, " "], "[]"])
+def test_content_ids_with_no_item_left_are_left_out(content_ids):
+    mapper = flat_mapper()
+
+    event = mapper.map({"event_time": 1, "content_ids": content_ids}).event
+    with_value = mapper.map({"event_time": 1, "content_ids": content_ids, "value": 3}).event
+
+    assert "custom_data" not in event
+    assert with_value["custom_data"] == {"value": 3.0}
+
+
 @pytest.mark.parametrize(("column", "raw"), [("value", "12,50"), ("num_items", "2.5")])
 def test_value_of_the_wrong_type_is_a_mapping_error_naming_the_field(column, raw):
     with pytest.raises(MappingError) as error:

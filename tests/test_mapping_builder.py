@@ -105,6 +105,9 @@ def test_dates_parsed_by_the_sdk_give_the_same_events(reference):
         ("total", float("nan")),
         ("num_items", 1.5),
         ("product_ids", {"sku": 1}),
+        ("product_ids", ["SKU-1", "", None, " SKU-2 "]),
+        ("product_ids", ["", None]),  # left out
+        ("product_ids", []),  # left out
         ("page_url", {"path": "/"}),
         ("currency", "  "),
         ("phone", "12"),  # too short: dropped
@@ -127,6 +130,7 @@ def test_one_unusable_or_missing_value_gives_the_same_outcome(reference, column,
         {"custom_data.currency": "EUR", "event_source_url": "https://shop.example.com/"},
         {"custom_data.value": "not a number"},  # refused for every record, as before
         {"custom_data.num_items": "3"},
+        {"custom_data.content_ids": []},  # left out
     ],
 )
 def test_constants_give_the_same_outcome(reference, constants):
