@@ -685,12 +685,17 @@ def _dig(record: Mapping[str, Any], parts: Path) -> Any:
 
 
 def _gather(record: Mapping[str, Any], sources: tuple[Source, ...]) -> list[Any] | None:
-    """The non-empty values of several column sources, in order; None when there is none."""
-    values = [
-        value
-        for kind, payload in sources
-        if not _is_empty(value := record[payload] if kind == _COLUMN else _dig(record, payload))
-    ]
+    """The non-empty values of several column sources, in order; None when there is none.
+
+    A column holding a list (an array column of e-mails …) gives each of its items.
+    """
+    values = []
+    for kind, payload in sources:
+        value = record[payload] if kind == _COLUMN else _dig(record, payload)
+        if isinstance(value, (list, tuple)):
+            values.extend(item for item in value if not _is_empty(item))
+        elif not _is_empty(value):
+            values.append(value)
     return values or None
 
 

@@ -308,6 +308,24 @@ def test_an_unusable_value_among_listed_columns_is_dropped_and_the_others_are_se
     assert mapped.dropped == [DroppedValue("ph", "invalid")]
 
 
+def test_a_listed_column_holding_a_list_gives_each_of_its_items():
+    record = {
+        "ts": 1,
+        "phone": ["+1 308 929 5552", "", None, "+44 7700 900123"],
+        "mobile_phone": ("+1 308 555 0100",),
+        "profile": {"phone": []},
+    }
+
+    mapped = phones_mapper().map(record)
+
+    assert mapped.event["user_data"]["ph"] == [
+        sha("13089295552"),
+        sha("447700900123"),
+        sha("13085550100"),
+    ]
+    assert mapped.dropped == []
+
+
 def test_listed_columns_are_redacted_key_properties_and_checked_against_the_schema():
     config = {"streams": {"s": {"fields": {"user_data.em": ["email", "work_emial"]}}}}
 
