@@ -1274,7 +1274,8 @@ class EventMapper:
             custom = event.setdefault("custom_data", {})
             for column in plan.extra_columns:
                 value = record[column]
-                if value is not None:
+                # last: a key that a mapped field, constant, alias or object set stays theirs
+                if value is not None and column not in custom:
                     custom[column] = value
         return self._finish(record, event, identity)
 

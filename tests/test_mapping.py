@@ -608,6 +608,44 @@ def test_unmapped_columns_go_to_custom_data_when_the_stream_says_so():
     assert event["custom_data"] == {"sku": "X1", "price": 2.5}
 
 
+def unmapped_to_custom_data_mapper(**stream_config):
+    config = {
+        "streams": {
+            "s": {
+                "event_name": "Lead",
+                "unmapped_columns_to_custom_data": True,
+                **stream_config,
+            }
+        }
+    }
+    return mapper_for(config)
+
+
+def test_an_unmapped_column_never_replaces_a_mapped_or_constant_custom_data_key():
+    mapper = unmapped_to_custom_data_mapper(
+        fields={"custom_data.label": "product_label"},
+        constants={"custom_data.brand": "Acme"},
+    )
+    record = {"event_time": 1, "product_label": "Mapped", "label": "Other", "brand": "Other"}
+
+    assert mapper.map(record).event["custom_data"] == {"label": "Mapped", "brand": "Acme"}
+
+
+def test_an_unmapped_column_never_replaces_a_key_of_the_custom_data_column():
+    record = {"event_time": 1, "custom_data": {"label": "From the object"}, "label": "Other"}
+
+    event = unmapped_to_custom_data_mapper().map(record).event
+
+    assert event["custom_data"] == {"label": "From the object"}
+
+
+def test_an_unmapped_column_fills_a_custom_data_key_its_mapped_column_leaves_empty():
+    mapper = unmapped_to_custom_data_mapper(fields={"custom_data.label": "product_label"})
+    record = {"event_time": 1, "product_label": None, "label": "Other"}
+
+    assert mapper.map(record).event["custom_data"] == {"label": "Other"}
+
+
 def test_invalid_customer_information_is_dropped_and_reported():
     mapped = flat_mapper().map({"email": "not-an-email", "phone": "12", "event_time": 1})
     assert mapped.event["user_data"] == {}
