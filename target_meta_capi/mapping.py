@@ -1041,24 +1041,28 @@ class EventMapper:
 
     def _plan(self, columns: tuple[str, ...]) -> _Plan:
         present = set(columns)
-        by_lower: dict[str, str] = {}
-        for column in columns:
-            by_lower.setdefault(column.lower(), column)
         consumed: set[str] = set()
-        objects: list[tuple[Source, str]] = []
         sources: dict[Path, list[tuple[int, Source]]] = {}
 
         def add(path: Path, rank: int, source: Source) -> None:
             sources.setdefault(path, []).append((rank, source))
 
-        for lower, column in by_lower.items():
+        # Every column named like an alias, whatever its case, is used: of columns differing
+        # only in case, the one first in the record first (sorting by rank keeps their order),
+        # the others where it is empty. Whole objects merge with the first one's keys winning.
+        alias_objects: dict[str, list[Source]] = {}
+        for column in columns:
+            lower = column.lower()
             if lower in _OBJECT_ALIASES:
-                objects.append(((_COLUMN, column), _OBJECT_ALIASES[lower]))
+                alias_objects.setdefault(_OBJECT_ALIASES[lower], []).append((_COLUMN, column))
                 consumed.add(column)
             for path, rank in _ALIAS_PATHS_BY_COLUMN.get(lower, ()):
                 if path[0] not in _OBJECT_KEYS or len(path) > 1:
                     add(path, 2000 + rank, (_COLUMN, column))
                     consumed.add(column)
+        objects: list[tuple[Source, str]] = [
+            (source, key) for key, group in alias_objects.items() for source in reversed(group)
+        ]
         for path, value in self._literals.items():
             add(path, 1000, (_LITERAL, value))
         for path, value in self._defaults.items():

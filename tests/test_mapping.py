@@ -64,6 +64,19 @@ def flat_mapper(**config):
     return mapper_for(config, columns=["email"])
 
 
+def unmapped_to_custom_data_mapper(**stream_config):
+    config = {
+        "streams": {
+            "s": {
+                "event_name": "Lead",
+                "unmapped_columns_to_custom_data": True,
+                **stream_config,
+            }
+        }
+    }
+    return mapper_for(config)
+
+
 def test_issue_orders_example_maps_to_the_expected_event():
     mapper = mapper_for(ORDERS_CONFIG, "public-orders", ["order_id"], ORDERS_COLUMNS)
     mapped = mapper.map(ORDER)
@@ -161,6 +174,32 @@ def test_flat_record_columns_map_by_their_aliases():
 def test_aliases_match_column_names_case_insensitively():
     event = flat_mapper().map({"Email": "mary@example.com", "Event_Time": 1795773600}).event
     assert event["user_data"] == {"em": sha("mary@example.com")}
+
+
+def test_columns_differing_only_in_case_from_an_alias_are_all_used_never_sent_unhashed():
+    mapper = unmapped_to_custom_data_mapper()
+    record = {"event_time": 1, "Email": "first@example.com", "email": "second@example.com"}
+
+    event = mapper.map(record).event
+    fallback = mapper.map({**record, "Email": " "}).event
+
+    assert event["user_data"] == {"em": sha("first@example.com")}
+    assert fallback["user_data"] == {"em": sha("second@example.com")}
+    assert "custom_data" not in event and "custom_data" not in fallback
+    assert mapper.custom_data_columns(["Email", "email", "EMAIL", "sku"]) == ("sku",)
+
+
+def test_object_columns_differing_only_in_case_merge_with_the_first_ones_keys_winning():
+    record = {
+        "event_time": 1,
+        "User_Data": {"em": "first@example.com"},
+        "user_data": {"em": "second@example.com", "fn": "Mary"},
+    }
+
+    event = unmapped_to_custom_data_mapper().map(record).event
+
+    assert event["user_data"] == {"em": sha("first@example.com"), "fn": sha("mary")}
+    assert "custom_data" not in event
 
 
 def test_earlier_alias_wins_when_a_record_has_several():
@@ -606,19 +645,6 @@ def test_unmapped_columns_go_to_custom_data_when_the_stream_says_so():
     }
     event = mapper_for(config).map(record).event
     assert event["custom_data"] == {"sku": "X1", "price": 2.5}
-
-
-def unmapped_to_custom_data_mapper(**stream_config):
-    config = {
-        "streams": {
-            "s": {
-                "event_name": "Lead",
-                "unmapped_columns_to_custom_data": True,
-                **stream_config,
-            }
-        }
-    }
-    return mapper_for(config)
 
 
 def test_an_unmapped_column_never_replaces_a_mapped_or_constant_custom_data_key():

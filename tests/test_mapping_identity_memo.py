@@ -192,6 +192,16 @@ def test_a_constant_wins_over_an_alias_column_of_the_same_key_as_without_the_mem
     )
 
 
+@pytest.mark.parametrize("first", ["Paris", " ", None])
+def test_alias_columns_differing_only_in_case_give_what_the_general_path_gives(first):
+    record = {**ORDER, "City": first, "city": "Lyon"}  # both named like user_data.ct's alias
+    mapper = orders_mapper(CONFIG, tuple(record))
+    for _ in range(2):  # first sight and repeat
+        assert_same_as_general_path(mapper, CONFIG, record)
+    (plan,) = mapper._plans.values()
+    assert plan.identity_columns is not None and "city" in plan.identity_columns
+
+
 def test_a_number_and_a_boolean_that_compare_equal_are_not_mixed_up():
     mapper = orders_mapper()
     with_number = mapper.map({**ORDER, "phone": 1, "zip": 1}).event["user_data"]
