@@ -1009,6 +1009,10 @@ class EventMapper:
             for column in dict.fromkeys(_each_column(columns))
             if known and column not in known and column.split(".", 1)[0] not in known
         )
+        # columns named in `fields`: used as mapped there, never also through their aliases
+        self._mapped_columns = frozenset(
+            column for columns in mapping.fields.values() for column in _each_column(columns)
+        )
         user_data_columns = {
             column
             for path, columns in mapping.fields.items()
@@ -1050,8 +1054,12 @@ class EventMapper:
         # Every column named like an alias, whatever its case, is used: of columns differing
         # only in case, the one first in the record first (sorting by rank keeps their order),
         # the others where it is empty. Whole objects merge with the first one's keys winning.
+        # A column named in `fields` is used as mapped there only.
         alias_objects: dict[str, list[Source]] = {}
+        mapped_columns = self._mapped_columns
         for column in columns:
+            if column in mapped_columns:
+                continue
             lower = column.lower()
             if lower in _OBJECT_ALIASES:
                 alias_objects.setdefault(_OBJECT_ALIASES[lower], []).append((_COLUMN, column))

@@ -256,6 +256,32 @@ def test_mapped_column_beats_stream_literal_beats_alias_column_beats_default():
     assert event_name(fields, {}) == "Default"
 
 
+def test_a_column_mapped_in_fields_does_not_also_feed_the_field_of_its_alias():
+    config = {
+        "streams": {
+            "s": {
+                "event_name": "Lead",
+                "fields": {"custom_data.status": "state", "user_data.external_id": "email"},
+            }
+        }
+    }
+    record = {"event_time": 1, "state": "shipped", "email": "CUST-42"}
+
+    mapped = mapper_for(config).map(record)
+
+    assert mapped.event["user_data"] == {"external_id": sha("cust-42")}
+    assert mapped.event["custom_data"] == {"status": "shipped"}
+    assert mapped.dropped == []  # CUST-42 was not also tried as an e-mail
+
+
+def test_a_column_mapped_to_two_fields_feeds_both():
+    mapper = mapper_for(ORDERS_CONFIG, "public-orders", ["order_id"], ORDERS_COLUMNS)
+
+    event = mapper.map(ORDER).event
+
+    assert (event["event_id"], event["custom_data"]["order_id"]) == ("1001", "1001")
+
+
 def test_null_mapped_column_falls_back_to_the_next_source():
     config = {"streams": {"s": {"event_name": "Lead", "fields": {"event_name": "kind"}}}}
     event = mapper_for(config).map({"kind": None, "event_time": 1}).event
