@@ -980,7 +980,7 @@ class EventMapper:
         default_event_name: str | None = None,
         default_action_source: str | None = None,
         hash_external_id: bool = True,
-        schema_properties: Collection[str] = (),
+        schema_properties: Collection[str] | None = None,
     ) -> None:
         self.stream_name = stream_name
         self.key_properties = tuple(key_properties)
@@ -1001,7 +1001,9 @@ class EventMapper:
             self._defaults[("event_name",)] = default_event_name
         if default_action_source:
             self._defaults[("action_source",)] = default_action_source
-        known = set(schema_properties)
+        # the stream's SCHEMA columns; None: not known (a mapper built without a SCHEMA)
+        self._schema_columns = None if schema_properties is None else frozenset(schema_properties)
+        known = set(schema_properties or ())
         # `fields` columns the schema does not know: probably typos, worth a warning by the caller
         self.unknown_columns: tuple[str, ...] = tuple(
             column
@@ -1040,7 +1042,7 @@ class EventMapper:
 
     def custom_data_columns(self, columns: Iterable[str]) -> tuple[str, ...]:
         """The columns a record with `columns` sends as custom_data under their own names,
-        unhashed (``unmapped_columns_to_custom_data``)."""
+        unhashed (``unmapped_columns_to_custom_data``): never one outside the SCHEMA."""
         return self._plan(tuple(columns)).extra_columns
 
     def _plan(self, columns: tuple[str, ...]) -> _Plan:
@@ -1094,10 +1096,14 @@ class EventMapper:
             else:
                 add(path, 0, source)
         if self.mapping.unmapped_columns_to_custom_data:
+            # only columns the SCHEMA lists: those the SCHEMA-time warning names
+            schema = self._schema_columns
             extra = tuple(
                 column
                 for column in columns
-                if column not in consumed and not column.startswith(_METADATA_PREFIX)
+                if column not in consumed
+                and not column.startswith(_METADATA_PREFIX)
+                and (schema is None or column in schema)
             )
         else:
             extra = ()
@@ -1405,18 +1411,20 @@ def build_event_mapper(
     stream_name: str,
     key_properties: Collection[str] | None,
     config: Mapping[str, Any],
-    schema_properties: Collection[str] = (),
+    schema_properties: Collection[str] | None = None,
 ) -> EventMapper | None:
     """The mapper for one stream, or None when the stream cannot yield events (skip it).
 
     A stream listed in ``streams`` is always mapped. Any other stream is mapped only when its
     schema has customer information (a ``user_data`` column or a user_data alias) and an event
     name (an ``event_name`` column or ``default_event_name``). Raises MappingConfigError for an
-    unusable ``streams`` entry.
+    unusable ``streams`` entry. ``schema_properties``: the columns of the stream's SCHEMA;
+    None when there is no SCHEMA (then every column may go to custom_data with
+    ``unmapped_columns_to_custom_data``).
     """
     stream_config = _find_stream_config(_streams_setting(config), stream_name)
     if stream_config is None:
-        if not _has_recognisable_fields(schema_properties, config):
+        if not _has_recognisable_fields(schema_properties or (), config):
             return None
         mapping = StreamMapping()
     else:

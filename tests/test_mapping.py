@@ -52,7 +52,8 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def mapper_for(config=None, stream="s", keys=(), columns=()):
+def mapper_for(config=None, stream="s", keys=(), columns=None):
+    """columns: the SCHEMA's; None for a mapper built without a SCHEMA."""
     mapper = build_event_mapper(stream, list(keys), config or {}, columns)
     assert mapper is not None
     return mapper
@@ -64,7 +65,7 @@ def flat_mapper(**config):
     return mapper_for(config, columns=["email"])
 
 
-def unmapped_to_custom_data_mapper(**stream_config):
+def unmapped_to_custom_data_mapper(columns=None, **stream_config):
     config = {
         "streams": {
             "s": {
@@ -74,7 +75,7 @@ def unmapped_to_custom_data_mapper(**stream_config):
             }
         }
     }
-    return mapper_for(config)
+    return mapper_for(config, columns=columns)
 
 
 def test_issue_orders_example_maps_to_the_expected_event():
@@ -671,6 +672,24 @@ def test_unmapped_columns_go_to_custom_data_when_the_stream_says_so():
     }
     event = mapper_for(config).map(record).event
     assert event["custom_data"] == {"sku": "X1", "price": 2.5}
+
+
+def test_unmapped_columns_outside_the_schema_never_go_to_custom_data():
+    mapper = unmapped_to_custom_data_mapper(columns=["event_time", "email", "sku"])
+    record = {"event_time": 1, "email": "a@b.com", "sku": "X1", "mobile": "+1 616 954 7888"}
+
+    event = mapper.map(record).event
+
+    assert event["custom_data"] == {"sku": "X1"}
+    assert mapper.custom_data_columns(record) == ("sku",)
+
+
+def test_a_schema_without_columns_sends_no_unmapped_column():
+    mapper = unmapped_to_custom_data_mapper(columns=())
+
+    event = mapper.map({"event_time": 1, "email": "a@b.com", "mobile": "+1 616 954 7888"}).event
+
+    assert "custom_data" not in event
 
 
 def test_an_unmapped_column_never_replaces_a_mapped_or_constant_custom_data_key():
