@@ -589,6 +589,40 @@ def parse_event_time(value: Any) -> int:
     return math.floor(seconds)
 
 
+# The other objects' parameters whose type Meta checks (Unix seconds, booleans, numbers, ids as
+# text); any other key is sent as JSON, like an unknown custom_data key.
+_ORIGINAL_EVENT_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "event_name": _to_text,
+    "event_time": parse_event_time,
+    "event_id": _to_text,
+    "order_id": _to_text,
+}
+_APP_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "advertiser_tracking_enabled": _to_bool,
+    "application_tracking_enabled": _to_bool,
+    "consider_views": _to_bool,
+    "include_dwell_data": _to_bool,
+    "include_video_data": _to_bool,
+}
+_ATTRIBUTION_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "visit_time": parse_event_time,
+    "touchpoint_ts": parse_event_time,
+    "ad_id": _to_text,
+    "adset_id": _to_text,
+    "campaign_id": _to_text,
+    "attribution_share": _to_float,
+    "attribution_value": _to_float,
+    "attr_window": _to_int,
+}
+# event key holding an object → converters of its keys (user_data is normalized instead)
+_OBJECT_CONVERTERS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "custom_data": _CUSTOM_DATA_CONVERTERS,
+    "original_event_data": _ORIGINAL_EVENT_DATA_CONVERTERS,
+    "app_data": _APP_DATA_CONVERTERS,
+    "attribution_data": _ATTRIBUTION_DATA_CONVERTERS,
+}
+
+
 # --- event_id -----------------------------------------------------------------------------------
 
 
@@ -1339,10 +1373,11 @@ class EventMapper:
             "user_data": user_data,
         }
         for key, value in event.items():
-            if key == "custom_data":
-                custom_data = self._convert_custom_data(record, value)
-                if custom_data:  # as the builder does: no empty custom_data
-                    result[key] = custom_data
+            converters = _OBJECT_CONVERTERS.get(key)
+            if converters is not None:
+                converted = self._convert_object(record, key, value, converters)
+                if converted:  # as the builder does: no empty custom_data (nor other object)
+                    result[key] = converted
                 continue
             try:
                 result[key] = _TOP_LEVEL_CONVERTERS.get(key, _to_json)(value)
@@ -1350,20 +1385,27 @@ class EventMapper:
                 raise self._error(record, key, str(error)) from None
         return MappedEvent(result, dropped, event_id)
 
-    def _convert_custom_data(
-        self, record: Mapping[str, Any], custom_data: Mapping[str, Any]
+    def _convert_object(
+        self,
+        record: Mapping[str, Any],
+        key: str,
+        value: Any,
+        converters: Mapping[str, Callable[[Any], Any]],
     ) -> dict[str, Any]:
+        """custom_data, app_data …: each key's value converted as that parameter requires,
+        however it got there (a mapped path, a constant, a whole-object column)."""
+        if not isinstance(value, Mapping):
+            raise self._error(record, key, "is not an object")
         converted = {}
-        converters = _CUSTOM_DATA_CONVERTERS
-        for name, item in custom_data.items():
+        for name, item in value.items():
             if item is None:
                 continue
             try:
-                value = converters.get(name, _to_json)(item)
+                item = converters.get(name, _to_json)(item)
             except (ValueError, ArithmeticError) as error:
-                raise self._error(record, f"custom_data.{name}", str(error)) from None
-            if value is not _NO_VALUE:
-                converted[name] = value
+                raise self._error(record, f"{key}.{name}", str(error)) from None
+            if item is not _NO_VALUE:
+                converted[name] = item
         return converted
 
     def _event_time_error(

@@ -593,6 +593,77 @@ def test_contents_items_get_the_types_meta_expects():
     ]
 
 
+NESTED_OBJECTS_CONFIG = {
+    "streams": {
+        "s": {
+            "event_name": "Purchase",
+            "action_source": "app",
+            "fields": {
+                "event_time": "ts",
+                "original_event_data.event_time": "ordered_at",
+                "original_event_data.order_id": "order_number",
+                "app_data.advertiser_tracking_enabled": "tracking",
+                "attribution_data.attribution_share": "share",
+                "attribution_data.visit_time": "visited_at",
+            },
+        }
+    }
+}
+NESTED_OBJECTS_EXPECTED = {
+    "original_event_data": {"event_time": T_2026_11_27_10H_UTC, "order_id": "1001"},
+    "app_data": {"advertiser_tracking_enabled": True},
+    "attribution_data": {"attribution_share": 0.3, "visit_time": T_2026_11_27_10H_UTC},
+}
+
+
+def test_mapped_values_inside_objects_get_the_types_meta_expects():
+    record = {
+        "ts": 1,
+        "ordered_at": dt.datetime(2026, 11, 27, 10, tzinfo=dt.timezone.utc),
+        "order_number": 1001,
+        "tracking": "true",
+        "share": "0.3",
+        "visited_at": "2026-11-27T10:00:00Z",
+    }
+
+    event = mapper_for(NESTED_OBJECTS_CONFIG).map(record).event
+
+    assert {key: event[key] for key in NESTED_OBJECTS_EXPECTED} == NESTED_OBJECTS_EXPECTED
+
+
+def test_whole_object_columns_get_the_types_meta_expects():
+    record = {
+        "event_time": 1,
+        "original_event_data": '{"event_time": "2026-11-27T10:00:00Z", "order_id": 1001}',
+        "app_data": {"advertiser_tracking_enabled": 1, "extinfo": ["a2", Decimal("1")]},
+        "attribution_data": {"attribution_share": Decimal("0.3"), "visit_time": 1795773600000},
+    }
+
+    event = flat_mapper().map(record).event
+
+    assert event["original_event_data"] == NESTED_OBJECTS_EXPECTED["original_event_data"]
+    assert event["app_data"] == {"advertiser_tracking_enabled": True, "extinfo": ["a2", 1]}
+    assert event["attribution_data"] == NESTED_OBJECTS_EXPECTED["attribution_data"]
+
+
+@pytest.mark.parametrize(
+    ("column", "raw", "field"),
+    [
+        ("ordered_at", "yesterday", "original_event_data.event_time"),
+        ("tracking", "maybe", "app_data.advertiser_tracking_enabled"),
+        ("share", "a third", "attribution_data.attribution_share"),
+    ],
+)
+def test_an_unusable_value_inside_an_object_is_a_mapping_error_naming_it(column, raw, field):
+    record = {"ts": 1, column: raw}
+
+    with pytest.raises(MappingError) as error:
+        mapper_for(NESTED_OBJECTS_CONFIG).map(record)
+
+    assert error.value.field == field
+    assert raw not in str(error.value)
+
+
 def test_content_ids_given_as_one_value_become_a_list_of_text():
     event = flat_mapper().map({"event_time": 1, "content_ids": 17}).event
     assert event["custom_data"]["content_ids"] == ["17"]

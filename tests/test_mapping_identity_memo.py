@@ -202,6 +202,19 @@ def test_alias_columns_differing_only_in_case_give_what_the_general_path_gives(f
     assert plan.identity_columns is not None and "city" in plan.identity_columns
 
 
+def test_values_inside_other_objects_are_converted_as_on_the_general_path():
+    config = json.loads(json.dumps(CONFIG))
+    config["streams"]["orders"]["fields"]["original_event_data.event_time"] = "ordered_at"
+    config["streams"]["orders"]["fields"]["app_data.advertiser_tracking_enabled"] = "tracking"
+    record = {**ORDER, "ordered_at": dt.datetime(2026, 11, 27, 10), "tracking": "yes"}
+    mapper = orders_mapper(config, tuple(record))
+    for _ in range(2):  # first sight and repeat
+        assert_same_as_general_path(mapper, config, record)
+    event = mapper.map(dict(record)).event
+    assert event["original_event_data"] == {"event_time": 1_795_773_600}
+    assert event["app_data"] == {"advertiser_tracking_enabled": True}
+
+
 def test_a_number_and_a_boolean_that_compare_equal_are_not_mixed_up():
     mapper = orders_mapper()
     with_number = mapper.map({**ORDER, "phone": 1, "zip": 1}).event["user_data"]
