@@ -182,7 +182,14 @@ Path = tuple[str, ...]
 
 
 class MappingConfigError(ValueError):
-    """The ``streams`` setting for a stream cannot be used."""
+    """The ``streams`` setting for a stream cannot be used.
+
+    ``problems``: each problem found, when there are several (all in the message, too).
+    """
+
+    def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[str, ...] = tuple(problems) or (message,)
 
 
 class MappingError(ValueError):
@@ -291,6 +298,13 @@ class StreamMapping:
         _check_action_source(
             f"streams.{stream}.constants.action_source", constants.get(("action_source",))
         )
+        problems = [
+            f"streams.{stream}.constants.{'.'.join(path)}: {problem}"
+            for path, value in constants.items()
+            if path != ("action_source",) and (problem := _constant_problem(path, value))
+        ]
+        if problems:
+            raise MappingConfigError("; ".join(problems), problems)
         return cls(
             event_name=raw.get("event_name"),
             action_source=raw.get("action_source"),
@@ -307,6 +321,35 @@ def _check_action_source(setting: str, value: Any) -> None:
         raise MappingConfigError(
             f"{setting} must be one of {', '.join(sorted(ACTION_SOURCES))}; got {value!r}"
         )
+
+
+def _constant_problem(path: Path, value: Any) -> str | None:
+    """Why a constant could never be sent, converted as its field's values are; None if it can.
+
+    The value itself is not shown: a user_data constant may be customer information.
+    """
+    if _is_empty(value):
+        return None  # never used: the field's next source is
+    head = path[0]
+    shown = "the text" if isinstance(value, str) else f"a {type(value).__name__}"
+    if len(path) == 1 and head in _OBJECT_KEYS:  # objects given whole became paths of their keys
+        return f"{shown} is not an object (set its keys instead: {head}.<key>)"
+    if head == "user_data":
+        dropped = normalize_user_data({path[1]: value}).dropped
+        if dropped:
+            return f"{shown} is not a usable {path[1]} ({dropped[0].reason})"
+        return None
+    if len(path) == 1:
+        converter = _SCALAR_CONVERTERS.get(head, _to_json)
+    elif len(path) == 2:
+        converter = _OBJECT_CONVERTERS[head].get(path[1], _to_json)
+    else:
+        converter = _to_json
+    try:
+        converter(value)
+    except (ValueError, ArithmeticError) as error:
+        return f"{shown} {error}"
+    return None
 
 
 def _field_columns(stream: str, path: Path, columns: Any) -> str | tuple[str, ...]:
@@ -367,7 +410,7 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
         try:
             StreamMapping.from_config(stream, raw)
         except MappingConfigError as error:
-            errors.append(str(error))
+            errors.extend(error.problems)
     try:
         _check_action_source("default_action_source", config.get("default_action_source"))
     except MappingConfigError as error:
@@ -613,6 +656,13 @@ _ATTRIBUTION_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "attribution_share": _to_float,
     "attribution_value": _to_float,
     "attr_window": _to_int,
+}
+# every single-value event parameter's converter (what _finish applies)
+_SCALAR_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    **_TOP_LEVEL_CONVERTERS,
+    "event_name": _to_text,
+    "event_time": parse_event_time,
+    "event_id": _to_text,
 }
 # event key holding an object → converters of its keys (user_data is normalized instead)
 _OBJECT_CONVERTERS: dict[str, dict[str, Callable[[Any], Any]]] = {

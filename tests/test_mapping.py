@@ -13,6 +13,7 @@ from target_meta_capi.mapping import (
     MappingError,
     build_event_mapper,
     deterministic_event_id,
+    mapping_config_errors,
     parse_event_time,
     unmatched_stream_entries,
 )
@@ -860,6 +861,53 @@ def test_streams_setting_given_as_json_text_is_parsed():
 def test_unusable_stream_settings_are_config_errors(stream_config, message):
     with pytest.raises(MappingConfigError, match=message):
         build_event_mapper("s", [], {"streams": {"s": stream_config}}, [])
+
+
+@pytest.mark.parametrize(
+    ("constants", "problem"),
+    [
+        ({"custom_data.value": "12,50"}, "custom_data.value: the text is not a number"),
+        ({"custom_data.num_items": 2.5}, "custom_data.num_items: a float is not a whole number"),
+        ({"opt_out": "maybe"}, "opt_out: the text is not a boolean"),
+        ({"event_time": "yesterday"}, "event_time: the text is neither an ISO 8601 time"),
+        ({"custom_data": ["EUR"]}, "custom_data: a list is not an object"),
+        ({"app_data.advertiser_tracking_enabled": "maybe"}, "enabled: the text is not a boolean"),
+        ({"user_data.em": "not an e-mail"}, "user_data.em: the text is not a usable em (invalid)"),
+    ],
+)
+def test_a_constant_that_could_never_be_sent_is_a_config_error_naming_it(constants, problem):
+    config = {"streams": {"s": {"constants": constants}}}
+
+    errors = mapping_config_errors(config)
+
+    assert len(errors) == 1 and errors[0].startswith("streams.s.constants.")
+    assert problem in errors[0]
+    assert "e-mail" not in errors[0]  # a user_data constant is not shown
+    with pytest.raises(MappingConfigError):
+        build_event_mapper("s", [], config, [])
+
+
+def test_every_unusable_constant_is_reported_at_once():
+    constants = {"custom_data.value": "12,50", "custom_data.currency": "EUR", "opt_out": "?"}
+
+    errors = mapping_config_errors({"streams": {"s": {"constants": constants}}})
+
+    assert [error.split(":")[0] for error in errors] == [
+        "streams.s.constants.custom_data.value",
+        "streams.s.constants.opt_out",
+    ]
+
+
+@pytest.mark.parametrize(
+    "constants",
+    [
+        {"custom_data.value": "12.50", "custom_data.num_items": 2.0, "opt_out": "no"},
+        {"event_time": "2026-11-27T10:00:00Z", "custom_data.currency": " "},
+        {"user_data.country": "France", "original_event_data.event_time": 1795773600},
+    ],
+)
+def test_constants_that_convert_are_accepted(constants):
+    assert mapping_config_errors({"streams": {"s": {"constants": constants}}}) == []
 
 
 @pytest.mark.parametrize("pixel_id", ["2233445566", 2233445566])
