@@ -60,6 +60,7 @@ from typing import Any
 from target_meta_capi.capi.normalize import (
     HASHED_KEYS,
     MATCH_KEYS,
+    REASON_INVALID,
     UNHASHED_KEYS,
     DroppedValue,
     normalize_hashed_values,
@@ -757,6 +758,9 @@ class _Plan:
     identity_values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = tuple
     # the whole event from a memoized identity, when the plan allows (see _compile_builder)
     build: BuildEvent | None = None
+    # the columns `fields` reads nested values from (customer.email: customer), each with the
+    # keys of the fields reading from it, counted as dropped when the column holds no object
+    nested_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _dig(record: Mapping[str, Any], parts: Path) -> Any:
@@ -781,6 +785,45 @@ def _gather(record: Mapping[str, Any], sources: tuple[Source, ...]) -> list[Any]
         elif not _is_empty(value):
             values.append(value)
     return values or None
+
+
+def _read_nested_columns(
+    record: Mapping[str, Any], nested_columns: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[Mapping[str, Any], list[DroppedValue] | None]:
+    """The record as nested paths read it, and the values they cannot read.
+
+    A column holding an object as JSON text (``'{"email": …}'``, as whole-object columns take
+    it) is parsed once, into a copy: the record itself stays as it came (its derived event_id,
+    its dead letter). A column holding something else than an object, or text that is not a
+    JSON object, leaves the fields reading in it empty: counted as dropped, each once.
+    """
+    parsed: dict[str, Any] | None = None
+    dropped: list[DroppedValue] | None = None
+    for column, keys in nested_columns:
+        value = record[column]
+        if value.__class__ is dict or _is_empty(value):  # the common cases, first
+            continue
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = None
+            if value.__class__ is dict:
+                if parsed is None:
+                    parsed = dict(record)
+                parsed[column] = value
+                continue
+        elif isinstance(value, Mapping):
+            continue
+        if dropped is None:
+            dropped = []
+        dropped.extend(DroppedValue(key, REASON_INVALID) for key in keys)
+    return (record if parsed is None else parsed), dropped
+
+
+def _dropped_key(path: Path) -> str:
+    """How a field's dropped value is counted: a user_data key as normalization counts it."""
+    return path[1] if path[0] == "user_data" and len(path) == 2 else ".".join(path)
 
 
 def _unique(sources: Iterable[Source]) -> tuple[Source, ...]:
@@ -1161,15 +1204,17 @@ class EventMapper:
             add(path, 1000, (_LITERAL, value))
         for path, value in self._defaults.items():
             add(path, 3000, (_LITERAL, value))
+        nested: dict[str, list[str]] = {}  # column → keys of the fields reading in it
         for path, mapped in self.mapping.fields.items():
             column_sources = []
             for column in _each_column(mapped):
                 if column in present:
                     column_sources.append((_COLUMN, column))
                     consumed.add(column)
-                elif "." in column and column.split(".", 1)[0] in present:
+                elif "." in column and (head := column.split(".", 1)[0]) in present:
                     column_sources.append((_NESTED_COLUMN, tuple(column.split("."))))
-                    consumed.add(column.split(".", 1)[0])
+                    consumed.add(head)
+                    nested.setdefault(head, []).append(_dropped_key(path))
             if not column_sources:
                 continue
             source: Source = (
@@ -1206,6 +1251,9 @@ class EventMapper:
             fill_paths=_compile_paths(paths),
             fill_other_paths=_compile_paths(identity_plan.pop("other_paths", ())),
             build=build,
+            nested_columns=tuple(
+                (head, tuple(dict.fromkeys(keys))) for head, keys in nested.items()
+            ),
             **identity_plan,
         )
 
@@ -1350,9 +1398,13 @@ class EventMapper:
                 self._plans.clear()
             plan = self._plans[columns] = self._plan(columns)
 
+        values = record  # what the plan's sources read: the record with JSON objects parsed
+        dropped: list[DroppedValue] | None = None
+        if plan.nested_columns:
+            values, dropped = _read_nested_columns(record, plan.nested_columns)
         identity = None
         fill_paths = plan.fill_paths
-        if plan.identity_columns is not None:
+        if plan.identity_columns is not None and values is record and dropped is None:
             identity = self._identity(plan, plan.identity_values(record))
             if identity is not None:
                 if plan.build is not None:
@@ -1361,7 +1413,7 @@ class EventMapper:
 
         event: dict[str, Any] = {}
         for (kind, payload), key in plan.objects:
-            value = record[payload] if kind == _COLUMN else _dig(record, payload)
+            value = values[payload] if kind == _COLUMN else _dig(values, payload)
             if _is_empty(value):
                 continue
             try:
@@ -1371,7 +1423,7 @@ class EventMapper:
             if not isinstance(value, Mapping):
                 raise self._error(record, key, "the column does not hold an object")
             event[key] = {**event[key], **value} if key in event else dict(value)
-        fill_paths(record, event)
+        fill_paths(values, event)
         if plan.extra_columns:
             custom = event.setdefault("custom_data", {})
             for column in plan.extra_columns:
@@ -1379,7 +1431,10 @@ class EventMapper:
                 # last: a key that a mapped field, constant, alias or object set stays theirs
                 if value is not None and column not in custom:
                     custom[column] = value
-        return self._finish(record, event, identity)
+        mapped = self._finish(record, event, identity)
+        if dropped:
+            mapped.dropped = [*dropped, *mapped.dropped]
+        return mapped
 
     def _finish(
         self, record: Mapping[str, Any], event: dict[str, Any], identity: _Identity | None = None

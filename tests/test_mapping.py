@@ -312,6 +312,59 @@ def test_fields_column_can_name_a_nested_value():
     assert mapper_for(config).map(record).event["user_data"] == {"em": sha("mary@example.com")}
 
 
+CUSTOMER_PATHS_CONFIG = {
+    "streams": {
+        "s": {
+            "event_name": "Lead",
+            "fields": {
+                "user_data.em": "customer.email",
+                "user_data.fn": "customer.name.first",
+                "custom_data.status": "customer.tier",
+            },
+        }
+    }
+}
+
+
+def test_fields_column_can_name_a_nested_value_of_a_column_holding_json_text(monkeypatch):
+    record = {
+        "event_time": 1,
+        "customer": '{"email": "mary@example.com", "name": {"first": "Mary"}, "tier": "gold"}',
+    }
+    mapper = mapper_for(CUSTOMER_PATHS_CONFIG)
+    parsed = []
+    loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text: parsed.append(text) or loads(text))
+
+    mapped = mapper.map(record)
+
+    assert mapped.event["user_data"] == {"em": sha("mary@example.com"), "fn": sha("mary")}
+    assert mapped.event["custom_data"] == {"status": "gold"}
+    assert len(parsed) == 1  # once for the three fields
+    assert record["customer"].startswith("{")  # the record itself is left as it came
+    assert mapped.event_id == deterministic_event_id("s", record, "Lead")
+
+
+@pytest.mark.parametrize("customer", ["mary@example.com", '["mary@example.com"]', "{broken", 7])
+def test_fields_reading_in_a_column_that_holds_no_object_are_counted_as_dropped(customer):
+    mapped = mapper_for(CUSTOMER_PATHS_CONFIG).map({"event_time": 1, "customer": customer})
+
+    assert mapped.event["user_data"] == {}
+    assert mapped.dropped == [
+        DroppedValue("em", "invalid"),
+        DroppedValue("fn", "invalid"),
+        DroppedValue("custom_data.status", "invalid"),
+    ]
+
+
+@pytest.mark.parametrize("customer", [None, "  ", {}, "{}"])
+def test_an_empty_column_of_nested_fields_drops_nothing(customer):
+    mapped = mapper_for(CUSTOMER_PATHS_CONFIG).map({"event_time": 1, "customer": customer})
+
+    assert mapped.event["user_data"] == {}
+    assert mapped.dropped == []
+
+
 def phones_mapper():
     config = {
         "streams": {

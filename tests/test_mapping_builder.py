@@ -161,6 +161,28 @@ def test_a_constant_for_a_whole_object_gives_the_same_outcome(reference, uncheck
     )
 
 
+@pytest.mark.parametrize(
+    "product",
+    [{"name": "Mug", "sku": "M-1"}, '{"name": "Mug", "sku": "M-1"}', "Mug", None, {}],
+)
+def test_fields_read_in_a_json_or_object_column_give_the_same_outcome(reference, product):
+    mapping = {**ORDERS_MAPPING}
+    mapping["fields"] = {
+        **ORDERS_MAPPING["fields"],
+        "custom_data.content_name": "product.name",
+        "custom_data.content_category": "product.sku",
+    }
+    config = {"streams": {STREAM: mapping}}
+    first, second = orders(2)
+    mapper = mapper_for(config, {**first, "product": product})
+
+    for record in ({**first, "product": product}, {**second, "product": product}):
+        assert outcome(lambda record=record: mapper.map(dict(record))) == outcome(
+            lambda record=record: reference(config, record)
+        )
+    assert [plan.build is not None for plan in mapper._plans.values()] == [True]
+
+
 def test_an_event_name_column_that_is_empty_with_no_fallback_is_the_same_error(reference):
     mapping = {key: value for key, value in ORDERS_MAPPING.items() if key != "event_name"}
     mapping["fields"] = {**ORDERS_MAPPING["fields"], "event_name": "kind"}
