@@ -1,17 +1,23 @@
 """Record → Conversions API event, driven by configuration only.
 
-How a record becomes an event (explicit beats implicit):
+How a record becomes an event (explicit beats implicit). Every CAPI field — an event
+parameter, or a key of one of its objects — takes the first non-empty value of, in order:
 
-1. Columns holding whole objects — ``user_data``, ``custom_data``, ``app_data``,
-   ``original_event_data``, ``attribution_data`` — are copied in, so a record already shaped
-   like a CAPI event is taken as is (its user_data is still normalized and hashed).
-2. Every CAPI field then takes the first non-empty value of, in order:
-   the column mapped to it in ``streams.<stream>.fields``; the stream's literal
-   (``event_name``, ``action_source``, ``constants``); a column named like one of its
-   :data:`ALIASES` (case-insensitive, earlier alias first); the target's ``default_event_name``
-   or ``default_action_source``.
-3. With ``unmapped_columns_to_custom_data: true`` every other column (except Singer's ``_sdc_*``
-   metadata) goes to ``custom_data`` under its own name.
+1. the column mapped to it in ``streams.<stream>.fields``;
+2. the stream's literal (``event_name``, ``action_source``, ``constants``);
+3. a column named like one of its :data:`ALIASES` (case-insensitive, earlier alias first; of
+   columns differing only in case, the first in the record first). A column named in ``fields``
+   is used only as mapped there, not through its alias;
+4. the target's ``default_event_name`` or ``default_action_source``;
+5. the key of that name in a column holding the whole object — ``user_data``, ``custom_data``,
+   ``app_data``, ``original_event_data``, ``attribution_data`` (by alias, or mapped in
+   ``fields``, which wins) — copied in first and overwritten by steps 1-4;
+6. with ``unmapped_columns_to_custom_data: true``, for a ``custom_data`` key only: the column
+   of that name, if the SCHEMA lists it (when there is one), no step above used it, and it is
+   not Singer's ``_sdc_*`` metadata.
+
+So a record already shaped like a CAPI event maps without ``fields``, its objects giving what
+nothing else gives; its user_data is normalized and hashed, its other objects' values converted.
 
 ``streams`` maps a stream name (or a glob pattern such as ``public-*``; the exact name wins) to::
 
@@ -23,15 +29,20 @@ How a record becomes an event (explicit beats implicit):
 
 ``fields`` and ``constants`` accept dotted paths and nested objects alike (Meltano rewrites the
 former into the latter). A ``fields`` column may name a nested value with dots
-(``customer.email``) when the record has no column of that exact name. A hashed customer
-parameter (``em``, ``ph``, ``fn`` … ``external_id``) may list several columns
-(``"user_data.ph": ["phone", "mobile_phone"]``): it gets the list of their non-empty values,
-which Meta matches one by one.
+(``customer.email``) when the record has no column of that exact name; that column may hold the
+object or its JSON text (anything else: the fields reading in it are counted as dropped). A
+hashed customer parameter (``em``, ``ph``, ``fn`` … ``external_id``) may list several columns
+(``"user_data.ph": ["phone", "mobile_phone"]``): it gets the list of their non-empty values
+(each item of a column holding a list), which Meta matches one by one.
 
 Values are made acceptable to Meta: ``event_time`` becomes integer Unix seconds (datetimes,
 naive = UTC; dates = midnight UTC; ISO strings; epoch seconds; epoch milliseconds when above
-1e11), decimals become JSON numbers, datetimes in custom_data ISO strings, ``value`` and
-``predicted_ltv`` floats, ``num_items`` an int, ``content_ids`` a list of strings.
+1e11), and so do the times inside original_event_data and attribution_data; decimals become
+JSON numbers, datetimes in custom_data ISO strings, ``value`` and ``predicted_ltv`` floats,
+``num_items`` an int, ``content_ids`` a list of non-empty strings (left out when empty), ids
+text, app_data's flags booleans (see the ``_…_CONVERTERS`` tables). A value that cannot be
+converted is a :class:`MappingError`; a constant that cannot is a :class:`MappingConfigError`
+when the config is read.
 
 ``event_id`` is the mapped or aliased column's value as text; otherwise it is derived from the
 row so that the same row always gets the same id (and Meta deduplicates a resend): the first 32
