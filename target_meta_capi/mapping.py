@@ -1440,7 +1440,7 @@ class EventMapper:
             for column in plan.extra_columns:
                 value = record[column]
                 # last: a key that a mapped field, constant, alias or object set stays theirs
-                if value is not None and column not in custom:
+                if value is not None and _is_empty(custom.get(column)):
                     custom[column] = value
         mapped = self._finish(record, event, identity)
         if dropped:

@@ -835,6 +835,15 @@ def test_an_unmapped_column_never_replaces_a_key_of_the_custom_data_column():
     assert event["custom_data"] == {"label": "From the object"}
 
 
+@pytest.mark.parametrize("empty", [None, " "])
+def test_an_unmapped_column_fills_a_key_the_custom_data_column_leaves_empty(empty):
+    record = {"event_time": 1, "custom_data": {"label": empty, "sku": "X1"}, "label": "Other"}
+
+    event = unmapped_to_custom_data_mapper().map(record).event
+
+    assert event["custom_data"] == {"label": "Other", "sku": "X1"}
+
+
 def test_an_unmapped_column_fills_a_custom_data_key_its_mapped_column_leaves_empty():
     mapper = unmapped_to_custom_data_mapper(fields={"custom_data.label": "product_label"})
     record = {"event_time": 1, "product_label": None, "label": "Other"}
