@@ -788,7 +788,7 @@ def _gather(record: Mapping[str, Any], sources: tuple[Source, ...]) -> list[Any]
 
     A column holding a list (an array column of e-mails …) gives each of its items.
     """
-    values = []
+    values: list[Any] = []
     for kind, payload in sources:
         value = record[payload] if kind == _COLUMN else _dig(record, payload)
         if isinstance(value, (list, tuple)):
