@@ -81,7 +81,8 @@ class DeadLetter:
         message: str,
     ) -> DeadLetter:
         """A record that cannot become an event: a value its field cannot take ("12,50" for
-        custom_data.value, 30 February for event_time). The key says which row to fix."""
+        custom_data.value, 30 February in a text column mapped to event_time). The key says which
+        row to fix."""
         return cls(
             stream=stream,
             key=key,

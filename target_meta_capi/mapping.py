@@ -1,17 +1,23 @@
 """Record → Conversions API event, driven by configuration only.
 
-How a record becomes an event (explicit beats implicit):
+How a record becomes an event (explicit beats implicit). Every CAPI field — an event
+parameter, or a key of one of its objects — takes the first non-empty value of, in order:
 
-1. Columns holding whole objects — ``user_data``, ``custom_data``, ``app_data``,
-   ``original_event_data``, ``attribution_data`` — are copied in, so a record already shaped
-   like a CAPI event is taken as is (its user_data is still normalized and hashed).
-2. Every CAPI field then takes the first non-empty value of, in order:
-   the column mapped to it in ``streams.<stream>.fields``; the stream's literal
-   (``event_name``, ``action_source``, ``constants``); a column named like one of its
-   :data:`ALIASES` (case-insensitive, earlier alias first); the target's ``default_event_name``
-   or ``default_action_source``.
-3. With ``unmapped_columns_to_custom_data: true`` every other column (except Singer's ``_sdc_*``
-   metadata) goes to ``custom_data`` under its own name.
+1. the column mapped to it in ``streams.<stream>.fields``;
+2. the stream's literal (``event_name``, ``action_source``, ``constants``);
+3. a column named like one of its :data:`ALIASES` (case-insensitive, earlier alias first; of
+   columns differing only in case, the first in the record first). A column named in ``fields``
+   is used only as mapped there, not through its alias;
+4. the target's ``default_event_name`` or ``default_action_source``;
+5. the key of that name in a column holding the whole object — ``user_data``, ``custom_data``,
+   ``app_data``, ``original_event_data``, ``attribution_data`` (by alias, or mapped in
+   ``fields``, which wins) — copied in first and overwritten by steps 1-4;
+6. with ``unmapped_columns_to_custom_data: true``, for a ``custom_data`` key only: the column
+   of that name, if the SCHEMA lists it (when there is one), no step above used it, and it is
+   not Singer's ``_sdc_*`` metadata.
+
+So a record already shaped like a CAPI event maps without ``fields``, its objects giving what
+nothing else gives; its user_data is normalized and hashed, its other objects' values converted.
 
 ``streams`` maps a stream name (or a glob pattern such as ``public-*``; the exact name wins) to::
 
@@ -23,22 +29,28 @@ How a record becomes an event (explicit beats implicit):
 
 ``fields`` and ``constants`` accept dotted paths and nested objects alike (Meltano rewrites the
 former into the latter). A ``fields`` column may name a nested value with dots
-(``customer.email``) when the record has no column of that exact name. A hashed customer
-parameter (``em``, ``ph``, ``fn`` … ``external_id``) may list several columns
-(``"user_data.ph": ["phone", "mobile_phone"]``): it gets the list of their non-empty values,
-which Meta matches one by one.
+(``customer.email``) when the record has no column of that exact name; that column may hold the
+object or its JSON text (anything else: the fields reading in it are counted as dropped). A
+hashed customer parameter (``em``, ``ph``, ``fn`` … ``external_id``) may list several columns
+(``"user_data.ph": ["phone", "mobile_phone"]``): it gets the list of their non-empty values
+(each item of a column holding a list), which Meta matches one by one.
 
 Values are made acceptable to Meta: ``event_time`` becomes integer Unix seconds (datetimes,
 naive = UTC; dates = midnight UTC; ISO strings; epoch seconds; epoch milliseconds when above
-1e11), decimals become JSON numbers, datetimes in custom_data ISO strings, ``value`` and
-``predicted_ltv`` floats, ``num_items`` an int, ``content_ids`` a list of strings.
+1e11), and so do the times inside original_event_data and attribution_data; decimals become
+JSON numbers, datetimes in custom_data ISO strings, ``value`` and ``predicted_ltv`` floats,
+``num_items`` an int, ``content_ids`` a list of non-empty strings (left out when empty), ids
+text, app_data's flags booleans (see the ``_…_CONVERTERS`` tables). A value that cannot be
+converted is a :class:`MappingError`; a constant that cannot is a :class:`MappingConfigError`
+when the config is read.
 
 ``event_id`` is the mapped or aliased column's value as text; otherwise it is derived from the
 row so that the same row always gets the same id (and Meta deduplicates a resend): the first 32
 hex digits of SHA-256 over the canonical JSON (sorted keys, no spaces, integral numbers as
-integers) of ``[stream_name, [key property values…], event_name]``, or, for a stream without
-key properties (or a record missing one), of ``[stream_name, {record without _sdc_* columns},
-event_name]``.
+integers, other numbers as the float equal to them — or, for a decimal with more digits than a
+float holds, as its exact digits in a text) of ``[stream_name, [key property values…],
+event_name]``, or, for a stream without key properties (or a record missing one), of
+``[stream_name, {record without _sdc_* columns}, event_name]``.
 """
 
 from __future__ import annotations
@@ -59,6 +71,7 @@ from typing import Any
 from target_meta_capi.capi.normalize import (
     HASHED_KEYS,
     MATCH_KEYS,
+    REASON_INVALID,
     UNHASHED_KEYS,
     DroppedValue,
     normalize_hashed_values,
@@ -181,7 +194,14 @@ Path = tuple[str, ...]
 
 
 class MappingConfigError(ValueError):
-    """The ``streams`` setting for a stream cannot be used."""
+    """The ``streams`` setting for a stream cannot be used.
+
+    ``problems``: each problem found, when there are several (all in the message, too).
+    """
+
+    def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[str, ...] = tuple(problems) or (message,)
 
 
 class MappingError(ValueError):
@@ -290,6 +310,13 @@ class StreamMapping:
         _check_action_source(
             f"streams.{stream}.constants.action_source", constants.get(("action_source",))
         )
+        problems = [
+            f"streams.{stream}.constants.{'.'.join(path)}: {problem}"
+            for path, value in constants.items()
+            if path != ("action_source",) and (problem := _constant_problem(path, value))
+        ]
+        if problems:
+            raise MappingConfigError("; ".join(problems), problems)
         return cls(
             event_name=raw.get("event_name"),
             action_source=raw.get("action_source"),
@@ -306,6 +333,35 @@ def _check_action_source(setting: str, value: Any) -> None:
         raise MappingConfigError(
             f"{setting} must be one of {', '.join(sorted(ACTION_SOURCES))}; got {value!r}"
         )
+
+
+def _constant_problem(path: Path, value: Any) -> str | None:
+    """Why a constant could never be sent, converted as its field's values are; None if it can.
+
+    The value itself is not shown: a user_data constant may be customer information.
+    """
+    if _is_empty(value):
+        return None  # never used: the field's next source is
+    head = path[0]
+    shown = "the text" if isinstance(value, str) else f"a {type(value).__name__}"
+    if len(path) == 1 and head in _OBJECT_KEYS:  # objects given whole became paths of their keys
+        return f"{shown} is not an object (set its keys instead: {head}.<key>)"
+    if head == "user_data":
+        dropped = normalize_user_data({path[1]: value}).dropped
+        if dropped:
+            return f"{shown} is not a usable {path[1]} ({dropped[0].reason})"
+        return None
+    if len(path) == 1:
+        converter = _SCALAR_CONVERTERS.get(head, _to_json)
+    elif len(path) == 2:
+        converter = _OBJECT_CONVERTERS[head].get(path[1], _to_json)
+    else:
+        converter = _to_json
+    try:
+        converter(value)
+    except (ValueError, ArithmeticError) as error:
+        return f"{shown} {error}"
+    return None
 
 
 def _field_columns(stream: str, path: Path, columns: Any) -> str | tuple[str, ...]:
@@ -366,7 +422,7 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
         try:
             StreamMapping.from_config(stream, raw)
         except MappingConfigError as error:
-            errors.append(str(error))
+            errors.extend(error.problems)
     try:
         _check_action_source("default_action_source", config.get("default_action_source"))
     except MappingConfigError as error:
@@ -375,15 +431,17 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
 
 
 def unmatched_stream_entries(config: Mapping[str, Any], streams_seen: Iterable[str]) -> list[str]:
-    """The ``streams`` entries (names or patterns) that no stream of the run matched."""
-    seen = list(streams_seen)
+    """The ``streams`` entries (names or patterns) that no stream of the run matched.
+
+    An entry matches a stream of exactly its name first, as in :func:`_find_stream_config`:
+    ``sales[eu]`` is the stream ``sales[eu]`` even though it also reads as a pattern.
+    """
+    seen = set(streams_seen)
     return [
         entry
         for entry in _streams_setting(config)
-        if not any(
-            fnmatch.fnmatchcase(stream, entry) if _is_pattern(entry) else stream == entry
-            for stream in seen
-        )
+        if entry not in seen
+        and not (_is_pattern(entry) and any(fnmatch.fnmatchcase(s, entry) for s in seen))
     ]
 
 
@@ -397,6 +455,9 @@ def closest_stream_entry(config: Mapping[str, Any], stream_name: str) -> str | N
 # --- value conversion ---------------------------------------------------------------------------
 
 _NUMBER_TEXT_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# No value: a source that gives none, or a converter's answer for a value that leaves its key
+# out of the event (an empty content_ids list).
+_NO_VALUE = object()
 
 
 def _number(value: Any) -> float | int | Decimal:
@@ -499,6 +560,15 @@ def _to_text_list(value: Any) -> list[str]:
     return [_to_text(value)]
 
 
+def _to_content_ids(value: Any) -> Any:
+    """content_ids: a list of non-empty texts; _NO_VALUE (the key left out) when none is."""
+    if value.__class__ is list and _TEXT_TYPE.issuperset(map(type, value)):
+        ids = [text for item in value if (text := item.strip())]  # the common case
+    else:
+        ids = [text for text in _to_text_list(value) if text]
+    return ids or _NO_VALUE
+
+
 _CONTENT_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "id": _to_text,
     "quantity": _to_int,
@@ -524,7 +594,7 @@ _CUSTOM_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "value": _to_float,
     "predicted_ltv": _to_float,
     "num_items": _to_int,
-    "content_ids": _to_text_list,
+    "content_ids": _to_content_ids,
     "contents": _to_contents,
     "currency": _to_text,
     "order_id": _to_text,
@@ -535,6 +605,8 @@ _CUSTOM_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "status": _to_text,
     "delivery_category": _to_text,
 }
+# converters that may answer _NO_VALUE
+_CONVERTERS_LEAVING_OUT = frozenset({_to_content_ids})
 _TOP_LEVEL_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "action_source": _to_text,
     "event_source_url": _to_text,
@@ -572,6 +644,47 @@ def parse_event_time(value: Any) -> int:
     return math.floor(seconds)
 
 
+# The other objects' parameters whose type Meta checks (Unix seconds, booleans, numbers, ids as
+# text); any other key is sent as JSON, like an unknown custom_data key.
+_ORIGINAL_EVENT_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "event_name": _to_text,
+    "event_time": parse_event_time,
+    "event_id": _to_text,
+    "order_id": _to_text,
+}
+_APP_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "advertiser_tracking_enabled": _to_bool,
+    "application_tracking_enabled": _to_bool,
+    "consider_views": _to_bool,
+    "include_dwell_data": _to_bool,
+    "include_video_data": _to_bool,
+}
+_ATTRIBUTION_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "visit_time": parse_event_time,
+    "touchpoint_ts": parse_event_time,
+    "ad_id": _to_text,
+    "adset_id": _to_text,
+    "campaign_id": _to_text,
+    "attribution_share": _to_float,
+    "attribution_value": _to_float,
+    "attr_window": _to_int,
+}
+# every single-value event parameter's converter (what _finish applies)
+_SCALAR_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    **_TOP_LEVEL_CONVERTERS,
+    "event_name": _to_text,
+    "event_time": parse_event_time,
+    "event_id": _to_text,
+}
+# event key holding an object → converters of its keys (user_data is normalized instead)
+_OBJECT_CONVERTERS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "custom_data": _CUSTOM_DATA_CONVERTERS,
+    "original_event_data": _ORIGINAL_EVENT_DATA_CONVERTERS,
+    "app_data": _APP_DATA_CONVERTERS,
+    "attribution_data": _ATTRIBUTION_DATA_CONVERTERS,
+}
+
+
 # --- event_id -----------------------------------------------------------------------------------
 
 
@@ -580,6 +693,8 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, (Decimal, float)) and not isinstance(value, bool):
         if math.isfinite(value) and value == int(value):
             return int(value)
+        if isinstance(value, Decimal) and value.is_finite():
+            return _canonical_decimal(value)
         return float(value)
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
@@ -590,6 +705,16 @@ def _canonical(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, bool)):
         return value
     return str(value)
+
+
+def _canonical_decimal(value: Decimal) -> float | str:
+    """A non-integral decimal as the float holding exactly its value, as ids were always
+    derived; otherwise (more digits than a float holds) as exact text, so that two such values
+    never share an id. Trailing zeros do not count: 2.50 and 2.5 are the same value."""
+    as_float = float(value)
+    if Decimal(repr(as_float)) == value:
+        return as_float
+    return format(value, "f").rstrip("0")  # non-integral: a non-zero digit follows the point
 
 
 def deterministic_event_id(stream_name: str, row_identity: Any, event_name: str) -> str:
@@ -644,6 +769,9 @@ class _Plan:
     identity_values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = tuple
     # the whole event from a memoized identity, when the plan allows (see _compile_builder)
     build: BuildEvent | None = None
+    # the columns `fields` reads nested values from (customer.email: customer), each with the
+    # keys of the fields reading from it, counted as dropped when the column holds no object
+    nested_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _dig(record: Mapping[str, Any], parts: Path) -> Any:
@@ -656,13 +784,57 @@ def _dig(record: Mapping[str, Any], parts: Path) -> Any:
 
 
 def _gather(record: Mapping[str, Any], sources: tuple[Source, ...]) -> list[Any] | None:
-    """The non-empty values of several column sources, in order; None when there is none."""
-    values = [
-        value
-        for kind, payload in sources
-        if not _is_empty(value := record[payload] if kind == _COLUMN else _dig(record, payload))
-    ]
+    """The non-empty values of several column sources, in order; None when there is none.
+
+    A column holding a list (an array column of e-mails …) gives each of its items.
+    """
+    values: list[Any] = []
+    for kind, payload in sources:
+        value = record[payload] if kind == _COLUMN else _dig(record, payload)
+        if isinstance(value, (list, tuple)):
+            values.extend(item for item in value if not _is_empty(item))
+        elif not _is_empty(value):
+            values.append(value)
     return values or None
+
+
+def _read_nested_columns(
+    record: Mapping[str, Any], nested_columns: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[Mapping[str, Any], list[DroppedValue] | None]:
+    """The record as nested paths read it, and the values they cannot read.
+
+    A column holding an object as JSON text (``'{"email": …}'``, as whole-object columns take
+    it) is parsed once, into a copy: the record itself stays as it came (its derived event_id,
+    its dead letter). A column holding something else than an object, or text that is not a
+    JSON object, leaves the fields reading in it empty: counted as dropped, each once.
+    """
+    parsed: dict[str, Any] | None = None
+    dropped: list[DroppedValue] | None = None
+    for column, keys in nested_columns:
+        value = record[column]
+        if value.__class__ is dict or _is_empty(value):  # the common cases, first
+            continue
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = None
+            if value.__class__ is dict:
+                if parsed is None:
+                    parsed = dict(record)
+                parsed[column] = value
+                continue
+        elif isinstance(value, Mapping):
+            continue
+        if dropped is None:
+            dropped = []
+        dropped.extend(DroppedValue(key, REASON_INVALID) for key in keys)
+    return (record if parsed is None else parsed), dropped
+
+
+def _dropped_key(path: Path) -> str:
+    """How a field's dropped value is counted: a user_data key as normalization counts it."""
+    return path[1] if path[0] == "user_data" and len(path) == 2 else ".".join(path)
 
 
 def _unique(sources: Iterable[Source]) -> tuple[Source, ...]:
@@ -684,7 +856,6 @@ def _put(event: dict[str, Any], path: Path, value: Any) -> None:
     target[path[-1]] = value
 
 
-_NO_VALUE = object()
 FillPaths = Callable[[Mapping[str, Any], dict[str, Any]], None]
 BuildEvent = Callable[[Mapping[str, Any], Mapping[str, Any], tuple[DroppedValue, ...]], MappedEvent]
 _NO_EVENT_NAME = (
@@ -833,11 +1004,17 @@ def _compile_builder(
             [
                 "    if value is not _NO_VALUE:",
                 "        try:",
-                f"            {target} = {code.literal(converter)}(value)",
+                f"            converted = {code.literal(converter)}(value)",
                 "        except (ValueError, ArithmeticError) as error:",
                 f"            raise _error(record, {field!r}, str(error)) from None",
             ]
         )
+        if converter in _CONVERTERS_LEAVING_OUT:
+            lines.extend(
+                ["        if converted is not _NO_VALUE:", f"            {target} = converted"]
+            )
+        else:
+            lines.append(f"        {target} = converted")
 
     lines.append("    event_name = _NO_VALUE")
     convert(("event_name",), _to_text, "event_name", "event_name")
@@ -941,7 +1118,7 @@ class EventMapper:
         default_event_name: str | None = None,
         default_action_source: str | None = None,
         hash_external_id: bool = True,
-        schema_properties: Collection[str] = (),
+        schema_properties: Collection[str] | None = None,
     ) -> None:
         self.stream_name = stream_name
         self.key_properties = tuple(key_properties)
@@ -962,13 +1139,19 @@ class EventMapper:
             self._defaults[("event_name",)] = default_event_name
         if default_action_source:
             self._defaults[("action_source",)] = default_action_source
-        known = set(schema_properties)
+        # the stream's SCHEMA columns; None: not known (a mapper built without a SCHEMA)
+        self._schema_columns = None if schema_properties is None else frozenset(schema_properties)
+        known = set(schema_properties or ())
         # `fields` columns the schema does not know: probably typos, worth a warning by the caller
         self.unknown_columns: tuple[str, ...] = tuple(
             column
             for columns in mapping.fields.values()
             for column in dict.fromkeys(_each_column(columns))
             if known and column not in known and column.split(".", 1)[0] not in known
+        )
+        # columns named in `fields`: used as mapped there, never also through their aliases
+        self._mapped_columns = frozenset(
+            column for columns in mapping.fields.values() for column in _each_column(columns)
         )
         user_data_columns = {
             column
@@ -997,42 +1180,52 @@ class EventMapper:
 
     def custom_data_columns(self, columns: Iterable[str]) -> tuple[str, ...]:
         """The columns a record with `columns` sends as custom_data under their own names,
-        unhashed (``unmapped_columns_to_custom_data``)."""
+        unhashed (``unmapped_columns_to_custom_data``): never one outside the SCHEMA."""
         return self._plan(tuple(columns)).extra_columns
 
     def _plan(self, columns: tuple[str, ...]) -> _Plan:
         present = set(columns)
-        by_lower: dict[str, str] = {}
-        for column in columns:
-            by_lower.setdefault(column.lower(), column)
         consumed: set[str] = set()
-        objects: list[tuple[Source, str]] = []
         sources: dict[Path, list[tuple[int, Source]]] = {}
 
         def add(path: Path, rank: int, source: Source) -> None:
             sources.setdefault(path, []).append((rank, source))
 
-        for lower, column in by_lower.items():
+        # Every column named like an alias, whatever its case, is used: of columns differing
+        # only in case, the one first in the record first (sorting by rank keeps their order),
+        # the others where it is empty. Whole objects merge with the first one's keys winning.
+        # A column named in `fields` is used as mapped there only.
+        alias_objects: dict[str, list[Source]] = {}
+        mapped_columns = self._mapped_columns
+        for column in columns:
+            if column in mapped_columns:
+                continue
+            lower = column.lower()
             if lower in _OBJECT_ALIASES:
-                objects.append(((_COLUMN, column), _OBJECT_ALIASES[lower]))
+                alias_objects.setdefault(_OBJECT_ALIASES[lower], []).append((_COLUMN, column))
                 consumed.add(column)
             for path, rank in _ALIAS_PATHS_BY_COLUMN.get(lower, ()):
                 if path[0] not in _OBJECT_KEYS or len(path) > 1:
                     add(path, 2000 + rank, (_COLUMN, column))
                     consumed.add(column)
+        objects: list[tuple[Source, str]] = [
+            (source, key) for key, group in alias_objects.items() for source in reversed(group)
+        ]
         for path, value in self._literals.items():
             add(path, 1000, (_LITERAL, value))
         for path, value in self._defaults.items():
             add(path, 3000, (_LITERAL, value))
+        nested: dict[str, list[str]] = {}  # column → keys of the fields reading in it
         for path, mapped in self.mapping.fields.items():
             column_sources = []
             for column in _each_column(mapped):
                 if column in present:
                     column_sources.append((_COLUMN, column))
                     consumed.add(column)
-                elif "." in column and column.split(".", 1)[0] in present:
+                elif "." in column and (head := column.split(".", 1)[0]) in present:
                     column_sources.append((_NESTED_COLUMN, tuple(column.split("."))))
-                    consumed.add(column.split(".", 1)[0])
+                    consumed.add(head)
+                    nested.setdefault(head, []).append(_dropped_key(path))
             if not column_sources:
                 continue
             source: Source = (
@@ -1043,10 +1236,14 @@ class EventMapper:
             else:
                 add(path, 0, source)
         if self.mapping.unmapped_columns_to_custom_data:
+            # only columns the SCHEMA lists: those the SCHEMA-time warning names
+            schema = self._schema_columns
             extra = tuple(
                 column
                 for column in columns
-                if column not in consumed and not column.startswith(_METADATA_PREFIX)
+                if column not in consumed
+                and not column.startswith(_METADATA_PREFIX)
+                and (schema is None or column in schema)
             )
         else:
             extra = ()
@@ -1065,6 +1262,9 @@ class EventMapper:
             fill_paths=_compile_paths(paths),
             fill_other_paths=_compile_paths(identity_plan.pop("other_paths", ())),
             build=build,
+            nested_columns=tuple(
+                (head, tuple(dict.fromkeys(keys))) for head, keys in nested.items()
+            ),
             **identity_plan,
         )
 
@@ -1209,9 +1409,13 @@ class EventMapper:
                 self._plans.clear()
             plan = self._plans[columns] = self._plan(columns)
 
+        values = record  # what the plan's sources read: the record with JSON objects parsed
+        dropped: list[DroppedValue] | None = None
+        if plan.nested_columns:
+            values, dropped = _read_nested_columns(record, plan.nested_columns)
         identity = None
         fill_paths = plan.fill_paths
-        if plan.identity_columns is not None:
+        if plan.identity_columns is not None and values is record and dropped is None:
             identity = self._identity(plan, plan.identity_values(record))
             if identity is not None:
                 if plan.build is not None:
@@ -1220,7 +1424,7 @@ class EventMapper:
 
         event: dict[str, Any] = {}
         for (kind, payload), key in plan.objects:
-            value = record[payload] if kind == _COLUMN else _dig(record, payload)
+            value = values[payload] if kind == _COLUMN else _dig(values, payload)
             if _is_empty(value):
                 continue
             try:
@@ -1230,14 +1434,18 @@ class EventMapper:
             if not isinstance(value, Mapping):
                 raise self._error(record, key, "the column does not hold an object")
             event[key] = {**event[key], **value} if key in event else dict(value)
-        fill_paths(record, event)
+        fill_paths(values, event)
         if plan.extra_columns:
             custom = event.setdefault("custom_data", {})
             for column in plan.extra_columns:
                 value = record[column]
-                if value is not None:
+                # last: a key that a mapped field, constant, alias or object set stays theirs
+                if value is not None and _is_empty(custom.get(column)):
                     custom[column] = value
-        return self._finish(record, event, identity)
+        mapped = self._finish(record, event, identity)
+        if dropped:
+            mapped.dropped = [*dropped, *mapped.dropped]
+        return mapped
 
     def _finish(
         self, record: Mapping[str, Any], event: dict[str, Any], identity: _Identity | None = None
@@ -1281,8 +1489,11 @@ class EventMapper:
             "user_data": user_data,
         }
         for key, value in event.items():
-            if key == "custom_data":
-                result[key] = self._convert_custom_data(record, value)
+            converters = _OBJECT_CONVERTERS.get(key)
+            if converters is not None:
+                converted = self._convert_object(record, key, value, converters)
+                if converted:  # as the builder does: no empty custom_data (nor other object)
+                    result[key] = converted
                 continue
             try:
                 result[key] = _TOP_LEVEL_CONVERTERS.get(key, _to_json)(value)
@@ -1290,18 +1501,27 @@ class EventMapper:
                 raise self._error(record, key, str(error)) from None
         return MappedEvent(result, dropped, event_id)
 
-    def _convert_custom_data(
-        self, record: Mapping[str, Any], custom_data: Mapping[str, Any]
+    def _convert_object(
+        self,
+        record: Mapping[str, Any],
+        key: str,
+        value: Any,
+        converters: Mapping[str, Callable[[Any], Any]],
     ) -> dict[str, Any]:
+        """custom_data, app_data …: each key's value converted as that parameter requires,
+        however it got there (a mapped path, a constant, a whole-object column)."""
+        if not isinstance(value, Mapping):
+            raise self._error(record, key, "is not an object")
         converted = {}
-        converters = _CUSTOM_DATA_CONVERTERS
-        for name, item in custom_data.items():
+        for name, item in value.items():
             if item is None:
                 continue
             try:
-                converted[name] = converters.get(name, _to_json)(item)
+                item = converters.get(name, _to_json)(item)
             except (ValueError, ArithmeticError) as error:
-                raise self._error(record, f"custom_data.{name}", str(error)) from None
+                raise self._error(record, f"{key}.{name}", str(error)) from None
+            if item is not _NO_VALUE:
+                converted[name] = item
         return converted
 
     def _event_time_error(
@@ -1349,18 +1569,20 @@ def build_event_mapper(
     stream_name: str,
     key_properties: Collection[str] | None,
     config: Mapping[str, Any],
-    schema_properties: Collection[str] = (),
+    schema_properties: Collection[str] | None = None,
 ) -> EventMapper | None:
     """The mapper for one stream, or None when the stream cannot yield events (skip it).
 
     A stream listed in ``streams`` is always mapped. Any other stream is mapped only when its
     schema has customer information (a ``user_data`` column or a user_data alias) and an event
     name (an ``event_name`` column or ``default_event_name``). Raises MappingConfigError for an
-    unusable ``streams`` entry.
+    unusable ``streams`` entry. ``schema_properties``: the columns of the stream's SCHEMA;
+    None when there is no SCHEMA (then every column may go to custom_data with
+    ``unmapped_columns_to_custom_data``).
     """
     stream_config = _find_stream_config(_streams_setting(config), stream_name)
     if stream_config is None:
-        if not _has_recognisable_fields(schema_properties, config):
+        if not _has_recognisable_fields(schema_properties or (), config):
             return None
         mapping = StreamMapping()
     else:

@@ -228,8 +228,9 @@ SETTINGS = th.PropertiesList(
         description=(
             "What to do with an event that breaks Meta's rules, or a record with a value its "
             "event field cannot take (text that is not a number for custom_data.value, 30 "
-            "February for event_time): 'dead_letter' (write it to dead_letter_path and go on) "
-            "or 'fail' (stop the run, exit code 1)."
+            "February in a text column mapped to event_time; in a column its SCHEMA types as "
+            "date-time it is bad input, which stops the run): 'dead_letter' (write it to "
+            "dead_letter_path and go on) or 'fail' (stop the run, exit code 1)."
         ),
     ),
     th.Property(

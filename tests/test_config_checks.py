@@ -86,6 +86,16 @@ def test_an_action_source_given_as_a_constant_is_checked_too(tmp_path: Path) -> 
     assert error.startswith(f"streams.{STREAM}.constants.action_source must be one of")
 
 
+def test_constants_that_could_never_be_sent_are_refused_at_start(tmp_path: Path) -> None:
+    constants = {"custom_data.currency": "EUR", "custom_data.value": "12,50", "opt_out": "maybe"}
+    mapping = {**ORDERS_MAPPING, "constants": constants}
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
+    assert config_errors(config) == [
+        f"streams.{STREAM}.constants.custom_data.value: the text is not a number",
+        f"streams.{STREAM}.constants.opt_out: the text is not a boolean",
+    ]
+
+
 def test_an_action_source_that_is_not_text_is_refused_at_start(tmp_path: Path) -> None:
     mapping = {**ORDERS_MAPPING, "action_source": None, "constants": {"action_source": ["web"]}}
     config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})

@@ -13,7 +13,9 @@ from target_meta_capi.mapping import (
     MappingError,
     build_event_mapper,
     deterministic_event_id,
+    mapping_config_errors,
     parse_event_time,
+    unmatched_stream_entries,
 )
 
 T_2026_11_27_10H_UTC = 1795773600
@@ -51,7 +53,8 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def mapper_for(config=None, stream="s", keys=(), columns=()):
+def mapper_for(config=None, stream="s", keys=(), columns=None):
+    """columns: the SCHEMA's; None for a mapper built without a SCHEMA."""
     mapper = build_event_mapper(stream, list(keys), config or {}, columns)
     assert mapper is not None
     return mapper
@@ -61,6 +64,19 @@ def flat_mapper(**config):
     config.setdefault("default_event_name", "Lead")
     config.setdefault("default_action_source", "system_generated")
     return mapper_for(config, columns=["email"])
+
+
+def unmapped_to_custom_data_mapper(columns=None, **stream_config):
+    config = {
+        "streams": {
+            "s": {
+                "event_name": "Lead",
+                "unmapped_columns_to_custom_data": True,
+                **stream_config,
+            }
+        }
+    }
+    return mapper_for(config, columns=columns)
 
 
 def test_issue_orders_example_maps_to_the_expected_event():
@@ -162,6 +178,32 @@ def test_aliases_match_column_names_case_insensitively():
     assert event["user_data"] == {"em": sha("mary@example.com")}
 
 
+def test_columns_differing_only_in_case_from_an_alias_are_all_used_never_sent_unhashed():
+    mapper = unmapped_to_custom_data_mapper()
+    record = {"event_time": 1, "Email": "first@example.com", "email": "second@example.com"}
+
+    event = mapper.map(record).event
+    fallback = mapper.map({**record, "Email": " "}).event
+
+    assert event["user_data"] == {"em": sha("first@example.com")}
+    assert fallback["user_data"] == {"em": sha("second@example.com")}
+    assert "custom_data" not in event and "custom_data" not in fallback
+    assert mapper.custom_data_columns(["Email", "email", "EMAIL", "sku"]) == ("sku",)
+
+
+def test_object_columns_differing_only_in_case_merge_with_the_first_ones_keys_winning():
+    record = {
+        "event_time": 1,
+        "User_Data": {"em": "first@example.com"},
+        "user_data": {"em": "second@example.com", "fn": "Mary"},
+    }
+
+    event = unmapped_to_custom_data_mapper().map(record).event
+
+    assert event["user_data"] == {"em": sha("first@example.com"), "fn": sha("mary")}
+    assert "custom_data" not in event
+
+
 def test_earlier_alias_wins_when_a_record_has_several():
     record = {"email": "second@example.com", "em": "first@example.com", "event_time": 1}
     assert flat_mapper().map(record).event["user_data"] == {"em": sha("first@example.com")}
@@ -216,6 +258,32 @@ def test_mapped_column_beats_stream_literal_beats_alias_column_beats_default():
     assert event_name(fields, {}) == "Default"
 
 
+def test_a_column_mapped_in_fields_does_not_also_feed_the_field_of_its_alias():
+    config = {
+        "streams": {
+            "s": {
+                "event_name": "Lead",
+                "fields": {"custom_data.status": "state", "user_data.external_id": "email"},
+            }
+        }
+    }
+    record = {"event_time": 1, "state": "shipped", "email": "CUST-42"}
+
+    mapped = mapper_for(config).map(record)
+
+    assert mapped.event["user_data"] == {"external_id": sha("cust-42")}
+    assert mapped.event["custom_data"] == {"status": "shipped"}
+    assert mapped.dropped == []  # CUST-42 was not also tried as an e-mail
+
+
+def test_a_column_mapped_to_two_fields_feeds_both():
+    mapper = mapper_for(ORDERS_CONFIG, "public-orders", ["order_id"], ORDERS_COLUMNS)
+
+    event = mapper.map(ORDER).event
+
+    assert (event["event_id"], event["custom_data"]["order_id"]) == ("1001", "1001")
+
+
 def test_null_mapped_column_falls_back_to_the_next_source():
     config = {"streams": {"s": {"event_name": "Lead", "fields": {"event_name": "kind"}}}}
     event = mapper_for(config).map({"kind": None, "event_time": 1}).event
@@ -242,6 +310,59 @@ def test_fields_column_can_name_a_nested_value():
     }
     record = {"customer": {"email": "mary@example.com"}, "event_time": 1}
     assert mapper_for(config).map(record).event["user_data"] == {"em": sha("mary@example.com")}
+
+
+CUSTOMER_PATHS_CONFIG = {
+    "streams": {
+        "s": {
+            "event_name": "Lead",
+            "fields": {
+                "user_data.em": "customer.email",
+                "user_data.fn": "customer.name.first",
+                "custom_data.status": "customer.tier",
+            },
+        }
+    }
+}
+
+
+def test_fields_column_can_name_a_nested_value_of_a_column_holding_json_text(monkeypatch):
+    record = {
+        "event_time": 1,
+        "customer": '{"email": "mary@example.com", "name": {"first": "Mary"}, "tier": "gold"}',
+    }
+    mapper = mapper_for(CUSTOMER_PATHS_CONFIG)
+    parsed = []
+    loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text: parsed.append(text) or loads(text))
+
+    mapped = mapper.map(record)
+
+    assert mapped.event["user_data"] == {"em": sha("mary@example.com"), "fn": sha("mary")}
+    assert mapped.event["custom_data"] == {"status": "gold"}
+    assert len(parsed) == 1  # once for the three fields
+    assert record["customer"].startswith("{")  # the record itself is left as it came
+    assert mapped.event_id == deterministic_event_id("s", record, "Lead")
+
+
+@pytest.mark.parametrize("customer", ["mary@example.com", '["mary@example.com"]', "{broken", 7])
+def test_fields_reading_in_a_column_that_holds_no_object_are_counted_as_dropped(customer):
+    mapped = mapper_for(CUSTOMER_PATHS_CONFIG).map({"event_time": 1, "customer": customer})
+
+    assert mapped.event["user_data"] == {}
+    assert mapped.dropped == [
+        DroppedValue("em", "invalid"),
+        DroppedValue("fn", "invalid"),
+        DroppedValue("custom_data.status", "invalid"),
+    ]
+
+
+@pytest.mark.parametrize("customer", [None, "  ", {}, "{}"])
+def test_an_empty_column_of_nested_fields_drops_nothing(customer):
+    mapped = mapper_for(CUSTOMER_PATHS_CONFIG).map({"event_time": 1, "customer": customer})
+
+    assert mapped.event["user_data"] == {}
+    assert mapped.dropped == []
 
 
 def phones_mapper():
@@ -305,6 +426,24 @@ def test_an_unusable_value_among_listed_columns_is_dropped_and_the_others_are_se
 
     assert mapped.event["user_data"]["ph"] == [sha("447700900123")]
     assert mapped.dropped == [DroppedValue("ph", "invalid")]
+
+
+def test_a_listed_column_holding_a_list_gives_each_of_its_items():
+    record = {
+        "ts": 1,
+        "phone": ["+1 308 929 5552", "", None, "+44 7700 900123"],
+        "mobile_phone": ("+1 308 555 0100",),
+        "profile": {"phone": []},
+    }
+
+    mapped = phones_mapper().map(record)
+
+    assert mapped.event["user_data"]["ph"] == [
+        sha("13089295552"),
+        sha("447700900123"),
+        sha("13085550100"),
+    ]
+    assert mapped.dropped == []
 
 
 def test_listed_columns_are_redacted_key_properties_and_checked_against_the_schema():
@@ -421,6 +560,41 @@ def test_deterministic_event_id_ignores_whether_numbers_are_decimal_or_float():
     )
 
 
+# Ids derived by the versions before decimals that no float holds were told apart: a rerun must
+# give the same ids so that Meta deduplicates the events sent again.
+@pytest.mark.parametrize(
+    ("row_identity", "pinned_id"),
+    [
+        ([Decimal("19.99")], "2cc27a776d8770eb5c5de3db3f1fffa1"),
+        ([19.99], "2cc27a776d8770eb5c5de3db3f1fffa1"),
+        ([Decimal("0.1")], "10b1f82b4f490478cccae07cc02491ef"),
+        ([Decimal("-2.5")], "30621558472c138f4d8cc5baa3eeb974"),
+        ([Decimal("0.30000000000000004")], "722c7dfeb53abf805505a614bf2e745c"),
+        ([Decimal("1.0")], "21c2d26e140a8f4ccddae2ac1bd5fd1b"),
+        ([Decimal("1E+2")], "8732452ad2e865158f1f6b105a809ebb"),
+        (
+            {"order_id": 7, "total": Decimal("19.99"), "ts": "2026-01-01"},
+            "ae3c36187988f42c5738ae688458cba3",
+        ),
+    ],
+)
+def test_deterministic_event_id_of_a_decimal_a_float_holds_is_the_id_it_always_was(
+    row_identity, pinned_id
+):
+    stream = "orders" if isinstance(row_identity, dict) else "s"
+    assert deterministic_event_id(stream, row_identity, "Purchase") == pinned_id
+
+
+def test_deterministic_event_ids_of_decimals_no_float_holds_do_not_collide():
+    def event_id(text: str) -> str:
+        return deterministic_event_id("s", [Decimal(text)], "Lead")
+
+    assert event_id("12345678901234567890.5") != event_id("12345678901234567891.5")
+    assert event_id("0.1000000000000000055511151231257827") != event_id("0.1")
+    # the same value written with more zeros is the same row
+    assert event_id("12345678901234567890.50") == event_id("12345678901234567890.5")
+
+
 def test_record_without_key_properties_gets_an_id_from_its_content_without_metadata():
     mapper = flat_mapper()
     row = {"email": "a@b.com", "event_time": 1}
@@ -473,9 +647,99 @@ def test_contents_items_get_the_types_meta_expects():
     ]
 
 
+NESTED_OBJECTS_CONFIG = {
+    "streams": {
+        "s": {
+            "event_name": "Purchase",
+            "action_source": "app",
+            "fields": {
+                "event_time": "ts",
+                "original_event_data.event_time": "ordered_at",
+                "original_event_data.order_id": "order_number",
+                "app_data.advertiser_tracking_enabled": "tracking",
+                "attribution_data.attribution_share": "share",
+                "attribution_data.visit_time": "visited_at",
+            },
+        }
+    }
+}
+NESTED_OBJECTS_EXPECTED = {
+    "original_event_data": {"event_time": T_2026_11_27_10H_UTC, "order_id": "1001"},
+    "app_data": {"advertiser_tracking_enabled": True},
+    "attribution_data": {"attribution_share": 0.3, "visit_time": T_2026_11_27_10H_UTC},
+}
+
+
+def test_mapped_values_inside_objects_get_the_types_meta_expects():
+    record = {
+        "ts": 1,
+        "ordered_at": dt.datetime(2026, 11, 27, 10, tzinfo=dt.timezone.utc),
+        "order_number": 1001,
+        "tracking": "true",
+        "share": "0.3",
+        "visited_at": "2026-11-27T10:00:00Z",
+    }
+
+    event = mapper_for(NESTED_OBJECTS_CONFIG).map(record).event
+
+    assert {key: event[key] for key in NESTED_OBJECTS_EXPECTED} == NESTED_OBJECTS_EXPECTED
+
+
+def test_whole_object_columns_get_the_types_meta_expects():
+    record = {
+        "event_time": 1,
+        "original_event_data": '{"event_time": "2026-11-27T10:00:00Z", "order_id": 1001}',
+        "app_data": {"advertiser_tracking_enabled": 1, "extinfo": ["a2", Decimal("1")]},
+        "attribution_data": {"attribution_share": Decimal("0.3"), "visit_time": 1795773600000},
+    }
+
+    event = flat_mapper().map(record).event
+
+    assert event["original_event_data"] == NESTED_OBJECTS_EXPECTED["original_event_data"]
+    assert event["app_data"] == {"advertiser_tracking_enabled": True, "extinfo": ["a2", 1]}
+    assert event["attribution_data"] == NESTED_OBJECTS_EXPECTED["attribution_data"]
+
+
+@pytest.mark.parametrize(
+    ("column", "raw", "field"),
+    [
+        ("ordered_at", "yesterday", "original_event_data.event_time"),
+        ("tracking", "maybe", "app_data.advertiser_tracking_enabled"),
+        ("share", "a third", "attribution_data.attribution_share"),
+    ],
+)
+def test_an_unusable_value_inside_an_object_is_a_mapping_error_naming_it(column, raw, field):
+    record = {"ts": 1, column: raw}
+
+    with pytest.raises(MappingError) as error:
+        mapper_for(NESTED_OBJECTS_CONFIG).map(record)
+
+    assert error.value.field == field
+    assert raw not in str(error.value)
+
+
 def test_content_ids_given_as_one_value_become_a_list_of_text():
     event = flat_mapper().map({"event_time": 1, "content_ids": 17}).event
     assert event["custom_data"]["content_ids"] == ["17"]
+
+
+@pytest.mark.parametrize(
+    "content_ids", [["a", "", None, " b "], ("a", "  ", "b"), '["a", "", " b"]']
+)
+def test_content_ids_leave_out_empty_items(content_ids):
+    event = flat_mapper().map({"event_time": 1, "content_ids": content_ids}).event
+    assert event["custom_data"]["content_ids"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("content_ids", [[], ["", None, " "], "[]"])
+def test_content_ids_with_no_item_left_are_left_out(content_ids):
+    mapper = flat_mapper()
+
+    event = mapper.map({"event_time": 1, "content_ids": content_ids}).event
+    with_value = mapper.map({"event_time": 1, "content_ids": content_ids, "value": 3}).event
+
+    assert "custom_data" not in event
+    assert with_value["custom_data"] == {"value": 3.0}
 
 
 @pytest.mark.parametrize(("column", "raw"), [("value", "12,50"), ("num_items", "2.5")])
@@ -533,6 +797,58 @@ def test_unmapped_columns_go_to_custom_data_when_the_stream_says_so():
     }
     event = mapper_for(config).map(record).event
     assert event["custom_data"] == {"sku": "X1", "price": 2.5}
+
+
+def test_unmapped_columns_outside_the_schema_never_go_to_custom_data():
+    mapper = unmapped_to_custom_data_mapper(columns=["event_time", "email", "sku"])
+    record = {"event_time": 1, "email": "a@b.com", "sku": "X1", "mobile": "+1 616 954 7888"}
+
+    event = mapper.map(record).event
+
+    assert event["custom_data"] == {"sku": "X1"}
+    assert mapper.custom_data_columns(record) == ("sku",)
+
+
+def test_a_schema_without_columns_sends_no_unmapped_column():
+    mapper = unmapped_to_custom_data_mapper(columns=())
+
+    event = mapper.map({"event_time": 1, "email": "a@b.com", "mobile": "+1 616 954 7888"}).event
+
+    assert "custom_data" not in event
+
+
+def test_an_unmapped_column_never_replaces_a_mapped_or_constant_custom_data_key():
+    mapper = unmapped_to_custom_data_mapper(
+        fields={"custom_data.label": "product_label"},
+        constants={"custom_data.brand": "Acme"},
+    )
+    record = {"event_time": 1, "product_label": "Mapped", "label": "Other", "brand": "Other"}
+
+    assert mapper.map(record).event["custom_data"] == {"label": "Mapped", "brand": "Acme"}
+
+
+def test_an_unmapped_column_never_replaces_a_key_of_the_custom_data_column():
+    record = {"event_time": 1, "custom_data": {"label": "From the object"}, "label": "Other"}
+
+    event = unmapped_to_custom_data_mapper().map(record).event
+
+    assert event["custom_data"] == {"label": "From the object"}
+
+
+@pytest.mark.parametrize("empty", [None, " "])
+def test_an_unmapped_column_fills_a_key_the_custom_data_column_leaves_empty(empty):
+    record = {"event_time": 1, "custom_data": {"label": empty, "sku": "X1"}, "label": "Other"}
+
+    event = unmapped_to_custom_data_mapper().map(record).event
+
+    assert event["custom_data"] == {"label": "Other", "sku": "X1"}
+
+
+def test_an_unmapped_column_fills_a_custom_data_key_its_mapped_column_leaves_empty():
+    mapper = unmapped_to_custom_data_mapper(fields={"custom_data.label": "product_label"})
+    record = {"event_time": 1, "product_label": None, "label": "Other"}
+
+    assert mapper.map(record).event["custom_data"] == {"label": "Other"}
 
 
 def test_invalid_customer_information_is_dropped_and_reported():
@@ -607,6 +923,53 @@ def test_streams_setting_given_as_json_text_is_parsed():
 def test_unusable_stream_settings_are_config_errors(stream_config, message):
     with pytest.raises(MappingConfigError, match=message):
         build_event_mapper("s", [], {"streams": {"s": stream_config}}, [])
+
+
+@pytest.mark.parametrize(
+    ("constants", "problem"),
+    [
+        ({"custom_data.value": "12,50"}, "custom_data.value: the text is not a number"),
+        ({"custom_data.num_items": 2.5}, "custom_data.num_items: a float is not a whole number"),
+        ({"opt_out": "maybe"}, "opt_out: the text is not a boolean"),
+        ({"event_time": "yesterday"}, "event_time: the text is neither an ISO 8601 time"),
+        ({"custom_data": ["EUR"]}, "custom_data: a list is not an object"),
+        ({"app_data.advertiser_tracking_enabled": "maybe"}, "enabled: the text is not a boolean"),
+        ({"user_data.em": "not an e-mail"}, "user_data.em: the text is not a usable em (invalid)"),
+    ],
+)
+def test_a_constant_that_could_never_be_sent_is_a_config_error_naming_it(constants, problem):
+    config = {"streams": {"s": {"constants": constants}}}
+
+    errors = mapping_config_errors(config)
+
+    assert len(errors) == 1 and errors[0].startswith("streams.s.constants.")
+    assert problem in errors[0]
+    assert "e-mail" not in errors[0]  # a user_data constant is not shown
+    with pytest.raises(MappingConfigError):
+        build_event_mapper("s", [], config, [])
+
+
+def test_every_unusable_constant_is_reported_at_once():
+    constants = {"custom_data.value": "12,50", "custom_data.currency": "EUR", "opt_out": "?"}
+
+    errors = mapping_config_errors({"streams": {"s": {"constants": constants}}})
+
+    assert [error.split(":")[0] for error in errors] == [
+        "streams.s.constants.custom_data.value",
+        "streams.s.constants.opt_out",
+    ]
+
+
+@pytest.mark.parametrize(
+    "constants",
+    [
+        {"custom_data.value": "12.50", "custom_data.num_items": 2.0, "opt_out": "no"},
+        {"event_time": "2026-11-27T10:00:00Z", "custom_data.currency": " "},
+        {"user_data.country": "France", "original_event_data.event_time": 1795773600},
+    ],
+)
+def test_constants_that_convert_are_accepted(constants):
+    assert mapping_config_errors({"streams": {"s": {"constants": constants}}}) == []
 
 
 @pytest.mark.parametrize("pixel_id", ["2233445566", 2233445566])
@@ -699,3 +1062,11 @@ def test_blank_column_falls_back_to_the_constant_and_list_constants_are_kept():
     mapper = mapper_for(config, columns=["cur", "event_time"])
     event = mapper.map({"cur": "  ", "event_time": 1}).event
     assert event["custom_data"] == {"currency": "EUR", "content_ids": ["a", "1"]}
+
+
+def test_an_entry_named_like_a_pattern_matches_the_stream_of_exactly_its_name():
+    config = {"streams": {"sales[eu]": {}, "sales[us]": {}, "web-*": {}}}
+
+    unmatched = unmatched_stream_entries(config, ["sales[eu]", "sales-u", "web-orders"])
+
+    assert unmatched == ["sales[us]"]

@@ -105,6 +105,9 @@ def test_dates_parsed_by_the_sdk_give_the_same_events(reference):
         ("total", float("nan")),
         ("num_items", 1.5),
         ("product_ids", {"sku": 1}),
+        ("product_ids", ["SKU-1", "", None, " SKU-2 "]),
+        ("product_ids", ["", None]),  # left out
+        ("product_ids", []),  # left out
         ("page_url", {"path": "/"}),
         ("currency", "  "),
         ("phone", "12"),  # too short: dropped
@@ -121,15 +124,22 @@ def test_one_unusable_or_missing_value_gives_the_same_outcome(reference, column,
     )
 
 
+@pytest.fixture
+def unchecked_constants(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constants the config check refuses, as in a StreamMapping built without it."""
+    monkeypatch.setattr(mapping_module, "_constant_problem", lambda path, value: None)
+
+
 @pytest.mark.parametrize(
     "constants",
     [
         {"custom_data.currency": "EUR", "event_source_url": "https://shop.example.com/"},
-        {"custom_data.value": "not a number"},  # refused for every record, as before
+        {"custom_data.value": "not a number"},  # refused for every record
         {"custom_data.num_items": "3"},
+        {"custom_data.content_ids": []},  # left out
     ],
 )
-def test_constants_give_the_same_outcome(reference, constants):
+def test_constants_give_the_same_outcome(reference, unchecked_constants, constants):
     mapping = {**ORDERS_MAPPING, "constants": constants}
     mapping["fields"] = {
         path: column for path, column in ORDERS_MAPPING["fields"].items() if path not in constants
@@ -142,13 +152,35 @@ def test_constants_give_the_same_outcome(reference, constants):
     )
 
 
-def test_a_constant_for_a_whole_object_gives_the_same_outcome(reference):
+def test_a_constant_for_a_whole_object_gives_the_same_outcome(reference, unchecked_constants):
     config = {"streams": {STREAM: {**ORDERS_MAPPING, "constants": {"custom_data": []}}}}
     record = orders(1)[0]
 
     assert outcome(lambda: mapper_for(config, record).map(dict(record))) == outcome(
         lambda: reference(config, record)
     )
+
+
+@pytest.mark.parametrize(
+    "product",
+    [{"name": "Mug", "sku": "M-1"}, '{"name": "Mug", "sku": "M-1"}', "Mug", None, {}],
+)
+def test_fields_read_in_a_json_or_object_column_give_the_same_outcome(reference, product):
+    mapping = {**ORDERS_MAPPING}
+    mapping["fields"] = {
+        **ORDERS_MAPPING["fields"],
+        "custom_data.content_name": "product.name",
+        "custom_data.content_category": "product.sku",
+    }
+    config = {"streams": {STREAM: mapping}}
+    first, second = orders(2)
+    mapper = mapper_for(config, {**first, "product": product})
+
+    for record in ({**first, "product": product}, {**second, "product": product}):
+        assert outcome(lambda record=record: mapper.map(dict(record))) == outcome(
+            lambda record=record: reference(config, record)
+        )
+    assert [plan.build is not None for plan in mapper._plans.values()] == [True]
 
 
 def test_an_event_name_column_that_is_empty_with_no_fallback_is_the_same_error(reference):

@@ -192,6 +192,41 @@ def test_a_constant_wins_over_an_alias_column_of_the_same_key_as_without_the_mem
     )
 
 
+@pytest.mark.parametrize("first", ["Paris", " ", None])
+def test_alias_columns_differing_only_in_case_give_what_the_general_path_gives(first):
+    record = {**ORDER, "City": first, "city": "Lyon"}  # both named like user_data.ct's alias
+    mapper = orders_mapper(CONFIG, tuple(record))
+    for _ in range(2):  # first sight and repeat
+        assert_same_as_general_path(mapper, CONFIG, record)
+    (plan,) = mapper._plans.values()
+    assert plan.identity_columns is not None and "city" in plan.identity_columns
+
+
+def test_values_inside_other_objects_are_converted_as_on_the_general_path():
+    config = json.loads(json.dumps(CONFIG))
+    config["streams"]["orders"]["fields"]["original_event_data.event_time"] = "ordered_at"
+    config["streams"]["orders"]["fields"]["app_data.advertiser_tracking_enabled"] = "tracking"
+    record = {**ORDER, "ordered_at": dt.datetime(2026, 11, 27, 10), "tracking": "yes"}
+    mapper = orders_mapper(config, tuple(record))
+    for _ in range(2):  # first sight and repeat
+        assert_same_as_general_path(mapper, config, record)
+    event = mapper.map(dict(record)).event
+    assert event["original_event_data"] == {"event_time": 1_795_773_600}
+    assert event["app_data"] == {"advertiser_tracking_enabled": True}
+
+
+@pytest.mark.parametrize("order", [{"ref": "A-1"}, '{"ref": "A-1"}', "A-1"])
+def test_fields_read_in_a_json_or_object_column_give_what_the_general_path_gives(order):
+    config = json.loads(json.dumps(CONFIG))
+    config["streams"]["orders"]["fields"]["custom_data.order_id"] = "order.ref"
+    record = {**ORDER, "order": order}
+    mapper = orders_mapper(config, tuple(record))
+    for _ in range(2):  # first sight and repeat
+        assert_same_as_general_path(mapper, config, record)
+    mapped = mapper.map(dict(record))
+    assert mapped.event.get("custom_data") == (None if order == "A-1" else {"order_id": "A-1"})
+
+
 def test_a_number_and_a_boolean_that_compare_equal_are_not_mixed_up():
     mapper = orders_mapper()
     with_number = mapper.map({**ORDER, "phone": 1, "zip": 1}).event["user_data"]
