@@ -276,6 +276,29 @@ def test_event_that_is_not_an_object_is_rejected_with_code_100(sandbox):
     assert (response.status_code, graph_error(response)["code"]) == (400, 100)
 
 
+# JSON nested deeper than the decoder goes (~1000 levels): what a fuzzer or a hostile client sends
+DEEPLY_NESTED = "[" * 5000 + "]" * 5000
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_json_body_nested_too_deep_is_rejected_as_unparseable(sandbox):
+    body = '{"access_token": "sandbox-token", "data": ' + DEEPLY_NESTED + "}"
+    headers = {"Content-Type": "application/json"}
+    response = requests.post(sandbox.events_url(), data=body, headers=headers, timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (400, 100)
+    assert sandbox.stats()["rejected_by_code"] == {"100": 1}
+
+
+@pytest.mark.parametrize(
+    "data", [DEEPLY_NESTED, json.dumps([DEEPLY_NESTED])], ids=["data", "event_as_json_string"]
+)
+def test_form_data_nested_too_deep_is_rejected_as_not_an_array_of_events(sandbox, data):
+    form = {"access_token": TOKEN, "data": data}
+    response = requests.post(sandbox.events_url(), data=form, headers=FORM, timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (400, 100)
+    assert sandbox.stats()["rejected_by_code"] == {"100": 1}
+
+
 # Meta's event rules ------------------------------------------------------------------------------
 def without_user_data_key(key: str) -> dict[str, Any]:
     event = make_event()

@@ -47,6 +47,9 @@ _OPTIONAL_PARAMS = tuple(
 # msgspec reads and writes the same JSON as the json module, several times faster
 _decode_json = msgspec.json.Decoder().decode
 _encode_json = msgspec.json.Encoder().encode
+# what decoding untrusted JSON may raise: msgspec.DecodeError (a ValueError) for malformed
+# text, RecursionError for arrays or objects nested too deep (~1000 levels)
+_JSON_ERRORS = (ValueError, RecursionError)
 _API_VERSION = re.compile(r"v[0-9]+\.[0-9]+")
 _MULTIPART_NAME = re.compile(rb'\bname=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
 _MULTIPART_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
@@ -393,7 +396,7 @@ class SandboxServer:
         if isinstance(data, str):
             try:
                 data = _decode_json(data)
-            except ValueError:
+            except _JSON_ERRORS:
                 raise _invalid_parameter("(#100) param data must be an array.") from None
         if not isinstance(data, list):
             raise _invalid_parameter("(#100) param data must be an array.")
@@ -407,7 +410,7 @@ class SandboxServer:
                 # Meta's own SDK sends each event as a JSON string inside the data array
                 try:
                     event = data[index] = _decode_json(event)
-                except ValueError:
+                except _JSON_ERRORS:
                     event = None
             if not isinstance(event, dict):
                 raise _invalid_parameter("(#100) every element of param data must be an object")
@@ -495,7 +498,7 @@ def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
     if media_type == "application/json" or body.lstrip()[:1] == b"{":
         try:
             params = _decode_json(body)
-        except ValueError:
+        except _JSON_ERRORS:
             raise _invalid_parameter("(#100) The request body is not valid JSON") from None
         if not isinstance(params, dict):
             raise _invalid_parameter("(#100) The request body must be a JSON object")
