@@ -224,7 +224,7 @@ def test_matching_appsecret_proof_is_accepted(sandbox_factory):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("proof", [None, "0" * 64])
+@pytest.mark.parametrize("proof", [None, "0" * 64, "é" * 64], ids=["missing", "wrong", "non_ascii"])
 def test_missing_or_wrong_appsecret_proof_is_rejected(sandbox_factory, proof):
     sandbox = sandbox_factory(app_secret="s3cret")
     params = {} if proof is None else {"appsecret_proof": proof}

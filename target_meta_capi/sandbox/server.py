@@ -370,7 +370,10 @@ class SandboxServer:
             expected = hmac.new(
                 self.config.app_secret.encode(), token.encode(), hashlib.sha256
             ).hexdigest()
-            if not isinstance(proof, str) or not hmac.compare_digest(proof.lower(), expected):
+            # compare_digest takes str only if it is ASCII: compare the UTF-8 bytes instead
+            if not isinstance(proof, str) or not hmac.compare_digest(
+                proof.lower().encode(), expected.encode()
+            ):
                 raise GraphError(
                     400,
                     100,
