@@ -731,6 +731,22 @@ def test_an_event_on_the_reject_list_is_refused_as_an_invalid_event(sandbox_fact
     assert [event["event"]["event_id"] for event in sandbox.accepted_events()] == ["order-1"]
 
 
+def test_an_event_id_sent_as_a_number_is_refused_like_the_same_id_as_text(sandbox_factory):
+    sandbox = sandbox_factory(reject_event_ids=("42",))
+    response = post_events(sandbox, [make_event(event_id=42)])
+    assert (response.status_code, graph_error(response)["error_subcode"]) == (400, 2804099)
+
+
+@pytest.mark.parametrize("event_id", [["order-2"], {"id": "order-2"}], ids=["list", "object"])
+def test_an_event_id_that_is_not_a_scalar_is_checked_against_the_reject_list(
+    sandbox_factory, event_id
+):
+    sandbox = sandbox_factory(reject_event_ids=("order-2",))
+    response = post_events(sandbox, [make_event(event_id=event_id)])
+    assert response.status_code == 200
+    assert sandbox.stats()["accepted_requests"] == 1
+
+
 def test_cli_refuses_events_on_its_reject_list():
     with sandbox_cli("--reject-event-id", "order-2", "--reject-event-id", "order-3") as (_, url):
         answers = [

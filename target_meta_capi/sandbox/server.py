@@ -29,7 +29,7 @@ import msgspec
 
 from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST, RULES, validate_event
 from target_meta_capi.sandbox import faults
-from target_meta_capi.sandbox.store import REQUEST_PARAM_NAMES, EventStore
+from target_meta_capi.sandbox.store import REQUEST_PARAM_NAMES, EventStore, event_id_text
 
 DEFAULT_PIXEL_ID = "1234567890"
 DEFAULT_ACCESS_TOKEN = "sandbox-token"
@@ -428,7 +428,10 @@ class SandboxServer:
                     user_title=RULES[violation.rule].user_title,
                     user_message=violation.message,
                 )
-            if self._reject_event_ids and event.get("event_id") in self._reject_event_ids:
+            if (
+                self._reject_event_ids
+                and event_id_text(event.get("event_id")) in self._reject_event_ids
+            ):
                 raise GraphError(
                     400,
                     100,

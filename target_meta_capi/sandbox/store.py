@@ -61,6 +61,17 @@ def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def event_id_text(event_id: Any) -> str | None:
+    """An event_id as the sandbox compares it: as text, so ``42`` and ``"42"`` are the same id.
+
+    A string is itself, anything else its JSON (``42`` -> ``"42"``, ``["x"]`` -> ``'["x"]'``);
+    None when there is no event_id. The reject list and duplicate counting both use it.
+    """
+    if event_id is None or event_id.__class__ is str:
+        return event_id
+    return _encode(event_id).decode()
+
+
 class EventStore:
     """Thread-safe; ``record`` is called once per accepted request with all its events."""
 
@@ -107,7 +118,9 @@ class EventStore:
                 if event_id is None:
                     self._events_without_event_id += 1
                     continue
-                key = hash((event.get("event_name"), str(event_id)))
+                if event_id.__class__ is not str:
+                    event_id = event_id_text(event_id)
+                key = hash((event.get("event_name"), event_id))
                 if key in seen:
                     self._duplicate_events += 1
                 else:
@@ -139,7 +152,7 @@ class EventStore:
                     *request_columns,
                     _text_or_none(event.get("event_name")),
                     event.get("event_time") if type(event.get("event_time")) is int else None,
-                    _text_or_none(event.get("event_id")),
+                    event_id_text(event.get("event_id")),
                     _text_or_none(event.get("action_source")),
                     _encode(event).decode(),
                 )
