@@ -572,6 +572,14 @@ def test_reset_endpoint_clears_events_and_counters(sandbox):
     assert sandbox.stats()["requests"] == 0
 
 
+def test_reset_endpoint_ignores_its_body_even_if_it_claims_gzip_and_is_not(sandbox):
+    post_events(sandbox, [make_event()])
+    headers = {"Content-Encoding": "gzip"}
+    response = requests.post(f"{sandbox.url}/__reset", data=b"nogzip", headers=headers, timeout=10)
+    assert response.json() == {"reset": True}
+    assert sandbox.accepted_events() == []
+
+
 def test_memory_keeps_only_the_most_recent_events_when_bounded(sandbox_factory):
     sandbox = sandbox_factory(max_events_in_memory=2)
     post_events(sandbox, [make_event(event_id=name) for name in "abc"])

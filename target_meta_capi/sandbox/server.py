@@ -569,23 +569,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     # plumbing ---------------------------------------------------------------------------
     def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = self._read_chunked()
-        else:
-            try:
-                length = int(self.headers.get("Content-Length", "0"))
-            except ValueError:
-                length = -1
-            if length < 0 or length > MAX_BODY_BYTES:
-                self.close_connection = True
-                raise GraphError(413, 100, "(#100) Request body too large or malformed")
-            body = self.rfile.read(length) if length else b""
+        body = self._read_raw_body()
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             try:
                 body = gzip.decompress(body)
             except (OSError, EOFError):
                 raise _invalid_parameter("(#100) The request body is not valid gzip") from None
         return body
+
+    def _read_raw_body(self) -> bytes:
+        """The body as sent (chunks joined, still compressed); GraphError if unreadable."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise GraphError(413, 100, "(#100) Request body too large or malformed")
+        return self.rfile.read(length) if length else b""
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
@@ -677,7 +680,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path, _, query = self.path.partition("?")
         if path == "/__reset":
-            self._read_body()
+            try:
+                self._read_raw_body()  # ignored, so not decompressed either
+            except GraphError as error:
+                self._send_graph_error(error)
+                return
             self.server.sandbox.reset()
             self._send_json(200, {"reset": True})
             return
