@@ -10,7 +10,9 @@ import http.client
 import json
 import os
 import signal
+import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
@@ -23,6 +25,7 @@ import requests
 
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS
 from target_meta_capi.sandbox import SandboxConfig, SandboxServer, cli
+from target_meta_capi.sandbox import server as server_module
 from target_meta_capi.sandbox.faults import FaultInjector
 
 TOKEN = "sandbox-token"
@@ -377,6 +380,61 @@ def test_error_body_has_graph_shape(sandbox):
         "fbtrace_id",
     }
     assert response.headers["x-fb-trace-id"] == error["fbtrace_id"]
+
+
+# the last resort: what the sandbox did not expect ------------------------------------------------
+def test_an_unexpected_error_is_answered_with_graphs_generic_error_and_counted(
+    sandbox, monkeypatch, capfd
+):
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"cannot validate with {TOKEN}")
+
+    monkeypatch.setattr(server_module, "validate_event", fail)
+    response = post_events(sandbox, [make_event()])
+    assert response.status_code == 500
+    error = graph_error(response)
+    assert (error["code"], error["is_transient"], error["message"]) == (
+        1,
+        True,
+        "An unknown error occurred",
+    )
+    stats = sandbox.stats()
+    assert (stats["requests"], stats["rejected_requests"], stats["rejected_by_code"]) == (
+        1,
+        1,
+        {"1": 1},
+    )
+    assert stats["internal_errors"] == 1
+    [line] = capfd.readouterr().err.splitlines()
+    assert f"POST /v24.0/{PIXEL}/events 500 code=1 unexpected RuntimeError at " in line
+    assert TOKEN not in line
+
+
+def test_an_unexpected_error_on_an_inspection_endpoint_is_answered_too(sandbox, monkeypatch):
+    def fail(limit: int | None = None) -> Any:
+        raise RuntimeError("lost the events")
+
+    monkeypatch.setattr(sandbox, "accepted_events", fail)
+    response = requests.get(f"{sandbox.url}/__events", timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (500, 1)
+    assert (sandbox.stats()["internal_errors"], sandbox.stats()["requests"]) == (1, 0)
+
+
+def test_a_client_resetting_its_connection_mid_request_leaves_no_traceback(sandbox, capfd):
+    threads_before = set(threading.enumerate())  # other tests' sandboxes may have some left
+    connection = socket.create_connection(("127.0.0.1", sandbox.port))
+    connection.sendall(f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\n".encode())
+    time.sleep(0.1)  # the sandbox is reading the headers
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    connection.close()  # with a zero linger: a reset
+    deadline = time.monotonic() + 10
+    while any(
+        thread.name.endswith("(process_request_thread)")
+        for thread in set(threading.enumerate()) - threads_before
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert capfd.readouterr().err == ""
 
 
 # faults --------------------------------------------------------------------------------------

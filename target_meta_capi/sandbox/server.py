@@ -19,6 +19,8 @@ import socketserver
 import sys
 import threading
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -157,6 +159,12 @@ class GraphError(Exception):
         return {"error": error}
 
 
+#: Graph's generic error, the answer to an exception the sandbox did not expect
+UNKNOWN_ERROR = GraphError(500, 1, "An unknown error occurred", is_transient=True)
+# the client went away or stalled: nothing to answer, nothing the sandbox did wrong
+_CLIENT_GONE = (ConnectionError, TimeoutError)
+
+
 def _invalid_parameter(message: str) -> GraphError:
     return GraphError(400, 100, message)
 
@@ -191,6 +199,7 @@ class _Counters:
         self.rejected_by_code: dict[str, int] = {}
         self.rejected_by_subcode: dict[str, int] = {}
         self.events_received = 0
+        self.internal_errors = 0
         self.max_in_flight = self.in_flight
         self.faults = dict.fromkeys(faults.FAULT_KINDS, 0)
 
@@ -290,6 +299,7 @@ class SandboxServer:
                 "rejected_by_code": dict(counters.rejected_by_code),
                 "rejected_by_subcode": dict(counters.rejected_by_subcode),
                 "events_received": counters.events_received,
+                "internal_errors": counters.internal_errors,
                 "in_flight": counters.in_flight,
                 "max_in_flight": counters.max_in_flight,
                 "faults": dict(counters.faults),
@@ -344,6 +354,12 @@ class SandboxServer:
                 counters.rejected_by_subcode[subcode] = (
                     counters.rejected_by_subcode.get(subcode, 0) + 1
                 )
+
+    def _count_internal_error(self, rejected: GraphError | None) -> None:
+        with self._counters.lock:
+            self._counters.internal_errors += 1
+        if rejected is not None:
+            self._count_rejection(rejected)
 
     def _accept(self, events: list[dict[str, Any]], params: dict[str, Any]) -> None:
         assert self._store is not None
@@ -465,6 +481,18 @@ class _HTTPServer(ThreadingHTTPServer):
         self.sandbox = sandbox
         super().__init__(address, handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback. A request's own errors are answered by
+        # _Handler._guard; what lands here failed outside one, mostly a client resetting
+        # its connection while the request line or headers were read.
+        error = sys.exc_info()[1]
+        if isinstance(error, _CLIENT_GONE):
+            return
+        sys.stderr.write(
+            f"target-meta-capi sandbox: connection from {client_address[0]} failed: "
+            f"{type(error).__name__}\n"
+        )
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host name (getfqdn), which can hang offline
         socketserver.TCPServer.server_bind(self)
@@ -551,6 +579,10 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     disable_nagle_algorithm = True
     server: _HTTPServer
+    # per request, set by _guard
+    _answer_started = False
+    _events_request = False
+    _outcome_counted = False
 
     def setup(self) -> None:
         self.timeout = self.server.sandbox.config.idle_timeout_seconds
@@ -619,6 +651,7 @@ class _Handler(BaseHTTPRequestHandler):
         fbtrace_id: str | None = None,
         extra_headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        self._answer_started = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -661,8 +694,54 @@ class _Handler(BaseHTTPRequestHandler):
             f"{self.client_address[0]} {self.command} {path} {status} {detail} {elapsed_ms:.1f}ms\n"
         )
 
+    # the last resort ------------------------------------------------------------------------
+    def _guard(self, route: Callable[[], None]) -> None:
+        """Run ``route``; an exception it did not expect still gets an answer and a count."""
+        started = time.perf_counter()
+        self._answer_started = False
+        self._events_request = False  # counted in requests: then also in rejected_requests
+        self._outcome_counted = False  # counted accepted or rejected already
+        try:
+            route()
+        except _CLIENT_GONE:
+            self.close_connection = True
+        except Exception as error:
+            self._answer_unknown_error(error, started)
+
+    def _answer_unknown_error(self, error: Exception, started: float) -> None:
+        """Graph's generic error (500, code 1, transient) and one log line, never a traceback.
+
+        The line names the exception's type and where it was raised, not its message: that
+        could hold a token from the request.
+        """
+        self.close_connection = True  # the request may be half read
+        answered = self._answer_started
+        counted = self._events_request and not (answered or self._outcome_counted)
+        self.server.sandbox._count_internal_error(UNKNOWN_ERROR if counted else None)
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        path = self.path.split("?", 1)[0]  # never the query: it may carry the token
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        sys.stderr.write(  # even with --quiet: the sandbox itself went wrong
+            f"{self.client_address[0]} {self.command} {path} {'-' if answered else 500} "
+            f"code=1 unexpected {type(error).__name__} at {Path(where.filename).name}:"
+            f"{where.lineno} {elapsed_ms:.1f}ms\n"
+        )
+        if not answered:
+            with contextlib.suppress(OSError):
+                self._send_graph_error(UNKNOWN_ERROR)
+
+    def _count_rejection(self, error: GraphError) -> None:
+        self.server.sandbox._count_rejection(error)
+        self._outcome_counted = True
+
     # routes -----------------------------------------------------------------------------
     def do_GET(self) -> None:
+        self._guard(self._get)
+
+    def do_POST(self) -> None:
+        self._guard(self._post)
+
+    def _get(self) -> None:
         sandbox = self.server.sandbox
         path, _, query = self.path.partition("?")
         if path == "/__stats":
@@ -677,7 +756,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_graph_error(GraphError(400, 2500, f"Unknown path components: {path}"))
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         path, _, query = self.path.partition("?")
         if path == "/__reset":
             try:
@@ -701,6 +780,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         sandbox = self.server.sandbox
         sandbox._begin_request()
+        self._events_request = True
         try:
             self._post_events(parts[0], parts[1], query)
         finally:
@@ -712,7 +792,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except GraphError as error:
-            sandbox._count_rejection(error)
+            self._count_rejection(error)
             self._send_graph_error(error)
             self._log(error.http_status, f"code={error.code}", started)
             return
@@ -731,13 +811,14 @@ class _Handler(BaseHTTPRequestHandler):
             bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
             events, recorded_params = sandbox._handle_events(api_version, pixel_id, params, bearer)
         except GraphError as error:
-            sandbox._count_rejection(error)
+            self._count_rejection(error)
             self._send_graph_error(error)
             subcode = f"/{error.subcode}" if error.subcode is not None else ""
             self._log(error.http_status, f"code={error.code}{subcode}", started)
             return
 
         sandbox._accept(events, recorded_params)
+        self._outcome_counted = True
         detail = f"events={len(events)}"
         if decision.fault == faults.CUT_AFTER_ACCEPT:
             sandbox._count_fault(decision.fault)
@@ -799,6 +880,6 @@ class _Handler(BaseHTTPRequestHandler):
             config = sandbox.config
             if config.regain_access_minutes is not None or config.usage_percent is not None:
                 extra_headers += _usage_headers(100, config.regain_access_minutes or 0)
-        sandbox._count_rejection(error)
+        self._count_rejection(error)
         self._send_graph_error(error, extra_headers)
         self._log(error.http_status, f"code={error.code} fault={fault}", started)
