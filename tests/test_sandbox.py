@@ -335,6 +335,15 @@ INVALID_EVENTS = {
         make_event(custom_data={"value": 1, "currency": "EURO"}),
         2804013,
     ),
+    "data_processing_options_invalid": (make_event(data_processing_options=["XYZ"]), 2804014),
+    "data_processing_options_country_and_state_invalid": (
+        make_event(
+            data_processing_options=["LDU"],
+            data_processing_options_country=42,
+            data_processing_options_state=7,
+        ),
+        2804014,
+    ),
 }
 
 
