@@ -135,6 +135,22 @@ def test_gzip_body_is_accepted(sandbox):
     assert response.json()["events_received"] == 1
 
 
+def test_gzip_body_larger_than_the_limit_once_decompressed_is_answered_413(sandbox, monkeypatch):
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN}).encode()
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+
+    def post_gzip() -> requests.Response:
+        compressed = gzip.compress(body)
+        return requests.post(sandbox.events_url(), data=compressed, headers=headers, timeout=10)
+
+    monkeypatch.setattr(server_module, "MAX_BODY_BYTES", len(body))
+    assert post_gzip().status_code == 200
+    monkeypatch.setattr(server_module, "MAX_BODY_BYTES", len(body) - 1)
+    response = post_gzip()
+    assert (response.status_code, graph_error(response)["code"]) == (413, 100)
+    assert sandbox.stats()["rejected_by_code"] == {"100": 1}
+
+
 def test_chunked_body_is_accepted(sandbox):
     body = json.dumps({"data": [make_event()], "access_token": TOKEN}).encode()
     chunks = (body[i : i + 100] for i in range(0, len(body), 100))

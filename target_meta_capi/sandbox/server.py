@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import gzip
 import hashlib
 import hmac
 import re
@@ -20,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -501,6 +501,31 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_port = int(port)
 
 
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """gzip.decompress(body), one member after another, that stops past ``limit`` bytes.
+
+    A few KB of gzip can inflate to gigabytes: decompressing it whole could exhaust memory
+    before its size is known. zlib.error for a body that is not gzip (or is cut short).
+    """
+    members: list[bytes] = []
+    size = 0
+    data = body
+    while data:
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header, trailer
+        while not decompressor.eof:
+            chunk = decompressor.decompress(data, limit + 1 - size)
+            size += len(chunk)
+            if size > limit:
+                raise GraphError(413, 100, "(#100) Request body too large")
+            members.append(chunk)
+            data = decompressor.unconsumed_tail
+            if not data and not decompressor.eof:
+                raise zlib.error("the gzip body ends inside a member")
+        # what follows a member: another one, or zero padding (as gzip.decompress allows)
+        data = decompressor.unused_data.lstrip(b"\x00")
+    return b"".join(members)
+
+
 def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
     match = _MULTIPART_BOUNDARY.search(content_type)
     if match is None:
@@ -604,8 +629,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_raw_body()
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             try:
-                body = gzip.decompress(body)
-            except (OSError, EOFError):
+                body = _gunzip(body, MAX_BODY_BYTES)
+            except zlib.error:
                 raise _invalid_parameter("(#100) The request body is not valid gzip") from None
         return body
 
