@@ -267,6 +267,10 @@ def test_well_formed_fbc_is_accepted(fbc):
         "fb.1.1554763741205.",
         "fb.1.2.abc.def.ghi",
         1554763741205,
+        "fb.1.1554763741205.a b/c?d",
+        "fb.1.1554763741205.abc\n",
+        "fb.1.1554763741205.abc.\tAQ",
+        "fb.1.1554763741205.abc\x00",
     ],
 )
 def test_malformed_fbc_is_rejected_with_subcode_2804001(fbc):
@@ -274,7 +278,16 @@ def test_malformed_fbc_is_rejected_with_subcode_2804001(fbc):
     assert [(v.rule, v.subcode) for v in violations] == [("fbc_invalid", 2804001)]
 
 
-@pytest.mark.parametrize("fbp", ["1116446470", "fb.1.1596403881668", "fb.x.1596403881668.1"])
+@pytest.mark.parametrize(
+    "fbp",
+    [
+        "1116446470",
+        "fb.1.1596403881668",
+        "fb.x.1596403881668.1",
+        "fb.1.1596403881668.1116446470\r\n",
+        "fb.1.1596403881668.1116 446470",
+    ],
+)
 def test_malformed_fbp_is_rejected(fbp):
     assert rules_broken(with_user_data(em=HASH, fbp=fbp)) == ["fbp_invalid"]
 

@@ -346,6 +346,10 @@ INVALID_EVENTS = {
         2804001,
     ),
     "fbp_invalid": (make_event(user_data={"fbp": "fb.1", "client_user_agent": "UA"}), 2804002),
+    "fbc_with_whitespace": (
+        make_event(user_data={"fbc": "fb.1.1554763741205.a b/c?d", "client_user_agent": "UA"}),
+        2804001,
+    ),
     "purchase_value_missing": (make_event(custom_data={"currency": "EUR"}), 2804012),
     "purchase_currency_invalid": (
         make_event(custom_data={"value": 1, "currency": "EURO"}),

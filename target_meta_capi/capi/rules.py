@@ -110,8 +110,9 @@ class RuleViolation:
 
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-# fb.{subdomainIndex}.{creationTimeMs}.{fbclid or random}[.{appendix}]
-_CLICK_COOKIE = re.compile(r"fb\.[0-9]+\.[0-9]+\.[^.]+(?:\.[^.]+)?")
+# fb.{subdomainIndex}.{creationTimeMs}.{fbclid or random}[.{appendix}]; a segment is any text
+# without a dot, whitespace (a newline too) or a control character: a cookie value holds none
+_CLICK_COOKIE = re.compile(r"fb\.[0-9]+\.[0-9]+\.[^.\s\x00-\x1f\x7f]+(?:\.[^.\s\x00-\x1f\x7f]+)?")
 _HTTP_URL = re.compile(r"https?://[^/?#\s]", re.IGNORECASE)
 
 # what _check_user_data does with a key: one dict lookup per key
