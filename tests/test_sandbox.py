@@ -197,6 +197,18 @@ def test_connection_is_kept_alive_between_requests(sandbox):
     connection.close()
 
 
+def test_a_get_with_a_body_does_not_spoil_the_next_request_on_the_connection(sandbox):
+    connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    connection.request("GET", "/__stats", body="ignored")
+    assert connection.getresponse().read()
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN})
+    headers = {"Content-Type": "application/json"}
+    connection.request("POST", f"/v24.0/{PIXEL}/events", body=body, headers=headers)
+    response = connection.getresponse()
+    assert (response.status, json.loads(response.read())["events_received"]) == (200, 1)
+    connection.close()
+
+
 def test_stop_closes_idle_keep_alive_connections(sandbox_factory):
     sandbox = sandbox_factory()
     connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)

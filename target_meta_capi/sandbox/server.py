@@ -766,7 +766,19 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._guard(self._post)
 
+    def _discard_body(self) -> bool:
+        """Read the body, which the route does not use, so that the next request on the
+        connection starts where it should. False, once answered, if it cannot be read."""
+        try:
+            self._read_raw_body()
+        except GraphError as error:
+            self._send_graph_error(error)
+            return False
+        return True
+
     def _get(self) -> None:
+        if not self._discard_body():
+            return
         sandbox = self.server.sandbox
         path, _, query = self.path.partition("?")
         if path == "/__stats":
@@ -784,10 +796,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _post(self) -> None:
         path, _, query = self.path.partition("?")
         if path == "/__reset":
-            try:
-                self._read_raw_body()  # ignored, so not decompressed either
-            except GraphError as error:
-                self._send_graph_error(error)
+            if not self._discard_body():  # not decompressed either
                 return
             self.server.sandbox.reset()
             self._send_json(200, {"reset": True})
