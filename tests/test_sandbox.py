@@ -209,6 +209,13 @@ def test_a_get_with_a_body_does_not_spoil_the_next_request_on_the_connection(san
     connection.close()
 
 
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("path", [f"/v24.0/{PIXEL}/events", "/__stats"])
+def test_other_methods_are_answered_with_graphs_unknown_path_error(sandbox, method, path):
+    response = requests.request(method, f"{sandbox.url}{path}", data=b"{}", timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (400, 2500)
+
+
 def test_stop_closes_idle_keep_alive_connections(sandbox_factory):
     sandbox = sandbox_factory()
     connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)

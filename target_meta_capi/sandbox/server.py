@@ -766,6 +766,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._guard(self._post)
 
+    def do_PUT(self) -> None:
+        self._guard(self._other_method)
+
+    do_PATCH = do_DELETE = do_OPTIONS = do_PUT
+
     def _discard_body(self) -> bool:
         """Read the body, which the route does not use, so that the next request on the
         connection starts where it should. False, once answered, if it cannot be read."""
@@ -819,6 +824,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._post_events(parts[0], parts[1], query)
         finally:
             sandbox._end_request()
+
+    def _other_method(self) -> None:
+        """PUT, PATCH, DELETE, OPTIONS: Graph's answer for what it does not have."""
+        started = time.perf_counter()
+        if not self._discard_body():
+            return
+        path = self.path.split("?", 1)[0]
+        self._send_graph_error(GraphError(400, 2500, f"Unknown path components: {path}"))
+        self._log(400, "code=2500", started)
 
     def _post_events(self, api_version: str, pixel_id: str, query: str) -> None:
         sandbox = self.server.sandbox
