@@ -834,6 +834,44 @@ def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):
     assert "at most 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [(["--port", "70000"], "--port"), (["--max-events-in-memory", "-1"], "--max-events-in-memory")],
+)
+def test_cli_refuses_an_out_of_range_number_naming_the_option(capsys, args, option):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(args)
+    assert exit_.value.code == 2
+    assert f"error: argument {option}: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--record-jsonl", "--record-sqlite"])
+def test_cli_refuses_a_recording_file_it_cannot_open_naming_the_option(capsys, tmp_path, option):
+    path = tmp_path / "missing-directory" / "events"
+    assert cli.main(["--port", "0", option, str(path)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"target-meta-capi-sandbox: error: argument {option}: cannot open {path}"
+    )
+
+
+@pytest.mark.parametrize("field", ["port", "max_events_in_memory"])
+def test_config_refuses_a_port_or_memory_bound_out_of_range(field):
+    with pytest.raises(ValueError, match=field):
+        SandboxConfig(**{field: 70000 if field == "port" else -1})
+
+
+@pytest.mark.parametrize("line", ["[1]", '{"event": [1]}', '{"params": "pixel"}', "{bad"])
+def test_report_names_the_line_of_a_jsonl_file_that_is_not_a_recording(capsys, tmp_path, line):
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps({"event": {"event_name": "Lead"}}) + "\n" + line + "\n")
+    assert cli.main(["report", "--jsonl", str(path)]) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.startswith(
+        f"target-meta-capi-sandbox report: error: argument --jsonl: {path} line 2 "
+    )
+
+
 def test_an_event_on_the_reject_list_is_refused_as_an_invalid_event(sandbox_factory):
     sandbox = sandbox_factory(reject_event_ids=("order-2",))
     response = post_events(sandbox, [make_event(), make_event(event_id="order-2")])

@@ -104,6 +104,10 @@ class SandboxConfig:
                 raise ValueError(f"{name} must be >= 0")
         if self.usage_percent is not None and not 0 <= self.usage_percent <= 100:
             raise ValueError("usage_percent must be between 0 and 100")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, got {self.port}")
+        if self.max_events_in_memory is not None and self.max_events_in_memory < 0:
+            raise ValueError(f"max_events_in_memory must be >= 0, got {self.max_events_in_memory}")
         faults.check_settings(self.latency_ms, self.fault_rates())
 
     def fault_rates(self) -> dict[str, float]:
@@ -235,7 +239,12 @@ class SandboxServer:
             sqlite_path=self.config.record_sqlite,
         )
         self._stopping.clear()
-        self._http = _HTTPServer((self.config.host, self.config.port), _Handler, self)
+        try:
+            self._http = _HTTPServer((self.config.host, self.config.port), _Handler, self)
+        except BaseException:
+            self._store.close()
+            self._store = None
+            raise
         self._thread = threading.Thread(
             target=self._http.serve_forever,
             kwargs={"poll_interval": 0.05},

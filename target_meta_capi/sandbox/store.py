@@ -57,6 +57,16 @@ _SQLITE_INSERT = (
 _encode = msgspec.json.Encoder().encode
 
 
+class RecordingFileError(Exception):
+    """A recording file (``setting`` is record_jsonl or record_sqlite) cannot be opened."""
+
+    def __init__(self, setting: str, path: str | Path, reason: str) -> None:
+        super().__init__(f"{setting}: cannot open {path} ({reason})")
+        self.setting = setting
+        self.path = path
+        self.reason = reason
+
+
 def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -90,12 +100,20 @@ class EventStore:
         self._jsonl: BinaryIO | None = None
         self._sqlite: sqlite3.Connection | None = None
         if jsonl_path is not None:
-            self._jsonl = open(jsonl_path, "ab")  # noqa: SIM115 - open while the store lives
+            try:
+                self._jsonl = open(jsonl_path, "ab")  # noqa: SIM115 - open while the store lives
+            except OSError as error:
+                reason = error.strerror or str(error)
+                raise RecordingFileError("record_jsonl", jsonl_path, reason) from None
         if sqlite_path is not None:
-            self._sqlite = sqlite3.connect(str(sqlite_path), check_same_thread=False)
-            self._sqlite.execute("PRAGMA journal_mode=WAL")
-            self._sqlite.execute(_SQLITE_SCHEMA)
-            self._sqlite.commit()
+            try:
+                self._sqlite = sqlite3.connect(str(sqlite_path), check_same_thread=False)
+                self._sqlite.execute("PRAGMA journal_mode=WAL")
+                self._sqlite.execute(_SQLITE_SCHEMA)
+                self._sqlite.commit()
+            except sqlite3.Error as error:
+                self.close()
+                raise RecordingFileError("record_sqlite", sqlite_path, str(error)) from None
 
     def _reset_counts(self) -> None:
         self._duplicate_events = 0
