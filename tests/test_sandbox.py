@@ -26,6 +26,7 @@ import requests
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS
 from target_meta_capi.sandbox import SandboxConfig, SandboxServer, cli
 from target_meta_capi.sandbox import server as server_module
+from target_meta_capi.sandbox import store as store_module
 from target_meta_capi.sandbox.faults import FaultInjector
 
 TOKEN = "sandbox-token"
@@ -651,6 +652,26 @@ def test_events_with_a_repeated_event_id_are_counted_as_duplicates(sandbox):
     post_events(sandbox, [make_event(event_id="a")])
     stats = sandbox.stats()
     assert (stats["events_received"], stats["duplicate_events"]) == (3, 1)
+
+
+def test_an_event_id_is_no_longer_a_duplicate_after_the_dedup_window(sandbox_factory, monkeypatch):
+    monkeypatch.setattr(store_module, "DEDUP_WINDOW_SECONDS", 0.2)  # Meta's is 48 hours
+    sandbox = sandbox_factory()
+    post_events(sandbox, [make_event(event_id="a")])
+    time.sleep(0.3)
+    post_events(sandbox, [make_event(event_id="a")])
+    assert (sandbox.stats()["events_received"], sandbox.stats()["duplicate_events"]) == (2, 0)
+
+
+def test_duplicate_counting_forgets_the_oldest_event_ids_beyond_its_bound(
+    sandbox_factory, monkeypatch
+):
+    monkeypatch.setattr(store_module, "MAX_DEDUP_KEYS", 2)
+    sandbox = sandbox_factory()
+    post_events(sandbox, [make_event(event_id=name) for name in "abc"])
+    post_events(sandbox, [make_event(event_id="a")])  # forgotten: not counted
+    post_events(sandbox, [make_event(event_id="c")])  # remembered: counted
+    assert sandbox.stats()["duplicate_events"] == 1
 
 
 def test_stats_count_events_by_name_pixel_and_test_event_code(sandbox):

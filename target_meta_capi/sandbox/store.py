@@ -56,6 +56,12 @@ _SQLITE_INSERT = (
 
 _encode = msgspec.json.Encoder().encode
 
+#: Meta counts an event_name + event_id once within 48 hours; duplicate counting forgets a key
+#: this long after it was first seen
+DEDUP_WINDOW_SECONDS = 48 * 3600
+#: and remembers at most this many keys, forgetting the oldest first (~85 MB when full)
+MAX_DEDUP_KEYS = 1_000_000
+
 
 class RecordingFileError(Exception):
     """A recording file (``setting`` is record_jsonl or record_sqlite) cannot be opened."""
@@ -94,8 +100,13 @@ class EventStore:
     ) -> None:
         self._lock = threading.Lock()
         self._events: deque[dict[str, Any]] = deque(maxlen=max_events_in_memory)
-        # hashes of (event_name, event_id): enough to count what Meta would deduplicate
+        # hashes of (event_name, event_id): enough to count what Meta would deduplicate;
+        # also in the order first seen, with when (time.monotonic()), to forget them
         self._seen_event_keys: set[int] = set()
+        self._seen_order: deque[int] = deque()
+        self._seen_times: deque[float] = deque()
+        self._dedup_window_seconds = DEDUP_WINDOW_SECONDS
+        self._max_dedup_keys = MAX_DEDUP_KEYS
         self._reset_counts()
         self._jsonl: BinaryIO | None = None
         self._sqlite: sqlite3.Connection | None = None
@@ -124,11 +135,18 @@ class EventStore:
 
     def record(self, events: list[dict[str, Any]], params: Mapping[str, Any]) -> None:
         received_at = time.time()
+        now = time.monotonic()
         with self._lock:
             self._by_pixel_id[str(params.get("pixel_id"))] += len(events)
             self._by_test_event_code[params.get("test_event_code") or "(none)"] += len(events)
             by_event_name = self._by_event_name
             seen = self._seen_event_keys
+            seen_order = self._seen_order
+            seen_times = self._seen_times
+            cutoff = now - self._dedup_window_seconds
+            while seen_times and seen_times[0] <= cutoff:
+                seen.discard(seen_order.popleft())
+                seen_times.popleft()
             for event in events:
                 self._events.append({"event": event, "params": params})
                 by_event_name[event.get("event_name")] += 1
@@ -143,6 +161,11 @@ class EventStore:
                     self._duplicate_events += 1
                 else:
                     seen.add(key)
+                    seen_order.append(key)
+                    seen_times.append(now)
+                    if len(seen_order) > self._max_dedup_keys:
+                        seen.discard(seen_order.popleft())
+                        seen_times.popleft()
             if self._jsonl is not None:
                 self._write_jsonl(events, params, received_at)
             if self._sqlite is not None:
@@ -203,6 +226,8 @@ class EventStore:
         with self._lock:
             self._events.clear()
             self._seen_event_keys.clear()
+            self._seen_order.clear()
+            self._seen_times.clear()
             self._reset_counts()
 
     def close(self) -> None:
