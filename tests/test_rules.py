@@ -60,6 +60,7 @@ def test_rule_names_are_the_contracts():
         "fbp_invalid",
         "purchase_value_missing",
         "purchase_currency_invalid",
+        "data_processing_options_invalid",
     }
 
 
@@ -266,6 +267,10 @@ def test_well_formed_fbc_is_accepted(fbc):
         "fb.1.1554763741205.",
         "fb.1.2.abc.def.ghi",
         1554763741205,
+        "fb.1.1554763741205.a b/c?d",
+        "fb.1.1554763741205.abc\n",
+        "fb.1.1554763741205.abc.\tAQ",
+        "fb.1.1554763741205.abc\x00",
     ],
 )
 def test_malformed_fbc_is_rejected_with_subcode_2804001(fbc):
@@ -273,7 +278,16 @@ def test_malformed_fbc_is_rejected_with_subcode_2804001(fbc):
     assert [(v.rule, v.subcode) for v in violations] == [("fbc_invalid", 2804001)]
 
 
-@pytest.mark.parametrize("fbp", ["1116446470", "fb.1.1596403881668", "fb.x.1596403881668.1"])
+@pytest.mark.parametrize(
+    "fbp",
+    [
+        "1116446470",
+        "fb.1.1596403881668",
+        "fb.x.1596403881668.1",
+        "fb.1.1596403881668.1116446470\r\n",
+        "fb.1.1596403881668.1116 446470",
+    ],
+)
 def test_malformed_fbp_is_rejected(fbp):
     assert rules_broken(with_user_data(em=HASH, fbp=fbp)) == ["fbp_invalid"]
 
@@ -304,6 +318,49 @@ def test_other_events_need_no_value_or_currency():
     event = valid_event(event_name="Lead")
     del event["custom_data"]
     assert rules_broken(event) == []
+
+
+def limited_data_use(options: Any = None, country: Any = None, state: Any = None) -> dict:
+    given = {
+        "data_processing_options": options,
+        "data_processing_options_country": country,
+        "data_processing_options_state": state,
+    }
+    return valid_event(**{name: value for name, value in given.items() if value is not None})
+
+
+def test_limited_data_use_is_ldu_or_nothing_with_country_and_state_as_graphs_pairs():
+    cases = {
+        "not set": limited_data_use(),
+        "explicitly off": limited_data_use([]),
+        "on, geolocated": limited_data_use(["LDU"], 0, 0),
+        "on, California": limited_data_use(["LDU"], 1, 1000),
+        "on, neither country nor state": limited_data_use(["LDU"]),
+        "unknown option": limited_data_use(["XYZ"]),
+        "lowercase": limited_data_use(["ldu"]),
+        "LDU twice": limited_data_use(["LDU", "LDU"]),
+        "a string, not a list": limited_data_use("LDU"),
+        "unknown country and state": limited_data_use(["LDU"], 42, 7),
+        "US without California": limited_data_use(["LDU"], 1, 0),
+        "country alone": limited_data_use(["LDU"], 1),
+        "state alone": limited_data_use(["LDU"], state=1000),
+        "numbers as text": limited_data_use(["LDU"], "1", "1000"),
+        "booleans": limited_data_use(["LDU"], False, False),
+    }
+    broken = {name: rules_broken(event) for name, event in cases.items()}
+    valid = ["not set", "explicitly off", "on, geolocated", "on, California"]
+    valid.append("on, neither country nor state")
+    assert broken == {
+        name: [] if name in valid else ["data_processing_options_invalid"] for name in cases
+    }
+
+
+def test_invalid_limited_data_use_names_the_field_and_graphs_valid_pairs():
+    [options] = validate_event(limited_data_use(["XYZ"]), now=NOW)
+    [pair] = validate_event(limited_data_use(["LDU"], 42, 7), now=NOW)
+    assert (options.field, options.subcode) == ("data_processing_options", 2804014)
+    assert pair.field == "data_processing_options_country"
+    assert "valid combinations are 0 and 0, or 1 and 1000" in pair.message
 
 
 def test_all_violations_are_reported_together():

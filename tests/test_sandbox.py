@@ -10,7 +10,9 @@ import http.client
 import json
 import os
 import signal
+import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
@@ -23,6 +25,8 @@ import requests
 
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS
 from target_meta_capi.sandbox import SandboxConfig, SandboxServer, cli
+from target_meta_capi.sandbox import server as server_module
+from target_meta_capi.sandbox import store as store_module
 from target_meta_capi.sandbox.faults import FaultInjector
 
 TOKEN = "sandbox-token"
@@ -132,6 +136,22 @@ def test_gzip_body_is_accepted(sandbox):
     assert response.json()["events_received"] == 1
 
 
+def test_gzip_body_larger_than_the_limit_once_decompressed_is_answered_413(sandbox, monkeypatch):
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN}).encode()
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+
+    def post_gzip() -> requests.Response:
+        compressed = gzip.compress(body)
+        return requests.post(sandbox.events_url(), data=compressed, headers=headers, timeout=10)
+
+    monkeypatch.setattr(server_module, "MAX_BODY_BYTES", len(body))
+    assert post_gzip().status_code == 200
+    monkeypatch.setattr(server_module, "MAX_BODY_BYTES", len(body) - 1)
+    response = post_gzip()
+    assert (response.status_code, graph_error(response)["code"]) == (413, 100)
+    assert sandbox.stats()["rejected_by_code"] == {"100": 1}
+
+
 def test_chunked_body_is_accepted(sandbox):
     body = json.dumps({"data": [make_event()], "access_token": TOKEN}).encode()
     chunks = (body[i : i + 100] for i in range(0, len(body), 100))
@@ -176,6 +196,25 @@ def test_connection_is_kept_alive_between_requests(sandbox):
     assert json.loads(connection.getresponse().read())["events_received"] == 1
     assert connection.sock is first_socket
     connection.close()
+
+
+def test_a_get_with_a_body_does_not_spoil_the_next_request_on_the_connection(sandbox):
+    connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    connection.request("GET", "/__stats", body="ignored")
+    assert connection.getresponse().read()
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN})
+    headers = {"Content-Type": "application/json"}
+    connection.request("POST", f"/v24.0/{PIXEL}/events", body=body, headers=headers)
+    response = connection.getresponse()
+    assert (response.status, json.loads(response.read())["events_received"]) == (200, 1)
+    connection.close()
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("path", [f"/v24.0/{PIXEL}/events", "/__stats"])
+def test_other_methods_are_answered_with_graphs_unknown_path_error(sandbox, method, path):
+    response = requests.request(method, f"{sandbox.url}{path}", data=b"{}", timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (400, 2500)
 
 
 def test_stop_closes_idle_keep_alive_connections(sandbox_factory):
@@ -224,7 +263,7 @@ def test_matching_appsecret_proof_is_accepted(sandbox_factory):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("proof", [None, "0" * 64])
+@pytest.mark.parametrize("proof", [None, "0" * 64, "é" * 64], ids=["missing", "wrong", "non_ascii"])
 def test_missing_or_wrong_appsecret_proof_is_rejected(sandbox_factory, proof):
     sandbox = sandbox_factory(app_secret="s3cret")
     params = {} if proof is None else {"appsecret_proof": proof}
@@ -276,6 +315,29 @@ def test_event_that_is_not_an_object_is_rejected_with_code_100(sandbox):
     assert (response.status_code, graph_error(response)["code"]) == (400, 100)
 
 
+# JSON nested deeper than the decoder goes (~1000 levels): what a fuzzer or a hostile client sends
+DEEPLY_NESTED = "[" * 5000 + "]" * 5000
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_json_body_nested_too_deep_is_rejected_as_unparseable(sandbox):
+    body = '{"access_token": "sandbox-token", "data": ' + DEEPLY_NESTED + "}"
+    headers = {"Content-Type": "application/json"}
+    response = requests.post(sandbox.events_url(), data=body, headers=headers, timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (400, 100)
+    assert sandbox.stats()["rejected_by_code"] == {"100": 1}
+
+
+@pytest.mark.parametrize(
+    "data", [DEEPLY_NESTED, json.dumps([DEEPLY_NESTED])], ids=["data", "event_as_json_string"]
+)
+def test_form_data_nested_too_deep_is_rejected_as_not_an_array_of_events(sandbox, data):
+    form = {"access_token": TOKEN, "data": data}
+    response = requests.post(sandbox.events_url(), data=form, headers=FORM, timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (400, 100)
+    assert sandbox.stats()["rejected_by_code"] == {"100": 1}
+
+
 # Meta's event rules ------------------------------------------------------------------------------
 def without_user_data_key(key: str) -> dict[str, Any]:
     event = make_event()
@@ -304,10 +366,23 @@ INVALID_EVENTS = {
         2804001,
     ),
     "fbp_invalid": (make_event(user_data={"fbp": "fb.1", "client_user_agent": "UA"}), 2804002),
+    "fbc_with_whitespace": (
+        make_event(user_data={"fbc": "fb.1.1554763741205.a b/c?d", "client_user_agent": "UA"}),
+        2804001,
+    ),
     "purchase_value_missing": (make_event(custom_data={"currency": "EUR"}), 2804012),
     "purchase_currency_invalid": (
         make_event(custom_data={"value": 1, "currency": "EURO"}),
         2804013,
+    ),
+    "data_processing_options_invalid": (make_event(data_processing_options=["XYZ"]), 2804014),
+    "data_processing_options_country_and_state_invalid": (
+        make_event(
+            data_processing_options=["LDU"],
+            data_processing_options_country=42,
+            data_processing_options_state=7,
+        ),
+        2804014,
     ),
 }
 
@@ -354,6 +429,61 @@ def test_error_body_has_graph_shape(sandbox):
         "fbtrace_id",
     }
     assert response.headers["x-fb-trace-id"] == error["fbtrace_id"]
+
+
+# the last resort: what the sandbox did not expect ------------------------------------------------
+def test_an_unexpected_error_is_answered_with_graphs_generic_error_and_counted(
+    sandbox, monkeypatch, capfd
+):
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"cannot validate with {TOKEN}")
+
+    monkeypatch.setattr(server_module, "validate_event", fail)
+    response = post_events(sandbox, [make_event()])
+    assert response.status_code == 500
+    error = graph_error(response)
+    assert (error["code"], error["is_transient"], error["message"]) == (
+        1,
+        True,
+        "An unknown error occurred",
+    )
+    stats = sandbox.stats()
+    assert (stats["requests"], stats["rejected_requests"], stats["rejected_by_code"]) == (
+        1,
+        1,
+        {"1": 1},
+    )
+    assert stats["internal_errors"] == 1
+    [line] = capfd.readouterr().err.splitlines()
+    assert f"POST /v24.0/{PIXEL}/events 500 code=1 unexpected RuntimeError at " in line
+    assert TOKEN not in line
+
+
+def test_an_unexpected_error_on_an_inspection_endpoint_is_answered_too(sandbox, monkeypatch):
+    def fail(limit: int | None = None) -> Any:
+        raise RuntimeError("lost the events")
+
+    monkeypatch.setattr(sandbox, "accepted_events", fail)
+    response = requests.get(f"{sandbox.url}/__events", timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (500, 1)
+    assert (sandbox.stats()["internal_errors"], sandbox.stats()["requests"]) == (1, 0)
+
+
+def test_a_client_resetting_its_connection_mid_request_leaves_no_traceback(sandbox, capfd):
+    threads_before = set(threading.enumerate())  # other tests' sandboxes may have some left
+    connection = socket.create_connection(("127.0.0.1", sandbox.port))
+    connection.sendall(f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\n".encode())
+    time.sleep(0.1)  # the sandbox is reading the headers
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    connection.close()  # with a zero linger: a reset
+    deadline = time.monotonic() + 10
+    while any(
+        thread.name.endswith("(process_request_thread)")
+        for thread in set(threading.enumerate()) - threads_before
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert capfd.readouterr().err == ""
 
 
 # faults --------------------------------------------------------------------------------------
@@ -524,6 +654,26 @@ def test_events_with_a_repeated_event_id_are_counted_as_duplicates(sandbox):
     assert (stats["events_received"], stats["duplicate_events"]) == (3, 1)
 
 
+def test_an_event_id_is_no_longer_a_duplicate_after_the_dedup_window(sandbox_factory, monkeypatch):
+    monkeypatch.setattr(store_module, "DEDUP_WINDOW_SECONDS", 0.2)  # Meta's is 48 hours
+    sandbox = sandbox_factory()
+    post_events(sandbox, [make_event(event_id="a")])
+    time.sleep(0.3)
+    post_events(sandbox, [make_event(event_id="a")])
+    assert (sandbox.stats()["events_received"], sandbox.stats()["duplicate_events"]) == (2, 0)
+
+
+def test_duplicate_counting_forgets_the_oldest_event_ids_beyond_its_bound(
+    sandbox_factory, monkeypatch
+):
+    monkeypatch.setattr(store_module, "MAX_DEDUP_KEYS", 2)
+    sandbox = sandbox_factory()
+    post_events(sandbox, [make_event(event_id=name) for name in "abc"])
+    post_events(sandbox, [make_event(event_id="a")])  # forgotten: not counted
+    post_events(sandbox, [make_event(event_id="c")])  # remembered: counted
+    assert sandbox.stats()["duplicate_events"] == 1
+
+
 def test_stats_count_events_by_name_pixel_and_test_event_code(sandbox):
     post_events(sandbox, [make_event(), make_event(event_name="Lead")], test_event_code="T1")
     post_events(sandbox, [make_event(event_name="Lead")])
@@ -547,6 +697,14 @@ def test_reset_endpoint_clears_events_and_counters(sandbox):
     assert response.status_code == 200
     assert sandbox.accepted_events() == []
     assert sandbox.stats()["requests"] == 0
+
+
+def test_reset_endpoint_ignores_its_body_even_if_it_claims_gzip_and_is_not(sandbox):
+    post_events(sandbox, [make_event()])
+    headers = {"Content-Encoding": "gzip"}
+    response = requests.post(f"{sandbox.url}/__reset", data=b"nogzip", headers=headers, timeout=10)
+    assert response.json() == {"reset": True}
+    assert sandbox.accepted_events() == []
 
 
 def test_memory_keeps_only_the_most_recent_events_when_bounded(sandbox_factory):
@@ -697,6 +855,44 @@ def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):
     assert "at most 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [(["--port", "70000"], "--port"), (["--max-events-in-memory", "-1"], "--max-events-in-memory")],
+)
+def test_cli_refuses_an_out_of_range_number_naming_the_option(capsys, args, option):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(args)
+    assert exit_.value.code == 2
+    assert f"error: argument {option}: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--record-jsonl", "--record-sqlite"])
+def test_cli_refuses_a_recording_file_it_cannot_open_naming_the_option(capsys, tmp_path, option):
+    path = tmp_path / "missing-directory" / "events"
+    assert cli.main(["--port", "0", option, str(path)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"target-meta-capi-sandbox: error: argument {option}: cannot open {path}"
+    )
+
+
+@pytest.mark.parametrize("field", ["port", "max_events_in_memory"])
+def test_config_refuses_a_port_or_memory_bound_out_of_range(field):
+    with pytest.raises(ValueError, match=field):
+        SandboxConfig(**{field: 70000 if field == "port" else -1})
+
+
+@pytest.mark.parametrize("line", ["[1]", '{"event": [1]}', '{"params": "pixel"}', "{bad"])
+def test_report_names_the_line_of_a_jsonl_file_that_is_not_a_recording(capsys, tmp_path, line):
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps({"event": {"event_name": "Lead"}}) + "\n" + line + "\n")
+    assert cli.main(["report", "--jsonl", str(path)]) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.startswith(
+        f"target-meta-capi-sandbox report: error: argument --jsonl: {path} line 2 "
+    )
+
+
 def test_an_event_on_the_reject_list_is_refused_as_an_invalid_event(sandbox_factory):
     sandbox = sandbox_factory(reject_event_ids=("order-2",))
     response = post_events(sandbox, [make_event(), make_event(event_id="order-2")])
@@ -706,6 +902,22 @@ def test_an_event_on_the_reject_list_is_refused_as_an_invalid_event(sandbox_fact
     assert "reject list" in error["error_user_msg"]
     assert post_events(sandbox, [make_event()]).status_code == 200
     assert [event["event"]["event_id"] for event in sandbox.accepted_events()] == ["order-1"]
+
+
+def test_an_event_id_sent_as_a_number_is_refused_like_the_same_id_as_text(sandbox_factory):
+    sandbox = sandbox_factory(reject_event_ids=("42",))
+    response = post_events(sandbox, [make_event(event_id=42)])
+    assert (response.status_code, graph_error(response)["error_subcode"]) == (400, 2804099)
+
+
+@pytest.mark.parametrize("event_id", [["order-2"], {"id": "order-2"}], ids=["list", "object"])
+def test_an_event_id_that_is_not_a_scalar_is_checked_against_the_reject_list(
+    sandbox_factory, event_id
+):
+    sandbox = sandbox_factory(reject_event_ids=("order-2",))
+    response = post_events(sandbox, [make_event(event_id=event_id)])
+    assert response.status_code == 200
+    assert sandbox.stats()["accepted_requests"] == 1
 
 
 def test_cli_refuses_events_on_its_reject_list():

@@ -61,6 +61,28 @@ def test_event_breaking_a_rule_is_dead_lettered_with_its_rule_and_field(
     assert event["custom_data"]["currency"] == "dollars"
 
 
+def test_event_with_invalid_limited_data_use_options_is_dead_lettered_with_the_rule(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    ldu = {"data_processing_options": "LDU", "data_processing_options_country": 1}
+    records = [
+        order(1, **ldu, data_processing_options_state=1000),  # California: valid
+        order(2, **ldu, data_processing_options_state=7),
+    ]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), order_stream(2, records=records))
+    assert result.exit_code == 0
+    [letter] = read_dead_letters(tmp_path)
+    assert (letter["key"], letter["reason"], letter["rule"], letter["field"]) == (
+        {"order_id": 2},
+        "local_validation",
+        "data_processing_options_invalid",
+        "data_processing_options_country",
+    )
+    [accepted] = sandbox.accepted_events()
+    assert accepted["event"]["event_id"] == "1"
+    assert accepted["event"]["data_processing_options"] == ["LDU"]
+
+
 def test_dead_lettered_event_is_not_sent_but_the_others_are(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:

@@ -28,6 +28,7 @@ rule                                   subcode   source
 ``user_data_not_hashed``               2804011   sandbox assignment
 ``purchase_value_missing``             2804012   sandbox assignment
 ``purchase_currency_invalid``          2804013   sandbox assignment
+``data_processing_options_invalid``    2804014   sandbox assignment
 =====================================  ========  ===========================================
 
 Clients must not depend on the exact numbers beyond "code 100, subcode 2804xxx means an
@@ -94,6 +95,7 @@ RULES: dict[str, RuleSpec] = {
     "user_data_not_hashed": RuleSpec(2804011, "Customer Information Not Hashed"),
     "purchase_value_missing": RuleSpec(2804012, "Missing Purchase Value"),
     "purchase_currency_invalid": RuleSpec(2804013, "Invalid Purchase Currency"),
+    "data_processing_options_invalid": RuleSpec(2804014, "Invalid Data Processing Options"),
 }
 
 
@@ -108,8 +110,9 @@ class RuleViolation:
 
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-# fb.{subdomainIndex}.{creationTimeMs}.{fbclid or random}[.{appendix}]
-_CLICK_COOKIE = re.compile(r"fb\.[0-9]+\.[0-9]+\.[^.]+(?:\.[^.]+)?")
+# fb.{subdomainIndex}.{creationTimeMs}.{fbclid or random}[.{appendix}]; a segment is any text
+# without a dot, whitespace (a newline too) or a control character: a cookie value holds none
+_CLICK_COOKIE = re.compile(r"fb\.[0-9]+\.[0-9]+\.[^.\s\x00-\x1f\x7f]+(?:\.[^.\s\x00-\x1f\x7f]+)?")
 _HTTP_URL = re.compile(r"https?://[^/?#\s]", re.IGNORECASE)
 
 # what _check_user_data does with a key: one dict lookup per key
@@ -286,6 +289,41 @@ def _check_purchase(custom_data: Any) -> list[RuleViolation]:
     return violations
 
 
+# Limited Data Use: data_processing_options is ["LDU"] (on) or [] (explicitly off); country
+# and state go together, and Graph takes only these pairs ("Valid combinations are 0 and 0,
+# or 1 and 1000": 0 = geolocate, 1 = US with 1000 = California). Neither given is taken as
+# geolocation; one of them alone is not a valid combination.
+_DATA_PROCESSING_OPTIONS = ((), ("LDU",))
+_DATA_PROCESSING_REGIONS = frozenset({(0, 0), (1, 1000)})
+
+
+def _check_data_processing_options(options: Any, country: Any, state: Any) -> RuleViolation | None:
+    if options is not None and not (
+        (options.__class__ is list or options.__class__ is tuple)
+        and tuple(options) in _DATA_PROCESSING_OPTIONS
+    ):
+        return _violation(
+            "data_processing_options_invalid",
+            "data_processing_options",
+            'data_processing_options must be ["LDU"] or []',
+        )
+    if country is None and state is None:
+        return None
+    # bool is an int subclass: refused, as for event_time
+    if (
+        country.__class__ is not int
+        or state.__class__ is not int
+        or (country, state) not in _DATA_PROCESSING_REGIONS
+    ):
+        return _violation(
+            "data_processing_options_invalid",
+            "data_processing_options_country",
+            "data_processing_options_country and data_processing_options_state are invalid as"
+            " a combination: valid combinations are 0 and 0, or 1 and 1000",
+        )
+    return None
+
+
 def validate_event(
     event: Mapping[str, Any],
     *,
@@ -357,4 +395,12 @@ def validate_event(
 
     if event_name == "Purchase":
         violations.extend(_check_purchase(event.get("custom_data")))
+
+    options = event.get("data_processing_options")
+    country = event.get("data_processing_options_country")
+    state = event.get("data_processing_options_state")
+    if options is not None or country is not None or state is not None:
+        ldu_violation = _check_data_processing_options(options, country, state)
+        if ldu_violation is not None:
+            violations.append(ldu_violation)
     return violations

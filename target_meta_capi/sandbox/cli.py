@@ -27,6 +27,7 @@ from target_meta_capi.sandbox.server import (
     SandboxConfig,
     SandboxServer,
 )
+from target_meta_capi.sandbox.store import RecordingFileError
 
 DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
 #: the report's exit status when its reader stopped early, as the shell reports a SIGPIPE
@@ -53,6 +54,12 @@ def _non_negative_int(text: str) -> int:
     return int(text)
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535, got {text}")
+    return int(text)
+
+
 def _percent(text: str) -> int:
     value = _non_negative_int(text)
     if value > 100:
@@ -68,7 +75,7 @@ def _serve_parser() -> argparse.ArgumentParser:
         "See also: target-meta-capi-sandbox report --help",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument(
         "--pixel-id",
         action="append",
@@ -164,7 +171,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     recording.add_argument("--record-sqlite", metavar="PATH", help="insert accepted events here")
     recording.add_argument(
         "--max-events-in-memory",
-        type=int,
+        type=_non_negative_int,
         default=DEFAULT_MAX_EVENTS_IN_MEMORY,
         help="how many recent events GET /__events can return (default %(default)s)",
     )
@@ -226,6 +233,14 @@ def serve(argv: Sequence[str]) -> int:
         return 2
     try:
         server = SandboxServer(config).start()
+    except RecordingFileError as error:
+        option = "--" + error.setting.replace("_", "-")
+        print(
+            f"target-meta-capi-sandbox: error: argument {option}: cannot open {error.path} "
+            f"({error.reason})",
+            file=sys.stderr,
+        )
+        return 2
     except OSError as error:
         print(
             f"target-meta-capi-sandbox: cannot listen on {args.host}:{args.port} ({error}); "
@@ -266,21 +281,34 @@ def _fetch_json(url: str) -> Any:
         return json.load(response)
 
 
+def _checked_record(record: Any, where: str) -> dict[str, Any]:
+    """A record as the sandbox writes it, or ValueError saying where it is not one."""
+    if not isinstance(record, dict) or not all(
+        isinstance(record.get(part), (dict, type(None))) for part in ("event", "params")
+    ):
+        raise ValueError(f"{where} is not a sandbox record (an object with an event object)")
+    return record
+
+
 def _records_from_jsonl(path: str) -> Iterable[dict[str, Any]]:
     with open(path, encoding="utf-8") as lines:
-        for line in lines:
+        for number, line in enumerate(lines, start=1):
             if line.strip():
-                yield json.loads(line)
+                try:
+                    record = json.loads(line)
+                except ValueError as error:
+                    raise ValueError(f"{path} line {number} is not JSON ({error})") from None
+                yield _checked_record(record, f"{path} line {number}")
 
 
 def _records_from_sqlite(path: str) -> Iterable[dict[str, Any]]:
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         rows = connection.execute(
-            "SELECT pixel_id, api_version, test_event_code, event_json FROM events ORDER BY id"
+            "SELECT id, pixel_id, api_version, test_event_code, event_json FROM events ORDER BY id"
         )
-        for pixel_id, api_version, test_event_code, event_json in rows:
-            yield {
+        for row_id, pixel_id, api_version, test_event_code, event_json in rows:
+            record = {
                 "params": {
                     "pixel_id": pixel_id,
                     "api_version": api_version,
@@ -288,6 +316,7 @@ def _records_from_sqlite(path: str) -> Iterable[dict[str, Any]]:
                 },
                 "event": json.loads(event_json),
             }
+            yield _checked_record(record, f"{path} row {row_id}")
     finally:
         connection.close()
 
@@ -357,7 +386,10 @@ def report(argv: Sequence[str]) -> int:
             summary = summarize(_records_from_sqlite(args.sqlite))
             source = args.sqlite
     except (OSError, ValueError, sqlite3.Error) as error:
-        print(f"target-meta-capi-sandbox report: {error}", file=sys.stderr)
+        option = "--url" if args.url else "--jsonl" if args.jsonl else "--sqlite"
+        print(
+            f"target-meta-capi-sandbox report: error: argument {option}: {error}", file=sys.stderr
+        )
         return 2
     if stats is not None:
         summary["stats"] = stats

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import gzip
 import hashlib
 import hmac
 import re
@@ -19,6 +18,9 @@ import socketserver
 import sys
 import threading
 import time
+import traceback
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,7 +31,7 @@ import msgspec
 
 from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST, RULES, validate_event
 from target_meta_capi.sandbox import faults
-from target_meta_capi.sandbox.store import REQUEST_PARAM_NAMES, EventStore
+from target_meta_capi.sandbox.store import REQUEST_PARAM_NAMES, EventStore, event_id_text
 
 DEFAULT_PIXEL_ID = "1234567890"
 DEFAULT_ACCESS_TOKEN = "sandbox-token"
@@ -47,6 +49,9 @@ _OPTIONAL_PARAMS = tuple(
 # msgspec reads and writes the same JSON as the json module, several times faster
 _decode_json = msgspec.json.Decoder().decode
 _encode_json = msgspec.json.Encoder().encode
+# what decoding untrusted JSON may raise: msgspec.DecodeError (a ValueError) for malformed
+# text, RecursionError for arrays or objects nested too deep (~1000 levels)
+_JSON_ERRORS = (ValueError, RecursionError)
 _API_VERSION = re.compile(r"v[0-9]+\.[0-9]+")
 _MULTIPART_NAME = re.compile(rb'\bname=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
 _MULTIPART_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
@@ -99,6 +104,10 @@ class SandboxConfig:
                 raise ValueError(f"{name} must be >= 0")
         if self.usage_percent is not None and not 0 <= self.usage_percent <= 100:
             raise ValueError("usage_percent must be between 0 and 100")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, got {self.port}")
+        if self.max_events_in_memory is not None and self.max_events_in_memory < 0:
+            raise ValueError(f"max_events_in_memory must be >= 0, got {self.max_events_in_memory}")
         faults.check_settings(self.latency_ms, self.fault_rates())
 
     def fault_rates(self) -> dict[str, float]:
@@ -154,6 +163,12 @@ class GraphError(Exception):
         return {"error": error}
 
 
+#: Graph's generic error, the answer to an exception the sandbox did not expect
+UNKNOWN_ERROR = GraphError(500, 1, "An unknown error occurred", is_transient=True)
+# the client went away or stalled: nothing to answer, nothing the sandbox did wrong
+_CLIENT_GONE = (ConnectionError, TimeoutError)
+
+
 def _invalid_parameter(message: str) -> GraphError:
     return GraphError(400, 100, message)
 
@@ -188,6 +203,7 @@ class _Counters:
         self.rejected_by_code: dict[str, int] = {}
         self.rejected_by_subcode: dict[str, int] = {}
         self.events_received = 0
+        self.internal_errors = 0
         self.max_in_flight = self.in_flight
         self.faults = dict.fromkeys(faults.FAULT_KINDS, 0)
 
@@ -223,7 +239,12 @@ class SandboxServer:
             sqlite_path=self.config.record_sqlite,
         )
         self._stopping.clear()
-        self._http = _HTTPServer((self.config.host, self.config.port), _Handler, self)
+        try:
+            self._http = _HTTPServer((self.config.host, self.config.port), _Handler, self)
+        except BaseException:
+            self._store.close()
+            self._store = None
+            raise
         self._thread = threading.Thread(
             target=self._http.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -287,6 +308,7 @@ class SandboxServer:
                 "rejected_by_code": dict(counters.rejected_by_code),
                 "rejected_by_subcode": dict(counters.rejected_by_subcode),
                 "events_received": counters.events_received,
+                "internal_errors": counters.internal_errors,
                 "in_flight": counters.in_flight,
                 "max_in_flight": counters.max_in_flight,
                 "faults": dict(counters.faults),
@@ -342,6 +364,12 @@ class SandboxServer:
                     counters.rejected_by_subcode.get(subcode, 0) + 1
                 )
 
+    def _count_internal_error(self, rejected: GraphError | None) -> None:
+        with self._counters.lock:
+            self._counters.internal_errors += 1
+        if rejected is not None:
+            self._count_rejection(rejected)
+
     def _accept(self, events: list[dict[str, Any]], params: dict[str, Any]) -> None:
         assert self._store is not None
         self._store.record(events, params)
@@ -367,7 +395,10 @@ class SandboxServer:
             expected = hmac.new(
                 self.config.app_secret.encode(), token.encode(), hashlib.sha256
             ).hexdigest()
-            if not isinstance(proof, str) or not hmac.compare_digest(proof.lower(), expected):
+            # compare_digest takes str only if it is ASCII: compare the UTF-8 bytes instead
+            if not isinstance(proof, str) or not hmac.compare_digest(
+                proof.lower().encode(), expected.encode()
+            ):
                 raise GraphError(
                     400,
                     100,
@@ -393,7 +424,7 @@ class SandboxServer:
         if isinstance(data, str):
             try:
                 data = _decode_json(data)
-            except ValueError:
+            except _JSON_ERRORS:
                 raise _invalid_parameter("(#100) param data must be an array.") from None
         if not isinstance(data, list):
             raise _invalid_parameter("(#100) param data must be an array.")
@@ -407,7 +438,7 @@ class SandboxServer:
                 # Meta's own SDK sends each event as a JSON string inside the data array
                 try:
                     event = data[index] = _decode_json(event)
-                except ValueError:
+                except _JSON_ERRORS:
                     event = None
             if not isinstance(event, dict):
                 raise _invalid_parameter("(#100) every element of param data must be an object")
@@ -422,7 +453,10 @@ class SandboxServer:
                     user_title=RULES[violation.rule].user_title,
                     user_message=violation.message,
                 )
-            if self._reject_event_ids and event.get("event_id") in self._reject_event_ids:
+            if (
+                self._reject_event_ids
+                and event_id_text(event.get("event_id")) in self._reject_event_ids
+            ):
                 raise GraphError(
                     400,
                     100,
@@ -456,12 +490,49 @@ class _HTTPServer(ThreadingHTTPServer):
         self.sandbox = sandbox
         super().__init__(address, handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback. A request's own errors are answered by
+        # _Handler._guard; what lands here failed outside one, mostly a client resetting
+        # its connection while the request line or headers were read.
+        error = sys.exc_info()[1]
+        if isinstance(error, _CLIENT_GONE):
+            return
+        sys.stderr.write(
+            f"target-meta-capi sandbox: connection from {client_address[0]} failed: "
+            f"{type(error).__name__}\n"
+        )
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host name (getfqdn), which can hang offline
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """gzip.decompress(body), one member after another, that stops past ``limit`` bytes.
+
+    A few KB of gzip can inflate to gigabytes: decompressing it whole could exhaust memory
+    before its size is known. zlib.error for a body that is not gzip (or is cut short).
+    """
+    members: list[bytes] = []
+    size = 0
+    data = body
+    while data:
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header, trailer
+        while not decompressor.eof:
+            chunk = decompressor.decompress(data, limit + 1 - size)
+            size += len(chunk)
+            if size > limit:
+                raise GraphError(413, 100, "(#100) Request body too large")
+            members.append(chunk)
+            data = decompressor.unconsumed_tail
+            if not data and not decompressor.eof:
+                raise zlib.error("the gzip body ends inside a member")
+        # what follows a member: another one, or zero padding (as gzip.decompress allows)
+        data = decompressor.unused_data.lstrip(b"\x00")
+    return b"".join(members)
 
 
 def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
@@ -495,7 +566,7 @@ def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
     if media_type == "application/json" or body.lstrip()[:1] == b"{":
         try:
             params = _decode_json(body)
-        except ValueError:
+        except _JSON_ERRORS:
             raise _invalid_parameter("(#100) The request body is not valid JSON") from None
         if not isinstance(params, dict):
             raise _invalid_parameter("(#100) The request body must be a JSON object")
@@ -542,6 +613,10 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     disable_nagle_algorithm = True
     server: _HTTPServer
+    # per request, set by _guard
+    _answer_started = False
+    _events_request = False
+    _outcome_counted = False
 
     def setup(self) -> None:
         self.timeout = self.server.sandbox.config.idle_timeout_seconds
@@ -560,23 +635,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     # plumbing ---------------------------------------------------------------------------
     def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = self._read_chunked()
-        else:
-            try:
-                length = int(self.headers.get("Content-Length", "0"))
-            except ValueError:
-                length = -1
-            if length < 0 or length > MAX_BODY_BYTES:
-                self.close_connection = True
-                raise GraphError(413, 100, "(#100) Request body too large or malformed")
-            body = self.rfile.read(length) if length else b""
+        body = self._read_raw_body()
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             try:
-                body = gzip.decompress(body)
-            except (OSError, EOFError):
+                body = _gunzip(body, MAX_BODY_BYTES)
+            except zlib.error:
                 raise _invalid_parameter("(#100) The request body is not valid gzip") from None
         return body
+
+    def _read_raw_body(self) -> bytes:
+        """The body as sent (chunks joined, still compressed); GraphError if unreadable."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise GraphError(413, 100, "(#100) Request body too large or malformed")
+        return self.rfile.read(length) if length else b""
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
@@ -607,6 +685,7 @@ class _Handler(BaseHTTPRequestHandler):
         fbtrace_id: str | None = None,
         extra_headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        self._answer_started = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -649,8 +728,71 @@ class _Handler(BaseHTTPRequestHandler):
             f"{self.client_address[0]} {self.command} {path} {status} {detail} {elapsed_ms:.1f}ms\n"
         )
 
+    # the last resort ------------------------------------------------------------------------
+    def _guard(self, route: Callable[[], None]) -> None:
+        """Run ``route``; an exception it did not expect still gets an answer and a count."""
+        started = time.perf_counter()
+        self._answer_started = False
+        self._events_request = False  # counted in requests: then also in rejected_requests
+        self._outcome_counted = False  # counted accepted or rejected already
+        try:
+            route()
+        except _CLIENT_GONE:
+            self.close_connection = True
+        except Exception as error:
+            self._answer_unknown_error(error, started)
+
+    def _answer_unknown_error(self, error: Exception, started: float) -> None:
+        """Graph's generic error (500, code 1, transient) and one log line, never a traceback.
+
+        The line names the exception's type and where it was raised, not its message: that
+        could hold a token from the request.
+        """
+        self.close_connection = True  # the request may be half read
+        answered = self._answer_started
+        counted = self._events_request and not (answered or self._outcome_counted)
+        self.server.sandbox._count_internal_error(UNKNOWN_ERROR if counted else None)
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        path = self.path.split("?", 1)[0]  # never the query: it may carry the token
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        sys.stderr.write(  # even with --quiet: the sandbox itself went wrong
+            f"{self.client_address[0]} {self.command} {path} {'-' if answered else 500} "
+            f"code=1 unexpected {type(error).__name__} at {Path(where.filename).name}:"
+            f"{where.lineno} {elapsed_ms:.1f}ms\n"
+        )
+        if not answered:
+            with contextlib.suppress(OSError):
+                self._send_graph_error(UNKNOWN_ERROR)
+
+    def _count_rejection(self, error: GraphError) -> None:
+        self.server.sandbox._count_rejection(error)
+        self._outcome_counted = True
+
     # routes -----------------------------------------------------------------------------
     def do_GET(self) -> None:
+        self._guard(self._get)
+
+    def do_POST(self) -> None:
+        self._guard(self._post)
+
+    def do_PUT(self) -> None:
+        self._guard(self._other_method)
+
+    do_PATCH = do_DELETE = do_OPTIONS = do_PUT
+
+    def _discard_body(self) -> bool:
+        """Read the body, which the route does not use, so that the next request on the
+        connection starts where it should. False, once answered, if it cannot be read."""
+        try:
+            self._read_raw_body()
+        except GraphError as error:
+            self._send_graph_error(error)
+            return False
+        return True
+
+    def _get(self) -> None:
+        if not self._discard_body():
+            return
         sandbox = self.server.sandbox
         path, _, query = self.path.partition("?")
         if path == "/__stats":
@@ -665,10 +807,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_graph_error(GraphError(400, 2500, f"Unknown path components: {path}"))
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         path, _, query = self.path.partition("?")
         if path == "/__reset":
-            self._read_body()
+            if not self._discard_body():  # not decompressed either
+                return
             self.server.sandbox.reset()
             self._send_json(200, {"reset": True})
             return
@@ -685,10 +828,20 @@ class _Handler(BaseHTTPRequestHandler):
             return
         sandbox = self.server.sandbox
         sandbox._begin_request()
+        self._events_request = True
         try:
             self._post_events(parts[0], parts[1], query)
         finally:
             sandbox._end_request()
+
+    def _other_method(self) -> None:
+        """PUT, PATCH, DELETE, OPTIONS: Graph's answer for what it does not have."""
+        started = time.perf_counter()
+        if not self._discard_body():
+            return
+        path = self.path.split("?", 1)[0]
+        self._send_graph_error(GraphError(400, 2500, f"Unknown path components: {path}"))
+        self._log(400, "code=2500", started)
 
     def _post_events(self, api_version: str, pixel_id: str, query: str) -> None:
         sandbox = self.server.sandbox
@@ -696,7 +849,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except GraphError as error:
-            sandbox._count_rejection(error)
+            self._count_rejection(error)
             self._send_graph_error(error)
             self._log(error.http_status, f"code={error.code}", started)
             return
@@ -715,13 +868,14 @@ class _Handler(BaseHTTPRequestHandler):
             bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
             events, recorded_params = sandbox._handle_events(api_version, pixel_id, params, bearer)
         except GraphError as error:
-            sandbox._count_rejection(error)
+            self._count_rejection(error)
             self._send_graph_error(error)
             subcode = f"/{error.subcode}" if error.subcode is not None else ""
             self._log(error.http_status, f"code={error.code}{subcode}", started)
             return
 
         sandbox._accept(events, recorded_params)
+        self._outcome_counted = True
         detail = f"events={len(events)}"
         if decision.fault == faults.CUT_AFTER_ACCEPT:
             sandbox._count_fault(decision.fault)
@@ -783,6 +937,6 @@ class _Handler(BaseHTTPRequestHandler):
             config = sandbox.config
             if config.regain_access_minutes is not None or config.usage_percent is not None:
                 extra_headers += _usage_headers(100, config.regain_access_minutes or 0)
-        sandbox._count_rejection(error)
+        self._count_rejection(error)
         self._send_graph_error(error, extra_headers)
         self._log(error.http_status, f"code={error.code} fault={fault}", started)

@@ -56,9 +56,36 @@ _SQLITE_INSERT = (
 
 _encode = msgspec.json.Encoder().encode
 
+#: Meta counts an event_name + event_id once within 48 hours; duplicate counting forgets a key
+#: this long after it was first seen
+DEDUP_WINDOW_SECONDS = 48 * 3600
+#: and remembers at most this many keys, forgetting the oldest first (~85 MB when full)
+MAX_DEDUP_KEYS = 1_000_000
+
+
+class RecordingFileError(Exception):
+    """A recording file (``setting`` is record_jsonl or record_sqlite) cannot be opened."""
+
+    def __init__(self, setting: str, path: str | Path, reason: str) -> None:
+        super().__init__(f"{setting}: cannot open {path} ({reason})")
+        self.setting = setting
+        self.path = path
+        self.reason = reason
+
 
 def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def event_id_text(event_id: Any) -> str | None:
+    """An event_id as the sandbox compares it: as text, so ``42`` and ``"42"`` are the same id.
+
+    A string is itself, anything else its JSON (``42`` -> ``"42"``, ``["x"]`` -> ``'["x"]'``);
+    None when there is no event_id. The reject list and duplicate counting both use it.
+    """
+    if event_id is None or event_id.__class__ is str:
+        return event_id
+    return _encode(event_id).decode()
 
 
 class EventStore:
@@ -73,18 +100,31 @@ class EventStore:
     ) -> None:
         self._lock = threading.Lock()
         self._events: deque[dict[str, Any]] = deque(maxlen=max_events_in_memory)
-        # hashes of (event_name, event_id): enough to count what Meta would deduplicate
+        # hashes of (event_name, event_id): enough to count what Meta would deduplicate;
+        # also in the order first seen, with when (time.monotonic()), to forget them
         self._seen_event_keys: set[int] = set()
+        self._seen_order: deque[int] = deque()
+        self._seen_times: deque[float] = deque()
+        self._dedup_window_seconds = DEDUP_WINDOW_SECONDS
+        self._max_dedup_keys = MAX_DEDUP_KEYS
         self._reset_counts()
         self._jsonl: BinaryIO | None = None
         self._sqlite: sqlite3.Connection | None = None
         if jsonl_path is not None:
-            self._jsonl = open(jsonl_path, "ab")  # noqa: SIM115 - open while the store lives
+            try:
+                self._jsonl = open(jsonl_path, "ab")  # noqa: SIM115 - open while the store lives
+            except OSError as error:
+                reason = error.strerror or str(error)
+                raise RecordingFileError("record_jsonl", jsonl_path, reason) from None
         if sqlite_path is not None:
-            self._sqlite = sqlite3.connect(str(sqlite_path), check_same_thread=False)
-            self._sqlite.execute("PRAGMA journal_mode=WAL")
-            self._sqlite.execute(_SQLITE_SCHEMA)
-            self._sqlite.commit()
+            try:
+                self._sqlite = sqlite3.connect(str(sqlite_path), check_same_thread=False)
+                self._sqlite.execute("PRAGMA journal_mode=WAL")
+                self._sqlite.execute(_SQLITE_SCHEMA)
+                self._sqlite.commit()
+            except sqlite3.Error as error:
+                self.close()
+                raise RecordingFileError("record_sqlite", sqlite_path, str(error)) from None
 
     def _reset_counts(self) -> None:
         self._duplicate_events = 0
@@ -95,11 +135,18 @@ class EventStore:
 
     def record(self, events: list[dict[str, Any]], params: Mapping[str, Any]) -> None:
         received_at = time.time()
+        now = time.monotonic()
         with self._lock:
             self._by_pixel_id[str(params.get("pixel_id"))] += len(events)
             self._by_test_event_code[params.get("test_event_code") or "(none)"] += len(events)
             by_event_name = self._by_event_name
             seen = self._seen_event_keys
+            seen_order = self._seen_order
+            seen_times = self._seen_times
+            cutoff = now - self._dedup_window_seconds
+            while seen_times and seen_times[0] <= cutoff:
+                seen.discard(seen_order.popleft())
+                seen_times.popleft()
             for event in events:
                 self._events.append({"event": event, "params": params})
                 by_event_name[event.get("event_name")] += 1
@@ -107,11 +154,18 @@ class EventStore:
                 if event_id is None:
                     self._events_without_event_id += 1
                     continue
-                key = hash((event.get("event_name"), str(event_id)))
+                if event_id.__class__ is not str:
+                    event_id = event_id_text(event_id)
+                key = hash((event.get("event_name"), event_id))
                 if key in seen:
                     self._duplicate_events += 1
                 else:
                     seen.add(key)
+                    seen_order.append(key)
+                    seen_times.append(now)
+                    if len(seen_order) > self._max_dedup_keys:
+                        seen.discard(seen_order.popleft())
+                        seen_times.popleft()
             if self._jsonl is not None:
                 self._write_jsonl(events, params, received_at)
             if self._sqlite is not None:
@@ -139,7 +193,7 @@ class EventStore:
                     *request_columns,
                     _text_or_none(event.get("event_name")),
                     event.get("event_time") if type(event.get("event_time")) is int else None,
-                    _text_or_none(event.get("event_id")),
+                    event_id_text(event.get("event_id")),
                     _text_or_none(event.get("action_source")),
                     _encode(event).decode(),
                 )
@@ -172,6 +226,8 @@ class EventStore:
         with self._lock:
             self._events.clear()
             self._seen_event_keys.clear()
+            self._seen_order.clear()
+            self._seen_times.clear()
             self._reset_counts()
 
     def close(self) -> None:
