@@ -342,10 +342,10 @@ def measure_sending(
     result = measure(command, stdin, workdir, name, env)
     stats = box.stats()
     measurement = measured(label, records, result, workdir, name)
-    if measurement.problem is None and stats.get("events_received") != records:
-        measurement.problem = (
-            f"the sandbox received {stats.get('events_received')} of {records} events"
-        )
+    # distinct events: a resend (a retry after a cut connection) must not hide a lost one
+    distinct = stats.get("events_received", 0) - stats.get("duplicate_events", 0)
+    if measurement.problem is None and distinct != records:
+        measurement.problem = f"the sandbox received {distinct} distinct of {records} events"
     measurement.sandbox_cpu_seconds = stats["process_cpu_seconds"] - sandbox_cpu
     return measurement
 
@@ -433,8 +433,8 @@ def print_goals(
     facebook: Measurement | None,
     target_4n: Measurement | None,
 ) -> bool:
-    all_met = True
-    print("\ngoals (issue 7):")
+    all_met = not any(run.problem for run in (target, noop, facebook, target_4n) if run)
+    print("\ngoals (issue 7):" + ("" if all_met else "  INVALID: a run above FAILED"))
     if target and noop:
         ratio = target.events_per_second / noop.events_per_second
         all_met &= ratio >= GOAL_RATIO_TO_NOOP
@@ -456,7 +456,7 @@ def print_goals(
             all_met &= met
             print(
                 f"  peak memory ({basis}) at {run.events:,} records = {memory(run):.1f} MB   "
-                f"goal <= {GOAL_PEAK_MEMORY_MB:.0f} MB   {_verdict(met)}"
+                f"goal <= {GOAL_PEAK_MEMORY_MB:.0f} MB   {_verdict(met)}{_rss_aside(run)}"
             )
     if target and target_4n:
         basis, memory = _memory_basis(target, target_4n)
@@ -468,6 +468,16 @@ def print_goals(
             f"{growth:+.1%}   goal < {GOAL_MEMORY_GROWTH:.0%}   {_verdict(met)}"
         )
     return all_met
+
+
+def _rss_aside(run: Measurement) -> str:
+    """The issue states the goal as RSS; where PSS stands in for it, the RSS figures too."""
+    if run.peak_tree_rss_mb is None:
+        return ""
+    return (
+        f"   (RSS: largest process {run.peak_rss_mb:.1f} MB, sum of "
+        f"{run.peak_processes} processes {run.peak_tree_rss_mb:.1f} MB)"
+    )
 
 
 def _memory_basis(*runs: Measurement) -> tuple[str, Callable[[Measurement], float]]:
