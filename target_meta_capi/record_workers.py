@@ -52,6 +52,9 @@ from target_meta_capi.validation import CompiledRecordValidator, TimestampPlan, 
 #: Lines per chunk: sending one costs ~1% of its work, and a STATE waits for at most
 #: `CHUNKS_PER_WORKER` chunks per worker to come back (a few tens of ms).
 CHUNK_LINES = 400
+#: ... or fewer, when they come to this many bytes: memory is bounded by the lines gathered
+#: per stream and chunks in flight, whatever the size of a line.
+CHUNK_BYTES = 1024 * 1024
 #: Chunks a worker holds at once: one at work, one queued, so it never waits for the next.
 CHUNKS_PER_WORKER = 2
 MAX_WORKERS = 8
@@ -365,10 +368,12 @@ class _Route:
     lines: list[Line] = field(default_factory=list)
     line_numbers: list[int] = field(default_factory=list)
     record_numbers: list[int] = field(default_factory=list)
+    size: int = 0  # of the lines gathered
 
     def take_gathered(self) -> tuple[list[Line], list[int], list[int]]:
         gathered = (self.lines, self.line_numbers, self.record_numbers)
         self.lines, self.line_numbers, self.record_numbers = [], [], []
+        self.size = 0
         return gathered
 
 
@@ -435,7 +440,8 @@ class ParallelRecords:
         route.lines.append(line)
         route.line_numbers.append(line_number)
         route.record_numbers.append(self._number())
-        if len(route.lines) >= self._chunk_lines:
+        route.size += len(line)
+        if len(route.lines) >= self._chunk_lines or route.size >= CHUNK_BYTES:
             self._send(route, wait=True)
         return True
 

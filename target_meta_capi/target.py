@@ -502,6 +502,10 @@ class TargetMetaCapi(Target):
         if now - self._last_state_drain < self.state_drain_min_interval_seconds:
             self._drain_owed = True  # paid when the input pauses, if it does
             return
+        if self._parallel is not None:
+            # the state's records may still wait in a partial chunk (a stream seen rarely
+            # fills none) or with the workers: into their sinks first, as without workers
+            self._parallel.flush()
         self._drain_sinks(now)
         # records the workers still hold reach their sink later: send them once back
         self._drain_owed = self._parallel is not None and self._parallel.holds_records

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import itertools
 import json
 import os
 import random
@@ -30,7 +31,14 @@ import pytest
 from singer_sdk.singerlib.encoding.simple import RecordMessage, SimpleSingerWriter
 
 from target_meta_capi.capi.normalize import normalize_user_data
-from target_meta_capi.record_workers import record_line_prefixes
+from target_meta_capi.reader import Line
+from target_meta_capi.record_workers import (
+    CHUNK_BYTES,
+    ParallelRecords,
+    RecordWorkerPool,
+    StreamSpec,
+    record_line_prefixes,
+)
 from target_meta_capi.sandbox import SandboxServer
 
 from ._target_support import ACCESS_TOKEN, PIXEL_ID, wait_until
@@ -784,6 +792,68 @@ def test_records_of_two_streams_line_by_line_give_the_same_events_as_without_wor
     assert len(workers.events) == 1400
     assert workers.events == alone.events
     assert workers.states == alone.states
+
+
+def test_a_record_of_a_stream_seen_once_does_not_hold_back_the_states_after_it(
+    tmp_path: Path,
+) -> None:
+    # its line waits alone for a chunk of its stream that never fills; a file never runs dry
+    rare = "public-orders-archive"
+    records = messy_orders(20_000)
+    lines = [compact(schema_message()), compact({**schema_message(), "stream": rare})]
+    lines.append(compact({**record_message(messy_orders(1, seed=8)[0]), "stream": rare}))
+    lines.extend(singer_lines(records, state_every=1000)[1:])
+    streams = {**ORDERS_MAPPING, rare: ORDERS_MAPPING[STREAM]}
+    input_file = tmp_path / "input.singer"
+    input_file.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    config = write_config(tmp_path, dry_run_config(tmp_path, 2, streams=streams))
+
+    with input_file.open("rb") as stdin:  # a file: unlike a pipe, it is never found dry
+        completed = subprocess.run(
+            [str(TARGET), "--config", str(config)],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+    run = Run(completed.returncode, completed.stdout, completed.stderr, tmp_path)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert WORKERS_LOG_LINE in run.stderr
+    assert len(run.states) > 1  # not only the last one, written at the end of the input
+    assert bookmark(run.states[0]) < 20_000
+
+
+def test_lines_go_to_the_workers_in_chunks_of_at_most_a_mebibyte(tmp_path: Path) -> None:
+    pool = RecordWorkerPool(1)
+    chunk_sizes: list[int] = []
+    submit = pool.submit
+
+    def recorded_submit(stream_id: int, lines: list[Line], context: Any) -> None:
+        chunk_sizes.append(sum(map(len, lines)))
+        submit(stream_id, lines, context)
+
+    pool.submit = recorded_submit  # type: ignore[method-assign]
+    records = ParallelRecords(
+        pool,
+        number=itertools.count().__next__,
+        add_events=lambda *args: None,
+        add_tally=lambda *args: None,
+        reprocess=lambda *args: None,
+    )
+    spec = StreamSpec(STREAM, generate.SCHEMA, ("order_id",), {"streams": ORDERS_MAPPING}, True)
+    records.route(STREAM, spec, destination=None)
+    padding = "x" * 300_000  # a wide row: a long text column
+    try:
+        for number, order in enumerate(messy_orders(12), start=1):
+            line = compact(record_message({**order, "user_agent": padding})).encode()
+            assert records.claim(line, number)
+        records.flush()
+    finally:
+        records.close()
+    assert sum(chunk_sizes) > 3 * CHUNK_BYTES
+    assert max(chunk_sizes) < CHUNK_BYTES + 400_000  # a chunk is sent once it reaches 1 MiB
 
 
 def test_no_worker_is_forked_when_no_stream_can_use_one(tmp_path: Path) -> None:
