@@ -475,6 +475,8 @@ class TargetMetaCapi(Target):
             isinstance(key_properties, list) and all(isinstance(key, str) for key in key_properties)
         ):
             problem = "'key_properties' is not an array of column names"
+        if problem is None:
+            problem = _take_boolean_property_schemas(message_dict["schema"])
         if problem:
             raise SingerInputError(
                 f"Input line {self.message_reader.line_number}, SCHEMA message: {problem}"
@@ -728,6 +730,21 @@ class TargetMetaCapi(Target):
         if code or target.delivery.unsettled_requests:
             # threads of abandoned requests would otherwise keep the process alive
             _flush_and_exit(code)
+
+
+def _take_boolean_property_schemas(schema: dict) -> str | None:
+    """A property's schema may be `true` (anything) in JSON Schema; the SDK's date handling
+    reads every property schema as an object, so `true` becomes `{}`, which means the same.
+    `false` (the property must be absent) is refused: a tap sends no such column."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return None
+    for name, property_schema in properties.items():
+        if property_schema is True:
+            properties[name] = {}
+        elif property_schema is False:
+            return f"property {name!r} has the schema false: no value is allowed in it"
+    return None
 
 
 def _json_kind(value: t.Any) -> str:

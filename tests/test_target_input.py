@@ -394,3 +394,26 @@ def test_a_schema_message_without_its_stream_or_schema_says_which_key_it_lacks(
     assert _failure_lines(caplog) == [
         f"target-meta-capi failed: Input line 1 lacks required key(s) '{missing}'"
     ]
+
+
+def test_a_property_whose_schema_is_true_takes_any_value(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], "email": True}}
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path), [schema_line(schema=schema), record_line(order(1))]
+    )
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 1
+
+
+def test_a_property_whose_schema_is_false_is_refused_naming_it(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], "email": False}}
+    result = run_in_process(orders_config(sandbox.url, tmp_path), [schema_line(schema=schema)])
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        "target-meta-capi failed: Input line 1, SCHEMA message: property 'email' has the "
+        "schema false: no value is allowed in it"
+    ]
