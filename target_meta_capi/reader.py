@@ -253,7 +253,7 @@ class NumberedSingerReader(GenericSingerReader[str]):
             # only here, after msgspec refused the line: the lines that decode pay nothing
             message = self._decode_with_lone_surrogates_replaced(line, error)
         except UnicodeDecodeError as error:
-            raise self._not_utf8(error) from None
+            raise self._not_utf8(error, line) from None
         if not isinstance(message, dict):
             raise SingerInputError(
                 f"Input line {self.line_number} is not a Singer message (a JSON object)"
@@ -273,7 +273,7 @@ class NumberedSingerReader(GenericSingerReader[str]):
             except msgspec.DecodeError as still:
                 error = still
             except UnicodeDecodeError as not_utf8:
-                raise self._not_utf8(not_utf8) from None
+                raise self._not_utf8(not_utf8, repaired) from None
             else:
                 self.lone_surrogates_replaced += replaced
                 # lines given back by record workers come later than lines read after them
@@ -286,11 +286,15 @@ class NumberedSingerReader(GenericSingerReader[str]):
             f"Input line {self.line_number} is not valid JSON ({error})"
         ) from None
 
-    def _not_utf8(self, error: UnicodeDecodeError) -> SingerInputError:
-        # the message quotes a byte, nothing more
+    def _not_utf8(self, error: UnicodeDecodeError, line: Line) -> SingerInputError:
+        # the message says where, never the bytes; the error's offset is within the string
+        # value being decoded, so it is turned into one within the line
+        value = error.object
+        found = line.find(value) if isinstance(line, bytes) and isinstance(value, bytes) else -1
+        where = f" at byte {found + error.start} of the line" if found >= 0 else ""
         return SingerInputError(
-            f"Input line {self.line_number} is not valid JSON: it is not UTF-8 ({error.reason} "
-            f"at byte {error.start})"
+            f"Input line {self.line_number} is not valid JSON: it is not UTF-8 ({error.reason}"
+            f"{where})"
         )
 
     def process_lines(

@@ -145,3 +145,16 @@ def test_a_file_on_stdin_is_neither_widened_nor_waited_for(
         assert reader_module._widen_pipe(stdin.fileno()) is False
         assert len(list(NumberedSingerReader().default_input)) == 3
     assert sleeps == []
+
+
+def test_a_byte_that_is_not_utf8_is_placed_within_its_line() -> None:
+    reader = NumberedSingerReader()
+    line = b'{"type": "STATE", "value": {"email": "jane\xff@example.com"}}\n'
+    position = line.index(b"\xff")
+    with pytest.raises(SingerInputError) as raised:
+        reader.process_lines(io.BytesIO(line), {"STATE": lambda message: None})
+    assert str(raised.value) == (
+        "Input line 1 is not valid JSON: it is not UTF-8 (invalid start byte at byte "
+        f"{position} of the line)"
+    )
+    assert "jane" not in str(raised.value)
