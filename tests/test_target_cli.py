@@ -185,7 +185,9 @@ def test_throttling_meta_will_not_lift_within_max_retry_seconds_stops_at_once_wi
     [error] = _error_lines(completed.stderr)
     assert "code=17" in error
     assert "Meta asked to wait 30 min before sending again, beyond max_retry_seconds" in error
-    assert sandbox.stats()["faults"]["throttle"] == 1  # asked once, not retried into the wall
+    stats = sandbox.stats()
+    # each request sent before the run stopped was asked once, not retried into the wall
+    assert stats["faults"]["throttle"] == stats["requests"] <= 4
 
 
 def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_error(
