@@ -451,11 +451,6 @@ class ParallelRecords:
             for kind in (str, bytes)
         }
 
-    @property
-    def holds_records(self) -> bool:
-        """Some claimed lines have not been handed on yet."""
-        return self._pool.pending > 0 or any(route.lines for route in self._routes.values())
-
     def flush(self) -> None:
         for route in dict.fromkeys(self._routes.values()):
             if route.lines:

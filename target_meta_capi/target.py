@@ -509,8 +509,7 @@ class TargetMetaCapi(Target):
             # fills none) or with the workers: into their sinks first, as without workers
             self._parallel.flush()
         self._drain_sinks(now)
-        # records the workers still hold reach their sink later: send them once back
-        self._drain_owed = self._parallel is not None and self._parallel.holds_records
+        self._drain_owed = False  # the workers hold nothing now: every record was drained
 
     def _drain_sinks(self, now: float) -> None:
         self._last_state_drain = now
