@@ -147,6 +147,11 @@ def _is_absent(value: Any) -> bool:
     return False
 
 
+def max_event_age_seconds(action_source: Any) -> int:
+    """How old an event of this action_source Meta still takes."""
+    return PHYSICAL_STORE_MAX_AGE_SECONDS if action_source == "physical_store" else MAX_AGE_SECONDS
+
+
 def _check_event_time(
     event: Mapping[str, Any],
     action_source: Any,
@@ -160,9 +165,7 @@ def _check_event_time(
         return _violation(
             "event_time_invalid", "event_time", "event_time must be an integer Unix timestamp"
         )
-    max_age = (
-        PHYSICAL_STORE_MAX_AGE_SECONDS if action_source == "physical_store" else MAX_AGE_SECONDS
-    )
+    max_age = max_event_age_seconds(action_source)
     if event_time < now - (max_age - max_age_margin_seconds):
         days = max_age // 86400
         return _violation(
