@@ -142,10 +142,6 @@ class Delivery:
         self._failure: TargetFailure | None = None
 
     @property
-    def failure(self) -> TargetFailure | None:
-        return self._failure
-
-    @property
     def unsettled_requests(self) -> int:
         """Requests submitted whose answer has not been settled yet."""
         return self._unsettled_requests

@@ -77,6 +77,7 @@ from target_meta_capi.capi.normalize import (
     normalize_hashed_values,
     normalize_user_data,
 )
+from target_meta_capi.capi.privacy import MASK
 from target_meta_capi.capi.rules import ACTION_SOURCES
 
 __all__ = [
@@ -1545,16 +1546,23 @@ class EventMapper:
             if not column.startswith(_METADATA_PREFIX)
         }
 
-    def _record_key(self, record: Mapping[str, Any]) -> str | None:
+    def record_key(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The record's key properties, those carrying customer information masked."""
+        return {
+            key: MASK if key in self.redacted_keys else record.get(key)
+            for key in self.key_properties
+        }
+
+    def _record_key_text(self, record: Mapping[str, Any]) -> str | None:
         if not self.key_properties:
             return None
         return ", ".join(
-            f"{key}=<redacted>" if key in self.redacted_keys else f"{key}={record.get(key)!r}"
-            for key in self.key_properties
+            f"{key}={value}" if key in self.redacted_keys else f"{key}={value!r}"
+            for key, value in self.record_key(record).items()
         )
 
     def _error(self, record: Mapping[str, Any], field: str, message: str) -> MappingError:
-        return MappingError(self.stream_name, field, message, self._record_key(record))
+        return MappingError(self.stream_name, field, message, self._record_key_text(record))
 
 
 def _has_recognisable_fields(schema_properties: Collection[str], config: Mapping) -> bool:

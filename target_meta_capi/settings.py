@@ -17,6 +17,7 @@ from target_meta_capi.capi.request import (
     DEFAULT_GRAPH_URL,
     graph_url_problem,
 )
+from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
     standard_outputs_to,
@@ -110,9 +111,9 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "batch_size",
-        th.IntegerType(minimum=1, maximum=1000),
+        th.IntegerType(minimum=1, maximum=MAX_EVENTS_PER_REQUEST),
         default=DEFAULT_BATCH_SIZE,
-        description="Events per request, 1 to 1000 (Meta's maximum).",
+        description=f"Events per request, 1 to {MAX_EVENTS_PER_REQUEST} (Meta's maximum).",
     ),
     th.Property(
         "concurrent_requests",

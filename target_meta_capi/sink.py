@@ -81,12 +81,6 @@ class PrivacySafeValidator(BaseJSONSchemaValidator):
             raise InvalidRecord(message, record) from None
 
 
-def _record_key(
-    record: Mapping[str, Any], key_properties: Sequence[str], redacted: frozenset[str]
-) -> dict[str, Any]:
-    return {name: "<redacted>" if name in redacted else record.get(name) for name in key_properties}
-
-
 @dataclass(slots=True)
 class ConvertedRecord:
     """A record as an event, with what mapping left out and what breaks Meta's rules."""
@@ -109,7 +103,7 @@ def convert_record(mapper: EventMapper, record: Mapping[str, Any]) -> ConvertedR
         max_age_margin_seconds=EVENT_TIME_SAFETY_MARGIN_SECONDS,
         trusted_hashed_keys=mapper.hashed_user_data_keys,
     )
-    key = _record_key(record, mapper.key_properties, mapper.redacted_keys)
+    key = mapper.record_key(record)
     return ConvertedRecord(mapped.event, mapped.dropped, key, violations)
 
 
@@ -204,7 +198,7 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             # a row's value, like an event breaking Meta's rules: the rest of the run goes on
             letter = DeadLetter.from_unmappable_record(
                 stream=self.stream_name,
-                key=_record_key(record, mapper.key_properties, mapper.redacted_keys),
+                key=mapper.record_key(record),
                 event_name=mapper.mapping.event_name,
                 field=error.field,
                 # a row without key properties is found by its place in the input

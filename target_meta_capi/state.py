@@ -166,12 +166,6 @@ class AckLedger:
             self._poisoned = True
             self._pending_states.clear()
 
-    @property
-    def poisoned(self) -> bool:
-        """Whether `poison()` was called."""
-        with self._lock:
-            return self._poisoned
-
     def take_ready_state(self) -> tuple[bool, Any]:
         """Pop every state whose barrier is settled; return (found, newest of them).
 

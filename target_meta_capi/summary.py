@@ -23,7 +23,11 @@ from singer_sdk import metrics as singer_metrics
 
 from target_meta_capi.capi.errors import EventsReceivedMismatch, GraphAPIError, NetworkError
 from target_meta_capi.capi.request import RequestObserver
-from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS
+from target_meta_capi.capi.rules import (
+    MAX_AGE_SECONDS,
+    PHYSICAL_STORE_MAX_AGE_SECONDS,
+    max_event_age_seconds,
+)
 from target_meta_capi.pace import PACE_SETTERS, PACE_VERDICTS, PaceClock, pace
 
 if TYPE_CHECKING:
@@ -42,6 +46,8 @@ COVERAGE_KEYS = (
     "client_user_agent",
 )
 NEAR_CUTOFF_WINDOW_SECONDS = 24 * 3600
+_MAX_AGE_DAYS = MAX_AGE_SECONDS // 86400
+_PHYSICAL_STORE_MAX_AGE_DAYS = PHYSICAL_STORE_MAX_AGE_SECONDS // 86400
 #: Meta throttles at 100% of a rate limit; a run that gets this close is warned once
 RATE_LIMIT_WARNING_PERCENT = 90
 DEFAULT_PROGRESS_INTERVAL = 10.0
@@ -64,12 +70,7 @@ def is_near_cutoff(event: Mapping[str, Any], now: float) -> bool:
     event_time = event.get("event_time")
     if type(event_time) is not int:
         return False
-    max_age = (
-        PHYSICAL_STORE_MAX_AGE_SECONDS
-        if event.get("action_source") == "physical_store"
-        else MAX_AGE_SECONDS
-    )
-    cutoff = now - max_age
+    cutoff = now - max_event_age_seconds(event.get("action_source"))
     return cutoff <= event_time < cutoff + NEAR_CUTOFF_WINDOW_SECONDS
 
 
@@ -540,9 +541,11 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
             warnings.append(_skipped_warning(name, stream["skipped_reason"]))
         if stream["events_near_cutoff"]:
             warnings.append(
-                f"Stream {name!r}: {stream['events_near_cutoff']} events were within 24 h of "
-                "Meta's event_time cutoff (7 days, 62 for physical_store) when sent; a day's "
-                "delay would get them rejected. Run the sync more often."
+                f"Stream {name!r}: {stream['events_near_cutoff']} events were within "
+                f"{NEAR_CUTOFF_WINDOW_SECONDS // 3600} h of Meta's event_time cutoff "
+                f"({_MAX_AGE_DAYS} days, {_PHYSICAL_STORE_MAX_AGE_DAYS} for physical_store) "
+                "when sent; a day's delay would get them rejected. "
+                "Run the sync more often."
             )
         if stream["events_dead_lettered"]:
             warnings.append(_dead_letter_warning(name, stream))
@@ -577,8 +580,8 @@ def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
     )
     if "rule:event_time_too_old" in reasons:
         warning += (
-            " Meta takes events at most 7 days old (62 for physical_store): older rows cannot "
-            "be sent through the Conversions API."
+            f" Meta takes events at most {_MAX_AGE_DAYS} days old ({_PHYSICAL_STORE_MAX_AGE_DAYS} "
+            "for physical_store): older rows cannot be sent through the Conversions API."
         )
     return warning
 

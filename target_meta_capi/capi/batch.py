@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 from .errors import BatchProcessingError, ConfigurationError, ThrottledError
 from .http import HttpServiceInterface, load_http_service
 from .isolate import DeliveryReport, deliver_isolating_invalid
-from .request import MAX_EVENTS_PER_REQUEST, EventRequest, EventResponse, RequestObserver
+from .request import EventRequest, EventResponse, RequestObserver
 from .retry import RetryPolicy
+from .rules import MAX_EVENTS_PER_REQUEST
 
 T = TypeVar("T")
 

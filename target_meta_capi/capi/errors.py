@@ -146,20 +146,21 @@ class GraphAPIError(DeliveryError):
 
 
 class TransientError(GraphAPIError):
-    """Codes 1 and 2, `is_transient: true`, or a 5xx status: sending again may succeed."""
+    """Codes 1 and 2, `is_transient: true`, a 5xx status, or a 2xx without an events_received
+    count (a proxy's answer, perhaps): sending again may succeed."""
 
     retryable = True
 
 
 class ThrottledError(GraphAPIError):
-    """Rate limited (codes 4, 17, 32, 341, 613, 80000-80014): back off longer, send less."""
+    """Rate limited (THROTTLE_CODES, or HTTP 429 without one): back off longer, send less."""
 
     retryable = True
 
 
 class AuthError(GraphAPIError):
-    """Token, permission, app secret proof or pixel problem (190, 102, 104, 10, 200-299, 100/33,
-    100 GraphMethodException): stop."""
+    """Token, permission, app secret proof or pixel problem (AUTH_CODES, 100/33,
+    100 GraphMethodException, or HTTP 401/403 without a code): stop."""
 
 
 class InvalidRequestError(GraphAPIError):

@@ -13,6 +13,7 @@ body too large is never the request's own: smaller parts pass.)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from .errors import (
     GraphAPIError,
@@ -39,7 +40,8 @@ class DeliveryReport:
 def deliver_isolating_invalid(
     request: EventRequest, *, observer: RequestObserver | None = None
 ) -> DeliveryReport:
-    """Send `request`; if Graph rejects it as invalid (code 100), isolate the bad events.
+    """Send `request`; if Graph rejects it as invalid (code 100) or too large (HTTP 413),
+    isolate the events it refuses.
 
     Indices in the report refer to `request.events`, in ascending order, and its responses
     come in the order of the events they acknowledged. Errors other than a bisectable
@@ -54,7 +56,7 @@ def deliver_isolating_invalid(
             answers = [progress.send(index, index + 1) for index in probed]
             if all(_same(answer, error) for answer in answers):
                 raise RequestRejectedError.from_error(error)
-            for start, stop in zip([*probed][:-1], probed[1:], strict=True):
+            for start, stop in pairwise(probed):
                 progress.deliver_splitting(start + 1, stop)
         else:
             progress.split(0, count)

@@ -55,6 +55,7 @@ __all__ = [
     "REASON_INVALID",
     "REASON_UNKNOWN_KEY",
     "REASON_UNSUPPORTED_TYPE",
+    "SHA256_HEX_PATTERN",
     "UNHASHED_KEYS",
     "DroppedValue",
     "NormalizedUserData",
@@ -114,11 +115,11 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+SHA256_HEX_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def is_sha256_hex(text: str) -> bool:
-    return _SHA256_RE.fullmatch(text) is not None
+    return SHA256_HEX_PATTERN.fullmatch(text) is not None
 
 
 # --- per-key normalizers: text in, normalized text or None out ---------------------------------
@@ -379,7 +380,7 @@ def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
     except _Rejected as rejected:
         return None, rejected.reason
     stripped = text.strip()
-    if len(stripped) == 64 and _SHA256_RE.fullmatch(stripped):
+    if len(stripped) == 64 and SHA256_HEX_PATTERN.fullmatch(stripped):
         return stripped.lower(), ""
     normalized = _NORMALIZERS[key](text)
     if normalized is None:

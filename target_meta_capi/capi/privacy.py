@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .normalize import is_sha256_hex
+
 MASK = "<redacted>"
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
@@ -23,6 +24,6 @@ def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
 def _mask(value: Any) -> Any:
     if isinstance(value, list):
         return [_mask(item) for item in value]
-    if isinstance(value, str) and len(value) == 64 and _HEX_DIGITS.issuperset(value):
+    if isinstance(value, str) and is_sha256_hex(value):
         return value
     return MASK

@@ -32,11 +32,11 @@ from .http import (
     load_http_service,
 )
 from .retry import RetryPolicy
+from .rules import MAX_EVENTS_PER_REQUEST
 from .usage import rate_limit_usage_percent
 
 DEFAULT_API_VERSION = "v24.0"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
-MAX_EVENTS_PER_REQUEST = 1000
 REQUEST_HEADERS: Mapping[str, str] = MappingProxyType(
     {
         "Content-Type": "application/json",

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .normalize import HASHED_KEYS, MATCH_KEYS
+from .normalize import HASHED_KEYS, MATCH_KEYS, SHA256_HEX_PATTERN
 
 MAX_EVENTS_PER_REQUEST = 1000
 MAX_AGE_SECONDS = 7 * 24 * 3600
@@ -109,7 +109,6 @@ class RuleViolation:
     subcode: int | None
 
 
-_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 # fb.{subdomainIndex}.{creationTimeMs}.{fbclid or random}[.{appendix}]; a segment is any text
 # without a dot, whitespace (a newline too) or a control character: a cookie value holds none
 _CLICK_COOKIE = re.compile(r"fb\.[0-9]+\.[0-9]+\.[^.\s\x00-\x1f\x7f]+(?:\.[^.\s\x00-\x1f\x7f]+)?")
@@ -148,6 +147,11 @@ def _is_absent(value: Any) -> bool:
     return False
 
 
+def max_event_age_seconds(action_source: Any) -> int:
+    """How old an event of this action_source Meta still takes."""
+    return PHYSICAL_STORE_MAX_AGE_SECONDS if action_source == "physical_store" else MAX_AGE_SECONDS
+
+
 def _check_event_time(
     event: Mapping[str, Any],
     action_source: Any,
@@ -161,9 +165,7 @@ def _check_event_time(
         return _violation(
             "event_time_invalid", "event_time", "event_time must be an integer Unix timestamp"
         )
-    max_age = (
-        PHYSICAL_STORE_MAX_AGE_SECONDS if action_source == "physical_store" else MAX_AGE_SECONDS
-    )
+    max_age = max_event_age_seconds(action_source)
     if event_time < now - (max_age - max_age_margin_seconds):
         days = max_age // 86400
         return _violation(
@@ -188,7 +190,7 @@ def _check_event_time(
 def _check_user_data(
     user_data: Any,
     _kinds: Mapping[str, int] = _KEY_KINDS,
-    _is_sha256: Any = _SHA256_HEX.fullmatch,
+    _is_sha256: Any = SHA256_HEX_PATTERN.fullmatch,
     _is_click_cookie: Any = _CLICK_COOKIE.fullmatch,
 ) -> list[RuleViolation]:
     # a dict, the common case, skips the ABC check

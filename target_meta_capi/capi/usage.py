@@ -5,7 +5,7 @@ the app's `call_count`, `total_cputime` and `total_time`, each a percentage of i
 X-Business-Use-Case-Usage (system user tokens, which the Conversions API usually runs on) maps
 each business id to a list of such entries, one per use case, plus
 `estimated_time_to_regain_access` in minutes once the business is throttled. At 100% of any
-of them Graph starts refusing calls (throttling codes 4, 17, 32, 613, 80000-80014).
+of them Graph starts refusing calls (the throttling codes, errors.THROTTLE_CODES).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote_to_bytes
 
 import msgspec
 
+from target_meta_capi.capi.request import DEFAULT_API_VERSION
 from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST, RULES, validate_event
 from target_meta_capi.sandbox import faults
 from target_meta_capi.sandbox.store import REQUEST_PARAM_NAMES, EventStore, event_id_text
@@ -289,7 +290,9 @@ class SandboxServer:
         """Base URL to use as graph_url, e.g. ``http://127.0.0.1:8787``."""
         return f"http://{self.config.host}:{self.port}"
 
-    def events_url(self, pixel_id: str | None = None, api_version: str = "v24.0") -> str:
+    def events_url(
+        self, pixel_id: str | None = None, api_version: str = DEFAULT_API_VERSION
+    ) -> str:
         return f"{self.url}/{api_version}/{pixel_id or self.config.pixel_ids[0]}/events"
 
     # inspection --------------------------------------------------------------------------
