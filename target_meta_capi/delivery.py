@@ -22,8 +22,10 @@ from target_meta_capi.capi.errors import (
     EventsReceivedMismatch,
     GraphAPIError,
     NetworkError,
+    ProcessorClosedError,
 )
 from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
+from target_meta_capi.reader import TerminationRequested
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import RunStats
 
@@ -140,6 +142,7 @@ class Delivery:
         self._unsettled_requests = 0
         self._condition = threading.Condition()
         self._failure: TargetFailure | None = None
+        self._stopped_by: int | None = None  # the signal that stopped sending
 
     @property
     def unsettled_requests(self) -> int:
@@ -162,6 +165,13 @@ class Delivery:
             )
             return self._unsettled_requests == 0 and self._failure is None
 
+    def stop_sending(self, signum: int) -> None:
+        """From a signal handler: start no more requests. A submit() waiting for room in the
+        window, now or later, raises TerminationRequested instead of waiting on for Meta's
+        answers: a signal that lands just before that wait must not be held up by it."""
+        self._stopped_by = signum
+        self.processor.refuse_new()
+
     def raise_if_failed(self) -> None:
         """Raise a failure recorded by a callback thread (main thread)."""
         if self._failure is not None:
@@ -181,8 +191,11 @@ class Delivery:
             # blocks while the window is full
             with self.stats.pace_clock.waiting_for("meta"):
                 future = self.processor.submit_isolating(request)
-        except BaseException:
+        except BaseException as error:
+            self.stats.request_not_submitted(batch.stream, len(batch.events))
             self._request_settled()
+            if isinstance(error, ProcessorClosedError) and self._stopped_by is not None:
+                raise TerminationRequested(self._stopped_by) from None
             raise
         future.add_done_callback(self._callback_for(batch))
 

@@ -335,6 +335,13 @@ class RunStats(RequestObserver):
             counters.requests += 1
             counters.events_sent += events
 
+    def request_not_submitted(self, stream: str, events: int) -> None:
+        """Takes back `request_submitted`: the window never started the request."""
+        with self._lock:
+            counters = self._stream(stream)
+            counters.requests -= 1
+            counters.events_sent -= events
+
     def request_acknowledged(self, stream: str, events: int) -> None:
         with self._lock:
             self._stream(stream).events_acknowledged += events

@@ -625,6 +625,7 @@ class TargetMetaCapi(Target):
         if frame is not None and frame.f_code is _CONDITION_WAIT:
             # blocked for a slot in the window or for answers: nothing is half done here
             raise TerminationRequested(signum)
+        self.delivery.stop_sending(signum)
         self.message_reader.request_stop(signum)
 
     def describe_failure(self, error: BaseException) -> str:

@@ -11,6 +11,7 @@ from target_meta_capi.capi.errors import (
     BatchProcessingError,
     ConfigurationError,
     InvalidRequestError,
+    ProcessorClosedError,
 )
 from target_meta_capi.capi.request import EventRequest, EventRequestAsync, RequestObserver
 from target_meta_capi.capi.retry import RetryPolicy
@@ -338,5 +339,37 @@ def test_observer_is_told_about_every_attempt():
 def test_closed_processor_refuses_new_requests():
     processor = BatchProcessor()
     processor.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ProcessorClosedError, match="closed"):
         processor.submit(template("http://127.0.0.1:1").copy_with(events(1)))
+
+
+def test_refuse_new_wakes_a_submit_waiting_for_room_and_lets_the_request_in_flight_finish():
+    release = threading.Event()
+
+    def handler(request):
+        release.wait(HANDLER_WAIT_SECONDS)
+        return accept(request)
+
+    with FakeGraphServer(handler) as server, BatchProcessor(concurrent_requests=1) as processor:
+        first, second = requests_marked(server.url, ["first", "second"])
+        started = processor.submit(first)
+        refused = []
+
+        def submit_second():
+            try:
+                processor.submit(second)
+            except ProcessorClosedError as error:
+                refused.append(error)
+
+        submitter = threading.Thread(target=submit_second)
+        submitter.start()
+        submitter.join(0.3)
+        assert submitter.is_alive()  # waiting for room in the window
+        processor.refuse_new()
+        submitter.join(HANDLER_WAIT_SECONDS)
+        assert not submitter.is_alive()
+        assert len(refused) == 1
+        assert not started.done()  # the request in flight goes on
+        release.set()
+        assert started.result(timeout=10).events_received == 1
+    assert [mark_of(request) for request in server.requests] == ["first"]

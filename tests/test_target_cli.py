@@ -16,7 +16,15 @@ import pytest
 
 from target_meta_capi.sandbox import SandboxServer
 
-from ._target_support import STREAM, order, order_stream, orders_config, wait_until
+from ._target_support import (
+    STREAM,
+    FastRetryTarget,
+    order,
+    order_stream,
+    orders_config,
+    run_in_process,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = Path(sys.executable).with_name("target-meta-capi")
@@ -315,6 +323,45 @@ def test_requests_still_unanswered_after_the_grace_period_are_abandoned_without_
     assert "Requests still in flight were abandoned; their state is not written" in stderr
     assert stdout == ""  # the only request was never answered: no state covers it
     assert time.monotonic() - signalled < 6  # gone well before the sandbox would answer
+
+
+class _SignalBeforeAFullWindow(FastRetryTarget):
+    """A real SIGTERM to this process the moment a request must wait for room in the
+    window: its handler runs in Python code just before that wait, not inside it."""
+
+    def _build_delivery(self):  # type: ignore[no-untyped-def]
+        delivery = super()._build_delivery()
+        processor = delivery.processor
+        submit = processor.submit_isolating
+
+        def signal_then_submit(request):  # type: ignore[no-untyped-def]
+            if processor.in_flight == processor.window_size:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return submit(request)
+
+        processor.submit_isolating = signal_then_submit  # type: ignore[method-assign]
+        return delivery
+
+
+def test_a_signal_just_before_the_window_wait_stops_without_waiting_for_metas_answer(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=8000)
+    config = orders_config(
+        sandbox.url, tmp_path, batch_size=5, concurrent_requests=1, shutdown_grace_seconds=0.5
+    )
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = run_in_process(config, order_stream(10, state_every=5), _SignalBeforeAFullWindow)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert result.exit_code == 128 + signal.SIGTERM
+    assert result.states == []  # the first request is still unanswered
+    assert sandbox.stats()["in_flight"] == 1  # the stop did not wait for its answer
+    assert sandbox.stats()["requests"] == 1  # the second request never started...
+    totals = result.target.stats.snapshot()["totals"]
+    assert totals["events_sent"] == 5  # ...and is not counted as sent
 
 
 @pytest.mark.parametrize("dry_run_path", [None, "payloads.jsonl"])

@@ -18,7 +18,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any, TypeVar
 
-from .errors import BatchProcessingError, ConfigurationError, ThrottledError
+from .errors import (
+    BatchProcessingError,
+    ConfigurationError,
+    ProcessorClosedError,
+    ThrottledError,
+)
 from .http import HttpServiceInterface, load_http_service
 from .isolate import DeliveryReport, deliver_isolating_invalid
 from .request import EventRequest, EventResponse, RequestObserver
@@ -141,11 +146,20 @@ class BatchProcessor:
             if not self._condition.wait_for(lambda: self._in_flight == 0, timeout):
                 raise TimeoutError(f"{self._in_flight} requests still in flight")
 
-    def close(self, wait: bool = True) -> None:
-        """Refuse new requests; with `wait`, let the ones in flight finish first."""
+    def refuse_new(self) -> None:
+        """From now on submit() raises ProcessorClosedError, one already waiting for room in
+        the window too; requests already started go on.
+
+        Safe in a signal handler: the condition's lock is reentrant, so the handler may run
+        on the very thread that waits in submit(), which it then wakes.
+        """
         with self._condition:
             self._closed = True
             self._condition.notify_all()
+
+    def close(self, wait: bool = True) -> None:
+        """Refuse new requests; with `wait`, let the ones in flight finish first."""
+        self.refuse_new()
         self._executor.shutdown(wait=wait)
 
     def __enter__(self) -> BatchProcessor:
@@ -176,7 +190,7 @@ class BatchProcessor:
         with self._condition:
             self._condition.wait_for(lambda: self._closed or self._in_flight < self._window_size)
             if self._closed:
-                raise RuntimeError("BatchProcessor is closed")
+                raise ProcessorClosedError("BatchProcessor is closed")
             self._in_flight += 1
         future: Future[T] = Future()
 

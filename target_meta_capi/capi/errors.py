@@ -54,6 +54,10 @@ class ConfigurationError(CapiError):
     """A setting is unusable: bad batch_size, http service path, graph_url, missing token..."""
 
 
+class ProcessorClosedError(CapiError, RuntimeError):
+    """The BatchProcessor was closed, or told to refuse new requests: nothing more is sent."""
+
+
 class DeliveryError(CapiError):
     """Sending a request failed. `retryable` says whether sending it again may succeed."""
 
