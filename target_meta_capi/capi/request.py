@@ -31,6 +31,7 @@ from .http import (
     classify_transport_error,
     load_http_service,
 )
+from .privacy import unhashed_user_data_values
 from .retry import RetryPolicy
 from .usage import rate_limit_usage_percent
 
@@ -237,10 +238,9 @@ class EventRequest:
         return response
 
     def _parse(self, answer: HttpResponse) -> EventResponse:
-        secrets = (self.access_token, self.app_secret, self.appsecret_proof)
         if not 200 <= answer.status < 300:
             raise classify_response(
-                answer.status, answer.body, secrets=secrets, headers=answer.headers
+                answer.status, answer.body, secrets=self._secrets(), headers=answer.headers
             )
         try:
             parsed = json.loads(answer.body)
@@ -249,7 +249,7 @@ class EventRequest:
             received = None
         if received.__class__ is not int:  # not 1.9, not true: a count or nothing we trust
             raise classify_response(
-                answer.status, answer.body, secrets=secrets, headers=answer.headers
+                answer.status, answer.body, secrets=self._secrets(), headers=answer.headers
             )
         fbtrace_id = parsed.get("fbtrace_id")
         if received != len(self.events):
@@ -264,12 +264,21 @@ class EventRequest:
 
     def _redacted(self, error: NetworkError) -> NetworkError:
         # a custom service's message may quote what it was given
-        secrets = (self.access_token, self.app_secret, self.appsecret_proof)
         text = str(error)
-        clean = redact(text, secrets) or ""
+        clean = redact(text, self._secrets()) or ""
         if clean == text:
             return error
         return type(error)(clean, maybe_delivered=error.maybe_delivered, retryable=error.retryable)
+
+    def _secrets(self) -> list[str | None]:
+        """What no error message may quote: the token, the app secret and its proof, and the
+        customer data sent as it is (IP address, user agent...), which an answer may echo."""
+        secrets: list[str | None] = [self.access_token, self.app_secret, self.appsecret_proof]
+        for event in self.events:
+            decoded = msgspec.json.decode(event) if isinstance(event, msgspec.Raw) else event
+            if isinstance(decoded, Mapping):
+                secrets.extend(unhashed_user_data_values(decoded))
+        return secrets
 
 
 def graph_url_problem(graph_url: Any) -> str | None:
