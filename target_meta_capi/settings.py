@@ -239,7 +239,8 @@ SETTINGS = th.PropertiesList(
         default=False,
         description=(
             "Map, hash, validate and batch, but send nothing: request payloads (without "
-            "the token) go to dry_run_path or stderr, and state is written as if acknowledged."
+            "the token; IP address, user agent and other customer data Meta gets unhashed "
+            "masked) go to dry_run_path or stderr, and state is written as if acknowledged."
         ),
     ),
     th.Property(
