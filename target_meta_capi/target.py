@@ -82,6 +82,7 @@ from target_meta_capi.settings import (
     secret_settings_errors,
     settings_errors,
     settings_warnings,
+    without_secrets,
 )
 from target_meta_capi.sink import EventSink, PrivacySafeValidator
 from target_meta_capi.state import AckLedger
@@ -192,13 +193,22 @@ class TargetMetaCapi(Target):
             raise ConfigValidationError(
                 "Config validation failed", errors=secrets, schema=self.config_jsonschema
             )
-        errors = super()._validate_config(raise_errors=raise_errors)
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as error:
+            raise ConfigValidationError(
+                str(error),
+                errors=without_secrets(error.errors, self.config),
+                schema=self.config_jsonschema,
+            ) from None
         extra = settings_errors(self.config) + mapping_config_errors(self.config)
         if extra and raise_errors:
             raise ConfigValidationError(
-                "Config validation failed", errors=extra, schema=self.config_jsonschema
+                "Config validation failed",
+                errors=without_secrets(extra, self.config),
+                schema=self.config_jsonschema,
             )
-        return errors + extra
+        return without_secrets(errors + extra, self.config)
 
     def _http_service(self) -> HttpServiceInterface:
         config = self.config
