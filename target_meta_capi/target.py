@@ -22,7 +22,9 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import typing as t
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -656,6 +658,15 @@ class TargetMetaCapi(Target):
             )
         if isinstance(error, InvalidRecord):
             return f"Record does not match its SCHEMA ({where}): {error.error_message}"
+        if reader.current_message_type == "RECORD":
+            # raised by code that knows nothing of privacy (a stream map's expression, the
+            # SDK, Python: int('jane@example.com')), whose message may quote the record
+            frames = traceback.extract_tb(error.__traceback__)
+            origin = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+            return (
+                f"{type(error).__name__}{origin} while processing a record ({where}); its "
+                "message is not shown, as it may quote the record's values"
+            )
         return f"{type(error).__name__} ({where}): {error}"
 
     def run(self, file_input: t.IO[str] | None = None) -> int:
