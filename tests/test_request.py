@@ -539,6 +539,18 @@ def test_network_error_quoting_the_token_is_redacted_with_its_cause():
     assert TOKEN not in rendered
 
 
+def test_any_error_of_a_custom_service_quoting_the_token_is_redacted():
+    class LeakyService(HttpServiceInterface):
+        def execute(self, method, url, headers, body, timeout):
+            raise RuntimeError(f"proxy refused body {body.decode()}")
+
+    with FakeGraphServer() as server, pytest.raises(DeliveryError) as raised:
+        make_request(server, http_service=LeakyService(), retry_policy=NO_RETRIES).execute()
+    rendered = "".join(traceback.format_exception(raised.value))
+    assert "RuntimeError from the HTTP service: proxy refused body" in rendered
+    assert TOKEN not in rendered
+
+
 def test_a_request_with_its_body_encoded_reads_its_events_from_that_body():
     import msgspec
 

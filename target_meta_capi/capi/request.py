@@ -19,6 +19,7 @@ import msgspec
 
 from .errors import (
     ConfigurationError,
+    DeliveryError,
     EventsReceivedMismatch,
     NetworkError,
     classify_response,
@@ -214,14 +215,12 @@ class EventRequest:
             try:
                 answer = service.execute("POST", url, REQUEST_HEADERS, body, self.timeout)
             except Exception as error:
-                network_error = classify_transport_error(error)
-                if network_error is None:
-                    raise
-                clean = self._redacted(network_error)
+                failure = classify_transport_error(error) or error
+                clean = self._redacted(failure)
                 if clean is error:
                     raise
                 # the original stays attached as the cause unless it quoted a secret
-                raise clean from (error if clean is network_error else None)
+                raise clean from (error if clean is failure else None)
             answer = _as_http_response(answer)
             status = answer.status
             if observer is not None:
@@ -262,13 +261,18 @@ class EventRequest:
             fbtrace_id=fbtrace_id,
         )
 
-    def _redacted(self, error: NetworkError) -> NetworkError:
+    def _redacted(self, error: Exception) -> Exception:
         # a custom service's message may quote what it was given
         text = str(error)
         clean = redact(text, self._secrets()) or ""
         if clean == text:
             return error
-        return type(error)(clean, maybe_delivered=error.maybe_delivered, retryable=error.retryable)
+        if isinstance(error, NetworkError):
+            return type(error)(
+                clean, maybe_delivered=error.maybe_delivered, retryable=error.retryable
+            )
+        # an exception of any other type may not be made again with another message
+        return DeliveryError(f"{type(error).__name__} from the HTTP service: {clean}")
 
     def _secrets(self) -> list[str | None]:
         """What no error message may quote: the token, the app secret and its proof, and the
