@@ -29,7 +29,7 @@ from types import FrameType
 
 import click
 import msgspec
-from singer_sdk.exceptions import ConfigValidationError, InvalidRecord
+from singer_sdk.exceptions import ConfigValidationError, InvalidRecord, SingerSDKError
 from singer_sdk.helpers._util import read_json_file
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.mapper import SameRecordTransform
@@ -658,9 +658,10 @@ class TargetMetaCapi(Target):
             )
         if isinstance(error, InvalidRecord):
             return f"Record does not match its SCHEMA ({where}): {error.error_message}"
-        if reader.current_message_type == "RECORD":
-            # raised by code that knows nothing of privacy (a stream map's expression, the
-            # SDK, Python: int('jane@example.com')), whose message may quote the record
+        if reader.current_message_type == "RECORD" and not isinstance(error, SingerSDKError):
+            # raised by code that knows nothing of privacy (Python under a stream map's
+            # expression: int('jane@example.com')), whose message may quote the record; the
+            # SDK's own errors name streams, columns and expressions, never values
             frames = traceback.extract_tb(error.__traceback__)
             origin = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
             return (
