@@ -2,7 +2,8 @@
 
 Everything before the wire (mapping, hashing, validation, batching, bisection) runs as usual,
 nothing is sent, and the target writes state as if Meta had acknowledged every request.
-The access token and appsecret_proof are removed from what is written.
+The access token and appsecret_proof are removed from what is written, and so are the user_data
+values sent unhashed (IP address, user agent...): masked, as in dead letters.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface
+from target_meta_capi.capi.privacy import redact_user_data
 
 DRY_RUN_ACCESS_TOKEN = "dry-run"  # EventRequest insists on a token; this one never leaves
 _SECRET_PARAMETERS = ("access_token", "appsecret_proof")
@@ -39,6 +41,7 @@ class DryRunHttpService(HttpServiceInterface):
         payload = json.loads(body)
         for name in _SECRET_PARAMETERS:
             payload.pop(name, None)
+        payload["data"] = [redact_user_data(event) for event in payload["data"]]
         line = json.dumps({"url": url, "payload": payload}, ensure_ascii=False)
         with self._lock:
             output = self._output()

@@ -193,6 +193,8 @@ class NumberedSingerReader(GenericSingerReader[str]):
         #: tap's next bytes came: the tap was the slower side then. The target shares its own.
         self.pace_clock = PaceClock()
         self.current_stream: str | None = None
+        #: The type of the message being processed ("RECORD", "SCHEMA" ...), None before any.
+        self.current_message_type: str | None = None
         #: Takes RECORD lines to process elsewhere (record_workers.py), or None.
         self.record_router: RecordRouter | None = None
         #: Called when stdin has no line waiting, before reading waits for the tap, with a
@@ -355,5 +357,6 @@ class NumberedSingerReader(GenericSingerReader[str]):
             )
         stream = message.get("stream")
         self.current_stream = stream if isinstance(stream, str) else None
+        self.current_message_type = message_type
         callback(message)
         return message_type

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from singer_sdk import typing as th
 
+from target_meta_capi.capi.errors import redact
 from target_meta_capi.capi.request import (
     DEFAULT_API_VERSION,
     DEFAULT_GRAPH_URL,
@@ -240,7 +241,8 @@ SETTINGS = th.PropertiesList(
         default=False,
         description=(
             "Map, hash, validate and batch, but send nothing: request payloads (without "
-            "the token) go to dry_run_path or stderr, and state is written as if acknowledged."
+            "the token; IP address, user agent and other customer data Meta gets unhashed "
+            "masked) go to dry_run_path or stderr, and state is written as if acknowledged."
         ),
     ),
     th.Property(
@@ -287,6 +289,17 @@ def secret_settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         for name in sorted(SECRET_SETTINGS)
         if config.get(name) is not None and not isinstance(config[name], str)
     ]
+
+
+def without_secrets(errors: t.Iterable[str], config: t.Mapping[str, t.Any]) -> list[str]:
+    """Errors with the secrets' values, and anything like an access token, cut out.
+
+    Errors quote the values they refuse, and a token pasted into the wrong setting (pixel_id
+    and access_token swapped) is still the token.
+    """
+    secrets = [config.get(name) for name in SECRET_SETTINGS]
+    texts = [secret for secret in secrets if isinstance(secret, str)]
+    return [redact(error, texts) or "" for error in errors]
 
 
 def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:

@@ -22,12 +22,14 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import typing as t
+from pathlib import Path
 from types import FrameType
 
 import click
 import msgspec
-from singer_sdk.exceptions import ConfigValidationError, InvalidRecord
+from singer_sdk.exceptions import ConfigValidationError, InvalidRecord, SingerSDKError
 from singer_sdk.helpers._util import read_json_file
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.mapper import SameRecordTransform
@@ -82,6 +84,7 @@ from target_meta_capi.settings import (
     secret_settings_errors,
     settings_errors,
     settings_warnings,
+    without_secrets,
 )
 from target_meta_capi.sink import EventSink, PrivacySafeValidator
 from target_meta_capi.state import AckLedger
@@ -192,13 +195,22 @@ class TargetMetaCapi(Target):
             raise ConfigValidationError(
                 "Config validation failed", errors=secrets, schema=self.config_jsonschema
             )
-        errors = super()._validate_config(raise_errors=raise_errors)
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as error:
+            raise ConfigValidationError(
+                str(error),
+                errors=without_secrets(error.errors, self.config),
+                schema=self.config_jsonschema,
+            ) from None
         extra = settings_errors(self.config) + mapping_config_errors(self.config)
         if extra and raise_errors:
             raise ConfigValidationError(
-                "Config validation failed", errors=extra, schema=self.config_jsonschema
+                "Config validation failed",
+                errors=without_secrets(extra, self.config),
+                schema=self.config_jsonschema,
             )
-        return errors + extra
+        return without_secrets(errors + extra, self.config)
 
     def _http_service(self) -> HttpServiceInterface:
         config = self.config
@@ -647,6 +659,16 @@ class TargetMetaCapi(Target):
             )
         if isinstance(error, InvalidRecord):
             return f"Record does not match its SCHEMA ({where}): {error.error_message}"
+        if reader.current_message_type == "RECORD" and not isinstance(error, SingerSDKError):
+            # raised by code that knows nothing of privacy (Python under a stream map's
+            # expression: int('jane@example.com')), whose message may quote the record; the
+            # SDK's own errors name streams, columns and expressions, never values
+            frames = traceback.extract_tb(error.__traceback__)
+            origin = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+            return (
+                f"{type(error).__name__}{origin} while processing a record ({where}); its "
+                "message is not shown, as it may quote the record's values"
+            )
         return f"{type(error).__name__} ({where}): {error}"
 
     def run(self, file_input: t.IO[str] | None = None) -> int:

@@ -23,6 +23,8 @@ from ._target_support import (
     schema_line,
 )
 
+REAL_LOOKING_TOKEN = "EAAGm0PX4ZCpsBAKZBZCtestaccesstoken1234"
+
 
 def config_errors(config: dict[str, Any]) -> list[str]:
     with pytest.raises(ConfigValidationError) as failure:
@@ -52,6 +54,22 @@ def test_a_secret_of_the_wrong_type_is_refused_without_showing_its_value(
     assert f"{setting} must be text" in said
     for secret in ("EAAsecretTOKEN999", "987654321987", "APPSECRETxyz"):
         assert secret not in said
+
+
+@pytest.mark.parametrize("token_as_given", [REAL_LOOKING_TOKEN, [REAL_LOOKING_TOKEN]])
+def test_an_access_token_pasted_as_the_pixel_id_is_refused_without_showing_it(
+    tmp_path: Path, token_as_given: Any
+) -> None:
+    # pixel_id and access_token swapped: the token is refused by our check, or in a list by
+    # the JSON schema, and both quote the value they refuse
+    config = orders_config(
+        "http://127.0.0.1:9", tmp_path, pixel_id=token_as_given, access_token="1234567890"
+    )
+    with pytest.raises(ConfigValidationError) as failure:
+        TargetMetaCapi(config=config, parse_env_config=False)
+    said = str(failure.value) + " ".join(failure.value.errors)
+    assert "pixel_id" in said
+    assert REAL_LOOKING_TOKEN not in said
 
 
 @pytest.mark.parametrize("pixel_id", ["my-pixel", "12 34", "١٢٣"])

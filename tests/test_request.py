@@ -503,6 +503,30 @@ def test_errors_and_reprs_never_show_the_token_or_event_data(caplog):
             assert secret not in text
 
 
+def test_an_error_answer_echoing_the_request_quotes_none_of_its_unhashed_customer_data():
+    hashed_email = hashlib.sha256(RAW_EMAIL.encode()).hexdigest()
+    # one user agent begins like the other; the shortest IPv4 address has seven characters
+    sent_as_is = ["1.2.3.4", "Mozilla/5.0", "Mozilla/5.0 LeakAgent/9.9", "fb.1.1700000000.AbCdEf"]
+    events = [
+        {**EVENTS[0], "user_data": {"em": [hashed_email], "client_ip_address": "1.2.3.4",
+                                    "client_user_agent": "Mozilla/5.0"}},
+        {**EVENTS[1], "user_data": {"client_user_agent": "Mozilla/5.0 LeakAgent/9.9",
+                                    "fbc": "fb.1.1700000000.AbCdEf"}},
+    ]  # fmt: skip
+
+    def echo(request):
+        sent = request.body.decode()
+        return graph_error(400, 100, message=f"Invalid parameter in {sent}", user_message=sent)
+
+    with FakeGraphServer(echo) as server, pytest.raises(InvalidRequestError) as raised:
+        make_request(server, events=events, retry_policy=NO_RETRIES).execute()
+    for text in (str(raised.value), repr(raised.value)):
+        assert hashed_email in text  # the answer is kept, less what it must not quote
+        for value in sent_as_is:
+            assert value not in text
+        assert "LeakAgent" not in text
+
+
 def test_network_error_quoting_the_token_is_redacted_with_its_cause():
     class LeakyService(HttpServiceInterface):
         def execute(self, method, url, headers, body, timeout):
@@ -512,6 +536,18 @@ def test_network_error_quoting_the_token_is_redacted_with_its_cause():
         make_request(server, http_service=LeakyService(), retry_policy=NO_RETRIES).execute()
     rendered = "".join(traceback.format_exception(raised.value))
     assert "proxy refused body" in rendered
+    assert TOKEN not in rendered
+
+
+def test_any_error_of_a_custom_service_quoting_the_token_is_redacted():
+    class LeakyService(HttpServiceInterface):
+        def execute(self, method, url, headers, body, timeout):
+            raise RuntimeError(f"proxy refused body {body.decode()}")
+
+    with FakeGraphServer() as server, pytest.raises(DeliveryError) as raised:
+        make_request(server, http_service=LeakyService(), retry_policy=NO_RETRIES).execute()
+    rendered = "".join(traceback.format_exception(raised.value))
+    assert "RuntimeError from the HTTP service: proxy refused body" in rendered
     assert TOKEN not in rendered
 
 

@@ -146,6 +146,20 @@ def test_dry_run_sends_nothing_and_writes_payloads_without_token(
     assert lines[0]["payload"]["data"][0]["user_data"]["em"] == _sha256("customer1@example.com")
 
 
+def test_a_dry_run_into_the_log_masks_the_ip_address_and_user_agent(
+    sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, dry_run=True)  # no dry_run_path: stderr
+    result = run_in_process(config, order_stream(1))
+    assert result.exit_code == 0
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith('{"url"')]
+    assert json.loads(line)["payload"]["data"][0]["user_data"] == {
+        "em": _sha256("customer1@example.com"),
+        "client_ip_address": "<redacted>",
+        "client_user_agent": "<redacted>",
+    }
+
+
 def test_dry_run_writes_state_as_if_acknowledged(sandbox: SandboxServer, tmp_path: Path) -> None:
     config = orders_config(sandbox.url, tmp_path, dry_run=True, dry_run_path=str(tmp_path / "p"))
     result = run_in_process(config, order_stream(3))

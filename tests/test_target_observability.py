@@ -413,6 +413,27 @@ def test_logs_hold_no_token_and_no_raw_customer_data(cli_run) -> None:
     assert "@example.com" not in completed.stderr.lower()
 
 
+def test_a_stream_map_failing_on_a_record_names_the_error_without_quoting_the_record(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # int() quotes the text it cannot read: Python's message holds the e-mail address
+    config = orders_config(sandbox.url, tmp_path, stream_maps={STREAM: {"n": "int(email)"}})
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    completed = subprocess.run(
+        [str(TARGET), "--config", str(config_path)],
+        input="\n".join(order_stream(1)) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 1
+    last_line = completed.stderr.splitlines()[-1]
+    assert "ValueError at " in last_line
+    assert f"while processing a record (input line 2, stream '{STREAM}')" in last_line
+    assert "@example.com" not in completed.stderr.lower()
+
+
 # --- pace: who was the slowest side -------------------------------------------------------
 
 

@@ -32,16 +32,18 @@ APP_SECRET_PROOF_ERROR_TYPE = "GraphMethodException"
 _ACCESS_TOKEN_PATTERN = re.compile(r"EAA[A-Za-z0-9]{16,}")
 _HTML_TITLE_PATTERN = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _REDACTED = "[redacted]"
-# shorter "secrets" are test placeholders; replacing them would shred ordinary words
-_MIN_SECRET_LENGTH = 8
+# shorter "secrets" (test placeholders, short ids) would shred ordinary words; seven
+# characters still take in every IPv4 address (1.2.3.4)
+_MIN_SECRET_LENGTH = 7
 
 
 def redact(text: str | None, secrets: Iterable[str | None] = ()) -> str | None:
     """Remove the given secrets and anything that looks like an access token from text."""
     if not text:
         return text
-    for secret in secrets:
-        if secret and len(secret) >= _MIN_SECRET_LENGTH:
+    # the longest first: one secret may hold another (a user agent and its prefix)
+    for secret in sorted(filter(None, set(secrets)), key=len, reverse=True):
+        if len(secret) >= _MIN_SECRET_LENGTH:
             text = text.replace(secret, _REDACTED)
     return _ACCESS_TOKEN_PATTERN.sub(_REDACTED, text)
 

@@ -6,6 +6,7 @@ user agent, fbc/fbp cookies, unhashed ids — is personal data too, and is maske
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .normalize import is_sha256_hex
@@ -21,9 +22,27 @@ def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "user_data": {key: _mask(value) for key, value in user_data.items()}}
 
 
+def unhashed_user_data_values(event: Mapping[str, Any]) -> Iterator[str]:
+    """The event's user_data values, as text, that `redact_user_data` masks: what a message
+    quoting them (an error answer echoing the request) must not carry either."""
+    user_data = event.get("user_data")
+    if isinstance(user_data, dict):
+        yield from _unhashed_texts(list(user_data.values()))
+
+
+def _unhashed_texts(values: list[Any]) -> Iterator[str]:
+    for value in values:
+        if isinstance(value, list):
+            yield from _unhashed_texts(value)
+        elif value is not None and not _is_digest(value):
+            yield value if isinstance(value, str) else str(value)
+
+
 def _mask(value: Any) -> Any:
     if isinstance(value, list):
         return [_mask(item) for item in value]
-    if isinstance(value, str) and is_sha256_hex(value):
-        return value
-    return MASK
+    return value if _is_digest(value) else MASK
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, str) and is_sha256_hex(value)

@@ -19,6 +19,7 @@ import msgspec
 
 from .errors import (
     ConfigurationError,
+    DeliveryError,
     EventsReceivedMismatch,
     NetworkError,
     classify_response,
@@ -31,6 +32,7 @@ from .http import (
     classify_transport_error,
     load_http_service,
 )
+from .privacy import unhashed_user_data_values
 from .retry import RetryPolicy
 from .rules import MAX_EVENTS_PER_REQUEST
 from .usage import rate_limit_usage_percent
@@ -213,14 +215,12 @@ class EventRequest:
             try:
                 answer = service.execute("POST", url, REQUEST_HEADERS, body, self.timeout)
             except Exception as error:
-                network_error = classify_transport_error(error)
-                if network_error is None:
-                    raise
-                clean = self._redacted(network_error)
+                failure = classify_transport_error(error) or error
+                clean = self._redacted(failure)
                 if clean is error:
                     raise
                 # the original stays attached as the cause unless it quoted a secret
-                raise clean from (error if clean is network_error else None)
+                raise clean from (error if clean is failure else None)
             answer = _as_http_response(answer)
             status = answer.status
             if observer is not None:
@@ -237,10 +237,9 @@ class EventRequest:
         return response
 
     def _parse(self, answer: HttpResponse) -> EventResponse:
-        secrets = (self.access_token, self.app_secret, self.appsecret_proof)
         if not 200 <= answer.status < 300:
             raise classify_response(
-                answer.status, answer.body, secrets=secrets, headers=answer.headers
+                answer.status, answer.body, secrets=self._secrets(), headers=answer.headers
             )
         try:
             parsed = json.loads(answer.body)
@@ -249,7 +248,7 @@ class EventRequest:
             received = None
         if received.__class__ is not int:  # not 1.9, not true: a count or nothing we trust
             raise classify_response(
-                answer.status, answer.body, secrets=secrets, headers=answer.headers
+                answer.status, answer.body, secrets=self._secrets(), headers=answer.headers
             )
         fbtrace_id = parsed.get("fbtrace_id")
         if received != len(self.events):
@@ -262,14 +261,28 @@ class EventRequest:
             fbtrace_id=fbtrace_id,
         )
 
-    def _redacted(self, error: NetworkError) -> NetworkError:
+    def _redacted(self, error: Exception) -> Exception:
         # a custom service's message may quote what it was given
-        secrets = (self.access_token, self.app_secret, self.appsecret_proof)
         text = str(error)
-        clean = redact(text, secrets) or ""
+        clean = redact(text, self._secrets()) or ""
         if clean == text:
             return error
-        return type(error)(clean, maybe_delivered=error.maybe_delivered, retryable=error.retryable)
+        if isinstance(error, NetworkError):
+            return type(error)(
+                clean, maybe_delivered=error.maybe_delivered, retryable=error.retryable
+            )
+        # an exception of any other type may not be made again with another message
+        return DeliveryError(f"{type(error).__name__} from the HTTP service: {clean}")
+
+    def _secrets(self) -> list[str | None]:
+        """What no error message may quote: the token, the app secret and its proof, and the
+        customer data sent as it is (IP address, user agent...), which an answer may echo."""
+        secrets: list[str | None] = [self.access_token, self.app_secret, self.appsecret_proof]
+        for event in self.events:
+            decoded = msgspec.json.decode(event) if isinstance(event, msgspec.Raw) else event
+            if isinstance(decoded, Mapping):
+                secrets.extend(unhashed_user_data_values(decoded))
+        return secrets
 
 
 def graph_url_problem(graph_url: Any) -> str | None:
