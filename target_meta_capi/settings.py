@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import stat
@@ -11,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from singer_sdk import typing as th
+from singer_sdk.helpers import _typing as sdk_typing
 
 from target_meta_capi.capi.errors import redact
 from target_meta_capi.capi.request import (
@@ -300,6 +302,35 @@ def without_secrets(errors: t.Iterable[str], config: t.Mapping[str, t.Any]) -> l
     secrets = [config.get(name) for name in SECRET_SETTINGS]
     texts = [secret for secret in secrets if isinstance(secret, str)]
     return [redact(error, texts) or "" for error in errors]
+
+
+def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> str | None:
+    """What is wrong with the first setting given in the environment that the SDK cannot
+    read (it reads integers with int() and arrays and objects as JSON, and fails with a
+    traceback naming no variable), without its value: it may be a secret."""
+    for name, property_schema in schema.get("properties", {}).items():
+        variable = prefix + name.upper().replace("-", "_")
+        value = os.environ.get(variable)
+        if value is None:
+            continue
+        if sdk_typing.is_integer_type(property_schema):
+            try:
+                int(value)
+            except ValueError:
+                return f"environment variable {variable} is not a whole number"
+        elif not sdk_typing.is_string_array_type(property_schema) and (
+            sdk_typing.is_array_type(property_schema) or sdk_typing.is_object_type(property_schema)
+        ):
+            try:
+                json.loads(value)
+            except ValueError as error:
+                where = (
+                    f" ({error.msg} at character {error.pos})"
+                    if isinstance(error, json.JSONDecodeError)
+                    else ""
+                )
+                return f"environment variable {variable} is not valid JSON{where}"
+    return None
 
 
 def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:

@@ -81,6 +81,7 @@ from target_meta_capi.settings import (
     ON_INVALID_FAIL,
     SECRET_SETTINGS,
     SETTINGS,
+    environment_setting_problem,
     secret_settings_errors,
     settings_errors,
     settings_warnings,
@@ -747,6 +748,16 @@ class TargetMetaCapi(Target):
             )
         except CapiError as error:
             cls.logger.error("Configuration error: %s", error)
+            _flush_and_exit(1)
+        except ValueError:
+            problem = (
+                environment_setting_problem(cls.config_jsonschema, cls._env_var_prefix)
+                if config.parse_env
+                else None
+            )
+            if problem is None:
+                raise
+            cls.logger.error("Configuration error: %s", problem)
             _flush_and_exit(1)
         code = target.run(file_input)
         if code or target.delivery.unsettled_requests:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +240,30 @@ def test_unknown_settings_are_in_the_summary_warnings_too(
         "Unknown setting 'acess_token' is ignored (did you mean 'access_token'?)."
         in result.target.stats.snapshot()["warnings"]
     )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("TARGET_META_CAPI_STREAMS", '{"public-orders": ', "is not valid JSON (Expecting value"),
+        ("TARGET_META_CAPI_BATCH_SIZE", "five hundred", "is not a whole number"),
+    ],
+)
+def test_a_setting_in_the_environment_that_cannot_be_read_is_one_error_naming_the_variable(
+    tmp_path: Path, variable: str, value: str, problem: str
+) -> None:
+    environment = {
+        **os.environ,
+        "TARGET_META_CAPI_PIXEL_ID": "1234567890",
+        "TARGET_META_CAPI_ACCESS_TOKEN": "EAAsecretfromtheenvironment",
+        variable: value,
+    }
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("target-meta-capi")), "--config", "ENV"],
+        input="", capture_output=True, text=True, timeout=60, cwd=tmp_path, env=environment,
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert f"Configuration error: environment variable {variable} {problem}" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert value not in completed.stderr
+    assert "EAAsecretfromtheenvironment" not in completed.stderr
