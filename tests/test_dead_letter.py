@@ -97,6 +97,24 @@ def test_an_event_a_proxy_refused_is_counted_by_its_http_status() -> None:
     assert json.loads(encode_dead_letter(letter))["meta_error"]["http_status"] == 413
 
 
+def test_list_values_in_user_data_are_masked_item_by_item() -> None:
+    # external_id sent unhashed (hash_external_id false) can be a list of raw ids
+    event = {
+        **EVENT,
+        "user_data": {"em": [HASHED_EMAIL], "external_id": ["crm-4711", HASHED_EMAIL]},
+    }
+    letter = DeadLetter.from_violations(
+        stream="s",
+        key={},
+        event=event,
+        violations=[RuleViolation("fbc_invalid", "user_data.fbc", "bad", None)],
+    )
+    assert json.loads(encode_dead_letter(letter))["event"]["user_data"] == {
+        "em": [HASHED_EMAIL],
+        "external_id": ["<redacted>", HASHED_EMAIL],
+    }
+
+
 def test_summary_reason_of_a_local_violation_names_the_rule() -> None:
     assert _violation_letter().summary_reason == "rule:purchase_value_missing"
 

@@ -168,6 +168,21 @@ def test_bad_first_and_last_events_alone_do_not_make_the_error_the_requests():
     assert [rejected.index for rejected in report.rejected] == [0, 9]
 
 
+def test_events_alone_rejected_with_other_messages_than_the_request_are_isolated():
+    def reject_naming_the_first_bad_event(request: RecordedRequest):
+        bad = [event["event_id"] for event in request.events if event["bad"]]
+        if bad:
+            return graph_error(400, 100, message=f"(#100) Invalid parameter in {bad[0]}")
+        return accept(request)
+
+    # the first, middle and last event are bad: the same code as the request's error, but
+    # not the same error, so the request itself is not to blame
+    with FakeGraphServer(reject_naming_the_first_bad_event) as server:
+        report = deliver_isolating_invalid(make_request(server, events(10, bad={0, 5, 9})))
+    assert report.delivered == [1, 2, 3, 4, 6, 7, 8]
+    assert [rejected.index for rejected in report.rejected] == [0, 5, 9]
+
+
 PROXY_BODY_LIMIT = 25_000
 
 
@@ -203,14 +218,15 @@ def test_an_event_too_large_alone_is_rejected_and_the_others_delivered():
 
 
 def test_events_each_too_large_alone_are_rejected_not_taken_for_a_request_error():
+    # the first, middle and last: alone, each gets the very answer the request got
     data = [
-        {**event, "padding": "x" * 50_000} if event["event_id"] in ("e0", "e5") else event
+        {**event, "padding": "x" * 50_000} if event["event_id"] in ("e0", "e3", "e5") else event
         for event in events(6)
     ]
     with FakeGraphServer(refuse_large_bodies) as server:
         report = deliver_isolating_invalid(make_request(server, data))
-    assert report.delivered == [1, 2, 3, 4]
-    assert [rejected.index for rejected in report.rejected] == [0, 5]
+    assert report.delivered == [1, 2, 4]
+    assert [rejected.index for rejected in report.rejected] == [0, 3, 5]
 
 
 def test_responses_come_in_the_order_of_the_events_they_acknowledged():

@@ -609,6 +609,28 @@ def test_record_missing_a_key_property_value_gets_an_id_from_its_content():
     assert first != mapper.map({"id": None, "email": "c@d.com", "event_time": 1}).event_id
 
 
+def test_record_missing_one_of_its_key_property_values_gets_an_id_from_its_content():
+    # the key values present alone would give every such row of a shop the same id, and
+    # Meta would drop all but the first as duplicates
+    mapper = mapper_for({"default_event_name": "Lead"}, "s", ["shop", "id"], ["email"])
+    first = mapper.map({"shop": "eu", "id": None, "email": "a@b.com", "event_time": 1})
+    second = mapper.map({"shop": "eu", "id": None, "email": "c@d.com", "event_time": 1})
+    assert first.event_id != second.event_id
+
+
+def test_record_with_its_columns_in_another_order_gets_the_same_id():
+    mapper = flat_mapper()
+    first = mapper.map({"email": "a@b.com", "event_time": 1}).event_id
+    assert first == mapper.map({"event_time": 1, "email": "a@b.com"}).event_id
+
+
+def test_deterministic_event_id_keeps_text_that_is_not_ascii_as_utf_8():
+    assert (
+        deterministic_event_id("commandes", ["Zoë"], "Purchase")
+        == sha('["commandes",["Zoë"],"Purchase"]')[:32]
+    )
+
+
 def test_decimals_become_json_numbers_of_the_right_kind():
     record = {
         "event_time": Decimal("1795773600"),

@@ -299,6 +299,10 @@ def test_ambiguous_slash_date_is_read_month_first():
     assert normalize_value("db", "03/04/1997") == "19970304"
 
 
+def test_ambiguous_dotted_date_is_read_day_first():
+    assert normalize_value("db", "03.04.1997") == "19970403"
+
+
 @pytest.mark.parametrize("raw", ["19971345", "1997-02-30", "0000-00-00", "13/13/1997", "soon"])
 def test_impossible_date_of_birth_is_dropped(raw):
     assert normalize_user_data({"db": raw}).dropped == [DroppedValue("db", "invalid")]

@@ -522,6 +522,25 @@ def test_field_outside_the_schema_is_warned_about_once_as_without_workers_and_de
     assert workers.events == alone.events
 
 
+def test_events_are_sent_in_input_order_around_records_the_workers_give_back(
+    tmp_path: Path,
+) -> None:
+    # a record given back (a field outside the schema) is processed by the main process
+    # between the records that came before and after it in its chunk
+    records = messy_orders(1000)
+    for order_id in (300, 700):
+        records[order_id - 1]["loyalty_tier"] = "gold"
+    # one request at a time: the payloads file is in the order the requests were made
+    lines = singer_lines(records, state_every=1000)
+    run = run_target(tmp_path, lines, 2, concurrent_requests=1)
+    assert run.returncode == 0, run.stderr[-3000:]
+    payloads = (tmp_path / "payloads.jsonl").read_text(encoding="utf-8").splitlines()
+    sent = [
+        int(event["event_id"]) for line in payloads for event in json.loads(line)["payload"]["data"]
+    ]
+    assert sent == list(range(1, 1001))
+
+
 # --- a SCHEMA that changes mid-input ----------------------------------------------------------
 
 STATUS_AS_INTEGER = {

@@ -363,8 +363,32 @@ def test_throttling_waits_use_the_throttle_base_delay():
     with FakeGraphServer(replies(throttled, transient)) as server:
         make_request(server, retry_policy=policy).execute(observer=Waits())
     assert waits[0][0] is ThrottledError
-    assert 0 <= waits[0][1] <= 0.01
+    # above 0: the base delay (0 here) would give exactly 0 (jitter draws 0 with odds of 2**-53)
+    assert 0 < waits[0][1] <= 0.01
     assert waits[1] == (TransientError, 0.0)
+
+
+def test_backoff_waits_are_drawn_at_random_below_a_doubling_cap():
+    policy = RetryPolicy(max_retries=3, base_delay=0.001, max_delay=10.0)
+    observer = RecordingObserver()
+    transient = graph_error(500, 2)
+    with FakeGraphServer(replies(transient, transient, transient)) as server:
+        make_request(server, retry_policy=policy).execute(observer=observer)
+    caps = [0.001, 0.002, 0.004]
+    assert all(0 <= delay <= cap for delay, cap in zip(observer.delays, caps, strict=True))
+    # full jitter: clients failing together do not come back together (a draw equal to
+    # its cap has odds of about 2**-53)
+    assert all(delay != cap for delay, cap in zip(observer.delays, caps, strict=True))
+
+
+def test_a_backoff_wait_is_never_longer_than_max_delay():
+    # a base delay of 1000 s uncapped would wait up to 1000 s (max_time cuts that to 2 s)
+    policy = RetryPolicy(max_retries=1, max_time=2.0, base_delay=1000.0, max_delay=0.01)
+    observer = RecordingObserver()
+    with FakeGraphServer(replies(graph_error(500, 2))) as server:
+        make_request(server, retry_policy=policy).execute(observer=observer)
+    assert len(observer.delays) == 1
+    assert 0 <= observer.delays[0] <= 0.01
 
 
 def test_observer_sees_every_attempt_and_every_retry():

@@ -80,6 +80,24 @@ def test_poisoned_ledger_releases_no_state() -> None:
     assert ledger.take_ready_state() == (False, None)
 
 
+def test_poisoned_ledger_releases_no_state_received_after_the_failure() -> None:
+    ledger = _ledger_with_records(1)
+    ledger.poison()
+    ledger.settle([1])
+    ledger.register_state({"bookmark": 1})
+    assert ledger.take_ready_state() == (False, None)
+
+
+def test_a_preassigned_number_is_given_to_the_next_record_instead_of_a_new_one() -> None:
+    # a line a record worker gave back keeps the number it got when read: a state read
+    # after it must wait for it
+    ledger = _ledger_with_records(3)
+    ledger.preassign(2)
+    assert ledger.issue() == 2
+    assert ledger.take_back_preassigned() is None
+    assert ledger.issue() == 4
+
+
 def test_unsettled_count_counts_records_in_flight() -> None:
     ledger = _ledger_with_records(10)
     ledger.settle([1, 2, 5, 9])

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
 
 from target_meta_capi import sink as sink_module
 from target_meta_capi.capi.errors import NetworkError, RequestTimeout
+from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
 from target_meta_capi.sandbox import SandboxServer
+from target_meta_capi.state import AckLedger
 from tests._http_fixture import FakeGraphServer, graph_error
 
 from ._target_support import (
@@ -107,6 +111,31 @@ def test_state_moves_past_dead_lettered_events(sandbox: SandboxServer, tmp_path:
     ]
 
 
+def test_dead_letters_are_made_durable_before_a_state_that_covers_them_is_written(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a state passes its dead-lettered records: after a crash their letters must still be
+    # on disk. Whether they were synced first cannot be seen from outside, so calls are noted.
+    happened: list[str] = []
+    sync = DeadLetterWriter.sync
+
+    def noting_sync(writer: DeadLetterWriter) -> None:
+        happened.append("letters synced")
+        sync(writer)
+
+    class NotingStdout(io.StringIO):
+        def write(self, text: str) -> int:
+            happened.append("state written")
+            return super().write(text)
+
+    monkeypatch.setattr(DeadLetterWriter, "sync", noting_sync)
+    target = FastRetryTarget(config=orders_config(sandbox.url, tmp_path), parse_env_config=False)
+    lines = order_stream(2, records=[order(1, age_seconds=EIGHT_DAYS), order(2)])
+    with contextlib.redirect_stdout(NotingStdout()):
+        assert target.run(io.StringIO("".join(line + "\n" for line in lines))) == 0
+    assert happened == ["letters synced", "state written"]
+
+
 def test_a_dead_letter_keeps_hashed_customer_data_and_masks_ip_address_and_user_agent(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -183,6 +212,32 @@ def test_event_meta_rejects_is_dead_lettered_with_metas_error(
     assert (meta_error["code"], meta_error["error_subcode"]) == (100, 2804003)
     assert meta_error["fbtrace_id"]
     assert letter["message"] == meta_error["message"]
+
+
+@pytest.mark.usefixtures("no_local_validation")
+def test_an_event_meta_rejects_is_dead_lettered_before_its_record_is_settled(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # once settled, any thread may write a state past the record: its letter must be in the
+    # file by then. Which comes first cannot be seen from outside, so both calls are noted.
+    happened: list[str] = []
+    write_letter, settle = DeadLetterWriter.write, AckLedger.settle
+
+    def noting_write(writer: DeadLetterWriter, letter: DeadLetter) -> None:
+        happened.append(f"dead letter {letter.key['order_id']}")
+        write_letter(writer, letter)
+
+    def noting_settle(ledger: AckLedger, numbers: Iterable[int]) -> None:
+        numbers = list(numbers)
+        if 3 in numbers:
+            happened.append("record 3 settled")
+        settle(ledger, numbers)
+
+    monkeypatch.setattr(DeadLetterWriter, "write", noting_write)
+    monkeypatch.setattr(AckLedger, "settle", noting_settle)
+    records = [order(i, age_seconds=EIGHT_DAYS if i == 3 else 3600) for i in range(1, 5)]
+    run_in_process(orders_config(sandbox.url, tmp_path), order_stream(4, records=records))
+    assert happened == ["dead letter 3", "record 3 settled"]
 
 
 @pytest.mark.usefixtures("no_local_validation")

@@ -32,14 +32,14 @@ class StateRecorder(io.StringIO):
     def __init__(self, sandbox: SandboxServer, target: TargetMetaCapi) -> None:
         super().__init__()
         self._sandbox = sandbox
-        self._target = target
+        self.target = target
         self.observations: list[tuple[int, set[int], int]] = []
 
     def write(self, text: str) -> int:
         for line in text.splitlines():
             bookmark = json.loads(line)["bookmarks"][STREAM]
             accepted = {int(item["event"]["event_id"]) for item in self._sandbox.accepted_events()}
-            self.observations.append((bookmark, accepted, self._target.message_reader.line_number))
+            self.observations.append((bookmark, accepted, self.target.message_reader.line_number))
         return super().write(text)
 
 
@@ -156,6 +156,24 @@ def test_failure_mid_run_stops_state_and_exits_nonzero(
     assert max(bookmarks) <= 15
     for bookmark, accepted, _ in recorder.observations:
         assert set(range(1, bookmark + 1)) <= accepted
+
+
+def test_records_of_a_request_that_failed_for_good_are_never_settled(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # settled means acknowledged or dead-lettered: a record lost with its request is neither,
+    # and no state may ever pass it
+    target_class = _target_with_service(AuthFailsAfter(successful_requests=3))
+    exit_code, recorder = _run(
+        target_class,
+        _one_request_at_a_time(sandbox, tmp_path),
+        sandbox,
+        order_stream(RECORDS, state_every=5),
+    )
+    assert exit_code == 1
+    accepted = {int(item["event"]["event_id"]) for item in sandbox.accepted_events()}
+    assert accepted == set(range(1, 16))
+    assert recorder.target.ledger.watermark == 15
 
 
 def test_nothing_is_left_unsettled_after_a_clean_run(
