@@ -68,6 +68,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+# Python 3.11's fromisoformat on 3.10 too (a backport there), as the SDK reads date-times
+from singer_sdk.helpers._compat import datetime_fromisoformat
+
 from target_meta_capi.capi.normalize import (
     HASHED_KEYS,
     MATCH_KEYS,
@@ -633,10 +636,10 @@ def parse_event_time(value: Any) -> int:
     if isinstance(value, str):
         text = value.strip()
         if not _NUMBER_TEXT_RE.fullmatch(text):
-            if text[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat refuses "Z"
-                text = text[:-1] + "+00:00"
+            if text[-1:] == "z":  # RFC 3339 allows it; fromisoformat takes only "Z"
+                text = text[:-1] + "Z"
             try:
-                return parse_event_time(dt.datetime.fromisoformat(text))
+                return parse_event_time(datetime_fromisoformat(text))
             except ValueError:
                 raise ValueError("is neither an ISO 8601 time nor epoch seconds") from None
     seconds = _number(value)

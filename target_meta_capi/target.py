@@ -15,6 +15,7 @@ to the sink in batches. SIGTERM/SIGINT stop reading only where nothing is half d
 from __future__ import annotations
 
 import decimal
+import enum
 import logging
 import os
 import re
@@ -188,6 +189,18 @@ class TargetMetaCapi(Target):
         self._routed_specs: dict[str, StreamSpec] = {}
 
     # --- settings --------------------------------------------------------------------------
+
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        super().append_builtin_config(config_jsonschema)
+        # The SDK gives load_method an enum member as default, which `--about` (and so the
+        # README) shows as 'append-only' on Python 3.10 but 'TargetLoadMethods.APPEND_ONLY' on
+        # 3.11+, whose format() of a str-mixin enum changed: show the value users write.
+        properties = config_jsonschema["properties"]
+        for name, schema in properties.items():
+            if isinstance(schema.get("default"), enum.Enum):
+                # a copy: the SDK's own schema dict is shared, not ours to change
+                properties[name] = {**schema, "default": schema["default"].value}
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         secrets = secret_settings_errors(self.config)

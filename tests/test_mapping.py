@@ -2,6 +2,8 @@ import datetime as dt
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -512,6 +514,28 @@ def test_event_time_forms_become_integer_unix_seconds(raw):
     seconds = parse_event_time(raw)
     assert seconds == T_2026_11_27_10H_UTC
     assert type(seconds) is int
+
+
+def test_event_time_text_is_read_alike_on_every_python():
+    # ISO forms Python 3.10's own fromisoformat refuses (PostgreSQL's text form among them).
+    # Importing singer_sdk patches it for the whole process, so a fresh interpreter loading
+    # only the mapping shows what the mapping parses by itself.
+    forms = [
+        "2026-11-27 10:00:00.12+00",
+        "2026-11-27T10:00:00+0000",
+        "2026-11-27T10:00:00.1234567Z",
+        "2026-11-27T10:00:00z",
+    ]
+    script = (
+        "import sys\n"
+        "from target_meta_capi.mapping import parse_event_time\n"
+        "print(*map(parse_event_time, sys.argv[1:]))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, *forms], capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == [str(T_2026_11_27_10H_UTC)] * len(forms)
 
 
 def test_event_time_date_is_midnight_utc():

@@ -844,7 +844,8 @@ def test_a_record_of_a_stream_seen_once_does_not_hold_back_the_states_after_it(
     assert bookmark(run.states[0]) < 20_000
 
 
-def test_lines_go_to_the_workers_in_chunks_of_at_most_a_mebibyte(tmp_path: Path) -> None:
+def chunk_sizes_of_wide_records() -> list[int]:
+    """Bytes of each chunk of lines sent to one worker, for 12 records of ~300 kB each."""
     pool = RecordWorkerPool(1)
     chunk_sizes: list[int] = []
     submit = pool.submit
@@ -871,6 +872,25 @@ def test_lines_go_to_the_workers_in_chunks_of_at_most_a_mebibyte(tmp_path: Path)
         records.flush()
     finally:
         records.close()
+    return chunk_sizes
+
+
+def test_lines_go_to_the_workers_in_chunks_of_at_most_a_mebibyte() -> None:
+    # a fresh interpreter: forking from pytest's own process, which has threads, is unsafe
+    # (Python 3.12+ warns that it "may lead to deadlocks in the child")
+    script = (
+        "from tests.test_record_workers import chunk_sizes_of_wide_records\n"
+        "print(*chunk_sizes_of_wide_records())"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    chunk_sizes = [int(size) for size in completed.stdout.split()]
     assert sum(chunk_sizes) > 3 * CHUNK_BYTES
     assert max(chunk_sizes) < CHUNK_BYTES + 400_000  # a chunk is sent once it reaches 1 MiB
 

@@ -731,7 +731,8 @@ def test_accepted_events_are_inserted_into_sqlite(sandbox_factory, tmp_path):
     sandbox = sandbox_factory(record_sqlite=path)
     post_events(sandbox, [make_event(event_id="a")], test_event_code="T")
     sandbox.stop()
-    with sqlite3.connect(path) as connection:
+    # closing: a connection's own `with` only commits (Python 3.13 warns of it unclosed)
+    with contextlib.closing(sqlite3.connect(path)) as connection:
         rows = connection.execute(
             "SELECT event_name, event_id, pixel_id, test_event_code, event_json FROM events"
         ).fetchall()
