@@ -440,7 +440,8 @@ def test_a_stream_map_failing_on_a_record_names_the_error_without_quoting_the_re
 def _run_cli_with_summary(
     config: dict[str, Any], tmp_path: Path, write_input: Callable[[Any], None]
 ) -> dict[str, Any]:
-    """The installed command, its stdin written by `write_input`; the run summary it wrote."""
+    """The installed command, its stdin written by `write_input` (given the process); the
+    run summary it wrote."""
     summary_path = tmp_path / "summary.json"
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps({**config, "summary_path": str(summary_path)}))
@@ -450,7 +451,7 @@ def _run_cli_with_summary(
         cwd=tmp_path,
     )  # fmt: skip
     assert process.stdin is not None
-    write_input(process.stdin)
+    write_input(process)
     _, stderr = process.communicate(timeout=60)  # closes stdin: the end of the input
     assert process.returncode == 0, stderr[-2000:]
     assert "| INFO     | target-meta-capi               | Pace: " in stderr
@@ -462,11 +463,14 @@ def test_a_tap_slower_than_the_target_is_named_as_setting_the_pace(
 ) -> None:
     lines = order_stream(40, state_every=10)
 
-    def tap_that_stops_for_a_while(stdin: Any) -> None:
-        stdin.write("\n".join(lines[:20]) + "\n")
-        stdin.flush()
+    def tap_that_stops_for_a_while(process: Any) -> None:
+        process.stdin.write("\n".join(lines[:20]) + "\n")
+        process.stdin.flush()
+        # the pause starts once the target is at work (its start-up on a busy machine would
+        # otherwise take part of it): its first state says it read and sent the first lines
+        assert process.stdout.readline().startswith('{"bookmarks"')
         time.sleep(2.0)
-        stdin.write("\n".join(lines[20:]) + "\n")
+        process.stdin.write("\n".join(lines[20:]) + "\n")
 
     summary = _run_cli_with_summary(
         orders_config(sandbox.url, tmp_path), tmp_path, tap_that_stops_for_a_while
@@ -483,7 +487,7 @@ def test_slow_answers_from_meta_are_named_as_setting_the_pace(
     lines = order_stream(20)  # 4 requests, one at a time
 
     summary = _run_cli_with_summary(
-        config, tmp_path, lambda stdin: stdin.write("\n".join(lines) + "\n")
+        config, tmp_path, lambda process: process.stdin.write("\n".join(lines) + "\n")
     )
     assert summary["pace"]["set_by"] == "meta"
     assert summary["pace"]["waiting_for_meta_seconds"] >= 2.4
@@ -496,6 +500,6 @@ def test_input_read_at_once_and_answered_at_once_leaves_the_pace_to_the_target(
     summary = _run_cli_with_summary(
         orders_config(sandbox.url, tmp_path),
         tmp_path,
-        lambda stdin: stdin.write("\n".join(lines) + "\n"),
+        lambda process: process.stdin.write("\n".join(lines) + "\n"),
     )
     assert summary["pace"]["set_by"] == "target"
