@@ -187,6 +187,11 @@ class TargetMetaCapi(Target):
         self._workers_unavailable = False
         self._drain_owed = False
         self._routed_specs: dict[str, StreamSpec] = {}
+        super()._setup_signal_handlers()
+
+    def _setup_signal_handlers(self) -> None:
+        """Not yet: the SDK installs them at the start of its __init__, and our handler needs
+        what the rest of ours sets up (until then a signal has its default effect)."""
 
     # --- settings --------------------------------------------------------------------------
 

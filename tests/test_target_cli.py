@@ -364,6 +364,30 @@ def test_a_signal_just_before_the_window_wait_stops_without_waiting_for_metas_an
     assert totals["events_sent"] == 5  # ...and is not counted as sent
 
 
+def test_a_signal_while_the_target_is_still_being_set_up_ends_it_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    config_path = _write_config(tmp_path, orders_config("http://127.0.0.1:9", tmp_path))
+    # a SIGTERM that arrives halfway through the target's construction (Meltano cancelling
+    # a run as it starts): the SDK's __init__ is done, the target's own is not
+    script = (
+        "import os, signal, sys\n"
+        "from target_meta_capi.target import TargetMetaCapi\n"
+        "class SignalledWhileSettingUp(TargetMetaCapi):\n"
+        "    def _build_delivery(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        return super()._build_delivery()\n"
+        "SignalledWhileSettingUp.cli(['--config', sys.argv[1]])\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(config_path)],
+        input="", capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert completed.returncode == -signal.SIGTERM  # its default effect: nothing was sent yet
+    assert "Traceback" not in completed.stderr
+    assert completed.stdout == ""
+
+
 @pytest.mark.parametrize("dry_run_path", [None, "payloads.jsonl"])
 def test_dry_run_keeps_stdout_for_state_only(
     sandbox: SandboxServer, tmp_path: Path, dry_run_path: str | None
