@@ -549,3 +549,62 @@ def test_normalize_value_refuses_keys_that_are_not_hashed():
 def test_equal_values_of_different_types_are_not_confused_by_the_cache():
     assert normalize_user_data({"zp": 1}).user_data == {"zp": sha("1")}
     assert normalize_user_data({"zp": True}).dropped == [DroppedValue("zp", "unsupported_type")]
+
+
+# --- the partial names and dates of birth of Meta's SDK UserData (f5first ... doby) ----------
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "normalized"),
+    [
+        ("f5first", "Maryann", "marya"),
+        ("f5first", " O'Brien ", "obrie"),  # punctuation out first, as for fn
+        ("f5first", "Zoë", "zoë"),  # shorter than 5: all of it
+        ("f5last", "Smithson", "smith"),
+        ("fi", "Mary", "m"),
+        ("fi", " 'Élodie", "é"),
+        ("dobd", "7", "07"),
+        ("dobd", "31", "31"),
+        ("dobd", 7, "07"),
+        ("dobm", "02", "02"),
+        ("dobm", 12, "12"),
+        ("dobm", "١٢", "12"),  # Arabic-Indic digits
+        ("doby", "1997", "1997"),
+        ("doby", 1997, "1997"),
+        ("doby", 1997.0, "1997"),
+    ],
+)
+def test_metas_sdk_partial_name_and_birth_keys_are_normalized(key, raw, normalized):
+    assert normalize_value(key, raw) == normalized
+    assert normalize_user_data({key: raw}).user_data == {key: sha(normalized)}
+
+
+@pytest.mark.parametrize(
+    ("key", "raw"),
+    [
+        ("f5first", "..."),
+        ("fi", "-"),
+        ("dobd", "0"),
+        ("dobd", "32"),
+        ("dobd", "1st"),
+        ("dobm", "13"),
+        ("dobm", "Feb"),
+        ("dobm", "002"),
+        ("doby", "97"),
+        ("doby", "1899"),
+        ("doby", str(dt.date.today().year + 1)),
+        ("doby", 1997.5),
+    ],
+)
+def test_unusable_partial_name_and_birth_values_are_dropped(key, raw):
+    result = normalize_user_data({key: raw})
+
+    assert result.user_data == {}
+    reason = "invalid" if isinstance(raw, str) else "unsupported_type"
+    assert result.dropped == [DroppedValue(key, reason)]
+
+
+def test_partial_name_and_birth_keys_are_hashed_keys_not_unknown_ones():
+    assert {"f5first", "f5last", "fi", "dobd", "dobm", "doby"} <= HASHED_KEYS
+    hashed = sha("marya")
+    assert normalize_user_data({"f5first": hashed.upper()}).user_data == {"f5first": hashed}
