@@ -40,7 +40,9 @@ ActionSource = Literal[
     "other",
 ]
 DeliveryCategory = Literal["in_store", "curbside", "home_delivery"]
-MessagingChannel = Literal["whatsapp"]  # Meta's SDK 26 knows no other
+# "whatsapp", the one value Meta's SDK 26 names; Meta's business-messaging guide also covers
+# Messenger and Instagram, whose values it does not list: any text is let through
+MessagingChannel = str
 
 _Hashed = str | list[str]  # SHA-256 hex, or a list of them (normalize_user_data's output)
 
