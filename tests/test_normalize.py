@@ -608,3 +608,26 @@ def test_partial_name_and_birth_keys_are_hashed_keys_not_unknown_ones():
     assert {"f5first", "f5last", "fi", "dobd", "dobm", "doby"} <= HASHED_KEYS
     hashed = sha("marya")
     assert normalize_user_data({"f5first": hashed.upper()}).user_data == {"f5first": hashed}
+
+
+def test_the_keys_meta_says_not_to_hash_pass_through_unhashed():
+    # the reference's "Not hashed" list, written out: one moved to the hashed keys must fail
+    not_hashed = {
+        "client_ip_address": "203.0.113.9",
+        "client_user_agent": "Mozilla/5.0",
+        "fbc": "fb.1.1554763741205.AbCdEf",
+        "fbp": "fb.1.1558571054389.1098115397",
+        "subscription_id": "sub-1",
+        "fb_login_id": "1234",
+        "lead_id": "525645896321548",
+        "anon_id": "install-1",
+        "madid": "38400000-8cf0-11bd-b23e-10b96e40000d",
+        "page_id": "102",
+        "page_scoped_user_id": "103",
+        "ctwa_clid": "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD",
+        "ig_account_id": "104",
+        "ig_sid": "105",
+    }
+
+    assert set(not_hashed) == UNHASHED_KEYS
+    assert normalize_user_data(not_hashed).user_data == not_hashed
