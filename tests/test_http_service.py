@@ -1,9 +1,13 @@
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 
 import pytest
 import requests
 
+from target_meta_capi.capi import EventRequest
 from target_meta_capi.capi.errors import ConfigurationError, NetworkError, RequestTimeout
 from target_meta_capi.capi.http import (
     HttpServiceInterface,
@@ -153,3 +157,68 @@ def test_network_error_from_a_custom_service_is_kept():
 
 def test_unrelated_exceptions_are_not_network_errors():
     assert classify_transport_error(KeyError("x")) is None
+
+
+# --- TLS: the CA bundle to verify Graph with (Meta's RequestOptions(ca_bundle_path)) ---------
+
+
+@pytest.fixture
+def tls_graph(tmp_path):
+    """A Graph stand-in on https://127.0.0.1 with a self-signed certificate: (url, its PEM)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = FakeGraphServer()
+    server._server.socket = context.wrap_socket(server._server.socket, server_side=True)
+    with server:
+        yield server.url.replace("http://", "https://"), str(cert)
+
+
+def test_a_ca_bundle_given_to_the_service_verifies_graph_despite_requests_ca_bundle(
+    tls_graph, monkeypatch
+):
+    url, cert = tls_graph
+    # the variable requests reads, naming other CAs: a session's `verify` would lose to it
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ssl.get_default_verify_paths().openssl_cafile)
+    request = EventRequest(
+        pixel_id="1234567890",
+        events=[{"event_name": "Lead"}],
+        access_token="token",
+        graph_url=url,
+        http_service=RequestsHttpService(ca_bundle_path=cert),
+    )
+
+    assert request.execute().events_received == 1
+
+
+def test_without_the_ca_bundle_graphs_unknown_certificate_is_refused(tls_graph):
+    url, _ = tls_graph
+    service = RequestsHttpService()
+
+    with pytest.raises(requests.exceptions.SSLError):
+        service.execute("POST", f"{url}/v24.0/1/events", HEADERS, b"{}", 5)

@@ -1,6 +1,7 @@
 """A client for Meta's Conversions API, usable without Singer.
 
-Events are plain dicts in CAPI wire shape. See docs/client.md for examples.
+Events are plain dicts in CAPI wire shape, typed by the TypedDicts of capi/shapes.py (Event,
+UserData, CustomData, Content ...). See docs/client.md for examples.
 """
 
 from .batch import BatchProcessor
@@ -41,18 +42,38 @@ from .request import (
 )
 from .retry import RetryPolicy
 from .rules import RuleViolation, validate_event
+from .shapes import (
+    ActionSource,
+    AppData,
+    AttributionData,
+    Content,
+    CustomData,
+    DeliveryCategory,
+    Event,
+    MessagingChannel,
+    OriginalEventData,
+    UserData,
+    ext_info,
+)
 
 __all__ = [
     "DEFAULT_API_VERSION",
     "DEFAULT_GRAPH_URL",
+    "ActionSource",
+    "AppData",
+    "AttributionData",
     "AuthError",
     "BatchProcessingError",
     "BatchProcessor",
     "CapiError",
     "ConfigurationError",
+    "Content",
+    "CustomData",
+    "DeliveryCategory",
     "DeliveryError",
     "DeliveryReport",
     "DroppedValue",
+    "Event",
     "EventRequest",
     "EventRequestAsync",
     "EventResponse",
@@ -61,8 +82,10 @@ __all__ = [
     "HttpResponse",
     "HttpServiceInterface",
     "InvalidRequestError",
+    "MessagingChannel",
     "NetworkError",
     "NormalizedUserData",
+    "OriginalEventData",
     "ProcessorClosedError",
     "RejectedEvent",
     "RequestObserver",
@@ -74,8 +97,10 @@ __all__ = [
     "RuleViolation",
     "ThrottledError",
     "TransientError",
+    "UserData",
     "classify_response",
     "deliver_isolating_invalid",
+    "ext_info",
     "load_http_service",
     "normalize_user_data",
     "normalize_value",

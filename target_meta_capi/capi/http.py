@@ -49,9 +49,19 @@ class HttpServiceInterface(ABC):
 
 
 class RequestsHttpService(HttpServiceInterface):
-    """A pooled `requests.Session` with keep-alive; retries are left to the library."""
+    """A pooled `requests.Session` with keep-alive; retries are left to the library.
 
-    def __init__(self, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+    `ca_bundle_path`: the CA certificates (a PEM file) to verify Graph's certificate with, as
+    Meta's ``RequestOptions(ca_bundle_path=...)`` — say behind a TLS-inspecting proxy. Given
+    with each request, so it wins over ``REQUESTS_CA_BUNDLE`` (a session's ``verify`` does
+    not). None: requests' own (certifi, or that variable).
+    """
+
+    def __init__(
+        self, pool_size: int = DEFAULT_POOL_SIZE, *, ca_bundle_path: str | None = None
+    ) -> None:
+        self.ca_bundle_path = ca_bundle_path
+        self._tls: dict[str, Any] = {"verify": ca_bundle_path} if ca_bundle_path else {}
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
@@ -66,7 +76,13 @@ class RequestsHttpService(HttpServiceInterface):
         timeout: float | None,
     ) -> HttpResponse:
         response = self.session.request(
-            method, url, headers=dict(headers), data=body, timeout=timeout, allow_redirects=False
+            method,
+            url,
+            headers=dict(headers),
+            data=body,
+            timeout=timeout,
+            allow_redirects=False,
+            **self._tls,
         )
         return HttpResponse(response.status_code, response.headers, response.content)
 

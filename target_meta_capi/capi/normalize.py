@@ -18,13 +18,19 @@ st         US state and territory names → 2-letter code; otherwise letters onl
 zp         US ZIP (``94035``, ``94035-1234``) → 5 digits; others lowercase, no spaces/dashes
 country    ISO 3166-1 alpha-2, lowercase, from alpha-2, alpha-3 or an English name
 external_id trimmed, lowercase (hashed unless ``hash_external_id=False``: then only trimmed)
+f5first,   the first 5 letters of the first or last name, normalized as fn/ln
+f5last
+fi         the first initial: the first letter of the first name, normalized as fn
+dobd, dobm day and month of birth as 2 digits (``7`` → ``07``; day 1-31, month 1-12)
+doby       year of birth as 4 digits, 1900 to this year
 ========== ======================================================================
 
 A string that already is a SHA-256 (64 hex digits) passes through, lowercased, so a hash is
 never hashed twice. 32-hex MD5 digests are not hashes for Meta and are treated as raw text.
-Integers, and integral floats and Decimals, are accepted as text for ph, zp, db and
-external_id (``94035.0`` is ``94035``; ``94035.5`` is refused). The decimal digits of other
-scripts (Arabic-Indic ``٩``, fullwidth …) are read as ASCII digits in ph, zp and db.
+Integers, and integral floats and Decimals, are accepted as text for ph, zp, db, dobd,
+dobm, doby and external_id (``94035.0`` is ``94035``; ``94035.5`` is refused). The decimal
+digits of other scripts (Arabic-Indic ``٩``, fullwidth …) are read as ASCII digits in ph, zp
+and the dates.
 Lists are allowed for the hashed keys (a list in, a list out, duplicates removed in order).
 The unhashed keys (client_ip_address, client_user_agent, fbc, fbp, ...) pass through untouched;
 empty ones, and the empty items of their lists, are left out.
@@ -68,6 +74,9 @@ __all__ = [
 
 HASHED_KEYS: frozenset[str] = frozenset(
     {"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"}
+    # the partial names and dates of birth Meta's business SDKs send hashed (UserData's
+    # f5first, f5last, fi, dobd, dobm, doby)
+    | {"f5first", "f5last", "fi", "dobd", "dobm", "doby"}
 )
 UNHASHED_KEYS: frozenset[str] = frozenset(
     {
@@ -258,6 +267,41 @@ def _normalize_external_id(text: str) -> str | None:
     return text.strip().lower() or None
 
 
+def _normalize_first_five_letters(text: str) -> str | None:
+    return _letters_only(text)[:5] or None
+
+
+def _normalize_first_initial(text: str) -> str | None:
+    return _letters_only(text)[:1] or None
+
+
+_BIRTH_PART_RE = re.compile(r"\d{1,2}")
+_BIRTH_YEAR_RE = re.compile(r"\d{4}")
+
+
+def _birth_part(text: str, highest: int) -> str | None:
+    """A day (1-31) or month (1-12) of birth as 2 digits."""
+    text = _ascii_digits(text.strip())
+    if not _BIRTH_PART_RE.fullmatch(text) or not 1 <= int(text) <= highest:
+        return None
+    return f"{int(text):02d}"
+
+
+def _normalize_birth_day(text: str) -> str | None:
+    return _birth_part(text, 31)
+
+
+def _normalize_birth_month(text: str) -> str | None:
+    return _birth_part(text, 12)
+
+
+def _normalize_birth_year(text: str) -> str | None:
+    text = _ascii_digits(text.strip())
+    if not _BIRTH_YEAR_RE.fullmatch(text):
+        return None
+    return text if _MIN_BIRTH_YEAR <= int(text) <= dt.date.today().year else None
+
+
 # An ISO date, or an ISO datetime (a time and a UTC offset or Z, as databases and isoformat()
 # write them): only a time may follow the date, not any text ("1997-02-16 maybe").
 _ISO_DATE_RE = re.compile(
@@ -322,9 +366,15 @@ _NORMALIZERS: dict[str, Callable[[str], str | None]] = {
     "zp": _normalize_zip,
     "country": _normalize_country,
     "external_id": _normalize_external_id,
+    "f5first": _normalize_first_five_letters,
+    "f5last": _normalize_first_five_letters,
+    "fi": _normalize_first_initial,
+    "dobd": _normalize_birth_day,
+    "dobm": _normalize_birth_month,
+    "doby": _normalize_birth_year,
 }
 # Keys whose values are often stored as numbers (phone, zip and id columns, 19970216).
-_NUMBER_KEYS = frozenset({"ph", "zp", "db", "external_id"})
+_NUMBER_KEYS = frozenset({"ph", "zp", "db", "dobd", "dobm", "doby", "external_id"})
 _MAX_EXACT_FLOAT = 2.0**53  # every integer up to it is exactly a float
 
 
