@@ -198,8 +198,11 @@ def _serve(connection: Connection, inherited: Sequence[Connection]) -> None:
     for other in inherited:
         other.close()
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stdout carries the target's state only
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # A stop sent to the whole process group (Ctrl-C; SIGTERM from systemd or `kill -- -PGID`)
+    # is the main process's to handle: it still needs these workers for the records it is
+    # finishing, then stops them itself; a worker whose main process is gone exits at EOF.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Receiving on a thread of its own: while this process sends an answer the main process
     # may be sending the next chunk, and two blocked senders would wait for each other.
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()

@@ -662,6 +662,44 @@ def test_worker_processes_are_gone_after_the_target_exits(tmp_path: Path, bad_re
     wait_until(lambda: all(process_start_time(pid) != started for pid, started in workers.items()))
 
 
+def waits_on_a_socket(pid: int) -> bool:
+    """Whether the process's main thread is blocked in a system call on a socket: for the
+    target, sending a chunk to a record worker or waiting for one's answer."""
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+        # "<number> <first argument> ...": read, write, recvfrom ... take the descriptor first
+        return os.readlink(f"/proc/{pid}/fd/{int(fields[1], 16)}").startswith("socket:")
+    except (OSError, IndexError, ValueError):  # running, exited, or no descriptor there
+        return False
+
+
+def test_sigterm_to_the_whole_process_group_stops_the_run_as_one_to_the_target_alone(
+    tmp_path: Path,
+) -> None:
+    # systemd stopping a service, or `kill -- -PGID`, signals the workers too, while the target
+    # may be waiting for their answers: they must stay to give them, as for Ctrl-C
+    lines = singer_lines(messy_orders(2600), state_every=800)
+    first_state = lines.index(compact(generate.state_message(800)))
+    with live_target(tmp_path) as target:
+        target.write(lines[: first_state + 1])
+        wait_until(lambda: (tmp_path / "stdout").read_text() != "")  # state 800 is written
+        workers = target.workers()
+        for worker in workers:  # busy: the target fills their queues and waits for an answer
+            os.kill(worker, signal.SIGSTOP)
+        target.write(lines[first_state + 1 :])
+        wait_until(lambda: waits_on_a_socket(target.process.pid))
+        for pid in (target.process.pid, *workers):
+            os.kill(pid, signal.SIGTERM)
+        for worker in workers:
+            os.kill(worker, signal.SIGCONT)
+        run = target.finish()
+
+    assert run.returncode == 128 + signal.SIGTERM, run.errors
+    assert not run.errors
+    assert bookmark(run.states[0]) == 800
+    assert all(set(range(1, bookmark(state) + 1)) <= set(run.event_ids) for state in run.states)
+
+
 def test_workers_deliver_every_event_to_the_sandbox_and_write_the_final_state(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
