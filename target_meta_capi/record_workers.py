@@ -20,6 +20,7 @@ process with no other thread: a fork copies locks held by other threads, locked 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import itertools
@@ -280,6 +281,10 @@ class RecordWorkerPool:
             self._processes.append(process)
         for connection in theirs:
             connection.close()
+        # Workers ignore SIGTERM (see _serve), and multiprocessing ends the interpreter by
+        # sending its children SIGTERM and joining them: a pool still open at exit (a path
+        # that forgot close()) would hang the process. atexit runs this before that.
+        atexit.register(self.close)
         self._connections = ours
         self._turn = itertools.cycle(ours)
         self._stream_ids = itertools.count()
@@ -324,6 +329,7 @@ class RecordWorkerPool:
 
     def close(self) -> None:
         """Stop every worker (at the end of a run, or to give up on what they hold)."""
+        atexit.unregister(self.close)
         self._pending.clear()
         for connection in self._connections:
             with contextlib.suppress(OSError):

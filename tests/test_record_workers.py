@@ -1046,3 +1046,18 @@ def test_a_target_started_among_other_threads_processes_records_itself(
     assert "record workers are forked only while no other thread runs" in caplog.text
     assert "worker processes" not in caplog.text
     assert result.target.stats.snapshot()["streams"]["public-orders"]["events_mapped"] == 30
+
+
+def test_a_pool_left_open_at_exit_is_stopped_instead_of_hanging_the_interpreter() -> None:
+    # Workers ignore SIGTERM, which is how multiprocessing ends its children at exit.
+    script = (
+        "from target_meta_capi.record_workers import RecordWorkerPool\n"
+        "pool = RecordWorkerPool(2)\n"
+        "print(*(process.pid for process in pool._processes))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    for pid in map(int, completed.stdout.split()):
+        assert not Path(f"/proc/{pid}").exists()
