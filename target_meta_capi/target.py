@@ -101,7 +101,8 @@ from target_meta_capi.validation import CompiledRecordValidator
 # singer_sdk's error for a date-like string it cannot parse (helpers/_typing.py)
 _UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.*)'\.$", re.DOTALL)
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
-_CONDITION_WAIT = threading.Condition.wait.__code__
+_CONDITION_WAITS = (threading.Condition.wait.__code__, threading.Condition.wait_for.__code__)
+_WAIT_FOR_ANSWERS = Delivery.wait.__code__
 #: A signal of another kind this soon after the first is the same request to stop.
 SAME_STOP_SECONDS = 1.0
 _RECORD_KEYS = frozenset({"stream", "record"})
@@ -653,8 +654,7 @@ class TargetMetaCapi(Target):
             self.logger.error("Received %s again: exiting now", signal.Signals(signum).name)
             _flush_and_exit(128 + signum)
         self._stop_signal = (signum, time.monotonic())
-        if frame is not None and frame.f_code is _CONDITION_WAIT:
-            # blocked for a slot in the window or for answers: nothing is half done here
+        if _waiting_for_answers(frame):
             raise TerminationRequested(signum)
         self.delivery.stop_sending(signum)
         self.message_reader.request_stop(signum)
@@ -781,6 +781,15 @@ class TargetMetaCapi(Target):
         if code or target.delivery.unsettled_requests:
             # threads of abandoned requests would otherwise keep the process alive
             _flush_and_exit(code)
+
+
+def _waiting_for_answers(frame: FrameType | None) -> bool:
+    """The main thread is blocked in Delivery.wait, where nothing is half done. Any other
+    wait (a sending thread being started, say) goes on: the reader stops at its next line
+    and the window at its next request (Delivery.stop_sending)."""
+    while frame is not None and frame.f_code in _CONDITION_WAITS:
+        frame = frame.f_back
+    return frame is not None and frame.f_code is _WAIT_FOR_ANSWERS
 
 
 def _take_boolean_property_schemas(schema: dict) -> str | None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -362,6 +363,51 @@ def test_a_signal_just_before_the_window_wait_stops_without_waiting_for_metas_an
     assert sandbox.stats()["requests"] == 1  # the second request never started...
     totals = result.target.stats.snapshot()["totals"]
     assert totals["events_sent"] == 5  # ...and is not counted as sent
+
+
+class _SignalWhileASendingThreadStarts(FastRetryTarget):
+    """A real SIGTERM to the main thread while it waits on some other condition than Meta's
+    answers, as when the window starts a sending thread (Thread.start waits for it)."""
+
+    def _build_delivery(self):  # type: ignore[no-untyped-def]
+        delivery = super()._build_delivery()
+        executor = delivery.processor._executor
+        submit = executor.submit
+
+        def signal_while_waiting(*args, **kwargs):  # type: ignore[no-untyped-def]
+            signalled = threading.Event()
+
+            def send_signal() -> None:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+                time.sleep(0.2)  # the handler runs while the main thread still waits
+                signalled.set()
+
+            threading.Thread(target=send_signal).start()
+            signalled.wait()
+            return submit(*args, **kwargs)
+
+        executor.submit = signal_while_waiting  # type: ignore[method-assign]
+        return delivery
+
+
+def test_a_signal_during_another_wait_lets_the_request_being_started_go_and_its_answer_settle(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=300)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, shutdown_grace_seconds=10)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = run_in_process(
+            config, order_stream(10, state_every=5), _SignalWhileASendingThreadStarts
+        )
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert result.exit_code == 128 + signal.SIGTERM
+    # the request was sent and its answer settled within the grace period...
+    assert len(sandbox.accepted_events()) == 5
+    assert result.target.stats.snapshot()["totals"]["events_acknowledged"] == 5
+    assert result.states == []  # ...while the STATE after it was never read
 
 
 def test_a_signal_while_the_target_is_still_being_set_up_ends_it_without_a_traceback(
