@@ -43,27 +43,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, get_args
 
 from .normalize import HASHED_KEYS, MATCH_KEYS, SHA256_HEX_PATTERN
+from .shapes import ActionSource
 
 MAX_EVENTS_PER_REQUEST = 1000
 MAX_AGE_SECONDS = 7 * 24 * 3600
 PHYSICAL_STORE_MAX_AGE_SECONDS = 62 * 24 * 3600
 
-ACTION_SOURCES = frozenset(
-    {
-        "email",
-        "website",
-        "app",
-        "phone_call",
-        "chat",
-        "physical_store",
-        "system_generated",
-        "business_messaging",
-        "other",
-    }
-)
+ACTION_SOURCES: frozenset[str] = frozenset(get_args(ActionSource))
 
 # Keys Meta requires as SHA-256 hex (a string or a list of them). external_id is a
 # customer-information key too, but hashing it is only recommended, so it is not here.
