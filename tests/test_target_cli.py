@@ -326,6 +326,17 @@ def test_requests_still_unanswered_after_the_grace_period_are_abandoned_without_
     assert time.monotonic() - signalled < 6  # gone well before the sandbox would answer
 
 
+def _run_in_process_signalled(config: dict[str, Any], target_class: type[FastRetryTarget]) -> Any:
+    """10 orders, a state after every 5, through a target class that signals itself; this
+    process's own signal handlers are put back afterwards."""
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return run_in_process(config, order_stream(10, state_every=5), target_class)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
 class _SignalBeforeAFullWindow(FastRetryTarget):
     """A real SIGTERM to this process the moment a request must wait for room in the
     window: its handler runs in Python code just before that wait, not inside it."""
@@ -351,12 +362,7 @@ def test_a_signal_just_before_the_window_wait_stops_without_waiting_for_metas_an
     config = orders_config(
         sandbox.url, tmp_path, batch_size=5, concurrent_requests=1, shutdown_grace_seconds=0.5
     )
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        result = run_in_process(config, order_stream(10, state_every=5), _SignalBeforeAFullWindow)
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    result = _run_in_process_signalled(config, _SignalBeforeAFullWindow)
     assert result.exit_code == 128 + signal.SIGTERM
     assert result.states == []  # the first request is still unanswered
     assert sandbox.stats()["in_flight"] == 1  # the stop did not wait for its answer
@@ -395,14 +401,7 @@ def test_a_signal_during_another_wait_lets_the_request_being_started_go_and_its_
 ) -> None:
     sandbox = sandbox_factory(latency_ms=300)
     config = orders_config(sandbox.url, tmp_path, batch_size=5, shutdown_grace_seconds=10)
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        result = run_in_process(
-            config, order_stream(10, state_every=5), _SignalWhileASendingThreadStarts
-        )
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    result = _run_in_process_signalled(config, _SignalWhileASendingThreadStarts)
     assert result.exit_code == 128 + signal.SIGTERM
     # the request was sent and its answer settled within the grace period...
     assert len(sandbox.accepted_events()) == 5
