@@ -89,12 +89,40 @@ def error_reason(error: BaseException) -> str:
     return type(error).__name__
 
 
-def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of already sorted values; None when there are none."""
-    if not sorted_values:
-        return None
-    rank = math.ceil(fraction * len(sorted_values))
-    return sorted_values[max(rank, 1) - 1]
+class LatencyHistogram:
+    """Request latencies for the run summary's p50/p95/max, in memory that does not grow with
+    the run: each latency is counted under its value to the millisecond below a second and to
+    three significant digits above, as the summary shows them (a list of every latency grew by
+    ~32 bytes a request, and was sorted for each summary). At most ~1,000 values per decade of
+    seconds; the max is kept exactly."""
+
+    def __init__(self) -> None:
+        self._counts: dict[float, int] = {}
+        self.count = 0
+        self.max: float | None = None
+
+    def __len__(self) -> int:
+        """How many distinct values are kept."""
+        return len(self._counts)
+
+    def add(self, seconds: float) -> None:
+        value = round(seconds, 3) if seconds < 1 else float(f"{seconds:.3g}")
+        self._counts[value] = self._counts.get(value, 0) + 1
+        self.count += 1
+        if self.max is None or seconds > self.max:
+            self.max = seconds
+
+    def percentile(self, fraction: float) -> float | None:
+        """Nearest-rank percentile of the values kept; None when there are none."""
+        if not self.count:
+            return None
+        rank = max(math.ceil(fraction * self.count), 1)
+        seen = 0
+        for value in sorted(self._counts):
+            seen += self._counts[value]
+            if seen >= rank:
+                return value
+        return None  # unreachable: the counts add up to self.count
 
 
 def coverage_percent(count: int, total: int) -> float:
@@ -276,7 +304,7 @@ class RunStats(RequestObserver):
         self._attempts_by_status: dict[str, int] = {}
         self._failures_by_reason: dict[str, int] = {}
         self._retries_by_reason: dict[str, int] = {}
-        self._latencies: list[float] = []
+        self._latencies = LatencyHistogram()
         self._peak_rate_limit_usage: float | None = None
         #: The main thread's waits for input and for Meta's answers (pace.py)
         self.pace_clock = PaceClock(clock)
@@ -367,7 +395,7 @@ class RunStats(RequestObserver):
         if status is not None:
             self.endpoint_answered = True
         with self._lock:
-            self._latencies.append(seconds)
+            self._latencies.add(seconds)
             _add(self._attempts_by_status, status_key, 1)
             if error is not None:
                 _add(self._failures_by_reason, error_reason(error), 1)
@@ -418,7 +446,12 @@ class RunStats(RequestObserver):
         """The run summary as a JSON-able dict (streams and reasons in sorted order)."""
         with self._lock:
             streams = {name: self._stream_summary(name) for name in sorted(self._streams)}
-            latencies = sorted(self._latencies)
+            latency = {
+                "p50": self._latencies.percentile(0.50),
+                "p95": self._latencies.percentile(0.95),
+                "max": self._latencies.max,
+            }
+            attempts = self._latencies.count
             attempts_by_status = dict(sorted(self._attempts_by_status.items()))
             failures_by_reason = dict(sorted(self._failures_by_reason.items()))
             retries_by_reason = dict(sorted(self._retries_by_reason.items()))
@@ -444,16 +477,12 @@ class RunStats(RequestObserver):
             "streams": streams,
             "requests": {
                 "submitted": sum(stream["requests"] for stream in streams.values()),
-                "attempts": len(latencies),
+                "attempts": attempts,
                 "attempts_by_status": attempts_by_status,
                 "failures_by_reason": failures_by_reason,
                 "retries": sum(retries_by_reason.values()),
                 "retries_by_reason": retries_by_reason,
-                "latency_seconds": {
-                    "p50": percentile(latencies, 0.50),
-                    "p95": percentile(latencies, 0.95),
-                    "max": latencies[-1] if latencies else None,
-                },
+                "latency_seconds": latency,
                 # the highest share of a Meta rate limit any answer reported (capi/usage.py)
                 "peak_rate_limit_usage_percent": peak_usage,
             },

@@ -24,13 +24,13 @@ from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_
 from target_meta_capi.pace import Wait
 from target_meta_capi.summary import (
     COVERAGE_KEYS,
+    LatencyHistogram,
     ProgressReporter,
     RunStats,
     coverage_percent,
     error_reason,
     format_summary,
     is_near_cutoff,
-    percentile,
     write_run_summary,
 )
 
@@ -283,7 +283,42 @@ def test_latency_is_none_without_requests():
     [([5.0], 0.5, 5.0), ([1.0, 2.0], 0.5, 1.0), ([1.0, 2.0, 3.0, 4.0], 0.95, 4.0)],
 )
 def test_percentile_of_small_samples(values, fraction, expected):
-    assert percentile(values, fraction) == expected
+    histogram = LatencyHistogram()
+    for value in values:
+        histogram.add(value)
+
+    assert histogram.percentile(fraction) == expected
+
+
+def test_latencies_are_kept_to_the_millisecond_below_a_second_and_3_digits_above():
+    histogram = LatencyHistogram()
+    for seconds in (0.0574, 0.0576, 12.345, 12.36, 123.4):
+        histogram.add(seconds)
+
+    assert [histogram.percentile(rank / 5) for rank in range(1, 6)] == [
+        0.057,
+        0.058,
+        12.3,
+        12.4,
+        123.0,
+    ]
+    assert histogram.max == 123.4  # exact
+    assert histogram.count == 5
+
+
+def test_a_long_run_keeps_a_bounded_number_of_latencies():
+    # a quiet tap sends a request a second for days: one kept value per request grew forever
+    stats = RunStats()
+    attempts = 200_000
+    for index in range(attempts):
+        # spread over 0.1 ms to 60 s, every value different
+        stats.on_attempt(1, 200, 0.0001 + (index * 7919 % attempts) * 60 / attempts, None)
+
+    requests = stats.snapshot()["requests"]
+    assert requests["attempts"] == attempts
+    assert len(stats._latencies) < 4000
+    assert requests["latency_seconds"]["p50"] == pytest.approx(30, rel=0.01)
+    assert requests["latency_seconds"]["p95"] == pytest.approx(57, rel=0.01)
 
 
 def test_attempts_are_counted_by_status_and_failures_by_reason():
