@@ -712,6 +712,27 @@ def test_final_progress_line_reports_the_rate_over_the_whole_run():
     assert "5.0 events/s" in line
 
 
+def test_progress_line_names_only_streams_that_moved_and_at_most_ten():
+    # a tap with 200 tables made lines of 15 kB, mostly about tables that had not moved
+    clock, stats, reporter = clocked_reporter()
+    for index in range(30):
+        stats.request_submitted(f"table_{index:02d}", 1)
+    clock.now += 1.0
+    first = reporter.report()
+    stats.request_acknowledged("table_25", 1)
+    clock.now += 1.0
+    second = reporter.report()
+    clock.now += 1.0
+    third = reporter.report()
+    final = reporter.report(final=True)
+
+    assert re.findall(r"table_\d\d", first) == [f"table_{index:02d}" for index in range(10)]
+    assert "; 20 more streams]" in first
+    assert "[table_25: 0 read, 1 sent, 1 acknowledged, 0 in flight, 0 dead-lettered]" in second
+    assert "table_" not in third  # nothing moved
+    assert "; 20 more streams]" in final  # the summary that follows lists every stream
+
+
 class LineWaiter(logging.Handler):
     def __init__(self, prefix: str) -> None:
         super().__init__()
