@@ -186,6 +186,7 @@ class TargetMetaCapi(Target):
         self._last_state_drain = 0.0
         self.message_reader.pace_clock = self.stats.pace_clock
         self.message_reader.on_input_pause = self._input_paused
+        self.message_reader.on_wake = self.delivery.raise_if_failed
         self._closed = False
         # the first SIGTERM/SIGINT and when it came
         self._stop_signal: tuple[int, float] | None = None
@@ -287,6 +288,7 @@ class TargetMetaCapi(Target):
             stats=self.stats,
             fail_on_invalid_event=config.get("on_invalid_event") == ON_INVALID_FAIL,
             on_settled=self._write_ready_state,
+            on_failed=self.message_reader.wake,
         )
 
     def is_unreachable_endpoint(self, error: BaseException) -> bool:

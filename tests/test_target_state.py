@@ -263,3 +263,33 @@ def test_states_ready_as_they_arrive_are_not_echoed_one_line_each_and_the_last_i
     assert len(states) < 100
     inventory = [state["inventory"] for state in states[1:]]
     assert inventory == sorted(set(inventory))
+
+
+def test_a_request_failing_for_good_stops_the_run_while_the_tap_is_quiet(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # The failure is found on a thread of the window; the main thread waits for the tap's next
+    # line, which a quiet tap may send in hours. It used to raise it only then.
+    sandbox = sandbox_factory()
+    config = orders_config(sandbox.url, tmp_path, access_token="not-the-sandbox-token")
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    with (tmp_path / "stderr").open("w") as stderr:
+        target = subprocess.Popen(
+            [str(Path(sys.executable).with_name("target-meta-capi")), "--config", str(config_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+    assert target.stdin is not None and target.stdout is not None
+    try:
+        target.stdin.write("\n".join(order_stream(1)) + "\n")
+        target.stdin.flush()  # and nothing more: stdin stays open
+        target.wait(timeout=30)
+    finally:
+        if target.poll() is None:
+            target.kill()
+            target.wait()
+        target.stdin.close()
+    assert target.returncode == 1
+    assert target.stdout.read() == ""  # no state
+    assert "Check access_token" in (tmp_path / "stderr").read_text()
+    assert sandbox.stats()["requests"] == 1
