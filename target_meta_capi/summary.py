@@ -6,6 +6,7 @@ an error message or a token — so nothing this module logs or writes can leak t
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import json
@@ -15,7 +16,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -864,6 +865,23 @@ class ProgressReporter:
             target=self._run, name="target-meta-capi-progress", daemon=True
         )
         self._thread.start()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No progress thread runs within, and one goes on after if one ran: a fork (of the
+        record workers) copies every lock as it is, and one the thread held would stay held
+        in the child."""
+        thread = self._thread
+        if thread is None:
+            yield
+            return
+        self._stopping.set()
+        thread.join()
+        self._thread, self._stopping = None, threading.Event()
+        try:
+            yield
+        finally:
+            self.start()
 
     def stop(self) -> None:
         """Stop the thread, log the final line and flush counters; later calls do nothing."""

@@ -359,15 +359,16 @@ class TargetMetaCapi(Target):
         if parallel is None:
             if spec is None or self._workers_unavailable:
                 return  # no work for workers (yet): fork none
-            if not can_fork_workers():
-                self._workers_unavailable = True
-                self.logger.info(
-                    "Processing records in the main process: record workers are forked only "
-                    "while no other thread runs (%d run now)",
-                    threading.active_count(),
-                )
-                return
-            parallel = self._start_record_workers()
+            with self.progress.paused():
+                if not can_fork_workers():
+                    self._workers_unavailable = True
+                    self.logger.info(
+                        "Processing records in the main process: record workers are forked "
+                        "only while no other thread runs (%d run now)",
+                        threading.active_count(),
+                    )
+                    return
+                parallel = self._start_record_workers()
         if spec is not None and spec == self._routed_specs.get(stream_name):
             return  # the same SCHEMA again: the workers keep what they learned
         parallel.unroute(stream_name)
@@ -567,6 +568,8 @@ class TargetMetaCapi(Target):
         """The tap sends nothing for now: finish what the workers hold, and if a state waits
         for records still in half-full batches, send them — unless input comes back within
         the drain interval — rather than hold that state until the tap goes on."""
+        # progress lines from here on, also while a tap is quiet before its first record
+        self.progress.start()
         if self._parallel is not None:
             self._parallel.flush()
         if self._drain_owed:

@@ -745,6 +745,46 @@ def test_a_state_is_written_while_the_tap_is_quiet(tmp_path: Path, record_worker
     assert [bookmark(state) for state in run.states][-2:] == [600, 700]
 
 
+def progress_lines(directory: Path) -> int:
+    return (directory / "stderr").read_text(encoding="utf-8").count(" Progress: ")
+
+
+def test_progress_lines_come_while_the_tap_is_quiet_before_its_first_record(
+    tmp_path: Path,
+) -> None:
+    lines = singer_lines(messy_orders(50), state_every=50)
+    with live_target(tmp_path, progress_interval=0.05) as target:
+        target.write(lines[:1])  # the SCHEMA; then the tap runs its query, for minutes maybe
+        wait_until(lambda: progress_lines(tmp_path) >= 2, timeout=30)
+        target.write(lines[1:])
+        run = target.finish()
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert WORKERS_LOG_LINE in run.stderr  # forked at the SCHEMA, before any progress line
+    assert bookmark(run.states[-1]) == 50
+
+
+def test_workers_are_forked_for_a_schema_that_comes_while_progress_lines_run(
+    tmp_path: Path,
+) -> None:
+    # a first stream no worker can take (no mapping: skipped), a pause, then the orders
+    skipped = {"type": "SCHEMA", "stream": "inventory", "schema": {"properties": {}}}
+    lines = singer_lines(messy_orders(50), state_every=50)
+    with live_target(tmp_path, progress_interval=0.05) as target:
+        target.write([compact(skipped)])
+        wait_until(lambda: progress_lines(tmp_path) >= 1, timeout=30)
+        target.write(lines[:1])  # the workers are forked, and progress lines go on
+        wait_until(lambda: WORKERS_LOG_LINE in (tmp_path / "stderr").read_text(), timeout=30)
+        seen = progress_lines(tmp_path)
+        wait_until(lambda: progress_lines(tmp_path) > seen, timeout=30)
+        target.write(lines[1:])
+        run = target.finish()
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert WORKERS_LOG_LINE in run.stderr
+    assert bookmark(run.states[-1]) == 50
+
+
 def test_half_a_surrogate_pair_reaches_meta_as_the_replacement_character_as_without_workers(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:

@@ -733,6 +733,25 @@ def test_progress_line_names_only_streams_that_moved_and_at_most_ten():
     assert "; 20 more streams]" in final  # the summary that follows lists every stream
 
 
+def progress_threads() -> int:
+    return sum(thread.name == "target-meta-capi-progress" for thread in threading.enumerate())
+
+
+def test_no_progress_thread_runs_while_paused_for_a_fork_and_one_runs_again_after():
+    reporter = ProgressReporter(RunStats(), logging.getLogger("test.target"), interval=0.01)
+    with reporter.paused():  # before it started: nothing to pause, nothing started after
+        pass
+    assert progress_threads() == 0
+    reporter.start()
+    try:
+        with reporter.paused():
+            assert progress_threads() == 0
+        assert progress_threads() == 1
+    finally:
+        reporter.stop()
+    assert progress_threads() == 0
+
+
 class LineWaiter(logging.Handler):
     def __init__(self, prefix: str) -> None:
         super().__init__()
