@@ -126,6 +126,7 @@ class Delivery:
         stats: RunStats,
         fail_on_invalid_event: bool,
         on_settled: Callable[[], None] | None = None,
+        on_failed: Callable[[], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.processor = processor
@@ -136,6 +137,9 @@ class Delivery:
         # Called after each answer is settled, so that a state can be written the moment it is
         # covered, even while the main thread waits for a quiet tap's next line.
         self._on_settled = on_settled
+        # Called once a failure is recorded (any thread), so that the main thread raises it
+        # now, even while it waits for a quiet tap's next line.
+        self._on_failed = on_failed
         # Requests whose completion callback has not finished yet. The processor's own
         # in-flight count drops before our callback runs, so waiting on it could write the
         # final state before the last numbers are settled.
@@ -156,6 +160,8 @@ class Delivery:
                 self._failure = failure
             self._condition.notify_all()
         self.ledger.poison()
+        if self._on_failed is not None:
+            self._on_failed()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every submitted request is settled; False on a failure or timeout."""

@@ -150,7 +150,28 @@ class _Stdin(io.RawIOBase):
             with self._reader.waiting_for_input():
                 if self._gather_seconds:
                     time.sleep(self._gather_seconds)
+            self._wait_until_readable()
+            with self._reader.waiting_for_input():
                 return self._file.readinto(buffer)
+
+    def _wait_until_readable(self) -> None:
+        """Wait for the tap's next bytes (or the end of its input), answering wake-ups
+        meanwhile: without this, what another thread must tell the reading one (a request
+        failed for good) waited for the tap's next line, however quiet the tap."""
+        wake_end = self._reader.wake_descriptor
+        if wake_end is None:
+            return
+        stdin = self._file.fileno()
+        while True:
+            try:
+                with self._reader.waiting_for_input():
+                    readable = select.select([stdin, wake_end], [], [])[0]
+            except (OSError, ValueError):  # select cannot watch these here: read, blocking
+                return
+            if wake_end in readable:
+                self._reader.woken()
+            if stdin in readable:
+                return
 
     def wait_for_input(self, seconds: float) -> bool:
         """Whether input arrives within `seconds` (or end of input)."""
@@ -200,6 +221,11 @@ class NumberedSingerReader(GenericSingerReader[str]):
         #: Called when stdin has no line waiting, before reading waits for the tap, with a
         #: function that waits up to some seconds for input and says whether it came.
         self.on_input_pause: t.Callable[[InputWait], None] | None = None
+        #: Called on the reading thread after `wake` (from any thread), at once if it waits
+        #: for input, else when it next finds stdin dry.
+        self.on_wake: t.Callable[[], None] | None = None
+        # (read end, write end) of the pipe that `wake` writes to, once stdin is read
+        self._wake_pipe: tuple[int, int] | None = None
         self._stop_signal: int | None = None
         self._waiting_for_input = False
         self._callbacks: dict[str, t.Callable[[dict], None]] = {}
@@ -216,11 +242,35 @@ class NumberedSingerReader(GenericSingerReader[str]):
         except (AttributeError, OSError, ValueError):  # replaced by an object without a file
             return stdin
         gather_seconds = INPUT_GATHER_SECONDS if _widen_pipe(descriptor) else 0.0
+        if self._wake_pipe is None:
+            self._wake_pipe = os.pipe()
+            for end in self._wake_pipe:
+                os.set_blocking(end, False)
         # lines end at b"\n" only, nothing translated: as sys.stdin's newline handling
         return io.BufferedReader(
             _Stdin(descriptor, self, gather_seconds=gather_seconds),
             buffer_size=_INPUT_BUFFER_BYTES,
         )
+
+    @property
+    def wake_descriptor(self) -> int | None:
+        """What `wake` makes readable, once stdin is read."""
+        return None if self._wake_pipe is None else self._wake_pipe[0]
+
+    def wake(self) -> None:
+        """From any thread: have the reading thread call `on_wake`."""
+        if self._wake_pipe is not None:
+            with contextlib.suppress(OSError):  # full already (BlockingIOError): woken anyway
+                os.write(self._wake_pipe[1], b"\0")
+
+    def woken(self) -> None:
+        """On the reading thread: take the wake-ups and call `on_wake`."""
+        assert self._wake_pipe is not None
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_pipe[0], 4096):
+                pass
+        if self.on_wake is not None:
+            self.on_wake()
 
     def input_pauses(self, wait_for_input: InputWait) -> None:
         self.stop_if_requested()

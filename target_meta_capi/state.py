@@ -166,6 +166,15 @@ class AckLedger:
             self._poisoned = True
             self._pending_states.clear()
 
+    def has_ready_state(self) -> bool:
+        """Whether `take_ready_state` would find a state (without taking it)."""
+        with self._lock:
+            return (
+                not self._poisoned
+                and bool(self._pending_states)
+                and self._pending_states[0][0] <= self._settled.watermark
+            )
+
     def take_ready_state(self) -> tuple[bool, Any]:
         """Pop every state whose barrier is settled; return (found, newest of them).
 

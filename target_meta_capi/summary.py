@@ -6,6 +6,7 @@ an error message or a token — so nothing this module logs or writes can leak t
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import json
@@ -15,7 +16,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,9 @@ _PHYSICAL_STORE_MAX_AGE_DAYS = PHYSICAL_STORE_MAX_AGE_SECONDS // 86400
 #: Meta throttles at 100% of a rate limit; a run that gets this close is warned once
 RATE_LIMIT_WARNING_PERCENT = 90
 DEFAULT_PROGRESS_INTERVAL = 10.0
+#: A progress line names at most this many streams: those whose counts moved since the line
+#: before (for the final line, any), in name order, and says how many more did.
+PROGRESS_STREAMS_NAMED = 10
 DEFAULT_ENDPOINT = "events"
 # Dead letters with these reasons never reached Meta, so they do not settle sent events.
 LOCAL_REASON_PREFIXES = ("rule:", "mapping:")
@@ -89,12 +93,40 @@ def error_reason(error: BaseException) -> str:
     return type(error).__name__
 
 
-def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of already sorted values; None when there are none."""
-    if not sorted_values:
-        return None
-    rank = math.ceil(fraction * len(sorted_values))
-    return sorted_values[max(rank, 1) - 1]
+class LatencyHistogram:
+    """Request latencies for the run summary's p50/p95/max, in memory that does not grow with
+    the run: each latency is counted under its value to the millisecond below a second and to
+    three significant digits above, as the summary shows them (a list of every latency grew by
+    ~32 bytes a request, and was sorted for each summary). At most ~1,000 values per decade of
+    seconds; the max is kept exactly."""
+
+    def __init__(self) -> None:
+        self._counts: dict[float, int] = {}
+        self.count = 0
+        self.max: float | None = None
+
+    def __len__(self) -> int:
+        """How many distinct values are kept."""
+        return len(self._counts)
+
+    def add(self, seconds: float) -> None:
+        value = round(seconds, 3) if seconds < 1 else float(f"{seconds:.3g}")
+        self._counts[value] = self._counts.get(value, 0) + 1
+        self.count += 1
+        if self.max is None or seconds > self.max:
+            self.max = seconds
+
+    def percentile(self, fraction: float) -> float | None:
+        """Nearest-rank percentile of the values kept; None when there are none."""
+        if not self.count:
+            return None
+        rank = max(math.ceil(fraction * self.count), 1)
+        seen = 0
+        for value in sorted(self._counts):
+            seen += self._counts[value]
+            if seen >= rank:
+                return value
+        return None  # unreachable: the counts add up to self.count
 
 
 def coverage_percent(count: int, total: int) -> float:
@@ -276,7 +308,7 @@ class RunStats(RequestObserver):
         self._attempts_by_status: dict[str, int] = {}
         self._failures_by_reason: dict[str, int] = {}
         self._retries_by_reason: dict[str, int] = {}
-        self._latencies: list[float] = []
+        self._latencies = LatencyHistogram()
         self._peak_rate_limit_usage: float | None = None
         #: The main thread's waits for input and for Meta's answers (pace.py)
         self.pace_clock = PaceClock(clock)
@@ -367,7 +399,7 @@ class RunStats(RequestObserver):
         if status is not None:
             self.endpoint_answered = True
         with self._lock:
-            self._latencies.append(seconds)
+            self._latencies.add(seconds)
             _add(self._attempts_by_status, status_key, 1)
             if error is not None:
                 _add(self._failures_by_reason, error_reason(error), 1)
@@ -418,7 +450,12 @@ class RunStats(RequestObserver):
         """The run summary as a JSON-able dict (streams and reasons in sorted order)."""
         with self._lock:
             streams = {name: self._stream_summary(name) for name in sorted(self._streams)}
-            latencies = sorted(self._latencies)
+            latency = {
+                "p50": self._latencies.percentile(0.50),
+                "p95": self._latencies.percentile(0.95),
+                "max": self._latencies.max,
+            }
+            attempts = self._latencies.count
             attempts_by_status = dict(sorted(self._attempts_by_status.items()))
             failures_by_reason = dict(sorted(self._failures_by_reason.items()))
             retries_by_reason = dict(sorted(self._retries_by_reason.items()))
@@ -444,16 +481,12 @@ class RunStats(RequestObserver):
             "streams": streams,
             "requests": {
                 "submitted": sum(stream["requests"] for stream in streams.values()),
-                "attempts": len(latencies),
+                "attempts": attempts,
                 "attempts_by_status": attempts_by_status,
                 "failures_by_reason": failures_by_reason,
                 "retries": sum(retries_by_reason.values()),
                 "retries_by_reason": retries_by_reason,
-                "latency_seconds": {
-                    "p50": percentile(latencies, 0.50),
-                    "p95": percentile(latencies, 0.95),
-                    "max": latencies[-1] if latencies else None,
-                },
+                "latency_seconds": latency,
                 # the highest share of a Meta rate limit any answer reported (capi/usage.py)
                 "peak_rate_limit_usage_percent": peak_usage,
             },
@@ -821,6 +854,7 @@ class ProgressReporter:
         self._last_time = clock()
         self._last_acknowledged = 0
         self._last_waits = stats.pace_clock.waits()
+        self._last_stream_counts: dict[str, dict[str, Any]] = {}
         self._stopped = False
 
     def start(self) -> None:
@@ -831,6 +865,23 @@ class ProgressReporter:
             target=self._run, name="target-meta-capi-progress", daemon=True
         )
         self._thread.start()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No progress thread runs within, and one goes on after if one ran: a fork (of the
+        record workers) copies every lock as it is, and one the thread held would stay held
+        in the child."""
+        thread = self._thread
+        if thread is None:
+            yield
+            return
+        self._stopping.set()
+        thread.join()
+        self._thread, self._stopping = None, threading.Event()
+        try:
+            yield
+        finally:
+            self.start()
 
     def stop(self) -> None:
         """Stop the thread, log the final line and flush counters; later calls do nothing."""
@@ -877,12 +928,25 @@ class ProgressReporter:
         self._last_time, self._last_acknowledged = now, totals["events_acknowledged"]
         self._last_waits = waits
         rate = acknowledged / seconds if seconds > 0 else 0.0
+        streams = progress["streams"]
+        # A tap with 200 tables made a line of 15 kB every interval, mostly about streams that
+        # had not moved: only those that did are named, and at most a few (the run summary has
+        # every stream).
+        named = [
+            name
+            for name, counts in streams.items()
+            if final or counts != self._last_stream_counts.get(name)
+        ]
+        self._last_stream_counts = streams
         per_stream = "; ".join(
-            f"{name}: {counts['records_read']} read, {counts['events_sent']} sent, "
-            f"{counts['events_acknowledged']} acknowledged, {counts['events_in_flight']} in "
-            f"flight, {counts['events_dead_lettered']} dead-lettered"
-            for name, counts in progress["streams"].items()
+            f"{name}: {streams[name]['records_read']} read, {streams[name]['events_sent']} sent, "
+            f"{streams[name]['events_acknowledged']} acknowledged, "
+            f"{streams[name]['events_in_flight']} in flight, "
+            f"{streams[name]['events_dead_lettered']} dead-lettered"
+            for name in named[:PROGRESS_STREAMS_NAMED]
         )
+        if len(named) > PROGRESS_STREAMS_NAMED:
+            per_stream += f"; {len(named) - PROGRESS_STREAMS_NAMED} more streams"
         line = (
             f"{'Final progress' if final else 'Progress'}: {totals['records_read']} records read, "
             f"{totals['events_sent']} events sent, {totals['events_acknowledged']} acknowledged, "

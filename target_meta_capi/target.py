@@ -17,6 +17,7 @@ from __future__ import annotations
 import decimal
 import enum
 import logging
+import math
 import os
 import re
 import signal
@@ -122,6 +123,13 @@ class TargetMetaCapi(Target):
     #: more often than this: a tap that emits STATE after every record would otherwise
     #: send one-event requests.
     state_drain_min_interval_seconds: float = 1.0
+    #: A state ready as it arrives (its records settled already: a skipped stream's, dead
+    #: letters') is written by the reading thread at most this often, the newest one then: a
+    #: tap that emits STATE after every record would otherwise get a line back for each, and
+    #: Meltano commits each line to its system database. One held back is written at the next
+    #: pause of the input once the interval is over, by the next acknowledgement, or at the
+    #: end. Acknowledgements write at once: one line per request at most.
+    state_write_min_interval_seconds: float = 1.0
     #: Backoff base of retries (seconds); tests lower it.
     retry_base_delay_seconds: float = 0.5
 
@@ -157,6 +165,8 @@ class TargetMetaCapi(Target):
         self._state_lock = threading.Lock()
         self._last_written_state: t.Any = None
         self._wrote_state = False
+        self._last_state_write = -math.inf  # time.monotonic() of the last state line
+        self._state_write_owed = False  # a ready state waits for the interval to end
         self._dry_run_service = (
             DryRunHttpService(self.config.get("dry_run_path"))
             if self.config.get("dry_run")
@@ -177,6 +187,7 @@ class TargetMetaCapi(Target):
         self._last_state_drain = 0.0
         self.message_reader.pace_clock = self.stats.pace_clock
         self.message_reader.on_input_pause = self._input_paused
+        self.message_reader.on_wake = self.delivery.raise_if_failed
         self._closed = False
         # the first SIGTERM/SIGINT and when it came
         self._stop_signal: tuple[int, float] | None = None
@@ -283,6 +294,7 @@ class TargetMetaCapi(Target):
             stats=self.stats,
             fail_on_invalid_event=config.get("on_invalid_event") == ON_INVALID_FAIL,
             on_settled=self._write_ready_state,
+            on_failed=self.message_reader.wake,
         )
 
     def is_unreachable_endpoint(self, error: BaseException) -> bool:
@@ -353,15 +365,16 @@ class TargetMetaCapi(Target):
         if parallel is None:
             if spec is None or self._workers_unavailable:
                 return  # no work for workers (yet): fork none
-            if not can_fork_workers():
-                self._workers_unavailable = True
-                self.logger.info(
-                    "Processing records in the main process: record workers are forked only "
-                    "while no other thread runs (%d run now)",
-                    threading.active_count(),
-                )
-                return
-            parallel = self._start_record_workers()
+            with self.progress.paused():
+                if not can_fork_workers():
+                    self._workers_unavailable = True
+                    self.logger.info(
+                        "Processing records in the main process: record workers are forked "
+                        "only while no other thread runs (%d run now)",
+                        threading.active_count(),
+                    )
+                    return
+                parallel = self._start_record_workers()
         if spec is not None and spec == self._routed_specs.get(stream_name):
             return  # the same SCHEMA again: the workers keep what they learned
         parallel.unroute(stream_name)
@@ -528,7 +541,16 @@ class TargetMetaCapi(Target):
 
     def _after_message(self) -> None:
         self.delivery.raise_if_failed()
+        wait = self._state_write_wait()
+        if wait > 0:
+            self._state_write_owed = self.ledger.has_ready_state()
+            return
         self._write_ready_state()
+
+    def _state_write_wait(self) -> float:
+        """Seconds before the reading thread may write a state line again."""
+        since = time.monotonic() - self._last_state_write
+        return self.state_write_min_interval_seconds - since
 
     def _drain_for_state(self) -> None:
         """Send half-full batches so the state just received can be written soon."""
@@ -552,6 +574,8 @@ class TargetMetaCapi(Target):
         """The tap sends nothing for now: finish what the workers hold, and if a state waits
         for records still in half-full batches, send them — unless input comes back within
         the drain interval — rather than hold that state until the tap goes on."""
+        # progress lines from here on, also while a tap is quiet before its first record
+        self.progress.start()
         if self._parallel is not None:
             self._parallel.flush()
         if self._drain_owed:
@@ -560,6 +584,16 @@ class TargetMetaCapi(Target):
             if wait <= 0 or not wait_for_input(wait):
                 self._drain_owed = False
                 self._drain_sinks(time.monotonic())
+        if self._state_write_owed:
+            # rather than hold a ready state until the tap goes on
+            wait = self._state_write_wait()
+            if wait > 0 and wait_for_input(wait):
+                self.delivery.raise_if_failed()
+                return  # the next message writes it, or the next pause
+            self._state_write_owed = False
+            self.delivery.raise_if_failed()
+            self._write_ready_state()
+            return
         self._after_message()
 
     # --- state -----------------------------------------------------------------------------
@@ -587,6 +621,7 @@ class TargetMetaCapi(Target):
                 ) from None
             self._last_written_state = state
             self._wrote_state = True
+            self._last_state_write = time.monotonic()
 
     # --- end of input ----------------------------------------------------------------------
 

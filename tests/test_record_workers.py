@@ -783,6 +783,46 @@ def test_a_state_is_written_while_the_tap_is_quiet(tmp_path: Path, record_worker
     assert [bookmark(state) for state in run.states][-2:] == [600, 700]
 
 
+def progress_lines(directory: Path) -> int:
+    return (directory / "stderr").read_text(encoding="utf-8").count(" Progress: ")
+
+
+def test_progress_lines_come_while_the_tap_is_quiet_before_its_first_record(
+    tmp_path: Path,
+) -> None:
+    lines = singer_lines(messy_orders(50), state_every=50)
+    with live_target(tmp_path, progress_interval=0.05) as target:
+        target.write(lines[:1])  # the SCHEMA; then the tap runs its query, for minutes maybe
+        wait_until(lambda: progress_lines(tmp_path) >= 2, timeout=30)
+        target.write(lines[1:])
+        run = target.finish()
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert WORKERS_LOG_LINE in run.stderr  # forked at the SCHEMA, before any progress line
+    assert bookmark(run.states[-1]) == 50
+
+
+def test_workers_are_forked_for_a_schema_that_comes_while_progress_lines_run(
+    tmp_path: Path,
+) -> None:
+    # a first stream no worker can take (no mapping: skipped), a pause, then the orders
+    skipped = {"type": "SCHEMA", "stream": "inventory", "schema": {"properties": {}}}
+    lines = singer_lines(messy_orders(50), state_every=50)
+    with live_target(tmp_path, progress_interval=0.05) as target:
+        target.write([compact(skipped)])
+        wait_until(lambda: progress_lines(tmp_path) >= 1, timeout=30)
+        target.write(lines[:1])  # the workers are forked, and progress lines go on
+        wait_until(lambda: WORKERS_LOG_LINE in (tmp_path / "stderr").read_text(), timeout=30)
+        seen = progress_lines(tmp_path)
+        wait_until(lambda: progress_lines(tmp_path) > seen, timeout=30)
+        target.write(lines[1:])
+        run = target.finish()
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert WORKERS_LOG_LINE in run.stderr
+    assert bookmark(run.states[-1]) == 50
+
+
 def test_half_a_surrogate_pair_reaches_meta_as_the_replacement_character_as_without_workers(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
@@ -931,6 +971,104 @@ def test_lines_go_to_the_workers_in_chunks_of_at_most_a_mebibyte() -> None:
     chunk_sizes = [int(size) for size in completed.stdout.split()]
     assert sum(chunk_sizes) > 3 * CHUNK_BYTES
     assert max(chunk_sizes) < CHUNK_BYTES + 400_000  # a chunk is sent once it reaches 1 MiB
+
+
+class _ChunkRecorder:
+    """A RecordWorkerPool that forks nothing: keeps the chunks submitted, answers none."""
+
+    size = 1
+    pending = 0
+
+    def __init__(self) -> None:
+        self.streams: list[str] = []
+        self.chunks: dict[str, list[Line]] = {}
+
+    def add_stream(self, spec: StreamSpec) -> int:
+        self.streams.append(spec.stream)
+        return len(self.streams) - 1
+
+    def submit(self, stream_id: int, lines: list[Line], context: Any) -> None:
+        self.chunks.setdefault(self.streams[stream_id], []).extend(lines)
+
+    def oldest_ready(self) -> bool:
+        return False
+
+
+class _CountedScans(dict):
+    """A routing table that counts the scans of its entries."""
+
+    scans = 0
+
+    def items(self) -> Any:
+        type(self).scans += 1
+        return super().items()
+
+    def __iter__(self) -> Any:
+        type(self).scans += 1
+        return super().__iter__()
+
+
+def test_claiming_a_line_of_one_of_many_interleaved_streams_scans_no_routing_table() -> None:
+    # 200 streams whose lines come one after the other: finding each line's stream by trying
+    # every stream's prefix made the main process the bottleneck (~50 µs a line)
+    streams = [f"public-table_{index:03d}" for index in range(200)]
+    pool = _ChunkRecorder()
+    records = ParallelRecords(
+        pool,  # type: ignore[arg-type]
+        number=itertools.count(1).__next__,
+        add_events=lambda *args: None,
+        add_tally=lambda *args: None,
+        reprocess=lambda *args: None,
+        chunk_lines=10_000,
+    )
+    for stream in streams:
+        spec = StreamSpec(stream, generate.SCHEMA, ("order_id",), {}, True)
+        records.route(stream, spec, destination=None)
+    records._routes = _CountedScans(records._routes)
+    lines: dict[str, list[Line]] = {stream: [] for stream in streams}
+    number = 0
+    for round_number in range(5):
+        for stream in streams:
+            message = {"type": "RECORD", "stream": stream, "record": {"order_id": round_number}}
+            line = compact(message) if round_number % 2 else json.dumps(message)
+            line = line.encode() if round_number < 3 else line
+            lines[stream].append(line)
+            number += 1
+            assert records.claim(line, number)
+        unrouted = compact({"type": "RECORD", "stream": "other", "record": {}}).encode()
+        assert not records.claim(unrouted, number)
+
+    assert _CountedScans.scans == 0
+    records.flush()
+    assert pool.chunks == lines
+
+
+def test_streams_named_with_escapes_get_their_own_lines_and_no_other() -> None:
+    # a name holding a quote or a backslash is escaped in the line: where it ends is found
+    # by trying the prefixes, and a name that only starts the same is another stream
+    streams = ['say "hi"', "back\\slash", "back", 'say "hi" again', "é"]
+    pool = _ChunkRecorder()
+    records = ParallelRecords(
+        pool,  # type: ignore[arg-type]
+        number=itertools.count(1).__next__,
+        add_events=lambda *args: None,
+        add_tally=lambda *args: None,
+        reprocess=lambda *args: None,
+        chunk_lines=10_000,
+    )
+    for stream in streams[:3]:
+        spec = StreamSpec(stream, generate.SCHEMA, ("order_id",), {}, True)
+        records.route(stream, spec, destination=None)
+    claimed: dict[str, list[Line]] = {}
+    for number, stream in enumerate(streams * 2, start=1):
+        message = {"type": "RECORD", "stream": stream, "record": {"order_id": number}}
+        for line in (compact(message).encode(), json.dumps(message, ensure_ascii=False)):
+            if records.claim(line, number):
+                claimed.setdefault(stream, []).append(line)
+    records.flush()
+
+    assert sorted(claimed) == sorted(streams[:3])
+    assert pool.chunks == claimed
 
 
 def test_no_worker_is_forked_when_no_stream_can_use_one(tmp_path: Path) -> None:

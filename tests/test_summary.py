@@ -24,13 +24,13 @@ from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_
 from target_meta_capi.pace import Wait
 from target_meta_capi.summary import (
     COVERAGE_KEYS,
+    LatencyHistogram,
     ProgressReporter,
     RunStats,
     coverage_percent,
     error_reason,
     format_summary,
     is_near_cutoff,
-    percentile,
     write_run_summary,
 )
 
@@ -283,7 +283,42 @@ def test_latency_is_none_without_requests():
     [([5.0], 0.5, 5.0), ([1.0, 2.0], 0.5, 1.0), ([1.0, 2.0, 3.0, 4.0], 0.95, 4.0)],
 )
 def test_percentile_of_small_samples(values, fraction, expected):
-    assert percentile(values, fraction) == expected
+    histogram = LatencyHistogram()
+    for value in values:
+        histogram.add(value)
+
+    assert histogram.percentile(fraction) == expected
+
+
+def test_latencies_are_kept_to_the_millisecond_below_a_second_and_3_digits_above():
+    histogram = LatencyHistogram()
+    for seconds in (0.0574, 0.0576, 12.345, 12.36, 123.4):
+        histogram.add(seconds)
+
+    assert [histogram.percentile(rank / 5) for rank in range(1, 6)] == [
+        0.057,
+        0.058,
+        12.3,
+        12.4,
+        123.0,
+    ]
+    assert histogram.max == 123.4  # exact
+    assert histogram.count == 5
+
+
+def test_a_long_run_keeps_a_bounded_number_of_latencies():
+    # a quiet tap sends a request a second for days: one kept value per request grew forever
+    stats = RunStats()
+    attempts = 200_000
+    for index in range(attempts):
+        # spread over 0.1 ms to 60 s, every value different
+        stats.on_attempt(1, 200, 0.0001 + (index * 7919 % attempts) * 60 / attempts, None)
+
+    requests = stats.snapshot()["requests"]
+    assert requests["attempts"] == attempts
+    assert len(stats._latencies) < 4000
+    assert requests["latency_seconds"]["p50"] == pytest.approx(30, rel=0.01)
+    assert requests["latency_seconds"]["p95"] == pytest.approx(57, rel=0.01)
 
 
 def test_attempts_are_counted_by_status_and_failures_by_reason():
@@ -675,6 +710,46 @@ def test_final_progress_line_reports_the_rate_over_the_whole_run():
 
     assert line.startswith("Final progress: ")
     assert "5.0 events/s" in line
+
+
+def test_progress_line_names_only_streams_that_moved_and_at_most_ten():
+    # a tap with 200 tables made lines of 15 kB, mostly about tables that had not moved
+    clock, stats, reporter = clocked_reporter()
+    for index in range(30):
+        stats.request_submitted(f"table_{index:02d}", 1)
+    clock.now += 1.0
+    first = reporter.report()
+    stats.request_acknowledged("table_25", 1)
+    clock.now += 1.0
+    second = reporter.report()
+    clock.now += 1.0
+    third = reporter.report()
+    final = reporter.report(final=True)
+
+    assert re.findall(r"table_\d\d", first) == [f"table_{index:02d}" for index in range(10)]
+    assert "; 20 more streams]" in first
+    assert "[table_25: 0 read, 1 sent, 1 acknowledged, 0 in flight, 0 dead-lettered]" in second
+    assert "table_" not in third  # nothing moved
+    assert "; 20 more streams]" in final  # the summary that follows lists every stream
+
+
+def progress_threads() -> int:
+    return sum(thread.name == "target-meta-capi-progress" for thread in threading.enumerate())
+
+
+def test_no_progress_thread_runs_while_paused_for_a_fork_and_one_runs_again_after():
+    reporter = ProgressReporter(RunStats(), logging.getLogger("test.target"), interval=0.01)
+    with reporter.paused():  # before it started: nothing to pause, nothing started after
+        pass
+    assert progress_threads() == 0
+    reporter.start()
+    try:
+        with reporter.paused():
+            assert progress_threads() == 0
+        assert progress_threads() == 1
+    finally:
+        reporter.stop()
+    assert progress_threads() == 0
 
 
 class LineWaiter(logging.Handler):

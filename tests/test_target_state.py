@@ -210,3 +210,86 @@ def test_state_of_a_quiet_tap_is_written_before_its_next_line(
         target.stdin.close()
         target.wait(timeout=30)
     assert target.returncode == 0
+
+
+def _inventory_lines(count: int) -> list[str]:
+    """A stream with no mapping (skipped: its records are settled as read), a STATE after each
+    of its `count` records."""
+    schema = {"properties": {"sku": {"type": "integer"}}}
+    lines = [json.dumps({"type": "SCHEMA", "stream": "inventory", "schema": schema})]
+    for sku in range(1, count + 1):
+        lines.append(json.dumps({"type": "RECORD", "stream": "inventory", "record": {"sku": sku}}))
+        lines.append(json.dumps({"type": "STATE", "value": {"inventory": sku}}))
+    return lines
+
+
+def test_states_ready_as_they_arrive_are_not_echoed_one_line_each_and_the_last_is_not_held(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # A STATE after every record of a skipped stream: each is ready as it arrives. Meltano
+    # commits every state line it gets to its system database, so 3,000 lines in a second or
+    # two would cost it more than the run; the newest state is what it keeps anyway.
+    sandbox = sandbox_factory(latency_ms=200)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(orders_config(sandbox.url, tmp_path)))
+    target = subprocess.Popen(
+        [str(Path(sys.executable).with_name("target-meta-capi")), "--config", str(config_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert target.stdin is not None and target.stdout is not None
+    states: list[Any] = []
+
+    def write_and_read_states_until(lines: list[str], last_state: Any) -> None:
+        assert target.stdin is not None and target.stdout is not None
+        target.stdin.write("\n".join(lines) + "\n")
+        target.stdin.flush()
+        # then the tap goes quiet with stdin open: the newest state must still come
+        while not states or states[-1] != last_state:
+            ready, _, _ = select.select([target.stdout], [], [], 30)
+            assert ready, f"a state was held while the tap was quiet (got {states[-1:]})"
+            states.append(json.loads(target.stdout.readline()))
+
+    try:
+        # an order's state, written when Meta's answer comes (a state line without a drain of
+        # the batches), then the skipped stream's
+        write_and_read_states_until(order_stream(1), {"bookmarks": {STREAM: 1}})
+        write_and_read_states_until(_inventory_lines(3000), {"inventory": 3000})
+    finally:
+        target.stdin.close()
+        target.wait(timeout=30)
+    assert target.returncode == 0
+    assert target.stdout.read() == ""  # nothing after the newest state
+    # one line a second at most: 3,001 without that rule
+    assert len(states) < 100
+    inventory = [state["inventory"] for state in states[1:]]
+    assert inventory == sorted(set(inventory))
+
+
+def test_a_request_failing_for_good_stops_the_run_while_the_tap_is_quiet(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # The failure is found on a thread of the window; the main thread waits for the tap's next
+    # line, which a quiet tap may send in hours. It used to raise it only then.
+    sandbox = sandbox_factory()
+    config = orders_config(sandbox.url, tmp_path, access_token="not-the-sandbox-token")
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    with (tmp_path / "stderr").open("w") as stderr:
+        target = subprocess.Popen(
+            [str(Path(sys.executable).with_name("target-meta-capi")), "--config", str(config_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+    assert target.stdin is not None and target.stdout is not None
+    try:
+        target.stdin.write("\n".join(order_stream(1)) + "\n")
+        target.stdin.flush()  # and nothing more: stdin stays open
+        target.wait(timeout=30)
+    finally:
+        if target.poll() is None:
+            target.kill()
+            target.wait()
+        target.stdin.close()
+    assert target.returncode == 1
+    assert target.stdout.read() == ""  # no state
+    assert "Check access_token" in (tmp_path / "stderr").read_text()
+    assert sandbox.stats()["requests"] == 1
