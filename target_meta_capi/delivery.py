@@ -230,6 +230,7 @@ class Delivery:
     def _settle(self, batch: SentBatch, future: Future[DeliveryReport]) -> None:
         error = future.exception()
         if error is not None:
+            self.stats.request_failed(batch.stream, len(batch.events))
             if isinstance(error, EventsReceivedMismatch):
                 self.stats.events_received_mismatch(batch.stream, error.sent, error.received)
             self.fail(
@@ -242,6 +243,7 @@ class Delivery:
         if report.rejected and self.fail_on_invalid_event:
             # as for an event breaking a rule locally: the run stops instead of dead-lettering
             first = report.rejected[0]
+            self.stats.request_failed(batch.stream, len(batch.events))
             self.fail(
                 EventRejectedError(
                     f"Meta rejected an event of {batch.describe()} (key "

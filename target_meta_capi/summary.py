@@ -141,6 +141,7 @@ class _StreamCounters:
         "dead_letters",
         "dropped",
         "events_acknowledged",
+        "events_failed",
         "events_mapped",
         "events_sent",
         "mismatch_received",
@@ -158,6 +159,7 @@ class _StreamCounters:
         self.requests = 0
         self.events_sent = 0
         self.events_acknowledged = 0
+        self.events_failed = 0  # in requests that failed for good: answered, not accepted
         self.near_cutoff = 0
         self.mismatch_requests = 0
         self.mismatch_sent = 0
@@ -187,8 +189,10 @@ class _StreamCounters:
             "events_sent": self.events_sent,
             "events_acknowledged": self.events_acknowledged,
             "events_dead_lettered": dead_lettered,
+            "events_failed": self.events_failed,
             "events_in_flight": max(
-                0, self.events_sent - self.events_acknowledged - settled_remotely
+                0,
+                self.events_sent - self.events_acknowledged - settled_remotely - self.events_failed,
             ),
             "events_unsent": max(0, self.events_mapped - self.events_sent - broke_rules),
         }
@@ -373,6 +377,11 @@ class RunStats(RequestObserver):
             counters = self._stream(stream)
             counters.requests -= 1
             counters.events_sent -= events
+
+    def request_failed(self, stream: str, events: int) -> None:
+        """A request whose answer (or lack of one) failed the run: not in flight any more."""
+        with self._lock:
+            self._stream(stream).events_failed += events
 
     def request_acknowledged(self, stream: str, events: int) -> None:
         with self._lock:
@@ -589,6 +598,12 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
             )
         if stream["events_dead_lettered"]:
             warnings.append(_dead_letter_warning(name, stream))
+        if stream["events_failed"]:
+            warnings.append(
+                f"Stream {name!r}: {stream['events_failed']} sent events were in requests that "
+                "failed the run (see its error), and no state covers them (a rerun sends them "
+                "again; Meta deduplicates those it did store, by event_id)."
+            )
         if stream["events_in_flight"]:
             warnings.append(
                 f"Stream {name!r}: {stream['events_in_flight']} sent events got no answer "

@@ -520,6 +520,20 @@ def test_events_sent_and_never_answered_are_warned_about():
     ]
 
 
+def test_events_of_a_request_that_failed_the_run_are_warned_about_as_failed():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 3)
+    stats.request_submitted("orders", 3)
+    stats.request_failed("orders", 3)
+
+    assert stats.snapshot()["streams"]["orders"]["events_in_flight"] == 0
+    assert stats.snapshot()["warnings"] == [
+        "Stream 'orders': 3 sent events were in requests that failed the run (see its error), "
+        "and no state covers them (a rerun sends them again; Meta deduplicates those it did "
+        "store, by event_id)."
+    ]
+
+
 def test_events_breaking_rules_are_dead_lettered_not_unsent():
     stats = RunStats()
     map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 3)

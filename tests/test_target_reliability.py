@@ -271,6 +271,17 @@ def test_invalid_token_stops_the_run_without_state(
     assert "wrong-token" not in caplog.text
 
 
+def test_events_of_a_request_that_failed_the_run_are_counted_as_failed_not_in_flight(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path, access_token="wrong-token"), order_stream(4)
+    )
+    orders = result.target.stats.snapshot()["streams"][STREAM]
+    assert (orders["events_sent"], orders["events_failed"], orders["events_in_flight"]) == (4, 4, 0)
+    assert not any("got no answer" in w for w in result.target.stats.snapshot()["warnings"])
+
+
 def test_unknown_pixel_stops_the_run_without_retrying(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
