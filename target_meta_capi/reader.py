@@ -258,7 +258,8 @@ class NumberedSingerReader(GenericSingerReader[str]):
         return None if self._wake_pipe is None else self._wake_pipe[0]
 
     def wake(self) -> None:
-        """From any thread: have the reading thread call `on_wake`."""
+        """From any thread or a signal handler: have the reading thread call `on_wake` (and
+        check for a stop) if it waits for the tap, or when it next does."""
         if self._wake_pipe is not None:
             with contextlib.suppress(OSError):  # full already (BlockingIOError): woken anyway
                 os.write(self._wake_pipe[1], b"\0")
@@ -282,6 +283,9 @@ class NumberedSingerReader(GenericSingerReader[str]):
         self._stop_signal = signum
         if self._waiting_for_input:
             raise TerminationRequested(signum)
+        # It may have checked for a stop a moment ago and be about to wait for the tap: the
+        # wake-up ends that wait, and the check after it stops reading.
+        self.wake()
 
     def stop_if_requested(self) -> None:
         if self._stop_signal is not None:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from singer_sdk import metrics as singer_metrics
 
@@ -95,10 +95,10 @@ def error_reason(error: BaseException) -> str:
 
 class LatencyHistogram:
     """Request latencies for the run summary's p50/p95/max, in memory that does not grow with
-    the run: each latency is counted under its value to the millisecond below a second and to
-    three significant digits above, as the summary shows them (a list of every latency grew by
-    ~32 bytes a request, and was sorted for each summary). At most ~1,000 values per decade of
-    seconds; the max is kept exactly."""
+    the run: each latency is counted under its value to the millisecond below a second (as
+    the summary shows them) and to three significant digits above (a list of every latency
+    grew by ~32 bytes a request, and was sorted for each summary). At most ~1,000 values per
+    decade of seconds; the max is kept exactly."""
 
     def __init__(self) -> None:
         self._counts: dict[float, int] = {}
@@ -117,7 +117,8 @@ class LatencyHistogram:
             self.max = seconds
 
     def percentile(self, fraction: float) -> float | None:
-        """Nearest-rank percentile of the values kept; None when there are none."""
+        """Nearest-rank percentile of the values kept; None when there are none. Never above
+        the max: a value kept rounded up (1.2351 as 1.24) stands for latencies up to it."""
         if not self.count:
             return None
         rank = max(math.ceil(fraction * self.count), 1)
@@ -125,7 +126,7 @@ class LatencyHistogram:
         for value in sorted(self._counts):
             seen += self._counts[value]
             if seen >= rank:
-                return value
+                return min(value, cast(float, self.max))  # set by the first add()
         return None  # unreachable: the counts add up to self.count
 
 

@@ -1,5 +1,6 @@
 import hashlib
 import itertools
+import signal
 import threading
 import time
 
@@ -371,5 +372,53 @@ def test_refuse_new_wakes_a_submit_waiting_for_room_and_lets_the_request_in_flig
         assert len(refused) == 1
         assert not started.done()  # the request in flight goes on
         release.set()
+        assert started.result(timeout=10).events_received == 1
+    assert [mark_of(request) for request in server.requests] == ["first"]
+
+
+class _WindowOfOneCheckedAsASignalLands:
+    """Stands in for a window of one: the first time submit() checks for room, a signal lands
+    right after it read that the processor was open, before it waits."""
+
+    def __init__(self) -> None:
+        self.signal_landed = False
+
+    def __gt__(self, in_flight: int) -> bool:  # `in_flight < window`
+        if not self.signal_landed:
+            self.signal_landed = True
+            signal.raise_signal(signal.SIGUSR1)
+        return in_flight < 1
+
+    def __lt__(self, concurrent_requests: int) -> bool:  # the window does not grow
+        return False
+
+
+def test_refuse_new_from_a_signal_handler_landing_before_the_wait_still_stops_submit():
+    # The handler runs on the thread about to wait, which holds the lock: its notify reaches
+    # no one, and the wait then lasted until a request in flight ended (minutes of retries
+    # in an outage, beyond any shutdown grace).
+    release = threading.Event()
+
+    def handler(request):
+        release.wait(HANDLER_WAIT_SECONDS)
+        return accept(request)
+
+    with FakeGraphServer(handler) as server, BatchProcessor(concurrent_requests=1) as processor:
+        first, second = requests_marked(server.url, ["first", "second"])
+        started = processor.submit(first)
+        window = _WindowOfOneCheckedAsASignalLands()
+        processor._window_size = window  # type: ignore[assignment]
+        previous = signal.signal(signal.SIGUSR1, lambda signum, frame: processor.refuse_new())
+        timer = threading.Timer(3, release.set)  # ends the request in flight, later
+        timer.start()
+        try:
+            with pytest.raises(ProcessorClosedError):
+                processor.submit(second)
+            assert window.signal_landed
+            assert not release.is_set()  # refused while the request in flight went on
+        finally:
+            signal.signal(signal.SIGUSR1, previous)
+            release.set()
+            timer.cancel()
         assert started.result(timeout=10).events_received == 1
     assert [mark_of(request) for request in server.requests] == ["first"]

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from target_meta_capi import reader as reader_module
-from target_meta_capi.reader import INPUT_GATHER_SECONDS, NumberedSingerReader, SingerInputError
+from target_meta_capi.reader import (
+    INPUT_GATHER_SECONDS,
+    NumberedSingerReader,
+    SingerInputError,
+    TerminationRequested,
+)
 
 fcntl = pytest.importorskip("fcntl")
 
@@ -145,6 +153,49 @@ def test_a_file_on_stdin_is_neither_widened_nor_waited_for(
         assert reader_module._widen_pipe(stdin.fileno()) is False
         assert len(list(NumberedSingerReader().default_input)) == 3
     assert sleeps == []
+
+
+class _ReaderWithAStopLandingAfterItsLastCheck(NumberedSingerReader):
+    """A signal lands right after the reader checked for a stop before it waits for the tap
+    (in _Stdin._wait_until_readable), before it counts as waiting for input."""
+
+    landed = False
+
+    def stop_if_requested(self) -> None:
+        super().stop_if_requested()
+        callers = {frame.f_code.co_name for frame, _ in traceback.walk_stack(None)}
+        if not self.landed and "_wait_until_readable" in callers:
+            self.landed = True
+            signal.raise_signal(signal.SIGUSR1)
+
+
+def test_a_stop_landing_just_before_the_wait_for_a_quiet_tap_ends_that_wait(
+    stdin_pipe: tuple[int, io.BufferedWriter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The handler found the reader not waiting yet and only asked it to stop at its next
+    # line, which a quiet tap may send in hours.
+    monkeypatch.setattr(reader_module, "_widen_pipe", lambda descriptor: False)  # no gathering
+    reader = _ReaderWithAStopLandingAfterItsLastCheck()
+    tap = stdin_pipe[1]
+    fed = threading.Event()
+
+    def tap_writes_a_line_later() -> None:
+        fed.set()
+        tap.write(b"\n")
+        tap.flush()
+
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: reader.request_stop(signum))
+    timer = threading.Timer(3, tap_writes_a_line_later)
+    timer.start()
+    try:
+        with pytest.raises(TerminationRequested):
+            list(reader.default_input)
+        assert reader.landed
+        assert not fed.is_set()  # stopped while the tap was quiet, not at its next line
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        timer.cancel()
+        timer.join()
 
 
 def test_a_byte_that_is_not_utf8_is_placed_within_its_line() -> None:

@@ -306,6 +306,16 @@ def test_latencies_are_kept_to_the_millisecond_below_a_second_and_3_digits_above
     assert histogram.count == 5
 
 
+def test_a_percentile_rounded_up_is_never_above_the_exact_max():
+    # 1.2351 s is kept as 1.24: the summary said "p50 1.240 s, p95 1.240 s, max 1.235 s"
+    stats = RunStats()
+    stats.on_attempt(1, 200, 1.2351, None)
+
+    latency = stats.snapshot()["requests"]["latency_seconds"]
+
+    assert latency == {"p50": 1.2351, "p95": 1.2351, "max": 1.2351}
+
+
 def test_a_long_run_keeps_a_bounded_number_of_latencies():
     # a quiet tap sends a request a second for days: one kept value per request grew forever
     stats = RunStats()

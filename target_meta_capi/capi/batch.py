@@ -31,6 +31,8 @@ from .retry import RetryPolicy
 from .rules import MAX_EVENTS_PER_REQUEST
 
 T = TypeVar("T")
+#: How often a submit() waiting for room in the window checks whether it was refused anyway.
+_RECHECK_SECONDS = 0.1
 
 
 class BatchProcessor:
@@ -151,7 +153,8 @@ class BatchProcessor:
         the window too; requests already started go on.
 
         Safe in a signal handler: the condition's lock is reentrant, so the handler may run
-        on the very thread that waits in submit(), which it then wakes.
+        on the very thread that waits in submit(), which it then wakes, or which sees it at
+        its next check if the handler ran just before its wait.
         """
         with self._condition:
             self._closed = True
@@ -188,7 +191,14 @@ class BatchProcessor:
 
     def _start(self, work: Callable[[EventRequest], T], request: EventRequest) -> Future[T]:
         with self._condition:
-            self._condition.wait_for(lambda: self._closed or self._in_flight < self._window_size)
+            # In short waits: refuse_new() from a signal handler landing on this thread after
+            # the check and before the wait notifies no one, and the wait would go on until a
+            # request in flight ends (minutes of retries, in an outage).
+            while not self._condition.wait_for(
+                lambda: self._closed or self._in_flight < self._window_size,
+                _RECHECK_SECONDS,
+            ):
+                pass
             if self._closed:
                 raise ProcessorClosedError("BatchProcessor is closed")
             self._in_flight += 1
