@@ -25,6 +25,7 @@ from target_meta_capi.capi.errors import (
     ProcessorClosedError,
 )
 from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
+from target_meta_capi.mapping import record_key_text
 from target_meta_capi.reader import TerminationRequested
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import RunStats
@@ -247,7 +248,7 @@ class Delivery:
             self.fail(
                 EventRejectedError(
                     f"Meta rejected an event of {batch.describe()} (key "
-                    f"{_key_text(batch.keys[first.index])}): {first.error} "
+                    f"{record_key_text(batch.keys[first.index]) or 'none'}): {first.error} "
                     "(on_invalid_event is 'fail')"
                 )
             )
@@ -266,7 +267,3 @@ class Delivery:
     def dead_letter(self, letter: DeadLetter) -> None:
         self.dead_letters.write(letter)
         self.stats.events_dead_lettered(letter.stream, letter.summary_reason)
-
-
-def _key_text(key: Mapping[str, Any]) -> str:
-    return ", ".join(f"{name}={value!r}" for name, value in key.items()) or "none"

@@ -1557,15 +1557,18 @@ class EventMapper:
         }
 
     def _record_key_text(self, record: Mapping[str, Any]) -> str | None:
-        if not self.key_properties:
-            return None
-        return ", ".join(
-            f"{key}={value}" if key in self.redacted_keys else f"{key}={value!r}"
-            for key, value in self.record_key(record).items()
-        )
+        return record_key_text(self.record_key(record)) if self.key_properties else None
 
     def _error(self, record: Mapping[str, Any], field: str, message: str) -> MappingError:
         return MappingError(self.stream_name, field, message, self._record_key_text(record))
+
+
+def record_key_text(key: Mapping[str, Any]) -> str:
+    """A record's key (`EventMapper.record_key`) for a message: `order_id=7`, masked values
+    as the mask."""
+    return ", ".join(
+        f"{name}={value}" if value is MASK else f"{name}={value!r}" for name, value in key.items()
+    )
 
 
 def _has_recognisable_fields(schema_properties: Collection[str], config: Mapping) -> bool:
