@@ -166,7 +166,6 @@ class TargetMetaCapi(Target):
         self._last_written_state: t.Any = None
         self._wrote_state = False
         self._last_state_write = -math.inf  # time.monotonic() of the last state line
-        self._state_write_owed = False  # a ready state waits for the interval to end
         self._dry_run_service = (
             DryRunHttpService(self.config.get("dry_run_path"))
             if self.config.get("dry_run")
@@ -541,10 +540,8 @@ class TargetMetaCapi(Target):
 
     def _after_message(self) -> None:
         self.delivery.raise_if_failed()
-        wait = self._state_write_wait()
-        if wait > 0:
-            self._state_write_owed = self.ledger.has_ready_state()
-            return
+        if self._state_write_wait() > 0:
+            return  # a ready state waits: the next message after the interval, or a pause
         self._write_ready_state()
 
     def _state_write_wait(self) -> float:
@@ -584,17 +581,14 @@ class TargetMetaCapi(Target):
             if wait <= 0 or not wait_for_input(wait):
                 self._drain_owed = False
                 self._drain_sinks(time.monotonic())
-        if self._state_write_owed:
-            # rather than hold a ready state until the tap goes on
+        self.delivery.raise_if_failed()
+        if self.ledger.has_ready_state():
+            # held back by the write interval: written once it is over, rather than held
+            # until the tap goes on (if input comes first, the next message writes it)
             wait = self._state_write_wait()
-            if wait > 0 and wait_for_input(wait):
+            if wait <= 0 or not wait_for_input(wait):
                 self.delivery.raise_if_failed()
-                return  # the next message writes it, or the next pause
-            self._state_write_owed = False
-            self.delivery.raise_if_failed()
-            self._write_ready_state()
-            return
-        self._after_message()
+                self._write_ready_state()
 
     # --- state -----------------------------------------------------------------------------
 
