@@ -14,7 +14,10 @@ sandbox with the given latency on a free port, and measures over that same input
       a speed no target on this SDK can beat, to tell the SDK's cost from the target's own;
   (c) Meta's facebook-business SDK, BatchProcessor(1000, 4), building and sending the same
       events to the same sandbox (benchmarks/facebook_sdk_sender.py, in .venv-bench, which this
-      script creates on first use).
+      script creates on first use);
+  (z) the ceiling: target-meta-capi with its per-record conversion replaced by a copy of the
+      first event (benchmarks/ceiling_target.py), what (a) would be if converting a record cost
+      nothing; z/c is the most a/c this machine allows the target's design.
 Then it runs (a) once more on 4N records, and prints events/s, the ratios a/b and a/c and the
 target's peak memory at N and 4N next to the goals of issue 7.
 
@@ -119,8 +122,6 @@ class Measurement:
     peak_processes: int | None = None
     # CPU the sandbox used while the command ran (it shares the machine's cores)
     sandbox_cpu_seconds: float | None = None
-    # the target's own summary line saying who set the pace of this run, where it is read
-    target_pace: str | None = None
 
     @property
     def events_per_second(self) -> float:
@@ -326,6 +327,20 @@ def run_target(
     )
 
 
+def run_ceiling(input_path: Path, records: int, box: SandboxProcess, workdir: Path) -> Measurement:
+    """(z): the target with a conversion that costs nothing (benchmarks/ceiling_target.py)."""
+    target = target_command(box, workdir, "ceiling")
+    return measure_sending(
+        "(z) ceiling: the target, its conversion free",
+        [str(PROJECT_PYTHON), str(BENCHMARKS / "ceiling_target.py"), *target[1:]],
+        input_path,
+        records,
+        box,
+        workdir,
+        "ceiling",
+    )
+
+
 def measure_sending(
     label: str,
     command: list[str],
@@ -421,8 +436,6 @@ def print_measurement(measurement: Measurement) -> None:
         + ")"
     )
     print(line, flush=True)
-    if measurement.target_pace:
-        print(f"    the target's summary: {measurement.target_pace}", flush=True)
     if measurement.problem:
         print(f"    FAILED: {measurement.problem}", flush=True)
 
@@ -519,7 +532,9 @@ def main() -> int:
         help="the sandbox's answer delay per request (default 100)",
     )
     parser.add_argument(
-        "--only", default="abfc", help="which of a, b, f, c to run (default abfc), e.g. --only bc"
+        "--only",
+        default="abfcz",
+        help="which of a, b, f, c, z to run (default abfcz), e.g. --only bc",
     )
     parser.add_argument(
         "--no-4n",
@@ -607,7 +622,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         flush=True,
     )
 
-    target = noop = floor = facebook = target_4n = None
+    target = noop = floor = facebook = ceiling = target_4n = None
     with sandbox(args.latency_ms, workdir, args.sandbox_url) as box:
         if "b" in args.only:
             noop = best_of(args.repeat, lambda: run_noop(input_path, records, workdir))
@@ -625,23 +640,45 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
                 args.repeat, lambda: run_target(input_path, records, box, workdir, "target")
             )
             print_measurement(target)
-            if not args.no_4n:
-                big_input = write_stream(
-                    workdir / f"orders-{4 * records}.singer",
-                    4 * records,
-                    customers=args.customers,
-                    seed=args.seed,
+        if "z" in args.only:
+            if default_worker_count():
+                ceiling = best_of(
+                    args.repeat, lambda: run_ceiling(input_path, records, box, workdir)
                 )
-                target_4n = run_target(big_input, 4 * records, box, workdir, "target-4n")
-                print_measurement(target_4n)
-                big_input.unlink()
+                print_measurement(ceiling)
+            else:
+                print(
+                    "(z) skipped: the ceiling replaces the record workers' conversion, and "
+                    "the target runs none on one CPU",
+                    flush=True,
+                )
+        if "a" in args.only and not args.no_4n:
+            big_input = write_stream(
+                workdir / f"orders-{4 * records}.singer",
+                4 * records,
+                customers=args.customers,
+                seed=args.seed,
+            )
+            target_4n = run_target(big_input, 4 * records, box, workdir, "target-4n")
+            print_measurement(target_4n)
+            big_input.unlink()
 
-    runs = [run for run in (target, noop, floor, facebook, target_4n) if run]
+    runs = [run for run in (target, noop, floor, facebook, ceiling, target_4n) if run]
     all_met = print_goals(target, noop, facebook, target_4n)
     if target and floor:
         print(
             f"\n  a/f = {target.events_per_second / floor.events_per_second:5.2f}   "
             "(share of the SDK's floor speed the target keeps; the rest is its own work)"
+        )
+    if ceiling and facebook:
+        print(
+            f"  z/c = {ceiling.events_per_second / facebook.events_per_second:5.2f}   "
+            "(the most a/c this machine allows the target's design: (z) converts for free)"
+        )
+    if target and ceiling:
+        print(
+            f"  a/z = {target.events_per_second / ceiling.events_per_second:5.2f}   "
+            "(share of that ceiling the target keeps; the rest is its per-record conversion)"
         )
     if args.json:
         args.json.write_text(

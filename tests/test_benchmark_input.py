@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import generate
 from run import ACCESS_TOKEN, ORDERS_MAPPING, PIXEL_ID
 
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 TARGET = Path(sys.executable).with_name("target-meta-capi")
 
 
@@ -66,3 +67,37 @@ def test_target_delivers_every_generated_order_with_the_benchmark_mapping(
     assert finished.returncode == 0, finished.stderr.decode()[-2000:]
     assert len(sandbox.accepted_events()) == 500
     assert not dead_letters.exists() or dead_letters.read_text() == ""
+
+
+def test_ceiling_target_sends_each_order_as_the_first_orders_event_under_its_own_event_id(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    input_path = generate.write_stream(tmp_path / "orders.singer", 1_500)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(
+        json.dumps(
+            {
+                "pixel_id": PIXEL_ID,
+                "access_token": ACCESS_TOKEN,
+                "graph_url": sandbox.url,
+                "dead_letter_path": str(tmp_path / "dead-letters.jsonl"),
+                "streams": ORDERS_MAPPING,
+                "record_workers": 2,
+            }
+        )
+    )
+    with input_path.open("rb") as stdin:
+        finished = subprocess.run(
+            [sys.executable, str(BENCHMARKS / "ceiling_target.py"), "--config", str(config_path)],
+            stdin=stdin,
+            capture_output=True,
+            timeout=120,
+        )
+    assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+    events = [accepted["event"] for accepted in sandbox.accepted_events()]
+    assert sorted(int(event["event_id"]) for event in events) == list(range(1, 1_501))
+    # each worker converts its first order for real; every other event is a copy of one of those
+    made = [event for event in events if event["custom_data"]["order_id"] == event["event_id"]]
+    assert 1 <= len(made) <= 2
+    without_id = [{**event, "event_id": None} for event in made]
+    assert all({**event, "event_id": None} in without_id for event in events)
