@@ -236,9 +236,9 @@ class NumberedSingerReader(GenericSingerReader[str]):
         #: Called when stdin has no line waiting, before reading waits for the tap, with a
         #: function that waits up to some seconds for input and says whether it came.
         self.on_input_pause: t.Callable[[InputWait], None] | None = None
-        #: Called before a read of stdin that finds input waiting, between two lines (once
-        #: per MB of input at most, or per burst of a tap's lines): where work held back for
-        #: later may be done while the input flows without a pause.
+        #: Called before a read of stdin that finds input waiting, between two lines (a read
+        #: takes up to 1 MB, or a burst of a tap's lines): where work held back for later may
+        #: be done while the input flows without a pause.
         self.on_input_flow: t.Callable[[], None] | None = None
         #: Called on the reading thread after `wake` (from any thread), at once if it waits
         #: for input, else when it next finds stdin dry.
