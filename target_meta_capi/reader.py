@@ -143,6 +143,7 @@ class _Stdin(io.RawIOBase):
 
     def readinto(self, buffer: t.Any) -> int | None:
         if self.wait_for_input(0):
+            self._reader.input_flows()
             with self._reader.waiting_for_input():
                 return self._file.readinto(buffer)
         with self._reader.pace_clock.waiting_for("input"):
@@ -174,12 +175,26 @@ class _Stdin(io.RawIOBase):
                 return
 
     def wait_for_input(self, seconds: float) -> bool:
-        """Whether input arrives within `seconds` (or end of input)."""
-        try:
-            with self._reader.waiting_for_input():
-                return bool(select.select([self._file.fileno()], [], [], seconds)[0])
-        except (OSError, ValueError):  # select cannot watch this file here (Windows pipes)
-            return seconds == 0
+        """Whether input arrives within `seconds` (or end of input). A wait that is not 0
+        answers wake-ups meanwhile, as `_wait_until_readable` does: a request failing for
+        good stops the run then, not when a wait for a partial batch's time ends."""
+        stdin = self._file.fileno()
+        wake_end = self._reader.wake_descriptor
+        watched = [stdin] if wake_end is None or seconds <= 0 else [stdin, wake_end]
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                with self._reader.waiting_for_input():
+                    readable = select.select(
+                        watched, [], [], max(0.0, deadline - time.monotonic())
+                    )[0]
+            except (OSError, ValueError):  # select cannot watch this file here (Windows pipes)
+                return seconds == 0
+            if stdin in readable:
+                return True
+            if wake_end not in readable:
+                return False
+            self._reader.woken()
 
 
 def _widen_pipe(descriptor: int) -> bool:
@@ -221,6 +236,10 @@ class NumberedSingerReader(GenericSingerReader[str]):
         #: Called when stdin has no line waiting, before reading waits for the tap, with a
         #: function that waits up to some seconds for input and says whether it came.
         self.on_input_pause: t.Callable[[InputWait], None] | None = None
+        #: Called before a read of stdin that finds input waiting, between two lines (a read
+        #: takes up to 1 MB, or a burst of a tap's lines): where work held back for later may
+        #: be done while the input flows without a pause.
+        self.on_input_flow: t.Callable[[], None] | None = None
         #: Called on the reading thread after `wake` (from any thread), at once if it waits
         #: for input, else when it next finds stdin dry.
         self.on_wake: t.Callable[[], None] | None = None
@@ -277,6 +296,10 @@ class NumberedSingerReader(GenericSingerReader[str]):
         self.stop_if_requested()
         if self.on_input_pause is not None:
             self.on_input_pause(wait_for_input)
+
+    def input_flows(self) -> None:
+        if self.on_input_flow is not None:
+            self.on_input_flow()
 
     def request_stop(self, signum: int) -> None:
         """From a signal handler: stop reading at the next safe point (now, if waiting)."""

@@ -75,6 +75,7 @@ from target_meta_capi.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENT_REQUESTS,
     DEFAULT_DEAD_LETTER_PATH,
+    DEFAULT_MAX_BATCH_WAIT_SECONDS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_SECONDS,
     DEFAULT_PARTNER_AGENT,
@@ -184,8 +185,15 @@ class TargetMetaCapi(Target):
             float(self.config.get("progress_interval", DEFAULT_PROGRESS_INTERVAL)),
         )
         self._last_state_drain = 0.0
+        self._max_batch_wait = float(
+            self.config.get("max_batch_wait_seconds", DEFAULT_MAX_BATCH_WAIT_SECONDS)
+        )
+        # monotonic time since when a record read may wait, unsent, in a batch or with the
+        # workers; None when every record read was sent (or settled without a request)
+        self._unsent_since: float | None = None
         self.message_reader.pace_clock = self.stats.pace_clock
         self.message_reader.on_input_pause = self._input_paused
+        self.message_reader.on_input_flow = self._input_flowing
         self.message_reader.on_wake = self.delivery.raise_if_failed
         self._closed = False
         # the first SIGTERM/SIGINT and when it came
@@ -555,40 +563,79 @@ class TargetMetaCapi(Target):
         if now - self._last_state_drain < self.state_drain_min_interval_seconds:
             self._drain_owed = True  # paid when the input pauses, if it does
             return
-        if self._parallel is not None:
-            # the state's records may still wait in a partial chunk (a stream seen rarely
-            # fills none) or with the workers: into their sinks first, as without workers
-            self._parallel.flush()
-        self._drain_sinks(now)
-        self._drain_owed = False  # the workers hold nothing now: every record was drained
+        self._send_partial_batches(now)
 
-    def _drain_sinks(self, now: float) -> None:
+    def _send_partial_batches(self, now: float) -> None:
+        """Send every record read so far: the batches of every sink, full or not.
+
+        Only between two input lines, never from a worker's answer being applied: flushing
+        the workers there would apply later chunks before the rest of that one.
+        """
+        if self._parallel is not None:
+            # records may still wait in a partial chunk (a stream seen rarely fills none) or
+            # with the workers: into their sinks first, as without workers
+            self._parallel.flush()
         self._last_state_drain = now
         for sink in [*self._sinks_to_clear, *self._sinks_active.values()]:
             self.drain_one(sink)
+        # the workers hold nothing now: every record read was drained
+        self._drain_owed = False
+        self._unsent_since = None
+
+    def _handle_max_record_age(self) -> None:
+        # after each record (or run of records from a worker): from now on something may
+        # wait unsent, and `max_batch_wait_seconds` counts from the first such record
+        if self._unsent_since is None:
+            self._unsent_since = time.monotonic()
+        super()._handle_max_record_age()
+
+    def _partial_batches_due_at(self) -> float | None:
+        """When half-full batches are to be sent (monotonic time), or None: nothing waits."""
+        due = math.inf
+        if self._drain_owed:
+            due = self._last_state_drain + self.state_drain_min_interval_seconds
+        if self._unsent_since is not None:
+            due = min(due, self._unsent_since + self._max_batch_wait)
+        return None if due == math.inf else due
+
+    def _input_flowing(self) -> None:
+        """Input is waiting, between two lines: send batches older than
+        `max_batch_wait_seconds`, so that a stream seen rarely among busy ones (whose batches
+        fill) is not held until the input pauses."""
+        now = time.monotonic()
+        if self._unsent_since is not None and now >= self._unsent_since + self._max_batch_wait:
+            self._send_partial_batches(now)
 
     def _input_paused(self, wait_for_input: t.Callable[[float], bool]) -> None:
-        """The tap sends nothing for now: finish what the workers hold, and if a state waits
-        for records still in half-full batches, send them — unless input comes back within
-        the drain interval — rather than hold that state until the tap goes on."""
+        """The tap sends nothing for now: finish what the workers hold; send half-full
+        batches when a state waits for them (after the drain interval) or their oldest record
+        is `max_batch_wait_seconds` old, and write a state held back by the write interval
+        once it is over — unless input comes back first — rather than hold them until the
+        tap goes on, which a log-based tap may not do for hours."""
         # progress lines from here on, also while a tap is quiet before its first record
         self.progress.start()
         if self._parallel is not None:
             self._parallel.flush()
-        if self._drain_owed:
+        while True:
+            self.delivery.raise_if_failed()
             now = time.monotonic()
-            wait = self.state_drain_min_interval_seconds - (now - self._last_state_drain)
-            if wait <= 0 or not wait_for_input(wait):
-                self._drain_owed = False
-                self._drain_sinks(time.monotonic())
-        self.delivery.raise_if_failed()
-        if self.ledger.has_ready_state():
-            # held back by the write interval: written once it is over, rather than held
-            # until the tap goes on (if input comes first, the next message writes it)
-            wait = self._state_write_wait()
-            if wait <= 0 or not wait_for_input(wait):
-                self.delivery.raise_if_failed()
+            send_at = self._partial_batches_due_at()
+            if send_at is not None and send_at <= now:
+                self._send_partial_batches(now)
+                continue
+            # a ready state the write interval holds back (if input comes first, the next
+            # message writes it; an acknowledgement writes its own at once)
+            write_at = (
+                self._last_state_write + self.state_write_min_interval_seconds
+                if self.ledger.has_ready_state()
+                else None
+            )
+            if write_at is not None and write_at <= now:
                 self._write_ready_state()
+                continue
+            waits = [at - now for at in (send_at, write_at) if at is not None]
+            if not waits or wait_for_input(min(waits)):
+                return
 
     # --- state -----------------------------------------------------------------------------
 
