@@ -122,6 +122,8 @@ class Measurement:
     peak_processes: int | None = None
     # CPU the sandbox used while the command ran (it shares the machine's cores)
     sandbox_cpu_seconds: float | None = None
+    # the target's own summary line saying who set the pace of this run, where it is read
+    target_pace: str | None = None
 
     @property
     def events_per_second(self) -> float:
@@ -436,6 +438,8 @@ def print_measurement(measurement: Measurement) -> None:
         + ")"
     )
     print(line, flush=True)
+    if measurement.target_pace:
+        print(f"    the target's summary: {measurement.target_pace}", flush=True)
     if measurement.problem:
         print(f"    FAILED: {measurement.problem}", flush=True)
 
