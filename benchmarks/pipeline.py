@@ -59,7 +59,7 @@ from run import (
 )
 
 sys.path.insert(0, str(ROOT))
-from tests._postgres import PostgresServer, running_postgres
+from tools.private_postgres import PostgresServer, running_postgres
 
 TAP_VENV = ROOT / ".venv-tap"
 MELTANO = ROOT / ".venv-meltano" / "bin" / "meltano"

@@ -3,7 +3,8 @@
 Everything before the wire (mapping, hashing, validation, batching, bisection) runs as usual,
 nothing is sent, and the target writes state as if Meta had acknowledged every request.
 The access token and appsecret_proof are removed from what is written, and so are the user_data
-values sent unhashed (IP address, user agent...): masked, as in dead letters.
+values sent unhashed (IP address, user agent...): masked, as in dead letters; and so are the
+userinfo and query string of the URL (from graph_url).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface
-from target_meta_capi.capi.privacy import redact_user_data
+from target_meta_capi.capi.privacy import redact_user_data, shown_url
 
 DRY_RUN_ACCESS_TOKEN = "dry-run"  # EventRequest insists on a token; this one never leaves
 _SECRET_PARAMETERS = ("access_token", "appsecret_proof")
@@ -42,7 +43,7 @@ class DryRunHttpService(HttpServiceInterface):
         for name in _SECRET_PARAMETERS:
             payload.pop(name, None)
         payload["data"] = [redact_user_data(event) for event in payload["data"]]
-        line = json.dumps({"url": url, "payload": payload}, ensure_ascii=False)
+        line = json.dumps({"url": shown_url(url), "payload": payload}, ensure_ascii=False)
         with self._lock:
             output = self._output()
             output.write(line + "\n")

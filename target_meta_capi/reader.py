@@ -228,9 +228,12 @@ class NumberedSingerReader(GenericSingerReader[str]):
         #: Keeps the time from finding stdin dry (and pausing, see `on_input_pause`) until the
         #: tap's next bytes came: the tap was the slower side then. The target shares its own.
         self.pace_clock = PaceClock()
+        #: The stream and type ("RECORD", "SCHEMA" ...) of the message being processed; None
+        #: when none is (before the first, between two, at the end of input).
         self.current_stream: str | None = None
-        #: The type of the message being processed ("RECORD", "SCHEMA" ...), None before any.
         self.current_message_type: str | None = None
+        #: Whether every input line was read: what fails now fails at the end of input.
+        self.input_ended = False
         #: Takes RECORD lines to process elsewhere (record_workers.py), or None.
         self.record_router: RecordRouter | None = None
         #: Called when stdin has no line waiting, before reading waits for the tap, with a
@@ -399,6 +402,7 @@ class NumberedSingerReader(GenericSingerReader[str]):
                 router.flush()  # what it holds comes before this message
             counts[self._dispatch(message)] += 1
             self.messages_read += 1
+        self.input_ended = True
         if self.record_router is not None:
             self.record_router.flush()
         return Counter(counts)
@@ -432,8 +436,13 @@ class NumberedSingerReader(GenericSingerReader[str]):
                 f"Input line {self.line_number} has unknown message type "
                 f"{message_type!r} (expected SCHEMA, RECORD or STATE)"
             )
+        # a line given back by the record router is processed while another message may be
+        # (a STATE draining the workers): that one's context holds again after it
+        outer = (self.current_stream, self.current_message_type)
         stream = message.get("stream")
         self.current_stream = stream if isinstance(stream, str) else None
         self.current_message_type = message_type
         callback(message)
+        # left as it was on an error, which then names this message
+        self.current_stream, self.current_message_type = outer
         return message_type

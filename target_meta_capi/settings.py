@@ -19,6 +19,7 @@ from target_meta_capi.capi.request import (
     DEFAULT_API_VERSION,
     DEFAULT_GRAPH_URL,
     graph_url_problem,
+    shown_graph_url,
 )
 from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST
 from target_meta_capi.summary import (
@@ -369,7 +370,7 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     graph_url_unusable = graph_url_problem(graph_url)
     if graph_url_unusable:
         errors.append(
-            f"graph_url must be an http:// or https:// URL, got {graph_url!r}: "
+            f"graph_url must be an http:// or https:// URL, got {shown_graph_url(graph_url)!r}: "
             f"{graph_url_unusable} (default {DEFAULT_GRAPH_URL})"
         )
     output_paths = {

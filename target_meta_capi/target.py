@@ -738,9 +738,14 @@ class TargetMetaCapi(Target):
     def describe_failure(self, error: BaseException) -> str:
         """One line saying what went wrong and where."""
         reader = self.message_reader
-        where = f"input line {reader.line_number}"
-        if reader.current_stream:
-            where += f", stream {reader.current_stream!r}"
+        if reader.current_message_type is not None:
+            where = f"input line {reader.line_number}"
+            if reader.current_stream:
+                where += f", stream {reader.current_stream!r}"
+        elif reader.input_ended:
+            where = f"at the end of input, after line {reader.line_number}"
+        else:
+            where = f"after input line {reader.line_number}, between messages"
         if isinstance(error, (BadRecordError, InvalidEventError)):
             return f"{error} at input line {reader.line_number}"
         if isinstance(error, (TargetFailure, SingerInputError, CapiError, DeadLetterWriteError)):

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests._e2e import find_meltano, skip_or_fail
-from tests._postgres import missing_postgres_reason
 from tests._target_support import wait_until
+from tools.private_postgres import missing_postgres_reason
 
 pytestmark = pytest.mark.e2e
 

@@ -38,7 +38,7 @@ import yaml
 from target_meta_capi.sandbox import SandboxConfig, SandboxServer
 from target_meta_capi.target import TargetMetaCapi
 from tests._e2e import find_meltano, skip_or_fail
-from tests._postgres import PostgresServer, missing_postgres_reason, running_postgres
+from tools.private_postgres import PostgresServer, missing_postgres_reason, running_postgres
 
 pytestmark = pytest.mark.e2e
 

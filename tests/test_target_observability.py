@@ -26,6 +26,7 @@ from ._target_support import (
     orders_config,
     record_line,
     run_in_process,
+    schema_line,
     state_line,
 )
 
@@ -432,6 +433,38 @@ def test_a_stream_map_failing_on_a_record_names_the_error_without_quoting_the_re
     assert "ValueError at " in last_line
     assert f"while processing a record (input line 2, stream '{STREAM}')" in last_line
     assert "@example.com" not in completed.stderr.lower()
+
+
+@pytest.mark.parametrize("record_workers", [0, 2])
+def test_a_failure_at_the_end_of_input_after_a_record_is_reported_as_at_the_end_of_input(
+    sandbox: SandboxServer, tmp_path: Path, record_workers: int
+) -> None:
+    # the last line is a RECORD, fully processed; then the summary cannot be written (a
+    # directory took its path meanwhile): no record's failure, and its message hides nothing
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(
+        sandbox.url, tmp_path, summary_path=str(summary_path), record_workers=record_workers
+    )
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    target = subprocess.Popen(
+        [str(TARGET), "--config", str(config_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert target.stdin is not None and target.stdout is not None
+    target.stdin.write(schema_line() + "\n" + state_line(0) + "\n")
+    target.stdin.flush()
+    assert json.loads(target.stdout.readline()) == {"bookmarks": {STREAM: 0}}  # started, line 2
+    summary_path.mkdir()
+    target.stdin.write(record_line(order(1)) + "\n")
+
+    _, stderr = target.communicate(timeout=60)
+
+    assert target.returncode == 1
+    assert stderr.splitlines()[-1].endswith(
+        "target-meta-capi failed: IsADirectoryError (at the end of input, after line 3): "
+        f"[Errno 21] Is a directory: '{summary_path}'"
+    )
 
 
 # --- pace: who was the slowest side -------------------------------------------------------

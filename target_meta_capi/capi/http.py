@@ -7,6 +7,7 @@ for free in sync, async and batch sends.
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -18,8 +19,11 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from .errors import ConfigurationError, NetworkError, RequestTimeout
+from .privacy import shown_url
 
 DEFAULT_POOL_SIZE = 32
+# urllib3's loggers that quote a request's URL (at DEBUG, as LOGLEVEL=DEBUG shows them)
+_URLLIB3_URL_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager")
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,23 @@ class RequestsHttpService(HttpServiceInterface):
 
     def close(self) -> None:
         self.session.close()
+
+
+class _MaskedUrls(logging.Filter):
+    """Masks the userinfo and query string of the URLs urllib3 logs, as everywhere else a URL
+    built from graph_url is shown: someone may have put a token there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                shown_url(value) if isinstance(value, str) else value for value in record.args
+            )
+        return True
+
+
+# urllib3's loggers are the process's, not this service's: filtered once, on import
+for _name in _URLLIB3_URL_LOGGERS:
+    logging.getLogger(_name).addFilter(_MaskedUrls())
 
 
 def classify_transport_error(error: BaseException) -> NetworkError | None:

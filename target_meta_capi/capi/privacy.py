@@ -1,7 +1,9 @@
-"""What of an event may be written where people read it: files, logs, reports.
+"""What of an event, or of a URL, may be written where people read it: files, logs, reports.
 
 Hashed customer information (SHA-256 digests) may; every other user_data value — IP address,
-user agent, fbc/fbp cookies, unhashed ids — is personal data too, and is masked.
+user agent, fbc/fbp cookies, unhashed ids — is personal data too, and is masked. Of a URL (the
+graph_url setting, and the request URLs built from it), the user:password before the host, the
+query string and the fragment are masked: someone may have put a token there.
 """
 
 from __future__ import annotations
@@ -46,3 +48,41 @@ def _mask(value: Any) -> Any:
 
 def _is_digest(value: Any) -> bool:
     return isinstance(value, str) and is_sha256_hex(value)
+
+
+def shown_url(url: str) -> str:
+    """The URL as it may be shown: its userinfo (`user:password@`), query string and fragment
+    masked. Text that is no valid URL is masked the same way, as far as it goes."""
+    shown = url
+    # the last span first, so the earlier ones' offsets still hold
+    for start, end in reversed(_url_secret_spans(url)):
+        shown = shown[:start] + MASK + shown[end:]
+    return shown
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that `shown_url` masks, to cut out of text quoting the URL (an HTTP
+    library's error message, which quotes the query but not the fragment)."""
+    return [url[start:end] for start, end in _url_secret_spans(url)]
+
+
+def _url_secret_spans(url: str) -> list[tuple[int, int]]:
+    """Where a URL's userinfo, query and fragment are, as (start, end) offsets in this order,
+    those it has and that are not empty. Read from the text as written, not with urlsplit,
+    which refuses some malformed URLs and drops tabs and newlines: a graph_url refused for
+    being malformed is still shown masked."""
+    fragment_mark = url.find("#")
+    fragment_start = fragment_mark + 1 if fragment_mark >= 0 else len(url)
+    query_mark = url.find("?", 0, fragment_start)
+    query_start = query_mark + 1 if query_mark >= 0 else fragment_start
+    path_end = query_start - 1 if query_mark >= 0 or fragment_mark >= 0 else len(url)
+    scheme_end = url.find("://", 0, path_end)
+    authority_start = scheme_end + 3 if scheme_end >= 0 else 0
+    slash = url.find("/", authority_start, path_end)
+    at = url.rfind("@", authority_start, slash if slash >= 0 else path_end)
+    spans = [
+        (authority_start, at if at >= 0 else authority_start),
+        (query_start, fragment_mark if fragment_mark >= 0 else len(url)),
+        (fragment_start, len(url)),
+    ]
+    return [(start, end) for start, end in spans if end > start]

@@ -32,7 +32,7 @@ from .http import (
     classify_transport_error,
     load_http_service,
 )
-from .privacy import unhashed_user_data_values
+from .privacy import shown_url, unhashed_user_data_values, url_secrets
 from .retry import RetryPolicy
 from .rules import MAX_EVENTS_PER_REQUEST
 from .usage import rate_limit_usage_percent
@@ -114,7 +114,7 @@ class EventRequest:
         # events hold customer data, the token is a secret: show neither
         return (
             f"{type(self).__name__}(pixel_id={self.pixel_id!r}, events={len(self.events)}, "
-            f"api_version={self.api_version!r}, graph_url={self.graph_url!r}, "
+            f"api_version={self.api_version!r}, graph_url={shown_graph_url(self.graph_url)!r}, "
             f"test_event_code={self.test_event_code!r})"
         )
 
@@ -191,7 +191,7 @@ class EventRequest:
             raise ConfigurationError("EventRequest needs an access_token")
         problem = graph_url_problem(self.graph_url)
         if problem:
-            raise ConfigurationError(f"graph_url {self.graph_url!r} {problem}")
+            raise ConfigurationError(f"graph_url {shown_graph_url(self.graph_url)!r} {problem}")
         if not isinstance(self.events, Sized):
             raise ConfigurationError(
                 "events must be a list (a generator can be read only once: make a list of it)"
@@ -276,8 +276,11 @@ class EventRequest:
 
     def _secrets(self) -> list[str | None]:
         """What no error message may quote: the token, the app secret and its proof, and the
-        customer data sent as it is (IP address, user agent...), which an answer may echo."""
+        customer data sent as it is (IP address, user agent...), which an answer may echo, and
+        the userinfo and query of graph_url."""
         secrets: list[str | None] = [self.access_token, self.app_secret, self.appsecret_proof]
+        # an HTTP library's message quotes the URL, and a token may be in graph_url's query
+        secrets.extend(url_secrets(self.graph_url))
         for event in self.events:
             decoded = msgspec.json.decode(event) if isinstance(event, msgspec.Raw) else event
             if isinstance(decoded, Mapping):
@@ -298,6 +301,12 @@ def graph_url_problem(graph_url: Any) -> str | None:
     if not usable or any(character.isspace() for character in graph_url):
         return "is not a valid URL (a host name, and a port from 1 to 65535 if any)"
     return None
+
+
+def shown_graph_url(graph_url: Any) -> Any:
+    """graph_url as a message or repr may quote it: a URL with its userinfo and query masked
+    (`privacy.shown_url`), anything else (a wrong type) as it is."""
+    return shown_url(graph_url) if isinstance(graph_url, str) else graph_url
 
 
 def _as_http_response(answer: Any) -> HttpResponse:

@@ -1,11 +1,11 @@
-"""A throwaway PostgreSQL server for end-to-end tests.
+"""A throwaway PostgreSQL server, for the end-to-end tests and the pipeline benchmark.
 
 `initdb` in a fresh temporary directory, listening on a free loopback port, stopped and deleted
-at the end. PostgreSQL refuses to run as root, so when the tests run as root (as CI does) the
-server runs as the `postgres` system user and owns its directory.
+at the end. PostgreSQL refuses to run as root, so when run as root (as CI does) the server runs
+as the `postgres` system user and owns its directory.
 
-SQL is run through the `psql` binary that ships next to the server, so the tests need no
-Python database driver.
+SQL is run through the `psql` binary that ships next to the server, so neither the tests nor
+the benchmark need a Python database driver.
 """
 
 from __future__ import annotations
