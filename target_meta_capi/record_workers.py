@@ -2,9 +2,11 @@
 
 Decoding, validating, date parsing, mapping, hashing and checking Meta's rules cost ~25 µs of
 Python per record (docs/performance.md), independently for each record, while one core holds
-one Python thread at a time. Here that work runs in worker processes; the main process keeps
-what must happen once: numbering records in the ack ledger (as they are read, so a STATE
-covers them at once), batching, sending, dead letters and state.
+one Python thread at a time. Here that work runs in worker processes, for each stream once
+the main process has processed its first `RECORDS_BEFORE_WORKERS` records itself (a stream
+costs each worker a set-up that a few records do not pay back); the main process keeps what
+must happen once: numbering records in the ack ledger (as they are read, so a STATE covers
+them at once), batching, sending, dead letters and state.
 
 The contract: for each line of a chunk a worker answers with the event encoded as JSON and
 the record's key, or with None — "process this line yourself" — for anything but a clean
@@ -58,6 +60,12 @@ CHUNK_LINES = 400
 CHUNK_BYTES = 1024 * 1024
 #: Chunks a worker holds at once: one at work, one queued, so it never waits for the next.
 CHUNKS_PER_WORKER = 2
+#: RECORD lines of a stream the main process processes itself before the workers get the
+#: rest. Each worker compiles a stream's validator and mapping (~10 ms) before its first
+#: record, which is what the main process spends on ~200 records, saved when workers do them:
+#: a database's many small tables would cost the workers more than they save
+#: (docs/performance.md, "Long, quiet and wide runs").
+RECORDS_BEFORE_WORKERS = 200
 MAX_WORKERS = 8
 #: Asked of the kernel for each end of a worker's socket pair (it may give less).
 SOCKET_BUFFER_BYTES = 2 * 1024 * 1024
@@ -380,12 +388,14 @@ class RecordWorkerPool:
 
 @dataclass(eq=False)
 class _Route:
-    """A stream whose lines are claimed, and its lines gathered for the next chunk."""
+    """A stream routed to the workers, and its lines gathered for the next chunk."""
 
     stream: str
     prefixes: dict[type, tuple[t.Any, ...]]  # as text and as UTF-8, by type of line
-    stream_id: int
+    spec: StreamSpec
     destination: Any
+    records_left_to_main: int  # before its lines are claimed
+    stream_id: int | None = None  # once the workers learned the stream
     lines: list[Line] = field(default_factory=list)
     line_numbers: list[int] = field(default_factory=list)
     record_numbers: list[int] = field(default_factory=list)
@@ -399,12 +409,13 @@ class _Route:
 
 
 class ParallelRecords:
-    """The reader's record router (reader.RecordRouter): claims RECORD lines of the streams
-    routed to it, numbers them in the ack ledger at once (`number`), so that a STATE read
-    after them covers them without waiting, sends them to the pool in chunks of one stream,
-    and hands the answers on in the order the chunks were sent — within a stream, input order:
-    runs of events with their numbers to `add_events`, counts to `add_tally`, given-back lines
-    with their line and record numbers to `reprocess`."""
+    """The reader's record router (reader.RecordRouter): leaves the first
+    `records_before_workers` RECORD lines of each stream routed to it to the main process,
+    then claims the stream's RECORD lines, numbers them in the ack ledger at once (`number`),
+    so that a STATE read after them covers them without waiting, sends them to the pool in
+    chunks of one stream, and hands the answers on in the order the chunks were sent — within
+    a stream, input order: runs of events with their numbers to `add_events`, counts to
+    `add_tally`, given-back lines with their line and record numbers to `reprocess`."""
 
     def __init__(
         self,
@@ -415,6 +426,7 @@ class ParallelRecords:
         add_tally: Callable[[str, MappingTally], None],
         reprocess: Callable[[Line, int, int], None],
         chunk_lines: int = CHUNK_LINES,
+        records_before_workers: int = RECORDS_BEFORE_WORKERS,
     ) -> None:
         self._pool = pool
         self._number = number
@@ -422,15 +434,17 @@ class ParallelRecords:
         self._add_tally = add_tally
         self._reprocess = reprocess
         self._chunk_lines = chunk_lines
+        self._records_before_workers = records_before_workers
         self._max_pending = CHUNKS_PER_WORKER * pool.size
         self._routes: dict[t.Any, _Route] = {}  # by line prefix, text and UTF-8
         self._last_route: _Route | None = None  # lines of one stream tend to come together
 
     def route(self, stream: str, spec: StreamSpec, destination: Any) -> None:
-        """Claim the RECORD lines of `stream` from now on; their events go to `destination`."""
+        """Claim the RECORD lines of `stream` once the main process processed the first ones
+        (anew after a changed SCHEMA); their events go to `destination`."""
         text = record_line_prefixes(stream)
         prefixes = {str: text, bytes: tuple(prefix.encode() for prefix in text)}
-        route = _Route(stream, prefixes, self._pool.add_stream(spec), destination)
+        route = _Route(stream, prefixes, spec, destination, self._records_before_workers)
         for prefix in (*prefixes[str], *prefixes[bytes]):
             self._routes[prefix] = route
 
@@ -438,7 +452,8 @@ class ParallelRecords:
         """Stop claiming the stream's lines (its schema is changing); workers forget it."""
         self.flush()
         for route in {route for route in self._routes.values() if route.stream == stream}:
-            self._pool.forget_stream(route.stream_id)
+            if route.stream_id is not None:
+                self._pool.forget_stream(route.stream_id)
         self._routes = {
             prefix: route for prefix, route in self._routes.items() if route.stream != stream
         }
@@ -452,12 +467,24 @@ class ParallelRecords:
             if route is None:
                 return False
             self._last_route = route
+        if route.stream_id is None and not self._to_workers(route):
+            return False
         route.lines.append(line)
         route.line_numbers.append(line_number)
         route.record_numbers.append(self._number())
         route.size += len(line)
         if len(route.lines) >= self._chunk_lines or route.size >= CHUNK_BYTES:
             self._send(route, wait=True)
+        return True
+
+    def _to_workers(self, route: _Route) -> bool:
+        """Whether this line of a stream the workers have not learned yet goes to them: the
+        main process keeps a stream's first lines, so a stream of a few records costs the
+        workers nothing, and the lines it processed reach the sink before any chunk."""
+        if route.records_left_to_main > 0:
+            route.records_left_to_main -= 1
+            return False
+        route.stream_id = self._pool.add_stream(route.spec)
         return True
 
     def _route_of(self, line: Line) -> _Route | None:
@@ -499,6 +526,7 @@ class ParallelRecords:
         self._pool.close()
 
     def _send(self, route: _Route, *, wait: bool) -> None:
+        assert route.stream_id is not None  # lines are gathered only once workers learned it
         lines, line_numbers, record_numbers = route.take_gathered()
         self._pool.submit(route.stream_id, lines, (route, lines, line_numbers, record_numbers))
         # apply what is back, and wait for the oldest while every worker has its fill

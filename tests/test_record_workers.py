@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from singer_sdk.singerlib.encoding.simple import RecordMessage, SimpleSingerWriter
@@ -34,6 +35,7 @@ from target_meta_capi.capi.normalize import normalize_user_data
 from target_meta_capi.reader import Line
 from target_meta_capi.record_workers import (
     CHUNK_BYTES,
+    RECORDS_BEFORE_WORKERS,
     ParallelRecords,
     RecordWorkerPool,
     StreamSpec,
@@ -133,6 +135,27 @@ def bookmark(state: dict[str, Any]) -> int:
 
 # --- running the target --------------------------------------------------------------------
 
+#: Where `NOTING_TARGET` notes, in its working directory, the streams the workers learn.
+STREAMS_TAUGHT = "streams-taught"
+#: The command, noting each stream its pool teaches the workers: each one then builds the
+#: stream's converter (validator, mapping), which is what a stream costs them.
+NOTING_TARGET = textwrap.dedent(
+    f"""
+    from target_meta_capi.record_workers import RecordWorkerPool
+    from target_meta_capi.target import TargetMetaCapi
+
+    add_stream = RecordWorkerPool.add_stream
+
+    def add_stream_noted(pool, spec):
+        with open({STREAMS_TAUGHT!r}, "a", encoding="utf-8") as noted:
+            noted.write(spec.stream + "\\n")
+        return add_stream(pool, spec)
+
+    RecordWorkerPool.add_stream = add_stream_noted
+    TargetMetaCapi.cli()
+    """
+)
+
 
 def dry_run_config(directory: Path, record_workers: int, **overrides: Any) -> dict[str, Any]:
     return {
@@ -186,6 +209,11 @@ class Run:
         return sorted(int(json.loads(event)["event_id"]) for event in self.events)
 
     @property
+    def streams_taught(self) -> list[str]:
+        """The streams the workers learned, in order (a run of `NOTING_TARGET` only)."""
+        return (self.directory / STREAMS_TAUGHT).read_text(encoding="utf-8").splitlines()
+
+    @property
     def dead_letters(self) -> bytes:
         path = self.directory / "dead_letters.jsonl"
         return path.read_bytes() if path.exists() else b""
@@ -214,10 +242,21 @@ class Run:
         return failure
 
 
-def run_target(directory: Path, lines: list[str], record_workers: int, **overrides: Any) -> Run:
-    config = dry_run_config(directory, record_workers, **overrides)
+def run_target(
+    directory: Path,
+    lines: list[str],
+    record_workers: int,
+    *,
+    noting_streams_taught: bool = False,
+    **overrides: Any,
+) -> Run:
+    config_path = write_config(directory, dry_run_config(directory, record_workers, **overrides))
+    command = [str(TARGET)]
+    if noting_streams_taught:
+        command = [sys.executable, "-c", NOTING_TARGET]
+        (directory / STREAMS_TAUGHT).touch()  # none taught: an empty file, not a missing one
     completed = subprocess.run(
-        [str(TARGET), "--config", str(write_config(directory, config))],
+        [*command, "--config", str(config_path)],
         input="".join(line + "\n" for line in lines),
         capture_output=True,
         text=True,
@@ -426,6 +465,113 @@ def test_record_workers_0_leaves_every_record_to_the_main_process(
     assert "worker processes" not in alone.stderr
 
 
+# --- a stream's first records: the main process's own ----------------------------------------
+
+
+def test_a_stream_of_no_more_records_than_the_main_process_keeps_is_taught_to_no_worker(
+    tmp_path: Path,
+) -> None:
+    # a database's many small tables: each would cost every worker a converter
+    lines = singer_lines(messy_orders(RECORDS_BEFORE_WORKERS), state_every=100)
+
+    run = run_target(tmp_path, lines, 2, noting_streams_taught=True)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert WORKERS_LOG_LINE in run.stderr  # forked at the SCHEMA all the same
+    assert run.streams_taught == []
+    assert run.event_ids == list(range(1, RECORDS_BEFORE_WORKERS + 1))
+
+
+def test_a_stream_past_the_main_process_records_reaches_meta_in_input_order_as_without_workers(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    records = RECORDS_BEFORE_WORKERS + 600
+    lines = singer_lines(messy_orders(records), state_every=records)
+    runs, received = [], []
+    for record_workers in (2, 0):
+        sandbox = sandbox_factory()
+        runs.append(
+            run_target(
+                tmp_path / f"workers-{record_workers}",
+                lines,
+                record_workers,
+                noting_streams_taught=True,
+                dry_run=False,
+                access_token=ACCESS_TOKEN,
+                graph_url=sandbox.url,
+                # one request at a time, in the order made; one holds records of both kinds
+                batch_size=300,
+                concurrent_requests=1,
+            )
+        )
+        # as the sandbox received them, keys in their order
+        received.append([json.dumps(item["event"]) for item in sandbox.accepted_events()])
+    workers, alone = runs
+
+    assert workers.returncode == alone.returncode == 0, workers.stderr[-3000:]
+    assert workers.streams_taught == [STREAM]
+    assert [json.loads(event)["event_id"] for event in received[0]] == [
+        str(order_id) for order_id in range(1, records + 1)
+    ]
+    assert received[0] == received[1]
+
+
+def next_line(stream: IO[bytes], timeout: float = 60) -> bytes:
+    """The next line a process writes to an unbuffered pipe; fails after `timeout` seconds."""
+    assert select.select([stream], [], [], timeout)[0], "no line in time"
+    return stream.readline()
+
+
+def test_a_state_between_main_process_and_worker_records_waits_for_both_to_be_acknowledged(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # answers come late, and a third of the requests fail once or more and are sent again
+    sandbox = sandbox_factory(latency_ms=100, transient_error_rate=0.3, seed=3)
+    between = RECORDS_BEFORE_WORKERS + 200  # the main process's records, then the workers'
+    lines = singer_lines(messy_orders(between + 200), state_every=between)
+    state_between = lines.index(compact(generate.state_message(between)))
+    overrides = {"dry_run": False, "access_token": ACCESS_TOKEN, "graph_url": sandbox.url}
+    config = write_config(tmp_path, dry_run_config(tmp_path, 2, batch_size=100, **overrides))
+    (tmp_path / STREAMS_TAUGHT).touch()
+    accepted_when_written: dict[int, set[int]] = {}
+
+    def note_next_state() -> None:
+        state = json.loads(next_line(process.stdout))
+        # checked as the state is written: what the sandbox had acknowledged by then
+        accepted = {int(item["event"]["event_id"]) for item in sandbox.accepted_events()}
+        accepted_when_written[bookmark(state)] = accepted
+
+    with (tmp_path / "stderr").open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", NOTING_TARGET, "--config", str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            bufsize=0,
+            cwd=tmp_path,
+        )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        # the input up to that state, then a pause: the target sends what it holds
+        process.stdin.write("".join(line + "\n" for line in lines[: state_between + 1]).encode())
+        note_next_state()
+        process.stdin.write("".join(line + "\n" for line in lines[state_between + 1 :]).encode())
+        process.stdin.close()
+        note_next_state()
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    run = Run(0, "", (tmp_path / "stderr").read_text(encoding="utf-8"), tmp_path)
+    assert run.streams_taught == [STREAM]
+    assert sandbox.stats()["faults"].get("transient_error", 0) > 0
+    assert sorted(accepted_when_written) == [between, between + 200]
+    for written_at, accepted in accepted_when_written.items():
+        assert set(range(1, written_at + 1)) <= accepted
+
+
 # --- records the workers give back to the main process --------------------------------------
 
 
@@ -451,12 +597,12 @@ def test_record_breaking_its_schema_among_worker_records_fails_the_run_as_withou
 def test_a_failed_run_counts_the_records_before_the_bad_one_as_without_workers(
     tmp_path: Path,
 ) -> None:
-    records = messy_orders(300)
+    records = messy_orders(RECORDS_BEFORE_WORKERS + 300)
     records[-1]["num_items"] = "three items"  # the last record; the schema says integer
     workers, alone = run_both_ways(tmp_path, singer_lines(records, state_every=1000))
     assert workers.returncode == alone.returncode == 1
     read = [run.summary["totals"]["records_read"] for run in (workers, alone)]
-    assert read == [299, 299]
+    assert read == [len(records) - 1] * 2
 
 
 @pytest.mark.parametrize(
@@ -526,9 +672,10 @@ def test_events_are_sent_in_input_order_around_records_the_workers_give_back(
     tmp_path: Path,
 ) -> None:
     # a record given back (a field outside the schema) is processed by the main process
-    # between the records that came before and after it in its chunk
+    # between the records that came before and after it in its chunk: two records past the
+    # main process's first RECORDS_BEFORE_WORKERS, in two chunks
     records = messy_orders(1000)
-    for order_id in (300, 700):
+    for order_id in (600, 900):
         records[order_id - 1]["loyalty_tier"] = "gold"
     # one request at a time: the payloads file is in the order the requests were made
     lines = singer_lines(records, state_every=1000)
@@ -859,7 +1006,7 @@ def test_a_line_that_starts_as_a_record_but_gives_its_type_again_is_refused_eith
     # starts like a RECORD of the stream, so a worker gets it, but a decoder keeps the last
     # "type": handed back late, it would be a STATE out of its place
     odd = compact(record_message(messy_orders(1)[0]))[:-1] + ',"type":"STATE","value":{}}'
-    position = lines.index(compact(generate.state_message(300))) + 1
+    position = lines.index(compact(generate.state_message(600))) + 1
     lines.insert(position, odd)
 
     workers, alone = run_both_ways(tmp_path, lines)
@@ -868,7 +1015,7 @@ def test_a_line_that_starts_as_a_record_but_gives_its_type_again_is_refused_eith
     assert workers.failure == alone.failure
     assert f"Input line {position + 1} starts as a RECORD" in workers.failure
     for run in (workers, alone):
-        assert all(bookmark(state) <= 300 for state in run.states)
+        assert all(bookmark(state) <= 600 for state in run.states)
 
 
 def test_records_of_two_streams_line_by_line_give_the_same_events_as_without_workers(
@@ -939,6 +1086,7 @@ def chunk_sizes_of_wide_records() -> list[int]:
         add_events=lambda *args: None,
         add_tally=lambda *args: None,
         reprocess=lambda *args: None,
+        records_before_workers=0,
     )
     spec = StreamSpec(STREAM, generate.SCHEMA, ("order_id",), {"streams": ORDERS_MAPPING}, True)
     records.route(STREAM, spec, destination=None)
@@ -1020,6 +1168,7 @@ def test_claiming_a_line_of_one_of_many_interleaved_streams_scans_no_routing_tab
         add_tally=lambda *args: None,
         reprocess=lambda *args: None,
         chunk_lines=10_000,
+        records_before_workers=0,
     )
     for stream in streams:
         spec = StreamSpec(stream, generate.SCHEMA, ("order_id",), {}, True)
@@ -1055,6 +1204,7 @@ def test_streams_named_with_escapes_get_their_own_lines_and_no_other() -> None:
         add_tally=lambda *args: None,
         reprocess=lambda *args: None,
         chunk_lines=10_000,
+        records_before_workers=0,
     )
     for stream in streams[:3]:
         spec = StreamSpec(stream, generate.SCHEMA, ("order_id",), {}, True)
