@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from target_meta_capi.record_workers import RECORDS_BEFORE_WORKERS
 from target_meta_capi.sandbox import SandboxServer
@@ -41,31 +42,34 @@ def test_customers_repeat_with_their_messy_contact_data(tmp_path: Path) -> None:
     assert len(records[0]) == len(generate.SCHEMA["properties"])
 
 
+def _run_on_orders(command: list[str], orders: Path, config: dict[str, Any]) -> None:
+    """`command --config` (the config in the orders' folder) with the orders as its stdin."""
+    config_path = orders.with_name("config.json")
+    config_path.write_text(json.dumps(config))
+    with orders.open("rb") as stdin:
+        finished = subprocess.run(
+            [*command, "--config", str(config_path)], stdin=stdin, capture_output=True, timeout=120
+        )
+    assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+
+
+def _benchmark_config(sandbox: SandboxServer, dead_letters: Path) -> dict[str, Any]:
+    """The config benchmarks/run.py gives the target."""
+    return {
+        "pixel_id": PIXEL_ID,
+        "access_token": ACCESS_TOKEN,
+        "graph_url": sandbox.url,
+        "dead_letter_path": str(dead_letters),
+        "streams": ORDERS_MAPPING,
+    }
+
+
 def test_target_delivers_every_generated_order_with_the_benchmark_mapping(
     tmp_path: Path, sandbox: SandboxServer
 ) -> None:
-    input_path = generate.write_stream(tmp_path / "orders.singer", 500)
     dead_letters = tmp_path / "dead-letters.jsonl"
-    config_path = tmp_path / "config.json"
-    config_path.write_text(
-        json.dumps(
-            {
-                "pixel_id": PIXEL_ID,
-                "access_token": ACCESS_TOKEN,
-                "graph_url": sandbox.url,
-                "dead_letter_path": str(dead_letters),
-                "streams": ORDERS_MAPPING,
-            }
-        )
-    )
-    with input_path.open("rb") as stdin:
-        finished = subprocess.run(
-            [str(TARGET), "--config", str(config_path)],
-            stdin=stdin,
-            capture_output=True,
-            timeout=120,
-        )
-    assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+    orders = generate.write_stream(tmp_path / "orders.singer", 500)
+    _run_on_orders([str(TARGET)], orders, _benchmark_config(sandbox, dead_letters))
     assert len(sandbox.accepted_events()) == 500
     assert not dead_letters.exists() or dead_letters.read_text() == ""
 
@@ -73,28 +77,9 @@ def test_target_delivers_every_generated_order_with_the_benchmark_mapping(
 def test_ceiling_target_sends_each_order_as_the_first_orders_event_under_its_own_event_id(
     tmp_path: Path, sandbox: SandboxServer
 ) -> None:
-    input_path = generate.write_stream(tmp_path / "orders.singer", 1_500)
-    config_path = tmp_path / "config.json"
-    config_path.write_text(
-        json.dumps(
-            {
-                "pixel_id": PIXEL_ID,
-                "access_token": ACCESS_TOKEN,
-                "graph_url": sandbox.url,
-                "dead_letter_path": str(tmp_path / "dead-letters.jsonl"),
-                "streams": ORDERS_MAPPING,
-                "record_workers": 2,
-            }
-        )
-    )
-    with input_path.open("rb") as stdin:
-        finished = subprocess.run(
-            [sys.executable, str(BENCHMARKS / "ceiling_target.py"), "--config", str(config_path)],
-            stdin=stdin,
-            capture_output=True,
-            timeout=120,
-        )
-    assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+    orders = generate.write_stream(tmp_path / "orders.singer", 1_500)
+    config = {**_benchmark_config(sandbox, tmp_path / "dead-letters.jsonl"), "record_workers": 2}
+    _run_on_orders([sys.executable, str(BENCHMARKS / "ceiling_target.py")], orders, config)
     events = [accepted["event"] for accepted in sandbox.accepted_events()]
     assert sorted(int(event["event_id"]) for event in events) == list(range(1, 1_501))
     # the main process converts the stream's first orders for real, as the target does; of the
