@@ -22,6 +22,7 @@ from target_meta_capi.capi import (
     RetryPolicy,
 )
 from target_meta_capi.sandbox import SandboxServer
+from target_meta_capi.settings import settings_errors
 
 from ._target_support import ACCESS_TOKEN, PIXEL_ID, order, order_stream, orders_config
 
@@ -80,6 +81,22 @@ def test_a_network_error_quoting_the_request_url_masks_graph_urls_query() -> Non
 
     assert "Max retries exceeded with url" in str(failure.value)
     assert URL_TOKEN not in str(failure.value) + repr(failure.value)
+
+
+@pytest.mark.parametrize("ends_a_host", ["/", "?", "#"])
+def test_a_password_holding_a_character_that_ends_a_host_is_masked_whole(
+    ends_a_host: str,
+) -> None:
+    # unescaped, "/", "?" and "#" end the host for a URL parser, so the URL is refused; the
+    # error refusing it must show no part of the password either side of that character
+    before, after = URL_TOKEN[:10], URL_TOKEN[10:]
+    graph_url = f"https://me:{before}{ends_a_host}{after}@proxy.example.com"
+
+    shown = " ".join(settings_errors({"access_token": ACCESS_TOKEN, "graph_url": graph_url}))
+
+    assert "graph_url" in shown
+    assert before not in shown
+    assert after not in shown
 
 
 def _graph_url(kind: str, sandbox: SandboxServer) -> str:
