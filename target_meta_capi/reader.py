@@ -44,6 +44,10 @@ _INPUT_BUFFER_BYTES = 1 << 20
 #: the tap. A tap writes ~40 KB in 5 ms; a pipe of the default 64 KB would make it wait.
 INPUT_GATHER_SECONDS = 0.005
 
+#: The longest one select() waits; a longer wait (a max_batch_wait_seconds of centuries, for
+#: "never") is waited in turns: select() refuses one beyond ~292 years (OverflowError).
+_LONGEST_SELECT_SECONDS = 86400.0
+
 #: A line of input: bytes from stdin, or text from a file object given instead.
 Line: t.TypeAlias = "bytes | str"
 #: Waits up to so many seconds for input; True when some came.
@@ -183,18 +187,18 @@ class _Stdin(io.RawIOBase):
         watched = [stdin] if wake_end is None or seconds <= 0 else [stdin, wake_end]
         deadline = time.monotonic() + seconds
         while True:
+            remaining = min(max(0.0, deadline - time.monotonic()), _LONGEST_SELECT_SECONDS)
             try:
                 with self._reader.waiting_for_input():
-                    readable = select.select(
-                        watched, [], [], max(0.0, deadline - time.monotonic())
-                    )[0]
+                    readable = select.select(watched, [], [], remaining)[0]
             except (OSError, ValueError):  # select cannot watch this file here (Windows pipes)
                 return seconds == 0
             if stdin in readable:
                 return True
-            if wake_end not in readable:
+            if wake_end in readable:
+                self._reader.woken()
+            elif time.monotonic() >= deadline:
                 return False
-            self._reader.woken()
 
 
 def _widen_pipe(descriptor: int) -> bool:

@@ -5,6 +5,7 @@ letters."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -22,7 +23,9 @@ from target_meta_capi.capi import (
     RetryPolicy,
 )
 from target_meta_capi.sandbox import SandboxServer
+from target_meta_capi.settings import settings_errors
 
+from ._http_fixture import FakeGraphServer, Reply
 from ._target_support import ACCESS_TOKEN, PIXEL_ID, order, order_stream, orders_config
 
 TARGET = Path(sys.executable).with_name("target-meta-capi")
@@ -80,6 +83,42 @@ def test_a_network_error_quoting_the_request_url_masks_graph_urls_query() -> Non
 
     assert "Max retries exceeded with url" in str(failure.value)
     assert URL_TOKEN not in str(failure.value) + repr(failure.value)
+
+
+@pytest.mark.parametrize("ends_a_host", ["/", "?", "#"])
+def test_a_password_holding_a_character_that_ends_a_host_is_masked_whole(
+    ends_a_host: str,
+) -> None:
+    # unescaped, "/", "?" and "#" end the host for a URL parser, so the URL is refused; the
+    # error refusing it must show no part of the password either side of that character
+    before, after = URL_TOKEN[:10], URL_TOKEN[10:]
+    graph_url = f"https://me:{before}{ends_a_host}{after}@proxy.example.com"
+
+    shown = " ".join(settings_errors({"access_token": ACCESS_TOKEN, "graph_url": graph_url}))
+
+    assert "graph_url" in shown
+    assert before not in shown
+    assert after not in shown
+
+
+def test_urllib3s_warning_about_an_answers_malformed_headers_masks_graph_urls_query(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # an answer (say a proxy's) with a header line lacking its colon: urllib3 warns at any
+    # log level, quoting the URL
+    malformed = Reply(200, b'{"events_received": 1}', headers={"X-Ok": "1\r\nNoColonHere"})
+    with FakeGraphServer(lambda request: malformed) as server:
+        request = EventRequest(
+            pixel_id=PIXEL_ID,
+            events=[EVENT],
+            access_token=ACCESS_TOKEN,
+            graph_url=f"{server.url}/?access_token={URL_TOKEN}",
+        )
+        with caplog.at_level(logging.WARNING):
+            request.execute()
+
+    assert "Failed to parse headers" in caplog.text
+    assert URL_TOKEN not in caplog.text
 
 
 def _graph_url(kind: str, sandbox: SandboxServer) -> str:

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import traceback
+import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -209,3 +210,22 @@ def test_a_byte_that_is_not_utf8_is_placed_within_its_line() -> None:
         f"{position} of the line)"
     )
     assert "jane" not in str(raised.value)
+
+
+def test_a_wait_for_input_longer_than_select_can_wait_ends_when_input_comes(
+    stdin_pipe: tuple[int, io.BufferedWriter],
+) -> None:
+    # max_batch_wait_seconds 1e10 (centuries: "never"): select() alone cannot wait that long
+    reader = NumberedSingerReader()
+    tap = stdin_pipe[1]
+    answers: list[bool] = []
+
+    def wait_at_the_pause(wait_for_input: t.Callable[[float], bool]) -> None:
+        tap.write(b'{"n": 1}\n')
+        tap.close()
+        answers.append(wait_for_input(1e10))
+
+    reader.on_input_pause = wait_at_the_pause
+
+    assert list(reader.default_input) == [b'{"n": 1}\n']
+    assert answers == [True]

@@ -22,8 +22,14 @@ from .errors import ConfigurationError, NetworkError, RequestTimeout
 from .privacy import shown_url
 
 DEFAULT_POOL_SIZE = 32
-# urllib3's loggers that quote a request's URL (at DEBUG, as LOGLEVEL=DEBUG shows them)
-_URLLIB3_URL_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager")
+# urllib3's loggers that quote a request's URL: at DEBUG (as LOGLEVEL=DEBUG shows them), and
+# urllib3.connection at WARNING, whatever the level, for an answer with malformed headers
+_URLLIB3_URL_LOGGERS = (
+    "urllib3.connection",
+    "urllib3.connectionpool",
+    "urllib3.util.retry",
+    "urllib3.poolmanager",
+)
 
 
 @dataclass(frozen=True)

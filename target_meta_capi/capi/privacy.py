@@ -53,9 +53,15 @@ def _is_digest(value: Any) -> bool:
 def shown_url(url: str) -> str:
     """The URL as it may be shown: its userinfo (`user:password@`), query string and fragment
     masked. Text that is no valid URL is masked the same way, as far as it goes."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(_url_secret_spans(url)):
+        if merged and start <= merged[-1][1]:  # a userinfo running into the query
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
     shown = url
     # the last span first, so the earlier ones' offsets still hold
-    for start, end in reversed(_url_secret_spans(url)):
+    for start, end in reversed(merged):
         shown = shown[:start] + MASK + shown[end:]
     return shown
 
@@ -68,9 +74,14 @@ def url_secrets(url: str) -> list[str]:
 
 def _url_secret_spans(url: str) -> list[tuple[int, int]]:
     """Where a URL's userinfo, query and fragment are, as (start, end) offsets in this order,
-    those it has and that are not empty. Read from the text as written, not with urlsplit,
-    which refuses some malformed URLs and drops tabs and newlines: a graph_url refused for
-    being malformed is still shown masked."""
+    those it has and that are not empty; the userinfo may run into the others. Read from the
+    text as written, not with urlsplit, which refuses some malformed URLs and drops tabs and
+    newlines: a graph_url refused for being malformed is still shown masked.
+
+    The userinfo runs to the URL's last "@", wherever it is: a password may hold "/", "?" or
+    "#" unescaped, which would end the host for a URL parser and show the rest of the password
+    (or all of it). An "@" in the path or query then hides the host too, which a URL of the
+    Graph API has no reason to hold."""
     fragment_mark = url.find("#")
     fragment_start = fragment_mark + 1 if fragment_mark >= 0 else len(url)
     query_mark = url.find("?", 0, fragment_start)
@@ -78,8 +89,7 @@ def _url_secret_spans(url: str) -> list[tuple[int, int]]:
     path_end = query_start - 1 if query_mark >= 0 or fragment_mark >= 0 else len(url)
     scheme_end = url.find("://", 0, path_end)
     authority_start = scheme_end + 3 if scheme_end >= 0 else 0
-    slash = url.find("/", authority_start, path_end)
-    at = url.rfind("@", authority_start, slash if slash >= 0 else path_end)
+    at = url.rfind("@", authority_start)
     spans = [
         (authority_start, at if at >= 0 else authority_start),
         (query_start, fragment_mark if fragment_mark >= 0 else len(url)),
