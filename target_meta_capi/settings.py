@@ -319,10 +319,32 @@ def without_secrets(errors: t.Iterable[str], config: t.Mapping[str, t.Any]) -> l
     return [redact(error, texts) or "" for error in errors]
 
 
+def with_numbers_parsed(
+    schema: t.Mapping[str, t.Any], config: dict[str, t.Any]
+) -> dict[str, t.Any]:
+    """Settings read from the environment, the number settings (request_timeout, say) parsed.
+
+    singer-sdk parses integers, booleans, arrays and objects from the environment but leaves
+    numbers as text, which its own validation then refuses ("'30' is not of type 'number'").
+    ValueError for text that is not a number (environment_setting_problem names the variable).
+    """
+    properties = schema.get("properties", {})
+    return {
+        name: float(value)
+        if isinstance(value, str) and _is_decimal_setting(properties.get(name, {}))
+        else value
+        for name, value in config.items()
+    }
+
+
+def _is_decimal_setting(property_schema: t.Mapping[str, t.Any]) -> bool:
+    return bool(sdk_typing.is_number_type(dict(property_schema)))  # integers are not
+
+
 def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> str | None:
-    """What is wrong with the first setting given in the environment that the SDK cannot
-    read (it reads integers with int() and arrays and objects as JSON, and fails with a
-    traceback naming no variable), without its value: it may be a secret."""
+    """What is wrong with the first setting given in the environment that cannot be read (the
+    SDK reads integers with int() and arrays and objects as JSON, numbers here with float(),
+    and fails with a traceback naming no variable), without its value: it may be a secret."""
     for name, property_schema in schema.get("properties", {}).items():
         variable = prefix + name.upper().replace("-", "_")
         value = os.environ.get(variable)
@@ -333,6 +355,11 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
                 int(value)
             except ValueError:
                 return f"environment variable {variable} is not a whole number"
+        elif _is_decimal_setting(property_schema):
+            try:
+                float(value)
+            except ValueError:
+                return f"environment variable {variable} is not a number"
         elif not sdk_typing.is_string_array_type(property_schema) and (
             sdk_typing.is_array_type(property_schema) or sdk_typing.is_object_type(property_schema)
         ):

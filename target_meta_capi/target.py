@@ -32,6 +32,7 @@ from types import FrameType
 import click
 import msgspec
 from singer_sdk.exceptions import ConfigValidationError, InvalidRecord, SingerSDKError
+from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers._util import read_json_file
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.mapper import SameRecordTransform
@@ -88,6 +89,7 @@ from target_meta_capi.settings import (
     secret_settings_errors,
     settings_errors,
     settings_warnings,
+    with_numbers_parsed,
     without_secrets,
 )
 from target_meta_capi.sink import EventSink, PrivacySafeValidator
@@ -226,7 +228,16 @@ class TargetMetaCapi(Target):
                 # a copy: the SDK's own schema dict is shared, not ours to change
                 properties[name] = {**schema, "default": schema["default"].value}
 
+    @classproperty
+    def _env_var_config(cls) -> dict[str, t.Any]:
+        return with_numbers_parsed(cls.config_jsonschema, super()._env_var_config)
+
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The SDK's first look at the assembled config, and the first place to say that a
+        # setting given as null is a setting not given: its schema lets null through, and a
+        # default read as `config.get(name, default)` would then be None
+        for name in [name for name, value in self._config.items() if value is None]:
+            del self._config[name]
         secrets = secret_settings_errors(self.config)
         if secrets and raise_errors:
             # before the SDK's check, whose messages quote the values

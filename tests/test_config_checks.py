@@ -247,6 +247,7 @@ def test_unknown_settings_are_in_the_summary_warnings_too(
     [
         ("TARGET_META_CAPI_STREAMS", '{"public-orders": ', "is not valid JSON (Expecting value"),
         ("TARGET_META_CAPI_BATCH_SIZE", "five hundred", "is not a whole number"),
+        ("TARGET_META_CAPI_REQUEST_TIMEOUT", "thirty", "is not a number"),
     ],
 )
 def test_a_setting_in_the_environment_that_cannot_be_read_is_one_error_naming_the_variable(
@@ -267,3 +268,25 @@ def test_a_setting_in_the_environment_that_cannot_be_read_is_one_error_naming_th
     assert "Traceback" not in completed.stderr
     assert value not in completed.stderr
     assert "EAAsecretfromtheenvironment" not in completed.stderr
+
+
+def test_a_number_setting_in_the_environment_is_read_as_a_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # singer-sdk itself leaves numbers from the environment as text, which it then refuses
+    monkeypatch.setenv("TARGET_META_CAPI_REQUEST_TIMEOUT", "2.5")
+    target = TargetMetaCapi(
+        config={"pixel_id": "1234567890", "access_token": "x", "dry_run": True},
+        parse_env_config=True,
+    )
+    assert target.config["request_timeout"] == 2.5
+
+
+def test_a_setting_given_as_null_is_the_same_as_a_setting_not_given(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    unset = dict.fromkeys(("batch_size", "request_timeout", "max_batch_wait_seconds"))
+    result = run_in_process(orders_config(sandbox.url, tmp_path, **unset), order_stream(3))
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 3
+    assert result.target.config["batch_size"] == 1000  # the default, as if not given
