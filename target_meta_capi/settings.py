@@ -130,7 +130,8 @@ SETTINGS = th.PropertiesList(
             "Seconds a record may wait, unsent, in a batch that is not full: then every "
             "partial batch is sent, with or without a STATE, also while the tap is silent (a "
             "log-based tap, a slow query) and while records trickle in. Each partial batch "
-            "costs one request; 0 sends them whenever the input pauses."
+            "costs one request; 0 sends them at every chance: each pause of the input, and "
+            "between reads of it while it flows."
         ),
     ),
     th.Property(
