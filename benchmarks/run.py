@@ -18,8 +18,9 @@ sandbox with the given latency on a free port, and measures over that same input
   (z) the ceiling: target-meta-capi with its per-record conversion replaced by a copy of the
       first event (benchmarks/ceiling_target.py), what (a) would be if converting a record cost
       nothing; z/c is the most a/c this machine allows the target's design.
-Then it runs (a) once more on 4N records, and prints events/s, the ratios a/b and a/c and the
-target's peak memory at N and 4N next to the goals of issue 7.
+(z) is skipped on one CPU, where the target runs no record workers. Then it runs (a) once more
+on 4N records, and prints events/s, the ratios a/b and a/c and the target's peak memory at N
+and 4N next to the goals of issue 7, and a/f, z/c and a/z where those commands ran.
 
 Memory is measured by benchmarks/measure.py over the command's whole process tree (its own
 process and every process it forks), sampled every 50 ms: a command with more than one process
@@ -555,7 +556,7 @@ def main() -> int:
         "--repeat",
         type=int,
         default=1,
-        help="run (a) at N, (b), (f) and (c) this many times and keep the fastest",
+        help="run (a) at N, (b), (f), (c) and (z) this many times and keep the fastest",
     )
     parser.add_argument(
         "--customers",

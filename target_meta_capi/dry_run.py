@@ -4,7 +4,7 @@ Everything before the wire (mapping, hashing, validation, batching, bisection) r
 nothing is sent, and the target writes state as if Meta had acknowledged every request.
 The access token and appsecret_proof are removed from what is written, and so are the user_data
 values sent unhashed (IP address, user agent...): masked, as in dead letters; and so are the
-userinfo and query string of the URL (from graph_url).
+userinfo, query and fragment of the URL (from graph_url).
 """
 
 from __future__ import annotations

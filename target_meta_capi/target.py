@@ -7,8 +7,9 @@ written as soon as the answer settling them arrives (from its callback, under a 
 every message and at the end. Nothing but state lines goes to stdout.
 
 Records of plain streams are validated, mapped and hashed by record workers
-(record_workers.py): they are numbered in the ledger when read, and their events come back
-to the sink in batches. SIGTERM/SIGINT stop reading only where nothing is half done (see
+(record_workers.py), all but each stream's first 200, which this process handles itself
+(`RECORDS_BEFORE_WORKERS`): they are numbered in the ledger when read, and their events come
+back to the sink in batches. SIGTERM/SIGINT stop reading only where nothing is half done (see
 `TerminationRequested` in reader.py), then requests in flight get a grace period.
 """
 
@@ -375,7 +376,8 @@ class TargetMetaCapi(Target):
     # --- record workers (record_workers.py) ----------------------------------------------
 
     def _route_to_workers(self, stream_name: t.Any) -> None:
-        """After a SCHEMA: let record workers process the stream's records, if they can."""
+        """After a SCHEMA: let record workers process the stream's records past its first
+        `RECORDS_BEFORE_WORKERS`, if they can."""
         if not isinstance(stream_name, str) or self._record_workers <= 0:
             return
         spec, sink = self._worker_spec(stream_name)

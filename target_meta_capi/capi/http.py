@@ -101,7 +101,7 @@ class RequestsHttpService(HttpServiceInterface):
 
 
 class _MaskedUrls(logging.Filter):
-    """Masks the userinfo and query string of the URLs urllib3 logs, as everywhere else a URL
+    """Masks the userinfo, query and fragment of the URLs urllib3 logs, as everywhere else a URL
     built from graph_url is shown: someone may have put a token there."""
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -277,7 +277,7 @@ class EventRequest:
     def _secrets(self) -> list[str | None]:
         """What no error message may quote: the token, the app secret and its proof, and the
         customer data sent as it is (IP address, user agent...), which an answer may echo, and
-        the userinfo and query of graph_url."""
+        the userinfo, query and fragment of graph_url."""
         secrets: list[str | None] = [self.access_token, self.app_secret, self.appsecret_proof]
         # an HTTP library's message quotes the URL, and a token may be in graph_url's query
         secrets.extend(url_secrets(self.graph_url))
@@ -304,8 +304,8 @@ def graph_url_problem(graph_url: Any) -> str | None:
 
 
 def shown_graph_url(graph_url: Any) -> Any:
-    """graph_url as a message or repr may quote it: a URL with its userinfo and query masked
-    (`privacy.shown_url`), anything else (a wrong type) as it is."""
+    """graph_url as a message or repr may quote it: a URL with its userinfo, query and
+    fragment masked (`privacy.shown_url`), anything else (a wrong type) as it is."""
     return shown_url(graph_url) if isinstance(graph_url, str) else graph_url
 
 
