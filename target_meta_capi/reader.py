@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import decimal
 import io
+import math
 import os
 import re
 import select
@@ -155,33 +156,15 @@ class _Stdin(io.RawIOBase):
             with self._reader.waiting_for_input():
                 if self._gather_seconds:
                     time.sleep(self._gather_seconds)
-            self._wait_until_readable()
+            self.wait_for_input(math.inf)
             with self._reader.waiting_for_input():
                 return self._file.readinto(buffer)
 
-    def _wait_until_readable(self) -> None:
-        """Wait for the tap's next bytes (or the end of its input), answering wake-ups
-        meanwhile: without this, what another thread must tell the reading one (a request
-        failed for good) waited for the tap's next line, however quiet the tap."""
-        wake_end = self._reader.wake_descriptor
-        if wake_end is None:
-            return
-        stdin = self._file.fileno()
-        while True:
-            try:
-                with self._reader.waiting_for_input():
-                    readable = select.select([stdin, wake_end], [], [])[0]
-            except (OSError, ValueError):  # select cannot watch these here: read, blocking
-                return
-            if wake_end in readable:
-                self._reader.woken()
-            if stdin in readable:
-                return
-
     def wait_for_input(self, seconds: float) -> bool:
         """Whether input arrives within `seconds` (or end of input). A wait that is not 0
-        answers wake-ups meanwhile, as `_wait_until_readable` does: a request failing for
-        good stops the run then, not when a wait for a partial batch's time ends."""
+        answers wake-ups meanwhile: without that, what another thread must tell the reading
+        one (a request failed for good) would wait for the tap's next line or the end of a
+        partial batch's wait, however quiet the tap."""
         stdin = self._file.fileno()
         wake_end = self._reader.wake_descriptor
         watched = [stdin] if wake_end is None or seconds <= 0 else [stdin, wake_end]
@@ -193,11 +176,11 @@ class _Stdin(io.RawIOBase):
                     readable = select.select(watched, [], [], remaining)[0]
             except (OSError, ValueError):  # select cannot watch this file here (Windows pipes)
                 return seconds == 0
-            if stdin in readable:
-                return True
             if wake_end in readable:
                 self._reader.woken()
-            elif time.monotonic() >= deadline:
+            if stdin in readable:
+                return True
+            if time.monotonic() >= deadline:
                 return False
 
 

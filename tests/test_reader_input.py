@@ -7,6 +7,7 @@ moment before reading again, instead of waking up for every line a tap writes an
 from __future__ import annotations
 
 import io
+import math
 import os
 import signal
 import sys
@@ -158,14 +159,18 @@ def test_a_file_on_stdin_is_neither_widened_nor_waited_for(
 
 class _ReaderWithAStopLandingAfterItsLastCheck(NumberedSingerReader):
     """A signal lands right after the reader checked for a stop before it waits for the tap
-    (in _Stdin._wait_until_readable), before it counts as waiting for input."""
+    (in _Stdin.wait_for_input, for as long as it takes), before it counts as waiting for
+    input."""
 
     landed = False
 
     def stop_if_requested(self) -> None:
         super().stop_if_requested()
-        callers = {frame.f_code.co_name for frame, _ in traceback.walk_stack(None)}
-        if not self.landed and "_wait_until_readable" in callers:
+        waits_for_the_tap = any(
+            frame.f_code.co_name == "wait_for_input" and frame.f_locals["seconds"] == math.inf
+            for frame, _ in traceback.walk_stack(None)
+        )
+        if not self.landed and waits_for_the_tap:
             self.landed = True
             signal.raise_signal(signal.SIGUSR1)
 
