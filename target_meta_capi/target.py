@@ -638,15 +638,13 @@ class TargetMetaCapi(Target):
                 continue
             # a ready state the write interval holds back (if input comes first, the next
             # message writes it; an acknowledgement writes its own at once)
-            write_at = (
-                self._last_state_write + self.state_write_min_interval_seconds
-                if self.ledger.has_ready_state()
-                else None
-            )
-            if write_at is not None and write_at <= now:
+            write_wait = self._state_write_wait() if self.ledger.has_ready_state() else None
+            if write_wait is not None and write_wait <= 0:
                 self._write_ready_state()
                 continue
-            waits = [at - now for at in (send_at, write_at) if at is not None]
+            waits = [] if send_at is None else [send_at - now]
+            if write_wait is not None:
+                waits.append(write_wait)
             if not waits or wait_for_input(min(waits)):
                 return
 
