@@ -332,14 +332,10 @@ def with_numbers_parsed(
     properties = schema.get("properties", {})
     return {
         name: float(value)
-        if isinstance(value, str) and _is_decimal_setting(properties.get(name, {}))
+        if isinstance(value, str) and sdk_typing.is_number_type(properties.get(name, {}))
         else value
         for name, value in config.items()
     }
-
-
-def _is_decimal_setting(property_schema: t.Mapping[str, t.Any]) -> bool:
-    return bool(sdk_typing.is_number_type(dict(property_schema)))  # integers are not
 
 
 def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> str | None:
@@ -356,7 +352,7 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
                 int(value)
             except ValueError:
                 return f"environment variable {variable} is not a whole number"
-        elif _is_decimal_setting(property_schema):
+        elif sdk_typing.is_number_type(property_schema):  # not true of integers
             try:
                 float(value)
             except ValueError:
