@@ -1142,6 +1142,23 @@ class _ChunkRecorder:
         return False
 
 
+def _routing_to(pool: _ChunkRecorder, streams: list[str]) -> ParallelRecords:
+    """A router claiming the streams' lines from their first record, in chunks of 10,000."""
+    records = ParallelRecords(
+        pool,  # type: ignore[arg-type]
+        number=itertools.count(1).__next__,
+        add_events=lambda *args: None,
+        add_tally=lambda *args: None,
+        reprocess=lambda *args: None,
+        chunk_lines=10_000,
+        records_before_workers=0,
+    )
+    for stream in streams:
+        spec = StreamSpec(stream, generate.SCHEMA, ("order_id",), {}, True)
+        records.route(stream, spec, destination=None)
+    return records
+
+
 class _CountedScans(dict):
     """A routing table that counts the scans of its entries."""
 
@@ -1161,18 +1178,7 @@ def test_claiming_a_line_of_one_of_many_interleaved_streams_scans_no_routing_tab
     # every stream's prefix made the main process the bottleneck (~50 µs a line)
     streams = [f"public-table_{index:03d}" for index in range(200)]
     pool = _ChunkRecorder()
-    records = ParallelRecords(
-        pool,  # type: ignore[arg-type]
-        number=itertools.count(1).__next__,
-        add_events=lambda *args: None,
-        add_tally=lambda *args: None,
-        reprocess=lambda *args: None,
-        chunk_lines=10_000,
-        records_before_workers=0,
-    )
-    for stream in streams:
-        spec = StreamSpec(stream, generate.SCHEMA, ("order_id",), {}, True)
-        records.route(stream, spec, destination=None)
+    records = _routing_to(pool, streams)
     records._routes = _CountedScans(records._routes)
     lines: dict[str, list[Line]] = {stream: [] for stream in streams}
     number = 0
@@ -1197,18 +1203,7 @@ def test_streams_named_with_escapes_get_their_own_lines_and_no_other() -> None:
     # by trying the prefixes, and a name that only starts the same is another stream
     streams = ['say "hi"', "back\\slash", "back", 'say "hi" again', "é"]
     pool = _ChunkRecorder()
-    records = ParallelRecords(
-        pool,  # type: ignore[arg-type]
-        number=itertools.count(1).__next__,
-        add_events=lambda *args: None,
-        add_tally=lambda *args: None,
-        reprocess=lambda *args: None,
-        chunk_lines=10_000,
-        records_before_workers=0,
-    )
-    for stream in streams[:3]:
-        spec = StreamSpec(stream, generate.SCHEMA, ("order_id",), {}, True)
-        records.route(stream, spec, destination=None)
+    records = _routing_to(pool, streams[:3])
     claimed: dict[str, list[Line]] = {}
     for number, stream in enumerate(streams * 2, start=1):
         message = {"type": "RECORD", "stream": stream, "record": {"order_id": number}}
