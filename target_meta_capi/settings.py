@@ -320,28 +320,38 @@ def without_secrets(errors: t.Iterable[str], config: t.Mapping[str, t.Any]) -> l
     return [redact(error, texts) or "" for error in errors]
 
 
-def with_numbers_parsed(
-    schema: t.Mapping[str, t.Any], config: dict[str, t.Any]
+def with_number_texts_parsed(
+    schema: t.Mapping[str, t.Any], config: t.Mapping[str, t.Any]
 ) -> dict[str, t.Any]:
-    """Settings read from the environment, the number settings (request_timeout, say) parsed.
+    """The settings, a number setting (request_timeout, say) given as text holding a number
+    read as that number.
 
-    singer-sdk parses integers, booleans, arrays and objects from the environment but leaves
-    numbers as text, which its own validation then refuses ("'30' is not of type 'number'").
-    ValueError for text that is not a number (environment_setting_problem names the variable).
+    Such text comes from the environment, which singer-sdk parses for integers, booleans,
+    arrays and objects but not numbers, and from Meltano, which passes settings declared without
+    a kind as text (`kind: decimal` would crash Meltano 4.4 on a value from the environment).
+    Other text is left as it is, for validation to refuse by the setting's name.
     """
     properties = schema.get("properties", {})
     return {
-        name: float(value)
+        name: _number_or_text(value)
         if isinstance(value, str) and sdk_typing.is_number_type(properties.get(name, {}))
         else value
         for name, value in config.items()
     }
 
 
+def _number_or_text(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> str | None:
-    """What is wrong with the first setting given in the environment that cannot be read (the
-    SDK reads integers with int() and arrays and objects as JSON, numbers here with float(),
-    and fails with a traceback naming no variable), without its value: it may be a secret."""
+    """What is wrong with the first setting given in the environment that cannot be read,
+    without its value: it may be a secret. Asked before the SDK reads them: it reads integers
+    with int() and arrays and objects as JSON and fails with a traceback naming no variable,
+    and its validation would refuse a number setting's text quoting the value."""
     for name, property_schema in schema.get("properties", {}).items():
         variable = prefix + name.upper().replace("-", "_")
         value = os.environ.get(variable)

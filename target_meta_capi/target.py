@@ -33,7 +33,6 @@ from types import FrameType
 import click
 import msgspec
 from singer_sdk.exceptions import ConfigValidationError, InvalidRecord, SingerSDKError
-from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers._util import read_json_file
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.mapper import SameRecordTransform
@@ -90,7 +89,7 @@ from target_meta_capi.settings import (
     secret_settings_errors,
     settings_errors,
     settings_warnings,
-    with_numbers_parsed,
+    with_number_texts_parsed,
     without_secrets,
 )
 from target_meta_capi.sink import EventSink, PrivacySafeValidator
@@ -229,16 +228,14 @@ class TargetMetaCapi(Target):
                 # a copy: the SDK's own schema dict is shared, not ours to change
                 properties[name] = {**schema, "default": schema["default"].value}
 
-    @classproperty
-    def _env_var_config(cls) -> dict[str, t.Any]:
-        return with_numbers_parsed(cls.config_jsonschema, super()._env_var_config)
-
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        # The SDK's first look at the assembled config, and the first place to say that a
-        # setting given as null is a setting not given: its schema lets null through, and a
-        # default read as `config.get(name, default)` would then be None
+        # The SDK's first look at the assembled config (files and environment), and the first
+        # place to say that a setting given as null is a setting not given (its schema lets null
+        # through, and a default read as `config.get(name, default)` would then be None) and
+        # that a number given as text is that number
         for name in [name for name, value in self._config.items() if value is None]:
             del self._config[name]
+        self._config.update(with_number_texts_parsed(self.config_jsonschema, self._config))
         secrets = secret_settings_errors(self.config)
         if secrets and raise_errors:
             # before the SDK's check, whose messages quote the values
@@ -852,22 +849,20 @@ class TargetMetaCapi(Target):
         cls.print_version(print_fn=cls.logger.info)
         use_one_malloc_arena()
         config = config or _ConfigInput()
+        problem = (
+            environment_setting_problem(cls.config_jsonschema, cls._env_var_prefix)
+            if config.parse_env
+            else None
+        )
+        if problem is not None:
+            cls.logger.error("Configuration error: %s", problem)
+            _flush_and_exit(1)
         try:
             target = cls(
                 config=config.config, validate_config=True, parse_env_config=config.parse_env
             )
         except CapiError as error:
             cls.logger.error("Configuration error: %s", error)
-            _flush_and_exit(1)
-        except ValueError:
-            problem = (
-                environment_setting_problem(cls.config_jsonschema, cls._env_var_prefix)
-                if config.parse_env
-                else None
-            )
-            if problem is None:
-                raise
-            cls.logger.error("Configuration error: %s", problem)
             _flush_and_exit(1)
         code = target.run(file_input)
         if code or target.delivery.unsettled_requests:

@@ -282,6 +282,23 @@ def test_a_number_setting_in_the_environment_is_read_as_a_number(
     assert target.config["request_timeout"] == 2.5
 
 
+def test_a_number_setting_given_as_text_is_read_as_the_number() -> None:
+    # Meltano passes a setting declared without a kind as text (meltano.yml declares no kind
+    # for number settings: `kind: decimal` crashes Meltano 4.4 on values from the environment)
+    target = TargetMetaCapi(
+        config={"pixel_id": "1234567890", "access_token": "x", "request_timeout": " 2.5 "}
+    )
+    assert target.config["request_timeout"] == 2.5
+
+
+def test_a_number_setting_given_as_text_that_is_no_number_is_refused_by_name() -> None:
+    with pytest.raises(ConfigValidationError) as raised:
+        TargetMetaCapi(
+            config={"pixel_id": "1234567890", "access_token": "x", "request_timeout": "thirty"}
+        )
+    assert any("config['request_timeout']" in error for error in raised.value.errors)
+
+
 def test_a_setting_given_as_null_is_the_same_as_a_setting_not_given(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
