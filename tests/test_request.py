@@ -115,6 +115,13 @@ def test_configured_api_version_is_used():
     assert server.requests[0].path == "/v19.0/1234567890/events"
 
 
+def test_a_query_in_graph_url_follows_the_events_path():
+    # an API gateway in front of Graph that wants its key in the query string
+    with FakeGraphServer() as server:
+        make_request(server, graph_url=f"{server.url}/meta/?key=gw1#ignored").execute()
+    assert server.requests[0].path == f"/meta/{DEFAULT_API_VERSION}/1234567890/events?key=gw1"
+
+
 def test_token_travels_in_the_body_and_never_in_the_url():
     with FakeGraphServer() as server:
         make_request(server).execute()

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -120,7 +120,11 @@ class EventRequest:
 
     @property
     def url(self) -> str:
-        return f"{self.graph_url.rstrip('/')}/{self.api_version}/{self.pixel_id}/events"
+        """The events edge under graph_url; a query graph_url has (a gateway's key, say) goes
+        after the path, and a fragment, which no HTTP client sends, is left out."""
+        parts = urlsplit(self.graph_url)
+        path = f"{parts.path.rstrip('/')}/{self.api_version}/{self.pixel_id}/events"
+        return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
     @property
     def appsecret_proof(self) -> str | None:
