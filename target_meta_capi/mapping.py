@@ -417,7 +417,7 @@ def _streams_setting(config: Mapping[str, Any]) -> Mapping[str, Any]:
 def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
     """Every problem of the ``streams`` and default mapping settings, found at start-up: a
     wrong entry must not wait for its stream's SCHEMA, after other streams' data went out."""
-    errors = []
+    errors: list[str] = []
     try:
         streams = _streams_setting(config)
     except MappingConfigError as error:
@@ -1221,7 +1221,7 @@ class EventMapper:
             add(path, 3000, (_LITERAL, value))
         nested: dict[str, list[str]] = {}  # column → keys of the fields reading in it
         for path, mapped in self.mapping.fields.items():
-            column_sources = []
+            column_sources: list[Source] = []
             for column in _each_column(mapped):
                 if column in present:
                     column_sources.append((_COLUMN, column))

@@ -63,7 +63,7 @@ _ESCAPE_PATTERN = (
     r"\\(?:u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
     r"|(u[dD][89a-fA-F][0-9a-fA-F]{2})|.)"
 )
-_ESCAPES = {
+_ESCAPES: dict[type, re.Pattern[t.Any]] = {
     str: re.compile(_ESCAPE_PATTERN, re.DOTALL),
     bytes: re.compile(_ESCAPE_PATTERN.encode(), re.DOTALL),
 }
@@ -120,7 +120,7 @@ RECORD_LINE_LAYOUTS = (
     ('{"type":"RECORD"', ',"stream":', ","),
     ('{"type": "RECORD"', ', "stream": ', ", "),
 )
-_RECORD_OPENINGS = {
+_RECORD_OPENINGS: dict[type, tuple[t.Any, ...]] = {
     str: tuple(opening for opening, _, _ in RECORD_LINE_LAYOUTS),
     bytes: tuple(opening.encode() for opening, _, _ in RECORD_LINE_LAYOUTS),
 }
@@ -417,8 +417,10 @@ class NumberedSingerReader(GenericSingerReader[str]):
 
     def _dispatch(self, message: dict) -> str:
         message_type = message.get("type")
-        callback = self._callbacks.get(message_type) if isinstance(message_type, str) else None
-        if callback is None:
+        if (
+            not isinstance(message_type, str)
+            or (callback := self._callbacks.get(message_type)) is None
+        ):
             raise SingerInputError(
                 f"Input line {self.line_number} has unknown message type "
                 f"{message_type!r} (expected SCHEMA, RECORD or STATE)"

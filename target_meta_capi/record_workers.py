@@ -443,7 +443,10 @@ class ParallelRecords:
         """Claim the RECORD lines of `stream` once the main process processed the first ones
         (anew after a changed SCHEMA); their events go to `destination`."""
         text = record_line_prefixes(stream)
-        prefixes = {str: text, bytes: tuple(prefix.encode() for prefix in text)}
+        prefixes: dict[type, tuple[t.Any, ...]] = {
+            str: text,
+            bytes: tuple(prefix.encode() for prefix in text),
+        }
         route = _Route(stream, prefixes, spec, destination, self._records_before_workers)
         for prefix in (*prefixes[str], *prefixes[bytes]):
             self._routes[prefix] = route
@@ -504,8 +507,8 @@ class ParallelRecords:
                 return next(
                     (
                         candidate
-                        for prefix, candidate in self._routes.items()
-                        if prefix.__class__ is kind and line.startswith(prefix)
+                        for candidate in self._routes.values()
+                        if line.startswith(candidate.prefixes[kind])
                     ),
                     None,
                 )

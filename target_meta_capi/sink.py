@@ -204,7 +204,7 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 # a row without key properties is found by its place in the input
                 message=f"{error.message} (input line {self._reader.line_number})",
             )
-            failure = BadRecordError(
+            failure: TargetFailure = BadRecordError(
                 f"Cannot map {error} (record #{number}; on_invalid_event is 'fail')"
             )
             self._set_aside(number, letter, failure)

@@ -413,7 +413,7 @@ class RunStats(RequestObserver):
             _add(self._attempts_by_status, status_key, 1)
             if error is not None:
                 _add(self._failures_by_reason, error_reason(error), 1)
-        tags = {
+        tags: dict[str, Any] = {
             singer_metrics.Tag.ENDPOINT: self._endpoint,
             singer_metrics.Tag.HTTP_STATUS_CODE: status,
             singer_metrics.Tag.STATUS: (
@@ -484,7 +484,7 @@ class RunStats(RequestObserver):
         # waits first: one still going on is counted up to now, and must fit in the run
         waits = self.pace_clock.waits()
         duration = self.elapsed()
-        summary = {
+        summary: dict[str, Any] = {
             "duration_seconds": round(duration, 3),
             "dry_run": self.dry_run,
             "totals": _sum_counts(list(streams.values())),
@@ -548,7 +548,7 @@ class RunStats(RequestObserver):
                     (CapiMetric.EVENTS_ACKNOWLEDGED, (stream_tag,), counters.events_acknowledged)
                 )
                 for reason, count in counters.dead_letters.items():
-                    tags = (stream_tag, ("reason", reason))
+                    tags: tuple[tuple[str, str], ...] = (stream_tag, ("reason", reason))
                     current.append((CapiMetric.EVENTS_DEAD_LETTERED, tags, count))
             for reason, count in self._retries_by_reason.items():
                 tags = ((singer_metrics.Tag.ENDPOINT.value, self._endpoint), ("reason", reason))
@@ -560,8 +560,13 @@ class RunStats(RequestObserver):
                     self._emitted_counters[(metric, tags)] = total
                     increments.append((metric, tags, increment))
         for metric, tags, increment in increments:
+            # singer_sdk types Point.metric as its own Metric enum, which cannot be extended;
+            # it reads only metric.value, which CapiMetric's members have as Metric's do
             point = singer_metrics.Point(
-                "counter", metric, increment, {**dict(tags), singer_metrics.Tag.PID: self._pid}
+                "counter",
+                metric,  # type: ignore[arg-type]
+                increment,
+                {**dict(tags), singer_metrics.Tag.PID: self._pid},
             )
             singer_metrics.log(self._metrics_logger, point)
 

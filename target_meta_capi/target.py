@@ -513,7 +513,9 @@ class TargetMetaCapi(Target):
             f"Input line {self.message_reader.line_number}: BATCH messages are not supported"
         )
 
-    def _assert_line_requires(self, message_dict: dict, requires: t.AbstractSet[str]) -> None:
+    def _assert_line_requires(
+        self, message_dict: dict, requires: set[str] | frozenset[str]
+    ) -> None:
         # The SDK's own message quotes the whole line, customer data included.
         missing = requires.difference(message_dict)
         if missing:

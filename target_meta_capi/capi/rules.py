@@ -359,8 +359,11 @@ def validate_event(
             )
         )
     elif action_source == "website":
-        is_mapping = user_data.__class__ is dict or isinstance(user_data, Mapping)
-        user_agent = user_data.get("client_user_agent") if is_mapping else None
+        user_agent = (
+            user_data.get("client_user_agent")
+            if user_data.__class__ is dict or isinstance(user_data, Mapping)
+            else None
+        )
         if not isinstance(user_agent, str) or not user_agent.strip():
             violations.append(
                 _violation(

@@ -622,7 +622,9 @@ class _Handler(BaseHTTPRequestHandler):
     _outcome_counted = False
 
     def setup(self) -> None:
-        self.timeout = self.server.sandbox.config.idle_timeout_seconds
+        # typeshed makes timeout a ClassVar; StreamRequestHandler.setup reads self.timeout,
+        # so one set on the instance is the per-server idle timeout it applies
+        self.timeout = self.server.sandbox.config.idle_timeout_seconds  # type: ignore[misc]
         super().setup()
         self.server.sandbox._track_connection(self.connection, True)
 
@@ -909,7 +911,9 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox = self.server.sandbox
         sandbox._count_fault(fault)
         retry_after = sandbox.config.retry_after_seconds
-        extra_headers = () if retry_after is None else (("Retry-After", str(retry_after)),)
+        extra_headers: tuple[tuple[str, str], ...] = (
+            () if retry_after is None else (("Retry-After", str(retry_after)),)
+        )
         if fault == faults.HTML_502:
             self._send(
                 502,

@@ -149,7 +149,8 @@ class EventStore:
                 seen_times.popleft()
             for event in events:
                 self._events.append({"event": event, "params": params})
-                by_event_name[event.get("event_name")] += 1
+                # an accepted event has a non-empty string event_name (rules.validate_event)
+                by_event_name[event["event_name"]] += 1
                 event_id = event.get("event_id")
                 if event_id is None:
                     self._events_without_event_id += 1
