@@ -1,6 +1,6 @@
 # Two commands, on a fresh machine with Python 3.10+, make and bash:
 #   make demo   install, then sample orders -> target-meta-capi -> local sandbox, and what arrived
-#   make test   install, then ruff and the whole test suite (PostgreSQL + Meltano end to end too)
+#   make test   install, then ruff, mypy and the whole test suite (PostgreSQL + Meltano end to end)
 
 PYTHON ?= python3
 VENV := .venv

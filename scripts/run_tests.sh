@@ -10,11 +10,11 @@ ROOT="$(pwd)"
 export E2E_REQUIRED=1
 export MELTANO_BIN="$ROOT/.venv-meltano/bin/meltano"
 
-echo "==> ruff check"
-.venv/bin/ruff check .
+echo "==> ruff check, ruff format --check"
+.venv/bin/ruff check . && .venv/bin/ruff format --check .
 ruff_status=$?
 if [ "$ruff_status" -ne 0 ]; then
-    echo "ruff check FAILED (exit $ruff_status); running the tests anyway" >&2
+    echo "ruff FAILED (exit $ruff_status); running the tests anyway" >&2
 fi
 
 # the package's type hints must hold (the tests are not type-checked)
