@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 import stat
@@ -44,6 +45,9 @@ DEFAULT_REQUEST_TIMEOUT = 60
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_MAX_RETRY_SECONDS = 300
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 30
+#: The most a timeout or interval setting may be: a wait beyond the platform's time_t (`inf`,
+#: `1e300`) fails with OverflowError in the middle of a run, and a day is past any sensible one.
+LONGEST_WAIT_SECONDS = 86_400
 ON_INVALID_DEAD_LETTER = "dead_letter"
 ON_INVALID_FAIL = "fail"
 
@@ -155,13 +159,13 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "request_timeout",
-        th.NumberType(exclusive_minimum=0),
+        th.NumberType(exclusive_minimum=0, maximum=LONGEST_WAIT_SECONDS),
         default=DEFAULT_REQUEST_TIMEOUT,
         description="Seconds to wait for Meta's answer to one request before retrying it.",
     ),
     th.Property(
         "shutdown_grace_seconds",
-        th.NumberType(minimum=0),
+        th.NumberType(minimum=0, maximum=LONGEST_WAIT_SECONDS),
         default=DEFAULT_SHUTDOWN_GRACE_SECONDS,
         description=(
             "After SIGTERM or Ctrl-C, how long requests in flight may take to be answered "
@@ -270,7 +274,7 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "progress_interval",
-        th.NumberType(minimum=0),
+        th.NumberType(minimum=0, maximum=LONGEST_WAIT_SECONDS),
         default=DEFAULT_PROGRESS_INTERVAL,
         description="Seconds between progress lines on stderr; 0 turns them off.",
     ),
@@ -332,19 +336,22 @@ def with_number_texts_parsed(
     Other text is left as it is, for validation to refuse by the setting's name.
     """
     properties = schema.get("properties", {})
-    return {
-        name: _number_or_text(value)
-        if isinstance(value, str) and sdk_typing.is_number_type(properties.get(name, {}))
-        else value
+    parsed = {
+        name: _number_in(value)
         for name, value in config.items()
+        if isinstance(value, str) and sdk_typing.is_number_type(properties.get(name, {}))
     }
+    return {**config, **{name: number for name, number in parsed.items() if number is not None}}
 
 
-def _number_or_text(text: str) -> float | str:
+def _number_in(text: str) -> float | None:
+    """The number text holds (`30`, ` 2.5 `, `inf`), or None; `nan` is none, as no minimum or
+    maximum can refuse it."""
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
-        return text
+        return None
+    return None if math.isnan(number) else number
 
 
 def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> str | None:
@@ -363,9 +370,7 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
             except ValueError:
                 return f"environment variable {variable} is not a whole number"
         elif sdk_typing.is_number_type(property_schema):  # not true of integers
-            try:
-                float(value)
-            except ValueError:
+            if _number_in(value) is None:
                 return f"environment variable {variable} is not a number"
         elif not sdk_typing.is_string_array_type(property_schema) and (
             sdk_typing.is_array_type(property_schema) or sdk_typing.is_object_type(property_schema)

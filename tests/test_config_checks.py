@@ -248,6 +248,7 @@ def test_unknown_settings_are_in_the_summary_warnings_too(
         ("TARGET_META_CAPI_STREAMS", '{"public-orders": ', "is not valid JSON (Expecting value"),
         ("TARGET_META_CAPI_BATCH_SIZE", "five hundred", "is not a whole number"),
         ("TARGET_META_CAPI_REQUEST_TIMEOUT", "thirty", "is not a number"),
+        ("TARGET_META_CAPI_REQUEST_TIMEOUT", "NaN", "is not a number"),
     ],
 )
 def test_a_setting_in_the_environment_that_cannot_be_read_is_one_error_naming_the_variable(
@@ -295,6 +296,29 @@ def test_a_number_setting_given_as_text_that_is_no_number_is_refused_by_name() -
     with pytest.raises(ConfigValidationError) as raised:
         TargetMetaCapi(
             config={"pixel_id": "1234567890", "access_token": "x", "request_timeout": "thirty"}
+        )
+    assert any("config['request_timeout']" in error for error in raised.value.errors)
+
+
+@pytest.mark.parametrize(
+    "setting", ["request_timeout", "shutdown_grace_seconds", "progress_interval"]
+)
+@pytest.mark.parametrize("value", ["inf", 1e300], ids=["inf-as-text", "huge-number"])
+def test_a_wait_longer_than_a_day_is_refused_at_start_by_name(setting: str, value: Any) -> None:
+    # such a wait failed in mid-run with OverflowError (beyond the platform's time_t)
+    with pytest.raises(ConfigValidationError) as raised:
+        TargetMetaCapi(config={"pixel_id": "1234567890", "access_token": "x", setting: value})
+    assert any(
+        f"config['{setting}']" in error and "maximum of 86400" in error
+        for error in raised.value.errors
+    )
+
+
+def test_a_number_setting_given_as_nan_text_is_refused_by_name() -> None:
+    # nan passes every minimum and maximum, as no comparison with it is true
+    with pytest.raises(ConfigValidationError) as raised:
+        TargetMetaCapi(
+            config={"pixel_id": "1234567890", "access_token": "x", "request_timeout": "nan"}
         )
     assert any("config['request_timeout']" in error for error in raised.value.errors)
 
