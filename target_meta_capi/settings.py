@@ -296,6 +296,11 @@ SECRET_SETTINGS = frozenset(
 )
 
 
+#: The words singer-sdk reads as true in a boolean setting's environment variable
+#: (`configuration._dict_config.TRUTHY`), and those that mean false.
+ENVIRONMENT_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+ENVIRONMENT_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
 #: Graph API versions as Meta names them: v24.0
 API_VERSION_PATTERN = re.compile(r"v\d+\.\d+")
 
@@ -358,7 +363,8 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
     """What is wrong with the first setting given in the environment that cannot be read,
     without its value: it may be a secret. Asked before the SDK reads them: it reads integers
     with int() and arrays and objects as JSON and fails with a traceback naming no variable,
-    and its validation would refuse a number setting's text quoting the value."""
+    its validation would refuse a number setting's text quoting the value, and it reads a
+    boolean that is none of its true words as false."""
     for name, property_schema in schema.get("properties", {}).items():
         variable = prefix + name.upper().replace("-", "_")
         value = os.environ.get(variable)
@@ -372,6 +378,15 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
         elif sdk_typing.is_number_type(property_schema):  # not true of integers
             if _number_in(value) is None:
                 return f"environment variable {variable} is not a number"
+        elif sdk_typing.is_boolean_type(property_schema):
+            # the SDK reads any text but its four true words (spaces and all) as false:
+            # DRY_RUN=ture or " true" would send for real
+            if value.lower() not in ENVIRONMENT_TRUE_WORDS | ENVIRONMENT_FALSE_WORDS:
+                return (
+                    f"environment variable {variable} is not a boolean: "
+                    f"{'/'.join(sorted(ENVIRONMENT_TRUE_WORDS))} or "
+                    f"{'/'.join(sorted(ENVIRONMENT_FALSE_WORDS))}"
+                )
         elif not sdk_typing.is_string_array_type(property_schema) and (
             sdk_typing.is_array_type(property_schema) or sdk_typing.is_object_type(property_schema)
         ):

@@ -271,6 +271,28 @@ def test_a_setting_in_the_environment_that_cannot_be_read_is_one_error_naming_th
     assert "EAAsecretfromtheenvironment" not in completed.stderr
 
 
+@pytest.mark.parametrize("value", ["ture", " true", "enabled"])
+def test_a_boolean_in_the_environment_that_is_no_boolean_word_stops_the_run_before_sending(
+    sandbox: SandboxServer, tmp_path: Path, value: str
+) -> None:
+    # singer-sdk reads any text but true/1/yes/on as false: a mistyped DRY_RUN sent for real
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(orders_config(sandbox.url, tmp_path)), encoding="utf-8")
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("target-meta-capi")),
+         "--config", str(config_file), "--config", "ENV"],
+        input="".join(line + "\n" for line in order_stream(2)), capture_output=True, text=True,
+        timeout=60, cwd=tmp_path, env={**os.environ, "TARGET_META_CAPI_DRY_RUN": value},
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert (
+        "Configuration error: environment variable TARGET_META_CAPI_DRY_RUN is not a boolean"
+        in completed.stderr
+    )
+    assert "Traceback" not in completed.stderr
+    assert sandbox.accepted_events() == []
+
+
 def test_a_number_setting_in_the_environment_is_read_as_a_number(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
