@@ -298,6 +298,15 @@ class StreamMapping:
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise MappingConfigError(f"streams.{stream}.{literal} must be a non-empty text")
         _check_action_source(f"streams.{stream}.action_source", raw.get("action_source"))
+        unmapped_to_custom_data = raw.get("unmapped_columns_to_custom_data")
+        if unmapped_to_custom_data is None:
+            unmapped_to_custom_data = False
+        elif not isinstance(unmapped_to_custom_data, bool):
+            # text "false" is true to bool(): the stream's columns would go to Meta unhashed
+            raise MappingConfigError(
+                f"streams.{stream}.unmapped_columns_to_custom_data must be true or false "
+                f"(a JSON boolean), got {unmapped_to_custom_data!r}"
+            )
         pixel_id = raw.get("pixel_id")
         if pixel_id is not None:
             pixel_id = str(pixel_id)
@@ -326,7 +335,7 @@ class StreamMapping:
             action_source=raw.get("action_source"),
             fields=fields,
             constants=constants,
-            unmapped_columns_to_custom_data=bool(raw.get("unmapped_columns_to_custom_data")),
+            unmapped_columns_to_custom_data=unmapped_to_custom_data,
             pixel_id=pixel_id,
         )
 

@@ -222,6 +222,18 @@ def test_unmapped_columns_to_custom_data_names_the_columns_it_sends_unhashed(
     ) in " ".join(warnings_of(caplog))
 
 
+def test_unmapped_columns_to_custom_data_given_as_text_is_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    # the text "false" was taken for true, and every unmapped column went to Meta unhashed
+    mapping = {**ORDERS_MAPPING, "unmapped_columns_to_custom_data": "false"}
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
+    assert config_errors(config) == [
+        f"streams.{STREAM}.unmapped_columns_to_custom_data must be true or false "
+        "(a JSON boolean), got 'false'"
+    ]
+
+
 def test_a_run_that_stopped_early_does_not_call_later_streams_entries_unmatched(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
