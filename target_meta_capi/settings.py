@@ -301,8 +301,8 @@ SECRET_SETTINGS = frozenset(
 ENVIRONMENT_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 ENVIRONMENT_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
-#: Graph API versions as Meta names them: v24.0
-API_VERSION_PATTERN = re.compile(r"v\d+\.\d+")
+#: Graph API versions as Meta names them: v24.0 (ASCII digits: \d takes v٢٤.0 too)
+API_VERSION_PATTERN = re.compile(r"v[0-9]+\.[0-9]+")
 
 
 def secret_settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:

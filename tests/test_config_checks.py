@@ -81,7 +81,7 @@ def test_a_pixel_id_that_is_not_digits_is_refused_at_start(tmp_path: Path, pixel
     assert any(error.startswith("pixel_id must be a pixel (dataset) ID") for error in errors)
 
 
-@pytest.mark.parametrize("api_version", ["24", "v24", "24.0", "latest"])
+@pytest.mark.parametrize("api_version", ["24", "v24", "24.0", "latest", "v٢٤.0"])
 def test_an_api_version_not_named_as_meta_names_them_is_refused_at_start(
     tmp_path: Path, api_version: str
 ) -> None:
