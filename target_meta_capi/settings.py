@@ -432,14 +432,40 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         "summary_path": config.get("summary_path"),
         "dry_run_path": config.get("dry_run_path") if config.get("dry_run") else None,
     }
+    written_by: dict[str, str] = {}  # a regular file an output goes to → its setting
     for setting, path in output_paths.items():
-        problem = path and (
-            _stdout_problem(Path(path))
+        if not path:
+            continue
+        problem = (
+            _nul_problem(path)
+            or _stdout_problem(Path(path))
             or unwritable_path_problem(Path(path), renamed_over=setting == "summary_path")
         )
+        file = None if problem else _regular_file(Path(path))
+        if file in written_by:
+            # the summary replaces the dead letters, a dry run truncates them, or lines mix
+            problem = f"is the file {written_by[file]} writes too: give each its own file"
+        elif file is not None:
+            written_by[file] = setting
         if problem:
             errors.append(f"{setting} {path!r}: {problem}")
     return errors
+
+
+def _nul_problem(path: str) -> str | None:
+    """A NUL ends a file name in the system's calls: Python refuses it with a traceback."""
+    return "contains a NUL character, which no file name can" if "\0" in path else None
+
+
+def _regular_file(path: Path) -> str | None:
+    """The file `path` writes to, symlinks followed, unless it is a device or a FIFO, which
+    several outputs may share (/dev/null, say)."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return None
+    except OSError:  # not there yet
+        pass
+    return os.path.realpath(path)
 
 
 def _stdout_problem(path: Path) -> str | None:
