@@ -48,6 +48,12 @@ DEFAULT_SHUTDOWN_GRACE_SECONDS = 30
 #: The most a timeout or interval setting may be: a wait beyond the platform's time_t (`inf`,
 #: `1e300`) fails with OverflowError in the middle of a run, and a day is past any sensible one.
 LONGEST_WAIT_SECONDS = 86_400
+#: The most requests in flight: each is a thread and a pooled connection, which requests
+#: sets up front (a billion hung the start), and Meta throttles long before this many.
+MOST_CONCURRENT_REQUESTS = 256
+#: The most record workers: each is a process of ~30 MB with its own pipes (thousands failed
+#: mid-run with "Too many open files"), and past the CPUs they add nothing.
+MOST_RECORD_WORKERS = 64
 ON_INVALID_DEAD_LETTER = "dead_letter"
 ON_INVALID_FAIL = "fail"
 
@@ -140,21 +146,22 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "concurrent_requests",
-        th.IntegerType(minimum=1),
+        th.IntegerType(minimum=1, maximum=MOST_CONCURRENT_REQUESTS),
         default=DEFAULT_CONCURRENT_REQUESTS,
         description=(
-            "Requests in flight at once (a sliding window; halved while Meta throttles). "
-            "Reading stops while the window is full, so memory stays flat."
+            f"Requests in flight at once, 1 to {MOST_CONCURRENT_REQUESTS} (a sliding window; "
+            "halved while Meta throttles). Reading stops while the window is full, so memory "
+            "stays flat."
         ),
     ),
     th.Property(
         "record_workers",
-        th.IntegerType(minimum=0),
+        th.IntegerType(minimum=0, maximum=MOST_RECORD_WORKERS),
         description=(
             "Processes that validate, map and hash records in parallel with reading and "
-            "sending. Default on Linux: one per CPU (at most 8), none on a single CPU; "
-            "elsewhere none. 0 does all the work in the target's own process. Each worker "
-            "adds ~30 MB of memory. Workers are forked, so not on Windows."
+            f"sending, 0 to {MOST_RECORD_WORKERS}. Default on Linux: one per CPU (at most 8), "
+            "none on a single CPU; elsewhere none. 0 does all the work in the target's own "
+            "process. Each worker adds ~30 MB of memory. Workers are forked, so not on Windows."
         ),
     ),
     th.Property(

@@ -348,6 +348,28 @@ def test_a_wait_longer_than_a_day_is_refused_at_start_by_name(setting: str, valu
     )
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "maximum"),
+    [("concurrent_requests", 10**9, 256), ("record_workers", 10**20, 64)],
+)
+def test_more_requests_or_workers_than_a_process_can_hold_are_refused_at_start_by_name(
+    sandbox: SandboxServer, tmp_path: Path, setting: str, value: int, maximum: int
+) -> None:
+    # a billion requests hung the start (requests sizes its pool up front); workers by the
+    # thousand failed mid-run with "Too many open files"
+    config_file = tmp_path / "config.json"
+    config = orders_config(sandbox.url, tmp_path, **{setting: value})
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("target-meta-capi")), "--config", str(config_file)],
+        input="".join(line + "\n" for line in order_stream(2)), capture_output=True, text=True,
+        timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert f"is greater than the maximum of {maximum} in config['{setting}']" in completed.stderr
+    assert sandbox.accepted_events() == []
+
+
 def test_a_number_setting_given_as_nan_text_is_refused_by_name() -> None:
     # nan passes every minimum and maximum, as no comparison with it is true
     with pytest.raises(ConfigValidationError) as raised:
