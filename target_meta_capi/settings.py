@@ -192,13 +192,15 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "max_retry_seconds",
-        th.NumberType(minimum=0),
+        # inf let a proxy's Retry-After of 99999999999 be waited for: OverflowError (time_t)
+        th.NumberType(minimum=0, maximum=LONGEST_WAIT_SECONDS),
         default=DEFAULT_MAX_RETRY_SECONDS,
         description=(
             "How long one request may keep retrying. A retry never comes sooner than Meta "
             "asks (Retry-After, or the estimated time to regain access of a throttled "
             "business); when that is beyond this limit the run stops at once, state unchanged, "
-            "and says how long to wait. Raise it to let a long run wait out throttling."
+            "and says how long to wait. Raise it (up to a day, 86400) to let a long run wait "
+            "out throttling."
         ),
     ),
     th.Property(

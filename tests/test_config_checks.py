@@ -335,7 +335,8 @@ def test_a_number_setting_given_as_text_that_is_no_number_is_refused_by_name() -
 
 
 @pytest.mark.parametrize(
-    "setting", ["request_timeout", "shutdown_grace_seconds", "progress_interval"]
+    "setting",
+    ["request_timeout", "shutdown_grace_seconds", "progress_interval", "max_retry_seconds"],
 )
 @pytest.mark.parametrize("value", ["inf", 1e300], ids=["inf-as-text", "huge-number"])
 def test_a_wait_longer_than_a_day_is_refused_at_start_by_name(setting: str, value: Any) -> None:
