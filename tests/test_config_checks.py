@@ -305,6 +305,28 @@ def test_a_boolean_in_the_environment_that_is_no_boolean_word_stops_the_run_befo
     assert sandbox.accepted_events() == []
 
 
+def test_an_http_service_class_whose_module_fails_to_import_is_one_error_naming_the_setting(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    (tmp_path / "corporate_proxy.py").write_text("raise RuntimeError('no proxy today')\n")
+    config = orders_config(sandbox.url, tmp_path, http_service_class="corporate_proxy:Service")
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    import_path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("target-meta-capi")), "--config", str(config_file)],
+        input="".join(line + "\n" for line in order_stream(2)), capture_output=True, text=True,
+        timeout=60, cwd=tmp_path, env={**os.environ, "PYTHONPATH": import_path},
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert (
+        "Configuration error: http_service_class: http service 'corporate_proxy:Service': "
+        "importing module 'corporate_proxy' failed: RuntimeError: no proxy today"
+    ) in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert sandbox.accepted_events() == []
+
+
 def test_a_number_setting_in_the_environment_is_read_as_a_number(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
