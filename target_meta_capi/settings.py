@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import typing as t
+import unicodedata
 from importlib import metadata
 from pathlib import Path
 
@@ -411,9 +412,44 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
     return None
 
 
+#: Text settings sent to Meta as they are, in every request's body.
+REQUEST_TEXT_SETTINGS = (
+    "access_token",
+    "app_secret",
+    "test_event_code",
+    "partner_agent",
+    "namespace_id",
+    "upload_id",
+    "upload_tag",
+    "upload_source",
+)
+
+
+def _request_text_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Request parameters with a blank, surrounding whitespace or a control character: a
+    token read from a file with its line break fails every request, and a blank
+    test_event_code is sent as one. An empty secret is one not given (see access_token)."""
+    errors = []
+    for name in REQUEST_TEXT_SETTINGS:
+        value = config.get(name)
+        if not isinstance(value, str) or (name in SECRET_SETTINGS and not value):
+            continue
+        if not value.strip():
+            problem = "is blank: leave it out instead"
+        elif value != value.strip():
+            problem = "has spaces or a line break before or after it"
+        elif any(unicodedata.category(character) == "Cc" for character in value):
+            problem = "holds a control character (a line break, a tab …)"
+        else:
+            continue
+        shown = "; its value is not shown" if name in SECRET_SETTINGS else f", got {value!r}"
+        errors.append(f"{name} {problem}{shown}")
+    return errors
+
+
 def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     """Rules the JSON schema cannot express clearly."""
-    errors = []
+    errors = _request_text_errors(config)
     if not config.get("dry_run") and not config.get("access_token"):
         errors.append(
             "access_token is required (unless dry_run is true); run by hand, the target reads "

@@ -75,6 +75,39 @@ def test_an_access_token_pasted_as_the_pixel_id_is_refused_without_showing_it(
     assert REAL_LOOKING_TOKEN not in said
 
 
+def test_an_access_token_with_its_line_break_is_refused_at_start_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    # a token read from a file or a Kubernetes secret keeps its line break: Meta refused
+    # every request, after the run had read its input
+    config = orders_config("http://127.0.0.1:9", tmp_path, access_token=REAL_LOOKING_TOKEN + "\n")
+    errors = config_errors(config)
+    assert errors == [
+        "access_token has spaces or a line break before or after it; its value is not shown"
+    ]
+    assert REAL_LOOKING_TOKEN not in " ".join(errors)
+
+
+@pytest.mark.parametrize("test_event_code", ["", "   "])
+def test_a_blank_test_event_code_is_refused_at_start_not_sent(
+    tmp_path: Path, test_event_code: str
+) -> None:
+    config = orders_config("http://127.0.0.1:9", tmp_path, test_event_code=test_event_code)
+    assert config_errors(config) == [
+        f"test_event_code is blank: leave it out instead, got {test_event_code!r}"
+    ]
+
+
+def test_a_request_parameter_with_a_control_character_is_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    config = orders_config("http://127.0.0.1:9", tmp_path, partner_agent="acme\nX-Injected: 1")
+    assert config_errors(config) == [
+        "partner_agent holds a control character (a line break, a tab …), "
+        "got 'acme\\nX-Injected: 1'"
+    ]
+
+
 @pytest.mark.parametrize("pixel_id", ["my-pixel", "12 34", "١٢٣"])
 def test_a_pixel_id_that_is_not_digits_is_refused_at_start(tmp_path: Path, pixel_id: str) -> None:
     errors = config_errors(orders_config("http://127.0.0.1:9", tmp_path, pixel_id=pixel_id))
