@@ -450,6 +450,10 @@ def _request_text_errors(config: t.Mapping[str, t.Any]) -> list[str]:
 def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     """Rules the JSON schema cannot express clearly."""
     errors = _request_text_errors(config)
+    batch_size_rows = config.get("batch_size_rows")
+    if isinstance(batch_size_rows, int) and batch_size_rows < 1:
+        # the SDK's setting has no minimum; below 1 every event went in a request of its own
+        errors.append(f"batch_size_rows must be at least 1, got {batch_size_rows}")
     if not config.get("dry_run") and not config.get("access_token"):
         errors.append(
             "access_token is required (unless dry_run is true); run by hand, the target reads "

@@ -426,6 +426,15 @@ def test_more_requests_or_workers_than_a_process_can_hold_are_refused_at_start_b
     assert sandbox.accepted_events() == []
 
 
+@pytest.mark.parametrize("batch_size_rows", [0, -5])
+def test_a_batch_size_rows_below_one_is_refused_at_start(
+    tmp_path: Path, batch_size_rows: int
+) -> None:
+    # the SDK's setting has no minimum: each event then went to Meta in a request of its own
+    config = orders_config("http://127.0.0.1:9", tmp_path, batch_size_rows=batch_size_rows)
+    assert config_errors(config) == [f"batch_size_rows must be at least 1, got {batch_size_rows}"]
+
+
 def test_a_number_setting_given_as_nan_text_is_refused_by_name() -> None:
     # nan passes every minimum and maximum, as no comparison with it is true
     with pytest.raises(ConfigValidationError) as raised:
