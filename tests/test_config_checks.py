@@ -163,6 +163,25 @@ def test_a_default_action_source_meta_refuses_is_refused_at_start(tmp_path: Path
     assert error.startswith("default_action_source must be one of")
 
 
+@pytest.mark.parametrize("default_event_name", ["", "   "])
+def test_a_blank_default_event_name_is_refused_at_start(
+    tmp_path: Path, default_event_name: str
+) -> None:
+    # it dead-lettered every event of a stream without an event name, and state went past them
+    config = orders_config("http://127.0.0.1:9", tmp_path, default_event_name=default_event_name)
+    assert config_errors(config) == ["default_event_name must be a non-empty text"]
+
+
+def test_an_event_name_with_a_line_break_is_refused_at_start(tmp_path: Path) -> None:
+    # "Purchase\n" reached Meta as a custom event, not as a Purchase
+    mapping = {**ORDERS_MAPPING, "event_name": "Purchase\n"}
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
+    assert config_errors(config) == [
+        f"streams.{STREAM}.event_name has spaces or a line break before or after it, "
+        "got 'Purchase\\n'"
+    ]
+
+
 def test_a_wrong_entry_for_a_stream_not_in_the_input_is_still_refused_at_start(
     tmp_path: Path,
 ) -> None:
