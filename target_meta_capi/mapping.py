@@ -294,10 +294,17 @@ class StreamMapping:
                 f"known: {', '.join(sorted(_STREAM_SETTINGS))}"
             )
         for literal in ("event_name", "action_source"):
-            value = raw.get(literal)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise MappingConfigError(f"streams.{stream}.{literal} must be a non-empty text")
+            _check_name(f"streams.{stream}.{literal}", raw.get(literal))
         _check_action_source(f"streams.{stream}.action_source", raw.get("action_source"))
+        unmapped_to_custom_data = raw.get("unmapped_columns_to_custom_data")
+        if unmapped_to_custom_data is None:
+            unmapped_to_custom_data = False
+        elif not isinstance(unmapped_to_custom_data, bool):
+            # text "false" is true to bool(): the stream's columns would go to Meta unhashed
+            raise MappingConfigError(
+                f"streams.{stream}.unmapped_columns_to_custom_data must be true or false "
+                f"(a JSON boolean), got {unmapped_to_custom_data!r}"
+            )
         pixel_id = raw.get("pixel_id")
         if pixel_id is not None:
             pixel_id = str(pixel_id)
@@ -326,8 +333,21 @@ class StreamMapping:
             action_source=raw.get("action_source"),
             fields=fields,
             constants=constants,
-            unmapped_columns_to_custom_data=bool(raw.get("unmapped_columns_to_custom_data")),
+            unmapped_columns_to_custom_data=unmapped_to_custom_data,
             pixel_id=pixel_id,
+        )
+
+
+def _check_name(setting: str, value: Any) -> None:
+    """An event name or action source given in the settings is sent as it is: blank, it
+    leaves every event without one; with a line break around it, "Lead\n" is no Lead."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise MappingConfigError(f"{setting} must be a non-empty text")
+    if value != value.strip():
+        raise MappingConfigError(
+            f"{setting} has spaces or a line break before or after it, got {value!r}"
         )
 
 
@@ -427,6 +447,10 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
             StreamMapping.from_config(stream, raw)
         except MappingConfigError as error:
             errors.extend(error.problems)
+    try:
+        _check_name("default_event_name", config.get("default_event_name"))
+    except MappingConfigError as error:
+        errors.append(str(error))
     try:
         _check_action_source("default_action_source", config.get("default_action_source"))
     except MappingConfigError as error:

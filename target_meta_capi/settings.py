@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import typing as t
+import unicodedata
 from importlib import metadata
 from pathlib import Path
 
@@ -48,6 +49,12 @@ DEFAULT_SHUTDOWN_GRACE_SECONDS = 30
 #: The most a timeout or interval setting may be: a wait beyond the platform's time_t (`inf`,
 #: `1e300`) fails with OverflowError in the middle of a run, and a day is past any sensible one.
 LONGEST_WAIT_SECONDS = 86_400
+#: The most requests in flight: each is a thread and a pooled connection, which requests
+#: sets up front (a billion hung the start), and Meta throttles long before this many.
+MOST_CONCURRENT_REQUESTS = 256
+#: The most record workers: each is a process of ~30 MB with its own pipes (thousands failed
+#: mid-run with "Too many open files"), and past the CPUs they add nothing.
+MOST_RECORD_WORKERS = 64
 ON_INVALID_DEAD_LETTER = "dead_letter"
 ON_INVALID_FAIL = "fail"
 
@@ -140,21 +147,22 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "concurrent_requests",
-        th.IntegerType(minimum=1),
+        th.IntegerType(minimum=1, maximum=MOST_CONCURRENT_REQUESTS),
         default=DEFAULT_CONCURRENT_REQUESTS,
         description=(
-            "Requests in flight at once (a sliding window; halved while Meta throttles). "
-            "Reading stops while the window is full, so memory stays flat."
+            f"Requests in flight at once, 1 to {MOST_CONCURRENT_REQUESTS} (a sliding window; "
+            "halved while Meta throttles). Reading stops while the window is full, so memory "
+            "stays flat."
         ),
     ),
     th.Property(
         "record_workers",
-        th.IntegerType(minimum=0),
+        th.IntegerType(minimum=0, maximum=MOST_RECORD_WORKERS),
         description=(
             "Processes that validate, map and hash records in parallel with reading and "
-            "sending. Default on Linux: one per CPU (at most 8), none on a single CPU; "
-            "elsewhere none. 0 does all the work in the target's own process. Each worker "
-            "adds ~30 MB of memory. Workers are forked, so not on Windows."
+            f"sending, 0 to {MOST_RECORD_WORKERS}. Default on Linux: one per CPU (at most 8), "
+            "none on a single CPU; elsewhere none. 0 does all the work in the target's own "
+            "process. Each worker adds ~30 MB of memory. Workers are forked, so not on Windows."
         ),
     ),
     th.Property(
@@ -185,13 +193,15 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "max_retry_seconds",
-        th.NumberType(minimum=0),
+        # inf let a proxy's Retry-After of 99999999999 be waited for: OverflowError (time_t)
+        th.NumberType(minimum=0, maximum=LONGEST_WAIT_SECONDS),
         default=DEFAULT_MAX_RETRY_SECONDS,
         description=(
             "How long one request may keep retrying. A retry never comes sooner than Meta "
             "asks (Retry-After, or the estimated time to regain access of a throttled "
             "business); when that is beyond this limit the run stops at once, state unchanged, "
-            "and says how long to wait. Raise it to let a long run wait out throttling."
+            "and says how long to wait. Raise it (up to a day, 86400) to let a long run wait "
+            "out throttling."
         ),
     ),
     th.Property(
@@ -296,8 +306,13 @@ SECRET_SETTINGS = frozenset(
 )
 
 
-#: Graph API versions as Meta names them: v24.0
-API_VERSION_PATTERN = re.compile(r"v\d+\.\d+")
+#: The words singer-sdk reads as true in a boolean setting's environment variable
+#: (`configuration._dict_config.TRUTHY`), and those that mean false.
+ENVIRONMENT_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+ENVIRONMENT_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+#: Graph API versions as Meta names them: v24.0 (ASCII digits: \d takes v٢٤.0 too)
+API_VERSION_PATTERN = re.compile(r"v[0-9]+\.[0-9]+")
 
 
 def secret_settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
@@ -358,7 +373,8 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
     """What is wrong with the first setting given in the environment that cannot be read,
     without its value: it may be a secret. Asked before the SDK reads them: it reads integers
     with int() and arrays and objects as JSON and fails with a traceback naming no variable,
-    and its validation would refuse a number setting's text quoting the value."""
+    its validation would refuse a number setting's text quoting the value, and it reads a
+    boolean that is none of its true words as false."""
     for name, property_schema in schema.get("properties", {}).items():
         variable = prefix + name.upper().replace("-", "_")
         value = os.environ.get(variable)
@@ -372,6 +388,15 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
         elif sdk_typing.is_number_type(property_schema):  # not true of integers
             if _number_in(value) is None:
                 return f"environment variable {variable} is not a number"
+        elif sdk_typing.is_boolean_type(property_schema):
+            # the SDK reads any text but its four true words (spaces and all) as false:
+            # DRY_RUN=ture or " true" would send for real
+            if value.lower() not in ENVIRONMENT_TRUE_WORDS | ENVIRONMENT_FALSE_WORDS:
+                return (
+                    f"environment variable {variable} is not a boolean: "
+                    f"{'/'.join(sorted(ENVIRONMENT_TRUE_WORDS))} or "
+                    f"{'/'.join(sorted(ENVIRONMENT_FALSE_WORDS))}"
+                )
         elif not sdk_typing.is_string_array_type(property_schema) and (
             sdk_typing.is_array_type(property_schema) or sdk_typing.is_object_type(property_schema)
         ):
@@ -387,9 +412,48 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
     return None
 
 
+#: Text settings sent to Meta as they are, in every request's body.
+REQUEST_TEXT_SETTINGS = (
+    "access_token",
+    "app_secret",
+    "test_event_code",
+    "partner_agent",
+    "namespace_id",
+    "upload_id",
+    "upload_tag",
+    "upload_source",
+)
+
+
+def _request_text_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    """Request parameters with a blank, surrounding whitespace or a control character: a
+    token read from a file with its line break fails every request, and a blank
+    test_event_code is sent as one. An empty secret is one not given (see access_token)."""
+    errors = []
+    for name in REQUEST_TEXT_SETTINGS:
+        value = config.get(name)
+        if not isinstance(value, str) or (name in SECRET_SETTINGS and not value):
+            continue
+        if not value.strip():
+            problem = "is blank: leave it out instead"
+        elif value != value.strip():
+            problem = "has spaces or a line break before or after it"
+        elif any(unicodedata.category(character) == "Cc" for character in value):
+            problem = "holds a control character (a line break, a tab …)"
+        else:
+            continue
+        shown = "; its value is not shown" if name in SECRET_SETTINGS else f", got {value!r}"
+        errors.append(f"{name} {problem}{shown}")
+    return errors
+
+
 def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     """Rules the JSON schema cannot express clearly."""
-    errors = []
+    errors = _request_text_errors(config)
+    batch_size_rows = config.get("batch_size_rows")
+    if isinstance(batch_size_rows, int) and batch_size_rows < 1:
+        # the SDK's setting has no minimum; below 1 every event went in a request of its own
+        errors.append(f"batch_size_rows must be at least 1, got {batch_size_rows}")
     if not config.get("dry_run") and not config.get("access_token"):
         errors.append(
             "access_token is required (unless dry_run is true); run by hand, the target reads "
@@ -417,14 +481,40 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         "summary_path": config.get("summary_path"),
         "dry_run_path": config.get("dry_run_path") if config.get("dry_run") else None,
     }
+    written_by: dict[str, str] = {}  # a regular file an output goes to → its setting
     for setting, path in output_paths.items():
-        problem = path and (
-            _stdout_problem(Path(path))
+        if not path:
+            continue
+        problem = (
+            _nul_problem(path)
+            or _stdout_problem(Path(path))
             or unwritable_path_problem(Path(path), renamed_over=setting == "summary_path")
         )
+        file = None if problem else _regular_file(Path(path))
+        if file in written_by:
+            # the summary replaces the dead letters, a dry run truncates them, or lines mix
+            problem = f"is the file {written_by[file]} writes too: give each its own file"
+        elif file is not None:
+            written_by[file] = setting
         if problem:
             errors.append(f"{setting} {path!r}: {problem}")
     return errors
+
+
+def _nul_problem(path: str) -> str | None:
+    """A NUL ends a file name in the system's calls: Python refuses it with a traceback."""
+    return "contains a NUL character, which no file name can" if "\0" in path else None
+
+
+def _regular_file(path: Path) -> str | None:
+    """The file `path` writes to, symlinks followed, unless it is a device or a FIFO, which
+    several outputs may share (/dev/null, say)."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return None
+    except OSError:  # not there yet
+        pass
+    return os.path.realpath(path)
 
 
 def _stdout_problem(path: Path) -> str | None:

@@ -41,7 +41,7 @@ from singer_sdk.target_base import Target
 
 from target_meta_capi.allocator import use_one_malloc_arena
 from target_meta_capi.capi.batch import BatchProcessor
-from target_meta_capi.capi.errors import CapiError, NetworkError
+from target_meta_capi.capi.errors import CapiError, ConfigurationError, NetworkError
 from target_meta_capi.capi.http import (
     HttpServiceInterface,
     RequestsHttpService,
@@ -264,7 +264,10 @@ class TargetMetaCapi(Target):
         if self._dry_run_service is not None:
             return self._dry_run_service
         if config.get("http_service_class"):
-            return load_http_service(config["http_service_class"])
+            try:
+                return load_http_service(config["http_service_class"])
+            except ConfigurationError as error:  # said as one line, by the setting's name
+                raise ConfigurationError(f"http_service_class: {error}") from None
         concurrent = int(config.get("concurrent_requests", DEFAULT_CONCURRENT_REQUESTS))
         return RequestsHttpService(pool_size=concurrent)
 

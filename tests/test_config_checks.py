@@ -75,13 +75,46 @@ def test_an_access_token_pasted_as_the_pixel_id_is_refused_without_showing_it(
     assert REAL_LOOKING_TOKEN not in said
 
 
+def test_an_access_token_with_its_line_break_is_refused_at_start_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    # a token read from a file or a Kubernetes secret keeps its line break: Meta refused
+    # every request, after the run had read its input
+    config = orders_config("http://127.0.0.1:9", tmp_path, access_token=REAL_LOOKING_TOKEN + "\n")
+    errors = config_errors(config)
+    assert errors == [
+        "access_token has spaces or a line break before or after it; its value is not shown"
+    ]
+    assert REAL_LOOKING_TOKEN not in " ".join(errors)
+
+
+@pytest.mark.parametrize("test_event_code", ["", "   "])
+def test_a_blank_test_event_code_is_refused_at_start_not_sent(
+    tmp_path: Path, test_event_code: str
+) -> None:
+    config = orders_config("http://127.0.0.1:9", tmp_path, test_event_code=test_event_code)
+    assert config_errors(config) == [
+        f"test_event_code is blank: leave it out instead, got {test_event_code!r}"
+    ]
+
+
+def test_a_request_parameter_with_a_control_character_is_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    config = orders_config("http://127.0.0.1:9", tmp_path, partner_agent="acme\nX-Injected: 1")
+    assert config_errors(config) == [
+        "partner_agent holds a control character (a line break, a tab …), "
+        "got 'acme\\nX-Injected: 1'"
+    ]
+
+
 @pytest.mark.parametrize("pixel_id", ["my-pixel", "12 34", "١٢٣"])
 def test_a_pixel_id_that_is_not_digits_is_refused_at_start(tmp_path: Path, pixel_id: str) -> None:
     errors = config_errors(orders_config("http://127.0.0.1:9", tmp_path, pixel_id=pixel_id))
     assert any(error.startswith("pixel_id must be a pixel (dataset) ID") for error in errors)
 
 
-@pytest.mark.parametrize("api_version", ["24", "v24", "24.0", "latest"])
+@pytest.mark.parametrize("api_version", ["24", "v24", "24.0", "latest", "v٢٤.0"])
 def test_an_api_version_not_named_as_meta_names_them_is_refused_at_start(
     tmp_path: Path, api_version: str
 ) -> None:
@@ -128,6 +161,25 @@ def test_a_default_action_source_meta_refuses_is_refused_at_start(tmp_path: Path
     config = orders_config("http://127.0.0.1:9", tmp_path, default_action_source="online")
     [error] = config_errors(config)
     assert error.startswith("default_action_source must be one of")
+
+
+@pytest.mark.parametrize("default_event_name", ["", "   "])
+def test_a_blank_default_event_name_is_refused_at_start(
+    tmp_path: Path, default_event_name: str
+) -> None:
+    # it dead-lettered every event of a stream without an event name, and state went past them
+    config = orders_config("http://127.0.0.1:9", tmp_path, default_event_name=default_event_name)
+    assert config_errors(config) == ["default_event_name must be a non-empty text"]
+
+
+def test_an_event_name_with_a_line_break_is_refused_at_start(tmp_path: Path) -> None:
+    # "Purchase\n" reached Meta as a custom event, not as a Purchase
+    mapping = {**ORDERS_MAPPING, "event_name": "Purchase\n"}
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
+    assert config_errors(config) == [
+        f"streams.{STREAM}.event_name has spaces or a line break before or after it, "
+        "got 'Purchase\\n'"
+    ]
 
 
 def test_a_wrong_entry_for_a_stream_not_in_the_input_is_still_refused_at_start(
@@ -222,6 +274,18 @@ def test_unmapped_columns_to_custom_data_names_the_columns_it_sends_unhashed(
     ) in " ".join(warnings_of(caplog))
 
 
+def test_unmapped_columns_to_custom_data_given_as_text_is_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    # the text "false" was taken for true, and every unmapped column went to Meta unhashed
+    mapping = {**ORDERS_MAPPING, "unmapped_columns_to_custom_data": "false"}
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
+    assert config_errors(config) == [
+        f"streams.{STREAM}.unmapped_columns_to_custom_data must be true or false "
+        "(a JSON boolean), got 'false'"
+    ]
+
+
 def test_a_run_that_stopped_early_does_not_call_later_streams_entries_unmatched(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -271,6 +335,50 @@ def test_a_setting_in_the_environment_that_cannot_be_read_is_one_error_naming_th
     assert "EAAsecretfromtheenvironment" not in completed.stderr
 
 
+@pytest.mark.parametrize("value", ["ture", " true", "enabled"])
+def test_a_boolean_in_the_environment_that_is_no_boolean_word_stops_the_run_before_sending(
+    sandbox: SandboxServer, tmp_path: Path, value: str
+) -> None:
+    # singer-sdk reads any text but true/1/yes/on as false: a mistyped DRY_RUN sent for real
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(orders_config(sandbox.url, tmp_path)), encoding="utf-8")
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("target-meta-capi")),
+         "--config", str(config_file), "--config", "ENV"],
+        input="".join(line + "\n" for line in order_stream(2)), capture_output=True, text=True,
+        timeout=60, cwd=tmp_path, env={**os.environ, "TARGET_META_CAPI_DRY_RUN": value},
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert (
+        "Configuration error: environment variable TARGET_META_CAPI_DRY_RUN is not a boolean"
+        in completed.stderr
+    )
+    assert "Traceback" not in completed.stderr
+    assert sandbox.accepted_events() == []
+
+
+def test_an_http_service_class_whose_module_fails_to_import_is_one_error_naming_the_setting(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    (tmp_path / "corporate_proxy.py").write_text("raise RuntimeError('no proxy today')\n")
+    config = orders_config(sandbox.url, tmp_path, http_service_class="corporate_proxy:Service")
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    import_path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("target-meta-capi")), "--config", str(config_file)],
+        input="".join(line + "\n" for line in order_stream(2)), capture_output=True, text=True,
+        timeout=60, cwd=tmp_path, env={**os.environ, "PYTHONPATH": import_path},
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert (
+        "Configuration error: http_service_class: http service 'corporate_proxy:Service': "
+        "importing module 'corporate_proxy' failed: RuntimeError: no proxy today"
+    ) in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert sandbox.accepted_events() == []
+
+
 def test_a_number_setting_in_the_environment_is_read_as_a_number(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -301,7 +409,8 @@ def test_a_number_setting_given_as_text_that_is_no_number_is_refused_by_name() -
 
 
 @pytest.mark.parametrize(
-    "setting", ["request_timeout", "shutdown_grace_seconds", "progress_interval"]
+    "setting",
+    ["request_timeout", "shutdown_grace_seconds", "progress_interval", "max_retry_seconds"],
 )
 @pytest.mark.parametrize("value", ["inf", 1e300], ids=["inf-as-text", "huge-number"])
 def test_a_wait_longer_than_a_day_is_refused_at_start_by_name(setting: str, value: Any) -> None:
@@ -312,6 +421,37 @@ def test_a_wait_longer_than_a_day_is_refused_at_start_by_name(setting: str, valu
         f"config['{setting}']" in error and "maximum of 86400" in error
         for error in raised.value.errors
     )
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "maximum"),
+    [("concurrent_requests", 10**9, 256), ("record_workers", 10**20, 64)],
+)
+def test_more_requests_or_workers_than_a_process_can_hold_are_refused_at_start_by_name(
+    sandbox: SandboxServer, tmp_path: Path, setting: str, value: int, maximum: int
+) -> None:
+    # a billion requests hung the start (requests sizes its pool up front); workers by the
+    # thousand failed mid-run with "Too many open files"
+    config_file = tmp_path / "config.json"
+    config = orders_config(sandbox.url, tmp_path, **{setting: value})
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("target-meta-capi")), "--config", str(config_file)],
+        input="".join(line + "\n" for line in order_stream(2)), capture_output=True, text=True,
+        timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert f"is greater than the maximum of {maximum} in config['{setting}']" in completed.stderr
+    assert sandbox.accepted_events() == []
+
+
+@pytest.mark.parametrize("batch_size_rows", [0, -5])
+def test_a_batch_size_rows_below_one_is_refused_at_start(
+    tmp_path: Path, batch_size_rows: int
+) -> None:
+    # the SDK's setting has no minimum: each event then went to Meta in a request of its own
+    config = orders_config("http://127.0.0.1:9", tmp_path, batch_size_rows=batch_size_rows)
+    assert config_errors(config) == [f"batch_size_rows must be at least 1, got {batch_size_rows}"]
 
 
 def test_a_number_setting_given_as_nan_text_is_refused_by_name() -> None:

@@ -97,6 +97,7 @@ def test_service_is_loaded_from_a_dotted_path(path):
         ("tests._http_fixture:NoSuchClass", "has no class"),
         ("tests.test_http_service:NotAService", "no execute"),
         ("tests.test_http_service:NeedsArguments", "without arguments"),
+        (".relative:Service", "importing module '.relative' failed: TypeError"),
     ],
 )
 def test_unusable_service_path_is_a_configuration_error(path, complaint):

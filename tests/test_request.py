@@ -327,6 +327,20 @@ def test_retries_stop_after_max_retries_with_the_last_error():
     assert len(server.requests) == 3
 
 
+def test_retries_past_a_thousand_go_on_without_overflowing_the_backoff():
+    # the 1024th doubling of the base delay is past a float: OverflowError, in mid-run
+    failures = iter([NetworkError("connection refused")] * 1100)
+
+    def attempt() -> str:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return "sent"
+
+    policy = RetryPolicy(max_retries=2000, max_time=3600, base_delay=0.5, max_delay=0.0)
+    assert policy.call(attempt) == "sent"
+
+
 def test_give_up_vetoes_retrying_an_error_it_names():
     policy = RetryPolicy(
         max_retries=5, base_delay=0.001, give_up=lambda error: isinstance(error, TransientError)

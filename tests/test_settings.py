@@ -49,3 +49,39 @@ def test_a_summary_path_is_checked_where_its_symlink_leads(tmp_path: Path) -> No
     assert settings_errors({**BASE, "summary_path": str(link)}) == [
         f"summary_path {str(link)!r}: {plain.resolve()} is not a directory"
     ]
+
+
+def test_a_path_with_a_nul_character_is_refused_not_a_traceback(tmp_path: Path) -> None:
+    path = f"{tmp_path}/dead\0letters.jsonl"
+    assert settings_errors({**BASE, "dead_letter_path": path}) == [
+        f"dead_letter_path {path!r}: contains a NUL character, which no file name can"
+    ]
+
+
+def test_the_summary_may_not_replace_the_dead_letter_file(tmp_path: Path) -> None:
+    shared = str(tmp_path / "out.jsonl")
+    assert settings_errors({**BASE, "dead_letter_path": shared, "summary_path": shared}) == [
+        f"summary_path {shared!r}: is the file dead_letter_path writes too: give each its own file"
+    ]
+
+
+def test_a_dry_run_may_not_write_its_payloads_into_the_dead_letter_file(tmp_path: Path) -> None:
+    # the same file under another name: the payloads truncate it when the dry run starts
+    dead_letters = tmp_path / "dead.jsonl"
+    link = tmp_path / "payloads.jsonl"
+    link.symlink_to(dead_letters)
+    config = {
+        **BASE,
+        "dry_run": True,
+        "dead_letter_path": str(dead_letters),
+        "dry_run_path": str(link),
+    }
+    assert settings_errors(config) == [
+        f"dry_run_path {str(link)!r}: is the file dead_letter_path writes too: "
+        "give each its own file"
+    ]
+
+
+def test_outputs_may_share_a_device(tmp_path: Path) -> None:
+    config = {**BASE, "dead_letter_path": "/dev/null", "summary_path": "/dev/null"}
+    assert settings_errors(config) == []

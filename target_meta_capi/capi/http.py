@@ -198,6 +198,11 @@ def _import_class(path: str) -> type:
         raise ConfigurationError(
             f"http service {path!r}: cannot import module {module_name!r}: {error}"
         ) from error
+    except Exception as error:  # the module's own code failed, or a relative name ('.x')
+        raise ConfigurationError(
+            f"http service {path!r}: importing module {module_name!r} failed: "
+            f"{type(error).__name__}: {error}"
+        ) from error
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         raise ConfigurationError(

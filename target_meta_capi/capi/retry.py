@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from .request import RequestObserver
 
 T = TypeVar("T")
+#: The factor of the base delay stops doubling here (after 64 retries).
+_MOST_DOUBLING = 2**64
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ class RetryPolicy:
     def _delays(self) -> Generator[float, Any, None]:
         # backoff sends the exception that failed the attempt, so the throttling base can
         # apply to exactly the retries that follow a throttling error
-        doublings = backoff.expo()
+        # capped: base * 2**1024 is past a float (OverflowError), which a long outage reached
+        # when max_retries and max_retry_seconds allowed that many; max_delay is far lower
+        doublings = backoff.expo(max_value=_MOST_DOUBLING)
         next(doublings)
         error = yield 0.0
         while True:
