@@ -512,6 +512,13 @@ def test_unusable_request_is_a_configuration_error(overrides, complaint):
     assert server.requests == []
 
 
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan"), 1e12, "5", True])
+def test_an_unusable_timeout_is_a_configuration_error_before_sending(timeout):
+    with FakeGraphServer() as server, pytest.raises(ConfigurationError, match="timeout"):
+        make_request(server, timeout=timeout).execute()
+    assert server.requests == []
+
+
 def test_errors_and_reprs_never_show_the_token_or_event_data(caplog):
     caplog.set_level(logging.DEBUG)
     event = {**EVENTS[0], "user_data": {"em": RAW_EMAIL, "client_ip_address": "203.0.113.9"}}

@@ -56,6 +56,9 @@ _OPTIONAL_PARAMETERS = (
 )
 _encoder = msgspec.json.Encoder(decimal_format="number")
 _DATA_OPENING = b'{"data":['
+#: The longest `timeout`: a wait past the platform's time_t (inf, 1e12) fails deep inside the
+#: HTTP library with OverflowError, and a day is past any answer worth waiting for.
+MAX_TIMEOUT_SECONDS = 86_400
 
 
 class RequestObserver(Protocol):
@@ -193,6 +196,9 @@ class EventRequest:
             raise ConfigurationError("EventRequest needs a pixel_id")
         if not self.access_token:
             raise ConfigurationError("EventRequest needs an access_token")
+        problem = timeout_problem(self.timeout)
+        if problem:
+            raise ConfigurationError(f"timeout {self.timeout!r} {problem}")
         problem = graph_url_problem(self.graph_url)
         if problem:
             raise ConfigurationError(f"graph_url {shown_graph_url(self.graph_url)!r} {problem}")
@@ -304,6 +310,18 @@ def graph_url_problem(graph_url: Any) -> str | None:
         usable = False
     if not usable or any(character.isspace() for character in graph_url):
         return "is not a valid URL (a host name, and a port from 1 to 65535 if any)"
+    return None
+
+
+def timeout_problem(timeout: Any) -> str | None:
+    """Why `timeout` cannot be given to the HTTP service (said before sending, not as an
+    HTTP library's error from deep inside); None when it can. None means no timeout."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        return "must be a number of seconds or None"
+    if not 0 < timeout <= MAX_TIMEOUT_SECONDS:  # nan fails this too
+        return f"must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds"
     return None
 
 
