@@ -498,6 +498,8 @@ def test_custom_service_may_answer_with_a_plain_tuple():
     ("overrides", "complaint"),
     [
         ({"access_token": None}, "access_token"),
+        ({"access_token": 12345678}, "access_token, as text"),
+        ({"app_secret": 12345678}, "app_secret must be text"),
         ({"graph_url": "graph.facebook.com"}, "graph_url"),
         ({"graph_url": "http://"}, "graph_url 'http://' is not a valid URL"),
         ({"graph_url": "http://exa mple.com"}, "is not a valid URL"),

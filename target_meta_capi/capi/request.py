@@ -194,8 +194,11 @@ class EventRequest:
     def _check(self) -> None:
         if not self.pixel_id:
             raise ConfigurationError("EventRequest needs a pixel_id")
-        if not self.access_token:
-            raise ConfigurationError("EventRequest needs an access_token")
+        # neither is quoted: they are secrets
+        if not self.access_token or not isinstance(self.access_token, str):
+            raise ConfigurationError("EventRequest needs an access_token, as text")
+        if self.app_secret is not None and not isinstance(self.app_secret, str):
+            raise ConfigurationError("EventRequest's app_secret must be text or None")
         problem = timeout_problem(self.timeout)
         if problem:
             raise ConfigurationError(f"timeout {self.timeout!r} {problem}")
