@@ -567,6 +567,15 @@ def test_an_error_answer_echoing_the_request_quotes_none_of_its_unhashed_custome
         assert "LeakAgent" not in text
 
 
+def test_graphs_error_for_an_encoded_event_that_is_not_json_is_raised_as_it_is():
+    import msgspec
+
+    refuse = replies(graph_error(400, 100, message="(#100) The parameter data is malformed"))
+    event = msgspec.Raw(b"{not json")
+    with FakeGraphServer(refuse) as server, pytest.raises(InvalidRequestError, match="malformed"):
+        make_request(server, events=[event], retry_policy=NO_RETRIES).execute()
+
+
 def test_network_error_quoting_the_token_is_redacted_with_its_cause():
     class LeakyService(HttpServiceInterface):
         def execute(self, method, url, headers, body, timeout):

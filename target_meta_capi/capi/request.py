@@ -295,7 +295,12 @@ class EventRequest:
         # an HTTP library's message quotes the URL, and a token may be in graph_url's query
         secrets.extend(url_secrets(self.graph_url))
         for event in self.events:
-            decoded = msgspec.json.decode(event) if isinstance(event, msgspec.Raw) else event
+            try:
+                decoded = msgspec.json.decode(event) if isinstance(event, msgspec.Raw) else event
+            except msgspec.DecodeError:
+                # Graph refuses a body it cannot parse, and quotes nothing of it; this error
+                # would replace Graph's
+                continue
             if isinstance(decoded, Mapping):
                 secrets.extend(unhashed_user_data_values(decoded))
         return secrets
