@@ -521,6 +521,17 @@ def test_an_unusable_timeout_is_a_configuration_error_before_sending(timeout):
     assert server.requests == []
 
 
+@pytest.mark.parametrize(
+    "event",
+    [{"event_name": object()}, {"event_name": "Zo\ud800"}],
+    ids=["object", "lone-surrogate"],
+)
+def test_an_event_json_cannot_hold_is_a_configuration_error_before_sending(event):
+    with FakeGraphServer() as server, pytest.raises(ConfigurationError, match="encoded as JSON"):
+        make_request(server, events=[event]).execute()
+    assert server.requests == []
+
+
 def test_errors_and_reprs_never_show_the_token_or_event_data(caplog):
     caplog.set_level(logging.DEBUG)
     event = {**EVENTS[0], "user_data": {"em": RAW_EMAIL, "client_ip_address": "203.0.113.9"}}

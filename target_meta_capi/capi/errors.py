@@ -53,7 +53,8 @@ class CapiError(Exception):
 
 
 class ConfigurationError(CapiError):
-    """A setting is unusable: bad batch_size, http service path, graph_url, missing token..."""
+    """A setting is unusable: bad batch_size, http service path, graph_url, missing token...,
+    or events that cannot be encoded as JSON."""
 
 
 class ProcessorClosedError(CapiError, RuntimeError):

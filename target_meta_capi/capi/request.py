@@ -149,7 +149,7 @@ class EventRequest:
             value = getattr(self, name)
             if value is not None:
                 payload[name] = value
-        return _encoder.encode(payload)
+        return _encode(payload)
 
     def copy_with(self, events: list[Any], *, pixel_id: str | None = None) -> EventRequest:
         """The same request (every setting kept, same class) carrying other events, to
@@ -165,7 +165,7 @@ class EventRequest:
         body are the same size). Each event becomes a `msgspec.Raw` view into the body.
         """
         events = [
-            event if isinstance(event, msgspec.Raw) else msgspec.Raw(_encoder.encode(event))
+            event if isinstance(event, msgspec.Raw) else msgspec.Raw(_encode(event))
             for event in self.events
         ]
         body = self.copy_with(events).body
@@ -304,6 +304,16 @@ class EventRequest:
             if isinstance(decoded, Mapping):
                 secrets.extend(unhashed_user_data_values(decoded))
         return secrets
+
+
+def _encode(value: Any) -> bytes:
+    try:
+        return _encoder.encode(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        # msgspec names the type or the character it cannot encode, never the event's data
+        raise ConfigurationError(
+            f"the events cannot be encoded as JSON ({type(error).__name__}: {error})"
+        ) from None
 
 
 def graph_url_problem(graph_url: Any) -> str | None:
