@@ -29,6 +29,7 @@ from .http import (
     DEFAULT_POOL_SIZE,
     HttpResponse,
     HttpServiceInterface,
+    checked_response,
     classify_transport_error,
     load_http_service,
 )
@@ -234,7 +235,7 @@ class EventRequest:
                     raise
                 # the original stays attached as the cause unless it quoted a secret
                 raise clean from (error if clean is failure else None)
-            answer = _as_http_response(answer)
+            answer = checked_response(answer, service)
             status = answer.status
             if observer is not None:
                 usage = rate_limit_usage_percent(answer.headers)
@@ -347,13 +348,6 @@ def shown_graph_url(graph_url: Any) -> Any:
     """graph_url as a message or repr may quote it: a URL with its userinfo, query and
     fragment masked (`privacy.shown_url`), anything else (a wrong type) as it is."""
     return shown_url(graph_url) if isinstance(graph_url, str) else graph_url
-
-
-def _as_http_response(answer: Any) -> HttpResponse:
-    if isinstance(answer, HttpResponse):
-        return answer
-    status, headers, body = answer
-    return HttpResponse(int(status), headers, body)
 
 
 _executor: ThreadPoolExecutor | None = None
