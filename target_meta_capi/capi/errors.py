@@ -384,7 +384,7 @@ def _error_object(body: bytes) -> dict[str, Any] | None:
 def _as_int(value: Any) -> int | None:
     try:
         return int(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e400 reads as inf
         return None
 
 
