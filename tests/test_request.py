@@ -199,6 +199,13 @@ def test_a_success_without_a_whole_events_received_count_is_not_trusted(count):
         make_request(server, retry_policy=NO_RETRIES).execute()
 
 
+def test_a_success_with_messages_and_trace_id_of_other_types_reports_neither():
+    answer = Reply(200, b'{"events_received": 2, "messages": "abc", "fbtrace_id": 5}')
+    with FakeGraphServer(replies(answer)) as server:
+        response = make_request(server).execute()
+    assert response == EventResponse(events_received=2, messages=[], fbtrace_id=None)
+
+
 def test_events_given_as_a_generator_are_a_configuration_error():
     with FakeGraphServer() as server, pytest.raises(ConfigurationError, match="must be a list"):
         make_request(server, events=(event for event in EVENTS)).execute()

@@ -264,14 +264,18 @@ class EventRequest:
             raise classify_response(
                 answer.status, answer.body, secrets=self._secrets(), headers=answer.headers
             )
+        # as EventResponse types them: a text "messages" would become a list of its letters
         fbtrace_id = parsed.get("fbtrace_id")
+        if not isinstance(fbtrace_id, str):
+            fbtrace_id = None
+        messages = parsed.get("messages")
         if received != len(self.events):
             raise EventsReceivedMismatch(
                 sent=len(self.events), received=received, fbtrace_id=fbtrace_id
             )
         return EventResponse(
             events_received=received,
-            messages=list(parsed.get("messages") or []),
+            messages=list(messages) if isinstance(messages, list) else [],
             fbtrace_id=fbtrace_id,
         )
 
