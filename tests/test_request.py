@@ -365,6 +365,22 @@ def test_retries_stop_when_max_time_is_spent():
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize(
+    ("settings", "complaint"),
+    [
+        ({"max_retries": 1.5}, "max_retries must be a whole number"),
+        ({"max_retries": float("nan")}, "max_retries must be a whole number"),
+        ({"max_retries": -1}, "max_retries must not be negative"),
+        ({"max_time": float("nan")}, "max_time must not be negative or infinite"),
+        ({"base_delay": float("inf")}, "base_delay must not be negative or infinite"),
+        ({"max_delay": "30"}, "max_delay must be a number of seconds"),
+    ],
+)
+def test_an_unusable_retry_policy_is_a_configuration_error(settings, complaint):
+    with pytest.raises(ConfigurationError, match=complaint):
+        RetryPolicy(**settings)
+
+
 def test_throttling_waits_use_the_throttle_base_delay():
     waits = []
     policy = RetryPolicy(base_delay=0.0, max_delay=10.0, throttle_base_delay=0.01)
