@@ -61,6 +61,12 @@ def test_concurrent_requests_below_1_is_refused():
         BatchProcessor(concurrent_requests=0)
 
 
+@pytest.mark.parametrize("setting", ["batch_size", "concurrent_requests"])
+def test_a_true_or_false_size_is_refused_not_read_as_1_or_0(setting):
+    with pytest.raises(ConfigurationError, match=f"{setting} must be a whole number"):
+        BatchProcessor(**{setting: True})
+
+
 def test_process_events_sends_batches_and_returns_responses_in_order():
     with FakeGraphServer() as server, BatchProcessor(batch_size=10, concurrent_requests=3) as bp:
         responses = bp.process_events(template(server.url), events(25))

@@ -50,13 +50,22 @@ class BatchProcessor:
         retry_policy: RetryPolicy | None = None,
         observer: RequestObserver | None = None,
     ) -> None:
-        if not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_EVENTS_PER_REQUEST:
+        # bool is an int: True would pass as 1
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not 1 <= batch_size <= MAX_EVENTS_PER_REQUEST
+        ):
             raise ConfigurationError(
                 f"batch_size must be a whole number from 1 to {MAX_EVENTS_PER_REQUEST} "
                 f"(Graph accepts at most {MAX_EVENTS_PER_REQUEST} events per request), "
                 f"got {batch_size!r}"
             )
-        if not isinstance(concurrent_requests, int) or concurrent_requests < 1:
+        if (
+            isinstance(concurrent_requests, bool)
+            or not isinstance(concurrent_requests, int)
+            or concurrent_requests < 1
+        ):
             raise ConfigurationError(
                 f"concurrent_requests must be a whole number of at least 1, "
                 f"got {concurrent_requests!r}"
