@@ -61,6 +61,12 @@ def test_concurrent_requests_below_1_is_refused():
         BatchProcessor(concurrent_requests=0)
 
 
+@pytest.mark.parametrize("setting", ["batch_size", "concurrent_requests"])
+def test_a_true_or_false_size_is_refused_not_read_as_1_or_0(setting):
+    with pytest.raises(ConfigurationError, match=f"{setting} must be a whole number"):
+        BatchProcessor(**{setting: True})
+
+
 def test_process_events_sends_batches_and_returns_responses_in_order():
     with FakeGraphServer() as server, BatchProcessor(batch_size=10, concurrent_requests=3) as bp:
         responses = bp.process_events(template(server.url), events(25))
@@ -320,6 +326,56 @@ def test_wait_all_returns_once_the_callbacks_given_to_the_futures_have_run():
             processor.submit(request).add_done_callback(on_done)
         processor.wait_all(timeout=10)
         assert acknowledged == [1, 1]
+
+
+def test_a_callback_resending_its_request_is_let_into_a_full_window():
+    resent = []
+
+    def resend_once(future):
+        if not resent:
+            resent.append(processor.submit(request))
+
+    with FakeGraphServer() as server, BatchProcessor(concurrent_requests=1) as processor:
+        request = requests_marked(server.url, ["first"])[0]
+        processor.submit(request).add_done_callback(resend_once)
+        processor.wait_all(timeout=5)
+        assert resent[0].result(timeout=5).events_received == 1
+        assert [mark_of(request) for request in server.requests] == ["first", "first"]
+
+
+def test_wait_all_from_a_callback_raises_instead_of_waiting_for_itself():
+    raised = []
+
+    def wait_for_everything(future):
+        try:
+            processor.wait_all(timeout=5)
+        except RuntimeError as error:
+            raised.append(error)
+
+    with FakeGraphServer() as server, BatchProcessor() as processor:
+        processor.submit(requests_marked(server.url, ["a"])[0]).add_done_callback(
+            wait_for_everything
+        )
+        processor.wait_all(timeout=10)
+    assert "would wait for itself" in str(raised[0])
+
+
+def test_close_from_a_callback_closes_without_waiting_for_its_own_thread():
+    outcomes = []
+
+    def close_on_done(future):
+        try:
+            processor.close()
+            outcomes.append("closed")
+        except RuntimeError as error:
+            outcomes.append(error)
+
+    with FakeGraphServer() as server, BatchProcessor() as processor:
+        processor.submit(requests_marked(server.url, ["a"])[0]).add_done_callback(close_on_done)
+        processor.wait_all(timeout=10)
+        assert outcomes == ["closed"]
+        with pytest.raises(ProcessorClosedError):
+            processor.submit(requests_marked(server.url, ["b"])[0])
 
 
 def test_observer_is_told_about_every_attempt():

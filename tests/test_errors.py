@@ -144,6 +144,14 @@ def test_graph_error_fields_are_parsed():
     assert error.is_transient is False
 
 
+@pytest.mark.parametrize("number", ["1e400", "-1e400"])
+def test_an_infinite_code_counts_as_absent(number):
+    body = f'{{"error": {{"message": "m", "code": {number}, "error_subcode": {number}}}}}'
+    error = classify_response(400, body.encode())
+    assert type(error) is InvalidRequestError
+    assert (error.code, error.subcode) == (None, None)
+
+
 def test_str_of_graph_error_names_code_subcode_and_user_title():
     body = error_body(100, 2804003, error_user_title="Event Timestamp Too Old")
     text = str(classify_response(400, body))

@@ -8,8 +8,14 @@ import pytest
 import requests
 
 from target_meta_capi.capi import EventRequest
-from target_meta_capi.capi.errors import ConfigurationError, NetworkError, RequestTimeout
+from target_meta_capi.capi.errors import (
+    ConfigurationError,
+    DeliveryError,
+    NetworkError,
+    RequestTimeout,
+)
 from target_meta_capi.capi.http import (
+    HttpResponse,
     HttpServiceInterface,
     RequestsHttpService,
     classify_transport_error,
@@ -158,6 +164,42 @@ def test_network_error_from_a_custom_service_is_kept():
 
 def test_unrelated_exceptions_are_not_network_errors():
     assert classify_transport_error(KeyError("x")) is None
+
+
+class GarblingService(RequestsHttpService):
+    """Sends for real, then hands back the answer the way a buggy service might."""
+
+    garble = staticmethod(lambda answer: answer)
+
+    def execute(self, method, url, headers, body, timeout):
+        return self.garble(super().execute(method, url, headers, body, timeout))
+
+
+@pytest.mark.parametrize(
+    ("garble", "complaint"),
+    [
+        (lambda answer: None, "returned a NoneType"),
+        (lambda answer: (answer.status, answer.body), "returned a tuple"),
+        (lambda answer: HttpResponse(0, answer.headers, answer.body), "returned status 0"),
+        (lambda answer: HttpResponse(None, answer.headers, answer.body), "status of type None"),
+        (lambda answer: HttpResponse(answer.status, None, answer.body), "headers of type None"),
+        (lambda answer: HttpResponse(answer.status, {}, answer.body.decode()), "body of type str"),
+    ],
+    ids=["none", "short-tuple", "status-0", "no-status", "no-headers", "text-body"],
+)
+def test_an_answer_that_is_no_http_response_is_a_delivery_error_naming_the_service(
+    garble, complaint
+):
+    service = GarblingService()
+    service.garble = garble
+    with FakeGraphServer() as server, pytest.raises(DeliveryError, match=complaint) as raised:
+        EventRequest(
+            pixel_id="1", events=[{"event_name": "Lead"}], access_token="token",
+            graph_url=server.url, http_service=service,
+        ).execute()  # fmt: skip
+    assert "GarblingService" in str(raised.value)
+    assert not raised.value.retryable
+    assert len(server.requests) == 1
 
 
 # --- TLS: the CA bundle to verify Graph with (Meta's RequestOptions(ca_bundle_path)) ---------

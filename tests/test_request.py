@@ -199,6 +199,13 @@ def test_a_success_without_a_whole_events_received_count_is_not_trusted(count):
         make_request(server, retry_policy=NO_RETRIES).execute()
 
 
+def test_a_success_with_messages_and_trace_id_of_other_types_reports_neither():
+    answer = Reply(200, b'{"events_received": 2, "messages": "abc", "fbtrace_id": 5}')
+    with FakeGraphServer(replies(answer)) as server:
+        response = make_request(server).execute()
+    assert response == EventResponse(events_received=2, messages=[], fbtrace_id=None)
+
+
 def test_events_given_as_a_generator_are_a_configuration_error():
     with FakeGraphServer() as server, pytest.raises(ConfigurationError, match="must be a list"):
         make_request(server, events=(event for event in EVENTS)).execute()
@@ -372,6 +379,22 @@ def test_retries_stop_when_max_time_is_spent():
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize(
+    ("settings", "complaint"),
+    [
+        ({"max_retries": 1.5}, "max_retries must be a whole number"),
+        ({"max_retries": float("nan")}, "max_retries must be a whole number"),
+        ({"max_retries": -1}, "max_retries must not be negative"),
+        ({"max_time": float("nan")}, "max_time must not be negative or infinite"),
+        ({"base_delay": float("inf")}, "base_delay must not be negative or infinite"),
+        ({"max_delay": "30"}, "max_delay must be a number of seconds"),
+    ],
+)
+def test_an_unusable_retry_policy_is_a_configuration_error(settings, complaint):
+    with pytest.raises(ConfigurationError, match=complaint):
+        RetryPolicy(**settings)
+
+
 def test_throttling_waits_use_the_throttle_base_delay():
     waits = []
     policy = RetryPolicy(base_delay=0.0, max_delay=10.0, throttle_base_delay=0.01)
@@ -512,6 +535,8 @@ def test_custom_service_may_answer_with_a_plain_tuple():
     ("overrides", "complaint"),
     [
         ({"access_token": None}, "access_token"),
+        ({"access_token": 12345678}, "access_token, as text"),
+        ({"app_secret": 12345678}, "app_secret must be text"),
         ({"graph_url": "graph.facebook.com"}, "graph_url"),
         ({"graph_url": "http://"}, "graph_url 'http://' is not a valid URL"),
         ({"graph_url": "http://exa mple.com"}, "is not a valid URL"),
@@ -523,6 +548,24 @@ def test_custom_service_may_answer_with_a_plain_tuple():
 def test_unusable_request_is_a_configuration_error(overrides, complaint):
     with FakeGraphServer() as server, pytest.raises(ConfigurationError, match=complaint):
         make_request(server, **overrides).execute()
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan"), 1e12, "5", True])
+def test_an_unusable_timeout_is_a_configuration_error_before_sending(timeout):
+    with FakeGraphServer() as server, pytest.raises(ConfigurationError, match="timeout"):
+        make_request(server, timeout=timeout).execute()
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{"event_name": object()}, {"event_name": "Zo\ud800"}],
+    ids=["object", "lone-surrogate"],
+)
+def test_an_event_json_cannot_hold_is_a_configuration_error_before_sending(event):
+    with FakeGraphServer() as server, pytest.raises(ConfigurationError, match="encoded as JSON"):
+        make_request(server, events=[event]).execute()
     assert server.requests == []
 
 
@@ -570,6 +613,15 @@ def test_an_error_answer_echoing_the_request_quotes_none_of_its_unhashed_custome
         for value in sent_as_is:
             assert value not in text
         assert "LeakAgent" not in text
+
+
+def test_graphs_error_for_an_encoded_event_that_is_not_json_is_raised_as_it_is():
+    import msgspec
+
+    refuse = replies(graph_error(400, 100, message="(#100) The parameter data is malformed"))
+    event = msgspec.Raw(b"{not json")
+    with FakeGraphServer(refuse) as server, pytest.raises(InvalidRequestError, match="malformed"):
+        make_request(server, events=[event], retry_policy=NO_RETRIES).execute()
 
 
 def test_network_error_quoting_the_token_is_redacted_with_its_cause():

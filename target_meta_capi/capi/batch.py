@@ -50,13 +50,22 @@ class BatchProcessor:
         retry_policy: RetryPolicy | None = None,
         observer: RequestObserver | None = None,
     ) -> None:
-        if not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_EVENTS_PER_REQUEST:
+        # bool is an int: True would pass as 1
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not 1 <= batch_size <= MAX_EVENTS_PER_REQUEST
+        ):
             raise ConfigurationError(
                 f"batch_size must be a whole number from 1 to {MAX_EVENTS_PER_REQUEST} "
                 f"(Graph accepts at most {MAX_EVENTS_PER_REQUEST} events per request), "
                 f"got {batch_size!r}"
             )
-        if not isinstance(concurrent_requests, int) or concurrent_requests < 1:
+        if (
+            isinstance(concurrent_requests, bool)
+            or not isinstance(concurrent_requests, int)
+            or concurrent_requests < 1
+        ):
             raise ConfigurationError(
                 f"concurrent_requests must be a whole number of at least 1, "
                 f"got {concurrent_requests!r}"
@@ -73,6 +82,8 @@ class BatchProcessor:
             max_workers=concurrent_requests, thread_name_prefix="capi-batch"
         )
         self._condition = threading.Condition()
+        # marks this processor's worker threads, where the callbacks given to its futures run
+        self._worker = threading.local()
         self._in_flight = 0
         self._window_size = concurrent_requests
         self._closed = False
@@ -143,7 +154,16 @@ class BatchProcessor:
         return self._start(self._isolate, self._with_overrides(request))
 
     def wait_all(self, timeout: float | None = None) -> None:
-        """Block until nothing is in flight; TimeoutError if that takes longer than `timeout`."""
+        """Block until nothing is in flight; TimeoutError if that takes longer than `timeout`.
+
+        Not from a callback given to one of this processor's futures: its request counts as in
+        flight until the callback returns, so it would wait for itself (RuntimeError).
+        """
+        if self._in_worker():
+            raise RuntimeError(
+                "wait_all() was called from a callback of this BatchProcessor's futures, "
+                "whose request is in flight until the callback returns: it would wait for itself"
+            )
         with self._condition:
             if not self._condition.wait_for(lambda: self._in_flight == 0, timeout):
                 raise TimeoutError(f"{self._in_flight} requests still in flight")
@@ -161,9 +181,13 @@ class BatchProcessor:
             self._condition.notify_all()
 
     def close(self, wait: bool = True) -> None:
-        """Refuse new requests; with `wait`, let the ones in flight finish first."""
+        """Refuse new requests; with `wait`, let the ones in flight finish first.
+
+        From a callback given to one of this processor's futures it does not wait: the
+        callback's own thread would be among those waited for.
+        """
         self.refuse_new()
-        self._executor.shutdown(wait=wait)
+        self._executor.shutdown(wait=wait and not self._in_worker())
 
     def __enter__(self) -> BatchProcessor:
         return self
@@ -189,12 +213,19 @@ class BatchProcessor:
     def _isolate(self, request: EventRequest) -> DeliveryReport:
         return deliver_isolating_invalid(request, observer=self._observer)
 
+    def _in_worker(self) -> bool:
+        return getattr(self._worker, "active", False)
+
     def _start(self, work: Callable[[EventRequest], T], request: EventRequest) -> Future[T]:
+        # A callback (resending a failed request, say) is let in without waiting for room:
+        # its own request holds a place in the window until it returns, and the request it
+        # submits can only run on a worker thread, which it may be holding too (with one).
+        must_wait = not self._in_worker()
         with self._condition:
             # In short waits: refuse_new() from a signal handler landing on this thread after
             # the check and before the wait notifies no one, and the wait would go on until a
             # request in flight ends (minutes of retries, in an outage).
-            while not self._condition.wait_for(
+            while must_wait and not self._condition.wait_for(
                 lambda: self._closed or self._in_flight < self._window_size,
                 _RECHECK_SECONDS,
             ):
@@ -205,6 +236,7 @@ class BatchProcessor:
         future: Future[T] = Future()
 
         def run() -> None:
+            self._worker.active = True
             try:
                 if not future.set_running_or_notify_cancel():  # cancelled while waiting
                     return
@@ -215,6 +247,7 @@ class BatchProcessor:
                 else:
                     future.set_result(result)
             finally:
+                self._worker.active = False
                 # after the future is resolved and the callbacks given to it have run (they
                 # run inside set_result), so that wait_all() returning means both
                 self._release()

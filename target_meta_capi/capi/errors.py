@@ -53,7 +53,8 @@ class CapiError(Exception):
 
 
 class ConfigurationError(CapiError):
-    """A setting is unusable: bad batch_size, http service path, graph_url, missing token..."""
+    """A setting is unusable: bad batch_size, http service path, graph_url, missing token...,
+    or events that cannot be encoded as JSON."""
 
 
 class ProcessorClosedError(CapiError, RuntimeError):
@@ -383,7 +384,7 @@ def _error_object(body: bytes) -> dict[str, Any] | None:
 def _as_int(value: Any) -> int | None:
     try:
         return int(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e400 reads as inf
         return None
 
 

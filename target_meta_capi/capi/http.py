@@ -18,7 +18,7 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from .errors import ConfigurationError, NetworkError, RequestTimeout
+from .errors import ConfigurationError, DeliveryError, NetworkError, RequestTimeout
 from .privacy import shown_url
 
 DEFAULT_POOL_SIZE = 32
@@ -134,6 +134,32 @@ def classify_transport_error(error: BaseException) -> NetworkError | None:
     if isinstance(error, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
         return NetworkError(f"network error ({name}): {error}", maybe_delivered=True)
     return None
+
+
+def checked_response(answer: Any, service: Any) -> HttpResponse:
+    """The answer a service returned, as an HttpResponse (it may also be a plain
+    `(status, headers, body)` tuple); DeliveryError, not retried, if it is neither.
+
+    A service returning something else has a bug: said in its name, not as an error from
+    deep inside the parsing of the answer."""
+    if isinstance(answer, tuple) and len(answer) == 3:
+        answer = HttpResponse(*answer)
+    if not isinstance(answer, HttpResponse):
+        problem = f"a {type(answer).__name__}"
+    elif isinstance(answer.status, bool) or not isinstance(answer.status, int):
+        problem = f"a status of type {type(answer.status).__name__}"
+    elif not 100 <= answer.status <= 599:
+        problem = f"status {answer.status}"
+    elif not isinstance(answer.headers, Mapping):
+        problem = f"headers of type {type(answer.headers).__name__}"
+    elif not isinstance(answer.body, (bytes, bytearray)):
+        problem = f"a body of type {type(answer.body).__name__}"
+    else:
+        return answer
+    raise DeliveryError(
+        f"the HTTP service {type(service).__name__} returned {problem}, not an "
+        "HttpResponse(status: int from 100 to 599, headers: a mapping, body: bytes)"
+    )
 
 
 def _caused_by(error: BaseException, types: tuple[type[BaseException], ...]) -> bool:

@@ -29,6 +29,7 @@ from .http import (
     DEFAULT_POOL_SIZE,
     HttpResponse,
     HttpServiceInterface,
+    checked_response,
     classify_transport_error,
     load_http_service,
 )
@@ -56,6 +57,9 @@ _OPTIONAL_PARAMETERS = (
 )
 _encoder = msgspec.json.Encoder(decimal_format="number")
 _DATA_OPENING = b'{"data":['
+#: The longest `timeout`: a wait past the platform's time_t (inf, 1e12) fails deep inside the
+#: HTTP library with OverflowError, and a day is past any answer worth waiting for.
+MAX_TIMEOUT_SECONDS = 86_400
 
 
 class RequestObserver(Protocol):
@@ -146,7 +150,7 @@ class EventRequest:
             value = getattr(self, name)
             if value is not None:
                 payload[name] = value
-        return _encoder.encode(payload)
+        return _encode(payload)
 
     def copy_with(self, events: list[Any], *, pixel_id: str | None = None) -> EventRequest:
         """The same request (every setting kept, same class) carrying other events, to
@@ -162,7 +166,7 @@ class EventRequest:
         body are the same size). Each event becomes a `msgspec.Raw` view into the body.
         """
         events = [
-            event if isinstance(event, msgspec.Raw) else msgspec.Raw(_encoder.encode(event))
+            event if isinstance(event, msgspec.Raw) else msgspec.Raw(_encode(event))
             for event in self.events
         ]
         body = self.copy_with(events).body
@@ -191,8 +195,14 @@ class EventRequest:
     def _check(self) -> None:
         if not self.pixel_id:
             raise ConfigurationError("EventRequest needs a pixel_id")
-        if not self.access_token:
-            raise ConfigurationError("EventRequest needs an access_token")
+        # neither is quoted: they are secrets
+        if not self.access_token or not isinstance(self.access_token, str):
+            raise ConfigurationError("EventRequest needs an access_token, as text")
+        if self.app_secret is not None and not isinstance(self.app_secret, str):
+            raise ConfigurationError("EventRequest's app_secret must be text or None")
+        problem = timeout_problem(self.timeout)
+        if problem:
+            raise ConfigurationError(f"timeout {self.timeout!r} {problem}")
         problem = graph_url_problem(self.graph_url)
         if problem:
             raise ConfigurationError(f"graph_url {shown_graph_url(self.graph_url)!r} {problem}")
@@ -225,7 +235,7 @@ class EventRequest:
                     raise
                 # the original stays attached as the cause unless it quoted a secret
                 raise clean from (error if clean is failure else None)
-            answer = _as_http_response(answer)
+            answer = checked_response(answer, service)
             status = answer.status
             if observer is not None:
                 usage = rate_limit_usage_percent(answer.headers)
@@ -254,14 +264,18 @@ class EventRequest:
             raise classify_response(
                 answer.status, answer.body, secrets=self._secrets(), headers=answer.headers
             )
+        # as EventResponse types them: a text "messages" would become a list of its letters
         fbtrace_id = parsed.get("fbtrace_id")
+        if not isinstance(fbtrace_id, str):
+            fbtrace_id = None
+        messages = parsed.get("messages")
         if received != len(self.events):
             raise EventsReceivedMismatch(
                 sent=len(self.events), received=received, fbtrace_id=fbtrace_id
             )
         return EventResponse(
             events_received=received,
-            messages=list(parsed.get("messages") or []),
+            messages=list(messages) if isinstance(messages, list) else [],
             fbtrace_id=fbtrace_id,
         )
 
@@ -286,10 +300,25 @@ class EventRequest:
         # an HTTP library's message quotes the URL, and a token may be in graph_url's query
         secrets.extend(url_secrets(self.graph_url))
         for event in self.events:
-            decoded = msgspec.json.decode(event) if isinstance(event, msgspec.Raw) else event
+            try:
+                decoded = msgspec.json.decode(event) if isinstance(event, msgspec.Raw) else event
+            except msgspec.DecodeError:
+                # Graph refuses a body it cannot parse, and quotes nothing of it; this error
+                # would replace Graph's
+                continue
             if isinstance(decoded, Mapping):
                 secrets.extend(unhashed_user_data_values(decoded))
         return secrets
+
+
+def _encode(value: Any) -> bytes:
+    try:
+        return _encoder.encode(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        # msgspec names the type or the character it cannot encode, never the event's data
+        raise ConfigurationError(
+            f"the events cannot be encoded as JSON ({type(error).__name__}: {error})"
+        ) from None
 
 
 def graph_url_problem(graph_url: Any) -> str | None:
@@ -307,17 +336,22 @@ def graph_url_problem(graph_url: Any) -> str | None:
     return None
 
 
+def timeout_problem(timeout: Any) -> str | None:
+    """Why `timeout` cannot be given to the HTTP service (said before sending, not as an
+    HTTP library's error from deep inside); None when it can. None means no timeout."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        return "must be a number of seconds or None"
+    if not 0 < timeout <= MAX_TIMEOUT_SECONDS:  # nan fails this too
+        return f"must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds"
+    return None
+
+
 def shown_graph_url(graph_url: Any) -> Any:
     """graph_url as a message or repr may quote it: a URL with its userinfo, query and
     fragment masked (`privacy.shown_url`), anything else (a wrong type) as it is."""
     return shown_url(graph_url) if isinstance(graph_url, str) else graph_url
-
-
-def _as_http_response(answer: Any) -> HttpResponse:
-    if isinstance(answer, HttpResponse):
-        return answer
-    status, headers, body = answer
-    return HttpResponse(int(status), headers, body)
 
 
 _executor: ThreadPoolExecutor | None = None

@@ -3,6 +3,7 @@ never sooner than an answer asked (Retry-After, Meta's estimated time to regain 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -42,9 +43,19 @@ class RetryPolicy:
     give_up: Callable[[BaseException], bool] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_retries", "max_time", "base_delay", "max_delay", "throttle_base_delay"):
-            if getattr(self, name) < 0:
-                raise ConfigurationError(f"RetryPolicy.{name} must not be negative")
+        # backoff counts tries until they equal max_retries + 1: a fraction (or nan) never
+        # does, and the request is retried until max_time is spent
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
+            raise ConfigurationError("RetryPolicy.max_retries must be a whole number")
+        if self.max_retries < 0:
+            raise ConfigurationError("RetryPolicy.max_retries must not be negative")
+        for name in ("max_time", "base_delay", "max_delay", "throttle_base_delay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigurationError(f"RetryPolicy.{name} must be a number of seconds")
+            # nan fails both comparisons; an infinite wait is one time.sleep() cannot take
+            if not 0 <= value < math.inf:
+                raise ConfigurationError(f"RetryPolicy.{name} must not be negative or infinite")
 
     @staticmethod
     def is_retryable(error: BaseException) -> bool:
