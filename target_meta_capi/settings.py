@@ -20,6 +20,7 @@ from target_meta_capi.capi.errors import redact
 from target_meta_capi.capi.request import (
     DEFAULT_API_VERSION,
     DEFAULT_GRAPH_URL,
+    MAX_TIMEOUT_SECONDS,
     graph_url_problem,
     shown_graph_url,
 )
@@ -48,7 +49,8 @@ DEFAULT_MAX_RETRY_SECONDS = 300
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 30
 #: The most a timeout or interval setting may be: a wait beyond the platform's time_t (`inf`,
 #: `1e300`) fails with OverflowError in the middle of a run, and a day is past any sensible one.
-LONGEST_WAIT_SECONDS = 86_400
+#: The client library's bound on a request's timeout, which request_timeout becomes.
+LONGEST_WAIT_SECONDS = MAX_TIMEOUT_SECONDS
 #: The most requests in flight: each is a thread and a pooled connection, which requests
 #: sets up front (a billion hung the start), and Meta throttles long before this many.
 MOST_CONCURRENT_REQUESTS = 256
