@@ -344,21 +344,30 @@ def without_secrets(errors: t.Iterable[str], config: t.Mapping[str, t.Any]) -> l
 def with_number_texts_parsed(
     schema: t.Mapping[str, t.Any], config: t.Mapping[str, t.Any]
 ) -> dict[str, t.Any]:
-    """The settings, a number setting (request_timeout, say) given as text holding a number
-    read as that number.
+    """The settings, a number or integer setting (request_timeout, batch_size) given as text
+    holding one read as it.
 
     Such text comes from the environment, which singer-sdk parses for integers, booleans,
-    arrays and objects but not numbers, and from Meltano, which passes settings declared without
-    a kind as text (`kind: decimal` would crash Meltano 4.4 on a value from the environment).
-    Other text is left as it is, for validation to refuse by the setting's name.
+    arrays and objects but not numbers, from Meltano, which passes settings declared without
+    a kind as text (`kind: decimal` would crash Meltano 4.4 on a value from the environment),
+    and from hand-written config files. Other text is left as it is, for validation to refuse
+    by the setting's name.
     """
     properties = schema.get("properties", {})
-    parsed = {
-        name: _number_in(value)
-        for name, value in config.items()
-        if isinstance(value, str) and sdk_typing.is_number_type(properties.get(name, {}))
-    }
-    return {**config, **{name: number for name, number in parsed.items() if number is not None}}
+    parsed: dict[str, t.Any] = {}
+    for name, value in config.items():
+        if not isinstance(value, str):
+            continue
+        property_schema = properties.get(name, {})
+        if sdk_typing.is_integer_type(property_schema):
+            number: float | None = _whole_number_in(value)
+        elif sdk_typing.is_number_type(property_schema):  # not true of integers
+            number = _number_in(value)
+        else:
+            continue
+        if number is not None:
+            parsed[name] = number
+    return {**config, **parsed}
 
 
 def _number_in(text: str) -> float | None:
@@ -369,6 +378,14 @@ def _number_in(text: str) -> float | None:
     except ValueError:
         return None
     return None if math.isnan(number) else number
+
+
+def _whole_number_in(text: str) -> int | None:
+    """The whole number text holds (`500`, ` 8 `), or None (`2.5`, `ten`)."""
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> str | None:
@@ -581,4 +598,7 @@ def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -
             f"load_method {load_method!r} is ignored: events sent to Meta cannot be updated "
             "or deleted, every run appends."
         )
+    if config.get("dry_run_path") and not config.get("dry_run"):
+        # a dry run meant, and the events going to Meta for real: said, as the run sends
+        warnings.append("dry_run_path is ignored: dry_run is not true, so events are sent.")
     return warnings

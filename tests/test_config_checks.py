@@ -226,6 +226,16 @@ def test_a_load_method_other_than_append_only_is_warned_about(
     )
 
 
+def test_a_dry_run_path_without_dry_run_is_warned_about(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, dry_run_path=str(tmp_path / "dry.jsonl"))
+    run_in_process(config, order_stream(1))
+    assert "dry_run_path is ignored: dry_run is not true, so events are sent." in warnings_of(
+        caplog
+    )
+
+
 def test_a_streams_entry_that_matches_no_stream_is_in_the_summary_warnings(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -398,6 +408,19 @@ def test_a_number_setting_given_as_text_is_read_as_the_number() -> None:
         config={"pixel_id": "1234567890", "access_token": "x", "request_timeout": " 2.5 "}
     )
     assert target.config["request_timeout"] == 2.5
+
+
+def test_an_integer_setting_given_as_text_is_read_as_the_whole_number() -> None:
+    target = TargetMetaCapi(
+        config={"pixel_id": "1234567890", "access_token": "x", "batch_size": " 500 "}
+    )
+    assert target.config["batch_size"] == 500
+
+
+def test_an_integer_setting_given_as_text_that_is_no_whole_number_is_refused_by_name() -> None:
+    with pytest.raises(ConfigValidationError) as raised:
+        TargetMetaCapi(config={"pixel_id": "1234567890", "access_token": "x", "batch_size": "2.5"})
+    assert any("config['batch_size']" in error for error in raised.value.errors)
 
 
 def test_a_number_setting_given_as_text_that_is_no_number_is_refused_by_name() -> None:
