@@ -341,17 +341,21 @@ def without_secrets(errors: t.Iterable[str], config: t.Mapping[str, t.Any]) -> l
     return [redact(error, texts) or "" for error in errors]
 
 
-def with_number_texts_parsed(
+def with_texts_parsed(
     schema: t.Mapping[str, t.Any], config: t.Mapping[str, t.Any]
 ) -> dict[str, t.Any]:
-    """The settings, a number or integer setting (request_timeout, batch_size) given as text
-    holding one read as it.
+    """The settings, a number, integer or boolean setting (request_timeout, batch_size,
+    dry_run) given as text holding one read as it.
 
     Such text comes from the environment, which singer-sdk parses for integers, booleans,
     arrays and objects but not numbers, from Meltano, which passes settings declared without
-    a kind as text (`kind: decimal` would crash Meltano 4.4 on a value from the environment),
-    and from hand-written config files. Other text is left as it is, for validation to refuse
-    by the setting's name.
+    a kind as text, and from hand-written config files. meltano.yml declares these settings
+    without a kind because Meltano's own reading of a kind is worse: `kind: decimal` crashes
+    Meltano 4.4 on a value from the environment, `kind: integer` fails on `abc` with a
+    traceback naming no setting, and `kind: boolean` reads any text but its four true words
+    as false (DRY_RUN=ture would send for real). A boolean's text is one of the words
+    singer-sdk reads in the environment, in any case. Other text is left as it is, for
+    validation to refuse by the setting's name.
     """
     properties = schema.get("properties", {})
     parsed: dict[str, t.Any] = {}
@@ -360,14 +364,26 @@ def with_number_texts_parsed(
             continue
         property_schema = properties.get(name, {})
         if sdk_typing.is_integer_type(property_schema):
-            number: float | None = _whole_number_in(value)
+            typed: float | bool | None = _whole_number_in(value)
         elif sdk_typing.is_number_type(property_schema):  # not true of integers
-            number = _number_in(value)
+            typed = _number_in(value)
+        elif sdk_typing.is_boolean_type(property_schema):
+            typed = _boolean_in(value)
         else:
             continue
-        if number is not None:
-            parsed[name] = number
+        if typed is not None:
+            parsed[name] = typed
     return {**config, **parsed}
+
+
+def _boolean_in(text: str) -> bool | None:
+    """The boolean text holds (`true`, ` FALSE `, `1`, `off`), or None (`ture`, `maybe`)."""
+    word = text.strip().lower()
+    if word in ENVIRONMENT_TRUE_WORDS:
+        return True
+    if word in ENVIRONMENT_FALSE_WORDS:
+        return False
+    return None
 
 
 def _number_in(text: str) -> float | None:

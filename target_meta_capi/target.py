@@ -15,6 +15,7 @@ back to the sink in batches. SIGTERM/SIGINT stop reading only where nothing is h
 
 from __future__ import annotations
 
+import copy
 import decimal
 import enum
 import logging
@@ -89,7 +90,7 @@ from target_meta_capi.settings import (
     secret_settings_errors,
     settings_errors,
     settings_warnings,
-    with_number_texts_parsed,
+    with_texts_parsed,
     without_secrets,
 )
 from target_meta_capi.sink import EventSink, PrivacySafeValidator
@@ -232,10 +233,14 @@ class TargetMetaCapi(Target):
         # The SDK's first look at the assembled config (files and environment), and the first
         # place to say that a setting given as null is a setting not given (its schema lets null
         # through, and a default read as `config.get(name, default)` would then be None) and
-        # that a number given as text is that number
+        # that a number, integer or boolean given as text is that value
         for name in [name for name, value in self._config.items() if value is None]:
             del self._config[name]
-        self._config.update(with_number_texts_parsed(self.config_jsonschema, self._config))
+        # with the SDK's own settings (validate_records, batch_size_rows …), which the SDK adds
+        # to the schema only in its validation, below
+        schema = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(schema)
+        self._config.update(with_texts_parsed(schema, self._config))
         secrets = secret_settings_errors(self.config)
         if secrets and raise_errors:
             # before the SDK's check, whose messages quote the values

@@ -494,3 +494,31 @@ def test_a_setting_given_as_null_is_the_same_as_a_setting_not_given(
     assert result.exit_code == 0
     assert len(sandbox.accepted_events()) == 3
     assert result.target.config["batch_size"] == 1000  # the default, as if not given
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("true", True), (" FALSE ", False), ("1", True), ("off", False)]
+)
+def test_a_boolean_setting_given_as_text_is_read_as_the_boolean(text: str, value: bool) -> None:
+    # Meltano passes a setting declared without a kind as text (meltano.yml declares none for
+    # booleans: `kind: boolean` makes Meltano read DRY_RUN=ture as false, and send for real)
+    target = TargetMetaCapi(config={"pixel_id": "1234567890", "access_token": "x", "dry_run": text})
+    assert target.config["dry_run"] is value
+
+
+def test_a_boolean_setting_given_as_text_that_is_no_boolean_is_refused_by_name() -> None:
+    with pytest.raises(ConfigValidationError) as raised:
+        TargetMetaCapi(config={"pixel_id": "1234567890", "access_token": "x", "dry_run": "ture"})
+    assert any("config['dry_run']" in error for error in raised.value.errors)
+
+
+def test_the_sdks_own_integer_and_boolean_settings_given_as_text_are_read_as_such() -> None:
+    target = TargetMetaCapi(
+        config={
+            "pixel_id": "1234567890",
+            "access_token": "x",
+            "validate_records": "false",
+            "batch_size_rows": "300",
+        }
+    )
+    assert (target.config["validate_records"], target.config["batch_size_rows"]) == (False, 300)

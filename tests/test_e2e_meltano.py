@@ -7,10 +7,11 @@ Only the connection details and the sandbox's port are overridden, through the e
 variables Meltano maps onto settings; pixel id, token and test_event_code come from the
 `dev` environment of meltano.yml.
 
-Three runs share one database, one sandbox and one Meltano system database:
+Four runs share one database, one sandbox and one Meltano system database:
 1. the full load: every row arrives once, hashed as Meta normalizes it;
 2. after inserting and updating rows: only those rows are sent;
-3. with a token the sandbox refuses: the run fails and the bookmark does not move.
+3. with a token the sandbox refuses: the run fails and the bookmark does not move;
+4. with settings in the environment their setting cannot take: the run stops at start.
 """
 
 from __future__ import annotations
@@ -532,12 +533,15 @@ def test_meltano_yml_declares_every_setting_of_the_target():
 
 
 # Meltano's kind for each JSON Schema type; a string setting has no kind (string is the default),
-# and neither has a number setting: Meltano 4.4 cannot pass on a `kind: decimal` value from the
-# environment, while the target reads a number given as text.
+# and neither has a number, integer or boolean setting: Meltano 4.4 reads those kinds itself,
+# crashing on a `kind: decimal` value from the environment, failing on a `kind: integer` one
+# that is no whole number without naming the setting, and reading a `kind: boolean` one that is
+# no true word as false; without a kind it passes the text on, which the target reads or
+# refuses by name.
 MELTANO_KIND_OF_TYPE = {
-    "integer": "integer",
+    "integer": None,
     "number": None,
-    "boolean": "boolean",
+    "boolean": None,
     "object": "object",
     "array": "array",
     "string": None,
@@ -561,14 +565,27 @@ def test_meltano_yml_settings_have_the_kind_of_the_targets_setting_type():
     assert declared == expected
 
 
-def test_meltano_passes_a_number_setting_from_the_environment_on_to_the_target(
+def test_meltano_passes_number_integer_and_boolean_settings_from_the_environment_as_text(
     pipeline: Pipeline,
 ) -> None:
     result = pipeline.meltano.meltano(
-        "config", "print", "target-meta-capi", env={"TARGET_META_CAPI_REQUEST_TIMEOUT": "2.5"}
+        "config",
+        "print",
+        "target-meta-capi",
+        env={
+            "TARGET_META_CAPI_REQUEST_TIMEOUT": "2.5",
+            "TARGET_META_CAPI_BATCH_SIZE": "abc",
+            "TARGET_META_CAPI_DRY_RUN": "ture",
+        },
     )
     assert result.returncode == 0, f"meltano config print failed:\n{result.tail()}"
-    assert result.json()["request_timeout"] == "2.5"
+    config = result.json()
+    # the text as given: with a kind, Meltano 4.4 would fail on "abc" and read "ture" as false
+    assert (config["request_timeout"], config["batch_size"], config["dry_run"]) == (
+        "2.5",
+        "abc",
+        "ture",
+    )
 
 
 def test_meltano_yml_declares_the_capabilities_the_target_reports():
@@ -744,3 +761,27 @@ def test_rejected_access_token_is_explained_without_the_token(auth_rejected_run:
     log = auth_rejected_run.outcome.result.stderr
     assert "public-orders" in log and "code=190" in log
     assert REFUSED_TOKEN not in log
+
+
+# --- run 4: settings from the environment that are not what their setting takes --------------
+
+
+def test_badly_typed_settings_in_the_environment_stop_the_run_at_start_by_name(
+    pipeline: Pipeline, auth_rejected_run: FailedRun
+) -> None:
+    # The rows the refused run left unsent are still waiting: nothing may go out now either.
+    # DRY_RUN=ture must not send for real, as `kind: boolean` made Meltano read it as false.
+    outcome = pipeline.run(
+        {
+            "TARGET_META_CAPI_DRY_RUN": "ture",
+            "TARGET_META_CAPI_BATCH_SIZE": "abc",
+            "TARGET_META_CAPI_HASH_EXTERNAL_ID": "2",
+        }
+    )
+    assert outcome.result.returncode != 0
+    assert outcome.events_by_id == {}
+    assert outcome.state == auth_rejected_run.state_before
+    log = outcome.result.stderr
+    for setting in ("dry_run", "batch_size", "hash_external_id"):
+        assert f"in config['{setting}']" in log, outcome.result.tail()
+    assert "Traceback" not in log
