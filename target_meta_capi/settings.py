@@ -21,6 +21,7 @@ from target_meta_capi.capi.request import (
     DEFAULT_API_VERSION,
     DEFAULT_GRAPH_URL,
     MAX_TIMEOUT_SECONDS,
+    OPTIONAL_PARAMETERS,
     graph_url_problem,
     shown_graph_url,
 )
@@ -448,16 +449,7 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
 
 
 #: Text settings sent to Meta as they are, in every request's body.
-REQUEST_TEXT_SETTINGS = (
-    "access_token",
-    "app_secret",
-    "test_event_code",
-    "partner_agent",
-    "namespace_id",
-    "upload_id",
-    "upload_tag",
-    "upload_source",
-)
+REQUEST_TEXT_SETTINGS = ("access_token", "app_secret", *OPTIONAL_PARAMETERS)
 
 
 def _request_text_errors(config: t.Mapping[str, t.Any]) -> list[str]:

@@ -47,7 +47,8 @@ REQUEST_HEADERS: Mapping[str, str] = MappingProxyType(
         "User-Agent": "target-meta-capi",
     }
 )
-_OPTIONAL_PARAMETERS = (
+#: The request's optional parameters, sent in the body as given when set.
+OPTIONAL_PARAMETERS = (
     "test_event_code",
     "partner_agent",
     "namespace_id",
@@ -146,7 +147,7 @@ class EventRequest:
         proof = self.appsecret_proof
         if proof:
             payload["appsecret_proof"] = proof
-        for name in _OPTIONAL_PARAMETERS:
+        for name in OPTIONAL_PARAMETERS:
             value = getattr(self, name)
             if value is not None:
                 payload[name] = value
