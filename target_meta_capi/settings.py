@@ -13,7 +13,9 @@ import unicodedata
 from importlib import metadata
 from pathlib import Path
 
+from dotenv import dotenv_values
 from singer_sdk import typing as th
+from singer_sdk.configuration import _dict_config as sdk_environment_config
 from singer_sdk.helpers import _typing as sdk_typing
 
 from target_meta_capi.capi.errors import redact
@@ -405,15 +407,28 @@ def _whole_number_in(text: str) -> int | None:
         return None
 
 
+def _sdk_dotenv_path() -> str:
+    """The `.env` file singer-sdk loads into the environment before it reads its variables, or
+    "": python-dotenv's find_dotenv() looks from the directory of the SDK's module that calls
+    it upwards (not from the working directory)."""
+    start = Path(sdk_environment_config.__file__).parent
+    for directory in (start, *start.parents):
+        if (directory / ".env").is_file():
+            return str(directory / ".env")
+    return ""
+
+
 def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> str | None:
     """What is wrong with the first setting given in the environment that cannot be read,
     without its value: it may be a secret. Asked before the SDK reads them: it reads integers
     with int() and arrays and objects as JSON and fails with a traceback naming no variable,
     its validation would refuse a number setting's text quoting the value, and it reads a
-    boolean that is none of its true words as false."""
+    boolean that is none of its true words as false. Variables from the `.env` file the SDK
+    loads first count too, where the environment does not set them."""
+    environment = {**dotenv_values(_sdk_dotenv_path()), **os.environ}
     for name, property_schema in schema.get("properties", {}).items():
         variable = prefix + name.upper().replace("-", "_")
-        value = os.environ.get(variable)
+        value = environment.get(variable)
         if value is None:
             continue
         if sdk_typing.is_integer_type(property_schema):

@@ -7,10 +7,12 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from singer_sdk.configuration import _dict_config as sdk_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_meta_capi.sandbox import SandboxServer
@@ -364,6 +366,41 @@ def test_a_boolean_in_the_environment_that_is_no_boolean_word_stops_the_run_befo
         in completed.stderr
     )
     assert "Traceback" not in completed.stderr
+    assert sandbox.accepted_events() == []
+
+
+@pytest.fixture
+def sdk_dotenv_file() -> Iterator[Path]:
+    """A `.env` where singer-sdk looks first: beside its module that loads one (the test's
+    own, not a user's .env up the tree)."""
+    path = Path(sdk_environment_config.__file__).with_name(".env")
+    if path.exists():
+        pytest.skip(f"{path} exists already")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_a_dotenv_file_the_sdk_loads_is_checked_like_the_environment(
+    sandbox: SandboxServer, tmp_path: Path, sdk_dotenv_file: Path
+) -> None:
+    # the SDK sets a .env's variables before reading them, after the target checked the rest
+    sdk_dotenv_file.write_text("TARGET_META_CAPI_DRY_RUN=ture\n", encoding="utf-8")
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(orders_config(sandbox.url, tmp_path)), encoding="utf-8")
+    environment = {name: value for name, value in os.environ.items() if "DRY_RUN" not in name}
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("target-meta-capi")),
+         "--config", str(config_file), "--config", "ENV"],
+        input="".join(line + "\n" for line in order_stream(2)), capture_output=True, text=True,
+        timeout=60, cwd=tmp_path, env=environment,
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert (
+        "Configuration error: environment variable TARGET_META_CAPI_DRY_RUN is not a boolean"
+        in completed.stderr
+    )
     assert sandbox.accepted_events() == []
 
 
