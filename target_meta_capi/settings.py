@@ -518,13 +518,8 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             f"graph_url must be an http:// or https:// URL, got {shown_graph_url(graph_url)!r}: "
             f"{graph_url_unusable} (default {DEFAULT_GRAPH_URL})"
         )
-    output_paths = {
-        "dead_letter_path": config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH,
-        "summary_path": config.get("summary_path"),
-        "dry_run_path": config.get("dry_run_path") if config.get("dry_run") else None,
-    }
     written_by: dict[str, str] = {}  # a regular file an output goes to → its setting
-    for setting, path in output_paths.items():
+    for setting, path in _output_paths(config).items():
         if not path:
             continue
         problem = (
@@ -541,6 +536,27 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         if problem:
             errors.append(f"{setting} {path!r}: {problem}")
     return errors
+
+
+def _output_paths(config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The files a run writes, by setting (None: that output is off)."""
+    return {
+        "dead_letter_path": config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH,
+        "summary_path": config.get("summary_path"),
+        "dry_run_path": config.get("dry_run_path") if config.get("dry_run") else None,
+    }
+
+
+def output_over_config_file_problem(
+    config: t.Mapping[str, t.Any], config_files: t.Iterable[str]
+) -> str | None:
+    """An output that is one of the --config files: the summary would replace it, a dry run
+    empty it, and dead letters leave it no JSON object for the next run."""
+    files = {os.path.realpath(path) for path in config_files}
+    for setting, path in _output_paths(config).items():
+        if isinstance(path, str) and "\0" not in path and os.path.realpath(path) in files:
+            return f"{setting} {path!r} is a --config file, which the run would overwrite"
+    return None
 
 
 def _nul_problem(path: str) -> str | None:

@@ -87,6 +87,7 @@ from target_meta_capi.settings import (
     SECRET_SETTINGS,
     SETTINGS,
     environment_setting_problem,
+    output_over_config_file_problem,
     secret_settings_errors,
     settings_errors,
     settings_warnings,
@@ -844,6 +845,11 @@ class TargetMetaCapi(Target):
             if not isinstance(file_config, dict):
                 raise click.BadParameter(f"{path}: does not hold a JSON object")
             config |= file_config
+        overwritten = output_over_config_file_problem(
+            config, [path for path in value if path != "ENV"]
+        )
+        if overwritten:
+            raise click.BadParameter(overwritten)
         return _ConfigInput(config=config, parse_env=parse_env)
 
     @classmethod

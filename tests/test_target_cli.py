@@ -448,6 +448,27 @@ def test_dry_run_keeps_stdout_for_state_only(
 
 
 @pytest.mark.parametrize(
+    ("setting", "extra"),
+    [("summary_path", {}), ("dead_letter_path", {}), ("dry_run_path", {"dry_run": True})],
+)
+def test_an_output_that_is_the_config_file_is_refused_and_the_file_kept(
+    sandbox: SandboxServer, tmp_path: Path, setting: str, extra: dict[str, Any]
+) -> None:
+    # the summary replaced it, a dry run emptied it, dead letters left it no JSON object
+    config = orders_config(sandbox.url, tmp_path, **{setting: "config.json"}, **extra)
+    config_path = _write_config(tmp_path, config)
+    written = config_path.read_text()
+    completed = _run_target(config_path, "\n".join(order_stream(3)))
+    assert completed.returncode == 2
+    assert (
+        f"Error: Invalid value for '--config': {setting} 'config.json' is a --config file, "
+        "which the run would overwrite"
+    ) in completed.stderr
+    assert config_path.read_text() == written
+    assert sandbox.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
     ("content", "problem"),
     [
         (None, "no such file"),
