@@ -29,6 +29,30 @@ from ._target_support import (
 )
 
 REAL_LOOKING_TOKEN = "EAAGm0PX4ZCpsBAKZBZCtestaccesstoken1234"
+TARGET = Path(sys.executable).with_name("target-meta-capi")
+
+
+def _run_cli(
+    tmp_path: Path,
+    config: dict[str, Any] | None,
+    *,
+    with_environment: bool = False,
+    env: dict[str, str] | None = None,
+    records: int = 2,
+) -> subprocess.CompletedProcess[str]:
+    """target-meta-capi as a user runs it: `--config config.json` (written from `config`, if
+    given), `--config ENV` too `with_environment`, and `records` orders on stdin."""
+    arguments = [str(TARGET)]
+    if config is not None:
+        config_file = tmp_path / "config.json"
+        config_file.write_text(json.dumps(config), encoding="utf-8")
+        arguments += ["--config", str(config_file)]
+    if with_environment:
+        arguments += ["--config", "ENV"]
+    stdin = "".join(line + "\n" for line in order_stream(records)) if records else ""
+    return subprocess.run(
+        arguments, input=stdin, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env
+    )
 
 
 def config_errors(config: dict[str, Any]) -> list[str]:
@@ -336,10 +360,7 @@ def test_a_setting_in_the_environment_that_cannot_be_read_is_one_error_naming_th
         "TARGET_META_CAPI_ACCESS_TOKEN": "EAAsecretfromtheenvironment",
         variable: value,
     }
-    completed = subprocess.run(
-        [str(Path(sys.executable).with_name("target-meta-capi")), "--config", "ENV"],
-        input="", capture_output=True, text=True, timeout=60, cwd=tmp_path, env=environment,
-    )  # fmt: skip
+    completed = _run_cli(tmp_path, None, with_environment=True, env=environment, records=0)
     assert completed.returncode == 1
     assert f"Configuration error: environment variable {variable} {problem}" in completed.stderr
     assert "Traceback" not in completed.stderr
@@ -352,14 +373,12 @@ def test_a_boolean_in_the_environment_that_is_no_boolean_word_stops_the_run_befo
     sandbox: SandboxServer, tmp_path: Path, value: str
 ) -> None:
     # singer-sdk reads any text but true/1/yes/on as false: a mistyped DRY_RUN sent for real
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(orders_config(sandbox.url, tmp_path)), encoding="utf-8")
-    completed = subprocess.run(
-        [str(Path(sys.executable).with_name("target-meta-capi")),
-         "--config", str(config_file), "--config", "ENV"],
-        input="".join(line + "\n" for line in order_stream(2)), capture_output=True, text=True,
-        timeout=60, cwd=tmp_path, env={**os.environ, "TARGET_META_CAPI_DRY_RUN": value},
-    )  # fmt: skip
+    completed = _run_cli(
+        tmp_path,
+        orders_config(sandbox.url, tmp_path),
+        with_environment=True,
+        env={**os.environ, "TARGET_META_CAPI_DRY_RUN": value},
+    )
     assert completed.returncode == 1
     assert (
         "Configuration error: environment variable TARGET_META_CAPI_DRY_RUN is not a boolean"
@@ -387,15 +406,10 @@ def test_a_dotenv_file_the_sdk_loads_is_checked_like_the_environment(
 ) -> None:
     # the SDK sets a .env's variables before reading them, after the target checked the rest
     sdk_dotenv_file.write_text("TARGET_META_CAPI_DRY_RUN=ture\n", encoding="utf-8")
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(orders_config(sandbox.url, tmp_path)), encoding="utf-8")
     environment = {name: value for name, value in os.environ.items() if "DRY_RUN" not in name}
-    completed = subprocess.run(
-        [str(Path(sys.executable).with_name("target-meta-capi")),
-         "--config", str(config_file), "--config", "ENV"],
-        input="".join(line + "\n" for line in order_stream(2)), capture_output=True, text=True,
-        timeout=60, cwd=tmp_path, env=environment,
-    )  # fmt: skip
+    completed = _run_cli(
+        tmp_path, orders_config(sandbox.url, tmp_path), with_environment=True, env=environment
+    )
     assert completed.returncode == 1
     assert (
         "Configuration error: environment variable TARGET_META_CAPI_DRY_RUN is not a boolean"
@@ -409,14 +423,8 @@ def test_an_http_service_class_whose_module_fails_to_import_is_one_error_naming_
 ) -> None:
     (tmp_path / "corporate_proxy.py").write_text("raise RuntimeError('no proxy today')\n")
     config = orders_config(sandbox.url, tmp_path, http_service_class="corporate_proxy:Service")
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config), encoding="utf-8")
     import_path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
-    completed = subprocess.run(
-        [str(Path(sys.executable).with_name("target-meta-capi")), "--config", str(config_file)],
-        input="".join(line + "\n" for line in order_stream(2)), capture_output=True, text=True,
-        timeout=60, cwd=tmp_path, env={**os.environ, "PYTHONPATH": import_path},
-    )  # fmt: skip
+    completed = _run_cli(tmp_path, config, env={**os.environ, "PYTHONPATH": import_path})
     assert completed.returncode == 1
     assert (
         "Configuration error: http_service_class: http service 'corporate_proxy:Service': "
@@ -492,14 +500,7 @@ def test_more_requests_or_workers_than_a_process_can_hold_are_refused_at_start_b
 ) -> None:
     # a billion requests hung the start (requests sizes its pool up front); workers by the
     # thousand failed mid-run with "Too many open files"
-    config_file = tmp_path / "config.json"
-    config = orders_config(sandbox.url, tmp_path, **{setting: value})
-    config_file.write_text(json.dumps(config), encoding="utf-8")
-    completed = subprocess.run(
-        [str(Path(sys.executable).with_name("target-meta-capi")), "--config", str(config_file)],
-        input="".join(line + "\n" for line in order_stream(2)), capture_output=True, text=True,
-        timeout=60, cwd=tmp_path,
-    )  # fmt: skip
+    completed = _run_cli(tmp_path, orders_config(sandbox.url, tmp_path, **{setting: value}))
     assert completed.returncode == 1
     assert f"is greater than the maximum of {maximum} in config['{setting}']" in completed.stderr
     assert sandbox.accepted_events() == []
