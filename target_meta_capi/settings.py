@@ -432,9 +432,7 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
         if value is None:
             continue
         if sdk_typing.is_integer_type(property_schema):
-            try:
-                int(value)
-            except ValueError:
+            if _whole_number_in(value) is None:
                 return f"environment variable {variable} is not a whole number"
         elif sdk_typing.is_number_type(property_schema):  # not true of integers
             if _number_in(value) is None:

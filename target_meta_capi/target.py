@@ -230,6 +230,14 @@ class TargetMetaCapi(Target):
                 # a copy: the SDK's own schema dict is shared, not ours to change
                 properties[name] = {**schema, "default": schema["default"].value}
 
+    @classmethod
+    def settings_schema(cls) -> dict[str, t.Any]:
+        """The target's settings with the SDK's own (validate_records, batch_size_rows …),
+        which the SDK adds to the schema only as it reads the environment or validates."""
+        schema = copy.deepcopy(cls.config_jsonschema)
+        cls.append_builtin_config(schema)
+        return schema
+
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         # The SDK's first look at the assembled config (files and environment), and the first
         # place to say that a setting given as null is a setting not given (its schema lets null
@@ -237,11 +245,7 @@ class TargetMetaCapi(Target):
         # that a number, integer or boolean given as text is that value
         for name in [name for name, value in self._config.items() if value is None]:
             del self._config[name]
-        # with the SDK's own settings (validate_records, batch_size_rows …), which the SDK adds
-        # to the schema only in its validation, below
-        schema = copy.deepcopy(self.config_jsonschema)
-        self.append_builtin_config(schema)
-        self._config.update(with_texts_parsed(schema, self._config))
+        self._config.update(with_texts_parsed(self.settings_schema(), self._config))
         secrets = secret_settings_errors(self.config)
         if secrets and raise_errors:
             # before the SDK's check, whose messages quote the values

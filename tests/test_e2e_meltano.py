@@ -16,7 +16,6 @@ Four runs share one database, one sandbox and one Meltano system database:
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import hashlib
 import json
@@ -522,9 +521,7 @@ def _meltano_loader() -> dict[str, Any]:
 
 def _target_settings() -> dict[str, Any]:
     """The settings `target-meta-capi --about` lists: the target's own and the SDK's."""
-    schema = copy.deepcopy(TargetMetaCapi.config_jsonschema)
-    TargetMetaCapi.append_builtin_config(schema)
-    return schema["properties"]
+    return TargetMetaCapi.settings_schema()["properties"]
 
 
 def test_meltano_yml_declares_every_setting_of_the_target():
