@@ -870,7 +870,7 @@ class TargetMetaCapi(Target):
         use_one_malloc_arena()
         config = config or _ConfigInput()
         problem = (
-            environment_setting_problem(cls.config_jsonschema, cls._env_var_prefix)
+            environment_setting_problem(cls.settings_schema(), cls._env_var_prefix)
             if config.parse_env
             else None
         )

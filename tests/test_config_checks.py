@@ -349,6 +349,9 @@ def test_unknown_settings_are_in_the_summary_warnings_too(
         ("TARGET_META_CAPI_BATCH_SIZE", "five hundred", "is not a whole number"),
         ("TARGET_META_CAPI_REQUEST_TIMEOUT", "thirty", "is not a number"),
         ("TARGET_META_CAPI_REQUEST_TIMEOUT", "NaN", "is not a number"),
+        # the SDK's own settings, which it adds to the schema only as it reads them
+        ("TARGET_META_CAPI_BATCH_SIZE_ROWS", "lots", "is not a whole number"),
+        ("TARGET_META_CAPI_VALIDATE_RECORDS", "nope", "is not a boolean"),
     ],
 )
 def test_a_setting_in_the_environment_that_cannot_be_read_is_one_error_naming_the_variable(
