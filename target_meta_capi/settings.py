@@ -311,9 +311,9 @@ SECRET_SETTINGS = frozenset(
 )
 
 
-#: The words singer-sdk reads as true in a boolean setting's environment variable
-#: (`configuration._dict_config.TRUTHY`), and those that mean false.
-ENVIRONMENT_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+#: The words singer-sdk reads as true in a boolean setting's environment variable, and those
+#: that mean false.
+ENVIRONMENT_TRUE_WORDS = frozenset(sdk_environment_config.TRUTHY)
 ENVIRONMENT_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
 #: Graph API versions as Meta names them: v24.0 (ASCII digits: \d takes v٢٤.0 too)
