@@ -2,7 +2,8 @@
 
 Lines are deterministic (no timestamps) so two runs over the same input can be compared, and
 carry only the wire event with its hashed customer data (every other user_data value, such as
-the IP address and user agent, masked) and Meta's error fields — never raw PII, never the token.
+the IP address and user agent, masked, and so is customer information a stream's mapping puts
+outside user_data) and Meta's error fields — never raw PII, never the token.
 A dead-lettered event is settled: state moves past it, so the line must be on disk before any
 state that covers it is written (`sync()`).
 """
@@ -16,13 +17,13 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from target_meta_capi.capi.errors import GraphAPIError
-from target_meta_capi.capi.privacy import redact_user_data
+from target_meta_capi.capi.privacy import mask_fields, redact_user_data
 from target_meta_capi.capi.rules import RuleViolation
 
 DeadLetterReason = Literal["local_validation", "unmappable", "meta_rejected"]
@@ -119,7 +120,9 @@ class DeadLetter:
             event=event,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, masked_fields: Iterable[Sequence[str]] = ()) -> dict[str, Any]:
+        """The letter as written; `masked_fields`: paths of the event whose values are masked
+        too (customer information a stream's mapping puts outside user_data)."""
         return {
             "stream": self.stream,
             "key": dict(self.key),
@@ -131,7 +134,11 @@ class DeadLetter:
             "message": self.message,
             "meta_error": dict(self.meta_error) if self.meta_error is not None else None,
             # hashed customer data only: the IP address and user agent are personal data too
-            "event": redact_user_data(dict(self.event)) if self.event is not None else None,
+            "event": (
+                mask_fields(redact_user_data(dict(self.event)), masked_fields)
+                if self.event is not None
+                else None
+            ),
         }
 
     @property
@@ -171,9 +178,9 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def encode_dead_letter(letter: DeadLetter) -> str:
+def encode_dead_letter(letter: DeadLetter, masked_fields: Iterable[Sequence[str]] = ()) -> str:
     """The JSONL line for a dead letter (without the newline)."""
-    return json.dumps(letter.to_dict(), ensure_ascii=False, default=_json_default)
+    return json.dumps(letter.to_dict(masked_fields), ensure_ascii=False, default=_json_default)
 
 
 class DeadLetterWriteError(Exception):
@@ -198,9 +205,17 @@ class DeadLetterWriter:
         self._unsynced = False
         self._broken = False
         self.count = 0
+        self._masked_fields: dict[str, frozenset[tuple[str, ...]]] = {}
+
+    def mask_fields(self, stream: str, paths: Iterable[tuple[str, ...]]) -> None:
+        """Mask these event paths in the stream's letters from now on, besides user_data's
+        unhashed values: its mapping puts customer information there."""
+        with self._lock:
+            self._masked_fields[stream] = self._masked_fields.get(stream, frozenset()) | set(paths)
 
     def write(self, letter: DeadLetter) -> None:
-        line = (encode_dead_letter(letter) + "\n").encode()
+        masked_fields = self._masked_fields.get(letter.stream, ())
+        line = (encode_dead_letter(letter, masked_fields) + "\n").encode()
         with self._lock:
             try:
                 if self._file is None:

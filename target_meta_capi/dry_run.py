@@ -3,8 +3,9 @@
 Everything before the wire (mapping, hashing, validation, batching, bisection) runs as usual,
 nothing is sent, and the target writes state as if Meta had acknowledged every request.
 The access token and appsecret_proof are removed from what is written, and so are the user_data
-values sent unhashed (IP address, user agent...): masked, as in dead letters; and so are the
-userinfo, query and fragment of the URL (from graph_url).
+values sent unhashed (IP address, user agent...) and customer information a mapping puts
+outside user_data: masked, as in dead letters; and so are the userinfo, query and fragment of
+the URL (from graph_url).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
 from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface
-from target_meta_capi.capi.privacy import redact_user_data, shown_url
+from target_meta_capi.capi.privacy import mask_fields, redact_user_data, shown_url
 
 DRY_RUN_ACCESS_TOKEN = "dry-run"  # EventRequest insists on a token; this one never leaves
 _SECRET_PARAMETERS = ("access_token", "appsecret_proof")
@@ -30,6 +31,13 @@ class DryRunHttpService(HttpServiceInterface):
         self._path = Path(path) if path else None
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
+        self._masked_fields: frozenset[tuple[str, ...]] = frozenset()
+
+    def mask_fields(self, paths: Iterable[tuple[str, ...]]) -> None:
+        """Mask these event paths from now on, besides user_data's unhashed values: a stream's
+        mapping puts customer information there (a request does not say its stream)."""
+        with self._lock:
+            self._masked_fields |= set(paths)
 
     def execute(
         self,
@@ -42,7 +50,10 @@ class DryRunHttpService(HttpServiceInterface):
         payload = json.loads(body)
         for name in _SECRET_PARAMETERS:
             payload.pop(name, None)
-        payload["data"] = [redact_user_data(event) for event in payload["data"]]
+        masked_fields = self._masked_fields
+        payload["data"] = [
+            mask_fields(redact_user_data(event), masked_fields) for event in payload["data"]
+        ]
         line = json.dumps({"url": shown_url(url), "payload": payload}, ensure_ascii=False)
         with self._lock:
             output = self._output()

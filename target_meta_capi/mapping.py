@@ -1134,6 +1134,23 @@ _USER_DATA_ALIAS_COLUMNS = frozenset(
 )
 
 
+# Columns so named hold what identifies a person whatever the table: a column named like a
+# place or a gender ("state", "country") may well be an order's, so is not presumed to.
+_IDENTIFYING_COLUMNS = frozenset(
+    name
+    for dotted in (
+        "user_data.em",
+        "user_data.ph",
+        "user_data.fn",
+        "user_data.ln",
+        "user_data.db",
+        "user_data.client_ip_address",
+        "user_data.client_user_agent",
+    )
+    for name in ALIASES[dotted]
+)
+
+
 class EventMapper:
     """Maps the records of one stream. Build it with :func:`build_event_mapper`."""
 
@@ -1192,6 +1209,18 @@ class EventMapper:
             key
             for key in self.key_properties
             if key in user_data_columns or key.lower() in _USER_DATA_ALIAS_COLUMNS
+        )
+        # `fields` outside user_data that send customer information unhashed, as mapped: a
+        # column also mapped into user_data, or named like an e-mail, phone, name, birth date,
+        # IP address or user agent (its last part, for a value nested in an object column).
+        # Worth a warning by the caller, and never shown in dead letters.
+        self.unhashed_customer_fields: tuple[tuple[Path, str], ...] = tuple(
+            (path, column)
+            for path, columns in mapping.fields.items()
+            if path[0] != "user_data"
+            for column in _each_column(columns)
+            if column in user_data_columns
+            or column.rsplit(".", 1)[-1].lower() in _IDENTIFYING_COLUMNS
         )
         self._plans: dict[tuple[str, ...], _Plan] = {}
         # The customer memo, over all plans. It is used only while customers come back: when

@@ -144,6 +144,19 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 stream_name,
                 ", ".join(self._mapper.unknown_columns),
             )
+        if self._mapper is not None and self._mapper.unhashed_customer_fields:
+            unhashed_fields = self._mapper.unhashed_customer_fields
+            target.mask_in_outputs(stream_name, [path for path, _ in unhashed_fields])
+            self.logger.warning(
+                "Stream %r: `fields` sends customer information to Meta unhashed, outside "
+                "user_data: %s. Meta forbids personal data there: map such a column under "
+                "user_data (customer information is hashed) or leave it out. Dead letters "
+                "and dry runs mask these fields.",
+                stream_name,
+                ", ".join(
+                    f"{'.'.join(path)} (column {column!r})" for path, column in unhashed_fields
+                ),
+            )
         if self._mapper is not None and self._mapper.mapping.unmapped_columns_to_custom_data:
             unhashed = self._mapper.custom_data_columns(self.schema.get("properties") or ())
             if unhashed:

@@ -269,6 +269,13 @@ class TargetMetaCapi(Target):
             )
         return without_secrets(errors + extra, self.config)
 
+    def mask_in_outputs(self, stream_name: str, paths: t.Collection[tuple[str, ...]]) -> None:
+        """Mask these paths of the stream's events in what the run writes for people to read:
+        its dead letters, and a dry run's requests."""
+        self.delivery.dead_letters.mask_fields(stream_name, paths)
+        if self._dry_run_service is not None:
+            self._dry_run_service.mask_fields(paths)
+
     def _http_service(self) -> HttpServiceInterface:
         config = self.config
         if self._dry_run_service is not None:

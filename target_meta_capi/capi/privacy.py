@@ -8,7 +8,7 @@ query string and the fragment are masked: someone may have put a token there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .normalize import is_sha256_hex
@@ -22,6 +22,29 @@ def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(user_data, dict):
         return event
     return {**event, "user_data": {key: _mask(value) for key, value in user_data.items()}}
+
+
+def mask_fields(event: dict[str, Any], paths: Iterable[Sequence[str]]) -> dict[str, Any]:
+    """The event with the values at these paths (("custom_data", "email")) masked, those it
+    has: for fields outside user_data that someone filled with customer information."""
+    masked = event
+    for path in paths:
+        masked = _masked_at(masked, path)
+    return masked
+
+
+def _masked_at(container: dict[str, Any], path: Sequence[str]) -> dict[str, Any]:
+    key, rest = path[0], path[1:]
+    if key not in container:
+        return container
+    value = container[key]
+    if value is None:
+        return container
+    if not rest:
+        return {**container, key: MASK}
+    if not isinstance(value, dict):
+        return container
+    return {**container, key: _masked_at(value, rest)}
 
 
 def unhashed_user_data_values(event: Mapping[str, Any]) -> Iterator[str]:
