@@ -54,7 +54,7 @@ class CapiError(Exception):
 
 class ConfigurationError(CapiError):
     """A setting is unusable: bad batch_size, http service path, graph_url, missing token...,
-    or events that cannot be encoded as JSON."""
+    or events that cannot be encoded as JSON, or an extinfo version Meta does not take."""
 
 
 class ProcessorClosedError(CapiError, RuntimeError):
