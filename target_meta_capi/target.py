@@ -271,13 +271,17 @@ class TargetMetaCapi(Target):
 
     def _http_service(self) -> HttpServiceInterface:
         config = self.config
-        if self._dry_run_service is not None:
-            return self._dry_run_service
+        configured: HttpServiceInterface | None = None
         if config.get("http_service_class"):
             try:
-                return load_http_service(config["http_service_class"])
+                configured = load_http_service(config["http_service_class"])
             except ConfigurationError as error:  # said as one line, by the setting's name
                 raise ConfigurationError(f"http_service_class: {error}") from None
+        # a dry run proves a config before it goes live: its HTTP service was loaded above
+        if self._dry_run_service is not None:
+            return self._dry_run_service
+        if configured is not None:
+            return configured
         concurrent = int(config.get("concurrent_requests", DEFAULT_CONCURRENT_REQUESTS))
         return RequestsHttpService(pool_size=concurrent)
 
