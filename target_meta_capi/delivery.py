@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from target_meta_capi.capi._words import counted
 from target_meta_capi.capi.errors import (
     AuthError,
     DeliveryError,
@@ -78,7 +79,7 @@ class SentBatch:
 
     def describe(self) -> str:
         return (
-            f"stream {self.stream!r}, request of {len(self.events)} events "
+            f"stream {self.stream!r}, request of {counted(len(self.events), 'event')} "
             f"(records #{self.record_numbers[0]} to #{self.record_numbers[-1]})"
         )
 

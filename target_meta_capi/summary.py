@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from singer_sdk import metrics as singer_metrics
 
+from target_meta_capi.capi._words import counted
 from target_meta_capi.capi.errors import EventsReceivedMismatch, GraphAPIError, NetworkError
 from target_meta_capi.capi.request import RequestObserver
 from target_meta_capi.capi.rules import (
@@ -596,7 +597,8 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
             warnings.append(_skipped_warning(name, stream["skipped_reason"]))
         if stream["events_near_cutoff"]:
             warnings.append(
-                f"Stream {name!r}: {stream['events_near_cutoff']} events were within "
+                f"Stream {name!r}: "
+                f"{counted(stream['events_near_cutoff'], 'event was', 'events were')} within "
                 f"{NEAR_CUTOFF_WINDOW_SECONDS // 3600} h of Meta's event_time cutoff "
                 f"({_MAX_AGE_DAYS} days, {_PHYSICAL_STORE_MAX_AGE_DAYS} for physical_store) "
                 "when sent; a day's delay would get them rejected. "
@@ -606,27 +608,33 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
             warnings.append(_dead_letter_warning(name, stream))
         if stream["events_failed"]:
             warnings.append(
-                f"Stream {name!r}: {stream['events_failed']} sent events were in requests that "
-                "failed the run (see its error), and no state covers them (a rerun sends them "
-                "again; Meta deduplicates those it did store, by event_id)."
+                f"Stream {name!r}: "
+                f"{counted(stream['events_failed'], 'sent event was', 'sent events were')} in "
+                "requests that failed the run (see its error), and no state covers them (a rerun "
+                "sends them again; Meta deduplicates those it did store, by event_id)."
             )
         if stream["events_in_flight"]:
             warnings.append(
-                f"Stream {name!r}: {stream['events_in_flight']} sent events got no answer "
-                "before the run stopped, and no state covers them (a rerun sends them again; "
-                "Meta deduplicates those it did receive, by event_id)."
+                f"Stream {name!r}: {counted(stream['events_in_flight'], 'sent event')} got no "
+                "answer before the run stopped, and no state covers them (a rerun sends them "
+                "again; Meta deduplicates those it did receive, by event_id)."
             )
         if stream["events_unsent"]:
             warnings.append(
-                f"Stream {name!r}: {stream['events_unsent']} mapped events were not sent: the "
-                "run stopped before they were, and no state covers them (a rerun from the "
-                "last state processes them again)."
+                f"Stream {name!r}: "
+                + counted(
+                    stream["events_unsent"],
+                    "mapped event was not sent: the run stopped before it was",
+                    "mapped events were not sent: the run stopped before they were",
+                )
+                + ", and no state covers them (a rerun from the last state processes them again)."
             )
         coverage = stream["match_key_coverage"]
         if coverage and not any(coverage.values()):
             warnings.append(
-                f"Stream {name!r}: none of its {stream['events_mapped']} events carries a match "
-                f"key ({', '.join(COVERAGE_KEYS)}); Meta can hardly attribute them."
+                f"Stream {name!r}: none of its {counted(stream['events_mapped'], 'event')} "
+                f"carries a match key ({', '.join(COVERAGE_KEYS)}); Meta can hardly attribute "
+                "them."
             )
     return warnings
 
@@ -635,7 +643,8 @@ def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
     """Exit code 0 does not say that some events never reached Meta; this line does."""
     reasons = stream["dead_letters_by_reason"]
     warning = (
-        f"Stream {name!r}: {stream['events_dead_lettered']} events were dead-lettered "
+        f"Stream {name!r}: "
+        f"{counted(stream['events_dead_lettered'], 'event was', 'events were')} dead-lettered "
         f"({_listing(reasons)}): Meta has not taken them; each is in the dead-letter file with "
         "its reason."
     )
@@ -669,7 +678,8 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
     )
     lines = [
         f"Run summary{dry_run} ({summary['duration_seconds']:.1f} s): "
-        f"{totals['records_read']} records read, {totals['events_mapped']} events mapped, "
+        f"{counted(totals['records_read'], 'record')} read, "
+        f"{counted(totals['events_mapped'], 'event')} mapped, "
         f"{totals['events_sent']} sent, {totals['events_acknowledged']} acknowledged, "
         f"{totals['events_dead_lettered']} dead-lettered, {totals['events_skipped']} skipped, "
         f"{totals['events_in_flight']} unsettled."
@@ -685,7 +695,7 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
         )
         lines.append(
             f"Stream {name!r}: {stream['records_read']} read, {stream['events_mapped']} mapped, "
-            f"{stream['events_sent']} sent in {stream['requests']} requests, "
+            f"{stream['events_sent']} sent in {counted(stream['requests'], 'request')}, "
             f"{stream['events_acknowledged']} acknowledged, "
             f"{stream['events_dead_lettered']} dead-lettered, {stream['events_skipped']} skipped; "
             f"match-key coverage: {coverage or 'n/a'}; "
@@ -695,10 +705,11 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
     requests = summary["requests"]
     latency = requests["latency_seconds"]
     lines.append(
-        f"Requests: {requests['submitted']} submitted, {requests['attempts']} attempts "
+        f"Requests: {requests['submitted']} submitted, {counted(requests['attempts'], 'attempt')} "
         f"(by status: {_listing(requests['attempts_by_status'])}; "
         f"failures: {_listing(requests['failures_by_reason'])}), "
-        f"{requests['retries']} retries ({_listing(requests['retries_by_reason'])}); "
+        f"{counted(requests['retries'], 'retry', 'retries')} "
+        f"({_listing(requests['retries_by_reason'])}); "
         f"latency p50 {_seconds(latency['p50'])}, p95 {_seconds(latency['p95'])}, "
         f"max {_seconds(latency['max'])}"
         + (
@@ -711,9 +722,9 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
     mismatches = summary["events_received_mismatches"]
     if mismatches["requests"]:
         lines.append(
-            f"events_received mismatches: {mismatches['requests']} requests, "
-            f"{mismatches['events_sent']} events sent, {mismatches['events_received']} counted "
-            "by Meta."
+            f"events_received mismatches: {counted(mismatches['requests'], 'request')}, "
+            f"{counted(mismatches['events_sent'], 'event')} sent, "
+            f"{mismatches['events_received']} counted by Meta."
         )
     return lines
 
@@ -967,11 +978,14 @@ class ProgressReporter:
             for name in named[:PROGRESS_STREAMS_NAMED]
         )
         if len(named) > PROGRESS_STREAMS_NAMED:
-            per_stream += f"; {len(named) - PROGRESS_STREAMS_NAMED} more streams"
+            per_stream += f"; {counted(len(named) - PROGRESS_STREAMS_NAMED, 'more stream')}"
         line = (
-            f"{'Final progress' if final else 'Progress'}: {totals['records_read']} records read, "
-            f"{totals['events_sent']} events sent, {totals['events_acknowledged']} acknowledged, "
-            f"{totals['events_in_flight']} in flight, {progress['retries']} retries, "
+            f"{'Final progress' if final else 'Progress'}: "
+            f"{counted(totals['records_read'], 'record')} read, "
+            f"{counted(totals['events_sent'], 'event')} sent, "
+            f"{totals['events_acknowledged']} acknowledged, "
+            f"{totals['events_in_flight']} in flight, "
+            f"{counted(progress['retries'], 'retry', 'retries')}, "
             f"{totals['events_dead_lettered']} dead-lettered, {rate:.1f} events/s"
             + (f" [{per_stream}]" if per_stream else "")
             + ("" if final else f"; {_short_pace(interval_pace)}")

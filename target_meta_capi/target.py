@@ -41,6 +41,7 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.target_base import Target
 
 from target_meta_capi.allocator import use_one_malloc_arena
+from target_meta_capi.capi._words import counted
 from target_meta_capi.capi.batch import BatchProcessor
 from target_meta_capi.capi.errors import CapiError, ConfigurationError, NetworkError
 from target_meta_capi.capi.http import (
@@ -278,13 +279,17 @@ class TargetMetaCapi(Target):
 
     def _http_service(self) -> HttpServiceInterface:
         config = self.config
-        if self._dry_run_service is not None:
-            return self._dry_run_service
+        configured: HttpServiceInterface | None = None
         if config.get("http_service_class"):
             try:
-                return load_http_service(config["http_service_class"])
+                configured = load_http_service(config["http_service_class"])
             except ConfigurationError as error:  # said as one line, by the setting's name
                 raise ConfigurationError(f"http_service_class: {error}") from None
+        # a dry run proves a config before it goes live: its HTTP service was loaded above
+        if self._dry_run_service is not None:
+            return self._dry_run_service
+        if configured is not None:
+            return configured
         concurrent = int(config.get("concurrent_requests", DEFAULT_CONCURRENT_REQUESTS))
         return RequestsHttpService(pool_size=concurrent)
 
@@ -430,7 +435,8 @@ class TargetMetaCapi(Target):
         )
         self.message_reader.record_router = self._parallel
         self.logger.info(
-            "Validating, mapping and hashing records in %d worker processes", self._record_workers
+            "Validating, mapping and hashing records in %s",
+            counted(self._record_workers, "worker process", "worker processes"),
         )
         return self._parallel
 
@@ -824,10 +830,10 @@ class TargetMetaCapi(Target):
         in_flight = self.delivery.unsettled_requests
         grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
         self.logger.warning(
-            "Received %s: stopped reading; waiting up to %g s for %d requests in flight",
+            "Received %s: stopped reading; waiting up to %g s for %s in flight",
             signal.Signals(signum).name,
             grace,
-            in_flight,
+            counted(in_flight, "request"),
         )
         if self._wait_for_in_flight(timeout=grace):
             self._write_ready_state()

@@ -15,6 +15,7 @@ import pytest
 from singer_sdk.configuration import _dict_config as sdk_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 
+from target_meta_capi.capi.errors import ConfigurationError
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.target import TargetMetaCapi
 
@@ -435,6 +436,18 @@ def test_an_http_service_class_whose_module_fails_to_import_is_one_error_naming_
     ) in completed.stderr
     assert "Traceback" not in completed.stderr
     assert sandbox.accepted_events() == []
+
+
+def test_a_dry_run_refuses_an_http_service_class_a_real_run_would_refuse() -> None:
+    with pytest.raises(ConfigurationError, match=r"^http_service_class: .*cannot import module"):
+        TargetMetaCapi(
+            config={
+                "pixel_id": "1234567890",
+                "dry_run": True,
+                "http_service_class": "no_such_module_anywhere:Service",
+            },
+            parse_env_config=False,
+        )
 
 
 def test_a_number_setting_in_the_environment_is_read_as_a_number(

@@ -213,6 +213,12 @@ def test_events_received_mismatch_reports_counts():
     assert (error.sent, error.received) == (5, 3)
 
 
+def test_events_received_mismatch_of_one_event_says_event():
+    assert str(EventsReceivedMismatch(sent=1, received=0)) == (
+        "Graph received 0 of 1 event (fbtrace_id=None)"
+    )
+
+
 def test_batch_processing_error_names_the_failed_requests():
     failures = [(1, AuthError("bad token", http_status=400, code=190))]
     responses = [EventResponse(10, [], "a"), None, EventResponse(10, [], "c")]

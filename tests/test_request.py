@@ -179,6 +179,14 @@ def test_copy_with_keeps_every_setting_and_the_class():
     assert (copy.partner_agent, copy.api_version, copy.access_token) == ("agent", "v20.0", TOKEN)
 
 
+def test_copy_with_an_empty_pixel_id_is_refused_not_sent_to_the_old_pixel():
+    with FakeGraphServer() as server:
+        copy = make_request(server).copy_with([EVENTS[0]], pixel_id="")
+        with pytest.raises(ConfigurationError, match="needs a pixel_id"):
+            copy.execute()
+    assert server.requests == []
+
+
 def test_events_received_mismatch_raises_and_is_not_retried():
     with (
         FakeGraphServer(lambda request: success(1)) as server,

@@ -200,6 +200,18 @@ def test_unhashed_match_keys_count_as_customer_information(user_data):
 
 
 @pytest.mark.parametrize(
+    "key", ["client_ip_address", "client_user_agent", "external_id", "madid", "fbc", "fbp", "em"]
+)
+@pytest.mark.parametrize("blank", [" ", "  \t\n", ["   ", None, ""]])
+def test_blank_text_is_no_customer_information(key, blank):
+    assert rules_broken(with_user_data(**{key: blank})) == ["user_data_missing_match_key"]
+
+
+def test_blank_text_is_not_taken_for_a_malformed_value():
+    assert rules_broken(with_user_data(em=HASH, ph="   ", fbc=" ", fbp="\t")) == []
+
+
+@pytest.mark.parametrize(
     "value",
     ["mary@example.com", HASH[:-1], HASH + "0", "g" * 64, [HASH, "plain"], 42, {"a": HASH}],
 )

@@ -848,7 +848,7 @@ def test_cli_serves_logs_without_token_and_stops_on_sigterm(sandbox_process):
     log = process.stderr.read()
     assert f"POST /v24.0/{PIXEL}/events 200" in log
     assert TOKEN not in log
-    assert "1 events received" in log
+    assert "1 event received" in log
 
 
 def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):

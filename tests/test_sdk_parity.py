@@ -10,6 +10,7 @@ from typing import Any, get_args
 import pytest
 
 from target_meta_capi.capi import (
+    ConfigurationError,
     Content,
     CustomData,
     Event,
@@ -216,6 +217,12 @@ def test_ext_info_puts_each_value_at_metas_index_as_text(sandbox):
     sent = sandbox.accepted_events()[0]["event"]["app_data"]["extinfo"]
     assert sent == [str(values[name]) for name in EXT_INFO_INDICES]
     assert sent[0] == "a2" and sent[9] == "1080" and sent[11] == "2.75"
+
+
+@pytest.mark.parametrize("version", ["x9", "a1", "A2", "", None])
+def test_ext_info_refuses_a_version_other_than_metas_a2_and_i2(version):
+    with pytest.raises(ConfigurationError, match="must be 'a2' \\(Android\\) or 'i2' \\(iOS\\)"):
+        ext_info(version)
 
 
 def test_ext_info_fills_what_is_not_given_with_empty_strings_not_null():

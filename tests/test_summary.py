@@ -506,6 +506,19 @@ def test_dead_lettered_events_are_warned_about_with_their_reasons():
     ]
 
 
+def test_a_warning_about_one_event_puts_it_in_the_singular():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 2)
+    stats.events_dead_lettered("orders", "rule:purchase_value_missing", 1)
+
+    assert stats.snapshot()["warnings"] == [
+        "Stream 'orders': 1 event was dead-lettered (rule:purchase_value_missing=1): Meta has "
+        "not taken them; each is in the dead-letter file with its reason.",
+        "Stream 'orders': 1 mapped event was not sent: the run stopped before it was, and "
+        "no state covers them (a rerun from the last state processes them again).",
+    ]
+
+
 def test_events_too_old_for_meta_are_warned_about_with_the_window_meta_takes():
     stats = RunStats()
     map_events(stats, "orders", [{"em": HASHED_EMAIL}])
@@ -674,6 +687,21 @@ def test_summary_and_logs_hold_no_user_data_value(caplog, tmp_path):
     assert ip_address not in written
 
 
+def test_summary_lines_put_a_count_of_one_in_the_singular():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}])
+    send_all(stats, {"orders": 1})
+    stats.on_retry(TransientError("x", http_status=503), 1, 0.5)
+    stats.on_attempt(1, 200, 0.02, None)
+
+    totals_line, stream_line, requests_line = format_summary(stats.snapshot())[:3]
+
+    assert "): 1 record read, 1 event mapped, 1 sent," in totals_line
+    assert ": 1 read, 1 mapped, 1 sent in 1 request, 1 acknowledged," in stream_line
+    assert requests_line.startswith("Requests: 1 submitted, 1 attempt (by status: 200=1;")
+    assert "), 1 retry (http:503=1);" in requests_line
+
+
 # --- progress ----------------------------------------------------------------------------------
 
 
@@ -696,7 +724,7 @@ def test_progress_line_reports_counts_in_flight_and_rate_since_the_previous_line
     line = reporter.report()
 
     assert line == (
-        "Progress: 5 records read, 5 events sent, 3 acknowledged, 2 in flight, 1 retries, "
+        "Progress: 5 records read, 5 events sent, 3 acknowledged, 2 in flight, 1 retry, "
         "1 dead-lettered, 1.5 events/s "
         "[orders: 5 read, 5 sent, 3 acknowledged, 2 in flight, 1 dead-lettered]; "
         "since the last line 0% waiting for input, 0% for Meta's answers, 100% working "

@@ -281,7 +281,7 @@ def test_sigterm_while_the_window_is_full_waits_only_for_the_requests_in_flight(
     process.send_signal(signal.SIGTERM)
     rest, stderr = process.communicate(timeout=20)
     assert process.returncode == 128 + signal.SIGTERM
-    assert "Received SIGTERM: stopped reading; waiting up to 30 s for 1 requests" in stderr
+    assert "Received SIGTERM: stopped reading; waiting up to 30 s for 1 request" in stderr
     assert "abandoned" not in stderr
     assert 0 < len(_accepted_ids(sandbox)) < 60
     _assert_states_cover_only_accepted(rest, sandbox)
@@ -320,7 +320,7 @@ def test_requests_still_unanswered_after_the_grace_period_are_abandoned_without_
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=20)
     assert process.returncode == 128 + signal.SIGTERM
-    assert "waiting up to 0.5 s for 1 requests in flight" in stderr
+    assert "waiting up to 0.5 s for 1 request in flight" in stderr
     assert "Requests still in flight were abandoned; their state is not written" in stderr
     assert stdout == ""  # the only request was never answered: no state covers it
     assert time.monotonic() - signalled < 6  # gone well before the sandbox would answer

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any, TypeVar
 
+from ._words import counted
 from .errors import (
     BatchProcessingError,
     ConfigurationError,
@@ -166,7 +167,7 @@ class BatchProcessor:
             )
         with self._condition:
             if not self._condition.wait_for(lambda: self._in_flight == 0, timeout):
-                raise TimeoutError(f"{self._in_flight} requests still in flight")
+                raise TimeoutError(f"{counted(self._in_flight, 'request')} still in flight")
 
     def refuse_new(self) -> None:
         """From now on submit() raises ProcessorClosedError, one already waiting for room in

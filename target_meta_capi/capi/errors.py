@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._words import counted
 from .usage import regain_access_seconds
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class CapiError(Exception):
 
 class ConfigurationError(CapiError):
     """A setting is unusable: bad batch_size, http service path, graph_url, missing token...,
-    or events that cannot be encoded as JSON."""
+    or events that cannot be encoded as JSON, or an extinfo version Meta does not take."""
 
 
 class ProcessorClosedError(CapiError, RuntimeError):
@@ -233,7 +234,9 @@ class EventsReceivedMismatch(DeliveryError):
         self.sent = sent
         self.received = received
         self.fbtrace_id = fbtrace_id
-        super().__init__(f"Graph received {received} of {sent} events (fbtrace_id={fbtrace_id})")
+        super().__init__(
+            f"Graph received {received} of {counted(sent, 'event')} (fbtrace_id={fbtrace_id})"
+        )
 
     def __repr__(self) -> str:
         return (
@@ -259,7 +262,9 @@ class BatchProcessingError(CapiError):
         listed = "; ".join(
             f"request {index}: {type(error).__name__}: {error}" for index, error in self.failures
         )
-        super().__init__(f"{len(self.failures)} of {len(self.responses)} requests failed: {listed}")
+        super().__init__(
+            f"{len(self.failures)} of {counted(len(self.responses), 'request')} failed: {listed}"
+        )
 
     def __repr__(self) -> str:
         indices = [index for index, _ in self.failures]

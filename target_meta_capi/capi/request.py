@@ -155,9 +155,13 @@ class EventRequest:
 
     def copy_with(self, events: list[Any], *, pixel_id: str | None = None) -> EventRequest:
         """The same request (every setting kept, same class) carrying other events, to
-        another pixel when `pixel_id` is given."""
+        another pixel when `pixel_id` is given (None keeps this one; "" is refused on
+        sending, as by a request made with it)."""
         return dataclasses.replace(
-            self, events=events, encoded_body=None, pixel_id=pixel_id or self.pixel_id
+            self,
+            events=events,
+            encoded_body=None,
+            pixel_id=self.pixel_id if pixel_id is None else pixel_id,
         )
 
     def with_encoded_body(self) -> EventRequest:

@@ -103,8 +103,9 @@ class RuleViolation:
 _CLICK_COOKIE = re.compile(r"fb\.[0-9]+\.[0-9]+\.[^.\s\x00-\x1f\x7f]+(?:\.[^.\s\x00-\x1f\x7f]+)?")
 _HTTP_URL = re.compile(r"https?://[^/?#\s]", re.IGNORECASE)
 
-# what _check_user_data does with a key: one dict lookup per key
-_HASHED_KEY, _CLICK_COOKIE_KEY, _PLAIN_KEY = 1, 2, 3
+# what _check_user_data does with a key: one dict lookup per key. A trusted key's value
+# comes from the caller's normalizer, which never gives a blank: present is enough.
+_HASHED_KEY, _CLICK_COOKIE_KEY, _PLAIN_KEY, _TRUSTED_KEY = 1, 2, 3, 4
 _KEY_KINDS: dict[str, int] = {
     **dict.fromkeys(CUSTOMER_INFORMATION_KEYS, _PLAIN_KEY),
     **dict.fromkeys(MUST_BE_HASHED_KEYS, _HASHED_KEY),
@@ -117,7 +118,7 @@ _KEY_KINDS: dict[str, int] = {
 def _key_kinds_trusting(trusted_hashed_keys: frozenset[str]) -> dict[str, int]:
     """_KEY_KINDS with the trusted hashed keys checked for presence only."""
     return {
-        key: _PLAIN_KEY if kind == _HASHED_KEY and key in trusted_hashed_keys else kind
+        key: _TRUSTED_KEY if kind == _HASHED_KEY and key in trusted_hashed_keys else kind
         for key, kind in _KEY_KINDS.items()
     }
 
@@ -127,12 +128,18 @@ def _violation(rule: str, field: str, message: str) -> RuleViolation:
 
 
 def _is_absent(value: Any) -> bool:
-    """None, "" or a list holding nothing but None and "". Anything else is a value,
+    """None, blank text ("" or only whitespace) or a list holding nothing but those: no
+    customer information, as normalize_user_data drops it. Anything else is a value,
     possibly a malformed one, which the format checks then report."""
-    if value is None or value == "":
+    if value is None:
         return True
+    if type(value) is str:
+        return not value or value.isspace()
     if type(value) is list or type(value) is tuple:
-        return value.count(None) + value.count("") == len(value)
+        for item in value:
+            if item is not None and (type(item) is not str or (item and not item.isspace())):
+                return False
+        return True
     return False
 
 
@@ -195,14 +202,17 @@ def _check_user_data(
     has_match_key = False
     for key, value in user_data.items():
         kind = _kinds.get(key)
-        if kind is None or (kind == _PLAIN_KEY and has_match_key):
+        if kind is None or (kind >= _PLAIN_KEY and has_match_key):
             continue  # a plain key only counts as a match key, and one was already found
         value_type = type(value)
         # a non-empty string, the common case, skips the call
         if (value_type is not str or not value) and _is_absent(value):
             continue
-        has_match_key = True
-        if kind == _PLAIN_KEY:
+        if kind >= _PLAIN_KEY:
+            # blank text is no customer information; a trusted key is never blank
+            if kind == _PLAIN_KEY and value_type is str and value.isspace():
+                continue
+            has_match_key = True
             continue
         if kind == _HASHED_KEY:
             if value_type is str:
@@ -216,6 +226,8 @@ def _check_user_data(
             else:
                 hashed = False
             if not hashed:
+                if _is_absent(value):  # blank: looked for only here, so a hash costs nothing
+                    continue
                 violations.append(
                     _violation(
                         "user_data_not_hashed",
@@ -224,6 +236,8 @@ def _check_user_data(
                     )
                 )
         elif value_type is not str or _is_click_cookie(value) is None:
+            if _is_absent(value):
+                continue
             # Meta's parameter builder may append an appendix segment to fbp as well as
             # fbc; refusing it locally would dead-letter events Meta accepts.
             violations.append(
@@ -234,6 +248,7 @@ def _check_user_data(
                     + (".{fbclid}" if key == "fbc" else ".{random}"),
                 )
             )
+        has_match_key = True
     if not has_match_key:
         violations.insert(
             0,

@@ -12,7 +12,9 @@ strings in a fixed order.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, get_args
+
+from .errors import ConfigurationError
 
 __all__ = [
     "ActionSource",
@@ -187,8 +189,11 @@ class Event(_EventRequired, total=False):
     advanced_measurement_table: str
 
 
+_ExtInfoVersion = Literal["a2", "i2"]  # Android, iOS: the only versions Meta takes
+
+
 def ext_info(
-    ext_info_version: Literal["a2", "i2"],
+    ext_info_version: _ExtInfoVersion,
     *,
     app_package_name: str = "",
     short_version: str | int = "",
@@ -210,8 +215,13 @@ def ext_info(
     in Meta's ExtendedDeviceInfo), as text, "" for those not given.
 
     Meta requires every index, an empty string where a value is unknown (``a2`` for Android,
-    ``i2`` for iOS). Meta's SDK fills the gaps with null instead.
+    ``i2`` for iOS). Meta's SDK fills the gaps with null instead. Another version raises
+    ConfigurationError: Meta documents only these two.
     """
+    if ext_info_version not in get_args(_ExtInfoVersion):
+        raise ConfigurationError(
+            f"ext_info_version must be 'a2' (Android) or 'i2' (iOS), not {ext_info_version!r}"
+        )
     values = (
         ext_info_version,
         app_package_name,

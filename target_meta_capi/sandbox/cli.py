@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from target_meta_capi.capi._words import counted
 from target_meta_capi.capi.privacy import redact_user_data
 from target_meta_capi.sandbox.server import (
     DEFAULT_ACCESS_TOKEN,
@@ -267,8 +268,10 @@ def serve(argv: Sequence[str]) -> int:
     stats = server.stats()
     server.stop()
     print(
-        f"target-meta-capi sandbox stopped: {stats['accepted_requests']} requests accepted, "
-        f"{stats['rejected_requests']} rejected, {stats['events_received']} events received",
+        "target-meta-capi sandbox stopped: "
+        f"{counted(stats['accepted_requests'], 'request')} accepted, "
+        f"{stats['rejected_requests']} rejected, "
+        f"{counted(stats['events_received'], 'event')} received",
         file=sys.stderr,
         flush=True,
     )
