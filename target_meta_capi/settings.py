@@ -256,7 +256,8 @@ SETTINGS = th.PropertiesList(
         default=DEFAULT_DEAD_LETTER_PATH,
         description=(
             "JSONL file (appended) receiving every event Meta would not or did not accept, "
-            "with the reason and the hashed event. Relative to the working directory."
+            "with the reason and the hashed event, and every record that could not be mapped "
+            "to one (a value its event field cannot take). Relative to the working directory."
         ),
     ),
     th.Property(

@@ -136,7 +136,7 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 stream_name,
                 "no entry in `streams`"
                 + (f", whose entry {meant!r} may be meant for it," if meant else "")
-                + " and no recognisable customer fields",
+                + " and not both recognisable customer fields and an event name",
             )
         elif self._mapper.unknown_columns:
             self.logger.warning(

@@ -1,10 +1,12 @@
-"""The Python examples of docs/client.md and of the README's client section run as written.
+"""The Python examples of docs/client.md, the README's client section and docs/sandbox.md run
+as written.
 
 A document's ```python blocks run in order in one namespace, as a reader following the page in
 one Python session runs them, against a sandbox started here. The documents tell the reader to
 start the sandbox on port 8787 and name its URL once, `http://127.0.0.1:8787`; that URL is the
 one thing replaced, by this sandbox's (pixel and token are the sandbox's defaults, as written).
-A block preceded by `<!-- not run: REASON -->` is not run.
+docs/sandbox.md's example starts a sandbox of its own. A block preceded by
+`<!-- not run: REASON -->` is not run.
 """
 
 from __future__ import annotations
@@ -88,3 +90,10 @@ def test_python_examples_run_as_written_against_the_sandbox(
     stats = sandbox.stats()
     assert stats["rejected_requests"] == 0, stats["rejected_by_subcode"]
     assert stats["accepted_requests"] == stats["requests"] > 0
+
+
+def test_sandbox_python_example_runs_as_written() -> None:
+    blocks = [block for block in document_blocks("docs/sandbox.md") if block.not_run is None]
+    assert blocks, "docs/sandbox.md has no Python examples to run"
+    # it starts its own sandbox, on a free port: no URL to replace
+    run_blocks("docs/sandbox.md", blocks, DOCUMENTED_SANDBOX_URL)

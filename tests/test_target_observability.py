@@ -286,6 +286,25 @@ def test_skipped_stream_is_counted_and_warned_about_once(
     assert summary["warnings"] == warnings
 
 
+def test_a_stream_with_customer_fields_but_no_event_name_is_skipped_saying_so(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    people_schema = {"type": "object", "properties": {"email": {"type": "string"}}}
+    lines = [
+        *order_stream(1)[:-1],
+        keyed_schema_line("public-people", people_schema),
+        record_line({"email": "mary@example.com"}, "public-people"),
+        state_line(1),
+    ]
+
+    summary, _ = run_with_summary(orders_config(sandbox.url, tmp_path), lines, tmp_path)
+
+    # it has customer fields (an e-mail): what it lacks is an event name
+    assert summary["streams"]["public-people"]["skipped_reason"] == (
+        "no entry in `streams` and not both recognisable customer fields and an event name"
+    )
+
+
 def test_events_near_the_cutoff_are_counted_and_warned_about(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
