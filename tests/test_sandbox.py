@@ -867,6 +867,20 @@ def test_cli_refuses_an_out_of_range_number_naming_the_option(capsys, args, opti
     assert f"error: argument {option}: " in capsys.readouterr().err
 
 
+def test_cli_asks_for_another_port_when_its_port_is_taken(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert cli.main(["--port", str(taken.getsockname()[1])]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("pick another --port")
+
+
+def test_cli_points_at_the_host_when_it_cannot_listen_on_that_address(capsys):
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine: the port is not at fault
+    assert cli.main(["--host", "192.0.2.1", "--port", "0"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("check --host")
+
+
 @pytest.mark.parametrize("option", ["--record-jsonl", "--record-sqlite"])
 def test_cli_refuses_a_recording_file_it_cannot_open_naming_the_option(capsys, tmp_path, option):
     path = tmp_path / "missing-directory" / "events"

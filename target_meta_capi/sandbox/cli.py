@@ -8,6 +8,7 @@ target-meta-capi-sandbox report --jsonl events.jsonl | --sqlite events.db
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -243,9 +244,11 @@ def serve(argv: Sequence[str]) -> int:
         )
         return 2
     except OSError as error:
+        # only a port in use is the port's fault; an unknown or foreign address is the host's
+        remedy = "pick another --port" if error.errno == errno.EADDRINUSE else "check --host"
         print(
             f"target-meta-capi-sandbox: cannot listen on {args.host}:{args.port} ({error}); "
-            "pick another --port",
+            + remedy,
             file=sys.stderr,
         )
         return 2
