@@ -17,13 +17,13 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from target_meta_capi.capi.errors import GraphAPIError
-from target_meta_capi.capi.privacy import mask_fields, redact_user_data
+from target_meta_capi.capi.errors import GraphAPIError, redact
+from target_meta_capi.capi.privacy import field_texts, mask_fields, redact_user_data
 from target_meta_capi.capi.rules import RuleViolation
 
 DeadLetterReason = Literal["local_validation", "unmappable", "meta_rejected"]
@@ -120,9 +120,19 @@ class DeadLetter:
             event=event,
         )
 
-    def to_dict(self, masked_fields: Iterable[Sequence[str]] = ()) -> dict[str, Any]:
+    def to_dict(self, masked_fields: Collection[Sequence[str]] = ()) -> dict[str, Any]:
         """The letter as written; `masked_fields`: paths of the event whose values are masked
-        too (customer information a stream's mapping puts outside user_data)."""
+        too (customer information a stream's mapping puts outside user_data), and cut out of
+        Meta's error texts, which may quote the request (its user_data values already are)."""
+        message, meta_error = self.message, self.meta_error
+        if masked_fields and self.event is not None:
+            values = list(field_texts(self.event, masked_fields))
+            message = redact(message, values) or ""
+            if meta_error is not None:
+                meta_error = {
+                    name: redact(value, values) if isinstance(value, str) else value
+                    for name, value in meta_error.items()
+                }
         return {
             "stream": self.stream,
             "key": dict(self.key),
@@ -131,8 +141,8 @@ class DeadLetter:
             "reason": self.reason,
             "rule": self.rule,
             "field": self.field,
-            "message": self.message,
-            "meta_error": dict(self.meta_error) if self.meta_error is not None else None,
+            "message": message,
+            "meta_error": dict(meta_error) if meta_error is not None else None,
             # hashed customer data only: the IP address and user agent are personal data too
             "event": (
                 mask_fields(redact_user_data(dict(self.event)), masked_fields)
@@ -178,7 +188,7 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def encode_dead_letter(letter: DeadLetter, masked_fields: Iterable[Sequence[str]] = ()) -> str:
+def encode_dead_letter(letter: DeadLetter, masked_fields: Collection[Sequence[str]] = ()) -> str:
     """The JSONL line for a dead letter (without the newline)."""
     return json.dumps(letter.to_dict(masked_fields), ensure_ascii=False, default=_json_default)
 

@@ -16,6 +16,7 @@ from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
 from target_meta_capi.mapping import build_event_mapper
 from target_meta_capi.sandbox import SandboxServer
 
+from ._http_fixture import FakeGraphServer, RecordedRequest, Reply, graph_error
 from ._target_support import (
     ORDERS_MAPPING,
     STREAM,
@@ -136,3 +137,21 @@ def test_a_dry_run_masks_customer_information_mapped_outside_user_data(tmp_path:
     [request] = [json.loads(line) for line in dry_run_path.read_text().splitlines()]
     assert request["payload"]["data"][0]["custom_data"]["buyer"] == MASK
     assert BUYER_EMAIL not in dry_run_path.read_text()
+
+
+def _rejection_echoing_the_request(request: RecordedRequest) -> Reply:
+    sent = request.body.decode()
+    return graph_error(400, 100, 2804050, message=f"Invalid parameter: {sent}", user_message=sent)
+
+
+def test_metas_error_quoting_the_request_loses_the_masked_values_in_the_dead_letter(
+    tmp_path: Path,
+) -> None:
+    mapping = _mapping_with(**{"custom_data.buyer": "email"})
+    with FakeGraphServer(_rejection_echoing_the_request) as server:
+        config = orders_config(server.url, tmp_path, streams={STREAM: mapping})
+        run_in_process(config, order_stream(1, records=[order(1, email=BUYER_EMAIL)]))
+    [letter] = read_dead_letters(tmp_path)
+    assert letter["meta_error"]["error_subcode"] == 2804050
+    assert "Invalid parameter: " in letter["message"]
+    assert BUYER_EMAIL not in (tmp_path / "dead_letters.jsonl").read_text()

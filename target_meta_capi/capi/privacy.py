@@ -47,19 +47,29 @@ def _masked_at(container: dict[str, Any], path: Sequence[str]) -> dict[str, Any]
     return {**container, key: _masked_at(value, rest)}
 
 
+def field_texts(event: Mapping[str, Any], paths: Iterable[Sequence[str]]) -> Iterator[str]:
+    """The values at these paths of the event, as text (a list's items one by one): what
+    `mask_fields` masks, for cutting out of text that may quote them."""
+    for path in paths:
+        value: Any = event
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        yield from _texts(value if isinstance(value, list) else [value])
+
+
 def unhashed_user_data_values(event: Mapping[str, Any]) -> Iterator[str]:
     """The event's user_data values, as text, that `redact_user_data` masks: what a message
     quoting them (an error answer echoing the request) must not carry either."""
     user_data = event.get("user_data")
     if isinstance(user_data, dict):
-        yield from _unhashed_texts(list(user_data.values()))
+        yield from _texts(list(user_data.values()), digests=False)
 
 
-def _unhashed_texts(values: list[Any]) -> Iterator[str]:
+def _texts(values: list[Any], *, digests: bool = True) -> Iterator[str]:
     for value in values:
         if isinstance(value, list):
-            yield from _unhashed_texts(value)
-        elif value is not None and not _is_digest(value):
+            yield from _texts(value, digests=digests)
+        elif value is not None and (digests or not _is_digest(value)):
             yield value if isinstance(value, str) else str(value)
 
 
