@@ -897,7 +897,9 @@ def test_config_refuses_a_port_or_memory_bound_out_of_range(field):
         SandboxConfig(**{field: 70000 if field == "port" else -1})
 
 
-@pytest.mark.parametrize("line", ["[1]", '{"event": [1]}', '{"params": "pixel"}', "{bad"])
+@pytest.mark.parametrize(
+    "line", ["[1]", '{"event": [1]}', '{"params": "pixel"}', '{"a": 1}', "{bad"]
+)
 def test_report_names_the_line_of_a_jsonl_file_that_is_not_a_recording(capsys, tmp_path, line):
     path = tmp_path / "events.jsonl"
     path.write_text(json.dumps({"event": {"event_name": "Lead"}}) + "\n" + line + "\n")

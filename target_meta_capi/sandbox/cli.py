@@ -289,8 +289,10 @@ def _fetch_json(url: str) -> Any:
 
 def _checked_record(record: Any, where: str) -> dict[str, Any]:
     """A record as the sandbox writes it, or ValueError saying where it is not one."""
-    if not isinstance(record, dict) or not all(
-        isinstance(record.get(part), (dict, type(None))) for part in ("event", "params")
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("event"), dict)
+        or not isinstance(record.get("params"), (dict, type(None)))
     ):
         raise ValueError(f"{where} is not a sandbox record (an object with an event object)")
     return record
