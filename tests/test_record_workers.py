@@ -594,6 +594,26 @@ def test_record_breaking_its_schema_among_worker_records_fails_the_run_as_withou
         assert all(bookmark(state) <= 600 for state in run.states)
 
 
+def test_a_line_nested_too_deeply_among_worker_records_fails_the_run_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    lines = singer_lines(messy_orders(1200), state_every=200)
+    position = line_number_of(lines, 601) - 1  # after the STATE of order 600
+    lines.insert(position, compact(record_message({})).replace("{}", "[" * 100_000 + "]" * 100_000))
+    assert lines[position].startswith(record_line_prefixes(STREAM))  # a worker gets it
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.errors == alone.errors
+    assert workers.failure == (
+        f"target-meta-capi failed: Input line {position + 1} is not valid JSON (it nests "
+        "arrays and objects too deeply to be read)"
+    )
+    for run in (workers, alone):
+        assert all(bookmark(state) <= 600 for state in run.states)
+
+
 def test_a_failed_run_counts_the_records_before_the_bad_one_as_without_workers(
     tmp_path: Path,
 ) -> None:

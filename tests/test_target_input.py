@@ -52,6 +52,26 @@ def test_json_that_is_not_an_object_is_rejected(
     assert "Input line 2 is not a Singer message" in _failure_lines(caplog)[0]
 
 
+@pytest.mark.parametrize("opening", ["[", '{"a":'], ids=["arrays", "objects"])
+def test_a_line_nested_too_deeply_to_read_is_named_by_its_line_number(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, opening: str
+) -> None:
+    closing = "]" if opening == "[" else "}"
+    nested = opening * 100_000 + "1" + closing * 100_000
+    deep = record_line(order(2, email="jane@example.com")).replace('"USD"', nested)
+    lines = [schema_line(), record_line(order(1)), state_line(1), deep, record_line(order(3))]
+
+    result = run_in_process(orders_config(sandbox.url, tmp_path, batch_size=1), lines)
+
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        "target-meta-capi failed: Input line 4 is not valid JSON (it nests arrays and objects "
+        "too deeply to be read)"
+    ]
+    assert "jane@example.com" not in caplog.text
+    assert result.states in ([], [{"bookmarks": {STREAM: 1}}])
+
+
 def test_blank_lines_are_skipped(sandbox: SandboxServer, tmp_path: Path) -> None:
     lines = order_stream(2)
     lines.insert(1, "   ")
