@@ -403,6 +403,25 @@ def test_a_schema_message_of_the_wrong_shape_is_refused_naming_the_part(
     ]
 
 
+@pytest.mark.parametrize(
+    ("properties", "kind"), [(None, "null"), (["order_id", "total"], "an array")]
+)
+def test_a_schema_whose_properties_are_not_an_object_is_refused_naming_them(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    properties: object,
+    kind: str,
+) -> None:
+    schema = {**ORDER_SCHEMA, "properties": properties}
+    result = run_in_process(orders_config(sandbox.url, tmp_path), [schema_line(schema=schema)])
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        "target-meta-capi failed: Input line 1, SCHEMA message: the schema's 'properties' is "
+        f"{kind}, not a JSON object"
+    ]
+
+
 @pytest.mark.parametrize("missing", ["stream", "schema"])
 def test_a_schema_message_without_its_stream_or_schema_says_which_key_it_lacks(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, missing: str
