@@ -252,6 +252,27 @@ class FastRecordParsingMixin:
             return None
         return CompiledRecordValidator(self.schema)  # type: ignore[attr-defined]
 
+    def _validate_and_parse(self, record: dict) -> dict:
+        """The SDK's step, without its log of the failure: it logs an invalid record with a
+        traceback before raising, and a record breaking its schema is the tap's mistake, said
+        once by the run's one error line (which names line, stream and field)."""
+        validator = self._validator  # type: ignore[attr-defined]
+        if validator is not None:
+            try:
+                validator.validate(record)
+            except InvalidRecord as error:
+                if self.fail_on_record_validation_exception:  # type: ignore[attr-defined]
+                    raise
+                self.logger.warning(  # type: ignore[attr-defined]
+                    "Record validation failed: %s", error.error_message
+                )
+        self._parse_timestamps_in_record(
+            record=record,
+            schema=self.schema,  # type: ignore[attr-defined]
+            treatment=self.datetime_error_treatment,  # type: ignore[attr-defined]
+        )
+        return record
+
     def _parse_timestamps_in_record(
         self,
         record: dict,

@@ -594,6 +594,26 @@ def test_record_breaking_its_schema_among_worker_records_fails_the_run_as_withou
         assert all(bookmark(state) <= 600 for state in run.states)
 
 
+@pytest.mark.parametrize("order_id", [100, 601], ids=["main-process", "workers"])
+def test_a_record_breaking_its_schema_stops_the_run_without_a_traceback_as_without_workers(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path, order_id: int
+) -> None:
+    records = messy_orders(1200)
+    records[order_id - 1]["num_items"] = "three items"  # the schema says integer
+    lines = singer_lines(records, state_every=200)
+
+    (workers, alone), _ = run_both_ways_to_sandboxes(sandbox_factory, tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    for run in (workers, alone):
+        assert "Traceback" not in run.stderr
+        assert run.errors == [
+            f"target-meta-capi failed: Record does not match its SCHEMA (input line "
+            f"{line_number_of(lines, order_id)}, stream '{STREAM}'): field 'num_items' breaks "
+            "the schema's 'type' (['integer', 'null'])"
+        ]
+
+
 def test_a_line_nested_too_deeply_among_worker_records_fails_the_run_as_without_workers(
     tmp_path: Path,
 ) -> None:
