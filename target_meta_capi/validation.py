@@ -20,7 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 import fastjsonschema
-from singer_sdk.exceptions import InvalidRecord
+from referencing.exceptions import Unresolvable
+from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord
 from singer_sdk.helpers._compat import (
     date_fromisoformat,
     datetime_fromisoformat,
@@ -195,6 +196,13 @@ class CompiledRecordValidator(BaseJSONSchemaValidator):
             self._check(record)
         except fastjsonschema.JsonSchemaValueException as error:
             raise InvalidRecord(error.message, record) from error
+        except Unresolvable as error:
+            # jsonschema (a schema fastjsonschema cannot compile, one with a $ref to nowhere
+            # among them) finds a $ref it cannot follow only when a record reaches it: the
+            # schema's fault, not the record's
+            raise InvalidJSONSchema(
+                f"the stream's SCHEMA has a $ref that cannot be resolved: {error.ref!r}"
+            ) from None
 
 
 @dataclass(frozen=True)

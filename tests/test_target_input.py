@@ -435,6 +435,21 @@ def test_a_schema_message_without_its_stream_or_schema_says_which_key_it_lacks(
     ]
 
 
+def test_a_schema_referring_to_a_definition_it_lacks_is_named_as_the_schemas_fault(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    properties = {**ORDER_SCHEMA["properties"], "currency": {"$ref": "#/definitions/currency"}}
+    schema = {**ORDER_SCHEMA, "properties": properties}
+    lines = [schema_line(schema=schema), record_line(order(1, currency="jane@example.com"))]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: InvalidJSONSchema (input line 2, stream '{STREAM}'): the "
+        "stream's SCHEMA has a $ref that cannot be resolved: '/definitions/currency'"
+    ]
+    assert "jane@example.com" not in caplog.text
+
+
 def test_a_property_whose_schema_is_true_takes_any_value(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
