@@ -227,6 +227,34 @@ def test_a_value_nested_too_deeply_for_its_field_dead_letters_that_row_and_the_r
     assert "jane@example.com" not in json.dumps(letter)
 
 
+def test_an_event_breaking_metas_rules_with_a_deeply_nested_user_data_value_is_dead_lettered(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    schema = {
+        **ORDER_SCHEMA,
+        "properties": {**ORDER_SCHEMA["properties"], "user_data": {"type": "object"}},
+    }
+    nested: object = "fb.1.1554763741205.AbCdEfGhIjKlMnOp"
+    for _ in range(600):  # user_data's fbc passes mapping untouched, and breaks Meta's rule
+        nested = [nested]
+    records = [order(1), order(2, user_data={"fbc": nested}), order(3)]
+    lines = [schema_line(schema=schema), *map(record_line, records), state_line(3)]
+
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+
+    assert result.exit_code == 0
+    assert result.states == [{"bookmarks": {STREAM: 3}}]
+    assert sorted(int(item["event"]["event_id"]) for item in sandbox.accepted_events()) == [1, 3]
+    [letter] = read_dead_letters(tmp_path)
+    assert (letter["key"], letter["rule"], letter["field"]) == (
+        {"order_id": 2},
+        "fbc_invalid",
+        "user_data.fbc",
+    )
+    assert letter["event"]["user_data"]["fbc"] == ["<redacted>"]
+    assert "AbCdEfGhIjKlMnOp" not in json.dumps(letter)
+
+
 def test_with_on_invalid_event_fail_an_unmappable_value_stops_the_run_naming_it(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
