@@ -645,6 +645,28 @@ def test_a_failed_run_counts_the_records_before_the_bad_one_as_without_workers(
     assert read == [len(records) - 1] * 2
 
 
+def test_a_failed_run_counts_no_record_after_the_bad_one_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    records = messy_orders(1200)
+    records[600]["num_items"] = "three items"  # order 601, amid a chunk; the schema says integer
+    workers, alone = run_both_ways(tmp_path, singer_lines(records, state_every=1000))
+    assert workers.returncode == alone.returncode == 1
+    counted = [
+        {
+            name: figures[name]
+            for name in ("records_read", "events_mapped", "match_key_coverage", "dropped_values")
+        }
+        for figures in (run.summary["streams"][STREAM] for run in (workers, alone))
+    ]
+    assert counted[0] == counted[1]
+    assert counted[0]["records_read"] == 600
+    # a warning of events mapped but never sent would be about records never read
+    assert [w for w in workers.summary["warnings"] if "not sent" in w] == [
+        w for w in alone.summary["warnings"] if "not sent" in w
+    ]
+
+
 @pytest.mark.parametrize(
     ("record", "kind"), [(None, "null"), ([1, 2], "an array")], ids=["null", "array"]
 )
