@@ -551,6 +551,11 @@ def _to_bool(value: Any) -> bool:
     raise ValueError("is not a boolean")
 
 
+#: A value nesting lists and objects deeper than converting it (recursively) can go: a row's
+#: value its field cannot take, like any other (and Meta would take no such value either).
+_TOO_DEEP = "nests arrays and objects too deeply"
+
+
 def _to_json(value: Any) -> Any:
     """Something json.dumps writes and Meta reads: no Decimal, datetime, NaN or tuple."""
     if value is None or isinstance(value, (str, bool, int)):
@@ -1556,6 +1561,8 @@ class EventMapper:
                 result[key] = _TOP_LEVEL_CONVERTERS.get(key, _to_json)(value)
             except (ValueError, ArithmeticError) as error:
                 raise self._error(record, key, str(error)) from None
+            except RecursionError:
+                raise self._error(record, key, _TOO_DEEP) from None
         return MappedEvent(result, dropped, event_id)
 
     def _convert_object(
@@ -1577,6 +1584,8 @@ class EventMapper:
                 item = converters.get(name, _to_json)(item)
             except (ValueError, ArithmeticError) as error:
                 raise self._error(record, f"{key}.{name}", str(error)) from None
+            except RecursionError:
+                raise self._error(record, f"{key}.{name}", _TOO_DEEP) from None
             if item is not _NO_VALUE:
                 converted[name] = item
         return converted

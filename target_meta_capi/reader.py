@@ -323,6 +323,8 @@ class NumberedSingerReader(GenericSingerReader[str]):
             message = self._decode_with_lone_surrogates_replaced(line, error)
         except UnicodeDecodeError as error:
             raise self._not_utf8(error, line) from None
+        except RecursionError:
+            raise self._too_deep() from None
         if not isinstance(message, dict):
             raise SingerInputError(
                 f"Input line {self.line_number} is not a Singer message (a JSON object)"
@@ -343,6 +345,8 @@ class NumberedSingerReader(GenericSingerReader[str]):
                 error = still
             except UnicodeDecodeError as not_utf8:
                 raise self._not_utf8(not_utf8, repaired) from None
+            except RecursionError:
+                raise self._too_deep() from None
             else:
                 self.lone_surrogates_replaced += replaced
                 # lines given back by record workers come later than lines read after them
@@ -354,6 +358,14 @@ class NumberedSingerReader(GenericSingerReader[str]):
         raise SingerInputError(
             f"Input line {self.line_number} is not valid JSON ({error})"
         ) from None
+
+    def _too_deep(self) -> SingerInputError:
+        # msgspec decodes nested arrays and objects by recursing: a line nesting them thousands
+        # deep is no Singer message, and must not read as a crash of the target
+        return SingerInputError(
+            f"Input line {self.line_number} is not valid JSON (it nests arrays and objects too "
+            "deeply to be read)"
+        )
 
     def _not_utf8(self, error: UnicodeDecodeError, line: Line) -> SingerInputError:
         # the message says where, never the bytes; the error's offset is within the string

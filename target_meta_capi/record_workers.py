@@ -139,11 +139,14 @@ class StreamSpec:
 
 @dataclass
 class ConvertedChunk:
-    """A worker's answer for one chunk: per line an encoded event and its key, or None."""
+    """A worker's answer for one chunk: per line an encoded event and its key, or None; and
+    the counts of the events between two lines answered None, one tally for each stretch
+    (one more than the Nones): the main process counts a stretch only once it reached it, so
+    that the lines after one it fails on are not counted as read, as without workers."""
 
     events: list[bytes | None]
     keys: list[dict[str, Any] | None]
-    tally: MappingTally
+    tallies: list[MappingTally]
 
 
 class StreamConverter:
@@ -168,6 +171,7 @@ class StreamConverter:
         events: list[bytes | None] = []
         keys: list[dict[str, Any] | None] = []
         tally = MappingTally()
+        tallies = [tally]
         now = time.time()
         for line in lines:
             try:
@@ -177,12 +181,14 @@ class StreamConverter:
             if converted is None or converted.violations:
                 events.append(None)
                 keys.append(None)
+                tally = MappingTally()  # the next stretch's
+                tallies.append(tally)
                 continue
             event = converted.event
             events.append(_event_encoder.encode(event))
             keys.append(converted.key)
             tally.event_mapped(event, converted.dropped, near_cutoff=is_near_cutoff(event, now))
-        return ConvertedChunk(events, keys, tally)
+        return ConvertedChunk(events, keys, tallies)
 
     def _convert(self, line: Line) -> ConvertedRecord | None:
         """The steps of the target's record path for a plain stream, or None to leave it."""
@@ -211,7 +217,8 @@ class StreamConverter:
 
 
 def _unconverted(lines: Sequence[Line]) -> ConvertedChunk:
-    return ConvertedChunk([None] * len(lines), [None] * len(lines), MappingTally())
+    nothing = MappingTally()  # one for every (empty) stretch: none is added to
+    return ConvertedChunk([None] * len(lines), [None] * len(lines), [nothing] * (len(lines) + 1))
 
 
 def _serve(connection: Connection, inherited: Sequence[Connection]) -> None:
@@ -538,16 +545,23 @@ class ParallelRecords:
 
     def _apply_oldest(self) -> None:
         chunk, (route, lines, line_numbers, record_numbers) = self._pool.take_oldest()
-        # counted before the events go on: adding them may send batches, and a failure or a
-        # signal while it waits for the window must not leave sent events uncounted as read
-        self._add_tally(route.stream, chunk.tally)
+        # each stretch counted before its events go on: adding them may send batches, and a
+        # failure or a signal while it waits for the window must not leave sent events
+        # uncounted as read; and not before the line given back ahead of it is processed,
+        # which may stop the run: then the records after that line were never read
+        tallies = chunk.tallies
+        self._add_tally(route.stream, tallies[0])
         events = chunk.events
         start = 0
+        stretch = 0
         for index, event in enumerate(events):
             if event is None:
                 if start < index:
                     self._add_run(route, chunk, record_numbers, start, index)
                 self._reprocess(lines[index], line_numbers[index], record_numbers[index])
+                stretch += 1
+                if tallies[stretch].records:
+                    self._add_tally(route.stream, tallies[stretch])
                 start = index + 1
         if start < len(events):
             self._add_run(route, chunk, record_numbers, start, len(events))

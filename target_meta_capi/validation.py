@@ -20,7 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 import fastjsonschema
-from singer_sdk.exceptions import InvalidRecord
+from referencing.exceptions import Unresolvable
+from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord
 from singer_sdk.helpers._compat import (
     date_fromisoformat,
     datetime_fromisoformat,
@@ -195,6 +196,13 @@ class CompiledRecordValidator(BaseJSONSchemaValidator):
             self._check(record)
         except fastjsonschema.JsonSchemaValueException as error:
             raise InvalidRecord(error.message, record) from error
+        except Unresolvable as error:
+            # jsonschema (a schema fastjsonschema cannot compile, one with a $ref to nowhere
+            # among them) finds a $ref it cannot follow only when a record reaches it: the
+            # schema's fault, not the record's
+            raise InvalidJSONSchema(
+                f"the stream's SCHEMA has a $ref that cannot be resolved: {error.ref!r}"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -251,6 +259,27 @@ class FastRecordParsingMixin:
         if not self.validate_schema:  # type: ignore[attr-defined]
             return None
         return CompiledRecordValidator(self.schema)  # type: ignore[attr-defined]
+
+    def _validate_and_parse(self, record: dict) -> dict:
+        """The SDK's step, without its log of the failure: it logs an invalid record with a
+        traceback before raising, and a record breaking its schema is the tap's mistake, said
+        once by the run's one error line (which names line, stream and field)."""
+        validator = self._validator  # type: ignore[attr-defined]
+        if validator is not None:
+            try:
+                validator.validate(record)
+            except InvalidRecord as error:
+                if self.fail_on_record_validation_exception:  # type: ignore[attr-defined]
+                    raise
+                self.logger.warning(  # type: ignore[attr-defined]
+                    "Record validation failed: %s", error.error_message
+                )
+        self._parse_timestamps_in_record(
+            record=record,
+            schema=self.schema,  # type: ignore[attr-defined]
+            treatment=self.datetime_error_treatment,  # type: ignore[attr-defined]
+        )
+        return record
 
     def _parse_timestamps_in_record(
         self,

@@ -217,6 +217,17 @@ def test_a_byte_that_is_not_utf8_is_placed_within_its_line() -> None:
     assert "jane" not in str(raised.value)
 
 
+def test_a_line_with_half_a_surrogate_pair_nested_too_deeply_is_named_by_its_line() -> None:
+    reader = NumberedSingerReader()
+    # msgspec refuses the half pair first; the line, repaired, is then too deep to decode
+    line = b'{"type": "STATE", "value": ["\\ud83d", ' + b"[" * 100_000 + b"]" * 100_000 + b"]}\n"
+    with pytest.raises(SingerInputError) as raised:
+        reader.process_lines(io.BytesIO(line), {"STATE": lambda message: None})
+    assert str(raised.value) == (
+        "Input line 1 is not valid JSON (it nests arrays and objects too deeply to be read)"
+    )
+
+
 def test_a_wait_for_input_longer_than_select_can_wait_ends_when_input_comes(
     stdin_pipe: tuple[int, io.BufferedWriter],
 ) -> None:

@@ -594,6 +594,46 @@ def test_record_breaking_its_schema_among_worker_records_fails_the_run_as_withou
         assert all(bookmark(state) <= 600 for state in run.states)
 
 
+@pytest.mark.parametrize("order_id", [100, 601], ids=["main-process", "workers"])
+def test_a_record_breaking_its_schema_stops_the_run_without_a_traceback_as_without_workers(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path, order_id: int
+) -> None:
+    records = messy_orders(1200)
+    records[order_id - 1]["num_items"] = "three items"  # the schema says integer
+    lines = singer_lines(records, state_every=200)
+
+    (workers, alone), _ = run_both_ways_to_sandboxes(sandbox_factory, tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    for run in (workers, alone):
+        assert "Traceback" not in run.stderr
+        assert run.errors == [
+            f"target-meta-capi failed: Record does not match its SCHEMA (input line "
+            f"{line_number_of(lines, order_id)}, stream '{STREAM}'): field 'num_items' breaks "
+            "the schema's 'type' (['integer', 'null'])"
+        ]
+
+
+def test_a_line_nested_too_deeply_among_worker_records_fails_the_run_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    lines = singer_lines(messy_orders(1200), state_every=200)
+    position = line_number_of(lines, 601) - 1  # after the STATE of order 600
+    lines.insert(position, compact(record_message({})).replace("{}", "[" * 100_000 + "]" * 100_000))
+    assert lines[position].startswith(record_line_prefixes(STREAM))  # a worker gets it
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.errors == alone.errors
+    assert workers.failure == (
+        f"target-meta-capi failed: Input line {position + 1} is not valid JSON (it nests "
+        "arrays and objects too deeply to be read)"
+    )
+    for run in (workers, alone):
+        assert all(bookmark(state) <= 600 for state in run.states)
+
+
 def test_a_failed_run_counts_the_records_before_the_bad_one_as_without_workers(
     tmp_path: Path,
 ) -> None:
@@ -603,6 +643,28 @@ def test_a_failed_run_counts_the_records_before_the_bad_one_as_without_workers(
     assert workers.returncode == alone.returncode == 1
     read = [run.summary["totals"]["records_read"] for run in (workers, alone)]
     assert read == [len(records) - 1] * 2
+
+
+def test_a_failed_run_counts_no_record_after_the_bad_one_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    records = messy_orders(1200)
+    records[600]["num_items"] = "three items"  # order 601, amid a chunk; the schema says integer
+    workers, alone = run_both_ways(tmp_path, singer_lines(records, state_every=1000))
+    assert workers.returncode == alone.returncode == 1
+    counted = [
+        {
+            name: figures[name]
+            for name in ("records_read", "events_mapped", "match_key_coverage", "dropped_values")
+        }
+        for figures in (run.summary["streams"][STREAM] for run in (workers, alone))
+    ]
+    assert counted[0] == counted[1]
+    assert counted[0]["records_read"] == 600
+    # a warning of events mapped but never sent would be about records never read
+    assert [w for w in workers.summary["warnings"] if "not sent" in w] == [
+        w for w in alone.summary["warnings"] if "not sent" in w
+    ]
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,26 @@ def test_json_that_is_not_an_object_is_rejected(
     assert "Input line 2 is not a Singer message" in _failure_lines(caplog)[0]
 
 
+@pytest.mark.parametrize("opening", ["[", '{"a":'], ids=["arrays", "objects"])
+def test_a_line_nested_too_deeply_to_read_is_named_by_its_line_number(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, opening: str
+) -> None:
+    closing = "]" if opening == "[" else "}"
+    nested = opening * 100_000 + "1" + closing * 100_000
+    deep = record_line(order(2, email="jane@example.com")).replace('"USD"', nested)
+    lines = [schema_line(), record_line(order(1)), state_line(1), deep, record_line(order(3))]
+
+    result = run_in_process(orders_config(sandbox.url, tmp_path, batch_size=1), lines)
+
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        "target-meta-capi failed: Input line 4 is not valid JSON (it nests arrays and objects "
+        "too deeply to be read)"
+    ]
+    assert "jane@example.com" not in caplog.text
+    assert result.states in ([], [{"bookmarks": {STREAM: 1}}])
+
+
 def test_blank_lines_are_skipped(sandbox: SandboxServer, tmp_path: Path) -> None:
     lines = order_stream(2)
     lines.insert(1, "   ")
@@ -177,6 +197,62 @@ def test_a_value_its_field_cannot_take_dead_letters_that_row_and_the_run_goes_on
     summary = result.target.stats.snapshot()
     assert summary["dead_letters_by_reason"] == {f"mapping:{mapped_field}": 1}
     assert summary["totals"]["events_unsent"] == 0
+
+
+def test_a_value_nested_too_deeply_for_its_field_dead_letters_that_row_and_the_run_goes_on(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    schema = {
+        **ORDER_SCHEMA,
+        "properties": {**ORDER_SCHEMA["properties"], "custom_data": {"type": "object"}},
+    }
+    nested: object = "jane@example.com"
+    for _ in range(600):  # decodes, but converting it for Meta goes deeper than Python may
+        nested = [nested]
+    records = [order(1), order(2, custom_data={"notes": nested}), order(3)]
+    lines = [schema_line(schema=schema), *map(record_line, records), state_line(3)]
+
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+
+    assert result.exit_code == 0
+    assert result.states == [{"bookmarks": {STREAM: 3}}]
+    assert sorted(int(item["event"]["event_id"]) for item in sandbox.accepted_events()) == [1, 3]
+    [letter] = read_dead_letters(tmp_path)
+    assert (letter["key"], letter["rule"], letter["field"]) == (
+        {"order_id": 2},
+        "unmappable_value",
+        "custom_data.notes",
+    )
+    assert letter["message"] == "nests arrays and objects too deeply (input line 3)"
+    assert "jane@example.com" not in json.dumps(letter)
+
+
+def test_an_event_breaking_metas_rules_with_a_deeply_nested_user_data_value_is_dead_lettered(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    schema = {
+        **ORDER_SCHEMA,
+        "properties": {**ORDER_SCHEMA["properties"], "user_data": {"type": "object"}},
+    }
+    nested: object = "fb.1.1554763741205.AbCdEfGhIjKlMnOp"
+    for _ in range(600):  # user_data's fbc passes mapping untouched, and breaks Meta's rule
+        nested = [nested]
+    records = [order(1), order(2, user_data={"fbc": nested}), order(3)]
+    lines = [schema_line(schema=schema), *map(record_line, records), state_line(3)]
+
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+
+    assert result.exit_code == 0
+    assert result.states == [{"bookmarks": {STREAM: 3}}]
+    assert sorted(int(item["event"]["event_id"]) for item in sandbox.accepted_events()) == [1, 3]
+    [letter] = read_dead_letters(tmp_path)
+    assert (letter["key"], letter["rule"], letter["field"]) == (
+        {"order_id": 2},
+        "fbc_invalid",
+        "user_data.fbc",
+    )
+    assert letter["event"]["user_data"]["fbc"] == ["<redacted>"]
+    assert "AbCdEfGhIjKlMnOp" not in json.dumps(letter)
 
 
 def test_with_on_invalid_event_fail_an_unmappable_value_stops_the_run_naming_it(
@@ -383,6 +459,25 @@ def test_a_schema_message_of_the_wrong_shape_is_refused_naming_the_part(
     ]
 
 
+@pytest.mark.parametrize(
+    ("properties", "kind"), [(None, "null"), (["order_id", "total"], "an array")]
+)
+def test_a_schema_whose_properties_are_not_an_object_is_refused_naming_them(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    properties: object,
+    kind: str,
+) -> None:
+    schema = {**ORDER_SCHEMA, "properties": properties}
+    result = run_in_process(orders_config(sandbox.url, tmp_path), [schema_line(schema=schema)])
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        "target-meta-capi failed: Input line 1, SCHEMA message: the schema's 'properties' is "
+        f"{kind}, not a JSON object"
+    ]
+
+
 @pytest.mark.parametrize("missing", ["stream", "schema"])
 def test_a_schema_message_without_its_stream_or_schema_says_which_key_it_lacks(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, missing: str
@@ -394,6 +489,21 @@ def test_a_schema_message_without_its_stream_or_schema_says_which_key_it_lacks(
     assert _failure_lines(caplog) == [
         f"target-meta-capi failed: Input line 1 lacks required key(s) '{missing}'"
     ]
+
+
+def test_a_schema_referring_to_a_definition_it_lacks_is_named_as_the_schemas_fault(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    properties = {**ORDER_SCHEMA["properties"], "currency": {"$ref": "#/definitions/currency"}}
+    schema = {**ORDER_SCHEMA, "properties": properties}
+    lines = [schema_line(schema=schema), record_line(order(1, currency="jane@example.com"))]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: InvalidJSONSchema (input line 2, stream '{STREAM}'): the "
+        "stream's SCHEMA has a $ref that cannot be resolved: '/definitions/currency'"
+    ]
+    assert "jane@example.com" not in caplog.text
 
 
 def test_a_property_whose_schema_is_true_takes_any_value(

@@ -66,16 +66,24 @@ def unhashed_user_data_values(event: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _texts(values: list[Any], *, digests: bool = True) -> Iterator[str]:
-    for value in values:
-        if isinstance(value, list):
-            yield from _texts(value, digests=digests)
-        elif value is not None and (digests or not _is_digest(value)):
-            yield value if isinstance(value, str) else str(value)
+    # lists within lists walked with a stack of iterators, not by recursion: a value from a
+    # tap may nest them deeper than Python recurses
+    stack = [iter(values)]
+    while stack:
+        for value in stack[-1]:
+            if isinstance(value, list):
+                stack.append(iter(value))
+                break
+            if value is not None and (digests or not _is_digest(value)):
+                yield value if isinstance(value, str) else str(value)
+        else:
+            stack.pop()
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, list):
-        return [_mask(item) for item in value]
+        # a list within the list is no value Meta takes: masked whole, not recursed into
+        return [MASK if isinstance(item, list) else _mask(item) for item in value]
     return value if _is_digest(value) else MASK
 
 
