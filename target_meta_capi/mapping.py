@@ -1598,7 +1598,15 @@ class EventMapper:
         return self._error(record, "event_time", f"{shown} {error}")
 
     def _derived_event_id(self, record: Mapping[str, Any], event_name: str) -> str:
-        return deterministic_event_id(self.stream_name, self._row_identity(record), event_name)
+        try:
+            return deterministic_event_id(self.stream_name, self._row_identity(record), event_name)
+        except RecursionError:  # a row without key properties is its own identity
+            raise self._error(
+                record,
+                "event_id",
+                f"the row {_TOO_DEEP} to derive an event_id from it (map an event_id column, "
+                "or give the stream key properties)",
+            ) from None
 
     def _row_identity(self, record: Mapping[str, Any]) -> Any:
         if self.key_properties:

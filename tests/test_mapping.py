@@ -800,6 +800,36 @@ def test_nan_in_custom_data_is_a_mapping_error():
         flat_mapper().map({"event_time": 1, "custom_data": {"score": float("nan")}})
 
 
+def test_a_value_nested_deeper_than_converting_may_go_is_a_mapping_error_on_its_field():
+    mapper = mapper_for({"default_event_name": "Lead"}, keys=["id"], columns=["id", "email"])
+    with pytest.raises(MappingError) as error:
+        mapper.map({"id": 1, "event_time": 1, "custom_data": {"notes": _nested_too_deeply()}})
+    assert (error.value.field, error.value.message) == (
+        "custom_data.notes",
+        "nests arrays and objects too deeply",
+    )
+    assert "jane@example.com" not in str(error.value)
+
+
+def test_a_row_without_keys_nested_too_deeply_to_derive_an_event_id_is_a_mapping_error():
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({"event_time": 1, "notes": _nested_too_deeply()})
+    assert error.value.field == "event_id"
+    assert error.value.message.startswith(
+        "the row nests arrays and objects too deeply to derive an event_id from it"
+    )
+    assert "jane@example.com" not in str(error.value)
+
+
+def _nested_too_deeply() -> object:
+    """Deeper than converting may go on any Python (how deep differs between versions: 3.12
+    inlines comprehensions), while a row of the input could still hold it: msgspec decodes it."""
+    nested: object = "jane@example.com"
+    for _ in range(sys.getrecursionlimit() + 100):
+        nested = [nested]
+    return nested
+
+
 def test_limited_data_use_options_get_list_and_int_types():
     record = {
         "event_time": 1,

@@ -199,34 +199,6 @@ def test_a_value_its_field_cannot_take_dead_letters_that_row_and_the_run_goes_on
     assert summary["totals"]["events_unsent"] == 0
 
 
-def test_a_value_nested_too_deeply_for_its_field_dead_letters_that_row_and_the_run_goes_on(
-    sandbox: SandboxServer, tmp_path: Path
-) -> None:
-    schema = {
-        **ORDER_SCHEMA,
-        "properties": {**ORDER_SCHEMA["properties"], "custom_data": {"type": "object"}},
-    }
-    nested: object = "jane@example.com"
-    for _ in range(600):  # decodes, but converting it for Meta goes deeper than Python may
-        nested = [nested]
-    records = [order(1), order(2, custom_data={"notes": nested}), order(3)]
-    lines = [schema_line(schema=schema), *map(record_line, records), state_line(3)]
-
-    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
-
-    assert result.exit_code == 0
-    assert result.states == [{"bookmarks": {STREAM: 3}}]
-    assert sorted(int(item["event"]["event_id"]) for item in sandbox.accepted_events()) == [1, 3]
-    [letter] = read_dead_letters(tmp_path)
-    assert (letter["key"], letter["rule"], letter["field"]) == (
-        {"order_id": 2},
-        "unmappable_value",
-        "custom_data.notes",
-    )
-    assert letter["message"] == "nests arrays and objects too deeply (input line 3)"
-    assert "jane@example.com" not in json.dumps(letter)
-
-
 def test_an_event_breaking_metas_rules_with_a_deeply_nested_user_data_value_is_dead_lettered(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
