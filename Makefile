@@ -1,6 +1,9 @@
 # Two commands, on a fresh machine with Python 3.10+, make and bash:
 #   make demo   install, then sample orders -> target-meta-capi -> local sandbox, and what arrived
 #   make test   install, then ruff, mypy and the whole test suite (PostgreSQL + Meltano end to end)
+# and, for CI:
+#   make test-other-pythons   the suite without end-to-end tests on the other Pythons 3.10-3.13
+#                             this machine has
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,13 +12,16 @@ MELTANO_VENV := .venv-meltano
 # target's dependencies.
 MELTANO_SPEC := meltano~=4.4
 
-.PHONY: demo test
+.PHONY: demo test test-other-pythons
 
 demo: $(VENV)/.installed
 	bash scripts/demo.sh
 
 test: $(VENV)/.installed-test $(MELTANO_VENV)/.installed
 	bash scripts/run_tests.sh
+
+test-other-pythons: $(VENV)/.installed-test
+	bash scripts/test_other_pythons.sh
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed, found " + sys.version.split()[0] + " (set PYTHON=python3.x)")'

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The suite, without its end-to-end tests, on each other Python the project supports (3.10 to
+# 3.13) that this machine has, each in a virtualenv of its own (.venv-py3.X): what differs
+# between versions (how deep Python recurses, say) fails here, not only on a user's machine.
+# A version the machine lacks is skipped, and said so. Extra arguments go to pytest.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+
+# A Python of that version that runs: on PATH, else one pyenv installed (its shims on PATH may
+# name a version they do not select, and fail when run).
+find_python() {
+    local version=$1 candidate
+    for candidate in "$(command -v "python$version")" \
+        "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/"python$version"; do
+        if [ -x "$candidate" ] && "$candidate" -c 'import venv, ensurepip' 2>/dev/null; then
+            echo "$candidate"
+            return
+        fi
+    done
+}
+
+main_version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+status=0
+for version in 3.10 3.11 3.12 3.13; do
+    [ "$version" = "$main_version" ] && continue
+    python=$(find_python "$version")
+    if [ -z "$python" ]; then
+        echo "==> Python $version: not on this machine, skipped"
+        continue
+    fi
+    venv=".venv-py$version"
+    if [ ! -f "$venv/.installed-test" ] || [ pyproject.toml -nt "$venv/.installed-test" ]; then
+        echo "==> Python $version ($python): installing into $venv"
+        if ! { "$python" -m venv "$venv" &&
+            "$venv/bin/python" -m pip install --quiet --upgrade pip &&
+            "$venv/bin/python" -m pip install --quiet -e '.[test]'; }; then
+            echo "Python $version: installing FAILED" >&2
+            status=1
+            continue
+        fi
+        touch "$venv/.installed-test"
+    fi
+    echo "==> pytest on Python $version, end-to-end tests left to make test"
+    "$venv/bin/python" -m pytest -q -m 'not e2e' -p no:cacheprovider "$@" || status=1
+done
+exit "$status"
