@@ -245,7 +245,9 @@ class Delivery:
         if report.rejected and self.fail_on_invalid_event:
             # as for an event breaking a rule locally: the run stops instead of dead-lettering
             first = report.rejected[0]
-            self.stats.request_failed(batch.stream, len(batch.events))
+            # the bisection got the others accepted: Meta has them, though no state covers them
+            self.stats.request_acknowledged(batch.stream, len(report.delivered))
+            self.stats.request_failed(batch.stream, len(report.rejected))
             self.fail(
                 EventRejectedError(
                     f"Meta rejected an event of {batch.describe()} (key "

@@ -555,3 +555,23 @@ def test_input_read_at_once_and_answered_at_once_leaves_the_pace_to_the_target(
         lambda process: process.stdin.write("\n".join(lines) + "\n"),
     )
     assert summary["pace"]["set_by"] == "target"
+
+
+def test_events_meta_accepted_in_a_request_failing_the_run_on_a_rejection_count_as_acknowledged(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # on_invalid_event 'fail': Meta rejects order 3 of four, and the bisection got the other
+    # three accepted before the run stopped. Meta has them: they are acknowledged, not failed.
+    sandbox = sandbox_factory(reject_event_ids=("3",))
+    config = orders_config(sandbox.url, tmp_path, on_invalid_event="fail")
+
+    summary, result = run_with_summary(config, order_stream(4), tmp_path)
+
+    assert result.exit_code == 1
+    accepted = {event["event"]["event_id"] for event in sandbox.accepted_events()}
+    assert accepted == {"1", "2", "4"}
+    stream = summary["streams"][STREAM]
+    assert (stream["events_sent"], stream["events_acknowledged"]) == (4, 3)
+    assert (stream["events_failed"], stream["events_in_flight"]) == (1, 0)
+    [failed] = [warning for warning in summary["warnings"] if "failed the run" in warning]
+    assert failed.startswith(f"Stream {STREAM!r}: 1 sent event was in requests that failed")
