@@ -575,3 +575,24 @@ def test_events_meta_accepted_in_a_request_failing_the_run_on_a_rejection_count_
     assert (stream["events_failed"], stream["events_in_flight"]) == (1, 0)
     [failed] = [warning for warning in summary["warnings"] if "failed the run" in warning]
     assert failed.startswith(f"Stream {STREAM!r}: 1 sent event was in requests that failed")
+
+
+def test_a_failed_run_still_logs_the_record_count_metric_of_the_records_it_processed(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # singer-sdk logs record_count every 60 s and when a stream is cleaned up at the end of
+    # the input; a run failing before either must not leave its records uncounted
+    config = orders_config(sandbox.url, tmp_path, on_invalid_event="fail")
+    records = [order(1), order(2), order(3, currency="dollars"), order(4)]
+
+    with caplog.at_level(logging.INFO, logger="singer_sdk.metrics"):
+        result = run_in_process(config, order_stream(4, records=records))
+
+    assert result.exit_code == 1
+    points = metric_points(caplog.text)
+    counted_records = sum(
+        point["value"]
+        for point in points
+        if point["metric"] == "record_count" and point["tags"].get("stream") == STREAM
+    )
+    assert counted_records == 2  # orders 1 and 2; the run stopped at order 3
