@@ -232,7 +232,10 @@ class Delivery:
     def _settle(self, batch: SentBatch, future: Future[DeliveryReport]) -> None:
         error = future.exception()
         if error is not None:
-            self.stats.request_failed(batch.stream, len(batch.events))
+            # parts Meta accepted while its invalid events were being isolated are delivered
+            delivered = len(error.delivered_before) if isinstance(error, DeliveryError) else 0
+            self.stats.request_acknowledged(batch.stream, delivered)
+            self.stats.request_failed(batch.stream, len(batch.events) - delivered)
             if isinstance(error, EventsReceivedMismatch):
                 self.stats.events_received_mismatch(batch.stream, error.sent, error.received)
             self.fail(

@@ -596,3 +596,23 @@ def test_a_failed_run_still_logs_the_record_count_metric_of_the_records_it_proce
         if point["metric"] == "record_count" and point["tags"].get("stream") == STREAM
     )
     assert counted_records == 2  # orders 1 and 2; the run stopped at order 3
+
+
+def test_events_meta_accepted_before_their_requests_bisection_failed_for_good_count_as_acknowledged(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # Meta rejects order 3 of four: [1, 2] is accepted, [3] rejected, and [4] meets a transient
+    # error (the fifth request, seed 20) that no retry is left for. Meta has orders 1 and 2.
+    assert seeded_faults(20, requests=4, rates={"meta:2": 0.5}) == Counter()
+    assert seeded_faults(20, requests=5, rates={"meta:2": 0.5}) == Counter({"meta:2": 1})
+    sandbox = sandbox_factory(reject_event_ids=("3",), transient_error_rate=0.5, seed=20)
+    config = orders_config(sandbox.url, tmp_path, max_retries=0)
+
+    summary, result = run_with_summary(config, order_stream(4), tmp_path)
+
+    assert result.exit_code == 1
+    accepted = {event["event"]["event_id"] for event in sandbox.accepted_events()}
+    assert accepted == {"1", "2"}
+    stream = summary["streams"][STREAM]
+    assert (stream["events_sent"], stream["events_acknowledged"]) == (4, 2)
+    assert (stream["events_failed"], stream["events_in_flight"]) == (2, 0)
