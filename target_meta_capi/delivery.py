@@ -232,7 +232,10 @@ class Delivery:
     def _settle(self, batch: SentBatch, future: Future[DeliveryReport]) -> None:
         error = future.exception()
         if error is not None:
-            self.stats.request_failed(batch.stream, len(batch.events))
+            # parts Meta accepted while its invalid events were being isolated are delivered
+            delivered = len(error.delivered_before) if isinstance(error, DeliveryError) else 0
+            self.stats.request_acknowledged(batch.stream, delivered)
+            self.stats.request_failed(batch.stream, len(batch.events) - delivered)
             if isinstance(error, EventsReceivedMismatch):
                 self.stats.events_received_mismatch(batch.stream, error.sent, error.received)
             self.fail(
@@ -245,7 +248,9 @@ class Delivery:
         if report.rejected and self.fail_on_invalid_event:
             # as for an event breaking a rule locally: the run stops instead of dead-lettering
             first = report.rejected[0]
-            self.stats.request_failed(batch.stream, len(batch.events))
+            # the bisection got the others accepted: Meta has them, though no state covers them
+            self.stats.request_acknowledged(batch.stream, len(report.delivered))
+            self.stats.request_failed(batch.stream, len(report.rejected))
             self.fail(
                 EventRejectedError(
                     f"Meta rejected an event of {batch.describe()} (key "

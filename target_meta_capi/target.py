@@ -739,6 +739,11 @@ class TargetMetaCapi(Target):
         if self._parallel is not None:
             self._parallel.close()
         self.progress.stop()
+        # singer-sdk logs a stream's record_count when it cleans the stream up at the end of
+        # the input (or every 60 s): a run that stops or fails before that logs the rest here
+        for sink in [*self._sinks_to_clear, *self._sinks_active.values()]:
+            if sink.record_counter_metric.value:
+                sink.record_counter_metric.exit()
         self.delivery.processor.close(wait=self.delivery.unsettled_requests == 0)
         self.delivery.dead_letters.close()
         if self._dry_run_service is not None:

@@ -555,3 +555,64 @@ def test_input_read_at_once_and_answered_at_once_leaves_the_pace_to_the_target(
         lambda process: process.stdin.write("\n".join(lines) + "\n"),
     )
     assert summary["pace"]["set_by"] == "target"
+
+
+def test_events_meta_accepted_in_a_request_failing_the_run_on_a_rejection_count_as_acknowledged(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # on_invalid_event 'fail': Meta rejects order 3 of four, and the bisection got the other
+    # three accepted before the run stopped. Meta has them: they are acknowledged, not failed.
+    sandbox = sandbox_factory(reject_event_ids=("3",))
+    config = orders_config(sandbox.url, tmp_path, on_invalid_event="fail")
+
+    summary, result = run_with_summary(config, order_stream(4), tmp_path)
+
+    assert result.exit_code == 1
+    accepted = {event["event"]["event_id"] for event in sandbox.accepted_events()}
+    assert accepted == {"1", "2", "4"}
+    stream = summary["streams"][STREAM]
+    assert (stream["events_sent"], stream["events_acknowledged"]) == (4, 3)
+    assert (stream["events_failed"], stream["events_in_flight"]) == (1, 0)
+    [failed] = [warning for warning in summary["warnings"] if "failed the run" in warning]
+    assert failed.startswith(f"Stream {STREAM!r}: 1 sent event was in requests that failed")
+
+
+def test_a_failed_run_still_logs_the_record_count_metric_of_the_records_it_processed(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # singer-sdk logs record_count every 60 s and when a stream is cleaned up at the end of
+    # the input; a run failing before either must not leave its records uncounted
+    config = orders_config(sandbox.url, tmp_path, on_invalid_event="fail")
+    records = [order(1), order(2), order(3, currency="dollars"), order(4)]
+
+    with caplog.at_level(logging.INFO, logger="singer_sdk.metrics"):
+        result = run_in_process(config, order_stream(4, records=records))
+
+    assert result.exit_code == 1
+    points = metric_points(caplog.text)
+    counted_records = sum(
+        point["value"]
+        for point in points
+        if point["metric"] == "record_count" and point["tags"].get("stream") == STREAM
+    )
+    assert counted_records == 2  # orders 1 and 2; the run stopped at order 3
+
+
+def test_events_meta_accepted_before_their_requests_bisection_failed_for_good_count_as_acknowledged(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # Meta rejects order 3 of four: [1, 2] is accepted, [3] rejected, and [4] meets a transient
+    # error (the fifth request, seed 20) that no retry is left for. Meta has orders 1 and 2.
+    assert seeded_faults(20, requests=4, rates={"meta:2": 0.5}) == Counter()
+    assert seeded_faults(20, requests=5, rates={"meta:2": 0.5}) == Counter({"meta:2": 1})
+    sandbox = sandbox_factory(reject_event_ids=("3",), transient_error_rate=0.5, seed=20)
+    config = orders_config(sandbox.url, tmp_path, max_retries=0)
+
+    summary, result = run_with_summary(config, order_stream(4), tmp_path)
+
+    assert result.exit_code == 1
+    accepted = {event["event"]["event_id"] for event in sandbox.accepted_events()}
+    assert accepted == {"1", "2"}
+    stream = summary["streams"][STREAM]
+    assert (stream["events_sent"], stream["events_acknowledged"]) == (4, 2)
+    assert (stream["events_failed"], stream["events_in_flight"]) == (2, 0)

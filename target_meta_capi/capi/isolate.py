@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from .errors import (
+    DeliveryError,
     GraphAPIError,
     InvalidRequestError,
     RequestRejectedError,
@@ -45,21 +46,27 @@ def deliver_isolating_invalid(
 
     Indices in the report refer to `request.events`, in ascending order, and its responses
     come in the order of the events they acknowledged. Errors other than a bisectable
-    InvalidRequestError (auth, exhausted retries, a RequestRejectedError...) propagate.
+    InvalidRequestError (auth, exhausted retries, a RequestRejectedError...) propagate, with
+    `delivered_before` naming the events Meta accepted in parts sent before them.
     """
     progress = _Progress(request, observer)
     count = len(request.events)
-    error = progress.send(0, count)
-    if error is not None and count > 1:
-        if error.subcode is None and not isinstance(error, RequestTooLargeError):
-            probed = sorted({0, count // 2, count - 1})
-            answers = [progress.send(index, index + 1) for index in probed]
-            if all(_same(answer, error) for answer in answers):
-                raise RequestRejectedError.from_error(error)
-            for start, stop in pairwise(probed):
-                progress.deliver_splitting(start + 1, stop)
-        else:
-            progress.split(0, count)
+    try:
+        error = progress.send(0, count)
+        if error is not None and count > 1:
+            if error.subcode is None and not isinstance(error, RequestTooLargeError):
+                probed = sorted({0, count // 2, count - 1})
+                answers = [progress.send(index, index + 1) for index in probed]
+                if all(_same(answer, error) for answer in answers):
+                    raise RequestRejectedError.from_error(error)
+                for start, stop in pairwise(probed):
+                    progress.deliver_splitting(start + 1, stop)
+            else:
+                progress.split(0, count)
+    except DeliveryError as failure:
+        # the parts Meta accepted before it are delivered all the same
+        failure.delivered_before = tuple(progress.report().delivered)
+        raise
     return progress.report()
 
 
