@@ -83,6 +83,12 @@ def graph_error(
     return Reply(status, json.dumps({"error": error}).encode())
 
 
+def rejection_echoing_the_request(request: RecordedRequest) -> Reply:
+    """Graph refusing the request with an error that quotes all of it, as an error may."""
+    sent = request.body.decode()
+    return graph_error(400, 100, 2804050, message=f"Invalid parameter: {sent}", user_message=sent)
+
+
 def html_page(status: int, title: str) -> Reply:
     page = f"<html><head><title>{title}</title></head><body>{title}</body></html>"
     return Reply(status, page.encode(), content_type="text/html")

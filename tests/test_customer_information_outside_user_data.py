@@ -16,7 +16,10 @@ from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
 from target_meta_capi.mapping import build_event_mapper
 from target_meta_capi.sandbox import SandboxServer
 
-from ._http_fixture import FakeGraphServer, RecordedRequest, Reply, graph_error
+from ._http_fixture import (
+    FakeGraphServer,
+    rejection_echoing_the_request,
+)
 from ._target_support import (
     ORDERS_MAPPING,
     STREAM,
@@ -139,16 +142,11 @@ def test_a_dry_run_masks_customer_information_mapped_outside_user_data(tmp_path:
     assert BUYER_EMAIL not in dry_run_path.read_text()
 
 
-def _rejection_echoing_the_request(request: RecordedRequest) -> Reply:
-    sent = request.body.decode()
-    return graph_error(400, 100, 2804050, message=f"Invalid parameter: {sent}", user_message=sent)
-
-
 def test_metas_error_quoting_the_request_loses_the_masked_values_in_the_dead_letter(
     tmp_path: Path,
 ) -> None:
     mapping = _mapping_with(**{"custom_data.buyer": "email"})
-    with FakeGraphServer(_rejection_echoing_the_request) as server:
+    with FakeGraphServer(rejection_echoing_the_request) as server:
         config = orders_config(server.url, tmp_path, streams={STREAM: mapping})
         run_in_process(config, order_stream(1, records=[order(1, email=BUYER_EMAIL)]))
     [letter] = read_dead_letters(tmp_path)

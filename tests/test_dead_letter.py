@@ -21,7 +21,10 @@ from target_meta_capi.dead_letter import (
     encode_dead_letter,
 )
 
-from ._http_fixture import FakeGraphServer, RecordedRequest, Reply, graph_error
+from ._http_fixture import (
+    FakeGraphServer,
+    rejection_echoing_the_request,
+)
 from ._target_support import order, order_stream, orders_config, read_dead_letters
 
 TARGET = Path(sys.executable).with_name("target-meta-capi")
@@ -239,17 +242,12 @@ def test_letters_can_go_to_a_pipe(tmp_path: Path) -> None:
     assert [json.loads(line)["stream"] for line in received[0].splitlines()] == ["piped"]
 
 
-def _rejection_echoing_the_request(request: RecordedRequest) -> Reply:
-    sent = request.body.decode()
-    return graph_error(400, 100, 2804050, message=f"Invalid parameter: {sent}", user_message=sent)
-
-
 def test_a_rejection_echoing_the_request_leaves_no_ip_address_or_user_agent_in_letter_or_log(
     tmp_path: Path,
 ) -> None:
     ip_address, user_agent = "198.51.100.23", "Mozilla/5.0 LeakAgent/9.9"
     lines = order_stream(1, records=[order(1, client_ip=ip_address, user_agent=user_agent)])
-    with FakeGraphServer(_rejection_echoing_the_request) as server:
+    with FakeGraphServer(rejection_echoing_the_request) as server:
         config_path = tmp_path / "config.json"
         config_path.write_text(json.dumps(orders_config(server.url, tmp_path)))
         completed = subprocess.run(

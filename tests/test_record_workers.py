@@ -614,24 +614,32 @@ def test_a_record_breaking_its_schema_stops_the_run_without_a_traceback_as_witho
         ]
 
 
-def test_a_line_nested_too_deeply_among_worker_records_fails_the_run_as_without_workers(
-    tmp_path: Path,
-) -> None:
+def _fails_as_without_workers(directory: Path, bad_line: str, failure: str) -> None:
+    """1,200 orders, a STATE every 200, and `bad_line` after the STATE of order 600, where a
+    worker gets it: the run fails with `failure` ({line}: its line number) and no state past
+    order 600, with two workers as with none."""
     lines = singer_lines(messy_orders(1200), state_every=200)
-    position = line_number_of(lines, 601) - 1  # after the STATE of order 600
-    lines.insert(position, compact(record_message({})).replace("{}", "[" * 100_000 + "]" * 100_000))
+    position = line_number_of(lines, 601) - 1
+    lines.insert(position, bad_line)
     assert lines[position].startswith(record_line_prefixes(STREAM))  # a worker gets it
 
-    workers, alone = run_both_ways(tmp_path, lines)
+    workers, alone = run_both_ways(directory, lines)
 
     assert workers.returncode == alone.returncode == 1
     assert workers.errors == alone.errors
-    assert workers.failure == (
-        f"target-meta-capi failed: Input line {position + 1} is not valid JSON (it nests "
-        "arrays and objects too deeply to be read)"
-    )
+    assert workers.failure == "target-meta-capi failed: " + failure.format(line=position + 1)
     for run in (workers, alone):
         assert all(bookmark(state) <= 600 for state in run.states)
+
+
+def test_a_line_nested_too_deeply_among_worker_records_fails_the_run_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    _fails_as_without_workers(
+        tmp_path,
+        compact(record_message({})).replace("{}", "[" * 100_000 + "]" * 100_000),
+        "Input line {line} is not valid JSON (it nests arrays and objects too deeply to be read)",
+    )
 
 
 def test_a_failed_run_counts_the_records_before_the_bad_one_as_without_workers(
@@ -673,21 +681,11 @@ def test_a_failed_run_counts_no_record_after_the_bad_one_as_without_workers(
 def test_a_record_that_is_not_an_object_among_worker_records_fails_the_run_as_without_workers(
     tmp_path: Path, record: Any, kind: str
 ) -> None:
-    lines = singer_lines(messy_orders(1200), state_every=200)
-    position = line_number_of(lines, 601) - 1  # after the STATE of order 600
-    lines.insert(position, compact({**record_message({}), "record": record}))
-    assert lines[position].startswith(record_line_prefixes(STREAM))  # a worker gets it
-
-    workers, alone = run_both_ways(tmp_path, lines)
-
-    assert workers.returncode == alone.returncode == 1
-    assert workers.errors == alone.errors
-    assert workers.failure == (
-        f"target-meta-capi failed: Input line {position + 1}, stream '{STREAM}': "
-        f"'record' is {kind}, not a JSON object"
+    _fails_as_without_workers(
+        tmp_path,
+        compact({**record_message({}), "record": record}),
+        f"Input line {{line}}, stream '{STREAM}': 'record' is {kind}, not a JSON object",
     )
-    for run in (workers, alone):
-        assert all(bookmark(state) <= 600 for state in run.states)
 
 
 def test_events_breaking_metas_rules_are_dead_lettered_byte_for_byte_as_without_workers(
