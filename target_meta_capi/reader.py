@@ -5,6 +5,7 @@ Error messages never quote a line: it may hold customer data.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import decimal
 import io
@@ -68,6 +69,26 @@ _ESCAPES: dict[type, re.Pattern[t.Any]] = {
     bytes: re.compile(_ESCAPE_PATTERN.encode(), re.DOTALL),
 }
 _REPLACEMENT_ESCAPE = {str: "\\ufffd", bytes: b"\\ufffd"}
+
+
+_ERROR_POSITION = re.compile(r"\(byte (\d+)\)")
+_NON_JSON_NUMBERS = (b"NaN", b"Infinity", b"-Infinity")
+
+
+def _likely_cause(line: Line, error: msgspec.DecodeError) -> str:
+    """What a producer of Singer lines may have written where msgspec stopped: a byte order
+    mark (a file saved by a Windows editor) or NaN/Infinity (Python's json.dumps writes them
+    for float values, which singer-python taps may pass on); "" for anything else."""
+    found = _ERROR_POSITION.search(str(error))
+    if found is None:
+        return ""
+    position = int(found.group(1))  # in the line's UTF-8 bytes
+    encoded = line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass")
+    if position == 0 and encoded.startswith(codecs.BOM_UTF8):
+        return ": it starts with a byte order mark (BOM), which JSON does not allow"
+    if encoded.startswith(_NON_JSON_NUMBERS, position):
+        return ": NaN and Infinity are no JSON numbers; the tap must write null for them"
+    return ""
 
 
 def replace_lone_surrogates(line: Line) -> tuple[Line, int]:
@@ -356,7 +377,7 @@ class NumberedSingerReader(GenericSingerReader[str]):
                 )
                 return message
         raise SingerInputError(
-            f"Input line {self.line_number} is not valid JSON ({error})"
+            f"Input line {self.line_number} is not valid JSON ({error}){_likely_cause(line, error)}"
         ) from None
 
     def _too_deep(self) -> SingerInputError:

@@ -204,6 +204,33 @@ def test_a_stop_landing_just_before_the_wait_for_a_quiet_tap_ends_that_wait(
         timer.join()
 
 
+def _refusal_of(line: bytes) -> str:
+    with pytest.raises(SingerInputError) as raised:
+        NumberedSingerReader().process_lines(io.BytesIO(line), {"STATE": lambda message: None})
+    return str(raised.value)
+
+
+def test_a_line_starting_with_a_byte_order_mark_is_refused_saying_so() -> None:
+    assert _refusal_of(b'\xef\xbb\xbf{"type": "STATE", "value": 1}\n').endswith(
+        "(byte 0)): it starts with a byte order mark (BOM), which JSON does not allow"
+    )
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_nan_or_infinity_for_a_number_is_refused_saying_what_to_write_instead(number: str) -> None:
+    line = f'{{"type": "STATE", "value": {{"total": {number}}}}}\n'.encode()
+    assert _refusal_of(line).endswith(
+        "): NaN and Infinity are no JSON numbers; the tap must write null for them"
+    )
+
+
+def test_nan_elsewhere_than_where_the_line_breaks_is_no_hint() -> None:
+    line = b'{"type": "STATE", "value": "NaN" x}\n'
+    assert _refusal_of(line) == (
+        "Input line 1 is not valid JSON (JSON is malformed: expected ',' or '}' (byte 33))"
+    )
+
+
 def test_a_byte_that_is_not_utf8_is_placed_within_its_line() -> None:
     reader = NumberedSingerReader()
     line = b'{"type": "STATE", "value": {"email": "jane\xff@example.com"}}\n'

@@ -399,7 +399,8 @@ def test_a_line_with_half_a_surrogate_pair_and_another_flaw_is_refused_for_the_o
     [failure] = _failure_lines(caplog)
     assert failure.endswith(
         "Input line 2 is not valid JSON "
-        f"(JSON is malformed: invalid character (byte {flawed.index('NaN')}))"
+        f"(JSON is malformed: invalid character (byte {flawed.index('NaN')})): NaN and "
+        "Infinity are no JSON numbers; the tap must write null for them"
     )
     assert "jane@example.com" not in caplog.text
     assert result.states == []
