@@ -54,7 +54,7 @@ def field_texts(event: Mapping[str, Any], paths: Iterable[Sequence[str]]) -> Ite
         value: Any = event
         for key in path:
             value = value.get(key) if isinstance(value, Mapping) else None
-        yield from _texts(value if isinstance(value, list) else [value])
+        yield from _texts([value])
 
 
 def unhashed_user_data_values(event: Mapping[str, Any]) -> Iterator[str]:
