@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from target_meta_capi.capi.errors import GraphAPIError, redact
-from target_meta_capi.capi.privacy import field_texts, mask_fields, redact_user_data
+from target_meta_capi.capi.errors import GraphAPIError
+from target_meta_capi.capi.privacy import mask_fields, redact_user_data
 from target_meta_capi.capi.rules import RuleViolation
 
 DeadLetterReason = Literal["local_validation", "unmappable", "meta_rejected"]
@@ -122,17 +122,8 @@ class DeadLetter:
 
     def to_dict(self, masked_fields: Collection[Sequence[str]] = ()) -> dict[str, Any]:
         """The letter as written; `masked_fields`: paths of the event whose values are masked
-        too (customer information a stream's mapping puts outside user_data), and cut out of
-        Meta's error texts, which may quote the request (its user_data values already are)."""
-        message, meta_error = self.message, self.meta_error
-        if masked_fields and self.event is not None:
-            values = list(field_texts(self.event, masked_fields))
-            message = redact(message, values) or ""
-            if meta_error is not None:
-                meta_error = {
-                    name: redact(value, values) if isinstance(value, str) else value
-                    for name, value in meta_error.items()
-                }
+        too (customer information a stream's mapping puts outside user_data). Meta's error
+        texts come without them already: the request that sent them cut them out."""
         return {
             "stream": self.stream,
             "key": dict(self.key),
@@ -141,8 +132,8 @@ class DeadLetter:
             "reason": self.reason,
             "rule": self.rule,
             "field": self.field,
-            "message": message,
-            "meta_error": dict(meta_error) if meta_error is not None else None,
+            "message": self.message,
+            "meta_error": dict(self.meta_error) if self.meta_error is not None else None,
             # hashed customer data only: the IP address and user agent are personal data too
             "event": (
                 mask_fields(redact_user_data(dict(self.event)), masked_fields)

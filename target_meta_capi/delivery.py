@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -149,6 +149,7 @@ class Delivery:
         self._condition = threading.Condition()
         self._failure: TargetFailure | None = None
         self._stopped_by: int | None = None  # the signal that stopped sending
+        self._private_fields: dict[str, tuple[tuple[str, ...], ...]] = {}
 
     @property
     def unsettled_requests(self) -> int:
@@ -180,6 +181,11 @@ class Delivery:
         self._stopped_by = signum
         self.processor.refuse_new()
 
+    def keep_private(self, stream: str, paths: Collection[tuple[str, ...]]) -> None:
+        """Fields of the stream's events that hold customer information outside user_data:
+        no error message of their requests quotes their values."""
+        self._private_fields[stream] = tuple(paths)
+
     def raise_if_failed(self) -> None:
         """Raise a failure recorded by a callback thread (main thread)."""
         if self._failure is not None:
@@ -188,7 +194,11 @@ class Delivery:
     def submit(self, batch: SentBatch) -> None:
         """Hand one request to the window (blocks while it is full: backpressure)."""
         self.raise_if_failed()
-        request = self.template_request.copy_with(list(batch.events), pixel_id=batch.pixel_id)
+        request = self.template_request.copy_with(
+            list(batch.events),
+            pixel_id=batch.pixel_id,
+            private_fields=self._private_fields.get(batch.stream, ()),
+        )
         request = request.with_encoded_body()
         # from here on the events are read from the body: each is held once while in flight
         batch = dataclasses.replace(batch, events=request.events)

@@ -272,7 +272,8 @@ class TargetMetaCapi(Target):
 
     def mask_in_outputs(self, stream_name: str, paths: t.Collection[tuple[str, ...]]) -> None:
         """Mask these paths of the stream's events in what the run writes for people to read:
-        its dead letters, and a dry run's requests."""
+        its dead letters, a dry run's requests, and Meta's errors quoting its requests."""
+        self.delivery.keep_private(stream_name, paths)
         self.delivery.dead_letters.mask_fields(stream_name, paths)
         if self._dry_run_service is not None:
             self._dry_run_service.mask_fields(paths)

@@ -153,3 +153,19 @@ def test_metas_error_quoting_the_request_loses_the_masked_values_in_the_dead_let
     assert letter["meta_error"]["error_subcode"] == 2804050
     assert "Invalid parameter: " in letter["message"]
     assert BUYER_EMAIL not in (tmp_path / "dead_letters.jsonl").read_text()
+
+
+def test_metas_error_quoting_the_request_loses_the_masked_values_in_the_failed_runs_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mapping = _mapping_with(**{"custom_data.buyer": "email"})
+    with FakeGraphServer(rejection_echoing_the_request) as server:
+        config = orders_config(
+            server.url, tmp_path, streams={STREAM: mapping}, on_invalid_event="fail"
+        )
+        result = run_in_process(config, order_stream(1, records=[order(1, email=BUYER_EMAIL)]))
+    assert result.exit_code == 1
+    [failure] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "Meta rejected an event of stream" in failure
+    assert "Invalid parameter: " in failure
+    assert BUYER_EMAIL not in caplog.text

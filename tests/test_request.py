@@ -623,6 +623,31 @@ def test_an_error_answer_echoing_the_request_quotes_none_of_its_unhashed_custome
         assert "LeakAgent" not in text
 
 
+def test_an_error_answer_echoing_the_request_quotes_none_of_its_private_fields():
+    buyer = "Buyer.Leak@Example.com"
+    event = {**EVENTS[0], "custom_data": {"buyer": buyer, "currency": "EUR"}}
+
+    def echo(request):
+        sent = request.body.decode()
+        return graph_error(400, 100, message=f"Invalid parameter in {sent}", user_message=sent)
+
+    with FakeGraphServer(echo) as server:
+        template = make_request(server, events=[event], retry_policy=NO_RETRIES)
+        private = template.copy_with([event], private_fields=(("custom_data", "buyer"),))
+        for request, quotes_buyer in ((template, True), (private, False)):
+            with pytest.raises(InvalidRequestError) as raised:
+                request.execute()
+            assert (buyer in str(raised.value)) is quotes_buyer
+            assert "EUR" in str(raised.value)  # the rest of the answer is kept
+
+
+def test_copy_with_keeps_the_private_fields_unless_given_others():
+    with FakeGraphServer() as server:
+        template = make_request(server, private_fields=(("custom_data", "buyer"),))
+    assert template.copy_with([EVENTS[0]]).private_fields == (("custom_data", "buyer"),)
+    assert template.copy_with([EVENTS[0]], private_fields=()).private_fields == ()
+
+
 def test_graphs_error_for_an_encoded_event_that_is_not_json_is_raised_as_it_is():
     import msgspec
 

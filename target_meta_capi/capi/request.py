@@ -33,7 +33,7 @@ from .http import (
     classify_transport_error,
     load_http_service,
 )
-from .privacy import shown_url, unhashed_user_data_values, url_secrets
+from .privacy import field_texts, shown_url, unhashed_user_data_values, url_secrets
 from .retry import RetryPolicy
 from .rules import MAX_EVENTS_PER_REQUEST
 from .usage import rate_limit_usage_percent
@@ -95,6 +95,9 @@ class EventRequest:
 
     The access token and appsecret_proof travel in the JSON body, never in the URL.
     A `http_service` may be an HttpServiceInterface, a class, or "package.module:ClassName".
+    `private_fields`: paths of event fields outside user_data (("custom_data", "buyer")) that
+    carry customer information as it is; an error message never quotes their values, as it
+    never quotes user_data's unhashed ones.
     """
 
     pixel_id: str
@@ -112,6 +115,7 @@ class EventRequest:
     timeout: float | None = 60.0
     http_service: HttpServiceInterface | str | type | None = None
     retry_policy: RetryPolicy | None = None
+    private_fields: tuple[tuple[str, ...], ...] = ()
     #: the body, once encoded by `with_encoded_body` (for these very events)
     encoded_body: bytes | None = field(default=None, repr=False, compare=False)
 
@@ -153,15 +157,22 @@ class EventRequest:
                 payload[name] = value
         return _encode(payload)
 
-    def copy_with(self, events: list[Any], *, pixel_id: str | None = None) -> EventRequest:
+    def copy_with(
+        self,
+        events: list[Any],
+        *,
+        pixel_id: str | None = None,
+        private_fields: tuple[tuple[str, ...], ...] | None = None,
+    ) -> EventRequest:
         """The same request (every setting kept, same class) carrying other events, to
         another pixel when `pixel_id` is given (None keeps this one; "" is refused on
-        sending, as by a request made with it)."""
+        sending, as by a request made with it), with other `private_fields` when given."""
         return dataclasses.replace(
             self,
             events=events,
             encoded_body=None,
             pixel_id=self.pixel_id if pixel_id is None else pixel_id,
+            private_fields=self.private_fields if private_fields is None else private_fields,
         )
 
     def with_encoded_body(self) -> EventRequest:
@@ -299,8 +310,9 @@ class EventRequest:
 
     def _secrets(self) -> list[str | None]:
         """What no error message may quote: the token, the app secret and its proof, and the
-        customer data sent as it is (IP address, user agent...), which an answer may echo, and
-        the userinfo, query and fragment of graph_url."""
+        customer data sent as it is (user_data's IP address, user agent..., and the values at
+        `private_fields`), which an answer may echo, and the userinfo, query and fragment of
+        graph_url."""
         secrets: list[str | None] = [self.access_token, self.app_secret, self.appsecret_proof]
         # an HTTP library's message quotes the URL, and a token may be in graph_url's query
         secrets.extend(url_secrets(self.graph_url))
@@ -313,6 +325,7 @@ class EventRequest:
                 continue
             if isinstance(decoded, Mapping):
                 secrets.extend(unhashed_user_data_values(decoded))
+                secrets.extend(field_texts(decoded, self.private_fields))
         return secrets
 
 
