@@ -1240,6 +1240,24 @@ class EventMapper:
 
     # -- planning (once per set of columns) --
 
+    def columns_feeding(self, path: Path, columns: Iterable[str]) -> tuple[str, ...]:
+        """Of `columns` (a SCHEMA's), those whose values go to `path` (("user_data", "zp")):
+        the ones `fields` maps there, and the ones named like its aliases that `fields` does
+        not use elsewhere."""
+        present = tuple(columns)
+        mapped = tuple(
+            column
+            for column in _each_column(self.mapping.fields.get(path, ()))
+            if column in present
+        )
+        aliased = tuple(
+            column
+            for column in present
+            if column not in self._mapped_columns
+            and any(alias == path for alias, _ in _ALIAS_PATHS_BY_COLUMN.get(column.lower(), ()))
+        )
+        return mapped + aliased
+
     def custom_data_columns(self, columns: Iterable[str]) -> tuple[str, ...]:
         """The columns a record with `columns` sends as custom_data under their own names,
         unhashed (``unmapped_columns_to_custom_data``): never one outside the SCHEMA."""

@@ -157,6 +157,22 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                     f"{'.'.join(path)} (column {column!r})" for path, column in unhashed_fields
                 ),
             )
+        if self._mapper is not None:
+            properties = self.schema.get("properties") or {}
+            numeric_zips = [
+                column
+                for column in self._mapper.columns_feeding(("user_data", "zp"), properties)
+                if _typed_as_number(properties[column])
+            ]
+            if numeric_zips:
+                self.logger.warning(
+                    "Stream %r: %s, sent as user_data.zp, typed as a number in the SCHEMA: a "
+                    "postal code kept as a number has lost its leading zeros (02134 became "
+                    "2134), and Meta matches it as written. Keep such codes as text at the "
+                    "source (or cast them in the tap's query).",
+                    stream_name,
+                    ", ".join(f"column {column!r}" for column in numeric_zips),
+                )
         if self._mapper is not None and self._mapper.mapping.unmapped_columns_to_custom_data:
             unhashed = self._mapper.custom_data_columns(self.schema.get("properties") or ())
             if unhashed:
@@ -290,3 +306,15 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                     pixel_id=self._pixel_id,
                 )
             )
+
+
+def _typed_as_number(property_schema: Any) -> bool:
+    """Whether a SCHEMA property holds only numbers (an integer or number type, perhaps
+    nullable): not when it allows text too."""
+    if not isinstance(property_schema, dict):
+        return False
+    declared = property_schema.get("type")
+    kinds = {declared} if isinstance(declared, str) else set()
+    if isinstance(declared, list):
+        kinds = {kind for kind in declared if isinstance(kind, str)}
+    return bool(kinds & {"integer", "number"}) and "string" not in kinds

@@ -311,6 +311,58 @@ def test_unmapped_columns_to_custom_data_names_the_columns_it_sends_unhashed(
     ) in " ".join(warnings_of(caplog))
 
 
+def _run_schema_with_zip(
+    sandbox: SandboxServer, tmp_path: Path, zip_schema: dict, **fields: str
+) -> None:
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], **zip_schema}}
+    mapping = {**ORDERS_MAPPING, "fields": {**ORDERS_MAPPING["fields"], **fields}}
+    config = orders_config(sandbox.url, tmp_path, streams={STREAM: mapping})
+    run_in_process(config, [schema_line(schema=schema)])
+
+
+NUMERIC_ZIP_WARNING = "typed as a number in the SCHEMA: a postal code kept as a number"
+
+
+def test_a_zip_alias_column_typed_as_a_number_is_warned_about_at_its_schema(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _run_schema_with_zip(sandbox, tmp_path, {"zip": {"type": ["integer", "null"]}})
+    assert (
+        f"Stream {STREAM!r}: column 'zip', sent as user_data.zp, {NUMERIC_ZIP_WARNING} has lost "
+        "its leading zeros (02134 became 2134)"
+    ) in " ".join(warnings_of(caplog))
+
+
+def test_a_column_mapped_to_zp_typed_as_a_number_is_warned_about_at_its_schema(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _run_schema_with_zip(
+        sandbox, tmp_path, {"billing_code": {"type": "number"}}, **{"user_data.zp": "billing_code"}
+    )
+    assert "column 'billing_code', sent as user_data.zp" in " ".join(warnings_of(caplog))
+
+
+@pytest.mark.parametrize(
+    "zip_schema",
+    [{"type": ["string", "null"]}, {"type": ["string", "integer"]}, {}],
+    ids=["text", "text-or-number", "untyped"],
+)
+def test_a_zip_column_that_may_hold_text_is_not_warned_about(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, zip_schema: dict
+) -> None:
+    _run_schema_with_zip(sandbox, tmp_path, {"postal_code": zip_schema})
+    assert NUMERIC_ZIP_WARNING not in " ".join(warnings_of(caplog))
+
+
+def test_a_zip_named_column_mapped_elsewhere_is_not_warned_about(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _run_schema_with_zip(
+        sandbox, tmp_path, {"zip": {"type": "integer"}}, **{"custom_data.store_zip": "zip"}
+    )
+    assert NUMERIC_ZIP_WARNING not in " ".join(warnings_of(caplog))
+
+
 def test_unmapped_columns_to_custom_data_given_as_text_is_refused_at_start(
     tmp_path: Path,
 ) -> None:
