@@ -1192,13 +1192,16 @@ class EventMapper:
         # the stream's SCHEMA columns; None: not known (a mapper built without a SCHEMA)
         self._schema_columns = None if schema_properties is None else frozenset(schema_properties)
         known = set(schema_properties or ())
-        # `fields` columns the schema does not know: probably typos, worth a warning by the caller
-        self.unknown_columns: tuple[str, ...] = tuple(
-            column
-            for columns in mapping.fields.values()
-            for column in dict.fromkeys(_each_column(columns))
-            if known and column not in known and column.split(".", 1)[0] not in known
-        )
+        # `fields` columns the schema does not know (a typo, a column renamed or dropped since),
+        # each once, with the fields it would feed: worth a warning by the caller
+        unknown: dict[str, list[str]] = {}
+        for path, columns in mapping.fields.items():
+            for column in dict.fromkeys(_each_column(columns)):
+                if known and column not in known and column.split(".", 1)[0] not in known:
+                    unknown.setdefault(column, []).append(".".join(path))
+        self.unknown_columns: dict[str, tuple[str, ...]] = {
+            column: tuple(paths) for column, paths in unknown.items()
+        }
         # columns named in `fields`: used as mapped there, never also through their aliases
         self._mapped_columns = frozenset(
             column for columns in mapping.fields.values() for column in _each_column(columns)

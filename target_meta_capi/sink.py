@@ -139,10 +139,14 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 + " and not both recognisable customer fields and an event name",
             )
         elif self._mapper.unknown_columns:
-            self.logger.warning(
-                "Stream %r: `streams` maps columns its schema does not have: %s",
-                stream_name,
-                ", ".join(self._mapper.unknown_columns),
+            # A run summary's warning too: a column renamed at the source silently takes its
+            # fields (a match key, say) out of every event, and this line scrolls away.
+            self.delivery.stats.run_warning(
+                f"Stream {stream_name!r}: `streams` maps columns its schema does not have: "
+                + ", ".join(
+                    f"{column} ({', '.join(paths)})"
+                    for column, paths in self._mapper.unknown_columns.items()
+                )
             )
         if self._mapper is not None and self._mapper.unhashed_customer_fields:
             unhashed_fields = self._mapper.unhashed_customer_fields

@@ -23,6 +23,7 @@ from ._target_support import (
     ORDER_SCHEMA,
     ORDERS_MAPPING,
     STREAM,
+    RunResult,
     order_stream,
     orders_config,
     run_in_process,
@@ -309,6 +310,35 @@ def test_unmapped_columns_to_custom_data_names_the_columns_it_sends_unhashed(
         f"Stream {STREAM!r}: unmapped_columns_to_custom_data sends these columns to Meta as "
         "custom_data, unhashed: full_name. Meta forbids personal data there"
     ) in " ".join(warnings_of(caplog))
+
+
+def _run_with_city_mapped_to(sandbox: SandboxServer, tmp_path: Path, *paths: str) -> RunResult:
+    """An orders run whose `fields` map `city`, which ORDER_SCHEMA lacks (renamed, say)."""
+    fields = {**ORDERS_MAPPING["fields"], **dict.fromkeys(paths, "city")}
+    config = orders_config(
+        sandbox.url, tmp_path, streams={STREAM: {**ORDERS_MAPPING, "fields": fields}}
+    )
+    return run_in_process(config, order_stream(1))
+
+
+def test_a_mapped_column_the_schema_lacks_is_named_with_the_fields_it_feeds(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _run_with_city_mapped_to(sandbox, tmp_path, "user_data.ct", "custom_data.city")
+    assert (
+        f"Stream {STREAM!r}: `streams` maps columns its schema does not have: city "
+        "(user_data.ct, custom_data.city)"
+    ) in " ".join(warnings_of(caplog))
+
+
+def test_a_mapped_column_the_schema_lacks_is_in_the_summary_warnings(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = _run_with_city_mapped_to(sandbox, tmp_path, "user_data.ct")
+    assert any(
+        "maps columns its schema does not have: city" in warning
+        for warning in result.target.stats.snapshot()["warnings"]
+    )
 
 
 def _run_schema_with_zip(
