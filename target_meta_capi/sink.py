@@ -177,6 +177,22 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                     stream_name,
                     ", ".join(f"column {column!r}" for column in numeric_zips),
                 )
+        if (
+            self._mapper is not None
+            and not self.key_properties
+            and not self._mapper.columns_feeding(("event_id",), self.schema.get("properties") or ())
+            and ("event_id",) not in self._mapper.mapping.constants
+        ):
+            # Meta deduplicates on event_id alone: an id that moves with the row's content
+            # makes a resent row (a full-table stream's every run, a rerun) count again.
+            self.logger.warning(
+                "Stream %r has no key properties and no event_id column: each event_id is "
+                "derived from the whole row, so a row changed in any column, or one whose table "
+                "gained, lost or retyped a column, gets a new event_id, and Meta counts it "
+                "again. Map `event_id` to a column that identifies the row, or give the stream "
+                "key properties.",
+                stream_name,
+            )
         if self._mapper is not None and self._mapper.mapping.unmapped_columns_to_custom_data:
             unhashed = self._mapper.custom_data_columns(self.schema.get("properties") or ())
             if unhashed:

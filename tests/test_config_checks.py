@@ -341,6 +341,56 @@ def test_a_mapped_column_the_schema_lacks_is_in_the_summary_warnings(
     )
 
 
+def _run_keyless_orders(
+    sandbox: SandboxServer, tmp_path: Path, mapping: dict[str, Any], key_properties: list[str]
+) -> None:
+    schema = json.dumps(
+        {
+            "type": "SCHEMA",
+            "stream": STREAM,
+            "schema": ORDER_SCHEMA,
+            "key_properties": key_properties,
+        }
+    )
+    run_in_process(orders_config(sandbox.url, tmp_path, streams={STREAM: mapping}), [schema])
+
+
+ORDERS_MAPPING_WITHOUT_EVENT_ID = {
+    **ORDERS_MAPPING,
+    "fields": {
+        path: column for path, column in ORDERS_MAPPING["fields"].items() if path != "event_id"
+    },
+}
+ROW_IDENTITY_WARNING = "event_id is derived from the whole row"
+
+
+def test_a_stream_without_key_properties_or_event_id_column_is_warned_its_ids_follow_every_column(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _run_keyless_orders(sandbox, tmp_path, ORDERS_MAPPING_WITHOUT_EVENT_ID, [])
+    assert (
+        f"Stream {STREAM!r} has no key properties and no event_id column: each "
+        f"{ROW_IDENTITY_WARNING}, so a row changed in any column, or one whose table gained, "
+        "lost or retyped a column, gets a new event_id, and Meta counts it again"
+    ) in " ".join(warnings_of(caplog))
+
+
+@pytest.mark.parametrize(
+    ("mapping", "key_properties"),
+    [(ORDERS_MAPPING, []), (ORDERS_MAPPING_WITHOUT_EVENT_ID, ["order_id"])],
+    ids=["event-id-mapped", "key-properties"],
+)
+def test_a_stream_whose_rows_have_an_identity_is_not_warned_about_derived_ids(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    mapping: dict[str, Any],
+    key_properties: list[str],
+) -> None:
+    _run_keyless_orders(sandbox, tmp_path, mapping, key_properties)
+    assert ROW_IDENTITY_WARNING not in " ".join(warnings_of(caplog))
+
+
 def _run_schema_with_zip(
     sandbox: SandboxServer, tmp_path: Path, zip_schema: dict, **fields: str
 ) -> None:
