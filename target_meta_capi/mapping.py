@@ -1261,6 +1261,22 @@ class EventMapper:
         )
         return mapped + aliased
 
+    def fixed_event_name(self, columns: Iterable[str]) -> str | None:
+        """The event name of every record with `columns` (a SCHEMA's): the stream's literal
+        or the default, unless a column mapped to event_name (or, before the default, one
+        named like it) may give each record its own; a whole-object column cannot."""
+        present = tuple(columns)
+        if ("event_name",) in self.mapping.fields and self.columns_feeding(
+            ("event_name",), present
+        ):
+            return None
+        literal = self._literals.get(("event_name",))
+        if literal is not None:
+            return str(literal)
+        if self.columns_feeding(("event_name",), present):
+            return None
+        return self._defaults.get(("event_name",))
+
     def custom_data_columns(self, columns: Iterable[str]) -> tuple[str, ...]:
         """The columns a record with `columns` sends as custom_data under their own names,
         unhashed (``unmapped_columns_to_custom_data``): never one outside the SCHEMA."""

@@ -193,6 +193,21 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 "key properties.",
                 stream_name,
             )
+        if self._mapper is not None:
+            properties = self.schema.get("properties") or {}
+            event_name = self._mapper.fixed_event_name(properties)
+            numbered_ids = [
+                column
+                for column in self._mapper.columns_feeding(("event_id",), properties)
+                if _typed_as_number(properties[column])
+            ]
+            if event_name and numbered_ids:
+                target.note_numbered_event_ids(
+                    stream_name,
+                    str(self._pixel_id or self.config.get("pixel_id")),
+                    event_name,
+                    numbered_ids[0],
+                )
         if self._mapper is not None and self._mapper.mapping.unmapped_columns_to_custom_data:
             unhashed = self._mapper.custom_data_columns(self.schema.get("properties") or ())
             if unhashed:

@@ -391,6 +391,55 @@ def test_a_stream_whose_rows_have_an_identity_is_not_warned_about_derived_ids(
     assert ROW_IDENTITY_WARNING not in " ".join(warnings_of(caplog))
 
 
+POS_STREAM = "public-pos_orders"
+
+
+def _run_orders_and_pos_orders(
+    sandbox: SandboxServer, tmp_path: Path, pos_schema: dict, **pos_entry: Any
+) -> RunResult:
+    """Web orders and store orders, each a Purchase with event_id from its own order_id."""
+    streams = {STREAM: ORDERS_MAPPING, POS_STREAM: {**ORDERS_MAPPING, **pos_entry}}
+    lines = [schema_line(), schema_line(POS_STREAM, pos_schema)]
+    return run_in_process(orders_config(sandbox.url, tmp_path, streams=streams), lines)
+
+
+SHARED_IDS_WARNING = (
+    f"Streams {STREAM!r} and {POS_STREAM!r} both send Purchase events to pixel "
+    "'1234567890' with event_id from a number column (order_id, order_id): Meta takes events "
+    "with the same event_name and event_id as one, so two rows numbered alike count once. "
+    "Make their ids distinct (map event_id to a column or stream map prefixing the table)."
+)
+
+
+def test_two_streams_numbering_the_same_events_alike_are_warned_about(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = _run_orders_and_pos_orders(sandbox, tmp_path, ORDER_SCHEMA)
+    assert SHARED_IDS_WARNING in result.target.stats.snapshot()["warnings"]
+
+
+TEXT_ORDER_ID_SCHEMA = {
+    **ORDER_SCHEMA,
+    "properties": {**ORDER_SCHEMA["properties"], "order_id": {"type": "string"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("pos_schema", "pos_entry"),
+    [
+        (TEXT_ORDER_ID_SCHEMA, {}),
+        (ORDER_SCHEMA, {"event_name": "InStorePurchase"}),
+        (ORDER_SCHEMA, {"pixel_id": "2233445566"}),
+    ],
+    ids=["text-ids", "other-event-name", "other-pixel"],
+)
+def test_streams_whose_event_ids_cannot_meet_are_not_warned_about(
+    sandbox: SandboxServer, tmp_path: Path, pos_schema: dict, pos_entry: dict
+) -> None:
+    result = _run_orders_and_pos_orders(sandbox, tmp_path, pos_schema, **pos_entry)
+    assert not any("both send" in w for w in result.target.stats.snapshot()["warnings"])
+
+
 def _run_schema_with_zip(
     sandbox: SandboxServer, tmp_path: Path, zip_schema: dict, **fields: str
 ) -> None:

@@ -1146,3 +1146,19 @@ def test_an_entry_named_like_a_pattern_matches_the_stream_of_exactly_its_name():
     unmatched = unmatched_stream_entries(config, ["sales[eu]", "sales-u", "web-orders"])
 
     assert unmatched == ["sales[us]"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "columns", "expected"),
+    [
+        ({"event_name": "Purchase"}, ["event_name"], "Purchase"),
+        ({"event_name": "Purchase", "fields": {"event_name": "kind"}}, ["kind"], None),
+        ({"event_name": "Purchase", "fields": {"event_name": "kind"}}, ["email"], "Purchase"),
+        ({}, ["event_name"], None),
+        ({}, ["email"], "Lead"),
+    ],
+    ids=["literal", "mapped-column", "mapped-column-absent", "alias-column", "default"],
+)
+def test_the_fixed_event_name_is_the_one_no_column_can_override(entry, columns, expected):
+    config = {"default_event_name": "Lead", "streams": {"s": entry}}
+    assert mapper_for(config, columns=columns).fixed_event_name(columns) == expected
