@@ -1192,13 +1192,16 @@ class EventMapper:
         # the stream's SCHEMA columns; None: not known (a mapper built without a SCHEMA)
         self._schema_columns = None if schema_properties is None else frozenset(schema_properties)
         known = set(schema_properties or ())
-        # `fields` columns the schema does not know: probably typos, worth a warning by the caller
-        self.unknown_columns: tuple[str, ...] = tuple(
-            column
-            for columns in mapping.fields.values()
-            for column in dict.fromkeys(_each_column(columns))
-            if known and column not in known and column.split(".", 1)[0] not in known
-        )
+        # `fields` columns the schema does not know (a typo, a column renamed or dropped since),
+        # each once, with the fields it would feed: worth a warning by the caller
+        unknown: dict[str, list[str]] = {}
+        for path, columns in mapping.fields.items():
+            for column in dict.fromkeys(_each_column(columns)):
+                if known and column not in known and column.split(".", 1)[0] not in known:
+                    unknown.setdefault(column, []).append(".".join(path))
+        self.unknown_columns: dict[str, tuple[str, ...]] = {
+            column: tuple(paths) for column, paths in unknown.items()
+        }
         # columns named in `fields`: used as mapped there, never also through their aliases
         self._mapped_columns = frozenset(
             column for columns in mapping.fields.values() for column in _each_column(columns)
@@ -1257,6 +1260,22 @@ class EventMapper:
             and any(alias == path for alias, _ in _ALIAS_PATHS_BY_COLUMN.get(column.lower(), ()))
         )
         return mapped + aliased
+
+    def fixed_event_name(self, columns: Iterable[str]) -> str | None:
+        """The event name of every record with `columns` (a SCHEMA's): the stream's literal
+        or the default, unless a column mapped to event_name (or, before the default, one
+        named like it) may give each record its own; a whole-object column cannot."""
+        present = tuple(columns)
+        if ("event_name",) in self.mapping.fields and self.columns_feeding(
+            ("event_name",), present
+        ):
+            return None
+        literal = self._literals.get(("event_name",))
+        if literal is not None:
+            return str(literal)
+        if self.columns_feeding(("event_name",), present):
+            return None
+        return self._defaults.get(("event_name",))
 
     def custom_data_columns(self, columns: Iterable[str]) -> tuple[str, ...]:
         """The columns a record with `columns` sends as custom_data under their own names,

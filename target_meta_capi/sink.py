@@ -139,10 +139,14 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 + " and not both recognisable customer fields and an event name",
             )
         elif self._mapper.unknown_columns:
-            self.logger.warning(
-                "Stream %r: `streams` maps columns its schema does not have: %s",
-                stream_name,
-                ", ".join(self._mapper.unknown_columns),
+            # A run summary's warning too: a column renamed at the source silently takes its
+            # fields (a match key, say) out of every event, and this line scrolls away.
+            self.delivery.stats.run_warning(
+                f"Stream {stream_name!r}: `streams` maps columns its schema does not have: "
+                + ", ".join(
+                    f"{column} ({', '.join(paths)})"
+                    for column, paths in self._mapper.unknown_columns.items()
+                )
             )
         if self._mapper is not None and self._mapper.unhashed_customer_fields:
             unhashed_fields = self._mapper.unhashed_customer_fields
@@ -172,6 +176,37 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                     "source (or cast them in the tap's query).",
                     stream_name,
                     ", ".join(f"column {column!r}" for column in numeric_zips),
+                )
+        if (
+            self._mapper is not None
+            and not self.key_properties
+            and not self._mapper.columns_feeding(("event_id",), self.schema.get("properties") or ())
+            and ("event_id",) not in self._mapper.mapping.constants
+        ):
+            # Meta deduplicates on event_id alone: an id that moves with the row's content
+            # makes a resent row (a full-table stream's every run, a rerun) count again.
+            self.logger.warning(
+                "Stream %r has no key properties and no event_id column: each event_id is "
+                "derived from the whole row, so a row changed in any column, or one whose table "
+                "gained, lost or retyped a column, gets a new event_id, and Meta counts it "
+                "again. Map `event_id` to a column that identifies the row, or give the stream "
+                "key properties.",
+                stream_name,
+            )
+        if self._mapper is not None:
+            properties = self.schema.get("properties") or {}
+            event_name = self._mapper.fixed_event_name(properties)
+            numbered_ids = [
+                column
+                for column in self._mapper.columns_feeding(("event_id",), properties)
+                if _typed_as_number(properties[column])
+            ]
+            if event_name and numbered_ids:
+                target.note_numbered_event_ids(
+                    stream_name,
+                    str(self._pixel_id or self.config.get("pixel_id")),
+                    event_name,
+                    numbered_ids[0],
                 )
         if self._mapper is not None and self._mapper.mapping.unmapped_columns_to_custom_data:
             unhashed = self._mapper.custom_data_columns(self.schema.get("properties") or ())

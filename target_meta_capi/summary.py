@@ -587,7 +587,11 @@ RATE_LIMIT_WARNING = (
 
 
 def _skipped_warning(stream: str, reason: str) -> str:
-    return f"Stream {stream!r} is skipped ({reason}): its records are not sent to Meta."
+    return (
+        f"Stream {stream!r} is skipped ({reason}): its records are not sent to Meta, and the "
+        "state written moves past them: an entry added to `streams` later sends only the rows "
+        "the tap reads after that, unless this stream's bookmark is reset first."
+    )
 
 
 def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:

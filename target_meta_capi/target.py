@@ -164,6 +164,8 @@ class TargetMetaCapi(Target):
         self._plain_sinks: dict[str, EventSink] = {}
         # by the names their sinks have, which the `streams` setting is matched against
         self._streams_seen: set[str] = set()
+        # (pixel id, event name) -> {stream: the number column its event_ids come from}
+        self._numbered_event_ids: dict[tuple[str, str], dict[str, str]] = {}
         self.stats = RunStats(logger=self.logger, dry_run=bool(self.config.get("dry_run")))
         for warning in settings_warnings(self.config, self.config_jsonschema["properties"]):
             self.stats.run_warning(warning)
@@ -277,6 +279,25 @@ class TargetMetaCapi(Target):
         self.delivery.dead_letters.mask_fields(stream_name, paths)
         if self._dry_run_service is not None:
             self._dry_run_service.mask_fields(paths)
+
+    def note_numbered_event_ids(
+        self, stream_name: str, pixel_id: str, event_name: str, column: str
+    ) -> None:
+        """A stream sends `event_name` events to `pixel_id` with event_ids from a number
+        column: warn when another stream of the run does too. Meta deduplicates on event_name
+        and event_id alone, and two tables' serial numbers meet (web order 17, store order 17),
+        so one of each such pair would be dropped."""
+        streams = self._numbered_event_ids.setdefault((pixel_id, event_name), {})
+        for other, other_column in streams.items():
+            if other != stream_name:
+                self.stats.run_warning(
+                    f"Streams {other!r} and {stream_name!r} both send {event_name} events to "
+                    f"pixel {pixel_id!r} with event_id from a number column ({other_column}, "
+                    f"{column}): Meta takes events with the same event_name and event_id as "
+                    "one, so two rows numbered alike count once. Make their ids distinct (map "
+                    "event_id to a column or stream map prefixing the table)."
+                )
+        streams[stream_name] = column
 
     def _http_service(self) -> HttpServiceInterface:
         config = self.config

@@ -23,6 +23,7 @@ from ._target_support import (
     ORDER_SCHEMA,
     ORDERS_MAPPING,
     STREAM,
+    RunResult,
     order_stream,
     orders_config,
     run_in_process,
@@ -309,6 +310,134 @@ def test_unmapped_columns_to_custom_data_names_the_columns_it_sends_unhashed(
         f"Stream {STREAM!r}: unmapped_columns_to_custom_data sends these columns to Meta as "
         "custom_data, unhashed: full_name. Meta forbids personal data there"
     ) in " ".join(warnings_of(caplog))
+
+
+def _run_with_city_mapped_to(sandbox: SandboxServer, tmp_path: Path, *paths: str) -> RunResult:
+    """An orders run whose `fields` map `city`, which ORDER_SCHEMA lacks (renamed, say)."""
+    fields = {**ORDERS_MAPPING["fields"], **dict.fromkeys(paths, "city")}
+    config = orders_config(
+        sandbox.url, tmp_path, streams={STREAM: {**ORDERS_MAPPING, "fields": fields}}
+    )
+    return run_in_process(config, order_stream(1))
+
+
+def test_a_mapped_column_the_schema_lacks_is_named_with_the_fields_it_feeds(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _run_with_city_mapped_to(sandbox, tmp_path, "user_data.ct", "custom_data.city")
+    assert (
+        f"Stream {STREAM!r}: `streams` maps columns its schema does not have: city "
+        "(user_data.ct, custom_data.city)"
+    ) in " ".join(warnings_of(caplog))
+
+
+def test_a_mapped_column_the_schema_lacks_is_in_the_summary_warnings(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = _run_with_city_mapped_to(sandbox, tmp_path, "user_data.ct")
+    assert any(
+        "maps columns its schema does not have: city" in warning
+        for warning in result.target.stats.snapshot()["warnings"]
+    )
+
+
+def _run_keyless_orders(
+    sandbox: SandboxServer, tmp_path: Path, mapping: dict[str, Any], key_properties: list[str]
+) -> None:
+    schema = json.dumps(
+        {
+            "type": "SCHEMA",
+            "stream": STREAM,
+            "schema": ORDER_SCHEMA,
+            "key_properties": key_properties,
+        }
+    )
+    run_in_process(orders_config(sandbox.url, tmp_path, streams={STREAM: mapping}), [schema])
+
+
+ORDERS_MAPPING_WITHOUT_EVENT_ID = {
+    **ORDERS_MAPPING,
+    "fields": {
+        path: column for path, column in ORDERS_MAPPING["fields"].items() if path != "event_id"
+    },
+}
+ROW_IDENTITY_WARNING = "event_id is derived from the whole row"
+
+
+def test_a_stream_without_key_properties_or_event_id_column_is_warned_its_ids_follow_every_column(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _run_keyless_orders(sandbox, tmp_path, ORDERS_MAPPING_WITHOUT_EVENT_ID, [])
+    assert (
+        f"Stream {STREAM!r} has no key properties and no event_id column: each "
+        f"{ROW_IDENTITY_WARNING}, so a row changed in any column, or one whose table gained, "
+        "lost or retyped a column, gets a new event_id, and Meta counts it again"
+    ) in " ".join(warnings_of(caplog))
+
+
+@pytest.mark.parametrize(
+    ("mapping", "key_properties"),
+    [(ORDERS_MAPPING, []), (ORDERS_MAPPING_WITHOUT_EVENT_ID, ["order_id"])],
+    ids=["event-id-mapped", "key-properties"],
+)
+def test_a_stream_whose_rows_have_an_identity_is_not_warned_about_derived_ids(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    mapping: dict[str, Any],
+    key_properties: list[str],
+) -> None:
+    _run_keyless_orders(sandbox, tmp_path, mapping, key_properties)
+    assert ROW_IDENTITY_WARNING not in " ".join(warnings_of(caplog))
+
+
+POS_STREAM = "public-pos_orders"
+
+
+def _run_orders_and_pos_orders(
+    sandbox: SandboxServer, tmp_path: Path, pos_schema: dict, **pos_entry: Any
+) -> RunResult:
+    """Web orders and store orders, each a Purchase with event_id from its own order_id."""
+    streams = {STREAM: ORDERS_MAPPING, POS_STREAM: {**ORDERS_MAPPING, **pos_entry}}
+    lines = [schema_line(), schema_line(POS_STREAM, pos_schema)]
+    return run_in_process(orders_config(sandbox.url, tmp_path, streams=streams), lines)
+
+
+SHARED_IDS_WARNING = (
+    f"Streams {STREAM!r} and {POS_STREAM!r} both send Purchase events to pixel "
+    "'1234567890' with event_id from a number column (order_id, order_id): Meta takes events "
+    "with the same event_name and event_id as one, so two rows numbered alike count once. "
+    "Make their ids distinct (map event_id to a column or stream map prefixing the table)."
+)
+
+
+def test_two_streams_numbering_the_same_events_alike_are_warned_about(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = _run_orders_and_pos_orders(sandbox, tmp_path, ORDER_SCHEMA)
+    assert SHARED_IDS_WARNING in result.target.stats.snapshot()["warnings"]
+
+
+TEXT_ORDER_ID_SCHEMA = {
+    **ORDER_SCHEMA,
+    "properties": {**ORDER_SCHEMA["properties"], "order_id": {"type": "string"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("pos_schema", "pos_entry"),
+    [
+        (TEXT_ORDER_ID_SCHEMA, {}),
+        (ORDER_SCHEMA, {"event_name": "InStorePurchase"}),
+        (ORDER_SCHEMA, {"pixel_id": "2233445566"}),
+    ],
+    ids=["text-ids", "other-event-name", "other-pixel"],
+)
+def test_streams_whose_event_ids_cannot_meet_are_not_warned_about(
+    sandbox: SandboxServer, tmp_path: Path, pos_schema: dict, pos_entry: dict
+) -> None:
+    result = _run_orders_and_pos_orders(sandbox, tmp_path, pos_schema, **pos_entry)
+    assert not any("both send" in w for w in result.target.stats.snapshot()["warnings"])
 
 
 def _run_schema_with_zip(

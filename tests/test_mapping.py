@@ -454,7 +454,7 @@ def test_listed_columns_are_redacted_key_properties_and_checked_against_the_sche
     mapper = build_event_mapper("s", ["email"], config, ["email", "work_email"])
 
     assert mapper is not None
-    assert mapper.unknown_columns == ("work_emial",)
+    assert mapper.unknown_columns == {"work_emial": ("user_data.em",)}
     assert mapper.redacted_keys == frozenset({"email"})
 
 
@@ -1058,7 +1058,7 @@ def test_a_stream_may_name_its_own_pixel(pixel_id):
 def test_fields_columns_missing_from_the_schema_are_reported():
     config = {"streams": {"s": {"fields": {"user_data.em": "emial", "event_time": "ts"}}}}
     mapper = mapper_for(config, columns=["email", "ts"])
-    assert mapper.unknown_columns == ("emial",)
+    assert mapper.unknown_columns == {"emial": ("user_data.em",)}
 
 
 def test_records_with_different_columns_in_one_stream_each_map_correctly():
@@ -1146,3 +1146,19 @@ def test_an_entry_named_like_a_pattern_matches_the_stream_of_exactly_its_name():
     unmatched = unmatched_stream_entries(config, ["sales[eu]", "sales-u", "web-orders"])
 
     assert unmatched == ["sales[us]"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "columns", "expected"),
+    [
+        ({"event_name": "Purchase"}, ["event_name"], "Purchase"),
+        ({"event_name": "Purchase", "fields": {"event_name": "kind"}}, ["kind"], None),
+        ({"event_name": "Purchase", "fields": {"event_name": "kind"}}, ["email"], "Purchase"),
+        ({}, ["event_name"], None),
+        ({}, ["email"], "Lead"),
+    ],
+    ids=["literal", "mapped-column", "mapped-column-absent", "alias-column", "default"],
+)
+def test_the_fixed_event_name_is_the_one_no_column_can_override(entry, columns, expected):
+    config = {"default_event_name": "Lead", "streams": {"s": entry}}
+    assert mapper_for(config, columns=columns).fixed_event_name(columns) == expected

@@ -286,6 +286,29 @@ def test_skipped_stream_is_counted_and_warned_about_once(
     assert summary["warnings"] == warnings
 
 
+def test_a_skipped_streams_warning_says_the_state_moves_past_its_records(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # An incremental tap's bookmark for the stream advances over rows never sent: an entry
+    # added to `streams` later sends only newer ones, unless the bookmark is reset.
+    audit_schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    lines = [
+        *order_stream(1)[:-1],
+        keyed_schema_line("public-audit", audit_schema),
+        record_line({"id": 1}, "public-audit"),
+        state_line(1),
+    ]
+
+    summary, _ = run_with_summary(orders_config(sandbox.url, tmp_path), lines, tmp_path)
+
+    (warning,) = [w for w in summary["warnings"] if "public-audit" in w]
+    assert warning.endswith(
+        "its records are not sent to Meta, and the state written moves past them: an entry "
+        "added to `streams` later sends only the rows the tap reads after that, unless this "
+        "stream's bookmark is reset first."
+    )
+
+
 def test_a_stream_with_customer_fields_but_no_event_name_is_skipped_saying_so(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
