@@ -155,6 +155,8 @@ EVENT_ID_HEX_DIGITS = 32
 _MILLISECONDS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138: anything larger is milliseconds
 _METADATA_PREFIX = "_sdc_"
 _MAX_CACHED_PLANS = 256
+# columns met whose bearing on plans is remembered (a SCHEMA's, unless records stray outside it)
+_MAX_KNOWN_COLUMNS = 4096
 # Customers repeat: their hashed user_data, keyed on the raw values of the columns it comes from
 # (~1.8 KB each with its key: at most ~15 MB per process).
 _MAX_CACHED_IDENTITIES = 1 << 13
@@ -1227,7 +1229,16 @@ class EventMapper:
             if column in user_data_columns
             or column.rsplit(".", 1)[-1].lower() in _IDENTIFYING_COLUMNS
         )
+        # Plans by the columns they read (`_plan_key`), and the same plans by the whole set of a
+        # record's columns, the lookup each record makes. A table whose records leave out their
+        # null columns, as document stores write them, comes with a new set of columns every few
+        # records; keyed on all of them, each record compiled a plan of its own (~5 ms).
         self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._plans_by_columns: dict[tuple[str, ...], _Plan] = {}
+        self._read_columns: dict[str, bool] = {}  # column → whether plans depend on it
+        self._nested_heads = frozenset(
+            column.split(".", 1)[0] for column in self._mapped_columns if "." in column
+        )
         # The customer memo, over all plans. It is used only while customers come back: when
         # they do not (a day of orders from one-off customers), it would hold ~15 MB of them
         # for nothing. While it is off, hashes of recent customers tell whether it would pay.
@@ -1346,6 +1357,50 @@ class EventMapper:
                 (head, tuple(dict.fromkeys(keys))) for head, keys in nested.items()
             ),
             **identity_plan,
+        )
+
+    def _plan_for(self, columns: tuple[str, ...]) -> _Plan:
+        """The plan for records with these columns: the one of every set of columns that
+        differs from them only in columns no plan reads."""
+        key = self._plan_key(columns)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= _MAX_CACHED_PLANS:
+                self._plans.clear()
+                self._plans_by_columns.clear()
+            plan = self._plans[key] = self._plan(key)
+        if len(self._plans_by_columns) >= _MAX_CACHED_PLANS:
+            self._plans_by_columns.clear()
+        self._plans_by_columns[columns] = plan
+        return plan
+
+    def _plan_key(self, columns: tuple[str, ...]) -> tuple[str, ...]:
+        """The columns, in record order, whose presence `_plan` depends on: those `fields`
+        maps (or reads nested values in), those named like an alias, and with
+        ``unmapped_columns_to_custom_data`` those it may send. `_plan` of these gives the plan
+        of `columns`."""
+        known = self._read_columns
+        try:
+            return tuple(filter(known.__getitem__, columns))
+        except KeyError:  # a column met for the first time
+            if len(known) >= _MAX_KNOWN_COLUMNS:
+                known.clear()  # a record's columns outside the SCHEMA are not bounded by it
+            for column in columns:
+                if column not in known:
+                    known[column] = self._plans_read(column)
+            return tuple(filter(known.__getitem__, columns))
+
+    def _plans_read(self, column: str) -> bool:
+        if column in self._mapped_columns or column in self._nested_heads:
+            return True
+        lower = column.lower()
+        if lower in _OBJECT_ALIASES or lower in _ALIAS_PATHS_BY_COLUMN:
+            return True
+        schema = self._schema_columns
+        return (
+            self.mapping.unmapped_columns_to_custom_data
+            and not column.startswith(_METADATA_PREFIX)
+            and (schema is None or column in schema)
         )
 
     @staticmethod
@@ -1483,11 +1538,9 @@ class EventMapper:
 
     def map(self, record: Mapping[str, Any]) -> MappedEvent:
         columns = tuple(record)
-        plan = self._plans.get(columns)
+        plan = self._plans_by_columns.get(columns)
         if plan is None:
-            if len(self._plans) >= _MAX_CACHED_PLANS:
-                self._plans.clear()
-            plan = self._plans[columns] = self._plan(columns)
+            plan = self._plan_for(columns)
 
         values = record  # what the plan's sources read: the record with JSON objects parsed
         dropped: list[DroppedValue] | None = None
