@@ -63,6 +63,7 @@ import json
 import math
 import operator
 import re
+import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -158,7 +159,7 @@ _MAX_CACHED_PLANS = 256
 # columns met whose bearing on plans is remembered (a SCHEMA's, unless records stray outside it)
 _MAX_KNOWN_COLUMNS = 4096
 # Customers repeat: their hashed user_data, keyed on the raw values of the columns it comes from
-# (~1.8 KB each with its key: at most ~15 MB per process).
+# (~1.8 KB each with its key: at most ~15 MB per process, over all its streams' mappers).
 _MAX_CACHED_IDENTITIES = 1 << 13
 # The memo is used while at least this share of customers come back within its size; whether
 # they do is judged over this many customers (see EventMapper._keep).
@@ -1242,10 +1243,11 @@ class EventMapper:
         # The customer memo, over all plans. It is used only while customers come back: when
         # they do not (a day of orders from one-off customers), it would hold ~15 MB of them
         # for nothing. While it is off, hashes of recent customers tell whether it would pay.
-        self._identities_kept = 0
+        # Its room, and that of those hashes, is the process's (`_MEMO_ROOM`), shared by the
+        # mappers of every stream.
+        self._identities_kept = 0  # since the memo was last emptied
         self._memoizing = False
         self._identity_hits = 0  # while memoizing, since the memo was last emptied
-        self._recent_customers: set[int] = set()  # while not memoizing, at most as many
         self._customers_judged = 0
         self._customers_returning = 0
 
@@ -1504,24 +1506,24 @@ class EventMapper:
     def _keep(self, plan: _Plan, values: tuple[Any, ...], identity: _Identity | None) -> None:
         """Memoize a customer met for the first time, while customers come back.
 
-        Memoizing: when the memo is full, it is emptied, and it goes on only if at least
-        `_MIN_RETURNING_SHARE` of the lookups since it was last emptied found a customer.
-        Not memoizing: every `_CUSTOMERS_JUDGED` customers, the hashes of the last
-        `_MAX_CACHED_IDENTITIES` say whether a memo of that size would have found that share.
+        Memoizing: when the process's room is full, every memo in it is emptied, and each goes
+        on only if at least `_MIN_RETURNING_SHARE` of its lookups since it was last emptied
+        found a customer. Not memoizing: every `_CUSTOMERS_JUDGED` customers, the hashes of
+        the last `_MAX_CACHED_IDENTITIES` (of every mapper not memoizing) say whether a memo
+        would have found that share.
         """
+        room = _MEMO_ROOM
         if self._memoizing:
-            if self._identities_kept >= _MAX_CACHED_IDENTITIES:
-                lookups = self._identity_hits + self._identities_kept
-                self._memoizing = self._identity_hits >= _MIN_RETURNING_SHARE * lookups
-                self._identity_hits = self._identities_kept = 0
-                for cached_plan in self._plans.values():
-                    cached_plan.identities.clear()
+            if room.kept >= _MAX_CACHED_IDENTITIES:
+                room.empty()
             if self._memoizing:
                 plan.identities[values] = identity
                 self._identities_kept += 1
+                room.kept += 1
+                room.mappers.add(self)
             return
-        recent = self._recent_customers
-        customer = hash(values)
+        recent = room.recent
+        customer = hash((id(self), values))
         if customer in recent:
             self._customers_returning += 1
         elif len(recent) >= _MAX_CACHED_IDENTITIES:
@@ -1533,6 +1535,15 @@ class EventMapper:
                 self._memoizing = True
                 recent.clear()
             self._customers_judged = self._customers_returning = 0
+
+    def _empty_memo(self) -> None:
+        """Forget every customer memoized, going on memoizing only if at least
+        `_MIN_RETURNING_SHARE` of the lookups since the memo was last emptied found one."""
+        lookups = self._identity_hits + self._identities_kept
+        self._memoizing = self._identity_hits >= _MIN_RETURNING_SHARE * lookups
+        self._identity_hits = self._identities_kept = 0
+        for plan in self._plans.values():
+            plan.identities.clear()
 
     # -- mapping (once per record) --
 
@@ -1702,6 +1713,28 @@ class EventMapper:
 
     def _error(self, record: Mapping[str, Any], field: str, message: str) -> MappingError:
         return MappingError(self.stream_name, field, message, self._record_key_text(record))
+
+
+class _MemoRoom:
+    """The room of a process's customer memos: `_MAX_CACHED_IDENTITIES` customers over all
+    its mappers, and as many hashes of recent customers to judge by. Each stream's mapper had
+    room of its own: a worker mapping 50 streams whose customers come back held ~15 MB for
+    each, growing with the run to hundreds of MB."""
+
+    def __init__(self) -> None:
+        self.kept = 0  # customers memoized, over every mapper, since the room was last emptied
+        self.mappers: weakref.WeakSet[EventMapper] = weakref.WeakSet()  # those holding some
+        self.recent: set[int] = set()  # mappers' recent customers while their memo is off
+
+    def empty(self) -> None:
+        """Empty every mapper's memo, each judging whether to go on memoizing."""
+        for mapper in list(self.mappers):
+            mapper._empty_memo()
+        self.mappers.clear()
+        self.kept = 0
+
+
+_MEMO_ROOM = _MemoRoom()
 
 
 def record_key_text(key: Mapping[str, Any]) -> str:
