@@ -65,7 +65,7 @@ import operator
 import re
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -808,6 +808,8 @@ class _Plan:
     # the columns `fields` reads nested values from (customer.email: customer), each with the
     # keys of the fields reading from it, counted as dropped when the column holds no object
     nested_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # the columns some step above the sixth (unmapped_columns_to_custom_data) uses
+    consumed: frozenset[str] = frozenset()
 
 
 def _dig(record: Mapping[str, Any], parts: Path) -> Any:
@@ -1329,14 +1331,10 @@ class EventMapper:
             else:
                 add(path, 0, source)
         if self.mapping.unmapped_columns_to_custom_data:
-            # only columns the SCHEMA lists: those the SCHEMA-time warning names
-            schema = self._schema_columns
             extra = tuple(
                 column
                 for column in columns
-                if column not in consumed
-                and not column.startswith(_METADATA_PREFIX)
-                and (schema is None or column in schema)
+                if column not in consumed and self._may_send_unmapped(column)
             )
         else:
             extra = ()
@@ -1358,6 +1356,7 @@ class EventMapper:
             nested_columns=tuple(
                 (head, tuple(dict.fromkeys(keys))) for head, keys in nested.items()
             ),
+            consumed=frozenset(consumed),
             **identity_plan,
         )
 
@@ -1371,6 +1370,15 @@ class EventMapper:
                 self._plans.clear()
                 self._plans_by_columns.clear()
             plan = self._plans[key] = self._plan(key)
+        if self.mapping.unmapped_columns_to_custom_data:
+            # the columns sent as they are, which the key leaves out: this record's own
+            extra = tuple(
+                column
+                for column in columns
+                if column not in plan.consumed and self._may_send_unmapped(column)
+            )
+            if extra != plan.extra_columns:  # the memo (identities) stays the plan's
+                plan = replace(plan, extra_columns=extra, build=None)
         if len(self._plans_by_columns) >= _MAX_CACHED_PLANS:
             self._plans_by_columns.clear()
         self._plans_by_columns[columns] = plan
@@ -1378,9 +1386,8 @@ class EventMapper:
 
     def _plan_key(self, columns: tuple[str, ...]) -> tuple[str, ...]:
         """The columns, in record order, whose presence `_plan` depends on: those `fields`
-        maps (or reads nested values in), those named like an alias, and with
-        ``unmapped_columns_to_custom_data`` those it may send. `_plan` of these gives the plan
-        of `columns`."""
+        maps (or reads nested values in) and those named like an alias. `_plan` of these gives
+        the plan of `columns` but for the unmapped columns it sends, which `_plan_for` adds."""
         known = self._read_columns
         try:
             return tuple(filter(known.__getitem__, columns))
@@ -1396,14 +1403,13 @@ class EventMapper:
         if column in self._mapped_columns or column in self._nested_heads:
             return True
         lower = column.lower()
-        if lower in _OBJECT_ALIASES or lower in _ALIAS_PATHS_BY_COLUMN:
-            return True
+        return lower in _OBJECT_ALIASES or lower in _ALIAS_PATHS_BY_COLUMN
+
+    def _may_send_unmapped(self, column: str) -> bool:
+        """With ``unmapped_columns_to_custom_data``: only columns the SCHEMA lists, those the
+        SCHEMA-time warning names, and no Singer metadata."""
         schema = self._schema_columns
-        return (
-            self.mapping.unmapped_columns_to_custom_data
-            and not column.startswith(_METADATA_PREFIX)
-            and (schema is None or column in schema)
-        )
+        return not column.startswith(_METADATA_PREFIX) and (schema is None or column in schema)
 
     @staticmethod
     def _identity_plan(
