@@ -63,8 +63,9 @@ import json
 import math
 import operator
 import re
+import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -155,8 +156,10 @@ EVENT_ID_HEX_DIGITS = 32
 _MILLISECONDS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138: anything larger is milliseconds
 _METADATA_PREFIX = "_sdc_"
 _MAX_CACHED_PLANS = 256
+# columns met whose bearing on plans is remembered (a SCHEMA's, unless records stray outside it)
+_MAX_KNOWN_COLUMNS = 4096
 # Customers repeat: their hashed user_data, keyed on the raw values of the columns it comes from
-# (~1.8 KB each with its key: at most ~15 MB per process).
+# (~1.8 KB each with its key: at most ~15 MB per process, over all its streams' mappers).
 _MAX_CACHED_IDENTITIES = 1 << 13
 # The memo is used while at least this share of customers come back within its size; whether
 # they do is judged over this many customers (see EventMapper._keep).
@@ -805,6 +808,8 @@ class _Plan:
     # the columns `fields` reads nested values from (customer.email: customer), each with the
     # keys of the fields reading from it, counted as dropped when the column holds no object
     nested_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # the columns some step above the sixth (unmapped_columns_to_custom_data) uses
+    consumed: frozenset[str] = frozenset()
 
 
 def _dig(record: Mapping[str, Any], parts: Path) -> Any:
@@ -1230,14 +1235,24 @@ class EventMapper:
             if column in user_data_columns
             or column.rsplit(".", 1)[-1].lower() in _IDENTIFYING_COLUMNS
         )
+        # Plans by the columns they read (`_plan_key`), and the same plans by the whole set of a
+        # record's columns, the lookup each record makes. A table whose records leave out their
+        # null columns, as document stores write them, comes with a new set of columns every few
+        # records; keyed on all of them, each record compiled a plan of its own (~5 ms).
         self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._plans_by_columns: dict[tuple[str, ...], _Plan] = {}
+        self._read_columns: dict[str, bool] = {}  # column → whether plans depend on it
+        self._nested_heads = frozenset(
+            column.split(".", 1)[0] for column in self._mapped_columns if "." in column
+        )
         # The customer memo, over all plans. It is used only while customers come back: when
         # they do not (a day of orders from one-off customers), it would hold ~15 MB of them
         # for nothing. While it is off, hashes of recent customers tell whether it would pay.
-        self._identities_kept = 0
+        # Its room, and that of those hashes, is the process's (`_MEMO_ROOM`), shared by the
+        # mappers of every stream.
+        self._identities_kept = 0  # since the memo was last emptied
         self._memoizing = False
         self._identity_hits = 0  # while memoizing, since the memo was last emptied
-        self._recent_customers: set[int] = set()  # while not memoizing, at most as many
         self._customers_judged = 0
         self._customers_returning = 0
 
@@ -1335,14 +1350,10 @@ class EventMapper:
             else:
                 add(path, 0, source)
         if self.mapping.unmapped_columns_to_custom_data:
-            # only columns the SCHEMA lists: those the SCHEMA-time warning names
-            schema = self._schema_columns
             extra = tuple(
                 column
                 for column in columns
-                if column not in consumed
-                and not column.startswith(_METADATA_PREFIX)
-                and (schema is None or column in schema)
+                if column not in consumed and self._may_send_unmapped(column)
             )
         else:
             extra = ()
@@ -1364,8 +1375,60 @@ class EventMapper:
             nested_columns=tuple(
                 (head, tuple(dict.fromkeys(keys))) for head, keys in nested.items()
             ),
+            consumed=frozenset(consumed),
             **identity_plan,
         )
+
+    def _plan_for(self, columns: tuple[str, ...]) -> _Plan:
+        """The plan for records with these columns: the one of every set of columns that
+        differs from them only in columns no plan reads."""
+        key = self._plan_key(columns)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= _MAX_CACHED_PLANS:
+                self._plans.clear()
+                self._plans_by_columns.clear()
+            plan = self._plans[key] = self._plan(key)
+        if self.mapping.unmapped_columns_to_custom_data:
+            # the columns sent as they are, which the key leaves out: this record's own
+            extra = tuple(
+                column
+                for column in columns
+                if column not in plan.consumed and self._may_send_unmapped(column)
+            )
+            if extra != plan.extra_columns:  # the memo (identities) stays the plan's
+                plan = replace(plan, extra_columns=extra, build=None)
+        if len(self._plans_by_columns) >= _MAX_CACHED_PLANS:
+            self._plans_by_columns.clear()
+        self._plans_by_columns[columns] = plan
+        return plan
+
+    def _plan_key(self, columns: tuple[str, ...]) -> tuple[str, ...]:
+        """The columns, in record order, whose presence `_plan` depends on: those `fields`
+        maps (or reads nested values in) and those named like an alias. `_plan` of these gives
+        the plan of `columns` but for the unmapped columns it sends, which `_plan_for` adds."""
+        known = self._read_columns
+        try:
+            return tuple(filter(known.__getitem__, columns))
+        except KeyError:  # a column met for the first time
+            if len(known) >= _MAX_KNOWN_COLUMNS:
+                known.clear()  # a record's columns outside the SCHEMA are not bounded by it
+            for column in columns:
+                if column not in known:
+                    known[column] = self._plans_read(column)
+            return tuple(filter(known.__getitem__, columns))
+
+    def _plans_read(self, column: str) -> bool:
+        if column in self._mapped_columns or column in self._nested_heads:
+            return True
+        lower = column.lower()
+        return lower in _OBJECT_ALIASES or lower in _ALIAS_PATHS_BY_COLUMN
+
+    def _may_send_unmapped(self, column: str) -> bool:
+        """With ``unmapped_columns_to_custom_data``: only columns the SCHEMA lists, those the
+        SCHEMA-time warning names, and no Singer metadata."""
+        schema = self._schema_columns
+        return not column.startswith(_METADATA_PREFIX) and (schema is None or column in schema)
 
     @staticmethod
     def _identity_plan(
@@ -1468,24 +1531,24 @@ class EventMapper:
     def _keep(self, plan: _Plan, values: tuple[Any, ...], identity: _Identity | None) -> None:
         """Memoize a customer met for the first time, while customers come back.
 
-        Memoizing: when the memo is full, it is emptied, and it goes on only if at least
-        `_MIN_RETURNING_SHARE` of the lookups since it was last emptied found a customer.
-        Not memoizing: every `_CUSTOMERS_JUDGED` customers, the hashes of the last
-        `_MAX_CACHED_IDENTITIES` say whether a memo of that size would have found that share.
+        Memoizing: when the process's room is full, every memo in it is emptied, and each goes
+        on only if at least `_MIN_RETURNING_SHARE` of its lookups since it was last emptied
+        found a customer. Not memoizing: every `_CUSTOMERS_JUDGED` customers, the hashes of
+        the last `_MAX_CACHED_IDENTITIES` (of every mapper not memoizing) say whether a memo
+        would have found that share.
         """
+        room = _MEMO_ROOM
         if self._memoizing:
-            if self._identities_kept >= _MAX_CACHED_IDENTITIES:
-                lookups = self._identity_hits + self._identities_kept
-                self._memoizing = self._identity_hits >= _MIN_RETURNING_SHARE * lookups
-                self._identity_hits = self._identities_kept = 0
-                for cached_plan in self._plans.values():
-                    cached_plan.identities.clear()
+            if room.kept >= _MAX_CACHED_IDENTITIES:
+                room.empty()
             if self._memoizing:
                 plan.identities[values] = identity
                 self._identities_kept += 1
+                room.kept += 1
+                room.mappers.add(self)
             return
-        recent = self._recent_customers
-        customer = hash(values)
+        recent = room.recent
+        customer = hash((id(self), values))
         if customer in recent:
             self._customers_returning += 1
         elif len(recent) >= _MAX_CACHED_IDENTITIES:
@@ -1498,15 +1561,22 @@ class EventMapper:
                 recent.clear()
             self._customers_judged = self._customers_returning = 0
 
+    def _empty_memo(self) -> None:
+        """Forget every customer memoized, going on memoizing only if at least
+        `_MIN_RETURNING_SHARE` of the lookups since the memo was last emptied found one."""
+        lookups = self._identity_hits + self._identities_kept
+        self._memoizing = self._identity_hits >= _MIN_RETURNING_SHARE * lookups
+        self._identity_hits = self._identities_kept = 0
+        for plan in self._plans.values():
+            plan.identities.clear()
+
     # -- mapping (once per record) --
 
     def map(self, record: Mapping[str, Any]) -> MappedEvent:
         columns = tuple(record)
-        plan = self._plans.get(columns)
+        plan = self._plans_by_columns.get(columns)
         if plan is None:
-            if len(self._plans) >= _MAX_CACHED_PLANS:
-                self._plans.clear()
-            plan = self._plans[columns] = self._plan(columns)
+            plan = self._plan_for(columns)
 
         values = record  # what the plan's sources read: the record with JSON objects parsed
         dropped: list[DroppedValue] | None = None
@@ -1668,6 +1738,28 @@ class EventMapper:
 
     def _error(self, record: Mapping[str, Any], field: str, message: str) -> MappingError:
         return MappingError(self.stream_name, field, message, self._record_key_text(record))
+
+
+class _MemoRoom:
+    """The room of a process's customer memos: `_MAX_CACHED_IDENTITIES` customers over all
+    its mappers, and as many hashes of recent customers to judge by. Each stream's mapper had
+    room of its own: a worker mapping 50 streams whose customers come back held ~15 MB for
+    each, growing with the run to hundreds of MB."""
+
+    def __init__(self) -> None:
+        self.kept = 0  # customers memoized, over every mapper, since the room was last emptied
+        self.mappers: weakref.WeakSet[EventMapper] = weakref.WeakSet()  # those holding some
+        self.recent: set[int] = set()  # mappers' recent customers while their memo is off
+
+    def empty(self) -> None:
+        """Empty every mapper's memo, each judging whether to go on memoizing."""
+        for mapper in list(self.mappers):
+            mapper._empty_memo()
+        self.mappers.clear()
+        self.kept = 0
+
+
+_MEMO_ROOM = _MemoRoom()
 
 
 def record_key_text(key: Mapping[str, Any]) -> str:

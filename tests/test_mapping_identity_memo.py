@@ -46,6 +46,14 @@ LATE_HASHED_CONFIG["streams"]["orders"]["fields"]["user_data.external_id"] = "cu
 LATE_ORDER = {**ORDER, "date_of_birth": dt.date(1990, 5, 17), "customer_id": "CUST-7"}
 
 
+@pytest.fixture(autouse=True)
+def memo_room(monkeypatch: pytest.MonkeyPatch) -> mapping_module._MemoRoom:
+    """An empty room for the memos of each test's mappers, as in a process of its own."""
+    room = mapping_module._MemoRoom()
+    monkeypatch.setattr(mapping_module, "_MEMO_ROOM", room)
+    return room
+
+
 def orders_mapper(config=CONFIG, columns=tuple(ORDER)) -> EventMapper:
     """A mapper whose memo is on, as once customers were seen coming back (tested below)."""
     mapper = build_event_mapper("orders", [], config, list(columns))
@@ -287,7 +295,7 @@ def test_the_memo_starts_off_and_turns_on_once_customers_come_back(monkeypatch):
     assert memo_size(mapper) == 2
 
 
-def test_one_off_customers_never_fill_the_memo(monkeypatch):
+def test_one_off_customers_never_fill_the_memo(monkeypatch, memo_room):
     monkeypatch.setattr(mapping_module, "_CUSTOMERS_JUDGED", 16)
     monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 64)
     mapper = build_event_mapper("orders", [], CONFIG, list(ORDER))
@@ -295,7 +303,7 @@ def test_one_off_customers_never_fill_the_memo(monkeypatch):
     for number in range(500):
         mapper.map({**ORDER, "email": f"customer{number}@example.com"})
         assert memo_size(mapper) == 0
-        assert len(mapper._recent_customers) <= 64
+        assert len(memo_room.recent) <= 64
 
 
 def test_a_full_memo_whose_customers_stopped_coming_back_is_emptied_and_turned_off(monkeypatch):
@@ -316,3 +324,21 @@ def test_a_full_memo_whose_customers_come_back_is_emptied_and_stays_on(monkeypat
         mapper.map({**ORDER, "email": email})
     assert mapper._memoizing
     assert memo_size(mapper) == 1
+
+
+def test_the_memos_of_many_streams_hold_no_more_customers_than_one(monkeypatch):
+    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
+    mappers = [orders_mapper() for _ in range(5)]
+    regulars = [f"regular{number}@example.com" for number in range(12)]
+    for email in regulars * 3:
+        for mapper in mappers:
+            mapper.map({**ORDER, "email": email})
+            assert sum(memo_size(each) for each in mappers) <= 16
+
+
+def test_events_of_many_streams_stay_correct_as_their_shared_memo_room_is_emptied(monkeypatch):
+    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 4)
+    mappers = [orders_mapper() for _ in range(3)]
+    for name in ("Ann", "Bob", "Cy", "Ann", "Bob", "Dee", "Ann"):
+        for mapper in mappers:
+            assert_same_as_general_path(mapper, CONFIG, {**ORDER, "first_name": name})
