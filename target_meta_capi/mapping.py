@@ -64,9 +64,11 @@ import math
 import operator
 import re
 import weakref
+import zoneinfo
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 # Python 3.11's fromisoformat on 3.10 too (a backport there), as the SDK reads date-times
@@ -437,6 +439,24 @@ def _streams_setting(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return streams
 
 
+def time_zone_setting(config: Mapping[str, Any]) -> dt.tzinfo | None:
+    """The ``time_zone`` setting's zone, in which event times without an offset are read;
+    None for UTC (unset), the default. MappingConfigError for a name that is no zone here."""
+    name = config.get("time_zone")
+    if name is None or name == "UTC":
+        return None
+    if not isinstance(name, str) or not name.strip():
+        raise MappingConfigError("time_zone must be an IANA time zone name such as Europe/Berlin")
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise MappingConfigError(
+            f"time_zone {name!r} is not a time zone known here: give an IANA name such as "
+            "Europe/Berlin or America/New_York (a system without a time zone database needs "
+            "the tzdata package)"
+        ) from None
+
+
 def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
     """Every problem of the ``streams`` and default mapping settings, found at start-up: a
     wrong entry must not wait for its stream's SCHEMA, after other streams' data went out."""
@@ -456,6 +476,10 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
         errors.append(str(error))
     try:
         _check_action_source("default_action_source", config.get("default_action_source"))
+    except MappingConfigError as error:
+        errors.append(str(error))
+    try:
+        time_zone_setting(config)
     except MappingConfigError as error:
         errors.append(str(error))
     return errors
@@ -655,23 +679,22 @@ _TOP_LEVEL_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def parse_event_time(value: Any) -> int:
-    """Unix seconds from a datetime, date, ISO text or epoch seconds/milliseconds."""
+def parse_event_time(value: Any, zone: dt.tzinfo = dt.timezone.utc) -> int:
+    """Unix seconds from a datetime, date, ISO text or epoch seconds/milliseconds; a time or
+    date without an offset is one in `zone`."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
+            value = value.replace(tzinfo=zone)
         return math.floor(value.timestamp())
     if isinstance(value, dt.date):
-        return math.floor(
-            dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc).timestamp()
-        )
+        return math.floor(dt.datetime(value.year, value.month, value.day, tzinfo=zone).timestamp())
     if isinstance(value, str):
         text = value.strip()
         if not _NUMBER_TEXT_RE.fullmatch(text):
             if text[-1:] == "z":  # RFC 3339 allows it; fromisoformat takes only "Z"
                 text = text[:-1] + "Z"
             try:
-                return parse_event_time(datetime_fromisoformat(text))
+                return parse_event_time(datetime_fromisoformat(text), zone)
             except ValueError:
                 raise ValueError("is neither an ISO 8601 time nor epoch seconds") from None
     seconds = _number(value)
@@ -1017,7 +1040,7 @@ def _compile_builder(
         _time_error=mapper._event_time_error,
         _derived_event_id=mapper._derived_event_id,
         _with_identity=_with_identity,
-        _parse_event_time=parse_event_time,
+        _parse_event_time=mapper.parse_event_time,
         _to_text=_to_text,
         MappedEvent=MappedEvent,
         mapper=mapper,
@@ -1174,6 +1197,7 @@ class EventMapper:
         default_action_source: str | None = None,
         hash_external_id: bool = True,
         schema_properties: Collection[str] | None = None,
+        time_zone: dt.tzinfo | None = None,
     ) -> None:
         self.stream_name = stream_name
         self.key_properties = tuple(key_properties)
@@ -1184,6 +1208,18 @@ class EventMapper:
         self.hashed_user_data_keys: frozenset[str] = (
             HASHED_KEYS if hash_external_id else HASHED_KEYS - {"external_id"}
         )
+        # times without an offset (a `timestamp without time zone` column) are in `time_zone`
+        self.parse_event_time: Callable[[Any], int] = parse_event_time
+        self._object_converters = _OBJECT_CONVERTERS
+        if time_zone is not None:
+            self.parse_event_time = partial(parse_event_time, zone=time_zone)
+            self._object_converters = {
+                key: {
+                    name: self.parse_event_time if converter is parse_event_time else converter
+                    for name, converter in converters.items()
+                }
+                for key, converters in _OBJECT_CONVERTERS.items()
+            }
         self._literals: dict[Path, Any] = dict(mapping.constants)
         if mapping.event_name:
             self._literals[("event_name",)] = mapping.event_name
@@ -1631,7 +1667,7 @@ class EventMapper:
         if raw_time is None:
             raise self._error(record, "event_time", _NO_EVENT_TIME)
         try:
-            event_time = parse_event_time(raw_time)
+            event_time = self.parse_event_time(raw_time)
         except (ValueError, ArithmeticError) as error:
             raise self._event_time_error(record, raw_time, error) from None
 
@@ -1658,7 +1694,7 @@ class EventMapper:
             "user_data": user_data,
         }
         for key, value in event.items():
-            converters = _OBJECT_CONVERTERS.get(key)
+            converters = self._object_converters.get(key)
             if converters is not None:
                 converted = self._convert_object(record, key, value, converters)
                 if converted:  # as the builder does: no empty custom_data (nor other object)
@@ -1808,4 +1844,5 @@ def build_event_mapper(
         default_action_source=config.get("default_action_source"),
         hash_external_id=config.get("hash_external_id") is not False,
         schema_properties=schema_properties,
+        time_zone=time_zone_setting(config),
     )

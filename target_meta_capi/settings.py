@@ -232,6 +232,17 @@ SETTINGS = th.PropertiesList(
         ),
     ),
     th.Property(
+        "time_zone",
+        th.StringType,
+        default="UTC",
+        description=(
+            "IANA time zone (e.g. Europe/Berlin) of event times given without an offset: a "
+            "`timestamp without time zone` column holding local time, text such as "
+            "'2026-11-29 10:00:00', a date. Times with an offset and epoch numbers are "
+            "unaffected."
+        ),
+    ),
+    th.Property(
         "streams",
         # JSON text too: an object setting given through an environment variable stays text
         th.CustomType({"type": ["object", "string"]}),

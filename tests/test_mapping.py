@@ -542,6 +542,58 @@ def test_event_time_date_is_midnight_utc():
     assert parse_event_time(dt.date(2026, 11, 27)) == T_2026_11_27_10H_UTC - 10 * 3600
 
 
+TOKYO = {"time_zone": "Asia/Tokyo"}  # UTC+9, no daylight saving time
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [dt.datetime(2026, 11, 27, 19, 0), "2026-11-27T19:00:00", "2026-11-27 19:00:00"],
+    ids=["datetime", "iso-text", "postgres-text"],
+)
+def test_event_time_without_an_offset_is_read_in_the_time_zone_setting(raw):
+    mapper = mapper_for({**ORDERS_CONFIG, **TOKYO}, "public-orders", columns=ORDERS_COLUMNS)
+    event = mapper.map({**ORDER, "created_at": raw}).event
+    assert event["event_time"] == T_2026_11_27_10H_UTC
+
+
+def test_event_time_date_is_midnight_in_the_time_zone_setting():
+    mapper = mapper_for({**ORDERS_CONFIG, **TOKYO}, "public-orders", columns=ORDERS_COLUMNS)
+    event = mapper.map({**ORDER, "created_at": dt.date(2026, 11, 28)}).event
+    assert event["event_time"] == T_2026_11_27_10H_UTC + 5 * 3600  # 28th 00:00 in Tokyo
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["2026-11-27T10:00:00Z", "2026-11-27T12:00:00+02:00", T_2026_11_27_10H_UTC],
+    ids=["utc", "offset", "epoch"],
+)
+def test_event_time_with_an_offset_or_in_epoch_seconds_ignores_the_time_zone_setting(raw):
+    mapper = mapper_for({**ORDERS_CONFIG, **TOKYO}, "public-orders", columns=ORDERS_COLUMNS)
+    event = mapper.map({**ORDER, "created_at": raw}).event
+    assert event["event_time"] == T_2026_11_27_10H_UTC
+
+
+def test_attribution_times_without_an_offset_are_read_in_the_time_zone_setting():
+    config = {
+        "streams": {"s": {**ORDERS_CONFIG["streams"]["public-orders"], "fields": {
+            **ORDERS_CONFIG["streams"]["public-orders"]["fields"],
+            "attribution_data.visit_time": "clicked_at",
+        }}},
+        **TOKYO,
+    }  # fmt: skip
+    mapper = mapper_for(config, columns=[*ORDERS_COLUMNS, "clicked_at"])
+    event = mapper.map({**ORDER, "clicked_at": "2026-11-27T19:00:00"}).event
+    assert event["attribution_data"]["visit_time"] == T_2026_11_27_10H_UTC
+
+
+def test_a_time_zone_that_is_not_one_is_a_config_error_at_start():
+    assert mapping_config_errors({"time_zone": "Europe/Berln"}) == [
+        "time_zone 'Europe/Berln' is not a time zone known here: give an IANA name such as "
+        "Europe/Berlin or America/New_York (a system without a time zone database needs the "
+        "tzdata package)"
+    ]
+
+
 @pytest.mark.parametrize("raw", ["soon", "2026-13-01", True, [1], float("nan"), ""])
 def test_unusable_event_time_raises_value_error(raw):
     with pytest.raises(ValueError):

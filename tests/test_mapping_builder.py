@@ -73,6 +73,18 @@ def test_the_benchmarks_orders_are_built_by_the_builder():
     assert [plan.build is not None for plan in mapper._plans.values()] == [True]
 
 
+def test_the_builder_reads_event_times_without_an_offset_in_the_time_zone_setting():
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=1)
+    tokyo_wall_clock = (now + dt.timedelta(hours=9)).replace(tzinfo=None)  # UTC+9, no DST
+    record = {**orders(1)[0], "created_at": tokyo_wall_clock.isoformat()}
+    mapper = mapper_for({**CONFIG, "time_zone": "Asia/Tokyo"}, record)
+
+    event = mapper.map(record).event
+
+    assert [plan.build is not None for plan in mapper._plans.values()] == [True]
+    assert event["event_time"] == int(now.timestamp())
+
+
 def test_every_order_gets_the_event_and_dropped_values_of_fill_and_finish(reference):
     records = orders(400)
     mapper = mapper_for(CONFIG, records[0])

@@ -15,6 +15,7 @@ import copy
 import datetime as dt
 import itertools
 import json
+import math
 import os
 import random
 import re
@@ -514,6 +515,38 @@ def test_a_stream_past_the_main_process_records_reaches_meta_in_input_order_as_w
         str(order_id) for order_id in range(1, records + 1)
     ]
     assert received[0] == received[1]
+
+
+def test_workers_read_event_times_without_an_offset_in_the_time_zone_setting(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    orders = messy_orders(RECORDS_BEFORE_WORKERS + 100)
+    expected = {}
+    for order in orders:
+        moment = dt.datetime.fromisoformat(order["created_at"].replace("Z", "+00:00"))
+        # Tokyo's wall clock (UTC+9, no daylight saving time), as a local-time column keeps it
+        order["created_at"] = (moment + dt.timedelta(hours=9)).replace(tzinfo=None).isoformat()
+        expected[order["order_id"]] = math.floor(moment.timestamp())
+    sandbox = sandbox_factory()
+
+    run = run_target(
+        tmp_path,
+        singer_lines(orders, state_every=len(orders)),
+        2,
+        noting_streams_taught=True,
+        dry_run=False,
+        access_token=ACCESS_TOKEN,
+        graph_url=sandbox.url,
+        time_zone="Asia/Tokyo",
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.streams_taught == [STREAM]
+    received = {
+        int(item["event"]["event_id"]): item["event"]["event_time"]
+        for item in sandbox.accepted_events()
+    }
+    assert received == expected
 
 
 def next_line(stream: IO[bytes], timeout: float = 60) -> bytes:
