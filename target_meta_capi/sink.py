@@ -18,6 +18,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_meta_capi.capi.normalize import DroppedValue
+from target_meta_capi.capi.request import encoded_event
 from target_meta_capi.capi.rules import RuleViolation, validate_event
 from target_meta_capi.dead_letter import DeadLetter
 from target_meta_capi.delivery import (
@@ -290,7 +291,8 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             return
         if is_near_cutoff(event, time.time()):
             delivery.stats.near_cutoff_event(self.stream_name)
-        context.setdefault("events", []).append(event)
+        # held encoded, as a worker's events are: a stream's batch may wait long to fill up
+        context.setdefault("events", []).append(encoded_event(event))
         context.setdefault("numbers", []).append(number)
         context.setdefault("keys", []).append(converted.key)
 
@@ -325,7 +327,7 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         return
 
     def process_batch(self, context: dict) -> None:
-        events: list[dict] = context.get("events", [])
+        events: list[msgspec.Raw] = context.get("events", [])
         if not events:
             return
         numbers: list[int] = context["numbers"]

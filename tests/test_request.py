@@ -26,6 +26,7 @@ from target_meta_capi.capi.request import (
     EventRequestAsync,
     EventResponse,
     RequestObserver,
+    encoded_event,
 )
 from target_meta_capi.capi.retry import RetryPolicy
 from tests._http_fixture import (
@@ -679,6 +680,20 @@ def test_any_error_of_a_custom_service_quoting_the_token_is_redacted():
     rendered = "".join(traceback.format_exception(raised.value))
     assert "RuntimeError from the HTTP service: proxy refused body" in rendered
     assert TOKEN not in rendered
+
+
+def test_events_encoded_beforehand_are_sent_as_their_dicts_would_be():
+    events = [{**EVENTS[0], "custom_data": {"value": Decimal("19.99"), "currency": "EUR"}}]
+    with FakeGraphServer() as server:
+        make_request(server, events=events).execute()
+        make_request(server, events=[encoded_event(event) for event in events]).execute()
+    as_dicts, encoded = (request.body for request in server.requests)
+    assert encoded == as_dicts
+
+
+def test_an_event_json_cannot_hold_is_refused_when_encoded_beforehand():
+    with pytest.raises(ConfigurationError, match="cannot be encoded as JSON"):
+        encoded_event({**EVENTS[0], "custom_data": {"when": object()}})
 
 
 def test_a_request_with_its_body_encoded_reads_its_events_from_that_body():

@@ -39,6 +39,7 @@ from .request import (
     EventRequestAsync,
     EventResponse,
     RequestObserver,
+    encoded_event,
 )
 from .retry import RetryPolicy
 from .rules import RuleViolation, validate_event
@@ -100,6 +101,7 @@ __all__ = [
     "UserData",
     "classify_response",
     "deliver_isolating_invalid",
+    "encoded_event",
     "ext_info",
     "load_http_service",
     "normalize_user_data",
