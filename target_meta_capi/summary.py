@@ -605,7 +605,7 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"{counted(stream['events_near_cutoff'], 'event was', 'events were')} within "
                 f"{NEAR_CUTOFF_WINDOW_SECONDS // 3600} h of Meta's event_time cutoff "
                 f"({_MAX_AGE_DAYS} days, {_PHYSICAL_STORE_MAX_AGE_DAYS} for physical_store) "
-                "when sent; a day's delay would get them rejected. "
+                "when read; a day's delay would get them rejected. "
                 "Run the sync more often."
             )
         if stream["events_dead_lettered"]:
