@@ -16,6 +16,7 @@ from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
 from singer_sdk.testing import TargetTestRunner
 
+from target_meta_capi.sink import PrivacySafeValidator
 from target_meta_capi.validation import (
     CompiledRecordValidator,
     FastRecordParsingMixin,
@@ -139,3 +140,71 @@ def test_field_without_schema_is_warned_about_as_by_the_sdk(
         [record] = _run([{"order_id": 1, "coupon": "X", "created_at": "2026-11-28"}])
     assert "No schema for record field 'coupon'" in caplog.text
     assert record["created_at"] == datetime.datetime(2026, 11, 28)
+
+
+# pipelinewise-tap-postgres 2.1.0's schema of a numeric(12,2) column, as it writes it: Draft 4
+# (`exclusiveMaximum: true` beside `maximum`) without saying so, and a `multipleOf`
+NUMERIC_12_2 = {
+    "type": ["null", "number"],
+    "exclusiveMaximum": True,
+    "maximum": 10000000000,
+    "multipleOf": Decimal("0.01"),
+    "exclusiveMinimum": True,
+    "minimum": -10000000000,
+}
+DRAFT_4_SCHEMA = {
+    "type": "object",
+    "properties": {"order_no": {"type": ["null", "integer"]}, "total": NUMERIC_12_2},
+}
+
+
+def test_a_draft_4_schema_that_does_not_say_so_is_read_as_draft_4() -> None:
+    validator = CompiledRecordValidator(DRAFT_4_SCHEMA)
+    validator.validate({"order_no": 1, "total": Decimal("9999999999.99")})
+    with pytest.raises(InvalidRecord, match="total"):
+        validator.validate({"order_no": 1, "total": 10000000000})  # the maximum is exclusive
+
+
+def test_a_schema_naming_draft_4_is_read_as_draft_4() -> None:
+    validator = CompiledRecordValidator(
+        {"$schema": "http://json-schema.org/draft-04/schema#", **DRAFT_4_SCHEMA}
+    )
+    validator.validate({"order_no": 1, "total": Decimal("49.90")})
+    with pytest.raises(InvalidRecord, match="total"):
+        validator.validate({"order_no": 1, "total": -10000000000})
+
+
+def test_a_schema_valid_in_no_draft_is_still_invalid() -> None:
+    with pytest.raises(InvalidJSONSchema):
+        CompiledRecordValidator(
+            {"type": "object", "properties": {"x": {"type": "number", "maximum": "ten"}}}
+        )
+
+
+@pytest.mark.parametrize("total", [Decimal("49.90"), Decimal("1234567.89"), 5, 49.9])
+def test_multiple_of_accepts_the_multiples_a_decimal_column_holds(total: object) -> None:
+    CompiledRecordValidator(DRAFT_4_SCHEMA).validate({"order_no": 1, "total": total})
+
+
+@pytest.mark.parametrize("total", [Decimal("49.901"), 0.001])
+def test_multiple_of_refuses_a_value_that_is_none_naming_the_field(total: object) -> None:
+    with pytest.raises(InvalidRecord, match=r"field 'total' breaks the schema's 'multipleOf'"):
+        PrivacySafeValidator(CompiledRecordValidator(DRAFT_4_SCHEMA)).validate(
+            {"order_no": 1, "total": total}
+        )
+
+
+def test_multiple_of_given_as_a_float_is_checked_exactly() -> None:
+    schema = {"type": "object", "properties": {"total": {"type": "number", "multipleOf": 0.01}}}
+    CompiledRecordValidator(schema).validate({"total": Decimal("19.01")})
+
+
+def test_multiple_of_inside_an_array_is_checked_too() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"prices": {"type": "array", "items": NUMERIC_12_2}},
+    }
+    validator = PrivacySafeValidator(CompiledRecordValidator(schema))
+    validator.validate({"prices": [Decimal("1.10"), 2]})
+    with pytest.raises(InvalidRecord, match=r"field 'prices.0' breaks the schema's 'multipleOf'"):
+        validator.validate({"prices": [Decimal("1.105")]})
