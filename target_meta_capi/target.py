@@ -164,6 +164,7 @@ class TargetMetaCapi(Target):
         self._plain_sinks: dict[str, EventSink] = {}
         # by the names their sinks have, which the `streams` setting is matched against
         self._streams_seen: set[str] = set()
+        self._noted_activate_version = False
         # (pixel id, event name) -> {stream: the number column its event_ids come from}
         self._numbered_event_ids: dict[tuple[str, str], dict[str, str]] = {}
         self.stats = RunStats(logger=self.logger, dry_run=bool(self.config.get("dry_run")))
@@ -552,6 +553,18 @@ class TargetMetaCapi(Target):
             self._latest_state = state
             self.ledger.register_state(state)
             self._drain_for_state()
+        self._after_message()
+
+    def _process_activate_version_message(self, message_dict: dict) -> None:
+        # singer-python taps send one before and after each table of a FULL_TABLE sync, for a
+        # database target to delete the rows the new version lacks; the SDK would warn twice
+        # for each, once wrongly (of metadata columns "added to the schema")
+        if not self._noted_activate_version:
+            self._noted_activate_version = True
+            self.logger.info(
+                "ACTIVATE_VERSION messages are ignored: events sent to Meta cannot be "
+                "withdrawn, so rows a tap no longer has are not deleted there."
+            )
         self._after_message()
 
     def _process_batch_message(self, message_dict: dict) -> None:

@@ -104,3 +104,26 @@ def test_a_total_breaking_its_columns_multiple_of_names_the_field_not_the_value(
     [failure] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert "field 'total' breaks the schema's 'multipleOf'" in failure
     assert "49.905" not in failure
+
+
+def test_activate_version_messages_are_ignored_with_one_note_for_the_run(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        result = run_in_process(config(sandbox, tmp_path), recorded_lines())
+
+    assert result.exit_code == 0
+    notes = [r for r in caplog.records if "ACTIVATE_VERSION" in r.getMessage()]
+    assert [r.levelno for r in notes] == [logging.INFO]
+    assert "cannot be withdrawn" in notes[0].getMessage()
+
+
+def test_an_activate_version_for_a_stream_not_seen_yet_is_ignored_too(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    lines = [json.dumps({"type": "ACTIVATE_VERSION", "stream": "public-other", "version": 1})]
+
+    result = run_in_process(config(sandbox, tmp_path), lines + recorded_lines())
+
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 2
