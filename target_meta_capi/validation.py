@@ -173,6 +173,7 @@ class FlatTypeCheck:
 
 
 _DRAFT_4 = "http://json-schema.org/draft-04/schema#"
+_INTEGRAL_LIMIT = Decimal("1E+100")
 # Wide enough that the remainder of any two decimals read from JSON is exact.
 _EXACT = decimal.Context(prec=1000, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 
@@ -317,6 +318,18 @@ class CompiledRecordValidator(BaseJSONSchemaValidator):
         if quick_check is not None and record.__class__ is dict and quick_check(record):
             return
         try:
+            self._validate(record)
+        except InvalidRecord:
+            # 1.0 is an integer (JSON Schema, Draft 6 on), but the Decimal the input's 1.0 is
+            # read as is none to fastjsonschema or jsonschema: a tap passing on its driver's
+            # floats (a nullable integer column through pandas) wrote it
+            with_ints = _integral_numbers_as_ints(record)
+            if with_ints is record:
+                raise
+            self._validate(with_ints)
+
+    def _validate(self, record: Any) -> None:
+        try:
             self._check(record)
         except fastjsonschema.JsonSchemaValueException as error:
             raise InvalidRecord(error.message, record) from error
@@ -338,6 +351,28 @@ class CompiledRecordValidator(BaseJSONSchemaValidator):
                     validator_value=step,
                     path=deque([name]),
                 )
+
+
+def _integral_numbers_as_ints(value: Any) -> Any:
+    """`value` with its integral Decimals and floats (1.0, 1E+2) as ints; itself when it has
+    none. Numbers of more than 100 digits stay as they are: no integer column holds them."""
+    if isinstance(value, Decimal | float):
+        try:
+            if -_INTEGRAL_LIMIT < value < _INTEGRAL_LIMIT and value == int(value):
+                return int(value)
+        except (ArithmeticError, ValueError):  # NaN, infinity: never integers
+            pass
+        return value
+    if value.__class__ is dict:
+        converted = {key: _integral_numbers_as_ints(item) for key, item in value.items()}
+        changed = any(converted[key] is not item for key, item in value.items())
+        return converted if changed else value
+    if value.__class__ is list:
+        items = [_integral_numbers_as_ints(item) for item in value]
+        return (
+            items if any(new is not old for new, old in zip(items, value, strict=True)) else value
+        )
+    return value
 
 
 @dataclass(frozen=True)

@@ -208,3 +208,30 @@ def test_multiple_of_inside_an_array_is_checked_too() -> None:
     validator.validate({"prices": [Decimal("1.10"), 2]})
     with pytest.raises(InvalidRecord, match=r"field 'prices.0' breaks the schema's 'multipleOf'"):
         validator.validate({"prices": [Decimal("1.105")]})
+
+
+@pytest.mark.parametrize("order_id", [Decimal("1.0"), Decimal("1E+2"), 7.0])
+def test_an_integral_number_written_with_a_fraction_or_exponent_is_an_integer(
+    order_id: object,
+) -> None:
+    CompiledRecordValidator(SCHEMA).validate({"order_id": order_id})
+
+
+def test_an_integral_number_in_a_nested_integer_is_an_integer_too() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"ids": {"type": "array", "items": {"type": "integer"}}},
+    }
+    CompiledRecordValidator(schema).validate({"ids": [1, Decimal("2.0")]})
+
+
+def test_a_number_with_a_fraction_is_not_an_integer() -> None:
+    with pytest.raises(InvalidRecord, match=r"field 'order_id' breaks the schema's 'type'"):
+        PrivacySafeValidator(CompiledRecordValidator(SCHEMA)).validate({"order_id": Decimal("1.5")})
+
+
+def test_a_record_breaking_its_schema_elsewhere_is_named_for_that_not_for_its_integers() -> None:
+    with pytest.raises(InvalidRecord, match=r"field 'email' breaks the schema's 'type'"):
+        PrivacySafeValidator(CompiledRecordValidator(SCHEMA)).validate(
+            {"order_id": Decimal("1.0"), "email": 5}
+        )
