@@ -157,6 +157,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 EVENT_ID_HEX_DIGITS = 32
 _MILLISECONDS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138: anything larger is milliseconds
 _METADATA_PREFIX = "_sdc_"
+# Set by log-based taps (tap-postgres LOG_BASED, MySQL binlog) on a RECORD of a deleted row.
+DELETED_AT = "_sdc_deleted_at"
 _MAX_CACHED_PLANS = 256
 # columns met whose bearing on plans is remembered (a SCHEMA's, unless records stray outside it)
 _MAX_KNOWN_COLUMNS = 4096

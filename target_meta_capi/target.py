@@ -60,7 +60,11 @@ from target_meta_capi.delivery import (
     TargetFailure,
 )
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
-from target_meta_capi.mapping import mapping_config_errors, unmatched_stream_entries
+from target_meta_capi.mapping import (
+    DELETED_AT,
+    mapping_config_errors,
+    unmatched_stream_entries,
+)
 from target_meta_capi.reader import (
     Line,
     NumberedSingerReader,
@@ -389,13 +393,28 @@ class TargetMetaCapi(Target):
         stream = message_dict.get("stream")
         sink = self._plain_sinks.get(stream) if stream.__class__ is str else None
         record = message_dict.get("record")
-        if sink is not None and record.__class__ is dict:
+        if (
+            record.__class__ is dict
+            and record.get(DELETED_AT) is not None
+            and stream.__class__ is str
+            and stream in self.mapper.stream_maps  # else the SDK's error: no SCHEMA for it
+        ):
+            self._skip_deleted_row(stream)
+        elif sink is not None and record.__class__ is dict:
             self._process_plain_record(sink, message_dict, record)
         else:
             self._assert_record_is_an_object(message_dict)
             super()._process_record_message(message_dict)
             self._remember_if_plain(stream)
         self._after_message()
+
+    def _skip_deleted_row(self, stream: str) -> None:
+        """A row a log-based tap reports deleted: counted, settled, not sent. Meta has no way to
+        withdraw the event sent for it, and the key alone, all such a RECORD may hold, makes no
+        event but a dead letter."""
+        number = self.ledger.issue()
+        self.stats.row_deleted(stream)
+        self.ledger.settle((number,))
 
     def _remember_if_plain(self, stream_name: t.Any) -> None:
         """Remember the stream's sink when the SDK's record path would not transform its records."""
