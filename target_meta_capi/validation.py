@@ -402,6 +402,8 @@ def parse_timestamps(
     """Replace the date-like strings of `record` by date/datetime/time objects, in place.
 
     A value that is not a date follows `treatment`; without one, ValueError (nothing logged).
+    Blank text is no date, as null is: what taps reading CSV, JSONL or spreadsheet files write
+    for an empty cell of a column they typed as dates.
     """
     for name, kind in plan.datelike:
         value = record.get(name)
@@ -410,11 +412,18 @@ def parse_timestamps(
         try:
             record[name] = _PARSERS[kind](value)
         except ValueError as error:
+            if _is_blank(value):
+                record[name] = None
+                continue
             if treatment is None or logger is None:
                 raise
             record[name] = handle_invalid_timestamp_in_record(
                 record, [name], value, kind, error, treatment, logger
             )
+
+
+def _is_blank(value: Any) -> bool:
+    return isinstance(value, str) and not value.strip()
 
 
 class FastRecordParsingMixin:
@@ -464,4 +473,7 @@ class FastRecordParsingMixin:
         if record.keys() <= plan.properties:
             parse_timestamps(record, plan, treatment, self.logger)  # type: ignore[attr-defined]
         else:  # fields without a schema: let the SDK warn about them as it always does
+            for name, _ in plan.datelike:
+                if _is_blank(record.get(name)):
+                    record[name] = None
             super()._parse_timestamps_in_record(record, schema, treatment)  # type: ignore[misc]

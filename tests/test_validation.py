@@ -88,6 +88,15 @@ def test_unparseable_timestamp_follows_the_null_treatment() -> None:
     assert record == {"created_at": None}
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_text_in_a_date_column_is_no_date(blank: str) -> None:
+    record = {"created_at": blank, "birthday": blank, "opens_at": blank}
+    parse_timestamps(
+        record, TimestampPlan.for_schema(SCHEMA), DatetimeErrorTreatmentEnum.ERROR, LOGGER
+    )
+    assert record == {"created_at": None, "birthday": None, "opens_at": None}
+
+
 class _CollectingSink(FastRecordParsingMixin, BatchSink):
     batches: list[list[dict]] = []
 
@@ -131,6 +140,11 @@ def test_sink_with_mixin_fails_the_run_on_an_invalid_record_without_quoting_it()
 def test_validate_records_false_lets_an_invalid_record_through() -> None:
     [record] = _run([{"order_id": "one"}], config={"validate_records": False})
     assert record["order_id"] == "one"
+
+
+def test_a_blank_date_is_no_date_also_in_a_record_with_a_field_without_schema() -> None:
+    [record] = _run([{"order_id": 1, "coupon": "X", "created_at": ""}])
+    assert record["created_at"] is None
 
 
 def test_field_without_schema_is_warned_about_as_by_the_sdk(
