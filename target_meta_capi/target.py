@@ -590,7 +590,9 @@ class TargetMetaCapi(Target):
         # BATCH files would bypass validation and date parsing, and this target does not
         # advertise the capability: refuse rather than silently drop the records.
         raise SingerInputError(
-            f"Input line {self.message_reader.line_number}: BATCH messages are not supported"
+            f"Input line {self.message_reader.line_number}: BATCH messages are not supported "
+            f"(stream {self.message_reader.current_stream!r}): run the tap without its "
+            "`batch_config`, so that it writes RECORD messages"
         )
 
     def _assert_line_requires(
