@@ -690,6 +690,8 @@ def parse_event_time(value: Any, zone: dt.tzinfo = dt.timezone.utc) -> int:
         return math.floor(value.timestamp())
     if isinstance(value, dt.date):
         return math.floor(dt.datetime(value.year, value.month, value.day, tzinfo=zone).timestamp())
+    if isinstance(value, dt.time):  # a `time` column (tap-postgres): a time of day, no moment
+        raise ValueError("is a time of day without a date")
     if isinstance(value, str):
         text = value.strip()
         if not _NUMBER_TEXT_RE.fullmatch(text):
