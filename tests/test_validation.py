@@ -249,3 +249,15 @@ def test_a_record_breaking_its_schema_elsewhere_is_named_for_that_not_for_its_in
         PrivacySafeValidator(CompiledRecordValidator(SCHEMA)).validate(
             {"order_id": Decimal("1.0"), "email": 5}
         )
+
+
+def test_multiple_of_in_an_any_of_for_a_nullable_decimal_is_checked_exactly() -> None:
+    # how singer-python taps write a nullable decimal column
+    nullable = {"anyOf": [{"type": "number", "multipleOf": Decimal("0.01")}, {"type": "null"}]}
+    validator = PrivacySafeValidator(
+        CompiledRecordValidator({"type": "object", "properties": {"total": nullable}})
+    )
+    validator.validate({"total": Decimal("49.90")})
+    validator.validate({"total": None})
+    with pytest.raises(InvalidRecord, match=r"field 'total' breaks the schema's 'anyOf'"):
+        validator.validate({"total": Decimal("49.905")})
