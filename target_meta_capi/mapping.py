@@ -157,6 +157,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 EVENT_ID_HEX_DIGITS = 32
 _MILLISECONDS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138: anything larger is milliseconds
 _METADATA_PREFIX = "_sdc_"
+# Set by log-based taps (tap-postgres LOG_BASED, MySQL binlog) on a RECORD of a deleted row.
+DELETED_AT = "_sdc_deleted_at"
 _MAX_CACHED_PLANS = 256
 # columns met whose bearing on plans is remembered (a SCHEMA's, unless records stray outside it)
 _MAX_KNOWN_COLUMNS = 4096
@@ -688,6 +690,8 @@ def parse_event_time(value: Any, zone: dt.tzinfo = dt.timezone.utc) -> int:
         return math.floor(value.timestamp())
     if isinstance(value, dt.date):
         return math.floor(dt.datetime(value.year, value.month, value.day, tzinfo=zone).timestamp())
+    if isinstance(value, dt.time):  # a `time` column (tap-postgres): a time of day, no moment
+        raise ValueError("is a time of day without a date")
     if isinstance(value, str):
         text = value.strip()
         if not _NUMBER_TEXT_RE.fullmatch(text):

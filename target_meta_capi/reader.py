@@ -146,8 +146,9 @@ _RECORD_OPENINGS: dict[type, tuple[t.Any, ...]] = {
     bytes: tuple(opening.encode() for opening, _, _ in RECORD_LINE_LAYOUTS),
 }
 # Messages that need not wait for the claimed lines before them: a STATE covers them by the
-# numbers they got when claimed, and a record of another stream does not depend on them.
-_NO_WAIT_TYPES = frozenset({"STATE", "RECORD"})
+# numbers they got when claimed, a record of another stream does not depend on them, and an
+# ACTIVATE_VERSION is ignored.
+_NO_WAIT_TYPES = frozenset({"STATE", "RECORD", "ACTIVATE_VERSION"})
 
 
 class _Stdin(io.RawIOBase):

@@ -46,7 +46,7 @@ import msgspec
 from singer_sdk.sinks import Sink
 
 from target_meta_capi.delivery import TargetFailure
-from target_meta_capi.mapping import build_event_mapper
+from target_meta_capi.mapping import DELETED_AT, build_event_mapper
 from target_meta_capi.reader import RECORD_LINE_LAYOUTS, Line, input_decoder
 from target_meta_capi.sink import ConvertedRecord, convert_record
 from target_meta_capi.summary import MappingTally, is_near_cutoff
@@ -200,8 +200,8 @@ class StreamConverter:
         ):
             return None
         record = message.get("record")
-        if record.__class__ is not dict:
-            return None
+        if record.__class__ is not dict or record.get(DELETED_AT) is not None:
+            return None  # a deleted row is counted by the main process, not sent
         # the SDK's own list of metadata columns; the method reads nothing from its sink
         Sink._remove_sdc_metadata_from_record(None, record)  # type: ignore[arg-type]
         if self._validator is not None:

@@ -236,10 +236,10 @@ SETTINGS = th.PropertiesList(
         th.StringType,
         default="UTC",
         description=(
-            "IANA time zone (e.g. Europe/Berlin) of event times given without an offset: a "
-            "`timestamp without time zone` column holding local time, text such as "
-            "'2026-11-29 10:00:00', a date. Times with an offset and epoch numbers are "
-            "unaffected."
+            "IANA time zone (e.g. Europe/Berlin) of event times given without an offset: text "
+            "such as '2026-11-29 10:00:00' (a CSV or JSONL file's), a date. Times with an "
+            "offset and epoch numbers are unaffected, and so are tap-postgres's `timestamp "
+            "without time zone` columns, which it sends with +00:00 (docs/meltano.md)."
         ),
     ),
     th.Property(

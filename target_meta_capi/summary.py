@@ -152,6 +152,7 @@ class _StreamCounters:
         "near_cutoff",
         "records_read",
         "requests",
+        "rows_deleted",
         "skipped_reason",
     )
 
@@ -167,6 +168,7 @@ class _StreamCounters:
         self.mismatch_sent = 0
         self.mismatch_received = 0
         self.skipped_reason: str | None = None
+        self.rows_deleted = 0  # read, and not sent: the tap reports them deleted
         self.coverage = dict.fromkeys(COVERAGE_KEYS, 0)
         self.dead_letters: dict[str, int] = {}
         self.dropped: dict[tuple[str, str], int] = {}
@@ -186,7 +188,9 @@ class _StreamCounters:
         return {
             "records_read": self.records_read,
             "events_mapped": self.events_mapped,
-            "events_skipped": self.records_read if self.skipped_reason is not None else 0,
+            "events_skipped": (
+                self.records_read if self.skipped_reason is not None else self.rows_deleted
+            ),
             "requests": self.requests,
             "events_sent": self.events_sent,
             "events_acknowledged": self.events_acknowledged,
@@ -336,6 +340,13 @@ class RunStats(RequestObserver):
     def record_read(self, stream: str) -> None:
         with self._lock:
             self._stream(stream).records_read += 1
+
+    def row_deleted(self, stream: str) -> None:
+        """A record read and not sent: the tap reports the row deleted."""
+        with self._lock:
+            counters = self._stream(stream)
+            counters.records_read += 1
+            counters.rows_deleted += 1
 
     def event_mapped(
         self, stream: str, event: Mapping[str, Any], dropped: Sequence[DroppedValue]
@@ -518,6 +529,7 @@ class RunStats(RequestObserver):
         return {
             **counters.counts(),
             "skipped_reason": counters.skipped_reason,
+            "rows_deleted": counters.rows_deleted,
             "match_key_coverage": (
                 {key: coverage_percent(count, mapped) for key, count in counters.coverage.items()}
                 if mapped
@@ -599,6 +611,13 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
     for name, stream in streams.items():
         if stream["skipped_reason"] is not None:
             warnings.append(_skipped_warning(name, stream["skipped_reason"]))
+        elif stream["rows_deleted"]:
+            warnings.append(
+                f"Stream {name!r}: "
+                f"{counted(stream['rows_deleted'], 'row', 'rows')} the tap reports deleted "
+                "(_sdc_deleted_at) were not sent: a deletion is no conversion, and Meta keeps an "
+                "event already sent for the row."
+            )
         if stream["events_near_cutoff"]:
             warnings.append(
                 f"Stream {name!r}: "

@@ -60,7 +60,11 @@ from target_meta_capi.delivery import (
     TargetFailure,
 )
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
-from target_meta_capi.mapping import mapping_config_errors, unmatched_stream_entries
+from target_meta_capi.mapping import (
+    DELETED_AT,
+    mapping_config_errors,
+    unmatched_stream_entries,
+)
 from target_meta_capi.reader import (
     Line,
     NumberedSingerReader,
@@ -164,6 +168,7 @@ class TargetMetaCapi(Target):
         self._plain_sinks: dict[str, EventSink] = {}
         # by the names their sinks have, which the `streams` setting is matched against
         self._streams_seen: set[str] = set()
+        self._noted_activate_version = False
         # (pixel id, event name) -> {stream: the number column its event_ids come from}
         self._numbered_event_ids: dict[tuple[str, str], dict[str, str]] = {}
         self.stats = RunStats(logger=self.logger, dry_run=bool(self.config.get("dry_run")))
@@ -388,13 +393,28 @@ class TargetMetaCapi(Target):
         stream = message_dict.get("stream")
         sink = self._plain_sinks.get(stream) if stream.__class__ is str else None
         record = message_dict.get("record")
-        if sink is not None and record.__class__ is dict:
+        if (
+            record.__class__ is dict
+            and record.get(DELETED_AT) is not None
+            and stream.__class__ is str
+            and stream in self.mapper.stream_maps  # else the SDK's error: no SCHEMA for it
+        ):
+            self._skip_deleted_row(stream)
+        elif sink is not None and record.__class__ is dict:
             self._process_plain_record(sink, message_dict, record)
         else:
             self._assert_record_is_an_object(message_dict)
             super()._process_record_message(message_dict)
             self._remember_if_plain(stream)
         self._after_message()
+
+    def _skip_deleted_row(self, stream: str) -> None:
+        """A row a log-based tap reports deleted: counted, settled, not sent. Meta has no way to
+        withdraw the event sent for it, and the key alone, all such a RECORD may hold, makes no
+        event but a dead letter."""
+        number = self.ledger.issue()
+        self.stats.row_deleted(stream)
+        self.ledger.settle((number,))
 
     def _remember_if_plain(self, stream_name: t.Any) -> None:
         """Remember the stream's sink when the SDK's record path would not transform its records."""
@@ -554,11 +574,25 @@ class TargetMetaCapi(Target):
             self._drain_for_state()
         self._after_message()
 
+    def _process_activate_version_message(self, message_dict: dict) -> None:
+        # singer-python taps send one before and after each table of a FULL_TABLE sync, for a
+        # database target to delete the rows the new version lacks; the SDK would warn twice
+        # for each, once wrongly (of metadata columns "added to the schema")
+        if not self._noted_activate_version:
+            self._noted_activate_version = True
+            self.logger.info(
+                "ACTIVATE_VERSION messages are ignored: events sent to Meta cannot be "
+                "withdrawn, so rows a tap no longer has are not deleted there."
+            )
+        self._after_message()
+
     def _process_batch_message(self, message_dict: dict) -> None:
         # BATCH files would bypass validation and date parsing, and this target does not
         # advertise the capability: refuse rather than silently drop the records.
         raise SingerInputError(
-            f"Input line {self.message_reader.line_number}: BATCH messages are not supported"
+            f"Input line {self.message_reader.line_number}: BATCH messages are not supported "
+            f"(stream {self.message_reader.current_stream!r}): run the tap without its "
+            "`batch_config`, so that it writes RECORD messages"
         )
 
     def _assert_line_requires(

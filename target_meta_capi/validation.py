@@ -6,20 +6,26 @@ record, and it looks up every property's schema again for every record to find t
 ones. Here the schema is compiled once (fastjsonschema) and the date-like properties are listed
 once per schema. The behaviour the SDK documents is kept: an invalid schema raises
 `InvalidJSONSchema`, an invalid record `InvalidRecord`, `validate_records: false` turns
-validation off, bad timestamps follow `datetime_error_treatment`.
+validation off, bad timestamps follow `datetime_error_treatment`. Two things it gets wrong for
+taps written with singer-python (pipelinewise, Stitch) are read as those taps mean them: their
+schemas are JSON Schema Draft 4, and their `multipleOf` is checked exactly on the decimals the
+input's numbers are read as.
 
 Use: `class MySink(FastRecordParsingMixin, BatchSink)`.
 """
 
 from __future__ import annotations
 
+import decimal
 import logging
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import fastjsonschema
+import jsonschema  # type: ignore[import-untyped]
 from referencing.exceptions import Unresolvable
 from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord
 from singer_sdk.helpers._compat import (
@@ -32,7 +38,7 @@ from singer_sdk.helpers._typing import (
     handle_invalid_timestamp_in_record,
 )
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
-from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
+from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "date-time": datetime_fromisoformat,
@@ -166,6 +172,117 @@ class FlatTypeCheck:
         return tuple(list_columns)
 
 
+_DRAFT_4 = "http://json-schema.org/draft-04/schema#"
+_INTEGRAL_LIMIT = Decimal("1E+100")
+# Wide enough that the remainder of any two decimals read from JSON is exact.
+_EXACT = decimal.Context(prec=1000, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+
+
+def schema_dialect(schema: Mapping[str, Any]) -> tuple[type[Any], dict[str, Any]]:
+    """The JSON Schema draft a stream's SCHEMA is read in, and the schema saying so.
+
+    A schema naming its draft (`$schema`) is read in that one. One naming none is read in Draft
+    2020-12, as the SDK reads every schema, unless only Draft 4 accepts it: singer-python taps
+    write Draft 4 without naming it (pipelinewise-tap-postgres gives every numeric column
+    `exclusiveMaximum: true`, which Draft 2020-12 refuses as an invalid schema). Raises
+    InvalidJSONSchema, with the SDK's message, for a schema no draft accepts.
+    """
+    dialect: type[Any] | None = None
+    if isinstance(schema.get("$schema"), str):
+        dialect = jsonschema.validators.validator_for(dict(schema), default=None)
+    if dialect is None:
+        if not _accepts(jsonschema.Draft202012Validator, schema) and _accepts(
+            jsonschema.Draft4Validator, schema
+        ):
+            return jsonschema.Draft4Validator, {**schema, "$schema": _DRAFT_4}
+        dialect = jsonschema.Draft202012Validator
+    try:
+        dialect.check_schema(schema)
+    except jsonschema.SchemaError as error:
+        raise InvalidJSONSchema(f"Schema Validation Error: {error}") from error
+    return dialect, dict(schema)
+
+
+def _accepts(dialect: type[Any], schema: Mapping[str, Any]) -> bool:
+    return dialect(dialect.META_SCHEMA).is_valid(schema)
+
+
+def _as_decimal(number: int | float | Decimal) -> Decimal:
+    # a float's repr is the shortest text that reads back as it: 0.1, not 0.1000000000000000055…
+    return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
+
+
+def is_multiple_of(number: int | float | Decimal, step: int | float | Decimal) -> bool:
+    """`multipleOf` checked in decimal, as a DECIMAL column means it.
+
+    fastjsonschema and jsonschema divide in binary floating point, or fail with TypeError on
+    the Decimals the input's numbers are read as (49.90 / 0.01), so neither is asked.
+    """
+    try:
+        with decimal.localcontext(_EXACT):
+            return _as_decimal(number) % _as_decimal(step) == 0
+    except (decimal.DecimalException, ValueError):
+        return False
+
+
+def _is_number(value: Any) -> bool:
+    return value.__class__ in (int, float, Decimal)
+
+
+def _exact_multiple_of(
+    validator: Any, step: Any, instance: Any, schema: Any
+) -> Iterator[jsonschema.ValidationError]:
+    if _is_number(instance) and not is_multiple_of(instance, step):
+        yield jsonschema.ValidationError(f"is not a multiple of {step}")
+
+
+def _has_multiple_of(schema: Any) -> bool:
+    if isinstance(schema, list):
+        return any(_has_multiple_of(item) for item in schema)
+    if not isinstance(schema, dict):
+        return False
+    return isinstance(schema.get("multipleOf"), int | float | Decimal) or any(
+        _has_multiple_of(value) for value in schema.values()
+    )
+
+
+def _column_steps(
+    schema: dict[str, Any],
+) -> tuple[dict[str, Any], tuple[tuple[str, int | float | Decimal], ...]]:
+    """The schema without its columns' `multipleOf`, and those (column, step), which
+    fastjsonschema cannot check (is_multiple_of)."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return schema, ()
+    steps = tuple(
+        (name, column["multipleOf"])
+        for name, column in properties.items()
+        if isinstance(column, dict) and isinstance(column.get("multipleOf"), int | float | Decimal)
+    )
+    if not steps:
+        return schema, ()
+    stepped = dict(steps)
+    columns = {
+        name: {k: v for k, v in column.items() if k != "multipleOf"} if name in stepped else column
+        for name, column in properties.items()
+    }
+    return {**schema, "properties": columns}, steps
+
+
+class _ReferenceValidator:
+    """jsonschema in the schema's draft, `multipleOf` checked exactly; formats not checked."""
+
+    def __init__(self, dialect: type[Any], schema: dict[str, Any]) -> None:
+        exact = jsonschema.validators.extend(dialect, {"multipleOf": _exact_multiple_of})
+        self._validator = exact(schema, format_checker=jsonschema.FormatChecker(formats=()))
+
+    def validate(self, record: Any) -> None:
+        try:
+            self._validator.validate(record)
+        except jsonschema.ValidationError as error:
+            raise InvalidRecord(error.message, record) from error
+
+
 class CompiledRecordValidator(BaseJSONSchemaValidator):
     """Validates records with a schema compiled to Python code by fastjsonschema.
 
@@ -175,23 +292,43 @@ class CompiledRecordValidator(BaseJSONSchemaValidator):
 
     def __init__(self, schema: dict[str, Any]) -> None:
         super().__init__(schema)
-        # The SDK's own schema check, so a bad schema fails exactly as it would by default.
-        reference = JSONSchemaValidator(schema)
+        dialect, schema = schema_dialect(schema)
+        reference = _ReferenceValidator(dialect, schema)
         # Most Singer schemas only name each column's types: checking the classes of the
         # values is then enough to know a record is valid, in a fraction of the time.
         self._quick_check: FlatTypeCheck | None = None
+        compiled, self._steps = _column_steps(schema)
+        if _has_multiple_of(compiled):
+            # multipleOf deeper than a column (in an array's items, say): all to jsonschema
+            self._check: Callable[[Any], Any] = reference.validate
+            self._steps = ()
+            return
         try:
-            self._check: Callable[[Any], Any] = fastjsonschema.compile(schema, use_formats=False)
+            self._check = fastjsonschema.compile(compiled, use_formats=False)
         except fastjsonschema.JsonSchemaDefinitionException:
             # A schema jsonschema accepts but fastjsonschema cannot compile: stay correct.
             self._check = reference.validate
+            self._steps = ()
         else:
-            self._quick_check = FlatTypeCheck.for_schema(schema)
+            if not self._steps:
+                self._quick_check = FlatTypeCheck.for_schema(schema)
 
     def validate(self, record: dict[str, Any]) -> None:
         quick_check = self._quick_check
         if quick_check is not None and record.__class__ is dict and quick_check(record):
             return
+        try:
+            self._validate(record)
+        except InvalidRecord:
+            # 1.0 is an integer (JSON Schema, Draft 6 on), but the Decimal the input's 1.0 is
+            # read as is none to fastjsonschema or jsonschema: a tap passing on its driver's
+            # floats (a nullable integer column through pandas) wrote it
+            with_ints = _integral_numbers_as_ints(record)
+            if with_ints is record:
+                raise
+            self._validate(with_ints)
+
+    def _validate(self, record: Any) -> None:
         try:
             self._check(record)
         except fastjsonschema.JsonSchemaValueException as error:
@@ -203,6 +340,39 @@ class CompiledRecordValidator(BaseJSONSchemaValidator):
             raise InvalidJSONSchema(
                 f"the stream's SCHEMA has a $ref that cannot be resolved: {error.ref!r}"
             ) from None
+        for name, step in self._steps:
+            value = record.get(name)
+            if _is_number(value) and not is_multiple_of(value, step):  # type: ignore[arg-type]
+                raise InvalidRecord(
+                    f"{name} is not a multiple of {step}", record
+                ) from jsonschema.ValidationError(
+                    f"is not a multiple of {step}",
+                    validator="multipleOf",
+                    validator_value=step,
+                    path=deque([name]),
+                )
+
+
+def _integral_numbers_as_ints(value: Any) -> Any:
+    """`value` with its integral Decimals and floats (1.0, 1E+2) as ints; itself when it has
+    none. Numbers of more than 100 digits stay as they are: no integer column holds them."""
+    if isinstance(value, Decimal | float):
+        try:
+            if -_INTEGRAL_LIMIT < value < _INTEGRAL_LIMIT and value == int(value):
+                return int(value)
+        except (ArithmeticError, ValueError):  # NaN, infinity: never integers
+            pass
+        return value
+    if value.__class__ is dict:
+        converted = {key: _integral_numbers_as_ints(item) for key, item in value.items()}
+        changed = any(converted[key] is not item for key, item in value.items())
+        return converted if changed else value
+    if value.__class__ is list:
+        items = [_integral_numbers_as_ints(item) for item in value]
+        return (
+            items if any(new is not old for new, old in zip(items, value, strict=True)) else value
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -232,6 +402,8 @@ def parse_timestamps(
     """Replace the date-like strings of `record` by date/datetime/time objects, in place.
 
     A value that is not a date follows `treatment`; without one, ValueError (nothing logged).
+    Blank text is no date, as null is: what taps reading CSV, JSONL or spreadsheet files write
+    for an empty cell of a column they typed as dates.
     """
     for name, kind in plan.datelike:
         value = record.get(name)
@@ -240,11 +412,18 @@ def parse_timestamps(
         try:
             record[name] = _PARSERS[kind](value)
         except ValueError as error:
+            if _is_blank(value):
+                record[name] = None
+                continue
             if treatment is None or logger is None:
                 raise
             record[name] = handle_invalid_timestamp_in_record(
                 record, [name], value, kind, error, treatment, logger
             )
+
+
+def _is_blank(value: Any) -> bool:
+    return isinstance(value, str) and not value.strip()
 
 
 class FastRecordParsingMixin:
@@ -294,4 +473,7 @@ class FastRecordParsingMixin:
         if record.keys() <= plan.properties:
             parse_timestamps(record, plan, treatment, self.logger)  # type: ignore[attr-defined]
         else:  # fields without a schema: let the SDK warn about them as it always does
+            for name, _ in plan.datelike:
+                if _is_blank(record.get(name)):
+                    record[name] = None
             super()._parse_timestamps_in_record(record, schema, treatment)  # type: ignore[misc]

@@ -600,6 +600,12 @@ def test_unusable_event_time_raises_value_error(raw):
         parse_event_time(raw)
 
 
+def test_a_time_of_day_is_no_event_time_and_the_reason_says_so():
+    # tap-postgres gives a `time` column as a time object (format: time)
+    with pytest.raises(ValueError, match=r"^is a time of day without a date$"):
+        parse_event_time(dt.time(10, 0))
+
+
 def test_event_id_comes_from_the_aliased_column_as_text():
     event = flat_mapper().map({"event_id": 12345, "event_time": 1}).event
     assert event["event_id"] == "12345"

@@ -16,6 +16,7 @@ from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
 from singer_sdk.testing import TargetTestRunner
 
+from target_meta_capi.sink import PrivacySafeValidator
 from target_meta_capi.validation import (
     CompiledRecordValidator,
     FastRecordParsingMixin,
@@ -87,6 +88,15 @@ def test_unparseable_timestamp_follows_the_null_treatment() -> None:
     assert record == {"created_at": None}
 
 
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_text_in_a_date_column_is_no_date(blank: str) -> None:
+    record = {"created_at": blank, "birthday": blank, "opens_at": blank}
+    parse_timestamps(
+        record, TimestampPlan.for_schema(SCHEMA), DatetimeErrorTreatmentEnum.ERROR, LOGGER
+    )
+    assert record == {"created_at": None, "birthday": None, "opens_at": None}
+
+
 class _CollectingSink(FastRecordParsingMixin, BatchSink):
     batches: list[list[dict]] = []
 
@@ -132,6 +142,11 @@ def test_validate_records_false_lets_an_invalid_record_through() -> None:
     assert record["order_id"] == "one"
 
 
+def test_a_blank_date_is_no_date_also_in_a_record_with_a_field_without_schema() -> None:
+    [record] = _run([{"order_id": 1, "coupon": "X", "created_at": ""}])
+    assert record["created_at"] is None
+
+
 def test_field_without_schema_is_warned_about_as_by_the_sdk(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -139,3 +154,110 @@ def test_field_without_schema_is_warned_about_as_by_the_sdk(
         [record] = _run([{"order_id": 1, "coupon": "X", "created_at": "2026-11-28"}])
     assert "No schema for record field 'coupon'" in caplog.text
     assert record["created_at"] == datetime.datetime(2026, 11, 28)
+
+
+# pipelinewise-tap-postgres 2.1.0's schema of a numeric(12,2) column, as it writes it: Draft 4
+# (`exclusiveMaximum: true` beside `maximum`) without saying so, and a `multipleOf`
+NUMERIC_12_2 = {
+    "type": ["null", "number"],
+    "exclusiveMaximum": True,
+    "maximum": 10000000000,
+    "multipleOf": Decimal("0.01"),
+    "exclusiveMinimum": True,
+    "minimum": -10000000000,
+}
+DRAFT_4_SCHEMA = {
+    "type": "object",
+    "properties": {"order_no": {"type": ["null", "integer"]}, "total": NUMERIC_12_2},
+}
+
+
+def test_a_draft_4_schema_that_does_not_say_so_is_read_as_draft_4() -> None:
+    validator = CompiledRecordValidator(DRAFT_4_SCHEMA)
+    validator.validate({"order_no": 1, "total": Decimal("9999999999.99")})
+    with pytest.raises(InvalidRecord, match="total"):
+        validator.validate({"order_no": 1, "total": 10000000000})  # the maximum is exclusive
+
+
+def test_a_schema_naming_draft_4_is_read_as_draft_4() -> None:
+    validator = CompiledRecordValidator(
+        {"$schema": "http://json-schema.org/draft-04/schema#", **DRAFT_4_SCHEMA}
+    )
+    validator.validate({"order_no": 1, "total": Decimal("49.90")})
+    with pytest.raises(InvalidRecord, match="total"):
+        validator.validate({"order_no": 1, "total": -10000000000})
+
+
+def test_a_schema_valid_in_no_draft_is_still_invalid() -> None:
+    with pytest.raises(InvalidJSONSchema):
+        CompiledRecordValidator(
+            {"type": "object", "properties": {"x": {"type": "number", "maximum": "ten"}}}
+        )
+
+
+@pytest.mark.parametrize("total", [Decimal("49.90"), Decimal("1234567.89"), 5, 49.9])
+def test_multiple_of_accepts_the_multiples_a_decimal_column_holds(total: object) -> None:
+    CompiledRecordValidator(DRAFT_4_SCHEMA).validate({"order_no": 1, "total": total})
+
+
+@pytest.mark.parametrize("total", [Decimal("49.901"), 0.001])
+def test_multiple_of_refuses_a_value_that_is_none_naming_the_field(total: object) -> None:
+    with pytest.raises(InvalidRecord, match=r"field 'total' breaks the schema's 'multipleOf'"):
+        PrivacySafeValidator(CompiledRecordValidator(DRAFT_4_SCHEMA)).validate(
+            {"order_no": 1, "total": total}
+        )
+
+
+def test_multiple_of_given_as_a_float_is_checked_exactly() -> None:
+    schema = {"type": "object", "properties": {"total": {"type": "number", "multipleOf": 0.01}}}
+    CompiledRecordValidator(schema).validate({"total": Decimal("19.01")})
+
+
+def test_multiple_of_inside_an_array_is_checked_too() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"prices": {"type": "array", "items": NUMERIC_12_2}},
+    }
+    validator = PrivacySafeValidator(CompiledRecordValidator(schema))
+    validator.validate({"prices": [Decimal("1.10"), 2]})
+    with pytest.raises(InvalidRecord, match=r"field 'prices.0' breaks the schema's 'multipleOf'"):
+        validator.validate({"prices": [Decimal("1.105")]})
+
+
+@pytest.mark.parametrize("order_id", [Decimal("1.0"), Decimal("1E+2"), 7.0])
+def test_an_integral_number_written_with_a_fraction_or_exponent_is_an_integer(
+    order_id: object,
+) -> None:
+    CompiledRecordValidator(SCHEMA).validate({"order_id": order_id})
+
+
+def test_an_integral_number_in_a_nested_integer_is_an_integer_too() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"ids": {"type": "array", "items": {"type": "integer"}}},
+    }
+    CompiledRecordValidator(schema).validate({"ids": [1, Decimal("2.0")]})
+
+
+def test_a_number_with_a_fraction_is_not_an_integer() -> None:
+    with pytest.raises(InvalidRecord, match=r"field 'order_id' breaks the schema's 'type'"):
+        PrivacySafeValidator(CompiledRecordValidator(SCHEMA)).validate({"order_id": Decimal("1.5")})
+
+
+def test_a_record_breaking_its_schema_elsewhere_is_named_for_that_not_for_its_integers() -> None:
+    with pytest.raises(InvalidRecord, match=r"field 'email' breaks the schema's 'type'"):
+        PrivacySafeValidator(CompiledRecordValidator(SCHEMA)).validate(
+            {"order_id": Decimal("1.0"), "email": 5}
+        )
+
+
+def test_multiple_of_in_an_any_of_for_a_nullable_decimal_is_checked_exactly() -> None:
+    # how singer-python taps write a nullable decimal column
+    nullable = {"anyOf": [{"type": "number", "multipleOf": Decimal("0.01")}, {"type": "null"}]}
+    validator = PrivacySafeValidator(
+        CompiledRecordValidator({"type": "object", "properties": {"total": nullable}})
+    )
+    validator.validate({"total": Decimal("49.90")})
+    validator.validate({"total": None})
+    with pytest.raises(InvalidRecord, match=r"field 'total' breaks the schema's 'anyOf'"):
+        validator.validate({"total": Decimal("49.905")})
