@@ -12,7 +12,9 @@ Every request goes through the window, so the wave API gets the same limits.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
@@ -79,15 +81,24 @@ class BatchProcessor:
         if retry_policy is not None:
             self._overrides["retry_policy"] = retry_policy
         self._observer = _WindowObserver(self, observer)
+        self._closed = False
+        self._start_afresh()
+        _live_processors.add(self)
+
+    def _start_afresh(self) -> None:
+        """Threads, window and lock of a processor with nothing in flight.
+
+        Also in a forked child: the parent's threads do not exist there, so work given to
+        the inherited executor would never run, and the requests counted in flight (the
+        parent's) would never end."""
         self._executor = ThreadPoolExecutor(
-            max_workers=concurrent_requests, thread_name_prefix="capi-batch"
+            max_workers=self.concurrent_requests, thread_name_prefix="capi-batch"
         )
         self._condition = threading.Condition()
         # marks this processor's worker threads, where the callbacks given to its futures run
         self._worker = threading.local()
         self._in_flight = 0
-        self._window_size = concurrent_requests
-        self._closed = False
+        self._window_size = self.concurrent_requests
 
     @property
     def in_flight(self) -> int:
@@ -274,6 +285,18 @@ class BatchProcessor:
             if self._window_size < self.concurrent_requests:
                 self._window_size += 1
                 self._condition.notify_all()
+
+
+_live_processors: weakref.WeakSet[BatchProcessor] = weakref.WeakSet()
+
+
+def _start_afresh_in_child() -> None:
+    for processor in list(_live_processors):
+        processor._start_afresh()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_start_afresh_in_child)
 
 
 class _WindowObserver(RequestObserver):

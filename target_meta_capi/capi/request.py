@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 from collections.abc import Mapping, Sized
@@ -391,6 +392,17 @@ def shared_executor() -> ThreadPoolExecutor:
                 max_workers=DEFAULT_POOL_SIZE, thread_name_prefix="capi-async"
             )
         return _executor
+
+
+def _forget_executor_in_child() -> None:
+    # the parent's executor has no threads in a forked child: work given it would never run
+    global _executor, _executor_lock
+    _executor = None
+    _executor_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_forget_executor_in_child)
 
 
 class EventRequestAsync(EventRequest):
