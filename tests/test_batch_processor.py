@@ -478,3 +478,14 @@ def test_refuse_new_from_a_signal_handler_landing_before_the_wait_still_stops_su
             timer.cancel()
         assert started.result(timeout=10).events_received == 1
     assert [mark_of(request) for request in server.requests] == ["first"]
+
+
+def test_an_observer_that_raises_does_not_fail_the_batch_processors_requests(caplog):
+    class Broken(RequestObserver):
+        def on_attempt(self, events, status, seconds, error):
+            raise ZeroDivisionError("metrics bug")
+
+    with FakeGraphServer() as server, BatchProcessor(observer=Broken()) as processor:
+        responses = processor.process_events(template(server.url), events(3))
+    assert [response.events_received for response in responses] == [3]
+    assert any("Broken.on_attempt raised" in record.getMessage() for record in caplog.records)

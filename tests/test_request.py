@@ -718,3 +718,50 @@ def test_a_part_of_a_request_with_an_encoded_body_gets_a_body_of_its_own():
     request = EventRequest(pixel_id="1", access_token="t", events=[{"n": 1}, {"n": 2}, {"n": 3}])
     part = request.with_encoded_body().copy_with(request.with_encoded_body().events[1:])
     assert part.body == request.copy_with([{"n": 2}, {"n": 3}]).body
+
+
+class BrokenObserver(RequestObserver):
+    """Metrics code with a bug: every hook raises."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_attempt(self, events, status, seconds, error):
+        self.calls.append("on_attempt")
+        raise ZeroDivisionError("metrics bug")
+
+    def on_retry(self, error, attempt, delay):
+        self.calls.append("on_retry")
+        raise ZeroDivisionError("metrics bug")
+
+    def on_rate_limit_usage(self, percent):
+        self.calls.append("on_rate_limit_usage")
+        raise ZeroDivisionError("metrics bug")
+
+
+def test_an_observer_that_raises_does_not_turn_a_delivered_request_into_a_failure():
+    answer = dataclasses.replace(success(2), headers={"X-App-Usage": '{"call_count": 12}'})
+    observer = BrokenObserver()
+    with FakeGraphServer(lambda request: answer) as server:
+        response = make_request(server).execute(observer=observer)
+    assert response.events_received == 2
+    assert observer.calls == ["on_rate_limit_usage", "on_attempt"]
+    assert len(server.requests) == 1
+
+
+def test_an_observer_that_raises_does_not_stop_retries():
+    observer = BrokenObserver()
+    with FakeGraphServer(replies(graph_error(500, 2, is_transient=True))) as server:
+        response = make_request(server).execute(observer=observer)
+    assert response.events_received == 2
+    assert observer.calls == ["on_attempt", "on_retry", "on_attempt"]
+
+
+def test_an_observer_that_raises_is_logged_without_the_token_or_event_data(caplog):
+    with FakeGraphServer() as server:
+        make_request(server).execute(observer=BrokenObserver())
+    (record,) = [record for record in caplog.records if "BrokenObserver" in record.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert "on_attempt" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+    assert TOKEN not in caplog.text and "Purchase" not in caplog.text

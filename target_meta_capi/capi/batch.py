@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any, TypeVar
 
+from ._hooks import notify
 from ._words import counted
 from .errors import (
     BatchProcessingError,
@@ -314,12 +315,12 @@ class _WindowObserver(RequestObserver):
         elif error is None:
             self._processor._on_success()
         if self._user_observer is not None:
-            self._user_observer.on_attempt(events, status, seconds, error)
+            notify(self._user_observer, "on_attempt", events, status, seconds, error)
 
     def on_retry(self, error: Exception, attempt: int, delay: float) -> None:
         if self._user_observer is not None:
-            self._user_observer.on_retry(error, attempt, delay)
+            notify(self._user_observer, "on_retry", error, attempt, delay)
 
     def on_rate_limit_usage(self, percent: float) -> None:
         if self._user_observer is not None:
-            self._user_observer.on_rate_limit_usage(percent)
+            notify(self._user_observer, "on_rate_limit_usage", percent)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from ._hooks import notify
 from .errors import (
     ConfigurationError,
     DeliveryError,
@@ -257,14 +258,16 @@ class EventRequest:
             if observer is not None:
                 usage = rate_limit_usage_percent(answer.headers)
                 if usage is not None:
-                    observer.on_rate_limit_usage(usage)
+                    notify(observer, "on_rate_limit_usage", usage)
             response = self._parse(answer)
         except Exception as error:
             if observer is not None:
-                observer.on_attempt(len(self.events), status, time.monotonic() - started, error)
+                seconds = time.monotonic() - started
+                notify(observer, "on_attempt", len(self.events), status, seconds, error)
             raise
         if observer is not None:
-            observer.on_attempt(len(self.events), status, time.monotonic() - started, None)
+            seconds = time.monotonic() - started
+            notify(observer, "on_attempt", len(self.events), status, seconds, None)
         return response
 
     def _parse(self, answer: HttpResponse) -> EventResponse:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import backoff
 
+from ._hooks import notify
 from .errors import ConfigurationError, DeliveryError, ThrottledError
 
 if TYPE_CHECKING:
@@ -77,8 +78,8 @@ class RetryPolicy:
         on_backoff = []
         if observer is not None:
             on_backoff.append(
-                lambda details: observer.on_retry(
-                    details["exception"], details["tries"], details["wait"]
+                lambda details: notify(
+                    observer, "on_retry", details["exception"], details["tries"], details["wait"]
                 )
             )
         result: T
