@@ -13,6 +13,7 @@ from target_meta_capi.capi.errors import (
     ConfigurationError,
     InvalidRequestError,
     ProcessorClosedError,
+    TransientError,
 )
 from target_meta_capi.capi.request import EventRequest, EventRequestAsync, RequestObserver
 from target_meta_capi.capi.retry import RetryPolicy
@@ -489,3 +490,50 @@ def test_an_observer_that_raises_does_not_fail_the_batch_processors_requests(cap
         responses = processor.process_events(template(server.url), events(3))
     assert [response.events_received for response in responses] == [3]
     assert any("Broken.on_attempt raised" in record.getMessage() for record in caplog.records)
+
+
+# retries waiting far past HANDLER_WAIT_SECONDS: a close that waits for them fails the test
+LONG_RETRY_WAITS = RetryPolicy(max_retries=5, max_time=300, base_delay=60, max_delay=60)
+
+
+def always_transient(request: RecordedRequest):
+    return graph_error(500, 2, is_transient=True)
+
+
+def test_close_cancelling_retries_returns_while_a_request_waits_to_retry():
+    retrying = threading.Event()
+
+    class Retrying(RequestObserver):
+        def on_retry(self, error, attempt, delay):
+            retrying.set()
+
+    with FakeGraphServer(always_transient) as server:
+        processor = BatchProcessor(retry_policy=LONG_RETRY_WAITS, observer=Retrying())
+        future = processor.submit(template(server.url).copy_with(events(1)))
+        assert retrying.wait(HANDLER_WAIT_SECONDS)
+        closing = threading.Thread(target=processor.close, kwargs={"cancel_retries": True})
+        closing.start()
+        closing.join(HANDLER_WAIT_SECONDS)
+        assert not closing.is_alive()
+        assert isinstance(future.exception(timeout=0), TransientError)
+    assert len(server.requests) == 1
+
+
+def test_a_request_failing_after_retries_were_cancelled_is_not_retried():
+    arrived, answer = threading.Event(), threading.Event()
+
+    def failing_when_told(request: RecordedRequest):
+        arrived.set()
+        answer.wait(HANDLER_WAIT_SECONDS)
+        return always_transient(request)
+
+    with (
+        FakeGraphServer(failing_when_told) as server,
+        BatchProcessor(retry_policy=FAST_RETRIES) as processor,
+    ):
+        future = processor.submit(template(server.url).copy_with(events(1)))
+        assert arrived.wait(HANDLER_WAIT_SECONDS)
+        processor.cancel_retries()
+        answer.set()
+        assert isinstance(future.exception(HANDLER_WAIT_SECONDS), TransientError)
+    assert len(server.requests) == 1

@@ -2,6 +2,7 @@ import dataclasses
 import hashlib
 import hmac
 import logging
+import threading
 import time
 import traceback
 from concurrent.futures import Future
@@ -30,6 +31,7 @@ from target_meta_capi.capi.request import (
 )
 from target_meta_capi.capi.retry import RetryPolicy
 from tests._http_fixture import (
+    HANDLER_WAIT_SECONDS,
     FakeGraphServer,
     RecordingHttpService,
     Reply,
@@ -765,3 +767,20 @@ def test_an_observer_that_raises_is_logged_without_the_token_or_event_data(caplo
     assert "on_attempt" in record.getMessage()
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
     assert TOKEN not in caplog.text and "Purchase" not in caplog.text
+
+
+def test_a_set_cancel_event_ends_the_wait_to_retry_with_the_error_that_caused_it():
+    cancel = threading.Event()
+
+    class CancelOnRetry(RequestObserver):
+        def on_retry(self, error, attempt, delay):
+            cancel.set()  # as a process shutting down would, while the request waits
+
+    # waits past the test's bound: a wait the event does not end fails on the count
+    policy = RetryPolicy(max_retries=3, max_time=HANDLER_WAIT_SECONDS, base_delay=60)
+    with (
+        FakeGraphServer(lambda request: graph_error(500, 2, is_transient=True)) as server,
+        pytest.raises(TransientError),
+    ):
+        make_request(server, retry_policy=policy).execute(observer=CancelOnRetry(), cancel=cancel)
+    assert len(server.requests) == 1

@@ -83,6 +83,7 @@ class BatchProcessor:
             self._overrides["retry_policy"] = retry_policy
         self._observer = _WindowObserver(self, observer)
         self._closed = False
+        self._retries_cancelled = threading.Event()
         self._start_afresh()
         _live_processors.add(self)
 
@@ -100,6 +101,11 @@ class BatchProcessor:
         self._worker = threading.local()
         self._in_flight = 0
         self._window_size = self.concurrent_requests
+        # a parent's thread may have held its lock at the fork
+        cancelled = self._retries_cancelled.is_set()
+        self._retries_cancelled = threading.Event()
+        if cancelled:
+            self._retries_cancelled.set()
 
     @property
     def in_flight(self) -> int:
@@ -193,13 +199,23 @@ class BatchProcessor:
             self._closed = True
             self._condition.notify_all()
 
-    def close(self, wait: bool = True) -> None:
+    def cancel_retries(self) -> None:
+        """Requests waiting to be retried stop waiting: each fails with the error that made it
+        wait. From now on no request sent through this processor is retried. An HTTP attempt
+        under way is not cut short: it ends with its answer or its timeout."""
+        self._retries_cancelled.set()
+
+    def close(self, wait: bool = True, *, cancel_retries: bool = False) -> None:
         """Refuse new requests; with `wait`, let the ones in flight finish first.
 
-        From a callback given to one of this processor's futures it does not wait: the
-        callback's own thread would be among those waited for.
+        With `cancel_retries`, those do not wait to be retried (see cancel_retries()): the
+        wait is then for HTTP attempts under way only, at most the requests' timeout, not
+        the retry policy's max_time. From a callback given to one of this processor's
+        futures it does not wait: the callback's own thread would be among those waited for.
         """
         self.refuse_new()
+        if cancel_retries:
+            self.cancel_retries()
         self._executor.shutdown(wait=wait and not self._in_worker())
 
     def __enter__(self) -> BatchProcessor:
@@ -221,10 +237,12 @@ class BatchProcessor:
         return dataclasses.replace(request, **self._overrides) if self._overrides else request
 
     def _send(self, request: EventRequest) -> EventResponse:
-        return request.execute_blocking(observer=self._observer)
+        return request.execute_blocking(observer=self._observer, cancel=self._retries_cancelled)
 
     def _isolate(self, request: EventRequest) -> DeliveryReport:
-        return deliver_isolating_invalid(request, observer=self._observer)
+        return deliver_isolating_invalid(
+            request, observer=self._observer, cancel=self._retries_cancelled
+        )
 
     def _in_worker(self) -> bool:
         return getattr(self._worker, "active", False)

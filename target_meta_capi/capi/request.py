@@ -199,16 +199,32 @@ class EventRequest:
             start = end + 1  # the comma
         return dataclasses.replace(self, events=views, encoded_body=body)
 
-    def execute(self, *, observer: RequestObserver | None = None) -> EventResponse:
-        return self.execute_blocking(observer=observer)
+    def execute(
+        self,
+        *,
+        observer: RequestObserver | None = None,
+        cancel: threading.Event | None = None,
+    ) -> EventResponse:
+        return self.execute_blocking(observer=observer, cancel=cancel)
 
-    def execute_blocking(self, *, observer: RequestObserver | None = None) -> EventResponse:
-        """Send in the calling thread, retrying per `retry_policy` (async requests too)."""
+    def execute_blocking(
+        self,
+        *,
+        observer: RequestObserver | None = None,
+        cancel: threading.Event | None = None,
+    ) -> EventResponse:
+        """Send in the calling thread, retrying per `retry_policy` (async requests too).
+
+        Once `cancel` is set (a process shutting down), a wait to retry ends at once and no
+        retry starts: the error that made it wait is raised.
+        """
         self._check()
         service = load_http_service(self.http_service)
         url, body = self.url, self.body
         policy = self.retry_policy or RetryPolicy()
-        return policy.call(lambda: self._attempt(service, url, body, observer), observer=observer)
+        return policy.call(
+            lambda: self._attempt(service, url, body, observer), observer=observer, cancel=cancel
+        )
 
     def _check(self) -> None:
         if not self.pixel_id:
@@ -416,6 +432,9 @@ class EventRequestAsync(EventRequest):
     """
 
     def execute(  # type: ignore[override]
-        self, *, observer: RequestObserver | None = None
+        self,
+        *,
+        observer: RequestObserver | None = None,
+        cancel: threading.Event | None = None,
     ) -> Future[EventResponse]:
-        return shared_executor().submit(self.execute_blocking, observer=observer)
+        return shared_executor().submit(self.execute_blocking, observer=observer, cancel=cancel)

@@ -1,9 +1,10 @@
-"""Retry policy: exponential backoff with full jitter (via `backoff`) for transient failures,
+"""Retry policy: exponential backoff with full jitter (`backoff`'s) for transient failures,
 never sooner than an answer asked (Retry-After, Meta's estimated time to regain access)."""
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -72,30 +73,43 @@ class RetryPolicy:
         error.wait_beyond_max_time = time.monotonic() - started + error.retry_after > self.max_time
         return error.wait_beyond_max_time
 
-    def call(self, attempt: Callable[[], T], *, observer: RequestObserver | None = None) -> T:
-        """Run `attempt` until it succeeds, fails for good, or retries run out."""
+    def call(
+        self,
+        attempt: Callable[[], T],
+        *,
+        observer: RequestObserver | None = None,
+        cancel: threading.Event | None = None,
+    ) -> T:
+        """Run `attempt` until it succeeds, fails for good, or retries run out.
+
+        Once `cancel` is set, a wait to retry ends at once and no retry starts: the error
+        that made it wait is raised.
+        """
         started = time.monotonic()
-        on_backoff = []
-        if observer is not None:
-            on_backoff.append(
-                lambda details: notify(
-                    observer, "on_retry", details["exception"], details["tries"], details["wait"]
-                )
-            )
-        result: T
-        for try_ in backoff.retry_context(
-            DeliveryError,
-            self._delays,
-            max_tries=self.max_retries + 1,
-            max_time=self.max_time,
-            jitter=None,  # applied in _delays, where Retry-After can set a floor under it
-            giveup=lambda error: self._gives_up(error, started),
-            on_backoff=on_backoff,
-            logger=None,
-        ):
-            with try_:
-                result = attempt()
-        return result
+        delays = self._delays()
+        next(delays)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return attempt()
+            except DeliveryError as error:
+                elapsed = time.monotonic() - started
+                if (
+                    self._gives_up(error, started)
+                    or tries > self.max_retries
+                    or elapsed >= self.max_time
+                    or (cancel is not None and cancel.is_set())
+                ):
+                    raise
+                delay = min(delays.send(error), self.max_time - elapsed)
+                if observer is not None:
+                    notify(observer, "on_retry", error, tries, delay)
+                # an Event's wait, unlike time.sleep, ends the moment the event is set
+                if cancel is None:
+                    time.sleep(delay)
+                elif cancel.wait(delay):
+                    raise
 
     def _delays(self) -> Generator[float, Any, None]:
         # backoff sends the exception that failed the attempt, so the throttling base can
