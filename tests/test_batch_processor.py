@@ -3,6 +3,7 @@ import itertools
 import signal
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 
@@ -537,3 +538,36 @@ def test_a_request_failing_after_retries_were_cancelled_is_not_retried():
         answer.set()
         assert isinstance(future.exception(HANDLER_WAIT_SECONDS), TransientError)
     assert len(server.requests) == 1
+
+
+def test_submit_racing_close_either_starts_the_request_or_raises_processor_closed():
+    # The race is between two threads, so it is run many times: before the fix, a submit
+    # that had found the window open could reach the thread pool after close() shut it
+    # down, and raised the pool's RuntimeError (in every run of this test, 50 rounds).
+    unexpected: list[BaseException] = []
+    started: list[Future] = []
+    with FakeGraphServer() as server:
+        request = template(server.url).copy_with(events(1))
+        for _ in range(50):
+            processor = BatchProcessor(concurrent_requests=64, retry_policy=NO_RETRIES)
+
+            def submit_until_closed(processor: BatchProcessor = processor) -> None:
+                while True:
+                    try:
+                        started.append(processor.submit(request))
+                    except ProcessorClosedError:
+                        return
+                    except BaseException as error:
+                        unexpected.append(error)
+                        return
+
+            submitters = [threading.Thread(target=submit_until_closed) for _ in range(8)]
+            for submitter in submitters:
+                submitter.start()
+            while not started:
+                time.sleep(0)  # let the submitters in before closing
+            processor.close()
+            for submitter in submitters:
+                submitter.join(HANDLER_WAIT_SECONDS)
+            started.clear()
+    assert unexpected == []

@@ -252,18 +252,6 @@ class BatchProcessor:
         # its own request holds a place in the window until it returns, and the request it
         # submits can only run on a worker thread, which it may be holding too (with one).
         must_wait = not self._in_worker()
-        with self._condition:
-            # In short waits: refuse_new() from a signal handler landing on this thread after
-            # the check and before the wait notifies no one, and the wait would go on until a
-            # request in flight ends (minutes of retries, in an outage).
-            while must_wait and not self._condition.wait_for(
-                lambda: self._closed or self._in_flight < self._window_size,
-                _RECHECK_SECONDS,
-            ):
-                pass
-            if self._closed:
-                raise ProcessorClosedError("BatchProcessor is closed")
-            self._in_flight += 1
         future: Future[T] = Future()
 
         def run() -> None:
@@ -283,11 +271,22 @@ class BatchProcessor:
                 # run inside set_result), so that wait_all() returning means both
                 self._release()
 
-        try:
+        with self._condition:
+            # In short waits: refuse_new() from a signal handler landing on this thread after
+            # the check and before the wait notifies no one, and the wait would go on until a
+            # request in flight ends (minutes of retries, in an outage).
+            while must_wait and not self._condition.wait_for(
+                lambda: self._closed or self._in_flight < self._window_size,
+                _RECHECK_SECONDS,
+            ):
+                pass
+            if self._closed:
+                raise ProcessorClosedError("BatchProcessor is closed")
+            # under the lock, which close() takes before shutting the pool down: let go
+            # first, this could reach a pool already shut down (its RuntimeError)
             self._executor.submit(run)
-        except BaseException:
-            self._release()
-            raise
+            # run() gives its place back under this lock, so only once it is counted
+            self._in_flight += 1
         return future
 
     def _release(self) -> None:
