@@ -252,8 +252,37 @@ def test_a_retry_waits_at_least_what_the_answers_retry_after_asked():
         response = make_request(server).execute(observer=observer)
         elapsed = time.monotonic() - started
     assert response.events_received == 2
-    assert observer.delays == [1.0]  # FAST_RETRIES alone would wait at most 0.01 s
+    (delay,) = observer.delays  # FAST_RETRIES alone would wait at most 0.002 s
+    assert 1.0 <= delay <= 1.002
     assert elapsed >= 1.0
+
+
+def test_requests_told_the_same_retry_after_do_not_all_come_back_at_once():
+    # asked to wait as the others were, each adds a random backoff wait of its own on top:
+    # a throttled fleet does not return at one instant, to be throttled again
+    throttled = dataclasses.replace(graph_error(400, 17, 2446079), headers={"Retry-After": "1"})
+    first_tries: set[str] = set()
+
+    def throttling_each_first_try(request):
+        event_id = request.events[0]["event_id"]
+        if event_id in first_tries:
+            return accept(request)
+        first_tries.add(event_id)
+        return throttled
+
+    observer = RecordingObserver()
+    with FakeGraphServer(throttling_each_first_try) as server:
+        futures = [
+            make_request(server, EventRequestAsync, events=[{"event_id": f"e{n}"}]).execute(
+                observer=observer
+            )
+            for n in range(8)
+        ]
+        for future in futures:
+            future.result(HANDLER_WAIT_SECONDS)
+    assert len(observer.delays) == 8
+    assert all(1.0 < delay <= 1.002 for delay in observer.delays)
+    assert len(set(observer.delays)) == 8
 
 
 def test_a_retry_after_beyond_max_time_is_not_waited_for_and_raises_at_once():

@@ -30,9 +30,10 @@ class RetryPolicy:
     The n-th retry waits a random time between 0 and min(max_delay, base * 2**(n-1)) seconds,
     where base is `throttle_base_delay` after a throttling error and `base_delay` otherwise;
     when the failed answer asked for a wait (Retry-After, or Meta's estimated time to regain
-    access), at least that long (which may exceed max_delay). At most `max_retries` retries,
-    and none that would start after `max_time` seconds: no wait goes past it, and an asked
-    wait that would is not waited for at all (the error is raised at once).
+    access), that wait plus the random one (which may exceed max_delay). At most
+    `max_retries` retries, and none that would start after `max_time` seconds: no wait goes
+    past it, and an asked wait that would is not waited for at all (the error is raised at
+    once).
     `give_up`, when set, vetoes retrying a retryable error (e.g. a refused connection before
     the endpoint ever answered: a wrong graph_url, not a passing outage).
     """
@@ -124,4 +125,6 @@ class RetryPolicy:
             base = self.throttle_base_delay if throttled else self.base_delay
             delay = backoff.full_jitter(min(self.max_delay, base * next(doublings)))
             asked = error.retry_after
-            error = yield delay if asked is None else max(delay, asked)
+            # on top of the wait asked, not in it: every request throttled at once is asked
+            # the same wait, and would come back at one instant to be throttled again
+            error = yield delay if asked is None else asked + delay
