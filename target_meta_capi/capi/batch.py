@@ -255,6 +255,8 @@ class BatchProcessor:
         future: Future[T] = Future()
 
         def run() -> None:
+            # run inline at exit (see _submitted), maybe by a callback on a worker thread
+            was_worker = self._in_worker()
             self._worker.active = True
             try:
                 if not future.set_running_or_notify_cancel():  # cancelled while waiting
@@ -266,7 +268,7 @@ class BatchProcessor:
                 else:
                     future.set_result(result)
             finally:
-                self._worker.active = False
+                self._worker.active = was_worker
                 # after the future is resolved and the callbacks given to it have run (they
                 # run inside set_result), so that wait_all() returning means both
                 self._release()
@@ -284,9 +286,11 @@ class BatchProcessor:
                 raise ProcessorClosedError("BatchProcessor is closed")
             # under the lock, which close() takes before shutting the pool down: let go
             # first, this could reach a pool already shut down (its RuntimeError)
-            self._executor.submit(run)
+            inline = not _submitted(self._executor, run)
             # run() gives its place back under this lock, so only once it is counted
             self._in_flight += 1
+        if inline:
+            run()
         return future
 
     def _release(self) -> None:
@@ -303,6 +307,17 @@ class BatchProcessor:
             if self._window_size < self.concurrent_requests:
                 self._window_size += 1
                 self._condition.notify_all()
+
+
+def _submitted(executor: ThreadPoolExecutor, work: Callable[[], object]) -> bool:
+    """Whether `executor` took `work`. It does not once the interpreter is exiting: in an
+    atexit handler, Python's thread pools take no new work (RuntimeError). An application
+    flushing the events it holds from one then sends them in its own thread instead."""
+    try:
+        executor.submit(work)
+    except RuntimeError:
+        return False
+    return True
 
 
 _live_processors: weakref.WeakSet[BatchProcessor] = weakref.WeakSet()

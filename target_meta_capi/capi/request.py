@@ -437,4 +437,16 @@ class EventRequestAsync(EventRequest):
         observer: RequestObserver | None = None,
         cancel: threading.Event | None = None,
     ) -> Future[EventResponse]:
-        return shared_executor().submit(self.execute_blocking, observer=observer, cancel=cancel)
+        try:
+            return shared_executor().submit(self.execute_blocking, observer=observer, cancel=cancel)
+        except RuntimeError:
+            # the interpreter is exiting: in an atexit handler Python's thread pools take no
+            # new work, and an application flushing the events it holds from one would
+            # lose them. Sent in this thread instead, the future resolved before it returns.
+            pass
+        future: Future[EventResponse] = Future()
+        try:
+            future.set_result(self.execute_blocking(observer=observer, cancel=cancel))
+        except Exception as error:
+            future.set_exception(error)
+        return future
