@@ -21,13 +21,16 @@ pytestmark = pytest.mark.skipif(
 TOKEN = "EAAGm0PX4ZCpsBAKZBZCtestaccesstoken1234"
 
 
-def lead(server_url: str, number: int, cls: type[EventRequest] = EventRequest) -> EventRequest:
+def lead(
+    server_url: str, number: int, cls: type[EventRequest] = EventRequest, **settings: object
+) -> EventRequest:
     return cls(
         "1234567890",
         events=[{"event_name": "Lead", "event_id": f"e{number}"}],
         access_token=TOKEN,
         graph_url=server_url,
         timeout=HANDLER_WAIT_SECONDS,
+        **settings,
     )
 
 
@@ -51,16 +54,12 @@ def run_in_forked_child(send: Callable[[], object]) -> int | None:
 def test_a_forked_child_sends_on_a_connection_of_its_own_not_the_parents():
     service = RequestsHttpService()
     with FakeGraphServer() as server:
-        parent_request = lead(server.url, 1)
-        parent_request.http_service = service
-        parent_request.execute()  # leaves a keep-alive connection in the service's pool
-        child_request = lead(server.url, 2)
-        child_request.http_service = service
+        # leaves a keep-alive connection in the service's pool
+        lead(server.url, 1, http_service=service).execute()
 
-        assert run_in_forked_child(child_request.execute) == 0
-    parent_port = server.requests[-2].client_port
-    child_port = server.requests[-1].client_port
-    assert child_port != parent_port
+        assert run_in_forked_child(lead(server.url, 2, http_service=service).execute) == 0
+    parent, child = server.requests
+    assert child.client_port != parent.client_port
 
 
 def test_the_shared_default_service_gives_a_forked_child_connections_of_its_own():
