@@ -516,7 +516,8 @@ def test_close_cancelling_retries_returns_while_a_request_waits_to_retry():
         closing.start()
         closing.join(HANDLER_WAIT_SECONDS)
         assert not closing.is_alive()
-        assert isinstance(future.exception(timeout=0), TransientError)
+        error = future.exception(timeout=0)
+        assert isinstance(error, TransientError) and error.retries_cancelled
     assert len(server.requests) == 1
 
 
@@ -536,7 +537,8 @@ def test_a_request_failing_after_retries_were_cancelled_is_not_retried():
         assert arrived.wait(HANDLER_WAIT_SECONDS)
         processor.cancel_retries()
         answer.set()
-        assert isinstance(future.exception(HANDLER_WAIT_SECONDS), TransientError)
+        error = future.exception(HANDLER_WAIT_SECONDS)
+        assert isinstance(error, TransientError) and error.retries_cancelled
     assert len(server.requests) == 1
 
 

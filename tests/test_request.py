@@ -809,7 +809,17 @@ def test_a_set_cancel_event_ends_the_wait_to_retry_with_the_error_that_caused_it
     policy = RetryPolicy(max_retries=3, max_time=HANDLER_WAIT_SECONDS, base_delay=60)
     with (
         FakeGraphServer(lambda request: graph_error(500, 2, is_transient=True)) as server,
-        pytest.raises(TransientError),
+        pytest.raises(TransientError) as raised,
     ):
         make_request(server, retry_policy=policy).execute(observer=CancelOnRetry(), cancel=cancel)
+    assert raised.value.retries_cancelled
     assert len(server.requests) == 1
+
+
+def test_an_error_not_retried_for_other_reasons_is_not_marked_as_cancelled():
+    with (
+        FakeGraphServer(lambda request: graph_error(500, 2, is_transient=True)) as server,
+        pytest.raises(TransientError) as raised,
+    ):
+        make_request(server, retry_policy=NO_RETRIES).execute(cancel=threading.Event())
+    assert not raised.value.retries_cancelled

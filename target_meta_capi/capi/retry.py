@@ -84,7 +84,7 @@ class RetryPolicy:
         """Run `attempt` until it succeeds, fails for good, or retries run out.
 
         Once `cancel` is set, a wait to retry ends at once and no retry starts: the error
-        that made it wait is raised.
+        that made it wait is raised, its `retries_cancelled` set.
         """
         started = time.monotonic()
         delays = self._delays()
@@ -100,8 +100,10 @@ class RetryPolicy:
                     self._gives_up(error, started)
                     or tries > self.max_retries
                     or elapsed >= self.max_time
-                    or (cancel is not None and cancel.is_set())
                 ):
+                    raise
+                if cancel is not None and cancel.is_set():
+                    error.retries_cancelled = True
                     raise
                 delay = min(delays.send(error), self.max_time - elapsed)
                 if observer is not None:
@@ -110,6 +112,7 @@ class RetryPolicy:
                 if cancel is None:
                     time.sleep(delay)
                 elif cancel.wait(delay):
+                    error.retries_cancelled = True
                     raise
 
     def _delays(self) -> Generator[float, Any, None]:
