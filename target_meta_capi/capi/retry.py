@@ -116,13 +116,13 @@ class RetryPolicy:
                     raise
 
     def _delays(self) -> Generator[float, Any, None]:
-        # backoff sends the exception that failed the attempt, so the throttling base can
+        # call() sends the exception that failed the attempt, so the throttling base can
         # apply to exactly the retries that follow a throttling error
         # capped: base * 2**1024 is past a float (OverflowError), which a long outage reached
         # when max_retries and max_retry_seconds allowed that many; max_delay is far lower
         doublings = backoff.expo(max_value=_MOST_DOUBLING)
         next(doublings)
-        error = yield 0.0
+        error = yield 0.0  # primed by call() before the first attempt
         while True:
             throttled = isinstance(error, ThrottledError)
             base = self.throttle_base_delay if throttled else self.base_delay
