@@ -5,20 +5,25 @@ Each child runs in a multiprocessing 'fork' process whose exit code says whether
 succeeded; one that hangs is killed and fails the test.
 """
 
+import http.cookiejar
 import multiprocessing
+import os
 import sys
+import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from target_meta_capi.capi import BatchProcessor, EventRequest, EventRequestAsync
 from target_meta_capi.capi.http import RequestsHttpService
-from tests._http_fixture import HANDLER_WAIT_SECONDS, FakeGraphServer
+from tests._http_fixture import HANDLER_WAIT_SECONDS, FakeGraphServer, accept
 
 pytestmark = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform"
 )
 TOKEN = "EAAGm0PX4ZCpsBAKZBZCtestaccesstoken1234"
+COOKIE = {"Set-Cookie": "session=1; Path=/"}
 
 
 def lead(
@@ -93,3 +98,30 @@ def test_a_batch_processor_created_before_fork_sends_in_the_child():
 
         assert run_in_forked_child(send_batch) == 0
     assert [request.events[0]["event_id"] for request in server.requests] == ["e1", "e2"]
+
+
+def test_a_fork_while_another_thread_holds_the_sessions_cookie_lock_does_not_hang_the_child():
+    parent_pid = os.getpid()
+    inside_lock, leave_lock = threading.Event(), threading.Event()
+
+    class HoldingInTheParent(http.cookiejar.DefaultCookiePolicy):
+        """Called with the session's cookie lock held, on each cookie an answer sets."""
+
+        def set_ok(self, cookie, request):
+            if os.getpid() == parent_pid:
+                inside_lock.set()
+                leave_lock.wait(HANDLER_WAIT_SECONDS)
+            return super().set_ok(cookie, request)
+
+    service = RequestsHttpService()
+    service.session.cookies.set_policy(HoldingInTheParent())
+    with FakeGraphServer(lambda request: replace(accept(request), headers=COOKIE)) as server:
+        sending = threading.Thread(target=lead(server.url, 1, http_service=service).execute)
+        sending.start()
+        assert inside_lock.wait(HANDLER_WAIT_SECONDS)
+        try:
+            exit_code = run_in_forked_child(lead(server.url, 2, http_service=service).execute)
+        finally:
+            leave_lock.set()
+            sending.join(HANDLER_WAIT_SECONDS)
+    assert exit_code == 0

@@ -104,8 +104,12 @@ class RequestsHttpService(HttpServiceInterface):
 
     def _drop_inherited_connections(self) -> None:
         """New, empty pools in a forked child; the session keeps its settings (a subclass's
-        proxies, headers, adapters). The old pools are dropped, not closed: their locks may
-        have been held at the fork by a thread the child does not have."""
+        proxies, headers, adapters). The old pools are dropped, not closed: their locks, as
+        the cookie jar's, may have been held at the fork by a thread the child does not have.
+        """
+        if isinstance(self.session.cookies, requests.cookies.RequestsCookieJar):
+            # its cookies and policy, under a lock of its own (it reads the old jar unlocked)
+            self.session.cookies = self.session.cookies.copy()
         for adapter in self.session.adapters.values():
             if isinstance(adapter, HTTPAdapter):
                 # an adapter's pickled state leaves its pools out: set again, it makes new
