@@ -89,34 +89,39 @@ class RetryPolicy:
         started = time.monotonic()
         delays = self._delays()
         next(delays)
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                return attempt()
-            except DeliveryError as error:
-                failed = error
-            # the wait is out of the except block, as backoff's was: waiting inside it, a
-            # run of 200 threads against a faulty endpoint opened 8 times the connections
-            elapsed = time.monotonic() - started
-            if (
-                self._gives_up(failed, started)
-                or tries > self.max_retries
-                or elapsed >= self.max_time
-            ):
-                raise failed
-            if cancel is not None and cancel.is_set():
-                failed.retries_cancelled = True
-                raise failed
-            delay = min(delays.send(failed), self.max_time - elapsed)
-            if observer is not None:
-                notify(observer, "on_retry", failed, tries, delay)
-            # an Event's wait, unlike time.sleep, ends the moment the event is set
-            if cancel is None:
-                time.sleep(delay)
-            elif cancel.wait(delay):
-                failed.retries_cancelled = True
-                raise failed
+        try:
+            tries = 0
+            while True:
+                tries += 1
+                try:
+                    return attempt()
+                except DeliveryError as error:
+                    failed = error
+                elapsed = time.monotonic() - started
+                if (
+                    self._gives_up(failed, started)
+                    or tries > self.max_retries
+                    or elapsed >= self.max_time
+                ):
+                    raise failed
+                if cancel is not None and cancel.is_set():
+                    failed.retries_cancelled = True
+                    raise failed
+                delay = min(delays.send(failed), self.max_time - elapsed)
+                if observer is not None:
+                    notify(observer, "on_retry", failed, tries, delay)
+                # an Event's wait, unlike time.sleep, ends the moment the event is set
+                if cancel is None:
+                    time.sleep(delay)
+                elif cancel.wait(delay):
+                    failed.retries_cancelled = True
+                    raise failed
+                # The error's traceback holds this frame: kept in it, both would wait for the
+                # garbage collector, whose pauses under 200 sending threads made them return
+                # all at once (several times the connections the pool keeps).
+                del failed
+        finally:
+            delays.close()  # its frame holds the last error too
 
     def _delays(self) -> Generator[float, Any, None]:
         # call() sends the exception that failed the attempt, so the throttling base can
