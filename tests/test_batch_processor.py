@@ -3,6 +3,7 @@ import itertools
 import signal
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 
@@ -13,6 +14,7 @@ from target_meta_capi.capi.errors import (
     ConfigurationError,
     InvalidRequestError,
     ProcessorClosedError,
+    TransientError,
 )
 from target_meta_capi.capi.request import EventRequest, EventRequestAsync, RequestObserver
 from target_meta_capi.capi.retry import RetryPolicy
@@ -478,3 +480,96 @@ def test_refuse_new_from_a_signal_handler_landing_before_the_wait_still_stops_su
             timer.cancel()
         assert started.result(timeout=10).events_received == 1
     assert [mark_of(request) for request in server.requests] == ["first"]
+
+
+def test_an_observer_that_raises_does_not_fail_the_batch_processors_requests(caplog):
+    class Broken(RequestObserver):
+        def on_attempt(self, events, status, seconds, error):
+            raise ZeroDivisionError("metrics bug")
+
+    with FakeGraphServer() as server, BatchProcessor(observer=Broken()) as processor:
+        responses = processor.process_events(template(server.url), events(3))
+    assert [response.events_received for response in responses] == [3]
+    assert any("Broken.on_attempt raised" in record.getMessage() for record in caplog.records)
+
+
+# retries waiting far past HANDLER_WAIT_SECONDS: a close that waits for them fails the test
+LONG_RETRY_WAITS = RetryPolicy(max_retries=5, max_time=300, base_delay=60, max_delay=60)
+
+
+def always_transient(request: RecordedRequest):
+    return graph_error(500, 2, is_transient=True)
+
+
+def test_close_cancelling_retries_returns_while_a_request_waits_to_retry():
+    retrying = threading.Event()
+
+    class Retrying(RequestObserver):
+        def on_retry(self, error, attempt, delay):
+            retrying.set()
+
+    with FakeGraphServer(always_transient) as server:
+        processor = BatchProcessor(retry_policy=LONG_RETRY_WAITS, observer=Retrying())
+        future = processor.submit(template(server.url).copy_with(events(1)))
+        assert retrying.wait(HANDLER_WAIT_SECONDS)
+        closing = threading.Thread(target=processor.close, kwargs={"cancel_retries": True})
+        closing.start()
+        closing.join(HANDLER_WAIT_SECONDS)
+        assert not closing.is_alive()
+        error = future.exception(timeout=0)
+        assert isinstance(error, TransientError) and error.retries_cancelled
+    assert len(server.requests) == 1
+
+
+def test_a_request_failing_after_retries_were_cancelled_is_not_retried():
+    arrived, answer = threading.Event(), threading.Event()
+
+    def failing_when_told(request: RecordedRequest):
+        arrived.set()
+        answer.wait(HANDLER_WAIT_SECONDS)
+        return always_transient(request)
+
+    with (
+        FakeGraphServer(failing_when_told) as server,
+        BatchProcessor(retry_policy=FAST_RETRIES) as processor,
+    ):
+        future = processor.submit(template(server.url).copy_with(events(1)))
+        assert arrived.wait(HANDLER_WAIT_SECONDS)
+        processor.cancel_retries()
+        answer.set()
+        error = future.exception(HANDLER_WAIT_SECONDS)
+        assert isinstance(error, TransientError) and error.retries_cancelled
+    assert len(server.requests) == 1
+
+
+def test_submit_racing_close_either_starts_the_request_or_raises_processor_closed():
+    # The race is between two threads, so it is run many times: before the fix, a submit
+    # that had found the window open could reach the thread pool after close() shut it
+    # down, and raised the pool's RuntimeError (in every run of this test, 50 rounds).
+    unexpected: list[BaseException] = []
+    started: list[Future] = []
+    with FakeGraphServer() as server:
+        request = template(server.url).copy_with(events(1))
+        for _ in range(50):
+            processor = BatchProcessor(concurrent_requests=64, retry_policy=NO_RETRIES)
+
+            def submit_until_closed(processor: BatchProcessor = processor) -> None:
+                while True:
+                    try:
+                        started.append(processor.submit(request))
+                    except ProcessorClosedError:
+                        return
+                    except BaseException as error:
+                        unexpected.append(error)
+                        return
+
+            submitters = [threading.Thread(target=submit_until_closed) for _ in range(8)]
+            for submitter in submitters:
+                submitter.start()
+            while not started:
+                time.sleep(0)  # let the submitters in before closing
+            processor.close()
+            for submitter in submitters:
+                submitter.join(HANDLER_WAIT_SECONDS)
+            started.clear()
+    assert unexpected == []

@@ -2,6 +2,7 @@ import dataclasses
 import hashlib
 import hmac
 import logging
+import threading
 import time
 import traceback
 from concurrent.futures import Future
@@ -30,6 +31,7 @@ from target_meta_capi.capi.request import (
 )
 from target_meta_capi.capi.retry import RetryPolicy
 from tests._http_fixture import (
+    HANDLER_WAIT_SECONDS,
     FakeGraphServer,
     RecordingHttpService,
     Reply,
@@ -250,8 +252,37 @@ def test_a_retry_waits_at_least_what_the_answers_retry_after_asked():
         response = make_request(server).execute(observer=observer)
         elapsed = time.monotonic() - started
     assert response.events_received == 2
-    assert observer.delays == [1.0]  # FAST_RETRIES alone would wait at most 0.01 s
+    (delay,) = observer.delays  # FAST_RETRIES alone would wait at most 0.002 s
+    assert 1.0 <= delay <= 1.002
     assert elapsed >= 1.0
+
+
+def test_requests_told_the_same_retry_after_do_not_all_come_back_at_once():
+    # asked to wait as the others were, each adds a random backoff wait of its own on top:
+    # a throttled fleet does not return at one instant, to be throttled again
+    throttled = dataclasses.replace(graph_error(400, 17, 2446079), headers={"Retry-After": "1"})
+    first_tries: set[str] = set()
+
+    def throttling_each_first_try(request):
+        event_id = request.events[0]["event_id"]
+        if event_id in first_tries:
+            return accept(request)
+        first_tries.add(event_id)
+        return throttled
+
+    observer = RecordingObserver()
+    with FakeGraphServer(throttling_each_first_try) as server:
+        futures = [
+            make_request(server, EventRequestAsync, events=[{"event_id": f"e{n}"}]).execute(
+                observer=observer
+            )
+            for n in range(8)
+        ]
+        for future in futures:
+            future.result(HANDLER_WAIT_SECONDS)
+    assert len(observer.delays) == 8
+    assert all(1.0 < delay <= 1.002 for delay in observer.delays)
+    assert len(set(observer.delays)) == 8
 
 
 def test_a_retry_after_beyond_max_time_is_not_waited_for_and_raises_at_once():
@@ -718,3 +749,77 @@ def test_a_part_of_a_request_with_an_encoded_body_gets_a_body_of_its_own():
     request = EventRequest(pixel_id="1", access_token="t", events=[{"n": 1}, {"n": 2}, {"n": 3}])
     part = request.with_encoded_body().copy_with(request.with_encoded_body().events[1:])
     assert part.body == request.copy_with([{"n": 2}, {"n": 3}]).body
+
+
+class BrokenObserver(RequestObserver):
+    """Metrics code with a bug: every hook raises."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_attempt(self, events, status, seconds, error):
+        self.calls.append("on_attempt")
+        raise ZeroDivisionError("metrics bug")
+
+    def on_retry(self, error, attempt, delay):
+        self.calls.append("on_retry")
+        raise ZeroDivisionError("metrics bug")
+
+    def on_rate_limit_usage(self, percent):
+        self.calls.append("on_rate_limit_usage")
+        raise ZeroDivisionError("metrics bug")
+
+
+def test_an_observer_that_raises_does_not_turn_a_delivered_request_into_a_failure():
+    answer = dataclasses.replace(success(2), headers={"X-App-Usage": '{"call_count": 12}'})
+    observer = BrokenObserver()
+    with FakeGraphServer(lambda request: answer) as server:
+        response = make_request(server).execute(observer=observer)
+    assert response.events_received == 2
+    assert observer.calls == ["on_rate_limit_usage", "on_attempt"]
+    assert len(server.requests) == 1
+
+
+def test_an_observer_that_raises_does_not_stop_retries():
+    observer = BrokenObserver()
+    with FakeGraphServer(replies(graph_error(500, 2, is_transient=True))) as server:
+        response = make_request(server).execute(observer=observer)
+    assert response.events_received == 2
+    assert observer.calls == ["on_attempt", "on_retry", "on_attempt"]
+
+
+def test_an_observer_that_raises_is_logged_without_the_token_or_event_data(caplog):
+    with FakeGraphServer() as server:
+        make_request(server).execute(observer=BrokenObserver())
+    (record,) = [record for record in caplog.records if "BrokenObserver" in record.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert "on_attempt" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+    assert TOKEN not in caplog.text and "Purchase" not in caplog.text
+
+
+def test_a_set_cancel_event_ends_the_wait_to_retry_with_the_error_that_caused_it():
+    cancel = threading.Event()
+
+    class CancelOnRetry(RequestObserver):
+        def on_retry(self, error, attempt, delay):
+            cancel.set()  # as a process shutting down would, while the request waits
+
+    # waits past the test's bound: a wait the event does not end fails on the count
+    policy = RetryPolicy(max_retries=3, max_time=HANDLER_WAIT_SECONDS, base_delay=60)
+    with (
+        FakeGraphServer(lambda request: graph_error(500, 2, is_transient=True)) as server,
+        pytest.raises(TransientError) as raised,
+    ):
+        make_request(server, retry_policy=policy).execute(observer=CancelOnRetry(), cancel=cancel)
+    assert raised.value.retries_cancelled
+    assert len(server.requests) == 1
+
+
+def test_an_error_not_retried_for_other_reasons_is_not_marked_as_cancelled():
+    with (
+        FakeGraphServer(lambda request: graph_error(500, 2, is_transient=True)) as server,
+        pytest.raises(TransientError) as raised,
+    ):
+        make_request(server, retry_policy=NO_RETRIES).execute(cancel=threading.Event())
+    assert not raised.value.retries_cancelled

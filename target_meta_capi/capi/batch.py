@@ -12,12 +12,15 @@ Every request goes through the window, so the wave API gets the same limits.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any, TypeVar
 
+from ._hooks import notify
 from ._words import counted
 from .errors import (
     BatchProcessingError,
@@ -79,15 +82,30 @@ class BatchProcessor:
         if retry_policy is not None:
             self._overrides["retry_policy"] = retry_policy
         self._observer = _WindowObserver(self, observer)
+        self._closed = False
+        self._retries_cancelled = threading.Event()
+        self._start_afresh()
+        _live_processors.add(self)
+
+    def _start_afresh(self) -> None:
+        """Threads, window and lock of a processor with nothing in flight.
+
+        Also in a forked child: the parent's threads do not exist there, so work given to
+        the inherited executor would never run, and the requests counted in flight (the
+        parent's) would never end."""
         self._executor = ThreadPoolExecutor(
-            max_workers=concurrent_requests, thread_name_prefix="capi-batch"
+            max_workers=self.concurrent_requests, thread_name_prefix="capi-batch"
         )
         self._condition = threading.Condition()
         # marks this processor's worker threads, where the callbacks given to its futures run
         self._worker = threading.local()
         self._in_flight = 0
-        self._window_size = concurrent_requests
-        self._closed = False
+        self._window_size = self.concurrent_requests
+        # a parent's thread may have held its lock at the fork
+        cancelled = self._retries_cancelled.is_set()
+        self._retries_cancelled = threading.Event()
+        if cancelled:
+            self._retries_cancelled.set()
 
     @property
     def in_flight(self) -> int:
@@ -181,13 +199,23 @@ class BatchProcessor:
             self._closed = True
             self._condition.notify_all()
 
-    def close(self, wait: bool = True) -> None:
+    def cancel_retries(self) -> None:
+        """Requests waiting to be retried stop waiting: each fails with the error that made it
+        wait. From now on no request sent through this processor is retried. An HTTP attempt
+        under way is not cut short: it ends with its answer or its timeout."""
+        self._retries_cancelled.set()
+
+    def close(self, wait: bool = True, *, cancel_retries: bool = False) -> None:
         """Refuse new requests; with `wait`, let the ones in flight finish first.
 
-        From a callback given to one of this processor's futures it does not wait: the
-        callback's own thread would be among those waited for.
+        With `cancel_retries`, those do not wait to be retried (see cancel_retries()): the
+        wait is then for HTTP attempts under way only, at most the requests' timeout, not
+        the retry policy's max_time. From a callback given to one of this processor's
+        futures it does not wait: the callback's own thread would be among those waited for.
         """
         self.refuse_new()
+        if cancel_retries:
+            self.cancel_retries()
         self._executor.shutdown(wait=wait and not self._in_worker())
 
     def __enter__(self) -> BatchProcessor:
@@ -209,10 +237,12 @@ class BatchProcessor:
         return dataclasses.replace(request, **self._overrides) if self._overrides else request
 
     def _send(self, request: EventRequest) -> EventResponse:
-        return request.execute_blocking(observer=self._observer)
+        return request.execute_blocking(observer=self._observer, cancel=self._retries_cancelled)
 
     def _isolate(self, request: EventRequest) -> DeliveryReport:
-        return deliver_isolating_invalid(request, observer=self._observer)
+        return deliver_isolating_invalid(
+            request, observer=self._observer, cancel=self._retries_cancelled
+        )
 
     def _in_worker(self) -> bool:
         return getattr(self._worker, "active", False)
@@ -222,21 +252,11 @@ class BatchProcessor:
         # its own request holds a place in the window until it returns, and the request it
         # submits can only run on a worker thread, which it may be holding too (with one).
         must_wait = not self._in_worker()
-        with self._condition:
-            # In short waits: refuse_new() from a signal handler landing on this thread after
-            # the check and before the wait notifies no one, and the wait would go on until a
-            # request in flight ends (minutes of retries, in an outage).
-            while must_wait and not self._condition.wait_for(
-                lambda: self._closed or self._in_flight < self._window_size,
-                _RECHECK_SECONDS,
-            ):
-                pass
-            if self._closed:
-                raise ProcessorClosedError("BatchProcessor is closed")
-            self._in_flight += 1
         future: Future[T] = Future()
 
         def run() -> None:
+            # run inline at exit (see _submitted), maybe by a callback on a worker thread
+            was_worker = self._in_worker()
             self._worker.active = True
             try:
                 if not future.set_running_or_notify_cancel():  # cancelled while waiting
@@ -248,16 +268,29 @@ class BatchProcessor:
                 else:
                     future.set_result(result)
             finally:
-                self._worker.active = False
+                self._worker.active = was_worker
                 # after the future is resolved and the callbacks given to it have run (they
                 # run inside set_result), so that wait_all() returning means both
                 self._release()
 
-        try:
-            self._executor.submit(run)
-        except BaseException:
-            self._release()
-            raise
+        with self._condition:
+            # In short waits: refuse_new() from a signal handler landing on this thread after
+            # the check and before the wait notifies no one, and the wait would go on until a
+            # request in flight ends (minutes of retries, in an outage).
+            while must_wait and not self._condition.wait_for(
+                lambda: self._closed or self._in_flight < self._window_size,
+                _RECHECK_SECONDS,
+            ):
+                pass
+            if self._closed:
+                raise ProcessorClosedError("BatchProcessor is closed")
+            # under the lock, which close() takes before shutting the pool down: let go
+            # first, this could reach a pool already shut down (its RuntimeError)
+            inline = not _submitted(self._executor, run)
+            # run() gives its place back under this lock, so only once it is counted
+            self._in_flight += 1
+        if inline:
+            run()
         return future
 
     def _release(self) -> None:
@@ -276,6 +309,29 @@ class BatchProcessor:
                 self._condition.notify_all()
 
 
+def _submitted(executor: ThreadPoolExecutor, work: Callable[[], object]) -> bool:
+    """Whether `executor` took `work`. It does not once the interpreter is exiting: in an
+    atexit handler, Python's thread pools take no new work (RuntimeError). An application
+    flushing the events it holds from one then sends them in its own thread instead."""
+    try:
+        executor.submit(work)
+    except RuntimeError:
+        return False
+    return True
+
+
+_live_processors: weakref.WeakSet[BatchProcessor] = weakref.WeakSet()
+
+
+def _start_afresh_in_child() -> None:
+    for processor in list(_live_processors):
+        processor._start_afresh()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_start_afresh_in_child)
+
+
 class _WindowObserver(RequestObserver):
     """Adjusts the processor's window from each attempt, then tells the user's observer."""
 
@@ -291,12 +347,12 @@ class _WindowObserver(RequestObserver):
         elif error is None:
             self._processor._on_success()
         if self._user_observer is not None:
-            self._user_observer.on_attempt(events, status, seconds, error)
+            notify(self._user_observer, "on_attempt", events, status, seconds, error)
 
     def on_retry(self, error: Exception, attempt: int, delay: float) -> None:
         if self._user_observer is not None:
-            self._user_observer.on_retry(error, attempt, delay)
+            notify(self._user_observer, "on_retry", error, attempt, delay)
 
     def on_rate_limit_usage(self, percent: float) -> None:
         if self._user_observer is not None:
-            self._user_observer.on_rate_limit_usage(percent)
+            notify(self._user_observer, "on_rate_limit_usage", percent)

@@ -71,6 +71,9 @@ class DeliveryError(CapiError):
     retry_after: float | None = None
     #: set by RetryPolicy when that wait would have passed its max_time: not retried at all
     wait_beyond_max_time: bool = False
+    #: set by RetryPolicy when its wait to retry was cancelled (a process shutting down):
+    #: sending it again may well succeed
+    retries_cancelled: bool = False
     #: set by deliver_isolating_invalid: indices of the request's events that Meta accepted
     #: in parts of it sent before this error ended the isolation of its invalid events
     delivered_before: tuple[int, ...] = ()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -76,6 +78,7 @@ class RequestsHttpService(HttpServiceInterface):
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        _live_services.add(self)
 
     def execute(
         self,
@@ -98,6 +101,21 @@ class RequestsHttpService(HttpServiceInterface):
 
     def close(self) -> None:
         self.session.close()
+
+    def _drop_inherited_connections(self) -> None:
+        """New, empty pools in a forked child; the session keeps its settings (a subclass's
+        proxies, headers, adapters). The old pools are dropped, not closed: their locks, as
+        the cookie jar's, may have been held at the fork by a thread the child does not have.
+        """
+        if isinstance(self.session.cookies, requests.cookies.RequestsCookieJar):
+            # its cookies and policy, under a lock of its own (it reads the old jar unlocked)
+            self.session.cookies = self.session.cookies.copy()
+        for adapter in self.session.adapters.values():
+            if isinstance(adapter, HTTPAdapter):
+                # an adapter's pickled state leaves its pools out: set again, it makes new
+                # ones (the typing stubs of requests leave these two methods out)
+                pickled: Any = adapter
+                pickled.__setstate__(pickled.__getstate__())
 
 
 class _MaskedUrls(logging.Filter):
@@ -180,6 +198,21 @@ def _caused_by(error: BaseException, types: tuple[type[BaseException], ...]) -> 
 _default_service: RequestsHttpService | None = None
 _loaded_services: dict[Any, Any] = {}
 _lock = threading.Lock()
+_live_services: weakref.WeakSet[RequestsHttpService] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The child inherits the parent's pooled sockets: sending on one from both processes
+    # mixes their requests and answers on one connection. A lock held at the fork by
+    # another thread would stay held forever.
+    global _lock
+    _lock = threading.Lock()
+    for service in list(_live_services):
+        service._drop_inherited_connections()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def default_http_service() -> RequestsHttpService:

@@ -12,6 +12,7 @@ body too large is never the request's own: smaller parts pass.)
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -39,7 +40,10 @@ class DeliveryReport:
 
 
 def deliver_isolating_invalid(
-    request: EventRequest, *, observer: RequestObserver | None = None
+    request: EventRequest,
+    *,
+    observer: RequestObserver | None = None,
+    cancel: threading.Event | None = None,
 ) -> DeliveryReport:
     """Send `request`; if Graph rejects it as invalid (code 100) or too large (HTTP 413),
     isolate the events it refuses.
@@ -48,8 +52,9 @@ def deliver_isolating_invalid(
     come in the order of the events they acknowledged. Errors other than a bisectable
     InvalidRequestError (auth, exhausted retries, a RequestRejectedError...) propagate, with
     `delivered_before` naming the events Meta accepted in parts sent before them.
+    Once `cancel` is set, no part waits to be retried (see `EventRequest.execute_blocking`).
     """
-    progress = _Progress(request, observer)
+    progress = _Progress(request, observer, cancel)
     count = len(request.events)
     try:
         error = progress.send(0, count)
@@ -81,9 +86,15 @@ def _same(error: GraphAPIError | None, other: GraphAPIError) -> bool:
 class _Progress:
     """What has been delivered and rejected of one request so far."""
 
-    def __init__(self, request: EventRequest, observer: RequestObserver | None) -> None:
+    def __init__(
+        self,
+        request: EventRequest,
+        observer: RequestObserver | None,
+        cancel: threading.Event | None,
+    ) -> None:
         self._request = request
         self._observer = observer
+        self._cancel = cancel
         self._delivered: list[int] = []
         self._rejected: list[RejectedEvent] = []
         self._responses: list[tuple[int, EventResponse]] = []  # by the first event's index
@@ -101,7 +112,7 @@ class _Progress:
         whole = (start, stop) == (0, len(request.events))
         part = request if whole else request.copy_with(request.events[start:stop])
         try:
-            response = part.execute_blocking(observer=self._observer)
+            response = part.execute_blocking(observer=self._observer, cancel=self._cancel)
         except InvalidRequestError as error:
             if not error.bisectable:
                 raise

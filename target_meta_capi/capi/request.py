@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 from collections.abc import Mapping, Sized
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from ._hooks import notify
 from .errors import (
     ConfigurationError,
     DeliveryError,
@@ -197,16 +199,32 @@ class EventRequest:
             start = end + 1  # the comma
         return dataclasses.replace(self, events=views, encoded_body=body)
 
-    def execute(self, *, observer: RequestObserver | None = None) -> EventResponse:
-        return self.execute_blocking(observer=observer)
+    def execute(
+        self,
+        *,
+        observer: RequestObserver | None = None,
+        cancel: threading.Event | None = None,
+    ) -> EventResponse:
+        return self.execute_blocking(observer=observer, cancel=cancel)
 
-    def execute_blocking(self, *, observer: RequestObserver | None = None) -> EventResponse:
-        """Send in the calling thread, retrying per `retry_policy` (async requests too)."""
+    def execute_blocking(
+        self,
+        *,
+        observer: RequestObserver | None = None,
+        cancel: threading.Event | None = None,
+    ) -> EventResponse:
+        """Send in the calling thread, retrying per `retry_policy` (async requests too).
+
+        Once `cancel` is set (a process shutting down), a wait to retry ends at once and no
+        retry starts: the error that made it wait is raised.
+        """
         self._check()
         service = load_http_service(self.http_service)
         url, body = self.url, self.body
         policy = self.retry_policy or RetryPolicy()
-        return policy.call(lambda: self._attempt(service, url, body, observer), observer=observer)
+        return policy.call(
+            lambda: self._attempt(service, url, body, observer), observer=observer, cancel=cancel
+        )
 
     def _check(self) -> None:
         if not self.pixel_id:
@@ -256,14 +274,16 @@ class EventRequest:
             if observer is not None:
                 usage = rate_limit_usage_percent(answer.headers)
                 if usage is not None:
-                    observer.on_rate_limit_usage(usage)
+                    notify(observer, "on_rate_limit_usage", usage)
             response = self._parse(answer)
         except Exception as error:
             if observer is not None:
-                observer.on_attempt(len(self.events), status, time.monotonic() - started, error)
+                seconds = time.monotonic() - started
+                notify(observer, "on_attempt", len(self.events), status, seconds, error)
             raise
         if observer is not None:
-            observer.on_attempt(len(self.events), status, time.monotonic() - started, None)
+            seconds = time.monotonic() - started
+            notify(observer, "on_attempt", len(self.events), status, seconds, None)
         return response
 
     def _parse(self, answer: HttpResponse) -> EventResponse:
@@ -393,6 +413,17 @@ def shared_executor() -> ThreadPoolExecutor:
         return _executor
 
 
+def _forget_executor_in_child() -> None:
+    # the parent's executor has no threads in a forked child: work given it would never run
+    global _executor, _executor_lock
+    _executor = None
+    _executor_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_forget_executor_in_child)
+
+
 class EventRequestAsync(EventRequest):
     """Like EventRequest, but `execute()` returns a Future at once.
 
@@ -401,6 +432,21 @@ class EventRequestAsync(EventRequest):
     """
 
     def execute(  # type: ignore[override]
-        self, *, observer: RequestObserver | None = None
+        self,
+        *,
+        observer: RequestObserver | None = None,
+        cancel: threading.Event | None = None,
     ) -> Future[EventResponse]:
-        return shared_executor().submit(self.execute_blocking, observer=observer)
+        try:
+            return shared_executor().submit(self.execute_blocking, observer=observer, cancel=cancel)
+        except RuntimeError:
+            # the interpreter is exiting: in an atexit handler Python's thread pools take no
+            # new work, and an application flushing the events it holds from one would
+            # lose them. Sent in this thread instead, the future resolved before it returns.
+            pass
+        future: Future[EventResponse] = Future()
+        try:
+            future.set_result(self.execute_blocking(observer=observer, cancel=cancel))
+        except Exception as error:
+            future.set_exception(error)
+        return future

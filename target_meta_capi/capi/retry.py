@@ -1,9 +1,10 @@
-"""Retry policy: exponential backoff with full jitter (via `backoff`) for transient failures,
+"""Retry policy: exponential backoff with full jitter (`backoff`'s) for transient failures,
 never sooner than an answer asked (Retry-After, Meta's estimated time to regain access)."""
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import backoff
 
+from ._hooks import notify
 from .errors import ConfigurationError, DeliveryError, ThrottledError
 
 if TYPE_CHECKING:
@@ -28,9 +30,10 @@ class RetryPolicy:
     The n-th retry waits a random time between 0 and min(max_delay, base * 2**(n-1)) seconds,
     where base is `throttle_base_delay` after a throttling error and `base_delay` otherwise;
     when the failed answer asked for a wait (Retry-After, or Meta's estimated time to regain
-    access), at least that long (which may exceed max_delay). At most `max_retries` retries,
-    and none that would start after `max_time` seconds: no wait goes past it, and an asked
-    wait that would is not waited for at all (the error is raised at once).
+    access), that wait plus the random one (which may exceed max_delay). At most
+    `max_retries` retries, and none that would start after `max_time` seconds: no wait goes
+    past it, and an asked wait that would is not waited for at all (the error is raised at
+    once).
     `give_up`, when set, vetoes retrying a retryable error (e.g. a refused connection before
     the endpoint ever answered: a wrong graph_url, not a passing outage).
     """
@@ -71,42 +74,68 @@ class RetryPolicy:
         error.wait_beyond_max_time = time.monotonic() - started + error.retry_after > self.max_time
         return error.wait_beyond_max_time
 
-    def call(self, attempt: Callable[[], T], *, observer: RequestObserver | None = None) -> T:
-        """Run `attempt` until it succeeds, fails for good, or retries run out."""
+    def call(
+        self,
+        attempt: Callable[[], T],
+        *,
+        observer: RequestObserver | None = None,
+        cancel: threading.Event | None = None,
+    ) -> T:
+        """Run `attempt` until it succeeds, fails for good, or retries run out.
+
+        Once `cancel` is set, a wait to retry ends at once and no retry starts: the error
+        that made it wait is raised, its `retries_cancelled` set.
+        """
         started = time.monotonic()
-        on_backoff = []
-        if observer is not None:
-            on_backoff.append(
-                lambda details: observer.on_retry(
-                    details["exception"], details["tries"], details["wait"]
-                )
-            )
-        result: T
-        for try_ in backoff.retry_context(
-            DeliveryError,
-            self._delays,
-            max_tries=self.max_retries + 1,
-            max_time=self.max_time,
-            jitter=None,  # applied in _delays, where Retry-After can set a floor under it
-            giveup=lambda error: self._gives_up(error, started),
-            on_backoff=on_backoff,
-            logger=None,
-        ):
-            with try_:
-                result = attempt()
-        return result
+        delays = self._delays()
+        next(delays)
+        try:
+            tries = 0
+            while True:
+                tries += 1
+                try:
+                    return attempt()
+                except DeliveryError as error:
+                    failed = error
+                elapsed = time.monotonic() - started
+                if (
+                    self._gives_up(failed, started)
+                    or tries > self.max_retries
+                    or elapsed >= self.max_time
+                ):
+                    raise failed
+                if cancel is not None and cancel.is_set():
+                    failed.retries_cancelled = True
+                    raise failed
+                delay = min(delays.send(failed), self.max_time - elapsed)
+                if observer is not None:
+                    notify(observer, "on_retry", failed, tries, delay)
+                # an Event's wait, unlike time.sleep, ends the moment the event is set
+                if cancel is None:
+                    time.sleep(delay)
+                elif cancel.wait(delay):
+                    failed.retries_cancelled = True
+                    raise failed
+                # The error's traceback holds this frame: kept in it, both would wait for the
+                # garbage collector, whose pauses under 200 sending threads made them return
+                # all at once (several times the connections the pool keeps).
+                del failed
+        finally:
+            delays.close()  # its frame holds the last error too
 
     def _delays(self) -> Generator[float, Any, None]:
-        # backoff sends the exception that failed the attempt, so the throttling base can
+        # call() sends the exception that failed the attempt, so the throttling base can
         # apply to exactly the retries that follow a throttling error
         # capped: base * 2**1024 is past a float (OverflowError), which a long outage reached
         # when max_retries and max_retry_seconds allowed that many; max_delay is far lower
         doublings = backoff.expo(max_value=_MOST_DOUBLING)
         next(doublings)
-        error = yield 0.0
+        error = yield 0.0  # primed by call() before the first attempt
         while True:
             throttled = isinstance(error, ThrottledError)
             base = self.throttle_base_delay if throttled else self.base_delay
             delay = backoff.full_jitter(min(self.max_delay, base * next(doublings)))
             asked = error.retry_after
-            error = yield delay if asked is None else max(delay, asked)
+            # on top of the wait asked, not in it: every request throttled at once is asked
+            # the same wait, and would come back at one instant to be throttled again
+            error = yield delay if asked is None else asked + delay

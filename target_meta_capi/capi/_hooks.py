@@ -1,0 +1,25 @@
+"""Calling a RequestObserver's hooks: metrics code must not decide a request's outcome."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+_log = logging.getLogger("target_meta_capi.capi")
+
+
+def notify(observer: Any, hook: str, *args: Any) -> None:
+    """Call `observer.<hook>(*args)`. An exception it raises is logged and goes no further:
+    raised, it would fail a request Meta accepted (sent again, it would be counted twice) or
+    stop a retry that could still succeed."""
+    try:
+        getattr(observer, hook)(*args)
+    except Exception:
+        # its arguments are counts, a status, a delay and an error already free of the token
+        # and event data; only a message of the observer's own making comes with the trace
+        _log.warning(
+            "%s.%s raised; the request goes on as if it had not",
+            type(observer).__name__,
+            hook,
+            exc_info=True,
+        )
