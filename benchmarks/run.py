@@ -203,13 +203,17 @@ class SandboxProcess:
 
 
 @contextmanager
-def sandbox(latency_ms: float, workdir: Path, url: str | None) -> Iterator[SandboxProcess]:
-    if url:  # a sandbox the user started (e.g. with other fault settings)
+def sandbox(
+    latency_ms: float, workdir: Path, url: str | None, port: int | None = None
+) -> Iterator[SandboxProcess]:
+    """The sandbox at `url` (one the user started, e.g. with other fault settings), or one
+    started here, on `port` or a free one."""
+    if url:
         running = SandboxProcess(url.rstrip("/"))
         running.wait_ready()
         yield running
         return
-    port = free_port()
+    port = port or free_port()
     # Only the counters are read back: keeping every event would make the sandbox itself
     # slower (and its answers later) as a run goes on, which is not how Meta behaves.
     command = [

@@ -40,18 +40,15 @@ import dataclasses
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from generate import SCHEMA, STREAM, make_customers, order_record, orders, state_message
 from run import (
     ORDERS_MAPPING,
-    PROJECT_BIN,
     Measurement,
     SandboxProcess,
     compile_bytecode,
@@ -59,6 +56,7 @@ from run import (
     machine_description,
     measure_sending,
     run_noop,
+    sandbox,
     target_command,
 )
 
@@ -304,25 +302,6 @@ def write_shape(path: Path, shape: ShapeSpec, records: int, seed: int = 7) -> Pa
 # --- measuring ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def sandbox_on(port: int, latency_ms: float, workdir: Path) -> Iterator[SandboxProcess]:
-    """The sandbox as run.py starts it, on a port of our choosing."""
-    command = [
-        str(PROJECT_BIN / "target-meta-capi-sandbox"),
-        *("--port", str(port), "--latency-ms", str(latency_ms)),
-        *("--max-events-in-memory", "1000", "--quiet"),
-    ]
-    with (workdir / "sandbox.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        box = SandboxProcess(f"http://127.0.0.1:{port}")
-        box.wait_ready()
-        yield box
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 def run_shape_target(
     name: str,
     shape: ShapeSpec,
@@ -397,7 +376,7 @@ def _run(args: argparse.Namespace, names: list[str], workdir: Path) -> int:
         f"{'floor µs/rec':>12} {'ratio':>6} {'peak MB':>8}"
     )
     rows = []
-    with sandbox_on(args.port, args.latency_ms, workdir) as box:
+    with sandbox(args.latency_ms, workdir, None, port=args.port) as box:
         for name in names:
             shape = SHAPES[name]
             sizes = [args.records] + ([args.larger] if args.larger else [])
