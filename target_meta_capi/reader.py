@@ -224,6 +224,17 @@ def _widen_pipe(descriptor: int) -> bool:
         return False
 
 
+def _utf8_error(line: Line) -> UnicodeDecodeError | None:
+    """Why the line's bytes are not UTF-8; None when they are (or it is text already)."""
+    if not isinstance(line, bytes):
+        return None
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error
+    return None
+
+
 class NumberedSingerReader(GenericSingerReader[str]):
     """Reads Singer messages with msgspec, counting lines so every error can name its line.
 
@@ -341,9 +352,13 @@ class NumberedSingerReader(GenericSingerReader[str]):
         try:
             message = input_decoder.decode(line)
         except msgspec.DecodeError as error:
-            # only here, after msgspec refused the line: the lines that decode pay nothing
+            # only here, after msgspec refused the line: the lines that decode pay nothing.
+            # msgspec 0.23 says "Invalid UTF-8 encoded string" without where; Python says where
+            not_utf8 = _utf8_error(line)
+            if not_utf8 is not None:
+                raise self._not_utf8(not_utf8, line) from None
             message = self._decode_with_lone_surrogates_replaced(line, error)
-        except UnicodeDecodeError as error:
+        except UnicodeDecodeError as error:  # msgspec before 0.23
             raise self._not_utf8(error, line) from None
         except RecursionError:
             raise self._too_deep() from None
