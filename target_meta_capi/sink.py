@@ -163,52 +163,7 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 ),
             )
         if self._mapper is not None:
-            properties = self.schema.get("properties") or {}
-            numeric_zips = [
-                column
-                for column in self._mapper.columns_feeding(("user_data", "zp"), properties)
-                if _typed_as_number(properties[column])
-            ]
-            if numeric_zips:
-                self.logger.warning(
-                    "Stream %r: %s, sent as user_data.zp, typed as a number in the SCHEMA: a "
-                    "postal code kept as a number has lost its leading zeros (02134 became "
-                    "2134), and Meta matches it as written. Keep such codes as text at the "
-                    "source (or cast them in the tap's query).",
-                    stream_name,
-                    ", ".join(f"column {column!r}" for column in numeric_zips),
-                )
-        if (
-            self._mapper is not None
-            and not self.key_properties
-            and not self._mapper.columns_feeding(("event_id",), self.schema.get("properties") or ())
-            and ("event_id",) not in self._mapper.mapping.constants
-        ):
-            # Meta deduplicates on event_id alone: an id that moves with the row's content
-            # makes a resent row (a full-table stream's every run, a rerun) count again.
-            self.logger.warning(
-                "Stream %r has no key properties and no event_id column: each event_id is "
-                "derived from the whole row, so a row changed in any column, or one whose table "
-                "gained, lost or retyped a column, gets a new event_id, and Meta counts it "
-                "again. Map `event_id` to a column that identifies the row, or give the stream "
-                "key properties.",
-                stream_name,
-            )
-        if self._mapper is not None:
-            properties = self.schema.get("properties") or {}
-            event_name = self._mapper.fixed_event_name(properties)
-            numbered_ids = [
-                column
-                for column in self._mapper.columns_feeding(("event_id",), properties)
-                if _typed_as_number(properties[column])
-            ]
-            if event_name and numbered_ids:
-                target.note_numbered_event_ids(
-                    stream_name,
-                    str(self._pixel_id or self.config.get("pixel_id")),
-                    event_name,
-                    numbered_ids[0],
-                )
+            self._warn_about_identifying_columns(target, self._mapper)
         if self._mapper is not None and self._mapper.mapping.unmapped_columns_to_custom_data:
             unhashed = self._mapper.custom_data_columns(self.schema.get("properties") or ())
             if unhashed:
@@ -220,6 +175,54 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                     stream_name,
                     ", ".join(unhashed),
                 )
+
+    def _warn_about_identifying_columns(self, target: Any, mapper: EventMapper) -> None:
+        """Columns whose SCHEMA type makes events match or deduplicate wrongly at Meta: a ZIP
+        code kept as a number, event_ids that move with the row or collide across streams."""
+        stream_name = self.stream_name
+        properties = self.schema.get("properties") or {}
+
+        def number_columns(path: tuple[str, ...]) -> list[str]:
+            return [
+                column
+                for column in mapper.columns_feeding(path, properties)
+                if _typed_as_number(properties[column])
+            ]
+
+        numeric_zips = number_columns(("user_data", "zp"))
+        if numeric_zips:
+            self.logger.warning(
+                "Stream %r: %s, sent as user_data.zp, typed as a number in the SCHEMA: a "
+                "postal code kept as a number has lost its leading zeros (02134 became "
+                "2134), and Meta matches it as written. Keep such codes as text at the "
+                "source (or cast them in the tap's query).",
+                stream_name,
+                ", ".join(f"column {column!r}" for column in numeric_zips),
+            )
+        if (
+            not self.key_properties
+            and not mapper.columns_feeding(("event_id",), properties)
+            and ("event_id",) not in mapper.mapping.constants
+        ):
+            # Meta deduplicates on event_id alone: an id that moves with the row's content
+            # makes a resent row (a full-table stream's every run, a rerun) count again.
+            self.logger.warning(
+                "Stream %r has no key properties and no event_id column: each event_id is "
+                "derived from the whole row, so a row changed in any column, or one whose table "
+                "gained, lost or retyped a column, gets a new event_id, and Meta counts it "
+                "again. Map `event_id` to a column that identifies the row, or give the stream "
+                "key properties.",
+                stream_name,
+            )
+        event_name = mapper.fixed_event_name(properties)
+        numbered_ids = number_columns(("event_id",))
+        if event_name and numbered_ids:
+            target.note_numbered_event_ids(
+                stream_name,
+                str(self._pixel_id or self.config.get("pixel_id")),
+                event_name,
+                numbered_ids[0],
+            )
 
     @property
     def mapper(self) -> EventMapper | None:
