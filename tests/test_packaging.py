@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import inspect
 import json
 import os
 import re
@@ -12,10 +13,11 @@ import subprocess
 import sys
 import urllib.request
 import zipfile
+from collections import defaultdict
 from collections.abc import Iterator
 from email.message import Message
 from email.parser import HeaderParser
-from importlib.metadata import packages_distributions, version
+from importlib.metadata import distributions, version
 from pathlib import Path
 
 import pytest
@@ -151,13 +153,9 @@ def test_wheel_declares_every_distribution_its_modules_import(
         for requirement in metadata.get_all("Requires-Dist", [])
         if "extra ==" not in requirement
     }
-    providers = packages_distributions()
+    providers = _distributions_by_module()
 
-    undeclared = {
-        module
-        for module in third_party
-        if not declared & {_normalized(dist) for dist in providers.get(module, [])}
-    }
+    undeclared = {module for module in third_party if not declared & providers[module]}
 
     assert undeclared == set()
 
@@ -181,6 +179,18 @@ def _top_level_imports(tree: ast.AST) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
     return names
+
+
+def _distributions_by_module() -> defaultdict[str, set[str]]:
+    """The installed distributions that provide each top-level module, from their file lists:
+    Python 3.10's packages_distributions() reads only top_level.txt, which most wheels lack."""
+    providers: defaultdict[str, set[str]] = defaultdict(set)
+    for distribution in distributions():
+        for file in distribution.files or []:
+            module = file.parts[0] if len(file.parts) > 1 else inspect.getmodulename(file.name)
+            if module:
+                providers[module].add(_normalized(distribution.metadata["Name"]))
+    return providers
 
 
 def _normalized(distribution: str) -> str:
