@@ -69,8 +69,8 @@ def wheel_names(wheel: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def dist_info(wheel: Path) -> str:
-    version = wheel.name.split("-")[1]
-    return f"{PACKAGE}-{version}.dist-info"
+    wheel_version = wheel.name.split("-")[1]
+    return f"{PACKAGE}-{wheel_version}.dist-info"
 
 
 @pytest.fixture(scope="module")
