@@ -17,10 +17,15 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
+
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None  # type: ignore[assignment]
 
 from target_meta_capi.capi.errors import GraphAPIError
 from target_meta_capi.capi.privacy import mask_fields, redact_user_data
@@ -195,13 +200,13 @@ class DeadLetterWriter:
     The file is opened on the first letter, so a clean run leaves no empty file behind, and
     in append mode, so a rerun never destroys the letters of an earlier run. A line that
     cannot be written whole is cut off again, so the file stays valid JSONL for that rerun.
+    Runs in parallel may share the file: each appends under an advisory lock (flock).
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
-        self._size = 0  # bytes of whole lines in the file (a regular file)
         self._regular = True
         self._unsynced = False
         self._broken = False
@@ -219,24 +224,31 @@ class DeadLetterWriter:
         line = (encode_dead_letter(letter, masked_fields) + "\n").encode()
         with self._lock:
             try:
-                if self._file is None:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    # unbuffered: a line is in the file when write returns, or the call fails
-                    self._file = self.path.open("ab", buffering=0)
-                    # a pipe or device (/dev/stderr) has no size to mend and nothing to fsync
-                    self._regular = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
-                    if self._regular:
-                        # a run killed mid-line left a letter no state covers: it comes again
-                        self._size = _whole_lines_size(self.path)
-                        os.ftruncate(self._file.fileno(), self._size)
-                unwritten = memoryview(line)
-                while unwritten:
-                    unwritten = unwritten[self._file.write(unwritten) or 0 :]
+                file = self._open()
+                if self._regular:
+                    with _held_exclusively(file):
+                        _append_whole(file, line)
+                else:
+                    _append(file, line)
             except OSError as error:
                 raise self._failed(error) from None
-            self._size += len(line)
             self._unsynced = self._regular
             self.count += 1
+
+    def _open(self) -> IO[bytes]:
+        # callers hold self._lock
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                regular = stat.S_ISREG(os.stat(self.path).st_mode)
+            except FileNotFoundError:
+                regular = True
+            # unbuffered: a line is in the file when write returns, or the call fails; readable
+            # to find a regular file's last whole line
+            self._file = self.path.open("a+b" if regular else "ab", buffering=0)
+            # a pipe or device (/dev/stderr) has no size to mend and nothing to fsync
+            self._regular = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
+        return self._file
 
     def sync(self) -> None:
         """Make written letters durable; called before writing a state that covers them."""
@@ -270,9 +282,6 @@ class DeadLetterWriter:
     def _failed(self, error: OSError) -> DeadLetterWriteError:
         # callers hold self._lock
         self._broken = True
-        if self._file is not None and self._regular:
-            with contextlib.suppress(OSError):  # a half-written line would break the file
-                os.ftruncate(self._file.fileno(), self._size)
         return DeadLetterWriteError(
             f"Cannot write the dead-letter file {self.path}: {error.strerror or error}. "
             "No state is written past the events it should have kept; free space or fix "
@@ -280,16 +289,55 @@ class DeadLetterWriter:
         )
 
 
-def _whole_lines_size(path: Path, chunk: int = 1 << 16) -> int:
-    """Bytes of `path` up to the end of its last whole line (a file ends with a newline)."""
-    with path.open("rb") as file:
-        end = file.seek(0, os.SEEK_END)
-        position = end
-        while position > 0:
-            start = max(0, position - chunk)
-            file.seek(start)
-            newline = file.read(position - start).rfind(b"\n")
-            if newline >= 0:
-                return start + newline + 1
-            position = start
-        return 0
+def _append(file: IO[bytes], line: bytes) -> None:
+    unwritten = memoryview(line)
+    while unwritten:
+        unwritten = unwritten[file.write(unwritten) or 0 :]
+
+
+def _append_whole(file: IO[bytes], line: bytes) -> None:
+    """Append `line` to a regular file after its last whole line, or leave it as it was.
+
+    Held exclusively, so the end is every writer's: runs in parallel may share the file. A half
+    line there is a killed run's (its letter comes again when it reruns from its last state):
+    it is cut off first. A line this call cannot write whole is cut off again."""
+    descriptor = file.fileno()
+    end = os.fstat(descriptor).st_size
+    start = _whole_lines_size(descriptor, end)
+    if start < end:
+        os.ftruncate(descriptor, start)
+    try:
+        _append(file, line)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(descriptor, start)
+        raise
+
+
+@contextlib.contextmanager
+def _held_exclusively(file: IO[bytes]) -> Iterator[None]:
+    """An advisory lock on the whole file, which other runs' writers take too (released if the
+    process dies); where the platform has none, only this process's threads are kept apart."""
+    if fcntl is None:
+        yield
+        return
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
+def _whole_lines_size(descriptor: int, size: int, chunk: int = 1 << 16) -> int:
+    """Bytes of the file of `size` bytes up to the end of its last whole line (a file ends with
+    a newline)."""
+    position = size
+    if position == 0 or os.pread(descriptor, 1, position - 1) == b"\n":
+        return position  # as nearly always: read no more than its last byte
+    while position > 0:
+        start = max(0, position - chunk)
+        newline = os.pread(descriptor, position - start, start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        position = start
+    return 0

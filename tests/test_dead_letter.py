@@ -229,6 +229,66 @@ def test_a_file_of_one_unfinished_line_is_emptied_before_appending(tmp_path: Pat
     assert [json.loads(line)["stream"] for line in path.read_text().splitlines()] == ["rerun"]
 
 
+def test_a_line_cut_off_leaves_the_letters_another_run_appended_meanwhile(
+    tmp_path: Path,
+) -> None:
+    # Two runs sharing dead_letter_path (parallel Meltano schedules of one configured loader).
+    # The first cannot finish its second line (the file size limit stops it halfway), after the
+    # second run appended two letters: mending the file must take out that half line only.
+    path = tmp_path / "dead.jsonl"
+    line_length = len(encode_dead_letter(_violation_letter("first-run"))) + 1
+    script = f"""
+import resource, signal, sys
+from target_meta_capi.dead_letter import DeadLetterWriter, DeadLetterWriteError
+from tests.test_dead_letter import _violation_letter
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({line_length} * 7 // 2, resource.RLIM_INFINITY))
+writer = DeadLetterWriter({str(path)!r})
+writer.write(_violation_letter("first-run"))
+print("written", flush=True)
+sys.stdin.readline()
+try:
+    writer.write(_violation_letter("first-run"))
+except DeadLetterWriteError as error:
+    print(error)
+writer.close()
+"""
+    first_run = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert first_run.stdout is not None and first_run.stdin is not None
+    assert first_run.stdout.readline() == "written\n"
+    second_run = DeadLetterWriter(path)
+    second_run.write(_violation_letter("second-run"))
+    second_run.write(_violation_letter("second-run"))
+    second_run.close()
+    output, _ = first_run.communicate("go\n", timeout=30)
+
+    assert "Cannot write the dead-letter file" in output
+    streams = [json.loads(line)["stream"] for line in path.read_text().splitlines()]
+    assert streams == ["first-run", "second-run", "second-run"]
+
+
+def test_a_line_another_run_left_half_written_is_dropped_before_the_next_letter(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dead.jsonl"
+    writer = DeadLetterWriter(path)
+    writer.write(_violation_letter("this-run"))
+    whole = encode_dead_letter(_violation_letter("killed-run")) + "\n"
+    with path.open("a") as killed_run:  # killed while writing its letter
+        killed_run.write(whole[: len(whole) // 2])
+    writer.write(_violation_letter("this-run"))
+    writer.close()
+
+    streams = [json.loads(line)["stream"] for line in path.read_text().splitlines()]
+    assert streams == ["this-run", "this-run"]
+
+
 def test_letters_can_go_to_a_pipe(tmp_path: Path) -> None:
     fifo = tmp_path / "letters.fifo"
     os.mkfifo(fifo)
