@@ -4,6 +4,8 @@
 # and, for CI:
 #   make test-other-pythons   the suite without end-to-end tests on the other Pythons 3.10-3.13
 #                             this machine has
+#   make test-lowest          the suite without end-to-end tests against the lowest versions
+#                             pyproject.toml allows, on the oldest of those Pythons
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +14,7 @@ MELTANO_VENV := .venv-meltano
 # target's dependencies.
 MELTANO_SPEC := meltano~=4.4
 
-.PHONY: demo test test-other-pythons
+.PHONY: demo test test-other-pythons test-lowest
 
 demo: $(VENV)/.installed
 	bash scripts/demo.sh
@@ -22,6 +24,10 @@ test: $(VENV)/.installed-test $(MELTANO_VENV)/.installed
 
 test-other-pythons: $(VENV)/.installed-test
 	bash scripts/test_other_pythons.sh
+
+# .venv only runs scripts/lowest_constraints.py (it has packaging and a TOML reader)
+test-lowest: $(VENV)/.installed-test
+	bash scripts/test_lowest.sh
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed, found " + sys.version.split()[0] + " (set PYTHON=python3.x)")'

@@ -7,18 +7,7 @@ set -uo pipefail
 
 cd "$(dirname "$0")/.."
 
-# A Python of that version that runs: on PATH, else one pyenv installed (its shims on PATH may
-# name a version they do not select, and fail when run).
-find_python() {
-    local version=$1 candidate
-    for candidate in "$(command -v "python$version")" \
-        "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/"python$version"; do
-        if [ -x "$candidate" ] && "$candidate" -c 'import venv, ensurepip' 2>/dev/null; then
-            echo "$candidate"
-            return
-        fi
-    done
-}
+source scripts/find_python.sh
 
 main_version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 status=0

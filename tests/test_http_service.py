@@ -157,6 +157,32 @@ def test_connection_cut_after_the_request_may_have_been_delivered():
     assert error.maybe_delivered is True
 
 
+def test_an_answer_cut_short_of_its_content_length_is_a_network_error_maybe_delivered():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer_in_part():
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            b'{"events_received": 1'
+        )
+        connection.close()
+
+    answerer = threading.Thread(target=answer_in_part)
+    answerer.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    with pytest.raises(requests.RequestException) as raised:
+        RequestsHttpService().execute("POST", url, HEADERS, b"{}", 5.0)
+    answerer.join()
+    listener.close()
+    error = classify_transport_error(raised.value)
+    assert type(error) is NetworkError
+    assert error.maybe_delivered is True
+
+
 def test_network_error_from_a_custom_service_is_kept():
     error = NetworkError("proxy down", maybe_delivered=False)
     assert classify_transport_error(error) is error

@@ -320,6 +320,14 @@ DEEPLY_NESTED = "[" * 5000 + "]" * 5000
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
+def test_json_body_that_is_malformed_is_rejected_as_unparseable(sandbox):
+    body = '{"access_token": "sandbox-token", "data": [}'
+    headers = {"Content-Type": "application/json"}
+    response = requests.post(sandbox.events_url(), data=body, headers=headers, timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (400, 100)
+    assert graph_error(response)["message"] == "(#100) The request body is not valid JSON"
+
+
 def test_json_body_nested_too_deep_is_rejected_as_unparseable(sandbox):
     body = '{"access_token": "sandbox-token", "data": ' + DEEPLY_NESTED + "}"
     headers = {"Content-Type": "application/json"}

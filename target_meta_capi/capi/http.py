@@ -97,7 +97,16 @@ class RequestsHttpService(HttpServiceInterface):
             allow_redirects=False,
             **self._tls,
         )
-        return HttpResponse(response.status_code, response.headers, response.content)
+        body = response.content
+        # urllib3 1.x hands back a body cut short of its Content-Length as if it were whole
+        # (2.x raises this): the part that arrived is no answer to judge the request by, the
+        # connection broke after sending it
+        missing = getattr(response.raw, "length_remaining", None)
+        if missing:
+            raise requests.exceptions.ChunkedEncodingError(
+                urllib3.exceptions.IncompleteRead(response.raw.tell(), missing)
+            )
+        return HttpResponse(response.status_code, response.headers, body)
 
     def close(self) -> None:
         self.session.close()

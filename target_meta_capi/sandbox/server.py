@@ -50,9 +50,9 @@ _OPTIONAL_PARAMS = tuple(
 # msgspec reads and writes the same JSON as the json module, several times faster
 _decode_json = msgspec.json.Decoder().decode
 _encode_json = msgspec.json.Encoder().encode
-# what decoding untrusted JSON may raise: msgspec.DecodeError (a ValueError) for malformed
-# text, RecursionError for arrays or objects nested too deep (~1000 levels)
-_JSON_ERRORS = (ValueError, RecursionError)
+# what decoding untrusted JSON may raise: msgspec.DecodeError for malformed text (a ValueError
+# only from msgspec 0.21 on), RecursionError for arrays or objects nested too deep (~1000 levels)
+_JSON_ERRORS = (msgspec.DecodeError, RecursionError)
 _API_VERSION = re.compile(r"v[0-9]+\.[0-9]+")
 _MULTIPART_NAME = re.compile(rb'\bname=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
 _MULTIPART_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
