@@ -97,7 +97,7 @@ class RequestsHttpService(HttpServiceInterface):
             allow_redirects=False,
             **self._tls,
         )
-        body = response.content
+        answer = response.content
         # urllib3 1.x hands back a body cut short of its Content-Length as if it were whole
         # (2.x raises this): the part that arrived is no answer to judge the request by, the
         # connection broke after sending it
@@ -106,7 +106,7 @@ class RequestsHttpService(HttpServiceInterface):
             raise requests.exceptions.ChunkedEncodingError(
                 urllib3.exceptions.IncompleteRead(response.raw.tell(), missing)
             )
-        return HttpResponse(response.status_code, response.headers, body)
+        return HttpResponse(response.status_code, response.headers, answer)
 
     def close(self) -> None:
         self.session.close()
