@@ -435,6 +435,12 @@ def test_an_unusable_retry_policy_is_a_configuration_error(settings, complaint):
         RetryPolicy(**settings)
 
 
+def test_a_retry_policy_cannot_be_changed_past_its_checks():
+    policy = RetryPolicy()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.max_retries = 1.5  # type: ignore[misc]
+
+
 def test_throttling_waits_use_the_throttle_base_delay():
     waits = []
     policy = RetryPolicy(base_delay=0.0, max_delay=10.0, throttle_base_delay=0.01)
@@ -814,6 +820,19 @@ def test_a_set_cancel_event_ends_the_wait_to_retry_with_the_error_that_caused_it
         make_request(server, retry_policy=policy).execute(observer=CancelOnRetry(), cancel=cancel)
     assert raised.value.retries_cancelled
     assert len(server.requests) == 1
+
+
+def test_a_request_failing_after_its_cancel_is_set_is_neither_retried_nor_reported_retrying():
+    observer = RecordingObserver()
+    cancel = threading.Event()
+    cancel.set()
+    with (
+        FakeGraphServer(lambda request: graph_error(500, 2, is_transient=True)) as server,
+        pytest.raises(TransientError) as raised,
+    ):
+        make_request(server, retry_policy=FAST_RETRIES).execute(observer=observer, cancel=cancel)
+    assert raised.value.retries_cancelled
+    assert (len(server.requests), observer.retries) == (1, [])
 
 
 def test_an_error_not_retried_for_other_reasons_is_not_marked_as_cancelled():
