@@ -794,6 +794,14 @@ def test_an_observer_that_raises_does_not_stop_retries():
     assert observer.calls == ["on_attempt", "on_retry", "on_attempt"]
 
 
+def test_a_request_retried_without_an_observer_logs_no_warning(caplog):
+    with FakeGraphServer(replies(graph_error(500, 2, is_transient=True))) as server:
+        make_request(server).execute()
+    assert [
+        record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING
+    ] == []
+
+
 def test_an_observer_that_raises_is_logged_without_the_token_or_event_data(caplog):
     with FakeGraphServer() as server:
         make_request(server).execute(observer=BrokenObserver())
