@@ -471,6 +471,31 @@ def test_backoff_waits_are_drawn_at_random_below_a_doubling_cap():
     assert all(delay != cap for delay, cap in zip(observer.delays, caps, strict=True))
 
 
+def test_backoff_caps_double_with_each_retry():
+    policy = RetryPolicy(max_retries=8, base_delay=0.0001, max_delay=10.0)
+    observer = RecordingObserver()
+    with FakeGraphServer(replies(*[graph_error(500, 2)] * 8)) as server:
+        make_request(server, retry_policy=policy).execute(observer=observer)
+    # the 5th to 8th caps are 16 to 128 times the base: all four draws below the base
+    # have odds of 2**-22
+    assert max(observer.delays[4:]) > 0.0001
+
+
+def test_a_backoff_wait_never_goes_past_max_time():
+    policy = RetryPolicy(max_retries=1, max_time=0.5, base_delay=60.0, max_delay=60.0)
+    observer = RecordingObserver()
+    answers = replies(graph_error(500, 2))
+
+    def slow(request):
+        time.sleep(0.3)  # the first answer leaves at most 0.2 s of max_time
+        return answers(request)
+
+    with FakeGraphServer(slow) as server:
+        make_request(server, retry_policy=policy).execute(observer=observer)
+    assert len(observer.delays) == 1
+    assert 0 <= observer.delays[0] <= 0.2
+
+
 def test_a_backoff_wait_is_never_longer_than_max_delay():
     # a base delay of 1000 s uncapped would wait up to 1000 s (max_time cuts that to 2 s)
     policy = RetryPolicy(max_retries=1, max_time=2.0, base_delay=1000.0, max_delay=0.01)
