@@ -514,6 +514,27 @@ def test_observer_sees_every_attempt_and_every_retry():
     assert observer.retries == [("TransientError", 1)]
 
 
+class SecondsObserver(RequestObserver):
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_attempt(self, events, status, seconds, error):
+        self.seconds.append(seconds)
+
+
+def test_observer_hears_how_long_each_attempt_took():
+    observer = SecondsObserver()
+
+    def slow(request):
+        time.sleep(0.05)
+        return graph_error(500, 2) if len(observer.seconds) == 0 else accept(request)
+
+    with FakeGraphServer(slow) as server:
+        make_request(server).execute(observer=observer)
+    assert len(observer.seconds) == 2
+    assert all(0.05 <= seconds < 60 for seconds in observer.seconds)
+
+
 def test_observer_sees_attempts_without_http_status_on_network_errors():
     observer = RecordingObserver()
     request = EventRequest(
@@ -819,8 +840,9 @@ def test_an_observer_that_raises_does_not_stop_retries():
     assert observer.calls == ["on_attempt", "on_retry", "on_attempt"]
 
 
-def test_a_request_retried_without_an_observer_logs_no_warning(caplog):
-    with FakeGraphServer(replies(graph_error(500, 2, is_transient=True))) as server:
+def test_a_request_retried_and_told_its_usage_without_an_observer_logs_no_warning(caplog):
+    answer = dataclasses.replace(success(2), headers={"X-App-Usage": '{"call_count": 12}'})
+    with FakeGraphServer(replies(graph_error(500, 2, is_transient=True), answer)) as server:
         make_request(server).execute()
     assert [
         record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING
