@@ -556,6 +556,21 @@ def test_async_execute_returns_a_future_of_the_response():
         assert future.result(timeout=10).events_received == 2
 
 
+def test_async_execute_returns_before_the_answer_comes():
+    answer_now = threading.Event()
+
+    def held(request):
+        answer_now.wait(HANDLER_WAIT_SECONDS)
+        return accept(request)
+
+    with FakeGraphServer(held) as server:
+        future = make_request(server, cls=EventRequestAsync).execute()
+        assert not future.done()
+        answer_now.set()
+        assert future.result(timeout=10).events_received == 2
+    assert len(server.requests) == 1
+
+
 def test_async_future_raises_the_classified_error():
     with FakeGraphServer(lambda request: graph_error(400, 190)) as server:
         future = make_request(server, cls=EventRequestAsync).execute()
