@@ -451,6 +451,7 @@ def test_streams_whose_event_ids_cannot_meet_are_not_warned_about(
 ) -> None:
     result = _run_orders_and_pos_orders(sandbox, tmp_path, pos_schema, **pos_entry)
     assert not any("both send" in w for w in result.target.stats.snapshot()["warnings"])
+    assert result.exit_code == 0  # not for want of a run
 
 
 def _run_schema_with_zip(
