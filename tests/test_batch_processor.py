@@ -542,6 +542,25 @@ def test_a_request_failing_after_retries_were_cancelled_is_not_retried():
     assert len(server.requests) == 1
 
 
+def test_a_request_in_flight_at_close_is_still_retried():
+    arrived, answer = threading.Event(), threading.Event()
+    answers = iter([graph_error(500, 2, is_transient=True)])
+
+    def failing_once_when_told(request: RecordedRequest):
+        arrived.set()
+        answer.wait(HANDLER_WAIT_SECONDS)
+        return next(answers, None) or accept(request)
+
+    with FakeGraphServer(failing_once_when_told) as server:
+        processor = BatchProcessor(retry_policy=FAST_RETRIES)
+        future = processor.submit(template(server.url).copy_with(events(1)))
+        assert arrived.wait(HANDLER_WAIT_SECONDS)
+        processor.close(wait=False)  # without cancel_retries
+        answer.set()
+        assert future.result(HANDLER_WAIT_SECONDS).events_received == 1
+    assert len(server.requests) == 2
+
+
 def test_submit_racing_close_either_starts_the_request_or_raises_processor_closed():
     # The race is between two threads, so it is run many times: before the fix, a submit
     # that had found the window open could reach the thread pool after close() shut it
