@@ -15,9 +15,15 @@ from dataclasses import replace
 
 import pytest
 
-from target_meta_capi.capi import BatchProcessor, EventRequest, EventRequestAsync
+from target_meta_capi.capi import (
+    BatchProcessor,
+    DeliveryError,
+    EventRequest,
+    EventRequestAsync,
+    RetryPolicy,
+)
 from target_meta_capi.capi.http import RequestsHttpService
-from tests._http_fixture import HANDLER_WAIT_SECONDS, FakeGraphServer, accept
+from tests._http_fixture import HANDLER_WAIT_SECONDS, FakeGraphServer, accept, graph_error
 
 pytestmark = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform"
@@ -98,6 +104,23 @@ def test_a_batch_processor_created_before_fork_sends_in_the_child():
 
         assert run_in_forked_child(send_batch) == 0
     assert [request.events[0]["event_id"] for request in server.requests] == ["e1", "e2"]
+
+
+def test_a_batch_processor_whose_retries_were_cancelled_before_fork_does_not_retry_in_the_child():
+    transient = graph_error(500, 2, is_transient=True)
+    policy = RetryPolicy(max_retries=3, base_delay=0.001)
+    with (
+        FakeGraphServer(lambda request: transient) as server,
+        BatchProcessor(retry_policy=policy) as processor,
+    ):
+        processor.cancel_retries()
+
+        def send_failing() -> None:
+            error = processor.submit(lead(server.url, 1)).exception(HANDLER_WAIT_SECONDS)
+            sys.exit(0 if isinstance(error, DeliveryError) and error.retries_cancelled else 1)
+
+        assert run_in_forked_child(send_failing) == 0
+    assert len(server.requests) == 1
 
 
 def test_a_fork_while_another_thread_holds_the_sessions_cookie_lock_does_not_hang_the_child():
