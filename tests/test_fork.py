@@ -22,6 +22,7 @@ from target_meta_capi.capi import (
     EventRequestAsync,
     RetryPolicy,
 )
+from target_meta_capi.capi import request as request_module
 from target_meta_capi.capi.http import RequestsHttpService
 from tests._http_fixture import HANDLER_WAIT_SECONDS, FakeGraphServer, accept, graph_error
 
@@ -92,6 +93,19 @@ def test_async_requests_sent_in_a_forked_child_complete():
 
         assert run_in_forked_child(send_async) == 0
     assert [request.events[0]["event_id"] for request in server.requests] == ["e1", "e2"]
+
+
+def test_a_fork_while_another_thread_makes_the_shared_executor_does_not_hang_the_child():
+    with FakeGraphServer() as server:
+
+        def send_async() -> None:
+            future = lead(server.url, 1, EventRequestAsync).execute()
+            future.result(HANDLER_WAIT_SECONDS)  # type: ignore[attr-defined]
+
+        # held as by a thread making the shared executor at the instant of the fork
+        with request_module._executor_lock:
+            assert run_in_forked_child(send_async) == 0
+    assert len(server.requests) == 1
 
 
 def test_a_batch_processor_created_before_fork_sends_in_the_child():
