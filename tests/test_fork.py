@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+import requests
 
 from target_meta_capi.capi import (
     BatchProcessor,
@@ -77,6 +78,18 @@ def test_a_forked_child_sends_on_a_connection_of_its_own_not_the_parents():
 def test_a_service_with_a_cookie_jar_of_its_own_kind_gives_a_forked_child_its_own_connection():
     service = RequestsHttpService()
     service.session.cookies = http.cookiejar.CookieJar()  # type: ignore[assignment]
+    with FakeGraphServer() as server:
+        lead(server.url, 1, http_service=service).execute()
+
+        assert run_in_forked_child(lead(server.url, 2, http_service=service).execute) == 0
+    parent, child = server.requests
+    assert child.client_port != parent.client_port
+
+
+def test_a_service_with_an_adapter_of_its_own_kind_gives_a_forked_child_its_own_connection():
+    service = RequestsHttpService()
+    # an application's adapter for another host, met before the pooled one
+    service.session.mount("http://elsewhere.invalid/", requests.adapters.BaseAdapter())
     with FakeGraphServer() as server:
         lead(server.url, 1, http_service=service).execute()
 
