@@ -23,6 +23,7 @@ from target_meta_capi.capi import (
     EventRequestAsync,
     RetryPolicy,
 )
+from target_meta_capi.capi import http as http_module
 from target_meta_capi.capi import request as request_module
 from target_meta_capi.capi.http import RequestsHttpService
 from tests._http_fixture import HANDLER_WAIT_SECONDS, FakeGraphServer, accept, graph_error
@@ -104,6 +105,13 @@ def test_the_shared_default_service_gives_a_forked_child_connections_of_its_own(
 
         assert run_in_forked_child(lead(server.url, 2).execute) == 0
     assert server.requests[1].client_port != server.requests[0].client_port
+
+
+def test_a_fork_while_another_thread_makes_the_default_service_does_not_hang_the_child():
+    # the lock held as by a thread making the shared default service at the instant of the fork
+    with FakeGraphServer() as server, http_module._lock:
+        assert run_in_forked_child(lead(server.url, 1).execute) == 0
+    assert len(server.requests) == 1
 
 
 def test_async_requests_sent_in_a_forked_child_complete():
