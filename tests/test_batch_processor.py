@@ -1,5 +1,7 @@
+import dataclasses
 import hashlib
 import itertools
+import logging
 import signal
 import threading
 import time
@@ -393,6 +395,41 @@ def test_observer_is_told_about_every_attempt():
     ):
         processor.process_events(template(server.url), events(10))
     assert sorted(attempts) == [(2, 200), (4, 200), (4, 200)]
+
+
+def usage_reported(request: RecordedRequest):
+    return dataclasses.replace(accept(request), headers={"X-App-Usage": '{"call_count": 12}'})
+
+
+def test_observer_hears_the_rate_limit_usage_each_answer_reports():
+    usages = []
+
+    class Usage(RequestObserver):
+        def on_rate_limit_usage(self, percent):
+            usages.append(percent)
+
+    with (
+        FakeGraphServer(usage_reported) as server,
+        BatchProcessor(batch_size=4, observer=Usage()) as processor,
+    ):
+        processor.process_events(template(server.url), events(10))
+    assert usages == [12.0, 12.0, 12.0]
+
+
+def test_a_processor_without_an_observer_logs_no_warning_on_retries_and_usage(caplog):
+    answers = iter([graph_error(500, 2, is_transient=True)])
+
+    def failing_once(request: RecordedRequest):
+        return next(answers, None) or usage_reported(request)
+
+    with (
+        FakeGraphServer(failing_once) as server,
+        BatchProcessor(retry_policy=FAST_RETRIES) as processor,
+    ):
+        processor.process_events(template(server.url), events(3))
+    assert [
+        record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING
+    ] == []
 
 
 def test_closed_processor_refuses_new_requests():
