@@ -1,5 +1,7 @@
+import dataclasses
 import hashlib
 import itertools
+import logging
 import signal
 import threading
 import time
@@ -395,6 +397,41 @@ def test_observer_is_told_about_every_attempt():
     assert sorted(attempts) == [(2, 200), (4, 200), (4, 200)]
 
 
+def usage_reported(request: RecordedRequest):
+    return dataclasses.replace(accept(request), headers={"X-App-Usage": '{"call_count": 12}'})
+
+
+def test_observer_hears_the_rate_limit_usage_each_answer_reports():
+    usages = []
+
+    class Usage(RequestObserver):
+        def on_rate_limit_usage(self, percent):
+            usages.append(percent)
+
+    with (
+        FakeGraphServer(usage_reported) as server,
+        BatchProcessor(batch_size=4, observer=Usage()) as processor,
+    ):
+        processor.process_events(template(server.url), events(10))
+    assert usages == [12.0, 12.0, 12.0]
+
+
+def test_a_processor_without_an_observer_logs_no_warning_on_retries_and_usage(caplog):
+    answers = iter([graph_error(500, 2, is_transient=True)])
+
+    def failing_once(request: RecordedRequest):
+        return next(answers, None) or usage_reported(request)
+
+    with (
+        FakeGraphServer(failing_once) as server,
+        BatchProcessor(retry_policy=FAST_RETRIES) as processor,
+    ):
+        processor.process_events(template(server.url), events(3))
+    assert [
+        record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING
+    ] == []
+
+
 def test_closed_processor_refuses_new_requests():
     processor = BatchProcessor()
     processor.close()
@@ -540,6 +577,25 @@ def test_a_request_failing_after_retries_were_cancelled_is_not_retried():
         error = future.exception(HANDLER_WAIT_SECONDS)
         assert isinstance(error, TransientError) and error.retries_cancelled
     assert len(server.requests) == 1
+
+
+def test_a_request_in_flight_at_close_is_still_retried():
+    arrived, answer = threading.Event(), threading.Event()
+    answers = iter([graph_error(500, 2, is_transient=True)])
+
+    def failing_once_when_told(request: RecordedRequest):
+        arrived.set()
+        answer.wait(HANDLER_WAIT_SECONDS)
+        return next(answers, None) or accept(request)
+
+    with FakeGraphServer(failing_once_when_told) as server:
+        processor = BatchProcessor(retry_policy=FAST_RETRIES)
+        future = processor.submit(template(server.url).copy_with(events(1)))
+        assert arrived.wait(HANDLER_WAIT_SECONDS)
+        processor.close(wait=False)  # without cancel_retries
+        answer.set()
+        assert future.result(HANDLER_WAIT_SECONDS).events_received == 1
+    assert len(server.requests) == 2
 
 
 def test_submit_racing_close_either_starts_the_request_or_raises_processor_closed():

@@ -4,7 +4,7 @@ from an atexit handler, where Python's thread pools take no new work."""
 import subprocess
 import sys
 
-from tests._http_fixture import HANDLER_WAIT_SECONDS, FakeGraphServer
+from tests._http_fixture import HANDLER_WAIT_SECONDS, FakeGraphServer, graph_error
 
 TOKEN = "EAAGm0PX4ZCpsBAKZBZCtestaccesstoken1234"
 
@@ -23,7 +23,7 @@ def lead(number, cls=EventRequest):
 
 @atexit.register
 def flush():
-    print({flush}.events_received)
+    print({flush})
 """
     return subprocess.run(
         [sys.executable, "-c", script],
@@ -38,7 +38,7 @@ def test_a_request_submitted_to_a_batch_processor_in_an_atexit_handler_is_sent()
         result = run_until_exit(
             server.url,
             setup="processor = BatchProcessor()",
-            flush="processor.submit(lead(1)).result()",
+            flush="processor.submit(lead(1)).result().events_received",
         )
     assert (result.stdout, result.stderr) == ("1\n", "")
     assert [request.events[0]["event_id"] for request in server.requests] == ["e1"]
@@ -49,7 +49,18 @@ def test_an_async_request_executed_in_an_atexit_handler_is_sent():
         result = run_until_exit(
             server.url,
             setup="lead(1, EventRequestAsync).execute().result()",
-            flush="lead(2, EventRequestAsync).execute().result()",
+            flush="lead(2, EventRequestAsync).execute().result().events_received",
         )
     assert (result.stdout, result.stderr) == ("1\n", "")
     assert [request.events[0]["event_id"] for request in server.requests] == ["e1", "e2"]
+
+
+def test_an_async_request_failing_in_an_atexit_handler_gives_its_error_through_its_future():
+    with FakeGraphServer(lambda request: graph_error(400, 100)) as server:
+        result = run_until_exit(
+            server.url,
+            setup="",
+            flush="type(lead(1, EventRequestAsync).execute().exception()).__name__",
+        )
+    assert (result.stdout, result.stderr) == ("InvalidRequestError\n", "")
+    assert len(server.requests) == 1

@@ -14,10 +14,19 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+import requests
 
-from target_meta_capi.capi import BatchProcessor, EventRequest, EventRequestAsync
+from target_meta_capi.capi import (
+    BatchProcessor,
+    DeliveryError,
+    EventRequest,
+    EventRequestAsync,
+    RetryPolicy,
+)
+from target_meta_capi.capi import http as http_module
+from target_meta_capi.capi import request as request_module
 from target_meta_capi.capi.http import RequestsHttpService
-from tests._http_fixture import HANDLER_WAIT_SECONDS, FakeGraphServer, accept
+from tests._http_fixture import HANDLER_WAIT_SECONDS, FakeGraphServer, accept, graph_error
 
 pytestmark = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform"
@@ -67,12 +76,42 @@ def test_a_forked_child_sends_on_a_connection_of_its_own_not_the_parents():
     assert child.client_port != parent.client_port
 
 
+def test_a_service_with_a_cookie_jar_of_its_own_kind_gives_a_forked_child_its_own_connection():
+    service = RequestsHttpService()
+    service.session.cookies = http.cookiejar.CookieJar()  # type: ignore[assignment]
+    with FakeGraphServer() as server:
+        lead(server.url, 1, http_service=service).execute()
+
+        assert run_in_forked_child(lead(server.url, 2, http_service=service).execute) == 0
+    parent, child = server.requests
+    assert child.client_port != parent.client_port
+
+
+def test_a_service_with_an_adapter_of_its_own_kind_gives_a_forked_child_its_own_connection():
+    service = RequestsHttpService()
+    # an application's adapter for another host, met before the pooled one
+    service.session.mount("http://elsewhere.invalid/", requests.adapters.BaseAdapter())
+    with FakeGraphServer() as server:
+        lead(server.url, 1, http_service=service).execute()
+
+        assert run_in_forked_child(lead(server.url, 2, http_service=service).execute) == 0
+    parent, child = server.requests
+    assert child.client_port != parent.client_port
+
+
 def test_the_shared_default_service_gives_a_forked_child_connections_of_its_own():
     with FakeGraphServer() as server:
         lead(server.url, 1).execute()
 
         assert run_in_forked_child(lead(server.url, 2).execute) == 0
     assert server.requests[1].client_port != server.requests[0].client_port
+
+
+def test_a_fork_while_another_thread_makes_the_default_service_does_not_hang_the_child():
+    # the lock held as by a thread making the shared default service at the instant of the fork
+    with FakeGraphServer() as server, http_module._lock:
+        assert run_in_forked_child(lead(server.url, 1).execute) == 0
+    assert len(server.requests) == 1
 
 
 def test_async_requests_sent_in_a_forked_child_complete():
@@ -88,6 +127,19 @@ def test_async_requests_sent_in_a_forked_child_complete():
     assert [request.events[0]["event_id"] for request in server.requests] == ["e1", "e2"]
 
 
+def test_a_fork_while_another_thread_makes_the_shared_executor_does_not_hang_the_child():
+    with FakeGraphServer() as server:
+
+        def send_async() -> None:
+            future = lead(server.url, 1, EventRequestAsync).execute()
+            future.result(HANDLER_WAIT_SECONDS)  # type: ignore[attr-defined]
+
+        # held as by a thread making the shared executor at the instant of the fork
+        with request_module._executor_lock:
+            assert run_in_forked_child(send_async) == 0
+    assert len(server.requests) == 1
+
+
 def test_a_batch_processor_created_before_fork_sends_in_the_child():
     with FakeGraphServer() as server, BatchProcessor(concurrent_requests=2) as processor:
         processor.submit(lead(server.url, 1)).result(HANDLER_WAIT_SECONDS)
@@ -98,6 +150,23 @@ def test_a_batch_processor_created_before_fork_sends_in_the_child():
 
         assert run_in_forked_child(send_batch) == 0
     assert [request.events[0]["event_id"] for request in server.requests] == ["e1", "e2"]
+
+
+def test_a_batch_processor_whose_retries_were_cancelled_before_fork_does_not_retry_in_the_child():
+    transient = graph_error(500, 2, is_transient=True)
+    policy = RetryPolicy(max_retries=3, base_delay=0.001)
+    with (
+        FakeGraphServer(lambda request: transient) as server,
+        BatchProcessor(retry_policy=policy) as processor,
+    ):
+        processor.cancel_retries()
+
+        def send_failing() -> None:
+            error = processor.submit(lead(server.url, 1)).exception(HANDLER_WAIT_SECONDS)
+            sys.exit(0 if isinstance(error, DeliveryError) and error.retries_cancelled else 1)
+
+        assert run_in_forked_child(send_failing) == 0
+    assert len(server.requests) == 1
 
 
 def test_a_fork_while_another_thread_holds_the_sessions_cookie_lock_does_not_hang_the_child():

@@ -594,6 +594,13 @@ def test_a_time_zone_that_is_not_one_is_a_config_error_at_start():
     ]
 
 
+@pytest.mark.parametrize("name", ["", "  ", 9], ids=["empty", "blank", "number"])
+def test_a_time_zone_that_is_no_name_is_a_config_error_at_start(name):
+    assert mapping_config_errors({"time_zone": name}) == [
+        "time_zone must be an IANA time zone name such as Europe/Berlin"
+    ]
+
+
 @pytest.mark.parametrize("raw", ["soon", "2026-13-01", True, [1], float("nan"), ""])
 def test_unusable_event_time_raises_value_error(raw):
     with pytest.raises(ValueError):

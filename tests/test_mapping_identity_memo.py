@@ -326,6 +326,29 @@ def test_a_full_memo_whose_customers_come_back_is_emptied_and_stays_on(monkeypat
     assert memo_size(mapper) == 1
 
 
+def test_a_memo_emptied_when_full_fills_again(monkeypatch):
+    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
+    mapper = orders_mapper()
+    regulars = [f"regular{number}@example.com" for number in range(10)]
+    newcomers = [f"new{number}@example.com" for number in range(12)]
+    for email in regulars * 3 + newcomers:  # the 7th newcomer finds the memo full
+        mapper.map({**ORDER, "email": email})
+    assert memo_size(mapper) == 6
+
+
+def test_a_memo_is_judged_by_the_customers_met_since_it_was_last_emptied(monkeypatch):
+    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
+    mapper = orders_mapper()
+    regulars = [f"regular{number}@example.com" for number in range(10)]
+    newcomers = [f"new{number}@example.com" for number in range(7 + 16)]
+    # emptied at the 7th newcomer (its regulars came back: it stays on), then at the 23rd:
+    # none of the 16 customers since came back, whatever the regulars did before
+    for email in regulars * 3 + newcomers:
+        mapper.map({**ORDER, "email": email})
+    assert not mapper._memoizing
+    assert memo_size(mapper) == 0
+
+
 def test_the_memos_of_many_streams_hold_no_more_customers_than_one(monkeypatch):
     monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
     mappers = [orders_mapper() for _ in range(5)]

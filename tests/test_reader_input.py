@@ -244,6 +244,17 @@ def test_a_byte_that_is_not_utf8_is_placed_within_its_line() -> None:
     assert "jane" not in str(raised.value)
 
 
+def test_a_line_not_utf8_is_named_so_when_its_json_breaks_before_the_byte() -> None:
+    # msgspec before 0.23 refuses the JSON before it reaches the byte, as 0.23 refuses any
+    # line that is not UTF-8: neither says where the byte is, which Python is asked
+    line = b'{"type": "STATE",, "value": {"email": "jane\xff@example.com"}}\n'
+    position = line.index(b"\xff")
+    assert _refusal_of(line) == (
+        "Input line 1 is not valid JSON: it is not UTF-8 (invalid start byte at byte "
+        f"{position} of the line)"
+    )
+
+
 def test_a_line_with_half_a_surrogate_pair_nested_too_deeply_is_named_by_its_line() -> None:
     reader = NumberedSingerReader()
     # msgspec refuses the half pair first; the line, repaired, is then too deep to decode

@@ -80,6 +80,7 @@ def replies(*answers: Reply):
 class RecordingObserver(RequestObserver):
     def __init__(self) -> None:
         self.attempts: list[tuple[int, int | None, str | None]] = []
+        self.seconds: list[float] = []
         self.retries: list[tuple[str, int]] = []
         self.delays: list[float] = []
         self.usages: list[float] = []
@@ -87,6 +88,7 @@ class RecordingObserver(RequestObserver):
     def on_attempt(self, events, status, seconds, error):
         assert seconds >= 0
         self.attempts.append((events, status, type(error).__name__ if error else None))
+        self.seconds.append(seconds)
 
     def on_retry(self, error, attempt, delay):
         self.retries.append((type(error).__name__, attempt))
@@ -435,6 +437,12 @@ def test_an_unusable_retry_policy_is_a_configuration_error(settings, complaint):
         RetryPolicy(**settings)
 
 
+def test_a_retry_policy_cannot_be_changed_past_its_checks():
+    policy = RetryPolicy()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.max_retries = 1.5  # type: ignore[misc]
+
+
 def test_throttling_waits_use_the_throttle_base_delay():
     waits = []
     policy = RetryPolicy(base_delay=0.0, max_delay=10.0, throttle_base_delay=0.01)
@@ -465,6 +473,31 @@ def test_backoff_waits_are_drawn_at_random_below_a_doubling_cap():
     assert all(delay != cap for delay, cap in zip(observer.delays, caps, strict=True))
 
 
+def test_backoff_caps_double_with_each_retry():
+    policy = RetryPolicy(max_retries=8, base_delay=0.0001, max_delay=10.0)
+    observer = RecordingObserver()
+    with FakeGraphServer(replies(*[graph_error(500, 2)] * 8)) as server:
+        make_request(server, retry_policy=policy).execute(observer=observer)
+    # the 5th to 8th caps are 16 to 128 times the base: all four draws below the base
+    # have odds of 2**-22
+    assert max(observer.delays[4:]) > 0.0001
+
+
+def test_a_backoff_wait_never_goes_past_max_time():
+    policy = RetryPolicy(max_retries=1, max_time=0.5, base_delay=60.0, max_delay=60.0)
+    observer = RecordingObserver()
+    answers = replies(graph_error(500, 2))
+
+    def slow(request):
+        time.sleep(0.3)  # the first answer leaves at most 0.2 s of max_time
+        return answers(request)
+
+    with FakeGraphServer(slow) as server:
+        make_request(server, retry_policy=policy).execute(observer=observer)
+    assert len(observer.delays) == 1
+    assert 0 <= observer.delays[0] <= 0.2
+
+
 def test_a_backoff_wait_is_never_longer_than_max_delay():
     # a base delay of 1000 s uncapped would wait up to 1000 s (max_time cuts that to 2 s)
     policy = RetryPolicy(max_retries=1, max_time=2.0, base_delay=1000.0, max_delay=0.01)
@@ -481,6 +514,19 @@ def test_observer_sees_every_attempt_and_every_retry():
         make_request(server).execute(observer=observer)
     assert observer.attempts == [(2, 500, "TransientError"), (2, 200, None)]
     assert observer.retries == [("TransientError", 1)]
+
+
+def test_observer_hears_how_long_each_attempt_took():
+    observer = RecordingObserver()
+
+    def slow(request):
+        time.sleep(0.05)
+        return graph_error(500, 2) if len(observer.seconds) == 0 else accept(request)
+
+    with FakeGraphServer(slow) as server:
+        make_request(server).execute(observer=observer)
+    assert len(observer.seconds) == 2
+    assert all(0.05 <= seconds < 60 for seconds in observer.seconds)  # not a time since boot
 
 
 def test_observer_sees_attempts_without_http_status_on_network_errors():
@@ -502,6 +548,21 @@ def test_async_execute_returns_a_future_of_the_response():
         future = make_request(server, cls=EventRequestAsync).execute()
         assert isinstance(future, Future)
         assert future.result(timeout=10).events_received == 2
+
+
+def test_async_execute_returns_before_the_answer_comes():
+    answer_now = threading.Event()
+
+    def held(request):
+        answer_now.wait(HANDLER_WAIT_SECONDS)
+        return accept(request)
+
+    with FakeGraphServer(held) as server:
+        future = make_request(server, cls=EventRequestAsync).execute()
+        assert not future.done()
+        answer_now.set()
+        assert future.result(timeout=10).events_received == 2
+    assert len(server.requests) == 1
 
 
 def test_async_future_raises_the_classified_error():
@@ -788,6 +849,15 @@ def test_an_observer_that_raises_does_not_stop_retries():
     assert observer.calls == ["on_attempt", "on_retry", "on_attempt"]
 
 
+def test_a_request_retried_and_told_its_usage_without_an_observer_logs_no_warning(caplog):
+    answer = dataclasses.replace(success(2), headers={"X-App-Usage": '{"call_count": 12}'})
+    with FakeGraphServer(replies(graph_error(500, 2, is_transient=True), answer)) as server:
+        make_request(server).execute()
+    assert [
+        record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING
+    ] == []
+
+
 def test_an_observer_that_raises_is_logged_without_the_token_or_event_data(caplog):
     with FakeGraphServer() as server:
         make_request(server).execute(observer=BrokenObserver())
@@ -814,6 +884,19 @@ def test_a_set_cancel_event_ends_the_wait_to_retry_with_the_error_that_caused_it
         make_request(server, retry_policy=policy).execute(observer=CancelOnRetry(), cancel=cancel)
     assert raised.value.retries_cancelled
     assert len(server.requests) == 1
+
+
+def test_a_request_failing_after_its_cancel_is_set_is_neither_retried_nor_reported_retrying():
+    observer = RecordingObserver()
+    cancel = threading.Event()
+    cancel.set()
+    with (
+        FakeGraphServer(lambda request: graph_error(500, 2, is_transient=True)) as server,
+        pytest.raises(TransientError) as raised,
+    ):
+        make_request(server, retry_policy=FAST_RETRIES).execute(observer=observer, cancel=cancel)
+    assert raised.value.retries_cancelled
+    assert (len(server.requests), observer.retries) == (1, [])
 
 
 def test_an_error_not_retried_for_other_reasons_is_not_marked_as_cancelled():

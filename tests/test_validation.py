@@ -21,6 +21,7 @@ from target_meta_capi.validation import (
     CompiledRecordValidator,
     FastRecordParsingMixin,
     TimestampPlan,
+    is_multiple_of,
     parse_timestamps,
 )
 
@@ -86,6 +87,14 @@ def test_unparseable_timestamp_follows_the_null_treatment() -> None:
         record, TimestampPlan.for_schema(SCHEMA), DatetimeErrorTreatmentEnum.NULL, LOGGER
     )
     assert record == {"created_at": None}
+
+
+def test_an_unparseable_timestamp_without_a_treatment_raises_value_error() -> None:
+    # how a record worker parses: the main process, which has the treatment, then takes over
+    with pytest.raises(ValueError):
+        parse_timestamps(
+            {"created_at": "yesterday-ish"}, TimestampPlan.for_schema(SCHEMA), None, None
+        )
 
 
 @pytest.mark.parametrize("blank", ["", "  "])
@@ -188,6 +197,27 @@ def test_a_schema_naming_draft_4_is_read_as_draft_4() -> None:
         validator.validate({"order_no": 1, "total": -10000000000})
 
 
+def test_a_schema_naming_draft_4_is_checked_against_draft_4() -> None:
+    # Draft 2020-12 takes a number for exclusiveMaximum; Draft 4 only true or false
+    with pytest.raises(InvalidJSONSchema):
+        CompiledRecordValidator(
+            {
+                "$schema": "http://json-schema.org/draft-04/schema#",
+                "type": "object",
+                "properties": {"total": {"type": "number", "exclusiveMaximum": 10}},
+            }
+        )
+
+
+def test_a_schema_whose_dollar_schema_is_not_text_is_invalid() -> None:
+    with pytest.raises(InvalidJSONSchema):
+        CompiledRecordValidator({"$schema": ["draft-04"], "type": "object", "properties": {}})
+
+
+def test_a_schema_without_properties_accepts_any_object() -> None:
+    CompiledRecordValidator({"type": "object"}).validate({"total": Decimal("49.90")})
+
+
 def test_a_schema_valid_in_no_draft_is_still_invalid() -> None:
     with pytest.raises(InvalidJSONSchema):
         CompiledRecordValidator(
@@ -206,6 +236,19 @@ def test_multiple_of_refuses_a_value_that_is_none_naming_the_field(total: object
         PrivacySafeValidator(CompiledRecordValidator(DRAFT_4_SCHEMA)).validate(
             {"order_no": 1, "total": total}
         )
+
+
+def test_a_value_that_is_no_number_is_no_multiple() -> None:
+    assert not is_multiple_of(float("nan"), Decimal("0.01"))
+    assert not is_multiple_of(Decimal("Infinity"), Decimal("0.01"))
+
+
+def test_a_column_allowing_anything_beside_a_decimal_column_allows_anything() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"total": {"type": "number", "multipleOf": 0.01}, "note": True},
+    }
+    CompiledRecordValidator(schema).validate({"total": Decimal("1.10"), "note": ["any"]})
 
 
 def test_multiple_of_given_as_a_float_is_checked_exactly() -> None:
