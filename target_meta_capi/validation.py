@@ -174,7 +174,9 @@ class FlatTypeCheck:
 
 _DRAFT_4 = "http://json-schema.org/draft-04/schema#"
 _INTEGRAL_LIMIT = Decimal("1E+100")
-# Wide enough that the remainder of any two decimals read from JSON is exact.
+# Exact for a quotient of up to 1,000 digits: any value of a numeric(p, s) column (p <= 1000 in
+# PostgreSQL), the columns taps give a multipleOf for. A quotient of more digits (1E+2000 by
+# 0.01) is no multiple.
 _EXACT = decimal.Context(prec=1000, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 
 
