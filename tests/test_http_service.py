@@ -3,6 +3,7 @@ import socket
 import ssl
 import subprocess
 import threading
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -135,50 +136,43 @@ def test_read_timeout_is_a_request_timeout_that_may_have_been_delivered():
     assert error.maybe_delivered is True
 
 
-def test_connection_cut_after_the_request_may_have_been_delivered():
+def _error_answered_by(answer: Callable[[socket.socket], None]) -> Exception:
+    """What RequestsHttpService raises for a request to a raw server on 127.0.0.1 that reads
+    it, then does `answer` with the connection and closes it."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
 
-    def accept_and_cut():
+    def read_and_answer():
         connection, _ = listener.accept()
         connection.recv(65536)
+        answer(connection)
         connection.close()
 
-    cutter = threading.Thread(target=accept_and_cut)
-    cutter.start()
+    server = threading.Thread(target=read_and_answer)
+    server.start()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
     with pytest.raises(requests.RequestException) as raised:
         RequestsHttpService().execute("POST", url, HEADERS, b"{}", 5.0)
-    cutter.join()
+    server.join()
     listener.close()
-    error = classify_transport_error(raised.value)
+    return raised.value
+
+
+def test_connection_cut_after_the_request_may_have_been_delivered():
+    error = classify_transport_error(_error_answered_by(lambda connection: None))
     assert type(error) is NetworkError
     assert error.maybe_delivered is True
 
 
 def test_an_answer_cut_short_of_its_content_length_is_a_network_error_maybe_delivered():
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-
-    def answer_in_part():
-        connection, _ = listener.accept()
-        connection.recv(65536)
+    def answer_in_part(connection: socket.socket) -> None:
         connection.sendall(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
             b'{"events_received": 1'
         )
-        connection.close()
 
-    answerer = threading.Thread(target=answer_in_part)
-    answerer.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    with pytest.raises(requests.RequestException) as raised:
-        RequestsHttpService().execute("POST", url, HEADERS, b"{}", 5.0)
-    answerer.join()
-    listener.close()
-    error = classify_transport_error(raised.value)
+    error = classify_transport_error(_error_answered_by(answer_in_part))
     assert type(error) is NetworkError
     assert error.maybe_delivered is True
 
