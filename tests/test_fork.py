@@ -65,38 +65,35 @@ def run_in_forked_child(send: Callable[[], object]) -> int | None:
     return process.exitcode
 
 
-def test_a_forked_child_sends_on_a_connection_of_its_own_not_the_parents():
-    service = RequestsHttpService()
+def client_ports_of_parent_and_forked_child(service: RequestsHttpService) -> tuple[int, int]:
+    """The client ports of a send from this process, which leaves a keep-alive connection in
+    the service's pool, and of one through the same service from a forked child."""
     with FakeGraphServer() as server:
-        # leaves a keep-alive connection in the service's pool
         lead(server.url, 1, http_service=service).execute()
 
         assert run_in_forked_child(lead(server.url, 2, http_service=service).execute) == 0
     parent, child = server.requests
-    assert child.client_port != parent.client_port
+    return parent.client_port, child.client_port
+
+
+def test_a_forked_child_sends_on_a_connection_of_its_own_not_the_parents():
+    parent, child = client_ports_of_parent_and_forked_child(RequestsHttpService())
+    assert child != parent
 
 
 def test_a_service_with_a_cookie_jar_of_its_own_kind_gives_a_forked_child_its_own_connection():
     service = RequestsHttpService()
     service.session.cookies = http.cookiejar.CookieJar()  # type: ignore[assignment]
-    with FakeGraphServer() as server:
-        lead(server.url, 1, http_service=service).execute()
-
-        assert run_in_forked_child(lead(server.url, 2, http_service=service).execute) == 0
-    parent, child = server.requests
-    assert child.client_port != parent.client_port
+    parent, child = client_ports_of_parent_and_forked_child(service)
+    assert child != parent
 
 
 def test_a_service_with_an_adapter_of_its_own_kind_gives_a_forked_child_its_own_connection():
     service = RequestsHttpService()
     # an application's adapter for another host, met before the pooled one
     service.session.mount("http://elsewhere.invalid/", requests.adapters.BaseAdapter())
-    with FakeGraphServer() as server:
-        lead(server.url, 1, http_service=service).execute()
-
-        assert run_in_forked_child(lead(server.url, 2, http_service=service).execute) == 0
-    parent, child = server.requests
-    assert child.client_port != parent.client_port
+    parent, child = client_ports_of_parent_and_forked_child(service)
+    assert child != parent
 
 
 def test_the_shared_default_service_gives_a_forked_child_connections_of_its_own():
