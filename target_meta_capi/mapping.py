@@ -1389,14 +1389,7 @@ class EventMapper:
                 objects.append((source, path[0]))
             else:
                 add(path, 0, source)
-        if self.mapping.unmapped_columns_to_custom_data:
-            extra = tuple(
-                column
-                for column in columns
-                if column not in consumed and self._may_send_unmapped(column)
-            )
-        else:
-            extra = ()
+        extra = self._unmapped_columns(columns, consumed)
         paths = tuple(
             (path, _unique(source for _, source in sorted(ranked, key=lambda r: r[0])))
             for path, ranked in sources.items()
@@ -1429,15 +1422,10 @@ class EventMapper:
                 self._plans.clear()
                 self._plans_by_columns.clear()
             plan = self._plans[key] = self._plan(key)
-        if self.mapping.unmapped_columns_to_custom_data:
-            # the columns sent as they are, which the key leaves out: this record's own
-            extra = tuple(
-                column
-                for column in columns
-                if column not in plan.consumed and self._may_send_unmapped(column)
-            )
-            if extra != plan.extra_columns:  # the memo (identities) stays the plan's
-                plan = replace(plan, extra_columns=extra, build=None)
+        # the columns sent as they are, which the key leaves out: this record's own
+        extra = self._unmapped_columns(columns, plan.consumed)
+        if extra != plan.extra_columns:  # the memo (identities) stays the plan's
+            plan = replace(plan, extra_columns=extra, build=None)
         if len(self._plans_by_columns) >= _MAX_CACHED_PLANS:
             self._plans_by_columns.clear()
         self._plans_by_columns[columns] = plan
@@ -1464,11 +1452,22 @@ class EventMapper:
         lower = column.lower()
         return lower in _OBJECT_ALIASES or lower in _ALIAS_PATHS_BY_COLUMN
 
-    def _may_send_unmapped(self, column: str) -> bool:
-        """With ``unmapped_columns_to_custom_data``: only columns the SCHEMA lists, those the
-        SCHEMA-time warning names, and no Singer metadata."""
+    def _unmapped_columns(
+        self, columns: Iterable[str], consumed: Collection[str]
+    ) -> tuple[str, ...]:
+        """The columns ``unmapped_columns_to_custom_data`` sends as they are (none without
+        it): those no step uses, and only those the SCHEMA lists (the ones the SCHEMA-time
+        warning names), no Singer metadata."""
+        if not self.mapping.unmapped_columns_to_custom_data:
+            return ()
         schema = self._schema_columns
-        return not column.startswith(_METADATA_PREFIX) and (schema is None or column in schema)
+        return tuple(
+            column
+            for column in columns
+            if column not in consumed
+            and not column.startswith(_METADATA_PREFIX)
+            and (schema is None or column in schema)
+        )
 
     @staticmethod
     def _identity_plan(
