@@ -227,14 +227,22 @@ def is_multiple_of(number: int | float | Decimal, step: int | float | Decimal) -
         return False
 
 
-def _is_number(value: Any) -> bool:
-    return value.__class__ in (int, float, Decimal)
+def _breaks_step(value: Any, step: int | float | Decimal) -> bool:
+    """Whether `value` is a number that is no multiple of `step` (anything else is for the
+    other keywords to judge)."""
+    return value.__class__ in (int, float, Decimal) and not is_multiple_of(value, step)
+
+
+def _step(schema: Mapping[str, Any]) -> int | float | Decimal | None:
+    """The schema's `multipleOf`, when it is a number."""
+    step = schema.get("multipleOf")
+    return step if isinstance(step, int | float | Decimal) else None
 
 
 def _exact_multiple_of(
     validator: Any, step: Any, instance: Any, schema: Any
 ) -> Iterator[jsonschema.ValidationError]:
-    if _is_number(instance) and not is_multiple_of(instance, step):
+    if _breaks_step(instance, step):
         yield jsonschema.ValidationError(f"is not a multiple of {step}")
 
 
@@ -243,9 +251,7 @@ def _has_multiple_of(schema: Any) -> bool:
         return any(_has_multiple_of(item) for item in schema)
     if not isinstance(schema, dict):
         return False
-    return isinstance(schema.get("multipleOf"), int | float | Decimal) or any(
-        _has_multiple_of(value) for value in schema.values()
-    )
+    return _step(schema) is not None or any(_has_multiple_of(value) for value in schema.values())
 
 
 def _column_steps(
@@ -257,9 +263,9 @@ def _column_steps(
     if not isinstance(properties, dict):
         return schema, ()
     steps = tuple(
-        (name, column["multipleOf"])
+        (name, step)
         for name, column in properties.items()
-        if isinstance(column, dict) and isinstance(column.get("multipleOf"), int | float | Decimal)
+        if isinstance(column, dict) and (step := _step(column)) is not None
     )
     if not steps:
         return schema, ()
@@ -343,8 +349,7 @@ class CompiledRecordValidator(BaseJSONSchemaValidator):
                 f"the stream's SCHEMA has a $ref that cannot be resolved: {error.ref!r}"
             ) from None
         for name, step in self._steps:
-            value = record.get(name)
-            if _is_number(value) and not is_multiple_of(value, step):  # type: ignore[arg-type]
+            if _breaks_step(record.get(name), step):
                 raise InvalidRecord(
                     f"{name} is not a multiple of {step}", record
                 ) from jsonschema.ValidationError(
