@@ -110,7 +110,7 @@ from target_meta_capi.summary import (
 from target_meta_capi.validation import CompiledRecordValidator
 
 # singer_sdk's error for a date-like string it cannot parse (helpers/_typing.py)
-_UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.*)'\.$", re.DOTALL)
+_UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.*)'\.?$", re.DOTALL)
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 _CONDITION_WAITS = (threading.Condition.wait.__code__, threading.Condition.wait_for.__code__)
 _WAIT_FOR_ANSWERS = Delivery.wait.__code__
@@ -172,7 +172,7 @@ class TargetMetaCapi(Target):
         # (pixel id, event name) -> {stream: the number column its event_ids come from}
         self._numbered_event_ids: dict[tuple[str, str], dict[str, str]] = {}
         self.stats = RunStats(logger=self.logger, dry_run=bool(self.config.get("dry_run")))
-        for warning in settings_warnings(self.config, self.config_jsonschema["properties"]):
+        for warning in settings_warnings(self.config, self.settings_schema()["properties"]):
             self.stats.run_warning(warning)
         # states are written by the main thread and by callbacks of settled requests
         self._state_lock = threading.Lock()
@@ -550,7 +550,6 @@ class TargetMetaCapi(Target):
         sink._singer_validate_message(record)
         sink.tally_record_read()
         sink.process_record(record, context)
-        sink.record_counter_metric.increment()
         sink._after_process_record(context)
         self._drain_if_full(sink)
         self._handle_max_record_age()
