@@ -621,6 +621,29 @@ def test_a_failed_run_still_logs_the_record_count_metric_of_the_records_it_proce
     assert counted_records == 2  # orders 1 and 2; the run stopped at order 3
 
 
+@pytest.mark.parametrize("record_workers", [0, 2])
+def test_record_count_metric_counts_every_record_once_across_drained_batches(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, record_workers: int
+) -> None:
+    # singer-sdk counts at moments of its own (0.54 as its record path hands a record over,
+    # 0.55 as a batch is drained): the target counts each record once, dead-lettered included
+    config = orders_config(sandbox.url, tmp_path, batch_size=2, record_workers=record_workers)
+    records = [order(i) for i in range(1, 8)]
+    records[3]["currency"] = "dollars"
+
+    with caplog.at_level(logging.INFO, logger="singer_sdk.metrics"):
+        result = run_in_process(config, order_stream(7, state_every=3, records=records))
+
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 6
+    counted_records = sum(
+        point["value"]
+        for point in metric_points(caplog.text)
+        if point["metric"] == "record_count" and point["tags"].get("stream") == STREAM
+    )
+    assert counted_records == 7
+
+
 def test_events_meta_accepted_before_their_requests_bisection_failed_for_good_count_as_acknowledged(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
