@@ -109,7 +109,8 @@ from target_meta_capi.summary import (
 )
 from target_meta_capi.validation import CompiledRecordValidator
 
-# singer_sdk's error for a date-like string it cannot parse (helpers/_typing.py)
+# singer_sdk's error for a date-like string it cannot parse (helpers/_typing.py; the final period
+# is 0.54's)
 _UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.*)'\.?$", re.DOTALL)
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 _CONDITION_WAITS = (threading.Condition.wait.__code__, threading.Condition.wait_for.__code__)
