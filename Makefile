@@ -2,8 +2,8 @@
 #   make demo   install, then sample orders -> target-meta-capi -> local sandbox, and what arrived
 #   make test   install, then ruff, mypy and the whole test suite (PostgreSQL + Meltano end to end)
 # and, for CI:
-#   make test-other-pythons   the suite without end-to-end tests on the other Pythons 3.10-3.13
-#                             this machine has
+#   make test-other-pythons   the suite without end-to-end tests on the other Pythons 3.10-3.15
+#                             (3.14 and 3.15 in a Debian chroot if this machine lacks them)
 #   make test-lowest          the suite without end-to-end tests against the lowest versions
 #                             pyproject.toml allows, on the oldest of those Pythons
 #   make test-next-sdk        mypy and the suite without end-to-end tests against the next

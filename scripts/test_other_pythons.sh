@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The suite, without its end-to-end tests, on each other Python the project supports (3.10 to
-# 3.13) that this machine has, each in a virtualenv of its own (.venv-py3.X): what differs
-# between versions (how deep Python recurses, say) fails here, not only on a user's machine.
-# A version the machine lacks is skipped, and said so. Extra arguments go to pytest.
+# 3.15), each in a virtualenv of its own (.venv-py3.X): what differs between versions (how deep
+# Python recurses, say) fails here, not only on a user's machine. 3.14 and 3.15, which the
+# machine may lack, run in a Debian chroot (scripts/test_in_debian.sh); another version the
+# machine lacks is skipped, and said so. Extra arguments go to pytest.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -11,11 +12,14 @@ source scripts/find_python.sh
 
 main_version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 status=0
-for version in 3.10 3.11 3.12 3.13; do
+for version in 3.10 3.11 3.12 3.13 3.14 3.15; do
     [ "$version" = "$main_version" ] && continue
     python=$(find_python "$version")
     if [ -z "$python" ]; then
-        echo "==> Python $version: not on this machine, skipped"
+        case $version in
+        3.14 | 3.15) bash scripts/test_in_debian.sh "$version" "$@" || status=1 ;;
+        *) echo "==> Python $version: not on this machine, skipped" ;;
+        esac
         continue
     fi
     venv=".venv-py$version"
