@@ -13,7 +13,7 @@ import unicodedata
 from importlib import metadata
 from pathlib import Path
 
-from dotenv import dotenv_values
+from dotenv import dotenv_values, find_dotenv
 from singer_sdk import typing as th
 from singer_sdk.configuration import _dict_config as sdk_environment_config
 from singer_sdk.helpers import _typing as sdk_typing
@@ -419,15 +419,12 @@ def _whole_number_in(text: str) -> int | None:
         return None
 
 
-def _sdk_dotenv_path() -> str:
-    """The `.env` file singer-sdk loads into the environment before it reads its variables, or
-    "": python-dotenv's find_dotenv() looks from the directory of the SDK's module that calls
-    it upwards (not from the working directory)."""
-    start = Path(sdk_environment_config.__file__).parent
-    for directory in (start, *start.parents):
-        if (directory / ".env").is_file():
-            return str(directory / ".env")
-    return ""
+def dotenv_path() -> str:
+    """The `.env` file `--config ENV` loads into the environment before its variables are read,
+    or "": the one in the working directory or the nearest directory above it, where singer-sdk
+    looks for it from 0.55 on (0.54 looked upwards from its own installed package instead; the
+    target hands the SDK this one whatever its version)."""
+    return find_dotenv(usecwd=True)
 
 
 def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> str | None:
@@ -435,9 +432,14 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
     without its value: it may be a secret. Asked before the SDK reads them: it reads integers
     with int() and arrays and objects as JSON and fails with a traceback naming no variable,
     its validation would refuse a number setting's text quoting the value, and it reads a
-    boolean that is none of its true words as false. Variables from the `.env` file the SDK
-    loads first count too, where the environment does not set them."""
-    environment = {**dotenv_values(_sdk_dotenv_path()), **os.environ}
+    boolean that is none of its true words as false. Variables from the `.env` file loaded
+    first (`dotenv_path`) count too, over the environment's: python-dotenv, loading it for the
+    SDK, replaces them."""
+    dotenv = dotenv_values(dotenv_path())
+    environment = {
+        **os.environ,
+        **{name: value for name, value in dotenv.items() if value is not None},
+    }
     for name, property_schema in schema.get("properties", {}).items():
         variable = prefix + name.upper().replace("-", "_")
         value = environment.get(variable)

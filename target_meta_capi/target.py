@@ -33,7 +33,9 @@ from types import FrameType
 
 import click
 import msgspec
+from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError, InvalidRecord, SingerSDKError
+from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers._util import read_json_file
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.mapper import SameRecordTransform
@@ -91,6 +93,7 @@ from target_meta_capi.settings import (
     ON_INVALID_FAIL,
     SECRET_SETTINGS,
     SETTINGS,
+    dotenv_path,
     environment_setting_problem,
     output_over_config_file_problem,
     secret_settings_errors,
@@ -246,6 +249,15 @@ class TargetMetaCapi(Target):
         schema = copy.deepcopy(cls.config_jsonschema)
         cls.append_builtin_config(schema)
         return schema
+
+    @classproperty
+    def _env_var_config(cls) -> dict[str, t.Any]:
+        """The SDK's settings from the environment, after loading the `.env` file that
+        `dotenv_path` names (given none, the SDK would look for one itself, where its version
+        looks: 0.54 from its installed package, 0.55 from the working directory)."""
+        return parse_environment_config(
+            cls.settings_schema(), cls._env_var_prefix, dotenv_path=dotenv_path() or os.devnull
+        )
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         # The SDK's first look at the assembled config (files and environment), and the first

@@ -408,9 +408,11 @@ def parse_timestamps(
 ) -> None:
     """Replace the date-like strings of `record` by date/datetime/time objects, in place.
 
-    A value that is not a date follows `treatment`; without one, ValueError (nothing logged).
-    Blank text is no date, as null is: what taps reading CSV, JSONL or spreadsheet files write
-    for an empty cell of a column they typed as dates.
+    A value that is not a date follows `treatment`; without one, ValueError or TypeError
+    (nothing logged). A value that is not text (a number in a column typed string or integer
+    with a date-time format) is not a date either, as singer-sdk reads it from 0.55 on (0.54
+    raised the parser's TypeError). Blank text is no date, as null is: what taps reading CSV,
+    JSONL or spreadsheet files write for an empty cell of a column they typed as dates.
     """
     for name, kind in plan.datelike:
         value = record.get(name)
@@ -418,7 +420,7 @@ def parse_timestamps(
             continue
         try:
             record[name] = _PARSERS[kind](value)
-        except ValueError as error:
+        except (ValueError, TypeError) as error:
             if _is_blank(value):
                 record[name] = None
                 continue
@@ -477,10 +479,9 @@ class FastRecordParsingMixin:
         if plan is None or schema is not self._timestamp_plan_schema:
             plan = self._timestamp_plan = TimestampPlan.for_schema(schema)
             self._timestamp_plan_schema = schema
-        if record.keys() <= plan.properties:
-            parse_timestamps(record, plan, treatment, self.logger)  # type: ignore[attr-defined]
-        else:  # fields without a schema: let the SDK warn about them as it always does
-            for name, _ in plan.datelike:
-                if _is_blank(record.get(name)):
-                    record[name] = None
-            super()._parse_timestamps_in_record(record, schema, treatment)  # type: ignore[misc]
+        if not record.keys() <= plan.properties:
+            # fields without a schema: the SDK warns about them as it always does (given only
+            # them: its parsing of the others differs between its versions)
+            unknown = {name: value for name, value in record.items() if name not in plan.properties}
+            super()._parse_timestamps_in_record(unknown, schema, treatment)  # type: ignore[misc]
+        parse_timestamps(record, plan, treatment, self.logger)  # type: ignore[attr-defined]

@@ -587,10 +587,67 @@ def test_a_boolean_in_the_environment_that_is_no_boolean_word_stops_the_run_befo
     assert sandbox.accepted_events() == []
 
 
+def _without_dry_run(environment: dict[str, str]) -> dict[str, str]:
+    return {name: value for name, value in environment.items() if "DRY_RUN" not in name}
+
+
+def test_a_dotenv_file_in_the_working_directory_sets_settings_with_config_env(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("TARGET_META_CAPI_DRY_RUN=true\n", encoding="utf-8")
+    completed = _run_cli(
+        tmp_path,
+        orders_config(sandbox.url, tmp_path),
+        with_environment=True,
+        env=_without_dry_run(dict(os.environ)),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "DRY RUN: nothing is sent to Meta" in completed.stderr
+    assert sandbox.accepted_events() == []
+
+
+def test_a_dotenv_file_in_the_working_directory_is_checked_like_the_environment(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # the SDK sets a .env's variables before reading them, after the target checked the rest
+    (tmp_path / ".env").write_text("TARGET_META_CAPI_DRY_RUN=ture\n", encoding="utf-8")
+    completed = _run_cli(
+        tmp_path,
+        orders_config(sandbox.url, tmp_path),
+        with_environment=True,
+        env=_without_dry_run(dict(os.environ)),
+    )
+    assert completed.returncode == 1
+    assert (
+        "Configuration error: environment variable TARGET_META_CAPI_DRY_RUN is not a boolean"
+        in completed.stderr
+    )
+    assert sandbox.accepted_events() == []
+
+
+def test_a_dotenv_file_variable_is_checked_in_place_of_the_environment_one_it_replaces(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # python-dotenv replaces the environment's value with the file's: a mistyped one in the
+    # file would turn the environment's dry run into a real one
+    (tmp_path / ".env").write_text("TARGET_META_CAPI_DRY_RUN=ture\n", encoding="utf-8")
+    completed = _run_cli(
+        tmp_path,
+        orders_config(sandbox.url, tmp_path),
+        with_environment=True,
+        env={**_without_dry_run(dict(os.environ)), "TARGET_META_CAPI_DRY_RUN": "true"},
+    )
+    assert completed.returncode == 1
+    assert (
+        "Configuration error: environment variable TARGET_META_CAPI_DRY_RUN is not a boolean"
+        in completed.stderr
+    )
+    assert sandbox.accepted_events() == []
+
+
 @pytest.fixture
-def sdk_dotenv_file() -> Iterator[Path]:
-    """A `.env` where singer-sdk looks first: beside its module that loads one (the test's
-    own, not a user's .env up the tree)."""
+def dotenv_beside_singer_sdk() -> Iterator[Path]:
+    """A `.env` where singer-sdk 0.54 looked for one: upwards from its module that loads it."""
     path = Path(sdk_environment_config.__file__).with_name(".env")
     if path.exists():
         pytest.skip(f"{path} exists already")
@@ -600,21 +657,21 @@ def sdk_dotenv_file() -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def test_a_dotenv_file_the_sdk_loads_is_checked_like_the_environment(
-    sandbox: SandboxServer, tmp_path: Path, sdk_dotenv_file: Path
+def test_a_dotenv_file_beside_singer_sdk_is_not_read(
+    sandbox: SandboxServer, tmp_path: Path, dotenv_beside_singer_sdk: Path
 ) -> None:
-    # the SDK sets a .env's variables before reading them, after the target checked the rest
-    sdk_dotenv_file.write_text("TARGET_META_CAPI_DRY_RUN=ture\n", encoding="utf-8")
-    environment = {name: value for name, value in os.environ.items() if "DRY_RUN" not in name}
+    # where a run reads its .env from cannot depend on where singer-sdk is installed, nor
+    # change with its version (0.55 looks in the working directory)
+    dotenv_beside_singer_sdk.write_text("TARGET_META_CAPI_DRY_RUN=true\n", encoding="utf-8")
     completed = _run_cli(
-        tmp_path, orders_config(sandbox.url, tmp_path), with_environment=True, env=environment
+        tmp_path,
+        orders_config(sandbox.url, tmp_path),
+        with_environment=True,
+        env=_without_dry_run(dict(os.environ)),
     )
-    assert completed.returncode == 1
-    assert (
-        "Configuration error: environment variable TARGET_META_CAPI_DRY_RUN is not a boolean"
-        in completed.stderr
-    )
-    assert sandbox.accepted_events() == []
+    assert completed.returncode == 0, completed.stderr
+    assert "DRY RUN" not in completed.stderr
+    assert len(sandbox.accepted_events()) == 2
 
 
 def test_an_http_service_class_whose_module_fails_to_import_is_one_error_naming_the_setting(

@@ -340,6 +340,33 @@ def test_unparseable_date_names_the_field_but_not_the_value(
     assert "jane" not in failure
 
 
+@pytest.mark.parametrize(
+    "extra_fields", [{}, {"coupon": "X"}], ids=["fields of the schema", "and one without schema"]
+)
+def test_a_value_that_is_not_text_in_a_date_column_is_a_date_that_cannot_be_parsed(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    extra_fields: dict[str, str],
+) -> None:
+    # a column typed as text or integer with a date-time format: a number in it is no date
+    created_at = {"type": ["string", "integer"], "format": "date-time"}
+    schema = {
+        **ORDER_SCHEMA,
+        "properties": {**ORDER_SCHEMA["properties"], "created_at": created_at},
+    }
+    lines = [
+        schema_line(schema=schema),
+        record_line(order(1, created_at=1764396448, **extra_fields)),
+    ]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    [failure] = _failure_lines(caplog)
+    assert f"input line 2, stream '{STREAM}'" in failure
+    assert "field 'created_at' is not an ISO 8601 date" in failure
+    assert sandbox.accepted_events() == []
+
+
 def test_schema_violations_from_jsonschema_are_described_without_the_value() -> None:
     validator = jsonschema.Draft202012Validator(
         {"properties": {"customer": {"properties": {"age": {"type": "integer"}}}}}
