@@ -22,8 +22,12 @@ skip() {
 
 [ "$(id -u)" -eq 0 ] || skip "a Debian chroot needs root"
 git rev-parse --git-dir >/dev/null 2>&1 || skip "this is no git checkout to copy into a chroot"
+install_debootstrap() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null 2>&1
+}
 if ! command -v debootstrap >/dev/null; then
-    command -v apt-get >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null ||
+    # a fresh machine's package lists may be empty until updated
+    command -v apt-get >/dev/null && { install_debootstrap || { apt-get update -qq && install_debootstrap; }; } ||
         skip "debootstrap cannot be installed"
 fi
 if [ ! -f "$root/.ready" ]; then
