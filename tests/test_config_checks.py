@@ -587,22 +587,40 @@ def test_a_boolean_in_the_environment_that_is_no_boolean_word_stops_the_run_befo
     assert sandbox.accepted_events() == []
 
 
-def _without_dry_run(environment: dict[str, str]) -> dict[str, str]:
-    return {name: value for name, value in environment.items() if "DRY_RUN" not in name}
+def _run_with_config_env(
+    sandbox: SandboxServer, tmp_path: Path, environment: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The target run with `--config ENV` in `tmp_path`, its working directory; by default
+    in this process's environment without a dry run setting."""
+    if environment is None:
+        environment = {name: value for name, value in os.environ.items() if "DRY_RUN" not in name}
+    return _run_cli(
+        tmp_path, orders_config(sandbox.url, tmp_path), with_environment=True, env=environment
+    )
 
 
 def test_a_dotenv_file_in_the_working_directory_sets_settings_with_config_env(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     (tmp_path / ".env").write_text("TARGET_META_CAPI_DRY_RUN=true\n", encoding="utf-8")
-    completed = _run_cli(
-        tmp_path,
-        orders_config(sandbox.url, tmp_path),
-        with_environment=True,
-        env=_without_dry_run(dict(os.environ)),
-    )
+    completed = _run_with_config_env(sandbox, tmp_path)
     assert completed.returncode == 0, completed.stderr
     assert "DRY RUN: nothing is sent to Meta" in completed.stderr
+    assert sandbox.accepted_events() == []
+
+
+def _assert_mistyped_dotenv_dry_run_is_refused(
+    sandbox: SandboxServer, tmp_path: Path, environment: dict[str, str] | None = None
+) -> None:
+    """A run with `--config ENV` and `TARGET_META_CAPI_DRY_RUN=ture` in the working
+    directory's .env stops at start naming the variable, and sends nothing."""
+    (tmp_path / ".env").write_text("TARGET_META_CAPI_DRY_RUN=ture\n", encoding="utf-8")
+    completed = _run_with_config_env(sandbox, tmp_path, environment)
+    assert completed.returncode == 1
+    assert (
+        "Configuration error: environment variable TARGET_META_CAPI_DRY_RUN is not a boolean"
+        in completed.stderr
+    )
     assert sandbox.accepted_events() == []
 
 
@@ -610,19 +628,7 @@ def test_a_dotenv_file_in_the_working_directory_is_checked_like_the_environment(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     # the SDK sets a .env's variables before reading them, after the target checked the rest
-    (tmp_path / ".env").write_text("TARGET_META_CAPI_DRY_RUN=ture\n", encoding="utf-8")
-    completed = _run_cli(
-        tmp_path,
-        orders_config(sandbox.url, tmp_path),
-        with_environment=True,
-        env=_without_dry_run(dict(os.environ)),
-    )
-    assert completed.returncode == 1
-    assert (
-        "Configuration error: environment variable TARGET_META_CAPI_DRY_RUN is not a boolean"
-        in completed.stderr
-    )
-    assert sandbox.accepted_events() == []
+    _assert_mistyped_dotenv_dry_run_is_refused(sandbox, tmp_path)
 
 
 def test_a_dotenv_file_variable_is_checked_in_place_of_the_environment_one_it_replaces(
@@ -630,19 +636,9 @@ def test_a_dotenv_file_variable_is_checked_in_place_of_the_environment_one_it_re
 ) -> None:
     # python-dotenv replaces the environment's value with the file's: a mistyped one in the
     # file would turn the environment's dry run into a real one
-    (tmp_path / ".env").write_text("TARGET_META_CAPI_DRY_RUN=ture\n", encoding="utf-8")
-    completed = _run_cli(
-        tmp_path,
-        orders_config(sandbox.url, tmp_path),
-        with_environment=True,
-        env={**_without_dry_run(dict(os.environ)), "TARGET_META_CAPI_DRY_RUN": "true"},
+    _assert_mistyped_dotenv_dry_run_is_refused(
+        sandbox, tmp_path, {**os.environ, "TARGET_META_CAPI_DRY_RUN": "true"}
     )
-    assert completed.returncode == 1
-    assert (
-        "Configuration error: environment variable TARGET_META_CAPI_DRY_RUN is not a boolean"
-        in completed.stderr
-    )
-    assert sandbox.accepted_events() == []
 
 
 @pytest.fixture
@@ -663,12 +659,7 @@ def test_a_dotenv_file_beside_singer_sdk_is_not_read(
     # where a run reads its .env from cannot depend on where singer-sdk is installed, nor
     # change with its version (0.55 looks in the working directory)
     dotenv_beside_singer_sdk.write_text("TARGET_META_CAPI_DRY_RUN=true\n", encoding="utf-8")
-    completed = _run_cli(
-        tmp_path,
-        orders_config(sandbox.url, tmp_path),
-        with_environment=True,
-        env=_without_dry_run(dict(os.environ)),
-    )
+    completed = _run_with_config_env(sandbox, tmp_path)
     assert completed.returncode == 0, completed.stderr
     assert "DRY RUN" not in completed.stderr
     assert len(sandbox.accepted_events()) == 2
