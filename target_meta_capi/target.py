@@ -21,7 +21,6 @@ import enum
 import logging
 import math
 import os
-import re
 import signal
 import sys
 import threading
@@ -110,11 +109,8 @@ from target_meta_capi.summary import (
     RunStats,
     write_run_summary,
 )
-from target_meta_capi.validation import CompiledRecordValidator
+from target_meta_capi.validation import CompiledRecordValidator, UnparseableDateError
 
-# singer_sdk's error for a date-like string it cannot parse (helpers/_typing.py; the final period
-# is 0.54's)
-_UNPARSEABLE_DATE = re.compile(r"Could not parse value .* for field '(?P<field>.*)'\.?$", re.DOTALL)
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 _CONDITION_WAITS = (threading.Condition.wait.__code__, threading.Condition.wait_for.__code__)
 _WAIT_FOR_ANSWERS = Delivery.wait.__code__
@@ -864,13 +860,8 @@ class TargetMetaCapi(Target):
             return f"{error} at input line {reader.line_number}"
         if isinstance(error, (TargetFailure, SingerInputError, CapiError, DeadLetterWriteError)):
             return str(error)
-        unparseable_date = _UNPARSEABLE_DATE.match(str(error))
-        if isinstance(error, ValueError) and unparseable_date:
-            # the SDK's message quotes the value, which may be a birth date
-            return (
-                f"Record has a date that cannot be parsed ({where}): field "
-                f"{unparseable_date['field']!r} is not an ISO 8601 date, time or date-time"
-            )
+        if isinstance(error, UnparseableDateError):
+            return f"Record has a date that cannot be parsed ({where}): {error}"
         if isinstance(error, InvalidRecord):
             return f"Record does not match its SCHEMA ({where}): {error.error_message}"
         if reader.current_message_type == "RECORD" and not isinstance(error, SingerSDKError):

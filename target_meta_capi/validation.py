@@ -400,6 +400,15 @@ class TimestampPlan:
         return cls(frozenset(properties), datelike)
 
 
+class UnparseableDateError(ValueError):
+    """A value in a date, time or date-time column that is none. Names the column but never
+    the value, which may be a birth date."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"field {field!r} is not an ISO 8601 date, time or date-time")
+        self.field = field
+
+
 def parse_timestamps(
     record: dict[str, Any],
     plan: TimestampPlan,
@@ -408,11 +417,12 @@ def parse_timestamps(
 ) -> None:
     """Replace the date-like strings of `record` by date/datetime/time objects, in place.
 
-    A value that is not a date follows `treatment`; without one, ValueError or TypeError
-    (nothing logged). A value that is not text (a number in a column typed string or integer
-    with a date-time format) is not a date either, as singer-sdk reads it from 0.55 on (0.54
-    raised the parser's TypeError). Blank text is no date, as null is: what taps reading CSV,
-    JSONL or spreadsheet files write for an empty cell of a column they typed as dates.
+    A value that is not a date follows `treatment`; without one, or with 'error',
+    UnparseableDateError (nothing logged). A value that is not text (a number in a column typed
+    string or integer with a date-time format) is not a date either, as singer-sdk reads it from
+    0.55 on (0.54 raised the parser's TypeError). Blank text is no date, as null is: what taps
+    reading CSV, JSONL or spreadsheet files write for an empty cell of a column they typed as
+    dates.
     """
     for name, kind in plan.datelike:
         value = record.get(name)
@@ -424,8 +434,8 @@ def parse_timestamps(
             if _is_blank(value):
                 record[name] = None
                 continue
-            if treatment is None or logger is None:
-                raise
+            if treatment in (None, DatetimeErrorTreatmentEnum.ERROR) or logger is None:
+                raise UnparseableDateError(name) from None
             record[name] = handle_invalid_timestamp_in_record(
                 record, [name], value, kind, error, treatment, logger
             )
