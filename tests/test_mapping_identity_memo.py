@@ -315,13 +315,18 @@ def test_a_full_memo_whose_customers_stopped_coming_back_is_emptied_and_turned_o
     assert not mapper._memoizing
 
 
+def _map_regulars_then_newcomers(mapper: EventMapper, newcomers: int) -> None:
+    """Ten regular customers three times each, then `newcomers` new ones: in a memo with room
+    for 16, the 7th newcomer finds it full."""
+    regulars = [f"regular{number}@example.com" for number in range(10)]
+    for email in regulars * 3 + [f"new{number}@example.com" for number in range(newcomers)]:
+        mapper.map({**ORDER, "email": email})
+
+
 def test_a_full_memo_whose_customers_come_back_is_emptied_and_stays_on(monkeypatch):
     monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
     mapper = orders_mapper()
-    regulars = [f"regular{number}@example.com" for number in range(10)]
-    newcomers = [f"new{number}@example.com" for number in range(7)]
-    for email in regulars * 3 + newcomers:  # the 7th newcomer finds the memo full
-        mapper.map({**ORDER, "email": email})
+    _map_regulars_then_newcomers(mapper, 7)
     assert mapper._memoizing
     assert memo_size(mapper) == 1
 
@@ -329,10 +334,7 @@ def test_a_full_memo_whose_customers_come_back_is_emptied_and_stays_on(monkeypat
 def test_a_memo_emptied_when_full_fills_again(monkeypatch):
     monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
     mapper = orders_mapper()
-    regulars = [f"regular{number}@example.com" for number in range(10)]
-    newcomers = [f"new{number}@example.com" for number in range(12)]
-    for email in regulars * 3 + newcomers:  # the 7th newcomer finds the memo full
-        mapper.map({**ORDER, "email": email})
+    _map_regulars_then_newcomers(mapper, 12)
     assert memo_size(mapper) == 6
 
 
