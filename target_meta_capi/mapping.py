@@ -1072,6 +1072,9 @@ def _compile_builder(
                 f"            converted = {code.literal(converter)}(value)",
                 "        except (ValueError, ArithmeticError) as error:",
                 f"            raise _error(record, {field!r}, str(error)) from None",
+                # as _finish: a row's value like any other, not a crash of the whole run
+                "        except RecursionError:",
+                f"            raise _error(record, {field!r}, {_TOO_DEEP!r}) from None",
             ]
         )
         if converter in _CONVERTERS_LEAVING_OUT:

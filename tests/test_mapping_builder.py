@@ -18,6 +18,7 @@ import pytest
 
 import target_meta_capi.mapping as mapping_module
 from target_meta_capi.mapping import EventMapper, MappingError, build_event_mapper
+from tests.test_mapping import _nested_too_deeply
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import generate
@@ -221,3 +222,21 @@ def test_a_list_constant_is_not_shared_between_events():
     one["custom_data"]["content_ids"].append("changed later")
 
     assert mapper.map(second).event["custom_data"]["content_ids"] == ["SKU-1"]
+
+
+@pytest.mark.parametrize(
+    ("path", "column"), [("custom_data.notes", "notes"), ("customer_segmentation", "segment")]
+)
+def test_a_value_nested_too_deeply_is_the_same_mapping_error(reference, path, column):
+    mapping = {**ORDERS_MAPPING, "fields": {**ORDERS_MAPPING["fields"], path: column}}
+    config = {"streams": {STREAM: mapping}}
+    record = {**orders(1)[0], column: _nested_too_deeply()}
+    mapper = mapper_for(config, record)
+
+    built = outcome(lambda: mapper.map(dict(record)))
+
+    assert [plan.build is not None for plan in mapper._plans.values()] == [True]
+    assert built[0] == "error"
+    assert built[1][0] == path
+    assert built[1][1].endswith(f"field {path!r}: nests arrays and objects too deeply")
+    assert built == outcome(lambda: reference(config, record))
