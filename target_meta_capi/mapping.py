@@ -602,13 +602,16 @@ def _to_json(value: Any) -> Any:
     return str(value)
 
 
-def _loads_if_text(value: Any, kind: type) -> Any:
-    """JSON columns sometimes arrive as text (CSV taps, json columns read as strings)."""
+def _loads_if_text(value: Any, kind: str) -> Any:
+    """JSON columns sometimes arrive as text (CSV taps, json columns read as strings).
+
+    kind: what the column should hold, in JSON's words ("object", "array"), for the error.
+    """
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
-            raise ValueError(f"is text that is not a JSON {kind.__name__}") from None
+            raise ValueError(f"is text that is not a JSON {kind}") from None
     return value
 
 
@@ -616,7 +619,7 @@ def _to_text_list(value: Any) -> list[str]:
     if value.__class__ is list and _TEXT_TYPE.issuperset(map(type, value)):
         return [item.strip() for item in value]  # the common case: what _to_text gives texts
     if isinstance(value, str) and value.lstrip().startswith("["):
-        value = _loads_if_text(value, list)
+        value = _loads_if_text(value, "array")
     if isinstance(value, (list, tuple)):
         return [_to_text(item) for item in value if item is not None]
     return [_to_text(value)]
@@ -639,7 +642,7 @@ _CONTENT_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 
 
 def _to_contents(value: Any) -> list[dict[str, Any]]:
-    value = _loads_if_text(value, list)
+    value = _loads_if_text(value, "array")
     if not isinstance(value, (list, tuple)) or not all(isinstance(c, Mapping) for c in value):
         raise ValueError("is not a list of objects")
     return [
@@ -1639,7 +1642,7 @@ class EventMapper:
             if _is_empty(value):
                 continue
             try:
-                value = _loads_if_text(value, dict)
+                value = _loads_if_text(value, "object")
             except ValueError as error:
                 raise self._error(record, key, str(error)) from None
             if not isinstance(value, Mapping):

@@ -248,6 +248,21 @@ def test_user_data_column_that_is_not_an_object_is_a_mapping_error():
     assert error.value.field == "user_data"
 
 
+@pytest.mark.parametrize(
+    ("column", "text", "field", "message"),
+    [
+        ("user_data", '{"em": ', "user_data", "is text that is not a JSON object"),
+        ("contents", '[{"id": ', "custom_data.contents", "is text that is not a JSON array"),
+    ],
+)
+def test_a_json_column_holding_text_that_is_not_json_is_a_mapping_error_saying_so(
+    column, text, field, message
+):
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({column: text, "event_time": 1})
+    assert (error.value.field, error.value.message) == (field, message)
+
+
 def test_mapped_column_beats_stream_literal_beats_alias_column_beats_default():
     def event_name(stream_config, record):
         config = {"streams": {"s": stream_config}, "default_event_name": "Default"}
