@@ -466,7 +466,8 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
     try:
         streams = _streams_setting(config)
     except MappingConfigError as error:
-        return [str(error)]
+        errors.append(str(error))
+        streams = {}  # no entry to check, but the other settings still are
     for stream, raw in streams.items():
         try:
             StreamMapping.from_config(stream, raw)

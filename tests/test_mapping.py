@@ -1059,6 +1059,26 @@ def test_streams_setting_given_as_json_text_is_parsed():
 
 
 @pytest.mark.parametrize(
+    ("streams", "message"),
+    [
+        ('{"orders": {"event_name": "Purchase"}', "streams is text that is not a JSON object"),
+        ('["orders"]', "streams must be an object keyed by stream name"),
+    ],
+)
+def test_a_streams_setting_that_is_no_object_is_a_config_error_reported_with_the_others(
+    streams, message
+):
+    config = {"streams": streams, "time_zone": "Mars/Olympus_Mons"}
+
+    errors = mapping_config_errors(config)
+
+    assert errors[0] == message
+    assert [error.split(" ")[0] for error in errors[1:]] == ["time_zone"]
+    with pytest.raises(MappingConfigError, match=message):
+        build_event_mapper("orders", [], config, [])
+
+
+@pytest.mark.parametrize(
     ("stream_config", "message"),
     [
         ({"event": "Purchase"}, "unknown setting"),
@@ -1074,6 +1094,8 @@ def test_streams_setting_given_as_json_text_is_parsed():
         ({"fields": ["em"]}, "must be an object"),
         ({"pixel_id": "pixel-2"}, "pixel_id must be a pixel"),
         ({"pixel_id": ""}, "pixel_id must be a pixel"),
+        ({"fields": {"custom_data..value": "total"}}, "'custom_data..value' has an empty part"),
+        ("Purchase", "^streams.s must be an object$"),
     ],
 )
 def test_unusable_stream_settings_are_config_errors(stream_config, message):
@@ -1091,6 +1113,7 @@ def test_unusable_stream_settings_are_config_errors(stream_config, message):
         ({"custom_data": ["EUR"]}, "custom_data: a list is not an object"),
         ({"app_data.advertiser_tracking_enabled": "maybe"}, "enabled: the text is not a boolean"),
         ({"user_data.em": "not an e-mail"}, "user_data.em: the text is not a usable em (invalid)"),
+        ({"custom_data.shipping.cost": float("inf")}, "shipping.cost: a float is not a finite"),
     ],
 )
 def test_a_constant_that_could_never_be_sent_is_a_config_error_naming_it(constants, problem):
