@@ -165,13 +165,27 @@ def test_constants_give_the_same_outcome(reference, unchecked_constants, constan
     )
 
 
-def test_a_constant_for_a_whole_object_gives_the_same_outcome(reference, unchecked_constants):
-    config = {"streams": {STREAM: {**ORDERS_MAPPING, "constants": {"custom_data": []}}}}
+@pytest.mark.parametrize("other_custom_data_fields", [True, False])
+def test_a_constant_for_a_whole_object_gives_the_same_outcome(
+    reference, unchecked_constants, other_custom_data_fields
+):
+    mapping = {**ORDERS_MAPPING, "constants": {"custom_data": []}}
+    if not other_custom_data_fields:  # then nothing puts an object in the constant's place
+        mapping["fields"] = {
+            path: column
+            for path, column in ORDERS_MAPPING["fields"].items()
+            if not path.startswith("custom_data.")
+        }
+    config = {"streams": {STREAM: mapping}}
     record = orders(1)[0]
 
-    assert outcome(lambda: mapper_for(config, record).map(dict(record))) == outcome(
-        lambda: reference(config, record)
-    )
+    built = outcome(lambda: mapper_for(config, record).map(dict(record)))
+
+    assert built == outcome(lambda: reference(config, record))
+    if not other_custom_data_fields:
+        assert built[0] == "error"
+        assert built[1][0] == "custom_data"
+        assert built[1][1].endswith("'custom_data': is not an object")
 
 
 @pytest.mark.parametrize(
