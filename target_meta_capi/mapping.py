@@ -906,15 +906,6 @@ def _dropped_key(path: Path) -> str:
     return path[1] if path[0] == "user_data" and len(path) == 2 else ".".join(path)
 
 
-def _unique(sources: Iterable[Source]) -> tuple[Source, ...]:
-    """Sources in order, each once (a column both mapped and aliased is read once)."""
-    unique: list[Source] = []
-    for source in sources:
-        if source not in unique:  # literals may be unhashable (lists, objects)
-            unique.append(source)
-    return tuple(unique)
-
-
 def _put(event: dict[str, Any], path: Path, value: Any) -> None:
     target = event
     for part in path[:-1]:
@@ -1398,7 +1389,7 @@ class EventMapper:
                 add(path, 0, source)
         extra = self._unmapped_columns(columns, consumed)
         paths = tuple(
-            (path, _unique(source for _, source in sorted(ranked, key=lambda r: r[0])))
+            (path, tuple(source for _, source in sorted(ranked, key=lambda r: r[0])))
             for path, ranked in sources.items()
         )
         identity_plan = self._identity_plan(objects, paths)
