@@ -466,7 +466,8 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
     try:
         streams = _streams_setting(config)
     except MappingConfigError as error:
-        return [str(error)]
+        errors.append(str(error))
+        streams = {}  # no entry to check, but the other settings still are
     for stream, raw in streams.items():
         try:
             StreamMapping.from_config(stream, raw)
@@ -602,13 +603,16 @@ def _to_json(value: Any) -> Any:
     return str(value)
 
 
-def _loads_if_text(value: Any, kind: type) -> Any:
-    """JSON columns sometimes arrive as text (CSV taps, json columns read as strings)."""
+def _loads_if_text(value: Any, kind: str) -> Any:
+    """JSON columns sometimes arrive as text (CSV taps, json columns read as strings).
+
+    kind: what the column should hold, in JSON's words ("object", "array"), for the error.
+    """
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
-            raise ValueError(f"is text that is not a JSON {kind.__name__}") from None
+            raise ValueError(f"is text that is not a JSON {kind}") from None
     return value
 
 
@@ -616,7 +620,7 @@ def _to_text_list(value: Any) -> list[str]:
     if value.__class__ is list and _TEXT_TYPE.issuperset(map(type, value)):
         return [item.strip() for item in value]  # the common case: what _to_text gives texts
     if isinstance(value, str) and value.lstrip().startswith("["):
-        value = _loads_if_text(value, list)
+        value = _loads_if_text(value, "array")
     if isinstance(value, (list, tuple)):
         return [_to_text(item) for item in value if item is not None]
     return [_to_text(value)]
@@ -639,7 +643,7 @@ _CONTENT_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 
 
 def _to_contents(value: Any) -> list[dict[str, Any]]:
-    value = _loads_if_text(value, list)
+    value = _loads_if_text(value, "array")
     if not isinstance(value, (list, tuple)) or not all(isinstance(c, Mapping) for c in value):
         raise ValueError("is not a list of objects")
     return [
@@ -902,15 +906,6 @@ def _dropped_key(path: Path) -> str:
     return path[1] if path[0] == "user_data" and len(path) == 2 else ".".join(path)
 
 
-def _unique(sources: Iterable[Source]) -> tuple[Source, ...]:
-    """Sources in order, each once (a column both mapped and aliased is read once)."""
-    unique: list[Source] = []
-    for source in sources:
-        if source not in unique:  # literals may be unhashable (lists, objects)
-            unique.append(source)
-    return tuple(unique)
-
-
 def _put(event: dict[str, Any], path: Path, value: Any) -> None:
     target = event
     for part in path[:-1]:
@@ -1072,6 +1067,9 @@ def _compile_builder(
                 f"            converted = {code.literal(converter)}(value)",
                 "        except (ValueError, ArithmeticError) as error:",
                 f"            raise _error(record, {field!r}, str(error)) from None",
+                # as _finish: a row's value like any other, not a crash of the whole run
+                "        except RecursionError:",
+                f"            raise _error(record, {field!r}, {_TOO_DEEP!r}) from None",
             ]
         )
         if converter in _CONVERTERS_LEAVING_OUT:
@@ -1391,7 +1389,7 @@ class EventMapper:
                 add(path, 0, source)
         extra = self._unmapped_columns(columns, consumed)
         paths = tuple(
-            (path, _unique(source for _, source in sorted(ranked, key=lambda r: r[0])))
+            (path, tuple(source for _, source in sorted(ranked, key=lambda r: r[0])))
             for path, ranked in sources.items()
         )
         identity_plan = self._identity_plan(objects, paths)
@@ -1636,7 +1634,7 @@ class EventMapper:
             if _is_empty(value):
                 continue
             try:
-                value = _loads_if_text(value, dict)
+                value = _loads_if_text(value, "object")
             except ValueError as error:
                 raise self._error(record, key, str(error)) from None
             if not isinstance(value, Mapping):

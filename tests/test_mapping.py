@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+import types
 from decimal import Decimal
 
 import pytest
@@ -248,6 +249,21 @@ def test_user_data_column_that_is_not_an_object_is_a_mapping_error():
     assert error.value.field == "user_data"
 
 
+@pytest.mark.parametrize(
+    ("column", "text", "field", "message"),
+    [
+        ("user_data", '{"em": ', "user_data", "is text that is not a JSON object"),
+        ("contents", '[{"id": ', "custom_data.contents", "is text that is not a JSON array"),
+    ],
+)
+def test_a_json_column_holding_text_that_is_not_json_is_a_mapping_error_saying_so(
+    column, text, field, message
+):
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({column: text, "event_time": 1})
+    assert (error.value.field, error.value.message) == (field, message)
+
+
 def test_mapped_column_beats_stream_literal_beats_alias_column_beats_default():
     def event_name(stream_config, record):
         config = {"streams": {"s": stream_config}, "default_event_name": "Default"}
@@ -359,6 +375,46 @@ def test_fields_reading_in_a_column_that_holds_no_object_are_counted_as_dropped(
     ]
 
 
+TWO_OBJECT_COLUMNS_CONFIG = {
+    "streams": {
+        "s": {
+            "event_name": "Lead",
+            "fields": {"user_data.em": "customer.email", "custom_data.status": "order.status"},
+        }
+    }
+}
+
+
+def test_nested_values_of_two_columns_holding_json_text_are_both_read():
+    record = {"event_time": 1, "customer": '{"email": "mary@example.com"}'}
+    record["order"] = '{"status": "shipped"}'
+
+    event = mapper_for(TWO_OBJECT_COLUMNS_CONFIG).map(record).event
+
+    assert event["user_data"] == {"em": sha("mary@example.com")}
+    assert event["custom_data"] == {"status": "shipped"}
+
+
+def test_fields_reading_in_two_columns_that_hold_no_object_are_all_counted_as_dropped():
+    record = {"event_time": 1, "customer": "mary@example.com", "order": 7}
+
+    mapped = mapper_for(TWO_OBJECT_COLUMNS_CONFIG).map(record)
+
+    assert mapped.dropped == [
+        DroppedValue("em", "invalid"),
+        DroppedValue("custom_data.status", "invalid"),
+    ]
+
+
+def test_fields_column_can_name_a_nested_value_of_any_mapping():
+    # a library caller's record may hold another Mapping than a dict
+    customer = types.MappingProxyType({"email": "mary@example.com"})
+    mapped = mapper_for(CUSTOMER_PATHS_CONFIG).map({"event_time": 1, "customer": customer})
+
+    assert mapped.event["user_data"] == {"em": sha("mary@example.com")}
+    assert mapped.dropped == []
+
+
 @pytest.mark.parametrize("customer", [None, "  ", {}, "{}"])
 def test_an_empty_column_of_nested_fields_drops_nothing(customer):
     mapped = mapper_for(CUSTOMER_PATHS_CONFIG).map({"event_time": 1, "customer": customer})
@@ -466,6 +522,12 @@ def test_missing_event_name_without_default_is_a_mapping_error_naming_stream_and
     assert error.value.field == "event_name"
     assert "order_id=7" in str(error.value)
     assert "mary" not in str(error.value)
+
+
+def test_an_event_name_column_holding_no_text_is_a_mapping_error():
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({"event_name": ["Lead"], "event_time": 1})
+    assert (error.value.field, error.value.message) == ("event_name", "is a list, not a text")
 
 
 def test_missing_event_time_is_a_mapping_error():
@@ -692,6 +754,14 @@ def test_record_without_key_properties_gets_an_id_from_its_content_without_metad
     assert first != mapper.map({**row, "email": "c@d.com"}).event_id
 
 
+def test_rows_differing_only_in_a_value_of_another_type_get_different_ids():
+    mapper = flat_mapper()  # a stream map's expression may give a timedelta
+    row = {"email": "a@b.com", "event_time": 1, "wait": dt.timedelta(days=1)}
+    first = mapper.map(row).event_id
+    assert first == mapper.map(dict(row)).event_id
+    assert first != mapper.map({**row, "wait": dt.timedelta(days=2)}).event_id
+
+
 def test_record_missing_a_key_property_value_gets_an_id_from_its_content():
     mapper = mapper_for({"default_event_name": "Lead"}, "s", ["id"], ["email"])
     first = mapper.map({"id": None, "email": "a@b.com", "event_time": 1}).event_id
@@ -746,6 +816,23 @@ def test_datetimes_in_custom_data_become_iso_text():
     assert flat_mapper().map(record).event["custom_data"] == {"shipped": "2026-11-27T10:00:00"}
 
 
+def test_values_of_other_types_in_custom_data_become_their_text():
+    # a stream map's expression may give one: its `datetime` module has timedelta
+    record = {"event_time": 1, "custom_data": {"wait": dt.timedelta(days=1)}}
+    assert flat_mapper().map(record).event["custom_data"] == {"wait": "1 day, 0:00:00"}
+
+
+def test_null_keys_of_a_custom_data_column_are_left_out():
+    record = {"event_time": 1, "custom_data": {"value": None, "currency": "EUR"}}
+    assert flat_mapper().map(record).event["custom_data"] == {"currency": "EUR"}
+
+
+@pytest.mark.parametrize("empty", [None, "  "])
+def test_an_empty_object_column_is_left_out_for_the_other_sources(empty):
+    record = {"event_time": 1, "custom_data": empty, "value": 3}
+    assert flat_mapper().map(record).event["custom_data"] == {"value": 3.0}
+
+
 def test_contents_items_get_the_types_meta_expects():
     contents = [
         {"id": 17, "quantity": Decimal("2"), "item_price": "9.90", "note": Decimal("1")},
@@ -756,6 +843,15 @@ def test_contents_items_get_the_types_meta_expects():
         {"id": "17", "quantity": 2, "item_price": 9.9, "note": 1},
         {"id": "18"},
     ]
+
+
+def test_contents_that_are_not_a_list_of_objects_are_a_mapping_error():
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({"event_time": 1, "contents": ["SKU-1", "SKU-2"]})
+    assert (error.value.field, error.value.message) == (
+        "custom_data.contents",
+        "is not a list of objects",
+    )
 
 
 NESTED_OBJECTS_CONFIG = {
@@ -809,6 +905,13 @@ def test_whole_object_columns_get_the_types_meta_expects():
     assert event["original_event_data"] == NESTED_OBJECTS_EXPECTED["original_event_data"]
     assert event["app_data"] == {"advertiser_tracking_enabled": True, "extinfo": ["a2", 1]}
     assert event["attribution_data"] == NESTED_OBJECTS_EXPECTED["attribution_data"]
+
+
+@pytest.mark.parametrize("tracking", [True, False])
+def test_a_boolean_flag_is_sent_as_it_is(tracking):
+    record = {"ts": 1, "tracking": tracking}
+    event = mapper_for(NESTED_OBJECTS_CONFIG).map(record).event
+    assert event["app_data"] == {"advertiser_tracking_enabled": tracking}
 
 
 @pytest.mark.parametrize(
@@ -865,12 +968,23 @@ def test_nan_in_custom_data_is_a_mapping_error():
         flat_mapper().map({"event_time": 1, "custom_data": {"score": float("nan")}})
 
 
-def test_a_value_nested_deeper_than_converting_may_go_is_a_mapping_error_on_its_field():
-    mapper = mapper_for({"default_event_name": "Lead"}, keys=["id"], columns=["id", "email"])
+@pytest.mark.parametrize(
+    ("column", "field"),
+    [("custom_data", "custom_data.notes"), ("segment", "customer_segmentation")],
+)
+def test_a_value_nested_deeper_than_converting_may_go_is_a_mapping_error_on_its_field(
+    column, field
+):
+    config = {
+        "default_event_name": "Lead",
+        "streams": {"s": {"fields": {"customer_segmentation": "segment"}}},
+    }
+    mapper = mapper_for(config, keys=["id"], columns=["id", "email"])
+    value = {"notes": _nested_too_deeply()} if column == "custom_data" else _nested_too_deeply()
     with pytest.raises(MappingError) as error:
-        mapper.map({"id": 1, "event_time": 1, "custom_data": {"notes": _nested_too_deeply()}})
+        mapper.map({"id": 1, "event_time": 1, column: value})
     assert (error.value.field, error.value.message) == (
-        "custom_data.notes",
+        field,
         "nests arrays and objects too deeply",
     )
     assert "jane@example.com" not in str(error.value)
@@ -1044,6 +1158,26 @@ def test_streams_setting_given_as_json_text_is_parsed():
 
 
 @pytest.mark.parametrize(
+    ("streams", "message"),
+    [
+        ('{"orders": {"event_name": "Purchase"}', "streams is text that is not a JSON object"),
+        ('["orders"]', "streams must be an object keyed by stream name"),
+    ],
+)
+def test_a_streams_setting_that_is_no_object_is_a_config_error_reported_with_the_others(
+    streams, message
+):
+    config = {"streams": streams, "time_zone": "Mars/Olympus_Mons"}
+
+    errors = mapping_config_errors(config)
+
+    assert errors[0] == message
+    assert [error.split(" ")[0] for error in errors[1:]] == ["time_zone"]
+    with pytest.raises(MappingConfigError, match=message):
+        build_event_mapper("orders", [], config, [])
+
+
+@pytest.mark.parametrize(
     ("stream_config", "message"),
     [
         ({"event": "Purchase"}, "unknown setting"),
@@ -1059,6 +1193,8 @@ def test_streams_setting_given_as_json_text_is_parsed():
         ({"fields": ["em"]}, "must be an object"),
         ({"pixel_id": "pixel-2"}, "pixel_id must be a pixel"),
         ({"pixel_id": ""}, "pixel_id must be a pixel"),
+        ({"fields": {"custom_data..value": "total"}}, "'custom_data..value' has an empty part"),
+        ("Purchase", "^streams.s must be an object$"),
     ],
 )
 def test_unusable_stream_settings_are_config_errors(stream_config, message):
@@ -1076,6 +1212,7 @@ def test_unusable_stream_settings_are_config_errors(stream_config, message):
         ({"custom_data": ["EUR"]}, "custom_data: a list is not an object"),
         ({"app_data.advertiser_tracking_enabled": "maybe"}, "enabled: the text is not a boolean"),
         ({"user_data.em": "not an e-mail"}, "user_data.em: the text is not a usable em (invalid)"),
+        ({"custom_data.shipping.cost": float("inf")}, "shipping.cost: a float is not a finite"),
     ],
 )
 def test_a_constant_that_could_never_be_sent_is_a_config_error_naming_it(constants, problem):
@@ -1172,6 +1309,11 @@ def test_whole_number_columns_become_text_ids_and_integer_counts():
     assert event["custom_data"] == {"order_id": "1001", "num_items": 3}
 
 
+def test_an_id_holding_a_fraction_is_sent_as_its_text():
+    record = {"event_time": 1, "order_id": Decimal("1001.50")}
+    assert flat_mapper().map(record).event["custom_data"] == {"order_id": "1001.50"}
+
+
 def test_column_names_that_need_quoting_are_read_as_written():
     column = "e\"mail's\\col\nx"
     config = {"default_event_name": "Lead", "streams": {"s": {"fields": {"user_data.em": column}}}}
@@ -1183,11 +1325,18 @@ def test_column_names_that_need_quoting_are_read_as_written():
 def test_deeper_custom_data_paths_build_nested_objects():
     config = {
         "default_event_name": "Lead",
-        "streams": {"s": {"fields": {"custom_data.shipping.city": "ship_city"}}},
+        "streams": {
+            "s": {
+                "fields": {
+                    "custom_data.shipping.city": "ship_city",
+                    "custom_data.shipping.zip": "ship_zip",
+                }
+            }
+        },
     }
-    mapper = mapper_for(config, columns=["ship_city", "event_time"])
-    event = mapper.map({"ship_city": "Lyon", "event_time": 1}).event
-    assert event["custom_data"] == {"shipping": {"city": "Lyon"}}
+    mapper = mapper_for(config, columns=["ship_city", "ship_zip", "event_time"])
+    event = mapper.map({"ship_city": "Lyon", "ship_zip": "69001", "event_time": 1}).event
+    assert event["custom_data"] == {"shipping": {"city": "Lyon", "zip": "69001"}}
 
 
 def test_blank_column_falls_back_to_the_constant_and_list_constants_are_kept():

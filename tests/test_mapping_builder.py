@@ -18,6 +18,7 @@ import pytest
 
 import target_meta_capi.mapping as mapping_module
 from target_meta_capi.mapping import EventMapper, MappingError, build_event_mapper
+from tests.test_mapping import _nested_too_deeply
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import generate
@@ -164,13 +165,27 @@ def test_constants_give_the_same_outcome(reference, unchecked_constants, constan
     )
 
 
-def test_a_constant_for_a_whole_object_gives_the_same_outcome(reference, unchecked_constants):
-    config = {"streams": {STREAM: {**ORDERS_MAPPING, "constants": {"custom_data": []}}}}
+@pytest.mark.parametrize("other_custom_data_fields", [True, False])
+def test_a_constant_for_a_whole_object_gives_the_same_outcome(
+    reference, unchecked_constants, other_custom_data_fields
+):
+    mapping = {**ORDERS_MAPPING, "constants": {"custom_data": []}}
+    if not other_custom_data_fields:  # then nothing puts an object in the constant's place
+        mapping["fields"] = {
+            path: column
+            for path, column in ORDERS_MAPPING["fields"].items()
+            if not path.startswith("custom_data.")
+        }
+    config = {"streams": {STREAM: mapping}}
     record = orders(1)[0]
 
-    assert outcome(lambda: mapper_for(config, record).map(dict(record))) == outcome(
-        lambda: reference(config, record)
-    )
+    built = outcome(lambda: mapper_for(config, record).map(dict(record)))
+
+    assert built == outcome(lambda: reference(config, record))
+    if not other_custom_data_fields:
+        assert built[0] == "error"
+        assert built[1][0] == "custom_data"
+        assert built[1][1].endswith("'custom_data': is not an object")
 
 
 @pytest.mark.parametrize(
@@ -221,3 +236,21 @@ def test_a_list_constant_is_not_shared_between_events():
     one["custom_data"]["content_ids"].append("changed later")
 
     assert mapper.map(second).event["custom_data"]["content_ids"] == ["SKU-1"]
+
+
+@pytest.mark.parametrize(
+    ("path", "column"), [("custom_data.notes", "notes"), ("customer_segmentation", "segment")]
+)
+def test_a_value_nested_too_deeply_is_the_same_mapping_error(reference, path, column):
+    mapping = {**ORDERS_MAPPING, "fields": {**ORDERS_MAPPING["fields"], path: column}}
+    config = {"streams": {STREAM: mapping}}
+    record = {**orders(1)[0], column: _nested_too_deeply()}
+    mapper = mapper_for(config, record)
+
+    built = outcome(lambda: mapper.map(dict(record)))
+
+    assert [plan.build is not None for plan in mapper._plans.values()] == [True]
+    assert built[0] == "error"
+    assert built[1][0] == path
+    assert built[1][1].endswith(f"field {path!r}: nests arrays and objects too deeply")
+    assert built == outcome(lambda: reference(config, record))

@@ -123,6 +123,7 @@ def test_each_event_of_a_repeated_customer_has_its_own_user_data_and_dropped_lis
         {"phone": None, "zip": None, "first_name": None},  # a single hashed value
         {"email": "   ", "phone": None},  # blank and missing values
         {"ip": ["203.0.113.7"]},  # an unhashed value that is not a text
+        {"email": ["mary@example.com", "m@example.com"]},  # unhashable: not a memo key
         {"ip": []},  # an empty list: dropped as empty
         {"ip": None},  # no unhashed value at all
         {"first_name": dt.date(1990, 5, 17)},  # a date where a name belongs: dropped
@@ -198,6 +199,15 @@ def test_a_constant_wins_over_an_alias_column_of_the_same_key_as_without_the_mem
         mapper.map(dict(record)).event["user_data"]["ct"]
         == normalize_user_data({"ct": "Paris"}).user_data["ct"]
     )
+
+
+def test_an_empty_constant_leaves_the_key_to_its_alias_column_as_without_the_memo():
+    config = json.loads(json.dumps(CONFIG))
+    config["streams"]["orders"]["constants"] = {"user_data.ct": " "}
+    record = {**ORDER, "city": "Lyon"}  # `city` is an alias of user_data.ct
+    mapper = orders_mapper(config, tuple(record))
+    for city in ("Lyon", "Paris", "Lyon"):
+        assert_same_as_general_path(mapper, config, {**record, "city": city})
 
 
 @pytest.mark.parametrize("first", ["Paris", " ", None])

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import target_meta_capi.mapping as mapping_module
 from target_meta_capi.mapping import EventMapper, MappingError, build_event_mapper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -89,3 +90,17 @@ def test_records_with_different_columns_map_as_with_a_plan_of_all_their_columns(
 
     for record in sparse_records(300):
         assert outcome(shared, record) == outcome(reference, record)
+
+
+def test_columns_outside_the_schema_are_remembered_up_to_a_bound_and_map_alike(monkeypatch):
+    monkeypatch.setattr(mapping_module, "_MAX_KNOWN_COLUMNS", 8)
+    config = CONFIGS["mapped fields"]
+    shared = mapper_for(config)
+    reference = mapper_for(config)
+    monkeypatch.setattr(reference, "_plan_for", reference._plan)
+
+    for index, record in enumerate(sparse_records(60)):
+        record[f"stray_{index}"] = index  # a new column each time, as a schemaless source
+        assert outcome(shared, record) == outcome(reference, record)
+        # forgotten when full: at most the bound and this record's columns
+        assert len(shared._read_columns) < 8 + len(record)
