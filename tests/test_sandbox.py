@@ -866,11 +866,20 @@ def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):
 
 @pytest.mark.parametrize(
     ("args", "option"),
-    [(["--port", "70000"], "--port"), (["--max-events-in-memory", "-1"], "--max-events-in-memory")],
+    [
+        (["--port", "70000"], "--port"),
+        (["--max-events-in-memory", "-1"], "--max-events-in-memory"),
+        (["--throttle-rate", "1.5"], "--throttle-rate"),
+        (["--latency-ms", "-1"], "--latency-ms"),
+        (["--latency-ms", "inf"], "--latency-ms"),
+        (["--slow-response-seconds", "nan"], "--slow-response-seconds"),
+        (["--usage-percent", "101"], "--usage-percent"),
+    ],
 )
 def test_cli_refuses_an_out_of_range_number_naming_the_option(capsys, args, option):
     with pytest.raises(SystemExit) as exit_:
-        cli.main(args)
+        # an address not of this machine: were the value let through, no sandbox would serve
+        cli.main([*args, "--host", "192.0.2.1"])
     assert exit_.value.code == 2
     assert f"error: argument {option}: " in capsys.readouterr().err
 
@@ -899,10 +908,28 @@ def test_cli_refuses_a_recording_file_it_cannot_open_naming_the_option(capsys, t
     )
 
 
-@pytest.mark.parametrize("field", ["port", "max_events_in_memory"])
-def test_config_refuses_a_port_or_memory_bound_out_of_range(field):
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("port", 70000),
+        ("max_events_in_memory", -1),
+        ("retry_after_seconds", -1),
+        ("usage_percent", 101),
+        ("throttle_rate", 1.5),
+        ("latency_ms", -1),
+    ],
+)
+def test_config_refuses_a_setting_out_of_range_naming_it(field, value):
     with pytest.raises(ValueError, match=field):
-        SandboxConfig(**{field: 70000 if field == "port" else -1})
+        SandboxConfig(**{field: value})
+
+
+# a wait of inf seconds fails in every request (OverflowError) and one of nan is no wait
+@pytest.mark.parametrize("field", ["latency_ms", "slow_response_seconds"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_config_refuses_a_duration_that_is_not_a_finite_number(field, value):
+    with pytest.raises(ValueError, match=field):
+        SandboxConfig(**{field: value})
 
 
 @pytest.mark.parametrize(

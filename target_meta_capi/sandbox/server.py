@@ -11,6 +11,7 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import socket
@@ -101,8 +102,9 @@ class SandboxConfig:
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         for name in ("slow_response_seconds", "retry_after_seconds", "regain_access_minutes"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0")
+            # a wait of inf seconds fails (OverflowError), one of nan is no wait at all
+            if value is not None and not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if self.usage_percent is not None and not 0 <= self.usage_percent <= 100:
             raise ValueError("usage_percent must be between 0 and 100")
         if not 0 <= self.port <= 65535:
