@@ -227,6 +227,29 @@ def test_stop_closes_idle_keep_alive_connections(sandbox_factory):
     connection.close()
 
 
+def test_starting_a_started_sandbox_is_refused(sandbox):
+    with pytest.raises(RuntimeError, match="already started"):
+        sandbox.start()
+
+
+def test_the_url_of_a_sandbox_not_started_is_refused():
+    with pytest.raises(RuntimeError, match="not started"):
+        SandboxServer().url
+
+
+def test_a_sandbox_not_started_reports_the_counters_of_an_empty_one(sandbox):
+    not_started, started = SandboxServer().stats(), sandbox.stats()
+    for stats in (not_started, started):
+        del stats["process_cpu_seconds"]
+    assert not_started == started
+
+
+def test_a_sandbox_not_started_can_be_reset():
+    not_started = SandboxServer()
+    not_started.reset()
+    assert not_started.stats()["requests"] == 0
+
+
 # authentication and objects ------------------------------------------------------------------
 def test_missing_token_is_rejected_with_code_104(sandbox):
     response = requests.post(sandbox.events_url(), json={"data": [make_event()]}, timeout=10)

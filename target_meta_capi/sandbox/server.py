@@ -321,8 +321,8 @@ class SandboxServer:
                 # compare it before and after a run to see what the sandbox itself took
                 "process_cpu_seconds": round(time.process_time(), 3),
             }
-        if self._store is not None:
-            stats.update(self._store.counts())
+        # not started yet: no store, whose counts would be those of an empty one
+        stats.update((self._store or EventStore()).counts())
         return stats
 
     def reset(self) -> None:
