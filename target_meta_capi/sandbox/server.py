@@ -260,6 +260,8 @@ class SandboxServer:
     def stop(self) -> None:
         if self._http is None:
             return
+        # start() sets the store before the HTTP server, and the thread right after it
+        assert self._store is not None and self._thread is not None
         self._stopping.set()  # wakes requests sleeping for latency or a slow response
         self._http.shutdown()
         self._http.server_close()
@@ -268,10 +270,8 @@ class SandboxServer:
         for connection in connections:  # idle keep-alive connections would block forever
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join()
-        if self._store is not None:
-            self._store.close()
+        self._thread.join()
+        self._store.close()
         self._http = None
         self._thread = None
 
