@@ -9,6 +9,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -62,6 +64,37 @@ def post_events(
 def graph_error(response: requests.Response) -> dict[str, Any]:
     assert response.headers["Content-Type"].startswith("application/json")
     return response.json()["error"]
+
+
+def post_raw(
+    sandbox: SandboxServer, body: bytes, headers: dict[str, str], path: str | None = None
+) -> tuple[int, Any]:
+    """POST ``body`` with only these headers (and Content-Length): the status and JSON answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    connection.request("POST", path or f"/v24.0/{PIXEL}/events", body=body, headers=headers)
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    return response.status, answer
+
+
+def exchange(sandbox: SandboxServer, request: bytes) -> list[bytes]:
+    """Send ``request`` as is; the answers' ``HTTP/1.1 NNN`` until the sandbox closes."""
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    return re.findall(rb"HTTP/1\.1 [0-9]{3}", received)
+
+
+def multipart(*parts: bytes, closing: bytes = b"--B--\r\n") -> bytes:
+    """A multipart body of these parts (headers, blank line, value), boundary ``B``."""
+    return b"".join(b"--B\r\n" + part + b"\r\n" for part in parts) + closing
+
+
+MULTIPART = {"Content-Type": "multipart/form-data; boundary=B"}
+TOKEN_PART = b'Content-Disposition: form-data; name="access_token"\r\n\r\n' + TOKEN.encode()
 
 
 # success and parameters ------------------------------------------------------------------
@@ -121,6 +154,34 @@ def test_multipart_body_is_accepted(sandbox):
     assert sandbox.accepted_events()[0]["params"]["partner_agent"] == "agent"
 
 
+def data_part() -> bytes:
+    return (
+        b'Content-Disposition: form-data; name="data"\r\n\r\n' + json.dumps([make_event()]).encode()
+    )
+
+
+def test_multipart_body_without_its_closing_delimiter_is_read_whole(sandbox):
+    body = multipart(TOKEN_PART, data_part(), closing=b"")
+    assert post_raw(sandbox, body, MULTIPART)[0] == 200
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        b'Content-Disposition: form-data; name="access_token"\r\nno-blank-line',
+        b"Content-Disposition: form-data\r\n\r\nno-name",
+    ],
+    ids=["no_blank_line_after_headers", "no_name"],
+)
+def test_multipart_parts_that_are_malformed_are_ignored(sandbox, part):
+    assert post_raw(sandbox, multipart(TOKEN_PART, data_part(), part), MULTIPART)[0] == 200
+
+
+def test_a_body_without_a_content_type_is_read_as_a_form(sandbox):
+    body = urlencode({"data": json.dumps([make_event()]), "access_token": TOKEN}).encode()
+    assert post_raw(sandbox, body, {})[0] == 200
+
+
 def test_events_sent_as_json_strings_are_accepted_like_metas_sdk_sends_them(sandbox):
     event = make_event()
     form = {"data": json.dumps([json.dumps(event)]), "access_token": TOKEN}
@@ -158,6 +219,52 @@ def test_chunked_body_is_accepted(sandbox):
     headers = {"Content-Type": "application/json"}
     response = requests.post(sandbox.events_url(), data=chunks, headers=headers, timeout=10)
     assert response.json()["events_received"] == 1
+
+
+def test_chunked_body_with_trailers_is_accepted_and_the_connection_stays_usable(sandbox):
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN}).encode()
+    chunked = b"%x\r\n%s\r\n0\r\nX-Checksum: 1\r\nX-Other: 2\r\n\r\n" % (len(body), body)
+    statuses = exchange(
+        sandbox,
+        f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n".encode()
+        + chunked
+        + b"GET /__stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert statuses == [b"HTTP/1.1 200", b"HTTP/1.1 200"]
+    assert sandbox.stats()["accepted_requests"] == 1
+
+
+@pytest.mark.parametrize(
+    "chunked", [b"zz\r\n{}\r\n0\r\n\r\n", b"10000000\r\n"], ids=["size_not_hex", "too_large"]
+)
+def test_a_chunked_body_that_cannot_be_read_is_refused_and_the_connection_closed(sandbox, chunked):
+    # no Connection: close: the sandbox closes it itself, the framing of what follows is lost
+    statuses = exchange(
+        sandbox,
+        f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n".encode()
+        + chunked,
+    )
+    assert statuses == [b"HTTP/1.1 400" if chunked.startswith(b"zz") else b"HTTP/1.1 413"]
+    assert sandbox.stats()["rejected_by_code"] == {"100": 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", f"/v24.0/{PIXEL}/events"),
+        ("POST", f"/v24.0/{PIXEL}/nope"),
+        ("POST", "/__reset"),
+        ("GET", "/__stats"),
+        ("PUT", "/__stats"),
+    ],
+)
+def test_a_body_length_that_cannot_be_read_is_answered_413_once_on_any_route(sandbox, method, path):
+    statuses = exchange(
+        sandbox, f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n".encode()
+    )
+    assert statuses == [b"HTTP/1.1 413"]
 
 
 def test_access_token_in_query_is_accepted(sandbox):
@@ -349,6 +456,35 @@ def test_json_body_that_is_malformed_is_rejected_as_unparseable(sandbox):
     response = requests.post(sandbox.events_url(), data=body, headers=headers, timeout=10)
     assert (response.status_code, graph_error(response)["code"]) == (400, 100)
     assert graph_error(response)["message"] == "(#100) The request body is not valid JSON"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "message"),
+    [
+        (b'[{"access_token": "sandbox-token"}]', {"Content-Type": "application/json"}, "object"),
+        (b"access_token=sandbox-token&data=\xff", FORM, "UTF-8"),
+        (b"data=[]", {"Content-Type": "multipart/form-data"}, "boundary"),
+        (b"not gzip", {"Content-Encoding": "gzip"}, "gzip"),
+        (gzip.compress(b"access_token=sandbox-token")[:-9], {"Content-Encoding": "gzip"}, "gzip"),
+    ],
+    ids=[
+        "json_not_an_object",
+        "form_not_utf8",
+        "multipart_without_boundary",
+        "not_gzip",
+        "gzip_cut_short",
+    ],  # fmt: skip
+)
+def test_a_body_that_cannot_be_parsed_is_rejected_with_code_100(sandbox, body, headers, message):
+    status, answer = post_raw(sandbox, body, headers)
+    assert (status, answer["error"]["code"]) == (400, 100)
+    assert message in answer["error"]["message"]
+
+
+def test_an_empty_body_has_no_parameters(sandbox):
+    headers = {"Content-Type": "application/json"}
+    status, answer = post_raw(sandbox, b"", headers, f"/v24.0/{PIXEL}/events?access_token={TOKEN}")
+    assert (status, answer["error"]["message"]) == (400, "(#100) The parameter data is required")
 
 
 def test_json_body_nested_too_deep_is_rejected_as_unparseable(sandbox):
@@ -603,6 +739,13 @@ def test_slow_response_stores_events_and_outlasts_the_client_timeout(sandbox_fac
         post_events(sandbox, [make_event()], timeout=0.3)
     assert len(sandbox.accepted_events()) == 1
     assert sandbox.stats()["faults"]["slow_response"] == 1
+
+
+def test_a_body_that_cannot_be_read_is_refused_before_any_fault(sandbox_factory):
+    sandbox = sandbox_factory(throttle_rate=1.0)
+    status, answer = post_raw(sandbox, b"not gzip", {"Content-Encoding": "gzip"})
+    assert (status, answer["error"]["code"]) == (400, 100)
+    assert sandbox.stats()["faults"]["throttle"] == 0
 
 
 def test_fault_after_accept_does_not_apply_to_invalid_requests(sandbox_factory):
