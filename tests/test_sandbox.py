@@ -94,6 +94,8 @@ def multipart(*parts: bytes, closing: bytes = b"--B--\r\n") -> bytes:
 
 
 MULTIPART = {"Content-Type": "multipart/form-data; boundary=B"}
+# sent after a request whose body cannot be read: answered only if the sandbox kept reading
+FOLLOW_UP = b"GET /__stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 TOKEN_PART = b'Content-Disposition: form-data; name="access_token"\r\n\r\n' + TOKEN.encode()
 
 
@@ -235,16 +237,14 @@ def test_chunked_body_with_trailers_is_accepted_and_the_connection_stays_usable(
     assert sandbox.stats()["accepted_requests"] == 1
 
 
-@pytest.mark.parametrize(
-    "chunked", [b"zz\r\n{}\r\n0\r\n\r\n", b"10000000\r\n"], ids=["size_not_hex", "too_large"]
-)
+@pytest.mark.parametrize("chunked", [b"zz\r\n", b"10000000\r\n"], ids=["size_not_hex", "too_large"])
 def test_a_chunked_body_that_cannot_be_read_is_refused_and_the_connection_closed(sandbox, chunked):
-    # no Connection: close: the sandbox closes it itself, the framing of what follows is lost
     statuses = exchange(
         sandbox,
         f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\n"
         "Transfer-Encoding: chunked\r\n\r\n".encode()
-        + chunked,
+        + chunked
+        + FOLLOW_UP,
     )
     assert statuses == [b"HTTP/1.1 400" if chunked.startswith(b"zz") else b"HTTP/1.1 413"]
     assert sandbox.stats()["rejected_by_code"] == {"100": 1}
@@ -260,9 +260,12 @@ def test_a_chunked_body_that_cannot_be_read_is_refused_and_the_connection_closed
         ("PUT", "/__stats"),
     ],
 )
-def test_a_body_length_that_cannot_be_read_is_answered_413_once_on_any_route(sandbox, method, path):
+def test_a_body_length_that_cannot_be_read_is_answered_413_and_the_connection_closed(
+    sandbox, method, path
+):
     statuses = exchange(
-        sandbox, f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n".encode()
+        sandbox,
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n".encode() + FOLLOW_UP,
     )
     assert statuses == [b"HTTP/1.1 413"]
 
@@ -341,7 +344,7 @@ def test_starting_a_started_sandbox_is_refused(sandbox):
 
 def test_the_url_of_a_sandbox_not_started_is_refused():
     with pytest.raises(RuntimeError, match="not started"):
-        SandboxServer().url
+        _ = SandboxServer().url
 
 
 def test_a_sandbox_not_started_reports_the_counters_of_an_empty_one(sandbox):
@@ -473,7 +476,7 @@ def test_json_body_that_is_malformed_is_rejected_as_unparseable(sandbox):
         "multipart_without_boundary",
         "not_gzip",
         "gzip_cut_short",
-    ],  # fmt: skip
+    ],
 )
 def test_a_body_that_cannot_be_parsed_is_rejected_with_code_100(sandbox, body, headers, message):
     status, answer = post_raw(sandbox, body, headers)
