@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import hmac
@@ -656,6 +657,49 @@ def test_a_client_resetting_its_connection_mid_request_leaves_no_traceback(sandb
     assert capfd.readouterr().err == ""
 
 
+def test_a_client_stalling_mid_body_is_disconnected_without_an_answer_or_a_log_line(
+    sandbox_factory, capfd
+):
+    sandbox = sandbox_factory(idle_timeout_seconds=0.2, log_requests=True)
+    head = f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+    assert exchange(sandbox, head.encode() + b'{"data": [') == []
+    assert sandbox.stats()["internal_errors"] == 0
+    assert capfd.readouterr().err == ""
+
+
+def test_an_unexpected_error_after_the_answer_is_logged_without_a_second_answer(
+    sandbox, monkeypatch, capfd
+):
+    def fail(*args: Any) -> None:
+        raise RuntimeError("cannot log")
+
+    monkeypatch.setattr(server_module._Handler, "_log", fail)
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN})
+    request = (
+        f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
+    )
+    assert exchange(sandbox, request.encode() + FOLLOW_UP) == [b"HTTP/1.1 200"]
+    stats = sandbox.stats()
+    assert (stats["accepted_requests"], stats["rejected_requests"]) == (1, 0)
+    assert stats["internal_errors"] == 1
+    [line] = capfd.readouterr().err.splitlines()
+    assert f"POST /v24.0/{PIXEL}/events - code=1 unexpected RuntimeError at " in line
+
+
+def test_a_connection_failing_before_its_request_is_read_is_logged_in_one_line(
+    sandbox, monkeypatch, capfd
+):
+    def fail(*args: Any) -> None:  # as macOS fails on a connection its client already closed
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(socket.socket, "setsockopt", fail)
+    assert exchange(sandbox, FOLLOW_UP) == []
+    assert capfd.readouterr().err == (
+        "target-meta-capi sandbox: connection from 127.0.0.1 failed: OSError\n"
+    )
+
+
 # faults --------------------------------------------------------------------------------------
 def test_transient_error_fault_answers_500_code_2_and_stores_nothing(sandbox_factory):
     sandbox = sandbox_factory(transient_error_rate=1.0)
@@ -751,6 +795,13 @@ def test_a_body_that_cannot_be_read_is_refused_before_any_fault(sandbox_factory)
     assert sandbox.stats()["faults"]["throttle"] == 0
 
 
+def test_slow_response_answers_after_the_delay_when_the_client_waits(sandbox_factory):
+    sandbox = sandbox_factory(slow_response_rate=1.0, slow_response_seconds=0.3)
+    started = time.monotonic()
+    assert post_events(sandbox, [make_event()]).json()["events_received"] == 1
+    assert time.monotonic() - started >= 0.3
+
+
 def test_fault_after_accept_does_not_apply_to_invalid_requests(sandbox_factory):
     sandbox = sandbox_factory(cut_after_accept_rate=1.0)
     response = post_events(sandbox, [make_event(event_name="")])
@@ -831,6 +882,12 @@ def test_events_with_a_repeated_event_id_are_counted_as_duplicates(sandbox):
     assert (stats["events_received"], stats["duplicate_events"]) == (3, 1)
 
 
+def test_an_event_id_sent_as_a_number_is_a_duplicate_of_the_same_id_as_text(sandbox):
+    post_events(sandbox, [make_event(event_id="42")])
+    post_events(sandbox, [make_event(event_id=42)])
+    assert sandbox.stats()["duplicate_events"] == 1
+
+
 def test_an_event_id_is_no_longer_a_duplicate_after_the_dedup_window(sandbox_factory, monkeypatch):
     monkeypatch.setattr(store_module, "DEDUP_WINDOW_SECONDS", 0.2)  # Meta's is 48 hours
     sandbox = sandbox_factory()
@@ -866,6 +923,17 @@ def test_events_endpoint_lists_accepted_events(sandbox):
     assert [record["event"]["event_id"] for record in records] == ["a", "b"]
     last = requests.get(f"{sandbox.url}/__events?limit=1", timeout=10).json()
     assert [record["event"]["event_id"] for record in last] == ["b"]
+
+
+def test_events_endpoint_lists_every_event_when_its_limit_is_not_a_number(sandbox):
+    post_events(sandbox, [make_event(event_id="a"), make_event(event_id="b")])
+    records = requests.get(f"{sandbox.url}/__events?limit=last", timeout=10).json()
+    assert [record["event"]["event_id"] for record in records] == ["a", "b"]
+
+
+def test_get_of_an_unknown_path_is_rejected_with_code_2500(sandbox):
+    response = requests.get(f"{sandbox.url}/__nope", timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (400, 2500)
 
 
 def test_reset_endpoint_clears_events_and_counters(sandbox):
