@@ -1013,6 +1013,23 @@ def test_report_reads_a_jsonl_recording(sandbox_factory, tmp_path, capsys):
     assert summary["by_event_name"] == {"Purchase": 1, "Lead": 1}
 
 
+def test_report_skips_blank_lines_of_a_jsonl_recording(tmp_path, capsys):
+    path = tmp_path / "events.jsonl"
+    record = json.dumps({"params": {"pixel_id": PIXEL}, "event": {"event_name": "Lead"}})
+    path.write_text(f"\n{record}\n  \n{record}\n\n", encoding="utf-8")
+    assert cli.main(["report", "--jsonl", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["events"] == 2
+
+
+def test_report_of_an_empty_recording_shows_no_sample_event(tmp_path, capsys):
+    path = tmp_path / "events.jsonl"
+    path.write_text("", encoding="utf-8")
+    assert cli.main(["report", "--jsonl", str(path)]) == 0
+    output = capsys.readouterr().out
+    assert "events: 0" in output
+    assert "sample event" not in output
+
+
 def test_report_reads_a_sqlite_recording(sandbox_factory, tmp_path, capsys):
     path = tmp_path / "events.db"
     sandbox = sandbox_factory(record_sqlite=path)
@@ -1053,9 +1070,9 @@ def test_report_piped_into_a_reader_that_stops_early_exits_quietly(tmp_path):
 
 @contextlib.contextmanager
 def sandbox_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`target-meta-capi-sandbox --port 0 ARGS` started, and its URL once it listens."""
+    """`target-meta-capi-sandbox ARGS --port 0` started, and its URL once it listens."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "target_meta_capi.sandbox", "--port", "0", *args],
+        [sys.executable, "-m", "target_meta_capi.sandbox", *args, "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -1094,6 +1111,15 @@ def test_cli_serves_logs_without_token_and_stops_on_sigterm(sandbox_process):
     assert f"POST /v24.0/{PIXEL}/events 200" in log
     assert TOKEN not in log
     assert "1 event received" in log
+
+
+def test_cli_serve_command_serves_until_it_is_signalled():
+    with sandbox_cli("serve", "--quiet") as (process, url):
+        time.sleep(1.0)  # the CLI looks for a stop request every 0.5 s: it has looked already
+        assert requests.get(f"{url}/__stats", timeout=10).status_code == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    assert "sandbox stopped: 0 requests accepted" in process.stderr.read()
 
 
 def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):
