@@ -882,6 +882,12 @@ def test_events_with_a_repeated_event_id_are_counted_as_duplicates(sandbox):
     assert (stats["events_received"], stats["duplicate_events"]) == (3, 1)
 
 
+def test_events_without_an_event_id_are_counted_and_never_taken_for_duplicates(sandbox):
+    post_events(sandbox, [make_event(event_id=None), make_event(event_id=None)])
+    stats = sandbox.stats()
+    assert (stats["events_without_event_id"], stats["duplicate_events"]) == (2, 0)
+
+
 def test_an_event_id_sent_as_a_number_is_a_duplicate_of_the_same_id_as_text(sandbox):
     post_events(sandbox, [make_event(event_id="42")])
     post_events(sandbox, [make_event(event_id=42)])
@@ -1086,8 +1092,8 @@ def sandbox_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
         yield process, line.split(" listening on ", 1)[1].split()[0]
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.terminate()  # as a user stops it: also lets a coverage run save its data
+            process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -1246,6 +1252,29 @@ def test_cli_refuses_events_on_its_reject_list():
             for event_id in ("order-1", "order-2", "order-3")
         ]
     assert answers == [200, 400, 400]
+
+
+def test_cli_reports_the_usage_it_is_given_on_accepted_answers():
+    with sandbox_cli("--usage-percent", "40") as (_, url):
+        response = requests.post(
+            f"{url}/v24.0/{PIXEL}/events",
+            json={"data": [make_event()], "access_token": TOKEN},
+            timeout=10,
+        )
+    (entries,) = json.loads(response.headers["X-Business-Use-Case-Usage"]).values()
+    assert entries[0]["call_count"] == 40
+
+
+def test_cli_delays_answers_by_the_latency_it_is_given():
+    with sandbox_cli("--latency-ms", "300") as (_, url):
+        started = time.monotonic()
+        response = requests.post(
+            f"{url}/v24.0/{PIXEL}/events",
+            json={"data": [make_event()], "access_token": TOKEN},
+            timeout=10,
+        )
+        assert response.status_code == 200
+        assert time.monotonic() - started >= 0.24  # 300 ms +/- 20%
 
 
 def test_cli_throttles_with_metas_time_to_regain_access():
