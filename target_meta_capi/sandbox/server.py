@@ -102,7 +102,8 @@ class SandboxConfig:
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         for name in ("slow_response_seconds", "retry_after_seconds", "regain_access_minutes"):
             value = getattr(self, name)
-            # a wait of inf seconds fails (OverflowError), one of nan is no wait at all
+            # a wait of inf seconds fails (OverflowError), one of nan is no wait at all; nor
+            # can a header say either
             if value is not None and not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if self.usage_percent is not None and not 0 <= self.usage_percent <= 100:
