@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import hmac
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -19,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -62,6 +65,39 @@ def post_events(
 def graph_error(response: requests.Response) -> dict[str, Any]:
     assert response.headers["Content-Type"].startswith("application/json")
     return response.json()["error"]
+
+
+def post_raw(
+    sandbox: SandboxServer, body: bytes, headers: dict[str, str], path: str | None = None
+) -> tuple[int, Any]:
+    """POST ``body`` with only these headers (and Content-Length): the status and JSON answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    connection.request("POST", path or f"/v24.0/{PIXEL}/events", body=body, headers=headers)
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    return response.status, answer
+
+
+def exchange(sandbox: SandboxServer, request: bytes) -> list[bytes]:
+    """Send ``request`` as is; the answers' ``HTTP/1.1 NNN`` until the sandbox closes."""
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    return re.findall(rb"HTTP/1\.1 [0-9]{3}", received)
+
+
+def multipart(*parts: bytes, closing: bytes = b"--B--\r\n") -> bytes:
+    """A multipart body of these parts (headers, blank line, value), boundary ``B``."""
+    return b"".join(b"--B\r\n" + part + b"\r\n" for part in parts) + closing
+
+
+MULTIPART = {"Content-Type": "multipart/form-data; boundary=B"}
+# sent after a request whose body cannot be read: answered only if the sandbox kept reading
+FOLLOW_UP = b"GET /__stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+TOKEN_PART = b'Content-Disposition: form-data; name="access_token"\r\n\r\n' + TOKEN.encode()
 
 
 # success and parameters ------------------------------------------------------------------
@@ -121,6 +157,34 @@ def test_multipart_body_is_accepted(sandbox):
     assert sandbox.accepted_events()[0]["params"]["partner_agent"] == "agent"
 
 
+def data_part() -> bytes:
+    return (
+        b'Content-Disposition: form-data; name="data"\r\n\r\n' + json.dumps([make_event()]).encode()
+    )
+
+
+def test_multipart_body_without_its_closing_delimiter_is_read_whole(sandbox):
+    body = multipart(TOKEN_PART, data_part(), closing=b"")
+    assert post_raw(sandbox, body, MULTIPART)[0] == 200
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        b'Content-Disposition: form-data; name="access_token"\r\nno-blank-line',
+        b"Content-Disposition: form-data\r\n\r\nno-name",
+    ],
+    ids=["no_blank_line_after_headers", "no_name"],
+)
+def test_multipart_parts_that_are_malformed_are_ignored(sandbox, part):
+    assert post_raw(sandbox, multipart(TOKEN_PART, data_part(), part), MULTIPART)[0] == 200
+
+
+def test_a_body_without_a_content_type_is_read_as_a_form(sandbox):
+    body = urlencode({"data": json.dumps([make_event()]), "access_token": TOKEN}).encode()
+    assert post_raw(sandbox, body, {})[0] == 200
+
+
 def test_events_sent_as_json_strings_are_accepted_like_metas_sdk_sends_them(sandbox):
     event = make_event()
     form = {"data": json.dumps([json.dumps(event)]), "access_token": TOKEN}
@@ -158,6 +222,53 @@ def test_chunked_body_is_accepted(sandbox):
     headers = {"Content-Type": "application/json"}
     response = requests.post(sandbox.events_url(), data=chunks, headers=headers, timeout=10)
     assert response.json()["events_received"] == 1
+
+
+def test_chunked_body_with_trailers_is_accepted_and_the_connection_stays_usable(sandbox):
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN}).encode()
+    chunked = b"%x\r\n%s\r\n0\r\nX-Checksum: 1\r\nX-Other: 2\r\n\r\n" % (len(body), body)
+    statuses = exchange(
+        sandbox,
+        f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n".encode()
+        + chunked
+        + b"GET /__stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert statuses == [b"HTTP/1.1 200", b"HTTP/1.1 200"]
+    assert sandbox.stats()["accepted_requests"] == 1
+
+
+@pytest.mark.parametrize("chunked", [b"zz\r\n", b"10000000\r\n"], ids=["size_not_hex", "too_large"])
+def test_a_chunked_body_that_cannot_be_read_is_refused_and_the_connection_closed(sandbox, chunked):
+    statuses = exchange(
+        sandbox,
+        f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n".encode()
+        + chunked
+        + FOLLOW_UP,
+    )
+    assert statuses == [b"HTTP/1.1 400" if chunked.startswith(b"zz") else b"HTTP/1.1 413"]
+    assert sandbox.stats()["rejected_by_code"] == {"100": 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", f"/v24.0/{PIXEL}/events"),
+        ("POST", f"/v24.0/{PIXEL}/nope"),
+        ("POST", "/__reset"),
+        ("GET", "/__stats"),
+        ("PUT", "/__stats"),
+    ],
+)
+def test_a_body_length_that_cannot_be_read_is_answered_413_and_the_connection_closed(
+    sandbox, method, path
+):
+    statuses = exchange(
+        sandbox,
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n".encode() + FOLLOW_UP,
+    )
+    assert statuses == [b"HTTP/1.1 413"]
 
 
 def test_access_token_in_query_is_accepted(sandbox):
@@ -225,6 +336,29 @@ def test_stop_closes_idle_keep_alive_connections(sandbox_factory):
     sandbox.stop()
     assert connection.sock.recv(1) == b""
     connection.close()
+
+
+def test_starting_a_started_sandbox_is_refused(sandbox):
+    with pytest.raises(RuntimeError, match="already started"):
+        sandbox.start()
+
+
+def test_the_url_of_a_sandbox_not_started_is_refused():
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = SandboxServer().url
+
+
+def test_a_sandbox_not_started_reports_the_counters_of_an_empty_one(sandbox):
+    not_started, started = SandboxServer().stats(), sandbox.stats()
+    for stats in (not_started, started):
+        del stats["process_cpu_seconds"]
+    assert not_started == started
+
+
+def test_a_sandbox_not_started_can_be_reset():
+    not_started = SandboxServer()
+    not_started.reset()
+    assert not_started.stats()["requests"] == 0
 
 
 # authentication and objects ------------------------------------------------------------------
@@ -326,6 +460,35 @@ def test_json_body_that_is_malformed_is_rejected_as_unparseable(sandbox):
     response = requests.post(sandbox.events_url(), data=body, headers=headers, timeout=10)
     assert (response.status_code, graph_error(response)["code"]) == (400, 100)
     assert graph_error(response)["message"] == "(#100) The request body is not valid JSON"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "message"),
+    [
+        (b'[{"access_token": "sandbox-token"}]', {"Content-Type": "application/json"}, "object"),
+        (b"access_token=sandbox-token&data=\xff", FORM, "UTF-8"),
+        (b"data=[]", {"Content-Type": "multipart/form-data"}, "boundary"),
+        (b"not gzip", {"Content-Encoding": "gzip"}, "gzip"),
+        (gzip.compress(b"access_token=sandbox-token")[:-9], {"Content-Encoding": "gzip"}, "gzip"),
+    ],
+    ids=[
+        "json_not_an_object",
+        "form_not_utf8",
+        "multipart_without_boundary",
+        "not_gzip",
+        "gzip_cut_short",
+    ],
+)
+def test_a_body_that_cannot_be_parsed_is_rejected_with_code_100(sandbox, body, headers, message):
+    status, answer = post_raw(sandbox, body, headers)
+    assert (status, answer["error"]["code"]) == (400, 100)
+    assert message in answer["error"]["message"]
+
+
+def test_an_empty_body_has_no_parameters(sandbox):
+    headers = {"Content-Type": "application/json"}
+    status, answer = post_raw(sandbox, b"", headers, f"/v24.0/{PIXEL}/events?access_token={TOKEN}")
+    assert (status, answer["error"]["message"]) == (400, "(#100) The parameter data is required")
 
 
 def test_json_body_nested_too_deep_is_rejected_as_unparseable(sandbox):
@@ -494,6 +657,49 @@ def test_a_client_resetting_its_connection_mid_request_leaves_no_traceback(sandb
     assert capfd.readouterr().err == ""
 
 
+def test_a_client_stalling_mid_body_is_disconnected_without_an_answer_or_a_log_line(
+    sandbox_factory, capfd
+):
+    sandbox = sandbox_factory(idle_timeout_seconds=0.2, log_requests=True)
+    head = f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+    assert exchange(sandbox, head.encode() + b'{"data": [') == []
+    assert sandbox.stats()["internal_errors"] == 0
+    assert capfd.readouterr().err == ""
+
+
+def test_an_unexpected_error_after_the_answer_is_logged_without_a_second_answer(
+    sandbox, monkeypatch, capfd
+):
+    def fail(*args: Any) -> None:
+        raise RuntimeError("cannot log")
+
+    monkeypatch.setattr(server_module._Handler, "_log", fail)
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN})
+    request = (
+        f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
+    )
+    assert exchange(sandbox, request.encode() + FOLLOW_UP) == [b"HTTP/1.1 200"]
+    stats = sandbox.stats()
+    assert (stats["accepted_requests"], stats["rejected_requests"]) == (1, 0)
+    assert stats["internal_errors"] == 1
+    [line] = capfd.readouterr().err.splitlines()
+    assert f"POST /v24.0/{PIXEL}/events - code=1 unexpected RuntimeError at " in line
+
+
+def test_a_connection_failing_before_its_request_is_read_is_logged_in_one_line(
+    sandbox, monkeypatch, capfd
+):
+    def fail(*args: Any) -> None:  # as macOS fails on a connection its client already closed
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(socket.socket, "setsockopt", fail)
+    assert exchange(sandbox, FOLLOW_UP) == []
+    assert capfd.readouterr().err == (
+        "target-meta-capi sandbox: connection from 127.0.0.1 failed: OSError\n"
+    )
+
+
 # faults --------------------------------------------------------------------------------------
 def test_transient_error_fault_answers_500_code_2_and_stores_nothing(sandbox_factory):
     sandbox = sandbox_factory(transient_error_rate=1.0)
@@ -582,6 +788,20 @@ def test_slow_response_stores_events_and_outlasts_the_client_timeout(sandbox_fac
     assert sandbox.stats()["faults"]["slow_response"] == 1
 
 
+def test_a_body_that_cannot_be_read_is_refused_before_any_fault(sandbox_factory):
+    sandbox = sandbox_factory(throttle_rate=1.0)
+    status, answer = post_raw(sandbox, b"not gzip", {"Content-Encoding": "gzip"})
+    assert (status, answer["error"]["code"]) == (400, 100)
+    assert sandbox.stats()["faults"]["throttle"] == 0
+
+
+def test_slow_response_answers_after_the_delay_when_the_client_waits(sandbox_factory):
+    sandbox = sandbox_factory(slow_response_rate=1.0, slow_response_seconds=0.3)
+    started = time.monotonic()
+    assert post_events(sandbox, [make_event()]).json()["events_received"] == 1
+    assert time.monotonic() - started >= 0.3
+
+
 def test_fault_after_accept_does_not_apply_to_invalid_requests(sandbox_factory):
     sandbox = sandbox_factory(cut_after_accept_rate=1.0)
     response = post_events(sandbox, [make_event(event_name="")])
@@ -662,6 +882,18 @@ def test_events_with_a_repeated_event_id_are_counted_as_duplicates(sandbox):
     assert (stats["events_received"], stats["duplicate_events"]) == (3, 1)
 
 
+def test_events_without_an_event_id_are_counted_and_never_taken_for_duplicates(sandbox):
+    post_events(sandbox, [make_event(event_id=None), make_event(event_id=None)])
+    stats = sandbox.stats()
+    assert (stats["events_without_event_id"], stats["duplicate_events"]) == (2, 0)
+
+
+def test_an_event_id_sent_as_a_number_is_a_duplicate_of_the_same_id_as_text(sandbox):
+    post_events(sandbox, [make_event(event_id="42")])
+    post_events(sandbox, [make_event(event_id=42)])
+    assert sandbox.stats()["duplicate_events"] == 1
+
+
 def test_an_event_id_is_no_longer_a_duplicate_after_the_dedup_window(sandbox_factory, monkeypatch):
     monkeypatch.setattr(store_module, "DEDUP_WINDOW_SECONDS", 0.2)  # Meta's is 48 hours
     sandbox = sandbox_factory()
@@ -697,6 +929,17 @@ def test_events_endpoint_lists_accepted_events(sandbox):
     assert [record["event"]["event_id"] for record in records] == ["a", "b"]
     last = requests.get(f"{sandbox.url}/__events?limit=1", timeout=10).json()
     assert [record["event"]["event_id"] for record in last] == ["b"]
+
+
+def test_events_endpoint_lists_every_event_when_its_limit_is_not_a_number(sandbox):
+    post_events(sandbox, [make_event(event_id="a"), make_event(event_id="b")])
+    records = requests.get(f"{sandbox.url}/__events?limit=last", timeout=10).json()
+    assert [record["event"]["event_id"] for record in records] == ["a", "b"]
+
+
+def test_get_of_an_unknown_path_is_rejected_with_code_2500(sandbox):
+    response = requests.get(f"{sandbox.url}/__nope", timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (400, 2500)
 
 
 def test_reset_endpoint_clears_events_and_counters(sandbox):
@@ -776,6 +1019,23 @@ def test_report_reads_a_jsonl_recording(sandbox_factory, tmp_path, capsys):
     assert summary["by_event_name"] == {"Purchase": 1, "Lead": 1}
 
 
+def test_report_skips_blank_lines_of_a_jsonl_recording(tmp_path, capsys):
+    path = tmp_path / "events.jsonl"
+    record = json.dumps({"params": {"pixel_id": PIXEL}, "event": {"event_name": "Lead"}})
+    path.write_text(f"\n{record}\n  \n{record}\n\n", encoding="utf-8")
+    assert cli.main(["report", "--jsonl", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["events"] == 2
+
+
+def test_report_of_an_empty_recording_shows_no_sample_event(tmp_path, capsys):
+    path = tmp_path / "events.jsonl"
+    path.write_text("", encoding="utf-8")
+    assert cli.main(["report", "--jsonl", str(path)]) == 0
+    output = capsys.readouterr().out
+    assert "events: 0" in output
+    assert "sample event" not in output
+
+
 def test_report_reads_a_sqlite_recording(sandbox_factory, tmp_path, capsys):
     path = tmp_path / "events.db"
     sandbox = sandbox_factory(record_sqlite=path)
@@ -816,9 +1076,9 @@ def test_report_piped_into_a_reader_that_stops_early_exits_quietly(tmp_path):
 
 @contextlib.contextmanager
 def sandbox_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`target-meta-capi-sandbox --port 0 ARGS` started, and its URL once it listens."""
+    """`target-meta-capi-sandbox ARGS --port 0` started, and its URL once it listens."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "target_meta_capi.sandbox", "--port", "0", *args],
+        [sys.executable, "-m", "target_meta_capi.sandbox", *args, "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -832,8 +1092,8 @@ def sandbox_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
         yield process, line.split(" listening on ", 1)[1].split()[0]
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.terminate()  # as a user stops it: also lets a coverage run save its data
+            process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -859,6 +1119,15 @@ def test_cli_serves_logs_without_token_and_stops_on_sigterm(sandbox_process):
     assert "1 event received" in log
 
 
+def test_cli_serve_command_serves_until_it_is_signalled():
+    with sandbox_cli("serve", "--quiet") as (process, url):
+        time.sleep(1.0)  # the CLI looks for a stop request every 0.5 s: it has looked already
+        assert requests.get(f"{url}/__stats", timeout=10).status_code == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    assert "sandbox stopped: 0 requests accepted" in process.stderr.read()
+
+
 def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):
     assert cli.main(["--throttle-rate", "0.7", "--transient-error-rate", "0.7"]) == 2
     assert "at most 1" in capsys.readouterr().err
@@ -866,11 +1135,20 @@ def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):
 
 @pytest.mark.parametrize(
     ("args", "option"),
-    [(["--port", "70000"], "--port"), (["--max-events-in-memory", "-1"], "--max-events-in-memory")],
+    [
+        (["--port", "70000"], "--port"),
+        (["--max-events-in-memory", "-1"], "--max-events-in-memory"),
+        (["--throttle-rate", "1.5"], "--throttle-rate"),
+        (["--latency-ms", "-1"], "--latency-ms"),
+        (["--latency-ms", "inf"], "--latency-ms"),
+        (["--slow-response-seconds", "nan"], "--slow-response-seconds"),
+        (["--usage-percent", "101"], "--usage-percent"),
+    ],
 )
 def test_cli_refuses_an_out_of_range_number_naming_the_option(capsys, args, option):
     with pytest.raises(SystemExit) as exit_:
-        cli.main(args)
+        # an address not of this machine: were the value let through, no sandbox would serve
+        cli.main([*args, "--host", "192.0.2.1"])
     assert exit_.value.code == 2
     assert f"error: argument {option}: " in capsys.readouterr().err
 
@@ -899,10 +1177,28 @@ def test_cli_refuses_a_recording_file_it_cannot_open_naming_the_option(capsys, t
     )
 
 
-@pytest.mark.parametrize("field", ["port", "max_events_in_memory"])
-def test_config_refuses_a_port_or_memory_bound_out_of_range(field):
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("port", 70000),
+        ("max_events_in_memory", -1),
+        ("retry_after_seconds", -1),
+        ("usage_percent", 101),
+        ("throttle_rate", 1.5),
+        ("latency_ms", -1),
+    ],
+)
+def test_config_refuses_a_setting_out_of_range_naming_it(field, value):
     with pytest.raises(ValueError, match=field):
-        SandboxConfig(**{field: 70000 if field == "port" else -1})
+        SandboxConfig(**{field: value})
+
+
+# a wait of inf seconds fails in every request (OverflowError) and one of nan is no wait
+@pytest.mark.parametrize("field", ["latency_ms", "slow_response_seconds"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_config_refuses_a_duration_that_is_not_a_finite_number(field, value):
+    with pytest.raises(ValueError, match=field):
+        SandboxConfig(**{field: value})
 
 
 @pytest.mark.parametrize(
@@ -956,6 +1252,29 @@ def test_cli_refuses_events_on_its_reject_list():
             for event_id in ("order-1", "order-2", "order-3")
         ]
     assert answers == [200, 400, 400]
+
+
+def test_cli_reports_the_usage_it_is_given_on_accepted_answers():
+    with sandbox_cli("--usage-percent", "40") as (_, url):
+        response = requests.post(
+            f"{url}/v24.0/{PIXEL}/events",
+            json={"data": [make_event()], "access_token": TOKEN},
+            timeout=10,
+        )
+    (entries,) = json.loads(response.headers["X-Business-Use-Case-Usage"]).values()
+    assert entries[0]["call_count"] == 40
+
+
+def test_cli_delays_answers_by_the_latency_it_is_given():
+    with sandbox_cli("--latency-ms", "300") as (_, url):
+        started = time.monotonic()
+        response = requests.post(
+            f"{url}/v24.0/{PIXEL}/events",
+            json={"data": [make_event()], "access_token": TOKEN},
+            timeout=10,
+        )
+        assert response.status_code == 200
+        assert time.monotonic() - started >= 0.24  # 300 ms +/- 20%
 
 
 def test_cli_throttles_with_metas_time_to_regain_access():

@@ -11,6 +11,7 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import socket
@@ -101,8 +102,10 @@ class SandboxConfig:
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         for name in ("slow_response_seconds", "retry_after_seconds", "regain_access_minutes"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0")
+            # a wait of inf seconds fails (OverflowError), one of nan is no wait at all; nor
+            # can a header say either
+            if value is not None and not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if self.usage_percent is not None and not 0 <= self.usage_percent <= 100:
             raise ValueError("usage_percent must be between 0 and 100")
         if not 0 <= self.port <= 65535:
@@ -258,6 +261,8 @@ class SandboxServer:
     def stop(self) -> None:
         if self._http is None:
             return
+        # start() sets the store before the HTTP server, and the thread right after it
+        assert self._store is not None and self._thread is not None
         self._stopping.set()  # wakes requests sleeping for latency or a slow response
         self._http.shutdown()
         self._http.server_close()
@@ -266,10 +271,8 @@ class SandboxServer:
         for connection in connections:  # idle keep-alive connections would block forever
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join()
-        if self._store is not None:
-            self._store.close()
+        self._thread.join()
+        self._store.close()
         self._http = None
         self._thread = None
 
@@ -319,8 +322,8 @@ class SandboxServer:
                 # compare it before and after a run to see what the sandbox itself took
                 "process_cpu_seconds": round(time.process_time(), 3),
             }
-        if self._store is not None:
-            stats.update(self._store.counts())
+        # not started yet: no store, whose counts would be those of an empty one
+        stats.update((self._store or EventStore()).counts())
         return stats
 
     def reset(self) -> None:
