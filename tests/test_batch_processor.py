@@ -640,7 +640,7 @@ def test_wait_all_raises_timeout_error_naming_the_requests_still_in_flight():
 
     with FakeGraphServer(held) as server, BatchProcessor() as processor:
         future = processor.submit(requests_marked(server.url, ["a"])[0])
-        with pytest.raises(TimeoutError, match="^1 request still in flight$"):
+        with pytest.raises(TimeoutError, match=r"^1 request still in flight$"):
             processor.wait_all(timeout=0.05)
         answered.set()
         assert future.result(timeout=10).events_received == 1
