@@ -8,6 +8,7 @@ import traceback
 from concurrent.futures import Future
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from target_meta_capi.capi.errors import (
@@ -810,6 +811,22 @@ def test_a_part_of_a_request_with_an_encoded_body_gets_a_body_of_its_own():
     request = EventRequest(pixel_id="1", access_token="t", events=[{"n": 1}, {"n": 2}, {"n": 3}])
     part = request.with_encoded_body().copy_with(request.with_encoded_body().events[1:])
     assert part.body == request.copy_with([{"n": 2}, {"n": 3}]).body
+
+
+class TokenFirstRequest(EventRequest):
+    """A subclass laying its body out another way: the token before the events."""
+
+    @property
+    def body(self) -> bytes:
+        return msgspec.json.encode({"access_token": self.access_token, "data": self.events})
+
+
+def test_with_encoded_body_of_a_request_laying_out_its_body_another_way_keeps_its_events():
+    events = [{"event_name": "Purchase"}, {"event_name": "Lead"}]
+    request = TokenFirstRequest(pixel_id="1", access_token="t", events=events)
+    encoded = request.with_encoded_body()
+    assert [msgspec.json.decode(event) for event in encoded.events] == events
+    assert msgspec.json.decode(encoded.body)["data"] == events
 
 
 class BrokenObserver(RequestObserver):
