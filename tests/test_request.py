@@ -213,6 +213,17 @@ def test_a_success_without_a_whole_events_received_count_is_not_trusted(count):
         make_request(server, retry_policy=NO_RETRIES).execute()
 
 
+@pytest.mark.parametrize(
+    "body", [b"<html>captive portal</html>", b'{"messages": []}', b"[2]"], ids=str
+)
+def test_a_success_whose_body_holds_no_events_received_count_is_transient(body):
+    with (
+        FakeGraphServer(lambda request: Reply(200, body)) as server,
+        pytest.raises(TransientError),
+    ):
+        make_request(server, retry_policy=NO_RETRIES).execute()
+
+
 def test_a_success_with_messages_and_trace_id_of_other_types_reports_neither():
     answer = Reply(200, b'{"events_received": 2, "messages": "abc", "fbtrace_id": 5}')
     with FakeGraphServer(replies(answer)) as server:
