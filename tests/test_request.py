@@ -231,6 +231,14 @@ def test_a_success_with_messages_and_trace_id_of_other_types_reports_neither():
     assert response == EventResponse(events_received=2, messages=[], fbtrace_id=None)
 
 
+@pytest.mark.parametrize("event", ["Purchase", msgspec.Raw(b"[1]")], ids=["text", "raw-list"])
+def test_graphs_refusal_of_an_event_that_is_no_object_is_raised_as_graphs_error(event):
+    refusal = graph_error(400, 100, message="Invalid parameter")
+    with FakeGraphServer(lambda request: refusal) as server, pytest.raises(InvalidRequestError):
+        make_request(server, events=[event], retry_policy=NO_RETRIES).execute()
+    assert len(server.requests) == 1
+
+
 def test_events_given_as_a_generator_are_a_configuration_error():
     with FakeGraphServer() as server, pytest.raises(ConfigurationError, match="must be a list"):
         make_request(server, events=(event for event in EVENTS)).execute()
