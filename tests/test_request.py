@@ -679,6 +679,12 @@ def test_an_unusable_timeout_is_a_configuration_error_before_sending(timeout):
     assert server.requests == []
 
 
+def test_a_request_without_timeout_is_sent():
+    with FakeGraphServer() as server:
+        assert make_request(server, timeout=None).execute().events_received == 2
+    assert len(server.requests) == 1
+
+
 @pytest.mark.parametrize(
     "event",
     [{"event_name": object()}, {"event_name": "Zo\ud800"}],
