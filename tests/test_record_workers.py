@@ -1375,6 +1375,16 @@ def test_streams_named_with_escapes_get_their_own_lines_and_no_other() -> None:
     assert pool.chunks == claimed
 
 
+def test_a_line_cut_off_within_its_stream_name_is_left_to_the_main_process() -> None:
+    # which refuses it as JSON that is not valid, naming its line
+    records = _routing_to(_ChunkRecorder(), [STREAM])
+    whole = compact(record_message({"order_id": 1}))
+    cut = whole[: whole.index(STREAM) + 3]
+    assert not records.claim(cut, 1)
+    assert not records.claim(cut.encode(), 2)
+    assert records.claim(whole, 3)
+
+
 def test_no_worker_is_forked_when_no_stream_can_use_one(tmp_path: Path) -> None:
     # record metadata is added by the SDK's record path, which only the main process runs
     lines = singer_lines(messy_orders(500), state_every=250)
