@@ -163,8 +163,9 @@ class StreamConverter:
             spec.config,
             schema_properties=tuple(spec.schema.get("properties") or ()),
         )
-        if mapper is None:
-            raise ValueError(f"stream {spec.stream!r} has no mapping")
+        # a stream is routed to workers only once its sink has a mapper, which it built from
+        # these arguments (the config's secrets aside, which mapping reads none of)
+        assert mapper is not None
         self._mapper = mapper
 
     def convert(self, lines: Sequence[Line]) -> ConvertedChunk:

@@ -112,12 +112,10 @@ class FlatTypeCheck:
             return None
         if schema.get("type", "object") not in ("object", ["object"]):
             return None
+        # checked against its draft's metaschema (schema_dialect): properties is an object,
+        # required a list of names
         properties = schema.get("properties", {})
         required = schema.get("required", [])
-        if not isinstance(properties, dict) or not isinstance(required, list):
-            return None
-        if not all(isinstance(name, str) for name in required):
-            return None
         classes: dict[str, frozenset[type]] = {}
         item_classes: dict[str, frozenset[type]] = {}
         for name, property_schema in properties.items():

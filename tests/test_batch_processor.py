@@ -629,3 +629,35 @@ def test_submit_racing_close_either_starts_the_request_or_raises_processor_close
                 submitter.join(HANDLER_WAIT_SECONDS)
             started.clear()
     assert unexpected == []
+
+
+def test_wait_all_raises_timeout_error_naming_the_requests_still_in_flight():
+    answered = threading.Event()
+
+    def held(request):
+        answered.wait(HANDLER_WAIT_SECONDS)
+        return accept(request)
+
+    with FakeGraphServer(held) as server, BatchProcessor() as processor:
+        future = processor.submit(requests_marked(server.url, ["a"])[0])
+        with pytest.raises(TimeoutError, match=r"^1 request still in flight$"):
+            processor.wait_all(timeout=0.05)
+        answered.set()
+        assert future.result(timeout=10).events_received == 1
+
+
+def test_a_request_cancelled_while_waiting_for_the_busy_worker_is_never_sent():
+    resent: list[Future] = []
+
+    def resend_then_cancel(future):
+        # the one worker runs this callback: the resent request waits for it, cancellable
+        resent.append(processor.submit(request))
+        resent[0].cancel()
+
+    with FakeGraphServer() as server, BatchProcessor(concurrent_requests=1) as processor:
+        request = requests_marked(server.url, ["first"])[0]
+        processor.submit(request).add_done_callback(resend_then_cancel)
+        processor.wait_all(timeout=5)
+        assert resent[0].cancelled()
+        assert processor.in_flight == 0
+        assert [mark_of(request) for request in server.requests] == ["first"]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import decimal
+import errno
 import json
 import os
 import subprocess
 import sys
 import threading
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -126,6 +131,20 @@ def test_encoding_the_same_letter_twice_gives_the_same_line() -> None:
     assert encode_dead_letter(_violation_letter()) == encode_dead_letter(_violation_letter())
 
 
+def test_a_key_holding_a_date_time_is_written_as_its_iso_8601_text() -> None:
+    # a key column of format "date-time" is parsed to a datetime before the event is mapped
+    created = datetime.datetime(2026, 11, 28, 10, 30, tzinfo=datetime.timezone.utc)
+    letter = dataclasses.replace(_violation_letter(), key={"created_at": created})
+    assert json.loads(encode_dead_letter(letter))["key"] == {
+        "created_at": "2026-11-28T10:30:00+00:00"
+    }
+
+
+def test_a_key_value_json_has_no_form_for_is_written_as_its_text() -> None:
+    letter = dataclasses.replace(_violation_letter(), key={"ref": uuid.UUID(int=7)})
+    assert json.loads(encode_dead_letter(letter))["key"] == {"ref": str(uuid.UUID(int=7))}
+
+
 def test_no_file_is_created_when_nothing_is_dead_lettered(tmp_path: Path) -> None:
     writer = DeadLetterWriter(tmp_path / "dead.jsonl")
     writer.sync()
@@ -173,6 +192,36 @@ def test_a_full_disk_is_a_clear_error_naming_the_file_and_close_does_not_raise_a
         writer.write(_violation_letter())
     writer.close()
     assert writer.count == 0
+
+
+def _fsync_failing(error_number: int) -> Callable[[int], None]:
+    def fsync(descriptor: int) -> None:
+        raise OSError(error_number, os.strerror(error_number))
+
+    return fsync
+
+
+def test_letters_that_cannot_be_made_durable_are_a_clear_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "dead.jsonl"
+    writer = DeadLetterWriter(path)
+    writer.write(_violation_letter())
+    monkeypatch.setattr(os, "fsync", _fsync_failing(errno.EIO))
+    with pytest.raises(DeadLetterWriteError, match=f"{path}: Input/output error"):
+        writer.sync()
+    writer.close()  # the run failed already: said once
+
+
+def test_closing_letters_that_cannot_be_made_durable_is_a_clear_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "dead.jsonl"
+    writer = DeadLetterWriter(path)
+    writer.write(_violation_letter())
+    monkeypatch.setattr(os, "fsync", _fsync_failing(errno.EIO))
+    with pytest.raises(DeadLetterWriteError, match=f"{path}: Input/output error"):
+        writer.close()
 
 
 def test_a_line_that_cannot_be_written_whole_is_cut_off_and_the_file_stays_valid_jsonl(

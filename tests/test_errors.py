@@ -82,6 +82,12 @@ def test_429_without_error_object_is_throttled():
     assert type(classify_response(429, b"")) is ThrottledError
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_401_or_403_without_error_object_is_an_auth_error(status):
+    page = b"<html><head><title>Forbidden</title></head><body>proxy</body></html>"
+    assert type(classify_response(status, page)) is AuthError
+
+
 @pytest.mark.parametrize("code", [4, 17, 32, 341, 613, 80000, 80004, 80014])
 def test_rate_limit_codes_are_throttled(code):
     assert type(classify_response(400, error_body(code))) is ThrottledError

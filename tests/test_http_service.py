@@ -1,3 +1,4 @@
+import logging
 import shutil
 import socket
 import ssl
@@ -71,6 +72,15 @@ def test_requests_service_keeps_the_connection_alive():
     assert len({request.client_port for request in server.requests}) == 1
 
 
+def test_close_ends_the_kept_alive_connection():
+    service = RequestsHttpService()
+    with FakeGraphServer(lambda request: success(1)) as server:
+        service.execute("POST", server.url + "/p", HEADERS, b"{}", 5.0)
+        service.close()
+        service.execute("POST", server.url + "/p", HEADERS, b"{}", 5.0)
+    assert len({request.client_port for request in server.requests}) == 2
+
+
 def test_default_service_is_shared_and_pools_at_least_32_connections():
     service = load_http_service(None)
     assert service is default_http_service()
@@ -136,6 +146,21 @@ def test_read_timeout_is_a_request_timeout_that_may_have_been_delivered():
     assert error.maybe_delivered is True
 
 
+def test_connect_timeout_is_a_request_timeout_that_was_not_delivered():
+    # a listener whose queue of connections to accept is full: Linux drops further SYNs,
+    # so connecting waits out its timeout
+    with socket.socket() as listener, socket.socket() as queued:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        queued.connect(listener.getsockname())
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        with pytest.raises(requests.RequestException) as raised:
+            RequestsHttpService().execute("POST", url, HEADERS, b"{}", 0.2)
+    error = classify_transport_error(raised.value)
+    assert type(error) is RequestTimeout
+    assert error.maybe_delivered is False
+
+
 def _error_answered_by(answer: Callable[[socket.socket], None]) -> Exception:
     """What RequestsHttpService raises for a request to a raw server on 127.0.0.1 that reads
     it, then does `answer` with the connection and closes it."""
@@ -184,6 +209,15 @@ def test_network_error_from_a_custom_service_is_kept():
 
 def test_unrelated_exceptions_are_not_network_errors():
     assert classify_transport_error(KeyError("x")) is None
+
+
+def test_a_message_with_named_arguments_on_urllib3s_logger_is_logged_as_given(caplog):
+    # the URL masking filter on urllib3's loggers reads positional arguments only
+    with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"):
+        logging.getLogger("urllib3.connectionpool").warning(
+            "pool for %(host)s is full", {"host": "graph.example"}
+        )
+    assert caplog.messages == ["pool for graph.example is full"]
 
 
 class GarblingService(RequestsHttpService):

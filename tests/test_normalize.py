@@ -408,6 +408,15 @@ def test_external_id_list_is_only_trimmed_when_hashing_is_off():
     assert result.user_data == {"external_id": ["A", "7"]}
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"), [("  ", "empty"), (94035.5, "unsupported_type"), (True, "unsupported_type")]
+)
+def test_unusable_external_id_is_dropped_with_its_reason_when_hashing_is_off(raw, reason):
+    result = normalize_user_data({"external_id": raw}, hash_external_id=False)
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("external_id", reason)]
+
+
 def test_already_hashed_value_passes_through():
     assert normalize_user_data({"em": MARY_SHA256}).user_data == {"em": MARY_SHA256}
 

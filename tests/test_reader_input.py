@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import math
 import os
+import resource
 import signal
 import sys
 import threading
+import time
 import traceback
 import typing as t
 from collections.abc import Iterator
@@ -29,6 +31,8 @@ from target_meta_capi.reader import (
 
 fcntl = pytest.importorskip("fcntl")
 
+# a descriptor select() refuses (FD_SETSIZE is 1024), as it refuses a Windows pipe
+_PAST_FD_SETSIZE = 1100
 # CRLF and a lone CR, an accented name, a byte that is not UTF-8, a blank line, no final newline
 RAW_INPUT = b'{"a": 1}\r\n{"b": "x\ry"}\n{"n": "Zo\xc3\xab"}\n\n{"bad": "\xff"}\n{"last": 2}'
 
@@ -157,6 +161,86 @@ def test_a_file_on_stdin_is_neither_widened_nor_waited_for(
     assert sleeps == []
 
 
+def test_stdins_reader_gives_the_descriptor_it_reads(
+    stdin_pipe: tuple[int, io.BufferedWriter],
+) -> None:
+    read_end, _ = stdin_pipe
+    assert NumberedSingerReader().default_input.fileno() == read_end
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_a_pipe_the_system_refuses_to_widen_is_read_as_soon_as_a_line_comes(
+    stdin_pipe: tuple[int, io.BufferedWriter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an unprivileged process asking for more than /proc/sys/fs/pipe-max-size gets EPERM
+    def refuse(descriptor: int, command: int, argument: int = 0) -> int:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(reader_module.fcntl, "fcntl", refuse)
+    reader = NumberedSingerReader()
+    sleeps: list[float] = []
+    monkeypatch.setattr(reader_module.time, "sleep", sleeps.append)
+    _tap_writing_on_each_pause(reader, stdin_pipe[1])
+    assert len(list(reader.default_input)) == 101
+    assert sleeps == []
+
+
+def test_stdin_read_again_keeps_the_one_wake_pipe(
+    stdin_pipe: tuple[int, io.BufferedWriter],
+) -> None:
+    reader = NumberedSingerReader()
+    assert reader.default_input is not None
+    wake_end = reader.wake_descriptor
+    assert reader.default_input is not None
+    assert reader.wake_descriptor == wake_end
+
+
+@pytest.fixture
+def stdin_pipe_select_cannot_watch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[io.BufferedWriter]:
+    """stdin is a pipe at a descriptor select() refuses; yields the tap's write end."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft <= _PAST_FD_SETSIZE:
+        if hard != resource.RLIM_INFINITY and hard <= _PAST_FD_SETSIZE:
+            pytest.skip(f"at most {hard} open files allowed")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_PAST_FD_SETSIZE + 1, hard))
+    read_end, write_end = os.pipe()
+    os.dup2(read_end, _PAST_FD_SETSIZE)
+    os.close(read_end)
+    try:
+        with os.fdopen(_PAST_FD_SETSIZE, "rb") as stdin, os.fdopen(write_end, "wb") as tap:
+            monkeypatch.setattr(sys, "stdin", stdin)
+            yield tap
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_stop_ends_a_blocking_read_of_a_stdin_select_cannot_watch_at_once(
+    stdin_pipe_select_cannot_watch: io.BufferedWriter,
+) -> None:
+    # Nothing wakes a read blocked on the pipe but the signal handler's own exception; the
+    # tap's line 5 s later would end the read otherwise.
+    reader = NumberedSingerReader()
+    tap = stdin_pipe_select_cannot_watch
+    main_thread = threading.get_ident()
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: reader.request_stop(signum))
+    stop = threading.Timer(0.3, signal.pthread_kill, (main_thread, signal.SIGUSR1))
+    line = threading.Timer(5, lambda: (tap.write(b"\n"), tap.flush()))
+    started = time.monotonic()
+    stop.start()
+    line.start()
+    try:
+        with pytest.raises(TerminationRequested):
+            list(reader.default_input)
+        assert time.monotonic() - started < 4
+    finally:
+        for timer in (stop, line):
+            timer.cancel()
+            timer.join()
+        signal.signal(signal.SIGUSR1, previous)
+
+
 class _ReaderWithAStopLandingAfterItsLastCheck(NumberedSingerReader):
     """A signal lands right after the reader checked for a stop before it waits for the tap
     (in _Stdin.wait_for_input, for as long as it takes), before it counts as waiting for
@@ -228,6 +312,12 @@ def test_nan_elsewhere_than_where_the_line_breaks_is_no_hint() -> None:
     line = b'{"type": "STATE", "value": "NaN" x}\n'
     assert _refusal_of(line) == (
         "Input line 1 is not valid JSON (JSON is malformed: expected ',' or '}' (byte 33))"
+    )
+
+
+def test_a_line_cut_short_is_refused_without_a_hint() -> None:
+    assert _refusal_of(b'{"type": "STATE", "value": 1\n') == (
+        "Input line 1 is not valid JSON (Input data was truncated)"
     )
 
 

@@ -39,6 +39,7 @@ from target_meta_capi.record_workers import (
     RECORDS_BEFORE_WORKERS,
     ParallelRecords,
     RecordWorkerPool,
+    StreamConverter,
     StreamSpec,
     record_line_prefixes,
 )
@@ -781,6 +782,25 @@ def test_events_are_sent_in_input_order_around_records_the_workers_give_back(
     assert sent == list(range(1, 1001))
 
 
+def _converted_by_a_worker(record: dict[str, Any], *, validate: bool = True) -> bytes | None:
+    """The event a worker's converter makes of the record's line; None: given back."""
+    spec = StreamSpec(STREAM, generate.SCHEMA, ("order_id",), {"streams": ORDERS_MAPPING}, validate)
+    line = compact(record_message(record)).encode()
+    return StreamConverter(spec).convert([line]).events[0]
+
+
+def test_a_worker_converts_a_record_breaking_its_schema_when_records_are_not_validated() -> None:
+    record = {**messy_orders(1)[0], "status": 5}  # the schema says text
+    assert _converted_by_a_worker(record, validate=False) is not None
+    assert _converted_by_a_worker(record) is None
+
+
+def test_a_worker_gives_a_record_without_its_key_property_back_to_the_main_process() -> None:
+    record = messy_orders(1)[0]
+    del record["order_id"]
+    assert _converted_by_a_worker(record) is None
+
+
 # --- a SCHEMA that changes mid-input ----------------------------------------------------------
 
 STATUS_AS_INTEGER = {
@@ -883,6 +903,32 @@ def test_worker_killed_mid_run_fails_the_run_and_no_later_state_is_written(
     assert LOST_WORKER.search(run.failure), run.failure
     assert [bookmark(state) for state in run.states] == [800]
     assert set(range(1, 801)) <= set(run.event_ids)
+
+
+def test_a_worker_killed_while_converting_a_chunk_is_an_error_naming_its_exit_code() -> None:
+    # a fresh interpreter (forking from pytest's process is unsafe); the worker is stopped
+    # (SIGSTOP) with the chunk sent, then killed before it could answer
+    script = textwrap.dedent(
+        """
+        import os, signal
+        from target_meta_capi.record_workers import RecordWorkerError, RecordWorkerPool
+
+        pool = RecordWorkerPool(1)
+        worker = pool._processes[0]
+        os.kill(worker.pid, signal.SIGSTOP)
+        pool.submit(0, [b"{}"], None)
+        os.kill(worker.pid, signal.SIGKILL)
+        try:
+            pool.take_oldest()
+        except RecordWorkerError as error:
+            print(error)
+        pool.close()
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert LOST_WORKER.search(completed.stdout), completed.stdout
 
 
 @pytest.mark.parametrize("bad_record", [False, True], ids=["finished-run", "failed-run"])
@@ -1224,6 +1270,7 @@ class _ChunkRecorder:
     def __init__(self) -> None:
         self.streams: list[str] = []
         self.chunks: dict[str, list[Line]] = {}
+        self.forgotten: list[int] = []
 
     def add_stream(self, spec: StreamSpec) -> int:
         self.streams.append(spec.stream)
@@ -1234,6 +1281,9 @@ class _ChunkRecorder:
 
     def oldest_ready(self) -> bool:
         return False
+
+    def forget_stream(self, stream_id: int) -> None:
+        self.forgotten.append(stream_id)
 
 
 def _routing_to(pool: _ChunkRecorder, streams: list[str]) -> ParallelRecords:
@@ -1251,6 +1301,21 @@ def _routing_to(pool: _ChunkRecorder, streams: list[str]) -> ParallelRecords:
         spec = StreamSpec(stream, generate.SCHEMA, ("order_id",), {}, True)
         records.route(stream, spec, destination=None)
     return records
+
+
+def test_a_stream_whose_schema_changes_before_workers_learned_it_leaves_nothing_to_forget() -> None:
+    pool = _ChunkRecorder()
+    records = ParallelRecords(
+        pool,  # type: ignore[arg-type]
+        number=itertools.count(1).__next__,
+        add_events=lambda *args: None,
+        add_tally=lambda *args: None,
+        reprocess=lambda *args: None,
+        records_before_workers=100,
+    )
+    records.route(STREAM, StreamSpec(STREAM, generate.SCHEMA, ("order_id",), {}, True), None)
+    records.unroute(STREAM)
+    assert pool.streams == pool.forgotten == []
 
 
 class _CountedScans(dict):
@@ -1308,6 +1373,16 @@ def test_streams_named_with_escapes_get_their_own_lines_and_no_other() -> None:
 
     assert sorted(claimed) == sorted(streams[:3])
     assert pool.chunks == claimed
+
+
+def test_a_line_cut_off_within_its_stream_name_is_left_to_the_main_process() -> None:
+    # which refuses it as JSON that is not valid, naming its line
+    records = _routing_to(_ChunkRecorder(), [STREAM])
+    whole = compact(record_message({"order_id": 1}))
+    cut = whole[: whole.index(STREAM) + 3]
+    assert not records.claim(cut, 1)
+    assert not records.claim(cut.encode(), 2)
+    assert records.claim(whole, 3)
 
 
 def test_no_worker_is_forked_when_no_stream_can_use_one(tmp_path: Path) -> None:
@@ -1373,6 +1448,26 @@ def test_worker_sockets_hold_a_whole_chunk_so_it_passes_in_one_write() -> None:
         pytest.skip("this kernel allows no socket buffer of 1 MB")
 
     assert widened >= 1024 * 1024 > default
+
+
+def test_closing_the_pool_kills_a_worker_that_does_not_stop_instead_of_waiting_for_it() -> None:
+    # a fresh interpreter, as above; the worker is stopped (SIGSTOP): it reads no "stop"
+    script = textwrap.dedent(
+        """
+        import os, signal
+        from target_meta_capi.record_workers import RecordWorkerPool
+
+        pool = RecordWorkerPool(1)
+        worker = pool._processes[0]
+        os.kill(worker.pid, signal.SIGSTOP)
+        pool.close()
+        print(worker.exitcode)
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert int(completed.stdout) == -signal.SIGKILL
 
 
 def test_record_line_prefixes_match_the_lines_singer_sdk_and_singer_python_write() -> None:

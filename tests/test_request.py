@@ -8,6 +8,7 @@ import traceback
 from concurrent.futures import Future
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from target_meta_capi.capi.errors import (
@@ -212,11 +213,30 @@ def test_a_success_without_a_whole_events_received_count_is_not_trusted(count):
         make_request(server, retry_policy=NO_RETRIES).execute()
 
 
+@pytest.mark.parametrize(
+    "body", [b"<html>captive portal</html>", b'{"messages": []}', b"[2]"], ids=str
+)
+def test_a_success_whose_body_holds_no_events_received_count_is_transient(body):
+    with (
+        FakeGraphServer(lambda request: Reply(200, body)) as server,
+        pytest.raises(TransientError),
+    ):
+        make_request(server, retry_policy=NO_RETRIES).execute()
+
+
 def test_a_success_with_messages_and_trace_id_of_other_types_reports_neither():
     answer = Reply(200, b'{"events_received": 2, "messages": "abc", "fbtrace_id": 5}')
     with FakeGraphServer(replies(answer)) as server:
         response = make_request(server).execute()
     assert response == EventResponse(events_received=2, messages=[], fbtrace_id=None)
+
+
+@pytest.mark.parametrize("event", ["Purchase", msgspec.Raw(b"[1]")], ids=["text", "raw-list"])
+def test_graphs_refusal_of_an_event_that_is_no_object_is_raised_as_graphs_error(event):
+    refusal = graph_error(400, 100, message="Invalid parameter")
+    with FakeGraphServer(lambda request: refusal) as server, pytest.raises(InvalidRequestError):
+        make_request(server, events=[event], retry_policy=NO_RETRIES).execute()
+    assert len(server.requests) == 1
 
 
 def test_events_given_as_a_generator_are_a_configuration_error():
@@ -659,6 +679,12 @@ def test_an_unusable_timeout_is_a_configuration_error_before_sending(timeout):
     assert server.requests == []
 
 
+def test_a_request_without_timeout_is_sent():
+    with FakeGraphServer() as server:
+        assert make_request(server, timeout=None).execute().events_received == 2
+    assert len(server.requests) == 1
+
+
 @pytest.mark.parametrize(
     "event",
     [{"event_name": object()}, {"event_name": "Zo\ud800"}],
@@ -810,6 +836,22 @@ def test_a_part_of_a_request_with_an_encoded_body_gets_a_body_of_its_own():
     request = EventRequest(pixel_id="1", access_token="t", events=[{"n": 1}, {"n": 2}, {"n": 3}])
     part = request.with_encoded_body().copy_with(request.with_encoded_body().events[1:])
     assert part.body == request.copy_with([{"n": 2}, {"n": 3}]).body
+
+
+class TokenFirstRequest(EventRequest):
+    """A subclass laying its body out another way: the token before the events."""
+
+    @property
+    def body(self) -> bytes:
+        return msgspec.json.encode({"access_token": self.access_token, "data": self.events})
+
+
+def test_with_encoded_body_of_a_request_laying_out_its_body_another_way_keeps_its_events():
+    events = [{"event_name": "Purchase"}, {"event_name": "Lead"}]
+    request = TokenFirstRequest(pixel_id="1", access_token="t", events=events)
+    encoded = request.with_encoded_body()
+    assert [msgspec.json.decode(event) for event in encoded.events] == events
+    assert msgspec.json.decode(encoded.body)["data"] == events
 
 
 class BrokenObserver(RequestObserver):

@@ -207,6 +207,11 @@ def test_blank_text_is_no_customer_information(key, blank):
     assert rules_broken(with_user_data(**{key: blank})) == ["user_data_missing_match_key"]
 
 
+@pytest.mark.parametrize("key", ["em", "external_id", "fbc"])
+def test_a_null_value_is_no_customer_information_nor_a_malformed_value(key):
+    assert rules_broken(with_user_data(**{key: None})) == ["user_data_missing_match_key"]
+
+
 def test_blank_text_is_not_taken_for_a_malformed_value():
     assert rules_broken(with_user_data(em=HASH, ph="   ", fbc=" ", fbp="\t")) == []
 

@@ -119,14 +119,18 @@ class _Target(Target):
     default_sink_class = _CollectingSink
 
 
-def _run(records: list[dict], config: dict | None = None) -> list[dict]:
+def _run(
+    records: list[dict],
+    config: dict | None = None,
+    sink_class: type[_CollectingSink] = _CollectingSink,
+) -> list[dict]:
     _CollectingSink.batches = []
     lines = [
         {"type": "SCHEMA", "stream": "orders", "schema": SCHEMA, "key_properties": ["order_id"]}
     ]
     lines += [{"type": "RECORD", "stream": "orders", "record": record} for record in records]
     runner = TargetTestRunner(
-        _Target,
+        type("_TargetOfTheSink", (_Target,), {"default_sink_class": sink_class}),
         config=config or {},
         parse_env_config=False,
         input_io=io.StringIO("".join(json.dumps(line) + "\n" for line in lines)),
@@ -163,6 +167,28 @@ def test_field_without_schema_is_warned_about_as_by_the_sdk(
         [record] = _run([{"order_id": 1, "coupon": "X", "created_at": "2026-11-28"}])
     assert "No schema for record field 'coupon'" in caplog.text
     assert record["created_at"] == datetime.datetime(2026, 11, 28)
+
+
+class _FormatCheckingSink(_CollectingSink):
+    validate_field_string_format = True
+
+
+def test_a_sink_checking_string_formats_gets_the_sdks_validator_which_checks_them() -> None:
+    with pytest.raises(InvalidRecord, match="is not valid under any of the given schemas"):
+        _run([{"order_id": 1, "birthday": "2026-02-30"}], sink_class=_FormatCheckingSink)
+
+
+class _LenientSink(_CollectingSink):
+    fail_on_record_validation_exception = False
+
+
+def test_a_sink_not_failing_on_invalid_records_warns_and_keeps_the_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        [record] = _run([{"order_id": "one"}], sink_class=_LenientSink)
+    assert record["order_id"] == "one"
+    assert "Record validation failed: " in caplog.text
 
 
 # pipelinewise-tap-postgres 2.1.0's schema of a numeric(12,2) column, as it writes it: Draft 4
@@ -291,6 +317,14 @@ def test_a_record_breaking_its_schema_elsewhere_is_named_for_that_not_for_its_in
     with pytest.raises(InvalidRecord, match=r"field 'email' breaks the schema's 'type'"):
         PrivacySafeValidator(CompiledRecordValidator(SCHEMA)).validate(
             {"order_id": Decimal("1.0"), "email": 5}
+        )
+
+
+def test_a_record_holding_nan_and_breaking_its_schema_elsewhere_is_named_for_that() -> None:
+    # a stream map's expression (float('nan')) puts a NaN in a record: it is no integer
+    with pytest.raises(InvalidRecord, match=r"field 'email' breaks the schema's 'type'"):
+        PrivacySafeValidator(CompiledRecordValidator(SCHEMA)).validate(
+            {"order_id": 1, "total": float("nan"), "email": 5}
         )
 
 

@@ -108,6 +108,7 @@ def test_a_field_outside_the_schema_is_allowed_as_by_the_full_validator() -> Non
         {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "array"}}}},
         {"type": "object", "properties": {}, "additionalProperties": False},
         {"type": "array"},
+        {"type": "object", "properties": {"anything": True, "nothing": False}},
     ],
 )
 def test_schema_asking_for_more_than_types_gets_no_quick_check(schema: dict) -> None:

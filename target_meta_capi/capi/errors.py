@@ -38,10 +38,8 @@ _REDACTED = "[redacted]"
 _MIN_SECRET_LENGTH = 7
 
 
-def redact(text: str | None, secrets: Iterable[str | None] = ()) -> str | None:
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Remove the given secrets and anything that looks like an access token from text."""
-    if not text:
-        return text
     # the longest first: one secret may hold another (a user agent and its prefix)
     for secret in sorted(filter(None, set(secrets)), key=len, reverse=True):
         if len(secret) >= _MIN_SECRET_LENGTH:

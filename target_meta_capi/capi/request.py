@@ -318,7 +318,7 @@ class EventRequest:
     def _redacted(self, error: Exception) -> Exception:
         # a custom service's message may quote what it was given
         text = str(error)
-        clean = redact(text, self._secrets()) or ""
+        clean = redact(text, self._secrets())
         if clean == text:
             return error
         if isinstance(error, NetworkError):
