@@ -360,6 +360,8 @@ class NumberedSingerReader(GenericSingerReader[str]):
             message = self._decode_with_lone_surrogates_replaced(line, error)
         except UnicodeDecodeError as error:  # msgspec before 0.23
             raise self._not_utf8(error, line) from None
+        except UnicodeEncodeError as error:
+            raise self._text_not_utf8(error, line) from None
         except RecursionError:
             raise self._too_deep() from None
         if not isinstance(message, dict):
@@ -413,6 +415,15 @@ class NumberedSingerReader(GenericSingerReader[str]):
         return SingerInputError(
             f"Input line {self.line_number} is not valid JSON: it is not UTF-8 ({error.reason}"
             f"{where})"
+        )
+
+    def _text_not_utf8(self, error: UnicodeEncodeError, line: Line) -> SingerInputError:
+        # a line given as text (a caller's text stream, stdin decoded with surrogateescape)
+        # holding a lone surrogate: it stood for bytes that were not UTF-8, and has no UTF-8
+        where = f" at character {error.start} of the line" if error.object is line else ""
+        return SingerInputError(
+            f"Input line {self.line_number} is not valid JSON: it is not UTF-8 (a lone "
+            f"surrogate{where})"
         )
 
     def process_lines(

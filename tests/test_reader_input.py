@@ -334,6 +334,19 @@ def test_a_byte_that_is_not_utf8_is_placed_within_its_line() -> None:
     assert "jane" not in str(raised.value)
 
 
+def test_a_text_line_holding_a_lone_surrogate_is_refused_as_not_utf8() -> None:
+    # a caller's text stream, or bytes decoded with surrogateescape: \udcff stood for b"\xff"
+    line = '{"type": "STATE", "value": {"email": "jane\udcff@example.com"}}\n'
+    reader = NumberedSingerReader()
+    with pytest.raises(SingerInputError) as raised:
+        reader.process_lines(io.StringIO(line), {"STATE": lambda message: None})
+    assert str(raised.value) == (
+        "Input line 1 is not valid JSON: it is not UTF-8 (a lone surrogate at character "
+        f"{line.index(chr(0xDCFF))} of the line)"
+    )
+    assert "jane" not in str(raised.value)
+
+
 def test_a_line_not_utf8_is_named_so_when_its_json_breaks_before_the_byte() -> None:
     # msgspec before 0.23 refuses the JSON before it reaches the byte, as 0.23 refuses any
     # line that is not UTF-8: neither says where the byte is, which Python is asked
