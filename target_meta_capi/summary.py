@@ -124,11 +124,12 @@ class LatencyHistogram:
             return None
         rank = max(math.ceil(fraction * self.count), 1)
         seen = 0
+        # the counts add up to self.count, which is at least rank: the loop stops at a value
         for value in sorted(self._counts):
             seen += self._counts[value]
             if seen >= rank:
-                return min(value, cast(float, self.max))  # set by the first add()
-        return None  # unreachable: the counts add up to self.count
+                break
+        return min(value, cast(float, self.max))  # set by the first add()
 
 
 def coverage_percent(count: int, total: int) -> float:
