@@ -1008,7 +1008,7 @@ def _json_kind(value: t.Any) -> str:
         return "a string"
     if isinstance(value, list):
         return "an array"
-    return f"a {type(value).__name__}"
+    return "a JSON object"  # the kind left: the value was read from JSON
 
 
 def _config_file_problem(error: Exception) -> str:

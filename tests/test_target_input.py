@@ -444,6 +444,7 @@ def test_a_line_with_half_a_surrogate_pair_and_another_flaw_is_refused_for_the_o
         ({"schema": [1]}, "'schema' is an array, not a JSON object"),
         ({"stream": None}, "'stream' is null, not a stream name"),
         ({"stream": ""}, "'stream' is a string, not a stream name"),
+        ({"stream": {"name": "orders"}}, "'stream' is a JSON object, not a stream name"),
         ({"key_properties": "order_id"}, "'key_properties' is not an array of column names"),
         ({"key_properties": [1]}, "'key_properties' is not an array of column names"),
     ],
