@@ -56,9 +56,13 @@ def describe_schema_violation(cause: BaseException | None) -> str:
         path = raw_path[1:] if isinstance(raw_path, list | tuple) else None
         keyword = getattr(cause, "rule", None)
         expected = getattr(cause, "rule_definition", None)
-    if path is None or keyword is None:
+    if path is None:
         return "the record does not match its SCHEMA"
     field = ".".join(str(part) for part in path) or "(the record)"
+    if keyword is None:
+        # both libraries' error for a value under the schema `false` (jsonschema 4.26 names
+        # the field holding that value, fastjsonschema the value's own)
+        return f"field {field!r} holds a value under the schema false, which allows none"
     if isinstance(expected, dict | list) and len(str(expected)) > 80:
         expected = "…"
     return f"field {field!r} breaks the schema's {keyword!r} ({expected!r})"
