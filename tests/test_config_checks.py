@@ -312,6 +312,15 @@ def test_unmapped_columns_to_custom_data_names_the_columns_it_sends_unhashed(
     ) in " ".join(warnings_of(caplog))
 
 
+def test_unmapped_columns_to_custom_data_is_not_warned_about_when_every_column_is_mapped(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mapping = {**ORDERS_MAPPING, "unmapped_columns_to_custom_data": True}
+    config = orders_config(sandbox.url, tmp_path, streams={STREAM: mapping})
+    run_in_process(config, [schema_line()])
+    assert "unmapped_columns_to_custom_data" not in " ".join(warnings_of(caplog))
+
+
 def _run_with_city_mapped_to(sandbox: SandboxServer, tmp_path: Path, *paths: str) -> RunResult:
     """An orders run whose `fields` map `city`, which ORDER_SCHEMA lacks (renamed, say)."""
     fields = {**ORDERS_MAPPING["fields"], **dict.fromkeys(paths, "city")}
