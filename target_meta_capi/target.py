@@ -984,7 +984,8 @@ def _waiting_for_answers(frame: FrameType | None) -> bool:
 def _take_boolean_property_schemas(schema: dict) -> str | None:
     """A property's schema may be `true` (anything) in JSON Schema; the SDK's date handling
     reads every property schema as an object, so `true` becomes `{}`, which means the same.
-    `false` (the property must be absent) is refused: a tap sends no such column."""
+    `false` (the property must be absent) is refused: a tap sends no such column. Any other
+    kind is no schema at all, refused here: the SDK's date handling would fail on it."""
     properties = schema.get("properties")
     if not isinstance(properties, dict):
         return None
@@ -993,6 +994,11 @@ def _take_boolean_property_schemas(schema: dict) -> str | None:
             properties[name] = {}
         elif property_schema is False:
             return f"property {name!r} has the schema false: no value is allowed in it"
+        elif not isinstance(property_schema, dict):
+            return (
+                f"property {name!r} has {_json_kind(property_schema)} for its schema, "
+                "not a JSON object"
+            )
     return None
 
 

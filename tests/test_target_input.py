@@ -566,3 +566,22 @@ def test_a_property_whose_schema_is_false_is_refused_naming_it(
         "target-meta-capi failed: Input line 1, SCHEMA message: property 'email' has the "
         "schema false: no value is allowed in it"
     ]
+
+
+@pytest.mark.parametrize("validate_records", [True, False])
+def test_a_property_whose_schema_is_no_object_is_refused_naming_it(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    validate_records: bool,
+) -> None:
+    # without the check: a metaschema dump, or (records not validated) an AttributeError
+    # deep in the SDK's date handling at the first record
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], "email": "string"}}
+    config = orders_config(sandbox.url, tmp_path, validate_records=validate_records)
+    result = run_in_process(config, [schema_line(schema=schema), record_line(order(1))])
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        "target-meta-capi failed: Input line 1, SCHEMA message: property 'email' has a string "
+        "for its schema, not a JSON object"
+    ]
