@@ -383,11 +383,10 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             )
 
 
-def _typed_as_number(property_schema: Any) -> bool:
+def _typed_as_number(property_schema: dict[str, Any]) -> bool:
     """Whether a SCHEMA property holds only numbers (an integer or number type, perhaps
-    nullable): not when it allows text too."""
-    if not isinstance(property_schema, dict):
-        return False
+    nullable): not when it allows text too. Every property's schema is an object by now:
+    the target refuses a SCHEMA with any other (`true` it takes as `{}`)."""
     declared = property_schema.get("type")
     kinds = {declared} if isinstance(declared, str) else set()
     if isinstance(declared, list):
