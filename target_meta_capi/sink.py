@@ -270,9 +270,8 @@ class EventSink(FastRecordParsingMixin, BatchSink):
 
     def _singer_validate_message(self, record: dict) -> None:
         for key_property in self._key_properties:
-            if key_property not in record:  # the SDK's check raises its error
+            if key_property not in record:  # the SDK's check, on the same condition, raises
                 super()._singer_validate_message(record)
-                return
 
     def get_sink_record_counter(self) -> RecordsProcessedCounter:
         return RecordsProcessedCounter(
