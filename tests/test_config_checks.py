@@ -576,6 +576,25 @@ def test_a_setting_in_the_environment_that_cannot_be_read_is_one_error_naming_th
     assert "EAAsecretfromtheenvironment" not in completed.stderr
 
 
+def test_numbers_in_the_environment_that_can_be_read_are_used(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    environment = {
+        **{name: value for name, value in os.environ.items() if "DRY_RUN" not in name},
+        "TARGET_META_CAPI_BATCH_SIZE": "2",
+        "TARGET_META_CAPI_REQUEST_TIMEOUT": "2.5",
+    }
+    completed = _run_cli(
+        tmp_path,
+        orders_config(sandbox.url, tmp_path),
+        with_environment=True,
+        env=environment,
+        records=4,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert sandbox.stats()["requests"] == 2  # batches of BATCH_SIZE
+
+
 @pytest.mark.parametrize("value", ["ture", " true", "enabled"])
 def test_a_boolean_in_the_environment_that_is_no_boolean_word_stops_the_run_before_sending(
     sandbox: SandboxServer, tmp_path: Path, value: str
