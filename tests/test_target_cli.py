@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from target_meta_capi import target as target_module
 from target_meta_capi.sandbox import SandboxServer
 
 from ._target_support import (
@@ -493,6 +496,44 @@ def test_a_config_file_that_cannot_be_used_is_one_error_naming_it(
     assert "Traceback" not in completed.stderr
     assert "EAAsecret" not in completed.stderr
     assert completed.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ("config.json", "is a directory, not a JSON file"),  # made a directory below
+        ("/proc/self/mem", "cannot be read (Input/output error)"),  # an I/O error at byte 0
+    ],
+)
+def test_a_config_path_that_cannot_be_read_as_a_file_is_one_error_naming_it(
+    tmp_path: Path, where: str, problem: str
+) -> None:
+    (tmp_path / "config.json").mkdir()
+    config_path = tmp_path / where  # where, when absolute
+    completed = _run_target(config_path, "")
+    assert completed.returncode == 2
+    assert f"Error: Invalid value for '--config': {config_path}: {problem}" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_a_config_file_without_read_permission_is_one_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # permission bits stop no root process (the tests may run as root): the read fails as
+    # it would for a user who may not read the file
+    config_path = tmp_path / "config.json"
+    config_path.write_text('{"access_token": "EAAsecret"}')
+
+    def read_refused(path: str) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    monkeypatch.setattr(target_module, "read_json_file", read_refused)
+    result = CliRunner().invoke(target_module.TargetMetaCapi.cli, ["--config", str(config_path)])
+    assert result.exit_code == 2
+    assert (
+        f"Error: Invalid value for '--config': {config_path}: cannot be read (permission denied)"
+        in result.output
+    )
 
 
 @pytest.mark.parametrize("setting", ["summary_path", "dead_letter_path"])
