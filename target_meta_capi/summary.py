@@ -811,11 +811,20 @@ def write_run_summary(
                 "summary_path %s is a FIFO nobody reads: the summary above is not written to it",
                 summary_path,
             )
+        except OSError as error:  # a disk full, a directory gone since the start-up check
+            raise SummaryWriteError(
+                f"Cannot write the run summary file {summary_path}: {error.strerror or error}"
+            ) from None
     return summary
 
 
 class NoReaderError(OSError):
     """A FIFO has no reader: writing to it would wait for one, at the end of a finished run."""
+
+
+class SummaryWriteError(Exception):
+    """The summary_path file cannot be written; the message names it (a bare OSError would
+    not say which file of the run failed)."""
 
 
 def summary_file_target(path: Path) -> Path | None:

@@ -107,6 +107,7 @@ from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
     ProgressReporter,
     RunStats,
+    SummaryWriteError,
     write_run_summary,
 )
 from target_meta_capi.validation import CompiledRecordValidator, UnparseableDateError
@@ -858,7 +859,10 @@ class TargetMetaCapi(Target):
             where = f"after input line {reader.line_number}, between messages"
         if isinstance(error, (BadRecordError, InvalidEventError)):
             return f"{error} at input line {reader.line_number}"
-        if isinstance(error, (TargetFailure, SingerInputError, CapiError, DeadLetterWriteError)):
+        if isinstance(
+            error,
+            (TargetFailure, SingerInputError, CapiError, DeadLetterWriteError, SummaryWriteError),
+        ):
             return str(error)
         if isinstance(error, UnparseableDateError):
             return f"Record has a date that cannot be parsed ({where}): {error}"

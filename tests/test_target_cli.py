@@ -216,6 +216,34 @@ def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_
     assert "Traceback" not in completed.stderr
 
 
+def test_a_failure_while_closing_a_failed_run_is_a_warning_and_the_first_failure_is_reported(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, summary_path="/dev/full")
+    result = run_in_process(config, [*order_stream(1)[:2], "not json"])
+    assert result.exit_code == 1
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert (
+        "WARNING",
+        "Closing after the failure failed too: Cannot write the run summary file /dev/full: "
+        "No space left on device",
+    ) in messages
+    assert messages[-1][0] == "ERROR"
+    assert messages[-1][1].startswith("target-meta-capi failed: Input line 3 is not valid JSON")
+
+
+def test_a_summary_file_that_cannot_be_written_fails_the_run_naming_it(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, summary_path="/dev/full")
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 1
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "target-meta-capi failed: Cannot write the run summary file /dev/full: "
+        "No space left on device"
+    ]
+
+
 def test_a_closed_stdout_stops_the_run_with_one_clear_error(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
