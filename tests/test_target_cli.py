@@ -335,6 +335,32 @@ def test_sigterm_right_after_sigint_is_the_same_stop_and_keeps_the_grace_period(
     _assert_states_cover_only_accepted(rest, sandbox)
 
 
+def test_a_second_sigterm_during_the_grace_period_exits_at_once_without_state(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=8000)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1)
+    process = _start_target(tmp_path, config)
+    assert process.stdin is not None and process.stderr is not None
+    process.stdin.write("\n".join(order_stream(10, state_every=5)) + "\n")
+    process.stdin.flush()
+    wait_until(lambda: sandbox.stats()["in_flight"] == 1)
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    # the first is handled once the target says it waits: a second sent sooner might be
+    # merged with it
+    waiting = "waiting up to 30 s for 1 request in flight"
+    while (line := process.stderr.readline()) and waiting not in line:
+        pass
+    assert waiting in line
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Received SIGTERM again: exiting now" in stderr
+    assert stdout == ""  # the only request sent was never answered: no state covers it
+    assert time.monotonic() - signalled < 6  # gone well before the sandbox would answer
+
+
 def test_requests_still_unanswered_after_the_grace_period_are_abandoned_without_their_state(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
