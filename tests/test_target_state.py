@@ -21,7 +21,17 @@ from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface, Reque
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.target import TargetMetaCapi
 
-from ._target_support import STREAM, FastRetryTarget, order_stream, orders_config
+from ._target_support import (
+    STREAM,
+    FastRetryTarget,
+    order,
+    order_stream,
+    orders_config,
+    record_line,
+    run_in_process,
+    schema_line,
+    state_line,
+)
 
 RECORDS = 40
 
@@ -221,6 +231,21 @@ def _inventory_lines(count: int) -> list[str]:
         lines.append(json.dumps({"type": "RECORD", "stream": "inventory", "record": {"sku": sku}}))
         lines.append(json.dumps({"type": "STATE", "value": {"inventory": sku}}))
     return lines
+
+
+def test_a_state_repeated_unchanged_drains_no_half_full_batch(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # a tap may send its state again before it moves (once a page, say): only a new one is
+    # worth a request of fewer events than a batch holds
+    eager = type("EagerStateTarget", (FastRetryTarget,), {"state_drain_min_interval_seconds": 0})
+    config = orders_config(sandbox.url, tmp_path, batch_size=1000, concurrent_requests=1)
+    lines = [schema_line(), record_line(order(1)), state_line(1)]
+    lines += [record_line(order(2)), state_line(1), record_line(order(3)), state_line(3)]
+    result = run_in_process(config, lines, eager)
+    assert result.exit_code == 0
+    assert sandbox.stats()["requests"] == 2  # records 1, then 2 and 3
+    assert result.states[-1] == {"bookmarks": {STREAM: 3}}
 
 
 def test_states_ready_as_they_arrive_are_not_echoed_one_line_each_and_the_last_is_not_held(
