@@ -107,7 +107,6 @@ from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
     ProgressReporter,
     RunStats,
-    SummaryWriteError,
     write_run_summary,
 )
 from target_meta_capi.validation import UnparseableDateError
@@ -856,10 +855,7 @@ class TargetMetaCapi(Target):
             where = f"after input line {reader.line_number}, between messages"
         if isinstance(error, (BadRecordError, InvalidEventError)):
             return f"{error} at input line {reader.line_number}"
-        if isinstance(
-            error,
-            (TargetFailure, SingerInputError, CapiError, DeadLetterWriteError, SummaryWriteError),
-        ):
+        if isinstance(error, (TargetFailure, SingerInputError, CapiError, DeadLetterWriteError)):
             return str(error)
         if isinstance(error, UnparseableDateError):
             return f"Record has a date that cannot be parsed ({where}): {error}"

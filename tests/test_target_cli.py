@@ -239,8 +239,8 @@ def test_a_summary_file_that_cannot_be_written_fails_the_run_naming_it(
     result = run_in_process(config, order_stream(2))
     assert result.exit_code == 1
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
-        "target-meta-capi failed: Cannot write the run summary file /dev/full: "
-        "No space left on device"
+        "target-meta-capi failed: SummaryWriteError (at the end of input, after line 4): Cannot "
+        "write the run summary file /dev/full: No space left on device"
     ]
 
 
