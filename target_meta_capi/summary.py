@@ -6,9 +6,11 @@ an error message or a token — so nothing this module logs or writes can leak t
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import enum
 import errno
+import itertools
 import json
 import logging
 import math
@@ -123,12 +125,10 @@ class LatencyHistogram:
         if not self.count:
             return None
         rank = max(math.ceil(fraction * self.count), 1)
-        seen = 0
-        # the counts add up to self.count, which is at least rank: the loop stops at a value
-        for value in sorted(self._counts):
-            seen += self._counts[value]
-            if seen >= rank:
-                break
+        values = sorted(self._counts)
+        # the first value with `rank` latencies at or below it; the last has self.count
+        seen = list(itertools.accumulate(self._counts[value] for value in values))
+        value = values[bisect.bisect_left(seen, rank)]
         return min(value, cast(float, self.max))  # set by the first add()
 
 
