@@ -127,8 +127,8 @@ class Delivery:
         dead_letters: DeadLetterWriter,
         stats: RunStats,
         fail_on_invalid_event: bool,
-        on_settled: Callable[[], None] | None = None,
-        on_failed: Callable[[], None] | None = None,
+        on_settled: Callable[[], None],
+        on_failed: Callable[[], None],
     ) -> None:
         self.ledger = ledger
         self.processor = processor
@@ -163,8 +163,7 @@ class Delivery:
                 self._failure = failure
             self._condition.notify_all()
         self.ledger.poison()
-        if self._on_failed is not None:
-            self._on_failed()
+        self._on_failed()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every submitted request is settled; False on a failure or timeout."""
@@ -228,8 +227,7 @@ class Delivery:
             # anything unexpected must still stop the run.
             try:
                 self._settle(batch, future)
-                if self._on_settled is not None:
-                    self._on_settled()
+                self._on_settled()
             except TargetFailure as failure:  # says what happened and what to do already
                 self.fail(failure)
             except BaseException as error:

@@ -56,9 +56,13 @@ def describe_schema_violation(cause: BaseException | None) -> str:
         path = raw_path[1:] if isinstance(raw_path, list | tuple) else None
         keyword = getattr(cause, "rule", None)
         expected = getattr(cause, "rule_definition", None)
-    if path is None or keyword is None:
+    if path is None:
         return "the record does not match its SCHEMA"
     field = ".".join(str(part) for part in path) or "(the record)"
+    if keyword is None:
+        # both libraries' error for a value under the schema `false` (jsonschema 4.26 names
+        # the field holding that value, fastjsonschema the value's own)
+        return f"field {field!r} holds a value under the schema false, which allows none"
     if isinstance(expected, dict | list) and len(str(expected)) > 80:
         expected = "…"
     return f"field {field!r} breaks the schema's {keyword!r} ({expected!r})"
@@ -266,9 +270,8 @@ class EventSink(FastRecordParsingMixin, BatchSink):
 
     def _singer_validate_message(self, record: dict) -> None:
         for key_property in self._key_properties:
-            if key_property not in record:  # the SDK's check raises its error
+            if key_property not in record:  # the SDK's check, on the same condition, raises
                 super()._singer_validate_message(record)
-                return
 
     def get_sink_record_counter(self) -> RecordsProcessedCounter:
         return RecordsProcessedCounter(
@@ -379,11 +382,10 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             )
 
 
-def _typed_as_number(property_schema: Any) -> bool:
+def _typed_as_number(property_schema: dict[str, Any]) -> bool:
     """Whether a SCHEMA property holds only numbers (an integer or number type, perhaps
-    nullable): not when it allows text too."""
-    if not isinstance(property_schema, dict):
-        return False
+    nullable): not when it allows text too. Every property's schema is an object by now:
+    the target refuses a SCHEMA with any other (`true` it takes as `{}`)."""
     declared = property_schema.get("type")
     kinds = {declared} if isinstance(declared, str) else set()
     if isinstance(declared, list):

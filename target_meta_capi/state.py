@@ -72,9 +72,7 @@ class SettledRanges:
         if run_first is not None:
             self.add_range(run_first, run_last)
 
-    def __contains__(self, number: object) -> bool:
-        if not isinstance(number, int):
-            return False
+    def __contains__(self, number: int) -> bool:
         if number <= self.watermark:
             return True
         index = bisect.bisect_right(self._starts, number) - 1

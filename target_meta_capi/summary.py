@@ -6,9 +6,11 @@ an error message or a token — so nothing this module logs or writes can leak t
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import enum
 import errno
+import itertools
 import json
 import logging
 import math
@@ -123,12 +125,11 @@ class LatencyHistogram:
         if not self.count:
             return None
         rank = max(math.ceil(fraction * self.count), 1)
-        seen = 0
-        for value in sorted(self._counts):
-            seen += self._counts[value]
-            if seen >= rank:
-                return min(value, cast(float, self.max))  # set by the first add()
-        return None  # unreachable: the counts add up to self.count
+        values = sorted(self._counts)
+        # the first value with `rank` latencies at or below it; the last has self.count
+        seen = list(itertools.accumulate(self._counts[value] for value in values))
+        value = values[bisect.bisect_left(seen, rank)]
+        return min(value, cast(float, self.max))  # set by the first add()
 
 
 def coverage_percent(count: int, total: int) -> float:
@@ -810,11 +811,20 @@ def write_run_summary(
                 "summary_path %s is a FIFO nobody reads: the summary above is not written to it",
                 summary_path,
             )
+        except OSError as error:  # a disk full, a directory gone since the start-up check
+            raise SummaryWriteError(
+                f"Cannot write the run summary file {summary_path}: {error.strerror or error}"
+            ) from None
     return summary
 
 
 class NoReaderError(OSError):
     """A FIFO has no reader: writing to it would wait for one, at the end of a finished run."""
+
+
+class SummaryWriteError(Exception):
+    """The summary_path file cannot be written; the message names it (a bare OSError would
+    not say which file of the run failed)."""
 
 
 def summary_file_target(path: Path) -> Path | None:

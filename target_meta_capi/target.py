@@ -101,7 +101,7 @@ from target_meta_capi.settings import (
     with_texts_parsed,
     without_secrets,
 )
-from target_meta_capi.sink import EventSink, PrivacySafeValidator
+from target_meta_capi.sink import EventSink
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
@@ -109,7 +109,7 @@ from target_meta_capi.summary import (
     RunStats,
     write_run_summary,
 )
-from target_meta_capi.validation import CompiledRecordValidator, UnparseableDateError
+from target_meta_capi.validation import UnparseableDateError
 
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 _CONDITION_WAITS = (threading.Condition.wait.__code__, threading.Condition.wait_for.__code__)
@@ -493,16 +493,13 @@ class TargetMetaCapi(Target):
 
     def _worker_spec(self, stream_name: str) -> tuple[StreamSpec | None, EventSink | None]:
         """What workers need to process the stream as its sink would; None when they cannot:
-        stream maps, record metadata, format validation, or nothing to map."""
+        stream maps, record metadata, or nothing to map."""
         sink = self._plain_sink(stream_name)
         if sink is None or sink.mapper is None or sink.include_sdc_metadata_properties:
             return None, None
+        # the sink validates with the compiled validator the workers run, or not at all: it
+        # never checks string formats (EventSink.validate_field_string_format is False)
         validator = sink._validator
-        if validator is not None and not (
-            isinstance(validator, PrivacySafeValidator)
-            and isinstance(validator.inner, CompiledRecordValidator)
-        ):
-            return None, None
         spec = StreamSpec(
             stream=stream_name,
             schema=sink.schema,
@@ -984,7 +981,8 @@ def _waiting_for_answers(frame: FrameType | None) -> bool:
 def _take_boolean_property_schemas(schema: dict) -> str | None:
     """A property's schema may be `true` (anything) in JSON Schema; the SDK's date handling
     reads every property schema as an object, so `true` becomes `{}`, which means the same.
-    `false` (the property must be absent) is refused: a tap sends no such column."""
+    `false` (the property must be absent) is refused: a tap sends no such column. Any other
+    kind is no schema at all, refused here: the SDK's date handling would fail on it."""
     properties = schema.get("properties")
     if not isinstance(properties, dict):
         return None
@@ -993,6 +991,11 @@ def _take_boolean_property_schemas(schema: dict) -> str | None:
             properties[name] = {}
         elif property_schema is False:
             return f"property {name!r} has the schema false: no value is allowed in it"
+        elif not isinstance(property_schema, dict):
+            return (
+                f"property {name!r} has {_json_kind(property_schema)} for its schema, "
+                "not a JSON object"
+            )
     return None
 
 
@@ -1008,7 +1011,7 @@ def _json_kind(value: t.Any) -> str:
         return "a string"
     if isinstance(value, list):
         return "an array"
-    return f"a {type(value).__name__}"
+    return "a JSON object"  # the kind left: the value was read from JSON
 
 
 def _config_file_problem(error: Exception) -> str:

@@ -312,6 +312,15 @@ def test_unmapped_columns_to_custom_data_names_the_columns_it_sends_unhashed(
     ) in " ".join(warnings_of(caplog))
 
 
+def test_unmapped_columns_to_custom_data_is_not_warned_about_when_every_column_is_mapped(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mapping = {**ORDERS_MAPPING, "unmapped_columns_to_custom_data": True}
+    config = orders_config(sandbox.url, tmp_path, streams={STREAM: mapping})
+    run_in_process(config, [schema_line()])
+    assert "unmapped_columns_to_custom_data" not in " ".join(warnings_of(caplog))
+
+
 def _run_with_city_mapped_to(sandbox: SandboxServer, tmp_path: Path, *paths: str) -> RunResult:
     """An orders run whose `fields` map `city`, which ORDER_SCHEMA lacks (renamed, say)."""
     fields = {**ORDERS_MAPPING["fields"], **dict.fromkeys(paths, "city")}
@@ -565,6 +574,25 @@ def test_a_setting_in_the_environment_that_cannot_be_read_is_one_error_naming_th
     assert "Traceback" not in completed.stderr
     assert value not in completed.stderr
     assert "EAAsecretfromtheenvironment" not in completed.stderr
+
+
+def test_numbers_in_the_environment_that_can_be_read_are_used(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    environment = {
+        **{name: value for name, value in os.environ.items() if "DRY_RUN" not in name},
+        "TARGET_META_CAPI_BATCH_SIZE": "2",
+        "TARGET_META_CAPI_REQUEST_TIMEOUT": "2.5",
+    }
+    completed = _run_cli(
+        tmp_path,
+        orders_config(sandbox.url, tmp_path),
+        with_environment=True,
+        env=environment,
+        records=4,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert sandbox.stats()["requests"] == 2  # batches of BATCH_SIZE
 
 
 @pytest.mark.parametrize("value", ["ture", " true", "enabled"])

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from target_meta_capi.settings import settings_errors, unwritable_path_problem
 
 BASE = {"pixel_id": "1", "access_token": "token"}
+
+
+def _deny_writing(monkeypatch: pytest.MonkeyPatch, denied: Path) -> None:
+    """Permission bits stop no root process (the tests may run as root): os.access says no
+    for `denied` as it would to a user without write permission there."""
+    access = os.access
+
+    def access_without_writing(path: str | os.PathLike[str], mode: int, **kwargs: Any) -> bool:
+        if Path(path) == denied and mode & os.W_OK:
+            return False
+        return access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access_without_writing)
 
 
 def test_a_file_in_directories_still_to_be_created_is_writable(tmp_path: Path) -> None:
@@ -22,6 +39,27 @@ def test_a_path_under_a_plain_file_cannot_be_created(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.write_text("")
     assert unwritable_path_problem(plain / "x" / "dead.jsonl") == f"{plain} is not a directory"
+
+
+def test_a_file_without_write_permission_is_refused_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    letters = tmp_path / "dead.jsonl"
+    letters.write_text("")
+    _deny_writing(monkeypatch, letters)
+    assert settings_errors({**BASE, "dead_letter_path": str(letters)}) == [
+        f"dead_letter_path {str(letters)!r}: is not writable"
+    ]
+
+
+def test_a_directory_without_write_permission_is_refused_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deny_writing(monkeypatch, tmp_path)
+    letters = tmp_path / "new" / "dead.jsonl"
+    assert settings_errors({**BASE, "dead_letter_path": str(letters)}) == [
+        f"dead_letter_path {str(letters)!r}: cannot create files in {tmp_path}"
+    ]
 
 
 def test_the_dry_run_path_is_only_checked_for_a_dry_run(tmp_path: Path) -> None:

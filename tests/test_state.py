@@ -112,6 +112,12 @@ def test_settling_twice_is_harmless() -> None:
     assert not ledger.is_settled(3)
 
 
+def test_settling_no_numbers_settles_nothing() -> None:
+    ledger = _ledger_with_records(3)
+    ledger.settle([])
+    assert ledger.unsettled_count == 3
+
+
 def test_out_of_order_settlement_advances_the_watermark_when_the_gap_closes() -> None:
     ranges = SettledRanges()
     ranges.add_range(5, 9)

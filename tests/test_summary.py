@@ -449,6 +449,16 @@ def test_skipped_stream_is_warned_about_once_when_first_seen(caplog):
     assert "audit_log" in warnings[0]
 
 
+def test_a_run_warning_given_twice_is_logged_and_listed_once(caplog):
+    stats = RunStats(logger=logging.getLogger("test.target"))
+    with caplog.at_level(logging.WARNING):
+        stats.run_warning("Replaced 2 lone UTF-16 surrogate(s)")
+        stats.run_warning("Replaced 2 lone UTF-16 surrogate(s)")
+
+    assert [r.getMessage() for r in caplog.records] == ["Replaced 2 lone UTF-16 surrogate(s)"]
+    assert stats.snapshot()["warnings"] == ["Replaced 2 lone UTF-16 surrogate(s)"]
+
+
 def test_stream_without_any_match_key_is_warned_about():
     stats = RunStats()
     map_events(stats, "orders", [{"ct": sha256_hex("menlopark")}] * 2)
@@ -702,6 +712,16 @@ def test_summary_lines_put_a_count_of_one_in_the_singular():
     assert "), 1 retry (http:503=1);" in requests_line
 
 
+def test_summary_lines_report_events_meta_counted_short():
+    stats = RunStats()
+    stats.events_received_mismatch("orders", sent=10, received=9)
+
+    assert (
+        "events_received mismatches: 1 request, 10 events sent, 9 counted by Meta."
+        in format_summary(stats.snapshot())
+    )
+
+
 # --- progress ----------------------------------------------------------------------------------
 
 
@@ -834,6 +854,26 @@ def test_reporter_thread_logs_periodically_and_a_final_line_at_stop():
     assert waiter.lines[-1].startswith("Final progress: ")
     assert sum(line.startswith("Final progress: ") for line in waiter.lines) == 1
     assert not reporter._thread.is_alive()
+
+
+def test_reporter_thread_flushes_metric_counters_every_metric_interval(caplog):
+    stats = RunStats()
+    stats.request_submitted("orders", 7)
+    metrics = logging.getLogger(METRICS_LOGGER)
+    waiter = LineWaiter("METRIC: ")
+    metrics.addHandler(waiter)
+    reporter = ProgressReporter(
+        stats, logging.getLogger("test.target"), interval=0.01, metric_interval=0
+    )
+    try:
+        with caplog.at_level(logging.INFO, logger=METRICS_LOGGER):
+            reporter.start()
+            assert waiter.seen.wait(timeout=10)  # while the run goes on, before stop()
+    finally:
+        reporter.stop()
+        metrics.removeHandler(waiter)
+
+    assert [(p["metric"], p["value"]) for p in metric_points(caplog)] == [("events_sent", 7)]
 
 
 def test_reporter_with_interval_zero_logs_only_the_final_line():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from target_meta_capi import target as target_module
 from target_meta_capi.sandbox import SandboxServer
 
 from ._target_support import (
@@ -213,6 +216,34 @@ def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_
     assert "Traceback" not in completed.stderr
 
 
+def test_a_failure_while_closing_a_failed_run_is_a_warning_and_the_first_failure_is_reported(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, summary_path="/dev/full")
+    result = run_in_process(config, [*order_stream(1)[:2], "not json"])
+    assert result.exit_code == 1
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert (
+        "WARNING",
+        "Closing after the failure failed too: Cannot write the run summary file /dev/full: "
+        "No space left on device",
+    ) in messages
+    assert messages[-1][0] == "ERROR"
+    assert messages[-1][1].startswith("target-meta-capi failed: Input line 3 is not valid JSON")
+
+
+def test_a_summary_file_that_cannot_be_written_fails_the_run_naming_it(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, summary_path="/dev/full")
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 1
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "target-meta-capi failed: SummaryWriteError (at the end of input, after line 4): Cannot "
+        "write the run summary file /dev/full: No space left on device"
+    ]
+
+
 def test_a_closed_stdout_stops_the_run_with_one_clear_error(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -302,6 +333,32 @@ def test_sigterm_right_after_sigint_is_the_same_stop_and_keeps_the_grace_period(
     assert "abandoned" not in stderr
     assert rest  # the answered request's state
     _assert_states_cover_only_accepted(rest, sandbox)
+
+
+def test_a_second_sigterm_during_the_grace_period_exits_at_once_without_state(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=8000)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1)
+    process = _start_target(tmp_path, config)
+    assert process.stdin is not None and process.stderr is not None
+    process.stdin.write("\n".join(order_stream(10, state_every=5)) + "\n")
+    process.stdin.flush()
+    wait_until(lambda: sandbox.stats()["in_flight"] == 1)
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    # the first is handled once the target says it waits: a second sent sooner might be
+    # merged with it
+    waiting = "waiting up to 30 s for 1 request in flight"
+    while (line := process.stderr.readline()) and waiting not in line:
+        pass
+    assert waiting in line
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Received SIGTERM again: exiting now" in stderr
+    assert stdout == ""  # the only request sent was never answered: no state covers it
+    assert time.monotonic() - signalled < 6  # gone well before the sandbox would answer
 
 
 def test_requests_still_unanswered_after_the_grace_period_are_abandoned_without_their_state(
@@ -493,6 +550,44 @@ def test_a_config_file_that_cannot_be_used_is_one_error_naming_it(
     assert "Traceback" not in completed.stderr
     assert "EAAsecret" not in completed.stderr
     assert completed.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ("config.json", "is a directory, not a JSON file"),  # made a directory below
+        ("/proc/self/mem", "cannot be read (Input/output error)"),  # an I/O error at byte 0
+    ],
+)
+def test_a_config_path_that_cannot_be_read_as_a_file_is_one_error_naming_it(
+    tmp_path: Path, where: str, problem: str
+) -> None:
+    (tmp_path / "config.json").mkdir()
+    config_path = tmp_path / where  # where, when absolute
+    completed = _run_target(config_path, "")
+    assert completed.returncode == 2
+    assert f"Error: Invalid value for '--config': {config_path}: {problem}" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_a_config_file_without_read_permission_is_one_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # permission bits stop no root process (the tests may run as root): the read fails as
+    # it would for a user who may not read the file
+    config_path = tmp_path / "config.json"
+    config_path.write_text('{"access_token": "EAAsecret"}')
+
+    def read_refused(path: str) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    monkeypatch.setattr(target_module, "read_json_file", read_refused)
+    result = CliRunner().invoke(target_module.TargetMetaCapi.cli, ["--config", str(config_path)])
+    assert result.exit_code == 2
+    assert (
+        f"Error: Invalid value for '--config': {config_path}: cannot be read (permission denied)"
+        in result.output
+    )
 
 
 @pytest.mark.parametrize("setting", ["summary_path", "dead_letter_path"])

@@ -12,6 +12,7 @@ import pytest
 
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.settings import DEFAULT_PARTNER_AGENT
+from tests._http_fixture import RecordingHttpService
 
 from ._target_support import (
     ORDER_SCHEMA,
@@ -332,3 +333,17 @@ def test_a_customer_parameter_mapped_to_two_columns_arrives_as_a_list_of_hashes(
         _sha256("billing@example.com"),
     ]
     assert by_id["2"]["user_data"]["em"] == [_sha256("customer2@example.com")]
+
+
+def test_requests_go_through_the_http_service_class_of_the_config(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    RecordingHttpService.sent_urls.clear()
+    config = orders_config(
+        sandbox.url, tmp_path, http_service_class="tests._http_fixture:RecordingHttpService"
+    )
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 0
+    [url] = RecordingHttpService.sent_urls
+    assert url.startswith(sandbox.url) and url.endswith(f"/{PIXEL_ID}/events")
+    assert len(sandbox.accepted_events()) == 2

@@ -139,6 +139,36 @@ def test_record_violating_its_schema_names_the_field_but_not_the_value(
     assert "jane@example.com" not in failure
 
 
+def test_a_value_where_a_nested_schema_is_false_names_the_field(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    customer = {"type": "object", "properties": {"note": False}}
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], "customer": customer}}
+    lines = [
+        schema_line(schema=schema),
+        record_line(order(1, customer={"note": "call jane@example.com"})),
+    ]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: Record does not match its SCHEMA (input line 2, stream "
+        f"'{STREAM}'): field 'customer.note' holds a value under the schema false, which allows "
+        "none"
+    ]
+
+
+def test_a_long_list_a_value_breaks_is_not_quoted_in_the_failure(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    currencies = {"type": "string", "enum": [f"C{number:02}" for number in range(40)]}
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], "currency": currencies}}
+    lines = [schema_line(schema=schema), record_line(order(1, currency="EUR"))]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    [failure] = _failure_lines(caplog)
+    assert failure.endswith("field 'currency' breaks the schema's 'enum' ('…')")
+
+
 def _untyped_orders(*records: dict) -> list[str]:
     """Orders whose time and total arrive as text the tap did not type (a CSV, a JSON column)."""
     schema = {
@@ -377,6 +407,10 @@ def test_schema_violations_from_jsonschema_are_described_without_the_value() -> 
     )
 
 
+def test_a_schema_violation_of_unknown_origin_is_described_without_details() -> None:
+    assert describe_schema_violation(None) == "the record does not match its SCHEMA"
+
+
 def test_record_missing_its_key_property_fails_the_run(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -444,6 +478,7 @@ def test_a_line_with_half_a_surrogate_pair_and_another_flaw_is_refused_for_the_o
         ({"schema": [1]}, "'schema' is an array, not a JSON object"),
         ({"stream": None}, "'stream' is null, not a stream name"),
         ({"stream": ""}, "'stream' is a string, not a stream name"),
+        ({"stream": {"name": "orders"}}, "'stream' is a JSON object, not a stream name"),
         ({"key_properties": "order_id"}, "'key_properties' is not an array of column names"),
         ({"key_properties": [1]}, "'key_properties' is not an array of column names"),
     ],
@@ -530,4 +565,23 @@ def test_a_property_whose_schema_is_false_is_refused_naming_it(
     assert _failure_lines(caplog) == [
         "target-meta-capi failed: Input line 1, SCHEMA message: property 'email' has the "
         "schema false: no value is allowed in it"
+    ]
+
+
+@pytest.mark.parametrize("validate_records", [True, False])
+def test_a_property_whose_schema_is_no_object_is_refused_naming_it(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    validate_records: bool,
+) -> None:
+    # without the check: a metaschema dump, or (records not validated) an AttributeError
+    # deep in the SDK's date handling at the first record
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], "email": "string"}}
+    config = orders_config(sandbox.url, tmp_path, validate_records=validate_records)
+    result = run_in_process(config, [schema_line(schema=schema), record_line(order(1))])
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        "target-meta-capi failed: Input line 1, SCHEMA message: property 'email' has a string "
+        "for its schema, not a JSON object"
     ]

@@ -504,8 +504,8 @@ def test_a_failure_at_the_end_of_input_after_a_record_is_reported_as_at_the_end_
 
     assert target.returncode == 1
     assert stderr.splitlines()[-1].endswith(
-        "target-meta-capi failed: IsADirectoryError (at the end of input, after line 3): "
-        f"[Errno 21] Is a directory: '{summary_path}'"
+        "target-meta-capi failed: SummaryWriteError (at the end of input, after line 3): "
+        f"Cannot write the run summary file {summary_path}: Is a directory"
     )
 
 

@@ -17,7 +17,7 @@ from target_meta_capi.capi.errors import NetworkError, RequestTimeout
 from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.state import AckLedger
-from tests._http_fixture import FakeGraphServer, graph_error
+from tests._http_fixture import FakeGraphServer, graph_error, html_page, success
 
 from ._target_support import (
     STREAM,
@@ -258,6 +258,23 @@ def test_meta_rejection_with_on_invalid_event_fail_exits_without_state_or_dead_l
     assert "input line" not in failure  # found when answered, not where reading was then
 
 
+@pytest.mark.usefixtures("no_local_validation")
+def test_a_dead_letter_file_that_cannot_take_metas_rejection_stops_the_run_without_state(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the letter is written on the thread that settles Meta's answer, not the main one
+    records = [order(1), order(2, age_seconds=EIGHT_DAYS)]
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path, dead_letter_path="/dev/full"),
+        order_stream(2, records=records),
+    )
+    assert result.exit_code == 1
+    assert result.states == []
+    [failure] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert failure.startswith("target-meta-capi failed: stream 'public-orders', request of 2")
+    assert "Cannot write the dead-letter file /dev/full: No space left on device" in failure
+
+
 def test_invalid_token_stops_the_run_without_state(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -366,3 +383,32 @@ def test_an_error_of_the_request_itself_stops_the_run_instead_of_dead_lettering_
     assert requests == 4  # the batch, then its first, middle and last event alone
     assert "Meta rejected the request itself, not its events" in caplog.text
     assert message in caplog.text
+
+
+def test_a_graph_url_answering_a_web_page_fails_the_run_saying_it_is_not_the_graph_api(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with FakeGraphServer(lambda request: html_page(404, "Not Found")) as server:
+        result = run_in_process(orders_config(server.url, tmp_path), order_stream(2))
+    assert result.exit_code == 1
+    assert result.states == []
+    assert "Check graph_url and api_version: this does not look like the Graph API." in (
+        caplog.text
+    )
+
+
+def test_meta_counting_fewer_events_than_sent_fails_the_run_saying_to_rerun_from_the_state(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    with FakeGraphServer(lambda request: success(len(request.events) - 1)) as server:
+        config = orders_config(server.url, tmp_path, summary_path=str(summary_path))
+        result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 1
+    assert result.states == []
+    assert "Meta stored an unknown part of the events; rerun from the last state." in caplog.text
+    assert json.loads(summary_path.read_text())["events_received_mismatches"] == {
+        "requests": 1,
+        "events_sent": 3,
+        "events_received": 2,
+    }
