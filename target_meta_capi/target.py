@@ -101,7 +101,7 @@ from target_meta_capi.settings import (
     with_texts_parsed,
     without_secrets,
 )
-from target_meta_capi.sink import EventSink
+from target_meta_capi.sink import EventSink, PrivacySafeValidator
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
@@ -109,7 +109,7 @@ from target_meta_capi.summary import (
     RunStats,
     write_run_summary,
 )
-from target_meta_capi.validation import UnparseableDateError
+from target_meta_capi.validation import CompiledRecordValidator, UnparseableDateError
 
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 _CONDITION_WAITS = (threading.Condition.wait.__code__, threading.Condition.wait_for.__code__)
@@ -493,13 +493,17 @@ class TargetMetaCapi(Target):
 
     def _worker_spec(self, stream_name: str) -> tuple[StreamSpec | None, EventSink | None]:
         """What workers need to process the stream as its sink would; None when they cannot:
-        stream maps, record metadata, or nothing to map."""
+        stream maps, record metadata, a validator other than theirs (a sink class checking
+        string formats, say), or nothing to map."""
         sink = self._plain_sink(stream_name)
         if sink is None or sink.mapper is None or sink.include_sdc_metadata_properties:
             return None, None
-        # the sink validates with the compiled validator the workers run, or not at all: it
-        # never checks string formats (EventSink.validate_field_string_format is False)
         validator = sink._validator
+        if validator is not None and not (
+            isinstance(validator, PrivacySafeValidator)
+            and isinstance(validator.inner, CompiledRecordValidator)
+        ):
+            return None, None
         spec = StreamSpec(
             stream=stream_name,
             schema=sink.schema,

@@ -250,10 +250,14 @@ def run_target(
     record_workers: int,
     *,
     noting_streams_taught: bool = False,
+    target_script: str | None = None,
     **overrides: Any,
 ) -> Run:
+    """A run of the target's command, or of `target_script` (Python source running a target)."""
     config_path = write_config(directory, dry_run_config(directory, record_workers, **overrides))
     command = [str(TARGET)]
+    if target_script is not None:
+        command = [sys.executable, "-c", target_script]
     if noting_streams_taught:
         command = [sys.executable, "-c", NOTING_TARGET]
         (directory / STREAMS_TAUGHT).touch()  # none taught: an empty file, not a missing one
@@ -780,6 +784,42 @@ def test_events_are_sent_in_input_order_around_records_the_workers_give_back(
         int(event["event_id"]) for line in payloads for event in json.loads(line)["payload"]["data"]
     ]
     assert sent == list(range(1, 1001))
+
+
+#: A target whose sink checks string formats with the SDK's validator; the workers' check none.
+FORMAT_CHECKING_TARGET = textwrap.dedent(
+    """
+    from target_meta_capi.sink import EventSink
+    from target_meta_capi.target import TargetMetaCapi
+
+    class FormatCheckingSink(EventSink):
+        validate_field_string_format = True
+
+    class FormatCheckingTarget(TargetMetaCapi):
+        default_sink_class = FormatCheckingSink
+
+    FormatCheckingTarget.cli()
+    """
+)
+
+
+def test_a_sink_class_checking_string_formats_keeps_every_record_from_the_workers(
+    tmp_path: Path,
+) -> None:
+    email = {"type": ["string", "null"], "format": "email"}
+    schema = {**generate.SCHEMA, "properties": {**generate.SCHEMA["properties"], "email": email}}
+    records = messy_orders(RECORDS_BEFORE_WORKERS + 100)
+    for record in records:
+        record["email"] = f"customer{record['order_id']}@example.com"
+    records[-1]["email"] = "no at sign"  # past the records the main process keeps
+    lines = singer_lines(records, state_every=100, schema=schema)
+
+    run = run_target(tmp_path, lines, 2, target_script=FORMAT_CHECKING_TARGET)
+
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert f"input line {line_number_of(lines, len(records))}" in run.failure
+    assert "'email' breaks the schema's 'format'" in run.failure
+    assert "no at sign" not in run.stderr
 
 
 def _converted_by_a_worker(record: dict[str, Any], *, validate: bool = True) -> bytes | None:
