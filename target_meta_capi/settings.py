@@ -353,7 +353,7 @@ def without_secrets(errors: t.Iterable[str], config: t.Mapping[str, t.Any]) -> l
     """
     secrets = [config.get(name) for name in SECRET_SETTINGS]
     texts = [secret for secret in secrets if isinstance(secret, str)]
-    return [redact(error, texts) or "" for error in errors]
+    return [redact(error, texts) for error in errors]
 
 
 def with_texts_parsed(
