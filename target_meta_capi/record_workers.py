@@ -293,9 +293,11 @@ class RecordWorkerPool:
         # Workers share what exists now (modules, config, schemas) copy-on-write; a garbage
         # collection would touch every object of it and copy its pages into each worker.
         gc.freeze()
-        # whatever sits in these buffers would be written once more by each child
-        sys.stdout.flush()
-        sys.stderr.flush()
+        # whatever sits in these buffers would be written once more by each child; either is
+        # None when started with that descriptor closed (`2>&-`)
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
         self._processes = []
         for index, connection in enumerate(theirs):
             inherited = ours + theirs[:index] + theirs[index + 1 :]

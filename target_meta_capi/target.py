@@ -1035,7 +1035,8 @@ def _config_file_problem(error: Exception) -> str:
 
 
 def _flush_and_exit(code: int) -> t.NoReturn:
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:  # started with that descriptor closed
+            stream.flush()
     logging.shutdown()
     os._exit(code)

@@ -251,9 +251,11 @@ def run_target(
     *,
     noting_streams_taught: bool = False,
     target_script: str | None = None,
+    stderr_closed: bool = False,
     **overrides: Any,
 ) -> Run:
-    """A run of the target's command, or of `target_script` (Python source running a target)."""
+    """A run of the target's command, or of `target_script` (Python source running a target);
+    with `stderr_closed`, started as `2>&-` would (its stderr is then empty)."""
     config_path = write_config(directory, dry_run_config(directory, record_workers, **overrides))
     command = [str(TARGET)]
     if target_script is not None:
@@ -269,6 +271,7 @@ def run_target(
         encoding="utf-8",
         timeout=120,
         cwd=directory,
+        preexec_fn=(lambda: os.close(2)) if stderr_closed else None,
     )
     return Run(completed.returncode, completed.stdout, completed.stderr, directory)
 
@@ -784,6 +787,19 @@ def test_events_are_sent_in_input_order_around_records_the_workers_give_back(
         int(event["event_id"]) for line in payloads for event in json.loads(line)["payload"]["data"]
     ]
     assert sent == list(range(1, 1001))
+
+
+def test_a_run_started_with_stderr_closed_forks_its_workers_and_delivers_every_event(
+    tmp_path: Path,
+) -> None:
+    records = messy_orders(RECORDS_BEFORE_WORKERS + 100)
+    lines = singer_lines(records, state_every=100)
+
+    run = run_target(tmp_path, lines, 2, stderr_closed=True)
+
+    assert run.returncode == 0
+    assert run.event_ids == list(range(1, len(records) + 1))
+    assert bookmark(run.states[-1]) == len(records)
 
 
 #: A target whose sink checks string formats with the SDK's validator; the workers' check none.
