@@ -1153,6 +1153,16 @@ def test_cli_refuses_an_out_of_range_number_naming_the_option(capsys, args, opti
     assert f"error: argument {option}: " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["--throttle-rate", "--latency-ms"])
+def test_cli_refuses_a_value_that_is_no_number_saying_so(capsys, option):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([option, "abc", "--host", "192.0.2.1"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"error: argument {option}: must be a number, got abc\n"
+    )
+
+
 def test_cli_asks_for_another_port_when_its_port_is_taken(capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

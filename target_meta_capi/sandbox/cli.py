@@ -37,15 +37,23 @@ DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
+def _number(text: str) -> float:
+    # argparse would otherwise say "invalid _rate value", naming this module's function
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+
+
 def _rate(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"a rate is a share between 0 and 1, got {text}")
     return value
 
 
 def _non_negative(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     # float() also reads "inf" and "nan": no wait can last either
     if not 0 <= value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
