@@ -1342,8 +1342,11 @@ class _ChunkRecorder:
         self.forgotten.append(stream_id)
 
 
-def _routing_to(pool: _ChunkRecorder, streams: list[str]) -> ParallelRecords:
-    """A router claiming the streams' lines from their first record, in chunks of 10,000."""
+def _routing_to(
+    pool: _ChunkRecorder, streams: list[str], *, records_before_workers: int = 0
+) -> ParallelRecords:
+    """A router claiming the streams' lines after their first `records_before_workers`
+    records, in chunks of 10,000."""
     records = ParallelRecords(
         pool,  # type: ignore[arg-type]
         number=itertools.count(1).__next__,
@@ -1351,7 +1354,7 @@ def _routing_to(pool: _ChunkRecorder, streams: list[str]) -> ParallelRecords:
         add_tally=lambda *args: None,
         reprocess=lambda *args: None,
         chunk_lines=10_000,
-        records_before_workers=0,
+        records_before_workers=records_before_workers,
     )
     for stream in streams:
         spec = StreamSpec(stream, generate.SCHEMA, ("order_id",), {}, True)
@@ -1361,15 +1364,7 @@ def _routing_to(pool: _ChunkRecorder, streams: list[str]) -> ParallelRecords:
 
 def test_a_stream_whose_schema_changes_before_workers_learned_it_leaves_nothing_to_forget() -> None:
     pool = _ChunkRecorder()
-    records = ParallelRecords(
-        pool,  # type: ignore[arg-type]
-        number=itertools.count(1).__next__,
-        add_events=lambda *args: None,
-        add_tally=lambda *args: None,
-        reprocess=lambda *args: None,
-        records_before_workers=100,
-    )
-    records.route(STREAM, StreamSpec(STREAM, generate.SCHEMA, ("order_id",), {}, True), None)
+    records = _routing_to(pool, [STREAM], records_before_workers=100)
     records.unroute(STREAM)
     assert pool.streams == pool.forgotten == []
 
