@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import decimal
 import errno
+import fcntl
 import json
 import os
 import subprocess
@@ -361,3 +362,93 @@ def test_a_rejection_echoing_the_request_leaves_no_ip_address_or_user_agent_in_l
     for text in (json.dumps(letter), completed.stderr):
         assert ip_address not in text
         assert "LeakAgent" not in text
+
+
+def test_meta_rejection_line_names_the_stream_key_and_event_it_rejected() -> None:
+    error = InvalidRequestError("Invalid parameter", http_status=400, code=100)
+    letter = DeadLetter.from_meta_error(stream="s", key={"order_id": 7}, event=EVENT, error=error)
+    line = json.loads(encode_dead_letter(letter))
+    assert {name: line[name] for name in ("stream", "key", "event_id", "event_name", "field")} == {
+        "stream": "s",
+        "key": {"order_id": 7},
+        "event_id": "evt-1",
+        "event_name": "Purchase",
+        "field": None,
+    }
+    assert line["event"] == EVENT
+
+
+def test_a_key_holding_a_fractional_decimal_keeps_its_fraction() -> None:
+    letter = dataclasses.replace(_violation_letter(), key={"line_id": decimal.Decimal("12.5")})
+    assert json.loads(encode_dead_letter(letter))["key"] == {"line_id": 12.5}
+
+
+def test_a_key_holding_a_whole_decimal_is_written_as_an_integer() -> None:
+    # 42.0 would be another key to whoever looks the row up by it
+    assert '"key": {"order_id": 42},' in encode_dead_letter(_violation_letter())
+
+
+def test_a_key_in_another_script_is_written_as_is() -> None:
+    # letters are read by people fixing rows: "Zoë", not "Zo\u00eb"
+    letter = dataclasses.replace(_violation_letter(), key={"customer": "Zoë"})
+    assert '"key": {"customer": "Zoë"},' in encode_dead_letter(letter)
+
+
+def test_the_directories_of_a_dead_letter_path_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "dead" / "letters.jsonl"
+    writer = DeadLetterWriter(path)
+    writer.write(_violation_letter())
+    writer.close()
+    assert [json.loads(line)["stream"] for line in path.read_text().splitlines()] == [
+        "public-orders"
+    ]
+
+
+def test_a_letter_waits_for_another_run_to_finish_the_line_it_is_appending(
+    tmp_path: Path,
+) -> None:
+    # Runs sharing dead_letter_path take the file's lock to append: a half line at the end
+    # is then another run's line in progress, not one to cut off.
+    path = tmp_path / "dead.jsonl"
+    other_line = encode_dead_letter(_violation_letter("other-run")) + "\n"
+    with path.open("a") as other_run:
+        fcntl.flock(other_run.fileno(), fcntl.LOCK_EX)
+        other_run.write(other_line[:10])
+        other_run.flush()
+        writer = DeadLetterWriter(path)
+        this_run = threading.Thread(target=writer.write, args=(_violation_letter("this-run"),))
+        this_run.start()
+        this_run.join(timeout=0.5)  # what would cut the half line, had it not waited
+        other_run.write(other_line[10:])
+        other_run.flush()
+        fcntl.flock(other_run.fileno(), fcntl.LOCK_UN)
+    this_run.join(timeout=10)
+    writer.close()
+    streams = [json.loads(line)["stream"] for line in path.read_text().splitlines()]
+    assert streams == ["other-run", "this-run"]
+
+
+def test_a_half_line_of_a_single_byte_is_dropped_before_appending(tmp_path: Path) -> None:
+    path = tmp_path / "dead.jsonl"
+    path.write_text(encode_dead_letter(_violation_letter("earlier-run")) + "\n{")
+    writer = DeadLetterWriter(path)
+    writer.write(_violation_letter("rerun"))
+    writer.close()
+    streams = [json.loads(line)["stream"] for line in path.read_text().splitlines()]
+    assert streams == ["earlier-run", "rerun"]
+
+
+@pytest.mark.parametrize("half_line_length", [65_535, 70_000])
+def test_a_long_half_line_is_dropped_whole_and_the_letters_before_it_kept(
+    tmp_path: Path, half_line_length: int
+) -> None:
+    # a killed run's letter of a big event (many contents), cut off past its first 64 KiB
+    path = tmp_path / "dead.jsonl"
+    path.write_text(
+        encode_dead_letter(_violation_letter("earlier-run")) + "\n" + "x" * half_line_length
+    )
+    writer = DeadLetterWriter(path)
+    writer.write(_violation_letter("rerun"))
+    writer.close()
+    streams = [json.loads(line)["stream"] for line in path.read_text().splitlines()]
+    assert streams == ["earlier-run", "rerun"]

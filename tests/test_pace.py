@@ -69,3 +69,12 @@ def test_a_wait_ended_by_an_exception_is_still_counted() -> None:
         clock.now += 2.0
         raise KeyboardInterrupt
     assert pace_clock.waits() == (2.0, 0.0)
+
+
+def test_pace_gives_seconds_to_the_millisecond() -> None:
+    assert pace(10.0, 1.23456, 2.34567) == {
+        "waiting_for_input_seconds": 1.235,
+        "waiting_for_meta_seconds": 2.346,
+        "working_seconds": 6.42,
+        "set_by": "target",
+    }

@@ -190,3 +190,38 @@ def test_concurrent_settlement_from_many_threads_settles_everything() -> None:
         thread.join()
     assert ledger.watermark == 8000
     assert ledger.take_ready_state() == (True, {"done": True})
+
+
+def test_settling_numbers_again_after_the_watermark_passed_them_keeps_the_watermark() -> None:
+    # a number settled again once the watermark is past it must not pull the watermark back:
+    # every state after it would wait for records already settled, and never be written
+    ledger = _ledger_with_records(3)
+    ledger.settle([1, 2, 3])
+    ledger.settle([1])
+    assert ledger.watermark == 3
+    ledger.issue()
+    ledger.register_state({"bookmark": 4})
+    ledger.settle([4])
+    assert ledger.take_ready_state() == (True, {"bookmark": 4})
+
+
+def test_settling_numbers_of_which_some_are_settled_already_advances_the_watermark() -> None:
+    ledger = _ledger_with_records(3)
+    ledger.register_state({"bookmark": 3})
+    ledger.settle([1, 2])
+    ledger.settle([2, 3])
+    assert ledger.watermark == 3
+    assert ledger.take_ready_state() == (True, {"bookmark": 3})
+
+
+def test_a_state_repeated_while_an_older_one_waits_is_held_once() -> None:
+    # a tap repeating its state (a heartbeat) while a record before an older state is still
+    # in flight: each repeat supersedes the last, so memory does not grow with the repeats
+    ledger = _ledger_with_records(1)
+    ledger.register_state({"bookmark": 1})
+    ledger.issue()
+    for beat in range(3):
+        ledger.register_state({"bookmark": 2, "beat": beat})
+    assert ledger.pending_state_count == 2
+    ledger.settle([1, 2])
+    assert ledger.take_ready_state() == (True, {"bookmark": 2, "beat": 2})

@@ -944,6 +944,29 @@ def test_pace_line_of_a_short_run_shows_hundredths() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("waited_for", "verdict"),
+    [
+        (
+            "meta",
+            "Meta's answers set the pace (latency, throttling or retries; concurrent_requests "
+            "widens the window)",
+        ),
+        (None, "the target's own work set the pace (record_workers and CPUs add to it)"),
+    ],
+)
+def test_summary_says_what_to_turn_when_meta_or_the_target_set_the_pace(
+    waited_for: Wait | None, verdict: str
+) -> None:
+    clock = FakeClock()
+    stats = RunStats(clock=clock)
+    if waited_for is not None:
+        wait_for(stats, clock, waited_for, 8.0)
+    clock.now += 2.0
+    [pace_line] = [line for line in format_summary(stats.snapshot()) if line.startswith("Pace")]
+    assert pace_line.endswith(f"working: {verdict}.")
+
+
 class TickingClock(FakeClock):
     """Once started, time passes between any two readings, as between two lines of code."""
 

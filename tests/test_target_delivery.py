@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from target_meta_capi.dry_run import DryRunHttpService
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.settings import DEFAULT_PARTNER_AGENT
 from tests._http_fixture import RecordingHttpService
@@ -347,3 +348,47 @@ def test_requests_go_through_the_http_service_class_of_the_config(
     [url] = RecordingHttpService.sent_urls
     assert url.startswith(sandbox.url) and url.endswith(f"/{PIXEL_ID}/events")
     assert len(sandbox.accepted_events()) == 2
+
+
+def test_a_dry_run_leaves_the_appsecret_proof_out_of_what_it_writes(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    payload_path = tmp_path / "payloads.jsonl"
+    config = orders_config(
+        sandbox.url, tmp_path, dry_run=True, dry_run_path=str(payload_path), app_secret="s3cr3t"
+    )
+    result = run_in_process(config, order_stream(1))
+    assert result.exit_code == 0
+    [line] = [json.loads(line) for line in payload_path.read_text().splitlines()]
+    assert "appsecret_proof" not in line["payload"]
+
+
+def _dry_run_body(content_name: str) -> bytes:
+    event = {"event_name": "Purchase", "custom_data": {"content_name": content_name}}
+    return json.dumps({"data": [event]}).encode()
+
+
+def test_a_dry_run_request_is_in_the_file_as_soon_as_it_is_sent(tmp_path: Path) -> None:
+    # a run stopped or followed with `tail -f` shows the requests made so far
+    service = DryRunHttpService(tmp_path / "payloads.jsonl")
+    service.execute("POST", "http://127.0.0.1:1/v24.0/1/events", {}, _dry_run_body("a"), None)
+    lines = (tmp_path / "payloads.jsonl").read_text().splitlines()
+    service.close()
+    assert [json.loads(line)["payload"]["data"] for line in lines] == [
+        [{"event_name": "Purchase", "custom_data": {"content_name": "a"}}]
+    ]
+
+
+def test_a_dry_run_writes_text_in_another_script_as_is(tmp_path: Path) -> None:
+    service = DryRunHttpService(tmp_path / "payloads.jsonl")
+    service.execute("POST", "http://127.0.0.1:1/v24.0/1/events", {}, _dry_run_body("Crème"), None)
+    service.close()
+    assert '"content_name": "Crème"' in (tmp_path / "payloads.jsonl").read_text()
+
+
+def test_the_directories_of_a_dry_run_path_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "dry" / "payloads.jsonl"
+    service = DryRunHttpService(path)
+    service.execute("POST", "http://127.0.0.1:1/v24.0/1/events", {}, _dry_run_body("a"), None)
+    service.close()
+    assert len(path.read_text().splitlines()) == 1
