@@ -563,6 +563,12 @@ def test_unhashed_list_of_only_empty_values_is_dropped_and_counted_like_a_hashed
     ]
 
 
+def test_empty_list_of_an_unhashed_key_is_dropped_as_empty_like_a_hashed_one():
+    result = normalize_user_data({"client_ip_address": []})
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("client_ip_address", "empty")]
+
+
 def test_unknown_keys_are_dropped_never_sent_raw():
     result = normalize_user_data({"email": "a@b.com"})
     assert result.user_data == {}
