@@ -1,4 +1,6 @@
+import email.utils
 import json
+import time
 
 import pytest
 
@@ -321,6 +323,14 @@ def test_a_graph_error_carries_the_retry_after_of_its_answer():
     body = error_body(17, subcode=2446079)
     assert classify_response(400, body, headers={"Retry-After": "9"}).retry_after == 9.0
     assert classify_response(400, body).retry_after is None
+
+
+def test_a_graph_error_waits_until_the_http_date_of_its_answers_retry_after():
+    body = error_body(17, subcode=2446079)
+    in_two_minutes = email.utils.formatdate(time.time() + 120, usegmt=True)
+    error = classify_response(400, body, headers={"Retry-After": in_two_minutes})
+    assert error.retry_after is not None
+    assert 100 < error.retry_after <= 120
 
 
 def usage(*entries: dict, business: str = "100000000000001") -> dict[str, str]:
