@@ -14,6 +14,7 @@ from target_meta_capi.capi.errors import (
     GraphAPIError,
     InvalidRequestError,
     NetworkError,
+    RequestRejectedError,
     RequestTimeout,
     ThrottledError,
     TransientError,
@@ -213,6 +214,14 @@ def test_str_of_graph_error_gives_every_detail_and_metas_words_for_the_user():
 def test_str_of_graph_error_without_details_or_words_for_the_user_is_its_message_and_status():
     body = json.dumps({"error": {}}).encode()
     assert str(classify_response(400, body)) == "Graph API error (http_status=400)"
+
+
+def test_a_request_rejected_whole_tells_which_settings_of_the_request_to_check():
+    error = RequestRejectedError.from_error(classify_response(400, error_body(100, 1234)))
+    assert str(error).endswith(
+        ". Check the request's settings (upload_source, upload_tag, upload_id, namespace_id,"
+        " partner_agent, test_event_code, api_version)."
+    )
 
 
 def test_retryable_flags_follow_the_error_kind():
