@@ -1,4 +1,6 @@
+import email.utils
 import json
+import time
 
 import pytest
 
@@ -12,6 +14,7 @@ from target_meta_capi.capi.errors import (
     GraphAPIError,
     InvalidRequestError,
     NetworkError,
+    RequestRejectedError,
     RequestTimeout,
     ThrottledError,
     TransientError,
@@ -66,6 +69,14 @@ def test_html_502_is_transient_and_names_the_page_title():
     assert "502 Bad Gateway" in str(error)
 
 
+def test_a_page_title_that_is_not_utf8_is_read_with_replacement_characters():
+    page = b"<title>Bad \xff Gateway</title>"
+    assert str(classify_response(502, page)) == (
+        f"HTTP 502 without a Graph error object ({len(page)} bytes,"
+        " page title 'Bad \ufffd Gateway') (http_status=502)"
+    )
+
+
 def test_unparseable_json_5xx_is_transient():
     assert type(classify_response(500, b'{"error": ')) is TransientError
 
@@ -76,6 +87,16 @@ def test_unparseable_2xx_is_transient_because_delivery_is_unknown():
 
 def test_non_json_4xx_is_an_invalid_request():
     assert type(classify_response(400, b"Bad Request")) is InvalidRequestError
+
+
+def test_an_answer_without_a_graph_error_or_a_page_title_says_only_its_status_and_size():
+    assert str(classify_response(400, b"Bad Request")) == (
+        "HTTP 400 without a Graph error object (11 bytes) (http_status=400)"
+    )
+
+
+def test_a_300_answer_without_a_graph_error_is_not_retried_as_an_unread_2xx():
+    assert type(classify_response(300, b"Multiple Choices")) is InvalidRequestError
 
 
 def test_429_without_error_object_is_throttled():
@@ -91,6 +112,10 @@ def test_401_or_403_without_error_object_is_an_auth_error(status):
 @pytest.mark.parametrize("code", [4, 17, 32, 341, 613, 80000, 80004, 80014])
 def test_rate_limit_codes_are_throttled(code):
     assert type(classify_response(400, error_body(code))) is ThrottledError
+
+
+def test_code_300_is_not_an_auth_error():
+    assert type(classify_response(400, error_body(300))) is InvalidRequestError
 
 
 def test_code_80015_is_not_throttled():
@@ -123,6 +148,12 @@ def test_code_100_without_subcode_is_bisectable():
     error = classify_response(400, error_body(100))
     assert isinstance(error, InvalidRequestError)
     assert error.bisectable
+
+
+def test_code_100_with_a_5xx_status_is_an_invalid_request_not_retried():
+    error = classify_response(500, error_body(100))
+    assert type(error) is InvalidRequestError
+    assert not error.retryable
 
 
 def test_other_4xx_code_is_an_invalid_request_but_not_bisectable():
@@ -164,6 +195,33 @@ def test_str_of_graph_error_names_code_subcode_and_user_title():
     assert "code=100" in text
     assert "subcode=2804003" in text
     assert "Event Timestamp Too Old" in text
+
+
+def test_str_of_graph_error_gives_every_detail_and_metas_words_for_the_user():
+    body = error_body(
+        100,
+        2804003,
+        error_user_title="Event Timestamp Too Old",
+        error_user_msg="Send it sooner.",
+        fbtrace_id="AbCdEf",
+    )
+    assert str(classify_response(400, body)) == (
+        "An error occurred (http_status=400, code=100, subcode=2804003, type=OAuthException,"
+        " fbtrace_id=AbCdEf) — Event Timestamp Too Old: Send it sooner."
+    )
+
+
+def test_str_of_graph_error_without_details_or_words_for_the_user_is_its_message_and_status():
+    body = json.dumps({"error": {}}).encode()
+    assert str(classify_response(400, body)) == "Graph API error (http_status=400)"
+
+
+def test_a_request_rejected_whole_tells_which_settings_of_the_request_to_check():
+    error = RequestRejectedError.from_error(classify_response(400, error_body(100, 1234)))
+    assert str(error).endswith(
+        ". Check the request's settings (upload_source, upload_tag, upload_id, namespace_id,"
+        " partner_agent, test_event_code, api_version)."
+    )
 
 
 def test_retryable_flags_follow_the_error_kind():
@@ -211,6 +269,19 @@ def test_token_looking_text_is_redacted_without_being_told_the_token():
     error = classify_response(400, body)
     assert TOKEN not in str(error)
     assert TOKEN not in repr(error)
+
+
+def test_a_secret_of_seven_characters_such_as_an_ipv4_address_is_redacted():
+    body = error_body(100, message="Bad client_ip_address 1.2.3.4")
+    error = classify_response(400, body, secrets=["1.2.3.4"])
+    assert error.message == "Bad client_ip_address [redacted]"
+
+
+def test_a_secret_holding_another_is_redacted_whole_not_just_the_one_it_holds():
+    agent = "Mozilla/5.0 (X11; Linux x86_64)"
+    body = error_body(100, message=f"Bad client_user_agent {agent}")
+    error = classify_response(400, body, secrets=["Mozilla/5.0", agent])
+    assert error.message == "Bad client_user_agent [redacted]"
 
 
 def test_events_received_mismatch_reports_counts():
@@ -261,6 +332,14 @@ def test_a_graph_error_carries_the_retry_after_of_its_answer():
     body = error_body(17, subcode=2446079)
     assert classify_response(400, body, headers={"Retry-After": "9"}).retry_after == 9.0
     assert classify_response(400, body).retry_after is None
+
+
+def test_a_graph_error_waits_until_the_http_date_of_its_answers_retry_after():
+    body = error_body(17, subcode=2446079)
+    in_two_minutes = email.utils.formatdate(time.time() + 120, usegmt=True)
+    error = classify_response(400, body, headers={"Retry-After": in_two_minutes})
+    assert error.retry_after is not None
+    assert 100 < error.retry_after <= 120
 
 
 def usage(*entries: dict, business: str = "100000000000001") -> dict[str, str]:

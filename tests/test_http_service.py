@@ -235,11 +235,12 @@ class GarblingService(RequestsHttpService):
         (lambda answer: None, "returned a NoneType"),
         (lambda answer: (answer.status, answer.body), "returned a tuple"),
         (lambda answer: HttpResponse(0, answer.headers, answer.body), "returned status 0"),
+        (lambda answer: HttpResponse(600, answer.headers, answer.body), "returned status 600"),
         (lambda answer: HttpResponse(None, answer.headers, answer.body), "status of type None"),
         (lambda answer: HttpResponse(answer.status, None, answer.body), "headers of type None"),
         (lambda answer: HttpResponse(answer.status, {}, answer.body.decode()), "body of type str"),
     ],
-    ids=["none", "short-tuple", "status-0", "no-status", "no-headers", "text-body"],
+    ids=["none", "short-tuple", "status-0", "status-600", "no-status", "no-headers", "text-body"],
 )
 def test_an_answer_that_is_no_http_response_is_a_delivery_error_naming_the_service(
     garble, complaint

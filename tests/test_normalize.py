@@ -154,6 +154,14 @@ def test_phone_with_fewer_than_seven_digits_is_dropped():
     assert normalize_user_data({"ph": "12-34-56"}).dropped == [DroppedValue("ph", "invalid")]
 
 
+def test_phone_with_exactly_seven_digits_is_kept():
+    assert normalize_user_data({"ph": "954-7888"}).user_data == {"ph": sha("9547888")}
+
+
+def test_phone_extension_marked_with_uppercase_x_is_left_out_of_the_number():
+    assert normalize_value("ph", "616-954-7888 X123") == "6169547888"
+
+
 def test_phone_given_as_int_is_accepted():
     assert normalize_value("ph", 16169547888) == "16169547888"
 
@@ -303,6 +311,10 @@ def test_ambiguous_dotted_date_is_read_day_first():
     assert normalize_value("db", "03.04.1997") == "19970403"
 
 
+def test_date_of_birth_with_surrounding_spaces_is_read():
+    assert normalize_user_data({"db": " 1997-02-16 "}).user_data == {"db": sha("19970216")}
+
+
 @pytest.mark.parametrize("raw", ["19971345", "1997-02-30", "0000-00-00", "13/13/1997", "soon"])
 def test_impossible_date_of_birth_is_dropped(raw):
     assert normalize_user_data({"db": raw}).dropped == [DroppedValue("db", "invalid")]
@@ -326,6 +338,12 @@ def test_us_state_names_become_two_letter_codes(raw, normalized):
 
 def test_non_us_state_is_lowercased_without_punctuation_or_spaces():
     assert normalize_value("st", "Baden-Württemberg") == "badenwürttemberg"
+
+
+def test_state_made_only_of_punctuation_is_dropped_not_hashed_as_empty_text():
+    result = normalize_user_data({"st": "--"})
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("st", "invalid")]
 
 
 @pytest.mark.parametrize(
@@ -436,6 +454,11 @@ def test_md5_digest_given_as_email_is_dropped_as_invalid():
     assert normalize_user_data({"em": md5}).dropped == [DroppedValue("em", "invalid")]
 
 
+def test_raw_value_of_64_characters_that_are_not_hex_is_hashed_not_passed_through():
+    email = "g" * 54 + "@gmail.com"  # 64 characters, and no hash
+    assert normalize_user_data({"em": email}).user_data == {"em": sha(email)}
+
+
 def test_is_sha256_hex_requires_exactly_64_hex_digits():
     assert is_sha256_hex(MARY_SHA256)
     assert not is_sha256_hex(MARY_SHA256[:-1])
@@ -465,6 +488,13 @@ def test_empty_values_are_dropped_as_empty(raw):
 @pytest.mark.parametrize("raw", [True, 3.5, {"a": 1}, {"a"}, b"mary"])
 def test_values_of_unsupported_type_are_dropped_without_raising(raw):
     assert normalize_user_data({"fn": raw}).dropped == [DroppedValue("fn", "unsupported_type")]
+
+
+@pytest.mark.parametrize("key", ["doby", "ph", "external_id"])
+def test_date_object_for_a_key_other_than_db_is_dropped_as_unsupported_type(key):
+    result = normalize_user_data({key: dt.date(1997, 2, 16)})
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue(key, "unsupported_type")]
 
 
 def test_integral_decimal_is_accepted_for_numeric_keys():
@@ -533,6 +563,12 @@ def test_unhashed_list_of_only_empty_values_is_dropped_and_counted_like_a_hashed
     ]
 
 
+def test_empty_list_of_an_unhashed_key_is_dropped_as_empty_like_a_hashed_one():
+    result = normalize_user_data({"client_ip_address": []})
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("client_ip_address", "empty")]
+
+
 def test_unknown_keys_are_dropped_never_sent_raw():
     result = normalize_user_data({"email": "a@b.com"})
     assert result.user_data == {}
@@ -586,6 +622,31 @@ def test_equal_values_of_different_types_are_not_confused_by_the_cache():
 def test_metas_sdk_partial_name_and_birth_keys_are_normalized(key, raw, normalized):
     assert normalize_value(key, raw) == normalized
     assert normalize_user_data({key: raw}).user_data == {key: sha(normalized)}
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "normalized"),
+    [
+        ("dobd", "1", "01"),
+        ("dobm", "1", "01"),
+        ("doby", "1900", "1900"),
+        ("doby", str(THIS_YEAR), str(THIS_YEAR)),
+    ],
+)
+def test_birth_day_month_and_year_at_the_ends_of_their_ranges_are_kept(key, raw, normalized):
+    assert normalize_user_data({key: raw}).user_data == {key: sha(normalized)}
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "normalized"),
+    [("dobd", " 7 ", "07"), ("dobm", " 02 ", "02"), ("doby", " 1997 ", "1997")],
+)
+def test_birth_day_month_and_year_with_surrounding_spaces_are_read(key, raw, normalized):
+    assert normalize_user_data({key: raw}).user_data == {key: sha(normalized)}
+
+
+def test_birth_year_digits_of_other_scripts_are_hashed_as_ascii_digits():
+    assert normalize_user_data({"doby": "١٩٩٧"}).user_data == {"doby": sha("1997")}
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,110 @@
 """capi/privacy.py's masking of event fields, beyond what the tests of customer information
 outside user_data (test_customer_information_outside_user_data.py) drive."""
 
-from target_meta_capi.capi.privacy import mask_fields
+import pytest
+
+from target_meta_capi.capi.privacy import (
+    MASK,
+    field_texts,
+    mask_fields,
+    redact_user_data,
+    shown_url,
+    unhashed_user_data_values,
+    url_secrets,
+)
 
 
 def test_mask_fields_leaves_a_path_through_a_value_that_is_no_object_as_it_is() -> None:
     event = {"custom_data": "a note from the buyer", "event_name": "Purchase"}
     assert mask_fields(event, [("custom_data", "buyer")]) == event
+
+
+DIGEST = "6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec"
+
+
+def test_redact_user_data_masks_every_user_data_value_but_sha256_digests() -> None:
+    event = {
+        "event_name": "Purchase",
+        "user_data": {
+            "em": DIGEST,
+            "client_ip_address": "203.0.113.9",
+            "fbc": "fb.1.1554763741205.AbCdEf",
+            "lead_id": 525645896321548,
+        },
+    }
+
+    assert redact_user_data(event) == {
+        "event_name": "Purchase",
+        "user_data": {"em": DIGEST, "client_ip_address": MASK, "fbc": MASK, "lead_id": MASK},
+    }
+
+
+def test_redact_user_data_masks_list_items_one_by_one_and_a_nested_list_whole() -> None:
+    event = {"user_data": {"em": [DIGEST, "mary@example.com", ["nested@example.com"]]}}
+
+    assert redact_user_data(event) == {"user_data": {"em": [DIGEST, MASK, MASK]}}
+
+
+def test_unhashed_user_data_values_are_every_masked_value_as_text_nested_lists_too() -> None:
+    event = {
+        "user_data": {
+            "em": DIGEST,
+            "client_ip_address": "203.0.113.9",
+            "ph": [DIGEST, ["+1 616 954 7888"], None, "mary@example.com"],
+            "lead_id": 525645896321548,
+        }
+    }
+
+    assert list(unhashed_user_data_values(event)) == [
+        "203.0.113.9",
+        "+1 616 954 7888",
+        "mary@example.com",
+        "525645896321548",
+    ]
+
+
+def test_field_texts_are_the_values_at_the_paths_a_lists_items_one_by_one() -> None:
+    event = {"custom_data": {"emails": ["mary@example.com", "jo@example.com"]}, "note": "hi"}
+
+    assert list(field_texts(event, [("custom_data", "emails"), ("note", "text")])) == [
+        "mary@example.com",
+        "jo@example.com",
+    ]
+
+
+def test_field_texts_include_a_sha256_digest_mask_fields_masks_there_too() -> None:
+    event = {"custom_data": {"email_hash": DIGEST}}
+
+    assert list(field_texts(event, [("custom_data", "email_hash")])) == [DIGEST]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://graph.facebook.com/v19.0", "https://graph.facebook.com/v19.0"),
+        (
+            "https://me:pw@graph.example/v19.0/1/events?access_token=tok#frag",
+            f"https://{MASK}@graph.example/v19.0/1/events?{MASK}#{MASK}",
+        ),
+        ("https://graph.example/v19.0#token", f"https://graph.example/v19.0#{MASK}"),
+        ("https://graph.example/v19.0?token", f"https://graph.example/v19.0?{MASK}"),
+        # a password holding "?": its userinfo runs into the query, one mask for both
+        ("https://me:p?w@graph.example/v19.0?q=1", f"https://{MASK}"),
+        # malformed, and masked as far as it goes
+        ("me:pw@graph.example", f"{MASK}@graph.example"),
+        ("me:pw@graph.example/x?next=https://a", f"{MASK}@graph.example/x?{MASK}"),
+        # a "://" in the path is no scheme's: the userinfo before it is still masked
+        ("me:pw@graph.example/x://y", f"{MASK}@graph.example/x://y"),
+        ("://me:pw@graph.example", f"://{MASK}@graph.example"),
+        ("?token", f"?{MASK}"),
+        ("#token", f"#{MASK}"),
+    ],
+)
+def test_shown_url_masks_userinfo_query_and_fragment(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
+
+
+def test_url_secrets_are_the_userinfo_query_and_fragment_shown_url_masks() -> None:
+    url = "https://me:pw@graph.example/v19.0?access_token=tok#frag"
+
+    assert url_secrets(url) == ["me:pw", "access_token=tok", "frag"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -360,9 +361,12 @@ def test_limited_data_use_is_ldu_or_nothing_with_country_and_state_as_graphs_pai
         "state alone": limited_data_use(["LDU"], state=1000),
         "numbers as text": limited_data_use(["LDU"], "1", "1000"),
         "booleans": limited_data_use(["LDU"], False, False),
+        "country alone, no option": limited_data_use(country=1),
+        "state alone, no option": limited_data_use(state=1000),
+        "on, as a tuple": limited_data_use(("LDU",), 1, 1000),
     }
     broken = {name: rules_broken(event) for name, event in cases.items()}
-    valid = ["not set", "explicitly off", "on, geolocated", "on, California"]
+    valid = ["not set", "explicitly off", "on, geolocated", "on, California", "on, as a tuple"]
     valid.append("on, neither country nor state")
     assert broken == {
         name: [] if name in valid else ["data_processing_options_invalid"] for name in cases
@@ -387,6 +391,115 @@ def test_all_violations_are_reported_together():
         "purchase_value_missing",
         "purchase_currency_invalid",
     ]
+
+
+@pytest.mark.parametrize(
+    ("event", "kwargs", "field", "message"),
+    [
+        (valid_event(event_name=""), {}, "event_name", "event_name must be a non-empty string"),
+        (
+            valid_event(event_time=str(NOW)),
+            {},
+            "event_time",
+            "event_time must be an integer Unix timestamp",
+        ),
+        (
+            valid_event(event_time=NOW - SEVEN_DAYS - 1),
+            {},
+            "event_time",
+            "event_time is more than 7 days in the past",
+        ),
+        (
+            valid_event(event_time=NOW - SEVEN_DAYS + 599),
+            {"max_age_margin_seconds": 600},
+            "event_time",
+            "event_time is more than 7 days in the past (less a safety margin of 600 s)",
+        ),
+        (
+            valid_event(event_time=NOW + 61),
+            {},
+            "event_time",
+            "event_time is more than 60 s in the future",
+        ),
+        (
+            valid_event(action_source="web"),
+            {},
+            "action_source",
+            "action_source must be one of app, business_messaging, chat, email, other,"
+            " phone_call, physical_store, system_generated, website",
+        ),
+        (
+            valid_event(user_data={"em": [HASH]}),
+            {},
+            "user_data.client_user_agent",
+            "website events need user_data.client_user_agent",
+        ),
+        (
+            valid_event(event_source_url="shop.example"),
+            {},
+            "event_source_url",
+            "website events need an http(s) event_source_url",
+        ),
+        (
+            with_user_data(),
+            {},
+            "user_data",
+            "user_data needs at least one customer-information parameter",
+        ),
+        (
+            valid_event(action_source="app", user_data=["mary"]),
+            {},
+            "user_data",
+            "user_data must be an object with at least one customer-information parameter",
+        ),
+        (
+            with_user_data(em="mary@example.com"),
+            {},
+            "user_data.em",
+            "user_data.em must be a SHA-256 hex digest or a list of them",
+        ),
+        (
+            with_user_data(fbc="fbclid"),
+            {},
+            "user_data.fbc",
+            "user_data.fbc must look like fb.{subdomainIndex}.{creationTimeMs}.{fbclid}",
+        ),
+        (
+            with_user_data(fbp="random"),
+            {},
+            "user_data.fbp",
+            "user_data.fbp must look like fb.{subdomainIndex}.{creationTimeMs}.{random}",
+        ),
+        (
+            valid_event(custom_data={"currency": "EUR"}),
+            {},
+            "custom_data.value",
+            "Purchase events need a numeric custom_data.value",
+        ),
+        (
+            valid_event(custom_data={"value": 12.5, "currency": "euro"}),
+            {},
+            "custom_data.currency",
+            "Purchase events need custom_data.currency as a 3-letter ISO 4217 code",
+        ),
+        (
+            valid_event(data_processing_options="LDU"),
+            {},
+            "data_processing_options",
+            'data_processing_options must be ["LDU"] or []',
+        ),
+    ],
+)
+def test_a_broken_rule_names_its_field_and_says_what_it_needs(event, kwargs, field, message):
+    [violation] = validate_event(event, now=NOW, **kwargs)
+    assert (violation.field, violation.message) == (field, message)
+
+
+def test_website_event_with_user_data_in_a_mapping_other_than_a_dict_has_its_user_agent():
+    event = valid_event(
+        user_data=MappingProxyType({"em": [HASH], "client_user_agent": "Mozilla/5.0"})
+    )
+    assert rules_broken(event) == []
 
 
 def test_validation_does_not_modify_the_event():

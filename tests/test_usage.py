@@ -42,10 +42,15 @@ def test_the_longest_time_to_regain_access_over_every_business_and_entry_counts(
         {"X-Business-Use-Case-Usage": "not json"},
         {"X-Business-Use-Case-Usage": "[1, 2]"},
         {"X-Business-Use-Case-Usage": '{"1": "not a list"}'},
+        {"X-Business-Use-Case-Usage": '{"1": 5}'},
     ],
 )
 def test_no_usage_header_or_no_throttling_in_it_asks_for_no_wait(headers):
     assert regain_access_seconds(headers) is None
+
+
+def test_a_time_to_regain_access_of_one_minute_asks_for_sixty_seconds():
+    assert regain_access_seconds(usage({"estimated_time_to_regain_access": 1})) == 60.0
 
 
 def test_usage_is_the_highest_share_of_any_limit_of_any_business_entry():
@@ -54,6 +59,11 @@ def test_usage_is_the_highest_share_of_any_limit_of_any_business_entry():
         {"type": "custom_audience", "call_count": 3, "total_cputime": 1, "total_time": 1},
     )
     assert rate_limit_usage_percent(headers) == 40.0
+
+
+def test_total_time_is_a_share_of_a_limit_too():
+    headers = usage({"call_count": 12, "total_cputime": 40, "total_time": 93})
+    assert rate_limit_usage_percent(headers) == 93.0
 
 
 def test_app_usage_counts_too_and_the_higher_of_the_two_wins():

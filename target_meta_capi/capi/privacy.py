@@ -129,6 +129,10 @@ def _url_secret_spans(url: str) -> list[tuple[int, int]]:
     query_start = query_mark + 1 if query_mark >= 0 else fragment_start
     path_end = query_start - 1 if query_mark >= 0 or fragment_mark >= 0 else len(url)
     scheme_end = url.find("://", 0, path_end)
+    # a "://" after a "/" is in the path (a URL without a scheme): taken for the scheme's, it
+    # would start the authority after the userinfo and show the password
+    if scheme_end > 0 and "/" in url[:scheme_end]:
+        scheme_end = -1
     authority_start = scheme_end + 3 if scheme_end >= 0 else 0
     at = url.rfind("@", authority_start)
     spans = [
