@@ -95,6 +95,7 @@ def test_field_texts_include_a_sha256_digest_mask_fields_masks_there_too() -> No
         ("me:pw@graph.example/x?next=https://a", f"{MASK}@graph.example/x?{MASK}"),
         # a "://" in the path is no scheme's: the userinfo before it is still masked
         ("me:pw@graph.example/x://y", f"{MASK}@graph.example/x://y"),
+        ("me:pw@graph.example://", f"{MASK}@graph.example://"),
         ("://me:pw@graph.example", f"://{MASK}@graph.example"),
         ("?token", f"?{MASK}"),
         ("#token", f"#{MASK}"),

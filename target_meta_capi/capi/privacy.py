@@ -8,10 +8,14 @@ query string and the fragment are masked: someone may have put a token there.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .normalize import is_sha256_hex
+
+#: what RFC 3986 allows in a scheme (and none at all, "://host", read as one)
+_SCHEME_CHARACTERS = re.compile(r"[A-Za-z0-9+.-]*")
 
 MASK = "<redacted>"
 
@@ -129,9 +133,10 @@ def _url_secret_spans(url: str) -> list[tuple[int, int]]:
     query_start = query_mark + 1 if query_mark >= 0 else fragment_start
     path_end = query_start - 1 if query_mark >= 0 or fragment_mark >= 0 else len(url)
     scheme_end = url.find("://", 0, path_end)
-    # a "://" after a "/" is in the path (a URL without a scheme): taken for the scheme's, it
-    # would start the authority after the userinfo and show the password
-    if scheme_end > 0 and "/" in url[:scheme_end]:
+    # only a scheme's characters come before its "://" (RFC 3986): any other "://" is in a URL
+    # without a scheme, and taken for the scheme's it would start the authority after the
+    # userinfo and show the password (me:pw@host/a://b, me:pw@host://)
+    if scheme_end >= 0 and not _SCHEME_CHARACTERS.fullmatch(url, 0, scheme_end):
         scheme_end = -1
     authority_start = scheme_end + 3 if scheme_end >= 0 else 0
     at = url.rfind("@", authority_start)
