@@ -565,6 +565,9 @@ def _to_text(value: Any) -> str:
         return str(value)
     if isinstance(value, (Decimal, float)) and math.isfinite(value) and value == int(value):
         return str(int(value))
+    if isinstance(value, (Decimal, float)) and not math.isfinite(value):
+        # "nan" (a stream map's float('nan')) would make every such row one event_id
+        raise ValueError("is not a finite number")
     if isinstance(value, (str, int, Decimal, float)) and not isinstance(value, bool):
         return str(value).strip()
     raise ValueError(f"is a {type(value).__name__}, not a text")

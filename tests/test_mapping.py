@@ -1309,6 +1309,16 @@ def test_whole_number_columns_become_text_ids_and_integer_counts():
     assert event["custom_data"] == {"order_id": "1001", "num_items": 3}
 
 
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), Decimal("-Infinity")])
+def test_an_id_that_is_not_a_finite_number_is_a_mapping_error(number):
+    # as text ("nan"), every such row would have the same event_id: Meta keeps one of them
+    record = {**ORDER, "order_id": number}
+    with pytest.raises(MappingError) as error:
+        mapper_for(ORDERS_CONFIG, "public-orders", columns=ORDERS_COLUMNS).map(record)
+    assert error.value.message == "is not a finite number"
+    assert error.value.field == "event_id"
+
+
 def test_an_id_holding_a_fraction_is_sent_as_its_text():
     record = {"event_time": 1, "order_id": Decimal("1001.50")}
     assert flat_mapper().map(record).event["custom_data"] == {"order_id": "1001.50"}
