@@ -319,7 +319,7 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date(value, seconds):
     assert retry_after_seconds({"Retry-After": value}, now=NOW) == seconds
 
 
-@pytest.mark.parametrize("value", ["", "soon", "-5", "1.5", "27 Nov 2026 10:00:30"])
+@pytest.mark.parametrize("value", ["", "soon", "-5", "1.5", "27 Nov 2026 10:00:30", "²"])
 def test_an_unreadable_retry_after_counts_as_absent(value):
     assert retry_after_seconds({"Retry-After": value}, now=NOW) is None
 

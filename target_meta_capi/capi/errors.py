@@ -304,7 +304,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" is a digit too, which float() refuses
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)
