@@ -931,10 +931,12 @@ def test_events_endpoint_lists_accepted_events(sandbox):
     assert [record["event"]["event_id"] for record in last] == ["b"]
 
 
-def test_events_endpoint_lists_every_event_when_its_limit_is_not_a_number(sandbox):
+@pytest.mark.parametrize("limit", ["last", "-1", "1.5", "²"])
+def test_events_endpoint_refuses_a_limit_that_is_no_whole_number(sandbox, limit):
     post_events(sandbox, [make_event(event_id="a"), make_event(event_id="b")])
-    records = requests.get(f"{sandbox.url}/__events?limit=last", timeout=10).json()
-    assert [record["event"]["event_id"] for record in records] == ["a", "b"]
+    response = requests.get(f"{sandbox.url}/__events?limit={limit}", timeout=10)
+    assert (response.status_code, graph_error(response)["code"]) == (400, 100)
+    assert graph_error(response)["message"] == (f"limit must be a whole number >= 0, got {limit!r}")
 
 
 def test_get_of_an_unknown_path_is_rejected_with_code_2500(sandbox):
@@ -1153,14 +1155,21 @@ def test_cli_refuses_an_out_of_range_number_naming_the_option(capsys, args, opti
     assert f"error: argument {option}: " in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("option", ["--throttle-rate", "--latency-ms"])
-def test_cli_refuses_a_value_that_is_no_number_saying_so(capsys, option):
+@pytest.mark.parametrize(
+    ("option", "value", "problem"),
+    [
+        ("--throttle-rate", "abc", "must be a number"),
+        ("--latency-ms", "abc", "must be a number"),
+        # a digit to str.isdigit(), not to int()
+        ("--port", "²", "a port is a whole number from 0 to 65535"),
+        ("--max-events-in-memory", "²", "must be a whole number >= 0"),
+    ],
+)
+def test_cli_refuses_a_value_that_is_no_number_saying_so(capsys, option, value, problem):
     with pytest.raises(SystemExit) as exit_:
-        cli.main([option, "abc", "--host", "192.0.2.1"])
+        cli.main([option, value, "--host", "192.0.2.1"])
     assert exit_.value.code == 2
-    assert capsys.readouterr().err.endswith(
-        f"error: argument {option}: must be a number, got abc\n"
-    )
+    assert capsys.readouterr().err.endswith(f"error: argument {option}: {problem}, got {value}\n")
 
 
 def test_cli_asks_for_another_port_when_its_port_is_taken(capsys):

@@ -807,11 +807,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, sandbox.stats())
         elif path == "/__events":
             limit_values = parse_qs(query).get("limit")
-            try:
-                limit = int(limit_values[-1]) if limit_values else None
-            except ValueError:
-                limit = None
-            self._send_json(200, sandbox.accepted_events(limit))
+            limit = limit_values[-1] if limit_values else None
+            if limit is not None and not (limit.isascii() and limit.isdigit()):
+                # rather than every event, or none, for a limit mistyped
+                message = f"limit must be a whole number >= 0, got {limit!r}"
+                self._send_graph_error(_invalid_parameter(message))
+                return
+            self._send_json(200, sandbox.accepted_events(None if limit is None else int(limit)))
         else:
             self._send_graph_error(GraphError(400, 2500, f"Unknown path components: {path}"))
 
