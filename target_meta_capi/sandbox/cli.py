@@ -29,6 +29,7 @@ from target_meta_capi.sandbox.server import (
     DEFAULT_PORT,
     SandboxConfig,
     SandboxServer,
+    is_whole_number,
 )
 from target_meta_capi.sandbox.store import RecordingFileError
 
@@ -60,18 +61,14 @@ def _non_negative(text: str) -> float:
     return value
 
 
-def _is_whole_number(text: str) -> bool:
-    return text.isascii() and text.isdigit()  # "²" is a digit too, which int() refuses
-
-
 def _non_negative_int(text: str) -> int:
-    if not _is_whole_number(text):
+    if not is_whole_number(text):
         raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
     return int(text)
 
 
 def _port(text: str) -> int:
-    if not _is_whole_number(text) or int(text) > 65535:
+    if not is_whole_number(text) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535, got {text}")
     return int(text)
 

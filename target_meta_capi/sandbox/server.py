@@ -173,6 +173,11 @@ UNKNOWN_ERROR = GraphError(500, 1, "An unknown error occurred", is_transient=Tru
 _CLIENT_GONE = (ConnectionError, TimeoutError)
 
 
+def is_whole_number(text: str) -> bool:
+    """Digits 0-9 only: str.isdigit() alone takes "²", which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _invalid_parameter(message: str) -> GraphError:
     return GraphError(400, 100, message)
 
@@ -808,7 +813,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/__events":
             limit_values = parse_qs(query).get("limit")
             limit = limit_values[-1] if limit_values else None
-            if limit is not None and not (limit.isascii() and limit.isdigit()):
+            if limit is not None and not is_whole_number(limit):
                 # rather than every event, or none, for a limit mistyped
                 message = f"limit must be a whole number >= 0, got {limit!r}"
                 self._send_graph_error(_invalid_parameter(message))
