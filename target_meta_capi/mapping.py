@@ -563,11 +563,12 @@ def _to_text(value: Any) -> str:
         return value.strip()
     if value.__class__ is int:
         return str(value)
-    if isinstance(value, (Decimal, float)) and math.isfinite(value) and value == int(value):
-        return str(int(value))
-    if isinstance(value, (Decimal, float)) and not math.isfinite(value):
-        # "nan" (a stream map's float('nan')) would make every such row one event_id
-        raise ValueError("is not a finite number")
+    if isinstance(value, (Decimal, float)):
+        if not math.isfinite(value):
+            # "nan" (a stream map's float('nan')) would make every such row one event_id
+            raise ValueError("is not a finite number")
+        if value == int(value):
+            return str(int(value))
     if isinstance(value, (str, int, Decimal, float)) and not isinstance(value, bool):
         return str(value).strip()
     raise ValueError(f"is a {type(value).__name__}, not a text")
