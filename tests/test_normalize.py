@@ -531,6 +531,22 @@ def test_float_that_is_not_an_exact_integer_is_refused_for_numeric_keys(key, raw
     assert normalize_value(key, 2.0**53) == normalize_value(key, 2**53)
 
 
+@pytest.mark.parametrize(
+    "raw", [10**5000, Decimal("1E+5000"), Decimal("-1E+64")], ids=["int", "decimal", "negative"]
+)
+@pytest.mark.parametrize("hash_external_id", [True, False])
+def test_number_with_more_digits_than_any_id_is_dropped_as_invalid(raw, hash_external_id):
+    # as text, Python refuses an int of 5001 digits (ValueError); JSON's 1e5000 is such one
+    result = normalize_user_data({"ph": raw, "external_id": raw}, hash_external_id=hash_external_id)
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("ph", "invalid"), DroppedValue("external_id", "invalid")]
+
+
+def test_number_of_64_digits_is_still_read_as_an_id():
+    assert normalize_value("external_id", Decimal("9" * 64)) == "9" * 64
+    assert normalize_value("external_id", 10**63) == "1" + "0" * 63
+
+
 def test_unhashed_keys_pass_through_untouched():
     raw = {
         "client_ip_address": "2001:db8::1",

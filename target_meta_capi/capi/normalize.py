@@ -27,8 +27,8 @@ doby       year of birth as 4 digits, 1900 to this year
 
 A string that already is a SHA-256 (64 hex digits) passes through, lowercased, so a hash is
 never hashed twice. 32-hex MD5 digests are not hashes for Meta and are treated as raw text.
-Integers, and integral floats and Decimals, are accepted as text for ph, zp, db, dobd,
-dobm, doby and external_id (``94035.0`` is ``94035``; ``94035.5`` is refused). The decimal
+Integers, and integral floats and Decimals, of up to 64 digits are accepted as text for ph, zp,
+db, dobd, dobm, doby and external_id (``94035.0`` is ``94035``; ``94035.5`` is refused). The decimal
 digits of other scripts (Arabic-Indic ``٩``, fullwidth …) are read as ASCII digits in ph, zp
 and the dates.
 Lists are allowed for the hashed keys (a list in, a list out, duplicates removed in order).
@@ -376,6 +376,10 @@ _NORMALIZERS: dict[str, Callable[[str], str | None]] = {
 # Keys whose values are often stored as numbers (phone, zip and id columns, 19970216).
 _NUMBER_KEYS = frozenset({"ph", "zp", "db", "dobd", "dobm", "doby", "external_id"})
 _MAX_EXACT_FLOAT = 2.0**53  # every integer up to it is exactly a float
+# More digits than any phone (15), ZIP, date or database id (a 128-bit one has 39). A JSON
+# number like 1e5000 arrives as a Decimal: as text, Python refuses its 5001 digits (ValueError),
+# and the digits of 1e9999999 take hours to compute, so a longer number is refused before.
+_MAX_NUMBER_DIGITS = 64
 
 
 class _Rejected(Exception):
@@ -396,12 +400,16 @@ def _as_text(key: str, value: Any) -> str:
         return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
     if key in _NUMBER_KEYS and not isinstance(value, bool):
         if isinstance(value, int):
+            if abs(value) >= 10**_MAX_NUMBER_DIGITS:
+                raise _Rejected(REASON_INVALID)
             return str(value)
         # CSV readers and pandas give integer columns as floats (94035.0, a column with a
         # gap). Only up to 2**53: beyond it a float may be a neighbour of the source's integer.
         if isinstance(value, float) and value.is_integer() and abs(value) <= _MAX_EXACT_FLOAT:
             return str(int(value))
         if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            if value and value.adjusted() >= _MAX_NUMBER_DIGITS:
+                raise _Rejected(REASON_INVALID)
             return str(int(value))
     raise _Rejected(REASON_UNSUPPORTED_TYPE)
 
