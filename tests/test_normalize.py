@@ -180,6 +180,12 @@ def test_names_are_nfc_normalized_before_hashing():
     assert normalize_user_data({"ln": decomposed}).user_data == {"ln": sha("zo\u00eb")}
 
 
+@pytest.mark.parametrize("key", ["fn", "ln", "ct", "st", "f5first", "f5last"])
+def test_mark_parted_from_its_letter_by_a_character_taken_out_composes_with_it(key):
+    # a soft hyphen (copied from hyphenated text) between the e and its combining diaeresis
+    assert normalize_value(key, "Zoe\u00ad\u0308") == "zo\u00eb"
+
+
 def test_names_in_non_latin_scripts_keep_their_letters_and_marks():
     assert normalize_value("fn", "Дми́трий") == "дми\u0301трий"  # noqa: RUF001
     assert normalize_value("fn", "अनिता") == "अनिता"

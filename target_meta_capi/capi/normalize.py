@@ -167,7 +167,10 @@ def _letters_only(text: str) -> str:
     if text.isascii():
         return _ASCII_NON_ALNUM_RE.sub("", text)
     category = unicodedata.category
-    return "".join(char for char in text if category(char)[0] in "LMN")
+    letters = "".join(char for char in text if category(char)[0] in "LMN")
+    # a mark kept apart from its letter by a character just taken out ("Zoe\u00ad\u0308", a
+    # soft hyphen) composes with it now: "zoë" as typed, and normalizing it again gives it again
+    return unicodedata.normalize("NFC", letters)
 
 
 def _ascii_digit(match: re.Match[str]) -> str:
