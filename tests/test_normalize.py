@@ -79,6 +79,12 @@ def test_email_that_does_not_look_like_an_email_is_dropped(raw):
     assert result.dropped == [DroppedValue("em", "invalid")]
 
 
+def test_email_with_an_accent_typed_as_a_combining_mark_hashes_as_the_composed_one():
+    composed = normalize_user_data({"em": "Jos\u00e9@B\u00fccher.de"}).user_data
+    decomposed = normalize_user_data({"em": "Jose\u0301@Bu\u0308cher.de"}).user_data
+    assert decomposed == composed == {"em": sha("jos\u00e9@b\u00fccher.de")}
+
+
 def test_phone_leading_double_zero_before_country_code_is_dropped():
     assert normalize_value("ph", "0044 844 412 4653") == "448444124653"
 

@@ -5,7 +5,7 @@ Rules (see the Conversions API reference, "Customer information parameters"):
 ========== ======================================================================
 key        normalized text (then SHA-256, lowercase hex of the UTF-8 bytes)
 ========== ======================================================================
-em         trimmed, lowercase; must look like ``local@domain.tld``
+em         trimmed, lowercase, NFC; must look like ``local@domain.tld``
 ph         digits only, leading zeros dropped; at least 7 digits; an extension (``ext 12``,
            ``x12``, ``#12``, ``;ext=12``) and a ``(0)`` after the country code left out
 fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``, ``Zoë`` → ``zoë``)
@@ -219,6 +219,11 @@ _US_STATE_BY_NAME = _build_us_state_lookup()
 
 
 def _normalize_email(text: str) -> str | None:
+    if not text.isascii():
+        # an accent typed as a combining mark ("jose\u0301@…", as macOS may give it) or
+        # composed ("josé@…") is one address: UTF-8 addresses and domain names are NFC
+        # (RFC 6532, IDNA), as names are here
+        text = unicodedata.normalize("NFC", text)
     text = text.strip().lower()
     return text if _EMAIL_RE.fullmatch(text) else None
 
