@@ -85,6 +85,30 @@ def test_email_with_an_accent_typed_as_a_combining_mark_hashes_as_the_composed_o
     assert decomposed == composed == {"em": sha("jos\u00e9@b\u00fccher.de")}
 
 
+@pytest.mark.parametrize(
+    ("key", "raw", "normalized"),
+    [
+        ("em", "\u200bJohn@Example.com\ufeff", "john@example.com"),
+        ("em", " \u200b john@example.com\u2060\u00a0", "john@example.com"),
+        ("zp", "94035\u200b", "94035"),
+        ("zp", "\ufeffSW1A 1AA\u200d", "sw1a1aa"),
+        ("external_id", "\ufeffCust-42\u200c", "cust-42"),
+    ],
+)
+def test_invisible_characters_at_the_ends_of_a_value_are_trimmed_like_spaces(key, raw, normalized):
+    assert normalize_value(key, raw) == normalized
+    assert normalize_user_data({key: raw}).user_data == {key: sha(normalized)}
+
+
+def test_external_id_sent_plain_is_trimmed_of_invisible_characters_too():
+    result = normalize_user_data({"external_id": "\u200bCust-42\ufeff"}, hash_external_id=False)
+    assert result.user_data == {"external_id": "Cust-42"}
+
+
+def test_value_of_only_invisible_characters_is_dropped_as_empty():
+    assert normalize_user_data({"em": "\u200b\ufeff "}).dropped == [DroppedValue("em", "empty")]
+
+
 def test_phone_leading_double_zero_before_country_code_is_dropped():
     assert normalize_value("ph", "0044 844 412 4653") == "448444124653"
 
@@ -449,6 +473,12 @@ def test_unusable_external_id_is_dropped_with_its_reason_when_hashing_is_off(raw
 
 def test_already_hashed_value_passes_through():
     assert normalize_user_data({"em": MARY_SHA256}).user_data == {"em": MARY_SHA256}
+
+
+def test_sha256_between_invisible_characters_passes_through_not_hashed_again():
+    # names drop the invisible characters: what is left would be hashed as a name
+    raw = "\ufeff" + MARY_SHA256 + "\u200b"
+    assert normalize_user_data({"fn": raw}).user_data == {"fn": MARY_SHA256}
 
 
 def test_uppercase_sha256_passes_through_lowercased():

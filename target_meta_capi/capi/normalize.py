@@ -25,6 +25,8 @@ dobd, dobm day and month of birth as 2 digits (``7`` → ``07``; day 1-31, month
 doby       year of birth as 4 digits, 1900 to this year
 ========== ======================================================================
 
+Trimmed takes the whitespace and the zero-width characters (zero width space, joiners, word
+joiner, byte order mark) at both ends.
 A string that already is a SHA-256 (64 hex digits) passes through, lowercased, so a hash is
 never hashed twice. 32-hex MD5 digests are not hashes for Meta and are treated as raw text.
 Integers, and integral floats and Decimals, of up to 64 digits are accepted as text for ph, zp,
@@ -161,6 +163,19 @@ _GENDERS: dict[str, str] = {
 }
 
 
+# Whitespace (all that str.strip takes) and the invisible characters copy and paste leaves at
+# the ends of a value (zero width space, joiners, word joiner, a byte order mark): no part of
+# an address, ZIP or id, and kept they make a hash no one's value has.
+_EDGE_CHARACTERS = "".join(
+    [char for char in map(chr, range(0x3001)) if char.isspace()]
+    + ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+)
+
+
+def _trim(text: str) -> str:
+    return text.strip() if text.isascii() else text.strip(_EDGE_CHARACTERS)
+
+
 def _letters_only(text: str) -> str:
     """Lowercase, NFC, keep letters, combining marks and digits (any script)."""
     text = unicodedata.normalize("NFC", text).lower()
@@ -224,7 +239,7 @@ def _normalize_email(text: str) -> str | None:
         # composed ("josé@…") is one address: UTF-8 addresses and domain names are NFC
         # (RFC 6532, IDNA), as names are here
         text = unicodedata.normalize("NFC", text)
-    text = text.strip().lower()
+    text = _trim(text).lower()
     return text if _EMAIL_RE.fullmatch(text) else None
 
 
@@ -249,7 +264,7 @@ def _normalize_letters(text: str) -> str | None:
 
 
 def _normalize_gender(text: str) -> str | None:
-    return _GENDERS.get(text.strip().lower())
+    return _GENDERS.get(_trim(text).lower())
 
 
 def _normalize_state(text: str) -> str | None:
@@ -260,7 +275,7 @@ def _normalize_state(text: str) -> str | None:
 
 
 def _normalize_zip(text: str) -> str | None:
-    text = _ascii_digits(text.strip().lower())
+    text = _ascii_digits(_trim(text).lower())
     us_zip = _US_ZIP_RE.fullmatch(text)
     if us_zip:
         return us_zip.group(1)
@@ -272,7 +287,7 @@ def _normalize_country(text: str) -> str | None:
 
 
 def _normalize_external_id(text: str) -> str | None:
-    return text.strip().lower() or None
+    return _trim(text).lower() or None
 
 
 def _normalize_first_five_letters(text: str) -> str | None:
@@ -289,7 +304,7 @@ _BIRTH_YEAR_RE = re.compile(r"\d{4}")
 
 def _birth_part(text: str, highest: int) -> str | None:
     """A day (1-31) or month (1-12) of birth as 2 digits."""
-    text = _ascii_digits(text.strip())
+    text = _ascii_digits(_trim(text))
     if not _BIRTH_PART_RE.fullmatch(text) or not 1 <= int(text) <= highest:
         return None
     return f"{int(text):02d}"
@@ -304,7 +319,7 @@ def _normalize_birth_month(text: str) -> str | None:
 
 
 def _normalize_birth_year(text: str) -> str | None:
-    text = _ascii_digits(text.strip())
+    text = _ascii_digits(_trim(text))
     if not _BIRTH_YEAR_RE.fullmatch(text):
         return None
     return text if _MIN_BIRTH_YEAR <= int(text) <= dt.date.today().year else None
@@ -345,7 +360,7 @@ def _valid_date(year: str, month: str, day: str) -> str | None:
 
 
 def _normalize_date_text(text: str) -> str | None:
-    text = _ascii_digits(text.strip())
+    text = _ascii_digits(_trim(text))
     if match := _COMPACT_DATE_RE.fullmatch(text):
         return _valid_date(*match.groups())
     if match := _ISO_DATE_RE.fullmatch(text):
@@ -398,7 +413,7 @@ class _Rejected(Exception):
 def _as_text(key: str, value: Any) -> str:
     """The value as text to normalize; raises _Rejected for empty or unusable values."""
     if isinstance(value, str):
-        if not value.strip():
+        if not _trim(value):
             raise _Rejected(REASON_EMPTY)
         return value
     if value is None:
@@ -445,7 +460,7 @@ def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
         text = _as_text(key, value)
     except _Rejected as rejected:
         return None, rejected.reason
-    stripped = text.strip()
+    stripped = _trim(text)
     if len(stripped) == 64 and SHA256_HEX_PATTERN.fullmatch(stripped):
         return stripped.lower(), ""
     normalized = _NORMALIZERS[key](text)
@@ -456,7 +471,7 @@ def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
 
 def _plain_external_id(key: str, value: Any) -> tuple[str | None, str]:
     try:
-        text = _as_text(key, value).strip()
+        text = _trim(_as_text(key, value))
     except _Rejected as rejected:
         return None, rejected.reason
     return text, ""
