@@ -481,6 +481,11 @@ def test_sha256_between_invisible_characters_passes_through_not_hashed_again():
     assert normalize_user_data({"fn": raw}).user_data == {"fn": MARY_SHA256}
 
 
+@pytest.mark.parametrize("raw", [10**63, Decimal("1" * 64)], ids=["int", "decimal"])
+def test_number_of_64_digits_is_hashed_not_passed_through_as_a_hash(raw):
+    assert normalize_user_data({"external_id": raw}).user_data == {"external_id": sha(str(raw))}
+
+
 def test_uppercase_sha256_passes_through_lowercased():
     result = normalize_user_data({"fn": MARY_SHA256.upper()})
     assert result.user_data == {"fn": MARY_SHA256}

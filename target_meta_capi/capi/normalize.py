@@ -461,7 +461,8 @@ def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
     except _Rejected as rejected:
         return None, rejected.reason
     stripped = _trim(text)
-    if len(stripped) == 64 and SHA256_HEX_PATTERN.fullmatch(stripped):
+    # only a text can be a hash: the 64 digits of a number are an id, to hash
+    if isinstance(value, str) and len(stripped) == 64 and SHA256_HEX_PATTERN.fullmatch(stripped):
         return stripped.lower(), ""
     normalized = _NORMALIZERS[key](text)
     if normalized is None:
