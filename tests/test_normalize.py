@@ -366,6 +366,8 @@ def test_impossible_date_of_birth_is_dropped(raw):
         ("Puerto Rico", "pr"),
         ("U.S. Virgin Islands", "vi"),
         ("TX", "tx"),
+        ("Hawai\u02bbi", "hi"),  # with its okina (a letter), as the state writes its name
+        ("Hawai'i", "hi"),
     ],
 )
 def test_us_state_names_become_two_letter_codes(raw, normalized):

@@ -271,7 +271,10 @@ def _normalize_state(text: str) -> str | None:
     letters = _letters_only(text)
     if len(letters) <= 2:
         return letters or None
-    return _US_STATE_BY_NAME.get(letters, letters)
+    # looked up as the table's names are written, in ASCII: "Hawai\u02bbi" (the okina is a
+    # letter, kept) is hi
+    name = letters if letters.isascii() else _ascii_key(letters)
+    return _US_STATE_BY_NAME.get(name, letters)
 
 
 def _normalize_zip(text: str) -> str | None:
