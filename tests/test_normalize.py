@@ -184,6 +184,16 @@ def test_phone_with_fewer_than_seven_digits_is_dropped():
     assert normalize_user_data({"ph": "12-34-56"}).dropped == [DroppedValue("ph", "invalid")]
 
 
+def test_two_phone_numbers_in_one_value_are_dropped_not_hashed_as_one():
+    result = normalize_user_data({"ph": "+44 7700 900123, +44 7700 900456"})
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("ph", "invalid")]
+
+
+def test_phone_of_fifteen_digits_the_most_e164_allows_is_kept():
+    assert normalize_value("ph", "+49 1234 567890123") == "491234567890123"
+
+
 def test_phone_with_exactly_seven_digits_is_kept():
     assert normalize_user_data({"ph": "954-7888"}).user_data == {"ph": sha("9547888")}
 

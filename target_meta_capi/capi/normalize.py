@@ -6,7 +6,7 @@ Rules (see the Conversions API reference, "Customer information parameters"):
 key        normalized text (then SHA-256, lowercase hex of the UTF-8 bytes)
 ========== ======================================================================
 em         trimmed, lowercase, NFC; must look like ``local@domain.tld``
-ph         digits only, leading zeros dropped; at least 7 digits; an extension (``ext 12``,
+ph         digits only, leading zeros dropped; 7 to 15 digits; an extension (``ext 12``,
            ``x12``, ``#12``, ``;ext=12``) and a ``(0)`` after the country code left out
 fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``, ``Zoë`` → ``zoë``)
 ge         ``f`` or ``m`` (female/woman/w/f/girl, male/man/m/boy; any case)
@@ -141,6 +141,9 @@ _ASCII_NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
 _ZIP_SEPARATORS_RE = re.compile(r"[\s\-]+")
 _US_ZIP_RE = re.compile(r"(\d{5})(?:[\s\-]?\d{4})?")
 _MIN_PHONE_DIGITS = 7
+# E.164: a number with its country code has at most 15 digits. More are two numbers in one
+# value ("+44 7700 900123, +44 7700 900456") or a number and other digits: hashed, no match.
+_MAX_PHONE_DIGITS = 15
 _DECIMAL_DIGIT_RE = re.compile(r"\d")
 # A number followed by its extension ("ext 12", "ext. 12", "extension 12", "x12", "#12", RFC
 # 3966's ";ext=12"): the extension is no part of the number Meta matches, and folded into its
@@ -256,7 +259,7 @@ def _normalize_phone(text: str) -> str | None:
     if "(0)" in text:
         text = _PHONE_TRUNK_ZERO_RE.sub(r"\1", text, count=1)
     digits = _NON_DIGITS_RE.sub("", text).lstrip("0")
-    return digits if len(digits) >= _MIN_PHONE_DIGITS else None
+    return digits if _MIN_PHONE_DIGITS <= len(digits) <= _MAX_PHONE_DIGITS else None
 
 
 def _normalize_letters(text: str) -> str | None:
