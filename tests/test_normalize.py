@@ -71,7 +71,18 @@ def test_match_keys_are_hashed_and_unhashed_keys():
 
 
 @pytest.mark.parametrize(
-    "raw", ["a@b", "john.smith", "@gmail.com", "john@.com", "jo hn@gmail.com", "a@b@c.com"]
+    "raw",
+    [
+        "a@b",
+        "john.smith",
+        "@gmail.com",
+        "john@.com",
+        "jo hn@gmail.com",
+        "a@b@c.com",
+        "<john@example.com>",
+        "mailto:john@example.com",
+        "john@example.com;",
+    ],
 )
 def test_email_that_does_not_look_like_an_email_is_dropped(raw):
     result = normalize_user_data({"em": raw})

@@ -135,7 +135,12 @@ def is_sha256_hex(text: str) -> bool:
 
 # --- per-key normalizers: text in, normalized text or None out ---------------------------------
 
-_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s.][^@\s]*\.[^@\s.]+")
+# What an address cannot hold outside quotes (RFC 5322's specials but the dot, and spaces):
+# "<john@example.com>" and "mailto:john@example.com" hashed as they are match no one.
+_NOT_IN_EMAIL = r"@\s<>()\[\]\\,;:"
+_EMAIL_RE = re.compile(
+    rf"[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}.][^{_NOT_IN_EMAIL}]*\.[^{_NOT_IN_EMAIL}.]+"
+)
 _NON_DIGITS_RE = re.compile(r"\D+")
 _ASCII_NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
 _ZIP_SEPARATORS_RE = re.compile(r"[\s\-]+")
