@@ -560,6 +560,14 @@ def test_values_of_unsupported_type_are_dropped_without_raising(raw):
     assert normalize_user_data({"fn": raw}).dropped == [DroppedValue("fn", "unsupported_type")]
 
 
+@pytest.mark.parametrize("key", ["em", "zp", "fn", "external_id"])
+@pytest.mark.parametrize("hash_external_id", [True, False])
+def test_text_holding_a_lone_surrogate_is_dropped_as_invalid(key, hash_external_id):
+    result = normalize_user_data({key: "jo\ud800hn@example.com"}, hash_external_id=hash_external_id)
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue(key, "invalid")]
+
+
 @pytest.mark.parametrize("key", ["doby", "ph", "external_id"])
 def test_date_object_for_a_key_other_than_db_is_dropped_as_unsupported_type(key):
     result = normalize_user_data({key: dt.date(1997, 2, 16)})

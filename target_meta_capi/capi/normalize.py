@@ -416,6 +416,11 @@ _MAX_EXACT_FLOAT = 2.0**53  # every integer up to it is exactly a float
 _MAX_NUMBER_DIGITS = 64
 
 
+# Half of a UTF-16 pair, alone (a str from surrogateescape decoding, or from a JavaScript
+# string cut in two): no UTF-8 text holds it, so it can be neither hashed nor sent.
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
 class _Rejected(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -426,6 +431,8 @@ def _as_text(key: str, value: Any) -> str:
     if isinstance(value, str):
         if not _trim(value):
             raise _Rejected(REASON_EMPTY)
+        if not value.isascii() and _SURROGATE_RE.search(value):
+            raise _Rejected(REASON_INVALID)
         return value
     if value is None:
         raise _Rejected(REASON_EMPTY)
