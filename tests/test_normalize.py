@@ -71,12 +71,53 @@ def test_match_keys_are_hashed_and_unhashed_keys():
 
 
 @pytest.mark.parametrize(
-    "raw", ["a@b", "john.smith", "@gmail.com", "john@.com", "jo hn@gmail.com", "a@b@c.com"]
+    "raw",
+    [
+        "a@b",
+        "john.smith",
+        "@gmail.com",
+        "john@.com",
+        "jo hn@gmail.com",
+        "a@b@c.com",
+        "<john@example.com>",
+        "mailto:john@example.com",
+        "john@example.com;",
+    ],
 )
 def test_email_that_does_not_look_like_an_email_is_dropped(raw):
     result = normalize_user_data({"em": raw})
     assert result.user_data == {}
     assert result.dropped == [DroppedValue("em", "invalid")]
+
+
+def test_email_with_an_accent_typed_as_a_combining_mark_hashes_as_the_composed_one():
+    composed = normalize_user_data({"em": "Jos\u00e9@B\u00fccher.de"}).user_data
+    decomposed = normalize_user_data({"em": "Jose\u0301@Bu\u0308cher.de"}).user_data
+    assert decomposed == composed == {"em": sha("jos\u00e9@b\u00fccher.de")}
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "normalized"),
+    [
+        ("em", "\u200bJohn@Example.com\ufeff", "john@example.com"),
+        ("em", " \u200b john@example.com\u2060\u00a0", "john@example.com"),
+        ("zp", "94035\u200b", "94035"),
+        ("zp", "\ufeffSW1A 1AA\u200d", "sw1a1aa"),
+        ("external_id", "\ufeffCust-42\u200c", "cust-42"),
+    ],
+)
+def test_invisible_characters_at_the_ends_of_a_value_are_trimmed_like_spaces(key, raw, normalized):
+    assert normalize_value(key, raw) == normalized
+    assert normalize_user_data({key: raw}).user_data == {key: sha(normalized)}
+
+
+def test_external_id_sent_plain_is_trimmed_of_invisible_characters_too():
+    result = normalize_user_data({"external_id": "\u200bCust-42\ufeff"}, hash_external_id=False)
+    assert result.user_data == {"external_id": "Cust-42"}
+
+
+def test_value_of_only_invisible_characters_is_dropped_as_empty():
+    assert normalize_user_data({"em": "\u200b\ufeff "}).dropped == [DroppedValue("em", "empty")]
 
 
 def test_phone_leading_double_zero_before_country_code_is_dropped():
@@ -154,6 +195,16 @@ def test_phone_with_fewer_than_seven_digits_is_dropped():
     assert normalize_user_data({"ph": "12-34-56"}).dropped == [DroppedValue("ph", "invalid")]
 
 
+def test_two_phone_numbers_in_one_value_are_dropped_not_hashed_as_one():
+    result = normalize_user_data({"ph": "+44 7700 900123, +44 7700 900456"})
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("ph", "invalid")]
+
+
+def test_phone_of_fifteen_digits_the_most_e164_allows_is_kept():
+    assert normalize_value("ph", "+49 1234 567890123") == "491234567890123"
+
+
 def test_phone_with_exactly_seven_digits_is_kept():
     assert normalize_user_data({"ph": "954-7888"}).user_data == {"ph": sha("9547888")}
 
@@ -178,6 +229,12 @@ def test_names_are_nfc_normalized_before_hashing():
     decomposed = "Zoe\u0308"  # e + combining diaeresis
     assert normalize_value("ln", decomposed) == "zo\u00eb"
     assert normalize_user_data({"ln": decomposed}).user_data == {"ln": sha("zo\u00eb")}
+
+
+@pytest.mark.parametrize("key", ["fn", "ln", "ct", "st", "f5first", "f5last"])
+def test_mark_parted_from_its_letter_by_a_character_taken_out_composes_with_it(key):
+    # a soft hyphen (copied from hyphenated text) between the e and its combining diaeresis
+    assert normalize_value(key, "Zoe\u00ad\u0308") == "zo\u00eb"
 
 
 def test_names_in_non_latin_scripts_keep_their_letters_and_marks():
@@ -330,6 +387,8 @@ def test_impossible_date_of_birth_is_dropped(raw):
         ("Puerto Rico", "pr"),
         ("U.S. Virgin Islands", "vi"),
         ("TX", "tx"),
+        ("Hawai\u02bbi", "hi"),  # with its okina (a letter), as the state writes its name
+        ("Hawai'i", "hi"),
     ],
 )
 def test_us_state_names_become_two_letter_codes(raw, normalized):
@@ -439,6 +498,17 @@ def test_already_hashed_value_passes_through():
     assert normalize_user_data({"em": MARY_SHA256}).user_data == {"em": MARY_SHA256}
 
 
+def test_sha256_between_invisible_characters_passes_through_not_hashed_again():
+    # names drop the invisible characters: what is left would be hashed as a name
+    raw = "\ufeff" + MARY_SHA256 + "\u200b"
+    assert normalize_user_data({"fn": raw}).user_data == {"fn": MARY_SHA256}
+
+
+@pytest.mark.parametrize("raw", [10**63, Decimal("1" * 64)], ids=["int", "decimal"])
+def test_number_of_64_digits_is_hashed_not_passed_through_as_a_hash(raw):
+    assert normalize_user_data({"external_id": raw}).user_data == {"external_id": sha(str(raw))}
+
+
 def test_uppercase_sha256_passes_through_lowercased():
     result = normalize_user_data({"fn": MARY_SHA256.upper()})
     assert result.user_data == {"fn": MARY_SHA256}
@@ -490,6 +560,14 @@ def test_values_of_unsupported_type_are_dropped_without_raising(raw):
     assert normalize_user_data({"fn": raw}).dropped == [DroppedValue("fn", "unsupported_type")]
 
 
+@pytest.mark.parametrize("key", ["em", "zp", "fn", "external_id"])
+@pytest.mark.parametrize("hash_external_id", [True, False])
+def test_text_holding_a_lone_surrogate_is_dropped_as_invalid(key, hash_external_id):
+    result = normalize_user_data({key: "jo\ud800hn@example.com"}, hash_external_id=hash_external_id)
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue(key, "invalid")]
+
+
 @pytest.mark.parametrize("key", ["doby", "ph", "external_id"])
 def test_date_object_for_a_key_other_than_db_is_dropped_as_unsupported_type(key):
     result = normalize_user_data({key: dt.date(1997, 2, 16)})
@@ -529,6 +607,22 @@ def test_float_that_is_not_an_exact_integer_is_refused_for_numeric_keys(key, raw
     assert normalize_user_data({key: raw}).dropped == [DroppedValue(key, "unsupported_type")]
     # the largest float below which every integer is exact is still read
     assert normalize_value(key, 2.0**53) == normalize_value(key, 2**53)
+
+
+@pytest.mark.parametrize(
+    "raw", [10**5000, Decimal("1E+5000"), Decimal("-1E+64")], ids=["int", "decimal", "negative"]
+)
+@pytest.mark.parametrize("hash_external_id", [True, False])
+def test_number_with_more_digits_than_any_id_is_dropped_as_invalid(raw, hash_external_id):
+    # as text, Python refuses an int of 5001 digits (ValueError); JSON's 1e5000 is such one
+    result = normalize_user_data({"ph": raw, "external_id": raw}, hash_external_id=hash_external_id)
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("ph", "invalid"), DroppedValue("external_id", "invalid")]
+
+
+def test_number_of_64_digits_is_still_read_as_an_id():
+    assert normalize_value("external_id", Decimal("9" * 64)) == "9" * 64
+    assert normalize_value("external_id", 10**63) == "1" + "0" * 63
 
 
 def test_unhashed_keys_pass_through_untouched():

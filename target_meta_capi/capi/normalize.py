@@ -5,8 +5,8 @@ Rules (see the Conversions API reference, "Customer information parameters"):
 ========== ======================================================================
 key        normalized text (then SHA-256, lowercase hex of the UTF-8 bytes)
 ========== ======================================================================
-em         trimmed, lowercase; must look like ``local@domain.tld``
-ph         digits only, leading zeros dropped; at least 7 digits; an extension (``ext 12``,
+em         trimmed, lowercase, NFC; must look like ``local@domain.tld``
+ph         digits only, leading zeros dropped; 7 to 15 digits; an extension (``ext 12``,
            ``x12``, ``#12``, ``;ext=12``) and a ``(0)`` after the country code left out
 fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``, ``Zoë`` → ``zoë``)
 ge         ``f`` or ``m`` (female/woman/w/f/girl, male/man/m/boy; any case)
@@ -25,10 +25,12 @@ dobd, dobm day and month of birth as 2 digits (``7`` → ``07``; day 1-31, month
 doby       year of birth as 4 digits, 1900 to this year
 ========== ======================================================================
 
+Trimmed takes the whitespace and the zero-width characters (zero width space, joiners, word
+joiner, byte order mark) at both ends.
 A string that already is a SHA-256 (64 hex digits) passes through, lowercased, so a hash is
 never hashed twice. 32-hex MD5 digests are not hashes for Meta and are treated as raw text.
-Integers, and integral floats and Decimals, are accepted as text for ph, zp, db, dobd,
-dobm, doby and external_id (``94035.0`` is ``94035``; ``94035.5`` is refused). The decimal
+Integers, and integral floats and Decimals, of up to 64 digits are accepted as text for ph, zp,
+db, dobd, dobm, doby and external_id (``94035.0`` is ``94035``; ``94035.5`` is refused). The decimal
 digits of other scripts (Arabic-Indic ``٩``, fullwidth …) are read as ASCII digits in ph, zp
 and the dates.
 Lists are allowed for the hashed keys (a list in, a list out, duplicates removed in order).
@@ -133,12 +135,20 @@ def is_sha256_hex(text: str) -> bool:
 
 # --- per-key normalizers: text in, normalized text or None out ---------------------------------
 
-_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s.][^@\s]*\.[^@\s.]+")
+# What an address cannot hold outside quotes (RFC 5322's specials but the dot, and spaces):
+# "<john@example.com>" and "mailto:john@example.com" hashed as they are match no one.
+_NOT_IN_EMAIL = r"@\s<>()\[\]\\,;:"
+_EMAIL_RE = re.compile(
+    rf"[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}.][^{_NOT_IN_EMAIL}]*\.[^{_NOT_IN_EMAIL}.]+"
+)
 _NON_DIGITS_RE = re.compile(r"\D+")
 _ASCII_NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
 _ZIP_SEPARATORS_RE = re.compile(r"[\s\-]+")
 _US_ZIP_RE = re.compile(r"(\d{5})(?:[\s\-]?\d{4})?")
 _MIN_PHONE_DIGITS = 7
+# E.164: a number with its country code has at most 15 digits. More are two numbers in one
+# value ("+44 7700 900123, +44 7700 900456") or a number and other digits: hashed, no match.
+_MAX_PHONE_DIGITS = 15
 _DECIMAL_DIGIT_RE = re.compile(r"\d")
 # A number followed by its extension ("ext 12", "ext. 12", "extension 12", "x12", "#12", RFC
 # 3966's ";ext=12"): the extension is no part of the number Meta matches, and folded into its
@@ -161,13 +171,29 @@ _GENDERS: dict[str, str] = {
 }
 
 
+# Whitespace (all that str.strip takes) and the invisible characters copy and paste leaves at
+# the ends of a value (zero width space, joiners, word joiner, a byte order mark): no part of
+# an address, ZIP or id, and kept they make a hash no one's value has.
+_EDGE_CHARACTERS = "".join(
+    [char for char in map(chr, range(0x3001)) if char.isspace()]
+    + ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+)
+
+
+def _trim(text: str) -> str:
+    return text.strip() if text.isascii() else text.strip(_EDGE_CHARACTERS)
+
+
 def _letters_only(text: str) -> str:
     """Lowercase, NFC, keep letters, combining marks and digits (any script)."""
     text = unicodedata.normalize("NFC", text).lower()
     if text.isascii():
         return _ASCII_NON_ALNUM_RE.sub("", text)
     category = unicodedata.category
-    return "".join(char for char in text if category(char)[0] in "LMN")
+    letters = "".join(char for char in text if category(char)[0] in "LMN")
+    # a mark kept apart from its letter by a character just taken out ("Zoe\u00ad\u0308", a
+    # soft hyphen) composes with it now: "zoë" as typed, and normalizing it again gives it again
+    return unicodedata.normalize("NFC", letters)
 
 
 def _ascii_digit(match: re.Match[str]) -> str:
@@ -216,7 +242,12 @@ _US_STATE_BY_NAME = _build_us_state_lookup()
 
 
 def _normalize_email(text: str) -> str | None:
-    text = text.strip().lower()
+    if not text.isascii():
+        # an accent typed as a combining mark ("jose\u0301@…", as macOS may give it) or
+        # composed ("josé@…") is one address: UTF-8 addresses and domain names are NFC
+        # (RFC 6532, IDNA), as names are here
+        text = unicodedata.normalize("NFC", text)
+    text = _trim(text).lower()
     return text if _EMAIL_RE.fullmatch(text) else None
 
 
@@ -233,7 +264,7 @@ def _normalize_phone(text: str) -> str | None:
     if "(0)" in text:
         text = _PHONE_TRUNK_ZERO_RE.sub(r"\1", text, count=1)
     digits = _NON_DIGITS_RE.sub("", text).lstrip("0")
-    return digits if len(digits) >= _MIN_PHONE_DIGITS else None
+    return digits if _MIN_PHONE_DIGITS <= len(digits) <= _MAX_PHONE_DIGITS else None
 
 
 def _normalize_letters(text: str) -> str | None:
@@ -241,18 +272,21 @@ def _normalize_letters(text: str) -> str | None:
 
 
 def _normalize_gender(text: str) -> str | None:
-    return _GENDERS.get(text.strip().lower())
+    return _GENDERS.get(_trim(text).lower())
 
 
 def _normalize_state(text: str) -> str | None:
     letters = _letters_only(text)
     if len(letters) <= 2:
         return letters or None
-    return _US_STATE_BY_NAME.get(letters, letters)
+    # looked up as the table's names are written, in ASCII: "Hawai\u02bbi" (the okina is a
+    # letter, kept) is hi
+    name = letters if letters.isascii() else _ascii_key(letters)
+    return _US_STATE_BY_NAME.get(name, letters)
 
 
 def _normalize_zip(text: str) -> str | None:
-    text = _ascii_digits(text.strip().lower())
+    text = _ascii_digits(_trim(text).lower())
     us_zip = _US_ZIP_RE.fullmatch(text)
     if us_zip:
         return us_zip.group(1)
@@ -264,7 +298,7 @@ def _normalize_country(text: str) -> str | None:
 
 
 def _normalize_external_id(text: str) -> str | None:
-    return text.strip().lower() or None
+    return _trim(text).lower() or None
 
 
 def _normalize_first_five_letters(text: str) -> str | None:
@@ -281,7 +315,7 @@ _BIRTH_YEAR_RE = re.compile(r"\d{4}")
 
 def _birth_part(text: str, highest: int) -> str | None:
     """A day (1-31) or month (1-12) of birth as 2 digits."""
-    text = _ascii_digits(text.strip())
+    text = _ascii_digits(_trim(text))
     if not _BIRTH_PART_RE.fullmatch(text) or not 1 <= int(text) <= highest:
         return None
     return f"{int(text):02d}"
@@ -296,7 +330,7 @@ def _normalize_birth_month(text: str) -> str | None:
 
 
 def _normalize_birth_year(text: str) -> str | None:
-    text = _ascii_digits(text.strip())
+    text = _ascii_digits(_trim(text))
     if not _BIRTH_YEAR_RE.fullmatch(text):
         return None
     return text if _MIN_BIRTH_YEAR <= int(text) <= dt.date.today().year else None
@@ -337,7 +371,7 @@ def _valid_date(year: str, month: str, day: str) -> str | None:
 
 
 def _normalize_date_text(text: str) -> str | None:
-    text = _ascii_digits(text.strip())
+    text = _ascii_digits(_trim(text))
     if match := _COMPACT_DATE_RE.fullmatch(text):
         return _valid_date(*match.groups())
     if match := _ISO_DATE_RE.fullmatch(text):
@@ -376,6 +410,15 @@ _NORMALIZERS: dict[str, Callable[[str], str | None]] = {
 # Keys whose values are often stored as numbers (phone, zip and id columns, 19970216).
 _NUMBER_KEYS = frozenset({"ph", "zp", "db", "dobd", "dobm", "doby", "external_id"})
 _MAX_EXACT_FLOAT = 2.0**53  # every integer up to it is exactly a float
+# More digits than any phone (15), ZIP, date or database id (a 128-bit one has 39). A JSON
+# number like 1e5000 arrives as a Decimal: as text, Python refuses its 5001 digits (ValueError),
+# and the digits of 1e9999999 take hours to compute, so a longer number is refused before.
+_MAX_NUMBER_DIGITS = 64
+
+
+# Half of a UTF-16 pair, alone (a str from surrogateescape decoding, or from a JavaScript
+# string cut in two): no UTF-8 text holds it, so it can be neither hashed nor sent.
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 class _Rejected(Exception):
@@ -386,8 +429,10 @@ class _Rejected(Exception):
 def _as_text(key: str, value: Any) -> str:
     """The value as text to normalize; raises _Rejected for empty or unusable values."""
     if isinstance(value, str):
-        if not value.strip():
+        if not _trim(value):
             raise _Rejected(REASON_EMPTY)
+        if not value.isascii() and _SURROGATE_RE.search(value):
+            raise _Rejected(REASON_INVALID)
         return value
     if value is None:
         raise _Rejected(REASON_EMPTY)
@@ -396,12 +441,16 @@ def _as_text(key: str, value: Any) -> str:
         return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
     if key in _NUMBER_KEYS and not isinstance(value, bool):
         if isinstance(value, int):
+            if abs(value) >= 10**_MAX_NUMBER_DIGITS:
+                raise _Rejected(REASON_INVALID)
             return str(value)
         # CSV readers and pandas give integer columns as floats (94035.0, a column with a
         # gap). Only up to 2**53: beyond it a float may be a neighbour of the source's integer.
         if isinstance(value, float) and value.is_integer() and abs(value) <= _MAX_EXACT_FLOAT:
             return str(int(value))
         if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            if value and value.adjusted() >= _MAX_NUMBER_DIGITS:
+                raise _Rejected(REASON_INVALID)
             return str(int(value))
     raise _Rejected(REASON_UNSUPPORTED_TYPE)
 
@@ -429,8 +478,9 @@ def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
         text = _as_text(key, value)
     except _Rejected as rejected:
         return None, rejected.reason
-    stripped = text.strip()
-    if len(stripped) == 64 and SHA256_HEX_PATTERN.fullmatch(stripped):
+    stripped = _trim(text)
+    # only a text can be a hash: the 64 digits of a number are an id, to hash
+    if isinstance(value, str) and len(stripped) == 64 and SHA256_HEX_PATTERN.fullmatch(stripped):
         return stripped.lower(), ""
     normalized = _NORMALIZERS[key](text)
     if normalized is None:
@@ -440,7 +490,7 @@ def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
 
 def _plain_external_id(key: str, value: Any) -> tuple[str | None, str]:
     try:
-        text = _as_text(key, value).strip()
+        text = _trim(_as_text(key, value))
     except _Rejected as rejected:
         return None, rejected.reason
     return text, ""
