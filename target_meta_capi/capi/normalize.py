@@ -414,6 +414,7 @@ _MAX_EXACT_FLOAT = 2.0**53  # every integer up to it is exactly a float
 # number like 1e5000 arrives as a Decimal: as text, Python refuses its 5001 digits (ValueError),
 # and the digits of 1e9999999 take hours to compute, so a longer number is refused before.
 _MAX_NUMBER_DIGITS = 64
+_FIRST_NUMBER_TOO_LONG = 10**_MAX_NUMBER_DIGITS
 
 
 # Half of a UTF-16 pair, alone (a str from surrogateescape decoding, or from a JavaScript
@@ -441,7 +442,7 @@ def _as_text(key: str, value: Any) -> str:
         return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
     if key in _NUMBER_KEYS and not isinstance(value, bool):
         if isinstance(value, int):
-            if abs(value) >= 10**_MAX_NUMBER_DIGITS:
+            if abs(value) >= _FIRST_NUMBER_TOO_LONG:
                 raise _Rejected(REASON_INVALID)
             return str(value)
         # CSV readers and pandas give integer columns as floats (94035.0, a column with a
