@@ -176,9 +176,21 @@ def meta_error_fields(error: GraphAPIError) -> dict[str, Any]:
     }
 
 
+# A whole key beyond it is written as its text: as a JSON number, the digits of 1E+5000 are more
+# than Python writes out, and those of 1E+999999 take minutes to compute.
+_KEY_NUMBER_LIMIT = decimal.Decimal("1E+100")
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        # a key is how a person finds the row: as a number only when the number is exactly it
+        if value.is_finite() and abs(value) < _KEY_NUMBER_LIMIT:
+            if value == value.to_integral_value():
+                return int(value)
+            as_float = float(value)
+            if decimal.Decimal(repr(as_float)) == value:
+                return as_float
+        return str(value)
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
     return str(value)

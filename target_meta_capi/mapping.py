@@ -780,12 +780,15 @@ def _canonical(value: Any) -> Any:
 
 def _canonical_decimal(value: Decimal) -> float | str:
     """A non-integral decimal as the float holding exactly its value, as ids were always
-    derived; otherwise (more digits than a float holds) as exact text, so that two such values
-    never share an id. Trailing zeros do not count: 2.50 and 2.5 are the same value."""
+    derived; otherwise (more digits than a float holds, or a whole number past its range) as
+    exact text, so that two such values never share an id. Trailing zeros after the point do
+    not count: 2.50 and 2.5 are the same value."""
     as_float = float(value)
     if Decimal(repr(as_float)) == value:
         return as_float
-    return format(value, "f").rstrip("0")  # non-integral: a non-zero digit follows the point
+    text = format(value, "f")
+    # a whole number past a float's range (1E+400) has no point, and its zeros are digits
+    return text.rstrip("0") if "." in text else text
 
 
 def deterministic_event_id(stream_name: str, row_identity: Any, event_name: str) -> str:

@@ -452,3 +452,18 @@ def test_a_long_half_line_is_dropped_whole_and_the_letters_before_it_kept(
     writer.close()
     streams = [json.loads(line)["stream"] for line in path.read_text().splitlines()]
     assert streams == ["earlier-run", "rerun"]
+
+
+@pytest.mark.parametrize(
+    ("key", "written"),
+    [
+        (decimal.Decimal("1E+5000"), "1E+5000"),  # more digits than Python writes out
+        (decimal.Decimal("-2.5E+400"), "-2.5E+400"),  # past a float: it would be -Infinity
+        (decimal.Decimal("12345678901234567890.5"), "12345678901234567890.5"),
+    ],
+)
+def test_a_key_holding_a_decimal_no_json_number_keeps_exactly_is_written_as_its_text(
+    key: decimal.Decimal, written: str
+) -> None:
+    letter = dataclasses.replace(_violation_letter(), key={"order_id": key})
+    assert json.loads(encode_dead_letter(letter))["key"] == {"order_id": written}

@@ -746,6 +746,13 @@ def test_deterministic_event_ids_of_decimals_no_float_holds_do_not_collide():
     assert event_id("12345678901234567890.50") == event_id("12345678901234567890.5")
 
 
+def test_deterministic_event_ids_of_whole_decimals_past_a_floats_range_do_not_collide():
+    def event_id(text: str) -> str:
+        return deterministic_event_id("s", [Decimal(text)], "Lead")
+
+    assert len({event_id("1E+400"), event_id("1E+500"), event_id("1")}) == 3
+
+
 def test_record_without_key_properties_gets_an_id_from_its_content_without_metadata():
     mapper = flat_mapper()
     row = {"email": "a@b.com", "event_time": 1}
