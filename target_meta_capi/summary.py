@@ -54,6 +54,12 @@ _MAX_AGE_DAYS = MAX_AGE_SECONDS // 86400
 _PHYSICAL_STORE_MAX_AGE_DAYS = PHYSICAL_STORE_MAX_AGE_SECONDS // 86400
 #: Meta throttles at 100% of a rate limit; a run that gets this close is warned once
 RATE_LIMIT_WARNING_PERCENT = 90
+#: What a test_event_code does, said at the start and in the summary of such a run: a code
+#: left in a live config makes every conversion a test event, and exit code 0 does not say so.
+TEST_EVENTS_NOTE = (
+    "test_event_code is set, so Meta shows the events in Events Manager's Test Events tool "
+    "and counts none as a conversion (remove it to go live)"
+)
 DEFAULT_PROGRESS_INTERVAL = 10.0
 #: A progress line names at most this many streams: those whose counts moved since the line
 #: before (for the final line, any), in name order, and says how many more did.
@@ -305,10 +311,13 @@ class RunStats(RequestObserver):
         endpoint: str = DEFAULT_ENDPOINT,
         clock: Callable[[], float] = time.monotonic,
         dry_run: bool = False,
+        test_events: bool = False,
     ) -> None:
         self._logger = logger or logging.getLogger(__name__)
         #: Nothing reaches Meta: "sent" and "acknowledged" count requests written out.
         self.dry_run = dry_run
+        #: test_event_code is set: Meta shows the events in Test Events, counts no conversion.
+        self.test_events = test_events
         self._metrics_logger = singer_metrics.get_metrics_logger()
         self._endpoint = endpoint
         self._clock = clock
@@ -500,6 +509,7 @@ class RunStats(RequestObserver):
         summary: dict[str, Any] = {
             "duration_seconds": round(duration, 3),
             "dry_run": self.dry_run,
+            "test_events": self.test_events,
             "totals": _sum_counts(list(streams.values())),
             "streams": streams,
             "requests": {
@@ -700,13 +710,18 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
         if summary.get("dry_run")
         else ""
     )
+    test_events = (
+        f" TEST EVENTS: {TEST_EVENTS_NOTE}."
+        if summary.get("test_events") and not summary.get("dry_run")
+        else ""
+    )
     lines = [
         f"Run summary{dry_run} ({summary['duration_seconds']:.1f} s): "
         f"{counted(totals['records_read'], 'record')} read, "
         f"{counted(totals['events_mapped'], 'event')} mapped, "
         f"{totals['events_sent']} sent, {totals['events_acknowledged']} acknowledged, "
         f"{totals['events_dead_lettered']} dead-lettered, {totals['events_skipped']} skipped, "
-        f"{totals['events_in_flight']} unsettled."
+        f"{totals['events_in_flight']} unsettled.{test_events}"
     ]
     for name, stream in summary["streams"].items():
         coverage = ", ".join(

@@ -105,6 +105,7 @@ from target_meta_capi.sink import EventSink, PrivacySafeValidator
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
+    TEST_EVENTS_NOTE,
     ProgressReporter,
     RunStats,
     write_run_summary,
@@ -171,7 +172,11 @@ class TargetMetaCapi(Target):
         self._noted_activate_version = False
         # (pixel id, event name) -> {stream: the number column its event_ids come from}
         self._numbered_event_ids: dict[tuple[str, str], dict[str, str]] = {}
-        self.stats = RunStats(logger=self.logger, dry_run=bool(self.config.get("dry_run")))
+        self.stats = RunStats(
+            logger=self.logger,
+            dry_run=bool(self.config.get("dry_run")),
+            test_events=bool(self.config.get("test_event_code")),
+        )
         for warning in settings_warnings(self.config, self.settings_schema()["properties"]):
             self.stats.run_warning(warning)
         # states are written by the main thread and by callbacks of settled requests
@@ -190,6 +195,8 @@ class TargetMetaCapi(Target):
                 "%s, and state is written as if Meta had acknowledged them.",
                 self.config.get("dry_run_path") or "stderr",
             )
+        elif self.stats.test_events:
+            self.logger.info("TEST EVENTS: %s.", TEST_EVENTS_NOTE)
         self.delivery = self._build_delivery()
         self.progress = ProgressReporter(
             self.stats,

@@ -192,6 +192,33 @@ def test_a_real_run_is_not_called_a_dry_run(sandbox: SandboxServer, tmp_path: Pa
     assert result.target.stats.snapshot()["dry_run"] is False
 
 
+def test_a_run_with_a_test_event_code_says_so_at_start_and_in_the_summary(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a code left in a live config turns every conversion into a test event, and exit 0
+    with caplog.at_level(logging.INFO):
+        result = run_in_process(orders_config(sandbox.url, tmp_path), order_stream(1))
+    messages = [record.getMessage() for record in caplog.records]
+    note = "test_event_code is set, so Meta shows the events in Events Manager's Test Events tool"
+    assert any(message.startswith(f"TEST EVENTS: {note}") for message in messages)
+    assert any(
+        message.startswith("Run summary (") and f"unsettled. TEST EVENTS: {note}" in message
+        for message in messages
+    )
+    assert result.target.stats.snapshot()["test_events"] is True
+
+
+def test_a_run_without_a_test_event_code_is_not_called_one_of_test_events(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        result = run_in_process(
+            orders_config(sandbox.url, tmp_path, test_event_code=None), order_stream(1)
+        )
+    assert not any("TEST EVENTS" in record.getMessage() for record in caplog.records)
+    assert result.target.stats.snapshot()["test_events"] is False
+
+
 def _orders_and_refunds_alternating() -> list[str]:
     """Orders 1, 3, 5 on the orders stream, 2, 4, 6 on `refunds`, then a state."""
     lines = [schema_line(), schema_line("refunds")]
