@@ -84,7 +84,7 @@ from target_meta_capi.capi.normalize import (
     normalize_user_data,
 )
 from target_meta_capi.capi.privacy import MASK
-from target_meta_capi.capi.rules import ACTION_SOURCES
+from target_meta_capi.capi.rules import ACTION_SOURCES, STANDARD_EVENT_NAMES
 
 __all__ = [
     "ALIASES",
@@ -97,6 +97,7 @@ __all__ = [
     "build_event_mapper",
     "closest_stream_entry",
     "deterministic_event_id",
+    "event_name_warnings",
     "mapping_config_errors",
     "parse_event_time",
     "unmatched_stream_entries",
@@ -486,6 +487,47 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
     except MappingConfigError as error:
         errors.append(str(error))
     return errors
+
+
+def event_name_warnings(config: Mapping[str, Any]) -> list[str]:
+    """Configured event names that are no standard event of Meta's but look like one
+    (`purchase`, `Purchse`, `add_to_cart`): Meta takes each as a custom event, and the rules
+    of the standard one (a Purchase's value and currency) are not checked."""
+    try:
+        streams = _streams_setting(config)
+    except MappingConfigError:
+        return []  # a settings error, said by mapping_config_errors
+    names = {
+        f"streams.{stream}.event_name": raw.get("event_name")
+        for stream, raw in streams.items()
+        if isinstance(raw, Mapping)
+    }
+    names["default_event_name"] = config.get("default_event_name")
+    warnings = []
+    for setting, name in names.items():
+        meant = _standard_event_meant(name)
+        if meant is not None:
+            warnings.append(
+                f"{setting} {name!r} is not one of Meta's standard events; did you mean "
+                f"{meant!r}? Event names are case-sensitive: Meta counts {name!r} as a custom "
+                f"event, not as a {meant}."
+            )
+    return warnings
+
+
+def _standard_event_meant(name: Any) -> str | None:
+    """The standard event name a configured one differs from only in case, separators or a
+    typo; None for a standard name or one unlike any (a custom event meant as such)."""
+    if not isinstance(name, str) or name in STANDARD_EVENT_NAMES:
+        return None
+    by_folded = {_folded(standard): standard for standard in STANDARD_EVENT_NAMES}
+    # high enough that a custom `Unsubscribe` or `Contacted` is not taken for a typo
+    close = difflib.get_close_matches(_folded(name), by_folded, n=1, cutoff=0.91)
+    return by_folded[close[0]] if close else None
+
+
+def _folded(name: str) -> str:
+    return re.sub(r"[\s_-]", "", name).casefold()
 
 
 def unmatched_stream_entries(config: Mapping[str, Any], streams_seen: Iterable[str]) -> list[str]:

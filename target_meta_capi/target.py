@@ -63,6 +63,7 @@ from target_meta_capi.delivery import (
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
 from target_meta_capi.mapping import (
     DELETED_AT,
+    event_name_warnings,
     mapping_config_errors,
     unmatched_stream_entries,
 )
@@ -178,6 +179,8 @@ class TargetMetaCapi(Target):
             test_events=bool(self.config.get("test_event_code")),
         )
         for warning in settings_warnings(self.config, self.settings_schema()["properties"]):
+            self.stats.run_warning(warning)
+        for warning in event_name_warnings(self.config):
             self.stats.run_warning(warning)
         # states are written by the main thread and by callbacks of settled requests
         self._state_lock = threading.Lock()

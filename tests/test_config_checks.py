@@ -16,6 +16,7 @@ from singer_sdk.configuration import _dict_config as sdk_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_meta_capi.capi.errors import ConfigurationError
+from target_meta_capi.mapping import event_name_warnings
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.target import TargetMetaCapi
 
@@ -535,6 +536,37 @@ def test_a_run_that_stopped_early_does_not_call_later_streams_entries_unmatched(
     result = run_in_process(orders_config(sandbox.url, tmp_path, streams=streams), lines)
     assert result.exit_code == 1
     assert not any("matched no stream" in w for w in result.target.stats.snapshot()["warnings"])
+
+
+def test_an_event_name_differing_from_a_standard_one_in_case_is_in_the_summary_warnings(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    streams = {STREAM: {**ORDERS_MAPPING, "event_name": "purchase"}}
+    result = run_in_process(orders_config(sandbox.url, tmp_path, streams=streams), order_stream(1))
+    assert (
+        f"streams.{STREAM}.event_name 'purchase' is not one of Meta's standard events; did you "
+        "mean 'Purchase'? Event names are case-sensitive: Meta counts 'purchase' as a custom "
+        "event, not as a Purchase." in result.target.stats.snapshot()["warnings"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [("Purchse", "Purchase"), ("add_to_cart", "AddToCart"), ("Page View", "PageView")],
+)
+def test_a_default_event_name_like_a_standard_one_names_the_one_probably_meant(
+    name: str, meant: str
+) -> None:
+    [warning] = event_name_warnings({"default_event_name": name})
+    assert warning.startswith(
+        f"default_event_name {name!r} is not one of Meta's standard events; did you mean {meant!r}?"
+    )
+
+
+@pytest.mark.parametrize("name", ["Purchase", "Lead", "OrderShipped", "Unsubscribe", "Contacted"])
+def test_a_standard_event_name_or_a_custom_one_unlike_any_is_not_warned_about(name: str) -> None:
+    config = {"default_event_name": name, "streams": {STREAM: {"event_name": name}}}
+    assert event_name_warnings(config) == []
 
 
 def test_unknown_settings_are_in_the_summary_warnings_too(
