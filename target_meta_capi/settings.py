@@ -391,6 +391,29 @@ def with_texts_parsed(
     return {**config, **parsed}
 
 
+def with_pixel_id_as_text(config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The settings, a pixel_id given as a JSON whole number (`"pixel_id": 1234567890`, the
+    ID as Events Manager shows it) read as its digits, as a `streams` entry's pixel_id is."""
+    pixel_id = config.get("pixel_id")
+    if isinstance(pixel_id, int) and not isinstance(pixel_id, bool):
+        return {**config, "pixel_id": str(pixel_id)}
+    return dict(config)
+
+
+def explained_schema_errors(errors: t.Iterable[str]) -> list[str]:
+    """The SDK's schema errors, its words for a missing pixel_id (the one required setting)
+    replaced by where the ID comes from and how the command line reads it."""
+    return [PIXEL_ID_REQUIRED if error == _PIXEL_ID_MISSING else error for error in errors]
+
+
+_PIXEL_ID_MISSING = "'pixel_id' is a required property"
+PIXEL_ID_REQUIRED = (
+    "pixel_id is required: the pixel (dataset) ID of Events Manager → your dataset → "
+    "Settings; run by hand, the target reads TARGET_META_CAPI_PIXEL_ID only with --config ENV "
+    "(e.g. --config config.json --config ENV)"
+)
+
+
 def _boolean_in(text: str) -> bool | None:
     """The boolean text holds (`true`, ` FALSE `, `1`, `off`), or None (`ture`, `maybe`)."""
     word = text.strip().lower()

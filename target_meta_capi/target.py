@@ -95,10 +95,12 @@ from target_meta_capi.settings import (
     SETTINGS,
     dotenv_path,
     environment_setting_problem,
+    explained_schema_errors,
     output_over_config_file_problem,
     secret_settings_errors,
     settings_errors,
     settings_warnings,
+    with_pixel_id_as_text,
     with_texts_parsed,
     without_secrets,
 )
@@ -273,6 +275,7 @@ class TargetMetaCapi(Target):
         for name in [name for name, value in self._config.items() if value is None]:
             del self._config[name]
         self._config.update(with_texts_parsed(self.settings_schema(), self._config))
+        self._config.update(with_pixel_id_as_text(self._config))
         secrets = secret_settings_errors(self.config)
         if secrets and raise_errors:
             # before the SDK's check, whose messages quote the values
@@ -284,7 +287,7 @@ class TargetMetaCapi(Target):
         except ConfigValidationError as error:
             raise ConfigValidationError(
                 str(error),
-                errors=without_secrets(error.errors, self.config),
+                errors=without_secrets(explained_schema_errors(error.errors), self.config),
                 schema=self.config_jsonschema,
             ) from None
         extra = settings_errors(self.config) + mapping_config_errors(self.config)
@@ -294,7 +297,7 @@ class TargetMetaCapi(Target):
                 errors=without_secrets(extra, self.config),
                 schema=self.config_jsonschema,
             )
-        return without_secrets(errors + extra, self.config)
+        return without_secrets(explained_schema_errors(errors) + extra, self.config)
 
     def mask_in_outputs(self, stream_name: str, paths: t.Collection[tuple[str, ...]]) -> None:
         """Mask these paths of the stream's events in what the run writes for people to read:

@@ -23,6 +23,7 @@ from target_meta_capi.target import TargetMetaCapi
 from ._target_support import (
     ORDER_SCHEMA,
     ORDERS_MAPPING,
+    PIXEL_ID,
     STREAM,
     RunResult,
     order_stream,
@@ -141,6 +142,25 @@ def test_a_request_parameter_with_a_control_character_is_refused_at_start(
 def test_a_pixel_id_that_is_not_digits_is_refused_at_start(tmp_path: Path, pixel_id: str) -> None:
     errors = config_errors(orders_config("http://127.0.0.1:9", tmp_path, pixel_id=pixel_id))
     assert any(error.startswith("pixel_id must be a pixel (dataset) ID") for error in errors)
+
+
+def test_a_pixel_id_given_as_a_json_number_is_sent_as_its_digits(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, pixel_id=int(PIXEL_ID))
+    result = run_in_process(config, order_stream(1))
+    assert result.exit_code == 0
+    assert [event["params"]["pixel_id"] for event in sandbox.accepted_events()] == [PIXEL_ID]
+
+
+def test_a_missing_pixel_id_says_where_it_comes_from_and_how_the_cli_reads_it(
+    tmp_path: Path,
+) -> None:
+    config = orders_config("http://127.0.0.1:9", tmp_path)
+    del config["pixel_id"]
+    [error] = config_errors(config)
+    assert error.startswith("pixel_id is required: the pixel (dataset) ID of Events Manager")
+    assert "TARGET_META_CAPI_PIXEL_ID only with --config ENV" in error
 
 
 @pytest.mark.parametrize("api_version", ["24", "v24", "24.0", "latest", "v٢٤.0"])
