@@ -458,11 +458,7 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
     boolean that is none of its true words as false. Variables from the `.env` file loaded
     first (`dotenv_path`) count too, over the environment's: python-dotenv, loading it for the
     SDK, replaces them."""
-    dotenv = dotenv_values(dotenv_path())
-    environment = {
-        **os.environ,
-        **{name: value for name, value in dotenv.items() if value is not None},
-    }
+    environment = _environment()
     for name, property_schema in schema.get("properties", {}).items():
         variable = prefix + name.upper().replace("-", "_")
         value = environment.get(variable)
@@ -657,6 +653,33 @@ def unwritable_path_problem(path: Path, *, renamed_over: bool = False) -> str | 
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot create files in {parent}"
     return None
+
+
+def unknown_environment_variables(schema: t.Mapping[str, t.Any], prefix: str) -> list[str]:
+    """Warnings for the variables `--config ENV` finds with the settings' prefix that name no
+    setting (a typo: the SDK ignores them), each with the variable probably meant."""
+    # compared without the prefix, which every one shares; LOGLEVEL is the SDK's own
+    known = {name.upper().replace("-", "_") for name in schema.get("properties", {})}
+    known.add("LOGLEVEL")
+    warnings = []
+    for variable in sorted(name for name in _environment() if name.startswith(prefix)):
+        name = variable.removeprefix(prefix)
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+        warnings.append(f"Environment variable {variable} is ignored: it names no setting{hint}.")
+    return warnings
+
+
+def _environment() -> dict[str, str]:
+    """The variables `--config ENV` reads: the environment's, and over them the `.env` file's
+    (`dotenv_path`), which python-dotenv, loading it for the SDK, puts in their place."""
+    dotenv = dotenv_values(dotenv_path())
+    return {
+        **os.environ,
+        **{name: value for name, value in dotenv.items() if value is not None},
+    }
 
 
 def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -> list[str]:

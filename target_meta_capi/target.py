@@ -100,6 +100,7 @@ from target_meta_capi.settings import (
     secret_settings_errors,
     settings_errors,
     settings_warnings,
+    unknown_environment_variables,
     with_pixel_id_as_text,
     with_texts_parsed,
     without_secrets,
@@ -184,6 +185,11 @@ class TargetMetaCapi(Target):
             self.stats.run_warning(warning)
         for warning in event_name_warnings(self.config):
             self.stats.run_warning(warning)
+        if parse_env_config:
+            for warning in unknown_environment_variables(
+                self.settings_schema(), self._env_var_prefix
+            ):
+                self.stats.run_warning(warning)
         # states are written by the main thread and by callbacks of settled requests
         self._state_lock = threading.Lock()
         self._last_written_state: t.Any = None

@@ -18,6 +18,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from target_meta_capi.capi.errors import ConfigurationError
 from target_meta_capi.mapping import event_name_warnings
 from target_meta_capi.sandbox import SandboxServer
+from target_meta_capi.settings import unknown_environment_variables
 from target_meta_capi.target import TargetMetaCapi
 
 from ._target_support import (
@@ -687,6 +688,49 @@ def test_a_dotenv_file_in_the_working_directory_sets_settings_with_config_env(
     assert completed.returncode == 0, completed.stderr
     assert "DRY RUN: nothing is sent to Meta" in completed.stderr
     assert sandbox.accepted_events() == []
+
+
+def test_a_mistyped_environment_variable_read_with_config_env_is_warned_about(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    environment = {**os.environ, "TARGET_META_CAPI_BATCH_SISE": "10"}
+    completed = _run_with_config_env(sandbox, tmp_path, environment)
+    assert completed.returncode == 0, completed.stderr
+    assert (
+        "Environment variable TARGET_META_CAPI_BATCH_SISE is ignored: it names no setting "
+        "(did you mean TARGET_META_CAPI_BATCH_SIZE?)." in completed.stderr
+    )
+
+
+@pytest.fixture
+def without_target_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TARGET_META_CAPI_ variable in the environment, and `tmp_path`, without a .env,
+    the working directory."""
+    monkeypatch.chdir(tmp_path)
+    for variable in list(os.environ):
+        if variable.startswith("TARGET_META_CAPI_"):
+            monkeypatch.delenv(variable)
+
+
+@pytest.mark.usefixtures("without_target_variables")
+def test_settings_and_the_sdks_log_level_in_the_environment_are_not_warned_about(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TARGET_META_CAPI_BATCH_SIZE", "10")
+    monkeypatch.setenv("TARGET_META_CAPI_LOGLEVEL", "debug")
+    monkeypatch.setenv("TARGET_META_CAPI_STREAM_MAPS", "{}")
+    schema = TargetMetaCapi.settings_schema()
+    assert unknown_environment_variables(schema, "TARGET_META_CAPI_") == []
+
+
+@pytest.mark.usefixtures("without_target_variables")
+def test_a_dotenv_file_variable_naming_no_setting_is_warned_about(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("TARGET_META_CAPI_ACESS_TOKEN=x\n", encoding="utf-8")
+    schema = TargetMetaCapi.settings_schema()
+    assert unknown_environment_variables(schema, "TARGET_META_CAPI_") == [
+        "Environment variable TARGET_META_CAPI_ACESS_TOKEN is ignored: it names no setting "
+        "(did you mean TARGET_META_CAPI_ACCESS_TOKEN?)."
+    ]
 
 
 def _assert_mistyped_dotenv_dry_run_is_refused(
