@@ -260,8 +260,27 @@ def _parse_path(stream: str, dotted: str) -> Path:
     elif head == "user_data" and path[1:] and (len(path) > 2 or path[1] not in MATCH_KEYS):
         problem = "is not a customer information parameter"
     if problem:
-        raise MappingConfigError(f"streams.{stream}: field {dotted!r} {problem}")
+        meant = _path_meant(path)
+        hint = f" (did you mean {'.'.join(meant)!r}?)" if meant else ""
+        raise MappingConfigError(f"streams.{stream}: field {dotted!r} {problem}{hint}")
     return path
+
+
+def _path_meant(path: Path) -> Path | None:
+    """The field probably meant by one that is none: a customer parameter by its column name
+    (`user_data.email` is `user_data.em`), or a misspelt parameter (`event_tme`)."""
+    head, rest = path[0], path[1:]
+    if head == "user_data" and len(rest) == 1:
+        key = rest[0].lower()
+        for field_path, aliases in ALIASES.items():
+            if field_path.startswith("user_data.") and key in aliases:
+                return tuple(field_path.split("."))
+        close = difflib.get_close_matches(key, sorted(MATCH_KEYS), n=1, cutoff=0.75)
+        return ("user_data", close[0]) if close else None
+    if head not in _OBJECT_KEYS | _SCALAR_KEYS:
+        close = difflib.get_close_matches(head, sorted(_OBJECT_KEYS | _SCALAR_KEYS), n=1)
+        return (close[0], *rest) if close else None
+    return None
 
 
 def _parse_paths(stream: str, setting: str, raw: Any) -> dict[Path, Any]:

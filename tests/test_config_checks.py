@@ -241,6 +241,26 @@ def test_a_wrong_entry_for_a_stream_not_in_the_input_is_still_refused_at_start(
     assert "streams.public-refunds: field 'price' is not a Conversions API event parameter" in error
 
 
+@pytest.mark.parametrize(
+    ("field", "meant"),
+    [
+        ("user_data.email", "user_data.em"),  # a column's name for it (the alias table)
+        ("user_data.Phone", "user_data.ph"),
+        ("user_data.emm", "user_data.em"),  # a typo
+        ("event_tme", "event_time"),
+        ("user_dat.em", "user_data.em"),
+    ],
+)
+def test_a_field_that_is_none_names_the_field_probably_meant(
+    tmp_path: Path, field: str, meant: str
+) -> None:
+    mapping = {**ORDERS_MAPPING, "fields": {**ORDERS_MAPPING["fields"], field: "email"}}
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
+    [error] = config_errors(config)
+    assert error.startswith(f"streams.{STREAM}: field {field!r} is not a ")
+    assert error.endswith(f" (did you mean {meant!r}?)")
+
+
 def test_streams_given_as_json_text_are_checked_at_start_too(tmp_path: Path) -> None:
     streams = json.dumps({STREAM: {**ORDERS_MAPPING, "action_source": "web"}})
     config = orders_config("http://127.0.0.1:9", tmp_path, streams=streams)
