@@ -392,6 +392,20 @@ def test_a_mapped_column_the_schema_lacks_is_in_the_summary_warnings(
     )
 
 
+def test_a_mapped_column_the_schema_lacks_names_the_column_probably_meant(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    fields = {**ORDERS_MAPPING["fields"], "user_data.em": "emial"}
+    config = orders_config(
+        sandbox.url, tmp_path, streams={STREAM: {**ORDERS_MAPPING, "fields": fields}}
+    )
+    result = run_in_process(config, order_stream(1))
+    assert (
+        f"Stream {STREAM!r}: `streams` maps columns its schema does not have: "
+        "emial (user_data.em; did you mean 'email'?)"
+    ) in result.target.stats.snapshot()["warnings"]
+
+
 def _run_keyless_orders(
     sandbox: SandboxServer, tmp_path: Path, mapping: dict[str, Any], key_properties: list[str]
 ) -> None:
