@@ -89,6 +89,12 @@ def _duration(seconds: float) -> str:
 
 
 def _failure_hint(error: BaseException) -> str:
+    if isinstance(error, AuthError) and "appsecret_proof" in (error.message or ""):
+        # Graph's words for a proof missing or wrong: the token and pixel may be fine
+        return (
+            " Check app_secret: the app requires appsecret_proof, which the target makes from "
+            "app_secret and access_token; set app_secret to the secret of the token's app."
+        )
     if isinstance(error, AuthError):
         return (
             " Check access_token (valid, not expired, with ads_management permission for "

@@ -293,6 +293,25 @@ def test_app_secret_adds_the_proof_graph_requires(
     assert len(strict.accepted_events()) == 2
 
 
+@pytest.mark.parametrize("app_secret", [None, "not-the-apps-secret"])
+def test_a_missing_or_wrong_app_secret_stops_the_run_saying_to_check_app_secret(
+    sandbox_factory: Callable[..., SandboxServer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    app_secret: str | None,
+) -> None:
+    strict = sandbox_factory(app_secret="app-secret-for-tests")
+    config = orders_config(strict.url, tmp_path, app_secret=app_secret)
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 1
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "appsecret_proof" in error
+    assert error.endswith(
+        "Check app_secret: the app requires appsecret_proof, which the target makes from "
+        "app_secret and access_token; set app_secret to the secret of the token's app."
+    )
+
+
 def test_state_numbers_are_written_back_unchanged(sandbox: SandboxServer, tmp_path: Path) -> None:
     lines = [*order_stream(1)[:-1], '{"type": "STATE", "value": {"position": 12.50, "n": 3}}']
     result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
