@@ -12,6 +12,7 @@ import typing as t
 import unicodedata
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values, find_dotenv
 from singer_sdk import typing as th
@@ -549,6 +550,13 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             f"graph_url must be an http:// or https:// URL, got {shown_graph_url(graph_url)!r}: "
             f"{graph_url_unusable} (default {DEFAULT_GRAPH_URL})"
         )
+    elif version := _version_in_path(graph_url):
+        # the endpoint's URL pasted whole: every request would go to /v24.0/v24.0/…
+        errors.append(
+            f"graph_url must be the Graph API's base URL, got {shown_graph_url(graph_url)!r}: "
+            f"its path holds a version ({version}), and the target adds "
+            f"/<api_version>/<pixel_id>/events itself (default {DEFAULT_GRAPH_URL})"
+        )
     written_by: dict[str, str] = {}  # a regular file an output goes to → its setting
     for setting, path in _output_paths(config).items():
         if not path:
@@ -567,6 +575,12 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         if problem:
             errors.append(f"{setting} {path!r}: {problem}")
     return errors
+
+
+def _version_in_path(url: str) -> str | None:
+    """The Graph API version a URL's path names (`…/v24.0/1234/events`), if any."""
+    segments = urlsplit(url).path.split("/")
+    return next((part for part in segments if API_VERSION_PATTERN.fullmatch(part)), None)
 
 
 def _output_paths(config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:

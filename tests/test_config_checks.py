@@ -164,6 +164,22 @@ def test_a_missing_pixel_id_says_where_it_comes_from_and_how_the_cli_reads_it(
     assert "TARGET_META_CAPI_PIXEL_ID only with --config ENV" in error
 
 
+@pytest.mark.parametrize(
+    "graph_url",
+    ["https://graph.facebook.com/v24.0", "https://graph.facebook.com/v24.0/1234567890/events"],
+)
+def test_a_graph_url_holding_the_api_version_is_refused_at_start(
+    tmp_path: Path, graph_url: str
+) -> None:
+    # sent as it was, every request went to /v24.0/v24.0/…, which Graph answers with code 2500
+    [error] = config_errors(orders_config(graph_url, tmp_path))
+    assert error == (
+        f"graph_url must be the Graph API's base URL, got {graph_url!r}: its path holds a "
+        "version (v24.0), and the target adds /<api_version>/<pixel_id>/events itself "
+        "(default https://graph.facebook.com)"
+    )
+
+
 @pytest.mark.parametrize("api_version", ["24", "v24", "24.0", "latest", "v٢٤.0"])
 def test_an_api_version_not_named_as_meta_names_them_is_refused_at_start(
     tmp_path: Path, api_version: str
