@@ -516,11 +516,13 @@ def event_name_warnings(config: Mapping[str, Any]) -> list[str]:
         streams = _streams_setting(config)
     except MappingConfigError:
         return []  # a settings error, said by mapping_config_errors
-    names = {
-        f"streams.{stream}.event_name": raw.get("event_name")
-        for stream, raw in streams.items()
-        if isinstance(raw, Mapping)
-    }
+    names: dict[str, Any] = {}
+    for stream, raw in streams.items():
+        if isinstance(raw, Mapping):
+            names[f"streams.{stream}.event_name"] = raw.get("event_name")
+            constants = raw.get("constants")
+            if isinstance(constants, Mapping):
+                names[f"streams.{stream}.constants.event_name"] = constants.get("event_name")
     names["default_event_name"] = config.get("default_event_name")
     warnings = []
     for setting, name in names.items():

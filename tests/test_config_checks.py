@@ -634,6 +634,14 @@ def test_a_default_event_name_like_a_standard_one_names_the_one_probably_meant(
     )
 
 
+def test_an_event_name_constant_like_a_standard_one_is_warned_about() -> None:
+    config = {"streams": {STREAM: {"constants": {"event_name": "purchase"}}}}
+    [warning] = event_name_warnings(config)
+    assert warning.startswith(
+        f"streams.{STREAM}.constants.event_name 'purchase' is not one of Meta's standard events"
+    )
+
+
 @pytest.mark.parametrize("name", ["Purchase", "Lead", "OrderShipped", "Unsubscribe", "Contacted"])
 def test_a_standard_event_name_or_a_custom_one_unlike_any_is_not_warned_about(name: str) -> None:
     config = {"default_event_name": name, "streams": {STREAM: {"event_name": name}}}
