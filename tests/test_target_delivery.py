@@ -312,6 +312,20 @@ def test_a_missing_or_wrong_app_secret_stops_the_run_saying_to_check_app_secret(
     )
 
 
+def test_a_graph_url_leading_to_an_unknown_path_stops_the_run_saying_to_check_graph_url(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(f"{sandbox.url}/graph", tmp_path)  # a proxy's prefix, say
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 1
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "code=2500" in error
+    assert error.endswith(
+        "Check graph_url: Graph's base URL alone (the target adds "
+        "/<api_version>/<pixel_id>/events), or that of a proxy serving it."
+    )
+
+
 def test_state_numbers_are_written_back_unchanged(sandbox: SandboxServer, tmp_path: Path) -> None:
     lines = [*order_stream(1)[:-1], '{"type": "STATE", "value": {"position": 12.50, "n": 3}}']
     result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
