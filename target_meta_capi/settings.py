@@ -403,16 +403,39 @@ def with_pixel_id_as_text(config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
 
 def explained_schema_errors(errors: t.Iterable[str]) -> list[str]:
     """The SDK's schema errors, its words for a missing pixel_id (the one required setting)
-    replaced by where the ID comes from and how the command line reads it."""
-    return [PIXEL_ID_REQUIRED if error == _PIXEL_ID_MISSING else error for error in errors]
+    replaced by where the ID comes from and where to give it."""
+    return [
+        "pixel_id is required: the pixel (dataset) ID of Events Manager → your dataset → "
+        f"Settings; {_where_to_give('pixel_id')}"
+        if error == _PIXEL_ID_MISSING
+        else error
+        for error in errors
+    ]
 
 
 _PIXEL_ID_MISSING = "'pixel_id' is a required property"
-PIXEL_ID_REQUIRED = (
-    "pixel_id is required: the pixel (dataset) ID of Events Manager → your dataset → "
-    "Settings; run by hand, the target reads TARGET_META_CAPI_PIXEL_ID only with --config ENV "
-    "(e.g. --config config.json --config ENV)"
-)
+
+
+def _where_to_give(setting: str) -> str:
+    """Where a required setting the run lacks is given: run by hand, the environment counts
+    only with --config ENV; under Meltano, which sets MELTANO_PROJECT_ROOT for its plugins,
+    meltano.yml's environment names the variable (this project's prod: META_ACCESS_TOKEN),
+    and TARGET_META_CAPI_* would beat every environment's value."""
+    if os.environ.get("MELTANO_PROJECT_ROOT"):
+        environment = os.environ.get("MELTANO_ENVIRONMENT")
+        active, option = (
+            (f"environment {environment}", f"--environment={environment} ")
+            if environment
+            else ("no environment", "")
+        )
+        return (
+            f"Meltano ({active}) passed none: give it where meltano.yml takes it from; "
+            f"`meltano {option}config print target-meta-capi` shows what the target gets"
+        )
+    return (
+        f"run by hand, the target reads TARGET_META_CAPI_{setting.upper()} only with "
+        "--config ENV (e.g. --config config.json --config ENV)"
+    )
 
 
 def _boolean_in(text: str) -> bool | None:
@@ -530,9 +553,7 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         errors.append(f"batch_size_rows must be at least 1, got {batch_size_rows}")
     if not config.get("dry_run") and not config.get("access_token"):
         errors.append(
-            "access_token is required (unless dry_run is true); run by hand, the target reads "
-            "TARGET_META_CAPI_ACCESS_TOKEN only with --config ENV "
-            "(e.g. --config config.json --config ENV)"
+            f"access_token is required (unless dry_run is true); {_where_to_give('access_token')}"
         )
     pixel_id = config.get("pixel_id")
     if isinstance(pixel_id, str) and not (pixel_id.isascii() and pixel_id.isdigit()):

@@ -293,6 +293,24 @@ def test_a_missing_access_token_says_how_the_cli_reads_it_from_the_environment(
     assert "TARGET_META_CAPI_ACCESS_TOKEN only with --config ENV" in error
 
 
+@pytest.mark.parametrize("setting", ["pixel_id", "access_token"])
+def test_a_required_setting_meltano_did_not_pass_says_where_meltano_takes_it_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    # what Meltano sets for its plugins; prod's pixel and token come from variables of its own
+    monkeypatch.setenv("MELTANO_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.setenv("MELTANO_ENVIRONMENT", "prod")
+    config = orders_config("http://127.0.0.1:9", tmp_path)
+    del config[setting]
+    [error] = config_errors(config)
+    assert error.startswith(f"{setting} is required")
+    assert error.endswith(
+        "Meltano (environment prod) passed none: give it where meltano.yml takes it from; "
+        "`meltano --environment=prod config print target-meta-capi` shows what the target gets"
+    )
+    assert "--config ENV" not in error
+
+
 def test_an_unknown_setting_is_warned_about_with_the_setting_probably_meant(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
