@@ -635,7 +635,8 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"{counted(stream['events_near_cutoff'], 'event was', 'events were')} within "
                 f"{NEAR_CUTOFF_WINDOW_SECONDS // 3600} h of Meta's event_time cutoff "
                 f"({_MAX_AGE_DAYS} days, {_PHYSICAL_STORE_MAX_AGE_DAYS} for physical_store) "
-                "when read; a day's delay would get them rejected. "
+                f"when read; a day's delay would get {_them(stream['events_near_cutoff'])} "
+                "rejected. "
                 "Run the sync more often."
             )
         if stream["events_dead_lettered"]:
@@ -661,7 +662,8 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
                     "mapped event was not sent: the run stopped before it was",
                     "mapped events were not sent: the run stopped before they were",
                 )
-                + ", and no state covers them (a rerun from the last state processes them again)."
+                + f", and no state covers {_them(stream['events_unsent'])} (a rerun from the last "
+                f"state processes {_them(stream['events_unsent'])} again)."
             )
         coverage = stream["match_key_coverage"]
         if coverage and not any(coverage.values()):
@@ -679,8 +681,9 @@ def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
     warning = (
         f"Stream {name!r}: "
         f"{counted(stream['events_dead_lettered'], 'event was', 'events were')} dead-lettered "
-        f"({_listing(reasons)}): Meta has not taken them; each is in the dead-letter file with "
-        "its reason."
+        f"({_listing(reasons)}): Meta has not taken "
+        + ("it; it is" if stream["events_dead_lettered"] == 1 else "them; each is")
+        + " in the dead-letter file with its reason."
     )
     if "rule:event_time_too_old" in reasons:
         warning += (
@@ -691,6 +694,11 @@ def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
 
 
 # --- formatting ------------------------------------------------------------------------------
+
+
+def _them(count: int) -> str:
+    """The pronoun standing for `count` events."""
+    return "it" if count == 1 else "them"
 
 
 def _listing(counts: Mapping[str, Any]) -> str:
