@@ -569,7 +569,9 @@ def unmatched_stream_entries(config: Mapping[str, Any], streams_seen: Iterable[s
 def closest_stream_entry(config: Mapping[str, Any], stream_name: str) -> str | None:
     """The ``streams`` entry most like an unmapped stream's name: probably meant for it."""
     names = [entry for entry in _streams_setting(config) if not _is_pattern(entry)]
-    close = difflib.get_close_matches(stream_name, names, n=1, cutoff=0.8)
+    # the table's name alone, where the tap names streams <schema>-<table> (tap-postgres)
+    tables = [name for name in names if stream_name.endswith((f"-{name}", f".{name}"))]
+    close = tables or difflib.get_close_matches(stream_name, names, n=1, cutoff=0.8)
     return close[0] if close else None
 
 

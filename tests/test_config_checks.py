@@ -366,6 +366,19 @@ def test_a_skipped_stream_names_the_streams_entry_probably_meant_for_it(
     )
 
 
+def test_a_skipped_stream_names_the_entry_given_its_table_name_alone(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # tap-postgres names the stream public-orders; the entry names the table
+    config = orders_config(sandbox.url, tmp_path, streams={"orders": ORDERS_MAPPING})
+    result = run_in_process(config, order_stream(2))
+    summary = result.target.stats.snapshot()
+    assert summary["totals"]["events_skipped"] == 2
+    assert (
+        "whose entry 'orders' may be meant for it" in summary["streams"][STREAM]["skipped_reason"]
+    )
+
+
 def test_a_pattern_entry_that_matches_a_stream_is_not_warned_about(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
