@@ -88,7 +88,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
+#: Graph's "Unknown path components": a graph_url leading somewhere under Graph's URL
+_UNKNOWN_PATH_CODE = 2500
+
+
 def _failure_hint(error: BaseException) -> str:
+    if isinstance(error, AuthError) and "appsecret_proof" in (error.message or ""):
+        # Graph's words for a proof missing or wrong: the token and pixel may be fine
+        return (
+            " Check app_secret: the app requires appsecret_proof, which the target makes from "
+            "app_secret and access_token; set app_secret to the secret of the token's app."
+        )
     if isinstance(error, AuthError):
         return (
             " Check access_token (valid, not expired, with ads_management permission for "
@@ -96,6 +106,11 @@ def _failure_hint(error: BaseException) -> str:
         )
     if isinstance(error, GraphAPIError) and error.code is None and 400 <= error.http_status < 500:
         return " Check graph_url and api_version: this does not look like the Graph API."
+    if isinstance(error, GraphAPIError) and error.code == _UNKNOWN_PATH_CODE:
+        return (
+            " Check graph_url: Graph's base URL alone (the target adds "
+            "/<api_version>/<pixel_id>/events), or that of a proxy serving it."
+        )
     if isinstance(error, NetworkError):
         return " Check graph_url and the network; rerun from the last state when it is reachable."
     if isinstance(error, EventsReceivedMismatch):

@@ -84,7 +84,7 @@ from target_meta_capi.capi.normalize import (
     normalize_user_data,
 )
 from target_meta_capi.capi.privacy import MASK
-from target_meta_capi.capi.rules import ACTION_SOURCES
+from target_meta_capi.capi.rules import ACTION_SOURCES, STANDARD_EVENT_NAMES
 
 __all__ = [
     "ALIASES",
@@ -97,6 +97,7 @@ __all__ = [
     "build_event_mapper",
     "closest_stream_entry",
     "deterministic_event_id",
+    "event_name_warnings",
     "mapping_config_errors",
     "parse_event_time",
     "unmatched_stream_entries",
@@ -259,8 +260,27 @@ def _parse_path(stream: str, dotted: str) -> Path:
     elif head == "user_data" and path[1:] and (len(path) > 2 or path[1] not in MATCH_KEYS):
         problem = "is not a customer information parameter"
     if problem:
-        raise MappingConfigError(f"streams.{stream}: field {dotted!r} {problem}")
+        meant = _path_meant(path)
+        hint = f" (did you mean {'.'.join(meant)!r}?)" if meant else ""
+        raise MappingConfigError(f"streams.{stream}: field {dotted!r} {problem}{hint}")
     return path
+
+
+def _path_meant(path: Path) -> Path | None:
+    """The field probably meant by one that is none: a customer parameter by its column name
+    (`user_data.email` is `user_data.em`), or a misspelt parameter (`event_tme`)."""
+    head, rest = path[0], path[1:]
+    if head == "user_data" and len(rest) == 1:
+        key = rest[0].lower()
+        for field_path, aliases in ALIASES.items():
+            if field_path.startswith("user_data.") and key in aliases:
+                return tuple(field_path.split("."))
+        close = difflib.get_close_matches(key, sorted(MATCH_KEYS), n=1, cutoff=0.75)
+        return ("user_data", close[0]) if close else None
+    if head not in _OBJECT_KEYS | _SCALAR_KEYS:
+        close = difflib.get_close_matches(head, sorted(_OBJECT_KEYS | _SCALAR_KEYS), n=1)
+        return (close[0], *rest) if close else None
+    return None
 
 
 def _parse_paths(stream: str, setting: str, raw: Any) -> dict[Path, Any]:
@@ -488,6 +508,49 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+def event_name_warnings(config: Mapping[str, Any]) -> list[str]:
+    """Configured event names that are no standard event of Meta's but look like one
+    (`purchase`, `Purchse`, `add_to_cart`): Meta takes each as a custom event, and the rules
+    of the standard one (a Purchase's value and currency) are not checked."""
+    try:
+        streams = _streams_setting(config)
+    except MappingConfigError:
+        return []  # a settings error, said by mapping_config_errors
+    names: dict[str, Any] = {}
+    for stream, raw in streams.items():
+        if isinstance(raw, Mapping):
+            names[f"streams.{stream}.event_name"] = raw.get("event_name")
+            constants = raw.get("constants")
+            if isinstance(constants, Mapping):
+                names[f"streams.{stream}.constants.event_name"] = constants.get("event_name")
+    names["default_event_name"] = config.get("default_event_name")
+    warnings = []
+    for setting, name in names.items():
+        meant = _standard_event_meant(name)
+        if meant is not None:
+            warnings.append(
+                f"{setting} {name!r} is not one of Meta's standard events; did you mean "
+                f"{meant!r}? Event names are case-sensitive: Meta counts {name!r} as a custom "
+                f"event, not as a {meant}."
+            )
+    return warnings
+
+
+def _standard_event_meant(name: Any) -> str | None:
+    """The standard event name a configured one differs from only in case, separators or a
+    typo; None for a standard name or one unlike any (a custom event meant as such)."""
+    if not isinstance(name, str) or name in STANDARD_EVENT_NAMES:
+        return None
+    by_folded = {_folded(standard): standard for standard in STANDARD_EVENT_NAMES}
+    # high enough that a custom `Unsubscribe` or `Contacted` is not taken for a typo
+    close = difflib.get_close_matches(_folded(name), by_folded, n=1, cutoff=0.91)
+    return by_folded[close[0]] if close else None
+
+
+def _folded(name: str) -> str:
+    return re.sub(r"[\s_-]", "", name).casefold()
+
+
 def unmatched_stream_entries(config: Mapping[str, Any], streams_seen: Iterable[str]) -> list[str]:
     """The ``streams`` entries (names or patterns) that no stream of the run matched.
 
@@ -506,7 +569,9 @@ def unmatched_stream_entries(config: Mapping[str, Any], streams_seen: Iterable[s
 def closest_stream_entry(config: Mapping[str, Any], stream_name: str) -> str | None:
     """The ``streams`` entry most like an unmapped stream's name: probably meant for it."""
     names = [entry for entry in _streams_setting(config) if not _is_pattern(entry)]
-    close = difflib.get_close_matches(stream_name, names, n=1, cutoff=0.8)
+    # the table's name alone, where the tap names streams <schema>-<table> (tap-postgres)
+    tables = [name for name in names if stream_name.endswith((f"-{name}", f".{name}"))]
+    close = tables or difflib.get_close_matches(stream_name, names, n=1, cutoff=0.8)
     return close[0] if close else None
 
 

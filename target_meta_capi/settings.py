@@ -12,6 +12,7 @@ import typing as t
 import unicodedata
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values, find_dotenv
 from singer_sdk import typing as th
@@ -391,6 +392,52 @@ def with_texts_parsed(
     return {**config, **parsed}
 
 
+def with_pixel_id_as_text(config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The settings, a pixel_id given as a JSON whole number (`"pixel_id": 1234567890`, the
+    ID as Events Manager shows it) read as its digits, as a `streams` entry's pixel_id is."""
+    pixel_id = config.get("pixel_id")
+    if isinstance(pixel_id, int) and not isinstance(pixel_id, bool):
+        return {**config, "pixel_id": str(pixel_id)}
+    return dict(config)
+
+
+def explained_schema_errors(errors: t.Iterable[str]) -> list[str]:
+    """The SDK's schema errors, its words for a missing pixel_id (the one required setting)
+    replaced by where the ID comes from and where to give it."""
+    return [
+        "pixel_id is required: the pixel (dataset) ID of Events Manager → your dataset → "
+        f"Settings; {_where_to_give('pixel_id')}"
+        if error == _PIXEL_ID_MISSING
+        else error
+        for error in errors
+    ]
+
+
+_PIXEL_ID_MISSING = "'pixel_id' is a required property"
+
+
+def _where_to_give(setting: str) -> str:
+    """Where a required setting the run lacks is given: run by hand, the environment counts
+    only with --config ENV; under Meltano, which sets MELTANO_PROJECT_ROOT for its plugins,
+    meltano.yml's environment names the variable (this project's prod: META_ACCESS_TOKEN),
+    and TARGET_META_CAPI_* would beat every environment's value."""
+    if os.environ.get("MELTANO_PROJECT_ROOT"):
+        environment = os.environ.get("MELTANO_ENVIRONMENT")
+        active, option = (
+            (f"environment {environment}", f"--environment={environment} ")
+            if environment
+            else ("no environment", "")
+        )
+        return (
+            f"Meltano ({active}) passed none: give it where meltano.yml takes it from; "
+            f"`meltano {option}config print target-meta-capi` shows what the target gets"
+        )
+    return (
+        f"run by hand, the target reads TARGET_META_CAPI_{setting.upper()} only with "
+        "--config ENV (e.g. --config config.json --config ENV)"
+    )
+
+
 def _boolean_in(text: str) -> bool | None:
     """The boolean text holds (`true`, ` FALSE `, `1`, `off`), or None (`ture`, `maybe`)."""
     word = text.strip().lower()
@@ -435,11 +482,7 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
     boolean that is none of its true words as false. Variables from the `.env` file loaded
     first (`dotenv_path`) count too, over the environment's: python-dotenv, loading it for the
     SDK, replaces them."""
-    dotenv = dotenv_values(dotenv_path())
-    environment = {
-        **os.environ,
-        **{name: value for name, value in dotenv.items() if value is not None},
-    }
+    environment = _environment()
     for name, property_schema in schema.get("properties", {}).items():
         variable = prefix + name.upper().replace("-", "_")
         value = environment.get(variable)
@@ -510,9 +553,7 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         errors.append(f"batch_size_rows must be at least 1, got {batch_size_rows}")
     if not config.get("dry_run") and not config.get("access_token"):
         errors.append(
-            "access_token is required (unless dry_run is true); run by hand, the target reads "
-            "TARGET_META_CAPI_ACCESS_TOKEN only with --config ENV "
-            "(e.g. --config config.json --config ENV)"
+            f"access_token is required (unless dry_run is true); {_where_to_give('access_token')}"
         )
     pixel_id = config.get("pixel_id")
     if isinstance(pixel_id, str) and not (pixel_id.isascii() and pixel_id.isdigit()):
@@ -529,6 +570,13 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         errors.append(
             f"graph_url must be an http:// or https:// URL, got {shown_graph_url(graph_url)!r}: "
             f"{graph_url_unusable} (default {DEFAULT_GRAPH_URL})"
+        )
+    elif version := _version_in_path(graph_url):
+        # the endpoint's URL pasted whole: every request would go to /v24.0/v24.0/…
+        errors.append(
+            f"graph_url must be the Graph API's base URL, got {shown_graph_url(graph_url)!r}: "
+            f"its path holds a version ({version}), and the target adds "
+            f"/<api_version>/<pixel_id>/events itself (default {DEFAULT_GRAPH_URL})"
         )
     written_by: dict[str, str] = {}  # a regular file an output goes to → its setting
     for setting, path in _output_paths(config).items():
@@ -548,6 +596,12 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         if problem:
             errors.append(f"{setting} {path!r}: {problem}")
     return errors
+
+
+def _version_in_path(url: str) -> str | None:
+    """The Graph API version a URL's path names (`…/v24.0/1234/events`), if any."""
+    segments = urlsplit(url).path.split("/")
+    return next((part for part in segments if API_VERSION_PATTERN.fullmatch(part)), None)
 
 
 def _output_paths(config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -634,6 +688,33 @@ def unwritable_path_problem(path: Path, *, renamed_over: bool = False) -> str | 
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot create files in {parent}"
     return None
+
+
+def unknown_environment_variables(schema: t.Mapping[str, t.Any], prefix: str) -> list[str]:
+    """Warnings for the variables `--config ENV` finds with the settings' prefix that name no
+    setting (a typo: the SDK ignores them), each with the variable probably meant."""
+    # compared without the prefix, which every one shares; LOGLEVEL is the SDK's own
+    known = {name.upper().replace("-", "_") for name in schema.get("properties", {})}
+    known.add("LOGLEVEL")
+    warnings = []
+    for variable in sorted(name for name in _environment() if name.startswith(prefix)):
+        name = variable.removeprefix(prefix)
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+        warnings.append(f"Environment variable {variable} is ignored: it names no setting{hint}.")
+    return warnings
+
+
+def _environment() -> dict[str, str]:
+    """The variables `--config ENV` reads: the environment's, and over them the `.env` file's
+    (`dotenv_path`), which python-dotenv, loading it for the SDK, puts in their place."""
+    dotenv = dotenv_values(dotenv_path())
+    return {
+        **os.environ,
+        **{name: value for name, value in dotenv.items() if value is not None},
+    }
 
 
 def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -> list[str]:

@@ -7,6 +7,7 @@ Meta answers; `delivery.py` settles the answers.
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -164,10 +165,11 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         elif self._mapper.unknown_columns:
             # A run summary's warning too: a column renamed at the source silently takes its
             # fields (a match key, say) out of every event, and this line scrolls away.
+            columns = tuple(self.schema.get("properties") or ())
             self.delivery.stats.run_warning(
                 f"Stream {stream_name!r}: `streams` maps columns its schema does not have: "
                 + ", ".join(
-                    f"{column} ({', '.join(paths)})"
+                    f"{column} ({', '.join(paths)}{_column_meant(column, columns)})"
                     for column, paths in self._mapper.unknown_columns.items()
                 )
             )
@@ -391,3 +393,11 @@ def _typed_as_number(property_schema: dict[str, Any]) -> bool:
     if isinstance(declared, list):
         kinds = {kind for kind in declared if isinstance(kind, str)}
     return bool(kinds & {"integer", "number"}) and "string" not in kinds
+
+
+def _column_meant(column: str, columns: Sequence[str]) -> str:
+    """A hint at the SCHEMA's column a mapped one it lacks probably is (`Email` for `email`,
+    `email` for `emial`), or nothing."""
+    by_folded = {name.casefold(): name for name in columns}
+    close = difflib.get_close_matches(column.casefold(), by_folded, n=1, cutoff=0.8)
+    return f"; did you mean {by_folded[close[0]]!r}?" if close else ""

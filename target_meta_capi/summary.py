@@ -54,6 +54,12 @@ _MAX_AGE_DAYS = MAX_AGE_SECONDS // 86400
 _PHYSICAL_STORE_MAX_AGE_DAYS = PHYSICAL_STORE_MAX_AGE_SECONDS // 86400
 #: Meta throttles at 100% of a rate limit; a run that gets this close is warned once
 RATE_LIMIT_WARNING_PERCENT = 90
+#: What a test_event_code does, said at the start and in the summary of such a run: a code
+#: left in a live config makes every conversion a test event, and exit code 0 does not say so.
+TEST_EVENTS_NOTE = (
+    "test_event_code is set, so Meta shows the events in Events Manager's Test Events tool "
+    "and counts none as a conversion (remove it to go live)"
+)
 DEFAULT_PROGRESS_INTERVAL = 10.0
 #: A progress line names at most this many streams: those whose counts moved since the line
 #: before (for the final line, any), in name order, and says how many more did.
@@ -305,10 +311,13 @@ class RunStats(RequestObserver):
         endpoint: str = DEFAULT_ENDPOINT,
         clock: Callable[[], float] = time.monotonic,
         dry_run: bool = False,
+        test_events: bool = False,
     ) -> None:
         self._logger = logger or logging.getLogger(__name__)
         #: Nothing reaches Meta: "sent" and "acknowledged" count requests written out.
         self.dry_run = dry_run
+        #: test_event_code is set: Meta shows the events in Test Events, counts no conversion.
+        self.test_events = test_events
         self._metrics_logger = singer_metrics.get_metrics_logger()
         self._endpoint = endpoint
         self._clock = clock
@@ -500,6 +509,7 @@ class RunStats(RequestObserver):
         summary: dict[str, Any] = {
             "duration_seconds": round(duration, 3),
             "dry_run": self.dry_run,
+            "test_events": self.test_events,
             "totals": _sum_counts(list(streams.values())),
             "streams": streams,
             "requests": {
@@ -625,7 +635,8 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"{counted(stream['events_near_cutoff'], 'event was', 'events were')} within "
                 f"{NEAR_CUTOFF_WINDOW_SECONDS // 3600} h of Meta's event_time cutoff "
                 f"({_MAX_AGE_DAYS} days, {_PHYSICAL_STORE_MAX_AGE_DAYS} for physical_store) "
-                "when read; a day's delay would get them rejected. "
+                f"when read; a day's delay would get {_them(stream['events_near_cutoff'])} "
+                "rejected. "
                 "Run the sync more often."
             )
         if stream["events_dead_lettered"]:
@@ -651,7 +662,8 @@ def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
                     "mapped event was not sent: the run stopped before it was",
                     "mapped events were not sent: the run stopped before they were",
                 )
-                + ", and no state covers them (a rerun from the last state processes them again)."
+                + f", and no state covers {_them(stream['events_unsent'])} (a rerun from the last "
+                f"state processes {_them(stream['events_unsent'])} again)."
             )
         coverage = stream["match_key_coverage"]
         if coverage and not any(coverage.values()):
@@ -669,8 +681,9 @@ def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
     warning = (
         f"Stream {name!r}: "
         f"{counted(stream['events_dead_lettered'], 'event was', 'events were')} dead-lettered "
-        f"({_listing(reasons)}): Meta has not taken them; each is in the dead-letter file with "
-        "its reason."
+        f"({_listing(reasons)}): Meta has not taken "
+        + ("it; it is" if stream["events_dead_lettered"] == 1 else "them; each is")
+        + " in the dead-letter file with its reason."
     )
     if "rule:event_time_too_old" in reasons:
         warning += (
@@ -681,6 +694,11 @@ def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
 
 
 # --- formatting ------------------------------------------------------------------------------
+
+
+def _them(count: int) -> str:
+    """The pronoun standing for `count` events."""
+    return "it" if count == 1 else "them"
 
 
 def _listing(counts: Mapping[str, Any]) -> str:
@@ -700,13 +718,18 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
         if summary.get("dry_run")
         else ""
     )
+    test_events = (
+        f" TEST EVENTS: {TEST_EVENTS_NOTE}."
+        if summary.get("test_events") and not summary.get("dry_run")
+        else ""
+    )
     lines = [
         f"Run summary{dry_run} ({summary['duration_seconds']:.1f} s): "
         f"{counted(totals['records_read'], 'record')} read, "
         f"{counted(totals['events_mapped'], 'event')} mapped, "
         f"{totals['events_sent']} sent, {totals['events_acknowledged']} acknowledged, "
         f"{totals['events_dead_lettered']} dead-lettered, {totals['events_skipped']} skipped, "
-        f"{totals['events_in_flight']} unsettled."
+        f"{totals['events_in_flight']} unsettled.{test_events}"
     ]
     for name, stream in summary["streams"].items():
         coverage = ", ".join(

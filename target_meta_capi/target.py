@@ -63,6 +63,7 @@ from target_meta_capi.delivery import (
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
 from target_meta_capi.mapping import (
     DELETED_AT,
+    event_name_warnings,
     mapping_config_errors,
     unmatched_stream_entries,
 )
@@ -94,10 +95,13 @@ from target_meta_capi.settings import (
     SETTINGS,
     dotenv_path,
     environment_setting_problem,
+    explained_schema_errors,
     output_over_config_file_problem,
     secret_settings_errors,
     settings_errors,
     settings_warnings,
+    unknown_environment_variables,
+    with_pixel_id_as_text,
     with_texts_parsed,
     without_secrets,
 )
@@ -105,6 +109,7 @@ from target_meta_capi.sink import EventSink, PrivacySafeValidator
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
+    TEST_EVENTS_NOTE,
     ProgressReporter,
     RunStats,
     write_run_summary,
@@ -171,9 +176,20 @@ class TargetMetaCapi(Target):
         self._noted_activate_version = False
         # (pixel id, event name) -> {stream: the number column its event_ids come from}
         self._numbered_event_ids: dict[tuple[str, str], dict[str, str]] = {}
-        self.stats = RunStats(logger=self.logger, dry_run=bool(self.config.get("dry_run")))
+        self.stats = RunStats(
+            logger=self.logger,
+            dry_run=bool(self.config.get("dry_run")),
+            test_events=bool(self.config.get("test_event_code")),
+        )
         for warning in settings_warnings(self.config, self.settings_schema()["properties"]):
             self.stats.run_warning(warning)
+        for warning in event_name_warnings(self.config):
+            self.stats.run_warning(warning)
+        if parse_env_config:
+            for warning in unknown_environment_variables(
+                self.settings_schema(), self._env_var_prefix
+            ):
+                self.stats.run_warning(warning)
         # states are written by the main thread and by callbacks of settled requests
         self._state_lock = threading.Lock()
         self._last_written_state: t.Any = None
@@ -190,6 +206,8 @@ class TargetMetaCapi(Target):
                 "%s, and state is written as if Meta had acknowledged them.",
                 self.config.get("dry_run_path") or "stderr",
             )
+        elif self.stats.test_events:
+            self.logger.info("TEST EVENTS: %s.", TEST_EVENTS_NOTE)
         self.delivery = self._build_delivery()
         self.progress = ProgressReporter(
             self.stats,
@@ -263,6 +281,7 @@ class TargetMetaCapi(Target):
         for name in [name for name, value in self._config.items() if value is None]:
             del self._config[name]
         self._config.update(with_texts_parsed(self.settings_schema(), self._config))
+        self._config.update(with_pixel_id_as_text(self._config))
         secrets = secret_settings_errors(self.config)
         if secrets and raise_errors:
             # before the SDK's check, whose messages quote the values
@@ -274,7 +293,7 @@ class TargetMetaCapi(Target):
         except ConfigValidationError as error:
             raise ConfigValidationError(
                 str(error),
-                errors=without_secrets(error.errors, self.config),
+                errors=without_secrets(explained_schema_errors(error.errors), self.config),
                 schema=self.config_jsonschema,
             ) from None
         extra = settings_errors(self.config) + mapping_config_errors(self.config)
@@ -284,7 +303,7 @@ class TargetMetaCapi(Target):
                 errors=without_secrets(extra, self.config),
                 schema=self.config_jsonschema,
             )
-        return without_secrets(errors + extra, self.config)
+        return without_secrets(explained_schema_errors(errors) + extra, self.config)
 
     def mask_in_outputs(self, stream_name: str, paths: t.Collection[tuple[str, ...]]) -> None:
         """Mask these paths of the stream's events in what the run writes for people to read:

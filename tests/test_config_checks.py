@@ -16,12 +16,15 @@ from singer_sdk.configuration import _dict_config as sdk_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 
 from target_meta_capi.capi.errors import ConfigurationError
+from target_meta_capi.mapping import event_name_warnings
 from target_meta_capi.sandbox import SandboxServer
+from target_meta_capi.settings import unknown_environment_variables
 from target_meta_capi.target import TargetMetaCapi
 
 from ._target_support import (
     ORDER_SCHEMA,
     ORDERS_MAPPING,
+    PIXEL_ID,
     STREAM,
     RunResult,
     order_stream,
@@ -142,6 +145,41 @@ def test_a_pixel_id_that_is_not_digits_is_refused_at_start(tmp_path: Path, pixel
     assert any(error.startswith("pixel_id must be a pixel (dataset) ID") for error in errors)
 
 
+def test_a_pixel_id_given_as_a_json_number_is_sent_as_its_digits(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, pixel_id=int(PIXEL_ID))
+    result = run_in_process(config, order_stream(1))
+    assert result.exit_code == 0
+    assert [event["params"]["pixel_id"] for event in sandbox.accepted_events()] == [PIXEL_ID]
+
+
+def test_a_missing_pixel_id_says_where_it_comes_from_and_how_the_cli_reads_it(
+    tmp_path: Path,
+) -> None:
+    config = orders_config("http://127.0.0.1:9", tmp_path)
+    del config["pixel_id"]
+    [error] = config_errors(config)
+    assert error.startswith("pixel_id is required: the pixel (dataset) ID of Events Manager")
+    assert "TARGET_META_CAPI_PIXEL_ID only with --config ENV" in error
+
+
+@pytest.mark.parametrize(
+    "graph_url",
+    ["https://graph.facebook.com/v24.0", "https://graph.facebook.com/v24.0/1234567890/events"],
+)
+def test_a_graph_url_holding_the_api_version_is_refused_at_start(
+    tmp_path: Path, graph_url: str
+) -> None:
+    # sent as it was, every request went to /v24.0/v24.0/…, which Graph answers with code 2500
+    [error] = config_errors(orders_config(graph_url, tmp_path))
+    assert error == (
+        f"graph_url must be the Graph API's base URL, got {graph_url!r}: its path holds a "
+        "version (v24.0), and the target adds /<api_version>/<pixel_id>/events itself "
+        "(default https://graph.facebook.com)"
+    )
+
+
 @pytest.mark.parametrize("api_version", ["24", "v24", "24.0", "latest", "v٢٤.0"])
 def test_an_api_version_not_named_as_meta_names_them_is_refused_at_start(
     tmp_path: Path, api_version: str
@@ -219,6 +257,26 @@ def test_a_wrong_entry_for_a_stream_not_in_the_input_is_still_refused_at_start(
     assert "streams.public-refunds: field 'price' is not a Conversions API event parameter" in error
 
 
+@pytest.mark.parametrize(
+    ("field", "meant"),
+    [
+        ("user_data.email", "user_data.em"),  # a column's name for it (the alias table)
+        ("user_data.Phone", "user_data.ph"),
+        ("user_data.emm", "user_data.em"),  # a typo
+        ("event_tme", "event_time"),
+        ("user_dat.em", "user_data.em"),
+    ],
+)
+def test_a_field_that_is_none_names_the_field_probably_meant(
+    tmp_path: Path, field: str, meant: str
+) -> None:
+    mapping = {**ORDERS_MAPPING, "fields": {**ORDERS_MAPPING["fields"], field: "email"}}
+    config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
+    [error] = config_errors(config)
+    assert error.startswith(f"streams.{STREAM}: field {field!r} is not a ")
+    assert error.endswith(f" (did you mean {meant!r}?)")
+
+
 def test_streams_given_as_json_text_are_checked_at_start_too(tmp_path: Path) -> None:
     streams = json.dumps({STREAM: {**ORDERS_MAPPING, "action_source": "web"}})
     config = orders_config("http://127.0.0.1:9", tmp_path, streams=streams)
@@ -233,6 +291,24 @@ def test_a_missing_access_token_says_how_the_cli_reads_it_from_the_environment(
     del config["access_token"]
     [error] = config_errors(config)
     assert "TARGET_META_CAPI_ACCESS_TOKEN only with --config ENV" in error
+
+
+@pytest.mark.parametrize("setting", ["pixel_id", "access_token"])
+def test_a_required_setting_meltano_did_not_pass_says_where_meltano_takes_it_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    # what Meltano sets for its plugins; prod's pixel and token come from variables of its own
+    monkeypatch.setenv("MELTANO_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.setenv("MELTANO_ENVIRONMENT", "prod")
+    config = orders_config("http://127.0.0.1:9", tmp_path)
+    del config[setting]
+    [error] = config_errors(config)
+    assert error.startswith(f"{setting} is required")
+    assert error.endswith(
+        "Meltano (environment prod) passed none: give it where meltano.yml takes it from; "
+        "`meltano --environment=prod config print target-meta-capi` shows what the target gets"
+    )
+    assert "--config ENV" not in error
 
 
 def test_an_unknown_setting_is_warned_about_with_the_setting_probably_meant(
@@ -287,6 +363,19 @@ def test_a_skipped_stream_names_the_streams_entry_probably_meant_for_it(
     assert (
         "whose entry 'public-order' may be meant for it"
         in summary["streams"][STREAM]["skipped_reason"]
+    )
+
+
+def test_a_skipped_stream_names_the_entry_given_its_table_name_alone(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # tap-postgres names the stream public-orders; the entry names the table
+    config = orders_config(sandbox.url, tmp_path, streams={"orders": ORDERS_MAPPING})
+    result = run_in_process(config, order_stream(2))
+    summary = result.target.stats.snapshot()
+    assert summary["totals"]["events_skipped"] == 2
+    assert (
+        "whose entry 'orders' may be meant for it" in summary["streams"][STREAM]["skipped_reason"]
     )
 
 
@@ -348,6 +437,20 @@ def test_a_mapped_column_the_schema_lacks_is_in_the_summary_warnings(
         "maps columns its schema does not have: city" in warning
         for warning in result.target.stats.snapshot()["warnings"]
     )
+
+
+def test_a_mapped_column_the_schema_lacks_names_the_column_probably_meant(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    fields = {**ORDERS_MAPPING["fields"], "user_data.em": "emial"}
+    config = orders_config(
+        sandbox.url, tmp_path, streams={STREAM: {**ORDERS_MAPPING, "fields": fields}}
+    )
+    result = run_in_process(config, order_stream(1))
+    assert (
+        f"Stream {STREAM!r}: `streams` maps columns its schema does not have: "
+        "emial (user_data.em; did you mean 'email'?)"
+    ) in result.target.stats.snapshot()["warnings"]
 
 
 def _run_keyless_orders(
@@ -537,6 +640,45 @@ def test_a_run_that_stopped_early_does_not_call_later_streams_entries_unmatched(
     assert not any("matched no stream" in w for w in result.target.stats.snapshot()["warnings"])
 
 
+def test_an_event_name_differing_from_a_standard_one_in_case_is_in_the_summary_warnings(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    streams = {STREAM: {**ORDERS_MAPPING, "event_name": "purchase"}}
+    result = run_in_process(orders_config(sandbox.url, tmp_path, streams=streams), order_stream(1))
+    assert (
+        f"streams.{STREAM}.event_name 'purchase' is not one of Meta's standard events; did you "
+        "mean 'Purchase'? Event names are case-sensitive: Meta counts 'purchase' as a custom "
+        "event, not as a Purchase." in result.target.stats.snapshot()["warnings"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [("Purchse", "Purchase"), ("add_to_cart", "AddToCart"), ("Page View", "PageView")],
+)
+def test_a_default_event_name_like_a_standard_one_names_the_one_probably_meant(
+    name: str, meant: str
+) -> None:
+    [warning] = event_name_warnings({"default_event_name": name})
+    assert warning.startswith(
+        f"default_event_name {name!r} is not one of Meta's standard events; did you mean {meant!r}?"
+    )
+
+
+def test_an_event_name_constant_like_a_standard_one_is_warned_about() -> None:
+    config = {"streams": {STREAM: {"constants": {"event_name": "purchase"}}}}
+    [warning] = event_name_warnings(config)
+    assert warning.startswith(
+        f"streams.{STREAM}.constants.event_name 'purchase' is not one of Meta's standard events"
+    )
+
+
+@pytest.mark.parametrize("name", ["Purchase", "Lead", "OrderShipped", "Unsubscribe", "Contacted"])
+def test_a_standard_event_name_or_a_custom_one_unlike_any_is_not_warned_about(name: str) -> None:
+    config = {"default_event_name": name, "streams": {STREAM: {"event_name": name}}}
+    assert event_name_warnings(config) == []
+
+
 def test_unknown_settings_are_in_the_summary_warnings_too(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -635,6 +777,49 @@ def test_a_dotenv_file_in_the_working_directory_sets_settings_with_config_env(
     assert completed.returncode == 0, completed.stderr
     assert "DRY RUN: nothing is sent to Meta" in completed.stderr
     assert sandbox.accepted_events() == []
+
+
+def test_a_mistyped_environment_variable_read_with_config_env_is_warned_about(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    environment = {**os.environ, "TARGET_META_CAPI_BATCH_SISE": "10"}
+    completed = _run_with_config_env(sandbox, tmp_path, environment)
+    assert completed.returncode == 0, completed.stderr
+    assert (
+        "Environment variable TARGET_META_CAPI_BATCH_SISE is ignored: it names no setting "
+        "(did you mean TARGET_META_CAPI_BATCH_SIZE?)." in completed.stderr
+    )
+
+
+@pytest.fixture
+def without_target_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TARGET_META_CAPI_ variable in the environment, and `tmp_path`, without a .env,
+    the working directory."""
+    monkeypatch.chdir(tmp_path)
+    for variable in list(os.environ):
+        if variable.startswith("TARGET_META_CAPI_"):
+            monkeypatch.delenv(variable)
+
+
+@pytest.mark.usefixtures("without_target_variables")
+def test_settings_and_the_sdks_log_level_in_the_environment_are_not_warned_about(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TARGET_META_CAPI_BATCH_SIZE", "10")
+    monkeypatch.setenv("TARGET_META_CAPI_LOGLEVEL", "debug")
+    monkeypatch.setenv("TARGET_META_CAPI_STREAM_MAPS", "{}")
+    schema = TargetMetaCapi.settings_schema()
+    assert unknown_environment_variables(schema, "TARGET_META_CAPI_") == []
+
+
+@pytest.mark.usefixtures("without_target_variables")
+def test_a_dotenv_file_variable_naming_no_setting_is_warned_about(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("TARGET_META_CAPI_ACESS_TOKEN=x\n", encoding="utf-8")
+    schema = TargetMetaCapi.settings_schema()
+    assert unknown_environment_variables(schema, "TARGET_META_CAPI_") == [
+        "Environment variable TARGET_META_CAPI_ACESS_TOKEN is ignored: it names no setting "
+        "(did you mean TARGET_META_CAPI_ACCESS_TOKEN?)."
+    ]
 
 
 def _assert_mistyped_dotenv_dry_run_is_refused(

@@ -320,3 +320,18 @@ def test_without_the_ca_bundle_graphs_unknown_certificate_is_refused(tls_graph):
 
     with pytest.raises(requests.exceptions.SSLError):
         service.execute("POST", f"{url}/v24.0/1/events", HEADERS, b"{}", 5)
+
+
+def test_an_unknown_certificate_is_a_network_error(tls_graph):
+    # ssl's errors hold their OpenSSL name as text in `reason`, where urllib3's hold errors
+    url, _ = tls_graph
+    with pytest.raises(requests.RequestException) as raised:
+        RequestsHttpService().execute("POST", f"{url}/v24.0/1/events", HEADERS, b"{}", 5)
+    assert type(classify_transport_error(raised.value)) is NetworkError
+
+
+def test_tls_to_a_plain_http_server_is_a_network_error():
+    with FakeGraphServer() as server, pytest.raises(requests.RequestException) as raised:
+        url = server.url.replace("http://", "https://")
+        RequestsHttpService().execute("POST", f"{url}/v24.0/1/events", HEADERS, b"{}", 5)
+    assert type(classify_transport_error(raised.value)) is NetworkError

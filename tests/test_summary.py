@@ -484,6 +484,15 @@ def test_events_near_the_cutoff_are_warned_about_with_their_count():
     assert summary["warnings"][0].startswith("Stream 'orders': 3 events were within 24 h")
 
 
+def test_one_event_near_the_cutoff_is_warned_about_in_the_singular():
+    stats = RunStats()
+    stats.near_cutoff_event("orders")
+
+    [warning] = stats.snapshot()["warnings"]
+    assert warning.startswith("Stream 'orders': 1 event was within 24 h")
+    assert "a day's delay would get it rejected." in warning
+
+
 def test_a_clean_run_has_no_warnings():
     stats = RunStats()
     map_events(stats, "orders", [{"em": HASHED_EMAIL}])
@@ -523,9 +532,9 @@ def test_a_warning_about_one_event_puts_it_in_the_singular():
 
     assert stats.snapshot()["warnings"] == [
         "Stream 'orders': 1 event was dead-lettered (rule:purchase_value_missing=1): Meta has "
-        "not taken them; each is in the dead-letter file with its reason.",
+        "not taken it; it is in the dead-letter file with its reason.",
         "Stream 'orders': 1 mapped event was not sent: the run stopped before it was, and "
-        "no state covers them (a rerun from the last state processes them again).",
+        "no state covers it (a rerun from the last state processes it again).",
     ]
 
 

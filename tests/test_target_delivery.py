@@ -192,6 +192,33 @@ def test_a_real_run_is_not_called_a_dry_run(sandbox: SandboxServer, tmp_path: Pa
     assert result.target.stats.snapshot()["dry_run"] is False
 
 
+def test_a_run_with_a_test_event_code_says_so_at_start_and_in_the_summary(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a code left in a live config turns every conversion into a test event, and exit 0
+    with caplog.at_level(logging.INFO):
+        result = run_in_process(orders_config(sandbox.url, tmp_path), order_stream(1))
+    messages = [record.getMessage() for record in caplog.records]
+    note = "test_event_code is set, so Meta shows the events in Events Manager's Test Events tool"
+    assert any(message.startswith(f"TEST EVENTS: {note}") for message in messages)
+    assert any(
+        message.startswith("Run summary (") and f"unsettled. TEST EVENTS: {note}" in message
+        for message in messages
+    )
+    assert result.target.stats.snapshot()["test_events"] is True
+
+
+def test_a_run_without_a_test_event_code_is_not_called_one_of_test_events(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        result = run_in_process(
+            orders_config(sandbox.url, tmp_path, test_event_code=None), order_stream(1)
+        )
+    assert not any("TEST EVENTS" in record.getMessage() for record in caplog.records)
+    assert result.target.stats.snapshot()["test_events"] is False
+
+
 def _orders_and_refunds_alternating() -> list[str]:
     """Orders 1, 3, 5 on the orders stream, 2, 4, 6 on `refunds`, then a state."""
     lines = [schema_line(), schema_line("refunds")]
@@ -264,6 +291,39 @@ def test_app_secret_adds_the_proof_graph_requires(
     result = run_in_process(config, order_stream(2))
     assert result.exit_code == 0
     assert len(strict.accepted_events()) == 2
+
+
+@pytest.mark.parametrize("app_secret", [None, "not-the-apps-secret"])
+def test_a_missing_or_wrong_app_secret_stops_the_run_saying_to_check_app_secret(
+    sandbox_factory: Callable[..., SandboxServer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    app_secret: str | None,
+) -> None:
+    strict = sandbox_factory(app_secret="app-secret-for-tests")
+    config = orders_config(strict.url, tmp_path, app_secret=app_secret)
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 1
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "appsecret_proof" in error
+    assert error.endswith(
+        "Check app_secret: the app requires appsecret_proof, which the target makes from "
+        "app_secret and access_token; set app_secret to the secret of the token's app."
+    )
+
+
+def test_a_graph_url_leading_to_an_unknown_path_stops_the_run_saying_to_check_graph_url(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(f"{sandbox.url}/graph", tmp_path)  # a proxy's prefix, say
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 1
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "code=2500" in error
+    assert error.endswith(
+        "Check graph_url: Graph's base URL alone (the target adds "
+        "/<api_version>/<pixel_id>/events), or that of a proxy serving it."
+    )
 
 
 def test_state_numbers_are_written_back_unchanged(sandbox: SandboxServer, tmp_path: Path) -> None:

@@ -199,7 +199,11 @@ def _caused_by(error: BaseException, types: tuple[type[BaseException], ...]) -> 
         seen.add(id(current))
         if isinstance(current, types):
             return True
-        pending.extend((current.__cause__, current.__context__, getattr(current, "reason", None)))
+        pending.extend((current.__cause__, current.__context__))
+        # urllib3's errors keep theirs in `reason`; an ssl.SSLError's is text (its OpenSSL name)
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
         pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
     return False
 

@@ -54,6 +54,31 @@ PHYSICAL_STORE_MAX_AGE_SECONDS = 62 * 24 * 3600
 
 ACTION_SOURCES: frozenset[str] = frozenset(get_args(ActionSource))
 
+# Meta's standard events (and the pixel's PageView). Names are case-sensitive: any other name,
+# `purchase` too, is a custom event, which Meta neither reports nor optimizes for as a standard one.
+STANDARD_EVENT_NAMES: frozenset[str] = frozenset(
+    {
+        "AddPaymentInfo",
+        "AddToCart",
+        "AddToWishlist",
+        "CompleteRegistration",
+        "Contact",
+        "CustomizeProduct",
+        "Donate",
+        "FindLocation",
+        "InitiateCheckout",
+        "Lead",
+        "PageView",
+        "Purchase",
+        "Schedule",
+        "Search",
+        "StartTrial",
+        "SubmitApplication",
+        "Subscribe",
+        "ViewContent",
+    }
+)
+
 # Keys Meta requires as SHA-256 hex (a string or a list of them). external_id is a
 # customer-information key too, but hashing it is only recommended, so it is not here.
 MUST_BE_HASHED_KEYS = HASHED_KEYS - {"external_id"}
