@@ -360,6 +360,26 @@ def test_the_observer_hears_the_rate_limit_usage_each_answer_reports():
     assert observer.usages == [97.0, 12.0]
 
 
+def test_a_throttled_answer_asking_a_wait_past_any_number_is_raised_as_throttled():
+    usage = '{"1": [{"estimated_time_to_regain_access": ' + "9" * 400 + "}]}"
+    throttled = dataclasses.replace(
+        graph_error(400, 80004), headers={"X-Business-Use-Case-Usage": usage}
+    )
+    with FakeGraphServer(replies(throttled)) as server, pytest.raises(ThrottledError) as raised:
+        make_request(server, retry_policy=NO_RETRIES).execute()
+    assert raised.value.retry_after is None
+
+
+def test_a_success_reporting_a_usage_past_any_number_is_returned_reporting_no_usage():
+    usage = '{"call_count": ' + "9" * 400 + "}"
+    answer = dataclasses.replace(success(2), headers={"X-App-Usage": usage})
+    observer = RecordingObserver()
+    with FakeGraphServer(replies(answer)) as server:
+        response = make_request(server).execute(observer=observer)
+    assert response.events_received == 2
+    assert observer.usages == []
+
+
 def test_answers_without_usage_headers_report_no_usage():
     observer = RecordingObserver()
     with FakeGraphServer() as server:

@@ -59,9 +59,10 @@ def _numbers(entries: Iterable[dict[str, Any]], keys: tuple[str, ...]) -> Iterat
     for entry in entries:
         for key in keys:
             value = entry.get(key)
-            if (
-                isinstance(value, (int, float))
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-            ):
-                yield float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                try:
+                    number = float(value)
+                except OverflowError:  # a whole number past any float: as unreadable as inf
+                    continue
+                if math.isfinite(number):
+                    yield number
