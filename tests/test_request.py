@@ -224,6 +224,28 @@ def test_a_success_whose_body_holds_no_events_received_count_is_transient(body):
         make_request(server, retry_policy=NO_RETRIES).execute()
 
 
+# JSON nested past Python's recursion limit
+DEEP_LIST = b"[" * 100_000 + b"]" * 100_000
+DEEP_ERROR = b'{"error": ' * 100_000 + b"{}" + b"}" * 100_000
+
+
+def test_a_success_whose_body_is_nested_past_the_recursion_limit_is_transient():
+    with (
+        FakeGraphServer(lambda request: Reply(200, DEEP_LIST)) as server,
+        pytest.raises(TransientError),
+    ):
+        make_request(server, retry_policy=NO_RETRIES).execute()
+
+
+@pytest.mark.parametrize(("status", "error"), [(400, InvalidRequestError), (503, TransientError)])
+def test_an_error_answer_nested_past_the_recursion_limit_is_classified_by_its_status(status, error):
+    with (
+        FakeGraphServer(lambda request: Reply(status, DEEP_ERROR)) as server,
+        pytest.raises(error),
+    ):
+        make_request(server, retry_policy=NO_RETRIES).execute()
+
+
 def test_a_success_with_messages_and_trace_id_of_other_types_reports_neither():
     answer = Reply(200, b'{"events_received": 2, "messages": "abc", "fbtrace_id": 5}')
     with FakeGraphServer(replies(answer)) as server:

@@ -86,6 +86,7 @@ def test_app_usage_counts_too_and_the_higher_of_the_two_wins():
         {"X-App-Usage": "[50]"},
         usage({"type": "ads_management", "call_count": "high"}),
         {"X-App-Usage": f'{{"call_count": {LONG}}}'},
+        {"X-App-Usage": "[" * 100_000},  # nested past Python's recursion limit
     ],
 )
 def test_no_readable_usage_header_reports_no_usage(headers):

@@ -7,13 +7,13 @@ malformed tokens back in its messages, so those are redacted) and never contains
 from __future__ import annotations
 
 import email.utils
-import json
 import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._answer_json import answer_json
 from ._words import counted
 from .usage import regain_access_seconds
 
@@ -382,10 +382,7 @@ def _classify_without_error_object(
 
 
 def _error_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
+    parsed = answer_json(body)
     error = parsed.get("error") if isinstance(parsed, dict) else None
     return error if isinstance(error, dict) else None
 
