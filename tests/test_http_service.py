@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 import requests
+import urllib3
 
 from target_meta_capi.capi import EventRequest
 from target_meta_capi.capi.errors import (
@@ -131,6 +132,16 @@ def test_connection_refused_is_a_network_error_that_was_not_delivered():
     assert error.maybe_delivered is False
 
 
+@pytest.mark.parametrize("retries", [False, 0], ids=["raised-as-is", "in-max-retry-error"])
+def test_a_connection_refused_to_a_service_on_urllib3_is_a_network_error_not_delivered(retries):
+    url = f"http://127.0.0.1:{closed_port()}/"
+    with urllib3.PoolManager(retries=retries) as pool, pytest.raises(Exception) as raised:
+        pool.request("POST", url, body=b"{}", headers=HEADERS, timeout=2.0)
+    error = classify_transport_error(raised.value)
+    assert type(error) is NetworkError
+    assert error.maybe_delivered is False
+
+
 def test_read_timeout_is_a_request_timeout_that_may_have_been_delivered():
     release = threading.Event()
 
@@ -161,7 +172,7 @@ def test_connect_timeout_is_a_request_timeout_that_was_not_delivered():
     assert error.maybe_delivered is False
 
 
-def _error_answered_by(answer: Callable[[socket.socket], None]) -> Exception:
+def _error_answered_by(answer: Callable[[socket.socket], None], timeout: float = 5.0) -> Exception:
     """What RequestsHttpService raises for a request to a raw server on 127.0.0.1 that reads
     it, then does `answer` with the connection and closes it."""
     listener = socket.socket()
@@ -178,7 +189,7 @@ def _error_answered_by(answer: Callable[[socket.socket], None]) -> Exception:
     server.start()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
     with pytest.raises(requests.RequestException) as raised:
-        RequestsHttpService().execute("POST", url, HEADERS, b"{}", 5.0)
+        RequestsHttpService().execute("POST", url, HEADERS, b"{}", timeout)
     server.join()
     listener.close()
     return raised.value
@@ -199,6 +210,18 @@ def test_an_answer_cut_short_of_its_content_length_is_a_network_error_maybe_deli
 
     error = classify_transport_error(_error_answered_by(answer_in_part))
     assert type(error) is NetworkError
+    assert error.maybe_delivered is True
+
+
+def test_an_answer_stalling_past_the_timeout_after_its_headers_is_a_request_timeout():
+    def stall_after_the_headers(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+        connection.settimeout(HANDLER_WAIT_SECONDS)
+        while connection.recv(65536):  # until the client, timed out, closes the connection
+            pass
+
+    error = classify_transport_error(_error_answered_by(stall_after_the_headers, timeout=0.2))
+    assert type(error) is RequestTimeout
     assert error.maybe_delivered is True
 
 

@@ -148,19 +148,23 @@ def classify_transport_error(error: BaseException) -> NetworkError | None:
     """The NetworkError matching an exception raised while sending, or None if it is not one."""
     if isinstance(error, NetworkError):
         return error
+    if not isinstance(error, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
+        return None
     name = type(error).__name__
-    if isinstance(error, requests.ConnectTimeout):
+    # Read by cause, as each library wraps the other's exceptions: requests raises a timeout
+    # while reading the body as a ConnectionError, urllib3 (a custom service's) a refused
+    # connection as a NewConnectionError, which is one of its ConnectTimeoutErrors, or in a
+    # MaxRetryError. Only a refused (or unresolvable) connection, or one that timed out
+    # connecting, is known not to have reached Graph.
+    if _caused_by(error, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
+        return NetworkError(f"connection failed ({name}): {error}", maybe_delivered=False)
+    if _caused_by(error, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
         return RequestTimeout(f"connect timeout ({name}): {error}", maybe_delivered=False)
-    if isinstance(error, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+    if _caused_by(error, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
         return RequestTimeout(f"timeout ({name}): {error}")
-    if isinstance(error, (requests.ConnectionError, urllib3.exceptions.NewConnectionError)):
-        # requests folds refused connections and cut ones into ConnectionError; only a refused
-        # or unresolvable connection is known not to have reached Graph
-        refused = _caused_by(error, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError))
-        return NetworkError(f"connection failed ({name}): {error}", maybe_delivered=not refused)
-    if isinstance(error, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
-        return NetworkError(f"network error ({name}): {error}", maybe_delivered=True)
-    return None
+    if isinstance(error, requests.ConnectionError):
+        return NetworkError(f"connection failed ({name}): {error}", maybe_delivered=True)
+    return NetworkError(f"network error ({name}): {error}", maybe_delivered=True)
 
 
 def checked_response(answer: Any, service: Any) -> HttpResponse:
