@@ -225,6 +225,45 @@ def test_an_answer_stalling_past_the_timeout_after_its_headers_is_a_request_time
     assert error.maybe_delivered is True
 
 
+def test_the_final_answer_after_an_interim_103_is_not_read_as_the_next_requests_answer():
+    """A server answering its first request 103 Early Hints, then its final answer only once a
+    next request came on that connection (a slow final answer, made certain)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer(request: bytes, events: int) -> bytes:
+        body = b'{"events_received": %d, "request": "%s"}' % (events, request)
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    def serve() -> None:
+        first, _ = listener.accept()
+        first.settimeout(HANDLER_WAIT_SECONDS)
+        first.recv(65536)
+        first.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n")
+        if first.recv(65536):  # the next request, on this very connection
+            first.sendall(answer(b"first", 1) + answer(b"second", 2))
+            first.close()
+            return
+        first.close()
+        second, _ = listener.accept()
+        second.settimeout(HANDLER_WAIT_SECONDS)
+        second.recv(65536)
+        second.sendall(answer(b"second", 2))
+        second.close()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    service = RequestsHttpService()
+    interim = service.execute("POST", url, HEADERS, b"{}", 5.0)
+    final = service.execute("POST", url, HEADERS, b"{}", 5.0)
+    server.join()
+    listener.close()
+    assert interim.status == 103
+    assert b'"request": "second"' in final.body
+
+
 def test_network_error_from_a_custom_service_is_kept():
     error = NetworkError("proxy down", maybe_delivered=False)
     assert classify_transport_error(error) is error

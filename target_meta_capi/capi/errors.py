@@ -158,8 +158,9 @@ class GraphAPIError(DeliveryError):
 
 
 class TransientError(GraphAPIError):
-    """Codes 1 and 2, `is_transient: true`, a 5xx status, or a 2xx without an events_received
-    count (a proxy's answer, perhaps): sending again may succeed."""
+    """Codes 1 and 2, `is_transient: true`, a 5xx status, a 2xx without an events_received
+    count (a proxy's answer, perhaps), or an interim 1xx answer where the final one was due:
+    sending again may succeed."""
 
     retryable = True
 
@@ -359,8 +360,9 @@ def _error_class(
 
 
 def _class_for_status(status: int) -> type[GraphAPIError]:
-    if status >= 500 or 200 <= status < 300:
-        # a 2xx we could not read may come from a proxy: whether Graph got it is unknown
+    if status >= 500 or status < 300:
+        # a 2xx we could not read may come from a proxy, and a 1xx is an interim answer
+        # (102 Processing, 103 Early Hints), not the final one: whether Graph got it is unknown
         return TransientError
     if status == 429:
         return ThrottledError

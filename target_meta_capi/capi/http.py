@@ -95,18 +95,27 @@ class RequestsHttpService(HttpServiceInterface):
             data=body,
             timeout=timeout,
             allow_redirects=False,
+            stream=True,  # the connection stays the response's until its body is read
             **self._tls,
         )
-        answer = response.content
-        # urllib3 1.x hands back a body cut short of its Content-Length as if it were whole
-        # (2.x raises this): the part that arrived is no answer to judge the request by, the
-        # connection broke after sending it
-        missing = getattr(response.raw, "length_remaining", None)
-        if missing:
-            raise requests.exceptions.ChunkedEncodingError(
-                urllib3.exceptions.IncompleteRead(response.raw.tell(), missing)
-            )
-        return HttpResponse(response.status_code, response.headers, answer)
+        with response:
+            if response.status_code < 200:
+                # http.client skips a 100 Continue, but takes any other interim answer (102
+                # Processing, 103 Early Hints) for the final one, which follows on the same
+                # connection: closed, not pooled, where the next request would read that
+                # answer as its own
+                response.raw.close()
+                return HttpResponse(response.status_code, response.headers, b"")
+            answer = response.content
+            # urllib3 1.x hands back a body cut short of its Content-Length as if it were
+            # whole (2.x raises this): the part that arrived is no answer to judge the request
+            # by, the connection broke after sending it
+            missing = getattr(response.raw, "length_remaining", None)
+            if missing:
+                raise requests.exceptions.ChunkedEncodingError(
+                    urllib3.exceptions.IncompleteRead(response.raw.tell(), missing)
+                )
+            return HttpResponse(response.status_code, response.headers, answer)
 
     def close(self) -> None:
         self.session.close()
