@@ -1,3 +1,4 @@
+import io
 import logging
 import shutil
 import socket
@@ -225,6 +226,25 @@ def test_an_answer_stalling_past_the_timeout_after_its_headers_is_a_request_time
     assert error.maybe_delivered is True
 
 
+def _read_request(stream: io.BufferedReader) -> bytes:
+    """One whole request (head and body), or b"" once the client closed the connection."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = stream.readline()
+        if not line:
+            return b""
+        head += line
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    return head + stream.read(length)
+
+
 def test_the_final_answer_after_an_interim_103_is_not_read_as_the_next_requests_answer():
     """A server answering its first request 103 Early Hints, then its final answer only once a
     next request came on that connection (a slow final answer, made certain)."""
@@ -239,16 +259,17 @@ def test_the_final_answer_after_an_interim_103_is_not_read_as_the_next_requests_
     def serve() -> None:
         first, _ = listener.accept()
         first.settimeout(HANDLER_WAIT_SECONDS)
-        first.recv(65536)
+        requests_on_first = first.makefile("rb")
+        _read_request(requests_on_first)
         first.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n")
-        if first.recv(65536):  # the next request, on this very connection
+        if _read_request(requests_on_first):  # the next request, on this very connection
             first.sendall(answer(b"first", 1) + answer(b"second", 2))
             first.close()
             return
         first.close()
         second, _ = listener.accept()
         second.settimeout(HANDLER_WAIT_SECONDS)
-        second.recv(65536)
+        _read_request(second.makefile("rb"))
         second.sendall(answer(b"second", 2))
         second.close()
 
