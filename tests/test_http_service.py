@@ -285,6 +285,15 @@ def test_the_final_answer_after_an_interim_103_is_not_read_as_the_next_requests_
     assert b'"request": "second"' in final.body
 
 
+def test_an_answer_with_a_status_http_has_not_is_a_network_error_not_blamed_on_the_service():
+    def refuse_as_a_firewall(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.1 999 Request denied\r\nContent-Length: 0\r\n\r\n")
+
+    error = classify_transport_error(_error_answered_by(refuse_as_a_firewall))
+    assert type(error) is NetworkError
+    assert "status 999, which HTTP has not" in str(error)
+
+
 def test_network_error_from_a_custom_service_is_kept():
     error = NetworkError("proxy down", maybe_delivered=False)
     assert classify_transport_error(error) is error

@@ -99,6 +99,12 @@ class RequestsHttpService(HttpServiceInterface):
             **self._tls,
         )
         with response:
+            if response.status_code > 599:
+                # http.client refuses a status past 999 as a bad status line; one HTTP has not
+                # either (999: a firewall's refusal) is no more an answer to classify
+                raise requests.RequestException(
+                    f"the server answered with status {response.status_code}, which HTTP has not"
+                )
             if response.status_code < 200:
                 # http.client skips a 100 Continue, but takes any other interim answer (102
                 # Processing, 103 Early Hints) for the final one, which follows on the same
