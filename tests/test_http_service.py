@@ -30,6 +30,7 @@ from tests._http_fixture import (
     HANDLER_WAIT_SECONDS,
     FakeGraphServer,
     RecordingHttpService,
+    Reply,
     closed_port,
     graph_error,
     success,
@@ -292,6 +293,14 @@ def test_an_answer_with_a_status_http_has_not_is_a_network_error_not_blamed_on_t
     error = classify_transport_error(_error_answered_by(refuse_as_a_firewall))
     assert type(error) is NetworkError
     assert "status 999, which HTTP has not" in str(error)
+
+
+def test_an_answer_whose_content_type_has_a_charset_without_a_value_is_read():
+    # requests before 2.34 (make test-lowest installs 2.31) raised AttributeError on it
+    answer = Reply(200, b'{"events_received": 1}', content_type="application/json; charset")
+    with FakeGraphServer(lambda request: answer) as server:
+        response = RequestsHttpService().execute("POST", server.url + "/", HEADERS, b"{}", 5.0)
+    assert (response.status, response.body) == (200, b'{"events_received": 1}')
 
 
 def test_network_error_from_a_custom_service_is_kept():

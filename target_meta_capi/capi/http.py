@@ -75,7 +75,9 @@ class RequestsHttpService(HttpServiceInterface):
         self.ca_bundle_path = ca_bundle_path
         self._tls: dict[str, Any] = {"verify": ca_bundle_path} if ca_bundle_path else {}
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        adapter = _AnyHeadersAdapter(
+            pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
+        )
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         _live_services.add(self)
@@ -140,6 +142,21 @@ class RequestsHttpService(HttpServiceInterface):
                 # ones (the typing stubs of requests leave these two methods out)
                 pickled: Any = adapter
                 pickled.__setstate__(pickled.__getstate__())
+
+
+class _AnyHeadersAdapter(HTTPAdapter):
+    """requests before 2.34 fail with AttributeError on an answer whose Content-Type has a
+    charset without a value ("application/json; charset", psf/requests#6646): that parameter
+    is dropped before requests reads it. The service reads bytes, never a charset."""
+
+    def build_response(self, req: Any, resp: Any) -> requests.Response:
+        content_type = resp.headers.get("Content-Type")
+        if isinstance(content_type, str) and ";" in content_type:
+            media_type, *parameters = content_type.split(";")
+            kept = [part for part in parameters if part.strip().lower() != "charset"]
+            if len(kept) < len(parameters):
+                resp.headers["Content-Type"] = ";".join([media_type, *kept])
+        return super().build_response(req, resp)
 
 
 class _MaskedUrls(logging.Filter):
