@@ -203,6 +203,17 @@ def test_events_received_mismatch_raises_and_is_not_retried():
     assert len(server.requests) == 1
 
 
+def test_a_miscount_echoing_the_token_as_its_trace_id_quotes_it_nowhere():
+    body = f'{{"events_received": 1, "fbtrace_id": "{TOKEN}"}}'.encode()
+    with (
+        FakeGraphServer(lambda request: Reply(200, body)) as server,
+        pytest.raises(EventsReceivedMismatch) as raised,
+    ):
+        make_request(server).execute()
+    assert TOKEN not in str(raised.value)
+    assert TOKEN not in repr(raised.value)
+
+
 @pytest.mark.parametrize("count", ["1.9", "true", '"2"', "null"])
 def test_a_success_without_a_whole_events_received_count_is_not_trusted(count):
     body = f'{{"events_received": {count}, "messages": [], "fbtrace_id": "T"}}'.encode()

@@ -303,8 +303,11 @@ class EventRequest:
             fbtrace_id = None
         messages = parsed.get("messages")
         if received != len(self.events):
+            # its text quotes the trace id, which is the answer's to say, as an error's is
             raise EventsReceivedMismatch(
-                sent=len(self.events), received=received, fbtrace_id=fbtrace_id
+                sent=len(self.events),
+                received=received,
+                fbtrace_id=redact(fbtrace_id, self._secrets()) if fbtrace_id else None,
             )
         return EventResponse(
             events_received=received,
