@@ -203,6 +203,19 @@ def test_events_received_mismatch_raises_and_is_not_retried():
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_so_the_token_goes_nowhere_else(status):
+    with FakeGraphServer() as elsewhere:
+        moved = Reply(status, headers={"Location": elsewhere.url + "/v24.0/1234567890/events"})
+        with (
+            FakeGraphServer(lambda request: moved) as server,
+            pytest.raises(InvalidRequestError),
+        ):
+            make_request(server).execute()
+    assert elsewhere.requests == []
+    assert len(server.requests) == 1
+
+
 def test_a_miscount_echoing_the_token_as_its_trace_id_quotes_it_nowhere():
     body = f'{{"events_received": 1, "fbtrace_id": "{TOKEN}"}}'.encode()
     with (
