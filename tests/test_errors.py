@@ -95,6 +95,13 @@ def test_an_answer_without_a_graph_error_or_a_page_title_says_only_its_status_an
     )
 
 
+@pytest.mark.parametrize("status", [102, 103])
+def test_an_interim_answer_taken_for_the_final_one_is_transient_because_delivery_is_unknown(
+    status,
+):
+    assert type(classify_response(status, b"")) is TransientError
+
+
 def test_a_300_answer_without_a_graph_error_is_not_retried_as_an_unread_2xx():
     assert type(classify_response(300, b"Multiple Choices")) is InvalidRequestError
 

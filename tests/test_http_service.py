@@ -1,3 +1,4 @@
+import io
 import logging
 import shutil
 import socket
@@ -8,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 import requests
+import urllib3
 
 from target_meta_capi.capi import EventRequest
 from target_meta_capi.capi.errors import (
@@ -28,6 +30,7 @@ from tests._http_fixture import (
     HANDLER_WAIT_SECONDS,
     FakeGraphServer,
     RecordingHttpService,
+    Reply,
     closed_port,
     graph_error,
     success,
@@ -131,6 +134,16 @@ def test_connection_refused_is_a_network_error_that_was_not_delivered():
     assert error.maybe_delivered is False
 
 
+@pytest.mark.parametrize("retries", [False, 0], ids=["raised-as-is", "in-max-retry-error"])
+def test_a_connection_refused_to_a_service_on_urllib3_is_a_network_error_not_delivered(retries):
+    url = f"http://127.0.0.1:{closed_port()}/"
+    with urllib3.PoolManager(retries=retries) as pool, pytest.raises(Exception) as raised:
+        pool.request("POST", url, body=b"{}", headers=HEADERS, timeout=2.0)
+    error = classify_transport_error(raised.value)
+    assert type(error) is NetworkError
+    assert error.maybe_delivered is False
+
+
 def test_read_timeout_is_a_request_timeout_that_may_have_been_delivered():
     release = threading.Event()
 
@@ -161,7 +174,7 @@ def test_connect_timeout_is_a_request_timeout_that_was_not_delivered():
     assert error.maybe_delivered is False
 
 
-def _error_answered_by(answer: Callable[[socket.socket], None]) -> Exception:
+def _error_answered_by(answer: Callable[[socket.socket], None], timeout: float = 5.0) -> Exception:
     """What RequestsHttpService raises for a request to a raw server on 127.0.0.1 that reads
     it, then does `answer` with the connection and closes it."""
     listener = socket.socket()
@@ -178,7 +191,7 @@ def _error_answered_by(answer: Callable[[socket.socket], None]) -> Exception:
     server.start()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
     with pytest.raises(requests.RequestException) as raised:
-        RequestsHttpService().execute("POST", url, HEADERS, b"{}", 5.0)
+        RequestsHttpService().execute("POST", url, HEADERS, b"{}", timeout)
     server.join()
     listener.close()
     return raised.value
@@ -200,6 +213,94 @@ def test_an_answer_cut_short_of_its_content_length_is_a_network_error_maybe_deli
     error = classify_transport_error(_error_answered_by(answer_in_part))
     assert type(error) is NetworkError
     assert error.maybe_delivered is True
+
+
+def test_an_answer_stalling_past_the_timeout_after_its_headers_is_a_request_timeout():
+    def stall_after_the_headers(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+        connection.settimeout(HANDLER_WAIT_SECONDS)
+        while connection.recv(65536):  # until the client, timed out, closes the connection
+            pass
+
+    error = classify_transport_error(_error_answered_by(stall_after_the_headers, timeout=0.2))
+    assert type(error) is RequestTimeout
+    assert error.maybe_delivered is True
+
+
+def _read_request(stream: io.BufferedReader) -> bytes:
+    """One whole request (head and body), or b"" once the client closed the connection."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = stream.readline()
+        if not line:
+            return b""
+        head += line
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    return head + stream.read(length)
+
+
+def test_the_final_answer_after_an_interim_103_is_not_read_as_the_next_requests_answer():
+    """A server answering its first request 103 Early Hints, then its final answer only once a
+    next request came on that connection (a slow final answer, made certain)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer(request: bytes, events: int) -> bytes:
+        body = b'{"events_received": %d, "request": "%s"}' % (events, request)
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    def serve() -> None:
+        first, _ = listener.accept()
+        first.settimeout(HANDLER_WAIT_SECONDS)
+        requests_on_first = first.makefile("rb")
+        _read_request(requests_on_first)
+        first.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n")
+        if _read_request(requests_on_first):  # the next request, on this very connection
+            first.sendall(answer(b"first", 1) + answer(b"second", 2))
+            first.close()
+            return
+        first.close()
+        second, _ = listener.accept()
+        second.settimeout(HANDLER_WAIT_SECONDS)
+        _read_request(second.makefile("rb"))
+        second.sendall(answer(b"second", 2))
+        second.close()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    service = RequestsHttpService()
+    interim = service.execute("POST", url, HEADERS, b"{}", 5.0)
+    final = service.execute("POST", url, HEADERS, b"{}", 5.0)
+    server.join()
+    listener.close()
+    assert interim.status == 103
+    assert b'"request": "second"' in final.body
+
+
+def test_an_answer_with_a_status_http_has_not_is_a_network_error_not_blamed_on_the_service():
+    def refuse_as_a_firewall(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.1 999 Request denied\r\nContent-Length: 0\r\n\r\n")
+
+    error = classify_transport_error(_error_answered_by(refuse_as_a_firewall))
+    assert type(error) is NetworkError
+    assert "status 999, which HTTP has not" in str(error)
+
+
+def test_an_answer_whose_content_type_has_a_charset_without_a_value_is_read():
+    # requests before 2.34 (make test-lowest installs 2.31) raised AttributeError on it
+    answer = Reply(200, b'{"events_received": 1}', content_type="application/json; charset")
+    with FakeGraphServer(lambda request: answer) as server:
+        response = RequestsHttpService().execute("POST", server.url + "/", HEADERS, b"{}", 5.0)
+    assert (response.status, response.body) == (200, b'{"events_received": 1}')
 
 
 def test_network_error_from_a_custom_service_is_kept():

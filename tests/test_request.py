@@ -203,6 +203,30 @@ def test_events_received_mismatch_raises_and_is_not_retried():
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_so_the_token_goes_nowhere_else(status):
+    with FakeGraphServer() as elsewhere:
+        moved = Reply(status, headers={"Location": elsewhere.url + "/v24.0/1234567890/events"})
+        with (
+            FakeGraphServer(lambda request: moved) as server,
+            pytest.raises(InvalidRequestError),
+        ):
+            make_request(server).execute()
+    assert elsewhere.requests == []
+    assert len(server.requests) == 1
+
+
+def test_a_miscount_echoing_the_token_as_its_trace_id_quotes_it_nowhere():
+    body = f'{{"events_received": 1, "fbtrace_id": "{TOKEN}"}}'.encode()
+    with (
+        FakeGraphServer(lambda request: Reply(200, body)) as server,
+        pytest.raises(EventsReceivedMismatch) as raised,
+    ):
+        make_request(server).execute()
+    assert TOKEN not in str(raised.value)
+    assert TOKEN not in repr(raised.value)
+
+
 @pytest.mark.parametrize("count", ["1.9", "true", '"2"', "null"])
 def test_a_success_without_a_whole_events_received_count_is_not_trusted(count):
     body = f'{{"events_received": {count}, "messages": [], "fbtrace_id": "T"}}'.encode()
@@ -220,6 +244,28 @@ def test_a_success_whose_body_holds_no_events_received_count_is_transient(body):
     with (
         FakeGraphServer(lambda request: Reply(200, body)) as server,
         pytest.raises(TransientError),
+    ):
+        make_request(server, retry_policy=NO_RETRIES).execute()
+
+
+# JSON nested past Python's recursion limit
+DEEP_LIST = b"[" * 100_000 + b"]" * 100_000
+DEEP_ERROR = b'{"error": ' * 100_000 + b"{}" + b"}" * 100_000
+
+
+def test_a_success_whose_body_is_nested_past_the_recursion_limit_is_transient():
+    with (
+        FakeGraphServer(lambda request: Reply(200, DEEP_LIST)) as server,
+        pytest.raises(TransientError),
+    ):
+        make_request(server, retry_policy=NO_RETRIES).execute()
+
+
+@pytest.mark.parametrize(("status", "error"), [(400, InvalidRequestError), (503, TransientError)])
+def test_an_error_answer_nested_past_the_recursion_limit_is_classified_by_its_status(status, error):
+    with (
+        FakeGraphServer(lambda request: Reply(status, DEEP_ERROR)) as server,
+        pytest.raises(error),
     ):
         make_request(server, retry_policy=NO_RETRIES).execute()
 
@@ -358,6 +404,26 @@ def test_the_observer_hears_the_rate_limit_usage_each_answer_reports():
     with FakeGraphServer(lambda request: answers.pop(0)) as server:
         make_request(server).execute(observer=observer)
     assert observer.usages == [97.0, 12.0]
+
+
+def test_a_throttled_answer_asking_a_wait_past_any_number_is_raised_as_throttled():
+    usage = '{"1": [{"estimated_time_to_regain_access": ' + "9" * 400 + "}]}"
+    throttled = dataclasses.replace(
+        graph_error(400, 80004), headers={"X-Business-Use-Case-Usage": usage}
+    )
+    with FakeGraphServer(replies(throttled)) as server, pytest.raises(ThrottledError) as raised:
+        make_request(server, retry_policy=NO_RETRIES).execute()
+    assert raised.value.retry_after is None
+
+
+def test_a_success_reporting_a_usage_past_any_number_is_returned_reporting_no_usage():
+    usage = '{"call_count": ' + "9" * 400 + "}"
+    answer = dataclasses.replace(success(2), headers={"X-App-Usage": usage})
+    observer = RecordingObserver()
+    with FakeGraphServer(replies(answer)) as server:
+        response = make_request(server).execute(observer=observer)
+    assert response.events_received == 2
+    assert observer.usages == []
 
 
 def test_answers_without_usage_headers_report_no_usage():

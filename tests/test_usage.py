@@ -7,6 +7,9 @@ import pytest
 
 from target_meta_capi.capi.usage import rate_limit_usage_percent, regain_access_seconds
 
+# a whole number JSON holds but no float does
+LONG = "9" * 400
+
 
 def usage(*entries: dict, business: str = "100000000000001") -> dict[str, str]:
     return {"X-Business-Use-Case-Usage": json.dumps({business: list(entries)})}
@@ -39,6 +42,7 @@ def test_the_longest_time_to_regain_access_over_every_business_and_entry_counts(
         usage({"type": "ads_management", "call_count": 80, "estimated_time_to_regain_access": 0}),
         usage({"estimated_time_to_regain_access": "soon"}),
         usage({"estimated_time_to_regain_access": True}),
+        {"X-Business-Use-Case-Usage": f'{{"1": [{{"estimated_time_to_regain_access": {LONG}}}]}}'},
         {"X-Business-Use-Case-Usage": "not json"},
         {"X-Business-Use-Case-Usage": "[1, 2]"},
         {"X-Business-Use-Case-Usage": '{"1": "not a list"}'},
@@ -81,6 +85,8 @@ def test_app_usage_counts_too_and_the_higher_of_the_two_wins():
         {"X-App-Usage": "not json"},
         {"X-App-Usage": "[50]"},
         usage({"type": "ads_management", "call_count": "high"}),
+        {"X-App-Usage": f'{{"call_count": {LONG}}}'},
+        {"X-App-Usage": "[" * 100_000},  # nested past Python's recursion limit
     ],
 )
 def test_no_readable_usage_header_reports_no_usage(headers):

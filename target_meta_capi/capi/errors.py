@@ -7,13 +7,13 @@ malformed tokens back in its messages, so those are redacted) and never contains
 from __future__ import annotations
 
 import email.utils
-import json
 import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._answer_json import answer_json
 from ._words import counted
 from .usage import regain_access_seconds
 
@@ -158,8 +158,9 @@ class GraphAPIError(DeliveryError):
 
 
 class TransientError(GraphAPIError):
-    """Codes 1 and 2, `is_transient: true`, a 5xx status, or a 2xx without an events_received
-    count (a proxy's answer, perhaps): sending again may succeed."""
+    """Codes 1 and 2, `is_transient: true`, a 5xx status, a 2xx without an events_received
+    count (a proxy's answer, perhaps), or an interim 1xx answer where the final one was due:
+    sending again may succeed."""
 
     retryable = True
 
@@ -359,8 +360,9 @@ def _error_class(
 
 
 def _class_for_status(status: int) -> type[GraphAPIError]:
-    if status >= 500 or 200 <= status < 300:
-        # a 2xx we could not read may come from a proxy: whether Graph got it is unknown
+    if status >= 500 or status < 300:
+        # a 2xx we could not read may come from a proxy, and a 1xx is an interim answer
+        # (102 Processing, 103 Early Hints), not the final one: whether Graph got it is unknown
         return TransientError
     if status == 429:
         return ThrottledError
@@ -382,10 +384,7 @@ def _classify_without_error_object(
 
 
 def _error_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
+    parsed = answer_json(body)
     error = parsed.get("error") if isinstance(parsed, dict) else None
     return error if isinstance(error, dict) else None
 

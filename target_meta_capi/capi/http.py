@@ -75,7 +75,9 @@ class RequestsHttpService(HttpServiceInterface):
         self.ca_bundle_path = ca_bundle_path
         self._tls: dict[str, Any] = {"verify": ca_bundle_path} if ca_bundle_path else {}
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        adapter = _AnyHeadersAdapter(
+            pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
+        )
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         _live_services.add(self)
@@ -95,18 +97,33 @@ class RequestsHttpService(HttpServiceInterface):
             data=body,
             timeout=timeout,
             allow_redirects=False,
+            stream=True,  # the connection stays the response's until its body is read
             **self._tls,
         )
-        answer = response.content
-        # urllib3 1.x hands back a body cut short of its Content-Length as if it were whole
-        # (2.x raises this): the part that arrived is no answer to judge the request by, the
-        # connection broke after sending it
-        missing = getattr(response.raw, "length_remaining", None)
-        if missing:
-            raise requests.exceptions.ChunkedEncodingError(
-                urllib3.exceptions.IncompleteRead(response.raw.tell(), missing)
-            )
-        return HttpResponse(response.status_code, response.headers, answer)
+        with response:
+            if response.status_code > 599:
+                # http.client refuses a status past 999 as a bad status line; one HTTP has not
+                # either (999: a firewall's refusal) is no more an answer to classify
+                raise requests.RequestException(
+                    f"the server answered with status {response.status_code}, which HTTP has not"
+                )
+            if response.status_code < 200:
+                # http.client skips a 100 Continue, but takes any other interim answer (102
+                # Processing, 103 Early Hints) for the final one, which follows on the same
+                # connection: closed, not pooled, where the next request would read that
+                # answer as its own
+                response.raw.close()
+                return HttpResponse(response.status_code, response.headers, b"")
+            answer = response.content
+            # urllib3 1.x hands back a body cut short of its Content-Length as if it were
+            # whole (2.x raises this): the part that arrived is no answer to judge the request
+            # by, the connection broke after sending it
+            missing = getattr(response.raw, "length_remaining", None)
+            if missing:
+                raise requests.exceptions.ChunkedEncodingError(
+                    urllib3.exceptions.IncompleteRead(response.raw.tell(), missing)
+                )
+            return HttpResponse(response.status_code, response.headers, answer)
 
     def close(self) -> None:
         self.session.close()
@@ -125,6 +142,21 @@ class RequestsHttpService(HttpServiceInterface):
                 # ones (the typing stubs of requests leave these two methods out)
                 pickled: Any = adapter
                 pickled.__setstate__(pickled.__getstate__())
+
+
+class _AnyHeadersAdapter(HTTPAdapter):
+    """requests before 2.34 fail with AttributeError on an answer whose Content-Type has a
+    charset without a value ("application/json; charset", psf/requests#6646): that parameter
+    is dropped before requests reads it. The service reads bytes, never a charset."""
+
+    def build_response(self, req: Any, resp: Any) -> requests.Response:
+        content_type = resp.headers.get("Content-Type")
+        if isinstance(content_type, str) and ";" in content_type:
+            media_type, *parameters = content_type.split(";")
+            kept = [part for part in parameters if part.strip().lower() != "charset"]
+            if len(kept) < len(parameters):
+                resp.headers["Content-Type"] = ";".join([media_type, *kept])
+        return super().build_response(req, resp)
 
 
 class _MaskedUrls(logging.Filter):
@@ -148,19 +180,23 @@ def classify_transport_error(error: BaseException) -> NetworkError | None:
     """The NetworkError matching an exception raised while sending, or None if it is not one."""
     if isinstance(error, NetworkError):
         return error
+    if not isinstance(error, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
+        return None
     name = type(error).__name__
-    if isinstance(error, requests.ConnectTimeout):
+    # Read by cause, as each library wraps the other's exceptions: requests raises a timeout
+    # while reading the body as a ConnectionError, urllib3 (a custom service's) a refused
+    # connection as a NewConnectionError, which is one of its ConnectTimeoutErrors, or in a
+    # MaxRetryError. Only a refused (or unresolvable) connection, or one that timed out
+    # connecting, is known not to have reached Graph.
+    if _caused_by(error, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
+        return NetworkError(f"connection failed ({name}): {error}", maybe_delivered=False)
+    if _caused_by(error, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
         return RequestTimeout(f"connect timeout ({name}): {error}", maybe_delivered=False)
-    if isinstance(error, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+    if _caused_by(error, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
         return RequestTimeout(f"timeout ({name}): {error}")
-    if isinstance(error, (requests.ConnectionError, urllib3.exceptions.NewConnectionError)):
-        # requests folds refused connections and cut ones into ConnectionError; only a refused
-        # or unresolvable connection is known not to have reached Graph
-        refused = _caused_by(error, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError))
-        return NetworkError(f"connection failed ({name}): {error}", maybe_delivered=not refused)
-    if isinstance(error, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
-        return NetworkError(f"network error ({name}): {error}", maybe_delivered=True)
-    return None
+    if isinstance(error, requests.ConnectionError):
+        return NetworkError(f"connection failed ({name}): {error}", maybe_delivered=True)
+    return NetworkError(f"network error ({name}): {error}", maybe_delivered=True)
 
 
 def checked_response(answer: Any, service: Any) -> HttpResponse:

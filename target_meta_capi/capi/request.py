@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import json
 import os
 import threading
 import time
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from ._answer_json import answer_json
 from ._hooks import notify
 from .errors import (
     ConfigurationError,
@@ -291,11 +291,8 @@ class EventRequest:
             raise classify_response(
                 answer.status, answer.body, secrets=self._secrets(), headers=answer.headers
             )
-        try:
-            parsed = json.loads(answer.body)
-            received = parsed["events_received"]
-        except (ValueError, TypeError, KeyError):
-            received = None
+        parsed = answer_json(answer.body)
+        received = parsed.get("events_received") if isinstance(parsed, dict) else None
         if received.__class__ is not int:  # not 1.9, not true: a count or nothing we trust
             raise classify_response(
                 answer.status, answer.body, secrets=self._secrets(), headers=answer.headers
@@ -306,8 +303,11 @@ class EventRequest:
             fbtrace_id = None
         messages = parsed.get("messages")
         if received != len(self.events):
+            # its text quotes the trace id, which is the answer's to say, as an error's is
             raise EventsReceivedMismatch(
-                sent=len(self.events), received=received, fbtrace_id=fbtrace_id
+                sent=len(self.events),
+                received=received,
+                fbtrace_id=redact(fbtrace_id, self._secrets()) if fbtrace_id else None,
             )
         return EventResponse(
             events_received=received,

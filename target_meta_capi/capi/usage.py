@@ -10,10 +10,11 @@ of them Graph starts refusing calls (the throttling codes, errors.THROTTLE_CODES
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+from ._answer_json import answer_json
 
 APP_USAGE_HEADER = "x-app-usage"
 BUSINESS_USAGE_HEADER = "x-business-use-case-usage"
@@ -40,12 +41,7 @@ def rate_limit_usage_percent(headers: Mapping[str, str]) -> float | None:
 
 def _header_json(headers: Mapping[str, str], name: str) -> Any:
     value = next((value for key, value in headers.items() if key.lower() == name), None)
-    if not isinstance(value, str):
-        return None
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None
+    return answer_json(value) if isinstance(value, str) else None
 
 
 def _business_entries(headers: Mapping[str, str]) -> Iterator[dict[str, Any]]:
@@ -59,9 +55,10 @@ def _numbers(entries: Iterable[dict[str, Any]], keys: tuple[str, ...]) -> Iterat
     for entry in entries:
         for key in keys:
             value = entry.get(key)
-            if (
-                isinstance(value, (int, float))
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-            ):
-                yield float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                try:
+                    number = float(value)
+                except OverflowError:  # a whole number past any float: as unreadable as inf
+                    continue
+                if math.isfinite(number):
+                    yield number
