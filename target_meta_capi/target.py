@@ -666,6 +666,13 @@ class TargetMetaCapi(Target):
         # without a word, so state would pass a row never sent; other kinds fail deep inside
         # them with a TypeError.
         self._assert_line_requires(message_dict, requires=_RECORD_KEYS)
+        stream = message_dict["stream"]
+        if not isinstance(stream, str):
+            # else a TypeError deep inside the SDK, or its "no schema for stream '5'"
+            raise SingerInputError(
+                f"Input line {self.message_reader.line_number}, RECORD message: 'stream' is "
+                f"{_json_kind(stream)}, not a stream name"
+            )
         record = message_dict["record"]
         if not isinstance(record, dict):
             raise SingerInputError(

@@ -321,6 +321,26 @@ def test_message_missing_a_required_key_is_named_without_quoting_the_line(
 
 
 @pytest.mark.parametrize(
+    ("stream", "kind"), [(None, "null"), (5, "a number"), ([STREAM], "an array")]
+)
+def test_a_record_whose_stream_is_no_name_is_refused_naming_line_and_key(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    stream: object,
+    kind: str,
+) -> None:
+    # the SDK failed with a TypeError inside it, or looked for a SCHEMA of stream '5'
+    lines = [schema_line(), json.dumps({"type": "RECORD", "stream": stream, "record": order(1)})]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: Input line 2, RECORD message: 'stream' is {kind}, "
+        "not a stream name"
+    ]
+
+
+@pytest.mark.parametrize(
     ("record", "kind"),
     [
         (None, "null"),
