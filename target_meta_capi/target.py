@@ -645,9 +645,10 @@ class TargetMetaCapi(Target):
             problem = f"'stream' is {_json_kind(stream)}, not a stream name"
         elif not isinstance(message_dict["schema"], dict):
             problem = f"'schema' is {_json_kind(message_dict['schema'])}, not a JSON object"
-        elif "properties" in message_dict["schema"] and not isinstance(
-            properties := message_dict["schema"]["properties"], dict
-        ):
+        elif "properties" not in message_dict["schema"]:
+            # the SDK requires them, and would say the line lacks them
+            problem = "the schema lacks 'properties' (its columns)"
+        elif not isinstance(properties := message_dict["schema"]["properties"], dict):
             # the SDK reads them as an object: an AttributeError or TypeError deep inside it
             problem = f"the schema's 'properties' is {_json_kind(properties)}, not a JSON object"
         elif key_properties is not None and not (

@@ -496,6 +496,7 @@ def test_a_line_with_half_a_surrogate_pair_and_another_flaw_is_refused_for_the_o
     [
         ({"schema": None}, "'schema' is null, not a JSON object"),
         ({"schema": [1]}, "'schema' is an array, not a JSON object"),
+        ({"schema": {"type": "object"}}, "the schema lacks 'properties' (its columns)"),
         ({"stream": None}, "'stream' is null, not a stream name"),
         ({"stream": ""}, "'stream' is a string, not a stream name"),
         ({"stream": {"name": "orders"}}, "'stream' is a JSON object, not a stream name"),
