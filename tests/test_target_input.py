@@ -427,6 +427,29 @@ def test_schema_violations_from_jsonschema_are_described_without_the_value() -> 
     )
 
 
+def test_a_missing_required_field_is_named_not_only_the_list_of_required_ones() -> None:
+    validator = jsonschema.Draft202012Validator(
+        {"properties": {"customer": {"required": ["id", "email", "country"]}}}
+    )
+    error = next(validator.iter_errors({"customer": {"id": 7, "country": "jane@example.com"}}))
+    assert describe_schema_violation(error) == (
+        "field 'customer.email' is missing (the schema's 'required': ['id', 'email', 'country'])"
+    )
+
+
+def test_a_record_missing_a_required_column_fails_the_run_naming_the_column(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    row = order(1)
+    del row["total"]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), [schema_line(), record_line(row)])
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        "target-meta-capi failed: Record does not match its SCHEMA (input line 2, stream "
+        f"'{STREAM}'): field 'total' is missing (the schema's 'required': ['order_id', 'total'])"
+    ]
+
+
 def test_a_schema_violation_of_unknown_origin_is_described_without_details() -> None:
     assert describe_schema_violation(None) == "the record does not match its SCHEMA"
 
