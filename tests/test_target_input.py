@@ -450,6 +450,21 @@ def test_a_record_missing_a_required_column_fails_the_run_naming_the_column(
     ]
 
 
+def test_a_column_the_schema_does_not_allow_is_named() -> None:
+    validator = jsonschema.Draft202012Validator(
+        {
+            "properties": {"order_id": {}},
+            "patternProperties": {"^x_": {}},
+            "additionalProperties": False,
+        }
+    )
+    error = next(validator.iter_errors({"order_id": 1, "x_note": 2, "coupon": "jane@example.com"}))
+    assert describe_schema_violation(error) == (
+        "field 'coupon' is not among the schema's properties, and its 'additionalProperties' "
+        "is false"
+    )
+
+
 def test_a_schema_violation_of_unknown_origin_is_described_without_details() -> None:
     assert describe_schema_violation(None) == "the record does not match its SCHEMA"
 
