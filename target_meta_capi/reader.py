@@ -445,7 +445,11 @@ class NumberedSingerReader(GenericSingerReader[str]):
                 counts["RECORD"] += 1
                 continue
             message = self._decode(line)
-            if router is not None and message.get("type") not in _NO_WAIT_TYPES:
+            message_type = message.get("type")
+            # a type that is no text (a list, an object) is unhashable: refused by _dispatch
+            if router is not None and not (
+                message_type.__class__ is str and message_type in _NO_WAIT_TYPES
+            ):
                 router.flush()  # what it holds comes before this message
             counts[self._dispatch(message)] += 1
             self.messages_read += 1

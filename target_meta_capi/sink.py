@@ -8,6 +8,7 @@ Meta answers; `delivery.py` settles the answers.
 from __future__ import annotations
 
 import difflib
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,21 +53,54 @@ def describe_schema_violation(cause: BaseException | None) -> str:
     path = getattr(cause, "absolute_path", None)  # jsonschema
     keyword = getattr(cause, "validator", None)
     expected = getattr(cause, "validator_value", None)
+    instance = getattr(cause, "instance", None)
+    schema = getattr(cause, "schema", None)
     if path is None:  # fastjsonschema: path starts with "data"
         raw_path = getattr(cause, "path", None)
         path = raw_path[1:] if isinstance(raw_path, list | tuple) else None
         keyword = getattr(cause, "rule", None)
         expected = getattr(cause, "rule_definition", None)
+        instance = getattr(cause, "value", None)
+        schema = getattr(cause, "definition", None)
     if path is None:
         return "the record does not match its SCHEMA"
+    if keyword == "additionalProperties" and not path and isinstance(instance, dict):
+        # the record's own keys are its columns, no customer data (a nested object's keys
+        # may be): the column at fault, where the path would only name the record
+        unexpected = _columns_outside(instance, schema)
+        if unexpected:
+            return (
+                f"field {unexpected[0]!r} is not among the schema's properties, and its "
+                "'additionalProperties' is false"
+            )
+    shown = "…" if isinstance(expected, dict | list) and len(str(expected)) > 80 else expected
+    if keyword == "required" and isinstance(instance, dict) and isinstance(expected, list):
+        # of the names the schema requires (never the record's own keys or values), the
+        # first one missing: the field at fault, where the object would only name the list
+        missing = [name for name in expected if name not in instance]
+        if missing:
+            field = ".".join(str(part) for part in [*path, missing[0]])
+            return f"field {field!r} is missing (the schema's 'required': {shown!r})"
     field = ".".join(str(part) for part in path) or "(the record)"
     if keyword is None:
         # both libraries' error for a value under the schema `false` (jsonschema 4.26 names
         # the field holding that value, fastjsonschema the value's own)
         return f"field {field!r} holds a value under the schema false, which allows none"
-    if isinstance(expected, dict | list) and len(str(expected)) > 80:
-        expected = "…"
-    return f"field {field!r} breaks the schema's {keyword!r} ({expected!r})"
+    return f"field {field!r} breaks the schema's {keyword!r} ({shown!r})"
+
+
+def _columns_outside(record: Mapping[str, Any], schema: Any) -> list[str]:
+    """The record's columns that neither its schema's properties nor its patternProperties
+    name."""
+    if not isinstance(schema, Mapping):
+        return []
+    properties = schema.get("properties") or {}
+    patterns = schema.get("patternProperties") or {}
+    return [
+        column
+        for column in record
+        if column not in properties and not any(re.search(p, column) for p in patterns)
+    ]
 
 
 class PrivacySafeValidator(BaseJSONSchemaValidator):

@@ -1027,7 +1027,8 @@ class ProgressReporter:
         ]
         self._last_stream_counts = streams
         per_stream = "; ".join(
-            f"{name}: {streams[name]['records_read']} read, {streams[name]['events_sent']} sent, "
+            f"{_progress_name(name)}: {streams[name]['records_read']} read, "
+            f"{streams[name]['events_sent']} sent, "
             f"{streams[name]['events_acknowledged']} acknowledged, "
             f"{streams[name]['events_in_flight']} in flight, "
             f"{streams[name]['events_dead_lettered']} dead-lettered"
@@ -1048,6 +1049,14 @@ class ProgressReporter:
         )
         self._logger.info(line)
         return line
+
+
+def _progress_name(stream: str) -> str:
+    """The stream's name as progress lines show it: as it is, for their brevity, unless it
+    holds a line break or another control character, which would split the line (and could
+    make what follows read as a log line of its own): then quoted with escapes, as every
+    other log line shows stream names."""
+    return stream if stream.isprintable() else repr(stream)
 
 
 def _short_pace(interval_pace: Mapping[str, Any]) -> str:

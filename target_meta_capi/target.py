@@ -645,9 +645,10 @@ class TargetMetaCapi(Target):
             problem = f"'stream' is {_json_kind(stream)}, not a stream name"
         elif not isinstance(message_dict["schema"], dict):
             problem = f"'schema' is {_json_kind(message_dict['schema'])}, not a JSON object"
-        elif "properties" in message_dict["schema"] and not isinstance(
-            properties := message_dict["schema"]["properties"], dict
-        ):
+        elif "properties" not in message_dict["schema"]:
+            # the SDK requires them, and would say the line lacks them
+            problem = "the schema lacks 'properties' (its columns)"
+        elif not isinstance(properties := message_dict["schema"]["properties"], dict):
             # the SDK reads them as an object: an AttributeError or TypeError deep inside it
             problem = f"the schema's 'properties' is {_json_kind(properties)}, not a JSON object"
         elif key_properties is not None and not (
@@ -666,6 +667,13 @@ class TargetMetaCapi(Target):
         # without a word, so state would pass a row never sent; other kinds fail deep inside
         # them with a TypeError.
         self._assert_line_requires(message_dict, requires=_RECORD_KEYS)
+        stream = message_dict["stream"]
+        if not isinstance(stream, str):
+            # else a TypeError deep inside the SDK, or its "no schema for stream '5'"
+            raise SingerInputError(
+                f"Input line {self.message_reader.line_number}, RECORD message: 'stream' is "
+                f"{_json_kind(stream)}, not a stream name"
+            )
         record = message_dict["record"]
         if not isinstance(record, dict):
             raise SingerInputError(

@@ -729,6 +729,25 @@ def test_a_record_that_is_not_an_object_among_worker_records_fails_the_run_as_wi
     )
 
 
+@pytest.mark.parametrize("message_type", [["RECORD"], {"name": "RECORD"}], ids=["array", "object"])
+def test_a_message_type_that_is_no_text_is_an_unknown_type_as_without_workers(
+    tmp_path: Path, message_type: Any
+) -> None:
+    # a line the workers do not claim is checked for the claimed lines it must wait for: an
+    # unhashable type there was a TypeError ("unhashable type: 'list'") naming no line
+    lines = singer_lines(messy_orders(RECORDS_BEFORE_WORKERS + 100), state_every=1000)
+    position = len(lines) - 1  # before the last STATE, after records the workers got
+    lines.insert(position, compact({"type": message_type}))
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.failure == alone.failure
+    assert workers.failure.startswith(
+        f"target-meta-capi failed: Input line {position + 1} has unknown message type"
+    )
+
+
 def test_events_breaking_metas_rules_are_dead_lettered_byte_for_byte_as_without_workers(
     tmp_path: Path,
 ) -> None:

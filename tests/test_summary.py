@@ -814,6 +814,17 @@ def test_progress_line_names_only_streams_that_moved_and_at_most_ten():
     assert "; 20 more streams]" in final  # the summary that follows lists every stream
 
 
+def test_progress_line_quotes_a_stream_name_that_would_break_the_line():
+    clock, stats, reporter = clocked_reporter()
+    map_events(stats, "orders\n2026-11-29 | ERROR | not from the target", [{"em": HASHED_EMAIL}])
+    clock.now += 1.0
+
+    line = reporter.report()
+
+    assert "\n" not in line
+    assert "['orders\\n2026-11-29 | ERROR | not from the target': 1 read, " in line
+
+
 def progress_threads() -> int:
     return sum(thread.name == "target-meta-capi-progress" for thread in threading.enumerate())
 

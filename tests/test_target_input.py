@@ -321,6 +321,26 @@ def test_message_missing_a_required_key_is_named_without_quoting_the_line(
 
 
 @pytest.mark.parametrize(
+    ("stream", "kind"), [(None, "null"), (5, "a number"), ([STREAM], "an array")]
+)
+def test_a_record_whose_stream_is_no_name_is_refused_naming_line_and_key(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    stream: object,
+    kind: str,
+) -> None:
+    # the SDK failed with a TypeError inside it, or looked for a SCHEMA of stream '5'
+    lines = [schema_line(), json.dumps({"type": "RECORD", "stream": stream, "record": order(1)})]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: Input line 2, RECORD message: 'stream' is {kind}, "
+        "not a stream name"
+    ]
+
+
+@pytest.mark.parametrize(
     ("record", "kind"),
     [
         (None, "null"),
@@ -407,6 +427,44 @@ def test_schema_violations_from_jsonschema_are_described_without_the_value() -> 
     )
 
 
+def test_a_missing_required_field_is_named_not_only_the_list_of_required_ones() -> None:
+    validator = jsonschema.Draft202012Validator(
+        {"properties": {"customer": {"required": ["id", "email", "country"]}}}
+    )
+    error = next(validator.iter_errors({"customer": {"id": 7, "country": "jane@example.com"}}))
+    assert describe_schema_violation(error) == (
+        "field 'customer.email' is missing (the schema's 'required': ['id', 'email', 'country'])"
+    )
+
+
+def test_a_record_missing_a_required_column_fails_the_run_naming_the_column(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    row = order(1)
+    del row["total"]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), [schema_line(), record_line(row)])
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        "target-meta-capi failed: Record does not match its SCHEMA (input line 2, stream "
+        f"'{STREAM}'): field 'total' is missing (the schema's 'required': ['order_id', 'total'])"
+    ]
+
+
+def test_a_column_the_schema_does_not_allow_is_named() -> None:
+    validator = jsonschema.Draft202012Validator(
+        {
+            "properties": {"order_id": {}},
+            "patternProperties": {"^x_": {}},
+            "additionalProperties": False,
+        }
+    )
+    error = next(validator.iter_errors({"order_id": 1, "x_note": 2, "coupon": "jane@example.com"}))
+    assert describe_schema_violation(error) == (
+        "field 'coupon' is not among the schema's properties, and its 'additionalProperties' "
+        "is false"
+    )
+
+
 def test_a_schema_violation_of_unknown_origin_is_described_without_details() -> None:
     assert describe_schema_violation(None) == "the record does not match its SCHEMA"
 
@@ -476,6 +534,7 @@ def test_a_line_with_half_a_surrogate_pair_and_another_flaw_is_refused_for_the_o
     [
         ({"schema": None}, "'schema' is null, not a JSON object"),
         ({"schema": [1]}, "'schema' is an array, not a JSON object"),
+        ({"schema": {"type": "object"}}, "the schema lacks 'properties' (its columns)"),
         ({"stream": None}, "'stream' is null, not a stream name"),
         ({"stream": ""}, "'stream' is a string, not a stream name"),
         ({"stream": {"name": "orders"}}, "'stream' is a JSON object, not a stream name"),
