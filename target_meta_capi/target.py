@@ -174,6 +174,7 @@ class TargetMetaCapi(Target):
         # by the names their sinks have, which the `streams` setting is matched against
         self._streams_seen: set[str] = set()
         self._noted_activate_version = False
+        self._input_place = "on stdin"  # or the file `run` reads (the CLI's --input)
         # (pixel id, event name) -> {stream: the number column its event_ids come from}
         self._numbered_event_ids: dict[tuple[str, str], dict[str, str]] = {}
         self.stats = RunStats(
@@ -802,7 +803,7 @@ class TargetMetaCapi(Target):
     def process_endofpipe(self) -> None:
         if self.message_reader.messages_read == 0:
             raise SingerInputError(
-                "No input: expected Singer messages (SCHEMA, RECORD, STATE) on stdin"
+                f"No input: expected Singer messages (SCHEMA, RECORD, STATE) {self._input_place}"
             )
         self.drain_all(is_endofpipe=True)
         # in short waits, so that a signal arriving now is heard
@@ -906,6 +907,9 @@ class TargetMetaCapi(Target):
 
     def run(self, file_input: t.IO[str] | None = None) -> int:
         """Read all input and return the exit code (0: done, every state written)."""
+        name = getattr(file_input, "name", None)
+        if isinstance(name, str) and name not in ("<stdin>", "-"):
+            self._input_place = f"in {name}"
         try:
             self.listen(file_input)
         except TerminationRequested as stop:

@@ -656,3 +656,19 @@ def test_an_empty_config_file_name_is_one_error(tmp_path: Path) -> None:
     assert completed.returncode == 2
     assert "Error: Invalid value for '--config': '': is not a file name" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_an_empty_input_file_is_named_where_no_input_was_found(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    empty = tmp_path / "tap-output.jsonl"
+    empty.write_text("")
+    config_path = _write_config(tmp_path, orders_config(sandbox.url, tmp_path))
+
+    completed = subprocess.run(
+        [str(TARGET), "--config", str(config_path), "--input", str(empty)],
+        input="", capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+
+    assert completed.returncode == 1
+    assert f"expected Singer messages (SCHEMA, RECORD, STATE) in {empty}" in completed.stderr
