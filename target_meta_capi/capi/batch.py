@@ -15,10 +15,12 @@ import dataclasses
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any, TypeVar
+
+import msgspec
 
 from ._hooks import notify
 from ._words import counted
@@ -118,7 +120,7 @@ class BatchProcessor:
     # Meta's wave API
 
     def process_events(
-        self, template_request: EventRequest, events: Iterable[dict[str, Any]]
+        self, template_request: EventRequest, events: Iterable[Mapping[str, Any] | msgspec.Raw]
     ) -> list[EventResponse]:
         """Send all events in requests like `template_request`; responses in request order.
 
@@ -127,7 +129,7 @@ class BatchProcessor:
         return self.process_event_requests(self._requests_for(template_request, events))
 
     def process_events_generator(
-        self, template_request: EventRequest, events: Iterable[dict[str, Any]]
+        self, template_request: EventRequest, events: Iterable[Mapping[str, Any] | msgspec.Raw]
     ) -> Iterator[list[Future[EventResponse]]]:
         """Yield one list of futures per wave of `concurrent_requests` requests.
 
@@ -227,7 +229,7 @@ class BatchProcessor:
     # internals
 
     def _requests_for(
-        self, template_request: EventRequest, events: Iterable[dict[str, Any]]
+        self, template_request: EventRequest, events: Iterable[Mapping[str, Any] | msgspec.Raw]
     ) -> Iterator[EventRequest]:
         remaining = iter(events)
         while chunk := list(islice(remaining, self.batch_size)):

@@ -1,0 +1,62 @@
+"""A user's events typed with the TypedDicts of capi/shapes.py go to every way of sending
+them, as a type checker sees it: mypy --strict on a user's program finds no error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+USERS_PROGRAM = """
+from collections.abc import Iterator
+
+from target_meta_capi.capi import BatchProcessor, Event, EventRequest, EventResponse
+
+
+def order(number: int) -> Event:
+    return {
+        "event_name": "Purchase",
+        "event_time": 1795773600,
+        "event_id": f"order-{number}",
+        "action_source": "website",
+        "user_data": {"em": ["a" * 64], "client_user_agent": "Mozilla/5.0"},
+        "custom_data": {"value": 49.9, "currency": "EUR"},
+    }
+
+
+def orders() -> Iterator[Event]:
+    yield from (order(number) for number in range(10))
+
+
+template = EventRequest(pixel_id="1234567890", access_token="sandbox-token")
+with BatchProcessor() as processor:
+    responses: list[EventResponse] = processor.process_events(template, [order(1), order(2)])
+    for wave in processor.process_events_generator(template, orders()):
+        responses = [future.result() for future in wave]
+"""
+
+
+def test_typed_events_go_to_the_batch_processor_under_mypy_strict(tmp_path: Path) -> None:
+    program = tmp_path / "send_orders.py"
+    program.write_text(textwrap.dedent(USERS_PROGRAM))
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            str(program),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        # this checkout's package, not another installed one
+        env={**os.environ, "MYPYPATH": str(ROOT)},
+    )
+    assert checked.returncode == 0, checked.stdout
