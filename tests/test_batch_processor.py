@@ -105,6 +105,13 @@ def test_process_events_delivers_to_the_sandbox(sandbox):
     assert {item["params"]["partner_agent"] for item in accepted} == {"pa"}
 
 
+def test_process_events_refuses_one_event_given_as_the_events_before_sending(sandbox):
+    request = EventRequest("1234567890", access_token="sandbox-token", graph_url=sandbox.url)
+    with BatchProcessor() as processor, pytest.raises(ConfigurationError, match="not one event"):
+        processor.process_events(request, events(1)[0])
+    assert sandbox.stats()["requests"] == 0
+
+
 def test_server_sees_exactly_concurrent_requests_in_flight():
     # each request waits at the server until 3 are there (fewer in flight would time out),
     # then stays a little longer so that a 4th one, if the client sent it, would be counted

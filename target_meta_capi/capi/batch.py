@@ -32,7 +32,13 @@ from .errors import (
 )
 from .http import HttpServiceInterface, load_http_service
 from .isolate import DeliveryReport, deliver_isolating_invalid
-from .request import EventRequest, EventResponse, RequestObserver
+from .request import (
+    ONE_EVENT_FOR_EVENTS,
+    EventRequest,
+    EventResponse,
+    RequestObserver,
+    is_one_event,
+)
 from .retry import RetryPolicy
 from .rules import MAX_EVENTS_PER_REQUEST
 
@@ -231,6 +237,8 @@ class BatchProcessor:
     def _requests_for(
         self, template_request: EventRequest, events: Iterable[Mapping[str, Any] | msgspec.Raw]
     ) -> Iterator[EventRequest]:
+        if is_one_event(events):
+            raise ConfigurationError(ONE_EVENT_FOR_EVENTS)
         remaining = iter(events)
         while chunk := list(islice(remaining, self.batch_size)):
             yield template_request.copy_with(chunk)

@@ -240,6 +240,8 @@ class EventRequest:
         problem = graph_url_problem(self.graph_url)
         if problem:
             raise ConfigurationError(f"graph_url {shown_graph_url(self.graph_url)!r} {problem}")
+        if is_one_event(self.events):
+            raise ConfigurationError(ONE_EVENT_FOR_EVENTS)
         if not isinstance(self.events, Sized):
             raise ConfigurationError(
                 "events must be a list (a generator can be read only once: make a list of it)"
@@ -347,6 +349,16 @@ class EventRequest:
                 secrets.extend(unhashed_user_data_values(decoded))
                 secrets.extend(field_texts(decoded, self.private_fields))
         return secrets
+
+
+#: Said when one event is given where events are: sent so, Graph refuses it ("param data
+#: must be an array"), and events read from a dict would be its keys.
+ONE_EVENT_FOR_EVENTS = "events must be a list of events, not one event: give [event]"
+
+
+def is_one_event(events: object) -> bool:
+    """Whether `events`, meant to hold events, is one event itself (a mapping, or encoded)."""
+    return isinstance(events, (Mapping, msgspec.Raw))
 
 
 def encoded_event(event: Mapping[str, Any]) -> msgspec.Raw:
