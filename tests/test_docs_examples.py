@@ -12,10 +12,7 @@ mypy --strict, as in a strictly typed application.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from target_meta_capi.sandbox import SandboxServer
+from tests._user_mypy import mypy_strict
 
 ROOT = Path(__file__).resolve().parent.parent
 # the address the documents tell the reader to start the sandbox on
@@ -108,19 +106,5 @@ def test_client_examples_type_check_under_mypy_strict(tmp_path: Path) -> None:
     blocks = [block for block in document_blocks("docs/client.md") if block.not_run is None]
     program = tmp_path / "client_examples.py"
     program.write_text("\n\n".join(block.code for block in blocks))
-    checked = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            str(program),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "MYPYPATH": str(ROOT)},  # this checkout's package
-    )
+    checked = mypy_strict(program)
     assert checked.returncode == 0, checked.stdout

@@ -3,13 +3,10 @@ them, as a type checker sees it: mypy --strict on a user's program finds no erro
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests._user_mypy import mypy_strict
 
 USERS_PROGRAM = """
 from collections.abc import Iterator
@@ -43,20 +40,5 @@ with BatchProcessor() as processor:
 def test_typed_events_go_to_the_batch_processor_under_mypy_strict(tmp_path: Path) -> None:
     program = tmp_path / "send_orders.py"
     program.write_text(textwrap.dedent(USERS_PROGRAM))
-    checked = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            str(program),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        # this checkout's package, not another installed one
-        env={**os.environ, "MYPYPATH": str(ROOT)},
-    )
+    checked = mypy_strict(program)
     assert checked.returncode == 0, checked.stdout
