@@ -415,6 +415,12 @@ def test_a_ca_bundle_given_to_the_service_verifies_graph_despite_requests_ca_bun
     assert request.execute().events_received == 1
 
 
+def test_a_ca_bundle_that_does_not_exist_is_a_configuration_error(tmp_path):
+    missing = tmp_path / "proxy-ca.pem"
+    with pytest.raises(ConfigurationError, match=r"ca_bundle_path '.*proxy-ca.pem' does not exist"):
+        RequestsHttpService(ca_bundle_path=str(missing))
+
+
 def test_without_the_ca_bundle_graphs_unknown_certificate_is_refused(tls_graph):
     url, _ = tls_graph
     service = RequestsHttpService()

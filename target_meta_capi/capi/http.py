@@ -72,6 +72,13 @@ class RequestsHttpService(HttpServiceInterface):
     def __init__(
         self, pool_size: int = DEFAULT_POOL_SIZE, *, ca_bundle_path: str | None = None
     ) -> None:
+        if ca_bundle_path and not os.path.exists(ca_bundle_path):
+            # else each request would fail as a network error, retried for minutes, and taken
+            # for one that may have been delivered
+            raise ConfigurationError(
+                f"ca_bundle_path {ca_bundle_path!r} does not exist: give the PEM file (or the "
+                "directory) of the CAs to verify Graph's certificate with"
+            )
         self.ca_bundle_path = ca_bundle_path
         self._tls: dict[str, Any] = {"verify": ca_bundle_path} if ca_bundle_path else {}
         self.session = requests.Session()
