@@ -112,6 +112,17 @@ def test_process_events_refuses_one_event_given_as_the_events_before_sending(san
     assert sandbox.stats()["requests"] == 0
 
 
+def test_a_batch_error_quotes_its_first_five_failures_and_counts_the_others(sandbox):
+    expired = EventRequest("1234567890", access_token="expired-token", graph_url=sandbox.url)
+    with BatchProcessor(batch_size=1) as processor, pytest.raises(BatchProcessingError) as raised:
+        processor.process_events(expired, events(40))
+    text = str(raised.value)
+    assert text.startswith("40 of 40 requests failed: request 0: AuthError: ")
+    assert [f"request {index}:" in text for index in (4, 5)] == [True, False]
+    assert text.endswith("; and 35 more (see failures)")
+    assert len(raised.value.failures) == 40
+
+
 def test_server_sees_exactly_concurrent_requests_in_flight():
     # each request waits at the server until 3 are there (fewer in flight would time out),
     # then stays a little longer so that a 4th one, if the client sent it, would be counted

@@ -263,6 +263,10 @@ class EventsReceivedMismatch(DeliveryError):
         )
 
 
+#: How many of its failures a BatchProcessingError's text quotes; `failures` holds them all.
+_FAILURES_LISTED = 5
+
+
 class BatchProcessingError(CapiError):
     """Some requests of a BatchProcessor run failed; all the others completed.
 
@@ -278,8 +282,13 @@ class BatchProcessingError(CapiError):
         self.failures = list(failures)
         self.responses = list(responses)
         listed = "; ".join(
-            f"request {index}: {type(error).__name__}: {error}" for index, error in self.failures
+            f"request {index}: {type(error).__name__}: {error}"
+            for index, error in self.failures[:_FAILURES_LISTED]
         )
+        # an expired token fails every request alike: a text quoting a thousand failures
+        # would be a log line of hundreds of kilobytes saying one thing
+        if len(self.failures) > _FAILURES_LISTED:
+            listed += f"; and {len(self.failures) - _FAILURES_LISTED} more (see failures)"
         super().__init__(
             f"{len(self.failures)} of {counted(len(self.responses), 'request')} failed: {listed}"
         )
