@@ -11,7 +11,7 @@ import pytest
 import requests
 import urllib3
 
-from target_meta_capi.capi import EventRequest
+from target_meta_capi.capi import EventRequest, RequestObserver
 from target_meta_capi.capi.errors import (
     ConfigurationError,
     DeliveryError,
@@ -306,6 +306,30 @@ def test_an_answer_whose_content_type_has_a_charset_without_a_value_is_read():
 def test_network_error_from_a_custom_service_is_kept():
     error = NetworkError("proxy down", maybe_delivered=False)
     assert classify_transport_error(error) is error
+
+
+def test_a_proxy_setting_requests_cannot_use_is_a_configuration_error_not_retried(
+    sandbox, monkeypatch
+):
+    monkeypatch.setenv("HTTP_PROXY", "http://:3128")  # no host: requests' InvalidProxyURL
+    for bypass in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(bypass, raising=False)
+    attempts: list[Exception | None] = []
+
+    class Attempts(RequestObserver):
+        def on_attempt(self, events, status, seconds, error):
+            attempts.append(error)
+
+    request = EventRequest(
+        "1234567890",
+        events=[{"event_name": "Lead"}],
+        access_token="sandbox-token",
+        graph_url=sandbox.url,
+        http_service=RequestsHttpService(),
+    )
+    with pytest.raises(ConfigurationError, match=r"nothing was sent \(InvalidProxyURL\)"):
+        request.execute(observer=Attempts())
+    assert [type(error) for error in attempts] == [ConfigurationError]
 
 
 def test_unrelated_exceptions_are_not_network_errors():

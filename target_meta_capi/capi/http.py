@@ -183,13 +183,30 @@ for _name in _URLLIB3_URL_LOGGERS:
     logging.getLogger(_name).addFilter(_MaskedUrls())
 
 
-def classify_transport_error(error: BaseException) -> NetworkError | None:
-    """The NetworkError matching an exception raised while sending, or None if it is not one."""
+#: What the HTTP library raises for a request it cannot make as configured (a proxy URL it
+#: cannot read, a SOCKS proxy without PySocks installed): before a byte is sent, and again on
+#: every retry.
+_UNSENDABLE_REQUEST_ERRORS = (
+    requests.exceptions.InvalidURL,  # InvalidProxyURL too
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+    urllib3.exceptions.LocationValueError,  # ProxySchemeUnknown too
+)
+
+
+def classify_transport_error(error: BaseException) -> NetworkError | ConfigurationError | None:
+    """The NetworkError matching an exception raised while sending, a ConfigurationError for a
+    request the HTTP library could not make at all, or None if it is neither."""
     if isinstance(error, NetworkError):
         return error
     if not isinstance(error, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
         return None
     name = type(error).__name__
+    if isinstance(error, _UNSENDABLE_REQUEST_ERRORS):
+        return ConfigurationError(
+            f"the HTTP library cannot make the request, nothing was sent ({name}): {error}"
+        )
     # Read by cause, as each library wraps the other's exceptions: requests raises a timeout
     # while reading the body as a ConnectionError, urllib3 (a custom service's) a refused
     # connection as a NewConnectionError, which is one of its ConnectTimeoutErrors, or in a
