@@ -1,5 +1,6 @@
-"""A user's events typed with the TypedDicts of capi/shapes.py go to every way of sending
-them, as a type checker sees it: mypy --strict on a user's program finds no error."""
+"""The client's types as a user's type checker sees them: mypy --strict on a user's program
+finds no error. Events typed with the TypedDicts of capi/shapes.py go to every way of sending
+them; a copy of an EventRequestAsync is one, whose execute() returns a future."""
 
 from __future__ import annotations
 
@@ -40,5 +41,30 @@ with BatchProcessor() as processor:
 def test_typed_events_go_to_the_batch_processor_under_mypy_strict(tmp_path: Path) -> None:
     program = tmp_path / "send_orders.py"
     program.write_text(textwrap.dedent(USERS_PROGRAM))
+    checked = mypy_strict(program)
+    assert checked.returncode == 0, checked.stdout
+
+
+ASYNC_USERS_PROGRAM = """
+import asyncio
+
+from target_meta_capi.capi import EventRequestAsync, EventResponse
+
+template = EventRequestAsync(pixel_id="1234567890", access_token="sandbox-token")
+
+
+async def send(events: list[dict[str, object]]) -> EventResponse:
+    return await asyncio.wrap_future(template.copy_with(events).execute())
+
+
+async def send_encoded(events: list[dict[str, object]]) -> EventResponse:
+    request = template.copy_with(events).with_encoded_body()
+    return await asyncio.wrap_future(request.execute())
+"""
+
+
+def test_copies_of_an_async_request_return_futures_under_mypy_strict(tmp_path: Path) -> None:
+    program = tmp_path / "send_async.py"
+    program.write_text(textwrap.dedent(ASYNC_USERS_PROGRAM))
     checked = mypy_strict(program)
     assert checked.returncode == 0, checked.stdout

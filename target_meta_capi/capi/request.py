@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -88,6 +88,11 @@ class EventResponse:
     fbtrace_id: str | None
 
 
+#: An EventRequest or a subclass: its copies are of its class (an EventRequestAsync's copy
+#: returns a Future from execute(), as type checkers must see)
+_Request = TypeVar("_Request", bound="EventRequest")
+
+
 @dataclass
 class EventRequest:
     """Events for one pixel; `execute()` sends them, retrying transient failures.
@@ -160,12 +165,12 @@ class EventRequest:
         return _encode(payload)
 
     def copy_with(
-        self,
+        self: _Request,
         events: list[Any],
         *,
         pixel_id: str | None = None,
         private_fields: tuple[tuple[str, ...], ...] | None = None,
-    ) -> EventRequest:
+    ) -> _Request:
         """The same request (every setting kept, same class) carrying other events, to
         another pixel when `pixel_id` is given (None keeps this one; "" is refused on
         sending, as by a request made with it), with other `private_fields` when given."""
@@ -177,7 +182,7 @@ class EventRequest:
             private_fields=self.private_fields if private_fields is None else private_fields,
         )
 
-    def with_encoded_body(self) -> EventRequest:
+    def with_encoded_body(self: _Request) -> _Request:
         """This request with its body encoded now and its events read from that body.
 
         A request waiting for its answer then holds its events once, not twice (events and
