@@ -1,10 +1,12 @@
 import dataclasses
+import gc
 import hashlib
 import itertools
 import logging
 import signal
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 
 import pytest
@@ -121,6 +123,27 @@ def test_a_batch_error_quotes_its_first_five_failures_and_counts_the_others(sand
     assert [f"request {index}:" in text for index in (4, 5)] == [True, False]
     assert text.endswith("; and 35 more (see failures)")
     assert len(raised.value.failures) == 40
+
+
+def test_a_failed_requests_error_does_not_keep_the_request_and_its_events(sandbox_factory):
+    # a BatchProcessingError keeps every failed request's error: in an outage, all the events
+    # of a process_events run
+    down = sandbox_factory(transient_error_rate=1.0)
+    request = EventRequest(
+        "1234567890",
+        events=events(100),
+        access_token="sandbox-token",
+        graph_url=down.url,
+        retry_policy=RetryPolicy(max_retries=0),
+    )
+    request_left = weakref.ref(request)
+    with BatchProcessor() as processor:
+        future = processor.submit(request)
+        del request
+        error = future.exception()
+    gc.collect()
+    assert isinstance(error, TransientError)
+    assert request_left() is None
 
 
 def test_server_sees_exactly_concurrent_requests_in_flight():

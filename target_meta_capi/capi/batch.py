@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import traceback
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -263,6 +264,8 @@ class BatchProcessor:
         # submits can only run on a worker thread, which it may be holding too (with one).
         must_wait = not self._in_worker()
         future: Future[T] = Future()
+        # taken out by run(), whose frame a failed request's error keeps (see _without_locals)
+        pending = [request]
 
         def run() -> None:
             # run inline at exit (see _submitted), maybe by a callback on a worker thread
@@ -272,9 +275,9 @@ class BatchProcessor:
                 if not future.set_running_or_notify_cancel():  # cancelled while waiting
                     return
                 try:
-                    result = work(request)
+                    result = work(pending.pop())
                 except BaseException as error:
-                    future.set_exception(error)
+                    future.set_exception(_without_locals(error))
                 else:
                     future.set_result(result)
             finally:
@@ -317,6 +320,19 @@ class BatchProcessor:
             if self._window_size < self.concurrent_requests:
                 self._window_size += 1
                 self._condition.notify_all()
+
+
+def _without_locals(error: BaseException) -> BaseException:
+    """`error`, the frames it passed through cleared of their locals (its traceback's lines
+    stay).
+
+    Those locals are the request, its events and its body: a future keeps its error, and a
+    BatchProcessingError every failed request's, so in an outage a process_events run over
+    a day's events would keep them all in memory. (The frame of the run() that caught it,
+    still running, is left as it is: it no longer holds the request.)
+    """
+    traceback.clear_frames(error.__traceback__)
+    return error
 
 
 def _submitted(executor: ThreadPoolExecutor, work: Callable[[], object]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import os
@@ -227,9 +228,10 @@ class EventRequest:
         service = load_http_service(self.http_service)
         url, body = self.url, self.body
         policy = self.retry_policy or RetryPolicy()
-        return policy.call(
-            lambda: self._attempt(service, url, body, observer), observer=observer, cancel=cancel
-        )
+        # a partial, not a closure: the frames a failed request's error passed through can be
+        # cleared of the request and its body (a closure's cells outlive the clearing)
+        attempt = functools.partial(self._attempt, service, url, body, observer)
+        return policy.call(attempt, observer=observer, cancel=cancel)
 
     def _check(self) -> None:
         if not self.pixel_id:
