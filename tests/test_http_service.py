@@ -1,3 +1,4 @@
+import http.client
 import io
 import logging
 import shutil
@@ -5,13 +6,14 @@ import socket
 import ssl
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Callable
 
 import pytest
 import requests
 import urllib3
 
-from target_meta_capi.capi import EventRequest, RequestObserver
+from target_meta_capi.capi import EventRequest, RequestObserver, RetryPolicy
 from target_meta_capi.capi.errors import (
     ConfigurationError,
     DeliveryError,
@@ -330,6 +332,60 @@ def test_a_proxy_setting_requests_cannot_use_is_a_configuration_error_not_retrie
     with pytest.raises(ConfigurationError, match=r"nothing was sent \(InvalidProxyURL\)"):
         request.execute(observer=Attempts())
     assert [type(error) for error in attempts] == [ConfigurationError]
+
+
+class UrllibService(HttpServiceInterface):
+    """A service on the standard library, as README's example: http.client's exceptions reach
+    the library as they are."""
+
+    def execute(self, method, url, headers, body, timeout):
+        request = urllib.request.Request(url, data=body, headers=dict(headers), method=method)
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return HttpResponse(answer.status, dict(answer.headers), answer.read())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n" + b'{"events_rec',  # IncompleteRead
+        b"garbage\r\n\r\n",  # BadStatusLine
+    ],
+    ids=["cut-body", "bad-status-line"],
+)
+def test_a_broken_answer_to_a_service_on_urllib_is_a_network_error_retried(answer):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    received = []
+
+    def answer_twice():
+        for _ in range(2):
+            connection, _ = listener.accept()
+            received.append(connection.recv(65536))
+            connection.sendall(answer)
+            connection.close()
+
+    server = threading.Thread(target=answer_twice, daemon=True)
+    server.start()
+    request = EventRequest(
+        "1234567890",
+        events=[{"event_name": "Lead"}],
+        access_token="token",
+        graph_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+        http_service=UrllibService(),
+        retry_policy=RetryPolicy(max_retries=1, base_delay=0),
+    )
+    with pytest.raises(NetworkError) as raised:
+        request.execute()
+    server.join()
+    listener.close()
+    assert raised.value.maybe_delivered is True
+    assert len(received) == 2
+
+
+def test_a_url_http_client_cannot_send_is_a_configuration_error():
+    refusal = http.client.InvalidURL("URL can't contain control characters")
+    assert type(classify_transport_error(refusal)) is ConfigurationError
 
 
 def test_unrelated_exceptions_are_not_network_errors():

@@ -6,6 +6,7 @@ for free in sync, async and batch sends.
 
 from __future__ import annotations
 
+import http.client
 import importlib
 import logging
 import os
@@ -45,8 +46,8 @@ class HttpServiceInterface(ABC):
     """Sends one HTTP request and returns the answer, whatever its status.
 
     Implementations must be thread-safe: one instance serves every request of the process.
-    They may raise `NetworkError` themselves; `requests`, `urllib3` and `OSError` exceptions
-    are classified by the library.
+    They may raise `NetworkError` themselves; `requests`, `urllib3`, `http.client` and
+    `OSError` exceptions are classified by the library.
     """
 
     @abstractmethod
@@ -183,10 +184,20 @@ for _name in _URLLIB3_URL_LOGGERS:
     logging.getLogger(_name).addFilter(_MaskedUrls())
 
 
+#: What HTTP libraries raise for a failed exchange. http.client's own (a cut answer's
+#: IncompleteRead, a BadStatusLine) reach a service built on urllib or http.client as they
+#: are; requests and urllib3 wrap them in theirs.
+_TRANSPORT_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    OSError,
+    http.client.HTTPException,
+)
 #: What the HTTP library raises for a request it cannot make as configured (a proxy URL it
 #: cannot read, a SOCKS proxy without PySocks installed): before a byte is sent, and again on
 #: every retry.
 _UNSENDABLE_REQUEST_ERRORS = (
+    http.client.InvalidURL,  # urllib's and http.client's: a control character in the URL
     requests.exceptions.InvalidURL,  # InvalidProxyURL too
     requests.exceptions.InvalidSchema,
     requests.exceptions.MissingSchema,
@@ -200,7 +211,7 @@ def classify_transport_error(error: BaseException) -> NetworkError | Configurati
     request the HTTP library could not make at all, or None if it is neither."""
     if isinstance(error, NetworkError):
         return error
-    if not isinstance(error, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
+    if not isinstance(error, _TRANSPORT_ERRORS):
         return None
     name = type(error).__name__
     if isinstance(error, _UNSENDABLE_REQUEST_ERRORS):
