@@ -5,6 +5,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -102,6 +103,38 @@ def test_service_class_is_instantiated_once_and_shared():
     first = load_http_service(RecordingHttpService)
     assert isinstance(first, RecordingHttpService)
     assert load_http_service(RecordingHttpService) is first
+
+
+_WRAPPING_SERVICE_SENDS = """
+import sys
+import time
+
+from target_meta_capi.capi import EventRequest, HttpServiceInterface, load_http_service
+
+class Logging(HttpServiceInterface):
+    def __init__(self):
+        self.inner = load_http_service(None)  # the default service, wrapped
+
+    def execute(self, method, url, headers, body, timeout):
+        print("sending", url.rpartition("/v")[2], flush=True)
+        return self.inner.execute(method, url, headers, body, timeout)
+
+request = EventRequest("1234567890", events=[{"event_name": "Lead", "event_time": int(time.time()),
+    "action_source": "system_generated", "user_data": {"external_id": ["a" * 64]}}],
+    access_token="sandbox-token", graph_url=sys.argv[1], http_service=Logging)
+print(request.execute().events_received)
+"""
+
+
+def test_a_service_class_loading_the_default_service_to_wrap_it_sends(sandbox):
+    # in a process of its own: a deadlock would hold the process-wide lock of services
+    sent = subprocess.run(
+        [sys.executable, "-c", _WRAPPING_SERVICE_SENDS, sandbox.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sent.stdout.splitlines() == ["sending 24.0/1234567890/events", "1"], sent.stderr
 
 
 @pytest.mark.parametrize(

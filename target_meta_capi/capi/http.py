@@ -281,7 +281,9 @@ def _caused_by(error: BaseException, types: tuple[type[BaseException], ...]) -> 
 
 _default_service: RequestsHttpService | None = None
 _loaded_services: dict[Any, Any] = {}
-_lock = threading.Lock()
+# reentrant: a service class made by load_http_service may load another in its __init__ (the
+# default one, to wrap it), under the lock its own loading holds
+_lock = threading.RLock()
 _live_services: weakref.WeakSet[RequestsHttpService] = weakref.WeakSet()
 
 
@@ -290,7 +292,7 @@ def _after_fork_in_child() -> None:
     # mixes their requests and answers on one connection. A lock held at the fork by
     # another thread would stay held forever.
     global _lock
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     for service in list(_live_services):
         service._drop_inherited_connections()
 
