@@ -301,6 +301,19 @@ def test_one_event_given_as_the_events_is_a_configuration_error_not_sent(sandbox
     assert sandbox.stats()["requests"] == 0
 
 
+def test_a_retry_policy_that_is_no_retry_policy_is_a_configuration_error_not_sent(sandbox):
+    request = EventRequest(
+        "1234567890",
+        events=EVENTS,
+        access_token="sandbox-token",
+        graph_url=sandbox.url,
+        retry_policy={"max_retries": 1},  # type: ignore[arg-type]
+    )
+    with pytest.raises(ConfigurationError, match="retry_policy must be a RetryPolicy, not dict"):
+        request.execute()
+    assert sandbox.stats()["requests"] == 0
+
+
 def test_retry_then_success_on_500_code_2():
     error = graph_error(500, 2, message="Service temporarily unavailable", is_transient=True)
     with FakeGraphServer(replies(error, error)) as server:

@@ -241,6 +241,10 @@ class EventRequest:
             raise ConfigurationError("EventRequest needs an access_token, as text")
         if self.app_secret is not None and not isinstance(self.app_secret, str):
             raise ConfigurationError("EventRequest's app_secret must be text or None")
+        if self.retry_policy is not None and not isinstance(self.retry_policy, RetryPolicy):
+            raise ConfigurationError(
+                f"retry_policy must be a RetryPolicy, not {type(self.retry_policy).__name__}"
+            )
         problem = timeout_problem(self.timeout)
         if problem:
             raise ConfigurationError(f"timeout {self.timeout!r} {problem}")
