@@ -1,10 +1,12 @@
 import dataclasses
+import gc
 import hashlib
 import itertools
 import logging
 import signal
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 
 import pytest
@@ -103,6 +105,45 @@ def test_process_events_delivers_to_the_sandbox(sandbox):
         event["event_id"] for event in data
     )
     assert {item["params"]["partner_agent"] for item in accepted} == {"pa"}
+
+
+def test_process_events_refuses_one_event_given_as_the_events_before_sending(sandbox):
+    request = EventRequest("1234567890", access_token="sandbox-token", graph_url=sandbox.url)
+    with BatchProcessor() as processor, pytest.raises(ConfigurationError, match="not one event"):
+        processor.process_events(request, events(1)[0])
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_a_batch_error_quotes_its_first_five_failures_and_counts_the_others(sandbox):
+    expired = EventRequest("1234567890", access_token="expired-token", graph_url=sandbox.url)
+    with BatchProcessor(batch_size=1) as processor, pytest.raises(BatchProcessingError) as raised:
+        processor.process_events(expired, events(40))
+    text = str(raised.value)
+    assert text.startswith("40 of 40 requests failed: request 0: AuthError: ")
+    assert [f"request {index}:" in text for index in (4, 5)] == [True, False]
+    assert text.endswith("; and 35 more (see failures)")
+    assert len(raised.value.failures) == 40
+
+
+def test_a_failed_requests_error_does_not_keep_the_request_and_its_events(sandbox_factory):
+    # a BatchProcessingError keeps every failed request's error: in an outage, all the events
+    # of a process_events run
+    down = sandbox_factory(transient_error_rate=1.0)
+    request = EventRequest(
+        "1234567890",
+        events=events(100),
+        access_token="sandbox-token",
+        graph_url=down.url,
+        retry_policy=RetryPolicy(max_retries=0),
+    )
+    request_left = weakref.ref(request)
+    with BatchProcessor() as processor:
+        future = processor.submit(request)
+        del request
+        error = future.exception()
+    gc.collect()
+    assert isinstance(error, TransientError)
+    assert request_left() is None
 
 
 def test_server_sees_exactly_concurrent_requests_in_flight():

@@ -6,7 +6,8 @@ one Python session runs them, against a sandbox started here. The documents tell
 start the sandbox on port 8787 and name its URL once, `http://127.0.0.1:8787`; that URL is the
 one thing replaced, by this sandbox's (pixel and token are the sandbox's defaults, as written).
 docs/sandbox.md's example starts a sandbox of its own. A block preceded by
-`<!-- not run: REASON -->` is not run.
+`<!-- not run: REASON -->` is not run. docs/client.md's examples also type-check under
+mypy --strict, as in a strictly typed application.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from target_meta_capi.sandbox import SandboxServer
+from tests._user_mypy import mypy_strict
 
 ROOT = Path(__file__).resolve().parent.parent
 # the address the documents tell the reader to start the sandbox on
@@ -97,3 +99,12 @@ def test_sandbox_python_example_runs_as_written() -> None:
     assert blocks, "docs/sandbox.md has no Python examples to run"
     # it starts its own sandbox, on a free port: no URL to replace
     run_blocks("docs/sandbox.md", blocks, DOCUMENTED_SANDBOX_URL)
+
+
+def test_client_examples_type_check_under_mypy_strict(tmp_path: Path) -> None:
+    # a user copying them into a strictly typed application gets no error from them
+    blocks = [block for block in document_blocks("docs/client.md") if block.not_run is None]
+    program = tmp_path / "client_examples.py"
+    program.write_text("\n\n".join(block.code for block in blocks))
+    checked = mypy_strict(program)
+    assert checked.returncode == 0, checked.stdout

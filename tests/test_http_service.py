@@ -1,17 +1,20 @@
+import http.client
 import io
 import logging
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
+import urllib.request
 from collections.abc import Callable
 
 import pytest
 import requests
 import urllib3
 
-from target_meta_capi.capi import EventRequest
+from target_meta_capi.capi import EventRequest, RequestObserver, RetryPolicy
 from target_meta_capi.capi.errors import (
     ConfigurationError,
     DeliveryError,
@@ -100,6 +103,38 @@ def test_service_class_is_instantiated_once_and_shared():
     first = load_http_service(RecordingHttpService)
     assert isinstance(first, RecordingHttpService)
     assert load_http_service(RecordingHttpService) is first
+
+
+_WRAPPING_SERVICE_SENDS = """
+import sys
+import time
+
+from target_meta_capi.capi import EventRequest, HttpServiceInterface, load_http_service
+
+class Logging(HttpServiceInterface):
+    def __init__(self):
+        self.inner = load_http_service(None)  # the default service, wrapped
+
+    def execute(self, method, url, headers, body, timeout):
+        print("sending", url.rpartition("/v")[2], flush=True)
+        return self.inner.execute(method, url, headers, body, timeout)
+
+request = EventRequest("1234567890", events=[{"event_name": "Lead", "event_time": int(time.time()),
+    "action_source": "system_generated", "user_data": {"external_id": ["a" * 64]}}],
+    access_token="sandbox-token", graph_url=sys.argv[1], http_service=Logging)
+print(request.execute().events_received)
+"""
+
+
+def test_a_service_class_loading_the_default_service_to_wrap_it_sends(sandbox):
+    # in a process of its own: a deadlock would hold the process-wide lock of services
+    sent = subprocess.run(
+        [sys.executable, "-c", _WRAPPING_SERVICE_SENDS, sandbox.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sent.stdout.splitlines() == ["sending 24.0/1234567890/events", "1"], sent.stderr
 
 
 @pytest.mark.parametrize(
@@ -308,6 +343,84 @@ def test_network_error_from_a_custom_service_is_kept():
     assert classify_transport_error(error) is error
 
 
+def test_a_proxy_setting_requests_cannot_use_is_a_configuration_error_not_retried(
+    sandbox, monkeypatch
+):
+    monkeypatch.setenv("HTTP_PROXY", "http://:3128")  # no host: requests' InvalidProxyURL
+    for bypass in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(bypass, raising=False)
+    attempts: list[Exception | None] = []
+
+    class Attempts(RequestObserver):
+        def on_attempt(self, events, status, seconds, error):
+            attempts.append(error)
+
+    request = EventRequest(
+        "1234567890",
+        events=[{"event_name": "Lead"}],
+        access_token="sandbox-token",
+        graph_url=sandbox.url,
+        http_service=RequestsHttpService(),
+    )
+    with pytest.raises(ConfigurationError, match=r"nothing was sent \(InvalidProxyURL\)"):
+        request.execute(observer=Attempts())
+    assert [type(error) for error in attempts] == [ConfigurationError]
+
+
+class UrllibService(HttpServiceInterface):
+    """A service on the standard library, as README's example: http.client's exceptions reach
+    the library as they are."""
+
+    def execute(self, method, url, headers, body, timeout):
+        request = urllib.request.Request(url, data=body, headers=dict(headers), method=method)
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return HttpResponse(answer.status, dict(answer.headers), answer.read())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n" + b'{"events_rec',  # IncompleteRead
+        b"garbage\r\n\r\n",  # BadStatusLine
+    ],
+    ids=["cut-body", "bad-status-line"],
+)
+def test_a_broken_answer_to_a_service_on_urllib_is_a_network_error_retried(answer):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    received = []
+
+    def answer_twice():
+        for _ in range(2):
+            connection, _ = listener.accept()
+            received.append(connection.recv(65536))
+            connection.sendall(answer)
+            connection.close()
+
+    server = threading.Thread(target=answer_twice, daemon=True)
+    server.start()
+    request = EventRequest(
+        "1234567890",
+        events=[{"event_name": "Lead"}],
+        access_token="token",
+        graph_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+        http_service=UrllibService(),
+        retry_policy=RetryPolicy(max_retries=1, base_delay=0),
+    )
+    with pytest.raises(NetworkError) as raised:
+        request.execute()
+    server.join()
+    listener.close()
+    assert raised.value.maybe_delivered is True
+    assert len(received) == 2
+
+
+def test_a_url_http_client_cannot_send_is_a_configuration_error():
+    refusal = http.client.InvalidURL("URL can't contain control characters")
+    assert type(classify_transport_error(refusal)) is ConfigurationError
+
+
 def test_unrelated_exceptions_are_not_network_errors():
     assert classify_transport_error(KeyError("x")) is None
 
@@ -413,6 +526,12 @@ def test_a_ca_bundle_given_to_the_service_verifies_graph_despite_requests_ca_bun
     )
 
     assert request.execute().events_received == 1
+
+
+def test_a_ca_bundle_that_does_not_exist_is_a_configuration_error(tmp_path):
+    missing = tmp_path / "proxy-ca.pem"
+    with pytest.raises(ConfigurationError, match=r"ca_bundle_path '.*proxy-ca.pem' does not exist"):
+        RequestsHttpService(ca_bundle_path=str(missing))
 
 
 def test_without_the_ca_bundle_graphs_unknown_certificate_is_refused(tls_graph):

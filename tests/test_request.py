@@ -291,6 +291,29 @@ def test_events_given_as_a_generator_are_a_configuration_error():
     assert server.requests == []
 
 
+@pytest.mark.parametrize("one_event", [EVENTS[0], encoded_event(EVENTS[0])], ids=["dict", "raw"])
+def test_one_event_given_as_the_events_is_a_configuration_error_not_sent(sandbox, one_event):
+    request = EventRequest(
+        "1234567890", events=one_event, access_token="sandbox-token", graph_url=sandbox.url
+    )
+    with pytest.raises(ConfigurationError, match=r"not one event: give \[event\]"):
+        request.execute()
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_a_retry_policy_that_is_no_retry_policy_is_a_configuration_error_not_sent(sandbox):
+    request = EventRequest(
+        "1234567890",
+        events=EVENTS,
+        access_token="sandbox-token",
+        graph_url=sandbox.url,
+        retry_policy={"max_retries": 1},  # type: ignore[arg-type]
+    )
+    with pytest.raises(ConfigurationError, match="retry_policy must be a RetryPolicy, not dict"):
+        request.execute()
+    assert sandbox.stats()["requests"] == 0
+
+
 def test_retry_then_success_on_500_code_2():
     error = graph_error(500, 2, message="Service temporarily unavailable", is_transient=True)
     with FakeGraphServer(replies(error, error)) as server:

@@ -14,11 +14,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import traceback
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any, TypeVar
+
+import msgspec
 
 from ._hooks import notify
 from ._words import counted
@@ -30,7 +33,13 @@ from .errors import (
 )
 from .http import HttpServiceInterface, load_http_service
 from .isolate import DeliveryReport, deliver_isolating_invalid
-from .request import EventRequest, EventResponse, RequestObserver
+from .request import (
+    ONE_EVENT_FOR_EVENTS,
+    EventRequest,
+    EventResponse,
+    RequestObserver,
+    is_one_event,
+)
 from .retry import RetryPolicy
 from .rules import MAX_EVENTS_PER_REQUEST
 
@@ -118,7 +127,7 @@ class BatchProcessor:
     # Meta's wave API
 
     def process_events(
-        self, template_request: EventRequest, events: Iterable[dict[str, Any]]
+        self, template_request: EventRequest, events: Iterable[Mapping[str, Any] | msgspec.Raw]
     ) -> list[EventResponse]:
         """Send all events in requests like `template_request`; responses in request order.
 
@@ -127,7 +136,7 @@ class BatchProcessor:
         return self.process_event_requests(self._requests_for(template_request, events))
 
     def process_events_generator(
-        self, template_request: EventRequest, events: Iterable[dict[str, Any]]
+        self, template_request: EventRequest, events: Iterable[Mapping[str, Any] | msgspec.Raw]
     ) -> Iterator[list[Future[EventResponse]]]:
         """Yield one list of futures per wave of `concurrent_requests` requests.
 
@@ -227,8 +236,10 @@ class BatchProcessor:
     # internals
 
     def _requests_for(
-        self, template_request: EventRequest, events: Iterable[dict[str, Any]]
+        self, template_request: EventRequest, events: Iterable[Mapping[str, Any] | msgspec.Raw]
     ) -> Iterator[EventRequest]:
+        if is_one_event(events):
+            raise ConfigurationError(ONE_EVENT_FOR_EVENTS)
         remaining = iter(events)
         while chunk := list(islice(remaining, self.batch_size)):
             yield template_request.copy_with(chunk)
@@ -253,6 +264,8 @@ class BatchProcessor:
         # submits can only run on a worker thread, which it may be holding too (with one).
         must_wait = not self._in_worker()
         future: Future[T] = Future()
+        # taken out by run(), whose frame a failed request's error keeps (see _without_locals)
+        pending = [request]
 
         def run() -> None:
             # run inline at exit (see _submitted), maybe by a callback on a worker thread
@@ -262,9 +275,9 @@ class BatchProcessor:
                 if not future.set_running_or_notify_cancel():  # cancelled while waiting
                     return
                 try:
-                    result = work(request)
+                    result = work(pending.pop())
                 except BaseException as error:
-                    future.set_exception(error)
+                    future.set_exception(_without_locals(error))
                 else:
                     future.set_result(result)
             finally:
@@ -307,6 +320,19 @@ class BatchProcessor:
             if self._window_size < self.concurrent_requests:
                 self._window_size += 1
                 self._condition.notify_all()
+
+
+def _without_locals(error: BaseException) -> BaseException:
+    """`error`, the frames it passed through cleared of their locals (its traceback's lines
+    stay).
+
+    Those locals are the request, its events and its body: a future keeps its error, and a
+    BatchProcessingError every failed request's, so in an outage a process_events run over
+    a day's events would keep them all in memory. (The frame of the run() that caught it,
+    still running, is left as it is: it no longer holds the request.)
+    """
+    traceback.clear_frames(error.__traceback__)
+    return error
 
 
 def _submitted(executor: ThreadPoolExecutor, work: Callable[[], object]) -> bool:

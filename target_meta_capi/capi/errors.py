@@ -50,6 +50,19 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
 class CapiError(Exception):
     """Base class of every error raised by the CAPI client."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickling an exception makes it again from its args, which are its message alone:
+        # the errors taking keyword-only or other arguments (GraphAPIError's http_status,
+        # BatchProcessingError's responses) could not be made so, and a process pool's worker
+        # raising one broke the pool instead of handing it to the caller. Made without
+        # __init__, from the args and attributes it has.
+        return (_remade, (type(self), self.args), self.__dict__)
+
+
+def _remade(error_class: type[CapiError], args: tuple[Any, ...]) -> CapiError:
+    """An error of `error_class` with these args, its attributes to be restored by unpickling."""
+    return error_class.__new__(error_class, *args)
+
 
 class ConfigurationError(CapiError):
     """A setting is unusable: bad batch_size, http service path, graph_url, missing token...,
@@ -250,6 +263,10 @@ class EventsReceivedMismatch(DeliveryError):
         )
 
 
+#: How many of its failures a BatchProcessingError's text quotes; `failures` holds them all.
+_FAILURES_LISTED = 5
+
+
 class BatchProcessingError(CapiError):
     """Some requests of a BatchProcessor run failed; all the others completed.
 
@@ -265,8 +282,13 @@ class BatchProcessingError(CapiError):
         self.failures = list(failures)
         self.responses = list(responses)
         listed = "; ".join(
-            f"request {index}: {type(error).__name__}: {error}" for index, error in self.failures
+            f"request {index}: {type(error).__name__}: {error}"
+            for index, error in self.failures[:_FAILURES_LISTED]
         )
+        # an expired token fails every request alike: a text quoting a thousand failures
+        # would be a log line of hundreds of kilobytes saying one thing
+        if len(self.failures) > _FAILURES_LISTED:
+            listed += f"; and {len(self.failures) - _FAILURES_LISTED} more (see failures)"
         super().__init__(
             f"{len(self.failures)} of {counted(len(self.responses), 'request')} failed: {listed}"
         )

@@ -6,6 +6,7 @@ for free in sync, async and batch sends.
 
 from __future__ import annotations
 
+import http.client
 import importlib
 import logging
 import os
@@ -45,8 +46,8 @@ class HttpServiceInterface(ABC):
     """Sends one HTTP request and returns the answer, whatever its status.
 
     Implementations must be thread-safe: one instance serves every request of the process.
-    They may raise `NetworkError` themselves; `requests`, `urllib3` and `OSError` exceptions
-    are classified by the library.
+    They may raise `NetworkError` themselves; `requests`, `urllib3`, `http.client` and
+    `OSError` exceptions are classified by the library.
     """
 
     @abstractmethod
@@ -72,6 +73,13 @@ class RequestsHttpService(HttpServiceInterface):
     def __init__(
         self, pool_size: int = DEFAULT_POOL_SIZE, *, ca_bundle_path: str | None = None
     ) -> None:
+        if ca_bundle_path and not os.path.exists(ca_bundle_path):
+            # else each request would fail as a network error, retried for minutes, and taken
+            # for one that may have been delivered
+            raise ConfigurationError(
+                f"ca_bundle_path {ca_bundle_path!r} does not exist: give the PEM file (or the "
+                "directory) of the CAs to verify Graph's certificate with"
+            )
         self.ca_bundle_path = ca_bundle_path
         self._tls: dict[str, Any] = {"verify": ca_bundle_path} if ca_bundle_path else {}
         self.session = requests.Session()
@@ -176,13 +184,40 @@ for _name in _URLLIB3_URL_LOGGERS:
     logging.getLogger(_name).addFilter(_MaskedUrls())
 
 
-def classify_transport_error(error: BaseException) -> NetworkError | None:
-    """The NetworkError matching an exception raised while sending, or None if it is not one."""
+#: What HTTP libraries raise for a failed exchange. http.client's own (a cut answer's
+#: IncompleteRead, a BadStatusLine) reach a service built on urllib or http.client as they
+#: are; requests and urllib3 wrap them in theirs.
+_TRANSPORT_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    OSError,
+    http.client.HTTPException,
+)
+#: What the HTTP library raises for a request it cannot make as configured (a proxy URL it
+#: cannot read, a SOCKS proxy without PySocks installed): before a byte is sent, and again on
+#: every retry.
+_UNSENDABLE_REQUEST_ERRORS = (
+    http.client.InvalidURL,  # urllib's and http.client's: a control character in the URL
+    requests.exceptions.InvalidURL,  # InvalidProxyURL too
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidHeader,
+    urllib3.exceptions.LocationValueError,  # ProxySchemeUnknown too
+)
+
+
+def classify_transport_error(error: BaseException) -> NetworkError | ConfigurationError | None:
+    """The NetworkError matching an exception raised while sending, a ConfigurationError for a
+    request the HTTP library could not make at all, or None if it is neither."""
     if isinstance(error, NetworkError):
         return error
-    if not isinstance(error, (requests.RequestException, urllib3.exceptions.HTTPError, OSError)):
+    if not isinstance(error, _TRANSPORT_ERRORS):
         return None
     name = type(error).__name__
+    if isinstance(error, _UNSENDABLE_REQUEST_ERRORS):
+        return ConfigurationError(
+            f"the HTTP library cannot make the request, nothing was sent ({name}): {error}"
+        )
     # Read by cause, as each library wraps the other's exceptions: requests raises a timeout
     # while reading the body as a ConnectionError, urllib3 (a custom service's) a refused
     # connection as a NewConnectionError, which is one of its ConnectTimeoutErrors, or in a
@@ -246,7 +281,9 @@ def _caused_by(error: BaseException, types: tuple[type[BaseException], ...]) -> 
 
 _default_service: RequestsHttpService | None = None
 _loaded_services: dict[Any, Any] = {}
-_lock = threading.Lock()
+# reentrant: a service class made by load_http_service may load another in its __init__ (the
+# default one, to wrap it), under the lock its own loading holds
+_lock = threading.RLock()
 _live_services: weakref.WeakSet[RequestsHttpService] = weakref.WeakSet()
 
 
@@ -255,7 +292,7 @@ def _after_fork_in_child() -> None:
     # mixes their requests and answers on one connection. A lock held at the fork by
     # another thread would stay held forever.
     global _lock
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     for service in list(_live_services):
         service._drop_inherited_connections()
 

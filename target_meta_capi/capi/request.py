@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import os
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -88,6 +89,11 @@ class EventResponse:
     fbtrace_id: str | None
 
 
+#: An EventRequest or a subclass: its copies are of its class (an EventRequestAsync's copy
+#: returns a Future from execute(), as type checkers must see)
+_Request = TypeVar("_Request", bound="EventRequest")
+
+
 @dataclass
 class EventRequest:
     """Events for one pixel; `execute()` sends them, retrying transient failures.
@@ -160,12 +166,12 @@ class EventRequest:
         return _encode(payload)
 
     def copy_with(
-        self,
+        self: _Request,
         events: list[Any],
         *,
         pixel_id: str | None = None,
         private_fields: tuple[tuple[str, ...], ...] | None = None,
-    ) -> EventRequest:
+    ) -> _Request:
         """The same request (every setting kept, same class) carrying other events, to
         another pixel when `pixel_id` is given (None keeps this one; "" is refused on
         sending, as by a request made with it), with other `private_fields` when given."""
@@ -177,7 +183,7 @@ class EventRequest:
             private_fields=self.private_fields if private_fields is None else private_fields,
         )
 
-    def with_encoded_body(self) -> EventRequest:
+    def with_encoded_body(self: _Request) -> _Request:
         """This request with its body encoded now and its events read from that body.
 
         A request waiting for its answer then holds its events once, not twice (events and
@@ -222,9 +228,10 @@ class EventRequest:
         service = load_http_service(self.http_service)
         url, body = self.url, self.body
         policy = self.retry_policy or RetryPolicy()
-        return policy.call(
-            lambda: self._attempt(service, url, body, observer), observer=observer, cancel=cancel
-        )
+        # a partial, not a closure: the frames a failed request's error passed through can be
+        # cleared of the request and its body (a closure's cells outlive the clearing)
+        attempt = functools.partial(self._attempt, service, url, body, observer)
+        return policy.call(attempt, observer=observer, cancel=cancel)
 
     def _check(self) -> None:
         if not self.pixel_id:
@@ -234,12 +241,18 @@ class EventRequest:
             raise ConfigurationError("EventRequest needs an access_token, as text")
         if self.app_secret is not None and not isinstance(self.app_secret, str):
             raise ConfigurationError("EventRequest's app_secret must be text or None")
+        if self.retry_policy is not None and not isinstance(self.retry_policy, RetryPolicy):
+            raise ConfigurationError(
+                f"retry_policy must be a RetryPolicy, not {type(self.retry_policy).__name__}"
+            )
         problem = timeout_problem(self.timeout)
         if problem:
             raise ConfigurationError(f"timeout {self.timeout!r} {problem}")
         problem = graph_url_problem(self.graph_url)
         if problem:
             raise ConfigurationError(f"graph_url {shown_graph_url(self.graph_url)!r} {problem}")
+        if is_one_event(self.events):
+            raise ConfigurationError(ONE_EVENT_FOR_EVENTS)
         if not isinstance(self.events, Sized):
             raise ConfigurationError(
                 "events must be a list (a generator can be read only once: make a list of it)"
@@ -347,6 +360,16 @@ class EventRequest:
                 secrets.extend(unhashed_user_data_values(decoded))
                 secrets.extend(field_texts(decoded, self.private_fields))
         return secrets
+
+
+#: Said when one event is given where events are: sent so, Graph refuses it ("param data
+#: must be an array"), and events read from a dict would be its keys.
+ONE_EVENT_FOR_EVENTS = "events must be a list of events, not one event: give [event]"
+
+
+def is_one_event(events: object) -> bool:
+    """Whether `events`, meant to hold events, is one event itself (a mapping, or encoded)."""
+    return isinstance(events, (Mapping, msgspec.Raw))
 
 
 def encoded_event(event: Mapping[str, Any]) -> msgspec.Raw:

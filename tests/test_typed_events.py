@@ -1,0 +1,70 @@
+"""The client's types as a user's type checker sees them: mypy --strict on a user's program
+finds no error. Events typed with the TypedDicts of capi/shapes.py go to every way of sending
+them; a copy of an EventRequestAsync is one, whose execute() returns a future."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from tests._user_mypy import mypy_strict
+
+USERS_PROGRAM = """
+from collections.abc import Iterator
+
+from target_meta_capi.capi import BatchProcessor, Event, EventRequest, EventResponse
+
+
+def order(number: int) -> Event:
+    return {
+        "event_name": "Purchase",
+        "event_time": 1795773600,
+        "event_id": f"order-{number}",
+        "action_source": "website",
+        "user_data": {"em": ["a" * 64], "client_user_agent": "Mozilla/5.0"},
+        "custom_data": {"value": 49.9, "currency": "EUR"},
+    }
+
+
+def orders() -> Iterator[Event]:
+    yield from (order(number) for number in range(10))
+
+
+template = EventRequest(pixel_id="1234567890", access_token="sandbox-token")
+with BatchProcessor() as processor:
+    responses: list[EventResponse] = processor.process_events(template, [order(1), order(2)])
+    for wave in processor.process_events_generator(template, orders()):
+        responses = [future.result() for future in wave]
+"""
+
+
+def test_typed_events_go_to_the_batch_processor_under_mypy_strict(tmp_path: Path) -> None:
+    program = tmp_path / "send_orders.py"
+    program.write_text(textwrap.dedent(USERS_PROGRAM))
+    checked = mypy_strict(program)
+    assert checked.returncode == 0, checked.stdout
+
+
+ASYNC_USERS_PROGRAM = """
+import asyncio
+
+from target_meta_capi.capi import EventRequestAsync, EventResponse
+
+template = EventRequestAsync(pixel_id="1234567890", access_token="sandbox-token")
+
+
+async def send(events: list[dict[str, object]]) -> EventResponse:
+    return await asyncio.wrap_future(template.copy_with(events).execute())
+
+
+async def send_encoded(events: list[dict[str, object]]) -> EventResponse:
+    request = template.copy_with(events).with_encoded_body()
+    return await asyncio.wrap_future(request.execute())
+"""
+
+
+def test_copies_of_an_async_request_return_futures_under_mypy_strict(tmp_path: Path) -> None:
+    program = tmp_path / "send_async.py"
+    program.write_text(textwrap.dedent(ASYNC_USERS_PROGRAM))
+    checked = mypy_strict(program)
+    assert checked.returncode == 0, checked.stdout
