@@ -595,8 +595,16 @@ def _number(value: Any) -> float | int | Decimal:
     if not isinstance(value, (int, float, Decimal)):
         raise ValueError(f"is a {type(value).__name__}, not a number")
     if isinstance(value, (float, Decimal)) and not math.isfinite(value):
-        raise ValueError("is not a finite number")
+        raise ValueError(_not_finite(value))
     return value
+
+
+def _not_finite(value: float | Decimal) -> str:
+    """Why a number that no float holds is refused: NaN or infinite, or past a float's range
+    (a JSON 1e400 arrives as a finite Decimal, which math.isfinite reads as a float)."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return "is a number past a float's range (±1.8e308)"
+    return "is not a finite number"
 
 
 def _json_number(value: Decimal | float) -> int | float:
@@ -609,7 +617,7 @@ def _to_float(value: Any) -> float:
     kind = value.__class__
     if kind is float or kind is Decimal:  # the common cases, first
         if not math.isfinite(value):
-            raise ValueError("is not a finite number")
+            raise ValueError(_not_finite(value))
         return float(value)
     return float(_number(value))
 
@@ -631,7 +639,7 @@ def _to_text(value: Any) -> str:
     if isinstance(value, (Decimal, float)):
         if not math.isfinite(value):
             # "nan" (a stream map's float('nan')) would make every such row one event_id
-            raise ValueError("is not a finite number")
+            raise ValueError(_not_finite(value))
         if value == int(value):
             return str(int(value))
     if isinstance(value, (str, int, Decimal, float)) and not isinstance(value, bool):
@@ -661,7 +669,7 @@ def _to_json(value: Any) -> Any:
         return value
     if isinstance(value, (Decimal, float)):
         if not math.isfinite(value):
-            raise ValueError("is not a finite number")
+            raise ValueError(_not_finite(value))
         return _json_number(value) if isinstance(value, Decimal) else value
     if isinstance(value, (dt.date, dt.time)):  # datetime included
         return value.isoformat()

@@ -1326,6 +1326,16 @@ def test_an_id_that_is_not_a_finite_number_is_a_mapping_error(number):
     assert error.value.field == "event_id"
 
 
+@pytest.mark.parametrize("column", ["order_id", "total"])
+def test_a_number_past_a_floats_range_is_a_mapping_error_saying_so(column):
+    # JSON's 1e400 arrives as a finite Decimal: "not a finite number" would send a user to
+    # look for a NaN
+    record = {**ORDER, column: Decimal("1E+400")}
+    with pytest.raises(MappingError) as error:
+        mapper_for(ORDERS_CONFIG, "public-orders", columns=ORDERS_COLUMNS).map(record)
+    assert error.value.message == "is a number past a float's range (±1.8e308)"
+
+
 def test_an_id_holding_a_fraction_is_sent_as_its_text():
     record = {"event_time": 1, "order_id": Decimal("1001.50")}
     assert flat_mapper().map(record).event["custom_data"] == {"order_id": "1001.50"}
