@@ -307,10 +307,17 @@ def test_malformed_fbp_is_rejected(fbp):
     assert rules_broken(with_user_data(em=HASH, fbp=fbp)) == ["fbp_invalid"]
 
 
-@pytest.mark.parametrize("value", [None, "12.5", True, float("nan"), float("inf")])
+@pytest.mark.parametrize(
+    "value", [None, "", "12,5", "1e3", "nan", "12.5 EUR", True, float("nan"), float("inf")]
+)
 def test_purchase_needs_a_numeric_value(value):
     event = valid_event(custom_data={"value": value, "currency": "EUR"})
     assert rules_broken(event) == ["purchase_value_missing"]
+
+
+@pytest.mark.parametrize("value", ["142.52", "10", "-3.5"])
+def test_purchase_value_may_be_decimal_text_as_in_metas_example_payloads(value):
+    assert rules_broken(valid_event(custom_data={"value": value, "currency": "USD"})) == []
 
 
 def test_purchase_value_may_be_an_integer():

@@ -286,16 +286,27 @@ def _check_user_data(
     return violations
 
 
+# Meta's own example payloads (the Conversions API overview, its app events page, the Payload
+# Helper, which finds "no errors" in it) send a Purchase's value as text: "142.52". Only such
+# plain decimal text is taken; what else Graph would read as a number is not documented.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def _is_purchase_value(value: Any) -> bool:
+    if value.__class__ is str:
+        return _DECIMAL_TEXT.fullmatch(value) is not None
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and (not isinstance(value, float) or math.isfinite(value))
+    )
+
+
 def _check_purchase(custom_data: Any) -> list[RuleViolation]:
     if custom_data.__class__ is not dict and not isinstance(custom_data, Mapping):
         custom_data = {}
     violations: list[RuleViolation] = []
-    value = custom_data.get("value")
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or (isinstance(value, float) and not math.isfinite(value))
-    ):
+    if not _is_purchase_value(custom_data.get("value")):
         violations.append(
             _violation(
                 "purchase_value_missing",
