@@ -528,6 +528,10 @@ INVALID_EVENTS = {
     "website_user_agent_missing": (without_user_data_key("client_user_agent"), 2804008),
     "website_source_url_invalid": (make_event(event_source_url="shop.example"), 2804009),
     "user_data_missing_match_key": (make_event(action_source="app", user_data={}), 2804010),
+    "user_data_too_broad_to_match": (
+        make_event(user_data={"client_user_agent": "Mozilla/5.0"}),
+        2804010,
+    ),
     "user_data_not_hashed": (
         make_event(user_data={"em": "mary@example.com", "client_user_agent": "UA"}),
         2804011,
