@@ -217,6 +217,54 @@ def test_blank_text_is_not_taken_for_a_malformed_value():
     assert rules_broken(with_user_data(em=HASH, ph="   ", fbc=" ", fbp="\t")) == []
 
 
+# Meta's "baseline requirements for matching": only one of these combinations, or a part of
+# one, is customer information too broad to match, and Meta rejects the event
+TOO_BROAD_USER_DATA = {
+    "user_agent_only": ["client_user_agent"],
+    "metas_own_example": ["ge", "ct", "st", "country"],
+    "location_gender_and_user_agent": ["ct", "country", "st", "zp", "ge", "client_user_agent"],
+    "birth_date_and_user_agent": ["db", "client_user_agent"],
+    "first_name_and_gender": ["fn", "ge"],
+    "last_name_only": ["ln"],
+}
+
+
+def user_data_of(keys: list[str]) -> dict[str, Any]:
+    return {key: "Mozilla/5.0" if key == "client_user_agent" else HASH for key in keys}
+
+
+@pytest.mark.parametrize("keys", TOO_BROAD_USER_DATA.values(), ids=TOO_BROAD_USER_DATA.keys())
+def test_customer_information_too_broad_to_match_is_refused(keys):
+    assert rules_broken(with_user_data(**user_data_of(keys))) == ["user_data_missing_match_key"]
+
+
+def test_too_broad_customer_information_is_refused_from_trusted_keys_too():
+    event = with_user_data(ge=HASH, ct=HASH)
+    assert rules_broken(event, trusted_hashed_keys=frozenset({"ge", "ct"})) == [
+        "user_data_missing_match_key"
+    ]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ["fn", "ln"],
+        ["db", "ge"],
+        ["client_ip_address"],
+        ["client_ip_address", "client_user_agent"],
+        ["ct", "country", "st", "zp", "ge", "client_user_agent", "em"],
+        ["external_id", "client_user_agent"],
+    ],
+)
+def test_customer_information_beyond_the_broad_combinations_is_enough(keys):
+    assert rules_broken(with_user_data(**user_data_of(keys))) == []
+
+
+def test_too_broad_message_names_the_combinations_not_the_values():
+    (violation,) = validate_event(with_user_data(fn=HASH, ge=HASH), now=NOW)
+    assert "fn+ge" in violation.message and HASH not in violation.message
+
+
 @pytest.mark.parametrize(
     "value",
     ["mary@example.com", HASH[:-1], HASH + "0", "g" * 64, [HASH, "plain"], 42, {"a": HASH}],
@@ -307,10 +355,17 @@ def test_malformed_fbp_is_rejected(fbp):
     assert rules_broken(with_user_data(em=HASH, fbp=fbp)) == ["fbp_invalid"]
 
 
-@pytest.mark.parametrize("value", [None, "12.5", True, float("nan"), float("inf")])
+@pytest.mark.parametrize(
+    "value", [None, "", "12,5", "1e3", "nan", "12.5 EUR", True, float("nan"), float("inf")]
+)
 def test_purchase_needs_a_numeric_value(value):
     event = valid_event(custom_data={"value": value, "currency": "EUR"})
     assert rules_broken(event) == ["purchase_value_missing"]
+
+
+@pytest.mark.parametrize("value", ["142.52", "10", "-3.5"])
+def test_purchase_value_may_be_decimal_text_as_in_metas_example_payloads(value):
+    assert rules_broken(valid_event(custom_data={"value": value, "currency": "USD"})) == []
 
 
 def test_purchase_value_may_be_an_integer():

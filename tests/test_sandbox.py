@@ -528,6 +528,10 @@ INVALID_EVENTS = {
     "website_user_agent_missing": (without_user_data_key("client_user_agent"), 2804008),
     "website_source_url_invalid": (make_event(event_source_url="shop.example"), 2804009),
     "user_data_missing_match_key": (make_event(action_source="app", user_data={}), 2804010),
+    "user_data_too_broad_to_match": (
+        make_event(user_data={"client_user_agent": "Mozilla/5.0"}),
+        2804010,
+    ),
     "user_data_not_hashed": (
         make_event(user_data={"em": "mary@example.com", "client_user_agent": "UA"}),
         2804011,
@@ -579,6 +583,37 @@ def test_error_message_never_contains_raw_user_data(sandbox):
     event = make_event(user_data={"em": "mary@example.com", "client_user_agent": "UA"})
     response = post_events(sandbox, [event])
     assert "mary" not in response.text
+
+
+def test_metas_documented_app_purchase_example_is_accepted(sandbox):
+    # the example payload of Meta's "Conversions API for App Events" page, event_time made current
+    event = {
+        "event_name": "Purchase",
+        "event_time": int(time.time()) - 60,
+        "action_source": "app",
+        "user_data": {
+            "client_ip_address": "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+            "em": ["30a79640dfd8293d4f4965ec11821f640ca77979ca0a6b365f06372f81a3f602"],
+            "ph": [
+                "74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b",
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            ],
+            "madid": "38400000-8cf0-11bd-b23e-10b96e40000d",
+            "anon_id": "12345340-1234-3456-1234-123456789012",
+        },
+        "custom_data": {"currency": "USD", "value": "142.52"},
+        "app_data": {
+            "advertiser_tracking_enabled": 1,
+            "application_tracking_enabled": 1,
+            "campaign_ids": "abcd1234",
+            "extinfo": [
+                *("a2", "com.some.app", "771", "Version 7.7.1", "10.1.1", "OnePlus6", "en_US"),
+                *("GMT-1", "TMobile", "1920", "1080", "2.00", "2", "128", "8", "USA/New York"),
+            ],
+        },
+    }
+    response = post_events(sandbox, [event])
+    assert (response.status_code, response.json()["events_received"]) == (200, 1)
 
 
 def test_physical_store_event_thirty_days_old_is_accepted(sandbox):

@@ -104,7 +104,9 @@ def test_match_key_coverage_and_dropped_values_of_a_known_input(
         customer(3, email="cy@example.com", fbp=FBP),
         customer(4, email="di@example.com"),
         customer(5, external_id="c-5"),
-        customer(6, email="not-an-email", phone="12"),
+        # with its email and phone dropped, a user agent alone would be too broad to match (Meta
+        # rejects the event): the IP keeps it deliverable
+        customer(6, email="not-an-email", phone="12", client_ip="203.0.113.6"),
     ]  # fmt: skip
     lines = [
         keyed_schema_line(CUSTOMERS, CUSTOMER_SCHEMA),
@@ -124,7 +126,7 @@ def test_match_key_coverage_and_dropped_values_of_a_known_input(
         "external_id": 33.3,
         "fbc": 16.7,
         "fbp": 33.3,
-        "client_ip_address": 33.3,
+        "client_ip_address": 50.0,
         "client_user_agent": 100.0,
     }
     assert stream["dropped_values"] == {"em": {"invalid": 1}, "ph": {"invalid": 1}}
@@ -356,7 +358,8 @@ def test_stream_without_match_keys_is_warned_about(sandbox: SandboxServer, tmp_p
     store_mapping = {
         "event_name": "Lead",
         "action_source": "physical_store",
-        "fields": {"event_time": "created_at", "event_id": "id"},
+        # a lead_id, which Meta takes, and a city: events Meta accepts and can hardly attribute
+        "fields": {"event_time": "created_at", "event_id": "id", "user_data.lead_id": "id"},
     }
     created_at = order(1)["created_at"]
     lines = [

@@ -139,6 +139,26 @@ _KEY_KINDS: dict[str, int] = {
 }
 
 
+# Meta's "baseline requirements for matching" (Graph API v13.0 on): an event is invalid, and
+# rejected, when its customer information is only one of these combinations or a subset of
+# one. Each key is a bit, each combination a mask: a subset leaves no bit outside a mask.
+_BROAD_KEY_BITS: dict[str, int] = {
+    key: 1 << bit
+    for bit, key in enumerate(
+        ("ct", "country", "st", "zp", "ge", "client_user_agent", "db", "fn", "ln")
+    )
+}
+_TOO_BROAD_COMBINATIONS: tuple[int, ...] = tuple(
+    sum(_BROAD_KEY_BITS[key] for key in combination)
+    for combination in (
+        ("ct", "country", "st", "zp", "ge", "client_user_agent"),
+        ("db", "client_user_agent"),
+        ("fn", "ge"),
+        ("ln", "ge"),
+    )
+)
+
+
 @lru_cache(maxsize=16)
 def _key_kinds_trusting(trusted_hashed_keys: frozenset[str]) -> dict[str, int]:
     """_KEY_KINDS with the trusted hashed keys checked for presence only."""
@@ -225,10 +245,14 @@ def _check_user_data(
         ]
     violations: list[RuleViolation] = []
     has_match_key = False
+    # a key outside every too-broad combination makes the customer information specific
+    # enough; until one is found, broad_keys collects the bits of the broad ones present
+    specific = False
+    broad_keys = 0
     for key, value in user_data.items():
         kind = _kinds.get(key)
-        if kind is None or (kind >= _PLAIN_KEY and has_match_key):
-            continue  # a plain key only counts as a match key, and one was already found
+        if kind is None or (kind >= _PLAIN_KEY and specific):
+            continue  # a plain key only counts as a match key, and a specific one was found
         value_type = type(value)
         # a non-empty string, the common case, skips the call
         if (value_type is not str or not value) and _is_absent(value):
@@ -238,6 +262,9 @@ def _check_user_data(
             if kind == _PLAIN_KEY and value_type is str and value.isspace():
                 continue
             has_match_key = True
+            bit = _BROAD_KEY_BITS.get(key, 0)
+            specific = specific or not bit
+            broad_keys |= bit
             continue
         if kind == _HASHED_KEY:
             if value_type is str:
@@ -274,6 +301,9 @@ def _check_user_data(
                 )
             )
         has_match_key = True
+        bit = _BROAD_KEY_BITS.get(key, 0)
+        specific = specific or not bit
+        broad_keys |= bit
     if not has_match_key:
         violations.insert(
             0,
@@ -283,19 +313,44 @@ def _check_user_data(
                 "user_data needs at least one customer-information parameter",
             ),
         )
+    elif not specific and any(
+        broad_keys & ~combination == 0 for combination in _TOO_BROAD_COMBINATIONS
+    ):
+        violations.insert(
+            0,
+            _violation(
+                "user_data_missing_match_key",
+                "user_data",
+                "user_data holds only customer-information parameters too broad to match (Meta"
+                " rejects ct+country+st+zp+ge+client_user_agent, db+client_user_agent, fn+ge,"
+                " ln+ge and any part of them): add em, ph, external_id, client_ip_address,"
+                " fbp, fbc or another identifier",
+            ),
+        )
     return violations
+
+
+# Meta's own example payloads (the Conversions API overview, its app events page, the Payload
+# Helper, which finds "no errors" in it) send a Purchase's value as text: "142.52". Only such
+# plain decimal text is taken; what else Graph would read as a number is not documented.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def _is_purchase_value(value: Any) -> bool:
+    if value.__class__ is str:
+        return _DECIMAL_TEXT.fullmatch(value) is not None
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and (not isinstance(value, float) or math.isfinite(value))
+    )
 
 
 def _check_purchase(custom_data: Any) -> list[RuleViolation]:
     if custom_data.__class__ is not dict and not isinstance(custom_data, Mapping):
         custom_data = {}
     violations: list[RuleViolation] = []
-    value = custom_data.get("value")
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or (isinstance(value, float) and not math.isfinite(value))
-    ):
+    if not _is_purchase_value(custom_data.get("value")):
         violations.append(
             _violation(
                 "purchase_value_missing",
