@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import stat
 import threading
 import time
@@ -879,9 +880,18 @@ def write_summary_file(path: Path, text: str) -> None:
         return
     # written beside the file and renamed over it: a reader never sees half a summary
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(target)
+    partial = target.with_name(f"{target.name}.{secrets.token_hex(8)}.partial")
+    # created, never opened as found: a file or symlink already at a name known in advance
+    # (left there, or planted in a shared directory such as /tmp) would be written through,
+    # the file a symlink points to overwritten; the mode is the umask's, as any file's
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with open(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 #: How long a summary waits for a FIFO's reader to open it, at the end of a run.

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+import types
 import weakref
 from concurrent.futures import Future
 
@@ -17,6 +18,7 @@ from target_meta_capi.capi.errors import (
     BatchProcessingError,
     ConfigurationError,
     InvalidRequestError,
+    NetworkError,
     ProcessorClosedError,
     TransientError,
 )
@@ -28,6 +30,7 @@ from tests._http_fixture import (
     RecordedRequest,
     RecordingHttpService,
     accept,
+    closed_port,
     graph_error,
 )
 
@@ -144,6 +147,52 @@ def test_a_failed_requests_error_does_not_keep_the_request_and_its_events(sandbo
     gc.collect()
     assert isinstance(error, TransientError)
     assert request_left() is None
+
+
+def _texts_kept_by(error: BaseException) -> list[str]:
+    """Every text an error keeps: through its chain, attributes, traceback frames' locals and
+    containers (not the modules and classes they name)."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen or isinstance(current, (type, types.ModuleType)):
+            continue
+        seen.add(id(current))
+        if isinstance(current, (str, bytes)):
+            texts.append(current if isinstance(current, str) else current.decode("latin-1"))
+        elif isinstance(current, BaseException):
+            pending.extend((current.__cause__, current.__context__, current.__traceback__))
+            pending.extend((current.args, vars(current)))
+        elif isinstance(current, types.TracebackType):
+            pending.extend((current.tb_frame.f_locals, current.tb_next))
+        elif isinstance(current, dict):
+            pending.extend((*current.keys(), *current.values()))
+        elif isinstance(current, (list, tuple, set, frozenset)):
+            pending.extend(current)
+        elif hasattr(current, "__dict__") and not callable(current):
+            pending.append(vars(current))
+    return texts
+
+
+def test_a_request_failed_on_the_network_keeps_neither_its_body_nor_the_token():
+    # requests' exception holds the request it sent (.request.body: the token, the events)
+    request = EventRequest(
+        "1234567890",
+        events=events(3, user_data={"client_user_agent": "Agent/7 kept-nowhere"}),
+        access_token=TOKEN,
+        graph_url=f"http://127.0.0.1:{closed_port()}",
+        retry_policy=NO_RETRIES,
+    )
+    with BatchProcessor() as processor:
+        error = processor.submit(request).exception()
+
+    kept = " ".join(_texts_kept_by(error))
+
+    assert isinstance(error, NetworkError)
+    assert TOKEN not in kept
+    assert "kept-nowhere" not in kept
 
 
 def test_server_sees_exactly_concurrent_requests_in_flight():

@@ -85,6 +85,26 @@ def test_a_network_error_quoting_the_request_url_masks_graph_urls_query() -> Non
     assert URL_TOKEN not in str(failure.value) + repr(failure.value)
 
 
+def test_a_network_errors_chain_holds_no_error_quoting_graph_urls_query() -> None:
+    request = EventRequest(
+        pixel_id=PIXEL_ID,
+        events=[EVENT],
+        access_token=ACCESS_TOKEN,
+        graph_url=f"http://127.0.0.1:{_refused_port()}/?access_token={URL_TOKEN}",
+        retry_policy=RetryPolicy(max_retries=0),
+    )
+    with pytest.raises(NetworkError) as failure:
+        request.execute()
+
+    chained: list[BaseException] = []
+    error: BaseException | None = failure.value
+    while error is not None:
+        chained.append(error)
+        error = error.__cause__ or error.__context__
+
+    assert URL_TOKEN not in " ".join(f"{error!s} {error!r} {error.args!r}" for error in chained)
+
+
 @pytest.mark.parametrize("ends_a_host", ["/", "?", "#"])
 def test_a_password_holding_a_character_that_ends_a_host_is_masked_whole(
     ends_a_host: str,

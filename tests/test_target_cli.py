@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -242,6 +243,49 @@ def test_a_summary_file_that_cannot_be_written_fails_the_run_naming_it(
         "target-meta-capi failed: SummaryWriteError (at the end of input, after line 4): Cannot "
         "write the run summary file /dev/full: No space left on device"
     ]
+
+
+def test_a_symlink_where_the_summary_is_written_first_is_not_followed(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # in a shared directory (/tmp) anyone may put a link at a name known in advance
+    other_file = tmp_path / "someone_elses.txt"
+    other_file.write_text("not the target's\n")
+    summary_path = tmp_path / "reports" / "summary.json"
+    summary_path.parent.mkdir()
+    (summary_path.parent / "summary.json.partial").symlink_to(other_file)
+    config = orders_config(sandbox.url, tmp_path, summary_path=str(summary_path))
+
+    result = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+
+    assert result.returncode == 0, result.stderr
+    assert other_file.read_text() == "not the target's\n"
+    assert not summary_path.is_symlink()
+    assert json.loads(summary_path.read_text())["totals"]["records_read"] == 2
+
+
+def test_a_summary_that_cannot_be_written_whole_leaves_no_partial_file(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    summary_path = tmp_path / "reports" / "summary.json"
+    config = orders_config(sandbox.url, tmp_path, summary_path=str(summary_path))
+
+    def files_of_at_most_100_bytes() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a longer write fails: EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+
+    result = subprocess.run(
+        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
+        input="\n".join(order_stream(2)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=files_of_at_most_100_bytes,
+    )
+
+    assert result.returncode == 1
+    assert "Cannot write the run summary file" in result.stderr
+    assert list(summary_path.parent.iterdir()) == []
 
 
 def test_a_closed_stdout_stops_the_run_with_one_clear_error(

@@ -273,15 +273,21 @@ class EventRequest:
         started = time.monotonic()
         status: int | None = None
         try:
+            translated: Exception | None = None
             try:
                 answer = service.execute("POST", url, REQUEST_HEADERS, body, self.timeout)
             except Exception as error:
-                failure = classify_transport_error(error) or error
-                clean = self._redacted(failure)
-                if clean is error:
+                translated = self._redacted(classify_transport_error(error) or error)
+                if translated is error:
                     raise
-                # the original stays attached as the cause unless it quoted a secret
-                raise clean from (error if clean is failure else None)
+            if translated is not None:
+                # Raised out here, so that the HTTP library's exception (whose type and text it
+                # quotes) is neither its cause nor its context: that exception holds the request
+                # (requests': .request.body, with the token, appsecret_proof and the events),
+                # its frames the body, its text maybe graph_url's query. A kept error (a
+                # future's, a BatchProcessingError's) would keep them all in memory, and an
+                # error reporter walking the chain would read them.
+                raise translated
             answer = checked_response(answer, service)
             status = answer.status
             if observer is not None:
