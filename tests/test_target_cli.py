@@ -716,3 +716,24 @@ def test_an_empty_input_file_is_named_where_no_input_was_found(
 
     assert completed.returncode == 1
     assert f"expected Singer messages (SCHEMA, RECORD, STATE) in {empty}" in completed.stderr
+
+
+def test_a_ctrl_c_before_the_target_handles_signals_ends_the_command_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # the command's imports take most of a second: a Ctrl-C then, before the target's own
+    # handlers, comes while its import runs, which this stands for
+    script = (
+        "import os, signal, time\n"
+        "from target_meta_capi import cli\n"
+        "def interrupted_while_importing():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(30)\n"
+        "cli._run_target = interrupted_while_importing\n"
+        "cli.main()\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert completed.returncode == -signal.SIGINT
+    assert completed.stderr == ""
