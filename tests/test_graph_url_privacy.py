@@ -68,15 +68,19 @@ def test_the_error_refusing_a_graph_url_masks_its_userinfo_and_query() -> None:
     assert "'ftp://<redacted>@graph.example.com?<redacted>'" in str(failure.value)
 
 
-def test_a_network_error_quoting_the_request_url_masks_graph_urls_query() -> None:
-    # requests says "Max retries exceeded with url: /?access_token=...": the query it sent
-    request = EventRequest(
+def _request_refused_with_a_token_in_graph_urls_query() -> EventRequest:
+    return EventRequest(
         pixel_id=PIXEL_ID,
         events=[EVENT],
         access_token=ACCESS_TOKEN,
         graph_url=f"http://127.0.0.1:{_refused_port()}/?access_token={URL_TOKEN}",
         retry_policy=RetryPolicy(max_retries=0),
     )
+
+
+def test_a_network_error_quoting_the_request_url_masks_graph_urls_query() -> None:
+    # requests says "Max retries exceeded with url: /?access_token=...": the query it sent
+    request = _request_refused_with_a_token_in_graph_urls_query()
 
     with pytest.raises(NetworkError) as failure:
         request.execute()
@@ -86,13 +90,7 @@ def test_a_network_error_quoting_the_request_url_masks_graph_urls_query() -> Non
 
 
 def test_a_network_errors_chain_holds_no_error_quoting_graph_urls_query() -> None:
-    request = EventRequest(
-        pixel_id=PIXEL_ID,
-        events=[EVENT],
-        access_token=ACCESS_TOKEN,
-        graph_url=f"http://127.0.0.1:{_refused_port()}/?access_token={URL_TOKEN}",
-        retry_policy=RetryPolicy(max_retries=0),
-    )
+    request = _request_refused_with_a_token_in_graph_urls_query()
     with pytest.raises(NetworkError) as failure:
         request.execute()
 
