@@ -416,12 +416,17 @@ def explained_schema_errors(errors: t.Iterable[str]) -> list[str]:
 _PIXEL_ID_MISSING = "'pixel_id' is a required property"
 
 
+def run_by_meltano() -> bool:
+    """Whether Meltano started the target: it sets MELTANO_PROJECT_ROOT for its plugins."""
+    return bool(os.environ.get("MELTANO_PROJECT_ROOT"))
+
+
 def _where_to_give(setting: str) -> str:
     """Where a required setting the run lacks is given: run by hand, the environment counts
-    only with --config ENV; under Meltano, which sets MELTANO_PROJECT_ROOT for its plugins,
-    meltano.yml's environment names the variable (this project's prod: META_ACCESS_TOKEN),
-    and TARGET_META_CAPI_* would beat every environment's value."""
-    if os.environ.get("MELTANO_PROJECT_ROOT"):
+    only with --config ENV; under Meltano, meltano.yml's environment names the variable (this
+    project's prod: META_ACCESS_TOKEN), and TARGET_META_CAPI_* would beat every environment's
+    value."""
+    if run_by_meltano():
         environment = os.environ.get("MELTANO_ENVIRONMENT")
         active, option = (
             (f"environment {environment}", f"--environment={environment} ")

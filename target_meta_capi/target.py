@@ -97,6 +97,7 @@ from target_meta_capi.settings import (
     environment_setting_problem,
     explained_schema_errors,
     output_over_config_file_problem,
+    run_by_meltano,
     secret_settings_errors,
     settings_errors,
     settings_warnings,
@@ -207,6 +208,13 @@ class TargetMetaCapi(Target):
                 "%s, and state is written as if Meta had acknowledged them.",
                 self.config.get("dry_run_path") or "stderr",
             )
+            if run_by_meltano():
+                # Meltano stores that state: its next run would start after rows never sent
+                self.logger.warning(
+                    "DRY RUN under Meltano: Meltano stores the state this run writes, so its "
+                    "next run starts after these rows and never sends them, unless this run "
+                    "is `meltano run --no-state-update ...`."
+                )
         elif self.stats.test_events:
             self.logger.info("TEST EVENTS: %s.", TEST_EVENTS_NOTE)
         self.delivery = self._build_delivery()

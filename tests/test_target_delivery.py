@@ -187,6 +187,35 @@ def test_dry_run_says_so_at_start_and_in_the_summary(
     assert result.target.stats.snapshot()["dry_run"] is True
 
 
+def test_a_dry_run_under_meltano_warns_that_meltano_stores_its_state(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Meltano stores the state as if sent: its next real run would skip the dry run's rows
+    monkeypatch.setenv("MELTANO_PROJECT_ROOT", str(tmp_path))  # what Meltano sets for plugins
+    config = orders_config(sandbox.url, tmp_path, dry_run=True, dry_run_path=str(tmp_path / "p"))
+    run_in_process(config, order_stream(1))
+    assert (
+        "DRY RUN under Meltano: Meltano stores the state this run writes, so its next run "
+        "starts after these rows and never sends them, unless this run is "
+        "`meltano run --no-state-update ...`."
+    ) in [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+
+
+def test_a_dry_run_by_hand_does_not_mention_meltano(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MELTANO_PROJECT_ROOT", raising=False)
+    config = orders_config(sandbox.url, tmp_path, dry_run=True, dry_run_path=str(tmp_path / "p"))
+    run_in_process(config, order_stream(1))
+    assert not any("Meltano" in record.getMessage() for record in caplog.records)
+
+
 def test_a_real_run_is_not_called_a_dry_run(sandbox: SandboxServer, tmp_path: Path) -> None:
     result = run_in_process(orders_config(sandbox.url, tmp_path), order_stream(1))
     assert result.target.stats.snapshot()["dry_run"] is False
