@@ -200,6 +200,11 @@ class Delivery:
         no error message of their requests quotes their values."""
         self._private_fields[stream] = tuple(paths)
 
+    @property
+    def failed(self) -> bool:
+        """A callback thread recorded a failure (`raise_if_failed` raises it)."""
+        return self._failure is not None
+
     def raise_if_failed(self) -> None:
         """Raise a failure recorded by a callback thread (main thread)."""
         if self._failure is not None:

@@ -122,6 +122,8 @@ _CONDITION_WAITS = (threading.Condition.wait.__code__, threading.Condition.wait_
 _WAIT_FOR_ANSWERS = Delivery.wait.__code__
 #: A signal of another kind this soon after the first is the same request to stop.
 SAME_STOP_SECONDS = 1.0
+#: The longest the main thread waits in one go while a signal may come to stop it.
+_SIGNAL_HEARD_WITHIN = 0.1
 _RECORD_KEYS = frozenset({"stream", "record"})
 _SCHEMA_KEYS = frozenset({"stream", "schema"})
 
@@ -828,9 +830,20 @@ class TargetMetaCapi(Target):
             )
         self.close()
 
-    def _wait_for_in_flight(self, timeout: float | None) -> bool:
-        """Wait until every request is settled; False on a failure or after `timeout`."""
-        return self.delivery.wait(timeout)
+    def _wait_for_in_flight(self, timeout: float) -> bool:
+        """Wait until every request is settled; False on a failure or after `timeout`.
+
+        In waits of at most a tenth of a second: a signal landing just as a long wait begins
+        can go unheard until the wait ends (seen on Python 3.13, where a second SIGTERM in
+        the grace period waited for Meta's answer instead of ending the run at once).
+        """
+        deadline = time.monotonic() + timeout
+        while not self.delivery.wait(
+            min(_SIGNAL_HEARD_WITHIN, max(0.0, deadline - time.monotonic()))
+        ):
+            if self.delivery.failed or time.monotonic() >= deadline:
+                return False
+        return True
 
     def close(self) -> None:
         """Stop progress, close files and log the run summary (once)."""
