@@ -816,8 +816,8 @@ class TargetMetaCapi(Target):
                 f"No input: expected Singer messages (SCHEMA, RECORD, STATE) {self._input_place}"
             )
         self.drain_all(is_endofpipe=True)
-        # in short waits, so that a signal arriving now is heard
-        while not self._wait_for_in_flight(timeout=0.1):
+        # a failure or a stop is looked for between short waits
+        while not self._wait_for_in_flight(timeout=_SIGNAL_HEARD_WITHIN):
             self.delivery.raise_if_failed()
             self.message_reader.stop_if_requested()
         self.delivery.raise_if_failed()
