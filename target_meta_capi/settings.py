@@ -6,7 +6,6 @@ import difflib
 import json
 import math
 import os
-import re
 import stat
 import typing as t
 import unicodedata
@@ -21,6 +20,7 @@ from singer_sdk.helpers import _typing as sdk_typing
 
 from target_meta_capi.capi.errors import redact
 from target_meta_capi.capi.request import (
+    API_VERSION_PATTERN,
     DEFAULT_API_VERSION,
     DEFAULT_GRAPH_URL,
     MAX_TIMEOUT_SECONDS,
@@ -328,9 +328,6 @@ SECRET_SETTINGS = frozenset(
 #: that mean false.
 ENVIRONMENT_TRUE_WORDS = frozenset(sdk_environment_config.TRUTHY)
 ENVIRONMENT_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
-
-#: Graph API versions as Meta names them: v24.0 (ASCII digits: \d takes v٢٤.0 too)
-API_VERSION_PATTERN = re.compile(r"v[0-9]+\.[0-9]+")
 
 
 def secret_settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import hmac
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping, Sized
@@ -42,6 +43,8 @@ from .rules import MAX_EVENTS_PER_REQUEST
 from .usage import rate_limit_usage_percent
 
 DEFAULT_API_VERSION = "v24.0"
+#: Graph API versions as Meta names them: v24.0 (ASCII digits: \d takes v٢٤.0 too)
+API_VERSION_PATTERN = re.compile(r"v[0-9]+\.[0-9]+")
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 REQUEST_HEADERS: Mapping[str, str] = MappingProxyType(
     {

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote_to_bytes
 
 import msgspec
 
-from target_meta_capi.capi.request import DEFAULT_API_VERSION
+from target_meta_capi.capi.request import API_VERSION_PATTERN, DEFAULT_API_VERSION
 from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST, RULES, validate_event
 from target_meta_capi.sandbox import faults
 from target_meta_capi.sandbox.store import REQUEST_PARAM_NAMES, EventStore, event_id_text
@@ -54,7 +54,6 @@ _encode_json = msgspec.json.Encoder().encode
 # what decoding untrusted JSON may raise: msgspec.DecodeError for malformed text (a ValueError
 # only from msgspec 0.21 on), RecursionError for arrays or objects nested too deep (~1000 levels)
 _JSON_ERRORS = (msgspec.DecodeError, RecursionError)
-_API_VERSION = re.compile(r"v[0-9]+\.[0-9]+")
 _MULTIPART_NAME = re.compile(rb'\bname=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
 _MULTIPART_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
 
@@ -831,7 +830,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"reset": True})
             return
         parts = path.strip("/").split("/")
-        if len(parts) != 3 or parts[2] != "events" or not _API_VERSION.fullmatch(parts[0]):
+        if len(parts) != 3 or parts[2] != "events" or not API_VERSION_PATTERN.fullmatch(parts[0]):
             started = time.perf_counter()
             try:
                 self._read_body()
