@@ -88,14 +88,18 @@ def is_near_cutoff(event: Mapping[str, Any], now: float) -> bool:
     return cutoff <= event_time < cutoff + NEAR_CUTOFF_WINDOW_SECONDS
 
 
+def graph_error_reason(http_status: Any, code: Any, subcode: Any) -> str:
+    """The label of an answer of Meta's, for a failed attempt as for a dead letter:
+    `meta:<code>[/<subcode>]`, or `http:<status>` for one without a Graph error (a proxy's 413)."""
+    if code is None:
+        return f"http:{http_status}"
+    return f"meta:{code}" if subcode is None else f"meta:{code}/{subcode}"
+
+
 def error_reason(error: BaseException) -> str:
     """A short, PII-free label for a failed attempt: `meta:<code>/<subcode>`, `http:<status>`..."""
     if isinstance(error, GraphAPIError):
-        if error.code is None:
-            return f"http:{error.http_status}"
-        if error.subcode is None:
-            return f"meta:{error.code}"
-        return f"meta:{error.code}/{error.subcode}"
+        return graph_error_reason(error.http_status, error.code, error.subcode)
     if isinstance(error, NetworkError):
         return f"network:{type(error).__name__}"
     if isinstance(error, EventsReceivedMismatch):
