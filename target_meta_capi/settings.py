@@ -206,8 +206,8 @@ SETTINGS = th.PropertiesList(
             "How long one request may keep retrying. A retry never comes sooner than Meta "
             "asks (Retry-After, or the estimated time to regain access of a throttled "
             "business); when that is beyond this limit the run stops at once, state unchanged, "
-            "and says how long to wait. Raise it (up to a day, 86400) to let a long run wait "
-            "out throttling."
+            f"and says how long to wait. Raise it (up to a day, {LONGEST_WAIT_SECONDS}) to let a "
+            "long run wait out throttling."
         ),
     ),
     th.Property(
