@@ -30,10 +30,14 @@ from urllib.parse import parse_qs, unquote_to_bytes
 
 import msgspec
 
-from target_meta_capi.capi.request import API_VERSION_PATTERN, DEFAULT_API_VERSION
+from target_meta_capi.capi.request import (
+    API_VERSION_PATTERN,
+    DEFAULT_API_VERSION,
+    OPTIONAL_PARAMETERS,
+)
 from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST, RULES, validate_event
 from target_meta_capi.sandbox import faults
-from target_meta_capi.sandbox.store import REQUEST_PARAM_NAMES, EventStore, event_id_text
+from target_meta_capi.sandbox.store import EventStore, event_id_text
 
 DEFAULT_PIXEL_ID = "1234567890"
 DEFAULT_ACCESS_TOKEN = "sandbox-token"
@@ -45,9 +49,6 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 THROTTLE_SUBCODE = 2446079
 SANDBOX_BUSINESS_ID = "100000000000001"  # names the business in usage headers
 
-_OPTIONAL_PARAMS = tuple(
-    name for name in REQUEST_PARAM_NAMES if name not in ("pixel_id", "api_version")
-)
 # msgspec reads and writes the same JSON as the json module, several times faster
 _decode_json = msgspec.json.Decoder().decode
 _encode_json = msgspec.json.Encoder().encode
@@ -484,7 +485,7 @@ class SandboxServer:
         self._check_access(params, bearer, pixel_id)
         events = self._validated_events(params)
         recorded_params: dict[str, Any] = {"pixel_id": pixel_id, "api_version": api_version}
-        for name in _OPTIONAL_PARAMS:
+        for name in OPTIONAL_PARAMETERS:
             value = params.get(name)
             recorded_params[name] = None if value is None else str(value)
         return events, recorded_params

@@ -17,40 +17,36 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-REQUEST_PARAM_NAMES = (
-    "pixel_id",
-    "api_version",
-    "test_event_code",
-    "partner_agent",
-    "namespace_id",
-    "upload_id",
-    "upload_tag",
-    "upload_source",
-)
+from target_meta_capi.capi.request import OPTIONAL_PARAMETERS
 
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    received_at REAL NOT NULL,
-    pixel_id TEXT,
-    api_version TEXT,
-    test_event_code TEXT,
-    partner_agent TEXT,
-    namespace_id TEXT,
-    upload_id TEXT,
-    upload_tag TEXT,
-    upload_source TEXT,
-    event_name TEXT,
-    event_time INTEGER,
-    event_id TEXT,
-    action_source TEXT,
-    event_json TEXT NOT NULL
+#: The request's parameters the sandbox records: the path's, and the optional ones a client
+#: sends beside its events
+REQUEST_PARAM_NAMES = ("pixel_id", "api_version", *OPTIONAL_PARAMETERS)
+
+_SQLITE_SCHEMA = (
+    "\nCREATE TABLE IF NOT EXISTS events (\n"
+    "    id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    received_at REAL NOT NULL,\n"
+    + "".join(f"    {name} TEXT,\n" for name in REQUEST_PARAM_NAMES)
+    + "    event_name TEXT,\n"
+    "    event_time INTEGER,\n"
+    "    event_id TEXT,\n"
+    "    action_source TEXT,\n"
+    "    event_json TEXT NOT NULL\n"
+    ")\n"
 )
-"""
+_SQLITE_COLUMNS = (
+    "received_at",
+    *REQUEST_PARAM_NAMES,
+    "event_name",
+    "event_time",
+    "event_id",
+    "action_source",
+    "event_json",
+)
 _SQLITE_INSERT = (
-    "INSERT INTO events (received_at, pixel_id, api_version, test_event_code, partner_agent,"
-    " namespace_id, upload_id, upload_tag, upload_source, event_name, event_time, event_id,"
-    " action_source, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO events ({', '.join(_SQLITE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_SQLITE_COLUMNS))})"
 )
 
 
