@@ -30,7 +30,11 @@ except ImportError:  # not on Windows
 from target_meta_capi.capi.errors import GraphAPIError
 from target_meta_capi.capi.privacy import mask_fields, redact_user_data
 from target_meta_capi.capi.rules import RuleViolation
-from target_meta_capi.summary import graph_error_reason
+from target_meta_capi.summary import (
+    MAPPING_REASON_PREFIX,
+    RULE_REASON_PREFIX,
+    graph_error_reason,
+)
 
 DeadLetterReason = Literal["local_validation", "unmappable", "meta_rejected"]
 #: The rule of a record whose value could not be turned into the event field it maps to.
@@ -153,9 +157,9 @@ class DeadLetter:
         """The reason as the run summary counts it: `rule:<name>`, `mapping:<field>` (a value
         the field cannot take), or Meta's answer as failed attempts are counted."""
         if self.reason == "unmappable":
-            return f"mapping:{self.field}"
+            return f"{MAPPING_REASON_PREFIX}{self.field}"
         if self.meta_error is None:
-            return f"rule:{self.rule}"
+            return f"{RULE_REASON_PREFIX}{self.rule}"
         return graph_error_reason(
             self.meta_error.get("http_status"),
             self.meta_error.get("code"),

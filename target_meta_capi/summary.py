@@ -66,8 +66,13 @@ DEFAULT_PROGRESS_INTERVAL = 10.0
 #: before (for the final line, any), in name order, and says how many more did.
 PROGRESS_STREAMS_NAMED = 10
 DEFAULT_ENDPOINT = "events"
+#: A dead letter's reason: `rule:<rule>` for an event breaking one of Meta's rules locally,
+#: `mapping:<field>` for a record whose value its field cannot take (see graph_error_reason for
+#: Meta's own refusals).
+RULE_REASON_PREFIX = "rule:"
+MAPPING_REASON_PREFIX = "mapping:"
 # Dead letters with these reasons never reached Meta, so they do not settle sent events.
-LOCAL_REASON_PREFIXES = ("rule:", "mapping:")
+LOCAL_REASON_PREFIXES = (RULE_REASON_PREFIX, MAPPING_REASON_PREFIX)
 
 
 class CapiMetric(str, enum.Enum):
@@ -195,7 +200,9 @@ class _StreamCounters:
         # mapped events that broke a rule were never to be sent (an unmappable record never
         # became an event, so it is not among the mapped)
         broke_rules = sum(
-            count for reason, count in self.dead_letters.items() if reason.startswith("rule:")
+            count
+            for reason, count in self.dead_letters.items()
+            if reason.startswith(RULE_REASON_PREFIX)
         )
         return {
             "records_read": self.records_read,
@@ -690,7 +697,7 @@ def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
         + ("it; it is" if stream["events_dead_lettered"] == 1 else "them; each is")
         + " in the dead-letter file with its reason."
     )
-    if "rule:event_time_too_old" in reasons:
+    if f"{RULE_REASON_PREFIX}event_time_too_old" in reasons:
         warning += (
             f" Meta takes events at most {_MAX_AGE_DAYS} days old ({_PHYSICAL_STORE_MAX_AGE_DAYS} "
             "for physical_store): older rows cannot be sent through the Conversions API."
