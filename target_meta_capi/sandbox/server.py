@@ -733,8 +733,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(error.http_status, error.body(fbtrace_id), fbtrace_id, extra_headers)
 
     def _log(self, status: int | str, detail: str, started: float) -> None:
-        if not self.server.sandbox.config.log_requests:
-            return
+        if self.server.sandbox.config.log_requests:
+            self._write_log_line(status, detail, started)
+
+    def _write_log_line(self, status: int | str, detail: str, started: float) -> None:
         path = self.path.split("?", 1)[0]  # never the query: it may carry the token
         elapsed_ms = (time.perf_counter() - started) * 1000
         sys.stderr.write(
@@ -766,12 +768,11 @@ class _Handler(BaseHTTPRequestHandler):
         counted = self._events_request and not (answered or self._outcome_counted)
         self.server.sandbox._count_internal_error(UNKNOWN_ERROR if counted else None)
         where = traceback.extract_tb(error.__traceback__)[-1]
-        path = self.path.split("?", 1)[0]  # never the query: it may carry the token
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        sys.stderr.write(  # even with --quiet: the sandbox itself went wrong
-            f"{self.client_address[0]} {self.command} {path} {'-' if answered else 500} "
+        self._write_log_line(  # even with --quiet: the sandbox itself went wrong
+            "-" if answered else 500,
             f"code=1 unexpected {type(error).__name__} at {Path(where.filename).name}:"
-            f"{where.lineno} {elapsed_ms:.1f}ms\n"
+            f"{where.lineno}",
+            started,
         )
         if not answered:
             with contextlib.suppress(OSError):
