@@ -28,7 +28,7 @@ except ImportError:  # not on Windows
     fcntl = None  # type: ignore[assignment]
 
 from target_meta_capi.capi.errors import GraphAPIError
-from target_meta_capi.capi.privacy import mask_fields, redact_user_data
+from target_meta_capi.capi.privacy import shown_event
 from target_meta_capi.capi.rules import RuleViolation
 from target_meta_capi.summary import (
     MAPPING_REASON_PREFIX,
@@ -146,9 +146,7 @@ class DeadLetter:
             "meta_error": dict(self.meta_error) if self.meta_error is not None else None,
             # hashed customer data only: the IP address and user agent are personal data too
             "event": (
-                mask_fields(redact_user_data(dict(self.event)), masked_fields)
-                if self.event is not None
-                else None
+                shown_event(dict(self.event), masked_fields) if self.event is not None else None
             ),
         }
 
