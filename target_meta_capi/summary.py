@@ -65,7 +65,8 @@ DEFAULT_PROGRESS_INTERVAL = 10.0
 #: A progress line names at most this many streams: those whose counts moved since the line
 #: before (for the final line, any), in name order, and says how many more did.
 PROGRESS_STREAMS_NAMED = 10
-DEFAULT_ENDPOINT = "events"
+#: The endpoint tag of the HTTP metrics: the edge every request goes to, of whichever pixel
+METRIC_ENDPOINT = "events"
 #: A dead letter's reason: `rule:<rule>` for an event breaking one of Meta's rules locally,
 #: `mapping:<field>` for a record whose value its field cannot take (see graph_error_reason for
 #: Meta's own refusals).
@@ -320,7 +321,6 @@ class RunStats(RequestObserver):
         self,
         *,
         logger: logging.Logger | None = None,
-        endpoint: str = DEFAULT_ENDPOINT,
         clock: Callable[[], float] = time.monotonic,
         dry_run: bool = False,
         test_events: bool = False,
@@ -331,7 +331,6 @@ class RunStats(RequestObserver):
         #: test_event_code is set: Meta shows the events in Test Events, counts no conversion.
         self.test_events = test_events
         self._metrics_logger = singer_metrics.get_metrics_logger()
-        self._endpoint = endpoint
         self._clock = clock
         self._started = clock()
         self._pid = os.getpid()
@@ -448,7 +447,7 @@ class RunStats(RequestObserver):
             if error is not None:
                 _add(self._failures_by_reason, error_reason(error), 1)
         tags: dict[str, Any] = {
-            singer_metrics.Tag.ENDPOINT: self._endpoint,
+            singer_metrics.Tag.ENDPOINT: METRIC_ENDPOINT,
             singer_metrics.Tag.HTTP_STATUS_CODE: status,
             singer_metrics.Tag.STATUS: (
                 singer_metrics.Status.SUCCEEDED if error is None else singer_metrics.Status.FAILED
@@ -587,7 +586,7 @@ class RunStats(RequestObserver):
                     tags: tuple[tuple[str, str], ...] = (stream_tag, ("reason", reason))
                     current.append((CapiMetric.EVENTS_DEAD_LETTERED, tags, count))
             for reason, count in self._retries_by_reason.items():
-                tags = ((singer_metrics.Tag.ENDPOINT.value, self._endpoint), ("reason", reason))
+                tags = ((singer_metrics.Tag.ENDPOINT.value, METRIC_ENDPOINT), ("reason", reason))
                 current.append((CapiMetric.HTTP_REQUEST_RETRY_COUNT, tags, count))
             increments = []
             for metric, tags, total in current:
