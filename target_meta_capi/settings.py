@@ -26,6 +26,7 @@ from target_meta_capi.capi.request import (
     MAX_TIMEOUT_SECONDS,
     OPTIONAL_PARAMETERS,
     graph_url_problem,
+    is_pixel_id,
     shown_graph_url,
 )
 from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST
@@ -558,7 +559,7 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             f"access_token is required (unless dry_run is true); {_where_to_give('access_token')}"
         )
     pixel_id = config.get("pixel_id")
-    if isinstance(pixel_id, str) and not (pixel_id.isascii() and pixel_id.isdigit()):
+    if isinstance(pixel_id, str) and not is_pixel_id(pixel_id):
         errors.append(f"pixel_id must be a pixel (dataset) ID: digits only, got {pixel_id!r}")
     api_version = config.get("api_version", DEFAULT_API_VERSION)
     if isinstance(api_version, str) and not API_VERSION_PATTERN.fullmatch(api_version):

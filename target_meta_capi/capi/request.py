@@ -69,6 +69,11 @@ _DATA_OPENING = b'{"data":['
 MAX_TIMEOUT_SECONDS = 86_400
 
 
+def is_pixel_id(text: str) -> bool:
+    """Whether `text` can be a pixel (dataset) ID: ASCII digits only (isdigit() takes "²" too)."""
+    return text.isascii() and text.isdigit()
+
+
 class RequestObserver(Protocol):
     """Hooks for metrics. Subclass it to inherit no-op defaults and override what you need."""
 
