@@ -33,7 +33,7 @@ from target_meta_capi.sandbox.server import (
     SandboxServer,
     is_whole_number,
 )
-from target_meta_capi.sandbox.store import RecordingFileError
+from target_meta_capi.sandbox.store import NO_TEST_EVENT_CODE, RecordingFileError
 
 DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
 #: the report's exit status when its reader stopped early, as the shell reports a SIGPIPE
@@ -354,7 +354,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         total += 1
         by_event_name[str(event.get("event_name"))] += 1
         by_pixel[str(params.get("pixel_id"))] += 1
-        by_test_event_code[params.get("test_event_code") or "(none)"] += 1
+        by_test_event_code[params.get("test_event_code") or NO_TEST_EVENT_CODE] += 1
         if sample is None:
             sample = redact_user_data(event)
     return {

@@ -52,6 +52,8 @@ _SQLITE_INSERT = (
 
 _encode = msgspec.json.Encoder().encode
 
+#: What the counts by test_event_code call the events sent without one
+NO_TEST_EVENT_CODE = "(none)"
 #: Meta counts an event_name + event_id once within 48 hours; duplicate counting forgets a key
 #: this long after it was first seen
 DEDUP_WINDOW_SECONDS = 48 * 3600
@@ -134,7 +136,8 @@ class EventStore:
         now = time.monotonic()
         with self._lock:
             self._by_pixel_id[str(params.get("pixel_id"))] += len(events)
-            self._by_test_event_code[params.get("test_event_code") or "(none)"] += len(events)
+            test_event_code = params.get("test_event_code") or NO_TEST_EVENT_CODE
+            self._by_test_event_code[test_event_code] += len(events)
             by_event_name = self._by_event_name
             seen = self._seen_event_keys
             seen_order = self._seen_order
