@@ -403,6 +403,8 @@ class SandboxServer:
                     "API calls from the server require an appsecret_proof argument",
                     error_type="GraphMethodException",
                 )
+            # worked out here as Graph does, not with EventRequest.appsecret_proof: this is the
+            # check of the client's proof, which the client's own function would always pass
             expected = hmac.new(
                 self.config.app_secret.encode(), token.encode(), hashlib.sha256
             ).hexdigest()
