@@ -28,8 +28,13 @@ except ImportError:  # not on Windows
     fcntl = None  # type: ignore[assignment]
 
 from target_meta_capi.capi.errors import GraphAPIError
-from target_meta_capi.capi.privacy import mask_fields, redact_user_data
+from target_meta_capi.capi.privacy import shown_event
 from target_meta_capi.capi.rules import RuleViolation
+from target_meta_capi.summary import (
+    MAPPING_REASON_PREFIX,
+    RULE_REASON_PREFIX,
+    graph_error_reason,
+)
 
 DeadLetterReason = Literal["local_validation", "unmappable", "meta_rejected"]
 #: The rule of a record whose value could not be turned into the event field it maps to.
@@ -141,26 +146,23 @@ class DeadLetter:
             "meta_error": dict(self.meta_error) if self.meta_error is not None else None,
             # hashed customer data only: the IP address and user agent are personal data too
             "event": (
-                mask_fields(redact_user_data(dict(self.event)), masked_fields)
-                if self.event is not None
-                else None
+                shown_event(dict(self.event), masked_fields) if self.event is not None else None
             ),
         }
 
     @property
     def summary_reason(self) -> str:
         """The reason as the run summary counts it: `rule:<name>`, `mapping:<field>` (a value
-        the field cannot take), `meta:<code>[/<subcode>]`, or `http:<status>` for an answer
-        without a Graph error (a proxy's 413), as failed attempts are counted."""
+        the field cannot take), or Meta's answer as failed attempts are counted."""
         if self.reason == "unmappable":
-            return f"mapping:{self.field}"
+            return f"{MAPPING_REASON_PREFIX}{self.field}"
         if self.meta_error is None:
-            return f"rule:{self.rule}"
-        subcode = self.meta_error.get("error_subcode")
-        code = self.meta_error.get("code")
-        if code is None:
-            return f"http:{self.meta_error.get('http_status')}"
-        return f"meta:{code}" if subcode is None else f"meta:{code}/{subcode}"
+            return f"{RULE_REASON_PREFIX}{self.rule}"
+        return graph_error_reason(
+            self.meta_error.get("http_status"),
+            self.meta_error.get("code"),
+            self.meta_error.get("error_subcode"),
+        )
 
 
 def meta_error_fields(error: GraphAPIError) -> dict[str, Any]:

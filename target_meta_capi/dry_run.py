@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface
-from target_meta_capi.capi.privacy import mask_fields, redact_user_data, shown_url
+from target_meta_capi.capi.privacy import shown_event, shown_url
 
 DRY_RUN_ACCESS_TOKEN = "dry-run"  # EventRequest insists on a token; this one never leaves
 _SECRET_PARAMETERS = ("access_token", "appsecret_proof")
@@ -51,9 +51,7 @@ class DryRunHttpService(HttpServiceInterface):
         for name in _SECRET_PARAMETERS:
             payload.pop(name, None)
         masked_fields = self._masked_fields
-        payload["data"] = [
-            mask_fields(redact_user_data(event), masked_fields) for event in payload["data"]
-        ]
+        payload["data"] = [shown_event(event, masked_fields) for event in payload["data"]]
         line = json.dumps({"url": shown_url(url), "payload": payload}, ensure_ascii=False)
         with self._lock:
             output = self._output()

@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-import msgspec
 from singer_sdk.sinks import Sink
 
+from target_meta_capi.capi.request import event_json
 from target_meta_capi.delivery import TargetFailure
 from target_meta_capi.mapping import DELETED_AT, build_event_mapper
 from target_meta_capi.reader import RECORD_LINE_LAYOUTS, Line, input_decoder
@@ -69,9 +69,6 @@ RECORDS_BEFORE_WORKERS = 200
 MAX_WORKERS = 8
 #: Asked of the kernel for each end of a worker's socket pair (it may give less).
 SOCKET_BUFFER_BYTES = 2 * 1024 * 1024
-
-# as the request body encodes events, so that an embedded event is byte-identical
-_event_encoder = msgspec.json.Encoder(decimal_format="number")
 
 
 class RecordWorkerError(TargetFailure):
@@ -186,7 +183,7 @@ class StreamConverter:
                 tallies.append(tally)
                 continue
             event = converted.event
-            events.append(_event_encoder.encode(event))
+            events.append(event_json(event))
             keys.append(converted.key)
             tally.event_mapped(event, converted.dropped, near_cutoff=is_near_cutoff(event, now))
         return ConvertedChunk(events, keys, tallies)

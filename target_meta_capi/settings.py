@@ -6,7 +6,6 @@ import difflib
 import json
 import math
 import os
-import re
 import stat
 import typing as t
 import unicodedata
@@ -21,11 +20,13 @@ from singer_sdk.helpers import _typing as sdk_typing
 
 from target_meta_capi.capi.errors import redact
 from target_meta_capi.capi.request import (
+    API_VERSION_PATTERN,
     DEFAULT_API_VERSION,
     DEFAULT_GRAPH_URL,
     MAX_TIMEOUT_SECONDS,
     OPTIONAL_PARAMETERS,
     graph_url_problem,
+    is_pixel_id,
     shown_graph_url,
 )
 from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST
@@ -206,8 +207,8 @@ SETTINGS = th.PropertiesList(
             "How long one request may keep retrying. A retry never comes sooner than Meta "
             "asks (Retry-After, or the estimated time to regain access of a throttled "
             "business); when that is beyond this limit the run stops at once, state unchanged, "
-            "and says how long to wait. Raise it (up to a day, 86400) to let a long run wait "
-            "out throttling."
+            f"and says how long to wait. Raise it (up to a day, {LONGEST_WAIT_SECONDS}) to let a "
+            "long run wait out throttling."
         ),
     ),
     th.Property(
@@ -328,9 +329,6 @@ SECRET_SETTINGS = frozenset(
 #: that mean false.
 ENVIRONMENT_TRUE_WORDS = frozenset(sdk_environment_config.TRUTHY)
 ENVIRONMENT_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
-
-#: Graph API versions as Meta names them: v24.0 (ASCII digits: \d takes v٢٤.0 too)
-API_VERSION_PATTERN = re.compile(r"v[0-9]+\.[0-9]+")
 
 
 def secret_settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
@@ -561,7 +559,7 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             f"access_token is required (unless dry_run is true); {_where_to_give('access_token')}"
         )
     pixel_id = config.get("pixel_id")
-    if isinstance(pixel_id, str) and not (pixel_id.isascii() and pixel_id.isdigit()):
+    if isinstance(pixel_id, str) and not is_pixel_id(pixel_id):
         errors.append(f"pixel_id must be a pixel (dataset) ID: digits only, got {pixel_id!r}")
     api_version = config.get("api_version", DEFAULT_API_VERSION)
     if isinstance(api_version, str) and not API_VERSION_PATTERN.fullmatch(api_version):

@@ -179,8 +179,9 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         self._reader = target.message_reader  # where in the input a record came from
         self._include_sdc_metadata: bool | None = None
         super().__init__(target, stream_name, schema, key_properties)
-        # the SDK reads these from the config for every record; the config is fixed for a run
-        self._batch_size = int(self.config.get("batch_size", 1000))
+        # the SDK reads its batch size from the config for every record; the processor's is
+        # the run's, and the one process_batch splits requests by
+        self._batch_size = self.delivery.processor.batch_size
         self._mapper: EventMapper | None = build_event_mapper(
             stream_name,
             list(self.key_properties),

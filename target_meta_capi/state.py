@@ -6,10 +6,11 @@ that carried them, when they were dead-lettered, or when there was nothing to se
 A state may be written once every number up to its barrier is settled — before that, writing
 it would tell the orchestrator to skip rows that could still be lost.
 
-Callbacks settle numbers from executor threads; states are only ever taken from the main
-thread. Memory stays bounded however long the run: the ledger keeps a watermark (every number
-at or below it is settled) plus the settled ranges above it, which exist only while an older
-number is still in flight.
+Callbacks settle numbers from executor threads; states are registered by the main thread and
+taken by whichever thread finds one ready: the main thread, or the callback that settled its
+last numbers (so a quiet tap's state is not held until its next line). Memory stays bounded
+however long the run: the ledger keeps a watermark (every number at or below it is settled)
+plus the settled ranges above it, which exist only while an older number is still in flight.
 """
 
 from __future__ import annotations

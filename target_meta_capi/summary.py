@@ -65,9 +65,15 @@ DEFAULT_PROGRESS_INTERVAL = 10.0
 #: A progress line names at most this many streams: those whose counts moved since the line
 #: before (for the final line, any), in name order, and says how many more did.
 PROGRESS_STREAMS_NAMED = 10
-DEFAULT_ENDPOINT = "events"
+#: The endpoint tag of the HTTP metrics: the edge every request goes to, of whichever pixel
+METRIC_ENDPOINT = "events"
+#: A dead letter's reason: `rule:<rule>` for an event breaking one of Meta's rules locally,
+#: `mapping:<field>` for a record whose value its field cannot take (see graph_error_reason for
+#: Meta's own refusals).
+RULE_REASON_PREFIX = "rule:"
+MAPPING_REASON_PREFIX = "mapping:"
 # Dead letters with these reasons never reached Meta, so they do not settle sent events.
-LOCAL_REASON_PREFIXES = ("rule:", "mapping:")
+LOCAL_REASON_PREFIXES = (RULE_REASON_PREFIX, MAPPING_REASON_PREFIX)
 
 
 class CapiMetric(str, enum.Enum):
@@ -88,14 +94,18 @@ def is_near_cutoff(event: Mapping[str, Any], now: float) -> bool:
     return cutoff <= event_time < cutoff + NEAR_CUTOFF_WINDOW_SECONDS
 
 
+def graph_error_reason(http_status: Any, code: Any, subcode: Any) -> str:
+    """The label of an answer of Meta's, for a failed attempt as for a dead letter:
+    `meta:<code>[/<subcode>]`, or `http:<status>` for one without a Graph error (a proxy's 413)."""
+    if code is None:
+        return f"http:{http_status}"
+    return f"meta:{code}" if subcode is None else f"meta:{code}/{subcode}"
+
+
 def error_reason(error: BaseException) -> str:
     """A short, PII-free label for a failed attempt: `meta:<code>/<subcode>`, `http:<status>`..."""
     if isinstance(error, GraphAPIError):
-        if error.code is None:
-            return f"http:{error.http_status}"
-        if error.subcode is None:
-            return f"meta:{error.code}"
-        return f"meta:{error.code}/{error.subcode}"
+        return graph_error_reason(error.http_status, error.code, error.subcode)
     if isinstance(error, NetworkError):
         return f"network:{type(error).__name__}"
     if isinstance(error, EventsReceivedMismatch):
@@ -191,7 +201,9 @@ class _StreamCounters:
         # mapped events that broke a rule were never to be sent (an unmappable record never
         # became an event, so it is not among the mapped)
         broke_rules = sum(
-            count for reason, count in self.dead_letters.items() if reason.startswith("rule:")
+            count
+            for reason, count in self.dead_letters.items()
+            if reason.startswith(RULE_REASON_PREFIX)
         )
         return {
             "records_read": self.records_read,
@@ -309,7 +321,6 @@ class RunStats(RequestObserver):
         self,
         *,
         logger: logging.Logger | None = None,
-        endpoint: str = DEFAULT_ENDPOINT,
         clock: Callable[[], float] = time.monotonic,
         dry_run: bool = False,
         test_events: bool = False,
@@ -320,7 +331,6 @@ class RunStats(RequestObserver):
         #: test_event_code is set: Meta shows the events in Test Events, counts no conversion.
         self.test_events = test_events
         self._metrics_logger = singer_metrics.get_metrics_logger()
-        self._endpoint = endpoint
         self._clock = clock
         self._started = clock()
         self._pid = os.getpid()
@@ -437,7 +447,7 @@ class RunStats(RequestObserver):
             if error is not None:
                 _add(self._failures_by_reason, error_reason(error), 1)
         tags: dict[str, Any] = {
-            singer_metrics.Tag.ENDPOINT: self._endpoint,
+            singer_metrics.Tag.ENDPOINT: METRIC_ENDPOINT,
             singer_metrics.Tag.HTTP_STATUS_CODE: status,
             singer_metrics.Tag.STATUS: (
                 singer_metrics.Status.SUCCEEDED if error is None else singer_metrics.Status.FAILED
@@ -576,7 +586,7 @@ class RunStats(RequestObserver):
                     tags: tuple[tuple[str, str], ...] = (stream_tag, ("reason", reason))
                     current.append((CapiMetric.EVENTS_DEAD_LETTERED, tags, count))
             for reason, count in self._retries_by_reason.items():
-                tags = ((singer_metrics.Tag.ENDPOINT.value, self._endpoint), ("reason", reason))
+                tags = ((singer_metrics.Tag.ENDPOINT.value, METRIC_ENDPOINT), ("reason", reason))
                 current.append((CapiMetric.HTTP_REQUEST_RETRY_COUNT, tags, count))
             increments = []
             for metric, tags, total in current:
@@ -686,7 +696,7 @@ def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
         + ("it; it is" if stream["events_dead_lettered"] == 1 else "them; each is")
         + " in the dead-letter file with its reason."
     )
-    if "rule:event_time_too_old" in reasons:
+    if f"{RULE_REASON_PREFIX}event_time_too_old" in reasons:
         warning += (
             f" Meta takes events at most {_MAX_AGE_DAYS} days old ({_PHYSICAL_STORE_MAX_AGE_DAYS} "
             "for physical_store): older rows cannot be sent through the Conversions API."

@@ -21,6 +21,7 @@ from target_meta_capi.capi.errors import (
     classify_response,
     retry_after_seconds,
 )
+from target_meta_capi.capi.privacy import MASK
 from target_meta_capi.capi.request import EventResponse
 
 NOW = 1_795_773_600.0  # Fri, 27 Nov 2026 10:00:00 GMT
@@ -281,14 +282,14 @@ def test_token_looking_text_is_redacted_without_being_told_the_token():
 def test_a_secret_of_seven_characters_such_as_an_ipv4_address_is_redacted():
     body = error_body(100, message="Bad client_ip_address 1.2.3.4")
     error = classify_response(400, body, secrets=["1.2.3.4"])
-    assert error.message == "Bad client_ip_address [redacted]"
+    assert error.message == f"Bad client_ip_address {MASK}"
 
 
 def test_a_secret_holding_another_is_redacted_whole_not_just_the_one_it_holds():
     agent = "Mozilla/5.0 (X11; Linux x86_64)"
     body = error_body(100, message=f"Bad client_user_agent {agent}")
     error = classify_response(400, body, secrets=["Mozilla/5.0", agent])
-    assert error.message == "Bad client_user_agent [redacted]"
+    assert error.message == f"Bad client_user_agent {MASK}"
 
 
 def test_events_received_mismatch_reports_counts():

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._answer_json import answer_json
 from ._words import counted
+from .privacy import MASK
 from .usage import regain_access_seconds
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ APP_SECRET_PROOF_ERROR_TYPE = "GraphMethodException"
 # Graph access tokens start with "EAA"; catches tokens echoed back even when we do not know them.
 _ACCESS_TOKEN_PATTERN = re.compile(r"EAA[A-Za-z0-9]{16,}")
 _HTML_TITLE_PATTERN = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_REDACTED = "[redacted]"
 # shorter "secrets" (test placeholders, short ids) would shred ordinary words; seven
 # characters still take in every IPv4 address (1.2.3.4)
 _MIN_SECRET_LENGTH = 7
@@ -43,8 +43,8 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     # the longest first: one secret may hold another (a user agent and its prefix)
     for secret in sorted(filter(None, set(secrets)), key=len, reverse=True):
         if len(secret) >= _MIN_SECRET_LENGTH:
-            text = text.replace(secret, _REDACTED)
-    return _ACCESS_TOKEN_PATTERN.sub(_REDACTED, text)
+            text = text.replace(secret, MASK)
+    return _ACCESS_TOKEN_PATTERN.sub(MASK, text)
 
 
 class CapiError(Exception):

@@ -28,6 +28,12 @@ def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "user_data": {key: _mask(value) for key, value in user_data.items()}}
 
 
+def shown_event(event: dict[str, Any], private_fields: Iterable[Sequence[str]]) -> dict[str, Any]:
+    """The event as a file people read shows it: `redact_user_data`'s masking, and the values
+    at `private_fields` (customer information a mapping puts outside user_data) masked too."""
+    return mask_fields(redact_user_data(event), private_fields)
+
+
 def mask_fields(event: dict[str, Any], paths: Iterable[Sequence[str]]) -> dict[str, Any]:
     """The event with the values at these paths (("custom_data", "email")) masked, those it
     has: for fields outside user_data that someone filled with customer information."""

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import hmac
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping, Sized
@@ -42,6 +43,8 @@ from .rules import MAX_EVENTS_PER_REQUEST
 from .usage import rate_limit_usage_percent
 
 DEFAULT_API_VERSION = "v24.0"
+#: Graph API versions as Meta names them: v24.0 (ASCII digits: \d takes v٢٤.0 too)
+API_VERSION_PATTERN = re.compile(r"v[0-9]+\.[0-9]+")
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 REQUEST_HEADERS: Mapping[str, str] = MappingProxyType(
     {
@@ -64,6 +67,11 @@ _DATA_OPENING = b'{"data":['
 #: The longest `timeout`: a wait past the platform's time_t (inf, 1e12) fails deep inside the
 #: HTTP library with OverflowError, and a day is past any answer worth waiting for.
 MAX_TIMEOUT_SECONDS = 86_400
+
+
+def is_pixel_id(text: str) -> bool:
+    """Whether `text` can be a pixel (dataset) ID: ASCII digits only (isdigit() takes "²" too)."""
+    return text.isascii() and text.isdigit()
 
 
 class RequestObserver(Protocol):
@@ -381,7 +389,12 @@ def is_one_event(events: object) -> bool:
 def encoded_event(event: Mapping[str, Any]) -> msgspec.Raw:
     """The event as a request's body embeds it (an EventRequest takes it so). An event
     waiting to be sent is held in a fraction of the memory its dict takes."""
-    return msgspec.Raw(_encode(event))
+    return msgspec.Raw(event_json(event))
+
+
+def event_json(event: Mapping[str, Any]) -> bytes:
+    """The bytes `encoded_event` holds, for a process that hands them on to another."""
+    return _encode(event)
 
 
 def _encode(value: Any) -> bytes:

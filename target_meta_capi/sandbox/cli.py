@@ -27,11 +27,13 @@ from target_meta_capi.sandbox.server import (
     DEFAULT_ACCESS_TOKEN,
     DEFAULT_PIXEL_ID,
     DEFAULT_PORT,
+    REJECTED_EVENT_SUBCODE,
+    THROTTLE_SUBCODE,
     SandboxConfig,
     SandboxServer,
     is_whole_number,
 )
-from target_meta_capi.sandbox.store import RecordingFileError
+from target_meta_capi.sandbox.store import NO_TEST_EVENT_CODE, RecordingFileError
 
 DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
 #: the report's exit status when its reader stopped early, as the shell reports a SIGPIPE
@@ -125,7 +127,7 @@ def _serve_parser() -> argparse.ArgumentParser:
         "--throttle-rate",
         type=_rate,
         default=0.0,
-        help="answer HTTP 400, code 17, subcode 2446079 (nothing stored)",
+        help=f"answer HTTP 400, code 17, subcode {THROTTLE_SUBCODE} (nothing stored)",
     )
     faults.add_argument(
         "--cut-after-accept-rate",
@@ -176,7 +178,7 @@ def _serve_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="ID",
         help="refuse events with this event_id as Graph refuses an invalid event (code 100, "
-        "subcode 2804099), to try out a sender's dead letters (repeatable)",
+        f"subcode {REJECTED_EVENT_SUBCODE}), to try out a sender's dead letters (repeatable)",
     )
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault sequence")
     recording = parser.add_argument_group("recording")
@@ -352,7 +354,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         total += 1
         by_event_name[str(event.get("event_name"))] += 1
         by_pixel[str(params.get("pixel_id"))] += 1
-        by_test_event_code[params.get("test_event_code") or "(none)"] += 1
+        by_test_event_code[params.get("test_event_code") or NO_TEST_EVENT_CODE] += 1
         if sample is None:
             sample = redact_user_data(event)
     return {

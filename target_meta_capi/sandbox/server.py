@@ -30,10 +30,14 @@ from urllib.parse import parse_qs, unquote_to_bytes
 
 import msgspec
 
-from target_meta_capi.capi.request import DEFAULT_API_VERSION
+from target_meta_capi.capi.request import (
+    API_VERSION_PATTERN,
+    DEFAULT_API_VERSION,
+    OPTIONAL_PARAMETERS,
+)
 from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST, RULES, validate_event
 from target_meta_capi.sandbox import faults
-from target_meta_capi.sandbox.store import REQUEST_PARAM_NAMES, EventStore, event_id_text
+from target_meta_capi.sandbox.store import EventStore, event_id_text
 
 DEFAULT_PIXEL_ID = "1234567890"
 DEFAULT_ACCESS_TOKEN = "sandbox-token"
@@ -45,16 +49,12 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 THROTTLE_SUBCODE = 2446079
 SANDBOX_BUSINESS_ID = "100000000000001"  # names the business in usage headers
 
-_OPTIONAL_PARAMS = tuple(
-    name for name in REQUEST_PARAM_NAMES if name not in ("pixel_id", "api_version")
-)
 # msgspec reads and writes the same JSON as the json module, several times faster
 _decode_json = msgspec.json.Decoder().decode
 _encode_json = msgspec.json.Encoder().encode
 # what decoding untrusted JSON may raise: msgspec.DecodeError for malformed text (a ValueError
 # only from msgspec 0.21 on), RecursionError for arrays or objects nested too deep (~1000 levels)
 _JSON_ERRORS = (msgspec.DecodeError, RecursionError)
-_API_VERSION = re.compile(r"v[0-9]+\.[0-9]+")
 _MULTIPART_NAME = re.compile(rb'\bname=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
 _MULTIPART_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
 
@@ -403,6 +403,8 @@ class SandboxServer:
                     "API calls from the server require an appsecret_proof argument",
                     error_type="GraphMethodException",
                 )
+            # worked out here as Graph does, not with EventRequest.appsecret_proof: this is the
+            # check of the client's proof, which the client's own function would always pass
             expected = hmac.new(
                 self.config.app_secret.encode(), token.encode(), hashlib.sha256
             ).hexdigest()
@@ -485,7 +487,7 @@ class SandboxServer:
         self._check_access(params, bearer, pixel_id)
         events = self._validated_events(params)
         recorded_params: dict[str, Any] = {"pixel_id": pixel_id, "api_version": api_version}
-        for name in _OPTIONAL_PARAMS:
+        for name in OPTIONAL_PARAMETERS:
             value = params.get(name)
             recorded_params[name] = None if value is None else str(value)
         return events, recorded_params
@@ -733,8 +735,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(error.http_status, error.body(fbtrace_id), fbtrace_id, extra_headers)
 
     def _log(self, status: int | str, detail: str, started: float) -> None:
-        if not self.server.sandbox.config.log_requests:
-            return
+        if self.server.sandbox.config.log_requests:
+            self._write_log_line(status, detail, started)
+
+    def _write_log_line(self, status: int | str, detail: str, started: float) -> None:
         path = self.path.split("?", 1)[0]  # never the query: it may carry the token
         elapsed_ms = (time.perf_counter() - started) * 1000
         sys.stderr.write(
@@ -766,12 +770,11 @@ class _Handler(BaseHTTPRequestHandler):
         counted = self._events_request and not (answered or self._outcome_counted)
         self.server.sandbox._count_internal_error(UNKNOWN_ERROR if counted else None)
         where = traceback.extract_tb(error.__traceback__)[-1]
-        path = self.path.split("?", 1)[0]  # never the query: it may carry the token
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        sys.stderr.write(  # even with --quiet: the sandbox itself went wrong
-            f"{self.client_address[0]} {self.command} {path} {'-' if answered else 500} "
+        self._write_log_line(  # even with --quiet: the sandbox itself went wrong
+            "-" if answered else 500,
             f"code=1 unexpected {type(error).__name__} at {Path(where.filename).name}:"
-            f"{where.lineno} {elapsed_ms:.1f}ms\n"
+            f"{where.lineno}",
+            started,
         )
         if not answered:
             with contextlib.suppress(OSError):
@@ -831,7 +834,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"reset": True})
             return
         parts = path.strip("/").split("/")
-        if len(parts) != 3 or parts[2] != "events" or not _API_VERSION.fullmatch(parts[0]):
+        if len(parts) != 3 or parts[2] != "events" or not API_VERSION_PATTERN.fullmatch(parts[0]):
             started = time.perf_counter()
             try:
                 self._read_body()

@@ -17,45 +17,43 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-REQUEST_PARAM_NAMES = (
-    "pixel_id",
-    "api_version",
-    "test_event_code",
-    "partner_agent",
-    "namespace_id",
-    "upload_id",
-    "upload_tag",
-    "upload_source",
-)
+from target_meta_capi.capi.request import OPTIONAL_PARAMETERS
 
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    received_at REAL NOT NULL,
-    pixel_id TEXT,
-    api_version TEXT,
-    test_event_code TEXT,
-    partner_agent TEXT,
-    namespace_id TEXT,
-    upload_id TEXT,
-    upload_tag TEXT,
-    upload_source TEXT,
-    event_name TEXT,
-    event_time INTEGER,
-    event_id TEXT,
-    action_source TEXT,
-    event_json TEXT NOT NULL
+#: The request's parameters the sandbox records: the path's, and the optional ones a client
+#: sends beside its events
+REQUEST_PARAM_NAMES = ("pixel_id", "api_version", *OPTIONAL_PARAMETERS)
+
+_SQLITE_SCHEMA = (
+    "\nCREATE TABLE IF NOT EXISTS events (\n"
+    "    id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    received_at REAL NOT NULL,\n"
+    + "".join(f"    {name} TEXT,\n" for name in REQUEST_PARAM_NAMES)
+    + "    event_name TEXT,\n"
+    "    event_time INTEGER,\n"
+    "    event_id TEXT,\n"
+    "    action_source TEXT,\n"
+    "    event_json TEXT NOT NULL\n"
+    ")\n"
 )
-"""
+_SQLITE_COLUMNS = (
+    "received_at",
+    *REQUEST_PARAM_NAMES,
+    "event_name",
+    "event_time",
+    "event_id",
+    "action_source",
+    "event_json",
+)
 _SQLITE_INSERT = (
-    "INSERT INTO events (received_at, pixel_id, api_version, test_event_code, partner_agent,"
-    " namespace_id, upload_id, upload_tag, upload_source, event_name, event_time, event_id,"
-    " action_source, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO events ({', '.join(_SQLITE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_SQLITE_COLUMNS))})"
 )
 
 
 _encode = msgspec.json.Encoder().encode
 
+#: What the counts by test_event_code call the events sent without one
+NO_TEST_EVENT_CODE = "(none)"
 #: Meta counts an event_name + event_id once within 48 hours; duplicate counting forgets a key
 #: this long after it was first seen
 DEDUP_WINDOW_SECONDS = 48 * 3600
@@ -138,7 +136,8 @@ class EventStore:
         now = time.monotonic()
         with self._lock:
             self._by_pixel_id[str(params.get("pixel_id"))] += len(events)
-            self._by_test_event_code[params.get("test_event_code") or "(none)"] += len(events)
+            test_event_code = params.get("test_event_code") or NO_TEST_EVENT_CODE
+            self._by_test_event_code[test_event_code] += len(events)
             by_event_name = self._by_event_name
             seen = self._seen_event_keys
             seen_order = self._seen_order
