@@ -1,5 +1,5 @@
 """A plan whose hashed user_data comes from the identity memo builds the whole event in one
-generated function (mapping.mapper._compile_builder) instead of fill + _finish.
+generated function (mapping.compiled._compile_builder) instead of fill + _finish.
 
 It must give what fill + _finish give: the same event, the same dropped values, the same
 error for an unusable field. The reference here is the same mapper with no builder compiled.

@@ -11,9 +11,13 @@ The modules, each holding one concern:
 - :mod:`~target_meta_capi.mapping.values`: converting a value to what its parameter takes
   (:func:`parse_event_time` …);
 - :mod:`~target_meta_capi.mapping.event_id`: the event_id derived from a row;
+- :mod:`~target_meta_capi.mapping.result`: what mapping a record gives (:class:`MappedEvent`)
+  or the error it raises (:class:`MappingError`);
+- :mod:`~target_meta_capi.mapping.compiled`: the sources a field reads, and the straight-line
+  code generated once per plan to fill an event from them;
 - :mod:`~target_meta_capi.mapping.mapper`: the mapper of a stream (:class:`EventMapper`,
-  :func:`build_event_mapper`): where each field takes its value from, the plans compiled for
-  each set of columns, and the memo of customers' hashed user_data.
+  :func:`build_event_mapper`): where each field takes its value from, the plan made for each
+  set of columns, and the memo of customers' hashed user_data.
 """
 
 from __future__ import annotations
@@ -23,11 +27,10 @@ from target_meta_capi.mapping.event_id import EVENT_ID_HEX_DIGITS, deterministic
 from target_meta_capi.mapping.mapper import (
     DELETED_AT,
     EventMapper,
-    MappedEvent,
-    MappingError,
     build_event_mapper,
     record_key_text,
 )
+from target_meta_capi.mapping.result import MappedEvent, MappingError
 from target_meta_capi.mapping.streams_setting import (
     MappingConfigError,
     StreamMapping,
