@@ -8,7 +8,7 @@ from types import MappingProxyType
 import pytest
 
 from target_meta_capi.capi.rules import validate_event
-from target_meta_capi.mapping import _to_text, _to_text_list
+from target_meta_capi.mapping.values import _to_text, _to_text_list
 from target_meta_capi.summary import RunStats
 
 SHA = "a" * 64

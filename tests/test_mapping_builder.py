@@ -1,5 +1,5 @@
 """A plan whose hashed user_data comes from the identity memo builds the whole event in one
-generated function (mapping._compile_builder) instead of fill + _finish.
+generated function (mapping.compiled._compile_builder) instead of fill + _finish.
 
 It must give what fill + _finish give: the same event, the same dropped values, the same
 error for an unusable field. The reference here is the same mapper with no builder compiled.
@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-import target_meta_capi.mapping as mapping_module
+import target_meta_capi.mapping.mapper as mapper_module
+import target_meta_capi.mapping.streams_setting as streams_setting_module
 from target_meta_capi.mapping import EventMapper, MappingError, build_event_mapper
 from tests.test_mapping import _nested_too_deeply
 
@@ -51,7 +52,7 @@ def reference(monkeypatch: pytest.MonkeyPatch):
 
     def map_without_builder(config: dict[str, Any], record: dict[str, Any]):
         with monkeypatch.context() as patch:
-            patch.setattr(mapping_module, "_compile_builder", lambda *args: None)
+            patch.setattr(mapper_module, "_compile_builder", lambda *args: None)
             mapper = mapper_for(config, record)
             return mapper.map(dict(record))
 
@@ -140,7 +141,7 @@ def test_one_unusable_or_missing_value_gives_the_same_outcome(reference, column,
 @pytest.fixture
 def unchecked_constants(monkeypatch: pytest.MonkeyPatch) -> None:
     """Constants the config check refuses, as in a StreamMapping built without it."""
-    monkeypatch.setattr(mapping_module, "_constant_problem", lambda path, value: None)
+    monkeypatch.setattr(streams_setting_module, "_constant_problem", lambda path, value: None)
 
 
 @pytest.mark.parametrize(

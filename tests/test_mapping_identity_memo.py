@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-import target_meta_capi.mapping as mapping_module
+import target_meta_capi.mapping.mapper as mapper_module
 from target_meta_capi.capi.normalize import DroppedValue, normalize_user_data
 from target_meta_capi.mapping import EventMapper, MappedEvent, build_event_mapper
 
@@ -47,10 +47,10 @@ LATE_ORDER = {**ORDER, "date_of_birth": dt.date(1990, 5, 17), "customer_id": "CU
 
 
 @pytest.fixture(autouse=True)
-def memo_room(monkeypatch: pytest.MonkeyPatch) -> mapping_module._MemoRoom:
+def memo_room(monkeypatch: pytest.MonkeyPatch) -> mapper_module._MemoRoom:
     """An empty room for the memos of each test's mappers, as in a process of its own."""
-    room = mapping_module._MemoRoom()
-    monkeypatch.setattr(mapping_module, "_MEMO_ROOM", room)
+    room = mapper_module._MemoRoom()
+    monkeypatch.setattr(mapper_module, "_MEMO_ROOM", room)
     return room
 
 
@@ -254,7 +254,7 @@ def test_a_number_and_a_boolean_that_compare_equal_are_not_mixed_up():
 
 
 def test_memo_stays_correct_after_it_is_cleared_when_full(monkeypatch):
-    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 2)
+    monkeypatch.setattr(mapper_module, "_MAX_CACHED_IDENTITIES", 2)
     mapper = orders_mapper()
     for name in ("Ann", "Bob", "Cy", "Ann", "Bob"):
         assert_same_as_general_path(mapper, CONFIG, {**ORDER, "first_name": name})
@@ -293,7 +293,7 @@ def test_a_list_constant_for_a_hashed_key_is_not_shared_between_events():
 
 
 def test_the_memo_starts_off_and_turns_on_once_customers_come_back(monkeypatch):
-    monkeypatch.setattr(mapping_module, "_CUSTOMERS_JUDGED", 10)
+    monkeypatch.setattr(mapper_module, "_CUSTOMERS_JUDGED", 10)
     mapper = build_event_mapper("orders", [], CONFIG, list(ORDER))
     assert mapper is not None
     names = ["Ann", "Bob", "Cy"] * 4
@@ -306,8 +306,8 @@ def test_the_memo_starts_off_and_turns_on_once_customers_come_back(monkeypatch):
 
 
 def test_one_off_customers_never_fill_the_memo(monkeypatch, memo_room):
-    monkeypatch.setattr(mapping_module, "_CUSTOMERS_JUDGED", 16)
-    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 64)
+    monkeypatch.setattr(mapper_module, "_CUSTOMERS_JUDGED", 16)
+    monkeypatch.setattr(mapper_module, "_MAX_CACHED_IDENTITIES", 64)
     mapper = build_event_mapper("orders", [], CONFIG, list(ORDER))
     assert mapper is not None
     for number in range(500):
@@ -317,7 +317,7 @@ def test_one_off_customers_never_fill_the_memo(monkeypatch, memo_room):
 
 
 def test_a_full_memo_whose_customers_stopped_coming_back_is_emptied_and_turned_off(monkeypatch):
-    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
+    monkeypatch.setattr(mapper_module, "_MAX_CACHED_IDENTITIES", 16)
     mapper = orders_mapper()
     for number in range(17):
         mapper.map({**ORDER, "email": f"customer{number}@example.com"})
@@ -334,7 +334,7 @@ def _map_regulars_then_newcomers(mapper: EventMapper, newcomers: int) -> None:
 
 
 def test_a_full_memo_whose_customers_come_back_is_emptied_and_stays_on(monkeypatch):
-    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
+    monkeypatch.setattr(mapper_module, "_MAX_CACHED_IDENTITIES", 16)
     mapper = orders_mapper()
     _map_regulars_then_newcomers(mapper, 7)
     assert mapper._memoizing
@@ -342,14 +342,14 @@ def test_a_full_memo_whose_customers_come_back_is_emptied_and_stays_on(monkeypat
 
 
 def test_a_memo_emptied_when_full_fills_again(monkeypatch):
-    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
+    monkeypatch.setattr(mapper_module, "_MAX_CACHED_IDENTITIES", 16)
     mapper = orders_mapper()
     _map_regulars_then_newcomers(mapper, 12)
     assert memo_size(mapper) == 6
 
 
 def test_a_memo_is_judged_by_the_customers_met_since_it_was_last_emptied(monkeypatch):
-    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
+    monkeypatch.setattr(mapper_module, "_MAX_CACHED_IDENTITIES", 16)
     mapper = orders_mapper()
     regulars = [f"regular{number}@example.com" for number in range(10)]
     newcomers = [f"new{number}@example.com" for number in range(7 + 16)]
@@ -362,7 +362,7 @@ def test_a_memo_is_judged_by_the_customers_met_since_it_was_last_emptied(monkeyp
 
 
 def test_the_memos_of_many_streams_hold_no_more_customers_than_one(monkeypatch):
-    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 16)
+    monkeypatch.setattr(mapper_module, "_MAX_CACHED_IDENTITIES", 16)
     mappers = [orders_mapper() for _ in range(5)]
     regulars = [f"regular{number}@example.com" for number in range(12)]
     for email in regulars * 3:
@@ -372,7 +372,7 @@ def test_the_memos_of_many_streams_hold_no_more_customers_than_one(monkeypatch):
 
 
 def test_events_of_many_streams_stay_correct_as_their_shared_memo_room_is_emptied(monkeypatch):
-    monkeypatch.setattr(mapping_module, "_MAX_CACHED_IDENTITIES", 4)
+    monkeypatch.setattr(mapper_module, "_MAX_CACHED_IDENTITIES", 4)
     mappers = [orders_mapper() for _ in range(3)]
     for name in ("Ann", "Bob", "Cy", "Ann", "Bob", "Dee", "Ann"):
         for mapper in mappers:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-import target_meta_capi.mapping as mapping_module
+import target_meta_capi.mapping.mapper as mapper_module
 from target_meta_capi.mapping import EventMapper, MappingError, build_event_mapper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -93,7 +93,7 @@ def test_records_with_different_columns_map_as_with_a_plan_of_all_their_columns(
 
 
 def test_columns_outside_the_schema_are_remembered_up_to_a_bound_and_map_alike(monkeypatch):
-    monkeypatch.setattr(mapping_module, "_MAX_KNOWN_COLUMNS", 8)
+    monkeypatch.setattr(mapper_module, "_MAX_KNOWN_COLUMNS", 8)
     config = CONFIGS["mapped fields"]
     shared = mapper_for(config)
     reference = mapper_for(config)

@@ -1,0 +1,401 @@
+"""The ``streams`` setting and the other mapping settings: read, checked at start-up, and
+matched to the streams of a run.
+
+``streams`` maps a stream name (or a glob pattern such as ``public-*``; the exact name wins) to::
+
+    {"event_name": "Purchase", "action_source": "website",
+     "fields": {"event_time": "created_at", "user_data.em": "email",
+                "custom_data": {"value": "total"}},
+     "constants": {"custom_data.currency": "EUR"},
+     "unmapped_columns_to_custom_data": false}
+
+``fields`` and ``constants`` accept dotted paths and nested objects alike (Meltano rewrites the
+former into the latter). A ``fields`` column may name a nested value with dots
+(``customer.email``) when the record has no column of that exact name; that column may hold the
+object or its JSON text (anything else: the fields reading in it are counted as dropped). A
+hashed customer parameter (``em``, ``ph``, ``fn`` … ``external_id``) may list several columns
+(``"user_data.ph": ["phone", "mobile_phone"]``): it gets the list of their non-empty values
+(each item of a column holding a list), which Meta matches one by one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import fnmatch
+import json
+import re
+import zoneinfo
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from target_meta_capi.capi.normalize import HASHED_KEYS, MATCH_KEYS, normalize_user_data
+from target_meta_capi.capi.rules import ACTION_SOURCES, STANDARD_EVENT_NAMES
+from target_meta_capi.mapping.aliases import ALIASES
+from target_meta_capi.mapping.parameters import _OBJECT_KEYS, _SCALAR_KEYS, Path
+from target_meta_capi.mapping.values import (
+    _OBJECT_CONVERTERS,
+    _SCALAR_CONVERTERS,
+    _is_empty,
+    _to_json,
+)
+
+_STREAM_SETTINGS = frozenset(
+    {
+        "event_name",
+        "action_source",
+        "fields",
+        "constants",
+        "unmapped_columns_to_custom_data",
+        "pixel_id",
+    }
+)
+
+
+class MappingConfigError(ValueError):
+    """The ``streams`` setting for a stream cannot be used.
+
+    ``problems``: each problem found, when there are several (all in the message, too).
+    """
+
+    def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[str, ...] = tuple(problems) or (message,)
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _parse_path(stream: str, dotted: str) -> Path:
+    path = tuple(dotted.split("."))
+    head = path[0]
+    problem = None
+    if any(not part for part in path):
+        problem = "has an empty part"
+    elif head in _SCALAR_KEYS:
+        if len(path) > 1:
+            problem = f"{head} is a single value, not an object"
+    elif head not in _OBJECT_KEYS:
+        problem = "is not a Conversions API event parameter"
+    elif head == "user_data" and path[1:] and (len(path) > 2 or path[1] not in MATCH_KEYS):
+        problem = "is not a customer information parameter"
+    if problem:
+        meant = _path_meant(path)
+        hint = f" (did you mean {'.'.join(meant)!r}?)" if meant else ""
+        raise MappingConfigError(f"streams.{stream}: field {dotted!r} {problem}{hint}")
+    return path
+
+
+def _path_meant(path: Path) -> Path | None:
+    """The field probably meant by one that is none: a customer parameter by its column name
+    (`user_data.email` is `user_data.em`), or a misspelt parameter (`event_tme`)."""
+    head, rest = path[0], path[1:]
+    if head == "user_data" and len(rest) == 1:
+        key = rest[0].lower()
+        for field_path, aliases in ALIASES.items():
+            if field_path.startswith("user_data.") and key in aliases:
+                return tuple(field_path.split("."))
+        close = difflib.get_close_matches(key, sorted(MATCH_KEYS), n=1, cutoff=0.75)
+        return ("user_data", close[0]) if close else None
+    if head not in _OBJECT_KEYS | _SCALAR_KEYS:
+        close = difflib.get_close_matches(head, sorted(_OBJECT_KEYS | _SCALAR_KEYS), n=1)
+        return (close[0], *rest) if close else None
+    return None
+
+
+def _parse_paths(stream: str, setting: str, raw: Any) -> dict[Path, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise MappingConfigError(f"streams.{stream}.{setting} must be an object")
+    parsed: dict[Path, Any] = {}
+    for dotted, value in _flatten(raw):
+        path = _parse_path(stream, dotted)
+        if path in parsed:
+            raise MappingConfigError(f"streams.{stream}.{setting}: {dotted!r} is given twice")
+        parsed[path] = value
+    return parsed
+
+
+@dataclass(frozen=True)
+class StreamMapping:
+    """The ``streams`` entry of one stream, checked and with paths split."""
+
+    event_name: str | None = None
+    action_source: str | None = None
+    # a column, or for a hashed customer parameter possibly several (every value is sent)
+    fields: dict[Path, str | tuple[str, ...]] = field(default_factory=dict)
+    constants: dict[Path, Any] = field(default_factory=dict)
+    unmapped_columns_to_custom_data: bool = False
+    # the pixel (dataset) this stream's events go to, instead of the target's pixel_id
+    pixel_id: str | None = None
+
+    @classmethod
+    def from_config(cls, stream: str, raw: Mapping[str, Any]) -> StreamMapping:
+        if not isinstance(raw, Mapping):
+            raise MappingConfigError(f"streams.{stream} must be an object")
+        unknown = sorted(set(raw) - _STREAM_SETTINGS)
+        if unknown:
+            raise MappingConfigError(
+                f"streams.{stream}: unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_STREAM_SETTINGS))}"
+            )
+        for literal in ("event_name", "action_source"):
+            _check_name(f"streams.{stream}.{literal}", raw.get(literal))
+        _check_action_source(f"streams.{stream}.action_source", raw.get("action_source"))
+        unmapped_to_custom_data = raw.get("unmapped_columns_to_custom_data")
+        if unmapped_to_custom_data is None:
+            unmapped_to_custom_data = False
+        elif not isinstance(unmapped_to_custom_data, bool):
+            # text "false" is true to bool(): the stream's columns would go to Meta unhashed
+            raise MappingConfigError(
+                f"streams.{stream}.unmapped_columns_to_custom_data must be true or false "
+                f"(a JSON boolean), got {unmapped_to_custom_data!r}"
+            )
+        pixel_id = raw.get("pixel_id")
+        if pixel_id is not None:
+            pixel_id = str(pixel_id)
+            if not (pixel_id.isascii() and pixel_id.isdigit()):
+                raise MappingConfigError(
+                    f"streams.{stream}.pixel_id must be a pixel (dataset) ID: digits only"
+                )
+        fields = {
+            path: _field_columns(stream, path, column)
+            for path, column in _parse_paths(stream, "fields", raw.get("fields")).items()
+            if column is not None
+        }
+        constants = _parse_paths(stream, "constants", raw.get("constants"))
+        _check_action_source(
+            f"streams.{stream}.constants.action_source", constants.get(("action_source",))
+        )
+        problems = [
+            f"streams.{stream}.constants.{'.'.join(path)}: {problem}"
+            for path, value in constants.items()
+            if path != ("action_source",) and (problem := _constant_problem(path, value))
+        ]
+        if problems:
+            raise MappingConfigError("; ".join(problems), problems)
+        return cls(
+            event_name=raw.get("event_name"),
+            action_source=raw.get("action_source"),
+            fields=fields,
+            constants=constants,
+            unmapped_columns_to_custom_data=unmapped_to_custom_data,
+            pixel_id=pixel_id,
+        )
+
+
+def _check_name(setting: str, value: Any) -> None:
+    """An event name or action source given in the settings is sent as it is: blank, it
+    leaves every event without one; with a line break around it, "Lead\n" is no Lead."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise MappingConfigError(f"{setting} must be a non-empty text")
+    if value != value.strip():
+        raise MappingConfigError(
+            f"{setting} has spaces or a line break before or after it, got {value!r}"
+        )
+
+
+def _check_action_source(setting: str, value: Any) -> None:
+    """A configured action_source Meta would refuse fails the run at start, not every event."""
+    if value is not None and (not isinstance(value, str) or value not in ACTION_SOURCES):
+        raise MappingConfigError(
+            f"{setting} must be one of {', '.join(sorted(ACTION_SOURCES))}; got {value!r}"
+        )
+
+
+def _constant_problem(path: Path, value: Any) -> str | None:
+    """Why a constant could never be sent, converted as its field's values are; None if it can.
+
+    The value itself is not shown: a user_data constant may be customer information.
+    """
+    if _is_empty(value):
+        return None  # never used: the field's next source is
+    head = path[0]
+    shown = "the text" if isinstance(value, str) else f"a {type(value).__name__}"
+    if len(path) == 1 and head in _OBJECT_KEYS:  # objects given whole became paths of their keys
+        return f"{shown} is not an object (set its keys instead: {head}.<key>)"
+    if head == "user_data":
+        dropped = normalize_user_data({path[1]: value}).dropped
+        if dropped:
+            return f"{shown} is not a usable {path[1]} ({dropped[0].reason})"
+        return None
+    if len(path) == 1:
+        converter = _SCALAR_CONVERTERS.get(head, _to_json)
+    elif len(path) == 2:
+        converter = _OBJECT_CONVERTERS[head].get(path[1], _to_json)
+    else:
+        converter = _to_json
+    try:
+        converter(value)
+    except (ValueError, ArithmeticError) as error:
+        return f"{shown} {error}"
+    return None
+
+
+def _field_columns(stream: str, path: Path, columns: Any) -> str | tuple[str, ...]:
+    """A `fields` entry: one column, or several for a parameter Meta takes a list of."""
+    where = f"streams.{stream}.fields.{'.'.join(path)}"
+    if isinstance(columns, str) and columns:
+        return columns
+    if not isinstance(columns, list):
+        raise MappingConfigError(f"{where} must name a column")
+    if path[0] != "user_data" or len(path) != 2 or path[1] not in HASHED_KEYS:
+        raise MappingConfigError(
+            f"{where} must name one column: only the hashed customer parameters "
+            f"({', '.join(sorted(HASHED_KEYS))}) take a list of columns"
+        )
+    if not columns or not all(isinstance(column, str) and column for column in columns):
+        raise MappingConfigError(f"{where} must list one or more column names")
+    return tuple(dict.fromkeys(columns))
+
+
+def _each_column(columns: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (columns,) if isinstance(columns, str) else columns
+
+
+def _find_stream_config(streams: Mapping[str, Any], stream_name: str) -> Any:
+    if stream_name in streams:
+        return streams[stream_name]
+    for pattern, stream_config in streams.items():
+        if _is_pattern(pattern) and fnmatch.fnmatchcase(stream_name, pattern):
+            return stream_config
+    return None
+
+
+def _is_pattern(entry: str) -> bool:
+    return any(char in entry for char in "*?[")
+
+
+def _streams_setting(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    streams = config.get("streams") or {}
+    if isinstance(streams, str):  # given as JSON text, e.g. through an environment variable
+        try:
+            streams = json.loads(streams)
+        except ValueError:
+            raise MappingConfigError("streams is text that is not a JSON object") from None
+    if not isinstance(streams, Mapping):
+        raise MappingConfigError("streams must be an object keyed by stream name")
+    return streams
+
+
+def time_zone_setting(config: Mapping[str, Any]) -> dt.tzinfo | None:
+    """The ``time_zone`` setting's zone, in which event times without an offset are read;
+    None for UTC (unset), the default. MappingConfigError for a name that is no zone here."""
+    name = config.get("time_zone")
+    if name is None or name == "UTC":
+        return None
+    if not isinstance(name, str) or not name.strip():
+        raise MappingConfigError("time_zone must be an IANA time zone name such as Europe/Berlin")
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise MappingConfigError(
+            f"time_zone {name!r} is not a time zone known here: give an IANA name such as "
+            "Europe/Berlin or America/New_York (a system without a time zone database needs "
+            "the tzdata package)"
+        ) from None
+
+
+def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
+    """Every problem of the ``streams`` and default mapping settings, found at start-up: a
+    wrong entry must not wait for its stream's SCHEMA, after other streams' data went out."""
+    errors: list[str] = []
+    try:
+        streams = _streams_setting(config)
+    except MappingConfigError as error:
+        errors.append(str(error))
+        streams = {}  # no entry to check, but the other settings still are
+    for stream, raw in streams.items():
+        try:
+            StreamMapping.from_config(stream, raw)
+        except MappingConfigError as error:
+            errors.extend(error.problems)
+    try:
+        _check_name("default_event_name", config.get("default_event_name"))
+    except MappingConfigError as error:
+        errors.append(str(error))
+    try:
+        _check_action_source("default_action_source", config.get("default_action_source"))
+    except MappingConfigError as error:
+        errors.append(str(error))
+    try:
+        time_zone_setting(config)
+    except MappingConfigError as error:
+        errors.append(str(error))
+    return errors
+
+
+def event_name_warnings(config: Mapping[str, Any]) -> list[str]:
+    """Configured event names that are no standard event of Meta's but look like one
+    (`purchase`, `Purchse`, `add_to_cart`): Meta takes each as a custom event, and the rules
+    of the standard one (a Purchase's value and currency) are not checked."""
+    try:
+        streams = _streams_setting(config)
+    except MappingConfigError:
+        return []  # a settings error, said by mapping_config_errors
+    names: dict[str, Any] = {}
+    for stream, raw in streams.items():
+        if isinstance(raw, Mapping):
+            names[f"streams.{stream}.event_name"] = raw.get("event_name")
+            constants = raw.get("constants")
+            if isinstance(constants, Mapping):
+                names[f"streams.{stream}.constants.event_name"] = constants.get("event_name")
+    names["default_event_name"] = config.get("default_event_name")
+    warnings = []
+    for setting, name in names.items():
+        meant = _standard_event_meant(name)
+        if meant is not None:
+            warnings.append(
+                f"{setting} {name!r} is not one of Meta's standard events; did you mean "
+                f"{meant!r}? Event names are case-sensitive: Meta counts {name!r} as a custom "
+                f"event, not as a {meant}."
+            )
+    return warnings
+
+
+def _standard_event_meant(name: Any) -> str | None:
+    """The standard event name a configured one differs from only in case, separators or a
+    typo; None for a standard name or one unlike any (a custom event meant as such)."""
+    if not isinstance(name, str) or name in STANDARD_EVENT_NAMES:
+        return None
+    by_folded = {_folded(standard): standard for standard in STANDARD_EVENT_NAMES}
+    # high enough that a custom `Unsubscribe` or `Contacted` is not taken for a typo
+    close = difflib.get_close_matches(_folded(name), by_folded, n=1, cutoff=0.91)
+    return by_folded[close[0]] if close else None
+
+
+def _folded(name: str) -> str:
+    return re.sub(r"[\s_-]", "", name).casefold()
+
+
+def unmatched_stream_entries(config: Mapping[str, Any], streams_seen: Iterable[str]) -> list[str]:
+    """The ``streams`` entries (names or patterns) that no stream of the run matched.
+
+    An entry matches a stream of exactly its name first, as in :func:`_find_stream_config`:
+    ``sales[eu]`` is the stream ``sales[eu]`` even though it also reads as a pattern.
+    """
+    seen = set(streams_seen)
+    return [
+        entry
+        for entry in _streams_setting(config)
+        if entry not in seen
+        and not (_is_pattern(entry) and any(fnmatch.fnmatchcase(s, entry) for s in seen))
+    ]
+
+
+def closest_stream_entry(config: Mapping[str, Any], stream_name: str) -> str | None:
+    """The ``streams`` entry most like an unmapped stream's name: probably meant for it."""
+    names = [entry for entry in _streams_setting(config) if not _is_pattern(entry)]
+    # the table's name alone, where the tap names streams <schema>-<table> (tap-postgres)
+    tables = [name for name in names if stream_name.endswith((f"-{name}", f".{name}"))]
+    close = tables or difflib.get_close_matches(stream_name, names, n=1, cutoff=0.8)
+    return close[0] if close else None
