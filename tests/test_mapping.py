@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from target_meta_capi.capi.normalize import DroppedValue
+from target_meta_capi.capi.shapes import Event
 from target_meta_capi.mapping import (
     ALIASES,
     MappingConfigError,
@@ -975,23 +976,13 @@ def test_nan_in_custom_data_is_a_mapping_error():
         flat_mapper().map({"event_time": 1, "custom_data": {"score": float("nan")}})
 
 
-@pytest.mark.parametrize(
-    ("column", "field"),
-    [("custom_data", "custom_data.notes"), ("segment", "customer_segmentation")],
-)
-def test_a_value_nested_deeper_than_converting_may_go_is_a_mapping_error_on_its_field(
-    column, field
-):
-    config = {
-        "default_event_name": "Lead",
-        "streams": {"s": {"fields": {"customer_segmentation": "segment"}}},
-    }
+def test_a_value_nested_deeper_than_converting_may_go_is_a_mapping_error_on_its_field():
+    config = {"default_event_name": "Lead"}
     mapper = mapper_for(config, keys=["id"], columns=["id", "email"])
-    value = {"notes": _nested_too_deeply()} if column == "custom_data" else _nested_too_deeply()
     with pytest.raises(MappingError) as error:
-        mapper.map({"id": 1, "event_time": 1, column: value})
+        mapper.map({"id": 1, "event_time": 1, "custom_data": {"notes": _nested_too_deeply()}})
     assert (error.value.field, error.value.message) == (
-        field,
+        "custom_data.notes",
         "nests arrays and objects too deeply",
     )
     assert "jane@example.com" not in str(error.value)
@@ -1207,6 +1198,19 @@ def test_a_streams_setting_that_is_no_object_is_a_config_error_reported_with_the
 def test_unusable_stream_settings_are_config_errors(stream_config, message):
     with pytest.raises(MappingConfigError, match=message):
         build_event_mapper("s", [], {"streams": {"s": stream_config}}, [])
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    sorted(
+        (Event.__required_keys__ | Event.__optional_keys__)
+        - {"user_data", "custom_data", "app_data", "original_event_data", "attribution_data"}
+    ),
+)
+def test_every_single_value_parameter_of_an_event_can_be_mapped_from_a_column(parameter):
+    config = {"streams": {"s": {"fields": {parameter: "column"}}}}
+
+    assert mapping_config_errors(config) == []
 
 
 @pytest.mark.parametrize(

@@ -4,25 +4,13 @@
 
 from __future__ import annotations
 
-# Top-level event parameters holding objects (user_data, custom_data …) or single values.
+from target_meta_capi.capi.shapes import Event
+
+# Top-level event parameters holding objects (user_data, custom_data …) or single values: those
+# of the client's Event, so that a parameter it gains can be mapped too.
 _OBJECT_KEYS = frozenset(
     {"user_data", "custom_data", "app_data", "original_event_data", "attribution_data"}
 )
-_SCALAR_KEYS = frozenset(
-    {
-        "event_name",
-        "event_time",
-        "event_id",
-        "event_source_url",
-        "action_source",
-        "opt_out",
-        "referrer_url",
-        "messaging_channel",
-        "customer_segmentation",
-        "data_processing_options",
-        "data_processing_options_country",
-        "data_processing_options_state",
-    }
-)
+_SCALAR_KEYS = (Event.__required_keys__ | Event.__optional_keys__) - _OBJECT_KEYS
 
 Path = tuple[str, ...]

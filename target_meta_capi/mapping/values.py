@@ -211,6 +211,7 @@ _TOP_LEVEL_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "data_processing_options": _to_text_list,
     "data_processing_options_country": _to_int,
     "data_processing_options_state": _to_int,
+    "advanced_measurement_table": _to_text,
 }
 
 
