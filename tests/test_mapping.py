@@ -1189,7 +1189,7 @@ def test_a_streams_setting_that_is_no_object_is_a_config_error_reported_with_the
         ({"fields": {"user_data.ph": ["phone", ""]}}, "one or more column names"),
         ({"event_name": ""}, "non-empty"),
         ({"fields": ["em"]}, "must be an object"),
-        ({"pixel_id": "pixel-2"}, "pixel_id must be a pixel"),
+        ({"pixel_id": "pixel-2"}, r"pixel_id must be a pixel \(dataset\) ID: .*, got 'pixel-2'"),
         ({"pixel_id": ""}, "pixel_id must be a pixel"),
         ({"fields": {"custom_data..value": "total"}}, "'custom_data..value' has an empty part"),
         ("Purchase", "^streams.s must be an object$"),

@@ -44,6 +44,7 @@ from target_meta_capi.capi.normalize import (
     normalize_user_data,
 )
 from target_meta_capi.capi.privacy import MASK
+from target_meta_capi.capi.rules import MUST_BE_HASHED_KEYS
 from target_meta_capi.mapping.aliases import (
     _ALIAS_PATHS_BY_COLUMN,
     _IDENTIFYING_COLUMNS,
@@ -222,7 +223,7 @@ class EventMapper:
         # Every user_data value of these keys in map()'s events is SHA-256 hex: all of them go
         # through normalize_user_data, which hashes or drops what is not a hash already.
         self.hashed_user_data_keys: frozenset[str] = (
-            HASHED_KEYS if hash_external_id else HASHED_KEYS - {"external_id"}
+            HASHED_KEYS if hash_external_id else MUST_BE_HASHED_KEYS
         )
         # times without an offset (a `timestamp without time zone` column) are in `time_zone`
         self.parse_event_time: Callable[[Any], int] = parse_event_time

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from target_meta_capi.capi.normalize import HASHED_KEYS, MATCH_KEYS, normalize_user_data
+from target_meta_capi.capi.request import is_pixel_id
 from target_meta_capi.capi.rules import ACTION_SOURCES, STANDARD_EVENT_NAMES
 from target_meta_capi.mapping.aliases import ALIASES
 from target_meta_capi.mapping.parameters import _OBJECT_KEYS, _SCALAR_KEYS, Path
@@ -161,9 +162,10 @@ class StreamMapping:
         pixel_id = raw.get("pixel_id")
         if pixel_id is not None:
             pixel_id = str(pixel_id)
-            if not (pixel_id.isascii() and pixel_id.isdigit()):
+            if not is_pixel_id(pixel_id):
                 raise MappingConfigError(
-                    f"streams.{stream}.pixel_id must be a pixel (dataset) ID: digits only"
+                    f"streams.{stream}.pixel_id must be a pixel (dataset) ID: digits only, "
+                    f"got {pixel_id!r}"
                 )
         fields = {
             path: _field_columns(stream, path, column)
