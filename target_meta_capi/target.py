@@ -18,10 +18,8 @@ from __future__ import annotations
 import copy
 import decimal
 import enum
-import logging
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -106,6 +104,7 @@ from target_meta_capi.settings import (
     with_texts_parsed,
     without_secrets,
 )
+from target_meta_capi.shutdown import SIGNAL_HEARD_WITHIN, Shutdown, flush_and_exit
 from target_meta_capi.sink import EventSink, PrivacySafeValidator
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import (
@@ -118,12 +117,6 @@ from target_meta_capi.summary import (
 from target_meta_capi.validation import CompiledRecordValidator, UnparseableDateError
 
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
-_CONDITION_WAITS = (threading.Condition.wait.__code__, threading.Condition.wait_for.__code__)
-_WAIT_FOR_ANSWERS = Delivery.wait.__code__
-#: A signal of another kind this soon after the first is the same request to stop.
-SAME_STOP_SECONDS = 1.0
-#: The longest the main thread waits in one go while a signal may come to stop it.
-_SIGNAL_HEARD_WITHIN = 0.1
 _RECORD_KEYS = frozenset({"stream", "record"})
 _SCHEMA_KEYS = frozenset({"stream", "schema"})
 
@@ -237,8 +230,6 @@ class TargetMetaCapi(Target):
         self.message_reader.on_input_flow = self._input_flowing
         self.message_reader.on_wake = self.delivery.raise_if_failed
         self._closed = False
-        # the first SIGTERM/SIGINT and when it came
-        self._stop_signal: tuple[int, float] | None = None
         record_workers = self.config.get("record_workers")
         self._record_workers = (
             default_worker_count() if record_workers is None else int(record_workers)
@@ -247,6 +238,7 @@ class TargetMetaCapi(Target):
         self._workers_unavailable = False
         self._drain_owed = False
         self._routed_specs: dict[str, StreamSpec] = {}
+        self.shutdown = Shutdown(self.delivery, self.message_reader, self.logger)
         super()._setup_signal_handlers()
 
     def _setup_signal_handlers(self) -> None:
@@ -817,7 +809,7 @@ class TargetMetaCapi(Target):
             )
         self.drain_all(is_endofpipe=True)
         # a failure or a stop is looked for between short waits
-        while not self._wait_for_in_flight(timeout=_SIGNAL_HEARD_WITHIN):
+        while not self.shutdown.wait_for_in_flight(timeout=SIGNAL_HEARD_WITHIN):
             self.delivery.raise_if_failed()
             self.message_reader.stop_if_requested()
         self.delivery.raise_if_failed()
@@ -829,21 +821,6 @@ class TargetMetaCapi(Target):
                 f"(streams seen: {', '.join(map(repr, sorted(self._streams_seen))) or 'none'})."
             )
         self.close()
-
-    def _wait_for_in_flight(self, timeout: float) -> bool:
-        """Wait until every request is settled; False on a failure or after `timeout`.
-
-        In waits of at most a tenth of a second: a signal landing just as a long wait begins
-        can go unheard until the wait ends (seen on Python 3.13, where a second SIGTERM in
-        the grace period waited for Meta's answer instead of ending the run at once).
-        """
-        deadline = time.monotonic() + timeout
-        while not self.delivery.wait(
-            min(_SIGNAL_HEARD_WITHIN, max(0.0, deadline - time.monotonic()))
-        ):
-            if self.delivery.failed or time.monotonic() >= deadline:
-                return False
-        return True
 
     def close(self) -> None:
         """Stop progress, close files and log the run summary (once)."""
@@ -875,25 +852,7 @@ class TargetMetaCapi(Target):
     # --- CLI -------------------------------------------------------------------------------
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        if self._stop_signal is not None:
-            first, at = self._stop_signal
-            if signum != first and time.monotonic() - at < SAME_STOP_SECONDS:
-                # Ctrl-C reaches Meltano and the target alike, and Meltano then sends SIGTERM:
-                # one request to stop, whose grace period still holds
-                self.logger.info(
-                    "Received %s too, right after %s: the same stop",
-                    signal.Signals(signum).name,
-                    signal.Signals(first).name,
-                )
-                return
-            # a second signal: stop waiting for requests in flight
-            self.logger.error("Received %s again: exiting now", signal.Signals(signum).name)
-            _flush_and_exit(128 + signum)
-        self._stop_signal = (signum, time.monotonic())
-        if _waiting_for_answers(frame):
-            raise TerminationRequested(signum)
-        self.delivery.stop_sending(signum)
-        self.message_reader.request_stop(signum)
+        self.shutdown.signal_received(signum, frame)
 
     def describe_failure(self, error: BaseException) -> str:
         """One line saying what went wrong and where."""
@@ -949,18 +908,9 @@ class TargetMetaCapi(Target):
         return 0
 
     def _stop_after_signal(self, signum: int) -> int:
-        in_flight = self.delivery.unsettled_requests
         grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
-        self.logger.warning(
-            "Received %s: stopped reading; waiting up to %g s for %s in flight",
-            signal.Signals(signum).name,
-            grace,
-            counted(in_flight, "request"),
-        )
-        if self._wait_for_in_flight(timeout=grace):
+        if self.shutdown.grace_period(signum, grace):
             self._write_ready_state()
-        else:
-            self.logger.error("Requests still in flight were abandoned; their state is not written")
         self.close()
         return 128 + signum
 
@@ -1011,27 +961,18 @@ class TargetMetaCapi(Target):
         )
         if problem is not None:
             cls.logger.error("Configuration error: %s", problem)
-            _flush_and_exit(1)
+            flush_and_exit(1)
         try:
             target = cls(
                 config=config.config, validate_config=True, parse_env_config=config.parse_env
             )
         except CapiError as error:
             cls.logger.error("Configuration error: %s", error)
-            _flush_and_exit(1)
+            flush_and_exit(1)
         code = target.run(file_input)
         if code or target.delivery.unsettled_requests:
             # threads of abandoned requests would otherwise keep the process alive
-            _flush_and_exit(code)
-
-
-def _waiting_for_answers(frame: FrameType | None) -> bool:
-    """The main thread is blocked in Delivery.wait, where nothing is half done. Any other
-    wait (a sending thread being started, say) goes on: the reader stops at its next line
-    and the window at its next request (Delivery.stop_sending)."""
-    while frame is not None and frame.f_code in _CONDITION_WAITS:
-        frame = frame.f_back
-    return frame is not None and frame.f_code is _WAIT_FOR_ANSWERS
+            flush_and_exit(code)
 
 
 def _take_boolean_property_schemas(schema: dict) -> str | None:
@@ -1084,11 +1025,3 @@ def _config_file_problem(error: Exception) -> str:
     if isinstance(error, RuntimeError):  # the SDK's word for an empty path
         return "is not a file name"
     return f"is not valid JSON ({error})"  # its position only, no content
-
-
-def _flush_and_exit(code: int) -> t.NoReturn:
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None:  # started with that descriptor closed
-            stream.flush()
-    logging.shutdown()
-    os._exit(code)
