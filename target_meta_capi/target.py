@@ -16,7 +16,6 @@ back to the sink in batches. SIGTERM/SIGINT stop reading only where nothing is h
 from __future__ import annotations
 
 import copy
-import decimal
 import enum
 import math
 import os
@@ -64,6 +63,12 @@ from target_meta_capi.mapping import (
     event_name_warnings,
     mapping_config_errors,
     unmatched_stream_entries,
+)
+from target_meta_capi.messages import (
+    RECORD_KEYS,
+    assert_line_requires,
+    assert_record_is_an_object,
+    assert_schema_message_shape,
 )
 from target_meta_capi.reader import (
     Line,
@@ -117,8 +122,6 @@ from target_meta_capi.summary import (
 from target_meta_capi.validation import CompiledRecordValidator, UnparseableDateError
 
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
-_RECORD_KEYS = frozenset({"stream", "record"})
-_SCHEMA_KEYS = frozenset({"stream", "schema"})
 
 
 class TargetMetaCapi(Target):
@@ -412,7 +415,7 @@ class TargetMetaCapi(Target):
     # --- messages --------------------------------------------------------------------------
 
     def _process_schema_message(self, message_dict: dict) -> None:
-        self._assert_schema_message_shape(message_dict)
+        assert_schema_message_shape(message_dict, self.message_reader.line_number)
         self._plain_sinks.clear()  # stream maps and sinks may change with a schema
         super()._process_schema_message(message_dict)
         self._streams_seen.update(self._sinks_active)
@@ -434,7 +437,7 @@ class TargetMetaCapi(Target):
         elif sink is not None and record.__class__ is dict:
             self._process_plain_record(sink, message_dict, record)
         else:
-            self._assert_record_is_an_object(message_dict)
+            assert_record_is_an_object(message_dict, self.message_reader.line_number)
             super()._process_record_message(message_dict)
             self._remember_if_plain(stream)
         self._after_message()
@@ -570,7 +573,7 @@ class TargetMetaCapi(Target):
         """Target._process_record_message for a stream whose one stream map passes records
         through unchanged (see _remember_if_plain): the same steps in the same order, minus
         looking up and calling that map."""
-        self._assert_line_requires(message_dict, requires=_RECORD_KEYS)
+        assert_line_requires(message_dict, RECORD_KEYS, self.message_reader.line_number)
         record = record.copy()
         context = sink._get_context(record)
         if sink.include_sdc_metadata_properties:
@@ -597,7 +600,7 @@ class TargetMetaCapi(Target):
             self.drain_one(sink)
 
     def _process_state_message(self, message_dict: dict) -> None:
-        self._assert_line_requires(message_dict, requires={"value"})
+        assert_line_requires(message_dict, {"value"}, self.message_reader.line_number)
         state = message_dict["value"]
         if state != self._latest_state:
             self._latest_state = state
@@ -625,64 +628,6 @@ class TargetMetaCapi(Target):
             f"(stream {self.message_reader.current_stream!r}): run the tap without its "
             "`batch_config`, so that it writes RECORD messages"
         )
-
-    def _assert_line_requires(
-        self, message_dict: dict, requires: set[str] | frozenset[str]
-    ) -> None:
-        # The SDK's own message quotes the whole line, customer data included.
-        missing = requires.difference(message_dict)
-        if missing:
-            raise SingerInputError(
-                f"Input line {self.message_reader.line_number} lacks required key(s) "
-                f"{', '.join(repr(key) for key in sorted(missing))}"
-            )
-
-    def _assert_schema_message_shape(self, message_dict: dict) -> None:
-        # The SDK takes a SCHEMA's parts as they come: a null schema or stream fails deep inside
-        # it with a TypeError, and key_properties "id" becomes the keys "i" and "d".
-        self._assert_line_requires(message_dict, requires=_SCHEMA_KEYS)
-        problem = None
-        stream = message_dict["stream"]
-        key_properties = message_dict.get("key_properties")
-        if not isinstance(stream, str) or not stream:
-            problem = f"'stream' is {_json_kind(stream)}, not a stream name"
-        elif not isinstance(message_dict["schema"], dict):
-            problem = f"'schema' is {_json_kind(message_dict['schema'])}, not a JSON object"
-        elif "properties" not in message_dict["schema"]:
-            # the SDK requires them, and would say the line lacks them
-            problem = "the schema lacks 'properties' (its columns)"
-        elif not isinstance(properties := message_dict["schema"]["properties"], dict):
-            # the SDK reads them as an object: an AttributeError or TypeError deep inside it
-            problem = f"the schema's 'properties' is {_json_kind(properties)}, not a JSON object"
-        elif key_properties is not None and not (
-            isinstance(key_properties, list) and all(isinstance(key, str) for key in key_properties)
-        ):
-            problem = "'key_properties' is not an array of column names"
-        if problem is None:
-            problem = _take_boolean_property_schemas(message_dict["schema"])
-        if problem:
-            raise SingerInputError(
-                f"Input line {self.message_reader.line_number}, SCHEMA message: {problem}"
-            )
-
-    def _assert_record_is_an_object(self, message_dict: dict) -> None:
-        # The SDK's stream maps take a null record for one they filtered out and drop it
-        # without a word, so state would pass a row never sent; other kinds fail deep inside
-        # them with a TypeError.
-        self._assert_line_requires(message_dict, requires=_RECORD_KEYS)
-        stream = message_dict["stream"]
-        if not isinstance(stream, str):
-            # else a TypeError deep inside the SDK, or its "no schema for stream '5'"
-            raise SingerInputError(
-                f"Input line {self.message_reader.line_number}, RECORD message: 'stream' is "
-                f"{_json_kind(stream)}, not a stream name"
-            )
-        record = message_dict["record"]
-        if not isinstance(record, dict):
-            raise SingerInputError(
-                f"Input line {self.message_reader.line_number}, stream "
-                f"{message_dict['stream']!r}: 'record' is {_json_kind(record)}, not a JSON object"
-            )
 
     def _after_message(self) -> None:
         self.delivery.raise_if_failed()
@@ -973,42 +918,6 @@ class TargetMetaCapi(Target):
         if code or target.delivery.unsettled_requests:
             # threads of abandoned requests would otherwise keep the process alive
             flush_and_exit(code)
-
-
-def _take_boolean_property_schemas(schema: dict) -> str | None:
-    """A property's schema may be `true` (anything) in JSON Schema; the SDK's date handling
-    reads every property schema as an object, so `true` becomes `{}`, which means the same.
-    `false` (the property must be absent) is refused: a tap sends no such column. Any other
-    kind is no schema at all, refused here: the SDK's date handling would fail on it."""
-    properties = schema.get("properties")
-    if not isinstance(properties, dict):
-        return None
-    for name, property_schema in properties.items():
-        if property_schema is True:
-            properties[name] = {}
-        elif property_schema is False:
-            return f"property {name!r} has the schema false: no value is allowed in it"
-        elif not isinstance(property_schema, dict):
-            return (
-                f"property {name!r} has {_json_kind(property_schema)} for its schema, "
-                "not a JSON object"
-            )
-    return None
-
-
-def _json_kind(value: t.Any) -> str:
-    """What kind of JSON value this is, without the value: it may be customer data."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, (int, float, decimal.Decimal)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "a JSON object"  # the kind left: the value was read from JSON
 
 
 def _config_file_problem(error: Exception) -> str:
