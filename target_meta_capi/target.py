@@ -22,15 +22,13 @@ import os
 import sys
 import threading
 import time
-import traceback
 import typing as t
-from pathlib import Path
 from types import FrameType
 
 import click
 import msgspec
 from singer_sdk.configuration._dict_config import parse_environment_config
-from singer_sdk.exceptions import ConfigValidationError, InvalidRecord, SingerSDKError
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers._util import read_json_file
 from singer_sdk.io_base import GenericSingerReader
@@ -49,15 +47,13 @@ from target_meta_capi.capi.http import (
 )
 from target_meta_capi.capi.request import DEFAULT_API_VERSION, DEFAULT_GRAPH_URL, EventRequest
 from target_meta_capi.capi.retry import RetryPolicy
-from target_meta_capi.dead_letter import DeadLetterWriteError, DeadLetterWriter
+from target_meta_capi.dead_letter import DeadLetterWriter
 from target_meta_capi.delivery import (
-    BadRecordError,
     Delivery,
-    InvalidEventError,
     StateOutputClosed,
-    TargetFailure,
 )
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
+from target_meta_capi.failures import describe_failure
 from target_meta_capi.mapping import (
     DELETED_AT,
     event_name_warnings,
@@ -119,7 +115,7 @@ from target_meta_capi.summary import (
     RunStats,
     write_run_summary,
 )
-from target_meta_capi.validation import CompiledRecordValidator, UnparseableDateError
+from target_meta_capi.validation import CompiledRecordValidator
 
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 
@@ -799,37 +795,6 @@ class TargetMetaCapi(Target):
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         self.shutdown.signal_received(signum, frame)
 
-    def describe_failure(self, error: BaseException) -> str:
-        """One line saying what went wrong and where."""
-        reader = self.message_reader
-        if reader.current_message_type is not None:
-            where = f"input line {reader.line_number}"
-            if reader.current_stream:
-                where += f", stream {reader.current_stream!r}"
-        elif reader.input_ended:
-            where = f"at the end of input, after line {reader.line_number}"
-        else:
-            where = f"after input line {reader.line_number}, between messages"
-        if isinstance(error, (BadRecordError, InvalidEventError)):
-            return f"{error} at input line {reader.line_number}"
-        if isinstance(error, (TargetFailure, SingerInputError, CapiError, DeadLetterWriteError)):
-            return str(error)
-        if isinstance(error, UnparseableDateError):
-            return f"Record has a date that cannot be parsed ({where}): {error}"
-        if isinstance(error, InvalidRecord):
-            return f"Record does not match its SCHEMA ({where}): {error.error_message}"
-        if reader.current_message_type == "RECORD" and not isinstance(error, SingerSDKError):
-            # raised by code that knows nothing of privacy (Python under a stream map's
-            # expression: int('jane@example.com')), whose message may quote the record; the
-            # SDK's own errors name streams, columns and expressions, never values
-            frames = traceback.extract_tb(error.__traceback__)
-            origin = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-            return (
-                f"{type(error).__name__}{origin} while processing a record ({where}); its "
-                "message is not shown, as it may quote the record's values"
-            )
-        return f"{type(error).__name__} ({where}): {error}"
-
     def run(self, file_input: t.IO[str] | None = None) -> int:
         """Read all input and return the exit code (0: done, every state written)."""
         name = getattr(file_input, "name", None)
@@ -847,7 +812,7 @@ class TargetMetaCapi(Target):
                 self.logger.warning("Closing after the failure failed too: %s", close_error)
             # last, so that the line an operator reads first at the bottom says what failed;
             # one line, whatever the message (the SDK's own may span several)
-            failure = " ".join(self.describe_failure(error).split("\n"))
+            failure = " ".join(describe_failure(error, self.message_reader).split("\n"))
             self.logger.error("target-meta-capi failed: %s", failure)
             return 1
         return 0
