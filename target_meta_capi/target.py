@@ -30,7 +30,6 @@ import msgspec
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._classproperty import classproperty
-from singer_sdk.helpers._util import read_json_file
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
@@ -92,10 +91,11 @@ from target_meta_capi.settings import (
     ON_INVALID_FAIL,
     SECRET_SETTINGS,
     SETTINGS,
+    ConfigFileError,
     dotenv_path,
     environment_setting_problem,
     explained_schema_errors,
-    output_over_config_file_problem,
+    read_config_files,
     run_by_meltano,
     secret_settings_errors,
     settings_errors,
@@ -828,28 +828,13 @@ class TargetMetaCapi(Target):
     def cb_config(
         cls, ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
     ) -> _ConfigInput:
-        """The SDK's --config files, merged as it merges them; a file it cannot use is one
-        error naming the file, not a traceback (and never its content: it holds the token)."""
-        config: dict[str, t.Any] = {}
-        parse_env = False
-        for path in value:
-            if path == "ENV":
-                parse_env = True
-                continue
-            try:
-                file_config = read_json_file(path)
-            except (OSError, ValueError, RuntimeError) as error:
-                problem = _config_file_problem(error)
-                raise click.BadParameter(f"{path or repr(path)}: {problem}") from None
-            if not isinstance(file_config, dict):
-                raise click.BadParameter(f"{path}: does not hold a JSON object")
-            config |= file_config
-        overwritten = output_over_config_file_problem(
-            config, [path for path in value if path != "ENV"]
-        )
-        if overwritten:
-            raise click.BadParameter(overwritten)
-        return _ConfigInput(config=config, parse_env=parse_env)
+        """The SDK's --config files, merged as it merges them (`read_config_files`), and
+        whether the environment is read too (ENV)."""
+        try:
+            config = read_config_files([path for path in value if path != "ENV"])
+        except ConfigFileError as error:
+            raise click.BadParameter(str(error)) from None
+        return _ConfigInput(config=config, parse_env="ENV" in value)
 
     @classmethod
     def invoke(  # type: ignore[override]
@@ -883,19 +868,3 @@ class TargetMetaCapi(Target):
         if code or target.delivery.unsettled_requests:
             # threads of abandoned requests would otherwise keep the process alive
             flush_and_exit(code)
-
-
-def _config_file_problem(error: Exception) -> str:
-    if isinstance(error, FileNotFoundError):
-        return "no such file"
-    if isinstance(error, IsADirectoryError):
-        return "is a directory, not a JSON file"
-    if isinstance(error, PermissionError):
-        return "cannot be read (permission denied)"
-    if isinstance(error, OSError):
-        return f"cannot be read ({error.strerror or error})"
-    if isinstance(error, UnicodeDecodeError):
-        return "is not UTF-8 text"
-    if isinstance(error, RuntimeError):  # the SDK's word for an empty path
-        return "is not a file name"
-    return f"is not valid JSON ({error})"  # its position only, no content
