@@ -77,6 +77,7 @@ from target_meta_capi.record_workers import (
     StreamSpec,
     can_fork_workers,
     default_worker_count,
+    worker_spec,
 )
 from target_meta_capi.settings import (
     DEFAULT_BATCH_SIZE,
@@ -89,7 +90,6 @@ from target_meta_capi.settings import (
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ON_INVALID_FAIL,
-    SECRET_SETTINGS,
     SETTINGS,
     ConfigFileError,
     dotenv_path,
@@ -106,7 +106,7 @@ from target_meta_capi.settings import (
     without_secrets,
 )
 from target_meta_capi.shutdown import SIGNAL_HEARD_WITHIN, Shutdown, flush_and_exit
-from target_meta_capi.sink import EventSink, PrivacySafeValidator
+from target_meta_capi.sink import EventSink
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
@@ -115,7 +115,6 @@ from target_meta_capi.summary import (
     RunStats,
     write_run_summary,
 )
-from target_meta_capi.validation import CompiledRecordValidator
 
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 
@@ -474,7 +473,8 @@ class TargetMetaCapi(Target):
         `RECORDS_BEFORE_WORKERS`, if they can."""
         if not isinstance(stream_name, str) or self._record_workers <= 0:
             return
-        spec, sink = self._worker_spec(stream_name)
+        sink = self._plain_sink(stream_name)
+        spec = None if sink is None else worker_spec(stream_name, sink, self.config)
         parallel = self._parallel
         if parallel is None:
             if spec is None or self._workers_unavailable:
@@ -511,28 +511,6 @@ class TargetMetaCapi(Target):
             counted(self._record_workers, "worker process", "worker processes"),
         )
         return self._parallel
-
-    def _worker_spec(self, stream_name: str) -> tuple[StreamSpec | None, EventSink | None]:
-        """What workers need to process the stream as its sink would; None when they cannot:
-        stream maps, record metadata, a validator other than theirs (a sink class checking
-        string formats, say), or nothing to map."""
-        sink = self._plain_sink(stream_name)
-        if sink is None or sink.mapper is None or sink.include_sdc_metadata_properties:
-            return None, None
-        validator = sink._validator
-        if validator is not None and not (
-            isinstance(validator, PrivacySafeValidator)
-            and isinstance(validator.inner, CompiledRecordValidator)
-        ):
-            return None, None
-        spec = StreamSpec(
-            stream=stream_name,
-            schema=sink.schema,
-            key_properties=tuple(sink.key_properties),
-            config={k: v for k, v in self.config.items() if k not in SECRET_SETTINGS},
-            validate=validator is not None,
-        )
-        return spec, sink
 
     def _reprocess_claimed_line(self, line: Line, line_number: int, record_number: int) -> None:
         """A line a worker gave back: processed here, under the number it got when read."""
