@@ -11,6 +11,13 @@ Records of plain streams are validated, mapped and hashed by record workers
 (`RECORDS_BEFORE_WORKERS`): they are numbered in the ledger when read, and their events come
 back to the sink in batches. SIGTERM/SIGINT stop reading only where nothing is half done (see
 `TerminationRequested` in reader.py), then requests in flight get a grace period.
+
+This module is the Target class: the SDK's hooks, wiring the settings, the sinks and the
+delivery together. The rules they apply live in the modules named for them: settings.py (the
+settings and the --config files), messages.py (what a SCHEMA, RECORD or STATE must hold),
+record_workers.py (which streams workers can process), delivery.py and state.py (sending and
+the ack ledger), shutdown.py (signals and the grace period), failures.py (the line a failed
+run ends with).
 """
 
 from __future__ import annotations
