@@ -554,7 +554,7 @@ class TargetMetaCapi(Target):
         """Target._process_record_message for a stream whose one stream map passes records
         through unchanged (see _remember_if_plain): the same steps in the same order, minus
         looking up and calling that map."""
-        assert_line_requires(message_dict, RECORD_KEYS, self.message_reader.line_number)
+        self._assert_line_requires(message_dict, requires=RECORD_KEYS)
         record = record.copy()
         context = sink._get_context(record)
         if sink.include_sdc_metadata_properties:
@@ -581,7 +581,7 @@ class TargetMetaCapi(Target):
             self.drain_one(sink)
 
     def _process_state_message(self, message_dict: dict) -> None:
-        assert_line_requires(message_dict, {"value"}, self.message_reader.line_number)
+        self._assert_line_requires(message_dict, requires={"value"})
         state = message_dict["value"]
         if state != self._latest_state:
             self._latest_state = state
@@ -609,6 +609,12 @@ class TargetMetaCapi(Target):
             f"(stream {self.message_reader.current_stream!r}): run the tap without its "
             "`batch_config`, so that it writes RECORD messages"
         )
+
+    def _assert_line_requires(
+        self, message_dict: dict, requires: set[str] | frozenset[str]
+    ) -> None:
+        # the SDK's own, which its message hooks call too, quotes the whole line
+        assert_line_requires(message_dict, requires, self.message_reader.line_number)
 
     def _after_message(self) -> None:
         self.delivery.raise_if_failed()
