@@ -72,6 +72,7 @@ from target_meta_capi.messages import (
     assert_record_is_an_object,
     assert_schema_message_shape,
 )
+from target_meta_capi.partial_batches import PartialBatches
 from target_meta_capi.reader import (
     Line,
     NumberedSingerReader,
@@ -223,16 +224,16 @@ class TargetMetaCapi(Target):
             self.logger,
             float(self.config.get("progress_interval", DEFAULT_PROGRESS_INTERVAL)),
         )
-        self._last_state_drain = 0.0
-        self._max_batch_wait = float(
-            self.config.get("max_batch_wait_seconds", DEFAULT_MAX_BATCH_WAIT_SECONDS)
+        self._partial_batches = PartialBatches(
+            self._send_all_batches,
+            drain_interval=self.state_drain_min_interval_seconds,
+            max_batch_wait=float(
+                self.config.get("max_batch_wait_seconds", DEFAULT_MAX_BATCH_WAIT_SECONDS)
+            ),
         )
-        # monotonic time since when a record read may wait, unsent, in a batch or with the
-        # workers; None when every record read was sent (or settled without a request)
-        self._unsent_since: float | None = None
         self.message_reader.pace_clock = self.stats.pace_clock
         self.message_reader.on_input_pause = self._input_paused
-        self.message_reader.on_input_flow = self._input_flowing
+        self.message_reader.on_input_flow = self._partial_batches.input_flowing
         self.message_reader.on_wake = self.delivery.raise_if_failed
         self._closed = False
         record_workers = self.config.get("record_workers")
@@ -241,7 +242,6 @@ class TargetMetaCapi(Target):
         )
         self._parallel: ParallelRecords | None = None
         self._workers_unavailable = False
-        self._drain_owed = False
         self._routed_specs: dict[str, StreamSpec] = {}
         self.shutdown = Shutdown(self.delivery, self.message_reader, self.logger)
         super()._setup_signal_handlers()
@@ -586,7 +586,7 @@ class TargetMetaCapi(Target):
         if state != self._latest_state:
             self._latest_state = state
             self.ledger.register_state(state)
-            self._drain_for_state()
+            self._partial_batches.state_received()
         self._after_message()
 
     def _process_activate_version_message(self, message_dict: dict) -> None:
@@ -627,15 +627,7 @@ class TargetMetaCapi(Target):
         since = time.monotonic() - self._last_state_write
         return self.state_write_min_interval_seconds - since
 
-    def _drain_for_state(self) -> None:
-        """Send half-full batches so the state just received can be written soon."""
-        now = time.monotonic()
-        if now - self._last_state_drain < self.state_drain_min_interval_seconds:
-            self._drain_owed = True  # paid when the input pauses, if it does
-            return
-        self._send_partial_batches(now)
-
-    def _send_partial_batches(self, now: float) -> None:
+    def _send_all_batches(self) -> None:
         """Send every record read so far: the batches of every sink, full or not.
 
         Only between two input lines, never from a worker's answer being applied: flushing
@@ -645,36 +637,12 @@ class TargetMetaCapi(Target):
             # records may still wait in a partial chunk (a stream seen rarely fills none) or
             # with the workers: into their sinks first, as without workers
             self._parallel.flush()
-        self._last_state_drain = now
         for sink in [*self._sinks_to_clear, *self._sinks_active.values()]:
             self.drain_one(sink)
-        # the workers hold nothing now: every record read was drained
-        self._drain_owed = False
-        self._unsent_since = None
 
     def _handle_max_record_age(self) -> None:
-        # after each record (or run of records from a worker): from now on something may
-        # wait unsent, and `max_batch_wait_seconds` counts from the first such record
-        if self._unsent_since is None:
-            self._unsent_since = time.monotonic()
+        self._partial_batches.record_added()
         super()._handle_max_record_age()
-
-    def _partial_batches_due_at(self) -> float | None:
-        """When half-full batches are to be sent (monotonic time), or None: nothing waits."""
-        due = math.inf
-        if self._drain_owed:
-            due = self._last_state_drain + self.state_drain_min_interval_seconds
-        if self._unsent_since is not None:
-            due = min(due, self._unsent_since + self._max_batch_wait)
-        return None if due == math.inf else due
-
-    def _input_flowing(self) -> None:
-        """Input is waiting, between two lines: send batches older than
-        `max_batch_wait_seconds`, so that a stream seen rarely among busy ones (whose batches
-        fill) is not held until the input pauses."""
-        now = time.monotonic()
-        if self._unsent_since is not None and now >= self._unsent_since + self._max_batch_wait:
-            self._send_partial_batches(now)
 
     def _input_paused(self, wait_for_input: t.Callable[[float], bool]) -> None:
         """The tap sends nothing for now: finish what the workers hold; send half-full
@@ -689,9 +657,9 @@ class TargetMetaCapi(Target):
         while True:
             self.delivery.raise_if_failed()
             now = time.monotonic()
-            send_at = self._partial_batches_due_at()
+            send_at = self._partial_batches.due_at()
             if send_at is not None and send_at <= now:
-                self._send_partial_batches(now)
+                self._partial_batches.send(now)
                 continue
             # a ready state the write interval holds back (if input comes first, the next
             # message writes it; an acknowledgement writes its own at once)
