@@ -752,6 +752,7 @@ class TargetMetaCapi(Target):
     # --- CLI -------------------------------------------------------------------------------
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """The SDK's handler of SIGTERM and SIGINT: see shutdown.py."""
         self.shutdown.signal_received(signum, frame)
 
     def run(self, file_input: t.IO[str] | None = None) -> int:
