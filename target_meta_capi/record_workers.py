@@ -37,7 +37,7 @@ import threading
 import time
 import typing as t
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -48,7 +48,8 @@ from target_meta_capi.capi.request import event_json
 from target_meta_capi.delivery import TargetFailure
 from target_meta_capi.mapping import DELETED_AT, build_event_mapper
 from target_meta_capi.reader import RECORD_LINE_LAYOUTS, Line, input_decoder
-from target_meta_capi.sink import ConvertedRecord, convert_record
+from target_meta_capi.settings import SECRET_SETTINGS
+from target_meta_capi.sink import ConvertedRecord, EventSink, PrivacySafeValidator, convert_record
 from target_meta_capi.summary import MappingTally, is_near_cutoff
 from target_meta_capi.validation import CompiledRecordValidator, TimestampPlan, parse_timestamps
 
@@ -132,6 +133,27 @@ class StreamSpec:
     key_properties: tuple[str, ...]
     config: dict[str, Any]
     validate: bool
+
+
+def worker_spec(stream_name: str, sink: EventSink, config: Mapping[str, Any]) -> StreamSpec | None:
+    """What workers need to process the stream as its sink would (a sink the SDK's stream
+    maps pass records to unchanged); None when they cannot: record metadata, a validator
+    other than theirs (a sink class checking string formats, say), or nothing to map."""
+    if sink.mapper is None or sink.include_sdc_metadata_properties:
+        return None
+    validator = sink._validator
+    if validator is not None and not (
+        isinstance(validator, PrivacySafeValidator)
+        and isinstance(validator.inner, CompiledRecordValidator)
+    ):
+        return None
+    return StreamSpec(
+        stream=stream_name,
+        schema=sink.schema,
+        key_properties=tuple(sink.key_properties),
+        config={k: v for k, v in config.items() if k not in SECRET_SETTINGS},
+        validate=validator is not None,
+    )
 
 
 @dataclass

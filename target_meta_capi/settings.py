@@ -17,6 +17,7 @@ from dotenv import dotenv_values, find_dotenv
 from singer_sdk import typing as th
 from singer_sdk.configuration import _dict_config as sdk_environment_config
 from singer_sdk.helpers import _typing as sdk_typing
+from singer_sdk.helpers._util import read_json_file
 
 from target_meta_capi.capi.errors import redact
 from target_meta_capi.capi.request import (
@@ -626,6 +627,46 @@ def output_over_config_file_problem(
         if isinstance(path, str) and "\0" not in path and os.path.realpath(path) in files:
             return f"{setting} {path!r} is a --config file, which the run would overwrite"
     return None
+
+
+class ConfigFileError(Exception):
+    """A --config file the target cannot use: the message names the file, never its
+    content (it holds the token)."""
+
+
+def read_config_files(paths: t.Sequence[str]) -> dict[str, t.Any]:
+    """The settings of the SDK's --config files, merged as it merges them; a file it cannot
+    use is one error naming the file, not a traceback."""
+    config: dict[str, t.Any] = {}
+    for path in paths:
+        try:
+            file_config = read_json_file(path)
+        except (OSError, ValueError, RuntimeError) as error:
+            problem = _config_file_problem(error)
+            raise ConfigFileError(f"{path or repr(path)}: {problem}") from None
+        if not isinstance(file_config, dict):
+            raise ConfigFileError(f"{path}: does not hold a JSON object")
+        config |= file_config
+    overwritten = output_over_config_file_problem(config, paths)
+    if overwritten:
+        raise ConfigFileError(overwritten)
+    return config
+
+
+def _config_file_problem(error: Exception) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory, not a JSON file"
+    if isinstance(error, PermissionError):
+        return "cannot be read (permission denied)"
+    if isinstance(error, OSError):
+        return f"cannot be read ({error.strerror or error})"
+    if isinstance(error, UnicodeDecodeError):
+        return "is not UTF-8 text"
+    if isinstance(error, RuntimeError):  # the SDK's word for an empty path
+        return "is not a file name"
+    return f"is not valid JSON ({error})"  # its position only, no content
 
 
 def _nul_problem(path: str) -> str | None:

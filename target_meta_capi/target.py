@@ -11,31 +11,32 @@ Records of plain streams are validated, mapped and hashed by record workers
 (`RECORDS_BEFORE_WORKERS`): they are numbered in the ledger when read, and their events come
 back to the sink in batches. SIGTERM/SIGINT stop reading only where nothing is half done (see
 `TerminationRequested` in reader.py), then requests in flight get a grace period.
+
+This module is the Target class: the SDK's hooks, wiring the settings, the sinks and the
+delivery together. The rules they apply live in the modules named for them: settings.py (the
+settings and the --config files), messages.py (what a SCHEMA, RECORD or STATE must hold),
+record_workers.py (which streams workers can process), partial_batches.py (when half-full
+batches are sent), delivery.py and state.py (sending and the ack ledger), shutdown.py
+(signals and the grace period), failures.py (the line a failed run ends with).
 """
 
 from __future__ import annotations
 
 import copy
-import decimal
 import enum
-import logging
 import math
 import os
-import signal
 import sys
 import threading
 import time
-import traceback
 import typing as t
-from pathlib import Path
 from types import FrameType
 
 import click
 import msgspec
 from singer_sdk.configuration._dict_config import parse_environment_config
-from singer_sdk.exceptions import ConfigValidationError, InvalidRecord, SingerSDKError
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._classproperty import classproperty
-from singer_sdk.helpers._util import read_json_file
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
@@ -52,21 +53,26 @@ from target_meta_capi.capi.http import (
 )
 from target_meta_capi.capi.request import DEFAULT_API_VERSION, DEFAULT_GRAPH_URL, EventRequest
 from target_meta_capi.capi.retry import RetryPolicy
-from target_meta_capi.dead_letter import DeadLetterWriteError, DeadLetterWriter
+from target_meta_capi.dead_letter import DeadLetterWriter
 from target_meta_capi.delivery import (
-    BadRecordError,
     Delivery,
-    InvalidEventError,
     StateOutputClosed,
-    TargetFailure,
 )
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
+from target_meta_capi.failures import describe_failure
 from target_meta_capi.mapping import (
     DELETED_AT,
     event_name_warnings,
     mapping_config_errors,
     unmatched_stream_entries,
 )
+from target_meta_capi.messages import (
+    RECORD_KEYS,
+    assert_line_requires,
+    assert_record_is_an_object,
+    assert_schema_message_shape,
+)
+from target_meta_capi.partial_batches import PartialBatches
 from target_meta_capi.reader import (
     Line,
     NumberedSingerReader,
@@ -79,6 +85,7 @@ from target_meta_capi.record_workers import (
     StreamSpec,
     can_fork_workers,
     default_worker_count,
+    worker_spec,
 )
 from target_meta_capi.settings import (
     DEFAULT_BATCH_SIZE,
@@ -91,12 +98,12 @@ from target_meta_capi.settings import (
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ON_INVALID_FAIL,
-    SECRET_SETTINGS,
     SETTINGS,
+    ConfigFileError,
     dotenv_path,
     environment_setting_problem,
     explained_schema_errors,
-    output_over_config_file_problem,
+    read_config_files,
     run_by_meltano,
     secret_settings_errors,
     settings_errors,
@@ -106,7 +113,8 @@ from target_meta_capi.settings import (
     with_texts_parsed,
     without_secrets,
 )
-from target_meta_capi.sink import EventSink, PrivacySafeValidator
+from target_meta_capi.shutdown import SIGNAL_HEARD_WITHIN, Shutdown, flush_and_exit
+from target_meta_capi.sink import EventSink
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
@@ -115,17 +123,8 @@ from target_meta_capi.summary import (
     RunStats,
     write_run_summary,
 )
-from target_meta_capi.validation import CompiledRecordValidator, UnparseableDateError
 
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
-_CONDITION_WAITS = (threading.Condition.wait.__code__, threading.Condition.wait_for.__code__)
-_WAIT_FOR_ANSWERS = Delivery.wait.__code__
-#: A signal of another kind this soon after the first is the same request to stop.
-SAME_STOP_SECONDS = 1.0
-#: The longest the main thread waits in one go while a signal may come to stop it.
-_SIGNAL_HEARD_WITHIN = 0.1
-_RECORD_KEYS = frozenset({"stream", "record"})
-_SCHEMA_KEYS = frozenset({"stream", "schema"})
 
 
 class TargetMetaCapi(Target):
@@ -225,28 +224,26 @@ class TargetMetaCapi(Target):
             self.logger,
             float(self.config.get("progress_interval", DEFAULT_PROGRESS_INTERVAL)),
         )
-        self._last_state_drain = 0.0
-        self._max_batch_wait = float(
-            self.config.get("max_batch_wait_seconds", DEFAULT_MAX_BATCH_WAIT_SECONDS)
+        self._partial_batches = PartialBatches(
+            self._send_all_batches,
+            drain_interval=self.state_drain_min_interval_seconds,
+            max_batch_wait=float(
+                self.config.get("max_batch_wait_seconds", DEFAULT_MAX_BATCH_WAIT_SECONDS)
+            ),
         )
-        # monotonic time since when a record read may wait, unsent, in a batch or with the
-        # workers; None when every record read was sent (or settled without a request)
-        self._unsent_since: float | None = None
         self.message_reader.pace_clock = self.stats.pace_clock
         self.message_reader.on_input_pause = self._input_paused
-        self.message_reader.on_input_flow = self._input_flowing
+        self.message_reader.on_input_flow = self._partial_batches.input_flowing
         self.message_reader.on_wake = self.delivery.raise_if_failed
         self._closed = False
-        # the first SIGTERM/SIGINT and when it came
-        self._stop_signal: tuple[int, float] | None = None
         record_workers = self.config.get("record_workers")
         self._record_workers = (
             default_worker_count() if record_workers is None else int(record_workers)
         )
         self._parallel: ParallelRecords | None = None
         self._workers_unavailable = False
-        self._drain_owed = False
         self._routed_specs: dict[str, StreamSpec] = {}
+        self.shutdown = Shutdown(self.delivery, self.message_reader, self.logger)
         super()._setup_signal_handlers()
 
     def _setup_signal_handlers(self) -> None:
@@ -420,7 +417,7 @@ class TargetMetaCapi(Target):
     # --- messages --------------------------------------------------------------------------
 
     def _process_schema_message(self, message_dict: dict) -> None:
-        self._assert_schema_message_shape(message_dict)
+        assert_schema_message_shape(message_dict, self.message_reader.line_number)
         self._plain_sinks.clear()  # stream maps and sinks may change with a schema
         super()._process_schema_message(message_dict)
         self._streams_seen.update(self._sinks_active)
@@ -442,7 +439,7 @@ class TargetMetaCapi(Target):
         elif sink is not None and record.__class__ is dict:
             self._process_plain_record(sink, message_dict, record)
         else:
-            self._assert_record_is_an_object(message_dict)
+            assert_record_is_an_object(message_dict, self.message_reader.line_number)
             super()._process_record_message(message_dict)
             self._remember_if_plain(stream)
         self._after_message()
@@ -483,7 +480,8 @@ class TargetMetaCapi(Target):
         `RECORDS_BEFORE_WORKERS`, if they can."""
         if not isinstance(stream_name, str) or self._record_workers <= 0:
             return
-        spec, sink = self._worker_spec(stream_name)
+        sink = self._plain_sink(stream_name)
+        spec = None if sink is None else worker_spec(stream_name, sink, self.config)
         parallel = self._parallel
         if parallel is None:
             if spec is None or self._workers_unavailable:
@@ -521,28 +519,6 @@ class TargetMetaCapi(Target):
         )
         return self._parallel
 
-    def _worker_spec(self, stream_name: str) -> tuple[StreamSpec | None, EventSink | None]:
-        """What workers need to process the stream as its sink would; None when they cannot:
-        stream maps, record metadata, a validator other than theirs (a sink class checking
-        string formats, say), or nothing to map."""
-        sink = self._plain_sink(stream_name)
-        if sink is None or sink.mapper is None or sink.include_sdc_metadata_properties:
-            return None, None
-        validator = sink._validator
-        if validator is not None and not (
-            isinstance(validator, PrivacySafeValidator)
-            and isinstance(validator.inner, CompiledRecordValidator)
-        ):
-            return None, None
-        spec = StreamSpec(
-            stream=stream_name,
-            schema=sink.schema,
-            key_properties=tuple(sink.key_properties),
-            config={k: v for k, v in self.config.items() if k not in SECRET_SETTINGS},
-            validate=validator is not None,
-        )
-        return spec, sink
-
     def _reprocess_claimed_line(self, line: Line, line_number: int, record_number: int) -> None:
         """A line a worker gave back: processed here, under the number it got when read."""
         self.ledger.preassign(record_number)
@@ -578,7 +554,7 @@ class TargetMetaCapi(Target):
         """Target._process_record_message for a stream whose one stream map passes records
         through unchanged (see _remember_if_plain): the same steps in the same order, minus
         looking up and calling that map."""
-        self._assert_line_requires(message_dict, requires=_RECORD_KEYS)
+        self._assert_line_requires(message_dict, requires=RECORD_KEYS)
         record = record.copy()
         context = sink._get_context(record)
         if sink.include_sdc_metadata_properties:
@@ -610,7 +586,7 @@ class TargetMetaCapi(Target):
         if state != self._latest_state:
             self._latest_state = state
             self.ledger.register_state(state)
-            self._drain_for_state()
+            self._partial_batches.state_received()
         self._after_message()
 
     def _process_activate_version_message(self, message_dict: dict) -> None:
@@ -637,60 +613,8 @@ class TargetMetaCapi(Target):
     def _assert_line_requires(
         self, message_dict: dict, requires: set[str] | frozenset[str]
     ) -> None:
-        # The SDK's own message quotes the whole line, customer data included.
-        missing = requires.difference(message_dict)
-        if missing:
-            raise SingerInputError(
-                f"Input line {self.message_reader.line_number} lacks required key(s) "
-                f"{', '.join(repr(key) for key in sorted(missing))}"
-            )
-
-    def _assert_schema_message_shape(self, message_dict: dict) -> None:
-        # The SDK takes a SCHEMA's parts as they come: a null schema or stream fails deep inside
-        # it with a TypeError, and key_properties "id" becomes the keys "i" and "d".
-        self._assert_line_requires(message_dict, requires=_SCHEMA_KEYS)
-        problem = None
-        stream = message_dict["stream"]
-        key_properties = message_dict.get("key_properties")
-        if not isinstance(stream, str) or not stream:
-            problem = f"'stream' is {_json_kind(stream)}, not a stream name"
-        elif not isinstance(message_dict["schema"], dict):
-            problem = f"'schema' is {_json_kind(message_dict['schema'])}, not a JSON object"
-        elif "properties" not in message_dict["schema"]:
-            # the SDK requires them, and would say the line lacks them
-            problem = "the schema lacks 'properties' (its columns)"
-        elif not isinstance(properties := message_dict["schema"]["properties"], dict):
-            # the SDK reads them as an object: an AttributeError or TypeError deep inside it
-            problem = f"the schema's 'properties' is {_json_kind(properties)}, not a JSON object"
-        elif key_properties is not None and not (
-            isinstance(key_properties, list) and all(isinstance(key, str) for key in key_properties)
-        ):
-            problem = "'key_properties' is not an array of column names"
-        if problem is None:
-            problem = _take_boolean_property_schemas(message_dict["schema"])
-        if problem:
-            raise SingerInputError(
-                f"Input line {self.message_reader.line_number}, SCHEMA message: {problem}"
-            )
-
-    def _assert_record_is_an_object(self, message_dict: dict) -> None:
-        # The SDK's stream maps take a null record for one they filtered out and drop it
-        # without a word, so state would pass a row never sent; other kinds fail deep inside
-        # them with a TypeError.
-        self._assert_line_requires(message_dict, requires=_RECORD_KEYS)
-        stream = message_dict["stream"]
-        if not isinstance(stream, str):
-            # else a TypeError deep inside the SDK, or its "no schema for stream '5'"
-            raise SingerInputError(
-                f"Input line {self.message_reader.line_number}, RECORD message: 'stream' is "
-                f"{_json_kind(stream)}, not a stream name"
-            )
-        record = message_dict["record"]
-        if not isinstance(record, dict):
-            raise SingerInputError(
-                f"Input line {self.message_reader.line_number}, stream "
-                f"{message_dict['stream']!r}: 'record' is {_json_kind(record)}, not a JSON object"
-            )
+        # the SDK's own, which its message hooks call too, quotes the whole line
+        assert_line_requires(message_dict, requires, self.message_reader.line_number)
 
     def _after_message(self) -> None:
         self.delivery.raise_if_failed()
@@ -703,15 +627,7 @@ class TargetMetaCapi(Target):
         since = time.monotonic() - self._last_state_write
         return self.state_write_min_interval_seconds - since
 
-    def _drain_for_state(self) -> None:
-        """Send half-full batches so the state just received can be written soon."""
-        now = time.monotonic()
-        if now - self._last_state_drain < self.state_drain_min_interval_seconds:
-            self._drain_owed = True  # paid when the input pauses, if it does
-            return
-        self._send_partial_batches(now)
-
-    def _send_partial_batches(self, now: float) -> None:
+    def _send_all_batches(self) -> None:
         """Send every record read so far: the batches of every sink, full or not.
 
         Only between two input lines, never from a worker's answer being applied: flushing
@@ -721,36 +637,12 @@ class TargetMetaCapi(Target):
             # records may still wait in a partial chunk (a stream seen rarely fills none) or
             # with the workers: into their sinks first, as without workers
             self._parallel.flush()
-        self._last_state_drain = now
         for sink in [*self._sinks_to_clear, *self._sinks_active.values()]:
             self.drain_one(sink)
-        # the workers hold nothing now: every record read was drained
-        self._drain_owed = False
-        self._unsent_since = None
 
     def _handle_max_record_age(self) -> None:
-        # after each record (or run of records from a worker): from now on something may
-        # wait unsent, and `max_batch_wait_seconds` counts from the first such record
-        if self._unsent_since is None:
-            self._unsent_since = time.monotonic()
+        self._partial_batches.record_added()
         super()._handle_max_record_age()
-
-    def _partial_batches_due_at(self) -> float | None:
-        """When half-full batches are to be sent (monotonic time), or None: nothing waits."""
-        due = math.inf
-        if self._drain_owed:
-            due = self._last_state_drain + self.state_drain_min_interval_seconds
-        if self._unsent_since is not None:
-            due = min(due, self._unsent_since + self._max_batch_wait)
-        return None if due == math.inf else due
-
-    def _input_flowing(self) -> None:
-        """Input is waiting, between two lines: send batches older than
-        `max_batch_wait_seconds`, so that a stream seen rarely among busy ones (whose batches
-        fill) is not held until the input pauses."""
-        now = time.monotonic()
-        if self._unsent_since is not None and now >= self._unsent_since + self._max_batch_wait:
-            self._send_partial_batches(now)
 
     def _input_paused(self, wait_for_input: t.Callable[[float], bool]) -> None:
         """The tap sends nothing for now: finish what the workers hold; send half-full
@@ -765,9 +657,9 @@ class TargetMetaCapi(Target):
         while True:
             self.delivery.raise_if_failed()
             now = time.monotonic()
-            send_at = self._partial_batches_due_at()
+            send_at = self._partial_batches.due_at()
             if send_at is not None and send_at <= now:
-                self._send_partial_batches(now)
+                self._partial_batches.send(now)
                 continue
             # a ready state the write interval holds back (if input comes first, the next
             # message writes it; an acknowledgement writes its own at once)
@@ -817,7 +709,7 @@ class TargetMetaCapi(Target):
             )
         self.drain_all(is_endofpipe=True)
         # a failure or a stop is looked for between short waits
-        while not self._wait_for_in_flight(timeout=_SIGNAL_HEARD_WITHIN):
+        while not self.shutdown.wait_for_in_flight(timeout=SIGNAL_HEARD_WITHIN):
             self.delivery.raise_if_failed()
             self.message_reader.stop_if_requested()
         self.delivery.raise_if_failed()
@@ -829,21 +721,6 @@ class TargetMetaCapi(Target):
                 f"(streams seen: {', '.join(map(repr, sorted(self._streams_seen))) or 'none'})."
             )
         self.close()
-
-    def _wait_for_in_flight(self, timeout: float) -> bool:
-        """Wait until every request is settled; False on a failure or after `timeout`.
-
-        In waits of at most a tenth of a second: a signal landing just as a long wait begins
-        can go unheard until the wait ends (seen on Python 3.13, where a second SIGTERM in
-        the grace period waited for Meta's answer instead of ending the run at once).
-        """
-        deadline = time.monotonic() + timeout
-        while not self.delivery.wait(
-            min(_SIGNAL_HEARD_WITHIN, max(0.0, deadline - time.monotonic()))
-        ):
-            if self.delivery.failed or time.monotonic() >= deadline:
-                return False
-        return True
 
     def close(self) -> None:
         """Stop progress, close files and log the run summary (once)."""
@@ -875,56 +752,8 @@ class TargetMetaCapi(Target):
     # --- CLI -------------------------------------------------------------------------------
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        if self._stop_signal is not None:
-            first, at = self._stop_signal
-            if signum != first and time.monotonic() - at < SAME_STOP_SECONDS:
-                # Ctrl-C reaches Meltano and the target alike, and Meltano then sends SIGTERM:
-                # one request to stop, whose grace period still holds
-                self.logger.info(
-                    "Received %s too, right after %s: the same stop",
-                    signal.Signals(signum).name,
-                    signal.Signals(first).name,
-                )
-                return
-            # a second signal: stop waiting for requests in flight
-            self.logger.error("Received %s again: exiting now", signal.Signals(signum).name)
-            _flush_and_exit(128 + signum)
-        self._stop_signal = (signum, time.monotonic())
-        if _waiting_for_answers(frame):
-            raise TerminationRequested(signum)
-        self.delivery.stop_sending(signum)
-        self.message_reader.request_stop(signum)
-
-    def describe_failure(self, error: BaseException) -> str:
-        """One line saying what went wrong and where."""
-        reader = self.message_reader
-        if reader.current_message_type is not None:
-            where = f"input line {reader.line_number}"
-            if reader.current_stream:
-                where += f", stream {reader.current_stream!r}"
-        elif reader.input_ended:
-            where = f"at the end of input, after line {reader.line_number}"
-        else:
-            where = f"after input line {reader.line_number}, between messages"
-        if isinstance(error, (BadRecordError, InvalidEventError)):
-            return f"{error} at input line {reader.line_number}"
-        if isinstance(error, (TargetFailure, SingerInputError, CapiError, DeadLetterWriteError)):
-            return str(error)
-        if isinstance(error, UnparseableDateError):
-            return f"Record has a date that cannot be parsed ({where}): {error}"
-        if isinstance(error, InvalidRecord):
-            return f"Record does not match its SCHEMA ({where}): {error.error_message}"
-        if reader.current_message_type == "RECORD" and not isinstance(error, SingerSDKError):
-            # raised by code that knows nothing of privacy (Python under a stream map's
-            # expression: int('jane@example.com')), whose message may quote the record; the
-            # SDK's own errors name streams, columns and expressions, never values
-            frames = traceback.extract_tb(error.__traceback__)
-            origin = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-            return (
-                f"{type(error).__name__}{origin} while processing a record ({where}); its "
-                "message is not shown, as it may quote the record's values"
-            )
-        return f"{type(error).__name__} ({where}): {error}"
+        """The SDK's handler of SIGTERM and SIGINT: see shutdown.py."""
+        self.shutdown.signal_received(signum, frame)
 
     def run(self, file_input: t.IO[str] | None = None) -> int:
         """Read all input and return the exit code (0: done, every state written)."""
@@ -943,24 +772,15 @@ class TargetMetaCapi(Target):
                 self.logger.warning("Closing after the failure failed too: %s", close_error)
             # last, so that the line an operator reads first at the bottom says what failed;
             # one line, whatever the message (the SDK's own may span several)
-            failure = " ".join(self.describe_failure(error).split("\n"))
+            failure = " ".join(describe_failure(error, self.message_reader).split("\n"))
             self.logger.error("target-meta-capi failed: %s", failure)
             return 1
         return 0
 
     def _stop_after_signal(self, signum: int) -> int:
-        in_flight = self.delivery.unsettled_requests
         grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
-        self.logger.warning(
-            "Received %s: stopped reading; waiting up to %g s for %s in flight",
-            signal.Signals(signum).name,
-            grace,
-            counted(in_flight, "request"),
-        )
-        if self._wait_for_in_flight(timeout=grace):
+        if self.shutdown.grace_period(signum, grace):
             self._write_ready_state()
-        else:
-            self.logger.error("Requests still in flight were abandoned; their state is not written")
         self.close()
         return 128 + signum
 
@@ -968,28 +788,13 @@ class TargetMetaCapi(Target):
     def cb_config(
         cls, ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
     ) -> _ConfigInput:
-        """The SDK's --config files, merged as it merges them; a file it cannot use is one
-        error naming the file, not a traceback (and never its content: it holds the token)."""
-        config: dict[str, t.Any] = {}
-        parse_env = False
-        for path in value:
-            if path == "ENV":
-                parse_env = True
-                continue
-            try:
-                file_config = read_json_file(path)
-            except (OSError, ValueError, RuntimeError) as error:
-                problem = _config_file_problem(error)
-                raise click.BadParameter(f"{path or repr(path)}: {problem}") from None
-            if not isinstance(file_config, dict):
-                raise click.BadParameter(f"{path}: does not hold a JSON object")
-            config |= file_config
-        overwritten = output_over_config_file_problem(
-            config, [path for path in value if path != "ENV"]
-        )
-        if overwritten:
-            raise click.BadParameter(overwritten)
-        return _ConfigInput(config=config, parse_env=parse_env)
+        """The SDK's --config files, merged as it merges them (`read_config_files`), and
+        whether the environment is read too (ENV)."""
+        try:
+            config = read_config_files([path for path in value if path != "ENV"])
+        except ConfigFileError as error:
+            raise click.BadParameter(str(error)) from None
+        return _ConfigInput(config=config, parse_env="ENV" in value)
 
     @classmethod
     def invoke(  # type: ignore[override]
@@ -1011,84 +816,15 @@ class TargetMetaCapi(Target):
         )
         if problem is not None:
             cls.logger.error("Configuration error: %s", problem)
-            _flush_and_exit(1)
+            flush_and_exit(1)
         try:
             target = cls(
                 config=config.config, validate_config=True, parse_env_config=config.parse_env
             )
         except CapiError as error:
             cls.logger.error("Configuration error: %s", error)
-            _flush_and_exit(1)
+            flush_and_exit(1)
         code = target.run(file_input)
         if code or target.delivery.unsettled_requests:
             # threads of abandoned requests would otherwise keep the process alive
-            _flush_and_exit(code)
-
-
-def _waiting_for_answers(frame: FrameType | None) -> bool:
-    """The main thread is blocked in Delivery.wait, where nothing is half done. Any other
-    wait (a sending thread being started, say) goes on: the reader stops at its next line
-    and the window at its next request (Delivery.stop_sending)."""
-    while frame is not None and frame.f_code in _CONDITION_WAITS:
-        frame = frame.f_back
-    return frame is not None and frame.f_code is _WAIT_FOR_ANSWERS
-
-
-def _take_boolean_property_schemas(schema: dict) -> str | None:
-    """A property's schema may be `true` (anything) in JSON Schema; the SDK's date handling
-    reads every property schema as an object, so `true` becomes `{}`, which means the same.
-    `false` (the property must be absent) is refused: a tap sends no such column. Any other
-    kind is no schema at all, refused here: the SDK's date handling would fail on it."""
-    properties = schema.get("properties")
-    if not isinstance(properties, dict):
-        return None
-    for name, property_schema in properties.items():
-        if property_schema is True:
-            properties[name] = {}
-        elif property_schema is False:
-            return f"property {name!r} has the schema false: no value is allowed in it"
-        elif not isinstance(property_schema, dict):
-            return (
-                f"property {name!r} has {_json_kind(property_schema)} for its schema, "
-                "not a JSON object"
-            )
-    return None
-
-
-def _json_kind(value: t.Any) -> str:
-    """What kind of JSON value this is, without the value: it may be customer data."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, (int, float, decimal.Decimal)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "a JSON object"  # the kind left: the value was read from JSON
-
-
-def _config_file_problem(error: Exception) -> str:
-    if isinstance(error, FileNotFoundError):
-        return "no such file"
-    if isinstance(error, IsADirectoryError):
-        return "is a directory, not a JSON file"
-    if isinstance(error, PermissionError):
-        return "cannot be read (permission denied)"
-    if isinstance(error, OSError):
-        return f"cannot be read ({error.strerror or error})"
-    if isinstance(error, UnicodeDecodeError):
-        return "is not UTF-8 text"
-    if isinstance(error, RuntimeError):  # the SDK's word for an empty path
-        return "is not a file name"
-    return f"is not valid JSON ({error})"  # its position only, no content
-
-
-def _flush_and_exit(code: int) -> t.NoReturn:
-    for stream in (sys.stdout, sys.stderr):
-        if stream is not None:  # started with that descriptor closed
-            stream.flush()
-    logging.shutdown()
-    os._exit(code)
+            flush_and_exit(code)

@@ -8,12 +8,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from target_meta_capi.reader import SingerInputError
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.sink import describe_schema_violation
 
 from ._target_support import (
     ORDER_SCHEMA,
     STREAM,
+    FastRetryTarget,
     order,
     order_stream,
     orders_config,
@@ -318,6 +320,18 @@ def test_message_missing_a_required_key_is_named_without_quoting_the_line(
     assert result.exit_code == 1
     assert "Input line 2 lacks required key(s) 'stream'" in _failure_lines(caplog)[0]
     assert "jane@example.com" not in caplog.text
+
+
+def test_the_sdks_own_check_of_a_messages_keys_names_the_line_without_quoting_it(
+    tmp_path: Path,
+) -> None:
+    # singer-sdk's message hooks check required keys with this method, whose own version
+    # quotes the whole message; the target checks first, but an SDK hook reaching it must
+    # not put the customer data of the line in the error
+    target = FastRetryTarget(config=orders_config("http://127.0.0.1:9", tmp_path))
+    with pytest.raises(SingerInputError) as raised:
+        target._assert_line_requires({"record": {"email": "jane@example.com"}}, {"stream"})
+    assert str(raised.value) == "Input line 0 lacks required key(s) 'stream'"
 
 
 @pytest.mark.parametrize(

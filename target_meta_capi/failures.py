@@ -1,0 +1,50 @@
+"""The one line a user reads when a run fails: what went wrong and where in the input.
+
+Errors of the target's own (TargetFailure, SingerInputError, CapiError …) say it already;
+others get the input line and stream they happened at, and an error raised by code that
+knows nothing of privacy is named without its message, which may quote a record.
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+from singer_sdk.exceptions import InvalidRecord, SingerSDKError
+
+from target_meta_capi.capi.errors import CapiError
+from target_meta_capi.dead_letter import DeadLetterWriteError
+from target_meta_capi.delivery import BadRecordError, InvalidEventError, TargetFailure
+from target_meta_capi.reader import NumberedSingerReader, SingerInputError
+from target_meta_capi.validation import UnparseableDateError
+
+
+def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:
+    """One line saying what went wrong and where."""
+    if reader.current_message_type is not None:
+        where = f"input line {reader.line_number}"
+        if reader.current_stream:
+            where += f", stream {reader.current_stream!r}"
+    elif reader.input_ended:
+        where = f"at the end of input, after line {reader.line_number}"
+    else:
+        where = f"after input line {reader.line_number}, between messages"
+    if isinstance(error, (BadRecordError, InvalidEventError)):
+        return f"{error} at input line {reader.line_number}"
+    if isinstance(error, (TargetFailure, SingerInputError, CapiError, DeadLetterWriteError)):
+        return str(error)
+    if isinstance(error, UnparseableDateError):
+        return f"Record has a date that cannot be parsed ({where}): {error}"
+    if isinstance(error, InvalidRecord):
+        return f"Record does not match its SCHEMA ({where}): {error.error_message}"
+    if reader.current_message_type == "RECORD" and not isinstance(error, SingerSDKError):
+        # raised by code that knows nothing of privacy (Python under a stream map's
+        # expression: int('jane@example.com')), whose message may quote the record; the
+        # SDK's own errors name streams, columns and expressions, never values
+        frames = traceback.extract_tb(error.__traceback__)
+        origin = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        return (
+            f"{type(error).__name__}{origin} while processing a record ({where}); its "
+            "message is not shown, as it may quote the record's values"
+        )
+    return f"{type(error).__name__} ({where}): {error}"

@@ -1,0 +1,111 @@
+"""The shape of SCHEMA, RECORD and STATE messages, checked before the SDK takes them.
+
+The SDK takes a message's parts as they come, failing deep inside it on a part of the wrong
+kind, and its own messages quote the whole line, customer data included. These errors name
+the input line and the kind of value found, never the value: it may be customer data.
+"""
+
+from __future__ import annotations
+
+import decimal
+import typing as t
+
+from target_meta_capi.reader import SingerInputError
+
+RECORD_KEYS = frozenset({"stream", "record"})
+SCHEMA_KEYS = frozenset({"stream", "schema"})
+
+
+def assert_line_requires(
+    message_dict: dict, requires: set[str] | frozenset[str], line_number: int
+) -> None:
+    # The SDK's own message quotes the whole line, customer data included.
+    missing = requires.difference(message_dict)
+    if missing:
+        raise SingerInputError(
+            f"Input line {line_number} lacks required key(s) "
+            f"{', '.join(repr(key) for key in sorted(missing))}"
+        )
+
+
+def assert_schema_message_shape(message_dict: dict, line_number: int) -> None:
+    # The SDK takes a SCHEMA's parts as they come: a null schema or stream fails deep inside
+    # it with a TypeError, and key_properties "id" becomes the keys "i" and "d".
+    assert_line_requires(message_dict, SCHEMA_KEYS, line_number)
+    problem = None
+    stream = message_dict["stream"]
+    key_properties = message_dict.get("key_properties")
+    if not isinstance(stream, str) or not stream:
+        problem = f"'stream' is {json_kind(stream)}, not a stream name"
+    elif not isinstance(message_dict["schema"], dict):
+        problem = f"'schema' is {json_kind(message_dict['schema'])}, not a JSON object"
+    elif "properties" not in message_dict["schema"]:
+        # the SDK requires them, and would say the line lacks them
+        problem = "the schema lacks 'properties' (its columns)"
+    elif not isinstance(properties := message_dict["schema"]["properties"], dict):
+        # the SDK reads them as an object: an AttributeError or TypeError deep inside it
+        problem = f"the schema's 'properties' is {json_kind(properties)}, not a JSON object"
+    elif key_properties is not None and not (
+        isinstance(key_properties, list) and all(isinstance(key, str) for key in key_properties)
+    ):
+        problem = "'key_properties' is not an array of column names"
+    if problem is None:
+        problem = _take_boolean_property_schemas(message_dict["schema"])
+    if problem:
+        raise SingerInputError(f"Input line {line_number}, SCHEMA message: {problem}")
+
+
+def assert_record_is_an_object(message_dict: dict, line_number: int) -> None:
+    # The SDK's stream maps take a null record for one they filtered out and drop it
+    # without a word, so state would pass a row never sent; other kinds fail deep inside
+    # them with a TypeError.
+    assert_line_requires(message_dict, RECORD_KEYS, line_number)
+    stream = message_dict["stream"]
+    if not isinstance(stream, str):
+        # else a TypeError deep inside the SDK, or its "no schema for stream '5'"
+        raise SingerInputError(
+            f"Input line {line_number}, RECORD message: 'stream' is "
+            f"{json_kind(stream)}, not a stream name"
+        )
+    record = message_dict["record"]
+    if not isinstance(record, dict):
+        raise SingerInputError(
+            f"Input line {line_number}, stream "
+            f"{message_dict['stream']!r}: 'record' is {json_kind(record)}, not a JSON object"
+        )
+
+
+def _take_boolean_property_schemas(schema: dict) -> str | None:
+    """A property's schema may be `true` (anything) in JSON Schema; the SDK's date handling
+    reads every property schema as an object, so `true` becomes `{}`, which means the same.
+    `false` (the property must be absent) is refused: a tap sends no such column. Any other
+    kind is no schema at all, refused here: the SDK's date handling would fail on it."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return None
+    for name, property_schema in properties.items():
+        if property_schema is True:
+            properties[name] = {}
+        elif property_schema is False:
+            return f"property {name!r} has the schema false: no value is allowed in it"
+        elif not isinstance(property_schema, dict):
+            return (
+                f"property {name!r} has {json_kind(property_schema)} for its schema, "
+                "not a JSON object"
+            )
+    return None
+
+
+def json_kind(value: t.Any) -> str:
+    """What kind of JSON value this is, without the value: it may be customer data."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "a JSON object"  # the kind left: the value was read from JSON

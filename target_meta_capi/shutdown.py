@@ -1,0 +1,113 @@
+"""Stopping on SIGTERM/SIGINT: the stop request, the grace period, and exiting at once.
+
+The first signal stops reading only where nothing is half done (see `TerminationRequested`
+in reader.py) and starts no more requests (`Delivery.stop_sending`); the requests in flight
+then get a grace period (`shutdown_grace_seconds`) for Meta's answers, whose state is written.
+A second signal ends the run at once. The main thread waits in short waits, so that a signal
+is heard within `SIGNAL_HEARD_WITHIN` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import typing as t
+from types import FrameType
+
+from target_meta_capi.capi._words import counted
+from target_meta_capi.delivery import Delivery
+from target_meta_capi.reader import NumberedSingerReader, TerminationRequested
+
+_CONDITION_WAITS = (threading.Condition.wait.__code__, threading.Condition.wait_for.__code__)
+_WAIT_FOR_ANSWERS = Delivery.wait.__code__
+#: A signal of another kind this soon after the first is the same request to stop.
+SAME_STOP_SECONDS = 1.0
+#: The longest the main thread waits in one go while a signal may come to stop it.
+SIGNAL_HEARD_WITHIN = 0.1
+
+
+class Shutdown:
+    """A run's stop: its first signal, the wait for requests in flight, a second signal."""
+
+    def __init__(
+        self, delivery: Delivery, reader: NumberedSingerReader, logger: logging.Logger
+    ) -> None:
+        self._delivery = delivery
+        self._reader = reader
+        self._logger = logger
+        # the first SIGTERM/SIGINT and when it came
+        self._stop_signal: tuple[int, float] | None = None
+
+    def signal_received(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler's work; `frame` is where the main thread was interrupted."""
+        if self._stop_signal is not None:
+            first, at = self._stop_signal
+            if signum != first and time.monotonic() - at < SAME_STOP_SECONDS:
+                # Ctrl-C reaches Meltano and the target alike, and Meltano then sends SIGTERM:
+                # one request to stop, whose grace period still holds
+                self._logger.info(
+                    "Received %s too, right after %s: the same stop",
+                    signal.Signals(signum).name,
+                    signal.Signals(first).name,
+                )
+                return
+            # a second signal: stop waiting for requests in flight
+            self._logger.error("Received %s again: exiting now", signal.Signals(signum).name)
+            flush_and_exit(128 + signum)
+        self._stop_signal = (signum, time.monotonic())
+        if _waiting_for_answers(frame):
+            raise TerminationRequested(signum)
+        self._delivery.stop_sending(signum)
+        self._reader.request_stop(signum)
+
+    def wait_for_in_flight(self, timeout: float) -> bool:
+        """Wait until every request is settled; False on a failure or after `timeout`.
+
+        In waits of at most a tenth of a second: a signal landing just as a long wait begins
+        can go unheard until the wait ends (seen on Python 3.13, where a second SIGTERM in
+        the grace period waited for Meta's answer instead of ending the run at once).
+        """
+        deadline = time.monotonic() + timeout
+        while not self._delivery.wait(
+            min(SIGNAL_HEARD_WITHIN, max(0.0, deadline - time.monotonic()))
+        ):
+            if self._delivery.failed or time.monotonic() >= deadline:
+                return False
+        return True
+
+    def grace_period(self, signum: int, grace: float) -> bool:
+        """After the stop: wait up to `grace` seconds for the requests in flight; True when
+        every one was answered, so that the state they settled may be written."""
+        self._logger.warning(
+            "Received %s: stopped reading; waiting up to %g s for %s in flight",
+            signal.Signals(signum).name,
+            grace,
+            counted(self._delivery.unsettled_requests, "request"),
+        )
+        if self.wait_for_in_flight(timeout=grace):
+            return True
+        self._logger.error("Requests still in flight were abandoned; their state is not written")
+        return False
+
+
+def _waiting_for_answers(frame: FrameType | None) -> bool:
+    """The main thread is blocked in Delivery.wait, where nothing is half done. Any other
+    wait (a sending thread being started, say) goes on: the reader stops at its next line
+    and the window at its next request (Delivery.stop_sending)."""
+    while frame is not None and frame.f_code in _CONDITION_WAITS:
+        frame = frame.f_back
+    return frame is not None and frame.f_code is _WAIT_FOR_ANSWERS
+
+
+def flush_and_exit(code: int) -> t.NoReturn:
+    """End the process now, with what it wrote so far flushed; threads of requests in
+    flight would otherwise keep it alive."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:  # started with that descriptor closed
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
