@@ -608,10 +608,15 @@ def _version_in_path(url: str) -> str | None:
     return next((part for part in segments if API_VERSION_PATTERN.fullmatch(part)), None)
 
 
+def dead_letter_path(config: t.Mapping[str, t.Any]) -> str:
+    """Where the run's dead letters go: the setting, or the default when it is unset or empty."""
+    return config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH
+
+
 def _output_paths(config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """The files a run writes, by setting (None: that output is off)."""
     return {
-        "dead_letter_path": config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH,
+        "dead_letter_path": dead_letter_path(config),
         "summary_path": config.get("summary_path"),
         "dry_run_path": config.get("dry_run_path") if config.get("dry_run") else None,
     }

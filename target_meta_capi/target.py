@@ -90,7 +90,6 @@ from target_meta_capi.record_workers import (
 from target_meta_capi.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENT_REQUESTS,
-    DEFAULT_DEAD_LETTER_PATH,
     DEFAULT_MAX_BATCH_WAIT_SECONDS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_SECONDS,
@@ -100,6 +99,7 @@ from target_meta_capi.settings import (
     ON_INVALID_FAIL,
     SETTINGS,
     ConfigFileError,
+    dead_letter_path,
     dotenv_path,
     environment_setting_problem,
     explained_schema_errors,
@@ -392,9 +392,7 @@ class TargetMetaCapi(Target):
             ledger=AckLedger(),
             processor=processor,
             template_request=template,
-            dead_letters=DeadLetterWriter(
-                config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH
-            ),
+            dead_letters=DeadLetterWriter(dead_letter_path(config)),
             stats=self.stats,
             fail_on_invalid_event=config.get("on_invalid_event") == ON_INVALID_FAIL,
             on_settled=self._write_ready_state,
