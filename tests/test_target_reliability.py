@@ -111,6 +111,20 @@ def test_state_moves_past_dead_lettered_events(sandbox: SandboxServer, tmp_path:
     ]
 
 
+def test_an_empty_dead_letter_path_writes_the_letters_to_the_default_file(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the default, dead_letters.jsonl, is in the working directory
+
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path, dead_letter_path=""),
+        order_stream(1, records=[order(1, age_seconds=EIGHT_DAYS)]),
+    )
+
+    assert result.exit_code == 0
+    assert [letter["rule"] for letter in read_dead_letters(tmp_path)] == ["event_time_too_old"]
+
+
 def test_dead_letters_are_made_durable_before_a_state_that_covers_them_is_written(
     sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
