@@ -28,11 +28,11 @@ from target_meta_capi.summary import (
     ProgressReporter,
     RunStats,
     coverage_percent,
-    error_reason,
     format_summary,
     is_near_cutoff,
     write_run_summary,
 )
+from target_meta_capi.summary.reasons import error_reason
 
 HASHED_EMAIL = sha256_hex("mary@example.com")
 HASHED_PHONE = sha256_hex("16169547888")

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, cast
 from singer_sdk import metrics as singer_metrics
 
 from target_meta_capi.capi._words import counted
-from target_meta_capi.capi.errors import EventsReceivedMismatch, GraphAPIError, NetworkError
 from target_meta_capi.capi.request import RequestObserver
 from target_meta_capi.capi.rules import (
     MAX_AGE_SECONDS,
@@ -34,9 +33,31 @@ from target_meta_capi.capi.rules import (
     max_event_age_seconds,
 )
 from target_meta_capi.pace import PACE_SETTERS, PACE_VERDICTS, PaceClock, pace
+from target_meta_capi.summary.reasons import (
+    MAPPING_REASON_PREFIX,
+    RULE_REASON_PREFIX,
+    error_reason,
+    graph_error_reason,
+)
 
 if TYPE_CHECKING:
     from target_meta_capi.capi.normalize import DroppedValue
+
+__all__ = [
+    "DEFAULT_PROGRESS_INTERVAL",
+    "MAPPING_REASON_PREFIX",
+    "RULE_REASON_PREFIX",
+    "TEST_EVENTS_NOTE",
+    "MappingTally",
+    "ProgressReporter",
+    "RunStats",
+    "graph_error_reason",
+    "is_near_cutoff",
+    "standard_outputs_to",
+    "summary_file_target",
+    "write_run_summary",
+]
+
 
 # The customer-information keys Meta's Event Match Quality rewards most, in report order.
 COVERAGE_KEYS = (
@@ -67,11 +88,6 @@ DEFAULT_PROGRESS_INTERVAL = 10.0
 PROGRESS_STREAMS_NAMED = 10
 #: The endpoint tag of the HTTP metrics: the edge every request goes to, of whichever pixel
 METRIC_ENDPOINT = "events"
-#: A dead letter's reason: `rule:<rule>` for an event breaking one of Meta's rules locally,
-#: `mapping:<field>` for a record whose value its field cannot take (see graph_error_reason for
-#: Meta's own refusals).
-RULE_REASON_PREFIX = "rule:"
-MAPPING_REASON_PREFIX = "mapping:"
 # Dead letters with these reasons never reached Meta, so they do not settle sent events.
 LOCAL_REASON_PREFIXES = (RULE_REASON_PREFIX, MAPPING_REASON_PREFIX)
 
@@ -92,25 +108,6 @@ def is_near_cutoff(event: Mapping[str, Any], now: float) -> bool:
         return False
     cutoff = now - max_event_age_seconds(event.get("action_source"))
     return cutoff <= event_time < cutoff + NEAR_CUTOFF_WINDOW_SECONDS
-
-
-def graph_error_reason(http_status: Any, code: Any, subcode: Any) -> str:
-    """The label of an answer of Meta's, for a failed attempt as for a dead letter:
-    `meta:<code>[/<subcode>]`, or `http:<status>` for one without a Graph error (a proxy's 413)."""
-    if code is None:
-        return f"http:{http_status}"
-    return f"meta:{code}" if subcode is None else f"meta:{code}/{subcode}"
-
-
-def error_reason(error: BaseException) -> str:
-    """A short, PII-free label for a failed attempt: `meta:<code>/<subcode>`, `http:<status>`..."""
-    if isinstance(error, GraphAPIError):
-        return graph_error_reason(error.http_status, error.code, error.subcode)
-    if isinstance(error, NetworkError):
-        return f"network:{type(error).__name__}"
-    if isinstance(error, EventsReceivedMismatch):
-        return "events_received_mismatch"
-    return type(error).__name__
 
 
 class LatencyHistogram:
