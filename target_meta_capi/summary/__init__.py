@@ -30,9 +30,9 @@ from target_meta_capi.capi.request import RequestObserver
 from target_meta_capi.capi.rules import (
     MAX_AGE_SECONDS,
     PHYSICAL_STORE_MAX_AGE_SECONDS,
-    max_event_age_seconds,
 )
 from target_meta_capi.pace import PACE_SETTERS, PACE_VERDICTS, PaceClock, pace
+from target_meta_capi.summary.near_cutoff import NEAR_CUTOFF_WINDOW_SECONDS, is_near_cutoff
 from target_meta_capi.summary.reasons import (
     MAPPING_REASON_PREFIX,
     RULE_REASON_PREFIX,
@@ -71,7 +71,6 @@ COVERAGE_KEYS = (
     "client_ip_address",
     "client_user_agent",
 )
-NEAR_CUTOFF_WINDOW_SECONDS = 24 * 3600
 _MAX_AGE_DAYS = MAX_AGE_SECONDS // 86400
 _PHYSICAL_STORE_MAX_AGE_DAYS = PHYSICAL_STORE_MAX_AGE_SECONDS // 86400
 #: Meta throttles at 100% of a rate limit; a run that gets this close is warned once
@@ -99,15 +98,6 @@ class CapiMetric(str, enum.Enum):
     EVENTS_ACKNOWLEDGED = "events_acknowledged"
     EVENTS_DEAD_LETTERED = "events_dead_lettered"
     HTTP_REQUEST_RETRY_COUNT = "http_request_retry_count"
-
-
-def is_near_cutoff(event: Mapping[str, Any], now: float) -> bool:
-    """True when the event is still accepted but will be too old for Meta within 24 hours."""
-    event_time = event.get("event_time")
-    if type(event_time) is not int:
-        return False
-    cutoff = now - max_event_age_seconds(event.get("action_source"))
-    return cutoff <= event_time < cutoff + NEAR_CUTOFF_WINDOW_SECONDS
 
 
 class LatencyHistogram:
