@@ -24,7 +24,6 @@ from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_
 from target_meta_capi.pace import Wait
 from target_meta_capi.summary import (
     COVERAGE_KEYS,
-    LatencyHistogram,
     ProgressReporter,
     RunStats,
     coverage_percent,
@@ -32,6 +31,7 @@ from target_meta_capi.summary import (
     is_near_cutoff,
     write_run_summary,
 )
+from target_meta_capi.summary.latency import LatencyHistogram
 from target_meta_capi.summary.reasons import error_reason
 
 HASHED_EMAIL = sha256_hex("mary@example.com")

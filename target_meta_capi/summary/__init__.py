@@ -6,14 +6,11 @@ an error message or a token — so nothing this module logs or writes can leak t
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import enum
 import errno
-import itertools
 import json
 import logging
-import math
 import os
 import secrets
 import stat
@@ -21,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from singer_sdk import metrics as singer_metrics
 
@@ -32,6 +29,7 @@ from target_meta_capi.capi.rules import (
     PHYSICAL_STORE_MAX_AGE_SECONDS,
 )
 from target_meta_capi.pace import PACE_SETTERS, PACE_VERDICTS, PaceClock, pace
+from target_meta_capi.summary.latency import LatencyHistogram
 from target_meta_capi.summary.near_cutoff import NEAR_CUTOFF_WINDOW_SECONDS, is_near_cutoff
 from target_meta_capi.summary.reasons import (
     MAPPING_REASON_PREFIX,
@@ -98,42 +96,6 @@ class CapiMetric(str, enum.Enum):
     EVENTS_ACKNOWLEDGED = "events_acknowledged"
     EVENTS_DEAD_LETTERED = "events_dead_lettered"
     HTTP_REQUEST_RETRY_COUNT = "http_request_retry_count"
-
-
-class LatencyHistogram:
-    """Request latencies for the run summary's p50/p95/max, in memory that does not grow with
-    the run: each latency is counted under its value to the millisecond below a second (as
-    the summary shows them) and to three significant digits above (a list of every latency
-    grew by ~32 bytes a request, and was sorted for each summary). At most ~1,000 values per
-    decade of seconds; the max is kept exactly."""
-
-    def __init__(self) -> None:
-        self._counts: dict[float, int] = {}
-        self.count = 0
-        self.max: float | None = None
-
-    def __len__(self) -> int:
-        """How many distinct values are kept."""
-        return len(self._counts)
-
-    def add(self, seconds: float) -> None:
-        value = round(seconds, 3) if seconds < 1 else float(f"{seconds:.3g}")
-        self._counts[value] = self._counts.get(value, 0) + 1
-        self.count += 1
-        if self.max is None or seconds > self.max:
-            self.max = seconds
-
-    def percentile(self, fraction: float) -> float | None:
-        """Nearest-rank percentile of the values kept; None when there are none. Never above
-        the max: a value kept rounded up (1.2351 as 1.24) stands for latencies up to it."""
-        if not self.count:
-            return None
-        rank = max(math.ceil(fraction * self.count), 1)
-        values = sorted(self._counts)
-        # the first value with `rank` latencies at or below it; the last has self.count
-        seen = list(itertools.accumulate(self._counts[value] for value in values))
-        value = values[bisect.bisect_left(seen, rank)]
-        return min(value, cast(float, self.max))  # set by the first add()
 
 
 def coverage_percent(count: int, total: int) -> float:
