@@ -23,7 +23,6 @@ from target_meta_capi.capi.normalize import DroppedValue, sha256_hex
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS
 from target_meta_capi.pace import Wait
 from target_meta_capi.summary import (
-    COVERAGE_KEYS,
     ProgressReporter,
     RunStats,
     coverage_percent,
@@ -31,6 +30,7 @@ from target_meta_capi.summary import (
     is_near_cutoff,
     write_run_summary,
 )
+from target_meta_capi.summary.counts import COVERAGE_KEYS
 from target_meta_capi.summary.latency import LatencyHistogram
 from target_meta_capi.summary.reasons import error_reason
 
