@@ -24,13 +24,8 @@ from singer_sdk import metrics as singer_metrics
 
 from target_meta_capi.capi._words import counted
 from target_meta_capi.capi.request import RequestObserver
-from target_meta_capi.capi.rules import (
-    MAX_AGE_SECONDS,
-    PHYSICAL_STORE_MAX_AGE_SECONDS,
-)
 from target_meta_capi.pace import PACE_SETTERS, PACE_VERDICTS, PaceClock, pace
 from target_meta_capi.summary.counts import (
-    COVERAGE_KEYS,
     MappingTally,
     _add,
     _count_mapped,
@@ -38,12 +33,19 @@ from target_meta_capi.summary.counts import (
     _sum_counts,
 )
 from target_meta_capi.summary.latency import LatencyHistogram
-from target_meta_capi.summary.near_cutoff import NEAR_CUTOFF_WINDOW_SECONDS, is_near_cutoff
+from target_meta_capi.summary.near_cutoff import is_near_cutoff
 from target_meta_capi.summary.reasons import (
     MAPPING_REASON_PREFIX,
     RULE_REASON_PREFIX,
     error_reason,
     graph_error_reason,
+)
+from target_meta_capi.summary.run_warnings import (
+    RATE_LIMIT_WARNING,
+    RATE_LIMIT_WARNING_PERCENT,
+    _listing,
+    _skipped_warning,
+    _warnings,
 )
 
 if TYPE_CHECKING:
@@ -65,10 +67,6 @@ __all__ = [
 ]
 
 
-_MAX_AGE_DAYS = MAX_AGE_SECONDS // 86400
-_PHYSICAL_STORE_MAX_AGE_DAYS = PHYSICAL_STORE_MAX_AGE_SECONDS // 86400
-#: Meta throttles at 100% of a rate limit; a run that gets this close is warned once
-RATE_LIMIT_WARNING_PERCENT = 90
 #: What a test_event_code does, said at the start and in the summary of such a run: a code
 #: left in a live config makes every conversion a test event, and exit code 0 does not say so.
 TEST_EVENTS_NOTE = (
@@ -408,109 +406,6 @@ class RunStats(RequestObserver):
                 return
             self._logged_warnings.add(message)
         (logger or self._logger).warning(message)
-
-
-RATE_LIMIT_WARNING = (
-    f"Meta reported {RATE_LIMIT_WARNING_PERCENT}% or more of a rate limit of this app or "
-    "business used (X-Business-Use-Case-Usage / X-App-Usage; the run summary has the peak); at "
-    "100% it throttles every call. Lower concurrent_requests, or spread the runs out."
-)
-
-
-def _skipped_warning(stream: str, reason: str) -> str:
-    return (
-        f"Stream {stream!r} is skipped ({reason}): its records are not sent to Meta, and the "
-        "state written moves past them: an entry added to `streams` later sends only the rows "
-        "the tap reads after that, unless this stream's bookmark is reset first."
-    )
-
-
-def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    warnings = []
-    for name, stream in streams.items():
-        if stream["skipped_reason"] is not None:
-            warnings.append(_skipped_warning(name, stream["skipped_reason"]))
-        elif stream["rows_deleted"]:
-            warnings.append(
-                f"Stream {name!r}: "
-                f"{counted(stream['rows_deleted'], 'row', 'rows')} the tap reports deleted "
-                "(_sdc_deleted_at) were not sent: a deletion is no conversion, and Meta keeps an "
-                "event already sent for the row."
-            )
-        if stream["events_near_cutoff"]:
-            warnings.append(
-                f"Stream {name!r}: "
-                f"{counted(stream['events_near_cutoff'], 'event was', 'events were')} within "
-                f"{NEAR_CUTOFF_WINDOW_SECONDS // 3600} h of Meta's event_time cutoff "
-                f"({_MAX_AGE_DAYS} days, {_PHYSICAL_STORE_MAX_AGE_DAYS} for physical_store) "
-                f"when read; a day's delay would get {_them(stream['events_near_cutoff'])} "
-                "rejected. "
-                "Run the sync more often."
-            )
-        if stream["events_dead_lettered"]:
-            warnings.append(_dead_letter_warning(name, stream))
-        if stream["events_failed"]:
-            warnings.append(
-                f"Stream {name!r}: "
-                f"{counted(stream['events_failed'], 'sent event was', 'sent events were')} in "
-                "requests that failed the run (see its error), and no state covers them (a rerun "
-                "sends them again; Meta deduplicates those it did store, by event_id)."
-            )
-        if stream["events_in_flight"]:
-            warnings.append(
-                f"Stream {name!r}: {counted(stream['events_in_flight'], 'sent event')} got no "
-                "answer before the run stopped, and no state covers them (a rerun sends them "
-                "again; Meta deduplicates those it did receive, by event_id)."
-            )
-        if stream["events_unsent"]:
-            warnings.append(
-                f"Stream {name!r}: "
-                + counted(
-                    stream["events_unsent"],
-                    "mapped event was not sent: the run stopped before it was",
-                    "mapped events were not sent: the run stopped before they were",
-                )
-                + f", and no state covers {_them(stream['events_unsent'])} (a rerun from the last "
-                f"state processes {_them(stream['events_unsent'])} again)."
-            )
-        coverage = stream["match_key_coverage"]
-        if coverage and not any(coverage.values()):
-            warnings.append(
-                f"Stream {name!r}: none of its {counted(stream['events_mapped'], 'event')} "
-                f"carries a match key ({', '.join(COVERAGE_KEYS)}); Meta can hardly attribute "
-                "them."
-            )
-    return warnings
-
-
-def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
-    """Exit code 0 does not say that some events never reached Meta; this line does."""
-    reasons = stream["dead_letters_by_reason"]
-    warning = (
-        f"Stream {name!r}: "
-        f"{counted(stream['events_dead_lettered'], 'event was', 'events were')} dead-lettered "
-        f"({_listing(reasons)}): Meta has not taken "
-        + ("it; it is" if stream["events_dead_lettered"] == 1 else "them; each is")
-        + " in the dead-letter file with its reason."
-    )
-    if f"{RULE_REASON_PREFIX}event_time_too_old" in reasons:
-        warning += (
-            f" Meta takes events at most {_MAX_AGE_DAYS} days old ({_PHYSICAL_STORE_MAX_AGE_DAYS} "
-            "for physical_store): older rows cannot be sent through the Conversions API."
-        )
-    return warning
-
-
-# --- formatting ------------------------------------------------------------------------------
-
-
-def _them(count: int) -> str:
-    """The pronoun standing for `count` events."""
-    return "it" if count == 1 else "them"
-
-
-def _listing(counts: Mapping[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in counts.items()) or "none"
 
 
 def _seconds(value: float | None) -> str:
