@@ -25,7 +25,6 @@ from target_meta_capi.pace import Wait
 from target_meta_capi.summary import (
     ProgressReporter,
     RunStats,
-    coverage_percent,
     format_summary,
     is_near_cutoff,
     write_run_summary,
@@ -33,6 +32,7 @@ from target_meta_capi.summary import (
 from target_meta_capi.summary.counts import COVERAGE_KEYS
 from target_meta_capi.summary.latency import LatencyHistogram
 from target_meta_capi.summary.reasons import error_reason
+from target_meta_capi.summary.stats import coverage_percent
 
 HASHED_EMAIL = sha256_hex("mary@example.com")
 HASHED_PHONE = sha256_hex("16169547888")
