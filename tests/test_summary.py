@@ -22,16 +22,11 @@ from target_meta_capi.capi.errors import (
 from target_meta_capi.capi.normalize import DroppedValue, sha256_hex
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS
 from target_meta_capi.pace import Wait
-from target_meta_capi.summary import (
-    ProgressReporter,
-    RunStats,
-    format_summary,
-    is_near_cutoff,
-    write_run_summary,
-)
+from target_meta_capi.summary import ProgressReporter, RunStats, is_near_cutoff, write_run_summary
 from target_meta_capi.summary.counts import COVERAGE_KEYS
 from target_meta_capi.summary.latency import LatencyHistogram
 from target_meta_capi.summary.reasons import error_reason
+from target_meta_capi.summary.report import format_summary
 from target_meta_capi.summary.stats import coverage_percent
 
 HASHED_EMAIL = sha256_hex("mary@example.com")
