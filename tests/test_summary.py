@@ -9,6 +9,7 @@ import re
 import stat
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -22,12 +23,19 @@ from target_meta_capi.capi.errors import (
 from target_meta_capi.capi.normalize import DroppedValue, sha256_hex
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS
 from target_meta_capi.pace import Wait
-from target_meta_capi.summary import ProgressReporter, RunStats, is_near_cutoff, write_run_summary
+from target_meta_capi.summary import (
+    ProgressReporter,
+    RunStats,
+    is_near_cutoff,
+    summary_file,
+    write_run_summary,
+)
 from target_meta_capi.summary.counts import COVERAGE_KEYS
 from target_meta_capi.summary.latency import LatencyHistogram
 from target_meta_capi.summary.reasons import error_reason
 from target_meta_capi.summary.report import format_summary
 from target_meta_capi.summary.stats import coverage_percent
+from target_meta_capi.summary.summary_file import SummaryWriteError
 
 HASHED_EMAIL = sha256_hex("mary@example.com")
 HASHED_PHONE = sha256_hex("16169547888")
@@ -644,6 +652,21 @@ def test_a_summary_path_that_is_a_dangling_symlink_creates_the_file_it_points_to
 
     assert link.is_symlink()
     assert json.loads((tmp_path / "reports" / "latest.json").read_text()) == summary
+
+
+def test_a_link_found_at_the_summarys_temporary_name_is_not_written_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the name is random; here it is known in advance, as a link planted for it would need
+    monkeypatch.setattr(summary_file, "secrets", SimpleNamespace(token_hex=lambda n: "0" * 2 * n))
+    other_file = tmp_path / "someone_elses.txt"
+    other_file.write_text("not the target's\n")
+    (tmp_path / f"summary.json.{'0' * 16}.partial").symlink_to(other_file)
+
+    with pytest.raises(SummaryWriteError, match="File exists"):
+        write_run_summary(RunStats(), logging.getLogger("test.target"), tmp_path / "summary.json")
+
+    assert other_file.read_text() == "not the target's\n"
 
 
 @pytest.mark.parametrize("through_a_symlink", [False, True], ids=["fifo", "symlink-to-fifo"])
