@@ -739,6 +739,18 @@ def test_summary_lines_put_a_count_of_one_in_the_singular():
     assert "), 1 retry (http:503=1);" in requests_line
 
 
+def test_summary_lines_say_none_where_nothing_was_counted():
+    stats = RunStats()
+    stats.record_read("orders")
+
+    _, stream_line, requests_line = format_summary(stats.snapshot())[:3]
+
+    assert stream_line.endswith("; dead letters: none; dropped values: none.")
+    assert requests_line.startswith(
+        "Requests: 0 submitted, 0 attempts (by status: none; failures: none), 0 retries (none);"
+    )
+
+
 def test_summary_lines_report_events_meta_counted_short():
     stats = RunStats()
     stats.events_received_mismatch("orders", sent=10, received=9)
@@ -979,6 +991,15 @@ def test_pace_line_of_a_short_run_shows_hundredths() -> None:
     assert pace_line.startswith(
         "Pace: 0.00 s (0%) waiting for input, 0.11 s (22%) waiting for Meta's answers, "
         "0.39 s (78%) working"
+    )
+
+
+def test_pace_line_of_a_run_that_took_no_time_counts_it_all_as_working() -> None:
+    stats = RunStats(clock=FakeClock())
+    [pace_line] = [line for line in format_summary(stats.snapshot()) if line.startswith("Pace")]
+    assert pace_line.startswith(
+        "Pace: 0.00 s (0%) waiting for input, 0.00 s (0%) waiting for Meta's answers, "
+        "0.00 s (100%) working"
     )
 
 
