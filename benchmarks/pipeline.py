@@ -67,7 +67,7 @@ TAP_POSTGRES_REQUIREMENT = "meltanolabs-tap-postgres"
 LOAD_CHUNK_ROWS = 20_000
 # singer-sdk taps log how many records they wrote as METRIC counters on stderr
 RECORD_COUNT = re.compile(r'"metric": ?"record_count", ?"value": ?(\d+)')
-# the target's run summary line saying who set the pace (summary.py)
+# the target's run summary line saying who set the pace (summary/report.py)
 PACE_LINE = re.compile(r"Pace: .*")
 
 # Column types as a shop's orders table has them; the order follows generate.SCHEMA.

@@ -3,7 +3,8 @@
 The run's main thread reads stdin, hands records to the workers and batches to the sending
 window. When it waits for input, the tap is the slower side; when it waits for room in the
 window (or for the last answers), Meta is; the rest of the time the target itself is busy.
-`PaceClock` keeps those waits; the run summary and the progress lines report them (summary.py).
+`PaceClock` keeps those waits; the run summary and the progress lines report them
+(summary/report.py, summary/progress.py).
 """
 
 from __future__ import annotations

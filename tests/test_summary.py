@@ -9,6 +9,7 @@ import re
 import stat
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,16 +24,18 @@ from target_meta_capi.capi.normalize import DroppedValue, sha256_hex
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS
 from target_meta_capi.pace import Wait
 from target_meta_capi.summary import (
-    COVERAGE_KEYS,
-    LatencyHistogram,
     ProgressReporter,
     RunStats,
-    coverage_percent,
-    error_reason,
-    format_summary,
     is_near_cutoff,
+    summary_file,
     write_run_summary,
 )
+from target_meta_capi.summary.counts import COVERAGE_KEYS
+from target_meta_capi.summary.latency import LatencyHistogram
+from target_meta_capi.summary.reasons import error_reason
+from target_meta_capi.summary.report import format_summary
+from target_meta_capi.summary.stats import coverage_percent
+from target_meta_capi.summary.summary_file import SummaryWriteError
 
 HASHED_EMAIL = sha256_hex("mary@example.com")
 HASHED_PHONE = sha256_hex("16169547888")
@@ -651,6 +654,21 @@ def test_a_summary_path_that_is_a_dangling_symlink_creates_the_file_it_points_to
     assert json.loads((tmp_path / "reports" / "latest.json").read_text()) == summary
 
 
+def test_a_link_found_at_the_summarys_temporary_name_is_not_written_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the name is random; here it is known in advance, as a link planted for it would need
+    monkeypatch.setattr(summary_file, "secrets", SimpleNamespace(token_hex=lambda n: "0" * 2 * n))
+    other_file = tmp_path / "someone_elses.txt"
+    other_file.write_text("not the target's\n")
+    (tmp_path / f"summary.json.{'0' * 16}.partial").symlink_to(other_file)
+
+    with pytest.raises(SummaryWriteError, match="File exists"):
+        write_run_summary(RunStats(), logging.getLogger("test.target"), tmp_path / "summary.json")
+
+    assert other_file.read_text() == "not the target's\n"
+
+
 @pytest.mark.parametrize("through_a_symlink", [False, True], ids=["fifo", "symlink-to-fifo"])
 def test_a_summary_path_that_is_a_fifo_is_written_into_and_stays_a_fifo(
     tmp_path: Path, through_a_symlink: bool
@@ -719,6 +737,18 @@ def test_summary_lines_put_a_count_of_one_in_the_singular():
     assert ": 1 read, 1 mapped, 1 sent in 1 request, 1 acknowledged," in stream_line
     assert requests_line.startswith("Requests: 1 submitted, 1 attempt (by status: 200=1;")
     assert "), 1 retry (http:503=1);" in requests_line
+
+
+def test_summary_lines_say_none_where_nothing_was_counted():
+    stats = RunStats()
+    stats.record_read("orders")
+
+    _, stream_line, requests_line = format_summary(stats.snapshot())[:3]
+
+    assert stream_line.endswith("; dead letters: none; dropped values: none.")
+    assert requests_line.startswith(
+        "Requests: 0 submitted, 0 attempts (by status: none; failures: none), 0 retries (none);"
+    )
 
 
 def test_summary_lines_report_events_meta_counted_short():
@@ -961,6 +991,15 @@ def test_pace_line_of_a_short_run_shows_hundredths() -> None:
     assert pace_line.startswith(
         "Pace: 0.00 s (0%) waiting for input, 0.11 s (22%) waiting for Meta's answers, "
         "0.39 s (78%) working"
+    )
+
+
+def test_pace_line_of_a_run_that_took_no_time_counts_it_all_as_working() -> None:
+    stats = RunStats(clock=FakeClock())
+    [pace_line] = [line for line in format_summary(stats.snapshot()) if line.startswith("Pace")]
+    assert pace_line.startswith(
+        "Pace: 0.00 s (0%) waiting for input, 0.00 s (0%) waiting for Meta's answers, "
+        "0.00 s (100%) working"
     )
 
 

@@ -1,0 +1,122 @@
+"""The warnings a run ends with: what its counts mean for the operator (a stream skipped,
+events dead-lettered, in flight or unsent, near the age cutoff, without a match key, a rate
+limit nearly reached). Each is logged once, and listed in the summary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from target_meta_capi.capi._words import counted
+from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS
+from target_meta_capi.summary.counts import COVERAGE_KEYS
+from target_meta_capi.summary.near_cutoff import NEAR_CUTOFF_WINDOW_SECONDS
+from target_meta_capi.summary.reasons import RULE_REASON_PREFIX
+
+_MAX_AGE_DAYS = MAX_AGE_SECONDS // 86400
+_PHYSICAL_STORE_MAX_AGE_DAYS = PHYSICAL_STORE_MAX_AGE_SECONDS // 86400
+#: Meta throttles at 100% of a rate limit; a run that gets this close is warned once
+RATE_LIMIT_WARNING_PERCENT = 90
+
+
+RATE_LIMIT_WARNING = (
+    f"Meta reported {RATE_LIMIT_WARNING_PERCENT}% or more of a rate limit of this app or "
+    "business used (X-Business-Use-Case-Usage / X-App-Usage; the run summary has the peak); at "
+    "100% it throttles every call. Lower concurrent_requests, or spread the runs out."
+)
+
+
+def _skipped_warning(stream: str, reason: str) -> str:
+    return (
+        f"Stream {stream!r} is skipped ({reason}): its records are not sent to Meta, and the "
+        "state written moves past them: an entry added to `streams` later sends only the rows "
+        "the tap reads after that, unless this stream's bookmark is reset first."
+    )
+
+
+def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    warnings = []
+    for name, stream in streams.items():
+        if stream["skipped_reason"] is not None:
+            warnings.append(_skipped_warning(name, stream["skipped_reason"]))
+        elif stream["rows_deleted"]:
+            warnings.append(
+                f"Stream {name!r}: "
+                f"{counted(stream['rows_deleted'], 'row', 'rows')} the tap reports deleted "
+                "(_sdc_deleted_at) were not sent: a deletion is no conversion, and Meta keeps an "
+                "event already sent for the row."
+            )
+        if stream["events_near_cutoff"]:
+            warnings.append(
+                f"Stream {name!r}: "
+                f"{counted(stream['events_near_cutoff'], 'event was', 'events were')} within "
+                f"{NEAR_CUTOFF_WINDOW_SECONDS // 3600} h of Meta's event_time cutoff "
+                f"({_MAX_AGE_DAYS} days, {_PHYSICAL_STORE_MAX_AGE_DAYS} for physical_store) "
+                f"when read; a day's delay would get {_them(stream['events_near_cutoff'])} "
+                "rejected. "
+                "Run the sync more often."
+            )
+        if stream["events_dead_lettered"]:
+            warnings.append(_dead_letter_warning(name, stream))
+        if stream["events_failed"]:
+            warnings.append(
+                f"Stream {name!r}: "
+                f"{counted(stream['events_failed'], 'sent event was', 'sent events were')} in "
+                "requests that failed the run (see its error), and no state covers them (a rerun "
+                "sends them again; Meta deduplicates those it did store, by event_id)."
+            )
+        if stream["events_in_flight"]:
+            warnings.append(
+                f"Stream {name!r}: {counted(stream['events_in_flight'], 'sent event')} got no "
+                "answer before the run stopped, and no state covers them (a rerun sends them "
+                "again; Meta deduplicates those it did receive, by event_id)."
+            )
+        if stream["events_unsent"]:
+            warnings.append(
+                f"Stream {name!r}: "
+                + counted(
+                    stream["events_unsent"],
+                    "mapped event was not sent: the run stopped before it was",
+                    "mapped events were not sent: the run stopped before they were",
+                )
+                + f", and no state covers {_them(stream['events_unsent'])} (a rerun from the last "
+                f"state processes {_them(stream['events_unsent'])} again)."
+            )
+        coverage = stream["match_key_coverage"]
+        if coverage and not any(coverage.values()):
+            warnings.append(
+                f"Stream {name!r}: none of its {counted(stream['events_mapped'], 'event')} "
+                f"carries a match key ({', '.join(COVERAGE_KEYS)}); Meta can hardly attribute "
+                "them."
+            )
+    return warnings
+
+
+def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
+    """Exit code 0 does not say that some events never reached Meta; this line does."""
+    reasons = stream["dead_letters_by_reason"]
+    warning = (
+        f"Stream {name!r}: "
+        f"{counted(stream['events_dead_lettered'], 'event was', 'events were')} dead-lettered "
+        f"({_listing(reasons)}): Meta has not taken "
+        + ("it; it is" if stream["events_dead_lettered"] == 1 else "them; each is")
+        + " in the dead-letter file with its reason."
+    )
+    if f"{RULE_REASON_PREFIX}event_time_too_old" in reasons:
+        warning += (
+            f" Meta takes events at most {_MAX_AGE_DAYS} days old ({_PHYSICAL_STORE_MAX_AGE_DAYS} "
+            "for physical_store): older rows cannot be sent through the Conversions API."
+        )
+    return warning
+
+
+# --- formatting ------------------------------------------------------------------------------
+
+
+def _them(count: int) -> str:
+    """The pronoun standing for `count` events."""
+    return "it" if count == 1 else "them"
+
+
+def _listing(counts: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in counts.items()) or "none"
