@@ -664,10 +664,21 @@ def test_a_time_zone_that_is_no_name_is_a_config_error_at_start(name):
     ]
 
 
-@pytest.mark.parametrize("raw", ["soon", "2026-13-01", True, [1], float("nan"), ""])
-def test_unusable_event_time_raises_value_error(raw):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("soon", "is neither an ISO 8601 time nor epoch seconds"),
+        ("2026-13-01", "is neither an ISO 8601 time nor epoch seconds"),
+        ("", "is neither an ISO 8601 time nor epoch seconds"),
+        (True, "is a boolean, not a number"),
+        ([1], "is a list, not a number"),
+        (float("nan"), "is not a finite number"),
+    ],
+)
+def test_an_unusable_event_time_is_refused_saying_what_is_wrong_with_it(raw, reason):
+    with pytest.raises(ValueError) as refused:
         parse_event_time(raw)
+    assert str(refused.value) == reason
 
 
 def test_a_time_of_day_is_no_event_time_and_the_reason_says_so():

@@ -21,6 +21,7 @@ from target_meta_capi.validation import (
     CompiledRecordValidator,
     FastRecordParsingMixin,
     TimestampPlan,
+    UnparseableDateError,
     is_multiple_of,
     parse_timestamps,
 )
@@ -89,12 +90,13 @@ def test_unparseable_timestamp_follows_the_null_treatment() -> None:
     assert record == {"created_at": None}
 
 
-def test_an_unparseable_timestamp_without_a_treatment_raises_value_error() -> None:
+def test_an_unparseable_timestamp_without_a_treatment_is_an_error_naming_its_field() -> None:
     # how a record worker parses: the main process, which has the treatment, then takes over
-    with pytest.raises(ValueError):
+    with pytest.raises(UnparseableDateError) as refused:
         parse_timestamps(
             {"created_at": "yesterday-ish"}, TimestampPlan.for_schema(SCHEMA), None, None
         )
+    assert str(refused.value) == "field 'created_at' is not an ISO 8601 date, time or date-time"
 
 
 @pytest.mark.parametrize("blank", ["", "  "])
