@@ -281,7 +281,10 @@ def test_a_column_allowing_anything_beside_a_decimal_column_allows_anything() ->
 
 def test_multiple_of_given_as_a_float_is_checked_exactly() -> None:
     schema = {"type": "object", "properties": {"total": {"type": "number", "multipleOf": 0.01}}}
-    CompiledRecordValidator(schema).validate({"total": Decimal("19.01")})
+    validator = PrivacySafeValidator(CompiledRecordValidator(schema))
+    validator.validate({"total": Decimal("19.01")})  # 19.01 / 0.01 in binary: 1900.9999999999998
+    with pytest.raises(InvalidRecord, match=r"field 'total' breaks the schema's 'multipleOf'"):
+        validator.validate({"total": Decimal("19.015")})
 
 
 def test_multiple_of_inside_an_array_is_checked_too() -> None:
