@@ -305,6 +305,7 @@ def test_date_objects_hash_like_their_iso_text(raw):
     assert (
         normalize_user_data({"db": raw}).user_data
         == normalize_user_data({"db": "1997-02-16"}).user_data
+        == {"db": sha("19970216")}
     )
 
 
