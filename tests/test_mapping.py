@@ -982,9 +982,12 @@ def test_value_of_the_wrong_type_is_a_mapping_error_naming_the_field(column, raw
     assert error.value.field == f"custom_data.{column}"
 
 
-def test_nan_in_custom_data_is_a_mapping_error():
-    with pytest.raises(MappingError):
+def test_nan_in_custom_data_is_a_mapping_error_naming_its_field():
+    with pytest.raises(MappingError) as error:
         flat_mapper().map({"event_time": 1, "custom_data": {"score": float("nan")}})
+    assert str(error.value) == (
+        "stream 's', record, field 'custom_data.score': is not a finite number"
+    )
 
 
 def test_a_value_nested_deeper_than_converting_may_go_is_a_mapping_error_on_its_field():
