@@ -367,7 +367,7 @@ def test_custom_http_service_is_used_by_batch_sends(service):
     assert set(RecordingHttpService.sent_urls) == {server.url + "/v24.0/1234567890/events"}
 
 
-def test_async_template_works_in_batch_mode():
+def test_events_of_an_async_template_are_sent_in_requests_of_the_batch_size():
     with FakeGraphServer() as server, BatchProcessor(batch_size=5) as processor:
         responses = processor.process_events(template(server.url, EventRequestAsync), events(8))
     assert [response.events_received for response in responses] == [5, 3]

@@ -142,7 +142,7 @@ def test_a_request_parameter_with_a_control_character_is_refused_at_start(
 @pytest.mark.parametrize("pixel_id", ["my-pixel", "12 34", "١٢٣"])
 def test_a_pixel_id_that_is_not_digits_is_refused_at_start(tmp_path: Path, pixel_id: str) -> None:
     errors = config_errors(orders_config("http://127.0.0.1:9", tmp_path, pixel_id=pixel_id))
-    assert any(error.startswith("pixel_id must be a pixel (dataset) ID") for error in errors)
+    assert errors == [f"pixel_id must be a pixel (dataset) ID: digits only, got {pixel_id!r}"]
 
 
 def test_a_pixel_id_given_as_a_json_number_is_sent_as_its_digits(
@@ -185,7 +185,7 @@ def test_an_api_version_not_named_as_meta_names_them_is_refused_at_start(
     tmp_path: Path, api_version: str
 ) -> None:
     errors = config_errors(orders_config("http://127.0.0.1:9", tmp_path, api_version=api_version))
-    assert any(error.startswith("api_version must be a Graph API version") for error in errors)
+    assert errors == [f"api_version must be a Graph API version like v24.0, got {api_version!r}"]
 
 
 def test_an_action_source_meta_refuses_is_refused_at_start_not_for_every_event(

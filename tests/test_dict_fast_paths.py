@@ -23,16 +23,24 @@ EVENT = {
 
 
 @pytest.mark.parametrize(
-    "value", [[" SKU-1 ", "SKU-2", ""], [], ["a", None, 3, 2.0], ("x ", " y"), [["nested"]]]
+    ("value", "texts"),
+    [
+        ([" SKU-1 ", "SKU-2", ""], ["SKU-1", "SKU-2", ""]),
+        ([], []),
+        (["a", None, 3, 2.0], ["a", "3", "2"]),
+        (("x ", " y"), ["x", "y"]),
+    ],
 )
-def test_text_list_is_each_item_as_text(value: list) -> None:
-    try:
-        expected = [_to_text(item) for item in value if item is not None]
-    except ValueError:
-        with pytest.raises(ValueError):
-            _to_text_list(value)
-    else:
-        assert _to_text_list(value) == expected
+def test_text_list_is_each_item_as_text(value: list, texts: list[str]) -> None:
+    assert [_to_text(item) for item in value if item is not None] == texts
+    assert _to_text_list(value) == texts
+
+
+def test_text_list_holding_a_list_is_refused_as_its_item_is() -> None:
+    with pytest.raises(ValueError, match=r"^is a list, not a text$"):
+        _to_text(["nested"])
+    with pytest.raises(ValueError, match=r"^is a list, not a text$"):
+        _to_text_list([["nested"]])
 
 
 def test_rules_give_the_same_violations_for_a_dict_and_another_mapping() -> None:

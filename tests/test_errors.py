@@ -251,8 +251,9 @@ def test_request_timeout_may_have_been_delivered():
     assert isinstance(RequestTimeout("slow"), NetworkError)
 
 
-def test_hierarchy_matches_the_contract():
+def test_delivery_failures_are_delivery_errors_and_setup_or_batch_failures_only_capi_errors():
     assert issubclass(ConfigurationError, CapiError)
+    assert not issubclass(ConfigurationError, DeliveryError)
     assert issubclass(DeliveryError, CapiError)
     assert issubclass(NetworkError, DeliveryError)
     assert issubclass(GraphAPIError, DeliveryError)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 import requests
 import urllib3
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from target_meta_capi.capi import EventRequest, RequestObserver, RetryPolicy
 from target_meta_capi.capi.errors import (
@@ -169,10 +170,16 @@ def test_connection_refused_is_a_network_error_that_was_not_delivered():
     assert error.maybe_delivered is False
 
 
-@pytest.mark.parametrize("retries", [False, 0], ids=["raised-as-is", "in-max-retry-error"])
-def test_a_connection_refused_to_a_service_on_urllib3_is_a_network_error_not_delivered(retries):
+@pytest.mark.parametrize(
+    ("retries", "urllib3_raises"),
+    [(False, NewConnectionError), (0, MaxRetryError)],
+    ids=["raised-as-is", "in-max-retry-error"],
+)
+def test_a_connection_refused_to_a_service_on_urllib3_is_a_network_error_not_delivered(
+    retries, urllib3_raises
+):
     url = f"http://127.0.0.1:{closed_port()}/"
-    with urllib3.PoolManager(retries=retries) as pool, pytest.raises(Exception) as raised:
+    with urllib3.PoolManager(retries=retries) as pool, pytest.raises(urllib3_raises) as raised:
         pool.request("POST", url, body=b"{}", headers=HEADERS, timeout=2.0)
     error = classify_transport_error(raised.value)
     assert type(error) is NetworkError
@@ -186,9 +193,10 @@ def test_read_timeout_is_a_request_timeout_that_may_have_been_delivered():
         release.wait(HANDLER_WAIT_SECONDS)
         return success(1)
 
-    with FakeGraphServer(stall) as server, pytest.raises(requests.RequestException) as raised:
-        RequestsHttpService().execute("POST", server.url + "/", HEADERS, b"{}", 0.2)
-        release.set()
+    with FakeGraphServer(stall) as server:
+        with pytest.raises(requests.ReadTimeout) as raised:
+            RequestsHttpService().execute("POST", server.url + "/", HEADERS, b"{}", 0.2)
+        release.set()  # the stalled answer, no longer waited for
     error = classify_transport_error(raised.value)
     assert type(error) is RequestTimeout
     assert error.maybe_delivered is True

@@ -664,10 +664,21 @@ def test_a_time_zone_that_is_no_name_is_a_config_error_at_start(name):
     ]
 
 
-@pytest.mark.parametrize("raw", ["soon", "2026-13-01", True, [1], float("nan"), ""])
-def test_unusable_event_time_raises_value_error(raw):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("soon", "is neither an ISO 8601 time nor epoch seconds"),
+        ("2026-13-01", "is neither an ISO 8601 time nor epoch seconds"),
+        ("", "is neither an ISO 8601 time nor epoch seconds"),
+        (True, "is a boolean, not a number"),
+        ([1], "is a list, not a number"),
+        (float("nan"), "is not a finite number"),
+    ],
+)
+def test_an_unusable_event_time_is_refused_saying_what_is_wrong_with_it(raw, reason):
+    with pytest.raises(ValueError) as refused:
         parse_event_time(raw)
+    assert str(refused.value) == reason
 
 
 def test_a_time_of_day_is_no_event_time_and_the_reason_says_so():
@@ -971,9 +982,12 @@ def test_value_of_the_wrong_type_is_a_mapping_error_naming_the_field(column, raw
     assert error.value.field == f"custom_data.{column}"
 
 
-def test_nan_in_custom_data_is_a_mapping_error():
-    with pytest.raises(MappingError):
+def test_nan_in_custom_data_is_a_mapping_error_naming_its_field():
+    with pytest.raises(MappingError) as error:
         flat_mapper().map({"event_time": 1, "custom_data": {"score": float("nan")}})
+    assert str(error.value) == (
+        "stream 's', record, field 'custom_data.score': is not a finite number"
+    )
 
 
 def test_a_value_nested_deeper_than_converting_may_go_is_a_mapping_error_on_its_field():

@@ -305,6 +305,7 @@ def test_date_objects_hash_like_their_iso_text(raw):
     assert (
         normalize_user_data({"db": raw}).user_data
         == normalize_user_data({"db": "1997-02-16"}).user_data
+        == {"db": sha("19970216")}
     )
 
 
@@ -605,8 +606,11 @@ def test_integral_float_is_accepted_like_an_integer_for_numeric_keys(key, raw, n
 )
 def test_float_that_is_not_an_exact_integer_is_refused_for_numeric_keys(key, raw):
     assert normalize_user_data({key: raw}).dropped == [DroppedValue(key, "unsupported_type")]
-    # the largest float below which every integer is exact is still read
-    assert normalize_value(key, 2.0**53) == normalize_value(key, 2**53)
+
+
+@pytest.mark.parametrize("key", ["zp", "external_id"])  # keys a 16-digit number is valid for
+def test_the_largest_float_below_which_every_integer_is_exact_is_still_read(key):
+    assert normalize_value(key, 2.0**53) == normalize_value(key, 2**53) == "9007199254740992"
 
 
 @pytest.mark.parametrize(

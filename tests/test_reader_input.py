@@ -112,7 +112,7 @@ def test_a_stdin_pipe_is_widened_so_the_tap_can_write_a_megabyte_ahead(
     stdin_pipe: tuple[int, io.BufferedWriter],
 ) -> None:
     read_end, _ = stdin_pipe
-    assert NumberedSingerReader().default_input is not None
+    assert NumberedSingerReader().default_input.fileno() == read_end
     assert fcntl.fcntl(read_end, fcntl.F_GETPIPE_SZ) >= 1 << 20
 
 
@@ -180,10 +180,12 @@ def test_a_pipe_that_cannot_be_widened_is_read_as_soon_as_a_line_comes(
 def test_stdin_read_again_keeps_the_one_wake_pipe(
     stdin_pipe: tuple[int, io.BufferedWriter],
 ) -> None:
+    read_end, _ = stdin_pipe
     reader = NumberedSingerReader()
-    assert reader.default_input is not None
+    assert reader.default_input.fileno() == read_end
     wake_end = reader.wake_descriptor
-    assert reader.default_input is not None
+    assert isinstance(wake_end, int)
+    assert reader.default_input.fileno() == read_end
     assert reader.wake_descriptor == wake_end
 
 

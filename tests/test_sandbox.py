@@ -32,6 +32,8 @@ from target_meta_capi.sandbox import server as server_module
 from target_meta_capi.sandbox import store as store_module
 from target_meta_capi.sandbox.faults import FaultInjector
 
+from ._target_support import wait_until
+
 TOKEN = "sandbox-token"
 PIXEL = "1234567890"
 HASH = "6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec"  # sha256("mary")
@@ -677,18 +679,19 @@ def test_an_unexpected_error_on_an_inspection_endpoint_is_answered_too(sandbox, 
 
 def test_a_client_resetting_its_connection_mid_request_leaves_no_traceback(sandbox, capfd):
     threads_before = set(threading.enumerate())  # other tests' sandboxes may have some left
+
+    def handling_the_request() -> bool:
+        return any(
+            thread.name.endswith("(process_request_thread)")
+            for thread in set(threading.enumerate()) - threads_before
+        )
+
     connection = socket.create_connection(("127.0.0.1", sandbox.port))
     connection.sendall(f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\n".encode())
-    time.sleep(0.1)  # the sandbox is reading the headers
+    wait_until(handling_the_request)  # the sandbox is reading the headers
     connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     connection.close()  # with a zero linger: a reset
-    deadline = time.monotonic() + 10
-    while any(
-        thread.name.endswith("(process_request_thread)")
-        for thread in set(threading.enumerate()) - threads_before
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: not handling_the_request())
     assert capfd.readouterr().err == ""
 
 

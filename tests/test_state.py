@@ -104,7 +104,7 @@ def test_unsettled_count_counts_records_in_flight() -> None:
     assert ledger.unsettled_count == 6
 
 
-def test_settling_twice_is_harmless() -> None:
+def test_settling_records_again_moves_the_watermark_no_further() -> None:
     ledger = _ledger_with_records(3)
     ledger.settle([1, 2])
     ledger.settle([2, 1])

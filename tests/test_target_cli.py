@@ -75,7 +75,9 @@ def _error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "| ERROR" in line]
 
 
-def test_example_orders_pipe_into_the_target(sandbox: SandboxServer, tmp_path: Path) -> None:
+def test_example_orders_piped_into_the_target_with_the_sample_config_are_all_delivered(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
     examples = tmp_path / "examples"
     examples.mkdir()
     subprocess.run(

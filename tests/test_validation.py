@@ -21,6 +21,7 @@ from target_meta_capi.validation import (
     CompiledRecordValidator,
     FastRecordParsingMixin,
     TimestampPlan,
+    UnparseableDateError,
     is_multiple_of,
     parse_timestamps,
 )
@@ -89,12 +90,13 @@ def test_unparseable_timestamp_follows_the_null_treatment() -> None:
     assert record == {"created_at": None}
 
 
-def test_an_unparseable_timestamp_without_a_treatment_raises_value_error() -> None:
+def test_an_unparseable_timestamp_without_a_treatment_is_an_error_naming_its_field() -> None:
     # how a record worker parses: the main process, which has the treatment, then takes over
-    with pytest.raises(ValueError):
+    with pytest.raises(UnparseableDateError) as refused:
         parse_timestamps(
             {"created_at": "yesterday-ish"}, TimestampPlan.for_schema(SCHEMA), None, None
         )
+    assert str(refused.value) == "field 'created_at' is not an ISO 8601 date, time or date-time"
 
 
 @pytest.mark.parametrize("blank", ["", "  "])
@@ -279,7 +281,10 @@ def test_a_column_allowing_anything_beside_a_decimal_column_allows_anything() ->
 
 def test_multiple_of_given_as_a_float_is_checked_exactly() -> None:
     schema = {"type": "object", "properties": {"total": {"type": "number", "multipleOf": 0.01}}}
-    CompiledRecordValidator(schema).validate({"total": Decimal("19.01")})
+    validator = PrivacySafeValidator(CompiledRecordValidator(schema))
+    validator.validate({"total": Decimal("19.01")})  # 19.01 / 0.01 in binary: 1900.9999999999998
+    with pytest.raises(InvalidRecord, match=r"field 'total' breaks the schema's 'multipleOf'"):
+        validator.validate({"total": Decimal("19.015")})
 
 
 def test_multiple_of_inside_an_array_is_checked_too() -> None:
