@@ -148,7 +148,7 @@ def write_run_summary(
     for line in format_summary(summary):
         logger.info(line)
     for warning in summary["warnings"]:
-        stats._warn_once(warning, logger)
+        stats.warn_once(warning, logger)
     if summary_path:
         try:
             write_summary_file(Path(summary_path), json.dumps(summary, indent=2) + "\n")

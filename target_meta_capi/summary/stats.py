@@ -139,13 +139,13 @@ class RunStats(RequestObserver):
         with self._lock:
             if message not in self._run_warnings:
                 self._run_warnings.append(message)
-        self._warn_once(message)
+        self.warn_once(message)
 
     def stream_skipped(self, stream: str, reason: str) -> None:
         """Mark a stream as not sent; warns the first time it is seen."""
         with self._lock:
             self._stream(stream).skipped_reason = reason
-        self._warn_once(_skipped_warning(stream, reason))
+        self.warn_once(_skipped_warning(stream, reason))
 
     def events_dead_lettered(self, stream: str, reason: str, count: int = 1) -> None:
         """reason: `rule:<rule_name>` (local), `meta:<code>/<subcode>` (rejected by Meta)..."""
@@ -224,7 +224,7 @@ class RunStats(RequestObserver):
                 return
             self._peak_rate_limit_usage = percent
         if percent >= RATE_LIMIT_WARNING_PERCENT:
-            self._warn_once(RATE_LIMIT_WARNING)
+            self.warn_once(RATE_LIMIT_WARNING)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -358,7 +358,9 @@ class RunStats(RequestObserver):
             )
             singer_metrics.log(self._metrics_logger, point)
 
-    def _warn_once(self, message: str, logger: logging.Logger | None = None) -> None:
+    def warn_once(self, message: str, logger: logging.Logger | None = None) -> None:
+        """Log `message` as a warning, unless it was logged already: the run's warnings are
+        listed again in its summary, each once."""
         with self._lock:
             if message in self._logged_warnings:
                 return
