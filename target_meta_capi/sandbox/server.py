@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import math
 import re
-import secrets
 import socket
 import socketserver
 import sys
@@ -37,17 +36,22 @@ from target_meta_capi.capi.request import (
 )
 from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST, RULES, validate_event
 from target_meta_capi.sandbox import faults
+from target_meta_capi.sandbox.graph_errors import (
+    REJECTED_EVENT_SUBCODE,
+    THROTTLE_SUBCODE,
+    UNKNOWN_ERROR,
+    GraphError,
+    _invalid_parameter,
+    _new_fbtrace_id,
+    _usage_headers,
+)
 from target_meta_capi.sandbox.store import EventStore, event_id_text
 
 DEFAULT_PIXEL_ID = "1234567890"
 DEFAULT_ACCESS_TOKEN = "sandbox-token"
 DEFAULT_PORT = 8787
-#: the sandbox's own subcode for an event on its reject list (see SandboxConfig)
-REJECTED_EVENT_SUBCODE = 2804099
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
-THROTTLE_SUBCODE = 2446079
-SANDBOX_BUSINESS_ID = "100000000000001"  # names the business in usage headers
 
 # msgspec reads and writes the same JSON as the json module, several times faster
 _decode_json = msgspec.json.Decoder().decode
@@ -124,51 +128,6 @@ class SandboxConfig:
         }
 
 
-class GraphError(Exception):
-    """An error answer, shaped like Graph's ``{"error": {...}}``."""
-
-    def __init__(
-        self,
-        http_status: int,
-        code: int,
-        message: str,
-        *,
-        error_type: str = "OAuthException",
-        subcode: int | None = None,
-        is_transient: bool = False,
-        user_title: str | None = None,
-        user_message: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.code = code
-        self.message = message
-        self.error_type = error_type
-        self.subcode = subcode
-        self.is_transient = is_transient
-        self.user_title = user_title
-        self.user_message = user_message
-
-    def body(self, fbtrace_id: str) -> dict[str, Any]:
-        # Graph leaves out error_subcode and the user_* fields when it has none
-        error: dict[str, Any] = {
-            "message": self.message,
-            "type": self.error_type,
-            "code": self.code,
-        }
-        if self.subcode is not None:
-            error["error_subcode"] = self.subcode
-        error["is_transient"] = self.is_transient
-        if self.user_title is not None:
-            error["error_user_title"] = self.user_title
-        if self.user_message is not None:
-            error["error_user_msg"] = self.user_message
-        error["fbtrace_id"] = fbtrace_id
-        return {"error": error}
-
-
-#: Graph's generic error, the answer to an exception the sandbox did not expect
-UNKNOWN_ERROR = GraphError(500, 1, "An unknown error occurred", is_transient=True)
 # the client went away or stalled: nothing to answer, nothing the sandbox did wrong
 _CLIENT_GONE = (ConnectionError, TimeoutError)
 
@@ -176,27 +135,6 @@ _CLIENT_GONE = (ConnectionError, TimeoutError)
 def is_whole_number(text: str) -> bool:
     """Digits 0-9 only: str.isdigit() alone takes "²", which int() refuses."""
     return text.isascii() and text.isdigit()
-
-
-def _invalid_parameter(message: str) -> GraphError:
-    return GraphError(400, 100, message)
-
-
-def _usage_headers(call_count: int, regain_access_minutes: int) -> tuple[tuple[str, str], ...]:
-    """X-Business-Use-Case-Usage of the sandbox's business, shaped as Graph sends it."""
-    entry = {
-        "type": "ads_management",
-        "call_count": call_count,
-        "total_cputime": min(call_count, 25),
-        "total_time": min(call_count, 25),
-        "estimated_time_to_regain_access": regain_access_minutes,
-    }
-    usage = msgspec.json.encode({SANDBOX_BUSINESS_ID: [entry]}).decode()
-    return (("X-Business-Use-Case-Usage", usage),)
-
-
-def _new_fbtrace_id() -> str:
-    return "A" + secrets.token_urlsafe(16)
 
 
 class _Counters:
