@@ -28,6 +28,7 @@ import requests
 
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS
 from target_meta_capi.sandbox import SandboxConfig, SandboxServer, cli
+from target_meta_capi.sandbox import handler as handler_module
 from target_meta_capi.sandbox import server as server_module
 from target_meta_capi.sandbox import store as store_module
 from target_meta_capi.sandbox.faults import FaultInjector
@@ -210,9 +211,9 @@ def test_gzip_body_larger_than_the_limit_once_decompressed_is_answered_413(sandb
         compressed = gzip.compress(body)
         return requests.post(sandbox.events_url(), data=compressed, headers=headers, timeout=10)
 
-    monkeypatch.setattr(server_module, "MAX_BODY_BYTES", len(body))
+    monkeypatch.setattr(handler_module, "MAX_BODY_BYTES", len(body))
     assert post_gzip().status_code == 200
-    monkeypatch.setattr(server_module, "MAX_BODY_BYTES", len(body) - 1)
+    monkeypatch.setattr(handler_module, "MAX_BODY_BYTES", len(body) - 1)
     response = post_gzip()
     assert (response.status_code, graph_error(response)["code"]) == (413, 100)
     assert sandbox.stats()["rejected_by_code"] == {"100": 1}
@@ -711,7 +712,7 @@ def test_an_unexpected_error_after_the_answer_is_logged_without_a_second_answer(
     def fail(*args: Any) -> None:
         raise RuntimeError("cannot log")
 
-    monkeypatch.setattr(server_module._Handler, "_log", fail)
+    monkeypatch.setattr(handler_module._Handler, "_log", fail)
     body = json.dumps({"data": [make_event()], "access_token": TOKEN})
     request = (
         f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlencode
 
 import pytest
 
-from target_meta_capi.sandbox.server import _parse_form
+from target_meta_capi.sandbox.request_body import _parse_form
 
 
 def reference(body: bytes) -> dict[str, str]:

@@ -23,15 +23,14 @@ from typing import Any
 
 from target_meta_capi.capi._words import counted
 from target_meta_capi.capi.privacy import redact_user_data
+from target_meta_capi.sandbox.graph_errors import REJECTED_EVENT_SUBCODE, THROTTLE_SUBCODE
+from target_meta_capi.sandbox.handler import is_whole_number
 from target_meta_capi.sandbox.server import (
     DEFAULT_ACCESS_TOKEN,
     DEFAULT_PIXEL_ID,
     DEFAULT_PORT,
-    REJECTED_EVENT_SUBCODE,
-    THROTTLE_SUBCODE,
     SandboxConfig,
     SandboxServer,
-    is_whole_number,
 )
 from target_meta_capi.sandbox.store import NO_TEST_EVENT_CODE, RecordingFileError
 
