@@ -8,8 +8,6 @@ import typing as t
 import unicodedata
 from urllib.parse import urlsplit
 
-from singer_sdk.helpers._util import read_json_file
-
 from target_meta_capi.capi.errors import redact
 from target_meta_capi.capi.request import (
     API_VERSION_PATTERN,
@@ -20,6 +18,7 @@ from target_meta_capi.capi.request import (
     is_pixel_id,
     shown_graph_url,
 )
+from target_meta_capi.settings.config_files import ConfigFileError, read_config_files
 from target_meta_capi.settings.environment import (
     dotenv_path,
     environment_setting_problem,
@@ -28,7 +27,6 @@ from target_meta_capi.settings.environment import (
 )
 from target_meta_capi.settings.output_paths import (
     dead_letter_path,
-    output_over_config_file_problem,
     output_path_errors,
 )
 from target_meta_capi.settings.schema import (
@@ -217,46 +215,6 @@ def _version_in_path(url: str) -> str | None:
     """The Graph API version a URL's path names (`…/v24.0/1234/events`), if any."""
     segments = urlsplit(url).path.split("/")
     return next((part for part in segments if API_VERSION_PATTERN.fullmatch(part)), None)
-
-
-class ConfigFileError(Exception):
-    """A --config file the target cannot use: the message names the file, never its
-    content (it holds the token)."""
-
-
-def read_config_files(paths: t.Sequence[str]) -> dict[str, t.Any]:
-    """The settings of the SDK's --config files, merged as it merges them; a file it cannot
-    use is one error naming the file, not a traceback."""
-    config: dict[str, t.Any] = {}
-    for path in paths:
-        try:
-            file_config = read_json_file(path)
-        except (OSError, ValueError, RuntimeError) as error:
-            problem = _config_file_problem(error)
-            raise ConfigFileError(f"{path or repr(path)}: {problem}") from None
-        if not isinstance(file_config, dict):
-            raise ConfigFileError(f"{path}: does not hold a JSON object")
-        config |= file_config
-    overwritten = output_over_config_file_problem(config, paths)
-    if overwritten:
-        raise ConfigFileError(overwritten)
-    return config
-
-
-def _config_file_problem(error: Exception) -> str:
-    if isinstance(error, FileNotFoundError):
-        return "no such file"
-    if isinstance(error, IsADirectoryError):
-        return "is a directory, not a JSON file"
-    if isinstance(error, PermissionError):
-        return "cannot be read (permission denied)"
-    if isinstance(error, OSError):
-        return f"cannot be read ({error.strerror or error})"
-    if isinstance(error, UnicodeDecodeError):
-        return "is not UTF-8 text"
-    if isinstance(error, RuntimeError):  # the SDK's word for an empty path
-        return "is not a file name"
-    return f"is not valid JSON ({error})"  # its position only, no content
 
 
 def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -> list[str]:
