@@ -13,11 +13,11 @@ back to the sink in batches. SIGTERM/SIGINT stop reading only where nothing is h
 `TerminationRequested` in reader.py), then requests in flight get a grace period.
 
 This module is the Target class: the SDK's hooks, wiring the settings, the sinks and the
-delivery together. The rules they apply live in the modules named for them: settings.py (the
-settings and the --config files), messages.py (what a SCHEMA, RECORD or STATE must hold),
-record_workers.py (which streams workers can process), partial_batches.py (when half-full
-batches are sent), delivery.py and state.py (sending and the ack ledger), shutdown.py
-(signals and the grace period), failures.py (the line a failed run ends with).
+delivery together. The rules they apply live in the modules named for them: settings/ (the
+settings, the environment and the --config files), messages.py (what a SCHEMA, RECORD or
+STATE must hold), record_workers.py (which streams workers can process), partial_batches.py
+(when half-full batches are sent), delivery.py and state.py (sending and the ack ledger),
+shutdown.py (signals and the grace period), failures.py (the line a failed run ends with).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from target_meta_capi.settings import settings_errors, unwritable_path_problem
+from target_meta_capi.settings import settings_errors
+from target_meta_capi.settings.output_paths import unwritable_path_problem
 
 BASE = {"pixel_id": "1", "access_token": "token"}
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from target_meta_capi import settings as settings_module
 from target_meta_capi import target as target_module
 from target_meta_capi.sandbox import SandboxServer
+from target_meta_capi.settings import config_files as config_files_module
 
 from ._target_support import (
     STREAM,
@@ -628,7 +628,7 @@ def test_a_config_file_without_read_permission_is_one_error_naming_it(
     def read_refused(path: str) -> Any:
         raise PermissionError(errno.EACCES, "Permission denied", path)
 
-    monkeypatch.setattr(settings_module, "read_json_file", read_refused)
+    monkeypatch.setattr(config_files_module, "read_json_file", read_refused)
     result = CliRunner().invoke(target_module.TargetMetaCapi.cli, ["--config", str(config_path)])
     assert result.exit_code == 2
     assert (
