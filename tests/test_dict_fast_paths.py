@@ -8,7 +8,7 @@ from types import MappingProxyType
 import pytest
 
 from target_meta_capi.capi.rules import validate_event
-from target_meta_capi.mapping.values import _to_text, _to_text_list
+from target_meta_capi.mapping.values import _to_text_list, to_text
 from target_meta_capi.summary import RunStats
 
 SHA = "a" * 64
@@ -32,13 +32,13 @@ EVENT = {
     ],
 )
 def test_text_list_is_each_item_as_text(value: list, texts: list[str]) -> None:
-    assert [_to_text(item) for item in value if item is not None] == texts
+    assert [to_text(item) for item in value if item is not None] == texts
     assert _to_text_list(value) == texts
 
 
 def test_text_list_holding_a_list_is_refused_as_its_item_is() -> None:
     with pytest.raises(ValueError, match=r"^is a list, not a text$"):
-        _to_text(["nested"])
+        to_text(["nested"])
     with pytest.raises(ValueError, match=r"^is a list, not a text$"):
         _to_text_list([["nested"]])
 

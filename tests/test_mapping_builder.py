@@ -1,5 +1,5 @@
 """A plan whose hashed user_data comes from the identity memo builds the whole event in one
-generated function (mapping.compiled._compile_builder) instead of fill + _finish.
+generated function (mapping.compiled.compile_builder) instead of fill + _finish.
 
 It must give what fill + _finish give: the same event, the same dropped values, the same
 error for an unusable field. The reference here is the same mapper with no builder compiled.
@@ -52,7 +52,7 @@ def reference(monkeypatch: pytest.MonkeyPatch):
 
     def map_without_builder(config: dict[str, Any], record: dict[str, Any]):
         with monkeypatch.context() as patch:
-            patch.setattr(mapper_module, "_compile_builder", lambda *args: None)
+            patch.setattr(mapper_module, "compile_builder", lambda *args: None)
             mapper = mapper_for(config, record)
             return mapper.map(dict(record))
 

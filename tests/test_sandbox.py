@@ -712,7 +712,7 @@ def test_an_unexpected_error_after_the_answer_is_logged_without_a_second_answer(
     def fail(*args: Any) -> None:
         raise RuntimeError("cannot log")
 
-    monkeypatch.setattr(handler_module._Handler, "_log", fail)
+    monkeypatch.setattr(handler_module.SandboxRequestHandler, "_log", fail)
     body = json.dumps({"data": [make_event()], "access_token": TOKEN})
     request = (
         f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -3,7 +3,7 @@ and the lookups the mapper and the checks of the settings make in them."""
 
 from __future__ import annotations
 
-from target_meta_capi.mapping.parameters import _OBJECT_KEYS, Path
+from target_meta_capi.mapping.parameters import OBJECT_KEYS, Path
 
 # CAPI field → column names that map to it by themselves (matched case-insensitively; when a
 # record has several, the earlier name is used first). Documented in the README.
@@ -64,23 +64,20 @@ def _alias_lookup() -> tuple[dict[str, list[tuple[Path, int]]], dict[str, str]]:
         for rank, name in enumerate(names):
             by_column.setdefault(name, []).append((tuple(dotted.split(".")), rank))
     objects = {
-        name: dotted
-        for dotted, names in ALIASES.items()
-        if dotted in _OBJECT_KEYS
-        for name in names
+        name: dotted for dotted, names in ALIASES.items() if dotted in OBJECT_KEYS for name in names
     }
     return by_column, objects
 
 
-_ALIAS_PATHS_BY_COLUMN, _OBJECT_ALIASES = _alias_lookup()
-_USER_DATA_ALIAS_COLUMNS = frozenset(
+ALIAS_PATHS_BY_COLUMN, OBJECT_ALIASES = _alias_lookup()
+USER_DATA_ALIAS_COLUMNS = frozenset(
     name for dotted, names in ALIASES.items() if dotted.startswith("user_data") for name in names
 )
 
 
 # Columns so named hold what identifies a person whatever the table: a column named like a
 # place or a gender ("state", "country") may well be an order's, so is not presumed to.
-_IDENTIFYING_COLUMNS = frozenset(
+IDENTIFYING_COLUMNS = frozenset(
     name
     for dotted in (
         "user_data.em",

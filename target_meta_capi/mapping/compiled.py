@@ -9,30 +9,30 @@ from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from target_meta_capi.capi.normalize import DroppedValue, normalize_user_data
-from target_meta_capi.mapping.parameters import _OBJECT_KEYS, Path
-from target_meta_capi.mapping.result import _NO_EVENT_NAME, _NO_EVENT_TIME, MappedEvent
+from target_meta_capi.mapping.parameters import OBJECT_KEYS, Path
+from target_meta_capi.mapping.result import NO_EVENT_NAME, NO_EVENT_TIME, MappedEvent
 from target_meta_capi.mapping.values import (
-    _CONVERTERS_LEAVING_OUT,
-    _CUSTOM_DATA_CONVERTERS,
-    _NO_VALUE,
-    _TEXT_TYPE,
-    _TOO_DEEP,
-    _TOP_LEVEL_CONVERTERS,
-    _is_empty,
-    _to_json,
-    _to_text,
+    CONVERTERS_LEAVING_OUT,
+    CUSTOM_DATA_CONVERTERS,
+    NO_VALUE,
+    TEXT_TYPE,
+    TOO_DEEP,
+    TOP_LEVEL_CONVERTERS,
+    is_empty,
+    to_json,
+    to_text,
 )
 
 if TYPE_CHECKING:
     from target_meta_capi.mapping.mapper import EventMapper
 
-# _COLUMNS: several column sources (_COLUMN or _NESTED_COLUMN), read as the list of their
+# COLUMNS: several column sources (COLUMN or NESTED_COLUMN), read as the list of their
 # non-empty values
-_COLUMN, _NESTED_COLUMN, _LITERAL, _COLUMNS = 0, 1, 2, 3
+COLUMN, NESTED_COLUMN, LITERAL, COLUMNS = 0, 1, 2, 3
 Source = tuple[int, Any]
 
 
-def _dig(record: Mapping[str, Any], parts: Path) -> Any:
+def dig(record: Mapping[str, Any], parts: Path) -> Any:
     value: Any = record
     for part in parts:
         if not isinstance(value, Mapping):
@@ -48,10 +48,10 @@ def _gather(record: Mapping[str, Any], sources: tuple[Source, ...]) -> list[Any]
     """
     values: list[Any] = []
     for kind, payload in sources:
-        value = record[payload] if kind == _COLUMN else _dig(record, payload)
+        value = record[payload] if kind == COLUMN else dig(record, payload)
         if isinstance(value, (list, tuple)):
-            values.extend(item for item in value if not _is_empty(item))
-        elif not _is_empty(value):
+            values.extend(item for item in value if not is_empty(item))
+        elif not is_empty(value):
             values.append(value)
     return values or None
 
@@ -70,14 +70,14 @@ FillPaths = Callable[[Mapping[str, Any], dict[str, Any]], None]
 BuildEvent = Callable[[Mapping[str, Any], Mapping[str, Any], tuple[DroppedValue, ...]], MappedEvent]
 
 
-def _with_identity(
+def with_identity(
     hashed: Mapping[str, Any],
     dropped_hashed: tuple[DroppedValue, ...],
     unhashed: dict[str, Any],
     mapper: EventMapper,
 ) -> tuple[dict[str, Any], list[DroppedValue]]:
     """What normalize_user_data gives for the memoized hashed keys and the unhashed ones."""
-    if _TEXT_TYPE.issuperset(map(type, unhashed.values())):
+    if TEXT_TYPE.issuperset(map(type, unhashed.values())):
         return {**hashed, **unhashed}, list(dropped_hashed)  # non-empty texts, kept as they are
     rest = normalize_user_data(unhashed, hash_external_id=mapper.hash_external_id)
     return {**hashed, **rest.user_data}, [*dropped_hashed, *rest.dropped]
@@ -89,10 +89,10 @@ class _Code:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.namespace: dict[str, Any] = {
-            "_dig": _dig,
+            "dig": dig,
             "_gather": _gather,
             "_put": _put,
-            "_NO_VALUE": _NO_VALUE,
+            "NO_VALUE": NO_VALUE,
         }
 
     def literal(self, value: Any) -> str:
@@ -103,29 +103,29 @@ class _Code:
         return name
 
     def first_value(self, path_sources: tuple[Source, ...], indent: str) -> None:
-        """Lines setting `value` to the first non-empty value of the sources, or _NO_VALUE."""
+        """Lines setting `value` to the first non-empty value of the sources, or NO_VALUE."""
         for kind, payload in path_sources:
-            if kind == _COLUMN:
+            if kind == COLUMN:
                 read = f"record[{self.literal(payload)}]"
-            elif kind == _COLUMNS:
+            elif kind == COLUMNS:
                 read = f"_gather(record, {self.literal(payload)})"
-            elif kind == _LITERAL:
+            elif kind == LITERAL:
                 read = self.literal(payload)
             else:
-                read = f"_dig(record, {self.literal(payload)})"
+                read = f"dig(record, {self.literal(payload)})"
             self.lines.append(f"{indent}value = {read}")
             self.lines.append(
                 f"{indent}if value is None or (isinstance(value, str) and not value.strip()):"
             )
             indent += "    "
-        self.lines.append(f"{indent}value = _NO_VALUE")
+        self.lines.append(f"{indent}value = NO_VALUE")
 
     def function(self, name: str) -> Any:
         exec(compile("\n".join(self.lines), "<event mapping>", "exec"), self.namespace)
         return self.namespace[name]
 
 
-def _compile_paths(paths: tuple[tuple[Path, tuple[Source, ...]], ...]) -> FillPaths:
+def compile_paths(paths: tuple[tuple[Path, tuple[Source, ...]], ...]) -> FillPaths:
     """fill(record, event): each path gets the first non-empty value of its sources.
 
     Generated straight-line code, once per set of columns: the loop it replaces cost more in
@@ -135,7 +135,7 @@ def _compile_paths(paths: tuple[tuple[Path, tuple[Source, ...]], ...]) -> FillPa
     code.lines.append("def fill(record, event):")
     for path, path_sources in paths:
         code.first_value(path_sources, "    ")
-        code.lines.append("    if value is not _NO_VALUE:")
+        code.lines.append("    if value is not NO_VALUE:")
         if len(path) == 2:  # user_data.em, custom_data.value ...: most paths
             code.lines += [
                 f"        inner = event.get({code.literal(path[0])})",
@@ -151,7 +151,7 @@ def _compile_paths(paths: tuple[tuple[Path, tuple[Source, ...]], ...]) -> FillPa
     return code.function("fill")
 
 
-def _compile_builder(
+def compile_builder(
     paths: tuple[tuple[Path, tuple[Source, ...]], ...],
     hashed_paths: Collection[Path],
     mapper: EventMapper,
@@ -174,7 +174,7 @@ def _compile_builder(
     for path in by_path:
         if len(path) > 2 or (len(path) == 2 and path[0] not in ("user_data", "custom_data")):
             return None
-        if len(path) == 1 and path[0] in _OBJECT_KEYS:  # a constant object: _finish merges it
+        if len(path) == 1 and path[0] in OBJECT_KEYS:  # a constant object: _finish merges it
             return None
         if path not in hashed_paths:
             by_key.setdefault(path[0], []).append(path)
@@ -184,9 +184,9 @@ def _compile_builder(
         _error=mapper._error,
         _time_error=mapper._event_time_error,
         _derived_event_id=mapper._derived_event_id,
-        _with_identity=_with_identity,
+        with_identity=with_identity,
         _parse_event_time=mapper.parse_event_time,
-        _to_text=_to_text,
+        to_text=to_text,
         MappedEvent=MappedEvent,
         mapper=mapper,
     )
@@ -197,7 +197,7 @@ def _compile_builder(
         """Lines converting the path's first value into `target`, or leaving it unset."""
         path_sources = by_path[path]
         first_kind, first_payload = path_sources[0]
-        if first_kind == _LITERAL and not _is_empty(first_payload):
+        if first_kind == LITERAL and not is_empty(first_payload):
             try:
                 constant = converter(first_payload)
             except (ValueError, ArithmeticError):
@@ -208,33 +208,33 @@ def _compile_builder(
         code.first_value(path_sources, "    ")
         lines.extend(
             [
-                "    if value is not _NO_VALUE:",
+                "    if value is not NO_VALUE:",
                 "        try:",
                 f"            converted = {code.literal(converter)}(value)",
                 "        except (ValueError, ArithmeticError) as error:",
                 f"            raise _error(record, {field!r}, str(error)) from None",
                 # as _finish: a row's value like any other, not a crash of the whole run
                 "        except RecursionError:",
-                f"            raise _error(record, {field!r}, {_TOO_DEEP!r}) from None",
+                f"            raise _error(record, {field!r}, {TOO_DEEP!r}) from None",
             ]
         )
-        if converter in _CONVERTERS_LEAVING_OUT:
+        if converter in CONVERTERS_LEAVING_OUT:
             lines.extend(
-                ["        if converted is not _NO_VALUE:", f"            {target} = converted"]
+                ["        if converted is not NO_VALUE:", f"            {target} = converted"]
             )
         else:
             lines.append(f"        {target} = converted")
 
-    lines.append("    event_name = _NO_VALUE")
-    convert(("event_name",), _to_text, "event_name", "event_name")
+    lines.append("    event_name = NO_VALUE")
+    convert(("event_name",), to_text, "event_name", "event_name")
     lines += [
-        "    if event_name is _NO_VALUE:",
-        f"        raise _error(record, 'event_name', {_NO_EVENT_NAME!r})",
+        "    if event_name is NO_VALUE:",
+        f"        raise _error(record, 'event_name', {NO_EVENT_NAME!r})",
     ]
     code.first_value(by_path[("event_time",)], "    ")
     lines += [
-        "    if value is _NO_VALUE:",
-        f"        raise _error(record, 'event_time', {_NO_EVENT_TIME!r})",
+        "    if value is NO_VALUE:",
+        f"        raise _error(record, 'event_time', {NO_EVENT_TIME!r})",
         "    try:",
         "        event_time = _parse_event_time(value)",
         "    except (ValueError, ArithmeticError) as error:",
@@ -242,7 +242,7 @@ def _compile_builder(
         "    event_id = ''",
     ]
     if ("event_id",) in by_path:
-        convert(("event_id",), _to_text, "event_id", "event_id")
+        convert(("event_id",), to_text, "event_id", "event_id")
     lines += [
         "    if not event_id:",
         "        event_id = _derived_event_id(record, event_name)",
@@ -251,11 +251,11 @@ def _compile_builder(
     for path in by_key.get("user_data", ()):
         code.first_value(by_path[path], "    ")
         lines += [
-            "    if value is not _NO_VALUE:",
+            "    if value is not NO_VALUE:",
             f"        unhashed[{code.literal(path[1])}] = value",
         ]
     lines += [
-        "    user_data, dropped = _with_identity(hashed, dropped_hashed, unhashed, mapper)",
+        "    user_data, dropped = with_identity(hashed, dropped_hashed, unhashed, mapper)",
         "    event = {'event_name': event_name, 'event_time': event_time, "
         "'event_id': event_id, 'user_data': user_data}",
     ]
@@ -266,11 +266,11 @@ def _compile_builder(
             lines.append("    custom_data = {}")
             for path in key_paths:
                 name = path[1]
-                converter = _CUSTOM_DATA_CONVERTERS.get(name, _to_json)
+                converter = CUSTOM_DATA_CONVERTERS.get(name, to_json)
                 convert(path, converter, f"custom_data[{name!r}]", f"custom_data.{name}")
             lines += ["    if custom_data:", "        event['custom_data'] = custom_data"]
         else:
-            converter = _TOP_LEVEL_CONVERTERS.get(key, _to_json)
+            converter = TOP_LEVEL_CONVERTERS.get(key, to_json)
             convert((key,), converter, f"event[{key!r}]", key)
     lines.append("    return MappedEvent(event, dropped, event_id)")
     return code.function("build")

@@ -46,49 +46,49 @@ from target_meta_capi.capi.normalize import (
 from target_meta_capi.capi.privacy import MASK
 from target_meta_capi.capi.rules import MUST_BE_HASHED_KEYS
 from target_meta_capi.mapping.aliases import (
-    _ALIAS_PATHS_BY_COLUMN,
-    _IDENTIFYING_COLUMNS,
-    _OBJECT_ALIASES,
-    _USER_DATA_ALIAS_COLUMNS,
+    ALIAS_PATHS_BY_COLUMN,
+    IDENTIFYING_COLUMNS,
+    OBJECT_ALIASES,
+    USER_DATA_ALIAS_COLUMNS,
 )
 from target_meta_capi.mapping.compiled import (
-    _COLUMN,
-    _COLUMNS,
-    _LITERAL,
-    _NESTED_COLUMN,
+    COLUMN,
+    COLUMNS,
+    LITERAL,
+    NESTED_COLUMN,
     BuildEvent,
     FillPaths,
     Source,
-    _compile_builder,
-    _compile_paths,
-    _dig,
-    _with_identity,
+    compile_builder,
+    compile_paths,
+    dig,
+    with_identity,
 )
 from target_meta_capi.mapping.event_id import deterministic_event_id
-from target_meta_capi.mapping.parameters import _OBJECT_KEYS, Path
+from target_meta_capi.mapping.parameters import OBJECT_KEYS, Path
 from target_meta_capi.mapping.result import (
-    _NO_EVENT_NAME,
-    _NO_EVENT_TIME,
+    NO_EVENT_NAME,
+    NO_EVENT_TIME,
     MappedEvent,
     MappingError,
 )
 from target_meta_capi.mapping.streams_setting import (
     StreamMapping,
-    _each_column,
-    _find_stream_config,
-    _streams_setting,
+    each_column,
+    find_stream_config,
+    streams_of,
     time_zone_setting,
 )
 from target_meta_capi.mapping.values import (
-    _NO_VALUE,
-    _OBJECT_CONVERTERS,
-    _TOO_DEEP,
-    _TOP_LEVEL_CONVERTERS,
-    _is_empty,
-    _loads_if_text,
-    _to_json,
-    _to_text,
+    NO_VALUE,
+    OBJECT_CONVERTERS,
+    TOO_DEEP,
+    TOP_LEVEL_CONVERTERS,
+    is_empty,
+    loads_if_text,
     parse_event_time,
+    to_json,
+    to_text,
 )
 
 _METADATA_PREFIX = "_sdc_"
@@ -116,7 +116,7 @@ class _IdentitySource:
 
     key: str
     value_indexes: tuple[int, ...]  # into the memo key, tried in order: first non-empty wins
-    fallback: Any  # a non-empty literal when no column has a value, or _NO_VALUE
+    fallback: Any  # a non-empty literal when no column has a value, or NO_VALUE
     precedes_unhashed: bool  # its path comes before every unhashed user_data path
 
 
@@ -138,7 +138,7 @@ class _Plan:
     # None when those values take the general path
     identities: dict[tuple[Any, ...], _Identity | None] = field(default_factory=dict)
     identity_values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = tuple
-    # the whole event from a memoized identity, when the plan allows (see _compile_builder)
+    # the whole event from a memoized identity, when the plan allows (see compile_builder)
     build: BuildEvent | None = None
     # the columns `fields` reads nested values from (customer.email: customer), each with the
     # keys of the fields reading from it, counted as dropped when the column holds no object
@@ -161,7 +161,7 @@ def _read_nested_columns(
     dropped: list[DroppedValue] | None = None
     for column, keys in nested_columns:
         value = record[column]
-        if value.__class__ is dict or _is_empty(value):  # the common cases, first
+        if value.__class__ is dict or is_empty(value):  # the common cases, first
             continue
         if isinstance(value, str):
             try:
@@ -191,11 +191,11 @@ def _identity_source(
 ) -> _IdentitySource:
     """The sources of a hashed key, as positions in the memo key up to its first literal."""
     indexes: list[int] = []
-    fallback: Any = _NO_VALUE
+    fallback: Any = NO_VALUE
     for kind, payload in path_sources:
-        if kind == _COLUMN:
+        if kind == COLUMN:
             indexes.append(columns.index(payload))
-        elif not _is_empty(payload):  # a literal: the sources after it are never read
+        elif not is_empty(payload):  # a literal: the sources after it are never read
             fallback = payload
             break
     return _IdentitySource(key, tuple(indexes), fallback, precedes_unhashed)
@@ -227,7 +227,7 @@ class EventMapper:
         )
         # times without an offset (a `timestamp without time zone` column) are in `time_zone`
         self.parse_event_time: Callable[[Any], int] = parse_event_time
-        self._object_converters = _OBJECT_CONVERTERS
+        self._object_converters = OBJECT_CONVERTERS
         if time_zone is not None:
             self.parse_event_time = partial(parse_event_time, zone=time_zone)
             self._object_converters = {
@@ -235,7 +235,7 @@ class EventMapper:
                     name: self.parse_event_time if converter is parse_event_time else converter
                     for name, converter in converters.items()
                 }
-                for key, converters in _OBJECT_CONVERTERS.items()
+                for key, converters in OBJECT_CONVERTERS.items()
             }
         self._literals: dict[Path, Any] = dict(mapping.constants)
         if mapping.event_name:
@@ -254,7 +254,7 @@ class EventMapper:
         # each once, with the fields it would feed: worth a warning by the caller
         unknown: dict[str, list[str]] = {}
         for path, columns in mapping.fields.items():
-            for column in dict.fromkeys(_each_column(columns)):
+            for column in dict.fromkeys(each_column(columns)):
                 if known and column not in known and column.split(".", 1)[0] not in known:
                     unknown.setdefault(column, []).append(".".join(path))
         self.unknown_columns: dict[str, tuple[str, ...]] = {
@@ -262,19 +262,19 @@ class EventMapper:
         }
         # columns named in `fields`: used as mapped there, never also through their aliases
         self._mapped_columns = frozenset(
-            column for columns in mapping.fields.values() for column in _each_column(columns)
+            column for columns in mapping.fields.values() for column in each_column(columns)
         )
         user_data_columns = {
             column
             for path, columns in mapping.fields.items()
             if path[0] == "user_data"
-            for column in _each_column(columns)
+            for column in each_column(columns)
         }
         # Key properties that carry customer information: never shown in errors or dead letters.
         self.redacted_keys = frozenset(
             key
             for key in self.key_properties
-            if key in user_data_columns or key.lower() in _USER_DATA_ALIAS_COLUMNS
+            if key in user_data_columns or key.lower() in USER_DATA_ALIAS_COLUMNS
         )
         # `fields` outside user_data that send customer information unhashed, as mapped: a
         # column also mapped into user_data, or named like an e-mail, phone, name, birth date,
@@ -284,9 +284,9 @@ class EventMapper:
             (path, column)
             for path, columns in mapping.fields.items()
             if path[0] != "user_data"
-            for column in _each_column(columns)
+            for column in each_column(columns)
             if column in user_data_columns
-            or column.rsplit(".", 1)[-1].lower() in _IDENTIFYING_COLUMNS
+            or column.rsplit(".", 1)[-1].lower() in IDENTIFYING_COLUMNS
         )
         # Plans by the columns they read (`_plan_key`), and the same plans by the whole set of a
         # record's columns, the lookup each record makes. A table whose records leave out their
@@ -317,15 +317,13 @@ class EventMapper:
         not use elsewhere."""
         present = tuple(columns)
         mapped = tuple(
-            column
-            for column in _each_column(self.mapping.fields.get(path, ()))
-            if column in present
+            column for column in each_column(self.mapping.fields.get(path, ())) if column in present
         )
         aliased = tuple(
             column
             for column in present
             if column not in self._mapped_columns
-            and any(alias == path for alias, _ in _ALIAS_PATHS_BY_COLUMN.get(column.lower(), ()))
+            and any(alias == path for alias, _ in ALIAS_PATHS_BY_COLUMN.get(column.lower(), ()))
         )
         return mapped + aliased
 
@@ -368,37 +366,37 @@ class EventMapper:
             if column in mapped_columns:
                 continue
             lower = column.lower()
-            if lower in _OBJECT_ALIASES:
-                alias_objects.setdefault(_OBJECT_ALIASES[lower], []).append((_COLUMN, column))
+            if lower in OBJECT_ALIASES:
+                alias_objects.setdefault(OBJECT_ALIASES[lower], []).append((COLUMN, column))
                 consumed.add(column)
-            for path, rank in _ALIAS_PATHS_BY_COLUMN.get(lower, ()):
-                if path[0] not in _OBJECT_KEYS or len(path) > 1:
-                    add(path, 2000 + rank, (_COLUMN, column))
+            for path, rank in ALIAS_PATHS_BY_COLUMN.get(lower, ()):
+                if path[0] not in OBJECT_KEYS or len(path) > 1:
+                    add(path, 2000 + rank, (COLUMN, column))
                     consumed.add(column)
         objects: list[tuple[Source, str]] = [
             (source, key) for key, group in alias_objects.items() for source in reversed(group)
         ]
         for path, value in self._literals.items():
-            add(path, 1000, (_LITERAL, value))
+            add(path, 1000, (LITERAL, value))
         for path, value in self._defaults.items():
-            add(path, 3000, (_LITERAL, value))
+            add(path, 3000, (LITERAL, value))
         nested: dict[str, list[str]] = {}  # column → keys of the fields reading in it
         for path, mapped in self.mapping.fields.items():
             column_sources: list[Source] = []
-            for column in _each_column(mapped):
+            for column in each_column(mapped):
                 if column in present:
-                    column_sources.append((_COLUMN, column))
+                    column_sources.append((COLUMN, column))
                     consumed.add(column)
                 elif "." in column and (head := column.split(".", 1)[0]) in present:
-                    column_sources.append((_NESTED_COLUMN, tuple(column.split("."))))
+                    column_sources.append((NESTED_COLUMN, tuple(column.split("."))))
                     consumed.add(head)
                     nested.setdefault(head, []).append(_dropped_key(path))
             if not column_sources:
                 continue
             source: Source = (
-                column_sources[0] if isinstance(mapped, str) else (_COLUMNS, tuple(column_sources))
+                column_sources[0] if isinstance(mapped, str) else (COLUMNS, tuple(column_sources))
             )
-            if len(path) == 1 and path[0] in _OBJECT_KEYS:
+            if len(path) == 1 and path[0] in OBJECT_KEYS:
                 objects.append((source, path[0]))
             else:
                 add(path, 0, source)
@@ -411,12 +409,12 @@ class EventMapper:
         build = None
         if identity_plan and not objects and not extra:
             hashed_paths = {("user_data", key.key) for key in identity_plan["identity_sources"]}
-            build = _compile_builder(paths, hashed_paths, self)
+            build = compile_builder(paths, hashed_paths, self)
         return _Plan(
             objects=tuple(objects),
             extra_columns=extra,
-            fill_paths=_compile_paths(paths),
-            fill_other_paths=_compile_paths(identity_plan.pop("other_paths", ())),
+            fill_paths=compile_paths(paths),
+            fill_other_paths=compile_paths(identity_plan.pop("other_paths", ())),
             build=build,
             nested_columns=tuple(
                 (head, tuple(dict.fromkeys(keys))) for head, keys in nested.items()
@@ -463,7 +461,7 @@ class EventMapper:
         if column in self._mapped_columns or column in self._nested_heads:
             return True
         lower = column.lower()
-        return lower in _OBJECT_ALIASES or lower in _ALIAS_PATHS_BY_COLUMN
+        return lower in OBJECT_ALIASES or lower in ALIAS_PATHS_BY_COLUMN
 
     def _unmapped_columns(
         self, columns: Iterable[str], consumed: Collection[str]
@@ -502,14 +500,14 @@ class EventMapper:
                 payload
                 for _, _, path_sources in hashed
                 for kind, payload in path_sources
-                if kind == _COLUMN
+                if kind == COLUMN
             )
         )
         usable = (
             len(columns) >= 2
             and not any(key == "user_data" for _, key in objects)
             and all(
-                kind in (_COLUMN, _LITERAL)
+                kind in (COLUMN, LITERAL)
                 for _, _, path_sources in hashed
                 for kind, _ in path_sources
             )
@@ -562,7 +560,7 @@ class EventMapper:
                     break
             else:
                 value = source.fallback
-                if value is _NO_VALUE:
+                if value is NO_VALUE:
                     continue
             winners[source.key] = value
             if not source.precedes_unhashed:
@@ -645,11 +643,11 @@ class EventMapper:
 
         event: dict[str, Any] = {}
         for (kind, payload), key in plan.objects:
-            value = values[payload] if kind == _COLUMN else _dig(values, payload)
-            if _is_empty(value):
+            value = values[payload] if kind == COLUMN else dig(values, payload)
+            if is_empty(value):
                 continue
             try:
-                value = _loads_if_text(value, "object")
+                value = loads_if_text(value, "object")
             except ValueError as error:
                 raise self._error(record, key, str(error)) from None
             if not isinstance(value, Mapping):
@@ -661,7 +659,7 @@ class EventMapper:
             for column in plan.extra_columns:
                 value = record[column]
                 # last: a key that a mapped field, constant, alias or object set stays theirs
-                if value is not None and _is_empty(custom.get(column)):
+                if value is not None and is_empty(custom.get(column)):
                     custom[column] = value
         mapped = self._finish(record, event, identity)
         if dropped:
@@ -673,15 +671,15 @@ class EventMapper:
     ) -> MappedEvent:
         event_name = event.pop("event_name", None)
         if event_name is None:
-            raise self._error(record, "event_name", _NO_EVENT_NAME)
+            raise self._error(record, "event_name", NO_EVENT_NAME)
         try:
-            event_name = _to_text(event_name)
+            event_name = to_text(event_name)
         except ValueError as error:
             raise self._error(record, "event_name", str(error)) from None
 
         raw_time = event.pop("event_time", None)
         if raw_time is None:
-            raise self._error(record, "event_time", _NO_EVENT_TIME)
+            raise self._error(record, "event_time", NO_EVENT_TIME)
         try:
             event_time = self.parse_event_time(raw_time)
         except (ValueError, ArithmeticError) as error:
@@ -691,7 +689,7 @@ class EventMapper:
         event_id = ""
         if raw_id is not None:
             try:
-                event_id = _to_text(raw_id)
+                event_id = to_text(raw_id)
             except ValueError as error:
                 raise self._error(record, "event_id", str(error)) from None
         if not event_id:
@@ -702,7 +700,7 @@ class EventMapper:
             normalized = normalize_user_data(raw_user_data, hash_external_id=self.hash_external_id)
             user_data, dropped = normalized.user_data, normalized.dropped
         else:
-            user_data, dropped = _with_identity(*identity, raw_user_data, self)
+            user_data, dropped = with_identity(*identity, raw_user_data, self)
         result: dict[str, Any] = {
             "event_name": event_name,
             "event_time": event_time,
@@ -717,11 +715,11 @@ class EventMapper:
                     result[key] = converted
                 continue
             try:
-                result[key] = _TOP_LEVEL_CONVERTERS.get(key, _to_json)(value)
+                result[key] = TOP_LEVEL_CONVERTERS.get(key, to_json)(value)
             except (ValueError, ArithmeticError) as error:
                 raise self._error(record, key, str(error)) from None
             except RecursionError:
-                raise self._error(record, key, _TOO_DEEP) from None
+                raise self._error(record, key, TOO_DEEP) from None
         return MappedEvent(result, dropped, event_id)
 
     def _convert_object(
@@ -740,12 +738,12 @@ class EventMapper:
             if item is None:
                 continue
             try:
-                item = converters.get(name, _to_json)(item)
+                item = converters.get(name, to_json)(item)
             except (ValueError, ArithmeticError) as error:
                 raise self._error(record, f"{key}.{name}", str(error)) from None
             except RecursionError:
-                raise self._error(record, f"{key}.{name}", _TOO_DEEP) from None
-            if item is not _NO_VALUE:
+                raise self._error(record, f"{key}.{name}", TOO_DEEP) from None
+            if item is not NO_VALUE:
                 converted[name] = item
         return converted
 
@@ -763,7 +761,7 @@ class EventMapper:
             raise self._error(
                 record,
                 "event_id",
-                f"the row {_TOO_DEEP} to derive an event_id from it (map an event_id column, "
+                f"the row {TOO_DEEP} to derive an event_id from it (map an event_id column, "
                 "or give the stream key properties)",
             ) from None
 
@@ -825,7 +823,7 @@ def record_key_text(key: Mapping[str, Any]) -> str:
 def _has_recognisable_fields(schema_properties: Collection[str], config: Mapping) -> bool:
     """Customer information and an event name can be found without a `streams` entry."""
     columns = {name.lower() for name in schema_properties}
-    has_customer_information = "user_data" in columns or bool(columns & _USER_DATA_ALIAS_COLUMNS)
+    has_customer_information = "user_data" in columns or bool(columns & USER_DATA_ALIAS_COLUMNS)
     has_event_name = "event_name" in columns or bool(config.get("default_event_name"))
     return has_customer_information and has_event_name
 
@@ -845,7 +843,7 @@ def build_event_mapper(
     None when there is no SCHEMA (then every column may go to custom_data with
     ``unmapped_columns_to_custom_data``).
     """
-    stream_config = _find_stream_config(_streams_setting(config), stream_name)
+    stream_config = find_stream_config(streams_of(config), stream_name)
     if stream_config is None:
         if not _has_recognisable_fields(schema_properties or (), config):
             return None

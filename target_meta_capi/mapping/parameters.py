@@ -8,9 +8,9 @@ from target_meta_capi.capi.shapes import Event
 
 # Top-level event parameters holding objects (user_data, custom_data …) or single values: those
 # of the client's Event, so that a parameter it gains can be mapped too.
-_OBJECT_KEYS = frozenset(
+OBJECT_KEYS = frozenset(
     {"user_data", "custom_data", "app_data", "original_event_data", "attribution_data"}
 )
-_SCALAR_KEYS = (Event.__required_keys__ | Event.__optional_keys__) - _OBJECT_KEYS
+SCALAR_KEYS = (Event.__required_keys__ | Event.__optional_keys__) - OBJECT_KEYS
 
 Path = tuple[str, ...]

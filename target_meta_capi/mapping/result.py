@@ -28,7 +28,7 @@ class MappedEvent:
     event_id: str
 
 
-_NO_EVENT_NAME = (
+NO_EVENT_NAME = (
     "no event name: map a column, or set streams.<stream>.event_name or default_event_name"
 )
-_NO_EVENT_TIME = "no event time: map a column to event_time"
+NO_EVENT_TIME = "no event time: map a column to event_time"

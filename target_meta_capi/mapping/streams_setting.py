@@ -34,12 +34,12 @@ from target_meta_capi.capi.normalize import HASHED_KEYS, MATCH_KEYS, normalize_u
 from target_meta_capi.capi.request import is_pixel_id
 from target_meta_capi.capi.rules import ACTION_SOURCES, STANDARD_EVENT_NAMES
 from target_meta_capi.mapping.aliases import ALIASES
-from target_meta_capi.mapping.parameters import _OBJECT_KEYS, _SCALAR_KEYS, Path
+from target_meta_capi.mapping.parameters import OBJECT_KEYS, SCALAR_KEYS, Path
 from target_meta_capi.mapping.values import (
-    _OBJECT_CONVERTERS,
-    _SCALAR_CONVERTERS,
-    _is_empty,
-    _to_json,
+    OBJECT_CONVERTERS,
+    SCALAR_CONVERTERS,
+    is_empty,
+    to_json,
 )
 
 _STREAM_SETTINGS = frozenset(
@@ -79,10 +79,10 @@ def _parse_path(stream: str, dotted: str) -> Path:
     problem = None
     if any(not part for part in path):
         problem = "has an empty part"
-    elif head in _SCALAR_KEYS:
+    elif head in SCALAR_KEYS:
         if len(path) > 1:
             problem = f"{head} is a single value, not an object"
-    elif head not in _OBJECT_KEYS:
+    elif head not in OBJECT_KEYS:
         problem = "is not a Conversions API event parameter"
     elif head == "user_data" and path[1:] and (len(path) > 2 or path[1] not in MATCH_KEYS):
         problem = "is not a customer information parameter"
@@ -104,8 +104,8 @@ def _path_meant(path: Path) -> Path | None:
                 return tuple(field_path.split("."))
         close = difflib.get_close_matches(key, sorted(MATCH_KEYS), n=1, cutoff=0.75)
         return ("user_data", close[0]) if close else None
-    if head not in _OBJECT_KEYS | _SCALAR_KEYS:
-        close = difflib.get_close_matches(head, sorted(_OBJECT_KEYS | _SCALAR_KEYS), n=1)
+    if head not in OBJECT_KEYS | SCALAR_KEYS:
+        close = difflib.get_close_matches(head, sorted(OBJECT_KEYS | SCALAR_KEYS), n=1)
         return (close[0], *rest) if close else None
     return None
 
@@ -219,11 +219,11 @@ def _constant_problem(path: Path, value: Any) -> str | None:
 
     The value itself is not shown: a user_data constant may be customer information.
     """
-    if _is_empty(value):
+    if is_empty(value):
         return None  # never used: the field's next source is
     head = path[0]
     shown = "the text" if isinstance(value, str) else f"a {type(value).__name__}"
-    if len(path) == 1 and head in _OBJECT_KEYS:  # objects given whole became paths of their keys
+    if len(path) == 1 and head in OBJECT_KEYS:  # objects given whole became paths of their keys
         return f"{shown} is not an object (set its keys instead: {head}.<key>)"
     if head == "user_data":
         dropped = normalize_user_data({path[1]: value}).dropped
@@ -231,11 +231,11 @@ def _constant_problem(path: Path, value: Any) -> str | None:
             return f"{shown} is not a usable {path[1]} ({dropped[0].reason})"
         return None
     if len(path) == 1:
-        converter = _SCALAR_CONVERTERS.get(head, _to_json)
+        converter = SCALAR_CONVERTERS.get(head, to_json)
     elif len(path) == 2:
-        converter = _OBJECT_CONVERTERS[head].get(path[1], _to_json)
+        converter = OBJECT_CONVERTERS[head].get(path[1], to_json)
     else:
-        converter = _to_json
+        converter = to_json
     try:
         converter(value)
     except (ValueError, ArithmeticError) as error:
@@ -260,11 +260,11 @@ def _field_columns(stream: str, path: Path, columns: Any) -> str | tuple[str, ..
     return tuple(dict.fromkeys(columns))
 
 
-def _each_column(columns: str | tuple[str, ...]) -> tuple[str, ...]:
+def each_column(columns: str | tuple[str, ...]) -> tuple[str, ...]:
     return (columns,) if isinstance(columns, str) else columns
 
 
-def _find_stream_config(streams: Mapping[str, Any], stream_name: str) -> Any:
+def find_stream_config(streams: Mapping[str, Any], stream_name: str) -> Any:
     if stream_name in streams:
         return streams[stream_name]
     for pattern, stream_config in streams.items():
@@ -277,7 +277,7 @@ def _is_pattern(entry: str) -> bool:
     return any(char in entry for char in "*?[")
 
 
-def _streams_setting(config: Mapping[str, Any]) -> Mapping[str, Any]:
+def streams_of(config: Mapping[str, Any]) -> Mapping[str, Any]:
     streams = config.get("streams") or {}
     if isinstance(streams, str):  # given as JSON text, e.g. through an environment variable
         try:
@@ -312,7 +312,7 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
     wrong entry must not wait for its stream's SCHEMA, after other streams' data went out."""
     errors: list[str] = []
     try:
-        streams = _streams_setting(config)
+        streams = streams_of(config)
     except MappingConfigError as error:
         errors.append(str(error))
         streams = {}  # no entry to check, but the other settings still are
@@ -341,7 +341,7 @@ def event_name_warnings(config: Mapping[str, Any]) -> list[str]:
     (`purchase`, `Purchse`, `add_to_cart`): Meta takes each as a custom event, and the rules
     of the standard one (a Purchase's value and currency) are not checked."""
     try:
-        streams = _streams_setting(config)
+        streams = streams_of(config)
     except MappingConfigError:
         return []  # a settings error, said by mapping_config_errors
     names: dict[str, Any] = {}
@@ -382,13 +382,13 @@ def _folded(name: str) -> str:
 def unmatched_stream_entries(config: Mapping[str, Any], streams_seen: Iterable[str]) -> list[str]:
     """The ``streams`` entries (names or patterns) that no stream of the run matched.
 
-    An entry matches a stream of exactly its name first, as in :func:`_find_stream_config`:
+    An entry matches a stream of exactly its name first, as in :func:`find_stream_config`:
     ``sales[eu]`` is the stream ``sales[eu]`` even though it also reads as a pattern.
     """
     seen = set(streams_seen)
     return [
         entry
-        for entry in _streams_setting(config)
+        for entry in streams_of(config)
         if entry not in seen
         and not (_is_pattern(entry) and any(fnmatch.fnmatchcase(s, entry) for s in seen))
     ]
@@ -396,7 +396,7 @@ def unmatched_stream_entries(config: Mapping[str, Any], streams_seen: Iterable[s
 
 def closest_stream_entry(config: Mapping[str, Any], stream_name: str) -> str | None:
     """The ``streams`` entry most like an unmapped stream's name: probably meant for it."""
-    names = [entry for entry in _streams_setting(config) if not _is_pattern(entry)]
+    names = [entry for entry in streams_of(config) if not _is_pattern(entry)]
     # the table's name alone, where the tap names streams <schema>-<table> (tap-postgres)
     tables = [name for name in names if stream_name.endswith((f"-{name}", f".{name}"))]
     close = tables or difflib.get_close_matches(stream_name, names, n=1, cutoff=0.8)

@@ -27,11 +27,11 @@ _MILLISECONDS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138: anything larger
 _NUMBER_TEXT_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # No value: a source that gives none, or a converter's answer for a value that leaves its key
 # out of the event (an empty content_ids list).
-_NO_VALUE = object()
-_TEXT_TYPE = frozenset({str})
+NO_VALUE = object()
+TEXT_TYPE = frozenset({str})
 
 
-def _is_empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -83,7 +83,7 @@ def _to_int(value: Any) -> int:
     return int(number)
 
 
-def _to_text(value: Any) -> str:
+def to_text(value: Any) -> str:
     if value.__class__ is str:  # the common cases, first
         return value.strip()
     if value.__class__ is int:
@@ -112,10 +112,10 @@ def _to_bool(value: Any) -> bool:
 
 #: A value nesting lists and objects deeper than converting it (recursively) can go: a row's
 #: value its field cannot take, like any other (and Meta would take no such value either).
-_TOO_DEEP = "nests arrays and objects too deeply"
+TOO_DEEP = "nests arrays and objects too deeply"
 
 
-def _to_json(value: Any) -> Any:
+def to_json(value: Any) -> Any:
     """Something json.dumps writes and Meta reads: no Decimal, datetime, NaN or tuple."""
     if value is None or isinstance(value, (str, bool, int)):
         return value
@@ -126,13 +126,13 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.time)):  # datetime included
         return value.isoformat()
     if isinstance(value, Mapping):
-        return {str(key): _to_json(item) for key, item in value.items()}
+        return {str(key): to_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_to_json(item) for item in value]
+        return [to_json(item) for item in value]
     return str(value)
 
 
-def _loads_if_text(value: Any, kind: str) -> Any:
+def loads_if_text(value: Any, kind: str) -> Any:
     """JSON columns sometimes arrive as text (CSV taps, json columns read as strings).
 
     kind: what the column should hold, in JSON's words ("object", "array"), for the error.
@@ -146,38 +146,38 @@ def _loads_if_text(value: Any, kind: str) -> Any:
 
 
 def _to_text_list(value: Any) -> list[str]:
-    if value.__class__ is list and _TEXT_TYPE.issuperset(map(type, value)):
-        return [item.strip() for item in value]  # the common case: what _to_text gives texts
+    if value.__class__ is list and TEXT_TYPE.issuperset(map(type, value)):
+        return [item.strip() for item in value]  # the common case: what to_text gives texts
     if isinstance(value, str) and value.lstrip().startswith("["):
-        value = _loads_if_text(value, "array")
+        value = loads_if_text(value, "array")
     if isinstance(value, (list, tuple)):
-        return [_to_text(item) for item in value if item is not None]
-    return [_to_text(value)]
+        return [to_text(item) for item in value if item is not None]
+    return [to_text(value)]
 
 
 def _to_content_ids(value: Any) -> Any:
-    """content_ids: a list of non-empty texts; _NO_VALUE (the key left out) when none is."""
-    if value.__class__ is list and _TEXT_TYPE.issuperset(map(type, value)):
+    """content_ids: a list of non-empty texts; NO_VALUE (the key left out) when none is."""
+    if value.__class__ is list and TEXT_TYPE.issuperset(map(type, value)):
         ids = [text for item in value if (text := item.strip())]  # the common case
     else:
         ids = [text for text in _to_text_list(value) if text]
-    return ids or _NO_VALUE
+    return ids or NO_VALUE
 
 
 _CONTENT_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "id": _to_text,
+    "id": to_text,
     "quantity": _to_int,
     "item_price": _to_float,
 }
 
 
 def _to_contents(value: Any) -> list[dict[str, Any]]:
-    value = _loads_if_text(value, "array")
+    value = loads_if_text(value, "array")
     if not isinstance(value, (list, tuple)) or not all(isinstance(c, Mapping) for c in value):
         raise ValueError("is not a list of objects")
     return [
         {
-            key: _CONTENT_CONVERTERS.get(key, _to_json)(item)
+            key: _CONTENT_CONVERTERS.get(key, to_json)(item)
             for key, item in content.items()
             if item is not None
         }
@@ -185,33 +185,33 @@ def _to_contents(value: Any) -> list[dict[str, Any]]:
     ]
 
 
-_CUSTOM_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+CUSTOM_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "value": _to_float,
     "predicted_ltv": _to_float,
     "num_items": _to_int,
     "content_ids": _to_content_ids,
     "contents": _to_contents,
-    "currency": _to_text,
-    "order_id": _to_text,
-    "content_name": _to_text,
-    "content_type": _to_text,
-    "content_category": _to_text,
-    "search_string": _to_text,
-    "status": _to_text,
-    "delivery_category": _to_text,
+    "currency": to_text,
+    "order_id": to_text,
+    "content_name": to_text,
+    "content_type": to_text,
+    "content_category": to_text,
+    "search_string": to_text,
+    "status": to_text,
+    "delivery_category": to_text,
 }
-# converters that may answer _NO_VALUE
-_CONVERTERS_LEAVING_OUT = frozenset({_to_content_ids})
-_TOP_LEVEL_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "action_source": _to_text,
-    "event_source_url": _to_text,
-    "referrer_url": _to_text,
-    "messaging_channel": _to_text,
+# converters that may answer NO_VALUE
+CONVERTERS_LEAVING_OUT = frozenset({_to_content_ids})
+TOP_LEVEL_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "action_source": to_text,
+    "event_source_url": to_text,
+    "referrer_url": to_text,
+    "messaging_channel": to_text,
     "opt_out": _to_bool,
     "data_processing_options": _to_text_list,
     "data_processing_options_country": _to_int,
     "data_processing_options_state": _to_int,
-    "advanced_measurement_table": _to_text,
+    "advanced_measurement_table": to_text,
 }
 
 
@@ -244,10 +244,10 @@ def parse_event_time(value: Any, zone: dt.tzinfo = dt.timezone.utc) -> int:
 # The other objects' parameters whose type Meta checks (Unix seconds, booleans, numbers, ids as
 # text); any other key is sent as JSON, like an unknown custom_data key.
 _ORIGINAL_EVENT_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "event_name": _to_text,
+    "event_name": to_text,
     "event_time": parse_event_time,
-    "event_id": _to_text,
-    "order_id": _to_text,
+    "event_id": to_text,
+    "order_id": to_text,
 }
 _APP_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "advertiser_tracking_enabled": _to_bool,
@@ -259,23 +259,23 @@ _APP_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 _ATTRIBUTION_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "visit_time": parse_event_time,
     "touchpoint_ts": parse_event_time,
-    "ad_id": _to_text,
-    "adset_id": _to_text,
-    "campaign_id": _to_text,
+    "ad_id": to_text,
+    "adset_id": to_text,
+    "campaign_id": to_text,
     "attribution_share": _to_float,
     "attribution_value": _to_float,
     "attr_window": _to_int,
 }
 # every single-value event parameter's converter (what _finish applies)
-_SCALAR_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    **_TOP_LEVEL_CONVERTERS,
-    "event_name": _to_text,
+SCALAR_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    **TOP_LEVEL_CONVERTERS,
+    "event_name": to_text,
     "event_time": parse_event_time,
-    "event_id": _to_text,
+    "event_id": to_text,
 }
 # event key holding an object → converters of its keys (user_data is normalized instead)
-_OBJECT_CONVERTERS: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "custom_data": _CUSTOM_DATA_CONVERTERS,
+OBJECT_CONVERTERS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "custom_data": CUSTOM_DATA_CONVERTERS,
     "original_event_data": _ORIGINAL_EVENT_DATA_CONVERTERS,
     "app_data": _APP_DATA_CONVERTERS,
     "attribution_data": _ATTRIBUTION_DATA_CONVERTERS,

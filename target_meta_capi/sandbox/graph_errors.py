@@ -62,11 +62,11 @@ class GraphError(Exception):
 UNKNOWN_ERROR = GraphError(500, 1, "An unknown error occurred", is_transient=True)
 
 
-def _invalid_parameter(message: str) -> GraphError:
+def invalid_parameter(message: str) -> GraphError:
     return GraphError(400, 100, message)
 
 
-def _usage_headers(call_count: int, regain_access_minutes: int) -> tuple[tuple[str, str], ...]:
+def usage_headers(call_count: int, regain_access_minutes: int) -> tuple[tuple[str, str], ...]:
     """X-Business-Use-Case-Usage of the sandbox's business, shaped as Graph sends it."""
     entry = {
         "type": "ads_management",
@@ -79,5 +79,5 @@ def _usage_headers(call_count: int, regain_access_minutes: int) -> tuple[tuple[s
     return (("X-Business-Use-Case-Usage", usage),)
 
 
-def _new_fbtrace_id() -> str:
+def new_fbtrace_id() -> str:
     return "A" + secrets.token_urlsafe(16)

@@ -26,11 +26,11 @@ from target_meta_capi.sandbox.graph_errors import (
     THROTTLE_SUBCODE,
     UNKNOWN_ERROR,
     GraphError,
-    _invalid_parameter,
-    _new_fbtrace_id,
-    _usage_headers,
+    invalid_parameter,
+    new_fbtrace_id,
+    usage_headers,
 )
-from target_meta_capi.sandbox.request_body import _gunzip, _parse_body
+from target_meta_capi.sandbox.request_body import gunzip, parse_body
 
 if TYPE_CHECKING:
     from target_meta_capi.sandbox.server import SandboxServer
@@ -48,7 +48,7 @@ def is_whole_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class SandboxHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     # stop() must not wait for handlers sleeping in a slow response
     block_on_close = False
@@ -60,8 +60,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback. A request's own errors are answered by
-        # _Handler._guard; what lands here failed outside one, mostly a client resetting
-        # its connection while the request line or headers were read.
+        # SandboxRequestHandler._guard; what lands here failed outside one, mostly a client
+        # resetting its connection while the request line or headers were read.
         error = sys.exc_info()[1]
         if isinstance(error, _CLIENT_GONE):
             return
@@ -78,12 +78,12 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_port = int(port)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class SandboxRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "target-meta-capi-sandbox"
     sys_version = ""
     disable_nagle_algorithm = True
-    server: _HTTPServer
+    server: SandboxHTTPServer
     # per request, set by _guard
     _answer_started = False
     _events_request = False
@@ -111,9 +111,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_raw_body()
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             try:
-                body = _gunzip(body, MAX_BODY_BYTES)
+                body = gunzip(body, MAX_BODY_BYTES)
             except zlib.error:
-                raise _invalid_parameter("(#100) The request body is not valid gzip") from None
+                raise invalid_parameter("(#100) The request body is not valid gzip") from None
         return body
 
     def _read_raw_body(self) -> bytes:
@@ -138,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
                 self.close_connection = True
-                raise _invalid_parameter("(#100) Malformed chunked body") from None
+                raise invalid_parameter("(#100) Malformed chunked body") from None
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass
@@ -189,7 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_graph_error(
         self, error: GraphError, extra_headers: tuple[tuple[str, str], ...] = ()
     ) -> None:
-        fbtrace_id = _new_fbtrace_id()
+        fbtrace_id = new_fbtrace_id()
         self._send_json(error.http_status, error.body(fbtrace_id), fbtrace_id, extra_headers)
 
     def _log(self, status: int | str, detail: str, started: float) -> None:
@@ -277,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
             if limit is not None and not is_whole_number(limit):
                 # rather than every event, or none, for a limit mistyped
                 message = f"limit must be a whole number >= 0, got {limit!r}"
-                self._send_graph_error(_invalid_parameter(message))
+                self._send_graph_error(invalid_parameter(message))
                 return
             self._send_json(200, sandbox.accepted_events(None if limit is None else int(limit)))
         else:
@@ -339,7 +339,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             params: dict[str, Any] = {name: values[-1] for name, values in parse_qs(query).items()}
-            params.update(_parse_body(body, self.headers.get("Content-Type", "")))
+            params.update(parse_body(body, self.headers.get("Content-Type", "")))
             authorization = self.headers.get("Authorization", "")
             bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
             events, recorded_params = sandbox._handle_events(api_version, pixel_id, params, bearer)
@@ -365,14 +365,14 @@ class _Handler(BaseHTTPRequestHandler):
             detail += f" fault={decision.fault}"
             if sandbox._stopping.wait(sandbox.config.slow_response_seconds):
                 return
-        fbtrace_id = _new_fbtrace_id()
+        fbtrace_id = new_fbtrace_id()
         try:
             usage = sandbox.config.usage_percent
             self._send_json(
                 200,
                 {"events_received": len(events), "messages": [], "fbtrace_id": fbtrace_id},
                 fbtrace_id,
-                () if usage is None else _usage_headers(usage, 0),
+                () if usage is None else usage_headers(usage, 0),
             )
         except OSError:  # the client gave up waiting (slow response): expected
             self.close_connection = True
@@ -414,7 +414,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             config = sandbox.config
             if config.regain_access_minutes is not None or config.usage_percent is not None:
-                extra_headers += _usage_headers(100, config.regain_access_minutes or 0)
+                extra_headers += usage_headers(100, config.regain_access_minutes or 0)
         self._count_rejection(error)
         self._send_graph_error(error, extra_headers)
         self._log(error.http_status, f"code={error.code} fault={fault}", started)

@@ -11,18 +11,18 @@ from urllib.parse import unquote_to_bytes
 
 import msgspec
 
-from target_meta_capi.sandbox.graph_errors import GraphError, _invalid_parameter
+from target_meta_capi.sandbox.graph_errors import GraphError, invalid_parameter
 
 # msgspec reads the same JSON as the json module, several times faster
-_decode_json = msgspec.json.Decoder().decode
+decode_json = msgspec.json.Decoder().decode
 # what decoding untrusted JSON may raise: msgspec.DecodeError for malformed text (a ValueError
 # only from msgspec 0.21 on), RecursionError for arrays or objects nested too deep (~1000 levels)
-_JSON_ERRORS = (msgspec.DecodeError, RecursionError)
+JSON_ERRORS = (msgspec.DecodeError, RecursionError)
 _MULTIPART_NAME = re.compile(rb'\bname=(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
 _MULTIPART_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
 
 
-def _gunzip(body: bytes, limit: int) -> bytes:
+def gunzip(body: bytes, limit: int) -> bytes:
     """gzip.decompress(body), one member after another, that stops past ``limit`` bytes.
 
     A few KB of gzip can inflate to gigabytes: decompressing it whole could exhaust memory
@@ -50,7 +50,7 @@ def _gunzip(body: bytes, limit: int) -> bytes:
 def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
     match = _MULTIPART_BOUNDARY.search(content_type)
     if match is None:
-        raise _invalid_parameter("(#100) multipart body without boundary")
+        raise invalid_parameter("(#100) multipart body without boundary")
     delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
     params: dict[str, Any] = {}
     for part in body.split(delimiter)[1:]:
@@ -67,7 +67,7 @@ def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
     return params
 
 
-def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
+def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
     media_type = content_type.split(";", 1)[0].strip().lower()
     if not body.strip():
         return {}
@@ -77,11 +77,11 @@ def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
         return _parse_form(body)
     if media_type == "application/json" or body.lstrip()[:1] == b"{":
         try:
-            params = _decode_json(body)
-        except _JSON_ERRORS:
-            raise _invalid_parameter("(#100) The request body is not valid JSON") from None
+            params = decode_json(body)
+        except JSON_ERRORS:
+            raise invalid_parameter("(#100) The request body is not valid JSON") from None
         if not isinstance(params, dict):
-            raise _invalid_parameter("(#100) The request body must be a JSON object")
+            raise invalid_parameter("(#100) The request body must be a JSON object")
         return params
     return _parse_form(body)
 
@@ -95,7 +95,7 @@ def _parse_form(body: bytes) -> dict[str, Any]:
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
-        raise _invalid_parameter("(#100) The request body is not valid UTF-8") from None
+        raise invalid_parameter("(#100) The request body is not valid UTF-8") from None
     params: dict[str, Any] = {}
     for pair in body.split(b"&"):
         if pair:

@@ -26,10 +26,10 @@ from target_meta_capi.sandbox import faults
 from target_meta_capi.sandbox.graph_errors import (
     REJECTED_EVENT_SUBCODE,
     GraphError,
-    _invalid_parameter,
+    invalid_parameter,
 )
-from target_meta_capi.sandbox.handler import _Handler, _HTTPServer
-from target_meta_capi.sandbox.request_body import _JSON_ERRORS, _decode_json
+from target_meta_capi.sandbox.handler import SandboxHTTPServer, SandboxRequestHandler
+from target_meta_capi.sandbox.request_body import JSON_ERRORS, decode_json
 from target_meta_capi.sandbox.store import EventStore, event_id_text
 
 DEFAULT_PIXEL_ID = "1234567890"
@@ -135,7 +135,7 @@ class SandboxServer:
         self._access_tokens = frozenset(self.config.access_tokens)
         self._counters = _Counters()
         self._store: EventStore | None = None
-        self._http: _HTTPServer | None = None
+        self._http: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -152,7 +152,9 @@ class SandboxServer:
         )
         self._stopping.clear()
         try:
-            self._http = _HTTPServer((self.config.host, self.config.port), _Handler, self)
+            self._http = SandboxHTTPServer(
+                (self.config.host, self.config.port), SandboxRequestHandler, self
+            )
         except BaseException:
             self._store.close()
             self._store = None
@@ -336,16 +338,16 @@ class SandboxServer:
     def _validated_events(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         data = params.get("data")
         if data is None:
-            raise _invalid_parameter("(#100) The parameter data is required")
+            raise invalid_parameter("(#100) The parameter data is required")
         if isinstance(data, str):
             try:
-                data = _decode_json(data)
-            except _JSON_ERRORS:
-                raise _invalid_parameter("(#100) param data must be an array.") from None
+                data = decode_json(data)
+            except JSON_ERRORS:
+                raise invalid_parameter("(#100) param data must be an array.") from None
         if not isinstance(data, list):
-            raise _invalid_parameter("(#100) param data must be an array.")
+            raise invalid_parameter("(#100) param data must be an array.")
         if not 1 <= len(data) <= MAX_EVENTS_PER_REQUEST:
-            raise _invalid_parameter(
+            raise invalid_parameter(
                 f"(#100) param data must contain between 1 and {MAX_EVENTS_PER_REQUEST} events"
             )
         now = time.time()
@@ -353,11 +355,11 @@ class SandboxServer:
             if isinstance(event, str):
                 # Meta's own SDK sends each event as a JSON string inside the data array
                 try:
-                    event = data[index] = _decode_json(event)
-                except _JSON_ERRORS:
+                    event = data[index] = decode_json(event)
+                except JSON_ERRORS:
                     event = None
             if not isinstance(event, dict):
-                raise _invalid_parameter("(#100) every element of param data must be an object")
+                raise invalid_parameter("(#100) every element of param data must be an object")
             violations = validate_event(event, now=now)
             if violations:
                 violation = violations[0]

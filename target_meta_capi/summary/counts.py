@@ -1,5 +1,5 @@
 """What is counted per stream: records, events, requests, match keys, dead letters and
-dropped values (`_StreamCounters`), and the counts a record worker keeps of the events it maps
+dropped values (`StreamCounters`), and the counts a record worker keeps of the events it maps
 (`MappingTally`), added to the run's in one go."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ COVERAGE_KEYS = (
 LOCAL_REASON_PREFIXES = (RULE_REASON_PREFIX, MAPPING_REASON_PREFIX)
 
 
-class _StreamCounters:
+class StreamCounters:
     __slots__ = (
         "coverage",
         "dead_letters",
@@ -97,10 +97,10 @@ class _StreamCounters:
         }
 
 
-_COUNT_KEYS = tuple(_StreamCounters().counts())
+_COUNT_KEYS = tuple(StreamCounters().counts())
 
 
-def _sum_counts(rows: Sequence[Mapping[str, int]]) -> dict[str, int]:
+def sum_counts(rows: Sequence[Mapping[str, int]]) -> dict[str, int]:
     totals = dict.fromkeys(_COUNT_KEYS, 0)
     for row in rows:
         for key in _COUNT_KEYS:
@@ -108,7 +108,7 @@ def _sum_counts(rows: Sequence[Mapping[str, int]]) -> dict[str, int]:
     return totals
 
 
-def _add(target: dict[Any, int], key: Any, count: int) -> None:
+def add_count(target: dict[Any, int], key: Any, count: int) -> None:
     target[key] = target.get(key, 0) + count
 
 
@@ -120,13 +120,13 @@ def _count_coverage(coverage: dict[str, int], user_data: Any) -> None:
             coverage[key] += 1
 
 
-def _count_mapped(
-    counters: _StreamCounters, event: Mapping[str, Any], dropped: Sequence[DroppedValue]
+def count_mapped(
+    counters: StreamCounters, event: Mapping[str, Any], dropped: Sequence[DroppedValue]
 ) -> None:
     counters.events_mapped += 1
     _count_coverage(counters.coverage, event.get("user_data"))
     for value in dropped:
-        _add(counters.dropped, (value.key, value.reason), 1)
+        add_count(counters.dropped, (value.key, value.reason), 1)
 
 
 class MappingTally:
@@ -157,9 +157,9 @@ class MappingTally:
         else:
             _count_coverage(self._coverage, user_data)
         for value in dropped:
-            _add(self._dropped, (value.key, value.reason), 1)
+            add_count(self._dropped, (value.key, value.reason), 1)
 
-    def add_to(self, counters: _StreamCounters) -> None:
+    def add_to(self, counters: StreamCounters) -> None:
         counters.records_read += self.records
         counters.events_mapped += self.records
         counters.near_cutoff += self.near_cutoff
@@ -171,4 +171,4 @@ class MappingTally:
                 if key in coverage:
                     coverage[key] += count
         for reason, count in self._dropped.items():
-            _add(counters.dropped, reason, count)
+            add_count(counters.dropped, reason, count)

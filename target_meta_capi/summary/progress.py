@@ -14,7 +14,7 @@ from singer_sdk import metrics as singer_metrics
 
 from target_meta_capi.capi._words import counted
 from target_meta_capi.pace import PACE_SETTERS, pace
-from target_meta_capi.summary.report import _shares_percent
+from target_meta_capi.summary.report import shares_percent
 from target_meta_capi.summary.stats import RunStats
 
 DEFAULT_PROGRESS_INTERVAL = 10.0
@@ -167,7 +167,7 @@ def _progress_name(stream: str) -> str:
 
 
 def _short_pace(interval_pace: Mapping[str, Any]) -> str:
-    input_share, meta_share, working_share = _shares_percent(interval_pace)
+    input_share, meta_share, working_share = shares_percent(interval_pace)
     return (
         f"since the last line {input_share}% waiting for input, {meta_share}% for Meta's "
         f"answers, {working_share}% working (pace set by {PACE_SETTERS[interval_pace['set_by']]})"

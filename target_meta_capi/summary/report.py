@@ -12,7 +12,7 @@ from typing import Any
 
 from target_meta_capi.capi._words import counted
 from target_meta_capi.pace import PACE_VERDICTS
-from target_meta_capi.summary.run_warnings import _listing
+from target_meta_capi.summary.run_warnings import listing
 from target_meta_capi.summary.stats import RunStats
 from target_meta_capi.summary.summary_file import (
     NoReaderError,
@@ -69,17 +69,17 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
             f"{stream['events_acknowledged']} acknowledged, "
             f"{stream['events_dead_lettered']} dead-lettered, {stream['events_skipped']} skipped; "
             f"match-key coverage: {coverage or 'n/a'}; "
-            f"dead letters: {_listing(stream['dead_letters_by_reason'])}; "
+            f"dead letters: {listing(stream['dead_letters_by_reason'])}; "
             f"dropped values: {dropped or 'none'}."
         )
     requests = summary["requests"]
     latency = requests["latency_seconds"]
     lines.append(
         f"Requests: {requests['submitted']} submitted, {counted(requests['attempts'], 'attempt')} "
-        f"(by status: {_listing(requests['attempts_by_status'])}; "
-        f"failures: {_listing(requests['failures_by_reason'])}), "
+        f"(by status: {listing(requests['attempts_by_status'])}; "
+        f"failures: {listing(requests['failures_by_reason'])}), "
         f"{counted(requests['retries'], 'retry', 'retries')} "
-        f"({_listing(requests['retries_by_reason'])}); "
+        f"({listing(requests['retries_by_reason'])}); "
         f"latency p50 {_seconds(latency['p50'])}, p95 {_seconds(latency['p95'])}, "
         f"max {_seconds(latency['max'])}"
         + (
@@ -108,7 +108,7 @@ def _pace_seconds(run_pace: Mapping[str, Any]) -> tuple[float, float, float]:
     )
 
 
-def _shares_percent(run_pace: Mapping[str, Any]) -> tuple[int, int, int]:
+def shares_percent(run_pace: Mapping[str, Any]) -> tuple[int, int, int]:
     """Whole percentages of the waits for input and for Meta and of the work, adding up to 100.
 
     Each rounded on its own, three shares may add up to 99 or 101; the largest remainders get
@@ -131,7 +131,7 @@ def _pace_line(run_pace: Mapping[str, Any], duration: float) -> str:
     decimals = 1 if duration >= 10 else 2
     input_part, meta_part, working_part = (
         f"{part:.{decimals}f} s ({share}%)"
-        for part, share in zip(_pace_seconds(run_pace), _shares_percent(run_pace), strict=True)
+        for part, share in zip(_pace_seconds(run_pace), shares_percent(run_pace), strict=True)
     )
     return (
         f"Pace: {input_part} waiting for input, {meta_part} waiting for Meta's answers, "

@@ -26,7 +26,7 @@ RATE_LIMIT_WARNING = (
 )
 
 
-def _skipped_warning(stream: str, reason: str) -> str:
+def skipped_warning(stream: str, reason: str) -> str:
     return (
         f"Stream {stream!r} is skipped ({reason}): its records are not sent to Meta, and the "
         "state written moves past them: an entry added to `streams` later sends only the rows "
@@ -34,11 +34,11 @@ def _skipped_warning(stream: str, reason: str) -> str:
     )
 
 
-def _warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def stream_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
     warnings = []
     for name, stream in streams.items():
         if stream["skipped_reason"] is not None:
-            warnings.append(_skipped_warning(name, stream["skipped_reason"]))
+            warnings.append(skipped_warning(name, stream["skipped_reason"]))
         elif stream["rows_deleted"]:
             warnings.append(
                 f"Stream {name!r}: "
@@ -98,7 +98,7 @@ def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
     warning = (
         f"Stream {name!r}: "
         f"{counted(stream['events_dead_lettered'], 'event was', 'events were')} dead-lettered "
-        f"({_listing(reasons)}): Meta has not taken "
+        f"({listing(reasons)}): Meta has not taken "
         + ("it; it is" if stream["events_dead_lettered"] == 1 else "them; each is")
         + " in the dead-letter file with its reason."
     )
@@ -118,5 +118,5 @@ def _them(count: int) -> str:
     return "it" if count == 1 else "them"
 
 
-def _listing(counts: Mapping[str, Any]) -> str:
+def listing(counts: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in counts.items()) or "none"

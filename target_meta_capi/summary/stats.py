@@ -18,18 +18,18 @@ from target_meta_capi.capi.request import RequestObserver
 from target_meta_capi.pace import PaceClock, pace
 from target_meta_capi.summary.counts import (
     MappingTally,
-    _add,
-    _count_mapped,
-    _StreamCounters,
-    _sum_counts,
+    StreamCounters,
+    add_count,
+    count_mapped,
+    sum_counts,
 )
 from target_meta_capi.summary.latency import LatencyHistogram
 from target_meta_capi.summary.reasons import error_reason
 from target_meta_capi.summary.run_warnings import (
     RATE_LIMIT_WARNING,
     RATE_LIMIT_WARNING_PERCENT,
-    _skipped_warning,
-    _warnings,
+    skipped_warning,
+    stream_warnings,
 )
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class RunStats(RequestObserver):
         self._started = clock()
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._streams: dict[str, _StreamCounters] = {}
+        self._streams: dict[str, StreamCounters] = {}
         self._attempts_by_status: dict[str, int] = {}
         self._failures_by_reason: dict[str, int] = {}
         self._retries_by_reason: dict[str, int] = {}
@@ -102,11 +102,11 @@ class RunStats(RequestObserver):
         #: Whether any HTTP answer came back, error or not: graph_url leads somewhere.
         self.endpoint_answered = False
 
-    def _stream(self, stream: str) -> _StreamCounters:
+    def _stream(self, stream: str) -> StreamCounters:
         # callers hold self._lock
         counters = self._streams.get(stream)
         if counters is None:
-            counters = self._streams[stream] = _StreamCounters()
+            counters = self._streams[stream] = StreamCounters()
         return counters
 
     # --- hooks called by the sink ------------------------------------------------------
@@ -127,7 +127,7 @@ class RunStats(RequestObserver):
     ) -> None:
         """Count the event's match keys (present = a non-empty value) and its dropped values."""
         with self._lock:
-            _count_mapped(self._stream(stream), event, dropped)
+            count_mapped(self._stream(stream), event, dropped)
 
     def records_converted(self, stream: str, tally: MappingTally) -> None:
         """Add what a record worker counted while it mapped `tally.records` records."""
@@ -145,12 +145,12 @@ class RunStats(RequestObserver):
         """Mark a stream as not sent; warns the first time it is seen."""
         with self._lock:
             self._stream(stream).skipped_reason = reason
-        self.warn_once(_skipped_warning(stream, reason))
+        self.warn_once(skipped_warning(stream, reason))
 
     def events_dead_lettered(self, stream: str, reason: str, count: int = 1) -> None:
         """reason: `rule:<rule_name>` (local), `meta:<code>/<subcode>` (rejected by Meta)..."""
         with self._lock:
-            _add(self._stream(stream).dead_letters, reason, count)
+            add_count(self._stream(stream).dead_letters, reason, count)
 
     def request_submitted(self, stream: str, events: int) -> None:
         with self._lock:
@@ -196,9 +196,9 @@ class RunStats(RequestObserver):
             self.endpoint_answered = True
         with self._lock:
             self._latencies.add(seconds)
-            _add(self._attempts_by_status, status_key, 1)
+            add_count(self._attempts_by_status, status_key, 1)
             if error is not None:
-                _add(self._failures_by_reason, error_reason(error), 1)
+                add_count(self._failures_by_reason, error_reason(error), 1)
         tags: dict[str, Any] = {
             singer_metrics.Tag.ENDPOINT: METRIC_ENDPOINT,
             singer_metrics.Tag.HTTP_STATUS_CODE: status,
@@ -216,7 +216,7 @@ class RunStats(RequestObserver):
 
     def on_retry(self, error: Exception, attempt: int, delay: float) -> None:
         with self._lock:
-            _add(self._retries_by_reason, error_reason(error), 1)
+            add_count(self._retries_by_reason, error_reason(error), 1)
 
     def on_rate_limit_usage(self, percent: float) -> None:
         with self._lock:
@@ -237,7 +237,7 @@ class RunStats(RequestObserver):
             streams = {name: self._streams[name].counts() for name in sorted(self._streams)}
             retries = sum(self._retries_by_reason.values())
         return {
-            "totals": _sum_counts(list(streams.values())),
+            "totals": sum_counts(list(streams.values())),
             "streams": streams,
             "retries": retries,
         }
@@ -261,10 +261,10 @@ class RunStats(RequestObserver):
         mismatches = {"requests": 0, "events_sent": 0, "events_received": 0}
         for stream in streams.values():
             for reason, count in stream["dead_letters_by_reason"].items():
-                _add(dead_letters, reason, count)
+                add_count(dead_letters, reason, count)
             for field, reasons in stream["dropped_values"].items():
                 for reason, count in reasons.items():
-                    _add(dropped, (field, reason), count)
+                    add_count(dropped, (field, reason), count)
             for key, count in stream["events_received_mismatches"].items():
                 mismatches[key] += count
         # waits first: one still going on is counted up to now, and must fit in the run
@@ -274,7 +274,7 @@ class RunStats(RequestObserver):
             "duration_seconds": round(duration, 3),
             "dry_run": self.dry_run,
             "test_events": self.test_events,
-            "totals": _sum_counts(list(streams.values())),
+            "totals": sum_counts(list(streams.values())),
             "streams": streams,
             "requests": {
                 "submitted": sum(stream["requests"] for stream in streams.values()),
@@ -292,7 +292,7 @@ class RunStats(RequestObserver):
             "events_received_mismatches": mismatches,
             "pace": pace(duration, *waits),
         }
-        summary["warnings"] = _warnings(streams) + list(self._run_warnings)
+        summary["warnings"] = stream_warnings(streams) + list(self._run_warnings)
         if peak_usage is not None and peak_usage >= RATE_LIMIT_WARNING_PERCENT:
             summary["warnings"].append(RATE_LIMIT_WARNING)
         return summary
