@@ -44,7 +44,7 @@ from typing import Any
 
 from singer_sdk.sinks import Sink
 
-from target_meta_capi.capi.request import event_json
+from target_meta_capi.capi.request import body_json
 from target_meta_capi.delivery import TargetFailure
 from target_meta_capi.mapping import DELETED_AT, build_event_mapper
 from target_meta_capi.reader import RECORD_LINE_LAYOUTS, Line, input_decoder
@@ -205,7 +205,7 @@ class StreamConverter:
                 tallies.append(tally)
                 continue
             event = converted.event
-            events.append(event_json(event))
+            events.append(body_json(event))
             keys.append(converted.key)
             tally.event_mapped(event, converted.dropped, near_cutoff=is_near_cutoff(event, now))
         return ConvertedChunk(events, keys, tallies)

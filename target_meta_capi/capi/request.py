@@ -171,7 +171,7 @@ class EventRequest:
             value = getattr(self, name)
             if value is not None:
                 payload[name] = value
-        return _encode(payload)
+        return body_json(payload)
 
     def copy_with(
         self: _Request,
@@ -389,15 +389,12 @@ def is_one_event(events: object) -> bool:
 def encoded_event(event: Mapping[str, Any]) -> msgspec.Raw:
     """The event as a request's body embeds it (an EventRequest takes it so). An event
     waiting to be sent is held in a fraction of the memory its dict takes."""
-    return msgspec.Raw(event_json(event))
+    return msgspec.Raw(body_json(event))
 
 
-def event_json(event: Mapping[str, Any]) -> bytes:
-    """The bytes `encoded_event` holds, for a process that hands them on to another."""
-    return _encode(event)
-
-
-def _encode(value: Any) -> bytes:
+def body_json(value: Any) -> bytes:
+    """JSON as a request's body holds it: the whole payload, or one event embedded in it (a
+    process handing events on to another encodes them with this too)."""
     try:
         return _encoder.encode(value)
     except (TypeError, ValueError, OverflowError) as error:
