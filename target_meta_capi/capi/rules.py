@@ -244,9 +244,9 @@ def _check_user_data(
             )
         ]
     violations: list[RuleViolation] = []
-    has_match_key = False
     # a key outside every too-broad combination makes the customer information specific
     # enough; until one is found, broad_keys collects the bits of the broad ones present
+    # (neither: no customer information at all)
     specific = False
     broad_keys = 0
     for key, value in user_data.items():
@@ -261,12 +261,7 @@ def _check_user_data(
             # blank text is no customer information; a trusted key is never blank
             if kind == _PLAIN_KEY and value_type is str and value.isspace():
                 continue
-            has_match_key = True
-            bit = _BROAD_KEY_BITS.get(key, 0)
-            specific = specific or not bit
-            broad_keys |= bit
-            continue
-        if kind == _HASHED_KEY:
+        elif kind == _HASHED_KEY:
             if value_type is str:
                 hashed = _is_sha256(value) is not None
             elif value_type is list or value_type is tuple:
@@ -300,11 +295,10 @@ def _check_user_data(
                     + (".{fbclid}" if key == "fbc" else ".{random}"),
                 )
             )
-        has_match_key = True
         bit = _BROAD_KEY_BITS.get(key, 0)
         specific = specific or not bit
         broad_keys |= bit
-    if not has_match_key:
+    if not specific and not broad_keys:
         violations.insert(
             0,
             _violation(
