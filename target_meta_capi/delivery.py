@@ -19,6 +19,7 @@ import msgspec
 from target_meta_capi.capi._words import counted
 from target_meta_capi.capi.errors import (
     AuthError,
+    BodyLimitError,
     DeliveryError,
     EventsReceivedMismatch,
     GraphAPIError,
@@ -104,6 +105,8 @@ def _failure_hint(error: BaseException) -> str:
             " Check access_token (valid, not expired, with ads_management permission for "
             "the pixel) and pixel_id (the stream's own, where streams.<stream>.pixel_id is set)."
         )
+    if isinstance(error, BodyLimitError):
+        return ""  # it names the proxy's limit to raise itself, as the library's callers see it
     if isinstance(error, GraphAPIError) and error.code is None and 400 <= error.http_status < 500:
         return " Check graph_url and api_version: this does not look like the Graph API."
     if isinstance(error, GraphAPIError) and error.code == _UNKNOWN_PATH_CODE:

@@ -12,6 +12,7 @@ import pytest
 from target_meta_capi.capi import (
     AuthError,
     BatchProcessingError,
+    BodyLimitError,
     DeliveryError,
     EventRequest,
     EventResponse,
@@ -61,6 +62,7 @@ def test_a_graph_error_raised_in_a_process_pool_worker_reaches_its_caller(
         ),
         RequestRejectedError.from_error(AuthError("Invalid parameter", http_status=400, code=100)),
         EventsReceivedMismatch(sent=3, received=2, fbtrace_id="A2"),
+        BodyLimitError("HTTP 413 without a Graph error object", event_bytes=387, http_status=413),
     ],
     ids=type,
 )

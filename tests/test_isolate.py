@@ -2,12 +2,13 @@ import pytest
 
 from target_meta_capi.capi.errors import (
     AuthError,
+    BodyLimitError,
     InvalidRequestError,
     RequestRejectedError,
     RequestTooLargeError,
 )
 from target_meta_capi.capi.isolate import DeliveryReport, deliver_isolating_invalid
-from target_meta_capi.capi.request import EventRequest
+from target_meta_capi.capi.request import EventRequest, encoded_event
 from target_meta_capi.capi.retry import RetryPolicy
 from tests._http_fixture import (
     FakeGraphServer,
@@ -193,6 +194,11 @@ def refuse_large_bodies(request: RecordedRequest):
     return accept(request)
 
 
+def refuse_every_body(request: RecordedRequest):
+    """A proxy whose body-size limit is below any event."""
+    return html_page(413, "413 Request Entity Too Large")
+
+
 def test_a_body_too_large_for_a_proxy_is_split_until_it_passes():
     data = [{**event, "padding": "x" * 1000} for event in events(40)]
     with FakeGraphServer(refuse_large_bodies) as server:
@@ -227,6 +233,30 @@ def test_events_each_too_large_alone_are_rejected_not_taken_for_a_request_error(
         report = deliver_isolating_invalid(make_request(server, data))
     assert report.delivered == [1, 2, 4]
     assert [rejected.index for rejected in report.rejected] == [0, 3, 5]
+
+
+def test_the_smallest_event_is_sent_alone_first_when_a_body_is_too_large_for_a_proxy():
+    data = [
+        {**event, "padding": "x" * (1000 + 10 * number)} for number, event in enumerate(events(40))
+    ]
+    data[7] = {**data[7], "padding": ""}
+    with FakeGraphServer(refuse_large_bodies) as server:
+        report = deliver_isolating_invalid(make_request(server, data))
+    assert [event["event_id"] for event in server.requests[1].events] == ["e7"]
+    assert report.delivered == list(range(40))
+
+
+def test_a_proxy_refusing_even_the_smallest_event_alone_raises_body_limit_error():
+    data = [{**event, "event_id": f"event-{number:04}"} for number, event in enumerate(events(30))]
+    data[12] = {**data[12], "event_id": "short"}
+    with FakeGraphServer(refuse_every_body) as server, pytest.raises(BodyLimitError) as raised:
+        deliver_isolating_invalid(make_request(server, data))
+    assert [len(request.events) for request in server.requests] == [30, 1]
+    assert server.requests[1].events == [data[12]]
+    assert raised.value.event_bytes == len(encoded_event(data[12]))
+    assert raised.value.http_status == 413
+    assert not raised.value.bisectable
+    assert "raise the proxy's body-size limit" in str(raised.value)
 
 
 def test_responses_come_in_the_order_of_the_events_they_acknowledged():

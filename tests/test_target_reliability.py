@@ -399,6 +399,20 @@ def test_an_error_of_the_request_itself_stops_the_run_instead_of_dead_lettering_
     assert message in caplog.text
 
 
+def test_a_proxy_refusing_every_body_as_too_large_stops_the_run_instead_of_dead_lettering_all(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with FakeGraphServer(lambda request: html_page(413, "413 Request Entity Too Large")) as server:
+        result = run_in_process(orders_config(server.url, tmp_path), order_stream(50))
+        requests = len(server.requests)
+    assert result.exit_code == 1
+    assert result.states == []
+    assert read_dead_letters(tmp_path) == []
+    assert requests == 2  # the batch, then its smallest event alone
+    assert "a proxy in front of Graph refused even the request's smallest event" in caplog.text
+    assert "this does not look like the Graph API" not in caplog.text
+
+
 def test_a_graph_url_answering_a_web_page_fails_the_run_saying_it_is_not_the_graph_api(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -8,6 +8,7 @@ from .batch import BatchProcessor
 from .errors import (
     AuthError,
     BatchProcessingError,
+    BodyLimitError,
     CapiError,
     ConfigurationError,
     DeliveryError,
@@ -66,6 +67,7 @@ __all__ = [
     "AuthError",
     "BatchProcessingError",
     "BatchProcessor",
+    "BodyLimitError",
     "CapiError",
     "ConfigurationError",
     "Content",

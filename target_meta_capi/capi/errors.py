@@ -211,6 +211,37 @@ class RequestTooLargeError(InvalidRequestError):
         return True
 
 
+class BodyLimitError(RequestTooLargeError):
+    """HTTP 413 without a Graph error for the request's smallest event sent alone: the limit
+    of a proxy in front of Graph is below any of its events, so splitting on would only find
+    every event too large."""
+
+    def __init__(self, message: str, *, event_bytes: int, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.event_bytes = event_bytes
+
+    @classmethod
+    def from_error(cls, error: GraphAPIError, *, event_bytes: int) -> BodyLimitError:
+        return cls(
+            error.message,
+            event_bytes=event_bytes,
+            http_status=error.http_status,
+            fbtrace_id=error.fbtrace_id,
+        )
+
+    @property
+    def bisectable(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return (
+            "a proxy in front of Graph refused even the request's smallest event, sent alone "
+            f"({self.event_bytes} bytes of JSON), as too large: {super().__str__()}. Splitting "
+            "cannot help; raise the proxy's body-size limit (nginx: client_max_body_size, 1 MB "
+            "by default)"
+        )
+
+
 class RequestRejectedError(InvalidRequestError):
     """Graph refused something the whole request carries (a parameter such as upload_source),
     not one of its events: its first, middle and last event, each sent alone, got the very error

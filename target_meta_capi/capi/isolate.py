@@ -6,8 +6,11 @@ event is either delivered or alone in a rejected request.
 
 An error without a subcode may be the request's own (a parameter every part carries), which
 bisection would only repeat once per event. So its first, middle and last events are sent
-alone first; when all three get the very same error, it is raised as RequestRejectedError. (A
-body too large is never the request's own: smaller parts pass.)
+alone first; when all three get the very same error, it is raised as RequestRejectedError.
+
+A body too large for a proxy (HTTP 413) is split too, as halves are smaller; but first its
+smallest event is sent alone. When even that is too large, the proxy's limit is below every
+event, and it is raised as BodyLimitError instead of finding each event too large alone.
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Any
+
+import msgspec
 
 from .errors import (
+    BodyLimitError,
     DeliveryError,
     GraphAPIError,
     InvalidRequestError,
     RequestRejectedError,
     RequestTooLargeError,
 )
-from .request import EventRequest, EventResponse, RequestObserver
+from .request import EventRequest, EventResponse, RequestObserver, encoded_event
 
 
 @dataclass
@@ -59,7 +66,15 @@ def deliver_isolating_invalid(
     try:
         error = progress.send(0, count)
         if error is not None and count > 1:
-            if error.subcode is None and not isinstance(error, RequestTooLargeError):
+            if isinstance(error, RequestTooLargeError):
+                sizes = [_encoded_size(event) for event in request.events]
+                smallest = sizes.index(min(sizes))
+                refusal = progress.send(smallest, smallest + 1)
+                if isinstance(refusal, RequestTooLargeError):
+                    raise BodyLimitError.from_error(refusal, event_bytes=sizes[smallest])
+                progress.deliver_splitting(0, smallest)
+                progress.deliver_splitting(smallest + 1, count)
+            elif error.subcode is None:
                 probed = sorted({0, count // 2, count - 1})
                 answers = [progress.send(index, index + 1) for index in probed]
                 if all(_same(answer, error) for answer in answers):
@@ -73,6 +88,10 @@ def deliver_isolating_invalid(
         failure.delivered_before = tuple(progress.report().delivered)
         raise
     return progress.report()
+
+
+def _encoded_size(event: Any) -> int:
+    return len(event if isinstance(event, msgspec.Raw) else encoded_event(event))
 
 
 def _same(error: GraphAPIError | None, other: GraphAPIError) -> bool:
