@@ -1,6 +1,7 @@
 import http.client
 import io
 import logging
+import os
 import shutil
 import socket
 import ssl
@@ -550,16 +551,52 @@ def test_without_the_ca_bundle_graphs_unknown_certificate_is_refused(tls_graph):
         service.execute("POST", f"{url}/v24.0/1/events", HEADERS, b"{}", 5)
 
 
-def test_an_unknown_certificate_is_a_network_error(tls_graph):
+def test_an_unknown_certificate_is_a_network_error_that_sent_nothing(tls_graph):
     # ssl's errors hold their OpenSSL name as text in `reason`, where urllib3's hold errors
     url, _ = tls_graph
     with pytest.raises(requests.RequestException) as raised:
         RequestsHttpService().execute("POST", f"{url}/v24.0/1/events", HEADERS, b"{}", 5)
-    assert type(classify_transport_error(raised.value)) is NetworkError
+    error = classify_transport_error(raised.value)
+    assert type(error) is NetworkError
+    assert not error.maybe_delivered
+    assert "TLS certificate is not trusted" in str(error)
+    assert "REQUESTS_CA_BUNDLE" in str(error)
 
 
-def test_tls_to_a_plain_http_server_is_a_network_error():
+def test_tls_to_a_plain_http_server_is_a_network_error_that_sent_nothing():
     with FakeGraphServer() as server, pytest.raises(requests.RequestException) as raised:
         url = server.url.replace("http://", "https://")
         RequestsHttpService().execute("POST", f"{url}/v24.0/1/events", HEADERS, b"{}", 5)
-    assert type(classify_transport_error(raised.value)) is NetworkError
+    error = classify_transport_error(raised.value)
+    assert type(error) is NetworkError
+    assert not error.maybe_delivered
+    assert "TLS handshake failed" in str(error)
+    assert server.requests == []
+
+
+def test_a_tls_failure_while_the_answer_is_read_may_have_delivered_the_request(tls_graph):
+    """A TLS server that reads the request, then writes bytes outside TLS where the answer's
+    records were due: the request reached it, so the failure is not one of the handshake."""
+    _, cert = tls_graph
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, cert.replace("cert.pem", "key.pem"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    received = []
+
+    def answer_outside_tls() -> None:
+        raw, _ = listener.accept()
+        with context.wrap_socket(raw, server_side=True) as connection:
+            received.append(connection.recv(65536))
+            raw_fd = connection.fileno()
+            os.write(raw_fd, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    server = threading.Thread(target=answer_outside_tls, daemon=True)
+    server.start()
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/v24.0/1/events"
+    with listener, pytest.raises(requests.RequestException) as raised:
+        RequestsHttpService(ca_bundle_path=cert).execute("POST", url, HEADERS, b"{}", 5)
+    server.join(5)
+    error = classify_transport_error(raised.value)
+    assert received and received[0].startswith(b"POST /v24.0/1/events")
+    assert type(error) is NetworkError
+    assert error.maybe_delivered

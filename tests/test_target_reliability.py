@@ -368,6 +368,24 @@ def test_graph_url_that_never_answered_is_not_retried(
     assert "Check graph_url" in caplog.text
 
 
+def test_an_https_graph_url_on_a_plain_http_port_stops_the_run_at_once(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(
+        sandbox.url.replace("http://", "https://"),
+        tmp_path,
+        max_retries=5,
+        summary_path=str(summary_path),
+    )
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 1
+    assert result.states == []
+    assert json.loads(summary_path.read_text())["requests"]["retries"] == 0
+    assert "the TLS handshake failed, nothing was sent" in caplog.text
+    assert "Check graph_url" in caplog.text
+
+
 def test_refused_connection_after_the_endpoint_answered_is_left_to_the_retries(
     tmp_path: Path,
 ) -> None:

@@ -10,16 +10,19 @@ import http.client
 import importlib
 import logging
 import os
+import ssl
 import threading
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from .errors import ConfigurationError, DeliveryError, NetworkError, RequestTimeout
 from .privacy import shown_url
@@ -229,6 +232,17 @@ def classify_transport_error(error: BaseException) -> NetworkError | Configurati
         return RequestTimeout(f"connect timeout ({name}): {error}", maybe_delivered=False)
     if _caused_by(error, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
         return RequestTimeout(f"timeout ({name}): {error}")
+    if _caused_by(error, _UNTRUSTED_CERTIFICATE_ERRORS):
+        return NetworkError(
+            f"the server's TLS certificate is not trusted, nothing was sent ({name}): {error}. "
+            "Behind a TLS-inspecting proxy, point REQUESTS_CA_BUNDLE (or the HTTP service's "
+            "ca_bundle_path) at its CA",
+            maybe_delivered=False,
+        )
+    if _raised_shaking_hands(error):
+        return NetworkError(
+            f"the TLS handshake failed, nothing was sent ({name}): {error}", maybe_delivered=False
+        )
     if isinstance(error, requests.ConnectionError):
         return NetworkError(f"connection failed ({name}): {error}", maybe_delivered=True)
     return NetworkError(f"network error ({name}): {error}", maybe_delivered=True)
@@ -260,7 +274,35 @@ def checked_response(answer: Any, service: Any) -> HttpResponse:
     )
 
 
+#: Raised while connecting, before a byte of the request is sent: verifying the certificate,
+#: by ssl or, for its host name, by urllib3
+_UNTRUSTED_CERTIFICATE_ERRORS = (ssl.SSLCertVerificationError, CertificateError)
+
+
 def _caused_by(error: BaseException, types: tuple[type[BaseException], ...]) -> bool:
+    return any(isinstance(cause, types) for cause in _chain(error))
+
+
+def _raised_shaking_hands(error: BaseException) -> bool:
+    """Whether an ssl error behind `error` was raised by the TLS handshake (an https
+    graph_url on a plain-HTTP port, a protocol both ends lack), which comes before a byte of
+    the request is sent; ssl errors while the answer is read come later."""
+    return any(
+        isinstance(cause, ssl.SSLError) and "do_handshake" in _functions(cause.__traceback__)
+        for cause in _chain(error)
+    )
+
+
+def _functions(traceback: TracebackType | None) -> set[str]:
+    names = set()
+    while traceback is not None:
+        names.add(traceback.tb_frame.f_code.co_name)
+        traceback = traceback.tb_next
+    return names
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """`error` and every exception behind it, however each library wrapped the other's."""
     seen: set[int] = set()
     pending: list[Any] = [error]
     while pending:
@@ -268,15 +310,13 @@ def _caused_by(error: BaseException, types: tuple[type[BaseException], ...]) -> 
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, types):
-            return True
+        yield current
         pending.extend((current.__cause__, current.__context__))
         # urllib3's errors keep theirs in `reason`; an ssl.SSLError's is text (its OpenSSL name)
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
             pending.append(reason)
         pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
-    return False
 
 
 _default_service: RequestsHttpService | None = None
