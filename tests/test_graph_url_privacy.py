@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from target_meta_capi.capi import (
     ConfigurationError,
     EventRequest,
     EventRequestAsync,
+    HttpServiceInterface,
     NetworkError,
     RetryPolicy,
 )
@@ -78,14 +80,32 @@ def _request_refused_with_a_token_in_graph_urls_query() -> EventRequest:
     )
 
 
+class _ServiceQuotingTheUrl(HttpServiceInterface):
+    """An HTTP library whose error quotes the URL it could not reach, query and all (requests
+    did: "Max retries exceeded with url: /?access_token=...")."""
+
+    def execute(self, method, url, headers, body, timeout):
+        raise requests.ConnectionError(f"cannot reach {url}")
+
+
 def test_a_network_error_quoting_the_request_url_masks_graph_urls_query() -> None:
-    # requests says "Max retries exceeded with url: /?access_token=...": the query it sent
+    request = _request_refused_with_a_token_in_graph_urls_query()
+    request.http_service = _ServiceQuotingTheUrl()
+
+    with pytest.raises(NetworkError) as failure:
+        request.execute()
+
+    assert "cannot reach http://127.0.0.1:" in str(failure.value)
+    assert URL_TOKEN not in str(failure.value) + repr(failure.value)
+
+
+def test_a_refused_connections_error_does_not_quote_graph_urls_query() -> None:
     request = _request_refused_with_a_token_in_graph_urls_query()
 
     with pytest.raises(NetworkError) as failure:
         request.execute()
 
-    assert "Max retries exceeded with url" in str(failure.value)
+    assert "Failed to establish a new connection" in str(failure.value)
     assert URL_TOKEN not in str(failure.value) + repr(failure.value)
 
 

@@ -171,6 +171,18 @@ def test_connection_refused_is_a_network_error_that_was_not_delivered():
     assert error.maybe_delivered is False
 
 
+def test_a_refused_connections_error_says_what_failed_not_urllib3s_max_retries():
+    # urllib3's own retries are none (the library retries by its policy), yet requests's
+    # text said "Max retries exceeded"
+    url = f"http://127.0.0.1:{closed_port()}/"
+    with pytest.raises(requests.RequestException) as raised:
+        RequestsHttpService().execute("POST", url, HEADERS, b"", 2)
+    text = str(classify_transport_error(raised.value))
+    assert "Max retries" not in text
+    assert "Failed to establish a new connection" in text
+    assert text.startswith("connection failed (ConnectionError): ")
+
+
 @pytest.mark.parametrize(
     ("retries", "urllib3_raises"),
     [(False, NewConnectionError), (0, MaxRetryError)],

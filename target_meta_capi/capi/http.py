@@ -217,9 +217,10 @@ def classify_transport_error(error: BaseException) -> NetworkError | Configurati
     if not isinstance(error, _TRANSPORT_ERRORS):
         return None
     name = type(error).__name__
+    text = _failure_text(error)
     if isinstance(error, _UNSENDABLE_REQUEST_ERRORS):
         return ConfigurationError(
-            f"the HTTP library cannot make the request, nothing was sent ({name}): {error}"
+            f"the HTTP library cannot make the request, nothing was sent ({name}): {text}"
         )
     # Read by cause, as each library wraps the other's exceptions: requests raises a timeout
     # while reading the body as a ConnectionError, urllib3 (a custom service's) a refused
@@ -227,25 +228,25 @@ def classify_transport_error(error: BaseException) -> NetworkError | Configurati
     # MaxRetryError. Only a refused (or unresolvable) connection, or one that timed out
     # connecting, is known not to have reached Graph.
     if _caused_by(error, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
-        return NetworkError(f"connection failed ({name}): {error}", maybe_delivered=False)
+        return NetworkError(f"connection failed ({name}): {text}", maybe_delivered=False)
     if _caused_by(error, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
-        return RequestTimeout(f"connect timeout ({name}): {error}", maybe_delivered=False)
+        return RequestTimeout(f"connect timeout ({name}): {text}", maybe_delivered=False)
     if _caused_by(error, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
-        return RequestTimeout(f"timeout ({name}): {error}")
+        return RequestTimeout(f"timeout ({name}): {text}")
     if _caused_by(error, _UNTRUSTED_CERTIFICATE_ERRORS):
         return NetworkError(
-            f"the server's TLS certificate is not trusted, nothing was sent ({name}): {error}. "
+            f"the server's TLS certificate is not trusted, nothing was sent ({name}): {text}. "
             "Behind a TLS-inspecting proxy, point REQUESTS_CA_BUNDLE (or the HTTP service's "
             "ca_bundle_path) at its CA",
             maybe_delivered=False,
         )
     if _raised_shaking_hands(error):
         return NetworkError(
-            f"the TLS handshake failed, nothing was sent ({name}): {error}", maybe_delivered=False
+            f"the TLS handshake failed, nothing was sent ({name}): {text}", maybe_delivered=False
         )
     if isinstance(error, requests.ConnectionError):
-        return NetworkError(f"connection failed ({name}): {error}", maybe_delivered=True)
-    return NetworkError(f"network error ({name}): {error}", maybe_delivered=True)
+        return NetworkError(f"connection failed ({name}): {text}", maybe_delivered=True)
+    return NetworkError(f"network error ({name}): {text}", maybe_delivered=True)
 
 
 def checked_response(answer: Any, service: Any) -> HttpResponse:
@@ -277,6 +278,18 @@ def checked_response(answer: Any, service: Any) -> HttpResponse:
 #: Raised while connecting, before a byte of the request is sent: verifying the certificate,
 #: by ssl or, for its host name, by urllib3
 _UNTRUSTED_CERTIFICATE_ERRORS = (ssl.SSLCertVerificationError, CertificateError)
+
+
+def _failure_text(error: BaseException) -> str:
+    """The error's text, or for urllib3's MaxRetryError (which requests wraps) the text of the
+    failure behind it: its "Max retries exceeded" counts urllib3's own retries, which the
+    library leaves at none (it retries by its RetryPolicy), so it told of retries never made."""
+    for cause in _chain(error):
+        if isinstance(cause, urllib3.exceptions.MaxRetryError) and isinstance(
+            cause.reason, BaseException
+        ):
+            return str(cause.reason)
+    return str(error)
 
 
 def _caused_by(error: BaseException, types: tuple[type[BaseException], ...]) -> bool:
