@@ -163,6 +163,18 @@ class GraphAPIError(DeliveryError):
         user_text = ": ".join(part for part in (self.user_title, self.user_message) if part)
         return f"{text} — {user_text}" if user_text else text
 
+    def _fields(self) -> dict[str, Any]:
+        """What Graph said, as keywords making an error of another class (its kind once known)."""
+        return {
+            "http_status": self.http_status,
+            "code": self.code,
+            "subcode": self.subcode,
+            "error_type": self.error_type,
+            "user_title": self.user_title,
+            "user_message": self.user_message,
+            "fbtrace_id": self.fbtrace_id,
+        }
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(message={self.message!r}, http_status={self.http_status}, "
@@ -222,12 +234,7 @@ class BodyLimitError(RequestTooLargeError):
 
     @classmethod
     def from_error(cls, error: GraphAPIError, *, event_bytes: int) -> BodyLimitError:
-        return cls(
-            error.message,
-            event_bytes=event_bytes,
-            http_status=error.http_status,
-            fbtrace_id=error.fbtrace_id,
-        )
+        return cls(error.message, event_bytes=event_bytes, **error._fields())
 
     @property
     def bisectable(self) -> bool:
@@ -249,16 +256,7 @@ class RequestRejectedError(InvalidRequestError):
 
     @classmethod
     def from_error(cls, error: GraphAPIError) -> RequestRejectedError:
-        return cls(
-            error.message,
-            http_status=error.http_status,
-            code=error.code,
-            subcode=error.subcode,
-            error_type=error.error_type,
-            user_title=error.user_title,
-            user_message=error.user_message,
-            fbtrace_id=error.fbtrace_id,
-        )
+        return cls(error.message, **error._fields())
 
     @property
     def bisectable(self) -> bool:
