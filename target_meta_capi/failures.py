@@ -37,6 +37,7 @@ def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:
         return f"Record has a date that cannot be parsed ({where}): {error}"
     if isinstance(error, InvalidRecord):
         return f"Record does not match its SCHEMA ({where}): {error.error_message}"
+    where += _stream_map_property(error)
     if reader.current_message_type == "RECORD" and not isinstance(error, SingerSDKError):
         # raised by code that knows nothing of privacy (Python under a stream map's
         # expression: int('jane@example.com')), whose message may quote the record; the
@@ -48,3 +49,22 @@ def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:
             "message is not shown, as it may quote the record's values"
         )
     return f"{type(error).__name__} ({where}): {error}"
+
+
+def _stream_map_property(error: BaseException) -> str:
+    """Which property of a stream map was being computed, when the error was raised there.
+
+    The SDK says neither (its own error names the expression, an error of Python's under it
+    nothing), and a map has many properties. Read from the frame of the SDK's method that
+    evaluates one: the property's name and expression come from the config, not the record.
+    """
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        if frame.f_code.co_name == "_eval" and frame.f_globals.get("__name__") == _SDK_MAPPER:
+            name, expression = frame.f_locals.get("property_name"), frame.f_locals.get("expr")
+            if isinstance(expression, str):
+                # the SDK evaluates the __filter__ expression under no property's name
+                return f", stream map property {name or '__filter__'!r}: {expression}"
+    return ""
+
+
+_SDK_MAPPER = "singer_sdk.mapper"

@@ -476,8 +476,32 @@ def test_a_stream_map_failing_on_a_record_names_the_error_without_quoting_the_re
     assert completed.returncode == 1
     last_line = completed.stderr.splitlines()[-1]
     assert "ValueError at " in last_line
-    assert f"while processing a record (input line 2, stream '{STREAM}')" in last_line
+    assert f"while processing a record (input line 2, stream '{STREAM}'," in last_line
     assert "@example.com" not in completed.stderr.lower()
+
+
+def test_a_stream_map_failing_on_a_record_names_the_property_and_its_expression(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    maps = {STREAM: {"domain": "email.split('@')[1]", "n": "int(email)"}}
+    config = orders_config(sandbox.url, tmp_path, stream_maps=maps)
+    result = run_in_process(config, order_stream(1))
+    assert result.exit_code == 1
+    assert "ValueError at " in caplog.text
+    assert (
+        f"while processing a record (input line 2, stream '{STREAM}', "
+        "stream map property 'n': int(email))"
+    ) in caplog.text
+
+
+def test_a_stream_maps_failing_filter_is_named_as_the_filter(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    maps = {STREAM: {"__filter__": "int(email) > 0"}}
+    config = orders_config(sandbox.url, tmp_path, stream_maps=maps)
+    result = run_in_process(config, order_stream(1))
+    assert result.exit_code == 1
+    assert "stream map property '__filter__': int(email) > 0)" in caplog.text
 
 
 @pytest.mark.parametrize("record_workers", [0, 2])
