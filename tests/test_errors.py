@@ -361,3 +361,20 @@ def test_a_graph_error_waits_for_the_longer_of_retry_after_and_the_time_to_regai
     assert classify_response(400, body, headers=headers).retry_after == 60.0
     headers = {**usage({"estimated_time_to_regain_access": 1}), "Retry-After": "600"}
     assert classify_response(400, body, headers=headers).retry_after == 600.0
+
+
+def test_control_characters_in_graphs_texts_are_escaped_so_no_log_line_is_forged():
+    forged = "Invalid\n2026-11-30 03:00:00 | INFO | all events delivered \x1b[2K\u202e"
+    error = classify_response(
+        400, error_body(100, message=forged, error_user_msg="one\rtwo", fbtrace_id="A\x00B")
+    )
+    assert error.message == (
+        "Invalid\\n2026-11-30 03:00:00 | INFO | all events delivered \\x1b[2K\\u202e"
+    )
+    assert (error.user_message, error.fbtrace_id) == ("one\\rtwo", "A\\x00B")
+    assert str(error).isprintable()
+
+
+def test_a_text_of_graphs_longer_than_a_log_line_should_be_is_cut_saying_its_length():
+    error = classify_response(400, error_body(100, message="x" * 50_000))
+    assert error.message == "x" * 2000 + "… (50000 characters)"

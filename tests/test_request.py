@@ -227,6 +227,16 @@ def test_a_miscount_echoing_the_token_as_its_trace_id_quotes_it_nowhere():
     assert TOKEN not in repr(raised.value)
 
 
+def test_a_miscounts_trace_id_has_its_control_characters_escaped():
+    with (
+        FakeGraphServer(lambda request: success(1, fbtrace_id="A1\n| ERROR | forged")) as server,
+        pytest.raises(EventsReceivedMismatch) as raised,
+    ):
+        make_request(server).execute()
+    assert raised.value.fbtrace_id == "A1\\n| ERROR | forged"
+    assert "\n" not in str(raised.value)
+
+
 @pytest.mark.parametrize("count", ["1.9", "true", '"2"', "null"])
 def test_a_success_without_a_whole_events_received_count_is_not_trusted(count):
     body = f'{{"events_received": {count}, "messages": [], "fbtrace_id": "T"}}'.encode()

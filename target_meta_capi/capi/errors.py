@@ -380,13 +380,13 @@ def _classify(status: int, body: bytes, secrets: tuple[str | None, ...]) -> Grap
         "http_status": status,
         "code": code,
         "subcode": subcode,
-        "error_type": _text(error.get("type"), secrets),
-        "user_title": _text(error.get("error_user_title"), secrets),
-        "user_message": _text(error.get("error_user_msg"), secrets),
-        "fbtrace_id": _text(error.get("fbtrace_id"), secrets),
+        "error_type": answer_text(error.get("type"), secrets),
+        "user_title": answer_text(error.get("error_user_title"), secrets),
+        "user_message": answer_text(error.get("error_user_msg"), secrets),
+        "fbtrace_id": answer_text(error.get("fbtrace_id"), secrets),
         "is_transient": is_transient,
     }
-    message = _text(error.get("message"), secrets) or "Graph API error"
+    message = answer_text(error.get("message"), secrets) or "Graph API error"
     error_class = _error_class(status, code, subcode, is_transient, fields["error_type"])
     return error_class(message, **fields)
 
@@ -447,5 +447,23 @@ def _as_int(value: Any) -> int | None:
         return None
 
 
-def _text(value: Any, secrets: tuple[str | None, ...]) -> str | None:
-    return redact(str(value), secrets) if value is not None else None
+#: Graph's texts end up in log lines, the summary and dead letters: a line break or a terminal
+#: escape in one (a proxy's answer, say) would forge or garble the log lines after it
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: Graph's longest messages are a few hundred characters; what is longer is not its
+_TEXT_LIMIT = 2000
+
+
+def answer_text(value: Any, secrets: Iterable[str | None]) -> str | None:
+    """A text of Graph's answer as errors show it: secrets masked, cut to a log line's length,
+    control characters escaped."""
+    if value is None:
+        return None
+    text = redact(str(value), secrets)
+    if len(text) > _TEXT_LIMIT:
+        text = f"{text[:_TEXT_LIMIT]}… ({len(text)} characters)"
+    return _CONTROL_CHARACTERS.sub(_escaped, text)
+
+
+def _escaped(character: re.Match[str]) -> str:
+    return character.group().encode("unicode_escape").decode("ascii")

@@ -26,6 +26,7 @@ from .errors import (
     DeliveryError,
     EventsReceivedMismatch,
     NetworkError,
+    answer_text,
     classify_response,
     redact,
 )
@@ -334,7 +335,7 @@ class EventRequest:
             raise EventsReceivedMismatch(
                 sent=len(self.events),
                 received=received,
-                fbtrace_id=redact(fbtrace_id, self._secrets()) if fbtrace_id else None,
+                fbtrace_id=answer_text(fbtrace_id, self._secrets()) if fbtrace_id else None,
             )
         return EventResponse(
             events_received=received,
