@@ -525,7 +525,9 @@ def test_a_processor_without_an_observer_logs_no_warning_on_retries_and_usage(ca
 def test_closed_processor_refuses_new_requests():
     processor = BatchProcessor()
     processor.close()
-    with pytest.raises(ProcessorClosedError, match="closed"):
+    with pytest.raises(
+        ProcessorClosedError, match=r"takes no new requests: close\(\) or refuse_new\(\)"
+    ):
         processor.submit(template("http://127.0.0.1:1").copy_with(events(1)))
 
 

@@ -296,7 +296,9 @@ class BatchProcessor:
             ):
                 pass
             if self._closed:
-                raise ProcessorClosedError("BatchProcessor is closed")
+                raise ProcessorClosedError(
+                    "BatchProcessor takes no new requests: close() or refuse_new() was called"
+                )
             # under the lock, which close() takes before shutting the pool down: let go
             # first, this could reach a pool already shut down (its RuntimeError)
             inline = not _submitted(self._executor, run)
