@@ -571,6 +571,11 @@ def test_key_property_holding_customer_information_is_redacted_in_errors():
         T_2026_11_27_10H_UTC * 1000,
         str(T_2026_11_27_10H_UTC * 1000 + 999),
         Decimal(T_2026_11_27_10H_UTC * 1000),
+        T_2026_11_27_10H_UTC * 1_000_000 + 999_999,  # BigQuery's UNIX_MICROS, Spark
+        str(T_2026_11_27_10H_UTC * 1_000_000),
+        float(T_2026_11_27_10H_UTC * 1_000_000),
+        T_2026_11_27_10H_UTC * 1_000_000_000 + 999_999_999,  # pandas, Kafka Connect
+        Decimal(T_2026_11_27_10H_UTC * 1_000_000_000),
     ],
 )
 def test_event_time_forms_become_integer_unix_seconds(raw):
@@ -679,6 +684,12 @@ def test_an_unusable_event_time_is_refused_saying_what_is_wrong_with_it(raw, rea
     with pytest.raises(ValueError) as refused:
         parse_event_time(raw)
     assert str(refused.value) == reason
+
+
+@pytest.mark.parametrize("raw", [10**21, 1e300, str(10**30)], ids=["int", "float", "text"])
+def test_an_epoch_number_past_the_year_5138_even_in_nanoseconds_is_refused(raw):
+    with pytest.raises(ValueError, match=r"^is past the year 5138 even read as epoch nanoseconds$"):
+        parse_event_time(raw)
 
 
 def test_a_time_of_day_is_no_event_time_and_the_reason_says_so():
