@@ -107,6 +107,13 @@ def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
             f" Meta takes events at most {_MAX_AGE_DAYS} days old ({_PHYSICAL_STORE_MAX_AGE_DAYS} "
             "for physical_store): older rows cannot be sent through the Conversions API."
         )
+    if f"{RULE_REASON_PREFIX}event_time_in_future" in reasons:
+        warning += (
+            " Meta refuses event times ahead of now (each dead letter says by how much): whole "
+            "hours ahead are local times read as UTC (a `timestamp without time zone` column, "
+            "or text without an offset while `time_zone` is unset; docs/meltano.md), minutes "
+            "ahead a source clock ahead of this machine's."
+        )
     return warning
 
 
