@@ -219,6 +219,17 @@ TOP_LEVEL_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def datetime_from_text(text: str) -> dt.datetime:
+    """An ISO 8601 date-time as singer-sdk reads one, or RFC 3339's with a lowercase "z" for
+    UTC: JSON Schema's date-time format allows it, fromisoformat does not. ValueError else."""
+    try:
+        return datetime_fromisoformat(text)
+    except ValueError:
+        if text[-1:] != "z":
+            raise
+        return datetime_fromisoformat(text[:-1] + "Z")
+
+
 def parse_event_time(value: Any, zone: dt.tzinfo = dt.timezone.utc) -> int:
     """Unix seconds from a datetime, date, ISO text or epoch seconds (or milli-, micro- or
     nanoseconds); a time or date without an offset is one in `zone`."""
@@ -233,10 +244,8 @@ def parse_event_time(value: Any, zone: dt.tzinfo = dt.timezone.utc) -> int:
     if isinstance(value, str):
         text = value.strip()
         if not _NUMBER_TEXT_RE.fullmatch(text):
-            if text[-1:] == "z":  # RFC 3339 allows it; fromisoformat takes only "Z"
-                text = text[:-1] + "Z"
             try:
-                return parse_event_time(datetime_fromisoformat(text), zone)
+                return parse_event_time(datetime_from_text(text), zone)
             except ValueError:
                 raise ValueError("is neither an ISO 8601 time nor epoch seconds") from None
     seconds = _number(value)
