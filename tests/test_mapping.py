@@ -692,6 +692,33 @@ def test_an_epoch_number_past_the_year_5138_even_in_nanoseconds_is_refused(raw):
         parse_event_time(raw)
 
 
+_LEFT_OUT = object()
+
+
+@pytest.mark.parametrize(
+    "raw", [None, "", "  ", _LEFT_OUT], ids=["null", "empty", "blank", "left-out"]
+)
+def test_a_record_without_a_value_in_its_time_column_is_refused_naming_that_column(raw):
+    # not "map a column to event_time": one is mapped, this row has nothing in it
+    mapper = mapper_for(ORDERS_CONFIG, "public-orders", columns=ORDERS_COLUMNS)
+    record = {**ORDER, "created_at": raw}
+    if raw is _LEFT_OUT:
+        del record["created_at"]
+    with pytest.raises(MappingError) as refused:
+        mapper.map(record)
+    assert refused.value.field == "event_time"
+    assert "no event time in this record's 'created_at' (null, blank or missing)" in str(
+        refused.value
+    )
+
+
+def test_a_record_without_a_value_for_event_time_names_its_mapped_and_alias_columns():
+    mapper = mapper_for(ORDERS_CONFIG, "public-orders", columns=[*ORDERS_COLUMNS, "Event_Time"])
+    with pytest.raises(MappingError) as refused:
+        mapper.map({**ORDER, "created_at": None, "Event_Time": ""})
+    assert "no event time in this record's 'created_at', 'Event_Time'" in str(refused.value)
+
+
 def test_a_time_of_day_is_no_event_time_and_the_reason_says_so():
     # tap-postgres gives a `time` column as a time object (format: time)
     with pytest.raises(ValueError, match=r"^is a time of day without a date$"):
