@@ -27,7 +27,8 @@ from singer_sdk.helpers._compat import datetime_fromisoformat
 # microseconds (a warehouse's UNIX_MICROS, Spark), above 1e17 nanoseconds (pandas, Kafka
 # Connect). Each reading covers 1973-5138, so no event time Meta takes has two.
 _LARGEST_EPOCH_SECONDS = 1e11
-_EPOCH_UNITS_PER_SECOND = (1_000, 1_000_000, 1_000_000_000)
+# (the largest number read in the unit, the unit's count per second)
+_FINER_EPOCH_UNITS = ((1e14, 1_000), (1e17, 1_000_000), (1e20, 1_000_000_000))
 _NUMBER_TEXT_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # No value: a source that gives none, or a converter's answer for a value that leaves its key
 # out of the event (an empty content_ids list).
@@ -256,8 +257,8 @@ def parse_event_time(value: Any, zone: dt.tzinfo = dt.timezone.utc) -> int:
 
 def _seconds_from_finer_epoch(number: float | int | Decimal) -> int:
     """Unix seconds from epoch milliseconds, microseconds or nanoseconds, told by magnitude."""
-    for units_per_second in _EPOCH_UNITS_PER_SECOND:
-        if number <= _LARGEST_EPOCH_SECONDS * units_per_second:
+    for largest, units_per_second in _FINER_EPOCH_UNITS:
+        if number <= largest:
             # floor division: nanoseconds divided as floats could round up to the next second
             return math.floor(number // units_per_second)
     raise ValueError("is past the year 5138 even read as epoch nanoseconds")
