@@ -16,6 +16,7 @@ Use: `class MySink(FastRecordParsingMixin, BatchSink)`.
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import logging
 from collections import deque
@@ -39,6 +40,8 @@ from singer_sdk.helpers._typing import (
 )
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
+
+from target_meta_capi.mapping.values import datetime_from_text
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "date-time": datetime_fromisoformat,
@@ -429,6 +432,10 @@ def parse_timestamps(
         try:
             record[name] = _PARSERS[kind](value)
         except (ValueError, TypeError) as error:
+            if kind == "date-time" and isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    record[name] = datetime_from_text(value)  # as the mapping reads text
+                    continue
             if _is_blank(value):
                 record[name] = None
                 continue

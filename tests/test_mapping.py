@@ -571,6 +571,11 @@ def test_key_property_holding_customer_information_is_redacted_in_errors():
         T_2026_11_27_10H_UTC * 1000,
         str(T_2026_11_27_10H_UTC * 1000 + 999),
         Decimal(T_2026_11_27_10H_UTC * 1000),
+        T_2026_11_27_10H_UTC * 1_000_000 + 999_999,  # BigQuery's UNIX_MICROS, Spark
+        str(T_2026_11_27_10H_UTC * 1_000_000),
+        float(T_2026_11_27_10H_UTC * 1_000_000),
+        T_2026_11_27_10H_UTC * 1_000_000_000 + 999_999_999,  # pandas, Kafka Connect
+        Decimal(T_2026_11_27_10H_UTC * 1_000_000_000),
     ],
 )
 def test_event_time_forms_become_integer_unix_seconds(raw):
@@ -679,6 +684,39 @@ def test_an_unusable_event_time_is_refused_saying_what_is_wrong_with_it(raw, rea
     with pytest.raises(ValueError) as refused:
         parse_event_time(raw)
     assert str(refused.value) == reason
+
+
+@pytest.mark.parametrize("raw", [10**21, 1e300, str(10**30)], ids=["int", "float", "text"])
+def test_an_epoch_number_past_the_year_5138_even_in_nanoseconds_is_refused(raw):
+    with pytest.raises(ValueError, match=r"^is past the year 5138 even read as epoch nanoseconds$"):
+        parse_event_time(raw)
+
+
+_LEFT_OUT = object()
+
+
+@pytest.mark.parametrize(
+    "raw", [None, "", "  ", _LEFT_OUT], ids=["null", "empty", "blank", "left-out"]
+)
+def test_a_record_without_a_value_in_its_time_column_is_refused_naming_that_column(raw):
+    # not "map a column to event_time": one is mapped, this row has nothing in it
+    mapper = mapper_for(ORDERS_CONFIG, "public-orders", columns=ORDERS_COLUMNS)
+    record = {**ORDER, "created_at": raw}
+    if raw is _LEFT_OUT:
+        del record["created_at"]
+    with pytest.raises(MappingError) as refused:
+        mapper.map(record)
+    assert refused.value.field == "event_time"
+    assert "no event time in this record's 'created_at' (null, blank or missing)" in str(
+        refused.value
+    )
+
+
+def test_a_record_without_a_value_for_event_time_names_its_mapped_and_alias_columns():
+    mapper = mapper_for(ORDERS_CONFIG, "public-orders", columns=[*ORDERS_COLUMNS, "Event_Time"])
+    with pytest.raises(MappingError) as refused:
+        mapper.map({**ORDER, "created_at": None, "Event_Time": ""})
+    assert "no event time in this record's 'created_at', 'Event_Time'" in str(refused.value)
 
 
 def test_a_time_of_day_is_no_event_time_and_the_reason_says_so():

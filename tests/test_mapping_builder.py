@@ -211,6 +211,19 @@ def test_fields_read_in_a_json_or_object_column_give_the_same_outcome(reference,
     assert [plan.build is not None for plan in mapper._plans.values()] == [True]
 
 
+def test_the_builder_names_the_event_time_column_a_record_has_no_value_in():
+    record = {**orders(1)[0], "created_at": None}
+    mapper = mapper_for(CONFIG, record)
+    mapper.map(orders(1)[0])  # the plan, with its builder
+    assert [plan.build is not None for plan in mapper._plans.values()] == [True]
+
+    with pytest.raises(MappingError) as refused:
+        mapper.map(record)
+    assert "no event time in this record's 'created_at' (null, blank or missing)" in str(
+        refused.value
+    )
+
+
 def test_an_event_name_column_that_is_empty_with_no_fallback_is_the_same_error(reference):
     mapping = {key: value for key, value in ORDERS_MAPPING.items() if key != "event_name"}
     mapping["fields"] = {**ORDERS_MAPPING["fields"], "event_name": "kind"}

@@ -553,6 +553,35 @@ def test_events_too_old_for_meta_are_warned_about_with_the_window_meta_takes():
     )
 
 
+def test_events_meta_refused_as_too_old_are_warned_about_as_aged_after_they_were_read():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 2)
+    stats.request_submitted("orders", 2)
+    stats.request_acknowledged("orders", 1)
+    stats.events_dead_lettered("orders", "meta:100/2804003", 1)
+
+    [warning] = stats.snapshot()["warnings"]
+    assert warning.endswith(
+        "Meta refused as too old events that were not when read: their requests waited "
+        "(throttling, retries) longer than the safety margin kept before Meta's cutoff, or this "
+        "machine's clock is behind Meta's."
+    )
+
+
+def test_events_in_the_future_are_warned_about_with_what_puts_times_ahead():
+    stats = RunStats()
+    map_events(stats, "orders", [{"em": HASHED_EMAIL}])
+    stats.events_dead_lettered("orders", "rule:event_time_in_future", 1)
+
+    [warning] = stats.snapshot()["warnings"]
+    assert warning.endswith(
+        "Meta refuses event times ahead of now (each dead letter says by how much): whole hours "
+        "ahead are local times read as UTC (a `timestamp without time zone` column, or text "
+        "without an offset while `time_zone` is unset; docs/meltano.md), minutes ahead a "
+        "source clock ahead of this machine's."
+    )
+
+
 def test_events_sent_and_never_answered_are_warned_about():
     stats = RunStats()
     map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 3)

@@ -99,6 +99,15 @@ def test_an_unparseable_timestamp_without_a_treatment_is_an_error_naming_its_fie
     assert str(refused.value) == "field 'created_at' is not an ISO 8601 date, time or date-time"
 
 
+def test_a_date_time_with_rfc_3339s_lowercase_z_is_a_utc_datetime() -> None:
+    # JSON Schema's date-time is RFC 3339's, which allows "z"; fromisoformat takes only "Z"
+    record = {"created_at": "2026-11-28t10:00:00.5z"}
+    parse_timestamps(record, TimestampPlan.for_schema(SCHEMA), None, None)
+    assert record == {
+        "created_at": datetime.datetime(2026, 11, 28, 10, 0, 0, 500000, datetime.timezone.utc)
+    }
+
+
 @pytest.mark.parametrize("blank", ["", "  "])
 def test_a_blank_text_in_a_date_column_is_no_date(blank: str) -> None:
     record = {"created_at": blank, "birthday": blank, "opens_at": blank}

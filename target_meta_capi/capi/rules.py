@@ -220,10 +220,13 @@ def _check_event_time(
             ),
         )
     if event_time > now + future_tolerance_seconds:
+        # how far ahead tells the cause: whole hours are a local time read as UTC, a few
+        # minutes a source clock ahead of this one
         return _violation(
             "event_time_in_future",
             "event_time",
-            f"event_time is more than {future_tolerance_seconds} s in the future",
+            f"event_time is {event_time - math.floor(now)} s in the future, more than the "
+            f"{future_tolerance_seconds} s allowed",
         )
     return None
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from target_meta_capi.capi.normalize import DroppedValue, normalize_user_data
 from target_meta_capi.mapping.parameters import OBJECT_KEYS, Path
-from target_meta_capi.mapping.result import NO_EVENT_NAME, NO_EVENT_TIME, MappedEvent
+from target_meta_capi.mapping.result import NO_EVENT_NAME, MappedEvent
 from target_meta_capi.mapping.values import (
     CONVERTERS_LEAVING_OUT,
     CUSTOM_DATA_CONVERTERS,
@@ -183,6 +183,7 @@ def compile_builder(
     code.namespace.update(
         _error=mapper._error,
         _time_error=mapper._event_time_error,
+        _no_event_time=mapper._no_event_time_error,
         _derived_event_id=mapper._derived_event_id,
         with_identity=with_identity,
         _parse_event_time=mapper.parse_event_time,
@@ -234,7 +235,7 @@ def compile_builder(
     code.first_value(by_path[("event_time",)], "    ")
     lines += [
         "    if value is NO_VALUE:",
-        f"        raise _error(record, 'event_time', {NO_EVENT_TIME!r})",
+        "        raise _no_event_time(record)",
         "    try:",
         "        event_time = _parse_event_time(value)",
         "    except (ValueError, ArithmeticError) as error:",

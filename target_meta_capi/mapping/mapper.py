@@ -47,6 +47,7 @@ from target_meta_capi.capi.privacy import MASK
 from target_meta_capi.capi.rules import MUST_BE_HASHED_KEYS
 from target_meta_capi.mapping.aliases import (
     ALIAS_PATHS_BY_COLUMN,
+    ALIASES,
     IDENTIFYING_COLUMNS,
     OBJECT_ALIASES,
     USER_DATA_ALIAS_COLUMNS,
@@ -679,7 +680,7 @@ class EventMapper:
 
         raw_time = event.pop("event_time", None)
         if raw_time is None:
-            raise self._error(record, "event_time", NO_EVENT_TIME)
+            raise self._no_event_time_error(record)
         try:
             event_time = self.parse_event_time(raw_time)
         except (ValueError, ArithmeticError) as error:
@@ -746,6 +747,24 @@ class EventMapper:
             if item is not NO_VALUE:
                 converted[name] = item
         return converted
+
+    def _no_event_time_error(self, record: Mapping[str, Any]) -> MappingError:
+        """A record without an event time: the columns that would have given one, empty in
+        this record (a null created_at), or, when no column would, that one must be mapped."""
+        mapped = each_column(self.mapping.fields.get(("event_time",), ()))
+        aliases = [
+            column
+            for column in record
+            if column.lower() in ALIASES["event_time"] and column not in self._mapped_columns
+        ]
+        columns = ", ".join(map(repr, [*mapped, *aliases]))
+        if not columns:
+            return self._error(record, "event_time", NO_EVENT_TIME)
+        return self._error(
+            record,
+            "event_time",
+            f"no event time in this record's {columns} (null, blank or missing)",
+        )
 
     def _event_time_error(
         self, record: Mapping[str, Any], raw_time: Any, error: Exception

@@ -1,13 +1,13 @@
 """Converting a value to what a Conversions API parameter takes.
 
 Values are made acceptable to Meta: ``event_time`` becomes integer Unix seconds (datetimes,
-naive = UTC; dates = midnight UTC; ISO strings; epoch seconds; epoch milliseconds when above
-1e11), and so do the times inside original_event_data and attribution_data; decimals become
-JSON numbers, datetimes in custom_data ISO strings, ``value`` and ``predicted_ltv`` floats,
-``num_items`` an int, ``content_ids`` a list of non-empty strings (left out when empty), ids
-text, app_data's flags booleans (see the ``_…_CONVERTERS`` tables). A value that cannot be
-converted is a :class:`MappingError`; a constant that cannot is a :class:`MappingConfigError`
-when the config is read.
+naive = UTC; dates = midnight UTC; ISO strings; epoch seconds, or milli-, micro- or nanoseconds
+told by magnitude), and so do the times inside original_event_data and attribution_data;
+decimals become JSON numbers, datetimes in custom_data ISO strings, ``value`` and
+``predicted_ltv`` floats, ``num_items`` an int, ``content_ids`` a list of non-empty strings
+(left out when empty), ids text, app_data's flags booleans (see the ``_…_CONVERTERS`` tables).
+A value that cannot be converted is a :class:`MappingError`; a constant that cannot is a
+:class:`MappingConfigError` when the config is read.
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ from typing import Any
 # Python 3.11's fromisoformat on 3.10 too (a backport there), as the SDK reads date-times
 from singer_sdk.helpers._compat import datetime_fromisoformat
 
-_MILLISECONDS_THRESHOLD = 1e11  # 1e11 seconds is the year 5138: anything larger is milliseconds
+# 1e11 seconds is the year 5138: an epoch number larger than that is milliseconds, above 1e14
+# microseconds (a warehouse's UNIX_MICROS, Spark), above 1e17 nanoseconds (pandas, Kafka
+# Connect). Each reading covers 1973-5138, so no event time Meta takes has two.
+_LARGEST_EPOCH_SECONDS = 1e11
+# (the largest number read in the unit, the unit's count per second)
+_FINER_EPOCH_UNITS = ((1e14, 1_000), (1e17, 1_000_000), (1e20, 1_000_000_000))
 _NUMBER_TEXT_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # No value: a source that gives none, or a converter's answer for a value that leaves its key
 # out of the event (an empty content_ids list).
@@ -215,9 +220,20 @@ TOP_LEVEL_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def datetime_from_text(text: str) -> dt.datetime:
+    """An ISO 8601 date-time as singer-sdk reads one, or RFC 3339's with a lowercase "z" for
+    UTC: JSON Schema's date-time format allows it, fromisoformat does not. ValueError else."""
+    try:
+        return datetime_fromisoformat(text)
+    except ValueError:
+        if text[-1:] != "z":
+            raise
+        return datetime_fromisoformat(text[:-1] + "Z")
+
+
 def parse_event_time(value: Any, zone: dt.tzinfo = dt.timezone.utc) -> int:
-    """Unix seconds from a datetime, date, ISO text or epoch seconds/milliseconds; a time or
-    date without an offset is one in `zone`."""
+    """Unix seconds from a datetime, date, ISO text or epoch seconds (or milli-, micro- or
+    nanoseconds); a time or date without an offset is one in `zone`."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=zone)
@@ -229,16 +245,23 @@ def parse_event_time(value: Any, zone: dt.tzinfo = dt.timezone.utc) -> int:
     if isinstance(value, str):
         text = value.strip()
         if not _NUMBER_TEXT_RE.fullmatch(text):
-            if text[-1:] == "z":  # RFC 3339 allows it; fromisoformat takes only "Z"
-                text = text[:-1] + "Z"
             try:
-                return parse_event_time(datetime_fromisoformat(text), zone)
+                return parse_event_time(datetime_from_text(text), zone)
             except ValueError:
                 raise ValueError("is neither an ISO 8601 time nor epoch seconds") from None
     seconds = _number(value)
-    if seconds > _MILLISECONDS_THRESHOLD:
-        seconds = seconds / 1000
+    if seconds > _LARGEST_EPOCH_SECONDS:
+        return _seconds_from_finer_epoch(seconds)
     return math.floor(seconds)
+
+
+def _seconds_from_finer_epoch(number: float | int | Decimal) -> int:
+    """Unix seconds from epoch milliseconds, microseconds or nanoseconds, told by magnitude."""
+    for largest, units_per_second in _FINER_EPOCH_UNITS:
+        if number <= largest:
+            # floor division: nanoseconds divided as floats could round up to the next second
+            return math.floor(number // units_per_second)
+    raise ValueError("is past the year 5138 even read as epoch nanoseconds")
 
 
 # The other objects' parameters whose type Meta checks (Unix seconds, booleans, numbers, ids as

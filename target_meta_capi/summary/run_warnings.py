@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from target_meta_capi.capi._words import counted
-from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS
+from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS, RULES
 from target_meta_capi.summary.counts import COVERAGE_KEYS
 from target_meta_capi.summary.near_cutoff import NEAR_CUTOFF_WINDOW_SECONDS
-from target_meta_capi.summary.reasons import RULE_REASON_PREFIX
+from target_meta_capi.summary.reasons import RULE_REASON_PREFIX, graph_error_reason
 
 _MAX_AGE_DAYS = MAX_AGE_SECONDS // 86400
 _PHYSICAL_STORE_MAX_AGE_DAYS = PHYSICAL_STORE_MAX_AGE_SECONDS // 86400
@@ -106,6 +106,19 @@ def _dead_letter_warning(name: str, stream: Mapping[str, Any]) -> str:
         warning += (
             f" Meta takes events at most {_MAX_AGE_DAYS} days old ({_PHYSICAL_STORE_MAX_AGE_DAYS} "
             "for physical_store): older rows cannot be sent through the Conversions API."
+        )
+    if graph_error_reason(400, 100, RULES["event_time_too_old"].subcode) in reasons:
+        warning += (
+            " Meta refused as too old events that were not when read: their requests waited "
+            "(throttling, retries) longer than the safety margin kept before Meta's cutoff, or "
+            "this machine's clock is behind Meta's."
+        )
+    if f"{RULE_REASON_PREFIX}event_time_in_future" in reasons:
+        warning += (
+            " Meta refuses event times ahead of now (each dead letter says by how much): whole "
+            "hours ahead are local times read as UTC (a `timestamp without time zone` column, "
+            "or text without an offset while `time_zone` is unset; docs/meltano.md), minutes "
+            "ahead a source clock ahead of this machine's."
         )
     return warning
 
