@@ -189,13 +189,20 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             schema_properties=tuple(self.schema.get("properties") or ()),
         )
         self._pixel_id = None if self._mapper is None else self._mapper.mapping.pixel_id
+        properties = self.schema.get("properties") or {}
+        if self._mapper is not None and properties:
+            # no record could become an event: stop, rather than dead-letter the whole stream
+            # and move its state past every row
+            unsourced = self._mapper.unsourced_parameters(properties)
+            if unsourced:
+                raise UnsendableStreamError(_unsourced(stream_name, unsourced[0], properties))
         if self._mapper is None:
             meant = closest_stream_entry(self.config, stream_name)
             self.delivery.stats.stream_skipped(
                 stream_name,
                 "no entry in `streams`"
                 + (f", whose entry {meant!r} may be meant for it," if meant else "")
-                + " and not both recognisable customer fields and an event name",
+                + " and not recognisable customer fields, an event name and an event_time column",
             )
         elif self._mapper.unknown_columns:
             # A run summary's warning too: a column renamed at the source silently takes its
@@ -417,6 +424,37 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                     pixel_id=self._pixel_id,
                 )
             )
+
+
+class UnsendableStreamError(TargetFailure):
+    """A stream whose SCHEMA gives no column for a parameter every event needs."""
+
+
+#: names of columns that likely hold a row's time, to point at when event_time has none
+_TIME_COLUMN_NAME = re.compile(r"(_at|_on|time|_ts|date|timestamp)$", re.IGNORECASE)
+
+
+def _unsourced(stream: str, parameter: str, properties: Mapping[str, Any]) -> str:
+    """What to set for a stream no record of which can have `parameter`."""
+    problem = (
+        f"Stream {stream!r}: no column of its SCHEMA gives {parameter}, which every event "
+        "needs, so each record would be dead-lettered; stopped before any was. "
+    )
+    if parameter == "event_name":
+        return problem + (
+            'Set the stream\'s `event_name` in `streams` (e.g. "Purchase"), or '
+            "default_event_name, or map a column to event_name in its `fields`."
+        )
+    times = [
+        name
+        for name, schema in properties.items()
+        if schema.get("format") in ("date-time", "date") or _TIME_COLUMN_NAME.search(name)
+    ]
+    example = times[0] if times else "created_at"
+    return problem + (
+        f'Map a column to it in the stream\'s `fields`, e.g. {{"event_time": "{example}"}}'
+        + (f" (columns that look like times: {', '.join(map(repr, times))})." if times else ".")
+    )
 
 
 def _typed_as_number(property_schema: dict[str, Any]) -> bool:

@@ -67,7 +67,7 @@ def mapper_for(config=None, stream="s", keys=(), columns=None):
 def flat_mapper(**config):
     config.setdefault("default_event_name", "Lead")
     config.setdefault("default_action_source", "system_generated")
-    return mapper_for(config, columns=["email"])
+    return mapper_for(config, columns=["email", "event_time"])
 
 
 def unmapped_to_custom_data_mapper(columns=None, **stream_config):
@@ -548,7 +548,7 @@ def test_unparseable_event_time_is_a_mapping_error_without_pii():
 
 
 def test_key_property_holding_customer_information_is_redacted_in_errors():
-    mapper = mapper_for({"default_event_name": "Lead"}, "s", ["email"], ["email"])
+    mapper = mapper_for({"default_event_name": "Lead"}, "s", ["email"], ["email", "event_time"])
     with pytest.raises(MappingError) as error:
         mapper.map({"email": "mary@example.com", "event_time": "never"})
     assert "email=<redacted>" in str(error.value)
@@ -820,7 +820,7 @@ def test_rows_differing_only_in_a_value_of_another_type_get_different_ids():
 
 
 def test_record_missing_a_key_property_value_gets_an_id_from_its_content():
-    mapper = mapper_for({"default_event_name": "Lead"}, "s", ["id"], ["email"])
+    mapper = mapper_for({"default_event_name": "Lead"}, "s", ["id"], ["email", "event_time"])
     first = mapper.map({"id": None, "email": "a@b.com", "event_time": 1}).event_id
     assert first != mapper.map({"id": None, "email": "c@d.com", "event_time": 1}).event_id
 
@@ -828,7 +828,9 @@ def test_record_missing_a_key_property_value_gets_an_id_from_its_content():
 def test_record_missing_one_of_its_key_property_values_gets_an_id_from_its_content():
     # the key values present alone would give every such row of a shop the same id, and
     # Meta would drop all but the first as duplicates
-    mapper = mapper_for({"default_event_name": "Lead"}, "s", ["shop", "id"], ["email"])
+    mapper = mapper_for(
+        {"default_event_name": "Lead"}, "s", ["shop", "id"], ["email", "event_time"]
+    )
     first = mapper.map({"shop": "eu", "id": None, "email": "a@b.com", "event_time": 1})
     second = mapper.map({"shop": "eu", "id": None, "email": "c@d.com", "event_time": 1})
     assert first.event_id != second.event_id
@@ -1030,7 +1032,7 @@ def test_nan_in_custom_data_is_a_mapping_error_naming_its_field():
 
 def test_a_value_nested_deeper_than_converting_may_go_is_a_mapping_error_on_its_field():
     config = {"default_event_name": "Lead"}
-    mapper = mapper_for(config, keys=["id"], columns=["id", "email"])
+    mapper = mapper_for(config, keys=["id"], columns=["id", "email", "event_time"])
     with pytest.raises(MappingError) as error:
         mapper.map({"id": 1, "event_time": 1, "custom_data": {"notes": _nested_too_deeply()}})
     assert (error.value.field, error.value.message) == (
@@ -1177,7 +1179,13 @@ def test_stream_with_customer_information_but_no_event_name_gets_no_mapper():
 
 def test_stream_with_customer_information_and_default_event_name_is_mapped():
     config = {"default_event_name": "Lead"}
-    assert build_event_mapper("users", ["id"], config, ["id", "email"]) is not None
+    assert build_event_mapper("users", ["id"], config, ["id", "email", "event_time"]) is not None
+
+
+def test_stream_with_customer_information_and_an_event_name_but_no_event_time_gets_no_mapper():
+    # its every record would be refused for want of a time: skipped, as what is not an event
+    config = {"default_event_name": "Lead"}
+    assert build_event_mapper("users", ["id"], config, ["id", "email", "created_at"]) is None
 
 
 def test_stream_with_a_user_data_column_and_event_name_column_is_mapped():

@@ -25,7 +25,14 @@ from run import ORDERS_MAPPING as BENCHMARK_STREAMS
 
 STREAM = generate.STREAM
 EXTRA_COLUMNS = [f"attr_{index}" for index in range(12)]
-SCHEMA_COLUMNS = [*generate.SCHEMA["properties"], *EXTRA_COLUMNS, "Email", "customer"]
+# "event_time", a copy of created_at, gives the aliases-only config its events' times
+SCHEMA_COLUMNS = [
+    *generate.SCHEMA["properties"],
+    *EXTRA_COLUMNS,
+    "Email",
+    "customer",
+    "event_time",
+]
 
 # the benchmark's mapping, with one field reading a value nested in an object column
 ORDERS = {
@@ -51,6 +58,7 @@ def sparse_records(count: int) -> list[dict[str, Any]]:
     for order_id in range(1, count + 1):
         record = generate.order_record(order_id, rng.choice(customers), rng, now)
         record.update({column: rng.randint(0, 9) for column in EXTRA_COLUMNS})
+        record["event_time"] = record["created_at"]
         if rng.random() < 0.3:
             record["Email"] = f"Other{order_id}@Example.com"
         if rng.random() < 0.3:

@@ -14,6 +14,7 @@ from target_meta_capi.sink import describe_schema_violation
 
 from ._target_support import (
     ORDER_SCHEMA,
+    ORDERS_MAPPING,
     STREAM,
     FastRetryTarget,
     order,
@@ -658,3 +659,52 @@ def test_a_property_whose_schema_is_no_object_is_refused_naming_it(
         "target-meta-capi failed: Input line 1, SCHEMA message: property 'email' has a string "
         "for its schema, not a JSON object"
     ]
+
+
+def _orders_mapped_without(*paths: str) -> dict:
+    """The orders' mapping with these CAPI fields (and an event name, for "event_name") left
+    out: a `streams` entry that forgot them."""
+    mapping = {key: value for key, value in ORDERS_MAPPING.items() if key not in paths}
+    mapping["fields"] = {
+        path: column for path, column in ORDERS_MAPPING["fields"].items() if path not in paths
+    }
+    return {STREAM: mapping}
+
+
+def test_a_stream_whose_schema_gives_no_event_time_stops_the_run_at_its_schema(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, streams=_orders_mapped_without("event_time"))
+    result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 1
+    assert result.states == []
+    assert read_dead_letters(tmp_path) == []
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: Stream {STREAM!r}: no column of its SCHEMA gives "
+        "event_time, which every event needs, so each record would be dead-lettered; stopped "
+        "before any was. Map a column to it in the stream's `fields`, e.g. "
+        '{"event_time": "created_at"} (columns that look like times: \'created_at\').'
+    ]
+
+
+def test_a_stream_with_no_event_name_from_anywhere_stops_the_run_at_its_schema(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, streams=_orders_mapped_without("event_name"))
+    result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 1
+    assert read_dead_letters(tmp_path) == []
+    [failure] = _failure_lines(caplog)
+    assert f"Stream {STREAM!r}: no column of its SCHEMA gives event_name" in failure
+    assert "or default_event_name" in failure
+
+
+def test_a_stream_whose_schema_lists_no_columns_is_mapped_from_its_records_columns(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # a schemaless source (no properties listed): the SCHEMA cannot say what records hold
+    lines = [schema_line(schema={"type": "object", "properties": {}}), *order_stream(2)[1:]]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 0
+    assert len(result.states) == 1
+    assert read_dead_letters(tmp_path) == []

@@ -326,8 +326,38 @@ def test_a_stream_with_customer_fields_but_no_event_name_is_skipped_saying_so(
 
     # it has customer fields (an e-mail): what it lacks is an event name
     assert summary["streams"]["public-people"]["skipped_reason"] == (
-        "no entry in `streams` and not both recognisable customer fields and an event name"
+        "no entry in `streams` and not recognisable customer fields, an event name and an "
+        "event_time column"
     )
+
+
+def test_a_stream_with_customer_fields_and_an_event_name_but_no_event_time_is_skipped(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # default_event_name gives every stream an event name: a users table is not an event
+    people_schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string"},
+            "created_at": {"type": "string"},
+        },
+    }
+    person = {"id": 1, "email": "mary@example.com", "created_at": "2026-11-29"}
+    lines = [
+        *order_stream(1)[:-1],
+        keyed_schema_line("public-people", people_schema),
+        record_line(person, "public-people"),
+        state_line(1),
+    ]
+    config = orders_config(sandbox.url, tmp_path, default_event_name="Lead")
+
+    summary, result = run_with_summary(config, lines, tmp_path)
+
+    assert result.exit_code == 0
+    people = summary["streams"]["public-people"]
+    assert people["skipped_reason"].endswith("an event name and an event_time column")
+    assert people["dead_letters_by_reason"] == {}
 
 
 def test_events_near_the_cutoff_are_counted_and_warned_about(

@@ -344,6 +344,19 @@ class EventMapper:
             return None
         return self._defaults.get(("event_name",))
 
+    def unsourced_parameters(self, columns: Iterable[str]) -> tuple[str, ...]:
+        """Of the parameters every event needs and that no default gives (event_time,
+        event_name), those no column of `columns` (a SCHEMA's) and no constant can give: every
+        record of the stream would be refused for want of them."""
+        present = tuple(columns)
+        return tuple(
+            name
+            for name in ("event_time", "event_name")
+            if (name,) not in self._literals
+            and (name,) not in self._defaults
+            and not self.columns_feeding((name,), present)
+        )
+
     def custom_data_columns(self, columns: Iterable[str]) -> tuple[str, ...]:
         """The columns a record with `columns` sends as custom_data under their own names,
         unhashed (``unmapped_columns_to_custom_data``): never one outside the SCHEMA."""
@@ -840,11 +853,12 @@ def record_key_text(key: Mapping[str, Any]) -> str:
 
 
 def _has_recognisable_fields(schema_properties: Collection[str], config: Mapping) -> bool:
-    """Customer information and an event name can be found without a `streams` entry."""
+    """Customer information, an event name and an event time can be found without a
+    `streams` entry."""
     columns = {name.lower() for name in schema_properties}
     has_customer_information = "user_data" in columns or bool(columns & USER_DATA_ALIAS_COLUMNS)
     has_event_name = "event_name" in columns or bool(config.get("default_event_name"))
-    return has_customer_information and has_event_name
+    return has_customer_information and has_event_name and "event_time" in columns
 
 
 def build_event_mapper(
@@ -856,11 +870,11 @@ def build_event_mapper(
     """The mapper for one stream, or None when the stream cannot yield events (skip it).
 
     A stream listed in ``streams`` is always mapped. Any other stream is mapped only when its
-    schema has customer information (a ``user_data`` column or a user_data alias) and an event
-    name (an ``event_name`` column or ``default_event_name``). Raises MappingConfigError for an
-    unusable ``streams`` entry. ``schema_properties``: the columns of the stream's SCHEMA;
-    None when there is no SCHEMA (then every column may go to custom_data with
-    ``unmapped_columns_to_custom_data``).
+    schema has customer information (a ``user_data`` column or a user_data alias), an event
+    name (an ``event_name`` column or ``default_event_name``) and an ``event_time`` column.
+    Raises MappingConfigError for an unusable ``streams`` entry. ``schema_properties``: the
+    columns of the stream's SCHEMA; None when there is no SCHEMA (then every column may go to
+    custom_data with ``unmapped_columns_to_custom_data``).
     """
     stream_config = find_stream_config(streams_of(config), stream_name)
     if stream_config is None:
