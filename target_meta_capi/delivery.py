@@ -128,6 +128,17 @@ def _failure_hint(error: BaseException) -> str:
             "max_retry_seconds; rerun from the last state after that, or raise "
             "max_retry_seconds to wait it out."
         )
+    if isinstance(error, DeliveryError) and error.attempts is not None:
+        if error.retry_time_ran_out:
+            return (
+                f" Gave up after {counted(error.attempts, 'attempt')}: max_retry_seconds ran "
+                "out; rerun from the last state when the endpoint recovers, or raise "
+                "max_retry_seconds to retry longer."
+            )
+        return (
+            f" Gave up after {counted(error.attempts, 'attempt')}: max_retries ran out; rerun "
+            "from the last state when the endpoint recovers."
+        )
     if isinstance(error, DeliveryError) and error.retryable:
         return " Retries are exhausted; rerun from the last state when the endpoint recovers."
     return ""

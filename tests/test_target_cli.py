@@ -206,6 +206,30 @@ def test_throttling_meta_will_not_lift_within_max_retry_seconds_stops_at_once_wi
     assert stats["faults"]["throttle"] == stats["requests"] <= 4
 
 
+def test_throttling_outlasting_max_retry_seconds_says_that_limit_ended_the_retries(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(throttle_rate=1.0)
+    config = orders_config(sandbox.url, tmp_path, max_retries=100, max_retry_seconds=1)
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    # raising max_retries, which a bare "retries are exhausted" suggests, would change nothing
+    assert "max_retry_seconds ran out" in error
+    assert "max_retries ran out" not in error
+
+
+def test_transient_errors_outlasting_max_retries_say_that_limit_ended_the_retries(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(transient_error_rate=1.0)
+    config = orders_config(sandbox.url, tmp_path, max_retries=1)
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    assert "Gave up after 2 attempts: max_retries ran out" in error
+
+
 def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_error(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:

@@ -85,6 +85,10 @@ class DeliveryError(CapiError):
     #: set by RetryPolicy when its wait to retry was cancelled (a process shutting down):
     #: sending it again may well succeed
     retries_cancelled: bool = False
+    #: set by RetryPolicy when a retryable error ended its retries: the attempts made, and
+    #: whether its max_time (not its max_retries) ran out first, the limit to raise
+    attempts: int | None = None
+    retry_time_ran_out: bool = False
     #: set by deliver_isolating_invalid: indices of the request's events that Meta accepted
     #: in parts of it sent before this error ended the isolation of its invalid events
     delivered_before: tuple[int, ...] = ()
