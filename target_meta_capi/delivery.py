@@ -107,6 +107,11 @@ def _failure_hint(error: BaseException) -> str:
         )
     if isinstance(error, BodyLimitError):
         return ""  # it names the proxy's limit to raise itself, as the library's callers see it
+    if isinstance(error, GraphAPIError) and error.code is None and 300 <= error.http_status < 400:
+        return (
+            " Check graph_url: set it to the base of the URL the redirect leads to (scheme and "
+            "host, without /<api_version>/<pixel_id>/events), if that serves the Graph API."
+        )
     if isinstance(error, GraphAPIError) and error.code is None and 400 <= error.http_status < 500:
         return " Check graph_url and api_version: this does not look like the Graph API."
     if isinstance(error, GraphAPIError) and error.code == _UNKNOWN_PATH_CODE:

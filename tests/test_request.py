@@ -488,6 +488,20 @@ def test_answers_without_usage_headers_report_no_usage():
     assert observer.usages == []
 
 
+def test_a_redirect_names_where_it_leads_without_the_urls_secrets_and_is_not_followed():
+    moved = Reply(
+        301, b"", headers={"Location": "https://user:pw@graph.example.com/v24.0/1/events?k=s"}
+    )
+    with (
+        FakeGraphServer(lambda request: moved) as server,
+        pytest.raises(InvalidRequestError) as raised,
+    ):
+        make_request(server).execute()
+    assert len(server.requests) == 1
+    shown = "'https://<redacted>@graph.example.com/v24.0/1/events?<redacted>'"
+    assert f"a redirect to {shown}, not followed" in str(raised.value)
+
+
 def test_no_retry_on_expired_token_190():
     with (
         FakeGraphServer(lambda request: graph_error(400, 190, 463)) as server,

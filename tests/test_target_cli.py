@@ -22,6 +22,7 @@ from target_meta_capi import target as target_module
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.settings import config_files as config_files_module
 
+from ._http_fixture import FakeGraphServer, Reply
 from ._target_support import (
     STREAM,
     FastRetryTarget,
@@ -228,6 +229,19 @@ def test_transient_errors_outlasting_max_retries_say_that_limit_ended_the_retrie
     assert completed.returncode == 1
     [error] = _error_lines(completed.stderr)
     assert "Gave up after 2 attempts: max_retries ran out" in error
+
+
+def test_a_graph_url_answering_with_a_redirect_stops_saying_to_set_graph_url_to_its_target(
+    tmp_path: Path,
+) -> None:
+    moved = Reply(301, b"", headers={"Location": "https://graph.example.com/v24.0/1/events"})
+    with FakeGraphServer(lambda request: moved) as server:
+        config = orders_config(server.url, tmp_path)
+        completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    assert "a redirect to 'https://graph.example.com/v24.0/1/events'" in error
+    assert "Check graph_url: set it to the base of the URL the redirect leads to" in error
 
 
 def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_error(
