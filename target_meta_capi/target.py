@@ -26,6 +26,7 @@ import copy
 import enum
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -764,18 +765,22 @@ class TargetMetaCapi(Target):
             return self._stop_after_signal(stop.signum)
         except Exception as error:
             self.ledger.poison()
+            # one line, whatever the message (the SDK's own may span several)
+            failure = " ".join(describe_failure(error, self.message_reader).split("\n"))
+            self.stats.run_failed(failure)
             try:
                 self.close()
             except Exception as close_error:  # the failure below is the one to report
                 self.logger.warning("Closing after the failure failed too: %s", close_error)
-            # last, so that the line an operator reads first at the bottom says what failed;
-            # one line, whatever the message (the SDK's own may span several)
-            failure = " ".join(describe_failure(error, self.message_reader).split("\n"))
+            # last, so that the line an operator reads first at the bottom says what failed
             self.logger.error("target-meta-capi failed: %s", failure)
             return 1
         return 0
 
     def _stop_after_signal(self, signum: int) -> int:
+        self.stats.run_failed(
+            f"Received {signal.Signals(signum).name}: stopped before the end of the input"
+        )
         grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
         if self.shutdown.grace_period(signum, grace):
             self._write_ready_state()

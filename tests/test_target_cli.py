@@ -244,6 +244,33 @@ def test_a_graph_url_answering_with_a_redirect_stops_saying_to_set_graph_url_to_
     assert "Check graph_url: set it to the base of the URL the redirect leads to" in error
 
 
+def test_the_summary_file_of_a_failed_run_carries_the_failure_the_log_ends_with(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(sandbox.url, tmp_path, summary_path=str(summary_path))
+    not_an_object = json.dumps({"type": "RECORD", "stream": STREAM, "record": []})
+    lines = [*order_stream(2), not_an_object]
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(lines))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    summary = json.loads(summary_path.read_text())
+    assert summary["failure"] == (
+        f"Input line {len(lines)}, stream {STREAM!r}: 'record' is an array, not a JSON object"
+    )
+    assert error.endswith(f"target-meta-capi failed: {summary['failure']}")
+
+
+def test_the_summary_file_of_a_run_that_succeeded_has_no_failure(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(sandbox.url, tmp_path, summary_path=str(summary_path))
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 0
+    assert json.loads(summary_path.read_text())["failure"] is None
+
+
 def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_error(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -401,6 +428,24 @@ def test_sigterm_while_the_window_is_full_waits_only_for_the_requests_in_flight(
     assert "abandoned" not in stderr
     assert 0 < len(_accepted_ids(sandbox)) < 60
     _assert_states_cover_only_accepted(rest, sandbox)
+
+
+def test_the_summary_file_of_a_run_stopped_by_sigterm_says_it_stopped(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, summary_path=str(summary_path))
+    process = _start_target(tmp_path, config)
+    assert process.stdin is not None
+    process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
+    process.stdin.flush()
+    wait_until(lambda: sandbox.stats()["in_flight"] > 0)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    summary = json.loads(summary_path.read_text())
+    assert summary["failure"] == "Received SIGTERM: stopped before the end of the input"
 
 
 def test_sigterm_right_after_sigint_is_the_same_stop_and_keeps_the_grace_period(
