@@ -271,6 +271,26 @@ def test_the_summary_file_of_a_run_that_succeeded_has_no_failure(
     assert json.loads(summary_path.read_text())["failure"] is None
 
 
+def test_a_dry_run_file_that_cannot_be_written_stops_at_once_naming_it_not_the_network(
+    tmp_path: Path,
+) -> None:
+    full = tmp_path / "dry-run.jsonl"
+    full.symlink_to("/dev/full")
+    config = orders_config(
+        "http://127.0.0.1:9", tmp_path, dry_run=True, dry_run_path=str(full), max_retries=3
+    )
+    del config["access_token"]  # a dry run needs none
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    assert completed.stdout == ""
+    [error] = _error_lines(completed.stderr)
+    assert f"): Cannot write dry_run_path {full}: No space left on device" in error
+    assert "free space or fix dry_run_path" in error
+    assert "network" not in error
+    assert "Closing after the failure failed too" not in completed.stderr
+    assert ", 0 retries (none)" in completed.stderr  # a full disk is not a passing outage
+
+
 def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_error(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
