@@ -124,6 +124,7 @@ from target_meta_capi.summary import (
     RunStats,
     write_run_summary,
 )
+from target_meta_capi.summary.summary_file import SummaryWriteError
 
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 
@@ -784,7 +785,10 @@ class TargetMetaCapi(Target):
         grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
         if self.shutdown.grace_period(signum, grace):
             self._write_ready_state()
-        self.close()
+        try:
+            self.close()
+        except SummaryWriteError as error:  # a full disk, say: the stop still ends the run
+            self.logger.error("%s", error)
         return 128 + signum
 
     @classmethod

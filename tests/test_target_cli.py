@@ -468,6 +468,24 @@ def test_the_summary_file_of_a_run_stopped_by_sigterm_says_it_stopped(
     assert summary["failure"] == "Received SIGTERM: stopped before the end of the input"
 
 
+def test_sigterm_with_a_summary_file_that_cannot_be_written_exits_as_stopped_without_traceback(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, summary_path="/dev/full")
+    process = _start_target(tmp_path, config)
+    assert process.stdin is not None
+    process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
+    process.stdin.flush()
+    wait_until(lambda: sandbox.stats()["in_flight"] > 0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in stderr
+    [error] = _error_lines(stderr)
+    assert "Cannot write the run summary file /dev/full: No space left on device" in error
+
+
 def test_sigterm_right_after_sigint_is_the_same_stop_and_keeps_the_grace_period(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
