@@ -224,6 +224,11 @@ class Delivery:
         """A callback thread recorded a failure (`raise_if_failed` raises it)."""
         return self._failure is not None
 
+    @property
+    def failure(self) -> TargetFailure | None:
+        """The first failure a callback thread recorded, if any."""
+        return self._failure
+
     def raise_if_failed(self) -> None:
         """Raise a failure recorded by a callback thread (main thread)."""
         if self._failure is not None:

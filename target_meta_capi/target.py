@@ -779,12 +779,16 @@ class TargetMetaCapi(Target):
         return 0
 
     def _stop_after_signal(self, signum: int) -> int:
-        self.stats.run_failed(
-            f"Received {signal.Signals(signum).name}: stopped before the end of the input"
-        )
+        stop = f"Received {signal.Signals(signum).name}: stopped before the end of the input"
+        self.stats.run_failed(stop)
         grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
         if self.shutdown.grace_period(signum, grace):
             self._write_ready_state()
+        elif self.delivery.failure is not None:
+            # what cut the grace period short (stdout closed, a token expired), said once
+            stop += f"; then {self.delivery.failure}"
+            self.stats.run_failed(stop)
+            self.logger.error("%s", stop)
         try:
             self.close()
         except SummaryWriteError as error:  # a full disk, say: the stop still ends the run

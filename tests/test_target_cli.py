@@ -486,6 +486,18 @@ def test_sigterm_with_a_summary_file_that_cannot_be_written_exits_as_stopped_wit
     assert "Cannot write the run summary file /dev/full: No space left on device" in error
 
 
+def test_a_failure_in_the_grace_period_after_sigterm_is_reported(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    _, process = _target_with_one_request_in_flight(sandbox_factory, tmp_path)
+    assert process.stdout is not None
+    process.stdout.close()  # whoever read the state stopped: the answered request's state fails
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Cannot write state to stdout (Broken pipe)" in _error_lines(stderr)[-1]
+
+
 def test_sigterm_right_after_sigint_is_the_same_stop_and_keeps_the_grace_period(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
