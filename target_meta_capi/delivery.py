@@ -25,6 +25,7 @@ from target_meta_capi.capi.errors import (
     GraphAPIError,
     NetworkError,
     ProcessorClosedError,
+    RequestTimeout,
 )
 from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
 from target_meta_capi.mapping import record_key_text
@@ -119,8 +120,16 @@ def _failure_hint(error: BaseException) -> str:
             " Check graph_url: Graph's base URL alone (the target adds "
             "/<api_version>/<pixel_id>/events), or that of a proxy serving it."
         )
+    if isinstance(error, RequestTimeout):
+        return (
+            f"{_retries_ended(error)} Check graph_url and the network, or raise "
+            "request_timeout if Meta answers this slowly; rerun from the last state."
+        )
     if isinstance(error, NetworkError):
-        return " Check graph_url and the network; rerun from the last state when it is reachable."
+        return (
+            f"{_retries_ended(error)} Check graph_url and the network; rerun from the last "
+            "state when it is reachable."
+        )
     if isinstance(error, EventsReceivedMismatch):
         return " Meta stored an unknown part of the events; rerun from the last state."
     if (
@@ -134,19 +143,25 @@ def _failure_hint(error: BaseException) -> str:
             "max_retry_seconds to wait it out."
         )
     if isinstance(error, DeliveryError) and error.attempts is not None:
-        if error.retry_time_ran_out:
-            return (
-                f" Gave up after {counted(error.attempts, 'attempt')}: max_retry_seconds ran "
-                "out; rerun from the last state when the endpoint recovers, or raise "
-                "max_retry_seconds to retry longer."
-            )
+        raise_limit = (
+            ", or raise max_retry_seconds to retry longer" if error.retry_time_ran_out else ""
+        )
         return (
-            f" Gave up after {counted(error.attempts, 'attempt')}: max_retries ran out; rerun "
-            "from the last state when the endpoint recovers."
+            f"{_retries_ended(error)} Rerun from the last state when the endpoint recovers"
+            f"{raise_limit}."
         )
     if isinstance(error, DeliveryError) and error.retryable:
         return " Retries are exhausted; rerun from the last state when the endpoint recovers."
     return ""
+
+
+def _retries_ended(error: DeliveryError) -> str:
+    """Which limit ended the retries: raising max_retries does nothing once max_retry_seconds
+    ran out first."""
+    if error.attempts is None:
+        return ""
+    limit = "max_retry_seconds" if error.retry_time_ran_out else "max_retries"
+    return f" Gave up after {counted(error.attempts, 'attempt')}: {limit} ran out."
 
 
 class Delivery:

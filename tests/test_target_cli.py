@@ -22,7 +22,7 @@ from target_meta_capi import target as target_module
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.settings import config_files as config_files_module
 
-from ._http_fixture import FakeGraphServer, Reply
+from ._http_fixture import FakeGraphServer, RecordedRequest, Reply, accept
 from ._target_support import (
     STREAM,
     FastRetryTarget,
@@ -289,6 +289,22 @@ def test_a_dry_run_file_that_cannot_be_written_stops_at_once_naming_it_not_the_n
     assert "network" not in error
     assert "Closing after the failure failed too" not in completed.stderr
     assert ", 0 retries (none)" in completed.stderr  # a full disk is not a passing outage
+
+
+def test_requests_timing_out_until_retries_run_out_say_so_and_name_request_timeout(
+    tmp_path: Path,
+) -> None:
+    def slow(request: RecordedRequest) -> Reply:
+        time.sleep(1)
+        return accept(request)
+
+    with FakeGraphServer(slow) as server:
+        config = orders_config(server.url, tmp_path, request_timeout=0.1, max_retries=1)
+        completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    assert "Gave up after 2 attempts: max_retries ran out." in error
+    assert "or raise request_timeout if Meta answers this slowly" in error
 
 
 def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_error(
