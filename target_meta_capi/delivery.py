@@ -115,6 +115,12 @@ def _failure_hint(error: BaseException) -> str:
         )
     if isinstance(error, GraphAPIError) and error.code is None and 400 <= error.http_status < 500:
         return " Check graph_url and api_version: this does not look like the Graph API."
+    if isinstance(error, GraphAPIError) and error.code is None and 200 <= error.http_status < 300:
+        # a success without Graph's answer: a web page or a login where Graph should be
+        return (
+            f"{_retries_ended(error)} Check graph_url: this does not look like the Graph API; "
+            "rerun from the last state."
+        )
     if isinstance(error, GraphAPIError) and error.code == _UNKNOWN_PATH_CODE:
         return (
             " Check graph_url: Graph's base URL alone (the target adds "

@@ -22,7 +22,7 @@ from target_meta_capi import target as target_module
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.settings import config_files as config_files_module
 
-from ._http_fixture import FakeGraphServer, RecordedRequest, Reply, accept
+from ._http_fixture import FakeGraphServer, RecordedRequest, Reply, accept, html_page
 from ._target_support import (
     STREAM,
     FastRetryTarget,
@@ -305,6 +305,20 @@ def test_requests_timing_out_until_retries_run_out_say_so_and_name_request_timeo
     [error] = _error_lines(completed.stderr)
     assert "Gave up after 2 attempts: max_retries ran out." in error
     assert "or raise request_timeout if Meta answers this slowly" in error
+
+
+def test_a_graph_url_answering_200_with_a_web_page_says_to_check_graph_url(
+    tmp_path: Path,
+) -> None:
+    page = html_page(200, "Welcome to nginx!")
+    with FakeGraphServer(lambda request: page) as server:
+        config = orders_config(server.url, tmp_path, max_retries=0)
+        completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    assert "page title 'Welcome to nginx!'" in error
+    assert "Check graph_url: this does not look like the Graph API" in error
+    assert "when the endpoint recovers" not in error
 
 
 def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_error(
