@@ -779,7 +779,12 @@ class TargetMetaCapi(Target):
         return 0
 
     def _stop_after_signal(self, signum: int) -> int:
-        stop = f"Received {signal.Signals(signum).name}: stopped before the end of the input"
+        name = signal.Signals(signum).name
+        stop = (
+            f"Received {name} after the end of the input, while waiting for Meta's answers"
+            if self.message_reader.input_ended
+            else f"Received {name}: stopped before the end of the input"
+        )
         self.stats.run_failed(stop)
         grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
         if self.shutdown.grace_period(signum, grace):

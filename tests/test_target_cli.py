@@ -528,6 +528,26 @@ def test_a_failure_in_the_grace_period_after_sigterm_is_reported(
     assert "Cannot write state to stdout (Broken pipe)" in _error_lines(stderr)[-1]
 
 
+def test_the_summary_of_a_run_stopped_after_its_input_ended_does_not_say_before_the_end(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, summary_path=str(summary_path))
+    process = _start_target(tmp_path, config)
+    process.stdin.write("\n".join(order_stream(10)) + "\n")  # type: ignore[union-attr]
+    process.stdin.close()  # type: ignore[union-attr]
+    wait_until(lambda: sandbox.stats()["in_flight"] == 2)  # every record read and sent
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 128 + signal.SIGTERM  # its few lines fit in the pipes
+    summary = json.loads(summary_path.read_text())
+    assert summary["failure"] == (
+        "Received SIGTERM after the end of the input, while waiting for Meta's answers"
+    )
+    process.stdout.close()  # type: ignore[union-attr]
+    process.stderr.close()  # type: ignore[union-attr]
+
+
 def test_sigterm_right_after_sigint_is_the_same_stop_and_keeps_the_grace_period(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
