@@ -25,6 +25,7 @@ from target_meta_capi.capi.errors import (
     GraphAPIError,
     NetworkError,
     ProcessorClosedError,
+    RequestTimeout,
 )
 from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
 from target_meta_capi.mapping import record_key_text
@@ -107,15 +108,34 @@ def _failure_hint(error: BaseException) -> str:
         )
     if isinstance(error, BodyLimitError):
         return ""  # it names the proxy's limit to raise itself, as the library's callers see it
+    if isinstance(error, GraphAPIError) and error.code is None and 300 <= error.http_status < 400:
+        return (
+            " Check graph_url: set it to the base of the URL the redirect leads to (scheme and "
+            "host, without /<api_version>/<pixel_id>/events), if that serves the Graph API."
+        )
     if isinstance(error, GraphAPIError) and error.code is None and 400 <= error.http_status < 500:
         return " Check graph_url and api_version: this does not look like the Graph API."
+    if isinstance(error, GraphAPIError) and error.code is None and 200 <= error.http_status < 300:
+        # a success without Graph's answer: a web page or a login where Graph should be
+        return (
+            f"{_retries_ended(error)} Check graph_url: this does not look like the Graph API; "
+            "rerun from the last state."
+        )
     if isinstance(error, GraphAPIError) and error.code == _UNKNOWN_PATH_CODE:
         return (
             " Check graph_url: Graph's base URL alone (the target adds "
             "/<api_version>/<pixel_id>/events), or that of a proxy serving it."
         )
+    if isinstance(error, RequestTimeout):
+        return (
+            f"{_retries_ended(error)} Check graph_url and the network, or raise "
+            "request_timeout if Meta answers this slowly; rerun from the last state."
+        )
     if isinstance(error, NetworkError):
-        return " Check graph_url and the network; rerun from the last state when it is reachable."
+        return (
+            f"{_retries_ended(error)} Check graph_url and the network; rerun from the last "
+            "state when it is reachable."
+        )
     if isinstance(error, EventsReceivedMismatch):
         return " Meta stored an unknown part of the events; rerun from the last state."
     if (
@@ -128,9 +148,26 @@ def _failure_hint(error: BaseException) -> str:
             "max_retry_seconds; rerun from the last state after that, or raise "
             "max_retry_seconds to wait it out."
         )
+    if isinstance(error, DeliveryError) and error.attempts is not None:
+        raise_limit = (
+            ", or raise max_retry_seconds to retry longer" if error.retry_time_ran_out else ""
+        )
+        return (
+            f"{_retries_ended(error)} Rerun from the last state when the endpoint recovers"
+            f"{raise_limit}."
+        )
     if isinstance(error, DeliveryError) and error.retryable:
         return " Retries are exhausted; rerun from the last state when the endpoint recovers."
     return ""
+
+
+def _retries_ended(error: DeliveryError) -> str:
+    """Which limit ended the retries: raising max_retries does nothing once max_retry_seconds
+    ran out first."""
+    if error.attempts is None:
+        return ""
+    limit = "max_retry_seconds" if error.retry_time_ran_out else "max_retries"
+    return f" Gave up after {counted(error.attempts, 'attempt')}: {limit} ran out."
 
 
 class Delivery:
@@ -207,6 +244,11 @@ class Delivery:
     def failed(self) -> bool:
         """A callback thread recorded a failure (`raise_if_failed` raises it)."""
         return self._failure is not None
+
+    @property
+    def failure(self) -> TargetFailure | None:
+        """The first failure a callback thread recorded, if any."""
+        return self._failure
 
     def raise_if_failed(self) -> None:
         """Raise a failure recorded by a callback thread (main thread)."""

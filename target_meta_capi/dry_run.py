@@ -20,8 +20,14 @@ from typing import IO
 from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface
 from target_meta_capi.capi.privacy import shown_event, shown_url
 
-DRY_RUN_ACCESS_TOKEN = "dry-run"  # EventRequest insists on a token; this one never leaves
+# EventRequest insists on a token; this one never leaves. Shorter than the secrets an error
+# masks (7 characters), so that a dry_run_path such as out/dry-run.jsonl stays readable in one.
+DRY_RUN_ACCESS_TOKEN = "dry"
 _SECRET_PARAMETERS = ("access_token", "appsecret_proof")
+
+
+class DryRunWriteError(Exception):
+    """The payloads cannot be written (a disk full): not a network error, so not retried."""
 
 
 class DryRunHttpService(HttpServiceInterface):
@@ -32,6 +38,7 @@ class DryRunHttpService(HttpServiceInterface):
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
         self._masked_fields: frozenset[tuple[str, ...]] = frozenset()
+        self._write_failed = False
 
     def mask_fields(self, paths: Iterable[tuple[str, ...]]) -> None:
         """Mask these event paths from now on, besides user_data's unhashed values: a stream's
@@ -54,9 +61,16 @@ class DryRunHttpService(HttpServiceInterface):
         payload["data"] = [shown_event(event, masked_fields) for event in payload["data"]]
         line = json.dumps({"url": shown_url(url), "payload": payload}, ensure_ascii=False)
         with self._lock:
-            output = self._output()
-            output.write(line + "\n")
-            output.flush()
+            try:
+                output = self._output()
+                output.write(line + "\n")
+                output.flush()
+            except OSError as error:
+                self._write_failed = True
+                raise DryRunWriteError(
+                    f"Cannot write dry_run_path {self._path}: {error.strerror or error}; free "
+                    "space or fix dry_run_path, then rerun from the last state"
+                ) from None
         answer = {"events_received": len(payload["data"]), "messages": [], "fbtrace_id": None}
         return HttpResponse(200, {"Content-Type": "application/json"}, json.dumps(answer).encode())
 
@@ -72,5 +86,10 @@ class DryRunHttpService(HttpServiceInterface):
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
-                self._file.close()
-                self._file = None
+                file, self._file = self._file, None
+                try:
+                    file.close()
+                except OSError:
+                    # the failed write's line is still in the buffer: its error is reported
+                    if not self._write_failed:
+                        raise

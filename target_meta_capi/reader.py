@@ -480,7 +480,9 @@ class NumberedSingerReader(GenericSingerReader[str]):
         return message
 
     def _dispatch(self, message: dict) -> str:
-        message_type = message.get("type")
+        if "type" not in message:
+            raise SingerInputError(f"Input line {self.line_number} lacks required key(s) 'type'")
+        message_type = message["type"]
         if (
             not isinstance(message_type, str)
             or (callback := self._callbacks.get(message_type)) is None

@@ -26,6 +26,7 @@ import copy
 import enum
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -123,6 +124,7 @@ from target_meta_capi.summary import (
     RunStats,
     write_run_summary,
 )
+from target_meta_capi.summary.summary_file import SummaryWriteError
 
 _state_encoder = msgspec.json.Encoder(decimal_format="number")
 
@@ -764,22 +766,38 @@ class TargetMetaCapi(Target):
             return self._stop_after_signal(stop.signum)
         except Exception as error:
             self.ledger.poison()
+            # one line, whatever the message (the SDK's own may span several)
+            failure = " ".join(describe_failure(error, self.message_reader).split("\n"))
+            self.stats.run_failed(failure)
             try:
                 self.close()
             except Exception as close_error:  # the failure below is the one to report
                 self.logger.warning("Closing after the failure failed too: %s", close_error)
-            # last, so that the line an operator reads first at the bottom says what failed;
-            # one line, whatever the message (the SDK's own may span several)
-            failure = " ".join(describe_failure(error, self.message_reader).split("\n"))
+            # last, so that the line an operator reads first at the bottom says what failed
             self.logger.error("target-meta-capi failed: %s", failure)
             return 1
         return 0
 
     def _stop_after_signal(self, signum: int) -> int:
+        name = signal.Signals(signum).name
+        stop = (
+            f"Received {name} after the end of the input, while waiting for Meta's answers"
+            if self.message_reader.input_ended
+            else f"Received {name}: stopped before the end of the input"
+        )
+        self.stats.run_failed(stop)
         grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
         if self.shutdown.grace_period(signum, grace):
             self._write_ready_state()
-        self.close()
+        elif self.delivery.failure is not None:
+            # what cut the grace period short (stdout closed, a token expired), said once
+            stop += f"; then {self.delivery.failure}"
+            self.stats.run_failed(stop)
+            self.logger.error("%s", stop)
+        try:
+            self.close()
+        except SummaryWriteError as error:  # a full disk, say: the stop still ends the run
+            self.logger.error("%s", error)
         return 128 + signum
 
     @classmethod

@@ -413,6 +413,28 @@ def test_retries_exhausted_by_count_are_not_blamed_on_the_wait_asked():
     assert len(server.requests) == 2
 
 
+def test_retries_ended_by_max_retries_carry_the_attempts_made():
+    policy = RetryPolicy(max_retries=2, base_delay=0.001)
+    with (
+        FakeGraphServer(lambda request: graph_error(500, 2)) as server,
+        pytest.raises(TransientError) as raised,
+    ):
+        make_request(server, retry_policy=policy).execute()
+    assert raised.value.attempts == len(server.requests) == 3
+    assert not raised.value.retry_time_ran_out
+
+
+def test_retries_ended_by_max_time_say_so():
+    policy = RetryPolicy(max_retries=1000, max_time=0.05, base_delay=0.001, max_delay=0.001)
+    with (
+        FakeGraphServer(lambda request: graph_error(500, 2)) as server,
+        pytest.raises(TransientError) as raised,
+    ):
+        make_request(server, retry_policy=policy).execute()
+    assert raised.value.attempts == len(server.requests)
+    assert raised.value.retry_time_ran_out
+
+
 def test_throttling_with_metas_time_to_regain_access_beyond_max_time_raises_at_once():
     usage = (
         '{"100000000000001": [{"type": "ads_management", "call_count": 100, '
@@ -464,6 +486,20 @@ def test_answers_without_usage_headers_report_no_usage():
     with FakeGraphServer() as server:
         make_request(server).execute(observer=observer)
     assert observer.usages == []
+
+
+def test_a_redirect_names_where_it_leads_without_the_urls_secrets_and_is_not_followed():
+    moved = Reply(
+        301, b"", headers={"Location": "https://user:pw@graph.example.com/v24.0/1/events?k=s"}
+    )
+    with (
+        FakeGraphServer(lambda request: moved) as server,
+        pytest.raises(InvalidRequestError) as raised,
+    ):
+        make_request(server).execute()
+    assert len(server.requests) == 1
+    shown = "'https://<redacted>@graph.example.com/v24.0/1/events?<redacted>'"
+    assert f"a redirect to {shown}, not followed" in str(raised.value)
 
 
 def test_no_retry_on_expired_token_190():

@@ -22,6 +22,7 @@ from target_meta_capi import target as target_module
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.settings import config_files as config_files_module
 
+from ._http_fixture import FakeGraphServer, RecordedRequest, Reply, accept, html_page
 from ._target_support import (
     STREAM,
     FastRetryTarget,
@@ -206,6 +207,120 @@ def test_throttling_meta_will_not_lift_within_max_retry_seconds_stops_at_once_wi
     assert stats["faults"]["throttle"] == stats["requests"] <= 4
 
 
+def test_throttling_outlasting_max_retry_seconds_says_that_limit_ended_the_retries(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(throttle_rate=1.0)
+    config = orders_config(sandbox.url, tmp_path, max_retries=100, max_retry_seconds=1)
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    # raising max_retries, which a bare "retries are exhausted" suggests, would change nothing
+    assert "max_retry_seconds ran out" in error
+    assert "max_retries ran out" not in error
+
+
+def test_transient_errors_outlasting_max_retries_say_that_limit_ended_the_retries(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(transient_error_rate=1.0)
+    config = orders_config(sandbox.url, tmp_path, max_retries=1)
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    assert "Gave up after 2 attempts: max_retries ran out" in error
+
+
+def test_a_graph_url_answering_with_a_redirect_stops_saying_to_set_graph_url_to_its_target(
+    tmp_path: Path,
+) -> None:
+    moved = Reply(301, b"", headers={"Location": "https://graph.example.com/v24.0/1/events"})
+    with FakeGraphServer(lambda request: moved) as server:
+        config = orders_config(server.url, tmp_path)
+        completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    assert "a redirect to 'https://graph.example.com/v24.0/1/events'" in error
+    assert "Check graph_url: set it to the base of the URL the redirect leads to" in error
+
+
+def test_the_summary_file_of_a_failed_run_carries_the_failure_the_log_ends_with(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(sandbox.url, tmp_path, summary_path=str(summary_path))
+    not_an_object = json.dumps({"type": "RECORD", "stream": STREAM, "record": []})
+    lines = [*order_stream(2), not_an_object]
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(lines))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    summary = json.loads(summary_path.read_text())
+    assert summary["failure"] == (
+        f"Input line {len(lines)}, stream {STREAM!r}: 'record' is an array, not a JSON object"
+    )
+    assert error.endswith(f"target-meta-capi failed: {summary['failure']}")
+
+
+def test_the_summary_file_of_a_run_that_succeeded_has_no_failure(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(sandbox.url, tmp_path, summary_path=str(summary_path))
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 0
+    assert json.loads(summary_path.read_text())["failure"] is None
+
+
+def test_a_dry_run_file_that_cannot_be_written_stops_at_once_naming_it_not_the_network(
+    tmp_path: Path,
+) -> None:
+    full = tmp_path / "dry-run.jsonl"
+    full.symlink_to("/dev/full")
+    config = orders_config(
+        "http://127.0.0.1:9", tmp_path, dry_run=True, dry_run_path=str(full), max_retries=3
+    )
+    del config["access_token"]  # a dry run needs none
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    assert completed.stdout == ""
+    [error] = _error_lines(completed.stderr)
+    assert f"): Cannot write dry_run_path {full}: No space left on device" in error
+    assert "free space or fix dry_run_path" in error
+    assert "network" not in error
+    assert "Closing after the failure failed too" not in completed.stderr
+    assert ", 0 retries (none)" in completed.stderr  # a full disk is not a passing outage
+
+
+def test_requests_timing_out_until_retries_run_out_say_so_and_name_request_timeout(
+    tmp_path: Path,
+) -> None:
+    def slow(request: RecordedRequest) -> Reply:
+        time.sleep(1)
+        return accept(request)
+
+    with FakeGraphServer(slow) as server:
+        config = orders_config(server.url, tmp_path, request_timeout=0.1, max_retries=1)
+        completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    assert "Gave up after 2 attempts: max_retries ran out." in error
+    assert "or raise request_timeout if Meta answers this slowly" in error
+
+
+def test_a_graph_url_answering_200_with_a_web_page_says_to_check_graph_url(
+    tmp_path: Path,
+) -> None:
+    page = html_page(200, "Welcome to nginx!")
+    with FakeGraphServer(lambda request: page) as server:
+        config = orders_config(server.url, tmp_path, max_retries=0)
+        completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    assert "page title 'Welcome to nginx!'" in error
+    assert "Check graph_url: this does not look like the Graph API" in error
+    assert "when the endpoint recovers" not in error
+
+
 def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_error(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -363,6 +478,74 @@ def test_sigterm_while_the_window_is_full_waits_only_for_the_requests_in_flight(
     assert "abandoned" not in stderr
     assert 0 < len(_accepted_ids(sandbox)) < 60
     _assert_states_cover_only_accepted(rest, sandbox)
+
+
+def test_the_summary_file_of_a_run_stopped_by_sigterm_says_it_stopped(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, summary_path=str(summary_path))
+    process = _start_target(tmp_path, config)
+    assert process.stdin is not None
+    process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
+    process.stdin.flush()
+    wait_until(lambda: sandbox.stats()["in_flight"] > 0)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    summary = json.loads(summary_path.read_text())
+    assert summary["failure"] == "Received SIGTERM: stopped before the end of the input"
+
+
+def test_sigterm_with_a_summary_file_that_cannot_be_written_exits_as_stopped_without_traceback(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, summary_path="/dev/full")
+    process = _start_target(tmp_path, config)
+    assert process.stdin is not None
+    process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
+    process.stdin.flush()
+    wait_until(lambda: sandbox.stats()["in_flight"] > 0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in stderr
+    [error] = _error_lines(stderr)
+    assert "Cannot write the run summary file /dev/full: No space left on device" in error
+
+
+def test_a_failure_in_the_grace_period_after_sigterm_is_reported(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    _, process = _target_with_one_request_in_flight(sandbox_factory, tmp_path)
+    assert process.stdout is not None
+    process.stdout.close()  # whoever read the state stopped: the answered request's state fails
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Cannot write state to stdout (Broken pipe)" in _error_lines(stderr)[-1]
+
+
+def test_the_summary_of_a_run_stopped_after_its_input_ended_does_not_say_before_the_end(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, summary_path=str(summary_path))
+    process = _start_target(tmp_path, config)
+    process.stdin.write("\n".join(order_stream(10)) + "\n")  # type: ignore[union-attr]
+    process.stdin.close()  # type: ignore[union-attr]
+    wait_until(lambda: sandbox.stats()["in_flight"] == 2)  # every record read and sent
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 128 + signal.SIGTERM  # its few lines fit in the pipes
+    summary = json.loads(summary_path.read_text())
+    assert summary["failure"] == (
+        "Received SIGTERM after the end of the input, while waiting for Meta's answers"
+    )
+    process.stdout.close()  # type: ignore[union-attr]
+    process.stderr.close()  # type: ignore[union-attr]
 
 
 def test_sigterm_right_after_sigint_is_the_same_stop_and_keeps_the_grace_period(

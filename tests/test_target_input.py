@@ -102,6 +102,15 @@ def test_unknown_message_type_names_the_line(
     assert "Input line 2 has unknown message type 'RECORDS'" in _failure_lines(caplog)[0]
 
 
+def test_a_message_without_a_type_says_the_key_is_missing(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [schema_line(), json.dumps({"stream": STREAM, "record": {}})]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert _failure_lines(caplog)[0].endswith("Input line 2 lacks required key(s) 'type'")
+
+
 def test_batch_messages_are_refused_saying_how_to_have_the_tap_write_records(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

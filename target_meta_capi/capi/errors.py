@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._answer_json import answer_json
 from ._words import counted
-from .privacy import MASK
+from .privacy import MASK, shown_url
 from .usage import regain_access_seconds
 
 if TYPE_CHECKING:
@@ -85,6 +85,10 @@ class DeliveryError(CapiError):
     #: set by RetryPolicy when its wait to retry was cancelled (a process shutting down):
     #: sending it again may well succeed
     retries_cancelled: bool = False
+    #: set by RetryPolicy when a retryable error ended its retries: the attempts made, and
+    #: whether its max_time (not its max_retries) ran out first, the limit to raise
+    attempts: int | None = None
+    retry_time_ran_out: bool = False
     #: set by deliver_isolating_invalid: indices of the request's events that Meta accepted
     #: in parts of it sent before this error ended the isolation of its invalid events
     delivered_before: tuple[int, ...] = ()
@@ -340,7 +344,7 @@ def classify_response(
     The longest wait `headers` ask for (Retry-After, or Meta's estimated time to regain
     access in X-Business-Use-Case-Usage) becomes the error's `retry_after`.
     """
-    error = _classify(status, body, tuple(secrets))
+    error = _classify(status, body, tuple(secrets), headers or {})
     asked = [
         seconds
         for seconds in (retry_after_seconds(headers or {}), regain_access_seconds(headers or {}))
@@ -368,10 +372,12 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def _classify(status: int, body: bytes, secrets: tuple[str | None, ...]) -> GraphAPIError:
+def _classify(
+    status: int, body: bytes, secrets: tuple[str | None, ...], headers: Mapping[str, str]
+) -> GraphAPIError:
     error = _error_object(body)
     if error is None:
-        return _classify_without_error_object(status, body, secrets)
+        return _classify_without_error_object(status, body, secrets, headers)
 
     code = _as_int(error.get("code"))
     subcode = _as_int(error.get("error_subcode"))
@@ -425,12 +431,18 @@ def _class_for_status(status: int) -> type[GraphAPIError]:
 
 
 def _classify_without_error_object(
-    status: int, body: bytes, secrets: tuple[str | None, ...]
+    status: int, body: bytes, secrets: tuple[str | None, ...], headers: Mapping[str, str]
 ) -> GraphAPIError:
     title_match = _HTML_TITLE_PATTERN.search(body[:4096])
     title = title_match.group(1).decode("utf-8", "replace").strip()[:120] if title_match else ""
     description = f"HTTP {status} without a Graph error object ({len(body)} bytes"
     description += f", page title {redact(title, secrets)!r})" if title else ")"
+    location = next((value for name, value in headers.items() if name.lower() == "location"), "")
+    if 300 <= status < 400 and location:
+        # not followed: the request, which carries the token, would go where the answer says
+        description += (
+            f": a redirect to {redact(shown_url(location[:300]), secrets)!r}, not followed"
+        )
     return _class_for_status(status)(description, http_status=status)
 
 

@@ -98,11 +98,11 @@ class RetryPolicy:
                 except DeliveryError as error:
                     failed = error
                 elapsed = time.monotonic() - started
-                if (
-                    self._gives_up(failed, started)
-                    or tries > self.max_retries
-                    or elapsed >= self.max_time
-                ):
+                if self._gives_up(failed, started):
+                    raise failed
+                if tries > self.max_retries or elapsed >= self.max_time:
+                    failed.attempts = tries
+                    failed.retry_time_ran_out = tries <= self.max_retries
                     raise failed
                 if cancel is not None and cancel.is_set():
                     failed.retries_cancelled = True

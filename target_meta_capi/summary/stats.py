@@ -99,6 +99,8 @@ class RunStats(RequestObserver):
         self._emitted_counters: dict[tuple[CapiMetric, tuple[tuple[str, str], ...]], int] = {}
         self._logged_warnings: set[str] = set()
         self._run_warnings: list[str] = []
+        #: The line a failed or stopped run ends with; None while it has not failed
+        self._failure: str | None = None
         #: Whether any HTTP answer came back, error or not: graph_url leads somewhere.
         self.endpoint_answered = False
 
@@ -140,6 +142,11 @@ class RunStats(RequestObserver):
             if message not in self._run_warnings:
                 self._run_warnings.append(message)
         self.warn_once(message)
+
+    def run_failed(self, failure: str) -> None:
+        """The run stops with `failure` (what went wrong, where): the summary says so too."""
+        with self._lock:
+            self._failure = failure
 
     def stream_skipped(self, stream: str, reason: str) -> None:
         """Mark a stream as not sent; warns the first time it is seen."""
@@ -256,6 +263,7 @@ class RunStats(RequestObserver):
             failures_by_reason = dict(sorted(self._failures_by_reason.items()))
             retries_by_reason = dict(sorted(self._retries_by_reason.items()))
             peak_usage = self._peak_rate_limit_usage
+            failure = self._failure
         dead_letters: dict[str, int] = {}
         dropped: dict[tuple[str, str], int] = {}
         mismatches = {"requests": 0, "events_sent": 0, "events_received": 0}
@@ -274,6 +282,8 @@ class RunStats(RequestObserver):
             "duration_seconds": round(duration, 3),
             "dry_run": self.dry_run,
             "test_events": self.test_events,
+            # a file read alone (by a monitor, say) tells a failed run from one that ended
+            "failure": failure,
             "totals": sum_counts(list(streams.values())),
             "streams": streams,
             "requests": {
