@@ -161,6 +161,11 @@ def _failure_hint(error: BaseException) -> str:
     return ""
 
 
+def _sentence(error: BaseException) -> str:
+    """The error's text ending with one full stop (Meta's messages often end with their own)."""
+    return f"{str(error).rstrip('. ')}."
+
+
 def _retries_ended(error: DeliveryError) -> str:
     """Which limit ended the retries: raising max_retries does nothing once max_retry_seconds
     ran out first."""
@@ -313,7 +318,8 @@ class Delivery:
                 self.stats.events_received_mismatch(batch.stream, error.sent, error.received)
             self.fail(
                 DeliveryFailed(
-                    f"Sending failed for good: {batch.describe()}: {error}.{_failure_hint(error)}"
+                    f"Sending failed for good: {batch.describe()}: {_sentence(error)}"
+                    f"{_failure_hint(error)}"
                 )
             )
             return

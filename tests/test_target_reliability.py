@@ -431,6 +431,18 @@ def test_a_proxy_refusing_every_body_as_too_large_stops_the_run_instead_of_dead_
     assert "this does not look like the Graph API" not in caplog.text
 
 
+def test_a_failure_whose_meta_message_ends_a_sentence_is_not_given_a_second_full_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    busy = graph_error(500, 2, user_title="Service busy", user_message="Please try again.")
+    with FakeGraphServer(lambda request: busy) as server:
+        config = orders_config(server.url, tmp_path, max_retries=1)
+        result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 1
+    assert "Service busy: Please try again. Gave up after 2 attempts" in caplog.text
+    assert ".." not in caplog.text
+
+
 def test_a_graph_url_answering_a_web_page_fails_the_run_saying_it_is_not_the_graph_api(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
