@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from target_meta_capi.settings import settings_errors
+from target_meta_capi.settings.config_files import ConfigFileError, read_config_files
 from target_meta_capi.settings.output_paths import unwritable_path_problem
 
 BASE = {"pixel_id": "1", "access_token": "token"}
@@ -124,3 +125,17 @@ def test_a_dry_run_may_not_write_its_payloads_into_the_dead_letter_file(tmp_path
 def test_outputs_may_share_a_device(tmp_path: Path) -> None:
     config = {**BASE, "dead_letter_path": "/dev/null", "summary_path": "/dev/null"}
     assert settings_errors(config) == []
+
+
+@pytest.mark.parametrize("link_to", ["missing.json", "config.json"], ids=["dangling", "loop"])
+def test_a_config_path_that_is_a_symbolic_link_to_no_file_says_so(
+    tmp_path: Path, link_to: str
+) -> None:
+    # `ls` lists the link: "no such file" would contradict it
+    config_path = tmp_path / "config.json"
+    config_path.symlink_to(tmp_path / link_to)
+    with pytest.raises(ConfigFileError) as raised:
+        read_config_files([str(config_path)])
+    assert str(raised.value) == (
+        f"{config_path}: is a symbolic link to no file (its target is missing, or links loop)"
+    )

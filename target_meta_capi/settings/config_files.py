@@ -3,6 +3,7 @@ one error naming it (never its content, which holds the token)."""
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 from singer_sdk.helpers._util import read_json_file
@@ -23,7 +24,7 @@ def read_config_files(paths: t.Sequence[str]) -> dict[str, t.Any]:
         try:
             file_config = read_json_file(path)
         except (OSError, ValueError, RuntimeError) as error:
-            problem = _config_file_problem(error)
+            problem = _config_file_problem(error, path)
             raise ConfigFileError(f"{path or repr(path)}: {problem}") from None
         if not isinstance(file_config, dict):
             raise ConfigFileError(f"{path}: does not hold a JSON object")
@@ -34,7 +35,10 @@ def read_config_files(paths: t.Sequence[str]) -> dict[str, t.Any]:
     return config
 
 
-def _config_file_problem(error: Exception) -> str:
+def _config_file_problem(error: Exception, path: str) -> str:
+    if isinstance(error, FileNotFoundError) and os.path.islink(path):
+        # `ls` shows it: "no such file" would contradict what the user sees
+        return "is a symbolic link to no file (its target is missing, or links loop)"
     if isinstance(error, FileNotFoundError):
         return "no such file"
     if isinstance(error, IsADirectoryError):
