@@ -158,8 +158,6 @@ def _failure_hint(error: BaseException) -> str:
             f"{_retries_ended(error)} Rerun from the last state when the endpoint recovers"
             f"{raise_limit}."
         )
-    if isinstance(error, DeliveryError) and error.retryable:
-        return " Retries are exhausted; rerun from the last state when the endpoint recovers."
     return ""
 
 
