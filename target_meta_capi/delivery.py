@@ -126,7 +126,9 @@ def _failure_hint(error: BaseException) -> str:
             " Check graph_url: Graph's base URL alone (the target adds "
             "/<api_version>/<pixel_id>/events), or that of a proxy serving it."
         )
-    if isinstance(error, RequestTimeout):
+    if isinstance(error, RequestTimeout) and error.maybe_delivered:
+        # the request was sent and no answer came in time; a connection that timed out
+        # reached no one to answer slowly
         return (
             f"{_retries_ended(error)} Check graph_url and the network, or raise "
             "request_timeout if Meta answers this slowly; rerun from the last state."
@@ -156,8 +158,6 @@ def _failure_hint(error: BaseException) -> str:
             f"{_retries_ended(error)} Rerun from the last state when the endpoint recovers"
             f"{raise_limit}."
         )
-    if isinstance(error, DeliveryError) and error.retryable:
-        return " Retries are exhausted; rerun from the last state when the endpoint recovers."
     return ""
 
 

@@ -67,9 +67,15 @@ class DryRunHttpService(HttpServiceInterface):
                 output.flush()
             except OSError as error:
                 self._write_failed = True
+                reason = error.strerror or error
+                if self._path is None:
+                    raise DryRunWriteError(
+                        f"Cannot write the dry run's payloads to stderr: {reason}; set "
+                        "dry_run_path to write them to a file, then rerun from the last state"
+                    ) from None
                 raise DryRunWriteError(
-                    f"Cannot write dry_run_path {self._path}: {error.strerror or error}; free "
-                    "space or fix dry_run_path, then rerun from the last state"
+                    f"Cannot write dry_run_path {self._path}: {reason}; free space or fix "
+                    "dry_run_path, then rerun from the last state"
                 ) from None
         answer = {"events_received": len(payload["data"]), "messages": [], "fbtrace_id": None}
         return HttpResponse(200, {"Content-Type": "application/json"}, json.dumps(answer).encode())

@@ -90,7 +90,12 @@ class Shutdown:
         )
         if self.wait_for_in_flight(timeout=grace):
             return True
-        self._logger.error("Requests still in flight were abandoned; their state is not written")
+        # else a failure ended the wait (a state that could not be written, an error answer):
+        # the caller reports it, and no request need be in flight any more
+        if not self._delivery.failed:
+            self._logger.error(
+                "Requests still in flight were abandoned; their state is not written"
+            )
         return False
 
 

@@ -37,6 +37,7 @@ from target_meta_capi.mapping import (
     build_event_mapper,
     closest_stream_entry,
 )
+from target_meta_capi.mapping.streams_setting import each_column
 from target_meta_capi.summary import is_near_cutoff
 from target_meta_capi.validation import FastRecordParsingMixin
 
@@ -195,7 +196,10 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             # and move its state past every row
             unsourced = self._mapper.unsourced_parameters(properties)
             if unsourced:
-                raise UnsendableStreamError(_unsourced(stream_name, unsourced[0], properties))
+                mapped = each_column(self._mapper.mapping.fields.get((unsourced[0],), ()))
+                raise UnsendableStreamError(
+                    _unsourced(stream_name, unsourced[0], mapped, properties)
+                )
         if self._mapper is None:
             meant = closest_stream_entry(self.config, stream_name)
             self.delivery.stats.stream_skipped(
@@ -434,12 +438,23 @@ class UnsendableStreamError(TargetFailure):
 _TIME_COLUMN_NAME = re.compile(r"(_at|_on|time|_ts|date|timestamp)$", re.IGNORECASE)
 
 
-def _unsourced(stream: str, parameter: str, properties: Mapping[str, Any]) -> str:
-    """What to set for a stream no record of which can have `parameter`."""
+def _unsourced(
+    stream: str, parameter: str, mapped: Sequence[str], properties: Mapping[str, Any]
+) -> str:
+    """What to set for a stream no record of which can have `parameter`, which `fields` maps
+    to the `mapped` columns (none of them the SCHEMA's)."""
     problem = (
         f"Stream {stream!r}: no column of its SCHEMA gives {parameter}, which every event "
         "needs, so each record would be dead-lettered; stopped before any was. "
     )
+    if mapped:
+        # a typo, or a column renamed at the source: mapping one is done already
+        missing = "; ".join(
+            f"`fields` maps it to {column!r}, which the SCHEMA does not have"
+            f"{_column_meant(column, tuple(properties))}"
+            for column in mapped
+        )
+        return problem + missing + ("" if missing.endswith("?") else ".")
     if parameter == "event_name":
         return problem + (
             'Set the stream\'s `event_name` in `streams` (e.g. "Purchase"), or '

@@ -528,6 +528,20 @@ def test_a_failure_in_the_grace_period_after_sigterm_is_reported(
     assert "Cannot write state to stdout (Broken pipe)" in _error_lines(stderr)[-1]
 
 
+def test_a_failure_in_the_grace_period_is_not_reported_as_requests_abandoned(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # the one request in flight was answered: its state, not the request, could not be written
+    _, process = _target_with_one_request_in_flight(sandbox_factory, tmp_path)
+    assert process.stdout is not None
+    process.stdout.close()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Cannot write state to stdout (Broken pipe)" in _error_lines(stderr)[-1]
+    assert "abandoned" not in stderr
+
+
 def test_the_summary_of_a_run_stopped_after_its_input_ended_does_not_say_before_the_end(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:

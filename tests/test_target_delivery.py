@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from target_meta_capi.dry_run import DryRunHttpService
+from target_meta_capi.dry_run import DryRunHttpService, DryRunWriteError
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.settings import DEFAULT_PARTNER_AGENT
 from tests._http_fixture import RecordingHttpService
@@ -473,6 +475,24 @@ def test_a_dry_run_writes_text_in_another_script_as_is(tmp_path: Path) -> None:
     service.execute("POST", "http://127.0.0.1:1/v24.0/1/events", {}, _dry_run_body("Crème"), None)
     service.close()
     assert '"content_name": "Crème"' in (tmp_path / "payloads.jsonl").read_text()
+
+
+def test_a_dry_run_to_stderr_that_cannot_write_names_stderr_not_dry_run_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # no dry_run_path set: before, 'Cannot write dry_run_path None', a setting never given
+    # the file's close fails too: the line stays in its buffer
+    with contextlib.suppress(OSError), open("/dev/full", "w", encoding="utf-8") as full:
+        monkeypatch.setattr(sys, "stderr", full)
+        with pytest.raises(DryRunWriteError) as refused:
+            DryRunHttpService().execute(
+                "POST", "http://127.0.0.1:1/v24.0/1/events", {}, _dry_run_body("a"), None
+            )
+        monkeypatch.undo()
+    assert str(refused.value).startswith(
+        "Cannot write the dry run's payloads to stderr: No space left on device"
+    )
+    assert "None" not in str(refused.value)
 
 
 def test_the_directories_of_a_dry_run_path_are_created(tmp_path: Path) -> None:

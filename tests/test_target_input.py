@@ -708,6 +708,44 @@ def test_a_stream_with_no_event_name_from_anywhere_stops_the_run_at_its_schema(
     assert "or default_event_name" in failure
 
 
+def test_an_event_time_read_inside_an_object_column_is_sent(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # `fields` may read a value inside an object column ("order.created_at"): that column
+    # gives event_time, though no SCHEMA column is named so
+    schema = {
+        "type": "object",
+        "properties": {"order_id": {"type": "integer"}, "order": {"type": "object"}},
+    }
+    mapping = {
+        "event_name": "Lead",
+        "action_source": "system_generated",
+        "fields": {"event_time": "order.created_at", "user_data.em": "order.email"},
+    }
+    placed = {"created_at": order(1)["created_at"], "email": "buyer@example.com"}
+    record = {"order_id": 1, "order": placed}
+    config = orders_config(sandbox.url, tmp_path, streams={STREAM: mapping})
+    result = run_in_process(config, [schema_line(schema=schema), record_line(record)])
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 1
+
+
+def test_an_event_time_mapped_to_a_column_the_schema_lacks_is_named_in_the_stop(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a typo in `fields`: the stop says so, rather than to map a column, which is done
+    streams = _orders_mapped_without("event_time")
+    streams[STREAM]["fields"]["event_time"] = "created"
+    result = run_in_process(orders_config(sandbox.url, tmp_path, streams=streams), order_stream(2))
+    assert result.exit_code == 1
+    [failure] = _failure_lines(caplog)
+    assert (
+        "`fields` maps it to 'created', which the SCHEMA does not have; did you mean "
+        "'created_at'?" in failure
+    )
+    assert "Map a column to it" not in failure
+
+
 def test_a_stream_whose_schema_lists_no_columns_is_mapped_from_its_records_columns(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:

@@ -368,6 +368,27 @@ def test_graph_url_that_never_answered_is_not_retried(
     assert "Check graph_url" in caplog.text
 
 
+def test_a_graph_url_whose_connections_time_out_is_not_blamed_on_metas_slowness(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a listener whose queue of connections is full: the next connection is never made, as
+    # behind a firewall that drops packets; nothing reached Meta to answer slowly
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as full:
+        queued = [socket.socket() for _ in range(3)]
+        for waiting in queued:
+            waiting.setblocking(False)
+            waiting.connect_ex(full.getsockname())
+        graph_url = f"http://127.0.0.1:{full.getsockname()[1]}"
+        config = orders_config(graph_url, tmp_path, request_timeout=0.5)
+        result = run_in_process(config, order_stream(2))
+        for waiting in queued:
+            waiting.close()
+    assert result.exit_code == 1
+    assert "connect timeout (ConnectTimeout)" in caplog.text
+    assert "Check graph_url and the network" in caplog.text
+    assert "raise request_timeout" not in caplog.text
+
+
 def test_an_https_graph_url_on_a_plain_http_port_stops_the_run_at_once(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

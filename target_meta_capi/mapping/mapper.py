@@ -256,7 +256,7 @@ class EventMapper:
         unknown: dict[str, list[str]] = {}
         for path, columns in mapping.fields.items():
             for column in dict.fromkeys(each_column(columns)):
-                if known and column not in known and column.split(".", 1)[0] not in known:
+                if known and not _among(column, known):
                     unknown.setdefault(column, []).append(".".join(path))
         self.unknown_columns: dict[str, tuple[str, ...]] = {
             column: tuple(paths) for column, paths in unknown.items()
@@ -346,8 +346,8 @@ class EventMapper:
 
     def unsourced_parameters(self, columns: Iterable[str]) -> tuple[str, ...]:
         """Of the parameters every event needs and that no default gives (event_time,
-        event_name), those no column of `columns` (a SCHEMA's) and no constant can give: every
-        record of the stream would be refused for want of them."""
+        event_name), those no column of `columns` (a SCHEMA's), no value inside one and no
+        constant can give: every record of the stream would be refused for want of them."""
         present = tuple(columns)
         return tuple(
             name
@@ -355,6 +355,10 @@ class EventMapper:
             if (name,) not in self._literals
             and (name,) not in self._defaults
             and not self.columns_feeding((name,), present)
+            and not any(
+                _among(column, present)
+                for column in each_column(self.mapping.fields.get((name,), ()))
+            )
         )
 
     def custom_data_columns(self, columns: Iterable[str]) -> tuple[str, ...]:
@@ -850,6 +854,12 @@ def record_key_text(key: Mapping[str, Any]) -> str:
     return ", ".join(
         f"{name}={value}" if value is MASK else f"{name}={value!r}" for name, value in key.items()
     )
+
+
+def _among(column: str, columns: Collection[str]) -> bool:
+    """Whether a column `fields` names is one of `columns`, or a value inside one of them
+    (`order.created_at` in an object or JSON column `order`)."""
+    return column in columns or column.split(".", 1)[0] in columns
 
 
 def _has_recognisable_fields(schema_properties: Collection[str], config: Mapping) -> bool:
