@@ -231,15 +231,23 @@ def test_transient_errors_outlasting_max_retries_say_that_limit_ended_the_retrie
     assert "Gave up after 2 attempts: max_retries ran out" in error
 
 
+def _error_against(
+    handler: Callable[[RecordedRequest], Reply], tmp_path: Path, **settings: Any
+) -> str:
+    """The one error line a run against a Graph stand-in answering with `handler` ends with."""
+    with FakeGraphServer(handler) as server:
+        config = orders_config(server.url, tmp_path, **settings)
+        completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    return error
+
+
 def test_a_graph_url_answering_with_a_redirect_stops_saying_to_set_graph_url_to_its_target(
     tmp_path: Path,
 ) -> None:
     moved = Reply(301, b"", headers={"Location": "https://graph.example.com/v24.0/1/events"})
-    with FakeGraphServer(lambda request: moved) as server:
-        config = orders_config(server.url, tmp_path)
-        completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
-    assert completed.returncode == 1
-    [error] = _error_lines(completed.stderr)
+    error = _error_against(lambda request: moved, tmp_path)
     assert "a redirect to 'https://graph.example.com/v24.0/1/events'" in error
     assert "Check graph_url: set it to the base of the URL the redirect leads to" in error
 
@@ -298,11 +306,7 @@ def test_requests_timing_out_until_retries_run_out_say_so_and_name_request_timeo
         time.sleep(1)
         return accept(request)
 
-    with FakeGraphServer(slow) as server:
-        config = orders_config(server.url, tmp_path, request_timeout=0.1, max_retries=1)
-        completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
-    assert completed.returncode == 1
-    [error] = _error_lines(completed.stderr)
+    error = _error_against(slow, tmp_path, request_timeout=0.1, max_retries=1)
     assert "Gave up after 2 attempts: max_retries ran out." in error
     assert "or raise request_timeout if Meta answers this slowly" in error
 
@@ -311,11 +315,7 @@ def test_a_graph_url_answering_200_with_a_web_page_says_to_check_graph_url(
     tmp_path: Path,
 ) -> None:
     page = html_page(200, "Welcome to nginx!")
-    with FakeGraphServer(lambda request: page) as server:
-        config = orders_config(server.url, tmp_path, max_retries=0)
-        completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(2)))
-    assert completed.returncode == 1
-    [error] = _error_lines(completed.stderr)
+    error = _error_against(lambda request: page, tmp_path, max_retries=0)
     assert "page title 'Welcome to nginx!'" in error
     assert "Check graph_url: this does not look like the Graph API" in error
     assert "when the endpoint recovers" not in error
@@ -480,13 +480,21 @@ def test_sigterm_while_the_window_is_full_waits_only_for_the_requests_in_flight(
     _assert_states_cover_only_accepted(rest, sandbox)
 
 
+def _slow_run_summarised_at(
+    summary_path: str, sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> tuple[SandboxServer, subprocess.Popen[str]]:
+    """The target started against a sandbox answering after 1.5 s, 5 events a request, its
+    summary written at `summary_path`."""
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, summary_path=summary_path)
+    return sandbox, _start_target(tmp_path, config)
+
+
 def test_the_summary_file_of_a_run_stopped_by_sigterm_says_it_stopped(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     summary_path = tmp_path / "summary.json"
-    sandbox = sandbox_factory(latency_ms=1500)
-    config = orders_config(sandbox.url, tmp_path, batch_size=5, summary_path=str(summary_path))
-    process = _start_target(tmp_path, config)
+    sandbox, process = _slow_run_summarised_at(str(summary_path), sandbox_factory, tmp_path)
     assert process.stdin is not None
     process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
     process.stdin.flush()
@@ -501,9 +509,7 @@ def test_the_summary_file_of_a_run_stopped_by_sigterm_says_it_stopped(
 def test_sigterm_with_a_summary_file_that_cannot_be_written_exits_as_stopped_without_traceback(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
-    sandbox = sandbox_factory(latency_ms=1500)
-    config = orders_config(sandbox.url, tmp_path, batch_size=5, summary_path="/dev/full")
-    process = _start_target(tmp_path, config)
+    sandbox, process = _slow_run_summarised_at("/dev/full", sandbox_factory, tmp_path)
     assert process.stdin is not None
     process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
     process.stdin.flush()
@@ -516,15 +522,24 @@ def test_sigterm_with_a_summary_file_that_cannot_be_written_exits_as_stopped_wit
     assert "Cannot write the run summary file /dev/full: No space left on device" in error
 
 
-def test_a_failure_in_the_grace_period_after_sigterm_is_reported(
+def _stderr_of_a_grace_period_its_state_cannot_end(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
-) -> None:
+) -> str:
+    """SIGTERM with one request in flight, and stdout closed: whoever read the state stopped,
+    so the answered request's state cannot be written."""
     _, process = _target_with_one_request_in_flight(sandbox_factory, tmp_path)
     assert process.stdout is not None
-    process.stdout.close()  # whoever read the state stopped: the answered request's state fails
+    process.stdout.close()
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=20)
     assert process.returncode == 128 + signal.SIGTERM
+    return stderr
+
+
+def test_a_failure_in_the_grace_period_after_sigterm_is_reported(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    stderr = _stderr_of_a_grace_period_its_state_cannot_end(sandbox_factory, tmp_path)
     assert "Cannot write state to stdout (Broken pipe)" in _error_lines(stderr)[-1]
 
 
@@ -532,13 +547,7 @@ def test_a_failure_in_the_grace_period_is_not_reported_as_requests_abandoned(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     # the one request in flight was answered: its state, not the request, could not be written
-    _, process = _target_with_one_request_in_flight(sandbox_factory, tmp_path)
-    assert process.stdout is not None
-    process.stdout.close()
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 128 + signal.SIGTERM
-    assert "Cannot write state to stdout (Broken pipe)" in _error_lines(stderr)[-1]
+    stderr = _stderr_of_a_grace_period_its_state_cannot_end(sandbox_factory, tmp_path)
     assert "abandoned" not in stderr
 
 
@@ -546,9 +555,7 @@ def test_the_summary_of_a_run_stopped_after_its_input_ended_does_not_say_before_
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     summary_path = tmp_path / "summary.json"
-    sandbox = sandbox_factory(latency_ms=1500)
-    config = orders_config(sandbox.url, tmp_path, batch_size=5, summary_path=str(summary_path))
-    process = _start_target(tmp_path, config)
+    sandbox, process = _slow_run_summarised_at(str(summary_path), sandbox_factory, tmp_path)
     process.stdin.write("\n".join(order_stream(10)) + "\n")  # type: ignore[union-attr]
     process.stdin.close()  # type: ignore[union-attr]
     wait_until(lambda: sandbox.stats()["in_flight"] == 2)  # every record read and sent
