@@ -12,11 +12,11 @@ import logging
 import os
 import ssl
 import threading
+import traceback
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import requests
@@ -301,17 +301,13 @@ def _raised_shaking_hands(error: BaseException) -> bool:
     graph_url on a plain-HTTP port, a protocol both ends lack), which comes before a byte of
     the request is sent; ssl errors while the answer is read come later."""
     return any(
-        isinstance(cause, ssl.SSLError) and "do_handshake" in _functions(cause.__traceback__)
+        isinstance(cause, ssl.SSLError)
+        and any(
+            frame.f_code.co_name == "do_handshake"
+            for frame, _ in traceback.walk_tb(cause.__traceback__)
+        )
         for cause in _chain(error)
     )
-
-
-def _functions(traceback: TracebackType | None) -> set[str]:
-    names = set()
-    while traceback is not None:
-        names.add(traceback.tb_frame.f_code.co_name)
-        traceback = traceback.tb_next
-    return names
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
