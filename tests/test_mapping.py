@@ -654,6 +654,39 @@ def test_attribution_times_without_an_offset_are_read_in_the_time_zone_setting()
     assert event["attribution_data"]["visit_time"] == T_2026_11_27_10H_UTC
 
 
+def test_a_streams_time_zone_reads_that_streams_times_without_an_offset():
+    config = {"streams": {"s": {**ORDERS_CONFIG["streams"]["public-orders"], **TOKYO}}}
+    mapper = mapper_for(config, columns=ORDERS_COLUMNS)
+    event = mapper.map({**ORDER, "created_at": "2026-11-27T19:00:00"}).event
+    assert event["event_time"] == T_2026_11_27_10H_UTC
+
+
+def test_a_streams_time_zone_of_utc_overrides_the_time_zone_setting():
+    stream = {**ORDERS_CONFIG["streams"]["public-orders"], "time_zone": "UTC"}
+    mapper = mapper_for({"streams": {"s": stream}, **TOKYO}, columns=ORDERS_COLUMNS)
+    event = mapper.map({**ORDER, "created_at": "2026-11-27T10:00:00"}).event
+    assert event["event_time"] == T_2026_11_27_10H_UTC
+
+
+def test_a_stream_without_its_own_time_zone_keeps_the_time_zone_setting():
+    streams = {
+        "s": {**ORDERS_CONFIG["streams"]["public-orders"], "time_zone": "UTC"},
+        "t": ORDERS_CONFIG["streams"]["public-orders"],
+    }
+    mapper = mapper_for({"streams": streams, **TOKYO}, "t", columns=ORDERS_COLUMNS)
+    event = mapper.map({**ORDER, "created_at": "2026-11-27T19:00:00"}).event
+    assert event["event_time"] == T_2026_11_27_10H_UTC
+
+
+def test_a_streams_time_zone_that_is_not_one_is_a_config_error_at_start():
+    config = {"streams": {"s": {"event_name": "Lead", "time_zone": "Asia/Tokio"}}}
+    assert mapping_config_errors(config) == [
+        "streams.s.time_zone 'Asia/Tokio' is not a time zone known here: give an IANA name "
+        "such as Europe/Berlin or America/New_York (a system without a time zone database "
+        "needs the tzdata package)"
+    ]
+
+
 def test_a_time_zone_that_is_not_one_is_a_config_error_at_start():
     assert mapping_config_errors({"time_zone": "Europe/Berln"}) == [
         "time_zone 'Europe/Berln' is not a time zone known here: give an IANA name such as "

@@ -525,8 +525,9 @@ def test_a_stream_past_the_main_process_records_reaches_meta_in_input_order_as_w
     assert received[0] == received[1]
 
 
+@pytest.mark.parametrize("where", ["run", "stream"])
 def test_workers_read_event_times_without_an_offset_in_the_time_zone_setting(
-    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+    where: str, sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     orders = messy_orders(RECORDS_BEFORE_WORKERS + 100)
     expected = {}
@@ -536,6 +537,12 @@ def test_workers_read_event_times_without_an_offset_in_the_time_zone_setting(
         order["created_at"] = (moment + dt.timedelta(hours=9)).replace(tzinfo=None).isoformat()
         expected[order["order_id"]] = math.floor(moment.timestamp())
     sandbox = sandbox_factory()
+    zone: dict[str, Any] = {"time_zone": "Asia/Tokyo"}
+    if where == "stream":  # the run's own zone is overridden by the stream's
+        zone = {
+            "time_zone": "America/New_York",
+            "streams": {STREAM: {**ORDERS_MAPPING[STREAM], "time_zone": "Asia/Tokyo"}},
+        }
 
     run = run_target(
         tmp_path,
@@ -545,7 +552,7 @@ def test_workers_read_event_times_without_an_offset_in_the_time_zone_setting(
         dry_run=False,
         access_token=ACCESS_TOKEN,
         graph_url=sandbox.url,
-        time_zone="Asia/Tokyo",
+        **zone,
     )
 
     assert run.returncode == 0, run.stderr[-3000:]

@@ -901,5 +901,7 @@ def build_event_mapper(
         default_action_source=config.get("default_action_source"),
         hash_external_id=config.get("hash_external_id") is not False,
         schema_properties=schema_properties,
-        time_zone=time_zone_setting(config),
+        time_zone=(
+            mapping.time_zone if mapping.time_zone is not None else time_zone_setting(config)
+        ),
     )

@@ -50,6 +50,7 @@ _STREAM_SETTINGS = frozenset(
         "constants",
         "unmapped_columns_to_custom_data",
         "pixel_id",
+        "time_zone",
     }
 )
 
@@ -136,6 +137,9 @@ class StreamMapping:
     unmapped_columns_to_custom_data: bool = False
     # the pixel (dataset) this stream's events go to, instead of the target's pixel_id
     pixel_id: str | None = None
+    # the zone this stream's times without an offset are in, instead of the `time_zone`
+    # setting's; None: that setting's (a stream's "UTC" overrides it, so is not None)
+    time_zone: dt.tzinfo | None = None
 
     @classmethod
     def from_config(cls, stream: str, raw: Mapping[str, Any]) -> StreamMapping:
@@ -173,6 +177,9 @@ class StreamMapping:
             if column is not None
         }
         constants = _parse_paths(stream, "constants", raw.get("constants"))
+        time_zone = None
+        if raw.get("time_zone") is not None:
+            time_zone = zone_named(f"streams.{stream}.time_zone", raw["time_zone"])
         _check_action_source(
             f"streams.{stream}.constants.action_source", constants.get(("action_source",))
         )
@@ -190,6 +197,7 @@ class StreamMapping:
             constants=constants,
             unmapped_columns_to_custom_data=unmapped_to_custom_data,
             pixel_id=pixel_id,
+            time_zone=time_zone,
         )
 
 
@@ -295,13 +303,18 @@ def time_zone_setting(config: Mapping[str, Any]) -> dt.tzinfo | None:
     name = config.get("time_zone")
     if name is None or name == "UTC":
         return None
+    return zone_named("time_zone", name)
+
+
+def zone_named(setting: str, name: Any) -> dt.tzinfo:
+    """The IANA zone a setting names. MappingConfigError for a name that is no zone here."""
     if not isinstance(name, str) or not name.strip():
-        raise MappingConfigError("time_zone must be an IANA time zone name such as Europe/Berlin")
+        raise MappingConfigError(f"{setting} must be an IANA time zone name such as Europe/Berlin")
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise MappingConfigError(
-            f"time_zone {name!r} is not a time zone known here: give an IANA name such as "
+            f"{setting} {name!r} is not a time zone known here: give an IANA name such as "
             "Europe/Berlin or America/New_York (a system without a time zone database needs "
             "the tzdata package)"
         ) from None

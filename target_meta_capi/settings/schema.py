@@ -220,7 +220,8 @@ SETTINGS = th.PropertiesList(
             "IANA time zone (e.g. Europe/Berlin) of event times given without an offset: text "
             "such as '2026-11-29 10:00:00' (a CSV or JSONL file's), a date. Times with an "
             "offset and epoch numbers are unaffected, and so are tap-postgres's `timestamp "
-            "without time zone` columns, which it sends with +00:00 (docs/meltano.md)."
+            "without time zone` columns, which it sends with +00:00 (docs/meltano.md). A "
+            "stream's own time_zone in `streams` overrides it for that stream."
         ),
     ),
     th.Property(
@@ -231,8 +232,9 @@ SETTINGS = th.PropertiesList(
             "Per-stream mapping, keyed by stream name: event_name, action_source and "
             'fields (CAPI path → column, e.g. {"user_data.em": "email"} or nested '
             '{"user_data": {"em": "email"}}; a hashed customer parameter may list several '
-            'columns: {"user_data.ph": ["phone", "mobile_phone"]}), and pixel_id to send the '
-            "stream to another pixel; as an object or as JSON text. "
+            'columns: {"user_data.ph": ["phone", "mobile_phone"]}), pixel_id to send the '
+            "stream to another pixel and time_zone to read its times in another zone; as an "
+            "object or as JSON text. "
             "See the README for every option."
         ),
     ),
