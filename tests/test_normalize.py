@@ -149,6 +149,10 @@ def test_phone_digits_of_other_scripts_are_hashed_as_ascii_digits(raw, normalize
         ("+1 616 954 7888;ext=5", "16169547888"),
         ("tel:+1-616-954-7888;ext=5", "16169547888"),
         ("+1 616 954 7888, ext: 12", "16169547888"),
+        ("+1 616 954 7888,,12", "16169547888"),  # dial strings: digits after a pause
+        ("616-954-7888p12", "6169547888"),
+        ("616-954-7888W12", "6169547888"),
+        ("+1 616 954 7888;12", "16169547888"),
     ],
 )
 def test_phone_extension_is_left_out_of_the_number(raw, normalized):

@@ -7,7 +7,8 @@ key        normalized text (then SHA-256, lowercase hex of the UTF-8 bytes)
 ========== ======================================================================
 em         trimmed, lowercase, NFC; must look like ``local@domain.tld``
 ph         digits only, leading zeros dropped; 7 to 15 digits; an extension (``ext 12``,
-           ``x12``, ``#12``, ``;ext=12``) and a ``(0)`` after the country code left out
+           ``x12``, ``#12``, ``;ext=12``, digits dialled after a pause ``,,12``, ``p12``, ``w12``,
+           ``;12``) and a ``(0)`` after the country code left out
 fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``, ``Zoë`` → ``zoë``)
 ge         ``f`` or ``m`` (female/woman/w/f/girl, male/man/m/boy; any case)
 db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``19970216``,
@@ -151,14 +152,17 @@ _MIN_PHONE_DIGITS = 7
 _MAX_PHONE_DIGITS = 15
 _DECIMAL_DIGIT_RE = re.compile(r"\d")
 # A number followed by its extension ("ext 12", "ext. 12", "extension 12", "x12", "#12", RFC
-# 3966's ";ext=12"): the extension is no part of the number Meta matches, and folded into its
+# 3966's ";ext=12", or digits a phone dials after a pause: "5551234,,12", "5551234p12",
+# "5551234;12"): the extension is no part of the number Meta matches, and folded into its
 # digits it makes another number. Only after a number written with digits and ( ) + - . / and
-# spaces, so a value with other letters is never cut.
+# spaces, so a value with other letters is never cut; a pause only right before the digits, so
+# "5551234, 5555678" stays two numbers in one value.
 _PHONE_EXTENSION_RE = re.compile(
     r"((?:tel:)?[+\d\s().\-/]*\d[\s().\-/]*)"
-    r"(?:;\s*ext\s*=|,?\s*(?:ext(?:ension)?\.?|x|#)\s*:?)\s*\d+\s*",
+    r"(?:(?:;\s*ext\s*=|,?\s*(?:ext(?:ension)?\.?|x|#)\s*:?)\s*|,+|[pw;])\d+\s*",
     re.IGNORECASE,
 )
+_PHONE_EXTENSION_MARKERS = frozenset("xX#,;pPwW")
 _MAX_PHONE_WITH_EXTENSION = 64  # "+1 (616) 954-7888 extension 12345" is 33
 # "+44 (0) 20 …": the trunk 0, dialled only inside the country, written in brackets after the
 # country code. Only "(0)" right after it: a 0 that is not in its own brackets can be part of
@@ -253,10 +257,10 @@ def _normalize_email(text: str) -> str | None:
 
 def _normalize_phone(text: str) -> str | None:
     text = _ascii_digits(text)
-    # Every extension marker has an x or a #: plain numbers skip the regex. A longer text is
-    # no phone with an extension, and would cost the regex's backtracking time squared.
+    # Plain numbers, without any extension marker, skip the regex. A longer text is no phone
+    # with an extension, and would cost the regex's backtracking time squared.
     if (
-        ("x" in text or "X" in text or "#" in text)
+        not _PHONE_EXTENSION_MARKERS.isdisjoint(text)
         and len(text) <= _MAX_PHONE_WITH_EXTENSION
         and (extension := _PHONE_EXTENSION_RE.fullmatch(text))
     ):
