@@ -400,6 +400,19 @@ def test_us_state_names_become_two_letter_codes(raw, normalized):
     assert normalize_value("st", raw) == normalized
 
 
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [("Calif.", "ca"), ("W. Va.", "wv"), ("N. Dak.", "nd"), ("wash.", "wa"), (" Tex. ", "tx")],
+)
+def test_us_state_abbreviations_written_with_their_period_become_two_letter_codes(raw, normalized):
+    assert normalize_value("st", raw) == normalized
+
+
+def test_a_state_abbreviation_without_its_period_is_read_as_a_region_name():
+    # "Del" may be Delhi as well as Delaware: only "Del." is the US state's abbreviation
+    assert normalize_value("st", "Del") == "del"
+
+
 def test_non_us_state_is_lowercased_without_punctuation_or_spaces():
     assert normalize_value("st", "Baden-Württemberg") == "badenwürttemberg"
 

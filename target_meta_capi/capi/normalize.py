@@ -15,7 +15,8 @@ db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``199
            ``02/16/1997`` (month first; day first when the first number is above 12),
            ``16.02.1997`` (day first), ISO datetimes; impossible dates, other text after
            the date, and birth years before 1900 or after this year are dropped
-st         US state and territory names → 2-letter code; otherwise letters only, lowercase
+st         US state and territory names, and abbreviations written with their period
+           (``Calif.``, ``W. Va.``) → 2-letter code; otherwise letters only, lowercase
 zp         US ZIP (``94035``, ``94035-1234``) → 5 digits; others lowercase, no spaces/dashes
 country    ISO 3166-1 alpha-2, lowercase, from alpha-2, alpha-3 or an English name
 external_id trimmed, lowercase (hashed unless ``hash_external_id=False``: then only trimmed)
@@ -55,7 +56,7 @@ from functools import lru_cache
 from typing import Any
 
 from target_meta_capi.capi._countries import COUNTRY_ALIASES, ISO_3166_1
-from target_meta_capi.capi._us_states import US_STATE_ALIASES, US_STATES
+from target_meta_capi.capi._us_states import US_STATE_ABBREVIATIONS, US_STATE_ALIASES, US_STATES
 
 __all__ = [
     "HASHED_KEYS",
@@ -243,6 +244,9 @@ def _build_us_state_lookup() -> dict[str, str]:
 
 _COUNTRY_BY_KEY = _build_country_lookup()
 _US_STATE_BY_NAME = _build_us_state_lookup()
+_US_STATE_BY_ABBREVIATION = {
+    _ascii_key(abbreviation): code.lower() for abbreviation, code in US_STATE_ABBREVIATIONS.items()
+}
 
 
 def _normalize_email(text: str) -> str | None:
@@ -286,7 +290,11 @@ def _normalize_state(text: str) -> str | None:
     # looked up as the table's names are written, in ASCII: "Hawai\u02bbi" (the okina is a
     # letter, kept) is hi
     name = letters if letters.isascii() else _ascii_key(letters)
-    return _US_STATE_BY_NAME.get(name, letters)
+    if name in _US_STATE_BY_NAME:
+        return _US_STATE_BY_NAME[name]
+    if text.rstrip().endswith("."):
+        return _US_STATE_BY_ABBREVIATION.get(name, letters)
+    return letters
 
 
 def _normalize_zip(text: str) -> str | None:
