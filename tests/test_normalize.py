@@ -475,6 +475,42 @@ def test_country_names_and_alpha3_become_alpha2(raw, normalized):
     assert normalize_value("country", raw) == normalized
 
 
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("The Gambia", "gm"),
+        ("the Bahamas", "bs"),
+        ("St Lucia", "lc"),
+        ("St. Kitts and Nevis", "kn"),
+        ("St Vincent and the Grenadines", "vc"),
+    ],
+)
+def test_country_names_with_the_or_an_abbreviated_saint_become_alpha2(raw, normalized):
+    assert normalize_value("country", raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("Democratic Republic of the Congo", "cd"),
+        ("DRC", "cd"),
+        ("Republic of Ireland", "ie"),
+        ("Éire", "ie"),
+        ("België", "be"),
+        ("Suomi", "fi"),
+        ("Magyarország", "hu"),
+        ("Nippon", "jp"),
+    ],
+)
+def test_country_names_people_write_that_iso_does_not_list_become_alpha2(raw, normalized):
+    assert normalize_value("country", raw) == normalized
+
+
+def test_a_country_name_that_names_two_countries_is_dropped():
+    # North or South: hashing either would match the wrong people
+    assert normalize_user_data({"country": "Korea"}).dropped == [DroppedValue("country", "invalid")]
+
+
 def test_country_table_covers_every_iso_3166_alpha2_code():
     from target_meta_capi.capi._countries import ISO_3166_1
 

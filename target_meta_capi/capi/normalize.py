@@ -18,7 +18,8 @@ db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``199
 st         US state and territory names, and abbreviations written with their period
            (``Calif.``, ``W. Va.``) → 2-letter code; otherwise letters only, lowercase
 zp         US ZIP (``94035``, ``94035-1234``) → 5 digits; others lowercase, no spaces/dashes
-country    ISO 3166-1 alpha-2, lowercase, from alpha-2, alpha-3 or an English name
+country    ISO 3166-1 alpha-2, lowercase, from alpha-2, alpha-3, an English name (``The
+           Gambia``, ``St Lucia`` too) or a common name in the country's language (``België``)
 external_id trimmed, lowercase (hashed unless ``hash_external_id=False``: then only trimmed)
 f5first,   the first 5 letters of the first or last name, normalized as fn/ln
 f5last
@@ -147,6 +148,7 @@ _NON_DIGITS_RE = re.compile(r"\D+")
 _ASCII_NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
 _ZIP_SEPARATORS_RE = re.compile(r"[\s\-]+")
 _US_ZIP_RE = re.compile(r"(\d{5})(?:[\s\-]?\d{4})?")
+_COUNTRY_NAME_PREFIX_RE = re.compile(r"^\s*(the|st\.?)\s+", re.IGNORECASE)
 _MIN_PHONE_DIGITS = 7
 # E.164: a number with its country code has at most 15 digits. More are two numbers in one
 # value ("+44 7700 900123, +44 7700 900456") or a number and other digits: hashed, no match.
@@ -306,7 +308,15 @@ def _normalize_zip(text: str) -> str | None:
 
 
 def _normalize_country(text: str) -> str | None:
-    return _COUNTRY_BY_KEY.get(_ascii_key(text))
+    code = _COUNTRY_BY_KEY.get(_ascii_key(text))
+    if code is None and _COUNTRY_NAME_PREFIX_RE.match(text):
+        # ISO writes "Gambia" and "Saint Lucia": not "The Gambia" nor "St. Lucia"
+        code = _COUNTRY_BY_KEY.get(_ascii_key(_COUNTRY_NAME_PREFIX_RE.sub(_spelled_out, text)))
+    return code
+
+
+def _spelled_out(prefix: re.Match[str]) -> str:
+    return "" if prefix.group(1).lower() == "the" else "saint "
 
 
 def _normalize_external_id(text: str) -> str | None:
