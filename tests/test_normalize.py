@@ -217,6 +217,43 @@ def test_phone_extension_marked_with_uppercase_x_is_left_out_of_the_number():
     assert normalize_value("ph", "616-954-7888 X123") == "6169547888"
 
 
+def full_width(text: str) -> str:
+    """The text as an East Asian input method's full-width mode types it (U+FF01 to U+FF5E)."""
+    return "".join(chr(ord(char) + 0xFEE0) if "!" <= char <= "~" else char for char in text)
+
+
+@pytest.mark.parametrize(
+    ("key", "typed", "normalized"),
+    [
+        ("em", "taro@example.com", "taro@example.com"),
+        ("fn", "Taro", "taro"),
+        ("ct", "Tokyo", "tokyo"),
+        ("zp", "100-0001", "1000001"),
+        ("db", "1997/02/16", "19970216"),
+        ("external_id", "CUST-42", "cust-42"),
+    ],
+)
+def test_full_width_letters_digits_and_signs_are_read_as_ascii(key, typed, normalized):
+    assert normalize_value(key, full_width(typed)) == normalized
+    assert normalize_user_data({key: full_width(typed)}).user_data == {key: sha(normalized)}
+
+
+def test_half_width_katakana_are_read_as_full_width_with_their_voiced_marks():
+    half_width_yamada = "\uff94\uff8f\uff80\uff9e"  # YA MA TA, then the voiced mark
+    assert normalize_value("ln", half_width_yamada) == "\u30e4\u30de\u30c0"  # YA MA DA
+
+
+def test_thai_and_lao_names_keep_the_vowel_nfkc_would_decompose():
+    # SARA AM (U+0E33) and Lao's AM (U+0EB3): NFKC splits each into two characters
+    assert normalize_value("fn", "สำราญ") == "สำราญ"
+    assert normalize_value("ln", "ຄຳ") == "ຄຳ"
+
+
+def test_an_external_id_sent_unhashed_keeps_its_full_width_forms():
+    result = normalize_user_data({"external_id": full_width("CUST-42")}, hash_external_id=False)
+    assert result.user_data == {"external_id": full_width("CUST-42")}
+
+
 def test_phone_given_as_int_is_accepted():
     assert normalize_value("ph", 16169547888) == "16169547888"
 

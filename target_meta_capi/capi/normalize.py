@@ -30,6 +30,9 @@ doby       year of birth as 4 digits, 1900 to this year
 
 Trimmed takes the whitespace and the zero-width characters (zero width space, joiners, word
 joiner, byte order mark) at both ends.
+Before any of it, the full-width letters, digits and signs an East Asian input method types
+(U+FF01 to U+FF5E: a full-width e-mail address, a postcode with a full-width dash) are read as
+ASCII, and half-width katakana as full-width, as NFKC reads that block.
 A string that already is a SHA-256 (64 hex digits) passes through, lowercased, so a hash is
 never hashed twice. 32-hex MD5 digests are not hashes for Meta and are treated as raw text.
 Integers, and integral floats and Decimals, of up to 64 digits are accepted as text for ph, zp,
@@ -449,6 +452,28 @@ class _Rejected(Exception):
         self.reason = reason
 
 
+# The Halfwidth and Fullwidth Forms block: Latin letters, digits and signs typed in an East
+# Asian input method's full-width mode (an e-mail address, "@" and "." included), and
+# half-width katakana.
+# Their hash is one no one's value has. Only this block is folded (NFKC, one character at a
+# time): NFKC on the whole text would also decompose Thai's and Lao's SARA AM.
+_WIDTH_FORM_RE = re.compile("[\uff01-\uffee]")
+
+
+def _without_width_forms(text: str) -> str:
+    if text.isascii() or not _WIDTH_FORM_RE.search(text):
+        return text
+    folded = _WIDTH_FORM_RE.sub(lambda form: unicodedata.normalize("NFKC", form.group()), text)
+    # a half-width voiced mark became a combining one: it joins its kana (TA and the mark are DA)
+    return unicodedata.normalize("NFC", folded)
+
+
+def _text_to_normalize(key: str, value: Any) -> str:
+    """The value as text to normalize, full-width forms folded; raises _Rejected as
+    _as_text does. (An external_id sent unhashed is sent as given: not through here.)"""
+    return _without_width_forms(_as_text(key, value))
+
+
 def _as_text(key: str, value: Any) -> str:
     """The value as text to normalize; raises _Rejected for empty or unusable values."""
     if isinstance(value, str):
@@ -485,7 +510,7 @@ def normalize_value(key: str, value: Any) -> str | None:
     """
     normalizer = _NORMALIZERS[key]
     try:
-        return normalizer(_as_text(key, value))
+        return normalizer(_text_to_normalize(key, value))
     except _Rejected:
         return None
 
@@ -498,7 +523,7 @@ def _hash_value(key: str, value: Any) -> tuple[str | None, str]:
         birth_date = _birth_date(value)
         return (sha256_hex(birth_date), "") if birth_date else (None, REASON_INVALID)
     try:
-        text = _as_text(key, value)
+        text = _text_to_normalize(key, value)
     except _Rejected as rejected:
         return None, rejected.reason
     stripped = _trim(text)
