@@ -341,6 +341,36 @@ def test_stop_closes_idle_keep_alive_connections(sandbox_factory):
     connection.close()
 
 
+def test_a_connection_taken_just_as_stop_begins_is_closed_not_served_after_it(sandbox_factory):
+    # The race ordered: the sandbox accepts the connection, and its handler thread reaches
+    # setup() only once stop() has returned (a thread tracer holds it there).
+    sandbox = sandbox_factory()
+    in_setup, stopped = threading.Event(), threading.Event()
+    setup_code = handler_module.SandboxRequestHandler.setup.__code__
+
+    def hold_setup_until_stopped(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is setup_code:
+            in_setup.set()
+            stopped.wait()
+
+    threading.settrace(hold_setup_until_stopped)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+        connection.connect()
+        in_setup.wait()
+    finally:
+        threading.settrace(None)  # type: ignore[arg-type]
+    sandbox.stop()
+    stopped.set()
+
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN})
+    with contextlib.suppress(OSError):  # a reset, if the close came first
+        connection.request("POST", f"/v24.0/{PIXEL}/events", body=body)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        connection.getresponse()
+    connection.close()
+
+
 def test_starting_a_started_sandbox_is_refused(sandbox):
     with pytest.raises(RuntimeError, match="already started"):
         sandbox.start()

@@ -247,10 +247,16 @@ class SandboxServer:
     # request handling (called from handler threads) --------------------------------------
     def _track_connection(self, connection: socket.socket, open_: bool) -> None:
         with self._connections_lock:
-            if open_:
+            if not open_:
+                self._connections.discard(connection)
+            elif not self._stopping.is_set():
                 self._connections.add(connection)
             else:
-                self._connections.discard(connection)
+                # accepted just before stop(), whose handler thread got here after stop()
+                # shut the connections it knew down: it would be served by a stopped sandbox,
+                # or wait idle until the idle timeout
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
     def _begin_request(self) -> None:
         counters = self._counters
