@@ -357,7 +357,7 @@ def test_a_connection_taken_just_as_stop_begins_is_closed_not_served_after_it(sa
     try:
         connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
         connection.connect()
-        in_setup.wait()
+        assert in_setup.wait(timeout=30), "the handler never reached setup()"
     finally:
         threading.settrace(None)  # type: ignore[arg-type]
     sandbox.stop()
