@@ -508,6 +508,8 @@ class NumberedSingerReader(GenericSingerReader[str]):
             record = self._decode_json(record_line)
             self._dispatch({"type": "RECORD", "stream": stream, "record": record})
         self.line_number = reading_at
+        # a BATCH of a million records reads no stdin for minutes: between two of its records
+        # is where half-full batches past max_batch_wait_seconds go out, as between two lines
         self.input_flows()
 
     def _decode(self, line: Line) -> dict:

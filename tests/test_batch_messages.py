@@ -29,6 +29,7 @@ from ._target_support import (
     order,
     orders_config,
     read_dead_letters,
+    record_line,
     run_in_process,
     schema_line,
     state_line,
@@ -392,3 +393,18 @@ def test_a_batch_file_line_that_is_not_utf8_among_those_the_workers_take_is_name
         f"Input line 2 (line 250 of BATCH file {path.as_uri()}) is not valid JSON: it is not "
         "UTF-8 (invalid start byte at byte 28 of the line)"
     ) in stderr
+
+
+def test_half_full_batches_past_max_batch_wait_go_out_between_the_records_of_a_batch(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # the run then stops at the BATCH's second file, missing: what was sent went meanwhile
+    manifest = [*sdk_batch_files(tmp_path, [order(2)]), (tmp_path / "gone.json.gz").as_uri()]
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path, max_batch_wait_seconds=0),
+        [schema_line(), record_line(order(1)), batch_line(manifest)],
+    )
+    assert result.exit_code == 1
+    summary = result.target.stats.snapshot()
+    assert summary["requests"]["submitted"] == 1
+    assert summary["streams"][STREAM]["records_read"] == 2
