@@ -33,6 +33,7 @@ from target_meta_capi.pace import PaceClock
 
 # floats as Decimal, as the SDK's own reader does: money keeps its digits
 input_decoder = msgspec.json.Decoder(float_hook=decimal.Decimal)
+_raw_decoder = msgspec.json.Decoder(msgspec.Raw)
 # Singer lines are UTF-8 JSON: stdin is read as bytes, which msgspec decodes as they are, so
 # no line is decoded to text and encoded back (for the record workers, twice). Its buffer is
 # 1 MB: stdin's own reads 8 KB at a time, each read lets the sending threads take the GIL and
@@ -224,6 +225,16 @@ def _widen_pipe(descriptor: int) -> bool:
         return False
 
 
+def _is_one_json_value(line: bytes) -> bool:
+    """Whether the line is one JSON value with nothing after it, in UTF-8 (read, not built:
+    msgspec.Raw takes bytes inside a string as they are)."""
+    try:
+        _raw_decoder.decode(line)
+    except msgspec.DecodeError:
+        return False
+    return _utf8_error(line) is None
+
+
 def _utf8_error(line: Line) -> UnicodeDecodeError | None:
     """Why the line's bytes are not UTF-8; None when they are (or it is text already)."""
     if not isinstance(line, bytes):
@@ -349,6 +360,15 @@ class NumberedSingerReader(GenericSingerReader[str]):
             self._waiting_for_input = False
 
     def deserialize_json(self, line: Line) -> dict:  # type: ignore[override]
+        message = self._decode_json(line)
+        if not isinstance(message, dict):
+            raise SingerInputError(
+                f"Input line {self.line_number} is not a Singer message (a JSON object)"
+            )
+        return message
+
+    def _decode_json(self, line: Line) -> t.Any:
+        """The line's one JSON value; an error naming the line if it holds none."""
         try:
             message = input_decoder.decode(line)
         except msgspec.DecodeError as error:
@@ -364,10 +384,6 @@ class NumberedSingerReader(GenericSingerReader[str]):
             raise self._text_not_utf8(error, line) from None
         except RecursionError:
             raise self._too_deep() from None
-        if not isinstance(message, dict):
-            raise SingerInputError(
-                f"Input line {self.line_number} is not a Singer message (a JSON object)"
-            )
         return message
 
     def _decode_with_lone_surrogates_replaced(
@@ -467,6 +483,34 @@ class NumberedSingerReader(GenericSingerReader[str]):
         self.line_number = line_number
         self._dispatch(self._decode(line))
         self.line_number = reading_at
+
+    def process_batch_record(
+        self, stream: str, record_head: bytes, record_line: bytes, place: int
+    ) -> None:
+        """Process one line of a BATCH message's file as the RECORD message holding its record
+        would be, at `place` (the BATCH's input line, naming the file and the line in it):
+        claimed by the record router as such a line, or processed here.
+
+        `record_head` is how a singer-sdk tap's RECORD line of the stream starts (through
+        `"stream":…,`). A record line is put into it only once it is known to hold one JSON
+        value and nothing after it: `{…},"stream":"other"` would otherwise make a line of
+        another stream.
+        """
+        self.stop_if_requested()  # between two records of a file: nothing is half done
+        reading_at = self.line_number
+        self.line_number = place
+        router = self.record_router
+        if not (
+            router is not None
+            and _is_one_json_value(record_line)
+            and router.claim(record_head + b'"record":' + record_line + b"}", place)
+        ):
+            record = self._decode_json(record_line)
+            self._dispatch({"type": "RECORD", "stream": stream, "record": record})
+        self.line_number = reading_at
+        # a BATCH of a million records reads no stdin for minutes: between two of its records
+        # is where half-full batches past max_batch_wait_seconds go out, as between two lines
+        self.input_flows()
 
     def _decode(self, line: Line) -> dict:
         message = self.deserialize_json(line)

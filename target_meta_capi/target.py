@@ -15,13 +15,15 @@ back to the sink in batches. SIGTERM/SIGINT stop reading only where nothing is h
 This module is the Target class: the SDK's hooks, wiring the settings, the sinks and the
 delivery together. The rules they apply live in the modules named for them: settings/ (the
 settings, the environment and the --config files), messages.py (what a SCHEMA, RECORD or
-STATE must hold), record_workers.py (which streams workers can process), partial_batches.py
-(when half-full batches are sent), delivery.py and state.py (sending and the ack ledger),
-shutdown.py (signals and the grace period), failures.py (the line a failed run ends with).
+STATE must hold), batch_files.py (the files of BATCH messages), record_workers.py (which
+streams workers can process), partial_batches.py (when half-full batches are sent),
+delivery.py and state.py (sending and the ack ledger), shutdown.py (signals and the grace
+period), failures.py (the line a failed run ends with).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import enum
 import math
@@ -44,6 +46,7 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.target_base import Target
 
 from target_meta_capi.allocator import use_one_malloc_arena
+from target_meta_capi.batch_files import read_batch_message, record_lines
 from target_meta_capi.capi._words import counted
 from target_meta_capi.capi.batch import BatchProcessor
 from target_meta_capi.capi.errors import CapiError, ConfigurationError, NetworkError
@@ -602,13 +605,15 @@ class TargetMetaCapi(Target):
         self._after_message()
 
     def _process_batch_message(self, message_dict: dict) -> None:
-        # BATCH files would bypass validation and date parsing, and this target does not
-        # advertise the capability: refuse rather than silently drop the records.
-        raise SingerInputError(
-            f"Input line {self.message_reader.line_number}: BATCH messages are not supported "
-            f"(stream {self.message_reader.current_stream!r}): run the tap without its "
-            "`batch_config`, so that it writes RECORD messages"
-        )
+        """The records of the BATCH's files, each as the RECORD message holding it would be
+        (batch_files.py); the files stay where the tap wrote them."""
+        reader = self.message_reader
+        batch = read_batch_message(message_dict, reader.line_number, self.mapper.stream_maps)
+        record_head = batch.record_head
+        with contextlib.closing(record_lines(batch, reader.line_number)) as lines:
+            for record_line, place in lines:
+                reader.process_batch_record(batch.stream, record_head, record_line, place)
+        self._after_message()
 
     def _assert_line_requires(
         self, message_dict: dict, requires: set[str] | frozenset[str]

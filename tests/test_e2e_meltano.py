@@ -7,12 +7,13 @@ Only the connection details and the sandbox's port are overridden, through the e
 variables Meltano maps onto settings; pixel id, token and test_event_code come from the
 `dev` environment of meltano.yml.
 
-Five runs share one database, one sandbox and one Meltano system database:
+Six runs share one database, one sandbox and one Meltano system database:
 1. the full load: every row arrives once, hashed as Meta normalizes it;
 2. after inserting and updating rows: only those rows are sent;
 3. with a token the sandbox refuses: the run fails and the bookmark does not move;
 4. with settings in the environment their setting cannot take: the run stops at start;
-5. after ALTER TABLE renamed a mapped column: the run sees it, and sends the waiting rows.
+5. after ALTER TABLE renamed a mapped column: the run sees it, and sends the waiting rows;
+6. with the tap's `batch_config`: its BATCH messages' rows arrive once, and the state is written.
 """
 
 from __future__ import annotations
@@ -416,7 +417,7 @@ class Pipeline:
         return RunOutcome(result, _events_by_id(self.sandbox), self.meltano.state())
 
 
-# --- fixtures: one database, sandbox and Meltano project for the five runs -----------------
+# --- fixtures: one database, sandbox and Meltano project for the six runs -----------------
 
 
 @pytest.fixture(scope="module")
@@ -857,3 +858,49 @@ def test_rows_written_before_an_alter_table_arrive_in_the_run_after_it(
     events_by_id = altered_table_run.outcome.events_by_id
     assert set(events_by_id) == {str(order_id) for order_id in altered_table_run.expected_ids}
     assert not any("ct" in events[0]["event"]["user_data"] for events in events_by_id.values())
+
+
+# --- 6. the tap writing BATCH messages (batch_config) ---------------------------------------
+
+ROWS_INSERTED_FOR_BATCH_RUN = 450  # past a stream's first 200 records: the record workers' too
+TAP_BATCH_SIZE = 200  # records per file
+
+
+@dataclass
+class BatchRun:
+    outcome: RunOutcome
+    expected_ids: set[int]
+    batch_files: list[Path]
+
+
+@pytest.fixture(scope="module")
+def batch_run(
+    pipeline: Pipeline, altered_table_run: AlteredTableRun, tmp_path_factory: pytest.TempPathFactory
+) -> BatchRun:
+    bookmark = _bookmark(altered_table_run.outcome.state)
+    old, new = RENAMED_MAPPED_COLUMN  # back as the table's rows (and meltano.yml) have it
+    pipeline.orders.postgres.psql(f"ALTER TABLE public.orders RENAME COLUMN {new} TO {old}")
+    pipeline.orders.insert_recent(ROWS_INSERTED_FOR_BATCH_RUN)
+    expected_ids = {
+        order_id for order_id, row in pipeline.orders.rows.items() if row["updated_at"] >= bookmark
+    }
+    storage = tmp_path_factory.mktemp("batches")
+    batch_config = {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": storage.as_uri()},
+        "batch_size": TAP_BATCH_SIZE,
+    }
+    outcome = pipeline.run({"TAP_POSTGRES_BATCH_CONFIG": json.dumps(batch_config)})
+    return BatchRun(outcome, expected_ids, sorted(storage.iterdir()))
+
+
+def test_rows_a_tap_sends_in_batch_files_arrive_exactly_once_and_the_state_is_written(
+    pipeline: Pipeline, batch_run: BatchRun
+) -> None:
+    result = batch_run.outcome.result
+    assert result.returncode == 0, result.tail()
+    assert len(batch_run.batch_files) >= 2  # the tap wrote BATCH messages; its files are kept
+    events_by_id = batch_run.outcome.events_by_id
+    assert set(events_by_id) == {str(order_id) for order_id in batch_run.expected_ids}
+    assert all(len(events) == 1 for events in events_by_id.values())
+    assert _bookmark(batch_run.outcome.state) == pipeline.orders.max_updated_at()

@@ -111,26 +111,6 @@ def test_a_message_without_a_type_says_the_key_is_missing(
     assert _failure_lines(caplog)[0].endswith("Input line 2 lacks required key(s) 'type'")
 
 
-def test_batch_messages_are_refused_saying_how_to_have_the_tap_write_records(
-    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    # as tap-jsonl 0.3.1 writes it with a batch_config: its records would be dropped unread
-    batch = {
-        "type": "BATCH",
-        "stream": STREAM,
-        "encoding": {"format": "jsonl", "compression": "gzip"},
-        "manifest": ["file:///tmp/batch/b-tap-jsonl--orders-6e5b97d4-1.json.gz"],
-    }
-    result = run_in_process(
-        orders_config(sandbox.url, tmp_path), [schema_line(), json.dumps(batch)]
-    )
-    assert result.exit_code == 1
-    [failure] = _failure_lines(caplog)
-    assert "BATCH messages are not supported" in failure
-    assert f"(stream {STREAM!r})" in failure
-    assert "without its `batch_config`" in failure
-
-
 def test_empty_input_is_an_error(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
