@@ -230,7 +230,7 @@ def _is_one_json_value(line: bytes) -> bool:
     msgspec.Raw takes bytes inside a string as they are)."""
     try:
         _raw_decoder.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # too deep: its error is decoding's to say
         return False
     return _utf8_error(line) is None
 

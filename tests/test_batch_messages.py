@@ -395,6 +395,21 @@ def test_a_batch_file_line_that_is_not_utf8_among_those_the_workers_take_is_name
     ) in stderr
 
 
+def test_a_batch_file_line_nesting_too_deep_with_the_workers_on_is_named_as_without_them(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    deep = '{"order_id": 2, "total": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path = plain_file(tmp_path / "orders.jsonl", [json.dumps(order(1)), deep])
+    config = orders_config(sandbox.url, tmp_path, record_workers=2)
+    code, _, stderr = run_target(tmp_path, config, [schema_line(), batch_line([path])])
+    assert code == 1
+    assert WORKERS_LOG_LINE in stderr
+    assert (
+        f"Input line 2 (line 2 of BATCH file {path}) is not valid JSON (it nests arrays and "
+        "objects too deeply to be read)"
+    ) in stderr
+
+
 def test_half_full_batches_past_max_batch_wait_go_out_between_the_records_of_a_batch(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
