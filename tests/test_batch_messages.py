@@ -410,6 +410,23 @@ def test_a_batch_file_line_nesting_too_deep_with_the_workers_on_is_named_as_with
     ) in stderr
 
 
+def test_the_first_line_of_a_batch_file_to_fail_is_named_with_the_workers_on_as_without_them(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # line 250 is the workers' to check; line 260, no JSON, never reaches them
+    lines = [json.dumps(order(i, total="x" if i == 250 else 19.99)) for i in range(1, 301)]
+    lines[259] = '{"order_id": 260,'
+    path = plain_file(tmp_path / "orders.jsonl", lines)
+    config = orders_config(sandbox.url, tmp_path, record_workers=2)
+    code, _, stderr = run_target(tmp_path, config, [schema_line(), batch_line([path])])
+    assert code == 1
+    assert WORKERS_LOG_LINE in stderr
+    assert (
+        f"(input line 2 (line 250 of BATCH file {path}), stream '{STREAM}'): field 'total' "
+        "breaks the schema"
+    ) in stderr
+
+
 def test_half_full_batches_past_max_batch_wait_go_out_between_the_records_of_a_batch(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
