@@ -110,7 +110,9 @@ def _local_path(url: str, where: str) -> str:
     if parts.scheme == "":
         return url
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
-        return unquote(parts.path)
+        # all after the host: singer-sdk writes the file's name unescaped, so a "#" or "?" of
+        # a stream's name is part of the path, never a fragment or a query
+        return unquote(url.split(":", 1)[1].removeprefix("//" + parts.netloc))
     raise SingerInputError(
         f"{where}: file {url} is not on this machine's filesystem; supported are {SUPPORTED}. "
         "Set the tap's batch_config storage root to a local directory (file:///tmp/batches), "

@@ -25,6 +25,7 @@ from target_meta_capi.batch_files import BatchMessage, record_lines
 from target_meta_capi.sandbox import SandboxServer
 
 from ._target_support import (
+    ORDERS_MAPPING,
     STREAM,
     order,
     orders_config,
@@ -40,7 +41,10 @@ GZIP_JSONL = {"format": "jsonl", "compression": "gzip"}
 
 
 def sdk_batch_files(
-    directory: Path, records: Iterable[Mapping[str, Any]], batch_size: int = 10000
+    directory: Path,
+    records: Iterable[Mapping[str, Any]],
+    batch_size: int = 10000,
+    stream: str = STREAM,
 ) -> list[str]:
     """Write records as a singer-sdk tap with this `batch_config` does; the files' URLs."""
     config = BatchConfig.from_dict(
@@ -50,13 +54,15 @@ def sdk_batch_files(
             "batch_size": batch_size,
         }
     )
-    batcher = JSONLinesBatcher("tap-postgres", STREAM, config)
+    batcher = JSONLinesBatcher("tap-postgres", stream, config)
     return [url for manifest in batcher.get_batches(iter(records)) for url in manifest]
 
 
-def batch_line(manifest: list[str], encoding: Mapping[str, Any] = GZIP_JSONL) -> str:
+def batch_line(
+    manifest: list[str], encoding: Mapping[str, Any] = GZIP_JSONL, stream: str = STREAM
+) -> str:
     return json.dumps(
-        {"type": "BATCH", "stream": STREAM, "encoding": dict(encoding), "manifest": manifest}
+        {"type": "BATCH", "stream": stream, "encoding": dict(encoding), "manifest": manifest}
     )
 
 
@@ -100,6 +106,20 @@ def test_a_plain_jsonl_file_with_compression_none_is_read(
     )
     assert result.exit_code == 0
     assert len(sandbox.accepted_events()) == 2
+
+
+def test_the_batch_files_of_a_stream_named_with_a_hash_or_a_question_mark_are_read(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # the tap writes the file's name into its file:// URL as it is, unescaped
+    stream = "public-orders#2?"
+    manifest = sdk_batch_files(tmp_path, [order(1)], stream=stream)
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path, streams={stream: ORDERS_MAPPING}),
+        [schema_line(stream), batch_line(manifest, stream=stream)],
+    )
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 1
 
 
 def test_the_tap_s_batch_files_are_left_where_they_are(
