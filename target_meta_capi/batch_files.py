@@ -10,8 +10,8 @@ time (a file of a million records is never held in memory whole) and left where 
 are the tap's to delete.
 
 What this target cannot read is refused at the BATCH, before any of its records is processed: a
-format other than jsonl, a compression other than gzip, a file not on this machine (an s3://
-root, say).
+format other than jsonl, a compression other than gzip or none, a file not on this machine (an
+s3:// root, say).
 
 singer-sdk 0.54 compresses its jsonl files with gzip whatever its `compression` says: a file is
 read as gzip when it starts as one, as plain text otherwise.
