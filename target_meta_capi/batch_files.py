@@ -10,8 +10,8 @@ time (a file of a million records is never held in memory whole) and left where 
 are the tap's to delete.
 
 What this target cannot read is refused at the BATCH, before any of its records is processed: a
-format other than jsonl, a compression other than gzip, a file not on this machine (an s3://
-root, say).
+format other than jsonl, a compression other than gzip or none, a file not on this machine (an
+s3:// root, say).
 
 singer-sdk 0.54 compresses its jsonl files with gzip whatever its `compression` says: a file is
 read as gzip when it starts as one, as plain text otherwise.
@@ -110,7 +110,9 @@ def _local_path(url: str, where: str) -> str:
     if parts.scheme == "":
         return url
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
-        return unquote(parts.path)
+        # all after the host: singer-sdk writes the file's name unescaped, so a "#" or "?" of
+        # a stream's name is part of the path, never a fragment or a query
+        return unquote(url.split(":", 1)[1].removeprefix("//" + parts.netloc))
     raise SingerInputError(
         f"{where}: file {url} is not on this machine's filesystem; supported are {SUPPORTED}. "
         "Set the tap's batch_config storage root to a local directory (file:///tmp/batches), "

@@ -230,7 +230,7 @@ def _is_one_json_value(line: bytes) -> bool:
     msgspec.Raw takes bytes inside a string as they are)."""
     try:
         _raw_decoder.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # too deep: its error is decoding's to say
         return False
     return _utf8_error(line) is None
 
@@ -500,11 +500,15 @@ class NumberedSingerReader(GenericSingerReader[str]):
         reading_at = self.line_number
         self.line_number = place
         router = self.record_router
-        if not (
-            router is not None
-            and _is_one_json_value(record_line)
-            and router.claim(record_head + b'"record":' + record_line + b"}", place)
-        ):
+        claimed = False
+        if router is not None:
+            if _is_one_json_value(record_line):
+                claimed = router.claim(record_head + b'"record":' + record_line + b"}", place)
+            else:
+                # processed here only after the lines the router claimed before it, as a line
+                # it gives back is: the first line of the file to fail is the one named
+                router.flush()
+        if not claimed:
             record = self._decode_json(record_line)
             self._dispatch({"type": "RECORD", "stream": stream, "record": record})
         self.line_number = reading_at

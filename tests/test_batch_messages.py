@@ -25,6 +25,7 @@ from target_meta_capi.batch_files import BatchMessage, record_lines
 from target_meta_capi.sandbox import SandboxServer
 
 from ._target_support import (
+    ORDERS_MAPPING,
     STREAM,
     order,
     orders_config,
@@ -40,7 +41,10 @@ GZIP_JSONL = {"format": "jsonl", "compression": "gzip"}
 
 
 def sdk_batch_files(
-    directory: Path, records: Iterable[Mapping[str, Any]], batch_size: int = 10000
+    directory: Path,
+    records: Iterable[Mapping[str, Any]],
+    batch_size: int = 10000,
+    stream: str = STREAM,
 ) -> list[str]:
     """Write records as a singer-sdk tap with this `batch_config` does; the files' URLs."""
     config = BatchConfig.from_dict(
@@ -50,13 +54,15 @@ def sdk_batch_files(
             "batch_size": batch_size,
         }
     )
-    batcher = JSONLinesBatcher("tap-postgres", STREAM, config)
+    batcher = JSONLinesBatcher("tap-postgres", stream, config)
     return [url for manifest in batcher.get_batches(iter(records)) for url in manifest]
 
 
-def batch_line(manifest: list[str], encoding: Mapping[str, Any] = GZIP_JSONL) -> str:
+def batch_line(
+    manifest: list[str], encoding: Mapping[str, Any] = GZIP_JSONL, stream: str = STREAM
+) -> str:
     return json.dumps(
-        {"type": "BATCH", "stream": STREAM, "encoding": dict(encoding), "manifest": manifest}
+        {"type": "BATCH", "stream": stream, "encoding": dict(encoding), "manifest": manifest}
     )
 
 
@@ -100,6 +106,20 @@ def test_a_plain_jsonl_file_with_compression_none_is_read(
     )
     assert result.exit_code == 0
     assert len(sandbox.accepted_events()) == 2
+
+
+def test_the_batch_files_of_a_stream_named_with_a_hash_or_a_question_mark_are_read(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # the tap writes the file's name into its file:// URL as it is, unescaped
+    stream = "public-orders#2?"
+    manifest = sdk_batch_files(tmp_path, [order(1)], stream=stream)
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path, streams={stream: ORDERS_MAPPING}),
+        [schema_line(stream), batch_line(manifest, stream=stream)],
+    )
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 1
 
 
 def test_the_tap_s_batch_files_are_left_where_they_are(
@@ -392,6 +412,38 @@ def test_a_batch_file_line_that_is_not_utf8_among_those_the_workers_take_is_name
     assert (
         f"Input line 2 (line 250 of BATCH file {path.as_uri()}) is not valid JSON: it is not "
         "UTF-8 (invalid start byte at byte 28 of the line)"
+    ) in stderr
+
+
+def test_a_batch_file_line_nesting_too_deep_with_the_workers_on_is_named_as_without_them(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    deep = '{"order_id": 2, "total": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path = plain_file(tmp_path / "orders.jsonl", [json.dumps(order(1)), deep])
+    config = orders_config(sandbox.url, tmp_path, record_workers=2)
+    code, _, stderr = run_target(tmp_path, config, [schema_line(), batch_line([path])])
+    assert code == 1
+    assert WORKERS_LOG_LINE in stderr
+    assert (
+        f"Input line 2 (line 2 of BATCH file {path}) is not valid JSON (it nests arrays and "
+        "objects too deeply to be read)"
+    ) in stderr
+
+
+def test_the_first_line_of_a_batch_file_to_fail_is_named_with_the_workers_on_as_without_them(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # line 250 is the workers' to check; line 260, no JSON, never reaches them
+    lines = [json.dumps(order(i, total="x" if i == 250 else 19.99)) for i in range(1, 301)]
+    lines[259] = '{"order_id": 260,'
+    path = plain_file(tmp_path / "orders.jsonl", lines)
+    config = orders_config(sandbox.url, tmp_path, record_workers=2)
+    code, _, stderr = run_target(tmp_path, config, [schema_line(), batch_line([path])])
+    assert code == 1
+    assert WORKERS_LOG_LINE in stderr
+    assert (
+        f"(input line 2 (line 250 of BATCH file {path}), stream '{STREAM}'): field 'total' "
+        "breaks the schema"
     ) in stderr
 
 

@@ -32,7 +32,7 @@ Trimmed takes the whitespace and the zero-width characters (zero width space, jo
 joiner, byte order mark) at both ends.
 Before any of it, the full-width letters, digits and signs an East Asian input method types
 (U+FF01 to U+FF5E: a full-width e-mail address, a postcode with a full-width dash) are read as
-ASCII, and half-width katakana as full-width, as NFKC reads that block.
+ASCII, and half-width katakana and Hangul as full-width, as NFKC reads that block.
 A string that already is a SHA-256 (64 hex digits) passes through, lowercased, so a hash is
 never hashed twice. 32-hex MD5 digests are not hashes for Meta and are treated as raw text.
 Integers, and integral floats and Decimals, of up to 64 digits are accepted as text for ph, zp,
@@ -454,7 +454,7 @@ class _Rejected(Exception):
 
 # The Halfwidth and Fullwidth Forms block: Latin letters, digits and signs typed in an East
 # Asian input method's full-width mode (an e-mail address, "@" and "." included), and
-# half-width katakana.
+# half-width katakana and Hangul.
 # Their hash is one no one's value has. Only this block is folded (NFKC, one character at a
 # time): NFKC on the whole text would also decompose Thai's and Lao's SARA AM.
 _WIDTH_FORM_RE = re.compile("[\uff01-\uffee]")
