@@ -182,6 +182,8 @@ def test_bracketed_trunk_zero_after_the_country_code_is_left_out(raw, normalized
         ("+39 06 6982 1234", "390669821234"),  # Italy: this 0 is part of the number
         ("+39 (06) 6982 1234", "390669821234"),  # a bracketed area code, not a lone (0)
         ("+1 616 954 7888 x", "16169547888"),  # a marker without digits is no extension
+        # two numbers, a space after the comma: no dial pause, so neither is cut off
+        ("954-7888, 954-7889", "95478889547889"),
     ],
 )
 def test_phone_without_extension_or_trunk_zero_keeps_all_its_digits(raw, normalized):
