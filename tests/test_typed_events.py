@@ -1,6 +1,7 @@
 """The client's types as a user's type checker sees them: mypy --strict on a user's program
 finds no error. Events typed with the TypedDicts of capi/shapes.py go to every way of sending
-them; a copy of an EventRequestAsync is one, whose execute() returns a future."""
+them; a copy of an EventRequestAsync is one, whose execute() returns a future. An observer
+subclassing RequestObserver overrides only the hooks it needs."""
 
 from __future__ import annotations
 
@@ -66,5 +67,31 @@ async def send_encoded(events: list[dict[str, object]]) -> EventResponse:
 def test_copies_of_an_async_request_return_futures_under_mypy_strict(tmp_path: Path) -> None:
     program = tmp_path / "send_async.py"
     program.write_text(textwrap.dedent(ASYNC_USERS_PROGRAM))
+    checked = mypy_strict(program)
+    assert checked.returncode == 0, checked.stdout
+
+
+PARTIAL_OBSERVER_PROGRAM = """
+from target_meta_capi.capi import EventRequest, RequestObserver
+
+
+class RetryLog(RequestObserver):
+    def on_retry(self, error: Exception, attempt: int, delay: float) -> None:
+        print(f"attempt {attempt} failed; retrying in {delay:.1f} s")
+        super().on_retry(error, attempt, delay)
+
+
+def send(request: EventRequest) -> int:
+    return request.execute(observer=RetryLog()).events_received
+"""
+
+
+def test_an_observer_overriding_one_hook_inherits_the_others_under_mypy_strict(
+    tmp_path: Path,
+) -> None:
+    # "Subclass it to inherit no-op defaults and override what you need": hooks whose body
+    # was only a docstring were abstract to mypy, which refused to make such a subclass
+    program = tmp_path / "retry_log.py"
+    program.write_text(textwrap.dedent(PARTIAL_OBSERVER_PROGRAM))
     checked = mypy_strict(program)
     assert checked.returncode == 0, checked.stdout
