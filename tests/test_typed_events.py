@@ -95,3 +95,22 @@ def test_an_observer_overriding_one_hook_inherits_the_others_under_mypy_strict(
     program.write_text(textwrap.dedent(PARTIAL_OBSERVER_PROGRAM))
     checked = mypy_strict(program)
     assert checked.returncode == 0, checked.stdout
+
+
+VIOLATION_SUBCODE_PROGRAM = """
+from target_meta_capi.capi import Event, validate_event
+
+TO_FIX: dict[int, str] = {2804012: "give the order's total", 2804013: "give its currency"}
+
+
+def advice(event: Event) -> list[str]:
+    return [TO_FIX.get(violation.subcode, violation.message) for violation in validate_event(event)]
+"""
+
+
+def test_a_rule_violations_subcode_is_an_int_under_mypy_strict(tmp_path: Path) -> None:
+    # every rule has Graph's subcode (RULES): typed int | None, it had to be narrowed first
+    program = tmp_path / "advice.py"
+    program.write_text(textwrap.dedent(VIOLATION_SUBCODE_PROGRAM))
+    checked = mypy_strict(program)
+    assert checked.returncode == 0, checked.stdout

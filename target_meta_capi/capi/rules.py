@@ -115,12 +115,13 @@ RULES: dict[str, RuleSpec] = {
 
 @dataclass(frozen=True)
 class RuleViolation:
-    """One broken rule. ``message`` never contains a raw user_data value."""
+    """One broken rule. ``message`` never contains a raw user_data value; ``subcode`` is the
+    one Graph answers it with (RULES)."""
 
     rule: str
     field: str
     message: str
-    subcode: int | None
+    subcode: int
 
 
 # fb.{subdomainIndex}.{creationTimeMs}.{fbclid or random}[.{appendix}]; a segment is any text
