@@ -114,3 +114,24 @@ def test_a_rule_violations_subcode_is_an_int_under_mypy_strict(tmp_path: Path) -
     program.write_text(textwrap.dedent(VIOLATION_SUBCODE_PROGRAM))
     checked = mypy_strict(program)
     assert checked.returncode == 0, checked.stdout
+
+
+DECIMAL_AMOUNTS_PROGRAM = """
+from decimal import Decimal
+
+from target_meta_capi.capi import Content, CustomData
+
+price = Decimal("24.95")  # a NUMERIC column, as the application's ORM gives it
+item: Content = {"id": "sku-1", "quantity": 2, "item_price": price}
+order: CustomData = {"value": price * 2, "net_revenue": Decimal("40.00"), "currency": "EUR",
+                     "predicted_ltv": Decimal("120"), "contents": [item]}
+"""
+
+
+def test_amounts_of_money_may_be_decimals_under_mypy_strict(tmp_path: Path) -> None:
+    # the body holds a Decimal as the JSON number it is (and validate_event takes one as a
+    # Purchase's value): typed float alone, an application's money had to be converted
+    program = tmp_path / "decimal_amounts.py"
+    program.write_text(textwrap.dedent(DECIMAL_AMOUNTS_PROGRAM))
+    checked = mypy_strict(program)
+    assert checked.returncode == 0, checked.stdout
