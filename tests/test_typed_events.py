@@ -1,7 +1,8 @@
 """The client's types as a user's type checker sees them: mypy --strict on a user's program
 finds no error. Events typed with the TypedDicts of capi/shapes.py go to every way of sending
 them; a copy of an EventRequestAsync is one, whose execute() returns a future. An observer
-subclassing RequestObserver overrides only the hooks it needs."""
+subclassing RequestObserver overrides only the hooks it needs, and a BatchProcessor's subclass
+keeps its class in a `with` statement."""
 
 from __future__ import annotations
 
@@ -133,5 +134,30 @@ def test_amounts_of_money_may_be_decimals_under_mypy_strict(tmp_path: Path) -> N
     # Purchase's value): typed float alone, an application's money had to be converted
     program = tmp_path / "decimal_amounts.py"
     program.write_text(textwrap.dedent(DECIMAL_AMOUNTS_PROGRAM))
+    checked = mypy_strict(program)
+    assert checked.returncode == 0, checked.stdout
+
+
+PROCESSOR_SUBCLASS_PROGRAM = """
+from target_meta_capi.capi import BatchProcessor, EventRequest
+
+
+class OrdersProcessor(BatchProcessor):
+    def send_orders(self, template: EventRequest, orders: list[dict[str, object]]) -> int:
+        return sum(response.events_received for response in self.process_events(template, orders))
+
+
+def send(template: EventRequest, orders: list[dict[str, object]]) -> int:
+    with OrdersProcessor(concurrent_requests=2) as processor:
+        return processor.send_orders(template, orders)
+"""
+
+
+def test_a_processor_subclass_used_with_with_keeps_its_class_under_mypy_strict(
+    tmp_path: Path,
+) -> None:
+    # __enter__ was typed to return a BatchProcessor: the subclass's own methods were unknown
+    program = tmp_path / "orders_processor.py"
+    program.write_text(textwrap.dedent(PROCESSOR_SUBCLASS_PROGRAM))
     checked = mypy_strict(program)
     assert checked.returncode == 0, checked.stdout
