@@ -161,3 +161,27 @@ def test_a_processor_subclass_used_with_with_keeps_its_class_under_mypy_strict(
     program.write_text(textwrap.dedent(PROCESSOR_SUBCLASS_PROGRAM))
     checked = mypy_strict(program)
     assert checked.returncode == 0, checked.stdout
+
+
+GIVE_UP_PROGRAM = """
+from target_meta_capi.capi import DeliveryError, RetryPolicy
+
+
+def asked_to_wait_too_long(error: DeliveryError) -> bool:
+    # Meta asks for more than a minute: keep the events for the next run instead
+    return error.retry_after is not None and error.retry_after > 60
+
+
+policy = RetryPolicy(give_up=asked_to_wait_too_long)
+"""
+
+
+def test_give_up_may_take_the_delivery_error_it_is_given_under_mypy_strict(
+    tmp_path: Path,
+) -> None:
+    # only retryable DeliveryErrors reach give_up: typed to take any BaseException, it made
+    # an application's veto narrow the error before reading retry_after or attempts
+    program = tmp_path / "give_up.py"
+    program.write_text(textwrap.dedent(GIVE_UP_PROGRAM))
+    checked = mypy_strict(program)
+    assert checked.returncode == 0, checked.stdout
