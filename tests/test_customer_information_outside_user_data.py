@@ -86,7 +86,7 @@ def test_the_writer_masks_a_streams_fields_in_that_streams_letters_only(tmp_path
     event = {"event_name": "Purchase", "custom_data": {"buyer": BUYER_EMAIL}}
     writer = DeadLetterWriter(tmp_path / "letters.jsonl")
     writer.mask_fields("orders", [("custom_data", "buyer")])
-    violation = RuleViolation("purchase_currency_invalid", "custom_data.currency", "bad", None)
+    violation = RuleViolation("purchase_currency_invalid", "custom_data.currency", "bad", 2804013)
     for stream in ("orders", "refunds"):
         writer.write(
             DeadLetter.from_violations(stream=stream, key={}, event=event, violations=[violation])

@@ -51,8 +51,10 @@ def _violation_letter(stream: str = "public-orders") -> DeadLetter:
         key={"order_id": decimal.Decimal("42")},
         event=EVENT,
         violations=[
-            RuleViolation("purchase_value_missing", "custom_data.value", "value is required", None),
-            RuleViolation("purchase_currency_invalid", "custom_data.currency", "bad", None),
+            RuleViolation(
+                "purchase_value_missing", "custom_data.value", "value is required", 2804012
+            ),
+            RuleViolation("purchase_currency_invalid", "custom_data.currency", "bad", 2804013),
         ],
     )
 
@@ -116,7 +118,7 @@ def test_list_values_in_user_data_are_masked_item_by_item() -> None:
         stream="s",
         key={},
         event=event,
-        violations=[RuleViolation("fbc_invalid", "user_data.fbc", "bad", None)],
+        violations=[RuleViolation("fbc_invalid", "user_data.fbc", "bad", 2804001)],
     )
     assert json.loads(encode_dead_letter(letter))["event"]["user_data"] == {
         "em": [HASHED_EMAIL],

@@ -6,8 +6,8 @@ one Python session runs them, against a sandbox started here. The documents tell
 start the sandbox on port 8787 and name its URL once, `http://127.0.0.1:8787`; that URL is the
 one thing replaced, by this sandbox's (pixel and token are the sandbox's defaults, as written).
 docs/sandbox.md's example starts a sandbox of its own. A block preceded by
-`<!-- not run: REASON -->` is not run. docs/client.md's examples also type-check under
-mypy --strict, as in a strictly typed application.
+`<!-- not run: REASON -->` is not run. The client's examples (docs/client.md, the README's
+section) also type-check under mypy --strict, as in a strictly typed application.
 """
 
 from __future__ import annotations
@@ -101,9 +101,10 @@ def test_sandbox_python_example_runs_as_written() -> None:
     run_blocks("docs/sandbox.md", blocks, DOCUMENTED_SANDBOX_URL)
 
 
-def test_client_examples_type_check_under_mypy_strict(tmp_path: Path) -> None:
+@pytest.mark.parametrize("document", ["docs/client.md", "README.md"])
+def test_client_examples_type_check_under_mypy_strict(document: str, tmp_path: Path) -> None:
     # a user copying them into a strictly typed application gets no error from them
-    blocks = [block for block in document_blocks("docs/client.md") if block.not_run is None]
+    blocks = [block for block in document_blocks(document) if block.not_run is None]
     program = tmp_path / "client_examples.py"
     program.write_text("\n\n".join(block.code for block in blocks))
     checked = mypy_strict(program)

@@ -1,12 +1,15 @@
 import email.utils
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 
 from target_meta_capi.capi.errors import (
     AuthError,
     BatchProcessingError,
+    BodyLimitError,
     CapiError,
     ConfigurationError,
     DeliveryError,
@@ -378,3 +381,31 @@ def test_control_characters_in_graphs_texts_are_escaped_so_no_log_line_is_forged
 def test_a_text_of_graphs_longer_than_a_log_line_should_be_is_cut_saying_its_length():
     error = classify_response(400, error_body(100, message="x" * 50_000))
     assert error.message == "x" * 2000 + "… (50000 characters)"
+
+
+CLIENT_GUIDE = Path(__file__).resolve().parent.parent / "docs" / "client.md"
+
+
+def test_every_attribute_an_error_carries_is_named_in_the_client_guide():
+    # what an application's `except` may read; an error's attributes are those its __init__
+    # sets (vars) and those every DeliveryError has, which retries and isolation set
+    graph_error = classify_response(
+        400,
+        json.dumps({"error": {"message": "m", "type": "OAuthException", "code": 100,
+                              "error_subcode": 2804003, "is_transient": False,
+                              "error_user_title": "t", "error_user_msg": "u",
+                              "fbtrace_id": "f"}}).encode(),
+        headers={"Retry-After": "5"},
+    )  # fmt: skip
+    errors: list[CapiError] = [
+        graph_error,
+        BodyLimitError.from_error(graph_error, event_bytes=2_000_000),
+        NetworkError("refused", maybe_delivered=False),
+        EventsReceivedMismatch(sent=2, received=1, fbtrace_id="f"),
+        BatchProcessingError([(0, graph_error)], [None]),
+    ]
+    carried = set(DeliveryError.__annotations__)
+    for error in errors:
+        carried.update(vars(error))
+    named = set(re.findall(r"`(\w+)`", CLIENT_GUIDE.read_text(encoding="utf-8")))
+    assert sorted(carried - named) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -370,6 +371,19 @@ def test_purchase_value_may_be_decimal_text_as_in_metas_example_payloads(value):
 
 def test_purchase_value_may_be_an_integer():
     assert rules_broken(valid_event(custom_data={"value": 0, "currency": "usd"})) == []
+
+
+@pytest.mark.parametrize("value", [Decimal("49.90"), Decimal("0"), Decimal("1E+2")])
+def test_purchase_value_may_be_a_decimal_which_the_body_holds_as_a_number(value):
+    assert rules_broken(valid_event(custom_data={"value": value, "currency": "EUR"})) == []
+
+
+@pytest.mark.parametrize(
+    "value", [Decimal("NaN"), Decimal("sNaN"), Decimal("-Infinity"), Decimal("1E+400")]
+)
+def test_purchase_value_may_not_be_a_decimal_no_float_holds(value):
+    event = valid_event(custom_data={"value": value, "currency": "EUR"})
+    assert rules_broken(event) == ["purchase_value_missing"]
 
 
 @pytest.mark.parametrize("currency", [None, "", "EURO", "E1R", "€€€", 978])

@@ -44,6 +44,8 @@ from .retry import RetryPolicy
 from .rules import MAX_EVENTS_PER_REQUEST
 
 T = TypeVar("T")
+#: A BatchProcessor or a subclass: `with` hands back the processor itself, of its own class
+_Processor = TypeVar("_Processor", bound="BatchProcessor")
 #: How often a submit() waiting for room in the window checks whether it was refused anyway.
 _RECHECK_SECONDS = 0.1
 
@@ -227,7 +229,7 @@ class BatchProcessor:
             self.cancel_retries()
         self._executor.shutdown(wait=wait and not self._in_worker())
 
-    def __enter__(self) -> BatchProcessor:
+    def __enter__(self: _Processor) -> _Processor:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

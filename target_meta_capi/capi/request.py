@@ -76,19 +76,26 @@ def is_pixel_id(text: str) -> bool:
 
 
 class RequestObserver(Protocol):
-    """Hooks for metrics. Subclass it to inherit no-op defaults and override what you need."""
+    """Hooks for metrics. Subclass it to inherit no-op defaults and override what you need.
+
+    Each hook returns explicitly: a type checker takes a protocol's method whose body is only
+    a docstring for abstract, and would refuse a subclass overriding some hooks, not all.
+    """
 
     def on_attempt(
         self, events: int, status: int | None, seconds: float, error: Exception | None
     ) -> None:
         """After every HTTP attempt; status is None when no HTTP answer came."""
+        return None
 
     def on_retry(self, error: Exception, attempt: int, delay: float) -> None:
         """Before sleeping `delay` seconds to retry after attempt number `attempt` failed."""
+        return None
 
     def on_rate_limit_usage(self, percent: float) -> None:
         """After an answer that reported Meta's rate-limit usage: the highest share (percent)
         of any app or business limit used (see capi/usage.py)."""
+        return None
 
 
 @dataclass(frozen=True)

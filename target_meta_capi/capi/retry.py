@@ -35,7 +35,8 @@ class RetryPolicy:
     past it, and an asked wait that would is not waited for at all (the error is raised at
     once).
     `give_up`, when set, vetoes retrying a retryable error (e.g. a refused connection before
-    the endpoint ever answered: a wrong graph_url, not a passing outage).
+    the endpoint ever answered: a wrong graph_url, not a passing outage); it is given only
+    DeliveryErrors, the errors retried.
     """
 
     max_retries: int = 5
@@ -43,7 +44,7 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     throttle_base_delay: float = 5.0
-    give_up: Callable[[BaseException], bool] | None = None
+    give_up: Callable[[DeliveryError], bool] | None = None
 
     def __post_init__(self) -> None:
         # backoff counts tries until they equal max_retries + 1: a fraction (or nan) never
@@ -65,11 +66,11 @@ class RetryPolicy:
         """Transient, throttled and network errors are; auth and invalid requests never are."""
         return isinstance(error, DeliveryError) and error.retryable
 
-    def _gives_up(self, error: BaseException, started: float) -> bool:
+    def _gives_up(self, error: DeliveryError, started: float) -> bool:
         if not self.is_retryable(error) or (self.give_up is not None and self.give_up(error)):
             return True
         # waiting as asked would pass max_time: a retry sooner would only be refused again
-        if not isinstance(error, DeliveryError) or error.retry_after is None:
+        if error.retry_after is None:
             return False
         error.wait_beyond_max_time = time.monotonic() - started + error.retry_after > self.max_time
         return error.wait_beyond_max_time

@@ -42,6 +42,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, get_args
 
@@ -115,12 +116,13 @@ RULES: dict[str, RuleSpec] = {
 
 @dataclass(frozen=True)
 class RuleViolation:
-    """One broken rule. ``message`` never contains a raw user_data value."""
+    """One broken rule. ``message`` never contains a raw user_data value; ``subcode`` is the
+    one Graph answers it with (RULES)."""
 
     rule: str
     field: str
     message: str
-    subcode: int | None
+    subcode: int
 
 
 # fb.{subdomainIndex}.{creationTimeMs}.{fbclid or random}[.{appendix}]; a segment is any text
@@ -336,6 +338,10 @@ _DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 def _is_purchase_value(value: Any) -> bool:
     if value.__class__ is str:
         return _DECIMAL_TEXT.fullmatch(value) is not None
+    if isinstance(value, Decimal):
+        # an application's money, a database's NUMERIC: the body holds it as a JSON number.
+        # is_finite first: a signalling NaN cannot even be read as a float
+        return value.is_finite() and math.isfinite(value)  # not past a float's range
     return (
         not isinstance(value, bool)
         and isinstance(value, (int, float))

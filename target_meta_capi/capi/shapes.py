@@ -12,6 +12,7 @@ strings in a fixed order.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal, TypedDict, get_args
 
 from .errors import ConfigurationError
@@ -47,6 +48,8 @@ DeliveryCategory = Literal["in_store", "curbside", "home_delivery"]
 MessagingChannel = str
 
 _Hashed = str | list[str]  # SHA-256 hex, or a list of them (normalize_user_data's output)
+# an amount of money: a Decimal (a database's NUMERIC) is sent as the JSON number it holds
+_Amount = float | Decimal
 
 
 class UserData(TypedDict, total=False):
@@ -91,7 +94,7 @@ class Content(TypedDict, total=False):
 
     id: str
     quantity: int
-    item_price: float
+    item_price: _Amount
     title: str
     description: str
     brand: str
@@ -102,8 +105,8 @@ class Content(TypedDict, total=False):
 class CustomData(TypedDict, total=False):
     """custom_data. Meta's ``custom_properties`` are just more keys of this dict."""
 
-    value: float
-    net_revenue: float
+    value: _Amount
+    net_revenue: _Amount
     currency: str
     content_name: str
     content_category: str
@@ -111,7 +114,7 @@ class CustomData(TypedDict, total=False):
     contents: list[Content]
     content_type: str
     order_id: str
-    predicted_ltv: float
+    predicted_ltv: _Amount
     num_items: int
     status: str
     search_string: str
@@ -150,7 +153,7 @@ class AttributionData(TypedDict, total=False):
     attribution_share: float
     attribution_model: str  # first_touch, last_click, linear, time_decay ...
     attr_window: int
-    attribution_value: float
+    attribution_value: _Amount
     attribution_source: str
     touchpoint_type: str
     touchpoint_ts: int
