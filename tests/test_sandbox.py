@@ -1265,6 +1265,19 @@ def test_cli_refuses_a_recording_file_it_cannot_open_naming_the_option(capsys, t
     )
 
 
+def test_cli_refuses_a_sqlite_recording_whose_events_table_is_not_the_sandboxs(capsys, tmp_path):
+    # another program's table, or an older sandbox's: every accepted request would fail on it
+    path = tmp_path / "events.db"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, name TEXT)")
+    assert cli.main(["--port", "0", "--record-sqlite", str(path)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"target-meta-capi-sandbox: error: argument --record-sqlite: cannot open {path} "
+        "(its table events is not the sandbox's: no column received_at, pixel_id"
+    )
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [

@@ -120,9 +120,25 @@ class EventStore:
                 self._sqlite.execute("PRAGMA journal_mode=WAL")
                 self._sqlite.execute(_SQLITE_SCHEMA)
                 self._sqlite.commit()
+                reason = self._sqlite_table_mismatch()
             except sqlite3.Error as error:
+                reason = str(error)
+            if reason is not None:
                 self.close()
-                raise RecordingFileError("record_sqlite", sqlite_path, str(error)) from None
+                raise RecordingFileError("record_sqlite", sqlite_path, reason)
+
+    def _sqlite_table_mismatch(self) -> str | None:
+        """Why the file's ``events`` table cannot take the sandbox's rows, if it cannot.
+
+        CREATE TABLE IF NOT EXISTS keeps a table another program or another version of the
+        sandbox made: its rows would fail at every accepted request, not here.
+        """
+        assert self._sqlite is not None
+        columns = {row[1] for row in self._sqlite.execute("PRAGMA table_info(events)")}
+        missing = [name for name in _SQLITE_COLUMNS if name not in columns]
+        if not missing:
+            return None
+        return f"its table events is not the sandbox's: no column {', '.join(missing)}"
 
     def _reset_counts(self) -> None:
         self._duplicate_events = 0
