@@ -1117,6 +1117,18 @@ def test_report_reads_a_sqlite_recording(sandbox_factory, tmp_path, capsys):
     assert (summary["events"], summary["by_test_event_code"]) == (2, {"T2": 2})
 
 
+@pytest.mark.parametrize("name", ["run#2.db", "run?2.db", "run%41.db"])
+def test_report_reads_a_sqlite_recording_whose_name_holds_uri_characters(
+    sandbox_factory, tmp_path, capsys, name
+):
+    path = tmp_path / name
+    sandbox = sandbox_factory(record_sqlite=path)
+    post_events(sandbox, [make_event(event_name="Lead")])
+    sandbox.stop()
+    assert cli.main(["report", "--sqlite", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["by_event_name"] == {"Lead": 1}
+
+
 def test_report_piped_into_a_reader_that_stops_early_exits_quietly(tmp_path):
     # ~1 MB of report, more than a pipe holds: the report is still writing when the reader
     # (like `head -n 1`) has gone.

@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import sys
 import threading
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -322,7 +323,8 @@ def _records_from_jsonl(path: str) -> Iterable[dict[str, Any]]:
 
 
 def _records_from_sqlite(path: str) -> Iterable[dict[str, Any]]:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    # quoted: in a URI, a "#" or "?" of the name would end the path, and "%41" would be "A"
+    connection = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
     try:
         rows = connection.execute(
             "SELECT id, pixel_id, api_version, test_event_code, event_json FROM events ORDER BY id"
