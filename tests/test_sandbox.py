@@ -1117,6 +1117,18 @@ def test_report_reads_a_sqlite_recording(sandbox_factory, tmp_path, capsys):
     assert (summary["events"], summary["by_test_event_code"]) == (2, {"T2": 2})
 
 
+def test_report_of_a_stopped_sandboxs_sqlite_recording_leaves_no_file_beside_it(
+    sandbox_factory, tmp_path, capsys
+):
+    path = tmp_path / "events.db"
+    sandbox = sandbox_factory(record_sqlite=path)
+    post_events(sandbox, [make_event()])
+    sandbox.stop()
+    assert cli.main(["report", "--sqlite", str(path)]) == 0
+    # nor needs it to write there: it reads a recording in a read-only directory too
+    assert [file.name for file in tmp_path.iterdir()] == ["events.db"]
+
+
 @pytest.mark.parametrize("name", ["run#2.db", "run?2.db", "run%41.db"])
 def test_report_reads_a_sqlite_recording_whose_name_holds_uri_characters(
     sandbox_factory, tmp_path, capsys, name

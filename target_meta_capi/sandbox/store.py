@@ -7,6 +7,7 @@ hashed exactly as the sender hashed them.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -252,5 +253,11 @@ class EventStore:
                 self._jsonl.close()
                 self._jsonl = None
             if self._sqlite is not None:
+                # WAL while it runs (reports read it meanwhile); once closed, an ordinary file:
+                # one in WAL mode cannot be read in a directory the reader cannot write to,
+                # and a reader leaves -wal and -shm files beside it. Left in WAL if a reader
+                # holds it open now.
+                with contextlib.suppress(sqlite3.Error):
+                    self._sqlite.execute("PRAGMA journal_mode=DELETE")
                 self._sqlite.close()
                 self._sqlite = None
