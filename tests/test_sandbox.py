@@ -1072,6 +1072,19 @@ def test_report_counts_events_and_redacts_unhashed_user_data(sandbox, capsys):
     assert "203.0.113.9" not in output
 
 
+def test_report_of_a_running_sandbox_names_the_rules_it_rejected_requests_for(sandbox, capsys):
+    post_events(sandbox, [make_event(event_time=1)])
+    post_events(
+        sandbox, [make_event(user_data={"em": ["mary@example.com"], "client_user_agent": "x"})]
+    )
+    assert cli.main(["report", "--url", sandbox.url]) == 0
+    output = capsys.readouterr().out
+    assert (
+        "rejected because: event_time_too_old (2804003): 1, user_data_not_hashed (2804011): 1\n"
+    ) in output
+    assert "mary@example.com" not in output
+
+
 def test_report_of_a_running_sandbox_counts_events_no_longer_in_memory(sandbox_factory, capsys):
     sandbox = sandbox_factory(max_events_in_memory=1)
     post_events(sandbox, [make_event(event_id=name) for name in "abc"])

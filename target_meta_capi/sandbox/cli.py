@@ -24,7 +24,12 @@ from typing import Any
 
 from target_meta_capi.capi._words import counted
 from target_meta_capi.capi.privacy import redact_user_data
-from target_meta_capi.sandbox.graph_errors import REJECTED_EVENT_SUBCODE, THROTTLE_SUBCODE
+from target_meta_capi.capi.rules import RULES
+from target_meta_capi.sandbox.graph_errors import (
+    REJECTED_EVENT_SUBCODE,
+    THROTTLE_SUBCODE,
+    UNKNOWN_OBJECT_SUBCODE,
+)
 from target_meta_capi.sandbox.handler import is_whole_number
 from target_meta_capi.sandbox.server import (
     DEFAULT_ACCESS_TOKEN,
@@ -36,6 +41,13 @@ from target_meta_capi.sandbox.server import (
 from target_meta_capi.sandbox.store import NO_TEST_EVENT_CODE, RecordingFileError
 
 DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
+#: what the report calls each subcode the sandbox answers with: why it rejected requests
+SUBCODE_REASONS = {
+    **{str(spec.subcode): rule for rule, spec in RULES.items()},
+    str(REJECTED_EVENT_SUBCODE): "reject_event_id",
+    str(THROTTLE_SUBCODE): "throttle",
+    str(UNKNOWN_OBJECT_SUBCODE): "unknown_pixel_id",
+}
 #: the report's exit status when its reader stopped early, as the shell reports a SIGPIPE
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
@@ -385,6 +397,18 @@ def _summary_from_stats(
     }
 
 
+def _rejection_reasons(by_subcode: dict[str, int]) -> str:
+    """``{"2804003": 2}`` -> ``event_time_too_old (2804003): 2``; ``none`` when none."""
+    reasons = (
+        f"{SUBCODE_REASONS[subcode]} ({subcode}): {count}"
+        if subcode in SUBCODE_REASONS
+        else f"subcode {subcode}: {count}"
+        for subcode, count in by_subcode.items()
+        if count
+    )
+    return ", ".join(reasons) or "none"
+
+
 def _print_counts(title: str, counts: dict[str, int]) -> None:
     print(f"{title}:")
     width = max([24, *(len(name) for name in counts)])
@@ -442,6 +466,7 @@ def _print_report(
             f"rejected by code: {_nonzero_counts(stats['rejected_by_code'])}, "
             f"max in flight: {stats['max_in_flight']}"
         )
+        print(f"rejected because: {_rejection_reasons(stats['rejected_by_subcode'])}")
         print(
             f"events received: {stats['events_received']} "
             f"(duplicates by event_id: {stats['duplicate_events']}), "

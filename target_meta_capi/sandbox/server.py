@@ -25,6 +25,7 @@ from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST, RULES, validate_
 from target_meta_capi.sandbox import faults
 from target_meta_capi.sandbox.graph_errors import (
     REJECTED_EVENT_SUBCODE,
+    UNKNOWN_OBJECT_SUBCODE,
     GraphError,
     invalid_parameter,
 )
@@ -338,7 +339,7 @@ class SandboxServer:
                 " Please read the Graph API documentation at"
                 " https://developers.facebook.com/docs/graph-api",
                 error_type="GraphMethodException",
-                subcode=33,
+                subcode=UNKNOWN_OBJECT_SUBCODE,
             )
 
     def _validated_events(self, params: dict[str, Any]) -> list[dict[str, Any]]:
