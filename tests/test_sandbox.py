@@ -1339,6 +1339,17 @@ def test_config_refuses_a_duration_that_is_not_a_finite_number(field, value):
         SandboxConfig(**{field: value})
 
 
+@pytest.mark.parametrize("option", ["--url", "--jsonl", "--sqlite"])
+def test_report_refuses_an_empty_source_naming_its_option(capsys, option):
+    # as `report --url "$SANDBOX_URL"` with the variable unset gives it
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["report", option, ""])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"report: error: argument {option}: must not be empty\n"
+    )
+
+
 @pytest.mark.parametrize(
     "line", ["[1]", '{"event": [1]}', '{"params": "pixel"}', '{"a": 1}', "{bad"]
 )

@@ -60,6 +60,13 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
 
 
+def _non_empty(text: str) -> str:
+    # as `--url "$URL"` gives it with the variable unset
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def _rate(text: str) -> float:
     value = _number(text)
     if not 0.0 <= value <= 1.0:
@@ -213,9 +220,15 @@ def _report_parser() -> argparse.ArgumentParser:
         "test_event_code, and one sample event as Meta would receive it.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--url", help="a running sandbox, e.g. http://127.0.0.1:8787")
-    source.add_argument("--jsonl", metavar="PATH", help="a file written by --record-jsonl")
-    source.add_argument("--sqlite", metavar="PATH", help="a file written by --record-sqlite")
+    source.add_argument(
+        "--url", type=_non_empty, help="a running sandbox, e.g. http://127.0.0.1:8787"
+    )
+    source.add_argument(
+        "--jsonl", type=_non_empty, metavar="PATH", help="a file written by --record-jsonl"
+    )
+    source.add_argument(
+        "--sqlite", type=_non_empty, metavar="PATH", help="a file written by --record-sqlite"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 
