@@ -1278,6 +1278,21 @@ def test_cli_refuses_a_value_that_is_no_number_saying_so(capsys, option, value, 
     assert capsys.readouterr().err.endswith(f"error: argument {option}: {problem}, got {value}\n")
 
 
+@pytest.mark.parametrize(
+    "option", ["--host", "--pixel-id", "--access-token", "--app-secret", "--record-sqlite"]
+)
+def test_cli_refuses_an_empty_value_naming_its_option(capsys, option):
+    # as `--pixel-id "$PIXEL_ID"` gives it with the variable unset: a sandbox serving pixel ""
+    # (or on every interface, or recording to a temporary database) is not what was meant
+    with socket.socket() as taken, pytest.raises(SystemExit) as exit_:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        # were the value let through, the sandbox would not start on the port taken, not serve
+        cli.main(["--port", str(taken.getsockname()[1]), option, ""])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith(f"error: argument {option}: must not be empty\n")
+
+
 def test_cli_asks_for_another_port_when_its_port_is_taken(capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -108,10 +108,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         "records them, injects seeded faults. Use its URL as the target's graph_url. "
         "See also: target-meta-capi-sandbox report --help",
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--host", type=_non_empty, default="127.0.0.1", help="interface to listen on"
+    )
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument(
         "--pixel-id",
+        type=_non_empty,
         action="append",
         dest="pixel_ids",
         metavar="ID",
@@ -119,13 +122,16 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--access-token",
+        type=_non_empty,
         action="append",
         dest="access_tokens",
         metavar="TOKEN",
         help=f"accepted access token (repeatable; default {DEFAULT_ACCESS_TOKEN})",
     )
     parser.add_argument(
-        "--app-secret", help="require appsecret_proof = HMAC-SHA256(app secret, token)"
+        "--app-secret",
+        type=_non_empty,
+        help="require appsecret_proof = HMAC-SHA256(app secret, token)",
     )
     faults = parser.add_argument_group(
         "fault injection (rates are shares of requests and add up to at most 1)"
@@ -201,8 +207,12 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault sequence")
     recording = parser.add_argument_group("recording")
-    recording.add_argument("--record-jsonl", metavar="PATH", help="append accepted events here")
-    recording.add_argument("--record-sqlite", metavar="PATH", help="insert accepted events here")
+    recording.add_argument(
+        "--record-jsonl", type=_non_empty, metavar="PATH", help="append accepted events here"
+    )
+    recording.add_argument(
+        "--record-sqlite", type=_non_empty, metavar="PATH", help="insert accepted events here"
+    )
     recording.add_argument(
         "--max-events-in-memory",
         type=_non_negative_int,
