@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -1299,6 +1301,20 @@ def test_cli_asks_for_another_port_when_its_port_is_taken(capsys):
         taken.listen()
         assert cli.main(["--port", str(taken.getsockname()[1])]) == 2
     assert capsys.readouterr().err.rstrip().endswith("pick another --port")
+
+
+def test_cli_asks_for_another_port_when_its_port_needs_a_privilege_it_lacks():
+    command = [sys.executable, "-m", "target_meta_capi.sandbox", "--port", "80"]
+    if os.geteuid() == 0:  # as a user without the privilege
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root, and no setpriv to run as another user")
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    with contextlib.suppress(OSError):
+        if int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()) <= 80:
+            pytest.skip("any user may listen on port 80 here")
+    started = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert started.returncode == 2
+    assert started.stderr.rstrip().endswith("Permission denied); pick another --port")
 
 
 def test_cli_points_at_the_host_when_it_cannot_listen_on_that_address(capsys):

@@ -292,8 +292,10 @@ def serve(argv: Sequence[str]) -> int:
         )
         return 2
     except OSError as error:
-        # only a port in use is the port's fault; an unknown or foreign address is the host's
-        remedy = "pick another --port" if error.errno == errno.EADDRINUSE else "check --host"
+        # a port in use, or one below 1024 without the privilege, is the port's fault; an
+        # unknown or foreign address is the host's
+        port_fault = error.errno in (errno.EADDRINUSE, errno.EACCES)
+        remedy = "pick another --port" if port_fault else "check --host"
         print(
             f"target-meta-capi-sandbox: cannot listen on {args.host}:{args.port} ({error}); "
             + remedy,
