@@ -1238,6 +1238,21 @@ def test_cli_serve_command_serves_until_it_is_signalled():
     assert "sandbox stopped: 0 requests accepted" in process.stderr.read()
 
 
+def test_cli_help_explains_every_option_of_the_documented_table():
+    documented = re.findall(
+        r"^\| `(--[a-z0-9-]+)",
+        (Path(__file__).parent.parent / "docs" / "sandbox.md").read_text(),
+        re.M,
+    )
+    actions = [
+        action
+        for action in cli._serve_parser()._actions
+        if action.option_strings != ["-h", "--help"]
+    ]
+    assert sorted(action.option_strings[0] for action in actions) == sorted(documented)
+    assert [action.option_strings[0] for action in actions if not action.help] == []
+
+
 def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):
     assert cli.main(["--throttle-rate", "0.7", "--transient-error-rate", "0.7"]) == 2
     assert "at most 1" in capsys.readouterr().err

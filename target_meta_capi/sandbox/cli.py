@@ -166,7 +166,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="store the events, then answer after --slow-response-seconds",
     )
-    faults.add_argument("--slow-response-seconds", type=_non_negative, default=5.0)
+    faults.add_argument(
+        "--slow-response-seconds",
+        type=_non_negative,
+        default=5.0,
+        help="how long a slow response waits (default 5): pick it longer than the client's timeout",
+    )
     faults.add_argument(
         "--retry-after",
         type=_non_negative_int,
