@@ -1238,6 +1238,35 @@ def test_cli_serve_command_serves_until_it_is_signalled():
     assert "sandbox stopped: 0 requests accepted" in process.stderr.read()
 
 
+def test_the_pytest_fixtures_docs_sandbox_md_gives_serve_a_users_own_tests(tmp_path):
+    document = (Path(__file__).parent.parent / "docs" / "sandbox.md").read_text()
+    [conftest] = [
+        block
+        for block in re.findall(r"^```python\n(.*?)^```", document, re.M | re.S)
+        if "@pytest.fixture" in block
+    ]
+    (tmp_path / "conftest.py").write_text(conftest)
+    (tmp_path / "test_user.py").write_text(
+        "import requests\n"
+        "def test_uses_both(sandbox, sandbox_factory):\n"
+        "    throttling = sandbox_factory(throttle_rate=1.0)\n"
+        "    for server, status in ((sandbox, 400), (throttling, 400)):\n"
+        "        answer = requests.post(server.events_url(), json={}, timeout=10)\n"
+        "        assert answer.status_code == status\n"
+        "    assert sandbox.stats()['rejected_by_code'] == {'104': 1}\n"
+        "    assert throttling.stats()['rejected_by_code'] == {'17': 1}\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+
+
 def test_cli_help_explains_every_option_of_the_documented_table():
     documented = re.findall(
         r"^\| `(--[a-z0-9-]+)",
