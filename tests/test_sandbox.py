@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gzip
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import re
@@ -1412,6 +1414,29 @@ def test_config_refuses_a_setting_out_of_range_naming_it(field, value):
 def test_config_refuses_a_duration_that_is_not_a_finite_number(field, value):
     with pytest.raises(ValueError, match=field):
         SandboxConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("stats", "problem"),
+    [
+        (b"{}", "/__stats answered no sandbox's counters: is it a sandbox?"),
+        (b"<html>a web page</html>", "/__stats answered no JSON: is it a sandbox?"),
+    ],
+)
+def test_report_of_a_url_where_no_sandbox_answers_says_so_naming_the_option(
+    capsys, tmp_path, stats, problem
+):
+    (tmp_path / "__stats").write_bytes(stats)  # served as a web server serves a file
+    files = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), files) as web_server:
+        threading.Thread(target=web_server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{web_server.server_address[1]}"
+            assert cli.main(["report", "--url", url]) == 2
+        finally:
+            web_server.shutdown()
+    error = f"target-meta-capi-sandbox report: error: argument --url: {url}{problem}"
+    assert error in capsys.readouterr().err.splitlines()  # among the web server's log lines
 
 
 @pytest.mark.parametrize("option", ["--url", "--jsonl", "--sqlite"])

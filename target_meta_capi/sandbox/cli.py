@@ -337,9 +337,43 @@ def serve(argv: Sequence[str]) -> int:
 
 
 # report -------------------------------------------------------------------------------------
+#: the counters of GET /__stats the report reads
+_REPORTED_STATS = frozenset(
+    (
+        "requests",
+        "accepted_requests",
+        "rejected_requests",
+        "rejected_by_code",
+        "rejected_by_subcode",
+        "max_in_flight",
+        "events_received",
+        "duplicate_events",
+        "faults",
+        "events_by_event_name",
+        "events_by_pixel_id",
+        "events_by_test_event_code",
+    )
+)
+
+
 def _fetch_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as response:
-        return json.load(response)
+        try:
+            return json.load(response)
+        except ValueError:
+            raise ValueError(f"{url} answered no JSON: is it a sandbox?") from None
+
+
+def _running_sandbox(base: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Its counters and its latest event; ValueError if what answers is no sandbox (of this
+    version): the report names the option, not a KeyError's traceback."""
+    stats = _fetch_json(f"{base}/__stats")
+    if not isinstance(stats, dict) or not stats.keys() >= _REPORTED_STATS:
+        raise ValueError(f"{base}/__stats answered no sandbox's counters: is it a sandbox?")
+    last_records = _fetch_json(f"{base}/__events?limit=1")
+    if not isinstance(last_records, list):
+        raise ValueError(f"{base}/__events answered no list of events: is it a sandbox?")
+    return stats, [_checked_record(record, f"{base}/__events") for record in last_records]
 
 
 def _checked_record(record: Any, where: str) -> dict[str, Any]:
@@ -452,8 +486,8 @@ def report(argv: Sequence[str]) -> int:
     try:
         if args.url:
             base = args.url.rstrip("/")
-            stats = _fetch_json(f"{base}/__stats")
-            summary = _summary_from_stats(stats, _fetch_json(f"{base}/__events?limit=1"))
+            stats, last_records = _running_sandbox(base)
+            summary = _summary_from_stats(stats, last_records)
             source = base
         elif args.jsonl:
             summary = summarize(_records_from_jsonl(args.jsonl))
