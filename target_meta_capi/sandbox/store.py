@@ -121,12 +121,12 @@ class EventStore:
                 self._sqlite.execute("PRAGMA journal_mode=WAL")
                 self._sqlite.execute(_SQLITE_SCHEMA)
                 self._sqlite.commit()
-                reason = self._sqlite_table_mismatch()
+                mismatch = self._sqlite_table_mismatch()
             except sqlite3.Error as error:
-                reason = str(error)
-            if reason is not None:
+                mismatch = str(error)
+            if mismatch is not None:
                 self.close()
-                raise RecordingFileError("record_sqlite", sqlite_path, reason)
+                raise RecordingFileError("record_sqlite", sqlite_path, mismatch)
 
     def _sqlite_table_mismatch(self) -> str | None:
         """Why the file's ``events`` table cannot take the sandbox's rows, if it cannot.
