@@ -861,6 +861,15 @@ def test_slow_response_stores_events_and_outlasts_the_client_timeout(sandbox_fac
     assert sandbox.stats()["faults"]["slow_response"] == 1
 
 
+def test_slow_response_longer_than_a_thread_can_wait_still_outlasts_the_client(sandbox_factory):
+    # past threading.TIMEOUT_MAX (~292 years), as `--slow-response-seconds 1e10` gives it
+    sandbox = sandbox_factory(slow_response_rate=1.0, slow_response_seconds=1e10)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post_events(sandbox, [make_event()], timeout=0.5)
+    assert sandbox.stats()["internal_errors"] == 0
+    assert len(sandbox.accepted_events()) == 1
+
+
 def test_a_body_that_cannot_be_read_is_refused_before_any_fault(sandbox_factory):
     sandbox = sandbox_factory(throttle_rate=1.0)
     status, answer = post_raw(sandbox, b"not gzip", {"Content-Encoding": "gzip"})
