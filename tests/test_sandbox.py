@@ -1410,6 +1410,8 @@ def test_cli_refuses_a_sqlite_recording_whose_events_table_is_not_the_sandboxs(c
         ("usage_percent", 101),
         ("throttle_rate", 1.5),
         ("latency_ms", -1),
+        ("idle_timeout_seconds", 0),
+        ("idle_timeout_seconds", -1),
     ],
 )
 def test_config_refuses_a_setting_out_of_range_naming_it(field, value):
@@ -1418,7 +1420,7 @@ def test_config_refuses_a_setting_out_of_range_naming_it(field, value):
 
 
 # a wait of inf seconds fails in every request (OverflowError) and one of nan is no wait
-@pytest.mark.parametrize("field", ["latency_ms", "slow_response_seconds"])
+@pytest.mark.parametrize("field", ["latency_ms", "slow_response_seconds", "idle_timeout_seconds"])
 @pytest.mark.parametrize("value", [float("inf"), float("nan")])
 def test_config_refuses_a_duration_that_is_not_a_finite_number(field, value):
     with pytest.raises(ValueError, match=field):

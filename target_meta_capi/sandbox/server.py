@@ -85,6 +85,12 @@ class SandboxConfig:
             # can a header say either
             if value is not None and not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        # a socket timeout of 0 makes it non-blocking; one below 0, inf or nan is refused by
+        # every connection, each failing on its own
+        if not 0 < self.idle_timeout_seconds < math.inf:
+            raise ValueError(
+                f"idle_timeout_seconds must be a finite number > 0, got {self.idle_timeout_seconds}"
+            )
         if self.usage_percent is not None and not 0 <= self.usage_percent <= 100:
             raise ValueError("usage_percent must be between 0 and 100")
         if not 0 <= self.port <= 65535:
