@@ -1427,6 +1427,23 @@ def test_config_refuses_a_duration_that_is_not_a_finite_number(field, value):
         SandboxConfig(**{field: value})
 
 
+class _QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def web_server_serving(directory: Path) -> Iterator[str]:
+    """A plain web server serving the files of ``directory``, not a sandbox: its URL."""
+    files = functools.partial(_QuietFileHandler, directory=str(directory))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), files) as web_server:
+        threading.Thread(target=web_server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{web_server.server_address[1]}"
+        finally:
+            web_server.shutdown()
+
+
 @pytest.mark.parametrize(
     ("stats", "problem"),
     [
@@ -1437,17 +1454,20 @@ def test_config_refuses_a_duration_that_is_not_a_finite_number(field, value):
 def test_report_of_a_url_where_no_sandbox_answers_says_so_naming_the_option(
     capsys, tmp_path, stats, problem
 ):
-    (tmp_path / "__stats").write_bytes(stats)  # served as a web server serves a file
-    files = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), files) as web_server:
-        threading.Thread(target=web_server.serve_forever, daemon=True).start()
-        try:
-            url = f"http://127.0.0.1:{web_server.server_address[1]}"
-            assert cli.main(["report", "--url", url]) == 2
-        finally:
-            web_server.shutdown()
-    error = f"target-meta-capi-sandbox report: error: argument --url: {url}{problem}"
-    assert error in capsys.readouterr().err.splitlines()  # among the web server's log lines
+    (tmp_path / "__stats").write_bytes(stats)
+    with web_server_serving(tmp_path) as url:
+        assert cli.main(["report", "--url", url]) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error == f"target-meta-capi-sandbox report: error: argument --url: {url}{problem}"
+
+
+def test_report_saying_no_sandbox_answers_masks_a_token_in_the_url(capsys, tmp_path):
+    (tmp_path / "index.html").write_bytes(b"<html>a web page</html>")
+    with web_server_serving(tmp_path) as url:
+        assert cli.main(["report", "--url", f"{url}/?access_token=EAAB-SECRET#"]) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.endswith("answered no JSON: is it a sandbox?")
+    assert "EAAB-SECRET" not in error
 
 
 @pytest.mark.parametrize("option", ["--url", "--jsonl", "--sqlite"])

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from target_meta_capi.capi._words import counted
-from target_meta_capi.capi.privacy import redact_user_data
+from target_meta_capi.capi.privacy import redact_user_data, shown_url
 from target_meta_capi.capi.rules import RULES
 from target_meta_capi.sandbox.graph_errors import (
     REJECTED_EVENT_SUBCODE,
@@ -361,7 +361,7 @@ def _fetch_json(url: str) -> Any:
         try:
             return json.load(response)
         except ValueError:
-            raise ValueError(f"{url} answered no JSON: is it a sandbox?") from None
+            raise ValueError(f"{shown_url(url)} answered no JSON: is it a sandbox?") from None
 
 
 def _running_sandbox(base: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -369,11 +369,15 @@ def _running_sandbox(base: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     version): the report names the option, not a KeyError's traceback."""
     stats = _fetch_json(f"{base}/__stats")
     if not isinstance(stats, dict) or not stats.keys() >= _REPORTED_STATS:
-        raise ValueError(f"{base}/__stats answered no sandbox's counters: is it a sandbox?")
+        raise ValueError(
+            f"{shown_url(base)}/__stats answered no sandbox's counters: is it a sandbox?"
+        )
     last_records = _fetch_json(f"{base}/__events?limit=1")
     if not isinstance(last_records, list):
-        raise ValueError(f"{base}/__events answered no list of events: is it a sandbox?")
-    return stats, [_checked_record(record, f"{base}/__events") for record in last_records]
+        raise ValueError(f"{shown_url(base)}/__events answered no list of events: is it a sandbox?")
+    return stats, [
+        _checked_record(record, f"{shown_url(base)}/__events") for record in last_records
+    ]
 
 
 def _checked_record(record: Any, where: str) -> dict[str, Any]:
