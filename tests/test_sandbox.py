@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gzip
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -20,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -857,6 +861,15 @@ def test_slow_response_stores_events_and_outlasts_the_client_timeout(sandbox_fac
     assert sandbox.stats()["faults"]["slow_response"] == 1
 
 
+def test_slow_response_longer_than_a_thread_can_wait_still_outlasts_the_client(sandbox_factory):
+    # past threading.TIMEOUT_MAX (~292 years), as `--slow-response-seconds 1e10` gives it
+    sandbox = sandbox_factory(slow_response_rate=1.0, slow_response_seconds=1e10)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post_events(sandbox, [make_event()], timeout=0.5)
+    assert sandbox.stats()["internal_errors"] == 0
+    assert len(sandbox.accepted_events()) == 1
+
+
 def test_a_body_that_cannot_be_read_is_refused_before_any_fault(sandbox_factory):
     sandbox = sandbox_factory(throttle_rate=1.0)
     status, answer = post_raw(sandbox, b"not gzip", {"Content-Encoding": "gzip"})
@@ -1072,6 +1085,19 @@ def test_report_counts_events_and_redacts_unhashed_user_data(sandbox, capsys):
     assert "203.0.113.9" not in output
 
 
+def test_report_of_a_running_sandbox_names_the_rules_it_rejected_requests_for(sandbox, capsys):
+    post_events(sandbox, [make_event(event_time=1)])
+    post_events(
+        sandbox, [make_event(user_data={"em": ["mary@example.com"], "client_user_agent": "x"})]
+    )
+    assert cli.main(["report", "--url", sandbox.url]) == 0
+    output = capsys.readouterr().out
+    assert (
+        "rejected because: event_time_too_old (2804003): 1, user_data_not_hashed (2804011): 1\n"
+    ) in output
+    assert "mary@example.com" not in output
+
+
 def test_report_of_a_running_sandbox_counts_events_no_longer_in_memory(sandbox_factory, capsys):
     sandbox = sandbox_factory(max_events_in_memory=1)
     post_events(sandbox, [make_event(event_id=name) for name in "abc"])
@@ -1115,6 +1141,30 @@ def test_report_reads_a_sqlite_recording(sandbox_factory, tmp_path, capsys):
     assert cli.main(["report", "--sqlite", str(path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["events"], summary["by_test_event_code"]) == (2, {"T2": 2})
+
+
+def test_report_of_a_stopped_sandboxs_sqlite_recording_leaves_no_file_beside_it(
+    sandbox_factory, tmp_path, capsys
+):
+    path = tmp_path / "events.db"
+    sandbox = sandbox_factory(record_sqlite=path)
+    post_events(sandbox, [make_event()])
+    sandbox.stop()
+    assert cli.main(["report", "--sqlite", str(path)]) == 0
+    # nor needs it to write there: it reads a recording in a read-only directory too
+    assert [file.name for file in tmp_path.iterdir()] == ["events.db"]
+
+
+@pytest.mark.parametrize("name", ["run#2.db", "run?2.db", "run%41.db"])
+def test_report_reads_a_sqlite_recording_whose_name_holds_uri_characters(
+    sandbox_factory, tmp_path, capsys, name
+):
+    path = tmp_path / name
+    sandbox = sandbox_factory(record_sqlite=path)
+    post_events(sandbox, [make_event(event_name="Lead")])
+    sandbox.stop()
+    assert cli.main(["report", "--sqlite", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["by_event_name"] == {"Lead": 1}
 
 
 def test_report_piped_into_a_reader_that_stops_early_exits_quietly(tmp_path):
@@ -1199,6 +1249,50 @@ def test_cli_serve_command_serves_until_it_is_signalled():
     assert "sandbox stopped: 0 requests accepted" in process.stderr.read()
 
 
+def test_the_pytest_fixtures_docs_sandbox_md_gives_serve_a_users_own_tests(tmp_path):
+    document = (Path(__file__).parent.parent / "docs" / "sandbox.md").read_text()
+    [conftest] = [
+        block
+        for block in re.findall(r"^```python\n(.*?)^```", document, re.M | re.S)
+        if "@pytest.fixture" in block
+    ]
+    (tmp_path / "conftest.py").write_text(conftest)
+    (tmp_path / "test_user.py").write_text(
+        "import requests\n"
+        "def test_uses_both(sandbox, sandbox_factory):\n"
+        "    throttling = sandbox_factory(throttle_rate=1.0)\n"
+        "    for server, status in ((sandbox, 400), (throttling, 400)):\n"
+        "        answer = requests.post(server.events_url(), json={}, timeout=10)\n"
+        "        assert answer.status_code == status\n"
+        "    assert sandbox.stats()['rejected_by_code'] == {'104': 1}\n"
+        "    assert throttling.stats()['rejected_by_code'] == {'17': 1}\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+
+
+def test_cli_help_explains_every_option_of_the_documented_table():
+    documented = re.findall(
+        r"^\| `(--[a-z0-9-]+)",
+        (Path(__file__).parent.parent / "docs" / "sandbox.md").read_text(),
+        re.M,
+    )
+    actions = [
+        action
+        for action in cli._serve_parser()._actions
+        if action.option_strings != ["-h", "--help"]
+    ]
+    assert sorted(action.option_strings[0] for action in actions) == sorted(documented)
+    assert [action.option_strings[0] for action in actions if not action.help] == []
+
+
 def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):
     assert cli.main(["--throttle-rate", "0.7", "--transient-error-rate", "0.7"]) == 2
     assert "at most 1" in capsys.readouterr().err
@@ -1241,12 +1335,41 @@ def test_cli_refuses_a_value_that_is_no_number_saying_so(capsys, option, value, 
     assert capsys.readouterr().err.endswith(f"error: argument {option}: {problem}, got {value}\n")
 
 
+@pytest.mark.parametrize(
+    "option", ["--host", "--pixel-id", "--access-token", "--app-secret", "--record-sqlite"]
+)
+def test_cli_refuses_an_empty_value_naming_its_option(capsys, option):
+    # as `--pixel-id "$PIXEL_ID"` gives it with the variable unset: a sandbox serving pixel ""
+    # (or on every interface, or recording to a temporary database) is not what was meant
+    with socket.socket() as taken, pytest.raises(SystemExit) as exit_:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        # were the value let through, the sandbox would not start on the port taken, not serve
+        cli.main(["--port", str(taken.getsockname()[1]), option, ""])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith(f"error: argument {option}: must not be empty\n")
+
+
 def test_cli_asks_for_another_port_when_its_port_is_taken(capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         assert cli.main(["--port", str(taken.getsockname()[1])]) == 2
     assert capsys.readouterr().err.rstrip().endswith("pick another --port")
+
+
+def test_cli_asks_for_another_port_when_its_port_needs_a_privilege_it_lacks():
+    command = [sys.executable, "-m", "target_meta_capi.sandbox", "--port", "80"]
+    if os.geteuid() == 0:  # as a user without the privilege
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root, and no setpriv to run as another user")
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    with contextlib.suppress(OSError):
+        if int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()) <= 80:
+            pytest.skip("any user may listen on port 80 here")
+    started = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert started.returncode == 2
+    assert started.stderr.rstrip().endswith("Permission denied); pick another --port")
 
 
 def test_cli_points_at_the_host_when_it_cannot_listen_on_that_address(capsys):
@@ -1265,6 +1388,19 @@ def test_cli_refuses_a_recording_file_it_cannot_open_naming_the_option(capsys, t
     )
 
 
+def test_cli_refuses_a_sqlite_recording_whose_events_table_is_not_the_sandboxs(capsys, tmp_path):
+    # another program's table, or an older sandbox's: every accepted request would fail on it
+    path = tmp_path / "events.db"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, name TEXT)")
+    assert cli.main(["--port", "0", "--record-sqlite", str(path)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"target-meta-capi-sandbox: error: argument --record-sqlite: cannot open {path} "
+        "(its table events is not the sandbox's: no column received_at, pixel_id"
+    )
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -1274,6 +1410,8 @@ def test_cli_refuses_a_recording_file_it_cannot_open_naming_the_option(capsys, t
         ("usage_percent", 101),
         ("throttle_rate", 1.5),
         ("latency_ms", -1),
+        ("idle_timeout_seconds", 0),
+        ("idle_timeout_seconds", -1),
     ],
 )
 def test_config_refuses_a_setting_out_of_range_naming_it(field, value):
@@ -1282,11 +1420,65 @@ def test_config_refuses_a_setting_out_of_range_naming_it(field, value):
 
 
 # a wait of inf seconds fails in every request (OverflowError) and one of nan is no wait
-@pytest.mark.parametrize("field", ["latency_ms", "slow_response_seconds"])
+@pytest.mark.parametrize("field", ["latency_ms", "slow_response_seconds", "idle_timeout_seconds"])
 @pytest.mark.parametrize("value", [float("inf"), float("nan")])
 def test_config_refuses_a_duration_that_is_not_a_finite_number(field, value):
     with pytest.raises(ValueError, match=field):
         SandboxConfig(**{field: value})
+
+
+class _QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def web_server_serving(directory: Path) -> Iterator[str]:
+    """A plain web server serving the files of ``directory``, not a sandbox: its URL."""
+    files = functools.partial(_QuietFileHandler, directory=str(directory))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), files) as web_server:
+        threading.Thread(target=web_server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{web_server.server_address[1]}"
+        finally:
+            web_server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("stats", "problem"),
+    [
+        (b"{}", "/__stats answered no sandbox's counters: is it a sandbox?"),
+        (b"<html>a web page</html>", "/__stats answered no JSON: is it a sandbox?"),
+    ],
+)
+def test_report_of_a_url_where_no_sandbox_answers_says_so_naming_the_option(
+    capsys, tmp_path, stats, problem
+):
+    (tmp_path / "__stats").write_bytes(stats)
+    with web_server_serving(tmp_path) as url:
+        assert cli.main(["report", "--url", url]) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error == f"target-meta-capi-sandbox report: error: argument --url: {url}{problem}"
+
+
+def test_report_saying_no_sandbox_answers_masks_a_token_in_the_url(capsys, tmp_path):
+    (tmp_path / "index.html").write_bytes(b"<html>a web page</html>")
+    with web_server_serving(tmp_path) as url:
+        assert cli.main(["report", "--url", f"{url}/?access_token=EAAB-SECRET#"]) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.endswith("answered no JSON: is it a sandbox?")
+    assert "EAAB-SECRET" not in error
+
+
+@pytest.mark.parametrize("option", ["--url", "--jsonl", "--sqlite"])
+def test_report_refuses_an_empty_source_naming_its_option(capsys, option):
+    # as `report --url "$SANDBOX_URL"` with the variable unset gives it
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["report", option, ""])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"report: error: argument {option}: must not be empty\n"
+    )
 
 
 @pytest.mark.parametrize(

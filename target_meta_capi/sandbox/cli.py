@@ -16,14 +16,20 @@ import signal
 import sqlite3
 import sys
 import threading
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from target_meta_capi.capi._words import counted
-from target_meta_capi.capi.privacy import redact_user_data
-from target_meta_capi.sandbox.graph_errors import REJECTED_EVENT_SUBCODE, THROTTLE_SUBCODE
+from target_meta_capi.capi.privacy import redact_user_data, shown_url
+from target_meta_capi.capi.rules import RULES
+from target_meta_capi.sandbox.graph_errors import (
+    REJECTED_EVENT_SUBCODE,
+    THROTTLE_SUBCODE,
+    UNKNOWN_OBJECT_SUBCODE,
+)
 from target_meta_capi.sandbox.handler import is_whole_number
 from target_meta_capi.sandbox.server import (
     DEFAULT_ACCESS_TOKEN,
@@ -35,6 +41,13 @@ from target_meta_capi.sandbox.server import (
 from target_meta_capi.sandbox.store import NO_TEST_EVENT_CODE, RecordingFileError
 
 DEFAULT_MAX_EVENTS_IN_MEMORY = 100_000
+#: what the report calls each subcode the sandbox answers with: why it rejected requests
+SUBCODE_REASONS = {
+    **{str(spec.subcode): rule for rule, spec in RULES.items()},
+    str(REJECTED_EVENT_SUBCODE): "reject_event_id",
+    str(THROTTLE_SUBCODE): "throttle",
+    str(UNKNOWN_OBJECT_SUBCODE): "unknown_pixel_id",
+}
 #: the report's exit status when its reader stopped early, as the shell reports a SIGPIPE
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
@@ -45,6 +58,13 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+
+
+def _non_empty(text: str) -> str:
+    # as `--url "$URL"` gives it with the variable unset
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def _rate(text: str) -> float:
@@ -88,10 +108,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         "records them, injects seeded faults. Use its URL as the target's graph_url. "
         "See also: target-meta-capi-sandbox report --help",
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--host", type=_non_empty, default="127.0.0.1", help="interface to listen on"
+    )
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument(
         "--pixel-id",
+        type=_non_empty,
         action="append",
         dest="pixel_ids",
         metavar="ID",
@@ -99,13 +122,16 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--access-token",
+        type=_non_empty,
         action="append",
         dest="access_tokens",
         metavar="TOKEN",
         help=f"accepted access token (repeatable; default {DEFAULT_ACCESS_TOKEN})",
     )
     parser.add_argument(
-        "--app-secret", help="require appsecret_proof = HMAC-SHA256(app secret, token)"
+        "--app-secret",
+        type=_non_empty,
+        help="require appsecret_proof = HMAC-SHA256(app secret, token)",
     )
     faults = parser.add_argument_group(
         "fault injection (rates are shares of requests and add up to at most 1)"
@@ -140,7 +166,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="store the events, then answer after --slow-response-seconds",
     )
-    faults.add_argument("--slow-response-seconds", type=_non_negative, default=5.0)
+    faults.add_argument(
+        "--slow-response-seconds",
+        type=_non_negative,
+        default=5.0,
+        help="how long a slow response waits (default 5): pick it longer than the client's timeout",
+    )
     faults.add_argument(
         "--retry-after",
         type=_non_negative_int,
@@ -181,8 +212,12 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault sequence")
     recording = parser.add_argument_group("recording")
-    recording.add_argument("--record-jsonl", metavar="PATH", help="append accepted events here")
-    recording.add_argument("--record-sqlite", metavar="PATH", help="insert accepted events here")
+    recording.add_argument(
+        "--record-jsonl", type=_non_empty, metavar="PATH", help="append accepted events here"
+    )
+    recording.add_argument(
+        "--record-sqlite", type=_non_empty, metavar="PATH", help="insert accepted events here"
+    )
     recording.add_argument(
         "--max-events-in-memory",
         type=_non_negative_int,
@@ -200,9 +235,15 @@ def _report_parser() -> argparse.ArgumentParser:
         "test_event_code, and one sample event as Meta would receive it.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--url", help="a running sandbox, e.g. http://127.0.0.1:8787")
-    source.add_argument("--jsonl", metavar="PATH", help="a file written by --record-jsonl")
-    source.add_argument("--sqlite", metavar="PATH", help="a file written by --record-sqlite")
+    source.add_argument(
+        "--url", type=_non_empty, help="a running sandbox, e.g. http://127.0.0.1:8787"
+    )
+    source.add_argument(
+        "--jsonl", type=_non_empty, metavar="PATH", help="a file written by --record-jsonl"
+    )
+    source.add_argument(
+        "--sqlite", type=_non_empty, metavar="PATH", help="a file written by --record-sqlite"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 
@@ -256,8 +297,10 @@ def serve(argv: Sequence[str]) -> int:
         )
         return 2
     except OSError as error:
-        # only a port in use is the port's fault; an unknown or foreign address is the host's
-        remedy = "pick another --port" if error.errno == errno.EADDRINUSE else "check --host"
+        # a port in use, or one below 1024 without the privilege, is the port's fault; an
+        # unknown or foreign address is the host's
+        port_fault = error.errno in (errno.EADDRINUSE, errno.EACCES)
+        remedy = "pick another --port" if port_fault else "check --host"
         print(
             f"target-meta-capi-sandbox: cannot listen on {args.host}:{args.port} ({error}); "
             + remedy,
@@ -294,9 +337,47 @@ def serve(argv: Sequence[str]) -> int:
 
 
 # report -------------------------------------------------------------------------------------
+#: the counters of GET /__stats the report reads
+_REPORTED_STATS = frozenset(
+    (
+        "requests",
+        "accepted_requests",
+        "rejected_requests",
+        "rejected_by_code",
+        "rejected_by_subcode",
+        "max_in_flight",
+        "events_received",
+        "duplicate_events",
+        "faults",
+        "events_by_event_name",
+        "events_by_pixel_id",
+        "events_by_test_event_code",
+    )
+)
+
+
 def _fetch_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as response:
-        return json.load(response)
+        try:
+            return json.load(response)
+        except ValueError:
+            raise ValueError(f"{shown_url(url)} answered no JSON: is it a sandbox?") from None
+
+
+def _running_sandbox(base: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Its counters and its latest event; ValueError if what answers is no sandbox (of this
+    version): the report names the option, not a KeyError's traceback."""
+    stats = _fetch_json(f"{base}/__stats")
+    if not isinstance(stats, dict) or not stats.keys() >= _REPORTED_STATS:
+        raise ValueError(
+            f"{shown_url(base)}/__stats answered no sandbox's counters: is it a sandbox?"
+        )
+    last_records = _fetch_json(f"{base}/__events?limit=1")
+    if not isinstance(last_records, list):
+        raise ValueError(f"{shown_url(base)}/__events answered no list of events: is it a sandbox?")
+    return stats, [
+        _checked_record(record, f"{shown_url(base)}/__events") for record in last_records
+    ]
 
 
 def _checked_record(record: Any, where: str) -> dict[str, Any]:
@@ -322,7 +403,8 @@ def _records_from_jsonl(path: str) -> Iterable[dict[str, Any]]:
 
 
 def _records_from_sqlite(path: str) -> Iterable[dict[str, Any]]:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    # quoted: in a URI, a "#" or "?" of the name would end the path, and "%41" would be "A"
+    connection = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
     try:
         rows = connection.execute(
             "SELECT id, pixel_id, api_version, test_event_code, event_json FROM events ORDER BY id"
@@ -383,6 +465,18 @@ def _summary_from_stats(
     }
 
 
+def _rejection_reasons(by_subcode: dict[str, int]) -> str:
+    """``{"2804003": 2}`` -> ``event_time_too_old (2804003): 2``; ``none`` when none."""
+    reasons = (
+        f"{SUBCODE_REASONS[subcode]} ({subcode}): {count}"
+        if subcode in SUBCODE_REASONS
+        else f"subcode {subcode}: {count}"
+        for subcode, count in by_subcode.items()
+        if count
+    )
+    return ", ".join(reasons) or "none"
+
+
 def _print_counts(title: str, counts: dict[str, int]) -> None:
     print(f"{title}:")
     width = max([24, *(len(name) for name in counts)])
@@ -396,8 +490,8 @@ def report(argv: Sequence[str]) -> int:
     try:
         if args.url:
             base = args.url.rstrip("/")
-            stats = _fetch_json(f"{base}/__stats")
-            summary = _summary_from_stats(stats, _fetch_json(f"{base}/__events?limit=1"))
+            stats, last_records = _running_sandbox(base)
+            summary = _summary_from_stats(stats, last_records)
             source = base
         elif args.jsonl:
             summary = summarize(_records_from_jsonl(args.jsonl))
@@ -440,6 +534,7 @@ def _print_report(
             f"rejected by code: {_nonzero_counts(stats['rejected_by_code'])}, "
             f"max in flight: {stats['max_in_flight']}"
         )
+        print(f"rejected because: {_rejection_reasons(stats['rejected_by_subcode'])}")
         print(
             f"events received: {stats['events_received']} "
             f"(duplicates by event_id: {stats['duplicate_events']}), "

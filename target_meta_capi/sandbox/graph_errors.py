@@ -12,6 +12,8 @@ import msgspec
 #: the sandbox's own subcode for an event on its reject list (see SandboxConfig)
 REJECTED_EVENT_SUBCODE = 2804099
 THROTTLE_SUBCODE = 2446079
+#: Graph's subcode for a pixel id that does not exist or that the token may not use
+UNKNOWN_OBJECT_SUBCODE = 33
 SANDBOX_BUSINESS_ID = "100000000000001"  # names the business in usage headers
 
 

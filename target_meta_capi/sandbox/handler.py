@@ -9,6 +9,7 @@ import contextlib
 import socket
 import socketserver
 import sys
+import threading
 import time
 import traceback
 import zlib
@@ -331,7 +332,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             return
 
         decision = sandbox._faults.decide()
-        if decision.latency_seconds > 0 and sandbox._stopping.wait(decision.latency_seconds):
+        if decision.latency_seconds > 0 and self._wait_unless_stopped(decision.latency_seconds):
             return
         if decision.fault in faults.FAULTS_BEFORE_PROCESSING:
             self._answer_fault_before_processing(decision.fault, started)
@@ -363,7 +364,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         if decision.fault == faults.SLOW_RESPONSE:
             sandbox._count_fault(decision.fault)
             detail += f" fault={decision.fault}"
-            if sandbox._stopping.wait(sandbox.config.slow_response_seconds):
+            if self._wait_unless_stopped(sandbox.config.slow_response_seconds):
                 return
         fbtrace_id = new_fbtrace_id()
         try:
@@ -377,6 +378,11 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up waiting (slow response): expected
             self.close_connection = True
         self._log(200, detail, started)
+
+    def _wait_unless_stopped(self, seconds: float) -> bool:
+        """Wait; True if the sandbox was stopped meanwhile (the request is then dropped)."""
+        # a wait past TIMEOUT_MAX (~292 years) fails with OverflowError: as good as forever
+        return self.server.sandbox._stopping.wait(min(seconds, threading.TIMEOUT_MAX))
 
     def _answer_fault_before_processing(self, fault: str, started: float) -> None:
         sandbox = self.server.sandbox

@@ -25,6 +25,7 @@ from target_meta_capi.capi.rules import MAX_EVENTS_PER_REQUEST, RULES, validate_
 from target_meta_capi.sandbox import faults
 from target_meta_capi.sandbox.graph_errors import (
     REJECTED_EVENT_SUBCODE,
+    UNKNOWN_OBJECT_SUBCODE,
     GraphError,
     invalid_parameter,
 )
@@ -84,6 +85,12 @@ class SandboxConfig:
             # can a header say either
             if value is not None and not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        # a socket timeout of 0 makes it non-blocking; one below 0, inf or nan is refused by
+        # every connection, each failing on its own
+        if not 0 < self.idle_timeout_seconds < math.inf:
+            raise ValueError(
+                f"idle_timeout_seconds must be a finite number > 0, got {self.idle_timeout_seconds}"
+            )
         if self.usage_percent is not None and not 0 <= self.usage_percent <= 100:
             raise ValueError("usage_percent must be between 0 and 100")
         if not 0 <= self.port <= 65535:
@@ -338,7 +345,7 @@ class SandboxServer:
                 " Please read the Graph API documentation at"
                 " https://developers.facebook.com/docs/graph-api",
                 error_type="GraphMethodException",
-                subcode=33,
+                subcode=UNKNOWN_OBJECT_SUBCODE,
             )
 
     def _validated_events(self, params: dict[str, Any]) -> list[dict[str, Any]]:

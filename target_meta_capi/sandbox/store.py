@@ -7,6 +7,7 @@ hashed exactly as the sender hashed them.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -120,9 +121,25 @@ class EventStore:
                 self._sqlite.execute("PRAGMA journal_mode=WAL")
                 self._sqlite.execute(_SQLITE_SCHEMA)
                 self._sqlite.commit()
+                mismatch = self._sqlite_table_mismatch()
             except sqlite3.Error as error:
+                mismatch = str(error)
+            if mismatch is not None:
                 self.close()
-                raise RecordingFileError("record_sqlite", sqlite_path, str(error)) from None
+                raise RecordingFileError("record_sqlite", sqlite_path, mismatch)
+
+    def _sqlite_table_mismatch(self) -> str | None:
+        """Why the file's ``events`` table cannot take the sandbox's rows, if it cannot.
+
+        CREATE TABLE IF NOT EXISTS keeps a table another program or another version of the
+        sandbox made: its rows would fail at every accepted request, not here.
+        """
+        assert self._sqlite is not None
+        columns = {row[1] for row in self._sqlite.execute("PRAGMA table_info(events)")}
+        missing = [name for name in _SQLITE_COLUMNS if name not in columns]
+        if not missing:
+            return None
+        return f"its table events is not the sandbox's: no column {', '.join(missing)}"
 
     def _reset_counts(self) -> None:
         self._duplicate_events = 0
@@ -236,5 +253,11 @@ class EventStore:
                 self._jsonl.close()
                 self._jsonl = None
             if self._sqlite is not None:
+                # WAL while it runs (reports read it meanwhile); once closed, an ordinary file:
+                # one in WAL mode cannot be read in a directory the reader cannot write to,
+                # and a reader leaves -wal and -shm files beside it. Left in WAL if a reader
+                # holds it open now.
+                with contextlib.suppress(sqlite3.Error):
+                    self._sqlite.execute("PRAGMA journal_mode=DELETE")
                 self._sqlite.close()
                 self._sqlite = None
