@@ -11,6 +11,14 @@ from pathlib import Path
 
 from tests._user_mypy import mypy_strict
 
+
+def assert_passes_mypy_strict(program: Path, source: str) -> None:
+    """The user's program, written to `program`, type-checks under mypy --strict."""
+    program.write_text(textwrap.dedent(source))
+    checked = mypy_strict(program)
+    assert checked.returncode == 0, checked.stdout
+
+
 USERS_PROGRAM = """
 from collections.abc import Iterator
 
@@ -41,10 +49,7 @@ with BatchProcessor() as processor:
 
 
 def test_typed_events_go_to_the_batch_processor_under_mypy_strict(tmp_path: Path) -> None:
-    program = tmp_path / "send_orders.py"
-    program.write_text(textwrap.dedent(USERS_PROGRAM))
-    checked = mypy_strict(program)
-    assert checked.returncode == 0, checked.stdout
+    assert_passes_mypy_strict(tmp_path / "send_orders.py", USERS_PROGRAM)
 
 
 ASYNC_USERS_PROGRAM = """
@@ -66,10 +71,7 @@ async def send_encoded(events: list[dict[str, object]]) -> EventResponse:
 
 
 def test_copies_of_an_async_request_return_futures_under_mypy_strict(tmp_path: Path) -> None:
-    program = tmp_path / "send_async.py"
-    program.write_text(textwrap.dedent(ASYNC_USERS_PROGRAM))
-    checked = mypy_strict(program)
-    assert checked.returncode == 0, checked.stdout
+    assert_passes_mypy_strict(tmp_path / "send_async.py", ASYNC_USERS_PROGRAM)
 
 
 PARTIAL_OBSERVER_PROGRAM = """
@@ -92,10 +94,7 @@ def test_an_observer_overriding_one_hook_inherits_the_others_under_mypy_strict(
 ) -> None:
     # "Subclass it to inherit no-op defaults and override what you need": hooks whose body
     # was only a docstring were abstract to mypy, which refused to make such a subclass
-    program = tmp_path / "retry_log.py"
-    program.write_text(textwrap.dedent(PARTIAL_OBSERVER_PROGRAM))
-    checked = mypy_strict(program)
-    assert checked.returncode == 0, checked.stdout
+    assert_passes_mypy_strict(tmp_path / "retry_log.py", PARTIAL_OBSERVER_PROGRAM)
 
 
 VIOLATION_SUBCODE_PROGRAM = """
@@ -111,10 +110,7 @@ def advice(event: Event) -> list[str]:
 
 def test_a_rule_violations_subcode_is_an_int_under_mypy_strict(tmp_path: Path) -> None:
     # every rule has Graph's subcode (RULES): typed int | None, it had to be narrowed first
-    program = tmp_path / "advice.py"
-    program.write_text(textwrap.dedent(VIOLATION_SUBCODE_PROGRAM))
-    checked = mypy_strict(program)
-    assert checked.returncode == 0, checked.stdout
+    assert_passes_mypy_strict(tmp_path / "advice.py", VIOLATION_SUBCODE_PROGRAM)
 
 
 DECIMAL_AMOUNTS_PROGRAM = """
@@ -132,10 +128,7 @@ order: CustomData = {"value": price * 2, "net_revenue": Decimal("40.00"), "curre
 def test_amounts_of_money_may_be_decimals_under_mypy_strict(tmp_path: Path) -> None:
     # the body holds a Decimal as the JSON number it is (and validate_event takes one as a
     # Purchase's value): typed float alone, an application's money had to be converted
-    program = tmp_path / "decimal_amounts.py"
-    program.write_text(textwrap.dedent(DECIMAL_AMOUNTS_PROGRAM))
-    checked = mypy_strict(program)
-    assert checked.returncode == 0, checked.stdout
+    assert_passes_mypy_strict(tmp_path / "decimal_amounts.py", DECIMAL_AMOUNTS_PROGRAM)
 
 
 PROCESSOR_SUBCLASS_PROGRAM = """
@@ -157,10 +150,7 @@ def test_a_processor_subclass_used_with_with_keeps_its_class_under_mypy_strict(
     tmp_path: Path,
 ) -> None:
     # __enter__ was typed to return a BatchProcessor: the subclass's own methods were unknown
-    program = tmp_path / "orders_processor.py"
-    program.write_text(textwrap.dedent(PROCESSOR_SUBCLASS_PROGRAM))
-    checked = mypy_strict(program)
-    assert checked.returncode == 0, checked.stdout
+    assert_passes_mypy_strict(tmp_path / "orders_processor.py", PROCESSOR_SUBCLASS_PROGRAM)
 
 
 GIVE_UP_PROGRAM = """
@@ -181,7 +171,4 @@ def test_give_up_may_take_the_delivery_error_it_is_given_under_mypy_strict(
 ) -> None:
     # only retryable DeliveryErrors reach give_up: typed to take any BaseException, it made
     # an application's veto narrow the error before reading retry_after or attempts
-    program = tmp_path / "give_up.py"
-    program.write_text(textwrap.dedent(GIVE_UP_PROGRAM))
-    checked = mypy_strict(program)
-    assert checked.returncode == 0, checked.stdout
+    assert_passes_mypy_strict(tmp_path / "give_up.py", GIVE_UP_PROGRAM)
