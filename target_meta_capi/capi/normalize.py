@@ -312,14 +312,11 @@ def _normalize_zip(text: str) -> str | None:
 
 def _normalize_country(text: str) -> str | None:
     code = _COUNTRY_BY_KEY.get(_ascii_key(text))
-    if code is None and _COUNTRY_NAME_PREFIX_RE.match(text):
+    if code is None and (prefix := _COUNTRY_NAME_PREFIX_RE.match(text)):
         # ISO writes "Gambia" and "Saint Lucia": not "The Gambia" nor "St. Lucia"
-        code = _COUNTRY_BY_KEY.get(_ascii_key(_COUNTRY_NAME_PREFIX_RE.sub(_spelled_out, text)))
+        spelled_out = "" if prefix.group(1).lower() == "the" else "saint"
+        code = _COUNTRY_BY_KEY.get(_ascii_key(spelled_out + text[prefix.end() :]))
     return code
-
-
-def _spelled_out(prefix: re.Match[str]) -> str:
-    return "" if prefix.group(1).lower() == "the" else "saint "
 
 
 def _normalize_external_id(text: str) -> str | None:
