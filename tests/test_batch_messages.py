@@ -316,6 +316,20 @@ def run_target(tmp_path: Path, config: Mapping[str, Any], lines: list[str]) -> t
     return process.returncode, stdout, stderr
 
 
+def failed_run_with_workers(
+    sandbox: SandboxServer, tmp_path: Path, manifest: list[str], *after: str
+) -> tuple[str, str]:
+    """stdout and stderr of a run, with 2 record workers, of a SCHEMA and a BATCH of
+    `manifest` (then `after`) that fails (exit status 1) once the workers are on."""
+    config = orders_config(sandbox.url, tmp_path, record_workers=2)
+    code, stdout, stderr = run_target(
+        tmp_path, config, [schema_line(), batch_line(manifest), *after]
+    )
+    assert code == 1
+    assert WORKERS_LOG_LINE in stderr
+    return stdout, stderr
+
+
 def test_the_state_after_a_batch_comes_once_meta_acknowledged_every_record_of_its_files(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
@@ -371,12 +385,7 @@ def test_a_record_breaking_its_schema_among_those_the_workers_take_is_named_by_f
 ) -> None:
     records = [order(i, total="x" if i == 420 else 19.99) for i in range(1, 501)]
     manifest = sdk_batch_files(tmp_path, records, batch_size=300)
-    config = orders_config(sandbox.url, tmp_path, record_workers=2)
-    code, stdout, stderr = run_target(
-        tmp_path, config, [schema_line(), batch_line(manifest), state_line(500)]
-    )
-    assert code == 1
-    assert WORKERS_LOG_LINE in stderr
+    stdout, stderr = failed_run_with_workers(sandbox, tmp_path, manifest, state_line(500))
     assert (
         f"(input line 2 (line 120 of BATCH file {manifest[1]}), stream '{STREAM}'): field "
         "'total' breaks the schema"
@@ -405,10 +414,7 @@ def test_a_batch_file_line_that_is_not_utf8_among_those_the_workers_take_is_name
     lines[249] = b'{"order_id": 250, "email": "\xff"}'
     path = tmp_path / "orders.json.gz"
     path.write_bytes(gzip.compress(b"".join(line + b"\n" for line in lines)))
-    config = orders_config(sandbox.url, tmp_path, record_workers=2)
-    code, _, stderr = run_target(tmp_path, config, [schema_line(), batch_line([path.as_uri()])])
-    assert code == 1
-    assert WORKERS_LOG_LINE in stderr
+    _, stderr = failed_run_with_workers(sandbox, tmp_path, [path.as_uri()])
     assert (
         f"Input line 2 (line 250 of BATCH file {path.as_uri()}) is not valid JSON: it is not "
         "UTF-8 (invalid start byte at byte 28 of the line)"
@@ -420,10 +426,7 @@ def test_a_batch_file_line_nesting_too_deep_with_the_workers_on_is_named_as_with
 ) -> None:
     deep = '{"order_id": 2, "total": ' + "[" * 100_000 + "]" * 100_000 + "}"
     path = plain_file(tmp_path / "orders.jsonl", [json.dumps(order(1)), deep])
-    config = orders_config(sandbox.url, tmp_path, record_workers=2)
-    code, _, stderr = run_target(tmp_path, config, [schema_line(), batch_line([path])])
-    assert code == 1
-    assert WORKERS_LOG_LINE in stderr
+    _, stderr = failed_run_with_workers(sandbox, tmp_path, [path])
     assert (
         f"Input line 2 (line 2 of BATCH file {path}) is not valid JSON (it nests arrays and "
         "objects too deeply to be read)"
@@ -437,10 +440,7 @@ def test_the_first_line_of_a_batch_file_to_fail_is_named_with_the_workers_on_as_
     lines = [json.dumps(order(i, total="x" if i == 250 else 19.99)) for i in range(1, 301)]
     lines[259] = '{"order_id": 260,'
     path = plain_file(tmp_path / "orders.jsonl", lines)
-    config = orders_config(sandbox.url, tmp_path, record_workers=2)
-    code, _, stderr = run_target(tmp_path, config, [schema_line(), batch_line([path])])
-    assert code == 1
-    assert WORKERS_LOG_LINE in stderr
+    _, stderr = failed_run_with_workers(sandbox, tmp_path, [path])
     assert (
         f"(input line 2 (line 250 of BATCH file {path}), stream '{STREAM}'): field 'total' "
         "breaks the schema"
