@@ -40,6 +40,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for_ready
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from singer_sdk.sinks import Sink
@@ -299,9 +301,16 @@ def _widen_socket_buffers(connection: Connection) -> None:
 
 
 class RecordWorkerPool:
-    """Forked worker processes; chunks go round-robin and come back in the order sent."""
+    """Forked worker processes; chunks go round-robin and come back in the order sent.
 
-    def __init__(self, workers: int) -> None:
+    `on_lost`, when given, is called (on a thread of the pool's) the moment a worker ends
+    while the pool is open: the main process may be waiting for Meta's answers, minutes in
+    an outage, before it next sends that worker a chunk or reads one back.
+    """
+
+    def __init__(
+        self, workers: int, on_lost: Callable[[RecordWorkerError], None] | None = None
+    ) -> None:
         context = multiprocessing.get_context("fork")
         pipes = [context.Pipe() for _ in range(workers)]
         for pair in pipes:
@@ -338,6 +347,12 @@ class RecordWorkerPool:
         self._turn = itertools.cycle(ours)
         self._stream_ids = itertools.count()
         self._pending: deque[tuple[Connection, Any]] = deque()
+        self._closing = False
+        if on_lost is not None:
+            # a thread only now: the workers are forked, and forking with one running is unsafe
+            threading.Thread(
+                target=self._watch, args=(on_lost,), name="record-worker-watch", daemon=True
+            ).start()
 
     @property
     def size(self) -> int:
@@ -374,10 +389,11 @@ class RecordWorkerPool:
         try:
             return connection.recv(), context
         except (EOFError, OSError):
-            raise RecordWorkerError(self._describe_loss(connection)) from None
+            raise RecordWorkerError(self._describe_loss(self._process_of(connection))) from None
 
     def close(self) -> None:
         """Stop every worker (at the end of a run, or to give up on what they hold)."""
+        self._closing = True  # before they end: the watching thread then knows they were told
         atexit.unregister(self.close)
         self._pending.clear()
         for connection in self._connections:
@@ -390,6 +406,13 @@ class RecordWorkerPool:
                 process.kill()
                 process.join()
 
+    def _watch(self, on_lost: Callable[[RecordWorkerError], None]) -> None:
+        """Wait, without polling, for any worker to end; report it unless told to stop."""
+        ended = wait_for_ready([process.sentinel for process in self._processes])
+        if not self._closing:
+            lost = next(process for process in self._processes if process.sentinel in ended)
+            on_lost(RecordWorkerError(self._describe_loss(lost)))
+
     def _send_all(self, message: tuple[str, int, Any]) -> None:
         for connection in self._connections:
             self._send(connection, message)
@@ -398,11 +421,14 @@ class RecordWorkerPool:
         try:
             connection.send(message)
         except OSError:
-            raise RecordWorkerError(self._describe_loss(connection)) from None
+            raise RecordWorkerError(self._describe_loss(self._process_of(connection))) from None
 
-    def _describe_loss(self, connection: Connection) -> str:
+    def _process_of(self, connection: Connection) -> BaseProcess:
+        return self._processes[self._connections.index(connection)]
+
+    def _describe_loss(self, lost: BaseProcess) -> str:
         # its pipe closes while it exits, a moment before its exit code can be read
-        self._processes[self._connections.index(connection)].join(timeout=1)
+        lost.join(timeout=1)
         codes = ", ".join(
             f"{process.name} exit code {process.exitcode}"
             for process in self._processes

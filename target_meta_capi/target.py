@@ -509,7 +509,7 @@ class TargetMetaCapi(Target):
 
     def _start_record_workers(self) -> ParallelRecords:
         self._parallel = ParallelRecords(
-            RecordWorkerPool(self._record_workers),
+            RecordWorkerPool(self._record_workers, on_lost=self.delivery.abort),
             number=self.ledger.issue,
             add_events=self._add_converted_records,
             add_tally=self.stats.records_converted,
@@ -712,6 +712,10 @@ class TargetMetaCapi(Target):
             raise SingerInputError(
                 f"No input: expected Singer messages (SCHEMA, RECORD, STATE) {self._input_place}"
             )
+        if self._parallel is not None:
+            # the reader gave them their last lines and took every answer back: stopped now,
+            # one killed while Meta's last answers are awaited loses nothing to fail the run for
+            self._parallel.close()
         self.drain_all(is_endofpipe=True)
         # a failure or a stop is looked for between short waits
         while not self.shutdown.wait_for_in_flight(timeout=SIGNAL_HEARD_WITHIN):

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -985,6 +986,37 @@ def test_worker_killed_mid_run_fails_the_run_and_no_later_state_is_written(
     assert LOST_WORKER.search(run.failure), run.failure
     assert [bookmark(state) for state in run.states] == [800]
     assert set(range(1, 801)) <= set(run.event_ids)
+
+
+def test_a_worker_killed_while_meta_is_slow_to_answer_ends_the_run_before_the_answer_comes(
+    tmp_path: Path, sandbox_factory: Callable[..., SandboxServer]
+) -> None:
+    # one request of 100 events at a time, answered after ~30 s: the main process waits for
+    # room in the window with the second batch, before its workers got a chunk (it processes
+    # a stream's first 200 records itself): nothing tells it one of them is gone
+    sandbox = sandbox_factory(latency_ms=30_000)
+    lines = singer_lines(messy_orders(600), state_every=500)
+    with live_target(
+        tmp_path,
+        dry_run=False,
+        access_token=ACCESS_TOKEN,
+        graph_url=sandbox.url,
+        batch_size=100,
+        concurrent_requests=1,
+        request_timeout=120,
+    ) as target:
+        # the target stops reading while it waits: a full pipe must not block the test
+        threading.Thread(target=target.write, args=(lines,), daemon=True).start()
+        wait_until(lambda: sandbox.stats()["in_flight"] == 1)
+        os.kill(target.workers()[0], signal.SIGKILL)
+        target.process.wait(timeout=60)
+        answered = sandbox.stats()["accepted_requests"]
+        run = target.finish()
+
+    assert answered == 0  # the run ended before Meta's first answer
+    assert run.returncode == 1
+    assert LOST_WORKER.search(run.failure), run.failure
+    assert run.states == []  # no record is settled: no state passes one
 
 
 def test_a_worker_killed_while_converting_a_chunk_is_an_error_naming_its_exit_code() -> None:
