@@ -119,7 +119,7 @@ from target_meta_capi.settings import (
 )
 from target_meta_capi.shutdown import SIGNAL_HEARD_WITHIN, Shutdown, flush_and_exit
 from target_meta_capi.sink import EventSink
-from target_meta_capi.state import AckLedger
+from target_meta_capi.state import MAX_STATE_NESTING, AckLedger, nests_deeper_than
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
     TEST_EVENTS_NOTE,
@@ -586,6 +586,12 @@ class TargetMetaCapi(Target):
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
         state = message_dict["value"]
+        if nests_deeper_than(state, MAX_STATE_NESTING):
+            raise SingerInputError(
+                f"Input line {self.message_reader.line_number}: the STATE's value nests arrays "
+                f"and objects more than {MAX_STATE_NESTING} levels deep (a tap's bookmarks nest "
+                "a few); check the tap's state."
+            )
         if state != self._latest_state:
             self._latest_state = state
             self.ledger.register_state(state)

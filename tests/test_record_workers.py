@@ -691,6 +691,62 @@ def test_a_line_nested_too_deeply_among_worker_records_fails_the_run_as_without_
     )
 
 
+def _amid_worker_records(line: str) -> tuple[list[str], int]:
+    """1,200 orders, a STATE every 200, and `line` before order 601, amid the records the
+    workers get; the lines and the line number of `line`."""
+    lines = singer_lines(messy_orders(1200), state_every=200)
+    position = line_number_of(lines, 601) - 1
+    lines.insert(position, line)
+    return lines, position + 1
+
+
+def nested_in_arrays(value: Any, levels: int) -> Any:
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_a_schema_nested_600_deep_fails_the_run_naming_its_line_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    properties = {**generate.SCHEMA["properties"], "note": {"examples": nested_in_arrays(1, 600)}}
+    deep_schema = {**generate.SCHEMA, "properties": properties}
+    lines, line_number = _amid_worker_records(compact(schema_message(deep_schema)))
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.errors == alone.errors
+    assert workers.failure == (
+        "target-meta-capi failed: The SCHEMA message nests arrays and objects too deeply to be "
+        f"processed (input line {line_number}, stream '{STREAM}')"
+    )
+    assert "Traceback" not in workers.stderr + alone.stderr
+    for run in (workers, alone):
+        assert all(bookmark(state) <= 600 for state in run.states)
+
+
+def test_a_state_nested_600_deep_fails_the_run_naming_its_line_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    deep_state = {"bookmarks": {STREAM: {"replication_key_value": 600}}}
+    deep_state["history"] = nested_in_arrays({}, 600)
+    lines, line_number = _amid_worker_records(compact({"type": "STATE", "value": deep_state}))
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.errors == alone.errors
+    assert workers.failure == (
+        f"target-meta-capi failed: Input line {line_number}: the STATE's value nests arrays and "
+        "objects more than 100 levels deep (a tap's bookmarks nest a few); check the tap's state."
+    )
+    assert "Traceback" not in workers.stderr + alone.stderr
+    for run in (workers, alone):
+        assert all(bookmark(state) <= 600 for state in run.states)
+        assert "history" not in run.stdout
+
+
 def test_a_failed_run_counts_the_records_before_the_bad_one_as_without_workers(
     tmp_path: Path,
 ) -> None:
