@@ -74,6 +74,11 @@ MAX_WORKERS = 8
 SOCKET_BUFFER_BYTES = 2 * 1024 * 1024
 
 
+class RecordWorkersUnavailable(Exception):
+    """The workers could not be started: a fork or a thread was refused (a limit on processes,
+    RLIMIT_NPROC or a container's pids limit, counts threads too)."""
+
+
 class RecordWorkerError(TargetFailure):
     """A worker process is gone (killed, out of memory): its chunks are lost, stop the run."""
 
@@ -264,7 +269,11 @@ def _serve(connection: Connection, inherited: Sequence[Connection]) -> None:
         except (EOFError, OSError):  # the main process is gone
             inbox.put(None)
 
-    threading.Thread(target=receive, daemon=True).start()
+    try:
+        threading.Thread(target=receive, daemon=True).start()
+    except RuntimeError:  # "can't start new thread" (a limit on processes): the pool sees
+        return  # this worker end before it is ready, and records stay in the main process
+    connection.send("ready")
     converters: dict[int, StreamConverter | None] = {}
     while (message := inbox.get()) is not None:
         kind, stream_id, payload = message
@@ -326,33 +335,51 @@ class RecordWorkerPool:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
-        self._processes = []
-        for index, connection in enumerate(theirs):
-            inherited = ours + theirs[:index] + theirs[index + 1 :]
-            process = context.Process(
-                target=_serve,
-                args=(connection, inherited),
-                name=f"target-meta-capi-record-worker-{index}",
-                daemon=True,
-            )
-            process.start()
-            self._processes.append(process)
+        self._processes: list[BaseProcess] = []
+        self._connections = ours
+        self._pending: deque[tuple[Connection, Any]] = deque()
+        self._closing = False
+        try:
+            for index, connection in enumerate(theirs):
+                inherited = ours + theirs[:index] + theirs[index + 1 :]
+                process = context.Process(
+                    target=_serve,
+                    args=(connection, inherited),
+                    name=f"target-meta-capi-record-worker-{index}",
+                    daemon=True,
+                )
+                process.start()
+                self._processes.append(process)
+        except OSError as error:  # EAGAIN under a limit on processes, or ENOMEM
+            for connection in theirs:
+                connection.close()
+            self.close()
+            raise RecordWorkersUnavailable(f"fork failed: {error.strerror or error}") from None
         for connection in theirs:
             connection.close()
+        # each worker says it is ready once its receiving thread runs; one that could not
+        # start that thread has ended instead
+        for connection in ours:
+            try:
+                connection.recv()
+            except (EOFError, OSError):
+                self.close()
+                raise RecordWorkersUnavailable("a worker could not start a thread") from None
+        if on_lost is not None:
+            # a thread only now: the workers are forked, and forking with one running is unsafe
+            try:
+                threading.Thread(
+                    target=self._watch, args=(on_lost,), name="record-worker-watch", daemon=True
+                ).start()
+            except RuntimeError:  # "can't start new thread"
+                self.close()
+                raise RecordWorkersUnavailable("no thread could be started to watch them") from None
         # Workers ignore SIGTERM (see _serve), and multiprocessing ends the interpreter by
         # sending its children SIGTERM and joining them: a pool still open at exit (a path
         # that forgot close()) would hang the process. atexit runs this before that.
         atexit.register(self.close)
-        self._connections = ours
         self._turn = itertools.cycle(ours)
         self._stream_ids = itertools.count()
-        self._pending: deque[tuple[Connection, Any]] = deque()
-        self._closing = False
-        if on_lost is not None:
-            # a thread only now: the workers are forked, and forking with one running is unsafe
-            threading.Thread(
-                target=self._watch, args=(on_lost,), name="record-worker-watch", daemon=True
-            ).start()
 
     @property
     def size(self) -> int:

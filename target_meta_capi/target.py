@@ -86,6 +86,7 @@ from target_meta_capi.reader import (
 from target_meta_capi.record_workers import (
     ParallelRecords,
     RecordWorkerPool,
+    RecordWorkersUnavailable,
     StreamSpec,
     can_fork_workers,
     default_worker_count,
@@ -498,7 +499,17 @@ class TargetMetaCapi(Target):
                         threading.active_count(),
                     )
                     return
-                parallel = self._start_record_workers()
+                try:
+                    parallel = self._start_record_workers()
+                except RecordWorkersUnavailable as error:
+                    self._workers_unavailable = True
+                    self.stats.run_warning(
+                        f"Record workers could not be started ({error}): records are "
+                        "processed in the target's own process, more slowly. A limit on "
+                        "processes refused them (`ulimit -u`, a container's pids limit; "
+                        "threads count too): raise it, or set record_workers to 0."
+                    )
+                    return
         if spec is not None and spec == self._routed_specs.get(stream_name):
             return  # the same SCHEMA again: the workers keep what they learned
         parallel.unroute(stream_name)

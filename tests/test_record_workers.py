@@ -20,9 +20,12 @@ import os
 import random
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -1073,6 +1076,87 @@ def test_a_worker_killed_while_meta_is_slow_to_answer_ends_the_run_before_the_an
     assert run.returncode == 1
     assert LOST_WORKER.search(run.failure), run.failure
     assert run.states == []  # no record is settled: no state passes one
+
+
+def as_nobody_with_these_packages() -> tuple[list[str], dict[str, str]]:
+    """A command prefix and environment running this checkout's code as user nobody, under
+    whom a limit on processes holds (root passes any): this Python, or the system's of the
+    same version with this environment's packages when nobody may not read this one (pyenv's
+    under /root). Skips the test where there is neither."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None or shutil.which("prlimit") is None:
+        pytest.skip("needs root, setpriv and prlimit to run as nobody under a process limit")
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    root = str(Path(__file__).resolve().parent.parent)
+    system_python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    for python, path in (
+        (sys.executable, root),
+        (system_python, os.pathsep.join([root, sysconfig.get_paths()["purelib"]])),
+    ):
+        environment = {"PATH": os.defpath, "HOME": "/tmp", "PYTHONPATH": path}
+        probe = subprocess.run(
+            [*as_nobody, python, "-c", "import target_meta_capi.target"],
+            capture_output=True,
+            env=environment,
+            timeout=60,
+        )
+        if probe.returncode == 0:
+            return [*as_nobody, python], environment
+    pytest.skip("no Python here that nobody may run with this environment's packages")
+
+
+#: Why the workers could not start, as the warning says
+REFUSED_FORK = "fork failed: Resource temporarily unavailable"
+REFUSED_WORKER_THREAD = "a worker could not start a thread"
+REFUSED_WATCHING_THREAD = "no thread could be started to watch them"
+
+
+@pytest.mark.parametrize(
+    # processes user nobody may have, threads included; the target takes six here: itself,
+    # two workers, a thread in each and one watching them
+    "processes",
+    [1, 2, 4, 5],
+    ids=["first-fork", "second-fork", "a-worker-thread", "the-watching-thread"],
+)
+def test_workers_a_limit_on_processes_refuses_leave_the_records_to_the_main_process(
+    processes: int,
+) -> None:
+    command, environment = as_nobody_with_these_packages()
+    lines = singer_lines(messy_orders(600), state_every=300)
+    with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o777)  # nobody writes the run's files there
+        config_path = write_config(Path(directory), dry_run_config(Path(directory), 2))
+        os.chmod(config_path, 0o644)
+        completed = subprocess.run(
+            [
+                "prlimit",
+                f"--nproc={processes}",
+                *command,
+                "-c",
+                "from target_meta_capi.target import TargetMetaCapi; TargetMetaCapi.cli()",
+                "--config",
+                str(config_path),
+            ],
+            input="".join(line + "\n" for line in lines),
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=120,
+        )
+        run = Run(completed.returncode, completed.stdout, completed.stderr, Path(directory))
+        event_ids = run.event_ids
+
+    assert run.returncode == 0, run.stderr
+    [warning] = [message for _, message in run.log("WARNING") if "Record workers" in message]
+    # which step is refused first also depends on other processes of nobody's on the machine
+    reasons = (REFUSED_FORK, REFUSED_WORKER_THREAD, REFUSED_WATCHING_THREAD)
+    assert any(
+        warning.startswith(f"Record workers could not be started ({reason}): ")
+        for reason in reasons
+    ), warning
+    assert warning.endswith("raise it, or set record_workers to 0.")
+    assert "Traceback" not in run.stderr
+    assert event_ids == list(range(1, 601))
+    assert [bookmark(state) for state in run.states] == [300, 600]
 
 
 def test_a_worker_killed_while_converting_a_chunk_is_an_error_naming_its_exit_code() -> None:
