@@ -225,6 +225,14 @@ class Delivery:
         self.ledger.poison()
         self._on_failed()
 
+    def abort(self, failure: TargetFailure) -> None:
+        """From any thread: a failure outside sending (a record worker lost) stops the run now.
+        As `fail`, and no request starts from now on: a submit() waiting for room in the
+        window raises `failure` instead of waiting for Meta's answers (minutes of retries in
+        an outage)."""
+        self.fail(failure)
+        self.processor.refuse_new()
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every submitted request is settled; False on a failure or timeout."""
         with self.stats.pace_clock.waiting_for("meta"), self._condition:
@@ -283,6 +291,8 @@ class Delivery:
             self._request_settled()
             if isinstance(error, ProcessorClosedError) and self._stopped_by is not None:
                 raise TerminationRequested(self._stopped_by) from None
+            if isinstance(error, ProcessorClosedError) and self._failure is not None:
+                raise self._failure from None
             raise
         future.add_done_callback(self._callback_for(batch))
 

@@ -15,6 +15,7 @@ from singer_sdk.exceptions import InvalidRecord, SingerSDKError
 from target_meta_capi.capi.errors import CapiError
 from target_meta_capi.dead_letter import DeadLetterWriteError
 from target_meta_capi.delivery import BadRecordError, InvalidEventError, TargetFailure
+from target_meta_capi.mapping.values import TOO_DEEP
 from target_meta_capi.reader import NumberedSingerReader, SingerInputError
 from target_meta_capi.validation import UnparseableDateError
 
@@ -37,6 +38,10 @@ def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:
         return f"Record has a date that cannot be parsed ({where}): {error}"
     if isinstance(error, InvalidRecord):
         return f"Record does not match its SCHEMA ({where}): {error.error_message}"
+    if isinstance(error, RecursionError) and reader.current_message_type is not None:
+        # valid JSON nested hundreds of levels deep, which some step copies or walks
+        # recursively (the SDK deep-copies each SCHEMA): the line is what to fix, whichever
+        return f"The {reader.current_message_type} message {TOO_DEEP} to be processed ({where})"
     where += _stream_map_property(error)
     if reader.current_message_type == "RECORD" and not isinstance(error, SingerSDKError):
         # raised by code that knows nothing of privacy (Python under a stream map's

@@ -40,6 +40,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for_ready
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from singer_sdk.sinks import Sink
@@ -70,6 +72,11 @@ RECORDS_BEFORE_WORKERS = 200
 MAX_WORKERS = 8
 #: Asked of the kernel for each end of a worker's socket pair (it may give less).
 SOCKET_BUFFER_BYTES = 2 * 1024 * 1024
+
+
+class RecordWorkersUnavailable(Exception):
+    """The workers could not be started: a fork or a thread was refused (a limit on processes,
+    RLIMIT_NPROC or a container's pids limit, counts threads too)."""
 
 
 class RecordWorkerError(TargetFailure):
@@ -262,7 +269,11 @@ def _serve(connection: Connection, inherited: Sequence[Connection]) -> None:
         except (EOFError, OSError):  # the main process is gone
             inbox.put(None)
 
-    threading.Thread(target=receive, daemon=True).start()
+    try:
+        threading.Thread(target=receive, daemon=True).start()
+    except RuntimeError:  # "can't start new thread" (a limit on processes): the pool sees
+        return  # this worker end before it is ready, and records stay in the main process
+    connection.send("ready")
     converters: dict[int, StreamConverter | None] = {}
     while (message := inbox.get()) is not None:
         kind, stream_id, payload = message
@@ -299,9 +310,16 @@ def _widen_socket_buffers(connection: Connection) -> None:
 
 
 class RecordWorkerPool:
-    """Forked worker processes; chunks go round-robin and come back in the order sent."""
+    """Forked worker processes; chunks go round-robin and come back in the order sent.
 
-    def __init__(self, workers: int) -> None:
+    `on_lost`, when given, is called (on a thread of the pool's) the moment a worker ends
+    while the pool is open: the main process may be waiting for Meta's answers, minutes in
+    an outage, before it next sends that worker a chunk or reads one back.
+    """
+
+    def __init__(
+        self, workers: int, on_lost: Callable[[RecordWorkerError], None] | None = None
+    ) -> None:
         context = multiprocessing.get_context("fork")
         pipes = [context.Pipe() for _ in range(workers)]
         for pair in pipes:
@@ -317,27 +335,51 @@ class RecordWorkerPool:
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
-        self._processes = []
-        for index, connection in enumerate(theirs):
-            inherited = ours + theirs[:index] + theirs[index + 1 :]
-            process = context.Process(
-                target=_serve,
-                args=(connection, inherited),
-                name=f"target-meta-capi-record-worker-{index}",
-                daemon=True,
-            )
-            process.start()
-            self._processes.append(process)
+        self._processes: list[BaseProcess] = []
+        self._connections = ours
+        self._pending: deque[tuple[Connection, Any]] = deque()
+        self._closing = False
+        try:
+            for index, connection in enumerate(theirs):
+                inherited = ours + theirs[:index] + theirs[index + 1 :]
+                process = context.Process(
+                    target=_serve,
+                    args=(connection, inherited),
+                    name=f"target-meta-capi-record-worker-{index}",
+                    daemon=True,
+                )
+                process.start()
+                self._processes.append(process)
+        except OSError as error:  # EAGAIN under a limit on processes, or ENOMEM
+            for connection in theirs:
+                connection.close()
+            self.close()
+            raise RecordWorkersUnavailable(f"fork failed: {error.strerror or error}") from None
         for connection in theirs:
             connection.close()
+        # each worker says it is ready once its receiving thread runs; one that could not
+        # start that thread has ended instead
+        for connection in ours:
+            try:
+                connection.recv()
+            except (EOFError, OSError):
+                self.close()
+                raise RecordWorkersUnavailable("a worker could not start a thread") from None
+        if on_lost is not None:
+            # a thread only now: the workers are forked, and forking with one running is unsafe
+            try:
+                threading.Thread(
+                    target=self._watch, args=(on_lost,), name="record-worker-watch", daemon=True
+                ).start()
+            except RuntimeError:  # "can't start new thread"
+                self.close()
+                raise RecordWorkersUnavailable("no thread could be started to watch them") from None
         # Workers ignore SIGTERM (see _serve), and multiprocessing ends the interpreter by
         # sending its children SIGTERM and joining them: a pool still open at exit (a path
         # that forgot close()) would hang the process. atexit runs this before that.
         atexit.register(self.close)
-        self._connections = ours
         self._turn = itertools.cycle(ours)
         self._stream_ids = itertools.count()
-        self._pending: deque[tuple[Connection, Any]] = deque()
 
     @property
     def size(self) -> int:
@@ -374,10 +416,11 @@ class RecordWorkerPool:
         try:
             return connection.recv(), context
         except (EOFError, OSError):
-            raise RecordWorkerError(self._describe_loss(connection)) from None
+            raise RecordWorkerError(self._describe_loss(self._process_of(connection))) from None
 
     def close(self) -> None:
         """Stop every worker (at the end of a run, or to give up on what they hold)."""
+        self._closing = True  # before they end: the watching thread then knows they were told
         atexit.unregister(self.close)
         self._pending.clear()
         for connection in self._connections:
@@ -390,6 +433,13 @@ class RecordWorkerPool:
                 process.kill()
                 process.join()
 
+    def _watch(self, on_lost: Callable[[RecordWorkerError], None]) -> None:
+        """Wait, without polling, for any worker to end; report it unless told to stop."""
+        ended = wait_for_ready([process.sentinel for process in self._processes])
+        if not self._closing:
+            lost = next(process for process in self._processes if process.sentinel in ended)
+            on_lost(RecordWorkerError(self._describe_loss(lost)))
+
     def _send_all(self, message: tuple[str, int, Any]) -> None:
         for connection in self._connections:
             self._send(connection, message)
@@ -398,11 +448,14 @@ class RecordWorkerPool:
         try:
             connection.send(message)
         except OSError:
-            raise RecordWorkerError(self._describe_loss(connection)) from None
+            raise RecordWorkerError(self._describe_loss(self._process_of(connection))) from None
 
-    def _describe_loss(self, connection: Connection) -> str:
+    def _process_of(self, connection: Connection) -> BaseProcess:
+        return self._processes[self._connections.index(connection)]
+
+    def _describe_loss(self, lost: BaseProcess) -> str:
         # its pipe closes while it exits, a moment before its exit code can be read
-        self._processes[self._connections.index(connection)].join(timeout=1)
+        lost.join(timeout=1)
         codes = ", ".join(
             f"{process.name} exit code {process.exitcode}"
             for process in self._processes

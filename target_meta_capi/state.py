@@ -21,6 +21,28 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+#: Levels of lists and objects a STATE's value may nest. Taps' states nest a handful; the
+#: SDK deep-copies the latest state each time it writes one, which Python's recursion limit
+#: stops at a few hundred levels (a RecursionError at some later line, after the state was
+#: written once): refused at its own line instead, far below that.
+MAX_STATE_NESTING = 100
+
+
+def nests_deeper_than(value: Any, levels: int) -> bool:
+    """Whether `value` nests lists and dicts more than `levels` deep (walked level by level,
+    without recursion, which a deep value would exhaust)."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(levels):
+        level = [
+            inner
+            for outer in level
+            for inner in (outer.values() if isinstance(outer, dict) else outer)
+            if isinstance(inner, (dict, list))
+        ]
+        if not level:
+            return False
+    return bool(level)
+
 
 class SettledRanges:
     """Settled numbers as a watermark plus sorted, disjoint, non-adjacent ranges above it."""

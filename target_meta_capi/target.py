@@ -86,6 +86,7 @@ from target_meta_capi.reader import (
 from target_meta_capi.record_workers import (
     ParallelRecords,
     RecordWorkerPool,
+    RecordWorkersUnavailable,
     StreamSpec,
     can_fork_workers,
     default_worker_count,
@@ -119,7 +120,7 @@ from target_meta_capi.settings import (
 )
 from target_meta_capi.shutdown import SIGNAL_HEARD_WITHIN, Shutdown, flush_and_exit
 from target_meta_capi.sink import EventSink
-from target_meta_capi.state import AckLedger
+from target_meta_capi.state import MAX_STATE_NESTING, AckLedger, nests_deeper_than
 from target_meta_capi.summary import (
     DEFAULT_PROGRESS_INTERVAL,
     TEST_EVENTS_NOTE,
@@ -498,7 +499,17 @@ class TargetMetaCapi(Target):
                         threading.active_count(),
                     )
                     return
-                parallel = self._start_record_workers()
+                try:
+                    parallel = self._start_record_workers()
+                except RecordWorkersUnavailable as error:
+                    self._workers_unavailable = True
+                    self.stats.run_warning(
+                        f"Record workers could not be started ({error}): records are "
+                        "processed in the target's own process, more slowly. A limit on "
+                        "processes refused them (`ulimit -u`, a container's pids limit; "
+                        "threads count too): raise it, or set record_workers to 0."
+                    )
+                    return
         if spec is not None and spec == self._routed_specs.get(stream_name):
             return  # the same SCHEMA again: the workers keep what they learned
         parallel.unroute(stream_name)
@@ -509,7 +520,7 @@ class TargetMetaCapi(Target):
 
     def _start_record_workers(self) -> ParallelRecords:
         self._parallel = ParallelRecords(
-            RecordWorkerPool(self._record_workers),
+            RecordWorkerPool(self._record_workers, on_lost=self.delivery.abort),
             number=self.ledger.issue,
             add_events=self._add_converted_records,
             add_tally=self.stats.records_converted,
@@ -586,6 +597,12 @@ class TargetMetaCapi(Target):
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
         state = message_dict["value"]
+        if nests_deeper_than(state, MAX_STATE_NESTING):
+            raise SingerInputError(
+                f"Input line {self.message_reader.line_number}: the STATE's value nests arrays "
+                f"and objects more than {MAX_STATE_NESTING} levels deep (a tap's bookmarks nest "
+                "a few); check the tap's state."
+            )
         if state != self._latest_state:
             self._latest_state = state
             self.ledger.register_state(state)
@@ -712,6 +729,10 @@ class TargetMetaCapi(Target):
             raise SingerInputError(
                 f"No input: expected Singer messages (SCHEMA, RECORD, STATE) {self._input_place}"
             )
+        if self._parallel is not None:
+            # the reader gave them their last lines and took every answer back: stopped now,
+            # one killed while Meta's last answers are awaited loses nothing to fail the run for
+            self._parallel.close()
         self.drain_all(is_endofpipe=True)
         # a failure or a stop is looked for between short waits
         while not self.shutdown.wait_for_in_flight(timeout=SIGNAL_HEARD_WITHIN):

@@ -20,10 +20,14 @@ import os
 import random
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -690,6 +694,62 @@ def test_a_line_nested_too_deeply_among_worker_records_fails_the_run_as_without_
     )
 
 
+def _amid_worker_records(line: str) -> tuple[list[str], int]:
+    """1,200 orders, a STATE every 200, and `line` before order 601, amid the records the
+    workers get; the lines and the line number of `line`."""
+    lines = singer_lines(messy_orders(1200), state_every=200)
+    position = line_number_of(lines, 601) - 1
+    lines.insert(position, line)
+    return lines, position + 1
+
+
+def nested_in_arrays(value: Any, levels: int) -> Any:
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_a_schema_nested_600_deep_fails_the_run_naming_its_line_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    properties = {**generate.SCHEMA["properties"], "note": {"examples": nested_in_arrays(1, 600)}}
+    deep_schema = {**generate.SCHEMA, "properties": properties}
+    lines, line_number = _amid_worker_records(compact(schema_message(deep_schema)))
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.errors == alone.errors
+    assert workers.failure == (
+        "target-meta-capi failed: The SCHEMA message nests arrays and objects too deeply to be "
+        f"processed (input line {line_number}, stream '{STREAM}')"
+    )
+    assert "Traceback" not in workers.stderr + alone.stderr
+    for run in (workers, alone):
+        assert all(bookmark(state) <= 600 for state in run.states)
+
+
+def test_a_state_nested_600_deep_fails_the_run_naming_its_line_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    deep_state = {"bookmarks": {STREAM: {"replication_key_value": 600}}}
+    deep_state["history"] = nested_in_arrays({}, 600)
+    lines, line_number = _amid_worker_records(compact({"type": "STATE", "value": deep_state}))
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.errors == alone.errors
+    assert workers.failure == (
+        f"target-meta-capi failed: Input line {line_number}: the STATE's value nests arrays and "
+        "objects more than 100 levels deep (a tap's bookmarks nest a few); check the tap's state."
+    )
+    assert "Traceback" not in workers.stderr + alone.stderr
+    for run in (workers, alone):
+        assert all(bookmark(state) <= 600 for state in run.states)
+        assert "history" not in run.stdout
+
+
 def test_a_failed_run_counts_the_records_before_the_bad_one_as_without_workers(
     tmp_path: Path,
 ) -> None:
@@ -985,6 +1045,118 @@ def test_worker_killed_mid_run_fails_the_run_and_no_later_state_is_written(
     assert LOST_WORKER.search(run.failure), run.failure
     assert [bookmark(state) for state in run.states] == [800]
     assert set(range(1, 801)) <= set(run.event_ids)
+
+
+def test_a_worker_killed_while_meta_is_slow_to_answer_ends_the_run_before_the_answer_comes(
+    tmp_path: Path, sandbox_factory: Callable[..., SandboxServer]
+) -> None:
+    # one request of 100 events at a time, answered after ~30 s: the main process waits for
+    # room in the window with the second batch, before its workers got a chunk (it processes
+    # a stream's first 200 records itself): nothing tells it one of them is gone
+    sandbox = sandbox_factory(latency_ms=30_000)
+    lines = singer_lines(messy_orders(600), state_every=500)
+    with live_target(
+        tmp_path,
+        dry_run=False,
+        access_token=ACCESS_TOKEN,
+        graph_url=sandbox.url,
+        batch_size=100,
+        concurrent_requests=1,
+        request_timeout=120,
+    ) as target:
+        # the target stops reading while it waits: a full pipe must not block the test
+        threading.Thread(target=target.write, args=(lines,), daemon=True).start()
+        wait_until(lambda: sandbox.stats()["in_flight"] == 1)
+        os.kill(target.workers()[0], signal.SIGKILL)
+        target.process.wait(timeout=60)
+        answered = sandbox.stats()["accepted_requests"]
+        run = target.finish()
+
+    assert answered == 0  # the run ended before Meta's first answer
+    assert run.returncode == 1
+    assert LOST_WORKER.search(run.failure), run.failure
+    assert run.states == []  # no record is settled: no state passes one
+
+
+def as_nobody_with_these_packages() -> tuple[list[str], dict[str, str]]:
+    """A command prefix and environment running this checkout's code as user nobody, under
+    whom a limit on processes holds (root passes any): this Python, or the system's of the
+    same version with this environment's packages when nobody may not read this one (pyenv's
+    under /root). Skips the test where there is neither."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None or shutil.which("prlimit") is None:
+        pytest.skip("needs root, setpriv and prlimit to run as nobody under a process limit")
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    root = str(Path(__file__).resolve().parent.parent)
+    system_python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    for python, path in (
+        (sys.executable, root),
+        (system_python, os.pathsep.join([root, sysconfig.get_paths()["purelib"]])),
+    ):
+        environment = {"PATH": os.defpath, "HOME": "/tmp", "PYTHONPATH": path}
+        probe = subprocess.run(
+            [*as_nobody, python, "-c", "import target_meta_capi.target"],
+            capture_output=True,
+            env=environment,
+            timeout=60,
+        )
+        if probe.returncode == 0:
+            return [*as_nobody, python], environment
+    pytest.skip("no Python here that nobody may run with this environment's packages")
+
+
+#: Why the workers could not start, as the warning says
+REFUSED_FORK = "fork failed: Resource temporarily unavailable"
+REFUSED_WORKER_THREAD = "a worker could not start a thread"
+REFUSED_WATCHING_THREAD = "no thread could be started to watch them"
+
+
+@pytest.mark.parametrize(
+    # processes user nobody may have, threads included; the target takes six here: itself,
+    # two workers, a thread in each and one watching them
+    "processes",
+    [1, 2, 4, 5],
+    ids=["first-fork", "second-fork", "a-worker-thread", "the-watching-thread"],
+)
+def test_workers_a_limit_on_processes_refuses_leave_the_records_to_the_main_process(
+    processes: int,
+) -> None:
+    command, environment = as_nobody_with_these_packages()
+    lines = singer_lines(messy_orders(600), state_every=300)
+    with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o777)  # nobody writes the run's files there
+        config_path = write_config(Path(directory), dry_run_config(Path(directory), 2))
+        os.chmod(config_path, 0o644)
+        completed = subprocess.run(
+            [
+                "prlimit",
+                f"--nproc={processes}",
+                *command,
+                "-c",
+                "from target_meta_capi.target import TargetMetaCapi; TargetMetaCapi.cli()",
+                "--config",
+                str(config_path),
+            ],
+            input="".join(line + "\n" for line in lines),
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=120,
+        )
+        run = Run(completed.returncode, completed.stdout, completed.stderr, Path(directory))
+        event_ids = run.event_ids
+
+    assert run.returncode == 0, run.stderr
+    [warning] = [message for _, message in run.log("WARNING") if "Record workers" in message]
+    # which step is refused first also depends on other processes of nobody's on the machine
+    reasons = (REFUSED_FORK, REFUSED_WORKER_THREAD, REFUSED_WATCHING_THREAD)
+    assert any(
+        warning.startswith(f"Record workers could not be started ({reason}): ")
+        for reason in reasons
+    ), warning
+    assert warning.endswith("raise it, or set record_workers to 0.")
+    assert "Traceback" not in run.stderr
+    assert event_ids == list(range(1, 601))
+    assert [bookmark(state) for state in run.states] == [300, 600]
 
 
 def test_a_worker_killed_while_converting_a_chunk_is_an_error_naming_its_exit_code() -> None:
