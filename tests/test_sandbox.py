@@ -1575,3 +1575,24 @@ def test_cli_throttles_with_metas_time_to_regain_access():
     assert response.status_code == 400
     (entries,) = json.loads(response.headers["X-Business-Use-Case-Usage"]).values()
     assert entries[0]["estimated_time_to_regain_access"] == 5
+
+
+@pytest.mark.parametrize("sqlite_name", ["events", "./events", "symbolic-link", "hard-link"])
+def test_cli_refuses_one_file_for_both_recordings_naming_the_option(
+    capsys, tmp_path, monkeypatch, sqlite_name
+):
+    # SQLite would write its pages over the JSONL lines: one of the two recordings lost
+    monkeypatch.chdir(tmp_path)
+    recording = tmp_path / "events"
+    recording.write_text('{"an earlier": "line"}\n')
+    (tmp_path / "symbolic-link").symlink_to(recording)
+    (tmp_path / "hard-link").hardlink_to(recording)
+    assert (
+        cli.main(["--port", "0", "--record-jsonl", "events", "--record-sqlite", sqlite_name]) == 2
+    )
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (
+        f"target-meta-capi-sandbox: error: argument --record-sqlite: cannot open {sqlite_name} "
+        "(the JSONL recording goes there: give each its own file)"
+    )
+    assert recording.read_text() == '{"an earlier": "line"}\n'

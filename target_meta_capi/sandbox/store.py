@@ -8,6 +8,7 @@ hashed exactly as the sender hashed them.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -72,6 +73,17 @@ class RecordingFileError(Exception):
         self.reason = reason
 
 
+def _same_file(first: str | Path, second: str | Path) -> bool:
+    """Whether two paths name one file: spelled alike once resolved (``./x`` and ``x``, a
+    symbolic link), or, when both exist, one file under two names (a hard link)."""
+    if Path(first).resolve() == Path(second).resolve():
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
 def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -109,6 +121,18 @@ class EventStore:
         self._reset_counts()
         self._jsonl: BinaryIO | None = None
         self._sqlite: sqlite3.Connection | None = None
+        if (
+            jsonl_path is not None
+            and sqlite_path is not None
+            and _same_file(jsonl_path, sqlite_path)
+        ):
+            # SQLite would write its pages over the JSONL lines, and its file then fails a
+            # JSONL reader: one of the two recordings would be lost
+            raise RecordingFileError(
+                "record_sqlite",
+                sqlite_path,
+                "the JSONL recording goes there: give each its own file",
+            )
         if jsonl_path is not None:
             try:
                 self._jsonl = open(jsonl_path, "ab")  # noqa: SIM115 - open while the store lives
