@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -1196,13 +1197,22 @@ def test_report_piped_into_a_reader_that_stops_early_exits_quietly(tmp_path):
 
 
 @contextlib.contextmanager
-def sandbox_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`target-meta-capi-sandbox ARGS --port 0` started, and its URL once it listens."""
+def sandbox_cli(
+    *args: str, largest_file_bytes: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`target-meta-capi-sandbox ARGS --port 0` started, and its URL once it listens; with
+    `largest_file_bytes`, its writes past that size fail (EFBIG) as on a full disk."""
+
+    def limit_file_size() -> None:
+        if largest_file_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (largest_file_bytes, largest_file_bytes))
+
     process = subprocess.Popen(
         [sys.executable, "-m", "target_meta_capi.sandbox", *args, "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        preexec_fn=limit_file_size,  # noqa: PLW1509 - no threads start before it runs
     )
     try:
         assert process.stderr is not None
@@ -1596,3 +1606,62 @@ def test_cli_refuses_one_file_for_both_recordings_naming_the_option(
         "(the JSONL recording goes there: give each its own file)"
     )
     assert recording.read_text() == '{"an earlier": "line"}\n'
+
+
+def _post_until_refused(url: str, count: int) -> list[requests.Response]:
+    """`count` requests of one large event each, the first ones recorded, the later ones
+    past the recording's size limit; stops at the first one answered otherwise than 200."""
+    answers = []
+    for number in range(count):
+        event = make_event(event_id=f"order-{number}", custom_data={"value": 1, "currency": "EUR",
+                           "note": "x" * 3000})  # fmt: skip
+        answer = requests.post(
+            f"{url}/v24.0/{PIXEL}/events",
+            params={"access_token": TOKEN},
+            json={"data": [event]},
+            timeout=10,
+        )
+        answers.append(answer)
+        if answer.status_code != 200:
+            break
+    return answers
+
+
+def test_a_request_the_jsonl_recording_cannot_take_is_answered_transient_and_counted_nowhere(
+    tmp_path,
+):
+    recording = tmp_path / "events.jsonl"
+    with sandbox_cli("--record-jsonl", str(recording), largest_file_bytes=8000) as (process, url):
+        answers = _post_until_refused(url, 10)
+        stats = requests.get(f"{url}/__stats", timeout=10).json()
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+        log = process.stderr.read()
+    assert [answer.status_code for answer in answers] == [200, 200, 500]
+    assert answers[-1].json()["error"]["code"] == 1
+    assert answers[-1].json()["error"]["is_transient"] is True
+    lines = [json.loads(line) for line in recording.read_text().splitlines()]  # no part line
+    assert [line["event"]["event_id"] for line in lines] == ["order-0", "order-1"]
+    assert (stats["events_received"], stats["events_in_memory"], stats["duplicate_events"]) == (
+        2, 2, 0)  # fmt: skip
+    assert stats["events_by_event_name"] == {"Purchase": 2}
+    assert f"cannot write {recording} (File too large): events not recorded" in log
+    assert "Traceback" not in log
+
+
+def test_a_request_the_sqlite_recording_cannot_take_is_cut_from_the_jsonl_recording_too(
+    tmp_path,
+):
+    jsonl, database = tmp_path / "events.jsonl", tmp_path / "events.db"
+    with sandbox_cli(
+        "--record-jsonl", str(jsonl), "--record-sqlite", str(database),
+        largest_file_bytes=40_000,
+    ) as (process, url):  # fmt: skip
+        answers = _post_until_refused(url, 30)
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+    assert answers[-1].status_code == 500
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        stored = [row[0] for row in connection.execute("SELECT event_id FROM events ORDER BY id")]
+    lines = [json.loads(line)["event"]["event_id"] for line in jsonl.read_text().splitlines()]
+    assert lines == stored == [f"order-{number}" for number in range(len(answers) - 1)]

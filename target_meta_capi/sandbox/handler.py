@@ -32,6 +32,7 @@ from target_meta_capi.sandbox.graph_errors import (
     usage_headers,
 )
 from target_meta_capi.sandbox.request_body import gunzip, parse_body
+from target_meta_capi.sandbox.store import RecordingWriteError
 
 if TYPE_CHECKING:
     from target_meta_capi.sandbox.server import SandboxServer
@@ -351,7 +352,17 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self._log(error.http_status, f"code={error.code}{subcode}", started)
             return
 
-        sandbox._accept(events, recorded_params)
+        try:
+            sandbox._accept(events, recorded_params)
+        except RecordingWriteError as error:
+            # recorded nowhere, so answered as Graph answers a request it could not take in:
+            # its generic, transient error; a client that retries it loses nothing
+            self._count_rejection(UNKNOWN_ERROR)
+            self._send_graph_error(UNKNOWN_ERROR)
+            self._write_log_line(  # even with --quiet: what is received is no longer recorded
+                500, f"code=1 {error}: events not recorded", started
+            )
+            return
         self._outcome_counted = True
         detail = f"events={len(events)}"
         if decision.fault == faults.CUT_AFTER_ACCEPT:
