@@ -13,7 +13,6 @@ import http.server
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -1202,17 +1201,22 @@ def sandbox_cli(
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`target-meta-capi-sandbox ARGS --port 0` started, and its URL once it listens; with
     `largest_file_bytes`, its writes past that size fail (EFBIG) as on a full disk."""
-
-    def limit_file_size() -> None:
-        if largest_file_bytes is not None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (largest_file_bytes, largest_file_bytes))
-
+    command = [sys.executable, "-m", "target_meta_capi.sandbox"]
+    if largest_file_bytes is not None:
+        # set by the sandbox's Python, not by a preexec_fn, which is unsafe in a process
+        # with threads (a test's sandbox)
+        command[1:] = [
+            "-c",
+            "import resource, runpy, sys; "
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({largest_file_bytes},) * 2); "
+            "sys.argv[0] = 'target-meta-capi-sandbox'; "
+            "runpy.run_module('target_meta_capi.sandbox', run_name='__main__')",
+        ]
     process = subprocess.Popen(
-        [sys.executable, "-m", "target_meta_capi.sandbox", *args, "--port", "0"],
+        [*command, *args, "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        preexec_fn=limit_file_size,  # noqa: PLW1509 - no threads start before it runs
     )
     try:
         assert process.stderr is not None

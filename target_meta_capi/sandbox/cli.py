@@ -25,6 +25,7 @@ from typing import Any
 from target_meta_capi.capi._words import counted
 from target_meta_capi.capi.privacy import redact_user_data, shown_url
 from target_meta_capi.capi.rules import RULES
+from target_meta_capi.sandbox.faults import GraphErrorFault
 from target_meta_capi.sandbox.graph_errors import (
     REJECTED_EVENT_SUBCODE,
     THROTTLE_SUBCODE,
@@ -99,6 +100,34 @@ def _percent(text: str) -> int:
     if value > 100:
         raise argparse.ArgumentTypeError(f"a percentage is at most 100, got {text}")
     return value
+
+
+#: what --graph-error takes: the message last, so that it may hold colons
+GRAPH_ERROR_SPEC = "RATE:STATUS:CODE[:SUBCODE[:transient[:MESSAGE]]]"
+
+
+def _graph_error(text: str) -> GraphErrorFault:
+    """``0.5:400:613::transient`` -> half of the requests answered 400, code 613, transient."""
+    parts = text.split(":", 5)
+    parts += [""] * (6 - len(parts))
+    rate, status, code, subcode, transient, message = parts
+    if len(text.split(":")) < 3 or not all(map(is_whole_number, (status, code))):
+        raise argparse.ArgumentTypeError(f"must be {GRAPH_ERROR_SPEC}, got {text}")
+    if subcode and not is_whole_number(subcode):
+        raise argparse.ArgumentTypeError(f"a subcode is a whole number >= 0, got {subcode}")
+    if transient not in ("", "transient"):
+        raise argparse.ArgumentTypeError(f"the fifth part is 'transient' or empty, got {transient}")
+    try:
+        return GraphErrorFault(
+            rate=_rate(rate),
+            http_status=int(status),
+            code=int(code),
+            subcode=int(subcode) if subcode else None,
+            is_transient=bool(transient),
+            message=message or None,
+        )
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _serve_parser() -> argparse.ArgumentParser:
@@ -210,6 +239,15 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="refuse events with this event_id as Graph refuses an invalid event (code 100, "
         f"subcode {REJECTED_EVENT_SUBCODE}), to try out a sender's dead letters (repeatable)",
     )
+    faults.add_argument(
+        "--graph-error",
+        type=_graph_error,
+        dest="graph_errors",
+        action="append",
+        metavar=GRAPH_ERROR_SPEC,
+        help="answer a share RATE of requests with this Graph error (nothing stored), e.g. "
+        "1:400:190:463 (expired token) or 0.5:400:613::transient (throttled); repeatable",
+    )
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault sequence")
     recording = parser.add_argument_group("recording")
     recording.add_argument(
@@ -277,6 +315,7 @@ def serve(argv: Sequence[str]) -> int:
             usage_percent=args.usage_percent,
             html_502_rate=args.html_502_rate,
             reject_event_ids=tuple(args.reject_event_ids or ()),
+            graph_errors=tuple(args.graph_errors or ()),
             seed=args.seed,
             record_jsonl=args.record_jsonl,
             record_sqlite=args.record_sqlite,

@@ -335,6 +335,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         decision = sandbox._faults.decide()
         if decision.latency_seconds > 0 and self._wait_unless_stopped(decision.latency_seconds):
             return
+        if decision.fault == faults.GRAPH_ERROR:
+            assert decision.graph_error is not None
+            self._answer_graph_error_fault(decision.graph_error, started)
+            return
         if decision.fault in faults.FAULTS_BEFORE_PROCESSING:
             self._answer_fault_before_processing(decision.fault, started)
             return
@@ -394,6 +398,17 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         """Wait; True if the sandbox was stopped meanwhile (the request is then dropped)."""
         # a wait past TIMEOUT_MAX (~292 years) fails with OverflowError: as good as forever
         return self.server.sandbox._stopping.wait(min(seconds, threading.TIMEOUT_MAX))
+
+    def _answer_graph_error_fault(self, index: int, started: float) -> None:
+        sandbox = self.server.sandbox
+        sandbox._count_fault(faults.GRAPH_ERROR)
+        error = sandbox.config.graph_errors[index].error()
+        self._count_rejection(error)
+        self._send_graph_error(error)
+        subcode = f"/{error.subcode}" if error.subcode is not None else ""
+        self._log(
+            error.http_status, f"code={error.code}{subcode} fault={faults.GRAPH_ERROR}", started
+        )
 
     def _answer_fault_before_processing(self, fault: str, started: float) -> None:
         sandbox = self.server.sandbox
