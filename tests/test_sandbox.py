@@ -1669,3 +1669,55 @@ def test_a_request_the_sqlite_recording_cannot_take_is_cut_from_the_jsonl_record
         stored = [row[0] for row in connection.execute("SELECT event_id FROM events ORDER BY id")]
     lines = [json.loads(line)["event"]["event_id"] for line in jsonl.read_text().splitlines()]
     assert lines == stored == [f"order-{number}" for number in range(len(answers) - 1)]
+
+
+def _answer_to_token(url: str, token: str) -> int:
+    return requests.post(
+        f"{url}/v24.0/{PIXEL}/events",
+        params={"access_token": token},
+        json={"data": [make_event()]},
+        timeout=10,
+    ).status_code
+
+
+def test_cli_takes_the_token_from_an_environment_variable_and_keeps_it_out_of_ps():
+    secret = "EAAB-a-real-looking-token"
+    with sandbox_cli(
+        "--access-token-env", "TARGET_META_CAPI_ACCESS_TOKEN",
+        env={"TARGET_META_CAPI_ACCESS_TOKEN": secret},
+    ) as (process, url):  # fmt: skip
+        command_line = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        answers = (_answer_to_token(url, secret), _answer_to_token(url, TOKEN))
+    assert secret.encode() not in command_line
+    assert answers == (200, 400)  # the default token is no longer accepted
+
+
+def test_cli_takes_the_token_from_a_file_and_keeps_it_out_of_ps(tmp_path):
+    secret = "EAAB-a-real-looking-token"
+    token_file = tmp_path / "token"
+    token_file.write_text(secret + "\n")
+    with sandbox_cli("--access-token-file", str(token_file)) as (process, url):
+        command_line = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        assert _answer_to_token(url, secret) == 200
+    assert secret.encode() not in command_line
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("--access-token-env", "SANDBOX_TEST_UNSET_VARIABLE",
+         "the environment variable SANDBOX_TEST_UNSET_VARIABLE is not set or empty"),
+        ("--access-token-file", "missing", "cannot read missing (No such file or directory)"),
+        ("--access-token-file", "empty", "empty holds no token"),
+    ],
+)  # fmt: skip
+def test_cli_refuses_a_token_source_without_a_token_naming_the_option(
+    capsys, tmp_path, monkeypatch, option, value, error
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SANDBOX_TEST_UNSET_VARIABLE", raising=False)
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--port", "0", option, value])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.rstrip().endswith(f"argument {option}: {error}")

@@ -89,6 +89,26 @@ def _non_negative_int(text: str) -> int:
     return int(text)
 
 
+def _token_from_environment(name: str) -> str:
+    # the token itself never enters the error: only the variable's name
+    token = os.environ.get(name, "").strip()
+    if not token:
+        raise argparse.ArgumentTypeError(f"the environment variable {name} is not set or empty")
+    return token
+
+
+def _token_from_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            token = file.read().strip()  # as `echo TOKEN > file` leaves it: with a newline
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise argparse.ArgumentTypeError(f"cannot read {path} ({reason})") from None
+    if not token:
+        raise argparse.ArgumentTypeError(f"{path} holds no token")
+    return token
+
+
 def _port(text: str) -> int:
     if not is_whole_number(text) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535, got {text}")
@@ -155,7 +175,26 @@ def _serve_parser() -> argparse.ArgumentParser:
         action="append",
         dest="access_tokens",
         metavar="TOKEN",
-        help=f"accepted access token (repeatable; default {DEFAULT_ACCESS_TOKEN})",
+        help=f"accepted access token (repeatable; default {DEFAULT_ACCESS_TOKEN}); a real "
+        "one shows in the process list (ps): give it with --access-token-env or "
+        "--access-token-file instead",
+    )
+    parser.add_argument(
+        "--access-token-env",
+        type=_token_from_environment,
+        action="append",
+        dest="access_tokens",
+        metavar="VARIABLE",
+        help="accept the access token in this environment variable, e.g. "
+        "TARGET_META_CAPI_ACCESS_TOKEN as the target reads it (repeatable)",
+    )
+    parser.add_argument(
+        "--access-token-file",
+        type=_token_from_file,
+        action="append",
+        dest="access_tokens",
+        metavar="PATH",
+        help="accept the access token this file holds (surrounding whitespace ignored; repeatable)",
     )
     parser.add_argument(
         "--app-secret",
