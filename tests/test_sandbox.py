@@ -1085,6 +1085,37 @@ def test_report_counts_events_and_redacts_unhashed_user_data(sandbox, capsys):
     assert "203.0.113.9" not in output
 
 
+EXTINFO = ["i2", "com.example.shop", "1.0", "1.0", "17.4", "iPhone15,3", "en_GB", "GMT",
+           "Vodafone", "430", "932", "3", "6", "256", "120", "Europe/London"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "sent", "shown"),
+    [
+        ("event_source_url", "https://shop.example/thanks?email=jane@example.com#t",
+         "https://shop.example/thanks?<redacted>"),
+        ("referrer_url", "https://mail.example/inbox#jane@example.com",
+         "https://mail.example/inbox#<redacted>"),
+        ("custom_data", {"search_string": "jane doe 12 elm street", "value": 12.5,
+                         "currency": "EUR"},
+         {"search_string": "<redacted>", "value": 12.5, "currency": "EUR"}),
+        ("custom_data", {"note": "ship to jane@example.com", "value": 12.5, "currency": "EUR",
+                         "contents": [{"id": "a1", "gift_to": "bob@example.org"}]},
+         {"note": "<redacted>", "value": 12.5, "currency": "EUR", "contents": "<redacted>"}),
+        ("app_data", {"advertiser_tracking_enabled": 1, "extinfo": EXTINFO},
+         {"advertiser_tracking_enabled": 1, "extinfo": "<redacted>"}),
+        ("original_event_data", {"event_name": "Purchase", "buyer": "jane@example.com"},
+         "<redacted>"),
+    ],
+)  # fmt: skip
+def test_report_masks_personal_data_outside_user_data_in_its_sample_event(
+    sandbox, capsys, field, sent, shown
+):
+    post_events(sandbox, [make_event(**{field: sent})])
+    assert cli.main(["report", "--url", sandbox.url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sample_event"][field] == shown
+
+
 def test_report_of_a_running_sandbox_names_the_rules_it_rejected_requests_for(sandbox, capsys):
     post_events(sandbox, [make_event(event_time=1)])
     post_events(

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from target_meta_capi.capi._words import counted
-from target_meta_capi.capi.privacy import redact_user_data, shown_url
+from target_meta_capi.capi.privacy import redact_received_event, shown_url
 from target_meta_capi.capi.rules import RULES
 from target_meta_capi.sandbox.faults import GraphErrorFault
 from target_meta_capi.sandbox.graph_errors import (
@@ -515,7 +515,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         by_pixel[str(params.get("pixel_id"))] += 1
         by_test_event_code[params.get("test_event_code") or NO_TEST_EVENT_CODE] += 1
         if sample is None:
-            sample = redact_user_data(event)
+            sample = redact_received_event(event)
     return {
         "events": total,
         "by_event_name": dict(by_event_name.most_common()),
@@ -539,7 +539,7 @@ def _summary_from_stats(
         "by_event_name": stats["events_by_event_name"],
         "by_pixel_id": stats["events_by_pixel_id"],
         "by_test_event_code": stats["events_by_test_event_code"],
-        "sample_event": redact_user_data(last_records[-1]["event"]) if last_records else None,
+        "sample_event": redact_received_event(last_records[-1]["event"]) if last_records else None,
     }
 
 
@@ -623,5 +623,5 @@ def _print_report(
     _print_counts("by pixel_id", summary["by_pixel_id"])
     _print_counts("by test_event_code", summary["by_test_event_code"])
     if summary["sample_event"] is not None:
-        print("sample event (as received; user_data values other than SHA-256 redacted):")
+        print("sample event (as received; personal data other than SHA-256 digests redacted):")
         print(json.dumps(summary["sample_event"], indent=2))
