@@ -7,9 +7,9 @@ requests always produce the same faults, whatever the rates are.
 The fault rates are shares of all requests and must add up to at most 1: one draw ``r``
 picks the fault whose interval [sum of previous rates, + its rate) contains it. The Graph
 errors a user asks for (GraphErrorFault) come after the named kinds, in the order given, so
-adding one changes no other fault a seed gives. A request
-hit by ``cut_after_accept`` or ``slow_response`` that turns out invalid is rejected as
-usual (the fault only applies to accepted requests).
+adding one changes no other fault a seed gives. A request hit by ``cut_after_accept`` or
+``slow_response`` that turns out invalid is rejected as usual (the fault only applies to
+accepted requests).
 """
 
 from __future__ import annotations
