@@ -1085,6 +1085,37 @@ def test_report_counts_events_and_redacts_unhashed_user_data(sandbox, capsys):
     assert "203.0.113.9" not in output
 
 
+EXTINFO = ["i2", "com.example.shop", "1.0", "1.0", "17.4", "iPhone15,3", "en_GB", "GMT",
+           "Vodafone", "430", "932", "3", "6", "256", "120", "Europe/London"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "sent", "shown"),
+    [
+        ("event_source_url", "https://shop.example/thanks?email=jane@example.com#t",
+         "https://shop.example/thanks?<redacted>"),
+        ("referrer_url", "https://mail.example/inbox#jane@example.com",
+         "https://mail.example/inbox#<redacted>"),
+        ("custom_data", {"search_string": "jane doe 12 elm street", "value": 12.5,
+                         "currency": "EUR"},
+         {"search_string": "<redacted>", "value": 12.5, "currency": "EUR"}),
+        ("custom_data", {"note": "ship to jane@example.com", "value": 12.5, "currency": "EUR",
+                         "contents": [{"id": "a1", "gift_to": "bob@example.org"}]},
+         {"note": "<redacted>", "value": 12.5, "currency": "EUR", "contents": "<redacted>"}),
+        ("app_data", {"advertiser_tracking_enabled": 1, "extinfo": EXTINFO},
+         {"advertiser_tracking_enabled": 1, "extinfo": "<redacted>"}),
+        ("original_event_data", {"event_name": "Purchase", "buyer": "jane@example.com"},
+         "<redacted>"),
+    ],
+)  # fmt: skip
+def test_report_masks_personal_data_outside_user_data_in_its_sample_event(
+    sandbox, capsys, field, sent, shown
+):
+    post_events(sandbox, [make_event(**{field: sent})])
+    assert cli.main(["report", "--url", sandbox.url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sample_event"][field] == shown
+
+
 def test_report_of_a_running_sandbox_names_the_rules_it_rejected_requests_for(sandbox, capsys):
     post_events(sandbox, [make_event(event_time=1)])
     post_events(
@@ -1196,13 +1227,27 @@ def test_report_piped_into_a_reader_that_stops_early_exits_quietly(tmp_path):
 
 
 @contextlib.contextmanager
-def sandbox_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`target-meta-capi-sandbox ARGS --port 0` started, and its URL once it listens."""
+def sandbox_cli(
+    *args: str, largest_file_bytes: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`target-meta-capi-sandbox ARGS --port 0` started, and its URL once it listens; with
+    `largest_file_bytes`, its writes past that size fail (EFBIG) as on a full disk."""
+    command = [sys.executable, "-m", "target_meta_capi.sandbox"]
+    if largest_file_bytes is not None:
+        # set by the sandbox's Python, not by a preexec_fn, which is unsafe in a process
+        # with threads (a test's sandbox)
+        command[1:] = [
+            "-c",
+            "import resource, runpy, sys; "
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({largest_file_bytes},) * 2); "
+            "sys.argv[0] = 'target-meta-capi-sandbox'; "
+            "runpy.run_module('target_meta_capi.sandbox', run_name='__main__')",
+        ]
     process = subprocess.Popen(
-        [sys.executable, "-m", "target_meta_capi.sandbox", *args, "--port", "0"],
+        [*command, *args, "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     try:
         assert process.stderr is not None
@@ -1575,3 +1620,135 @@ def test_cli_throttles_with_metas_time_to_regain_access():
     assert response.status_code == 400
     (entries,) = json.loads(response.headers["X-Business-Use-Case-Usage"]).values()
     assert entries[0]["estimated_time_to_regain_access"] == 5
+
+
+@pytest.mark.parametrize("sqlite_name", ["events", "./events", "symbolic-link", "hard-link"])
+def test_cli_refuses_one_file_for_both_recordings_naming_the_option(
+    capsys, tmp_path, monkeypatch, sqlite_name
+):
+    # SQLite would write its pages over the JSONL lines: one of the two recordings lost
+    monkeypatch.chdir(tmp_path)
+    recording = tmp_path / "events"
+    recording.write_text('{"an earlier": "line"}\n')
+    (tmp_path / "symbolic-link").symlink_to(recording)
+    (tmp_path / "hard-link").hardlink_to(recording)
+    assert (
+        cli.main(["--port", "0", "--record-jsonl", "events", "--record-sqlite", sqlite_name]) == 2
+    )
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (
+        f"target-meta-capi-sandbox: error: argument --record-sqlite: cannot open {sqlite_name} "
+        "(the JSONL recording goes there: give each its own file)"
+    )
+    assert recording.read_text() == '{"an earlier": "line"}\n'
+
+
+def _post_until_refused(url: str, count: int) -> list[requests.Response]:
+    """`count` requests of one large event each, the first ones recorded, the later ones
+    past the recording's size limit; stops at the first one answered otherwise than 200."""
+    answers = []
+    for number in range(count):
+        event = make_event(event_id=f"order-{number}", custom_data={"value": 1, "currency": "EUR",
+                           "note": "x" * 3000})  # fmt: skip
+        answer = requests.post(
+            f"{url}/v24.0/{PIXEL}/events",
+            params={"access_token": TOKEN},
+            json={"data": [event]},
+            timeout=10,
+        )
+        answers.append(answer)
+        if answer.status_code != 200:
+            break
+    return answers
+
+
+def test_a_request_the_jsonl_recording_cannot_take_is_answered_transient_and_counted_nowhere(
+    tmp_path,
+):
+    recording = tmp_path / "events.jsonl"
+    with sandbox_cli("--record-jsonl", str(recording), largest_file_bytes=8000) as (process, url):
+        answers = _post_until_refused(url, 10)
+        stats = requests.get(f"{url}/__stats", timeout=10).json()
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+        log = process.stderr.read()
+    assert [answer.status_code for answer in answers] == [200, 200, 500]
+    assert answers[-1].json()["error"]["code"] == 1
+    assert answers[-1].json()["error"]["is_transient"] is True
+    lines = [json.loads(line) for line in recording.read_text().splitlines()]  # no part line
+    assert [line["event"]["event_id"] for line in lines] == ["order-0", "order-1"]
+    assert (stats["events_received"], stats["events_in_memory"], stats["duplicate_events"]) == (
+        2, 2, 0)  # fmt: skip
+    assert stats["events_by_event_name"] == {"Purchase": 2}
+    assert f"cannot write {recording} (File too large): events not recorded" in log
+    assert "Traceback" not in log
+
+
+def test_a_request_the_sqlite_recording_cannot_take_is_cut_from_the_jsonl_recording_too(
+    tmp_path,
+):
+    jsonl, database = tmp_path / "events.jsonl", tmp_path / "events.db"
+    with sandbox_cli(
+        "--record-jsonl", str(jsonl), "--record-sqlite", str(database),
+        largest_file_bytes=40_000,
+    ) as (process, url):  # fmt: skip
+        answers = _post_until_refused(url, 30)
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+    assert answers[-1].status_code == 500
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        stored = [row[0] for row in connection.execute("SELECT event_id FROM events ORDER BY id")]
+    lines = [json.loads(line)["event"]["event_id"] for line in jsonl.read_text().splitlines()]
+    assert lines == stored == [f"order-{number}" for number in range(len(answers) - 1)]
+
+
+def _answer_to_token(url: str, token: str) -> int:
+    return requests.post(
+        f"{url}/v24.0/{PIXEL}/events",
+        params={"access_token": token},
+        json={"data": [make_event()]},
+        timeout=10,
+    ).status_code
+
+
+def test_cli_takes_the_token_from_an_environment_variable_and_keeps_it_out_of_ps():
+    secret = "EAAB-a-real-looking-token"
+    with sandbox_cli(
+        "--access-token-env", "TARGET_META_CAPI_ACCESS_TOKEN",
+        env={"TARGET_META_CAPI_ACCESS_TOKEN": secret},
+    ) as (process, url):  # fmt: skip
+        command_line = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        answers = (_answer_to_token(url, secret), _answer_to_token(url, TOKEN))
+    assert secret.encode() not in command_line
+    assert answers == (200, 400)  # the default token is no longer accepted
+
+
+def test_cli_takes_the_token_from_a_file_and_keeps_it_out_of_ps(tmp_path):
+    secret = "EAAB-a-real-looking-token"
+    token_file = tmp_path / "token"
+    token_file.write_text(secret + "\n")
+    with sandbox_cli("--access-token-file", str(token_file)) as (process, url):
+        command_line = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        assert _answer_to_token(url, secret) == 200
+    assert secret.encode() not in command_line
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("--access-token-env", "SANDBOX_TEST_UNSET_VARIABLE",
+         "the environment variable SANDBOX_TEST_UNSET_VARIABLE is not set or empty"),
+        ("--access-token-file", "missing", "cannot read missing (No such file or directory)"),
+        ("--access-token-file", "empty", "empty holds no token"),
+    ],
+)  # fmt: skip
+def test_cli_refuses_a_token_source_without_a_token_naming_the_option(
+    capsys, tmp_path, monkeypatch, option, value, error
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SANDBOX_TEST_UNSET_VARIABLE", raising=False)
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--port", "0", option, value])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.rstrip().endswith(f"argument {option}: {error}")

@@ -8,6 +8,7 @@ query string and the fragment are masked: someone may have put a token there.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -19,6 +20,15 @@ _SCHEME_CHARACTERS = re.compile(r"[A-Za-z0-9+.-]*")
 
 MASK = "<redacted>"
 
+#: an e-mail address anywhere in a text: "ship to jane@example.com", "?u=jane%40example.com"
+#: is not one (a URL's query is masked whole anyway)
+_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+#: an event's URLs: their query and fragment may carry an e-mail (?email=) or a token
+_URL_FIELDS = ("event_source_url", "referrer_url")
+#: text a visitor typed, and app_data's extinfo: the device's model, OS, carrier, screen and
+#: time zone, which together single a person out
+_FREE_TEXT_FIELDS = (("custom_data", "search_string"), ("app_data", "extinfo"))
+
 
 def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
     """The event with every user_data value that is not a SHA-256 digest masked."""
@@ -26,6 +36,42 @@ def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(user_data, dict):
         return event
     return {**event, "user_data": {key: _mask(value) for key, value in user_data.items()}}
+
+
+def redact_received_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as sent, masked where no mapping says which fields hold customer information
+    (the sandbox's report): `redact_user_data`'s masking; the query, fragment and userinfo of
+    its URLs (`shown_url`); custom_data's search_string and app_data's extinfo; and any value
+    with an e-mail address in it, each custom_data value by itself, other fields whole."""
+    shown = mask_fields(redact_user_data(event), _FREE_TEXT_FIELDS)
+    for name in _URL_FIELDS:
+        url = shown.get(name)
+        if isinstance(url, str):
+            shown = {**shown, name: _shown_page_url(url)}
+    masked: dict[str, Any] = {}
+    for name, value in shown.items():
+        if name == "custom_data" and isinstance(value, dict):
+            masked[name] = {
+                key: MASK if _holds_email(item) else item for key, item in value.items()
+            }
+        elif name != "user_data" and _holds_email(value):
+            masked[name] = MASK
+        else:
+            masked[name] = value
+    return masked
+
+
+def _shown_page_url(url: str) -> str:
+    """`shown_url` for the URL of a page: all from the first "?" or "#" masked before, so that
+    an e-mail there (``?u=jane@example.com``) is not taken for the end of a userinfo, which
+    would hide the host and path too."""
+    cut = min((at for at in (url.find("?"), url.find("#")) if at >= 0), default=len(url))
+    return shown_url(url[:cut]) + (url[cut] + MASK if cut < len(url) else "")
+
+
+def _holds_email(value: Any) -> bool:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return _EMAIL_IN_TEXT.search(text) is not None
 
 
 def shown_event(event: dict[str, Any], private_fields: Iterable[Sequence[str]]) -> dict[str, Any]:

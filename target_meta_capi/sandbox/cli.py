@@ -23,8 +23,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from target_meta_capi.capi._words import counted
-from target_meta_capi.capi.privacy import redact_user_data, shown_url
+from target_meta_capi.capi.privacy import redact_received_event, shown_url
 from target_meta_capi.capi.rules import RULES
+from target_meta_capi.sandbox.faults import GraphErrorFault
 from target_meta_capi.sandbox.graph_errors import (
     REJECTED_EVENT_SUBCODE,
     THROTTLE_SUBCODE,
@@ -88,6 +89,26 @@ def _non_negative_int(text: str) -> int:
     return int(text)
 
 
+def _token_from_environment(name: str) -> str:
+    # the token itself never enters the error: only the variable's name
+    token = os.environ.get(name, "").strip()
+    if not token:
+        raise argparse.ArgumentTypeError(f"the environment variable {name} is not set or empty")
+    return token
+
+
+def _token_from_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            token = file.read().strip()  # as `echo TOKEN > file` leaves it: with a newline
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise argparse.ArgumentTypeError(f"cannot read {path} ({reason})") from None
+    if not token:
+        raise argparse.ArgumentTypeError(f"{path} holds no token")
+    return token
+
+
 def _port(text: str) -> int:
     if not is_whole_number(text) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535, got {text}")
@@ -99,6 +120,34 @@ def _percent(text: str) -> int:
     if value > 100:
         raise argparse.ArgumentTypeError(f"a percentage is at most 100, got {text}")
     return value
+
+
+#: what --graph-error takes: the message last, so that it may hold colons
+GRAPH_ERROR_SPEC = "RATE:STATUS:CODE[:SUBCODE[:transient[:MESSAGE]]]"
+
+
+def _graph_error(text: str) -> GraphErrorFault:
+    """``0.5:400:613::transient`` -> half of the requests answered 400, code 613, transient."""
+    parts = text.split(":", 5)
+    parts += [""] * (6 - len(parts))
+    rate, status, code, subcode, transient, message = parts
+    if len(text.split(":")) < 3 or not all(map(is_whole_number, (status, code))):
+        raise argparse.ArgumentTypeError(f"must be {GRAPH_ERROR_SPEC}, got {text}")
+    if subcode and not is_whole_number(subcode):
+        raise argparse.ArgumentTypeError(f"a subcode is a whole number >= 0, got {subcode}")
+    if transient not in ("", "transient"):
+        raise argparse.ArgumentTypeError(f"the fifth part is 'transient' or empty, got {transient}")
+    try:
+        return GraphErrorFault(
+            rate=_rate(rate),
+            http_status=int(status),
+            code=int(code),
+            subcode=int(subcode) if subcode else None,
+            is_transient=bool(transient),
+            message=message or None,
+        )
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _serve_parser() -> argparse.ArgumentParser:
@@ -126,7 +175,26 @@ def _serve_parser() -> argparse.ArgumentParser:
         action="append",
         dest="access_tokens",
         metavar="TOKEN",
-        help=f"accepted access token (repeatable; default {DEFAULT_ACCESS_TOKEN})",
+        help=f"accepted access token (repeatable; default {DEFAULT_ACCESS_TOKEN}); a real "
+        "one shows in the process list (ps): give it with --access-token-env or "
+        "--access-token-file instead",
+    )
+    parser.add_argument(
+        "--access-token-env",
+        type=_token_from_environment,
+        action="append",
+        dest="access_tokens",
+        metavar="VARIABLE",
+        help="accept the access token in this environment variable, e.g. "
+        "TARGET_META_CAPI_ACCESS_TOKEN as the target reads it (repeatable)",
+    )
+    parser.add_argument(
+        "--access-token-file",
+        type=_token_from_file,
+        action="append",
+        dest="access_tokens",
+        metavar="PATH",
+        help="accept the access token this file holds (surrounding whitespace ignored; repeatable)",
     )
     parser.add_argument(
         "--app-secret",
@@ -210,6 +278,15 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="refuse events with this event_id as Graph refuses an invalid event (code 100, "
         f"subcode {REJECTED_EVENT_SUBCODE}), to try out a sender's dead letters (repeatable)",
     )
+    faults.add_argument(
+        "--graph-error",
+        type=_graph_error,
+        dest="graph_errors",
+        action="append",
+        metavar=GRAPH_ERROR_SPEC,
+        help="answer a share RATE of requests with this Graph error (nothing stored), e.g. "
+        "1:400:190:463 (expired token) or 0.5:400:613::transient (throttled); repeatable",
+    )
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault sequence")
     recording = parser.add_argument_group("recording")
     recording.add_argument(
@@ -277,6 +354,7 @@ def serve(argv: Sequence[str]) -> int:
             usage_percent=args.usage_percent,
             html_502_rate=args.html_502_rate,
             reject_event_ids=tuple(args.reject_event_ids or ()),
+            graph_errors=tuple(args.graph_errors or ()),
             seed=args.seed,
             record_jsonl=args.record_jsonl,
             record_sqlite=args.record_sqlite,
@@ -437,7 +515,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         by_pixel[str(params.get("pixel_id"))] += 1
         by_test_event_code[params.get("test_event_code") or NO_TEST_EVENT_CODE] += 1
         if sample is None:
-            sample = redact_user_data(event)
+            sample = redact_received_event(event)
     return {
         "events": total,
         "by_event_name": dict(by_event_name.most_common()),
@@ -461,7 +539,7 @@ def _summary_from_stats(
         "by_event_name": stats["events_by_event_name"],
         "by_pixel_id": stats["events_by_pixel_id"],
         "by_test_event_code": stats["events_by_test_event_code"],
-        "sample_event": redact_user_data(last_records[-1]["event"]) if last_records else None,
+        "sample_event": redact_received_event(last_records[-1]["event"]) if last_records else None,
     }
 
 
@@ -545,5 +623,5 @@ def _print_report(
     _print_counts("by pixel_id", summary["by_pixel_id"])
     _print_counts("by test_event_code", summary["by_test_event_code"])
     if summary["sample_event"] is not None:
-        print("sample event (as received; user_data values other than SHA-256 redacted):")
+        print("sample event (as received; personal data other than SHA-256 digests redacted):")
         print(json.dumps(summary["sample_event"], indent=2))

@@ -32,6 +32,7 @@ from target_meta_capi.sandbox.graph_errors import (
     usage_headers,
 )
 from target_meta_capi.sandbox.request_body import gunzip, parse_body
+from target_meta_capi.sandbox.store import RecordingWriteError
 
 if TYPE_CHECKING:
     from target_meta_capi.sandbox.server import SandboxServer
@@ -334,6 +335,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         decision = sandbox._faults.decide()
         if decision.latency_seconds > 0 and self._wait_unless_stopped(decision.latency_seconds):
             return
+        if decision.fault == faults.GRAPH_ERROR:
+            assert decision.graph_error is not None
+            self._answer_graph_error_fault(decision.graph_error, started)
+            return
         if decision.fault in faults.FAULTS_BEFORE_PROCESSING:
             self._answer_fault_before_processing(decision.fault, started)
             return
@@ -351,7 +356,17 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self._log(error.http_status, f"code={error.code}{subcode}", started)
             return
 
-        sandbox._accept(events, recorded_params)
+        try:
+            sandbox._accept(events, recorded_params)
+        except RecordingWriteError as error:
+            # recorded nowhere, so answered as Graph answers a request it could not take in:
+            # its generic, transient error; a client that retries it loses nothing
+            self._count_rejection(UNKNOWN_ERROR)
+            self._send_graph_error(UNKNOWN_ERROR)
+            self._write_log_line(  # even with --quiet: what is received is no longer recorded
+                500, f"code=1 {error}: events not recorded", started
+            )
+            return
         self._outcome_counted = True
         detail = f"events={len(events)}"
         if decision.fault == faults.CUT_AFTER_ACCEPT:
@@ -383,6 +398,17 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         """Wait; True if the sandbox was stopped meanwhile (the request is then dropped)."""
         # a wait past TIMEOUT_MAX (~292 years) fails with OverflowError: as good as forever
         return self.server.sandbox._stopping.wait(min(seconds, threading.TIMEOUT_MAX))
+
+    def _answer_graph_error_fault(self, index: int, started: float) -> None:
+        sandbox = self.server.sandbox
+        sandbox._count_fault(faults.GRAPH_ERROR)
+        error = sandbox.config.graph_errors[index].error()
+        self._count_rejection(error)
+        self._send_graph_error(error)
+        subcode = f"/{error.subcode}" if error.subcode is not None else ""
+        self._log(
+            error.http_status, f"code={error.code}{subcode} fault={faults.GRAPH_ERROR}", started
+        )
 
     def _answer_fault_before_processing(self, fault: str, started: float) -> None:
         sandbox = self.server.sandbox

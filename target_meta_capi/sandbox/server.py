@@ -66,6 +66,8 @@ class SandboxConfig:
     #: events with these event_ids are refused as Graph refuses an invalid event, so that a
     #: sender's isolation of bad events and its dead letters can be tried out
     reject_event_ids: tuple[str, ...] = ()
+    #: Graph errors answered to a share of requests each, to test a sender's handling of them
+    graph_errors: tuple[faults.GraphErrorFault, ...] = ()
     seed: int = 0
     record_jsonl: str | Path | None = None
     record_sqlite: str | Path | None = None
@@ -79,6 +81,7 @@ class SandboxConfig:
         for name in ("pixel_ids", "access_tokens", "reject_event_ids"):
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+        object.__setattr__(self, "graph_errors", tuple(self.graph_errors))
         for name in ("slow_response_seconds", "retry_after_seconds", "regain_access_minutes"):
             value = getattr(self, name)
             # a wait of inf seconds fails (OverflowError), one of nan is no wait at all; nor
@@ -97,7 +100,9 @@ class SandboxConfig:
             raise ValueError(f"port must be between 0 and 65535, got {self.port}")
         if self.max_events_in_memory is not None and self.max_events_in_memory < 0:
             raise ValueError(f"max_events_in_memory must be >= 0, got {self.max_events_in_memory}")
-        faults.check_settings(self.latency_ms, self.fault_rates())
+        faults.check_settings(
+            self.latency_ms, self.fault_rates(), [error.rate for error in self.graph_errors]
+        )
 
     def fault_rates(self) -> dict[str, float]:
         return {
@@ -136,6 +141,7 @@ class SandboxServer:
             seed=self.config.seed,
             latency_ms=self.config.latency_ms,
             rates=self.config.fault_rates(),
+            graph_error_rates=[error.rate for error in self.config.graph_errors],
         )
         self._pixel_ids = frozenset(self.config.pixel_ids)
         self._reject_event_ids = frozenset(self.config.reject_event_ids)

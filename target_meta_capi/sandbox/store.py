@@ -8,6 +8,7 @@ hashed exactly as the sender hashed them.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -72,6 +73,28 @@ class RecordingFileError(Exception):
         self.reason = reason
 
 
+class RecordingWriteError(Exception):
+    """A request's events could not be written to a recording file (a full disk, say): they
+    were recorded nowhere, neither in the files nor in memory and its counts."""
+
+    def __init__(self, setting: str, path: str | Path, reason: str) -> None:
+        super().__init__(f"{setting}: cannot write {path} ({reason})")
+        self.setting = setting
+        self.path = path
+        self.reason = reason
+
+
+def _same_file(first: str | Path, second: str | Path) -> bool:
+    """Whether two paths name one file: spelled alike once resolved (``./x`` and ``x``, a
+    symbolic link), or, when both exist, one file under two names (a hard link)."""
+    if Path(first).resolve() == Path(second).resolve():
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
 def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -109,9 +132,25 @@ class EventStore:
         self._reset_counts()
         self._jsonl: BinaryIO | None = None
         self._sqlite: sqlite3.Connection | None = None
+        self._jsonl_path = jsonl_path
+        self._sqlite_path = sqlite_path
+        if (
+            jsonl_path is not None
+            and sqlite_path is not None
+            and _same_file(jsonl_path, sqlite_path)
+        ):
+            # SQLite would write its pages over the JSONL lines, and its file then fails a
+            # JSONL reader: one of the two recordings would be lost
+            raise RecordingFileError(
+                "record_sqlite",
+                sqlite_path,
+                "the JSONL recording goes there: give each its own file",
+            )
         if jsonl_path is not None:
             try:
-                self._jsonl = open(jsonl_path, "ab")  # noqa: SIM115 - open while the store lives
+                # unbuffered: what a failed write leaves is in the file, where it is cut off
+                # again, not in a buffer that the next write or close() would flush
+                self._jsonl = open(jsonl_path, "ab", buffering=0)  # noqa: SIM115
             except OSError as error:
                 reason = error.strerror or str(error)
                 raise RecordingFileError("record_jsonl", jsonl_path, reason) from None
@@ -149,9 +188,13 @@ class EventStore:
         self._by_test_event_code: Counter[str] = Counter()
 
     def record(self, events: list[dict[str, Any]], params: Mapping[str, Any]) -> None:
+        """Record a request's events everywhere, or (RecordingWriteError) nowhere."""
         received_at = time.time()
         now = time.monotonic()
         with self._lock:
+            # the files first: a write that fails leaves memory and the counts as they were,
+            # so that they agree with the files about what was received
+            self._write_files(events, params, received_at)
             self._by_pixel_id[str(params.get("pixel_id"))] += len(events)
             test_event_code = params.get("test_event_code") or NO_TEST_EVENT_CODE
             self._by_test_event_code[test_event_code] += len(events)
@@ -183,19 +226,48 @@ class EventStore:
                     if len(seen_order) > self._max_dedup_keys:
                         seen.discard(seen_order.popleft())
                         seen_times.popleft()
-            if self._jsonl is not None:
-                self._write_jsonl(events, params, received_at)
-            if self._sqlite is not None:
+
+    def _write_files(
+        self, events: list[dict[str, Any]], params: Mapping[str, Any], received_at: float
+    ) -> None:
+        jsonl_end = None
+        if self._jsonl is not None:
+            jsonl_end = self._write_jsonl(events, params, received_at)
+        if self._sqlite is not None:
+            try:
                 self._write_sqlite(events, params, received_at)
+            except sqlite3.Error as error:
+                with contextlib.suppress(sqlite3.Error):
+                    self._sqlite.rollback()
+                if jsonl_end is not None:
+                    self._cut_jsonl(jsonl_end)
+                raise RecordingWriteError(
+                    "record_sqlite", str(self._sqlite_path), str(error)
+                ) from None
 
     def _write_jsonl(
         self, events: list[dict[str, Any]], params: Mapping[str, Any], received_at: float
-    ) -> None:
+    ) -> int:
+        """Append the events' lines, whole or not at all; the file's size before them."""
         assert self._jsonl is not None
         # params and the timestamp are the same for the whole request: encode them once
         prefix = b'{"received_at":%r,"params":%s,"event":' % (received_at, _encode(params))
-        self._jsonl.write(b"".join(b"%s%s}\n" % (prefix, _encode(event)) for event in events))
-        self._jsonl.flush()
+        lines = memoryview(b"".join(b"%s%s}\n" % (prefix, _encode(event)) for event in events))
+        end = os.fstat(self._jsonl.fileno()).st_size
+        try:
+            while lines:  # an unbuffered write may write only part
+                lines = lines[self._jsonl.write(lines) :]
+        except OSError as error:
+            # a part of a line would make the file unreadable from there on
+            self._cut_jsonl(end)
+            reason = error.strerror or str(error)
+            raise RecordingWriteError("record_jsonl", str(self._jsonl_path), reason) from None
+        return end
+
+    def _cut_jsonl(self, size: int) -> None:
+        assert self._jsonl is not None
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._jsonl.fileno(), size)
 
     def _write_sqlite(
         self, events: list[dict[str, Any]], params: Mapping[str, Any], received_at: float
