@@ -366,6 +366,27 @@ def test_a_rejection_echoing_the_request_leaves_no_ip_address_or_user_agent_in_l
         assert "LeakAgent" not in text
 
 
+def test_a_rejection_echoing_the_request_leaves_no_page_url_query_in_letter_or_log(
+    tmp_path: Path,
+) -> None:
+    page_url = "https://shop.example.com/thanks?email=jane.leak@example.org#jane.leak"
+    lines = order_stream(1, records=[order(1, page_url=page_url)])
+    with FakeGraphServer(rejection_echoing_the_request) as server:
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(orders_config(server.url, tmp_path)))
+        completed = subprocess.run(
+            [str(TARGET), "--config", str(config_path)],
+            input="\n".join(lines) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    [letter] = read_dead_letters(tmp_path)
+    assert letter["event"]["event_source_url"] == "https://shop.example.com/thanks?<redacted>"
+    for text in (json.dumps(letter), completed.stderr):
+        assert "jane.leak" not in text
+
+
 def test_meta_rejection_line_names_the_stream_key_and_event_it_rejected() -> None:
     error = InvalidRequestError("Invalid parameter", http_status=400, code=100)
     letter = DeadLetter.from_meta_error(stream="s", key={"order_id": 7}, event=EVENT, error=error)

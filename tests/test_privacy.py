@@ -7,7 +7,9 @@ from target_meta_capi.capi.privacy import (
     MASK,
     field_texts,
     mask_fields,
+    page_url_secrets,
     redact_user_data,
+    shown_event,
     shown_url,
     unhashed_user_data_values,
     url_secrets,
@@ -112,3 +114,31 @@ def test_url_secrets_are_the_userinfo_query_and_fragment_shown_url_masks() -> No
     url = "https://me:pw@graph.example/v19.0?access_token=tok#frag"
 
     assert url_secrets(url) == ["me:pw", "access_token=tok", "frag"]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://shop.example/thanks?email=jane@example.com",
+            f"https://shop.example/thanks?{MASK}",
+        ),
+        ("https://shop.example/thanks#jane@example.com", f"https://shop.example/thanks#{MASK}"),
+        ("https://shop.example/a?u=1#b", f"https://shop.example/a?{MASK}"),
+        ("https://shop.example/thanks", "https://shop.example/thanks"),
+    ],
+)
+def test_shown_event_masks_the_query_and_fragment_of_its_page_urls(url: str, shown: str) -> None:
+    event = {"event_name": "Lead", "event_source_url": url, "referrer_url": url}
+
+    assert shown_event(event, []) == {**event, "event_source_url": shown, "referrer_url": shown}
+
+
+def test_page_url_secrets_are_what_shown_event_masks_of_page_urls() -> None:
+    event = {
+        "event_source_url": "https://shop.example/thanks?email=jane@example.com",
+        "referrer_url": "https://mail.example/#inbox/jane",
+        "custom_data": {"link": "https://shop.example/?not=a-page-url"},
+    }
+
+    assert list(page_url_secrets(event)) == ["email=jane@example.com", "inbox/jane"]

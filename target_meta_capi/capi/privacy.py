@@ -3,7 +3,9 @@
 Hashed customer information (SHA-256 digests) may; every other user_data value — IP address,
 user agent, fbc/fbp cookies, unhashed ids — is personal data too, and is masked. Of a URL (the
 graph_url setting, and the request URLs built from it), the user:password before the host, the
-query string and the fragment are masked: someone may have put a token there.
+query string and the fragment are masked: someone may have put a token there. Of an event's
+page URLs (event_source_url, referrer_url), the query and fragment are masked: a site may
+have put an e-mail address there (`?email=`).
 """
 
 from __future__ import annotations
@@ -43,11 +45,7 @@ def redact_received_event(event: dict[str, Any]) -> dict[str, Any]:
     (the sandbox's report): `redact_user_data`'s masking; the query, fragment and userinfo of
     its URLs (`shown_url`); custom_data's search_string and app_data's extinfo; and any value
     with an e-mail address in it, each custom_data value by itself, other fields whole."""
-    shown = mask_fields(redact_user_data(event), _FREE_TEXT_FIELDS)
-    for name in _URL_FIELDS:
-        url = shown.get(name)
-        if isinstance(url, str):
-            shown = {**shown, name: _shown_page_url(url)}
+    shown = _with_page_urls_shown(mask_fields(redact_user_data(event), _FREE_TEXT_FIELDS))
     masked: dict[str, Any] = {}
     for name, value in shown.items():
         if name == "custom_data" and isinstance(value, dict):
@@ -61,12 +59,35 @@ def redact_received_event(event: dict[str, Any]) -> dict[str, Any]:
     return masked
 
 
+def _with_page_urls_shown(event: dict[str, Any]) -> dict[str, Any]:
+    shown = event
+    for name in _URL_FIELDS:
+        url = shown.get(name)
+        if isinstance(url, str):
+            shown = {**shown, name: _shown_page_url(url)}
+    return shown
+
+
 def _shown_page_url(url: str) -> str:
     """`shown_url` for the URL of a page: all from the first "?" or "#" masked before, so that
     an e-mail there (``?u=jane@example.com``) is not taken for the end of a userinfo, which
     would hide the host and path too."""
-    cut = min((at for at in (url.find("?"), url.find("#")) if at >= 0), default=len(url))
+    cut = _query_or_fragment_start(url)
     return shown_url(url[:cut]) + (url[cut] + MASK if cut < len(url) else "")
+
+
+def page_url_secrets(event: Mapping[str, Any]) -> Iterator[str]:
+    """What `shown_event` masks of the event's page URLs (all after their first "?" or "#"),
+    for cutting out of text that may quote them (an error answer echoing the request)."""
+    for name in _URL_FIELDS:
+        url = event.get(name)
+        if isinstance(url, str) and (secret := url[_query_or_fragment_start(url) + 1 :]):
+            yield secret
+
+
+def _query_or_fragment_start(url: str) -> int:
+    """Where the first "?" or "#" of a URL is; its length when it has neither."""
+    return min((at for at in (url.find("?"), url.find("#")) if at >= 0), default=len(url))
 
 
 def _holds_email(value: Any) -> bool:
@@ -75,9 +96,11 @@ def _holds_email(value: Any) -> bool:
 
 
 def shown_event(event: dict[str, Any], private_fields: Iterable[Sequence[str]]) -> dict[str, Any]:
-    """The event as a file people read shows it: `redact_user_data`'s masking, and the values
-    at `private_fields` (customer information a mapping puts outside user_data) masked too."""
-    return mask_fields(redact_user_data(event), private_fields)
+    """The event as a file people read shows it: `redact_user_data`'s masking, the values at
+    `private_fields` (customer information a mapping puts outside user_data) masked too, and
+    the query and fragment of its page URLs, where a site may have put an e-mail address
+    (``?email=``) or a token."""
+    return _with_page_urls_shown(mask_fields(redact_user_data(event), private_fields))
 
 
 def mask_fields(event: dict[str, Any], paths: Iterable[Sequence[str]]) -> dict[str, Any]:

@@ -38,7 +38,13 @@ from .http import (
     classify_transport_error,
     load_http_service,
 )
-from .privacy import field_texts, shown_url, unhashed_user_data_values, url_secrets
+from .privacy import (
+    field_texts,
+    page_url_secrets,
+    shown_url,
+    unhashed_user_data_values,
+    url_secrets,
+)
 from .retry import RetryPolicy
 from .rules import MAX_EVENTS_PER_REQUEST
 from .usage import rate_limit_usage_percent
@@ -365,9 +371,9 @@ class EventRequest:
 
     def _secrets(self) -> list[str | None]:
         """What no error message may quote: the token, the app secret and its proof, and the
-        customer data sent as it is (user_data's IP address, user agent..., and the values at
-        `private_fields`), which an answer may echo, and the userinfo, query and fragment of
-        graph_url."""
+        customer data sent as it is (user_data's IP address, user agent..., the values at
+        `private_fields`, the query and fragment of page URLs), which an answer may echo, and
+        the userinfo, query and fragment of graph_url."""
         secrets: list[str | None] = [self.access_token, self.app_secret, self.appsecret_proof]
         # an HTTP library's message quotes the URL, and a token may be in graph_url's query
         secrets.extend(url_secrets(self.graph_url))
@@ -381,6 +387,7 @@ class EventRequest:
             if isinstance(decoded, Mapping):
                 secrets.extend(unhashed_user_data_values(decoded))
                 secrets.extend(field_texts(decoded, self.private_fields))
+                secrets.extend(page_url_secrets(decoded))
         return secrets
 
 
