@@ -269,11 +269,7 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 stream_name,
                 ", ".join(f"column {column!r}" for column in numeric_zips),
             )
-        if (
-            not self.key_properties
-            and not mapper.columns_feeding(("event_id",), properties)
-            and ("event_id",) not in mapper.mapping.constants
-        ):
+        if not self.key_properties and self.derives_event_ids:
             # Meta deduplicates on event_id alone: an id that moves with the row's content
             # makes a resent row (a full-table stream's every run, a rerun) count again.
             self.logger.warning(
@@ -298,6 +294,17 @@ class EventSink(FastRecordParsingMixin, BatchSink):
     def mapper(self) -> EventMapper | None:
         """The stream's mapper; None when the stream is skipped."""
         return self._mapper
+
+    @property
+    def derives_event_ids(self) -> bool:
+        """Whether its events' ids are derived from the key properties (or the whole row):
+        no column of its SCHEMA and no literal gives them."""
+        mapper = self._mapper
+        return (
+            mapper is not None
+            and not mapper.columns_feeding(("event_id",), self.schema.get("properties") or {})
+            and ("event_id",) not in mapper.mapping.constants
+        )
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         validator = super().get_validator()
