@@ -82,6 +82,16 @@ def describe_schema_violation(cause: BaseException | None) -> str:
         if missing:
             field = ".".join(str(part) for part in [*path, missing[0]])
             return f"field {field!r} is missing (the schema's 'required': {shown!r})"
+    if keyword == "dependentRequired" and isinstance(instance, dict) and isinstance(expected, dict):
+        # as for required: the first name the schema requires with one the record has
+        for present, names in expected.items():
+            missing = [name for name in names if present in instance and name not in instance]
+            if missing:
+                field = ".".join(str(part) for part in [*path, missing[0]])
+                return (
+                    f"field {field!r} is missing, which the schema's 'dependentRequired' "
+                    f"requires with {present!r}"
+                )
     field = ".".join(str(part) for part in path) or "(the record)"
     if keyword is None:
         # both libraries' error for a value under the schema `false` (jsonschema 4.26 names

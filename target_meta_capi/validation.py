@@ -9,7 +9,8 @@ once per schema. The behaviour the SDK documents is kept: an invalid schema rais
 validation off, bad timestamps follow `datetime_error_treatment`. Two things it gets wrong for
 taps written with singer-python (pipelinewise, Stitch) are read as those taps mean them: their
 schemas are JSON Schema Draft 4, and their `multipleOf` is checked exactly on the decimals the
-input's numbers are read as.
+input's numbers are read as. fastjsonschema reads Drafts 4 to 7 only: a schema it would read
+otherwise than its draft (2019-09 or 2020-12) says is checked by jsonschema.
 
 Use: `class MySink(FastRecordParsingMixin, BatchSink)`.
 """
@@ -206,6 +207,54 @@ def schema_dialect(schema: Mapping[str, Any]) -> tuple[type[Any], dict[str, Any]
     return dialect, dict(schema)
 
 
+# Keywords of Drafts 2019-09 and 2020-12 that fastjsonschema (Drafts 4 to 7) does not know, and
+# `dependencies`, which they dropped and it still checks
+_PAST_DRAFT_7 = frozenset(
+    {
+        "prefixItems",
+        "dependentRequired",
+        "dependentSchemas",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+        "minContains",
+        "maxContains",
+        "$dynamicRef",
+        "$recursiveRef",
+        "dependencies",
+    }
+)
+# Keywords whose value is an object of schemas by name: the names are no keywords
+_SCHEMAS_BY_NAME = frozenset({"properties", "patternProperties", "$defs", "definitions"})
+# Keywords whose value is data, not a schema
+_DATA = frozenset({"enum", "const", "default", "examples"})
+
+
+def _read_past_draft_7(schema: Any) -> bool:
+    """Whether fastjsonschema would read this Draft 2019-09 or 2020-12 schema otherwise than
+    its draft: a keyword it does not know (singer-sdk's own `th.Property(...,
+    requires_properties=...)` writes `dependentRequired`) is not checked, `items: false` after
+    `prefixItems` refuses every item, and a `$ref`'s sibling keywords are ignored, as Draft 7
+    ignores them."""
+    if isinstance(schema, list):
+        return any(_read_past_draft_7(item) for item in schema)
+    if not isinstance(schema, dict):
+        return False
+    if not _PAST_DRAFT_7.isdisjoint(schema):
+        return True
+    if "$ref" in schema and not jsonschema.Draft202012Validator.VALIDATORS.keys().isdisjoint(
+        schema.keys() - {"$ref"}
+    ):
+        return True
+    for keyword, value in schema.items():
+        if keyword in _DATA:
+            continue
+        if keyword in _SCHEMAS_BY_NAME and isinstance(value, dict):
+            value = list(value.values())
+        if _read_past_draft_7(value):
+            return True
+    return False
+
+
 def _accepts(dialect: type[Any], schema: Mapping[str, Any]) -> bool:
     return dialect(dialect.META_SCHEMA).is_valid(schema)
 
@@ -307,8 +356,12 @@ class CompiledRecordValidator(BaseJSONSchemaValidator):
         # values is then enough to know a record is valid, in a fraction of the time.
         self._quick_check: FlatTypeCheck | None = None
         compiled, self._steps = _column_steps(schema)
-        if _has_multiple_of(compiled):
-            # multipleOf deeper than a column (in an array's items, say): all to jsonschema
+        if _has_multiple_of(compiled) or (
+            dialect in (jsonschema.Draft201909Validator, jsonschema.Draft202012Validator)
+            and _read_past_draft_7(schema)
+        ):
+            # multipleOf deeper than a column (in an array's items, say), or keywords
+            # fastjsonschema would read as Draft 7 does: all to jsonschema
             self._check: Callable[[Any], Any] = reference.validate
             self._steps = ()
             return

@@ -129,3 +129,42 @@ def test_key_properties_changed_mid_run_are_not_warned_about_where_a_column_give
     assert run.returncode == 0, run.stderr[-3000:]
     assert len(set(run.event_ids)) == ORDERS + 99  # the resent row deduplicates at Meta
     assert not any("key properties" in warning for warning in run.summary["warnings"])
+
+
+# --- schema keywords as taps write them ------------------------------------------------------
+
+#: A coupon code only with its owner: singer-sdk's typing writes the SCHEMA of
+#: `th.Property("coupon", th.StringType, requires_properties=["coupon_owner"])` so.
+COUPONS = {
+    **ORDER_SCHEMA,
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "properties": {
+        **ORDER_SCHEMA["properties"],
+        "coupon": {"type": ["string", "null"]},
+        "coupon_owner": {"type": ["string", "null"]},
+    },
+    "dependentRequired": {"coupon": ["coupon_owner"]},
+}
+
+
+@pytest.mark.parametrize("record_workers", [0, 2])
+def test_a_record_breaking_dependent_required_stops_the_run_naming_the_field_it_lacks(
+    sandbox: SandboxServer, tmp_path: Path, record_workers: int
+) -> None:
+    # the last order past the ones the main process keeps: a worker's to check
+    orders = [order(order_id) for order_id in range(1, ORDERS + 1)]
+    orders[-1]["coupon"] = "SPRING"
+    lines = [
+        schema_line(["order_id"], COUPONS),
+        *(json.dumps({"type": "RECORD", "stream": STREAM, "record": row}) for row in orders),
+        state_line(ORDERS),
+    ]
+
+    run = run_target(sandbox, tmp_path / "run", lines, record_workers)
+
+    assert run.returncode == 1
+    assert run.summary["failure"] == (
+        f"Record does not match its SCHEMA (input line {ORDERS + 1}, stream {STREAM!r}): "
+        "field 'coupon_owner' is missing, which the schema's 'dependentRequired' requires "
+        "with 'coupon'"
+    )
