@@ -112,7 +112,15 @@ class FlatTypeCheck:
     @classmethod
     def for_schema(cls, schema: Mapping[str, Any]) -> FlatTypeCheck | None:
         """The check for `schema`, or None when the schema asks for more than types."""
-        if not schema.keys() <= {"type", "properties", "required", "description", "title"}:
+        # singer-sdk taps name their draft (`$schema`): its types mean the same in every draft
+        if not schema.keys() <= {
+            "type",
+            "properties",
+            "required",
+            "description",
+            "title",
+            "$schema",
+        }:
             return None
         if schema.get("type", "object") not in ("object", ["object"]):
             return None
