@@ -28,7 +28,9 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema  # type: ignore[import-untyped]
+from referencing import Registry
 from referencing.exceptions import Unresolvable
+from referencing.jsonschema import specification_with
 from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord
 from singer_sdk.helpers._compat import (
     date_fromisoformat,
@@ -237,30 +239,58 @@ _SCHEMAS_BY_NAME = frozenset({"properties", "patternProperties", "$defs", "defin
 _DATA = frozenset({"enum", "const", "default", "examples"})
 
 
+def _subschemas(schema: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Each object in `schema` that is a schema (itself first), with the keys leading to it."""
+    if isinstance(schema, list):
+        for index, item in enumerate(schema):
+            yield from _subschemas(item, (*path, str(index)))
+        return
+    if not isinstance(schema, dict):
+        return
+    yield path, schema
+    for keyword, value in schema.items():
+        if keyword in _DATA:
+            continue
+        if keyword in _SCHEMAS_BY_NAME and isinstance(value, dict):
+            for name, named in value.items():
+                yield from _subschemas(named, (*path, keyword, name))
+        else:
+            yield from _subschemas(value, (*path, keyword))
+
+
 def _read_past_draft_7(schema: Any) -> bool:
     """Whether fastjsonschema would read this Draft 2019-09 or 2020-12 schema otherwise than
     its draft: a keyword it does not know (singer-sdk's own `th.Property(...,
     requires_properties=...)` writes `dependentRequired`) is not checked, `items: false` after
     `prefixItems` refuses every item, and a `$ref`'s sibling keywords are ignored, as Draft 7
     ignores them."""
-    if isinstance(schema, list):
-        return any(_read_past_draft_7(item) for item in schema)
-    if not isinstance(schema, dict):
-        return False
-    if not _PAST_DRAFT_7.isdisjoint(schema):
-        return True
-    if "$ref" in schema and not jsonschema.Draft202012Validator.VALIDATORS.keys().isdisjoint(
-        schema.keys() - {"$ref"}
-    ):
-        return True
-    for keyword, value in schema.items():
-        if keyword in _DATA:
-            continue
-        if keyword in _SCHEMAS_BY_NAME and isinstance(value, dict):
-            value = list(value.values())
-        if _read_past_draft_7(value):
-            return True
-    return False
+    keywords = jsonschema.Draft202012Validator.VALIDATORS.keys()
+    return any(
+        not _PAST_DRAFT_7.isdisjoint(node)
+        or ("$ref" in node and not keywords.isdisjoint(node.keys() - {"$ref"}))
+        for _, node in _subschemas(schema)
+    )
+
+
+def _unresolvable_ref(dialect: type[Any], schema: dict[str, Any]) -> str | None:
+    """What is wrong with the schema's first `$ref` that leads nowhere, naming the column it is
+    in; None when each leads somewhere. A record would find it only when it reaches it: past
+    the records sent before, or never in a branch of an anyOf that most values skip. Left to
+    that check: refs in a schema whose parts have ids of their own, which change what a ref
+    is relative to."""
+    nodes = list(_subschemas(schema))
+    refs = [(path, node["$ref"]) for path, node in nodes if isinstance(node.get("$ref"), str)]
+    if not refs or any(path and ("$id" in node or "id" in node) for path, node in nodes):
+        return None
+    specification = specification_with(dialect.ID_OF(dialect.META_SCHEMA))
+    resolver = Registry().resolver_with_root(specification.create_resource(schema))
+    for path, ref in refs:
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            where = f" (column {path[1]!r})" if path[:1] == ("properties",) else ""
+            return f"the stream's SCHEMA has a $ref that cannot be resolved: {ref!r}{where}"
+    return None
 
 
 def _accepts(dialect: type[Any], schema: Mapping[str, Any]) -> bool:
@@ -359,6 +389,9 @@ class CompiledRecordValidator(BaseJSONSchemaValidator):
     def __init__(self, schema: dict[str, Any]) -> None:
         super().__init__(schema)
         dialect, schema = schema_dialect(schema)
+        unresolvable = _unresolvable_ref(dialect, schema)
+        if unresolvable is not None:
+            raise InvalidJSONSchema(unresolvable)
         reference = _ReferenceValidator(dialect, schema)
         # Most Singer schemas only name each column's types: checking the classes of the
         # values is then enough to know a record is valid, in a fraction of the time.

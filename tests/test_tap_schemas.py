@@ -168,3 +168,25 @@ def test_a_record_breaking_dependent_required_stops_the_run_naming_the_field_it_
         "field 'coupon_owner' is missing, which the schema's 'dependentRequired' requires "
         "with 'coupon'"
     )
+
+
+@pytest.mark.parametrize("record_workers", [0, 2])
+def test_a_ref_leading_nowhere_stops_the_run_at_its_schema_naming_the_column(
+    sandbox: SandboxServer, tmp_path: Path, record_workers: int
+) -> None:
+    # a coupon is null or a code, the code's schema missing: no null coupon ever reached it,
+    # and the run went on, sending its orders, until the first coupon given
+    coupon = {"anyOf": [{"type": "null"}, {"$ref": "#/definitions/coupon_code"}]}
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], "coupon": coupon}}
+    lines = [schema_line(["order_id"], schema)]
+    lines += [json.dumps({"type": "RECORD", "stream": STREAM, "record": order(1, coupon=None)})]
+    lines.append(state_line(1))
+
+    run = run_target(sandbox, tmp_path / "run", lines, record_workers)
+
+    assert run.returncode == 1
+    assert run.summary["failure"] == (
+        f"InvalidJSONSchema (input line 1, stream {STREAM!r}): the stream's SCHEMA has a $ref "
+        "that cannot be resolved: '#/definitions/coupon_code' (column 'coupon')"
+    )
+    assert run.event_ids == []

@@ -602,8 +602,9 @@ def test_a_schema_referring_to_a_definition_it_lacks_is_named_as_the_schemas_fau
     result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
     assert result.exit_code == 1
     assert _failure_lines(caplog) == [
-        f"target-meta-capi failed: InvalidJSONSchema (input line 2, stream '{STREAM}'): the "
-        "stream's SCHEMA has a $ref that cannot be resolved: '/definitions/currency'"
+        f"target-meta-capi failed: InvalidJSONSchema (input line 1, stream '{STREAM}'): the "
+        "stream's SCHEMA has a $ref that cannot be resolved: '#/definitions/currency' (column "
+        "'currency')"
     ]
     assert "jane@example.com" not in caplog.text
 
