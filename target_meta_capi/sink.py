@@ -208,7 +208,9 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             if unsourced:
                 mapped = each_column(self._mapper.mapping.fields.get((unsourced[0],), ()))
                 raise UnsendableStreamError(
-                    _unsourced(stream_name, unsourced[0], mapped, properties)
+                    _unsourced(
+                        stream_name, self._reader.line_number, unsourced[0], mapped, properties
+                    )
                 )
         if self._mapper is None:
             meant = closest_stream_entry(self.config, stream_name)
@@ -456,13 +458,19 @@ _TIME_COLUMN_NAME = re.compile(r"(_at|_on|time|_ts|date|timestamp)$", re.IGNOREC
 
 
 def _unsourced(
-    stream: str, parameter: str, mapped: Sequence[str], properties: Mapping[str, Any]
+    stream: str,
+    line_number: int,
+    parameter: str,
+    mapped: Sequence[str],
+    properties: Mapping[str, Any],
 ) -> str:
     """What to set for a stream no record of which can have `parameter`, which `fields` maps
-    to the `mapped` columns (none of them the SCHEMA's)."""
+    to the `mapped` columns (none of them the SCHEMA's). The SCHEMA's line tells a changed one
+    mid-run (a column dropped) from the first."""
     problem = (
-        f"Stream {stream!r}: no column of its SCHEMA gives {parameter}, which every event "
-        "needs, so each record would be dead-lettered; stopped before any was. "
+        f"Stream {stream!r}: no column of its SCHEMA (input line {line_number}) gives "
+        f"{parameter}, which every event needs, so each record under it would be "
+        "dead-lettered; stopped before any was. "
     )
     if mapped:
         # a typo, or a column renamed at the source: mapping one is done already

@@ -190,3 +190,29 @@ def test_a_ref_leading_nowhere_stops_the_run_at_its_schema_naming_the_column(
         "that cannot be resolved: '#/definitions/coupon_code' (column 'coupon')"
     )
     assert run.event_ids == []
+
+
+# --- a SCHEMA changed mid-run ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("record_workers", [0, 2])
+def test_a_schema_dropping_the_event_time_column_mid_run_stops_the_run_naming_its_line(
+    sandbox: SandboxServer, tmp_path: Path, record_workers: int
+) -> None:
+    columns = WITH_LINE_NUMBERS["properties"]
+    without_created_at = {
+        **WITH_LINE_NUMBERS,
+        "properties": {k: v for k, v in columns.items() if k != "created_at"},
+    }
+    lines = [schema_line(["order_id"]), *map(record_line, range(1, ORDERS + 1))]
+    lines += [state_line(ORDERS), schema_line(["order_id"], without_created_at)]
+
+    run = run_target(sandbox, tmp_path / "run", lines, record_workers)
+
+    assert run.returncode == 1
+    assert run.summary["failure"].startswith(
+        f"Stream {STREAM!r}: no column of its SCHEMA (input line {ORDERS + 3}) gives "
+        "event_time, which every event needs, so each record under it would be dead-lettered; "
+        "stopped before any was. `fields` maps it to 'created_at', which the SCHEMA does not "
+        "have."
+    )
