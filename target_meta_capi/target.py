@@ -421,10 +421,14 @@ class TargetMetaCapi(Target):
 
     def _process_schema_message(self, message_dict: dict) -> None:
         assert_schema_message_shape(message_dict, self.message_reader.line_number)
-        self._plain_sinks.clear()  # stream maps and sinks may change with a schema
         stream = message_dict["stream"]
         replaced = self._sinks_active.get(stream)
+        stream_maps = self.mapper.stream_maps.get(stream)
         super()._process_schema_message(message_dict)
+        if self.mapper.stream_maps.get(stream) is not stream_maps:
+            # registered anew, with stream maps and sinks that may differ; the SDK ignores a
+            # SCHEMA repeating the stream's last, which taps send before each page or parent row
+            self._plain_sinks.clear()
         self._warn_if_event_ids_change(replaced, self._sinks_active.get(stream))
         self._streams_seen.update(self._sinks_active)
         self._route_to_workers(message_dict.get("stream"))
