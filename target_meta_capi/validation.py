@@ -205,16 +205,27 @@ def schema_dialect(schema: Mapping[str, Any]) -> tuple[type[Any], dict[str, Any]
     if isinstance(schema.get("$schema"), str):
         dialect = jsonschema.validators.validator_for(dict(schema), default=None)
     if dialect is None:
-        if not _accepts(jsonschema.Draft202012Validator, schema) and _accepts(
-            jsonschema.Draft4Validator, schema
-        ):
-            return jsonschema.Draft4Validator, {**schema, "$schema": _DRAFT_4}
+        # each check against a metaschema takes milliseconds: a valid schema is checked
+        # against one only (it was checked twice, in every SCHEMA naming no draft)
         dialect = jsonschema.Draft202012Validator
+        error = _metaschema_error(dialect, schema)
+        if error is not None and _metaschema_error(jsonschema.Draft4Validator, schema) is None:
+            return jsonschema.Draft4Validator, {**schema, "$schema": _DRAFT_4}
+    else:
+        error = _metaschema_error(dialect, schema)
+    if error is not None:
+        raise InvalidJSONSchema(f"Schema Validation Error: {error}") from error
+    return dialect, dict(schema)
+
+
+def _metaschema_error(dialect: type[Any], schema: Mapping[str, Any]) -> Exception | None:
+    """What the draft's metaschema finds wrong with the schema (its formats checked too, a
+    regular expression among them), or None."""
     try:
         dialect.check_schema(schema)
     except jsonschema.SchemaError as error:
-        raise InvalidJSONSchema(f"Schema Validation Error: {error}") from error
-    return dialect, dict(schema)
+        return error
+    return None
 
 
 # Keywords of Drafts 2019-09 and 2020-12 that fastjsonschema (Drafts 4 to 7) does not know, and
@@ -291,10 +302,6 @@ def _unresolvable_ref(dialect: type[Any], schema: dict[str, Any]) -> str | None:
             where = f" (column {path[1]!r})" if path[:1] == ("properties",) else ""
             return f"the stream's SCHEMA has a $ref that cannot be resolved: {ref!r}{where}"
     return None
-
-
-def _accepts(dialect: type[Any], schema: Mapping[str, Any]) -> bool:
-    return dialect(dialect.META_SCHEMA).is_valid(schema)
 
 
 def _as_decimal(number: int | float | Decimal) -> Decimal:
