@@ -234,28 +234,25 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         if self._mapper is not None and self._mapper.unhashed_customer_fields:
             unhashed_fields = self._mapper.unhashed_customer_fields
             target.mask_in_outputs(stream_name, [path for path, _ in unhashed_fields])
-            self.logger.warning(
-                "Stream %r: `fields` sends customer information to Meta unhashed, outside "
-                "user_data: %s. Meta forbids personal data there: map such a column under "
-                "user_data (customer information is hashed) or leave it out. Dead letters "
-                "and dry runs mask these fields.",
-                stream_name,
-                ", ".join(
-                    f"{'.'.join(path)} (column {column!r})" for path, column in unhashed_fields
-                ),
+            fields = ", ".join(
+                f"{'.'.join(path)} (column {column!r})" for path, column in unhashed_fields
+            )
+            self._warn_once(
+                f"Stream {stream_name!r}: `fields` sends customer information to Meta unhashed, "
+                f"outside user_data: {fields}. Meta forbids personal data there: map such a "
+                "column under user_data (customer information is hashed) or leave it out. Dead "
+                "letters and dry runs mask these fields."
             )
         if self._mapper is not None:
             self._warn_about_identifying_columns(target, self._mapper)
         if self._mapper is not None and self._mapper.mapping.unmapped_columns_to_custom_data:
             unhashed = self._mapper.custom_data_columns(self.schema.get("properties") or ())
             if unhashed:
-                self.logger.warning(
-                    "Stream %r: unmapped_columns_to_custom_data sends these columns to Meta as "
-                    "custom_data, unhashed: %s. Meta forbids personal data there: map such a "
-                    "column in `fields` (customer information is hashed) or leave it out of "
-                    "the stream.",
-                    stream_name,
-                    ", ".join(unhashed),
+                self._warn_once(
+                    f"Stream {stream_name!r}: unmapped_columns_to_custom_data sends these "
+                    f"columns to Meta as custom_data, unhashed: {', '.join(unhashed)}. Meta "
+                    "forbids personal data there: map such a column in `fields` (customer "
+                    "information is hashed) or leave it out of the stream."
                 )
 
     def _warn_about_identifying_columns(self, target: Any, mapper: EventMapper) -> None:
@@ -273,24 +270,22 @@ class EventSink(FastRecordParsingMixin, BatchSink):
 
         numeric_zips = number_columns(("user_data", "zp"))
         if numeric_zips:
-            self.logger.warning(
-                "Stream %r: %s, sent as user_data.zp, typed as a number in the SCHEMA: a "
-                "postal code kept as a number has lost its leading zeros (02134 became "
-                "2134), and Meta matches it as written. Keep such codes as text at the "
-                "source (or cast them in the tap's query).",
-                stream_name,
-                ", ".join(f"column {column!r}" for column in numeric_zips),
+            columns = ", ".join(f"column {column!r}" for column in numeric_zips)
+            self._warn_once(
+                f"Stream {stream_name!r}: {columns}, sent as user_data.zp, typed as a number in "
+                "the SCHEMA: a postal code kept as a number has lost its leading zeros (02134 "
+                "became 2134), and Meta matches it as written. Keep such codes as text at the "
+                "source (or cast them in the tap's query)."
             )
         if not self.key_properties and self.derives_event_ids:
             # Meta deduplicates on event_id alone: an id that moves with the row's content
             # makes a resent row (a full-table stream's every run, a rerun) count again.
-            self.logger.warning(
-                "Stream %r has no key properties and no event_id column: each event_id is "
-                "derived from the whole row, so a row changed in any column, or one whose table "
-                "gained, lost or retyped a column, gets a new event_id, and Meta counts it "
-                "again. Map `event_id` to a column that identifies the row, or give the stream "
-                "key properties.",
-                stream_name,
+            self._warn_once(
+                f"Stream {stream_name!r} has no key properties and no event_id column: each "
+                "event_id is derived from the whole row, so a row changed in any column, or one "
+                "whose table gained, lost or retyped a column, gets a new event_id, and Meta "
+                "counts it again. Map `event_id` to a column that identifies the row, or give "
+                "the stream key properties."
             )
         event_name = mapper.fixed_event_name(properties)
         numbered_ids = number_columns(("event_id",))
@@ -301,6 +296,11 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 event_name,
                 numbered_ids[0],
             )
+
+    def _warn_once(self, message: str) -> None:
+        """A warning about the stream's SCHEMA, logged again only when it says something else:
+        taps send a changed SCHEMA after an `ALTER TABLE`, some for each file they read."""
+        self.delivery.stats.warn_once(message, self.logger)
 
     @property
     def mapper(self) -> EventMapper | None:

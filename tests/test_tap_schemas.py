@@ -216,3 +216,24 @@ def test_a_schema_dropping_the_event_time_column_mid_run_stops_the_run_naming_it
         "stopped before any was. `fields` maps it to 'created_at', which the SCHEMA does not "
         "have."
     )
+
+
+@pytest.mark.parametrize("record_workers", [0, 2])
+def test_a_warning_about_a_schema_is_not_logged_again_for_the_same_at_each_change(
+    sandbox: SandboxServer, tmp_path: Path, record_workers: int
+) -> None:
+    # no key properties and no event_id column: said at the first SCHEMA, and the same at
+    # each one adding a column (a log-based tap's after each ALTER TABLE)
+    lines = [schema_line([]), *map(record_line, range(1, ORDERS + 1))]
+    for added in ("coupon", "note"):
+        schema = {**WITH_LINE_NUMBERS, "properties": {**WITH_LINE_NUMBERS["properties"]}}
+        schema["properties"][added] = {"type": ["string", "null"]}
+        lines += [schema_line([], schema), record_line(ORDERS + 1)]
+    lines.append(state_line(ORDERS + 1))
+
+    run = run_target(
+        sandbox, tmp_path / "run", lines, record_workers, streams={STREAM: DERIVED_IDS}
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr.count("has no key properties and no event_id column") == 1
