@@ -148,7 +148,8 @@ _RECORD_OPENINGS: dict[type, tuple[t.Any, ...]] = {
 }
 # Messages that need not wait for the claimed lines before them: a STATE covers them by the
 # numbers they got when claimed, a record of another stream does not depend on them, and an
-# ACTIVATE_VERSION is ignored.
+# ACTIVATE_VERSION is ignored. (Nor does a SCHEMA repeating its stream's last one: see
+# `_repeats_schema`.)
 _NO_WAIT_TYPES = frozenset({"STATE", "RECORD", "ACTIVATE_VERSION"})
 
 
@@ -286,6 +287,8 @@ class NumberedSingerReader(GenericSingerReader[str]):
         #: first input line that had one: the run warns about them.
         self.lone_surrogates_replaced = 0
         self.first_line_with_lone_surrogate: int | None = None
+        #: Each stream's last SCHEMA line processed.
+        self._schema_lines: dict[str, Line] = {}
 
     @property
     def default_input(self) -> t.IO[t.Any]:
@@ -463,16 +466,33 @@ class NumberedSingerReader(GenericSingerReader[str]):
             message = self._decode(line)
             message_type = message.get("type")
             # a type that is no text (a list, an object) is unhashable: refused by _dispatch
-            if router is not None and not (
-                message_type.__class__ is str and message_type in _NO_WAIT_TYPES
+            if (
+                router is not None
+                and not (message_type.__class__ is str and message_type in _NO_WAIT_TYPES)
+                and not self._repeats_schema(line, message)
             ):
                 router.flush()  # what it holds comes before this message
             counts[self._dispatch(message)] += 1
             self.messages_read += 1
+            if message_type == "SCHEMA" and isinstance(stream := message.get("stream"), str):
+                self._schema_lines[stream] = line
         self.input_ended = True
         if self.record_router is not None:
             self.record_router.flush()
         return Counter(counts)
+
+    def _repeats_schema(self, line: Line, message: dict) -> bool:
+        """Whether this is a SCHEMA line the same as its stream's last one: singer-python taps
+        send a stream's SCHEMA again before each page of records, singer-sdk taps a child
+        stream's before the records of each parent row. The SDK ignores such a SCHEMA, so the
+        record router's lines need not be finished first: waiting for them before every page
+        left the workers idle, slower than none."""
+        stream = message.get("stream")
+        return (
+            message.get("type") == "SCHEMA"
+            and isinstance(stream, str)
+            and self._schema_lines.get(stream) == line
+        )
 
     def reprocess_line(self, line: Line, line_number: int) -> None:
         """Process a line the record router claimed and gives back, as if read now.

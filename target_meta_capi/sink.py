@@ -82,6 +82,16 @@ def describe_schema_violation(cause: BaseException | None) -> str:
         if missing:
             field = ".".join(str(part) for part in [*path, missing[0]])
             return f"field {field!r} is missing (the schema's 'required': {shown!r})"
+    if keyword == "dependentRequired" and isinstance(instance, dict) and isinstance(expected, dict):
+        # as for required: the first name the schema requires with one the record has
+        for present, names in expected.items():
+            missing = [name for name in names if present in instance and name not in instance]
+            if missing:
+                field = ".".join(str(part) for part in [*path, missing[0]])
+                return (
+                    f"field {field!r} is missing, which the schema's 'dependentRequired' "
+                    f"requires with {present!r}"
+                )
     field = ".".join(str(part) for part in path) or "(the record)"
     if keyword is None:
         # both libraries' error for a value under the schema `false` (jsonschema 4.26 names
@@ -198,7 +208,9 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             if unsourced:
                 mapped = each_column(self._mapper.mapping.fields.get((unsourced[0],), ()))
                 raise UnsendableStreamError(
-                    _unsourced(stream_name, unsourced[0], mapped, properties)
+                    _unsourced(
+                        stream_name, self._reader.line_number, unsourced[0], mapped, properties
+                    )
                 )
         if self._mapper is None:
             meant = closest_stream_entry(self.config, stream_name)
@@ -222,28 +234,25 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         if self._mapper is not None and self._mapper.unhashed_customer_fields:
             unhashed_fields = self._mapper.unhashed_customer_fields
             target.mask_in_outputs(stream_name, [path for path, _ in unhashed_fields])
-            self.logger.warning(
-                "Stream %r: `fields` sends customer information to Meta unhashed, outside "
-                "user_data: %s. Meta forbids personal data there: map such a column under "
-                "user_data (customer information is hashed) or leave it out. Dead letters "
-                "and dry runs mask these fields.",
-                stream_name,
-                ", ".join(
-                    f"{'.'.join(path)} (column {column!r})" for path, column in unhashed_fields
-                ),
+            fields = ", ".join(
+                f"{'.'.join(path)} (column {column!r})" for path, column in unhashed_fields
+            )
+            self._warn_once(
+                f"Stream {stream_name!r}: `fields` sends customer information to Meta unhashed, "
+                f"outside user_data: {fields}. Meta forbids personal data there: map such a "
+                "column under user_data (customer information is hashed) or leave it out. Dead "
+                "letters and dry runs mask these fields."
             )
         if self._mapper is not None:
             self._warn_about_identifying_columns(target, self._mapper)
         if self._mapper is not None and self._mapper.mapping.unmapped_columns_to_custom_data:
             unhashed = self._mapper.custom_data_columns(self.schema.get("properties") or ())
             if unhashed:
-                self.logger.warning(
-                    "Stream %r: unmapped_columns_to_custom_data sends these columns to Meta as "
-                    "custom_data, unhashed: %s. Meta forbids personal data there: map such a "
-                    "column in `fields` (customer information is hashed) or leave it out of "
-                    "the stream.",
-                    stream_name,
-                    ", ".join(unhashed),
+                self._warn_once(
+                    f"Stream {stream_name!r}: unmapped_columns_to_custom_data sends these "
+                    f"columns to Meta as custom_data, unhashed: {', '.join(unhashed)}. Meta "
+                    "forbids personal data there: map such a column in `fields` (customer "
+                    "information is hashed) or leave it out of the stream."
                 )
 
     def _warn_about_identifying_columns(self, target: Any, mapper: EventMapper) -> None:
@@ -261,28 +270,22 @@ class EventSink(FastRecordParsingMixin, BatchSink):
 
         numeric_zips = number_columns(("user_data", "zp"))
         if numeric_zips:
-            self.logger.warning(
-                "Stream %r: %s, sent as user_data.zp, typed as a number in the SCHEMA: a "
-                "postal code kept as a number has lost its leading zeros (02134 became "
-                "2134), and Meta matches it as written. Keep such codes as text at the "
-                "source (or cast them in the tap's query).",
-                stream_name,
-                ", ".join(f"column {column!r}" for column in numeric_zips),
+            columns = ", ".join(f"column {column!r}" for column in numeric_zips)
+            self._warn_once(
+                f"Stream {stream_name!r}: {columns}, sent as user_data.zp, typed as a number in "
+                "the SCHEMA: a postal code kept as a number has lost its leading zeros (02134 "
+                "became 2134), and Meta matches it as written. Keep such codes as text at the "
+                "source (or cast them in the tap's query)."
             )
-        if (
-            not self.key_properties
-            and not mapper.columns_feeding(("event_id",), properties)
-            and ("event_id",) not in mapper.mapping.constants
-        ):
+        if not self.key_properties and self.derives_event_ids:
             # Meta deduplicates on event_id alone: an id that moves with the row's content
             # makes a resent row (a full-table stream's every run, a rerun) count again.
-            self.logger.warning(
-                "Stream %r has no key properties and no event_id column: each event_id is "
-                "derived from the whole row, so a row changed in any column, or one whose table "
-                "gained, lost or retyped a column, gets a new event_id, and Meta counts it "
-                "again. Map `event_id` to a column that identifies the row, or give the stream "
-                "key properties.",
-                stream_name,
+            self._warn_once(
+                f"Stream {stream_name!r} has no key properties and no event_id column: each "
+                "event_id is derived from the whole row, so a row changed in any column, or one "
+                "whose table gained, lost or retyped a column, gets a new event_id, and Meta "
+                "counts it again. Map `event_id` to a column that identifies the row, or give "
+                "the stream key properties."
             )
         event_name = mapper.fixed_event_name(properties)
         numbered_ids = number_columns(("event_id",))
@@ -294,10 +297,26 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 numbered_ids[0],
             )
 
+    def _warn_once(self, message: str) -> None:
+        """A warning about the stream's SCHEMA, logged again only when it says something else:
+        taps send a changed SCHEMA after an `ALTER TABLE`, some for each file they read."""
+        self.delivery.stats.warn_once(message, self.logger)
+
     @property
     def mapper(self) -> EventMapper | None:
         """The stream's mapper; None when the stream is skipped."""
         return self._mapper
+
+    @property
+    def derives_event_ids(self) -> bool:
+        """Whether its events' ids are derived from the key properties (or the whole row):
+        no column of its SCHEMA and no literal gives them."""
+        mapper = self._mapper
+        return (
+            mapper is not None
+            and not mapper.columns_feeding(("event_id",), self.schema.get("properties") or {})
+            and ("event_id",) not in mapper.mapping.constants
+        )
 
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         validator = super().get_validator()
@@ -439,13 +458,19 @@ _TIME_COLUMN_NAME = re.compile(r"(_at|_on|time|_ts|date|timestamp)$", re.IGNOREC
 
 
 def _unsourced(
-    stream: str, parameter: str, mapped: Sequence[str], properties: Mapping[str, Any]
+    stream: str,
+    line_number: int,
+    parameter: str,
+    mapped: Sequence[str],
+    properties: Mapping[str, Any],
 ) -> str:
     """What to set for a stream no record of which can have `parameter`, which `fields` maps
-    to the `mapped` columns (none of them the SCHEMA's)."""
+    to the `mapped` columns (none of them the SCHEMA's). The SCHEMA's line tells a changed one
+    mid-run (a column dropped) from the first."""
     problem = (
-        f"Stream {stream!r}: no column of its SCHEMA gives {parameter}, which every event "
-        "needs, so each record would be dead-lettered; stopped before any was. "
+        f"Stream {stream!r}: no column of its SCHEMA (input line {line_number}) gives "
+        f"{parameter}, which every event needs, so each record under it would be "
+        "dead-lettered; stopped before any was. "
     )
     if mapped:
         # a typo, or a column renamed at the source: mapping one is done already

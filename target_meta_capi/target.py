@@ -422,11 +422,39 @@ class TargetMetaCapi(Target):
 
     def _process_schema_message(self, message_dict: dict) -> None:
         assert_schema_message_shape(message_dict, self.message_reader.line_number)
-        self._plain_sinks.clear()  # stream maps and sinks may change with a schema
+        stream = message_dict["stream"]
+        replaced = self._sinks_active.get(stream)
+        stream_maps = self.mapper.stream_maps.get(stream)
         super()._process_schema_message(message_dict)
+        if self.mapper.stream_maps.get(stream) is not stream_maps:
+            # registered anew, with stream maps and sinks that may differ; the SDK ignores a
+            # SCHEMA repeating the stream's last, which taps send before each page or parent row
+            self._plain_sinks.clear()
+        self._warn_if_event_ids_change(replaced, self._sinks_active.get(stream))
         self._streams_seen.update(self._sinks_active)
         self._route_to_workers(message_dict.get("stream"))
         self._after_message()
+
+    def _warn_if_event_ids_change(self, replaced: t.Any, sink: t.Any) -> None:
+        """A SCHEMA changing the key properties its stream's event_ids are derived from: the
+        same row gets another id from here on, and Meta counts it again when it is sent again
+        (an incremental tap sends the row at its bookmark again, a rerun all of them)."""
+        if (
+            isinstance(replaced, EventSink)
+            and isinstance(sink, EventSink)
+            and sink is not replaced
+            and replaced.derives_event_ids
+            and sink.derives_event_ids
+            and list(replaced.key_properties) != list(sink.key_properties)
+        ):
+            self.stats.run_warning(
+                f"Stream {sink.stream_name!r}: its SCHEMA at input line "
+                f"{self.message_reader.line_number} changes its key properties from "
+                f"{list(replaced.key_properties)} to {list(sink.key_properties)}. Its event_ids "
+                "are derived from them, so a row sent before this SCHEMA gets another event_id "
+                "when it is sent again, and Meta counts it twice. Map `event_id` to a column "
+                "that identifies the row to keep its id whatever the key properties."
+            )
 
     def _process_record_message(self, message_dict: dict) -> None:
         self.progress.start()

@@ -9,7 +9,8 @@ once per schema. The behaviour the SDK documents is kept: an invalid schema rais
 validation off, bad timestamps follow `datetime_error_treatment`. Two things it gets wrong for
 taps written with singer-python (pipelinewise, Stitch) are read as those taps mean them: their
 schemas are JSON Schema Draft 4, and their `multipleOf` is checked exactly on the decimals the
-input's numbers are read as.
+input's numbers are read as. fastjsonschema reads Drafts 4 to 7 only: a schema it would read
+otherwise than its draft (2019-09 or 2020-12) says is checked by jsonschema.
 
 Use: `class MySink(FastRecordParsingMixin, BatchSink)`.
 """
@@ -27,7 +28,9 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema  # type: ignore[import-untyped]
+from referencing import Registry
 from referencing.exceptions import Unresolvable
+from referencing.jsonschema import specification_with
 from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord
 from singer_sdk.helpers._compat import (
     date_fromisoformat,
@@ -111,7 +114,15 @@ class FlatTypeCheck:
     @classmethod
     def for_schema(cls, schema: Mapping[str, Any]) -> FlatTypeCheck | None:
         """The check for `schema`, or None when the schema asks for more than types."""
-        if not schema.keys() <= {"type", "properties", "required", "description", "title"}:
+        # singer-sdk taps name their draft (`$schema`): its types mean the same in every draft
+        if not schema.keys() <= {
+            "type",
+            "properties",
+            "required",
+            "description",
+            "title",
+            "$schema",
+        }:
             return None
         if schema.get("type", "object") not in ("object", ["object"]):
             return None
@@ -194,20 +205,103 @@ def schema_dialect(schema: Mapping[str, Any]) -> tuple[type[Any], dict[str, Any]
     if isinstance(schema.get("$schema"), str):
         dialect = jsonschema.validators.validator_for(dict(schema), default=None)
     if dialect is None:
-        if not _accepts(jsonschema.Draft202012Validator, schema) and _accepts(
-            jsonschema.Draft4Validator, schema
-        ):
-            return jsonschema.Draft4Validator, {**schema, "$schema": _DRAFT_4}
+        # each check against a metaschema takes milliseconds: a valid schema is checked
+        # against one only (it was checked twice, in every SCHEMA naming no draft)
         dialect = jsonschema.Draft202012Validator
-    try:
-        dialect.check_schema(schema)
-    except jsonschema.SchemaError as error:
+        error = _metaschema_error(dialect, schema)
+        if error is not None and _metaschema_error(jsonschema.Draft4Validator, schema) is None:
+            return jsonschema.Draft4Validator, {**schema, "$schema": _DRAFT_4}
+    else:
+        error = _metaschema_error(dialect, schema)
+    if error is not None:
         raise InvalidJSONSchema(f"Schema Validation Error: {error}") from error
     return dialect, dict(schema)
 
 
-def _accepts(dialect: type[Any], schema: Mapping[str, Any]) -> bool:
-    return dialect(dialect.META_SCHEMA).is_valid(schema)
+def _metaschema_error(dialect: type[Any], schema: Mapping[str, Any]) -> Exception | None:
+    """What the draft's metaschema finds wrong with the schema (its formats checked too, a
+    regular expression among them), or None."""
+    try:
+        dialect.check_schema(schema)
+    except jsonschema.SchemaError as error:
+        return error
+    return None
+
+
+# Keywords of Drafts 2019-09 and 2020-12 that fastjsonschema (Drafts 4 to 7) does not know, and
+# `dependencies`, which they dropped and it still checks
+_PAST_DRAFT_7 = frozenset(
+    {
+        "prefixItems",
+        "dependentRequired",
+        "dependentSchemas",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+        "minContains",
+        "maxContains",
+        "$dynamicRef",
+        "$recursiveRef",
+        "dependencies",
+    }
+)
+# Keywords whose value is an object of schemas by name: the names are no keywords
+_SCHEMAS_BY_NAME = frozenset({"properties", "patternProperties", "$defs", "definitions"})
+# Keywords whose value is data, not a schema
+_DATA = frozenset({"enum", "const", "default", "examples"})
+
+
+def _subschemas(schema: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Each object in `schema` that is a schema (itself first), with the keys leading to it."""
+    if isinstance(schema, list):
+        for index, item in enumerate(schema):
+            yield from _subschemas(item, (*path, str(index)))
+        return
+    if not isinstance(schema, dict):
+        return
+    yield path, schema
+    for keyword, value in schema.items():
+        if keyword in _DATA:
+            continue
+        if keyword in _SCHEMAS_BY_NAME and isinstance(value, dict):
+            for name, named in value.items():
+                yield from _subschemas(named, (*path, keyword, name))
+        else:
+            yield from _subschemas(value, (*path, keyword))
+
+
+def _read_past_draft_7(schema: Any) -> bool:
+    """Whether fastjsonschema would read this Draft 2019-09 or 2020-12 schema otherwise than
+    its draft: a keyword it does not know (singer-sdk's own `th.Property(...,
+    requires_properties=...)` writes `dependentRequired`) is not checked, `items: false` after
+    `prefixItems` refuses every item, and a `$ref`'s sibling keywords are ignored, as Draft 7
+    ignores them."""
+    keywords = jsonschema.Draft202012Validator.VALIDATORS.keys()
+    return any(
+        not _PAST_DRAFT_7.isdisjoint(node)
+        or ("$ref" in node and not keywords.isdisjoint(node.keys() - {"$ref"}))
+        for _, node in _subschemas(schema)
+    )
+
+
+def _unresolvable_ref(dialect: type[Any], schema: dict[str, Any]) -> str | None:
+    """What is wrong with the schema's first `$ref` that leads nowhere, naming the column it is
+    in; None when each leads somewhere. A record would find it only when it reaches it: past
+    the records sent before, or never in a branch of an anyOf that most values skip. Left to
+    that check: refs in a schema whose parts have ids of their own, which change what a ref
+    is relative to."""
+    nodes = list(_subschemas(schema))
+    refs = [(path, node["$ref"]) for path, node in nodes if isinstance(node.get("$ref"), str)]
+    if not refs or any(path and ("$id" in node or "id" in node) for path, node in nodes):
+        return None
+    specification = specification_with(dialect.ID_OF(dialect.META_SCHEMA))
+    resolver = Registry().resolver_with_root(specification.create_resource(schema))
+    for path, ref in refs:
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            where = f" (column {path[1]!r})" if path[:1] == ("properties",) else ""
+            return f"the stream's SCHEMA has a $ref that cannot be resolved: {ref!r}{where}"
+    return None
 
 
 def _as_decimal(number: int | float | Decimal) -> Decimal:
@@ -302,13 +396,20 @@ class CompiledRecordValidator(BaseJSONSchemaValidator):
     def __init__(self, schema: dict[str, Any]) -> None:
         super().__init__(schema)
         dialect, schema = schema_dialect(schema)
+        unresolvable = _unresolvable_ref(dialect, schema)
+        if unresolvable is not None:
+            raise InvalidJSONSchema(unresolvable)
         reference = _ReferenceValidator(dialect, schema)
         # Most Singer schemas only name each column's types: checking the classes of the
         # values is then enough to know a record is valid, in a fraction of the time.
         self._quick_check: FlatTypeCheck | None = None
         compiled, self._steps = _column_steps(schema)
-        if _has_multiple_of(compiled):
-            # multipleOf deeper than a column (in an array's items, say): all to jsonschema
+        if _has_multiple_of(compiled) or (
+            dialect in (jsonschema.Draft201909Validator, jsonschema.Draft202012Validator)
+            and _read_past_draft_7(schema)
+        ):
+            # multipleOf deeper than a column (in an array's items, say), or keywords
+            # fastjsonschema would read as Draft 7 does: all to jsonschema
             self._check: Callable[[Any], Any] = reference.validate
             self._steps = ()
             return

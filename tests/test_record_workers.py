@@ -40,6 +40,7 @@ from target_meta_capi.capi.normalize import normalize_user_data
 from target_meta_capi.reader import Line
 from target_meta_capi.record_workers import (
     CHUNK_BYTES,
+    CHUNK_LINES,
     RECORDS_BEFORE_WORKERS,
     ParallelRecords,
     RecordWorkerPool,
@@ -989,6 +990,44 @@ def test_record_valid_only_under_the_replaced_schema_fails_after_the_change_as_w
     error = workers.failure
     assert f"input line {line_number_of(lines, 1201)}, stream '{STREAM}'" in error
     assert "'status'" in error
+
+
+#: The command, noting the lines of each chunk sent to the workers, a line per chunk.
+CHUNK_NOTING_TARGET = textwrap.dedent(
+    """
+    from target_meta_capi.record_workers import RecordWorkerPool
+    from target_meta_capi.target import TargetMetaCapi
+
+    submit = RecordWorkerPool.submit
+
+    def submit_noted(pool, stream_id, lines, context):
+        with open("chunks", "a", encoding="utf-8") as noted:
+            noted.write(f"{len(lines)}\\n")
+        return submit(pool, stream_id, lines, context)
+
+    RecordWorkerPool.submit = submit_noted
+    TargetMetaCapi.cli()
+    """
+)
+
+
+def test_a_schema_sent_again_unchanged_leaves_the_workers_whole_chunks(tmp_path: Path) -> None:
+    # a singer-sdk tap sends a child stream's SCHEMA before the records of each parent row,
+    # many singer-python taps before each page: the workers were made to finish everything
+    # they held at each one, in chunks of a page, slower than no workers at all
+    records = messy_orders(RECORDS_BEFORE_WORKERS + 2 * CHUNK_LINES)
+    lines = [compact(schema_message())]
+    for index, record in enumerate(records, start=1):
+        lines.append(compact(record_message(record)))
+        if index % 50 == 0:
+            lines.append(compact(schema_message()))
+    lines.append(compact(generate.state_message(len(records))))
+
+    run = run_target(tmp_path, lines, 2, target_script=CHUNK_NOTING_TARGET)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.event_ids == list(range(1, len(records) + 1))
+    assert (tmp_path / "chunks").read_text().split() == [str(CHUNK_LINES)] * 2
 
 
 # --- how RECORD lines are written ----------------------------------------------------------

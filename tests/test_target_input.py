@@ -602,8 +602,9 @@ def test_a_schema_referring_to_a_definition_it_lacks_is_named_as_the_schemas_fau
     result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
     assert result.exit_code == 1
     assert _failure_lines(caplog) == [
-        f"target-meta-capi failed: InvalidJSONSchema (input line 2, stream '{STREAM}'): the "
-        "stream's SCHEMA has a $ref that cannot be resolved: '/definitions/currency'"
+        f"target-meta-capi failed: InvalidJSONSchema (input line 1, stream '{STREAM}'): the "
+        "stream's SCHEMA has a $ref that cannot be resolved: '#/definitions/currency' (column "
+        "'currency')"
     ]
     assert "jane@example.com" not in caplog.text
 
@@ -669,9 +670,9 @@ def test_a_stream_whose_schema_gives_no_event_time_stops_the_run_at_its_schema(
     assert result.states == []
     assert read_dead_letters(tmp_path) == []
     assert _failure_lines(caplog) == [
-        f"target-meta-capi failed: Stream {STREAM!r}: no column of its SCHEMA gives "
-        "event_time, which every event needs, so each record would be dead-lettered; stopped "
-        "before any was. Map a column to it in the stream's `fields`, e.g. "
+        f"target-meta-capi failed: Stream {STREAM!r}: no column of its SCHEMA (input line 1) "
+        "gives event_time, which every event needs, so each record under it would be "
+        "dead-lettered; stopped before any was. Map a column to it in the stream's `fields`, e.g. "
         '{"event_time": "created_at"} (columns that look like times: \'created_at\').'
     ]
 
@@ -684,7 +685,7 @@ def test_a_stream_with_no_event_name_from_anywhere_stops_the_run_at_its_schema(
     assert result.exit_code == 1
     assert read_dead_letters(tmp_path) == []
     [failure] = _failure_lines(caplog)
-    assert f"Stream {STREAM!r}: no column of its SCHEMA gives event_name" in failure
+    assert f"Stream {STREAM!r}: no column of its SCHEMA (input line 1) gives event_name" in failure
     assert "or default_event_name" in failure
 
 

@@ -15,6 +15,7 @@ from ._target_support import (
     ORDER_SCHEMA,
     ORDERS_MAPPING,
     STREAM,
+    FastRetryTarget,
     order,
     order_stream,
     orders_config,
@@ -83,3 +84,30 @@ def test_records_after_a_schema_change_are_checked_against_the_new_schema(
     lines += [schema_line(schema=stricter), record_line(order(3, currency="USD"))]
     result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
     assert result.exit_code == 1
+
+
+class _PathNotingTarget(FastRetryTarget):
+    """Counts the records that took the SDK's path, its stream maps looked up and called."""
+
+    records_on_the_sdk_path = 0
+
+    def _remember_if_plain(self, stream_name: object) -> None:
+        self.records_on_the_sdk_path += 1
+        super()._remember_if_plain(stream_name)
+
+
+def test_a_schema_sent_again_unchanged_keeps_its_stream_on_the_shortcut(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # a singer-sdk tap sends a child stream's SCHEMA before the records of each parent row
+    lines = [schema_line()]
+    for order_id in range(1, 11):
+        lines += [schema_line(), record_line(order(order_id))]
+    lines.append(state_line(10))
+
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines, _PathNotingTarget)
+
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 10
+    assert isinstance(result.target, _PathNotingTarget)
+    assert result.target.records_on_the_sdk_path == 1

@@ -7,13 +7,16 @@ import io
 import json
 import logging
 from decimal import Decimal
+from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import InvalidJSONSchema, InvalidRecord
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
+from singer_sdk.sinks.core import JSONSchemaValidator
 from singer_sdk.testing import TargetTestRunner
 
 from target_meta_capi.sink import PrivacySafeValidator
@@ -255,11 +258,95 @@ def test_a_schema_without_properties_accepts_any_object() -> None:
     CompiledRecordValidator({"type": "object"}).validate({"total": Decimal("49.90")})
 
 
+def test_a_valid_schema_naming_no_draft_is_checked_against_one_metaschema_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # milliseconds each, in the main process and in each record worker, for every SCHEMA
+    metaschemas_walked: list[str] = []
+    validator_class = jsonschema.validators.validator_for(
+        jsonschema.Draft202012Validator.META_SCHEMA
+    )
+    iter_errors = validator_class.iter_errors
+
+    def noted_iter_errors(self: Any, instance: Any) -> Any:
+        if self.schema.get("$id", "").startswith("https://json-schema.org/draft/"):
+            metaschemas_walked.append(self.schema["$id"])
+        return iter_errors(self, instance)
+
+    monkeypatch.setattr(validator_class, "iter_errors", noted_iter_errors)
+    CompiledRecordValidator(SCHEMA)
+    assert metaschemas_walked == ["https://json-schema.org/draft/2020-12/schema"]
+
+
 def test_a_schema_valid_in_no_draft_is_still_invalid() -> None:
     with pytest.raises(InvalidJSONSchema):
         CompiledRecordValidator(
             {"type": "object", "properties": {"x": {"type": "number", "maximum": "ten"}}}
         )
+
+
+def _column(schema: dict, **top: object) -> dict:
+    return {"type": "object", "properties": {"x": schema}, **top}
+
+
+# Schemas read in Draft 2020-12 (the SDK's) using what fastjsonschema, a Draft 7 validator,
+# reads otherwise, each with a record the SDK's validator refuses or takes
+DRAFT_2020_12_CASES = {
+    "dependentRequired refused": (
+        # as singer-sdk's th.Property("x", ..., requires_properties=["y"]) writes it
+        _column({"type": "string"}, dependentRequired={"x": ["y"]}),
+        {"x": "a"},
+        False,
+    ),
+    "dependentSchemas refused": (
+        _column({"type": "string"}, dependentSchemas={"x": {"required": ["y"]}}),
+        {"x": "a"},
+        False,
+    ),
+    "unevaluatedProperties refused": (
+        _column({"type": "object", "properties": {"a": {}}, "unevaluatedProperties": False}),
+        {"x": {"b": 1}},
+        False,
+    ),
+    "minContains refused": (
+        _column({"type": "array", "contains": {"const": 1}, "minContains": 2}),
+        {"x": [1, 2]},
+        False,
+    ),
+    "a $ref's sibling refused": (
+        _column({"$ref": "#/$defs/n", "maximum": 5}, **{"$defs": {"n": {"type": "integer"}}}),
+        {"x": 7},
+        False,
+    ),
+    "prefixItems then items false taken": (
+        _column({"type": "array", "prefixItems": [{"type": "string"}], "items": False}),
+        {"x": ["a"]},
+        True,
+    ),
+    "dependencies (dropped in 2019-09) taken": (
+        _column({"type": "string"}, dependencies={"x": ["y"]}),
+        {"x": "a"},
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("schema", "record", "valid"), DRAFT_2020_12_CASES.values(), ids=DRAFT_2020_12_CASES.keys()
+)
+def test_draft_2020_12_keywords_are_checked_as_the_sdk_checks_them(
+    schema: dict, record: dict, valid: bool
+) -> None:
+    assert _is_valid(JSONSchemaValidator(schema), record) is valid  # the SDK's own
+    assert _is_valid(CompiledRecordValidator(schema), record) is valid
+
+
+def _is_valid(validator: JSONSchemaValidator | CompiledRecordValidator, record: dict) -> bool:
+    try:
+        validator.validate(record)
+    except InvalidRecord:
+        return False
+    return True
 
 
 @pytest.mark.parametrize("total", [Decimal("49.90"), Decimal("1234567.89"), 5, 49.9])

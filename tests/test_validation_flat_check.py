@@ -53,6 +53,22 @@ def test_benchmark_schema_is_flat_and_every_benchmark_record_passes_the_quick_ch
     assert all(check(record) for record in records)
 
 
+def test_a_singer_sdk_tap_s_schema_naming_its_draft_gets_the_quick_check() -> None:
+    # as meltanolabs-tap-postgres 0.10 writes a table's SCHEMA: the validation of its every
+    # record took twice as long without the quick check
+    schema = {
+        "properties": {
+            "order_id": {"type": ["integer"]},
+            "email": {"type": ["string", "null"]},
+            "created_at": {"format": "date-time", "type": ["string", "null"]},
+        },
+        "type": "object",
+        "required": ["order_id"],
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+    }
+    assert CompiledRecordValidator(schema)._quick_check is not None
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     list(itertools.product(FLAT_SCHEMA["properties"], SAMPLE_VALUES)),
