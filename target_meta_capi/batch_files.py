@@ -27,8 +27,8 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from target_meta_capi.messages import assert_line_requires, json_kind
-from target_meta_capi.reader import SingerInputError
+from target_meta_capi.messages import json_kind
+from target_meta_capi.reader import SingerInputError, assert_line_requires
 from target_meta_capi.record_workers import record_line_prefixes
 
 SUPPORTED = (

@@ -10,22 +10,10 @@ from __future__ import annotations
 import decimal
 import typing as t
 
-from target_meta_capi.reader import SingerInputError
+from target_meta_capi.reader import SingerInputError, assert_line_requires
 
 RECORD_KEYS = frozenset({"stream", "record"})
 SCHEMA_KEYS = frozenset({"stream", "schema"})
-
-
-def assert_line_requires(
-    message_dict: dict, requires: set[str] | frozenset[str], line_number: int
-) -> None:
-    # The SDK's own message quotes the whole line, customer data included.
-    missing = requires.difference(message_dict)
-    if missing:
-        raise SingerInputError(
-            f"Input line {line_number} lacks required key(s) "
-            f"{', '.join(repr(key) for key in sorted(missing))}"
-        )
 
 
 def assert_schema_message_shape(message_dict: dict, line_number: int) -> None:

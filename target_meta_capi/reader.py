@@ -112,6 +112,20 @@ class SingerInputError(InvalidInputLine):
     """The input is not a valid Singer message stream; the message names the line."""
 
 
+def assert_line_requires(
+    message_dict: dict, requires: set[str] | frozenset[str], line_number: int
+) -> None:
+    """The one wording of a message without a key it must have, whichever the key ('type',
+    read here; 'stream' and the others, read in messages.py): the SDK's own quotes the whole
+    line, customer data included."""
+    missing = requires.difference(message_dict)
+    if missing:
+        raise SingerInputError(
+            f"Input line {line_number} lacks required key(s) "
+            f"{', '.join(repr(key) for key in sorted(missing))}"
+        )
+
+
 class TerminationRequested(BaseException):
     """SIGTERM/SIGINT arrived: stop reading (a BaseException so no handler swallows it).
 
@@ -150,6 +164,7 @@ _RECORD_OPENINGS: dict[type, tuple[t.Any, ...]] = {
 # numbers they got when claimed, a record of another stream does not depend on them, and an
 # ACTIVATE_VERSION is ignored.
 _NO_WAIT_TYPES = frozenset({"STATE", "RECORD", "ACTIVATE_VERSION"})
+_TYPE_KEY = frozenset({"type"})
 
 
 class _Stdin(io.RawIOBase):
@@ -528,8 +543,7 @@ class NumberedSingerReader(GenericSingerReader[str]):
         return message
 
     def _dispatch(self, message: dict) -> str:
-        if "type" not in message:
-            raise SingerInputError(f"Input line {self.line_number} lacks required key(s) 'type'")
+        assert_line_requires(message, _TYPE_KEY, self.line_number)
         message_type = message["type"]
         if (
             not isinstance(message_type, str)

@@ -72,7 +72,6 @@ from target_meta_capi.mapping import (
 )
 from target_meta_capi.messages import (
     RECORD_KEYS,
-    assert_line_requires,
     assert_record_is_an_object,
     assert_schema_message_shape,
 )
@@ -82,6 +81,7 @@ from target_meta_capi.reader import (
     NumberedSingerReader,
     SingerInputError,
     TerminationRequested,
+    assert_line_requires,
 )
 from target_meta_capi.record_workers import (
     ParallelRecords,
