@@ -27,7 +27,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from target_meta_capi.messages import json_kind
+from target_meta_capi.capi._words import json_kind
 from target_meta_capi.reader import SingerInputError, assert_line_requires
 from target_meta_capi.record_workers import record_line_prefixes
 

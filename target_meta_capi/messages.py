@@ -7,9 +7,7 @@ the input line and the kind of value found, never the value: it may be customer 
 
 from __future__ import annotations
 
-import decimal
-import typing as t
-
+from target_meta_capi.capi._words import json_kind
 from target_meta_capi.reader import SingerInputError, assert_line_requires
 
 RECORD_KEYS = frozenset({"stream", "record"})
@@ -82,18 +80,3 @@ def _take_boolean_property_schemas(schema: dict) -> str | None:
                 "not a JSON object"
             )
     return None
-
-
-def json_kind(value: t.Any) -> str:
-    """What kind of JSON value this is, without the value: it may be customer data."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, (int, float, decimal.Decimal)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "a JSON object"  # the kind left: the value was read from JSON
