@@ -251,6 +251,21 @@ def test_user_data_column_that_is_not_an_object_is_a_mapping_error():
 
 
 @pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"at": 1}, "the value is a JSON object, not a number"),
+        (True, "the value is true or false, not a number"),
+        (Decimal("1E+400"), "the value is a number past a float's range (±1.8e308)"),
+    ],
+)
+def test_an_unusable_event_time_is_named_by_its_json_kind_once(raw, message):
+    # not "a dict is a dict, not a number": Python's names, and the kind said twice
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({"event_time": raw})
+    assert (error.value.field, error.value.message) == ("event_time", message)
+
+
+@pytest.mark.parametrize(
     ("column", "text", "field", "message"),
     [
         ("user_data", '{"em": ', "user_data", "is text that is not a JSON object"),
@@ -528,7 +543,7 @@ def test_missing_event_name_without_default_is_a_mapping_error_naming_stream_and
 def test_an_event_name_column_holding_no_text_is_a_mapping_error():
     with pytest.raises(MappingError) as error:
         flat_mapper().map({"event_name": ["Lead"], "event_time": 1})
-    assert (error.value.field, error.value.message) == ("event_name", "is a list, not a text")
+    assert (error.value.field, error.value.message) == ("event_name", "is an array, not a text")
 
 
 def test_missing_event_time_is_a_mapping_error():
@@ -708,8 +723,8 @@ def test_a_time_zone_that_is_no_name_is_a_config_error_at_start(name):
         ("soon", "is neither an ISO 8601 time nor epoch seconds"),
         ("2026-13-01", "is neither an ISO 8601 time nor epoch seconds"),
         ("", "is neither an ISO 8601 time nor epoch seconds"),
-        (True, "is a boolean, not a number"),
-        ([1], "is a list, not a number"),
+        (True, "is true or false, not a number"),
+        ([1], "is an array, not a number"),
         (float("nan"), "is not a finite number"),
     ],
 )
@@ -1310,13 +1325,13 @@ def test_every_single_value_parameter_of_an_event_can_be_mapped_from_a_column(pa
     ("constants", "problem"),
     [
         ({"custom_data.value": "12,50"}, "custom_data.value: the text is not a number"),
-        ({"custom_data.num_items": 2.5}, "custom_data.num_items: a float is not a whole number"),
+        ({"custom_data.num_items": 2.5}, "custom_data.num_items: the value is not a whole number"),
         ({"opt_out": "maybe"}, "opt_out: the text is not a boolean"),
         ({"event_time": "yesterday"}, "event_time: the text is neither an ISO 8601 time"),
-        ({"custom_data": ["EUR"]}, "custom_data: a list is not an object"),
+        ({"custom_data": ["EUR"]}, "custom_data: the value is not an object"),
         ({"app_data.advertiser_tracking_enabled": "maybe"}, "enabled: the text is not a boolean"),
         ({"user_data.em": "not an e-mail"}, "user_data.em: the text is not a usable em (invalid)"),
-        ({"custom_data.shipping.cost": float("inf")}, "shipping.cost: a float is not a finite"),
+        ({"custom_data.shipping.cost": float("inf")}, "shipping.cost: the value is not a finite"),
     ],
 )
 def test_a_constant_that_could_never_be_sent_is_a_config_error_naming_it(constants, problem):

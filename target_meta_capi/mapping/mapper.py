@@ -787,7 +787,7 @@ class EventMapper:
         self, record: Mapping[str, Any], raw_time: Any, error: Exception
     ) -> MappingError:
         # the kind of value, never the value: a wrongly mapped column may hold an e-mail
-        shown = "the text" if isinstance(raw_time, str) else f"a {type(raw_time).__name__}"
+        shown = "the text" if isinstance(raw_time, str) else "the value"
         return self._error(record, "event_time", f"{shown} {error}")
 
     def _derived_event_id(self, record: Mapping[str, Any], event_name: str) -> str:

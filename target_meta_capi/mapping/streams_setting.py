@@ -230,7 +230,7 @@ def _constant_problem(path: Path, value: Any) -> str | None:
     if is_empty(value):
         return None  # never used: the field's next source is
     head = path[0]
-    shown = "the text" if isinstance(value, str) else f"a {type(value).__name__}"
+    shown = "the text" if isinstance(value, str) else "the value"
     if len(path) == 1 and head in OBJECT_KEYS:  # objects given whole became paths of their keys
         return f"{shown} is not an object (set its keys instead: {head}.<key>)"
     if head == "user_data":
