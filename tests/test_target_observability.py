@@ -524,6 +524,30 @@ def test_a_stream_map_failing_on_a_record_names_the_property_and_its_expression(
     ) in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("expression", "why"),
+    [
+        ("coupon + 1", "the name 'coupon' is not defined (a column this record lacks?"),
+        ("shout(email)", "the function 'shout' is not one stream maps offer"),
+    ],
+)
+def test_a_failing_stream_map_expression_is_named_once_with_why_and_where_to_correct_it(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    expression: str,
+    why: str,
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, stream_maps={STREAM: {"n": expression}})
+    result = run_in_process(config, order_stream(1))
+    assert result.exit_code == 1
+    [failure] = [line for line in caplog.text.splitlines() if "target-meta-capi failed" in line]
+    assert f"stream map property 'n': {expression})" in failure
+    assert why in failure
+    assert failure.endswith("; correct it in stream_maps")
+    assert failure.count(expression) == 1
+
+
 def test_a_stream_maps_failing_filter_is_named_as_the_filter(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
