@@ -678,7 +678,7 @@ def test_events_meta_accepted_in_a_request_failing_the_run_on_a_rejection_count_
     assert (stream["events_sent"], stream["events_acknowledged"]) == (4, 3)
     assert (stream["events_failed"], stream["events_in_flight"]) == (1, 0)
     [failed] = [warning for warning in summary["warnings"] if "failed the run" in warning]
-    assert failed.startswith(f"Stream {STREAM!r}: 1 sent event was in requests that failed")
+    assert failed.startswith(f"Stream {STREAM!r}: 1 event was in requests that failed")
 
 
 def test_a_failed_run_still_logs_the_record_count_metric_of_the_records_it_processed(
