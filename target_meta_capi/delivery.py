@@ -341,6 +341,9 @@ class Delivery:
             )
             return
         report = future.result()
+        for response in report.responses:
+            for message in response.messages:
+                self.stats.message_from_meta(message)
         if report.rejected and self.fail_on_invalid_event:
             # as for an event breaking a rule locally: the run stops instead of dead-lettering
             first = report.rejected[0]

@@ -548,6 +548,26 @@ def test_a_failing_stream_map_expression_is_named_once_with_why_and_where_to_cor
     assert failure.count(expression) == 1
 
 
+def test_a_message_in_metas_success_answers_is_logged_once_and_counted_per_answer(
+    sandbox_factory: Callable[..., SandboxServer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    note = "Parameter partner_agent is deprecated, see https://developers.facebook.com/x?k=v"
+    sandbox = sandbox_factory(answer_messages=(note,))
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(sandbox.url, tmp_path, batch_size=1, summary_path=str(summary_path))
+    result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 0
+    shown = (
+        "Parameter partner_agent is deprecated, see https://developers.facebook.com/x?<redacted>"
+    )
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert logged.count(f"Meta accepted a request and said: {shown}") == 1
+    summary = json.loads(summary_path.read_text())
+    assert summary["requests"]["messages_from_meta"] == {shown: 3}
+
+
 def test_a_stream_maps_failing_filter_is_named_as_the_filter(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

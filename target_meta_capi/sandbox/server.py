@@ -66,6 +66,9 @@ class SandboxConfig:
     #: events with these event_ids are refused as Graph refuses an invalid event, so that a
     #: sender's isolation of bad events and its dead letters can be tried out
     reject_event_ids: tuple[str, ...] = ()
+    #: accepted requests are answered with these "messages", as Graph's success answers may
+    #: carry warnings (a deprecated parameter, say), so that a sender's handling can be tried
+    answer_messages: tuple[str, ...] = ()
     seed: int = 0
     record_jsonl: str | Path | None = None
     record_sqlite: str | Path | None = None
@@ -76,7 +79,7 @@ class SandboxConfig:
     idle_timeout_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("pixel_ids", "access_tokens", "reject_event_ids"):
+        for name in ("pixel_ids", "access_tokens", "reject_event_ids", "answer_messages"):
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         for name in ("slow_response_seconds", "retry_after_seconds", "regain_access_minutes"):
