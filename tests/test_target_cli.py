@@ -291,6 +291,24 @@ def test_the_summary_file_of_a_failed_run_carries_the_failure_the_log_ends_with(
     assert error.endswith(f"target-meta-capi failed: {summary['failure']}")
 
 
+def test_a_config_refused_at_start_replaces_the_summary_file_with_one_carrying_the_failure(
+    tmp_path: Path,
+) -> None:
+    # a scheduler reading the file would otherwise take the last run's success for this run's
+    summary_path = tmp_path / "summary.json"
+    summary_path.write_text(json.dumps({"failure": None}))
+    config = orders_config(
+        "http://127.0.0.1:9", tmp_path, batch_size=10.5, summary_path=str(summary_path)
+    )
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(1)))
+    assert completed.returncode == 1
+    summary = json.loads(summary_path.read_text())
+    assert summary["failure"] == (
+        "Config validation failed: 10.5 is not of type 'integer', 'null' in config['batch_size']"
+    )
+    assert summary["totals"]["records_read"] == 0
+
+
 def test_the_summary_file_of_a_run_that_succeeded_has_no_failure(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
