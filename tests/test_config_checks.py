@@ -242,7 +242,7 @@ def test_an_action_source_that_is_not_text_is_refused_at_start(tmp_path: Path) -
     mapping = {**ORDERS_MAPPING, "action_source": None, "constants": {"action_source": ["web"]}}
     config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
     [error] = config_errors(config)
-    assert error.endswith("got ['web']")
+    assert error.endswith('got ["web"]')  # as the settings' JSON wrote it
 
 
 def test_a_default_action_source_meta_refuses_is_refused_at_start(tmp_path: Path) -> None:

@@ -1321,6 +1321,13 @@ def test_every_single_value_parameter_of_an_event_can_be_mapped_from_a_column(pa
     assert mapping_config_errors(config) == []
 
 
+def test_a_setting_that_must_be_a_boolean_quotes_the_value_as_its_json_wrote_it():
+    config = {"streams": {"s": {"unmapped_columns_to_custom_data": Decimal("1.0")}}}
+    assert mapping_config_errors(config) == [
+        "streams.s.unmapped_columns_to_custom_data must be true or false (a JSON boolean), got 1.0"
+    ]
+
+
 @pytest.mark.parametrize(
     ("constants", "problem"),
     [
