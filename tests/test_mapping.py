@@ -250,6 +250,13 @@ def test_user_data_column_that_is_not_an_object_is_a_mapping_error():
     assert error.value.field == "user_data"
 
 
+def test_a_mapping_error_names_the_records_key_as_its_json_wrote_it():
+    mapper = mapper_for({"streams": {"s": {"fields": {"event_time": "t"}}}}, keys=("id", "sku"))
+    with pytest.raises(MappingError) as error:
+        mapper.map({"id": Decimal("12.5"), "sku": "A-1", "t": "soon"})
+    assert error.value.record_key == "id=12.5, sku='A-1'"
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
