@@ -51,9 +51,11 @@ def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:
         # SDK's own errors name streams, columns and expressions, never values
         frames = traceback.extract_tb(error.__traceback__)
         origin = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        # what to do is known when a stream map's expression failed on this record's values
+        fix = "; make the expression in stream_maps handle them" if in_property else ""
         return (
             f"{type(error).__name__}{origin} while processing a record ({where}); its "
-            "message is not shown, as it may quote the record's values"
+            f"message is not shown, as it may quote the record's values{fix}"
         )
     return f"{type(error).__name__} ({where}): {error}"
 

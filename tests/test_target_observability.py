@@ -568,6 +568,19 @@ def test_a_message_in_metas_success_answers_is_logged_once_and_counted_per_answe
     assert summary["requests"]["messages_from_meta"] == {shown: 3}
 
 
+def test_a_stream_map_failing_on_a_records_values_says_to_make_its_expression_handle_them(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, stream_maps={STREAM: {"n": "int(email)"}})
+    result = run_in_process(config, order_stream(1))
+    assert result.exit_code == 1
+    [failure] = [line for line in caplog.text.splitlines() if "target-meta-capi failed" in line]
+    assert failure.endswith(
+        "its message is not shown, as it may quote the record's values; make the expression "
+        "in stream_maps handle them"
+    )
+
+
 def test_a_stream_maps_failing_filter_is_named_as_the_filter(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
