@@ -175,7 +175,7 @@ def _write_summary_json(
         write_summary_file(Path(summary_path), json.dumps(summary, indent=2) + "\n")
     except NoReaderError:
         logger.warning(
-            "summary_path %s is a FIFO nobody reads: the summary above is not written to it",
+            "summary_path %s is a FIFO nobody reads: the run summary is not written to it",
             summary_path,
         )
     except OSError as error:  # a disk full, a directory gone since the start-up check
