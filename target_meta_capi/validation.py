@@ -41,6 +41,7 @@ from singer_sdk.helpers._typing import (
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
+from target_meta_capi.capi._words import shown_json
 from target_meta_capi.mapping.values import datetime_from_text
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -202,7 +203,16 @@ def schema_dialect(schema: Mapping[str, Any]) -> tuple[type[Any], dict[str, Any]
     try:
         dialect.check_schema(schema)
     except jsonschema.SchemaError as error:
-        raise InvalidJSONSchema(f"Schema Validation Error: {error}") from error
+        # jsonschema's own text quotes the part of the metaschema broken, as Python prints it
+        # ({'uniqueItems': True}), over a dozen lines: the place in the SCHEMA is what helps
+        place = ".".join(str(part) for part in error.path) or "(the schema itself)"
+        found = error.message
+        if found.startswith(repr(error.instance)):  # the value, as its JSON wrote it
+            found = shown_json(error.instance) + found[len(repr(error.instance)) :]
+        raise InvalidJSONSchema(
+            f"the stream's SCHEMA is not a valid JSON Schema at {place}: {found} (the tap's "
+            "schema or catalog must be fixed)"
+        ) from error
     return dialect, dict(schema)
 
 

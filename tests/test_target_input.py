@@ -637,6 +637,21 @@ def test_a_schema_referring_to_a_definition_it_lacks_is_named_as_the_schemas_fau
     assert "jane@example.com" not in caplog.text
 
 
+def test_a_schema_that_is_not_valid_json_schema_names_the_place_and_its_value_as_json(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # jsonschema's own text spanned a dozen lines of the metaschema, printed by Python
+    properties = {**ORDER_SCHEMA["properties"], "currency": {"type": "string", "minLength": 1.5}}
+    lines = [schema_line(schema={**ORDER_SCHEMA, "properties": properties})]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: InvalidJSONSchema (input line 1, stream '{STREAM}'): the "
+        "stream's SCHEMA is not a valid JSON Schema at properties.currency.minLength: 1.5 is "
+        "not of type 'integer' (the tap's schema or catalog must be fixed)"
+    ]
+
+
 def test_a_property_whose_schema_is_true_takes_any_value(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
