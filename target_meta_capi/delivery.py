@@ -118,7 +118,7 @@ def _failure_hint(error: BaseException) -> str:
         isinstance(error, GraphAPIError)
         and error.code is None
         and 300 <= error.http_status < 400
-        and REDIRECT_WITHOUT_LOCATION in error.message
+        and REDIRECT_WITHOUT_LOCATION in (error.message or "")
     ):
         return (
             " Check graph_url: what answers there redirects without saying where to, which "
