@@ -27,8 +27,8 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from target_meta_capi.messages import assert_line_requires, json_kind
-from target_meta_capi.reader import SingerInputError
+from target_meta_capi.capi._words import json_kind, shown_json
+from target_meta_capi.reader import SingerInputError, assert_line_requires
 from target_meta_capi.record_workers import record_line_prefixes
 
 SUPPORTED = (
@@ -95,7 +95,8 @@ def read_batch_message(
     file_format, compression = encoding.get("format"), encoding.get("compression")
     if file_format != "jsonl" or compression not in _COMPRESSIONS:
         raise SingerInputError(
-            f"{where}: its files' format {file_format!r} with compression {compression!r} "
+            f"{where}: its files' format {shown_json(file_format)} with compression "
+            f"{shown_json(compression)} "
             f"cannot be read; supported are {SUPPORTED}. Set the tap's batch_config encoding "
             'to {"format": "jsonl", "compression": "gzip"}, or leave batch_config out.'
         )

@@ -18,6 +18,7 @@ import msgspec
 
 from target_meta_capi.capi._words import counted
 from target_meta_capi.capi.errors import (
+    REDIRECT_WITHOUT_LOCATION,
     AuthError,
     BodyLimitError,
     DeliveryError,
@@ -27,6 +28,7 @@ from target_meta_capi.capi.errors import (
     ProcessorClosedError,
     RequestTimeout,
 )
+from target_meta_capi.capi.request import DEFAULT_GRAPH_URL
 from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
 from target_meta_capi.mapping import record_key_text
 from target_meta_capi.reader import TerminationRequested
@@ -107,7 +109,22 @@ def _failure_hint(error: BaseException) -> str:
             "the pixel) and pixel_id (the stream's own, where streams.<stream>.pixel_id is set)."
         )
     if isinstance(error, BodyLimitError):
-        return ""  # it names the proxy's limit to raise itself, as the library's callers see it
+        # it names the proxy's limit to raise itself, as the library's callers see it
+        return (
+            " A smaller batch_size cannot help either; once the limit of the proxy graph_url "
+            "leads to is raised, rerun from the last state."
+        )
+    if (
+        isinstance(error, GraphAPIError)
+        and error.code is None
+        and 300 <= error.http_status < 400
+        and REDIRECT_WITHOUT_LOCATION in (error.message or "")
+    ):
+        return (
+            " Check graph_url: what answers there redirects without saying where to, which "
+            f"the Graph API never does; set it to {DEFAULT_GRAPH_URL}, or to the base URL of "
+            "a proxy serving the Graph API."
+        )
     if isinstance(error, GraphAPIError) and error.code is None and 300 <= error.http_status < 400:
         return (
             " Check graph_url: set it to the base of the URL the redirect leads to (scheme and "
@@ -334,6 +351,9 @@ class Delivery:
             )
             return
         report = future.result()
+        for response in report.responses:
+            for message in response.messages:
+                self.stats.message_from_meta(message)
         if report.rejected and self.fail_on_invalid_event:
             # as for an event breaking a rule locally: the run stops instead of dead-lettering
             first = report.rejected[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
-from singer_sdk.exceptions import InvalidRecord, SingerSDKError
+from singer_sdk.exceptions import InvalidRecord, MapExpressionError, SingerSDKError
 
 from target_meta_capi.capi.errors import CapiError
 from target_meta_capi.dead_letter import DeadLetterWriteError
@@ -42,16 +42,25 @@ def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:
         # valid JSON nested hundreds of levels deep, which some step copies or walks
         # recursively (the SDK deep-copies each SCHEMA): the line is what to fix, whichever
         return f"The {reader.current_message_type} message {TOO_DEEP} to be processed ({where})"
-    where += _stream_map_property(error)
+    in_property = _stream_map_property(error)
+    if in_property and isinstance(error, MapExpressionError):
+        # the SDK's message repeats the expression `where` names, and says nothing of why
+        return (
+            f"Stream map expression failed ({where}{in_property}): "
+            f"{_why_expression_failed(error.__cause__)}; correct it in stream_maps"
+        )
+    where += in_property
     if reader.current_message_type == "RECORD" and not isinstance(error, SingerSDKError):
         # raised by code that knows nothing of privacy (Python under a stream map's
         # expression: int('jane@example.com')), whose message may quote the record; the
         # SDK's own errors name streams, columns and expressions, never values
         frames = traceback.extract_tb(error.__traceback__)
         origin = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        # what to do is known when a stream map's expression failed on this record's values
+        fix = "; make the expression in stream_maps handle them" if in_property else ""
         return (
             f"{type(error).__name__}{origin} while processing a record ({where}); its "
-            "message is not shown, as it may quote the record's values"
+            f"message is not shown, as it may quote the record's values{fix}"
         )
     return f"{type(error).__name__} ({where}): {error}"
 
@@ -70,6 +79,26 @@ def _stream_map_property(error: BaseException) -> str:
                 # the SDK evaluates the __filter__ expression under no property's name
                 return f", stream map property {name or '__filter__'!r}: {expression}"
     return ""
+
+
+def _why_expression_failed(cause: BaseException | None) -> str:
+    """What simpleeval (the SDK's evaluator, known here by its errors' names: no dependency of
+    ours) refused, by the names it holds: they come from the expression, never the record's
+    values, which its message for a number too high quotes."""
+    kind = type(cause).__name__
+    if kind == "NameNotDefined":
+        name = getattr(cause, "name", "?")
+        return (
+            f"the name {name!r} is not defined (a column this record lacks? "
+            f"record.get({name!r}) is null for it)"
+        )
+    if kind == "FunctionNotDefined":
+        return f"the function {getattr(cause, 'func_name', '?')!r} is not one stream maps offer"
+    if kind == "AttributeDoesNotExist":
+        return f"the attribute {getattr(cause, 'attr', '?')!r} does not exist or is not allowed"
+    if kind == "OperatorNotDefined":
+        return f"the operator {getattr(cause, 'attr', '?')!r} is not allowed"
+    return f"simpleeval refused it ({kind})"
 
 
 _SDK_MAPPER = "singer_sdk.mapper"

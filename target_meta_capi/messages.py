@@ -7,25 +7,11 @@ the input line and the kind of value found, never the value: it may be customer 
 
 from __future__ import annotations
 
-import decimal
-import typing as t
-
-from target_meta_capi.reader import SingerInputError
+from target_meta_capi.capi._words import json_kind
+from target_meta_capi.reader import SingerInputError, assert_line_requires
 
 RECORD_KEYS = frozenset({"stream", "record"})
 SCHEMA_KEYS = frozenset({"stream", "schema"})
-
-
-def assert_line_requires(
-    message_dict: dict, requires: set[str] | frozenset[str], line_number: int
-) -> None:
-    # The SDK's own message quotes the whole line, customer data included.
-    missing = requires.difference(message_dict)
-    if missing:
-        raise SingerInputError(
-            f"Input line {line_number} lacks required key(s) "
-            f"{', '.join(repr(key) for key in sorted(missing))}"
-        )
 
 
 def assert_schema_message_shape(message_dict: dict, line_number: int) -> None:
@@ -94,18 +80,3 @@ def _take_boolean_property_schemas(schema: dict) -> str | None:
                 "not a JSON object"
             )
     return None
-
-
-def json_kind(value: t.Any) -> str:
-    """What kind of JSON value this is, without the value: it may be customer data."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, (int, float, decimal.Decimal)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "a JSON object"  # the kind left: the value was read from JSON

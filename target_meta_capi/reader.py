@@ -29,6 +29,7 @@ import msgspec
 from singer_sdk.io_base import GenericSingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
+from target_meta_capi.capi._words import json_kind
 from target_meta_capi.pace import PaceClock
 
 # floats as Decimal, as the SDK's own reader does: money keeps its digits
@@ -112,6 +113,20 @@ class SingerInputError(InvalidInputLine):
     """The input is not a valid Singer message stream; the message names the line."""
 
 
+def assert_line_requires(
+    message_dict: dict, requires: set[str] | frozenset[str], line_number: int
+) -> None:
+    """The one wording of a message without a key it must have, whichever the key ('type',
+    read here; 'stream' and the others, read in messages.py): the SDK's own quotes the whole
+    line, customer data included."""
+    missing = requires.difference(message_dict)
+    if missing:
+        raise SingerInputError(
+            f"Input line {line_number} lacks required key(s) "
+            f"{', '.join(repr(key) for key in sorted(missing))}"
+        )
+
+
 class TerminationRequested(BaseException):
     """SIGTERM/SIGINT arrived: stop reading (a BaseException so no handler swallows it).
 
@@ -151,6 +166,13 @@ _RECORD_OPENINGS: dict[type, tuple[t.Any, ...]] = {
 # ACTIVATE_VERSION is ignored. (Nor does a SCHEMA repeating its stream's last one: see
 # `_repeats_schema`.)
 _NO_WAIT_TYPES = frozenset({"STATE", "RECORD", "ACTIVATE_VERSION"})
+_TYPE_KEY = frozenset({"type"})
+
+
+def _shown_type(value: t.Any) -> str:
+    """A message's "type" as an error names it: text quoted, another value by its JSON kind
+    (not Python's repr, Decimal('5.5'); and a line's values are not quoted)."""
+    return repr(value) if isinstance(value, str) else json_kind(value)
 
 
 class _Stdin(io.RawIOBase):
@@ -543,21 +565,23 @@ class NumberedSingerReader(GenericSingerReader[str]):
             # a line as a RECORD by its start and hands it back later: refused either way.
             raise SingerInputError(
                 f'Input line {self.line_number} starts as a RECORD but gives the key "type" '
-                f"again ({message.get('type')!r}): a key given twice is ambiguous"
+                f"again ({_shown_type(message.get('type'))}): a key given twice is ambiguous"
             )
         return message
 
     def _dispatch(self, message: dict) -> str:
-        if "type" not in message:
-            raise SingerInputError(f"Input line {self.line_number} lacks required key(s) 'type'")
+        assert_line_requires(message, _TYPE_KEY, self.line_number)
         message_type = message["type"]
-        if (
-            not isinstance(message_type, str)
-            or (callback := self._callbacks.get(message_type)) is None
-        ):
+        if not isinstance(message_type, str):
             raise SingerInputError(
-                f"Input line {self.line_number} has unknown message type "
-                f"{message_type!r} (expected SCHEMA, RECORD or STATE)"
+                f"Input line {self.line_number}: its 'type' is {json_kind(message_type)}, not "
+                "a message type (expected SCHEMA, RECORD or STATE)"
+            )
+        callback = self._callbacks.get(message_type)
+        if callback is None:
+            raise SingerInputError(
+                f"Input line {self.line_number} has unknown message type {message_type!r} "
+                "(expected SCHEMA, RECORD or STATE)"
             )
         # a line given back by the record router is processed while another message may be
         # (a STATE draining the workers): that one's context holds again after it

@@ -20,6 +20,7 @@ from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
+from target_meta_capi.capi._words import shown_json
 from target_meta_capi.capi.normalize import DroppedValue
 from target_meta_capi.capi.request import encoded_event
 from target_meta_capi.capi.rules import RuleViolation, validate_event
@@ -81,7 +82,7 @@ def describe_schema_violation(cause: BaseException | None) -> str:
         missing = [name for name in expected if name not in instance]
         if missing:
             field = ".".join(str(part) for part in [*path, missing[0]])
-            return f"field {field!r} is missing (the schema's 'required': {shown!r})"
+            return f"field {field!r} is missing (the schema's 'required': {shown_json(shown)})"
     if keyword == "dependentRequired" and isinstance(instance, dict) and isinstance(expected, dict):
         # as for required: the first name the schema requires with one the record has
         for present, names in expected.items():
@@ -97,7 +98,8 @@ def describe_schema_violation(cause: BaseException | None) -> str:
         # both libraries' error for a value under the schema `false` (jsonschema 4.26 names
         # the field holding that value, fastjsonschema the value's own)
         return f"field {field!r} holds a value under the schema false, which allows none"
-    return f"field {field!r} breaks the schema's {keyword!r} ({shown!r})"
+    # the schema's value as its JSON wrote it: [1.5, 2.5], not [Decimal('1.5'), Decimal('2.5')]
+    return f"field {field!r} breaks the schema's {keyword!r} ({shown_json(shown)})"
 
 
 def _columns_outside(record: Mapping[str, Any], schema: Any) -> list[str]:

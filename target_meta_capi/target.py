@@ -72,7 +72,6 @@ from target_meta_capi.mapping import (
 )
 from target_meta_capi.messages import (
     RECORD_KEYS,
-    assert_line_requires,
     assert_record_is_an_object,
     assert_schema_message_shape,
 )
@@ -82,6 +81,7 @@ from target_meta_capi.reader import (
     NumberedSingerReader,
     SingerInputError,
     TerminationRequested,
+    assert_line_requires,
 )
 from target_meta_capi.record_workers import (
     ParallelRecords,
@@ -126,6 +126,7 @@ from target_meta_capi.summary import (
     TEST_EVENTS_NOTE,
     ProgressReporter,
     RunStats,
+    write_refused_config_summary,
     write_run_summary,
 )
 from target_meta_capi.summary.summary_file import SummaryWriteError
@@ -867,6 +868,21 @@ class TargetMetaCapi(Target):
         return _ConfigInput(config=config, parse_env="ENV" in value)
 
     @classmethod
+    def _write_refused_config_summary(
+        cls, config: _ConfigInput, failure: str, errors: t.Sequence[str] = ()
+    ) -> None:
+        """A run refused at start-up writes its summary as a failed run does, where
+        summary_path (from the files, or the environment read with --config ENV) says, unless
+        that setting is what was refused."""
+        settings = {**config.config, **(cls._env_var_config if config.parse_env else {})}
+        summary_path = settings.get("summary_path")
+        if not isinstance(summary_path, str) or not summary_path.strip():
+            return
+        if any("summary_path" in error for error in errors):
+            return
+        write_refused_config_summary(failure, cls.logger, summary_path)
+
+    @classmethod
     def invoke(  # type: ignore[override]
         cls,
         *,
@@ -886,13 +902,23 @@ class TargetMetaCapi(Target):
         )
         if problem is not None:
             cls.logger.error("Configuration error: %s", problem)
+            # the environment being what cannot be read, summary_path is taken from the files
+            files_only = _ConfigInput(config=config.config, parse_env=False)
+            cls._write_refused_config_summary(files_only, f"Configuration error: {problem}")
             flush_and_exit(1)
         try:
             target = cls(
                 config=config.config, validate_config=True, parse_env_config=config.parse_env
             )
+        except ConfigValidationError as error:
+            # the SDK logs the errors as it catches this; they are the summary's failure too
+            cls._write_refused_config_summary(
+                config, f"{error}: {'; '.join(error.errors)}", error.errors
+            )
+            raise
         except CapiError as error:
             cls.logger.error("Configuration error: %s", error)
+            cls._write_refused_config_summary(config, f"Configuration error: {error}")
             flush_and_exit(1)
         code = target.run(file_input)
         if code or target.delivery.unsettled_requests:

@@ -44,6 +44,7 @@ from singer_sdk.helpers._typing import (
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
+from target_meta_capi.capi._words import shown_json
 from target_meta_capi.mapping.values import datetime_from_text
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -214,11 +215,22 @@ def schema_dialect(schema: Mapping[str, Any]) -> tuple[type[Any], dict[str, Any]
     else:
         error = _metaschema_error(dialect, schema)
     if error is not None:
-        raise InvalidJSONSchema(f"Schema Validation Error: {error}") from error
+        # jsonschema's own text quotes the part of the metaschema broken, as Python prints it
+        # ({'uniqueItems': True}), over a dozen lines: the place in the SCHEMA is what helps
+        place = ".".join(str(part) for part in error.path) or "(the schema itself)"
+        found = error.message
+        if found.startswith(repr(error.instance)):  # the value, as its JSON wrote it
+            found = shown_json(error.instance) + found[len(repr(error.instance)) :]
+        raise InvalidJSONSchema(
+            f"the stream's SCHEMA is not a valid JSON Schema at {place}: {found} (the tap's "
+            "schema or catalog must be fixed)"
+        ) from error
     return dialect, dict(schema)
 
 
-def _metaschema_error(dialect: type[Any], schema: Mapping[str, Any]) -> Exception | None:
+def _metaschema_error(
+    dialect: type[Any], schema: Mapping[str, Any]
+) -> jsonschema.SchemaError | None:
     """What the draft's metaschema finds wrong with the schema (its formats checked too, a
     regular expression among them), or None."""
     try:

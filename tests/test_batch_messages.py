@@ -213,10 +213,11 @@ def test_a_gzip_file_cut_short_stops_the_run_naming_it(
     [
         ({"format": "parquet", "compression": "gzip"}, "format 'parquet' with compression 'gzip'"),
         ({"format": "jsonl", "compression": "zstd"}, "format 'jsonl' with compression 'zstd'"),
+        ({"compression": "gzip"}, "format null with compression 'gzip'"),  # not Python's None
     ],
 )
 def test_a_batch_in_a_format_other_than_jsonl_plain_or_gzip_is_refused_before_any_record_is_sent(
-    sandbox: SandboxServer, tmp_path: Path, encoding: dict[str, str], named: str
+    sandbox: SandboxServer, tmp_path: Path, encoding: dict[str, Any], named: str
 ) -> None:
     manifest = sdk_batch_files(tmp_path, [order(1)])
     result = run_in_process(

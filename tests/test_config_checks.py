@@ -90,6 +90,28 @@ def test_a_secret_of_the_wrong_type_is_refused_without_showing_its_value(
         assert secret not in said
 
 
+def test_a_secret_of_the_wrong_type_is_named_by_its_json_kind_not_a_python_type(
+    tmp_path: Path,
+) -> None:
+    config = orders_config("http://127.0.0.1:9", tmp_path, app_secret={"v": "APPSECRETxyz"})
+    assert config_errors(config) == [
+        "app_secret must be text (a JSON string), got a JSON object; its value is not shown"
+    ]
+
+
+def test_a_setting_the_schema_refuses_is_quoted_as_the_config_file_wrote_it(
+    tmp_path: Path,
+) -> None:
+    # read from the file, 10.5 is a Decimal, and jsonschema quotes the values it refuses by
+    # their reprs: Decimal('10.5'), True
+    config = orders_config("http://127.0.0.1:9", tmp_path, batch_size=10.5, max_retries=True)
+    completed = _run_cli(tmp_path, config)
+    assert completed.returncode == 1
+    assert "10.5 is not of type 'integer', 'null' in config['batch_size']" in completed.stderr
+    assert "true is not of type 'integer', 'null' in config['max_retries']" in completed.stderr
+    assert "Decimal" not in completed.stderr
+
+
 @pytest.mark.parametrize("token_as_given", [REAL_LOOKING_TOKEN, [REAL_LOOKING_TOKEN]])
 def test_an_access_token_pasted_as_the_pixel_id_is_refused_without_showing_it(
     tmp_path: Path, token_as_given: Any
@@ -220,7 +242,7 @@ def test_an_action_source_that_is_not_text_is_refused_at_start(tmp_path: Path) -
     mapping = {**ORDERS_MAPPING, "action_source": None, "constants": {"action_source": ["web"]}}
     config = orders_config("http://127.0.0.1:9", tmp_path, streams={STREAM: mapping})
     [error] = config_errors(config)
-    assert error.endswith("got ['web']")
+    assert error.endswith('got ["web"]')  # as the settings' JSON wrote it
 
 
 def test_a_default_action_source_meta_refuses_is_refused_at_start(tmp_path: Path) -> None:

@@ -37,9 +37,9 @@ def test_text_list_is_each_item_as_text(value: list, texts: list[str]) -> None:
 
 
 def test_text_list_holding_a_list_is_refused_as_its_item_is() -> None:
-    with pytest.raises(ValueError, match=r"^is a list, not a text$"):
+    with pytest.raises(ValueError, match=r"^is an array, not a text$"):
         to_text(["nested"])
-    with pytest.raises(ValueError, match=r"^is a list, not a text$"):
+    with pytest.raises(ValueError, match=r"^is an array, not a text$"):
         _to_text_list([["nested"]])
 
 

@@ -250,6 +250,28 @@ def test_user_data_column_that_is_not_an_object_is_a_mapping_error():
     assert error.value.field == "user_data"
 
 
+def test_a_mapping_error_names_the_records_key_as_its_json_wrote_it():
+    mapper = mapper_for({"streams": {"s": {"fields": {"event_time": "t"}}}}, keys=("id", "sku"))
+    with pytest.raises(MappingError) as error:
+        mapper.map({"id": Decimal("12.5"), "sku": "A-1", "t": "soon"})
+    assert error.value.record_key == "id=12.5, sku='A-1'"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"at": 1}, "the value is a JSON object, not a number"),
+        (True, "the value is true or false, not a number"),
+        (Decimal("1E+400"), "the value is a number past a float's range (±1.8e308)"),
+    ],
+)
+def test_an_unusable_event_time_is_named_by_its_json_kind_once(raw, message):
+    # not "a dict is a dict, not a number": Python's names, and the kind said twice
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({"event_time": raw})
+    assert (error.value.field, error.value.message) == ("event_time", message)
+
+
 @pytest.mark.parametrize(
     ("column", "text", "field", "message"),
     [
@@ -528,7 +550,7 @@ def test_missing_event_name_without_default_is_a_mapping_error_naming_stream_and
 def test_an_event_name_column_holding_no_text_is_a_mapping_error():
     with pytest.raises(MappingError) as error:
         flat_mapper().map({"event_name": ["Lead"], "event_time": 1})
-    assert (error.value.field, error.value.message) == ("event_name", "is a list, not a text")
+    assert (error.value.field, error.value.message) == ("event_name", "is an array, not a text")
 
 
 def test_missing_event_time_is_a_mapping_error():
@@ -708,8 +730,8 @@ def test_a_time_zone_that_is_no_name_is_a_config_error_at_start(name):
         ("soon", "is neither an ISO 8601 time nor epoch seconds"),
         ("2026-13-01", "is neither an ISO 8601 time nor epoch seconds"),
         ("", "is neither an ISO 8601 time nor epoch seconds"),
-        (True, "is a boolean, not a number"),
-        ([1], "is a list, not a number"),
+        (True, "is true or false, not a number"),
+        ([1], "is an array, not a number"),
         (float("nan"), "is not a finite number"),
     ],
 )
@@ -1306,17 +1328,24 @@ def test_every_single_value_parameter_of_an_event_can_be_mapped_from_a_column(pa
     assert mapping_config_errors(config) == []
 
 
+def test_a_setting_that_must_be_a_boolean_quotes_the_value_as_its_json_wrote_it():
+    config = {"streams": {"s": {"unmapped_columns_to_custom_data": Decimal("1.0")}}}
+    assert mapping_config_errors(config) == [
+        "streams.s.unmapped_columns_to_custom_data must be true or false (a JSON boolean), got 1.0"
+    ]
+
+
 @pytest.mark.parametrize(
     ("constants", "problem"),
     [
         ({"custom_data.value": "12,50"}, "custom_data.value: the text is not a number"),
-        ({"custom_data.num_items": 2.5}, "custom_data.num_items: a float is not a whole number"),
+        ({"custom_data.num_items": 2.5}, "custom_data.num_items: the value is not a whole number"),
         ({"opt_out": "maybe"}, "opt_out: the text is not a boolean"),
         ({"event_time": "yesterday"}, "event_time: the text is neither an ISO 8601 time"),
-        ({"custom_data": ["EUR"]}, "custom_data: a list is not an object"),
+        ({"custom_data": ["EUR"]}, "custom_data: the value is not an object"),
         ({"app_data.advertiser_tracking_enabled": "maybe"}, "enabled: the text is not a boolean"),
         ({"user_data.em": "not an e-mail"}, "user_data.em: the text is not a usable em (invalid)"),
-        ({"custom_data.shipping.cost": float("inf")}, "shipping.cost: a float is not a finite"),
+        ({"custom_data.shipping.cost": float("inf")}, "shipping.cost: the value is not a finite"),
     ],
 )
 def test_a_constant_that_could_never_be_sent_is_a_config_error_naming_it(constants, problem):

@@ -663,7 +663,7 @@ def test_a_record_breaking_its_schema_stops_the_run_without_a_traceback_as_witho
         assert run.errors == [
             f"target-meta-capi failed: Record does not match its SCHEMA (input line "
             f"{line_number_of(lines, order_id)}, stream '{STREAM}'): field 'num_items' breaks "
-            "the schema's 'type' (['integer', 'null'])"
+            """the schema's 'type' (["integer", "null"])"""
         ]
 
 
@@ -798,7 +798,7 @@ def test_a_record_that_is_not_an_object_among_worker_records_fails_the_run_as_wi
 
 
 @pytest.mark.parametrize("message_type", [["RECORD"], {"name": "RECORD"}], ids=["array", "object"])
-def test_a_message_type_that_is_no_text_is_an_unknown_type_as_without_workers(
+def test_a_message_type_that_is_no_text_is_refused_as_without_workers(
     tmp_path: Path, message_type: Any
 ) -> None:
     # a line the workers do not claim is checked for the claimed lines it must wait for: an
@@ -812,7 +812,7 @@ def test_a_message_type_that_is_no_text_is_an_unknown_type_as_without_workers(
     assert workers.returncode == alone.returncode == 1
     assert workers.failure == alone.failure
     assert workers.failure.startswith(
-        f"target-meta-capi failed: Input line {position + 1} has unknown message type"
+        f"target-meta-capi failed: Input line {position + 1}: its 'type' is "
     )
 
 

@@ -1,6 +1,7 @@
 import dataclasses
 import hashlib
 import hmac
+import json
 import logging
 import threading
 import time
@@ -785,6 +786,22 @@ def test_custom_service_may_answer_with_a_plain_tuple():
     with FakeGraphServer() as server:
         response = make_request(server, http_service=TupleService()).execute()
     assert response == EventResponse(2, ["ok"], "T")
+
+
+def test_messages_of_a_success_answer_are_shown_as_graphs_texts_without_urls_query_strings():
+    messages = [
+        f"Parameter x is deprecated, see https://developers.facebook.com/docs/x?access_token={TOKEN}",
+        "line one\nline two",
+        {"code": 1},
+    ]
+    answer = {"events_received": 2, "messages": messages, "fbtrace_id": "T"}
+    with FakeGraphServer(lambda request: Reply(200, json.dumps(answer).encode())) as server:
+        response = make_request(server).execute()
+    assert response.messages == [
+        "Parameter x is deprecated, see https://developers.facebook.com/docs/x?<redacted>",
+        "line one\\nline two",
+        '{"code":1}',
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1285,6 +1285,21 @@ def test_cli_serves_logs_without_token_and_stops_on_sigterm(sandbox_process):
     assert "1 event received" in log
 
 
+def test_cli_answer_message_is_added_to_every_accepted_answer_in_order():
+    notes = ("Parameter x is deprecated", "Use y instead")
+    with sandbox_cli("--quiet", "--answer-message", notes[0], "--answer-message", notes[1]) as (
+        _,
+        url,
+    ):
+        response = requests.post(
+            f"{url}/v24.0/{PIXEL}/events",
+            params={"access_token": TOKEN},
+            json={"data": [make_event()]},
+            timeout=10,
+        )
+    assert response.json()["messages"] == list(notes)
+
+
 def test_cli_serve_command_serves_until_it_is_signalled():
     with sandbox_cli("serve", "--quiet") as (process, url):
         time.sleep(1.0)  # the CLI looks for a stop request every 0.5 s: it has looked already

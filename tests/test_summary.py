@@ -602,9 +602,9 @@ def test_events_of_a_request_that_failed_the_run_are_warned_about_as_failed():
 
     assert stats.snapshot()["streams"]["orders"]["events_in_flight"] == 0
     assert stats.snapshot()["warnings"] == [
-        "Stream 'orders': 3 sent events were in requests that failed the run (see its error), "
-        "and no state covers them (a rerun sends them again; Meta deduplicates those it did "
-        "store, by event_id)."
+        "Stream 'orders': 3 events were in requests that failed the run (its error says whether "
+        "they reached Meta), and no state covers them (a rerun sends them again; Meta "
+        "deduplicates by event_id any it did store)."
     ]
 
 

@@ -252,6 +252,28 @@ def test_a_graph_url_answering_with_a_redirect_stops_saying_to_set_graph_url_to_
     assert "Check graph_url: set it to the base of the URL the redirect leads to" in error
 
 
+def test_a_redirect_without_a_location_says_so_and_where_graph_url_should_point(
+    tmp_path: Path,
+) -> None:
+    # "set it to the base of the URL the redirect leads to" would name a URL nobody gave
+    error = _error_against(lambda request: Reply(302, b""), tmp_path)
+    assert "a redirect without a Location header (no URL it leads to)" in error
+    assert "Check graph_url: what answers there redirects without saying where to" in error
+    assert "set it to https://graph.facebook.com, or to the base URL of a proxy" in error
+    assert "the URL the redirect leads to" not in error
+
+
+def test_a_proxy_refusing_even_one_event_says_no_batch_size_helps_and_to_rerun_after_raising_it(
+    tmp_path: Path,
+) -> None:
+    error = _error_against(lambda request: html_page(413, "413 Request Entity Too Large"), tmp_path)
+    assert "raise the proxy's body-size limit" in error
+    assert error.endswith(
+        "A smaller batch_size cannot help either; once the limit of the proxy graph_url leads "
+        "to is raised, rerun from the last state."
+    )
+
+
 def test_the_summary_file_of_a_failed_run_carries_the_failure_the_log_ends_with(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -267,6 +289,24 @@ def test_the_summary_file_of_a_failed_run_carries_the_failure_the_log_ends_with(
         f"Input line {len(lines)}, stream {STREAM!r}: 'record' is an array, not a JSON object"
     )
     assert error.endswith(f"target-meta-capi failed: {summary['failure']}")
+
+
+def test_a_config_refused_at_start_replaces_the_summary_file_with_one_carrying_the_failure(
+    tmp_path: Path,
+) -> None:
+    # a scheduler reading the file would otherwise take the last run's success for this run's
+    summary_path = tmp_path / "summary.json"
+    summary_path.write_text(json.dumps({"failure": None}))
+    config = orders_config(
+        "http://127.0.0.1:9", tmp_path, batch_size=10.5, summary_path=str(summary_path)
+    )
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(1)))
+    assert completed.returncode == 1
+    summary = json.loads(summary_path.read_text())
+    assert summary["failure"] == (
+        "Config validation failed: 10.5 is not of type 'integer', 'null' in config['batch_size']"
+    )
+    assert summary["totals"]["records_read"] == 0
 
 
 def test_the_summary_file_of_a_run_that_succeeded_has_no_failure(

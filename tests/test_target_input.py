@@ -102,6 +102,19 @@ def test_unknown_message_type_names_the_line(
     assert "Input line 2 has unknown message type 'RECORDS'" in _failure_lines(caplog)[0]
 
 
+def test_a_message_type_that_is_not_text_is_named_by_its_json_kind(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the line is read with its numbers as Decimals: Python's repr said Decimal('5.5')
+    lines = [schema_line(), json.dumps({"type": 5.5, "stream": STREAM, "record": {}})]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert _failure_lines(caplog)[0].endswith(
+        "Input line 2: its 'type' is a number, not a message type (expected SCHEMA, RECORD or "
+        "STATE)"
+    )
+
+
 def test_a_message_without_a_type_says_the_key_is_missing(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -437,7 +450,8 @@ def test_a_missing_required_field_is_named_not_only_the_list_of_required_ones() 
     )
     error = next(validator.iter_errors({"customer": {"id": 7, "country": "jane@example.com"}}))
     assert describe_schema_violation(error) == (
-        "field 'customer.email' is missing (the schema's 'required': ['id', 'email', 'country'])"
+        "field 'customer.email' is missing (the schema's 'required': "
+        '["id", "email", "country"])'
     )
 
 
@@ -450,8 +464,23 @@ def test_a_record_missing_a_required_column_fails_the_run_naming_the_column(
     assert result.exit_code == 1
     assert _failure_lines(caplog) == [
         "target-meta-capi failed: Record does not match its SCHEMA (input line 2, stream "
-        f"'{STREAM}'): field 'total' is missing (the schema's 'required': ['order_id', 'total'])"
+        f"'{STREAM}'): field 'total' is missing (the schema's 'required': "
+        '["order_id", "total"])'
     ]
+
+
+def test_a_schemas_value_a_record_breaks_is_quoted_as_the_schemas_json_wrote_it(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the SCHEMA line is read with its numbers as Decimals: [Decimal('1.5'), Decimal('2.5')]
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"]}}
+    schema["properties"]["total"] = {"type": "number", "enum": [1.5, 2.5]}
+    lines = [schema_line(schema=schema), record_line(order(1, total=0.1))]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert _failure_lines(caplog)[0].endswith(
+        "field 'total' breaks the schema's 'enum' ([1.5, 2.5])"
+    )
 
 
 def test_a_column_the_schema_does_not_allow_is_named() -> None:
@@ -607,6 +636,21 @@ def test_a_schema_referring_to_a_definition_it_lacks_is_named_as_the_schemas_fau
         "'currency')"
     ]
     assert "jane@example.com" not in caplog.text
+
+
+def test_a_schema_that_is_not_valid_json_schema_names_the_place_and_its_value_as_json(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # jsonschema's own text spanned a dozen lines of the metaschema, printed by Python
+    properties = {**ORDER_SCHEMA["properties"], "currency": {"type": "string", "minLength": 1.5}}
+    lines = [schema_line(schema={**ORDER_SCHEMA, "properties": properties})]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: InvalidJSONSchema (input line 1, stream '{STREAM}'): the "
+        "stream's SCHEMA is not a valid JSON Schema at properties.currency.minLength: 1.5 is "
+        "not of type 'integer' (the tap's schema or catalog must be fixed)"
+    ]
 
 
 def test_a_property_whose_schema_is_true_takes_any_value(

@@ -524,6 +524,63 @@ def test_a_stream_map_failing_on_a_record_names_the_property_and_its_expression(
     ) in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("expression", "why"),
+    [
+        ("coupon + 1", "the name 'coupon' is not defined (a column this record lacks?"),
+        ("shout(email)", "the function 'shout' is not one stream maps offer"),
+    ],
+)
+def test_a_failing_stream_map_expression_is_named_once_with_why_and_where_to_correct_it(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    expression: str,
+    why: str,
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, stream_maps={STREAM: {"n": expression}})
+    result = run_in_process(config, order_stream(1))
+    assert result.exit_code == 1
+    [failure] = [line for line in caplog.text.splitlines() if "target-meta-capi failed" in line]
+    assert f"stream map property 'n': {expression})" in failure
+    assert why in failure
+    assert failure.endswith("; correct it in stream_maps")
+    assert failure.count(expression) == 1
+
+
+def test_a_message_in_metas_success_answers_is_logged_once_and_counted_per_answer(
+    sandbox_factory: Callable[..., SandboxServer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    note = "Parameter partner_agent is deprecated, see https://developers.facebook.com/x?k=v"
+    sandbox = sandbox_factory(answer_messages=(note,))
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(sandbox.url, tmp_path, batch_size=1, summary_path=str(summary_path))
+    result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 0
+    shown = (
+        "Parameter partner_agent is deprecated, see https://developers.facebook.com/x?<redacted>"
+    )
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert logged.count(f"Meta accepted a request and said: {shown}") == 1
+    summary = json.loads(summary_path.read_text())
+    assert summary["requests"]["messages_from_meta"] == {shown: 3}
+
+
+def test_a_stream_map_failing_on_a_records_values_says_to_make_its_expression_handle_them(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, stream_maps={STREAM: {"n": "int(email)"}})
+    result = run_in_process(config, order_stream(1))
+    assert result.exit_code == 1
+    [failure] = [line for line in caplog.text.splitlines() if "target-meta-capi failed" in line]
+    assert failure.endswith(
+        "its message is not shown, as it may quote the record's values; make the expression "
+        "in stream_maps handle them"
+    )
+
+
 def test_a_stream_maps_failing_filter_is_named_as_the_filter(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -654,7 +711,7 @@ def test_events_meta_accepted_in_a_request_failing_the_run_on_a_rejection_count_
     assert (stream["events_sent"], stream["events_acknowledged"]) == (4, 3)
     assert (stream["events_failed"], stream["events_in_flight"]) == (1, 0)
     [failed] = [warning for warning in summary["warnings"] if "failed the run" in warning]
-    assert failed.startswith(f"Stream {STREAM!r}: 1 sent event was in requests that failed")
+    assert failed.startswith(f"Stream {STREAM!r}: 1 event was in requests that failed")
 
 
 def test_a_failed_run_still_logs_the_record_count_metric_of_the_records_it_processed(

@@ -351,6 +351,23 @@ def test_unreachable_graph_url_fails_after_its_retries_naming_the_setting(
     assert "Check graph_url" in caplog.text
 
 
+def test_events_whose_connection_was_refused_are_not_called_sent_in_the_closing_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    config = orders_config(f"http://127.0.0.1:{closed_port}", tmp_path, max_retries=1)
+    result = run_in_process(config, order_stream(2))
+    assert result.exit_code == 1
+    [warning] = [line for line in caplog.messages if "failed the run" in line]
+    assert warning.startswith(
+        f"Stream {STREAM!r}: 2 events were in requests that failed the run (its error says "
+        "whether they reached Meta)"
+    )
+    assert "sent" not in warning
+
+
 def test_graph_url_that_never_answered_is_not_retried(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -430,6 +430,10 @@ def _class_for_status(status: int) -> type[GraphAPIError]:
     return InvalidRequestError
 
 
+#: A 3xx without a Location header: a redirect that leads nowhere, so nowhere to point graph_url to
+REDIRECT_WITHOUT_LOCATION = "a redirect without a Location header (no URL it leads to)"
+
+
 def _classify_without_error_object(
     status: int, body: bytes, secrets: tuple[str | None, ...], headers: Mapping[str, str]
 ) -> GraphAPIError:
@@ -443,6 +447,8 @@ def _classify_without_error_object(
         description += (
             f": a redirect to {redact(shown_url(location[:300]), secrets)!r}, not followed"
         )
+    elif 300 <= status < 400:
+        description += f": {REDIRECT_WITHOUT_LOCATION}"
     return _class_for_status(status)(description, http_status=status)
 
 

@@ -186,6 +186,15 @@ def shown_url(url: str) -> str:
     return shown
 
 
+def urls_shown_in(text: str) -> str:
+    """Text with every URL in it (a scheme, "://", up to a space) shown as `shown_url` shows
+    one: a text of Graph's quoting a URL keeps its host and path, not its query string."""
+    return _URL_IN_TEXT.sub(lambda url: shown_url(url.group()), text)
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+
+
 def url_secrets(url: str) -> list[str]:
     """The parts of a URL that `shown_url` masks, to cut out of text quoting the URL (an HTTP
     library's error message, which quotes the query but not the fragment)."""

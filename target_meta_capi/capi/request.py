@@ -44,6 +44,7 @@ from .privacy import (
     shown_url,
     unhashed_user_data_values,
     url_secrets,
+    urls_shown_in,
 )
 from .retry import RetryPolicy
 from .rules import MAX_EVENTS_PER_REQUEST
@@ -352,9 +353,18 @@ class EventRequest:
             )
         return EventResponse(
             events_received=received,
-            messages=list(messages) if isinstance(messages, list) else [],
+            messages=[self._message_text(message) for message in messages]
+            if isinstance(messages, list)
+            else [],
             fbtrace_id=fbtrace_id,
         )
+
+    def _message_text(self, message: Any) -> str:
+        """A message of Graph's success answer (a warning: a deprecated parameter, say) as
+        errors show Graph's texts, and any URL in it without its query string: a caller logs
+        them. One that is not text is shown as the JSON it was."""
+        text = message if isinstance(message, str) else msgspec.json.encode(message).decode()
+        return answer_text(urls_shown_in(text), self._secrets()) or ""
 
     def _redacted(self, error: Exception) -> Exception:
         # a custom service's message may quote what it was given

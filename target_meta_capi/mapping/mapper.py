@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+from target_meta_capi.capi._words import shown_json
 from target_meta_capi.capi.normalize import (
     HASHED_KEYS,
     REASON_INVALID,
@@ -787,7 +788,7 @@ class EventMapper:
         self, record: Mapping[str, Any], raw_time: Any, error: Exception
     ) -> MappingError:
         # the kind of value, never the value: a wrongly mapped column may hold an e-mail
-        shown = "the text" if isinstance(raw_time, str) else f"a {type(raw_time).__name__}"
+        shown = "the text" if isinstance(raw_time, str) else "the value"
         return self._error(record, "event_time", f"{shown} {error}")
 
     def _derived_event_id(self, record: Mapping[str, Any], event_name: str) -> str:
@@ -849,10 +850,11 @@ _MEMO_ROOM = _MemoRoom()
 
 
 def record_key_text(key: Mapping[str, Any]) -> str:
-    """A record's key (`EventMapper.record_key`) for a message: `order_id=7`, masked values
-    as the mask."""
+    """A record's key (`EventMapper.record_key`) for a message: `order_id=7`, `sku='A-1'`,
+    `id=12.5` (as the input's JSON wrote it, not Decimal('12.5')), masked values as the mask."""
     return ", ".join(
-        f"{name}={value}" if value is MASK else f"{name}={value!r}" for name, value in key.items()
+        f"{name}={value}" if value is MASK else f"{name}={shown_json(value)}"
+        for name, value in key.items()
     )
 
 

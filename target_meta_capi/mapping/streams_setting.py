@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from target_meta_capi.capi._words import shown_json
 from target_meta_capi.capi.normalize import HASHED_KEYS, MATCH_KEYS, normalize_user_data
 from target_meta_capi.capi.request import is_pixel_id
 from target_meta_capi.capi.rules import ACTION_SOURCES, STANDARD_EVENT_NAMES
@@ -161,7 +162,7 @@ class StreamMapping:
             # text "false" is true to bool(): the stream's columns would go to Meta unhashed
             raise MappingConfigError(
                 f"streams.{stream}.unmapped_columns_to_custom_data must be true or false "
-                f"(a JSON boolean), got {unmapped_to_custom_data!r}"
+                f"(a JSON boolean), got {shown_json(unmapped_to_custom_data)}"
             )
         pixel_id = raw.get("pixel_id")
         if pixel_id is not None:
@@ -218,7 +219,7 @@ def _check_action_source(setting: str, value: Any) -> None:
     """A configured action_source Meta would refuse fails the run at start, not every event."""
     if value is not None and (not isinstance(value, str) or value not in ACTION_SOURCES):
         raise MappingConfigError(
-            f"{setting} must be one of {', '.join(sorted(ACTION_SOURCES))}; got {value!r}"
+            f"{setting} must be one of {', '.join(sorted(ACTION_SOURCES))}; got {shown_json(value)}"
         )
 
 
@@ -230,7 +231,7 @@ def _constant_problem(path: Path, value: Any) -> str | None:
     if is_empty(value):
         return None  # never used: the field's next source is
     head = path[0]
-    shown = "the text" if isinstance(value, str) else f"a {type(value).__name__}"
+    shown = "the text" if isinstance(value, str) else "the value"
     if len(path) == 1 and head in OBJECT_KEYS:  # objects given whole became paths of their keys
         return f"{shown} is not an object (set its keys instead: {head}.<key>)"
     if head == "user_data":

@@ -23,6 +23,8 @@ from typing import Any
 # Python 3.11's fromisoformat on 3.10 too (a backport there), as the SDK reads date-times
 from singer_sdk.helpers._compat import datetime_fromisoformat
 
+from target_meta_capi.capi._words import json_kind
+
 # 1e11 seconds is the year 5138: an epoch number larger than that is milliseconds, above 1e14
 # microseconds (a warehouse's UNIX_MICROS, Spark), above 1e17 nanoseconds (pandas, Kafka
 # Connect). Each reading covers 1973-5138, so no event time Meta takes has two.
@@ -43,14 +45,14 @@ def is_empty(value: Any) -> bool:
 def _number(value: Any) -> float | int | Decimal:
     """A finite number from a number or numeric text; ValueError otherwise."""
     if isinstance(value, bool):
-        raise ValueError("is a boolean, not a number")
+        raise ValueError("is true or false, not a number")
     if isinstance(value, str):
         text = value.strip()
         if not _NUMBER_TEXT_RE.fullmatch(text):
             raise ValueError("is not a number")
         value = Decimal(text)
     if not isinstance(value, (int, float, Decimal)):
-        raise ValueError(f"is a {type(value).__name__}, not a number")
+        raise ValueError(f"is {json_kind(value)}, not a number")
     if isinstance(value, (float, Decimal)) and not math.isfinite(value):
         raise ValueError(_not_finite(value))
     return value
@@ -101,7 +103,7 @@ def to_text(value: Any) -> str:
             return str(int(value))
     if isinstance(value, (str, int, Decimal, float)) and not isinstance(value, bool):
         return str(value).strip()
-    raise ValueError(f"is a {type(value).__name__}, not a text")
+    raise ValueError(f"is {json_kind(value)}, not a text")
 
 
 def _to_bool(value: Any) -> bool:

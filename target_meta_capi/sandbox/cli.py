@@ -301,6 +301,15 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_EVENTS_IN_MEMORY,
         help="how many recent events GET /__events can return (default %(default)s)",
     )
+    parser.add_argument(
+        "--answer-message",
+        type=_non_empty,
+        action="append",
+        dest="answer_messages",
+        metavar="TEXT",
+        help="add TEXT to the messages of every accepted request's answer, as Graph's may warn "
+        "of a deprecated parameter (repeatable)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no log line per request")
     return parser
 
@@ -355,6 +364,7 @@ def serve(argv: Sequence[str]) -> int:
             html_502_rate=args.html_502_rate,
             reject_event_ids=tuple(args.reject_event_ids or ()),
             graph_errors=tuple(args.graph_errors or ()),
+            answer_messages=tuple(args.answer_messages or ()),
             seed=args.seed,
             record_jsonl=args.record_jsonl,
             record_sqlite=args.record_sqlite,

@@ -386,7 +386,11 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             usage = sandbox.config.usage_percent
             self._send_json(
                 200,
-                {"events_received": len(events), "messages": [], "fbtrace_id": fbtrace_id},
+                {
+                    "events_received": len(events),
+                    "messages": list(sandbox.config.answer_messages),
+                    "fbtrace_id": fbtrace_id,
+                },
                 fbtrace_id,
                 () if usage is None else usage_headers(usage, 0),
             )

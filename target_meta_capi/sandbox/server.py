@@ -68,6 +68,9 @@ class SandboxConfig:
     reject_event_ids: tuple[str, ...] = ()
     #: Graph errors answered to a share of requests each, to test a sender's handling of them
     graph_errors: tuple[faults.GraphErrorFault, ...] = ()
+    #: accepted requests are answered with these "messages", as Graph's success answers may
+    #: carry warnings (a deprecated parameter, say), so that a sender's handling can be tried
+    answer_messages: tuple[str, ...] = ()
     seed: int = 0
     record_jsonl: str | Path | None = None
     record_sqlite: str | Path | None = None
@@ -78,7 +81,7 @@ class SandboxConfig:
     idle_timeout_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("pixel_ids", "access_tokens", "reject_event_ids"):
+        for name in ("pixel_ids", "access_tokens", "reject_event_ids", "answer_messages"):
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         object.__setattr__(self, "graph_errors", tuple(self.graph_errors))

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import typing as t
 import unicodedata
 from urllib.parse import urlsplit
 
+from target_meta_capi.capi._words import json_kind
 from target_meta_capi.capi.errors import redact
 from target_meta_capi.capi.request import (
     API_VERSION_PATTERN,
@@ -30,7 +32,7 @@ def secret_settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     Checked before the JSON schema, whose messages quote the value they refuse.
     """
     return [
-        f"{name} must be text (a JSON string), got {type(config[name]).__name__}; "
+        f"{name} must be text (a JSON string), got {json_kind(config[name])}; "
         "its value is not shown"
         for name in sorted(SECRET_SETTINGS)
         if config.get(name) is not None and not isinstance(config[name], str)
@@ -59,17 +61,28 @@ def with_pixel_id_as_text(config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
 
 def explained_schema_errors(errors: t.Iterable[str]) -> list[str]:
     """The SDK's schema errors, its words for a missing pixel_id (the one required setting)
-    replaced by where the ID comes from and where to give it."""
+    replaced by where the ID comes from and where to give it, and the values they quote as
+    the settings file wrote them, not as Python shows them."""
     return [
         "pixel_id is required: the pixel (dataset) ID of Events Manager → your dataset → "
         f"Settings; {_where_to_give('pixel_id')}"
         if error == _PIXEL_ID_MISSING
-        else error
+        else _as_json_words(error)
         for error in errors
     ]
 
 
 _PIXEL_ID_MISSING = "'pixel_id' is a required property"
+# jsonschema quotes a refused value by its repr: a JSON 10.5 is read as Decimal('10.5'), and
+# true, false and null as True, False and None (which lead the message, where it names the value)
+_DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
+_LEADING_CONSTANT = re.compile(r"^(True|False|None)\b")
+_JSON_CONSTANTS = {"True": "true", "False": "false", "None": "null"}
+
+
+def _as_json_words(error: str) -> str:
+    error = _DECIMAL_REPR.sub(r"\1", error)
+    return _LEADING_CONSTANT.sub(lambda match: _JSON_CONSTANTS[match.group()], error)
 
 
 def run_by_meltano() -> bool:

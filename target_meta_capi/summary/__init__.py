@@ -18,7 +18,8 @@ The modules, each holding one concern:
 - :mod:`~target_meta_capi.summary.stats`: the run's thread-safe statistics (:class:`RunStats`,
   also the RequestObserver of the sending window) and the METRIC lines it logs;
 - :mod:`~target_meta_capi.summary.report`: the run summary as a person reads it
-  (:func:`format_summary`, pace lines) and :func:`write_run_summary`;
+  (:func:`format_summary`, pace lines), :func:`write_run_summary` and
+  :func:`write_refused_config_summary`;
 - :mod:`~target_meta_capi.summary.summary_file`: the summary_path file written safely
   (:func:`write_summary_file`, :func:`summary_file_target`);
 - :mod:`~target_meta_capi.summary.progress`: the progress lines on a timer
@@ -35,7 +36,11 @@ from target_meta_capi.summary.reasons import (
     RULE_REASON_PREFIX,
     graph_error_reason,
 )
-from target_meta_capi.summary.report import TEST_EVENTS_NOTE, write_run_summary
+from target_meta_capi.summary.report import (
+    TEST_EVENTS_NOTE,
+    write_refused_config_summary,
+    write_run_summary,
+)
 from target_meta_capi.summary.stats import RunStats
 from target_meta_capi.summary.summary_file import standard_outputs_to, summary_file_target
 
@@ -51,5 +56,6 @@ __all__ = [
     "is_near_cutoff",
     "standard_outputs_to",
     "summary_file_target",
+    "write_refused_config_summary",
     "write_run_summary",
 ]

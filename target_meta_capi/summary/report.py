@@ -150,15 +150,35 @@ def write_run_summary(
     for warning in summary["warnings"]:
         stats.warn_once(warning, logger)
     if summary_path:
-        try:
-            write_summary_file(Path(summary_path), json.dumps(summary, indent=2) + "\n")
-        except NoReaderError:
-            logger.warning(
-                "summary_path %s is a FIFO nobody reads: the summary above is not written to it",
-                summary_path,
-            )
-        except OSError as error:  # a disk full, a directory gone since the start-up check
-            raise SummaryWriteError(
-                f"Cannot write the run summary file {summary_path}: {error.strerror or error}"
-            ) from None
+        _write_summary_json(summary, logger, summary_path)
     return summary
+
+
+def write_refused_config_summary(
+    failure: str, logger: logging.Logger, summary_path: str | os.PathLike[str]
+) -> None:
+    """The summary of a run whose settings were refused before it read anything: nothing
+    done, and `failure` saying why. Written as every failed run's is, so that a scheduler
+    reading the file does not take the previous run's (maybe a success) for this one's."""
+    stats = RunStats(logger=logger)
+    stats.run_failed(failure)
+    try:
+        _write_summary_json(stats.snapshot(), logger, summary_path)
+    except SummaryWriteError as error:  # the refused setting is the failure to report
+        logger.warning("%s", error)
+
+
+def _write_summary_json(
+    summary: Mapping[str, Any], logger: logging.Logger, summary_path: str | os.PathLike[str]
+) -> None:
+    try:
+        write_summary_file(Path(summary_path), json.dumps(summary, indent=2) + "\n")
+    except NoReaderError:
+        logger.warning(
+            "summary_path %s is a FIFO nobody reads: the run summary is not written to it",
+            summary_path,
+        )
+    except OSError as error:  # a disk full, a directory gone since the start-up check
+        raise SummaryWriteError(
+            f"Cannot write the run summary file {summary_path}: {error.strerror or error}"
+        ) from None

@@ -59,11 +59,14 @@ def stream_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
         if stream["events_dead_lettered"]:
             warnings.append(_dead_letter_warning(name, stream))
         if stream["events_failed"]:
+            # not "sent": a request refused before it left (a connection refused, a body that
+            # could not be encoded) failed the run as one Meta answered did
             warnings.append(
                 f"Stream {name!r}: "
-                f"{counted(stream['events_failed'], 'sent event was', 'sent events were')} in "
-                "requests that failed the run (see its error), and no state covers them (a rerun "
-                "sends them again; Meta deduplicates those it did store, by event_id)."
+                f"{counted(stream['events_failed'], 'event was', 'events were')} in requests "
+                "that failed the run (its error says whether they reached Meta), and no state "
+                "covers them (a rerun sends them again; Meta deduplicates by event_id any it "
+                "did store)."
             )
         if stream["events_in_flight"]:
             warnings.append(

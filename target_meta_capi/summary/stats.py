@@ -94,6 +94,7 @@ class RunStats(RequestObserver):
         self._retries_by_reason: dict[str, int] = {}
         self._latencies = LatencyHistogram()
         self._peak_rate_limit_usage: float | None = None
+        self._messages_from_meta: dict[str, int] = {}
         #: The main thread's waits for input and for Meta's answers (pace.py)
         self.pace_clock = PaceClock(clock)
         self._emitted_counters: dict[tuple[CapiMetric, tuple[tuple[str, str], ...]], int] = {}
@@ -225,6 +226,13 @@ class RunStats(RequestObserver):
         with self._lock:
             add_count(self._retries_by_reason, error_reason(error), 1)
 
+    def message_from_meta(self, message: str) -> None:
+        """A message Meta's answer accepting a request carried (a warning: a deprecated
+        parameter, say): counted, and logged the first time it comes."""
+        with self._lock:
+            add_count(self._messages_from_meta, message, 1)
+        self.warn_once(f"Meta accepted a request and said: {message}")
+
     def on_rate_limit_usage(self, percent: float) -> None:
         with self._lock:
             if self._peak_rate_limit_usage is not None and percent <= self._peak_rate_limit_usage:
@@ -263,6 +271,7 @@ class RunStats(RequestObserver):
             failures_by_reason = dict(sorted(self._failures_by_reason.items()))
             retries_by_reason = dict(sorted(self._retries_by_reason.items()))
             peak_usage = self._peak_rate_limit_usage
+            messages_from_meta = dict(sorted(self._messages_from_meta.items()))
             failure = self._failure
         dead_letters: dict[str, int] = {}
         dropped: dict[tuple[str, str], int] = {}
@@ -296,6 +305,8 @@ class RunStats(RequestObserver):
                 "latency_seconds": latency,
                 # the highest share of a Meta rate limit any answer reported (capi/usage.py)
                 "peak_rate_limit_usage_percent": peak_usage,
+                # answers accepting a request that carried each message (its text)
+                "messages_from_meta": messages_from_meta,
             },
             "dead_letters_by_reason": dict(sorted(dead_letters.items())),
             "dropped_values": _nested_dropped(dropped),
