@@ -1,0 +1,55 @@
+"""The target's log lines as operators configure them: SINGER_SDK_LOG_CONFIG, LOGLEVEL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from target_meta_capi.log_output import STDOUT_HANDLER_WARNING
+from target_meta_capi.sandbox import SandboxServer
+
+from ._target_support import order_stream, orders_config
+
+TARGET = Path(sys.executable).with_name("target-meta-capi")
+
+
+def _logging_config(stream: str) -> dict[str, object]:
+    """A logging config as Python's documentation shows one (JSON is YAML the SDK reads)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(levelname)s %(message)s"}},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": stream}
+        },
+        "root": {"level": "INFO", "handlers": ["console"]},
+    }
+
+
+def test_a_log_config_writing_to_stdout_leaves_stdout_to_the_state_lines(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    log_config = tmp_path / "logging.json"
+    log_config.write_text(json.dumps(_logging_config("ext://sys.stdout")))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(orders_config(sandbox.url, tmp_path, record_workers=2)))
+
+    completed = subprocess.run(
+        [str(TARGET), "--config", str(config)],
+        input="\n".join(order_stream(500, state_every=250)) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SINGER_SDK_LOG_CONFIG": str(log_config)},
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert [json.loads(line) for line in completed.stdout.splitlines()] == [
+        {"bookmarks": {"public-orders": 250}},
+        {"bookmarks": {"public-orders": 500}},
+    ]
+    assert f"WARNING {STDOUT_HANDLER_WARNING}\n" in completed.stderr
+    assert "INFO Run summary" in completed.stderr
