@@ -11,7 +11,7 @@ from pathlib import Path
 from target_meta_capi.log_output import STDOUT_HANDLER_WARNING
 from target_meta_capi.sandbox import SandboxServer
 
-from ._target_support import order_stream, orders_config
+from ._target_support import ACCESS_TOKEN, PIXEL_ID, order_stream, orders_config
 
 TARGET = Path(sys.executable).with_name("target-meta-capi")
 
@@ -53,3 +53,41 @@ def test_a_log_config_writing_to_stdout_leaves_stdout_to_the_state_lines(
     ]
     assert f"WARNING {STDOUT_HANDLER_WARNING}\n" in completed.stderr
     assert "INFO Run summary" in completed.stderr
+
+
+# An application configures logging once its modules are imported, with dictConfig's default
+# of disabling every logger that exists by then.
+_APPLICATION = """
+import logging.config, sys, time
+from target_meta_capi.capi import EventRequest, RequestObserver
+
+logging.config.dictConfig({
+    "version": 1,
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+})
+
+class Broken(RequestObserver):
+    def on_attempt(self, events, status, seconds, error):
+        raise ZeroDivisionError("metrics bug")
+
+event = {"event_name": "Lead", "event_time": int(time.time()), "action_source": "website",
+         "event_source_url": "https://shop.example.com/thanks",
+         "user_data": {"em": ["a" * 64], "client_user_agent": "Mozilla/5.0"}}
+EventRequest(pixel_id=sys.argv[2], access_token=sys.argv[3], graph_url=sys.argv[1],
+             events=[event]).execute(observer=Broken())
+"""
+
+
+def test_an_observer_that_raises_is_logged_after_the_application_configures_logging(
+    sandbox: SandboxServer,
+) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", _APPLICATION, sandbox.url, PIXEL_ID, ACCESS_TOKEN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Broken.on_attempt raised; the request goes on as if it had not" in completed.stderr
