@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 
 
 def main() -> None:
@@ -18,6 +20,12 @@ def main() -> None:
 
 
 def _run_target() -> None:
+    from target_meta_capi.settings import log_level_problem
     from target_meta_capi.target import TargetMetaCapi  # the imports of that second
 
+    # before the SDK sets up logging with the level, which is what is wrong
+    problem = log_level_problem(os.environ, TargetMetaCapi._env_var_prefix)
+    if problem is not None:
+        sys.stderr.write(f"Configuration error: {problem}\n")
+        sys.exit(1)
     TargetMetaCapi.cli()

@@ -91,3 +91,46 @@ def test_an_observer_that_raises_is_logged_after_the_application_configures_logg
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "Broken.on_attempt raised; the request goes on as if it had not" in completed.stderr
+
+
+def _run_with_environment(
+    sandbox: SandboxServer, tmp_path: Path, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(orders_config(sandbox.url, tmp_path)))
+    environment = {
+        name: value for name, value in os.environ.items() if not name.endswith("LOGLEVEL")
+    }
+    return subprocess.run(
+        [str(TARGET), "--config", str(config)],
+        input="\n".join(order_stream(3)) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environment, **variables},
+    )
+
+
+def test_a_log_level_logging_does_not_know_stops_the_target_with_one_line_naming_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    completed = _run_with_environment(sandbox, tmp_path, LOGLEVEL="verbose")
+
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        "Configuration error: environment variable LOGLEVEL is 'verbose', which is no log "
+        "level: use DEBUG, INFO, WARNING, ERROR or CRITICAL\n"
+    )
+    assert completed.stdout == ""
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_an_empty_log_level_variable_means_the_default_level(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    completed = _run_with_environment(sandbox, tmp_path, TARGET_META_CAPI_LOGLEVEL="", LOGLEVEL="")
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert json.loads(completed.stdout) == {"bookmarks": {"public-orders": 3}}
+    assert "| INFO     | target-meta-capi " in completed.stderr
+    assert "| DEBUG    |" not in completed.stderr
