@@ -1,9 +1,14 @@
-"""Log lines go to stderr, whatever logging config the operator gives the SDK.
+"""Log lines go to stderr, one line per event, whatever logging config the operator gives.
 
 stdout carries the target's state only: whoever runs the target records its last line as the
 state to resume from (Meltano parses each line as one), so a log line there corrupts it. A
 `SINGER_SDK_LOG_CONFIG` file can point a handler at stdout (`stream: ext://sys.stdout`, as
 the examples of Python's logging documentation do).
+
+Log shippers (Kubernetes', Meltano's without structured logging) take each line for an event.
+singer-sdk logs Python's warnings (its own: on Python 3.10 since October 2026, one at every
+start that this Python reached its end of life) as `warnings` formats them, in three lines:
+the message, the line of code that warned, an empty line.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import warnings
 from typing import Any
 
 STDOUT_HANDLER_WARNING = (
@@ -19,7 +25,24 @@ STDOUT_HANDLER_WARNING = (
 )
 
 
-def keep_logs_off_stdout(logger: logging.Logger) -> None:
+def set_up_log_output(logger: logging.Logger) -> None:
+    """Keep log lines off stdout, and a warning of Python's in one line."""
+    warnings.formatwarning = _one_line_warning
+    _keep_logs_off_stdout(logger)
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    text = " ".join(str(message).splitlines())
+    return f"{category.__name__}: {text} ({filename}:{lineno})"
+
+
+def _keep_logs_off_stdout(logger: logging.Logger) -> None:
     """Turn every handler writing to stdout to stderr, and say so once."""
     moved = False
     for handler in _handlers():

@@ -64,7 +64,7 @@ from target_meta_capi.delivery import (
 )
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
 from target_meta_capi.failures import describe_failure
-from target_meta_capi.log_output import keep_logs_off_stdout
+from target_meta_capi.log_output import set_up_log_output
 from target_meta_capi.mapping import (
     DELETED_AT,
     event_name_warnings,
@@ -893,7 +893,7 @@ class TargetMetaCapi(Target):
         file_input: t.IO[str] | None = None,
     ) -> None:
         super(Target, cls).invoke(about=about, about_format=about_format)
-        keep_logs_off_stdout(cls.logger)
+        set_up_log_output(cls.logger)
         cls.print_version(print_fn=cls.logger.info)
         use_one_malloc_arena()
         config = config or _ConfigInput()

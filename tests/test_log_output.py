@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,34 @@ def test_an_empty_log_level_variable_means_the_default_level(
     assert json.loads(completed.stdout) == {"bookmarks": {"public-orders": 3}}
     assert "| INFO     | target-meta-capi " in completed.stderr
     assert "| DEBUG    |" not in completed.stderr
+
+
+# The target as it runs on Python 3.10 since October 2026: singer-sdk then warns, at every
+# start, that this Python reached its end of life. Here the running Python's date is moved.
+_PAST_END_OF_LIFE = """
+import datetime, sys
+from singer_sdk.helpers import _compat
+_compat._PYTHON_EOL_DATES[sys.version_info[:2]] = datetime.date(2020, 1, 1)
+sys.argv = ["target-meta-capi", *sys.argv[1:]]
+from target_meta_capi.cli import main
+main()
+"""
+_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \| [A-Z]+ +\| ")
+
+
+def test_a_python_warning_is_logged_as_one_line(sandbox: SandboxServer, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(orders_config(sandbox.url, tmp_path)))
+
+    completed = subprocess.run(
+        [sys.executable, "-c", _PAST_END_OF_LIFE, "--config", str(config)],
+        input="\n".join(order_stream(3)) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    (warning,) = [line for line in completed.stderr.splitlines() if "EOLWarning" in line]
+    assert "| WARNING  | py.warnings " in warning
+    assert [line for line in completed.stderr.splitlines() if not _LOG_LINE.match(line)] == []
