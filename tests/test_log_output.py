@@ -166,3 +166,22 @@ def test_a_python_warning_is_logged_as_one_line(sandbox: SandboxServer, tmp_path
     (warning,) = [line for line in completed.stderr.splitlines() if "EOLWarning" in line]
     assert "| WARNING  | py.warnings " in warning
     assert [line for line in completed.stderr.splitlines() if not _LOG_LINE.match(line)] == []
+
+
+def test_a_log_config_that_cannot_be_used_stops_the_target_with_one_line_naming_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    log_config = tmp_path / "logging.json"
+    config = _logging_config("ext://sys.stderr")
+    config["formatters"] = {"plain": {"()": "no_such_module.Formatter"}}
+    log_config.write_text(json.dumps(config))
+
+    completed = _run_with_environment(sandbox, tmp_path, SINGER_SDK_LOG_CONFIG=str(log_config))
+
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        f"Configuration error: SINGER_SDK_LOG_CONFIG names a logging config that cannot be "
+        f"used ({log_config}): Unable to configure formatter 'plain' (Cannot resolve "
+        "'no_such_module.Formatter': No module named 'no_such_module')\n"
+    )
+    assert sandbox.stats()["requests"] == 0
