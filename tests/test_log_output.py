@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from target_meta_capi.log_output import STDOUT_HANDLER_WARNING
@@ -15,6 +16,7 @@ from target_meta_capi.sandbox import SandboxServer
 from ._target_support import ACCESS_TOKEN, PIXEL_ID, order_stream, orders_config
 
 TARGET = Path(sys.executable).with_name("target-meta-capi")
+APP_SECRET = "app-secret-for-the-log-tests"
 
 
 def _logging_config(stream: str) -> dict[str, object]:
@@ -185,3 +187,46 @@ def test_a_log_config_that_cannot_be_used_stops_the_target_with_one_line_naming_
         "'no_such_module.Formatter': No module named 'no_such_module')\n"
     )
     assert sandbox.stats()["requests"] == 0
+
+
+# requests' documentation, "Logging" in its advanced usage: how to see the requests it sends
+_DEBUGGING_SERVICE = """
+import http.client
+from target_meta_capi.capi.http import RequestsHttpService
+
+http.client.HTTPConnection.debuglevel = 1
+
+class DebuggedService(RequestsHttpService):
+    pass
+"""
+
+
+def test_http_client_debug_output_turned_on_shows_no_request_and_leaves_stdout_to_state(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(app_secret=APP_SECRET)
+    (tmp_path / "debugged_service.py").write_text(_DEBUGGING_SERVICE)
+    config = tmp_path / "config.json"
+    settings = orders_config(
+        sandbox.url,
+        tmp_path,
+        app_secret=APP_SECRET,
+        http_service_class="debugged_service:DebuggedService",
+    )
+    config.write_text(json.dumps(settings))
+
+    completed = subprocess.run(
+        [str(TARGET), "--config", str(config)],
+        input="\n".join(order_stream(3)) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert [json.loads(line) for line in completed.stdout.splitlines()] == [
+        {"bookmarks": {"public-orders": 3}}
+    ]
+    for secret in (ACCESS_TOKEN, APP_SECRET, "appsecret_proof", "customer1@example.com"):
+        assert secret not in completed.stderr.lower()
