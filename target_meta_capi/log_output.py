@@ -31,6 +31,12 @@ def set_up_log_output(logger: logging.Logger) -> None:
     _keep_logs_off_stdout(logger)
 
 
+def one_line(text: str) -> str:
+    """A message as one log line: what a message of singer-sdk's, Python's or a custom HTTP
+    service's says on several lines, on one."""
+    return " ".join(text.splitlines())
+
+
 def _one_line_warning(
     message: Warning | str,
     category: type[Warning],
@@ -38,8 +44,7 @@ def _one_line_warning(
     lineno: int,
     line: str | None = None,
 ) -> str:
-    text = " ".join(str(message).splitlines())
-    return f"{category.__name__}: {text} ({filename}:{lineno})"
+    return f"{category.__name__}: {one_line(str(message))} ({filename}:{lineno})"
 
 
 def _keep_logs_off_stdout(logger: logging.Logger) -> None:

@@ -230,3 +230,40 @@ def test_http_client_debug_output_turned_on_shows_no_request_and_leaves_stdout_t
     ]
     for secret in (ACCESS_TOKEN, APP_SECRET, "appsecret_proof", "customer1@example.com"):
         assert secret not in completed.stderr.lower()
+
+
+_FAILING_SERVICE = """
+from target_meta_capi.capi.http import RequestsHttpService
+
+class FailingService(RequestsHttpService):
+    def __init__(self):
+        raise RuntimeError("no proxy configured\\nset HTTPS_PROXY first")
+"""
+
+
+def test_a_configuration_error_spanning_lines_is_logged_as_one_line(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    (tmp_path / "failing_service.py").write_text(_FAILING_SERVICE)
+    config = tmp_path / "config.json"
+    settings = orders_config(
+        sandbox.url, tmp_path, http_service_class="failing_service:FailingService"
+    )
+    config.write_text(json.dumps(settings))
+
+    completed = subprocess.run(
+        [str(TARGET), "--config", str(config)],
+        input="\n".join(order_stream(3)) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
+    )
+
+    assert completed.returncode == 1
+    assert completed.stderr.splitlines()[-1].endswith(
+        "| Configuration error: http_service_class: http service class "
+        "failing_service.FailingService could not be created without arguments: RuntimeError: "
+        "no proxy configured set HTTPS_PROXY first"
+    )
+    assert [line for line in completed.stderr.splitlines() if not _LOG_LINE.match(line)] == []
