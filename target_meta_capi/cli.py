@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
+import typing as t
 
 
 def main() -> None:
@@ -18,6 +21,27 @@ def main() -> None:
 
 
 def _run_target() -> None:
+    from target_meta_capi.settings import log_level_problem
     from target_meta_capi.target import TargetMetaCapi  # the imports of that second
 
-    TargetMetaCapi.cli()
+    # before the SDK sets up logging with the level, which is what is wrong
+    problem = log_level_problem(os.environ, TargetMetaCapi._env_var_prefix)
+    if problem is not None:
+        _stop(problem)
+    try:
+        command = TargetMetaCapi.cli  # sets up logging: the level, then that file's config
+    except Exception as error:
+        if "SINGER_SDK_LOG_CONFIG" not in os.environ:
+            raise
+        # logging.config's ValueError names the part it could not configure, its cause why
+        cause = f" ({error.__cause__})" if error.__cause__ is not None else ""
+        _stop(
+            "SINGER_SDK_LOG_CONFIG names a logging config that cannot be used "
+            f"({os.environ['SINGER_SDK_LOG_CONFIG']}): {' '.join(str(error).split())}{cause}"
+        )
+    command()
+
+
+def _stop(problem: str) -> t.NoReturn:
+    sys.stderr.write(f"Configuration error: {problem}\n")
+    sys.exit(1)

@@ -64,6 +64,7 @@ from target_meta_capi.delivery import (
 )
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
 from target_meta_capi.failures import describe_failure
+from target_meta_capi.log_output import one_line, set_up_log_output
 from target_meta_capi.mapping import (
     DELETED_AT,
     event_name_warnings,
@@ -822,7 +823,7 @@ class TargetMetaCapi(Target):
         except Exception as error:
             self.ledger.poison()
             # one line, whatever the message (the SDK's own may span several)
-            failure = " ".join(describe_failure(error, self.message_reader).split("\n"))
+            failure = one_line(describe_failure(error, self.message_reader))
             self.stats.run_failed(failure)
             try:
                 self.close()
@@ -892,6 +893,7 @@ class TargetMetaCapi(Target):
         file_input: t.IO[str] | None = None,
     ) -> None:
         super(Target, cls).invoke(about=about, about_format=about_format)
+        set_up_log_output(cls.logger)
         cls.print_version(print_fn=cls.logger.info)
         use_one_malloc_arena()
         config = config or _ConfigInput()
@@ -901,10 +903,11 @@ class TargetMetaCapi(Target):
             else None
         )
         if problem is not None:
-            cls.logger.error("Configuration error: %s", problem)
+            failure = f"Configuration error: {one_line(problem)}"
+            cls.logger.error("%s", failure)
             # the environment being what cannot be read, summary_path is taken from the files
             files_only = _ConfigInput(config=config.config, parse_env=False)
-            cls._write_refused_config_summary(files_only, f"Configuration error: {problem}")
+            cls._write_refused_config_summary(files_only, failure)
             flush_and_exit(1)
         try:
             target = cls(
@@ -917,8 +920,9 @@ class TargetMetaCapi(Target):
             )
             raise
         except CapiError as error:
-            cls.logger.error("Configuration error: %s", error)
-            cls._write_refused_config_summary(config, f"Configuration error: {error}")
+            failure = f"Configuration error: {one_line(str(error))}"
+            cls.logger.error("%s", failure)
+            cls._write_refused_config_summary(config, failure)
             flush_and_exit(1)
         code = target.run(file_input)
         if code or target.delivery.unsettled_requests:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-_log = logging.getLogger("target_meta_capi.capi")
+#: asked for when there is something to say: a logger that exists when an application calls
+#: logging.config.dictConfig is disabled by it, unless the application says otherwise
+_LOGGER_NAME = "target_meta_capi.capi"
 
 
 def notify(observer: Any, hook: str, *args: Any) -> None:
@@ -17,7 +19,7 @@ def notify(observer: Any, hook: str, *args: Any) -> None:
     except Exception:
         # its arguments are counts, a status, a delay and an error already free of the token
         # and event data; only a message of the observer's own making comes with the trace
-        _log.warning(
+        logging.getLogger(_LOGGER_NAME).warning(
             "%s.%s raised; the request goes on as if it had not",
             type(observer).__name__,
             hook,

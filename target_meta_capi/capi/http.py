@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3.connection
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.util.ssl_match_hostname import CertificateError
@@ -155,7 +156,49 @@ class RequestsHttpService(HttpServiceInterface):
                 pickled.__setstate__(pickled.__getstate__())
 
 
-class _AnyHeadersAdapter(HTTPAdapter):
+class _QuietConnection(urllib3.connection.HTTPConnection):
+    #: http.client prints each request and answer to stdout, the body and with it the access
+    #: token, once `http.client.HTTPConnection.debuglevel` is set, as requests' documentation
+    #: shows to debug a program: stdout is the target's state stream
+    debuglevel = 0
+
+
+class _QuietHTTPSConnection(urllib3.connection.HTTPSConnection):
+    debuglevel = 0
+
+
+class _QuietPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _QuietConnection
+
+
+class _QuietHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _QuietHTTPSConnection
+
+
+#: urllib3's own pools, which the quiet ones replace (a SOCKS proxy's are left as they are)
+_POOLS = {"http": urllib3.HTTPConnectionPool, "https": urllib3.HTTPSConnectionPool}
+_QUIET_POOLS = {"http": _QuietPool, "https": _QuietHTTPSPool}
+
+
+class _QuietAdapter(HTTPAdapter):
+    """Connections that print nothing, whatever http.client's debug level."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _quiet(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: Any, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        _quiet(manager)
+        return manager
+
+
+def _quiet(manager: Any) -> None:
+    if manager.pool_classes_by_scheme == _POOLS:
+        manager.pool_classes_by_scheme = _QUIET_POOLS
+
+
+class _AnyHeadersAdapter(_QuietAdapter):
     """requests before 2.34 fail with AttributeError on an answer whose Content-Type has a
     charset without a value ("application/json; charset", psf/requests#6646): that parameter
     is dropped before requests reads it. The service reads bytes, never a charset."""

@@ -31,6 +31,7 @@ from target_meta_capi.settings.config_files import ConfigFileError, read_config_
 from target_meta_capi.settings.environment import (
     dotenv_path,
     environment_setting_problem,
+    log_level_problem,
     unknown_environment_variables,
     with_texts_parsed,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "dotenv_path",
     "environment_setting_problem",
     "explained_schema_errors",
+    "log_level_problem",
     "read_config_files",
     "run_by_meltano",
     "secret_settings_errors",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import math
 import os
 import typing as t
@@ -133,6 +134,25 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
                 )
                 return f"environment variable {variable} is not valid JSON{where}"
     return None
+
+
+def log_level_problem(environ: t.MutableMapping[str, str], prefix: str) -> str | None:
+    """What is wrong with the log level the environment sets, which singer-sdk reads from
+    `<prefix>LOGLEVEL` or else `LOGLEVEL` (a name many programs share) and hands to logging
+    as it is, upper-cased: a word logging does not know (`verbose`, `10`, ` info`) raises
+    before the target runs, a traceback naming no variable. An empty variable, as `LOGLEVEL=`
+    in an env file leaves it, is removed: it means the default level, INFO."""
+    variables = (f"{prefix}LOGLEVEL", "LOGLEVEL")
+    for name in variables:
+        if environ.get(name) == "":
+            del environ[name]
+    variable = next((name for name in variables if name in environ), None)
+    if variable is None or isinstance(logging.getLevelName(environ[variable].upper()), int):
+        return None
+    return (
+        f"environment variable {variable} is {environ[variable]!r}, which is no log level: "
+        "use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    )
 
 
 def unknown_environment_variables(schema: t.Mapping[str, t.Any], prefix: str) -> list[str]:
