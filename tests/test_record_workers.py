@@ -1117,14 +1117,17 @@ def test_a_worker_killed_while_meta_is_slow_to_answer_ends_the_run_before_the_an
     assert run.states == []  # no record is settled: no state passes one
 
 
-def as_nobody_with_these_packages() -> tuple[list[str], dict[str, str]]:
-    """A command prefix and environment running this checkout's code as user nobody, under
-    whom a limit on processes holds (root passes any): this Python, or the system's of the
-    same version with this environment's packages when nobody may not read this one (pyenv's
-    under /root). Skips the test where there is neither."""
+def as_a_user_of_its_own_with_these_packages() -> tuple[list[str], dict[str, str]]:
+    """A command prefix and environment running this checkout's code as a user no other
+    process runs as (a limit on processes counts all of a user's, and holds for no root): this
+    Python, or the system's of the same version with this environment's packages when others
+    may not read this one (pyenv's under /root). Skips the test where there is neither."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None or shutil.which("prlimit") is None:
-        pytest.skip("needs root, setpriv and prlimit to run as nobody under a process limit")
-    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        pytest.skip("needs root, setpriv and prlimit to run as another user under a limit")
+    # a user id of this test process's own: not nobody, whose other processes on the machine
+    # (another test run's) would count against the limit and move the step it refuses
+    user = 100_000 + os.getpid()
+    as_user = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
     root = str(Path(__file__).resolve().parent.parent)
     system_python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
     for python, path in (
@@ -1133,36 +1136,35 @@ def as_nobody_with_these_packages() -> tuple[list[str], dict[str, str]]:
     ):
         environment = {"PATH": os.defpath, "HOME": "/tmp", "PYTHONPATH": path}
         probe = subprocess.run(
-            [*as_nobody, python, "-c", "import target_meta_capi.target"],
+            [*as_user, python, "-c", "import target_meta_capi.target"],
             capture_output=True,
             env=environment,
             timeout=60,
         )
         if probe.returncode == 0:
-            return [*as_nobody, python], environment
-    pytest.skip("no Python here that nobody may run with this environment's packages")
-
-
-#: Why the workers could not start, as the warning says
-REFUSED_FORK = "fork failed: Resource temporarily unavailable"
-REFUSED_WORKER_THREAD = "a worker could not start a thread"
-REFUSED_WATCHING_THREAD = "no thread could be started to watch them"
+            return [*as_user, python], environment
+    pytest.skip("no Python here that another user may run with this environment's packages")
 
 
 @pytest.mark.parametrize(
-    # processes user nobody may have, threads included; the target takes six here: itself,
-    # two workers, a thread in each and one watching them
-    "processes",
-    [1, 2, 4, 5],
+    # processes the user may have, threads included; the target takes six here: itself, two
+    # workers, a thread in each and one watching them
+    ("processes", "refused"),
+    [
+        (1, "fork failed: Resource temporarily unavailable"),
+        (2, "fork failed: Resource temporarily unavailable"),
+        (4, "a worker could not start a thread"),
+        (5, "no thread could be started to watch them"),
+    ],
     ids=["first-fork", "second-fork", "a-worker-thread", "the-watching-thread"],
 )
 def test_workers_a_limit_on_processes_refuses_leave_the_records_to_the_main_process(
-    processes: int,
+    processes: int, refused: str
 ) -> None:
-    command, environment = as_nobody_with_these_packages()
+    command, environment = as_a_user_of_its_own_with_these_packages()
     lines = singer_lines(messy_orders(600), state_every=300)
     with tempfile.TemporaryDirectory() as directory:
-        os.chmod(directory, 0o777)  # nobody writes the run's files there
+        os.chmod(directory, 0o777)  # that user writes the run's files there
         config_path = write_config(Path(directory), dry_run_config(Path(directory), 2))
         os.chmod(config_path, 0o644)
         completed = subprocess.run(
@@ -1186,12 +1188,7 @@ def test_workers_a_limit_on_processes_refuses_leave_the_records_to_the_main_proc
 
     assert run.returncode == 0, run.stderr
     [warning] = [message for _, message in run.log("WARNING") if "Record workers" in message]
-    # which step is refused first also depends on other processes of nobody's on the machine
-    reasons = (REFUSED_FORK, REFUSED_WORKER_THREAD, REFUSED_WATCHING_THREAD)
-    assert any(
-        warning.startswith(f"Record workers could not be started ({reason}): ")
-        for reason in reasons
-    ), warning
+    assert warning.startswith(f"Record workers could not be started ({refused}): "), warning
     assert warning.endswith("raise it, or set record_workers to 0.")
     assert "Traceback" not in run.stderr
     assert event_ids == list(range(1, 601))
