@@ -801,7 +801,10 @@ class TargetMetaCapi(Target):
                 "an emoji cut in two) with U+FFFD, the replacement character; the first at "
                 f"input line {reader.first_line_with_lone_surrogate}."
             )
-        write_run_summary(self.stats, self.logger, self.config.get("summary_path"))
+        try:
+            write_run_summary(self.stats, self.logger, self.config.get("summary_path"))
+        finally:
+            self.shutdown.release_signals(self._handle_termination)
 
     # --- CLI -------------------------------------------------------------------------------
 

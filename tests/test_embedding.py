@@ -1,0 +1,98 @@
+"""The target run inside another Python process: an orchestrator's worker, a notebook, a test.
+
+Each host is a fresh interpreter running a small script (`run_host`), as such a process would
+run the target: `TargetMetaCapi(config=...)`, then `run()` (or singer-sdk's `listen()`) on an
+in-memory input, with sys.stdout replaced. A dry run needs no endpoint, and no thread of a
+sandbox keeps the target from forking record workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests._target_support import order_stream, orders_config
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST_SECONDS = 60
+
+#: What every host script starts with: `run_orders()` runs the target on the host's input (500
+#: orders) in a dry run, stdout captured, and returns (exit code, state lines, the target).
+_HOST_PRELUDE = """
+import contextlib, gc, io, json, os, signal, sys, threading, weakref
+from target_meta_capi.target import TargetMetaCapi
+
+CONFIG = json.loads(open(os.environ["HOST_CONFIG"]).read())
+LINES = open(os.environ["HOST_INPUT"]).read().splitlines()
+
+def run_orders(config=CONFIG):
+    output = io.StringIO()
+    target = TargetMetaCapi(config=config)
+    with contextlib.redirect_stdout(output):
+        code = target.run(io.StringIO("".join(line + "\\n" for line in LINES)))
+    return code, output.getvalue().splitlines(), target
+"""
+
+
+def run_host(tmp_path: Path, body: str, **config: object) -> subprocess.CompletedProcess[str]:
+    settings = orders_config(
+        "http://127.0.0.1:9",  # never asked: a dry run
+        tmp_path,
+        dry_run=True,
+        dry_run_path=str(tmp_path / "requests.jsonl"),
+        **config,
+    )
+    config_path, input_path = tmp_path / "config.json", tmp_path / "input.jsonl"
+    config_path.write_text(json.dumps(settings), encoding="utf-8")
+    input_path.write_text("\n".join(order_stream(500, state_every=100)), encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, "-c", _HOST_PRELUDE + textwrap.dedent(body)],
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "HOST_CONFIG": str(config_path),
+            "HOST_INPUT": str(input_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=HOST_SECONDS,
+        check=False,
+    )
+
+
+def host_said(result: subprocess.CompletedProcess[str]) -> list[str]:
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.splitlines()
+
+
+def test_a_hosts_ctrl_c_after_a_run_interrupts_the_host(tmp_path: Path) -> None:
+    result = run_host(
+        tmp_path,
+        """
+        code, states, target = run_orders()
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # its handler runs before the next line
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("interrupted after run", code)
+        """,
+    )
+    assert host_said(result) == ["interrupted after run 0"]
+
+
+def test_a_hosts_own_sigterm_handler_is_its_again_after_a_run(tmp_path: Path) -> None:
+    result = run_host(
+        tmp_path,
+        """
+        heard = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: heard.append(signum))
+        code, states, target = run_orders()
+        os.kill(os.getpid(), signal.SIGTERM)
+        print("host heard", heard == [signal.SIGTERM], "run", code)
+        """,
+    )
+    assert host_said(result) == ["host heard True run 0"]
