@@ -329,6 +329,11 @@ class RecordWorkerPool:
         theirs = [their for _, their in pipes]
         # Workers share what exists now (modules, config, schemas) copy-on-write; a garbage
         # collection would touch every object of it and copy its pages into each worker.
+        # Frozen for the forks only (each child keeps its copy frozen): a process running the
+        # target in its own, run after run, would otherwise never collect garbage made of
+        # what was alive at a fork (a finished run's target, its own objects). What that
+        # process froze itself stays frozen.
+        frozen_before = gc.get_freeze_count()
         gc.freeze()
         # whatever sits in these buffers would be written once more by each child; either is
         # None when started with that descriptor closed (`2>&-`)
@@ -355,6 +360,9 @@ class RecordWorkerPool:
                 connection.close()
             self.close()
             raise RecordWorkersUnavailable(f"fork failed: {error.strerror or error}") from None
+        finally:
+            if not frozen_before:
+                gc.unfreeze()
         for connection in theirs:
             connection.close()
         # each worker says it is ready once its receiving thread runs; one that could not

@@ -15,6 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests._target_support import order_stream, orders_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,3 +98,25 @@ def test_a_hosts_own_sigterm_handler_is_its_again_after_a_run(tmp_path: Path) ->
         """,
     )
     assert host_said(result) == ["host heard True run 0"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="record workers: Linux only")
+def test_a_hosts_garbage_alive_while_record_workers_were_forked_is_collected_after_the_run(
+    tmp_path: Path,
+) -> None:
+    result = run_host(
+        tmp_path,
+        """
+        class Job:
+            pass
+        job = Job()
+        job.itself = job  # a cycle: only the garbage collector frees it
+        job_alive = weakref.ref(job)
+        code, states, target = run_orders()
+        del job
+        gc.collect()
+        print("workers", target._parallel is not None, "job collected", job_alive() is None)
+        """,
+        record_workers=2,
+    )
+    assert host_said(result) == ["workers True job collected True"]
