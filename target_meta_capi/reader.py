@@ -316,9 +316,19 @@ class NumberedSingerReader(GenericSingerReader[str]):
     def wake(self) -> None:
         """From any thread or a signal handler: have the reading thread call `on_wake` (and
         check for a stop) if it waits for the tap, or when it next does."""
-        if self._wake_pipe is not None:
+        pipe = self._wake_pipe  # once: `close_wake_pipe` may run meanwhile
+        if pipe is not None:
             with contextlib.suppress(OSError):  # full already (BlockingIOError): woken anyway
-                os.write(self._wake_pipe[1], b"\0")
+                os.write(pipe[1], b"\0")
+
+    def close_wake_pipe(self) -> None:
+        """At the end of the run, once nothing may call `wake` any more: close its pipe. A
+        process running the target in its own, reading stdin run after run, would otherwise
+        keep two descriptors open for each run."""
+        pipe, self._wake_pipe = self._wake_pipe, None
+        if pipe is not None:
+            for end in pipe:
+                os.close(end)
 
     def woken(self) -> None:
         """On the reading thread: take the wake-ups and call `on_wake`."""

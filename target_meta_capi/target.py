@@ -790,6 +790,9 @@ class TargetMetaCapi(Target):
             if sink.record_counter_metric.value:
                 sink.record_counter_metric.exit()
         self.delivery.processor.close(wait=self.delivery.unsettled_requests == 0)
+        if self.delivery.unsettled_requests == 0:
+            # else a request abandoned may still fail and wake the reader (Delivery.fail)
+            self.message_reader.close_wake_pipe()
         self.delivery.dead_letters.close()
         if self._dry_run_service is not None:
             self._dry_run_service.close()

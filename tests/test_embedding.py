@@ -120,3 +120,22 @@ def test_a_hosts_garbage_alive_while_record_workers_were_forked_is_collected_aft
         record_workers=2,
     )
     assert host_said(result) == ["workers True job collected True"]
+
+
+def test_runs_reading_stdin_one_after_another_leave_no_descriptor_open(tmp_path: Path) -> None:
+    result = run_host(
+        tmp_path,
+        """
+        descriptors = []
+        for run in range(3):
+            with open(os.environ["HOST_INPUT"], "rb") as input_file:
+                os.dup2(input_file.fileno(), 0)  # this run's input on stdin
+            with contextlib.redirect_stdout(io.StringIO()):
+                code = TargetMetaCapi(config=CONFIG).run()
+            gc.collect()
+            descriptors.append((code, len(os.listdir("/proc/self/fd"))))
+        print("same descriptors", len(set(descriptors)) == 1, descriptors[0][0])
+        """,
+        record_workers=0,
+    )
+    assert host_said(result) == ["same descriptors True 0"]
