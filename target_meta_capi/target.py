@@ -737,6 +737,12 @@ class TargetMetaCapi(Target):
                 return
             # dead letters are settled records: they must be on disk before state passes them
             self.delivery.dead_letters.sync()
+            if sys.stdout is None:  # started with it closed (`>&-`), or a host without one
+                raise StateOutputClosed(
+                    "Cannot write state: this process has no stdout (started with it closed, "
+                    "or run in-process by a host without one, such as pythonw). Give it a "
+                    "stdout to read state from, and rerun from the last state written."
+                )
             try:
                 sys.stdout.write(_state_encoder.encode(state).decode() + "\n")
                 sys.stdout.flush()

@@ -139,3 +139,20 @@ def test_runs_reading_stdin_one_after_another_leave_no_descriptor_open(tmp_path:
         record_workers=0,
     )
     assert host_said(result) == ["same descriptors True 0"]
+
+
+def test_a_host_without_stdout_gets_a_run_failing_with_one_clear_error_at_its_first_state(
+    tmp_path: Path,
+) -> None:
+    result = run_host(
+        tmp_path,
+        """
+        sys.stdout = None  # pythonw's, or a daemon's started with descriptor 1 closed
+        code = TargetMetaCapi(config=CONFIG).run(io.StringIO("\\n".join(LINES)))
+        failure = json.loads(open(CONFIG["summary_path"]).read())["failure"]
+        print(code, failure, file=sys.__stdout__)
+        """,
+        summary_path=str(tmp_path / "summary.json"),
+    )
+    [said] = host_said(result)
+    assert said.startswith("1 ") and "Cannot write state: this process has no stdout" in said
