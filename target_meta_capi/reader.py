@@ -278,6 +278,9 @@ class NumberedSingerReader(GenericSingerReader[str]):
         #: Called on the reading thread after `wake` (from any thread), at once if it waits
         #: for input, else when it next finds stdin dry.
         self.on_wake: t.Callable[[], None] | None = None
+        #: Called with the error that ends reading, before it leaves `process_lines` (a stop
+        #: is no error: see `TerminationRequested`).
+        self.on_failure: t.Callable[[Exception], None] | None = None
         # (read end, write end) of the pipe that `wake` writes to, once stdin is read
         self._wake_pipe: tuple[int, int] | None = None
         self._stop_signal: int | None = None
@@ -456,6 +459,18 @@ class NumberedSingerReader(GenericSingerReader[str]):
         )
 
     def process_lines(
+        self,
+        file_input: t.IO[t.Any] | None,
+        callbacks: dict[str, t.Callable[[dict], None]],
+    ) -> t.Counter[str]:
+        try:
+            return self._process_lines(file_input, callbacks)
+        except Exception as error:
+            if self.on_failure is not None:
+                self.on_failure(error)
+            raise
+
+    def _process_lines(
         self,
         file_input: t.IO[t.Any] | None,
         callbacks: dict[str, t.Callable[[dict], None]],

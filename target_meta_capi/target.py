@@ -241,7 +241,9 @@ class TargetMetaCapi(Target):
         self.message_reader.on_input_pause = self._input_paused
         self.message_reader.on_input_flow = self._partial_batches.input_flowing
         self.message_reader.on_wake = self.delivery.raise_if_failed
+        self.message_reader.on_failure = self._end_after_failure
         self._closed = False
+        self._failed = False
         record_workers = self.config.get("record_workers")
         self._record_workers = (
             default_worker_count() if record_workers is None else int(record_workers)
@@ -759,6 +761,13 @@ class TargetMetaCapi(Target):
     # --- end of input ----------------------------------------------------------------------
 
     def process_endofpipe(self) -> None:
+        try:
+            self._finish_input()
+        except Exception as error:
+            self._end_after_failure(error)
+            raise
+
+    def _finish_input(self) -> None:
         if self.message_reader.messages_read == 0:
             raise SingerInputError(
                 f"No input: expected Singer messages (SCHEMA, RECORD, STATE) {self._input_place}"
@@ -831,18 +840,28 @@ class TargetMetaCapi(Target):
         except TerminationRequested as stop:
             return self._stop_after_signal(stop.signum)
         except Exception as error:
-            self.ledger.poison()
-            # one line, whatever the message (the SDK's own may span several)
-            failure = " ".join(describe_failure(error, self.message_reader).split("\n"))
-            self.stats.run_failed(failure)
-            try:
-                self.close()
-            except Exception as close_error:  # the failure below is the one to report
-                self.logger.warning("Closing after the failure failed too: %s", close_error)
-            # last, so that the line an operator reads first at the bottom says what failed
-            self.logger.error("target-meta-capi failed: %s", failure)
+            self._end_after_failure(error)
             return 1
         return 0
+
+    def _end_after_failure(self, error: Exception) -> None:
+        """The run failed: no state from now on, the failure in the summary and last in the
+        log, everything closed. Where it failed (the reader, the end of input), before
+        `error` leaves `listen()`: a process running the target in its own and calling
+        `listen()` gets the exception and no workers, threads or signal handlers left over."""
+        if self._failed:
+            return
+        self._failed = True
+        self.ledger.poison()
+        # one line, whatever the message (the SDK's own may span several)
+        failure = " ".join(describe_failure(error, self.message_reader).split("\n"))
+        self.stats.run_failed(failure)
+        try:
+            self.close()
+        except Exception as close_error:  # the failure below is the one to report
+            self.logger.warning("Closing after the failure failed too: %s", close_error)
+        # last, so that the line an operator reads first at the bottom says what failed
+        self.logger.error("target-meta-capi failed: %s", failure)
 
     def _stop_after_signal(self, signum: int) -> int:
         name = signal.Signals(signum).name

@@ -156,3 +156,48 @@ def test_a_host_without_stdout_gets_a_run_failing_with_one_clear_error_at_its_fi
     )
     [said] = host_said(result)
     assert said.startswith("1 ") and "Cannot write state: this process has no stdout" in said
+
+
+#: A host calling singer-sdk's `listen()` (as its testing helpers do) on input with a line
+#: that is no JSON after 300 of them: `listen()` raises.
+_FAILING_LISTEN = """
+lines = LINES[:300] + ["{no json"] + LINES[300:]
+target = TargetMetaCapi(config=CONFIG)
+try:
+    with contextlib.redirect_stdout(io.StringIO()):
+        target.listen(io.StringIO("\\n".join(lines)))
+except Exception as error:
+    raised = type(error).__name__
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="record workers: Linux only")
+def test_a_failing_listen_raises_its_error_and_leaves_no_worker_or_thread_running(
+    tmp_path: Path,
+) -> None:
+    result = run_host(
+        tmp_path,
+        _FAILING_LISTEN
+        + """
+import multiprocessing
+print(raised, "workers had", target._parallel is not None,
+      "left running", multiprocessing.active_children(), threading.active_count())
+""",
+        record_workers=2,
+    )
+    assert host_said(result) == ["SingerInputError workers had True left running [] 1"]
+
+
+def test_the_summary_of_a_failing_listen_names_its_failure(tmp_path: Path) -> None:
+    result = run_host(
+        tmp_path,
+        _FAILING_LISTEN
+        + """
+print(raised, json.loads(open(CONFIG["summary_path"]).read())["failure"])
+""",
+        summary_path=str(tmp_path / "summary.json"),
+    )
+    assert host_said(result) == [
+        "SingerInputError Input line 301 is not valid JSON (JSON is malformed: object keys "
+        "must be strings (byte 1))"
+    ]
