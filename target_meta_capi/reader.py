@@ -278,9 +278,11 @@ class NumberedSingerReader(GenericSingerReader[str]):
         #: Called on the reading thread after `wake` (from any thread), at once if it waits
         #: for input, else when it next finds stdin dry.
         self.on_wake: t.Callable[[], None] | None = None
-        #: Called with the error that ends reading, before it leaves `process_lines` (a stop
-        #: is no error: see `TerminationRequested`).
+        #: Called with the error that ends reading, before it leaves `process_lines`.
         self.on_failure: t.Callable[[Exception], None] | None = None
+        #: Called with the signal that stopped reading, before `TerminationRequested` leaves
+        #: `process_lines`.
+        self.on_stop: t.Callable[[int], object] | None = None
         # (read end, write end) of the pipe that `wake` writes to, once stdin is read
         self._wake_pipe: tuple[int, int] | None = None
         self._stop_signal: int | None = None
@@ -465,6 +467,10 @@ class NumberedSingerReader(GenericSingerReader[str]):
     ) -> t.Counter[str]:
         try:
             return self._process_lines(file_input, callbacks)
+        except TerminationRequested as stop:
+            if self.on_stop is not None:
+                self.on_stop(stop.signum)
+            raise
         except Exception as error:
             if self.on_failure is not None:
                 self.on_failure(error)

@@ -242,8 +242,10 @@ class TargetMetaCapi(Target):
         self.message_reader.on_input_flow = self._partial_batches.input_flowing
         self.message_reader.on_wake = self.delivery.raise_if_failed
         self.message_reader.on_failure = self._end_after_failure
+        self.message_reader.on_stop = self._end_after_stop
         self._closed = False
         self._failed = False
+        self._stop_exit_code: int | None = None  # 128 + the signal, once a stop ended the run
         record_workers = self.config.get("record_workers")
         self._record_workers = (
             default_worker_count() if record_workers is None else int(record_workers)
@@ -763,6 +765,9 @@ class TargetMetaCapi(Target):
     def process_endofpipe(self) -> None:
         try:
             self._finish_input()
+        except TerminationRequested as stop:
+            self._end_after_stop(stop.signum)
+            raise
         except Exception as error:
             self._end_after_failure(error)
             raise
@@ -838,7 +843,7 @@ class TargetMetaCapi(Target):
         try:
             self.listen(file_input)
         except TerminationRequested as stop:
-            return self._stop_after_signal(stop.signum)
+            return self._end_after_stop(stop.signum)
         except Exception as error:
             self._end_after_failure(error)
             return 1
@@ -862,6 +867,14 @@ class TargetMetaCapi(Target):
             self.logger.warning("Closing after the failure failed too: %s", close_error)
         # last, so that the line an operator reads first at the bottom says what failed
         self.logger.error("target-meta-capi failed: %s", failure)
+
+    def _end_after_stop(self, signum: int) -> int:
+        """A signal stopped the run: the grace period, the state it settles, everything closed;
+        the exit code. Where it stopped (the reader, the end of input), before
+        `TerminationRequested` leaves `listen()`, as for a failure (`_end_after_failure`)."""
+        if self._stop_exit_code is None:
+            self._stop_exit_code = self._stop_after_signal(signum)
+        return self._stop_exit_code
 
     def _stop_after_signal(self, signum: int) -> int:
         name = signal.Signals(signum).name

@@ -201,3 +201,38 @@ print(raised, json.loads(open(CONFIG["summary_path"]).read())["failure"])
         "SingerInputError Input line 301 is not valid JSON (JSON is malformed: object keys "
         "must be strings (byte 1))"
     ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="record workers: Linux only")
+def test_a_listen_stopped_by_sigterm_ends_its_run_as_the_command_does_before_it_raises(
+    tmp_path: Path,
+) -> None:
+    result = run_host(
+        tmp_path,
+        """
+        class InputStoppedAtLine300(io.StringIO):
+            read = 0
+            def __next__(self):
+                self.read += 1
+                if self.read == 300:
+                    os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler stopping the job
+                return super().__next__()
+
+        target = TargetMetaCapi(config=CONFIG)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                target.listen(InputStoppedAtLine300("\\n".join(LINES)))
+        except BaseException as stop:
+            raised = type(stop).__name__
+        import multiprocessing
+        print(raised, json.loads(open(CONFIG["summary_path"]).read())["failure"],
+              "| workers had", target._parallel is not None,
+              "left running", multiprocessing.active_children(), threading.active_count())
+        """,
+        record_workers=2,
+        summary_path=str(tmp_path / "summary.json"),
+    )
+    assert host_said(result) == [
+        "TerminationRequested Received SIGTERM: stopped before the end of the input "
+        "| workers had True left running [] 1"
+    ]
