@@ -224,6 +224,9 @@ class TargetMetaCapi(Target):
                 )
         elif self.stats.test_events:
             self.logger.info("TEST EVENTS: %s.", TEST_EVENTS_NOTE)
+        # The HTTP service this run makes, whose connections end with it; not a configured
+        # one, which `load_http_service` shares between runs.
+        self._own_http_service: RequestsHttpService | None = None
         self.delivery = self._build_delivery()
         self.progress = ProgressReporter(
             self.stats,
@@ -364,7 +367,8 @@ class TargetMetaCapi(Target):
         if configured is not None:
             return configured
         concurrent = int(config.get("concurrent_requests", DEFAULT_CONCURRENT_REQUESTS))
-        return RequestsHttpService(pool_size=concurrent)
+        self._own_http_service = RequestsHttpService(pool_size=concurrent)
+        return self._own_http_service
 
     def _build_delivery(self) -> Delivery:
         config = self.config
@@ -811,8 +815,13 @@ class TargetMetaCapi(Target):
                 sink.record_counter_metric.exit()
         self.delivery.processor.close(wait=self.delivery.unsettled_requests == 0)
         if self.delivery.unsettled_requests == 0:
-            # else a request abandoned may still fail and wake the reader (Delivery.fail)
+            # else a request abandoned may still use its connection, and fail and wake the
+            # reader (Delivery.fail)
             self.message_reader.close_wake_pipe()
+            if self._own_http_service is not None:
+                # a process running the target in its own would keep each run's connections
+                # to Meta open until a garbage collection freed the run
+                self._own_http_service.close()
         self.delivery.dead_letters.close()
         if self._dry_run_service is not None:
             self._dry_run_service.close()

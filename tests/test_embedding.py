@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from target_meta_capi.sandbox import SandboxServer
 from tests._target_support import order_stream, orders_config
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST_SECONDS = 60
 
 #: What every host script starts with: `run_orders()` runs the target on the host's input (500
-#: orders) in a dry run, stdout captured, and returns (exit code, state lines, the target).
+#: orders) in a dry run unless the test says otherwise, stdout captured, and returns (exit
+#: code, state lines, the target).
 _HOST_PRELUDE = """
 import contextlib, gc, io, json, os, signal, sys, threading, weakref
 from target_meta_capi.target import TargetMetaCapi
@@ -46,8 +48,8 @@ def run_host(tmp_path: Path, body: str, **config: object) -> subprocess.Complete
         tmp_path,
         dry_run=True,
         dry_run_path=str(tmp_path / "requests.jsonl"),
-        **config,
     )
+    settings.update(config)
     config_path, input_path = tmp_path / "config.json", tmp_path / "input.jsonl"
     config_path.write_text(json.dumps(settings), encoding="utf-8")
     input_path.write_text("\n".join(order_stream(500, state_every=100)), encoding="utf-8")
@@ -236,3 +238,26 @@ def test_a_listen_stopped_by_sigterm_ends_its_run_as_the_command_does_before_it_
         "TerminationRequested Received SIGTERM: stopped before the end of the input "
         "| workers had True left running [] 1"
     ]
+
+
+def test_runs_one_after_another_leave_no_connection_to_meta_open(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = run_host(
+        tmp_path,
+        """
+        gc.disable()  # what a garbage collection would close meanwhile is left to the run
+        def sockets():
+            return sum(
+                os.readlink(fd).startswith("socket:")
+                for fd in [f"/proc/self/fd/{fd}" for fd in os.listdir("/proc/self/fd")]
+                if os.path.lexists(fd)  # not the one listdir() had open
+            )
+        print([(run_orders()[0], sockets()) for run in range(3)])
+        """,
+        dry_run=False,
+        dry_run_path=None,
+        graph_url=sandbox.url,
+        record_workers=0,
+    )
+    assert host_said(result) == ["[(0, 0), (0, 0), (0, 0)]"]
