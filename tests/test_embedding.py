@@ -22,6 +22,8 @@ from tests._target_support import order_stream, orders_config
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST_SECONDS = 60
+#: Record workers (forked) and /proc/self/fd, where a host counts what it has open.
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
 #: What every host script starts with: `run_orders()` runs the target on the host's input (500
 #: orders) in a dry run unless the test says otherwise, stdout captured, and returns (exit
@@ -102,7 +104,7 @@ def test_a_hosts_own_sigterm_handler_is_its_again_after_a_run(tmp_path: Path) ->
     assert host_said(result) == ["host heard True run 0"]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="record workers: Linux only")
+@linux_only
 def test_a_hosts_garbage_alive_while_record_workers_were_forked_is_collected_after_the_run(
     tmp_path: Path,
 ) -> None:
@@ -124,6 +126,7 @@ def test_a_hosts_garbage_alive_while_record_workers_were_forked_is_collected_aft
     assert host_said(result) == ["workers True job collected True"]
 
 
+@linux_only
 def test_runs_reading_stdin_one_after_another_leave_no_descriptor_open(tmp_path: Path) -> None:
     result = run_host(
         tmp_path,
@@ -173,7 +176,7 @@ except Exception as error:
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="record workers: Linux only")
+@linux_only
 def test_a_failing_listen_raises_its_error_and_leaves_no_worker_or_thread_running(
     tmp_path: Path,
 ) -> None:
@@ -205,7 +208,7 @@ print(raised, json.loads(open(CONFIG["summary_path"]).read())["failure"])
     ]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="record workers: Linux only")
+@linux_only
 def test_a_listen_stopped_by_sigterm_ends_its_run_as_the_command_does_before_it_raises(
     tmp_path: Path,
 ) -> None:
@@ -240,6 +243,7 @@ def test_a_listen_stopped_by_sigterm_ends_its_run_as_the_command_does_before_it_
     ]
 
 
+@linux_only
 def test_runs_one_after_another_leave_no_connection_to_meta_open(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
