@@ -344,6 +344,7 @@ class RecordWorkerPool:
         self._connections = ours
         self._pending: deque[tuple[Connection, Any]] = deque()
         self._closing = False
+        self._watcher: threading.Thread | None = None
         try:
             for index, connection in enumerate(theirs):
                 inherited = ours + theirs[:index] + theirs[index + 1 :]
@@ -375,13 +376,15 @@ class RecordWorkerPool:
                 raise RecordWorkersUnavailable("a worker could not start a thread") from None
         if on_lost is not None:
             # a thread only now: the workers are forked, and forking with one running is unsafe
+            watcher = threading.Thread(
+                target=self._watch, args=(on_lost,), name="record-worker-watch", daemon=True
+            )
             try:
-                threading.Thread(
-                    target=self._watch, args=(on_lost,), name="record-worker-watch", daemon=True
-                ).start()
+                watcher.start()
             except RuntimeError:  # "can't start new thread"
                 self.close()
                 raise RecordWorkersUnavailable("no thread could be started to watch them") from None
+            self._watcher = watcher
         # Workers ignore SIGTERM (see _serve), and multiprocessing ends the interpreter by
         # sending its children SIGTERM and joining them: a pool still open at exit (a path
         # that forgot close()) would hang the process. atexit runs this before that.
@@ -440,6 +443,10 @@ class RecordWorkerPool:
             if process.is_alive():
                 process.kill()
                 process.join()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            # it ends as the workers do; still running, it would keep a process running the
+            # target in its own from forking workers for its next run (`can_fork_workers`)
+            self._watcher.join()
 
     def _watch(self, on_lost: Callable[[RecordWorkerError], None]) -> None:
         """Wait, without polling, for any worker to end; report it unless told to stop."""
