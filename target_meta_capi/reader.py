@@ -300,6 +300,11 @@ class NumberedSingerReader(GenericSingerReader[str]):
         #: Called on the reading thread after `wake` (from any thread), at once if it waits
         #: for input, else when it next finds stdin dry.
         self.on_wake: t.Callable[[], None] | None = None
+        #: Called with the error that ends reading, before it leaves `process_lines`.
+        self.on_failure: t.Callable[[Exception], None] | None = None
+        #: Called with the signal that stopped reading, before `TerminationRequested` leaves
+        #: `process_lines`.
+        self.on_stop: t.Callable[[int], object] | None = None
         # (read end, write end) of the pipe that `wake` writes to, once stdin is read
         self._wake_pipe: tuple[int, int] | None = None
         self._stop_signal: int | None = None
@@ -338,9 +343,19 @@ class NumberedSingerReader(GenericSingerReader[str]):
     def wake(self) -> None:
         """From any thread or a signal handler: have the reading thread call `on_wake` (and
         check for a stop) if it waits for the tap, or when it next does."""
-        if self._wake_pipe is not None:
+        pipe = self._wake_pipe  # once: `close_wake_pipe` may run meanwhile
+        if pipe is not None:
             with contextlib.suppress(OSError):  # full already (BlockingIOError): woken anyway
-                os.write(self._wake_pipe[1], b"\0")
+                os.write(pipe[1], b"\0")
+
+    def close_wake_pipe(self) -> None:
+        """At the end of the run, once nothing may call `wake` any more: close its pipe. A
+        process running the target in its own, reading stdin run after run, would otherwise
+        keep two descriptors open for each run."""
+        pipe, self._wake_pipe = self._wake_pipe, None
+        if pipe is not None:
+            for end in pipe:
+                os.close(end)
 
     def woken(self) -> None:
         """On the reading thread: take the wake-ups and call `on_wake`."""
@@ -468,6 +483,22 @@ class NumberedSingerReader(GenericSingerReader[str]):
         )
 
     def process_lines(
+        self,
+        file_input: t.IO[t.Any] | None,
+        callbacks: dict[str, t.Callable[[dict], None]],
+    ) -> t.Counter[str]:
+        try:
+            return self._process_lines(file_input, callbacks)
+        except TerminationRequested as stop:
+            if self.on_stop is not None:
+                self.on_stop(stop.signum)
+            raise
+        except Exception as error:
+            if self.on_failure is not None:
+                self.on_failure(error)
+            raise
+
+    def _process_lines(
         self,
         file_input: t.IO[t.Any] | None,
         callbacks: dict[str, t.Callable[[dict], None]],

@@ -329,6 +329,11 @@ class RecordWorkerPool:
         theirs = [their for _, their in pipes]
         # Workers share what exists now (modules, config, schemas) copy-on-write; a garbage
         # collection would touch every object of it and copy its pages into each worker.
+        # Frozen for the forks only (each child keeps its copy frozen): a process running the
+        # target in its own, run after run, would otherwise never collect garbage made of
+        # what was alive at a fork (a finished run's target, its own objects). What that
+        # process froze itself stays frozen.
+        frozen_before = gc.get_freeze_count()
         gc.freeze()
         # whatever sits in these buffers would be written once more by each child; either is
         # None when started with that descriptor closed (`2>&-`)
@@ -339,6 +344,7 @@ class RecordWorkerPool:
         self._connections = ours
         self._pending: deque[tuple[Connection, Any]] = deque()
         self._closing = False
+        self._watcher: threading.Thread | None = None
         try:
             for index, connection in enumerate(theirs):
                 inherited = ours + theirs[:index] + theirs[index + 1 :]
@@ -355,6 +361,9 @@ class RecordWorkerPool:
                 connection.close()
             self.close()
             raise RecordWorkersUnavailable(f"fork failed: {error.strerror or error}") from None
+        finally:
+            if not frozen_before:
+                gc.unfreeze()
         for connection in theirs:
             connection.close()
         # each worker says it is ready once its receiving thread runs; one that could not
@@ -367,13 +376,15 @@ class RecordWorkerPool:
                 raise RecordWorkersUnavailable("a worker could not start a thread") from None
         if on_lost is not None:
             # a thread only now: the workers are forked, and forking with one running is unsafe
+            watcher = threading.Thread(
+                target=self._watch, args=(on_lost,), name="record-worker-watch", daemon=True
+            )
             try:
-                threading.Thread(
-                    target=self._watch, args=(on_lost,), name="record-worker-watch", daemon=True
-                ).start()
+                watcher.start()
             except RuntimeError:  # "can't start new thread"
                 self.close()
                 raise RecordWorkersUnavailable("no thread could be started to watch them") from None
+            self._watcher = watcher
         # Workers ignore SIGTERM (see _serve), and multiprocessing ends the interpreter by
         # sending its children SIGTERM and joining them: a pool still open at exit (a path
         # that forgot close()) would hang the process. atexit runs this before that.
@@ -432,6 +443,10 @@ class RecordWorkerPool:
             if process.is_alive():
                 process.kill()
                 process.join()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            # it ends as the workers do; still running, it would keep a process running the
+            # target in its own from forking workers for its next run (`can_fork_workers`)
+            self._watcher.join()
 
     def _watch(self, on_lost: Callable[[RecordWorkerError], None]) -> None:
         """Wait, without polling, for any worker to end; report it unless told to stop."""

@@ -4,7 +4,8 @@ The first signal stops reading only where nothing is half done (see `Termination
 in reader.py) and starts no more requests (`Delivery.stop_sending`); the requests in flight
 then get a grace period (`shutdown_grace_seconds`) for Meta's answers, whose state is written.
 A second signal ends the run at once. The main thread waits in short waits, so that a signal
-is heard within `SIGNAL_HEARD_WITHIN` seconds.
+is heard within `SIGNAL_HEARD_WITHIN` seconds. At the end of the run the signals go back to
+the handlers they had before it (`Shutdown.release_signals`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ _WAIT_FOR_ANSWERS = Delivery.wait.__code__
 SAME_STOP_SECONDS = 1.0
 #: The longest the main thread waits in one go while a signal may come to stop it.
 SIGNAL_HEARD_WITHIN = 0.1
+#: The signals a run handles (singer-sdk installs its handler of them as the target is made).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Shutdown:
@@ -41,6 +44,20 @@ class Shutdown:
         self._logger = logger
         # the first SIGTERM/SIGINT and when it came
         self._stop_signal: tuple[int, float] | None = None
+        # What handled them before the run took them. A process running the target in its
+        # own (an orchestrator, a notebook, a test) gets them back at the end of the run:
+        # else its Ctrl-C would reach the finished run, and a second one end it at once.
+        self._previous_handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    def release_signals(self, handler: t.Callable[[int, FrameType | None], None]) -> None:
+        """Give SIGINT and SIGTERM back to the handlers they had before `handler` took them,
+        where it still handles them (a signal whose handler was set after it stays as set)."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # no handler was installed from here (only the main thread may)
+        for signum, previous in self._previous_handlers.items():
+            # None: a handler not set from Python, which Python cannot set back
+            if previous is not None and signal.getsignal(signum) == handler:
+                signal.signal(signum, previous)
 
     def signal_received(self, signum: int, frame: FrameType | None) -> None:
         """The signal handler's work; `frame` is where the main thread was interrupted."""

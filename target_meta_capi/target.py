@@ -226,6 +226,9 @@ class TargetMetaCapi(Target):
                 )
         elif self.stats.test_events:
             self.logger.info("TEST EVENTS: %s.", TEST_EVENTS_NOTE)
+        # The HTTP service this run makes, whose connections end with it; not a configured
+        # one, which `load_http_service` shares between runs.
+        self._own_http_service: RequestsHttpService | None = None
         self.delivery = self._build_delivery()
         self.progress = ProgressReporter(
             self.stats,
@@ -243,7 +246,11 @@ class TargetMetaCapi(Target):
         self.message_reader.on_input_pause = self._input_paused
         self.message_reader.on_input_flow = self._partial_batches.input_flowing
         self.message_reader.on_wake = self.delivery.raise_if_failed
+        self.message_reader.on_failure = self._end_after_failure
+        self.message_reader.on_stop = self._end_after_stop
         self._closed = False
+        self._failed = False
+        self._stop_exit_code: int | None = None  # 128 + the signal, once a stop ended the run
         record_workers = self.config.get("record_workers")
         self._record_workers = (
             default_worker_count() if record_workers is None else int(record_workers)
@@ -362,7 +369,8 @@ class TargetMetaCapi(Target):
         if configured is not None:
             return configured
         concurrent = int(config.get("concurrent_requests", DEFAULT_CONCURRENT_REQUESTS))
-        return RequestsHttpService(pool_size=concurrent)
+        self._own_http_service = RequestsHttpService(pool_size=concurrent)
+        return self._own_http_service
 
     def _build_delivery(self) -> Delivery:
         config = self.config
@@ -739,6 +747,12 @@ class TargetMetaCapi(Target):
                 return
             # dead letters are settled records: they must be on disk before state passes them
             self.delivery.dead_letters.sync()
+            if sys.stdout is None:  # started with it closed (`>&-`), or a host without one
+                raise StateOutputClosed(
+                    "Cannot write state: this process has no stdout (started with it closed, "
+                    "or run in-process by a host without one, such as pythonw). Give it a "
+                    "stdout to read state from, and rerun from the last state written."
+                )
             try:
                 sys.stdout.write(_state_encoder.encode(state).decode() + "\n")
                 sys.stdout.flush()
@@ -755,6 +769,16 @@ class TargetMetaCapi(Target):
     # --- end of input ----------------------------------------------------------------------
 
     def process_endofpipe(self) -> None:
+        try:
+            self._finish_input()
+        except TerminationRequested as stop:
+            self._end_after_stop(stop.signum)
+            raise
+        except Exception as error:
+            self._end_after_failure(error)
+            raise
+
+    def _finish_input(self) -> None:
         if self.message_reader.messages_read == 0:
             raise SingerInputError(
                 f"No input: expected Singer messages (SCHEMA, RECORD, STATE) {self._input_place}"
@@ -792,6 +816,14 @@ class TargetMetaCapi(Target):
             if sink.record_counter_metric.value:
                 sink.record_counter_metric.exit()
         self.delivery.processor.close(wait=self.delivery.unsettled_requests == 0)
+        if self.delivery.unsettled_requests == 0:
+            # else a request abandoned may still use its connection, and fail and wake the
+            # reader (Delivery.fail)
+            self.message_reader.close_wake_pipe()
+            if self._own_http_service is not None:
+                # a process running the target in its own would keep each run's connections
+                # to Meta open until a garbage collection freed the run
+                self._own_http_service.close()
         self.delivery.dead_letters.close()
         if self._dry_run_service is not None:
             self._dry_run_service.close()
@@ -803,7 +835,10 @@ class TargetMetaCapi(Target):
                 "an emoji cut in two) with U+FFFD, the replacement character; the first at "
                 f"input line {reader.first_line_with_lone_surrogate}."
             )
-        write_run_summary(self.stats, self.logger, self.config.get("summary_path"))
+        try:
+            write_run_summary(self.stats, self.logger, self.config.get("summary_path"))
+        finally:
+            self.shutdown.release_signals(self._handle_termination)
 
     # --- CLI -------------------------------------------------------------------------------
 
@@ -819,20 +854,38 @@ class TargetMetaCapi(Target):
         try:
             self.listen(file_input)
         except TerminationRequested as stop:
-            return self._stop_after_signal(stop.signum)
+            return self._end_after_stop(stop.signum)
         except Exception as error:
-            self.ledger.poison()
-            # one line, whatever the message (the SDK's own may span several)
-            failure = one_line(describe_failure(error, self.message_reader))
-            self.stats.run_failed(failure)
-            try:
-                self.close()
-            except Exception as close_error:  # the failure below is the one to report
-                self.logger.warning("Closing after the failure failed too: %s", close_error)
-            # last, so that the line an operator reads first at the bottom says what failed
-            self.logger.error("target-meta-capi failed: %s", failure)
+            self._end_after_failure(error)
             return 1
         return 0
+
+    def _end_after_failure(self, error: Exception) -> None:
+        """The run failed: no state from now on, the failure in the summary and last in the
+        log, everything closed. Where it failed (the reader, the end of input), before
+        `error` leaves `listen()`: a process running the target in its own and calling
+        `listen()` gets the exception and no workers, threads or signal handlers left over."""
+        if self._failed:
+            return
+        self._failed = True
+        self.ledger.poison()
+        # one line, whatever the message (the SDK's own may span several)
+        failure = one_line(describe_failure(error, self.message_reader))
+        self.stats.run_failed(failure)
+        try:
+            self.close()
+        except Exception as close_error:  # the failure below is the one to report
+            self.logger.warning("Closing after the failure failed too: %s", close_error)
+        # last, so that the line an operator reads first at the bottom says what failed
+        self.logger.error("target-meta-capi failed: %s", failure)
+
+    def _end_after_stop(self, signum: int) -> int:
+        """A signal stopped the run: the grace period, the state it settles, everything closed;
+        the exit code. Where it stopped (the reader, the end of input), before
+        `TerminationRequested` leaves `listen()`, as for a failure (`_end_after_failure`)."""
+        if self._stop_exit_code is None:
+            self._stop_exit_code = self._stop_after_signal(signum)
+        return self._stop_exit_code
 
     def _stop_after_signal(self, signum: int) -> int:
         name = signal.Signals(signum).name
