@@ -424,17 +424,26 @@ class TargetMetaCapi(Target):
     def _process_schema_message(self, message_dict: dict) -> None:
         assert_schema_message_shape(message_dict, self.message_reader.line_number)
         stream = message_dict["stream"]
-        replaced = self._sinks_active.get(stream)
+        replaced = self._sinks_fed_by(stream)
         stream_maps = self.mapper.stream_maps.get(stream)
         super()._process_schema_message(message_dict)
         if self.mapper.stream_maps.get(stream) is not stream_maps:
             # registered anew, with stream maps and sinks that may differ; the SDK ignores a
             # SCHEMA repeating the stream's last, which taps send before each page or parent row
             self._plain_sinks.clear()
-        self._warn_if_event_ids_change(replaced, self._sinks_active.get(stream))
+        for name, sink in self._sinks_fed_by(stream).items():
+            self._warn_if_event_ids_change(replaced.get(name), sink)
         self._streams_seen.update(self._sinks_active)
         self._route_to_workers(message_dict.get("stream"))
         self._after_message()
+
+    def _sinks_fed_by(self, stream: str) -> dict[str, t.Any]:
+        """The sinks the stream's records go to, by name: its own, or the ones stream maps
+        name (`__alias__`, `__source__`)."""
+        return {
+            stream_map.stream_alias: self._sinks_active.get(stream_map.stream_alias)
+            for stream_map in self.mapper.stream_maps.get(stream, ())
+        }
 
     def _warn_if_event_ids_change(self, replaced: t.Any, sink: t.Any) -> None:
         """A SCHEMA changing the key properties its stream's event_ids are derived from: the
