@@ -1086,6 +1086,25 @@ def test_worker_killed_mid_run_fails_the_run_and_no_later_state_is_written(
     assert set(range(1, 801)) <= set(run.event_ids)
 
 
+def test_a_worker_killed_while_it_holds_no_records_fails_the_run_saying_none_were_lost(
+    tmp_path: Path,
+) -> None:
+    lines = singer_lines(messy_orders(1000), state_every=800)
+    first_state = lines.index(compact(generate.state_message(800)))
+    with live_target(tmp_path) as target:
+        target.write(lines[: first_state + 1])
+        wait_until(lambda: (tmp_path / "stdout").read_text() != "")  # state 800: all answered
+        killed = target.workers()[0]
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: process_start_time(killed) is None)
+        run = target.finish()
+
+    assert run.returncode == 1
+    assert LOST_WORKER.search(run.failure), run.failure
+    assert "it held no records" in run.failure
+    assert "the records it held were not sent" not in run.failure
+
+
 def test_a_worker_killed_while_meta_is_slow_to_answer_ends_the_run_before_the_answer_comes(
     tmp_path: Path, sandbox_factory: Callable[..., SandboxServer]
 ) -> None:
