@@ -47,7 +47,7 @@ from singer_sdk.target_base import Target
 
 from target_meta_capi.allocator import use_one_malloc_arena
 from target_meta_capi.batch_files import read_batch_message, record_lines
-from target_meta_capi.capi._words import counted
+from target_meta_capi.capi._words import counted, shown_json
 from target_meta_capi.capi.batch import BatchProcessor
 from target_meta_capi.capi.errors import CapiError, ConfigurationError, NetworkError
 from target_meta_capi.capi.http import (
@@ -460,7 +460,8 @@ class TargetMetaCapi(Target):
             self.stats.run_warning(
                 f"Stream {sink.stream_name!r}: its SCHEMA at input line "
                 f"{self.message_reader.line_number} changes its key properties from "
-                f"{list(replaced.key_properties)} to {list(sink.key_properties)}. Its event_ids "
+                f"{shown_json(list(replaced.key_properties))} to "
+                f"{shown_json(list(sink.key_properties))}. Its event_ids "
                 "are derived from them, so a row sent before this SCHEMA gets another event_id "
                 "when it is sent again, and Meta counts it twice. Map `event_id` to a column "
                 "that identifies the row to keep its id whatever the key properties."

@@ -96,7 +96,7 @@ def key_changed_mid_run(order_ids_after: range) -> list[str]:
 
 KEY_CHANGE_WARNING = (
     f"Stream {STREAM!r}: its SCHEMA at input line {ORDERS + 2} changes its key properties "
-    "from ['order_id'] to ['order_id', 'line_no']. Its event_ids are derived from them, so a "
+    'from ["order_id"] to ["order_id", "line_no"]. Its event_ids are derived from them, so a '
     "row sent before this SCHEMA gets another event_id when it is sent again, and Meta counts "
     "it twice."
 )
