@@ -76,7 +76,7 @@ SOCKET_BUFFER_BYTES = 2 * 1024 * 1024
 
 class RecordWorkersUnavailable(Exception):
     """The workers could not be started: a fork or a thread was refused (a limit on processes,
-    RLIMIT_NPROC or a container's pids limit, counts threads too)."""
+    RLIMIT_NPROC or a container's pids limit, counts threads too; or memory short)."""
 
 
 class RecordWorkerError(TargetFailure):

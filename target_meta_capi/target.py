@@ -545,8 +545,9 @@ class TargetMetaCapi(Target):
                     self.stats.run_warning(
                         f"Record workers could not be started ({error}): records are "
                         "processed in the target's own process, more slowly. A limit on "
-                        "processes refused them (`ulimit -u`, a container's pids limit; "
-                        "threads count too): raise it, or set record_workers to 0."
+                        "processes or memory refused them (`ulimit -u`, a container's pids "
+                        "limit, threads counting too; `ulimit -v`, strict overcommit): raise "
+                        "it, or set record_workers to 0."
                     )
                     return
         if spec is not None and spec == self._routed_specs.get(stream_name):

@@ -1217,6 +1217,38 @@ def test_workers_a_limit_on_processes_refuses_leave_the_records_to_the_main_proc
     assert [bookmark(state) for state in run.states] == [300, 600]
 
 
+#: The command, its forks refused for want of memory: ENOMEM, which a large process gets under
+#: strict overcommit (vm.overcommit_memory=2), and no test machine can be made to give
+FORK_SHORT_OF_MEMORY_TARGET = textwrap.dedent(
+    """
+    import errno, os
+    from target_meta_capi.target import TargetMetaCapi
+
+    def fork():
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+
+    os.fork = fork
+    TargetMetaCapi.cli()
+    """
+)
+
+
+def test_workers_refused_for_want_of_memory_are_not_said_refused_by_a_limit_on_processes(
+    tmp_path: Path,
+) -> None:
+    lines = singer_lines(messy_orders(600), state_every=300)
+
+    run = run_target(tmp_path, lines, 2, target_script=FORK_SHORT_OF_MEMORY_TARGET)
+
+    assert run.returncode == 0, run.stderr
+    [warning] = [message for _, message in run.log("WARNING") if "Record workers" in message]
+    assert warning.startswith(
+        "Record workers could not be started (fork failed: Cannot allocate memory): "
+    )
+    assert "A limit on processes or memory refused them" in warning
+    assert run.event_ids == list(range(1, 601))
+
+
 def test_a_worker_killed_while_converting_a_chunk_is_an_error_naming_its_exit_code() -> None:
     # a fresh interpreter (forking from pytest's process is unsafe); the worker is stopped
     # (SIGSTOP) with the chunk sent, then killed before it could answer
