@@ -83,8 +83,8 @@ def _stream_map_property(error: BaseException) -> str:
 
 def _why_expression_failed(cause: BaseException | None) -> str:
     """What simpleeval (the SDK's evaluator, known here by its errors' names: no dependency of
-    ours) refused, by the names it holds: they come from the expression, never the record's
-    values, which its message for a number too high quotes."""
+    ours) refused, by the names it holds or by a message naming only what the expression uses:
+    never the record's values, which its message for a number too high quotes."""
     kind = type(cause).__name__
     if kind == "NameNotDefined":
         name = getattr(cause, "name", "?")
@@ -98,6 +98,12 @@ def _why_expression_failed(cause: BaseException | None) -> str:
         return f"the attribute {getattr(cause, 'attr', '?')!r} does not exist or is not allowed"
     if kind == "OperatorNotDefined":
         return f"the operator {getattr(cause, 'attr', '?')!r} is not allowed"
+    if kind == "FeatureNotAvailable":  # its message names what of the expression, only that
+        return f"stream maps do not allow what it uses ({cause})"
+    if kind == "NumberTooHigh":  # its message quotes the numbers, maybe the record's
+        return "a number it computes is past what stream maps allow (a power or a shift)"
+    if kind == "IterableTooLong":
+        return "a text or list it makes is longer than stream maps allow"
     return f"simpleeval refused it ({kind})"
 
 

@@ -76,7 +76,7 @@ SOCKET_BUFFER_BYTES = 2 * 1024 * 1024
 
 class RecordWorkersUnavailable(Exception):
     """The workers could not be started: a fork or a thread was refused (a limit on processes,
-    RLIMIT_NPROC or a container's pids limit, counts threads too)."""
+    RLIMIT_NPROC or a container's pids limit, counts threads too; or memory short)."""
 
 
 class RecordWorkerError(TargetFailure):
@@ -453,7 +453,10 @@ class RecordWorkerPool:
         ended = wait_for_ready([process.sentinel for process in self._processes])
         if not self._closing:
             lost = next(process for process in self._processes if process.sentinel in ended)
-            on_lost(RecordWorkerError(self._describe_loss(lost)))
+            theirs = self._connections[self._processes.index(lost)]
+            # the tap may be quiet, every chunk answered: then it took no records with it
+            held = any(connection is theirs for connection, _ in list(self._pending))
+            on_lost(RecordWorkerError(self._describe_loss(lost, held=held)))
 
     def _send_all(self, message: tuple[str, int, Any]) -> None:
         for connection in self._connections:
@@ -468,7 +471,7 @@ class RecordWorkerPool:
     def _process_of(self, connection: Connection) -> BaseProcess:
         return self._processes[self._connections.index(connection)]
 
-    def _describe_loss(self, lost: BaseProcess) -> str:
+    def _describe_loss(self, lost: BaseProcess, *, held: bool = True) -> str:
         # its pipe closes while it exits, a moment before its exit code can be read
         lost.join(timeout=1)
         codes = ", ".join(
@@ -476,10 +479,15 @@ class RecordWorkerPool:
             for process in self._processes
             if process.exitcode is not None
         )
+        lost_records = (
+            "the records it held were not sent"
+            if held
+            else "it held no records, but those sent to it next would be lost: the run stops"
+        )
         return (
             f"A record worker process stopped unexpectedly ({codes or 'no exit code yet'}); "
-            "the records it held were not sent. Check memory limits (an out-of-memory kill "
-            "shows as exit code -9) and rerun from the last state."
+            f"{lost_records}. Check memory limits (an out-of-memory kill shows as exit code -9) "
+            "and rerun from the last state."
         )
 
 

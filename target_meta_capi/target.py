@@ -47,7 +47,7 @@ from singer_sdk.target_base import Target
 
 from target_meta_capi.allocator import use_one_malloc_arena
 from target_meta_capi.batch_files import read_batch_message, record_lines
-from target_meta_capi.capi._words import counted
+from target_meta_capi.capi._words import counted, shown_json
 from target_meta_capi.capi.batch import BatchProcessor
 from target_meta_capi.capi.errors import CapiError, ConfigurationError, NetworkError
 from target_meta_capi.capi.http import (
@@ -433,17 +433,26 @@ class TargetMetaCapi(Target):
     def _process_schema_message(self, message_dict: dict) -> None:
         assert_schema_message_shape(message_dict, self.message_reader.line_number)
         stream = message_dict["stream"]
-        replaced = self._sinks_active.get(stream)
+        replaced = self._sinks_fed_by(stream)
         stream_maps = self.mapper.stream_maps.get(stream)
         super()._process_schema_message(message_dict)
         if self.mapper.stream_maps.get(stream) is not stream_maps:
             # registered anew, with stream maps and sinks that may differ; the SDK ignores a
             # SCHEMA repeating the stream's last, which taps send before each page or parent row
             self._plain_sinks.clear()
-        self._warn_if_event_ids_change(replaced, self._sinks_active.get(stream))
+        for name, sink in self._sinks_fed_by(stream).items():
+            self._warn_if_event_ids_change(replaced.get(name), sink)
         self._streams_seen.update(self._sinks_active)
         self._route_to_workers(message_dict.get("stream"))
         self._after_message()
+
+    def _sinks_fed_by(self, stream: str) -> dict[str, t.Any]:
+        """The sinks the stream's records go to, by name: its own, or the ones stream maps
+        name (`__alias__`, `__source__`)."""
+        return {
+            stream_map.stream_alias: self._sinks_active.get(stream_map.stream_alias)
+            for stream_map in self.mapper.stream_maps.get(stream, ())
+        }
 
     def _warn_if_event_ids_change(self, replaced: t.Any, sink: t.Any) -> None:
         """A SCHEMA changing the key properties its stream's event_ids are derived from: the
@@ -460,7 +469,8 @@ class TargetMetaCapi(Target):
             self.stats.run_warning(
                 f"Stream {sink.stream_name!r}: its SCHEMA at input line "
                 f"{self.message_reader.line_number} changes its key properties from "
-                f"{list(replaced.key_properties)} to {list(sink.key_properties)}. Its event_ids "
+                f"{shown_json(list(replaced.key_properties))} to "
+                f"{shown_json(list(sink.key_properties))}. Its event_ids "
                 "are derived from them, so a row sent before this SCHEMA gets another event_id "
                 "when it is sent again, and Meta counts it twice. Map `event_id` to a column "
                 "that identifies the row to keep its id whatever the key properties."
@@ -544,8 +554,9 @@ class TargetMetaCapi(Target):
                     self.stats.run_warning(
                         f"Record workers could not be started ({error}): records are "
                         "processed in the target's own process, more slowly. A limit on "
-                        "processes refused them (`ulimit -u`, a container's pids limit; "
-                        "threads count too): raise it, or set record_workers to 0."
+                        "processes or memory refused them (`ulimit -u`, a container's pids "
+                        "limit, threads counting too; `ulimit -v`, strict overcommit): raise "
+                        "it, or set record_workers to 0."
                     )
                     return
         if spec is not None and spec == self._routed_specs.get(stream_name):

@@ -134,6 +134,36 @@ def test_shown_event_masks_the_query_and_fragment_of_its_page_urls(url: str, sho
     assert shown_event(event, []) == {**event, "event_source_url": shown, "referrer_url": shown}
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # a profile's or channel's page: the "@" is no userinfo's, the host is medium.com
+        (
+            "https://medium.com/@jane/a-post?utm_source=mail",
+            f"https://medium.com/@jane/a-post?{MASK}",
+        ),
+        ("https://www.youtube.com/@shop", "https://www.youtube.com/@shop"),
+        (
+            "https://shop.example/unsubscribe/jane@example.com",
+            f"https://shop.example/unsubscribe/{MASK}",
+        ),
+        ("https://jane:pw@shop.example/thanks", f"https://{MASK}@shop.example/thanks"),
+    ],
+)
+def test_shown_event_keeps_the_host_of_a_page_url_with_an_at_sign_in_its_path(
+    url: str, shown: str
+) -> None:
+    event = {"event_name": "ViewContent", "event_source_url": url}
+
+    assert shown_event(event, [])["event_source_url"] == shown
+
+
+def test_page_url_secrets_hold_an_e_mail_address_in_a_page_urls_path() -> None:
+    event = {"event_source_url": "https://shop.example/unsubscribe/jane@example.com?src=mail"}
+
+    assert list(page_url_secrets(event)) == ["jane@example.com", "src=mail"]
+
+
 def test_page_url_secrets_are_what_shown_event_masks_of_page_urls() -> None:
     event = {
         "event_source_url": "https://shop.example/thanks?email=jane@example.com",

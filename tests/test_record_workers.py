@@ -1086,6 +1086,25 @@ def test_worker_killed_mid_run_fails_the_run_and_no_later_state_is_written(
     assert set(range(1, 801)) <= set(run.event_ids)
 
 
+def test_a_worker_killed_while_it_holds_no_records_fails_the_run_saying_none_were_lost(
+    tmp_path: Path,
+) -> None:
+    lines = singer_lines(messy_orders(1000), state_every=800)
+    first_state = lines.index(compact(generate.state_message(800)))
+    with live_target(tmp_path) as target:
+        target.write(lines[: first_state + 1])
+        wait_until(lambda: (tmp_path / "stdout").read_text() != "")  # state 800: all answered
+        killed = target.workers()[0]
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: process_start_time(killed) is None)
+        run = target.finish()
+
+    assert run.returncode == 1
+    assert LOST_WORKER.search(run.failure), run.failure
+    assert "it held no records" in run.failure
+    assert "the records it held were not sent" not in run.failure
+
+
 def test_a_worker_killed_while_meta_is_slow_to_answer_ends_the_run_before_the_answer_comes(
     tmp_path: Path, sandbox_factory: Callable[..., SandboxServer]
 ) -> None:
@@ -1193,6 +1212,38 @@ def test_workers_a_limit_on_processes_refuses_leave_the_records_to_the_main_proc
     assert "Traceback" not in run.stderr
     assert event_ids == list(range(1, 601))
     assert [bookmark(state) for state in run.states] == [300, 600]
+
+
+#: The command, its forks refused for want of memory: ENOMEM, which a large process gets under
+#: strict overcommit (vm.overcommit_memory=2), and no test machine can be made to give
+FORK_SHORT_OF_MEMORY_TARGET = textwrap.dedent(
+    """
+    import errno, os
+    from target_meta_capi.target import TargetMetaCapi
+
+    def fork():
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+
+    os.fork = fork
+    TargetMetaCapi.cli()
+    """
+)
+
+
+def test_workers_refused_for_want_of_memory_are_not_said_refused_by_a_limit_on_processes(
+    tmp_path: Path,
+) -> None:
+    lines = singer_lines(messy_orders(600), state_every=300)
+
+    run = run_target(tmp_path, lines, 2, target_script=FORK_SHORT_OF_MEMORY_TARGET)
+
+    assert run.returncode == 0, run.stderr
+    [warning] = [message for _, message in run.log("WARNING") if "Record workers" in message]
+    assert warning.startswith(
+        "Record workers could not be started (fork failed: Cannot allocate memory): "
+    )
+    assert "A limit on processes or memory refused them" in warning
+    assert run.event_ids == list(range(1, 601))
 
 
 def test_a_worker_killed_while_converting_a_chunk_is_an_error_naming_its_exit_code() -> None:

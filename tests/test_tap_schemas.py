@@ -96,7 +96,7 @@ def key_changed_mid_run(order_ids_after: range) -> list[str]:
 
 KEY_CHANGE_WARNING = (
     f"Stream {STREAM!r}: its SCHEMA at input line {ORDERS + 2} changes its key properties "
-    "from ['order_id'] to ['order_id', 'line_no']. Its event_ids are derived from them, so a "
+    'from ["order_id"] to ["order_id", "line_no"]. Its event_ids are derived from them, so a '
     "row sent before this SCHEMA gets another event_id when it is sent again, and Meta counts "
     "it twice."
 )
@@ -129,6 +129,26 @@ def test_key_properties_changed_mid_run_are_not_warned_about_where_a_column_give
     assert run.returncode == 0, run.stderr[-3000:]
     assert len(set(run.event_ids)) == ORDERS + 99  # the resent row deduplicates at Meta
     assert not any("key properties" in warning for warning in run.summary["warnings"])
+
+
+def test_key_properties_changed_mid_run_are_warned_about_for_a_stream_a_stream_map_renames(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    lines = key_changed_mid_run(range(ORDERS, ORDERS + 100))
+
+    run = run_target(
+        sandbox,
+        tmp_path / "run",
+        lines,
+        0,
+        streams={"purchases": DERIVED_IDS},
+        stream_maps={STREAM: {"__alias__": "purchases"}},
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert len(run.event_ids) == len(set(run.event_ids)) == ORDERS + 100
+    [warning] = [w for w in run.summary["warnings"] if "key properties" in w]
+    assert warning.startswith(KEY_CHANGE_WARNING.replace(repr(STREAM), "'purchases'"))
 
 
 # --- schema keywords as taps write them ------------------------------------------------------

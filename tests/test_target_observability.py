@@ -529,6 +529,9 @@ def test_a_stream_map_failing_on_a_record_names_the_property_and_its_expression(
     [
         ("coupon + 1", "the name 'coupon' is not defined (a column this record lacks?"),
         ("shout(email)", "the function 'shout' is not one stream maps offer"),
+        ("lambda: 1", "stream maps do not allow what it uses (Sorry, Lambda is not available"),
+        ("2 ** 9999999", "a number it computes is past what stream maps allow"),
+        ("'x' * 10000000", "a text or list it makes is longer than stream maps allow"),
     ],
 )
 def test_a_failing_stream_map_expression_is_named_once_with_why_and_where_to_correct_it(

@@ -4,8 +4,9 @@ Hashed customer information (SHA-256 digests) may; every other user_data value â
 user agent, fbc/fbp cookies, unhashed ids â€” is personal data too, and is masked. Of a URL (the
 graph_url setting, and the request URLs built from it), the user:password before the host, the
 query string and the fragment are masked: someone may have put a token there. Of an event's
-page URLs (event_source_url, referrer_url), the query and fragment are masked: a site may
-have put an e-mail address there (`?email=`).
+page URLs (event_source_url, referrer_url), the query and fragment are masked, where a site
+may have put an e-mail address (`?email=`), and so are an e-mail address in the path and a
+userinfo, the host and the rest of the path shown.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
 
 def redact_received_event(event: dict[str, Any]) -> dict[str, Any]:
     """The event as sent, masked where no mapping says which fields hold customer information
-    (the sandbox's report): `redact_user_data`'s masking; the query, fragment and userinfo of
-    its URLs (`shown_url`); custom_data's search_string and app_data's extinfo; and any value
+    (the sandbox's report): `redact_user_data`'s masking; its page URLs as `shown_event`
+    shows them; custom_data's search_string and app_data's extinfo; and any value
     with an e-mail address in it, each custom_data value by itself, other fields whole."""
     shown = _with_page_urls_shown(mask_fields(redact_user_data(event), _FREE_TEXT_FIELDS))
     masked: dict[str, Any] = {}
@@ -69,25 +70,43 @@ def _with_page_urls_shown(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _shown_page_url(url: str) -> str:
-    """`shown_url` for the URL of a page: all from the first "?" or "#" masked before, so that
-    an e-mail there (``?u=jane@example.com``) is not taken for the end of a userinfo, which
-    would hide the host and path too."""
-    cut = _query_or_fragment_start(url)
-    return shown_url(url[:cut]) + (url[cut] + MASK if cut < len(url) else "")
+    shown = url
+    # the last span first, so the earlier ones' offsets still hold
+    for start, end in reversed(_page_url_secret_spans(url)):
+        shown = shown[:start] + MASK + shown[end:]
+    return shown
 
 
 def page_url_secrets(event: Mapping[str, Any]) -> Iterator[str]:
-    """What `shown_event` masks of the event's page URLs (all after their first "?" or "#"),
-    for cutting out of text that may quote them (an error answer echoing the request)."""
+    """What `shown_event` masks of the event's page URLs, for cutting out of text that may
+    quote them (an error answer echoing the request)."""
     for name in _URL_FIELDS:
         url = event.get(name)
-        if isinstance(url, str) and (secret := url[_query_or_fragment_start(url) + 1 :]):
-            yield secret
+        if isinstance(url, str):
+            for start, end in _page_url_secret_spans(url):
+                if end > start:
+                    yield url[start:end]
 
 
-def _query_or_fragment_start(url: str) -> int:
-    """Where the first "?" or "#" of a URL is; its length when it has neither."""
-    return min((at for at in (url.find("?"), url.find("#")) if at >= 0), default=len(url))
+def _page_url_secret_spans(url: str) -> list[tuple[int, int]]:
+    """Where a page's URL holds what may not be shown, as (start, end) offsets in order: a
+    userinfo, each e-mail address in its path (``/unsubscribe/jane@example.com``), and all
+    after its first "?" or "#" (``?email=``), even if empty. Unlike graph_url's (`shown_url`),
+    the userinfo ends at the last "@" before the path: a page's path may hold one
+    (``medium.com/@jane``, ``youtube.com/@shop``), and the host is shown."""
+    cut = min((at for at in (url.find("?"), url.find("#")) if at >= 0), default=len(url))
+    scheme_end = url.find("://", 0, cut)
+    authority_start = scheme_end + 3 if scheme_end >= 0 else 0
+    path_start = url.find("/", authority_start, cut)
+    path_start = cut if path_start < 0 else path_start
+    spans = []
+    userinfo_end = url.rfind("@", authority_start, path_start)
+    if userinfo_end > authority_start:
+        spans.append((authority_start, userinfo_end))
+    spans += [email.span() for email in _EMAIL_IN_TEXT.finditer(url, path_start, cut)]
+    if cut < len(url):
+        spans.append((cut + 1, len(url)))
+    return spans
 
 
 def _holds_email(value: Any) -> bool:
@@ -99,7 +118,7 @@ def shown_event(event: dict[str, Any], private_fields: Iterable[Sequence[str]]) 
     """The event as a file people read shows it: `redact_user_data`'s masking, the values at
     `private_fields` (customer information a mapping puts outside user_data) masked too, and
     the query and fragment of its page URLs, where a site may have put an e-mail address
-    (``?email=``) or a token."""
+    (``?email=``) or a token, and an e-mail address or a userinfo before them."""
     return _with_page_urls_shown(mask_fields(redact_user_data(event), private_fields))
 
 

@@ -382,7 +382,7 @@ class EventRequest:
     def _secrets(self) -> list[str | None]:
         """What no error message may quote: the token, the app secret and its proof, and the
         customer data sent as it is (user_data's IP address, user agent..., the values at
-        `private_fields`, the query and fragment of page URLs), which an answer may echo, and
+        `private_fields`, what `shown_event` masks of page URLs), which an answer may echo, and
         the userinfo, query and fragment of graph_url."""
         secrets: list[str | None] = [self.access_token, self.app_secret, self.appsecret_proof]
         # an HTTP library's message quotes the URL, and a token may be in graph_url's query
