@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -344,11 +345,12 @@ def test_letters_can_go_to_a_pipe(tmp_path: Path) -> None:
     assert [json.loads(line)["stream"] for line in received[0].splitlines()] == ["piped"]
 
 
-def test_a_rejection_echoing_the_request_leaves_no_ip_address_or_user_agent_in_letter_or_log(
-    tmp_path: Path,
-) -> None:
-    ip_address, user_agent = "198.51.100.23", "Mozilla/5.0 LeakAgent/9.9"
-    lines = order_stream(1, records=[order(1, client_ip=ip_address, user_agent=user_agent)])
+def rejected_by_a_graph_echoing_the_request(
+    tmp_path: Path, record: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """The dead letter and the log of a run whose one record Graph refuses, quoting the whole
+    request back in its error."""
+    lines = order_stream(1, records=[record])
     with FakeGraphServer(rejection_echoing_the_request) as server:
         config_path = tmp_path / "config.json"
         config_path.write_text(json.dumps(orders_config(server.url, tmp_path)))
@@ -361,7 +363,16 @@ def test_a_rejection_echoing_the_request_leaves_no_ip_address_or_user_agent_in_l
         )
     [letter] = read_dead_letters(tmp_path)
     assert letter["meta_error"]["error_subcode"] == 2804050
-    for text in (json.dumps(letter), completed.stderr):
+    return letter, completed.stderr
+
+
+def test_a_rejection_echoing_the_request_leaves_no_ip_address_or_user_agent_in_letter_or_log(
+    tmp_path: Path,
+) -> None:
+    ip_address, user_agent = "198.51.100.23", "Mozilla/5.0 LeakAgent/9.9"
+    record = order(1, client_ip=ip_address, user_agent=user_agent)
+    letter, log = rejected_by_a_graph_echoing_the_request(tmp_path, record)
+    for text in (json.dumps(letter), log):
         assert ip_address not in text
         assert "LeakAgent" not in text
 
@@ -370,20 +381,9 @@ def test_a_rejection_echoing_the_request_leaves_no_page_url_query_in_letter_or_l
     tmp_path: Path,
 ) -> None:
     page_url = "https://shop.example.com/thanks?email=jane.leak@example.org#jane.leak"
-    lines = order_stream(1, records=[order(1, page_url=page_url)])
-    with FakeGraphServer(rejection_echoing_the_request) as server:
-        config_path = tmp_path / "config.json"
-        config_path.write_text(json.dumps(orders_config(server.url, tmp_path)))
-        completed = subprocess.run(
-            [str(TARGET), "--config", str(config_path)],
-            input="\n".join(lines) + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    [letter] = read_dead_letters(tmp_path)
+    letter, log = rejected_by_a_graph_echoing_the_request(tmp_path, order(1, page_url=page_url))
     assert letter["event"]["event_source_url"] == "https://shop.example.com/thanks?<redacted>"
-    for text in (json.dumps(letter), completed.stderr):
+    for text in (json.dumps(letter), log):
         assert "jane.leak" not in text
 
 
