@@ -17,7 +17,7 @@ from target_meta_capi.capi.errors import NetworkError, RequestTimeout
 from target_meta_capi.dead_letter import DeadLetter, DeadLetterWriter
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.state import AckLedger
-from tests._http_fixture import FakeGraphServer, graph_error, html_page, success
+from tests._http_fixture import FakeGraphServer, closed_port, graph_error, html_page, success
 
 from ._target_support import (
     STREAM,
@@ -341,10 +341,7 @@ def test_exhausted_retries_fail_the_run_naming_stream_and_records(
 def test_unreachable_graph_url_fails_after_its_retries_naming_the_setting(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    config = orders_config(f"http://127.0.0.1:{closed_port}", tmp_path, max_retries=1)
+    config = orders_config(f"http://127.0.0.1:{closed_port()}", tmp_path, max_retries=1)
     result = run_in_process(config, order_stream(2))
     assert result.exit_code == 1
     assert result.states == []
@@ -354,10 +351,7 @@ def test_unreachable_graph_url_fails_after_its_retries_naming_the_setting(
 def test_events_whose_connection_was_refused_are_not_called_sent_in_the_closing_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    config = orders_config(f"http://127.0.0.1:{closed_port}", tmp_path, max_retries=1)
+    config = orders_config(f"http://127.0.0.1:{closed_port()}", tmp_path, max_retries=1)
     result = run_in_process(config, order_stream(2))
     assert result.exit_code == 1
     [warning] = [line for line in caplog.messages if "failed the run" in line]
@@ -371,12 +365,12 @@ def test_events_whose_connection_was_refused_are_not_called_sent_in_the_closing_
 def test_graph_url_that_never_answered_is_not_retried(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
     summary_path = tmp_path / "summary.json"
     config = orders_config(
-        f"http://127.0.0.1:{closed_port}", tmp_path, max_retries=5, summary_path=str(summary_path)
+        f"http://127.0.0.1:{closed_port()}",
+        tmp_path,
+        max_retries=5,
+        summary_path=str(summary_path),
     )
     result = run_in_process(config, order_stream(2))
     assert result.exit_code == 1
