@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from target_meta_capi.log_output import STDOUT_HANDLER_WARNING
 from target_meta_capi.sandbox import SandboxServer
@@ -189,6 +190,23 @@ def test_a_log_config_that_cannot_be_used_stops_the_target_with_one_line_naming_
     assert sandbox.stats()["requests"] == 0
 
 
+def _run_with_service_module(
+    tmp_path: Path, settings: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
+    """The target run on three orders with `settings`, which name an http_service_class from a
+    module written into tmp_path."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(settings))
+    return subprocess.run(
+        [str(TARGET), "--config", str(config)],
+        input="\n".join(order_stream(3)) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
+    )
+
+
 # requests' documentation, "Logging" in its advanced usage: how to see the requests it sends
 _DEBUGGING_SERVICE = """
 import http.client
@@ -206,23 +224,13 @@ def test_http_client_debug_output_turned_on_shows_no_request_and_leaves_stdout_t
 ) -> None:
     sandbox = sandbox_factory(app_secret=APP_SECRET)
     (tmp_path / "debugged_service.py").write_text(_DEBUGGING_SERVICE)
-    config = tmp_path / "config.json"
     settings = orders_config(
         sandbox.url,
         tmp_path,
         app_secret=APP_SECRET,
         http_service_class="debugged_service:DebuggedService",
     )
-    config.write_text(json.dumps(settings))
-
-    completed = subprocess.run(
-        [str(TARGET), "--config", str(config)],
-        input="\n".join(order_stream(3)) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
-    )
+    completed = _run_with_service_module(tmp_path, settings)
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert [json.loads(line) for line in completed.stdout.splitlines()] == [
@@ -245,20 +253,10 @@ def test_a_configuration_error_spanning_lines_is_logged_as_one_line(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     (tmp_path / "failing_service.py").write_text(_FAILING_SERVICE)
-    config = tmp_path / "config.json"
     settings = orders_config(
         sandbox.url, tmp_path, http_service_class="failing_service:FailingService"
     )
-    config.write_text(json.dumps(settings))
-
-    completed = subprocess.run(
-        [str(TARGET), "--config", str(config)],
-        input="\n".join(order_stream(3)) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
-    )
+    completed = _run_with_service_module(tmp_path, settings)
 
     assert completed.returncode == 1
     assert completed.stderr.splitlines()[-1].endswith(
