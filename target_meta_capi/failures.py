@@ -42,6 +42,14 @@ def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:
         # valid JSON nested hundreds of levels deep, which some step copies or walks
         # recursively (the SDK deep-copies each SCHEMA): the line is what to fix, whichever
         return f"The {reader.current_message_type} message {TOO_DEEP} to be processed ({where})"
+    unparsed = _unparsed_stream_map_property(error)
+    if unparsed:
+        # the SDK's message names the expression only (and for an empty one is an IndexError
+        # of its own), not which of the stream's maps holds it
+        return (
+            f"Stream map expression does not parse ({where}{unparsed}): "
+            f"{_why_not_parsed(error)}; correct it in stream_maps"
+        )
     in_property = _stream_map_property(error)
     if in_property and isinstance(error, MapExpressionError):
         # the SDK's message repeats the expression `where` names, and says nothing of why
@@ -79,6 +87,37 @@ def _stream_map_property(error: BaseException) -> str:
                 # the SDK evaluates the __filter__ expression under no property's name
                 return f", stream map property {name or '__filter__'!r}: {expression}"
     return ""
+
+
+def _unparsed_stream_map_property(error: BaseException) -> str:
+    """Which property of a stream map holds the expression that does not parse, when the
+    SDK's parsing of a stream's maps (at its SCHEMA) failed on it: read from the frame of the
+    SDK's method, whose names come from the config. Not an expression failing on a record,
+    which the SDK evaluates in another function."""
+    parse_failed = isinstance(error, IndexError) or (
+        isinstance(error, MapExpressionError)
+        and isinstance(error.__cause__, (SyntaxError, IndexError))
+    )
+    if not parse_failed:
+        return ""
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        if (
+            frame.f_code.co_name != "_init_functions_and_schema"
+            or frame.f_globals.get("__name__") != _SDK_MAPPER
+        ):
+            continue
+        names = frame.f_locals
+        if isinstance(names.get("prop_def"), str):
+            return f", stream map property {names.get('prop_key')!r}: {names['prop_def']}"
+        if isinstance(names.get("filter_rule"), str):
+            return f", stream map property '__filter__': {names['filter_rule']}"
+    return ""
+
+
+def _why_not_parsed(error: BaseException) -> str:
+    if isinstance(error.__cause__, SyntaxError):
+        return f"it is not a Python expression ({error.__cause__.msg})"
+    return "it is empty"  # the SDK's IndexError: an expression of no character or statement
 
 
 def _why_expression_failed(cause: BaseException | None) -> str:

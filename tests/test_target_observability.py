@@ -551,6 +551,39 @@ def test_a_failing_stream_map_expression_is_named_once_with_why_and_where_to_cor
     assert failure.count(expression) == 1
 
 
+@pytest.mark.parametrize(
+    ("stream_map", "where", "why"),
+    [
+        ({"n": "1 +"}, "stream map property 'n': 1 +", "it is not a Python expression"),
+        ({"n": ""}, "stream map property 'n': ", "it is empty"),
+        ({"n": "  "}, "stream map property 'n':   ", "it is empty"),
+        (
+            {"__filter__": "email =="},
+            "stream map property '__filter__': email ==",
+            "it is not a Python expression",
+        ),
+    ],
+)
+def test_a_stream_map_expression_that_does_not_parse_is_named_with_its_property(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    stream_map: dict[str, str],
+    where: str,
+    why: str,
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, stream_maps={STREAM: stream_map})
+    result = run_in_process(config, order_stream(1))
+    assert result.exit_code == 1
+    [failure] = [line for line in caplog.text.splitlines() if "target-meta-capi failed" in line]
+    assert f"Stream map expression does not parse (input line 1, stream '{STREAM}', {where})" in (
+        failure
+    )
+    assert why in failure
+    assert failure.endswith("; correct it in stream_maps")
+    assert sandbox.stats()["requests"] == 0
+
+
 def test_a_message_in_metas_success_answers_is_logged_once_and_counted_per_answer(
     sandbox_factory: Callable[..., SandboxServer],
     tmp_path: Path,
