@@ -343,7 +343,6 @@ class EventRequest:
         fbtrace_id = parsed.get("fbtrace_id")
         if not isinstance(fbtrace_id, str):
             fbtrace_id = None
-        messages = parsed.get("messages")
         if received != len(self.events):
             # its text quotes the trace id, which is the answer's to say, as an error's is
             raise EventsReceivedMismatch(
@@ -351,20 +350,23 @@ class EventRequest:
                 received=received,
                 fbtrace_id=answer_text(fbtrace_id, self._secrets()) if fbtrace_id else None,
             )
+        messages = parsed.get("messages")
+        if not isinstance(messages, list):
+            messages = []
+        # what a message may not quote, found once for the answer: it decodes every event
+        secrets = self._secrets() if messages else []
         return EventResponse(
             events_received=received,
-            messages=[self._message_text(message) for message in messages]
-            if isinstance(messages, list)
-            else [],
+            messages=[self._message_text(message, secrets) for message in messages],
             fbtrace_id=fbtrace_id,
         )
 
-    def _message_text(self, message: Any) -> str:
+    def _message_text(self, message: Any, secrets: list[str | None]) -> str:
         """A message of Graph's success answer (a warning: a deprecated parameter, say) as
         errors show Graph's texts, and any URL in it without its query string: a caller logs
         them. One that is not text is shown as the JSON it was."""
         text = message if isinstance(message, str) else msgspec.json.encode(message).decode()
-        return answer_text(urls_shown_in(text), self._secrets()) or ""
+        return answer_text(urls_shown_in(text), secrets) or ""
 
     def _redacted(self, error: Exception) -> Exception:
         # a custom service's message may quote what it was given
