@@ -332,8 +332,10 @@ class RecordWorkerPool:
         # copy its pages (≈ 9 MB more memory over 200,000 records of the benchmark). Frozen
         # until the pool closes: a process running the target in its own, run after run,
         # would otherwise never collect garbage made of what was alive at a fork (a finished
-        # run's target, its own objects). What that process froze itself stays frozen.
-        self._unfreeze_at_close = not gc.get_freeze_count()
+        # run's target, its own objects). Not kept frozen for such a process if it froze
+        # objects itself: whether it did cannot be told (Python 3.12 reports objects frozen
+        # as modules load), and unfrozen objects cost memory, not correctness.
+        self._unfreeze_at_close = True
         gc.freeze()
         # whatever sits in these buffers would be written once more by each child; either is
         # None when started with that descriptor closed (`2>&-`)
@@ -345,6 +347,7 @@ class RecordWorkerPool:
         self._pending: deque[tuple[Connection, Any]] = deque()
         self._closing = False
         self._watcher: threading.Thread | None = None
+        self._join_lock = threading.Lock()
         try:
             for index, connection in enumerate(theirs):
                 inherited = ours + theirs[:index] + theirs[index + 1 :]
@@ -472,8 +475,11 @@ class RecordWorkerPool:
         return self._processes[self._connections.index(connection)]
 
     def _describe_loss(self, lost: BaseProcess, *, held: bool = True) -> str:
-        # its pipe closes while it exits, a moment before its exit code can be read
-        lost.join(timeout=1)
+        # its pipe closes while it exits, a moment before its exit code can be read; one
+        # thread at a time (the watching thread and the main process's may both describe
+        # it): the waitpid of the second would fail, and it would read no exit code
+        with self._join_lock:
+            lost.join(timeout=1)
         codes = ", ".join(
             f"{process.name} exit code {process.exitcode}"
             for process in self._processes
