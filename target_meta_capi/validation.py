@@ -354,11 +354,7 @@ def _exact_multiple_of(
 
 
 def _has_multiple_of(schema: Any) -> bool:
-    if isinstance(schema, list):
-        return any(_has_multiple_of(item) for item in schema)
-    if not isinstance(schema, dict):
-        return False
-    return _step(schema) is not None or any(_has_multiple_of(value) for value in schema.values())
+    return any(_step(node) is not None for _, node in _subschemas(schema))
 
 
 def _column_steps(
