@@ -335,7 +335,7 @@ class RecordWorkerPool:
         # run's target, its own objects). Not kept frozen for such a process if it froze
         # objects itself: whether it did cannot be told (Python 3.12 reports objects frozen
         # as modules load), and unfrozen objects cost memory, not correctness.
-        self._unfreeze_at_close = True
+        self._frozen = True
         gc.freeze()
         # whatever sits in these buffers would be written once more by each child; either is
         # None when started with that descriptor closed (`2>&-`)
@@ -447,8 +447,8 @@ class RecordWorkerPool:
             # it ends as the workers do; still running, it would keep a process running the
             # target in its own from forking workers for its next run (`can_fork_workers`)
             self._watcher.join()
-        if self._unfreeze_at_close:
-            self._unfreeze_at_close = False
+        if self._frozen:  # once: a later pool of the same process may have frozen again
+            self._frozen = False
             gc.unfreeze()
 
     def _watch(self, on_lost: Callable[[RecordWorkerError], None]) -> None:
