@@ -129,9 +129,10 @@ GRAPH_ERROR_SPEC = "RATE:STATUS:CODE[:SUBCODE[:transient[:MESSAGE]]]"
 def _graph_error(text: str) -> GraphErrorFault:
     """``0.5:400:613::transient`` -> half of the requests answered 400, code 613, transient."""
     parts = text.split(":", 5)
-    parts += [""] * (6 - len(parts))
+    given = len(parts)
+    parts += [""] * (6 - given)
     rate, status, code, subcode, transient, message = parts
-    if len(text.split(":")) < 3 or not all(map(is_whole_number, (status, code))):
+    if given < 3 or not all(map(is_whole_number, (status, code))):
         raise argparse.ArgumentTypeError(f"must be {GRAPH_ERROR_SPEC}, got {text}")
     if subcode and not is_whole_number(subcode):
         raise argparse.ArgumentTypeError(f"a subcode is a whole number >= 0, got {subcode}")
