@@ -97,21 +97,29 @@ def test_an_observer_that_raises_is_logged_after_the_application_configures_logg
     assert "Broken.on_attempt raised; the request goes on as if it had not" in completed.stderr
 
 
-def _run_with_environment(
-    sandbox: SandboxServer, tmp_path: Path, **variables: str
+def _run_on_three_orders(
+    tmp_path: Path, settings: dict[str, Any], environment: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "config.json"
-    config.write_text(json.dumps(orders_config(sandbox.url, tmp_path)))
-    environment = {
-        name: value for name, value in os.environ.items() if not name.endswith("LOGLEVEL")
-    }
+    config.write_text(json.dumps(settings))
     return subprocess.run(
         [str(TARGET), "--config", str(config)],
         input="\n".join(order_stream(3)) + "\n",
         capture_output=True,
         text=True,
         timeout=60,
-        env={**environment, **variables},
+        env=environment,
+    )
+
+
+def _run_with_environment(
+    sandbox: SandboxServer, tmp_path: Path, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    environment = {
+        name: value for name, value in os.environ.items() if not name.endswith("LOGLEVEL")
+    }
+    return _run_on_three_orders(
+        tmp_path, orders_config(sandbox.url, tmp_path), {**environment, **variables}
     )
 
 
@@ -195,16 +203,8 @@ def _run_with_service_module(
 ) -> subprocess.CompletedProcess[str]:
     """The target run on three orders with `settings`, which name an http_service_class from a
     module written into tmp_path."""
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(settings))
-    return subprocess.run(
-        [str(TARGET), "--config", str(config)],
-        input="\n".join(order_stream(3)) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
-    )
+    module_path = os.pathsep.join([str(tmp_path), *sys.path])
+    return _run_on_three_orders(tmp_path, settings, {**os.environ, "PYTHONPATH": module_path})
 
 
 # requests' documentation, "Logging" in its advanced usage: how to see the requests it sends
