@@ -20,11 +20,9 @@ import os
 import random
 import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import textwrap
 import threading
@@ -50,6 +48,7 @@ from target_meta_capi.record_workers import (
 )
 from target_meta_capi.sandbox import SandboxServer
 
+from ._process_limit import TARGET_COMMAND, run_python_under_a_process_limit
 from ._target_support import ACCESS_TOKEN, PIXEL_ID, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -1138,35 +1137,6 @@ def test_a_worker_killed_while_meta_is_slow_to_answer_ends_the_run_before_the_an
     assert run.states == []  # no record is settled: no state passes one
 
 
-def as_a_user_of_its_own_with_these_packages() -> tuple[list[str], dict[str, str]]:
-    """A command prefix and environment running this checkout's code as a user no other
-    process runs as (a limit on processes counts all of a user's, and holds for no root): this
-    Python, or the system's of the same version with this environment's packages when others
-    may not read this one (pyenv's under /root). Skips the test where there is neither."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None or shutil.which("prlimit") is None:
-        pytest.skip("needs root, setpriv and prlimit to run as another user under a limit")
-    # a user id of this test process's own: not nobody, whose other processes on the machine
-    # (another test run's) would count against the limit and move the step it refuses
-    user = 100_000 + os.getpid()
-    as_user = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
-    root = str(Path(__file__).resolve().parent.parent)
-    system_python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-    for python, path in (
-        (sys.executable, root),
-        (system_python, os.pathsep.join([root, sysconfig.get_paths()["purelib"]])),
-    ):
-        environment = {"PATH": os.defpath, "HOME": "/tmp", "PYTHONPATH": path}
-        probe = subprocess.run(
-            [*as_user, python, "-c", "import target_meta_capi.target"],
-            capture_output=True,
-            env=environment,
-            timeout=60,
-        )
-        if probe.returncode == 0:
-            return [*as_user, python], environment
-    pytest.skip("no Python here that another user may run with this environment's packages")
-
-
 @pytest.mark.parametrize(
     # processes the user may have, threads included; the target takes six here: itself, two
     # workers, a thread in each and one watching them
@@ -1182,27 +1152,21 @@ def as_a_user_of_its_own_with_these_packages() -> tuple[list[str], dict[str, str
 def test_workers_a_limit_on_processes_refuses_leave_the_records_to_the_main_process(
     processes: int, refused: str
 ) -> None:
-    command, environment = as_a_user_of_its_own_with_these_packages()
     lines = singer_lines(messy_orders(600), state_every=300)
     with tempfile.TemporaryDirectory() as directory:
         os.chmod(directory, 0o777)  # that user writes the run's files there
-        config_path = write_config(Path(directory), dry_run_config(Path(directory), 2))
+        # one request at a time: the records before the first state are acknowledged before
+        # the rest are sent, and its state line is written (both ready at once, only the
+        # newest would be)
+        config = dry_run_config(Path(directory), 2, concurrent_requests=1)
+        config_path = write_config(Path(directory), config)
         os.chmod(config_path, 0o644)
-        completed = subprocess.run(
-            [
-                "prlimit",
-                f"--nproc={processes}",
-                *command,
-                "-c",
-                "from target_meta_capi.target import TargetMetaCapi; TargetMetaCapi.cli()",
-                "--config",
-                str(config_path),
-            ],
-            input="".join(line + "\n" for line in lines),
-            capture_output=True,
-            text=True,
-            env=environment,
-            timeout=120,
+        completed = run_python_under_a_process_limit(
+            processes,
+            TARGET_COMMAND,
+            "--config",
+            str(config_path),
+            stdin="".join(line + "\n" for line in lines),
         )
         run = Run(completed.returncode, completed.stdout, completed.stderr, Path(directory))
         event_ids = run.event_ids
