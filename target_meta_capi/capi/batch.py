@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ._hooks import notify
+from ._thread_pools import submit_or_hand_back
 from ._words import counted
 from .errors import (
     BatchProcessingError,
@@ -270,7 +271,8 @@ class BatchProcessor:
         pending = [request]
 
         def run() -> None:
-            # run inline at exit (see _submitted), maybe by a callback on a worker thread
+            # maybe run by this thread when the pool refuses it (see _thread_pools), maybe
+            # by a callback on a worker thread
             was_worker = self._in_worker()
             self._worker.active = True
             try:
@@ -303,11 +305,11 @@ class BatchProcessor:
                 )
             # under the lock, which close() takes before shutting the pool down: let go
             # first, this could reach a pool already shut down (its RuntimeError)
-            inline = not _submitted(self._executor, run)
+            refused = submit_or_hand_back(self._executor, run)
             # run() gives its place back under this lock, so only once it is counted
             self._in_flight += 1
-        if inline:
-            run()
+        if refused is not None:
+            refused()
         return future
 
     def _release(self) -> None:
@@ -337,17 +339,6 @@ def _without_locals(error: BaseException) -> BaseException:
     """
     traceback.clear_frames(error.__traceback__)
     return error
-
-
-def _submitted(executor: ThreadPoolExecutor, work: Callable[[], object]) -> bool:
-    """Whether `executor` took `work`. It does not once the interpreter is exiting: in an
-    atexit handler, Python's thread pools take no new work (RuntimeError). An application
-    flushing the events it holds from one then sends them in its own thread instead."""
-    try:
-        executor.submit(work)
-    except RuntimeError:
-        return False
-    return True
 
 
 _live_processors: weakref.WeakSet[BatchProcessor] = weakref.WeakSet()

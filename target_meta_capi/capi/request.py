@@ -21,6 +21,7 @@ import msgspec
 
 from ._answer_json import answer_json
 from ._hooks import notify
+from ._thread_pools import submit_or_hand_back
 from .errors import (
     ConfigurationError,
     DeliveryError,
@@ -503,16 +504,20 @@ class EventRequestAsync(EventRequest):
         observer: RequestObserver | None = None,
         cancel: threading.Event | None = None,
     ) -> Future[EventResponse]:
-        try:
-            return shared_executor().submit(self.execute_blocking, observer=observer, cancel=cancel)
-        except RuntimeError:
-            # the interpreter is exiting: in an atexit handler Python's thread pools take no
-            # new work, and an application flushing the events it holds from one would
-            # lose them. Sent in this thread instead, the future resolved before it returns.
-            pass
         future: Future[EventResponse] = Future()
-        try:
-            future.set_result(self.execute_blocking(observer=observer, cancel=cancel))
-        except Exception as error:
-            future.set_exception(error)
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():  # cancelled while waiting
+                return
+            try:
+                future.set_result(self.execute_blocking(observer=observer, cancel=cancel))
+            except BaseException as error:
+                future.set_exception(error)
+
+        refused = submit_or_hand_back(shared_executor(), run)
+        if refused is not None:
+            # The interpreter is exiting (an application flushing the events it holds from
+            # an atexit handler would lose them) or no thread could be started: sent in this
+            # thread instead, unless a thread the pool has took it first.
+            refused()
         return future

@@ -1,0 +1,132 @@
+"""Threads refused by a limit on processes (`ulimit -u`, a container's pids limit): the client
+sends each request once and the target loses nothing, only speed and progress lines.
+
+A thread pool that cannot start a thread it wants refuses the work with RuntimeError, yet has
+queued it for a thread it already has: run there too, a request would be sent twice. The
+target's own processes run as a user of their own under `prlimit` (tests/_process_limit.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from target_meta_capi.sandbox import SandboxServer
+
+from ._http_fixture import FakeGraphServer, RecordedRequest, Reply, accept
+from ._process_limit import TARGET_COMMAND, run_python_under_a_process_limit
+from ._target_support import ACCESS_TOKEN
+from .test_record_workers import Run, bookmark, dry_run_config, messy_orders, singer_lines
+
+#: the main thread and one more: a pool of four gets one thread and is refused the others
+ONE_THREAD_MORE = 2
+
+REQUESTS_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from target_meta_capi.capi import BatchProcessor, EventRequest, EventRequestAsync
+
+    def lead(number, cls=EventRequest):
+        return cls("1234567890", events=[{"event_name": "Lead", "event_id": f"e{number}"}],
+                   access_token="EAAGtesttoken", graph_url=sys.argv[1])
+    """
+)
+
+
+def answered_slowly(request: RecordedRequest) -> Reply:
+    time.sleep(0.1)  # the pool's one thread is busy when the next request comes
+    return accept(request)
+
+
+def sent_event_ids(server: FakeGraphServer) -> Counter[str]:
+    return Counter(request.events[0]["event_id"] for request in server.requests)
+
+
+def test_async_requests_a_thread_limit_refuses_threads_are_each_sent_once() -> None:
+    with FakeGraphServer(answered_slowly) as server:
+        result = run_python_under_a_process_limit(
+            ONE_THREAD_MORE,
+            REQUESTS_SCRIPT
+            + "futures = [lead(number, EventRequestAsync).execute() for number in range(6)]\n"
+            + "print(sum(future.result().events_received for future in futures))",
+            server.url,
+        )
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "6\n", "")
+    assert sent_event_ids(server) == Counter(f"e{number}" for number in range(6))
+
+
+def test_a_batch_processor_refused_threads_sends_each_request_once_and_empties_its_window() -> None:
+    with FakeGraphServer(answered_slowly) as server:
+        result = run_python_under_a_process_limit(
+            ONE_THREAD_MORE,
+            REQUESTS_SCRIPT
+            + "with BatchProcessor(batch_size=1, concurrent_requests=4) as processor:\n"
+            + "    futures = [processor.submit(lead(number)) for number in range(8)]\n"
+            + "    processor.wait_all()\n"
+            + "    print(len([future.result() for future in futures]), processor.in_flight)",
+            server.url,
+        )
+
+    # before: "Future … in unexpected state: FINISHED" logged for each request run twice,
+    # and the window counted each of them out twice
+    assert (result.returncode, result.stdout, result.stderr) == (0, "8 0\n", "")
+    assert sent_event_ids(server) == Counter(f"e{number}" for number in range(8))
+
+
+@pytest.mark.parametrize(
+    ("processes", "progress_lines"),
+    [(1, False), (3, True)],
+    ids=["no-thread-at-all", "a-progress-thread-and-one-sending-thread"],
+)
+def test_the_target_refused_threads_sends_every_event_once_and_writes_its_states(
+    sandbox_factory: Callable[..., SandboxServer], processes: int, progress_lines: bool
+) -> None:
+    sandbox = sandbox_factory(latency_ms=50)
+    lines = singer_lines(messy_orders(1000), state_every=250)
+    with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o777)  # that user writes the run's files there
+        config = dry_run_config(
+            Path(directory),
+            0,
+            dry_run=False,
+            access_token=ACCESS_TOKEN,
+            graph_url=sandbox.url,
+            batch_size=100,
+            concurrent_requests=4,
+            progress_interval=0.05,
+        )
+        config_path = Path(directory) / "config.json"
+        config_path.write_text(json.dumps(config), encoding="utf-8")
+        os.chmod(config_path, 0o644)
+        completed = run_python_under_a_process_limit(
+            processes,
+            TARGET_COMMAND,
+            "--config",
+            str(config_path),
+            stdin="".join(line + "\n" for line in lines),
+        )
+        run = Run(completed.returncode, completed.stdout, completed.stderr, Path(directory))
+        summary = run.summary
+
+    assert run.returncode == 0, run.stderr
+    assert run.log("CRITICAL") == run.log("ERROR") == []
+    received = Counter(int(item["event"]["event_id"]) for item in sandbox.accepted_events())
+    assert received == Counter(range(1, 1001))
+    assert sandbox.stats()["events_received"] == 1000  # none sent twice, even if rejected
+    bookmarks = [bookmark(state) for state in run.states]
+    assert bookmarks == sorted(set(bookmarks))
+    assert bookmarks[-1] == 1000
+    refused_progress = [
+        warning for warning in summary["warnings"] if warning.startswith("Progress lines are off")
+    ]
+    assert bool(refused_progress) is not progress_lines
+    assert any(message.startswith("Progress: ") for _, message in run.log("INFO")) is progress_lines
