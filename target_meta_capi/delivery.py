@@ -24,6 +24,7 @@ from target_meta_capi.capi.errors import (
     DeliveryError,
     EventsReceivedMismatch,
     GraphAPIError,
+    LocalResourceError,
     NetworkError,
     ProcessorClosedError,
     RequestTimeout,
@@ -149,6 +150,12 @@ def _failure_hint(error: BaseException) -> str:
         return (
             f"{_retries_ended(error)} Check graph_url and the network, or raise "
             "request_timeout if Meta answers this slowly; rerun from the last state."
+        )
+    if isinstance(error, LocalResourceError):
+        return (
+            f"{_retries_ended(error)} This machine ran short of what a connection needs: "
+            "raise the limit on open files (`ulimit -n`, a container's nofile limit) or lower "
+            "concurrent_requests; rerun from the last state."
         )
     if isinstance(error, NetworkError):
         return (

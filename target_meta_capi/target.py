@@ -49,7 +49,12 @@ from target_meta_capi.allocator import use_one_malloc_arena
 from target_meta_capi.batch_files import read_batch_message, record_lines
 from target_meta_capi.capi._words import counted, shown_json
 from target_meta_capi.capi.batch import BatchProcessor
-from target_meta_capi.capi.errors import CapiError, ConfigurationError, NetworkError
+from target_meta_capi.capi.errors import (
+    CapiError,
+    ConfigurationError,
+    LocalResourceError,
+    NetworkError,
+)
 from target_meta_capi.capi.http import (
     HttpServiceInterface,
     RequestsHttpService,
@@ -417,9 +422,12 @@ class TargetMetaCapi(Target):
 
     def is_unreachable_endpoint(self, error: BaseException) -> bool:
         """A refused or unresolvable connection before graph_url ever answered is a setting
-        to fix, not an outage to wait out: stop within seconds instead of retrying."""
+        to fix, not an outage to wait out: stop within seconds instead of retrying. A socket
+        this machine refused says nothing of graph_url: the requests in flight give theirs
+        back as they end."""
         return (
             isinstance(error, NetworkError)
+            and not isinstance(error, LocalResourceError)
             and not error.maybe_delivered
             and not self.stats.endpoint_answered
         )

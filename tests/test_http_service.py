@@ -2,6 +2,7 @@ import http.client
 import io
 import logging
 import os
+import resource
 import shutil
 import socket
 import ssl
@@ -20,6 +21,7 @@ from target_meta_capi.capi import EventRequest, RequestObserver, RetryPolicy
 from target_meta_capi.capi.errors import (
     ConfigurationError,
     DeliveryError,
+    LocalResourceError,
     NetworkError,
     RequestTimeout,
 )
@@ -197,6 +199,27 @@ def test_a_connection_refused_to_a_service_on_urllib3_is_a_network_error_not_del
     error = classify_transport_error(raised.value)
     assert type(error) is NetworkError
     assert error.maybe_delivered is False
+
+
+def test_a_connection_past_the_limit_on_open_files_is_this_machines_shortage_not_delivered():
+    url = f"http://127.0.0.1:{closed_port()}/"
+    service = RequestsHttpService()
+    with pytest.raises(requests.RequestException):
+        service.execute("POST", url, HEADERS, b"{}", 2)  # whatever it imports, imported
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowest_free = os.open(os.devnull, os.O_RDONLY)
+    os.close(lowest_free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # no descriptor more
+    try:
+        with pytest.raises(requests.RequestException) as raised:
+            service.execute("POST", url, HEADERS, b"{}", 2)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    error = classify_transport_error(raised.value)
+    assert type(error) is LocalResourceError
+    assert error.maybe_delivered is False
+    assert str(error).startswith("this machine could not open a connection (ConnectionError): ")
+    assert "Too many open files" in str(error)
 
 
 def test_read_timeout_is_a_request_timeout_that_may_have_been_delivered():

@@ -1,5 +1,6 @@
 """Threads refused by a limit on processes (`ulimit -u`, a container's pids limit): the client
-sends each request once and the target loses nothing, only speed and progress lines.
+sends each request once and the target loses nothing, only speed and progress lines. Sockets
+refused by a limit on open files (`ulimit -n`): the run says which limit to raise.
 
 A thread pool that cannot start a thread it wants refuses the work with RuntimeError, yet has
 queued it for a thread it already has: run there too, a request would be sent twice. The
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +28,14 @@ from target_meta_capi.sandbox import SandboxServer
 from ._http_fixture import FakeGraphServer, RecordedRequest, Reply, accept
 from ._process_limit import TARGET_COMMAND, run_python_under_a_process_limit
 from ._target_support import ACCESS_TOKEN
-from .test_record_workers import Run, bookmark, dry_run_config, messy_orders, singer_lines
+from .test_record_workers import (
+    Run,
+    bookmark,
+    dry_run_config,
+    messy_orders,
+    singer_lines,
+    write_config,
+)
 
 #: the main thread and one more: a pool of four gets one thread and is refused the others
 ONE_THREAD_MORE = 2
@@ -130,3 +141,77 @@ def test_the_target_refused_threads_sends_every_event_once_and_writes_its_states
     ]
     assert bool(refused_progress) is not progress_lines
     assert any(message.startswith("Progress: ") for _, message in run.log("INFO")) is progress_lines
+
+
+def run_with_open_files(
+    open_files: int, directory: Path, sandbox: SandboxServer, lines: list[str], **overrides: Any
+) -> Run:
+    """The target's command allowed `open_files` descriptors, sending to `sandbox`."""
+    config = dry_run_config(
+        directory,
+        0,
+        dry_run=False,
+        access_token=ACCESS_TOKEN,
+        graph_url=sandbox.url,
+        batch_size=100,
+        concurrent_requests=8,
+        **overrides,
+    )
+    config_path = write_config(directory, config)
+    limited = ["prlimit", f"--nofile={open_files}", sys.executable]
+    completed = subprocess.run(
+        [*limited, "-c", TARGET_COMMAND, "--config", str(config_path)],
+        input="".join(line + "\n" for line in lines),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return Run(completed.returncode, completed.stdout, completed.stderr, directory)
+
+
+#: from too few descriptors for Python to start, through too few for the connections
+#: concurrent_requests wants, to enough for them all
+OPEN_FILES_LIMITS = range(4, 17)
+
+
+def test_a_limit_on_open_files_below_the_connections_wanted_costs_retries_not_events(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    lines = singer_lines(messy_orders(1000), state_every=250)
+    retried_for_want_of_a_socket = []
+    for open_files in OPEN_FILES_LIMITS:
+        sandbox.reset()
+        run = run_with_open_files(open_files, tmp_path / str(open_files), sandbox, lines)
+        if run.returncode != 0:  # too few to start, or to open a first connection at all
+            assert "Too many open files" in run.stderr
+            assert "Check graph_url" not in run.stderr
+            continue
+        received = Counter(int(item["event"]["event_id"]) for item in sandbox.accepted_events())
+        assert received == Counter(range(1, 1001)), open_files
+        assert [bookmark(state) for state in run.states][-1] == 1000
+        if "network:LocalResourceError" in run.summary["requests"]["retries_by_reason"]:
+            retried_for_want_of_a_socket.append(open_files)
+
+    # before: "Sending failed for good … Check graph_url and the network" whenever a request
+    # found no descriptor before Meta's first answer came
+    assert retried_for_want_of_a_socket
+
+
+def test_a_request_refused_a_socket_to_the_end_of_its_retries_says_to_raise_the_limit(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    lines = singer_lines(messy_orders(1000), state_every=250)
+    advice = (
+        "This machine ran short of what a connection needs: raise the limit on open files "
+        "(`ulimit -n`, a container's nofile limit) or lower concurrent_requests; rerun from "
+        "the last state."
+    )
+    for open_files in OPEN_FILES_LIMITS:
+        directory = tmp_path / str(open_files)
+        run = run_with_open_files(open_files, directory, sandbox, lines, max_retries=0)
+        if run.returncode == 1 and "this machine could not open a connection" in run.stderr:
+            break
+    else:
+        pytest.fail("no limit on open files left a request without a socket")
+    assert run.failure.endswith(advice), run.failure
+    assert "[Errno 24] Too many open files" in run.failure

@@ -115,6 +115,12 @@ class NetworkError(DeliveryError):
         )
 
 
+class LocalResourceError(NetworkError):
+    """This machine refused what a connection needs (a socket beyond the limit on open files,
+    no buffer space or memory): nothing was sent. Retryable, as NetworkError: descriptors and
+    memory come back as other requests end."""
+
+
 class RequestTimeout(NetworkError):
     """No answer within the timeout; Graph may have stored the events anyway."""
 

@@ -6,6 +6,7 @@ for free in sync, async and batch sends.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import importlib
 import logging
@@ -25,7 +26,13 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.util.ssl_match_hostname import CertificateError
 
-from .errors import ConfigurationError, DeliveryError, NetworkError, RequestTimeout
+from .errors import (
+    ConfigurationError,
+    DeliveryError,
+    LocalResourceError,
+    NetworkError,
+    RequestTimeout,
+)
 from .privacy import shown_url
 
 DEFAULT_POOL_SIZE = 32
@@ -270,6 +277,10 @@ def classify_transport_error(error: BaseException) -> NetworkError | Configurati
     # connection as a NewConnectionError, which is one of its ConnectTimeoutErrors, or in a
     # MaxRetryError. Only a refused (or unresolvable) connection, or one that timed out
     # connecting, is known not to have reached Graph.
+    if any(getattr(cause, "errno", None) in _LOCAL_SHORTAGES for cause in _chain(error)):
+        return LocalResourceError(
+            f"this machine could not open a connection ({name}): {text}", maybe_delivered=False
+        )
     if _caused_by(error, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
         return NetworkError(f"connection failed ({name}): {text}", maybe_delivered=False)
     if _caused_by(error, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
@@ -321,6 +332,9 @@ def checked_response(answer: Any, service: Any) -> HttpResponse:
 #: Raised while connecting, before a byte of the request is sent: verifying the certificate,
 #: by ssl or, for its host name, by urllib3
 _UNTRUSTED_CERTIFICATE_ERRORS = (ssl.SSLCertVerificationError, CertificateError)
+#: what this machine, not the network, refuses: a socket past the limit on open files (the
+#: process's, the system's), buffer space, memory
+_LOCAL_SHORTAGES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 def _failure_text(error: BaseException) -> str:
