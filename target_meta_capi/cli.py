@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import os
 import signal
 import sys
@@ -17,6 +19,11 @@ def main() -> None:
     the signal's default effect (the process ends) is the answer, as it is for SIGTERM.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # A crash below Python (msgspec's encoder when memory runs out under `ulimit -v`, say)
+    # would end the run with no word of where: each thread's stack goes to stderr first,
+    # names and lines only, no values. Not where stderr is closed (`2>&-`).
+    with contextlib.suppress(RuntimeError, ValueError, OSError):
+        faulthandler.enable()
     _run_target()
 
 

@@ -34,6 +34,13 @@ def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:
         return f"{error} at input line {reader.line_number}"
     if isinstance(error, (TargetFailure, SingerInputError, CapiError, DeadLetterWriteError)):
         return str(error)
+    if isinstance(error, MemoryError):
+        # its own message is empty, or a size
+        return (
+            f"Out of memory ({where}): raise the memory the target may use (`ulimit -v`, a "
+            "container's limit), or lower batch_size, concurrent_requests or record_workers; "
+            "rerun from the last state."
+        )
     if isinstance(error, UnparseableDateError):
         return f"Record has a date that cannot be parsed ({where}): {error}"
     if isinstance(error, InvalidRecord):

@@ -29,7 +29,9 @@ from ._target_support import (
     order,
     order_stream,
     orders_config,
+    record_line,
     run_in_process,
+    schema_line,
     wait_until,
 )
 
@@ -375,6 +377,54 @@ def test_a_dead_letter_file_that_cannot_be_written_stops_the_run_with_one_clear_
     [error] = _error_lines(completed.stderr)
     assert "Cannot write the dead-letter file /dev/full: No space left on device" in error
     assert "Traceback" not in completed.stderr
+
+
+def _address_space_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmSize for process {pid}")
+
+
+def test_running_out_of_memory_says_so_and_which_limits_to_change(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    target = _start_target(tmp_path, orders_config(sandbox.url, tmp_path))
+    assert target.stdin is not None and target.stderr is not None
+    assert "target-meta-capi v" in target.stderr.readline()  # set up, reading its input
+    # the memory it may use: what it uses now and 20 MB more, where a line of 50 MB fits not
+    limit = _address_space_bytes(target.pid) + 20 * 2**20
+    subprocess.run(["prlimit", f"--pid={target.pid}", f"--as={limit}"], check=True)
+    lines = [record_line(order(1)), record_line(order(2, note="x" * 50 * 2**20))]
+    stdout, stderr = target.communicate(
+        schema_line() + "\n" + "".join(line + "\n" for line in lines), timeout=60
+    )
+
+    assert target.returncode == 1
+    [error] = _error_lines(stderr)
+    assert error.endswith(
+        "target-meta-capi failed: Out of memory (after input line 2, between messages): raise "
+        "the memory the target may use (`ulimit -v`, a container's limit), or lower "
+        "batch_size, concurrent_requests or record_workers; rerun from the last state."
+    ), error
+    assert stdout == ""
+
+
+def test_a_crash_below_python_shows_where_each_thread_was(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    target = _start_target(tmp_path, orders_config(sandbox.url, tmp_path))
+    assert target.stderr is not None
+    assert "target-meta-capi v" in target.stderr.readline()  # set up, reading its input
+    # what a C extension's bug does (msgspec's encoder when an allocation fails, for one)
+    target.send_signal(signal.SIGSEGV)
+    stdout, stderr = target.communicate(timeout=60)
+
+    assert target.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in stderr
+    assert "(most recent call first)" in stderr
+    assert "target_meta_capi" in stderr  # the stack of the thread reading the input
+    assert stdout == ""
 
 
 def test_a_failure_while_closing_a_failed_run_is_a_warning_and_the_first_failure_is_reported(
