@@ -277,11 +277,12 @@ def classify_transport_error(error: BaseException) -> NetworkError | Configurati
     # connection as a NewConnectionError, which is one of its ConnectTimeoutErrors, or in a
     # MaxRetryError. Only a refused (or unresolvable) connection, or one that timed out
     # connecting, is known not to have reached Graph.
-    if any(getattr(cause, "errno", None) in _LOCAL_SHORTAGES for cause in _chain(error)):
-        return LocalResourceError(
-            f"this machine could not open a connection ({name}): {text}", maybe_delivered=False
-        )
     if _caused_by(error, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
+        if any(getattr(cause, "errno", None) in _LOCAL_SHORTAGES for cause in _chain(error)):
+            return LocalResourceError(
+                f"this machine could not open a connection ({name}): {text}",
+                maybe_delivered=False,
+            )
         return NetworkError(f"connection failed ({name}): {text}", maybe_delivered=False)
     if _caused_by(error, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
         return RequestTimeout(f"connect timeout ({name}): {text}", maybe_delivered=False)
@@ -332,8 +333,8 @@ def checked_response(answer: Any, service: Any) -> HttpResponse:
 #: Raised while connecting, before a byte of the request is sent: verifying the certificate,
 #: by ssl or, for its host name, by urllib3
 _UNTRUSTED_CERTIFICATE_ERRORS = (ssl.SSLCertVerificationError, CertificateError)
-#: what this machine, not the network, refuses: a socket past the limit on open files (the
-#: process's, the system's), buffer space, memory
+#: what this machine, not the network, refuses a new connection: a socket past the limit on
+#: open files (the process's, the system's), buffer space, memory
 _LOCAL_SHORTAGES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
