@@ -953,7 +953,15 @@ class TargetMetaCapi(Target):
             return
         if any("summary_path" in error for error in errors):
             return
-        write_refused_config_summary(failure, cls.logger, summary_path)
+        test_event_code = settings.get("test_event_code")
+        write_refused_config_summary(
+            failure,
+            cls.logger,
+            summary_path,
+            # what the refused settings ask for, where a value of the right type says it
+            dry_run=settings.get("dry_run") is True,
+            test_events=isinstance(test_event_code, str) and bool(test_event_code),
+        )
 
     @classmethod
     def invoke(  # type: ignore[override]

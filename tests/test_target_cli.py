@@ -313,6 +313,29 @@ def test_a_config_refused_at_start_replaces_the_summary_file_with_one_carrying_t
     assert summary["totals"]["records_read"] == 0
 
 
+@pytest.mark.parametrize(
+    ("settings", "dry_run", "test_events"),
+    [
+        ({"dry_run": True}, True, False),
+        ({"test_event_code": "TEST42"}, False, True),
+        ({}, False, False),
+    ],
+    ids=["dry-run", "test-events", "neither"],
+)
+def test_the_summary_of_a_config_refused_at_start_says_what_kind_of_run_it_asked_for(
+    tmp_path: Path, settings: dict[str, Any], dry_run: bool, test_events: bool
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    config = orders_config("http://127.0.0.1:9", tmp_path, summary_path=str(summary_path))
+    del config["test_event_code"]
+    config.update(batch_size=0, **settings)  # batch_size refused
+    completed = _run_target(_write_config(tmp_path, config), "\n".join(order_stream(1)))
+    assert completed.returncode == 1
+    summary = json.loads(summary_path.read_text())
+    assert summary["failure"].startswith("Config validation failed: ")
+    assert (summary["dry_run"], summary["test_events"]) == (dry_run, test_events)
+
+
 def test_the_summary_file_of_a_run_that_succeeded_has_no_failure(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:

@@ -155,12 +155,18 @@ def write_run_summary(
 
 
 def write_refused_config_summary(
-    failure: str, logger: logging.Logger, summary_path: str | os.PathLike[str]
+    failure: str,
+    logger: logging.Logger,
+    summary_path: str | os.PathLike[str],
+    *,
+    dry_run: bool,
+    test_events: bool,
 ) -> None:
     """The summary of a run whose settings were refused before it read anything: nothing
     done, and `failure` saying why. Written as every failed run's is, so that a scheduler
-    reading the file does not take the previous run's (maybe a success) for this one's."""
-    stats = RunStats(logger=logger)
+    reading the file does not take the previous run's (maybe a success) for this one's.
+    `dry_run` and `test_events`: what the refused settings asked for, as far as they say."""
+    stats = RunStats(logger=logger, dry_run=dry_run, test_events=test_events)
     stats.run_failed(failure)
     try:
         _write_summary_json(stats.snapshot(), logger, summary_path)
