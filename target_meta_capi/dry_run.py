@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
+from target_meta_capi.capi.errors import ConfigurationError
 from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface
 from target_meta_capi.capi.privacy import shown_event, shown_url
 
@@ -35,6 +36,12 @@ class DryRunHttpService(HttpServiceInterface):
 
     def __init__(self, path: str | Path | None = None) -> None:
         self._path = Path(path) if path else None
+        if self._path is None and sys.stderr is None:
+            # found before a record is read, not as the first request "fails for good"
+            raise ConfigurationError(
+                "dry_run without dry_run_path writes the request payloads to stderr, and this "
+                "process has none (started with it closed, `2>&-`): set dry_run_path"
+            )
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
         self._masked_fields: frozenset[tuple[str, ...]] = frozenset()

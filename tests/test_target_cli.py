@@ -336,6 +336,32 @@ def test_the_summary_of_a_config_refused_at_start_says_what_kind_of_run_it_asked
     assert (summary["dry_run"], summary["test_events"]) == (dry_run, test_events)
 
 
+def test_a_dry_run_to_stderr_started_without_one_stops_before_reading_saying_to_set_its_path(
+    tmp_path: Path,
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(
+        "http://127.0.0.1:9", tmp_path, dry_run=True, summary_path=str(summary_path)
+    )
+    completed = subprocess.run(
+        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
+        input="\n".join(order_stream(3)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(2),  # as `2>&-` starts it
+    )
+    assert completed.returncode == 1
+    assert completed.stdout == ""
+    summary = json.loads(summary_path.read_text())
+    # before: "Sending failed for good: … 'NoneType' object has no attribute 'write'"
+    assert summary["failure"] == (
+        "Configuration error: dry_run without dry_run_path writes the request payloads to "
+        "stderr, and this process has none (started with it closed, `2>&-`): set dry_run_path"
+    )
+    assert summary["totals"]["records_read"] == 0
+
+
 def test_the_summary_file_of_a_run_that_succeeded_has_no_failure(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
