@@ -4,12 +4,14 @@ crowded machine refuses the target a fork or a thread."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,4 +61,22 @@ def run_python_under_a_process_limit(
         text=True,
         env=environment,
         timeout=120,
+    )
+
+
+def run_target_under_a_process_limit(
+    processes: int, directory: Path, config: dict[str, Any], lines: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """The target's command with `config` (its files in `directory`) reading `lines`, as a
+    user of its own allowed `processes` processes and threads in all."""
+    os.chmod(directory, 0o777)  # that user writes the run's files there
+    config_path = directory / "config.json"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    os.chmod(config_path, 0o644)
+    return run_python_under_a_process_limit(
+        processes,
+        TARGET_COMMAND,
+        "--config",
+        str(config_path),
+        stdin="".join(line + "\n" for line in lines),
     )

@@ -9,8 +9,6 @@ target's own processes run as a user of their own under `prlimit` (tests/_proces
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,7 +24,11 @@ import pytest
 from target_meta_capi.sandbox import SandboxServer
 
 from ._http_fixture import FakeGraphServer, RecordedRequest, Reply, accept
-from ._process_limit import TARGET_COMMAND, run_python_under_a_process_limit
+from ._process_limit import (
+    TARGET_COMMAND,
+    run_python_under_a_process_limit,
+    run_target_under_a_process_limit,
+)
 from ._target_support import ACCESS_TOKEN
 from .test_record_workers import (
     Run,
@@ -57,40 +59,57 @@ def answered_slowly(request: RecordedRequest) -> Reply:
     return accept(request)
 
 
-def sent_event_ids(server: FakeGraphServer) -> Counter[str]:
-    return Counter(request.events[0]["event_id"] for request in server.requests)
+def requests_with_one_thread_more(
+    script: str,
+) -> tuple[subprocess.CompletedProcess[str], Counter[str]]:
+    """What `script` (after REQUESTS_SCRIPT) printed with one thread besides its main one,
+    and the event_ids a slow Graph received, counted."""
+    with FakeGraphServer(answered_slowly) as server:
+        result = run_python_under_a_process_limit(
+            ONE_THREAD_MORE, REQUESTS_SCRIPT + textwrap.dedent(script), server.url
+        )
+    return result, Counter(request.events[0]["event_id"] for request in server.requests)
 
 
 def test_async_requests_a_thread_limit_refuses_threads_are_each_sent_once() -> None:
-    with FakeGraphServer(answered_slowly) as server:
-        result = run_python_under_a_process_limit(
-            ONE_THREAD_MORE,
-            REQUESTS_SCRIPT
-            + "futures = [lead(number, EventRequestAsync).execute() for number in range(6)]\n"
-            + "print(sum(future.result().events_received for future in futures))",
-            server.url,
-        )
+    result, sent = requests_with_one_thread_more(
+        """
+        futures = [lead(number, EventRequestAsync).execute() for number in range(6)]
+        print(sum(future.result().events_received for future in futures))
+        """
+    )
 
     assert (result.returncode, result.stdout, result.stderr) == (0, "6\n", "")
-    assert sent_event_ids(server) == Counter(f"e{number}" for number in range(6))
+    assert sent == Counter(f"e{number}" for number in range(6))
 
 
 def test_a_batch_processor_refused_threads_sends_each_request_once_and_empties_its_window() -> None:
-    with FakeGraphServer(answered_slowly) as server:
-        result = run_python_under_a_process_limit(
-            ONE_THREAD_MORE,
-            REQUESTS_SCRIPT
-            + "with BatchProcessor(batch_size=1, concurrent_requests=4) as processor:\n"
-            + "    futures = [processor.submit(lead(number)) for number in range(8)]\n"
-            + "    processor.wait_all()\n"
-            + "    print(len([future.result() for future in futures]), processor.in_flight)",
-            server.url,
-        )
+    result, sent = requests_with_one_thread_more(
+        """
+        with BatchProcessor(batch_size=1, concurrent_requests=4) as processor:
+            futures = [processor.submit(lead(number)) for number in range(8)]
+            processor.wait_all()
+            print(len([future.result() for future in futures]), processor.in_flight)
+        """
+    )
 
     # before: "Future … in unexpected state: FINISHED" logged for each request run twice,
     # and the window counted each of them out twice
     assert (result.returncode, result.stdout, result.stderr) == (0, "8 0\n", "")
-    assert sent_event_ids(server) == Counter(f"e{number}" for number in range(8))
+    assert sent == Counter(f"e{number}" for number in range(8))
+
+
+def sending_to(sandbox: SandboxServer, directory: Path, **settings: Any) -> dict[str, Any]:
+    """The config of a run sending requests of 100 events to `sandbox`, without workers."""
+    return dry_run_config(
+        directory,
+        0,
+        dry_run=False,
+        access_token=ACCESS_TOKEN,
+        graph_url=sandbox.url,
+        batch_size=100,
+        **settings,
+    )
 
 
 @pytest.mark.parametrize(
@@ -104,27 +123,8 @@ def test_the_target_refused_threads_sends_every_event_once_and_writes_its_states
     sandbox = sandbox_factory(latency_ms=50)
     lines = singer_lines(messy_orders(1000), state_every=250)
     with tempfile.TemporaryDirectory() as directory:
-        os.chmod(directory, 0o777)  # that user writes the run's files there
-        config = dry_run_config(
-            Path(directory),
-            0,
-            dry_run=False,
-            access_token=ACCESS_TOKEN,
-            graph_url=sandbox.url,
-            batch_size=100,
-            concurrent_requests=4,
-            progress_interval=0.05,
-        )
-        config_path = Path(directory) / "config.json"
-        config_path.write_text(json.dumps(config), encoding="utf-8")
-        os.chmod(config_path, 0o644)
-        completed = run_python_under_a_process_limit(
-            processes,
-            TARGET_COMMAND,
-            "--config",
-            str(config_path),
-            stdin="".join(line + "\n" for line in lines),
-        )
+        config = sending_to(sandbox, Path(directory), concurrent_requests=4, progress_interval=0.05)
+        completed = run_target_under_a_process_limit(processes, Path(directory), config, lines)
         run = Run(completed.returncode, completed.stdout, completed.stderr, Path(directory))
         summary = run.summary
 
@@ -147,16 +147,7 @@ def run_with_open_files(
     open_files: int, directory: Path, sandbox: SandboxServer, lines: list[str], **overrides: Any
 ) -> Run:
     """The target's command allowed `open_files` descriptors, sending to `sandbox`."""
-    config = dry_run_config(
-        directory,
-        0,
-        dry_run=False,
-        access_token=ACCESS_TOKEN,
-        graph_url=sandbox.url,
-        batch_size=100,
-        concurrent_requests=8,
-        **overrides,
-    )
+    config = sending_to(sandbox, directory, concurrent_requests=8, **overrides)
     config_path = write_config(directory, config)
     limited = ["prlimit", f"--nofile={open_files}", sys.executable]
     completed = subprocess.run(

@@ -48,7 +48,7 @@ from target_meta_capi.record_workers import (
 )
 from target_meta_capi.sandbox import SandboxServer
 
-from ._process_limit import TARGET_COMMAND, run_python_under_a_process_limit
+from ._process_limit import run_target_under_a_process_limit
 from ._target_support import ACCESS_TOKEN, PIXEL_ID, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -1154,20 +1154,11 @@ def test_workers_a_limit_on_processes_refuses_leave_the_records_to_the_main_proc
 ) -> None:
     lines = singer_lines(messy_orders(600), state_every=300)
     with tempfile.TemporaryDirectory() as directory:
-        os.chmod(directory, 0o777)  # that user writes the run's files there
         # one request at a time: the records before the first state are acknowledged before
         # the rest are sent, and its state line is written (both ready at once, only the
         # newest would be)
         config = dry_run_config(Path(directory), 2, concurrent_requests=1)
-        config_path = write_config(Path(directory), config)
-        os.chmod(config_path, 0o644)
-        completed = run_python_under_a_process_limit(
-            processes,
-            TARGET_COMMAND,
-            "--config",
-            str(config_path),
-            stdin="".join(line + "\n" for line in lines),
-        )
+        completed = run_target_under_a_process_limit(processes, Path(directory), config, lines)
         run = Run(completed.returncode, completed.stdout, completed.stderr, Path(directory))
         event_ids = run.event_ids
 

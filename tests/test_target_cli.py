@@ -54,7 +54,10 @@ def _write_config(tmp_path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-def _run_target(config_path: Path, stdin: str) -> subprocess.CompletedProcess[str]:
+def _run_target(
+    config_path: Path, stdin: str, before_start: Callable[[], None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The command's run; `before_start` runs in its process before the target does."""
     return subprocess.run(
         [str(TARGET), "--config", str(config_path)],
         input=stdin,
@@ -62,6 +65,7 @@ def _run_target(config_path: Path, stdin: str) -> subprocess.CompletedProcess[st
         text=True,
         timeout=60,
         cwd=config_path.parent,
+        preexec_fn=before_start,
     )
 
 
@@ -343,13 +347,10 @@ def test_a_dry_run_to_stderr_started_without_one_stops_before_reading_saying_to_
     config = orders_config(
         "http://127.0.0.1:9", tmp_path, dry_run=True, summary_path=str(summary_path)
     )
-    completed = subprocess.run(
-        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
-        input="\n".join(order_stream(3)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=lambda: os.close(2),  # as `2>&-` starts it
+    completed = _run_target(
+        _write_config(tmp_path, config),
+        "\n".join(order_stream(3)),
+        before_start=lambda: os.close(2),  # as `2>&-` starts it
     )
     assert completed.returncode == 1
     assert completed.stdout == ""
@@ -533,13 +534,10 @@ def test_a_summary_that_cannot_be_written_whole_leaves_no_partial_file(
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a longer write fails: EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
 
-    result = subprocess.run(
-        [str(TARGET), "--config", str(_write_config(tmp_path, config))],
-        input="\n".join(order_stream(2)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=files_of_at_most_100_bytes,
+    result = _run_target(
+        _write_config(tmp_path, config),
+        "\n".join(order_stream(2)),
+        before_start=files_of_at_most_100_bytes,
     )
 
     assert result.returncode == 1
