@@ -153,7 +153,7 @@ def _failure_hint(error: BaseException) -> str:
         )
     if isinstance(error, LocalResourceError):
         return (
-            f"{_retries_ended(error)} This machine ran short of what a connection needs: "
+            f"{_retries_ended(error)} This machine ran short of what a request needs: "
             "raise the limit on open files (`ulimit -n`, a container's nofile limit) or lower "
             "concurrent_requests; rerun from the last state."
         )

@@ -218,7 +218,7 @@ def test_a_connection_past_the_limit_on_open_files_is_this_machines_shortage_not
     error = classify_transport_error(raised.value)
     assert type(error) is LocalResourceError
     assert error.maybe_delivered is False
-    assert str(error).startswith("this machine could not open a connection (ConnectionError): ")
+    assert str(error).startswith("this machine refused what the request needs (ConnectionError): ")
     assert "Too many open files" in str(error)
 
 

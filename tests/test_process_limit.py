@@ -193,14 +193,14 @@ def test_a_request_refused_a_socket_to_the_end_of_its_retries_says_to_raise_the_
 ) -> None:
     lines = singer_lines(messy_orders(1000), state_every=250)
     advice = (
-        "This machine ran short of what a connection needs: raise the limit on open files "
+        "This machine ran short of what a request needs: raise the limit on open files "
         "(`ulimit -n`, a container's nofile limit) or lower concurrent_requests; rerun from "
         "the last state."
     )
     for open_files in OPEN_FILES_LIMITS:
         directory = tmp_path / str(open_files)
         run = run_with_open_files(open_files, directory, sandbox, lines, max_retries=0)
-        if run.returncode == 1 and "this machine could not open a connection" in run.stderr:
+        if run.returncode == 1 and "this machine refused what the request needs" in run.stderr:
             break
     else:
         pytest.fail("no limit on open files left a request without a socket")

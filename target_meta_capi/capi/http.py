@@ -277,12 +277,14 @@ def classify_transport_error(error: BaseException) -> NetworkError | Configurati
     # connection as a NewConnectionError, which is one of its ConnectTimeoutErrors, or in a
     # MaxRetryError. Only a refused (or unresolvable) connection, or one that timed out
     # connecting, is known not to have reached Graph.
-    if _caused_by(error, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
-        if any(getattr(cause, "errno", None) in _LOCAL_SHORTAGES for cause in _chain(error)):
-            return LocalResourceError(
-                f"this machine could not open a connection ({name}): {text}",
-                maybe_delivered=False,
-            )
+    opening = _caused_by(error, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError))
+    shortages = _LOCAL_SHORTAGES if opening else _NO_DESCRIPTOR_LEFT
+    if any(getattr(cause, "errno", None) in shortages for cause in _chain(error)):
+        return LocalResourceError(
+            f"this machine refused what the request needs ({name}): {text}",
+            maybe_delivered=False,
+        )
+    if opening:
         return NetworkError(f"connection failed ({name}): {text}", maybe_delivered=False)
     if _caused_by(error, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
         return RequestTimeout(f"connect timeout ({name}): {text}", maybe_delivered=False)
@@ -333,9 +335,13 @@ def checked_response(answer: Any, service: Any) -> HttpResponse:
 #: Raised while connecting, before a byte of the request is sent: verifying the certificate,
 #: by ssl or, for its host name, by urllib3
 _UNTRUSTED_CERTIFICATE_ERRORS = (ssl.SSLCertVerificationError, CertificateError)
-#: what this machine, not the network, refuses a new connection: a socket past the limit on
-#: open files (the process's, the system's), buffer space, memory
-_LOCAL_SHORTAGES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: No descriptor left (the process's limit on open files, the system's). A request needs new
+#: ones only before a byte of it is written: its socket, and files it reads on the way (a CA
+#: bundle, a module imported at the first request, as requests 2.31 imports netrc).
+_NO_DESCRIPTOR_LEFT = frozenset({errno.EMFILE, errno.ENFILE})
+#: what this machine, not the network, refuses a new connection: descriptors, buffer space,
+#: memory (the last two may also fail the reading of an answer, after the request was sent)
+_LOCAL_SHORTAGES = _NO_DESCRIPTOR_LEFT | {errno.ENOBUFS, errno.ENOMEM}
 
 
 def _failure_text(error: BaseException) -> str:
