@@ -51,17 +51,16 @@ class ProgressReporter:
         self._last_waits = stats.pace_clock.waits()
         self._last_stream_counts: dict[str, dict[str, Any]] = {}
         self._stopped = False
-        self._refused = False
 
     def start(self) -> None:
         """Start the thread; calling it again (the target does, per record) does nothing."""
-        if self._interval <= 0 or self._thread is not None or self._stopped or self._refused:
+        if self._interval <= 0 or self._thread is not None or self._stopped:
             return
         thread = threading.Thread(target=self._run, name="target-meta-capi-progress", daemon=True)
         try:
             thread.start()
         except RuntimeError:  # "can't start new thread"
-            self._refused = True
+            self._interval = 0  # off, as progress_interval 0 sets it: not tried again
             self._stats.run_warning(
                 "Progress lines are off for this run: no thread could be started for them. A "
                 "limit on processes refused it (`ulimit -u`, a container's pids limit, threads "
