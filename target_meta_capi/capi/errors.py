@@ -116,9 +116,9 @@ class NetworkError(DeliveryError):
 
 
 class LocalResourceError(NetworkError):
-    """This machine refused what a connection needs (a socket beyond the limit on open files,
-    no buffer space or memory): nothing was sent. Retryable, as NetworkError: descriptors and
-    memory come back as other requests end."""
+    """This machine refused what the request needs (a descriptor beyond the limit on open
+    files, for its socket or a file read on the way; buffer space or memory while connecting):
+    nothing was sent. Retryable, as NetworkError: they come back as other requests end."""
 
 
 class RequestTimeout(NetworkError):
