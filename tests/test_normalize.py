@@ -10,7 +10,10 @@ from target_meta_capi.capi.normalize import (
     MATCH_KEYS,
     UNHASHED_KEYS,
     DroppedValue,
+    InvalidCountryCode,
+    country_calling_code,
     is_sha256_hex,
+    normalize_hashed_values,
     normalize_user_data,
     normalize_value,
     sha256_hex,
@@ -258,6 +261,81 @@ def test_an_external_id_sent_unhashed_keeps_its_full_width_forms():
 
 def test_phone_given_as_int_is_accepted():
     assert normalize_value("ph", 16169547888) == "16169547888"
+
+
+@pytest.mark.parametrize(
+    "raw", ["(616) 954-7888", "616-954-7888", "616.954.7888", "6169547888", 6169547888]
+)
+def test_phone_without_a_country_code_gets_the_phone_country_code(raw):
+    assert normalize_value("ph", raw, phone_country_code="1") == "16169547888"
+
+
+@pytest.mark.parametrize("raw", ["1-616-954-7888", "1 (616) 954-7888", "16169547888"])
+def test_phone_beginning_with_the_phone_country_code_keeps_it_once(raw):
+    assert normalize_value("ph", raw, phone_country_code="1") == "16169547888"
+
+
+@pytest.mark.parametrize(
+    "raw", ["+44 7700 900123", "0044 7700 900123", "tel:+44-7700-900123", "+44 (0) 7700 900123"]
+)
+def test_phone_written_with_plus_or_00_keeps_its_own_country_code(raw):
+    assert normalize_value("ph", raw, phone_country_code="1") == "447700900123"
+
+
+@pytest.mark.parametrize(("raw", "normalized"), [
+    ("07700 900123", "447700900123"),
+    ("(020) 7946 0018", "442079460018"),
+])  # fmt: skip
+def test_phone_trunk_zero_is_replaced_by_the_phone_country_code(raw, normalized):
+    assert normalize_value("ph", raw, phone_country_code="44") == normalized
+
+
+@pytest.mark.parametrize("code", ["39", "378", "379"])
+def test_phone_leading_zero_of_italy_san_marino_and_the_vatican_stays_after_the_code(code):
+    assert normalize_value("ph", "06 6982 1234", phone_country_code=code) == f"{code}0669821234"
+
+
+def test_phone_too_short_even_with_the_phone_country_code_is_dropped():
+    assert normalize_value("ph", "54 321", phone_country_code="1") is None
+
+
+@pytest.mark.parametrize("code", ["+44", " 44 ", 44])
+def test_phone_country_code_may_be_given_with_a_plus_or_as_a_number(code):
+    assert country_calling_code(code) == "44"
+    assert normalize_value("ph", "07700 900123", phone_country_code=code) == "447700900123"
+
+
+@pytest.mark.parametrize("code", ["0044", "044", "1234", "GB", "", "+", 0, True, 1.0, ["1"]])
+def test_phone_country_code_that_is_no_calling_code_is_refused(code):
+    with pytest.raises(InvalidCountryCode, match="not a country calling code"):
+        normalize_user_data({"ph": "07700 900123"}, phone_country_code=code)
+
+
+def test_phone_country_code_changes_no_other_key():
+    raw = {"zp": "02134", "external_id": "0042", "db": "1990-02-01", "em": "a@example.com"}
+    assert normalize_user_data(raw, phone_country_code="1") == normalize_user_data(raw)
+
+
+def test_phone_country_code_applies_to_each_phone_of_a_list():
+    normalized = normalize_user_data(
+        {"ph": ["616 954 7888", "+44 7700 900123"]}, phone_country_code=1
+    )
+    assert normalized.user_data == {"ph": [sha("16169547888"), sha("447700900123")]}
+
+
+def test_a_customer_normalized_with_and_without_a_phone_country_code_is_told_apart():
+    customer = {"em": "mary@example.com", "ph": "616 954 7888"}  # a group: memoized together
+    with_code = normalize_user_data(customer, phone_country_code="1")
+    without = normalize_user_data(customer)
+    assert with_code.user_data["ph"] == sha("16169547888")
+    assert without.user_data["ph"] == sha("6169547888")
+
+
+def test_hashed_values_alone_get_the_phone_country_code_too():
+    normalized = normalize_hashed_values(
+        {"ph": "616 954 7888", "fn": "Mary"}, phone_country_code="1"
+    )
+    assert normalized.user_data == {"ph": sha("16169547888"), "fn": MARY_SHA256}
 
 
 @pytest.mark.parametrize(

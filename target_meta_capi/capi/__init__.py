@@ -29,7 +29,9 @@ from .http import HttpResponse, HttpServiceInterface, RequestsHttpService, load_
 from .isolate import DeliveryReport, RejectedEvent, deliver_isolating_invalid
 from .normalize import (
     DroppedValue,
+    InvalidCountryCode,
     NormalizedUserData,
+    country_calling_code,
     normalize_user_data,
     normalize_value,
     sha256_hex,
@@ -85,6 +87,7 @@ __all__ = [
     "GraphAPIError",
     "HttpResponse",
     "HttpServiceInterface",
+    "InvalidCountryCode",
     "InvalidRequestError",
     "LocalResourceError",
     "MessagingChannel",
@@ -104,6 +107,7 @@ __all__ = [
     "TransientError",
     "UserData",
     "classify_response",
+    "country_calling_code",
     "deliver_isolating_invalid",
     "encoded_event",
     "ext_info",
