@@ -724,6 +724,56 @@ def test_a_time_zone_that_is_no_name_is_a_config_error_at_start(name):
     ]
 
 
+def _phone_mapper(config, stream="s"):
+    return mapper_for(config, stream, columns=[*ORDERS_COLUMNS, "phone"])
+
+
+def _phone_streams(**stream_settings):
+    entry = ORDERS_CONFIG["streams"]["public-orders"]
+    fields = {**entry["fields"], "user_data.ph": "phone"}
+    return {"s": {**entry, "fields": fields, **stream_settings}}
+
+
+def test_phones_without_a_country_code_get_the_phone_country_code_setting():
+    mapper = _phone_mapper({"streams": _phone_streams(), "phone_country_code": "1"})
+    for _ in range(2):  # the second time from the customer memo
+        event = mapper.map({**ORDER, "phone": "(616) 954-7888"}).event
+        assert event["user_data"]["ph"] == sha("16169547888")
+
+
+def test_phones_are_hashed_as_written_without_a_phone_country_code():
+    event = _phone_mapper({"streams": _phone_streams()}).map({**ORDER, "phone": "(616) 954-7888"})
+    assert event.event["user_data"]["ph"] == sha("6169547888")
+
+
+def test_a_streams_phone_country_code_overrides_the_phone_country_code_setting():
+    config = {"streams": _phone_streams(phone_country_code="44"), "phone_country_code": "1"}
+    event = _phone_mapper(config).map({**ORDER, "phone": "07700 900123"}).event
+    assert event["user_data"]["ph"] == sha("447700900123")
+
+
+def test_a_stream_without_its_own_phone_country_code_keeps_the_setting():
+    streams = {**_phone_streams(phone_country_code="44"), "t": _phone_streams()["s"]}
+    mapper = _phone_mapper({"streams": streams, "phone_country_code": "1"}, "t")
+    event = mapper.map({**ORDER, "phone": "616 954 7888"}).event
+    assert event["user_data"]["ph"] == sha("16169547888")
+
+
+def test_a_phone_country_code_that_is_none_is_a_config_error_at_start():
+    assert mapping_config_errors({"phone_country_code": "0044"}) == [
+        "phone_country_code '0044' is not a country calling code: give its 1 to 3 digits, "
+        "such as 1 (US, Canada), 44 (UK) or 49 (Germany)"
+    ]
+
+
+def test_a_streams_phone_country_code_that_is_none_is_a_config_error_at_start():
+    config = {"streams": {"s": {"event_name": "Lead", "phone_country_code": "UK"}}}
+    assert mapping_config_errors(config) == [
+        "streams.s.phone_country_code 'UK' is not a country calling code: give its 1 to 3 "
+        "digits, such as 1 (US, Canada), 44 (UK) or 49 (Germany)"
+    ]
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import hashlib
 import itertools
 import json
 import math
@@ -564,6 +565,56 @@ def test_workers_read_event_times_without_an_offset_in_the_time_zone_setting(
     received = {
         int(item["event"]["event_id"]): item["event"]["event_time"]
         for item in sandbox.accepted_events()
+    }
+    assert received == expected
+
+
+def _in_the_us_unless_dialled_abroad(phone: str) -> str:
+    """The digits Meta matches for the benchmark's phones read with phone_country_code 1."""
+    digits = re.sub(r"\D", "", phone)
+    if phone.startswith(("+", "00")):
+        return digits.lstrip("0")
+    return digits if digits.startswith("1") else "1" + digits
+
+
+@pytest.mark.parametrize("where", ["run", "stream"])
+def test_workers_give_phones_written_without_a_country_code_the_phone_country_code(
+    where: str, sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    orders = messy_orders(RECORDS_BEFORE_WORKERS + 100)
+    expected = {
+        order["order_id"]: hashlib.sha256(
+            _in_the_us_unless_dialled_abroad(order["phone"]).encode()
+        ).hexdigest()
+        for order in orders
+        if order["phone"]
+    }
+    assert any(order["phone"].startswith("(") for order in orders if order["phone"])
+    sandbox = sandbox_factory()
+    code: dict[str, Any] = {"phone_country_code": "1"}
+    if where == "stream":  # the run's own code is overridden by the stream's
+        code = {
+            "phone_country_code": "44",
+            "streams": {STREAM: {**ORDERS_MAPPING[STREAM], "phone_country_code": "+1"}},
+        }
+
+    run = run_target(
+        tmp_path,
+        singer_lines(orders, state_every=len(orders)),
+        2,
+        noting_streams_taught=True,
+        dry_run=False,
+        access_token=ACCESS_TOKEN,
+        graph_url=sandbox.url,
+        **code,
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.streams_taught == [STREAM]
+    received = {
+        int(item["event"]["event_id"]): item["event"]["user_data"]["ph"]
+        for item in sandbox.accepted_events()
+        if "ph" in item["event"]["user_data"]
     }
     assert received == expected
 

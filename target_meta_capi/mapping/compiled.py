@@ -79,7 +79,11 @@ def with_identity(
     """What normalize_user_data gives for the memoized hashed keys and the unhashed ones."""
     if TEXT_TYPE.issuperset(map(type, unhashed.values())):
         return {**hashed, **unhashed}, list(dropped_hashed)  # non-empty texts, kept as they are
-    rest = normalize_user_data(unhashed, hash_external_id=mapper.hash_external_id)
+    rest = normalize_user_data(
+        unhashed,
+        hash_external_id=mapper.hash_external_id,
+        phone_country_code=mapper.phone_country_code,
+    )
     return {**hashed, **rest.user_data}, [*dropped_hashed, *rest.dropped]
 
 

@@ -78,6 +78,7 @@ from target_meta_capi.mapping.streams_setting import (
     StreamMapping,
     each_column,
     find_stream_config,
+    phone_country_code_setting,
     streams_of,
     time_zone_setting,
 )
@@ -215,6 +216,7 @@ class EventMapper:
         default_event_name: str | None = None,
         default_action_source: str | None = None,
         hash_external_id: bool = True,
+        phone_country_code: str | None = None,
         schema_properties: Collection[str] | None = None,
         time_zone: dt.tzinfo | None = None,
     ) -> None:
@@ -222,6 +224,7 @@ class EventMapper:
         self.key_properties = tuple(key_properties)
         self.mapping = mapping
         self.hash_external_id = hash_external_id
+        self.phone_country_code = phone_country_code
         # Every user_data value of these keys in map()'s events is SHA-256 hex: all of them go
         # through normalize_user_data, which hashes or drops what is not a hash already.
         self.hashed_user_data_keys: frozenset[str] = (
@@ -592,7 +595,11 @@ class EventMapper:
         identity = None
         # a literal of another type (a list constant …) could give a list, shared if kept
         if not late and _IDENTITY_VALUE_TYPES.issuperset(map(type, winners.values())):
-            normalized = normalize_hashed_values(winners, hash_external_id=self.hash_external_id)
+            normalized = normalize_hashed_values(
+                winners,
+                hash_external_id=self.hash_external_id,
+                phone_country_code=self.phone_country_code,
+            )
             identity = (normalized.user_data, tuple(normalized.dropped))
         self._keep(plan, values, identity)
         return identity
@@ -716,7 +723,11 @@ class EventMapper:
 
         raw_user_data = event.pop("user_data", None) or {}
         if identity is None:
-            normalized = normalize_user_data(raw_user_data, hash_external_id=self.hash_external_id)
+            normalized = normalize_user_data(
+                raw_user_data,
+                hash_external_id=self.hash_external_id,
+                phone_country_code=self.phone_country_code,
+            )
             user_data, dropped = normalized.user_data, normalized.dropped
         else:
             user_data, dropped = with_identity(*identity, raw_user_data, self)
@@ -902,6 +913,11 @@ def build_event_mapper(
         default_event_name=config.get("default_event_name"),
         default_action_source=config.get("default_action_source"),
         hash_external_id=config.get("hash_external_id") is not False,
+        phone_country_code=(
+            mapping.phone_country_code
+            if mapping.phone_country_code is not None
+            else phone_country_code_setting(config)
+        ),
         schema_properties=schema_properties,
         time_zone=(
             mapping.time_zone if mapping.time_zone is not None else time_zone_setting(config)

@@ -31,7 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from target_meta_capi.capi._words import shown_json
-from target_meta_capi.capi.normalize import HASHED_KEYS, MATCH_KEYS, normalize_user_data
+from target_meta_capi.capi.normalize import (
+    HASHED_KEYS,
+    MATCH_KEYS,
+    InvalidCountryCode,
+    country_calling_code,
+    normalize_user_data,
+)
 from target_meta_capi.capi.request import is_pixel_id
 from target_meta_capi.capi.rules import ACTION_SOURCES, STANDARD_EVENT_NAMES
 from target_meta_capi.mapping.aliases import ALIASES
@@ -52,6 +58,7 @@ _STREAM_SETTINGS = frozenset(
         "unmapped_columns_to_custom_data",
         "pixel_id",
         "time_zone",
+        "phone_country_code",
     }
 )
 
@@ -141,6 +148,9 @@ class StreamMapping:
     # the zone this stream's times without an offset are in, instead of the `time_zone`
     # setting's; None: that setting's (a stream's "UTC" overrides it, so is not None)
     time_zone: dt.tzinfo | None = None
+    # the country calling code of this stream's phone numbers written without + or 00, instead
+    # of the `phone_country_code` setting's; None: that setting's
+    phone_country_code: str | None = None
 
     @classmethod
     def from_config(cls, stream: str, raw: Mapping[str, Any]) -> StreamMapping:
@@ -181,6 +191,11 @@ class StreamMapping:
         time_zone = None
         if raw.get("time_zone") is not None:
             time_zone = zone_named(f"streams.{stream}.time_zone", raw["time_zone"])
+        phone_country_code = None
+        if raw.get("phone_country_code") is not None:
+            phone_country_code = calling_code_named(
+                f"streams.{stream}.phone_country_code", raw["phone_country_code"]
+            )
         _check_action_source(
             f"streams.{stream}.constants.action_source", constants.get(("action_source",))
         )
@@ -199,6 +214,7 @@ class StreamMapping:
             unmapped_columns_to_custom_data=unmapped_to_custom_data,
             pixel_id=pixel_id,
             time_zone=time_zone,
+            phone_country_code=phone_country_code,
         )
 
 
@@ -321,6 +337,23 @@ def zone_named(setting: str, name: Any) -> dt.tzinfo:
         ) from None
 
 
+def phone_country_code_setting(config: Mapping[str, Any]) -> str | None:
+    """The ``phone_country_code`` setting's digits; None (unset): phone numbers are hashed as
+    written. MappingConfigError for a value that is no country calling code."""
+    value = config.get("phone_country_code")
+    if value is None:
+        return None
+    return calling_code_named("phone_country_code", value)
+
+
+def calling_code_named(setting: str, value: Any) -> str:
+    """The country calling code a setting gives. MappingConfigError for anything else."""
+    try:
+        return country_calling_code(value)
+    except InvalidCountryCode as error:
+        raise MappingConfigError(f"{setting} {shown_json(value)} is {error}") from None
+
+
 def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
     """Every problem of the ``streams`` and default mapping settings, found at start-up: a
     wrong entry must not wait for its stream's SCHEMA, after other streams' data went out."""
@@ -343,10 +376,11 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
         _check_action_source("default_action_source", config.get("default_action_source"))
     except MappingConfigError as error:
         errors.append(str(error))
-    try:
-        time_zone_setting(config)
-    except MappingConfigError as error:
-        errors.append(str(error))
+    for setting in (time_zone_setting, phone_country_code_setting):
+        try:
+            setting(config)
+        except MappingConfigError as error:
+            errors.append(str(error))
     return errors
 
 

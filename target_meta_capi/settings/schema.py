@@ -233,8 +233,8 @@ SETTINGS = th.PropertiesList(
             'fields (CAPI path → column, e.g. {"user_data.em": "email"} or nested '
             '{"user_data": {"em": "email"}}; a hashed customer parameter may list several '
             'columns: {"user_data.ph": ["phone", "mobile_phone"]}), pixel_id to send the '
-            "stream to another pixel and time_zone to read its times in another zone; as an "
-            "object or as JSON text. "
+            "stream to another pixel, time_zone to read its times in another zone and "
+            "phone_country_code for its phone numbers; as an object or as JSON text. "
             "See the README for every option."
         ),
     ),
@@ -243,6 +243,18 @@ SETTINGS = th.PropertiesList(
         th.BooleanType,
         default=True,
         description="Hash external_id with SHA-256 (recommended by Meta).",
+    ),
+    th.Property(
+        "phone_country_code",
+        # a JSON whole number too, as a country calling code is naturally written
+        th.CustomType({"type": ["string", "integer"]}),
+        description=(
+            "Country calling code (e.g. 1, 44) of phone numbers written without + or 00: "
+            "'(616) 954-7888' is hashed as 16169547888 for 1, '07700 900123' as 447700900123 "
+            "for 44 (the trunk 0 replaced), a number that already begins with the code as it "
+            "is. Meta matches phone numbers only with their country code. Unset: numbers are "
+            "hashed as written. A stream's own phone_country_code in `streams` overrides it."
+        ),
     ),
     th.Property(
         "dead_letter_path",
