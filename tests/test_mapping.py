@@ -747,7 +747,7 @@ def test_phones_are_hashed_as_written_without_a_phone_country_code():
 
 
 def test_a_streams_phone_country_code_overrides_the_phone_country_code_setting():
-    config = {"streams": _phone_streams(phone_country_code="44"), "phone_country_code": "1"}
+    config = {"streams": _phone_streams(phone_country_code="GB"), "phone_country_code": "1"}
     event = _phone_mapper(config).map({**ORDER, "phone": "07700 900123"}).event
     assert event["user_data"]["ph"] == sha("447700900123")
 
@@ -759,18 +759,19 @@ def test_a_stream_without_its_own_phone_country_code_keeps_the_setting():
     assert event["user_data"]["ph"] == sha("16169547888")
 
 
-def test_a_phone_country_code_that_is_none_is_a_config_error_at_start():
+def test_a_phone_country_code_naming_no_country_is_a_config_error_at_start():
     assert mapping_config_errors({"phone_country_code": "0044"}) == [
-        "phone_country_code '0044' is not a country calling code: give its 1 to 3 digits, "
-        "such as 1 (US, Canada), 44 (UK) or 49 (Germany)"
+        "phone_country_code '0044' names no country with phone numbers: give its calling "
+        "code, such as 1 (US, Canada), 44 (UK) or 49 (Germany), or its ISO code (US, GB, DE)"
     ]
 
 
-def test_a_streams_phone_country_code_that_is_none_is_a_config_error_at_start():
-    config = {"streams": {"s": {"event_name": "Lead", "phone_country_code": "UK"}}}
+def test_a_streams_phone_country_code_naming_no_country_is_a_config_error_at_start():
+    config = {"streams": {"s": {"event_name": "Lead", "phone_country_code": "Atlantis"}}}
     assert mapping_config_errors(config) == [
-        "streams.s.phone_country_code 'UK' is not a country calling code: give its 1 to 3 "
-        "digits, such as 1 (US, Canada), 44 (UK) or 49 (Germany)"
+        "streams.s.phone_country_code 'Atlantis' names no country with phone numbers: give its "
+        "calling code, such as 1 (US, Canada), 44 (UK) or 49 (Germany), or its ISO code (US, "
+        "GB, DE)"
     ]
 
 

@@ -11,11 +11,11 @@ from target_meta_capi.capi.normalize import (
     UNHASHED_KEYS,
     DroppedValue,
     InvalidCountryCode,
-    country_calling_code,
     is_sha256_hex,
     normalize_hashed_values,
     normalize_user_data,
     normalize_value,
+    phone_region,
     sha256_hex,
 )
 
@@ -282,32 +282,63 @@ def test_phone_written_with_plus_or_00_keeps_its_own_country_code(raw):
     assert normalize_value("ph", raw, phone_country_code="1") == "447700900123"
 
 
-@pytest.mark.parametrize(("raw", "normalized"), [
-    ("07700 900123", "447700900123"),
-    ("(020) 7946 0018", "442079460018"),
+@pytest.mark.parametrize(("raw", "code", "normalized"), [
+    ("07700 900123", "44", "447700900123"),  # trunk 0
+    ("(020) 7946 0018", "44", "442079460018"),
+    ("030 1234567", "49", "49301234567"),
+    ("8 912 345-67-89", "7", "79123456789"),  # Russia's national prefix is 8
+    ("06 30 123 4567", "36", "36301234567"),  # Hungary's is 06
 ])  # fmt: skip
-def test_phone_trunk_zero_is_replaced_by_the_phone_country_code(raw, normalized):
-    assert normalize_value("ph", raw, phone_country_code="44") == normalized
+def test_phone_national_prefix_of_its_country_is_replaced_by_the_country_code(
+    raw, code, normalized
+):
+    assert normalize_value("ph", raw, phone_country_code=code) == normalized
 
 
-@pytest.mark.parametrize("code", ["39", "378", "379"])
-def test_phone_leading_zero_of_italy_san_marino_and_the_vatican_stays_after_the_code(code):
-    assert normalize_value("ph", "06 6982 1234", phone_country_code=code) == f"{code}0669821234"
+def test_phone_leading_zero_that_italian_numbers_keep_stays_after_the_code():
+    assert normalize_value("ph", "06 6982 1234", phone_country_code="39") == "390669821234"
+
+
+@pytest.mark.parametrize(("raw", "code", "normalized"), [
+    ("45 12 34 56", "45", "4545123456"),  # a Danish number beginning 45
+    ("47 12 34 56", "47", "4747123456"),  # a Norwegian one beginning 47
+    ("393 123 4567", "39", "393931234567"),  # an Italian mobile beginning 393
+])  # fmt: skip
+def test_phone_beginning_as_its_country_code_does_is_told_from_one_carrying_it(
+    raw, code, normalized
+):
+    assert normalize_value("ph", raw, phone_country_code=code) == normalized
 
 
 def test_phone_too_short_even_with_the_phone_country_code_is_dropped():
     assert normalize_value("ph", "54 321", phone_country_code="1") is None
 
 
-@pytest.mark.parametrize("code", ["+44", " 44 ", 44])
-def test_phone_country_code_may_be_given_with_a_plus_or_as_a_number(code):
-    assert country_calling_code(code) == "44"
+def test_phone_that_is_no_number_is_dropped_with_a_phone_country_code():
+    assert normalize_user_data({"ph": "n/a"}, phone_country_code="1").dropped == [
+        DroppedValue("ph", "invalid")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "region"),
+    [("+44", "GB"), (" 44 ", "GB"), (44, "GB"), ("1", "US"), ("GB", "GB"), ("gbr", "GB"),
+     ("United Kingdom", "GB"), ("Deutschland", "DE")],
+)  # fmt: skip
+def test_phone_country_code_is_a_calling_code_or_a_country(code, region):
+    assert phone_region(code) == region
+
+
+@pytest.mark.parametrize("code", ["+44", 44, "GB", "United Kingdom"])
+def test_phone_country_code_given_either_way_reads_numbers_alike(code):
     assert normalize_value("ph", "07700 900123", phone_country_code=code) == "447700900123"
 
 
-@pytest.mark.parametrize("code", ["0044", "044", "1234", "GB", "", "+", 0, True, 1.0, ["1"]])
-def test_phone_country_code_that_is_no_calling_code_is_refused(code):
-    with pytest.raises(InvalidCountryCode, match="not a country calling code"):
+@pytest.mark.parametrize(
+    "code", ["0044", "044", "1234", "999", "800", "AQ", "Atlantis", "", "+", 0, True, 1.0, ["1"]]
+)
+def test_phone_country_code_naming_no_country_with_phone_numbers_is_refused(code):
+    with pytest.raises(InvalidCountryCode, match="names no country with phone numbers"):
         normalize_user_data({"ph": "07700 900123"}, phone_country_code=code)
 
 

@@ -31,9 +31,9 @@ from .normalize import (
     DroppedValue,
     InvalidCountryCode,
     NormalizedUserData,
-    country_calling_code,
     normalize_user_data,
     normalize_value,
+    phone_region,
     sha256_hex,
 )
 from .request import (
@@ -107,13 +107,13 @@ __all__ = [
     "TransientError",
     "UserData",
     "classify_response",
-    "country_calling_code",
     "deliver_isolating_invalid",
     "encoded_event",
     "ext_info",
     "load_http_service",
     "normalize_user_data",
     "normalize_value",
+    "phone_region",
     "sha256_hex",
     "validate_event",
 ]

@@ -9,10 +9,9 @@ em         trimmed, lowercase, NFC; must look like ``local@domain.tld``
 ph         digits only, leading zeros dropped; 7 to 15 digits; an extension (``ext 12``,
            ``x12``, ``#12``, ``;ext=12``, digits dialled after a pause ``,,12``, ``p12``, ``w12``,
            ``;12``) and a ``(0)`` after the country code left out; with a
-           ``phone_country_code``, a number written without ``+`` or ``00`` is read as that
-           country's: its trunk ``0`` replaced by the code (``0844 412 4653`` → ``448444124653``
-           for 44), the code put before one that does not begin with it (``616 954 7888`` →
-           ``16169547888`` for 1)
+           ``phone_country_code``, a number written without ``+`` or ``00`` is read as dialled
+           in that country, by libphonenumber's rules (``0844 412 4653`` → ``448444124653``
+           for 44 or GB, ``(616) 954-7888`` → ``16169547888`` for 1 or US)
 fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``, ``Zoë`` → ``zoë``)
 ge         ``f`` or ``m`` (female/woman/w/f/girl, male/man/m/boy; any case)
 db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``19970216``,
@@ -78,11 +77,11 @@ __all__ = [
     "DroppedValue",
     "InvalidCountryCode",
     "NormalizedUserData",
-    "country_calling_code",
     "is_sha256_hex",
     "normalize_hashed_values",
     "normalize_user_data",
     "normalize_value",
+    "phone_region",
     "sha256_hex",
 ]
 
@@ -184,9 +183,6 @@ _PHONE_TRUNK_ZERO_RE = re.compile(r"^(\s*(?:\+|00)\s*\d{1,3})[\s.\-]*\(0\)")
 _INTERNATIONAL_PHONE_RE = re.compile(r"\s*(?:tel:\s*)?(?:\+|00)", re.IGNORECASE)
 # E.164 country calling codes: 1 to 3 digits, the first not 0 (a leading + allowed).
 _COUNTRY_CALLING_CODE_RE = re.compile(r"\+?([1-9][0-9]{0,2})")
-# Where a number's leading 0 stays after the country code (Italy's 06 … is +39 06 …; San
-# Marino and the Vatican dial alike): no trunk prefix to replace.
-_CALLING_CODES_KEEPING_LEADING_ZERO = frozenset({"39", "378", "379"})
 
 _GENDERS: dict[str, str] = {
     **dict.fromkeys(("f", "female", "woman", "w", "girl"), "f"),
@@ -278,38 +274,58 @@ def _normalize_email(text: str) -> str | None:
 
 
 class InvalidCountryCode(ValueError):
-    """A phone_country_code that is no E.164 country calling code (1 to 3 digits). A mistake
-    of the caller's settings, not of a value: raised, where bad values are dropped."""
+    """A phone_country_code that names no country with phone numbers. A mistake of the
+    caller's settings, not of a value: raised, where bad values are dropped."""
 
 
-def country_calling_code(value: Any) -> str:
-    """The digits of a country calling code given as ``"44"``, ``"+44"`` or ``44``.
+def phone_region(phone_country_code: Any) -> str:
+    """The country (ISO 3166-1 alpha-2, upper case, as libphonenumber names regions) whose
+    phone numbers a phone_country_code names: a country calling code (``"1"``, ``"+44"``,
+    ``44``: the code's main country) or a country (``"GB"``, ``"GBR"``, ``"United Kingdom"``).
 
-    Raises InvalidCountryCode for anything else (``"0044"``, ``"1234"``, ``"GB"``).
+    Raises InvalidCountryCode for anything else (``"0044"``, ``"999"``, ``"Atlantis"``).
     """
+    value = phone_country_code
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    match = _COUNTRY_CALLING_CODE_RE.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match is None:
+    region = _region_named(value) if isinstance(value, str) else None
+    if region is None:
         raise InvalidCountryCode(
-            "not a country calling code: give its 1 to 3 digits, such as 1 (US, Canada), 44 "
-            "(UK) or 49 (Germany)"
+            "names no country with phone numbers: give its calling code, such as 1 (US, "
+            "Canada), 44 (UK) or 49 (Germany), or its ISO code (US, GB, DE)"
         )
-    return match.group(1)
+    return region
 
 
-def _in_country(digits: str, country_code: str) -> str:
-    """A number written without + or 00 as a number of the country `country_code` dials."""
-    if digits.startswith("0"):  # the trunk prefix dialled inside the country
-        if country_code in _CALLING_CODES_KEEPING_LEADING_ZERO:
-            return country_code + digits
-        return country_code + digits.lstrip("0")
-    if digits.startswith(country_code):  # written with its country code, without the +
-        return digits
-    return country_code + digits
+@lru_cache(maxsize=64)  # a setting's few values, given again with every record
+def _region_named(text: str) -> str | None:
+    import phonenumbers  # imported by runs that read phones with a country only: ~40 ms
+
+    region = None
+    if calling_code := _COUNTRY_CALLING_CODE_RE.fullmatch(text.strip()):
+        region = phonenumbers.region_code_for_country_code(int(calling_code.group(1)))
+    elif country := _normalize_country(text):
+        region = country.upper()
+    # "ZZ", a code no country has; "001", a code of no country (+800 freephone); Antarctica
+    return region if region and phonenumbers.country_code_for_region(region) else None
 
 
-def _normalize_phone(text: str, country_code: str | None = None) -> str | None:
+def _dialled_in(text: str, region: str) -> str:
+    """The digits, country code first, of a number written as it is dialled inside `region`
+    (no + or 00). libphonenumber knows each country's national prefix (a trunk 0, Russia's 8,
+    Hungary's 06), the 0 that Italy's numbers keep after the code, and whether digits that
+    begin as the country code does carry it (16169547888 in the US) or not (45 12 34 56, a
+    Danish number)."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return ""
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
+def _normalize_phone(text: str, region: str | None = None) -> str | None:
     text = _ascii_digits(text)
     # Plain numbers, without any extension marker, skip the regex. A longer text is no phone
     # with an extension, and would cost the regex's backtracking time squared.
@@ -321,11 +337,10 @@ def _normalize_phone(text: str, country_code: str | None = None) -> str | None:
         text = extension.group(1)
     if "(0)" in text:
         text = _PHONE_TRUNK_ZERO_RE.sub(r"\1", text, count=1)
-    digits = _NON_DIGITS_RE.sub("", text)
-    if country_code is not None and digits and not _INTERNATIONAL_PHONE_RE.match(text):
-        digits = _in_country(digits, country_code)
+    if region is not None and not _INTERNATIONAL_PHONE_RE.match(text):
+        digits = _dialled_in(text, region)
     else:
-        digits = digits.lstrip("0")
+        digits = _NON_DIGITS_RE.sub("", text).lstrip("0")
     return digits if _MIN_PHONE_DIGITS <= len(digits) <= _MAX_PHONE_DIGITS else None
 
 
@@ -555,27 +570,25 @@ def normalize_value(key: str, value: Any, *, phone_country_code: Any = None) -> 
     Does not recognise hashes: give it raw values. Raises KeyError for a key that is not hashed,
     InvalidCountryCode for a ``phone_country_code`` that is none (see normalize_user_data).
     """
-    normalizer = _normalizer(key, _calling_code_or_none(phone_country_code))
+    normalizer = _normalizer(key, _region_or_none(phone_country_code))
     try:
         return normalizer(_text_to_normalize(key, value))
     except _Rejected:
         return None
 
 
-def _calling_code_or_none(value: Any) -> str | None:
-    return None if value is None else country_calling_code(value)
+def _region_or_none(phone_country_code: Any) -> str | None:
+    return None if phone_country_code is None else phone_region(phone_country_code)
 
 
-def _normalizer(key: str, phone_country_code: str | None) -> Callable[[str], str | None]:
-    if key == "ph" and phone_country_code is not None:
-        return partial(_normalize_phone, country_code=phone_country_code)
+def _normalizer(key: str, phone_region: str | None) -> Callable[[str], str | None]:
+    if key == "ph" and phone_region is not None:
+        return partial(_normalize_phone, region=phone_region)
     return _NORMALIZERS[key]
 
 
 @lru_cache(maxsize=1 << 12, typed=True)
-def _hash_value(
-    key: str, value: Any, phone_country_code: str | None = None
-) -> tuple[str | None, str]:
+def _hash_value(key: str, value: Any, phone_region: str | None = None) -> tuple[str | None, str]:
     """(hash, "") or (None, reason). Memoized: the same emails, cities and states repeat."""
     if key == "db" and isinstance(value, dt.date):
         # what _as_text's text of it, read back by _normalize_date_text, comes to
@@ -589,7 +602,7 @@ def _hash_value(
     # only a text can be a hash: the 64 digits of a number are an id, to hash
     if isinstance(value, str) and len(stripped) == 64 and SHA256_HEX_PATTERN.fullmatch(stripped):
         return stripped.lower(), ""
-    normalized = _normalizer(key, phone_country_code)(text)
+    normalized = _normalizer(key, phone_region)(text)
     if normalized is None:
         return None, REASON_INVALID
     return sha256_hex(normalized), ""
@@ -604,10 +617,10 @@ def _plain_external_id(key: str, value: Any) -> tuple[str | None, str]:
 
 
 def _hash_or_reject(
-    key: str, value: Any, phone_country_code: str | None = None
+    key: str, value: Any, phone_region: str | None = None
 ) -> tuple[str | None, str]:
     try:
-        return _hash_value(key, value, phone_country_code)
+        return _hash_value(key, value, phone_region)
     except TypeError:  # unhashable (dict, set …): lru_cache cannot take it
         return None, REASON_UNSUPPORTED_TYPE
 
@@ -623,11 +636,12 @@ def normalize_user_data(
 
     Hashed keys come back as a hex string (or a list of them for a list in); unhashed keys are
     passed through untouched; unknown keys are dropped (they might carry raw PII).
-    ``phone_country_code`` (``"1"``, ``"+44"``, ``49``): the country of phone numbers written
-    without ``+`` or ``00``, whose hash matches no one without its code (Meta's rule). Raises
-    InvalidCountryCode for one that is no country calling code: a setting, not a value.
+    ``phone_country_code`` (``"1"``, ``"+44"``, ``49``, ``"GB"``): the country of phone numbers
+    written without ``+`` or ``00``, whose hash matches no one without its country code
+    (Meta's rule); see phone_region. Raises InvalidCountryCode for one that names no country:
+    a setting, not a value.
     """
-    country_code = _calling_code_or_none(phone_country_code)
+    region = _region_or_none(phone_country_code)
     # A customer's hashed keys (em, ph, fn … zp) repeat together from order to order: their
     # text values are normalized as one group, memoized; the rest (ip, user agent, fbc …
     # which change per event, or values of other types) goes through key by key.
@@ -639,9 +653,9 @@ def normalize_user_data(
         else:
             rest[key] = value
     if len(identity) < 2:
-        return _normalize_each(raw, hash_external_id, country_code)
-    user_data, dropped = _normalize_identity(tuple(identity), hash_external_id, country_code)
-    normalized = _normalize_each(rest, hash_external_id, country_code)
+        return _normalize_each(raw, hash_external_id, region)
+    user_data, dropped = _normalize_identity(tuple(identity), hash_external_id, region)
+    normalized = _normalize_each(rest, hash_external_id, region)
     normalized.user_data = {**user_data, **normalized.user_data}
     normalized.dropped[:0] = dropped
     return normalized
@@ -659,19 +673,19 @@ def normalize_hashed_values(
     texts = [item for item in raw.items() if item[1].__class__ is str]
     if 2 <= len(texts) < len(raw):  # normalize_user_data's order: its group of texts first
         raw = dict(texts + [item for item in raw.items() if item[1].__class__ is not str])
-    return _normalize_each(raw, hash_external_id, _calling_code_or_none(phone_country_code))
+    return _normalize_each(raw, hash_external_id, _region_or_none(phone_country_code))
 
 
 @lru_cache(maxsize=1 << 13)  # ~1.5 KB per customer: at most ~12 MB
 def _normalize_identity(
-    identity: tuple[tuple[str, str], ...], hash_external_id: bool, phone_country_code: str | None
+    identity: tuple[tuple[str, str], ...], hash_external_id: bool, phone_region: str | None
 ) -> tuple[dict[str, Any], tuple[DroppedValue, ...]]:
-    normalized = _normalize_each(dict(identity), hash_external_id, phone_country_code)
+    normalized = _normalize_each(dict(identity), hash_external_id, phone_region)
     return normalized.user_data, tuple(normalized.dropped)
 
 
 def _normalize_each(
-    raw: Mapping[str, Any], hash_external_id: bool, phone_country_code: str | None
+    raw: Mapping[str, Any], hash_external_id: bool, phone_region: str | None
 ) -> NormalizedUserData:
     user_data: dict[str, Any] = {}
     dropped: list[DroppedValue] = []
@@ -680,8 +694,8 @@ def _normalize_each(
             convert: Callable[[str, Any], tuple[str | None, str]] = _hash_or_reject
             if key == "external_id" and not hash_external_id:
                 convert = _plain_external_id
-            elif key == "ph" and phone_country_code is not None:
-                convert = partial(_hash_or_reject, phone_country_code=phone_country_code)
+            elif key == "ph" and phone_region is not None:
+                convert = partial(_hash_or_reject, phone_region=phone_region)
             if isinstance(value, (list, tuple)):
                 if not value:
                     dropped.append(DroppedValue(key, REASON_EMPTY))

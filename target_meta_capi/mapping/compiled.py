@@ -82,7 +82,7 @@ def with_identity(
     rest = normalize_user_data(
         unhashed,
         hash_external_id=mapper.hash_external_id,
-        phone_country_code=mapper.phone_country_code,
+        phone_country_code=mapper.phone_region,
     )
     return {**hashed, **rest.user_data}, [*dropped_hashed, *rest.dropped]
 

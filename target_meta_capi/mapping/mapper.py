@@ -78,7 +78,7 @@ from target_meta_capi.mapping.streams_setting import (
     StreamMapping,
     each_column,
     find_stream_config,
-    phone_country_code_setting,
+    phone_region_setting,
     streams_of,
     time_zone_setting,
 )
@@ -216,7 +216,7 @@ class EventMapper:
         default_event_name: str | None = None,
         default_action_source: str | None = None,
         hash_external_id: bool = True,
-        phone_country_code: str | None = None,
+        phone_region: str | None = None,
         schema_properties: Collection[str] | None = None,
         time_zone: dt.tzinfo | None = None,
     ) -> None:
@@ -224,7 +224,8 @@ class EventMapper:
         self.key_properties = tuple(key_properties)
         self.mapping = mapping
         self.hash_external_id = hash_external_id
-        self.phone_country_code = phone_country_code
+        # the country of phone numbers written without + or 00 (ISO alpha-2), if any
+        self.phone_region = phone_region
         # Every user_data value of these keys in map()'s events is SHA-256 hex: all of them go
         # through normalize_user_data, which hashes or drops what is not a hash already.
         self.hashed_user_data_keys: frozenset[str] = (
@@ -598,7 +599,7 @@ class EventMapper:
             normalized = normalize_hashed_values(
                 winners,
                 hash_external_id=self.hash_external_id,
-                phone_country_code=self.phone_country_code,
+                phone_country_code=self.phone_region,
             )
             identity = (normalized.user_data, tuple(normalized.dropped))
         self._keep(plan, values, identity)
@@ -726,7 +727,7 @@ class EventMapper:
             normalized = normalize_user_data(
                 raw_user_data,
                 hash_external_id=self.hash_external_id,
-                phone_country_code=self.phone_country_code,
+                phone_country_code=self.phone_region,
             )
             user_data, dropped = normalized.user_data, normalized.dropped
         else:
@@ -913,10 +914,10 @@ def build_event_mapper(
         default_event_name=config.get("default_event_name"),
         default_action_source=config.get("default_action_source"),
         hash_external_id=config.get("hash_external_id") is not False,
-        phone_country_code=(
-            mapping.phone_country_code
-            if mapping.phone_country_code is not None
-            else phone_country_code_setting(config)
+        phone_region=(
+            mapping.phone_region
+            if mapping.phone_region is not None
+            else phone_region_setting(config)
         ),
         schema_properties=schema_properties,
         time_zone=(

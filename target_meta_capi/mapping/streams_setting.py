@@ -35,8 +35,8 @@ from target_meta_capi.capi.normalize import (
     HASHED_KEYS,
     MATCH_KEYS,
     InvalidCountryCode,
-    country_calling_code,
     normalize_user_data,
+    phone_region,
 )
 from target_meta_capi.capi.request import is_pixel_id
 from target_meta_capi.capi.rules import ACTION_SOURCES, STANDARD_EVENT_NAMES
@@ -148,9 +148,9 @@ class StreamMapping:
     # the zone this stream's times without an offset are in, instead of the `time_zone`
     # setting's; None: that setting's (a stream's "UTC" overrides it, so is not None)
     time_zone: dt.tzinfo | None = None
-    # the country calling code of this stream's phone numbers written without + or 00, instead
-    # of the `phone_country_code` setting's; None: that setting's
-    phone_country_code: str | None = None
+    # the country (ISO alpha-2) of this stream's phone numbers written without + or 00, from
+    # its own phone_country_code, instead of the setting's; None: that setting's
+    phone_region: str | None = None
 
     @classmethod
     def from_config(cls, stream: str, raw: Mapping[str, Any]) -> StreamMapping:
@@ -191,9 +191,9 @@ class StreamMapping:
         time_zone = None
         if raw.get("time_zone") is not None:
             time_zone = zone_named(f"streams.{stream}.time_zone", raw["time_zone"])
-        phone_country_code = None
+        phone_region = None
         if raw.get("phone_country_code") is not None:
-            phone_country_code = calling_code_named(
+            phone_region = phone_region_named(
                 f"streams.{stream}.phone_country_code", raw["phone_country_code"]
             )
         _check_action_source(
@@ -214,7 +214,7 @@ class StreamMapping:
             unmapped_columns_to_custom_data=unmapped_to_custom_data,
             pixel_id=pixel_id,
             time_zone=time_zone,
-            phone_country_code=phone_country_code,
+            phone_region=phone_region,
         )
 
 
@@ -337,21 +337,21 @@ def zone_named(setting: str, name: Any) -> dt.tzinfo:
         ) from None
 
 
-def phone_country_code_setting(config: Mapping[str, Any]) -> str | None:
-    """The ``phone_country_code`` setting's digits; None (unset): phone numbers are hashed as
-    written. MappingConfigError for a value that is no country calling code."""
+def phone_region_setting(config: Mapping[str, Any]) -> str | None:
+    """The country the ``phone_country_code`` setting names; None (unset): phone numbers are
+    hashed as written. MappingConfigError for a value that names no country."""
     value = config.get("phone_country_code")
     if value is None:
         return None
-    return calling_code_named("phone_country_code", value)
+    return phone_region_named("phone_country_code", value)
 
 
-def calling_code_named(setting: str, value: Any) -> str:
-    """The country calling code a setting gives. MappingConfigError for anything else."""
+def phone_region_named(setting: str, value: Any) -> str:
+    """The country a phone_country_code setting names. MappingConfigError for none."""
     try:
-        return country_calling_code(value)
+        return phone_region(value)
     except InvalidCountryCode as error:
-        raise MappingConfigError(f"{setting} {shown_json(value)} is {error}") from None
+        raise MappingConfigError(f"{setting} {shown_json(value)} {error}") from None
 
 
 def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
@@ -376,7 +376,7 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
         _check_action_source("default_action_source", config.get("default_action_source"))
     except MappingConfigError as error:
         errors.append(str(error))
-    for setting in (time_zone_setting, phone_country_code_setting):
+    for setting in (time_zone_setting, phone_region_setting):
         try:
             setting(config)
         except MappingConfigError as error:

@@ -249,11 +249,12 @@ SETTINGS = th.PropertiesList(
         # a JSON whole number too, as a country calling code is naturally written
         th.CustomType({"type": ["string", "integer"]}),
         description=(
-            "Country calling code (e.g. 1, 44) of phone numbers written without + or 00: "
-            "'(616) 954-7888' is hashed as 16169547888 for 1, '07700 900123' as 447700900123 "
-            "for 44 (the trunk 0 replaced), a number that already begins with the code as it "
-            "is. Meta matches phone numbers only with their country code. Unset: numbers are "
-            "hashed as written. A stream's own phone_country_code in `streams` overrides it."
+            "Country of phone numbers written without + or 00, by its calling code (1, 44) or "
+            "ISO code (US, GB): they are read as dialled there (libphonenumber's rules), so "
+            "'(616) 954-7888' is hashed as 16169547888 for 1 or US, '07700 900123' as "
+            "447700900123 for 44 or GB. Meta matches phone numbers only with their country "
+            "code. Unset: numbers are hashed as written. A stream's own phone_country_code in "
+            "`streams` overrides it."
         ),
     ),
     th.Property(
