@@ -165,9 +165,16 @@ def run_with_open_files(
 OPEN_FILES_LIMITS = range(4, 17)
 
 
+def slow_sandbox(sandbox_factory: Callable[..., SandboxServer]) -> SandboxServer:
+    """A sandbox answering later than the target makes its batches, however busy the machine:
+    the requests overlap, and want their connections at once."""
+    return sandbox_factory(latency_ms=50)
+
+
 def test_a_limit_on_open_files_below_the_connections_wanted_costs_retries_not_events(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
+    sandbox = slow_sandbox(sandbox_factory)
     lines = singer_lines(messy_orders(1000), state_every=250)
     retried_for_want_of_a_socket = []
     for open_files in OPEN_FILES_LIMITS:
@@ -189,8 +196,9 @@ def test_a_limit_on_open_files_below_the_connections_wanted_costs_retries_not_ev
 
 
 def test_a_request_refused_a_socket_to_the_end_of_its_retries_says_to_raise_the_limit(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
+    sandbox = slow_sandbox(sandbox_factory)
     lines = singer_lines(messy_orders(1000), state_every=250)
     advice = (
         "This machine ran short of what a request needs: raise the limit on open files "
