@@ -581,14 +581,14 @@ def _region_or_none(phone_country_code: Any) -> str | None:
     return None if phone_country_code is None else phone_region(phone_country_code)
 
 
-def _normalizer(key: str, phone_region: str | None) -> Callable[[str], str | None]:
-    if key == "ph" and phone_region is not None:
-        return partial(_normalize_phone, region=phone_region)
+def _normalizer(key: str, region: str | None) -> Callable[[str], str | None]:
+    if key == "ph" and region is not None:
+        return partial(_normalize_phone, region=region)
     return _NORMALIZERS[key]
 
 
 @lru_cache(maxsize=1 << 12, typed=True)
-def _hash_value(key: str, value: Any, phone_region: str | None = None) -> tuple[str | None, str]:
+def _hash_value(key: str, value: Any, region: str | None = None) -> tuple[str | None, str]:
     """(hash, "") or (None, reason). Memoized: the same emails, cities and states repeat."""
     if key == "db" and isinstance(value, dt.date):
         # what _as_text's text of it, read back by _normalize_date_text, comes to
@@ -602,7 +602,7 @@ def _hash_value(key: str, value: Any, phone_region: str | None = None) -> tuple[
     # only a text can be a hash: the 64 digits of a number are an id, to hash
     if isinstance(value, str) and len(stripped) == 64 and SHA256_HEX_PATTERN.fullmatch(stripped):
         return stripped.lower(), ""
-    normalized = _normalizer(key, phone_region)(text)
+    normalized = _normalizer(key, region)(text)
     if normalized is None:
         return None, REASON_INVALID
     return sha256_hex(normalized), ""
@@ -616,11 +616,9 @@ def _plain_external_id(key: str, value: Any) -> tuple[str | None, str]:
     return text, ""
 
 
-def _hash_or_reject(
-    key: str, value: Any, phone_region: str | None = None
-) -> tuple[str | None, str]:
+def _hash_or_reject(key: str, value: Any, region: str | None = None) -> tuple[str | None, str]:
     try:
-        return _hash_value(key, value, phone_region)
+        return _hash_value(key, value, region)
     except TypeError:  # unhashable (dict, set …): lru_cache cannot take it
         return None, REASON_UNSUPPORTED_TYPE
 
@@ -678,14 +676,14 @@ def normalize_hashed_values(
 
 @lru_cache(maxsize=1 << 13)  # ~1.5 KB per customer: at most ~12 MB
 def _normalize_identity(
-    identity: tuple[tuple[str, str], ...], hash_external_id: bool, phone_region: str | None
+    identity: tuple[tuple[str, str], ...], hash_external_id: bool, region: str | None
 ) -> tuple[dict[str, Any], tuple[DroppedValue, ...]]:
-    normalized = _normalize_each(dict(identity), hash_external_id, phone_region)
+    normalized = _normalize_each(dict(identity), hash_external_id, region)
     return normalized.user_data, tuple(normalized.dropped)
 
 
 def _normalize_each(
-    raw: Mapping[str, Any], hash_external_id: bool, phone_region: str | None
+    raw: Mapping[str, Any], hash_external_id: bool, region: str | None
 ) -> NormalizedUserData:
     user_data: dict[str, Any] = {}
     dropped: list[DroppedValue] = []
@@ -694,8 +692,8 @@ def _normalize_each(
             convert: Callable[[str, Any], tuple[str | None, str]] = _hash_or_reject
             if key == "external_id" and not hash_external_id:
                 convert = _plain_external_id
-            elif key == "ph" and phone_region is not None:
-                convert = partial(_hash_or_reject, phone_region=phone_region)
+            elif key == "ph" and region is not None:
+                convert = partial(_hash_or_reject, region=region)
             if isinstance(value, (list, tuple)):
                 if not value:
                     dropped.append(DroppedValue(key, REASON_EMPTY))
