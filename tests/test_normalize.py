@@ -3,6 +3,7 @@ import hashlib
 import time
 from decimal import Decimal
 
+import phonenumbers
 import pytest
 
 from target_meta_capi.capi.normalize import (
@@ -11,6 +12,7 @@ from target_meta_capi.capi.normalize import (
     UNHASHED_KEYS,
     DroppedValue,
     InvalidCountryCode,
+    _calling_code_length,
     is_sha256_hex,
     normalize_hashed_values,
     normalize_user_data,
@@ -170,10 +172,32 @@ def test_phone_extension_is_left_out_of_the_number(raw, normalized):
         ("0044(0)2079460958", "442079460958"),
         ("+49 (0)30 1234567", "49301234567"),
         ("+44 (0) 20 7946 0958 ext 12", "442079460958"),
+        ("+49 030 1234567", "49301234567"),
+        ("+44 07700 900123", "447700900123"),
+        ("0033 06 12 34 56 78", "33612345678"),
+        ("+353 087 123 4567", "353871234567"),
     ],
 )
-def test_bracketed_trunk_zero_after_the_country_code_is_left_out(raw, normalized):
+def test_trunk_zero_written_after_the_country_code_is_left_out(raw, normalized):
     assert normalize_value("ph", raw) == normalized
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("+39 (0)6 6982 1234", "390669821234"),  # Italy
+        ("+225 07 12 34 56 78", "2250712345678"),  # Côte d'Ivoire
+        ("+242 06 123 4567", "242061234567"),  # Congo
+    ],
+)
+def test_zero_after_the_country_code_that_is_part_of_the_number_is_kept(raw, normalized):
+    assert normalize_value("ph", raw) == normalized
+
+
+def test_every_country_calling_code_is_read_at_its_own_length():
+    codes = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+    lengths = {code: _calling_code_length(f"{code}0123456") for code in codes}
+    assert lengths == {code: len(str(code)) for code in codes}
 
 
 @pytest.mark.parametrize(

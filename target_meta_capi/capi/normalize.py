@@ -8,7 +8,8 @@ key        normalized text (then SHA-256, lowercase hex of the UTF-8 bytes)
 em         trimmed, lowercase, NFC; must look like ``local@domain.tld``
 ph         digits only, leading zeros dropped; 7 to 15 digits; an extension (``ext 12``,
            ``x12``, ``#12``, ``;ext=12``, digits dialled after a pause ``,,12``, ``p12``, ``w12``,
-           ``;12``) and a ``(0)`` after the country code left out; with a
+           ``;12``) and a national prefix written after the country code (``+49 030 …``,
+           ``+44 (0) 20 …``; Italy's 0 is part of its numbers) left out; with a
            ``phone_country_code``, a number written without ``+`` or ``00`` is read as dialled
            in that country, by libphonenumber's rules (``0844 412 4653`` → ``448444124653``
            for 44 or GB, ``(616) 954-7888`` → ``16169547888`` for 1 or US)
@@ -175,10 +176,14 @@ _PHONE_EXTENSION_RE = re.compile(
 )
 _PHONE_EXTENSION_MARKERS = frozenset("xX#,;pPwW")
 _MAX_PHONE_WITH_EXTENSION = 64  # "+1 (616) 954-7888 extension 12345" is 33
-# "+44 (0) 20 …": the trunk 0, dialled only inside the country, written in brackets after the
-# country code. Only "(0)" right after it: a 0 that is not in its own brackets can be part of
-# the number (Italy's +39 06 …).
-_PHONE_TRUNK_ZERO_RE = re.compile(r"^(\s*(?:\+|00)\s*\d{1,3})[\s.\-]*\(0\)")
+# The E.164 country calling codes of one and two digits; every other is three digits long (the
+# codes are a prefix code: no code begins another). tests/test_normalize.py holds it to
+# libphonenumber's list.
+_ONE_DIGIT_CALLING_CODES = frozenset({"1", "7"})
+_TWO_DIGIT_CALLING_CODES = frozenset(
+    "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 60 61 62 63 "
+    "64 65 66 81 82 84 86 90 91 92 93 94 95 98".split()
+)
 # A number dialled from abroad: its country code follows.
 _INTERNATIONAL_PHONE_RE = re.compile(r"\s*(?:tel:\s*)?(?:\+|00)", re.IGNORECASE)
 # E.164 country calling codes: 1 to 3 digits, the first not 0 (a leading + allowed).
@@ -325,6 +330,31 @@ def _dialled_in(text: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
+def _calling_code_length(digits: str) -> int:
+    if digits[:1] in _ONE_DIGIT_CALLING_CODES:
+        return 1
+    return 2 if digits[:2] in _TWO_DIGIT_CALLING_CODES else 3
+
+
+def _without_national_prefix(digits: str) -> str:
+    """The digits of an international number (country code first) without the national
+    prefix written after the country code: the trunk 0 dialled only inside the country
+    ("+49 030 …", "+44 (0) 20 …"), which no number Meta holds has. libphonenumber takes it out
+    where the country has one, and keeps a 0 that is part of the number (Italy's +39 06 …,
+    Côte d'Ivoire's +225 07 …). Only numbers with a 0 after their country code are parsed:
+    the others, most, cost no import."""
+    code_length = _calling_code_length(digits)
+    if digits[code_length : code_length + 1] != "0":
+        return digits
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:  # a code no country has
+        return digits
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
 def _normalize_phone(text: str, region: str | None = None) -> str | None:
     text = _ascii_digits(text)
     # Plain numbers, without any extension marker, skip the regex. A longer text is no phone
@@ -335,12 +365,13 @@ def _normalize_phone(text: str, region: str | None = None) -> str | None:
         and (extension := _PHONE_EXTENSION_RE.fullmatch(text))
     ):
         text = extension.group(1)
-    if "(0)" in text:
-        text = _PHONE_TRUNK_ZERO_RE.sub(r"\1", text, count=1)
-    if region is not None and not _INTERNATIONAL_PHONE_RE.match(text):
+    international = _INTERNATIONAL_PHONE_RE.match(text) is not None
+    if region is not None and not international:
         digits = _dialled_in(text, region)
     else:
         digits = _NON_DIGITS_RE.sub("", text).lstrip("0")
+        if international:
+            digits = _without_national_prefix(digits)
     return digits if _MIN_PHONE_DIGITS <= len(digits) <= _MAX_PHONE_DIGITS else None
 
 
