@@ -180,10 +180,13 @@ _MAX_PHONE_WITH_EXTENSION = 64  # "+1 (616) 954-7888 extension 12345" is 33
 # codes are a prefix code: no code begins another). tests/test_normalize.py holds it to
 # libphonenumber's list.
 _ONE_DIGIT_CALLING_CODES = frozenset({"1", "7"})
-_TWO_DIGIT_CALLING_CODES = frozenset(
-    "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 60 61 62 63 "
-    "64 65 66 81 82 84 86 90 91 92 93 94 95 98".split()
-)
+# fmt: off
+_TWO_DIGIT_CALLING_CODES = frozenset({
+    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46",
+    "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63",
+    "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
+})
+# fmt: on
 # A number dialled from abroad: its country code follows.
 _INTERNATIONAL_PHONE_RE = re.compile(r"\s*(?:tel:\s*)?(?:\+|00)", re.IGNORECASE)
 # E.164 country calling codes: 1 to 3 digits, the first not 0 (a leading + allowed).
