@@ -530,6 +530,29 @@ def test_a_stream_past_the_main_process_records_reaches_meta_in_input_order_as_w
     assert received[0] == received[1]
 
 
+def sent_through_workers(
+    sandbox_factory: Callable[..., SandboxServer],
+    directory: Path,
+    orders: list[dict[str, Any]],
+    **settings: Any,
+) -> list[dict[str, Any]]:
+    """The events a sandbox accepted from a run of `orders` through two record workers."""
+    sandbox = sandbox_factory()
+    run = run_target(
+        directory,
+        singer_lines(orders, state_every=len(orders)),
+        2,
+        noting_streams_taught=True,
+        dry_run=False,
+        access_token=ACCESS_TOKEN,
+        graph_url=sandbox.url,
+        **settings,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.streams_taught == [STREAM]
+    return [item["event"] for item in sandbox.accepted_events()]
+
+
 @pytest.mark.parametrize("where", ["run", "stream"])
 def test_workers_read_event_times_without_an_offset_in_the_time_zone_setting(
     where: str, sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
@@ -541,7 +564,6 @@ def test_workers_read_event_times_without_an_offset_in_the_time_zone_setting(
         # Tokyo's wall clock (UTC+9, no daylight saving time), as a local-time column keeps it
         order["created_at"] = (moment + dt.timedelta(hours=9)).replace(tzinfo=None).isoformat()
         expected[order["order_id"]] = math.floor(moment.timestamp())
-    sandbox = sandbox_factory()
     zone: dict[str, Any] = {"time_zone": "Asia/Tokyo"}
     if where == "stream":  # the run's own zone is overridden by the stream's
         zone = {
@@ -549,24 +571,9 @@ def test_workers_read_event_times_without_an_offset_in_the_time_zone_setting(
             "streams": {STREAM: {**ORDERS_MAPPING[STREAM], "time_zone": "Asia/Tokyo"}},
         }
 
-    run = run_target(
-        tmp_path,
-        singer_lines(orders, state_every=len(orders)),
-        2,
-        noting_streams_taught=True,
-        dry_run=False,
-        access_token=ACCESS_TOKEN,
-        graph_url=sandbox.url,
-        **zone,
-    )
+    events = sent_through_workers(sandbox_factory, tmp_path, orders, **zone)
 
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert run.streams_taught == [STREAM]
-    received = {
-        int(item["event"]["event_id"]): item["event"]["event_time"]
-        for item in sandbox.accepted_events()
-    }
-    assert received == expected
+    assert {int(event["event_id"]): event["event_time"] for event in events} == expected
 
 
 def _in_the_us_unless_dialled_abroad(phone: str) -> str:
@@ -590,7 +597,6 @@ def test_workers_give_phones_written_without_a_country_code_the_phone_country_co
         if order["phone"]
     }
     assert any(order["phone"].startswith("(") for order in orders if order["phone"])
-    sandbox = sandbox_factory()
     code: dict[str, Any] = {"phone_country_code": "1"}
     if where == "stream":  # the run's own code is overridden by the stream's
         code = {
@@ -598,23 +604,12 @@ def test_workers_give_phones_written_without_a_country_code_the_phone_country_co
             "streams": {STREAM: {**ORDERS_MAPPING[STREAM], "phone_country_code": "+1"}},
         }
 
-    run = run_target(
-        tmp_path,
-        singer_lines(orders, state_every=len(orders)),
-        2,
-        noting_streams_taught=True,
-        dry_run=False,
-        access_token=ACCESS_TOKEN,
-        graph_url=sandbox.url,
-        **code,
-    )
+    events = sent_through_workers(sandbox_factory, tmp_path, orders, **code)
 
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert run.streams_taught == [STREAM]
     received = {
-        int(item["event"]["event_id"]): item["event"]["user_data"]["ph"]
-        for item in sandbox.accepted_events()
-        if "ph" in item["event"]["user_data"]
+        int(event["event_id"]): event["user_data"]["ph"]
+        for event in events
+        if "ph" in event["user_data"]
     }
     assert received == expected
 
