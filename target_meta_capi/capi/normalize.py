@@ -318,21 +318,6 @@ def _region_named(text: str) -> str | None:
     return region if region and phonenumbers.country_code_for_region(region) else None
 
 
-def _dialled_in(text: str, region: str) -> str:
-    """The digits, country code first, of a number written as it is dialled inside `region`
-    (no + or 00). libphonenumber knows each country's national prefix (a trunk 0, Russia's 8,
-    Hungary's 06), the 0 that Italy's numbers keep after the code, and whether digits that
-    begin as the country code does carry it (16169547888 in the US) or not (45 12 34 56, a
-    Danish number)."""
-    import phonenumbers
-
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return ""
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
-
-
 def _calling_code_length(digits: str) -> int:
     if digits[:1] in _ONE_DIGIT_CALLING_CODES:
         return 1
@@ -349,12 +334,18 @@ def _without_national_prefix(digits: str) -> str:
     code_length = _calling_code_length(digits)
     if digits[code_length : code_length + 1] != "0":
         return digits
+    return _e164_digits("+" + digits, None) or digits  # None: a code no country has
+
+
+def _e164_digits(text: str, region: str | None) -> str | None:
+    """libphonenumber's E.164 digits of a number (without its +), read as dialled in `region`
+    (None: the text starts with + and its country code); None if it is no number."""
     import phonenumbers
 
     try:
-        number = phonenumbers.parse("+" + digits, None)
-    except phonenumbers.NumberParseException:  # a code no country has
-        return digits
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
@@ -370,7 +361,11 @@ def _normalize_phone(text: str, region: str | None = None) -> str | None:
         text = extension.group(1)
     international = _INTERNATIONAL_PHONE_RE.match(text) is not None
     if region is not None and not international:
-        digits = _dialled_in(text, region)
+        # as dialled inside `region`: libphonenumber knows each country's national prefix (a
+        # trunk 0, Russia's 8, Hungary's 06), the 0 Italy's numbers keep after the code, and
+        # whether digits that begin as the country code does carry it (16169547888 in the US)
+        # or not (45 12 34 56, a Danish number)
+        digits = _e164_digits(text, region) or ""
     else:
         digits = _NON_DIGITS_RE.sub("", text).lstrip("0")
         if international:
