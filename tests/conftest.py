@@ -1,8 +1,10 @@
-"""Shared fixtures: a local Conversions API sandbox on 127.0.0.1 (target_meta_capi.sandbox)."""
+"""Shared fixtures: a local Conversions API sandbox on 127.0.0.1 (target_meta_capi.sandbox),
+and a mypy cache for the tests that type-check a user's program."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,3 +35,10 @@ def sandbox_factory() -> Iterator[Callable[..., SandboxServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for the session: each user's program is checked afresh, the standard
+    library and the client library it imports once, not once per test."""
+    return tmp_path_factory.mktemp("mypy-cache")

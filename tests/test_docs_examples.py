@@ -102,10 +102,12 @@ def test_sandbox_python_example_runs_as_written() -> None:
 
 
 @pytest.mark.parametrize("document", ["docs/client.md", "README.md"])
-def test_client_examples_type_check_under_mypy_strict(document: str, tmp_path: Path) -> None:
+def test_client_examples_type_check_under_mypy_strict(
+    document: str, tmp_path: Path, mypy_cache: Path
+) -> None:
     # a user copying them into a strictly typed application gets no error from them
     blocks = [block for block in document_blocks(document) if block.not_run is None]
     program = tmp_path / "client_examples.py"
     program.write_text("\n\n".join(block.code for block in blocks))
-    checked = mypy_strict(program)
+    checked = mypy_strict(program, mypy_cache)
     assert checked.returncode == 0, checked.stdout

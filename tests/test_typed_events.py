@@ -12,10 +12,10 @@ from pathlib import Path
 from tests._user_mypy import mypy_strict
 
 
-def assert_passes_mypy_strict(program: Path, source: str) -> None:
+def assert_passes_mypy_strict(program: Path, source: str, cache: Path) -> None:
     """The user's program, written to `program`, type-checks under mypy --strict."""
     program.write_text(textwrap.dedent(source))
-    checked = mypy_strict(program)
+    checked = mypy_strict(program, cache)
     assert checked.returncode == 0, checked.stdout
 
 
@@ -48,8 +48,10 @@ with BatchProcessor() as processor:
 """
 
 
-def test_typed_events_go_to_the_batch_processor_under_mypy_strict(tmp_path: Path) -> None:
-    assert_passes_mypy_strict(tmp_path / "send_orders.py", USERS_PROGRAM)
+def test_typed_events_go_to_the_batch_processor_under_mypy_strict(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
+    assert_passes_mypy_strict(tmp_path / "send_orders.py", USERS_PROGRAM, mypy_cache)
 
 
 ASYNC_USERS_PROGRAM = """
@@ -70,8 +72,10 @@ async def send_encoded(events: list[dict[str, object]]) -> EventResponse:
 """
 
 
-def test_copies_of_an_async_request_return_futures_under_mypy_strict(tmp_path: Path) -> None:
-    assert_passes_mypy_strict(tmp_path / "send_async.py", ASYNC_USERS_PROGRAM)
+def test_copies_of_an_async_request_return_futures_under_mypy_strict(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
+    assert_passes_mypy_strict(tmp_path / "send_async.py", ASYNC_USERS_PROGRAM, mypy_cache)
 
 
 PARTIAL_OBSERVER_PROGRAM = """
@@ -90,11 +94,11 @@ def send(request: EventRequest) -> int:
 
 
 def test_an_observer_overriding_one_hook_inherits_the_others_under_mypy_strict(
-    tmp_path: Path,
+    tmp_path: Path, mypy_cache: Path
 ) -> None:
     # "Subclass it to inherit no-op defaults and override what you need": hooks whose body
     # was only a docstring were abstract to mypy, which refused to make such a subclass
-    assert_passes_mypy_strict(tmp_path / "retry_log.py", PARTIAL_OBSERVER_PROGRAM)
+    assert_passes_mypy_strict(tmp_path / "retry_log.py", PARTIAL_OBSERVER_PROGRAM, mypy_cache)
 
 
 VIOLATION_SUBCODE_PROGRAM = """
@@ -108,9 +112,11 @@ def advice(event: Event) -> list[str]:
 """
 
 
-def test_a_rule_violations_subcode_is_an_int_under_mypy_strict(tmp_path: Path) -> None:
+def test_a_rule_violations_subcode_is_an_int_under_mypy_strict(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
     # every rule has Graph's subcode (RULES): typed int | None, it had to be narrowed first
-    assert_passes_mypy_strict(tmp_path / "advice.py", VIOLATION_SUBCODE_PROGRAM)
+    assert_passes_mypy_strict(tmp_path / "advice.py", VIOLATION_SUBCODE_PROGRAM, mypy_cache)
 
 
 DECIMAL_AMOUNTS_PROGRAM = """
@@ -125,10 +131,12 @@ order: CustomData = {"value": price * 2, "net_revenue": Decimal("40.00"), "curre
 """
 
 
-def test_amounts_of_money_may_be_decimals_under_mypy_strict(tmp_path: Path) -> None:
+def test_amounts_of_money_may_be_decimals_under_mypy_strict(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
     # the body holds a Decimal as the JSON number it is (and validate_event takes one as a
     # Purchase's value): typed float alone, an application's money had to be converted
-    assert_passes_mypy_strict(tmp_path / "decimal_amounts.py", DECIMAL_AMOUNTS_PROGRAM)
+    assert_passes_mypy_strict(tmp_path / "decimal_amounts.py", DECIMAL_AMOUNTS_PROGRAM, mypy_cache)
 
 
 PROCESSOR_SUBCLASS_PROGRAM = """
@@ -147,10 +155,12 @@ def send(template: EventRequest, orders: list[dict[str, object]]) -> int:
 
 
 def test_a_processor_subclass_used_with_with_keeps_its_class_under_mypy_strict(
-    tmp_path: Path,
+    tmp_path: Path, mypy_cache: Path
 ) -> None:
     # __enter__ was typed to return a BatchProcessor: the subclass's own methods were unknown
-    assert_passes_mypy_strict(tmp_path / "orders_processor.py", PROCESSOR_SUBCLASS_PROGRAM)
+    assert_passes_mypy_strict(
+        tmp_path / "orders_processor.py", PROCESSOR_SUBCLASS_PROGRAM, mypy_cache
+    )
 
 
 GIVE_UP_PROGRAM = """
@@ -167,8 +177,8 @@ policy = RetryPolicy(give_up=asked_to_wait_too_long)
 
 
 def test_give_up_may_take_the_delivery_error_it_is_given_under_mypy_strict(
-    tmp_path: Path,
+    tmp_path: Path, mypy_cache: Path
 ) -> None:
     # only retryable DeliveryErrors reach give_up: typed to take any BaseException, it made
     # an application's veto narrow the error before reading retry_after or attempts
-    assert_passes_mypy_strict(tmp_path / "give_up.py", GIVE_UP_PROGRAM)
+    assert_passes_mypy_strict(tmp_path / "give_up.py", GIVE_UP_PROGRAM, mypy_cache)
