@@ -3,7 +3,8 @@
 # 3.15), each in a virtualenv of its own (.venv-py3.X): what differs between versions (how deep
 # Python recurses, say) fails here, not only on a user's machine. 3.14 and 3.15, which the
 # machine may lack, run in a Debian chroot (scripts/test_in_debian.sh); another version the
-# machine lacks is skipped, and said so. Extra arguments go to pytest.
+# machine lacks is skipped, and said so. OTHER_PYTHONS narrows the versions (CI splits them
+# between two lanes). Extra arguments go to pytest.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ source scripts/find_python.sh
 
 main_version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 status=0
-for version in 3.10 3.11 3.12 3.13 3.14 3.15; do
+for version in ${OTHER_PYTHONS:-3.10 3.11 3.12 3.13 3.14 3.15}; do
     [ "$version" = "$main_version" ] && continue
     python=$(find_python "$version")
     if [ -z "$python" ]; then
