@@ -6,6 +6,7 @@ from decimal import Decimal
 import phonenumbers
 import pytest
 
+from target_meta_capi.capi.errors import CapiError, ConfigurationError
 from target_meta_capi.capi.normalize import (
     HASHED_KEYS,
     MATCH_KEYS,
@@ -364,6 +365,15 @@ def test_phone_country_code_given_either_way_reads_numbers_alike(code):
 def test_phone_country_code_naming_no_country_with_phone_numbers_is_refused(code):
     with pytest.raises(InvalidCountryCode, match="names no country with phone numbers"):
         normalize_user_data({"ph": "07700 900123"}, phone_country_code=code)
+
+
+def test_phone_country_code_naming_no_country_is_a_configuration_error_and_a_value_error():
+    with pytest.raises(InvalidCountryCode) as raised:
+        phone_region("Atlantis")
+
+    assert isinstance(raised.value, ConfigurationError)
+    assert isinstance(raised.value, CapiError)
+    assert isinstance(raised.value, ValueError)
 
 
 def test_phone_country_code_changes_no_other_key():

@@ -64,7 +64,9 @@ from functools import lru_cache, partial
 from typing import Any
 
 from target_meta_capi.capi._countries import COUNTRY_ALIASES, ISO_3166_1
+from target_meta_capi.capi._sha256 import SHA256_HEX_PATTERN, is_sha256_hex
 from target_meta_capi.capi._us_states import US_STATE_ABBREVIATIONS, US_STATE_ALIASES, US_STATES
+from target_meta_capi.capi.errors import ConfigurationError
 
 __all__ = [
     "HASHED_KEYS",
@@ -136,13 +138,6 @@ class NormalizedUserData:
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-SHA256_HEX_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
-
-
-def is_sha256_hex(text: str) -> bool:
-    return SHA256_HEX_PATTERN.fullmatch(text) is not None
 
 
 # --- per-key normalizers: text in, normalized text or None out ---------------------------------
@@ -281,9 +276,10 @@ def _normalize_email(text: str) -> str | None:
     return text if _EMAIL_RE.fullmatch(text) else None
 
 
-class InvalidCountryCode(ValueError):
+class InvalidCountryCode(ConfigurationError, ValueError):
     """A phone_country_code that names no country with phone numbers. A mistake of the
-    caller's settings, not of a value: raised, where bad values are dropped."""
+    caller's settings, not of a value: raised, where bad values are dropped. Also a
+    ValueError, as it was before it became a ConfigurationError."""
 
 
 def phone_region(phone_country_code: Any) -> str:

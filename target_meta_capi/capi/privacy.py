@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from .normalize import is_sha256_hex
+from ._sha256 import is_sha256_hex
 
 #: what RFC 3986 allows in a scheme (and none at all, "://host", read as one)
 _SCHEME_CHARACTERS = re.compile(r"[A-Za-z0-9+.-]*")

@@ -46,7 +46,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, get_args
 
-from .normalize import HASHED_KEYS, MATCH_KEYS, SHA256_HEX_PATTERN
+from ._sha256 import SHA256_HEX_PATTERN
+from .normalize import HASHED_KEYS, MATCH_KEYS
 from .shapes import ActionSource
 
 MAX_EVENTS_PER_REQUEST = 1000
