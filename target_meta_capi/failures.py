@@ -28,6 +28,8 @@ def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:
             where += f", stream {reader.current_stream!r}"
     elif reader.input_ended:
         where = f"at the end of input, after line {reader.line_number}"
+    elif reader.failed_reading_a_line(error):
+        where = f"reading input line {reader.line_number + 1}"
     else:
         where = f"after input line {reader.line_number}, between messages"
     if isinstance(error, (BadRecordError, InvalidEventError)):

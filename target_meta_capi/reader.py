@@ -534,6 +534,16 @@ class NumberedSingerReader(GenericSingerReader[str]):
             self.record_router.flush()
         return Counter(counts)
 
+    def failed_reading_a_line(self, error: BaseException) -> bool:
+        """Whether `error` came from reading the next input line itself: a MemoryError for a
+        line longer than the memory left, raised while the file's C code joins its parts.
+        A line's processing happens in the functions the loop calls. The line it was reading
+        is then `line_number + 1`."""
+        innermost = error.__traceback__
+        while innermost is not None and innermost.tb_next is not None:
+            innermost = innermost.tb_next
+        return innermost is not None and innermost.tb_frame.f_code is _PROCESS_LINES_CODE
+
     def _repeats_schema(self, line: Line, message: dict) -> bool:
         """Whether this is a SCHEMA line the same as its stream's last one: singer-python taps
         send a stream's SCHEMA again before each page of records, singer-sdk taps a child
@@ -624,3 +634,7 @@ class NumberedSingerReader(GenericSingerReader[str]):
         # left as it was on an error, which then names this message
         self.current_stream, self.current_message_type = outer
         return message_type
+
+
+# where an error raised by the reading loop's own statement, not a function it calls, stops
+_PROCESS_LINES_CODE = NumberedSingerReader._process_lines.__code__

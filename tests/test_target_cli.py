@@ -453,7 +453,7 @@ def test_running_out_of_memory_says_so_and_which_limits_to_change(
     assert target.returncode == 1
     [error] = _error_lines(stderr)
     assert error.endswith(
-        "target-meta-capi failed: Out of memory (after input line 2, between messages): raise "
+        "target-meta-capi failed: Out of memory (reading input line 3): raise "
         "the memory the target may use (`ulimit -v`, a container's limit), or lower "
         "batch_size, concurrent_requests or record_workers; rerun from the last state."
     ), error
