@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import gc
 import os
 import signal
 import sys
@@ -28,8 +29,19 @@ def main() -> None:
 
 
 def _run_target() -> None:
-    from target_meta_capi.settings import log_level_problem
-    from target_meta_capi.target import TargetMetaCapi  # the imports of that second
+    # The collector runs after every 700 new objects, and now and then walks all the older
+    # ones too. The imports leave ≈ 50,000 (the SDK, requests, jsonschema) that live as long
+    # as the process: collecting while they load, and walking them again at each full
+    # collection of the run, took ≈ 120 ms of the main process's CPU over 50,000 records
+    # (≈ 70 ms in the imports), ≈ 45 ms without. Frozen, they are never walked; the ≈ 2,000
+    # objects the imports left as garbage stay, ≈ 0.5 MB.
+    gc.disable()
+    try:
+        from target_meta_capi.settings import log_level_problem
+        from target_meta_capi.target import TargetMetaCapi  # the imports of that second
+    finally:
+        gc.freeze()
+        gc.enable()
 
     # before the SDK sets up logging with the level, which is what is wrong
     problem = log_level_problem(os.environ, TargetMetaCapi._env_var_prefix)

@@ -1064,6 +1064,23 @@ def test_an_empty_input_file_is_named_where_no_input_was_found(
     assert f"expected Singer messages (SCHEMA, RECORD, STATE) in {empty}" in completed.stderr
 
 
+def test_the_garbage_collector_paused_for_the_commands_imports_is_on_when_the_target_runs(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import gc\n"
+        "from target_meta_capi import cli\n"
+        "from target_meta_capi.target import TargetMetaCapi\n"
+        "TargetMetaCapi.cli = lambda: print('collector on:', gc.isenabled())\n"
+        "cli.main()\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "collector on: True\n"
+
+
 def test_a_ctrl_c_before_the_target_handles_signals_ends_the_command_without_a_traceback(
     tmp_path: Path,
 ) -> None:
