@@ -1064,6 +1064,12 @@ def test_an_empty_input_file_is_named_where_no_input_was_found(
     assert f"expected Singer messages (SCHEMA, RECORD, STATE) in {empty}" in completed.stderr
 
 
+def _run_python(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+
+
 def test_the_garbage_collector_paused_for_the_commands_imports_is_on_when_the_target_runs(
     tmp_path: Path,
 ) -> None:
@@ -1074,9 +1080,7 @@ def test_the_garbage_collector_paused_for_the_commands_imports_is_on_when_the_ta
         "TargetMetaCapi.cli = lambda: print('collector on:', gc.isenabled())\n"
         "cli.main()\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
-    )
+    completed = _run_python(script, tmp_path)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == "collector on: True\n"
 
@@ -1095,8 +1099,6 @@ def test_a_ctrl_c_before_the_target_handles_signals_ends_the_command_without_a_t
         "cli._run_target = interrupted_while_importing\n"
         "cli.main()\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
-    )
+    completed = _run_python(script, tmp_path)
     assert completed.returncode == -signal.SIGINT
     assert completed.stderr == ""
