@@ -542,7 +542,8 @@ class NumberedSingerReader(GenericSingerReader[str]):
         innermost = error.__traceback__
         while innermost is not None and innermost.tb_next is not None:
             innermost = innermost.tb_next
-        return innermost is not None and innermost.tb_frame.f_code is _PROCESS_LINES_CODE
+        reading_loop = NumberedSingerReader._process_lines.__code__
+        return innermost is not None and innermost.tb_frame.f_code is reading_loop
 
     def _repeats_schema(self, line: Line, message: dict) -> bool:
         """Whether this is a SCHEMA line the same as its stream's last one: singer-python taps
@@ -634,7 +635,3 @@ class NumberedSingerReader(GenericSingerReader[str]):
         # left as it was on an error, which then names this message
         self.current_stream, self.current_message_type = outer
         return message_type
-
-
-# where an error raised by the reading loop's own statement, not a function it calls, stops
-_PROCESS_LINES_CODE = NumberedSingerReader._process_lines.__code__
