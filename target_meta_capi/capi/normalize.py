@@ -279,7 +279,7 @@ def _normalize_email(text: str) -> str | None:
 class InvalidCountryCode(ConfigurationError, ValueError):
     """A phone_country_code that names no country with phone numbers. A mistake of the
     caller's settings, not of a value: raised, where bad values are dropped. Also a
-    ValueError, as it was before it became a ConfigurationError."""
+    ValueError, so that callers catching that still catch it."""
 
 
 def phone_region(phone_country_code: Any) -> str:
