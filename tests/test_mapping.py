@@ -1396,6 +1396,7 @@ def test_a_setting_that_must_be_a_boolean_quotes_the_value_as_its_json_wrote_it(
         ({"custom_data": ["EUR"]}, "custom_data: the value is not an object"),
         ({"app_data.advertiser_tracking_enabled": "maybe"}, "enabled: the text is not a boolean"),
         ({"user_data.em": "not an e-mail"}, "user_data.em: the text is not a usable em (invalid)"),
+        ({"user_data.ph": "07700 900123"}, "the text is not a usable ph (no_country_code)"),
         ({"custom_data.shipping.cost": float("inf")}, "shipping.cost: the value is not a finite"),
     ],
 )
@@ -1409,6 +1410,23 @@ def test_a_constant_that_could_never_be_sent_is_a_config_error_naming_it(constan
     assert "e-mail" not in errors[0]  # a user_data constant is not shown
     with pytest.raises(MappingConfigError):
         build_event_mapper("s", [], config, [])
+
+
+@pytest.mark.parametrize(
+    ("setting", "streams_own"), [("GB", None), (None, 44)], ids=["setting", "stream's own"]
+)
+def test_a_phone_constant_written_with_a_trunk_zero_is_read_in_the_phone_country_code(
+    setting, streams_own
+):
+    entry = ORDERS_CONFIG["streams"]["public-orders"]
+    stream = {**entry, "constants": {**entry.get("constants", {}), "user_data.ph": "07700 900123"}}
+    if streams_own is not None:
+        stream["phone_country_code"] = streams_own
+    config = {"streams": {"s": stream}, "phone_country_code": setting}
+
+    assert mapping_config_errors(config) == []
+    event = mapper_for(config, columns=ORDERS_COLUMNS).map({**ORDER}).event
+    assert event["user_data"]["ph"] == sha("447700900123")
 
 
 def test_every_unusable_constant_is_reported_at_once():

@@ -141,7 +141,9 @@ def test_one_unusable_or_missing_value_gives_the_same_outcome(reference, column,
 @pytest.fixture
 def unchecked_constants(monkeypatch: pytest.MonkeyPatch) -> None:
     """Constants the config check refuses, as in a StreamMapping built without it."""
-    monkeypatch.setattr(streams_setting_module, "_constant_problem", lambda path, value: None)
+    monkeypatch.setattr(
+        streams_setting_module, "_constant_problem", lambda path, value, region: None
+    )
 
 
 @pytest.mark.parametrize(

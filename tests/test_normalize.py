@@ -131,11 +131,26 @@ def test_phone_leading_double_zero_before_country_code_is_dropped():
 
 
 @pytest.mark.parametrize(
+    "raw",
+    ["07700 900123", "(020) 7946 0958", "tel:0844 412 4653", "۰۹۱۲۳۴۵۶۷۸۹", "0 20 7946 0958"],
+)
+def test_phone_written_with_a_trunk_zero_without_a_phone_country_code_is_dropped(raw):
+    assert normalize_value("ph", raw) is None
+    normalized = normalize_user_data({"ph": raw, "em": "mary@example.com"})
+    assert normalized.dropped == [DroppedValue("ph", "no_country_code")]
+    assert list(normalized.user_data) == ["em"]
+
+
+def test_phone_too_short_to_be_a_number_is_invalid_whatever_it_begins_with():
+    assert normalize_user_data({"ph": "0123 45"}).dropped == [DroppedValue("ph", "invalid")]
+
+
+@pytest.mark.parametrize(
     ("raw", "normalized"),
     [
         ("+٩٦٦ ٥٠ ١٢٣ ٤٥٦٧", "966501234567"),  # noqa: RUF001 (Arabic-Indic)
-        ("۰۹۱۲۳۴۵۶۷۸۹", "9123456789"),  # Persian, leading zero dropped
-        ("０９１２３４５６７８９", "9123456789"),  # noqa: RUF001 (fullwidth, leading zero dropped)
+        ("+۹۸ ۹۱۲ ۳۴۵ ۶۷۸۹", "989123456789"),  # Persian
+        ("００９８ ９１２ ３４５ ６７８９", "989123456789"),  # noqa: RUF001 (fullwidth, 00 dropped)
         ("+९१ ९८७६५ ४३२१०", "919876543210"),  # Devanagari
     ],
 )
@@ -206,7 +221,6 @@ def test_every_country_calling_code_is_read_at_its_own_length():
     [
         ("+1 (616) 954-7888", "16169547888"),
         ("616.954.7888", "6169547888"),
-        ("(020) 7946 0958", "2079460958"),  # national: the leading zero goes as always
         ("+39 06 6982 1234", "390669821234"),  # Italy: this 0 is part of the number
         ("+39 (06) 6982 1234", "390669821234"),  # a bracketed area code, not a lone (0)
         ("+1 616 954 7888 x", "16169547888"),  # a marker without digits is no extension

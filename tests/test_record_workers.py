@@ -463,6 +463,23 @@ def test_workers_report_the_same_run_summary_as_the_main_process_alone(
     assert summary_figures(summary) == summary_figures(alone.summary)
 
 
+def test_phones_without_their_country_code_are_counted_and_warned_about_as_without_workers(
+    tmp_path: Path,
+) -> None:
+    records = messy_orders(RECORDS_BEFORE_WORKERS + 300)
+    national = records[::10]  # a tenth, among the main process's lines and the workers'
+    for record in national:
+        record["phone"] = "07700 900123"
+    workers, alone = run_both_ways(tmp_path, singer_lines(records, state_every=1000))
+    assert workers.returncode == alone.returncode == 0
+    for run in (workers, alone):
+        assert run.summary["streams"][STREAM]["dropped_values"]["ph"] == {
+            "no_country_code": len(national)
+        }
+        [warning] = [w for w in run.summary["warnings"] if "phone numbers were left out" in w]
+        assert f"{len(national)} phone numbers" in warning
+
+
 def test_record_workers_2_starts_two_worker_processes(paired_runs: tuple[Run, Run]) -> None:
     workers, _ = paired_runs
 

@@ -476,6 +476,34 @@ def test_stream_without_any_match_key_is_warned_about():
     assert "none of its 2 events carries a match key" in warnings[0]
 
 
+def test_phone_numbers_dropped_for_lacking_their_country_code_are_warned_about():
+    stats = RunStats()
+    for _ in range(2):
+        stats.record_read("orders")
+        user_data = {"em": HASHED_EMAIL}
+        stats.event_mapped(
+            "orders", {"user_data": user_data}, [DroppedValue("ph", "no_country_code")]
+        )
+    send_all(stats, {"orders": 2})
+
+    assert stats.snapshot()["warnings"] == [
+        "Stream 'orders': 2 phone numbers were left out: written with a leading 0, as dialled "
+        "inside their country, they lack the country code without which Meta matches no one. "
+        "Set phone_country_code (or this stream's own, in `streams`) to their country."
+    ]
+
+
+def test_phone_numbers_dropped_as_invalid_are_not_warned_about_as_lacking_a_country_code():
+    stats = RunStats()
+    stats.record_read("orders")
+    stats.event_mapped(
+        "orders", {"user_data": {"em": HASHED_EMAIL}}, [DroppedValue("ph", "invalid")]
+    )
+    send_all(stats, {"orders": 1})
+
+    assert stats.snapshot()["warnings"] == []
+
+
 def test_events_near_the_cutoff_are_warned_about_with_their_count():
     stats = RunStats()
     for _ in range(3):

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from target_meta_capi import sink as sink_module
+from target_meta_capi.capi.normalize import sha256_hex
 from target_meta_capi.sandbox import SandboxServer
 
 from ._target_support import (
@@ -131,6 +132,48 @@ def test_match_key_coverage_and_dropped_values_of_a_known_input(
     }
     assert stream["dropped_values"] == {"em": {"invalid": 1}, "ph": {"invalid": 1}}
     assert (stream["events_mapped"], stream["events_acknowledged"]) == (6, 6)
+    assert summary["warnings"] == []
+
+
+def test_phones_written_with_a_trunk_zero_are_left_out_and_warned_about_without_a_country(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    count = 2
+    records = [customer(n, email=f"c{n}@example.com", phone="07700 900123") for n in range(count)]
+    lines = [
+        keyed_schema_line(CUSTOMERS, CUSTOMER_SCHEMA),
+        *(record_line(record, CUSTOMERS) for record in records),
+    ]
+    config = orders_config(sandbox.url, tmp_path, streams={CUSTOMERS: CUSTOMERS_MAPPING})
+
+    summary, result = run_with_summary(config, lines, tmp_path)
+
+    assert result.exit_code == 0
+    assert summary["streams"][CUSTOMERS]["dropped_values"] == {"ph": {"no_country_code": count}}
+    accepted = sandbox.accepted_events()
+    assert [item["event"]["user_data"].get("ph") for item in accepted] == [None] * count
+    [warning] = summary["warnings"]
+    assert warning.startswith(f"Stream {CUSTOMERS!r}: {count} phone numbers were left out")
+    assert "Set phone_country_code" in warning
+
+
+def test_phones_written_with_a_trunk_zero_are_sent_with_the_phone_country_code_they_lack(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    lines = [
+        keyed_schema_line(CUSTOMERS, CUSTOMER_SCHEMA),
+        record_line(customer(1, email="c1@example.com", phone="07700 900123"), CUSTOMERS),
+    ]
+    config = orders_config(
+        sandbox.url, tmp_path, streams={CUSTOMERS: CUSTOMERS_MAPPING}, phone_country_code="GB"
+    )
+
+    summary, result = run_with_summary(config, lines, tmp_path)
+
+    assert result.exit_code == 0
+    assert summary["streams"][CUSTOMERS]["dropped_values"] == {}
+    [accepted] = sandbox.accepted_events()
+    assert accepted["event"]["user_data"]["ph"] == sha256_hex("447700900123")
     assert summary["warnings"] == []
 
 

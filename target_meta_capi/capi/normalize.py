@@ -12,7 +12,8 @@ ph         digits only, leading zeros dropped; 7 to 15 digits; an extension (``e
            ``+44 (0) 20 …``; Italy's 0 is part of its numbers) left out; with a
            ``phone_country_code``, a number written without ``+`` or ``00`` is read as dialled
            in that country, by libphonenumber's rules (``0844 412 4653`` → ``448444124653``
-           for 44 or GB, ``(616) 954-7888`` → ``16169547888`` for 1 or US)
+           for 44 or GB, ``(616) 954-7888`` → ``16169547888`` for 1 or US); without one, a
+           number written with its trunk 0 (``07700 900123``) is dropped: ``no_country_code``
 fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``, ``Zoë`` → ``zoë``)
 ge         ``f`` or ``m`` (female/woman/w/f/girl, male/man/m/boy; any case)
 db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``19970216``,
@@ -73,6 +74,7 @@ __all__ = [
     "MATCH_KEYS",
     "REASON_EMPTY",
     "REASON_INVALID",
+    "REASON_NO_COUNTRY_CODE",
     "REASON_UNKNOWN_KEY",
     "REASON_UNSUPPORTED_TYPE",
     "SHA256_HEX_PATTERN",
@@ -120,6 +122,8 @@ REASON_EMPTY = "empty"
 REASON_INVALID = "invalid"
 REASON_UNSUPPORTED_TYPE = "unsupported_type"
 REASON_UNKNOWN_KEY = "unknown_key"
+# a phone number written with its trunk 0 and no phone_country_code (_normalize_phone)
+REASON_NO_COUNTRY_CODE = "no_country_code"
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,10 +367,20 @@ def _normalize_phone(text: str, region: str | None = None) -> str | None:
         # or not (45 12 34 56, a Danish number)
         digits = _e164_digits(text, region) or ""
     else:
-        digits = _NON_DIGITS_RE.sub("", text).lstrip("0")
+        written = _NON_DIGITS_RE.sub("", text)
+        digits = written.lstrip("0")
         if international:
             digits = _without_national_prefix(digits)
-    return digits if _MIN_PHONE_DIGITS <= len(digits) <= _MAX_PHONE_DIGITS else None
+        elif written[:1] == "0" and written[1:2] != "0" and _is_phone_length(digits):
+            # a trunk 0: dialled inside the country, the number has no country code (none
+            # begins with 0), and its hash without one would match no one, or a stranger
+            # abroad (a German mobile, 01512 3456789 → 15123456789, a number in Texas)
+            raise _Rejected(REASON_NO_COUNTRY_CODE)
+    return digits if _is_phone_length(digits) else None
+
+
+def _is_phone_length(digits: str) -> bool:
+    return _MIN_PHONE_DIGITS <= len(digits) <= _MAX_PHONE_DIGITS
 
 
 def _normalize_letters(text: str) -> str | None:
@@ -627,7 +641,10 @@ def _hash_value(key: str, value: Any, region: str | None = None) -> tuple[str | 
     # only a text can be a hash: the 64 digits of a number are an id, to hash
     if isinstance(value, str) and len(stripped) == 64 and SHA256_HEX_PATTERN.fullmatch(stripped):
         return stripped.lower(), ""
-    normalized = _normalizer(key, region)(text)
+    try:
+        normalized = _normalizer(key, region)(text)
+    except _Rejected as rejected:
+        return None, rejected.reason
     if normalized is None:
         return None, REASON_INVALID
     return sha256_hex(normalized), ""

@@ -906,7 +906,9 @@ def build_event_mapper(
             return None
         mapping = StreamMapping()
     else:
-        mapping = StreamMapping.from_config(stream_name, stream_config)
+        mapping = StreamMapping.from_config(
+            stream_name, stream_config, setting_phone_region=phone_region_setting(config)
+        )
     return EventMapper(
         stream_name,
         key_properties or (),

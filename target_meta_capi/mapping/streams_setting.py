@@ -153,7 +153,12 @@ class StreamMapping:
     phone_region: str | None = None
 
     @classmethod
-    def from_config(cls, stream: str, raw: Mapping[str, Any]) -> StreamMapping:
+    def from_config(
+        cls, stream: str, raw: Mapping[str, Any], *, setting_phone_region: str | None = None
+    ) -> StreamMapping:
+        """The stream's entry, checked; `setting_phone_region` is the phone_country_code
+        setting's country, which a phone number among its constants is read in when the
+        entry has no phone_country_code of its own."""
         if not isinstance(raw, Mapping):
             raise MappingConfigError(f"streams.{stream} must be an object")
         unknown = sorted(set(raw) - _STREAM_SETTINGS)
@@ -202,7 +207,8 @@ class StreamMapping:
         problems = [
             f"streams.{stream}.constants.{'.'.join(path)}: {problem}"
             for path, value in constants.items()
-            if path != ("action_source",) and (problem := _constant_problem(path, value))
+            if path != ("action_source",)
+            and (problem := _constant_problem(path, value, phone_region or setting_phone_region))
         ]
         if problems:
             raise MappingConfigError("; ".join(problems), problems)
@@ -239,7 +245,7 @@ def _check_action_source(setting: str, value: Any) -> None:
         )
 
 
-def _constant_problem(path: Path, value: Any) -> str | None:
+def _constant_problem(path: Path, value: Any, phone_region: str | None) -> str | None:
     """Why a constant could never be sent, converted as its field's values are; None if it can.
 
     The value itself is not shown: a user_data constant may be customer information.
@@ -251,7 +257,7 @@ def _constant_problem(path: Path, value: Any) -> str | None:
     if len(path) == 1 and head in OBJECT_KEYS:  # objects given whole became paths of their keys
         return f"{shown} is not an object (set its keys instead: {head}.<key>)"
     if head == "user_data":
-        dropped = normalize_user_data({path[1]: value}).dropped
+        dropped = normalize_user_data({path[1]: value}, phone_country_code=phone_region).dropped
         if dropped:
             return f"{shown} is not a usable {path[1]} ({dropped[0].reason})"
         return None
@@ -339,7 +345,8 @@ def zone_named(setting: str, name: Any) -> dt.tzinfo:
 
 def phone_region_setting(config: Mapping[str, Any]) -> str | None:
     """The country the ``phone_country_code`` setting names; None (unset): phone numbers are
-    hashed as written. MappingConfigError for a value that names no country."""
+    hashed as written (those written with a trunk 0 are dropped). MappingConfigError for a
+    value that names no country."""
     value = config.get("phone_country_code")
     if value is None:
         return None
@@ -363,9 +370,13 @@ def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
     except MappingConfigError as error:
         errors.append(str(error))
         streams = {}  # no entry to check, but the other settings still are
+    try:
+        setting_phone_region = phone_region_setting(config)
+    except MappingConfigError:
+        setting_phone_region = None  # its error is listed below
     for stream, raw in streams.items():
         try:
-            StreamMapping.from_config(stream, raw)
+            StreamMapping.from_config(stream, raw, setting_phone_region=setting_phone_region)
         except MappingConfigError as error:
             errors.extend(error.problems)
     try:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from target_meta_capi.capi._words import counted
+from target_meta_capi.capi.normalize import REASON_NO_COUNTRY_CODE
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS, PHYSICAL_STORE_MAX_AGE_SECONDS, RULES
 from target_meta_capi.summary.counts import COVERAGE_KEYS
 from target_meta_capi.summary.near_cutoff import NEAR_CUTOFF_WINDOW_SECONDS
@@ -84,6 +85,15 @@ def stream_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 )
                 + f", and no state covers {_them(stream['events_unsent'])} (a rerun from the last "
                 f"state processes {_them(stream['events_unsent'])} again)."
+            )
+        national_phones = stream["dropped_values"].get("ph", {}).get(REASON_NO_COUNTRY_CODE)
+        if national_phones:
+            warnings.append(
+                f"Stream {name!r}: "
+                f"{counted(national_phones, 'phone number was', 'phone numbers were')} left out: "
+                "written with a leading 0, as dialled inside their country, they lack the "
+                "country code without which Meta matches no one. Set phone_country_code (or "
+                "this stream's own, in `streams`) to their country."
             )
         coverage = stream["match_key_coverage"]
         if coverage and not any(coverage.values()):
