@@ -18,6 +18,7 @@ import pytest
 
 import target_meta_capi.mapping.mapper as mapper_module
 import target_meta_capi.mapping.streams_setting as streams_setting_module
+from target_meta_capi.capi.normalize import sha256_hex
 from target_meta_capi.mapping import EventMapper, MappingError, build_event_mapper
 from tests.test_mapping import _nested_too_deeply
 
@@ -95,6 +96,19 @@ def test_every_order_gets_the_event_and_dropped_values_of_fill_and_finish(refere
         assert outcome(lambda record=record: mapper.map(dict(record))) == outcome(
             lambda record=record: reference(CONFIG, record)
         )
+
+
+def test_phones_read_in_each_orders_country_give_the_events_of_fill_and_finish(reference):
+    config = {**CONFIG, "phone_country_from_country": True}
+    records = orders(400)
+    records[0] = {**records[0], "phone": "07700 900123", "country": "United Kingdom"}
+    mapper = mapper_for(config, records[0])
+
+    for record in records:
+        assert outcome(lambda record=record: mapper.map(dict(record))) == outcome(
+            lambda record=record: reference(config, record)
+        )
+    assert mapper.map(dict(records[0])).event["user_data"]["ph"] == sha256_hex("447700900123")
 
 
 def test_dates_parsed_by_the_sdk_give_the_same_events(reference):

@@ -349,6 +349,48 @@ def test_phone_beginning_as_its_country_code_does_is_told_from_one_carrying_it(
     assert normalize_value("ph", raw, phone_country_code=code) == normalized
 
 
+@pytest.mark.parametrize("country", ["GB", "gb", "United Kingdom", "GBR", " uk "])
+def test_phone_is_read_in_its_own_country_with_phone_country_from_country(country):
+    raw = {"ph": "07700 900123", "country": country}
+    for normalize in (normalize_user_data, normalize_hashed_values):
+        normalized = normalize(raw, phone_country_from_country=True)
+        assert normalized.user_data["ph"] == sha("447700900123")
+        assert normalized.dropped == []
+
+
+def test_phone_is_read_as_written_when_phone_country_from_country_is_off():
+    normalized = normalize_user_data({"ph": "07700 900123", "country": "GB"})
+    assert normalized.dropped == [DroppedValue("ph", "no_country_code")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"ph": "07700 900123"},
+        {"ph": "07700 900123", "country": "Atlantis"},
+        {"ph": "07700 900123", "country": "AQ"},  # Antarctica: no numbers of its own
+        {"ph": "07700 900123", "country": ["FR", "GB"]},
+        {"ph": "07700 900123", "country": sha("fr")},
+    ],
+    ids=["no country", "unknown", "without phones", "a list", "hashed"],
+)
+def test_phone_without_a_country_of_its_own_is_read_in_the_phone_country_code(raw):
+    normalized = normalize_user_data(raw, phone_country_code="44", phone_country_from_country=True)
+    assert normalized.user_data["ph"] == sha("447700900123")
+
+
+def test_phone_written_with_its_country_code_keeps_it_whatever_its_country():
+    raw = {"ph": "+49 1512 3456789", "country": "FR"}
+    normalized = normalize_user_data(raw, phone_country_from_country=True)
+    assert normalized.user_data["ph"] == sha("4915123456789")
+
+
+def test_phones_of_one_customer_list_are_read_in_that_customers_country():
+    raw = {"ph": ["06 12 34 56 78", "+44 7700 900123"], "country": "France"}
+    normalized = normalize_user_data(raw, phone_country_from_country=True)
+    assert normalized.user_data["ph"] == [sha("33612345678"), sha("447700900123")]
+
+
 def test_phone_too_short_even_with_the_phone_country_code_is_dropped():
     assert normalize_value("ph", "54 321", phone_country_code="1") is None
 

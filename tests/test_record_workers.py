@@ -35,7 +35,7 @@ from typing import IO, Any
 import pytest
 from singer_sdk.singerlib.encoding.simple import RecordMessage, SimpleSingerWriter
 
-from target_meta_capi.capi.normalize import normalize_user_data
+from target_meta_capi.capi.normalize import normalize_user_data, sha256_hex
 from target_meta_capi.reader import Line
 from target_meta_capi.record_workers import (
     CHUNK_BYTES,
@@ -478,6 +478,23 @@ def test_phones_without_their_country_code_are_counted_and_warned_about_as_witho
         }
         [warning] = [w for w in run.summary["warnings"] if "phone numbers were left out" in w]
         assert f"{len(national)} phone numbers" in warning
+
+
+def test_phones_are_read_in_each_orders_country_by_the_workers_as_by_the_main_process(
+    tmp_path: Path,
+) -> None:
+    records = messy_orders(RECORDS_BEFORE_WORKERS + 300)
+    for record in records[::10]:
+        record["phone"], record["country"] = "07700 900123", "United Kingdom"
+    workers, alone = run_both_ways(
+        tmp_path, singer_lines(records, state_every=1000), phone_country_from_country=True
+    )
+    assert workers.returncode == alone.returncode == 0
+    assert workers.events == alone.events
+    british = sha256_hex("447700900123")
+    hashed = [json.loads(event)["user_data"].get("ph") for event in workers.events]
+    assert hashed.count(british) == len(records[::10])
+    assert "ph" not in workers.summary["streams"][STREAM]["dropped_values"]
 
 
 def test_record_workers_2_starts_two_worker_processes(paired_runs: tuple[Run, Run]) -> None:

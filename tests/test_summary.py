@@ -489,7 +489,9 @@ def test_phone_numbers_dropped_for_lacking_their_country_code_are_warned_about()
     assert stats.snapshot()["warnings"] == [
         "Stream 'orders': 2 phone numbers were left out: written with a leading 0, as dialled "
         "inside their country, they lack the country code without which Meta matches no one. "
-        "Set phone_country_code (or this stream's own, in `streams`) to their country."
+        "Set phone_country_code (or this stream's own, in `streams`) to their country, or, for "
+        "customers of several countries, phone_country_from_country to read each number in "
+        "its event's user_data.country."
     ]
 
 

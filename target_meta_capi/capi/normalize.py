@@ -305,6 +305,27 @@ def phone_region(phone_country_code: Any) -> str:
     return region
 
 
+def _phone_region_of(raw: Mapping[str, Any], region: str | None) -> str | None:
+    """The country a phone number of this user_data is read in, with
+    phone_country_from_country: that of its own ``country``, when it names one with phone
+    numbers; else `region`."""
+    country = raw.get("country")
+    if "ph" not in raw or country.__class__ is not str:
+        return region
+    return _country_region(country) or region
+
+
+@lru_cache(maxsize=1 << 10)  # a country column's spellings: few, repeated by every record
+def _country_region(text: str) -> str | None:
+    country = _normalize_country(_without_width_forms(text))
+    if country is None:
+        return None
+    import phonenumbers
+
+    region = country.upper()
+    return region if phonenumbers.country_code_for_region(region) else None
+
+
 @lru_cache(maxsize=64)  # a setting's few values, given again with every record
 def _region_named(text: str) -> str | None:
     import phonenumbers  # imported by runs that read phones with a country only: ~40 ms
@@ -670,7 +691,11 @@ def _is_empty(value: Any) -> bool:
 
 
 def normalize_user_data(
-    raw: Mapping[str, Any], *, hash_external_id: bool = True, phone_country_code: Any = None
+    raw: Mapping[str, Any],
+    *,
+    hash_external_id: bool = True,
+    phone_country_code: Any = None,
+    phone_country_from_country: bool = False,
 ) -> NormalizedUserData:
     """Normalize and hash every hashed key of a user_data mapping; never raises on bad values.
 
@@ -679,9 +704,13 @@ def normalize_user_data(
     ``phone_country_code`` (``"1"``, ``"+44"``, ``49``, ``"GB"``): the country of phone numbers
     written without ``+`` or ``00``, whose hash matches no one without its country code
     (Meta's rule); see phone_region. Raises InvalidCountryCode for one that names no country:
-    a setting, not a value.
+    a setting, not a value. ``phone_country_from_country``: such a number is read in the
+    country the user_data's own ``country`` names (a code or a name), when it names one, and
+    in ``phone_country_code``'s otherwise.
     """
     region = _region_or_none(phone_country_code)
+    if phone_country_from_country:
+        region = _phone_region_of(raw, region)
     # A customer's hashed keys (em, ph, fn … zp) repeat together from order to order: their
     # text values are normalized as one group, memoized; the rest (ip, user agent, fbc …
     # which change per event, or values of other types) goes through key by key.
@@ -702,7 +731,11 @@ def normalize_user_data(
 
 
 def normalize_hashed_values(
-    raw: Mapping[str, Any], *, hash_external_id: bool = True, phone_country_code: Any = None
+    raw: Mapping[str, Any],
+    *,
+    hash_external_id: bool = True,
+    phone_country_code: Any = None,
+    phone_country_from_country: bool = False,
 ) -> NormalizedUserData:
     """normalize_user_data of single values of hashed keys, with no memo of the group.
 
@@ -710,10 +743,13 @@ def normalize_hashed_values(
     user_data in the same order and the same dropped values, in fewer steps, and a group
     not held twice.
     """
+    region = _region_or_none(phone_country_code)
+    if phone_country_from_country:
+        region = _phone_region_of(raw, region)
     texts = [item for item in raw.items() if item[1].__class__ is str]
     if 2 <= len(texts) < len(raw):  # normalize_user_data's order: its group of texts first
         raw = dict(texts + [item for item in raw.items() if item[1].__class__ is not str])
-    return _normalize_each(raw, hash_external_id, _region_or_none(phone_country_code))
+    return _normalize_each(raw, hash_external_id, region)
 
 
 @lru_cache(maxsize=1 << 13)  # ~1.5 KB per customer: at most ~12 MB

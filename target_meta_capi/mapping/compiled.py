@@ -83,6 +83,7 @@ def with_identity(
         unhashed,
         hash_external_id=mapper.hash_external_id,
         phone_country_code=mapper.phone_region,
+        phone_country_from_country=mapper.phone_country_from_country,
     )
     return {**hashed, **rest.user_data}, [*dropped_hashed, *rest.dropped]
 

@@ -217,6 +217,7 @@ class EventMapper:
         default_action_source: str | None = None,
         hash_external_id: bool = True,
         phone_region: str | None = None,
+        phone_country_from_country: bool = False,
         schema_properties: Collection[str] | None = None,
         time_zone: dt.tzinfo | None = None,
     ) -> None:
@@ -226,6 +227,8 @@ class EventMapper:
         self.hash_external_id = hash_external_id
         # the country of phone numbers written without + or 00 (ISO alpha-2), if any
         self.phone_region = phone_region
+        # such a number is read in its event's own user_data.country, when that names one
+        self.phone_country_from_country = phone_country_from_country
         # Every user_data value of these keys in map()'s events is SHA-256 hex: all of them go
         # through normalize_user_data, which hashes or drops what is not a hash already.
         self.hashed_user_data_keys: frozenset[str] = (
@@ -600,6 +603,7 @@ class EventMapper:
                 winners,
                 hash_external_id=self.hash_external_id,
                 phone_country_code=self.phone_region,
+                phone_country_from_country=self.phone_country_from_country,
             )
             identity = (normalized.user_data, tuple(normalized.dropped))
         self._keep(plan, values, identity)
@@ -728,6 +732,7 @@ class EventMapper:
                 raw_user_data,
                 hash_external_id=self.hash_external_id,
                 phone_country_code=self.phone_region,
+                phone_country_from_country=self.phone_country_from_country,
             )
             user_data, dropped = normalized.user_data, normalized.dropped
         else:
@@ -921,6 +926,7 @@ def build_event_mapper(
             if mapping.phone_region is not None
             else phone_region_setting(config)
         ),
+        phone_country_from_country=config.get("phone_country_from_country") is True,
         schema_properties=schema_properties,
         time_zone=(
             mapping.time_zone if mapping.time_zone is not None else time_zone_setting(config)

@@ -259,6 +259,17 @@ SETTINGS = th.PropertiesList(
         ),
     ),
     th.Property(
+        "phone_country_from_country",
+        th.BooleanType,
+        default=False,
+        description=(
+            "Read a phone number written without + or 00 as dialled in the country of its "
+            "event's user_data.country (a code or a name), when that names one; in "
+            "phone_country_code's otherwise. For streams of customers from several countries "
+            "whose numbers are stored as dialled at home."
+        ),
+    ),
+    th.Property(
         "dead_letter_path",
         th.StringType,
         default=DEFAULT_DEAD_LETTER_PATH,

@@ -93,7 +93,9 @@ def stream_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 f"{counted(national_phones, 'phone number was', 'phone numbers were')} left out: "
                 "written with a leading 0, as dialled inside their country, they lack the "
                 "country code without which Meta matches no one. Set phone_country_code (or "
-                "this stream's own, in `streams`) to their country."
+                "this stream's own, in `streams`) to their country, or, for customers of "
+                "several countries, phone_country_from_country to read each number in its "
+                "event's user_data.country."
             )
         coverage = stream["match_key_coverage"]
         if coverage and not any(coverage.values()):
