@@ -259,7 +259,8 @@ class EventSink(FastRecordParsingMixin, BatchSink):
 
     def _warn_about_identifying_columns(self, target: Any, mapper: EventMapper) -> None:
         """Columns whose SCHEMA type makes events match or deduplicate wrongly at Meta: a ZIP
-        code kept as a number, event_ids that move with the row or collide across streams."""
+        code kept as a number, event_ids that move with the row or collide across streams;
+        and a country to read phone numbers in that the SCHEMA does not give."""
         stream_name = self.stream_name
         properties = self.schema.get("properties") or {}
 
@@ -288,6 +289,23 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                 "whose table gained, lost or retyped a column, gets a new event_id, and Meta "
                 "counts it again. Map `event_id` to a column that identifies the row, or give "
                 "the stream key properties."
+            )
+        if (
+            mapper.phone_country_from_country
+            and mapper.may_give(("user_data", "ph"), properties)
+            and not mapper.may_give(("user_data", "country"), properties)
+        ):
+            read_in = (
+                f"in {mapper.phone_region}"
+                if mapper.phone_region
+                else "as written (those with a leading 0 are left out)"
+            )
+            # in the summary too, as the settings that do nothing are
+            self.delivery.stats.run_warning(
+                f"Stream {stream_name!r}: phone_country_from_country reads each phone number "
+                "in its event's user_data.country, which nothing in this stream gives: its "
+                f"numbers written without + or 00 are read {read_in}. Map user_data.country "
+                "to the column holding the customer's country."
             )
         event_name = mapper.fixed_event_name(properties)
         numbered_ids = number_columns(("event_id",))

@@ -1598,3 +1598,36 @@ def test_an_entry_named_like_a_pattern_matches_the_stream_of_exactly_its_name():
 def test_the_fixed_event_name_is_the_one_no_column_can_override(entry, columns, expected):
     config = {"default_event_name": "Lead", "streams": {"s": entry}}
     assert mapper_for(config, columns=columns).fixed_event_name(columns) == expected
+
+
+COUNTRY = ("user_data", "country")
+
+
+@pytest.mark.parametrize(
+    ("stream", "columns"),
+    [
+        ({}, ["email", "country"]),  # named like its alias
+        ({"fields": {"user_data.country": "ship_to"}}, ["email", "ship_to"]),
+        ({"fields": {"user_data.country": "address.country"}}, ["email", "address"]),
+        ({"constants": {"user_data.country": "FR"}}, ["email"]),
+        ({}, ["email", "user_data"]),  # a whole user_data object may hold one
+        ({"fields": {"user_data": "customer"}}, ["customer"]),
+    ],
+    ids=["alias", "column", "inside a column", "constant", "user_data column", "object column"],
+)
+def test_a_parameter_is_known_to_be_given_by_whatever_may_feed_it(stream, columns):
+    mapper = mapper_for({"streams": {"s": {"event_name": "Lead", **stream}}}, columns=columns)
+    assert mapper.may_give(COUNTRY, columns)
+
+
+@pytest.mark.parametrize(
+    ("stream", "columns"),
+    [
+        ({}, ["email", "phone"]),
+        ({"fields": {"user_data.country": "ship_to"}}, ["email"]),  # a column the SCHEMA lacks
+    ],
+    ids=["nothing", "a missing column"],
+)
+def test_a_parameter_nothing_feeds_is_known_not_to_be_given(stream, columns):
+    mapper = mapper_for({"streams": {"s": {"event_name": "Lead", **stream}}}, columns=columns)
+    assert not mapper.may_give(COUNTRY, columns)

@@ -177,6 +177,56 @@ def test_phones_written_with_a_trunk_zero_are_sent_with_the_phone_country_code_t
     assert summary["warnings"] == []
 
 
+def test_phone_country_from_country_on_a_stream_without_a_country_is_warned_about(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    lines = [
+        keyed_schema_line(CUSTOMERS, CUSTOMER_SCHEMA),
+        record_line(customer(1, email="c1@example.com", phone="07700 900123"), CUSTOMERS),
+    ]
+    config = orders_config(
+        sandbox.url,
+        tmp_path,
+        streams={CUSTOMERS: CUSTOMERS_MAPPING},
+        phone_country_from_country=True,
+        phone_country_code="44",
+    )
+
+    summary, result = run_with_summary(config, lines, tmp_path)
+
+    assert result.exit_code == 0
+    assert summary["warnings"] == [
+        f"Stream {CUSTOMERS!r}: phone_country_from_country reads each phone number in its "
+        "event's user_data.country, which nothing in this stream gives: its numbers written "
+        "without + or 00 are read in GB. Map user_data.country to the column holding the "
+        "customer's country."
+    ]
+    [accepted] = sandbox.accepted_events()
+    assert accepted["event"]["user_data"]["ph"] == sha256_hex("447700900123")
+
+
+def test_phone_country_from_country_on_a_stream_with_a_country_column_reads_it_unwarned(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    schema = {**CUSTOMER_SCHEMA, "properties": {**CUSTOMER_SCHEMA["properties"]}}
+    schema["properties"]["country"] = {"type": ["string", "null"]}
+    record = customer(1, email="c1@example.com", phone="06 12 34 56 78", country="France")
+    lines = [keyed_schema_line(CUSTOMERS, schema), record_line(record, CUSTOMERS)]
+    config = orders_config(
+        sandbox.url,
+        tmp_path,
+        streams={CUSTOMERS: CUSTOMERS_MAPPING},
+        phone_country_from_country=True,
+    )
+
+    summary, result = run_with_summary(config, lines, tmp_path)
+
+    assert result.exit_code == 0
+    assert summary["warnings"] == []
+    [accepted] = sandbox.accepted_events()
+    assert accepted["event"]["user_data"]["ph"] == sha256_hex("33612345678")
+
+
 def test_local_dead_letters_are_counted_by_rule(sandbox: SandboxServer, tmp_path: Path) -> None:
     records = [
         order(1),

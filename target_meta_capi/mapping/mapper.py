@@ -148,6 +148,8 @@ class _Plan:
     nested_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # the columns some step above the sixth (unmapped_columns_to_custom_data) uses
     consumed: frozenset[str] = frozenset()
+    # the paths some column, value inside one, constant or default feeds (whole objects not)
+    fed_paths: frozenset[Path] = frozenset()
 
 
 def _read_nested_columns(
@@ -369,6 +371,13 @@ class EventMapper:
             )
         )
 
+    def may_give(self, path: Path, columns: Iterable[str]) -> bool:
+        """Whether a record with `columns` (a SCHEMA's) may have a value at `path`
+        (("user_data", "country")): something feeds it, or a whole object of its first key
+        (a `user_data` column) may hold it."""
+        plan = self._plan_for(tuple(columns))
+        return path in plan.fed_paths or any(key == path[0] for _, key in plan.objects)
+
     def custom_data_columns(self, columns: Iterable[str]) -> tuple[str, ...]:
         """The columns a record with `columns` sends as custom_data under their own names,
         unhashed (``unmapped_columns_to_custom_data``): never one outside the SCHEMA."""
@@ -446,6 +455,7 @@ class EventMapper:
                 (head, tuple(dict.fromkeys(keys))) for head, keys in nested.items()
             ),
             consumed=frozenset(consumed),
+            fed_paths=frozenset(sources),
             **identity_plan,
         )
 
