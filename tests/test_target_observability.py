@@ -135,74 +135,69 @@ def test_match_key_coverage_and_dropped_values_of_a_known_input(
     assert summary["warnings"] == []
 
 
+def run_customers(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    records: list[dict[str, Any]],
+    schema: dict[str, Any] = CUSTOMER_SCHEMA,
+    **settings: Any,
+) -> tuple[dict[str, Any], list[str | None]]:
+    """A run of the customers' stream that succeeds: its summary, and the phone hash of each
+    event the sandbox accepted."""
+    lines = [
+        keyed_schema_line(CUSTOMERS, schema),
+        *(record_line(record, CUSTOMERS) for record in records),
+    ]
+    config = orders_config(
+        sandbox.url, tmp_path, streams={CUSTOMERS: CUSTOMERS_MAPPING}, **settings
+    )
+    summary, result = run_with_summary(config, lines, tmp_path)
+    assert result.exit_code == 0
+    return summary, [item["event"]["user_data"].get("ph") for item in sandbox.accepted_events()]
+
+
 def test_phones_written_with_a_trunk_zero_are_left_out_and_warned_about_without_a_country(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    count = 2
-    records = [customer(n, email=f"c{n}@example.com", phone="07700 900123") for n in range(count)]
-    lines = [
-        keyed_schema_line(CUSTOMERS, CUSTOMER_SCHEMA),
-        *(record_line(record, CUSTOMERS) for record in records),
-    ]
-    config = orders_config(sandbox.url, tmp_path, streams={CUSTOMERS: CUSTOMERS_MAPPING})
+    records = [customer(n, email=f"c{n}@example.com", phone="07700 900123") for n in (1, 2)]
 
-    summary, result = run_with_summary(config, lines, tmp_path)
+    summary, phones = run_customers(sandbox, tmp_path, records)
 
-    assert result.exit_code == 0
-    assert summary["streams"][CUSTOMERS]["dropped_values"] == {"ph": {"no_country_code": count}}
-    accepted = sandbox.accepted_events()
-    assert [item["event"]["user_data"].get("ph") for item in accepted] == [None] * count
+    assert summary["streams"][CUSTOMERS]["dropped_values"] == {"ph": {"no_country_code": 2}}
+    assert phones == [None, None]
     [warning] = summary["warnings"]
-    assert warning.startswith(f"Stream {CUSTOMERS!r}: {count} phone numbers were left out")
+    assert warning.startswith(f"Stream {CUSTOMERS!r}: 2 phone numbers were left out")
     assert "Set phone_country_code" in warning
 
 
 def test_phones_written_with_a_trunk_zero_are_sent_with_the_phone_country_code_they_lack(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    lines = [
-        keyed_schema_line(CUSTOMERS, CUSTOMER_SCHEMA),
-        record_line(customer(1, email="c1@example.com", phone="07700 900123"), CUSTOMERS),
-    ]
-    config = orders_config(
-        sandbox.url, tmp_path, streams={CUSTOMERS: CUSTOMERS_MAPPING}, phone_country_code="GB"
-    )
+    records = [customer(1, email="c1@example.com", phone="07700 900123")]
 
-    summary, result = run_with_summary(config, lines, tmp_path)
+    summary, phones = run_customers(sandbox, tmp_path, records, phone_country_code="GB")
 
-    assert result.exit_code == 0
     assert summary["streams"][CUSTOMERS]["dropped_values"] == {}
-    [accepted] = sandbox.accepted_events()
-    assert accepted["event"]["user_data"]["ph"] == sha256_hex("447700900123")
+    assert phones == [sha256_hex("447700900123")]
     assert summary["warnings"] == []
 
 
 def test_phone_country_from_country_on_a_stream_without_a_country_is_warned_about(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    lines = [
-        keyed_schema_line(CUSTOMERS, CUSTOMER_SCHEMA),
-        record_line(customer(1, email="c1@example.com", phone="07700 900123"), CUSTOMERS),
-    ]
-    config = orders_config(
-        sandbox.url,
-        tmp_path,
-        streams={CUSTOMERS: CUSTOMERS_MAPPING},
-        phone_country_from_country=True,
-        phone_country_code="44",
+    records = [customer(1, email="c1@example.com", phone="07700 900123")]
+
+    summary, phones = run_customers(
+        sandbox, tmp_path, records, phone_country_from_country=True, phone_country_code="44"
     )
 
-    summary, result = run_with_summary(config, lines, tmp_path)
-
-    assert result.exit_code == 0
     assert summary["warnings"] == [
         f"Stream {CUSTOMERS!r}: phone_country_from_country reads each phone number in its "
         "event's user_data.country, which nothing in this stream gives: its numbers written "
         "without + or 00 are read in GB. Map user_data.country to the column holding the "
         "customer's country."
     ]
-    [accepted] = sandbox.accepted_events()
-    assert accepted["event"]["user_data"]["ph"] == sha256_hex("447700900123")
+    assert phones == [sha256_hex("447700900123")]
 
 
 def test_phone_country_from_country_on_a_stream_with_a_country_column_reads_it_unwarned(
@@ -210,21 +205,14 @@ def test_phone_country_from_country_on_a_stream_with_a_country_column_reads_it_u
 ) -> None:
     schema = {**CUSTOMER_SCHEMA, "properties": {**CUSTOMER_SCHEMA["properties"]}}
     schema["properties"]["country"] = {"type": ["string", "null"]}
-    record = customer(1, email="c1@example.com", phone="06 12 34 56 78", country="France")
-    lines = [keyed_schema_line(CUSTOMERS, schema), record_line(record, CUSTOMERS)]
-    config = orders_config(
-        sandbox.url,
-        tmp_path,
-        streams={CUSTOMERS: CUSTOMERS_MAPPING},
-        phone_country_from_country=True,
+    records = [customer(1, email="c1@example.com", phone="06 12 34 56 78", country="France")]
+
+    summary, phones = run_customers(
+        sandbox, tmp_path, records, schema, phone_country_from_country=True
     )
 
-    summary, result = run_with_summary(config, lines, tmp_path)
-
-    assert result.exit_code == 0
     assert summary["warnings"] == []
-    [accepted] = sandbox.accepted_events()
-    assert accepted["event"]["user_data"]["ph"] == sha256_hex("33612345678")
+    assert phones == [sha256_hex("33612345678")]
 
 
 def test_local_dead_letters_are_counted_by_rule(sandbox: SandboxServer, tmp_path: Path) -> None:
