@@ -305,10 +305,15 @@ def phone_region(phone_country_code: Any) -> str:
     return region
 
 
-def _phone_region_of(raw: Mapping[str, Any], region: str | None) -> str | None:
-    """The country a phone number of this user_data is read in, with
-    phone_country_from_country: that of its own ``country``, when it names one with phone
-    numbers; else `region`."""
+def _phone_region_of(
+    raw: Mapping[str, Any], phone_country_code: Any, phone_country_from_country: bool
+) -> str | None:
+    """The country the phone numbers of this user_data written without + or 00 are read in:
+    with phone_country_from_country, that of its own ``country`` when it names one with phone
+    numbers; else phone_country_code's; None: as written."""
+    region = _region_or_none(phone_country_code)
+    if not phone_country_from_country:
+        return region
     country = raw.get("country")
     if "ph" not in raw or country.__class__ is not str:
         return region
@@ -318,25 +323,29 @@ def _phone_region_of(raw: Mapping[str, Any], region: str | None) -> str | None:
 @lru_cache(maxsize=1 << 10)  # a country column's spellings: few, repeated by every record
 def _country_region(text: str) -> str | None:
     country = _normalize_country(_without_width_forms(text))
-    if country is None:
-        return None
-    import phonenumbers
+    return _with_phone_numbers(country.upper() if country else None)
 
-    region = country.upper()
+
+def _with_phone_numbers(region: str | None) -> str | None:
+    """`region`, if it is a country with phone numbers of its own."""
+    if not region:
+        return None
+    import phonenumbers  # imported by runs that read phones with a country only: ~40 ms
+
+    # "ZZ", a code no country has; "001", a code of no country (+800 freephone); Antarctica
     return region if phonenumbers.country_code_for_region(region) else None
 
 
 @lru_cache(maxsize=64)  # a setting's few values, given again with every record
 def _region_named(text: str) -> str | None:
-    import phonenumbers  # imported by runs that read phones with a country only: ~40 ms
-
     region = None
     if calling_code := _COUNTRY_CALLING_CODE_RE.fullmatch(text.strip()):
+        import phonenumbers
+
         region = phonenumbers.region_code_for_country_code(int(calling_code.group(1)))
     elif country := _normalize_country(text):
         region = country.upper()
-    # "ZZ", a code no country has; "001", a code of no country (+800 freephone); Antarctica
-    return region if region and phonenumbers.country_code_for_region(region) else None
+    return _with_phone_numbers(region)
 
 
 def _calling_code_length(digits: str) -> int:
@@ -656,13 +665,14 @@ def _hash_value(key: str, value: Any, region: str | None = None) -> tuple[str | 
         return (sha256_hex(birth_date), "") if birth_date else (None, REASON_INVALID)
     try:
         text = _text_to_normalize(key, value)
-    except _Rejected as rejected:
-        return None, rejected.reason
-    stripped = _trim(text)
-    # only a text can be a hash: the 64 digits of a number are an id, to hash
-    if isinstance(value, str) and len(stripped) == 64 and SHA256_HEX_PATTERN.fullmatch(stripped):
-        return stripped.lower(), ""
-    try:
+        stripped = _trim(text)
+        # only a text can be a hash: the 64 digits of a number are an id, to hash
+        if (
+            isinstance(value, str)
+            and len(stripped) == 64
+            and SHA256_HEX_PATTERN.fullmatch(stripped)
+        ):
+            return stripped.lower(), ""
         normalized = _normalizer(key, region)(text)
     except _Rejected as rejected:
         return None, rejected.reason
@@ -708,9 +718,7 @@ def normalize_user_data(
     country the user_data's own ``country`` names (a code or a name), when it names one, and
     in ``phone_country_code``'s otherwise.
     """
-    region = _region_or_none(phone_country_code)
-    if phone_country_from_country:
-        region = _phone_region_of(raw, region)
+    region = _phone_region_of(raw, phone_country_code, phone_country_from_country)
     # A customer's hashed keys (em, ph, fn … zp) repeat together from order to order: their
     # text values are normalized as one group, memoized; the rest (ip, user agent, fbc …
     # which change per event, or values of other types) goes through key by key.
@@ -743,9 +751,7 @@ def normalize_hashed_values(
     user_data in the same order and the same dropped values, in fewer steps, and a group
     not held twice.
     """
-    region = _region_or_none(phone_country_code)
-    if phone_country_from_country:
-        region = _phone_region_of(raw, region)
+    region = _phone_region_of(raw, phone_country_code, phone_country_from_country)
     texts = [item for item in raw.items() if item[1].__class__ is str]
     if 2 <= len(texts) < len(raw):  # normalize_user_data's order: its group of texts first
         raw = dict(texts + [item for item in raw.items() if item[1].__class__ is not str])

@@ -916,13 +916,14 @@ def build_event_mapper(
     custom_data with ``unmapped_columns_to_custom_data``).
     """
     stream_config = find_stream_config(streams_of(config), stream_name)
+    setting_phone_region = phone_region_setting(config)
     if stream_config is None:
         if not _has_recognisable_fields(schema_properties or (), config):
             return None
         mapping = StreamMapping()
     else:
         mapping = StreamMapping.from_config(
-            stream_name, stream_config, setting_phone_region=phone_region_setting(config)
+            stream_name, stream_config, setting_phone_region=setting_phone_region
         )
     return EventMapper(
         stream_name,
@@ -932,9 +933,7 @@ def build_event_mapper(
         default_action_source=config.get("default_action_source"),
         hash_external_id=config.get("hash_external_id") is not False,
         phone_region=(
-            mapping.phone_region
-            if mapping.phone_region is not None
-            else phone_region_setting(config)
+            mapping.phone_region if mapping.phone_region is not None else setting_phone_region
         ),
         phone_country_from_country=config.get("phone_country_from_country") is True,
         schema_properties=schema_properties,
