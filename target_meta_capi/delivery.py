@@ -36,6 +36,12 @@ from target_meta_capi.reader import TerminationRequested
 from target_meta_capi.state import AckLedger
 from target_meta_capi.summary import RunStats
 
+#: what to do when the run had no file descriptor left
+RAISE_OPEN_FILES = (
+    "raise the limit on open files (`ulimit -n`, a container's nofile limit) or lower "
+    "concurrent_requests; rerun from the last state."
+)
+
 if TYPE_CHECKING:
     from target_meta_capi.capi.batch import BatchProcessor
     from target_meta_capi.capi.isolate import DeliveryReport
@@ -154,8 +160,7 @@ def _failure_hint(error: BaseException) -> str:
     if isinstance(error, LocalResourceError):
         return (
             f"{_retries_ended(error)} This machine ran short of what a request needs: "
-            "raise the limit on open files (`ulimit -n`, a container's nofile limit) or lower "
-            "concurrent_requests; rerun from the last state."
+            f"{RAISE_OPEN_FILES}"
         )
     if isinstance(error, NetworkError):
         return (

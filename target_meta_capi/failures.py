@@ -7,6 +7,8 @@ knows nothing of privacy is named without its message, which may quote a record.
 
 from __future__ import annotations
 
+import errno
+import os
 import traceback
 from pathlib import Path
 
@@ -14,7 +16,12 @@ from singer_sdk.exceptions import InvalidRecord, MapExpressionError, SingerSDKEr
 
 from target_meta_capi.capi.errors import CapiError
 from target_meta_capi.dead_letter import DeadLetterWriteError
-from target_meta_capi.delivery import BadRecordError, InvalidEventError, TargetFailure
+from target_meta_capi.delivery import (
+    RAISE_OPEN_FILES,
+    BadRecordError,
+    InvalidEventError,
+    TargetFailure,
+)
 from target_meta_capi.mapping.values import TOO_DEEP
 from target_meta_capi.reader import NumberedSingerReader, SingerInputError
 from target_meta_capi.validation import UnparseableDateError
@@ -42,6 +49,13 @@ def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:
             f"Out of memory ({where}): raise the memory the target may use (`ulimit -v`, a "
             "container's limit), or lower batch_size, concurrent_requests or record_workers; "
             "rerun from the last state."
+        )
+    if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+        # wherever it happened (a module imported while mapping a record, say), the fix is the
+        # same; the system's reason alone is shown: a file name given with it is no help
+        return (
+            f"{type(error).__name__} ({where}): [Errno {error.errno}] "
+            f"{os.strerror(error.errno)}; {RAISE_OPEN_FILES}"
         )
     if isinstance(error, UnparseableDateError):
         return f"Record has a date that cannot be parsed ({where}): {error}"

@@ -24,6 +24,8 @@ from target_meta_capi.settings import config_files as config_files_module
 
 from ._http_fixture import FakeGraphServer, RecordedRequest, Reply, accept, html_page
 from ._target_support import (
+    ORDER_SCHEMA,
+    ORDERS_MAPPING,
     STREAM,
     FastRetryTarget,
     order,
@@ -32,6 +34,7 @@ from ._target_support import (
     record_line,
     run_in_process,
     schema_line,
+    state_line,
     wait_until,
 )
 
@@ -456,6 +459,42 @@ def test_running_out_of_memory_says_so_and_which_limits_to_change(
         "target-meta-capi failed: Out of memory (reading input line 3): raise "
         "the memory the target may use (`ulimit -v`, a container's limit), or lower "
         "batch_size, concurrent_requests or record_workers; rerun from the last state."
+    ), error
+    assert stdout == ""
+
+
+def _lowest_free_descriptor(pid: int) -> int:
+    open_now = {int(name) for name in os.listdir(f"/proc/{pid}/fd")}
+    return min(set(range(len(open_now) + 1)) - open_now)
+
+
+def test_running_out_of_open_files_while_mapping_a_record_says_which_limit_to_raise(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    fields = {**ORDERS_MAPPING["fields"], "user_data.ph": "phone"}
+    streams = {STREAM: {**ORDERS_MAPPING, "fields": fields}}
+    config = orders_config(sandbox.url, tmp_path, record_workers=0, batch_size=1, streams=streams)
+    target = _start_target(tmp_path, config)
+    assert target.stdin is not None and target.stdout is not None
+    schema = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], "phone": {}}}
+    first = [schema_line(schema=schema), record_line(order(1, phone="+1 616 954 7888"))]
+    target.stdin.write("".join(line + "\n" for line in [*first, state_line(1)]))
+    target.stdin.flush()
+    assert json.loads(target.stdout.readline()) == {"bookmarks": {STREAM: 1}}  # sent
+    # set up and sending, it gets not one file more: the phone rules' module, first imported
+    # for a number with a 0 after its country code, cannot be read
+    limit = _lowest_free_descriptor(target.pid)
+    subprocess.run(["prlimit", f"--pid={target.pid}", f"--nofile={limit}"], check=True)
+    stdout, stderr = target.communicate(
+        record_line(order(2, phone="+49 030 1234567")) + "\n", timeout=60
+    )
+
+    assert target.returncode == 1
+    [error] = _error_lines(stderr)
+    assert error.endswith(
+        "target-meta-capi failed: OSError (input line 4, stream 'public-orders'): [Errno 24] "
+        "Too many open files; raise the limit on open files (`ulimit -n`, a container's nofile "
+        "limit) or lower concurrent_requests; rerun from the last state."
     ), error
     assert stdout == ""
 
