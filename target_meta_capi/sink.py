@@ -298,7 +298,7 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             read_in = (
                 f"in {mapper.phone_region}"
                 if mapper.phone_region
-                else "as written (those with a leading 0 are left out)"
+                else "as written (but those dialled inside their country are left out)"
             )
             # in the summary too, as the settings that do nothing are
             self.delivery.stats.run_warning(

@@ -742,8 +742,8 @@ def test_phones_without_a_country_code_get_the_phone_country_code_setting():
 
 
 def test_phones_are_hashed_as_written_without_a_phone_country_code():
-    event = _phone_mapper({"streams": _phone_streams()}).map({**ORDER, "phone": "(616) 954-7888"})
-    assert event.event["user_data"]["ph"] == sha("6169547888")
+    event = _phone_mapper({"streams": _phone_streams()}).map({**ORDER, "phone": "44 7700 900123"})
+    assert event.event["user_data"]["ph"] == sha("447700900123")
 
 
 def test_a_streams_phone_country_code_overrides_the_phone_country_code_setting():

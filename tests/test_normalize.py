@@ -141,6 +141,41 @@ def test_phone_written_with_a_trunk_zero_without_a_phone_country_code_is_dropped
     assert list(normalized.user_data) == ["em"]
 
 
+@pytest.mark.parametrize(
+    "raw", ["(616) 954-7888", "616-954-7888", "616.954.7888", "6169547888", 6169547888]
+)
+def test_us_number_written_without_its_1_and_no_phone_country_code_is_dropped(raw):
+    assert normalize_value("ph", raw) is None
+    normalized = normalize_user_data({"ph": raw, "em": "mary@example.com"})
+    assert normalized.dropped == [DroppedValue("ph", "no_country_code")]
+    assert list(normalized.user_data) == ["em"]
+
+
+def test_canadian_number_written_without_its_1_is_dropped_as_a_us_one_is():
+    assert normalize_user_data({"ph": "(416) 555-0123"}).dropped == [
+        DroppedValue("ph", "no_country_code")
+    ]
+
+
+def test_ten_digits_valid_in_north_america_and_abroad_are_hashed_as_written():
+    # New Jersey's 609 264 1051, or Malaysia's +60 9264 1051 stored without its +
+    assert phonenumbers.is_valid_number(phonenumbers.parse("+6092641051"))
+    assert normalize_value("ph", "609 264 1051") == "6092641051"
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("(211) 555-0101", "211 is a service code, no area code"),
+        ("123 456 7890", "no area code begins with 1"),
+        ("616 054 7888", "no exchange begins with 0"),
+        ("4930 1234567", "Berlin's number stored without its +: 11 digits"),
+    ],
+)
+def test_digits_that_are_no_north_american_number_are_hashed_as_written(raw, why):
+    assert normalize_value("ph", raw) == "".join(c for c in raw if c.isdigit()), why
+
+
 def test_phone_too_short_to_be_a_number_is_invalid_whatever_it_begins_with():
     assert normalize_user_data({"ph": "0123 45"}).dropped == [DroppedValue("ph", "invalid")]
 
@@ -162,17 +197,17 @@ def test_phone_digits_of_other_scripts_are_hashed_as_ascii_digits(raw, normalize
 @pytest.mark.parametrize(
     ("raw", "normalized"),
     [
-        ("616-954-7888 ext 123", "6169547888"),
-        ("616-954-7888 ext. 123", "6169547888"),
-        ("616-954-7888 Extension 123", "6169547888"),
-        ("616-954-7888x123", "6169547888"),
-        ("(616) 954-7888 #123", "6169547888"),
+        ("1-616-954-7888 ext 123", "16169547888"),
+        ("1-616-954-7888 ext. 123", "16169547888"),
+        ("1-616-954-7888 Extension 123", "16169547888"),
+        ("1-616-954-7888x123", "16169547888"),
+        ("1 (616) 954-7888 #123", "16169547888"),
         ("+1 616 954 7888;ext=5", "16169547888"),
         ("tel:+1-616-954-7888;ext=5", "16169547888"),
         ("+1 616 954 7888, ext: 12", "16169547888"),
         ("+1 616 954 7888,,12", "16169547888"),  # dial strings: digits after a pause
-        ("616-954-7888p12", "6169547888"),
-        ("616-954-7888W12", "6169547888"),
+        ("1-616-954-7888p12", "16169547888"),
+        ("1-616-954-7888W12", "16169547888"),
         ("+1 616 954 7888;12", "16169547888"),
     ],
 )
@@ -220,7 +255,7 @@ def test_every_country_calling_code_is_read_at_its_own_length():
     ("raw", "normalized"),
     [
         ("+1 (616) 954-7888", "16169547888"),
-        ("616.954.7888", "6169547888"),
+        ("1.616.954.7888", "16169547888"),
         ("+39 06 6982 1234", "390669821234"),  # Italy: this 0 is part of the number
         ("+39 (06) 6982 1234", "390669821234"),  # a bracketed area code, not a lone (0)
         ("+1 616 954 7888 x", "16169547888"),  # a marker without digits is no extension
@@ -258,7 +293,7 @@ def test_phone_with_exactly_seven_digits_is_kept():
 
 
 def test_phone_extension_marked_with_uppercase_x_is_left_out_of_the_number():
-    assert normalize_value("ph", "616-954-7888 X123") == "6169547888"
+    assert normalize_value("ph", "1-616-954-7888 X123") == "16169547888"
 
 
 def full_width(text: str) -> str:
@@ -449,7 +484,7 @@ def test_a_customer_normalized_with_and_without_a_phone_country_code_is_told_apa
     with_code = normalize_user_data(customer, phone_country_code="1")
     without = normalize_user_data(customer)
     assert with_code.user_data["ph"] == sha("16169547888")
-    assert without.user_data["ph"] == sha("6169547888")
+    assert without.dropped == [DroppedValue("ph", "no_country_code")]
 
 
 def test_hashed_values_alone_get_the_phone_country_code_too():

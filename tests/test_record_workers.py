@@ -467,9 +467,11 @@ def test_phones_without_their_country_code_are_counted_and_warned_about_as_witho
     tmp_path: Path,
 ) -> None:
     records = messy_orders(RECORDS_BEFORE_WORKERS + 300)
+    for record in records:
+        record["phone"] = "+44 7700 900123"
     national = records[::10]  # a tenth, among the main process's lines and the workers'
-    for record in national:
-        record["phone"] = "07700 900123"
+    for index, record in enumerate(national):
+        record["phone"] = "07700 900123" if index % 2 else "(616) 954-7888"
     workers, alone = run_both_ways(tmp_path, singer_lines(records, state_every=1000))
     assert workers.returncode == alone.returncode == 0
     for run in (workers, alone):

@@ -487,11 +487,11 @@ def test_phone_numbers_dropped_for_lacking_their_country_code_are_warned_about()
     send_all(stats, {"orders": 2})
 
     assert stats.snapshot()["warnings"] == [
-        "Stream 'orders': 2 phone numbers were left out: written with a leading 0, as dialled "
-        "inside their country, they lack the country code without which Meta matches no one. "
-        "Set phone_country_code (or this stream's own, in `streams`) to their country, or, for "
-        "customers of several countries, phone_country_from_country to read each number in "
-        "its event's user_data.country."
+        "Stream 'orders': 2 phone numbers were left out: written as dialled inside their "
+        "country (with a leading 0, or as a US or Canadian number without its 1), they lack the "
+        "country code without which Meta matches no one. Set phone_country_code (or this "
+        "stream's own, in `streams`) to their country, or, for customers of several countries, "
+        "phone_country_from_country to read each number in its event's user_data.country."
     ]
 
 

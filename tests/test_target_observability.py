@@ -156,10 +156,11 @@ def run_customers(
     return summary, [item["event"]["user_data"].get("ph") for item in sandbox.accepted_events()]
 
 
-def test_phones_written_with_a_trunk_zero_are_left_out_and_warned_about_without_a_country(
-    sandbox: SandboxServer, tmp_path: Path
+@pytest.mark.parametrize("phone", ["07700 900123", "(616) 954-7888"])
+def test_phones_dialled_inside_their_country_are_left_out_and_warned_about_without_a_country(
+    sandbox: SandboxServer, tmp_path: Path, phone: str
 ) -> None:
-    records = [customer(n, email=f"c{n}@example.com", phone="07700 900123") for n in (1, 2)]
+    records = [customer(n, email=f"c{n}@example.com", phone=phone) for n in (1, 2)]
 
     summary, phones = run_customers(sandbox, tmp_path, records)
 

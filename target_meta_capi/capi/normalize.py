@@ -13,7 +13,9 @@ ph         digits only, leading zeros dropped; 7 to 15 digits; an extension (``e
            ``phone_country_code``, a number written without ``+`` or ``00`` is read as dialled
            in that country, by libphonenumber's rules (``0844 412 4653`` → ``448444124653``
            for 44 or GB, ``(616) 954-7888`` → ``16169547888`` for 1 or US); without one, a
-           number written with its trunk 0 (``07700 900123``) is dropped: ``no_country_code``
+           number written with its trunk 0 (``07700 900123``), and a North American number
+           written without its 1 (``(616) 954-7888``; one that is also a valid international
+           number is kept), are dropped: ``no_country_code``
 fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``, ``Zoë`` → ``zoë``)
 ge         ``f`` or ``m`` (female/woman/w/f/girl, male/man/m/boy; any case)
 db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``19970216``,
@@ -122,7 +124,8 @@ REASON_EMPTY = "empty"
 REASON_INVALID = "invalid"
 REASON_UNSUPPORTED_TYPE = "unsupported_type"
 REASON_UNKNOWN_KEY = "unknown_key"
-# a phone number written with its trunk 0 and no phone_country_code (_normalize_phone)
+# a phone number written with its trunk 0, or a North American one without its 1, and no
+# phone_country_code (_normalize_phone)
 REASON_NO_COUNTRY_CODE = "no_country_code"
 
 
@@ -190,6 +193,8 @@ _TWO_DIGIT_CALLING_CODES = frozenset({
 _INTERNATIONAL_PHONE_RE = re.compile(r"\s*(?:tel:\s*)?(?:\+|00)", re.IGNORECASE)
 # E.164 country calling codes: 1 to 3 digits, the first not 0 (a leading + allowed).
 _COUNTRY_CALLING_CODE_RE = re.compile(r"\+?([1-9][0-9]{0,2})")
+# The shape of a North American number without its 1: area code and exchange begin with 2-9.
+_NORTH_AMERICAN_NATIONAL_RE = re.compile(r"[2-9][0-9]{2}[2-9][0-9]{6}")
 
 _GENDERS: dict[str, str] = {
     **dict.fromkeys(("f", "female", "woman", "w", "girl"), "f"),
@@ -406,7 +411,27 @@ def _normalize_phone(text: str, region: str | None = None) -> str | None:
             # begins with 0), and its hash without one would match no one, or a stranger
             # abroad (a German mobile, 01512 3456789 → 15123456789, a number in Texas)
             raise _Rejected(REASON_NO_COUNTRY_CODE)
+        elif _is_north_american_without_country_code(digits):
+            raise _Rejected(REASON_NO_COUNTRY_CODE)
     return digits if _is_phone_length(digits) else None
+
+
+def _is_north_american_without_country_code(digits: str) -> bool:
+    """Whether 10 digits are a number of the US, Canada or the Caribbean stored without its 1
+    (``(616) 954-7888``), by libphonenumber's ranges: valid there, and valid as no
+    international number. One valid both ways (``609 264 1051``: New Jersey, or Malaysia's
+    +60 9264 1051 stored without its +) is kept as written: it may have its country code."""
+    if not _NORTH_AMERICAN_NATIONAL_RE.fullmatch(digits):
+        return False
+    import phonenumbers
+
+    if not phonenumbers.is_valid_number(phonenumbers.parse(digits, "US")):
+        return False  # a range not in libphonenumber's data, or no number: as written
+    try:
+        international = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:  # it begins with a code no country has
+        return True
+    return not phonenumbers.is_valid_number(international)
 
 
 def _is_phone_length(digits: str) -> bool:

@@ -253,9 +253,10 @@ SETTINGS = th.PropertiesList(
             "ISO code (US, GB): they are read as dialled there (libphonenumber's rules), so "
             "'(616) 954-7888' is hashed as 16169547888 for 1 or US, '07700 900123' as "
             "447700900123 for 44 or GB. Meta matches phone numbers only with their country "
-            "code. Unset: numbers are hashed as written, but one written with a leading 0 (as "
-            "dialled inside its country) is left out and counted as no_country_code. A "
-            "stream's own phone_country_code in `streams` overrides it."
+            "code. Unset: numbers are hashed as written, but one written as dialled inside "
+            "its country, with a leading 0 or as a US or Canadian number without its 1 "
+            "('(616) 954-7888'), is left out and counted as no_country_code. A stream's own "
+            "phone_country_code in `streams` overrides it."
         ),
     ),
     th.Property(

@@ -91,8 +91,9 @@ def stream_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
             warnings.append(
                 f"Stream {name!r}: "
                 f"{counted(national_phones, 'phone number was', 'phone numbers were')} left out: "
-                "written with a leading 0, as dialled inside their country, they lack the "
-                "country code without which Meta matches no one. Set phone_country_code (or "
+                "written as dialled inside their country (with a leading 0, or as a US or "
+                "Canadian number without its 1), they lack the country code without which "
+                "Meta matches no one. Set phone_country_code (or "
                 "this stream's own, in `streams`) to their country, or, for customers of "
                 "several countries, phone_country_from_country to read each number in its "
                 "event's user_data.country."
