@@ -21,7 +21,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_meta_capi.capi._words import shown_json
-from target_meta_capi.capi.normalize import DroppedValue
+from target_meta_capi.capi.normalize import DroppedValue, load_phone_rules
 from target_meta_capi.capi.request import encoded_event
 from target_meta_capi.capi.rules import RuleViolation, validate_event
 from target_meta_capi.dead_letter import DeadLetter
@@ -247,6 +247,8 @@ class EventSink(FastRecordParsingMixin, BatchSink):
             )
         if self._mapper is not None:
             self._warn_about_identifying_columns(target, self._mapper)
+            if self._mapper.may_give(("user_data", "ph"), self.schema.get("properties") or ()):
+                load_phone_rules()  # before the record workers are forked
         if self._mapper is not None and self._mapper.mapping.unmapped_columns_to_custom_data:
             unhashed = self._mapper.custom_data_columns(self.schema.get("properties") or ())
             if unhashed:

@@ -85,6 +85,7 @@ __all__ = [
     "InvalidCountryCode",
     "NormalizedUserData",
     "is_sha256_hex",
+    "load_phone_rules",
     "normalize_hashed_values",
     "normalize_user_data",
     "normalize_value",
@@ -351,6 +352,13 @@ def _region_named(text: str) -> str | None:
     elif country := _normalize_country(text):
         region = country.upper()
     return _with_phone_numbers(region)
+
+
+def load_phone_rules() -> None:
+    """Import libphonenumber now, ahead of the first phone number that needs it: processes
+    forked after this (the target's record workers) share it, where each would import its
+    own (≈ 0.15 s of CPU and 1 MB each)."""
+    import phonenumbers  # noqa: F401
 
 
 def _calling_code_length(digits: str) -> int:
