@@ -165,6 +165,16 @@ def run_with_open_files(
 OPEN_FILES_LIMITS = range(4, 17)
 
 
+def orders_with_phones_read_without_libphonenumber() -> list[str]:
+    """1,000 messy orders, but for their phones: numbers with their country code, read
+    without libphonenumber, whose countries' modules a run short of descriptors could not
+    import mid-run (test_target_cli shows what the run says then)."""
+    orders = messy_orders(1000)
+    for order in orders:
+        order["phone"] = "+1 616 954 7888"
+    return singer_lines(orders, state_every=250)
+
+
 def slow_sandbox(sandbox_factory: Callable[..., SandboxServer]) -> SandboxServer:
     """A sandbox answering later than the target makes its batches, however busy the machine:
     the requests overlap, and want their connections at once."""
@@ -175,12 +185,7 @@ def test_a_limit_on_open_files_below_the_connections_wanted_costs_retries_not_ev
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = slow_sandbox(sandbox_factory)
-    orders = messy_orders(1000)
-    for order in orders:
-        # read without libphonenumber, whose modules a run short of descriptors could not
-        # import mid-run (test_target_cli shows what the run says then)
-        order["phone"] = "+1 616 954 7888"
-    lines = singer_lines(orders, state_every=250)
+    lines = orders_with_phones_read_without_libphonenumber()
     retried_for_want_of_a_socket = []
     for open_files in OPEN_FILES_LIMITS:
         # the requests of a run that failed are answered after it ended
@@ -206,7 +211,7 @@ def test_a_request_refused_a_socket_to_the_end_of_its_retries_says_to_raise_the_
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     sandbox = slow_sandbox(sandbox_factory)
-    lines = singer_lines(messy_orders(1000), state_every=250)
+    lines = orders_with_phones_read_without_libphonenumber()
     advice = (
         "This machine ran short of what a request needs: raise the limit on open files "
         "(`ulimit -n`, a container's nofile limit) or lower concurrent_requests; rerun from "
