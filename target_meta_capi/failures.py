@@ -7,7 +7,6 @@ knows nothing of privacy is named without its message, which may quote a record.
 
 from __future__ import annotations
 
-import errno
 import os
 import traceback
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from singer_sdk.exceptions import InvalidRecord, MapExpressionError, SingerSDKError
 
 from target_meta_capi.capi.errors import CapiError
+from target_meta_capi.capi.http import NO_DESCRIPTOR_LEFT
 from target_meta_capi.dead_letter import DeadLetterWriteError
 from target_meta_capi.delivery import (
     RAISE_OPEN_FILES,
@@ -50,7 +50,7 @@ def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:
             "container's limit), or lower batch_size, concurrent_requests or record_workers; "
             "rerun from the last state."
         )
-    if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+    if isinstance(error, OSError) and error.errno in NO_DESCRIPTOR_LEFT:
         # wherever it happened (a module imported while mapping a record, say), the fix is the
         # same; the system's reason alone is shown: a file name given with it is no help
         return (

@@ -278,7 +278,7 @@ def classify_transport_error(error: BaseException) -> NetworkError | Configurati
     # MaxRetryError. Only a refused (or unresolvable) connection, or one that timed out
     # connecting, is known not to have reached Graph.
     opening = _caused_by(error, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError))
-    shortages = _LOCAL_SHORTAGES if opening else _NO_DESCRIPTOR_LEFT
+    shortages = _LOCAL_SHORTAGES if opening else NO_DESCRIPTOR_LEFT
     if any(getattr(cause, "errno", None) in shortages for cause in _chain(error)):
         return LocalResourceError(
             f"this machine refused what the request needs ({name}): {text}",
@@ -338,10 +338,10 @@ _UNTRUSTED_CERTIFICATE_ERRORS = (ssl.SSLCertVerificationError, CertificateError)
 #: No descriptor left (the process's limit on open files, the system's). A request needs new
 #: ones only before a byte of it is written: its socket, and files it reads on the way (a CA
 #: bundle, a module imported at the first request, as requests 2.31 imports netrc).
-_NO_DESCRIPTOR_LEFT = frozenset({errno.EMFILE, errno.ENFILE})
+NO_DESCRIPTOR_LEFT = frozenset({errno.EMFILE, errno.ENFILE})
 #: what this machine, not the network, refuses a new connection: descriptors, buffer space,
 #: memory (the last two may also fail the reading of an answer, after the request was sent)
-_LOCAL_SHORTAGES = _NO_DESCRIPTOR_LEFT | {errno.ENOBUFS, errno.ENOMEM}
+_LOCAL_SHORTAGES = NO_DESCRIPTOR_LEFT | {errno.ENOBUFS, errno.ENOMEM}
 
 
 def _failure_text(error: BaseException) -> str:
