@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 
 import pytest
 
@@ -251,6 +252,31 @@ def test_a_number_and_a_boolean_that_compare_equal_are_not_mixed_up():
     with_boolean = mapper.map({**ORDER, "phone": True, "zip": True}).event["user_data"]
     assert "zp" in with_number
     assert "zp" not in with_boolean
+
+
+def test_a_repeated_customer_is_found_in_the_memo_without_keeping_the_records_strings():
+    mapper = orders_mapper()
+    first_name = "".join(["Ma", "ry"])  # a string of its own, as JSON decoding gives
+    references_before = sys.getrefcount(first_name)
+    mapper.map({**ORDER, "first_name": first_name})
+    assert sys.getrefcount(first_name) == references_before
+    mapper.map({**ORDER, "first_name": "".join(["Ma", "ry"])})
+    assert (memo_size(mapper), mapper._identity_hits) == (1, 1)
+
+
+def test_a_repeated_customer_with_a_date_is_found_in_the_memo():
+    mapper = orders_mapper(LATE_HASHED_CONFIG, tuple(LATE_ORDER))  # date_of_birth: a date
+    for _ in range(3):
+        assert_same_as_general_path(mapper, LATE_HASHED_CONFIG, LATE_ORDER)
+    assert (memo_size(mapper), mapper._identity_hits) == (1, 2)
+
+
+def test_values_that_run_together_as_text_are_different_customers():
+    mapper = orders_mapper()
+    for first_name, zip_code in (("Mary", "94035"), ("Mary9", "4035"), ("Mary\x00", "94035")):
+        record = {**ORDER, "first_name": first_name, "zip": zip_code}
+        assert_same_as_general_path(mapper, CONFIG, record)
+    assert (memo_size(mapper), mapper._identity_hits) == (3, 0)
 
 
 def test_memo_stays_correct_after_it_is_cleared_when_full(monkeypatch):
