@@ -45,7 +45,7 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.target_base import Target
 
-from target_meta_capi.allocator import use_one_malloc_arena
+from target_meta_capi.allocator import tune_malloc
 from target_meta_capi.batch_files import read_batch_message, record_lines
 from target_meta_capi.capi._words import counted, shown_json
 from target_meta_capi.capi.batch import BatchProcessor
@@ -975,7 +975,7 @@ class TargetMetaCapi(Target):
         super(Target, cls).invoke(about=about, about_format=about_format)
         set_up_log_output(cls.logger)
         cls.print_version(print_fn=cls.logger.info)
-        use_one_malloc_arena()
+        tune_malloc()
         config = config or _ConfigInput()
         problem = (
             environment_setting_problem(cls.settings_schema(), cls._env_var_prefix)

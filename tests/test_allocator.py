@@ -1,4 +1,4 @@
-"""The CLI asks glibc for one malloc arena (see allocator.py)."""
+"""The CLI tunes glibc's malloc (see allocator.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import sys
 import pytest
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc malloc setting")
-def test_glibc_takes_the_arena_limit() -> None:
-    # in a fresh interpreter: the setting is process-wide
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc malloc settings")
+def test_glibc_takes_one_arena_and_the_mmap_threshold() -> None:
+    # in a fresh interpreter: the settings are process-wide
     result = subprocess.run(
         [
             sys.executable,
             "-c",
-            "from target_meta_capi.allocator import use_one_malloc_arena as k; print(k())",
+            "from target_meta_capi.allocator import tune_malloc; print(tune_malloc())",
         ],
         capture_output=True,
         text=True,
