@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from target_meta_capi.log_output import STDOUT_HANDLER_WARNING
 from target_meta_capi.sandbox import SandboxServer
 
@@ -33,30 +35,84 @@ def _logging_config(stream: str) -> dict[str, object]:
     }
 
 
+def _file_logging_config(handler: dict[str, object]) -> dict[str, object]:
+    config = _logging_config("ext://sys.stderr")
+    config["handlers"] = {"file": {"class": "logging.FileHandler", "formatter": "plain", **handler}}
+    config["root"] = {"level": "INFO", "handlers": ["file"]}
+    return config
+
+
+def _run_target_with_log_config(
+    sandbox: SandboxServer, tmp_path: Path, log_config: dict[str, object], **streams: Any
+) -> subprocess.CompletedProcess[str]:
+    log_config_path = tmp_path / "logging.json"
+    log_config_path.write_text(json.dumps(log_config))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(orders_config(sandbox.url, tmp_path, record_workers=2)))
+    return subprocess.run(
+        [str(TARGET), "--config", str(config)],
+        input="\n".join(order_stream(500, state_every=250)) + "\n",
+        **(streams or {"capture_output": True}),
+        text=True,
+        timeout=60,
+        env={**os.environ, "SINGER_SDK_LOG_CONFIG": str(log_config_path)},
+    )
+
+
+STATE_LINES = [{"bookmarks": {"public-orders": 250}}, {"bookmarks": {"public-orders": 500}}]
+
+
 def test_a_log_config_writing_to_stdout_leaves_stdout_to_the_state_lines(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    log_config = tmp_path / "logging.json"
-    log_config.write_text(json.dumps(_logging_config("ext://sys.stdout")))
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(orders_config(sandbox.url, tmp_path, record_workers=2)))
+    completed = _run_target_with_log_config(sandbox, tmp_path, _logging_config("ext://sys.stdout"))
 
-    completed = subprocess.run(
-        [str(TARGET), "--config", str(config)],
-        input="\n".join(order_stream(500, state_every=250)) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "SINGER_SDK_LOG_CONFIG": str(log_config)},
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert [json.loads(line) for line in completed.stdout.splitlines()] == STATE_LINES
+    assert f"WARNING {STDOUT_HANDLER_WARNING}\n" in completed.stderr
+    assert "INFO Run summary" in completed.stderr
+
+
+@pytest.mark.parametrize("delay", [False, True], ids=["opened-at-start", "opened-on-first-use"])
+def test_a_log_config_with_a_file_handler_on_dev_stdout_leaves_stdout_to_the_state_lines(
+    sandbox: SandboxServer, tmp_path: Path, delay: bool
+) -> None:
+    handler = {"filename": "/dev/stdout", "delay": delay}
+    completed = _run_target_with_log_config(sandbox, tmp_path, _file_logging_config(handler))
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert [json.loads(line) for line in completed.stdout.splitlines()] == STATE_LINES
+    assert f"WARNING {STDOUT_HANDLER_WARNING}\n" in completed.stderr
+    assert "INFO Run summary" in completed.stderr
+
+
+def test_a_file_handler_on_the_file_stdout_was_redirected_to_leaves_it_to_the_state_lines(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    state_file = tmp_path / "state.jsonl"
+    handler = {"filename": str(state_file), "mode": "a"}
+    with state_file.open("w") as stdout:
+        completed = _run_target_with_log_config(
+            sandbox, tmp_path, _file_logging_config(handler), stdout=stdout, stderr=subprocess.PIPE
+        )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert [json.loads(line) for line in state_file.read_text().splitlines()] == STATE_LINES
+    assert f"WARNING {STDOUT_HANDLER_WARNING}\n" in completed.stderr
+
+
+def test_a_file_handler_on_a_log_file_of_its_own_keeps_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "target.log"
+    completed = _run_target_with_log_config(
+        sandbox, tmp_path, _file_logging_config({"filename": str(log_file)})
     )
 
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert [json.loads(line) for line in completed.stdout.splitlines()] == [
-        {"bookmarks": {"public-orders": 250}},
-        {"bookmarks": {"public-orders": 500}},
-    ]
-    assert f"WARNING {STDOUT_HANDLER_WARNING}\n" in completed.stderr
-    assert "INFO Run summary" in completed.stderr
+    assert [json.loads(line) for line in completed.stdout.splitlines()] == STATE_LINES
+    assert "INFO Run summary" in log_file.read_text()
+    assert STDOUT_HANDLER_WARNING not in completed.stderr + log_file.read_text()
 
 
 # An application configures logging once its modules are imported, with dictConfig's default
