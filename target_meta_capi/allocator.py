@@ -9,11 +9,10 @@ bodies stay resident. One arena lets whichever thread builds the next body reuse
 Even in one heap, bodies freed among smaller blocks leave holes that smaller blocks only partly
 fill: glibc serves blocks that large from its heap once the first mmapped one is freed (it
 raises its mmap threshold to that size). Blocks of a megabyte or more stay mmapped, given back
-to the system when freed: ~5 MB less at the peak, for 320 page faults per body (≈ 0.3 ms per
-1000 events; measured: +6,000 page faults and +0.06 s of system CPU over 50,000 records). A
-threshold of 128 KB also mmapped the record workers' answers (~0.5 MB), and cost 7% of the
-speed in page faults (docs/performance.md). Elsewhere (macOS, musl) this does
-nothing.
+to the system when freed: 3 to 6 MB less at the peak, for ≈ 320 page faults per body (measured:
++5,900 page faults and +0.06 s of system CPU over 50,000 records). A threshold of 128 KB also
+mmapped the record workers' answers (~0.5 MB), and cost 7% of the speed in page faults
+(docs/performance.md, seventeenth round and Memory). Elsewhere (macOS, musl) this does nothing.
 """
 
 from __future__ import annotations
