@@ -44,4 +44,5 @@ def tune_malloc() -> bool:
         # the heap's top would be given back and taken again all the time.
         (_M_TRIM_THRESHOLD, 2 * MMAPPED_BLOCK_BYTES),
     )
+    # a list, not a generator: a setting refused must not keep the ones after it from applying
     return all([mallopt(option, value) for option, value in settings])
