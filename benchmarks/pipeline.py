@@ -35,7 +35,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from generate import DEFAULT_CUSTOMERS, SCHEMA, orders
@@ -45,11 +45,11 @@ from run import (
     Measurement,
     SandboxProcess,
     argument_parser,
-    best_of,
     compile_bytecode,
     in_workdir,
     machine_description,
     measure,
+    measure_in_rounds,
     measure_sending,
     measured,
     noop_command,
@@ -187,25 +187,22 @@ def run_pipeline(args: argparse.Namespace, workdir: Path) -> int:
         empty = workdir / "empty.stdin"
         empty.write_bytes(b"")
         with sandbox(args.latency_ms, workdir, None) as box:
-            tap_alone = best_of(args.repeat, lambda: measure_tap_alone(read, rows, empty, workdir))
-            print_measurement(tap_alone)
-            noop = best_of(args.repeat, lambda: measure_noop_pipeline(read, rows, empty, workdir))
-            print_measurement(noop)
-            target = best_of(
-                args.repeat, lambda: measure_target_pipeline(read, rows, empty, box, workdir)
-            )
-            print_measurement(target)
-            runs = [tap_alone, noop, target]
+            measures: dict[str, Callable[[], Measurement]] = {
+                "t": lambda: measure_tap_alone(read, rows, empty, workdir),
+                "b": lambda: measure_noop_pipeline(read, rows, empty, workdir),
+                "p": lambda: measure_target_pipeline(read, rows, empty, box, workdir),
+            }
             if args.meltano.exists():
                 env = meltano_environment(server, box, workdir)
                 install_plugins(args.meltano, env, workdir)
-                meltano = best_of(
-                    args.repeat,
-                    lambda: measure_meltano_run(args.meltano, env, rows, empty, box, workdir),
+                measures["m"] = lambda: measure_meltano_run(
+                    args.meltano, env, rows, empty, box, workdir
                 )
-                print_measurement(meltano)
-                runs.append(meltano)
-            else:
+            best = measure_in_rounds(args.repeat, measures)
+            runs = list(best.values())
+            for run in runs:
+                print_measurement(run)
+            if "m" not in best:
                 print(f"(m) meltano run: skipped, no Meltano at {args.meltano}", flush=True)
     print_pipeline_costs(*runs)
     return 0 if not any(run.problem for run in runs) else 1
@@ -316,7 +313,9 @@ def main() -> int:
     parser.add_argument(
         "--latency-ms", type=float, default=100.0, help="the sandbox's answer delay (default 100)"
     )
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each; the fastest counts")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each, in rounds; the fastest counts"
+    )
     parser.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS)
     parser.add_argument("--seed", type=int, default=7, help="of the generated orders")
     parser.add_argument(

@@ -569,7 +569,8 @@ def main() -> int:
         "--repeat",
         type=int,
         default=1,
-        help="run (a) at N, (b), (f), (c) and (z) this many times and keep the fastest",
+        help="run (b), (f), (c), (a) at N and (z) this many times, in rounds, and keep each "
+        "one's fastest",
     )
     parser.add_argument(
         "--customers",
@@ -597,16 +598,40 @@ def compile_bytecode() -> None:
     )
 
 
-def best_of(repeat: int, measure_once: Callable[[], Measurement]) -> Measurement:
-    """The fastest of `repeat` runs (other load on the machine only ever slows a run down),
-    with the highest of each memory figure seen in any of them; a failed run is reported at
-    once."""
-    runs: list[Measurement] = []
-    for _ in range(repeat):
-        run = measure_once()
-        if run.problem:
-            return run
-        runs.append(run)
+def measure_in_rounds(
+    repeat: int, measures: Mapping[str, Callable[[], Measurement]]
+) -> dict[str, Measurement]:
+    """Each of `measures` run `repeat` times, one round after another (b, f, c, a, z, then b
+    again …), and the fastest run of each kept, with the highest of each memory figure seen in
+    any of its runs.
+
+    In rounds, not all runs of one command in a row: a shared machine's slow spell then slows
+    one run of several commands, where it would otherwise slow every run of one command and
+    skew the ratios between them (a/b came out 2.4 and 6.1 on one VM on consecutive runs that
+    way). The fastest is kept because other load only ever slows a run down. A command whose
+    run fails is not run again: that run is its result, reported with its problem.
+    """
+    runs: dict[str, list[Measurement]] = {name: [] for name in measures}
+    for round_number in range(1, repeat + 1):
+        for name, measure_once in measures.items():
+            if any(run.problem for run in runs[name]):
+                continue
+            run = measure_once()
+            runs[name].append(run)
+            if repeat > 1:
+                print(
+                    f"round {round_number} of {repeat}: {run.label} {run.seconds:.2f} s"
+                    + (" FAILED" if run.problem else ""),
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return {name: _fastest(each) for name, each in runs.items()}
+
+
+def _fastest(runs: list[Measurement]) -> Measurement:
+    failed = [run for run in runs if run.problem]
+    if failed:
+        return failed[0]
     best = min(runs, key=lambda run: run.seconds)
     best.peak_rss_mb = max(run.peak_rss_mb for run in runs)
     best.peak_tree_rss_mb = _highest(run.peak_tree_rss_mb for run in runs)
@@ -640,36 +665,28 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         flush=True,
     )
 
-    target = noop = floor = facebook = ceiling = target_4n = None
+    target_4n = None
     with sandbox(args.latency_ms, workdir, args.sandbox_url) as box:
-        if "b" in args.only:
-            noop = best_of(args.repeat, lambda: run_noop(input_path, records, workdir))
-            print_measurement(noop)
-        if "f" in args.only:
-            floor = best_of(args.repeat, lambda: run_noop(input_path, records, workdir, floor=True))
-            print_measurement(floor)
-        if "c" in args.only:
-            facebook = best_of(
-                args.repeat, lambda: run_facebook_sdk(input_path, records, box, workdir)
+        measures: dict[str, Callable[[], Measurement]] = {
+            "b": lambda: run_noop(input_path, records, workdir),
+            "f": lambda: run_noop(input_path, records, workdir, floor=True),
+            "c": lambda: run_facebook_sdk(input_path, records, box, workdir),
+            "a": lambda: run_target(input_path, records, box, workdir, "target"),
+            "z": lambda: run_ceiling(input_path, records, box, workdir),
+        }
+        chosen = {name: measure for name, measure in measures.items() if name in args.only}
+        if "z" in chosen and not default_worker_count():
+            del chosen["z"]
+            print(
+                "(z) skipped: the ceiling replaces the record workers' conversion, and "
+                "the target runs none on one CPU",
+                flush=True,
             )
-            print_measurement(facebook)
-        if "a" in args.only:
-            target = best_of(
-                args.repeat, lambda: run_target(input_path, records, box, workdir, "target")
-            )
-            print_measurement(target)
-        if "z" in args.only:
-            if default_worker_count():
-                ceiling = best_of(
-                    args.repeat, lambda: run_ceiling(input_path, records, box, workdir)
-                )
-                print_measurement(ceiling)
-            else:
-                print(
-                    "(z) skipped: the ceiling replaces the record workers' conversion, and "
-                    "the target runs none on one CPU",
-                    flush=True,
-                )
+        best = measure_in_rounds(args.repeat, chosen)
+        for measurement in best.values():
+            print_measurement(measurement)
+        target, noop, floor = best.get("a"), best.get("b"), best.get("f")
+        facebook, ceiling = best.get("c"), best.get("z")
         if "a" in args.only and not args.no_4n:
             big_input = write_stream(
                 workdir / f"orders-{4 * records}.singer",
