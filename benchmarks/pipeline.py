@@ -323,7 +323,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--meltano",
-        type=Path,
+        # absolute: Meltano runs in its project's directory, where a relative path leads nowhere
+        type=lambda text: Path(text).absolute(),
         default=MELTANO,
         help=f"the meltano executable for (m) (default {MELTANO.relative_to(ROOT)})",
     )
