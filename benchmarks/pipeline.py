@@ -106,9 +106,9 @@ def ensure_tap_postgres(executable: Path | None) -> Path:
 
 
 def _sql_value(column: str, value: object) -> object:
-    if value is None or column != "product_ids":
+    if column != "product_ids" or not isinstance(value, list):
         return value
-    return "{" + ",".join(str(item) for item in value) + "}"  # type: ignore[union-attr]
+    return "{" + ",".join(str(item) for item in value) + "}"
 
 
 def _chunks(rows: Iterable[dict], size: int) -> Iterator[list[list[object]]]:
