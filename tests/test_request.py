@@ -804,6 +804,53 @@ def test_messages_of_a_success_answer_are_shown_as_graphs_texts_without_urls_que
     ]
 
 
+@pytest.mark.parametrize("encode", [False, True], ids=["dict", "raw"])
+def test_a_message_of_a_success_answer_echoing_the_request_quotes_none_of_its_customer_data(
+    encode: bool,
+) -> None:
+    hashed_email = hashlib.sha256(RAW_EMAIL.encode()).hexdigest()
+    buyer = "Buyer.Leak@Example.com"
+    # the URL last: shown, it is masked from its "?" to the next space, here the end
+    event = {
+        **EVENTS[0],
+        "user_data": {
+            "em": [hashed_email],
+            "client_ip_address": "203.0.113.9",
+            "client_user_agent": "Mozilla/5.0 LeakAgent/9.9",
+        },
+        "custom_data": {"buyer": buyer, "currency": "EUR"},
+        "event_source_url": "https://shop.example.com/thanks?order=77&email=jane",
+    }
+
+    def echo(request):
+        sent = request.body.decode()
+        answer = {"events_received": 1, "messages": [f"Unusual value in {sent}"], "fbtrace_id": "T"}
+        return Reply(200, json.dumps(answer).encode())
+
+    with FakeGraphServer(echo) as server:
+        template = make_request(server, events=[event])
+        sent_event = encoded_event(event) if encode else event
+        request = template.copy_with([sent_event], private_fields=(("custom_data", "buyer"),))
+        [message] = request.execute().messages
+    assert hashed_email in message  # the message is kept, less what it must not quote
+    assert "EUR" in message
+    for value in ("203.0.113.9", "LeakAgent", buyer, "order=77", TOKEN):
+        assert value not in message
+
+
+def test_a_user_agent_after_a_url_in_a_success_answers_message_is_masked_whole() -> None:
+    # a shown URL is masked from its "?" to the next space: the user agent's first word
+    user_agent = "Mozilla/5.0 LeakAgent/9.9"
+    url = "https://shop.example.com/thanks?order=77"
+    event = {**EVENTS[0], "user_data": {"client_user_agent": user_agent}}
+    note = f"Unusual values: {url},{user_agent}"
+    answer = {"events_received": 1, "messages": [note], "fbtrace_id": "T"}
+    with FakeGraphServer(lambda request: Reply(200, json.dumps(answer).encode())) as server:
+        [message] = make_request(server, events=[event]).execute().messages
+    assert message.startswith("Unusual values: https://shop.example.com/thanks?")
+    assert "LeakAgent" not in message
+
+
 @pytest.mark.parametrize(
     ("overrides", "complaint"),
     [

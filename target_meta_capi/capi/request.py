@@ -367,7 +367,9 @@ class EventRequest:
         errors show Graph's texts, and any URL in it without its query string: a caller logs
         them. One that is not text is shown as the JSON it was."""
         text = message if isinstance(message, str) else msgspec.json.encode(message).decode()
-        return answer_text(urls_shown_in(text), secrets) or ""
+        # the secrets first: a URL is shown masked from its "?" up to the next space, which
+        # may take the start of a secret (a user agent) and leave its end for no one to find
+        return answer_text(urls_shown_in(redact(text, secrets)), ()) or ""
 
     def _redacted(self, error: Exception) -> Exception:
         # a custom service's message may quote what it was given
