@@ -81,6 +81,25 @@ def test_a_page_title_that_is_not_utf8_is_read_with_replacement_characters():
     )
 
 
+def test_a_long_page_title_cut_for_the_log_shows_no_start_of_a_secret_it_held():
+    # the first 120 characters end inside the IP address
+    title = "Gateway error for " + "x" * 95 + " 203.0.113.9 from the proxy"
+    page = f"<title>{title}</title>".encode()
+    error = str(classify_response(502, page, secrets=("203.0.113.9",)))
+    assert "page title 'Gateway error for xxx" in error
+    assert "203.0" not in error
+
+
+def test_a_long_redirect_location_cut_for_the_log_shows_no_start_of_a_secret_it_held():
+    # the first 300 characters end inside the IP address
+    location = "https://proxy.example/" + "p" * 271 + "/203.0.113.9/next"
+    error = str(
+        classify_response(302, b"", secrets=("203.0.113.9",), headers={"Location": location})
+    )
+    assert "a redirect to 'https://proxy.example/ppp" in error
+    assert "203.0" not in error
+
+
 def test_unparseable_json_5xx_is_transient():
     assert type(classify_response(500, b'{"error": ')) is TransientError
 

@@ -443,16 +443,17 @@ REDIRECT_WITHOUT_LOCATION = "a redirect without a Location header (no URL it lea
 def _classify_without_error_object(
     status: int, body: bytes, secrets: tuple[str | None, ...], headers: Mapping[str, str]
 ) -> GraphAPIError:
+    # Secrets are cut out before a text is shortened or a URL in it masked: either could cut
+    # one in two and leave its start, which a search for the whole secret no longer finds.
     title_match = _HTML_TITLE_PATTERN.search(body[:4096])
-    title = title_match.group(1).decode("utf-8", "replace").strip()[:120] if title_match else ""
+    title = title_match.group(1).decode("utf-8", "replace").strip() if title_match else ""
     description = f"HTTP {status} without a Graph error object ({len(body)} bytes"
-    description += f", page title {redact(title, secrets)!r})" if title else ")"
+    description += f", page title {redact(title, secrets)[:120]!r})" if title else ")"
     location = next((value for name, value in headers.items() if name.lower() == "location"), "")
     if 300 <= status < 400 and location:
         # not followed: the request, which carries the token, would go where the answer says
-        description += (
-            f": a redirect to {redact(shown_url(location[:300]), secrets)!r}, not followed"
-        )
+        shown = shown_url(redact(location, secrets))[:300]
+        description += f": a redirect to {shown!r}, not followed"
     elif 300 <= status < 400:
         description += f": {REDIRECT_WITHOUT_LOCATION}"
     return _class_for_status(status)(description, http_status=status)
