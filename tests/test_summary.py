@@ -34,7 +34,11 @@ from target_meta_capi.summary.counts import COVERAGE_KEYS
 from target_meta_capi.summary.latency import LatencyHistogram
 from target_meta_capi.summary.reasons import error_reason
 from target_meta_capi.summary.report import format_summary
-from target_meta_capi.summary.stats import coverage_percent
+from target_meta_capi.summary.stats import (
+    MESSAGES_FROM_META_KEPT,
+    OTHER_MESSAGES_FROM_META,
+    coverage_percent,
+)
 from target_meta_capi.summary.summary_file import SummaryWriteError
 
 HASHED_EMAIL = sha256_hex("mary@example.com")
@@ -461,6 +465,26 @@ def test_a_run_warning_given_twice_is_logged_and_listed_once(caplog):
 
     assert [r.getMessage() for r in caplog.records] == ["Replaced 2 lone UTF-16 surrogate(s)"]
     assert stats.snapshot()["warnings"] == ["Replaced 2 lone UTF-16 surrogate(s)"]
+
+
+def test_messages_from_meta_past_the_kept_number_are_counted_together_and_warned_about_once(
+    caplog,
+):
+    stats = RunStats(logger=logging.getLogger("test.target"))
+    with caplog.at_level(logging.WARNING):
+        for request in range(MESSAGES_FROM_META_KEPT + 5):
+            stats.message_from_meta(f"Event at index {request} has a malformed fbc")
+        stats.message_from_meta("Event at index 0 has a malformed fbc")
+
+    counted = stats.snapshot()["requests"]["messages_from_meta"]
+    assert len(counted) == MESSAGES_FROM_META_KEPT + 1
+    assert counted["Event at index 0 has a malformed fbc"] == 2  # a kept one, still its own
+    assert counted[OTHER_MESSAGES_FROM_META] == 5
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == MESSAGES_FROM_META_KEPT + 1
+    assert warnings[-1].startswith(
+        f"Meta's answers carried more than {MESSAGES_FROM_META_KEPT} different messages"
+    )
 
 
 def test_stream_without_any_match_key_is_warned_about():

@@ -39,6 +39,14 @@ if TYPE_CHECKING:
 METRIC_ENDPOINT = "events"
 
 
+#: Different messages of Meta's success answers kept apart, each logged once and counted; the
+#: others are counted together under `OTHER_MESSAGES_FROM_META`. A message quoting something of
+#: its request (an event's index, a trace id) would otherwise log a warning and add a summary
+#: entry, kept to the end of the run, for every request.
+MESSAGES_FROM_META_KEPT = 20
+OTHER_MESSAGES_FROM_META = "(other messages)"
+
+
 class CapiMetric(str, enum.Enum):
     """Counters this target adds to singer_sdk's metric names."""
 
@@ -228,10 +236,20 @@ class RunStats(RequestObserver):
 
     def message_from_meta(self, message: str) -> None:
         """A message Meta's answer accepting a request carried (a warning: a deprecated
-        parameter, say): counted, and logged the first time it comes."""
+        parameter, say): counted, and logged the first time it comes; past
+        `MESSAGES_FROM_META_KEPT` different ones, counted together."""
         with self._lock:
-            add_count(self._messages_from_meta, message, 1)
-        self.warn_once(f"Meta accepted a request and said: {message}")
+            messages = self._messages_from_meta
+            kept = message in messages or len(messages) < MESSAGES_FROM_META_KEPT
+            add_count(messages, message if kept else OTHER_MESSAGES_FROM_META, 1)
+        if kept:
+            self.warn_once(f"Meta accepted a request and said: {message}")
+        else:
+            self.warn_once(
+                f"Meta's answers carried more than {MESSAGES_FROM_META_KEPT} different "
+                f"messages: the others are not logged, and counted together as "
+                f"{OTHER_MESSAGES_FROM_META!r} in the run summary"
+            )
 
     def on_rate_limit_usage(self, percent: float) -> None:
         with self._lock:
