@@ -607,7 +607,7 @@ def measure_in_rounds(
 
     In rounds, not all runs of one command in a row: a shared machine's slow spell then slows
     one run of several commands, where it would otherwise slow every run of one command and
-    skew the ratios between them (a/b came out 2.4 and 6.1 on one VM on consecutive runs that
+    skew the ratios between them (a/b came out 2.9 and 6.1 on one VM on consecutive runs that
     way). The fastest is kept because other load only ever slows a run down. A command whose
     run fails is not run again: that run is its result, reported with its problem.
     """
