@@ -314,11 +314,15 @@ def _append_whole(file: IO[bytes], line: bytes) -> None:
 
     Held exclusively, so the end is every writer's: runs in parallel may share the file. A half
     line there is a killed run's (its letter comes again when it reruns from its last state):
-    it is cut off first. A line this call cannot write whole is cut off again."""
+    it is cut off first. A whole letter there without its newline (written by another tool) is
+    kept, and the newline added. A line this call cannot write whole is cut off again."""
     descriptor = file.fileno()
     end = os.fstat(descriptor).st_size
     start = _whole_lines_size(descriptor, end)
-    if start < end:
+    if start < end and _is_whole_letter(os.pread(descriptor, end - start, start)):
+        line = b"\n" + line
+        start = end
+    elif start < end:
         os.ftruncate(descriptor, start)
     try:
         _append(file, line)
@@ -340,6 +344,16 @@ def _held_exclusively(file: IO[bytes]) -> Iterator[None]:
         yield
     finally:
         fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
+def _is_whole_letter(text: bytes) -> bool:
+    """Whether the text after a file's last newline is a whole JSON object, not half of one."""
+    try:
+        return isinstance(json.loads(text), dict)
+    # UnicodeDecodeError is a ValueError: a character cut in two; a half line of many
+    # nested objects may be too deep to parse
+    except (ValueError, RecursionError):
+        return False
 
 
 def _whole_lines_size(descriptor: int, size: int, chunk: int = 1 << 16) -> int:

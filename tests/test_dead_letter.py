@@ -490,3 +490,29 @@ def test_a_key_holding_a_decimal_no_json_number_keeps_exactly_is_written_as_its_
 ) -> None:
     letter = dataclasses.replace(_violation_letter(), key={"order_id": key})
     assert json.loads(encode_dead_letter(letter))["key"] == {"order_id": written}
+
+
+def test_a_whole_letter_without_its_newline_is_kept_and_the_next_appended_after_it(
+    tmp_path: Path,
+) -> None:
+    # written by another tool (printf, an editor), not half a line of a killed run
+    path = tmp_path / "dead.jsonl"
+    path.write_text(encode_dead_letter(_violation_letter("earlier-run")))
+    writer = DeadLetterWriter(path)
+    writer.write(_violation_letter("rerun"))
+    writer.close()
+    streams = [json.loads(line)["stream"] for line in path.read_text().splitlines()]
+    assert streams == ["earlier-run", "rerun"]
+
+
+def test_a_half_line_too_deeply_nested_to_parse_is_dropped_before_appending(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dead.jsonl"
+    whole = encode_dead_letter(_violation_letter("earlier-run")) + "\n"
+    path.write_text(whole + '{"a":' * 100_000)
+    writer = DeadLetterWriter(path)
+    writer.write(_violation_letter("rerun"))
+    writer.close()
+    streams = [json.loads(line)["stream"] for line in path.read_text().splitlines()]
+    assert streams == ["earlier-run", "rerun"]
