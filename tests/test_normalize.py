@@ -458,6 +458,15 @@ def test_phone_country_code_naming_no_country_with_phone_numbers_is_refused(code
         normalize_user_data({"ph": "07700 900123"}, phone_country_code=code)
 
 
+def test_phone_country_code_naming_no_country_is_refused_naming_the_parameter_and_its_value():
+    with pytest.raises(InvalidCountryCode) as raised:
+        normalize_user_data({"ph": "07700 900123"}, phone_country_code="0044")
+
+    assert str(raised.value).startswith(
+        "phone_country_code '0044' names no country with phone numbers"
+    )
+
+
 def test_phone_country_code_naming_no_country_is_a_configuration_error_and_a_value_error():
     with pytest.raises(InvalidCountryCode) as raised:
         phone_region("Atlantis")

@@ -69,6 +69,7 @@ from typing import Any
 from target_meta_capi.capi._countries import COUNTRY_ALIASES, ISO_3166_1
 from target_meta_capi.capi._sha256 import SHA256_HEX_PATTERN, is_sha256_hex
 from target_meta_capi.capi._us_states import US_STATE_ABBREVIATIONS, US_STATE_ALIASES, US_STATES
+from target_meta_capi.capi._words import shown_json
 from target_meta_capi.capi.errors import ConfigurationError
 
 __all__ = [
@@ -286,6 +287,12 @@ def _normalize_email(text: str) -> str | None:
     return text if _EMAIL_RE.fullmatch(text) else None
 
 
+NAMES_NO_PHONE_COUNTRY = (
+    "names no country with phone numbers: give its calling code, such as 1 (US, Canada), 44 "
+    "(UK) or 49 (Germany), or its ISO code (US, GB, DE)"
+)
+
+
 class InvalidCountryCode(ConfigurationError, ValueError):
     """A phone_country_code that names no country with phone numbers. A mistake of the
     caller's settings, not of a value: raised, where bad values are dropped. Also a
@@ -305,8 +312,7 @@ def phone_region(phone_country_code: Any) -> str:
     region = _region_named(value) if isinstance(value, str) else None
     if region is None:
         raise InvalidCountryCode(
-            "names no country with phone numbers: give its calling code, such as 1 (US, "
-            "Canada), 44 (UK) or 49 (Germany), or its ISO code (US, GB, DE)"
+            f"phone_country_code {shown_json(phone_country_code)} {NAMES_NO_PHONE_COUNTRY}"
         )
     return region
 

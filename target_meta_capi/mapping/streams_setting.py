@@ -34,6 +34,7 @@ from target_meta_capi.capi._words import shown_json
 from target_meta_capi.capi.normalize import (
     HASHED_KEYS,
     MATCH_KEYS,
+    NAMES_NO_PHONE_COUNTRY,
     InvalidCountryCode,
     normalize_user_data,
     phone_region,
@@ -357,8 +358,9 @@ def phone_region_named(setting: str, value: Any) -> str:
     """The country a phone_country_code setting names. MappingConfigError for none."""
     try:
         return phone_region(value)
-    except InvalidCountryCode as error:
-        raise MappingConfigError(f"{setting} {shown_json(value)} {error}") from None
+    except InvalidCountryCode:
+        problem = f"{setting} {shown_json(value)} {NAMES_NO_PHONE_COUNTRY}"
+        raise MappingConfigError(problem) from None
 
 
 def mapping_config_errors(config: Mapping[str, Any]) -> list[str]:
