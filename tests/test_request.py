@@ -1013,6 +1013,39 @@ def test_an_event_json_cannot_hold_is_refused_when_encoded_beforehand():
         encoded_event({**EVENTS[0], "custom_data": {"when": object()}})
 
 
+@pytest.mark.parametrize("amount", [float("nan"), float("inf"), Decimal("NaN")])
+def test_an_amount_json_has_no_number_for_is_refused_naming_its_event_and_field(amount):
+    # msgspec would write a float NaN as null: the amount would reach Meta as none, unsaid
+    events = [EVENTS[0], {**EVENTS[0], "custom_data": {"contents": [{"item_price": amount}]}}]
+    with pytest.raises(ConfigurationError) as raised:
+        _ = EventRequest(pixel_id="1", access_token="t", events=events).body
+    assert str(raised.value) == (
+        "the events cannot be encoded as JSON (event 1's custom_data.contents[0].item_price "
+        "is NaN or infinite, which JSON has no number for)"
+    )
+
+
+def test_a_value_of_a_type_json_cannot_hold_is_refused_naming_its_event_and_field():
+    events = [EVENTS[0], EVENTS[0], {**EVENTS[0], "custom_data": {"when": object()}}]
+    with pytest.raises(ConfigurationError) as raised:
+        EventRequest(pixel_id="1", access_token="t", events=events).with_encoded_body()
+    assert str(raised.value).startswith(
+        "the events cannot be encoded as JSON (custom_data.when: TypeError:"
+    )
+
+
+def test_a_value_json_cannot_hold_is_refused_naming_its_event_index_in_the_payload():
+    events = [EVENTS[0], EVENTS[0], {**EVENTS[0], "custom_data": {"when": object()}}]
+    with pytest.raises(ConfigurationError, match=r"\(event 2's custom_data\.when: TypeError:"):
+        _ = EventRequest(pixel_id="1", access_token="t", events=events).body
+
+
+def test_a_none_in_an_event_is_sent_as_null():
+    event = {**EVENTS[0], "custom_data": {"value": None}}
+    body = EventRequest(pixel_id="1", access_token="t", events=[event]).body
+    assert json.loads(body)["data"][0]["custom_data"] == {"value": None}
+
+
 def test_a_request_with_its_body_encoded_reads_its_events_from_that_body():
     import msgspec
 

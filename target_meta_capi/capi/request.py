@@ -6,13 +6,15 @@ import dataclasses
 import functools
 import hashlib
 import hmac
+import math
 import os
 import re
 import threading
 import time
-from collections.abc import Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -424,14 +426,87 @@ def encoded_event(event: Mapping[str, Any]) -> msgspec.Raw:
 
 def body_json(value: Any) -> bytes:
     """JSON as a request's body holds it: the whole payload, or one event embedded in it (a
-    process handing events on to another encodes them with this too)."""
+    process handing events on to another encodes them with this too).
+
+    ConfigurationError for a value JSON cannot hold, naming where it is (the event's index in
+    a payload, and its field), never what it is."""
     try:
-        return _encoder.encode(value)
+        encoded = _encoder.encode(value)
     except (TypeError, ValueError, OverflowError) as error:
-        # msgspec names the type or the character it cannot encode, never the event's data
         raise ConfigurationError(
-            f"the events cannot be encoded as JSON ({type(error).__name__}: {error})"
+            f"the events cannot be encoded as JSON ({_unencodable_problem(value, error)})"
         ) from None
+    # msgspec writes NaN and infinities as null: an amount would reach Meta as none, unsaid
+    if b"null" in encoded:
+        found = _first_item(value, _is_non_finite_number)
+        if found is not None:
+            raise ConfigurationError(
+                f"the events cannot be encoded as JSON ({_place_text(found[0])} {_NO_JSON_NUMBER})"
+            )
+    return encoded
+
+
+_Place = tuple[str | int, ...]
+_NO_JSON_NUMBER = "is NaN or infinite, which JSON has no number for"
+
+
+def _unencodable_problem(value: Any, error: Exception) -> str:
+    """Where the item is that msgspec cannot encode, and why; msgspec names the type or the
+    character it cannot encode, never the event's data."""
+    found = _first_item(value, _is_unencodable)
+    if found is None:
+        return f"{type(error).__name__}: {error}"
+    place, item = found
+    if _is_non_finite_number(item):
+        return f"{_place_text(place)} {_NO_JSON_NUMBER}"
+    try:
+        _encoder.encode(item)
+    except (TypeError, ValueError, OverflowError) as item_error:
+        error = item_error
+    return f"{_place_text(place)}: {type(error).__name__}: {error}"
+
+
+def _first_item(
+    value: Any, is_wrong: Callable[[Any], bool], place: _Place = ()
+) -> tuple[_Place, Any] | None:
+    """The first item in `value`, not a mapping or list itself, that `is_wrong`, and where it
+    is (keys and indexes); None when there is none."""
+    if isinstance(value, Mapping):
+        steps: Iterable[tuple[str | int, Any]] = ((str(key), item) for key, item in value.items())
+    elif isinstance(value, (list, tuple)):
+        steps = enumerate(value)
+    else:
+        return (place, value) if is_wrong(value) else None
+    for step, item in steps:
+        found = _first_item(item, is_wrong, (*place, step))
+        if found is not None:
+            return found
+    return None
+
+
+def _place_text(place: _Place) -> str:
+    """`event 3's custom_data.contents[0].item_price` in a payload, `custom_data.value` in one
+    event."""
+    if len(place) >= 2 and place[0] == "data" and isinstance(place[1], int):
+        return f"event {place[1]}'s {_place_text(place[2:])}" if place[2:] else f"event {place[1]}"
+    text = ""
+    for step in place:
+        text += f"[{step}]" if isinstance(step, int) else f".{step}" if text else step
+    return text or "the value"
+
+
+def _is_unencodable(value: Any) -> bool:
+    try:
+        _encoder.encode(value)
+    except (TypeError, ValueError, OverflowError):
+        return True
+    return False
+
+
+def _is_non_finite_number(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, Decimal) and not value.is_finite()
 
 
 def graph_url_problem(graph_url: Any) -> str | None:
