@@ -28,7 +28,7 @@ except ImportError:  # not on Windows
     fcntl = None  # type: ignore[assignment]
 
 from target_meta_capi.capi.errors import GraphAPIError
-from target_meta_capi.capi.privacy import shown_event
+from target_meta_capi.capi.privacy import MASK, shown_event
 from target_meta_capi.capi.rules import RuleViolation
 from target_meta_capi.summary import (
     MAPPING_REASON_PREFIX,
@@ -134,11 +134,13 @@ class DeadLetter:
         """The letter as written; `masked_fields`: paths of the event whose values are masked
         too (customer information a stream's mapping puts outside user_data). Meta's error
         texts come without them already: the request that sent them cut them out."""
+        masked = {tuple(path) for path in masked_fields}
         return {
             "stream": self.stream,
             "key": dict(self.key),
-            "event_id": self.event_id,
-            "event_name": self.event_name,
+            # the event's own, repeated: masked where the event's are
+            "event_id": _masked_if(("event_id",) in masked, self.event_id),
+            "event_name": _masked_if(("event_name",) in masked, self.event_name),
             "reason": self.reason,
             "rule": self.rule,
             "field": self.field,
@@ -196,6 +198,10 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
     return str(value)
+
+
+def _masked_if(masked: bool, value: str | None) -> str | None:
+    return MASK if masked and value is not None else value
 
 
 def encode_dead_letter(letter: DeadLetter, masked_fields: Collection[Sequence[str]] = ()) -> str:

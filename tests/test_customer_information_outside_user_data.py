@@ -169,3 +169,34 @@ def test_metas_error_quoting_the_request_loses_the_masked_values_in_the_failed_r
     assert "Meta rejected an event of stream" in failure
     assert "Invalid parameter: " in failure
     assert BUYER_EMAIL not in caplog.text
+
+
+@pytest.mark.parametrize("field", ["event_id", "event_name"])
+def test_a_dead_letter_masks_customer_information_repeated_at_its_top_level(
+    tmp_path: Path, field: str
+) -> None:
+    event = {"event_name": "Purchase", "event_id": "evt-1", field: BUYER_EMAIL}
+    writer = DeadLetterWriter(tmp_path / "letters.jsonl")
+    writer.mask_fields("orders", [(field,)])
+    violation = RuleViolation("purchase_currency_invalid", "custom_data.currency", "bad", 2804013)
+    writer.write(
+        DeadLetter.from_violations(stream="orders", key={}, event=event, violations=[violation])
+    )
+    writer.close()
+    [letter] = [json.loads(line) for line in (tmp_path / "letters.jsonl").open()]
+    assert letter[field] == MASK
+    assert letter["event"][field] == MASK
+    assert BUYER_EMAIL not in (tmp_path / "letters.jsonl").read_text()
+
+
+def test_a_run_dead_letters_an_event_id_mapped_from_a_customer_column_masked(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    mapping = _mapping_with(event_id="email")
+    config = orders_config(sandbox.url, tmp_path, streams={STREAM: mapping})
+    bad_currency = order(1, email=BUYER_EMAIL, currency="dollars")
+    result = run_in_process(config, order_stream(1, records=[bad_currency]))
+    assert result.exit_code == 0
+    [letter] = read_dead_letters(tmp_path)
+    assert letter["event_id"] == MASK
+    assert BUYER_EMAIL not in (tmp_path / "dead_letters.jsonl").read_text()
