@@ -22,6 +22,7 @@ from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_meta_capi.capi._words import shown_json
 from target_meta_capi.capi.normalize import DroppedValue, load_phone_rules
+from target_meta_capi.capi.privacy import MASK
 from target_meta_capi.capi.request import encoded_event
 from target_meta_capi.capi.rules import RuleViolation, validate_event
 from target_meta_capi.dead_letter import DeadLetter
@@ -47,8 +48,12 @@ from target_meta_capi.validation import FastRecordParsingMixin
 EVENT_TIME_SAFETY_MARGIN_SECONDS = 3600
 
 
-def describe_schema_violation(cause: BaseException | None) -> str:
-    """Which field broke which schema keyword — never the value, which may be customer data.
+def describe_schema_violation(
+    cause: BaseException | None, record_schema: Mapping[str, Any] | None = None
+) -> str:
+    """Which field broke which schema keyword — never the value, which may be customer data,
+    nor a key of a nested object that `record_schema` does not name (an object of e-mail
+    addresses), shown as `<redacted>`.
 
     Understands jsonschema's ValidationError and fastjsonschema's JsonSchemaValueException.
     """
@@ -66,6 +71,7 @@ def describe_schema_violation(cause: BaseException | None) -> str:
         schema = getattr(cause, "definition", None)
     if path is None:
         return "the record does not match its SCHEMA"
+    path = _path_named_by_schema(list(path), record_schema)
     if keyword == "additionalProperties" and not path and isinstance(instance, dict):
         # the record's own keys are its columns, no customer data (a nested object's keys
         # may be): the column at fault, where the path would only name the record
@@ -102,6 +108,68 @@ def describe_schema_violation(cause: BaseException | None) -> str:
     return f"field {field!r} breaks the schema's {keyword!r} ({shown_json(shown)})"
 
 
+def _path_named_by_schema(path: list[Any], record_schema: Mapping[str, Any] | None) -> list[Any]:
+    """The path with each key below the record's own columns that the schema does not name
+    (one of `additionalProperties` or `patternProperties`: the record's data) masked."""
+    shown: list[Any] = []
+    schema: Any = record_schema
+    for part in path:
+        if isinstance(part, int):
+            shown.append(part)
+            schema = _items_schema(schema, part)
+            continue
+        named = _property_schema(schema, part)
+        # the record's own keys are its columns, no customer data
+        if named is not None or not shown:
+            shown.append(part)
+        elif shown[-1] != MASK:  # fastjsonschema's path splits a key at its dots
+            shown.append(MASK)
+        schema = named if named is not None else _other_property_schema(schema, part)
+    return shown
+
+
+def _property_schema(schema: Any, name: Any) -> Any:
+    """The schema `properties` gives `name` in `schema` or one of its alternatives (an object,
+    or true or false); None if none does."""
+    if not isinstance(schema, Mapping):
+        return None
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping) and properties.get(name) is not None:
+        return properties[name]
+    for alternatives in (schema.get(word) for word in ("anyOf", "oneOf", "allOf")):
+        for alternative in alternatives if isinstance(alternatives, list) else ():
+            found = _property_schema(alternative, name)
+            if found is not None:
+                return found
+    return None
+
+
+def _other_property_schema(schema: Any, name: Any) -> Mapping[str, Any] | None:
+    """The schema of a key `properties` does not name: its pattern's, or
+    additionalProperties'."""
+    if not isinstance(schema, Mapping):
+        return None
+    patterns = schema.get("patternProperties")
+    for pattern, pattern_schema in patterns.items() if isinstance(patterns, Mapping) else ():
+        if isinstance(name, str) and re.search(pattern, name):
+            return pattern_schema if isinstance(pattern_schema, Mapping) else None
+    additional = schema.get("additionalProperties")
+    return additional if isinstance(additional, Mapping) else None
+
+
+def _items_schema(schema: Any, index: int) -> Mapping[str, Any] | None:
+    if not isinstance(schema, Mapping):
+        return None
+    prefix = schema.get("prefixItems")
+    if isinstance(prefix, list) and index < len(prefix):
+        item = prefix[index]
+    else:
+        item = schema.get("items")
+        if isinstance(item, list):  # draft 4-7's tuple form
+            item = item[index] if index < len(item) else schema.get("additionalItems")
+    return item if isinstance(item, Mapping) else None
+
+
 def _columns_outside(record: Mapping[str, Any], schema: Any) -> list[str]:
     """The record's columns that neither its schema's properties nor its patternProperties
     name."""
@@ -131,7 +199,7 @@ class PrivacySafeValidator(BaseJSONSchemaValidator):
         try:
             self.inner.validate(record)
         except InvalidRecord as error:
-            message = describe_schema_violation(error.__cause__)
+            message = describe_schema_violation(error.__cause__, self.schema)
             raise InvalidRecord(message, record) from None
 
 

@@ -439,9 +439,61 @@ def test_schema_violations_from_jsonschema_are_described_without_the_value() -> 
         {"properties": {"customer": {"properties": {"age": {"type": "integer"}}}}}
     )
     error = next(validator.iter_errors({"customer": {"age": "jane@example.com"}}))
-    assert describe_schema_violation(error) == (
+    assert describe_schema_violation(error, validator.schema) == (
         "field 'customer.age' breaks the schema's 'type' ('integer')"
     )
+
+
+def test_a_nested_key_the_schema_does_not_name_is_masked_as_it_may_be_customer_data() -> None:
+    schema = {
+        "properties": {
+            "contacts": {"additionalProperties": {"properties": {"age": {"type": "integer"}}}}
+        }
+    }
+    validator = jsonschema.Draft202012Validator(schema)
+    error = next(validator.iter_errors({"contacts": {"jane@example.com": {"age": "x"}}}))
+    assert describe_schema_violation(error, schema) == (
+        "field 'contacts.<redacted>.age' breaks the schema's 'type' ('integer')"
+    )
+
+
+def test_nested_keys_the_schema_names_are_shown_through_lists_and_all_of() -> None:
+    line = {"type": "object", "properties": {"sku": {"type": "string"}}}
+    schema = {"properties": {"order": {"allOf": [{"properties": {"lines": {"items": line}}}]}}}
+    validator = jsonschema.Draft202012Validator(schema)
+    error = next(validator.iter_errors({"order": {"lines": [{"sku": "a"}, {"sku": 7}]}}))
+    assert describe_schema_violation(error, schema) == (
+        "field 'order.lines.1.sku' breaks the schema's 'type' ('string')"
+    )
+
+
+@pytest.mark.parametrize(
+    "draft_2020_keyword",
+    [{}, {"dependentRequired": {}}],  # fastjsonschema; jsonschema, for a keyword past Draft 7
+    ids=["fastjsonschema", "jsonschema"],
+)
+def test_a_key_of_a_record_object_is_not_in_the_failure_whichever_validator_checks_it(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    draft_2020_keyword: dict,
+) -> None:
+    contacts = {"type": "object", "additionalProperties": {"type": "integer"}}
+    schema = {
+        **ORDER_SCHEMA,
+        **draft_2020_keyword,
+        "properties": {**ORDER_SCHEMA["properties"], "contacts": contacts},
+    }
+    lines = [
+        schema_line(schema=schema),
+        record_line(order(1, contacts={"jane@example.com": "x"})),
+    ]
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
+    assert result.exit_code == 1
+    assert _failure_lines(caplog) == [
+        f"target-meta-capi failed: Record does not match its SCHEMA (input line 2, stream "
+        f"'{STREAM}'): field 'contacts.<redacted>' breaks the schema's 'type' ('integer')"
+    ]
 
 
 def test_a_missing_required_field_is_named_not_only_the_list_of_required_ones() -> None:
@@ -449,7 +501,7 @@ def test_a_missing_required_field_is_named_not_only_the_list_of_required_ones() 
         {"properties": {"customer": {"required": ["id", "email", "country"]}}}
     )
     error = next(validator.iter_errors({"customer": {"id": 7, "country": "jane@example.com"}}))
-    assert describe_schema_violation(error) == (
+    assert describe_schema_violation(error, validator.schema) == (
         "field 'customer.email' is missing (the schema's 'required': "
         '["id", "email", "country"])'
     )
