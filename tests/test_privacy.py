@@ -148,6 +148,16 @@ def test_shown_event_masks_the_query_and_fragment_of_its_page_urls(url: str, sho
             f"https://shop.example/unsubscribe/{MASK}",
         ),
         ("https://jane:pw@shop.example/thanks", f"https://{MASK}@shop.example/thanks"),
+        # percent-encoded, as a site writes an address in a path
+        (
+            "https://shop.example/unsubscribe/jane.doe%40example.com",
+            f"https://shop.example/unsubscribe/{MASK}",
+        ),
+        # an apostrophe is an e-mail address's too: none of it is left
+        (
+            "https://shop.example/unsubscribe/o'brien@example.com",
+            f"https://shop.example/unsubscribe/{MASK}",
+        ),
     ],
 )
 def test_shown_event_keeps_the_host_of_a_page_url_with_an_at_sign_in_its_path(
@@ -162,6 +172,12 @@ def test_page_url_secrets_hold_an_e_mail_address_in_a_page_urls_path() -> None:
     event = {"event_source_url": "https://shop.example/unsubscribe/jane@example.com?src=mail"}
 
     assert list(page_url_secrets(event)) == ["jane@example.com", "src=mail"]
+
+
+def test_page_url_secrets_hold_a_percent_encoded_e_mail_address_in_a_page_urls_path() -> None:
+    event = {"event_source_url": "https://shop.example/unsubscribe/jane%40example.com"}
+
+    assert list(page_url_secrets(event)) == ["jane%40example.com"]
 
 
 def test_page_url_secrets_are_what_shown_event_masks_of_page_urls() -> None:

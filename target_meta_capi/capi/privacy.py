@@ -23,9 +23,9 @@ _SCHEME_CHARACTERS = re.compile(r"[A-Za-z0-9+.-]*")
 
 MASK = "<redacted>"
 
-#: an e-mail address anywhere in a text: "ship to jane@example.com", "?u=jane%40example.com"
-#: is not one (a URL's query is masked whole anyway)
-_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+#: an e-mail address anywhere in a text: "ship to jane@example.com", "o'brien@example.com",
+#: and percent-encoded in a URL's path: "/unsubscribe/jane%40example.com"
+_EMAIL_IN_TEXT = re.compile(r"[\w.+'%-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
 #: an event's URLs: their query and fragment may carry an e-mail (?email=) or a token
 _URL_FIELDS = ("event_source_url", "referrer_url")
 #: text a visitor typed, and app_data's extinfo: the device's model, OS, carrier, screen and
