@@ -315,6 +315,40 @@ def test_a_secret_holding_another_is_redacted_whole_not_just_the_one_it_holds():
     assert error.message == f"Bad client_user_agent {MASK}"
 
 
+@pytest.mark.parametrize("secret", ["::1", "Bot/1", "123456"])
+def test_a_short_secret_is_redacted_where_it_stands_alone(secret):
+    body = error_body(100, message=f'Invalid parameter: {{"value":"{secret}"}} ({secret})')
+    error = classify_response(400, body, secrets=[secret])
+    assert error.message == f'Invalid parameter: {{"value":"{MASK}"}} ({MASK})'
+
+
+def test_a_short_secret_inside_a_word_or_number_is_left_as_it_is():
+    body = error_body(100, message="Param 1234567 of Bot/12 is invalid")
+    error = classify_response(400, body, secrets=["123", "Bot/1"])
+    assert error.message == "Param 1234567 of Bot/12 is invalid"
+
+
+def test_a_secret_of_one_or_two_characters_is_not_redacted():
+    body = error_body(100, message="(#1) Invalid parameter in US")
+    error = classify_response(400, body, secrets=["1", "US"])
+    assert error.message == "(#1) Invalid parameter in US"
+
+
+@pytest.mark.parametrize(
+    "quoted",
+    [
+        'LeakAgent\\/9.9 (Zo\\u00eb\'s \\"OS\\")',  # PHP's json_encode: "/" escaped, ASCII
+        'LeakAgent/9.9 (Zoë\'s \\"OS\\")',  # JSON, not ASCII
+        'LeakAgent/9.9 (Zoë\\\'s "OS")',  # a Python repr, as str() of a dict shows it
+    ],
+)
+def test_a_secret_is_redacted_as_a_quoting_text_escaped_it(quoted):
+    agent = 'LeakAgent/9.9 (Zoë\'s "OS")'
+    body = error_body(100, message=f"Invalid client_user_agent: {quoted}.")
+    error = classify_response(400, body, secrets=[agent])
+    assert error.message == f"Invalid client_user_agent: {MASK}."
+
+
 def test_events_received_mismatch_reports_counts():
     error = EventsReceivedMismatch(sent=5, received=3, fbtrace_id="T1")
     assert "3 of 5" in str(error)

@@ -68,6 +68,13 @@ def test_unhashed_user_data_values_are_every_masked_value_as_text_nested_lists_t
     ]
 
 
+def test_unhashed_user_data_values_are_an_objects_values_each_by_itself() -> None:
+    # an answer quoting the object writes it as JSON, not as str() shows a dict
+    event = {"user_data": {"client_user_agent": {"ua": "LeakAgent/9.9", "ip": ["203.0.113.7"]}}}
+
+    assert list(unhashed_user_data_values(event)) == ["LeakAgent/9.9", "203.0.113.7"]
+
+
 def test_field_texts_are_the_values_at_the_paths_a_lists_items_one_by_one() -> None:
     event = {"custom_data": {"emails": ["mary@example.com", "jo@example.com"]}, "note": "hi"}
 

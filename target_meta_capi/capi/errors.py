@@ -7,6 +7,7 @@ malformed tokens back in its messages, so those are redacted) and never contains
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import re
 import time
@@ -33,18 +34,47 @@ APP_SECRET_PROOF_ERROR_TYPE = "GraphMethodException"
 # Graph access tokens start with "EAA"; catches tokens echoed back even when we do not know them.
 _ACCESS_TOKEN_PATTERN = re.compile(r"EAA[A-Za-z0-9]{16,}")
 _HTML_TITLE_PATTERN = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-# shorter "secrets" (test placeholders, short ids) would shred ordinary words; seven
-# characters still take in every IPv4 address (1.2.3.4)
+# a secret this long is cut out wherever it is; seven characters still take in every IPv4
+# address (1.2.3.4)
 _MIN_SECRET_LENGTH = 7
+# a shorter one (a short id, "::1", "Bot/1") only where it stands alone, not inside a word or
+# number; one or two characters, as "1" or "US", would cut ordinary words and numbers
+_MIN_ALONE_SECRET_LENGTH = 3
+# what makes a secret's quoted forms differ from it: JSON's escapes, and Python's in a repr
+_ESCAPED_CHARACTERS = re.compile(r"""[^\x20-\x7e]|["'\\/]""")
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove the given secrets and anything that looks like an access token from text."""
-    # the longest first: one secret may hold another (a user agent and its prefix)
-    for secret in sorted(filter(None, set(secrets)), key=len, reverse=True):
+    """Remove the given secrets and anything that looks like an access token from text.
+
+    A secret is cut out as written and as a text quoting it may have escaped it: in a JSON
+    string (non-ASCII as \\uXXXX or not, "/" as "\\/" as PHP writes it) or in a Python repr."""
+    anywhere: set[str] = set()
+    alone: set[str] = set()
+    for secret in filter(None, set(secrets)):
         if len(secret) >= _MIN_SECRET_LENGTH:
-            text = text.replace(secret, MASK)
+            anywhere.update(_quoted_forms(secret))
+        elif len(secret) >= _MIN_ALONE_SECRET_LENGTH:
+            alone.update(_quoted_forms(secret))
+    # the longest first: one secret may hold another (a user agent and its prefix)
+    for form in sorted(anywhere, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    if alone:
+        forms = "|".join(map(re.escape, sorted(alone, key=len, reverse=True)))
+        text = re.sub(rf"(?<!\w)(?:{forms})(?!\w)", MASK, text)
     return _ACCESS_TOKEN_PATTERN.sub(MASK, text)
+
+
+def _quoted_forms(secret: str) -> set[str]:
+    if not _ESCAPED_CHARACTERS.search(secret):
+        return {secret}  # as nearly always: no text quotes it otherwise
+    forms = {
+        secret,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret)[1:-1],
+        repr(secret)[1:-1],
+    }
+    return forms | {form.replace("/", "\\/") for form in forms}
 
 
 class CapiError(Exception):

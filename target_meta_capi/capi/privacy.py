@@ -164,13 +164,14 @@ def unhashed_user_data_values(event: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _texts(values: list[Any], *, digests: bool = True) -> Iterator[str]:
-    # lists within lists walked with a stack of iterators, not by recursion: a value from a
-    # tap may nest them deeper than Python recurses
-    stack = [iter(values)]
+    # lists and objects within them walked with a stack of iterators, not by recursion: a
+    # value from a tap may nest them deeper than Python recurses. An object's values each by
+    # itself: an answer quoting it writes it as JSON, not as Python's str() shows it.
+    stack: list[Iterator[Any]] = [iter(values)]
     while stack:
         for value in stack[-1]:
-            if isinstance(value, list):
-                stack.append(iter(value))
+            if isinstance(value, (list, dict)):
+                stack.append(iter(value.values() if isinstance(value, dict) else value))
                 break
             if value is not None and (digests or not _is_digest(value)):
                 yield value if isinstance(value, str) else str(value)
