@@ -23,7 +23,7 @@ db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``199
            ``16.02.1997`` (day first), ISO datetimes; impossible dates, other text after
            the date, and birth years before 1900 or after this year are dropped
 st         US state and territory names, and abbreviations written with their period
-           (``Calif.``, ``W. Va.``) → 2-letter code; otherwise letters only, lowercase
+           (``Calif.``, ``W. Va.``) → 2-letter code; otherwise as ct
 zp         US ZIP (``94035``, ``94035-1234``) → 5 digits; others lowercase, no spaces/dashes
 country    ISO 3166-1 alpha-2, lowercase, from alpha-2, alpha-3, an English name (``The
            Gambia``, ``St Lucia`` too) or a common name in the country's language (``België``)
