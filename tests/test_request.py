@@ -194,6 +194,35 @@ def test_copy_with_an_empty_pixel_id_is_refused_not_sent_to_the_old_pixel():
     assert server.requests == []
 
 
+@pytest.mark.parametrize("pixel_id", ["1234567890 ", "1234567890/events?x=", "١٢٣", 12.0])
+def test_a_pixel_id_of_anything_but_digits_is_refused_before_sending(pixel_id):
+    # it goes into the URL's path: "1/events?x=" would send elsewhere, and succeed
+    with FakeGraphServer() as server:
+        request = dataclasses.replace(make_request(server), pixel_id=pixel_id)
+        with pytest.raises(ConfigurationError, match=r"pixel_id must be a pixel \(dataset\) ID"):
+            request.execute()
+    assert server.requests == []
+
+
+def test_a_pixel_id_given_as_a_number_is_sent_as_its_digits():
+    with FakeGraphServer() as server:
+        dataclasses.replace(make_request(server), pixel_id=1234567890).execute()
+    [sent] = server.requests
+    assert sent.path.endswith("/1234567890/events")
+
+
+@pytest.mark.parametrize("api_version", ["24.0", "v24", "V24.0", " v24.0", None])
+def test_an_api_version_graph_does_not_name_so_is_refused_before_sending(api_version):
+    with FakeGraphServer() as server:
+        request = dataclasses.replace(make_request(server), api_version=api_version)
+        with pytest.raises(ConfigurationError) as raised:
+            request.execute()
+    assert server.requests == []
+    assert str(raised.value) == (
+        f"EventRequest's api_version must be a Graph API version like v24.0, got {api_version!r}"
+    )
+
+
 def test_events_received_mismatch_raises_and_is_not_retried():
     with (
         FakeGraphServer(lambda request: success(1)) as server,

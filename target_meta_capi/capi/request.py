@@ -262,11 +262,25 @@ class EventRequest:
     def _check(self) -> None:
         if not self.pixel_id:
             raise ConfigurationError("EventRequest needs a pixel_id")
+        # a number is read as its digits, as the URL writes it
+        pixel_id = self.pixel_id if type(self.pixel_id) is not int else str(self.pixel_id)
+        if not isinstance(pixel_id, str) or not is_pixel_id(pixel_id):
+            # not quoted: a token pasted in its place is still the token
+            raise ConfigurationError(
+                "EventRequest's pixel_id must be a pixel (dataset) ID: its digits only"
+            )
         # neither is quoted: they are secrets
         if not self.access_token or not isinstance(self.access_token, str):
             raise ConfigurationError("EventRequest needs an access_token, as text")
         if self.app_secret is not None and not isinstance(self.app_secret, str):
             raise ConfigurationError("EventRequest's app_secret must be text or None")
+        version = self.api_version
+        if not isinstance(version, str) or not API_VERSION_PATTERN.fullmatch(version):
+            shown = redact(repr(version), [self.access_token, self.app_secret])
+            raise ConfigurationError(
+                f"EventRequest's api_version must be a Graph API version like "
+                f"{DEFAULT_API_VERSION}, got {shown}"
+            )
         if self.retry_policy is not None and not isinstance(self.retry_policy, RetryPolicy):
             raise ConfigurationError(
                 f"retry_policy must be a RetryPolicy, not {type(self.retry_policy).__name__}"
