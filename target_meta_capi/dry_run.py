@@ -21,9 +21,10 @@ from target_meta_capi.capi.errors import ConfigurationError
 from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface
 from target_meta_capi.capi.privacy import shown_event, shown_url
 
-# EventRequest insists on a token; this one never leaves. Shorter than the secrets an error
-# masks (7 characters), so that a dry_run_path such as out/dry-run.jsonl stays readable in one.
-DRY_RUN_ACCESS_TOKEN = "dry"
+# EventRequest insists on a token; this one never leaves. Errors mask a token wherever it
+# is (a short one where it stands alone): this one is in no path or message, so that a
+# dry_run_path such as out/dry-run.jsonl stays readable in one.
+DRY_RUN_ACCESS_TOKEN = "no-token-in-a-dry-run"
 _SECRET_PARAMETERS = ("access_token", "appsecret_proof")
 
 
