@@ -1093,6 +1093,25 @@ def test_a_request_with_its_body_encoded_reads_its_events_from_that_body():
     ]
 
 
+def test_a_request_with_an_encoded_body_given_other_events_and_a_test_code_sends_them():
+    # as Meta's SDK sets them: request.events = [...], then the test code
+    request = EventRequest(pixel_id="1", access_token="t", events=[{"n": 1}]).with_encoded_body()
+    request.events = [{"n": 1}, {"n": 2}]
+    request.test_event_code = "TEST123"
+    assert json.loads(request.body) == {
+        "data": [{"n": 1}, {"n": 2}],
+        "access_token": "t",
+        "test_event_code": "TEST123",
+    }
+
+
+def test_a_request_with_an_encoded_body_keeps_it_when_no_part_of_the_body_changes():
+    request = EventRequest(pixel_id="1", access_token="t", events=[{"n": 1}]).with_encoded_body()
+    request.timeout = 5
+    assert request.encoded_body is not None
+    assert request.body == request.encoded_body
+
+
 def test_a_part_of_a_request_with_an_encoded_body_gets_a_body_of_its_own():
     request = EventRequest(pixel_id="1", access_token="t", events=[{"n": 1}, {"n": 2}, {"n": 3}])
     part = request.with_encoded_body().copy_with(request.with_encoded_body().events[1:])

@@ -115,6 +115,8 @@ class EventResponse:
     fbtrace_id: str | None
 
 
+#: What an EventRequest's body is made of: setting one drops the body `with_encoded_body` made
+_BODY_FIELDS = frozenset({"events", "access_token", "app_secret", *OPTIONAL_PARAMETERS})
 #: An EventRequest or a subclass: its copies are of its class (an EventRequestAsync's copy
 #: returns a Future from execute(), as type checkers must see)
 _Request = TypeVar("_Request", bound="EventRequest")
@@ -152,6 +154,13 @@ class EventRequest:
     private_fields: tuple[tuple[str, ...], ...] = ()
     #: the body, once encoded by `with_encoded_body` (for these very events)
     encoded_body: bytes | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # a request whose body `with_encoded_body` encoded, then given other events or a
+        # test_event_code as Meta's SDK sets them, would still send the old body
+        if name in _BODY_FIELDS and self.encoded_body is not None:
+            object.__setattr__(self, "encoded_body", None)
+        object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         # events hold customer data, the token is a secret: show neither
