@@ -195,3 +195,17 @@ def test_page_url_secrets_are_what_shown_event_masks_of_page_urls() -> None:
     }
 
     assert list(page_url_secrets(event)) == ["email=jane@example.com", "inbox/jane"]
+
+
+def test_shown_event_masks_what_a_visitor_typed_and_the_devices_details() -> None:
+    event = {
+        "event_name": "Search",
+        "custom_data": {"search_string": "gift for jane doe", "currency": "usd"},
+        "app_data": {"extinfo": ["i2", "com.example.shop", "iPhone14,2", "Europe/Berlin"]},
+    }
+
+    assert shown_event(event, []) == {
+        "event_name": "Search",
+        "custom_data": {"search_string": MASK, "currency": "usd"},
+        "app_data": {"extinfo": MASK},
+    }

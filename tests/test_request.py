@@ -1093,6 +1093,18 @@ def test_a_request_with_its_body_encoded_reads_its_events_from_that_body():
     ]
 
 
+def test_an_error_quoting_what_a_visitor_typed_does_not_carry_it():
+    event = {**EVENTS[0], "custom_data": {"search_string": "gift for jane doe"}}
+    refusal = graph_error(400, 100, message="Invalid search_string: gift for jane doe")
+    with (
+        FakeGraphServer(lambda request: refusal) as server,
+        pytest.raises(InvalidRequestError) as raised,
+    ):
+        make_request(server, events=[event], retry_policy=NO_RETRIES).execute()
+    assert "jane" not in str(raised.value)
+    assert "Invalid search_string: <redacted>" in str(raised.value)
+
+
 def test_a_request_with_an_encoded_body_given_other_events_and_a_test_code_sends_them():
     # as Meta's SDK sets them: request.events = [...], then the test code
     request = EventRequest(pixel_id="1", access_token="t", events=[{"n": 1}]).with_encoded_body()

@@ -30,7 +30,7 @@ _EMAIL_IN_TEXT = re.compile(r"[\w.+'%-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
 _URL_FIELDS = ("event_source_url", "referrer_url")
 #: text a visitor typed, and app_data's extinfo: the device's model, OS, carrier, screen and
 #: time zone, which together single a person out
-_FREE_TEXT_FIELDS = (("custom_data", "search_string"), ("app_data", "extinfo"))
+FREE_TEXT_FIELDS = (("custom_data", "search_string"), ("app_data", "extinfo"))
 
 
 def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def redact_received_event(event: dict[str, Any]) -> dict[str, Any]:
     (the sandbox's report): `redact_user_data`'s masking; its page URLs as `shown_event`
     shows them; custom_data's search_string and app_data's extinfo; and any value
     with an e-mail address in it, each custom_data value by itself, other fields whole."""
-    shown = _with_page_urls_shown(mask_fields(redact_user_data(event), _FREE_TEXT_FIELDS))
+    shown = _with_page_urls_shown(mask_fields(redact_user_data(event), FREE_TEXT_FIELDS))
     masked: dict[str, Any] = {}
     for name, value in shown.items():
         if name == "custom_data" and isinstance(value, dict):
@@ -116,10 +116,12 @@ def _holds_email(value: Any) -> bool:
 
 def shown_event(event: dict[str, Any], private_fields: Iterable[Sequence[str]]) -> dict[str, Any]:
     """The event as a file people read shows it: `redact_user_data`'s masking, the values at
-    `private_fields` (customer information a mapping puts outside user_data) masked too, and
-    the query and fragment of its page URLs, where a site may have put an e-mail address
-    (``?email=``) or a token, and an e-mail address or a userinfo before them."""
-    return _with_page_urls_shown(mask_fields(redact_user_data(event), private_fields))
+    `private_fields` (customer information a mapping puts outside user_data) and at
+    `FREE_TEXT_FIELDS` masked too, and the query and fragment of its page URLs, where a site
+    may have put an e-mail address (``?email=``) or a token, and an e-mail address or a
+    userinfo before them."""
+    masked = mask_fields(redact_user_data(event), [*private_fields, *FREE_TEXT_FIELDS])
+    return _with_page_urls_shown(masked)
 
 
 def mask_fields(event: dict[str, Any], paths: Iterable[Sequence[str]]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from .http import (
     load_http_service,
 )
 from .privacy import (
+    FREE_TEXT_FIELDS,
     field_texts,
     page_url_secrets,
     shown_url,
@@ -412,8 +413,8 @@ class EventRequest:
     def _secrets(self) -> list[str | None]:
         """What no error message may quote: the token, the app secret and its proof, and the
         customer data sent as it is (user_data's IP address, user agent..., the values at
-        `private_fields`, what `shown_event` masks of page URLs), which an answer may echo, and
-        the userinfo, query and fragment of graph_url."""
+        `private_fields` and `FREE_TEXT_FIELDS`, what `shown_event` masks of page URLs), which
+        an answer may echo, and the userinfo, query and fragment of graph_url."""
         secrets: list[str | None] = [self.access_token, self.app_secret, self.appsecret_proof]
         # an HTTP library's message quotes the URL, and a token may be in graph_url's query
         secrets.extend(url_secrets(self.graph_url))
@@ -426,7 +427,7 @@ class EventRequest:
                 continue
             if isinstance(decoded, Mapping):
                 secrets.extend(unhashed_user_data_values(decoded))
-                secrets.extend(field_texts(decoded, self.private_fields))
+                secrets.extend(field_texts(decoded, (*self.private_fields, *FREE_TEXT_FIELDS)))
                 secrets.extend(page_url_secrets(decoded))
         return secrets
 
