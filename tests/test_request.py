@@ -1069,6 +1069,14 @@ def test_a_value_json_cannot_hold_is_refused_naming_its_event_index_in_the_paylo
         _ = EventRequest(pixel_id="1", access_token="t", events=events).body
 
 
+def test_an_event_nested_deeper_than_the_encoder_goes_is_refused_as_a_setting_error():
+    nested: list = [None]
+    for _ in range(100_000):
+        nested = [nested]
+    with pytest.raises(ConfigurationError, match="RecursionError"):
+        encoded_event({**EVENTS[0], "custom_data": {"tree": nested}})
+
+
 def test_a_none_in_an_event_is_sent_as_null():
     event = {**EVENTS[0], "custom_data": {"value": None}}
     body = EventRequest(pixel_id="1", access_token="t", events=[event]).body

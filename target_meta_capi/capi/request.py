@@ -456,7 +456,7 @@ def body_json(value: Any) -> bytes:
     a payload, and its field), never what it is."""
     try:
         encoded = _encoder.encode(value)
-    except (TypeError, ValueError, OverflowError) as error:
+    except (TypeError, ValueError, OverflowError, RecursionError) as error:
         raise ConfigurationError(
             f"the events cannot be encoded as JSON ({_unencodable_problem(value, error)})"
         ) from None
@@ -490,11 +490,18 @@ def _unencodable_problem(value: Any, error: Exception) -> str:
     return f"{_place_text(place)}: {type(error).__name__}: {error}"
 
 
-def _first_item(
-    value: Any, is_wrong: Callable[[Any], bool], place: _Place = ()
-) -> tuple[_Place, Any] | None:
+def _first_item(value: Any, is_wrong: Callable[[Any], bool]) -> tuple[_Place, Any] | None:
     """The first item in `value`, not a mapping or list itself, that `is_wrong`, and where it
-    is (keys and indexes); None when there is none."""
+    is (keys and indexes); None when there is none, or it lies deeper than Python recurses."""
+    try:
+        return _first_item_below(value, is_wrong, ())
+    except RecursionError:
+        return None
+
+
+def _first_item_below(
+    value: Any, is_wrong: Callable[[Any], bool], place: _Place
+) -> tuple[_Place, Any] | None:
     if isinstance(value, Mapping):
         steps: Iterable[tuple[str | int, Any]] = ((str(key), item) for key, item in value.items())
     elif isinstance(value, (list, tuple)):
@@ -502,7 +509,7 @@ def _first_item(
     else:
         return (place, value) if is_wrong(value) else None
     for step, item in steps:
-        found = _first_item(item, is_wrong, (*place, step))
+        found = _first_item_below(item, is_wrong, (*place, step))
         if found is not None:
             return found
     return None
