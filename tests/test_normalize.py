@@ -624,6 +624,14 @@ def test_birth_year_before_1900_or_after_this_year_is_dropped(raw):
     assert normalize_user_data({"db": raw}).dropped == [DroppedValue("db", "invalid")]
 
 
+def test_a_date_of_birth_after_today_is_dropped_and_today_kept():
+    today = dt.date.today()
+    later = today + dt.timedelta(days=3)  # past the day's margin for time zones east of here
+    assert normalize_value("db", later.isoformat()) is None
+    assert normalize_value("db", later) is None
+    assert normalize_value("db", today.isoformat()) == today.strftime("%Y%m%d")
+
+
 def test_birth_dates_are_eight_digits_from_1900_to_this_year():
     assert normalize_value("db", "1900-01-01") == "19000101"
     assert normalize_value("db", dt.date(1900, 1, 1)) == "19000101"

@@ -21,7 +21,7 @@ ge         ``f`` or ``m`` (female/woman/w/f/girl, male/man/m/boy; any case)
 db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``19970216``,
            ``02/16/1997`` (month first; day first when the first number is above 12),
            ``16.02.1997`` (day first), ISO datetimes; impossible dates, other text after
-           the date, and birth years before 1900 or after this year are dropped
+           the date, birth years before 1900, and dates after today are dropped
 st         US state and territory names, and abbreviations written with their period
            (``Calif.``, ``W. Va.``) → 2-letter code; otherwise as ct
 zp         US ZIP (``94035``, ``94035-1234``) → 5 digits; others lowercase, no spaces/dashes
@@ -547,11 +547,15 @@ _YEAR_LAST_RE = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{4})")
 # 1800-01-01), one after this year is not yet a birth; hashed they could only miss. Also keeps
 # YYYY four digits.
 _MIN_BIRTH_YEAR = 1900
+# a date after today is not yet a birth either; a day's margin, as it is already tomorrow east
+# of here
+_BIRTH_DATE_MARGIN = dt.timedelta(days=1)
 
 
 def _birth_date(date: dt.date) -> str | None:
     """YYYYMMDD of a plausible date of birth, else None."""
-    if not _MIN_BIRTH_YEAR <= date.year <= dt.date.today().year:
+    day = date.date() if isinstance(date, dt.datetime) else date  # a datetime is a date too
+    if day.year < _MIN_BIRTH_YEAR or day > dt.date.today() + _BIRTH_DATE_MARGIN:
         return None
     # not strftime: its %Y is not zero-padded everywhere (glibc writes year 1 as "1")
     return f"{date.year:04d}{date.month:02d}{date.day:02d}"
