@@ -851,6 +851,15 @@ def test_deterministic_event_id_is_the_same_for_the_same_row_in_a_new_mapper():
     assert first == second.event_id
 
 
+@pytest.mark.parametrize("blank", [None, "", "   "])
+def test_rows_whose_key_is_null_or_blank_get_ids_of_their_content_not_one_shared_id(blank):
+    config = {"streams": {"orders": {"event_name": "Lead"}}}
+    mapper = mapper_for(config, "orders", ["order_id"])
+    alice = mapper.map({"order_id": blank, "event_time": 1, "email": "alice@example.com"})
+    bob = mapper.map({"order_id": blank, "event_time": 1, "email": "bob@example.com"})
+    assert alice.event_id != bob.event_id
+
+
 def test_deterministic_event_id_differs_by_key_event_name_and_stream():
     ids = {
         deterministic_event_id("orders", [1001], "Purchase"),

@@ -860,7 +860,9 @@ class EventMapper:
     def _row_identity(self, record: Mapping[str, Any]) -> Any:
         if self.key_properties:
             values = [record.get(key) for key in self.key_properties]
-            if all(value is not None for value in values):
+            # a blank key names no row, as a null one: rows sharing it would share an id,
+            # and Meta would keep one of them
+            if not any(is_empty(value) for value in values):
                 return values
         return {
             column: value
