@@ -1407,6 +1407,7 @@ def test_a_setting_that_must_be_a_boolean_quotes_the_value_as_its_json_wrote_it(
         ({"user_data.em": "not an e-mail"}, "user_data.em: the text is not a usable em (invalid)"),
         ({"user_data.ph": "07700 900123"}, "the text is not a usable ph (no_country_code)"),
         ({"custom_data.shipping.cost": float("inf")}, "shipping.cost: the value is not a finite"),
+        ({"event_id": "same-for-all"}, "event_id: gives every event the same event_id"),
     ],
 )
 def test_a_constant_that_could_never_be_sent_is_a_config_error_naming_it(constants, problem):

@@ -253,6 +253,11 @@ def _constant_problem(path: Path, value: Any, phone_region: str | None) -> str |
     """
     if is_empty(value):
         return None  # never used: the field's next source is
+    if path == ("event_id",):
+        return (
+            "gives every event the same event_id, and Meta keeps one event of an id: map "
+            "event_id to a column that names the row, or leave it out (the target derives one)"
+        )
     head = path[0]
     shown = "the text" if isinstance(value, str) else "the value"
     if len(path) == 1 and head in OBJECT_KEYS:  # objects given whole became paths of their keys
