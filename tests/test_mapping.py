@@ -1089,6 +1089,16 @@ def test_a_boolean_flag_is_sent_as_it_is(tracking):
 
 
 @pytest.mark.parametrize(
+    ("raw", "tracking"),
+    [(1.0, True), (Decimal("0.0"), False), ("1.0", True), (1, True), (0, False)],
+)
+def test_a_flag_written_as_a_number_one_or_zero_is_true_or_false(raw, tracking):
+    # a tap fed by pandas writes a flag as a float
+    event = mapper_for(NESTED_OBJECTS_CONFIG).map({"ts": 1, "tracking": raw}).event
+    assert event["app_data"] == {"advertiser_tracking_enabled": tracking}
+
+
+@pytest.mark.parametrize(
     ("column", "raw", "field"),
     [
         ("ordered_at", "yesterday", "original_event_data.event_time"),

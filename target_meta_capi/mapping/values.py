@@ -114,6 +114,12 @@ def _to_bool(value: Any) -> bool:
         return True
     if text in ("0", "false", "f", "no", "n"):
         return False
+    try:
+        number = Decimal(text)
+        if number in (0, 1):
+            return number == 1  # 1.0 too: a tap fed by pandas writes a flag as a float
+    except ArithmeticError:  # no number, or a signalling NaN, which cannot be compared
+        pass
     raise ValueError("is not a boolean")
 
 
