@@ -1367,6 +1367,14 @@ def test_a_streams_setting_that_is_no_object_is_a_config_error_reported_with_the
         ({"fields": {"user_data.email": "email"}}, "not a customer information parameter"),
         ({"fields": {"price": "total"}}, "not a Conversions API event parameter"),
         ({"fields": {"event_time.x": "t"}}, "single value"),
+        (
+            {"fields": {"custom_data.value.amount": "total"}},
+            "custom_data.value is a single value or a list, not an object",
+        ),
+        (
+            {"constants": {"custom_data.contents.0.id": "sku"}},
+            "custom_data.contents is a single value or a list, not an object",
+        ),
         ({"fields": {"user_data.em": 5}}, "must name a column"),
         ({"fields": {"event_id": ["id", "order_id"]}}, "only the hashed customer parameters"),
         ({"fields": {"user_data.fbp": ["fbp", "fbp2"]}}, "only the hashed customer parameters"),

@@ -96,6 +96,10 @@ def _parse_path(stream: str, dotted: str) -> Path:
         problem = "is not a Conversions API event parameter"
     elif head == "user_data" and path[1:] and (len(path) > 2 or path[1] not in MATCH_KEYS):
         problem = "is not a customer information parameter"
+    elif len(path) > 2 and path[1] in OBJECT_CONVERTERS.get(head, {}):
+        # a key of an object Meta reads as a number, a text or a list: every value given
+        # below it would be refused, record by record
+        problem = f"{head}.{path[1]} is a single value or a list, not an object"
     if problem:
         meant = _path_meant(path)
         hint = f" (did you mean {'.'.join(meant)!r}?)" if meant else ""
