@@ -652,6 +652,14 @@ def test_event_time_date_is_midnight_in_the_time_zone_setting():
     assert event["event_time"] == T_2026_11_27_10H_UTC + 5 * 3600  # 28th 00:00 in Tokyo
 
 
+@pytest.mark.parametrize("raw", [dt.date(2026, 11, 28), "2026-11-28", "20261128", " 20261128"])
+def test_event_time_date_text_in_iso_basic_form_is_a_date_not_epoch_seconds(raw):
+    # read as epoch seconds, 20261128 would be a moment of August 1970
+    mapper = mapper_for({**ORDERS_CONFIG, **TOKYO}, "public-orders", columns=ORDERS_COLUMNS)
+    event = mapper.map({**ORDER, "created_at": raw}).event
+    assert event["event_time"] == T_2026_11_27_10H_UTC + 5 * 3600  # 28th 00:00 in Tokyo
+
+
 @pytest.mark.parametrize(
     "raw",
     ["2026-11-27T10:00:00Z", "2026-11-27T12:00:00+02:00", T_2026_11_27_10H_UTC],

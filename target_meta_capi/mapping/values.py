@@ -12,6 +12,7 @@ A value that cannot be converted is a :class:`MappingError`; a constant that can
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -31,6 +32,9 @@ from target_meta_capi.capi._words import json_kind
 _LARGEST_EPOCH_SECONDS = 1e11
 # (the largest number read in the unit, the unit's count per second)
 _FINER_EPOCH_UNITS = ((1e14, 1_000), (1e17, 1_000_000), (1e20, 1_000_000_000))
+#: ISO 8601's basic date, 20261129: read as epoch seconds it would be a moment of 1970, which
+#: Meta refuses anyway
+_COMPACT_DATE_RE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _NUMBER_TEXT_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # No value: a source that gives none, or a converter's answer for a value that leaves its key
 # out of the event (an empty content_ids list).
@@ -252,6 +256,10 @@ def parse_event_time(value: Any, zone: dt.tzinfo = dt.timezone.utc) -> int:
         raise ValueError("is a time of day without a date")
     if isinstance(value, str):
         text = value.strip()
+        compact = _COMPACT_DATE_RE.fullmatch(text)
+        if compact:
+            with contextlib.suppress(ValueError):  # 20261399: no date, so epoch seconds
+                return parse_event_time(dt.date(*map(int, compact.groups())), zone)
         if not _NUMBER_TEXT_RE.fullmatch(text):
             try:
                 return parse_event_time(datetime_from_text(text), zone)
