@@ -112,6 +112,7 @@ from target_meta_capi.settings import (
     ConfigFileError,
     dead_letter_path,
     dotenv_path,
+    environment_schema,
     environment_setting_problem,
     explained_schema_errors,
     read_config_files,
@@ -298,7 +299,9 @@ class TargetMetaCapi(Target):
         `dotenv_path` names (given none, the SDK would look for one itself, where its version
         looks: 0.54 from its installed package, 0.55 from the working directory)."""
         return parse_environment_config(
-            cls.settings_schema(), cls._env_var_prefix, dotenv_path=dotenv_path() or os.devnull
+            environment_schema(cls.settings_schema()),
+            cls._env_var_prefix,
+            dotenv_path=dotenv_path() or os.devnull,
         )
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

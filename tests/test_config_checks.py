@@ -749,6 +749,25 @@ def test_numbers_in_the_environment_that_can_be_read_are_used(
     assert sandbox.stats()["requests"] == 2  # batches of BATCH_SIZE
 
 
+@pytest.mark.parametrize(("value", "read"), [("GB", "GB"), ("44", 44), ("+44", 44)])
+def test_phone_country_code_in_the_environment_is_a_country_code_or_an_iso_code(
+    sandbox: SandboxServer, tmp_path: Path, value: str, read: str | int
+) -> None:
+    # a setting taking text or a whole number: GB stays text, a whole number's text is one
+    environment = {
+        **{name: text for name, text in os.environ.items() if "DRY_RUN" not in name},
+        "TARGET_META_CAPI_PHONE_COUNTRY_CODE": value,
+    }
+    completed = _run_cli(
+        tmp_path, orders_config(sandbox.url, tmp_path), with_environment=True, env=environment
+    )
+    assert completed.returncode == 0, completed.stderr
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TARGET_META_CAPI_PHONE_COUNTRY_CODE", value)
+        target = TargetMetaCapi(config=orders_config(sandbox.url, tmp_path), parse_env_config=True)
+    assert target.config["phone_country_code"] == read
+
+
 @pytest.mark.parametrize("value", ["ture", " true", "enabled"])
 def test_a_boolean_in_the_environment_that_is_no_boolean_word_stops_the_run_before_sending(
     sandbox: SandboxServer, tmp_path: Path, value: str

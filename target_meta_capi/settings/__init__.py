@@ -30,6 +30,7 @@ from target_meta_capi.settings.checks import (
 from target_meta_capi.settings.config_files import ConfigFileError, read_config_files
 from target_meta_capi.settings.environment import (
     dotenv_path,
+    environment_schema,
     environment_setting_problem,
     log_level_problem,
     unknown_environment_variables,
@@ -65,6 +66,7 @@ __all__ = [
     "ConfigFileError",
     "dead_letter_path",
     "dotenv_path",
+    "environment_schema",
     "environment_setting_problem",
     "explained_schema_errors",
     "log_level_problem",

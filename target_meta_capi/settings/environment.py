@@ -84,6 +84,26 @@ def _whole_number_in(text: str) -> int | None:
         return None
 
 
+def _takes_text(property_schema: dict[str, t.Any]) -> bool:
+    """Whether a setting takes text as well as a number (phone_country_code: 44 or GB)."""
+    return bool(sdk_typing.is_string_type(property_schema)) and bool(
+        sdk_typing.is_integer_type(property_schema) or sdk_typing.is_number_type(property_schema)
+    )
+
+
+def environment_schema(schema: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The settings' schema as the SDK is to read the environment by: a setting taking text as
+    well as a number is read as text, which that setting's own check reads either way; the
+    SDK's int() would fail on GB with a traceback."""
+    properties = {
+        name: {**property_schema, "type": "string"}
+        if _takes_text(property_schema)
+        else property_schema
+        for name, property_schema in schema.get("properties", {}).items()
+    }
+    return {**schema, "properties": properties}
+
+
 def dotenv_path() -> str:
     """The `.env` file `--config ENV` loads into the environment before its variables are read,
     or "": the one in the working directory or the nearest directory above it, where singer-sdk
@@ -106,6 +126,8 @@ def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> s
         value = environment.get(variable)
         if value is None:
             continue
+        if _takes_text(property_schema):
+            continue  # as it is (phone_country_code's GB or 44): its own check reads it
         if sdk_typing.is_integer_type(property_schema):
             if _whole_number_in(value) is None:
                 return f"environment variable {variable} is not a whole number"
