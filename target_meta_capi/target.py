@@ -1003,7 +1003,9 @@ class TargetMetaCapi(Target):
             )
             raise
         except CapiError as error:
-            failure = f"Configuration error: {one_line(str(error))}"
+            # an http_service_class naming no class quotes it, and it may be a pasted secret
+            [clean] = without_secrets([one_line(str(error))], config.config)
+            failure = f"Configuration error: {clean}"
             cls.logger.error("%s", failure)
             cls._write_refused_config_summary(config, failure)
             flush_and_exit(1)

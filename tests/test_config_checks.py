@@ -925,6 +925,23 @@ def test_an_http_service_class_whose_module_fails_to_import_is_one_error_naming_
     assert sandbox.accepted_events() == []
 
 
+def test_a_secret_pasted_as_the_http_service_class_is_not_quoted_in_its_error(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    config = orders_config(
+        sandbox.url, tmp_path, summary_path=str(summary_path), app_secret="pasted-app-secret"
+    )
+    config["http_service_class"] = "pasted-app-secret"
+    completed = _run_cli(tmp_path, config)
+    assert completed.returncode == 1
+    assert "Configuration error: http_service_class: http service '<redacted>'" in (
+        completed.stderr
+    )
+    assert "pasted-app-secret" not in completed.stderr
+    assert "pasted-app-secret" not in summary_path.read_text()
+
+
 def test_a_dry_run_refuses_an_http_service_class_a_real_run_would_refuse() -> None:
     with pytest.raises(ConfigurationError, match=r"^http_service_class: .*cannot import module"):
         TargetMetaCapi(
