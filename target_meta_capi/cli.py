@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import gc
+import itertools
 import os
 import signal
 import sys
@@ -37,14 +38,17 @@ def _run_target() -> None:
     # objects the imports left as garbage stay, ≈ 0.5 MB.
     gc.disable()
     try:
-        from target_meta_capi.settings import log_level_problem
+        from target_meta_capi.settings import load_dotenv_log_level, log_level_problem
         from target_meta_capi.target import TargetMetaCapi  # the imports of that second
     finally:
         gc.freeze()
         gc.enable()
 
+    prefix = TargetMetaCapi._env_var_prefix
+    if _reads_the_environment(sys.argv[1:]):
+        load_dotenv_log_level(os.environ, prefix)
     # before the SDK sets up logging with the level, which is what is wrong
-    problem = log_level_problem(os.environ, TargetMetaCapi._env_var_prefix)
+    problem = log_level_problem(os.environ, prefix)
     if problem is not None:
         _stop(problem)
     try:
@@ -59,6 +63,12 @@ def _run_target() -> None:
             f"({os.environ['SINGER_SDK_LOG_CONFIG']}): {' '.join(str(error).split())}{cause}"
         )
     command()
+
+
+def _reads_the_environment(arguments: list[str]) -> bool:
+    """Whether the command line has `--config ENV`, which reads the settings from the
+    environment and the `.env` file."""
+    return "--config=ENV" in arguments or ("--config", "ENV") in itertools.pairwise(arguments)
 
 
 def _stop(problem: str) -> t.NoReturn:

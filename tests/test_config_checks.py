@@ -868,6 +868,37 @@ def _assert_mistyped_dotenv_dry_run_is_refused(
     assert sandbox.accepted_events() == []
 
 
+def _environment_without_log_levels() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if "DRY_RUN" not in name and not name.endswith("LOGLEVEL")
+    }
+
+
+def test_a_log_level_in_the_dotenv_file_that_is_none_stops_the_run_naming_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("TARGET_META_CAPI_LOGLEVEL=verbose\n", encoding="utf-8")
+    completed = _run_with_config_env(sandbox, tmp_path, _environment_without_log_levels())
+    assert completed.returncode == 1
+    assert completed.stderr == (
+        "Configuration error: environment variable TARGET_META_CAPI_LOGLEVEL is 'verbose', "
+        "which is no log level: use DEBUG, INFO, WARNING, ERROR or CRITICAL\n"
+    )
+    assert sandbox.accepted_events() == []
+
+
+def test_a_log_level_in_the_dotenv_file_replaces_the_environments(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("TARGET_META_CAPI_LOGLEVEL=DEBUG\n", encoding="utf-8")
+    environment = {**_environment_without_log_levels(), "TARGET_META_CAPI_LOGLEVEL": "WARNING"}
+    completed = _run_with_config_env(sandbox, tmp_path, environment)
+    assert completed.returncode == 0, completed.stderr
+    assert "| DEBUG    | target-meta-capi " in completed.stderr
+
+
 def test_a_dotenv_file_in_the_working_directory_is_checked_like_the_environment(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:

@@ -177,6 +177,17 @@ def log_level_problem(environ: t.MutableMapping[str, str], prefix: str) -> str |
     )
 
 
+def load_dotenv_log_level(environ: t.MutableMapping[str, str], prefix: str) -> None:
+    """Put the log level the `.env` file sets (`dotenv_path`) in `environ`, over the
+    environment's, as `--config ENV` loads it, but now: the SDK sets up logging with the level
+    before it reads that file, and would go on at the environment's."""
+    dotenv = dotenv_values(dotenv_path())
+    for name in (f"{prefix}LOGLEVEL", "LOGLEVEL"):
+        value = dotenv.get(name)
+        if value is not None:
+            environ[name] = value
+
+
 def unknown_environment_variables(schema: t.Mapping[str, t.Any], prefix: str) -> list[str]:
     """Warnings for the variables `--config ENV` finds with the settings' prefix that name no
     setting (a typo: the SDK ignores them), each with the variable probably meant."""
