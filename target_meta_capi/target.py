@@ -276,14 +276,21 @@ class TargetMetaCapi(Target):
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
         super().append_builtin_config(config_jsonschema)
-        # The SDK gives load_method an enum member as default, which `--about` (and so the
-        # README) shows as 'append-only' on Python 3.10 but 'TargetLoadMethods.APPEND_ONLY' on
-        # 3.11+, whose format() of a str-mixin enum changed: show the value users write.
+        # The SDK gives load_method enum members as default and choices, which `--about` (and
+        # so the README) shows as 'append-only' on Python 3.10 but
+        # 'TargetLoadMethods.APPEND_ONLY' on 3.11+, whose format() of a str-mixin enum
+        # changed, and a wrong value's error as "[<TargetLoadMethods.APPEND_ONLY:
+        # 'append-only'>, …]": show the values users write.
         properties = config_jsonschema["properties"]
         for name, schema in properties.items():
             if isinstance(schema.get("default"), enum.Enum):
                 # a copy: the SDK's own schema dict is shared, not ours to change
                 properties[name] = {**schema, "default": schema["default"].value}
+            if any(isinstance(choice, enum.Enum) for choice in schema.get("enum") or ()):
+                properties[name] = {
+                    **properties[name],
+                    "enum": [getattr(choice, "value", choice) for choice in schema["enum"]],
+                }
 
     @classmethod
     def settings_schema(cls) -> dict[str, t.Any]:

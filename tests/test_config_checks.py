@@ -1111,3 +1111,10 @@ def test_the_sdks_own_integer_and_boolean_settings_given_as_text_are_read_as_suc
         }
     )
     assert (target.config["validate_records"], target.config["batch_size_rows"]) == (False, 300)
+
+
+def test_a_load_method_of_none_of_the_sdks_choices_is_refused_naming_them_as_written() -> None:
+    errors = config_errors({"pixel_id": "1234567890", "access_token": "x", "load_method": "append"})
+    assert errors == [
+        "'append' is not one of ['append-only', 'upsert', 'overwrite'] in config['load_method']"
+    ]
