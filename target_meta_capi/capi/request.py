@@ -460,8 +460,9 @@ def body_json(value: Any) -> bytes:
         raise ConfigurationError(
             f"the events cannot be encoded as JSON ({_unencodable_problem(value, error)})"
         ) from None
-    # msgspec writes NaN and infinities as null: an amount would reach Meta as none, unsaid
-    if b"null" in encoded:
+    # msgspec writes a float NaN or infinity as null (an amount would reach Meta as none,
+    # unsaid), and 0.18, the oldest allowed, a Decimal one as NaN or Infinity, no JSON
+    if b"null" in encoded or b"NaN" in encoded or b"Infinity" in encoded:
         found = _first_item(value, _is_non_finite_number)
         if found is not None:
             raise ConfigurationError(
