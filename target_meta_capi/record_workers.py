@@ -273,7 +273,10 @@ def _serve(connection: Connection, inherited: Sequence[Connection]) -> None:
         threading.Thread(target=receive, daemon=True).start()
     except RuntimeError:  # "can't start new thread" (a limit on processes): the pool sees
         return  # this worker end before it is ready, and records stay in the main process
-    connection.send("ready")
+    try:
+        connection.send("ready")
+    except OSError:  # the main process gave up on the workers: another could not start
+        return
     converters: dict[int, StreamConverter | None] = {}
     while (message := inbox.get()) is not None:
         kind, stream_id, payload = message
