@@ -11,7 +11,12 @@ import os
 import traceback
 from pathlib import Path
 
-from singer_sdk.exceptions import InvalidRecord, MapExpressionError, SingerSDKError
+from singer_sdk.exceptions import (
+    InvalidRecord,
+    MapExpressionError,
+    RecordsWithoutSchemaException,
+    SingerSDKError,
+)
 
 from target_meta_capi.capi.errors import CapiError
 from target_meta_capi.capi.http import NO_DESCRIPTOR_LEFT
@@ -25,6 +30,24 @@ from target_meta_capi.delivery import (
 from target_meta_capi.mapping.values import TOO_DEEP
 from target_meta_capi.reader import NumberedSingerReader, SingerInputError
 from target_meta_capi.validation import UnparseableDateError
+
+#: Failures of the input itself (a line, a record, a value), not of the run's machinery: the
+#: requests already sent may still be answered and settle a state (`is_bad_input`).
+_BAD_INPUT = (
+    SingerInputError,
+    InvalidRecord,
+    UnparseableDateError,
+    RecordsWithoutSchemaException,
+    MapExpressionError,
+    BadRecordError,
+    InvalidEventError,
+)
+
+
+def is_bad_input(error: BaseException) -> bool:
+    """Whether `error` stopped the run at a line of the input that is to be fixed at the
+    source; the sending, the ledger and the dead-letter file are then as sound as before it."""
+    return isinstance(error, _BAD_INPUT)
 
 
 def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:

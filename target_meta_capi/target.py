@@ -62,13 +62,13 @@ from target_meta_capi.capi.http import (
 )
 from target_meta_capi.capi.request import DEFAULT_API_VERSION, DEFAULT_GRAPH_URL, EventRequest
 from target_meta_capi.capi.retry import RetryPolicy
-from target_meta_capi.dead_letter import DeadLetterWriter
+from target_meta_capi.dead_letter import DeadLetterWriteError, DeadLetterWriter
 from target_meta_capi.delivery import (
     Delivery,
     StateOutputClosed,
 )
 from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
-from target_meta_capi.failures import describe_failure
+from target_meta_capi.failures import describe_failure, is_bad_input
 from target_meta_capi.log_output import one_line, set_up_log_output
 from target_meta_capi.mapping import (
     DELETED_AT,
@@ -897,6 +897,8 @@ class TargetMetaCapi(Target):
         if self._failed:
             return
         self._failed = True
+        if is_bad_input(error):
+            self._settle_requests_in_flight()
         self.ledger.poison()
         # one line, whatever the message (the SDK's own may span several)
         failure = one_line(describe_failure(error, self.message_reader))
@@ -907,6 +909,32 @@ class TargetMetaCapi(Target):
             self.logger.warning("Closing after the failure failed too: %s", close_error)
         # last, so that the line an operator reads first at the bottom says what failed
         self.logger.error("target-meta-capi failed: %s", failure)
+
+    def _settle_requests_in_flight(self) -> None:
+        """Bad input stopped reading: the requests already sent get the grace period a signal
+        gives them, and the newest state their answers settle is written, so that the rerun
+        after the input is fixed does not send them again. No request starts meanwhile."""
+        delivery = self.delivery
+        if delivery.unsettled_requests and not delivery.failed:
+            grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
+            self.logger.warning(
+                "Stopped reading at bad input; waiting up to %g s for %s in flight, to write "
+                "the state they settle",
+                grace,
+                counted(delivery.unsettled_requests, "request"),
+            )
+            try:
+                if not self.shutdown.wait_for_in_flight(timeout=grace) and not delivery.failed:
+                    self.logger.error(
+                        "Requests still in flight were abandoned; their state is not written"
+                    )
+            except TerminationRequested:
+                return  # a signal ends that wait
+        try:
+            # also a state settled earlier that the write interval held back
+            self._write_ready_state()
+        except (StateOutputClosed, DeadLetterWriteError) as error:
+            self.logger.warning("%s", error)  # the bad input stays the run's failure
 
     def _end_after_stop(self, signum: int) -> int:
         """A signal stopped the run: the grace period, the state it settles, everything closed;

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from target_meta_capi import target as target_module
+from target_meta_capi.record_workers import RECORDS_BEFORE_WORKERS
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.settings import config_files as config_files_module
 
@@ -810,6 +811,61 @@ def test_requests_still_unanswered_after_the_grace_period_are_abandoned_without_
     assert "Requests still in flight were abandoned; their state is not written" in stderr
     assert stdout == ""  # the only request was never answered: no state covers it
     assert time.monotonic() - signalled < 6  # gone well before the sandbox would answer
+
+
+def _bad_input_after(records: int, bad_line: str) -> str:
+    """`records` orders, a state after every 5 (the last after the last record), then one
+    line of bad input: a tap's output cut off by a bug in the tap, say."""
+    return "\n".join([*order_stream(records, state_every=5), bad_line]) + "\n"
+
+
+def test_bad_input_waits_for_the_requests_already_sent_and_writes_the_state_they_settle(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5)
+    completed = _run_target(_write_config(tmp_path, config), _bad_input_after(10, "{not json"))
+    assert completed.returncode == 1
+    assert "waiting up to 30 s for 2 requests in flight" in completed.stderr
+    [error] = _error_lines(completed.stderr)
+    assert "Input line 14 is not valid JSON" in error
+    states = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert states[-1] == {"bookmarks": {STREAM: 10}}
+    assert _accepted_ids(sandbox) == set(range(1, 11))
+
+
+def test_a_record_breaking_its_schema_writes_the_state_of_the_records_before_it(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # past the records the main process takes itself, which fill whole requests, the rest
+    # go to a record worker, and the bad record too
+    records = RECORDS_BEFORE_WORKERS + 100
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=50, record_workers=1)
+    bad_record = record_line(order(records + 1, total="19.99 USD"))
+    completed = _run_target(_write_config(tmp_path, config), _bad_input_after(records, bad_record))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    assert "does not match its SCHEMA" in error
+    assert "19.99 USD" not in completed.stderr
+    assert completed.stdout
+    bookmarks = [json.loads(line)["bookmarks"][STREAM] for line in completed.stdout.splitlines()]
+    assert RECORDS_BEFORE_WORKERS <= bookmarks[-1] <= records
+    assert set(range(1, bookmarks[-1] + 1)) <= _accepted_ids(sandbox)
+
+
+def test_bad_input_abandons_requests_unanswered_after_the_grace_period_without_their_state(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=8000)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, shutdown_grace_seconds=0.5)
+    started = time.monotonic()
+    completed = _run_target(_write_config(tmp_path, config), _bad_input_after(5, "{not json"))
+    assert completed.returncode == 1
+    assert "waiting up to 0.5 s for 1 request in flight" in completed.stderr
+    assert "Requests still in flight were abandoned" in completed.stderr
+    assert completed.stdout == ""
+    assert time.monotonic() - started < 6  # gone well before the sandbox would answer
 
 
 def _run_in_process_signalled(config: dict[str, Any], target_class: type[FastRetryTarget]) -> Any:

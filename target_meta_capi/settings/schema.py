@@ -162,8 +162,9 @@ SETTINGS = th.PropertiesList(
         th.NumberType(minimum=0, maximum=LONGEST_WAIT_SECONDS),
         default=DEFAULT_SHUTDOWN_GRACE_SECONDS,
         description=(
-            "After SIGTERM or Ctrl-C, how long requests in flight may take to be answered "
-            "before they are abandoned (their state is then not written). Keep it below the "
+            "After SIGTERM or Ctrl-C, or bad input that stops the run, how long requests "
+            "in flight may take to be answered before they are abandoned (their state is "
+            "then not written). Keep it below the "
             "time your orchestrator allows before it kills the process (Kubernetes' "
             "terminationGracePeriodSeconds is 30 by default)."
         ),
