@@ -1465,6 +1465,95 @@ def test_a_phone_constant_written_with_a_trunk_zero_is_read_in_the_phone_country
     assert event["user_data"]["ph"] == sha("447700900123")
 
 
+@pytest.mark.parametrize(
+    ("stream", "problem"),
+    [
+        ({"constants": {"user_data.fbc": "abc"}}, "user_data.fbc: Meta refuses every event"),
+        ({"constants": {"user_data.fbp": "fb.1"}}, "user_data.fbp: Meta refuses every event"),
+        (
+            {"constants": {"data_processing_options": "limited"}},
+            "data_processing_options: Meta refuses every event it is used in (data_processing_"
+            'options_invalid): data_processing_options must be ["LDU"] or []',
+        ),
+        (
+            {
+                "constants": {
+                    "data_processing_options": "LDU",
+                    "data_processing_options_country": 1,
+                    "data_processing_options_state": 5,
+                }
+            },
+            "data_processing_options_country: Meta refuses every event",
+        ),
+        (
+            {"event_name": "Purchase", "constants": {"custom_data.currency": "euro"}},
+            "custom_data.currency: Meta refuses every event it is used in "
+            "(purchase_currency_invalid): Purchase events need custom_data.currency",
+        ),
+        (
+            {"action_source": "website", "constants": {"event_source_url": "www.shop.com"}},
+            "event_source_url: Meta refuses every event it is used in (website_source_url_invalid)",
+        ),
+        (
+            # a fallback for the rows whose column is empty: refused whenever it is used
+            {"fields": {"user_data.fbc": "fbc"}, "constants": {"user_data.fbc": "abc"}},
+            "user_data.fbc: Meta refuses every event",
+        ),
+    ],
+)
+def test_a_constant_meta_refuses_in_every_event_is_a_config_error_naming_it(stream, problem):
+    config = {"streams": {"s": stream}}
+
+    errors = mapping_config_errors(config)
+
+    assert len(errors) == 1 and errors[0].startswith("streams.s.constants.")
+    assert problem in errors[0]
+    with pytest.raises(MappingConfigError):
+        build_event_mapper("s", [], config, [])
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        # other event names need no currency: a column decides the event name
+        {
+            "event_name": "Purchase",
+            "fields": {"event_name": "kind"},
+            "constants": {"custom_data.currency": "euro"},
+        },
+        {"constants": {"custom_data.currency": "euro"}},
+        # a URL is needed on website events only, and the action source is a column's
+        {"constants": {"event_source_url": "www.shop.com"}},
+        {
+            "fields": {"action_source": "channel"},
+            "action_source": "website",
+            "constants": {"event_source_url": "www.shop.com"},
+        },
+        # the state is a column's, which may make the pair valid
+        {"constants": {"data_processing_options": "LDU", "data_processing_options_country": 1}},
+    ],
+)
+def test_a_constant_meta_refuses_only_with_values_from_columns_is_accepted(stream):
+    assert mapping_config_errors({"streams": {"s": stream}}) == []
+
+
+def test_constants_meta_takes_in_every_event_are_accepted():
+    stream = {
+        "event_name": "Purchase",
+        "action_source": "website",
+        "constants": {
+            "custom_data.currency": "EUR",
+            "event_source_url": "https://shop.example.com/",
+            "user_data.fbp": "fb.1.1596403881668.1116446470",
+            "data_processing_options": "LDU",
+            "data_processing_options_country": 1,
+            "data_processing_options_state": 1000,
+        },
+    }
+
+    assert mapping_config_errors({"streams": {"s": stream}}) == []
+
+
 def test_every_unusable_constant_is_reported_at_once():
     constants = {"custom_data.value": "12,50", "custom_data.currency": "EUR", "opt_out": "?"}
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -497,3 +497,51 @@ def validate_event(
         if ldu_violation is not None:
             violations.append(ldu_violation)
     return violations
+
+
+# A parameter whose value alone breaks its rule, with the parameters that rule also reads.
+_DECIDED_WITH: dict[str, tuple[str, ...]] = {
+    "user_data.fbc": (),
+    "user_data.fbp": (),
+    "data_processing_options": (),
+    "data_processing_options_country": (
+        "data_processing_options_country",
+        "data_processing_options_state",
+    ),
+    "custom_data.currency": ("event_name",),
+    "event_source_url": ("action_source",),
+}
+
+
+def violations_in_every_event(
+    literal: Mapping[str, Any], replaceable: Collection[str] = ()
+) -> list[RuleViolation]:
+    """The rules that parameters given once for all break in every event they are used in,
+    whatever its other parameters are: a mapping's constants, refused before any is sent.
+
+    ``literal`` holds those parameters, nested as in an event and converted as its values
+    are; ``replaceable`` names (dotted: ``custom_data.currency``) the ones a record's value
+    may replace. A rule that also reads another parameter counts only when that one is
+    literal and not replaceable: a currency of "euro" is refused on every Purchase, so on
+    every event only when each is a Purchase.
+    """
+    found = []
+    for violation in validate_event(literal):
+        needs = _DECIDED_WITH.get(violation.field)
+        if (
+            needs is not None
+            and _literal_value(literal, violation.field) is not None
+            and all(
+                name not in replaceable and _literal_value(literal, name) is not None
+                for name in needs
+            )
+        ):
+            found.append(violation)
+    return found
+
+
+def _literal_value(event: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = event
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value

@@ -40,7 +40,11 @@ from target_meta_capi.capi.normalize import (
     phone_region,
 )
 from target_meta_capi.capi.request import is_pixel_id
-from target_meta_capi.capi.rules import ACTION_SOURCES, STANDARD_EVENT_NAMES
+from target_meta_capi.capi.rules import (
+    ACTION_SOURCES,
+    STANDARD_EVENT_NAMES,
+    violations_in_every_event,
+)
 from target_meta_capi.mapping.aliases import ALIASES
 from target_meta_capi.mapping.parameters import OBJECT_KEYS, SCALAR_KEYS, Path
 from target_meta_capi.mapping.values import (
@@ -215,6 +219,15 @@ class StreamMapping:
             if path != ("action_source",)
             and (problem := _constant_problem(path, value, phone_region or setting_phone_region))
         ]
+        if not problems:
+            every_event = _literal_event(raw, constants, phone_region or setting_phone_region)
+            problems = [
+                f"streams.{stream}.constants.{violation.field}: Meta refuses every event it "
+                f"is used in ({violation.rule}): {violation.message}"
+                for violation in violations_in_every_event(
+                    every_event, {".".join(path) for path in fields}
+                )
+            ]
         if problems:
             raise MappingConfigError("; ".join(problems), problems)
         return cls(
@@ -271,17 +284,45 @@ def _constant_problem(path: Path, value: Any, phone_region: str | None) -> str |
         if dropped:
             return f"{shown} is not a usable {path[1]} ({dropped[0].reason})"
         return None
-    if len(path) == 1:
-        converter = SCALAR_CONVERTERS.get(head, to_json)
-    elif len(path) == 2:
-        converter = OBJECT_CONVERTERS[head].get(path[1], to_json)
-    else:
-        converter = to_json
     try:
-        converter(value)
+        _converted(path, value, phone_region)
     except (ValueError, ArithmeticError) as error:
         return f"{shown} {error}"
     return None
+
+
+def _converted(path: Path, value: Any, phone_region: str | None) -> Any:
+    """A constant as its events get it (None: left out of them); raises as the conversion of
+    its field's values does."""
+    head = path[0]
+    if head == "user_data":
+        normalized = normalize_user_data({path[1]: value}, phone_country_code=phone_region)
+        return normalized.user_data.get(path[1])
+    if len(path) == 1:
+        return SCALAR_CONVERTERS.get(head, to_json)(value)
+    if len(path) == 2:
+        return OBJECT_CONVERTERS[head].get(path[1], to_json)(value)
+    return to_json(value)
+
+
+def _literal_event(
+    raw: Mapping[str, Any], constants: Mapping[Path, Any], phone_region: str | None
+) -> dict[str, Any]:
+    """What the stream's literals (its event_name, action_source and constants, all usable)
+    give each of its events, nested as in the event."""
+    event: dict[str, Any] = {}
+    for path, value in constants.items():
+        converted = None if is_empty(value) else _converted(path, value, phone_region)
+        if converted is None or converted == {}:
+            continue
+        node = event
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = converted
+    for name in ("event_name", "action_source"):
+        if raw.get(name) is not None:
+            event[name] = raw[name]  # the mapper takes these over the constants'
+    return event
 
 
 def _field_columns(stream: str, path: Path, columns: Any) -> str | tuple[str, ...]:
