@@ -313,7 +313,7 @@ def _literal_event(
     event: dict[str, Any] = {}
     for path, value in constants.items():
         converted = None if is_empty(value) else _converted(path, value, phone_region)
-        if converted is None or converted == {}:
+        if converted is None:
             continue
         node = event
         for key in path[:-1]:
