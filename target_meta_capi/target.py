@@ -923,13 +923,22 @@ class TargetMetaCapi(Target):
                 grace,
                 counted(delivery.unsettled_requests, "request"),
             )
+            deadline = time.monotonic() + grace
             try:
-                if not self.shutdown.wait_for_in_flight(timeout=grace) and not delivery.failed:
-                    self.logger.error(
-                        "Requests still in flight were abandoned; their state is not written"
-                    )
+                # in short waits, so that a signal asking to stop sooner ends it
+                while not self.shutdown.wait_for_in_flight(
+                    timeout=min(SIGNAL_HEARD_WITHIN, max(0.0, deadline - time.monotonic()))
+                ):
+                    self.message_reader.stop_if_requested()
+                    if delivery.failed:
+                        break
+                    if time.monotonic() >= deadline:
+                        self.logger.error(
+                            "Requests still in flight were abandoned; their state is not written"
+                        )
+                        break
             except TerminationRequested:
-                return  # a signal ends that wait
+                return
         try:
             # also a state settled earlier that the write interval held back
             self._write_ready_state()

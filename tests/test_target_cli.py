@@ -868,6 +868,28 @@ def test_bad_input_abandons_requests_unanswered_after_the_grace_period_without_t
     assert time.monotonic() - started < 6  # gone well before the sandbox would answer
 
 
+def test_sigterm_while_bad_input_waits_for_requests_in_flight_ends_the_wait_without_state(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=8000)
+    process = _start_target(tmp_path, orders_config(sandbox.url, tmp_path, batch_size=5))
+    assert process.stdin is not None and process.stderr is not None
+    process.stdin.write(_bad_input_after(5, "{not json"))
+    process.stdin.flush()
+    waiting = "waiting up to 30 s for 1 request in flight"
+    while (line := process.stderr.readline()) and waiting not in line:
+        pass
+    assert waiting in line
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 1  # the bad input is what failed the run
+    [error] = _error_lines(stderr)
+    assert "Input line 8 is not valid JSON" in error
+    assert stdout == ""  # the only request sent was never answered: no state covers it
+    assert time.monotonic() - signalled < 6  # gone well before the sandbox would answer
+
+
 def _run_in_process_signalled(config: dict[str, Any], target_class: type[FastRetryTarget]) -> Any:
     """10 orders, a state after every 5, through a target class that signals itself; this
     process's own signal handlers are put back afterwards."""
