@@ -67,12 +67,12 @@ class UserData(TypedDict, total=False):
     zp: _Hashed
     country: _Hashed
     external_id: _Hashed
-    f5first: str
-    f5last: str
-    fi: str
-    dobd: str
-    dobm: str
-    doby: str
+    f5first: _Hashed
+    f5last: _Hashed
+    fi: _Hashed
+    dobd: _Hashed
+    dobm: _Hashed
+    doby: _Hashed
     client_ip_address: str
     client_user_agent: str
     fbc: str
