@@ -660,7 +660,7 @@ def test_an_event_name_differing_from_a_standard_one_in_case_is_in_the_summary_w
     assert (
         f"streams.{STREAM}.event_name 'purchase' is not one of Meta's standard events; did you "
         "mean 'Purchase'? Event names are case-sensitive: Meta counts 'purchase' as a custom "
-        "event, not as a Purchase." in result.target.stats.snapshot()["warnings"]
+        "event, not as the standard 'Purchase'." in result.target.stats.snapshot()["warnings"]
     )
 
 

@@ -470,7 +470,7 @@ def event_name_warnings(config: Mapping[str, Any]) -> list[str]:
             warnings.append(
                 f"{setting} {name!r} is not one of Meta's standard events; did you mean "
                 f"{meant!r}? Event names are case-sensitive: Meta counts {name!r} as a custom "
-                f"event, not as a {meant}."
+                f"event, not as the standard {meant!r}."
             )
     return warnings
 
