@@ -1499,6 +1499,17 @@ def test_a_phone_constant_written_with_a_trunk_zero_is_read_in_the_phone_country
             {"fields": {"user_data.fbc": "fbc"}, "constants": {"user_data.fbc": "abc"}},
             "user_data.fbc: Meta refuses every event",
         ),
+        (
+            {
+                "fields": {"data_processing_options_country": "ldu_country"},
+                "constants": {
+                    "data_processing_options": "LDU",
+                    "data_processing_options_country": 1,
+                    "data_processing_options_state": 5,
+                },
+            },
+            "data_processing_options_country: Meta refuses every event",
+        ),
     ],
 )
 def test_a_constant_meta_refuses_in_every_event_is_a_config_error_naming_it(stream, problem):
@@ -1531,6 +1542,14 @@ def test_a_constant_meta_refuses_in_every_event_is_a_config_error_naming_it(stre
         },
         # the state is a column's, which may make the pair valid
         {"constants": {"data_processing_options": "LDU", "data_processing_options_country": 1}},
+        {
+            "fields": {"data_processing_options_state": "ldu_state"},
+            "constants": {
+                "data_processing_options": "LDU",
+                "data_processing_options_country": 1,
+                "data_processing_options_state": 5,
+            },
+        },
     ],
 )
 def test_a_constant_meta_refuses_only_with_values_from_columns_is_accepted(stream):
@@ -1571,6 +1590,7 @@ def test_every_unusable_constant_is_reported_at_once():
         {"custom_data.value": "12.50", "custom_data.num_items": 2.0, "opt_out": "no"},
         {"event_time": "2026-11-27T10:00:00Z", "custom_data.currency": " "},
         {"user_data.country": "France", "original_event_data.event_time": 1795773600},
+        {"custom_data.currency": "EUR", "custom_data.tier": "a", "custom_data.tier.level": 2},
     ],
 )
 def test_constants_that_convert_are_accepted(constants):

@@ -504,10 +504,7 @@ _DECIDED_WITH: dict[str, tuple[str, ...]] = {
     "user_data.fbc": (),
     "user_data.fbp": (),
     "data_processing_options": (),
-    "data_processing_options_country": (
-        "data_processing_options_country",
-        "data_processing_options_state",
-    ),
+    "data_processing_options_country": ("data_processing_options_state",),
     "custom_data.currency": ("event_name",),
     "event_source_url": ("action_source",),
 }
@@ -521,9 +518,9 @@ def violations_in_every_event(
 
     ``literal`` holds those parameters, nested as in an event and converted as its values
     are; ``replaceable`` names (dotted: ``custom_data.currency``) the ones a record's value
-    may replace. A rule that also reads another parameter counts only when that one is
-    literal and not replaceable: a currency of "euro" is refused on every Purchase, so on
-    every event only when each is a Purchase.
+    may replace, which are then used only where the record has none. A rule that also reads
+    another parameter counts only when that one is literal and not replaceable: a currency
+    of "euro" is refused on every Purchase, so on every event only when each is a Purchase.
     """
     found = []
     for violation in validate_event(literal):

@@ -318,7 +318,10 @@ def _literal_event(
         node = event
         for key in path[:-1]:
             node = node.setdefault(key, {})
-        node[path[-1]] = converted
+            if not isinstance(node, dict):
+                break  # below another constant's value (custom_data.x and custom_data.x.y)
+        else:
+            node[path[-1]] = converted
     for name in ("event_name", "action_source"):
         if raw.get(name) is not None:
             event[name] = raw[name]  # the mapper takes these over the constants'
