@@ -46,8 +46,10 @@ _BAD_INPUT = (
 
 def is_bad_input(error: BaseException) -> bool:
     """Whether `error` stopped the run at a line of the input that is to be fixed at the
-    source; the sending, the ledger and the dead-letter file are then as sound as before it."""
-    return isinstance(error, _BAD_INPUT)
+    source; the sending, the ledger and the dead-letter file are then as sound as before it.
+    Python's own errors count when a stream map's expression raised them on a record's
+    values (int('q')), which the SDK does not wrap in its MapExpressionError."""
+    return isinstance(error, _BAD_INPUT) or bool(_stream_map_property(error))
 
 
 def describe_failure(error: BaseException, reader: NumberedSingerReader) -> str:

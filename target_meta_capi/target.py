@@ -897,11 +897,12 @@ class TargetMetaCapi(Target):
         if self._failed:
             return
         self._failed = True
-        if is_bad_input(error):
-            self._settle_requests_in_flight()
+        then = self._settle_requests_in_flight() if is_bad_input(error) else None
         self.ledger.poison()
         # one line, whatever the message (the SDK's own may span several)
         failure = one_line(describe_failure(error, self.message_reader))
+        if then is not None:
+            failure += f"; then, waiting for the requests already sent: {one_line(str(then))}"
         self.stats.run_failed(failure)
         try:
             self.close()
@@ -910,12 +911,15 @@ class TargetMetaCapi(Target):
         # last, so that the line an operator reads first at the bottom says what failed
         self.logger.error("target-meta-capi failed: %s", failure)
 
-    def _settle_requests_in_flight(self) -> None:
+    def _settle_requests_in_flight(self) -> Exception | None:
         """Bad input stopped reading: the requests already sent get the grace period a signal
         gives them, and the newest state their answers settle is written, so that the rerun
-        after the input is fixed does not send them again. No request starts meanwhile."""
+        after the input is fixed does not send them again. No request starts meanwhile.
+        Returns a failure that came meanwhile (an expired token, stdout closed), if any."""
         delivery = self.delivery
-        if delivery.unsettled_requests and not delivery.failed:
+        if delivery.failed:
+            return None  # found before the bad input: no request is waited for
+        if delivery.unsettled_requests:
             grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
             self.logger.warning(
                 "Stopped reading at bad input; waiting up to %g s for %s in flight, to write "
@@ -938,12 +942,13 @@ class TargetMetaCapi(Target):
                         )
                         break
             except TerminationRequested:
-                return
+                return delivery.failure
         try:
             # also a state settled earlier that the write interval held back
             self._write_ready_state()
         except (StateOutputClosed, DeadLetterWriteError) as error:
-            self.logger.warning("%s", error)  # the bad input stays the run's failure
+            return error
+        return delivery.failure
 
     def _end_after_stop(self, signum: int) -> int:
         """A signal stopped the run: the grace period, the state it settles, everything closed;

@@ -868,6 +868,42 @@ def test_bad_input_abandons_requests_unanswered_after_the_grace_period_without_t
     assert time.monotonic() - started < 6  # gone well before the sandbox would answer
 
 
+def test_a_stream_map_expression_failing_on_a_record_waits_for_the_requests_already_sent(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    # Python's own error under the expression, not the SDK's MapExpressionError
+    stream_maps = {STREAM: {"tier": "int('gold') if order_id == 6 else 0"}}
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5, stream_maps=stream_maps)
+    completed = _run_target(
+        _write_config(tmp_path, config), _bad_input_after(5, record_line(order(6)))
+    )
+    assert completed.returncode == 1
+    assert "waiting up to 30 s for 1 request in flight" in completed.stderr
+    [error] = _error_lines(completed.stderr)
+    assert "stream map property 'tier'" in error
+    assert [json.loads(line) for line in completed.stdout.splitlines()] == [
+        {"bookmarks": {STREAM: 5}}
+    ]
+
+
+def test_a_failure_while_bad_input_waits_for_the_requests_already_sent_is_reported_after_it(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(
+        sandbox.url, tmp_path, batch_size=5, access_token="EAAexpiredtoken1234567890abc"
+    )
+    completed = _run_target(_write_config(tmp_path, config), _bad_input_after(5, "{not json"))
+    assert completed.returncode == 1
+    assert completed.stdout == ""
+    [error] = _error_lines(completed.stderr)
+    bad_input, then = error.split("; then, waiting for the requests already sent: ")
+    assert "Input line 8 is not valid JSON" in bad_input
+    assert "code=190" in then
+    assert "EAAexpiredtoken1234567890abc" not in completed.stderr
+
+
 def test_sigterm_while_bad_input_waits_for_requests_in_flight_ends_the_wait_without_state(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
