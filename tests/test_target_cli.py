@@ -123,6 +123,25 @@ def test_about_lists_every_setting_with_a_description() -> None:
     assert all(rows.get(name) for name in SETTINGS), [n for n in SETTINGS if not rows.get(n)]
 
 
+def test_python_dash_m_target_meta_capi_runs_the_command(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config_path = _write_config(tmp_path, orders_config(sandbox.url, tmp_path))
+    completed = subprocess.run(
+        [sys.executable, "-m", "target_meta_capi", "--config", str(config_path)],
+        input="\n".join(order_stream(5)) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert [json.loads(line) for line in completed.stdout.splitlines()] == [
+        {"bookmarks": {STREAM: 5}}
+    ]
+    assert _accepted_ids(sandbox) == set(range(1, 6))
+
+
 def test_missing_access_token_is_a_configuration_error(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
