@@ -209,6 +209,10 @@ def test_phone_digits_of_other_scripts_are_hashed_as_ascii_digits(raw, normalize
         ("1-616-954-7888p12", "16169547888"),
         ("1-616-954-7888W12", "16169547888"),
         ("+1 616 954 7888;12", "16169547888"),
+        ("+1 616 954 7888 (ext 12)", "16169547888"),
+        ("+1 616 954 7888 x.12", "16169547888"),
+        ("+1 616 954 7888 ext #12", "16169547888"),
+        ("+44 20 7946 0958 extn 2", "442079460958"),
     ],
 )
 def test_phone_extension_is_left_out_of_the_number(raw, normalized):
@@ -424,6 +428,27 @@ def test_phones_of_one_customer_list_are_read_in_that_customers_country():
     raw = {"ph": ["06 12 34 56 78", "+44 7700 900123"], "country": "France"}
     normalized = normalize_user_data(raw, phone_country_from_country=True)
     assert normalized.user_data["ph"] == [sha("33612345678"), sha("447700900123")]
+
+
+@pytest.mark.parametrize(("raw", "code", "normalized"), [
+    ("4915123456789", "US", "4915123456789"),  # a German mobile, stored without its +
+    (4915123456789, "1", "4915123456789"),  # a number column cannot hold a +
+    ("447911123456", "1", "447911123456"),
+    ("16169547888", "GB", "16169547888"),
+])  # fmt: skip
+def test_phone_that_is_no_number_of_the_phone_country_but_one_with_its_own_code_keeps_it(
+    raw, code, normalized
+):
+    assert normalize_value("ph", raw, phone_country_code=code) == normalized
+
+
+@pytest.mark.parametrize(("raw", "code"), [
+    ("16169547888.0", None),  # a float column cast to text
+    ("1.6169547888E10", None),
+    ("6169547888.0", "US"),
+])  # fmt: skip
+def test_phone_written_as_a_float_is_the_whole_number_it_holds(raw, code):
+    assert normalize_value("ph", raw, phone_country_code=code) == "16169547888"
 
 
 def test_phone_too_short_even_with_the_phone_country_code_is_dropped():
@@ -684,6 +709,8 @@ def test_impossible_date_of_birth_is_dropped(raw):
         ("TX", "tx"),
         ("Hawai\u02bbi", "hi"),  # with its okina (a letter), as the state writes its name
         ("Hawai'i", "hi"),
+        ("US-CA", "ca"),  # ISO 3166-2
+        ("us-ny", "ny"),
     ],
 )
 def test_us_state_names_become_two_letter_codes(raw, normalized):
@@ -715,7 +742,17 @@ def test_state_made_only_of_punctuation_is_dropped_not_hashed_as_empty_text():
 
 @pytest.mark.parametrize(
     ("raw", "normalized"),
-    [("94035", "94035"), ("94035-1234", "94035"), ("940351234", "94035"), (94035, "94035")],
+    [
+        ("94035", "94035"),
+        ("94035-1234", "94035"),
+        ("940351234", "94035"),
+        (94035, "94035"),
+        ("94035\u20131234", "94035"),  # an en dash, as a word processor writes it
+        ("94035 \u2013 1234", "94035"),
+        ("94035 - 1234", "94035"),
+        ("94035\u22121234", "94035"),  # the minus sign
+        ("94035.0", "94035"),  # a float column cast to text
+    ],
 )
 def test_us_zip_codes_keep_first_five_digits(raw, normalized):
     assert normalize_value("zp", raw) == normalized
@@ -813,6 +850,14 @@ def test_unknown_country_is_dropped():
     assert normalize_user_data({"country": "Atlantis"}).dropped == [
         DroppedValue("country", "invalid")
     ]
+
+
+@pytest.mark.parametrize("raw", ["null", "NULL", " None ", "nil", "NaN", "undefined", "N/A"])
+@pytest.mark.parametrize("hashed", [True, False], ids=["hashed", "sent plain"])
+def test_external_id_written_as_the_text_of_a_null_is_dropped_not_one_id_for_all(raw, hashed):
+    result = normalize_user_data({"external_id": raw}, hash_external_id=hashed)
+    assert result.user_data == {}
+    assert result.dropped == [DroppedValue("external_id", "invalid")]
 
 
 def test_external_id_given_as_int_is_hashed_as_text():

@@ -7,12 +7,16 @@ key        normalized text (then SHA-256, lowercase hex of the UTF-8 bytes)
 ========== ======================================================================
 em         trimmed, lowercase, NFC; must look like ``local@domain.tld``
 ph         digits only, leading zeros dropped; 7 to 15 digits; an extension (``ext 12``,
-           ``x12``, ``#12``, ``;ext=12``, digits dialled after a pause ``,,12``, ``p12``, ``w12``,
-           ``;12``) and a national prefix written after the country code (``+49 030 …``,
-           ``+44 (0) 20 …``; Italy's 0 is part of its numbers) left out; with a
+           ``x12``, ``#12``, ``;ext=12``, ``(ext 12)``, ``extn 12``, digits dialled after a
+           pause ``,,12``, ``p12``, ``w12``, ``;12``) and a national prefix written after the
+           country code (``+49 030 …``, ``+44 (0) 20 …``; Italy's 0 is part of its numbers)
+           left out; with a
            ``phone_country_code``, a number written without ``+`` or ``00`` is read as dialled
            in that country, by libphonenumber's rules (``0844 412 4653`` → ``448444124653``
-           for 44 or GB, ``(616) 954-7888`` → ``16169547888`` for 1 or US); without one, a
+           for 44 or GB, ``(616) 954-7888`` → ``16169547888`` for 1 or US), unless it is no
+           number there but one with a country code of its own (``4915123456789``, stored
+           without its ``+``); a whole number written as a float (``16169547888.0``,
+           ``1.6169547888E10``) is that number; without one, a
            number written with its trunk 0 (``07700 900123``), and a North American number
            written without its 1 (``(616) 954-7888``; one that is also a valid international
            number is kept), are dropped: ``no_country_code``
@@ -22,12 +26,16 @@ db         ``YYYYMMDD`` from date objects, ``1997-02-16``, ``1997/02/16``, ``199
            ``02/16/1997`` (month first; day first when the first number is above 12),
            ``16.02.1997`` (day first), ISO datetimes; impossible dates, other text after
            the date, birth years before 1900, and dates after today are dropped
-st         US state and territory names, and abbreviations written with their period
-           (``Calif.``, ``W. Va.``) → 2-letter code; otherwise as ct
-zp         US ZIP (``94035``, ``94035-1234``) → 5 digits; others lowercase, no spaces/dashes
+st         US state and territory names, abbreviations written with their period
+           (``Calif.``, ``W. Va.``) and ISO 3166-2 codes (``US-CA``) → 2-letter code;
+           otherwise as ct
+zp         US ZIP (``94035``, ``94035-1234``, any dash and spaces around it, ``94035.0``)
+           → 5 digits; others lowercase, no spaces/dashes
 country    ISO 3166-1 alpha-2, lowercase, from alpha-2, alpha-3, an English name (``The
            Gambia``, ``St Lucia`` too) or a common name in the country's language (``België``)
-external_id trimmed, lowercase (hashed unless ``hash_external_id=False``: then only trimmed)
+external_id trimmed, lowercase (hashed unless ``hash_external_id=False``: then only trimmed);
+           the text a tool writes for a null (``null``, ``None``, ``nil``, ``NaN``,
+           ``undefined``, ``n/a``) is dropped: one id for all such rows would join them
 f5first,   the first 5 letters of the first or last name, normalized as fn/ln
 f5last
 fi         the first initial: the first letter of the first name, normalized as fn
@@ -159,10 +167,17 @@ _EMAIL_RE = re.compile(
 )
 _NON_DIGITS_RE = re.compile(r"\D+")
 _ASCII_NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
-_ZIP_SEPARATORS_RE = re.compile(r"[\s\-]+")
-_US_ZIP_RE = re.compile(r"(\d{5})(?:[\s\-]?\d{4})?")
+# the hyphen, and the dashes and minus sign a spreadsheet or a word processor puts for it
+_DASHES = "\\-\u2010-\u2015\u2212"
+_ZIP_SEPARATORS_RE = re.compile(rf"[\s{_DASHES}]+")
+# ZIP+4 (94035-1234), and a ZIP a float column wrote (94035.0)
+_US_ZIP_RE = re.compile(rf"(\d{{5}})(?:\s*[{_DASHES}]?\s*\d{{4}}|\.0+)?")
 _COUNTRY_NAME_PREFIX_RE = re.compile(r"^\s*(the|st\.?)\s+", re.IGNORECASE)
+_NULL_TEXTS = frozenset({"null", "none", "nil", "nan", "undefined", "n/a"})
 _MIN_PHONE_DIGITS = 7
+# A whole number written as a float is (16169547888.0, 1.6169547888E10): a float column cast
+# to text, or a CSV pandas wrote. Not a dotted number (616.954.7888), whose parts are digits.
+_FLOAT_TEXT_RE = re.compile(r"\s*(\d{7,}\.0+|\d\.\d+[eE]\+?\d{1,2})\s*")
 # E.164: a number with its country code has at most 15 digits. More are two numbers in one
 # value ("+44 7700 900123, +44 7700 900456") or a number and other digits: hashed, no match.
 _MAX_PHONE_DIGITS = 15
@@ -174,8 +189,9 @@ _DECIMAL_DIGIT_RE = re.compile(r"\d")
 # spaces, so a value with other letters is never cut; a pause only right before the digits, so
 # "5551234, 5555678" stays two numbers in one value.
 _PHONE_EXTENSION_RE = re.compile(
-    r"((?:tel:)?[+\d\s().\-/]*\d[\s().\-/]*)"
-    r"(?:(?:;\s*ext\s*=|,?\s*(?:ext(?:ension)?\.?|x|#)\s*:?)\s*|,+|[pw;])\d+\s*",
+    r"((?:tel:)?[+\d\s().\-/]*\d[\s().\-/]*?)"
+    r"(?:(?:;\s*ext\s*=|,?\s*\(?\s*(?:ext(?:ension|n)?\.?|x\.?|#)\s*[:#]?)\s*|,+|[pw;])"
+    r"\d+\s*\)?\s*",
     re.IGNORECASE,
 )
 _PHONE_EXTENSION_MARKERS = frozenset("xX#,;pPwW")
@@ -267,6 +283,8 @@ def _build_country_lookup() -> dict[str, str]:
 def _build_us_state_lookup() -> dict[str, str]:
     lookup = {_ascii_key(name): code.lower() for code, name in US_STATES.items()}
     lookup.update({_ascii_key(name): code.lower() for name, code in US_STATE_ALIASES.items()})
+    # ISO 3166-2's codes, US-CA, as a geocoder or a country-aware form writes them
+    lookup.update({"us" + code.lower(): code.lower() for code in US_STATES})
     return lookup
 
 
@@ -383,16 +401,16 @@ def _without_national_prefix(digits: str) -> str:
     code_length = _calling_code_length(digits)
     if digits[code_length : code_length + 1] != "0":
         return digits
-    return _e164_digits("+" + digits, None) or digits  # None: a code no country has
+    return _international_e164_digits(digits) or digits  # None: a code no country has
 
 
-def _e164_digits(text: str, region: str | None) -> str | None:
-    """libphonenumber's E.164 digits of a number (without its +), read as dialled in `region`
-    (None: the text starts with + and its country code); None if it is no number."""
+def _international_e164_digits(digits: str) -> str | None:
+    """libphonenumber's E.164 digits (without the +) of a number written with its country
+    code first; None if it is no number."""
     import phonenumbers
 
     try:
-        number = phonenumbers.parse(text, region)
+        number = phonenumbers.parse("+" + digits, None)
     except phonenumbers.NumberParseException:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
@@ -400,6 +418,12 @@ def _e164_digits(text: str, region: str | None) -> str | None:
 
 def _normalize_phone(text: str, region: str | None = None) -> str | None:
     text = _ascii_digits(text)
+    if (as_float := _FLOAT_TEXT_RE.fullmatch(text)) is not None:
+        # a float column cast to text (16169547888.0, 1.6169547888E10): the fraction and the
+        # exponent are no digits of the number
+        number = Decimal(as_float.group(1))
+        if number == number.to_integral_value():
+            text = str(int(number))
     # Plain numbers, without any extension marker, skip the regex. A longer text is no phone
     # with an extension, and would cost the regex's backtracking time squared.
     if (
@@ -414,7 +438,7 @@ def _normalize_phone(text: str, region: str | None = None) -> str | None:
         # trunk 0, Russia's 8, Hungary's 06), the 0 Italy's numbers keep after the code, and
         # whether digits that begin as the country code does carry it (16169547888 in the US)
         # or not (45 12 34 56, a Danish number)
-        digits = _e164_digits(text, region) or ""
+        digits = _dialled_in(text, region)
     else:
         written = _NON_DIGITS_RE.sub("", text)
         digits = written.lstrip("0")
@@ -428,6 +452,34 @@ def _normalize_phone(text: str, region: str | None = None) -> str | None:
         elif _is_north_american_without_country_code(digits):
             raise _Rejected(REASON_NO_COUNTRY_CODE)
     return digits if _is_phone_length(digits) else None
+
+
+def _dialled_in(text: str, region: str) -> str:
+    """The E.164 digits of a number dialled inside `region`; "" if it is no number. Digits
+    that make no valid number there but one with a country code of their own are that one:
+    stored without the + (4915123456789 in a US shop's numeric column)."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return ""
+    if not phonenumbers.is_valid_number(number):
+        written = _NON_DIGITS_RE.sub("", text)
+        if written[:1] != "0" and _is_valid_international(written):
+            return written
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
+def _is_valid_international(digits: str) -> bool:
+    """Whether libphonenumber finds `digits`, country code first, a valid number."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number)
 
 
 def _is_north_american_without_country_code(digits: str) -> bool:
@@ -492,7 +544,9 @@ def _normalize_country(text: str) -> str | None:
 
 
 def _normalize_external_id(text: str) -> str | None:
-    return _trim(text).lower() or None
+    normalized = _trim(text).lower()
+    # a null a tool wrote out as text: every such row would get one id, as if one customer
+    return None if normalized in _NULL_TEXTS else normalized or None
 
 
 def _normalize_first_five_letters(text: str) -> str | None:
@@ -729,6 +783,8 @@ def _plain_external_id(key: str, value: Any) -> tuple[str | None, str]:
         text = _trim(_as_text(key, value))
     except _Rejected as rejected:
         return None, rejected.reason
+    if text.lower() in _NULL_TEXTS:
+        return None, REASON_INVALID
     return text, ""
 
 
