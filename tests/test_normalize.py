@@ -436,10 +436,15 @@ def test_phones_of_one_customer_list_are_read_in_that_customers_country():
     ("447911123456", "1", "447911123456"),
     ("16169547888", "GB", "16169547888"),
 ])  # fmt: skip
-def test_phone_that_is_no_number_of_the_phone_country_but_one_with_its_own_code_keeps_it(
+def test_phone_too_long_for_the_phone_country_but_valid_with_its_own_code_keeps_it(
     raw, code, normalized
 ):
     assert normalize_value("ph", raw, phone_country_code=code) == normalized
+
+
+def test_phone_only_invalid_in_the_phone_country_is_not_read_as_another_countrys():
+    # 679 is no US area code but Fiji's country code: no evidence the number carries one
+    assert normalize_value("ph", "6792033649", phone_country_code="US") == "16792033649"
 
 
 @pytest.mark.parametrize(("raw", "code"), [

@@ -13,9 +13,10 @@ ph         digits only, leading zeros dropped; 7 to 15 digits; an extension (``e
            left out; with a
            ``phone_country_code``, a number written without ``+`` or ``00`` is read as dialled
            in that country, by libphonenumber's rules (``0844 412 4653`` → ``448444124653``
-           for 44 or GB, ``(616) 954-7888`` → ``16169547888`` for 1 or US), unless it is no
-           number there but one with a country code of its own (``4915123456789``, stored
-           without its ``+``); a whole number written as a float (``16169547888.0``,
+           for 44 or GB, ``(616) 954-7888`` → ``16169547888`` for 1 or US), unless it has
+           too many or too few digits for a number there but makes a valid one with a country
+           code of its own (``4915123456789``, stored without its ``+``); a whole number
+           written as a float (``16169547888.0``,
            ``1.6169547888E10``) is that number; without one, a
            number written with its trunk 0 (``07700 900123``), and a North American number
            written without its 1 (``(616) 954-7888``; one that is also a valid international
@@ -456,15 +457,17 @@ def _normalize_phone(text: str, region: str | None = None) -> str | None:
 
 def _dialled_in(text: str, region: str) -> str:
     """The E.164 digits of a number dialled inside `region`; "" if it is no number. Digits
-    that make no valid number there but one with a country code of their own are that one:
-    stored without the + (4915123456789 in a US shop's numeric column)."""
+    too many or too few for a number there, that make a valid one with a country code of
+    their own, are that one: stored without the + (4915123456789 in a US shop's numeric
+    column). Not one only invalid there ((679) 203-3649, no US area code), which is no
+    evidence of a country code: read as Fiji's, it might be a stranger's."""
     import phonenumbers
 
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return ""
-    if not phonenumbers.is_valid_number(number):
+    if not phonenumbers.is_possible_number(number):
         written = _NON_DIGITS_RE.sub("", text)
         if written[:1] != "0" and _is_valid_international(written):
             return written
