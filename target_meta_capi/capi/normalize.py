@@ -10,15 +10,14 @@ ph         digits only, leading zeros dropped; 7 to 15 digits; an extension (``e
            ``x12``, ``#12``, ``;ext=12``, ``(ext 12)``, ``extn 12``, digits dialled after a
            pause ``,,12``, ``p12``, ``w12``, ``;12``) and a national prefix written after the
            country code (``+49 030 …``, ``+44 (0) 20 …``; Italy's 0 is part of its numbers)
-           left out; with a
-           ``phone_country_code``, a number written without ``+`` or ``00`` is read as dialled
-           in that country, by libphonenumber's rules (``0844 412 4653`` → ``448444124653``
-           for 44 or GB, ``(616) 954-7888`` → ``16169547888`` for 1 or US), unless it has
-           too many or too few digits for a number there but makes a valid one with a country
-           code of its own (``4915123456789``, stored without its ``+``); a whole number
-           written as a float (``16169547888.0``,
-           ``1.6169547888E10``) is that number; without one, a
-           number written with its trunk 0 (``07700 900123``), and a North American number
+           left out; a whole number written as a float (``16169547888.0``,
+           ``1.6169547888E10``) is that number; with a ``phone_country_code``, a number
+           written without ``+`` or ``00`` is read as dialled in that country, by
+           libphonenumber's rules (``0844 412 4653`` → ``448444124653`` for 44 or GB,
+           ``(616) 954-7888`` → ``16169547888`` for 1 or US), unless it has too many or too
+           few digits for a number there but makes a valid one with a country code of its own
+           (``4915123456789``, stored without its ``+``); without one, a number written with
+           its trunk 0 (``07700 900123``), and a North American number
            written without its 1 (``(616) 954-7888``; one that is also a valid international
            number is kept), are dropped: ``no_country_code``
 fn, ln, ct lowercase, NFC, letters/marks/digits only (``O'Brien`` → ``obrien``, ``Zoë`` → ``zoë``)
@@ -176,8 +175,8 @@ _US_ZIP_RE = re.compile(rf"(\d{{5}})(?:\s*[{_DASHES}]?\s*\d{{4}}|\.0+)?")
 _COUNTRY_NAME_PREFIX_RE = re.compile(r"^\s*(the|st\.?)\s+", re.IGNORECASE)
 _NULL_TEXTS = frozenset({"null", "none", "nil", "nan", "undefined", "n/a"})
 _MIN_PHONE_DIGITS = 7
-# A whole number written as a float is (16169547888.0, 1.6169547888E10): a float column cast
-# to text, or a CSV pandas wrote. Not a dotted number (616.954.7888), whose parts are digits.
+# A whole number as a float's text gives it (16169547888.0, 1.6169547888E10): a float column
+# cast to text, or a CSV pandas wrote. Not a dotted number (616.954.7888): its parts are digits.
 _FLOAT_TEXT_RE = re.compile(r"\s*(\d{7,}\.0+|\d\.\d+[eE]\+?\d{1,2})\s*")
 # E.164: a number with its country code has at most 15 digits. More are two numbers in one
 # value ("+44 7700 900123, +44 7700 900456") or a number and other digits: hashed, no match.
