@@ -897,12 +897,12 @@ class TargetMetaCapi(Target):
         if self._failed:
             return
         self._failed = True
-        then = self._settle_requests_in_flight() if is_bad_input(error) else None
+        also = self._settle_requests_in_flight() if is_bad_input(error) else None
         self.ledger.poison()
         # one line, whatever the message (the SDK's own may span several)
         failure = one_line(describe_failure(error, self.message_reader))
-        if then is not None:
-            failure += f"; then, waiting for the requests already sent: {one_line(str(then))}"
+        if also is not None:
+            failure += f"; also: {one_line(str(also))}"
         self.stats.run_failed(failure)
         try:
             self.close()
@@ -915,10 +915,11 @@ class TargetMetaCapi(Target):
         """Bad input stopped reading: the requests already sent get the grace period a signal
         gives them, and the newest state their answers settle is written, so that the rerun
         after the input is fixed does not send them again. No request starts meanwhile.
-        Returns a failure that came meanwhile (an expired token, stdout closed), if any."""
+        Returns a failure of the sending (an expired token, stdout closed), if one came
+        meanwhile or just before the bad input was read."""
         delivery = self.delivery
         if delivery.failed:
-            return None  # found before the bad input: no request is waited for
+            return delivery.failure  # no request is waited for
         if delivery.unsettled_requests:
             grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
             self.logger.warning(

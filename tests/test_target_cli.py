@@ -917,9 +917,9 @@ def test_a_failure_while_bad_input_waits_for_the_requests_already_sent_is_report
     assert completed.returncode == 1
     assert completed.stdout == ""
     [error] = _error_lines(completed.stderr)
-    bad_input, then = error.split("; then, waiting for the requests already sent: ")
+    bad_input, also = error.split("; also: ")
     assert "Input line 8 is not valid JSON" in bad_input
-    assert "code=190" in then
+    assert "code=190" in also
     assert "EAAexpiredtoken1234567890abc" not in completed.stderr
 
 
