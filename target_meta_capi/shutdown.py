@@ -81,8 +81,9 @@ class Shutdown:
         self._delivery.stop_sending(signum)
         self._reader.request_stop(signum)
 
-    def wait_for_in_flight(self, timeout: float) -> bool:
+    def wait_for_in_flight(self, timeout: float, *, until_a_signal: bool = False) -> bool:
         """Wait until every request is settled; False on a failure or after `timeout`.
+        `until_a_signal`: a stop a signal asks for raises TerminationRequested.
 
         In waits of at most a tenth of a second: a signal landing just as a long wait begins
         can go unheard until the wait ends (seen on Python 3.13, where a second SIGTERM in
@@ -92,20 +93,24 @@ class Shutdown:
         while not self._delivery.wait(
             min(SIGNAL_HEARD_WITHIN, max(0.0, deadline - time.monotonic()))
         ):
+            if until_a_signal:
+                self._reader.stop_if_requested()
             if self._delivery.failed or time.monotonic() >= deadline:
                 return False
         return True
 
-    def grace_period(self, signum: int, grace: float) -> bool:
-        """After the stop: wait up to `grace` seconds for the requests in flight; True when
-        every one was answered, so that the state they settled may be written."""
+    def grace_period(self, stopped: str, grace: float, *, until_a_signal: bool = False) -> bool:
+        """After reading `stopped` (why, for the log): wait up to `grace` seconds for the
+        requests in flight; True when every one was answered, so that the state they settled
+        may be written. `until_a_signal`: as for `wait_for_in_flight` (not after a signal's own
+        stop, which a second signal ends by exiting at once)."""
         self._logger.warning(
-            "Received %s: stopped reading; waiting up to %g s for %s in flight",
-            signal.Signals(signum).name,
+            "%s; waiting up to %g s for %s in flight",
+            stopped,
             grace,
             counted(self._delivery.unsettled_requests, "request"),
         )
-        if self.wait_for_in_flight(timeout=grace):
+        if self.wait_for_in_flight(timeout=grace, until_a_signal=until_a_signal):
             return True
         # else a failure ended the wait (a state that could not be written, an error answer):
         # the caller reports it, and no request need be in flight any more

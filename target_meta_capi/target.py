@@ -921,28 +921,11 @@ class TargetMetaCapi(Target):
         if delivery.failed:
             return delivery.failure  # no request is waited for
         if delivery.unsettled_requests:
-            grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
-            self.logger.warning(
-                "Stopped reading at bad input; waiting up to %g s for %s in flight, to write "
-                "the state they settle",
-                grace,
-                counted(delivery.unsettled_requests, "request"),
-            )
-            deadline = time.monotonic() + grace
             try:
-                # in short waits, so that a signal asking to stop sooner ends it
-                while not self.shutdown.wait_for_in_flight(
-                    timeout=min(SIGNAL_HEARD_WITHIN, max(0.0, deadline - time.monotonic()))
-                ):
-                    self.message_reader.stop_if_requested()
-                    if delivery.failed:
-                        break
-                    if time.monotonic() >= deadline:
-                        self.logger.error(
-                            "Requests still in flight were abandoned; their state is not written"
-                        )
-                        break
-            except TerminationRequested:
+                self.shutdown.grace_period(
+                    "Stopped reading at bad input", self._grace_seconds, until_a_signal=True
+                )
+            except TerminationRequested:  # a signal asks to stop sooner
                 return delivery.failure
         try:
             # also a state settled earlier that the write interval held back
@@ -950,6 +933,11 @@ class TargetMetaCapi(Target):
         except (StateOutputClosed, DeadLetterWriteError) as error:
             return error
         return delivery.failure
+
+    @property
+    def _grace_seconds(self) -> float:
+        """How long requests in flight may take once reading stopped early."""
+        return float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
 
     def _end_after_stop(self, signum: int) -> int:
         """A signal stopped the run: the grace period, the state it settles, everything closed;
@@ -967,8 +955,7 @@ class TargetMetaCapi(Target):
             else f"Received {name}: stopped before the end of the input"
         )
         self.stats.run_failed(stop)
-        grace = float(self.config.get("shutdown_grace_seconds", DEFAULT_SHUTDOWN_GRACE_SECONDS))
-        if self.shutdown.grace_period(signum, grace):
+        if self.shutdown.grace_period(f"Received {name}: stopped reading", self._grace_seconds):
             self._write_ready_state()
         elif self.delivery.failure is not None:
             # what cut the grace period short (stdout closed, a token expired), said once
