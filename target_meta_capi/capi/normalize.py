@@ -72,13 +72,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from target_meta_capi.capi._countries import COUNTRY_ALIASES, ISO_3166_1
 from target_meta_capi.capi._sha256 import SHA256_HEX_PATTERN, is_sha256_hex
 from target_meta_capi.capi._us_states import US_STATE_ABBREVIATIONS, US_STATE_ALIASES, US_STATES
 from target_meta_capi.capi._words import shown_json
 from target_meta_capi.capi.errors import ConfigurationError
+
+if TYPE_CHECKING:  # imported where a number is read, the first time only
+    from phonenumbers import PhoneNumber
 
 __all__ = [
     "HASHED_KEYS",
@@ -401,18 +404,24 @@ def _without_national_prefix(digits: str) -> str:
     code_length = _calling_code_length(digits)
     if digits[code_length : code_length + 1] != "0":
         return digits
-    return _international_e164_digits(digits) or digits  # None: a code no country has
+    number = _international_number(digits)
+    return digits if number is None else _e164_digits(number)  # None: a code no country has
 
 
-def _international_e164_digits(digits: str) -> str | None:
-    """libphonenumber's E.164 digits (without the +) of a number written with its country
-    code first; None if it is no number."""
+def _international_number(digits: str) -> PhoneNumber | None:
+    """libphonenumber's reading of digits written with their country code first; None if
+    they are no number."""
     import phonenumbers
 
     try:
-        number = phonenumbers.parse("+" + digits, None)
+        return phonenumbers.parse("+" + digits, None)
     except phonenumbers.NumberParseException:
         return None
+
+
+def _e164_digits(number: PhoneNumber) -> str:
+    import phonenumbers
+
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
@@ -468,20 +477,10 @@ def _dialled_in(text: str, region: str) -> str:
         return ""
     if not phonenumbers.is_possible_number(number):
         written = _NON_DIGITS_RE.sub("", text)
-        if written[:1] != "0" and _is_valid_international(written):
+        international = None if written[:1] == "0" else _international_number(written)
+        if international is not None and phonenumbers.is_valid_number(international):
             return written
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
-
-
-def _is_valid_international(digits: str) -> bool:
-    """Whether libphonenumber finds `digits`, country code first, a valid number."""
-    import phonenumbers
-
-    try:
-        number = phonenumbers.parse("+" + digits, None)
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.is_valid_number(number)
+    return _e164_digits(number)
 
 
 def _is_north_american_without_country_code(digits: str) -> bool:
