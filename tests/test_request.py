@@ -19,6 +19,7 @@ from target_meta_capi.capi.errors import (
     EventsReceivedMismatch,
     InvalidRequestError,
     NetworkError,
+    RequestTimeout,
     ThrottledError,
     TransientError,
 )
@@ -1014,6 +1015,25 @@ def test_network_error_quoting_the_token_is_redacted_with_its_cause():
     rendered = "".join(traceback.format_exception(raised.value))
     assert "proxy refused body" in rendered
     assert TOKEN not in rendered
+
+
+def test_a_custom_services_own_network_error_quoting_the_token_is_redacted_keeping_its_class():
+    class GatewayTimeout(RequestTimeout):
+        def __init__(self, url: str) -> None:  # not the base class's signature
+            super().__init__(f"gateway timed out calling {url}")
+            self.gateway = "edge-1"
+
+    class GatewayService(HttpServiceInterface):
+        def execute(self, method, url, headers, body, timeout):
+            raise GatewayTimeout(f"{url}?access_token={TOKEN}")
+
+    with FakeGraphServer() as server, pytest.raises(GatewayTimeout) as raised:
+        make_request(server, http_service=GatewayService(), retry_policy=NO_RETRIES).execute()
+    rendered = "".join(traceback.format_exception(raised.value))
+    assert "gateway timed out calling" in rendered
+    assert TOKEN not in rendered
+    assert (raised.value.retryable, raised.value.maybe_delivered) == (True, True)
+    assert raised.value.gateway == "edge-1"
 
 
 def test_any_error_of_a_custom_service_quoting_the_token_is_redacted():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -404,9 +405,11 @@ class EventRequest:
         if clean == text:
             return error
         if isinstance(error, NetworkError):
-            return type(error)(
-                clean, maybe_delivered=error.maybe_delivered, retryable=error.retryable
-            )
+            # made as unpickling makes it (CapiError.__reduce__), not by calling its class: a
+            # service's own subclass may take other arguments; its attributes are kept
+            redacted = copy.copy(error)
+            redacted.args = (clean,)
+            return redacted
         # an exception of any other type may not be made again with another message
         return DeliveryError(f"{type(error).__name__} from the HTTP service: {clean}")
 
