@@ -24,6 +24,7 @@ from target_meta_capi.capi.errors import (
     LocalResourceError,
     NetworkError,
     RequestTimeout,
+    ThrottledError,
 )
 from target_meta_capi.capi.http import (
     HttpResponse,
@@ -496,9 +497,22 @@ class GarblingService(RequestsHttpService):
         (lambda answer: HttpResponse(600, answer.headers, answer.body), "returned status 600"),
         (lambda answer: HttpResponse(None, answer.headers, answer.body), "status of type None"),
         (lambda answer: HttpResponse(answer.status, None, answer.body), "headers of type None"),
+        (
+            lambda answer: HttpResponse(answer.status, {None: "x"}, answer.body),
+            "a header name of type NoneType",
+        ),
         (lambda answer: HttpResponse(answer.status, {}, answer.body.decode()), "body of type str"),
     ],
-    ids=["none", "short-tuple", "status-0", "status-600", "no-status", "no-headers", "text-body"],
+    ids=[
+        "none",
+        "short-tuple",
+        "status-0",
+        "status-600",
+        "no-status",
+        "no-headers",
+        "header-name-none",
+        "text-body",
+    ],
 )
 def test_an_answer_that_is_no_http_response_is_a_delivery_error_naming_the_service(
     garble, complaint
@@ -513,6 +527,22 @@ def test_an_answer_that_is_no_http_response_is_a_delivery_error_naming_the_servi
     assert "GarblingService" in str(raised.value)
     assert not raised.value.retryable
     assert len(server.requests) == 1
+
+
+def test_headers_given_as_bytes_are_read_as_latin_1_text():
+    service = GarblingService()
+    service.garble = lambda answer: HttpResponse(
+        answer.status,
+        {b"Retry-After": b"7", b"Content-Type": b"application/json"},
+        answer.body,
+    )
+    throttle = lambda request: graph_error(400, 17, 2446079)  # noqa: E731
+    with FakeGraphServer(throttle) as server, pytest.raises(ThrottledError) as raised:
+        EventRequest(
+            pixel_id="1", events=[{"event_name": "Lead"}], access_token="token",
+            graph_url=server.url, http_service=service, retry_policy=RetryPolicy(max_retries=0),
+        ).execute()  # fmt: skip
+    assert raised.value.retry_after == 7.0
 
 
 # --- TLS: the CA bundle to verify Graph with (Meta's RequestOptions(ca_bundle_path)) ---------

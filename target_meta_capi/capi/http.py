@@ -6,6 +6,7 @@ for free in sync, async and batch sends.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import http.client
 import importlib
@@ -322,14 +323,34 @@ def checked_response(answer: Any, service: Any) -> HttpResponse:
         problem = f"status {answer.status}"
     elif not isinstance(answer.headers, Mapping):
         problem = f"headers of type {type(answer.headers).__name__}"
+    elif (name_type := _header_name_type_not_text(answer.headers)) is not None:
+        problem = f"a header name of type {name_type.__name__}"
     elif not isinstance(answer.body, (bytes, bytearray)):
         problem = f"a body of type {type(answer.body).__name__}"
     else:
-        return answer
+        return _with_text_headers(answer)
     raise DeliveryError(
         f"the HTTP service {type(service).__name__} returned {problem}, not an "
-        "HttpResponse(status: int from 100 to 599, headers: a mapping, body: bytes)"
+        "HttpResponse(status: int from 100 to 599, headers: a mapping of str, body: bytes)"
     )
+
+
+def _header_name_type_not_text(headers: Mapping[Any, Any]) -> type | None:
+    return next((type(name) for name in headers if not isinstance(name, (str, bytes))), None)
+
+
+def _with_text_headers(answer: HttpResponse) -> HttpResponse:
+    """The answer with header names and values given as bytes (as raw HTTP libraries hand
+    them) decoded as HTTP's latin-1: read as bytes, a Retry-After would go unheard."""
+    items = answer.headers.items()
+    if not any(isinstance(part, bytes) for item in items for part in item):
+        return answer
+    headers = {_text(name): _text(value) for name, value in items}
+    return dataclasses.replace(answer, headers=headers)
+
+
+def _text(part: Any) -> Any:
+    return part.decode("latin-1") if isinstance(part, bytes) else part
 
 
 #: Raised while connecting, before a byte of the request is sent: verifying the certificate,
