@@ -454,6 +454,28 @@ def test_wait_all_from_a_callback_raises_instead_of_waiting_for_itself():
     assert "would wait for itself" in str(raised[0])
 
 
+@pytest.mark.parametrize("concurrent_requests", [1, 4])
+def test_process_events_from_a_callback_raises_instead_of_waiting_for_its_own_thread(
+    concurrent_requests,
+):
+    raised = []
+
+    def send_more(future):
+        try:
+            processor.process_event_requests(requests_marked(server.url, ["b"]))
+        except RuntimeError as error:
+            raised.append(error)
+
+    with (
+        FakeGraphServer() as server,
+        BatchProcessor(concurrent_requests=concurrent_requests) as processor,
+    ):
+        processor.submit(requests_marked(server.url, ["a"])[0]).add_done_callback(send_more)
+        processor.wait_all(timeout=10)
+        assert [mark_of(request) for request in server.requests] == ["a"]
+    assert "may need the thread the callback holds" in str(raised[0])
+
+
 def test_close_from_a_callback_closes_without_waiting_for_its_own_thread():
     outcomes = []
 

@@ -151,7 +151,15 @@ class BatchProcessor:
         """Send the requests; responses in request order.
 
         Raises BatchProcessingError naming the failed requests once all the others completed.
+        Not from a callback given to one of this processor's futures (RuntimeError): the
+        requests it waits for may be queued for the very thread the callback holds.
         """
+        if self._in_worker():
+            raise RuntimeError(
+                "process_events() and process_event_requests() were called from a callback "
+                "of this BatchProcessor's futures: the requests they wait for may need the "
+                "thread the callback holds; submit() them and give their futures callbacks"
+            )
         futures = [self.submit(request) for request in requests]
         responses: list[EventResponse | None] = []
         failures: list[tuple[int, BaseException]] = []
