@@ -442,6 +442,13 @@ def test_phone_too_long_for_the_phone_country_but_valid_with_its_own_code_keeps_
     assert normalize_value("ph", raw, phone_country_code=code) == normalized
 
 
+@pytest.mark.parametrize("raw", ["07700 900123", "0616 954 7888"])
+def test_phone_too_long_for_the_phone_country_and_valid_nowhere_else_is_dropped(raw):
+    assert normalize_user_data({"ph": raw}, phone_country_code="US").dropped == [
+        DroppedValue("ph", "invalid")
+    ]
+
+
 def test_phone_only_invalid_in_the_phone_country_is_not_read_as_another_countrys():
     # 679 is no US area code but Fiji's country code: no evidence the number carries one
     assert normalize_value("ph", "6792033649", phone_country_code="US") == "16792033649"

@@ -467,8 +467,10 @@ def _dialled_in(text: str, region: str) -> str:
     """The E.164 digits of a number dialled inside `region`; "" if it is no number. Digits
     too many or too few for a number there, that make a valid one with a country code of
     their own, are that one: stored without the + (4915123456789 in a US shop's numeric
-    column). Not one only invalid there ((679) 203-3649, no US area code), which is no
-    evidence of a country code: read as Fiji's, it might be a stranger's."""
+    column); otherwise they are no number (07700 900123 in a US shop: the setting's code in
+    front would make a hash matching no one). Not one only invalid there ((679) 203-3649,
+    no US area code), which is no evidence of a country code: read as Fiji's, it might be a
+    stranger's."""
     import phonenumbers
 
     try:
@@ -480,6 +482,7 @@ def _dialled_in(text: str, region: str) -> str:
         international = None if written[:1] == "0" else _international_number(written)
         if international is not None and phonenumbers.is_valid_number(international):
             return written
+        return ""  # a number neither there nor with a country code of its own
     return _e164_digits(number)
 
 
