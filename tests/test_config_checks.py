@@ -555,6 +555,22 @@ def test_a_stream_whose_schema_changes_is_not_warned_about_as_sharing_its_own_id
     assert not any("both send" in w for w in result.target.stats.snapshot()["warnings"])
 
 
+def test_a_stream_joining_many_numbering_alike_is_warned_about_once(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    names = [f"public-orders_{n}" for n in range(6)]
+    streams = {name: ORDERS_MAPPING for name in names}
+    config = orders_config(sandbox.url, tmp_path, streams=streams)
+    result = run_in_process(config, [schema_line(name) for name in names])
+    warnings = [w for w in result.target.stats.snapshot()["warnings"] if "number column" in w]
+    assert len(warnings) == len(names) - 1
+    assert warnings[-1].startswith(
+        "Stream 'public-orders_5' sends Purchase events to pixel '1234567890' with event_id "
+        "from a number column (order_id), as 5 other streams of this run do ('public-orders_0', "
+        "'public-orders_1', 'public-orders_2', ...): Meta takes events"
+    )
+
+
 TEXT_ORDER_ID_SCHEMA = {
     **ORDER_SCHEMA,
     "properties": {**ORDER_SCHEMA["properties"], "order_id": {"type": "string"}},
