@@ -974,11 +974,12 @@ class TargetMetaCapi(Target):
             # what cut the grace period short (stdout closed, a token expired), said once
             stop += f"; then {self.delivery.failure}"
             self.stats.run_failed(stop)
-            self.logger.error("%s", stop)
         try:
             self.close()
         except SummaryWriteError as error:  # a full disk, say: the stop still ends the run
             self.logger.error("%s", error)
+        # last, as a failure's line: what an operator reads first at the bottom
+        self.logger.error("%s", stop)
         return 128 + signum
 
     @classmethod

@@ -704,6 +704,17 @@ def test_the_summary_file_of_a_run_stopped_by_sigterm_says_it_stopped(
     assert summary["failure"] == "Received SIGTERM: stopped before the end of the input"
 
 
+def test_a_run_stopped_by_sigterm_ends_its_log_with_the_stop_as_an_error(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    _, process = _target_with_one_request_in_flight(sandbox_factory, tmp_path)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+    last_line = stderr.splitlines()[-1]
+    assert "| ERROR" in last_line
+    assert last_line.endswith("Received SIGTERM: stopped before the end of the input")
+
+
 def test_sigterm_with_a_summary_file_that_cannot_be_written_exits_as_stopped_without_traceback(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
@@ -716,8 +727,9 @@ def test_sigterm_with_a_summary_file_that_cannot_be_written_exits_as_stopped_wit
     _, stderr = process.communicate(timeout=20)
     assert process.returncode == 128 + signal.SIGTERM
     assert "Traceback" not in stderr
-    [error] = _error_lines(stderr)
-    assert "Cannot write the run summary file /dev/full: No space left on device" in error
+    summary_error, stop = _error_lines(stderr)
+    assert "Cannot write the run summary file /dev/full: No space left on device" in summary_error
+    assert stop.endswith("Received SIGTERM: stopped before the end of the input")
 
 
 def _stderr_of_a_grace_period_its_state_cannot_end(
