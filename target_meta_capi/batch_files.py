@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import os
 import typing as t
 import zlib
 from collections.abc import Generator, Iterator
@@ -113,12 +114,23 @@ def _local_path(url: str, where: str) -> str:
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
         # all after the host: singer-sdk writes the file's name unescaped, so a "#" or "?" of
         # a stream's name is part of the path, never a fragment or a query
-        return unquote(url.split(":", 1)[1].removeprefix("//" + parts.netloc))
+        return _existing_path(url.split(":", 1)[1].removeprefix("//" + parts.netloc))
     raise SingerInputError(
         f"{where}: file {url} is not on this machine's filesystem; supported are {SUPPORTED}. "
         "Set the tap's batch_config storage root to a local directory (file:///tmp/batches), "
         "or leave batch_config out."
     )
+
+
+def _existing_path(written: str) -> str:
+    """The path a file:// URL's path names. singer-sdk escapes the root a tap gives as a
+    plain path (a space as %20) but not one given as a file:// URL, nor the stream's name in
+    the file's: a "%41" may be three characters of the name. So the path as written when only
+    it names a file; unescaped otherwise."""
+    unescaped = unquote(written)
+    if unescaped != written and not os.path.exists(unescaped) and os.path.exists(written):
+        return written
+    return unescaped
 
 
 def record_lines(batch: BatchMessage, input_line: int) -> Generator[tuple[bytes, int], None, None]:

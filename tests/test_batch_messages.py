@@ -108,11 +108,11 @@ def test_a_plain_jsonl_file_with_compression_none_is_read(
     assert len(sandbox.accepted_events()) == 2
 
 
-def test_the_batch_files_of_a_stream_named_with_a_hash_or_a_question_mark_are_read(
-    sandbox: SandboxServer, tmp_path: Path
+@pytest.mark.parametrize("stream", ["public-orders#2?", "public-p%41q"])
+def test_the_batch_files_of_a_stream_named_with_url_characters_are_read(
+    sandbox: SandboxServer, tmp_path: Path, stream: str
 ) -> None:
     # the tap writes the file's name into its file:// URL as it is, unescaped
-    stream = "public-orders#2?"
     manifest = sdk_batch_files(tmp_path, [order(1)], stream=stream)
     result = run_in_process(
         orders_config(sandbox.url, tmp_path, streams={stream: ORDERS_MAPPING}),
@@ -120,6 +120,24 @@ def test_the_batch_files_of_a_stream_named_with_a_hash_or_a_question_mark_are_re
     )
     assert result.exit_code == 0
     assert len(sandbox.accepted_events()) == 1
+
+
+def test_the_batch_files_under_a_root_given_as_a_url_with_an_escape_are_read(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # the tap takes a file:// root as written: its directory is named "batch%20files"
+    root = "file://" + str(tmp_path) + "/batch%20files"
+    config = BatchConfig.from_dict(
+        {"encoding": GZIP_JSONL, "storage": {"root": root, "prefix": "orders-"}}
+    )
+    batcher = JSONLinesBatcher("tap-postgres", STREAM, config)
+    manifest = [url for urls in batcher.get_batches(iter([order(1), order(2)])) for url in urls]
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path), [schema_line(), batch_line(manifest)]
+    )
+    assert (tmp_path / "batch%20files").is_dir()
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 2
 
 
 def test_the_tap_s_batch_files_are_left_where_they_are(
