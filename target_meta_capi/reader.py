@@ -157,6 +157,8 @@ RECORD_LINE_LAYOUTS = (
     ('{"type":"RECORD"', ',"stream":', ","),
     ('{"type": "RECORD"', ', "stream": ', ", "),
 )
+# the messages singer-sdk dispatches, each a callback of _process_lines
+_MESSAGE_TYPES = "SCHEMA, RECORD, STATE, BATCH or ACTIVATE_VERSION"
 _RECORD_OPENINGS: dict[type, tuple[t.Any, ...]] = {
     str: tuple(opening for opening, _, _ in RECORD_LINE_LAYOUTS),
     bytes: tuple(opening.encode() for opening, _, _ in RECORD_LINE_LAYOUTS),
@@ -617,13 +619,13 @@ class NumberedSingerReader(GenericSingerReader[str]):
         if not isinstance(message_type, str):
             raise SingerInputError(
                 f"Input line {self.line_number}: its 'type' is {json_kind(message_type)}, not "
-                "a message type (expected SCHEMA, RECORD or STATE)"
+                f"a message type (expected {_MESSAGE_TYPES})"
             )
         callback = self._callbacks.get(message_type)
         if callback is None:
             raise SingerInputError(
                 f"Input line {self.line_number} has unknown message type {message_type!r} "
-                "(expected SCHEMA, RECORD or STATE)"
+                f"(expected {_MESSAGE_TYPES})"
             )
         # a line given back by the record router is processed while another message may be
         # (a STATE draining the workers): that one's context holds again after it

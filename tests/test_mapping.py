@@ -1676,6 +1676,13 @@ def test_a_number_past_a_floats_range_is_a_mapping_error_saying_so(column):
     assert error.value.message == "is a number past a float's range (±1.8e308)"
 
 
+def test_a_whole_number_past_a_floats_range_as_a_value_is_a_mapping_error_saying_so():
+    record = {**ORDER, "total": 10**400}
+    with pytest.raises(MappingError) as error:
+        mapper_for(ORDERS_CONFIG, "public-orders", columns=ORDERS_COLUMNS).map(record)
+    assert error.value.message == "is a number past a float's range (±1.8e308)"
+
+
 def test_an_id_holding_a_fraction_is_sent_as_its_text():
     record = {"event_time": 1, "order_id": Decimal("1001.50")}
     assert flat_mapper().map(record).event["custom_data"] == {"order_id": "1001.50"}

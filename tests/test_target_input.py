@@ -99,7 +99,10 @@ def test_unknown_message_type_names_the_line(
     lines = [schema_line(), json.dumps({"type": "RECORDS", "stream": STREAM, "record": {}})]
     result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
     assert result.exit_code == 1
-    assert "Input line 2 has unknown message type 'RECORDS'" in _failure_lines(caplog)[0]
+    assert _failure_lines(caplog)[0].endswith(
+        "Input line 2 has unknown message type 'RECORDS' (expected SCHEMA, RECORD, STATE, "
+        "BATCH or ACTIVATE_VERSION)"
+    )
 
 
 def test_a_message_type_that_is_not_text_is_named_by_its_json_kind(
@@ -110,8 +113,8 @@ def test_a_message_type_that_is_not_text_is_named_by_its_json_kind(
     result = run_in_process(orders_config(sandbox.url, tmp_path), lines)
     assert result.exit_code == 1
     assert _failure_lines(caplog)[0].endswith(
-        "Input line 2: its 'type' is a number, not a message type (expected SCHEMA, RECORD or "
-        "STATE)"
+        "Input line 2: its 'type' is a number, not a message type (expected SCHEMA, RECORD, "
+        "STATE, BATCH or ACTIVATE_VERSION)"
     )
 
 

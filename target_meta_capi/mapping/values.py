@@ -82,7 +82,11 @@ def _to_float(value: Any) -> float:
         if not math.isfinite(value):
             raise ValueError(_not_finite(value))
         return float(value)
-    return float(_number(value))
+    number = _number(value)
+    try:
+        return float(number)
+    except OverflowError:  # a whole number of 309 digits or more
+        raise ValueError(_not_finite(Decimal(number))) from None
 
 
 def _to_int(value: Any) -> int:
