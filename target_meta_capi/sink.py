@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import msgspec
 from singer_sdk import metrics
-from singer_sdk.exceptions import InvalidRecord
+from singer_sdk.exceptions import InvalidRecord, MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
@@ -426,9 +426,14 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         return self._include_sdc_metadata
 
     def _singer_validate_message(self, record: dict) -> None:
+        # the SDK's check; its message listed every column of the record, not which is missing
         for key_property in self._key_properties:
-            if key_property not in record:  # the SDK's check, on the same condition, raises
-                super()._singer_validate_message(record)
+            if key_property not in record:
+                raise MissingKeyPropertiesError(
+                    f"Record has no {key_property!r}, a key property of its stream "
+                    f"(key_properties {list(self._key_properties)}): the tap must send every "
+                    "key property in every record"
+                )
 
     def get_sink_record_counter(self) -> RecordsProcessedCounter:
         return RecordsProcessedCounter(
