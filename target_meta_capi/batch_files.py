@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from target_meta_capi.capi._words import json_kind, shown_json
+from target_meta_capi.messages import stream_name_problem
 from target_meta_capi.reader import SingerInputError, assert_line_requires
 from target_meta_capi.record_workers import record_line_prefixes
 
@@ -82,11 +83,8 @@ def read_batch_message(
     naming the line and what is wrong or not supported, before any file is read."""
     assert_line_requires(message, BATCH_KEYS, input_line)
     stream = message["stream"]
-    if not isinstance(stream, str) or not stream:
-        raise SingerInputError(
-            f"Input line {input_line}, BATCH message: 'stream' is {json_kind(stream)}, "
-            "not a stream name"
-        )
+    if stream_problem := stream_name_problem(stream):
+        raise SingerInputError(f"Input line {input_line}, BATCH message: {stream_problem}")
     where = f"Input line {input_line}, BATCH message of stream {stream!r}"
     if stream not in streams:
         raise SingerInputError(f"{where}: no SCHEMA message of the stream came before it")

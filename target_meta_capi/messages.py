@@ -14,6 +14,15 @@ RECORD_KEYS = frozenset({"stream", "record"})
 SCHEMA_KEYS = frozenset({"stream", "schema"})
 
 
+def stream_name_problem(stream: object) -> str | None:
+    """Why a message's 'stream' names no stream, or None."""
+    if not isinstance(stream, str):
+        return f"'stream' is {json_kind(stream)}, not a stream name"
+    if not stream:
+        return "'stream' is empty, not a stream name"
+    return None
+
+
 def assert_schema_message_shape(message_dict: dict, line_number: int) -> None:
     # The SDK takes a SCHEMA's parts as they come: a null schema or stream fails deep inside
     # it with a TypeError, and key_properties "id" becomes the keys "i" and "d".
@@ -21,8 +30,8 @@ def assert_schema_message_shape(message_dict: dict, line_number: int) -> None:
     problem = None
     stream = message_dict["stream"]
     key_properties = message_dict.get("key_properties")
-    if not isinstance(stream, str) or not stream:
-        problem = f"'stream' is {json_kind(stream)}, not a stream name"
+    if stream_problem := stream_name_problem(stream):
+        problem = stream_problem
     elif not isinstance(message_dict["schema"], dict):
         problem = f"'schema' is {json_kind(message_dict['schema'])}, not a JSON object"
     elif "properties" not in message_dict["schema"]:
@@ -47,12 +56,9 @@ def assert_record_is_an_object(message_dict: dict, line_number: int) -> None:
     # them with a TypeError.
     assert_line_requires(message_dict, RECORD_KEYS, line_number)
     stream = message_dict["stream"]
-    if not isinstance(stream, str):
+    if stream_problem := stream_name_problem(stream):
         # else a TypeError deep inside the SDK, or its "no schema for stream '5'"
-        raise SingerInputError(
-            f"Input line {line_number}, RECORD message: 'stream' is "
-            f"{json_kind(stream)}, not a stream name"
-        )
+        raise SingerInputError(f"Input line {line_number}, RECORD message: {stream_problem}")
     record = message_dict["record"]
     if not isinstance(record, dict):
         raise SingerInputError(

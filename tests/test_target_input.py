@@ -341,7 +341,8 @@ def test_the_sdks_own_check_of_a_messages_keys_names_the_line_without_quoting_it
 
 
 @pytest.mark.parametrize(
-    ("stream", "kind"), [(None, "null"), (5, "a number"), ([STREAM], "an array")]
+    ("stream", "kind"),
+    [(None, "null"), (5, "a number"), ([STREAM], "an array"), ("", "empty")],
 )
 def test_a_record_whose_stream_is_no_name_is_refused_naming_line_and_key(
     sandbox: SandboxServer,
@@ -628,7 +629,7 @@ def test_a_line_with_half_a_surrogate_pair_and_another_flaw_is_refused_for_the_o
         ({"schema": [1]}, "'schema' is an array, not a JSON object"),
         ({"schema": {"type": "object"}}, "the schema lacks 'properties' (its columns)"),
         ({"stream": None}, "'stream' is null, not a stream name"),
-        ({"stream": ""}, "'stream' is a string, not a stream name"),
+        ({"stream": ""}, "'stream' is empty, not a stream name"),
         ({"stream": {"name": "orders"}}, "'stream' is a JSON object, not a stream name"),
         ({"key_properties": "order_id"}, "'key_properties' is not an array of column names"),
         ({"key_properties": [1]}, "'key_properties' is not an array of column names"),
