@@ -857,8 +857,10 @@ class TargetMetaCapi(Target):
         for sink in [*self._sinks_to_clear, *self._sinks_active.values()]:
             if sink.record_counter_metric.value:
                 sink.record_counter_metric.exit()
-        self.delivery.processor.close(wait=self.delivery.unsettled_requests == 0)
-        if self.delivery.unsettled_requests == 0:
+        # requests a failed or stopped run abandons are not retried once it has ended
+        unsettled = self.delivery.unsettled_requests != 0
+        self.delivery.processor.close(wait=not unsettled, cancel_retries=unsettled)
+        if not unsettled:
             # else a request abandoned may still use its connection, and fail and wake the
             # reader (Delivery.fail)
             self.message_reader.close_wake_pipe()

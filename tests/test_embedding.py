@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -241,6 +242,35 @@ def test_a_listen_stopped_by_sigterm_ends_its_run_as_the_command_does_before_it_
         "TerminationRequested Received SIGTERM: stopped before the end of the input "
         "| workers had True left running [] 1"
     ]
+
+
+def test_a_failed_runs_requests_waiting_to_be_retried_are_not_retried_after_it_returns(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(transient_error_rate=1.0)  # every attempt answered 500, code 2
+    result = run_host(
+        tmp_path,
+        f"""
+        import time, urllib.request
+        def attempts():
+            with urllib.request.urlopen("{sandbox.url}/__stats") as answer:
+                return json.loads(answer.read())["requests"]
+        LINES[:] = LINES[:150] + ["{{not json"]  # bad input: the run ends after its grace
+        code = run_orders()[0]
+        time.sleep(0.2)  # an attempt under way at the return has its answer by now
+        at_return = attempts()
+        time.sleep(3)  # the retries' backoff: 0.5 s, 1 s, 2 s... (full jitter)
+        senders = [t.name for t in threading.enumerate() if t.name.startswith("capi-batch")]
+        print(code, attempts() - at_return, senders)
+        """,
+        dry_run=False,
+        dry_run_path=None,
+        graph_url=sandbox.url,
+        record_workers=0,
+        batch_size=25,
+        shutdown_grace_seconds=1,
+    )
+    assert host_said(result) == ["1 0 []"]
 
 
 @linux_only
