@@ -358,17 +358,33 @@ def test_attempts_are_counted_by_status_and_failures_by_reason():
     }
 
 
+def retried(stats: RunStats, error: Exception) -> None:
+    """A retry announced (before its wait) and then made (its attempt answered)."""
+    stats.on_retry(error, 1, 0.5)
+    stats.on_attempt(1, 200, 0.02, None)
+
+
 def test_retries_are_counted_by_reason():
     stats = RunStats()
     throttled = ThrottledError("Too many calls", http_status=400, code=17, subcode=2446079)
-    stats.on_retry(throttled, 1, 5.0)
-    stats.on_retry(throttled, 2, 10.0)
-    stats.on_retry(TransientError("Unknown error", http_status=500, code=1), 1, 0.5)
+    retried(stats, throttled)
+    retried(stats, throttled)
+    retried(stats, TransientError("Unknown error", http_status=500, code=1))
 
     requests = stats.snapshot()["requests"]
 
     assert requests["retries"] == 3
     assert requests["retries_by_reason"] == {"meta:1": 1, "meta:17/2446079": 2}
+
+
+def test_a_retry_whose_wait_the_end_of_the_run_cut_short_is_not_counted():
+    stats = RunStats()
+    retried(stats, TransientError("Unknown error", http_status=500, code=1))
+    stats.on_retry(TransientError("Unknown error", http_status=500, code=1), 2, 1.0)
+
+    requests = stats.snapshot()["requests"]
+
+    assert (requests["attempts"], requests["retries"]) == (1, 1)
 
 
 @pytest.mark.parametrize(
@@ -412,7 +428,7 @@ def test_metric_counters_log_increments_since_the_previous_flush(caplog):
     stats.request_submitted("orders", 100)
     stats.request_acknowledged("orders", 100)
     stats.events_dead_lettered("orders", "rule:event_time_too_old", 2)
-    stats.on_retry(TransientError("x", http_status=503), 1, 0.5)
+    retried(stats, TransientError("x", http_status=503))
     with caplog.at_level(logging.INFO, logger=METRICS_LOGGER):
         stats.emit_metric_counters()
         stats.emit_metric_counters()
@@ -860,7 +876,7 @@ def test_progress_line_reports_counts_in_flight_and_rate_since_the_previous_line
     map_events(stats, "orders", [{"em": HASHED_EMAIL}] * 5)
     stats.request_submitted("orders", 5)
     stats.request_acknowledged("orders", 3)
-    stats.on_retry(TransientError("x", http_status=503), 1, 0.5)
+    retried(stats, TransientError("x", http_status=503))
     stats.events_dead_lettered("orders", "rule:event_time_too_old")
     clock.now += 2.0
 

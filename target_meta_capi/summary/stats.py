@@ -100,6 +100,8 @@ class RunStats(RequestObserver):
         self._attempts_by_status: dict[str, int] = {}
         self._failures_by_reason: dict[str, int] = {}
         self._retries_by_reason: dict[str, int] = {}
+        #: the reason of the retry a sending thread waits to make, counted once it is made
+        self._retry_awaited = threading.local()
         self._latencies = LatencyHistogram()
         self._peak_rate_limit_usage: float | None = None
         self._messages_from_meta: dict[str, int] = {}
@@ -210,9 +212,13 @@ class RunStats(RequestObserver):
         status_key = "none" if status is None else str(status)
         if status is not None:
             self.endpoint_answered = True
+        retry_reason = getattr(self._retry_awaited, "reason", None)
+        self._retry_awaited.reason = None
         with self._lock:
             self._latencies.add(seconds)
             add_count(self._attempts_by_status, status_key, 1)
+            if retry_reason is not None:
+                add_count(self._retries_by_reason, retry_reason, 1)
             if error is not None:
                 add_count(self._failures_by_reason, error_reason(error), 1)
         tags: dict[str, Any] = {
@@ -231,8 +237,9 @@ class RunStats(RequestObserver):
         )
 
     def on_retry(self, error: Exception, attempt: int, delay: float) -> None:
-        with self._lock:
-            add_count(self._retries_by_reason, error_reason(error), 1)
+        # called before the wait: counted with the attempt it announces (on_attempt, on the
+        # same thread), as a wait cut short by the end of the run retries nothing
+        self._retry_awaited.reason = error_reason(error)
 
     def message_from_meta(self, message: str) -> None:
         """A message Meta's answer accepting a request carried (a warning: a deprecated
