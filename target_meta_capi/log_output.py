@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import logging.handlers
 import os
 import sys
 import warnings
@@ -57,20 +58,27 @@ def _keep_logs_off_stdout(logger: logging.Logger) -> None:
         stdout_file = None
     moved = False
     replacements: dict[logging.Handler, logging.Handler] = {}
-    for owner in _loggers():
-        for index, handler in enumerate(owner.handlers):
-            if isinstance(handler, logging.FileHandler):
-                if handler not in replacements and _is_stdout_file(handler, stdout_file):
-                    replacements[handler] = _stderr_handler_like(handler)
-                    handler.close()  # its own descriptor on the file, not stdout's
-                if handler in replacements:
-                    owner.handlers[index] = replacements[handler]
-                    moved = True
-            elif isinstance(handler, logging.StreamHandler) and _is_stdout(
-                handler.stream, stdout_file
-            ):
-                handler.setStream(sys.stderr)
+
+    def off_stdout(handler: logging.Handler) -> logging.Handler:
+        """The handler, turned to stderr, or the stderr handler replacing it."""
+        nonlocal moved
+        if isinstance(handler, logging.FileHandler):
+            if handler not in replacements and _is_stdout_file(handler, stdout_file):
+                replacements[handler] = _stderr_handler_like(handler)
+                handler.close()  # its own descriptor on the file, not stdout's
+            if handler in replacements:
                 moved = True
+                return replacements[handler]
+        elif isinstance(handler, logging.StreamHandler) and _is_stdout(handler.stream, stdout_file):
+            handler.setStream(sys.stderr)
+            moved = True
+        # a handler passing records on to another the file names (dictConfig's `target`)
+        if isinstance(handler, logging.handlers.MemoryHandler) and handler.target is not None:
+            handler.target = off_stdout(handler.target)
+        return handler
+
+    for owner in _loggers():
+        owner.handlers[:] = [off_stdout(handler) for handler in owner.handlers]
     if moved:
         logger.warning(STDOUT_HANDLER_WARNING)
 

@@ -81,6 +81,20 @@ def test_a_log_config_writing_to_stdout_leaves_stdout_to_the_state_lines(
     assert "INFO Run summary" in completed.stderr
 
 
+def test_a_log_config_buffering_records_for_stdout_leaves_stdout_to_the_state_lines(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = _logging_config("ext://sys.stdout")
+    buffered = {"class": "logging.handlers.MemoryHandler", "capacity": 10, "target": "console"}
+    config["handlers"] = {**config["handlers"], "buffered": buffered}  # type: ignore[dict-item]
+    config["root"] = {"level": "INFO", "handlers": ["buffered"]}
+    completed = _run_target_with_log_config(sandbox, tmp_path, config)
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert _state_lines_only(completed.stdout)
+    assert f"WARNING {STDOUT_HANDLER_WARNING}\n" in completed.stderr
+
+
 @pytest.mark.parametrize("delay", [False, True], ids=["opened-at-start", "opened-on-first-use"])
 def test_a_log_config_with_a_file_handler_on_dev_stdout_leaves_stdout_to_the_state_lines(
     sandbox: SandboxServer, tmp_path: Path, delay: bool
