@@ -659,9 +659,9 @@ def test_events_sent_and_never_answered_are_warned_about():
     stats.request_submitted("orders", 3)
 
     assert stats.snapshot()["warnings"] == [
-        "Stream 'orders': 3 sent events got no answer before the run stopped, and no state "
-        "covers them (a rerun sends them again; Meta deduplicates those it did receive, by "
-        "event_id)."
+        "Stream 'orders': 3 sent events were not acknowledged before the run stopped (waiting "
+        "for an answer, or to be retried), and no state covers them (a rerun sends them again; "
+        "Meta deduplicates those it did receive, by event_id)."
     ]
 
 

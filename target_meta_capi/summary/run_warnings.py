@@ -71,9 +71,11 @@ def stream_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
             )
         if stream["events_in_flight"]:
             warnings.append(
-                f"Stream {name!r}: {counted(stream['events_in_flight'], 'sent event')} got no "
-                "answer before the run stopped, and no state covers them (a rerun sends them "
-                "again; Meta deduplicates those it did receive, by event_id)."
+                f"Stream {name!r}: "
+                f"{counted(stream['events_in_flight'], 'sent event was', 'sent events were')} "
+                "not acknowledged before the run stopped (waiting for an answer, or to be "
+                "retried), and no state covers them (a rerun sends them again; Meta "
+                "deduplicates those it did receive, by event_id)."
             )
         if stream["events_unsent"]:
             warnings.append(
