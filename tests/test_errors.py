@@ -129,6 +129,13 @@ def test_a_300_answer_without_a_graph_error_is_not_retried_as_an_unread_2xx():
     assert type(classify_response(300, b"Multiple Choices")) is InvalidRequestError
 
 
+def test_a_proxys_408_timeout_page_is_transient():
+    page = b"<html><head><title>408 Request Time-out</title></head><body>nginx</body></html>"
+    error = classify_response(408, page)
+    assert type(error) is TransientError
+    assert "408 Request Time-out" in str(error)
+
+
 def test_429_without_error_object_is_throttled():
     assert type(classify_response(429, b"")) is ThrottledError
 

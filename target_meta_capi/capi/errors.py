@@ -453,9 +453,10 @@ def _error_class(
 
 
 def _class_for_status(status: int) -> type[GraphAPIError]:
-    if status >= 500 or status < 300:
+    if status >= 500 or status < 300 or status == 408:
         # a 2xx we could not read may come from a proxy, and a 1xx is an interim answer
-        # (102 Processing, 103 Early Hints), not the final one: whether Graph got it is unknown
+        # (102 Processing, 103 Early Hints), not the final one: whether Graph got it is unknown;
+        # a 408 is a proxy or load balancer timing out, which the client may repeat (RFC 9110)
         return TransientError
     if status == 429:
         return ThrottledError
