@@ -48,7 +48,7 @@ from singer_sdk.sinks import Sink
 
 from target_meta_capi.capi.request import body_json
 from target_meta_capi.delivery import TargetFailure
-from target_meta_capi.mapping import DELETED_AT, build_event_mapper
+from target_meta_capi.mapping import build_event_mapper, reports_deleted
 from target_meta_capi.reader import RECORD_LINE_LAYOUTS, Line, input_decoder
 from target_meta_capi.settings import SECRET_SETTINGS
 from target_meta_capi.sink import ConvertedRecord, EventSink, PrivacySafeValidator, convert_record
@@ -227,7 +227,7 @@ class StreamConverter:
         ):
             return None
         record = message.get("record")
-        if record.__class__ is not dict or record.get(DELETED_AT) is not None:
+        if record.__class__ is not dict or reports_deleted(record):
             return None  # a deleted row is counted by the main process, not sent
         # the SDK's own list of metadata columns; the method reads nothing from its sink
         Sink._remove_sdc_metadata_from_record(None, record)  # type: ignore[arg-type]

@@ -71,9 +71,9 @@ from target_meta_capi.dry_run import DRY_RUN_ACCESS_TOKEN, DryRunHttpService
 from target_meta_capi.failures import describe_failure, is_bad_input
 from target_meta_capi.log_output import one_line, set_up_log_output
 from target_meta_capi.mapping import (
-    DELETED_AT,
     event_name_warnings,
     mapping_config_errors,
+    reports_deleted,
     unmatched_stream_entries,
 )
 from target_meta_capi.messages import (
@@ -514,7 +514,7 @@ class TargetMetaCapi(Target):
         record = message_dict.get("record")
         if (
             record.__class__ is dict
-            and record.get(DELETED_AT) is not None
+            and reports_deleted(record)
             and stream.__class__ is str
             and stream in self.mapper.stream_maps  # else the SDK's error: no SCHEMA for it
         ):

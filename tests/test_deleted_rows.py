@@ -130,6 +130,17 @@ def test_deleted_rows_count_as_skipped_and_the_summary_says_why(
     ) in summary["warnings"]
 
 
+def test_a_row_whose_deleted_at_is_blank_text_is_live_and_sent(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # a tap reading files writes an empty cell as "", as it would any column's
+    result, summary = run(sandbox, tmp_path, row(_sdc_deleted_at=""), row(_sdc_deleted_at=" "))
+
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 2
+    assert summary["streams"][STREAM]["events_skipped"] == 0
+
+
 def test_a_record_worker_gives_a_deleted_row_back_to_the_main_process() -> None:
     converter = StreamConverter(
         StreamSpec(STREAM, SCHEMA, ("order_uuid",), {"streams": {STREAM: MAPPING}}, True)
@@ -143,3 +154,12 @@ def test_a_record_worker_gives_a_deleted_row_back_to_the_main_process() -> None:
 
     assert chunk.events[0] is not None
     assert chunk.events[1] is None
+
+
+def test_a_record_worker_converts_a_row_whose_deleted_at_is_blank_text() -> None:
+    converter = StreamConverter(
+        StreamSpec(STREAM, SCHEMA, ("order_uuid",), {"streams": {STREAM: MAPPING}}, True)
+    )
+    blank = json.dumps({"type": "RECORD", "stream": STREAM, "record": row(_sdc_deleted_at="")})
+
+    assert converter.convert([blank]).events[0] is not None

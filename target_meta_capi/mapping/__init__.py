@@ -25,10 +25,10 @@ from __future__ import annotations
 from target_meta_capi.mapping.aliases import ALIASES
 from target_meta_capi.mapping.event_id import EVENT_ID_HEX_DIGITS, deterministic_event_id
 from target_meta_capi.mapping.mapper import (
-    DELETED_AT,
     EventMapper,
     build_event_mapper,
     record_key_text,
+    reports_deleted,
 )
 from target_meta_capi.mapping.result import MappedEvent, MappingError
 from target_meta_capi.mapping.streams_setting import (
@@ -44,7 +44,6 @@ from target_meta_capi.mapping.values import parse_event_time
 
 __all__ = [
     "ALIASES",
-    "DELETED_AT",
     "EVENT_ID_HEX_DIGITS",
     "EventMapper",
     "MappedEvent",
@@ -58,6 +57,7 @@ __all__ = [
     "mapping_config_errors",
     "parse_event_time",
     "record_key_text",
+    "reports_deleted",
     "time_zone_setting",
     "unmatched_stream_entries",
 ]

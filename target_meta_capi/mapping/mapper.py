@@ -971,3 +971,10 @@ def build_event_mapper(
             mapping.time_zone if mapping.time_zone is not None else time_zone_setting(config)
         ),
     )
+
+
+def reports_deleted(record: dict[str, Any]) -> bool:
+    """Whether a log-based tap reports the record's row deleted: a time in `_sdc_deleted_at`.
+    Blank text is none, as null is: what a tap reading files writes for an empty cell."""
+    deleted_at = record.get(DELETED_AT)
+    return deleted_at is not None and not is_empty(deleted_at)
