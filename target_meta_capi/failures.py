@@ -14,6 +14,7 @@ from pathlib import Path
 from singer_sdk.exceptions import (
     InvalidRecord,
     MapExpressionError,
+    MissingKeyPropertiesError,
     RecordsWithoutSchemaException,
     SingerSDKError,
 )
@@ -29,6 +30,7 @@ from target_meta_capi.delivery import (
 )
 from target_meta_capi.mapping.values import TOO_DEEP
 from target_meta_capi.reader import NumberedSingerReader, SingerInputError
+from target_meta_capi.sink import UnsendableStreamError
 from target_meta_capi.validation import UnparseableDateError
 
 #: Failures of the input itself (a line, a record, a value), not of the run's machinery: the
@@ -36,11 +38,13 @@ from target_meta_capi.validation import UnparseableDateError
 _BAD_INPUT = (
     SingerInputError,
     InvalidRecord,
+    MissingKeyPropertiesError,
     UnparseableDateError,
     RecordsWithoutSchemaException,
     MapExpressionError,
     BadRecordError,
     InvalidEventError,
+    UnsendableStreamError,
 )
 
 

@@ -865,6 +865,39 @@ def test_bad_input_waits_for_the_requests_already_sent_and_writes_the_state_they
     assert _accepted_ids(sandbox) == set(range(1, 11))
 
 
+_WITHOUT_CREATED_AT = {
+    **ORDER_SCHEMA,
+    "properties": {k: v for k, v in ORDER_SCHEMA["properties"].items() if k != "created_at"},
+}
+# the SCHEMA requiring no column: the record passes it, and lacks its key property
+_KEY_MISSING = "\n".join([
+    schema_line(schema={k: v for k, v in ORDER_SCHEMA.items() if k != "required"}),
+    record_line({k: v for k, v in order(11).items() if k != "order_id"}),
+])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "failure"),
+    [
+        (schema_line(schema=_WITHOUT_CREATED_AT), "no column of its SCHEMA"),
+        (_KEY_MISSING, "Record has no 'order_id'"),
+    ],
+    ids=["schema-without-event-time", "record-without-its-key"],
+)
+def test_input_the_stream_cannot_be_sent_with_writes_the_state_the_requests_before_it_settle(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path, bad_line: str, failure: str
+) -> None:
+    sandbox = sandbox_factory(latency_ms=1500)
+    config = orders_config(sandbox.url, tmp_path, batch_size=5)
+    completed = _run_target(_write_config(tmp_path, config), _bad_input_after(10, bad_line))
+    assert completed.returncode == 1
+    [error] = _error_lines(completed.stderr)
+    assert failure in error
+    states = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert states[-1] == {"bookmarks": {STREAM: 10}}
+    assert _accepted_ids(sandbox) == set(range(1, 11))
+
+
 def test_a_record_breaking_its_schema_writes_the_state_of_the_records_before_it(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
