@@ -122,8 +122,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         """The body as sent (chunks joined, still compressed); GraphError if unreadable."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             return self._read_chunked()
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
+        # digits only: int() also takes "+10", "1_0" and " 10 "
+        length_text = self.headers.get("Content-Length", "0").strip()
+        try:  # int() of over 4300 digits raises ValueError too
+            length = int(length_text) if is_whole_number(length_text) else -1
         except ValueError:
             length = -1
         if length < 0 or length > MAX_BODY_BYTES:
@@ -136,11 +138,13 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         total = 0
         while True:
             line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
+            size_field = line.split(b";", 1)[0].strip()
+            # hex digits only: int(..., 16) also takes "-1" (then read(-1) reads to EOF, past
+            # the size limit), "+5", "0x5" and "1_0"
+            if not size_field or size_field.strip(b"0123456789abcdefABCDEF"):
                 self.close_connection = True
-                raise invalid_parameter("(#100) Malformed chunked body") from None
+                raise invalid_parameter("(#100) Malformed chunked body")
+            size = int(size_field, 16)
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass
@@ -171,7 +175,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # its answer is the headers alone (RFC 9110)
+            self.wfile.write(body)
 
     def _send_json(
         self,
@@ -254,7 +259,14 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._guard(self._other_method)
 
-    do_PATCH = do_DELETE = do_OPTIONS = do_PUT
+    do_HEAD = do_PATCH = do_DELETE = do_OPTIONS = do_PUT
+
+    def __getattr__(self, name: str) -> Any:
+        # http.server looks up do_<METHOD>: any other method (PROPFIND, FOO) gets Graph's
+        # answer too, not http.server's 501 HTML page
+        if name.startswith("do_"):
+            return self.do_PUT
+        raise AttributeError(name)
 
     def _discard_body(self) -> bool:
         """Read the body, which the route does not use, so that the next request on the
@@ -274,13 +286,16 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         if path == "/__stats":
             self._send_json(200, sandbox.stats())
         elif path == "/__events":
-            limit_values = parse_qs(query).get("limit")
+            limit_values = parse_qs(query, keep_blank_values=True).get("limit")
             limit = limit_values[-1] if limit_values else None
             if limit is not None and not is_whole_number(limit):
                 # rather than every event, or none, for a limit mistyped
                 message = f"limit must be a whole number >= 0, got {limit!r}"
                 self._send_graph_error(invalid_parameter(message))
                 return
+            # more digits than any count of events (int() refuses over 4300): every event
+            if limit is not None and len(limit.lstrip("0")) > 18:
+                limit = None
             self._send_json(200, sandbox.accepted_events(None if limit is None else int(limit)))
         else:
             self._send_graph_error(GraphError(400, 2500, f"Unknown path components: {path}"))
@@ -313,7 +328,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             sandbox._end_request()
 
     def _other_method(self) -> None:
-        """PUT, PATCH, DELETE, OPTIONS: Graph's answer for what it does not have."""
+        """Any method but GET and POST: Graph's answer for what it does not have."""
         started = time.perf_counter()
         if not self._discard_body():
             return
