@@ -245,7 +245,12 @@ def test_chunked_body_with_trailers_is_accepted_and_the_connection_stays_usable(
     assert sandbox.stats()["accepted_requests"] == 1
 
 
-@pytest.mark.parametrize("chunked", [b"zz\r\n", b"10000000\r\n"], ids=["size_not_hex", "too_large"])
+@pytest.mark.parametrize(
+    "chunked",
+    [b"zz\r\n", b"-1\r\n{}\r\n0\r\n\r\n", b"+2\r\n{}\r\n0\r\n\r\n", b"0x2\r\n{}\r\n0\r\n\r\n",
+     b"10000000\r\n"],
+    ids=["size_not_hex", "negative_size", "signed_size", "prefixed_size", "too_large"],
+)  # fmt: skip
 def test_a_chunked_body_that_cannot_be_read_is_refused_and_the_connection_closed(sandbox, chunked):
     statuses = exchange(
         sandbox,
@@ -254,7 +259,7 @@ def test_a_chunked_body_that_cannot_be_read_is_refused_and_the_connection_closed
         + chunked
         + FOLLOW_UP,
     )
-    assert statuses == [b"HTTP/1.1 400" if chunked.startswith(b"zz") else b"HTTP/1.1 413"]
+    assert statuses == [b"HTTP/1.1 413" if chunked.startswith(b"1000") else b"HTTP/1.1 400"]
     assert sandbox.stats()["rejected_by_code"] == {"100": 1}
 
 
@@ -274,6 +279,18 @@ def test_a_body_length_that_cannot_be_read_is_answered_413_and_the_connection_cl
     statuses = exchange(
         sandbox,
         f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n".encode() + FOLLOW_UP,
+    )
+    assert statuses == [b"HTTP/1.1 413"]
+
+
+@pytest.mark.parametrize("length", ["+2", "1_0", "-0"])
+def test_a_body_length_that_is_not_digits_alone_is_answered_413(sandbox, length):
+    # int() would read them as 2, 10 and 0
+    statuses = exchange(
+        sandbox,
+        f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+        "{}".encode()
+        + FOLLOW_UP,
     )
     assert statuses == [b"HTTP/1.1 413"]
 
@@ -328,11 +345,25 @@ def test_a_get_with_a_body_does_not_spoil_the_next_request_on_the_connection(san
     connection.close()
 
 
-@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND"])
 @pytest.mark.parametrize("path", [f"/v24.0/{PIXEL}/events", "/__stats"])
 def test_other_methods_are_answered_with_graphs_unknown_path_error(sandbox, method, path):
     response = requests.request(method, f"{sandbox.url}{path}", data=b"{}", timeout=10)
     assert (response.status_code, graph_error(response)["code"]) == (400, 2500)
+
+
+def test_head_is_answered_with_graphs_unknown_path_error_without_its_body(sandbox):
+    connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    connection.request("HEAD", "/__stats")
+    response = connection.getresponse()
+    assert (response.status, response.getheader("Content-Type")) == (
+        400,
+        "application/json; charset=UTF-8",
+    )
+    assert response.read() == b""
+    connection.request("GET", "/__stats")  # the connection is still in step
+    assert connection.getresponse().status == 200
+    connection.close()
 
 
 def test_stop_closes_idle_keep_alive_connections(sandbox_factory):
@@ -1013,7 +1044,13 @@ def test_events_endpoint_lists_accepted_events(sandbox):
     assert [record["event"]["event_id"] for record in last] == ["b"]
 
 
-@pytest.mark.parametrize("limit", ["last", "-1", "1.5", "²"])
+def test_events_endpoint_takes_a_limit_of_more_digits_than_any_count_as_every_event(sandbox):
+    post_events(sandbox, [make_event(event_id="a"), make_event(event_id="b")])
+    response = requests.get(f"{sandbox.url}/__events?limit={'9' * 5000}", timeout=10)
+    assert [record["event"]["event_id"] for record in response.json()] == ["a", "b"]
+
+
+@pytest.mark.parametrize("limit", ["last", "-1", "1.5", "²", ""])
 def test_events_endpoint_refuses_a_limit_that_is_no_whole_number(sandbox, limit):
     post_events(sandbox, [make_event(event_id="a"), make_event(event_id="b")])
     response = requests.get(f"{sandbox.url}/__events?limit={limit}", timeout=10)
@@ -1368,6 +1405,8 @@ def test_cli_refuses_fault_rates_adding_up_to_more_than_one(capsys):
         (["--latency-ms", "inf"], "--latency-ms"),
         (["--slow-response-seconds", "nan"], "--slow-response-seconds"),
         (["--usage-percent", "101"], "--usage-percent"),
+        (["--max-events-in-memory", str(2**64)], "--max-events-in-memory"),
+        (["--retry-after", "9" * 5000], "--retry-after"),
     ],
 )
 def test_cli_refuses_an_out_of_range_number_naming_the_option(capsys, args, option):
@@ -1396,8 +1435,10 @@ def test_cli_refuses_a_value_that_is_no_number_saying_so(capsys, option, value, 
 
 
 @pytest.mark.parametrize(
-    "option", ["--host", "--pixel-id", "--access-token", "--app-secret", "--record-sqlite"]
-)
+    "option",
+    ["--host", "--pixel-id", "--access-token", "--app-secret", "--record-sqlite",
+     "--reject-event-id"],
+)  # fmt: skip
 def test_cli_refuses_an_empty_value_naming_its_option(capsys, option):
     # as `--pixel-id "$PIXEL_ID"` gives it with the variable unset: a sandbox serving pixel ""
     # (or on every interface, or recording to a temporary database) is not what was meant
@@ -1547,6 +1588,14 @@ def test_report_refuses_an_empty_source_naming_its_option(capsys, option):
     assert capsys.readouterr().err.endswith(
         f"report: error: argument {option}: must not be empty\n"
     )
+
+
+def test_report_counts_a_test_event_code_of_another_kind_as_its_text(capsys, tmp_path):
+    path = tmp_path / "events.jsonl"
+    record = {"params": {"test_event_code": 5}, "event": {"event_name": "Lead"}}
+    path.write_text(json.dumps(record) + "\n")
+    assert cli.main(["report", "--jsonl", str(path)]) == 0
+    assert "by test_event_code:\n  5                                1\n" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -86,7 +86,19 @@ def _non_negative(text: str) -> float:
 def _non_negative_int(text: str) -> int:
     if not is_whole_number(text):
         raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
-    return int(text)
+    try:
+        return int(text)
+    except ValueError:  # over 4300 digits
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number >= 0 of at most 4300 digits, got {len(text)} digits"
+        ) from None
+
+
+def _memory_bound(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > sys.maxsize:  # a deque's maxlen is a C ssize_t
+        raise argparse.ArgumentTypeError(f"must be at most {sys.maxsize}, got {text}")
+    return value
 
 
 def _token_from_environment(name: str) -> str:
@@ -273,6 +285,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     faults.add_argument(
         "--reject-event-id",
+        type=_non_empty,
         dest="reject_event_ids",
         action="append",
         metavar="ID",
@@ -298,7 +311,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     recording.add_argument(
         "--max-events-in-memory",
-        type=_non_negative_int,
+        type=_memory_bound,
         default=DEFAULT_MAX_EVENTS_IN_MEMORY,
         help="how many recent events GET /__events can return (default %(default)s)",
     )
@@ -524,7 +537,8 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         total += 1
         by_event_name[str(event.get("event_name"))] += 1
         by_pixel[str(params.get("pixel_id"))] += 1
-        by_test_event_code[params.get("test_event_code") or NO_TEST_EVENT_CODE] += 1
+        # str: a hand-edited file may hold any JSON there, as for the pixel id
+        by_test_event_code[str(params.get("test_event_code") or NO_TEST_EVENT_CODE)] += 1
         if sample is None:
             sample = redact_received_event(event)
     return {
