@@ -1515,6 +1515,7 @@ def test_cli_refuses_a_sqlite_recording_whose_events_table_is_not_the_sandboxs(c
     [
         ("port", 70000),
         ("max_events_in_memory", -1),
+        ("max_events_in_memory", 2**64),
         ("retry_after_seconds", -1),
         ("usage_percent", 101),
         ("throttle_rate", 1.5),

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import math
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -101,8 +102,14 @@ class SandboxConfig:
             raise ValueError("usage_percent must be between 0 and 100")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, got {self.port}")
-        if self.max_events_in_memory is not None and self.max_events_in_memory < 0:
-            raise ValueError(f"max_events_in_memory must be >= 0, got {self.max_events_in_memory}")
+        # kept in a deque, whose maxlen is a C ssize_t
+        if self.max_events_in_memory is not None and not 0 <= self.max_events_in_memory <= (
+            sys.maxsize
+        ):
+            raise ValueError(
+                f"max_events_in_memory must be from 0 to {sys.maxsize}, "
+                f"got {self.max_events_in_memory}"
+            )
         faults.check_settings(
             self.latency_ms, self.fault_rates(), [error.rate for error in self.graph_errors]
         )
