@@ -263,11 +263,18 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         # the SDK reads its batch size from the config for every record; the processor's is
         # the run's, and the one process_batch splits requests by
         self._batch_size = self.delivery.processor.batch_size
-        self._mapper: EventMapper | None = build_event_mapper(
-            stream_name,
-            list(self.key_properties),
-            self.config,
-            schema_properties=tuple(self.schema.get("properties") or ()),
+        # the SDK makes a sink for a stream a stream map removes too, though none of its
+        # records reach it: nothing to map, and nothing to warn about
+        removed = target.removed_by_stream_maps(stream_name)
+        self._mapper: EventMapper | None = (
+            None
+            if removed
+            else build_event_mapper(
+                stream_name,
+                list(self.key_properties),
+                self.config,
+                schema_properties=tuple(self.schema.get("properties") or ()),
+            )
         )
         self._pixel_id = None if self._mapper is None else self._mapper.mapping.pixel_id
         properties = self.schema.get("properties") or {}
@@ -282,7 +289,9 @@ class EventSink(FastRecordParsingMixin, BatchSink):
                         stream_name, self._reader.line_number, unsourced[0], mapped, properties
                     )
                 )
-        if self._mapper is None:
+        if removed:
+            self.logger.info("Stream %r is removed by stream_maps: nothing is sent", stream_name)
+        elif self._mapper is None:
             meant = closest_stream_entry(self.config, stream_name)
             self.delivery.stats.stream_skipped(
                 stream_name,

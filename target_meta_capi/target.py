@@ -41,7 +41,7 @@ from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.io_base import GenericSingerReader
-from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.target_base import Target
 
@@ -476,6 +476,15 @@ class TargetMetaCapi(Target):
         self._streams_seen.update(self._sinks_active)
         self._route_to_workers(message_dict.get("stream"))
         self._after_message()
+
+    def removed_by_stream_maps(self, sink_name: str) -> bool:
+        """Whether a stream map removes the stream of this name (`"orders": null`) and none
+        gives another stream this name (`__alias__`): no record reaches its sink."""
+        maps = [stream_map for each in self.mapper.stream_maps.values() for stream_map in each]
+        removing = [m for m in maps if isinstance(m, RemoveRecordTransform)]
+        return any(m.stream_alias == sink_name for m in removing) and not any(
+            m.stream_alias == sink_name for m in maps if not isinstance(m, RemoveRecordTransform)
+        )
 
     def _sinks_fed_by(self, stream: str) -> dict[str, t.Any]:
         """The sinks the stream's records go to, by name: its own, or the ones stream maps

@@ -7,7 +7,10 @@ lookup; stream maps, flattening and schema changes must still apply exactly as i
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
+
+import pytest
 
 from target_meta_capi.sandbox import SandboxServer
 
@@ -44,6 +47,33 @@ def test_stream_map_filter_still_drops_records(sandbox: SandboxServer, tmp_path:
     result = run_in_process(config, order_stream(3))
     assert result.exit_code == 0
     assert sorted(e["event"]["event_id"] for e in sandbox.accepted_events()) == ["1", "3"]
+
+
+def test_a_stream_removed_by_a_stream_map_sends_nothing_and_is_not_warned_about(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # event_ids derived from the key properties, which the SDK gives the removed stream's
+    # sink none of: the warning that each is derived from the whole row was logged
+    fields = {k: v for k, v in ORDERS_MAPPING["fields"].items() if k != "event_id"}
+    streams = {STREAM: {**ORDERS_MAPPING, "fields": fields}}
+    config = orders_config(sandbox.url, tmp_path, streams=streams, stream_maps={STREAM: None})
+    result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 0
+    assert sandbox.accepted_events() == []
+    assert [r.message for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_stream_aliased_to_the_name_of_one_removed_is_sent_under_that_name(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # the table replaced by its successor, which takes its name and its `streams` entry
+    stream_maps = {STREAM: None, "public-orders_v2": {"__alias__": STREAM}}
+    config = orders_config(sandbox.url, tmp_path, stream_maps=stream_maps)
+    lines = [schema_line(), record_line(order(1))]
+    lines += [schema_line("public-orders_v2"), record_line(order(2), "public-orders_v2")]
+    result = run_in_process(config, lines)
+    assert result.exit_code == 0
+    assert [e["event"]["event_id"] for e in sandbox.accepted_events()] == ["2"]
 
 
 def test_a_nested_column_flattened_by_the_sdk_is_mapped_by_its_flattened_name(
