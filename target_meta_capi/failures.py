@@ -7,6 +7,7 @@ knows nothing of privacy is named without its message, which may quote a record.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import traceback
 from pathlib import Path
@@ -179,6 +180,8 @@ def _why_expression_failed(cause: BaseException | None) -> str:
     kind = type(cause).__name__
     if kind == "NameNotDefined":
         name = getattr(cause, "name", "?")
+        if name == "fake" and importlib.util.find_spec("faker") is None:
+            return "the name 'fake' is not defined: it is Faker's, which is not installed"
         return (
             f"the name {name!r} is not defined (a column this record lacks? "
             f"record.get({name!r}) is null for it)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -350,6 +351,18 @@ def test_a_load_method_other_than_append_only_is_warned_about(
     assert any(
         warning.startswith("load_method 'overwrite' is ignored") for warning in warnings_of(caplog)
     )
+
+
+@pytest.mark.skipif(importlib.util.find_spec("faker") is not None, reason="Faker is installed")
+def test_a_faker_config_without_faker_installed_is_warned_about(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, faker_config={"seed": 1})
+    run_in_process(config, order_stream(1))
+    assert (
+        "faker_config is ignored: Faker is not installed, so stream maps have no `fake`. "
+        "Install it beside the target (pip install faker) to use it."
+    ) in warnings_of(caplog)
 
 
 def test_a_dry_run_path_without_dry_run_is_warned_about(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import random
@@ -610,6 +611,13 @@ def test_a_stream_map_failing_on_a_record_names_the_property_and_its_expression(
     ("expression", "why"),
     [
         ("coupon + 1", "the name 'coupon' is not defined (a column this record lacks?"),
+        pytest.param(
+            "fake.email()",
+            "the name 'fake' is not defined: it is Faker's, which is not installed",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("faker") is not None, reason="Faker is installed"
+            ),
+        ),
         ("shout(email)", "the function 'shout' is not one stream maps offer"),
         ("lambda: 1", "stream maps do not allow what it uses (Sorry, Lambda is not available"),
         ("2 ** 9999999", "a number it computes is past what stream maps allow"),

@@ -5,6 +5,7 @@ a missing setting is given (by hand or under Meltano), and settings that do noth
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 import re
 import typing as t
@@ -194,6 +195,12 @@ def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -
         warnings.append(
             f"load_method {load_method!r} is ignored: events sent to Meta cannot be updated "
             "or deleted, every run appends."
+        )
+    if config.get("faker_config") and importlib.util.find_spec("faker") is None:
+        # singer-sdk's stream maps have `fake` only with Faker, an extra it does not install
+        warnings.append(
+            "faker_config is ignored: Faker is not installed, so stream maps have no `fake`. "
+            "Install it beside the target (pip install faker) to use it."
         )
     if config.get("dry_run_path") and not config.get("dry_run"):
         # a dry run meant, and the events going to Meta for real: said, as the run sends
