@@ -9,6 +9,7 @@ import codecs
 import contextlib
 import decimal
 import io
+import json
 import math
 import os
 import re
@@ -171,6 +172,27 @@ _NO_WAIT_TYPES = frozenset({"STATE", "RECORD", "ACTIVATE_VERSION"})
 _TYPE_KEY = frozenset({"type"})
 
 
+_RECORD_STREAM_HEADS: dict[type, tuple[t.Any, ...]] = {
+    str: tuple(opening + stream_key for opening, stream_key, _ in RECORD_LINE_LAYOUTS),
+    bytes: tuple((opening + stream_key).encode() for opening, stream_key, _ in RECORD_LINE_LAYOUTS),
+}
+_STREAM_KEY: dict[type, t.Any] = {str: '"stream"', bytes: b'"stream"'}
+_JSON_TEXT_DECODER = json.JSONDecoder()
+
+
+def _stream_named_first(line: Line) -> t.Any:
+    """The stream a RECORD line names right after its type, as a record router reads it (by
+    the line's start); None when it names none there."""
+    head = next((head for head in _RECORD_STREAM_HEADS[type(line)] if line.startswith(head)), None)
+    if head is None:
+        return None
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    try:
+        return _JSON_TEXT_DECODER.raw_decode(text, len(head))[0]
+    except ValueError:
+        return None
+
+
 def _shown_type(value: t.Any) -> str:
     """A message's "type" as an error names it: text quoted, another value by its JSON kind
     (not Python's repr, Decimal('5.5'); and a line's values are not quoted)."""
@@ -304,6 +326,9 @@ class NumberedSingerReader(GenericSingerReader[str]):
         self.on_wake: t.Callable[[], None] | None = None
         #: Called with the error that ends reading, before it leaves `process_lines`.
         self.on_failure: t.Callable[[Exception], None] | None = None
+        #: Whether an error is the input's own (a line to fix at the source): the record
+        #: router's lines read before it are processed first, and may fail first.
+        self.is_bad_input: t.Callable[[BaseException], bool] = lambda error: False
         #: Called with the signal that stopped reading, before `TerminationRequested` leaves
         #: `process_lines`.
         self.on_stop: t.Callable[[int], object] | None = None
@@ -496,9 +521,12 @@ class NumberedSingerReader(GenericSingerReader[str]):
                 self.on_stop(stop.signum)
             raise
         except Exception as error:
+            first = self._first_failure(error)
             if self.on_failure is not None:
-                self.on_failure(error)
-            raise
+                self.on_failure(first)
+            if first is error:
+                raise
+            raise first from None  # not "during handling of" the later line's error
 
     def _process_lines(
         self,
@@ -535,6 +563,22 @@ class NumberedSingerReader(GenericSingerReader[str]):
         if self.record_router is not None:
             self.record_router.flush()
         return Counter(counts)
+
+    def _first_failure(self, error: Exception) -> Exception:
+        """The input's first bad line's error. Bad input at a line the record router did not
+        claim (a record of a stream it does not take, say) may come before lines it claimed
+        are processed: one of them failing is the error to report, as without the router."""
+        router = self.record_router
+        if router is None or not self.is_bad_input(error):
+            return error
+        failing_line = self.line_number
+        try:
+            router.flush()
+        except Exception as earlier:  # reported when it is bad input
+            if self.is_bad_input(earlier):
+                return earlier  # the reader stands at its line
+        self.line_number = failing_line
+        return error
 
     def failed_reading_a_line(self, error: BaseException) -> bool:
         """Whether `error` came from reading the next input line itself: a MemoryError for a
@@ -604,12 +648,22 @@ class NumberedSingerReader(GenericSingerReader[str]):
 
     def _decode(self, line: Line) -> dict:
         message = self.deserialize_json(line)
-        if message.get("type") != "RECORD" and line.startswith(_RECORD_OPENINGS[type(line)]):
-            # Decoders keep the last value of a key given twice. A record router claims such
-            # a line as a RECORD by its start and hands it back later: refused either way.
+        if not line.startswith(_RECORD_OPENINGS[type(line)]):
+            return message
+        # Decoders keep the last value of a key given twice. A record router claims a line as
+        # a RECORD of a stream by its start, and hands it back later: refused either way.
+        if message.get("type") != "RECORD":
             raise SingerInputError(
                 f'Input line {self.line_number} starts as a RECORD but gives the key "type" '
                 f"again ({_shown_type(message.get('type'))}): a key given twice is ambiguous"
+            )
+        if line.count(_STREAM_KEY[type(line)]) > 1 and _stream_named_first(line) not in (
+            None,
+            message.get("stream"),
+        ):
+            raise SingerInputError(
+                f'Input line {self.line_number} gives the key "stream" twice, naming different '
+                "streams: a key given twice is ambiguous"
             )
         return message
 

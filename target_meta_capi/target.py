@@ -253,6 +253,7 @@ class TargetMetaCapi(Target):
         self.message_reader.on_input_flow = self._partial_batches.input_flowing
         self.message_reader.on_wake = self.delivery.raise_if_failed
         self.message_reader.on_failure = self._end_after_failure
+        self.message_reader.is_bad_input = is_bad_input
         self.message_reader.on_stop = self._end_after_stop
         self._closed = False
         self._failed = False

@@ -748,6 +748,47 @@ def test_a_record_breaking_its_schema_stops_the_run_without_a_traceback_as_witho
         ]
 
 
+def test_a_bad_record_a_worker_holds_is_named_before_a_later_bad_record_of_another_stream(
+    tmp_path: Path,
+) -> None:
+    # the other stream's record is processed at once, by the main process: the first bad
+    # line of the input is still the one named
+    records = messy_orders(1200)
+    records[600]["num_items"] = "three items"  # order 601, a worker's; the schema: integer
+    lines = singer_lines(records, state_every=200)
+    audit = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    lines.insert(0, json.dumps({"type": "SCHEMA", "stream": "audit", "schema": audit}))
+    later = line_number_of(lines, 601)  # the line after order 601's
+    lines.insert(later, json.dumps({"type": "RECORD", "stream": "audit", "record": {"id": "x"}}))
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert workers.errors == alone.errors
+    assert f"input line {line_number_of(lines, 601)}, stream '{STREAM}'" in workers.failure
+
+
+def test_a_record_line_naming_its_stream_twice_is_refused_as_ambiguous(tmp_path: Path) -> None:
+    # a worker would claim it by the stream named first, a decoder keeps the last
+    lines = singer_lines(messy_orders(400), state_every=200)
+    position = line_number_of(lines, 301) - 1
+    lines[position] = lines[position][:-1] + ', "stream": "other"}'
+
+    workers, alone = run_both_ways(tmp_path, lines)
+
+    assert workers.returncode == alone.returncode == 1
+    assert (
+        workers.failure
+        == alone.failure
+        == (
+            f'target-meta-capi failed: Input line {position + 1} gives the key "stream" twice, '
+            "naming different streams: a key given twice is ambiguous"
+        )
+    )
+    for run in (workers, alone):
+        assert all(bookmark(state) <= 300 for state in run.states)
+
+
 def _fails_as_without_workers(directory: Path, bad_line: str, failure: str) -> None:
     """1,200 orders, a STATE every 200, and `bad_line` after the STATE of order 600, where a
     worker gets it: the run fails with `failure` ({line}: its line number) and no state past
