@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface, RequestsHttpService
-from target_meta_capi.record_workers import RECORDS_BEFORE_WORKERS
 from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.target import TargetMetaCapi
 
@@ -247,38 +246,6 @@ def test_a_state_repeated_unchanged_drains_no_half_full_batch(
     assert result.exit_code == 0
     assert sandbox.stats()["requests"] == 2  # records 1, then 2 and 3
     assert result.states[-1] == {"bookmarks": {STREAM: 3}}
-
-
-def test_a_line_record_workers_give_back_that_makes_no_record_holds_back_no_state(
-    sandbox: SandboxServer, tmp_path: Path
-) -> None:
-    # a worker claims a line by its start, a RECORD of the orders; the main process, reading
-    # it whole, finds the record of another stream (a "stream" key given twice), which its
-    # stream map filters out: the number the line got when read is settled all the same
-    audit = {
-        "type": "SCHEMA",
-        "stream": "audit",
-        "schema": {"properties": {}},
-        "key_properties": [],
-    }
-    lines = [schema_line(), json.dumps(audit)]
-    lines += [record_line(order(i)) for i in range(1, RECORDS_BEFORE_WORKERS + 50)]
-    lines.append(f'{{"type": "RECORD", "stream": "{STREAM}", "stream": "audit", "record": {{}}}}')
-    lines += [record_line(order(RECORDS_BEFORE_WORKERS + 50)), state_line(0)]
-    config = orders_config(
-        sandbox.url, tmp_path, record_workers=2, stream_maps={"audit": {"__filter__": "False"}}
-    )
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    completed = subprocess.run(
-        [str(Path(sys.executable).with_name("target-meta-capi")), "--config", str(config_path)],
-        input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr
-    assert "in 2 worker processes" in completed.stderr
-    assert [json.loads(line) for line in completed.stdout.splitlines()] == [
-        {"bookmarks": {STREAM: 0}}
-    ]
 
 
 def test_states_ready_as_they_arrive_are_not_echoed_one_line_each_and_the_last_is_not_held(
