@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
+import errno
 import json
 import os
 import stat
 import threading
+import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ from target_meta_capi.summary import (
     RULE_REASON_PREFIX,
     graph_error_reason,
 )
+from target_meta_capi.summary.summary_file import open_for_appending
 
 DeadLetterReason = Literal["local_validation", "unmappable", "meta_rejected"]
 #: The rule of a record whose value could not be turned into the event field it maps to.
@@ -265,7 +268,13 @@ class DeadLetterWriter:
                 regular = True
             # unbuffered: a line is in the file when write returns, or the call fails; readable
             # to find a regular file's last whole line
-            self._file = self.path.open("a+b" if regular else "ab", buffering=0)
+            if regular:
+                self._file = self.path.open("a+b", buffering=0)
+            else:
+                # a FIFO without a reader: never an open() that waits for one without end
+                descriptor = open_for_appending(self.path)
+                os.set_blocking(descriptor, True)
+                self._file = open(descriptor, "ab", buffering=0)  # noqa: SIM115  # kept open
             # a pipe or device (/dev/stderr) has no size to mend and nothing to fsync
             self._regular = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
         return self._file
@@ -338,6 +347,11 @@ def _append_whole(file: IO[bytes], line: bytes) -> None:
         raise
 
 
+#: How long a letter waits for another run's writer to let go of the file's lock: far
+#: longer than appending a line takes, and within the grace period a signal gives.
+LOCK_WAIT_SECONDS = 10.0
+
+
 @contextlib.contextmanager
 def _held_exclusively(file: IO[bytes]) -> Iterator[None]:
     """An advisory lock on the whole file, which other runs' writers take too (released if the
@@ -345,7 +359,17 @@ def _held_exclusively(file: IO[bytes]) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+    # never waited on without end: any user who can read the file (0644 by default) can
+    # hold a lock on it, and a blocked flock() outlives SIGTERM and the grace period
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise OSError(errno.EWOULDBLOCK, "another process holds its lock") from None
+            time.sleep(0.01)
     try:
         yield
     finally:

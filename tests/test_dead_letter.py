@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from target_meta_capi import dead_letter
 from target_meta_capi.capi.errors import InvalidRequestError, RequestTooLargeError
 from target_meta_capi.capi.rules import RuleViolation
 from target_meta_capi.dead_letter import (
@@ -343,6 +344,32 @@ def test_letters_can_go_to_a_pipe(tmp_path: Path) -> None:
     writer.close()
     reader.join(timeout=10)
     assert [json.loads(line)["stream"] for line in received[0].splitlines()] == ["piped"]
+
+
+def test_a_pipe_nobody_reads_is_a_clear_error_naming_the_file_not_a_wait_without_end(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "letters.fifo"
+    os.mkfifo(fifo)
+    writer = DeadLetterWriter(fifo)
+    with pytest.raises(DeadLetterWriteError, match=r"letters\.fifo"):
+        writer.write(_violation_letter())
+    writer.close()
+
+
+def test_a_lock_another_process_keeps_is_a_clear_error_naming_the_file_not_a_wait_without_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # any user who can read the file can lock it: a run must still end, and a signal stop it
+    monkeypatch.setattr(dead_letter, "LOCK_WAIT_SECONDS", 0.2)
+    path = tmp_path / "dead.jsonl"
+    path.touch()
+    with path.open("rb") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_SH)
+        writer = DeadLetterWriter(path)
+        with pytest.raises(DeadLetterWriteError, match="another process holds its lock"):
+            writer.write(_violation_letter())
+        writer.close()
 
 
 def rejected_by_a_graph_echoing_the_request(

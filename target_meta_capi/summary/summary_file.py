@@ -43,7 +43,7 @@ def write_summary_file(path: Path, text: str) -> None:
     target = summary_file_target(path)
     if target is None:
         # appended: a log, or the states already written to stdout, keep what they hold
-        descriptor = _open_for_appending(path)
+        descriptor = open_for_appending(path)
         os.set_blocking(descriptor, True)  # a slow reader still gets all of it
         with open(descriptor, "a", encoding="utf-8") as file:
             file.write(text)
@@ -64,11 +64,11 @@ def write_summary_file(path: Path, text: str) -> None:
         raise
 
 
-#: How long a summary waits for a FIFO's reader to open it, at the end of a run.
+#: How long a summary (or dead letter) waits for a FIFO's reader to open it.
 FIFO_READER_WAIT_SECONDS = 2.0
 
 
-def _open_for_appending(path: Path) -> int:
+def open_for_appending(path: Path) -> int:
     """A descriptor appending to `path`, opened without blocking: for a FIFO, a reader is
     waited for a little, never forever (NoReaderError)."""
     deadline = time.monotonic() + FIFO_READER_WAIT_SECONDS
