@@ -529,6 +529,29 @@ def test_an_answer_that_is_no_http_response_is_a_delivery_error_naming_the_servi
     assert len(server.requests) == 1
 
 
+def test_a_netrc_entry_for_the_host_is_not_sent_to_graph(tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password netrc-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with FakeGraphServer(lambda request: success(1)) as server:
+        EventRequest(
+            pixel_id="1", events=[{"event_name": "Lead"}], access_token="token",
+            graph_url=server.url,
+        ).execute()  # fmt: skip
+    assert "Authorization" not in server.requests[0].headers
+
+
+def test_graph_urls_userinfo_is_sent_as_basic_auth():
+    # a gateway in front of Graph may take its credentials in the URL
+    with FakeGraphServer(lambda request: success(1)) as server:
+        EventRequest(
+            pixel_id="1", events=[{"event_name": "Lead"}], access_token="token",
+            graph_url=server.url.replace("http://", "http://gate:pass@"),
+        ).execute()  # fmt: skip
+    assert server.requests[0].headers["Authorization"] == "Basic Z2F0ZTpwYXNz"
+
+
 def test_headers_given_as_bytes_are_read_as_latin_1_text():
     service = GarblingService()
     service.garble = lambda answer: HttpResponse(

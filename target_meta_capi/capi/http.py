@@ -95,6 +95,7 @@ class RequestsHttpService(HttpServiceInterface):
         self.ca_bundle_path = ca_bundle_path
         self._tls: dict[str, Any] = {"verify": ca_bundle_path} if ca_bundle_path else {}
         self.session = requests.Session()
+        self.session.auth = _GraphUrlCredentialsOnly()
         adapter = _AnyHeadersAdapter(
             pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
         )
@@ -305,6 +306,18 @@ def classify_transport_error(error: BaseException) -> NetworkError | Configurati
     if isinstance(error, requests.ConnectionError):
         return NetworkError(f"connection failed ({name}): {text}", maybe_delivered=True)
     return NetworkError(f"network error ({name}): {text}", maybe_delivered=True)
+
+
+class _GraphUrlCredentialsOnly(requests.auth.AuthBase):
+    """The credentials of graph_url's userinfo (a gateway's), if any, and no others. Without an
+    auth of its own, requests sends the ~/.netrc entry for the host (or its `default` one) as
+    basic auth, to Graph too: a stranger's password, in clear text over http://."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        user, password = requests.utils.get_auth_from_url(request.url or "")
+        if user or password:
+            return requests.auth.HTTPBasicAuth(user, password)(request)
+        return request
 
 
 def checked_response(answer: Any, service: Any) -> HttpResponse:
