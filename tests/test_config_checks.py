@@ -365,6 +365,29 @@ def test_a_faker_config_without_faker_installed_is_warned_about(
     ) in warnings_of(caplog)
 
 
+@pytest.mark.parametrize(
+    ("graph_url", "warned"),
+    [
+        ("http://graph.facebook.com", True),
+        ("http://10.0.0.5:8080", True),
+        ("https://graph.facebook.com", False),
+        ("http://127.0.0.1:8787", False),
+        ("http://localhost:8787", False),
+        ("http://[::1]:8787", False),
+    ],
+)
+def test_a_graph_url_in_clear_text_to_another_machine_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, graph_url: str, warned: bool
+) -> None:
+    # the configuration is checked at start: the run's requests go nowhere (a dry run's do
+    # not, and it is not warned about: nothing is sent)
+    config = orders_config(graph_url, tmp_path)
+    with caplog.at_level(logging.WARNING):
+        TargetMetaCapi(config=config, validate_config=True)
+    unencrypted = [w for w in warnings_of(caplog) if "travel unencrypted" in w]
+    assert bool(unencrypted) is warned
+
+
 def test_a_dry_run_path_without_dry_run_is_warned_about(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import ipaddress
 import os
 import re
 import typing as t
@@ -196,6 +197,18 @@ def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -
             f"load_method {load_method!r} is ignored: events sent to Meta cannot be updated "
             "or deleted, every run appends."
         )
+    graph_url = config.get("graph_url")
+    if (
+        isinstance(graph_url, str)
+        and not config.get("dry_run")
+        and urlsplit(graph_url.strip()).scheme.lower() == "http"
+        and not _is_loopback(urlsplit(graph_url.strip()).hostname)
+    ):
+        warnings.append(
+            f"graph_url {shown_graph_url(graph_url)!r} is http://, to another machine: the "
+            "access token and the customer data travel unencrypted. Use https:// unless that "
+            "host is a gateway of your own network."
+        )
     if config.get("faker_config") and importlib.util.find_spec("faker") is None:
         # singer-sdk's stream maps have `fake` only with Faker, an extra it does not install
         warnings.append(
@@ -206,3 +219,14 @@ def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -
         # a dry run meant, and the events going to Meta for real: said, as the run sends
         warnings.append("dry_run_path is ignored: dry_run is not true, so events are sent.")
     return warnings
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name
+        return False
