@@ -121,6 +121,7 @@ from target_meta_capi.settings import (
     settings_errors,
     settings_warnings,
     unknown_environment_variables,
+    untrusted_dotenv,
     with_pixel_id_as_text,
     with_texts_parsed,
     without_secrets,
@@ -207,6 +208,8 @@ class TargetMetaCapi(Target):
                 self.settings_schema(), self._env_var_prefix
             ):
                 self.stats.run_warning(warning)
+            if not_read := untrusted_dotenv():
+                self.stats.run_warning(not_read)
         # states are written by the main thread and by callbacks of settled requests
         self._state_lock = threading.Lock()
         self._last_written_state: t.Any = None

@@ -862,6 +862,24 @@ def test_a_dotenv_file_in_the_working_directory_sets_settings_with_config_env(
     assert sandbox.accepted_events() == []
 
 
+def test_a_dotenv_file_any_user_may_write_to_is_not_read_and_is_warned_about(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # as one another user could put in a shared directory above the job's (/tmp)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("TARGET_META_CAPI_DRY_RUN=true\n", encoding="utf-8")
+    dotenv.chmod(0o666)
+    completed = _run_with_config_env(sandbox, tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert "DRY RUN" not in completed.stderr
+    assert len(sandbox.accepted_events()) > 0
+    assert (
+        f"The .env file {dotenv} is not read: any user may write to it, and its variables "
+        "would replace the environment's settings (graph_url, say). Make it yours and not "
+        "writable by others."
+    ) in completed.stderr
+
+
 def test_a_mistyped_environment_variable_read_with_config_env_is_warned_about(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:

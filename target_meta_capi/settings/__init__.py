@@ -35,6 +35,7 @@ from target_meta_capi.settings.environment import (
     load_dotenv_log_level,
     log_level_problem,
     unknown_environment_variables,
+    untrusted_dotenv,
     with_texts_parsed,
 )
 from target_meta_capi.settings.output_paths import dead_letter_path
@@ -78,6 +79,7 @@ __all__ = [
     "settings_errors",
     "settings_warnings",
     "unknown_environment_variables",
+    "untrusted_dotenv",
     "with_pixel_id_as_text",
     "with_texts_parsed",
     "without_secrets",

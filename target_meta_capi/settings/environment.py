@@ -108,8 +108,31 @@ def dotenv_path() -> str:
     """The `.env` file `--config ENV` loads into the environment before its variables are read,
     or "": the one in the working directory or the nearest directory above it, where singer-sdk
     looks for it from 0.55 on (0.54 looked upwards from its own installed package instead; the
-    target hands the SDK this one whatever its version)."""
-    return find_dotenv(usecwd=True)
+    target hands the SDK this one whatever its version). Not one another user could have
+    written (`untrusted_dotenv`)."""
+    path = find_dotenv(usecwd=True)
+    return "" if path and untrusted_dotenv(path) else path
+
+
+def untrusted_dotenv(path: str | None = None) -> str | None:
+    """Why the `.env` file found (or `path`) is not read, or None. Its variables replace the
+    environment's, graph_url among them: one another user put in a directory above the working
+    directory (a shared /tmp) would send the token where they please."""
+    path = find_dotenv(usecwd=True) if path is None else path
+    if not path:
+        return None
+    status = os.stat(path)
+    geteuid = getattr(os, "geteuid", None)  # POSIX only
+    if geteuid is not None and status.st_uid != geteuid():
+        problem = "it belongs to another user"
+    elif status.st_mode & 0o002:
+        problem = "any user may write to it"
+    else:
+        return None
+    return (
+        f"The .env file {path} is not read: {problem}, and its variables would replace the "
+        "environment's settings (graph_url, say). Make it yours and not writable by others."
+    )
 
 
 def environment_setting_problem(schema: t.Mapping[str, t.Any], prefix: str) -> str | None:
