@@ -470,6 +470,22 @@ def test_unrelated_exceptions_are_not_network_errors():
     assert classify_transport_error(KeyError("x")) is None
 
 
+def test_a_token_in_graph_urls_path_is_masked_in_urllib3s_debug_lines(caplog):
+    # a gateway may take its key in the path; the token pasted there is still the token
+    token = "gateway-and-access-token-778899"
+    with (
+        FakeGraphServer(lambda request: success(1)) as server,
+        caplog.at_level(logging.DEBUG, logger="urllib3.connectionpool"),
+    ):
+        EventRequest(
+            pixel_id="1", events=[{"event_name": "Lead"}], access_token=token,
+            graph_url=f"{server.url}/{token}",
+        ).execute()  # fmt: skip
+    request_lines = [message for message in caplog.messages if "POST" in message]
+    assert request_lines
+    assert not any(token in message for message in caplog.messages)
+
+
 def test_a_message_with_named_arguments_on_urllib3s_logger_is_logged_as_given(caplog):
     # the URL masking filter on urllib3's loggers reads positional arguments only
     with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"):

@@ -33,6 +33,7 @@ from .errors import (
     LocalResourceError,
     NetworkError,
     RequestTimeout,
+    redact,
 )
 from .privacy import shown_url
 
@@ -224,19 +225,39 @@ class _AnyHeadersAdapter(_QuietAdapter):
 
 class _MaskedUrls(logging.Filter):
     """Masks the userinfo, query and fragment of the URLs urllib3 logs, as everywhere else a URL
-    built from graph_url is shown: someone may have put a token there."""
+    built from graph_url is shown: someone may have put a token there; and the secrets of the
+    requests sent (`mask_in_http_logs`), which a gateway's path may hold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # an ordered set of the newest ones: a process sends with one token, or a few
+        self.secrets: dict[str, None] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
+            secrets = tuple(self.secrets)
             record.args = tuple(
-                shown_url(value) if isinstance(value, str) else value for value in record.args
+                redact(shown_url(value), secrets) if isinstance(value, str) else value
+                for value in record.args
             )
         return True
 
 
+_URL_MASKING = _MaskedUrls()
+_MASKED_SECRETS_KEPT = 32
 # urllib3's loggers are the process's, not this service's: filtered once, on import
 for _name in _URLLIB3_URL_LOGGERS:
-    logging.getLogger(_name).addFilter(_MaskedUrls())
+    logging.getLogger(_name).addFilter(_URL_MASKING)
+
+
+def mask_in_http_logs(*secrets: str | None) -> None:
+    """Have the HTTP libraries' log lines (urllib3's, at DEBUG: each request's path) mask
+    these secrets too."""
+    new = [secret for secret in secrets if secret and secret not in _URL_MASKING.secrets]
+    if new:
+        # a new dict, not the one changed: another thread's filter may be iterating it
+        kept = [*_URL_MASKING.secrets, *new][-_MASKED_SECRETS_KEPT:]
+        _URL_MASKING.secrets = dict.fromkeys(kept)
 
 
 #: What HTTP libraries raise for a failed exchange. http.client's own (a cut answer's

@@ -41,6 +41,7 @@ from .http import (
     checked_response,
     classify_transport_error,
     load_http_service,
+    mask_in_http_logs,
 )
 from .privacy import (
     FREE_TEXT_FIELDS,
@@ -262,6 +263,7 @@ class EventRequest:
         retry starts: the error that made it wait is raised.
         """
         self._check()
+        mask_in_http_logs(self.access_token, self.app_secret)
         service = load_http_service(self.http_service)
         url, body = self.url, self.body
         policy = self.retry_policy or RetryPolicy()
