@@ -1798,13 +1798,40 @@ def test_cli_takes_the_token_from_a_file_and_keeps_it_out_of_ps(tmp_path):
     assert secret.encode() not in command_line
 
 
+@pytest.mark.parametrize("source", ["env", "file"])
+def test_cli_takes_the_app_secret_from_outside_its_command_line(tmp_path, source):
+    secret = "an-app-secret-kept-out-of-ps"
+    (tmp_path / "secret").write_text(secret + "\n")
+    option, value = (
+        ("--app-secret-env", "SANDBOX_TEST_APP_SECRET")
+        if source == "env"
+        else ("--app-secret-file", str(tmp_path / "secret"))
+    )
+    with sandbox_cli(option, value, env={"SANDBOX_TEST_APP_SECRET": secret}) as (process, url):
+        command_line = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        proof = hmac.new(secret.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
+        answers = [
+            requests.post(
+                f"{url}/v24.0/{PIXEL}/events",
+                json={"data": [make_event()], "access_token": TOKEN, **extra},
+                timeout=10,
+            ).status_code
+            for extra in ({"appsecret_proof": proof}, {})
+        ]
+    assert secret.encode() not in command_line
+    assert answers == [200, 400]
+
+
 @pytest.mark.parametrize(
     ("option", "value", "error"),
     [
         ("--access-token-env", "SANDBOX_TEST_UNSET_VARIABLE",
          "the environment variable SANDBOX_TEST_UNSET_VARIABLE is not set or empty"),
         ("--access-token-file", "missing", "cannot read missing (No such file or directory)"),
-        ("--access-token-file", "empty", "empty holds no token"),
+        ("--access-token-file", "empty", "empty is empty"),
+        ("--app-secret-env", "SANDBOX_TEST_UNSET_VARIABLE",
+         "the environment variable SANDBOX_TEST_UNSET_VARIABLE is not set or empty"),
+        ("--app-secret-file", "empty", "empty is empty"),
     ],
 )  # fmt: skip
 def test_cli_refuses_a_token_source_without_a_token_naming_the_option(

@@ -101,15 +101,15 @@ def _memory_bound(text: str) -> int:
     return value
 
 
-def _token_from_environment(name: str) -> str:
-    # the token itself never enters the error: only the variable's name
+def _secret_from_environment(name: str) -> str:
+    # the secret itself never enters the error: only the variable's name
     token = os.environ.get(name, "").strip()
     if not token:
         raise argparse.ArgumentTypeError(f"the environment variable {name} is not set or empty")
     return token
 
 
-def _token_from_file(path: str) -> str:
+def _secret_from_file(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as file:
             token = file.read().strip()  # as `echo TOKEN > file` leaves it: with a newline
@@ -117,7 +117,7 @@ def _token_from_file(path: str) -> str:
         reason = getattr(error, "strerror", None) or str(error)
         raise argparse.ArgumentTypeError(f"cannot read {path} ({reason})") from None
     if not token:
-        raise argparse.ArgumentTypeError(f"{path} holds no token")
+        raise argparse.ArgumentTypeError(f"{path} is empty")
     return token
 
 
@@ -194,7 +194,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--access-token-env",
-        type=_token_from_environment,
+        type=_secret_from_environment,
         action="append",
         dest="access_tokens",
         metavar="VARIABLE",
@@ -203,7 +203,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--access-token-file",
-        type=_token_from_file,
+        type=_secret_from_file,
         action="append",
         dest="access_tokens",
         metavar="PATH",
@@ -212,7 +212,22 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--app-secret",
         type=_non_empty,
-        help="require appsecret_proof = HMAC-SHA256(app secret, token)",
+        help="require appsecret_proof = HMAC-SHA256(app secret, token); a real one shows in "
+        "the process list (ps): give it with --app-secret-env or --app-secret-file instead",
+    )
+    parser.add_argument(
+        "--app-secret-env",
+        type=_secret_from_environment,
+        dest="app_secret",
+        metavar="VARIABLE",
+        help="the app secret in this environment variable, e.g. TARGET_META_CAPI_APP_SECRET",
+    )
+    parser.add_argument(
+        "--app-secret-file",
+        type=_secret_from_file,
+        dest="app_secret",
+        metavar="PATH",
+        help="the app secret this file holds (surrounding whitespace ignored)",
     )
     faults = parser.add_argument_group(
         "fault injection (rates are shares of requests and add up to at most 1)"
