@@ -121,7 +121,10 @@ def untrusted_dotenv(path: str | None = None) -> str | None:
     path = find_dotenv(usecwd=True) if path is None else path
     if not path:
         return None
-    status = os.stat(path)
+    try:
+        status = os.stat(path)
+    except OSError:  # gone since it was found: nothing of it is read
+        return None
     geteuid = getattr(os, "geteuid", None)  # POSIX only
     if geteuid is not None and status.st_uid != geteuid():
         problem = "it belongs to another user"
