@@ -7,7 +7,6 @@ knows nothing of privacy is named without its message, which may quote a record.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import traceback
 from pathlib import Path
@@ -31,6 +30,7 @@ from target_meta_capi.delivery import (
 )
 from target_meta_capi.mapping.values import TOO_DEEP
 from target_meta_capi.reader import NumberedSingerReader, SingerInputError
+from target_meta_capi.settings.checks import faker_installed
 from target_meta_capi.sink import UnsendableStreamError
 from target_meta_capi.validation import UnparseableDateError
 
@@ -180,7 +180,7 @@ def _why_expression_failed(cause: BaseException | None) -> str:
     kind = type(cause).__name__
     if kind == "NameNotDefined":
         name = getattr(cause, "name", "?")
-        if name == "fake" and importlib.util.find_spec("faker") is None:
+        if name == "fake" and not faker_installed():
             return "the name 'fake' is not defined: it is Faker's, which is not installed"
         return (
             f"the name {name!r} is not defined (a column this record lacks? "

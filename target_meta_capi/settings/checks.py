@@ -198,18 +198,19 @@ def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -
             "or deleted, every run appends."
         )
     graph_url = config.get("graph_url")
+    graph_url_parts = urlsplit(graph_url.strip()) if isinstance(graph_url, str) else None
     if (
-        isinstance(graph_url, str)
+        graph_url_parts is not None
         and not config.get("dry_run")
-        and urlsplit(graph_url.strip()).scheme.lower() == "http"
-        and not _is_loopback(urlsplit(graph_url.strip()).hostname)
+        and graph_url_parts.scheme.lower() == "http"
+        and not _is_loopback(graph_url_parts.hostname)
     ):
         warnings.append(
             f"graph_url {shown_graph_url(graph_url)!r} is http://, to another machine: the "
             "access token and the customer data travel unencrypted. Use https:// unless that "
             "host is a gateway of your own network."
         )
-    if config.get("faker_config") and importlib.util.find_spec("faker") is None:
+    if config.get("faker_config") and not faker_installed():
         # singer-sdk's stream maps have `fake` only with Faker, an extra it does not install
         warnings.append(
             "faker_config is ignored: Faker is not installed, so stream maps have no `fake`. "
@@ -219,6 +220,11 @@ def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -
         # a dry run meant, and the events going to Meta for real: said, as the run sends
         warnings.append("dry_run_path is ignored: dry_run is not true, so events are sent.")
     return warnings
+
+
+def faker_installed() -> bool:
+    """Whether stream maps have `fake`: singer-sdk offers it only with Faker, an extra."""
+    return importlib.util.find_spec("faker") is not None
 
 
 def _is_loopback(host: str | None) -> bool:
