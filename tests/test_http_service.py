@@ -19,6 +19,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from target_meta_capi.capi import EventRequest, RequestObserver, RetryPolicy
 from target_meta_capi.capi.errors import (
+    AuthError,
     ConfigurationError,
     DeliveryError,
     LocalResourceError,
@@ -459,6 +460,37 @@ def test_a_broken_answer_to_a_service_on_urllib_is_a_network_error_retried(answe
     listener.close()
     assert raised.value.maybe_delivered is True
     assert len(received) == 2
+
+
+class RaisingForStatusService(HttpServiceInterface):
+    """A service on requests that raises for an error status, as much requests code does."""
+
+    def execute(self, method, url, headers, body, timeout):
+        answer = requests.request(method, url, headers=headers, data=body, timeout=timeout)
+        answer.raise_for_status()
+        return HttpResponse(answer.status_code, dict(answer.headers), answer.content)
+
+
+@pytest.mark.parametrize("service", [UrllibService, RaisingForStatusService])
+def test_graphs_error_answer_raised_by_the_http_library_is_read_as_graphs_answer(sandbox, service):
+    attempts: list[Exception | None] = []
+
+    class Attempts(RequestObserver):
+        def on_attempt(self, events, status, seconds, error):
+            attempts.append(error)
+
+    request = EventRequest(
+        "1234567890",
+        events=[{"event_name": "Lead"}],
+        access_token="not-the-sandbox-token",
+        graph_url=sandbox.url,
+        http_service=service(),
+        retry_policy=RetryPolicy(max_retries=3, base_delay=0),
+    )
+    with pytest.raises(AuthError) as raised:
+        request.execute(observer=Attempts())
+    assert raised.value.code == 190
+    assert [type(error) for error in attempts] == [AuthError]
 
 
 def test_a_url_http_client_cannot_send_is_a_configuration_error():

@@ -15,6 +15,7 @@ import os
 import ssl
 import threading
 import traceback
+import urllib.error
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -60,7 +61,8 @@ class HttpServiceInterface(ABC):
 
     Implementations must be thread-safe: one instance serves every request of the process.
     They may raise `NetworkError` themselves; `requests`, `urllib3`, `http.client` and
-    `OSError` exceptions are classified by the library.
+    `OSError` exceptions are classified by the library, and an error status raised as an
+    exception (urllib's `HTTPError`, requests' `raise_for_status()`) is read as the answer.
     """
 
     @abstractmethod
@@ -280,6 +282,24 @@ _UNSENDABLE_REQUEST_ERRORS = (
     requests.exceptions.InvalidHeader,
     urllib3.exceptions.LocationValueError,  # ProxySchemeUnknown too
 )
+
+
+def answer_in_error(error: BaseException) -> HttpResponse | None:
+    """Graph's answer, when a service's HTTP library raised it as an exception: urllib's
+    `urlopen` does for every status from 400, `requests` on `raise_for_status()`.
+
+    It is read as the answer it is (an auth error stops at once), not as a network failure
+    retried and maybe delivered; None if the exception carries no answer that can be read."""
+    try:
+        if isinstance(error, urllib.error.HTTPError):
+            body = error.read() if error.fp is not None else b""
+            return HttpResponse(error.code, dict(error.headers or {}), body or b"")
+        if isinstance(error, requests.HTTPError) and error.response is not None:
+            answer = error.response
+            return HttpResponse(answer.status_code, dict(answer.headers), answer.content)
+    except Exception:  # the answer's body cut short: the exception is classified as it is
+        return None
+    return None
 
 
 def classify_transport_error(error: BaseException) -> NetworkError | ConfigurationError | None:

@@ -38,6 +38,7 @@ from .http import (
     DEFAULT_POOL_SIZE,
     HttpResponse,
     HttpServiceInterface,
+    answer_in_error,
     checked_response,
     classify_transport_error,
     load_http_service,
@@ -330,9 +331,13 @@ class EventRequest:
             try:
                 answer = service.execute("POST", url, REQUEST_HEADERS, body, self.timeout)
             except Exception as error:
-                translated = self._redacted(classify_transport_error(error) or error)
-                if translated is error:
-                    raise
+                answer_raised = answer_in_error(error)
+                if answer_raised is not None:
+                    answer = answer_raised
+                else:
+                    translated = self._redacted(classify_transport_error(error) or error)
+                    if translated is error:
+                        raise
             if translated is not None:
                 # Raised out here, so that the HTTP library's exception (whose type and text it
                 # quotes) is neither its cause nor its context: that exception holds the request
