@@ -1089,6 +1089,19 @@ def test_whole_object_columns_get_the_types_meta_expects():
     assert event["attribution_data"] == NESTED_OBJECTS_EXPECTED["attribution_data"]
 
 
+def test_unknown_extinfo_items_are_sent_as_empty_text_keeping_every_index():
+    record = {"event_time": 1, "app_data": {"extinfo": ["a2", "com.example", None, "1.0", None]}}
+
+    event = flat_mapper().map(record).event
+
+    assert event["app_data"]["extinfo"] == ["a2", "com.example", "", "1.0", ""]
+
+
+def test_net_revenue_becomes_a_number_as_value_does():
+    record = {"event_time": 1, "custom_data": {"net_revenue": "12.50"}}
+    assert flat_mapper().map(record).event["custom_data"] == {"net_revenue": 12.5}
+
+
 @pytest.mark.parametrize("tracking", [True, False])
 def test_a_boolean_flag_is_sent_as_it_is(tracking):
     record = {"ts": 1, "tracking": tracking}
@@ -1425,6 +1438,7 @@ def test_a_setting_that_must_be_a_boolean_quotes_the_value_as_its_json_wrote_it(
     ("constants", "problem"),
     [
         ({"custom_data.value": "12,50"}, "custom_data.value: the text is not a number"),
+        ({"custom_data.net_revenue": "n/a"}, "custom_data.net_revenue: the text is not a number"),
         ({"custom_data.num_items": 2.5}, "custom_data.num_items: the value is not a whole number"),
         ({"opt_out": "maybe"}, "opt_out: the text is not a boolean"),
         ({"event_time": "yesterday"}, "event_time: the text is neither an ISO 8601 time"),

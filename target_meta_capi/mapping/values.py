@@ -3,9 +3,10 @@
 Values are made acceptable to Meta: ``event_time`` becomes integer Unix seconds (datetimes,
 naive = UTC; dates = midnight UTC; ISO strings; epoch seconds, or milli-, micro- or nanoseconds
 told by magnitude), and so do the times inside original_event_data and attribution_data;
-decimals become JSON numbers, datetimes in custom_data ISO strings, ``value`` and
-``predicted_ltv`` floats, ``num_items`` an int, ``content_ids`` a list of non-empty strings
-(left out when empty), ids text, app_data's flags booleans (see the ``_…_CONVERTERS`` tables).
+decimals become JSON numbers, datetimes in custom_data ISO strings, ``value``,
+``predicted_ltv`` and ``net_revenue`` floats, ``num_items`` an int, ``content_ids`` a list of
+non-empty strings (left out when empty), ids text, app_data's flags booleans and
+``extinfo``'s unknown items "" (see the ``_…_CONVERTERS`` tables).
 A value that cannot be converted is a :class:`MappingError`; a constant that cannot is a
 :class:`MappingConfigError` when the config is read.
 """
@@ -209,6 +210,7 @@ def _to_contents(value: Any) -> list[dict[str, Any]]:
 CUSTOM_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "value": _to_float,
     "predicted_ltv": _to_float,
+    "net_revenue": _to_float,
     "num_items": _to_int,
     "content_ids": _to_content_ids,
     "contents": _to_contents,
@@ -292,7 +294,18 @@ _ORIGINAL_EVENT_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "event_id": to_text,
     "order_id": to_text,
 }
+
+
+def _to_ext_info(value: Any) -> Any:
+    """``extinfo`` with "" for an unknown value: Meta requires every index, an empty string
+    where unknown (Meta's SDK sends null there)."""
+    if isinstance(value, (list, tuple)):
+        return [to_json("" if item is None else item) for item in value]
+    return to_json(value)
+
+
 _APP_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "extinfo": _to_ext_info,
     "advertiser_tracking_enabled": _to_bool,
     "application_tracking_enabled": _to_bool,
     "consider_views": _to_bool,
