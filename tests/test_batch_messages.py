@@ -7,6 +7,7 @@ none.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -25,6 +26,7 @@ from target_meta_capi.batch_files import BatchMessage, record_lines
 from target_meta_capi.sandbox import SandboxServer
 
 from ._target_support import (
+    ORDER_SCHEMA,
     ORDERS_MAPPING,
     STREAM,
     order,
@@ -84,6 +86,35 @@ def test_every_record_of_a_batch_file_reaches_meta_once_and_the_state_after_it_i
     event_ids = [item["event"]["event_id"] for item in sandbox.accepted_events()]
     assert sorted(event_ids) == sorted(str(i) for i in range(1, 26))
     assert result.states == [{"bookmarks": {STREAM: 25}}]
+
+
+def test_a_date_time_key_derives_the_same_event_id_from_a_batch_file_as_from_a_record(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # singer-sdk writes a naive datetime with +00:00 in a RECORD, without it in a batch file
+    created = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    created -= dt.timedelta(hours=1)
+    schema = json.dumps(
+        {
+            "type": "SCHEMA",
+            "stream": STREAM,
+            "schema": ORDER_SCHEMA,
+            "key_properties": ["created_at"],
+        }
+    )
+    mapping = {**ORDERS_MAPPING, "fields": dict(ORDERS_MAPPING["fields"])}
+    del mapping["fields"]["event_id"]
+    manifest = sdk_batch_files(tmp_path, [order(1, created_at=created)])
+    in_record = order(1, created_at=created.isoformat() + "+00:00")
+
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path, streams={STREAM: mapping}),
+        [schema, record_line(in_record), batch_line(manifest)],
+    )
+
+    assert result.exit_code == 0
+    event_ids = [item["event"]["event_id"] for item in sandbox.accepted_events()]
+    assert len(event_ids) == 2 and event_ids[0] == event_ids[1]
 
 
 def test_records_of_a_batch_are_counted_in_the_run_summary_as_records_read(

@@ -884,6 +884,26 @@ def test_deterministic_event_id_ignores_whether_numbers_are_decimal_or_float():
     )
 
 
+def test_deterministic_event_id_counts_a_date_time_by_its_moment_in_utc():
+    # tap-postgres writes a timestamp key with +00:00 in a RECORD, without it in a BATCH file,
+    # and a timestamptz in its session's zone
+    utc = dt.datetime(2026, 12, 2, 4, 17, 32, 872485, tzinfo=dt.timezone.utc)
+    berlin = utc.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    ids = {
+        deterministic_event_id("orders", [moment], "Purchase")
+        for moment in (utc, utc.replace(tzinfo=None), berlin)
+    }
+    assert ids == {"cf957cca5df6cd66c5549ce38174b0c0"}  # the id a UTC key always had
+
+
+def test_deterministic_event_ids_of_different_moments_differ():
+    noon = dt.datetime(2026, 12, 2, 12, tzinfo=dt.timezone.utc)
+    noon_in_berlin = dt.datetime(2026, 12, 2, 12, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert deterministic_event_id("s", [noon], "E") != deterministic_event_id(
+        "s", [noon_in_berlin], "E"
+    )
+
+
 # Ids derived by the versions before decimals that no float holds were told apart: a rerun must
 # give the same ids so that Meta deduplicates the events sent again.
 @pytest.mark.parametrize(

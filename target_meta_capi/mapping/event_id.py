@@ -4,7 +4,8 @@
 row so that the same row always gets the same id (and Meta deduplicates a resend): the first 32
 hex digits of SHA-256 over the canonical JSON (sorted keys, no spaces, integral numbers as
 integers, other numbers as the float equal to them — or, for a decimal with more digits than a
-float holds, as its exact digits in a text) of ``[stream_name, [key property values…],
+float holds, as its exact digits in a text; date-times as their UTC moment, one without an
+offset read as UTC) of ``[stream_name, [key property values…],
 event_name]``, or, for a stream without key properties (or a record missing one), of
 ``[stream_name, {record without _sdc_* columns}, event_name]``.
 """
@@ -30,6 +31,8 @@ def _canonical(value: Any) -> Any:
         if isinstance(value, Decimal) and value.is_finite():
             return _canonical_decimal(value)
         return float(value)
+    if isinstance(value, dt.datetime):
+        return _utc_moment(value).isoformat()
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, Mapping):
@@ -39,6 +42,15 @@ def _canonical(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, bool)):
         return value
     return str(value)
+
+
+def _utc_moment(value: dt.datetime) -> dt.datetime:
+    """The moment in UTC, a time without offset read as UTC: a tap writes one moment in other
+    forms (tap-postgres: a `timestamp` with +00:00 in a RECORD, without it in a BATCH file; a
+    `timestamptz` in the session's zone), and the row's id must not change with the form."""
+    if value.utcoffset() is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
 
 
 def _canonical_decimal(value: Decimal) -> float | str:
