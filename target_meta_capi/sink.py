@@ -114,6 +114,8 @@ def _path_named_by_schema(path: list[Any], record_schema: Mapping[str, Any] | No
     shown: list[Any] = []
     schema: Any = record_schema
     for part in path:
+        if isinstance(part, str) and part.isdigit() and _holds_items(schema):
+            part = int(part)  # fastjsonschema's path gives an index as text
         if isinstance(part, int):
             shown.append(part)
             schema = _items_schema(schema, part)
@@ -155,6 +157,10 @@ def _other_property_schema(schema: Any, name: Any) -> Mapping[str, Any] | None:
             return pattern_schema if isinstance(pattern_schema, Mapping) else None
     additional = schema.get("additionalProperties")
     return additional if isinstance(additional, Mapping) else None
+
+
+def _holds_items(schema: Any) -> bool:
+    return isinstance(schema, Mapping) and ("items" in schema or "prefixItems" in schema)
 
 
 def _items_schema(schema: Any, index: int) -> Mapping[str, Any] | None:

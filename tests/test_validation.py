@@ -394,6 +394,17 @@ def test_multiple_of_inside_an_array_is_checked_too() -> None:
         validator.validate({"prices": [Decimal("1.105")]})
 
 
+def test_a_null_inside_an_array_of_strings_is_named_by_its_index() -> None:
+    # tap-postgres types text[] as items of strings and writes ARRAY['a', NULL] as ["a", null]
+    schema = {
+        "type": "object",
+        "properties": {"tags": {"type": ["array", "null"], "items": {"type": ["string"]}}},
+    }
+    validator = PrivacySafeValidator(CompiledRecordValidator(schema))
+    with pytest.raises(InvalidRecord, match=r"field 'tags\.1' breaks the schema's 'type'"):
+        validator.validate({"tags": ["a", None, ""]})
+
+
 @pytest.mark.parametrize("order_id", [Decimal("1.0"), Decimal("1E+2"), 7.0])
 def test_an_integral_number_written_with_a_fraction_or_exponent_is_an_integer(
     order_id: object,
