@@ -1049,8 +1049,26 @@ def test_empty_unhashed_values_are_dropped_as_empty():
 
 def test_empty_items_of_an_unhashed_list_are_left_out_and_counted():
     result = normalize_user_data({"client_user_agent": ["Mozilla/5.0", "", None, "  "]})
-    assert result.user_data == {"client_user_agent": ["Mozilla/5.0"]}
+    assert result.user_data == {"client_user_agent": "Mozilla/5.0"}
     assert result.dropped == [DroppedValue("client_user_agent", "empty")] * 3
+
+
+def test_an_unhashed_key_given_a_list_of_one_value_is_sent_as_that_value():
+    # Meta takes lists for the hashed keys only
+    assert normalize_user_data({"client_ip_address": ["203.0.113.7"]}).user_data == {
+        "client_ip_address": "203.0.113.7"
+    }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [["203.0.113.7", "198.51.100.1"], {"ip": "203.0.113.7"}, [{"ip": "203.0.113.7"}]],
+    ids=["several", "object", "object-in-list"],
+)
+def test_an_unhashed_key_given_several_values_or_an_object_is_dropped_unsent(value):
+    result = normalize_user_data({"client_ip_address": value, "em": "a@b.com"})
+    assert list(result.user_data) == ["em"]
+    assert result.dropped == [DroppedValue("client_ip_address", "unsupported_type")]
 
 
 def test_unhashed_list_of_only_empty_values_is_dropped_and_counted_like_a_hashed_one():

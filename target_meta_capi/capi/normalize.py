@@ -901,17 +901,23 @@ def _normalize_each(
                 else:
                     user_data[key] = result
         elif key in UNHASHED_KEYS:
+            # Meta takes one value for these keys (lists only for the hashed ones): a request
+            # holding a list or an object here fails whole.
             if isinstance(value, (list, tuple)):
                 # Empty items are left out and counted, one by one as for the hashed keys:
                 # an empty user agent or IP matches no one, and is no value to send.
                 items = [item for item in value if not _is_empty(item)]
                 dropped.extend([DroppedValue(key, REASON_EMPTY)] * (len(value) - len(items)))
-                if items:
-                    user_data[key] = value if len(items) == len(value) else items
+                if len(items) == 1 and not isinstance(items[0], (Mapping, list, tuple)):
+                    user_data[key] = items[0]
+                elif items:
+                    dropped.append(DroppedValue(key, REASON_UNSUPPORTED_TYPE))
                 elif not value:
                     dropped.append(DroppedValue(key, REASON_EMPTY))
             elif _is_empty(value):
                 dropped.append(DroppedValue(key, REASON_EMPTY))
+            elif value.__class__ is not str and isinstance(value, Mapping):
+                dropped.append(DroppedValue(key, REASON_UNSUPPORTED_TYPE))
             else:
                 user_data[key] = value
         else:
