@@ -595,6 +595,11 @@ def _unsourced(
             'Set the stream\'s `event_name` in `streams` (e.g. "Purchase"), or '
             "default_event_name, or map a column to event_name in its `fields`."
         )
+    if parameter == "action_source":
+        return problem + (
+            'Set the stream\'s `action_source` in `streams` (e.g. "website"), or '
+            "default_action_source, or map a column to action_source in its `fields`."
+        )
     times = [
         name
         for name, schema in properties.items()

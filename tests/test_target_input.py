@@ -241,7 +241,7 @@ def test_a_value_its_field_cannot_take_dead_letters_that_row_and_the_run_goes_on
     assert summary["totals"]["events_unsent"] == 0
 
 
-def test_an_event_breaking_metas_rules_with_a_deeply_nested_user_data_value_is_dead_lettered(
+def test_a_deeply_nested_user_data_value_is_left_out_and_its_event_sent(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     schema = {
@@ -249,7 +249,7 @@ def test_an_event_breaking_metas_rules_with_a_deeply_nested_user_data_value_is_d
         "properties": {**ORDER_SCHEMA["properties"], "user_data": {"type": "object"}},
     }
     nested: object = "fb.1.1554763741205.AbCdEfGhIjKlMnOp"
-    for _ in range(600):  # user_data's fbc passes mapping untouched, and breaks Meta's rule
+    for _ in range(600):  # fbc takes one value, not a list: it is dropped, however deep
         nested = [nested]
     records = [order(1), order(2, user_data={"fbc": nested}), order(3)]
     lines = [schema_line(schema=schema), *map(record_line, records), state_line(3)]
@@ -258,15 +258,10 @@ def test_an_event_breaking_metas_rules_with_a_deeply_nested_user_data_value_is_d
 
     assert result.exit_code == 0
     assert result.states == [{"bookmarks": {STREAM: 3}}]
-    assert sorted(int(item["event"]["event_id"]) for item in sandbox.accepted_events()) == [1, 3]
-    [letter] = read_dead_letters(tmp_path)
-    assert (letter["key"], letter["rule"], letter["field"]) == (
-        {"order_id": 2},
-        "fbc_invalid",
-        "user_data.fbc",
-    )
-    assert letter["event"]["user_data"]["fbc"] == ["<redacted>"]
-    assert "AbCdEfGhIjKlMnOp" not in json.dumps(letter)
+    events = {int(item["event"]["event_id"]): item["event"] for item in sandbox.accepted_events()}
+    assert sorted(events) == [1, 2, 3]
+    assert "fbc" not in events[2]["user_data"]
+    assert read_dead_letters(tmp_path) == []
 
 
 def test_with_on_invalid_event_fail_an_unmappable_value_stops_the_run_naming_it(
@@ -791,6 +786,35 @@ def test_a_stream_with_no_event_name_from_anywhere_stops_the_run_at_its_schema(
     [failure] = _failure_lines(caplog)
     assert f"Stream {STREAM!r}: no column of its SCHEMA (input line 1) gives event_name" in failure
     assert "or default_event_name" in failure
+
+
+def test_a_stream_with_no_action_source_from_anywhere_stops_the_run_at_its_schema(
+    sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, streams=_orders_mapped_without("action_source"))
+    result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 1
+    assert result.states == []
+    assert read_dead_letters(tmp_path) == []
+    [failure] = _failure_lines(caplog)
+    assert f"Stream {STREAM!r}: no column of its SCHEMA (input line 1) gives action_source" in (
+        failure
+    )
+    assert "or default_action_source" in failure
+
+
+def test_a_stream_given_its_action_source_by_default_action_source_is_sent(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(
+        sandbox.url,
+        tmp_path,
+        streams=_orders_mapped_without("action_source"),
+        default_action_source="website",
+    )
+    result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 3
 
 
 def test_an_event_time_read_inside_an_object_column_is_sent(

@@ -383,12 +383,13 @@ class EventMapper:
 
     def unsourced_parameters(self, columns: Iterable[str]) -> tuple[str, ...]:
         """Of the parameters every event needs and that no default gives (event_time,
-        event_name), those no column of `columns` (a SCHEMA's), no value inside one and no
-        constant can give: every record of the stream would be refused for want of them."""
+        event_name, action_source), those no column of `columns` (a SCHEMA's), no value inside
+        one and no constant can give: every record of the stream would be refused for want of
+        them."""
         present = tuple(columns)
         return tuple(
             name
-            for name in ("event_time", "event_name")
+            for name in ("event_time", "event_name", "action_source")
             if (name,) not in self._literals
             and (name,) not in self._defaults
             and not self.columns_feeding((name,), present)
