@@ -73,6 +73,7 @@ from target_meta_capi.log_output import one_line, set_up_log_output
 from target_meta_capi.mapping import (
     event_name_warnings,
     mapping_config_errors,
+    overlapping_patterns_warning,
     reports_deleted,
     unmatched_stream_entries,
 )
@@ -477,6 +478,10 @@ class TargetMetaCapi(Target):
             self._plain_sinks.clear()
         for name, sink in self._sinks_fed_by(stream).items():
             self._warn_if_event_ids_change(replaced.get(name), sink)
+            if name not in self._streams_seen:
+                warning = overlapping_patterns_warning(self.config, name)
+                if warning:
+                    self.stats.run_warning(warning)
         self._streams_seen.update(self._sinks_active)
         self._route_to_workers(message_dict.get("stream"))
         self._after_message()

@@ -436,6 +436,30 @@ def test_a_pattern_entry_that_matches_a_stream_is_not_warned_about(
     assert not any("matched no stream" in w for w in result.target.stats.snapshot()["warnings"])
 
 
+def test_a_stream_several_patterns_match_is_sent_by_the_first_and_warned_about(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    streams = {"public-*": ORDERS_MAPPING, "*-orders": {**ORDERS_MAPPING, "event_name": "Lead"}}
+    config = orders_config(sandbox.url, tmp_path, streams=streams)
+    result = run_in_process(config, order_stream(2))
+    assert [item["event"]["event_name"] for item in sandbox.accepted_events()] == ["Purchase"] * 2
+    warnings = result.target.stats.snapshot()["warnings"]
+    assert (
+        f"Stream {STREAM!r} matches several `streams` patterns ('public-*', '*-orders'): only "
+        "the first, 'public-*', applies (its pixel_id, event_name and fields). Give the stream "
+        "an entry of its own name, or make the patterns exclusive."
+    ) in warnings
+
+
+def test_a_stream_with_an_entry_of_its_own_name_is_not_warned_about_patterns_matching_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    streams = {"public-*": ORDERS_MAPPING, "*-orders": ORDERS_MAPPING, STREAM: ORDERS_MAPPING}
+    config = orders_config(sandbox.url, tmp_path, streams=streams)
+    result = run_in_process(config, order_stream(2))
+    assert not any("several" in w for w in result.target.stats.snapshot()["warnings"])
+
+
 def test_unmapped_columns_to_custom_data_names_the_columns_it_sends_unhashed(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -37,6 +37,7 @@ from target_meta_capi.mapping.streams_setting import (
     closest_stream_entry,
     event_name_warnings,
     mapping_config_errors,
+    overlapping_patterns_warning,
     time_zone_setting,
     unmatched_stream_entries,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "deterministic_event_id",
     "event_name_warnings",
     "mapping_config_errors",
+    "overlapping_patterns_warning",
     "parse_event_time",
     "record_key_text",
     "reports_deleted",

@@ -358,6 +358,25 @@ def find_stream_config(streams: Mapping[str, Any], stream_name: str) -> Any:
     return None
 
 
+def overlapping_patterns_warning(config: Mapping[str, Any], stream_name: str) -> str | None:
+    """A warning when the stream has no entry of its own name and several patterns match it:
+    the first applies (its pixel_id, event_name, fields), which the config does not show."""
+    streams = streams_of(config)
+    if stream_name in streams:
+        return None
+    patterns = [
+        entry for entry in streams if _is_pattern(entry) and fnmatch.fnmatchcase(stream_name, entry)
+    ]
+    if len(patterns) < 2:
+        return None
+    return (
+        f"Stream {stream_name!r} matches several `streams` patterns "
+        f"({', '.join(map(repr, patterns))}): only the first, {patterns[0]!r}, applies (its "
+        "pixel_id, event_name and fields). Give the stream an entry of its own name, or make "
+        "the patterns exclusive."
+    )
+
+
 def _is_pattern(entry: str) -> bool:
     return any(char in entry for char in "*?[")
 
