@@ -1056,6 +1056,21 @@ def test_contents_that_are_not_a_list_of_objects_are_a_mapping_error():
     )
 
 
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"id": "18", "quantity": "two"}, "item 1's quantity is not a number"),
+        ({"id": "18", "size": float("nan")}, "item 1 is not a finite number"),
+    ],
+    ids=["meta's key", "another key"],
+)
+def test_a_contents_item_that_cannot_be_converted_is_named_by_its_index(item, message):
+    contents = [{"id": "17", "quantity": 1}, item]
+    with pytest.raises(MappingError) as error:
+        flat_mapper().map({"event_time": 1, "contents": contents})
+    assert (error.value.field, error.value.message) == ("custom_data.contents", message)
+
+
 NESTED_OBJECTS_CONFIG = {
     "streams": {
         "s": {

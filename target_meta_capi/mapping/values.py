@@ -197,14 +197,21 @@ def _to_contents(value: Any) -> list[dict[str, Any]]:
     value = loads_if_text(value, "array")
     if not isinstance(value, (list, tuple)) or not all(isinstance(c, Mapping) for c in value):
         raise ValueError("is not a list of objects")
-    return [
-        {
-            key: _CONTENT_CONVERTERS.get(key, to_json)(item)
-            for key, item in content.items()
-            if item is not None
-        }
-        for content in value
-    ]
+    contents = []
+    for index, content in enumerate(value):
+        converted = {}
+        for key, item in content.items():
+            if item is None:
+                continue
+            converter = _CONTENT_CONVERTERS.get(key)
+            try:
+                converted[key] = (converter or to_json)(item)
+            except ValueError as error:
+                # Meta's keys are named; another key of the item may be the data's own
+                where = f"item {index}'s {key}" if converter else f"item {index}"
+                raise ValueError(f"{where} {error}") from None
+        contents.append(converted)
+    return contents
 
 
 CUSTOM_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
