@@ -30,6 +30,7 @@ except ImportError:  # not on Windows
     fcntl = None  # type: ignore[assignment]
 
 from target_meta_capi.capi.errors import GraphAPIError
+from target_meta_capi.capi.normalize import MATCH_KEYS, DroppedValue
 from target_meta_capi.capi.privacy import MASK, shown_event
 from target_meta_capi.capi.rules import RuleViolation
 from target_meta_capi.summary import (
@@ -68,9 +69,23 @@ class DeadLetter:
         key: Mapping[str, Any],
         event: Mapping[str, Any],
         violations: Sequence[RuleViolation],
+        dropped: Sequence[DroppedValue] = (),
     ) -> DeadLetter:
-        """An event that failed local validation; the first violation names rule and field."""
+        """An event that failed local validation; the first violation names rule and field.
+
+        The values of user_data left out (`dropped`, by key and reason, never the value) say
+        why an event has no customer information left, where the row had some."""
         first = violations[0]
+        message = "; ".join(f"{v.field}: {v.message}" for v in violations)
+        if dropped and any(v.field.startswith("user_data") for v in violations):
+            # a key Meta does not know came from the row (an object column's): not named
+            left_out = ", ".join(
+                dict.fromkeys(
+                    f"{value.key} {value.reason}" if value.key in MATCH_KEYS else value.reason
+                    for value in dropped
+                )
+            )
+            message += f" (left out of user_data: {left_out})"
         return cls(
             stream=stream,
             key=key,
@@ -79,7 +94,7 @@ class DeadLetter:
             reason="local_validation",
             rule=first.rule,
             field=first.field,
-            message="; ".join(f"{v.field}: {v.message}" for v in violations),
+            message=message,
             meta_error=None,
             event=event,
         )

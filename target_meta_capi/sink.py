@@ -493,7 +493,11 @@ class EventSink(FastRecordParsingMixin, BatchSink):
         violations = converted.violations
         if violations:
             letter = DeadLetter.from_violations(
-                stream=self.stream_name, key=converted.key, event=event, violations=violations
+                stream=self.stream_name,
+                key=converted.key,
+                event=event,
+                violations=violations,
+                dropped=converted.dropped,
             )
             first = violations[0]
             failure = InvalidEventError(

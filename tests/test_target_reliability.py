@@ -65,6 +65,21 @@ def test_event_breaking_a_rule_is_dead_lettered_with_its_rule_and_field(
     assert event["custom_data"]["currency"] == "dollars"
 
 
+def test_event_left_without_customer_information_says_which_of_its_values_were_left_out(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    bad = order(2, email="not an e-mail", client_ip=None)
+    result = run_in_process(
+        orders_config(sandbox.url, tmp_path),
+        order_stream(3, records=[order(1), bad, order(3)]),
+    )
+    assert result.exit_code == 0
+    [letter] = read_dead_letters(tmp_path)
+    assert letter["rule"] == "user_data_missing_match_key"
+    assert letter["message"].endswith(" (left out of user_data: em invalid)")
+    assert "e-mail" not in json.dumps(letter)
+
+
 def test_event_with_invalid_limited_data_use_options_is_dead_lettered_with_the_rule(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
