@@ -386,8 +386,8 @@ def test_purchase_value_may_not_be_a_decimal_no_float_holds(value):
     assert rules_broken(event) == ["purchase_value_missing"]
 
 
-@pytest.mark.parametrize("currency", [None, "", "EURO", "E1R", "€€€", 978])
-def test_purchase_needs_a_three_letter_currency(currency):
+@pytest.mark.parametrize("currency", [None, "", "EURO", "E1R", "€€€", 978, "XYZ", "USS"])
+def test_purchase_needs_an_iso_4217_currency(currency):
     event = valid_event(custom_data={"value": 1, "currency": currency})
     assert rules_broken(event) == ["purchase_currency_invalid"]
 
@@ -396,6 +396,12 @@ def test_purchase_without_custom_data_breaks_both_purchase_rules():
     event = valid_event()
     del event["custom_data"]
     assert rules_broken(event) == ["purchase_value_missing", "purchase_currency_invalid"]
+
+
+@pytest.mark.parametrize("currency", ["EUR", "usd", "Jpy", "HRK", "ZWG"])
+def test_purchase_takes_a_currency_iso_4217_knows_in_any_case_withdrawn_ones_too(currency):
+    event = valid_event(custom_data={"value": 1, "currency": currency})
+    assert rules_broken(event) == []
 
 
 def test_other_events_need_no_value_or_currency():

@@ -47,6 +47,7 @@ from functools import lru_cache
 from typing import Any, get_args
 
 from ._sha256 import SHA256_HEX_PATTERN
+from .currencies import ISO_4217_CODES
 from .normalize import HASHED_KEYS, MATCH_KEYS
 from .shapes import ActionSource
 
@@ -364,10 +365,8 @@ def _check_purchase(custom_data: Any) -> list[RuleViolation]:
         )
     currency = custom_data.get("currency")
     if not (
-        isinstance(currency, str)
-        and len(currency) == 3
-        and currency.isascii()
-        and currency.isalpha()
+        currency.__class__ is str
+        and (currency in ISO_4217_CODES or currency.upper() in ISO_4217_CODES)
     ):
         violations.append(
             _violation(

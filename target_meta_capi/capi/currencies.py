@@ -1,0 +1,24 @@
+"""The currency codes of ISO 4217, which a Purchase's ``custom_data.currency`` must be.
+
+Active codes (ISO 4217's list one, as of 2026), and those withdrawn since 2011 that rows of
+shops may still carry (Croatia's HRK, until 2023; the Netherlands Antilles' ANG, until 2025).
+"""
+
+from __future__ import annotations
+
+# written as text, a table to read: as list literals, one code a line
+ACTIVE_CODES = frozenset(
+    """
+    AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BHD BIF BMD BND BOB BOV BRL BSD BTN BWP
+    BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN
+    ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK
+    JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD
+    MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP
+    PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP
+    SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV
+    WST XAD XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR
+    ZMW ZWG
+    """.split()  # noqa: SIM905
+)
+WITHDRAWN_CODES = frozenset("ANG BYR CUC EEK HRK LTL LVL MRO SLL STD VEF ZWL".split())  # noqa: SIM905
+ISO_4217_CODES: frozenset[str] = ACTIVE_CODES | WITHDRAWN_CODES
