@@ -116,6 +116,7 @@ from target_meta_capi.settings import (
     environment_schema,
     environment_setting_problem,
     explained_schema_errors,
+    output_over_config_file_problem,
     read_config_files,
     run_by_meltano,
     secret_settings_errors,
@@ -1008,11 +1009,28 @@ class TargetMetaCapi(Target):
     ) -> _ConfigInput:
         """The SDK's --config files, merged as it merges them (`read_config_files`), and
         whether the environment is read too (ENV)."""
+        files = [path for path in value if path != "ENV"]
         try:
-            config = read_config_files([path for path in value if path != "ENV"])
+            config = read_config_files(files)
+            if "ENV" in value:
+                cls._refuse_environment_output_over(files, config)
         except ConfigFileError as error:
             raise click.BadParameter(str(error)) from None
         return _ConfigInput(config=config, parse_env="ENV" in value)
+
+    @classmethod
+    def _refuse_environment_output_over(
+        cls, files: t.Sequence[str], config: t.Mapping[str, t.Any]
+    ) -> None:
+        """An output path the environment gives (TARGET_META_CAPI_SUMMARY_PATH …) that is one
+        of the --config files is refused as one a file gives: the run would overwrite it."""
+        schema = cls.settings_schema()
+        if environment_setting_problem(schema, cls._env_var_prefix) is not None:
+            return  # said by invoke(), which refuses the run for it
+        settings = with_texts_parsed(schema, {**config, **cls._env_var_config})
+        overwritten = output_over_config_file_problem(settings, files)
+        if overwritten:
+            raise ConfigFileError(overwritten)
 
     @classmethod
     def _write_refused_config_summary(

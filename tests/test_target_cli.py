@@ -1133,6 +1133,37 @@ def test_an_output_that_is_the_config_file_is_refused_and_the_file_kept(
 
 
 @pytest.mark.parametrize(
+    ("setting", "extra"),
+    [("summary_path", {}), ("dead_letter_path", {}), ("dry_run_path", {"DRY_RUN": "true"})],
+)
+def test_an_output_the_environment_points_at_the_config_file_is_refused_and_the_file_kept(
+    sandbox: SandboxServer, tmp_path: Path, setting: str, extra: dict[str, str]
+) -> None:
+    config = orders_config(sandbox.url, tmp_path)
+    del config["dead_letter_path"]
+    config_path = _write_config(tmp_path, config)
+    written = config_path.read_text()
+    environment = {f"TARGET_META_CAPI_{name}": value for name, value in extra.items()}
+    environment[f"TARGET_META_CAPI_{setting.upper()}"] = "config.json"
+    completed = subprocess.run(
+        [str(TARGET), "--config", str(config_path), "--config", "ENV"],
+        input="\n".join(order_stream(3)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, **environment},
+    )
+    assert completed.returncode == 2
+    assert (
+        f"Error: Invalid value for '--config': {setting} 'config.json' is a --config file, "
+        "which the run would overwrite"
+    ) in completed.stderr
+    assert config_path.read_text() == written
+    assert sandbox.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
     ("content", "problem"),
     [
         (None, "no such file"),

@@ -38,7 +38,10 @@ from target_meta_capi.settings.environment import (
     untrusted_dotenv,
     with_texts_parsed,
 )
-from target_meta_capi.settings.output_paths import dead_letter_path
+from target_meta_capi.settings.output_paths import (
+    dead_letter_path,
+    output_over_config_file_problem,
+)
 from target_meta_capi.settings.schema import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENT_REQUESTS,
@@ -73,6 +76,7 @@ __all__ = [
     "explained_schema_errors",
     "load_dotenv_log_level",
     "log_level_problem",
+    "output_over_config_file_problem",
     "read_config_files",
     "run_by_meltano",
     "secret_settings_errors",
