@@ -803,6 +803,20 @@ def test_a_stream_with_no_action_source_from_anywhere_stops_the_run_at_its_schem
     assert "or default_action_source" in failure
 
 
+@pytest.mark.parametrize("empty", ["", None, "   "], ids=["empty", "null", "blank"])
+@pytest.mark.parametrize("parameter", ["event_time", "event_name"])
+def test_a_constant_given_empty_gives_no_parameter_and_the_run_stops_at_the_schema(
+    sandbox: SandboxServer, tmp_path: Path, parameter: str, empty: str | None
+) -> None:
+    # what a Meltano `$VARIABLE` left unset gives
+    streams = _orders_mapped_without(parameter)
+    streams[STREAM]["constants"] = {parameter: empty}
+    result = run_in_process(orders_config(sandbox.url, tmp_path, streams=streams), order_stream(3))
+    assert result.exit_code == 1
+    assert result.states == []
+    assert read_dead_letters(tmp_path) == []
+
+
 def test_a_stream_given_its_action_source_by_default_action_source_is_sent(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:

@@ -390,7 +390,8 @@ class EventMapper:
         return tuple(
             name
             for name in ("event_time", "event_name", "action_source")
-            if (name,) not in self._literals
+            # a constant given empty (null, "": a Meltano $VAR left unset) gives none
+            if is_empty(self._literals.get((name,)))
             and (name,) not in self._defaults
             and not self.columns_feeding((name,), present)
             and not any(
