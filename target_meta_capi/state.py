@@ -10,7 +10,8 @@ Callbacks settle numbers from executor threads; states are registered by the mai
 taken by whichever thread finds one ready: the main thread, or the callback that settled its
 last numbers (so a quiet tap's state is not held until its next line). Memory stays bounded
 however long the run: the ledger keeps a watermark (every number at or below it is settled)
-plus the settled ranges above it, which exist only while an older number is still in flight.
+plus the settled ranges above it, which exist only while an older number is still in flight,
+and at most MAX_PENDING_STATES states.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ from typing import Any
 #: stops at a few hundred levels (a RecursionError at some later line, after the state was
 #: written once): refused at its own line instead, far below that.
 MAX_STATE_NESTING = 100
+#: STATEs held at once, waiting for their records. A tap writing a STATE after each record
+#: (of bookmarks for a hundred tables, say) would otherwise hold one for every record in
+#: flight. Past this many, every other one is let go and the states kept from then on are
+#: twice as far apart (in records), so those held stay evenly spread; the newest is always
+#: kept. A state let go only means an older one, settled already, may be written in its
+#: place: never one early.
+MAX_PENDING_STATES = 256
 
 
 def nests_deeper_than(value: Any, levels: int) -> bool:
@@ -112,6 +120,8 @@ class AckLedger:
         self._settled = SettledRanges()
         # (barrier, state) in arrival order; barriers never decrease.
         self._pending_states: deque[tuple[int, Any]] = deque()
+        # records between two states held (the newest aside): grows as states are let go
+        self._state_spacing = 1
         self._poisoned = False
 
     def issue(self) -> int:
@@ -176,9 +186,16 @@ class AckLedger:
             barrier = self._last_issued
             # A newer state with the same barrier supersedes the older one: both cover the
             # same records, and only the newest is worth writing.
-            if self._pending_states and self._pending_states[-1][0] == barrier:
-                self._pending_states.pop()
-            self._pending_states.append((barrier, state))
+            pending = self._pending_states
+            if pending and pending[-1][0] == barrier:
+                pending.pop()
+            elif len(pending) >= 2 and pending[-1][0] - pending[-2][0] < self._state_spacing:
+                pending.pop()  # the newest so far, too close to the one before it to keep
+            pending.append((barrier, state))
+            if len(pending) > MAX_PENDING_STATES:
+                newest_first = list(reversed(pending))[::2]
+                self._pending_states = deque(reversed(newest_first))
+                self._state_spacing *= 2
             return barrier
 
     def poison(self) -> None:
@@ -208,6 +225,8 @@ class AckLedger:
             while self._pending_states and self._pending_states[0][0] <= watermark:
                 _, newest = self._pending_states.popleft()
                 found = True
+            if len(self._pending_states) < MAX_PENDING_STATES // 4:
+                self._state_spacing = max(1, self._state_spacing // 2)
             if self._poisoned:
                 return False, None
             return found, newest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 
-from target_meta_capi.state import AckLedger, SettledRanges
+from target_meta_capi.state import MAX_PENDING_STATES, AckLedger, SettledRanges
 
 
 def _ledger_with_records(count: int) -> AckLedger:
@@ -225,3 +225,24 @@ def test_a_state_repeated_while_an_older_one_waits_is_held_once() -> None:
     assert ledger.pending_state_count == 2
     ledger.settle([1, 2])
     assert ledger.take_ready_state() == (True, {"bookmark": 2, "beat": 2})
+
+
+def test_a_state_after_every_record_holds_a_bounded_number_of_states() -> None:
+    ledger = AckLedger()
+    for number in range(1, 10_001):
+        ledger.issue()
+        ledger.register_state({"bookmark": number})
+    assert ledger.pending_state_count <= MAX_PENDING_STATES
+    ledger.settle(range(1, 10_001))
+    assert ledger.take_ready_state() == (True, {"bookmark": 10_000})
+
+
+def test_a_state_let_go_for_memory_is_replaced_by_an_older_one_never_a_newer() -> None:
+    ledger = AckLedger()
+    for number in range(1, 10_001):
+        ledger.issue()
+        ledger.register_state({"bookmark": number})
+    ledger.settle(range(1, 5_001))
+    found, state = ledger.take_ready_state()
+    # the states held are spread evenly over the records in flight
+    assert found and 5_000 - 4 * 10_000 // MAX_PENDING_STATES < state["bookmark"] <= 5_000
