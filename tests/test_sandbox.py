@@ -771,6 +771,25 @@ def test_a_client_stalling_mid_body_is_disconnected_without_an_answer_or_a_log_l
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_cut_short_by_the_client_closing_its_side_gets_no_answer_and_stores_nothing(
+    sandbox, chunked
+):
+    body = json.dumps({"data": [make_event()], "access_token": TOKEN}).encode()
+    if chunked:
+        framing, sent = "Transfer-Encoding: chunked", b"%x\r\n" % (len(body) + 500) + body
+    else:
+        framing, sent = f"Content-Length: {len(body) + 500}", body
+    head = f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as connection:
+        connection.sendall(head.encode() + sent)
+        connection.shutdown(socket.SHUT_WR)
+        assert connection.recv(65536) == b""
+    stats = sandbox.stats()
+    assert (stats["accepted_requests"], stats["rejected_requests"]) == (0, 0)
+    assert sandbox.accepted_events() == []
+
+
 def test_an_unexpected_error_after_the_answer_is_logged_without_a_second_answer(
     sandbox, monkeypatch, capfd
 ):

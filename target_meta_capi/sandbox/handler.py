@@ -131,13 +131,23 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         if length < 0 or length > MAX_BODY_BYTES:
             self.close_connection = True
             raise GraphError(413, 100, "(#100) Request body too large or malformed")
-        return self.rfile.read(length) if length else b""
+        return self._read_exactly(length) if length else b""
+
+    def _read_exactly(self, size: int) -> bytes:
+        """`size` bytes of the body; a client closing its side before it sent them all is
+        gone (no answer, nothing stored), as one resetting its connection is."""
+        data = self.rfile.read(size)
+        if len(data) < size:
+            raise ConnectionAbortedError("the client closed the connection mid-body")
+        return data
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
         total = 0
         while True:
             line = self.rfile.readline(1024)
+            if not line:
+                raise ConnectionAbortedError("the client closed the connection mid-body")
             size_field = line.split(b";", 1)[0].strip()
             # hex digits only: int(..., 16) also takes "-1" (then read(-1) reads to EOF, past
             # the size limit), "+5", "0x5" and "1_0"
@@ -153,7 +163,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             if total > MAX_BODY_BYTES:
                 self.close_connection = True
                 raise GraphError(413, 100, "(#100) Request body too large")
-            chunks.append(self.rfile.read(size))
+            chunks.append(self._read_exactly(size))
             self.rfile.readline(1024)
 
     def _send(
