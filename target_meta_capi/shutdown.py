@@ -31,17 +31,27 @@ SAME_STOP_SECONDS = 1.0
 SIGNAL_HEARD_WITHIN = 0.1
 #: The signals a run handles (singer-sdk installs its handler of them as the target is made).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The longest a second signal's exit waits for the run's last words (its summary file): the
+#: thread the signal interrupted may hold a lock they need.
+LAST_WORDS_SECONDS = 2.0
 
 
 class Shutdown:
     """A run's stop: its first signal, the wait for requests in flight, a second signal."""
 
     def __init__(
-        self, delivery: Delivery, reader: NumberedSingerReader, logger: logging.Logger
+        self,
+        delivery: Delivery,
+        reader: NumberedSingerReader,
+        logger: logging.Logger,
+        last_words: t.Callable[[str], None] | None = None,
     ) -> None:
+        """`last_words(failure)`: what the run writes before a second signal ends it at once
+        (its summary, which must not keep the previous run's, maybe a success)."""
         self._delivery = delivery
         self._reader = reader
         self._logger = logger
+        self._last_words = last_words
         # the first SIGTERM/SIGINT and when it came
         self._stop_signal: tuple[int, float] | None = None
         # What handled them before the run took them. A process running the target in its
@@ -73,7 +83,16 @@ class Shutdown:
                 )
                 return
             # a second signal: stop waiting for requests in flight
-            self._logger.error("Received %s again: exiting now", signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            self._logger.error("Received %s again: exiting now", name)
+            if self._last_words is not None:
+                writing = threading.Thread(
+                    target=self._last_words,
+                    args=(f"Received {name} again: exited at once",),
+                    daemon=True,
+                )
+                writing.start()
+                writing.join(LAST_WORDS_SECONDS)
             flush_and_exit(128 + signum)
         self._stop_signal = (signum, time.monotonic())
         if _waiting_for_answers(frame):

@@ -270,7 +270,9 @@ class TargetMetaCapi(Target):
         self._parallel: ParallelRecords | None = None
         self._workers_unavailable = False
         self._routed_specs: dict[str, StreamSpec] = {}
-        self.shutdown = Shutdown(self.delivery, self.message_reader, self.logger)
+        self.shutdown = Shutdown(
+            self.delivery, self.message_reader, self.logger, last_words=self._exiting_at_once
+        )
         super()._setup_signal_handlers()
 
     def _setup_signal_handlers(self) -> None:
@@ -902,6 +904,11 @@ class TargetMetaCapi(Target):
             write_run_summary(self.stats, self.logger, self.config.get("summary_path"))
         finally:
             self.shutdown.release_signals(self._handle_termination)
+
+    def _exiting_at_once(self, failure: str) -> None:
+        """A second signal ends the process now, before close(): its summary says so."""
+        self.stats.run_failed(failure)
+        write_run_summary(self.stats, self.logger, self.config.get("summary_path"))
 
     # --- CLI -------------------------------------------------------------------------------
 

@@ -822,6 +822,30 @@ def test_a_second_sigterm_during_the_grace_period_exits_at_once_without_state(
     assert time.monotonic() - signalled < 6  # gone well before the sandbox would answer
 
 
+def test_a_run_a_second_signal_ends_leaves_its_own_failed_summary_not_the_previous_runs(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(latency_ms=8000)
+    summary = tmp_path / "summary.json"
+    summary.write_text('{"failure": null}')  # a previous run's success
+    config = orders_config(
+        sandbox.url, tmp_path, batch_size=5, concurrent_requests=1, summary_path=str(summary)
+    )
+    process = _start_target(tmp_path, config)
+    assert process.stdin is not None and process.stderr is not None
+    process.stdin.write("\n".join(order_stream(10, state_every=5)) + "\n")
+    process.stdin.flush()
+    wait_until(lambda: sandbox.stats()["in_flight"] == 1)
+    process.send_signal(signal.SIGTERM)
+    waiting = "waiting up to 30 s for 1 request in flight"
+    while (line := process.stderr.readline()) and waiting not in line:
+        pass
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert json.loads(summary.read_text())["failure"] == "Received SIGTERM again: exited at once"
+
+
 def test_requests_still_unanswered_after_the_grace_period_are_abandoned_without_their_state(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
