@@ -109,6 +109,7 @@ from target_meta_capi.settings import (
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ON_INVALID_FAIL,
+    SECRET_SETTINGS,
     SETTINGS,
     ConfigFileError,
     dead_letter_path,
@@ -200,6 +201,11 @@ class TargetMetaCapi(Target):
             logger=self.logger,
             dry_run=bool(self.config.get("dry_run")),
             test_events=bool(self.config.get("test_event_code")),
+            secrets=[
+                secret
+                for name in SECRET_SETTINGS
+                if isinstance(secret := self.config.get(name), str)
+            ],
         )
         for warning in settings_warnings(self.config, self.settings_schema()["properties"]):
             self.stats.run_warning(warning)
@@ -944,7 +950,7 @@ class TargetMetaCapi(Target):
         failure = one_line(describe_failure(error, self.message_reader))
         if also is not None:
             failure += f"; also: {one_line(str(also))}"
-        self.stats.run_failed(failure)
+        failure = self.stats.run_failed(failure)
         try:
             self.close()
         except Exception as close_error:  # the failure below is the one to report

@@ -1212,3 +1212,35 @@ def test_a_load_method_of_none_of_the_sdks_choices_is_refused_naming_them_as_wri
     assert errors == [
         "'append' is not one of ['append-only', 'upsert', 'overwrite'] in config['load_method']"
     ]
+
+
+SECRET_TOKEN = "sandbox-secret-token-0123456789abcdef"
+
+
+def _fields_with_value_from(column: str) -> dict[str, Any]:
+    return {**ORDERS_MAPPING["fields"], "custom_data.value": column}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {SECRET_TOKEN: True},  # an unknown setting: the token pasted as a key
+        {"streams": {STREAM: {**ORDERS_MAPPING, "fields": _fields_with_value_from(SECRET_TOKEN)}}},
+        {"stream_maps": {STREAM: {"total": f"int('{SECRET_TOKEN}')"}}},
+    ],
+    ids=["unknown-setting", "fields-column", "stream-map-expression"],
+)
+def test_the_token_quoted_by_a_warning_or_the_failure_is_cut_out_of_the_log_and_summary(
+    sandbox_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, overrides: Any
+) -> None:
+    sandbox = sandbox_factory(access_tokens=(SECRET_TOKEN,))
+    summary = tmp_path / "summary.json"
+    config = orders_config(
+        sandbox.url, tmp_path, access_token=SECRET_TOKEN, summary_path=str(summary), **overrides
+    )
+    result = run_in_process(config, order_stream(2))
+    logged = [record.getMessage() for record in caplog.records]
+    assert any(record.levelno >= logging.WARNING for record in caplog.records)
+    assert not [line for line in logged if SECRET_TOKEN in line]
+    assert SECRET_TOKEN not in summary.read_text()
+    assert result.exit_code in (0, 1)

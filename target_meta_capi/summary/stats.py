@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from singer_sdk import metrics as singer_metrics
 
+from target_meta_capi.capi.errors import redact
 from target_meta_capi.capi.request import RequestObserver
 from target_meta_capi.pace import PaceClock, pace
 from target_meta_capi.summary.counts import (
@@ -85,8 +86,12 @@ class RunStats(RequestObserver):
         clock: Callable[[], float] = time.monotonic,
         dry_run: bool = False,
         test_events: bool = False,
+        secrets: Sequence[str] = (),
     ) -> None:
         self._logger = logger or logging.getLogger(__name__)
+        #: cut out of every warning and the failure (a column, stream map or unknown setting
+        #: may quote them), as is anything like an access token
+        self._secrets = tuple(secrets)
         #: Nothing reaches Meta: "sent" and "acknowledged" count requests written out.
         self.dry_run = dry_run
         #: test_event_code is set: Meta shows the events in Test Events, counts no conversion.
@@ -149,15 +154,19 @@ class RunStats(RequestObserver):
 
     def run_warning(self, message: str) -> None:
         """A warning about the whole run: logged once, and listed in the summary."""
+        message = redact(message, self._secrets)
         with self._lock:
             if message not in self._run_warnings:
                 self._run_warnings.append(message)
         self.warn_once(message)
 
-    def run_failed(self, failure: str) -> None:
-        """The run stops with `failure` (what went wrong, where): the summary says so too."""
+    def run_failed(self, failure: str) -> str:
+        """The run stops with `failure` (what went wrong, where): the summary says so too.
+        Returns it as the summary holds it, without secrets."""
+        failure = redact(failure, self._secrets)
         with self._lock:
             self._failure = failure
+        return failure
 
     def stream_skipped(self, stream: str, reason: str) -> None:
         """Mark a stream as not sent; warns the first time it is seen."""
@@ -407,6 +416,7 @@ class RunStats(RequestObserver):
     def warn_once(self, message: str, logger: logging.Logger | None = None) -> None:
         """Log `message` as a warning, unless it was logged already: the run's warnings are
         listed again in its summary, each once."""
+        message = redact(message, self._secrets)
         with self._lock:
             if message in self._logged_warnings:
                 return
