@@ -493,6 +493,34 @@ def test_graphs_error_answer_raised_by_the_http_library_is_read_as_graphs_answer
     assert [type(error) for error in attempts] == [AuthError]
 
 
+def test_an_error_urllib_raises_for_a_status_http_has_not_is_a_network_error_retried():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer_twice():
+        for _ in range(2):
+            connection, _ = listener.accept()
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 999 Blocked\r\nContent-Length: 0\r\n\r\n")
+            connection.close()
+
+    server = threading.Thread(target=answer_twice, daemon=True)
+    server.start()
+    request = EventRequest(
+        "1234567890",
+        events=[{"event_name": "Lead"}],
+        access_token="token",
+        graph_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+        http_service=UrllibService(),
+        retry_policy=RetryPolicy(max_retries=1, base_delay=0),
+    )
+    with pytest.raises(NetworkError):
+        request.execute()
+    server.join()
+    listener.close()
+
+
 def test_a_url_http_client_cannot_send_is_a_configuration_error():
     refusal = http.client.InvalidURL("URL can't contain control characters")
     assert type(classify_transport_error(refusal)) is ConfigurationError

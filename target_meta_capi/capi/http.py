@@ -292,6 +292,8 @@ def answer_in_error(error: BaseException) -> HttpResponse | None:
     retried and maybe delivered; None if the exception carries no answer that can be read."""
     try:
         if isinstance(error, urllib.error.HTTPError):
+            if not 100 <= error.code <= 599:
+                return None  # no HTTP status: a network failure, as the default service says
             body = error.read() if error.fp is not None else b""
             return HttpResponse(error.code, dict(error.headers or {}), body or b"")
         if isinstance(error, requests.HTTPError) and error.response is not None:
