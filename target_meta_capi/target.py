@@ -487,7 +487,7 @@ class TargetMetaCapi(Target):
             self._plain_sinks.clear()
         for name, sink in self._sinks_fed_by(stream).items():
             self._warn_if_event_ids_change(replaced.get(name), sink)
-            if name not in self._streams_seen:
+            if name not in self._streams_seen and not self.removed_by_stream_maps(name):
                 warning = overlapping_patterns_warning(self.config, name)
                 if warning:
                     self.stats.run_warning(warning)

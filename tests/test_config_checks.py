@@ -460,6 +460,15 @@ def test_a_stream_with_an_entry_of_its_own_name_is_not_warned_about_patterns_mat
     assert not any("several" in w for w in result.target.stats.snapshot()["warnings"])
 
 
+def test_a_stream_removed_by_stream_maps_is_not_warned_about_patterns_matching_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    streams = {"public-*": ORDERS_MAPPING, "*-orders": ORDERS_MAPPING}
+    config = orders_config(sandbox.url, tmp_path, streams=streams, stream_maps={STREAM: None})
+    result = run_in_process(config, order_stream(2))
+    assert not any("several" in w for w in result.target.stats.snapshot()["warnings"])
+
+
 def test_unmapped_columns_to_custom_data_names_the_columns_it_sends_unhashed(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
