@@ -386,7 +386,9 @@ def test_purchase_value_may_not_be_a_decimal_no_float_holds(value):
     assert rules_broken(event) == ["purchase_value_missing"]
 
 
-@pytest.mark.parametrize("currency", [None, "", "EURO", "E1R", "€€€", 978, "XYZ", "USS"])
+@pytest.mark.parametrize(
+    "currency", [None, "", "EURO", "E1R", "€€€", 978, "XYZ", "USS", "u\u017fd", "\u0131nr"]
+)
 def test_purchase_needs_an_iso_4217_currency(currency):
     event = valid_event(custom_data={"value": 1, "currency": currency})
     assert rules_broken(event) == ["purchase_currency_invalid"]

@@ -366,7 +366,11 @@ def _check_purchase(custom_data: Any) -> list[RuleViolation]:
     currency = custom_data.get("currency")
     if not (
         currency.__class__ is str
-        and (currency in ISO_4217_CODES or currency.upper() in ISO_4217_CODES)
+        # ascii first: "u\u017fd".upper() (a long s) is "USD"
+        and (
+            currency in ISO_4217_CODES
+            or (currency.isascii() and currency.upper() in ISO_4217_CODES)
+        )
     ):
         violations.append(
             _violation(
