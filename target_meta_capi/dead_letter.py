@@ -77,15 +77,17 @@ class DeadLetter:
         why an event has no customer information left, where the row had some."""
         first = violations[0]
         message = "; ".join(f"{v.field}: {v.message}" for v in violations)
-        if dropped and any(v.field.startswith("user_data") for v in violations):
+        # user_data's own (a dotted key is another parameter's value, custom_data.value)
+        left_out = [value for value in dropped if "." not in value.key]
+        if left_out and any(v.field.startswith("user_data") for v in violations):
             # a key Meta does not know came from the row (an object column's): not named
-            left_out = ", ".join(
+            shown = ", ".join(
                 dict.fromkeys(
                     f"{value.key} {value.reason}" if value.key in MATCH_KEYS else value.reason
-                    for value in dropped
+                    for value in left_out
                 )
             )
-            message += f" (left out of user_data: {left_out})"
+            message += f" (left out of user_data: {shown})"
         return cls(
             stream=stream,
             key=key,

@@ -21,6 +21,7 @@ import pytest
 
 from target_meta_capi import dead_letter
 from target_meta_capi.capi.errors import InvalidRequestError, RequestTooLargeError
+from target_meta_capi.capi.normalize import DroppedValue
 from target_meta_capi.capi.rules import RuleViolation
 from target_meta_capi.dead_letter import (
     DeadLetter,
@@ -543,3 +544,19 @@ def test_a_half_line_too_deeply_nested_to_parse_is_dropped_before_appending(
     writer.close()
     streams = [json.loads(line)["stream"] for line in path.read_text().splitlines()]
     assert streams == ["earlier-run", "rerun"]
+
+
+def test_the_values_left_out_of_user_data_named_in_a_letter_are_user_datas_own():
+    violation = RuleViolation(
+        "user_data_missing_match_key", "user_data", "needs at least one parameter", 2804010
+    )
+    letter = DeadLetter.from_violations(
+        stream="s",
+        key={"id": 1},
+        event={"event_name": "Lead", "user_data": {}},
+        violations=[violation],
+        dropped=[DroppedValue("custom_data.value", "invalid"), DroppedValue("em", "invalid")],
+    )
+    assert letter.message == (
+        "user_data: needs at least one parameter (left out of user_data: em invalid)"
+    )
