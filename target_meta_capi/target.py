@@ -766,7 +766,14 @@ class TargetMetaCapi(Target):
             # records may still wait in a partial chunk (a stream seen rarely fills none) or
             # with the workers: into their sinks first, as without workers
             self._parallel.flush()
-        for sink in [*self._sinks_to_clear, *self._sinks_active.values()]:
+        while self._sinks_to_clear:
+            # a sink a changed SCHEMA replaced gets no record any more: sent, its count
+            # logged, let go (singer-sdk keeps it until its next drain of all, up to 5 min)
+            retired = self._sinks_to_clear[0]
+            self.drain_one(retired)
+            retired.clean_up()
+            del self._sinks_to_clear[0]
+        for sink in self._sinks_active.values():
             self.drain_one(sink)
 
     def _handle_max_record_age(self) -> None:

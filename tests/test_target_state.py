@@ -22,6 +22,7 @@ from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.target import TargetMetaCapi
 
 from ._target_support import (
+    ORDER_SCHEMA,
     STREAM,
     FastRetryTarget,
     order,
@@ -318,3 +319,33 @@ def test_a_request_failing_for_good_stops_the_run_while_the_tap_is_quiet(
     assert target.stdout.read() == ""  # no state
     assert "Check access_token" in (tmp_path / "stderr").read_text()
     assert sandbox.stats()["requests"] == 1
+
+
+class RetiredSinksObserved(FastRetryTarget):
+    """Notes how many sinks a changed SCHEMA replaced are still kept after each send of all
+    batches."""
+
+    state_drain_min_interval_seconds = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retired_kept: list[int] = []
+
+    def _send_all_batches(self) -> None:
+        super()._send_all_batches()
+        self.retired_kept.append(len(self._sinks_to_clear))
+
+
+def test_a_sink_a_changed_schema_replaced_is_let_go_once_its_records_are_sent(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    wider = {**ORDER_SCHEMA, "properties": {**ORDER_SCHEMA["properties"], "note": {}}}
+    lines = []
+    for round_ in range(20):  # the SCHEMA alternates, as a tap's does for rows of two shapes
+        lines.append(schema_line(schema=wider if round_ % 2 else ORDER_SCHEMA))
+        lines += [record_line(order(round_ * 3 + i)) for i in (1, 2, 3)]
+        lines.append(state_line(round_ * 3 + 3))
+    result = run_in_process(orders_config(sandbox.url, tmp_path), lines, RetiredSinksObserved)
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 60
+    assert result.target.retired_kept and max(result.target.retired_kept) == 0
