@@ -1341,6 +1341,32 @@ def test_cli_serves_logs_without_token_and_stops_on_sigterm(sandbox_process):
     assert "1 event received" in log
 
 
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("LOCALHOST", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.0.2.7", False),
+        ("sandbox.internal", False),
+    ],
+)
+def test_cli_tells_a_host_other_machines_can_reach_from_a_loopback_one(host, loopback):
+    # a host other machines can reach is warned about at start (not bound here: the tests
+    # listen on loopback only)
+    assert cli._is_loopback(host) is loopback
+
+
+def test_cli_on_loopback_gives_no_warning_about_other_machines():
+    with sandbox_cli("--host", "127.0.0.1", "--quiet") as (process, _):
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert "reachable from other machines" not in process.stderr.read()
+
+
 def test_cli_answer_message_is_added_to_every_accepted_answer_in_order():
     notes = ("Parameter x is deprecated", "Use y instead")
     with sandbox_cli("--quiet", "--answer-message", notes[0], "--answer-message", notes[1]) as (

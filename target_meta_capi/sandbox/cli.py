@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import json
 import math
 import os
@@ -438,6 +439,14 @@ def serve(argv: Sequence[str]) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if not _is_loopback(args.host):
+        print(
+            f"target-meta-capi sandbox: warning: --host {args.host} is reachable from other "
+            "machines, and anyone there can read the events received (IP addresses and user "
+            "agents as sent) at /__events: it has no authentication",
+            file=sys.stderr,
+            flush=True,
+        )
     while not stop_requested.wait(0.5):
         pass
     stats = server.stats()
@@ -451,6 +460,15 @@ def serve(argv: Sequence[str]) -> int:
         flush=True,
     )
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        return False
 
 
 # report -------------------------------------------------------------------------------------
