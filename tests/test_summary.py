@@ -743,6 +743,17 @@ def test_a_summary_path_that_is_a_symlink_replaces_the_file_it_points_to_and_kee
     assert set(tmp_path.rglob("*")) == {link, tmp_path / "reports", real}  # no .partial
 
 
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_a_summary_replacing_a_file_keeps_that_files_permissions(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "summary.json"
+    path.write_text("the previous run's summary\n")
+    path.chmod(mode)
+
+    write_run_summary(RunStats(), logging.getLogger("test.target"), str(path))
+
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
 def test_a_summary_path_that_is_a_dangling_symlink_creates_the_file_it_points_to(
     tmp_path: Path,
 ) -> None:

@@ -320,8 +320,8 @@ SETTINGS = th.PropertiesList(
         th.StringType,
         description=(
             "Write the run summary as JSON to this file (it is always logged). A file is "
-            "replaced at once, never seen half written; through a symlink, the file it points "
-            "to. A FIFO or a device (e.g. /dev/stderr) is written into. Every run that gets as "
+            "replaced at once, never seen half written, and keeps its permissions; through a "
+            "symlink, the file it points to. A FIFO or a device (e.g. /dev/stderr) is written into. Every run that gets as "
             "far as reading its settings writes it, a failed one with its `failure` (non-null "
             "for exit code 1): settings refused at start-up too, unless summary_path itself "
             "is the one refused."

@@ -4,6 +4,7 @@ own stdout or stderr, which a rename would cut off."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -53,10 +54,13 @@ def write_summary_file(path: Path, text: str) -> None:
     partial = target.with_name(f"{target.name}.{secrets.token_hex(8)}.partial")
     # created, never opened as found: a file or symlink already at a name known in advance
     # (left there, or planted in a shared directory such as /tmp) would be written through,
-    # the file a symlink points to overwritten; the mode is the umask's, as any file's
+    # the file a symlink points to overwritten; a new file's mode is the umask's
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with open(descriptor, "w", encoding="utf-8") as file:
+            # the file replaced keeps its permissions (one made 0600 stays private)
+            with contextlib.suppress(FileNotFoundError):
+                os.fchmod(file.fileno(), stat.S_IMODE(target.stat().st_mode))
             file.write(text)
         partial.replace(target)
     except BaseException:
