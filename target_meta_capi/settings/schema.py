@@ -321,10 +321,10 @@ SETTINGS = th.PropertiesList(
         description=(
             "Write the run summary as JSON to this file (it is always logged). A file is "
             "replaced at once, never seen half written, and keeps its permissions; through a "
-            "symlink, the file it points to. A FIFO or a device (e.g. /dev/stderr) is written into. Every run that gets as "
-            "far as reading its settings writes it, a failed one with its `failure` (non-null "
-            "for exit code 1): settings refused at start-up too, unless summary_path itself "
-            "is the one refused."
+            "symlink, the file it points to. A FIFO or a device (e.g. /dev/stderr) is written "
+            "into. Every run that gets as far as reading its settings writes it, a failed one "
+            "with its `failure` (non-null for exit code 1): settings refused at start-up too, "
+            "unless summary_path itself is the one refused."
         ),
     ),
 ).to_dict()
