@@ -896,6 +896,20 @@ def test_deterministic_event_id_counts_a_date_time_by_its_moment_in_utc():
     assert ids == {"cf957cca5df6cd66c5549ce38174b0c0"}  # the id a UTC key always had
 
 
+@pytest.mark.parametrize(
+    "moment",
+    [
+        dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=9))),
+    ],
+    ids=["past-9999-in-utc", "before-year-1-in-utc"],
+)
+def test_deterministic_event_id_of_a_date_time_no_utc_datetime_holds_is_derived(moment):
+    event_id = deterministic_event_id("s", [1, moment], "Lead")
+    assert event_id == deterministic_event_id("s", [1, moment], "Lead")
+    assert event_id != deterministic_event_id("s", [1, moment.replace(second=1)], "Lead")
+
+
 def test_deterministic_event_ids_of_different_moments_differ():
     noon = dt.datetime(2026, 12, 2, 12, tzinfo=dt.timezone.utc)
     noon_in_berlin = dt.datetime(2026, 12, 2, 12, tzinfo=dt.timezone(dt.timedelta(hours=1)))

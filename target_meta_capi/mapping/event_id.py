@@ -50,7 +50,12 @@ def _utc_moment(value: dt.datetime) -> dt.datetime:
     `timestamptz` in the session's zone), and the row's id must not change with the form."""
     if value.utcoffset() is None:
         return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:
+        # past 9999-12-31 or before 0001-01-01 in UTC, which no datetime holds (a "valid
+        # until" 9999-12-31 23:59:59 written west of UTC): its own form names it as uniquely
+        return value
 
 
 def _canonical_decimal(value: Decimal) -> float | str:
