@@ -11,6 +11,8 @@ the URL (from graph_url).
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -20,6 +22,11 @@ from typing import IO
 from target_meta_capi.capi.errors import ConfigurationError
 from target_meta_capi.capi.http import HttpResponse, HttpServiceInterface
 from target_meta_capi.capi.privacy import shown_event, shown_url
+from target_meta_capi.summary.summary_file import (
+    FIFO_READER_WAIT_SECONDS,
+    NoReaderError,
+    open_for_appending,
+)
 
 # EventRequest insists on a token; this one never leaves. Errors mask a token wherever it
 # is (a short one where it stands alone): this one is in no path or message, so that a
@@ -75,7 +82,11 @@ class DryRunHttpService(HttpServiceInterface):
                 output.flush()
             except OSError as error:
                 self._write_failed = True
-                reason = error.strerror or error
+                reason = (
+                    f"a FIFO nobody reads within {FIFO_READER_WAIT_SECONDS:g} s"
+                    if isinstance(error, NoReaderError)
+                    else error.strerror or error
+                )
                 if self._path is None:
                     raise DryRunWriteError(
                         f"Cannot write the dry run's payloads to stderr: {reason}; set "
@@ -94,7 +105,17 @@ class DryRunHttpService(HttpServiceInterface):
             return sys.stderr
         if self._file is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self._path.open("w", encoding="utf-8")
+            try:
+                regular = stat.S_ISREG(os.stat(self._path).st_mode)
+            except FileNotFoundError:
+                regular = True
+            if regular:
+                self._file = self._path.open("w", encoding="utf-8")
+            else:
+                # a FIFO without a reader: never an open() that waits for one without end
+                descriptor = open_for_appending(self._path)
+                os.set_blocking(descriptor, True)
+                self._file = open(descriptor, "w", encoding="utf-8")  # noqa: SIM115  # kept open
         return self._file
 
     def close(self) -> None:

@@ -6,7 +6,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -468,6 +470,31 @@ def test_a_dry_run_request_is_in_the_file_as_soon_as_it_is_sent(tmp_path: Path) 
     assert [json.loads(line)["payload"]["data"] for line in lines] == [
         [{"event_name": "Purchase", "custom_data": {"content_name": "a"}}]
     ]
+
+
+def test_a_dry_run_into_a_pipe_nobody_reads_is_a_clear_error_not_a_wait_without_end(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "payloads.fifo"
+    os.mkfifo(fifo)
+    service = DryRunHttpService(fifo)
+    with pytest.raises(DryRunWriteError, match=r"payloads\.fifo: a FIFO nobody reads within 2 s"):
+        service.execute("POST", "http://127.0.0.1:1/v24.0/1/events", {}, _dry_run_body("a"), None)
+    service.close()
+
+
+def test_a_dry_run_into_a_pipe_writes_each_request_for_its_reader(tmp_path: Path) -> None:
+    fifo = tmp_path / "payloads.fifo"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    service = DryRunHttpService(fifo)
+    service.execute("POST", "http://127.0.0.1:1/v24.0/1/events", {}, _dry_run_body("a"), None)
+    service.close()
+    reader.join(timeout=10)
+    lines = received[0].splitlines()
+    assert [json.loads(line)["payload"]["data"][0]["event_name"] for line in lines] == ["Purchase"]
 
 
 def test_a_dry_run_writes_text_in_another_script_as_is(tmp_path: Path) -> None:

@@ -307,7 +307,10 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "dry_run_path",
         th.StringType,
-        description="JSONL file for dry-run payloads (replaced per run); stderr when unset.",
+        description=(
+            "JSONL file for dry-run payloads (replaced per run); stderr when unset. A FIFO is "
+            "written into, its reader waited for 2 s at most."
+        ),
     ),
     th.Property(
         "progress_interval",
