@@ -122,6 +122,25 @@ def test_a_dry_run_may_not_write_its_payloads_into_the_dead_letter_file(tmp_path
     ]
 
 
+def test_a_dry_run_may_not_write_its_payloads_into_a_hard_link_of_the_dead_letter_file(
+    tmp_path: Path,
+) -> None:
+    dead_letters = tmp_path / "dead.jsonl"
+    dead_letters.write_text('{"stream": "kept"}\n')
+    hard_link = tmp_path / "payloads.jsonl"
+    os.link(dead_letters, hard_link)
+    config = {
+        **BASE,
+        "dry_run": True,
+        "dead_letter_path": str(dead_letters),
+        "dry_run_path": str(hard_link),
+    }
+    assert settings_errors(config) == [
+        f"dry_run_path {str(hard_link)!r}: is the file dead_letter_path writes too: "
+        "give each its own file"
+    ]
+
+
 def test_outputs_may_share_a_device(tmp_path: Path) -> None:
     config = {**BASE, "dead_letter_path": "/dev/null", "summary_path": "/dev/null"}
     assert settings_errors(config) == []

@@ -1156,6 +1156,20 @@ def test_an_output_that_is_the_config_file_is_refused_and_the_file_kept(
     assert sandbox.stats()["requests"] == 0
 
 
+def test_an_output_that_is_a_hard_link_of_the_config_file_is_refused_and_the_file_kept(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config_path = _write_config(tmp_path, orders_config(sandbox.url, tmp_path))
+    os.link(config_path, tmp_path / "summary.json")
+    config = {**orders_config(sandbox.url, tmp_path), "summary_path": "summary.json"}
+    config_path.write_text(json.dumps(config))  # the link is the same file: it holds this too
+    written = config_path.read_text()
+    completed = _run_target(config_path, "\n".join(order_stream(3)))
+    assert completed.returncode == 2
+    assert "summary_path 'summary.json' is a --config file" in completed.stderr
+    assert config_path.read_text() == written
+
+
 @pytest.mark.parametrize(
     ("setting", "extra"),
     [("summary_path", {}), ("dead_letter_path", {}), ("dry_run_path", {"DRY_RUN": "true"})],

@@ -30,7 +30,7 @@ def output_path_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     """The outputs that cannot be written where their settings say, or that write one regular
     file together, each error naming its setting."""
     errors = []
-    written_by: dict[str, str] = {}  # a regular file an output goes to → its setting
+    written_by: dict[tuple[object, ...], str] = {}  # a regular file an output goes to → its setting
     for setting, path in _output_paths(config).items():
         if not path:
             continue
@@ -55,9 +55,9 @@ def output_over_config_file_problem(
 ) -> str | None:
     """An output that is one of the --config files: the summary would replace it, a dry run
     empty it, and dead letters leave it no JSON object for the next run."""
-    files = {os.path.realpath(path) for path in config_files}
+    files = {_file_identity(path) for path in config_files}
     for setting, path in _output_paths(config).items():
-        if isinstance(path, str) and "\0" not in path and os.path.realpath(path) in files:
+        if isinstance(path, str) and "\0" not in path and _file_identity(path) in files:
             return f"{setting} {path!r} is a --config file, which the run would overwrite"
     return None
 
@@ -67,7 +67,7 @@ def _nul_problem(path: str) -> str | None:
     return "contains a NUL character, which no file name can" if "\0" in path else None
 
 
-def _regular_file(path: Path) -> str | None:
+def _regular_file(path: Path) -> tuple[object, ...] | None:
     """The file `path` writes to, symlinks followed, unless it is a device or a FIFO, which
     several outputs may share (/dev/null, say)."""
     try:
@@ -75,7 +75,17 @@ def _regular_file(path: Path) -> str | None:
             return None
     except OSError:  # not there yet
         pass
-    return os.path.realpath(path)
+    return _file_identity(path)
+
+
+def _file_identity(path: str | Path) -> tuple[object, ...]:
+    """What tells one file from another: its device and inode when it exists (a hard link is
+    the same file under another name, as a symlink is), else the path its symlinks lead to."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):  # not there yet (or a name no file can have)
+        return ("path", os.path.realpath(path))
+    return ("inode", status.st_dev, status.st_ino)
 
 
 def _stdout_problem(path: Path) -> str | None:
