@@ -139,6 +139,7 @@ from target_meta_capi.summary import (
     RunStats,
     write_refused_config_summary,
     write_run_summary,
+    write_summary_file_at_once,
 )
 from target_meta_capi.summary.summary_file import SummaryWriteError
 
@@ -919,9 +920,12 @@ class TargetMetaCapi(Target):
             self.shutdown.release_signals(self._handle_termination)
 
     def _exiting_at_once(self, failure: str) -> None:
-        """A second signal ends the process now, before close(): its summary says so."""
+        """A second signal ends the process now, before close(): its summary file says so."""
         self.stats.run_failed(failure)
-        write_run_summary(self.stats, self.logger, self.config.get("summary_path"))
+        summary_path = self.config.get("summary_path")
+        if summary_path:
+            with contextlib.suppress(SummaryWriteError):  # exiting now whatever happens
+                write_summary_file_at_once(self.stats, self.logger, summary_path)
 
     # --- CLI -------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from target_meta_capi.summary.report import (
     TEST_EVENTS_NOTE,
     write_refused_config_summary,
     write_run_summary,
+    write_summary_file_at_once,
 )
 from target_meta_capi.summary.stats import RunStats
 from target_meta_capi.summary.summary_file import standard_outputs_to, summary_file_target
@@ -58,4 +59,5 @@ __all__ = [
     "summary_file_target",
     "write_refused_config_summary",
     "write_run_summary",
+    "write_summary_file_at_once",
 ]

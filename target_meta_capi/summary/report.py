@@ -154,6 +154,14 @@ def write_run_summary(
     return summary
 
 
+def write_summary_file_at_once(
+    stats: RunStats, logger: logging.Logger, summary_path: str | os.PathLike[str]
+) -> None:
+    """The summary's file alone, nothing logged on the way: for a run a second signal ends at
+    once, whose interrupted main thread may hold the log's lock (it was writing a line)."""
+    _write_summary_json(stats.snapshot(), logger, summary_path)
+
+
 def write_refused_config_summary(
     failure: str,
     logger: logging.Logger,
