@@ -109,7 +109,6 @@ from target_meta_capi.settings import (
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ON_INVALID_FAIL,
-    SECRET_SETTINGS,
     SETTINGS,
     ConfigFileError,
     dead_letter_path,
@@ -121,6 +120,7 @@ from target_meta_capi.settings import (
     read_config_files,
     run_by_meltano,
     secret_settings_errors,
+    secret_texts,
     settings_errors,
     settings_warnings,
     unknown_environment_variables,
@@ -202,11 +202,7 @@ class TargetMetaCapi(Target):
             logger=self.logger,
             dry_run=bool(self.config.get("dry_run")),
             test_events=bool(self.config.get("test_event_code")),
-            secrets=[
-                secret
-                for name in SECRET_SETTINGS
-                if isinstance(secret := self.config.get(name), str)
-            ],
+            secrets=secret_texts(self.config),
         )
         for warning in settings_warnings(self.config, self.settings_schema()["properties"]):
             self.stats.run_warning(warning)

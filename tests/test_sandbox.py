@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from target_meta_capi.capi.privacy import is_loopback_host
 from target_meta_capi.capi.rules import MAX_AGE_SECONDS
 from target_meta_capi.sandbox import SandboxConfig, SandboxServer, cli
 from target_meta_capi.sandbox import handler as handler_module
@@ -1357,7 +1358,7 @@ def test_cli_serves_logs_without_token_and_stops_on_sigterm(sandbox_process):
 def test_cli_tells_a_host_other_machines_can_reach_from_a_loopback_one(host, loopback):
     # a host other machines can reach is warned about at start (not bound here: the tests
     # listen on loopback only)
-    assert cli._is_loopback(host) is loopback
+    assert is_loopback_host(host) is loopback
 
 
 def test_cli_on_loopback_gives_no_warning_about_other_machines():

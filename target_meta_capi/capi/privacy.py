@@ -11,6 +11,7 @@ userinfo, the host and the rest of the path shown.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -252,3 +253,16 @@ def _url_secret_spans(url: str) -> list[tuple[int, int]]:
         (fragment_start, len(url)),
     ]
     return [(start, end) for start, end in spans if end > start]
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether traffic to `host` stays on this machine (localhost, 127.0.0.0/8, ::1); a name
+    other than localhost may resolve anywhere."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name
+        return False

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import ipaddress
 import json
 import math
 import os
@@ -24,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from target_meta_capi.capi._words import counted
-from target_meta_capi.capi.privacy import redact_received_event, shown_url
+from target_meta_capi.capi.privacy import is_loopback_host, redact_received_event, shown_url
 from target_meta_capi.capi.rules import RULES
 from target_meta_capi.sandbox.faults import GraphErrorFault
 from target_meta_capi.sandbox.graph_errors import (
@@ -439,7 +438,7 @@ def serve(argv: Sequence[str]) -> int:
         file=sys.stderr,
         flush=True,
     )
-    if not _is_loopback(args.host):
+    if not is_loopback_host(args.host):
         print(
             f"target-meta-capi sandbox: warning: --host {args.host} is reachable from other "
             "machines, and anyone there can read the events received (IP addresses and user "
@@ -460,15 +459,6 @@ def serve(argv: Sequence[str]) -> int:
         flush=True,
     )
     return 0
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name: it may resolve anywhere
-        return False
 
 
 # report -------------------------------------------------------------------------------------

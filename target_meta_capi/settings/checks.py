@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import ipaddress
 import os
 import re
 import typing as t
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 
 from target_meta_capi.capi._words import json_kind
 from target_meta_capi.capi.errors import redact
+from target_meta_capi.capi.privacy import is_loopback_host
 from target_meta_capi.capi.request import (
     API_VERSION_PATTERN,
     DEFAULT_API_VERSION,
@@ -47,9 +47,13 @@ def without_secrets(errors: t.Iterable[str], config: t.Mapping[str, t.Any]) -> l
     Errors quote the values they refuse, and a token pasted into the wrong setting (pixel_id
     and access_token swapped) is still the token.
     """
-    secrets = [config.get(name) for name in SECRET_SETTINGS]
-    texts = [secret for secret in secrets if isinstance(secret, str)]
+    texts = secret_texts(config)
     return [redact(error, texts) for error in errors]
+
+
+def secret_texts(config: t.Mapping[str, t.Any]) -> list[str]:
+    """The secret settings' values (the access token, the app secret) given as text."""
+    return [secret for name in SECRET_SETTINGS if isinstance(secret := config.get(name), str)]
 
 
 def with_pixel_id_as_text(config: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -203,7 +207,7 @@ def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -
         graph_url_parts is not None
         and not config.get("dry_run")
         and graph_url_parts.scheme.lower() == "http"
-        and not _is_loopback(graph_url_parts.hostname)
+        and not is_loopback_host(graph_url_parts.hostname)
     ):
         warnings.append(
             f"graph_url {shown_graph_url(graph_url)!r} is http://, to another machine: the "
@@ -225,14 +229,3 @@ def settings_warnings(config: t.Mapping[str, t.Any], known: t.Collection[str]) -
 def faker_installed() -> bool:
     """Whether stream maps have `fake`: singer-sdk offers it only with Faker, an extra."""
     return importlib.util.find_spec("faker") is not None
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name
-        return False
