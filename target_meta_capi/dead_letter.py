@@ -290,7 +290,6 @@ class DeadLetterWriter:
             else:
                 # a FIFO without a reader: never an open() that waits for one without end
                 descriptor = open_for_appending(self.path)
-                os.set_blocking(descriptor, True)
                 self._file = open(descriptor, "ab", buffering=0)  # noqa: SIM115  # kept open
             # a pipe or device (/dev/stderr) has no size to mend and nothing to fsync
             self._regular = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)

@@ -114,7 +114,6 @@ class DryRunHttpService(HttpServiceInterface):
             else:
                 # a FIFO without a reader: never an open() that waits for one without end
                 descriptor = open_for_appending(self._path)
-                os.set_blocking(descriptor, True)
                 self._file = open(descriptor, "w", encoding="utf-8")  # noqa: SIM115  # kept open
         return self._file
 

@@ -45,7 +45,6 @@ def write_summary_file(path: Path, text: str) -> None:
     if target is None:
         # appended: a log, or the states already written to stdout, keep what they hold
         descriptor = open_for_appending(path)
-        os.set_blocking(descriptor, True)  # a slow reader still gets all of it
         with open(descriptor, "a", encoding="utf-8") as file:
             file.write(text)
         return
@@ -74,11 +73,14 @@ FIFO_READER_WAIT_SECONDS = 2.0
 
 def open_for_appending(path: Path) -> int:
     """A descriptor appending to `path`, opened without blocking: for a FIFO, a reader is
-    waited for a little, never forever (NoReaderError)."""
+    waited for a little, never forever (NoReaderError). Writes to it block, so that a slow
+    reader still gets all of them."""
     deadline = time.monotonic() + FIFO_READER_WAIT_SECONDS
     while True:
         try:
-            return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+            os.set_blocking(descriptor, True)
+            return descriptor
         except OSError as error:
             if error.errno != errno.ENXIO:  # ENXIO: a FIFO without a reader
                 raise
