@@ -788,6 +788,7 @@ def test_a_body_cut_short_by_the_client_closing_its_side_gets_no_answer_and_stor
         assert connection.recv(65536) == b""
     stats = sandbox.stats()
     assert (stats["accepted_requests"], stats["rejected_requests"]) == (0, 0)
+    assert stats["incomplete_requests"] == stats["requests"] == 1
     assert sandbox.accepted_events() == []
 
 

@@ -234,8 +234,10 @@ def test_throttling_meta_will_not_lift_within_max_retry_seconds_stops_at_once_wi
     # a request the run did not wait for is counted as it arrives, its fault once answered
     wait_until(lambda: sandbox.stats()["in_flight"] == 0)
     stats = sandbox.stats()
-    # each request sent before the run stopped was asked once, not retried into the wall
-    assert stats["faults"]["throttle"] == stats["requests"] <= 4
+    # each request sent before the run stopped was asked once, not retried into the wall; one
+    # still being sent when the run stopped arrives cut short, unanswered
+    assert stats["faults"]["throttle"] >= 1
+    assert stats["faults"]["throttle"] + stats["incomplete_requests"] == stats["requests"] <= 4
 
 
 def test_throttling_outlasting_max_retry_seconds_says_that_limit_ended_the_retries(

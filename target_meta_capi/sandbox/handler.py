@@ -356,6 +356,9 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self._send_graph_error(error)
             self._log(error.http_status, f"code={error.code}", started)
             return
+        except _CLIENT_GONE:
+            sandbox._count_incomplete_request()
+            raise
 
         decision = sandbox._faults.decide()
         if decision.latency_seconds > 0 and self._wait_unless_stopped(decision.latency_seconds):

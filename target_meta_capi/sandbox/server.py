@@ -134,6 +134,7 @@ class _Counters:
         self.requests = 0
         self.accepted_requests = 0
         self.rejected_requests = 0
+        self.incomplete_requests = 0
         self.rejected_by_code: dict[str, int] = {}
         self.rejected_by_subcode: dict[str, int] = {}
         self.events_received = 0
@@ -244,6 +245,7 @@ class SandboxServer:
                 "requests": counters.requests,
                 "accepted_requests": counters.accepted_requests,
                 "rejected_requests": counters.rejected_requests,
+                "incomplete_requests": counters.incomplete_requests,
                 "rejected_by_code": dict(counters.rejected_by_code),
                 "rejected_by_subcode": dict(counters.rejected_by_subcode),
                 "events_received": counters.events_received,
@@ -292,6 +294,10 @@ class SandboxServer:
     def _end_request(self) -> None:
         with self._counters.lock:
             self._counters.in_flight -= 1
+
+    def _count_incomplete_request(self) -> None:
+        with self._counters.lock:
+            self._counters.incomplete_requests += 1
 
     def _count_fault(self, kind: str) -> None:
         with self._counters.lock:
