@@ -26,6 +26,7 @@ from target_meta_capi.summary.summary_file import (
     FIFO_READER_WAIT_SECONDS,
     NoReaderError,
     open_for_appending,
+    standard_outputs_to,
 )
 
 # EventRequest insists on a token; this one never leaves. Errors mask a token wherever it
@@ -106,13 +107,14 @@ class DryRunHttpService(HttpServiceInterface):
         if self._file is None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                regular = stat.S_ISREG(os.stat(self._path).st_mode)
+                status = os.stat(self._path)
             except FileNotFoundError:
-                regular = True
-            if regular:
+                status = None
+            if status is None or (stat.S_ISREG(status.st_mode) and not standard_outputs_to(status)):
                 self._file = self._path.open("w", encoding="utf-8")
             else:
-                # a FIFO without a reader: never an open() that waits for one without end
+                # a FIFO without a reader: never an open() that waits for one without end;
+                # the log stderr goes to (2> run.log): added to, never emptied
                 descriptor = open_for_appending(self._path)
                 self._file = open(descriptor, "w", encoding="utf-8")  # noqa: SIM115  # kept open
         return self._file

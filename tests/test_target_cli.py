@@ -1327,6 +1327,30 @@ def test_a_dry_run_into_dev_null_with_stdout_there_too_is_not_refused(
     assert completed.returncode == 0, completed.stderr
 
 
+def test_a_dry_run_into_the_file_stderr_goes_to_adds_to_the_log_without_emptying_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    log = tmp_path / "run.log"  # 2> run.log, and dry_run_path run.log
+    log.write_text("a line of an earlier run\n")
+    config = orders_config(sandbox.url, tmp_path, dry_run=True, dry_run_path=str(log))
+    with log.open("a") as stderr:
+        completed = subprocess.run(
+            [str(TARGET), "--config", str(_write_config(tmp_path, config))],
+            input="\n".join(order_stream(1)),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert completed.returncode == 0
+    written = log.read_text()
+    assert written.startswith("a line of an earlier run\n")
+    assert "1 sent, 1 acknowledged" in written  # the run summary, logged after the payload
+    payloads = [json.loads(line) for line in written.splitlines() if line.startswith('{"url"')]
+    assert [len(payload["payload"]["data"]) for payload in payloads] == [1]
+
+
 def test_an_empty_config_file_name_is_one_error(tmp_path: Path) -> None:
     completed = subprocess.run(
         [str(TARGET), "--config", ""], input="", capture_output=True, text=True, timeout=60

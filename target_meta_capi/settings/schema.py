@@ -308,8 +308,9 @@ SETTINGS = th.PropertiesList(
         "dry_run_path",
         th.StringType,
         description=(
-            "JSONL file for dry-run payloads (replaced per run); stderr when unset. A FIFO is "
-            "written into, its reader waited for 2 s at most."
+            "JSONL file for dry-run payloads (replaced per run; the file stderr goes to is "
+            "added to instead); stderr when unset. A FIFO is written into, its reader waited "
+            "for 2 s at most."
         ),
     ),
     th.Property(
