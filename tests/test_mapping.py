@@ -628,6 +628,11 @@ def test_event_time_text_is_read_alike_on_every_python():
     assert completed.stdout.split() == [str(T_2026_11_27_10H_UTC)] * len(forms)
 
 
+@pytest.mark.parametrize("raw", ["2026-11-27T09:59:60Z", "2026-11-27 11:59:60.2+02:00"])
+def test_event_time_at_a_leap_second_is_the_next_minutes_first_second(raw):
+    assert parse_event_time(raw) == T_2026_11_27_10H_UTC
+
+
 def test_event_time_date_is_midnight_utc():
     assert parse_event_time(dt.date(2026, 11, 27)) == T_2026_11_27_10H_UTC - 10 * 3600
 

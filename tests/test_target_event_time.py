@@ -73,3 +73,31 @@ def test_a_date_time_column_with_rfc_3339s_lowercase_z_is_sent_as_that_utc_time(
     assert result.exit_code == 0
     [accepted] = sandbox.accepted_events()
     assert accepted["event"]["event_time"] == created
+
+
+def test_a_leap_second_in_a_date_time_column_does_not_stop_the_run(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # RFC 3339 allows 23:59:60 (the last, 2016-12-31); the run stopped at the row, naming it
+    schema = {
+        "type": "object",
+        "properties": {
+            "order_id": {"type": "integer"},
+            "created_us": {"type": "integer"},
+            "signed_up_at": {"type": "string", "format": "date-time"},
+            "email": {"type": "string"},
+        },
+    }
+    mapping = {**MAPPING, "fields": {**MAPPING["fields"], "custom_data.signed_up": "signed_up_at"}}
+    del mapping["fields"]["attribution_data.visit_time"]
+    record = {
+        "order_id": 1,
+        "created_us": (int(time.time()) - 3600) * 1_000_000,
+        "signed_up_at": "2016-12-31T23:59:60Z",
+        "email": "lead@example.com",
+    }
+    config = orders_config(sandbox.url, tmp_path, streams={STREAM: mapping})
+    result = run_in_process(config, [schema_line(STREAM, schema), record_line(record, STREAM)])
+    assert result.exit_code == 0
+    [accepted] = sandbox.accepted_events()
+    assert accepted["event"]["custom_data"]["signed_up"].startswith("2017-01-01T00:00:00")

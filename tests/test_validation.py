@@ -111,6 +111,22 @@ def test_a_date_time_with_rfc_3339s_lowercase_z_is_a_utc_datetime() -> None:
     }
 
 
+def test_a_date_time_at_a_leap_second_is_the_next_days_first_second() -> None:
+    # RFC 3339 allows 23:59:60; fromisoformat does not, and Unix time counts it as 00:00:00
+    record = {"created_at": "2016-12-31T23:59:60.5Z"}
+    parse_timestamps(record, TimestampPlan.for_schema(SCHEMA), None, None)
+    assert record == {
+        "created_at": datetime.datetime(2017, 1, 1, 0, 0, 0, 500000, datetime.timezone.utc)
+    }
+
+
+def test_sixty_seconds_outside_a_date_times_seconds_is_still_no_date() -> None:
+    with pytest.raises(UnparseableDateError):
+        parse_timestamps(
+            {"created_at": "2016-12-31T23:60:00Z"}, TimestampPlan.for_schema(SCHEMA), None, None
+        )
+
+
 @pytest.mark.parametrize("blank", ["", "  "])
 def test_a_blank_text_in_a_date_column_is_no_date(blank: str) -> None:
     record = {"created_at": blank, "birthday": blank, "opens_at": blank}

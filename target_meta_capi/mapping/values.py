@@ -37,6 +37,8 @@ _FINER_EPOCH_UNITS = ((1e14, 1_000), (1e17, 1_000_000), (1e20, 1_000_000_000))
 #: Meta refuses anyway
 _COMPACT_DATE_RE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _NUMBER_TEXT_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+#: RFC 3339's leap second, 23:59:60 (the seconds of a date-time, before a fraction or offset)
+_LEAP_SECOND_RE = re.compile(r"(?<=\d[T t]\d\d:\d\d:)60(?=[.,Zz+-]|$)")
 # No value: a source that gives none, or a converter's answer for a value that leaves its key
 # out of the event (an empty content_ids list).
 NO_VALUE = object()
@@ -247,10 +249,15 @@ TOP_LEVEL_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 
 def datetime_from_text(text: str) -> dt.datetime:
     """An ISO 8601 date-time as singer-sdk reads one, or RFC 3339's with a lowercase "z" for
-    UTC: JSON Schema's date-time format allows it, fromisoformat does not. ValueError else."""
+    UTC or a leap second (23:59:60, read as the next day's 00:00:00, as Unix time counts it):
+    JSON Schema's date-time format allows them, fromisoformat does not. ValueError else."""
     try:
         return datetime_fromisoformat(text)
     except ValueError:
+        leap_second = _LEAP_SECOND_RE.search(text)
+        if leap_second is not None:
+            before_it = text[: leap_second.start()] + "59" + text[leap_second.end() :]
+            return datetime_from_text(before_it) + dt.timedelta(seconds=1)
         if text[-1:] != "z":
             raise
         return datetime_fromisoformat(text[:-1] + "Z")
