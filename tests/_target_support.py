@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from target_meta_capi.sandbox import SandboxServer
 from target_meta_capi.target import TargetMetaCapi
 
 STREAM = "public-orders"
@@ -129,9 +130,18 @@ def read_dead_letters(tmp_path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def wait_until(condition: Any, timeout: float = 10.0) -> None:
+def wait_until(condition: Any, timeout: float = 60.0) -> None:
+    """Wait for the condition; the time covers a target's start-up on a loaded CI machine."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+def settled_stats(sandbox: SandboxServer) -> dict[str, Any]:
+    """The sandbox's counters once no request is in flight, from that very reading: a second
+    reading could count a request that arrived in between, still unanswered."""
+    readings: list[dict[str, Any]] = []
+    wait_until(lambda: readings.append(sandbox.stats()) or readings[-1]["in_flight"] == 0)
+    return readings[-1]

@@ -517,7 +517,8 @@ def test_an_error_urllib_raises_for_a_status_http_has_not_is_a_network_error_ret
     )
     with pytest.raises(NetworkError):
         request.execute()
-    server.join()
+    server.join(timeout=30)
+    assert not server.is_alive()  # both attempts arrived: the first was retried
     listener.close()
 
 

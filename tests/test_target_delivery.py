@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -486,14 +485,14 @@ def test_a_dry_run_into_a_pipe_nobody_reads_is_a_clear_error_not_a_wait_without_
 def test_a_dry_run_into_a_pipe_writes_each_request_for_its_reader(tmp_path: Path) -> None:
     fifo = tmp_path / "payloads.fifo"
     os.mkfifo(fifo)
-    received: list[str] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
-    reader.start()
+    # the reader is there before the first write, however late a thread of its would run
+    reading = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     service = DryRunHttpService(fifo)
     service.execute("POST", "http://127.0.0.1:1/v24.0/1/events", {}, _dry_run_body("a"), None)
     service.close()
-    reader.join(timeout=10)
-    lines = received[0].splitlines()
+    os.set_blocking(reading, True)
+    with open(reading, encoding="utf-8") as received:
+        lines = received.read().splitlines()
     assert [json.loads(line)["payload"]["data"][0]["event_name"] for line in lines] == ["Purchase"]
 
 
