@@ -651,7 +651,9 @@ def _target_with_one_request_in_flight(
     config = orders_config(sandbox.url, tmp_path, batch_size=5, concurrent_requests=1)
     process = _start_target(tmp_path, config)
     assert process.stdin is not None
-    process.stdin.write("\n".join(order_stream(60, state_every=5)) + "\n")
+    # a STATE every 4 records: the one before the 5th record is read before that record
+    # fills the first request, so that request being in flight means its state was read
+    process.stdin.write("\n".join(order_stream(60, state_every=4)) + "\n")
     process.stdin.flush()
     wait_until(lambda: sandbox.stats()["in_flight"] == 1)
     return sandbox, process
@@ -768,9 +770,12 @@ def test_the_summary_of_a_run_stopped_after_its_input_ended_does_not_say_before_
 ) -> None:
     summary_path = tmp_path / "summary.json"
     sandbox, process = _slow_run_summarised_at(str(summary_path), sandbox_factory, tmp_path)
-    process.stdin.write("\n".join(order_stream(10)) + "\n")  # type: ignore[union-attr]
+    # 9 records and no STATE: the second request (records 6 to 9, not full) goes only when
+    # the end of the input drains it, so its arrival means the end was read
+    records = [schema_line(), *(record_line(order(number)) for number in range(1, 10))]
+    process.stdin.write("\n".join(records) + "\n")  # type: ignore[union-attr]
     process.stdin.close()  # type: ignore[union-attr]
-    wait_until(lambda: sandbox.stats()["in_flight"] == 2)  # every record read and sent
+    wait_until(lambda: sandbox.stats()["requests"] == 2)  # answered 1.5 s after it arrived
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 128 + signal.SIGTERM  # its few lines fit in the pipes
     summary = json.loads(summary_path.read_text())

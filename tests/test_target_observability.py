@@ -808,16 +808,19 @@ def test_slow_answers_from_meta_are_named_as_setting_the_pace(
     assert summary["pace"]["waiting_for_meta_seconds"] >= 2.4
 
 
-def test_input_read_at_once_and_answered_at_once_leaves_the_pace_to_the_target(
+def test_input_read_at_once_never_leaves_the_pace_to_the_tap(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
+    # whether the target's work or the sandbox's answer weighs more depends on which of the
+    # two a loaded machine starves (the sandbox runs in the test's process): the verdict
+    # between them is checked on a clock of its own in test_summary.py
     lines = order_stream(300)
     summary = _run_cli_with_summary(
         orders_config(sandbox.url, tmp_path),
         tmp_path,
         lambda process: process.stdin.write("\n".join(lines) + "\n"),
     )
-    assert summary["pace"]["set_by"] == "target"
+    assert summary["pace"]["set_by"] in ("target", "meta")
 
 
 def test_events_meta_accepted_in_a_request_failing_the_run_on_a_rejection_count_as_acknowledged(
