@@ -1320,6 +1320,18 @@ def sandbox_cli(
             process.wait(timeout=10)
 
 
+def read_log_until(process: subprocess.Popen[str], text: str) -> str:
+    """The sandbox's stderr up to the line holding `text`: it logs a request after answering
+    it, so a client holding the answer may stop the sandbox before that line is written."""
+    assert process.stderr is not None
+    read = ""
+    while text not in read:
+        line = process.stderr.readline()
+        assert line, f"the sandbox exited without logging {text!r}"
+        read += line
+    return read
+
+
 @pytest.fixture
 def sandbox_process():
     with sandbox_cli("--seed", "1") as started:
@@ -1335,10 +1347,10 @@ def test_cli_serves_logs_without_token_and_stops_on_sigterm(sandbox_process):
         timeout=10,
     )
     assert response.status_code == 200
+    log = read_log_until(process, f"POST /v24.0/{PIXEL}/events 200")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
-    log = process.stderr.read()
-    assert f"POST /v24.0/{PIXEL}/events 200" in log
+    log += process.stderr.read()
     assert TOKEN not in log
     assert "1 event received" in log
 
@@ -1781,10 +1793,11 @@ def test_a_request_the_jsonl_recording_cannot_take_is_answered_transient_and_cou
     with sandbox_cli("--record-jsonl", str(recording), largest_file_bytes=8000) as (process, url):
         answers = _post_until_refused(url, 10)
         stats = requests.get(f"{url}/__stats", timeout=10).json()
+        assert [answer.status_code for answer in answers] == [200, 200, 500]
+        log = read_log_until(process, "events not recorded")
         process.terminate()
         assert process.wait(timeout=10) == 0
-        log = process.stderr.read()
-    assert [answer.status_code for answer in answers] == [200, 200, 500]
+        log += process.stderr.read()
     assert answers[-1].json()["error"]["code"] == 1
     assert answers[-1].json()["error"]["is_transient"] is True
     lines = [json.loads(line) for line in recording.read_text().splitlines()]  # no part line
