@@ -255,13 +255,17 @@ def test_a_failed_runs_requests_waiting_to_be_retried_are_not_retried_after_it_r
         def attempts():
             with urllib.request.urlopen("{sandbox.url}/__stats") as answer:
                 return json.loads(answer.read())["requests"]
+        def senders():
+            return [t.name for t in threading.enumerate() if t.name.startswith("capi-batch")]
         LINES[:] = LINES[:150] + ["{{not json"]  # bad input: the run ends after its grace
         code = run_orders()[0]
-        time.sleep(0.2)  # an attempt under way at the return has its answer by now
+        # an attempt under way at the return ends with its answer, however busy the machine
+        deadline = time.monotonic() + 30
+        while senders() and time.monotonic() < deadline:
+            time.sleep(0.05)
         at_return = attempts()
         time.sleep(3)  # the retries' backoff: 0.5 s, 1 s, 2 s... (full jitter)
-        senders = [t.name for t in threading.enumerate() if t.name.startswith("capi-batch")]
-        print(code, attempts() - at_return, senders)
+        print(code, attempts() - at_return, senders())
         """,
         dry_run=False,
         dry_run_path=None,
