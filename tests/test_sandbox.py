@@ -1187,6 +1187,18 @@ def test_report_of_a_running_sandbox_names_the_rules_it_rejected_requests_for(sa
     assert "mary@example.com" not in output
 
 
+def test_report_of_a_running_sandbox_counts_requests_cut_short_by_their_client(sandbox, capsys):
+    head = f"POST /v24.0/{PIXEL}/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as connection:
+        connection.sendall(head.encode() + b'{"data": [')
+        connection.shutdown(socket.SHUT_WR)
+        assert connection.recv(65536) == b""
+    assert cli.main(["report", "--url", sandbox.url]) == 0
+    assert "requests: 1 (0 accepted, 0 rejected, 1 cut short by the client)" in (
+        capsys.readouterr().out
+    )
+
+
 def test_report_of_a_running_sandbox_counts_events_no_longer_in_memory(sandbox_factory, capsys):
     sandbox = sandbox_factory(max_events_in_memory=1)
     post_events(sandbox, [make_event(event_id=name) for name in "abc"])

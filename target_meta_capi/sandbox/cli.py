@@ -654,9 +654,12 @@ def _print_report(
         return
     print(f"Sandbox report: {source}")
     if stats is not None:
+        # .get: a sandbox of an earlier version has no such counter
+        incomplete = stats.get("incomplete_requests")
+        cut_short = f", {incomplete} cut short by the client" if incomplete else ""
         print(
             f"requests: {stats['requests']} ({stats['accepted_requests']} accepted, "
-            f"{stats['rejected_requests']} rejected), "
+            f"{stats['rejected_requests']} rejected{cut_short}), "
             f"rejected by code: {_nonzero_counts(stats['rejected_by_code'])}, "
             f"max in flight: {stats['max_in_flight']}"
         )
