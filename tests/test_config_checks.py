@@ -821,7 +821,7 @@ def test_numbers_in_the_environment_that_can_be_read_are_used(
     environment = {
         **{name: value for name, value in os.environ.items() if "DRY_RUN" not in name},
         "TARGET_META_CAPI_BATCH_SIZE": "2",
-        "TARGET_META_CAPI_REQUEST_TIMEOUT": "2.5",
+        "TARGET_META_CAPI_REQUEST_TIMEOUT": "30.5",  # a number with a fraction, read as one
     }
     completed = _run_cli(
         tmp_path,

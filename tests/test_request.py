@@ -428,7 +428,7 @@ def test_a_retry_after_beyond_max_time_is_not_waited_for_and_raises_at_once():
     assert raised.value.retry_after == 3600.0
     assert raised.value.wait_beyond_max_time
     assert len(server.requests) == 1
-    assert elapsed < 0.5
+    assert elapsed < 30  # not the hour asked
 
 
 def test_retries_exhausted_by_count_are_not_blamed_on_the_wait_asked():
@@ -670,18 +670,18 @@ def test_backoff_caps_double_with_each_retry():
 
 
 def test_a_backoff_wait_never_goes_past_max_time():
-    policy = RetryPolicy(max_retries=1, max_time=0.5, base_delay=60.0, max_delay=60.0)
+    policy = RetryPolicy(max_retries=1, max_time=2.0, base_delay=60.0, max_delay=60.0)
     observer = RecordingObserver()
     answers = replies(graph_error(500, 2))
 
     def slow(request):
-        time.sleep(0.3)  # the first answer leaves at most 0.2 s of max_time
+        time.sleep(1.0)  # the first answer leaves at most 1 s of max_time
         return answers(request)
 
     with FakeGraphServer(slow) as server:
         make_request(server, retry_policy=policy).execute(observer=observer)
     assert len(observer.delays) == 1
-    assert 0 <= observer.delays[0] <= 0.2
+    assert 0 <= observer.delays[0] <= 1.0
 
 
 def test_a_backoff_wait_is_never_longer_than_max_delay():
