@@ -118,6 +118,7 @@ from target_meta_capi.settings import (
     explained_schema_errors,
     output_over_config_file_problem,
     read_config_files,
+    required_settings_errors,
     run_by_meltano,
     secret_settings_errors,
     secret_texts,
@@ -340,9 +341,14 @@ class TargetMetaCapi(Target):
         try:
             errors = super()._validate_config(raise_errors=raise_errors)
         except ConfigValidationError as error:
+            # with the required setting the schema cannot require: an empty config names the
+            # token missing too, not only the pixel_id
             raise ConfigValidationError(
                 str(error),
-                errors=without_secrets(explained_schema_errors(error.errors), self.config),
+                errors=without_secrets(
+                    explained_schema_errors(error.errors) + required_settings_errors(self.config),
+                    self.config,
+                ),
                 schema=self.config_jsonschema,
             ) from None
         extra = settings_errors(self.config) + mapping_config_errors(self.config)

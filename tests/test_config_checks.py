@@ -187,6 +187,23 @@ def test_a_missing_pixel_id_says_where_it_comes_from_and_how_the_cli_reads_it(
     assert "TARGET_META_CAPI_PIXEL_ID only with --config ENV" in error
 
 
+def test_an_empty_config_names_both_settings_it_lacks_at_once() -> None:
+    pixel_id_error, access_token_error = config_errors({})
+    assert pixel_id_error.startswith("pixel_id is required: ")
+    assert access_token_error.startswith("access_token is required (unless dry_run is true); ")
+
+
+def test_a_missing_access_token_is_named_next_to_another_settings_wrong_type(
+    tmp_path: Path,
+) -> None:
+    config = orders_config("http://127.0.0.1:9", tmp_path, max_retries="three")
+    del config["access_token"]
+    errors = config_errors(config)
+    assert len(errors) == 2
+    assert "'three' is not of type 'integer'" in errors[0]
+    assert errors[1].startswith("access_token is required (unless dry_run is true)")
+
+
 @pytest.mark.parametrize(
     "graph_url",
     ["https://graph.facebook.com/v24.0", "https://graph.facebook.com/v24.0/1234567890/events"],

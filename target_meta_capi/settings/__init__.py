@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from target_meta_capi.settings.checks import (
     explained_schema_errors,
+    required_settings_errors,
     run_by_meltano,
     secret_settings_errors,
     secret_texts,
@@ -79,6 +80,7 @@ __all__ = [
     "log_level_problem",
     "output_over_config_file_problem",
     "read_config_files",
+    "required_settings_errors",
     "run_by_meltano",
     "secret_settings_errors",
     "secret_texts",

@@ -144,6 +144,16 @@ def _request_text_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     return errors
 
 
+def required_settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    """A required setting the JSON schema cannot require (pixel_id it does): said also next to
+    the schema's errors, so that an empty config names both settings it lacks."""
+    if not config.get("dry_run") and not config.get("access_token"):
+        return [
+            f"access_token is required (unless dry_run is true); {_where_to_give('access_token')}"
+        ]
+    return []
+
+
 def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     """Rules the JSON schema cannot express clearly."""
     errors = _request_text_errors(config)
@@ -151,10 +161,7 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if isinstance(batch_size_rows, int) and batch_size_rows < 1:
         # the SDK's setting has no minimum; below 1 every event went in a request of its own
         errors.append(f"batch_size_rows must be at least 1, got {batch_size_rows}")
-    if not config.get("dry_run") and not config.get("access_token"):
-        errors.append(
-            f"access_token is required (unless dry_run is true); {_where_to_give('access_token')}"
-        )
+    errors += required_settings_errors(config)
     pixel_id = config.get("pixel_id")
     if isinstance(pixel_id, str) and not is_pixel_id(pixel_id):
         errors.append(f"pixel_id must be a pixel (dataset) ID: digits only, got {pixel_id!r}")
@@ -165,21 +172,27 @@ def settings_errors(config: t.Mapping[str, t.Any]) -> list[str]:
             f"got {api_version!r}"
         )
     graph_url = config.get("graph_url", DEFAULT_GRAPH_URL)
-    graph_url_unusable = graph_url_problem(graph_url)
-    if graph_url_unusable:
-        errors.append(
+    if isinstance(graph_url, str):  # another type is the schema's error
+        errors += _graph_url_errors(graph_url)
+    errors += output_path_errors(config)
+    return errors
+
+
+def _graph_url_errors(graph_url: str) -> list[str]:
+    unusable = graph_url_problem(graph_url)
+    if unusable:
+        return [
             f"graph_url must be an http:// or https:// URL, got {shown_graph_url(graph_url)!r}: "
-            f"{graph_url_unusable} (default {DEFAULT_GRAPH_URL})"
-        )
-    elif version := _version_in_path(graph_url):
+            f"{unusable} (default {DEFAULT_GRAPH_URL})"
+        ]
+    if version := _version_in_path(graph_url):
         # the endpoint's URL pasted whole: every request would go to /v24.0/v24.0/…
-        errors.append(
+        return [
             f"graph_url must be the Graph API's base URL, got {shown_graph_url(graph_url)!r}: "
             f"its path holds a version ({version}), and the target adds "
             f"/<api_version>/<pixel_id>/events itself (default {DEFAULT_GRAPH_URL})"
-        )
-    errors += output_path_errors(config)
-    return errors
+        ]
+    return []
 
 
 def _version_in_path(url: str) -> str | None:
