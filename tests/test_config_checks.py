@@ -204,6 +204,17 @@ def test_a_missing_access_token_is_named_next_to_another_settings_wrong_type(
     assert errors[1].startswith("access_token is required (unless dry_run is true)")
 
 
+def test_a_graph_url_with_its_scheme_in_capitals_reaches_graph(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # schemes are case-insensitive (RFC 3986); a URL pasted from a document may shout
+    graph_url = sandbox.url.replace("http://", "HTTP://")
+    assert graph_url != sandbox.url
+    result = run_in_process(orders_config(graph_url, tmp_path), order_stream(2))
+    assert result.exit_code == 0
+    assert len(sandbox.accepted_events()) == 2
+
+
 @pytest.mark.parametrize(
     "graph_url",
     ["https://graph.facebook.com/v24.0", "https://graph.facebook.com/v24.0/1234567890/events"],

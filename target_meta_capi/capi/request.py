@@ -554,7 +554,8 @@ def _is_non_finite_number(value: Any) -> bool:
 def graph_url_problem(graph_url: Any) -> str | None:
     """Why `graph_url` cannot lead to Graph (said at once, not after retrying as a network
     failure); None when it can."""
-    if not isinstance(graph_url, str) or not graph_url.startswith(("https://", "http://")):
+    # schemes are case-insensitive (RFC 3986): HTTPS:// is https://
+    if not isinstance(graph_url, str) or not graph_url.lower().startswith(("https://", "http://")):
         return "must start with https:// or http://"
     try:
         parts = urlsplit(graph_url)
