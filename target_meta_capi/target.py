@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 import typing as t
+from collections import Counter
 from types import FrameType
 
 import click
@@ -553,9 +554,23 @@ class TargetMetaCapi(Target):
             self._process_plain_record(sink, message_dict, record)
         else:
             assert_record_is_an_object(message_dict, self.message_reader.line_number)
-            super()._process_record_message(message_dict)
+            self._process_mapped_record(stream, message_dict)
             self._remember_if_plain(stream)
         self._after_message()
+
+    def _process_mapped_record(self, stream: t.Any, message_dict: dict) -> None:
+        """The SDK's record path, counting the records its stream maps leave out: each map
+        gives its stream (alias) the record, or nothing (`__filter__`, a stream mapped to
+        null); the summary accounts for every record the tap sent."""
+        aliases = Counter(
+            stream_map.stream_alias for stream_map in self.mapper.stream_maps.get(stream, ())
+        )
+        before = self.stats.records_read_by(aliases)
+        super()._process_record_message(message_dict)
+        after = self.stats.records_read_by(aliases)
+        for alias, maps in aliases.items():
+            if left_out := maps - (after[alias] - before[alias]):
+                self.stats.records_filtered(alias, left_out)
 
     def _skip_deleted_row(self, stream: str) -> None:
         """A row a log-based tap reports deleted: counted, settled, not sent. Meta has no way to

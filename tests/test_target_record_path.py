@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from target_meta_capi.sandbox import SandboxServer
+from target_meta_capi.summary.report import format_summary
 
 from ._target_support import (
     ORDER_SCHEMA,
@@ -47,6 +48,64 @@ def test_stream_map_filter_still_drops_records(sandbox: SandboxServer, tmp_path:
     result = run_in_process(config, order_stream(3))
     assert result.exit_code == 0
     assert sorted(e["event"]["event_id"] for e in sandbox.accepted_events()) == ["1", "3"]
+
+
+def test_records_a_stream_map_filters_out_are_counted_apart_from_those_read(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(
+        sandbox.url, tmp_path, stream_maps={STREAM: {"__filter__": "order_id % 3 == 0"}}
+    )
+    result = run_in_process(config, order_stream(7))
+    assert result.exit_code == 0
+    summary = result.target.stats.snapshot()
+    assert (summary["totals"]["records_read"], summary["totals"]["records_filtered"]) == (2, 5)
+    stream = summary["streams"][STREAM]
+    assert (stream["records_read"], stream["records_filtered"]) == (2, 5)
+    [run_line, stream_line, *_] = format_summary(summary)
+    assert "2 records read, 5 more filtered out by stream_maps, 2 events mapped" in run_line
+    assert f"Stream {STREAM!r}: 2 read, 5 more filtered out by stream_maps, 2 mapped" in (
+        stream_line
+    )
+
+
+def test_a_summary_without_stream_map_filters_does_not_mention_them(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = run_in_process(orders_config(sandbox.url, tmp_path), order_stream(2))
+    assert result.exit_code == 0
+    summary = result.target.stats.snapshot()
+    assert summary["totals"]["records_filtered"] == 0
+    assert not any("filtered" in line for line in format_summary(summary))
+
+
+def test_the_records_of_a_stream_removed_by_a_stream_map_are_counted_as_filtered_out(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = orders_config(sandbox.url, tmp_path, stream_maps={STREAM: None})
+    result = run_in_process(config, order_stream(3))
+    assert result.exit_code == 0
+    totals = result.target.stats.snapshot()["totals"]
+    assert (totals["records_read"], totals["records_filtered"], totals["events_sent"]) == (0, 3, 0)
+
+
+def test_a_record_given_to_two_streams_is_counted_by_each_stream_map(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # one table feeding two streams (`__source__`), each with a filter of its own
+    stream_maps = {
+        STREAM: {"__filter__": "order_id <= 2"},
+        "big-orders": {"__source__": STREAM, "__filter__": "order_id > 3"},
+    }
+    streams = {STREAM: ORDERS_MAPPING, "big-orders": ORDERS_MAPPING}
+    config = orders_config(sandbox.url, tmp_path, streams=streams, stream_maps=stream_maps)
+    result = run_in_process(config, order_stream(5))
+    assert result.exit_code == 0
+    streams_summary = result.target.stats.snapshot()["streams"]
+    assert {
+        name: (counts["records_read"], counts["records_filtered"])
+        for name, counts in streams_summary.items()
+    } == {STREAM: (2, 3), "big-orders": (2, 3)}
 
 
 def test_a_stream_removed_by_a_stream_map_sends_nothing_and_is_not_warned_about(

@@ -41,6 +41,7 @@ class StreamCounters:
         "mismatch_requests",
         "mismatch_sent",
         "near_cutoff",
+        "records_filtered",
         "records_read",
         "requests",
         "rows_deleted",
@@ -49,6 +50,7 @@ class StreamCounters:
 
     def __init__(self) -> None:
         self.records_read = 0
+        self.records_filtered = 0  # left out by a stream map: never reached the sink
         self.events_mapped = 0
         self.requests = 0
         self.events_sent = 0
@@ -80,6 +82,7 @@ class StreamCounters:
         )
         return {
             "records_read": self.records_read,
+            "records_filtered": self.records_filtered,
             "events_mapped": self.events_mapped,
             "events_skipped": (
                 self.records_read if self.skipped_reason is not None else self.rows_deleted

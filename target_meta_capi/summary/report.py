@@ -32,6 +32,12 @@ def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f} s"
 
 
+def _filtered(counts: Mapping[str, Any]) -> str:
+    # only when a stream map left records out: the usual line stays as it was
+    filtered = counts["records_filtered"]
+    return f"{filtered} more filtered out by stream_maps, " if filtered else ""
+
+
 def format_summary(summary: Mapping[str, Any]) -> list[str]:
     """The run summary as log lines: one for the totals, one per stream, one for requests."""
     totals = summary["totals"]
@@ -48,7 +54,7 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
     )
     lines = [
         f"Run summary{dry_run} ({summary['duration_seconds']:.1f} s): "
-        f"{counted(totals['records_read'], 'record')} read, "
+        f"{counted(totals['records_read'], 'record')} read, {_filtered(totals)}"
         f"{counted(totals['events_mapped'], 'event')} mapped, "
         f"{totals['events_sent']} sent, {totals['events_acknowledged']} acknowledged, "
         f"{totals['events_dead_lettered']} dead-lettered, {totals['events_skipped']} skipped, "
@@ -64,7 +70,8 @@ def format_summary(summary: Mapping[str, Any]) -> list[str]:
             for reason, count in reasons.items()
         )
         lines.append(
-            f"Stream {name!r}: {stream['records_read']} read, {stream['events_mapped']} mapped, "
+            f"Stream {name!r}: {stream['records_read']} read, {_filtered(stream)}"
+            f"{stream['events_mapped']} mapped, "
             f"{stream['events_sent']} sent in {counted(stream['requests'], 'request')}, "
             f"{stream['events_acknowledged']} acknowledged, "
             f"{stream['events_dead_lettered']} dead-lettered, {stream['events_skipped']} skipped; "

@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import metrics as singer_metrics
@@ -132,6 +132,17 @@ class RunStats(RequestObserver):
     def record_read(self, stream: str) -> None:
         with self._lock:
             self._stream(stream).records_read += 1
+
+    def records_filtered(self, stream: str, count: int) -> None:
+        """Records a stream map left out (`__filter__`, or the stream mapped to null): read,
+        never to reach the stream's sink."""
+        with self._lock:
+            self._stream(stream).records_filtered += count
+
+    def records_read_by(self, streams: Iterable[str]) -> dict[str, int]:
+        """The records each of these streams' sinks has been given so far."""
+        with self._lock:
+            return {stream: self._stream(stream).records_read for stream in streams}
 
     def row_deleted(self, stream: str) -> None:
         """A record read and not sent: the tap reports the row deleted."""
