@@ -94,7 +94,12 @@ def test_pipeline_benchmark_stopped_with_sigterm_stops_the_postgresql_server_it_
         stderr=subprocess.PIPE,
     )
     try:
-        wait_until(discovering.exists, timeout=120)  # the table is loaded: its server is up
+        # the table is loaded, its server up; or the benchmark ended early: said at once, with
+        # its own words, not after the whole wait
+        wait_until(lambda: discovering.exists() or process.poll() is not None, timeout=120)
+        if not discovering.exists():
+            _, stderr = process.communicate(timeout=60)
+            pytest.fail(f"the benchmark ended (exit code {process.returncode}): {stderr.decode()}")
         assert _running_postgres_data_dirs() - servers_before
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)
