@@ -632,6 +632,15 @@ def test_date_objects_hash_like_their_iso_text(raw):
     )
 
 
+def test_dates_of_birth_of_one_instant_at_other_offsets_hash_as_their_own_days():
+    # equal datetimes (04:00Z is 23:00 the day before at -05:00), told apart by their day
+    evening = dt.datetime(1990, 5, 17, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    morning = dt.datetime(1990, 5, 18, 4, 0, tzinfo=dt.timezone.utc)
+    assert evening == morning
+    assert normalize_user_data({"db": evening}).user_data == {"db": sha("19900517")}
+    assert normalize_user_data({"db": morning}).user_data == {"db": sha("19900518")}
+
+
 def test_date_object_before_year_1000_is_dropped_like_its_text():
     assert normalize_user_data({"db": dt.date(999, 2, 16)}).dropped == [
         DroppedValue("db", "invalid")

@@ -793,6 +793,10 @@ def _plain_external_id(key: str, value: Any) -> tuple[str | None, str]:
 
 
 def _hash_or_reject(key: str, value: Any, region: str | None = None) -> tuple[str | None, str]:
+    if value.__class__ is dt.datetime:
+        # not memoized: aware datetimes of one instant are equal at any offset, and may fall
+        # on different days (a date of birth at 23:00-05:00 is not one at 04:00Z)
+        return _hash_value.__wrapped__(key, value, region)
     try:
         return _hash_value(key, value, region)
     except TypeError:  # unhashable (dict, set …): lru_cache cannot take it
