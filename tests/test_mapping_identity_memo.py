@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import target_meta_capi.mapping.mapper as mapper_module
-from target_meta_capi.capi.normalize import DroppedValue, normalize_user_data
+from target_meta_capi.capi.normalize import DroppedValue, normalize_user_data, sha256_hex
 from target_meta_capi.mapping import EventMapper, MappedEvent, build_event_mapper
 
 CONFIG = {
@@ -269,6 +269,49 @@ def test_a_repeated_customer_with_a_date_is_found_in_the_memo():
     for _ in range(3):
         assert_same_as_general_path(mapper, LATE_HASHED_CONFIG, LATE_ORDER)
     assert (memo_size(mapper), mapper._identity_hits) == (1, 2)
+
+
+def test_a_repeated_customer_with_a_date_is_found_without_keeping_the_records_strings():
+    # the benchmark's customers: a date of birth among the identity columns
+    mapper = orders_mapper(LATE_HASHED_CONFIG, tuple(LATE_ORDER))
+    first_name = "".join(["Ma", "ry"])  # a string of its own, as JSON decoding gives
+    references_before = sys.getrefcount(first_name)
+    mapper.map({**LATE_ORDER, "first_name": first_name})
+    assert sys.getrefcount(first_name) == references_before
+    mapper.map({**LATE_ORDER, "first_name": "".join(["Ma", "ry"])})
+    assert (memo_size(mapper), mapper._identity_hits) == (1, 1)
+
+
+def test_customers_told_apart_only_by_their_date_of_birth_are_different_customers():
+    mapper = orders_mapper(LATE_HASHED_CONFIG, tuple(LATE_ORDER))
+    for date_of_birth in (dt.date(1990, 5, 17), dt.date(1990, 5, 18), None, dt.date(1990, 5, 17)):
+        record = {**LATE_ORDER, "date_of_birth": date_of_birth}
+        assert_same_as_general_path(mapper, LATE_HASHED_CONFIG, record)
+    assert (memo_size(mapper), mapper._identity_hits) == (3, 1)
+
+
+def test_dates_of_birth_of_one_instant_at_other_offsets_hash_as_their_own_days():
+    # 23:00 at -05:00 is 04:00Z the next day: equal datetimes, other days of birth
+    mapper = orders_mapper(LATE_HASHED_CONFIG, tuple(LATE_ORDER))
+    evening = dt.datetime(1990, 5, 17, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    morning = dt.datetime(1990, 5, 18, 4, 0, tzinfo=dt.timezone.utc)
+    hashed_days = [
+        mapper.map({**LATE_ORDER, "date_of_birth": moment}).event["user_data"]["db"]
+        for moment in (evening, morning, evening)
+    ]
+    assert hashed_days == [sha256_hex("19900517"), sha256_hex("19900518"), sha256_hex("19900517")]
+
+
+def test_a_date_of_birth_the_first_customers_lacked_keeps_the_memo_keyed_without_them():
+    mapper = orders_mapper(LATE_HASHED_CONFIG, tuple(LATE_ORDER))
+    without_date = {**LATE_ORDER, "date_of_birth": None}
+    for record in (without_date, LATE_ORDER, without_date, LATE_ORDER):
+        assert_same_as_general_path(mapper, LATE_HASHED_CONFIG, record)
+    plan = next(iter(mapper._plans.values()))
+    assert all(isinstance(key, bytes) for key in plan.identities)
+    # the first customer without a date was kept before the memo knew of dates: met again,
+    # it is kept once more under the key that holds dates apart
+    assert (memo_size(mapper), mapper._identity_hits) == (3, 1)
 
 
 def test_values_that_run_together_as_text_are_different_customers():
