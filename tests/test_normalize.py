@@ -1080,6 +1080,20 @@ def test_an_unhashed_key_given_several_values_or_an_object_is_dropped_unsent(val
     assert result.dropped == [DroppedValue("client_ip_address", "unsupported_type")]
 
 
+@pytest.mark.parametrize(
+    "value",
+    [b"203.0.113.7", bytearray(b"203.0.113.7"), {"203.0.113.7"}, True, dt.date(2026, 1, 2)],
+    ids=["bytes", "bytearray", "set", "bool", "date"],
+)
+@pytest.mark.parametrize("given_as", ["value", "list-of-one"])
+def test_an_unhashed_key_given_a_value_json_would_garble_is_dropped_unsent(value, given_as):
+    # bytes would reach Meta as base64, a set as a list Meta refuses, a date as text
+    raw = value if given_as == "value" else [value]
+    result = normalize_user_data({"client_ip_address": raw, "em": "a@b.com"})
+    assert list(result.user_data) == ["em"]
+    assert result.dropped == [DroppedValue("client_ip_address", "unsupported_type")]
+
+
 def test_unhashed_list_of_only_empty_values_is_dropped_and_counted_like_a_hashed_one():
     result = normalize_user_data({"client_user_agent": ["", None]})
     assert result.user_data == {}

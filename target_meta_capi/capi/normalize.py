@@ -803,6 +803,15 @@ def _hash_or_reject(key: str, value: Any, region: str | None = None) -> tuple[st
         return None, REASON_UNSUPPORTED_TYPE
 
 
+def _is_unhashed_value(value: Any) -> bool:
+    """Text, or a number (lead_id, page_id …): what an unhashed key sends as it is. Not an
+    object, a set, bytes (JSON would carry them as base64), a date or True, whose JSON is no
+    IP address, user agent or id."""
+    return value.__class__ is str or (
+        isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool)
+    )
+
+
 def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -817,7 +826,8 @@ def normalize_user_data(
     """Normalize and hash every hashed key of a user_data mapping; never raises on bad values.
 
     Hashed keys come back as a hex string (or a list of them for a list in); unhashed keys are
-    passed through untouched; unknown keys are dropped (they might carry raw PII).
+    passed through untouched when text or a number (other values are dropped as
+    unsupported_type); unknown keys are dropped (they might carry raw PII).
     ``phone_country_code`` (``"1"``, ``"+44"``, ``49``, ``"GB"``): the country of phone numbers
     written without ``+`` or ``00``, whose hash matches no one without its country code
     (Meta's rule); see phone_region. Raises InvalidCountryCode for one that names no country:
@@ -912,7 +922,7 @@ def _normalize_each(
                 # an empty user agent or IP matches no one, and is no value to send.
                 items = [item for item in value if not _is_empty(item)]
                 dropped.extend([DroppedValue(key, REASON_EMPTY)] * (len(value) - len(items)))
-                if len(items) == 1 and not isinstance(items[0], (Mapping, list, tuple)):
+                if len(items) == 1 and _is_unhashed_value(items[0]):
                     user_data[key] = items[0]
                 elif items:
                     dropped.append(DroppedValue(key, REASON_UNSUPPORTED_TYPE))
@@ -920,10 +930,10 @@ def _normalize_each(
                     dropped.append(DroppedValue(key, REASON_EMPTY))
             elif _is_empty(value):
                 dropped.append(DroppedValue(key, REASON_EMPTY))
-            elif value.__class__ is not str and isinstance(value, Mapping):
-                dropped.append(DroppedValue(key, REASON_UNSUPPORTED_TYPE))
-            else:
+            elif _is_unhashed_value(value):
                 user_data[key] = value
+            else:
+                dropped.append(DroppedValue(key, REASON_UNSUPPORTED_TYPE))
         else:
             dropped.append(DroppedValue(key, REASON_UNKNOWN_KEY))
     return NormalizedUserData(user_data, dropped)
