@@ -212,7 +212,7 @@ class StreamConverter:
                 tallies.append(tally)
                 continue
             event = converted.event
-            events.append(body_json(event))
+            events.append(body_json(event, check_types=False))  # the mapping's: JSON's types
             keys.append(converted.key)
             tally.event_mapped(event, converted.dropped, near_cutoff=is_near_cutoff(event, now))
         return ConvertedChunk(events, keys, tallies)

@@ -1,4 +1,6 @@
 import dataclasses
+import datetime
+import enum
 import hashlib
 import hmac
 import json
@@ -6,6 +8,7 @@ import logging
 import threading
 import time
 import traceback
+import uuid
 from concurrent.futures import Future
 from decimal import Decimal
 
@@ -1081,6 +1084,38 @@ def test_a_value_of_a_type_json_cannot_hold_is_refused_naming_its_event_and_fiel
     assert str(raised.value).startswith(
         "the events cannot be encoded as JSON (custom_data.when: TypeError:"
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"ORD-1",
+        datetime.datetime(2026, 12, 2, 10, 0, tzinfo=datetime.timezone.utc),
+        datetime.date(2026, 12, 2),
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        {"SKU-1"},
+    ],
+    ids=["bytes", "datetime", "date", "uuid", "set"],
+)
+def test_a_value_the_encoder_would_write_in_a_form_of_its_own_is_refused(value):
+    # msgspec writes bytes as base64, a datetime as text, a set as a list: not what was meant
+    events = [EVENTS[0], {**EVENTS[0], "custom_data": {"order": [{"id": value}]}}]
+    with pytest.raises(ConfigurationError) as raised:
+        _ = EventRequest(pixel_id="1", access_token="t", events=events).body
+    assert str(raised.value) == (
+        "the events cannot be encoded as JSON (event 1's custom_data.order[0].id is of type "
+        f"{type(value).__name__}, which JSON has none for: give text, a number, a list or an "
+        "object)"
+    )
+
+
+def test_subclasses_of_json_types_and_tuples_are_sent_as_their_values():
+    class Status(enum.IntEnum):
+        PAID = 2
+
+    event = {**EVENTS[0], "custom_data": {"status": Status.PAID, "ids": ("a", True, None)}}
+    body = EventRequest(pixel_id="1", access_token="t", events=[event]).body
+    assert json.loads(body)["data"][0]["custom_data"] == {"status": 2, "ids": ["a", True, None]}
 
 
 def test_a_value_json_cannot_hold_is_refused_naming_its_event_index_in_the_payload():

@@ -452,24 +452,38 @@ def is_one_event(events: object) -> bool:
     return isinstance(events, (Mapping, msgspec.Raw))
 
 
-def encoded_event(event: Mapping[str, Any]) -> msgspec.Raw:
+def encoded_event(event: Mapping[str, Any], *, check_types: bool = True) -> msgspec.Raw:
     """The event as a request's body embeds it (an EventRequest takes it so). An event
-    waiting to be sent is held in a fraction of the memory its dict takes."""
-    return msgspec.Raw(body_json(event))
+    waiting to be sent is held in a fraction of the memory its dict takes. `check_types`:
+    see body_json."""
+    return msgspec.Raw(body_json(event, check_types=check_types))
 
 
-def body_json(value: Any) -> bytes:
+def body_json(value: Any, *, check_types: bool = True) -> bytes:
     """JSON as a request's body holds it: the whole payload, or one event embedded in it (a
     process handing events on to another encodes them with this too).
 
     ConfigurationError for a value JSON cannot hold, naming where it is (the event's index in
-    a payload, and its field), never what it is."""
+    a payload, and its field), never what it is. Values of a type JSON has none for, which
+    msgspec would write in a form of its own (bytes as base64, a datetime or a UUID as text, a
+    set as a list), are refused too, unless `check_types` is False: for events made of JSON's
+    types only (the target's mapping makes them so), which spares a walk through each event
+    as long as its encoding."""
     try:
         encoded = _encoder.encode(value)
     except (TypeError, ValueError, OverflowError, RecursionError) as error:
         raise ConfigurationError(
             f"the events cannot be encoded as JSON ({_unencodable_problem(value, error)})"
         ) from None
+    if check_types and not _holds_json_types_only(value):
+        found = _first_item(value, _has_no_json_type)
+        if found is not None:
+            place, item = found
+            raise ConfigurationError(
+                f"the events cannot be encoded as JSON ({_place_text(place)} is of type "
+                f"{type(item).__name__}, which JSON has none for: give text, a number, a "
+                "list or an object)"
+            )
     # msgspec writes a float NaN or infinity as null (an amount would reach Meta as none,
     # unsaid), and 0.18, the oldest allowed, a Decimal one as NaN or Infinity, no JSON
     if b"null" in encoded or b"NaN" in encoded or b"Infinity" in encoded:
@@ -535,6 +549,45 @@ def _place_text(place: _Place) -> str:
     for step in place:
         text += f"[{step}]" if isinstance(step, int) else f".{step}" if text else step
     return text or "the value"
+
+
+#: The types of JSON's values, as msgspec writes them (Raw: JSON already), checked by class
+#: first: isinstance is for their subclasses (bool, an IntEnum)
+_JSON_SCALARS = (str, int, float, Decimal, type(None), msgspec.Raw)
+_JSON_SCALAR_CLASSES = frozenset({*_JSON_SCALARS, bool})
+
+
+def _holds_json_types_only(value: Any) -> bool:
+    """Whether `value` holds nothing but objects, arrays and JSON's scalars; True also when
+    it nests deeper than Python recurses (msgspec encoded it, its own limit being higher)."""
+    try:
+        return _is_json_value(value)
+    except RecursionError:
+        return True
+
+
+def _is_json_value(value: Any) -> bool:
+    cls = value.__class__
+    if cls in _JSON_SCALAR_CLASSES:
+        return True
+    if cls is dict:
+        items: Iterable[Any] = value.values()
+    elif cls is list or cls is tuple:
+        items = value
+    elif isinstance(value, Mapping):
+        items = value.values()
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        return isinstance(value, _JSON_SCALARS)
+    for item in items:
+        if item.__class__ not in _JSON_SCALAR_CLASSES and not _is_json_value(item):
+            return False
+    return True
+
+
+def _has_no_json_type(value: Any) -> bool:
+    return not isinstance(value, _JSON_SCALARS)
 
 
 def _is_unencodable(value: Any) -> bool:
