@@ -1020,6 +1020,23 @@ def test_network_error_quoting_the_token_is_redacted_with_its_cause():
     assert TOKEN not in rendered
 
 
+def test_an_error_of_a_custom_service_quoting_the_body_is_cut_and_escaped_as_graphs_texts():
+    class QuotingService(HttpServiceInterface):
+        def execute(self, method, url, headers, body, timeout):
+            raise ValueError("service failed\nbody=" + body.decode())
+
+    events = [EVENTS[0]] * 100
+    with FakeGraphServer() as server, pytest.raises(DeliveryError) as raised:
+        make_request(
+            server, events=events, http_service=QuotingService(), retry_policy=NO_RETRIES
+        ).execute()
+    message = str(raised.value)
+    assert message.startswith("ValueError from the HTTP service: service failed\\nbody={")
+    assert "\n" not in message
+    assert message.endswith(" characters)")
+    assert len(message) < 2100
+
+
 def test_a_custom_services_own_network_error_quoting_the_token_is_redacted_keeping_its_class():
     class GatewayTimeout(RequestTimeout):
         def __init__(self, url: str) -> None:  # not the base class's signature

@@ -406,11 +406,13 @@ class EventRequest:
         return answer_text(urls_shown_in(redact(text, secrets)), ()) or ""
 
     def _redacted(self, error: Exception) -> Exception:
-        # a custom service's message may quote what it was given
+        # a custom service's message may quote what it was given: one that does is shown as
+        # Graph's texts are, also cut and escaped (a whole body quoted is ~400,000 characters)
         text = str(error)
-        clean = redact(text, self._secrets())
-        if clean == text:
+        secrets = self._secrets()
+        if redact(text, secrets) == text:
             return error
+        clean = answer_text(text, secrets) or ""
         if isinstance(error, NetworkError):
             # made as unpickling makes it (CapiError.__reduce__), not by calling its class: a
             # service's own subclass may take other arguments; its attributes are kept
