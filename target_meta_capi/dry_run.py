@@ -3,9 +3,9 @@
 Everything before the wire (mapping, hashing, validation, batching, bisection) runs as usual,
 nothing is sent, and the target writes state as if Meta had acknowledged every request.
 The access token and appsecret_proof are removed from what is written, and so are the user_data
-values sent unhashed (IP address, user agent...) and customer information a mapping puts
-outside user_data: masked, as in dead letters; and so are the userinfo, query and fragment of
-the URL (from graph_url).
+values sent unhashed (IP address, user agent...), customer information a mapping puts
+outside user_data and custom_data's custom properties: masked, as in dead letters; and so are
+the userinfo, query and fragment of the URL (from graph_url).
 """
 
 from __future__ import annotations

@@ -83,9 +83,10 @@ def test_mask_fields_leaves_missing_and_null_values_as_they_are() -> None:
 
 
 def test_the_writer_masks_a_streams_fields_in_that_streams_letters_only(tmp_path: Path) -> None:
-    event = {"event_name": "Purchase", "custom_data": {"buyer": BUYER_EMAIL}}
+    # a parameter of Meta's (custom properties are masked in every letter)
+    event = {"event_name": "Purchase", "custom_data": {"content_name": BUYER_EMAIL}}
     writer = DeadLetterWriter(tmp_path / "letters.jsonl")
-    writer.mask_fields("orders", [("custom_data", "buyer")])
+    writer.mask_fields("orders", [("custom_data", "content_name")])
     violation = RuleViolation("purchase_currency_invalid", "custom_data.currency", "bad", 2804013)
     for stream in ("orders", "refunds"):
         writer.write(
@@ -93,8 +94,8 @@ def test_the_writer_masks_a_streams_fields_in_that_streams_letters_only(tmp_path
         )
     writer.close()
     orders, refunds = (json.loads(line) for line in (tmp_path / "letters.jsonl").open())
-    assert orders["event"]["custom_data"]["buyer"] == MASK
-    assert refunds["event"]["custom_data"]["buyer"] == BUYER_EMAIL
+    assert orders["event"]["custom_data"]["content_name"] == MASK
+    assert refunds["event"]["custom_data"]["content_name"] == BUYER_EMAIL
 
 
 def test_a_run_warns_of_customer_information_outside_user_data_by_field_and_column(
@@ -111,22 +112,41 @@ def test_a_run_warns_of_customer_information_outside_user_data_by_field_and_colu
     ) in " ".join(warnings)
 
 
+# Mapped to a parameter of Meta's below: a custom property (custom_data.buyer) is masked in
+# dead letters and dry runs whatever its column.
+
+
 def test_a_dead_letter_masks_customer_information_mapped_outside_user_data(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    mapping = _mapping_with(**{"custom_data.buyer": "email"})
+    mapping = _mapping_with(**{"custom_data.content_name": "email"})
     config = orders_config(sandbox.url, tmp_path, streams={STREAM: mapping})
     bad_currency = order(1, email=BUYER_EMAIL, currency="dollars")
     result = run_in_process(config, order_stream(1, records=[bad_currency]))
     assert result.exit_code == 0
     [letter] = read_dead_letters(tmp_path)
     assert letter["rule"] == "purchase_currency_invalid"
-    assert letter["event"]["custom_data"]["buyer"] == MASK
+    assert letter["event"]["custom_data"]["content_name"] == MASK
     assert BUYER_EMAIL not in (tmp_path / "dead_letters.jsonl").read_text()
 
 
+def test_a_dead_letter_masks_custom_properties_whatever_their_columns_names(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    note = "call Jane Doe at 616 954 7888, 1 Main St"
+    mapping = _mapping_with(**{"custom_data.note": "note"})
+    config = orders_config(sandbox.url, tmp_path, streams={STREAM: mapping})
+    bad_currency = order(1, note=note, currency="dollars")
+    result = run_in_process(config, order_stream(1, records=[bad_currency]))
+    assert result.exit_code == 0
+    [letter] = read_dead_letters(tmp_path)
+    assert letter["event"]["custom_data"]["note"] == MASK
+    assert letter["event"]["custom_data"]["order_id"] == "1"  # Meta's own parameters shown
+    assert note not in (tmp_path / "dead_letters.jsonl").read_text()
+
+
 def test_a_dry_run_masks_customer_information_mapped_outside_user_data(tmp_path: Path) -> None:
-    mapping = _mapping_with(**{"custom_data.buyer": "email"})
+    mapping = _mapping_with(**{"custom_data.content_name": "email"})
     dry_run_path = tmp_path / "dry_run.jsonl"
     config = orders_config(
         "http://127.0.0.1:9",  # never asked: nothing is sent
@@ -138,7 +158,7 @@ def test_a_dry_run_masks_customer_information_mapped_outside_user_data(tmp_path:
     result = run_in_process(config, order_stream(1, records=[order(1, email=BUYER_EMAIL)]))
     assert result.exit_code == 0
     [request] = [json.loads(line) for line in dry_run_path.read_text().splitlines()]
-    assert request["payload"]["data"][0]["custom_data"]["buyer"] == MASK
+    assert request["payload"]["data"][0]["custom_data"]["content_name"] == MASK
     assert BUYER_EMAIL not in dry_run_path.read_text()
 
 

@@ -209,3 +209,30 @@ def test_shown_event_masks_what_a_visitor_typed_and_the_devices_details() -> Non
         "custom_data": {"search_string": MASK, "currency": "usd"},
         "app_data": {"extinfo": MASK},
     }
+
+
+def test_shown_event_masks_custom_properties_keeping_metas_own_parameters() -> None:
+    # a custom property holds whatever a table has: a note, an address, a gift's recipient
+    event = {
+        "custom_data": {
+            "value": 49.9,
+            "currency": "usd",
+            "order_id": "A-17",
+            "note": "call Jane at +1 616 954 7888",
+            "shipping": {"name": "Jane Doe", "street": "1 Main St"},
+            "coupon": None,
+            "contents": [{"id": "SKU-1", "quantity": 2, "gift_to": "Jane Doe"}, "SKU-2"],
+        }
+    }
+
+    assert shown_event(event, []) == {
+        "custom_data": {
+            "value": 49.9,
+            "currency": "usd",
+            "order_id": "A-17",
+            "note": MASK,
+            "shipping": MASK,
+            "coupon": None,
+            "contents": [{"id": "SKU-1", "quantity": 2, "gift_to": MASK}, "SKU-2"],
+        }
+    }

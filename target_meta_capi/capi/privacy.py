@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ._sha256 import is_sha256_hex
+from .shapes import Content, CustomData
 
 #: what RFC 3986 allows in a scheme (and none at all, "://host", read as one)
 _SCHEME_CHARACTERS = re.compile(r"[A-Za-z0-9+.-]*")
@@ -32,6 +33,11 @@ _URL_FIELDS = ("event_source_url", "referrer_url")
 #: text a visitor typed, and app_data's extinfo: the device's model, OS, carrier, screen and
 #: time zone, which together single a person out
 FREE_TEXT_FIELDS = (("custom_data", "search_string"), ("app_data", "extinfo"))
+#: custom_data's parameters, and those of an item of its contents, as Meta defines them. Any
+#: other key is a custom property, which holds whatever a table has (a note, an address, a
+#: gift's recipient) and cannot be told apart from customer information: masked
+_CUSTOM_DATA_PARAMETERS = CustomData.__optional_keys__
+_CONTENT_PARAMETERS = Content.__optional_keys__
 
 
 def redact_user_data(event: dict[str, Any]) -> dict[str, Any]:
@@ -117,12 +123,34 @@ def _holds_email(value: Any) -> bool:
 
 def shown_event(event: dict[str, Any], private_fields: Iterable[Sequence[str]]) -> dict[str, Any]:
     """The event as a file people read shows it: `redact_user_data`'s masking, the values at
-    `private_fields` (customer information a mapping puts outside user_data) and at
-    `FREE_TEXT_FIELDS` masked too, and the query and fragment of its page URLs, where a site
-    may have put an e-mail address (``?email=``) or a token, and an e-mail address or a
-    userinfo before them."""
+    `private_fields` (customer information a mapping puts outside user_data), at
+    `FREE_TEXT_FIELDS` and of custom_data's custom properties masked too, and the query and
+    fragment of its page URLs, where a site may have put an e-mail address (``?email=``) or a
+    token, and an e-mail address or a userinfo before them."""
     masked = mask_fields(redact_user_data(event), [*private_fields, *FREE_TEXT_FIELDS])
-    return _with_page_urls_shown(masked)
+    return _with_page_urls_shown(_with_custom_properties_masked(masked))
+
+
+def _with_custom_properties_masked(event: dict[str, Any]) -> dict[str, Any]:
+    custom_data = event.get("custom_data")
+    if not isinstance(custom_data, dict):
+        return event
+    shown = {
+        key: value if key in _CUSTOM_DATA_PARAMETERS or value is None else MASK
+        for key, value in custom_data.items()
+    }
+    contents = shown.get("contents")
+    if isinstance(contents, list):
+        shown["contents"] = [
+            {
+                key: value if key in _CONTENT_PARAMETERS or value is None else MASK
+                for key, value in item.items()
+            }
+            if isinstance(item, dict)
+            else item
+            for item in contents
+        ]
+    return {**event, "custom_data": shown}
 
 
 def mask_fields(event: dict[str, Any], paths: Iterable[Sequence[str]]) -> dict[str, Any]:

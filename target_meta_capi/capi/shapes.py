@@ -15,8 +15,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal, TypedDict, get_args
 
-from .errors import ConfigurationError
-
 __all__ = [
     "ActionSource",
     "AppData",
@@ -222,6 +220,9 @@ def ext_info(
     ConfigurationError: Meta documents only these two.
     """
     if ext_info_version not in get_args(_ExtInfoVersion):
+        # imported here: errors.py imports privacy.py, which reads the keys of these types
+        from .errors import ConfigurationError
+
         raise ConfigurationError(
             f"ext_info_version must be 'a2' (Android) or 'i2' (iOS), not {ext_info_version!r}"
         )
