@@ -1151,6 +1151,26 @@ def test_unknown_extinfo_items_are_sent_as_empty_text_keeping_every_index():
     assert event["app_data"]["extinfo"] == ["a2", "com.example", "", "1.0", ""]
 
 
+def test_extinfo_given_as_json_text_is_sent_as_the_array_it_holds():
+    # a text column: Meta takes an array only
+    record = {"event_time": 1, "app_data": {"extinfo": '["i2", "com.example", null]'}}
+
+    event = flat_mapper().map(record).event
+
+    assert event["app_data"]["extinfo"] == ["i2", "com.example", ""]
+
+
+@pytest.mark.parametrize(
+    ("extinfo", "problem"),
+    [("i2", "is text that is not a JSON array"), ({"os": "i2"}, "is a JSON object, not an array")],
+)
+def test_extinfo_that_is_no_array_makes_the_record_unmappable(extinfo, problem):
+    record = {"event_time": 1, "app_data": {"extinfo": extinfo}}
+
+    with pytest.raises(MappingError, match=f"app_data.extinfo.*{problem}"):
+        flat_mapper().map(record)
+
+
 def test_net_revenue_becomes_a_number_as_value_does():
     record = {"event_time": 1, "custom_data": {"net_revenue": "12.50"}}
     assert flat_mapper().map(record).event["custom_data"] == {"net_revenue": 12.5}

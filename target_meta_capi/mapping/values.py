@@ -310,12 +310,14 @@ _ORIGINAL_EVENT_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _to_ext_info(value: Any) -> Any:
+def _to_ext_info(value: Any) -> list[Any]:
     """``extinfo`` with "" for an unknown value: Meta requires every index, an empty string
-    where unknown (Meta's SDK sends null there)."""
-    if isinstance(value, (list, tuple)):
-        return [to_json("" if item is None else item) for item in value]
-    return to_json(value)
+    where unknown (Meta's SDK sends null there). An array, also as JSON text (a text column);
+    anything else is no extinfo Meta takes."""
+    value = loads_if_text(value, "array")
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"is {json_kind(value)}, not an array")
+    return [to_json("" if item is None else item) for item in value]
 
 
 _APP_DATA_CONVERTERS: dict[str, Callable[[Any], Any]] = {
