@@ -38,7 +38,11 @@ from target_meta_capi.summary import (
     RULE_REASON_PREFIX,
     graph_error_reason,
 )
-from target_meta_capi.summary.summary_file import open_for_appending
+from target_meta_capi.summary.summary_file import (
+    FIFO_READER_WAIT_SECONDS,
+    NoReaderError,
+    open_for_appending,
+)
 
 DeadLetterReason = Literal["local_validation", "unmappable", "meta_rejected"]
 #: The rule of a record whose value could not be turned into the event field it maps to.
@@ -249,7 +253,7 @@ class DeadLetterWriter:
         self._file: IO[bytes] | None = None
         self._regular = True
         self._unsynced = False
-        self._broken = False
+        self._failure: str | None = None  # why the file could not be written, once it failed
         self.count = 0
         self._masked_fields: dict[str, frozenset[tuple[str, ...]]] = {}
 
@@ -263,6 +267,10 @@ class DeadLetterWriter:
         masked_fields = self._masked_fields.get(letter.stream, ())
         line = (encode_dead_letter(letter, masked_fields) + "\n").encode()
         with self._lock:
+            if self._failure is not None:
+                # at once: each letter would otherwise wait its turn for what failed the
+                # first (a lock held, a FIFO's reader), while the run cannot go on anyway
+                raise DeadLetterWriteError(self._failure)
             try:
                 file = self._open()
                 if self._regular:
@@ -310,7 +318,7 @@ class DeadLetterWriter:
             if self._file is None:
                 return
             file, self._file = self._file, None
-            if self._broken:  # what could be kept is on disk; the run already failed
+            if self._failure is not None:  # what could be kept is on disk; the run failed
                 with contextlib.suppress(OSError):
                     file.close()
                 return
@@ -326,12 +334,20 @@ class DeadLetterWriter:
 
     def _failed(self, error: OSError) -> DeadLetterWriteError:
         # callers hold self._lock
-        self._broken = True
-        return DeadLetterWriteError(
-            f"Cannot write the dead-letter file {self.path}: {error.strerror or error}. "
-            "No state is written past the events it should have kept; free space or fix "
-            "dead_letter_path, then rerun from the last state."
+        if isinstance(error, NoReaderError):
+            reason = f"a FIFO nobody reads within {FIFO_READER_WAIT_SECONDS:g} s"
+            fix = "start its reader or set dead_letter_path to a file"
+        elif error.errno == errno.EWOULDBLOCK:
+            reason = f"{error.strerror} for {LOCK_WAIT_SECONDS:g} s"
+            fix = "end what holds it (another run, a tool that locks it) or fix dead_letter_path"
+        else:
+            reason = error.strerror or str(error)
+            fix = "free space or fix dead_letter_path"
+        self._failure = (
+            f"Cannot write the dead-letter file {self.path}: {reason}. No state is written "
+            f"past the events it should have kept; {fix}, then rerun from the last state."
         )
+        return DeadLetterWriteError(self._failure)
 
 
 def _append(file: IO[bytes], line: bytes) -> None:

@@ -353,7 +353,7 @@ def test_a_pipe_nobody_reads_is_a_clear_error_naming_the_file_not_a_wait_without
     fifo = tmp_path / "letters.fifo"
     os.mkfifo(fifo)
     writer = DeadLetterWriter(fifo)
-    with pytest.raises(DeadLetterWriteError, match=r"letters\.fifo"):
+    with pytest.raises(DeadLetterWriteError, match=r"letters\.fifo: a FIFO nobody reads within"):
         writer.write(_violation_letter())
     writer.close()
 
@@ -371,6 +371,27 @@ def test_a_lock_another_process_keeps_is_a_clear_error_naming_the_file_not_a_wai
         with pytest.raises(DeadLetterWriteError, match="another process holds its lock"):
             writer.write(_violation_letter())
         writer.close()
+
+
+def test_letters_after_the_file_failed_fail_at_once_with_the_first_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # not each waiting its turn for the lock again: the run cannot go on anyway
+    monkeypatch.setattr(dead_letter, "LOCK_WAIT_SECONDS", 0.2)
+    path = tmp_path / "dead.jsonl"
+    path.touch()
+    writer = DeadLetterWriter(path)
+    with path.open("rb") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_SH)
+        with pytest.raises(DeadLetterWriteError) as first:
+            writer.write(_violation_letter("first"))
+    # the lock is free now, and the letter is still refused, with the first failure's words
+    with pytest.raises(DeadLetterWriteError) as second:
+        writer.write(_violation_letter("second"))
+    writer.close()
+    assert str(second.value) == str(first.value)
+    assert "end what holds it" in str(first.value)
+    assert path.read_text() == ""
 
 
 def rejected_by_a_graph_echoing_the_request(
