@@ -21,7 +21,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_meta_capi.capi._words import shown_json
-from target_meta_capi.capi.normalize import DroppedValue, load_phone_rules
+from target_meta_capi.capi.normalize import REASON_INVALID, DroppedValue, load_phone_rules
 from target_meta_capi.capi.privacy import MASK
 from target_meta_capi.capi.request import encoded_event
 from target_meta_capi.capi.rules import RuleViolation, validate_event
@@ -219,6 +219,13 @@ class ConvertedRecord:
     violations: list[RuleViolation]
 
 
+#: Meta's rules on a user_data value whose breach leaves that value out of the event, counted
+#: as dropped, as a value that cannot be normalized is: a malformed click cookie (a tag's
+#: "undefined", a cut value) fails a whole request at Meta, and is not to be mended, but the
+#: event's other customer information may still match
+_LEFT_OUT_WHEN_BROKEN = {"fbc_invalid": "fbc", "fbp_invalid": "fbp"}
+
+
 def convert_record(mapper: EventMapper, record: Mapping[str, Any]) -> ConvertedRecord:
     """Map a validated, date-parsed record and check its event against Meta's rules.
 
@@ -226,13 +233,25 @@ def convert_record(mapper: EventMapper, record: Mapping[str, Any]) -> ConvertedR
     sink and the record workers (record_workers.py) run.
     """
     mapped = mapper.map(record)
-    violations = validate_event(
-        mapped.event,
+    event, dropped = mapped.event, mapped.dropped
+    violations = _violations(mapper, event)
+    left_out = [_LEFT_OUT_WHEN_BROKEN.get(violation.rule) for violation in violations]
+    if any(left_out):
+        keys = {key for key in left_out if key}
+        user_data = {k: v for k, v in event["user_data"].items() if k not in keys}
+        event = {**event, "user_data": user_data}
+        dropped = [*dropped, *(DroppedValue(key, REASON_INVALID) for key in sorted(keys))]
+        violations = _violations(mapper, event)
+    key = mapper.record_key(record)
+    return ConvertedRecord(event, dropped, key, violations)
+
+
+def _violations(mapper: EventMapper, event: dict[str, Any]) -> list[RuleViolation]:
+    return validate_event(
+        event,
         max_age_margin_seconds=EVENT_TIME_SAFETY_MARGIN_SECONDS,
         trusted_hashed_keys=mapper.hashed_user_data_keys,
     )
-    key = mapper.record_key(record)
-    return ConvertedRecord(mapped.event, mapped.dropped, key, violations)
 
 
 class RecordsProcessedCounter(metrics.Counter):

@@ -136,6 +136,59 @@ def test_match_key_coverage_and_dropped_values_of_a_known_input(
     assert summary["warnings"] == []
 
 
+def test_a_malformed_click_cookie_is_left_out_counted_and_its_event_sent(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # a tag's "undefined", a cookie cut short: Meta would fail the request, not match on it
+    records = [
+        customer(1, email="ann@example.com", fbc="undefined", fbp=FBP),
+        customer(2, email="bo@example.com", fbc=FBC, fbp="fb.1"),
+        customer(3, email="cy@example.com", fbc=FBC, fbp=FBP),
+    ]
+    lines = [
+        keyed_schema_line(CUSTOMERS, CUSTOMER_SCHEMA),
+        *(record_line(record, CUSTOMERS) for record in records),
+    ]
+    config = orders_config(sandbox.url, tmp_path, streams={CUSTOMERS: CUSTOMERS_MAPPING})
+
+    summary, result = run_with_summary(config, lines, tmp_path)
+
+    assert result.exit_code == 0
+    user_data = {
+        int(item["event"]["event_id"]): item["event"]["user_data"]
+        for item in sandbox.accepted_events()
+    }
+    assert [sorted(set(user_data[n]) & {"fbc", "fbp"}) for n in (1, 2, 3)] == [
+        ["fbp"],
+        ["fbc"],
+        ["fbc", "fbp"],
+    ]
+    stream = summary["streams"][CUSTOMERS]
+    assert stream["dropped_values"] == {"fbc": {"invalid": 1}, "fbp": {"invalid": 1}}
+    assert stream["events_dead_lettered"] == 0
+
+
+def test_an_event_left_with_no_customer_information_but_a_malformed_cookie_is_dead_lettered(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    mapping = {**CUSTOMERS_MAPPING, "action_source": "system_generated"}
+    lines = [
+        keyed_schema_line(CUSTOMERS, CUSTOMER_SCHEMA),
+        record_line(customer(1, fbc="undefined"), CUSTOMERS),
+    ]
+    config = orders_config(sandbox.url, tmp_path, streams={CUSTOMERS: mapping})
+
+    summary, result = run_with_summary(config, lines, tmp_path)
+
+    assert result.exit_code == 0
+    [letter] = [json.loads(line) for line in (tmp_path / "dead_letters.jsonl").open()]
+    assert letter["rule"] == "user_data_missing_match_key"
+    assert "fbc invalid" in letter["message"]
+    assert summary["streams"][CUSTOMERS]["dead_letters_by_reason"] == {
+        "rule:user_data_missing_match_key": 1
+    }
+
+
 def run_customers(
     sandbox: SandboxServer,
     tmp_path: Path,
