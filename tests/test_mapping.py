@@ -1326,6 +1326,22 @@ def test_unmapped_columns_go_to_custom_data_when_the_stream_says_so():
     assert event["custom_data"] == {"sku": "X1", "price": 2.5}
 
 
+def test_blank_unmapped_columns_stay_out_of_custom_data_as_blank_mapped_columns_do():
+    mapper = unmapped_to_custom_data_mapper(columns=["event_time", "email", "sku", "coupon"])
+
+    event = mapper.map({"event_time": 1, "email": "a@b.com", "sku": "X1", "coupon": "  "}).event
+
+    assert event["custom_data"] == {"sku": "X1"}
+
+
+def test_blank_values_of_a_whole_custom_data_column_are_left_out():
+    record = {"event_time": 1, "custom_data": {"coupon": "", "note": " ", "status": "paid"}}
+
+    event = flat_mapper().map(record).event
+
+    assert event["custom_data"] == {"status": "paid"}
+
+
 def test_unmapped_columns_outside_the_schema_never_go_to_custom_data():
     mapper = unmapped_to_custom_data_mapper(columns=["event_time", "email", "sku"])
     record = {"event_time": 1, "email": "a@b.com", "sku": "X1", "mobile": "+1 616 954 7888"}

@@ -760,7 +760,7 @@ class EventMapper:
             for column in plan.extra_columns:
                 value = record[column]
                 # last: a key that a mapped field, constant, alias or object set stays theirs
-                if value is not None and is_empty(custom.get(column)):
+                if not is_empty(value) and is_empty(custom.get(column)):
                     custom[column] = value
         mapped = self._finish(record, event, identity)
         if dropped:
@@ -841,7 +841,7 @@ class EventMapper:
             raise self._error(record, key, "is not an object")
         converted = {}
         for name, item in value.items():
-            if item is None:
+            if is_empty(item):  # as a mapped field's blank column: no value (a CSV's "")
                 continue
             try:
                 item = converters.get(name, to_json)(item)
