@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import decimal
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -358,15 +359,23 @@ def test_a_pipe_nobody_reads_is_a_clear_error_naming_the_file_not_a_wait_without
     writer.close()
 
 
+@contextlib.contextmanager
+def _locked_by_another_holder(path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`path` locked as another process would lock it, until the block ends; a writer gives
+    up waiting for it after 0.2 s."""
+    monkeypatch.setattr(dead_letter, "LOCK_WAIT_SECONDS", 0.2)
+    path.touch()
+    with path.open("rb") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_SH)
+        yield
+
+
 def test_a_lock_another_process_keeps_is_a_clear_error_naming_the_file_not_a_wait_without_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # any user who can read the file can lock it: a run must still end, and a signal stop it
-    monkeypatch.setattr(dead_letter, "LOCK_WAIT_SECONDS", 0.2)
     path = tmp_path / "dead.jsonl"
-    path.touch()
-    with path.open("rb") as other:
-        fcntl.flock(other.fileno(), fcntl.LOCK_SH)
+    with _locked_by_another_holder(path, monkeypatch):
         writer = DeadLetterWriter(path)
         with pytest.raises(DeadLetterWriteError, match="another process holds its lock"):
             writer.write(_violation_letter())
@@ -377,14 +386,10 @@ def test_letters_after_the_file_failed_fail_at_once_with_the_first_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # not each waiting its turn for the lock again: the run cannot go on anyway
-    monkeypatch.setattr(dead_letter, "LOCK_WAIT_SECONDS", 0.2)
     path = tmp_path / "dead.jsonl"
-    path.touch()
     writer = DeadLetterWriter(path)
-    with path.open("rb") as other:
-        fcntl.flock(other.fileno(), fcntl.LOCK_SH)
-        with pytest.raises(DeadLetterWriteError) as first:
-            writer.write(_violation_letter("first"))
+    with _locked_by_another_holder(path, monkeypatch), pytest.raises(DeadLetterWriteError) as first:
+        writer.write(_violation_letter("first"))
     # the lock is free now, and the letter is still refused, with the first failure's words
     with pytest.raises(DeadLetterWriteError) as second:
         writer.write(_violation_letter("second"))
