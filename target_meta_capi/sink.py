@@ -235,9 +235,8 @@ def convert_record(mapper: EventMapper, record: Mapping[str, Any]) -> ConvertedR
     mapped = mapper.map(record)
     event, dropped = mapped.event, mapped.dropped
     violations = _violations(mapper, event)
-    left_out = [_LEFT_OUT_WHEN_BROKEN.get(violation.rule) for violation in violations]
-    if any(left_out):
-        keys = {key for key in left_out if key}
+    keys = {_LEFT_OUT_WHEN_BROKEN[v.rule] for v in violations if v.rule in _LEFT_OUT_WHEN_BROKEN}
+    if keys:
         user_data = {k: v for k, v in event["user_data"].items() if k not in keys}
         event = {**event, "user_data": user_data}
         dropped = [*dropped, *(DroppedValue(key, REASON_INVALID) for key in sorted(keys))]

@@ -135,22 +135,21 @@ def _with_custom_properties_masked(event: dict[str, Any]) -> dict[str, Any]:
     custom_data = event.get("custom_data")
     if not isinstance(custom_data, dict):
         return event
-    shown = {
-        key: value if key in _CUSTOM_DATA_PARAMETERS or value is None else MASK
-        for key, value in custom_data.items()
-    }
+    shown = _others_masked(custom_data, _CUSTOM_DATA_PARAMETERS)
     contents = shown.get("contents")
     if isinstance(contents, list):
         shown["contents"] = [
-            {
-                key: value if key in _CONTENT_PARAMETERS or value is None else MASK
-                for key, value in item.items()
-            }
-            if isinstance(item, dict)
-            else item
+            _others_masked(item, _CONTENT_PARAMETERS) if isinstance(item, dict) else item
             for item in contents
         ]
     return {**event, "custom_data": shown}
+
+
+def _others_masked(values: dict[str, Any], parameters: frozenset[str]) -> dict[str, Any]:
+    """The values of these parameters as they are, every other non-null one masked."""
+    return {
+        key: value if key in parameters or value is None else MASK for key, value in values.items()
+    }
 
 
 def mask_fields(event: dict[str, Any], paths: Iterable[Sequence[str]]) -> dict[str, Any]:

@@ -409,10 +409,10 @@ class EventRequest:
         # a custom service's message may quote what it was given: one that does is shown as
         # Graph's texts are, also cut and escaped (a whole body quoted is ~400,000 characters)
         text = str(error)
-        secrets = self._secrets()
-        if redact(text, secrets) == text:
+        clean = redact(text, self._secrets())
+        if clean == text:
             return error
-        clean = answer_text(text, secrets) or ""
+        clean = answer_text(clean, ()) or ""
         if isinstance(error, NetworkError):
             # made as unpickling makes it (CapiError.__reduce__), not by calling its class: a
             # service's own subclass may take other arguments; its attributes are kept
